@@ -1,0 +1,146 @@
+// kmem.h — the 4.4BSD kernel malloc (McKusick & Karels 1988, kern_malloc.c),
+// rebuilt over vmrt's VM.
+//
+// Power-of-two buckets from MINBUCKET (16 bytes) to MAXALLOCSAVE; a kmemusage
+// record per page of the kmem arena says which bucket the page serves (or how
+// many pages a large block spans), so free() takes no size.  Malloc types keep
+// statistics and limits (vmstat -m).  Beyond 4.4BSD: bounded per-thread caches
+// ("magazines") so two threads scale, drained back on thread exit.
+//
+// Memory comes from a kmem_page_source: whole pages inside one contiguous arena
+// [base, base + size).  In vmrt the source is the VM's kmem submap (wired,
+// always-mapped frames: seed 001, "physical memory is allocated and is not
+// paged"); unit tests may use kmem_host_page_source().
+//
+// Nothing here throws or calls the C library's malloc.  All calls are
+// thread-safe.  None may be called from a signal handler.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace vmrt::kmem {
+
+// ---- flags (4.4BSD sys/malloc.h) -------------------------------------------
+inline constexpr int M_WAITOK = 0x0000;  // sleep until memory is freed (never returns null
+                                         // unless the arena itself is exhausted for good)
+inline constexpr int M_NOWAIT = 0x0001;  // fail with null instead of sleeping
+inline constexpr int M_ZERO = 0x0100;    // zero the block
+
+// ---- malloc types -------------------------------------------------------------
+// Each allocation is charged to a type; vmstat -m reports per type.  The table of
+// names and default limits is data (kmem_types.cpp), checked with static_assert.
+enum malloc_type : std::uint16_t {
+  M_FREE = 0,   // should be on a free list
+  M_TEMP,       // misc temporary data buffers
+  M_DEVBUF,     // device driver memory
+  M_VMMAP,      // VM map structures
+  M_VMOBJ,      // VM object structures
+  M_LIBC,       // libc malloc family, served by the shim
+  M_CXX,        // C++ operator new, served by the shim
+  M_TEST,       // unit tests
+  M_LAST
+};
+
+// ---- status ------------------------------------------------------------------
+enum kmem_status : int {
+  KMEM_OK = 0,
+  KMEM_FOREIGN,      // pointer not inside the kmem arena (not ours)
+  KMEM_NOT_BLOCK,    // inside the arena but not the start of a live block (interior)
+  KMEM_DOUBLE_FREE,  // block is already free
+  KMEM_WRONG_TYPE,   // (diagnostics) freed with another type than it was allocated with
+  KMEM_CORRUPT,      // (diagnostics) write-after-free or overrun detected
+  KMEM_LIMIT,        // type over its ks_limit and M_NOWAIT
+  KMEM_NOMEM,        // arena exhausted
+};
+const char* kmem_status_name(kmem_status s);
+
+// ---- page source -----------------------------------------------------------------
+struct kmem_page_source {
+  std::uintptr_t base;  // arena start, page aligned
+  std::size_t size;     // arena length in bytes
+  // Allocate npages whole pages, aligned to align_pages pages (a power of two),
+  // mapped read/write and zero-filled.  Returns null when the arena is full.
+  // May sleep only when wait is true.
+  void* (*alloc_pages)(void* ctx, std::size_t npages, std::size_t align_pages, bool wait);
+  // Give back pages from alloc_pages (any sub-range of one allocation).
+  void (*free_pages)(void* ctx, void* addr, std::size_t npages);
+  void* ctx;
+};
+
+// A page source over a private host reservation (mmap), for tests and for
+// running kmem without the VM.  Reserves `size` bytes once.
+const kmem_page_source* kmem_host_page_source(std::size_t size);
+
+// ---- configuration -----------------------------------------------------------------
+struct kmem_config {
+  bool diagnostics = false;      // fill freed blocks, detect write-after-free / double free
+  bool thread_caches = true;     // per-thread magazines
+  std::size_t magazine_size = 0; // 0: the per-bucket default table
+};
+
+// Initialise once, before any other call.  Returns false if already initialised.
+bool kmem_init(const kmem_page_source* src, const kmem_config& cfg);
+bool kmem_initialized();
+
+// ---- the allocator ---------------------------------------------------------------------
+// malloc: size 0 returns a valid minimal block.  Returns null only for M_NOWAIT
+// failures, a size past the arena, or overflow; sets *status when non-null.
+void* malloc(std::size_t size, malloc_type type, int flags, kmem_status* status = nullptr);
+// A block aligned to `align` (a power of two, any size).  Same failure rules.
+void* malloc_aligned(std::size_t size, std::size_t align, malloc_type type, int flags,
+                     kmem_status* status = nullptr);
+// Size-free free.  Returns KMEM_OK, or why the pointer was refused (nothing is
+// changed when it is refused).  free(nullptr) is KMEM_OK.
+kmem_status free(void* addr, malloc_type type);
+// Bytes usable in the block at addr (its bucket size or page-rounded size);
+// 0 when addr is not the start of a live block.
+std::size_t usable_size(const void* addr);
+// True when addr lies inside the kmem arena.
+bool owns(const void* addr);
+// realloc: grows in place when the bucket already fits.  On failure returns null and
+// leaves the old block untouched.
+void* realloc(void* addr, std::size_t size, malloc_type type, int flags, kmem_status* status = nullptr);
+
+// Per-type limit (ks_limit) in bytes; 0 = unlimited.
+void set_limit(malloc_type type, std::size_t bytes);
+
+// Drain this thread's magazines back to the buckets (called on thread exit, at fork).
+void thread_cache_drain();
+// Give free whole pages of empty buckets and large blocks back to the page source.
+std::size_t trim();
+
+// fork support: take / release every kmem lock around a host fork().
+void fork_prepare();
+void fork_parent();
+void fork_child();
+
+// ---- statistics -------------------------------------------------------------------------
+struct type_stats {
+  std::uint64_t inuse;       // blocks in use
+  std::uint64_t calls;       // total requests
+  std::uint64_t memuse;      // bytes in use (bucket sizes)
+  std::uint64_t maxused;     // high water of memuse
+  std::uint64_t limit;       // ks_limit
+  std::uint64_t limblocks;   // times a request was blocked/failed by the limit
+  std::uint32_t size_mask;   // bit i set: bucket i used by this type
+};
+struct bucket_stats {
+  std::size_t size;          // element size
+  std::uint64_t calls;       // kb_calls
+  std::uint64_t total;       // kb_total: elements ever carved
+  std::uint64_t totalfree;   // kb_totalfree: elements on free lists (incl. magazines)
+  std::uint64_t elmpercl;    // elements per cluster
+  std::uint64_t highwat;     // kb_highwat
+  std::uint64_t couldfree;   // kb_couldfree
+};
+bool get_type_stats(malloc_type t, type_stats* out);
+std::size_t bucket_count();
+bool get_bucket_stats(std::size_t index, bucket_stats* out);
+const char* type_name(malloc_type t);
+
+// vmstat -m: the three tables of the 4.4BSD report (by bucket size, type by bucket
+// size, by type) written to fd with write(2) only (safe at exit, no malloc).
+void report_vmstat_m(int fd);
+
+}  // namespace vmrt::kmem

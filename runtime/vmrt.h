@@ -1,0 +1,96 @@
+/* vmrt.h — the public C API over vmrt's address spaces (vmspaces).
+ *
+ * A vmspace is a window of vmrt's reserved host region managed by the 4.4BSD VM:
+ * its memory is real memory at real addresses of this process, every fault in
+ * it is caught and resolved by vmrt, and the usual mmap family works on it.
+ * Calls follow the Linux system calls they are named after: they return 0 (or
+ * a pointer) on success, and -1 (or VMRT_MAP_FAILED) with errno set exactly as
+ * Linux would set it.  All calls are thread-safe.  Usable from C and C++.
+ */
+#ifndef VMRT_H
+#define VMRT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct vmrt_vmspace vmrt_vmspace;
+
+#define VMRT_MAP_FAILED ((void*)-1)
+
+/* minherit(2) values (FreeBSD's). */
+#define VMRT_INHERIT_SHARE 0
+#define VMRT_INHERIT_COPY 1
+#define VMRT_INHERIT_NONE 2
+#define VMRT_INHERIT_ZERO 3
+
+/* Boot the machine with the VMRT_* environment (optional: every call boots on
+ * first use).  Returns 0, or -1 with errno. */
+int vmrt_init(void);
+
+/* Which trap backend is active: "sigsegv" or "userfaultfd". */
+const char* vmrt_trap_backend(void);
+
+/* Create an empty address space of `size` bytes (rounded up to pages) inside the
+ * region.  NULL + ENOMEM when the region has no room. */
+vmrt_vmspace* vmrt_vmspace_create(size_t size);
+/* Destroy: unmap everything, drop object references.  The window is reusable. */
+void vmrt_vmspace_destroy(vmrt_vmspace* vs);
+/* The window [base, base + size) of the vmspace in this process. */
+void* vmrt_vmspace_base(const vmrt_vmspace* vs);
+size_t vmrt_vmspace_size(const vmrt_vmspace* vs);
+
+/* Fork: a new vmspace whose private memory is copy-on-write shared with the
+ * parent, following minherit.  The child lives in its own window: the byte at
+ * parent address p is at vmrt_translate(parent, child, p) in the child. */
+vmrt_vmspace* vmrt_vmspace_fork(vmrt_vmspace* parent);
+void* vmrt_translate(const vmrt_vmspace* from, const vmrt_vmspace* to, const void* addr);
+
+/* The mmap family, on a vmspace.  prot/flags/advice take the host's PROT_*, MAP_*,
+ * MADV_* values.  Supported: MAP_PRIVATE|MAP_SHARED with MAP_ANONYMOUS, MAP_FIXED,
+ * MAP_FIXED_NOREPLACE, MAP_NORESERVE, MAP_POPULATE, hinted addresses. */
+void* vmrt_mmap(vmrt_vmspace* vs, void* addr, size_t len, int prot, int flags, int fd, off_t off);
+int vmrt_munmap(vmrt_vmspace* vs, void* addr, size_t len);
+int vmrt_mprotect(vmrt_vmspace* vs, void* addr, size_t len, int prot);
+int vmrt_madvise(vmrt_vmspace* vs, void* addr, size_t len, int advice);
+int vmrt_mincore(vmrt_vmspace* vs, void* addr, size_t len, unsigned char* vec);
+int vmrt_minherit(vmrt_vmspace* vs, void* addr, size_t len, int inherit);
+int vmrt_mlock(vmrt_vmspace* vs, const void* addr, size_t len);
+int vmrt_munlock(vmrt_vmspace* vs, const void* addr, size_t len);
+
+/* A trap: an access to a vmspace that no map entry allows.  Delivered to the
+ * trap hook when one is set (in the faulting thread, in signal context: the hook
+ * may siglongjmp), else as SIGSEGV with si_code SEGV_MAPERR / SEGV_ACCERR to the
+ * program's own handler, else the default action (core dump). */
+typedef enum { VMRT_TRAP_NO_ENTRY = 1, VMRT_TRAP_PROTECTION = 2, VMRT_TRAP_RESOURCE = 3 } vmrt_trap_reason;
+typedef struct {
+  void* addr;              /* faulting address */
+  int access;              /* PROT_READ, PROT_WRITE or PROT_EXEC */
+  vmrt_trap_reason reason; /* why it was refused */
+  vmrt_vmspace* vmspace;   /* the vmspace whose window holds addr */
+} vmrt_trap;
+typedef void (*vmrt_trap_hook)(const vmrt_trap* trap, void* arg);
+/* Set (or clear with NULL) the process-wide trap hook; returns the previous one. */
+vmrt_trap_hook vmrt_set_trap_hook(vmrt_trap_hook hook, void* arg);
+
+/* Reports, written with write(2) to fd. */
+void vmrt_report_procstat(const vmrt_vmspace* vs, int fd); /* procstat -v */
+void vmrt_report_vmstat(int fd);                            /* vmstat -s  */
+void vmrt_report_malloc(int fd);                            /* vmstat -m  */
+
+/* Counters, by name as printed by vmstat -s ("zero-fill faults" ...); -1 if unknown. */
+long long vmrt_counter(const char* name);
+
+/* Run the map/object consistency checker on a vmspace.  0 when consistent; else
+ * -1 with a description of the first violation written to fd. */
+int vmrt_check(const vmrt_vmspace* vs, int fd);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VMRT_H */

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Install the Debian packages vmrt needs that are missing on this machine.
+# Build: compiler, cmake, doctest, libffi, xxhash.  Baselines: jemalloc, mimalloc,
+# tcmalloc.  Scenario tests: real programs from Debian run under vmrun.
+set -euo pipefail
+PACKAGES=(
+  build-essential cmake pkg-config
+  doctest-dev libffi-dev libxxhash-dev
+  libjemalloc-dev libjemalloc2 libmimalloc-dev libmimalloc2.0 libgoogle-perftools-dev
+  python3 sqlite3 git make gcc pigz zstd xz-utils bzip2 gawk
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,79 @@
+// pmap.h — the machine-dependent interface the machine-independent VM needs.
+//
+// As in 4.4BSD/FreeBSD, vm/ never touches hardware state itself: it asks the
+// pmap to enter, remove and protect translations.  In vmrt "hardware" is the
+// host: a translation is a host mapping of a physmem frame into the guest region
+// (runtime/pmap_linux.cpp).  The operations are a table so unit tests can run the
+// VM over a recording pmap and so a second machine-dependent layer can be added.
+//
+// Locking: the VM calls every operation with the VM lock held (vm/vm_lock.h);
+// the pmap serialises its own metadata (pv lists, range records) internally.
+// No operation allocates with malloc or may be interrupted by a fault on the
+// guest region: they run inside fault handlers.
+#pragma once
+
+#include "vm/vm_types.h"
+
+namespace vmrt {
+
+struct vm_page;
+struct pmap;
+
+struct pmap_ops {
+  // enter: map `npages` pages at va .. va + npages*PAGE_SIZE (pages[i] at va + i*PAGE_SIZE)
+  // with `prot`, replacing whatever was mapped there.
+  //  => pages are owned by objects, filled, and not busy; the caller has made them visible
+  //     only after filling them (a frame is never visible before it is filled).
+  //  => returns KERN_RESOURCE_SHORTAGE when the host refuses (e.g. out of host VMAs).
+  kern_return_t (*enter)(pmap* pm, vaddr_t va, vm_page* const* pages, vsize_t npages, vm_prot_t prot);
+  // remove: drop every resident mapping in [sva, eva).  Afterwards an access there traps
+  // into vmrt according to the range's reservation (see reserve).
+  void (*remove)(pmap* pm, vaddr_t sva, vaddr_t eva);
+  // protect: lower the protection of resident mappings in [sva, eva) to `prot` (never raises;
+  // VM_PROT_NONE is remove).
+  void (*protect)(pmap* pm, vaddr_t sva, vaddr_t eva, vm_prot_t prot);
+  // reserve: the accesses that map entries allow in [sva, eva) (VM_PROT_NONE for holes).
+  // The trap backend uses it to make non-resident pages reachable by the accesses the entry
+  // allows (userfaultfd: kernel-mode accesses too) and to refuse the others.
+  void (*reserve)(pmap* pm, vaddr_t sva, vaddr_t eva, vm_prot_t prot);
+  // page_protect: every mapping of page m in every pmap: VM_PROT_NONE removes them,
+  // VM_PROT_READ makes them read-only (copy-on-write, pageout).
+  void (*page_protect)(vm_page* m, vm_prot_t prot);
+  // Reference / modify emulation (pageout): modified since last clear? referenced since
+  // last call (clears the reference)?
+  bool (*is_modified)(vm_page* m);
+  void (*clear_modify)(vm_page* m);
+  bool (*ts_referenced)(vm_page* m);
+  // The direct map: where the VM reads and writes a frame's contents (never through
+  // guest addresses).
+  void* (*page_address)(const vm_page* m);
+  // Zero `n` physically contiguous frames starting at m (memset through the direct map,
+  // or give the host pages back; either way they read as zeros afterwards).
+  void (*zero_pages)(vm_page* m, vsize_t n);
+  // Give the host memory behind n contiguous free frames back (they will read as zeros).
+  void (*release_pages)(vm_page* m, vsize_t n);
+};
+
+// One physical map: the translations of one vmspace, covering [min, max).
+// md is the machine-dependent layer's private state.
+struct pmap {
+  const pmap_ops* ops;
+  vaddr_t min;
+  vaddr_t max;
+  void* md;
+};
+
+// Convenience wrappers (FreeBSD names).
+inline kern_return_t pmap_enter(pmap* pm, vaddr_t va, vm_page* const* pages, vsize_t n, vm_prot_t prot) {
+  return pm->ops->enter(pm, va, pages, n, prot);
+}
+inline void pmap_remove(pmap* pm, vaddr_t sva, vaddr_t eva) { pm->ops->remove(pm, sva, eva); }
+inline void pmap_protect(pmap* pm, vaddr_t sva, vaddr_t eva, vm_prot_t prot) { pm->ops->protect(pm, sva, eva, prot); }
+inline void pmap_reserve(pmap* pm, vaddr_t sva, vaddr_t eva, vm_prot_t prot) { pm->ops->reserve(pm, sva, eva, prot); }
+
+// The pmap operations for pages not tied to a given pmap (page_protect, page_address,
+// zero_pages, ...) go through the machine's default ops, set once at boot.
+void pmap_set_machine_ops(const pmap_ops* ops);
+const pmap_ops* pmap_machine_ops();
+
+}  // namespace vmrt

@@ -1,0 +1,28 @@
+// vm_fault.h — resolving a page fault (FreeBSD vm_fault.c).
+#pragma once
+
+#include "vm/vm_types.h"
+
+namespace vmrt {
+
+struct vmspace;
+
+// What vm_fault did, for the trap backend and the counters.
+struct vm_fault_result {
+  vaddr_t first;    // first page made resident / mapped
+  vsize_t npages;   // pages mapped by this fault (fault-around included)
+};
+
+// Resolve a fault on va in vs for an access of `type`.
+//  => called by the trap backends (SIGSEGV handler in the faulting thread, or the
+//     userfaultfd thread) with no VM lock held; takes the VM lock.
+//  => walks the map entry and the shadow chain: zero-fill, copy-on-write copy-up (or
+//     move-up when the backing object has one reference), needs-copy turned into a shadow,
+//     protection checked against the entry, fault-around per the entry's advice.
+//  => KERN_SUCCESS: the access can be retried.  KERN_INVALID_ADDRESS: no entry (SEGV_MAPERR).
+//     KERN_PROTECTION_FAILURE: entry forbids the access (SEGV_ACCERR).
+//     KERN_RESOURCE_SHORTAGE / KERN_MEMORY_ERROR: could not be resolved (SIGBUS).
+//  => async-signal-safe: no malloc, no stdio.
+kern_return_t vm_fault(vmspace* vs, vaddr_t va, vm_fault_type type, vm_fault_result* res = nullptr);
+
+}  // namespace vmrt

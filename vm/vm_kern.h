@@ -1,0 +1,29 @@
+// vm_kern.h — the kernel's own address space and its kmem submap (4.4BSD vm_kern.c).
+//
+// The kernel vmspace covers a window of the region; kmem_map is a submap of it
+// that kmem (the 4.4BSD malloc) draws whole pages from.  kmem pages are wired:
+// allocated, zeroed and mapped when handed out, never paged (seed 001), so the
+// program and the host kernel can use them without ever faulting into vmrt.
+#pragma once
+
+#include "vm/vm_types.h"
+
+namespace vmrt {
+
+struct vmspace;
+
+// Create kmem_map, a submap of `size` bytes inside the kernel vmspace.
+//  => once, at boot, before any kmem_alloc_wired; returns its range in *base.
+kern_return_t kmem_submap_init(vmspace* kernel_vs, vsize_t size, vaddr_t* base);
+
+// Allocate `size` bytes (page multiple) of wired, zeroed, mapped memory in kmem_map,
+// aligned to `align` bytes (power of two, >= PAGE_SIZE).
+//  => takes the VM lock; no malloc.  Physically contiguous frames when possible, so the
+//     host mapping is one VMA.
+//  => KERN_NO_SPACE when kmem_map is full, KERN_RESOURCE_SHORTAGE when out of frames.
+kern_return_t kmem_alloc_wired(vsize_t size, vsize_t align, vaddr_t* out);
+// Free [addr, addr + size): unmap, unwire, release the frames to the host.
+//  => the range was returned by kmem_alloc_wired (any page-aligned sub-range of one).
+void kmem_free_wired(vaddr_t addr, vsize_t size);
+
+}  // namespace vmrt

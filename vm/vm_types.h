@@ -1,0 +1,106 @@
+// vm_types.h — the vocabulary of the machine-independent VM.
+//
+// Everything here is plain data: address and index types, page arithmetic, the
+// status enum every VM call returns (Mach's kern_return_t), protections,
+// inheritance and advice.  Errors are values: nothing in vm/, kmem/, runtime/ or
+// libc_shim/ throws; a kern_return_t is turned into an errno exactly once, at the
+// API edge (runtime/vmrt_api.cpp, vmrt_errno()).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace vmrt {
+
+using vaddr_t = std::uintptr_t;     // an address in the reserved guest region
+using vsize_t = std::size_t;        // a length in bytes
+using vm_pindex_t = std::uint64_t;  // a page index inside a vm_object
+using vm_ooffset_t = std::uint64_t; // a byte offset inside a vm_object
+using frame_t = std::uint32_t;      // a physical frame number inside physmem
+
+inline constexpr unsigned PAGE_SHIFT = 12;
+inline constexpr vsize_t PAGE_SIZE = vsize_t{1} << PAGE_SHIFT;
+inline constexpr vsize_t PAGE_MASK = PAGE_SIZE - 1;
+
+constexpr vaddr_t trunc_page(vaddr_t a) { return a & ~static_cast<vaddr_t>(PAGE_MASK); }
+constexpr vaddr_t round_page(vaddr_t a) { return (a + PAGE_MASK) & ~static_cast<vaddr_t>(PAGE_MASK); }
+constexpr vm_pindex_t atop(vaddr_t a) { return a >> PAGE_SHIFT; }
+constexpr vaddr_t ptoa(vm_pindex_t p) { return static_cast<vaddr_t>(p) << PAGE_SHIFT; }
+constexpr bool page_aligned(vaddr_t a) { return (a & PAGE_MASK) == 0; }
+
+static_assert(PAGE_SIZE == 4096, "vmrt assumes the x86-64 base page size");
+static_assert(trunc_page(4097) == 4096 && round_page(4097) == 8192 && atop(8192) == 2);
+
+// Status of every VM operation (Mach's KERN_* codes, plus the few vmrt needs).
+enum kern_return_t : int {
+  KERN_SUCCESS = 0,
+  KERN_INVALID_ADDRESS,     // no map entry covers the address / range outside the map
+  KERN_PROTECTION_FAILURE,  // entry exists, access not allowed by its protection
+  KERN_NO_SPACE,            // no free range of the requested size in the map
+  KERN_INVALID_ARGUMENT,    // unaligned address, zero length, bad flag combination
+  KERN_RESOURCE_SHORTAGE,   // out of frames, zone items, host VMAs, or a limit hit
+  KERN_NO_ACCESS,           // request exceeds max_protection
+  KERN_MEMORY_ERROR,        // pager I/O failed, checksum mismatch
+  KERN_ALREADY_EXISTS,      // MAP_FIXED_NOREPLACE over an existing mapping
+  KERN_NOT_SUPPORTED,       // valid request that this build cannot serve
+  KERN_FAILURE,             // anything else; always with a message in the trace
+};
+
+// Name of a status, for messages ("KERN_PROTECTION_FAILURE").
+const char* kern_return_name(kern_return_t kr);
+
+// Protections use the host's PROT_* bit values so the pmap can pass them through.
+using vm_prot_t = std::uint8_t;
+inline constexpr vm_prot_t VM_PROT_NONE = 0;
+inline constexpr vm_prot_t VM_PROT_READ = 1;
+inline constexpr vm_prot_t VM_PROT_WRITE = 2;
+inline constexpr vm_prot_t VM_PROT_EXECUTE = 4;
+inline constexpr vm_prot_t VM_PROT_DEFAULT = VM_PROT_READ | VM_PROT_WRITE;
+inline constexpr vm_prot_t VM_PROT_ALL = VM_PROT_READ | VM_PROT_WRITE | VM_PROT_EXECUTE;
+
+// What a child vmspace receives for an entry at vmspace_fork (minherit(2)).
+enum vm_inherit_t : std::uint8_t {
+  VM_INHERIT_SHARE = 0,  // child shares the object; writes visible to both
+  VM_INHERIT_COPY = 1,   // copy-on-write copy (the default for private memory)
+  VM_INHERIT_NONE = 2,   // child has a hole there
+  VM_INHERIT_ZERO = 3,   // child gets fresh zero-fill memory (FreeBSD INHERIT_ZERO)
+};
+
+// madvise(2) advice kept on an entry, and its fault-around window.
+enum vm_advice_t : std::uint8_t {
+  VM_ADVICE_NORMAL = 0,
+  VM_ADVICE_RANDOM = 1,
+  VM_ADVICE_SEQUENTIAL = 2,
+  VM_ADVICE_WILLNEED = 3,  // an action, not kept: prefault now
+  VM_ADVICE_DONTNEED = 4,  // an action: drop pages, next touch reads zeros/backing
+  VM_ADVICE_FREE = 5,      // an action: pages may be reclaimed lazily
+  VM_ADVICE_COUNT
+};
+
+// Fault-around window per advice, in pages: how many pages behind and ahead of a
+// faulting address one fault may make resident (FreeBSD's vm_fault read-ahead).
+struct fault_window {
+  std::uint16_t behind;
+  std::uint16_t ahead;
+};
+inline constexpr fault_window kFaultWindow[VM_ADVICE_COUNT] = {
+    /* NORMAL     */ {15, 48},
+    /* RANDOM     */ {0, 0},
+    /* SEQUENTIAL */ {0, 255},
+    /* WILLNEED   */ {15, 48},
+    /* DONTNEED   */ {0, 0},
+    /* FREE       */ {0, 0},
+};
+static_assert(kFaultWindow[VM_ADVICE_RANDOM].behind == 0 && kFaultWindow[VM_ADVICE_RANDOM].ahead == 0,
+              "random advice must never fault around");
+static_assert(kFaultWindow[VM_ADVICE_SEQUENTIAL].ahead >= kFaultWindow[VM_ADVICE_NORMAL].ahead,
+              "sequential advice reads further ahead than normal");
+
+// The access that caused a fault.
+enum vm_fault_type : std::uint8_t {
+  VM_FAULT_READ = VM_PROT_READ,
+  VM_FAULT_WRITE = VM_PROT_WRITE,
+  VM_FAULT_EXECUTE = VM_PROT_EXECUTE,
+};
+
+}  // namespace vmrt
