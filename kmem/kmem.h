@@ -52,6 +52,7 @@ enum kmem_status : int {
   KMEM_CORRUPT,      // (diagnostics) write-after-free or overrun detected
   KMEM_LIMIT,        // type over its ks_limit and M_NOWAIT
   KMEM_NOMEM,        // arena exhausted
+  KMEM_INVALID,      // bad argument: alignment not a power of two, type out of range
 };
 const char* kmem_status_name(kmem_status s);
 
@@ -77,6 +78,10 @@ struct kmem_config {
   bool diagnostics = false;      // fill freed blocks, detect write-after-free / double free
   bool thread_caches = true;     // per-thread magazines
   std::size_t magazine_size = 0; // 0: the per-bucket default table
+  // All-free clusters beyond a bucket's high-water mark go back to the page source
+  // once they have stayed free this long (0: at once, as 4.4BSD did).  Keeps
+  // phase-shaped workloads from re-faulting the same pages; trim() ignores it.
+  unsigned decay_ms = 1000;
 };
 
 // Initialise once, before any other call.  Returns false if already initialised.
@@ -123,12 +128,13 @@ struct type_stats {
   std::uint64_t maxused;     // high water of memuse
   std::uint64_t limit;       // ks_limit
   std::uint64_t limblocks;   // times a request was blocked/failed by the limit
-  std::uint32_t size_mask;   // bit i set: bucket i used by this type
+  std::uint32_t size_mask;   // bit i set: bucket i used by this type (bit 31: blocks >= 2^31)
+  std::uint64_t mapblocks;   // times a request failed because the arena was exhausted
 };
 struct bucket_stats {
   std::size_t size;          // element size
   std::uint64_t calls;       // kb_calls
-  std::uint64_t total;       // kb_total: elements ever carved
+  std::uint64_t total;       // kb_total: elements in live clusters (carved, not yet given back)
   std::uint64_t totalfree;   // kb_totalfree: elements on free lists (incl. magazines)
   std::uint64_t elmpercl;    // elements per cluster
   std::uint64_t highwat;     // kb_highwat
@@ -138,6 +144,58 @@ bool get_type_stats(malloc_type t, type_stats* out);
 std::size_t bucket_count();
 bool get_bucket_stats(std::size_t index, bucket_stats* out);
 const char* type_name(malloc_type t);
+
+// Allocator-wide counters (beyond 4.4BSD).
+struct kmem_counters {
+  std::uint64_t pages_from_source;     // pages currently taken from the page source
+  std::uint64_t page_cache_pages;      // free pages kmem keeps mapped for bucket refills
+                                       // (single pages + never-used multi-page runs)
+  std::uint64_t large_blocks;          // live blocks > MAXALLOCSAVE (or over-page aligned)
+  std::uint64_t large_pages;           // their pages
+  std::uint64_t live_thread_caches;
+  std::uint64_t exited_thread_caches;  // drained by thread exit (or by fork_child)
+  std::uint64_t magazines;             // magazines ever made
+  std::uint64_t depot_exchanges;       // magazine swaps with the depot
+  std::uint64_t corrupt_detected;      // write-after-free found on reuse (diagnostics)
+  std::uint64_t bad_frees;             // frees/reallocs refused (foreign, interior, double, type)
+  std::uint64_t trims;
+};
+bool get_kmem_counters(kmem_counters* out);
+
+// ---- diagnostics and misuse reports ---------------------------------------------------------
+// A message for a refused pointer, naming the block address, its type (known with
+// diagnostics) and bucket size, e.g.
+//   "kmem: double free of 0x7f0012340040 (64-byte bucket, type libc)".
+// `given` is the type the caller passed (for KMEM_WRONG_TYPE), M_LAST if none.
+// Writes at most len bytes including the NUL; returns the message length.
+// No malloc: usable from the shim's free() to print glibc-like messages.
+std::size_t describe(const void* addr, kmem_status status, char* buf, std::size_t len,
+                     malloc_type given = M_LAST);
+
+// What kmem knows about the block containing addr (for messages and tests).
+struct block_info {
+  std::uintptr_t start;     // start of the block containing addr (0: none)
+  std::size_t size;         // its bucket size or page-rounded size
+  bool large;               // a page-granular block above MAXALLOCSAVE
+  bool allocated;           // live (false: free, or unknown page)
+  malloc_type type;         // allocating type (diagnostics only, else M_LAST)
+};
+bool get_block_info(const void* addr, block_info* out);
+
+// Misuse kmem finds on its own (a block written after free, found when it is
+// reused; a corrupted free list) cannot be returned to a caller: it is reported
+// through this hook (default: the message on fd 2).  The corrupt block is taken
+// out of circulation.  Returns the previous hook; null restores the default.
+struct kmem_report {
+  kmem_status status;
+  const void* addr;          // block start
+  std::size_t bucket_size;
+  malloc_type type;          // last owner's type (diagnostics), else M_LAST
+  std::size_t offset;        // first modified byte within the block
+  const char* message;       // NUL-terminated, valid during the call
+};
+using report_hook = void (*)(const kmem_report& r);
+report_hook set_report_hook(report_hook hook);
 
 // vmstat -m: the three tables of the 4.4BSD report (by bucket size, type by bucket
 // size, by type) written to fd with write(2) only (safe at exit, no malloc).

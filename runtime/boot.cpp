@@ -1,19 +1,41 @@
-// boot.cpp — configuration from the environment and machine bring-up.
-// STAGE 0: kmem runs over a host page source until the VM's kmem submap is wired in.
+// boot.cpp — configuration from the environment and machine bring-up:
+// region, physmem + page array, the Linux pmap, the trap backend, the kernel vmspace
+// over its window, kmem_map, and kmem over it.  If the VM cannot be brought up,
+// stage 0 (kmem over a host page source, no vmspaces) is the fallback, with a message.
 #include "runtime/boot.h"
 
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "kmem/kmem.h"
+#include "runtime/kmem_vm_source.h"
+#include "runtime/physmem.h"
+#include "runtime/pmap_linux.h"
+#include "runtime/region.h"
+#include "runtime/rt_base.h"
+#include "runtime/rt_maps.h"
+#include "runtime/rt_stats.h"
+#include "runtime/runtime_internal.h"
+#include "runtime/trap.h"
+#include "vm/pmap.h"
+#include "vm/vm_kern.h"
+#include "vm/vm_lock.h"
+#include "vm/vm_stats.h"
+#include "vm/vmspace.h"
 
 namespace vmrt {
 namespace {
 
 runtime_config g_config;
 std::atomic<int> g_boot_state{0};  // 0 = down, 1 = booting, 2 = up
+bool g_vm_up;                      // false: stage 0 fallback (no vmspaces)
+rt::window* g_kernel_window;
+vaddr_t g_kmem_base;
+int g_fork_pipe[2] = {-1, -1};     // child -> parent: "physmem replaced"
 
 void say(const char* a, const char* b = "", const char* c = "") {
   (void)!write(2, a, std::strlen(a));
@@ -99,6 +121,54 @@ runtime_config runtime_config_from_env() {
   return c;
 }
 
+
+namespace {
+
+// Bring up the VM machine.  False (with a message) at the first failure.
+bool boot_vm(const runtime_config& cfg) {
+  if (!rt::region_reserve(cfg.region_size)) return false;
+  if (!rt::pmap_linux_init()) return false;
+  if (!rt::physmem_init(cfg.physmem_size)) return false;
+  pmap_set_machine_ops(&rt::g_pmap_linux_ops);
+  if (!rt::trap_init(cfg.trap, cfg.stats ? cfg.stats_fd : -1)) return false;
+  // The kernel window holds kmem_map; the rest of the region is for other vmspaces.
+  std::size_t kmem = cfg.kmem_size;
+  std::size_t max_kmem = rt::region_size() / 2;
+  if (kmem > max_kmem) {
+    rt::say("vmrt: VMRT_KMEM_SIZE larger than half the region; clamped\n");
+    kmem = max_kmem;
+  }
+  kmem = (kmem + rt::kGranule - 1) & ~(rt::kGranule - 1);
+  rt::window* w = rt::window_alloc(kmem + rt::kGranule, rt::WK_KERNEL);
+  if (w == nullptr) {
+    rt::say("vmrt: no room in the region for the kernel window\n");
+    return false;
+  }
+  w->pm.ops = &rt::g_pmap_linux_ops;
+  vmspace* kvs = nullptr;
+  kern_return_t kr = vmspace_create(w->base, w->base + w->size, &w->pm, &kvs);
+  if (kr != KERN_SUCCESS) {
+    rt::say("vmrt: cannot create the kernel vmspace: ", kern_return_name(kr), "\n");
+    return false;
+  }
+  w->vs.store(kvs, std::memory_order_release);
+  g_kernel_window = w;
+  kr = kmem_submap_init(kvs, kmem, &g_kmem_base);
+  if (kr != KERN_SUCCESS) {
+    rt::say("vmrt: kmem_submap_init failed: ", kern_return_name(kr), "\n");
+    return false;
+  }
+  kmem::kmem_config kc;
+  kc.diagnostics = cfg.kmem_diagnostics;
+  if (!kmem::kmem_init(rt::kmem_vm_source(g_kmem_base, kmem), kc)) {
+    rt::say("vmrt: kmem_init over kmem_map failed\n");
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 bool runtime_boot_with(const runtime_config& cfg) {
   int expected = 0;
   if (!g_boot_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
@@ -107,11 +177,18 @@ bool runtime_boot_with(const runtime_config& cfg) {
     return false;
   }
   g_config = cfg;
-  kmem::kmem_config kc;
-  kc.diagnostics = cfg.kmem_diagnostics;
-  const kmem::kmem_page_source* src = kmem::kmem_host_page_source(cfg.kmem_size);
-  bool ok = src != nullptr && kmem::kmem_init(src, kc);
+  g_vm_up = boot_vm(cfg);
+  bool ok = g_vm_up;
+  if (!ok && !kmem::kmem_initialized()) {
+    rt::say("vmrt: VM boot failed: falling back to stage 0 (kmem over host pages; no vmspaces)\n");
+    kmem::kmem_config kc;
+    kc.diagnostics = cfg.kmem_diagnostics;
+    const kmem::kmem_page_source* src = kmem::kmem_host_page_source(cfg.kmem_size);
+    ok = src != nullptr && kmem::kmem_init(src, kc);
+  }
   g_boot_state.store(ok ? 2 : 0, std::memory_order_release);
+  // The userfaultfd thread last: pthread_create may call malloc, which works now.
+  if (g_vm_up) rt::trap_start_thread();
   return ok;
 }
 
@@ -124,10 +201,81 @@ bool runtime_boot() {
 bool runtime_booted() { return g_boot_state.load(std::memory_order_acquire) == 2; }
 const runtime_config& runtime_current_config() { return g_config; }
 
-void runtime_fork_prepare() { kmem::fork_prepare(); }
-void runtime_fork_parent() { kmem::fork_parent(); }
-void runtime_fork_child() { kmem::fork_child(); }
+bool runtime_vm_up() { return g_vm_up; }
+vmspace* runtime_kernel_vmspace() {
+  return g_kernel_window != nullptr ? g_kernel_window->vs.load(std::memory_order_acquire) : nullptr;
+}
 
-void runtime_report(int fd) { kmem::report_vmstat_m(fd); }
+// Lock order: kmem -> VM -> pmap.  The parent waits, after fork, until the child has
+// its own physmem: until then both map the same memfd, and a parent write would show
+// through in the child.
+void runtime_fork_prepare() {
+  kmem::fork_prepare();
+  if (!g_vm_up) return;
+  vm_lock_acquire();
+  rt::pmap_linux_fork_prepare();
+  if (::pipe2(g_fork_pipe, O_CLOEXEC) != 0) g_fork_pipe[0] = g_fork_pipe[1] = -1;
+}
+
+void runtime_fork_parent() {
+  if (g_vm_up) {
+    if (g_fork_pipe[1] >= 0) {
+      ::close(g_fork_pipe[1]);  // EOF at once if fork failed (no child holds the write end)
+      char c;
+      while (::read(g_fork_pipe[0], &c, 1) < 0 && errno == EINTR) {
+      }
+      ::close(g_fork_pipe[0]);
+      g_fork_pipe[0] = g_fork_pipe[1] = -1;
+    }
+    rt::pmap_linux_fork_parent();
+    vm_lock_release();
+  }
+  kmem::fork_parent();
+}
+
+void runtime_fork_child() {
+  if (g_vm_up) {
+    bool ok = rt::physmem_fork_child();
+    if (g_fork_pipe[1] >= 0) {
+      char c = ok ? 1 : 0;
+      (void)!::write(g_fork_pipe[1], &c, 1);
+      ::close(g_fork_pipe[1]);
+      ::close(g_fork_pipe[0]);
+      g_fork_pipe[0] = g_fork_pipe[1] = -1;
+    }
+    rt::pmap_linux_fork_child();
+    vm_lock_fork_child_reset();
+  }
+  kmem::fork_child();
+  if (g_vm_up) rt::trap_fork_child();
+}
+
+void runtime_report_host(int fd) {
+  char b[256];
+  rt::out_buf o(b, sizeof b);
+  rt::vma_count c = rt::maps_count(rt::region_base(), rt::region_base() + rt::region_size());
+  o.dec(c.in_range, 12).str(" host VMAs in region (/proc/self/maps)\n");
+  o.dec(c.total, 12).str(" host VMAs in process (/proc/self/maps)\n");
+  o.dec(rt::physmem_host_bytes() >> 10, 12).str(" KiB of host memory in physmem\n");
+  o.str("             trap backend: ").str(rt::trap_backend_name()).ch('\n');
+  o.flush(fd);
+}
+
+void runtime_report(int fd) {
+  char b[128];
+  rt::out_buf o(b, sizeof b);
+  if (g_vm_up) {
+    o.str("--- vmstat -s ---\n").flush(fd);
+    vm_stats_report(fd);
+    rt::rt_report_counters(fd);
+    runtime_report_host(fd);
+  }
+  o.str("--- vmstat -m ---\n").flush(fd);
+  kmem::report_vmstat_m(fd);
+  if (g_vm_up) {
+    o.str("--- procstat -v (kernel map) ---\n").flush(fd);
+    vmspace_report_procstat(runtime_kernel_vmspace(), fd);
+  }
+}
 
 }  // namespace vmrt

@@ -89,6 +89,25 @@ long long vmrt_counter(const char* name);
  * -1 with a description of the first violation written to fd. */
 int vmrt_check(const vmrt_vmspace* vs, int fd);
 
+/* ---- extensions ---------------------------------------------------------- */
+
+struct sigaction;
+/* sigaction(2) for a program that handles SIGSEGV/SIGBUS itself while vmrt is up:
+ * vmrt's handler stays installed and passes the program's handler every fault that
+ * is not vmrt's (outside the region), and every trap the trap hook did not take
+ * (si_code SEGV_MAPERR / SEGV_ACCERR).  Other signals: plain sigaction(2). */
+int vmrt_sigaction(int sig, const struct sigaction* act, struct sigaction* old);
+
+/* Give the calling thread an alternate signal stack for vmrt's trap handler (threads
+ * that do not call it get one lazily at their first fault in a vmspace). */
+void vmrt_thread_attach(void);
+
+/* Pages of [addr, addr+len) currently mapped on the host (resident and entered). */
+size_t vmrt_resident(const vmrt_vmspace* vs, const void* addr, size_t len);
+
+/* Host VMAs: in vmrt's region and in the whole process (exact, from /proc/self/maps). */
+void vmrt_host_vmas(size_t* in_region, size_t* total);
+
 #ifdef __cplusplus
 }
 #endif

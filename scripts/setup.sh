@@ -8,6 +8,7 @@ PACKAGES=(
   doctest-dev libffi-dev libxxhash-dev
   libjemalloc-dev libjemalloc2 libmimalloc-dev libmimalloc2.0 libgoogle-perftools-dev
   python3 sqlite3 git make gcc pigz zstd xz-utils bzip2 gawk
+  bash perl coreutils findutils sed tar gzip libc6-dev
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -25,4 +25,27 @@ struct vm_fault_result {
 //  => async-signal-safe: no malloc, no stdio.
 kern_return_t vm_fault(vmspace* vs, vaddr_t va, vm_fault_type type, vm_fault_result* res = nullptr);
 
+// ---- for vm/ itself (mmap family, kmem) ----------------------------------------------
+struct vm_map;
+
+enum vm_fault_flags : unsigned {
+  VM_FAULT_NORMAL = 0,
+  VM_FAULT_WIRE = 0x1,      // wire the page that was faulted (mlock)
+  VM_FAULT_POPULATE = 0x2,  // fault around forward up to `populate_end` instead of the advice window
+};
+
+// vm_fault with the VM lock already held, on a given map (submaps followed one level).
+//  => VM lock held; returns as vm_fault.  With POPULATE, pages [va, populate_end) within
+//     the entry that are not resident are made resident (as far as one window allows).
+kern_return_t vm_fault_locked(vm_map* map, vaddr_t va, vm_fault_type type, unsigned flags, vaddr_t populate_end,
+                              vm_fault_result* res);
+
+// Largest run one fault makes resident (fault-around and populate).
+inline constexpr unsigned kFaultMaxRun = 512;
+
+// Stack growth: a fault at most this far below a GROWS_DOWN entry extends it
+// (keeping at least kStackGuardPages free above the entry below).
+inline constexpr vsize_t kStackGrowMax = vsize_t{8} << 20;
+inline constexpr unsigned kStackGuardPages = 1;
+
 }  // namespace vmrt

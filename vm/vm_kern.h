@@ -26,4 +26,11 @@ kern_return_t kmem_alloc_wired(vsize_t size, vsize_t align, vaddr_t* out);
 //  => the range was returned by kmem_alloc_wired (any page-aligned sub-range of one).
 void kmem_free_wired(vaddr_t addr, vsize_t size);
 
+// The object behind every kmem page (it holds one reference of its own) and the submap;
+// for checkers and reports.  Null before kmem_submap_init.
+struct vm_object;
+struct vm_map;
+vm_object* kmem_object();
+vm_map* kmem_map();
+
 }  // namespace vmrt

@@ -62,3 +62,63 @@ inline vm_page* vm_page_from_frame(frame_t f) { return &vm_page_array[f]; }
 kern_return_t vm_page_startup(frame_t nframes);
 
 }  // namespace vmrt
+
+// ---- page allocation and object membership (vm_page.cpp) ---------------------------
+// Everything below => the VM lock is held.
+
+namespace vmrt {
+
+struct vm_object;
+
+enum vm_alloc_flags : unsigned {
+  VM_ALLOC_NORMAL = 0,
+  VM_ALLOC_ZERO = 0x1,      // contents must read as zeros (zeroed unless PG_ZERO); PG_ZERO cleared
+  VM_ALLOC_WIRED = 0x2,     // wire_count = 1, on no queue
+  VM_ALLOC_NORESERV = 0x4,  // do not use or create a reservation
+};
+
+// Allocate pages for obj at pindex .. pindex+n-1 (none of them resident in obj), inserted
+// into obj and put on the active queue (or wired).  Frames come from obj's reservation
+// (anonymous objects covering aligned 2 MiB windows) or from contiguous buddy blocks, so
+// they are contiguous whenever memory allows.  Breaks reservations when memory is short.
+//  => returns how many pages were allocated, in order from pindex (n, or fewer when out of
+//     frames / radix nodes); out[0..ret) get the pages.
+vsize_t vm_page_alloc_run(vm_object* obj, vm_pindex_t pindex, vsize_t n, unsigned flags, vm_page** out);
+// One page; null when out of memory.
+vm_page* vm_page_alloc(vm_object* obj, vm_pindex_t pindex, unsigned flags);
+// n physically contiguous frames owned by no object (kmem); null when no contiguous run.
+// Pages are marked allocated (queue PQ_NONE); flags as above (ZERO, WIRED).
+vm_page* vm_page_alloc_contig(vsize_t n, unsigned flags);
+
+// Free a page: removed from its object and queue, its frame given back (released to the
+// host in batches of contiguous runs, so it reads as zeros again).
+//  => not mapped anywhere (the caller removed its mappings); wire_count is reset.
+void vm_page_free(vm_page* m);
+// Give back frames whose release was batched (vm_page_free defers).  Called at the start
+// of every allocation and after bulk frees.
+void vm_page_free_flush();
+
+// Object membership.
+kern_return_t vm_page_insert(vm_page* m, vm_object* obj, vm_pindex_t pindex);
+void vm_page_remove(vm_page* m);
+// Move m to (obj, pindex) (collapse / COW move-up).  => nothing resident there.
+kern_return_t vm_page_rename(vm_page* m, vm_object* obj, vm_pindex_t pindex);
+// Look up the page at pindex in obj.
+vm_page* vm_page_lookup(const vm_object* obj, vm_pindex_t pindex);
+
+// Wiring: wired pages leave the paging queues.
+void vm_page_wire(vm_page* m);
+void vm_page_unwire(vm_page* m);
+
+// Queues (CLOCK act_count ready for the pageout daemon).
+inline constexpr std::uint8_t ACT_INIT = 5;
+inline constexpr std::uint8_t ACT_MAX = 64;
+void vm_page_activate(vm_page* m);
+void vm_page_deactivate(vm_page* m);
+void vm_page_dequeue(vm_page* m);
+std::uint64_t vm_page_queue_count(vm_page_queue q);
+
+// Frames: total and free (buddy + never used + reserved-but-unpopulated).
+frame_t vm_page_free_count();
+
+}  // namespace vmrt

@@ -55,6 +55,48 @@ kern_return_t vmspace_fork(vmspace* parent, pmap* child_pm, vmspace** out);
 
 // The mmap family.  Validation follows Linux: zero length, unaligned addr, ranges outside
 // [min, max), exactly-one-of PRIVATE/SHARED, prot beyond maxprot.
+//
+// Status -> errno (what Linux gives for the same arguments; runtime/vmrt_api.cpp's tables):
+//
+//   call        condition                                       status                  errno
+//   vm_mmap     len == 0; both/neither PRIVATE|SHARED; offset    KERN_INVALID_ARGUMENT   EINVAL
+//               or FIXED/NOREPLACE addr unaligned; prot bits
+//               len rounds past the end; FIXED range outside     KERN_NO_SPACE           ENOMEM
+//               [min,max); no free range of len anywhere
+//               prot beyond maxprot                              KERN_NO_ACCESS          EACCES
+//               NOREPLACE and something is mapped there          KERN_ALREADY_EXISTS     EEXIST
+//               out of entries / objects                         KERN_RESOURCE_SHORTAGE  ENOMEM
+//               (a hint that does not fit is ignored: first fit from the hint, then from min)
+//   vm_munmap   addr unaligned; len == 0; range outside [min,max) KERN_INVALID_ARGUMENT  EINVAL
+//               nothing mapped there                             KERN_SUCCESS            0
+//   vm_mprotect addr unaligned; unknown prot bits                KERN_INVALID_ARGUMENT   EINVAL
+//               len == 0                                         KERN_SUCCESS            0
+//               hole in range / outside [min,max) / submap       KERN_INVALID_ADDRESS    ENOMEM
+//                 (checked first: nothing is changed, where Linux changes the part
+//                  before the hole)
+//               prot beyond some entry's max_protection          KERN_NO_ACCESS          EACCES
+//   vm_madvise  addr unaligned; unknown advice                   KERN_INVALID_ARGUMENT   EINVAL
+//               DONTNEED/FREE on mlocked memory; FREE on shared  KERN_INVALID_ARGUMENT   EINVAL
+//               len == 0                                         KERN_SUCCESS            0
+//               holes (advice applied to the mapped parts)       KERN_INVALID_ADDRESS    ENOMEM
+//   vm_mincore  addr unaligned                                   KERN_INVALID_ARGUMENT   EINVAL
+//               len == 0                                         KERN_SUCCESS            0
+//               hole / outside                                   KERN_INVALID_ADDRESS    ENOMEM
+//   vm_minherit addr unaligned; inherit > ZERO                   KERN_INVALID_ARGUMENT   EINVAL
+//               hole / outside                                   KERN_INVALID_ADDRESS    ENOMEM
+//   vm_mlock    (addr need not be aligned; the range is widened to pages, like Linux)
+//               len == 0                                         KERN_SUCCESS            0
+//               hole / outside / PROT_NONE entry                 KERN_INVALID_ADDRESS    ENOMEM
+//               out of frames while wiring                       KERN_RESOURCE_SHORTAGE  EAGAIN
+//   vm_munlock  hole / outside                                   KERN_INVALID_ADDRESS    ENOMEM
+//
+// Semantics worth knowing: MADV_DONTNEED / MADV_FREE on private memory make the range read
+// zeros on the next touch (FREE is served eagerly, like DONTNEED); on shared memory they
+// only drop the mappings (the pages stay, like Linux shmem).  mlock breaks copy-on-write
+// on private writable memory (like Linux) and wires one page per page; a fork copies wired
+// private memory eagerly for the child.  Protection raised with mprotect needs no pmap
+// work (pages fault in with the new rights); copy-on-write pages stay read-only in the
+// pmap until written.
 kern_return_t vm_mmap(vmspace* vs, const vm_mmap_request& req, vaddr_t* out);
 kern_return_t vm_munmap(vmspace* vs, vaddr_t addr, vsize_t len);
 kern_return_t vm_mprotect(vmspace* vs, vaddr_t addr, vsize_t len, vm_prot_t prot);

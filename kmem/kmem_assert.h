@@ -1,0 +1,16 @@
+// kmem_assert.h — invariant checks for kmem that never allocate.
+//
+// KMEM_ASSERT(cond, msg): when cond is false, writes "kmem: assertion failed:
+// <cond> (<msg>) at file:line" to fd 2 with write(2) and aborts.  Always on: use
+// it for cheap checks only.
+#pragma once
+
+namespace vmrt::kmem::detail {
+[[noreturn]] void kmem_panic(const char* what, const char* msg, const char* file, int line);
+}  // namespace vmrt::kmem::detail
+
+#define KMEM_ASSERT(cond, msg)                                                     \
+  do {                                                                             \
+    if (__builtin_expect(!(cond), 0))                                              \
+      ::vmrt::kmem::detail::kmem_panic(#cond, (msg), __FILE__, __LINE__);          \
+  } while (0)

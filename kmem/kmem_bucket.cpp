@@ -1,0 +1,393 @@
+// kmem_bucket.cpp — the bucket layer (4.4BSD kmembuckets) and the page layer.
+//
+// Each bucket owns clusters: one page for elements up to a page, one multi-page
+// element above.  A cluster's free elements form a list threaded through word 0
+// of each free element (an offset inside the cluster); its kmemusage record holds
+// the list head and the free count, and links the cluster onto its bucket's
+// `partial` or `empty` list.  Freeing the last used element of a cluster moves it
+// to `empty`; while the bucket holds more than kb_highwat free elements, empty
+// clusters go back to the page layer (kb_couldfree counts them) once they have
+// stayed all-free for the decay time (kmem_config::decay_ms; oldest first).
+//
+// The page layer hands out single pages from a small cache refilled kPageBatch
+// pages at a time from the page source (one source call per batch), and keeps at
+// most kPageCacheMax freed pages before giving pages back to the source.  Multi-page
+// clusters come from per-bucket caches of never-used runs, kRunBatchPages per call.
+#include <cstring>
+#include <ctime>
+
+#include "kmem/kmem_assert.h"
+#include "kmem/kmem_internal.h"
+
+namespace vmrt::kmem::detail {
+namespace {
+
+inline constexpr std::uint32_t kPageBatch = 64;
+inline constexpr std::uint32_t kRunBatchPages = 64;  // multi-page clusters per source call: 64 / npg
+inline constexpr std::uint64_t kPageCacheMax = 128;
+static_assert(kPageBatch <= kPageCacheMax);
+
+// ---- page layer (pages lock) -------------------------------------------------------------
+
+// => pages lock held.  Gives npages at a back to the source.
+void source_free_locked(std::uintptr_t a, std::size_t npages) {
+  g.src->free_pages(g.src->ctx, reinterpret_cast<void*>(a), npages);
+  g.pages_from_source -= npages;
+}
+
+// => pages lock held.  Returns every cached page to the source; bytes given back.
+std::size_t page_cache_flush_locked() {
+  std::size_t n = 0;
+  while (g.page_cache != kNil) {
+    std::uint32_t pg = g.page_cache;
+    kmemusage* ku = &g.usage[pg];
+    g.page_cache = ku->ku_next;
+    ku->ku_indx = KU_UNUSED;
+    ku->ku_next = kNil;
+    source_free_locked(page_addr(pg), 1);
+    ++n;
+  }
+  g.page_cache_n = 0;
+  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) {
+    std::uint32_t npg = pages_per_cluster(i);
+    while (g.run_cache_n[i] != 0) {
+      std::uint32_t pg = g.run_cache[i];
+      kmemusage* ku = &g.usage[pg];
+      g.run_cache[i] = ku->ku_next;
+      --g.run_cache_n[i];
+      ku->ku_indx = KU_UNUSED;
+      ku->ku_next = kNil;
+      source_free_locked(page_addr(pg), npg);
+      n += npg;
+    }
+  }
+  return n * kPageSize;
+}
+
+
+// => pages lock held.
+void page_cache_push_locked(std::uint32_t pg) {
+  kmemusage* ku = &g.usage[pg];
+  ku->ku_indx = KU_CACHED;
+  ku->ku_next = g.page_cache;
+  g.page_cache = pg;
+  ++g.page_cache_n;
+}
+
+// => pages lock held.  Allocates npages (aligned) from the source, flushing the
+// page cache and retrying once when the arena is full.  Null when exhausted.
+void* source_alloc_locked(std::size_t npages, std::size_t align_pages) {
+  void* p = g.src->alloc_pages(g.src->ctx, npages, align_pages, false);
+  if (p == nullptr && g.page_cache_n != 0) {
+    page_cache_flush_locked();
+    p = g.src->alloc_pages(g.src->ctx, npages, align_pages, false);
+  }
+  if (p != nullptr) {
+    std::uintptr_t a = reinterpret_cast<std::uintptr_t>(p);
+    KMEM_ASSERT(a >= g.base && a + npages * kPageSize <= g.base + g.size && (a & kPageMask) == 0,
+                "page source returned pages outside its arena");
+    g.pages_from_source += npages;
+  }
+  return p;
+}
+
+// => takes the pages lock.  A run of pages_per_cluster(indx) pages for a
+// multi-page cluster, from the bucket's run cache, refilled kRunBatchPages at a
+// time.  Null when the arena is exhausted.
+void* run_get(unsigned indx) {
+  const std::uint32_t npg = pages_per_cluster(indx);
+  kmem_guard guard(g.pages_lock);
+  if (g.run_cache_n[indx] == 0) {
+    std::uint32_t runs = kRunBatchPages / npg;
+    void* p = runs > 1 ? source_alloc_locked(std::size_t{runs} * npg, 1) : nullptr;
+    if (p == nullptr) return source_alloc_locked(npg, 1);
+    std::uint32_t first = page_of(reinterpret_cast<std::uintptr_t>(p));
+    for (std::uint32_t r = runs; r-- > 1;) {
+      std::uint32_t pg = first + r * npg;
+      kmemusage* ku = &g.usage[pg];
+      ku->ku_indx = KU_CACHED;
+      ku->ku_next = g.run_cache[indx];
+      g.run_cache[indx] = pg;
+      ++g.run_cache_n[indx];
+    }
+    return p;
+  }
+  std::uint32_t pg = g.run_cache[indx];
+  g.run_cache[indx] = g.usage[pg].ku_next;
+  --g.run_cache_n[indx];
+  return reinterpret_cast<void*>(page_addr(pg));
+}
+
+// => takes the pages lock.  One page for a cluster, or kNil.
+std::uint32_t page_get() {
+  kmem_guard guard(g.pages_lock);
+  if (g.page_cache == kNil) {
+    void* p = source_alloc_locked(kPageBatch, 1);
+    std::size_t n = kPageBatch;
+    if (p == nullptr) {
+      p = source_alloc_locked(1, 1);
+      n = 1;
+    }
+    if (p == nullptr) return kNil;
+    std::uint32_t first = page_of(reinterpret_cast<std::uintptr_t>(p));
+    for (std::size_t i = n; i-- > 1;) page_cache_push_locked(first + static_cast<std::uint32_t>(i));
+    return first;
+  }
+  std::uint32_t pg = g.page_cache;
+  kmemusage* ku = &g.usage[pg];
+  g.page_cache = ku->ku_next;
+  --g.page_cache_n;
+  return pg;
+}
+
+// ---- cluster lists (bucket lock) -------------------------------------------------------------
+
+void list_push(cl_list* l, std::uint32_t pg, ku_list which) {
+  kmemusage* ku = &g.usage[pg];
+  ku->ku_list = which;
+  ku->ku_prev = kNil;
+  ku->ku_next = l->head;
+  if (l->head != kNil) g.usage[l->head].ku_prev = pg;
+  else l->tail = pg;
+  l->head = pg;
+}
+
+void list_remove(cl_list* l, std::uint32_t pg) {
+  kmemusage* ku = &g.usage[pg];
+  if (ku->ku_prev != kNil) g.usage[ku->ku_prev].ku_next = ku->ku_next;
+  else l->head = ku->ku_next;
+  if (ku->ku_next != kNil) g.usage[ku->ku_next].ku_prev = ku->ku_prev;
+  else l->tail = ku->ku_prev;
+  ku->ku_next = ku->ku_prev = kNil;
+  ku->ku_list = KL_NONE;
+}
+
+cl_list* list_of(kmembucket& kb, ku_list which) { return which == KL_PARTIAL ? &kb.kb_partial : &kb.kb_empty; }
+
+// Coarse monotonic time in units of 2^24 ns (~16.8 ms), modulo 2^16.
+std::uint16_t coarse_ticks() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  std::uint64_t ns = static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+  return static_cast<std::uint16_t>(ns >> 24);
+}
+
+// => bucket lock held.  Files an all-free cluster on the empty list, stamped.
+void push_empty(kmembucket& kb, std::uint32_t pg, std::uint16_t now) {
+  list_push(&kb.kb_empty, pg, KL_EMPTY);
+  g.usage[pg].ku_stamp = now;
+}
+
+// => bucket lock held.  Carves a new cluster for bucket indx onto its empty list.
+// False when the arena is exhausted.  May take the pages lock.
+bool cluster_new(unsigned indx) {
+  kmembucket& kb = g.buckets[indx];
+  std::uintptr_t a;
+  if (kb.kb_npg == 1) {
+    std::uint32_t pg = page_get();
+    if (pg == kNil) return false;
+    a = page_addr(pg);
+  } else {
+    void* p = run_get(indx);
+    if (p == nullptr) return false;
+    a = reinterpret_cast<std::uintptr_t>(p);
+  }
+  const std::size_t size = bucket_size(indx);
+  for (std::uint32_t i = 0; i < kb.kb_elmpercl; ++i) {
+    std::uintptr_t e = a + i * size;
+    std::uintptr_t* w = reinterpret_cast<std::uintptr_t*>(e);
+    if (g.diag) diag_on_free(e, size, M_FREE);  // pattern + state; before the link words
+    w[0] = (i + 1 < kb.kb_elmpercl) ? (i + 1) * size : kNoFree;
+    w[1] = free_marker(e);
+  }
+  kmemusage* ku = usage_of(a);
+  ku->ku_indx = static_cast<std::uint8_t>(indx);
+  ku->ku_freecnt = static_cast<std::uint16_t>(kb.kb_elmpercl);
+  ku->ku_freehead = 0;
+  push_empty(kb, page_of(a), coarse_ticks());
+  kb.kb_nfree += kb.kb_elmpercl;
+  kb.kb_total += kb.kb_elmpercl;
+  ++kb.kb_clusters;
+  return true;
+}
+
+// => bucket lock held.  Takes the all-free cluster at pg out of bucket indx;
+// the caller gives its pages back with cluster_give() after dropping the lock.
+void cluster_detach(unsigned indx, std::uint32_t pg) {
+  kmembucket& kb = g.buckets[indx];
+  kmemusage* ku = &g.usage[pg];
+  KMEM_ASSERT(ku->ku_indx == indx && ku->ku_freecnt == kb.kb_elmpercl && ku->ku_list == KL_EMPTY,
+              "releasing a cluster that is not empty");
+  list_remove(&kb.kb_empty, pg);
+  kb.kb_nfree -= kb.kb_elmpercl;
+  kb.kb_total -= kb.kb_elmpercl;
+  --kb.kb_clusters;
+  ++kb.kb_couldfree;
+  ku->ku_indx = KU_UNUSED;
+  ku->ku_freecnt = 0;
+  ku->ku_freehead = kNoFree;
+}
+
+// => bucket lock NOT held; takes the pages lock.  Gives a detached cluster's
+// pages to the page cache (single pages, unless to_source) or the source.
+void cluster_give(std::uint32_t pg, std::uint32_t npg, bool to_source) {
+  kmem_guard guard(g.pages_lock);
+  if (npg == 1 && !to_source && g.page_cache_n < kPageCacheMax) {
+    page_cache_push_locked(pg);
+  } else {
+    source_free_locked(page_addr(pg), npg);
+  }
+}
+
+}  // namespace
+
+std::uint32_t bucket_alloc(unsigned indx, void** out, std::uint32_t n) {
+  kmembucket& kb = g.buckets[indx];
+  const std::size_t size = bucket_size(indx);
+  const std::uintptr_t limit = std::uintptr_t{kb.kb_npg} << kPageShift;
+  std::uint32_t got = 0;
+  kmem_guard guard(kb.kb_lock);
+  while (got < n) {
+    std::uint32_t pg = kb.kb_partial.head != kNil ? kb.kb_partial.head : kb.kb_empty.head;
+    if (pg == kNil) {
+      if (!cluster_new(indx)) break;
+      continue;
+    }
+    kmemusage* ku = &g.usage[pg];
+    const std::uintptr_t a = page_addr(pg);
+    ku_list was = static_cast<ku_list>(ku->ku_list);
+    while (got < n && ku->ku_freecnt > 0) {
+      std::uintptr_t e = a + ku->ku_freehead;
+      std::uintptr_t next = *reinterpret_cast<std::uintptr_t*>(e);
+      if (next != kNoFree && (next >= limit || (next & (size - 1)) != 0)) {
+        // The free list was overwritten (a write after free): drop the rest of it.
+        g.corrupt_detected.fetch_add(1, std::memory_order_relaxed);
+        report(KMEM_CORRUPT, reinterpret_cast<void*>(e), M_FREE);
+        kb.kb_nfree -= ku->ku_freecnt - 1u;
+        ku->ku_freecnt = 1;
+        next = kNoFree;
+      }
+      ku->ku_freehead = static_cast<std::uint16_t>(next);
+      --ku->ku_freecnt;
+      --kb.kb_nfree;
+      out[got++] = reinterpret_cast<void*>(e);
+    }
+    // Re-file the cluster: empty -> partial -> full (on no list).
+    ku_list want = ku->ku_freecnt == 0 ? KL_NONE : KL_PARTIAL;
+    if (want != was) {
+      list_remove(list_of(kb, was), pg);
+      if (want != KL_NONE) list_push(list_of(kb, want), pg, want);
+    }
+  }
+  return got;
+}
+
+void bucket_free(unsigned indx, void* const* elems, std::uint32_t n) {
+  kmembucket& kb = g.buckets[indx];
+  std::uint32_t release[16];
+  std::uint32_t nrel = 0;
+  {
+    kmem_guard guard(kb.kb_lock);
+    std::uint16_t now = 0;
+    bool have_now = false;
+    for (std::uint32_t i = 0; i < n; ++i) {
+      std::uintptr_t e = reinterpret_cast<std::uintptr_t>(elems[i]);
+      std::uintptr_t cl = e & ~kPageMask;
+      if (kb.kb_npg > 1) KMEM_ASSERT((e & kPageMask) == 0, "multi-page element not page aligned");
+      std::uint32_t pg = page_of(cl);
+      kmemusage* ku = &g.usage[pg];
+      KMEM_ASSERT(ku->ku_indx == indx, "element freed into the wrong bucket");
+      *reinterpret_cast<std::uintptr_t*>(e) = ku->ku_freehead;
+      ku->ku_freehead = static_cast<std::uint16_t>(e - cl);
+      ++ku->ku_freecnt;
+      ++kb.kb_nfree;
+      if (ku->ku_freecnt == kb.kb_elmpercl) {
+        if (ku->ku_list == KL_PARTIAL) list_remove(&kb.kb_partial, pg);
+        if (!have_now) {
+          now = coarse_ticks();
+          have_now = true;
+        }
+        push_empty(kb, pg, now);
+      } else if (ku->ku_freecnt == 1) {
+        list_push(&kb.kb_partial, pg, KL_PARTIAL);
+      }
+    }
+    // Above the high-water mark: give back the oldest all-free clusters that have
+    // stayed free for the decay time.
+    if (kb.kb_nfree > kb.kb_highwat && kb.kb_empty.tail != kNil) {
+      if (!have_now) now = coarse_ticks();
+      while (nrel < 16 && kb.kb_nfree > kb.kb_highwat && kb.kb_empty.tail != kNil) {
+        std::uint32_t pg = kb.kb_empty.tail;
+        if (static_cast<std::uint16_t>(now - g.usage[pg].ku_stamp) < g.decay_ticks) break;
+        cluster_detach(indx, pg);
+        release[nrel++] = pg;
+      }
+    }
+  }
+  for (std::uint32_t i = 0; i < nrel; ++i) cluster_give(release[i], kb.kb_npg, false);
+}
+
+std::uint64_t bucket_free_elements(unsigned indx) {
+  kmembucket& kb = g.buckets[indx];
+  kmem_guard guard(kb.kb_lock);
+  return kb.kb_nfree;
+}
+
+std::size_t bucket_trim_all() {
+  std::size_t bytes = 0;
+  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) {
+    kmembucket& kb = g.buckets[i];
+    for (;;) {
+      std::uint32_t release[64];
+      std::uint32_t nrel = 0;
+      {
+        kmem_guard guard(kb.kb_lock);
+        while (nrel < 64 && kb.kb_empty.tail != kNil) {
+          std::uint32_t pg = kb.kb_empty.tail;
+          cluster_detach(i, pg);
+          release[nrel++] = pg;
+        }
+      }
+      for (std::uint32_t j = 0; j < nrel; ++j) cluster_give(release[j], kb.kb_npg, true);
+      bytes += std::size_t{nrel} * kb.kb_npg << kPageShift;
+      if (nrel < 64) break;
+    }
+  }
+  kmem_guard guard(g.pages_lock);
+  bytes += page_cache_flush_locked();
+  return bytes;
+}
+
+void* large_alloc(std::size_t npages, std::size_t align_pages, bool* fresh) {
+  KMEM_ASSERT(npages > 0 && npages < kNil, "large block page count");
+  kmem_guard guard(g.pages_lock);
+  void* p = source_alloc_locked(npages, align_pages);
+  if (p == nullptr) return nullptr;
+  kmemusage* ku = usage_of(reinterpret_cast<std::uintptr_t>(p));
+  ku->ku_indx = KU_LARGE;
+  ku->ku_pagecnt = static_cast<std::uint32_t>(npages);
+  ++g.large_blocks;
+  g.large_pages += npages;
+  *fresh = true;
+  return p;
+}
+
+void large_free(std::uintptr_t a, std::uint32_t npages) {
+  kmem_guard guard(g.pages_lock);
+  kmemusage* ku = usage_of(a);
+  ku->ku_indx = KU_FREED_LARGE;
+  ku->ku_pagecnt = 0;
+  --g.large_blocks;
+  g.large_pages -= npages;
+  source_free_locked(a, npages);
+}
+
+void large_shrink(std::uintptr_t a, std::uint32_t old_pages, std::uint32_t new_pages) {
+  KMEM_ASSERT(new_pages > 0 && new_pages < old_pages, "large_shrink sizes");
+  kmem_guard guard(g.pages_lock);
+  usage_of(a)->ku_pagecnt = new_pages;
+  g.large_pages -= old_pages - new_pages;
+  source_free_locked(a + (std::uintptr_t{new_pages} << kPageShift), old_pages - new_pages);
+}
+
+}  // namespace vmrt::kmem::detail

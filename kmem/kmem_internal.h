@@ -1,0 +1,291 @@
+// kmem_internal.h — kmem's private data structures, shared by its .cpp files.
+//
+// Layers, top to bottom:
+//   malloc/free     (kmem_malloc.cpp)  type accounting, limits, the fast path
+//   thread caches   (kmem_magazine.cpp) per-thread loaded/previous magazines + depot
+//   buckets         (kmem_bucket.cpp)   per-page free lists, kmemusage, page cache
+//   page source     (kmem_page_source)  whole pages of the arena
+// Lock order (outer first): type lock -> threads lock -> depot lock -> bucket lock
+// -> pages lock.  No lock is held across a call back into a higher layer.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "kmem/kmem.h"
+#include "kmem/kmem_bucket_index.h"
+#include "kmem/kmem_lock.h"
+
+namespace vmrt::kmem::detail {
+
+// ---- kmemusage: one record per arena page ------------------------------------------
+// ku_indx values: a bucket index (kMinBucket..kMaxBucket) for the first page of a
+// bucket cluster, else one of these states.  Zero-filled memory means KU_UNUSED.
+inline constexpr std::uint8_t KU_UNUSED = 0;       // not kmem's: never used, released, or a tail page
+inline constexpr std::uint8_t KU_LARGE = 1;        // first page of a live large block
+inline constexpr std::uint8_t KU_FREED_LARGE = 2;  // first page of a large block already freed
+inline constexpr std::uint8_t KU_CACHED = 3;       // in the page cache (free, mapped)
+static_assert(kMinBucket > KU_CACHED, "states and bucket indexes do not overlap");
+
+inline constexpr std::uint32_t kNil = 0xffffffffu;  // no page
+inline constexpr std::uint16_t kNoFree = 0xffffu;   // empty per-page free list
+
+enum ku_list : std::uint8_t { KL_NONE = 0, KL_PARTIAL = 1, KL_EMPTY = 2 };
+
+struct kmemusage {
+  std::uint8_t ku_indx;      // bucket index or KU_* state                (bucket lock / pages lock)
+  std::uint8_t ku_list;      // ku_list: which bucket list the page is on (bucket lock)
+  std::uint16_t ku_freecnt;  // free elements on this cluster's list      (bucket lock)
+  std::uint16_t ku_freehead; // page offset of the first free element     (bucket lock)
+  std::uint16_t ku_stamp;    // coarse time the cluster became all-free    (bucket lock)
+  union {
+    std::uint32_t ku_next;     // bucket list / page cache link (page index)
+    std::uint32_t ku_pagecnt;  // KU_LARGE: pages in the block
+  };
+  std::uint32_t ku_prev;       // bucket list link
+};
+static_assert(sizeof(kmemusage) == 16);
+
+// ---- magazines ------------------------------------------------------------------------
+struct magazine {
+  magazine* next;                    // depot list link                    (depot lock)
+  std::uint32_t count;               // rounds held: owner thread writes, reports read (rd())
+  std::uint32_t cap;                 // capacity for its bucket (0: the empty sentinel)
+  void* rounds[kMagazineMax];
+};
+
+// Per-thread, per-type statistics deltas.  Only the owning thread writes them,
+// with plain (non-atomic, non-RMW) instructions; reports read them racily with
+// rd() (an atomic relaxed load) and sum them over live threads.
+struct type_delta {
+  std::uint64_t calls;   // mallocs of large blocks (bucket mallocs: tcache::acnt)
+  std::uint64_t frees;   // inuse = calls + sum(acnt) - frees
+  std::int64_t memuse;   // bytes allocated - bytes freed
+  std::int64_t peak;     // max of memuse since the last flush
+  std::uint32_t mask;    // sizes used by large blocks (buckets: acnt != 0)
+  std::uint32_t pad;
+};
+
+template <class T>
+inline T rd(const T& x) {
+  return __atomic_load_n(&x, __ATOMIC_RELAXED);
+}
+
+// The hot part of a thread's cache for one bucket.  As in Bonwick's per-CPU
+// cache, the loaded magazine's fill level lives here, not in the magazine: a
+// stack pointer into its rounds, so a pop is `*--top` and a push `*top++`.
+// Owner writes; reports read racily with rd().
+struct tc_bucket {
+  void** top;           // next free slot of the loaded magazine's rounds
+  void** base;          // its rounds[0]   (the loaded magazine is mag_of(base))
+  void** limit;         // its rounds[cap] (base == limit: the empty sentinel)
+  void* pad;
+};
+static_assert(sizeof(tc_bucket) == 32, "two buckets per cache line");
+
+inline magazine* mag_of(void** base) {
+  return reinterpret_cast<magazine*>(reinterpret_cast<char*>(base) - offsetof(magazine, rounds));
+}
+inline std::uint32_t tc_count(const tc_bucket& b) { return static_cast<std::uint32_t>(b.top - b.base); }
+
+// A thread's cache (Bonwick's per-CPU magazine layer, per thread here).  Lives in
+// mmap'd memory, on the threads list; TLS holds only a pointer to it.
+struct tcache {
+  tc_bucket b[kNumIndx];          // owner only (reports: rd())
+  magazine* previous[kNumIndx];   // owner only; its count is in the magazine
+  type_delta td[M_LAST];
+  // Bucket mallocs per type and bucket: one increment on the fast path gives the
+  // type's calls, the bucket's kb_calls and the type's size mask.
+  std::uint64_t acnt[M_LAST][kNumIndx];
+  tcache* next;  // threads list (threads lock)
+  tcache* prev;
+};
+
+// ---- buckets ---------------------------------------------------------------------------
+// A list of clusters, linked through their kmemusage records.
+struct cl_list {
+  std::uint32_t head = kNil;
+  std::uint32_t tail = kNil;
+};
+
+struct kmembucket {
+  kmem_lock kb_lock;
+  cl_list kb_partial;                  // clusters with free and used elements (kb_lock)
+  cl_list kb_empty;                    // all-free clusters, newest first      (kb_lock)
+  std::uint64_t kb_nfree = 0;          // free elements on cluster lists       (kb_lock)
+  std::uint64_t kb_total = 0;          // elements in live clusters            (kb_lock)
+  std::uint64_t kb_highwat = 0;        // kb_lock
+  std::uint64_t kb_couldfree = 0;      // clusters given back                  (kb_lock)
+  std::uint64_t kb_clusters = 0;       // live clusters                        (kb_lock)
+  std::atomic<std::uint64_t> kb_calls{0};  // flushed request count
+  std::uint32_t kb_elmpercl = 0;
+  std::uint32_t kb_npg = 0;            // pages per cluster
+  char pad[64]{};
+};
+
+struct depot {
+  kmem_lock lock;
+  magazine* full = nullptr;     // lock
+  magazine* empty = nullptr;    // lock
+  std::uint32_t nfull = 0;      // lock
+  std::uint32_t nempty = 0;     // lock
+  std::uint32_t max_full = 0;
+  std::uint32_t cap = 0;        // rounds per magazine for this bucket
+  std::atomic<std::uint64_t> exchanges{0};
+  char pad[64]{};
+};
+
+// ---- per-type statistics (kmemstats) ------------------------------------------------------
+struct kmemstats {
+  kmem_lock lock;                        // limit accounting and sleeping
+  std::atomic<std::int64_t> inuse{0};    // flushed deltas + cache-less ops
+  std::atomic<std::int64_t> memuse{0};
+  std::atomic<std::uint64_t> calls{0};
+  std::atomic<std::int64_t> maxused{0};
+  std::atomic<std::uint32_t> mask{0};
+  std::atomic<std::uint64_t> limblocks{0};
+  std::atomic<std::uint64_t> mapblocks{0};
+  // Limited mode (limit != 0): exact accounting under lock.  Total memuse is
+  // base + exact_memuse, where base is the unlimited-mode total frozen when the
+  // limit was set.
+  std::uint64_t limit = 0;               // lock (read racily by the fast path via type_slow)
+  bool limited = false;                  // lock
+  std::int64_t base = 0;                 // lock
+  std::atomic<std::int64_t> exact_inuse{0};
+  std::atomic<std::int64_t> exact_memuse{0};
+  std::atomic<std::uint32_t> seq{0};     // bumped on every limited free (futex word)
+  std::atomic<std::uint32_t> sleepers{0};
+  char pad[64]{};
+};
+
+// ---- globals ------------------------------------------------------------------------------
+struct kmem_globals {
+  // Hot, read-only after init (the fast path's cache line).
+  std::uintptr_t base = 0;
+  std::size_t size = 0;
+  kmemusage* usage = nullptr;
+  std::uintptr_t cookie = 0;                 // free-marker secret
+  std::atomic<std::uint8_t> type_slow[M_LAST]{};  // 1: type bypasses the fast path
+  bool diag = false;
+  bool caches = true;
+  std::uint8_t* diag_state = nullptr;        // per 16-byte granule: 0x80|type when allocated
+  std::size_t npages = 0;
+  const kmem_page_source* src = nullptr;
+  std::atomic<bool> initialized{false};
+  std::uint16_t decay_ticks = 0;             // all-free clusters above kb_highwat are kept this long
+
+  kmembucket buckets[kNumIndx];
+  depot depots[kNumIndx];
+  kmemstats types[M_LAST];
+
+  // Page layer (pages lock): single free pages kept mapped for bucket refills.
+  kmem_lock pages_lock;
+  std::uint32_t page_cache = kNil;           // pages_lock
+  std::uint64_t page_cache_n = 0;            // pages_lock
+  // Never-used runs for multi-page clusters, one list per bucket (pages_lock):
+  // the source is asked for kRunBatchPages at a time and the runs wait here
+  // uncarved (untouched, so not resident; KU_CACHED, so free() refuses them).
+  std::uint32_t run_cache[kNumIndx] = {};   // pages_lock (valid when run_cache_n[i] != 0)
+  std::uint32_t run_cache_n[kNumIndx] = {}; // pages_lock
+  std::uint64_t pages_from_source = 0;       // pages_lock: outstanding pages
+  std::uint64_t large_blocks = 0;            // pages_lock: live large blocks
+  std::uint64_t large_pages = 0;             // pages_lock
+
+  // Threads (threads lock).
+  kmem_lock threads_lock;
+  tcache* threads = nullptr;                 // live caches
+  tcache* free_tcaches = nullptr;            // recycled caches
+  std::uint64_t threads_exited = 0;
+
+  // Metadata zone (meta lock): magazines and tcaches, carved from mmap'd chunks.
+  kmem_lock meta_lock;
+  char* meta_cur = nullptr;
+  std::size_t meta_left = 0;
+  magazine* free_magazines = nullptr;        // meta lock
+  std::uint64_t magazines_made = 0;
+
+  // Counters.
+  std::atomic<std::uint64_t> corrupt_detected{0};
+  std::atomic<std::uint64_t> bad_frees{0};
+  std::atomic<std::uint64_t> trims{0};
+};
+
+extern kmem_globals g __attribute__((visibility("hidden")));
+extern magazine g_empty_magazine;  // the sentinel: count 0, cap 0
+
+// ---- layer entry points ------------------------------------------------------------------------
+inline kmemusage* usage_of(std::uintptr_t a) { return &g.usage[(a - g.base) >> kPageShift]; }
+inline std::uint32_t page_of(std::uintptr_t a) { return static_cast<std::uint32_t>((a - g.base) >> kPageShift); }
+inline std::uintptr_t page_addr(std::uint32_t pg) { return g.base + (std::uintptr_t{pg} << kPageShift); }
+inline std::uintptr_t free_marker(std::uintptr_t a) { return a ^ g.cookie; }
+
+// Buckets (kmem_bucket.cpp).
+// bucket_alloc: take up to n elements of bucket indx into out; returns how many
+// (0 only when the arena is exhausted).  => takes the bucket lock, then the pages lock.
+std::uint32_t bucket_alloc(unsigned indx, void** out, std::uint32_t n);
+// bucket_free: put n elements (already validated, markers set) back on their
+// clusters; give clusters back above the high-water mark.  => bucket lock.
+void bucket_free(unsigned indx, void* const* elems, std::uint32_t n);
+// Give back every all-free cluster of every bucket and the page cache.  Returns bytes.
+std::size_t bucket_trim_all();
+// Large blocks: whole pages from the source.  => pages lock.
+void* large_alloc(std::size_t npages, std::size_t align_pages, bool* fresh);
+void large_free(std::uintptr_t a, std::uint32_t npages);
+// Shrink a live large block in place to npages (< its page count).  => pages lock.
+void large_shrink(std::uintptr_t a, std::uint32_t old_pages, std::uint32_t new_pages);
+std::uint64_t bucket_free_elements(unsigned indx);  // page-level free (bucket lock)
+
+// Thread caches (kmem_magazine.cpp).
+tcache* tcache_get();  // this thread's cache, created on first use; null when none
+void* magazine_alloc_slow(tcache* tc, unsigned indx);
+void magazine_free_slow(tcache* tc, unsigned indx, void* p);
+void tcache_flush_stats(tcache* tc);
+void depot_drain_all();                 // full depot magazines back to buckets
+std::uint64_t depot_rounds(unsigned indx);
+void magazines_fork_prepare();
+void magazines_fork_parent();
+void magazines_fork_child();
+void magazines_init();
+
+// Metadata allocation from mmap (meta lock).  Never freed.
+void* meta_alloc(std::size_t bytes);
+
+// Diagnostics (kmem_diag.cpp).
+void diag_on_free(std::uintptr_t a, std::size_t size, malloc_type t);
+// Checks a block leaving a free list; false when it was written after free
+// (reported, the caller drops the block).
+bool diag_check_reuse(std::uintptr_t a, std::size_t size);
+void diag_on_alloc(std::uintptr_t a, malloc_type t);
+void report(kmem_status st, const void* addr, malloc_type given);
+
+}  // namespace vmrt::kmem::detail
+
+namespace vmrt::kmem::detail {
+// Racy readers' views of another thread's deltas (see type_delta).
+inline std::uint64_t tc_type_calls(const tcache* tc, unsigned t) {
+  std::uint64_t c = rd(tc->td[t].calls);
+  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) c += rd(tc->acnt[t][i]);
+  return c;
+}
+inline std::uint32_t tc_type_mask(const tcache* tc, unsigned t) {
+  std::uint32_t m = rd(tc->td[t].mask);
+  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i)
+    if (rd(tc->acnt[t][i]) != 0) m |= std::uint32_t{1} << i;
+  return m;
+}
+inline std::uint64_t tc_bucket_calls(const tcache* tc, unsigned i) {
+  std::uint64_t c = 0;
+  for (unsigned t = 0; t < M_LAST; ++t) c += rd(tc->acnt[t][i]);
+  return c;
+}
+
+// This thread's cache (null until its first slow-path call, and after exit).
+// __thread: no dynamic initialisation, so no TLS wrapper call on the fast path.
+extern __thread tcache* t_tc __attribute__((tls_model("initial-exec"), visibility("hidden")));
+}  // namespace vmrt::kmem::detail
+
+namespace vmrt::kmem::detail {
+// Default ks_limit of a type in bytes (kmem_types.cpp); 0 = unlimited.
+std::uint64_t type_default_limit(malloc_type t);
+}  // namespace vmrt::kmem::detail

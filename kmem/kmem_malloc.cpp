@@ -1,0 +1,652 @@
+// kmem_malloc.cpp — malloc/free: validation, type accounting, limits, the fast path.
+//
+// Fast path (malloc of a bucket size, free of a bucket element): one lzcnt for
+// BUCKETINDX, a pop/push on this thread's loaded magazine, a few plain (non-RMW)
+// stores to this thread's statistics deltas.  No lock, no atomic RMW, no
+// division.  Everything else — the first call of a thread, an empty/full
+// magazine, limited types, diagnostics, large blocks, bad pointers — goes to
+// the slow paths below.
+//
+// Free takes no size: the kmemusage record of the block's page gives its
+// bucket (or, for a large block, its page count).  A free is refused, changing
+// nothing, when the pointer is outside the arena (KMEM_FOREIGN), not the start
+// of a block (KMEM_NOT_BLOCK: misaligned for its bucket, in a tail page, in a
+// page kmem does not use), or already free (KMEM_DOUBLE_FREE: the free marker
+// — word 1 of a free element holds its address XOR a per-process secret — or
+// a freed large block's first page).
+#include <cstring>
+#include <new>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "kmem/kmem_assert.h"
+#include "kmem/kmem_internal.h"
+
+namespace vmrt::kmem::detail {
+
+constinit kmem_globals g;
+
+namespace {
+
+inline constexpr std::uint32_t kLargeMaskBit = 31;
+
+constexpr std::uint32_t mask_bit(unsigned indx) { return std::uint32_t{1} << (indx < kLargeMaskBit ? indx : kLargeMaskBit); }
+
+// ---- type accounting -------------------------------------------------------------------------
+
+// Charges `bytes` to type t for a new block of bucket `indx` (or large).
+// => limited types: takes the type lock; with M_WAITOK may sleep until a free
+//    of that type makes room.  Returns false (status KMEM_LIMIT) when the
+//    request cannot fit under the limit and M_NOWAIT, or can never fit.
+bool account_alloc(tcache* tc, malloc_type t, unsigned indx, std::size_t bytes, int flags,
+                   kmem_status* st) {
+  kmemstats& ks = g.types[t];
+  const std::int64_t b = static_cast<std::int64_t>(bytes);
+  if (g.type_slow[t].load(std::memory_order_relaxed) != 0) {
+    ks.lock.lock();
+    if (ks.limited) {
+      bool counted = false;
+      while (ks.base + ks.exact_memuse.load(std::memory_order_relaxed) + b >
+             static_cast<std::int64_t>(ks.limit)) {
+        if (!counted) {
+          ks.limblocks.fetch_add(1, std::memory_order_relaxed);
+          counted = true;
+        }
+        if ((flags & M_NOWAIT) != 0 || bytes > ks.limit) {
+          ks.lock.unlock();
+          if (st != nullptr) *st = KMEM_LIMIT;
+          return false;
+        }
+        std::uint32_t seq = ks.seq.load(std::memory_order_relaxed);
+        ks.sleepers.fetch_add(1, std::memory_order_relaxed);
+        ks.lock.unlock();
+        futex_wait(&ks.seq, seq);
+        ks.lock.lock();
+        ks.sleepers.fetch_sub(1, std::memory_order_relaxed);
+        if (!ks.limited) break;
+      }
+      if (ks.limited) {
+        std::int64_t now = ks.exact_memuse.fetch_add(b, std::memory_order_relaxed) + b;
+        ks.exact_inuse.fetch_add(1, std::memory_order_relaxed);
+        ks.calls.fetch_add(1, std::memory_order_relaxed);
+        ks.mask.fetch_or(mask_bit(indx), std::memory_order_relaxed);
+        if (ks.base + now > ks.maxused.load(std::memory_order_relaxed))
+          ks.maxused.store(ks.base + now, std::memory_order_relaxed);
+        ks.lock.unlock();
+        return true;
+      }
+    }
+    ks.lock.unlock();
+  }
+  if (tc != nullptr) {
+    type_delta& d = tc->td[t];
+    if (indx <= kMaxBucket) {
+      ++tc->acnt[t][indx];
+    } else {
+      ++d.calls;
+      d.mask |= mask_bit(indx);
+    }
+    d.memuse += b;
+    if (d.memuse > d.peak) d.peak = d.memuse;
+    return true;
+  }
+  ks.calls.fetch_add(1, std::memory_order_relaxed);
+  ks.inuse.fetch_add(1, std::memory_order_relaxed);
+  ks.mask.fetch_or(mask_bit(indx), std::memory_order_relaxed);
+  std::int64_t now = ks.memuse.fetch_add(b, std::memory_order_relaxed) + b +
+                     ks.exact_memuse.load(std::memory_order_relaxed);
+  std::int64_t cur = ks.maxused.load(std::memory_order_relaxed);
+  while (now > cur && !ks.maxused.compare_exchange_weak(cur, now, std::memory_order_relaxed)) {
+  }
+  return true;
+}
+
+// Returns `bytes` of type t (a free, or the undo of a failed malloc when undo).
+// => limited types: type lock; wakes sleepers.
+void account_free(tcache* tc, malloc_type t, std::size_t bytes, unsigned indx = 0, bool undo = false) {
+  kmemstats& ks = g.types[t];
+  const std::int64_t b = static_cast<std::int64_t>(bytes);
+  if (g.type_slow[t].load(std::memory_order_relaxed) != 0) {
+    kmem_guard guard(ks.lock);
+    if (ks.limited) {
+      ks.exact_memuse.fetch_sub(b, std::memory_order_relaxed);
+      ks.exact_inuse.fetch_sub(1, std::memory_order_relaxed);
+      if (undo) ks.calls.fetch_sub(1, std::memory_order_relaxed);
+      ks.seq.fetch_add(1, std::memory_order_relaxed);
+      if (ks.sleepers.load(std::memory_order_relaxed) != 0) futex_wake_all(&ks.seq);
+      return;
+    }
+  }
+  if (tc != nullptr) {
+    type_delta& d = tc->td[t];
+    d.memuse -= b;
+    if (!undo) ++d.frees;
+    else if (indx <= kMaxBucket) --tc->acnt[t][indx];
+    else --d.calls;
+    return;
+  }
+  ks.inuse.fetch_sub(1, std::memory_order_relaxed);
+  ks.memuse.fetch_sub(b, std::memory_order_relaxed);
+  if (undo) ks.calls.fetch_sub(1, std::memory_order_relaxed);
+}
+
+// Changes the bytes charged for a live block (in-place realloc of a large block).
+void account_resize(tcache* tc, malloc_type t, std::int64_t delta) {
+  kmemstats& ks = g.types[t];
+  if (g.type_slow[t].load(std::memory_order_relaxed) != 0) {
+    kmem_guard guard(ks.lock);
+    if (ks.limited) {
+      ks.exact_memuse.fetch_add(delta, std::memory_order_relaxed);
+      ks.seq.fetch_add(1, std::memory_order_relaxed);
+      if (ks.sleepers.load(std::memory_order_relaxed) != 0) futex_wake_all(&ks.seq);
+      return;
+    }
+  }
+  if (tc != nullptr) tc->td[t].memuse += delta;
+  else ks.memuse.fetch_add(delta, std::memory_order_relaxed);
+}
+
+// ---- validation --------------------------------------------------------------------------------
+
+struct block {
+  std::uintptr_t a;
+  unsigned indx;         // bucket index, or 0 for a large block
+  std::uint32_t pages;   // large block pages
+  std::size_t size;      // usable bytes
+};
+
+// Is a the start of a live block?  Fills *b.  Lock-free (reads kmemusage and the
+// block's marker word).
+kmem_status validate(const void* addr, block* b) {
+  std::uintptr_t a = reinterpret_cast<std::uintptr_t>(addr);
+  if (a - g.base >= g.size) return KMEM_FOREIGN;
+  kmemusage* ku = usage_of(a);
+  unsigned indx = ku->ku_indx;
+  b->a = a;
+  if (indx >= kMinBucket) {
+    if ((a & elm_align_mask(indx)) != 0) return KMEM_NOT_BLOCK;
+    b->indx = indx;
+    b->pages = 0;
+    b->size = bucket_size(indx);
+    if (g.diag) {
+      std::uint8_t s = g.diag_state[(a - g.base) >> kMinBucket];
+      if ((s & 0x80) == 0) return KMEM_DOUBLE_FREE;
+    } else if (reinterpret_cast<const std::uintptr_t*>(a)[1] == free_marker(a)) {
+      return KMEM_DOUBLE_FREE;
+    }
+    return KMEM_OK;
+  }
+  if ((a & kPageMask) != 0) return KMEM_NOT_BLOCK;
+  if (indx == KU_LARGE) {
+    b->indx = 0;
+    b->pages = ku->ku_pagecnt;
+    b->size = std::size_t{ku->ku_pagecnt} << kPageShift;
+    return KMEM_OK;
+  }
+  if (indx == KU_FREED_LARGE) return KMEM_DOUBLE_FREE;
+  return KMEM_NOT_BLOCK;
+}
+
+// Takes one element of bucket indx from this thread's magazines (or the bucket).
+void* elem_get(tcache* tc, unsigned indx) {
+  if (tc == nullptr) {
+    void* p = nullptr;
+    return bucket_alloc(indx, &p, 1) == 1 ? p : nullptr;
+  }
+  tc_bucket& B = tc->b[indx];
+  if (B.top != B.base) return *--B.top;
+  return magazine_alloc_slow(tc, indx);
+}
+
+void elem_put(tcache* tc, unsigned indx, void* p) {
+  if (tc == nullptr) {
+    bucket_free(indx, &p, 1);
+    return;
+  }
+  tc_bucket& B = tc->b[indx];
+  if (B.top != B.limit) {
+    *B.top++ = p;
+    return;
+  }
+  magazine_free_slow(tc, indx, p);
+}
+
+void set_status(kmem_status* st, kmem_status v) {
+  if (st != nullptr) *st = v;
+}
+
+// Large blocks: whole pages from the source.  => pages lock; may trim once.
+void* malloc_large(std::size_t size, std::size_t align, malloc_type t, int flags, kmem_status* st) {
+  if (size > g.size || align > g.size) {
+    set_status(st, KMEM_NOMEM);
+    return nullptr;
+  }
+  std::size_t npages = (size + kPageMask) >> kPageShift;
+  std::size_t align_pages = align > kPageSize ? align >> kPageShift : 1;
+  tcache* tc = tcache_get();
+  unsigned indx = bucket_index(size);
+  std::size_t bytes = npages << kPageShift;
+  if (!account_alloc(tc, t, indx, bytes, flags, st)) return nullptr;
+  bool fresh = false;
+  void* p = large_alloc(npages, align_pages, &fresh);
+  if (p == nullptr) {
+    kmem::trim();
+    p = large_alloc(npages, align_pages, &fresh);
+  }
+  if (p == nullptr) {
+    account_free(tc, t, bytes, indx, true);
+    g.types[t].mapblocks.fetch_add(1, std::memory_order_relaxed);
+    set_status(st, KMEM_NOMEM);
+    return nullptr;
+  }
+  if (g.diag) diag_on_alloc(reinterpret_cast<std::uintptr_t>(p), t);
+  if ((flags & M_ZERO) != 0 && !fresh) std::memset(p, 0, bytes);
+  set_status(st, KMEM_OK);
+  return p;
+}
+
+// Everything malloc's fast path does not handle.
+[[gnu::noinline]] void* malloc_slow(std::size_t size, malloc_type t, int flags, kmem_status* st) {
+  KMEM_ASSERT(g.initialized.load(std::memory_order_acquire), "kmem::malloc before kmem_init");
+  if (static_cast<unsigned>(t) >= M_LAST) {
+    set_status(st, KMEM_INVALID);
+    return nullptr;
+  }
+  if (size == 0) size = 1;
+  if (size > kMaxAllocSave) return malloc_large(size, kPageSize, t, flags, st);
+  const unsigned indx = bucket_index(size);
+  const std::size_t bsize = bucket_size(indx);
+  tcache* tc = tcache_get();
+  if (!account_alloc(tc, t, indx, bsize, flags, st)) return nullptr;
+  void* p;
+  for (;;) {
+    p = elem_get(tc, indx);
+    if (p == nullptr) {
+      kmem::trim();
+      p = elem_get(tc, indx);
+    }
+    if (p == nullptr) {
+      account_free(tc, t, bsize, indx, true);
+      g.types[t].mapblocks.fetch_add(1, std::memory_order_relaxed);
+      set_status(st, KMEM_NOMEM);
+      return nullptr;
+    }
+    if (!g.diag || diag_check_reuse(reinterpret_cast<std::uintptr_t>(p), bsize)) break;
+    // Written after free: reported by diag_check_reuse; the block stays out of circulation.
+  }
+  std::uintptr_t* w = static_cast<std::uintptr_t*>(p);
+  w[1] = 0;
+  if (g.diag) diag_on_alloc(reinterpret_cast<std::uintptr_t>(p), t);
+  if (tc == nullptr) g.buckets[indx].kb_calls.fetch_add(1, std::memory_order_relaxed);
+  if ((flags & M_ZERO) != 0) std::memset(p, 0, bsize);
+  set_status(st, KMEM_OK);
+  return p;
+}
+
+[[gnu::noinline]] kmem_status free_slow(void* addr, malloc_type t) {
+  if (addr == nullptr) return KMEM_OK;
+  if (!g.initialized.load(std::memory_order_acquire)) return KMEM_FOREIGN;
+  if (static_cast<unsigned>(t) >= M_LAST) return KMEM_INVALID;
+  block b;
+  kmem_status s = validate(addr, &b);
+  if (s == KMEM_OK && g.diag) {
+    std::uint8_t state = g.diag_state[(b.a - g.base) >> kMinBucket];
+    if ((state & 0x7f) != t) s = KMEM_WRONG_TYPE;
+  }
+  if (s != KMEM_OK) {
+    g.bad_frees.fetch_add(1, std::memory_order_relaxed);
+    return s;
+  }
+  tcache* tc = tcache_get();
+  if (b.indx == 0) {
+    account_free(tc, t, b.size);
+    if (g.diag) g.diag_state[(b.a - g.base) >> kMinBucket] = static_cast<std::uint8_t>(t);
+    large_free(b.a, b.pages);
+    return KMEM_OK;
+  }
+  account_free(tc, t, b.size);
+  if (g.diag) diag_on_free(b.a, b.size, t);
+  reinterpret_cast<std::uintptr_t*>(b.a)[1] = free_marker(b.a);
+  elem_put(tc, b.indx, addr);
+  return KMEM_OK;
+}
+
+}  // namespace
+}  // namespace vmrt::kmem::detail
+
+namespace vmrt::kmem {
+using namespace detail;
+
+bool kmem_init(const kmem_page_source* src, const kmem_config& cfg) {
+  static std::atomic<int> once{0};
+  int expected = 0;
+  if (src == nullptr || !once.compare_exchange_strong(expected, 1)) return false;
+  KMEM_ASSERT((src->base & kPageMask) == 0 && src->size >= kPageSize, "page source arena not page aligned");
+  KMEM_ASSERT((src->size >> kPageShift) < kNil, "arena too large for 32-bit page indexes");
+  g.src = src;
+  g.base = src->base;
+  g.size = src->size & ~static_cast<std::size_t>(kPageMask);
+  g.npages = g.size >> kPageShift;
+  void* u = mmap(nullptr, g.npages * sizeof(kmemusage), PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (u == MAP_FAILED) return false;
+  g.usage = static_cast<kmemusage*>(u);
+  g.diag = cfg.diagnostics;
+  g.caches = cfg.thread_caches;
+  if (g.diag) {
+    void* d = mmap(nullptr, g.size >> kMinBucket, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (d == MAP_FAILED) return false;
+    g.diag_state = static_cast<std::uint8_t*>(d);
+  }
+  std::uintptr_t cookie = 0;
+  if (getrandom(&cookie, sizeof cookie, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof cookie))
+    cookie = reinterpret_cast<std::uintptr_t>(&cookie) * 0x9e3779b97f4a7c15ull ^ __builtin_ia32_rdtsc();
+  g.cookie = cookie | 1;  // never 0: a zeroed word is never a marker
+  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) {
+    kmembucket& kb = g.buckets[i];
+    kb.kb_elmpercl = elm_per_cluster(i);
+    kb.kb_npg = pages_per_cluster(i);
+    kb.kb_highwat = bucket_highwat(i);
+    std::uint32_t cap = cfg.magazine_size != 0 ? static_cast<std::uint32_t>(cfg.magazine_size) : magazine_cap(i);
+    if (cap > kMagazineMax) cap = kMagazineMax;
+    g.depots[i].cap = cap;
+  }
+  for (unsigned t = 0; t < M_LAST; ++t) {
+    g.types[t].limit = type_default_limit(static_cast<malloc_type>(t));
+    g.types[t].limited = g.types[t].limit != 0;
+    g.type_slow[t].store(g.diag || g.types[t].limited ? 1 : 0, std::memory_order_relaxed);
+  }
+  // decay in 2^24-ns ticks, rounded up, at most half the 16-bit tick space
+  std::uint64_t ticks = (std::uint64_t{cfg.decay_ms} * 1000000ull + (1u << 24) - 1) >> 24;
+  g.decay_ticks = static_cast<std::uint16_t>(ticks > 0x7fff ? 0x7fff : ticks);
+  magazines_init();
+  g.initialized.store(true, std::memory_order_release);
+  return true;
+}
+
+bool kmem_initialized() { return g.initialized.load(std::memory_order_acquire); }
+
+void* malloc(std::size_t size, malloc_type type, int flags, kmem_status* status) {
+  const unsigned indx = bucket_index(size);
+  tcache* tc = t_tc;
+  if (__builtin_expect(indx <= kMaxBucket && tc != nullptr && static_cast<unsigned>(type) < M_LAST, 1) &&
+      g.type_slow[type].load(std::memory_order_relaxed) == 0) {
+    tc_bucket& B = tc->b[indx];
+    void** top = B.top;
+    if (__builtin_expect(top != B.base, 1)) {
+      void* p = *--top;
+      B.top = top;
+      static_cast<std::uintptr_t*>(p)[1] = 0;  // clear the free marker
+      const std::size_t b = bucket_size(indx);
+      ++tc->acnt[type][indx];
+      type_delta& d = tc->td[type];
+      d.memuse += static_cast<std::int64_t>(b);
+      if (d.memuse > d.peak) d.peak = d.memuse;
+      if (status != nullptr) *status = KMEM_OK;
+      if ((flags & M_ZERO) != 0) return std::memset(p, 0, b);
+      return p;
+    }
+  }
+  return malloc_slow(size, type, flags, status);
+}
+
+kmem_status free(void* addr, malloc_type type) {
+  const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(addr);
+  tcache* tc = t_tc;
+  if (__builtin_expect(a - g.base < g.size && tc != nullptr && static_cast<unsigned>(type) < M_LAST, 1) &&
+      g.type_slow[type].load(std::memory_order_relaxed) == 0) {
+    const unsigned indx = usage_of(a)->ku_indx;
+    std::uintptr_t* w = reinterpret_cast<std::uintptr_t*>(a);
+    const std::uintptr_t marker = free_marker(a);
+    if (__builtin_expect(indx >= kMinBucket && (a & elm_align_mask(indx)) == 0, 1) && w[1] != marker) {
+      tc_bucket& B = tc->b[indx];
+      void** top = B.top;
+      if (__builtin_expect(top != B.limit, 1)) {
+        w[1] = marker;
+        *top = addr;
+        B.top = top + 1;
+        type_delta& d = tc->td[type];
+        ++d.frees;
+        d.memuse -= static_cast<std::int64_t>(bucket_size(indx));
+        return KMEM_OK;
+      }
+    }
+  }
+  return free_slow(addr, type);
+}
+
+void* malloc_aligned(std::size_t size, std::size_t align, malloc_type type, int flags, kmem_status* status) {
+  if (align == 0 || (align & (align - 1)) != 0) {
+    set_status(status, KMEM_INVALID);
+    return nullptr;
+  }
+  if (size == 0) size = 1;
+  if (align <= kMinAlloc) return kmem::malloc(size, type, flags, status);
+  if (align <= kPageSize) {
+    // Bucket elements are aligned to their size up to a page, to a page above.
+    std::size_t need = size < align ? align : size;
+    if (need <= kMaxAllocSave) return kmem::malloc(need, type, flags, status);
+    return malloc_large(size, kPageSize, type, flags, status);
+  }
+  if (static_cast<unsigned>(type) >= M_LAST) {
+    set_status(status, KMEM_INVALID);
+    return nullptr;
+  }
+  return malloc_large(size, align, type, flags, status);
+}
+
+std::size_t usable_size(const void* addr) {
+  if (addr == nullptr || !kmem_initialized()) return 0;
+  block b;
+  return validate(addr, &b) == KMEM_OK ? b.size : 0;
+}
+
+bool owns(const void* addr) {
+  return kmem_initialized() && reinterpret_cast<std::uintptr_t>(addr) - g.base < g.size;
+}
+
+void* realloc(void* addr, std::size_t size, malloc_type type, int flags, kmem_status* status) {
+  if (addr == nullptr) return kmem::malloc(size, type, flags, status);
+  if (static_cast<unsigned>(type) >= M_LAST) {
+    set_status(status, KMEM_INVALID);
+    return nullptr;
+  }
+  if (size == 0) size = 1;
+  block b;
+  kmem_status s = validate(addr, &b);
+  if (s == KMEM_OK && g.diag && (g.diag_state[(b.a - g.base) >> kMinBucket] & 0x7f) != type) s = KMEM_WRONG_TYPE;
+  if (s != KMEM_OK) {
+    g.bad_frees.fetch_add(1, std::memory_order_relaxed);
+    set_status(status, s);
+    return nullptr;
+  }
+  if (b.indx != 0) {
+    if (size <= kMaxAllocSave && bucket_index(size) == b.indx) {
+      set_status(status, KMEM_OK);
+      return addr;
+    }
+  } else if (size > kMaxAllocSave && size <= g.size) {
+    std::uint32_t npages = static_cast<std::uint32_t>((size + kPageMask) >> kPageShift);
+    if (npages == b.pages) {
+      set_status(status, KMEM_OK);
+      return addr;
+    }
+    if (npages < b.pages) {
+      account_resize(tcache_get(), type, -static_cast<std::int64_t>(std::size_t{b.pages - npages} << kPageShift));
+      large_shrink(b.a, b.pages, npages);
+      set_status(status, KMEM_OK);
+      return addr;
+    }
+  }
+  void* n = kmem::malloc(size, type, flags & ~M_ZERO, status);
+  if (n == nullptr) return nullptr;  // the old block is untouched
+  std::memcpy(n, addr, b.size < size ? b.size : size);
+  if ((flags & M_ZERO) != 0 && size > b.size) {
+    std::memset(static_cast<char*>(n) + b.size, 0, kmem::usable_size(n) - b.size);
+  }
+  kmem::free(addr, type);
+  return n;
+}
+
+void set_limit(malloc_type type, std::size_t bytes) {
+  if (static_cast<unsigned>(type) >= M_LAST) return;
+  kmemstats& ks = g.types[type];
+  kmem_guard guard(ks.lock);
+  if (bytes != 0 && !ks.limited) {
+    // Freeze the unlimited-mode total (flushed + live threads' deltas) as base.
+    std::int64_t base = ks.memuse.load(std::memory_order_relaxed);
+    {
+      kmem_guard tg(g.threads_lock);
+      for (tcache* tc = g.threads; tc != nullptr; tc = tc->next) base += rd(tc->td[type].memuse);
+    }
+    ks.base = base;
+    ks.limited = true;
+  } else if (bytes == 0) {
+    ks.limited = false;
+  }
+  ks.limit = bytes;
+  g.type_slow[type].store(g.diag || ks.limited ? 1 : 0, std::memory_order_relaxed);
+  ks.seq.fetch_add(1, std::memory_order_relaxed);
+  if (ks.sleepers.load(std::memory_order_relaxed) != 0) futex_wake_all(&ks.seq);
+}
+
+std::size_t trim() {
+  if (!kmem_initialized()) return 0;
+  std::uint64_t before;
+  {
+    kmem_guard guard(g.pages_lock);
+    before = g.pages_from_source;
+  }
+  thread_cache_drain();
+  depot_drain_all();
+  bucket_trim_all();
+  g.trims.fetch_add(1, std::memory_order_relaxed);
+  kmem_guard guard(g.pages_lock);
+  // Pages other threads took meanwhile can make this negative: report 0 then.
+  return before > g.pages_from_source ? (before - g.pages_from_source) << kPageShift : 0;
+}
+
+void fork_prepare() {
+  if (!kmem_initialized()) return;
+  thread_cache_drain();
+  for (unsigned t = 0; t < M_LAST; ++t) g.types[t].lock.lock();
+  magazines_fork_prepare();
+  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) g.buckets[i].kb_lock.lock();
+  g.pages_lock.lock();
+}
+
+void fork_parent() {
+  if (!kmem_initialized()) return;
+  g.pages_lock.unlock();
+  for (unsigned i = kMaxBucket + 1; i-- > kMinBucket;) g.buckets[i].kb_lock.unlock();
+  magazines_fork_parent();
+  for (unsigned t = M_LAST; t-- > 0;) g.types[t].lock.unlock();
+}
+
+void fork_child() {
+  if (!kmem_initialized()) return;
+  g.pages_lock.reinit();
+  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) g.buckets[i].kb_lock.reinit();
+  for (unsigned t = 0; t < M_LAST; ++t) {
+    g.types[t].lock.reinit();
+    g.types[t].sleepers.store(0, std::memory_order_relaxed);
+  }
+  magazines_fork_child();
+}
+
+// ---- statistics ------------------------------------------------------------------------------------
+
+bool get_type_stats(malloc_type t, type_stats* out) {
+  if (static_cast<unsigned>(t) >= M_LAST || out == nullptr) return false;
+  kmemstats& ks = g.types[t];
+  std::int64_t inuse = ks.inuse.load(std::memory_order_relaxed) + ks.exact_inuse.load(std::memory_order_relaxed);
+  std::int64_t memuse = ks.memuse.load(std::memory_order_relaxed) + ks.exact_memuse.load(std::memory_order_relaxed);
+  std::uint64_t calls = ks.calls.load(std::memory_order_relaxed);
+  std::uint32_t mask = ks.mask.load(std::memory_order_relaxed);
+  std::int64_t maxused = ks.maxused.load(std::memory_order_relaxed);
+  std::int64_t over = 0;  // the largest (peak - current) of any live thread
+  {
+    kmem_guard guard(g.threads_lock);
+    for (tcache* tc = g.threads; tc != nullptr; tc = tc->next) {
+      type_delta& d = tc->td[t];
+      std::int64_t m = rd(d.memuse);
+      std::int64_t p = rd(d.peak);
+      std::uint64_t c = tc_type_calls(tc, t);
+      inuse += static_cast<std::int64_t>(c - rd(d.frees));
+      memuse += m;
+      calls += c;
+      mask |= tc_type_mask(tc, t);
+      if (p - m > over) over = p - m;
+    }
+  }
+  if (memuse + over > maxused) maxused = memuse + over;
+  out->inuse = inuse > 0 ? static_cast<std::uint64_t>(inuse) : 0;
+  out->memuse = memuse > 0 ? static_cast<std::uint64_t>(memuse) : 0;
+  out->calls = calls;
+  out->maxused = maxused > 0 ? static_cast<std::uint64_t>(maxused) : 0;
+  out->limit = ks.limit;
+  out->limblocks = ks.limblocks.load(std::memory_order_relaxed);
+  out->size_mask = mask;
+  out->mapblocks = ks.mapblocks.load(std::memory_order_relaxed);
+  return true;
+}
+
+std::size_t bucket_count() { return kNumIndx; }
+
+bool get_bucket_stats(std::size_t index, bucket_stats* out) {
+  if (out == nullptr || index < kMinBucket || index > kMaxBucket) return false;
+  kmembucket& kb = g.buckets[index];
+  std::uint64_t calls = kb.kb_calls.load(std::memory_order_relaxed);
+  std::uint64_t cached = 0;
+  {
+    kmem_guard guard(g.threads_lock);
+    for (tcache* tc = g.threads; tc != nullptr; tc = tc->next) {
+      calls += tc_bucket_calls(tc, static_cast<unsigned>(index));
+      const magazine* p = rd(tc->previous[index]);
+      cached += static_cast<std::uint64_t>(rd(tc->b[index].top) - rd(tc->b[index].base)) + rd(p->count);
+    }
+  }
+  cached += depot_rounds(static_cast<unsigned>(index));
+  kmem_guard guard(kb.kb_lock);
+  out->size = bucket_size(static_cast<unsigned>(index));
+  out->calls = calls;
+  out->total = kb.kb_total;
+  out->totalfree = kb.kb_nfree + cached;
+  out->elmpercl = kb.kb_elmpercl;
+  out->highwat = kb.kb_highwat;
+  out->couldfree = kb.kb_couldfree;
+  return true;
+}
+
+bool get_kmem_counters(kmem_counters* out) {
+  if (out == nullptr || !kmem_initialized()) return false;
+  std::memset(out, 0, sizeof *out);
+  {
+    kmem_guard guard(g.pages_lock);
+    out->pages_from_source = g.pages_from_source;
+    out->page_cache_pages = g.page_cache_n;
+    for (unsigned i = kMinBucket; i <= kMaxBucket; ++i)
+      out->page_cache_pages += std::uint64_t{g.run_cache_n[i]} * pages_per_cluster(i);
+    out->large_blocks = g.large_blocks;
+    out->large_pages = g.large_pages;
+  }
+  {
+    kmem_guard guard(g.threads_lock);
+    for (tcache* tc = g.threads; tc != nullptr; tc = tc->next) ++out->live_thread_caches;
+    out->exited_thread_caches = g.threads_exited;
+  }
+  {
+    kmem_guard guard(g.meta_lock);
+    out->magazines = g.magazines_made;
+  }
+  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i)
+    out->depot_exchanges += g.depots[i].exchanges.load(std::memory_order_relaxed);
+  out->corrupt_detected = g.corrupt_detected.load(std::memory_order_relaxed);
+  out->bad_frees = g.bad_frees.load(std::memory_order_relaxed);
+  out->trims = g.trims.load(std::memory_order_relaxed);
+  return true;
+}
+
+}  // namespace vmrt::kmem

@@ -1,0 +1,126 @@
+// shim_boot.cpp — first-call boot, pthread_atfork handlers, the exit report.
+#include "libc_shim/shim_boot.h"
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "libc_shim/shim_counters.h"
+#include "libc_shim/shim_rtld.h"
+#include "libc_shim/shim_write.h"
+#include "runtime/boot.h"
+
+namespace vmrt::shim {
+
+std::atomic<int> g_boot_state{BOOT_DOWN};
+
+namespace {
+
+std::atomic<long> g_boot_tid{0};  // tid of the booting thread while BOOT_BOOTING
+// A private duplicate of VMRT_STATS_FD taken at boot (high number, close-on-exec):
+// programs like coreutils close stdout and stderr in an atexit handler, before
+// the report runs.  -1 when stats are off or the dup failed.
+int g_report_fd = -1;  // written once by the booting thread
+
+// First choice and fallback for the duplicate's number: out of the way of the
+// program's own lowest-free-number descriptors.
+constexpr int kReportFdMin[] = {800, 100, 10};
+
+void keep_report_fd() {
+  const runtime_config& c = runtime_current_config();
+  if (!c.stats) return;
+  for (int min : kReportFdMin) {
+    g_report_fd = ::fcntl(c.stats_fd, F_DUPFD_CLOEXEC, min);
+    if (g_report_fd >= 0 || errno == EBADF) return;
+  }
+}
+
+long current_tid() { return ::syscall(SYS_gettid); }
+
+// pthread_atfork handlers: every kmem/VM lock is taken before the host fork and
+// released (parent) or reinitialised with fresh state (child) after it.
+void atfork_prepare() {
+  count(C_FORKS);
+  runtime_fork_prepare();
+}
+void atfork_parent() { runtime_fork_parent(); }
+void atfork_child() { runtime_fork_child(); }
+
+// At exit (shared-object destructor, run by _dl_fini after the program's own
+// atexit handlers and destructors): the VMRT_STATS report.
+__attribute__((destructor)) void shim_exit_report() {
+  if (!ready()) {
+    // A program that never called malloc: boot now so the report still appears.
+    if (!runtime_config_from_env().stats || !ensure_booted()) return;
+  }
+  const runtime_config& c = runtime_current_config();
+  if (!c.stats) return;
+  report_now(g_report_fd >= 0 ? g_report_fd : c.stats_fd);
+}
+
+}  // namespace
+
+void die(const char* a, const char* b) {
+  line_buf m;
+  m.str("vmrt: ").str(a).str(b).str("\n");
+  m.flush(2);
+  std::abort();
+}
+
+void assert_failed(const char* cond, const char* file, int line) {
+  line_buf m;
+  m.str("vmrt: libvmrt_malloc.so: assertion failed: ").str(cond).str(" (").str(file).str(":").dec(
+      static_cast<std::uint64_t>(line)).str(")\n");
+  m.flush(2);
+  std::abort();
+}
+
+bool ensure_booted() {
+  for (;;) {
+    int s = g_boot_state.load(std::memory_order_acquire);
+    if (s == BOOT_READY) return true;
+    if (s == BOOT_BOOTING) {
+      if (g_boot_tid.load(std::memory_order_acquire) == current_tid()) return false;
+      sched_yield();
+      continue;
+    }
+    int expected = BOOT_DOWN;
+    if (!g_boot_state.compare_exchange_strong(expected, BOOT_BOOTING, std::memory_order_acq_rel)) continue;
+    g_boot_tid.store(current_tid(), std::memory_order_release);
+    rtld_snapshot();  // before boot maps the region: only the loader's memory
+    if (!runtime_boot()) die("libvmrt_malloc.so: the vmrt runtime failed to boot (see above); aborting");
+    keep_report_fd();
+    g_boot_state.store(BOOT_READY, std::memory_order_release);
+    g_boot_tid.store(0, std::memory_order_release);
+    // May itself call malloc (handler list growth): we are ready, so that is fine.
+    if (pthread_atfork(atfork_prepare, atfork_parent, atfork_child) != 0)
+      die("libvmrt_malloc.so: pthread_atfork failed; fork would not be safe");
+    return true;
+  }
+}
+
+void report_now(int fd) {
+  line_buf b;
+  char comm[64] = "?";
+  int cfd = ::open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
+  if (cfd >= 0) {
+    ssize_t n = ::read(cfd, comm, sizeof comm - 1);
+    ::close(cfd);
+    if (n > 0) {
+      comm[n] = '\0';
+      if (comm[n - 1] == '\n') comm[n - 1] = '\0';
+    }
+  }
+  b.str("==== vmrt statistics: pid ").dec(static_cast<std::uint64_t>(::getpid())).str(" (").str(comm)
+      .str(") at exit ====\n");
+  b.flush(fd);
+  runtime_report(fd);
+  report_counters(fd);
+}
+
+}  // namespace vmrt::shim

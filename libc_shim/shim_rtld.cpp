@@ -1,0 +1,166 @@
+// shim_rtld.cpp — snapshot of the ranges ld.so's minimal malloc may have used.
+#include "libc_shim/shim_rtld.h"
+
+#include <cstdint>
+#include <cstring>
+#include <fcntl.h>
+#include <link.h>
+#include <sys/auxv.h>
+#include <unistd.h>
+
+namespace vmrt::shim {
+namespace {
+
+struct range {
+  std::uintptr_t lo, hi;
+};
+range g_ranges[kMaxRtldRanges];  // written once at boot, read-only afterwards
+std::size_t g_nranges = 0;
+range g_spans[kMaxObjectSpans];  // loaded objects' PT_LOAD spans (boot only)
+std::size_t g_nspans = 0;
+range g_ldso_rw{0, 0};           // ld.so's writable segment, page-rounded
+
+constexpr std::uintptr_t kPageMask = 4095;
+constexpr std::uintptr_t trunc_pg(std::uintptr_t a) { return a & ~kPageMask; }
+constexpr std::uintptr_t round_pg(std::uintptr_t a) { return (a + kPageMask) & ~kPageMask; }
+
+// One parsed line of /proc/self/maps.
+struct maps_line {
+  std::uintptr_t lo = 0, hi = 0;
+  bool readable = false, writable = false, is_private = false;
+  std::uint64_t inode = 0;
+  const char* path = "";  // "" for anonymous; points into the line buffer
+};
+
+std::uintptr_t parse_hex(const char*& p) {
+  std::uintptr_t v = 0;
+  for (;; ++p) {
+    char c = *p;
+    if (c >= '0' && c <= '9') v = v * 16 + static_cast<std::uintptr_t>(c - '0');
+    else if (c >= 'a' && c <= 'f') v = v * 16 + static_cast<std::uintptr_t>(c - 'a' + 10);
+    else return v;
+  }
+}
+
+void skip_field(const char*& p) {
+  while (*p == ' ') ++p;
+  while (*p != ' ' && *p != '\0') ++p;
+  while (*p == ' ') ++p;
+}
+
+bool parse_line(const char* s, maps_line* out) {
+  const char* p = s;
+  out->lo = parse_hex(p);
+  if (*p++ != '-') return false;
+  out->hi = parse_hex(p);
+  if (*p++ != ' ') return false;
+  if (p[0] == '\0' || p[1] == '\0' || p[2] == '\0' || p[3] == '\0') return false;
+  out->readable = p[0] == 'r';
+  out->writable = p[1] == 'w';
+  out->is_private = p[3] == 'p';
+  p += 4;
+  skip_field(p);  // perms trailing space
+  skip_field(p);  // offset
+  skip_field(p);  // dev
+  std::uint64_t ino = 0;
+  for (; *p >= '0' && *p <= '9'; ++p) ino = ino * 10 + static_cast<std::uint64_t>(*p - '0');
+  out->inode = ino;
+  while (*p == ' ') ++p;
+  out->path = p;
+  return true;
+}
+
+// Calls fn(line) for every line of /proc/self/maps.  No malloc.
+template <typename Fn>
+void for_each_mapping(Fn fn) {
+  int fd = ::open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  char buf[4096];
+  char line[1024];
+  std::size_t ll = 0;
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    for (ssize_t i = 0; i < n; ++i) {
+      char c = buf[i];
+      if (c != '\n') {
+        if (ll + 1 < sizeof line) line[ll++] = c;
+        continue;
+      }
+      line[ll] = '\0';
+      maps_line m;
+      if (parse_line(line, &m)) fn(m);
+      ll = 0;
+    }
+  }
+  ::close(fd);
+}
+
+void add_range(std::uintptr_t lo, std::uintptr_t hi) {
+  if (g_nranges > 0 && g_ranges[g_nranges - 1].hi == lo) {
+    g_ranges[g_nranges - 1].hi = hi;  // extend a contiguous range
+    return;
+  }
+  if (g_nranges < kMaxRtldRanges) g_ranges[g_nranges++] = range{lo, hi};
+}
+
+// dl_iterate_phdr callback: record each PT_LOAD segment's page span; note
+// ld.so's writable one.
+int collect_spans(dl_phdr_info* info, std::size_t, void* ldso_base) {
+  bool is_ldso = info->dlpi_addr == reinterpret_cast<std::uintptr_t>(ldso_base);
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_LOAD || ph.p_memsz == 0) continue;
+    std::uintptr_t lo = trunc_pg(info->dlpi_addr + ph.p_vaddr);
+    std::uintptr_t hi = round_pg(info->dlpi_addr + ph.p_vaddr + ph.p_memsz);
+    if (is_ldso && (ph.p_flags & PF_W) != 0) g_ldso_rw = range{lo, hi};
+    if (g_nspans < kMaxObjectSpans) g_spans[g_nspans++] = range{lo, hi};
+  }
+  return 0;
+}
+
+// Add [lo, hi) minus every object span.
+void add_minus_spans(std::uintptr_t lo, std::uintptr_t hi) {
+  while (lo < hi) {
+    bool inside = false;
+    for (std::size_t i = 0; i < g_nspans; ++i) {
+      if (g_spans[i].lo <= lo && lo < g_spans[i].hi) {
+        lo = g_spans[i].hi;  // skip an object's pages
+        inside = true;
+      }
+    }
+    if (inside) continue;
+    std::uintptr_t next = hi;  // the next object span above lo
+    for (std::size_t i = 0; i < g_nspans; ++i)
+      if (g_spans[i].lo > lo && g_spans[i].lo < next) next = g_spans[i].lo;
+    add_range(lo, next);
+    lo = next;
+  }
+}
+
+}  // namespace
+
+void rtld_snapshot() {
+  g_nspans = 0;
+  dl_iterate_phdr(collect_spans, reinterpret_cast<void*>(getauxval(AT_BASE)));
+  if (g_ldso_rw.hi != 0) add_range(g_ldso_rw.lo, g_ldso_rw.hi);
+  for_each_mapping([](const maps_line& m) {
+    bool anon = m.inode == 0 && m.path[0] == '\0';
+    if (anon && m.readable && m.writable && m.is_private) add_minus_spans(m.lo, m.hi);
+  });
+}
+
+bool rtld_owns(const void* p, std::size_t* bytes_to_end) {
+  auto a = reinterpret_cast<std::uintptr_t>(p);
+  for (std::size_t i = 0; i < g_nranges; ++i) {
+    if (a >= g_ranges[i].lo && a < g_ranges[i].hi) {
+      if (bytes_to_end != nullptr) *bytes_to_end = g_ranges[i].hi - a;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::size_t rtld_range_count() { return g_nranges; }
+
+}  // namespace vmrt::shim

@@ -1,0 +1,35 @@
+// kmem_vm_source.cpp — kmem pages from the kmem submap.
+#include "runtime/kmem_vm_source.h"
+
+#include "vm/vm_kern.h"
+
+namespace vmrt::rt {
+
+namespace {
+
+kmem::kmem_page_source g_src;
+
+void* alloc_pages(void*, std::size_t npages, std::size_t align_pages, bool) {
+  // kmem_alloc_wired does not sleep: with no frames it fails, and kmem reports NOMEM.
+  if (align_pages == 0) align_pages = 1;
+  vaddr_t va = 0;
+  if (kmem_alloc_wired(npages * PAGE_SIZE, align_pages * PAGE_SIZE, &va) != KERN_SUCCESS) return nullptr;
+  return reinterpret_cast<void*>(va);
+}
+
+void free_pages(void*, void* addr, std::size_t npages) {
+  kmem_free_wired(reinterpret_cast<vaddr_t>(addr), npages * PAGE_SIZE);
+}
+
+}  // namespace
+
+const kmem::kmem_page_source* kmem_vm_source(vaddr_t base, vsize_t size) {
+  g_src.base = base;
+  g_src.size = size;
+  g_src.alloc_pages = alloc_pages;
+  g_src.free_pages = free_pages;
+  g_src.ctx = nullptr;
+  return &g_src;
+}
+
+}  // namespace vmrt::rt

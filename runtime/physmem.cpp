@@ -1,0 +1,163 @@
+// physmem.cpp — the memfd frame pool and the direct map.
+#include "runtime/physmem.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "runtime/rt_base.h"
+#include "runtime/rt_maps.h"
+#include "runtime/rt_stats.h"
+#include "vm/vm_page.h"
+
+namespace vmrt::rt {
+
+char* g_direct_map;
+
+namespace {
+
+int g_fd = -1;
+frame_t g_nframes;
+std::size_t g_bytes;
+
+// Runs up to this many frames are zeroed with memset; longer runs are punched.
+constexpr std::size_t kZeroMemsetMax = 16;
+
+int make_memfd(std::size_t bytes) {
+  int fd = ::memfd_create("vmrt-physmem", MFD_CLOEXEC);
+  if (fd < 0) return -1;
+  if (::ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+void punch(frame_t f, std::size_t n) {
+  (void)::fallocate(g_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                    static_cast<off_t>(static_cast<std::size_t>(f) << PAGE_SHIFT),
+                    static_cast<off_t>(n << PAGE_SHIFT));
+}
+
+}  // namespace
+
+bool physmem_init(std::size_t bytes) {
+  RT_ASSERT(g_fd < 0, "physmem initialised twice");
+  bytes &= ~static_cast<std::size_t>(PAGE_MASK);
+  std::size_t max_bytes = static_cast<std::size_t>(UINT32_MAX - 1) << PAGE_SHIFT;
+  if (bytes > max_bytes) bytes = max_bytes;
+  if (bytes < (std::size_t{16} << 20)) bytes = std::size_t{16} << 20;
+  int fd = make_memfd(bytes);
+  if (fd < 0) {
+    say("vmrt: cannot create the physmem memfd\n");
+    return false;
+  }
+  void* dm = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+  if (dm == MAP_FAILED) {
+    ::close(fd);
+    say("vmrt: cannot map the physmem direct map\n");
+    return false;
+  }
+  g_fd = fd;
+  g_direct_map = static_cast<char*>(dm);
+  g_bytes = bytes;
+  g_nframes = static_cast<frame_t>(bytes >> PAGE_SHIFT);
+  if (vm_page_startup(g_nframes) != KERN_SUCCESS) {
+    say("vmrt: vm_page_startup failed (cannot map the page array)\n");
+    return false;
+  }
+  return true;
+}
+
+int physmem_fd() { return g_fd; }
+frame_t physmem_nframes() { return g_nframes; }
+
+void physmem_zero(frame_t f, std::size_t n) {
+  RT_ASSERT(static_cast<std::size_t>(f) + n <= g_nframes, "zero past physmem");
+  if (n <= kZeroMemsetMax) std::memset(physmem_frame(f), 0, n << PAGE_SHIFT);
+  else punch(f, n);
+  rt_count(RC_PAGES_ZEROED, static_cast<std::int64_t>(n));
+}
+
+void physmem_release(frame_t f, std::size_t n) {
+  RT_ASSERT(static_cast<std::size_t>(f) + n <= g_nframes, "release past physmem");
+  punch(f, n);
+  rt_count(RC_PAGES_RELEASED, static_cast<std::int64_t>(n));
+}
+
+std::size_t physmem_host_bytes() {
+  struct stat st;
+  if (::fstat(g_fd, &st) != 0) return 0;
+  return static_cast<std::size_t>(st.st_blocks) * 512;
+}
+
+// ---- fork --------------------------------------------------------------------------------
+
+namespace {
+
+struct remap_ctx {
+  std::uint64_t dev, ino;
+  int nfd;
+  bool ok;
+};
+
+void remap_line(const maps_line& l, void* arg) {
+  remap_ctx* c = static_cast<remap_ctx*>(arg);
+  if (!l.shared || l.inode != c->ino || l.dev != c->dev) return;
+  void* r = ::mmap(reinterpret_cast<void*>(l.lo), l.hi - l.lo, l.prot, MAP_SHARED | MAP_FIXED | MAP_NORESERVE,
+                   c->nfd, static_cast<off_t>(l.offset));
+  rt_count(RC_HOST_MMAP);
+  if (r == MAP_FAILED) c->ok = false;
+}
+
+}  // namespace
+
+bool physmem_fork_child() {
+  struct stat old_st;
+  if (::fstat(g_fd, &old_st) != 0) return false;
+  int nfd = make_memfd(g_bytes);
+  if (nfd < 0) {
+    say("vmrt: fork child: cannot create a new physmem memfd\n");
+    return false;
+  }
+  void* tmp = ::mmap(nullptr, g_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, nfd, 0);
+  if (tmp == MAP_FAILED) {
+    ::close(nfd);
+    say("vmrt: fork child: cannot map the new physmem\n");
+    return false;
+  }
+  // Copy every allocated extent of the old memfd (holes read as zeros in both).
+  std::int64_t copied = 0;
+  off_t off = 0;
+  const off_t end = static_cast<off_t>(g_bytes);
+  while (off < end) {
+    off_t data = ::lseek(g_fd, off, SEEK_DATA);
+    if (data < 0) break;  // ENXIO: no more data
+    off_t hole = ::lseek(g_fd, data, SEEK_HOLE);
+    if (hole < 0 || hole > end) hole = end;
+    std::memcpy(static_cast<char*>(tmp) + data, g_direct_map + data, static_cast<std::size_t>(hole - data));
+    copied += (hole - data) >> PAGE_SHIFT;
+    off = hole;
+  }
+  ::munmap(tmp, g_bytes);
+  rt_count(RC_FORK_FRAMES_COPIED, copied);
+  // Replace every mapping of the old memfd (the direct map and every pmap mapping) by the
+  // same range of the new one, with the same protection.
+  remap_ctx c{old_st.st_dev, old_st.st_ino, nfd, true};
+  if (!maps_scan(remap_line, &c)) {
+    ::close(nfd);
+    say("vmrt: fork child: cannot read /proc/self/maps\n");
+    return false;
+  }
+  ::close(g_fd);
+  g_fd = nfd;
+  if (!c.ok) say("vmrt: fork child: some physmem mappings could not be replaced\n");
+  rt_count(RC_HOST_FORKS);
+  return c.ok;
+}
+
+}  // namespace vmrt::rt

@@ -1,0 +1,469 @@
+// pmap_linux.cpp — the Linux pmap: software PTEs over host mappings of physmem.
+#include "runtime/pmap_linux.h"
+
+#include <cerrno>
+#include <cstring>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+
+#include "runtime/physmem.h"
+#include "runtime/region.h"
+#include "runtime/rt_base.h"
+#include "runtime/rt_maps.h"
+#include "runtime/rt_stats.h"
+#include "runtime/spinlock.h"
+#include "vm/vm_page.h"
+
+namespace vmrt::rt {
+
+namespace {
+
+// Software PTE, one per region page [pmap lock].
+struct pte {
+  std::uint32_t frame1;  // mapped frame + 1; 0 when not resident
+  std::uint32_t next1;   // next region page (+1) mapping the same frame (pv chain)
+};
+static_assert(sizeof(pte) == 8);
+
+// Per-page bits [pmap lock]
+constexpr std::uint8_t B_RESV = 0x07;      // reservation: accesses the map entry allows
+constexpr unsigned B_MPROT_SHIFT = 3;
+constexpr std::uint8_t B_MPROT = 0x38;     // protection of the resident mapping
+constexpr std::uint8_t B_MAPPED = 0x40;    // resident: a physmem frame is mapped here
+constexpr std::uint8_t B_REFUSED = 0x80;   // made PROT_NONE by the userfaultfd thread
+
+// vm_page::md: first pv (region page + 1) in the low bits, REF/MOD flags on top [pmap lock]
+constexpr std::uintptr_t MD_IDX = (std::uintptr_t{1} << 40) - 1;
+constexpr std::uintptr_t MD_REF = std::uintptr_t{1} << 62;
+constexpr std::uintptr_t MD_MOD = std::uintptr_t{1} << 63;
+
+constexpr unsigned kChunkShift = 9;  // resident counts per 2 MiB chunk
+static_assert((kGranule >> PAGE_SHIFT) % (std::size_t{1} << kChunkShift) == 0);
+
+pte* g_pte;
+std::uint8_t* g_bits;
+std::uint16_t* g_chunk;  // resident pages per chunk [pmap lock]
+std::size_t g_npages;
+vaddr_t g_base;
+std::atomic<int> g_uffd{-1};
+spinlock g_lock;
+
+inline std::size_t idx_of(vaddr_t va) { return (va - g_base) >> PAGE_SHIFT; }
+inline vaddr_t va_of(std::size_t i) { return g_base + (i << PAGE_SHIFT); }
+inline vm_prot_t mprot(std::uint8_t b) { return static_cast<vm_prot_t>((b & B_MPROT) >> B_MPROT_SHIFT); }
+inline std::uintptr_t md(const vm_page* m) { return reinterpret_cast<std::uintptr_t>(m->md); }
+inline void set_md(vm_page* m, std::uintptr_t v) { m->md = reinterpret_cast<void*>(v); }
+
+// The host protection a non-resident page has (for the VMA estimate).
+inline int host_resv(std::uint8_t b) {
+  if ((b & B_REFUSED) != 0 || g_uffd.load(std::memory_order_relaxed) < 0) return 0;
+  return b & B_RESV;
+}
+
+// Would the host merge pages p-1 and p into one VMA?  (p >= 1)
+bool joined(std::size_t p) {
+  std::uint8_t a = g_bits[p - 1], b = g_bits[p];
+  if ((a & B_MAPPED) != (b & B_MAPPED)) return false;
+  if ((a & B_MAPPED) != 0) return mprot(a) == mprot(b) && g_pte[p].frame1 == g_pte[p - 1].frame1 + 1;
+  return host_resv(a) == host_resv(b);
+}
+
+// VMA boundaries among the page boundaries lo..hi (boundary p lies between p-1 and p).
+std::int64_t breaks(std::size_t lo, std::size_t hi) {
+  if (lo < 1) lo = 1;
+  if (hi > g_npages - 1) hi = g_npages - 1;
+  std::int64_t n = 0;
+  for (std::size_t p = lo; p <= hi; ++p) n += joined(p) ? 0 : 1;
+  return n;
+}
+
+void pv_link(std::size_t i, frame_t f) {
+  vm_page* m = vm_page_from_frame(f);
+  std::uintptr_t v = md(m);
+  g_pte[i].next1 = static_cast<std::uint32_t>(v & MD_IDX);
+  set_md(m, (v & ~MD_IDX) | (i + 1));
+}
+
+void pv_unlink(std::size_t i) {
+  vm_page* m = vm_page_from_frame(g_pte[i].frame1 - 1);
+  std::uintptr_t v = md(m);
+  std::uint32_t head = static_cast<std::uint32_t>(v & MD_IDX);
+  if (head == i + 1) {
+    set_md(m, (v & ~MD_IDX) | g_pte[i].next1);
+  } else {
+    std::uint32_t cur = head;
+    while (cur != 0 && g_pte[cur - 1].next1 != i + 1) cur = g_pte[cur - 1].next1;
+    RT_ASSERT(cur != 0, "pv entry missing from its page's list");
+    g_pte[cur - 1].next1 = g_pte[i].next1;
+  }
+  g_pte[i].next1 = 0;
+}
+
+// Host: make pages [i, i+n) reserved with reservation `resv` (no PTE changes).
+void host_reserve(std::size_t i, std::size_t n, vm_prot_t resv) {
+  int uffd = g_uffd.load(std::memory_order_relaxed);
+  int hp = uffd >= 0 ? resv : PROT_NONE;
+  void* r = ::mmap(reinterpret_cast<void*>(va_of(i)), n << PAGE_SHIFT, hp,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+  rt_count(RC_HOST_MMAP);
+  RT_ASSERT(r != MAP_FAILED, "cannot restore a reservation in the region (host VMA limit?)");
+  if (uffd >= 0 && resv != VM_PROT_NONE) {
+    uffdio_register reg{};
+    reg.range.start = va_of(i);
+    reg.range.len = n << PAGE_SHIFT;
+    reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+    int rc = ::ioctl(uffd, UFFDIO_REGISTER, &reg);
+    RT_ASSERT(rc == 0, "UFFDIO_REGISTER failed on a reservation");
+  }
+  for (std::size_t p = i; p < i + n; ++p) g_bits[p] &= static_cast<std::uint8_t>(~B_REFUSED);
+}
+
+// Host: restore reservations over [i, j), grouped by reservation (sigsegv: one call).
+void host_reserve_grouped(std::size_t i, std::size_t j) {
+  bool uffd = g_uffd.load(std::memory_order_relaxed) >= 0;
+  while (i < j) {
+    std::size_t k = i + 1;
+    vm_prot_t r = g_bits[i] & B_RESV;
+    if (uffd)
+      while (k < j && (g_bits[k] & B_RESV) == r) ++k;
+    else
+      k = j;
+    host_reserve(i, k - i, r);
+    i = k;
+  }
+}
+
+// Drop the resident pages [i, j) (all mapped) and restore their reservations.
+void remove_run(std::size_t i, std::size_t j) {
+  std::int64_t before = breaks(i, j);
+  for (std::size_t p = i; p < j; ++p) {
+    RT_ASSERT((g_bits[p] & B_MAPPED) != 0, "remove_run over a non-resident page");
+    pv_unlink(p);
+    g_pte[p].frame1 = 0;
+    g_bits[p] &= B_RESV;
+    --g_chunk[p >> kChunkShift];
+  }
+  host_reserve_grouped(i, j);
+  rt_host_vmas_add(breaks(i, j) - before);
+  rt_count(RC_PMAP_REMOVE_PAGES, static_cast<std::int64_t>(j - i));
+}
+
+// Change the protection of resident pages [i, j) to `prot` on the host and in the bits.
+void protect_run(std::size_t i, std::size_t j, vm_prot_t prot) {
+  std::int64_t before = breaks(i, j);
+  int rc = ::mprotect(reinterpret_cast<void*>(va_of(i)), (j - i) << PAGE_SHIFT, prot);
+  rt_count(RC_HOST_MPROTECT);
+  RT_ASSERT(rc == 0, "mprotect of resident pages failed (host VMA limit?)");
+  for (std::size_t p = i; p < j; ++p)
+    g_bits[p] = static_cast<std::uint8_t>((g_bits[p] & ~B_MPROT) | (prot << B_MPROT_SHIFT));
+  rt_host_vmas_add(breaks(i, j) - before);
+}
+
+// Call f(i, j) for each maximal run of resident pages inside [i, e).
+template <class F> void for_each_resident_run(std::size_t i, std::size_t e, F&& f) {
+  while (i < e) {
+    if (g_chunk[i >> kChunkShift] == 0) {
+      i = ((i >> kChunkShift) + 1) << kChunkShift;
+      continue;
+    }
+    if ((g_bits[i] & B_MAPPED) == 0) {
+      ++i;
+      continue;
+    }
+    std::size_t j = i;
+    while (j < e && (g_bits[j] & B_MAPPED) != 0) ++j;
+    f(i, j);
+    i = j;
+  }
+}
+
+kern_return_t enter_run(std::size_t i, std::size_t n, frame_t f0, vm_prot_t prot) {
+  std::int64_t before = breaks(i, i + n);
+  bool same = true;
+  bool same_prot = true;
+  for (std::size_t k = 0; k < n; ++k) {
+    if ((g_bits[i + k] & B_MAPPED) == 0 || g_pte[i + k].frame1 != f0 + k + 1) {
+      same = false;
+      break;
+    }
+    if (mprot(g_bits[i + k]) != prot) same_prot = false;
+  }
+  if (same) {
+    // Re-entering the frames already there: only the protection may change.
+    if (!same_prot) {
+      int rc = ::mprotect(reinterpret_cast<void*>(va_of(i)), n << PAGE_SHIFT, prot);
+      rt_count(RC_HOST_MPROTECT);
+      if (rc != 0) return KERN_RESOURCE_SHORTAGE;
+    }
+  } else {
+    void* r = ::mmap(reinterpret_cast<void*>(va_of(i)), n << PAGE_SHIFT, prot, MAP_SHARED | MAP_FIXED,
+                     physmem_fd(), static_cast<off_t>(static_cast<std::size_t>(f0) << PAGE_SHIFT));
+    rt_count(RC_HOST_MMAP);
+    if (r == MAP_FAILED) {
+      // The host may have dropped what was there: forget it and restore the reservation.
+      for (std::size_t k = 0; k < n; ++k) {
+        if ((g_bits[i + k] & B_MAPPED) == 0) continue;
+        pv_unlink(i + k);
+        g_pte[i + k].frame1 = 0;
+        g_bits[i + k] &= B_RESV;
+        --g_chunk[(i + k) >> kChunkShift];
+      }
+      host_reserve_grouped(i, i + n);
+      rt_host_vmas_add(breaks(i, i + n) - before);
+      return KERN_RESOURCE_SHORTAGE;
+    }
+    for (std::size_t k = 0; k < n; ++k) {
+      std::size_t p = i + k;
+      if ((g_bits[p] & B_MAPPED) != 0) {
+        if (g_pte[p].frame1 == f0 + k + 1) continue;  // same frame: keep its pv entry
+        pv_unlink(p);
+        g_bits[p] &= static_cast<std::uint8_t>(~B_MAPPED);
+        --g_chunk[p >> kChunkShift];
+      }
+      g_pte[p].frame1 = f0 + static_cast<std::uint32_t>(k) + 1;
+      pv_link(p, f0 + static_cast<frame_t>(k));
+    }
+  }
+  std::uintptr_t flags = MD_REF | ((prot & VM_PROT_WRITE) != 0 ? MD_MOD : 0);
+  for (std::size_t k = 0; k < n; ++k) {
+    std::size_t p = i + k;
+    if ((g_bits[p] & B_MAPPED) == 0) ++g_chunk[p >> kChunkShift];
+    g_bits[p] = static_cast<std::uint8_t>((g_bits[p] & B_RESV) | B_MAPPED | (prot << B_MPROT_SHIFT));
+    vm_page* m = vm_page_from_frame(f0 + static_cast<frame_t>(k));
+    set_md(m, md(m) | flags);
+  }
+  rt_host_vmas_add(breaks(i, i + n) - before);
+  rt_count(RC_PMAP_ENTER_RUNS);
+  rt_count(RC_PMAP_ENTER_PAGES, static_cast<std::int64_t>(n));
+  return KERN_SUCCESS;
+}
+
+void check_range(const pmap* pm, vaddr_t sva, vaddr_t eva) {
+  RT_ASSERT(page_aligned(sva) && page_aligned(eva) && sva <= eva, "pmap range not page aligned");
+  RT_ASSERT(sva >= pm->min && eva <= pm->max, "pmap range outside its window");
+}
+
+// ---- pmap_ops ----------------------------------------------------------------------
+
+kern_return_t op_enter(pmap* pm, vaddr_t va, vm_page* const* pages, vsize_t n, vm_prot_t prot) {
+  check_range(pm, va, va + n * PAGE_SIZE);
+  RT_ASSERT(prot != VM_PROT_NONE, "pmap_enter with VM_PROT_NONE");
+  spin_guard g(g_lock);
+  std::size_t i0 = idx_of(va);
+  vsize_t k = 0;
+  while (k < n) {
+    frame_t f0 = vm_page_frame(pages[k]);
+    RT_ASSERT(f0 < physmem_nframes(), "pmap_enter of a page outside physmem");
+    vsize_t r = 1;
+    while (k + r < n && vm_page_frame(pages[k + r]) == f0 + r) ++r;
+    kern_return_t kr = enter_run(i0 + k, r, f0, prot);
+    if (kr != KERN_SUCCESS) return kr;
+    k += r;
+  }
+  return KERN_SUCCESS;
+}
+
+void op_remove(pmap* pm, vaddr_t sva, vaddr_t eva) {
+  check_range(pm, sva, eva);
+  spin_guard g(g_lock);
+  for_each_resident_run(idx_of(sva), idx_of(eva), [](std::size_t i, std::size_t j) { remove_run(i, j); });
+}
+
+void op_protect(pmap* pm, vaddr_t sva, vaddr_t eva, vm_prot_t prot) {
+  if (prot == VM_PROT_NONE) {
+    op_remove(pm, sva, eva);
+    return;
+  }
+  check_range(pm, sva, eva);
+  spin_guard g(g_lock);
+  for_each_resident_run(idx_of(sva), idx_of(eva), [prot](std::size_t i, std::size_t j) {
+    // Sub-runs whose new protection (old & prot) differs from the old, grouped by new.
+    std::size_t p = i;
+    while (p < j) {
+      vm_prot_t old = mprot(g_bits[p]);
+      vm_prot_t nw = old & prot;
+      if (nw == old) {
+        ++p;
+        continue;
+      }
+      std::size_t q = p + 1;
+      while (q < j && mprot(g_bits[q]) != (mprot(g_bits[q]) & prot) && (mprot(g_bits[q]) & prot) == nw) ++q;
+      if (nw == VM_PROT_NONE) remove_run(p, q);
+      else protect_run(p, q, nw);
+      p = q;
+    }
+  });
+}
+
+void op_reserve(pmap* pm, vaddr_t sva, vaddr_t eva, vm_prot_t prot) {
+  check_range(pm, sva, eva);
+  spin_guard g(g_lock);
+  std::size_t i = idx_of(sva), e = idx_of(eva);
+  if (i == e) return;
+  bool uffd = g_uffd.load(std::memory_order_relaxed) >= 0;
+  if (!uffd) {
+    // The host state of non-resident pages is PROT_NONE whatever the reservation: record only.
+    for (std::size_t p = i; p < e; ++p)
+      g_bits[p] = static_cast<std::uint8_t>((g_bits[p] & ~B_RESV) | prot);
+    return;
+  }
+  std::int64_t before = breaks(i, e);
+  // Record, and restore the host state of every non-resident run whose reservation changed.
+  std::size_t p = i;
+  while (p < e) {
+    if ((g_bits[p] & B_MAPPED) != 0) {
+      g_bits[p] = static_cast<std::uint8_t>((g_bits[p] & ~B_RESV) | prot);
+      ++p;
+      continue;
+    }
+    std::size_t q = p;
+    bool changed = false;
+    while (q < e && (g_bits[q] & B_MAPPED) == 0) {
+      if ((g_bits[q] & (B_RESV | B_REFUSED)) != prot) changed = true;
+      g_bits[q] = static_cast<std::uint8_t>((g_bits[q] & ~B_RESV) | prot);
+      ++q;
+    }
+    if (changed) host_reserve(p, q - p, prot);
+    p = q;
+  }
+  rt_host_vmas_add(breaks(i, e) - before);
+}
+
+// page_protect with the pmap lock held.
+void page_protect_locked(vm_page* m, vm_prot_t prot) {
+  std::uint32_t cur = static_cast<std::uint32_t>(md(m) & MD_IDX);
+  while (cur != 0) {
+    std::size_t p = cur - 1;
+    cur = g_pte[p].next1;
+    vm_prot_t old = mprot(g_bits[p]);
+    vm_prot_t nw = old & prot;
+    if (nw == old) continue;
+    if (nw == VM_PROT_NONE) remove_run(p, p + 1);
+    else protect_run(p, p + 1, nw);
+  }
+}
+
+void op_page_protect(vm_page* m, vm_prot_t prot) {
+  spin_guard g(g_lock);
+  page_protect_locked(m, prot);
+}
+
+bool op_is_modified(vm_page* m) {
+  spin_guard g(g_lock);
+  return (md(m) & MD_MOD) != 0;
+}
+
+void op_clear_modify(vm_page* m) {
+  spin_guard g(g_lock);
+  set_md(m, md(m) & ~MD_MOD);
+  page_protect_locked(m, VM_PROT_READ | VM_PROT_EXECUTE);
+}
+
+bool op_ts_referenced(vm_page* m) {
+  spin_guard g(g_lock);
+  bool ref = (md(m) & MD_REF) != 0;
+  set_md(m, md(m) & ~MD_REF);
+  if (ref) page_protect_locked(m, VM_PROT_NONE);  // the next access faults and sets it again
+  return ref;
+}
+
+void* op_page_address(const vm_page* m) { return physmem_frame(vm_page_frame(m)); }
+void op_zero_pages(vm_page* m, vsize_t n) { physmem_zero(vm_page_frame(m), n); }
+void op_release_pages(vm_page* m, vsize_t n) { physmem_release(vm_page_frame(m), n); }
+
+void rereg_line(const maps_line& l, void* arg) {
+  int uffd = *static_cast<int*>(arg);
+  if (l.inode != 0 || l.shared || l.prot == PROT_NONE) return;
+  if (!region_contains(l.lo)) return;
+  uffdio_register reg{};
+  reg.range.start = l.lo;
+  reg.range.len = l.hi - l.lo;
+  reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+  if (::ioctl(uffd, UFFDIO_REGISTER, &reg) != 0) say("vmrt: fork child: UFFDIO_REGISTER failed\n");
+}
+
+}  // namespace
+
+const pmap_ops g_pmap_linux_ops = {
+    op_enter,       op_remove,      op_protect,        op_reserve,     op_page_protect, op_is_modified,
+    op_clear_modify, op_ts_referenced, op_page_address, op_zero_pages, op_release_pages,
+};
+
+bool pmap_linux_init() {
+  g_base = region_base();
+  g_npages = region_size() >> PAGE_SHIFT;
+  std::size_t nchunks = g_npages >> kChunkShift;
+  std::size_t bytes = g_npages * sizeof(pte) + g_npages + nchunks * sizeof(std::uint16_t);
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    say("vmrt: cannot map the software page tables\n");
+    return false;
+  }
+  char* c = static_cast<char*>(p);
+  g_pte = reinterpret_cast<pte*>(c);
+  g_bits = reinterpret_cast<std::uint8_t*>(c + g_npages * sizeof(pte));
+  g_chunk = reinterpret_cast<std::uint16_t*>(c + g_npages * sizeof(pte) + g_npages);
+  rt_host_vmas_add(1);  // the region reservation itself
+  return true;
+}
+
+void pmap_linux_set_uffd(int fd) { g_uffd.store(fd, std::memory_order_release); }
+int pmap_linux_uffd() { return g_uffd.load(std::memory_order_acquire); }
+
+bool pmap_linux_allows(vaddr_t va, vm_prot_t access) {
+  if (!region_contains(va)) return false;
+  std::uint8_t b = __atomic_load_n(&g_bits[idx_of(va)], __ATOMIC_RELAXED);
+  return (b & B_MAPPED) != 0 && (mprot(b) & access) == access;
+}
+
+vm_prot_t pmap_linux_reservation(vaddr_t va) {
+  if (!region_contains(va)) return VM_PROT_NONE;
+  return __atomic_load_n(&g_bits[idx_of(va)], __ATOMIC_RELAXED) & B_RESV;
+}
+
+void pmap_linux_refuse(vaddr_t va) {
+  spin_guard g(g_lock);
+  std::size_t i = idx_of(trunc_page(va));
+  if ((g_bits[i] & (B_MAPPED | B_REFUSED)) != 0) return;
+  std::int64_t before = breaks(i, i + 1);
+  ::mprotect(reinterpret_cast<void*>(va_of(i)), PAGE_SIZE, PROT_NONE);
+  rt_count(RC_HOST_MPROTECT);
+  g_bits[i] |= B_REFUSED;
+  rt_host_vmas_add(breaks(i, i + 1) - before);
+}
+
+void pmap_linux_reset(vaddr_t sva, vaddr_t eva) {
+  spin_guard g(g_lock);
+  std::size_t i = idx_of(sva), e = idx_of(eva);
+  for (std::size_t c = i >> kChunkShift; c < (e >> kChunkShift); ++c)
+    RT_ASSERT(g_chunk[c] == 0, "window torn down with resident pages");
+  std::int64_t before = breaks(i, e);
+  std::memset(g_bits + i, 0, e - i);
+  void* r = ::mmap(reinterpret_cast<void*>(sva), eva - sva, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+  rt_count(RC_HOST_MMAP);
+  RT_ASSERT(r != MAP_FAILED, "cannot reset a window");
+  rt_host_vmas_add(breaks(i, e) - before);
+}
+
+void pmap_linux_reregister() {
+  int uffd = g_uffd.load(std::memory_order_acquire);
+  if (uffd < 0) return;
+  maps_scan(rereg_line, &uffd);
+}
+
+std::size_t pmap_linux_resident(vaddr_t sva, vaddr_t eva) {
+  spin_guard g(g_lock);
+  std::size_t n = 0;
+  for_each_resident_run(idx_of(sva), idx_of(eva), [&n](std::size_t i, std::size_t j) { n += j - i; });
+  return n;
+}
+
+}  // namespace vmrt::rt
+
+namespace vmrt::rt {
+void pmap_linux_fork_prepare() { g_lock.lock(); }
+void pmap_linux_fork_parent() { g_lock.unlock(); }
+void pmap_linux_fork_child() { g_lock.reset(); }
+}  // namespace vmrt::rt

@@ -1,0 +1,70 @@
+// pmap_linux.h — the pmap (vm/pmap.h) for a Linux host.
+//
+// A translation is a host mapping of physmem frames into the region:
+// mmap(va, n*4096, prot, MAP_SHARED|MAP_FIXED, physmem memfd, frame*4096), one
+// call per run of frame-contiguous pages, so contiguous object ranges (vm_reserv)
+// become one host VMA.  Per region page the pmap keeps a software PTE (frame,
+// protection, pv link) and the page's reservation (the accesses its map entry
+// allows).  Non-resident pages are "reserved":
+//   sigsegv backend:      anonymous PROT_NONE: every access traps into vmrt;
+//   userfaultfd backend:  anonymous mapping with the entry's protection, registered
+//                         with the userfaultfd (MISSING): allowed accesses, user or
+//                         kernel mode, reach the handler thread; others SIGSEGV.
+//
+// pv lists: each vm_page's md holds the first region page mapping it; each PTE
+// links to the next mapping of the same frame.  No separate allocation.
+//
+// Reference/modify emulation (no pageout yet; simple and correct):
+//   modified   = "entered writable since the last clear_modify" (conservative);
+//                clear_modify write-protects every mapping, so the next write
+//                faults into vm_fault, which re-enters the page writable.
+//   referenced = set on every enter; ts_referenced clears it and removes every
+//                mapping of the page, so the next access faults and sets it again.
+//                Invariant: a mapped page is referenced.
+// Known limitation: kernel-mode writes (read(2) into a page) to a page mapped
+// read-only (copy-on-write, clean) get EFAULT; userfaultfd write-protect mode
+// would fix it.
+//
+// Locking: one spinlock (the pmap lock) guards PTEs, reservations, pv lists and
+// page md bits; the VM lock is held by callers of every pmap_ops entry.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "vm/pmap.h"
+
+namespace vmrt::rt {
+
+// The operations table (pmap_set_machine_ops(&g_pmap_linux_ops) at boot).
+extern const pmap_ops g_pmap_linux_ops;
+
+// Map the software page tables for the region.  Once, after region_reserve.
+bool pmap_linux_init();
+
+// The userfaultfd the pmap registers reservations with (-1: sigsegv backend).
+void pmap_linux_set_uffd(int fd);
+int pmap_linux_uffd();
+
+// True when va is mapped with every access in `access` (lock-free hint).
+bool pmap_linux_allows(vaddr_t va, vm_prot_t access);
+// Reservation protection of the page at va (lock-free hint).
+vm_prot_t pmap_linux_reservation(vaddr_t va);
+// The userfaultfd thread could not resolve va: make the page PROT_NONE (if still not
+// resident) so a user access traps through SIGSEGV and a kernel access gets EFAULT.
+void pmap_linux_refuse(vaddr_t va);
+// Window teardown: assert nothing is mapped in [sva, eva), reset reservations to holes.
+void pmap_linux_reset(vaddr_t sva, vaddr_t eva);
+// Fork child (userfaultfd backend): register every reservation with the new uffd.
+void pmap_linux_reregister();
+// Number of resident pages in [sva, eva) (tests, reports).
+std::size_t pmap_linux_resident(vaddr_t sva, vaddr_t eva);
+
+}  // namespace vmrt::rt
+
+namespace vmrt::rt {
+// Host fork: hold the pmap lock across fork(); parent releases, child resets it.
+void pmap_linux_fork_prepare();
+void pmap_linux_fork_parent();
+void pmap_linux_fork_child();
+}  // namespace vmrt::rt

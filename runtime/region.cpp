@@ -1,0 +1,101 @@
+// region.cpp — the reserved region and the window table.
+#include "runtime/region.h"
+
+#include <sys/mman.h>
+
+#include "runtime/rt_base.h"
+#include "runtime/spinlock.h"
+
+namespace vmrt::rt {
+
+vaddr_t g_region_base;
+std::size_t g_region_size;
+std::atomic<window*>* g_window_slots;
+window g_windows[kMaxWindows];
+
+namespace {
+spinlock g_region_lock;  // guards window kinds and slot assignment (not lookups)
+}
+
+bool region_reserve(std::size_t size) {
+  RT_ASSERT(g_region_base == 0, "region reserved twice");
+  if (size < kMinRegion) size = kMinRegion;
+  if (size > kMaxRegion) size = kMaxRegion;
+  size = (size + kGranule - 1) & ~(kGranule - 1);
+  // Over-reserve by one granule so the region can be granule aligned (THP-friendly, and
+  // window bases are then 16 MiB aligned).
+  void* p = ::mmap(nullptr, size + kGranule, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    say("vmrt: cannot reserve the guest region (mmap PROT_NONE failed)\n");
+    return false;
+  }
+  vaddr_t raw = reinterpret_cast<vaddr_t>(p);
+  vaddr_t base = (raw + kGranule - 1) & ~static_cast<vaddr_t>(kGranule - 1);
+  if (base > raw) ::munmap(p, base - raw);
+  vaddr_t end = base + size;
+  if (raw + size + kGranule > end) ::munmap(reinterpret_cast<void*>(end), raw + size + kGranule - end);
+  std::size_t nslots = size >> kGranuleShift;
+  void* s = ::mmap(nullptr, nslots * sizeof(std::atomic<window*>), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (s == MAP_FAILED) {
+    ::munmap(reinterpret_cast<void*>(base), size);
+    say("vmrt: cannot map the window table\n");
+    return false;
+  }
+  g_window_slots = static_cast<std::atomic<window*>*>(s);
+  g_region_size = size;
+  g_region_base = base;
+  return true;
+}
+
+vaddr_t region_base() { return g_region_base; }
+std::size_t region_size() { return g_region_size; }
+
+window* window_alloc(std::size_t size, window_kind kind) {
+  RT_ASSERT(kind != WK_FREE, "window kind");
+  if (size == 0 || size > g_region_size) return nullptr;
+  std::size_t need = (size + kGranule - 1) >> kGranuleShift;
+  std::size_t nslots = g_region_size >> kGranuleShift;
+  spin_guard g(g_region_lock);
+  window* w = nullptr;
+  for (std::size_t i = 0; i < kMaxWindows; ++i) {
+    if (g_windows[i].kind == WK_FREE) {
+      w = &g_windows[i];
+      w->index = static_cast<std::uint32_t>(i);
+      break;
+    }
+  }
+  if (w == nullptr) return nullptr;
+  // First fit over the granule slots.
+  std::size_t run = 0;
+  for (std::size_t i = 0; i < nslots; ++i) {
+    if (g_window_slots[i].load(std::memory_order_relaxed) != nullptr) {
+      run = 0;
+      continue;
+    }
+    if (++run == need) {
+      std::size_t first = i + 1 - need;
+      w->base = g_region_base + (first << kGranuleShift);
+      w->size = need << kGranuleShift;
+      w->vm_size = w->size;
+      w->vs.store(nullptr, std::memory_order_relaxed);
+      w->pm = pmap{nullptr, w->base, w->base + w->size, w};
+      w->kind = kind;
+      for (std::size_t j = first; j <= i; ++j) g_window_slots[j].store(w, std::memory_order_release);
+      return w;
+    }
+  }
+  return nullptr;
+}
+
+void window_free(window* w) {
+  spin_guard g(g_region_lock);
+  RT_ASSERT(w->kind != WK_FREE, "freeing a free window");
+  std::size_t first = (w->base - g_region_base) >> kGranuleShift;
+  std::size_t n = w->size >> kGranuleShift;
+  for (std::size_t j = first; j < first + n; ++j) g_window_slots[j].store(nullptr, std::memory_order_release);
+  w->vs.store(nullptr, std::memory_order_release);
+  w->kind = WK_FREE;
+}
+
+}  // namespace vmrt::rt

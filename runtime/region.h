@@ -1,0 +1,80 @@
+// region.h — the reserved guest region and its window table.
+//
+// One mmap(PROT_NONE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE) of VMRT_REGION_SIZE
+// bytes holds every guest address of the process.  It is carved into windows,
+// one per vmspace (the kernel vmspace holding kmem_map, and one per API vmspace),
+// aligned to a 16 MiB granule.  The window table maps each granule to its window,
+// so the trap handlers find the vmspace of a faulting address in O(1) with two
+// relaxed loads and no lock (safe in a signal handler and the userfaultfd thread).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "vm/pmap.h"
+#include "vm/vm_types.h"
+
+namespace vmrt {
+struct vmspace;
+}
+
+namespace vmrt::rt {
+
+inline constexpr unsigned kGranuleShift = 24;  // 16 MiB windows granule
+inline constexpr std::size_t kGranule = std::size_t{1} << kGranuleShift;
+inline constexpr std::size_t kMaxWindows = 4096;
+inline constexpr std::size_t kMinRegion = std::size_t{1} << 30;
+inline constexpr std::size_t kMaxRegion = std::size_t{1} << 44;  // 16 TiB (47-bit user space)
+static_assert(kGranule % PAGE_SIZE == 0 && kMinRegion % kGranule == 0 && kMaxRegion % kGranule == 0);
+
+enum window_kind : std::uint8_t { WK_FREE = 0, WK_KERNEL = 1, WK_API = 2 };
+
+// One window of the region.  base/size/kind/pm are set before the window is
+// published in the table and never change while it is published.
+struct window {
+  vaddr_t base;
+  vsize_t size;
+  vsize_t vm_size;           // the vmspace's size ([base, base + vm_size) is its map)
+  std::atomic<vmspace*> vs;  // the vmspace over this window; null while built/torn down
+  pmap pm;                   // the window's pmap (pm.md points back here)
+  std::uint32_t index;       // position in the descriptor array
+  std::uint8_t kind;         // window_kind [region lock]
+};
+
+// Reserve the region (once).  False with a message when the host refuses.
+bool region_reserve(std::size_t size);
+vaddr_t region_base();
+std::size_t region_size();
+inline bool region_contains(vaddr_t a);
+
+// Carve a window of at least `size` bytes (rounded up to the granule).
+//  => takes the region lock (never from a signal handler); null when no room.
+window* window_alloc(std::size_t size, window_kind kind);
+// Unpublish and free a window (its vmspace already destroyed, its pmap empty).
+void window_free(window* w);
+// The window holding address a, or null.  Lock-free; async-signal-safe.
+window* window_lookup(vaddr_t a);
+// Visit every published window (reports, fork).  Not signal-safe.
+template <class F> void window_for_each(F&& f);
+
+// ---- inline -----------------------------------------------------------------
+extern vaddr_t g_region_base;
+extern std::size_t g_region_size;
+extern std::atomic<window*>* g_window_slots;  // one per granule
+extern window g_windows[kMaxWindows];
+
+inline bool region_contains(vaddr_t a) { return a - g_region_base < g_region_size; }
+
+inline window* window_lookup(vaddr_t a) {
+  vaddr_t off = a - g_region_base;
+  if (off >= g_region_size) return nullptr;
+  return g_window_slots[off >> kGranuleShift].load(std::memory_order_acquire);
+}
+
+template <class F> void window_for_each(F&& f) {
+  for (std::size_t i = 0; i < kMaxWindows; ++i)
+    if (g_windows[i].kind != WK_FREE) f(&g_windows[i]);
+}
+
+}  // namespace vmrt::rt

@@ -1,0 +1,101 @@
+// rt_maps.cpp — /proc/self/maps parsing without malloc.
+#include "runtime/rt_maps.h"
+
+#include <cerrno>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+namespace vmrt::rt {
+
+namespace {
+
+std::uint64_t parse_hex(const char*& p) {
+  std::uint64_t v = 0;
+  for (;; ++p) {
+    char c = *p;
+    if (c >= '0' && c <= '9') v = v * 16 + static_cast<unsigned>(c - '0');
+    else if (c >= 'a' && c <= 'f') v = v * 16 + static_cast<unsigned>(c - 'a' + 10);
+    else break;
+  }
+  return v;
+}
+std::uint64_t parse_dec(const char*& p) {
+  std::uint64_t v = 0;
+  for (; *p >= '0' && *p <= '9'; ++p) v = v * 10 + static_cast<unsigned>(*p - '0');
+  return v;
+}
+
+}  // namespace
+
+bool maps_scan(void (*f)(const maps_line&, void*), void* arg) {
+  std::size_t cap = std::size_t{1} << 20;
+  char* buf = nullptr;
+  std::size_t len = 0;
+  for (;;) {
+    void* p = ::mmap(nullptr, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return false;
+    buf = static_cast<char*>(p);
+    int fd = ::open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      ::munmap(p, cap);
+      return false;
+    }
+    len = 0;
+    for (;;) {
+      ssize_t r = ::read(fd, buf + len, cap - len);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) break;
+      len += static_cast<std::size_t>(r);
+      if (len == cap) break;
+    }
+    ::close(fd);
+    if (len < cap) break;
+    ::munmap(p, cap);
+    cap *= 4;
+  }
+  const char* p = buf;
+  const char* stop = buf + len;
+  while (p < stop) {
+    const char* q = p;
+    while (p < stop && *p != '\n') ++p;
+    if (p < stop) ++p;
+    maps_line l{};
+    l.lo = parse_hex(q);
+    if (*q++ != '-') continue;
+    l.hi = parse_hex(q);
+    if (*q++ != ' ') continue;
+    l.prot = (q[0] == 'r' ? PROT_READ : 0) | (q[1] == 'w' ? PROT_WRITE : 0) | (q[2] == 'x' ? PROT_EXEC : 0);
+    l.shared = q[3] == 's';
+    q += 5;
+    l.offset = parse_hex(q);
+    ++q;
+    unsigned maj = static_cast<unsigned>(parse_hex(q));
+    ++q;
+    unsigned min = static_cast<unsigned>(parse_hex(q));
+    ++q;
+    l.dev = makedev(maj, min);
+    l.inode = parse_dec(q);
+    f(l, arg);
+  }
+  ::munmap(buf, cap);
+  return true;
+}
+
+vma_count maps_count(std::uintptr_t lo, std::uintptr_t hi) {
+  struct ctx {
+    std::uintptr_t lo, hi;
+    vma_count c;
+  } c{lo, hi, {0, 0}};
+  maps_scan(
+      [](const maps_line& l, void* a) {
+        ctx* x = static_cast<ctx*>(a);
+        ++x->c.total;
+        if (l.lo < x->hi && l.hi > x->lo) ++x->c.in_range;
+      },
+      &c);
+  return c.c;
+}
+
+}  // namespace vmrt::rt

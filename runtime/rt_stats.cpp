@@ -1,0 +1,41 @@
+// rt_stats.cpp — runtime counters.
+#include "runtime/rt_stats.h"
+
+#include <cstring>
+
+#include "runtime/rt_base.h"
+
+namespace vmrt::rt {
+
+std::atomic<std::int64_t> g_rt_counters[RC_COUNT];
+
+void rt_host_vmas_add(std::int64_t delta) {
+  std::int64_t now = g_rt_counters[RC_HOST_VMAS].fetch_add(delta, std::memory_order_relaxed) + delta;
+  vm_stat_add(V_HOST_VMAS, delta);
+  std::int64_t peak = g_rt_counters[RC_HOST_VMAS_PEAK].load(std::memory_order_relaxed);
+  while (now > peak && !g_rt_counters[RC_HOST_VMAS_PEAK].compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+  }
+  vm_stat_max(V_HOST_VMAS_PEAK, now);
+}
+
+bool rt_counter_by_name(const char* name, std::int64_t* out) {
+  for (unsigned i = 0; i < RC_COUNT; ++i) {
+    if (std::strcmp(kRtCounters[i].name, name) == 0) {
+      *out = rt_get(static_cast<rt_counter>(i));
+      return true;
+    }
+  }
+  return false;
+}
+
+void rt_report_counters(int fd) {
+  char tmp[256];
+  for (unsigned i = 0; i < RC_COUNT; ++i) {
+    if (kRtCounters[i].mirror != V_COUNTER_COUNT) continue;
+    out_buf o(tmp, sizeof tmp);
+    o.sdec(rt_get(static_cast<rt_counter>(i)), 12).ch(' ').str(kRtCounters[i].name).ch('\n');
+    o.flush(fd);
+  }
+}
+
+}  // namespace vmrt::rt

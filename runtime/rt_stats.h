@@ -1,0 +1,88 @@
+// rt_stats.h — the machine-dependent layer's counters (host mapping calls, host
+// VMAs, traps, fault paths).  Lock-free atomics: safe in signal handlers and in
+// the userfaultfd thread.  Printed in vmstat -s and readable by name through
+// vmrt_counter().  vm/'s own counters live in vm/vm_stats.h.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "vm/vm_stats.h"
+
+namespace vmrt::rt {
+
+enum rt_counter : unsigned {
+  RC_HOST_MMAP,          // host mmap(2) calls made by pmap/physmem (enter, remove, reserve)
+  RC_HOST_MPROTECT,      // host mprotect(2) calls (protect, page_protect, ref/mod emulation)
+  RC_HOST_VMAS,          // host VMAs in the region (estimate, maintained incrementally)
+  RC_HOST_VMAS_PEAK,     // high water of RC_HOST_VMAS
+  RC_PMAP_ENTER_PAGES,   // pages entered by pmap_enter
+  RC_PMAP_ENTER_RUNS,    // frame-contiguous runs entered (one host mmap each)
+  RC_PMAP_REMOVE_PAGES,  // resident pages removed
+  RC_SIGSEGV_FAULTS,     // SIGSEGV/SIGBUS in the region handled by the trap handler
+  RC_SIGSEGV_RESOLVED,   // ... resolved by vm_fault
+  RC_UFFD_FAULTS,        // userfaultfd missing-page events
+  RC_UFFD_RESOLVED,      // ... resolved by vm_fault (or already resident)
+  RC_UFFD_REFUSED,       // ... refused: page made PROT_NONE so the access traps
+  RC_TRAPS,              // accesses refused (trap hook, chained handler, or death)
+  RC_TRAPS_NO_ENTRY,
+  RC_TRAPS_PROTECTION,
+  RC_TRAPS_RESOURCE,
+  RC_TRAP_HOOK_CALLS,    // traps delivered to the vmrt trap hook
+  RC_CHAINED_SIGNALS,    // signals passed on to the program's previous handler
+  RC_ALTSTACKS,          // alternate signal stacks installed
+  RC_HOST_FORKS,         // host fork() children that got their own physmem
+  RC_FORK_FRAMES_COPIED, // frames copied into a fork child's physmem
+  RC_PAGES_ZEROED,       // frames zeroed through the direct map
+  RC_PAGES_RELEASED,     // frames given back to the host (hole punched)
+  RC_COUNT
+};
+
+struct rt_counter_info {
+  const char* name;  // as printed by vmstat -s
+  vm_counter mirror; // the vm_stats counter it also feeds (V_COUNTER_COUNT: none)
+};
+inline constexpr rt_counter_info kRtCounters[RC_COUNT] = {
+    {"host mmap calls", V_HOST_MMAP},
+    {"host mprotect calls", V_COUNTER_COUNT},
+    {"host VMAs in region (estimate)", V_HOST_VMAS},
+    {"host VMAs in region (peak)", V_HOST_VMAS_PEAK},
+    {"pmap pages entered", V_PMAP_ENTER_PAGES},
+    {"pmap runs entered", V_PMAP_ENTER},
+    {"pmap pages removed", V_COUNTER_COUNT},
+    {"sigsegv faults", V_COUNTER_COUNT},
+    {"sigsegv faults resolved", V_COUNTER_COUNT},
+    {"userfaultfd faults", V_COUNTER_COUNT},
+    {"userfaultfd faults resolved", V_COUNTER_COUNT},
+    {"userfaultfd faults refused", V_COUNTER_COUNT},
+    {"traps", V_COUNTER_COUNT},
+    {"traps no entry", V_COUNTER_COUNT},
+    {"traps protection", V_COUNTER_COUNT},
+    {"traps resource", V_COUNTER_COUNT},
+    {"trap hook calls", V_COUNTER_COUNT},
+    {"chained signals", V_COUNTER_COUNT},
+    {"alternate signal stacks", V_COUNTER_COUNT},
+    {"host forks", V_COUNTER_COUNT},
+    {"fork frames copied", V_COUNTER_COUNT},
+    {"frames zeroed", V_COUNTER_COUNT},
+    {"frames released to host", V_COUNTER_COUNT},
+};
+static_assert(sizeof(kRtCounters) / sizeof(kRtCounters[0]) == RC_COUNT, "one name per counter");
+
+extern std::atomic<std::int64_t> g_rt_counters[RC_COUNT];
+
+inline void rt_count(rt_counter c, std::int64_t n = 1) {
+  g_rt_counters[c].fetch_add(n, std::memory_order_relaxed);
+  if (kRtCounters[c].mirror != V_COUNTER_COUNT) vm_stat_add(kRtCounters[c].mirror, n);
+}
+inline std::int64_t rt_get(rt_counter c) { return g_rt_counters[c].load(std::memory_order_relaxed); }
+// Adjust the host VMA estimate by delta and keep the peak.
+void rt_host_vmas_add(std::int64_t delta);
+
+// Counter by name (exact match); false when unknown.
+bool rt_counter_by_name(const char* name, std::int64_t* out);
+
+// vmstat -s lines for the runtime counters that vm_stats does not already print.
+void rt_report_counters(int fd);
+
+}  // namespace vmrt::rt

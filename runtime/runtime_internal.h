@@ -1,0 +1,18 @@
+// runtime_internal.h — runtime/ internals shared by boot, the API edge and tests.
+#pragma once
+
+#include "vm/vm_types.h"
+
+namespace vmrt {
+
+struct vmspace;
+
+// True when the VM machine is up (false: stage 0 fallback, no vmspaces).
+bool runtime_vm_up();
+// The kernel vmspace (holds kmem_map); null before boot / in stage 0.
+vmspace* runtime_kernel_vmspace();
+// Host lines of vmstat -s: host VMAs (exact, from /proc/self/maps), physmem host bytes,
+// the trap backend.
+void runtime_report_host(int fd);
+
+}  // namespace vmrt

@@ -1,0 +1,32 @@
+// spinlock.h — a test-and-test-and-set lock for short critical sections in the
+// machine-dependent layer (no futex, no allocation, usable after fork: reset by
+// assigning a fresh value).
+#pragma once
+
+#include <atomic>
+#include <sched.h>
+
+namespace vmrt::rt {
+
+struct spinlock {
+  std::atomic<int> v{0};
+  void lock() {
+    for (unsigned spins = 0;; ++spins) {
+      if (v.load(std::memory_order_relaxed) == 0 && v.exchange(1, std::memory_order_acquire) == 0) return;
+      if (spins > 64) sched_yield();
+      else __builtin_ia32_pause();
+    }
+  }
+  void unlock() { v.store(0, std::memory_order_release); }
+  void reset() { v.store(0, std::memory_order_relaxed); }
+};
+
+struct spin_guard {
+  spinlock& l;
+  explicit spin_guard(spinlock& s) : l(s) { l.lock(); }
+  ~spin_guard() { l.unlock(); }
+  spin_guard(const spin_guard&) = delete;
+  spin_guard& operator=(const spin_guard&) = delete;
+};
+
+}  // namespace vmrt::rt

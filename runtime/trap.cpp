@@ -1,0 +1,334 @@
+// trap.cpp — SIGSEGV/SIGBUS handler and the userfaultfd handler thread.
+#include "runtime/trap.h"
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <pthread.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "runtime/pmap_linux.h"
+#include "runtime/region.h"
+#include "runtime/rt_base.h"
+#include "runtime/rt_stats.h"
+
+#ifndef USERFAULTFD_IOC_NEW
+#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
+#endif
+
+// glibc's sigaction under its exported internal name: a program or the shim may
+// interpose sigaction() (to route SIGSEGV/SIGBUS through trap_sigaction), so vmrt's
+// own installs must not go through that symbol.
+extern "C" int __sigaction(int sig, const struct sigaction* act, struct sigaction* old);
+
+namespace vmrt::rt {
+
+namespace {
+
+constexpr std::size_t kAltStackSize = 64 * 1024;
+// A fault "resolved" this many times in a row at the same page without progress is
+// refused (RESOURCE) instead of looping forever.
+constexpr unsigned kMaxRepeats = 64;
+constexpr std::size_t kUffdThreadStack = 256 * 1024;
+
+kern_return_t default_resolver(vmspace* vs, vaddr_t va, vm_fault_type type, vm_fault_result* res) {
+  return vm_fault(vs, va, type, res);
+}
+
+std::atomic<fault_resolver> g_resolver{default_resolver};
+trap_backend g_backend = trap_backend::sigsegv;
+struct sigaction g_prev_segv;  // the program's handlers [set at init / trap_sigaction]
+struct sigaction g_prev_bus;
+std::atomic<trap_hook> g_hook{nullptr};
+std::atomic<void*> g_hook_arg{nullptr};
+trap_info g_last;  // last trap (racy by design: diagnostics)
+
+std::atomic<int> g_thread_state{0};  // 0 none, 1 starting, 2 running
+int g_uffd = -1;
+
+thread_local __attribute__((tls_model("initial-exec"))) bool t_altstack;
+thread_local __attribute__((tls_model("initial-exec"))) vaddr_t t_last_page;
+thread_local __attribute__((tls_model("initial-exec"))) unsigned t_repeats;
+
+void install_altstack() {
+  if (t_altstack) return;
+  t_altstack = true;
+  stack_t cur;
+  if (::sigaltstack(nullptr, &cur) == 0 && (cur.ss_flags & SS_DISABLE) == 0) return;
+  void* p = ::mmap(nullptr, kAltStackSize + PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+  if (p == MAP_FAILED) return;
+  ::mprotect(p, PAGE_SIZE, PROT_NONE);  // guard page below the stack
+  stack_t ss{};
+  ss.ss_sp = static_cast<char*>(p) + PAGE_SIZE;
+  ss.ss_size = kAltStackSize;
+  ss.ss_flags = 0;
+  if (::sigaltstack(&ss, nullptr) == 0) rt_count(RC_ALTSTACKS);
+}
+
+// Pass the signal to the program's previous handler, or die the way the kernel kills.
+void chain(int sig, siginfo_t* si, void* uc) {
+  struct sigaction& prev = sig == SIGSEGV ? g_prev_segv : g_prev_bus;
+  if ((prev.sa_flags & SA_SIGINFO) != 0 && prev.sa_sigaction != nullptr) {
+    rt_count(RC_CHAINED_SIGNALS);
+    prev.sa_sigaction(sig, si, uc);
+    return;
+  }
+  if ((prev.sa_flags & SA_SIGINFO) == 0 && prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN) {
+    rt_count(RC_CHAINED_SIGNALS);
+    prev.sa_handler(sig);
+    return;
+  }
+  // No handler: restore the default action; returning re-executes the access, which
+  // faults again and kills the process with this signal (core dump).
+  struct sigaction dfl{};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  __sigaction(sig, &dfl, nullptr);
+}
+
+void deliver_trap(int sig, siginfo_t* si, void* uc, vaddr_t addr, int access, trap_reason reason, window* w) {
+  rt_count(RC_TRAPS);
+  rt_count(reason == TRAP_NO_ENTRY ? RC_TRAPS_NO_ENTRY : reason == TRAP_PROTECTION ? RC_TRAPS_PROTECTION : RC_TRAPS_RESOURCE);
+  trap_info t{addr, access, reason, w};
+  g_last = t;
+  trap_hook h = g_hook.load(std::memory_order_acquire);
+  if (h != nullptr) {
+    rt_count(RC_TRAP_HOOK_CALLS);
+    h(&t, g_hook_arg.load(std::memory_order_acquire));  // may siglongjmp
+  }
+  siginfo_t copy = *si;
+  if (sig == SIGSEGV) copy.si_code = reason == TRAP_PROTECTION ? SEGV_ACCERR : SEGV_MAPERR;
+  chain(sig, &copy, uc);
+}
+
+void on_fault(int sig, siginfo_t* si, void* uc) {
+  int saved_errno = errno;
+  vaddr_t addr = reinterpret_cast<vaddr_t>(si->si_addr);
+  if (!region_contains(addr)) {
+    chain(sig, si, uc);
+    errno = saved_errno;
+    return;
+  }
+  install_altstack();
+  rt_count(RC_SIGSEGV_FAULTS);
+  const ucontext_t* u = static_cast<const ucontext_t*>(uc);
+  greg_t err = u->uc_mcontext.gregs[REG_ERR];
+  vm_fault_type type = (err & 16) != 0 ? VM_FAULT_EXECUTE : (err & 2) != 0 ? VM_FAULT_WRITE : VM_FAULT_READ;
+  window* w = window_lookup(addr);
+  vmspace* vs = w != nullptr ? w->vs.load(std::memory_order_acquire) : nullptr;
+  trap_reason reason = TRAP_NO_ENTRY;
+  if (sig == SIGBUS) {
+    reason = TRAP_RESOURCE;  // the host could not back a frame (out of memory)
+  } else if (vs != nullptr) {
+    vaddr_t page = trunc_page(addr);
+    kern_return_t kr = g_resolver.load(std::memory_order_acquire)(vs, page, type, nullptr);
+    if (kr == KERN_SUCCESS) {
+      if (page == t_last_page) {
+        if (++t_repeats < kMaxRepeats) {
+          rt_count(RC_SIGSEGV_RESOLVED);
+          errno = saved_errno;
+          return;
+        }
+        kr = KERN_RESOURCE_SHORTAGE;  // no progress: refuse rather than spin
+      } else {
+        t_last_page = page;
+        t_repeats = 0;
+        rt_count(RC_SIGSEGV_RESOLVED);
+        errno = saved_errno;
+        return;
+      }
+    }
+    t_last_page = 0;
+    reason = kr == KERN_INVALID_ADDRESS ? TRAP_NO_ENTRY
+             : kr == KERN_PROTECTION_FAILURE ? TRAP_PROTECTION
+                                             : TRAP_RESOURCE;
+  }
+  deliver_trap(sig, si, uc, addr, type, reason, w);
+  errno = saved_errno;
+}
+
+bool install_handler(int sig, struct sigaction* prev) {
+  struct sigaction sa{};
+  sa.sa_sigaction = on_fault;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+  sigemptyset(&sa.sa_mask);
+  return __sigaction(sig, &sa, prev) == 0;
+}
+
+// ---- userfaultfd ------------------------------------------------------------------------
+
+int uffd_open() {
+  int fd = static_cast<int>(::syscall(SYS_userfaultfd, O_CLOEXEC));
+  if (fd < 0) {
+    int dev = ::open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+    if (dev >= 0) {
+      fd = ::ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC);
+      ::close(dev);
+    }
+  }
+  if (fd < 0) return -1;
+  uffdio_api api{};
+  api.api = UFFD_API;
+  api.features = 0;  // no SIGBUS mode: kernel-mode faults must be served
+  if (::ioctl(fd, UFFDIO_API, &api) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+void uffd_wake(int fd, vaddr_t start, vsize_t len) {
+  uffdio_range r{start, len};
+  ::ioctl(fd, UFFDIO_WAKE, &r);
+}
+
+void* uffd_thread(void* arg) {
+  int fd = static_cast<int>(reinterpret_cast<std::intptr_t>(arg));
+  uffd_msg msgs[16];
+  for (;;) {
+    ssize_t n = ::read(fd, msgs, sizeof msgs);
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      return nullptr;  // fd closed (fork child replaced it)
+    }
+    for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof(uffd_msg)); ++i) {
+      if (msgs[i].event != UFFD_EVENT_PAGEFAULT) continue;
+      rt_count(RC_UFFD_FAULTS);
+      vaddr_t page = trunc_page(static_cast<vaddr_t>(msgs[i].arg.pagefault.address));
+      vm_fault_type type = (msgs[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0 ? VM_FAULT_WRITE
+                                                                                         : VM_FAULT_READ;
+      if (pmap_linux_allows(page, type)) {  // resolved meanwhile (fault-around of another event)
+        rt_count(RC_UFFD_RESOLVED);
+        uffd_wake(fd, page, PAGE_SIZE);
+        continue;
+      }
+      window* w = window_lookup(page);
+      vmspace* vs = w != nullptr ? w->vs.load(std::memory_order_acquire) : nullptr;
+      vm_fault_result res{0, 0};
+      kern_return_t kr = vs != nullptr ? g_resolver.load(std::memory_order_acquire)(vs, page, type, &res)
+                                       : KERN_INVALID_ADDRESS;
+      if (kr == KERN_SUCCESS) {
+        rt_count(RC_UFFD_RESOLVED);
+        if (res.npages > 0 && res.first <= page && page < res.first + res.npages * PAGE_SIZE)
+          uffd_wake(fd, res.first, res.npages * PAGE_SIZE);
+        else
+          uffd_wake(fd, page, PAGE_SIZE);
+      } else {
+        // Refused: a user access now traps through SIGSEGV, a kernel access gets EFAULT.
+        rt_count(RC_UFFD_REFUSED);
+        pmap_linux_refuse(page);
+        uffd_wake(fd, page, PAGE_SIZE);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void trap_set_resolver(fault_resolver r) { g_resolver.store(r != nullptr ? r : default_resolver); }
+
+bool trap_init(trap_backend want, int note_fd) {
+  if (want != trap_backend::sigsegv) {
+    g_uffd = uffd_open();
+    if (g_uffd >= 0) {
+      g_backend = trap_backend::userfaultfd;
+      pmap_linux_set_uffd(g_uffd);
+    } else if (want == trap_backend::userfaultfd) {
+      say("vmrt: VMRT_TRAP=userfaultfd: userfaultfd unavailable; using sigsegv traps\n");
+      g_backend = trap_backend::sigsegv;
+    } else {
+      if (note_fd >= 0) {
+        char b[160];
+        out_buf o(b, sizeof b);
+        o.str("vmrt: userfaultfd unavailable: sigsegv traps (syscalls on untouched memory get EFAULT)\n");
+        o.flush(note_fd);
+      }
+      g_backend = trap_backend::sigsegv;
+    }
+  } else {
+    g_backend = trap_backend::sigsegv;
+  }
+  install_altstack();
+  if (!install_handler(SIGSEGV, &g_prev_segv) || !install_handler(SIGBUS, &g_prev_bus)) {
+    say("vmrt: cannot install the SIGSEGV/SIGBUS handlers\n");
+    return false;
+  }
+  return true;
+}
+
+trap_backend trap_active_backend() { return g_backend; }
+const char* trap_backend_name() { return g_backend == trap_backend::userfaultfd ? "userfaultfd" : "sigsegv"; }
+
+bool trap_start_thread() {
+  if (g_backend != trap_backend::userfaultfd) return true;
+  int expected = 0;
+  if (!g_thread_state.compare_exchange_strong(expected, 1)) {
+    while (g_thread_state.load() == 1) sched_yield();
+    return g_thread_state.load() == 2;
+  }
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, kUffdThreadStack);
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);  // the handler thread takes no signals
+  pthread_t t;
+  int rc = pthread_create(&t, &attr, uffd_thread, reinterpret_cast<void*>(static_cast<std::intptr_t>(g_uffd)));
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) {
+    say("vmrt: cannot start the userfaultfd handler thread\n");
+    g_thread_state.store(0);
+    return false;
+  }
+  pthread_setname_np(t, "vmrt-uffd");
+  g_thread_state.store(2);
+  return true;
+}
+
+void trap_thread_attach() { install_altstack(); }
+
+trap_hook trap_set_hook(trap_hook h, void* arg, void** old_arg) {
+  if (old_arg != nullptr) *old_arg = g_hook_arg.load();
+  g_hook_arg.store(arg, std::memory_order_release);
+  return g_hook.exchange(h, std::memory_order_acq_rel);
+}
+
+trap_info trap_last() { return g_last; }
+
+int trap_sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
+  if (sig != SIGSEGV && sig != SIGBUS) return __sigaction(sig, act, old);
+  struct sigaction& prev = sig == SIGSEGV ? g_prev_segv : g_prev_bus;
+  if (old != nullptr) *old = prev;
+  if (act != nullptr) prev = *act;
+  return 0;
+}
+
+void trap_fork_child() {
+  // Threads do not survive fork, and the inherited userfaultfd is the parent's: reading it
+  // would steal the parent's events.  The child's registrations were dropped by the host.
+  t_altstack = false;  // the forking thread keeps its alternate stack (memory is copied)
+  install_altstack();
+  if (g_backend != trap_backend::userfaultfd) return;
+  ::close(g_uffd);
+  g_uffd = uffd_open();
+  if (g_uffd < 0) {
+    say("vmrt: fork child: cannot recreate the userfaultfd\n");
+    pmap_linux_set_uffd(-1);
+    return;
+  }
+  pmap_linux_set_uffd(g_uffd);
+  pmap_linux_reregister();
+  g_thread_state.store(0);
+  trap_start_thread();
+}
+
+}  // namespace vmrt::rt

@@ -1,0 +1,304 @@
+// vmrun — run a dynamically linked program with vmrt as its memory system.
+//
+//   vmrun [options] [--] program [args...]
+//
+// vmrun sets the VMRT_* environment, prepends libvmrt_malloc.so (found at
+// <directory of vmrun>/../lib/) to LD_PRELOAD and execs the program in its own
+// process image: stdin/stdout/stderr, the exit status and signals are the
+// program's own, and children it starts inherit the environment (so they run
+// under vmrt too).  A statically linked program cannot have its malloc
+// interposed: vmrun refuses it (exit 126) rather than run it without vmrt.
+//
+// vmrun is an ordinary program (not part of the machine): it uses libc freely.
+#include <cerrno>
+#include <climits>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <elf.h>
+#include <fcntl.h>
+#include <string>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace {
+
+constexpr int kExitUsage = 2;         // bad vmrun options
+constexpr int kExitCannotExec = 126;  // found but not runnable under vmrt
+constexpr int kExitNotFound = 127;    // program (or the shim) not found
+
+const char kUsage[] =
+    "usage: vmrun [options] [--] program [args...]\n"
+    "\n"
+    "Run a dynamically linked program with vmrt (a 4.4BSD/Mach VM system in user\n"
+    "space) serving its malloc family and C++ operator new/delete.  vmrun sets the\n"
+    "VMRT_* variables below, prepends libvmrt_malloc.so to LD_PRELOAD and execs the\n"
+    "program: its stdin/stdout/stderr, exit status and signals are its own, and the\n"
+    "programs it starts inherit the environment and run under vmrt as well.\n"
+    "\n"
+    "options (each sets the environment variable shown):\n"
+    "  --physmem SIZE      VMRT_PHYSMEM       physical memory (frame pool) size;\n"
+    "                                         default: host RAM, at most 64G\n"
+    "  --region SIZE       VMRT_REGION_SIZE   reserved guest region; default 64G\n"
+    "  --kmem-size SIZE    VMRT_KMEM_SIZE     kmem submap (malloc arena); default 16G\n"
+    "  --trap MODE         VMRT_TRAP          fault backend: auto (default: userfaultfd\n"
+    "                                         when available, else sigsegv), sigsegv,\n"
+    "                                         userfaultfd\n"
+    "  --stats             VMRT_STATS=1       print vmstat -m / vmstat -s reports and the\n"
+    "                                         shim's event counters when each process\n"
+    "                                         exits (children too)\n"
+    "  --stats-fd N        VMRT_STATS_FD      file descriptor for the reports; default 2\n"
+    "  --kmem-diag         VMRT_KMEM_DIAG=1   kmem diagnostics: fill freed blocks, detect\n"
+    "                                         write-after-free and double free\n"
+    "  --shim PATH         (LD_PRELOAD)       use this libvmrt_malloc.so instead of\n"
+    "                                         <dir of vmrun>/../lib/libvmrt_malloc.so\n"
+    "  -h, --help          this text\n"
+    "\n"
+    "SIZE: a number of bytes with an optional suffix K, M, G or T (e.g. 512M, 4G).\n"
+    "The variables may also be set directly in the environment; options override\n"
+    "them.  LD_PRELOAD keeps any existing value after the shim.\n"
+    "\n"
+    "malloc-family behaviour under vmrt (libvmrt_malloc.so):\n"
+    "  free() of a pointer vmrt did not allocate or a double free prints the address\n"
+    "  and aborts (SIGABRT), like glibc.  Exhaustion: NULL + ENOMEM.  operator new\n"
+    "  with no new-handler installed aborts with \"vmrt: operator new: out of memory\".\n"
+    "  A program that defines its own malloc keeps it (vmrun warns).\n"
+    "\n"
+    "exit status: the program's own; 2 for a vmrun usage error; 126 when the program\n"
+    "cannot run under vmrt (statically linked, wrong ELF class, not executable);\n"
+    "127 when the program or libvmrt_malloc.so is not found.\n";
+
+[[noreturn]] void fail(int code, const std::string& msg) {
+  std::fprintf(stderr, "vmrun: %s\n", msg.c_str());
+  std::exit(code);
+}
+
+// Same syntax as runtime/boot.cpp's parser: digits with an optional K/M/G/T(B).
+bool valid_size(const char* s) {
+  const char* p = s;
+  unsigned long long v = 0;
+  if (*p < '0' || *p > '9') return false;
+  for (; *p >= '0' && *p <= '9'; ++p) {
+    if (v > (ULLONG_MAX - 9) / 10) return false;
+    v = v * 10 + static_cast<unsigned>(*p - '0');
+  }
+  if (*p != '\0' && std::strchr("kKmMgGtT", *p) != nullptr) ++p;
+  if (*p == 'b' || *p == 'B') ++p;
+  return *p == '\0' && v > 0;
+}
+
+std::string dir_of_self() {
+  char buf[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) fail(kExitNotFound, "cannot read /proc/self/exe to locate libvmrt_malloc.so");
+  buf[n] = '\0';
+  std::string s(buf);
+  return s.substr(0, s.rfind('/'));
+}
+
+// Resolve a program name like execvp does (PATH search unless it contains '/').
+// Returns "" when not found; *not_exec is set when found but not executable.
+std::string resolve(const std::string& prog, bool* not_exec) {
+  *not_exec = false;
+  auto usable = [&](const std::string& path) {
+    struct stat st;
+    if (stat(path.c_str(), &st) != 0 || S_ISDIR(st.st_mode)) return false;
+    if (access(path.c_str(), X_OK) != 0) {
+      *not_exec = true;
+      return false;
+    }
+    return true;
+  };
+  if (prog.find('/') != std::string::npos) return usable(prog) || *not_exec ? prog : "";
+  const char* path = std::getenv("PATH");
+  std::string p = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
+  std::size_t start = 0;
+  for (;;) {
+    std::size_t end = p.find(':', start);
+    std::size_t len = end == std::string::npos ? p.size() - start : end - start;
+    std::string cand = len == 0 ? std::string(".") : p.substr(start, len);  // empty entry: cwd
+    cand += '/';
+    cand += prog;
+    if (usable(cand)) return cand;
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return "";
+}
+
+enum class elf_kind { dynamic, static_exe, wrong_class, not_elf, unreadable };
+
+// Inspect an ELF file: dynamic (has PT_INTERP) or static; 64-bit x86-64 only.
+elf_kind inspect_elf(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return elf_kind::unreadable;
+  Elf64_Ehdr eh;
+  ssize_t n = pread(fd, &eh, sizeof eh, 0);
+  elf_kind kind = elf_kind::not_elf;
+  if (n >= 4 && std::memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0) {
+    if (n != static_cast<ssize_t>(sizeof eh) || eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_machine != EM_X86_64) {
+      kind = elf_kind::wrong_class;
+    } else {
+      kind = elf_kind::static_exe;
+      for (unsigned i = 0; i < eh.e_phnum; ++i) {
+        Elf64_Phdr ph;
+        if (pread(fd, &ph, sizeof ph, static_cast<off_t>(eh.e_phoff + i * eh.e_phentsize)) != sizeof ph) break;
+        if (ph.p_type == PT_INTERP) {
+          kind = elf_kind::dynamic;
+          break;
+        }
+      }
+    }
+  }
+  close(fd);
+  return kind;
+}
+
+// True when the ELF file's dynamic symbol table defines `malloc` itself (a
+// program with a built-in allocator: its own malloc wins over any LD_PRELOAD).
+bool defines_own_malloc(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool found = false;
+  Elf64_Ehdr eh;
+  if (pread(fd, &eh, sizeof eh, 0) == static_cast<ssize_t>(sizeof eh) && eh.e_shentsize == sizeof(Elf64_Shdr)) {
+    for (unsigned i = 0; i < eh.e_shnum && !found; ++i) {
+      Elf64_Shdr sh, str;
+      if (pread(fd, &sh, sizeof sh, static_cast<off_t>(eh.e_shoff + i * sizeof sh)) != sizeof sh) break;
+      if (sh.sh_type != SHT_DYNSYM || sh.sh_entsize != sizeof(Elf64_Sym) || sh.sh_link >= eh.e_shnum) continue;
+      if (pread(fd, &str, sizeof str, static_cast<off_t>(eh.e_shoff + sh.sh_link * sizeof str)) != sizeof str) break;
+      for (std::uint64_t k = 0; k < sh.sh_size / sizeof(Elf64_Sym) && !found; ++k) {
+        Elf64_Sym sym;
+        if (pread(fd, &sym, sizeof sym, static_cast<off_t>(sh.sh_offset + k * sizeof sym)) != sizeof sym) break;
+        if (sym.st_shndx == SHN_UNDEF || sym.st_name >= str.sh_size) continue;
+        char name[8] = {0};
+        if (pread(fd, name, sizeof name - 1, static_cast<off_t>(str.sh_offset + sym.st_name)) <= 0) continue;
+        found = std::strcmp(name, "malloc") == 0;
+      }
+    }
+  }
+  close(fd);
+  return found;
+}
+
+// For "#!interp" scripts: the interpreter path ("" when not a script).
+std::string script_interpreter(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  char buf[256];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n < 3 || buf[0] != '#' || buf[1] != '!') return "";
+  buf[n] = '\0';
+  char* p = buf + 2;
+  while (*p == ' ' || *p == '\t') ++p;
+  char* e = p;
+  while (*e != '\0' && *e != ' ' && *e != '\t' && *e != '\n') ++e;
+  return std::string(p, e);
+}
+
+// Refuse programs whose malloc LD_PRELOAD cannot replace.
+void check_runnable(const std::string& prog, const std::string& path, int depth) {
+  switch (inspect_elf(path)) {
+    case elf_kind::dynamic:
+      if (defines_own_malloc(path))
+        std::fprintf(stderr, "vmrun: warning: %s defines its own malloc, which takes precedence over "
+                             "vmrt's: only what reaches libvmrt_malloc.so runs on vmrt\n", prog.c_str());
+      return;
+    case elf_kind::static_exe:
+      fail(kExitCannotExec, prog + ": statically linked (no ELF interpreter): LD_PRELOAD cannot put vmrt under "
+                                   "its malloc, so vmrun will not run it without vmrt");
+    case elf_kind::wrong_class:
+      fail(kExitCannotExec, prog + ": not a 64-bit x86-64 ELF program: libvmrt_malloc.so cannot be loaded into it");
+    case elf_kind::unreadable:
+      fail(kExitCannotExec, prog + ": cannot read the program (" + std::strerror(errno) + ")");
+    case elf_kind::not_elf: {
+      std::string interp = script_interpreter(path);
+      if (interp.empty() || depth > 2) return;  // let execv decide (ENOEXEC -> error below)
+      bool not_exec = false;
+      std::string ipath = resolve(interp, &not_exec);
+      if (ipath.empty()) fail(kExitNotFound, prog + ": script interpreter " + interp + " not found");
+      check_runnable(interp, ipath, depth + 1);
+      return;
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string shim;
+  int i = 1;
+  auto need_arg = [&](const char* opt) -> const char* {
+    if (i + 1 >= argc) fail(kExitUsage, std::string(opt) + " needs an argument (see vmrun --help)");
+    return argv[++i];
+  };
+  auto set_size = [&](const char* opt, const char* var) {
+    const char* v = need_arg(opt);
+    if (!valid_size(v)) fail(kExitUsage, std::string(opt) + ": not a size: '" + v + "' (use e.g. 512M, 4G)");
+    setenv(var, v, 1);
+  };
+  for (; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--") {
+      ++i;
+      break;
+    }
+    if (a.empty() || a[0] != '-') break;
+    if (a == "-h" || a == "--help") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else if (a == "--physmem") {
+      set_size("--physmem", "VMRT_PHYSMEM");
+    } else if (a == "--region") {
+      set_size("--region", "VMRT_REGION_SIZE");
+    } else if (a == "--kmem-size") {
+      set_size("--kmem-size", "VMRT_KMEM_SIZE");
+    } else if (a == "--trap") {
+      std::string m = need_arg("--trap");
+      if (m != "auto" && m != "sigsegv" && m != "userfaultfd")
+        fail(kExitUsage, "--trap: '" + m + "': use auto, sigsegv or userfaultfd");
+      setenv("VMRT_TRAP", m.c_str(), 1);
+    } else if (a == "--stats") {
+      setenv("VMRT_STATS", "1", 1);
+    } else if (a == "--stats-fd") {
+      std::string v = need_arg("--stats-fd");
+      if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || v.size() > 9)
+        fail(kExitUsage, "--stats-fd: not a file descriptor number: '" + v + "'");
+      setenv("VMRT_STATS_FD", v.c_str(), 1);
+    } else if (a == "--kmem-diag") {
+      setenv("VMRT_KMEM_DIAG", "1", 1);
+    } else if (a == "--shim") {
+      shim = need_arg("--shim");
+    } else {
+      fail(kExitUsage, "unknown option '" + a + "' (see vmrun --help)");
+    }
+  }
+  if (i >= argc) fail(kExitUsage, "no program given (usage: vmrun [options] [--] program [args...])");
+
+  if (shim.empty()) shim = dir_of_self() + "/../lib/libvmrt_malloc.so";
+  char real[PATH_MAX];
+  if (realpath(shim.c_str(), real) == nullptr || access(real, R_OK) != 0)
+    fail(kExitNotFound, "cannot find the malloc shim at " + shim + " (build target vmrt_malloc)");
+
+  std::string prog = argv[i];
+  bool not_exec = false;
+  std::string path = resolve(prog, &not_exec);
+  if (path.empty()) fail(kExitNotFound, prog + ": command not found");
+  if (not_exec) fail(kExitCannotExec, prog + ": permission denied (not executable)");
+  check_runnable(prog, path, 0);
+
+  std::string preload = real;
+  if (const char* old = std::getenv("LD_PRELOAD"); old != nullptr && *old != '\0') {
+    std::string o = old;
+    // Nested vmrun: keep a single copy of the shim, first.
+    if (o != preload && o.rfind(preload + ":", 0) != 0) preload += ":" + o;
+    else preload = o;
+  }
+  setenv("LD_PRELOAD", preload.c_str(), 1);
+
+  execv(path.c_str(), argv + i);
+  int e = errno;
+  fail(e == ENOENT ? kExitNotFound : kExitCannotExec, prog + ": " + std::strerror(e));
+}

@@ -1,0 +1,89 @@
+# scenario_lib.bash — shared helpers for tests/scenario/*.sh (sourced, not run).
+#
+# A scenario runs a real program natively and under `$BUILD/bin/vmrun --`, in a
+# fresh working directory at the same path both times, and fails with a diff
+# when stdout, stderr or the exit status differ.  Usage in a scenario:
+#   source "$(dirname "$0")/lib/scenario_lib.bash" "$1"
+#   need python3 sort
+#   write_workflow <<'SH' ... SH          # the workflow, a bash script
+#   compare_workflow [vmrun options...]   # native vs vmrun, fails on mismatch
+set -euo pipefail
+
+BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
+VMRUN=$BUILD/bin/vmrun
+SCENARIO=$(basename "$0" .sh)
+TMP=$(mktemp -d "/tmp/vmrt-$SCENARIO.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+WORK=$TMP/work
+# Debian's programs, not wrappers (pyenv shims and the like) that change between runs.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export LC_ALL=C TZ=UTC
+unset VMRT_STATS VMRT_TRAP VMRT_KMEM_DIAG VMRT_STATS_FD LD_PRELOAD
+
+fail() {
+  echo "FAIL [$SCENARIO]: $*" >&2
+  exit 1
+}
+note() { echo "[$SCENARIO] $*" >&2; }
+
+[ -x "$VMRUN" ] || fail "vmrun not built: $VMRUN"
+[ -r "$BUILD/lib/libvmrt_malloc.so" ] || fail "shim not built: $BUILD/lib/libvmrt_malloc.so"
+
+# need PROG...: the programs must exist (scripts/setup.sh installs them).
+need() {
+  local p
+  for p in "$@"; do
+    command -v "$p" >/dev/null 2>&1 || fail "$p not installed (run scripts/setup.sh)"
+  done
+}
+
+# write_workflow: the workflow script from stdin, run with bash in $WORK.
+write_workflow() { cat >"$TMP/workflow.sh"; }
+
+# run_in_fresh_work LABEL CMD...: run in an empty $WORK; keep out/err/status.
+run_in_fresh_work() {
+  local label=$1
+  shift
+  rm -rf "$WORK"
+  mkdir -p "$WORK"
+  local st=0
+  (cd "$WORK" && "$@") >"$TMP/$label.out" 2>"$TMP/$label.err" </dev/null || st=$?
+  echo "$st" >"$TMP/$label.status"
+}
+
+# compare_outputs A B: fail with a diff if the two runs differ.
+compare_outputs() {
+  local a=$1 b=$2 f bad=0
+  for f in out err status; do
+    if ! cmp -s "$TMP/$a.$f" "$TMP/$b.$f"; then
+      echo "---- $f differs ($a vs $b):" >&2
+      diff -u "$TMP/$a.$f" "$TMP/$b.$f" | head -60 >&2 || true
+      bad=1
+    fi
+  done
+  [ $bad -eq 0 ] || fail "output of the run under vmrun differs from the native run"
+}
+
+# compare_workflow [vmrun options...]: the workflow natively, then under vmrun
+# with the given options; fails on any difference.
+compare_workflow() {
+  local t0 t1 t2
+  t0=$(date +%s.%N)
+  run_in_fresh_work native bash "$TMP/workflow.sh"
+  t1=$(date +%s.%N)
+  [ "$(cat "$TMP/native.status")" = 0 ] || {
+    cat "$TMP/native.err" >&2
+    fail "the native run itself failed (status $(cat "$TMP/native.status"))"
+  }
+  run_in_fresh_work vmrt "$VMRUN" "$@" -- bash "$TMP/workflow.sh"
+  t2=$(date +%s.%N)
+  compare_outputs native vmrt
+  note "ok: $(wc -l <"$TMP/native.out") lines of output identical;" \
+    "native $(awk "BEGIN{printf \"%.2f\", $t1 - $t0}")s, vmrun $* $(awk "BEGIN{printf \"%.2f\", $t2 - $t1}")s"
+}
+
+# compare_both_traps: compare_workflow with the default backend and with sigsegv.
+compare_both_traps() {
+  compare_workflow "$@"
+  compare_workflow --trap sigsegv "$@"
+}

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The launcher itself: --help documents every option and variable; exit status,
+# signals and stdio pass through; LD_PRELOAD is prepended; children inherit
+# vmrt; a missing program is 127; a static program is refused with 126.
+source "$(dirname "$0")/lib/scenario_lib.bash" "$1"
+need cc bash
+
+"$VMRUN" --help >"$TMP/help" || fail "--help failed"
+for word in --physmem --trap --stats --stats-fd --kmem-diag --region --kmem-size \
+            VMRT_PHYSMEM VMRT_TRAP VMRT_STATS VMRT_STATS_FD VMRT_KMEM_DIAG VMRT_REGION_SIZE VMRT_KMEM_SIZE \
+            LD_PRELOAD auto sigsegv userfaultfd 126 127; do
+  grep -q -- "$word" "$TMP/help" || fail "--help does not mention $word"
+done
+
+# Exit status and signals are the program's own.
+st=0; "$VMRUN" -- bash -c 'exit 42' || st=$?
+[ $st -eq 42 ] || fail "exit status 42 came back as $st"
+st=0; ( "$VMRUN" -- bash -c 'kill -TERM $$'; exit $? ) 2>/dev/null || st=$?
+[ $st -eq 143 ] || fail "SIGTERM came back as status $st (want 143)"
+st=0; ( "$VMRUN" -- bash -c 'kill -SEGV $$'; exit $? ) 2>/dev/null || st=$?
+[ $st -eq 139 ] || fail "SIGSEGV came back as status $st (want 139)"
+
+# stdin/stdout/stderr pass through.
+out=$(printf 'b\na\n' | "$VMRUN" -- sort 2>/dev/null | tr '\n' ,)
+[ "$out" = "a,b," ] || fail "stdin/stdout through vmrun: got '$out'"
+err=$("$VMRUN" -- bash -c 'echo to-stderr >&2' 2>&1 >/dev/null)
+[ "$err" = to-stderr ] || fail "stderr through vmrun: got '$err'"
+
+# LD_PRELOAD: shim first, an existing value kept; the program and its children run under vmrt.
+cat >"$TMP/which.c" <<'C'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+#include <string.h>
+int main(void) {
+  Dl_info i;
+  void* m = dlsym(RTLD_DEFAULT, "malloc");
+  printf("%s\n", dladdr(m, &i) && strstr(i.dli_fname, "libvmrt_malloc.so") ? "vmrt" : "other");
+  return 0;
+}
+C
+cc -o "$TMP/which" "$TMP/which.c" -ldl
+[ "$("$TMP/which")" = other ] || fail "the native run already has vmrt's malloc?"
+[ "$("$VMRUN" -- "$TMP/which")" = vmrt ] || fail "the program does not get vmrt's malloc"
+[ "$("$VMRUN" -- bash -c "'$TMP/which'")" = vmrt ] || fail "a child of the program does not run under vmrt"
+pre=$(LD_PRELOAD=/lib/x86_64-linux-gnu/libm.so.6 "$VMRUN" -- bash -c 'echo "$LD_PRELOAD"')
+case "$pre" in
+  */libvmrt_malloc.so:/lib/x86_64-linux-gnu/libm.so.6) ;;
+  *) fail "LD_PRELOAD not prepended: '$pre'" ;;
+esac
+pre2=$("$VMRUN" -- "$VMRUN" -- bash -c 'echo "$LD_PRELOAD"')
+[ "$(echo "$pre2" | grep -o libvmrt_malloc.so | wc -l)" = 1 ] || fail "nested vmrun duplicated the shim: '$pre2'"
+[ "$("$VMRUN" --trap sigsegv --physmem 1G -- bash -c 'echo $VMRT_TRAP $VMRT_PHYSMEM')" = "sigsegv 1G" ] ||
+  fail "options do not reach the environment"
+
+# Errors: missing program 127, static program 126, bad option 2.
+st=0; "$VMRUN" -- no-such-program-xyz 2>"$TMP/e1" || st=$?
+[ $st -eq 127 ] && grep -q 'not found' "$TMP/e1" || fail "missing program: status $st, '$(cat "$TMP/e1")'"
+echo 'int main(void) { return 0; }' >"$TMP/s.c"
+if cc -static -o "$TMP/static" "$TMP/s.c" 2>/dev/null; then
+  st=0; "$VMRUN" -- "$TMP/static" 2>"$TMP/e2" || st=$?
+  [ $st -eq 126 ] && grep -q 'statically linked' "$TMP/e2" || fail "static program: status $st, '$(cat "$TMP/e2")'"
+else
+  note "no static libc: static-program check skipped"
+fi
+printf '#!/bin/sh\necho script-ok\n' >"$TMP/script"; chmod +x "$TMP/script"
+[ "$("$VMRUN" -- "$TMP/script")" = script-ok ] || fail "a #! script does not run"
+chmod -x "$TMP/script"
+st=0; "$VMRUN" -- "$TMP/script" 2>/dev/null || st=$?
+[ $st -eq 126 ] || fail "non-executable file: status $st (want 126)"
+st=0; "$VMRUN" --trap bogus -- true 2>/dev/null || st=$?
+[ $st -eq 2 ] || fail "bad --trap value: status $st (want 2)"
+st=0; "$VMRUN" --physmem lots -- true 2>/dev/null || st=$?
+[ $st -eq 2 ] || fail "bad --physmem value: status $st (want 2)"
+st=0; "$VMRUN" 2>/dev/null || st=$?
+[ $st -eq 2 ] || fail "no program: status $st (want 2)"
+# A program with its own malloc runs, with a warning that vmrt's is bypassed.
+cat >"$TMP/own.c" <<'C'
+#include <stddef.h>
+#include <stdio.h>
+static char heap[1 << 20];
+static size_t off;
+void* malloc(size_t n) { void* p = heap + off; off += (n + 15) & ~(size_t)15; return p; }
+void free(void* p) { (void)p; }
+void* calloc(size_t a, size_t b) { char* p = malloc(a * b); for (size_t i = 0; i < a * b; ++i) p[i] = 0; return p; }
+void* realloc(void* p, size_t n) { (void)p; return malloc(n); }
+int main(void) { puts("own-malloc"); return 0; }
+C
+cc -O1 -rdynamic -o "$TMP/own" "$TMP/own.c"
+[ "$("$VMRUN" -- "$TMP/own" 2>"$TMP/own.err")" = own-malloc ] || fail "program with its own malloc did not run"
+grep -q 'defines its own malloc' "$TMP/own.err" || fail "no warning for a program with its own malloc"
+"$VMRUN" -- sort </dev/null 2>"$TMP/sort.err"
+grep -q 'own malloc' "$TMP/sort.err" && fail "spurious own-malloc warning for sort"
+
+note "ok: help, status, signals, stdio, LD_PRELOAD, children, errors"

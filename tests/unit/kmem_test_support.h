@@ -1,0 +1,53 @@
+// kmem_test_support.h — shared by the kmem unit tests: a page source that counts
+// the pages it has handed out (wrapping kmem_host_page_source), and one-time init.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+
+#include "kmem/kmem.h"
+
+namespace kmem_test {
+
+struct counting_source {
+  const vmrt::kmem::kmem_page_source* inner;
+  std::atomic<long> pages_out{0};
+  std::atomic<long> alloc_calls{0};
+  std::atomic<long> free_calls{0};
+  vmrt::kmem::kmem_page_source pub;
+};
+
+inline void* counting_alloc(void* ctx, std::size_t n, std::size_t align, bool wait) {
+  auto* c = static_cast<counting_source*>(ctx);
+  void* p = c->inner->alloc_pages(c->inner->ctx, n, align, wait);
+  if (p != nullptr) {
+    c->pages_out += static_cast<long>(n);
+    ++c->alloc_calls;
+  }
+  return p;
+}
+
+inline void counting_free(void* ctx, void* p, std::size_t n) {
+  auto* c = static_cast<counting_source*>(ctx);
+  c->pages_out -= static_cast<long>(n);
+  ++c->free_calls;
+  c->inner->free_pages(c->inner->ctx, p, n);
+}
+
+// Boots kmem once per test process over a counting host source of `arena` bytes.
+inline counting_source* boot(bool diagnostics, unsigned decay_ms = 1000, std::size_t arena = std::size_t{4} << 30) {
+  static counting_source src;
+  static bool done = false;
+  if (!done) {
+    done = true;
+    src.inner = vmrt::kmem::kmem_host_page_source(arena);
+    src.pub = {src.inner->base, src.inner->size, counting_alloc, counting_free, &src};
+    vmrt::kmem::kmem_config cfg;
+    cfg.diagnostics = diagnostics;
+    cfg.decay_ms = decay_ms;
+    if (!vmrt::kmem::kmem_init(&src.pub, cfg)) return nullptr;
+  }
+  return &src;
+}
+
+}  // namespace kmem_test

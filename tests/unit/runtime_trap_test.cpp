@@ -1,0 +1,136 @@
+// runtime_trap_test.cpp — traps: protection and no-entry traps caught with the trap
+// hook, chaining to the program's own SIGSEGV handler for faults outside the region,
+// and death by SIGSEGV when nobody handles a trap.  Both backends.
+#include <doctest/doctest.h>
+
+#include <sys/mman.h>
+
+#include "runtime_test_support.h"
+
+RUNTIME_TESTS_UNDER_BOTH_BACKENDS()
+
+namespace {
+constexpr size_t kPage = 4096;
+
+sigjmp_buf g_prog_env;
+volatile int g_prog_code;
+void* volatile g_prog_addr;
+void program_handler(int, siginfo_t* si, void*) {
+  g_prog_code = si->si_code;
+  g_prog_addr = si->si_addr;
+  siglongjmp(g_prog_env, 1);
+}
+}  // namespace
+
+TEST_CASE("write to a read-only page traps with reason protection at the right address") {
+  REQUIRE(vmrt_init() == 0);
+  vmrt_vmspace* vs = vmrt_vmspace_create(16u << 20);
+  REQUIRE(vs != nullptr);
+  char* p = static_cast<char*>(vmrt_mmap(vs, nullptr, 16 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  REQUIRE(p != VMRT_MAP_FAILED);
+  p[5 * kPage] = 42;  // resident
+  REQUIRE(vmrt_mprotect(vs, p, 16 * kPage, PROT_READ) == 0);
+  CHECK(p[5 * kPage] == 42);  // reads still work
+  long long traps0 = vmrt_counter("traps");
+  volatile char* target = p + 5 * kPage + 123;
+  bool trapped = rtt::traps([&] { *target = 1; });
+  CHECK(trapped);
+  CHECK(rtt::trap_catcher::last.reason == VMRT_TRAP_PROTECTION);
+  CHECK(rtt::trap_catcher::last.addr == (void*)target);
+  CHECK(rtt::trap_catcher::last.access == PROT_WRITE);
+  CHECK(rtt::trap_catcher::last.vmspace == vs);
+  CHECK(vmrt_counter("traps") == traps0 + 1);
+  CHECK(p[5 * kPage] == 42);  // never resolved silently
+  // A non-resident read-only page: reads zero-fill, writes trap.
+  volatile char* cold = p + 9 * kPage;
+  CHECK(*cold == 0);
+  CHECK(rtt::traps([&] { *cold = 1; }));
+  CHECK(rtt::trap_catcher::last.reason == VMRT_TRAP_PROTECTION);
+  CHECK(rtt::check_ok(vs));
+  vmrt_vmspace_destroy(vs);
+}
+
+TEST_CASE("access to a hole traps with reason no-entry") {
+  REQUIRE(vmrt_init() == 0);
+  vmrt_vmspace* vs = vmrt_vmspace_create(16u << 20);
+  REQUIRE(vs != nullptr);
+  char* base = static_cast<char*>(vmrt_vmspace_base(vs));
+  char* p = static_cast<char*>(vmrt_mmap(vs, base + 64 * kPage, 8 * kPage, PROT_READ | PROT_WRITE,
+                                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0));
+  REQUIRE(p == base + 64 * kPage);
+  volatile char* hole = base + 10 * kPage + 8;
+  CHECK(rtt::traps([&] { (void)*hole; }));
+  CHECK(rtt::trap_catcher::last.reason == VMRT_TRAP_NO_ENTRY);
+  CHECK(rtt::trap_catcher::last.addr == (void*)hole);
+  CHECK(rtt::trap_catcher::last.access == PROT_READ);
+  // After munmap the range is a hole again.
+  p[0] = 1;
+  REQUIRE(vmrt_munmap(vs, p, 8 * kPage) == 0);
+  volatile char* gone = p;
+  CHECK(rtt::traps([&] { *gone = 2; }));
+  CHECK(rtt::trap_catcher::last.reason == VMRT_TRAP_NO_ENTRY);
+  CHECK(rtt::check_ok(vs));
+  vmrt_vmspace_destroy(vs);
+}
+
+TEST_CASE("SIGSEGV outside the region reaches the program's own handler; traps too when no hook") {
+  REQUIRE(vmrt_init() == 0);
+  struct sigaction sa{}, old{};
+  sa.sa_sigaction = program_handler;
+  sa.sa_flags = SA_SIGINFO;
+  sigemptyset(&sa.sa_mask);
+  REQUIRE(vmrt_sigaction(SIGSEGV, &sa, &old) == 0);
+  // A host page outside vmrt's region.
+  char* host = static_cast<char*>(mmap(nullptr, kPage, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  REQUIRE(host != MAP_FAILED);
+  long long chained0 = vmrt_counter("chained signals");
+  g_prog_code = 0;
+  if (sigsetjmp(g_prog_env, 1) == 0) {
+    *(volatile char*)host = 1;
+    FAIL("the access did not fault");
+  }
+  CHECK(g_prog_addr == host);
+  CHECK(g_prog_code == SEGV_ACCERR);
+  CHECK(vmrt_counter("chained signals") == chained0 + 1);
+  // A vmrt trap with no hook goes to the program's handler with SEGV_MAPERR / SEGV_ACCERR.
+  vmrt_vmspace* vs = vmrt_vmspace_create(16u << 20);
+  REQUIRE(vs != nullptr);
+  char* base = static_cast<char*>(vmrt_vmspace_base(vs));
+  if (sigsetjmp(g_prog_env, 1) == 0) {
+    *(volatile char*)(base + 3 * kPage) = 1;
+    FAIL("the hole access did not trap");
+  }
+  CHECK(g_prog_code == SEGV_MAPERR);
+  CHECK(g_prog_addr == base + 3 * kPage);
+  char* p = static_cast<char*>(vmrt_mmap(vs, nullptr, kPage, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  REQUIRE(p != VMRT_MAP_FAILED);
+  if (sigsetjmp(g_prog_env, 1) == 0) {
+    *(volatile char*)p = 1;
+    FAIL("the write to a read-only mapping did not trap");
+  }
+  CHECK(g_prog_code == SEGV_ACCERR);
+  REQUIRE(vmrt_sigaction(SIGSEGV, &old, nullptr) == 0);
+  munmap(host, kPage);
+  vmrt_vmspace_destroy(vs);
+}
+
+TEST_CASE("an unhandled trap kills the process with SIGSEGV") {
+  REQUIRE(vmrt_init() == 0);
+  vmrt_vmspace* vs = vmrt_vmspace_create(16u << 20);
+  REQUIRE(vs != nullptr);
+  char* base = static_cast<char*>(vmrt_vmspace_base(vs));
+  pid_t pid = rtt::vm_fork();
+  if (pid == 0) {
+    struct sigaction dfl{};
+    dfl.sa_handler = SIG_DFL;
+    vmrt_sigaction(SIGSEGV, &dfl, nullptr);
+    vmrt_set_trap_hook(nullptr, nullptr);
+    *(volatile char*)(base + kPage) = 1;  // a hole
+    _exit(0);
+  }
+  int st = 0;
+  REQUIRE(waitpid(pid, &st, 0) == pid);
+  CHECK(WIFSIGNALED(st));
+  CHECK(WTERMSIG(st) == SIGSEGV);
+  vmrt_vmspace_destroy(vs);
+}

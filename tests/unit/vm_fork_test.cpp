@@ -1,0 +1,240 @@
+// vm_fork_test.cpp — vmspace_fork: inheritance, copy-on-write (copy vs move-up), shadow
+// chains kept short by collapse (the fork-and-reap case), contents checked through the
+// direct map.
+#include "vm_fakepmap.h"
+
+using namespace vmrt;
+using fake::rd;
+using fake::wr;
+
+namespace {
+constexpr vaddr_t kBase = vaddr_t{1} << 40;
+constexpr vsize_t kSize = vsize_t{64} << 20;
+vaddr_t g_next_child = (vaddr_t{1} << 41);
+
+// Fork s into a fresh window.
+fake::space* fork_of(fake::space& s) {
+  fake::fpmap* f = fake::new_pmap(g_next_child, kSize);
+  g_next_child += kSize;
+  vmspace* c = nullptr;
+  REQUIRE(vmspace_fork(s.vs, &f->pm, &c) == KERN_SUCCESS);
+  return new fake::space(c, f);
+}
+
+vm_object* object_at(vmspace* vs, vaddr_t va) {
+  bool held = vm_lock_owned();
+  if (!held) vm_lock_acquire();
+  vm_map* m = reinterpret_cast<vm_map*>(vs);  // vmspace starts with its map
+  vm_map_entry* e;
+  bool found = vm_map_lookup_entry(m, va, &e);
+  if (!held) vm_lock_release();
+  REQUIRE(found);
+  return e->object;
+}
+}  // namespace
+
+TEST_CASE("COPY inheritance: both sides see the old contents, writes stay private") {
+  fake::space p(kBase, kSize);
+  vaddr_t a = p.mmap(32 * PAGE_SIZE);
+  for (int k = 0; k < 32; ++k) wr(p.vs, a + k * PAGE_SIZE, static_cast<std::uint8_t>(k + 1));
+  fake::space* c = fork_of(p);
+  vaddr_t ca = a - kBase + vmspace_min(c->vs);
+  CHECK(fake::check_all() == "");
+  // Parent's resident pages are write-protected now.
+  CHECK((fake::mapped_prot(p.vs, a) & VM_PROT_WRITE) == 0);
+  for (int k = 0; k < 32; ++k) CHECK(rd(c->vs, ca + k * PAGE_SIZE) == k + 1);
+  auto cow0 = fake::ctr(V_COW_FAULTS);
+  wr(c->vs, ca, 100);
+  CHECK(fake::ctr(V_COW_FAULTS) == cow0 + 1);
+  CHECK(rd(p.vs, a) == 1);
+  wr(p.vs, a + PAGE_SIZE, 200);
+  CHECK(rd(c->vs, ca + PAGE_SIZE) == 2);
+  CHECK(rd(p.vs, a + PAGE_SIZE) == 200);
+  CHECK(rd(c->vs, ca) == 100);
+  CHECK(fake::check_all() == "");
+  delete c;
+  CHECK(fake::check_all() == "");
+  // After the child is gone the parent's chain collapsed back to one object.
+  CHECK(vm_object_chain_depth(object_at(p.vs, a)) == 1);
+  for (int k = 2; k < 32; ++k) CHECK(rd(p.vs, a + k * PAGE_SIZE) == k + 1);
+}
+
+TEST_CASE("a child's read faults map runs of the parent's pages read-only, one enter each") {
+  fake::space p(kBase, kSize);
+  vaddr_t a = p.mmap(64 * PAGE_SIZE);
+  for (int k = 0; k < 64; ++k) wr(p.vs, a + k * PAGE_SIZE, static_cast<std::uint8_t>(k));
+  fake::space* c = fork_of(p);
+  vaddr_t d = vmspace_min(c->vs) - kBase;
+  auto e0 = c->f->enters;
+  CHECK(rd(c->vs, a + d + 20 * PAGE_SIZE) == 20);
+  CHECK(c->f->enters == e0 + 1);
+  for (int k = 5; k < 64; ++k) {  // window: 15 behind, 48 ahead
+    CHECK(fake::mapped(c->vs, a + d + k * PAGE_SIZE));
+    CHECK(fake::mapped_prot(c->vs, a + d + k * PAGE_SIZE) == VM_PROT_READ);
+  }
+  CHECK(!fake::mapped(c->vs, a + d + 4 * PAGE_SIZE));
+  for (int k = 0; k < 64; ++k) CHECK(rd(c->vs, a + d + k * PAGE_SIZE) == k);
+  wr(c->vs, a + d + 30 * PAGE_SIZE, 99);  // still copy-on-write
+  CHECK(rd(p.vs, a + 30 * PAGE_SIZE) == 30);
+  CHECK(fake::check_all() == "");
+  delete c;
+}
+
+TEST_CASE("SHARE, NONE and ZERO inheritance") {
+  fake::space p(kBase, kSize);
+  vaddr_t sh = p.mmap(4 * PAGE_SIZE);
+  vaddr_t no = p.mmap(4 * PAGE_SIZE);
+  vaddr_t ze = p.mmap(4 * PAGE_SIZE);
+  vaddr_t sa = p.mmap(4 * PAGE_SIZE, VM_PROT_DEFAULT, VM_MMAP_SHARED);  // MAP_SHARED: shared by default
+  REQUIRE(vm_minherit(p.vs, sh, 4 * PAGE_SIZE, VM_INHERIT_SHARE) == KERN_SUCCESS);
+  REQUIRE(vm_minherit(p.vs, no, 4 * PAGE_SIZE, VM_INHERIT_NONE) == KERN_SUCCESS);
+  REQUIRE(vm_minherit(p.vs, ze, 4 * PAGE_SIZE, VM_INHERIT_ZERO) == KERN_SUCCESS);
+  wr(p.vs, sh, 11);
+  wr(p.vs, ze, 33);
+  wr(p.vs, sa + PAGE_SIZE, 44);
+  fake::space* c = fork_of(p);
+  vaddr_t d = vmspace_min(c->vs) - kBase;
+  CHECK(fake::check_all() == "");
+  CHECK(rd(c->vs, sh + d) == 11);
+  wr(c->vs, sh + d, 12);
+  CHECK(rd(p.vs, sh) == 12);
+  wr(p.vs, sh + PAGE_SIZE, 13);
+  CHECK(rd(c->vs, sh + PAGE_SIZE + d) == 13);
+  std::uint8_t b;
+  kern_return_t kr = KERN_SUCCESS;
+  CHECK_FALSE(fake::access(c->vs, no + d, false, &b, &kr));
+  CHECK(kr == KERN_INVALID_ADDRESS);
+  CHECK(rd(c->vs, ze + d) == 0);
+  CHECK(rd(p.vs, ze) == 33);
+  CHECK(rd(c->vs, sa + PAGE_SIZE + d) == 44);
+  wr(c->vs, sa + d, 45);
+  CHECK(rd(p.vs, sa) == 45);
+  CHECK(fake::check_all() == "");
+  delete c;
+  CHECK(fake::check_all() == "");
+  CHECK(rd(p.vs, sh) == 12);
+}
+
+TEST_CASE("repeated fork and reap keeps the parent's shadow chain short") {
+  fake::space p(kBase, kSize);
+  constexpr int kPages = 16;
+  vaddr_t a = p.mmap(kPages * PAGE_SIZE);
+  for (int k = 0; k < kPages; ++k) wr(p.vs, a + k * PAGE_SIZE, 1);
+  unsigned max_depth = 0;
+  auto col0 = fake::ctr(V_COLLAPSES);
+  for (int cycle = 0; cycle < 1000; ++cycle) {
+    fake::space* c = fork_of(p);
+    vaddr_t d = vmspace_min(c->vs) - kBase;
+    wr(p.vs, a + (cycle % kPages) * PAGE_SIZE, static_cast<std::uint8_t>(cycle));
+    if (cycle % 3 == 0) wr(c->vs, a + ((cycle + 1) % kPages) * PAGE_SIZE + d, 0xFF);
+    if (cycle % 5 == 0) CHECK(rd(c->vs, a + (cycle % kPages) * PAGE_SIZE + d) != static_cast<std::uint8_t>(cycle) + 0);
+    unsigned depth = vm_object_chain_depth(object_at(p.vs, a));
+    if (depth > max_depth) max_depth = depth;
+    if (cycle % 50 == 0) REQUIRE(fake::check_all() == "");
+    delete c;
+    depth = vm_object_chain_depth(object_at(p.vs, a));
+    if (depth > max_depth) max_depth = depth;
+  }
+  CHECK(max_depth <= 2);
+  CHECK(fake::ctr(V_COLLAPSES) > col0);
+  CHECK(fake::check_all() == "");
+  // Contents: the last value written to each page survives.
+  for (int k = 0; k < kPages; ++k) {
+    int last = -1;
+    for (int cycle = 0; cycle < 1000; ++cycle)
+      if (cycle % kPages == k) last = cycle;
+    CHECK(rd(p.vs, a + k * PAGE_SIZE) == static_cast<std::uint8_t>(last));
+  }
+}
+
+TEST_CASE("copy-on-write move-up when the backing object has one reference (collapse deferred)") {
+  g_vm_object_tunables.collapse_on_deallocate = false;
+  {
+    fake::space p(kBase, kSize);
+    vaddr_t a = p.mmap(8 * PAGE_SIZE);
+    for (int k = 0; k < 8; ++k) wr(p.vs, a + k * PAGE_SIZE, static_cast<std::uint8_t>(50 + k));
+    fake::space* c = fork_of(p);
+    auto cow0 = fake::ctr(V_COW_FAULTS), opt0 = fake::ctr(V_COW_OPTIM);
+    wr(p.vs, a, 1);  // shadow + copy: the child still shares the page
+    CHECK(fake::ctr(V_COW_FAULTS) == cow0 + 1);
+    delete c;
+    CHECK(vm_object_chain_depth(object_at(p.vs, a)) == 2);
+    frame_t before = 0;
+    {
+      vm_lock_guard g;
+      vm_object* o = object_at(p.vs, a);
+      before = vm_page_frame(vm_object_chain_lookup(o, 3, nullptr));
+    }
+    wr(p.vs, a + 3 * PAGE_SIZE, 9);  // backing has one reference: the page moves up
+    CHECK(fake::ctr(V_COW_OPTIM) == opt0 + 1);
+    CHECK(fake::ctr(V_COW_FAULTS) == cow0 + 1);
+    CHECK(fake::mapped_frame(p.vs, a + 3 * PAGE_SIZE) == before);
+    CHECK(rd(p.vs, a + 3 * PAGE_SIZE) == 9);
+    CHECK(rd(p.vs, a + 4 * PAGE_SIZE) == 54);
+    CHECK(fake::check_all() == "");
+    // An explicit collapse now folds the chain.
+    {
+      vm_lock_guard g;
+      vm_object_collapse(object_at(p.vs, a));
+    }
+    CHECK(vm_object_chain_depth(object_at(p.vs, a)) == 1);
+    for (int k = 4; k < 8; ++k) CHECK(rd(p.vs, a + k * PAGE_SIZE) == 50 + k);
+    CHECK(fake::check_all() == "");
+  }
+  g_vm_object_tunables.collapse_on_deallocate = true;
+}
+
+TEST_CASE("bypass: a shadow that covers every backing page skips it") {
+  fake::space p(kBase, kSize);
+  vaddr_t a = p.mmap(4 * PAGE_SIZE);
+  for (int k = 0; k < 4; ++k) wr(p.vs, a + k * PAGE_SIZE, 1);
+  fake::space* c = fork_of(p);  // child keeps the original object alive (ref 2)
+  for (int k = 0; k < 4; ++k) wr(p.vs, a + k * PAGE_SIZE, 2);  // parent shadows every page
+  auto by0 = fake::ctr(V_BYPASSES);
+  {
+    vm_lock_guard g;
+    vm_object* o = object_at(p.vs, a);
+    REQUIRE(vm_object_chain_depth(o) == 2);
+    vm_object_collapse(o);
+    CHECK(vm_object_chain_depth(o) == 1);
+  }
+  CHECK(fake::ctr(V_BYPASSES) == by0 + 1);
+  vaddr_t d = vmspace_min(c->vs) - kBase;
+  for (int k = 0; k < 4; ++k) CHECK(rd(c->vs, a + k * PAGE_SIZE + d) == 1);
+  for (int k = 0; k < 4; ++k) CHECK(rd(p.vs, a + k * PAGE_SIZE) == 2);
+  CHECK(fake::check_all() == "");
+  delete c;
+  CHECK(fake::check_all() == "");
+}
+
+TEST_CASE("DONTNEED after fork gives zeros without touching the other side") {
+  fake::space p(kBase, kSize);
+  vaddr_t a = p.mmap(8 * PAGE_SIZE);
+  for (int k = 0; k < 8; ++k) wr(p.vs, a + k * PAGE_SIZE, 7);
+  fake::space* c = fork_of(p);
+  vaddr_t d = vmspace_min(c->vs) - kBase;
+  REQUIRE(vm_madvise(c->vs, a + d + 2 * PAGE_SIZE, 2 * PAGE_SIZE, VM_ADVICE_DONTNEED) == KERN_SUCCESS);
+  CHECK(rd(c->vs, a + d + 2 * PAGE_SIZE) == 0);
+  CHECK(rd(c->vs, a + d + 3 * PAGE_SIZE) == 0);
+  CHECK(rd(c->vs, a + d + 4 * PAGE_SIZE) == 7);
+  CHECK(rd(p.vs, a + 2 * PAGE_SIZE) == 7);
+  CHECK(fake::check_all() == "");
+  delete c;
+  CHECK(fake::check_all() == "");
+}
+
+TEST_CASE("wired private memory is copied for the child at fork") {
+  fake::space p(kBase, kSize);
+  vaddr_t a = p.mmap(4 * PAGE_SIZE);
+  wr(p.vs, a, 5);
+  REQUIRE(vm_mlock(p.vs, a, 4 * PAGE_SIZE) == KERN_SUCCESS);
+  fake::space* c = fork_of(p);
+  vaddr_t d = vmspace_min(c->vs) - kBase;
+  CHECK(rd(c->vs, a + d) == 5);
+  wr(p.vs, a, 6);  // parent keeps writable mappings: no fault needed
+  CHECK(rd(c->vs, a + d) == 5);
+  CHECK(fake::check_all() == "");
+  delete c;
+  REQUIRE(vm_munlock(p.vs, a, 4 * PAGE_SIZE) == KERN_SUCCESS);
+  CHECK(fake::check_all() == "");
+}

@@ -1,0 +1,257 @@
+// vm_fault.cpp — page fault resolution (FreeBSD vm_fault.c).
+//
+// Read faults on private anonymous memory that is not copy-on-write shared map the
+// zero-filled pages writable right away: vmrt has no shared zero page (a frame mapped
+// at many addresses would cost one host VMA each), so the first read already pays for
+// the page and a later write costs nothing.
+#include "vm/vm_fault.h"
+
+#include <cstring>
+
+#include "vm/pmap.h"
+#include "vm/vm_lock.h"
+#include "vm/vm_map.h"
+#include "vm/vm_object.h"
+#include "vm/vm_page.h"
+#include "vm/vm_stats.h"
+#include "vmspace_impl.h"
+
+namespace vmrt {
+namespace {
+
+vm_page* g_run[kFaultMaxRun];  // fault-around page buffer [VM lock]
+
+static_assert(kFaultWindow[VM_ADVICE_NORMAL].behind + kFaultWindow[VM_ADVICE_NORMAL].ahead + 1 <= kFaultMaxRun);
+static_assert(kFaultWindow[VM_ADVICE_SEQUENTIAL].behind + kFaultWindow[VM_ADVICE_SEQUENTIAL].ahead + 1 <= kFaultMaxRun);
+
+inline vaddr_t entry_va(const vm_map_entry* e, vm_pindex_t pindex) { return e->start + ptoa(pindex) - e->offset; }
+
+// Is pindex (of the first object) visible nowhere in the chain?
+inline bool chain_absent(vm_object* first, vm_pindex_t p) { return vm_object_chain_lookup(first, p, nullptr) == nullptr; }
+
+// Grow a GROWS_DOWN entry down to va if va is within reach.  True when grown.
+bool grow_stack(vm_map* map, vm_map_entry* below, vaddr_t va) {
+  vm_map_entry* st = below->next;
+  if (vm_map_is_end(map, st) || (st->eflags & MAP_ENTRY_GROWS_DOWN) == 0) return false;
+  if (va + kStackGrowMax < st->start) return false;
+  vaddr_t floor = vm_map_is_end(map, below) ? map->min : below->end + ptoa(kStackGuardPages);
+  if (va < floor) return false;
+  vaddr_t st_start = st->start;
+  vm_prot_t prot = st->protection;
+  // The new piece may merge with the stack entry (st is invalid afterwards).
+  if (vm_map_insert(map, nullptr, 0, va, st_start, prot, st->max_protection, st->eflags, st->inheritance) !=
+      KERN_SUCCESS)
+    return false;
+  if (map->pm != nullptr) pmap_reserve(map->pm, va, st_start, prot);
+  vm_stat_inc(V_FAULT_STACK_GROW);
+  return true;
+}
+
+kern_return_t enter(vm_map* map, vaddr_t va, vm_page* const* pages, vsize_t n, vm_prot_t prot) {
+  if (map->pm == nullptr) return KERN_SUCCESS;
+  return pmap_enter(map->pm, va, pages, n, prot);
+}
+
+// The fault window [*lo, *hi) around pindex for entry e (advice), clamped to the entry.
+void fault_window_of(const vm_map_entry* e, vm_pindex_t pindex, vm_pindex_t* lo, vm_pindex_t* hi) {
+  vm_pindex_t e_first = atop(e->offset);
+  vm_pindex_t e_end = e_first + atop(e->end - e->start);
+  const fault_window& w = kFaultWindow[e->advice < VM_ADVICE_COUNT ? e->advice : VM_ADVICE_NORMAL];
+  *lo = pindex - e_first >= w.behind ? pindex - w.behind : e_first;
+  *hi = e_end - pindex > w.ahead ? pindex + w.ahead + 1 : e_end;
+}
+
+// Page at q when it is resident in the chain and held by first (in_first) or by a backing
+// object (!in_first); null otherwise.
+vm_page* resident_of_class(vm_object* first, vm_pindex_t q, bool in_first) {
+  vm_object* owner = nullptr;
+  vm_page* m = vm_object_chain_lookup(first, q, &owner);
+  if (m == nullptr || (owner == first) != in_first) return nullptr;
+  return m;
+}
+
+// Read fault on a resident page: map it and the contiguous run of neighbours (within the
+// advice window) that are resident in the same kind of object, with one enter.
+kern_return_t map_resident_run(vm_map* map, vm_map_entry* e, vm_object* first, vm_pindex_t pindex, bool in_first,
+                               vm_prot_t prot, vm_fault_result* r) {
+  vm_pindex_t lo, hi;
+  fault_window_of(e, pindex, &lo, &hi);
+  vm_pindex_t rs = pindex, re = pindex + 1;
+  while (rs > lo && resident_of_class(first, rs - 1, in_first) != nullptr) --rs;
+  while (re < hi && resident_of_class(first, re, in_first) != nullptr) ++re;
+  for (vm_pindex_t q = rs; q < re; ++q) g_run[q - rs] = resident_of_class(first, q, in_first);
+  vsize_t n = re - rs;
+  vm_stat_add(V_FAULT_AROUND_PAGES, static_cast<std::int64_t>(n - 1));
+  r->first = entry_va(e, rs);
+  r->npages = n;
+  return enter(map, r->first, g_run, n, prot);
+}
+
+}  // namespace
+
+kern_return_t vm_fault_locked(vm_map* map, vaddr_t va, vm_fault_type type, unsigned flags, vaddr_t populate_end,
+                              vm_fault_result* res) {
+  VM_LOCK_ASSERT();
+  vm_stat_inc(V_FAULTS);
+  va = trunc_page(va);
+  vm_map_entry* e;
+  if (!vm_map_lookup_entry(map, va, &e)) {
+    if (!grow_stack(map, e, va) || !vm_map_lookup_entry(map, va, &e)) {
+      vm_stat_inc(V_FAULT_NOENTRY_TRAPS);
+      return KERN_INVALID_ADDRESS;
+    }
+  }
+  if (e->eflags & MAP_ENTRY_IS_SUBMAP) {
+    map = e->submap;
+    if (!vm_map_lookup_entry(map, va, &e) || (e->eflags & MAP_ENTRY_IS_SUBMAP)) {
+      vm_stat_inc(V_FAULT_NOENTRY_TRAPS);
+      return KERN_INVALID_ADDRESS;
+    }
+  }
+  if ((type & e->protection) != type) {
+    vm_stat_inc(V_FAULT_PROT_TRAPS);
+    return KERN_PROTECTION_FAILURE;
+  }
+  bool wire = (flags & VM_FAULT_WIRE) != 0;
+  bool write = (type & VM_FAULT_WRITE) != 0;
+
+  if (e->object == nullptr) {
+    e->object = vm_object_allocate(OBJT_DEFAULT, atop(e->end - e->start));
+    if (e->object == nullptr) {
+      vm_stat_inc(V_FAULT_SHORTAGE);
+      return KERN_RESOURCE_SHORTAGE;
+    }
+    e->object->flags |= OBJ_ONEMAPPING;
+    e->offset = 0;
+  }
+  if (e->eflags & MAP_ENTRY_NEEDS_COPY) {
+    vm_object* obj = e->object;
+    if (obj->ref_count == 1 && (obj->flags & OBJ_ANON)) {
+      // Nobody else shares the object any more: no copy needed.
+      e->eflags &= static_cast<std::uint16_t>(~MAP_ENTRY_NEEDS_COPY);
+      vm_stat_inc(V_FAULT_NEEDS_COPY_CLR);
+    } else if (write) {
+      if (vm_object_shadow(&e->object, &e->offset, e->end - e->start) != KERN_SUCCESS) {
+        vm_stat_inc(V_FAULT_SHORTAGE);
+        return KERN_RESOURCE_SHORTAGE;
+      }
+      e->object->flags |= OBJ_ONEMAPPING;
+      e->eflags &= static_cast<std::uint16_t>(~MAP_ENTRY_NEEDS_COPY);
+      vm_stat_inc(V_FAULT_NEEDS_COPY);
+    }
+  }
+  vm_object* first = e->object;
+  vm_pindex_t pindex = atop(va - e->start + e->offset);
+  vm_prot_t prot = e->protection;
+  if (e->eflags & MAP_ENTRY_NEEDS_COPY) prot &= static_cast<vm_prot_t>(~VM_PROT_WRITE);
+
+  vm_object* owner = nullptr;
+  vm_page* m = vm_object_chain_lookup(first, pindex, &owner);
+  vm_fault_result r{va, 1};
+  kern_return_t kr = KERN_SUCCESS;
+
+  if (m != nullptr && owner == first) {
+    vm_stat_inc(V_FAULT_RESIDENT);
+    if (write || (flags & VM_FAULT_WIRE)) kr = enter(map, va, &m, 1, prot);
+    else kr = map_resident_run(map, e, first, pindex, true, prot, &r);
+  } else if (m != nullptr) {
+    if (write) {
+      bool moved = false;
+      if (owner == first->backing_object && owner->ref_count == 1 && owner->shadow_count == 1 &&
+          (owner->flags & OBJ_ANON) && m->wire_count == 0) {
+        // Only our object sees the backing page: take it instead of copying.
+        if (vm_page_rename(m, first, pindex) == KERN_SUCCESS) {
+          moved = true;
+          vm_stat_inc(V_COW_OPTIM);
+        }
+      }
+      if (!moved) {
+        vm_page* nm = vm_page_alloc(first, pindex, VM_ALLOC_NORMAL);
+        if (nm == nullptr) {
+          vm_stat_inc(V_FAULT_SHORTAGE);
+          return KERN_RESOURCE_SHORTAGE;
+        }
+        const pmap_ops* ops = pmap_machine_ops();
+        std::memcpy(ops->page_address(nm), ops->page_address(m), PAGE_SIZE);
+        // Others sharing `first` may map the backing page: make them look again.
+        if (first->ref_count > 1 && ops->page_protect != nullptr) ops->page_protect(m, VM_PROT_NONE);
+        vm_stat_inc(V_COW_FAULTS);
+        m = nm;
+      }
+      m->flags |= PG_DIRTY;
+      kr = enter(map, va, &m, 1, prot);
+    } else {
+      vm_stat_inc(V_FAULT_BACKING_READ);
+      if (flags & VM_FAULT_WIRE) kr = enter(map, va, &m, 1, static_cast<vm_prot_t>(prot & ~VM_PROT_WRITE));
+      else kr = map_resident_run(map, e, first, pindex, false, static_cast<vm_prot_t>(prot & ~VM_PROT_WRITE), &r);
+    }
+  } else {
+    // Zero fill, with fault-around: a run of non-resident neighbours in one enter.
+    vm_pindex_t e_first = atop(e->offset);
+    vm_pindex_t e_end = e_first + atop(e->end - e->start);
+    vm_pindex_t lo, hi;  // window [lo, hi)
+    if (flags & VM_FAULT_POPULATE) {
+      vm_pindex_t pend = atop(round_page(populate_end) - e->start + e->offset);
+      lo = pindex;
+      hi = pend < e_end ? pend : e_end;
+      if (hi - lo > kFaultMaxRun) hi = lo + kFaultMaxRun;
+      if (hi <= lo) hi = lo + 1;
+    } else {
+      fault_window_of(e, pindex, &lo, &hi);
+    }
+    vm_pindex_t rs = pindex, re = pindex + 1;
+    if (first->backing_object == nullptr) {
+      // One object: the nearest resident pages bound the run.
+      vm_page* below = pindex > 0 ? vm_radix_lookup_le(&first->rtree, pindex - 1) : nullptr;
+      vm_page* above = vm_radix_lookup_ge(&first->rtree, pindex + 1);
+      rs = below != nullptr && below->pindex + 1 > lo ? below->pindex + 1 : lo;
+      re = above != nullptr && above->pindex < hi ? above->pindex : hi;
+    } else {
+      while (rs > lo && chain_absent(first, rs - 1)) --rs;
+      while (re < hi && chain_absent(first, re)) ++re;
+    }
+    vsize_t n = re - rs;
+    vsize_t got = vm_page_alloc_run(first, rs, n, VM_ALLOC_ZERO, g_run);
+    if (got < n && got < pindex - rs + 1) {
+      // The faulting page itself could not be allocated in the run: retry alone.
+      for (vsize_t k = 0; k < got; ++k) vm_page_free(g_run[k]);
+      vm_page_free_flush();
+      rs = pindex;
+      got = vm_page_alloc_run(first, pindex, 1, VM_ALLOC_ZERO, g_run);
+      if (got == 0) {
+        vm_stat_inc(V_FAULT_SHORTAGE);
+        return KERN_RESOURCE_SHORTAGE;
+      }
+    }
+    if (write)
+      for (vsize_t k = 0; k < got; ++k) g_run[k]->flags |= PG_DIRTY;
+    vm_stat_inc(V_FAULT_ZERO_FILL);
+    vm_stat_add(V_FAULT_ZERO_PAGES, static_cast<std::int64_t>(got));
+    vm_stat_add(V_FAULT_AROUND_PAGES, static_cast<std::int64_t>(got - 1));
+    m = g_run[pindex - rs];
+    r.first = entry_va(e, rs);
+    r.npages = got;
+    kr = enter(map, r.first, g_run, got, prot);
+  }
+  if (kr != KERN_SUCCESS) {
+    vm_stat_inc(V_FAULT_SHORTAGE);
+    return kr;
+  }
+  if (write) m->flags |= PG_DIRTY;
+  if (wire) vm_page_wire(m);
+  if (res != nullptr) *res = r;
+  return KERN_SUCCESS;
+}
+
+kern_return_t vm_fault(vmspace* vs, vaddr_t va, vm_fault_type type, vm_fault_result* res) {
+  if (vm_lock_owned()) return KERN_FAILURE;  // a fault while this thread holds the VM lock
+  vm_lock_guard g;
+  if (va < vs->map.min || va >= vs->map.max) {
+    vm_stat_inc(V_FAULTS);
+    vm_stat_inc(V_FAULT_NOENTRY_TRAPS);
+    return KERN_INVALID_ADDRESS;
+  }
+  return vm_fault_locked(&vs->map, va, type, VM_FAULT_NORMAL, 0, res);
+}
+
+}  // namespace vmrt

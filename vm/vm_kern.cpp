@@ -1,0 +1,143 @@
+// vm_kern.cpp — the kmem submap and wired kernel memory (4.4BSD vm_kern.c).
+#include "vm/vm_kern.h"
+
+#include "vm/pmap.h"
+#include "vm/vm_lock.h"
+#include "vm/vm_map.h"
+#include "vm/vm_object.h"
+#include "vm/vm_page.h"
+#include "vm/vm_phys.h"
+#include "vm/vm_stats.h"
+#include "vmspace_impl.h"
+
+namespace vmrt {
+namespace {
+
+vm_map* g_kmem_map = nullptr;        // the submap [VM lock]
+vm_object* g_kmem_object = nullptr;  // backs every kmem page, pindex = (va - base) / PAGE_SIZE [VM lock]
+constexpr vsize_t kKmemBatch = 512;
+vm_page* g_batch[kKmemBatch];        // pmap_enter page list [VM lock]
+constexpr vsize_t kKmemSubmapAlign = vsize_t{2} << 20;
+
+// Free the kmem pages of [s, t) (unwired, frames released).
+void free_pages(vaddr_t s, vaddr_t t) {
+  vm_pindex_t p0 = atop(s - g_kmem_map->min), p1 = atop(t - g_kmem_map->min);
+  vm_pindex_t key = p0;
+  vsize_t n = 0;
+  for (;;) {
+    vm_page* m = vm_radix_lookup_ge(&g_kmem_object->rtree, key);
+    if (m == nullptr || m->pindex >= p1) break;
+    key = m->pindex + 1;
+    vm_page_free(m);  // resets the wiring
+    ++n;
+  }
+  vm_page_free_flush();
+  vm_stat_add(V_KMEM_PAGES, -static_cast<std::int64_t>(n));
+}
+
+}  // namespace
+
+vm_object* kmem_object() { return g_kmem_object; }
+vm_map* kmem_map() { return g_kmem_map; }
+
+kern_return_t kmem_submap_init(vmspace* kernel_vs, vsize_t size, vaddr_t* base) {
+  size = round_page(size);
+  if (size == 0) return KERN_INVALID_ARGUMENT;
+  vm_lock_guard g;
+  if (g_kmem_map != nullptr) return KERN_FAILURE;
+  vm_map* km = &kernel_vs->map;
+  vaddr_t b;
+  if (vm_map_findspace(km, km->min, size, kKmemSubmapAlign, &b) != KERN_SUCCESS &&
+      vm_map_findspace(km, km->min, size, PAGE_SIZE, &b) != KERN_SUCCESS)
+    return KERN_NO_SPACE;
+  vm_map* sub = vm_map_create(kernel_vs->pm, b, b + size);
+  if (sub == nullptr) return KERN_RESOURCE_SHORTAGE;
+  vm_object* obj = vm_object_allocate(OBJT_DEFAULT, atop(size));
+  if (obj == nullptr) {
+    vm_map_free(sub);
+    return KERN_RESOURCE_SHORTAGE;
+  }
+  kern_return_t kr = vm_map_submap(km, b, b + size, sub);
+  if (kr != KERN_SUCCESS) {
+    vm_object_deallocate(obj);
+    vm_map_free(sub);
+    return kr;
+  }
+  g_kmem_map = sub;
+  g_kmem_object = obj;
+  pmap_reserve(kernel_vs->pm, b, b + size, VM_PROT_NONE);
+  *base = b;
+  return KERN_SUCCESS;
+}
+
+kern_return_t kmem_alloc_wired(vsize_t size, vsize_t align, vaddr_t* out) {
+  size = round_page(size);
+  if (size == 0 || align == 0 || (align & (align - 1)) != 0) return KERN_INVALID_ARGUMENT;
+  vm_lock_guard g;
+  vm_map* map = g_kmem_map;
+  if (map == nullptr) return KERN_FAILURE;
+  vaddr_t va;
+  if (vm_map_findspace(map, map->min, size, align, &va) != KERN_SUCCESS) return KERN_NO_SPACE;
+  vsize_t n = atop(size);
+  vm_pindex_t p0 = atop(va - map->min);
+  // Frames: one contiguous run if possible, else the largest runs available.
+  vsize_t done = 0;
+  while (done < n) {
+    vsize_t want = n - done;
+    vm_page* m = nullptr;
+    while (want >= 1 && (m = vm_page_alloc_contig(want, VM_ALLOC_ZERO | VM_ALLOC_WIRED)) == nullptr) want /= 2;
+    if (m == nullptr) {
+      free_pages(va, va + ptoa(done));  // nothing mapped yet
+      return KERN_RESOURCE_SHORTAGE;
+    }
+    for (vsize_t k = 0; k < want; ++k) {
+      if (vm_page_insert(m + k, g_kmem_object, p0 + done + k) != KERN_SUCCESS) {
+        for (vsize_t j = k; j < want; ++j) vm_page_free(m + j);
+        free_pages(va, va + ptoa(done + k));
+        return KERN_RESOURCE_SHORTAGE;
+      }
+    }
+    done += want;
+  }
+  vm_stat_add(V_KMEM_PAGES, static_cast<std::int64_t>(n));
+  vm_object_reference(g_kmem_object);
+  vm_map_entry* e = nullptr;
+  kern_return_t kr = vm_map_insert(map, g_kmem_object, ptoa(p0), va, va + size, VM_PROT_DEFAULT, VM_PROT_DEFAULT,
+                                   0, VM_INHERIT_NONE, &e);
+  if (kr != KERN_SUCCESS) {
+    vm_object_deallocate(g_kmem_object);
+    free_pages(va, va + size);
+    return kr;
+  }
+  // The new entry may have merged; mark the part we own wired, then merge with wired neighbours.
+  if (e->start < va) vm_map_clip_start(map, e, va);
+  if (e->end > va + size) vm_map_clip_end(map, e, va + size);
+  e->wired_count = 1;
+  vm_map_simplify_entry(map, e);
+  pmap_reserve(map->pm, va, va + size, VM_PROT_DEFAULT);
+  for (vsize_t k = 0; k < n; k += kKmemBatch) {
+    vsize_t c = n - k < kKmemBatch ? n - k : kKmemBatch;
+    for (vsize_t j = 0; j < c; ++j) g_batch[j] = vm_page_lookup(g_kmem_object, p0 + k + j);
+    kr = pmap_enter(map->pm, va + ptoa(k), g_batch, c, VM_PROT_DEFAULT);
+    if (kr != KERN_SUCCESS) {
+      pmap_remove(map->pm, va, va + size);
+      free_pages(va, va + size);
+      vm_map_delete(map, va, va + size);
+      return kr;
+    }
+  }
+  *out = va;
+  return KERN_SUCCESS;
+}
+
+void kmem_free_wired(vaddr_t addr, vsize_t size) {
+  size = round_page(size);
+  vm_lock_guard g;
+  vm_map* map = g_kmem_map;
+  VMRT_ASSERT(map != nullptr && page_aligned(addr) && addr >= map->min && addr + size <= map->max);
+  pmap_remove(map->pm, addr, addr + size);
+  free_pages(addr, addr + size);
+  vm_map_delete(map, addr, addr + size);
+}
+
+}  // namespace vmrt

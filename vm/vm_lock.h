@@ -1,0 +1,43 @@
+// vm_lock.h — the VM lock: one global mutex for maps, objects, pages and zones.
+//
+// A spin-then-futex mutex (Drepper's "mutex2"): it never allocates and is safe to
+// take inside a signal handler as long as the interrupted thread does not hold it.
+// The VM never touches guest memory while holding it (contents go through the
+// direct map), so a fault cannot arrive in a thread that holds it; if one does
+// anyway (a bug, or an asynchronous signal handler touching guest memory),
+// vm_lock_acquire() panics instead of deadlocking.
+//
+// Lock order: VM lock -> pmap internal locks.  Nothing is taken while the VM lock is
+// held that may be held by code that then takes the VM lock.
+#pragma once
+
+namespace vmrt {
+
+// Acquire the VM lock.  => spins briefly, then sleeps on a futex.  Panics on recursion.
+void vm_lock_acquire();
+// Try once; true when acquired.  False also when the caller already holds it.
+bool vm_lock_try();
+// Release the VM lock.  => the caller holds it (asserted).
+void vm_lock_release();
+// True when the calling thread holds the VM lock.
+bool vm_lock_owned();
+// Fork support: in a host fork() child, leave the lock free (only the forking thread
+// survives).  => the forking thread held the lock across fork() only to keep the VM
+// quiescent (runtime_fork_prepare), or did not hold it at all; no VM operation was in
+// progress in that thread.
+void vm_lock_fork_child_reset();
+
+// Scoped acquisition.
+class vm_lock_guard {
+ public:
+  vm_lock_guard() { vm_lock_acquire(); }
+  ~vm_lock_guard() { vm_lock_release(); }
+  vm_lock_guard(const vm_lock_guard&) = delete;
+  vm_lock_guard& operator=(const vm_lock_guard&) = delete;
+};
+
+}  // namespace vmrt
+
+#include "vm/vm_assert.h"
+#define VM_LOCK_ASSERT() VMRT_ASSERT(::vmrt::vm_lock_owned())
+#define VM_LOCK_ASSERT_NOT() VMRT_ASSERT(!::vmrt::vm_lock_owned())

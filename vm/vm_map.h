@@ -1,0 +1,125 @@
+// vm_map.h — address maps: sorted entries over [min, max) (FreeBSD vm_map.c).
+//
+// Entries live in a sorted doubly linked list (a sentinel header closes the ring)
+// and in an AVL tree keyed by start and augmented with the largest free gap in each
+// subtree (every entry owns the gap before it; the header owns the gap after the last
+// entry), so lookup and free-space search are O(log n).  A one-entry hint
+// short-circuits repeated lookups.
+//
+// Free-space search is first fit at or above a hint (FreeBSD style, bottom-up), not
+// top-down like Linux: within a vmspace window the direction is invisible to programs
+// and bottom-up keeps reuse close to the window start.
+//
+// Locking: every field is guarded by the VM lock.
+#pragma once
+
+#include <cstdint>
+
+#include "vm/pmap.h"
+#include "vm/vm_types.h"
+
+namespace vmrt {
+
+struct vm_object;
+struct vm_map;
+
+enum vm_map_entry_flags : std::uint16_t {
+  MAP_ENTRY_COW = 0x0001,         // private: writes go to a copy
+  MAP_ENTRY_NEEDS_COPY = 0x0002,  // object shared copy-on-write; shadow before writing
+  MAP_ENTRY_IS_SUBMAP = 0x0004,   // maps another vm_map (submap)
+  MAP_ENTRY_GROWS_DOWN = 0x0008,  // stack: extended downwards by faults just below it
+  MAP_ENTRY_NOCOALESCE = 0x0010,  // never merged with neighbours
+};
+
+struct vm_map_entry {
+  vm_map_entry* prev;          // list order [VM lock]
+  vm_map_entry* next;          // [VM lock]
+  vm_map_entry* left;          // AVL tree [VM lock]
+  vm_map_entry* right;         // [VM lock]
+  vm_map_entry* parent;        // [VM lock]
+  vsize_t max_free;            // largest gap_before() in this subtree [VM lock]
+  int height;                  // AVL height (leaf 1) [VM lock]
+  vaddr_t start;               // [VM lock]
+  vaddr_t end;                 // [VM lock]
+  vm_object* object;           // null until first fault for anonymous memory [VM lock]
+  vm_map* submap;              // with MAP_ENTRY_IS_SUBMAP [VM lock]
+  vm_ooffset_t offset;         // byte offset of start in object [VM lock]
+  vm_prot_t protection;        // [VM lock]
+  vm_prot_t max_protection;    // [VM lock]
+  vm_inherit_t inheritance;    // [VM lock]
+  vm_advice_t advice;          // NORMAL / RANDOM / SEQUENTIAL [VM lock]
+  std::uint16_t eflags;        // vm_map_entry_flags [VM lock]
+  std::uint16_t wired_count;   // mlock / kmem wiring [VM lock]
+};
+
+struct vm_map {
+  vm_map_entry header;  // sentinel: header.end == min, header.start == max [VM lock]
+  vm_map_entry* root;   // [VM lock]
+  vaddr_t min;          // [constant]
+  vaddr_t max;          // [constant]
+  std::uint32_t nentries;  // [VM lock]
+  vsize_t size;         // bytes mapped [VM lock]
+  vm_map_entry* hint;   // last looked-up entry [VM lock]
+  pmap* pm;             // translations of this map [constant]
+  vm_map* all_next;     // every map [VM lock]
+  vm_map* all_prev;     // [VM lock]
+  std::uint64_t timestamp;  // bumped on every change [VM lock]
+};
+
+// Everything below => VM lock held.
+
+void vm_map_init(vm_map* map, vaddr_t min, vaddr_t max, pmap* pm);
+// Allocate and initialise a map from the map zone (submaps).  Null when out of items.
+vm_map* vm_map_create(pmap* pm, vaddr_t min, vaddr_t max);
+// Remove every entry, unregister.  Frees the map only if it came from vm_map_create.
+void vm_map_deinit(vm_map* map);
+void vm_map_free(vm_map* map);
+
+inline vm_map_entry* vm_map_first(vm_map* m) { return m->header.next; }
+inline bool vm_map_is_end(const vm_map* m, const vm_map_entry* e) { return e == &m->header; }
+
+// Find the entry containing addr: true and *out = it; false and *out = the entry before
+// addr (the header when none).
+bool vm_map_lookup_entry(vm_map* map, vaddr_t addr, vm_map_entry** out);
+// Is [start, end) free of entries?
+bool vm_map_range_free(vm_map* map, vaddr_t start, vaddr_t end);
+// Are all of [start, end) covered by entries (no holes)?
+bool vm_map_range_covered(vm_map* map, vaddr_t start, vaddr_t end);
+
+// Insert a new entry for [start, end) mapping object at offset.  The caller's reference
+// on object is consumed.  Coalesces with the previous entry when possible (same
+// attributes; null objects; or an anonymous object that can grow).
+//  => range inside the map and free; KERN_NO_SPACE otherwise; KERN_RESOURCE_SHORTAGE.
+kern_return_t vm_map_insert(vm_map* map, vm_object* object, vm_ooffset_t offset, vaddr_t start, vaddr_t end,
+                            vm_prot_t prot, vm_prot_t maxprot, std::uint16_t eflags, vm_inherit_t inherit,
+                            vm_map_entry** out = nullptr);
+// Insert a submap entry [start, end) -> submap.
+kern_return_t vm_map_submap(vm_map* map, vaddr_t start, vaddr_t end, vm_map* submap);
+
+// First fit: the lowest address >= hint (and >= min) with [addr, addr+len) free and
+// addr aligned to `align` (power of two >= PAGE_SIZE).  KERN_NO_SPACE when none.
+kern_return_t vm_map_findspace(vm_map* map, vaddr_t hint, vsize_t len, vsize_t align, vaddr_t* out);
+
+// Split e so that it starts (clip_start) / ends (clip_end) at addr.
+void vm_map_clip_start(vm_map* map, vm_map_entry* e, vaddr_t addr);
+void vm_map_clip_end(vm_map* map, vm_map_entry* e, vaddr_t addr);
+// Merge e with its neighbours when they are compatible; returns the surviving entry.
+vm_map_entry* vm_map_simplify_entry(vm_map* map, vm_map_entry* e);
+// Remove [start, end): mappings removed from the pmap, wiring undone, object references
+// dropped (pages of private objects nobody else sees are freed), reservation set to NONE.
+void vm_map_delete(vm_map* map, vaddr_t start, vaddr_t end);
+
+// Consistency checker: sorted, non-overlapping, inside bounds, list == tree, AVL
+// balance, gap augmentation, counts, object ranges, object invariants (resident
+// counts, shadow chains).  Writes the first violation to fd; false on violation.
+bool vm_map_check(vm_map* map, int fd);
+// Registry of every map (for whole-system checks).
+vm_map* vm_map_first_map();
+
+// Unwire the pages an entry wired (mlock) — the entry's wired_count is left to the caller.
+void vm_map_entry_unwire(vm_map_entry* e);
+
+// Report helpers.
+unsigned vm_map_entry_resident(vm_map_entry* e, unsigned* private_resident);
+
+}  // namespace vmrt

@@ -1,0 +1,118 @@
+// vm_object.h — VM objects: the things map entries map (FreeBSD vm_object.c).
+//
+// An object is a range of pages [0, size) with resident pages in a radix trie and a
+// pager that knows where non-resident pages come from.  Anonymous (default) objects
+// are zero-fill; a shadow object lies in front of a backing object (backing_object at
+// backing_offset) and holds the pages written since a copy-on-write split; lookups
+// fall through the shadow chain.  vm_object_collapse keeps chains short:
+//  - collapse: the backing object is referenced only by this object: its pages move
+//    up and it disappears;
+//  - bypass: every backing page this object could see is already shadowed here: the
+//    object skips the backing object.
+//
+// Locking: every field is guarded by the VM lock.
+#pragma once
+
+#include <cstdint>
+
+#include "vm/vm_radix.h"
+#include "vm/vm_types.h"
+
+namespace vmrt {
+
+struct vm_page;
+struct vm_object;
+
+enum vm_object_type : std::uint8_t {
+  OBJT_DEFAULT = 0,  // anonymous zero-fill
+  OBJT_SWAP,         // anonymous with swap backing (pager stub for now)
+  OBJT_VNODE,        // file pages (stub)
+  OBJT_DEVICE,       // device / fictitious pages (stub)
+  OBJT_DEAD,         // terminated
+  OBJT_COUNT
+};
+
+enum vm_object_flags : std::uint16_t {
+  OBJ_DEAD = 0x0001,
+  OBJ_ANON = 0x0002,        // anonymous memory: collapses, reservations, zero-fill
+  OBJ_COLLAPSING = 0x0004,  // collapse in progress (recursion guard)
+  OBJ_ONEMAPPING = 0x0008,  // each page index is mapped by at most one entry range (clips of one
+                            // private mapping): pages of a range can be freed with that range
+};
+
+// Pager operations (FreeBSD pagerops).  Non-default pagers are stubs returning
+// KERN_NOT_SUPPORTED for now; the table exists so the types are real.
+struct vm_pager_ops {
+  const char* name;   // "default", "swap", "vnode", "device"
+  const char* tag;    // procstat TP column: "df", "sw", "vn", "dv"
+  // Does the backing store hold page pindex?  (default: never.)
+  bool (*has_page)(vm_object* obj, vm_pindex_t pindex);
+  // Fill page m (already inserted, busy) from backing store.
+  kern_return_t (*get_page)(vm_object* obj, vm_page* m);
+  // Write page m to backing store.
+  kern_return_t (*put_page)(vm_object* obj, vm_page* m);
+  // The object is terminating: release backing store.
+  void (*dealloc)(vm_object* obj);
+};
+extern const vm_pager_ops* const kPagerOps[OBJT_COUNT];
+
+struct vm_object {
+  vm_radix rtree;                   // resident pages by pindex [VM lock]
+  vm_pindex_t size;                 // pages [VM lock]
+  std::uint64_t resident_page_count;// [VM lock]
+  int ref_count;                    // map entries + shadows + explicit holders [VM lock]
+  int shadow_count;                 // objects whose backing_object is this one [VM lock]
+  vm_object* backing_object;        // [VM lock]
+  vm_pindex_t backing_offset;       // in pages: our pindex p is backing's p + backing_offset [VM lock]
+  vm_object_type type;              // [VM lock]
+  std::uint16_t flags;              // vm_object_flags [VM lock]
+  std::uint64_t id;                 // for reports [constant]
+  vm_object* shadow_head;           // first object shadowing this one [VM lock]
+  vm_object* shadow_next;           // siblings in backing_object's shadow list [VM lock]
+  vm_object* shadow_prev;           // [VM lock]
+  vm_object* all_next;              // global list [VM lock]
+  vm_object* all_prev;              // [VM lock]
+  void* pager_private;              // pager state [VM lock]
+};
+
+// Allocate an object of `size` pages, ref_count 1.  => VM lock held.  Null when out of zone items.
+vm_object* vm_object_allocate(vm_object_type type, vm_pindex_t size);
+// Add a reference.
+void vm_object_reference(vm_object* obj);
+// Drop a reference.  At zero the object terminates (pages freed, backing object
+// dereferenced, iteratively).  When the count drops to one and the remaining holder is
+// a single anonymous shadow, that shadow is collapsed into it (the fork-and-reap case).
+void vm_object_deallocate(vm_object* obj);
+// Shadow: *obj/*offset (bytes) describe what an entry maps, `length` bytes.  Replace
+// them with a new anonymous object in front of the old one (the entry's reference is
+// transferred to the shadow's backing pointer); *offset becomes 0.
+//  => KERN_RESOURCE_SHORTAGE when out of objects.
+kern_return_t vm_object_shadow(vm_object** obj, vm_ooffset_t* offset, vsize_t length);
+// Collapse / bypass obj's backing chain as far as possible.  Counted.
+void vm_object_collapse(vm_object* obj);
+// Free resident pages in [start, end) pindexes.  unmap: remove their mappings from
+// every pmap first (pmap page_protect NONE); skip only when the caller removed them.
+void vm_object_page_remove(vm_object* obj, vm_pindex_t start, vm_pindex_t end, bool unmap);
+// Find the page visible at pindex through obj's shadow chain.  *owner gets the object
+// that holds it.  Null when no object in the chain has it resident.
+vm_page* vm_object_chain_lookup(vm_object* obj, vm_pindex_t pindex, vm_object** owner);
+// Depth of the shadow chain (1 = no backing object).
+unsigned vm_object_chain_depth(const vm_object* obj);
+// Extend an anonymous object by `extra` pages when it is only mapped once (no shadows,
+// no backing, one reference): used to coalesce adjacent anonymous mappings.
+bool vm_object_coalesce(vm_object* obj, vm_pindex_t cur_size_used, vm_pindex_t extra);
+
+// Tunables (tests flip them to exercise other paths).
+struct vm_object_tunables {
+  bool collapse_on_deallocate = true;  // collapse when a backing object drops to one reference
+};
+extern vm_object_tunables g_vm_object_tunables;
+
+// Iterate every live object (checker).
+vm_object* vm_object_first();
+inline vm_object* vm_object_next(const vm_object* o) { return o->all_next; }
+// Check one object's invariants (resident count, pages' back pointers, acyclic chain,
+// shadow_count).  Writes the first violation to fd; returns false on violation.
+bool vm_object_check(const vm_object* obj, int fd);
+
+}  // namespace vmrt

@@ -1,0 +1,346 @@
+// vm_page.cpp — the page array, page allocation, object membership, queues.
+#include "vm/vm_page.h"
+
+#include <sys/mman.h>
+
+#include "vm/pmap.h"
+#include "vm/vm_lock.h"
+#include "vm/vm_object.h"
+#include "vm/vm_phys.h"
+#include "vm/vm_reserv.h"
+#include "vm/vm_stats.h"
+
+namespace vmrt {
+
+vm_page* vm_page_array = nullptr;
+frame_t vm_page_array_size = 0;
+
+namespace {
+
+struct page_queue {
+  vm_page* head;       // [VM lock]
+  vm_page* tail;       // [VM lock]
+  std::uint64_t count; // [VM lock]
+};
+page_queue g_queues[PQ_COUNT];
+
+// Frames freed but not yet given back: one contiguous run [g_pend_first, +g_pend_n).
+frame_t g_pend_first = 0;
+frame_t g_pend_n = 0;
+
+constexpr frame_t kMaxPendingRun = 1024;
+
+void queue_insert_tail(vm_page* m, vm_page_queue q) {
+  page_queue& pq = g_queues[q];
+  m->q_next = nullptr;
+  m->q_prev = pq.tail;
+  if (pq.tail != nullptr) pq.tail->q_next = m;
+  else pq.head = m;
+  pq.tail = m;
+  pq.count++;
+  m->queue = q;
+  if (q == PQ_ACTIVE) vm_stat_inc(V_ACTIVE_COUNT);
+  else if (q == PQ_INACTIVE) vm_stat_inc(V_INACTIVE_COUNT);
+}
+
+void queue_remove(vm_page* m) {
+  vm_page_queue q = static_cast<vm_page_queue>(m->queue);
+  if (q != PQ_ACTIVE && q != PQ_INACTIVE && q != PQ_LAUNDRY) return;
+  page_queue& pq = g_queues[q];
+  if (m->q_prev != nullptr) m->q_prev->q_next = m->q_next;
+  else pq.head = m->q_next;
+  if (m->q_next != nullptr) m->q_next->q_prev = m->q_prev;
+  else pq.tail = m->q_prev;
+  m->q_next = m->q_prev = nullptr;
+  pq.count--;
+  m->queue = PQ_NONE;
+  if (q == PQ_ACTIVE) vm_stat_add(V_ACTIVE_COUNT, -1);
+  else if (q == PQ_INACTIVE) vm_stat_add(V_INACTIVE_COUNT, -1);
+}
+
+void update_free_stat() {
+  vm_stat_set(V_FREE_COUNT, static_cast<std::int64_t>(vm_page_free_count()));
+}
+
+// Give the pending run back: release to the host (frames read as zeros afterwards),
+// then to the reservation or the buddy allocator.
+void flush_pending() {
+  if (g_pend_n == 0) return;
+  frame_t f0 = g_pend_first, n = g_pend_n;
+  g_pend_n = 0;
+  const pmap_ops* ops = pmap_machine_ops();
+  if (ops != nullptr && ops->release_pages != nullptr) {
+    ops->release_pages(&vm_page_array[f0], n);
+    vm_stat_add(V_PAGES_RELEASED, n);
+    vm_stat_inc(V_RELEASE_CALLS);
+    for (frame_t k = 0; k < n; ++k) vm_page_array[f0 + k].flags |= PG_ZERO;
+  }
+  frame_t run = 0;
+  for (frame_t k = 0; k < n; ++k) {
+    vm_page* m = &vm_page_array[f0 + k];
+    if (m->reserv != 0) {
+      if (run != 0) vm_phys_free_run(f0 + k - run, run);
+      run = 0;
+      vm_reserv_free_page(m);
+    } else {
+      run++;
+    }
+  }
+  if (run != 0) vm_phys_free_run(f0 + n - run, run);
+}
+
+// Prepare an allocated record for an owner.
+void page_init(vm_page* m, unsigned flags) {
+  m->q_next = m->q_prev = nullptr;
+  m->object = nullptr;
+  m->pindex = 0;
+  m->flags &= PG_ZERO;
+  m->wire_count = 0;
+  m->queue = PQ_NONE;
+  m->act_count = 0;
+  if (flags & VM_ALLOC_WIRED) {
+    m->wire_count = 1;
+    vm_stat_inc(V_WIRE_COUNT);
+  }
+}
+
+// Zero pages that are not known-zero, in contiguous runs; clear PG_ZERO.
+void zero_pages(vm_page** pages, vsize_t n) {
+  const pmap_ops* ops = pmap_machine_ops();
+  vsize_t k = 0;
+  while (k < n) {
+    if (pages[k]->flags & PG_ZERO) {
+      pages[k]->flags &= static_cast<std::uint16_t>(~PG_ZERO);
+      ++k;
+      continue;
+    }
+    vsize_t j = k + 1;
+    while (j < n && (pages[j]->flags & PG_ZERO) == 0 && vm_page_frame(pages[j]) == vm_page_frame(pages[j - 1]) + 1) ++j;
+    VMRT_ASSERT(ops != nullptr && ops->zero_pages != nullptr);
+    ops->zero_pages(pages[k], j - k);
+    vm_stat_add(V_ZFOD_ZEROED, static_cast<std::int64_t>(j - k));
+    k = j;
+  }
+}
+
+// Allocate up to n frames, contiguous when possible, not tied to an object.
+vsize_t alloc_frames(vm_object* obj, vm_pindex_t pindex, vsize_t n, unsigned flags, vm_page** out) {
+  vsize_t got = 0;
+  bool reclaimed_all = false;
+  while (got < n) {
+    if (obj != nullptr && (flags & VM_ALLOC_NORESERV) == 0 && vm_reserv_eligible(obj, pindex + got)) {
+      vsize_t k = vm_reserv_alloc_run(obj, pindex + got, n - got, out + got);
+      if (k != 0) {
+        got += k;
+        continue;
+      }
+    }
+    // Contiguous buddy run of the rest, halving on failure.
+    frame_t want = static_cast<frame_t>(n - got > (1u << (VM_NFREEORDER - 1)) ? (1u << (VM_NFREEORDER - 1)) : n - got);
+    vm_page* m = nullptr;
+    while (want >= 1) {
+      m = vm_phys_alloc_contig(want);
+      if (m != nullptr) break;
+      want /= 2;
+    }
+    if (m == nullptr) {
+      if (!reclaimed_all && vm_reserv_reclaim_one()) continue;
+      reclaimed_all = true;
+      break;
+    }
+    vm_stat_inc(V_CONTIG_ALLOC);
+    for (frame_t k = 0; k < want; ++k) out[got++] = m + k;
+  }
+  return got;
+}
+
+}  // namespace
+
+kern_return_t vm_page_startup(frame_t nframes) {
+  VMRT_ASSERT(nframes > 0);
+  std::size_t bytes = (static_cast<std::size_t>(nframes) * sizeof(vm_page) + 4095) & ~std::size_t{4095};
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return KERN_RESOURCE_SHORTAGE;
+  vm_page_array = static_cast<vm_page*>(p);
+  vm_page_array_size = nframes;
+  vm_phys_init(nframes);
+  if (!vm_reserv_init(nframes)) return KERN_RESOURCE_SHORTAGE;
+  for (auto& q : g_queues) q = page_queue{nullptr, nullptr, 0};
+  g_pend_n = 0;
+  vm_stat_set(V_PAGE_COUNT, nframes);
+  vm_stat_set(V_FREE_COUNT, nframes);
+  return KERN_SUCCESS;
+}
+
+frame_t vm_page_free_count() {
+  return vm_phys_free_count() + static_cast<frame_t>(vm_reserv_free_frames()) + g_pend_n;
+}
+
+void vm_page_free_flush() {
+  VM_LOCK_ASSERT();
+  flush_pending();
+  update_free_stat();
+}
+
+vsize_t vm_page_alloc_run(vm_object* obj, vm_pindex_t pindex, vsize_t n, unsigned flags, vm_page** out) {
+  VM_LOCK_ASSERT();
+  VMRT_ASSERT(obj != nullptr && n >= 1);
+  flush_pending();
+  vsize_t got = alloc_frames(obj, pindex, n, flags, out);
+  for (vsize_t k = 0; k < got; ++k) page_init(out[k], flags);
+  if (flags & VM_ALLOC_ZERO) zero_pages(out, got);
+  vsize_t ok = 0;
+  for (; ok < got; ++ok) {
+    if (vm_page_insert(out[ok], obj, pindex + ok) != KERN_SUCCESS) break;
+    if ((flags & VM_ALLOC_WIRED) == 0) vm_page_activate(out[ok]);
+  }
+  for (vsize_t k = ok; k < got; ++k) {  // radix node shortage: give back the rest
+    if (out[k]->wire_count) vm_stat_add(V_WIRE_COUNT, -1);
+    out[k]->wire_count = 0;
+    vm_page_free(out[k]);
+  }
+  if (ok < got) flush_pending();
+  update_free_stat();
+  return ok;
+}
+
+vm_page* vm_page_alloc(vm_object* obj, vm_pindex_t pindex, unsigned flags) {
+  vm_page* m = nullptr;
+  return vm_page_alloc_run(obj, pindex, 1, flags, &m) == 1 ? m : nullptr;
+}
+
+vm_page* vm_page_alloc_contig(vsize_t n, unsigned flags) {
+  VM_LOCK_ASSERT();
+  flush_pending();
+  vm_page* m = vm_phys_alloc_contig(static_cast<frame_t>(n));
+  while (m == nullptr && vm_reserv_reclaim_one()) m = vm_phys_alloc_contig(static_cast<frame_t>(n));
+  if (m == nullptr) return nullptr;
+  vm_stat_inc(V_CONTIG_ALLOC);
+  for (vsize_t k = 0; k < n; ++k) page_init(m + k, flags);
+  if (flags & VM_ALLOC_ZERO) {
+    const pmap_ops* ops = pmap_machine_ops();
+    vsize_t k = 0;
+    while (k < n) {
+      if (m[k].flags & PG_ZERO) {
+        m[k].flags &= static_cast<std::uint16_t>(~PG_ZERO);
+        ++k;
+        continue;
+      }
+      vsize_t j = k + 1;
+      while (j < n && (m[j].flags & PG_ZERO) == 0) ++j;
+      ops->zero_pages(m + k, j - k);
+      vm_stat_add(V_ZFOD_ZEROED, static_cast<std::int64_t>(j - k));
+      k = j;
+    }
+  }
+  update_free_stat();
+  return m;
+}
+
+void vm_page_free(vm_page* m) {
+  VM_LOCK_ASSERT();
+  VMRT_ASSERT(m->queue != PQ_FREE);
+  if (m->object != nullptr) vm_page_remove(m);
+  queue_remove(m);
+  if (m->wire_count != 0) {
+    vm_stat_add(V_WIRE_COUNT, -1);
+    m->wire_count = 0;
+  }
+  m->flags = 0;
+  m->act_count = 0;
+  vm_stat_inc(V_PAGES_FREED);
+  frame_t f = vm_page_frame(m);
+  if (g_pend_n != 0 && f == g_pend_first + g_pend_n && g_pend_n < kMaxPendingRun) {
+    g_pend_n++;
+    return;
+  }
+  flush_pending();
+  g_pend_first = f;
+  g_pend_n = 1;
+}
+
+kern_return_t vm_page_insert(vm_page* m, vm_object* obj, vm_pindex_t pindex) {
+  VM_LOCK_ASSERT();
+  VMRT_ASSERT(m->object == nullptr);
+  kern_return_t kr = vm_radix_insert(&obj->rtree, pindex, m);
+  if (kr != KERN_SUCCESS) return kr;
+  m->object = obj;
+  m->pindex = pindex;
+  obj->resident_page_count++;
+  return KERN_SUCCESS;
+}
+
+void vm_page_remove(vm_page* m) {
+  VM_LOCK_ASSERT();
+  vm_object* obj = m->object;
+  VMRT_ASSERT(obj != nullptr);
+  vm_page* r = vm_radix_remove(&obj->rtree, m->pindex);
+  VMRT_ASSERT(r == m);
+  obj->resident_page_count--;
+  m->object = nullptr;
+}
+
+kern_return_t vm_page_rename(vm_page* m, vm_object* obj, vm_pindex_t pindex) {
+  VM_LOCK_ASSERT();
+  vm_object* old = m->object;
+  vm_pindex_t oldp = m->pindex;
+  // Insert first so a radix shortage leaves m where it was.
+  kern_return_t kr = vm_radix_insert(&obj->rtree, pindex, m);
+  if (kr != KERN_SUCCESS) return kr;
+  vm_page* r = vm_radix_remove(&old->rtree, oldp);
+  VMRT_ASSERT(r == m);
+  old->resident_page_count--;
+  obj->resident_page_count++;
+  m->object = obj;
+  m->pindex = pindex;
+  vm_reserv_rename(m, old, oldp);
+  return KERN_SUCCESS;
+}
+
+vm_page* vm_page_lookup(const vm_object* obj, vm_pindex_t pindex) { return vm_radix_lookup(&obj->rtree, pindex); }
+
+void vm_page_wire(vm_page* m) {
+  VM_LOCK_ASSERT();
+  if (m->wire_count++ == 0) {
+    queue_remove(m);
+    vm_stat_inc(V_WIRE_COUNT);
+  }
+}
+
+void vm_page_unwire(vm_page* m) {
+  VM_LOCK_ASSERT();
+  VMRT_ASSERT(m->wire_count > 0);
+  if (--m->wire_count == 0) {
+    vm_stat_add(V_WIRE_COUNT, -1);
+    if (m->object != nullptr) vm_page_activate(m);
+  }
+}
+
+void vm_page_activate(vm_page* m) {
+  VM_LOCK_ASSERT();
+  if (m->wire_count != 0) return;
+  if (m->queue == PQ_ACTIVE) {
+    if (m->act_count < ACT_MAX) m->act_count++;
+    return;
+  }
+  queue_remove(m);
+  m->act_count = ACT_INIT;
+  queue_insert_tail(m, PQ_ACTIVE);
+}
+
+void vm_page_deactivate(vm_page* m) {
+  VM_LOCK_ASSERT();
+  if (m->wire_count != 0 || m->queue == PQ_INACTIVE) return;
+  queue_remove(m);
+  m->act_count = 0;
+  queue_insert_tail(m, PQ_INACTIVE);
+}
+
+void vm_page_dequeue(vm_page* m) {
+  VM_LOCK_ASSERT();
+  queue_remove(m);
+}
+
+std::uint64_t vm_page_queue_count(vm_page_queue q) { return g_queues[q].count; }
+
+}  // namespace vmrt

@@ -1,0 +1,156 @@
+// vm_stats.h — VM event counters and gauges, and the `vmstat -s` report.
+//
+// One relaxed atomic per counter; the names are those FreeBSD's `vmstat -s` prints
+// where FreeBSD has the concept, vmrt's own otherwise.  The table is constexpr data
+// (vm_stats.cpp) checked with static_assert against the enum.  Any thread may add;
+// no lock needed.  runtime/ updates the pmap and host counters through vm_stat_add /
+// vm_stat_set / vm_stat_max.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace vmrt {
+
+enum vm_counter : unsigned {
+  // FreeBSD vmstat -s names
+  V_FAULTS,               // "page faults": vm_fault calls
+  V_ZFOD_ZEROED,          // "zero fill pages zeroed": frames zeroed with zero_pages (not PG_ZERO)
+  V_COW_FAULTS,           // "copy-on-write faults": page copied up from a backing object
+  V_COW_OPTIM,            // "copy-on-write optimized faults": page moved up (backing had one ref)
+  V_COLLAPSES,            // "object collapses"
+  V_BYPASSES,             // "object bypasses"
+  V_PAGES_FREED,          // "pages freed"
+  V_WIRE_COUNT,           // "pages wired down" (gauge)
+  V_ACTIVE_COUNT,         // "pages active" (gauge)
+  V_INACTIVE_COUNT,       // "pages inactive" (gauge)
+  V_FREE_COUNT,           // "pages free" (gauge)
+  V_PAGE_COUNT,           // "pages managed" (frames described by vm_page_startup)
+  V_FORKS,                // "forks"
+  // faults by kind
+  V_FAULT_ZERO_FILL,      // "zero-fill faults"
+  V_FAULT_ZERO_PAGES,     // "zero-fill pages"
+  V_FAULT_RESIDENT,       // "resident page faults": page already in the first object, re-mapped
+  V_FAULT_BACKING_READ,   // "backing page read faults": read of a shadowed page, mapped read-only
+  V_FAULT_NEEDS_COPY,     // "needs-copy shadows created"
+  V_FAULT_NEEDS_COPY_CLR, // "needs-copy cleared without shadow"
+  V_FAULT_AROUND_PAGES,   // "fault-around pages"
+  V_FAULT_PROT_TRAPS,     // "protection traps"
+  V_FAULT_NOENTRY_TRAPS,  // "no-entry traps"
+  V_FAULT_STACK_GROW,     // "stack growth faults"
+  V_FAULT_SHORTAGE,       // "faults failed for resources"
+  // objects
+  V_OBJ_ALLOC,            // "objects allocated"
+  V_OBJ_CURRENT,          // "objects current" (gauge)
+  V_OBJ_SHADOWS,          // "shadow objects created"
+  V_COLLAPSE_PAGES,       // "pages moved by collapse"
+  // reservations / physical allocator
+  V_RESERV_ALLOC,         // "reservations allocated"
+  V_RESERV_FREED,         // "reservations freed"
+  V_RESERV_BROKEN,        // "reservations broken"
+  V_RESERV_PAGES,         // "pages allocated from reservations"
+  V_CONTIG_ALLOC,         // "contiguous runs allocated"
+  V_PAGES_RELEASED,       // "pages released to host"
+  V_RELEASE_CALLS,        // "host release calls"
+  // maps
+  V_MAP_ENTRIES,          // "map entries" (gauge)
+  V_MAP_CLIPS,            // "map entry clips"
+  V_MAP_MERGES,           // "map entry merges"
+  V_MAP_FINDSPACE,        // "free space searches"
+  V_MMAP_CALLS,           // "mmap calls"
+  V_MUNMAP_CALLS,         // "munmap calls"
+  V_MPROTECT_CALLS,       // "mprotect calls"
+  V_MADVISE_CALLS,        // "madvise calls"
+  V_KMEM_PAGES,           // "kmem pages wired" (gauge)
+  // machine-dependent (runtime/ updates these)
+  V_HOST_MMAP,            // "host mmap calls"
+  V_HOST_VMAS,            // "host VMAs current" (gauge)
+  V_HOST_VMAS_PEAK,       // "host VMAs peak" (gauge, vm_stat_max)
+  V_PMAP_ENTER,           // "pmap enters"
+  V_PMAP_ENTER_PAGES,     // "pmap entered pages"
+  V_PMAP_REMOVE,          // "pmap removes"
+  V_PMAP_PROTECT,         // "pmap protects"
+  V_PMAP_PAGE_PROTECT,    // "pmap page protects"
+  // locking
+  V_VM_LOCK_CONTENDED,    // "VM lock contended"
+  V_VM_LOCK_SLEEPS,       // "VM lock sleeps"
+  V_COUNTER_COUNT
+};
+
+struct vm_counter_desc {
+  vm_counter id;
+  const char* name;
+};
+inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
+    {V_FAULTS, "page faults"},
+    {V_ZFOD_ZEROED, "zero fill pages zeroed"},
+    {V_COW_FAULTS, "copy-on-write faults"},
+    {V_COW_OPTIM, "copy-on-write optimized faults"},
+    {V_COLLAPSES, "object collapses"},
+    {V_BYPASSES, "object bypasses"},
+    {V_PAGES_FREED, "pages freed"},
+    {V_WIRE_COUNT, "pages wired down"},
+    {V_ACTIVE_COUNT, "pages active"},
+    {V_INACTIVE_COUNT, "pages inactive"},
+    {V_FREE_COUNT, "pages free"},
+    {V_PAGE_COUNT, "pages managed"},
+    {V_FORKS, "forks"},
+    {V_FAULT_ZERO_FILL, "zero-fill faults"},
+    {V_FAULT_ZERO_PAGES, "zero-fill pages"},
+    {V_FAULT_RESIDENT, "resident page faults"},
+    {V_FAULT_BACKING_READ, "backing page read faults"},
+    {V_FAULT_NEEDS_COPY, "needs-copy shadows created"},
+    {V_FAULT_NEEDS_COPY_CLR, "needs-copy cleared without shadow"},
+    {V_FAULT_AROUND_PAGES, "fault-around pages"},
+    {V_FAULT_PROT_TRAPS, "protection traps"},
+    {V_FAULT_NOENTRY_TRAPS, "no-entry traps"},
+    {V_FAULT_STACK_GROW, "stack growth faults"},
+    {V_FAULT_SHORTAGE, "faults failed for resources"},
+    {V_OBJ_ALLOC, "objects allocated"},
+    {V_OBJ_CURRENT, "objects current"},
+    {V_OBJ_SHADOWS, "shadow objects created"},
+    {V_COLLAPSE_PAGES, "pages moved by collapse"},
+    {V_RESERV_ALLOC, "reservations allocated"},
+    {V_RESERV_FREED, "reservations freed"},
+    {V_RESERV_BROKEN, "reservations broken"},
+    {V_RESERV_PAGES, "pages allocated from reservations"},
+    {V_CONTIG_ALLOC, "contiguous runs allocated"},
+    {V_PAGES_RELEASED, "pages released to host"},
+    {V_RELEASE_CALLS, "host release calls"},
+    {V_MAP_ENTRIES, "map entries"},
+    {V_MAP_CLIPS, "map entry clips"},
+    {V_MAP_MERGES, "map entry merges"},
+    {V_MAP_FINDSPACE, "free space searches"},
+    {V_MMAP_CALLS, "mmap calls"},
+    {V_MUNMAP_CALLS, "munmap calls"},
+    {V_MPROTECT_CALLS, "mprotect calls"},
+    {V_MADVISE_CALLS, "madvise calls"},
+    {V_KMEM_PAGES, "kmem pages wired"},
+    {V_HOST_MMAP, "host mmap calls"},
+    {V_HOST_VMAS, "host VMAs current"},
+    {V_HOST_VMAS_PEAK, "host VMAs peak"},
+    {V_PMAP_ENTER, "pmap enters"},
+    {V_PMAP_ENTER_PAGES, "pmap entered pages"},
+    {V_PMAP_REMOVE, "pmap removes"},
+    {V_PMAP_PROTECT, "pmap protects"},
+    {V_PMAP_PAGE_PROTECT, "pmap page protects"},
+    {V_VM_LOCK_CONTENDED, "VM lock contended"},
+    {V_VM_LOCK_SLEEPS, "VM lock sleeps"},
+};
+
+extern std::atomic<std::int64_t> g_vm_counters[V_COUNTER_COUNT];
+
+inline void vm_stat_add(vm_counter c, std::int64_t n) { g_vm_counters[c].fetch_add(n, std::memory_order_relaxed); }
+inline void vm_stat_inc(vm_counter c) { vm_stat_add(c, 1); }
+inline void vm_stat_set(vm_counter c, std::int64_t v) { g_vm_counters[c].store(v, std::memory_order_relaxed); }
+// Raise a peak gauge to v if v is higher.
+void vm_stat_max(vm_counter c, std::int64_t v);
+inline std::int64_t vm_stat_get(vm_counter c) { return g_vm_counters[c].load(std::memory_order_relaxed); }
+// The counter named `name` (as printed by vmstat -s); false if unknown.
+bool vm_stat_find(const char* name, vm_counter* out);
+const char* vm_stat_name(vm_counter c);
+
+// `vmstat -s`: one line per counter, the value right-aligned in 9+ columns, then the name.
+void vm_stats_report(int fd);
+
+}  // namespace vmrt

@@ -1,0 +1,57 @@
+// vm_zone.h — fixed-size item zones carved from raw mmap (FreeBSD UMA, 4.4BSD zalloc).
+//
+// The VM's own records (map entries, objects, radix nodes, maps, vmspaces) come
+// from zones: never from malloc.  A zone grows by mapping a slab of kSlabBytes
+// with mmap; freed items go back on the zone's free list (slabs are never
+// returned to the host).  Every zone is counted (`vmstat -z`).
+//
+// Locking: a zone is used with the VM lock held (every caller is VM code).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace vmrt {
+
+inline constexpr std::size_t kZoneSlabBytes = std::size_t{64} << 10;
+inline constexpr std::size_t kZoneAlign = 16;
+static_assert((kZoneSlabBytes & (kZoneSlabBytes - 1)) == 0, "slabs are a power of two");
+
+struct vm_zone_item {
+  vm_zone_item* next;
+};
+
+struct vm_zone {
+  const char* name;         // constant
+  std::size_t size;         // item size, rounded to kZoneAlign [constant]
+  std::size_t limit;        // max items (0 = none) [constant]
+  vm_zone_item* free_list;  // [VM lock]
+  std::uint64_t used;       // items allocated now [VM lock]
+  std::uint64_t nfree;      // items on free_list [VM lock]
+  std::uint64_t requests;   // allocations ever [VM lock]
+  std::uint64_t fails;      // failed allocations [VM lock]
+  std::uint64_t slabs;      // slabs mapped [VM lock]
+  vm_zone* next_zone;       // registry [VM lock]
+  bool registered;          // [VM lock]
+};
+
+// A statically defined zone: `vm_zone z = VM_ZONE_INIT("name", sizeof(T), limit);`
+#define VM_ZONE_INIT(nm, sz, lim) \
+  ::vmrt::vm_zone { nm, ((sz) + ::vmrt::kZoneAlign - 1) & ~(::vmrt::kZoneAlign - 1), lim, nullptr, 0, 0, 0, 0, 0, nullptr, false }
+
+// Allocate one zeroed item.  => VM lock held.  Returns null when the limit is hit or the
+// host refuses a slab (counted in fails).  Async-signal-safe (mmap only).
+void* vm_zone_alloc(vm_zone* z);
+// Return an item.  => VM lock held; p came from vm_zone_alloc(z).
+void vm_zone_free(vm_zone* z, void* p);
+// `vmstat -z`: ITEM SIZE LIMIT USED FREE REQ FAIL for every zone used so far.
+//  => takes the VM lock.
+void vm_zone_report(int fd);
+
+// Typed helpers.
+template <class T>
+T* vm_zone_new(vm_zone* z) {
+  return static_cast<T*>(vm_zone_alloc(z));
+}
+
+}  // namespace vmrt

@@ -1,0 +1,225 @@
+// vmspace.cpp — address spaces: create, destroy, fork, reports, check.
+#include "vm/vmspace.h"
+
+#include <cstring>
+
+#include "vm/pmap.h"
+#include "vm/vm_fault.h"
+#include "vm/vm_lock.h"
+#include "vm/vm_map.h"
+#include "vm/vm_object.h"
+#include "vm/vm_out.h"
+#include "vm/vm_page.h"
+#include "vm/vm_stats.h"
+#include "vm/vm_zone.h"
+#include "vmspace_impl.h"
+
+namespace vmrt {
+namespace {
+
+vm_zone g_vmspace_zone = VM_ZONE_INIT("VMSPACE", sizeof(vmspace), 0);
+std::uint64_t g_vmspace_ids = 1;  // [VM lock]
+
+// Copy a wired COW entry's pages into a fresh object for the child (FreeBSD
+// vm_fault_copy_entry): wired memory is never shared copy-on-write.
+kern_return_t copy_entry_pages(vm_map_entry* src, vm_object** out) {
+  vm_pindex_t n = atop(src->end - src->start);
+  vm_object* obj = vm_object_allocate(OBJT_DEFAULT, n);
+  if (obj == nullptr) return KERN_RESOURCE_SHORTAGE;
+  obj->flags |= OBJ_ONEMAPPING;
+  const pmap_ops* ops = pmap_machine_ops();
+  if (src->object != nullptr) {
+    vm_pindex_t first = atop(src->offset);
+    for (vm_pindex_t k = 0; k < n; ++k) {
+      vm_page* m = vm_object_chain_lookup(src->object, first + k, nullptr);
+      if (m == nullptr) continue;
+      vm_page* nm = vm_page_alloc(obj, k, VM_ALLOC_NORMAL);
+      if (nm == nullptr) {
+        vm_object_deallocate(obj);
+        return KERN_RESOURCE_SHORTAGE;
+      }
+      std::memcpy(ops->page_address(nm), ops->page_address(m), PAGE_SIZE);
+      nm->flags |= PG_DIRTY;
+    }
+  }
+  *out = obj;
+  return KERN_SUCCESS;
+}
+
+void prot_str(vm_prot_t p, char* s) {
+  s[0] = (p & VM_PROT_READ) ? 'r' : '-';
+  s[1] = (p & VM_PROT_WRITE) ? 'w' : '-';
+  s[2] = (p & VM_PROT_EXECUTE) ? 'x' : '-';
+  s[3] = '\0';
+}
+
+}  // namespace
+
+kern_return_t vmspace_create(vaddr_t min, vaddr_t max, pmap* pm, vmspace** out) {
+  if (!page_aligned(min) || !page_aligned(max) || min >= max || pm == nullptr) return KERN_INVALID_ARGUMENT;
+  vm_lock_guard g;
+  auto* vs = vm_zone_new<vmspace>(&g_vmspace_zone);
+  if (vs == nullptr) return KERN_RESOURCE_SHORTAGE;
+  vm_map_init(&vs->map, min, max, pm);
+  vs->pm = pm;
+  vs->id = g_vmspace_ids++;
+  pmap_reserve(pm, min, max, VM_PROT_NONE);
+  *out = vs;
+  return KERN_SUCCESS;
+}
+
+void vmspace_destroy(vmspace* vs) {
+  if (vs == nullptr) return;
+  vm_lock_guard g;
+  vm_map_deinit(&vs->map);
+  vm_zone_free(&g_vmspace_zone, vs);
+}
+
+vaddr_t vmspace_min(const vmspace* vs) { return vs->map.min; }
+vaddr_t vmspace_max(const vmspace* vs) { return vs->map.max; }
+pmap* vmspace_pmap(vmspace* vs) { return vs->pm; }
+
+kern_return_t vmspace_fork(vmspace* parent, pmap* child_pm, vmspace** out) {
+  if (child_pm == nullptr) return KERN_INVALID_ARGUMENT;
+  vm_lock_guard g;
+  vm_map* pmap_ = &parent->map;
+  vaddr_t cmin = child_pm->min, cmax = cmin + (pmap_->max - pmap_->min);
+  if (!page_aligned(cmin) || cmax <= cmin || child_pm->max < cmax) return KERN_INVALID_ARGUMENT;
+  auto* vs = vm_zone_new<vmspace>(&g_vmspace_zone);
+  if (vs == nullptr) return KERN_RESOURCE_SHORTAGE;
+  vm_map_init(&vs->map, cmin, cmax, child_pm);
+  vs->pm = child_pm;
+  vs->id = g_vmspace_ids++;
+  pmap_reserve(child_pm, cmin, cmax, VM_PROT_NONE);
+  vm_map* cm = &vs->map;
+  const vaddr_t delta = cmin - pmap_->min;  // modular
+  kern_return_t kr = KERN_SUCCESS;
+  for (vm_map_entry* e = vm_map_first(pmap_); !vm_map_is_end(pmap_, e) && kr == KERN_SUCCESS; e = e->next) {
+    if (e->eflags & MAP_ENTRY_IS_SUBMAP) continue;
+    vaddr_t cs = e->start + delta, ce = e->end + delta;
+    std::uint16_t fl = e->eflags;
+    vm_map_entry* ne = nullptr;
+    switch (e->inheritance) {
+      case VM_INHERIT_NONE:
+        continue;
+      case VM_INHERIT_ZERO:
+        kr = vm_map_insert(cm, nullptr, 0, cs, ce, e->protection, e->max_protection,
+                           static_cast<std::uint16_t>((fl & ~MAP_ENTRY_NEEDS_COPY) | MAP_ENTRY_COW | MAP_ENTRY_NOCOALESCE),
+                           e->inheritance, &ne);
+        break;
+      case VM_INHERIT_SHARE:
+        if (e->object == nullptr) {
+          e->object = vm_object_allocate(OBJT_DEFAULT, atop(e->end - e->start));
+          if (e->object == nullptr) {
+            kr = KERN_RESOURCE_SHORTAGE;
+            break;
+          }
+          e->offset = 0;
+        }
+        if (e->eflags & MAP_ENTRY_NEEDS_COPY) {
+          // Share the parent's private copy, not the object it still shares with others.
+          kr = vm_object_shadow(&e->object, &e->offset, e->end - e->start);
+          if (kr != KERN_SUCCESS) break;
+          e->eflags &= static_cast<std::uint16_t>(~MAP_ENTRY_NEEDS_COPY);
+          if (pmap_->pm != nullptr && (e->protection & VM_PROT_WRITE))
+            pmap_protect(pmap_->pm, e->start, e->end, static_cast<vm_prot_t>(e->protection & ~VM_PROT_WRITE));
+          fl = e->eflags;
+        }
+        vm_object_reference(e->object);
+        e->object->flags &= static_cast<std::uint16_t>(~OBJ_ONEMAPPING);
+        // Memory shared with another vmspace is shared memory from now on, on both sides:
+        // written in place, copied eagerly by a later COPY fork, kept by DONTNEED.
+        e->eflags &= static_cast<std::uint16_t>(~MAP_ENTRY_COW);
+        fl = e->eflags;
+        kr = vm_map_insert(cm, e->object, e->offset, cs, ce, e->protection, e->max_protection,
+                           static_cast<std::uint16_t>(fl | MAP_ENTRY_NOCOALESCE), e->inheritance, &ne);
+        if (kr != KERN_SUCCESS) vm_object_deallocate(e->object);
+        break;
+      case VM_INHERIT_COPY:
+        if (e->object == nullptr) {  // nothing resident: the child's copy is fresh private memory
+          kr = vm_map_insert(cm, nullptr, 0, cs, ce, e->protection, e->max_protection,
+                             static_cast<std::uint16_t>(fl | MAP_ENTRY_COW | MAP_ENTRY_NOCOALESCE), e->inheritance,
+                             &ne);
+          break;
+        }
+        if (e->wired_count != 0 || (e->eflags & MAP_ENTRY_COW) == 0) {
+          // Wired memory is never shared copy-on-write, and a shared mapping copied by
+          // minherit(COPY) must stay shared in the parent: the child gets a copy now.
+          vm_object* copy = nullptr;
+          kr = copy_entry_pages(e, &copy);
+          if (kr != KERN_SUCCESS) break;
+          kr = vm_map_insert(cm, copy, 0, cs, ce, e->protection, e->max_protection,
+                             static_cast<std::uint16_t>((fl & ~MAP_ENTRY_NEEDS_COPY) | MAP_ENTRY_COW | MAP_ENTRY_NOCOALESCE),
+                             e->inheritance, &ne);
+          if (kr != KERN_SUCCESS) vm_object_deallocate(copy);
+          break;
+        }
+        vm_object_collapse(e->object);
+        vm_object_reference(e->object);
+        e->object->flags &= static_cast<std::uint16_t>(~OBJ_ONEMAPPING);
+        e->eflags |= MAP_ENTRY_COW | MAP_ENTRY_NEEDS_COPY;
+        if (pmap_->pm != nullptr && (e->protection & VM_PROT_WRITE))
+          pmap_protect(pmap_->pm, e->start, e->end, static_cast<vm_prot_t>(e->protection & ~VM_PROT_WRITE));
+        kr = vm_map_insert(cm, e->object, e->offset, cs, ce, e->protection, e->max_protection,
+                           static_cast<std::uint16_t>(e->eflags | MAP_ENTRY_NOCOALESCE), e->inheritance, &ne);
+        if (kr != KERN_SUCCESS) vm_object_deallocate(e->object);
+        break;
+    }
+    if (kr == KERN_SUCCESS && ne != nullptr) {
+      ne->eflags &= static_cast<std::uint16_t>(~MAP_ENTRY_NOCOALESCE);
+      ne->eflags |= static_cast<std::uint16_t>(e->eflags & MAP_ENTRY_NOCOALESCE);
+      ne->advice = e->advice;
+      pmap_reserve(child_pm, cs, ce, e->protection);
+    }
+  }
+  if (kr != KERN_SUCCESS) {
+    vm_map_deinit(cm);
+    vm_zone_free(&g_vmspace_zone, vs);
+    return kr;
+  }
+  vm_stat_inc(V_FORKS);
+  *out = vs;
+  return KERN_SUCCESS;
+}
+
+void vmspace_report_procstat(const vmspace* cvs, int fd) {
+  auto* vs = const_cast<vmspace*>(cvs);
+  vm_lock_guard g;
+  vm_out o(fd);
+  o.str("             START                END PRT    RES   PRES  REF  SHD DPTH FLAG TP\n");
+  for (vm_map_entry* e = vm_map_first(&vs->map); !vm_map_is_end(&vs->map, e); e = e->next) {
+    char prt[4];
+    prot_str(e->protection, prt);
+    unsigned pres = 0;
+    unsigned res = vm_map_entry_resident(e, &pres);
+    char flags[6] = "-----";
+    if (e->eflags & MAP_ENTRY_COW) flags[0] = 'C';
+    if (e->eflags & MAP_ENTRY_NEEDS_COPY) flags[1] = 'N';
+    if (e->wired_count != 0) flags[2] = 'W';
+    if (e->eflags & MAP_ENTRY_GROWS_DOWN) flags[3] = 'D';
+    if (e->inheritance == VM_INHERIT_SHARE) flags[4] = 'S';
+    else if (e->inheritance == VM_INHERIT_NONE) flags[4] = 'n';
+    else if (e->inheritance == VM_INHERIT_ZERO) flags[4] = 'z';
+    const char* tp = "--";
+    int ref = 0, shd = 0;
+    unsigned depth = 0;
+    if (e->eflags & MAP_ENTRY_IS_SUBMAP) {
+      tp = "sm";
+    } else if (e->object != nullptr) {
+      tp = kPagerOps[e->object->type]->tag;
+      ref = e->object->ref_count;
+      shd = e->object->shadow_count;
+      depth = vm_object_chain_depth(e->object);
+    }
+    o.spaces(2).hex(e->start, 16).spaces(1).hex(e->end, 16).ch(' ').str(prt);
+    o.u(res, 7).u(pres, 7).i(ref, 5).i(shd, 5).u(depth, 5).ch(' ').str(flags).ch(' ').str(tp).ch('\n');
+  }
+}
+
+kern_return_t vmspace_check(const vmspace* cvs, int fd) {
+  auto* vs = const_cast<vmspace*>(cvs);
+  vm_lock_guard g;
+  return vm_map_check(&vs->map, fd) ? KERN_SUCCESS : KERN_FAILURE;
+}
+
+}  // namespace vmrt
