@@ -42,7 +42,7 @@ std::size_t page_cache_flush_locked() {
     std::uint32_t pg = g.page_cache;
     kmemusage* ku = &g.usage[pg];
     g.page_cache = ku->ku_next;
-    ku->ku_indx = KU_UNUSED;
+    set_ku_indx(ku, KU_UNUSED);
     ku->ku_next = kNil;
     source_free_locked(page_addr(pg), 1);
     ++n;
@@ -55,7 +55,7 @@ std::size_t page_cache_flush_locked() {
       kmemusage* ku = &g.usage[pg];
       g.run_cache[i] = ku->ku_next;
       --g.run_cache_n[i];
-      ku->ku_indx = KU_UNUSED;
+      set_ku_indx(ku, KU_UNUSED);
       ku->ku_next = kNil;
       source_free_locked(page_addr(pg), npg);
       n += npg;
@@ -68,7 +68,7 @@ std::size_t page_cache_flush_locked() {
 // => pages lock held.
 void page_cache_push_locked(std::uint32_t pg) {
   kmemusage* ku = &g.usage[pg];
-  ku->ku_indx = KU_CACHED;
+  set_ku_indx(ku, KU_CACHED);
   ku->ku_next = g.page_cache;
   g.page_cache = pg;
   ++g.page_cache_n;
@@ -105,7 +105,7 @@ void* run_get(unsigned indx) {
     for (std::uint32_t r = runs; r-- > 1;) {
       std::uint32_t pg = first + r * npg;
       kmemusage* ku = &g.usage[pg];
-      ku->ku_indx = KU_CACHED;
+      set_ku_indx(ku, KU_CACHED);
       ku->ku_next = g.run_cache[indx];
       g.run_cache[indx] = pg;
       ++g.run_cache_n[indx];
@@ -201,7 +201,7 @@ bool cluster_new(unsigned indx) {
     w[1] = free_marker(e);
   }
   kmemusage* ku = usage_of(a);
-  ku->ku_indx = static_cast<std::uint8_t>(indx);
+  set_ku_indx(ku, static_cast<std::uint8_t>(indx));
   ku->ku_freecnt = static_cast<std::uint16_t>(kb.kb_elmpercl);
   ku->ku_freehead = 0;
   push_empty(kb, page_of(a), coarse_ticks());
@@ -223,7 +223,7 @@ void cluster_detach(unsigned indx, std::uint32_t pg) {
   kb.kb_total -= kb.kb_elmpercl;
   --kb.kb_clusters;
   ++kb.kb_couldfree;
-  ku->ku_indx = KU_UNUSED;
+  set_ku_indx(ku, KU_UNUSED);
   ku->ku_freecnt = 0;
   ku->ku_freehead = kNoFree;
 }
@@ -364,7 +364,7 @@ void* large_alloc(std::size_t npages, std::size_t align_pages, bool* fresh) {
   void* p = source_alloc_locked(npages, align_pages);
   if (p == nullptr) return nullptr;
   kmemusage* ku = usage_of(reinterpret_cast<std::uintptr_t>(p));
-  ku->ku_indx = KU_LARGE;
+  set_ku_indx(ku, KU_LARGE);
   ku->ku_pagecnt = static_cast<std::uint32_t>(npages);
   ++g.large_blocks;
   g.large_pages += npages;
@@ -375,7 +375,7 @@ void* large_alloc(std::size_t npages, std::size_t align_pages, bool* fresh) {
 void large_free(std::uintptr_t a, std::uint32_t npages) {
   kmem_guard guard(g.pages_lock);
   kmemusage* ku = usage_of(a);
-  ku->ku_indx = KU_FREED_LARGE;
+  set_ku_indx(ku, KU_FREED_LARGE);
   ku->ku_pagecnt = 0;
   --g.large_blocks;
   g.large_pages -= npages;

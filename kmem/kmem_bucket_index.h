@@ -69,6 +69,24 @@ constexpr std::uintptr_t elm_align_mask(unsigned indx) {
   return (indx <= kPageShift ? bucket_size(indx) : kPageSize) - 1;
 }
 
+// free()'s one-load validity test, indexed by a page's ku_indx byte: the bits
+// that must be clear in a block start.  Bucket pages: the element alignment;
+// every other state (unused, large, freed large, cached: values below
+// MINBUCKET) is all ones, so no pointer passes and free takes its slow path,
+// which tells those cases apart.
+struct free_mask_table {
+  std::uintptr_t m[kNumIndx];
+};
+constexpr free_mask_table make_free_mask_table() {
+  free_mask_table t{};
+  for (unsigned i = 0; i < kNumIndx; ++i) t.m[i] = i < kMinBucket ? ~std::uintptr_t{0} : elm_align_mask(i);
+  return t;
+}
+inline constexpr free_mask_table kFreeMask = make_free_mask_table();
+static_assert(kFreeMask.m[0] == ~std::uintptr_t{0} && kFreeMask.m[kMinBucket - 1] == ~std::uintptr_t{0});
+static_assert(kFreeMask.m[kMinBucket] == 15 && kFreeMask.m[kPageShift] == kPageMask &&
+              kFreeMask.m[kMaxBucket] == kPageMask);
+
 // kb_highwat: free elements a bucket keeps before it gives whole clusters back.
 // 4.4BSD used 5 clusters; above a page we keep ~64 KiB of free elements.
 constexpr std::uint64_t bucket_highwat(unsigned indx) {
@@ -78,9 +96,14 @@ constexpr std::uint64_t bucket_highwat(unsigned indx) {
 }
 
 // Magazine capacity (rounds) per bucket, the default when kmem_config leaves it 0.
-inline constexpr std::uint32_t kMagazineMax = 64;
+// Small buckets get 256 rounds: with 64, two threads churning independently
+// overflowed into the shared depot ~4x as often, and every exchange hands one
+// thread's freshly freed (cache-hot, on its core) blocks to the other, mixing
+// both threads' objects into the same cache lines (churn_2t: 130 -> 115 ms,
+// prodcons 1.8x -> 2.7x jemalloc; mixed_server RSS unchanged).
+inline constexpr std::uint32_t kMagazineMax = 256;
 constexpr std::uint32_t magazine_cap(unsigned indx) {
-  if (indx <= 8) return 64;   // <= 256 B
+  if (indx <= 8) return 256;  // <= 256 B
   if (indx <= 10) return 32;  // <= 1 KiB
   if (indx <= 12) return 16;  // <= 4 KiB
   if (indx == 13) return 8;

@@ -48,6 +48,7 @@ struct kmemusage {
 static_assert(sizeof(kmemusage) == 16);
 
 // ---- magazines ------------------------------------------------------------------------
+// Allocated with only `cap` rounds (magazine_new); the array bound is the largest.
 struct magazine {
   magazine* next;                    // depot list link                    (depot lock)
   std::uint32_t count;               // rounds held: owner thread writes, reports read (rd())
@@ -76,11 +77,14 @@ inline T rd(const T& x) {
 // cache, the loaded magazine's fill level lives here, not in the magazine: a
 // stack pointer into its rounds, so a pop is `*--top` and a push `*top++`.
 // Owner writes; reports read racily with rd().
+// All zero (a thread whose cache is not set up yet) fails both fast paths:
+// top == base == limit.
 struct tc_bucket {
   void** top;           // next free slot of the loaded magazine's rounds
   void** base;          // its rounds[0]   (the loaded magazine is mag_of(base))
   void** limit;         // its rounds[cap] (base == limit: the empty sentinel)
-  void* pad;
+  std::int64_t size;    // the bucket's element size (set up with the cache): the
+                        // fast paths add it to memuse without a shift
 };
 static_assert(sizeof(tc_bucket) == 32, "two buckets per cache line");
 
@@ -90,7 +94,11 @@ inline magazine* mag_of(void** base) {
 inline std::uint32_t tc_count(const tc_bucket& b) { return static_cast<std::uint32_t>(b.top - b.base); }
 
 // A thread's cache (Bonwick's per-CPU magazine layer, per thread here).  Lives in
-// mmap'd memory, on the threads list; TLS holds only a pointer to it.
+// the thread's static TLS block (t_cache, initial-exec: the fast paths reach it
+// with %fs-relative addressing, no pointer to load or test), zero until the
+// thread's first slow-path call sets it up (tcache_get), and is on the threads
+// list from then until the thread exits (its key destructor drains and unlinks
+// it before the TLS block goes away).
 struct tcache {
   tc_bucket b[kNumIndx];          // owner only (reports: rd())
   magazine* previous[kNumIndx];   // owner only; its count is in the magazine
@@ -160,12 +168,18 @@ struct kmemstats {
 };
 
 // ---- globals ------------------------------------------------------------------------------
-struct kmem_globals {
-  // Hot, read-only after init (the fast path's cache line).
+struct alignas(64) kmem_globals {
+  // Hot, read-only after init (the fast path's cache line: base, size, pgindx,
+  // cookie, type_slow are all free() and malloc() read).
   std::uintptr_t base = 0;
   std::size_t size = 0;
-  kmemusage* usage = nullptr;
+  // Per arena page, a copy of its kmemusage ku_indx (bucket pages lock / pages
+  // lock, written together with it by set_ku_indx): free() looks the bucket up
+  // in this dense byte array (one byte per page stays in L1 where the 16-byte
+  // records would not).
+  std::uint8_t* pgindx = nullptr;
   std::uintptr_t cookie = 0;                 // free-marker secret
+  kmemusage* usage = nullptr;
   std::atomic<std::uint8_t> type_slow[M_LAST]{};  // 1: type bypasses the fast path
   bool diag = false;
   bool caches = true;
@@ -195,14 +209,13 @@ struct kmem_globals {
   // Threads (threads lock).
   kmem_lock threads_lock;
   tcache* threads = nullptr;                 // live caches
-  tcache* free_tcaches = nullptr;            // recycled caches
   std::uint64_t threads_exited = 0;
 
   // Metadata zone (meta lock): magazines and tcaches, carved from mmap'd chunks.
   kmem_lock meta_lock;
   char* meta_cur = nullptr;
   std::size_t meta_left = 0;
-  magazine* free_magazines = nullptr;        // meta lock
+  magazine* free_magazines[kNumIndx] = {};   // meta lock: recycled, per bucket (capacity)
   std::uint64_t magazines_made = 0;
 
   // Counters.
@@ -219,6 +232,11 @@ inline kmemusage* usage_of(std::uintptr_t a) { return &g.usage[(a - g.base) >> k
 inline std::uint32_t page_of(std::uintptr_t a) { return static_cast<std::uint32_t>((a - g.base) >> kPageShift); }
 inline std::uintptr_t page_addr(std::uint32_t pg) { return g.base + (std::uintptr_t{pg} << kPageShift); }
 inline std::uintptr_t free_marker(std::uintptr_t a) { return a ^ g.cookie; }
+// Sets a page's ku_indx and its copy in g.pgindx.  => the lock guarding ku_indx.
+inline void set_ku_indx(kmemusage* ku, std::uint8_t v) {
+  ku->ku_indx = v;
+  g.pgindx[ku - g.usage] = v;
+}
 
 // Buckets (kmem_bucket.cpp).
 // bucket_alloc: take up to n elements of bucket indx into out; returns how many
@@ -280,9 +298,11 @@ inline std::uint64_t tc_bucket_calls(const tcache* tc, unsigned i) {
   return c;
 }
 
-// This thread's cache (null until its first slow-path call, and after exit).
+// This thread's cache (null until its first slow-path call, and after exit):
+// &t_cache once set up.  The fast paths use t_cache directly.
 // __thread: no dynamic initialisation, so no TLS wrapper call on the fast path.
 extern __thread tcache* t_tc __attribute__((tls_model("initial-exec"), visibility("hidden")));
+extern __thread tcache t_cache __attribute__((tls_model("initial-exec"), visibility("hidden")));
 }  // namespace vmrt::kmem::detail
 
 namespace vmrt::kmem::detail {

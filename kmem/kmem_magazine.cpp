@@ -23,6 +23,7 @@
 namespace vmrt::kmem::detail {
 
 __thread tcache* t_tc __attribute__((tls_model("initial-exec"))) = nullptr;
+__thread tcache t_cache __attribute__((tls_model("initial-exec")));
 
 namespace {
 __thread bool t_dead __attribute__((tls_model("initial-exec"))) = false;
@@ -33,18 +34,22 @@ inline constexpr std::size_t kMetaChunk = std::size_t{256} << 10;
 
 bool is_real(const magazine* m) { return m->cap != 0; }
 
-// => takes the meta lock.  A magazine with `cap` rounds, empty; null when mmap fails.
-magazine* magazine_new(std::uint32_t cap) {
+// => takes the meta lock.  An empty magazine for bucket indx (depots[indx].cap
+// rounds: only that many are allocated, so small-round magazines of the large
+// buckets stay small); null when mmap fails.  Recycled magazines are kept per
+// bucket, so a recycled one always has this bucket's capacity.
+magazine* magazine_new(unsigned indx) {
+  const std::uint32_t cap = g.depots[indx].cap;
   magazine* m;
   {
     kmem_guard guard(g.meta_lock);
-    m = g.free_magazines;
-    if (m != nullptr) g.free_magazines = m->next;
+    m = g.free_magazines[indx];
+    if (m != nullptr) g.free_magazines[indx] = m->next;
   }
   if (m == nullptr) {
-    void* mem = meta_alloc(sizeof(magazine));
+    void* mem = meta_alloc(offsetof(magazine, rounds) + std::size_t{cap} * sizeof(void*));
     if (mem == nullptr) return nullptr;
-    m = new (mem) magazine;
+    m = static_cast<magazine*>(mem);
     kmem_guard guard(g.meta_lock);
     ++g.magazines_made;
   }
@@ -66,7 +71,7 @@ magazine* magazine_get_empty(unsigned indx) {
       return m;
     }
   }
-  return magazine_new(d.cap);
+  return magazine_new(indx);
 }
 
 // => depot lock not held.  Keeps an empty magazine in the depot (bounded), else
@@ -84,8 +89,8 @@ void magazine_put_empty(unsigned indx, magazine* m) {
     }
   }
   kmem_guard guard(g.meta_lock);
-  m->next = g.free_magazines;
-  g.free_magazines = m;
+  m->next = g.free_magazines[indx];
+  g.free_magazines[indx] = m;
 }
 
 // Returns every round of m to the bucket layer; m becomes empty.
@@ -128,6 +133,7 @@ void tcache_init(tcache* tc) {
   std::memset(static_cast<void*>(tc), 0, sizeof(tcache));
   for (unsigned i = 0; i < kNumIndx; ++i) {
     load(tc->b[i], &g_empty_magazine);
+    tc->b[i].size = static_cast<std::int64_t>(bucket_size(i));
     tc->previous[i] = &g_empty_magazine;
   }
 }
@@ -137,9 +143,8 @@ void tcache_unlink_locked(tcache* tc) {
   if (tc->prev != nullptr) tc->prev->next = tc->next;
   else g.threads = tc->next;
   if (tc->next != nullptr) tc->next->prev = tc->prev;
-  tc->next = g.free_tcaches;
+  tc->next = nullptr;
   tc->prev = nullptr;
-  g.free_tcaches = tc;
   ++g.threads_exited;
 }
 
@@ -188,15 +193,7 @@ tcache* tcache_get() {
   tcache* tc = t_tc;
   if (tc != nullptr) return tc;
   if (t_dead || !g.caches || !g_key_ok) return nullptr;
-  {
-    kmem_guard guard(g.threads_lock);
-    tc = g.free_tcaches;
-    if (tc != nullptr) g.free_tcaches = tc->next;
-  }
-  if (tc == nullptr) {
-    tc = static_cast<tcache*>(meta_alloc(sizeof(tcache)));
-    if (tc == nullptr) return nullptr;
-  }
+  tc = &t_cache;
   tcache_init(tc);
   {
     kmem_guard guard(g.threads_lock);
@@ -298,7 +295,7 @@ void magazine_free_slow(tcache* tc, unsigned indx, void* p) {
       if (empty == nullptr) empty = give;
       else magazine_put_empty(indx, give);
     }
-    if (empty == nullptr) empty = magazine_new(d.cap);
+    if (empty == nullptr) empty = magazine_new(indx);
     if (empty == nullptr) {
       bucket_free(indx, &p, 1);
       return;

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "kmem/kmem_assert.h"
+#include "kmem/kmem_fast.h"
 #include "kmem/kmem_internal.h"
 
 namespace vmrt::kmem::detail {
@@ -162,7 +163,7 @@ kmem_status validate(const void* addr, block* b) {
   std::uintptr_t a = reinterpret_cast<std::uintptr_t>(addr);
   if (a - g.base >= g.size) return KMEM_FOREIGN;
   kmemusage* ku = usage_of(a);
-  unsigned indx = ku->ku_indx;
+  unsigned indx = g.pgindx[(a - g.base) >> kPageShift];
   b->a = a;
   if (indx >= kMinBucket) {
     if ((a & elm_align_mask(indx)) != 0) return KMEM_NOT_BLOCK;
@@ -332,6 +333,9 @@ bool kmem_init(const kmem_page_source* src, const kmem_config& cfg) {
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (u == MAP_FAILED) return false;
   g.usage = static_cast<kmemusage*>(u);
+  void* pi = mmap(nullptr, g.npages, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (pi == MAP_FAILED) return false;
+  g.pgindx = static_cast<std::uint8_t*>(pi);
   g.diag = cfg.diagnostics;
   g.caches = cfg.thread_caches;
   if (g.diag) {
@@ -369,23 +373,10 @@ bool kmem_init(const kmem_page_source* src, const kmem_config& cfg) {
 bool kmem_initialized() { return g.initialized.load(std::memory_order_acquire); }
 
 void* malloc(std::size_t size, malloc_type type, int flags, kmem_status* status) {
-  const unsigned indx = bucket_index(size);
-  tcache* tc = t_tc;
-  if (__builtin_expect(indx <= kMaxBucket && tc != nullptr && static_cast<unsigned>(type) < M_LAST, 1) &&
-      g.type_slow[type].load(std::memory_order_relaxed) == 0) {
-    tc_bucket& B = tc->b[indx];
-    void** top = B.top;
-    if (__builtin_expect(top != B.base, 1)) {
-      void* p = *--top;
-      B.top = top;
-      static_cast<std::uintptr_t*>(p)[1] = 0;  // clear the free marker
-      const std::size_t b = bucket_size(indx);
-      ++tc->acnt[type][indx];
-      type_delta& d = tc->td[type];
-      d.memuse += static_cast<std::int64_t>(b);
-      if (d.memuse > d.peak) d.peak = d.memuse;
+  if (__builtin_expect(static_cast<unsigned>(type) < M_LAST, 1)) {
+    if (void* p = malloc_fast(size, type); __builtin_expect(p != nullptr, 1)) {
       if (status != nullptr) *status = KMEM_OK;
-      if ((flags & M_ZERO) != 0) return std::memset(p, 0, b);
+      if ((flags & M_ZERO) != 0) return std::memset(p, 0, bucket_size(bucket_index(size)));
       return p;
     }
   }
@@ -393,27 +384,7 @@ void* malloc(std::size_t size, malloc_type type, int flags, kmem_status* status)
 }
 
 kmem_status free(void* addr, malloc_type type) {
-  const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(addr);
-  tcache* tc = t_tc;
-  if (__builtin_expect(a - g.base < g.size && tc != nullptr && static_cast<unsigned>(type) < M_LAST, 1) &&
-      g.type_slow[type].load(std::memory_order_relaxed) == 0) {
-    const unsigned indx = usage_of(a)->ku_indx;
-    std::uintptr_t* w = reinterpret_cast<std::uintptr_t*>(a);
-    const std::uintptr_t marker = free_marker(a);
-    if (__builtin_expect(indx >= kMinBucket && (a & elm_align_mask(indx)) == 0, 1) && w[1] != marker) {
-      tc_bucket& B = tc->b[indx];
-      void** top = B.top;
-      if (__builtin_expect(top != B.limit, 1)) {
-        w[1] = marker;
-        *top = addr;
-        B.top = top + 1;
-        type_delta& d = tc->td[type];
-        ++d.frees;
-        d.memuse -= static_cast<std::int64_t>(bucket_size(indx));
-        return KMEM_OK;
-      }
-    }
-  }
+  if (__builtin_expect(static_cast<unsigned>(type) < M_LAST, 1) && free_fast(addr, type)) return KMEM_OK;
   return free_slow(addr, type);
 }
 

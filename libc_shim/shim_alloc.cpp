@@ -56,6 +56,28 @@ void* alloc_slow(std::size_t n, std::size_t align, kmem::malloc_type t, int flag
   return p;
 }
 
+[[gnu::noinline]] void* alloc_kmem(std::size_t n, kmem::malloc_type t, int flags) {
+  void* p = kmem::malloc(n, t, kAllocFlags | flags, nullptr);
+  if (__builtin_expect(p != nullptr, 1)) return p;
+  count(C_ENOMEM);
+  errno = ENOMEM;
+  return nullptr;
+}
+
+// Everything free's inline fast path left: a full magazine, a thread without a
+// cache, a limited type, diagnostics, a large block, before boot, misuse.
+// Preserves errno.
+[[gnu::noinline]] void release_kmem(void* p, kmem::malloc_type t, const char* who) {
+  const int saved = errno;
+  if (__builtin_expect(ready(), 1)) {
+    kmem::kmem_status st = kmem::free(p, t);
+    if (st != kmem::KMEM_OK) release_refused(p, t, st, who);
+  } else {
+    release_slow(p, t, who);
+  }
+  errno = saved;
+}
+
 void* alloc_aligned(std::size_t n, std::size_t align, kmem::malloc_type t) {
   SHIM_ASSERT(align != 0 && (align & (align - 1)) == 0);
   if (__builtin_expect(ready(), 1)) {

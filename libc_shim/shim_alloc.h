@@ -17,6 +17,7 @@
 #include <cstddef>
 
 #include "kmem/kmem.h"
+#include "kmem/kmem_fast.h"
 #include "libc_shim/shim_boot.h"
 #include "libc_shim/shim_counters.h"
 
@@ -25,18 +26,23 @@ namespace vmrt::shim {
 inline constexpr int kAllocFlags = kmem::M_NOWAIT;
 
 void* alloc_slow(std::size_t n, std::size_t align, kmem::malloc_type t, int flags);
+void* alloc_kmem(std::size_t n, kmem::malloc_type t, int flags);
 void release_refused(void* p, kmem::malloc_type t, kmem::kmem_status st, const char* who);
 void release_slow(void* p, kmem::malloc_type t, const char* who);
+void release_kmem(void* p, kmem::malloc_type t, const char* who);
 
 // n bytes charged to t (flags: 0 or M_ZERO).  Null + ENOMEM on failure.
 //  => thread-safe; boots the runtime on first use.
-inline void* alloc(std::size_t n, kmem::malloc_type t, int flags) {
+// Fast path (t and flags are constants at every call site): the boot check,
+// then kmem's inline magazine pop (kmem_fast.h); nothing else.
+[[gnu::always_inline]] inline void* alloc(std::size_t n, kmem::malloc_type t, int flags) {
   if (__builtin_expect(ready(), 1)) {
-    void* p = kmem::malloc(n, t, kAllocFlags | flags, nullptr);
-    if (__builtin_expect(p != nullptr, 1)) return p;
-    count(C_ENOMEM);
-    errno = ENOMEM;
-    return nullptr;
+    void* p = kmem::detail::malloc_fast(n, t);
+    if (__builtin_expect(p != nullptr, 1)) {
+      if ((flags & kmem::M_ZERO) != 0) __builtin_memset(p, 0, n);
+      return p;
+    }
+    return alloc_kmem(n, t, flags);
   }
   return alloc_slow(n, 0, t, flags);
 }
@@ -44,17 +50,14 @@ inline void* alloc(std::size_t n, kmem::malloc_type t, int flags) {
 // n bytes aligned to align (a power of two; the caller checked).  Null + ENOMEM.
 void* alloc_aligned(std::size_t n, std::size_t align, kmem::malloc_type t);
 
-// Free p (null is a no-op).  Aborts with a message on misuse.  May change errno
-// (the C entry points preserve it).
-inline void release(void* p, kmem::malloc_type t, const char* who) {
+// Free p (null is a no-op).  Aborts with a message on misuse.  The fast path
+// (kmem's inline magazine push) needs no boot check: before kmem is up its
+// arena is empty, so every pointer fails the range check.  Only the out-of-line
+// path can change errno, and it preserves it (glibc's free does too).
+[[gnu::always_inline]] inline void release(void* p, kmem::malloc_type t, const char* who) {
+  if (__builtin_expect(kmem::detail::free_fast(p, t), 1)) return;
   if (p == nullptr) return;
-  if (__builtin_expect(ready(), 1)) {
-    kmem::kmem_status st = kmem::free(p, t);
-    if (__builtin_expect(st == kmem::KMEM_OK, 1)) return;
-    release_refused(p, t, st, who);
-    return;
-  }
-  release_slow(p, t, who);
+  release_kmem(p, t, who);
 }
 
 // glibc realloc semantics: p null -> alloc; n == 0 and p non-null -> free, null;

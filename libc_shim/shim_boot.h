@@ -14,7 +14,8 @@
 namespace vmrt::shim {
 
 enum boot_state : int { BOOT_DOWN = 0, BOOT_BOOTING = 1, BOOT_READY = 2 };
-extern std::atomic<int> g_boot_state;  // atomic; written only by the booting thread
+// Hidden: the entry points read it PC-relative, not through the GOT.
+extern std::atomic<int> g_boot_state __attribute__((visibility("hidden")));  // written only by the booting thread
 
 // Fast check used by every entry point.
 inline bool ready() { return g_boot_state.load(std::memory_order_acquire) == BOOT_READY; }

@@ -55,12 +55,9 @@ void* mid_memalign(std::size_t align, std::size_t n) {
 
 VMRT_EXPORT void* malloc(std::size_t n) noexcept { return shim::alloc(n, M_LIBC, 0); }
 
-VMRT_EXPORT void free(void* p) noexcept {
-  if (p == nullptr) return;
-  int saved = errno;
-  shim::release(p, M_LIBC, "free()");
-  errno = saved;
-}
+// errno is preserved by shim::release's out-of-line path (the only one that can
+// change it), not saved on every call.
+VMRT_EXPORT void free(void* p) noexcept { shim::release(p, M_LIBC, "free()"); }
 
 VMRT_EXPORT void* calloc(std::size_t n, std::size_t m) noexcept {
   std::size_t total;

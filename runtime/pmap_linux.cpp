@@ -305,11 +305,11 @@ void op_reserve(pmap* pm, vaddr_t sva, vaddr_t eva, vm_prot_t prot) {
   if (!uffd) {
     // The host state of non-resident pages is PROT_NONE whatever the reservation: record only.
     for (std::size_t p = i; p < e; ++p)
-      g_bits[p] = static_cast<std::uint8_t>((g_bits[p] & ~B_RESV) | prot);
+      if ((g_bits[p] & B_RESV) != prot) g_bits[p] = static_cast<std::uint8_t>((g_bits[p] & ~B_RESV) | prot);
     return;
   }
-  std::int64_t before = breaks(i, e);
-  // Record, and restore the host state of every non-resident run whose reservation changed.
+  // Record, and restore the host state of every non-resident run whose reservation
+  // changed (the VMA estimate changes only around those runs).
   std::size_t p = i;
   while (p < e) {
     if ((g_bits[p] & B_MAPPED) != 0) {
@@ -321,13 +321,16 @@ void op_reserve(pmap* pm, vaddr_t sva, vaddr_t eva, vm_prot_t prot) {
     bool changed = false;
     while (q < e && (g_bits[q] & B_MAPPED) == 0) {
       if ((g_bits[q] & (B_RESV | B_REFUSED)) != prot) changed = true;
-      g_bits[q] = static_cast<std::uint8_t>((g_bits[q] & ~B_RESV) | prot);
       ++q;
     }
-    if (changed) host_reserve(p, q - p, prot);
+    if (changed) {
+      std::int64_t before = breaks(p, q);
+      for (std::size_t k = p; k < q; ++k) g_bits[k] = static_cast<std::uint8_t>((g_bits[k] & ~B_RESV) | prot);
+      host_reserve(p, q - p, prot);
+      rt_host_vmas_add(breaks(p, q) - before);
+    }
     p = q;
   }
-  rt_host_vmas_add(breaks(i, e) - before);
 }
 
 // page_protect with the pmap lock held.

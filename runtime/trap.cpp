@@ -56,7 +56,10 @@ thread_local __attribute__((tls_model("initial-exec"))) bool t_altstack;
 thread_local __attribute__((tls_model("initial-exec"))) vaddr_t t_last_page;
 thread_local __attribute__((tls_model("initial-exec"))) unsigned t_repeats;
 
-void install_altstack() {
+// Give the calling thread an alternate signal stack.  Called from the handler (uc set),
+// the new stack must also be written into the interrupted context: rt_sigreturn
+// restores the alternate stack saved in uc_stack, which would undo sigaltstack().
+void install_altstack(void* uc = nullptr) {
   if (t_altstack) return;
   t_altstack = true;
   stack_t cur;
@@ -69,12 +72,16 @@ void install_altstack() {
   ss.ss_sp = static_cast<char*>(p) + PAGE_SIZE;
   ss.ss_size = kAltStackSize;
   ss.ss_flags = 0;
-  if (::sigaltstack(&ss, nullptr) == 0) rt_count(RC_ALTSTACKS);
+  if (::sigaltstack(&ss, nullptr) == 0) {
+    rt_count(RC_ALTSTACKS);
+    if (uc != nullptr) static_cast<ucontext_t*>(uc)->uc_stack = ss;
+  }
 }
 
 // Pass the signal to the program's previous handler, or die the way the kernel kills.
 void chain(int sig, siginfo_t* si, void* uc) {
   struct sigaction& prev = sig == SIGSEGV ? g_prev_segv : g_prev_bus;
+  bool user_sent = si->si_code <= 0;  // kill(2), sigqueue(3), tgkill(2): not a fault
   if ((prev.sa_flags & SA_SIGINFO) != 0 && prev.sa_sigaction != nullptr) {
     rt_count(RC_CHAINED_SIGNALS);
     prev.sa_sigaction(sig, si, uc);
@@ -85,12 +92,15 @@ void chain(int sig, siginfo_t* si, void* uc) {
     prev.sa_handler(sig);
     return;
   }
-  // No handler: restore the default action; returning re-executes the access, which
-  // faults again and kills the process with this signal (core dump).
+  if (user_sent && (prev.sa_flags & SA_SIGINFO) == 0 && prev.sa_handler == SIG_IGN) return;
+  // No handler: restore the default action.  A fault re-executes the access on return,
+  // faults again and kills the process with this signal (core dump); a signal sent with
+  // kill(2) is sent again (our handler is SA_NODEFER, so it is delivered at once).
   struct sigaction dfl{};
   dfl.sa_handler = SIG_DFL;
   sigemptyset(&dfl.sa_mask);
   __sigaction(sig, &dfl, nullptr);
+  if (user_sent) ::syscall(SYS_tgkill, ::getpid(), ::syscall(SYS_gettid), sig);
 }
 
 void deliver_trap(int sig, siginfo_t* si, void* uc, vaddr_t addr, int access, trap_reason reason, window* w) {
@@ -111,12 +121,12 @@ void deliver_trap(int sig, siginfo_t* si, void* uc, vaddr_t addr, int access, tr
 void on_fault(int sig, siginfo_t* si, void* uc) {
   int saved_errno = errno;
   vaddr_t addr = reinterpret_cast<vaddr_t>(si->si_addr);
-  if (!region_contains(addr)) {
+  if (si->si_code <= 0 || !region_contains(addr)) {  // sent by a process, or not ours
     chain(sig, si, uc);
     errno = saved_errno;
     return;
   }
-  install_altstack();
+  install_altstack(uc);
   rt_count(RC_SIGSEGV_FAULTS);
   const ucontext_t* u = static_cast<const ucontext_t*>(uc);
   greg_t err = u->uc_mcontext.gregs[REG_ERR];

@@ -74,7 +74,10 @@ typedef struct {
   vmrt_vmspace* vmspace;   /* the vmspace whose window holds addr */
 } vmrt_trap;
 typedef void (*vmrt_trap_hook)(const vmrt_trap* trap, void* arg);
-/* Set (or clear with NULL) the process-wide trap hook; returns the previous one. */
+/* Set (or clear with NULL) the process-wide trap hook; returns the previous one.
+ * A hook that returns (instead of siglongjmp-ing) lets the trap continue as if no
+ * hook were set: the program's handler, else death by the signal.  A trap is never
+ * resolved silently. */
 vmrt_trap_hook vmrt_set_trap_hook(vmrt_trap_hook hook, void* arg);
 
 /* Reports, written with write(2) to fd. */

@@ -29,6 +29,11 @@ inline vaddr_t entry_va(const vm_map_entry* e, vm_pindex_t pindex) { return e->s
 // Is pindex (of the first object) visible nowhere in the chain?
 inline bool chain_absent(vm_object* first, vm_pindex_t p) { return vm_object_chain_lookup(first, p, nullptr) == nullptr; }
 
+vm_object* chain_bottom(vm_object* o) {
+  while (o->backing_object != nullptr) o = o->backing_object;
+  return o;
+}
+
 // Grow a GROWS_DOWN entry down to va if va is within reach.  True when grown.
 bool grow_stack(vm_map* map, vm_map_entry* below, vaddr_t va) {
   vm_map_entry* st = below->next;
@@ -166,17 +171,46 @@ kern_return_t vm_fault_locked(vm_map* map, vaddr_t va, vm_fault_type type, unsig
         }
       }
       if (!moved) {
-        vm_page* nm = vm_page_alloc(first, pindex, VM_ALLOC_NORMAL);
-        if (nm == nullptr) {
+        // Copy up.  On sequential write faults (this one starts where the last fault of
+        // the entry ended) copy a run of the following backing pages too, one enter.
+        vsize_t n = 1;
+        if (pindex == e->next_pindex && !(flags & VM_FAULT_WIRE)) {
+          vm_pindex_t lo, hi;
+          fault_window_of(e, pindex, &lo, &hi);
+          if (hi > pindex + kCowAheadMax) hi = pindex + kCowAheadMax;
+          while (pindex + n < hi) {
+            vm_object* o2 = nullptr;
+            if (vm_object_chain_lookup(first, pindex + n, &o2) == nullptr || o2 == first) break;
+            ++n;
+          }
+        }
+        vsize_t got = vm_page_alloc_run(first, pindex, n, VM_ALLOC_NORMAL, g_run);
+        if (got == 0) {
           vm_stat_inc(V_FAULT_SHORTAGE);
           return KERN_RESOURCE_SHORTAGE;
         }
         const pmap_ops* ops = pmap_machine_ops();
-        std::memcpy(ops->page_address(nm), ops->page_address(m), PAGE_SIZE);
-        // Others sharing `first` may map the backing page: make them look again.
-        if (first->ref_count > 1 && ops->page_protect != nullptr) ops->page_protect(m, VM_PROT_NONE);
-        vm_stat_inc(V_COW_FAULTS);
-        m = nm;
+        for (vsize_t k = 0; k < got; ++k) {
+          vm_page* src = vm_object_chain_lookup(first->backing_object, pindex + k + first->backing_offset, nullptr);
+          VMRT_ASSERT(src != nullptr);
+          std::memcpy(ops->page_address(g_run[k]), ops->page_address(src), PAGE_SIZE);
+          g_run[k]->flags |= PG_DIRTY;
+          // Others sharing `first` may map the backing page: make them look again.
+          if (first->ref_count > 1 && ops->page_protect != nullptr) ops->page_protect(src, VM_PROT_NONE);
+        }
+        vm_stat_add(V_COW_FAULTS, static_cast<std::int64_t>(got));
+        vm_stat_add(V_FAULT_AROUND_PAGES, static_cast<std::int64_t>(got - 1));
+        m = g_run[0];
+        r.npages = got;
+        kr = enter(map, va, g_run, got, prot);
+        e->next_pindex = pindex + got;
+        if (kr != KERN_SUCCESS) {
+          vm_stat_inc(V_FAULT_SHORTAGE);
+          return kr;
+        }
+        if (wire) vm_page_wire(m);
+        if (res != nullptr) *res = r;
+        return KERN_SUCCESS;
       }
       m->flags |= PG_DIRTY;
       kr = enter(map, va, &m, 1, prot);
@@ -185,6 +219,11 @@ kern_return_t vm_fault_locked(vm_map* map, vaddr_t va, vm_fault_type type, unsig
       if (flags & VM_FAULT_WIRE) kr = enter(map, va, &m, 1, static_cast<vm_prot_t>(prot & ~VM_PROT_WRITE));
       else kr = map_resident_run(map, e, first, pindex, false, static_cast<vm_prot_t>(prot & ~VM_PROT_WRITE), &r);
     }
+  } else if (vm_object* bottom = chain_bottom(first); (bottom->flags & OBJ_ANON) == 0) {
+    // Pages that must come from a pager (vnode, device): the pagers are stubs for now.
+    (void)bottom;
+    vm_stat_inc(V_FAULT_SHORTAGE);
+    return KERN_MEMORY_ERROR;
   } else {
     // Zero fill, with fault-around: a run of non-resident neighbours in one enter.
     vm_pindex_t e_first = atop(e->offset);
@@ -239,6 +278,7 @@ kern_return_t vm_fault_locked(vm_map* map, vaddr_t va, vm_fault_type type, unsig
   }
   if (write) m->flags |= PG_DIRTY;
   if (wire) vm_page_wire(m);
+  e->next_pindex = atop(r.first - e->start + e->offset) + r.npages;
   if (res != nullptr) *res = r;
   return KERN_SUCCESS;
 }

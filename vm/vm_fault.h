@@ -42,6 +42,10 @@ kern_return_t vm_fault_locked(vm_map* map, vaddr_t va, vm_fault_type type, unsig
 
 // Largest run one fault makes resident (fault-around and populate).
 inline constexpr unsigned kFaultMaxRun = 512;
+// Copy-on-write copy-ahead: a write fault that continues where the entry's previous fault
+// ended copies up to this many backing pages (within the advice window) in one go.
+inline constexpr unsigned kCowAheadMax = 16;
+static_assert(kCowAheadMax <= kFaultMaxRun);
 
 // Stack growth: a fault at most this far below a GROWS_DOWN entry extends it
 // (keeping at least kStackGuardPages free above the entry below).

@@ -5,6 +5,7 @@
 #include "vm/vm_object.h"
 #include "vm/vm_out.h"
 #include "vm/vm_page.h"
+#include "vm/vm_radix.h"
 #include "vm/vm_stats.h"
 #include "vm/vm_zone.h"
 
@@ -474,15 +475,27 @@ void vm_map_delete(vm_map* map, vaddr_t start, vaddr_t end) {
 }
 
 unsigned vm_map_entry_resident(vm_map_entry* e, unsigned* private_resident) {
+  // O(resident pages x chain depth): walk each object's pages inside the entry's window
+  // and count those no object above it shadows.
   unsigned res = 0, pres = 0;
   if (e->object != nullptr && (e->eflags & MAP_ENTRY_IS_SUBMAP) == 0) {
-    vm_pindex_t first = atop(e->offset);
+    vm_pindex_t lo = atop(e->offset);
     vm_pindex_t n = atop(e->end - e->start);
-    for (vm_pindex_t k = 0; k < n; ++k) {
-      vm_object* owner = nullptr;
-      if (vm_object_chain_lookup(e->object, first + k, &owner) != nullptr) {
+    vm_pindex_t shift = 0;  // pindex in o = pindex in first + shift
+    for (vm_object* o = e->object; o != nullptr; shift += o->backing_offset, o = o->backing_object) {
+      vm_pindex_t key = lo + shift;
+      for (;;) {
+        vm_page* m = vm_radix_lookup_ge(&o->rtree, key);
+        if (m == nullptr || m->pindex >= lo + shift + n) break;
+        key = m->pindex + 1;
+        vm_pindex_t p = m->pindex - shift;  // pindex in the first object
+        bool shadowed = false;
+        vm_pindex_t q = p;
+        for (vm_object* u = e->object; u != o && !shadowed; q += u->backing_offset, u = u->backing_object)
+          shadowed = vm_radix_lookup(&u->rtree, q) != nullptr;
+        if (shadowed) continue;
         ++res;
-        if (owner == e->object && owner->ref_count == 1) ++pres;
+        if (o == e->object && o->ref_count == 1) ++pres;
       }
     }
   }
@@ -587,6 +600,15 @@ bool vm_map_check(vm_map* map, int fd) {
     }
   }
   if (n != map->nentries) return fail("nentries does not match the list", nullptr);
+  // Every object is referenced at least by this map's entries that map it plus its shadows.
+  for (vm_map_entry* e = map->header.next; e != &map->header; e = e->next)
+    if (e->object != nullptr && !(e->eflags & MAP_ENTRY_IS_SUBMAP)) e->object->check_refs = 0;
+  for (vm_map_entry* e = map->header.next; e != &map->header; e = e->next)
+    if (e->object != nullptr && !(e->eflags & MAP_ENTRY_IS_SUBMAP)) e->object->check_refs++;
+  for (vm_map_entry* e = map->header.next; e != &map->header; e = e->next)
+    if (e->object != nullptr && !(e->eflags & MAP_ENTRY_IS_SUBMAP) &&
+        e->object->ref_count < e->object->check_refs + e->object->shadow_count)
+      return fail("object ref_count below its entries + shadows", e);
   if (size != map->size) return fail("size does not match the entries", nullptr);
   const vm_map_entry* cursor = &map->header;
   std::uint32_t tn = 0;

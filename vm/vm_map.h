@@ -50,6 +50,8 @@ struct vm_map_entry {
   vm_advice_t advice;          // NORMAL / RANDOM / SEQUENTIAL [VM lock]
   std::uint16_t eflags;        // vm_map_entry_flags [VM lock]
   std::uint16_t wired_count;   // mlock / kmem wiring [VM lock]
+  vm_pindex_t next_pindex;     // where the last fault's run ended: sequential detection
+                               // (FreeBSD next_read) [VM lock]
 };
 
 struct vm_map {

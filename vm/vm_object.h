@@ -73,6 +73,7 @@ struct vm_object {
   vm_object* all_next;              // global list [VM lock]
   vm_object* all_prev;              // [VM lock]
   void* pager_private;              // pager state [VM lock]
+  int check_refs;                   // scratch for vm_map_check: references seen [VM lock]
 };
 
 // Allocate an object of `size` pages, ref_count 1.  => VM lock held.  Null when out of zone items.

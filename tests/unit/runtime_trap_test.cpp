@@ -134,3 +134,19 @@ TEST_CASE("an unhandled trap kills the process with SIGSEGV") {
   CHECK(WTERMSIG(st) == SIGSEGV);
   vmrt_vmspace_destroy(vs);
 }
+
+TEST_CASE("a SIGSEGV sent with kill(2) is not a fault: default action still kills") {
+  REQUIRE(vmrt_init() == 0);
+  pid_t pid = rtt::vm_fork();
+  if (pid == 0) {
+    struct sigaction dfl{};
+    dfl.sa_handler = SIG_DFL;
+    vmrt_sigaction(SIGSEGV, &dfl, nullptr);
+    kill(getpid(), SIGSEGV);
+    _exit(0);
+  }
+  int st = 0;
+  REQUIRE(waitpid(pid, &st, 0) == pid);
+  CHECK(WIFSIGNALED(st));
+  CHECK(WTERMSIG(st) == SIGSEGV);
+}

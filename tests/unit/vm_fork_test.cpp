@@ -238,3 +238,44 @@ TEST_CASE("wired private memory is copied for the child at fork") {
   REQUIRE(vm_munlock(p.vs, a, 4 * PAGE_SIZE) == KERN_SUCCESS);
   CHECK(fake::check_all() == "");
 }
+
+TEST_CASE("procstat RES counts pages visible through the shadow chain") {
+  fake::space p(kBase, kSize);
+  vaddr_t a = p.mmap(16 * PAGE_SIZE);
+  REQUIRE(vm_madvise(p.vs, a, 16 * PAGE_SIZE, VM_ADVICE_RANDOM) == KERN_SUCCESS);
+  for (int k = 0; k < 10; ++k) wr(p.vs, a + k * PAGE_SIZE, 1);
+  fake::space* c = fork_of(p);
+  for (int k = 5; k < 12; ++k) wr(p.vs, a + k * PAGE_SIZE, 2);  // 5 copies + 2 new pages
+  vm_lock_guard g;
+  vm_map* m = reinterpret_cast<vm_map*>(p.vs);
+  vm_map_entry* e;
+  REQUIRE(vm_map_lookup_entry(m, a, &e));
+  unsigned pres = 0;
+  CHECK(vm_map_entry_resident(e, &pres) == 12);  // 0..4 from the backing object, 5..11 own
+  CHECK(pres == 7);
+  vm_lock_release();
+  delete c;
+  vm_lock_acquire();
+}
+
+TEST_CASE("sequential copy-on-write faults copy ahead in runs") {
+  fake::space p(kBase, kSize);
+  vaddr_t a = p.mmap(64 * PAGE_SIZE);
+  for (int k = 0; k < 64; ++k) wr(p.vs, a + k * PAGE_SIZE, static_cast<std::uint8_t>(k));
+  fake::space* c = fork_of(p);
+  vaddr_t d = vmspace_min(c->vs) - kBase;
+  auto cow0 = fake::ctr(V_COW_FAULTS);
+  auto f0 = fake::ctr(V_FAULTS);
+  for (int k = 0; k < 64; ++k) wr(c->vs, a + d + k * PAGE_SIZE, static_cast<std::uint8_t>(100 + k));
+  CHECK(fake::ctr(V_COW_FAULTS) - cow0 == 64);  // every page copied exactly once
+  CHECK(fake::ctr(V_FAULTS) - f0 <= 8);          // 1 + 63/16 runs (+ the needs-copy fault)
+  for (int k = 0; k < 64; ++k) {
+    CHECK(rd(c->vs, a + d + k * PAGE_SIZE) == 100 + k);
+    CHECK(rd(p.vs, a + k * PAGE_SIZE) == k);
+  }
+  // Copied runs get contiguous frames (the child's shadow object covers < 2 MiB: buddy runs).
+  CHECK(fake::mapped_frame(c->vs, a + d + 2 * PAGE_SIZE) == fake::mapped_frame(c->vs, a + d + PAGE_SIZE) + 1);
+  CHECK(fake::check_all() == "");
+  delete c;
+  CHECK(fake::check_all() == "");
+}

@@ -9,6 +9,7 @@
 
 #include "vm/vm_lock.h"
 #include "vm/vm_map.h"
+#include "vm/vm_object.h"
 #include "vm/vm_radix.h"
 
 using namespace vmrt;
@@ -185,7 +186,20 @@ TEST_CASE("the checker catches corrupted maps") {
   e->max_protection = VM_PROT_NONE;
   CHECK_FALSE(vm_map_check(&map, fd));
   e->max_protection = VM_PROT_ALL;
-  // 5. entry outside bounds
+  // 5. an object whose reference count does not cover the entries mapping it
+  vm_object* obj = vm_object_allocate(OBJT_DEFAULT, 2);
+  vm_map_entry* oe = vm_map_first(&map);
+  oe->object = obj;  // one reference, one entry: consistent
+  REQUIRE(vm_map_check(&map, fd));
+  vm_map_entry* oe2 = oe->next;
+  oe2->object = obj;  // a second entry without a reference
+  CHECK_FALSE(vm_map_check(&map, fd));
+  oe2->object = nullptr;
+  obj->ref_count = 0;
+  CHECK_FALSE(vm_map_check(&map, fd));  // dead object still mapped
+  obj->ref_count = 1;
+  REQUIRE(vm_map_check(&map, fd));
+  // 6. entry outside bounds
   vm_map_entry* last = map.header.prev;
   vaddr_t le = last->end;
   last->end = map.max + PAGE_SIZE;

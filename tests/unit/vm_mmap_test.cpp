@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "vm/vm_zone.h"
 #include "vm_fakepmap.h"
 
 using namespace vmrt;
@@ -257,4 +258,40 @@ TEST_CASE("procstat and vmstat reports") {
   CHECK(vs.find(" page faults\n") != std::string::npos);
   CHECK(vs.find(" copy-on-write optimized faults\n") != std::string::npos);
   CHECK(vmspace_check(s.vs, 2) == KERN_SUCCESS);
+  REQUIRE(pipe(fds) == 0);
+  vm_zone_report(fds[1]);
+  close(fds[1]);
+  n = read(fds[0], buf, sizeof buf - 1);
+  close(fds[0]);
+  REQUIRE(n > 0);
+  buf[n] = 0;
+  std::string z(buf);
+  CHECK(z.find("VM MAP ENTRY:") != std::string::npos);
+  CHECK(z.find("VM OBJECT:") != std::string::npos);
+  CHECK(z.find("VM RADIX:") != std::string::npos);
+}
+
+TEST_CASE("mapping a pager-backed object: the stub pagers refuse faults with a memory error") {
+  fake::space s(kBase, kSize);
+  vm_object* obj;
+  {
+    vm_lock_guard g;
+    obj = vm_object_allocate(OBJT_VNODE, 4);
+  }
+  vm_mmap_request r = req(0, 4 * PAGE_SIZE, VM_MMAP_SHARED);
+  r.object = obj;
+  vaddr_t a = 0;
+  REQUIRE(vm_mmap(s.vs, r, &a) == KERN_SUCCESS);
+  CHECK(fake::check_all({{obj, 1}}) == "");
+  std::uint8_t b;
+  kern_return_t kr = KERN_SUCCESS;
+  CHECK_FALSE(fake::access(s.vs, a, false, &b, &kr));
+  CHECK(kr == KERN_MEMORY_ERROR);
+  REQUIRE(vm_munmap(s.vs, a, 4 * PAGE_SIZE) == KERN_SUCCESS);
+  {
+    vm_lock_guard g;
+    CHECK(obj->ref_count == 1);
+    vm_object_deallocate(obj);
+  }
+  CHECK(fake::check_all() == "");
 }

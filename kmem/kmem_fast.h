@@ -1,0 +1,73 @@
+// kmem_fast.h — the malloc/free fast paths, inline, for kmem_malloc.cpp and the
+// libc shim (which inlines them into its entry points with a constant type, so
+// the type checks and the statistics offsets fold to constants).
+//
+// malloc: BUCKETINDX (one lzcnt), this thread's cache pointer (one TLS load),
+//         a type-bypass byte, a pop from the loaded magazine, the free marker
+//         cleared, plain stores to this thread's statistics.
+// free:   arena range check, the page's bucket from the dense g.pgindx byte
+//         array, alignment + page-state check in one AND (kFreeMask), the
+//         always-on double-free check (free marker), a push onto the loaded
+//         magazine, plain stores to this thread's statistics.
+// Each returns "not served" (null / false) for everything else — no thread
+// cache yet, empty/full magazine, limited types, diagnostics, large blocks, bad
+// pointers — and the caller then calls kmem::malloc / kmem::free, which do the
+// full job (and, for free, the refusal with its status).  Neither touches errno,
+// takes a lock, or executes an atomic read-modify-write.
+#pragma once
+
+#include <cstdint>
+
+#include "kmem/kmem_internal.h"
+
+namespace vmrt::kmem::detail {
+
+// => any thread, no lock, no sleep.  A block of bucket_index(size) for type t
+// (t < M_LAST), or null when the fast path cannot serve the request.
+[[gnu::always_inline]] inline void* malloc_fast(std::size_t size, malloc_type t) {
+  const std::size_t indx = bucket_index(size);
+  if (__builtin_expect(indx > kMaxBucket, 0)) return nullptr;
+  if (__builtin_expect(g.type_slow[t].load(std::memory_order_relaxed) != 0, 0)) return nullptr;
+  tcache* tc = &t_cache;  // all zero until set up: top == base fails below
+  tc_bucket& B = tc->b[indx];
+  void** top = B.top;
+  if (__builtin_expect(top == B.base, 0)) return nullptr;
+  void* p = *--top;
+  B.top = top;
+  static_cast<std::uintptr_t*>(p)[1] = 0;  // clear the free marker
+  ++tc->acnt[t][indx];
+  type_delta& d = tc->td[t];
+  const std::int64_t m = d.memuse + B.size;
+  d.memuse = m;
+  if (m > d.peak) d.peak = m;
+  return p;
+}
+
+// => any thread, no lock, no sleep.  Frees addr (charged to t < M_LAST) when it
+// is a live bucket element and this thread's loaded magazine has room; false
+// (nothing changed) otherwise, including null and every misuse.
+[[gnu::always_inline]] inline bool free_fast(void* addr, malloc_type t) {
+  const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(addr);
+  const std::uintptr_t off = a - g.base;
+  if (__builtin_expect(off >= g.size, 0)) return false;
+  if (__builtin_expect(g.type_slow[t].load(std::memory_order_relaxed) != 0, 0)) return false;
+  const std::size_t indx = g.pgindx[off >> kPageShift];
+  // Not a bucket page, or not the start of an element: the slow path says which.
+  if (__builtin_expect((a & kFreeMask.m[indx]) != 0, 0)) return false;
+  std::uintptr_t* w = reinterpret_cast<std::uintptr_t*>(a);
+  const std::uintptr_t marker = free_marker(a);
+  if (__builtin_expect(w[1] == marker, 0)) return false;  // double free: slow path reports it
+  tcache* tc = &t_cache;  // all zero until set up: top == limit fails below
+  tc_bucket& B = tc->b[indx];
+  void** top = B.top;
+  if (__builtin_expect(top == B.limit, 0)) return false;
+  w[1] = marker;
+  *top = addr;
+  B.top = top + 1;
+  type_delta& d = tc->td[t];
+  ++d.frees;
+  d.memuse -= B.size;
+  return true;
+}
+
+}  // namespace vmrt::kmem::detail

@@ -1,0 +1,133 @@
+// kmem_fastpath_test — the inline fast paths (kmem_fast.h): the dense page-index
+// copy stays equal to kmemusage, misuse still leaves the fast path and is refused,
+// a thread's first calls (cache not set up) work, magazines hold 256 rounds for
+// small buckets, statistics stay exact through the fast path.
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+#include "kmem/kmem.h"
+#include "kmem/kmem_fast.h"
+#include "kmem/kmem_internal.h"
+#include "kmem_test_support.h"
+
+using namespace vmrt::kmem;
+namespace kmem = vmrt::kmem;
+namespace d = vmrt::kmem::detail;
+
+namespace {
+void boot() { REQUIRE(kmem_test::boot(false) != nullptr); }
+
+// Every page of the arena that kmem has touched: pgindx == ku_indx.
+bool pgindx_mirrors_usage(std::uintptr_t from, std::uintptr_t to) {
+  for (std::uintptr_t a = from; a < to; a += d::kPageSize) {
+    std::uint32_t pg = d::page_of(a);
+    if (d::g.pgindx[pg] != d::g.usage[pg].ku_indx) return false;
+  }
+  return true;
+}
+}  // namespace
+
+TEST_CASE("fast path: the page-index bytes mirror kmemusage through carve, large blocks and trim") {
+  boot();
+  std::vector<void*> v;
+  std::uintptr_t lo = UINTPTR_MAX, hi = 0;
+  for (std::size_t s : {1, 16, 17, 100, 500, 4096, 5000, 40000, 65536, 70000, 1 << 20}) {
+    for (int i = 0; i < 40; ++i) {
+      void* p = kmem::malloc(s, M_TEST, M_WAITOK);
+      REQUIRE(p != nullptr);
+      v.push_back(p);
+      std::uintptr_t a = reinterpret_cast<std::uintptr_t>(p);
+      lo = std::min(lo, a & ~d::kPageMask);
+      hi = std::max(hi, a + usable_size(p));
+    }
+  }
+  CHECK(pgindx_mirrors_usage(lo, hi));
+  for (void* p : v) CHECK(kmem::free(p, M_TEST) == KMEM_OK);
+  CHECK(pgindx_mirrors_usage(lo, hi));
+  trim();
+  CHECK(pgindx_mirrors_usage(lo, hi));
+}
+
+TEST_CASE("fast path: misuse leaves the fast path and is refused, nothing changed") {
+  boot();
+  void* p = kmem::malloc(64, M_TEST, M_WAITOK);
+  REQUIRE(p != nullptr);
+  char* c = static_cast<char*>(p);
+  CHECK_FALSE(d::free_fast(c + 16, M_TEST));
+  CHECK(kmem::free(c + 16, M_TEST) == KMEM_NOT_BLOCK);
+  CHECK(d::free_fast(p, M_TEST));  // the fast path takes a valid block
+  CHECK_FALSE(d::free_fast(p, M_TEST));
+  CHECK(kmem::free(p, M_TEST) == KMEM_DOUBLE_FREE);
+  // A large block: the page state (not a bucket) makes the fast path decline.
+  void* big = kmem::malloc(std::size_t{1} << 20, M_TEST, M_WAITOK);
+  REQUIRE(big != nullptr);
+  CHECK_FALSE(d::free_fast(big, M_TEST));
+  CHECK(kmem::free(big, M_TEST) == KMEM_OK);
+  CHECK(kmem::free(big, M_TEST) == KMEM_DOUBLE_FREE);
+  int local = 0;
+  CHECK_FALSE(d::free_fast(&local, M_TEST));
+  CHECK_FALSE(d::free_fast(nullptr, M_TEST));
+}
+
+TEST_CASE("fast path: a new thread's first calls take the slow path and set its cache up") {
+  boot();
+  bool before_ok = false, after_ok = false;
+  std::thread t([&] {
+    before_ok = d::t_tc == nullptr && d::malloc_fast(32, M_TEST) == nullptr;  // cache not set up
+    void* p = kmem::malloc(32, M_TEST, M_WAITOK);
+    if (p != nullptr && kmem::free(p, M_TEST) == KMEM_OK) {
+      // Set up now: the freed block is in the loaded magazine and comes straight back.
+      void* q = d::malloc_fast(32, M_TEST);
+      after_ok = d::t_tc == &d::t_cache && q == p && kmem::free(q, M_TEST) == KMEM_OK;
+    }
+  });
+  t.join();
+  CHECK(before_ok);
+  CHECK(after_ok);
+}
+
+TEST_CASE("fast path: small buckets keep 256 rounds per magazine in the thread cache") {
+  boot();
+  static_assert(d::magazine_cap(4) == 256 && d::magazine_cap(8) == 256 && d::magazine_cap(9) == 32);
+  kmem_counters c0{};
+  REQUIRE(get_kmem_counters(&c0));
+  std::vector<void*> v;
+  std::thread t([&] {
+    for (int i = 0; i < 256; ++i) v.push_back(kmem::malloc(48, M_TEST, M_WAITOK));
+    thread_cache_drain();
+    kmem_counters c1{};
+    get_kmem_counters(&c1);
+    // 256 frees into a freshly loaded magazine: no depot exchange.
+    for (void* p : v) CHECK(kmem::free(p, M_TEST) == KMEM_OK);
+    kmem_counters c2{};
+    get_kmem_counters(&c2);
+    CHECK(c2.depot_exchanges == c1.depot_exchanges);
+  });
+  t.join();
+}
+
+TEST_CASE("fast path: exact statistics for one thread (calls, inuse, memuse, high water)") {
+  boot();
+  std::thread t([] {
+    type_stats s0{};
+    REQUIRE(get_type_stats(M_DEVBUF, &s0));
+    std::vector<void*> v;
+    for (int i = 0; i < 1000; ++i) v.push_back(kmem::malloc(100, M_DEVBUF, M_WAITOK));  // 128-byte bucket
+    for (int i = 0; i < 500; ++i) CHECK(kmem::free(v[i], M_DEVBUF) == KMEM_OK);
+    type_stats s1{};
+    REQUIRE(get_type_stats(M_DEVBUF, &s1));
+    CHECK(s1.calls - s0.calls == 1000);
+    CHECK(s1.inuse - s0.inuse == 500);
+    CHECK(s1.memuse - s0.memuse == 500 * 128);
+    CHECK(s1.maxused >= s0.memuse + 1000 * 128);
+    for (int i = 500; i < 1000; ++i) CHECK(kmem::free(v[i], M_DEVBUF) == KMEM_OK);
+    type_stats s2{};
+    REQUIRE(get_type_stats(M_DEVBUF, &s2));
+    CHECK(s2.memuse == s0.memuse);
+    CHECK(s2.inuse == s0.inuse);
+  });
+  t.join();
+}
