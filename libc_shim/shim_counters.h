@@ -21,6 +21,7 @@ enum counter : unsigned {
   C_EINVAL,             // bad alignments (EINVAL)
   C_NEW_HANDLER_CALLS,  // std::new_handler invocations by operator new
   C_FORKS,              // host forks seen by the atfork handlers (parent side)
+  C_SIGACTION_FAULT_SIGNALS,  // the program's sigaction(SIGSEGV/SIGBUS) calls (see shim_signal.cpp)
   C_COUNT
 };
 
@@ -31,6 +32,7 @@ inline constexpr std::array<const char*, C_COUNT> counter_names = {
     "mismatched new/malloc frees", "allocations failed (ENOMEM)",
     "size overflows (ENOMEM)", "bad alignments (EINVAL)",
     "new-handler calls", "host forks",
+    "sigaction(SIGSEGV/SIGBUS) calls",
 };
 static_assert(counter_names.size() == C_COUNT, "one name per counter");
 

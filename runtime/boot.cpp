@@ -1,6 +1,8 @@
 // boot.cpp — configuration from the environment and machine bring-up:
 // region, physmem + page array, the Linux pmap, the trap backend, the kernel vmspace
-// over its window, kmem_map, and kmem over it.  If the VM cannot be brought up,
+// over its window, kmem_map, and kmem over it.  The trap backend waits for the first
+// API vmspace (runtime_trap_start): a program that only mallocs gets no handler, no
+// userfaultfd and no thread.  If the VM cannot be brought up,
 // stage 0 (kmem over a host page source, no vmspaces) is the fallback, with a message.
 #include "runtime/boot.h"
 
@@ -77,15 +79,45 @@ std::size_t host_ram() {
   return static_cast<std::size_t>(pages) * static_cast<std::size_t>(psz);
 }
 
-void env_size(const char* name, std::size_t* field) {
+// Limits of each size variable: a value outside [min, max] is refused (message, default).
+struct size_limits {
+  std::size_t min, max;
+};
+constexpr size_limits kRegionLimits{rt::kMinRegion, rt::kMaxRegion};
+constexpr size_limits kPhysmemLimits{std::size_t{16} << 20, std::size_t{1} << 44};
+constexpr size_limits kKmemLimits{std::size_t{16} << 20, rt::kMaxRegion / 2};
+static_assert(kRegionLimits.min < kRegionLimits.max && kPhysmemLimits.min < kPhysmemLimits.max &&
+              kKmemLimits.min < kKmemLimits.max && kKmemLimits.max <= kRegionLimits.max);
+
+void say_size(std::size_t v) {
+  char b[32];
+  rt::out_buf o(b, sizeof b);
+  const char* unit = "";
+  if (v % (std::size_t{1} << 40) == 0) { v >>= 40; unit = "T"; }
+  else if (v % (std::size_t{1} << 30) == 0) { v >>= 30; unit = "G"; }
+  else if (v >= (std::size_t{1} << 20)) { v >>= 20; unit = "M"; }
+  o.dec(v).str(unit).flush(2);
+}
+
+// A size variable: garbage or a value outside the limits gets a message naming the
+// variable, the value, the accepted range and the default used instead.
+void env_size(const char* name, std::size_t* field, size_limits lim) {
   const char* v = getenv(name);
   if (v == nullptr) return;
   std::size_t n;
-  if (!parse_size(v, &n) || n == 0) {
-    say("vmrt: ignoring ", name, ": not a size (use e.g. 512M, 4G)\n");
+  bool parsed = parse_size(v, &n);
+  if (parsed && n >= lim.min && n <= lim.max) {
+    *field = n;
     return;
   }
-  *field = n;
+  say("vmrt: ", name, "=");
+  say(v, parsed ? ": out of range (" : ": not a size (use e.g. 512M, 4G; ");
+  say_size(lim.min);
+  say(" .. ");
+  say_size(lim.max);
+  say("); using the default ");
+  say_size(*field);
+  say("\n");
 }
 
 bool env_flag(const char* name) {
@@ -103,20 +135,23 @@ runtime_config runtime_config_from_env() {
   c.kmem_size = std::size_t{16} << 30;
   c.trap = trap_backend::automatic;
   c.stats_fd = 2;
-  env_size("VMRT_REGION_SIZE", &c.region_size);
-  env_size("VMRT_PHYSMEM", &c.physmem_size);
-  env_size("VMRT_KMEM_SIZE", &c.kmem_size);
+  env_size("VMRT_REGION_SIZE", &c.region_size, kRegionLimits);
+  env_size("VMRT_PHYSMEM", &c.physmem_size, kPhysmemLimits);
+  env_size("VMRT_KMEM_SIZE", &c.kmem_size, kKmemLimits);
   if (const char* t = getenv("VMRT_TRAP")) {
     if (std::strcmp(t, "sigsegv") == 0) c.trap = trap_backend::sigsegv;
     else if (std::strcmp(t, "userfaultfd") == 0 || std::strcmp(t, "uffd") == 0) c.trap = trap_backend::userfaultfd;
-    else if (std::strcmp(t, "auto") != 0) say("vmrt: ignoring VMRT_TRAP=", t, ": use auto, sigsegv or userfaultfd\n");
+    else if (std::strcmp(t, "auto") != 0)
+      say("vmrt: VMRT_TRAP=", t, ": use auto, sigsegv or userfaultfd; using the default (auto)\n");
   }
   c.stats = env_flag("VMRT_STATS");
   c.kmem_diagnostics = env_flag("VMRT_KMEM_DIAG");
   if (const char* f = getenv("VMRT_STATS_FD")) {
     int fd = 0;
-    for (const char* p = f; *p >= '0' && *p <= '9'; ++p) fd = fd * 10 + (*p - '0');
-    c.stats_fd = fd;
+    const char* p = f;
+    for (; *p >= '0' && *p <= '9' && fd < 1000000; ++p) fd = fd * 10 + (*p - '0');
+    if (p == f || *p != '\0') say("vmrt: VMRT_STATS_FD=", f, ": not a file descriptor number; using the default (2)\n");
+    else c.stats_fd = fd;
   }
   return c;
 }
@@ -130,7 +165,8 @@ bool boot_vm(const runtime_config& cfg) {
   if (!rt::pmap_linux_init()) return false;
   if (!rt::physmem_init(cfg.physmem_size)) return false;
   pmap_set_machine_ops(&rt::g_pmap_linux_ops);
-  if (!rt::trap_init(cfg.trap, cfg.stats ? cfg.stats_fd : -1)) return false;
+  // No trap backend yet: kmem memory is wired (always mapped), so nothing in the kernel
+  // window faults.  runtime_trap_start() installs it with the first API vmspace.
   // The kernel window holds kmem_map; the rest of the region is for other vmspaces.
   std::size_t kmem = cfg.kmem_size;
   std::size_t max_kmem = rt::region_size() / 2;
@@ -187,8 +223,6 @@ bool runtime_boot_with(const runtime_config& cfg) {
     ok = src != nullptr && kmem::kmem_init(src, kc);
   }
   g_boot_state.store(ok ? 2 : 0, std::memory_order_release);
-  // The userfaultfd thread last: pthread_create may call malloc, which works now.
-  if (g_vm_up) rt::trap_start_thread();
   return ok;
 }
 
@@ -199,6 +233,11 @@ bool runtime_boot() {
 }
 
 bool runtime_booted() { return g_boot_state.load(std::memory_order_acquire) == 2; }
+
+bool runtime_trap_start() {
+  if (!runtime_boot() || !g_vm_up) return false;
+  return rt::trap_start(g_config.trap, g_config.stats ? g_config.stats_fd : -1);
+}
 const runtime_config& runtime_current_config() { return g_config; }
 
 bool runtime_vm_up() { return g_vm_up; }
@@ -210,6 +249,7 @@ vmspace* runtime_kernel_vmspace() {
 // its own physmem: until then both map the same memfd, and a parent write would show
 // through in the child.
 void runtime_fork_prepare() {
+  rt::trap_fork_prepare();  // first: trap_start() takes the VM lock and may malloc
   kmem::fork_prepare();
   if (!g_vm_up) return;
   vm_lock_acquire();
@@ -231,6 +271,7 @@ void runtime_fork_parent() {
     vm_lock_release();
   }
   kmem::fork_parent();
+  rt::trap_fork_parent();
 }
 
 void runtime_fork_child() {
@@ -247,7 +288,7 @@ void runtime_fork_child() {
     vm_lock_fork_child_reset();
   }
   kmem::fork_child();
-  if (g_vm_up) rt::trap_fork_child();
+  rt::trap_fork_child();
 }
 
 void runtime_report_host(int fd) {

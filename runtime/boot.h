@@ -2,8 +2,11 @@
 //
 // runtime_boot() reserves the guest region, creates physmem (memfd frame pool +
 // direct map), starts the page array, builds the kernel vmspace with its kmem
-// submap, initialises kmem over that submap, and installs the trap backend.  The
-// shim calls it from its first malloc (possibly from inside the dynamic loader,
+// submap and initialises kmem over that submap.  The trap backend (SIGSEGV/SIGBUS
+// handlers, userfaultfd + its handler thread) is not installed at boot: kmem memory
+// is wired and always mapped, so it waits for the first vmspace with demand-paged
+// memory (runtime_trap_start, called by the API).  The shim calls runtime_boot()
+// from its first malloc (possibly from inside the dynamic loader,
 // before any constructor ran), so it:
 //   => takes no lock that malloc may hold, calls no malloc, throws nothing;
 //   => is idempotent and thread-safe (first caller boots, others wait);
@@ -41,6 +44,10 @@ bool runtime_boot();
 // Boot with an explicit configuration (tests, embedders).  False if already booted.
 bool runtime_boot_with(const runtime_config& cfg);
 bool runtime_booted();
+// Boot if needed, then start the trap backend (idempotent, thread-safe).  True when
+// the VM is up and faults in vmspaces are handled.  => may call malloc (pthread_create):
+// never from inside malloc, a signal handler, or with a VM/kmem lock held.
+bool runtime_trap_start();
 const runtime_config& runtime_current_config();
 
 // Host fork(): call prepare in the parent before fork, then parent or child after.

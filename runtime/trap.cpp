@@ -17,6 +17,8 @@
 #include "runtime/region.h"
 #include "runtime/rt_base.h"
 #include "runtime/rt_stats.h"
+#include "runtime/spinlock.h"
+#include "vm/vm_lock.h"
 
 #ifndef USERFAULTFD_IOC_NEW
 #define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
@@ -42,9 +44,33 @@ kern_return_t default_resolver(vmspace* vs, vaddr_t va, vm_fault_type type, vm_f
 }
 
 std::atomic<fault_resolver> g_resolver{default_resolver};
-trap_backend g_backend = trap_backend::sigsegv;
-struct sigaction g_prev_segv;  // the program's handlers [set at init / trap_sigaction]
-struct sigaction g_prev_bus;
+trap_backend g_backend = trap_backend::sigsegv;  // [g_start_lock; read after g_started]
+// 0 not started, 2 started.  Written under g_start_lock.
+std::atomic<int> g_started{0};
+spinlock g_start_lock;  // serialises trap_start(); held across host fork()
+// The program's handlers for SIGSEGV/SIGBUS once ours are installed
+// [g_sig_lock, taken with every signal blocked].
+spinlock g_sig_lock;
+bool g_handlers_installed;     // [g_sig_lock]
+struct sigaction g_prev_segv;  // [g_sig_lock]
+struct sigaction g_prev_bus;   // [g_sig_lock]
+
+// g_sig_lock with every signal blocked (so no handler of this thread can want it).
+struct sig_guard {
+  sigset_t old;
+  sig_guard() {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    g_sig_lock.lock();
+  }
+  ~sig_guard() {
+    g_sig_lock.unlock();
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  }
+  sig_guard(const sig_guard&) = delete;
+  sig_guard& operator=(const sig_guard&) = delete;
+};
 std::atomic<trap_hook> g_hook{nullptr};
 std::atomic<void*> g_hook_arg{nullptr};
 trap_info g_last;  // last trap (racy by design: diagnostics)
@@ -79,20 +105,37 @@ void install_altstack(void* uc = nullptr) {
 }
 
 // Pass the signal to the program's previous handler, or die the way the kernel kills.
+// The handler is called the way the kernel would call it: SA_RESETHAND resets the
+// disposition first, and its sa_mask (plus sig, unless SA_NODEFER) is blocked while
+// it runs (our own handler is SA_NODEFER with an empty mask).
 void chain(int sig, siginfo_t* si, void* uc) {
-  struct sigaction& prev = sig == SIGSEGV ? g_prev_segv : g_prev_bus;
+  struct sigaction prev;
+  {
+    sig_guard g;
+    struct sigaction& cur = sig == SIGSEGV ? g_prev_segv : g_prev_bus;
+    prev = cur;
+    bool has_handler = (cur.sa_flags & SA_SIGINFO) != 0 ? cur.sa_sigaction != nullptr
+                                                         : cur.sa_handler != SIG_DFL && cur.sa_handler != SIG_IGN;
+    if (has_handler && (cur.sa_flags & SA_RESETHAND) != 0) {
+      cur = {};
+      cur.sa_handler = SIG_DFL;
+      sigemptyset(&cur.sa_mask);
+    }
+  }
   bool user_sent = si->si_code <= 0;  // kill(2), sigqueue(3), tgkill(2): not a fault
-  if ((prev.sa_flags & SA_SIGINFO) != 0 && prev.sa_sigaction != nullptr) {
+  bool info = (prev.sa_flags & SA_SIGINFO) != 0;
+  if ((info && prev.sa_sigaction != nullptr) ||
+      (!info && prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN)) {
     rt_count(RC_CHAINED_SIGNALS);
-    prev.sa_sigaction(sig, si, uc);
+    sigset_t block = prev.sa_mask, old;
+    if ((prev.sa_flags & SA_NODEFER) == 0) sigaddset(&block, sig);
+    pthread_sigmask(SIG_BLOCK, &block, &old);  // a siglongjmp out restores its own mask
+    if (info) prev.sa_sigaction(sig, si, uc);
+    else prev.sa_handler(sig);
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
     return;
   }
-  if ((prev.sa_flags & SA_SIGINFO) == 0 && prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN) {
-    rt_count(RC_CHAINED_SIGNALS);
-    prev.sa_handler(sig);
-    return;
-  }
-  if (user_sent && (prev.sa_flags & SA_SIGINFO) == 0 && prev.sa_handler == SIG_IGN) return;
+  if (user_sent && !info && prev.sa_handler == SIG_IGN) return;
   // No handler: restore the default action.  A fault re-executes the access on return,
   // faults again and kills the process with this signal (core dump); a signal sent with
   // kill(2) is sent again (our handler is SA_NODEFER, so it is delivered at once).
@@ -240,43 +283,9 @@ void* uffd_thread(void* arg) {
   }
 }
 
-}  // namespace
-
-void trap_set_resolver(fault_resolver r) { g_resolver.store(r != nullptr ? r : default_resolver); }
-
-bool trap_init(trap_backend want, int note_fd) {
-  if (want != trap_backend::sigsegv) {
-    g_uffd = uffd_open();
-    if (g_uffd >= 0) {
-      g_backend = trap_backend::userfaultfd;
-      pmap_linux_set_uffd(g_uffd);
-    } else if (want == trap_backend::userfaultfd) {
-      say("vmrt: VMRT_TRAP=userfaultfd: userfaultfd unavailable; using sigsegv traps\n");
-      g_backend = trap_backend::sigsegv;
-    } else {
-      if (note_fd >= 0) {
-        char b[160];
-        out_buf o(b, sizeof b);
-        o.str("vmrt: userfaultfd unavailable: sigsegv traps (syscalls on untouched memory get EFAULT)\n");
-        o.flush(note_fd);
-      }
-      g_backend = trap_backend::sigsegv;
-    }
-  } else {
-    g_backend = trap_backend::sigsegv;
-  }
-  install_altstack();
-  if (!install_handler(SIGSEGV, &g_prev_segv) || !install_handler(SIGBUS, &g_prev_bus)) {
-    say("vmrt: cannot install the SIGSEGV/SIGBUS handlers\n");
-    return false;
-  }
-  return true;
-}
-
-trap_backend trap_active_backend() { return g_backend; }
-const char* trap_backend_name() { return g_backend == trap_backend::userfaultfd ? "userfaultfd" : "sigsegv"; }
-
-bool trap_start_thread() {
+// Start the userfaultfd handler thread (sigsegv backend: nothing to start).
+//  => g_start_lock held, or the fork child's only thread; may call malloc.
+bool start_thread() {
   if (g_backend != trap_backend::userfaultfd) return true;
   int expected = 0;
   if (!g_thread_state.compare_exchange_strong(expected, 1)) {
@@ -304,6 +313,67 @@ bool trap_start_thread() {
   return true;
 }
 
+}  // namespace
+
+void trap_set_resolver(fault_resolver r) { g_resolver.store(r != nullptr ? r : default_resolver); }
+
+bool trap_start(trap_backend want, int note_fd) {
+  if (g_started.load(std::memory_order_acquire) == 2) return true;
+  spin_guard sg(g_start_lock);
+  if (g_started.load(std::memory_order_relaxed) == 2) return true;
+  trap_backend backend = trap_backend::sigsegv;
+  int uffd = -1;
+  if (want != trap_backend::sigsegv) {
+    uffd = uffd_open();
+    if (uffd >= 0) {
+      backend = trap_backend::userfaultfd;
+    } else if (want == trap_backend::userfaultfd) {
+      say("vmrt: VMRT_TRAP=userfaultfd: userfaultfd unavailable; using sigsegv traps\n");
+    } else if (note_fd >= 0) {
+      char b[160];
+      out_buf o(b, sizeof b);
+      o.str("vmrt: userfaultfd unavailable: sigsegv traps (syscalls on untouched memory get EFAULT)\n");
+      o.flush(note_fd);
+    }
+  }
+  install_altstack();
+  {
+    // Our handlers replace whatever the kernel holds, which becomes the chained handler.
+    sig_guard g;
+    if (!install_handler(SIGSEGV, &g_prev_segv)) {
+      if (uffd >= 0) ::close(uffd);
+      say("vmrt: cannot install the SIGSEGV handler\n");
+      return false;
+    }
+    if (!install_handler(SIGBUS, &g_prev_bus)) {
+      __sigaction(SIGSEGV, &g_prev_segv, nullptr);
+      if (uffd >= 0) ::close(uffd);
+      say("vmrt: cannot install the SIGBUS handler\n");
+      return false;
+    }
+    g_handlers_installed = true;
+  }
+  g_backend = backend;
+  if (uffd >= 0) {
+    g_uffd = uffd;
+    // Under the VM lock, so no reservation is half made while the pmap switches over.
+    // Every non-resident page of the kernel window reserves VM_PROT_NONE (kmem memory
+    // is wired), so nothing reserved so far needs registering.
+    vm_lock_guard vg;
+    pmap_linux_set_uffd(uffd);
+  }
+  g_started.store(2, std::memory_order_release);
+  return start_thread();
+}
+
+bool trap_started() { return g_started.load(std::memory_order_acquire) == 2; }
+
+trap_backend trap_active_backend() { return g_backend; }
+const char* trap_backend_name() {
+  if (!trap_started()) return "none";
+  return g_backend == trap_backend::userfaultfd ? "userfaultfd" : "sigsegv";
+}
+
 void trap_thread_attach() { install_altstack(); }
 
 trap_hook trap_set_hook(trap_hook h, void* arg, void** old_arg) {
@@ -316,13 +386,21 @@ trap_info trap_last() { return g_last; }
 
 int trap_sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
   if (sig != SIGSEGV && sig != SIGBUS) return __sigaction(sig, act, old);
+  sig_guard g;
+  if (!g_handlers_installed) return __sigaction(sig, act, old);
   struct sigaction& prev = sig == SIGSEGV ? g_prev_segv : g_prev_bus;
   if (old != nullptr) *old = prev;
   if (act != nullptr) prev = *act;
   return 0;
 }
 
+void trap_fork_prepare() { g_start_lock.lock(); }
+void trap_fork_parent() { g_start_lock.unlock(); }
+
 void trap_fork_child() {
+  g_start_lock.reset();
+  g_sig_lock.reset();
+  if (!trap_started()) return;
   // Threads do not survive fork, and the inherited userfaultfd is the parent's: reading it
   // would steal the parent's events.  The child's registrations were dropped by the host.
   t_altstack = false;  // the forking thread keeps its alternate stack (memory is copied)
@@ -338,7 +416,7 @@ void trap_fork_child() {
   pmap_linux_set_uffd(g_uffd);
   pmap_linux_reregister();
   g_thread_state.store(0);
-  trap_start_thread();
+  start_thread();
 }
 
 }  // namespace vmrt::rt

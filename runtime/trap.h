@@ -29,16 +29,23 @@ struct window;
 using fault_resolver = kern_return_t (*)(vmspace* vs, vaddr_t va, vm_fault_type type, vm_fault_result* res);
 void trap_set_resolver(fault_resolver r);
 
-// Install the handlers (and an alternate stack for the calling thread) and choose the
-// backend: automatic = userfaultfd when it can be opened, else sigsegv (with a note on
-// fd `note_fd` when >= 0).  Registers the uffd with the pmap.  Once, at boot; no malloc.
-bool trap_init(trap_backend want, int note_fd);
+// Start the trap backend: the first time a vmspace with demand-paged memory is
+// created (the API's vmrt_init / vmrt_vmspace_create), never at boot — the kernel's
+// kmem submap is wired and always mapped, so a program that only mallocs needs no
+// handler and no thread.  Chooses the backend (automatic = userfaultfd when it can
+// be opened, else sigsegv, with a note on `note_fd` when >= 0), registers the uffd
+// with the pmap (under the VM lock: every later reservation is registered), installs
+// the SIGSEGV/SIGBUS handlers (whatever the program had installed until then becomes
+// the chained handler) and starts the userfaultfd handler thread.
+//  => idempotent and thread-safe (one thread starts, others wait); true when started.
+//  => may call malloc (pthread_create): only once the allocator works; never from a
+//     signal handler; the caller holds neither the VM lock nor a kmem lock.
+bool trap_start(trap_backend want, int note_fd);
+// True once trap_start() succeeded (lock-free).
+bool trap_started();
+// The backend in use; trap_backend_name() is "none" before trap_start().
 trap_backend trap_active_backend();
 const char* trap_backend_name();
-
-// Start the userfaultfd handler thread (idempotent; pthread_create may call malloc, so
-// call it once the allocator works).  True when running or not needed.
-bool trap_start_thread();
 
 // Give the calling thread an alternate signal stack (idempotent).  Threads that never
 // call it get one lazily on their first fault in the region.
@@ -61,12 +68,20 @@ trap_info trap_last();
 
 // The program's own handler for SIGSEGV/SIGBUS, called for faults vmrt does not own
 // (sigaction(2) semantics for those two signals: vmrt's handler stays installed).
-// Whoever interposes sigaction() (the shim, test programs) routes SIGSEGV/SIGBUS here
-// once the runtime is up; vmrt itself installs through glibc's __sigaction.
+// Whoever interposes sigaction() (the shim, test programs) routes every call here;
+// vmrt itself installs through glibc's __sigaction.  Before trap_start(), and for
+// every other signal, it is plain sigaction(2): the kernel holds the program's
+// handler and trap_start() picks it up.  The chained handler gets sigaction-like
+// delivery: its sa_mask (and the signal, unless SA_NODEFER) is blocked while it
+// runs, and SA_RESETHAND resets it to SIG_DFL first.
+//  => async-signal-safe (a short spinlock taken with all signals blocked).
 int trap_sigaction(int sig, const struct sigaction* act, struct sigaction* old);
 
-// Host fork.  prepare: before fork; parent/child after.  The child recreates the
+// Host fork (runtime_fork_*): prepare holds the start lock across fork() so the child
+// never sees a half-started backend.  The child (if started) recreates the
 // userfaultfd, re-registers every reservation and restarts the handler thread.
+void trap_fork_prepare();
+void trap_fork_parent();
 void trap_fork_child();
 
 }  // namespace vmrt::rt

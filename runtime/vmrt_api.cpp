@@ -76,11 +76,12 @@ rt::window* W(const vmrt_vmspace* v) { return reinterpret_cast<rt::window*>(cons
 vmrt_vmspace* H(rt::window* w) { return reinterpret_cast<vmrt_vmspace*>(w); }
 vmspace* VS(const vmrt_vmspace* v) { return v != nullptr ? W(v)->vs.load(std::memory_order_acquire) : nullptr; }
 
-bool up() {
-  if (!runtime_boot() || !runtime_vm_up()) return false;
-  rt::trap_start_thread();
-  return true;
-}
+// The VM is up (booting it if needed); no trap backend needed (reports, checks).
+bool booted() { return runtime_boot() && runtime_vm_up(); }
+// The VM is up and faults in vmspaces are handled: the first call starts the trap
+// backend (handlers, userfaultfd, its thread).  Everything that creates or touches a
+// vmspace goes through here.
+bool up() { return booted() && runtime_trap_start(); }
 
 constexpr int kProtBits = PROT_READ | PROT_WRITE | PROT_EXEC;
 
@@ -354,13 +355,13 @@ vmrt_trap_hook vmrt_set_trap_hook(vmrt_trap_hook hook, void* arg) {
 }
 
 void vmrt_report_procstat(const vmrt_vmspace* v, int fd) {
-  if (!up()) return;
+  if (!booted()) return;
   vmspace* vs = v != nullptr ? VS(v) : runtime_kernel_vmspace();
   if (vs != nullptr) vmspace_report_procstat(vs, fd);
 }
 
 void vmrt_report_vmstat(int fd) {
-  if (!up()) return;
+  if (!booted()) return;
   vm_stats_report(fd);
   rt::rt_report_counters(fd);
   runtime_report_host(fd);
@@ -380,7 +381,7 @@ long long vmrt_counter(const char* name) {
 }
 
 int vmrt_check(const vmrt_vmspace* v, int fd) {
-  if (!up()) return fail(ENOMEM);
+  if (!booted()) return fail(ENOMEM);
   vmspace* vs = v != nullptr ? VS(v) : runtime_kernel_vmspace();
   if (vs == nullptr) return fail(EINVAL);
   if (vmspace_check(vs, fd) == KERN_SUCCESS) return 0;
@@ -388,8 +389,9 @@ int vmrt_check(const vmrt_vmspace* v, int fd) {
   return -1;
 }
 
+// Before the trap backend starts (or without a VM) this is plain sigaction(2): the
+// kernel keeps the program's handler and trap_start() takes it over as the chained one.
 int vmrt_sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
-  if (!up()) return ::sigaction(sig, act, old);
   return rt::trap_sigaction(sig, act, old);
 }
 

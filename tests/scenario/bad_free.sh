@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Misuse must never corrupt silently: a free of a pointer vmrt did not allocate,
-# a double free, an interior pointer and a realloc of a foreign pointer each
+# a double free, an interior pointer and a realloc of a foreign, interior, freed or
+# wild pointer each
 # print the address and abort (SIGABRT), like glibc; a clean run exits 0.
 source "$(dirname "$0")/lib/scenario_lib.bash" "$1"
 need cc
@@ -19,6 +20,9 @@ int main(int argc, char** argv) {
   if (strcmp(what, "double") == 0) { free(p); free(q); free(p); }
   if (strcmp(what, "interior") == 0) free(p + 8);
   if (strcmp(what, "realloc") == 0) { void* volatile r = realloc(not_heap, 100); (void)r; }
+  if (strcmp(what, "realloc_interior") == 0) { void* volatile r = realloc(p + 16, 100); (void)r; }
+  if (strcmp(what, "realloc_freed") == 0) { free(q); void* volatile r = realloc(q, 100); (void)r; }
+  if (strcmp(what, "realloc_wild") == 0) { void* volatile r = realloc((char*)p + (1 << 20) + 8, 10); (void)r; }
   free(p);
   free(q);
   puts("clean exit");
@@ -46,6 +50,9 @@ expect_abort stack 'free(): invalid pointer'
 expect_abort double 'free(): double free detected'
 expect_abort interior 'free(): invalid pointer'
 expect_abort realloc 'realloc(): invalid pointer'
+expect_abort realloc_interior 'realloc(): invalid pointer'
+expect_abort realloc_freed 'realloc(): .*\(double free\|invalid pointer\)'
+expect_abort realloc_wild 'realloc(): invalid pointer'
 # With kmem diagnostics on as well.
 st=0
 ( "$VMRUN" --kmem-diag -- "$TMP/bad" double >/dev/null 2>"$TMP/diag.err"; exit $? ) 2>/dev/null || st=$?

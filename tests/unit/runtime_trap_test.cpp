@@ -150,3 +150,92 @@ TEST_CASE("a SIGSEGV sent with kill(2) is not a fault: default action still kill
   CHECK(WIFSIGNALED(st));
   CHECK(WTERMSIG(st) == SIGSEGV);
 }
+
+// ---- sigaction(2) routing once the trap backend runs (what the shim's sigaction does) ----
+namespace {
+volatile int g_masked_usr1;
+void masked_handler(int, siginfo_t* si, void*) {
+  g_prog_addr = si->si_addr;
+  sigset_t cur;
+  pthread_sigmask(SIG_SETMASK, nullptr, &cur);
+  g_masked_usr1 = sigismember(&cur, SIGUSR1);
+  siglongjmp(g_prog_env, 1);
+}
+}  // namespace
+
+TEST_CASE("sigaction(SIGSEGV) after start: the program's handler is chained, reported back, vmrt keeps faulting") {
+  REQUIRE(vmrt_init() == 0);
+  CHECK(vmrt::rt::trap_started());
+  CHECK(std::strcmp(vmrt_trap_backend(), "none") != 0);
+  struct sigaction sa{}, old{}, now{}, kernel{};
+  sa.sa_sigaction = program_handler;
+  sa.sa_flags = SA_SIGINFO;
+  sigemptyset(&sa.sa_mask);
+  REQUIRE(sigaction(SIGSEGV, &sa, &old) == 0);  // routed: RUNTIME_TEST_ROUTE_SIGACTION
+  REQUIRE(sigaction(SIGSEGV, nullptr, &now) == 0);
+  CHECK(bool(now.sa_sigaction == program_handler));
+  // The kernel still has vmrt's handler.
+  REQUIRE(__sigaction(SIGSEGV, nullptr, &kernel) == 0);
+  CHECK(bool(kernel.sa_sigaction != program_handler));
+  CHECK((kernel.sa_flags & SA_SIGINFO) != 0);
+  // A real NULL dereference reaches the program's handler.
+  g_prog_addr = reinterpret_cast<void*>(1);
+  if (sigsetjmp(g_prog_env, 1) == 0) {
+    *(volatile int*)nullptr = 1;
+    FAIL("the NULL store did not fault");
+  }
+  CHECK(g_prog_addr == nullptr);
+  CHECK(g_prog_code == SEGV_MAPERR);
+  // Demand paging in a vmspace still works behind the program's handler.
+  vmrt_vmspace* vs = vmrt_vmspace_create(16u << 20);
+  REQUIRE(vs != nullptr);
+  char* p = static_cast<char*>(vmrt_mmap(vs, nullptr, 64 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  REQUIRE(p != VMRT_MAP_FAILED);
+  for (size_t i = 0; i < 64; ++i) p[i * kPage] = static_cast<char>(i + 1);
+  for (size_t i = 0; i < 64; ++i) CHECK(p[i * kPage] == static_cast<char>(i + 1));
+  // Restoring the old action reports the program's handler as the old one.
+  struct sigaction back{};
+  REQUIRE(sigaction(SIGSEGV, &old, &back) == 0);
+  CHECK(bool(back.sa_sigaction == program_handler));
+  REQUIRE(sigaction(SIGSEGV, nullptr, &now) == 0);
+  CHECK(bool(now.sa_handler == old.sa_handler));
+  vmrt_vmspace_destroy(vs);
+}
+
+TEST_CASE("a chained handler gets sigaction delivery: its sa_mask blocked, SA_RESETHAND honoured") {
+  REQUIRE(vmrt_init() == 0);
+  struct sigaction sa{}, old{}, now{};
+  sa.sa_sigaction = masked_handler;
+  sa.sa_flags = SA_SIGINFO | SA_RESETHAND;
+  sigemptyset(&sa.sa_mask);
+  sigaddset(&sa.sa_mask, SIGUSR1);
+  REQUIRE(sigaction(SIGSEGV, &sa, &old) == 0);
+  g_masked_usr1 = 0;
+  if (sigsetjmp(g_prog_env, 1) == 0) {
+    *(volatile char*)(uintptr_t)64 = 1;
+    FAIL("no fault");
+  }
+  CHECK(g_masked_usr1 == 1);
+  CHECK(g_prog_addr == reinterpret_cast<void*>(64));
+  // SA_RESETHAND: the disposition went back to SIG_DFL on delivery.
+  REQUIRE(sigaction(SIGSEGV, nullptr, &now) == 0);
+  CHECK((now.sa_flags & SA_SIGINFO) == 0);
+  CHECK(bool(now.sa_handler == SIG_DFL));
+  // The mask after siglongjmp is the one sigsetjmp saved (SIGUSR1 not blocked).
+  sigset_t cur;
+  pthread_sigmask(SIG_SETMASK, nullptr, &cur);
+  CHECK(!sigismember(&cur, SIGUSR1));
+  REQUIRE(sigaction(SIGSEGV, &old, nullptr) == 0);
+}
+
+TEST_CASE("other signals are plain sigaction(2)") {
+  REQUIRE(vmrt_init() == 0);
+  struct sigaction sa{}, old{}, kernel{};
+  sa.sa_handler = SIG_IGN;
+  sigemptyset(&sa.sa_mask);
+  REQUIRE(vmrt_sigaction(SIGUSR2, &sa, &old) == 0);
+  REQUIRE(__sigaction(SIGUSR2, nullptr, &kernel) == 0);
+  CHECK(bool(kernel.sa_handler == SIG_IGN));
+  REQUIRE(vmrt_sigaction(SIGUSR2, &old, nullptr) == 0);
+  CHECK(vmrt_sigaction(0, &sa, nullptr) == -1);
+}
