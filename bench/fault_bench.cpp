@@ -124,15 +124,24 @@ char* host_map(std::size_t bytes) {
   return static_cast<char*>(p);
 }
 
-// First touch on fresh anonymous memory; perm == nullptr: sequential.
-std::uint64_t host_touch(std::size_t pages, const std::uint32_t* perm, bool* ok) {
+// Memory a cold pass keeps until every cold test ran (so each cold test gets memory never
+// used before in the process, on both sides); freed at the end of the pass.
+struct keep_list {
+  std::vector<std::pair<char*, std::size_t>> host;
+  std::vector<void*> vmrt;  // vmrt_vmspace*
+};
+
+// First touch on fresh anonymous memory; perm == nullptr: sequential.  keep: leave the
+// mapping to the caller (cold pass) instead of unmapping it.
+std::uint64_t host_touch(std::size_t pages, const std::uint32_t* perm, bool* ok, keep_list* keep) {
   char* p = host_map(pages * kPage);
   std::uint64_t t0 = now_ns();
   if (perm) touch_perm(p, perm, pages);
   else touch_seq(p, pages);
   std::uint64_t t = now_ns() - t0;
   *ok = verify_touched(p, pages);
-  munmap(p, pages * kPage);
+  if (keep) keep->host.push_back({p, pages * kPage});
+  else munmap(p, pages * kPage);
   return t;
 }
 
@@ -237,7 +246,7 @@ void snap_end(const char* test, std::size_t pages) {
 #endif
 
 #ifndef FAULT_BENCH_HOST_ONLY
-std::uint64_t vmrt_touch(std::size_t pages, const std::uint32_t* perm, bool* ok) {
+std::uint64_t vmrt_touch(std::size_t pages, const std::uint32_t* perm, bool* ok, keep_list* keep) {
   std::size_t bytes = pages * kPage;
   vmrt_vmspace* vs = vmrt_vmspace_create(bytes + 16 * kPage);
   if (!vs) fail("vmrt_vmspace_create");
@@ -249,13 +258,14 @@ std::uint64_t vmrt_touch(std::size_t pages, const std::uint32_t* perm, bool* ok)
   if (perm) touch_perm(p, perm, pages);
   else touch_seq(p, pages);
   std::uint64_t t = now_ns() - t0;
-  snap_end(perm ? "rand_touch" : "seq_touch", pages);
+  if (!keep) snap_end(perm ? "rand_touch" : "seq_touch", pages);  // counters: steady state only
   *ok = verify_touched(p, pages);
-  vmrt_vmspace_destroy(vs);
+  if (keep) keep->vmrt.push_back(vs);
+  else vmrt_vmspace_destroy(vs);
   return t;
 }
 
-cow_times vmrt_cow(std::size_t pages) {
+cow_times vmrt_cow(std::size_t pages, bool cold) {
   cow_times r;
   std::size_t bytes = pages * kPage;
   vmrt_vmspace* vs = vmrt_vmspace_create(bytes + 16 * kPage);
@@ -276,7 +286,7 @@ cow_times vmrt_cow(std::size_t pages) {
   std::uint64_t s0 = now_ns();
   write_pages(c, pages, 1);
   r.child_ns = now_ns() - s0;
-  snap_end("cow_child", pages);
+  if (!cold) snap_end("cow_child", pages);
   r.ok = check_pages(c, pages, 1) && check_pages(p, pages, 0);
   vmrt_vmspace_destroy(child);
   // 2. Fork again; the parent writes each page while the child shares them untouched.
@@ -287,7 +297,7 @@ cow_times vmrt_cow(std::size_t pages) {
   s0 = now_ns();
   write_pages(p, pages, 2);
   r.parent_ns = now_ns() - s0;
-  snap_end("cow_parent", pages);
+  if (!cold) snap_end("cow_parent", pages);
   r.ok = r.ok && check_pages(p, pages, 2) && check_pages(c, pages, 0);
   vmrt_vmspace_destroy(child);
   vmrt_vmspace_destroy(vs);
@@ -323,16 +333,23 @@ int worker_main(const char* backend, bool quick, std::size_t touch_mib, std::siz
   rng g(7);
   for (std::size_t i = pages - 1; i > 0; --i) std::swap(perm[i], perm[g.next() % (i + 1)]);
 
+  // Rep -1 is the cold pass: every test on memory never used before in this process (the
+  // touch tests keep their memory until the pass ends, on both sides), so vmrt takes fresh
+  // physmem frames (host shmem allocation) as at startup.  Reps 0.. are the steady state:
+  // freed memory is recycled (vmrt's free-frame cache; the host's free lists), as on a
+  // running system.  Both sides do the same mmap/touch/munmap sequence every rep.
   std::uint64_t t_start = now_ns();
-  for (int r = 0; r < reps; ++r) {
+  for (int r = -1; r < reps; ++r) {
     double el = double(now_ns() - t_start) / 1e9;
-    if (r >= 1 && el + el / r > budget_s) {
-      std::printf("NOTE stopped after %d reps (%.1f s, budget %.0f s)\n", r, el, budget_s);
+    if (r >= 1 && el + el / (r + 1) > budget_s) {
+      std::printf("NOTE stopped after %d steady reps (%.1f s, budget %.0f s)\n", r, el, budget_s);
       break;
     }
+    keep_list keep;
+    keep_list* kp = r < 0 ? &keep : nullptr;
     // Alternate which side goes first, so neither always runs on a warmer machine.
     for (int test = 0; test < 3; ++test) {
-      bool host_first = ((r + test) % 2) == 0;
+      bool host_first = ((r + 1 + test) % 2) == 0;
       for (int side = 0; side < 2; ++side) {
         bool host = (side == 0) == host_first;
         if (!host && !use_vmrt) continue;
@@ -341,9 +358,9 @@ int worker_main(const char* backend, bool quick, std::size_t touch_mib, std::siz
           bool ok = false;
           std::uint64_t t = 0;
           const std::uint32_t* pp = test == 1 ? perm.data() : nullptr;
-          if (host) t = host_touch(pages, pp, &ok);
+          if (host) t = host_touch(pages, pp, &ok, kp);
 #ifndef FAULT_BENCH_HOST_ONLY
-          else t = vmrt_touch(pages, pp, &ok);
+          else t = vmrt_touch(pages, pp, &ok, kp);
 #endif
           std::printf("RESULT %s %s %d %zu %" PRIu64 " %d\n", test == 0 ? "seq_touch" : "rand_touch", who, r, pages, t,
                       int(ok));
@@ -351,7 +368,7 @@ int worker_main(const char* backend, bool quick, std::size_t touch_mib, std::siz
           cow_times c;
           if (host) c = host_cow(cow_pages);
 #ifndef FAULT_BENCH_HOST_ONLY
-          else c = vmrt_cow(cow_pages);
+          else c = vmrt_cow(cow_pages, r < 0);
 #endif
           std::printf("RESULT cow_child %s %d %zu %" PRIu64 " %d\n", who, r, cow_pages, c.child_ns, int(c.ok));
           std::printf("RESULT cow_parent %s %d %zu %" PRIu64 " %d\n", who, r, cow_pages, c.parent_ns, int(c.ok));
@@ -360,6 +377,10 @@ int worker_main(const char* backend, bool quick, std::size_t touch_mib, std::siz
         std::fflush(stdout);
       }
     }
+    for (auto& h : keep.host) munmap(h.first, h.second);
+#ifndef FAULT_BENCH_HOST_ONLY
+    for (void* v : keep.vmrt) vmrt_vmspace_destroy(static_cast<vmrt_vmspace*>(v));
+#endif
   }
 #ifndef FAULT_BENCH_HOST_ONLY
   if (use_vmrt) {
@@ -380,6 +401,7 @@ int worker_main(const char* backend, bool quick, std::size_t touch_mib, std::siz
 
 struct sample {
   std::string test, who;
+  int rep;  // -1: cold pass
   std::size_t pages;
   double ns;
   bool ok;
@@ -468,7 +490,7 @@ worker_out run_worker(const char* trap, bool quick, std::size_t mib, std::size_t
     unsigned long long ns;
     if (line.rfind("RESULT ", 0) == 0 &&
         std::sscanf(line.c_str(), "RESULT %63s %15s %d %zu %llu %d", test, who, &rep, &pages, &ns, &ok) == 6) {
-      w.samples.push_back({test, who, pages, double(ns), ok != 0});
+      w.samples.push_back({test, who, rep, pages, double(ns), ok != 0});
     } else if (line.rfind("BACKEND ", 0) == 0) {
       w.backend = line.substr(8);
     } else if (line.rfind("DELTA ", 0) == 0) {
@@ -505,10 +527,11 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-// Median µs per page of one (test, who) over a set of samples; ok = every sample verified.
+// Median µs per page of one (test, who) over the steady reps (rep >= 0), and the cold pass
+// (rep -1); ok = every sample verified.
 struct side_stat {
-  double us_per_page = NAN;
-  double first_us_per_page = NAN;
+  double us_per_page = NAN;        // steady state: median over reps >= 0
+  double cold_us_per_page = NAN;   // cold pass
   int n = 0;
   bool ok = true;
 };
@@ -519,9 +542,12 @@ side_stat summarize(const std::vector<sample>& s, const char* test, const char* 
   for (const sample& x : s) {
     if (x.test != test || x.who != who) continue;
     double us = x.ns / 1000.0 / double(x.pages);
-    if (v.empty()) r.first_us_per_page = us;
-    v.push_back(us);
     r.ok = r.ok && x.ok;
+    if (x.rep < 0) {
+      r.cold_us_per_page = us;
+      continue;
+    }
+    v.push_back(us);
   }
   r.n = int(v.size());
   r.us_per_page = median(v);
@@ -533,7 +559,7 @@ side_stat summarize_total(const std::vector<sample>& s, const char* test, const 
   side_stat r;
   std::vector<double> v;
   for (const sample& x : s)
-    if (x.test == test && x.who == who) v.push_back(x.ns / 1000.0);
+    if (x.test == test && x.who == who && x.rep >= 0) v.push_back(x.ns / 1000.0);
   r.n = int(v.size());
   r.us_per_page = median(v);
   return r;
@@ -548,7 +574,8 @@ void usage(FILE* f) {
                "mmap, in the same worker process, interleaved; one worker per vmrt trap backend\n"
                "(VMRT_TRAP=auto first, then the backend auto did not pick).\n"
                "\n"
-               "  --quick           3 reps, COW on 16384 pages, under 30 s (default: 7 reps, 65536 pages)\n"
+               "  --quick           cold pass + 3 steady reps, COW on 16384 pages, under 30 s\n"
+               "                    (default: cold pass + 7 reps, 65536 pages)\n"
                "  --mib N           first-touch size (default 256 MiB)\n"
                "  --cow-pages N     pages written after fork\n"
                "  --reps N          repetitions inside each worker\n"
@@ -557,8 +584,10 @@ void usage(FILE* f) {
                "  --vmstat          print each worker's full vmrt_report_vmstat\n"
                "  --timeout SEC     kill a worker after SEC seconds\n"
                "\n"
-               "Last lines: `speedup seq_touch X` and `speedup rand_touch X` (X = host time / vmrt time,\n"
-               "default backend), after per-backend lines `speedup seq_touch[BACKEND] X`.\n");
+               "Each worker runs a cold pass (memory never used before in the process) and then steady reps\n"
+               "(memory recycled); both are printed, labelled.  Last lines: `speedup seq_touch X` and\n"
+               "`speedup rand_touch X` (X = host time / vmrt time, steady state, default backend), after\n"
+               "per-backend lines `cold speedup seq_touch[BACKEND] X` and `speedup seq_touch[BACKEND] X`.\n");
 }
 
 }  // namespace
@@ -668,8 +697,11 @@ int main(int argc, char** argv) {
   }
   if (default_backend.empty() && !order.empty()) default_backend = order.front();
 
-  std::printf("\nMedians over reps (µs per page; host/vmrt > 1: vmrt faster). 'first' = rep 0 (cold).\n");
-  std::map<std::string, double> seq_speed, rand_speed;
+  std::printf("\nµs per page; host/vmrt > 1: vmrt faster.\n"
+              "  steady = median over the steady reps (memory recycled: vmrt's free-frame cache, the host's free\n"
+              "           lists; as on a running system) -- the final `speedup` lines are these;\n"
+              "  cold   = the cold pass (memory never used before in the process: vmrt maps fresh physmem frames).\n");
+  std::map<std::string, double> seq_speed, rand_speed, seq_cold, rand_cold;
   bool all_ok = true;
   for (const std::string& be : order) {
     const worker_out& w = by_backend[be];
@@ -678,37 +710,46 @@ int main(int argc, char** argv) {
                 : backends.empty()                 ? " (default backend: VMRT_TRAP=auto)"
                                                    : " (first listed: in the final lines)",
                 w.error.empty() ? "" : ("  worker error: " + w.error).c_str());
-    std::printf("  %-11s %5s %10s %10s %10s %10s %9s  %-22s %s\n", "test", "reps", "host us/pg", "vmrt us/pg",
-                "host first", "vmrt first", "host/vmrt", "target", "verified");
     struct row {
       const char* test;
       double target;  // <0: none
     };
     const row rows[] = {{"seq_touch", 1.0}, {"rand_touch", 0.4}, {"cow_child", -1}, {"cow_parent", -1}};
-    for (const row& r : rows) {
-      side_stat h = summarize(w.samples, r.test, "host");
-      side_stat v = summarize(w.samples, r.test, "vmrt");
-      double ratio = h.us_per_page / v.us_per_page;
-      char target[64] = "";
-      if (r.target > 0 && v.n > 0)
-        std::snprintf(target, sizeof target, ">= %.1f  %s", r.target, ratio >= r.target ? "PASS" : "MISS");
-      else if (r.target > 0)
-        std::snprintf(target, sizeof target, ">= %.1f  n/a", r.target);
-      bool ok = h.ok && v.ok;
-      all_ok = all_ok && ok;
-      auto f = [](double x, int width, int prec) {
-        static char b[4][32];
-        static int k = 0;
-        char* o = b[k++ & 3];
-        if (std::isnan(x)) std::snprintf(o, 32, "%*s", width, "-");
-        else std::snprintf(o, 32, "%*.*f", width, prec, x);
-        return o;
-      };
-      std::printf("  %-11s %5d %s %s %s %s", r.test, std::max(h.n, v.n), f(h.us_per_page, 10, 3),
-                  f(v.us_per_page, 10, 3), f(h.first_us_per_page, 10, 3), f(v.first_us_per_page, 10, 3));
-      std::printf(" %s  %-22s %s\n", f(ratio, 9, 2), target, ok ? "ok" : "WRONG DATA");
-      if (std::string(r.test) == "seq_touch" && v.n > 0) seq_speed[be] = ratio;
-      if (std::string(r.test) == "rand_touch" && v.n > 0) rand_speed[be] = ratio;
+    auto f = [](double x, int width, int prec) {
+      static char b[4][32];
+      static int k = 0;
+      char* o = b[k++ & 3];
+      if (std::isnan(x)) std::snprintf(o, 32, "%*s", width, "-");
+      else std::snprintf(o, 32, "%*.*f", width, prec, x);
+      return o;
+    };
+    for (int phase = 0; phase < 2; ++phase) {
+      bool steady = phase == 0;
+      std::printf("  %-6s %-11s %5s %10s %10s %9s  %-22s %s\n", steady ? "STEADY" : "COLD", "test",
+                  steady ? "reps" : "", "host us/pg", "vmrt us/pg", "host/vmrt", steady ? "target" : "", "verified");
+      for (const row& r : rows) {
+        side_stat h = summarize(w.samples, r.test, "host");
+        side_stat v = summarize(w.samples, r.test, "vmrt");
+        double hu = steady ? h.us_per_page : h.cold_us_per_page;
+        double vu = steady ? v.us_per_page : v.cold_us_per_page;
+        double ratio = hu / vu;
+        char target[64] = "";
+        bool have_v = !std::isnan(vu);
+        if (steady && r.target > 0 && have_v)
+          std::snprintf(target, sizeof target, ">= %.1f  %s", r.target, ratio >= r.target ? "PASS" : "MISS");
+        else if (steady && r.target > 0)
+          std::snprintf(target, sizeof target, ">= %.1f  n/a", r.target);
+        bool ok = h.ok && v.ok;
+        all_ok = all_ok && ok;
+        char reps_col[16] = "";
+        if (steady) std::snprintf(reps_col, sizeof reps_col, "%d", std::max(h.n, v.n));
+        std::printf("  %-6s %-11s %5s %s %s %s  %-22s %s\n", steady ? "steady" : "cold", r.test, reps_col,
+                    f(hu, 10, 3), f(vu, 10, 3), f(ratio, 9, 2), target, ok ? "ok" : "WRONG DATA");
+        if (!have_v) continue;
+        std::string t = r.test;
+        if (t == "seq_touch") (steady ? seq_speed : seq_cold)[be] = ratio;
+        if (t == "rand_touch") (steady ? rand_speed : rand_cold)[be] = ratio;
+      }
     }
     side_stat hf = summarize_total(w.samples, "fork", "host");
     side_stat vf = summarize_total(w.samples, "fork", "vmrt");
@@ -753,6 +794,11 @@ int main(int argc, char** argv) {
     }
   }
   std::printf("\ntotal %.1f s\n", double(now_ns() - t_start) / 1e9);
+  for (const std::string& be : order) {
+    if (be == "host") continue;
+    if (seq_cold.count(be)) std::printf("cold speedup seq_touch[%s] %.3f\n", be.c_str(), seq_cold[be]);
+    if (rand_cold.count(be)) std::printf("cold speedup rand_touch[%s] %.3f\n", be.c_str(), rand_cold[be]);
+  }
   for (const std::string& be : order) {
     if (be == "host") continue;
     if (seq_speed.count(be)) std::printf("speedup seq_touch[%s] %.3f\n", be.c_str(), seq_speed[be]);

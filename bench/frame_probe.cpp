@@ -12,6 +12,12 @@
 //   resident       frames allocated and resident in the memfd, runs mapped without populate
 //   zero+populate  resident frames zeroed through a direct map, then mapped with MAP_POPULATE
 //                  (a recycled-frame pool: what vmrt can do on reuse)
+//   fresh+popread  never-allocated frames, runs mapped then madvise(MADV_POPULATE_READ)
+//   zero+popread   resident frames zeroed through the direct map (memset), mapped, then
+//                  MADV_POPULATE_READ: shmem has no write-notify, so the PTEs come out
+//                  writable and the touch takes no fault (what vmrt's pmap does)
+//   pwrite+popread resident frames zeroed with pwrite(2) from a zero buffer (no direct-map
+//                  PTEs), mapped, MADV_POPULATE_READ
 
 #include <algorithm>
 #include <cstdint>
@@ -36,8 +42,13 @@ std::uint64_t now_ns() {
   return std::uint64_t(t.tv_sec) * 1000000000ull + std::uint64_t(t.tv_nsec);
 }
 
-enum mode { anon, fresh, fresh_populate, resident, zero_populate, nmodes };
-const char* const k_names[nmodes] = {"anon", "fresh", "fresh+populate", "resident", "zero+populate"};
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+
+enum mode { anon, fresh, fresh_populate, resident, zero_populate, fresh_popread, zero_popread, pwrite_popread, nmodes };
+const char* const k_names[nmodes] = {"anon",          "fresh",         "fresh+populate", "resident",
+                                     "zero+populate", "fresh+popread", "zero+popread",   "pwrite+popread"};
 
 }  // namespace
 
@@ -65,14 +76,15 @@ int main(int argc, char** argv) {
     std::perror("direct map");
     return 1;
   }
+  static const char zeros[16 * kPage] = {};
   std::vector<double> us[nmodes];
   // Interleave modes per repetition.
   for (int r = 0; r < reps; ++r) {
     for (int m = 0; m < nmodes; ++m) {
       // Set the pool up for this mode (untimed).
-      if (m == fresh || m == fresh_populate)
+      if (m == fresh || m == fresh_populate || m == fresh_popread)
         fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, off_t(bytes));
-      if (m == resident || m == zero_populate) {
+      if (m == resident || m == zero_populate || m == zero_popread || m == pwrite_popread) {
         // Make every frame resident and dirty (a recycled frame), untimed.
         for (std::size_t i = 0; i < pages; ++i) direct[i * kPage + 17] = 1;
       }
@@ -89,12 +101,20 @@ int main(int argc, char** argv) {
         int pop = (m == fresh_populate || m == zero_populate) ? MAP_POPULATE : 0;
         for (std::size_t i = 0; i < pages; i += run) {
           std::size_t n = std::min(run, pages - i);
-          if (m == zero_populate) std::memset(direct + i * kPage, 0, n * kPage);
+          if (m == zero_populate || m == zero_popread) std::memset(direct + i * kPage, 0, n * kPage);
+          if (m == pwrite_popread) {
+            for (std::size_t k = 0; k < n; k += 16) {
+              std::size_t c = std::min<std::size_t>(16, n - k);
+              if (pwrite(fd, zeros, c * kPage, off_t((i + k) * kPage)) != ssize_t(c * kPage)) return 1;
+            }
+          }
           if (mmap(reg + i * kPage, n * kPage, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | pop, fd,
                    off_t(i * kPage)) == MAP_FAILED) {
             std::perror("mmap run");
             return 1;
           }
+          if (m == fresh_popread || m == zero_popread || m == pwrite_popread)
+            madvise(reg + i * kPage, n * kPage, MADV_POPULATE_READ);
           for (std::size_t j = i; j < i + n; ++j) static_cast<volatile char*>(reg)[j * kPage] = 1;
         }
         t0 = now_ns() - t0;

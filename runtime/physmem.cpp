@@ -2,6 +2,8 @@
 #include "runtime/physmem.h"
 
 #include <cerrno>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -12,6 +14,7 @@
 #include "runtime/rt_base.h"
 #include "runtime/rt_maps.h"
 #include "runtime/rt_stats.h"
+#include "vm/vm_lock.h"
 #include "vm/vm_page.h"
 
 namespace vmrt::rt {
@@ -24,8 +27,42 @@ int g_fd = -1;
 frame_t g_nframes;
 std::size_t g_bytes;
 
-// Runs up to this many frames are zeroed with memset; longer runs are punched.
-constexpr std::size_t kZeroMemsetMax = 16;
+// Free-frame cache (vm_page.h): default limit = physmem / kCacheDefaultDiv, at most
+// kCacheDefaultMax bytes; VMRT_FRAME_CACHE=<size> overrides (0 = release every freed frame).
+constexpr std::size_t kCacheDefaultDiv = 4;
+constexpr std::size_t kCacheDefaultMax = std::size_t{1} << 30;
+static_assert(kCacheDefaultDiv >= 2 && kCacheDefaultMax % 4096 == 0);
+
+// Parse "123", "64K", "16M", "4G" (no malloc).  False on garbage.
+bool parse_size(const char* s, std::size_t* out) {
+  if (s == nullptr || *s == '\0') return false;
+  std::size_t v = 0;
+  const char* p = s;
+  for (; *p >= '0' && *p <= '9'; ++p) {
+    if (v > (SIZE_MAX - 9) / 10) return false;
+    v = v * 10 + static_cast<std::size_t>(*p - '0');
+  }
+  if (p == s) return false;
+  unsigned shift = 0;
+  if (*p == 'k' || *p == 'K') shift = 10, ++p;
+  else if (*p == 'm' || *p == 'M') shift = 20, ++p;
+  else if (*p == 'g' || *p == 'G') shift = 30, ++p;
+  if (*p == 'b' || *p == 'B') ++p;
+  if (*p != '\0' || (shift != 0 && v > (SIZE_MAX >> shift))) return false;
+  *out = v << shift;
+  return true;
+}
+
+frame_t cache_limit_frames(std::size_t bytes) {
+  std::size_t lim = bytes / kCacheDefaultDiv;
+  if (lim > kCacheDefaultMax) lim = kCacheDefaultMax;
+  if (const char* e = ::getenv("VMRT_FRAME_CACHE")) {
+    std::size_t v;
+    if (parse_size(e, &v)) lim = v < bytes ? v : bytes;
+    else say("vmrt: ignoring VMRT_FRAME_CACHE: not a size (use e.g. 256M, 0)\n");
+  }
+  return static_cast<frame_t>(lim >> PAGE_SHIFT);
+}
 
 int make_memfd(std::size_t bytes) {
   int fd = ::memfd_create("vmrt-physmem", MFD_CLOEXEC);
@@ -70,16 +107,21 @@ bool physmem_init(std::size_t bytes) {
     say("vmrt: vm_page_startup failed (cannot map the page array)\n");
     return false;
   }
+  {
+    vm_lock_guard g;
+    vm_page_cache_set_limit(cache_limit_frames(bytes));
+  }
   return true;
 }
 
 int physmem_fd() { return g_fd; }
 frame_t physmem_nframes() { return g_nframes; }
 
+// Frames that need zeroing are cached frames (host-resident): a memset through the direct
+// map is far cheaper than punching them and paying for fresh host pages on the next mapping.
 void physmem_zero(frame_t f, std::size_t n) {
   RT_ASSERT(static_cast<std::size_t>(f) + n <= g_nframes, "zero past physmem");
-  if (n <= kZeroMemsetMax) std::memset(physmem_frame(f), 0, n << PAGE_SHIFT);
-  else punch(f, n);
+  std::memset(physmem_frame(f), 0, n << PAGE_SHIFT);
   rt_count(RC_PAGES_ZEROED, static_cast<std::int64_t>(n));
 }
 
@@ -130,7 +172,9 @@ bool physmem_fork_child() {
     say("vmrt: fork child: cannot map the new physmem\n");
     return false;
   }
-  // Copy every allocated extent of the old memfd (holes read as zeros in both).
+  // Copy every allocated extent of the old memfd (holes read as zeros in both), except
+  // free frames (the free-frame cache keeps them host-resident): the child's records say
+  // they are not PG_ZERO, so they are zeroed before any reuse.
   std::int64_t copied = 0;
   off_t off = 0;
   const off_t end = static_cast<off_t>(g_bytes);
@@ -139,8 +183,22 @@ bool physmem_fork_child() {
     if (data < 0) break;  // ENXIO: no more data
     off_t hole = ::lseek(g_fd, data, SEEK_HOLE);
     if (hole < 0 || hole > end) hole = end;
-    std::memcpy(static_cast<char*>(tmp) + data, g_direct_map + data, static_cast<std::size_t>(hole - data));
-    copied += (hole - data) >> PAGE_SHIFT;
+    frame_t f = static_cast<frame_t>(data >> PAGE_SHIFT);
+    frame_t fe = static_cast<frame_t>((hole + static_cast<off_t>(PAGE_MASK)) >> PAGE_SHIFT);
+    while (f < fe) {
+      if (vm_page_frame_free(f)) {
+        ++f;
+        continue;
+      }
+      frame_t j = f + 1;
+      while (j < fe && !vm_page_frame_free(j)) ++j;
+      std::size_t lo = static_cast<std::size_t>(f) << PAGE_SHIFT, hi = static_cast<std::size_t>(j) << PAGE_SHIFT;
+      if (hi > static_cast<std::size_t>(hole)) hi = static_cast<std::size_t>(hole);
+      if (lo < static_cast<std::size_t>(data)) lo = static_cast<std::size_t>(data);
+      std::memcpy(static_cast<char*>(tmp) + lo, g_direct_map + lo, hi - lo);
+      copied += j - f;
+      f = j;
+    }
     off = hole;
   }
   ::munmap(tmp, g_bytes);

@@ -11,6 +11,11 @@
 //                         with the userfaultfd (MISSING): allowed accesses, user or
 //                         kernel mode, reach the handler thread; others SIGSEGV.
 //
+// enter fills the host page tables of each run at once (madvise(MADV_POPULATE_READ):
+// shmem has no write-notify, so writable mappings get writable PTEs and the guest's first
+// touch takes no host fault); enter_lazy (fork prefault) leaves them empty: a first access
+// is a host minor fault the host resolves alone.
+//
 // pv lists: each vm_page's md holds the first region page mapping it; each PTE
 // links to the next mapping of the same frame.  No separate allocation.
 //

@@ -52,6 +52,11 @@ struct pmap_ops {
   void (*zero_pages)(vm_page* m, vsize_t n);
   // Give the host memory behind n contiguous free frames back (they will read as zeros).
   void (*release_pages)(vm_page* m, vsize_t n);
+  // enter_lazy (optional; null: enter): as enter, but the machine need not fill its page
+  // tables now: the first access of each page may take a machine fault that the machine
+  // resolves by itself, without vm_fault (fork prefault: cheap to set up, pages the child
+  // never touches cost nothing).
+  kern_return_t (*enter_lazy)(pmap* pm, vaddr_t va, vm_page* const* pages, vsize_t npages, vm_prot_t prot);
 };
 
 // One physical map: the translations of one vmspace, covering [min, max).
@@ -66,6 +71,9 @@ struct pmap {
 // Convenience wrappers (FreeBSD names).
 inline kern_return_t pmap_enter(pmap* pm, vaddr_t va, vm_page* const* pages, vsize_t n, vm_prot_t prot) {
   return pm->ops->enter(pm, va, pages, n, prot);
+}
+inline kern_return_t pmap_enter_lazy(pmap* pm, vaddr_t va, vm_page* const* pages, vsize_t n, vm_prot_t prot) {
+  return pm->ops->enter_lazy != nullptr ? pm->ops->enter_lazy(pm, va, pages, n, prot) : pm->ops->enter(pm, va, pages, n, prot);
 }
 inline void pmap_remove(pmap* pm, vaddr_t sva, vaddr_t eva) { pm->ops->remove(pm, sva, eva); }
 inline void pmap_protect(pmap* pm, vaddr_t sva, vaddr_t eva, vm_prot_t prot) { pm->ops->protect(pm, sva, eva, prot); }

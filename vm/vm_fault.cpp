@@ -57,13 +57,34 @@ kern_return_t enter(vm_map* map, vaddr_t va, vm_page* const* pages, vsize_t n, v
   return pmap_enter(map->pm, va, pages, n, prot);
 }
 
-// The fault window [*lo, *hi) around pindex for entry e (advice), clamped to the entry.
-void fault_window_of(const vm_map_entry* e, vm_pindex_t pindex, vm_pindex_t* lo, vm_pindex_t* hi) {
+inline const fault_window& window_of(const vm_map_entry* e) {
+  return kFaultWindow[e->advice < VM_ADVICE_COUNT ? e->advice : VM_ADVICE_NORMAL];
+}
+
+// The fault window [*lo, *hi) around pindex for entry e (advice), clamped to the entry;
+// `ahead` overrides the advice's ahead pages when nonzero.
+void fault_window_of(const vm_map_entry* e, vm_pindex_t pindex, vm_pindex_t* lo, vm_pindex_t* hi,
+                     unsigned ahead = 0) {
   vm_pindex_t e_first = atop(e->offset);
   vm_pindex_t e_end = e_first + atop(e->end - e->start);
-  const fault_window& w = kFaultWindow[e->advice < VM_ADVICE_COUNT ? e->advice : VM_ADVICE_NORMAL];
+  const fault_window& w = window_of(e);
+  vm_pindex_t a = ahead != 0 ? ahead : w.ahead;
   *lo = pindex - e_first >= w.behind ? pindex - w.behind : e_first;
-  *hi = e_end - pindex > w.ahead ? pindex + w.ahead + 1 : e_end;
+  *hi = e_end - pindex > a ? pindex + a + 1 : e_end;
+}
+
+// Ahead window of a fault at pindex: the stream's doubled window when the fault continues
+// the entry's sequential stream, else `base`; recorded in e->ra_pages.  base == 0 (random
+// advice) never grows.
+unsigned stream_ahead(vm_map_entry* e, vm_pindex_t pindex, unsigned base, unsigned max) {
+  unsigned ra = base;
+  if (base != 0 && pindex == e->next_pindex && e->ra_pages != 0) {
+    ra = 2u * e->ra_pages;
+    if (ra < base) ra = base;
+    if (ra > max) ra = max;
+  }
+  e->ra_pages = static_cast<std::uint16_t>(ra);
+  return ra;
 }
 
 // Page at q when it is resident in the chain and held by first (in_first) or by a backing
@@ -174,10 +195,11 @@ kern_return_t vm_fault_locked(vm_map* map, vaddr_t va, vm_fault_type type, unsig
         // Copy up.  On sequential write faults (this one starts where the last fault of
         // the entry ended) copy a run of the following backing pages too, one enter.
         vsize_t n = 1;
-        if (pindex == e->next_pindex && !(flags & VM_FAULT_WIRE)) {
+        if (pindex == e->next_pindex && !(flags & VM_FAULT_WIRE) && window_of(e).ahead != 0) {
           vm_pindex_t lo, hi;
-          fault_window_of(e, pindex, &lo, &hi);
-          if (hi > pindex + kCowAheadMax) hi = pindex + kCowAheadMax;
+          unsigned ahead = stream_ahead(e, pindex, kCowAheadMin, kCowAheadMax);
+          fault_window_of(e, pindex, &lo, &hi, ahead);
+          if (hi > pindex + ahead) hi = pindex + ahead;
           while (pindex + n < hi) {
             vm_object* o2 = nullptr;
             if (vm_object_chain_lookup(first, pindex + n, &o2) == nullptr || o2 == first) break;
@@ -236,7 +258,7 @@ kern_return_t vm_fault_locked(vm_map* map, vaddr_t va, vm_fault_type type, unsig
       if (hi - lo > kFaultMaxRun) hi = lo + kFaultMaxRun;
       if (hi <= lo) hi = lo + 1;
     } else {
-      fault_window_of(e, pindex, &lo, &hi);
+      fault_window_of(e, pindex, &lo, &hi, stream_ahead(e, pindex, window_of(e).ahead, kSeqAheadMax));
     }
     vm_pindex_t rs = pindex, re = pindex + 1;
     if (first->backing_object == nullptr) {

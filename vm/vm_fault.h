@@ -42,10 +42,18 @@ kern_return_t vm_fault_locked(vm_map* map, vaddr_t va, vm_fault_type type, unsig
 
 // Largest run one fault makes resident (fault-around and populate).
 inline constexpr unsigned kFaultMaxRun = 512;
+// Sequential streams (a fault where the entry's previous fault run ended): the ahead window
+// starts at the advice's and doubles per fault up to kSeqAheadMax, so a long stream costs
+// ~1 trap per 512 pages.  Under userfaultfd a trap is a handler-thread round trip
+// (~50 us here, DESIGN.md), so the window is what amortises it (bench/fault_bench).
+inline constexpr unsigned kSeqAheadMax = 511;
 // Copy-on-write copy-ahead: a write fault that continues where the entry's previous fault
-// ended copies up to this many backing pages (within the advice window) in one go.
-inline constexpr unsigned kCowAheadMax = 16;
-static_assert(kCowAheadMax <= kFaultMaxRun);
+// ended copies backing pages ahead (within the advice window) in one go: kCowAheadMin
+// pages at first, doubling along the stream up to kCowAheadMax.
+inline constexpr unsigned kCowAheadMin = 16;
+inline constexpr unsigned kCowAheadMax = 64;
+static_assert(kSeqAheadMax + 1 <= kFaultMaxRun);
+static_assert(kCowAheadMin <= kCowAheadMax && kCowAheadMax <= kFaultMaxRun);
 
 // Stack growth: a fault at most this far below a GROWS_DOWN entry extends it
 // (keeping at least kStackGuardPages free above the entry below).

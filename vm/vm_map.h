@@ -52,6 +52,9 @@ struct vm_map_entry {
   std::uint16_t wired_count;   // mlock / kmem wiring [VM lock]
   vm_pindex_t next_pindex;     // where the last fault's run ended: sequential detection
                                // (FreeBSD next_read) [VM lock]
+  std::uint16_t ra_pages;      // ahead window of the current sequential stream: doubles on
+                               // each fault at next_pindex, reset by any other (FreeBSD nera)
+                               // [VM lock]
 };
 
 struct vm_map {

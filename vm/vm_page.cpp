@@ -30,6 +30,22 @@ frame_t g_pend_n = 0;
 
 constexpr frame_t kMaxPendingRun = 1024;
 
+// The free-frame cache (vm_page.h) [VM lock]
+frame_t g_cache_limit = 0;  // most frames kept host-resident while free
+frame_t g_cached = 0;       // free frames not PG_ZERO (host-resident, contents unknown)
+
+void update_cache_stat() { vm_stat_set(V_FRAME_CACHE, static_cast<std::int64_t>(g_cached)); }
+
+// Release frames [f0, f0 + n) (free, not mapped) to the host: they read as zeros after.
+void release_run(frame_t f0, frame_t n) {
+  const pmap_ops* ops = pmap_machine_ops();
+  if (ops == nullptr || ops->release_pages == nullptr) return;
+  ops->release_pages(&vm_page_array[f0], n);
+  vm_stat_add(V_PAGES_RELEASED, n);
+  vm_stat_inc(V_RELEASE_CALLS);
+  for (frame_t k = 0; k < n; ++k) vm_page_array[f0 + k].flags |= PG_ZERO;
+}
+
 void queue_insert_tail(vm_page* m, vm_page_queue q) {
   page_queue& pq = g_queues[q];
   m->q_next = nullptr;
@@ -62,19 +78,20 @@ void update_free_stat() {
   vm_stat_set(V_FREE_COUNT, static_cast<std::int64_t>(vm_page_free_count()));
 }
 
-// Give the pending run back: release to the host (frames read as zeros afterwards),
-// then to the reservation or the buddy allocator.
+// Give the pending run back: the part the free-frame cache has room for stays host-resident
+// (not PG_ZERO, counted in g_cached); the rest is released to the host (PG_ZERO).  Then
+// every frame goes to its reservation or the buddy allocator.
 void flush_pending() {
   if (g_pend_n == 0) return;
   frame_t f0 = g_pend_first, n = g_pend_n;
   g_pend_n = 0;
   const pmap_ops* ops = pmap_machine_ops();
-  if (ops != nullptr && ops->release_pages != nullptr) {
-    ops->release_pages(&vm_page_array[f0], n);
-    vm_stat_add(V_PAGES_RELEASED, n);
-    vm_stat_inc(V_RELEASE_CALLS);
-    for (frame_t k = 0; k < n; ++k) vm_page_array[f0 + k].flags |= PG_ZERO;
-  }
+  frame_t keep = g_cache_limit > g_cached ? g_cache_limit - g_cached : 0;
+  if (ops == nullptr || ops->release_pages == nullptr) keep = n;  // nothing can release: all stay
+  if (keep > n) keep = n;
+  g_cached += keep;
+  if (keep < n) release_run(f0 + keep, n - keep);
+  update_cache_stat();
   frame_t run = 0;
   for (frame_t k = 0; k < n; ++k) {
     vm_page* m = &vm_page_array[f0 + k];
@@ -91,6 +108,11 @@ void flush_pending() {
 
 // Prepare an allocated record for an owner.
 void page_init(vm_page* m, unsigned flags) {
+  if ((m->flags & PG_ZERO) == 0) {  // a cached frame leaves the cache
+    VMRT_ASSERT(g_cached > 0);
+    g_cached--;
+    vm_stat_inc(V_FRAME_CACHE_REUSED);
+  }
   m->q_next = m->q_prev = nullptr;
   m->object = nullptr;
   m->pindex = 0;
@@ -167,6 +189,8 @@ kern_return_t vm_page_startup(frame_t nframes) {
   if (!vm_reserv_init(nframes)) return KERN_RESOURCE_SHORTAGE;
   for (auto& q : g_queues) q = page_queue{nullptr, nullptr, 0};
   g_pend_n = 0;
+  g_cached = 0;
+  update_cache_stat();
   vm_stat_set(V_PAGE_COUNT, nframes);
   vm_stat_set(V_FREE_COUNT, nframes);
   return KERN_SUCCESS;
@@ -174,6 +198,59 @@ kern_return_t vm_page_startup(frame_t nframes) {
 
 frame_t vm_page_free_count() {
   return vm_phys_free_count() + static_cast<frame_t>(vm_reserv_free_frames()) + g_pend_n;
+}
+
+void vm_page_cache_set_limit(frame_t frames) {
+  VM_LOCK_ASSERT();
+  g_cache_limit = frames;
+  if (g_cached > frames) vm_page_cache_trim(frames);
+}
+
+frame_t vm_page_cache_limit() { return g_cache_limit; }
+frame_t vm_page_cache_count() { return g_cached; }
+
+namespace {
+struct trim_ctx {
+  frame_t target;
+  frame_t released;
+};
+
+// Release the non-PG_ZERO runs of free frames [f, f + n) while the cache is above target.
+void trim_block(frame_t f, frame_t n, void* arg) {
+  auto* c = static_cast<trim_ctx*>(arg);
+  frame_t k = 0;
+  while (k < n && g_cached > c->target) {
+    if (vm_page_array[f + k].flags & PG_ZERO) {
+      ++k;
+      continue;
+    }
+    frame_t j = k + 1;
+    while (j < n && (vm_page_array[f + j].flags & PG_ZERO) == 0 && j - k < g_cached - c->target) ++j;
+    release_run(f + k, j - k);
+    g_cached -= j - k;
+    c->released += j - k;
+    k = j;
+  }
+}
+}  // namespace
+
+frame_t vm_page_cache_trim(frame_t target) {
+  VM_LOCK_ASSERT();
+  flush_pending();
+  trim_ctx c{target, 0};
+  if (g_cached > target) vm_phys_foreach_free_block(trim_block, &c);
+  if (g_cached > target) vm_reserv_foreach_free_run(trim_block, &c);
+  vm_stat_add(V_FRAME_CACHE_TRIMMED, c.released);
+  update_cache_stat();
+  return c.released;
+}
+
+bool vm_page_frame_free(frame_t f) {
+  if (f >= vm_page_array_size) return false;
+  if (f >= vm_phys_bump()) return true;
+  if (g_pend_n != 0 && f >= g_pend_first && f - g_pend_first < g_pend_n) return true;
+  if (vm_page_array[f].reserv != 0) return vm_reserv_frame_free(f);
+  return vm_phys_frame_in_free_block(f);
 }
 
 void vm_page_free_flush() {

@@ -142,6 +142,21 @@ void vm_phys_free_run(frame_t f, frame_t n) {
 frame_t vm_phys_free_count() { return g_free_frames + (g_nframes - g_bump); }
 frame_t vm_phys_bump() { return g_bump; }
 
+bool vm_phys_frame_in_free_block(frame_t f) {
+  if (f >= g_bump) return true;
+  for (unsigned o = 0; o < VM_NFREEORDER; ++o) {
+    frame_t h = f & ~((frame_t{1} << o) - 1);
+    const vm_page* m = &vm_page_array[h];
+    if (m->queue == PQ_FREE && m->order == o) return true;
+  }
+  return false;
+}
+
+void vm_phys_foreach_free_block(void (*fn)(frame_t first, frame_t n, void* arg), void* arg) {
+  for (unsigned o = 0; o < VM_NFREEORDER; ++o)
+    for (vm_page* m = g_free[o].head; m != nullptr; m = m->q_next) fn(vm_page_frame(m), frame_t{1} << o, arg);
+}
+
 bool vm_phys_frame_is_free(frame_t f) {
   if (f >= g_bump) return true;
   return vm_page_array[f].queue == PQ_FREE;

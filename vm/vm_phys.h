@@ -36,5 +36,10 @@ frame_t vm_phys_free_count();
 frame_t vm_phys_bump();
 // Is frame f the head of a free block (or in the bump region)?  Checker use.
 bool vm_phys_frame_is_free(frame_t f);
+// Is frame f inside a free block (or in the bump region)?  O(VM_NFREEORDER).
+bool vm_phys_frame_in_free_block(frame_t f);
+// Call fn(first, n, arg) for every free block on the buddy lists (not the bump region).
+// fn may change page flags but not the lists.
+void vm_phys_foreach_free_block(void (*fn)(frame_t first, frame_t n, void* arg), void* arg);
 
 }  // namespace vmrt

@@ -195,6 +195,29 @@ bool vm_reserv_reclaim_one() {
   return true;
 }
 
+bool vm_reserv_frame_free(frame_t f) {
+  const vm_reserv* rv = &g_reserv[f >> VM_RESERV_ORDER];
+  if (!rv->inuse) return false;
+  return !pop_test(rv, static_cast<unsigned>(f - rv->first));
+}
+
+void vm_reserv_foreach_free_run(void (*fn)(frame_t first, frame_t n, void* arg), void* arg) {
+  // Every partially populated reservation is on the LRU; full ones have no free frame.
+  for (vm_reserv* rv = g_lru_head; rv != nullptr; rv = rv->lru_next) {
+    unsigned k = 0;
+    while (k < VM_RESERV_NPAGES) {
+      if (pop_test(rv, k)) {
+        ++k;
+        continue;
+      }
+      unsigned j = k + 1;
+      while (j < VM_RESERV_NPAGES && !pop_test(rv, j)) ++j;
+      fn(rv->first + k, j - k, arg);
+      k = j;
+    }
+  }
+}
+
 std::uint64_t vm_reserv_active() { return g_active; }
 std::uint64_t vm_reserv_free_frames() { return g_free_in_reserv; }
 

@@ -55,6 +55,10 @@ void vm_reserv_free_page(vm_page* m);
 void vm_reserv_rename(vm_page* m, const vm_object* old_obj, vm_pindex_t old_pindex);
 // Break the least recently used partially populated reservation.  False if none.
 bool vm_reserv_reclaim_one();
+// Is frame f (m->reserv != 0) an unpopulated frame of an active reservation?
+bool vm_reserv_frame_free(frame_t f);
+// Call fn(first, n, arg) for every run of unpopulated frames of active reservations.
+void vm_reserv_foreach_free_run(void (*fn)(frame_t first, frame_t n, void* arg), void* arg);
 // Counts: active reservations, frames reserved but unpopulated.
 std::uint64_t vm_reserv_active();
 std::uint64_t vm_reserv_free_frames();

@@ -52,6 +52,11 @@ enum vm_counter : unsigned {
   V_CONTIG_ALLOC,         // "contiguous runs allocated"
   V_PAGES_RELEASED,       // "pages released to host"
   V_RELEASE_CALLS,        // "host release calls"
+  V_FRAME_CACHE,          // "free frames cached" (gauge): free, host-resident, not known zero
+  V_FRAME_CACHE_REUSED,   // "cached frames reused": allocations served by a cached frame
+  V_FRAME_CACHE_TRIMMED,  // "cached frames trimmed": released by vm_page_cache_trim
+  V_FORK_PREFAULT_PAGES,  // "fork prefaulted pages": entered read-only into a fork child
+  V_PMAP_POPULATE_PAGES,  // "pmap populated pages": host page tables filled at enter
   // maps
   V_MAP_ENTRIES,          // "map entries" (gauge)
   V_MAP_CLIPS,            // "map entry clips"
@@ -117,6 +122,11 @@ inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
     {V_CONTIG_ALLOC, "contiguous runs allocated"},
     {V_PAGES_RELEASED, "pages released to host"},
     {V_RELEASE_CALLS, "host release calls"},
+    {V_FRAME_CACHE, "free frames cached"},
+    {V_FRAME_CACHE_REUSED, "cached frames reused"},
+    {V_FRAME_CACHE_TRIMMED, "cached frames trimmed"},
+    {V_FORK_PREFAULT_PAGES, "fork prefaulted pages"},
+    {V_PMAP_POPULATE_PAGES, "pmap populated pages"},
     {V_MAP_ENTRIES, "map entries"},
     {V_MAP_CLIPS, "map entry clips"},
     {V_MAP_MERGES, "map entry merges"},

@@ -10,11 +10,15 @@
 #include "vm/vm_object.h"
 #include "vm/vm_out.h"
 #include "vm/vm_page.h"
+#include "vm/vm_radix.h"
 #include "vm/vm_stats.h"
 #include "vm/vm_zone.h"
 #include "vmspace_impl.h"
 
 namespace vmrt {
+
+vmspace_tunables g_vmspace_tunables;
+
 namespace {
 
 vm_zone g_vmspace_zone = VM_ZONE_INIT("VMSPACE", sizeof(vmspace), 0);
@@ -44,6 +48,69 @@ kern_return_t copy_entry_pages(vm_map_entry* src, vm_object** out) {
   }
   *out = obj;
   return KERN_SUCCESS;
+}
+
+vm_page* g_prefault_run[kFaultMaxRun];  // [VM lock]
+
+// Entries sparser than this (pages in the entry per resident page in the chain) are not
+// prefaulted: the walk would cost more than the faults it saves.
+constexpr vm_pindex_t kPrefaultSparse = 8;
+
+// Fork prefault (the host kernel copies PTEs at fork): enter the pages visible through obj's
+// chain at [offset, offset + (ce - cs)) read-only at [cs, ce) in the child's pmap, one lazy
+// enter per frame-contiguous run (no page-table fill: that would cost ~0.15 us a page at
+// fork; a first read is a host minor fault the host resolves alone).  A child read then takes no fault, and a child write is a
+// protection fault resolved in the faulting thread (not a userfaultfd missing-page event).
+// Residency as the VM sees it (mincore, object counts) is unchanged: only translations are
+// added.  A host refusal only ends the prefault.
+//  => VM lock held; pm's reservation for [cs, ce) already set.
+void fork_prefault(pmap* pm, vm_object* obj, vm_ooffset_t offset, vaddr_t cs, vaddr_t ce, vm_prot_t prot) {
+  prot = static_cast<vm_prot_t>(prot & ~VM_PROT_WRITE);
+  if (pm == nullptr || obj == nullptr || (prot & VM_PROT_READ) == 0) return;
+  const vm_pindex_t p0 = atop(offset), n = atop(ce - cs);
+  std::uint64_t resident = 0;
+  for (vm_object* o = obj; o != nullptr; o = o->backing_object) resident += o->resident_page_count;
+  if (resident == 0 || n > kPrefaultSparse * resident + kFaultMaxRun) return;
+  const bool single = obj->backing_object == nullptr;
+  vsize_t k = 0;          // pages in the pending run
+  vm_pindex_t run_i = 0;  // entry page index of the run's first page
+  std::int64_t entered = 0;
+  auto flush = [&]() -> bool {
+    if (k == 0) return true;
+    kern_return_t kr = pmap_enter_lazy(pm, cs + ptoa(run_i), g_prefault_run, k, prot);
+    entered += static_cast<std::int64_t>(k);
+    k = 0;
+    return kr == KERN_SUCCESS;
+  };
+  vm_pindex_t i = 0;
+  while (i < n) {
+    vm_page* m;
+    if (single) {
+      m = vm_radix_lookup_ge(&obj->rtree, p0 + i);
+      if (m == nullptr || m->pindex >= p0 + n) break;
+      i = m->pindex - p0;
+    } else {
+      m = vm_object_chain_lookup(obj, p0 + i, nullptr);
+      if (m == nullptr) {
+        if (!flush()) break;
+        ++i;
+        continue;
+      }
+    }
+    bool extends = k != 0 && run_i + k == i && k < kFaultMaxRun &&
+                   vm_page_frame(m) == vm_page_frame(g_prefault_run[k - 1]) + 1;
+    if (!extends) {
+      if (!flush()) {
+        k = 0;
+        break;
+      }
+      run_i = i;
+    }
+    g_prefault_run[k++] = m;
+    ++i;
+  }
+  flush();
+  vm_stat_add(V_FORK_PREFAULT_PAGES, entered);
 }
 
 void prot_str(vm_prot_t p, char* s) {
@@ -99,6 +166,7 @@ kern_return_t vmspace_fork(vmspace* parent, pmap* child_pm, vmspace** out) {
     vaddr_t cs = e->start + delta, ce = e->end + delta;
     std::uint16_t fl = e->eflags;
     vm_map_entry* ne = nullptr;
+    bool prefault = false;  // COW-shared: the parent's pages are entered read-only in the child
     switch (e->inheritance) {
       case VM_INHERIT_NONE:
         continue;
@@ -163,6 +231,7 @@ kern_return_t vmspace_fork(vmspace* parent, pmap* child_pm, vmspace** out) {
         kr = vm_map_insert(cm, e->object, e->offset, cs, ce, e->protection, e->max_protection,
                            static_cast<std::uint16_t>(e->eflags | MAP_ENTRY_NOCOALESCE), e->inheritance, &ne);
         if (kr != KERN_SUCCESS) vm_object_deallocate(e->object);
+        prefault = kr == KERN_SUCCESS;
         break;
     }
     if (kr == KERN_SUCCESS && ne != nullptr) {
@@ -170,6 +239,8 @@ kern_return_t vmspace_fork(vmspace* parent, pmap* child_pm, vmspace** out) {
       ne->eflags |= static_cast<std::uint16_t>(e->eflags & MAP_ENTRY_NOCOALESCE);
       ne->advice = e->advice;
       pmap_reserve(child_pm, cs, ce, e->protection);
+      if (prefault && g_vmspace_tunables.fork_prefault)
+        fork_prefault(child_pm, e->object, e->offset, cs, ce, e->protection);
     }
   }
   if (kr != KERN_SUCCESS) {

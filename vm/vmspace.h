@@ -51,7 +51,17 @@ pmap* vmspace_pmap(vmspace* vs);
 // copy-on-write (needs-copy; resident pages write-protected in the parent), NONE leaves a
 // hole, ZERO gives fresh zero-fill memory.  The child's addresses are the parent's shifted
 // by (child_pm->min - parent min).
+// The child's pmap gets the parent's resident pages of every copy-on-write entry entered
+// read-only (one enter per frame-contiguous run, like the host kernel copying PTEs), so
+// child reads take no fault and child writes are protection faults (in the faulting
+// thread under every trap backend); mincore and object residency are unchanged by it.
 kern_return_t vmspace_fork(vmspace* parent, pmap* child_pm, vmspace** out);
+
+// Tunables (tests flip them to compare paths).
+struct vmspace_tunables {
+  bool fork_prefault = true;  // enter COW pages read-only into the child at vmspace_fork
+};
+extern vmspace_tunables g_vmspace_tunables;
 
 // The mmap family.  Validation follows Linux: zero length, unaligned addr, ranges outside
 // [min, max), exactly-one-of PRIVATE/SHARED, prot beyond maxprot.

@@ -171,3 +171,104 @@ TEST_CASE("read(2) into and write(2) from never-touched memory") {
   CHECK(rtt::check_ok(vs));
   vmrt_vmspace_destroy(vs);
 }
+
+TEST_CASE("recycled frames: freed memory stays cached, reads as zeros when reused (also in a host fork child)") {
+  REQUIRE(vmrt_init() == 0);
+  const size_t len = 8u << 20, n = len / kPage;
+  auto fill_and_destroy = [&]() {
+    vmrt_vmspace* vs = vmrt_vmspace_create(len + (4u << 20));
+    REQUIRE(vs != nullptr);
+    char* p = static_cast<char*>(vmrt_mmap(vs, nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    REQUIRE(p != VMRT_MAP_FAILED);
+    for (size_t i = 0; i < n; ++i) std::memset(p + i * kPage, 0xAB, kPage);
+    vmrt_vmspace_destroy(vs);
+  };
+  auto check_zero = [&]() -> bool {
+    vmrt_vmspace* vs = vmrt_vmspace_create(len + (4u << 20));
+    if (vs == nullptr) return false;
+    char* p = static_cast<char*>(vmrt_mmap(vs, nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    if (p == VMRT_MAP_FAILED) return false;
+    bool z = true;
+    for (size_t i = 0; i < n; ++i)
+      for (size_t off = 0; off < kPage; off += 512) z = z && p[i * kPage + off] == 0 && p[i * kPage + off + 511] == 0;
+    vmrt_vmspace_destroy(vs);
+    return z;
+  };
+  fill_and_destroy();
+  long long cached = rtt::counter("free frames cached");
+  MESSAGE("free frames cached after freeing 8 MiB: ", cached);
+  CHECK(cached >= static_cast<long long>(n));  // default limit: min(physmem / 4, 1 GiB)
+  long long reused0 = rtt::counter("cached frames reused");
+  long long populated0 = rtt::counter("pmap populated pages");
+  CHECK(check_zero());
+  CHECK(rtt::counter("cached frames reused") - reused0 >= static_cast<long long>(n));
+  MESSAGE("pmap populated pages while touching 8 MiB: ", rtt::counter("pmap populated pages") - populated0);
+  // A host fork child does not copy free (cached) frames: they must still read as zeros there.
+  fill_and_destroy();
+  pid_t pid = rtt::vm_fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) _exit(check_zero() ? 0 : 1);
+  int st = 0;
+  REQUIRE(waitpid(pid, &st, 0) == pid);
+  CHECK(WIFEXITED(st));
+  CHECK(WEXITSTATUS(st) == 0);
+  CHECK(check_zero());
+}
+
+TEST_CASE("vmspace_fork prefault: child reads take no fault, writes stay private both ways, mincore unchanged") {
+  REQUIRE(vmrt_init() == 0);
+  const size_t n = 512;
+  vmrt_vmspace* vs = vmrt_vmspace_create(16u << 20);
+  REQUIRE(vs != nullptr);
+  char* p = static_cast<char*>(vmrt_mmap(vs, nullptr, n * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  REQUIRE(p != VMRT_MAP_FAILED);
+  REQUIRE(vmrt_madvise(vs, p, n * kPage, MADV_RANDOM) == 0);  // page-exact residency
+  for (size_t i = 0; i < n; ++i)
+    if (i % 4 != 3) p[i * kPage + 5] = static_cast<char>(i | 1);
+  unsigned char pvec[n], cvec[n];
+  REQUIRE(vmrt_mincore(vs, p, n * kPage, pvec) == 0);
+  long long pre0 = rtt::counter("fork prefaulted pages");
+  vmrt_vmspace* child = vmrt_vmspace_fork(vs);
+  REQUIRE(child != nullptr);
+  CHECK(rtt::counter("fork prefaulted pages") - pre0 == static_cast<long long>(n - n / 4));
+  char* c = static_cast<char*>(vmrt_translate(vs, child, p));
+  REQUIRE(c != nullptr);
+  REQUIRE(vmrt_mincore(child, c, n * kPage, cvec) == 0);
+  bool same = true;
+  for (size_t i = 0; i < n; ++i) same = same && (cvec[i] & 1) == (pvec[i] & 1);
+  CHECK(same);
+  // Reads of the parent's resident pages: no vmrt fault at all (the host fills the PTEs).
+  long long f0 = rtt::counter("page faults");
+  bool data = true;
+  for (size_t i = 0; i < n; ++i)
+    if (i % 4 != 3) data = data && c[i * kPage + 5] == static_cast<char>(i | 1);
+  CHECK(data);
+  CHECK(rtt::counter("page faults") == f0);
+  // Child writes are protection faults in the writing thread, never userfaultfd events.
+  long long u0 = rtt::counter("userfaultfd faults");
+  for (size_t i = 0; i < n; i += 2)
+    if (i % 4 != 3) c[i * kPage + 5] = 'c';
+  CHECK(rtt::counter("userfaultfd faults") == u0);
+  for (size_t i = 1; i < n; i += 2)
+    if (i % 4 != 3) p[i * kPage + 5] = 'p';
+  bool priv = true;
+  for (size_t i = 0; i < n; ++i) {
+    if (i % 4 == 3) continue;
+    char want_c = i % 2 == 0 ? 'c' : static_cast<char>(i | 1);
+    char want_p = i % 2 == 1 ? 'p' : static_cast<char>(i | 1);
+    priv = priv && c[i * kPage + 5] == want_c && p[i * kPage + 5] == want_p;
+  }
+  CHECK(priv);
+  // Never-touched pages read zeros on both sides.
+  bool zeros = true;
+  for (size_t i = 3; i < n; i += 4) zeros = zeros && c[i * kPage] == 0 && p[i * kPage] == 0;
+  CHECK(zeros);
+  CHECK(rtt::check_ok(vs));
+  CHECK(rtt::check_ok(child));
+  vmrt_vmspace_destroy(child);
+  bool kept = true;
+  for (size_t i = 1; i < n; i += 2)
+    if (i % 4 != 3) kept = kept && p[i * kPage + 5] == 'p';
+  CHECK(kept);
+  vmrt_vmspace_destroy(vs);
+}

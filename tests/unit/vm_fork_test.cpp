@@ -1,6 +1,8 @@
 // vm_fork_test.cpp — vmspace_fork: inheritance, copy-on-write (copy vs move-up), shadow
 // chains kept short by collapse (the fork-and-reap case), contents checked through the
 // direct map.
+#include "vm/vm_fault.h"
+#include "vm/vmspace.h"
 #include "vm_fakepmap.h"
 
 using namespace vmrt;
@@ -45,7 +47,9 @@ TEST_CASE("COPY inheritance: both sides see the old contents, writes stay privat
   for (int k = 0; k < 32; ++k) CHECK(rd(c->vs, ca + k * PAGE_SIZE) == k + 1);
   auto cow0 = fake::ctr(V_COW_FAULTS);
   wr(c->vs, ca, 100);
-  CHECK(fake::ctr(V_COW_FAULTS) == cow0 + 1);
+  // The child's reads took no fault (fork prefault), so this write starts the entry's
+  // sequential stream at its first page: kCowAheadMin pages are copied ahead.
+  CHECK(fake::ctr(V_COW_FAULTS) == cow0 + kCowAheadMin);
   CHECK(rd(p.vs, a) == 1);
   wr(p.vs, a + PAGE_SIZE, 200);
   CHECK(rd(c->vs, ca + PAGE_SIZE) == 2);
@@ -60,6 +64,7 @@ TEST_CASE("COPY inheritance: both sides see the old contents, writes stay privat
 }
 
 TEST_CASE("a child's read faults map runs of the parent's pages read-only, one enter each") {
+  g_vmspace_tunables.fork_prefault = false;  // read faults in the child are what is tested
   fake::space p(kBase, kSize);
   vaddr_t a = p.mmap(64 * PAGE_SIZE);
   for (int k = 0; k < 64; ++k) wr(p.vs, a + k * PAGE_SIZE, static_cast<std::uint8_t>(k));
@@ -68,16 +73,79 @@ TEST_CASE("a child's read faults map runs of the parent's pages read-only, one e
   auto e0 = c->f->enters;
   CHECK(rd(c->vs, a + d + 20 * PAGE_SIZE) == 20);
   CHECK(c->f->enters == e0 + 1);
-  for (int k = 5; k < 64; ++k) {  // window: 15 behind, 48 ahead
+  // The normal advice window around page 20, clamped to the 64 pages.
+  const int lo = 20 - kFaultWindow[VM_ADVICE_NORMAL].behind > 0 ? 20 - kFaultWindow[VM_ADVICE_NORMAL].behind : 0;
+  const int hi = 20 + kFaultWindow[VM_ADVICE_NORMAL].ahead + 1 < 64 ? 20 + kFaultWindow[VM_ADVICE_NORMAL].ahead + 1 : 64;
+  for (int k = lo; k < hi; ++k) {
     CHECK(fake::mapped(c->vs, a + d + k * PAGE_SIZE));
     CHECK(fake::mapped_prot(c->vs, a + d + k * PAGE_SIZE) == VM_PROT_READ);
   }
-  CHECK(!fake::mapped(c->vs, a + d + 4 * PAGE_SIZE));
+  for (int k = 0; k < lo; ++k) CHECK(!fake::mapped(c->vs, a + d + k * PAGE_SIZE));
+  for (int k = hi; k < 64; ++k) CHECK(!fake::mapped(c->vs, a + d + k * PAGE_SIZE));
   for (int k = 0; k < 64; ++k) CHECK(rd(c->vs, a + d + k * PAGE_SIZE) == k);
   wr(c->vs, a + d + 30 * PAGE_SIZE, 99);  // still copy-on-write
   CHECK(rd(p.vs, a + 30 * PAGE_SIZE) == 30);
   CHECK(fake::check_all() == "");
   delete c;
+  g_vmspace_tunables.fork_prefault = true;
+}
+
+TEST_CASE("fork prefault: the child's pmap gets the parent's resident pages read-only, residency unchanged") {
+  REQUIRE(g_vmspace_tunables.fork_prefault);
+  fake::space p(kBase, kSize);
+  vaddr_t a = p.mmap(96 * PAGE_SIZE);
+  vm_madvise(p.vs, a, 96 * PAGE_SIZE, VM_ADVICE_RANDOM);  // exactly the pages written are resident
+  for (int k = 0; k < 96; ++k)
+    if (k % 3 != 2) wr(p.vs, a + k * PAGE_SIZE, static_cast<std::uint8_t>(k + 1));
+  std::uint8_t pvec[96];
+  REQUIRE(vm_mincore(p.vs, a, 96 * PAGE_SIZE, pvec) == KERN_SUCCESS);
+  auto pre0 = fake::ctr(V_FORK_PREFAULT_PAGES);
+  fake::space* c = fork_of(p);
+  vaddr_t d = vmspace_min(c->vs) - kBase;
+  CHECK(fake::ctr(V_FORK_PREFAULT_PAGES) == pre0 + 64);
+  CHECK(fake::check_all() == "");
+  // Exactly the parent's resident pages are mapped in the child, read-only.
+  for (int k = 0; k < 96; ++k) {
+    bool res = k % 3 != 2;
+    CHECK(fake::mapped(c->vs, a + d + k * PAGE_SIZE) == res);
+    if (res) CHECK(fake::mapped_prot(c->vs, a + d + k * PAGE_SIZE) == VM_PROT_READ);
+  }
+  // mincore is about the VM's residency (the object chain), not translations: the child
+  // reports what the parent does, before and after.
+  std::uint8_t cvec[96];
+  REQUIRE(vm_mincore(c->vs, a + d, 96 * PAGE_SIZE, cvec) == KERN_SUCCESS);
+  for (int k = 0; k < 96; ++k) CHECK((cvec[k] & 1) == (pvec[k] & 1));
+  // Child reads of resident pages take no fault and see the parent's data.
+  auto f0 = fake::ctr(V_FAULTS);
+  for (int k = 0; k < 96; ++k)
+    if (k % 3 != 2) CHECK(rd(c->vs, a + d + k * PAGE_SIZE) == k + 1);
+  CHECK(fake::ctr(V_FAULTS) == f0);
+  // Never-touched pages read zeros (a fault) in the child.
+  CHECK(rd(c->vs, a + d + 2 * PAGE_SIZE) == 0);
+  // Writes stay private in both directions.
+  wr(c->vs, a + d + 10 * PAGE_SIZE, 200);
+  wr(p.vs, a + 13 * PAGE_SIZE, 201);
+  CHECK(rd(p.vs, a + 10 * PAGE_SIZE) == 11);
+  CHECK(rd(c->vs, a + d + 13 * PAGE_SIZE) == 14);
+  CHECK(rd(c->vs, a + d + 10 * PAGE_SIZE) == 200);
+  CHECK(rd(p.vs, a + 13 * PAGE_SIZE) == 201);
+  for (int k = 0; k < 96; ++k) {
+    if (k % 3 == 2 || k == 10 || k == 13) continue;
+    CHECK(rd(c->vs, a + d + k * PAGE_SIZE) == k + 1);
+    CHECK(rd(p.vs, a + k * PAGE_SIZE) == k + 1);
+  }
+  CHECK(fake::check_all() == "");
+  // A grandchild forked from the child sees the child's view.
+  fake::space* g = fork_of(*c);
+  vaddr_t gd = vmspace_min(g->vs) - vmspace_min(c->vs);
+  CHECK(rd(g->vs, a + d + gd + 10 * PAGE_SIZE) == 200);
+  CHECK(rd(g->vs, a + d + gd + 13 * PAGE_SIZE) == 14);
+  CHECK(fake::check_all() == "");
+  delete g;
+  delete c;
+  CHECK(fake::check_all() == "");
+  for (int k = 0; k < 96; ++k)
+    if (k % 3 != 2 && k != 13) CHECK(rd(p.vs, a + k * PAGE_SIZE) == k + 1);
 }
 
 TEST_CASE("SHARE, NONE and ZERO inheritance") {
