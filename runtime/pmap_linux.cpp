@@ -57,10 +57,24 @@ static_assert((kGranule >> PAGE_SHIFT) % (std::size_t{1} << kChunkShift) == 0);
 pte* g_pte;
 std::uint8_t* g_bits;
 std::uint16_t* g_chunk;  // resident pages per chunk [pmap lock]
+// Per chunk: 0 means every g_bits byte of the chunk is zero (never reserved, mapped or
+// refused since boot or the last window reset), so scans may skip it whole [pmap lock].
+std::uint8_t* g_dirty;
 std::size_t g_npages;
 vaddr_t g_base;
 std::atomic<int> g_uffd{-1};
 spinlock g_lock;
+
+// Every store of a non-zero value into g_bits goes through here (clearing stores may not).
+inline void set_bits(std::size_t p, std::uint8_t v) {
+  g_bits[p] = v;
+  if (v != 0) g_dirty[p >> kChunkShift] = 1;
+}
+// True when pages [p, p + chunk) are one whole clean chunk.
+inline bool clean_chunk_at(std::size_t p, std::size_t end) {
+  constexpr std::size_t kChunk = std::size_t{1} << kChunkShift;
+  return (p & (kChunk - 1)) == 0 && p + kChunk <= end && g_dirty[p >> kChunkShift] == 0;
+}
 
 inline std::size_t idx_of(vaddr_t va) { return (va - g_base) >> PAGE_SHIFT; }
 inline vaddr_t va_of(std::size_t i) { return g_base + (i << PAGE_SHIFT); }
@@ -87,7 +101,15 @@ std::int64_t breaks(std::size_t lo, std::size_t hi) {
   if (lo < 1) lo = 1;
   if (hi > g_npages - 1) hi = g_npages - 1;
   std::int64_t n = 0;
-  for (std::size_t p = lo; p <= hi; ++p) n += joined(p) ? 0 : 1;
+  constexpr std::size_t kMask = (std::size_t{1} << kChunkShift) - 1;
+  for (std::size_t p = lo; p <= hi; ++p) {
+    // Inside a clean chunk every page boundary joins: jump to the chunk's last page.
+    if ((p & kMask) != 0 && g_dirty[p >> kChunkShift] == 0) {
+      p |= kMask;
+      if (p > hi) break;
+    }
+    n += joined(p) ? 0 : 1;
+  }
   return n;
 }
 
@@ -169,7 +191,7 @@ void protect_run(std::size_t i, std::size_t j, vm_prot_t prot) {
   rt_count(RC_HOST_MPROTECT);
   RT_ASSERT(rc == 0, "mprotect of resident pages failed (host VMA limit?)");
   for (std::size_t p = i; p < j; ++p)
-    g_bits[p] = static_cast<std::uint8_t>((g_bits[p] & ~B_MPROT) | (prot << B_MPROT_SHIFT));
+    set_bits(p, static_cast<std::uint8_t>((g_bits[p] & ~B_MPROT) | (prot << B_MPROT_SHIFT)));
   rt_host_vmas_add(breaks(i, j) - before);
 }
 
@@ -249,7 +271,7 @@ kern_return_t enter_run(std::size_t i, std::size_t n, frame_t f0, vm_prot_t prot
   for (std::size_t k = 0; k < n; ++k) {
     std::size_t p = i + k;
     if ((g_bits[p] & B_MAPPED) == 0) ++g_chunk[p >> kChunkShift];
-    g_bits[p] = static_cast<std::uint8_t>((g_bits[p] & B_RESV) | B_MAPPED | (prot << B_MPROT_SHIFT));
+    set_bits(p, static_cast<std::uint8_t>((g_bits[p] & B_RESV) | B_MAPPED | (prot << B_MPROT_SHIFT)));
     vm_page* m = vm_page_from_frame(f0 + static_cast<frame_t>(k));
     set_md(m, md(m) | flags);
   }
@@ -335,8 +357,13 @@ void op_reserve(pmap* pm, vaddr_t sva, vaddr_t eva, vm_prot_t prot) {
   bool uffd = g_uffd.load(std::memory_order_relaxed) >= 0;
   if (!uffd) {
     // The host state of non-resident pages is PROT_NONE whatever the reservation: record only.
-    for (std::size_t p = i; p < e; ++p)
-      if ((g_bits[p] & B_RESV) != prot) g_bits[p] = static_cast<std::uint8_t>((g_bits[p] & ~B_RESV) | prot);
+    for (std::size_t p = i; p < e; ++p) {
+      if (prot == VM_PROT_NONE && clean_chunk_at(p, e)) {
+        p += (std::size_t{1} << kChunkShift) - 1;
+        continue;
+      }
+      if ((g_bits[p] & B_RESV) != prot) set_bits(p, static_cast<std::uint8_t>((g_bits[p] & ~B_RESV) | prot));
+    }
     return;
   }
   // Record, and restore the host state of every non-resident run whose reservation
@@ -344,19 +371,23 @@ void op_reserve(pmap* pm, vaddr_t sva, vaddr_t eva, vm_prot_t prot) {
   std::size_t p = i;
   while (p < e) {
     if ((g_bits[p] & B_MAPPED) != 0) {
-      g_bits[p] = static_cast<std::uint8_t>((g_bits[p] & ~B_RESV) | prot);
+      set_bits(p, static_cast<std::uint8_t>((g_bits[p] & ~B_RESV) | prot));
       ++p;
       continue;
     }
     std::size_t q = p;
     bool changed = false;
     while (q < e && (g_bits[q] & B_MAPPED) == 0) {
+      if (prot == VM_PROT_NONE && clean_chunk_at(q, e)) {  // all zero: nothing to change
+        q += std::size_t{1} << kChunkShift;
+        continue;
+      }
       if ((g_bits[q] & (B_RESV | B_REFUSED)) != prot) changed = true;
       ++q;
     }
     if (changed) {
       std::int64_t before = breaks(p, q);
-      for (std::size_t k = p; k < q; ++k) g_bits[k] = static_cast<std::uint8_t>((g_bits[k] & ~B_RESV) | prot);
+      for (std::size_t k = p; k < q; ++k) set_bits(k, static_cast<std::uint8_t>((g_bits[k] & ~B_RESV) | prot));
       host_reserve(p, q - p, prot);
       rt_host_vmas_add(breaks(p, q) - before);
     }
@@ -428,7 +459,7 @@ bool pmap_linux_init() {
   g_base = region_base();
   g_npages = region_size() >> PAGE_SHIFT;
   std::size_t nchunks = g_npages >> kChunkShift;
-  std::size_t bytes = g_npages * sizeof(pte) + g_npages + nchunks * sizeof(std::uint16_t);
+  std::size_t bytes = g_npages * sizeof(pte) + g_npages + nchunks * sizeof(std::uint16_t) + nchunks;
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) {
     say("vmrt: cannot map the software page tables\n");
@@ -438,6 +469,7 @@ bool pmap_linux_init() {
   g_pte = reinterpret_cast<pte*>(c);
   g_bits = reinterpret_cast<std::uint8_t*>(c + g_npages * sizeof(pte));
   g_chunk = reinterpret_cast<std::uint16_t*>(c + g_npages * sizeof(pte) + g_npages);
+  g_dirty = reinterpret_cast<std::uint8_t*>(g_chunk + nchunks);
   rt_host_vmas_add(1);  // the region reservation itself
   return true;
 }
@@ -463,7 +495,7 @@ void pmap_linux_refuse(vaddr_t va) {
   std::int64_t before = breaks(i, i + 1);
   ::mprotect(reinterpret_cast<void*>(va_of(i)), PAGE_SIZE, PROT_NONE);
   rt_count(RC_HOST_MPROTECT);
-  g_bits[i] |= B_REFUSED;
+  set_bits(i, static_cast<std::uint8_t>(g_bits[i] | B_REFUSED));
   rt_host_vmas_add(breaks(i, i + 1) - before);
 }
 
@@ -474,6 +506,8 @@ void pmap_linux_reset(vaddr_t sva, vaddr_t eva) {
     RT_ASSERT(g_chunk[c] == 0, "window torn down with resident pages");
   std::int64_t before = breaks(i, e);
   std::memset(g_bits + i, 0, e - i);
+  constexpr std::size_t kChunk = std::size_t{1} << kChunkShift;
+  for (std::size_t c = (i + kChunk - 1) >> kChunkShift; (c + 1) * kChunk <= e; ++c) g_dirty[c] = 0;
   void* r = ::mmap(reinterpret_cast<void*>(sva), eva - sva, PROT_NONE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
   rt_count(RC_HOST_MMAP);
