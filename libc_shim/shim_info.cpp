@@ -14,7 +14,7 @@
 //                          smblks, hblks, hblkhd, fsmblks, keepcost = 0
 //   mallinfo()             the same, each field truncated to int
 //   malloc_stats()         the vmstat -m report and the shim counters on stderr
-//   malloc_trim(pad)       kmem::trim(): 1 if pages went back to the VM, else 0
+//   malloc_trim(pad)       runtime_trim() (kmem pages, then cached frames): 1 if memory went back to the host
 //   malloc_info(0, fp)     an XML document like glibc's: one <size> per kmem
 //                          bucket, totals; 0.  options != 0: -1 + EINVAL
 #include <cerrno>
@@ -23,6 +23,7 @@
 #include <malloc.h>
 
 #include "libc_shim/shim_alloc.h"
+#include "runtime/boot.h"
 #include "libc_shim/shim_write.h"
 
 namespace shim = vmrt::shim;
@@ -99,7 +100,7 @@ VMRT_EXPORT void malloc_stats() noexcept {
 
 VMRT_EXPORT int malloc_trim(std::size_t /*pad*/) noexcept {
   if (!shim::ensure_booted()) return 0;
-  return kmem::trim() > 0 ? 1 : 0;
+  return vmrt::runtime_trim() > 0 ? 1 : 0;
 }
 
 VMRT_EXPORT int malloc_info(int options, FILE* fp) noexcept {

@@ -26,6 +26,7 @@
 #include "vm/pmap.h"
 #include "vm/vm_kern.h"
 #include "vm/vm_lock.h"
+#include "vm/vm_page.h"
 #include "vm/vm_stats.h"
 #include "vm/vmspace.h"
 
@@ -86,6 +87,11 @@ struct size_limits {
 constexpr size_limits kRegionLimits{rt::kMinRegion, rt::kMaxRegion};
 constexpr size_limits kPhysmemLimits{std::size_t{16} << 20, std::size_t{1} << 44};
 constexpr size_limits kKmemLimits{std::size_t{16} << 20, rt::kMaxRegion / 2};
+constexpr size_limits kFrameCacheLimits{0, std::size_t{1} << 44};
+// Default free-frame cache: physmem / kFrameCacheDiv, at most kFrameCacheMax.
+constexpr std::size_t kFrameCacheDiv = 4;
+constexpr std::size_t kFrameCacheMax = std::size_t{1} << 30;
+static_assert(kFrameCacheDiv >= 2 && kFrameCacheMax % 4096 == 0);
 static_assert(kRegionLimits.min < kRegionLimits.max && kPhysmemLimits.min < kPhysmemLimits.max &&
               kKmemLimits.min < kKmemLimits.max && kKmemLimits.max <= kRegionLimits.max);
 
@@ -138,6 +144,8 @@ runtime_config runtime_config_from_env() {
   env_size("VMRT_REGION_SIZE", &c.region_size, kRegionLimits);
   env_size("VMRT_PHYSMEM", &c.physmem_size, kPhysmemLimits);
   env_size("VMRT_KMEM_SIZE", &c.kmem_size, kKmemLimits);
+  c.frame_cache = c.physmem_size / kFrameCacheDiv < kFrameCacheMax ? c.physmem_size / kFrameCacheDiv : kFrameCacheMax;
+  env_size("VMRT_FRAME_CACHE", &c.frame_cache, kFrameCacheLimits);
   if (const char* t = getenv("VMRT_TRAP")) {
     if (std::strcmp(t, "sigsegv") == 0) c.trap = trap_backend::sigsegv;
     else if (std::strcmp(t, "userfaultfd") == 0 || std::strcmp(t, "uffd") == 0) c.trap = trap_backend::userfaultfd;
@@ -163,7 +171,7 @@ namespace {
 bool boot_vm(const runtime_config& cfg) {
   if (!rt::region_reserve(cfg.region_size)) return false;
   if (!rt::pmap_linux_init()) return false;
-  if (!rt::physmem_init(cfg.physmem_size)) return false;
+  if (!rt::physmem_init(cfg.physmem_size, cfg.frame_cache)) return false;
   pmap_set_machine_ops(&rt::g_pmap_linux_ops);
   // No trap backend yet: kmem memory is wired (always mapped), so nothing in the kernel
   // window faults.  runtime_trap_start() installs it with the first API vmspace.
@@ -317,6 +325,13 @@ void runtime_report(int fd) {
     o.str("--- procstat -v (kernel map) ---\n").flush(fd);
     vmspace_report_procstat(runtime_kernel_vmspace(), fd);
   }
+}
+
+std::size_t runtime_trim() {
+  if (!runtime_booted()) return 0;
+  kmem::trim();
+  vm_lock_guard g;
+  return static_cast<std::size_t>(vm_page_cache_trim(0)) << PAGE_SHIFT;
 }
 
 }  // namespace vmrt

@@ -29,6 +29,8 @@ struct runtime_config {
   std::size_t region_size;    // VMRT_REGION_SIZE   (bytes, suffixes K/M/G/T; default 64G)
   std::size_t physmem_size;   // VMRT_PHYSMEM       (bytes; default: host RAM, at most 64G)
   std::size_t kmem_size;      // VMRT_KMEM_SIZE     (kmem submap; default 16G)
+  std::size_t frame_cache;    // VMRT_FRAME_CACHE   (freed frames kept host-resident for reuse,
+                              //  zeroed on reuse; default min(physmem/4, 1G); 0 = release at once)
   trap_backend trap;          // VMRT_TRAP          (auto | sigsegv | userfaultfd)
   bool stats;                 // VMRT_STATS=1       (reports at exit)
   bool kmem_diagnostics;      // VMRT_KMEM_DIAG=1   (fill freed blocks, detect misuse)
@@ -56,6 +58,11 @@ const runtime_config& runtime_current_config();
 void runtime_fork_prepare();
 void runtime_fork_parent();
 void runtime_fork_child();
+
+// Give memory back to the host: kmem returns its free pages to the VM, then every cached
+// free frame is released (hole punch).  Returns the bytes released to the host; 0 when the
+// machine is not up.  Takes kmem's and the VM lock: not from a signal handler.
+std::size_t runtime_trim();
 
 // vmstat -s, vmstat -m and the kernel map's procstat -v, written with write(2).
 void runtime_report(int fd);

@@ -27,43 +27,6 @@ int g_fd = -1;
 frame_t g_nframes;
 std::size_t g_bytes;
 
-// Free-frame cache (vm_page.h): default limit = physmem / kCacheDefaultDiv, at most
-// kCacheDefaultMax bytes; VMRT_FRAME_CACHE=<size> overrides (0 = release every freed frame).
-constexpr std::size_t kCacheDefaultDiv = 4;
-constexpr std::size_t kCacheDefaultMax = std::size_t{1} << 30;
-static_assert(kCacheDefaultDiv >= 2 && kCacheDefaultMax % 4096 == 0);
-
-// Parse "123", "64K", "16M", "4G" (no malloc).  False on garbage.
-bool parse_size(const char* s, std::size_t* out) {
-  if (s == nullptr || *s == '\0') return false;
-  std::size_t v = 0;
-  const char* p = s;
-  for (; *p >= '0' && *p <= '9'; ++p) {
-    if (v > (SIZE_MAX - 9) / 10) return false;
-    v = v * 10 + static_cast<std::size_t>(*p - '0');
-  }
-  if (p == s) return false;
-  unsigned shift = 0;
-  if (*p == 'k' || *p == 'K') shift = 10, ++p;
-  else if (*p == 'm' || *p == 'M') shift = 20, ++p;
-  else if (*p == 'g' || *p == 'G') shift = 30, ++p;
-  if (*p == 'b' || *p == 'B') ++p;
-  if (*p != '\0' || (shift != 0 && v > (SIZE_MAX >> shift))) return false;
-  *out = v << shift;
-  return true;
-}
-
-frame_t cache_limit_frames(std::size_t bytes) {
-  std::size_t lim = bytes / kCacheDefaultDiv;
-  if (lim > kCacheDefaultMax) lim = kCacheDefaultMax;
-  if (const char* e = ::getenv("VMRT_FRAME_CACHE")) {
-    std::size_t v;
-    if (parse_size(e, &v)) lim = v < bytes ? v : bytes;
-    else say("vmrt: ignoring VMRT_FRAME_CACHE: not a size (use e.g. 256M, 0)\n");
-  }
-  return static_cast<frame_t>(lim >> PAGE_SHIFT);
-}
-
 int make_memfd(std::size_t bytes) {
   int fd = ::memfd_create("vmrt-physmem", MFD_CLOEXEC);
   if (fd < 0) return -1;
@@ -82,7 +45,7 @@ void punch(frame_t f, std::size_t n) {
 
 }  // namespace
 
-bool physmem_init(std::size_t bytes) {
+bool physmem_init(std::size_t bytes, std::size_t frame_cache) {
   RT_ASSERT(g_fd < 0, "physmem initialised twice");
   bytes &= ~static_cast<std::size_t>(PAGE_MASK);
   std::size_t max_bytes = static_cast<std::size_t>(UINT32_MAX - 1) << PAGE_SHIFT;
@@ -109,7 +72,7 @@ bool physmem_init(std::size_t bytes) {
   }
   {
     vm_lock_guard g;
-    vm_page_cache_set_limit(cache_limit_frames(bytes));
+    vm_page_cache_set_limit(static_cast<frame_t>((frame_cache < bytes ? frame_cache : bytes) >> PAGE_SHIFT));
   }
   return true;
 }

@@ -14,7 +14,7 @@ namespace vmrt::rt {
 // array (vm_page_startup).  Once, at boot.  False with a message on failure.
 // Sets the free-frame cache limit (vm_page_cache_set_limit): VMRT_FRAME_CACHE=<size>
 // (suffixes K/M/G; 0 = release every freed frame at once), default min(physmem / 4, 1 GiB).
-bool physmem_init(std::size_t bytes);
+bool physmem_init(std::size_t bytes, std::size_t frame_cache);
 int physmem_fd();
 frame_t physmem_nframes();
 // The frame's bytes in the direct map.

@@ -85,6 +85,11 @@ void vmrt_report_procstat(const vmrt_vmspace* vs, int fd); /* procstat -v */
 void vmrt_report_vmstat(int fd);                            /* vmstat -s  */
 void vmrt_report_malloc(int fd);                            /* vmstat -m  */
 
+/* Give memory back to the host: free kmem pages go back to the VM and every cached free
+ * frame (freed frames are kept host-resident for reuse, up to VMRT_FRAME_CACHE) is
+ * released.  Returns the bytes released to the host. */
+size_t vmrt_trim(void);
+
 /* Counters, by name as printed by vmstat -s ("zero-fill faults" ...); -1 if unknown. */
 long long vmrt_counter(const char* name);
 

@@ -367,6 +367,11 @@ void vmrt_report_vmstat(int fd) {
   runtime_report_host(fd);
 }
 
+size_t vmrt_trim(void) {
+  if (!vmrt::runtime_boot()) return 0;
+  return vmrt::runtime_trim();
+}
+
 void vmrt_report_malloc(int fd) {
   if (runtime_boot()) kmem::report_vmstat_m(fd);
 }

@@ -28,7 +28,7 @@ void free_pages(vaddr_t s, vaddr_t t) {
     vm_page* m = vm_radix_lookup_ge(&g_kmem_object->rtree, key);
     if (m == nullptr || m->pindex >= p1) break;
     key = m->pindex + 1;
-    vm_page_free(m);  // resets the wiring
+    vm_page_free(m, VM_FREE_RELEASE);  // resets the wiring; kmem caches on its own
     ++n;
   }
   vm_page_free_flush();

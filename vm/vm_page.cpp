@@ -27,6 +27,7 @@ page_queue g_queues[PQ_COUNT];
 // Frames freed but not yet given back: one contiguous run [g_pend_first, +g_pend_n).
 frame_t g_pend_first = 0;
 frame_t g_pend_n = 0;
+vm_free_mode g_pend_mode = VM_FREE_CACHE;  // how the pending run goes back [VM lock]
 
 constexpr frame_t kMaxPendingRun = 1024;
 
@@ -87,6 +88,7 @@ void flush_pending() {
   g_pend_n = 0;
   const pmap_ops* ops = pmap_machine_ops();
   frame_t keep = g_cache_limit > g_cached ? g_cache_limit - g_cached : 0;
+  if (g_pend_mode == VM_FREE_RELEASE) keep = 0;
   if (ops == nullptr || ops->release_pages == nullptr) keep = n;  // nothing can release: all stay
   if (keep > n) keep = n;
   g_cached += keep;
@@ -314,7 +316,7 @@ vm_page* vm_page_alloc_contig(vsize_t n, unsigned flags) {
   return m;
 }
 
-void vm_page_free(vm_page* m) {
+void vm_page_free(vm_page* m, vm_free_mode mode) {
   VM_LOCK_ASSERT();
   VMRT_ASSERT(m->queue != PQ_FREE);
   if (m->object != nullptr) vm_page_remove(m);
@@ -327,13 +329,14 @@ void vm_page_free(vm_page* m) {
   m->act_count = 0;
   vm_stat_inc(V_PAGES_FREED);
   frame_t f = vm_page_frame(m);
-  if (g_pend_n != 0 && f == g_pend_first + g_pend_n && g_pend_n < kMaxPendingRun) {
+  if (g_pend_n != 0 && f == g_pend_first + g_pend_n && g_pend_n < kMaxPendingRun && mode == g_pend_mode) {
     g_pend_n++;
     return;
   }
   flush_pending();
   g_pend_first = f;
   g_pend_n = 1;
+  g_pend_mode = mode;
 }
 
 kern_return_t vm_page_insert(vm_page* m, vm_object* obj, vm_pindex_t pindex) {

@@ -90,10 +90,15 @@ vm_page* vm_page_alloc(vm_object* obj, vm_pindex_t pindex, unsigned flags);
 // Pages are marked allocated (queue PQ_NONE); flags as above (ZERO, WIRED).
 vm_page* vm_page_alloc_contig(vsize_t n, unsigned flags);
 
-// Free a page: removed from its object and queue, its frame given back (released to the
-// host in batches of contiguous runs, so it reads as zeros again).
+// Free a page: removed from its object and queue, its frame given back in batches of
+// contiguous runs: into the free-frame cache while it has room (zeroed on reuse), else
+// released to the host (reads as zeros again); VM_FREE_RELEASE always releases.
 //  => not mapped anywhere (the caller removed its mappings); wire_count is reset.
-void vm_page_free(vm_page* m);
+// How a freed frame goes back: into the free-frame cache (host-resident, zeroed on reuse) or
+// straight to the host.  Owners that cache memory themselves (kmem) release to the host, so
+// the host never holds two caches of the same memory and the process's RSS tells the truth.
+enum vm_free_mode : std::uint8_t { VM_FREE_CACHE = 0, VM_FREE_RELEASE = 1 };
+void vm_page_free(vm_page* m, vm_free_mode mode = VM_FREE_CACHE);
 // Give back frames whose release was batched (vm_page_free defers).  Called at the start
 // of every allocation and after bulk frees.
 void vm_page_free_flush();

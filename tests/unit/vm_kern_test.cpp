@@ -70,4 +70,24 @@ TEST_CASE("kmem_alloc_wired / kmem_free_wired") {
   CHECK(std::string(buf).find(" sm") != std::string::npos);
   // A fault in kmem memory that is not allocated is refused.
   CHECK(vm_fault(k.vs, base + (200 << 20), VM_FAULT_READ) == KERN_INVALID_ADDRESS);
+
+  // kmem caches freed memory itself (decay), so its frames must not also sit in the VM's
+  // free-frame cache: they go straight back to the host (else the host holds memory that
+  // no RSS figure shows).
+  {
+    frame_t cached0;
+    {
+      vm_lock_guard g;
+      vm_page_cache_set_limit(4096);
+      cached0 = vm_page_cache_count();
+    }
+    auto released0 = fake::ctr(V_PAGES_RELEASED);
+    vaddr_t c = 0;
+    REQUIRE(kmem_alloc_wired(128 * PAGE_SIZE, PAGE_SIZE, &c) == KERN_SUCCESS);
+    kmem_free_wired(c, 128 * PAGE_SIZE);
+    vm_lock_guard g;
+    CHECK(vm_page_cache_count() == cached0);
+    CHECK(fake::ctr(V_PAGES_RELEASED) >= released0 + 128);
+    vm_page_cache_set_limit(0);
+  }
 }
