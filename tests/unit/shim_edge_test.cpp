@@ -305,7 +305,8 @@ int c_trim_releases() {
   long full = physmem_kib();
   CHILD_CHECK(full >= 64 * 1024);
   for (int i = 0; i < kBlocks; ++i) free(blocks[i]);
-  CHILD_CHECK(malloc_trim(0) == 1);
+  int t = malloc_trim(0);  // 1 only if trim itself released something (free may already have)
+  CHILD_CHECK(t == 0 || t == 1);
   long trimmed = physmem_kib();
   // 64 MiB were held; after trimming at least 48 MiB of it must be back with the host.
   CHILD_CHECK(full - trimmed >= 48 * 1024);
