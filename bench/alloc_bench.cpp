@@ -42,17 +42,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench_common.h"
+
 namespace {
 
 // ---------------------------------------------------------------------------------
 // Worker-side helpers (no allocation)
 // ---------------------------------------------------------------------------------
 
-inline std::uint64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return std::uint64_t(ts.tv_sec) * 1000000000ull + std::uint64_t(ts.tv_nsec);
-}
+using bench::median;
+using bench::now_ns;
 
 // xorshift64*: deterministic per seed, identical under every allocator.
 struct rng {
@@ -596,65 +595,18 @@ std::vector<allocator> find_allocators() {
 
 run_result run_worker(const allocator& a, const char* wname, int scale, int timeout_s) {
   run_result res;
-  int pfd[2];
-  if (pipe2(pfd, O_CLOEXEC) != 0) {
-    res.error = "pipe failed";
-    return res;
-  }
-  std::string scale_s = std::to_string(scale);
-  std::uint64_t t_fork = now_ns();
-  pid_t pid = fork();
-  if (pid < 0) {
-    res.error = "fork failed";
-    return res;
-  }
-  if (pid == 0) {
-    dup2(pfd[1], 1);
-    if (a.path.empty()) unsetenv("LD_PRELOAD");
-    else setenv("LD_PRELOAD", a.path.c_str(), 1);
-    execl(g_self.c_str(), g_self.c_str(), "--worker", wname, "--scale", scale_s.c_str(), (char*)nullptr);
-    _exit(127);
-  }
-  close(pfd[1]);
-  std::string out;
-  std::uint64_t deadline = now_ns() + std::uint64_t(timeout_s) * 1000000000ull;
-  bool timed_out = false;
-  for (;;) {
-    std::uint64_t t = now_ns();
-    if (t >= deadline) {
-      timed_out = true;
-      break;
-    }
-    pollfd pf{pfd[0], POLLIN, 0};
-    int rc = poll(&pf, 1, int((deadline - t) / 1000000) + 1);
-    if (rc < 0 && errno == EINTR) continue;
-    if (rc <= 0) continue;
-    char buf[512];
-    ssize_t n = read(pfd[0], buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    out.append(buf, size_t(n));
-  }
-  close(pfd[0]);
-  if (timed_out) kill(pid, SIGKILL);
-  int status = 0;
-  rusage ru{};
-  while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {
-  }
-  res.maxrss_kb = ru.ru_maxrss;
-  res.process_ms = double(now_ns() - t_fork) / 1e6;
-  if (timed_out) {
-    res.error = "timeout after " + std::to_string(timeout_s) + " s";
-    return res;
-  }
-  if (WIFSIGNALED(status)) {
-    res.error = std::string("killed by signal ") + strsignal(WTERMSIG(status));
-    return res;
-  }
-  if (WEXITSTATUS(status) != 0) {
-    res.error = "exit status " + std::to_string(WEXITSTATUS(status));
-    return res;
-  }
+  bench::child_run c = bench::run_child(
+      {g_self, "--worker", wname, "--scale", std::to_string(scale)},
+      [&] {
+        if (a.path.empty()) unsetenv("LD_PRELOAD");
+        else setenv("LD_PRELOAD", a.path.c_str(), 1);
+      },
+      timeout_s);
+  res.maxrss_kb = c.maxrss_kb;
+  res.process_ms = c.process_ms;
+  res.error = bench::exit_error(c, timeout_s);
+  if (!res.error.empty()) return res;
+  const std::string& out = c.out;
   auto k = out.find("RESULT ");
   if (k == std::string::npos) {
     res.error = "no result line";
@@ -684,13 +636,6 @@ run_result run_worker(const allocator& a, const char* wname, int scale, int time
   res.hwm_kb = hwm;
   res.pss_peak_kb = pss;
   return res;
-}
-
-double median(std::vector<double> v) {
-  if (v.empty()) return NAN;
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 void usage(FILE* f) {
@@ -744,23 +689,17 @@ int main(int argc, char** argv) {
   std::string only, allocs;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    auto need = [&](const char* opt) -> const char* {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "alloc_bench: %s needs a value\n", opt);
-        std::exit(2);
-      }
-      return argv[++i];
-    };
+    auto need = [&] { return bench::option_value(argc, argv, i, "alloc_bench"); };
     if (a == "--help" || a == "-h") {
       usage(stdout);
       return 0;
     } else if (a == "--quick") quick = true;
     else if (a == "--verbose" || a == "-v") verbose = true;
-    else if (a == "--reps") reps = std::atoi(need("--reps"));
-    else if (a == "--scale") scale = std::atoi(need("--scale"));
-    else if (a == "--timeout") timeout_s = std::atoi(need("--timeout"));
-    else if (a == "--only") only = need("--only");
-    else if (a == "--allocators") allocs = need("--allocators");
+    else if (a == "--reps") reps = std::atoi(need());
+    else if (a == "--scale") scale = std::atoi(need());
+    else if (a == "--timeout") timeout_s = std::atoi(need());
+    else if (a == "--only") only = need();
+    else if (a == "--allocators") allocs = need();
     else {
       std::fprintf(stderr, "alloc_bench: unknown option %s\n", a.c_str());
       usage(stderr);
@@ -771,14 +710,8 @@ int main(int argc, char** argv) {
   if (scale < 1) scale = quick ? 1 : 4;
   if (timeout_s < 1) timeout_s = quick ? 15 : 120;
 
-  char buf[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) {
-    std::perror("readlink /proc/self/exe");
-    return 1;
-  }
-  buf[n] = 0;
-  g_self = buf;
+  g_self = bench::self_exe();
+  if (g_self.empty()) return 1;
 
   std::vector<allocator> all = find_allocators();
   std::vector<allocator> als;
@@ -953,14 +886,8 @@ int main(int argc, char** argv) {
     if (!sum_ok[w]) std::printf("  %-15s CHECKSUM MISMATCH across allocators\n", wls[w]->name);
   }
   std::printf("\ntotal %.1f s\n", total_s);
-  for (size_t w = 0; w < NW; ++w) {
-    if (std::isnan(sp[w])) std::printf("speedup %s n/a\n", wls[w]->name);
-    else std::printf("speedup %s %.3f\n", wls[w]->name, sp[w]);
-  }
-  for (size_t w = 0; w < NW; ++w) {
-    if (std::isnan(rr[w])) std::printf("rss_ratio %s n/a\n", wls[w]->name);
-    else std::printf("rss_ratio %s %.3f\n", wls[w]->name, rr[w]);
-  }
+  for (size_t w = 0; w < NW; ++w) bench::print_metric(std::string("speedup ") + wls[w]->name, sp[w]);
+  for (size_t w = 0; w < NW; ++w) bench::print_metric(std::string("rss_ratio ") + wls[w]->name, rr[w]);
   bool all_sums = std::all_of(sum_ok.begin(), sum_ok.end(), [](bool b) { return b; });
   return all_sums ? 0 : 1;
 }

@@ -39,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench_common.h"
 #ifndef FAULT_BENCH_HOST_ONLY
 #include "runtime/vmrt.h"
 #endif
@@ -47,11 +48,8 @@ namespace {
 
 constexpr std::size_t kPage = 4096;
 
-inline std::uint64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return std::uint64_t(ts.tv_sec) * 1000000000ull + std::uint64_t(ts.tv_nsec);
-}
+using bench::median;
+using bench::now_ns;
 
 struct rng {
   std::uint64_t s;
@@ -246,13 +244,18 @@ void snap_end(const char* test, std::size_t pages) {
 #endif
 
 #ifndef FAULT_BENCH_HOST_ONLY
-std::uint64_t vmrt_touch(std::size_t pages, const std::uint32_t* perm, bool* ok, keep_list* keep) {
-  std::size_t bytes = pages * kPage;
-  vmrt_vmspace* vs = vmrt_vmspace_create(bytes + 16 * kPage);
-  if (!vs) fail("vmrt_vmspace_create");
-  void* m = vmrt_mmap(vs, nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+// A fresh vmspace (*vs) with `pages` private anonymous read/write pages mapped; their address.
+char* vmrt_map_pages(std::size_t pages, vmrt_vmspace** vs) {
+  *vs = vmrt_vmspace_create((pages + 16) * kPage);
+  if (!*vs) fail("vmrt_vmspace_create");
+  void* m = vmrt_mmap(*vs, nullptr, pages * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (m == VMRT_MAP_FAILED) fail("vmrt_mmap");
-  char* p = static_cast<char*>(m);
+  return static_cast<char*>(m);
+}
+
+std::uint64_t vmrt_touch(std::size_t pages, const std::uint32_t* perm, bool* ok, keep_list* keep) {
+  vmrt_vmspace* vs = nullptr;
+  char* p = vmrt_map_pages(pages, &vs);
   snap_begin();
   std::uint64_t t0 = now_ns();
   if (perm) touch_perm(p, perm, pages);
@@ -268,11 +271,8 @@ std::uint64_t vmrt_touch(std::size_t pages, const std::uint32_t* perm, bool* ok,
 cow_times vmrt_cow(std::size_t pages, bool cold) {
   cow_times r;
   std::size_t bytes = pages * kPage;
-  vmrt_vmspace* vs = vmrt_vmspace_create(bytes + 16 * kPage);
-  if (!vs) fail("vmrt_vmspace_create");
-  void* m = vmrt_mmap(vs, nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (m == VMRT_MAP_FAILED) fail("vmrt_mmap");
-  char* p = static_cast<char*>(m);
+  vmrt_vmspace* vs = nullptr;
+  char* p = vmrt_map_pages(pages, &vs);
   fill_pages(p, pages);
   // 1. Fork; the child writes each page (first access in the child is the write).
   std::uint64_t t0 = now_ns();
@@ -424,46 +424,19 @@ std::string g_self;
 worker_out run_worker(const char* trap, bool quick, std::size_t mib, std::size_t cow_pages, int reps, double budget,
                       int timeout_s) {
   worker_out w;
-  int pfd[2];
-  if (pipe2(pfd, O_CLOEXEC) != 0) {
-    w.error = "pipe";
+  bench::child_run c = bench::run_child(
+      {g_self, "--worker", trap, quick ? "quick" : "full", std::to_string(mib), std::to_string(cow_pages),
+       std::to_string(reps), std::to_string(int(budget))},
+      [&] {
+        if (std::strcmp(trap, "host") != 0) setenv("VMRT_TRAP", trap, 1);
+        unsetenv("LD_PRELOAD");
+      },
+      timeout_s);
+  if (!c.error.empty()) {
+    w.error = c.error;
     return w;
   }
-  std::string a_mib = std::to_string(mib), a_cow = std::to_string(cow_pages), a_reps = std::to_string(reps),
-              a_budget = std::to_string(int(budget));
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(pfd[1], 1);
-    if (std::strcmp(trap, "host") != 0) setenv("VMRT_TRAP", trap, 1);
-    unsetenv("LD_PRELOAD");
-    execl(g_self.c_str(), g_self.c_str(), "--worker", trap, quick ? "quick" : "full", a_mib.c_str(), a_cow.c_str(),
-          a_reps.c_str(), a_budget.c_str(), (char*)nullptr);
-    _exit(127);
-  }
-  close(pfd[1]);
-  std::string out;
-  std::uint64_t deadline = now_ns() + std::uint64_t(timeout_s) * 1000000000ull;
-  bool timed_out = false;
-  for (;;) {
-    std::uint64_t t = now_ns();
-    if (t >= deadline) {
-      timed_out = true;
-      break;
-    }
-    pollfd pf{pfd[0], POLLIN, 0};
-    int rc = poll(&pf, 1, int((deadline - t) / 1000000) + 1);
-    if (rc <= 0) continue;
-    char buf[4096];
-    ssize_t n = read(pfd[0], buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    out.append(buf, size_t(n));
-  }
-  close(pfd[0]);
-  if (timed_out) kill(pid, SIGKILL);
-  int st = 0;
-  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-  }
+  const std::string& out = c.out;
   // Parse what arrived, even from a worker that failed part-way.
   bool in_vmstat = false;
   size_t i = 0;
@@ -513,18 +486,12 @@ worker_out run_worker(const char* trap, bool quick, std::size_t mib, std::size_t
       w.notes.push_back(line);
     }
   }
-  if (timed_out) w.error = "timeout after " + std::to_string(timeout_s) + " s" + (w.error.empty() ? "" : "; " + w.error);
-  else if (WIFSIGNALED(st)) w.error = std::string("killed by signal ") + strsignal(WTERMSIG(st)) + (w.error.empty() ? "" : "; " + w.error);
-  else if (WEXITSTATUS(st) != 0 && w.error.empty()) w.error = "exit status " + std::to_string(WEXITSTATUS(st));
+  // A timeout or a signal comes first, with the worker's own ERROR line after it.
+  std::string exit_err = bench::exit_error(c, timeout_s);
+  if (c.timed_out || WIFSIGNALED(c.status)) w.error = exit_err + (w.error.empty() ? "" : "; " + w.error);
+  else if (!exit_err.empty() && w.error.empty()) w.error = exit_err;
   w.ok = w.error.empty();
   return w;
-}
-
-double median(std::vector<double> v) {
-  if (v.empty()) return NAN;
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 // Median µs per page of one (test, who) over the steady reps (rep >= 0), and the cold pass
@@ -602,13 +569,7 @@ int main(int argc, char** argv) {
   std::string backends;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    auto need = [&]() -> const char* {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "fault_bench: %s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
+    auto need = [&] { return bench::option_value(argc, argv, i, "fault_bench"); };
     if (a == "--help" || a == "-h") {
       usage(stdout);
       return 0;
@@ -633,14 +594,8 @@ int main(int argc, char** argv) {
   // Per-worker time budget: a worker stops adding reps past it (at least one rep).
   double budget = quick ? 9.0 : 120.0;
 
-  char buf[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) {
-    std::perror("readlink");
-    return 1;
-  }
-  buf[n] = 0;
-  g_self = buf;
+  g_self = bench::self_exe();
+  if (g_self.empty()) return 1;
 #ifdef FAULT_BENCH_HOST_ONLY
   host_only = true;
 #endif
@@ -801,14 +756,10 @@ int main(int argc, char** argv) {
   }
   for (const std::string& be : order) {
     if (be == "host") continue;
-    if (seq_speed.count(be)) std::printf("speedup seq_touch[%s] %.3f\n", be.c_str(), seq_speed[be]);
-    else std::printf("speedup seq_touch[%s] n/a\n", be.c_str());
-    if (rand_speed.count(be)) std::printf("speedup rand_touch[%s] %.3f\n", be.c_str(), rand_speed[be]);
-    else std::printf("speedup rand_touch[%s] n/a\n", be.c_str());
+    bench::print_metric("speedup seq_touch[" + be + "]", seq_speed.count(be) ? seq_speed[be] : NAN);
+    bench::print_metric("speedup rand_touch[" + be + "]", rand_speed.count(be) ? rand_speed[be] : NAN);
   }
-  if (seq_speed.count(default_backend)) std::printf("speedup seq_touch %.3f\n", seq_speed[default_backend]);
-  else std::printf("speedup seq_touch n/a\n");
-  if (rand_speed.count(default_backend)) std::printf("speedup rand_touch %.3f\n", rand_speed[default_backend]);
-  else std::printf("speedup rand_touch n/a\n");
+  bench::print_metric("speedup seq_touch", seq_speed.count(default_backend) ? seq_speed[default_backend] : NAN);
+  bench::print_metric("speedup rand_touch", rand_speed.count(default_backend) ? rand_speed[default_backend] : NAN);
   return all_ok ? 0 : 1;
 }

@@ -5,12 +5,10 @@
 // it for cheap checks only.
 #pragma once
 
-namespace vmrt::kmem::detail {
-[[noreturn]] void kmem_panic(const char* what, const char* msg, const char* file, int line);
-}  // namespace vmrt::kmem::detail
+#include "vm/vm_assert.h"
 
 #define KMEM_ASSERT(cond, msg)                                                     \
   do {                                                                             \
     if (__builtin_expect(!(cond), 0))                                              \
-      ::vmrt::kmem::detail::kmem_panic(#cond, (msg), __FILE__, __LINE__);          \
+      ::vmrt::vm_assert_failed("kmem", #cond, (msg), __FILE__, __LINE__);          \
   } while (0)

@@ -10,8 +10,8 @@
 #include <atomic>
 #include <cstring>
 
-#include "kmem/kmem_fmt.h"
 #include "kmem/kmem_internal.h"
+#include "vm/vm_out.h"
 
 namespace vmrt::kmem::detail {
 namespace {
@@ -19,8 +19,8 @@ namespace {
 inline constexpr std::uint64_t kFreePattern = 0xdeadc0dedeadc0deull;
 
 void default_hook(const kmem_report& r) {
-  write_all(2, r.message, std::strlen(r.message));
-  write_all(2, "\n", 1);
+  vm_fd_out<256> o(2);
+  o.str(r.message).ch('\n');
 }
 
 std::atomic<report_hook> g_hook{nullptr};
@@ -60,15 +60,15 @@ bool diag_check_reuse(std::uintptr_t a, std::size_t size) {
   g.corrupt_detected.fetch_add(1, std::memory_order_relaxed);
   malloc_type t = diag_type_at(a);
   char buf[256];
-  fmt_buf f(buf, sizeof buf);
+  vm_out f(buf, sizeof buf);
   f.str("kmem: write after free: block ");
   f.hex(a);
   f.str(" (");
-  f.u64(size);
+  f.u(size);
   f.str("-byte bucket, last type ");
   f.str(type_name(t));
   f.str(") modified at offset ");
-  f.u64(bad);
+  f.u(bad);
   f.str("; block taken out of use");
   call_hook(KMEM_CORRUPT, a, size, t, bad, f.c_str());
   // Keep it marked allocated so a later free of it is not mistaken for valid.
@@ -140,7 +140,7 @@ bool get_block_info(const void* addr, block_info* out) {
 
 std::size_t describe(const void* addr, kmem_status status, char* buf, std::size_t len, malloc_type given) {
   if (buf == nullptr || len == 0) return 0;
-  fmt_buf f(buf, len);
+  vm_out f(buf, len);
   std::uintptr_t a = reinterpret_cast<std::uintptr_t>(addr);
   block_info bi{};
   bool known = get_block_info(addr, &bi);
@@ -150,11 +150,11 @@ std::size_t describe(const void* addr, kmem_status status, char* buf, std::size_
       f.str("large block");
       if (bi.size != 0) {
         f.str(" of ");
-        f.u64(bi.size);
+        f.u(bi.size);
         f.str(" bytes");
       }
     } else {
-      f.u64(bi.size);
+      f.u(bi.size);
       f.str("-byte bucket");
     }
     f.str(", type ");
@@ -183,7 +183,7 @@ std::size_t describe(const void* addr, kmem_status status, char* buf, std::size_
       f.hex(a);
       if (known && bi.start != 0) {
         f.str(": ");
-        f.u64(a - bi.start);
+        f.u(a - bi.start);
         f.str(" bytes into block ");
         f.hex(bi.start);
         block_desc();
@@ -221,7 +221,7 @@ std::size_t describe(const void* addr, kmem_status status, char* buf, std::size_
       f.str("invalid argument");
       break;
   }
-  return f.len;
+  return f.len();
 }
 
 }  // namespace vmrt::kmem

@@ -6,7 +6,7 @@
 
 #include "libc_shim/shim_bootstrap.h"
 #include "libc_shim/shim_rtld.h"
-#include "libc_shim/shim_write.h"
+#include "vm/vm_out.h"
 
 namespace vmrt::shim {
 namespace {
@@ -16,10 +16,10 @@ constexpr kmem::malloc_type other_type(kmem::malloc_type t) {
 }
 
 [[noreturn]] void die_pointer(const char* who, const char* what, const void* p, kmem::kmem_status st) {
-  line_buf m;
+  vm_fd_out<512> m(2);
   m.str("vmrt: ").str(who).str(": ").str(what).str(" ").ptr(p).str(" (kmem: ").str(kmem::kmem_status_name(st))
       .str(")\n");
-  m.flush(2);
+  m.flush();
   std::abort();
 }
 

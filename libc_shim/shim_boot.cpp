@@ -12,7 +12,7 @@
 
 #include "libc_shim/shim_counters.h"
 #include "libc_shim/shim_rtld.h"
-#include "libc_shim/shim_write.h"
+#include "vm/vm_out.h"
 #include "runtime/boot.h"
 
 namespace vmrt::shim {
@@ -66,17 +66,16 @@ __attribute__((destructor)) void shim_exit_report() {
 }  // namespace
 
 void die(const char* a, const char* b) {
-  line_buf m;
+  vm_fd_out<512> m(2);
   m.str("vmrt: ").str(a).str(b).str("\n");
-  m.flush(2);
+  m.flush();
   std::abort();
 }
 
 void assert_failed(const char* cond, const char* file, int line) {
-  line_buf m;
-  m.str("vmrt: libvmrt_malloc.so: assertion failed: ").str(cond).str(" (").str(file).str(":").dec(
-      static_cast<std::uint64_t>(line)).str(")\n");
-  m.flush(2);
+  vm_fd_out<512> m(2);
+  m.str("vmrt: libvmrt_malloc.so: assertion failed: ").str(cond).str(" (").str(file).str(":").i(line).str(")\n");
+  m.flush();
   std::abort();
 }
 
@@ -105,7 +104,7 @@ bool ensure_booted() {
 }
 
 void report_now(int fd) {
-  line_buf b;
+  vm_fd_out<512> b(fd);
   char comm[64] = "?";
   int cfd = ::open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
   if (cfd >= 0) {
@@ -116,9 +115,8 @@ void report_now(int fd) {
       if (comm[n - 1] == '\n') comm[n - 1] = '\0';
     }
   }
-  b.str("==== vmrt statistics: pid ").dec(static_cast<std::uint64_t>(::getpid())).str(" (").str(comm)
-      .str(") at exit ====\n");
-  b.flush(fd);
+  b.str("==== vmrt statistics: pid ").i(::getpid()).str(" (").str(comm).str(") at exit ====\n");
+  b.flush();
   runtime_report(fd);
   report_counters(fd);
 }

@@ -1,20 +1,17 @@
 // shim_counters.cpp — the shim's event counters.
 #include "libc_shim/shim_counters.h"
 
-#include "libc_shim/shim_write.h"
+#include "vm/vm_out.h"
 
 namespace vmrt::shim {
 
 std::array<std::atomic<std::uint64_t>, C_COUNT> g_counters{};
 
 void report_counters(int fd) {
-  line_buf b;
+  vm_fd_out<512> b(fd);
   b.str("vmrt malloc shim (libvmrt_malloc.so) events:\n");
-  b.flush(fd);
-  for (unsigned i = 0; i < C_COUNT; ++i) {
-    b.str("  ").dec(g_counters[i].load(std::memory_order_relaxed)).str(" ").str(counter_names[i]).str("\n");
-    b.flush(fd);
-  }
+  for (unsigned i = 0; i < C_COUNT; ++i)
+    b.str("  ").u(g_counters[i].load(std::memory_order_relaxed)).str(" ").str(counter_names[i]).str("\n");
 }
 
 }  // namespace vmrt::shim

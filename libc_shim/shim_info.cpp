@@ -24,7 +24,7 @@
 
 #include "libc_shim/shim_alloc.h"
 #include "runtime/boot.h"
-#include "libc_shim/shim_write.h"
+#include "vm/vm_out.h"
 
 namespace shim = vmrt::shim;
 namespace kmem = vmrt::kmem;
@@ -111,22 +111,23 @@ VMRT_EXPORT int malloc_info(int options, FILE* fp) noexcept {
   if (fp == nullptr || !shim::ensure_booted()) return -1;
   // Formatted line by line into a stack buffer, written with fwrite (the
   // program's FILE; we hold no lock, so stdio may call malloc safely).
-  shim::line_buf b;
+  char text[512];
+  vmrt::vm_out b(text, sizeof text);
   b.str("<malloc version=\"vmrt-kmem-1\">\n<heap nr=\"0\">\n<sizes>\n");
-  std::fwrite(b.text, 1, b.len, fp);
-  b.len = 0;
+  std::fwrite(b.data(), 1, b.len(), fp);
+  b.clear();
   for (std::size_t i = 0; i < kmem::bucket_count(); ++i) {
     kmem::bucket_stats bs{};
     if (!kmem::get_bucket_stats(i, &bs) || bs.total == 0) continue;
-    b.str("  <size from=\"").dec(bs.size).str("\" to=\"").dec(bs.size).str("\" total=\"").dec(bs.totalfree)
-        .str("\" count=\"").dec(bs.total).str("\" calls=\"").dec(bs.calls).str("\"/>\n");
-    std::fwrite(b.text, 1, b.len, fp);
-    b.len = 0;
+    b.str("  <size from=\"").u(bs.size).str("\" to=\"").u(bs.size).str("\" total=\"").u(bs.totalfree)
+        .str("\" count=\"").u(bs.total).str("\" calls=\"").u(bs.calls).str("\"/>\n");
+    std::fwrite(b.data(), 1, b.len(), fp);
+    b.clear();
   }
   totals t = gather();
   b.str("</sizes>\n<total type=\"fast\" count=\"0\" size=\"0\"/>\n<total type=\"rest\" count=\"")
-      .dec(t.free_blocks).str("\" size=\"").dec(t.free_bytes).str("\"/>\n<system type=\"current\" size=\"")
-      .dec(t.inuse_bytes + t.free_bytes).str("\"/>\n</heap>\n</malloc>\n");
-  std::fwrite(b.text, 1, b.len, fp);
+      .u(t.free_blocks).str("\" size=\"").u(t.free_bytes).str("\"/>\n<system type=\"current\" size=\"")
+      .u(t.inuse_bytes + t.free_bytes).str("\"/>\n</heap>\n</malloc>\n");
+  std::fwrite(b.data(), 1, b.len(), fp);
   return 0;
 }

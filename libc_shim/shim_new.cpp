@@ -16,7 +16,7 @@
 #include <new>
 
 #include "libc_shim/shim_alloc.h"
-#include "libc_shim/shim_write.h"
+#include "vm/vm_out.h"
 
 using vmrt::kmem::M_CXX;
 namespace shim = vmrt::shim;
@@ -31,16 +31,16 @@ __attribute__((weak)) new_handler get_new_handler() noexcept;
 namespace {
 
 [[noreturn]] void new_out_of_memory(std::size_t n) {
-  shim::line_buf m;
-  m.str("vmrt: operator new: out of memory (").dec(n).str(" bytes)\n");
-  m.flush(2);
+  vmrt::vm_fd_out<512> m(2);
+  m.str("vmrt: operator new: out of memory (").u(n).str(" bytes)\n");
+  m.flush();
   std::abort();
 }
 
 [[noreturn]] void bad_alignment(std::size_t a) {
-  shim::line_buf m;
-  m.str("vmrt: operator new: invalid alignment ").dec(a).str(" (not a power of two)\n");
-  m.flush(2);
+  vmrt::vm_fd_out<512> m(2);
+  m.str("vmrt: operator new: invalid alignment ").u(a).str(" (not a power of two)\n");
+  m.flush();
   std::abort();
 }
 

@@ -40,11 +40,7 @@ rt::window* g_kernel_window;
 vaddr_t g_kmem_base;
 int g_fork_pipe[2] = {-1, -1};     // child -> parent: "physmem replaced"
 
-void say(const char* a, const char* b = "", const char* c = "") {
-  (void)!write(2, a, std::strlen(a));
-  (void)!write(2, b, std::strlen(b));
-  (void)!write(2, c, std::strlen(c));
-}
+using rt::say;
 
 // Parse "123", "64K", "16M", "4G", "1T".  False on garbage or overflow.
 bool parse_size(const char* s, std::size_t* out) {
@@ -95,14 +91,12 @@ static_assert(kFrameCacheDiv >= 2 && kFrameCacheMax % 4096 == 0);
 static_assert(kRegionLimits.min < kRegionLimits.max && kPhysmemLimits.min < kPhysmemLimits.max &&
               kKmemLimits.min < kKmemLimits.max && kKmemLimits.max <= kRegionLimits.max);
 
-void say_size(std::size_t v) {
-  char b[32];
-  rt::out_buf o(b, sizeof b);
+void put_size(vm_out& o, std::size_t v) {
   const char* unit = "";
   if (v % (std::size_t{1} << 40) == 0) { v >>= 40; unit = "T"; }
   else if (v % (std::size_t{1} << 30) == 0) { v >>= 30; unit = "G"; }
   else if (v >= (std::size_t{1} << 20)) { v >>= 20; unit = "M"; }
-  o.dec(v).str(unit).flush(2);
+  o.u(v).str(unit);
 }
 
 // A size variable: garbage or a value outside the limits gets a message naming the
@@ -116,14 +110,14 @@ void env_size(const char* name, std::size_t* field, size_limits lim) {
     *field = n;
     return;
   }
-  say("vmrt: ", name, "=");
-  say(v, parsed ? ": out of range (" : ": not a size (use e.g. 512M, 4G; ");
-  say_size(lim.min);
-  say(" .. ");
-  say_size(lim.max);
-  say("); using the default ");
-  say_size(*field);
-  say("\n");
+  vm_fd_out<256> o(2);
+  o.str("vmrt: ").str(name).ch('=').str(v).str(parsed ? ": out of range (" : ": not a size (use e.g. 512M, 4G; ");
+  put_size(o, lim.min);
+  o.str(" .. ");
+  put_size(o, lim.max);
+  o.str("); using the default ");
+  put_size(o, *field);
+  o.ch('\n');
 }
 
 bool env_flag(const char* name) {
@@ -300,29 +294,26 @@ void runtime_fork_child() {
 }
 
 void runtime_report_host(int fd) {
-  char b[256];
-  rt::out_buf o(b, sizeof b);
+  vm_fd_out<256> o(fd);
   rt::vma_count c = rt::maps_count(rt::region_base(), rt::region_base() + rt::region_size());
-  o.dec(c.in_range, 12).str(" host VMAs in region (/proc/self/maps)\n");
-  o.dec(c.total, 12).str(" host VMAs in process (/proc/self/maps)\n");
-  o.dec(rt::physmem_host_bytes() >> 10, 12).str(" KiB of host memory in physmem\n");
+  o.u(c.in_range, 12).str(" host VMAs in region (/proc/self/maps)\n");
+  o.u(c.total, 12).str(" host VMAs in process (/proc/self/maps)\n");
+  o.u(rt::physmem_host_bytes() >> 10, 12).str(" KiB of host memory in physmem\n");
   o.str("             trap backend: ").str(rt::trap_backend_name()).ch('\n');
-  o.flush(fd);
 }
 
 void runtime_report(int fd) {
-  char b[128];
-  rt::out_buf o(b, sizeof b);
+  vm_fd_out<128> o(fd);
   if (g_vm_up) {
-    o.str("--- vmstat -s ---\n").flush(fd);
+    o.str("--- vmstat -s ---\n").flush();
     vm_stats_report(fd);
     rt::rt_report_counters(fd);
     runtime_report_host(fd);
   }
-  o.str("--- vmstat -m ---\n").flush(fd);
+  o.str("--- vmstat -m ---\n").flush();
   kmem::report_vmstat_m(fd);
   if (g_vm_up) {
-    o.str("--- procstat -v (kernel map) ---\n").flush(fd);
+    o.str("--- procstat -v (kernel map) ---\n").flush();
     vmspace_report_procstat(runtime_kernel_vmspace(), fd);
   }
 }

@@ -37,6 +37,23 @@ int make_memfd(std::size_t bytes) {
   return fd;
 }
 
+// A new physmem memfd of `bytes` and a shared read/write mapping of all of it (*map).
+// => returns the fd, or -1 after writing no_fd / no_map (nothing is left open).
+int make_mapped_memfd(std::size_t bytes, void** map, const char* no_fd, const char* no_map) {
+  int fd = make_memfd(bytes);
+  if (fd < 0) {
+    say(no_fd);
+    return -1;
+  }
+  *map = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+  if (*map == MAP_FAILED) {
+    ::close(fd);
+    say(no_map);
+    return -1;
+  }
+  return fd;
+}
+
 void punch(frame_t f, std::size_t n) {
   (void)::fallocate(g_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                     static_cast<off_t>(static_cast<std::size_t>(f) << PAGE_SHIFT),
@@ -51,17 +68,10 @@ bool physmem_init(std::size_t bytes, std::size_t frame_cache) {
   std::size_t max_bytes = static_cast<std::size_t>(UINT32_MAX - 1) << PAGE_SHIFT;
   if (bytes > max_bytes) bytes = max_bytes;
   if (bytes < (std::size_t{16} << 20)) bytes = std::size_t{16} << 20;
-  int fd = make_memfd(bytes);
-  if (fd < 0) {
-    say("vmrt: cannot create the physmem memfd\n");
-    return false;
-  }
-  void* dm = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
-  if (dm == MAP_FAILED) {
-    ::close(fd);
-    say("vmrt: cannot map the physmem direct map\n");
-    return false;
-  }
+  void* dm;
+  int fd = make_mapped_memfd(bytes, &dm, "vmrt: cannot create the physmem memfd\n",
+                             "vmrt: cannot map the physmem direct map\n");
+  if (fd < 0) return false;
   g_fd = fd;
   g_direct_map = static_cast<char*>(dm);
   g_bytes = bytes;
@@ -124,17 +134,10 @@ void remap_line(const maps_line& l, void* arg) {
 bool physmem_fork_child() {
   struct stat old_st;
   if (::fstat(g_fd, &old_st) != 0) return false;
-  int nfd = make_memfd(g_bytes);
-  if (nfd < 0) {
-    say("vmrt: fork child: cannot create a new physmem memfd\n");
-    return false;
-  }
-  void* tmp = ::mmap(nullptr, g_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, nfd, 0);
-  if (tmp == MAP_FAILED) {
-    ::close(nfd);
-    say("vmrt: fork child: cannot map the new physmem\n");
-    return false;
-  }
+  void* tmp;
+  int nfd = make_mapped_memfd(g_bytes, &tmp, "vmrt: fork child: cannot create a new physmem memfd\n",
+                              "vmrt: fork child: cannot map the new physmem\n");
+  if (nfd < 0) return false;
   // Copy every allocated extent of the old memfd (holes read as zeros in both), except
   // free frames (the free-frame cache keeps them host-resident): the child's records say
   // they are not PG_ZERO, so they are zeroed before any reuse.

@@ -1,44 +1,19 @@
-// rt_base.h — what every runtime/ file needs: assertions and output that never
-// allocate (usable inside malloc, in signal handlers, after a fork).
+// rt_base.h — what every runtime/ file needs: assertions, messages and a clock that
+// never allocate (usable inside malloc, in signal handlers, after a fork).
+// Formatting is vm/vm_out.h's vm_out (included here for runtime files).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
+#include "vm/vm_out.h"
+
 namespace vmrt::rt {
 
-// Write "vmrt: <what> (<msg>) at file:line" to fd 2 and abort.
+// Write "vmrt: assertion failed: <what> (<msg>) at file:line" to fd 2 and abort.
 [[noreturn]] void rt_panic(const char* what, const char* msg, const char* file, int line);
 
-// write(2) all of [s, s+n) to fd (retries EINTR and short writes; errno preserved).
-void write_all(int fd, const char* s, std::size_t n);
-
-// A line builder over a caller's buffer; text past the capacity is dropped.
-struct out_buf {
-  char* buf;
-  std::size_t cap;
-  std::size_t len = 0;
-  out_buf(char* b, std::size_t c) : buf(b), cap(c) {}
-  out_buf& ch(char c) {
-    if (len < cap) buf[len++] = c;
-    return *this;
-  }
-  out_buf& str(const char* s);
-  // Decimal, right-aligned in `width` characters.
-  out_buf& dec(std::uint64_t v, int width = 0);
-  out_buf& sdec(std::int64_t v, int width = 0);
-  // Fixed-point: v / 1000 with 3 decimals ("1.234").
-  out_buf& milli(std::uint64_t v);
-  out_buf& hex(std::uintptr_t v);
-  // Left-aligned in `width` characters.
-  out_buf& pad(const char* s, int width);
-  void flush(int fd) {
-    write_all(fd, buf, len);
-    len = 0;
-  }
-};
-
-// One-line message on stderr (three pieces).
+// Message on stderr: the three pieces, written through a small buffer (not cut).
 void say(const char* a, const char* b = "", const char* c = "");
 
 // Monotonic clock in nanoseconds (vDSO; async-signal-safe).

@@ -29,12 +29,10 @@ bool rt_counter_by_name(const char* name, std::int64_t* out) {
 }
 
 void rt_report_counters(int fd) {
-  char tmp[256];
+  vm_fd_out<512> o(fd);
   for (unsigned i = 0; i < RC_COUNT; ++i) {
     if (kRtCounters[i].mirror != V_COUNTER_COUNT) continue;
-    out_buf o(tmp, sizeof tmp);
-    o.sdec(rt_get(static_cast<rt_counter>(i)), 12).ch(' ').str(kRtCounters[i].name).ch('\n');
-    o.flush(fd);
+    o.i(rt_get(static_cast<rt_counter>(i)), 12).ch(' ').str(kRtCounters[i].name).ch('\n');
   }
 }
 

@@ -330,10 +330,8 @@ bool trap_start(trap_backend want, int note_fd) {
     } else if (want == trap_backend::userfaultfd) {
       say("vmrt: VMRT_TRAP=userfaultfd: userfaultfd unavailable; using sigsegv traps\n");
     } else if (note_fd >= 0) {
-      char b[160];
-      out_buf o(b, sizeof b);
+      vm_fd_out<128> o(note_fd);
       o.str("vmrt: userfaultfd unavailable: sigsegv traps (syscalls on untouched memory get EFAULT)\n");
-      o.flush(note_fd);
     }
   }
   install_altstack();

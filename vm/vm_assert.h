@@ -10,6 +10,12 @@ namespace vmrt {
 // Write "vmrt: panic: <msg> (<file>:<line>)" to fd 2 and abort().  Async-signal-safe.
 [[noreturn]] void vm_panic(const char* msg, const char* file, int line);
 
+// Write "<who>: assertion failed: <what> (<msg>) at <file>:<line>" to fd 2 and
+// abort().  The failure path of kmem's and the runtime's assertion macros.
+// Async-signal-safe.
+[[noreturn]] void vm_assert_failed(const char* who, const char* what, const char* msg, const char* file,
+                                   int line);
+
 }  // namespace vmrt
 
 #define VMRT_ASSERT(cond)                                              \

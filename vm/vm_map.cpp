@@ -558,7 +558,7 @@ int check_tree(check_ctx& c, const vm_map* map, const vm_map_entry* x, const vm_
 
 bool vm_map_check(vm_map* map, int fd) {
   VM_LOCK_ASSERT();
-  vm_out o(fd);
+  vm_fd_out<> o(fd);
   check_ctx c{&o};
   auto fail = [&](const char* what, const vm_map_entry* e) {
     o.str("vm_map_check: map ").hex(reinterpret_cast<std::uintptr_t>(map)).str(": ").str(what);

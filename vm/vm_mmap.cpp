@@ -24,6 +24,12 @@ bool range_of(vaddr_t addr, vsize_t len, vaddr_t* s, vaddr_t* e) {
   return true;
 }
 
+// => vm lock held.  [*s, *t) as range_of(addr, len); true when it does not overflow,
+//    lies inside the map and has no hole.
+bool mapped_range(vm_map* map, vaddr_t addr, vsize_t len, vaddr_t* s, vaddr_t* t) {
+  return range_of(addr, len, s, t) && *s >= map->min && *t <= map->max && vm_map_range_covered(map, *s, *t);
+}
+
 inline vm_prot_t effective_prot(const vm_map_entry* e, vm_prot_t p) {
   return (e->eflags & MAP_ENTRY_NEEDS_COPY) ? static_cast<vm_prot_t>(p & ~VM_PROT_WRITE) : p;
 }
@@ -153,10 +159,9 @@ kern_return_t vm_mprotect(vmspace* vs, vaddr_t addr, vsize_t len, vm_prot_t prot
   if (!page_aligned(addr) || (prot & ~VM_PROT_ALL) != 0) return KERN_INVALID_ARGUMENT;
   if (len == 0) return KERN_SUCCESS;
   vaddr_t s, t;
-  if (!range_of(addr, len, &s, &t)) return KERN_INVALID_ADDRESS;
   vm_lock_guard g;
   vm_map* map = &vs->map;
-  if (s < map->min || t > map->max || !vm_map_range_covered(map, s, t)) return KERN_INVALID_ADDRESS;
+  if (!mapped_range(map, addr, len, &s, &t)) return KERN_INVALID_ADDRESS;
   vm_map_entry* e;
   vm_map_lookup_entry(map, s, &e);
   for (; !vm_map_is_end(map, e) && e->start < t; e = e->next) {
@@ -234,10 +239,9 @@ kern_return_t vm_mincore(vmspace* vs, vaddr_t addr, vsize_t len, std::uint8_t* v
   if (!page_aligned(addr)) return KERN_INVALID_ARGUMENT;
   if (len == 0) return KERN_SUCCESS;
   vaddr_t s, t;
-  if (!range_of(addr, len, &s, &t)) return KERN_INVALID_ADDRESS;
   vm_lock_guard g;
   vm_map* map = &vs->map;
-  if (s < map->min || t > map->max || !vm_map_range_covered(map, s, t)) return KERN_INVALID_ADDRESS;
+  if (!mapped_range(map, addr, len, &s, &t)) return KERN_INVALID_ADDRESS;
   vm_map_entry* e = nullptr;
   for (vaddr_t va = s; va < t; va += PAGE_SIZE) {
     if (e == nullptr || va >= e->end) vm_map_lookup_entry(map, va, &e);
@@ -254,10 +258,9 @@ kern_return_t vm_minherit(vmspace* vs, vaddr_t addr, vsize_t len, vm_inherit_t i
   if (!page_aligned(addr) || inherit > VM_INHERIT_ZERO) return KERN_INVALID_ARGUMENT;
   if (len == 0) return KERN_SUCCESS;
   vaddr_t s, t;
-  if (!range_of(addr, len, &s, &t)) return KERN_INVALID_ADDRESS;
   vm_lock_guard g;
   vm_map* map = &vs->map;
-  if (s < map->min || t > map->max || !vm_map_range_covered(map, s, t)) return KERN_INVALID_ADDRESS;
+  if (!mapped_range(map, addr, len, &s, &t)) return KERN_INVALID_ADDRESS;
   for_each_clipped(map, s, t, [&](vm_map_entry* x) { x->inheritance = inherit; });
   simplify_range(map, s, t);
   return KERN_SUCCESS;
@@ -265,12 +268,10 @@ kern_return_t vm_minherit(vmspace* vs, vaddr_t addr, vsize_t len, vm_inherit_t i
 
 kern_return_t vm_mlock(vmspace* vs, vaddr_t addr, vsize_t len) {
   if (len == 0) return KERN_SUCCESS;
-  vaddr_t s0 = trunc_page(addr);
   vaddr_t s, t;
-  if (!range_of(s0, len + (addr - s0), &s, &t)) return KERN_INVALID_ADDRESS;
   vm_lock_guard g;
   vm_map* map = &vs->map;
-  if (s < map->min || t > map->max || !vm_map_range_covered(map, s, t)) return KERN_INVALID_ADDRESS;
+  if (!mapped_range(map, trunc_page(addr), len + (addr - trunc_page(addr)), &s, &t)) return KERN_INVALID_ADDRESS;
   vm_map_entry* e;
   vm_map_lookup_entry(map, s, &e);
   for (vm_map_entry* x = e; !vm_map_is_end(map, x) && x->start < t; x = x->next)
@@ -292,12 +293,10 @@ kern_return_t vm_mlock(vmspace* vs, vaddr_t addr, vsize_t len) {
 
 kern_return_t vm_munlock(vmspace* vs, vaddr_t addr, vsize_t len) {
   if (len == 0) return KERN_SUCCESS;
-  vaddr_t s0 = trunc_page(addr);
   vaddr_t s, t;
-  if (!range_of(s0, len + (addr - s0), &s, &t)) return KERN_INVALID_ADDRESS;
   vm_lock_guard g;
   vm_map* map = &vs->map;
-  if (s < map->min || t > map->max || !vm_map_range_covered(map, s, t)) return KERN_INVALID_ADDRESS;
+  if (!mapped_range(map, trunc_page(addr), len + (addr - trunc_page(addr)), &s, &t)) return KERN_INVALID_ADDRESS;
   for_each_clipped(map, s, t, [&](vm_map_entry* x) {
     if (x->wired_count == 0) return;
     vm_map_entry_unwire(x);

@@ -266,7 +266,7 @@ bool vm_object_coalesce(vm_object* obj, vm_pindex_t end_used, vm_pindex_t extra)
 vm_object* vm_object_first() { return g_all_objects; }
 
 bool vm_object_check(const vm_object* obj, int fd) {
-  vm_out o(fd);
+  vm_fd_out<> o(fd);
   auto bad = [&](const char* what) {
     o.str("vm_object_check: object ").u(obj->id).str(": ").str(what).ch('\n');
     return false;

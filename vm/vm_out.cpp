@@ -1,10 +1,25 @@
-// vm_out.cpp — buffered write(2) formatting.
+// vm_out.cpp — allocation-free formatting into a buffer or onto an fd.
 #include "vm/vm_out.h"
 
-#include <cstring>
+#include <cerrno>
 #include <unistd.h>
 
 namespace vmrt {
+
+void vm_write_all(int fd, const char* s, std::size_t n) {
+  int saved = errno;
+  while (n > 0) {
+    ssize_t w = ::write(fd, s, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (w == 0) break;
+    s += w;
+    n -= static_cast<std::size_t>(w);
+  }
+  errno = saved;
+}
 
 int vm_fmt_u64(char* buf, std::uint64_t v) {
   char tmp[24];
@@ -18,30 +33,53 @@ int vm_fmt_u64(char* buf, std::uint64_t v) {
 }
 
 void vm_out::flush() {
-  std::size_t off = 0;
-  while (off < n_) {
-    ssize_t w = write(fd_, buf_ + off, n_ - off);
-    if (w <= 0) break;
-    off += static_cast<std::size_t>(w);
-  }
-  n_ = 0;
+  if (fd_ < 0) return;
+  vm_write_all(fd_, buf_, len_);
+  len_ = 0;
+}
+
+void vm_out::clear() {
+  len_ = 0;
+  if (fd_ < 0 && cap_ != 0) buf_[0] = '\0';
 }
 
 vm_out& vm_out::ch(char c) {
-  if (n_ == sizeof buf_) flush();
-  buf_[n_++] = c;
+  if (fd_ >= 0) {
+    if (len_ == cap_) flush();
+    buf_[len_++] = c;
+  } else if (len_ + 1 < cap_) {
+    buf_[len_++] = c;
+    buf_[len_] = '\0';
+  } else {
+    truncated_ = true;
+  }
   return *this;
 }
 
 vm_out& vm_out::str(const char* s) {
+  if (s == nullptr) s = "(null)";
   while (*s != '\0') ch(*s++);
   return *this;
 }
 
+namespace {
+int str_len(const char* s) {
+  int n = 0;
+  if (s == nullptr) return 6;  // "(null)"
+  while (s[n] != '\0') ++n;
+  return n;
+}
+}  // namespace
+
 vm_out& vm_out::str_w(const char* s, int width) {
-  int len = static_cast<int>(std::strlen(s));
+  int len = str_len(s);
   str(s);
   return spaces(width - len);
+}
+
+vm_out& vm_out::str_r(const char* s, int width) {
+  spaces(width - str_len(s));
+  return str(s);
 }
 
 vm_out& vm_out::spaces(int n) {

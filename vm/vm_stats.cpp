@@ -39,7 +39,7 @@ bool vm_stat_find(const char* name, vm_counter* out) {
 const char* vm_stat_name(vm_counter c) { return c < V_COUNTER_COUNT ? kVmCounters[c].name : "?"; }
 
 void vm_stats_report(int fd) {
-  vm_out o(fd);
+  vm_fd_out<> o(fd);
   for (unsigned k = 0; k < V_COUNTER_COUNT; ++k) {
     o.i(vm_stat_get(static_cast<vm_counter>(k)), 9).ch(' ').str(kVmCounters[k].name).ch('\n');
   }

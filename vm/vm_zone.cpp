@@ -65,7 +65,7 @@ void vm_zone_free(vm_zone* z, void* p) {
 
 void vm_zone_report(int fd) {
   vm_lock_guard g;
-  vm_out o(fd);
+  vm_fd_out<> o(fd);
   o.str_w("ITEM", 22).str("   SIZE  LIMIT     USED     FREE        REQ FAIL\n");
   for (vm_zone* z = g_zones; z != nullptr; z = z->next_zone) {
     char name[40];

@@ -256,7 +256,7 @@ kern_return_t vmspace_fork(vmspace* parent, pmap* child_pm, vmspace** out) {
 void vmspace_report_procstat(const vmspace* cvs, int fd) {
   auto* vs = const_cast<vmspace*>(cvs);
   vm_lock_guard g;
-  vm_out o(fd);
+  vm_fd_out<> o(fd);
   o.str("             START                END PRT    RES   PRES  REF  SHD DPTH FLAG TP\n");
   for (vm_map_entry* e = vm_map_first(&vs->map); !vm_map_is_end(&vs->map, e); e = e->next) {
     char prt[4];
