@@ -296,10 +296,10 @@ void runtime_fork_child() {
 void runtime_report_host(int fd) {
   vm_fd_out<256> o(fd);
   rt::vma_count c = rt::maps_count(rt::region_base(), rt::region_base() + rt::region_size());
-  o.u(c.in_range, 12).str(" host VMAs in region (/proc/self/maps)\n");
-  o.u(c.total, 12).str(" host VMAs in process (/proc/self/maps)\n");
-  o.u(rt::physmem_host_bytes() >> 10, 12).str(" KiB of host memory in physmem\n");
-  o.str("             trap backend: ").str(rt::trap_backend_name()).ch('\n');
+  o.u(c.in_range, kVmstatColumn).str(" host VMAs in region (/proc/self/maps)\n");
+  o.u(c.total, kVmstatColumn).str(" host VMAs in process (/proc/self/maps)\n");
+  o.u(rt::physmem_host_bytes() >> 10, kVmstatColumn).str(" KiB of host memory in physmem\n");
+  o.str_r(rt::trap_backend_name(), kVmstatColumn).str(" trap backend\n");
 }
 
 void runtime_report(int fd) {

@@ -32,7 +32,7 @@ void rt_report_counters(int fd) {
   vm_fd_out<512> o(fd);
   for (unsigned i = 0; i < RC_COUNT; ++i) {
     if (kRtCounters[i].mirror != V_COUNTER_COUNT) continue;
-    o.i(rt_get(static_cast<rt_counter>(i)), 12).ch(' ').str(kRtCounters[i].name).ch('\n');
+    o.i(rt_get(static_cast<rt_counter>(i)), kVmstatColumn).ch(' ').str(kRtCounters[i].name).ch('\n');
   }
 }
 

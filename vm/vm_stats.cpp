@@ -41,7 +41,7 @@ const char* vm_stat_name(vm_counter c) { return c < V_COUNTER_COUNT ? kVmCounter
 void vm_stats_report(int fd) {
   vm_fd_out<> o(fd);
   for (unsigned k = 0; k < V_COUNTER_COUNT; ++k) {
-    o.i(vm_stat_get(static_cast<vm_counter>(k)), 9).ch(' ').str(kVmCounters[k].name).ch('\n');
+    o.i(vm_stat_get(static_cast<vm_counter>(k)), kVmstatColumn).ch(' ').str(kVmCounters[k].name).ch('\n');
   }
 }
 

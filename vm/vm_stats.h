@@ -150,6 +150,10 @@ inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
 
 extern std::atomic<std::int64_t> g_vm_counters[V_COUNTER_COUNT];
 
+// Width of the number column in vmstat -s lines ("%9u %s", as FreeBSD prints them); every
+// layer that adds lines to the report uses it.
+inline constexpr int kVmstatColumn = 9;
+
 inline void vm_stat_add(vm_counter c, std::int64_t n) { g_vm_counters[c].fetch_add(n, std::memory_order_relaxed); }
 inline void vm_stat_inc(vm_counter c) { vm_stat_add(c, 1); }
 inline void vm_stat_set(vm_counter c, std::int64_t v) { g_vm_counters[c].store(v, std::memory_order_relaxed); }
