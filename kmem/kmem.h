@@ -67,6 +67,13 @@ struct kmem_page_source {
   // Give back pages from alloc_pages (any sub-range of one allocation).
   void (*free_pages)(void* ctx, void* addr, std::size_t npages);
   void* ctx;
+  // Optional (null: kmem copies).  Grow the run [addr, addr + old_npages pages) from
+  // alloc_pages to new_npages > old_npages without copying its contents: in place, or by
+  // moving its frames to another address.  The new pages read as zeros.  Returns the run's
+  // address, or null when it cannot (the old run is untouched).  Never sleeps.
+  // (No default member initializers here: a page source is often a global that the first
+  // malloc fills in before any constructor runs; a dynamic initializer would undo that.)
+  void* (*resize_pages)(void* ctx, void* addr, std::size_t old_npages, std::size_t new_npages);
 };
 
 // A page source over a private host reservation (mmap), for tests and for

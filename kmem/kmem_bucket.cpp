@@ -382,6 +382,28 @@ void large_free(std::uintptr_t a, std::uint32_t npages) {
   source_free_locked(a, npages);
 }
 
+std::uintptr_t large_grow(std::uintptr_t a, std::uint32_t old_pages, std::uint32_t new_pages) {
+  KMEM_ASSERT(new_pages > old_pages, "large_grow sizes");
+  if (g.src->resize_pages == nullptr) return 0;
+  kmem_guard guard(g.pages_lock);
+  void* p = g.src->resize_pages(g.src->ctx, reinterpret_cast<void*>(a), old_pages, new_pages);
+  if (p == nullptr) return 0;
+  std::uintptr_t na = reinterpret_cast<std::uintptr_t>(p);
+  KMEM_ASSERT(na >= g.base && na + std::uintptr_t{new_pages} * kPageSize <= g.base + g.size && (na & kPageMask) == 0,
+              "page source resized pages outside its arena");
+  if (na != a) {  // moved: the old first page is a freed large head (a later free of it is a double free)
+    kmemusage* old = usage_of(a);
+    set_ku_indx(old, KU_FREED_LARGE);
+    old->ku_pagecnt = 0;
+  }
+  kmemusage* ku = usage_of(na);
+  set_ku_indx(ku, KU_LARGE);
+  ku->ku_pagecnt = new_pages;
+  g.large_pages += new_pages - old_pages;
+  g.pages_from_source += new_pages - old_pages;
+  return na;
+}
+
 void large_shrink(std::uintptr_t a, std::uint32_t old_pages, std::uint32_t new_pages) {
   KMEM_ASSERT(new_pages > 0 && new_pages < old_pages, "large_shrink sizes");
   kmem_guard guard(g.pages_lock);

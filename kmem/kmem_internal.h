@@ -250,6 +250,10 @@ std::size_t bucket_trim_all();
 // Large blocks: whole pages from the source.  => pages lock.
 void* large_alloc(std::size_t npages, std::size_t align_pages, bool* fresh);
 void large_free(std::uintptr_t a, std::uint32_t npages);
+// Grow a live large block to new_pages without copying (the page source's resize_pages: in
+// place or by moving its frames).  Returns its (possibly new) address, 0 when the source
+// cannot (block untouched).  => takes the pages lock.
+std::uintptr_t large_grow(std::uintptr_t a, std::uint32_t old_pages, std::uint32_t new_pages);
 // Shrink a live large block in place to npages (< its page count).  => pages lock.
 void large_shrink(std::uintptr_t a, std::uint32_t old_pages, std::uint32_t new_pages);
 std::uint64_t bucket_free_elements(unsigned indx);  // page-level free (bucket lock)

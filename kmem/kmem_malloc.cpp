@@ -444,11 +444,30 @@ void* realloc(void* addr, std::size_t size, malloc_type type, int flags, kmem_st
       set_status(status, KMEM_OK);
       return addr;
     }
+    if (npages < b.pages && b.pages - npages < b.pages / 4) {  // keep small slack (growth headroom)
+      set_status(status, KMEM_OK);
+      return addr;
+    }
     if (npages < b.pages) {
       account_resize(tcache_get(), type, -static_cast<std::int64_t>(std::size_t{b.pages - npages} << kPageShift));
       large_shrink(b.a, b.pages, npages);
       set_status(status, KMEM_OK);
       return addr;
+    }
+    // Growing: no copy through the CPU when the page source can resize (the VM grows the
+    // block in place or moves its frames).  A quarter of slack keeps a block that grows a
+    // little at a time (string building) from resizing at every page.  Not for limited
+    // types or diagnostics, whose accounting and granule states follow each block exactly.
+    if (!g.diag && !g.types[type].limited) {  // new pages read as zeros: M_ZERO holds
+      std::uint32_t want = npages;
+      std::uint32_t slack = b.pages + b.pages / 4;
+      if (slack > want && (std::size_t{slack} << kPageShift) <= g.size) want = slack;
+      std::uintptr_t na = large_grow(b.a, b.pages, want);
+      if (na != 0) {
+        account_resize(tcache_get(), type, static_cast<std::int64_t>(std::size_t{want - b.pages} << kPageShift));
+        set_status(status, KMEM_OK);
+        return reinterpret_cast<void*>(na);
+      }
     }
   }
   void* n = kmem::malloc(size, type, flags & ~M_ZERO, status);

@@ -7,7 +7,7 @@ namespace vmrt::rt {
 
 namespace {
 
-kmem::kmem_page_source g_src;
+constinit kmem::kmem_page_source g_src{};  // filled by the first malloc, before constructors
 
 void* alloc_pages(void*, std::size_t npages, std::size_t align_pages, bool) {
   // kmem_alloc_wired does not sleep: with no frames it fails, and kmem reports NOMEM.
@@ -21,6 +21,14 @@ void free_pages(void*, void* addr, std::size_t npages) {
   kmem_free_wired(reinterpret_cast<vaddr_t>(addr), npages * PAGE_SIZE);
 }
 
+void* resize_pages(void*, void* addr, std::size_t old_npages, std::size_t new_npages) {
+  vaddr_t va = 0;
+  if (kmem_resize_wired(reinterpret_cast<vaddr_t>(addr), old_npages * PAGE_SIZE, new_npages * PAGE_SIZE, &va) !=
+      KERN_SUCCESS)
+    return nullptr;
+  return reinterpret_cast<void*>(va);
+}
+
 }  // namespace
 
 const kmem::kmem_page_source* kmem_vm_source(vaddr_t base, vsize_t size) {
@@ -28,6 +36,7 @@ const kmem::kmem_page_source* kmem_vm_source(vaddr_t base, vsize_t size) {
   g_src.size = size;
   g_src.alloc_pages = alloc_pages;
   g_src.free_pages = free_pages;
+  g_src.resize_pages = resize_pages;
   g_src.ctx = nullptr;
   return &g_src;
 }

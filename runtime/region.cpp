@@ -11,7 +11,9 @@ namespace vmrt::rt {
 vaddr_t g_region_base;
 std::size_t g_region_size;
 std::atomic<window*>* g_window_slots;
-window g_windows[kMaxWindows];
+// constinit: the first malloc may boot the machine before any constructor runs; a dynamic
+// initializer would then reset the kernel window.
+constinit window g_windows[kMaxWindows]{};
 
 namespace {
 spinlock g_region_lock;  // guards window kinds and slot assignment (not lookups)

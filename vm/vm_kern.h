@@ -22,6 +22,13 @@ kern_return_t kmem_submap_init(vmspace* kernel_vs, vsize_t size, vaddr_t* base);
 //     host mapping is one VMA.
 //  => KERN_NO_SPACE when kmem_map is full, KERN_RESOURCE_SHORTAGE when out of frames.
 kern_return_t kmem_alloc_wired(vsize_t size, vsize_t align, vaddr_t* out);
+// Grow the wired block [addr, addr + oldsize) to newsize (page multiples, newsize > oldsize)
+// without copying its contents: in place when kmem_map is free after it, else by moving its
+// frames to a new range (renamed in the kmem object, remapped; the old range becomes free),
+// as UVM's page transfer.  The new tail is zeroed.  *out = the block's address.
+//  => takes the VM lock.  KERN_NO_SPACE / KERN_RESOURCE_SHORTAGE leave the block unchanged
+//     where it was (a failed move is rolled back).
+kern_return_t kmem_resize_wired(vaddr_t addr, vsize_t oldsize, vsize_t newsize, vaddr_t* out);
 // Free [addr, addr + size): unmap, unwire, release the frames to the host.
 //  => the range was returned by kmem_alloc_wired (any page-aligned sub-range of one).
 void kmem_free_wired(vaddr_t addr, vsize_t size);

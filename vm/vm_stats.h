@@ -67,6 +67,8 @@ enum vm_counter : unsigned {
   V_MPROTECT_CALLS,       // "mprotect calls"
   V_MADVISE_CALLS,        // "madvise calls"
   V_KMEM_PAGES,           // "kmem pages wired" (gauge)
+  V_KMEM_GROWN_IN_PLACE,  // "kmem blocks grown in place"
+  V_KMEM_MOVED,           // "kmem blocks moved without copying"
   // machine-dependent (runtime/ updates these)
   V_HOST_MMAP,            // "host mmap calls"
   V_HOST_VMAS,            // "host VMAs current" (gauge)
@@ -136,6 +138,8 @@ inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
     {V_MPROTECT_CALLS, "mprotect calls"},
     {V_MADVISE_CALLS, "madvise calls"},
     {V_KMEM_PAGES, "kmem pages wired"},
+    {V_KMEM_GROWN_IN_PLACE, "kmem blocks grown in place"},
+    {V_KMEM_MOVED, "kmem blocks moved without copying"},
     {V_HOST_MMAP, "host mmap calls"},
     {V_HOST_VMAS, "host VMAs current"},
     {V_HOST_VMAS_PEAK, "host VMAs peak"},

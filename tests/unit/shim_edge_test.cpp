@@ -316,6 +316,33 @@ int c_trim_releases() {
   return g_failures;
 }
 
+// String building: a block grown 4 bytes at a time to 8 MiB.  Large blocks grow without
+// copying (the VM grows them in place or moves their frames) with a quarter of slack, so
+// the block changes address rarely; a copying realloc moved it at every page crossing.
+int c_realloc_growth() {
+  char* s = nullptr;
+  std::size_t len = 0;
+  int moves = 0;
+  for (std::size_t i = 0; i < (std::size_t{8} << 20) / 4; ++i) {
+    char* n = static_cast<char*>(realloc(s, len + 4));
+    CHILD_CHECK(n != nullptr);
+    if (n != s && s != nullptr) ++moves;
+    s = n;
+    std::memcpy(s + len, &i, 4);
+    len += 4;
+  }
+  bool intact = true;
+  for (std::size_t i = 0; i < len / 4; i += 997) {
+    std::uint32_t v;
+    std::memcpy(&v, s + i * 4, 4);
+    if (v != static_cast<std::uint32_t>(i)) intact = false;
+  }
+  CHILD_CHECK(intact);
+  CHILD_CHECK(moves < 64);
+  free(s);
+  return g_failures;
+}
+
 int c_mallinfo() {
   std::vector<void*> v;
   for (int i = 0; i < 1000; ++i) v.push_back(malloc(1000));
@@ -499,6 +526,7 @@ const shim_child::entry shim_child::g_cases[] = {
     {"operators", c_operators},
     {"new_oom", c_new_oom},
     {"mallinfo", c_mallinfo},
+    {"realloc_growth", c_realloc_growth},
     {"trim_releases", c_trim_releases},
     {"libc_entry_points", c_libc_entry_points},
     {"invalid_free", c_invalid_free},
@@ -524,6 +552,7 @@ SHIM_TEST_CASE("shim: operator new without a handler aborts with a message") {
   shim_child::expect_abort("new_oom", "vmrt: operator new: out of memory");
 }
 SHIM_TEST_CASE("shim: mallinfo2 / mallopt / malloc_trim / malloc_info") { shim_child::expect_pass("mallinfo"); }
+SHIM_TEST_CASE("shim: a block grown a little at a time keeps its contents and rarely moves") { shim_child::expect_pass("realloc_growth"); }
 SHIM_TEST_CASE("shim: malloc_trim returns freed memory to the host") { shim_child::expect_pass("trim_releases"); }
 SHIM_TEST_CASE("shim: __libc_* entry points and C23 free_sized are the shim's") { shim_child::expect_pass("libc_entry_points"); }
 SHIM_TEST_CASE("shim: free of a foreign pointer aborts with the address") {

@@ -90,4 +90,57 @@ TEST_CASE("kmem_alloc_wired / kmem_free_wired") {
     CHECK(fake::ctr(V_PAGES_RELEASED) >= released0 + 128);
     vm_page_cache_set_limit(0);
   }
+
+  // kmem_resize_wired: grow in place when the map is free after the block; else move the
+  // block's frames (same frames, new address, no copy); contents and wiring preserved.
+  {
+    // Start from an empty submap: free what the steps above left (the odd blocks kept their
+    // first page, or all of a one-page block) and b.
+    for (size_t i = 1; i < live.size(); i += 2) kmem_free_wired(live[i].first, PAGE_SIZE);
+    kmem_free_wired(b, 64 * PAGE_SIZE);
+    // First fit: allocate single pages until one lands exactly at `at` (the holes below it fill
+    // first); the others are returned in fillers.
+    std::vector<vaddr_t> fillers;
+    auto occupy = [&](vaddr_t at) {
+      for (int i = 0; i < 100000; ++i) {
+        vaddr_t z = 0;
+        REQUIRE(kmem_alloc_wired(PAGE_SIZE, PAGE_SIZE, &z) == KERN_SUCCESS);
+        if (z == at) return z;
+        fillers.push_back(z);
+      }
+      FAIL("first fit never reached the page after the block");
+      return vaddr_t{0};
+    };
+    vaddr_t x = 0, grown = 0, moved = 0;
+    REQUIRE(kmem_alloc_wired(4 * PAGE_SIZE, PAGE_SIZE, &x) == KERN_SUCCESS);
+    frame_t fx = fake::mapped_frame(k.vs, x);
+    std::memset(fake::g_fake.physmem + static_cast<size_t>(fx) * PAGE_SIZE, 0x5A, PAGE_SIZE);
+    // In place: the page after x is made free, then x grows into it.
+    vaddr_t y = occupy(x + 4 * PAGE_SIZE);
+    kmem_free_wired(y, PAGE_SIZE);
+    REQUIRE(kmem_resize_wired(x, 4 * PAGE_SIZE, 5 * PAGE_SIZE, &grown) == KERN_SUCCESS);
+    CHECK(grown == x);
+    CHECK(fake::mapped_frame(k.vs, x) == fx);
+    CHECK(fake::mapped(k.vs, x + 4 * PAGE_SIZE));
+    // Moved: the page after x is taken, so growing must move x's frames elsewhere.
+    y = occupy(x + 5 * PAGE_SIZE);
+    REQUIRE(kmem_resize_wired(x, 5 * PAGE_SIZE, 64 * PAGE_SIZE, &moved) == KERN_SUCCESS);
+    CHECK(moved != x);
+    CHECK(!fake::mapped(k.vs, x));                 // the old range is gone
+    CHECK(fake::mapped_frame(k.vs, moved) == fx);  // the same frame: moved, not copied
+    CHECK(fake::g_fake.physmem[static_cast<size_t>(fx) * PAGE_SIZE + 100] == 0x5A);
+    for (int p = 0; p < 64; ++p) CHECK(fake::mapped(k.vs, moved + p * PAGE_SIZE));
+    frame_t ftail = fake::mapped_frame(k.vs, moved + 63 * PAGE_SIZE);
+    CHECK(fake::g_fake.physmem[static_cast<size_t>(ftail) * PAGE_SIZE + 7] == 0);  // tail zeroed
+    CHECK(kmem_resize_wired(moved, 64 * PAGE_SIZE, 32 * PAGE_SIZE, &grown) == KERN_INVALID_ARGUMENT);
+    CHECK(fake::check_all(extra) == "");
+    {
+      vm_lock_guard g;
+      CHECK(vm_map_check(kmem_map(), 2));
+    }
+    kmem_free_wired(moved, 64 * PAGE_SIZE);
+    kmem_free_wired(y, PAGE_SIZE);
+    for (vaddr_t z : fillers) kmem_free_wired(z, PAGE_SIZE);
+    CHECK(fake::check_all(extra) == "");
+  }
 }
