@@ -355,12 +355,78 @@ std::size_t bucket_trim_all() {
   }
   kmem_guard guard(g.pages_lock);
   bytes += page_cache_flush_locked();
+  bytes += lcache_expire_locked(0, true);
   return bytes;
+}
+
+// ---- large cache --------------------------------------------------------------------------
+// Freed large blocks stay mapped for a while (like jemalloc's dirty extents): a program that
+// mallocs and frees big buffers in a loop would otherwise map and unmap pages every time.
+// Bounded in blocks and pages; a block goes back to the page source once it has waited the
+// decay time (none when decay_ms is 0: 4.4BSD's immediate release).  Cached blocks keep the
+// freed-large state in kmemusage, so a free of one is still a double free.
+inline constexpr std::uint32_t kLargeCacheSlots = sizeof(g.lcache) / sizeof(g.lcache[0]);
+inline constexpr std::uint64_t kLargeCacheMaxPages = 16384;  // 64 MiB
+inline constexpr std::uint64_t kLargeCacheMaxBlock = kLargeCacheMaxPages / 4;
+static_assert(kLargeCacheSlots >= 4 && kLargeCacheMaxBlock >= 256);
+
+// => pages lock held.  Gives cache entry i back to the source.
+void lcache_evict_locked(std::uint32_t i) {
+  source_free_locked(g.lcache[i].a, g.lcache[i].pages);
+  g.lcache_pages -= g.lcache[i].pages;
+  g.lcache[i] = g.lcache[--g.lcache_n];
+}
+
+// => pages lock held.  Evicts every entry older than the decay time; bytes given back.
+std::size_t lcache_expire_locked(std::uint16_t now, bool all) {
+  std::size_t bytes = 0;
+  for (std::uint32_t i = 0; i < g.lcache_n;) {
+    if (all || static_cast<std::uint16_t>(now - g.lcache[i].stamp) >= g.decay_ticks) {
+      bytes += std::size_t{g.lcache[i].pages} << kPageShift;
+      lcache_evict_locked(i);
+    } else {
+      ++i;
+    }
+  }
+  return bytes;
+}
+
+// => pages lock held.  The best-fitting cached block for npages at this alignment (at most
+// half again as large, so a small request does not split a huge block), taken out of the
+// cache with its surplus pages given back.  0 when none fits.
+std::uintptr_t lcache_take_locked(std::size_t npages, std::size_t align_pages) {
+  std::uint32_t best = kLargeCacheSlots;
+  for (std::uint32_t i = 0; i < g.lcache_n; ++i) {
+    const auto& e = g.lcache[i];
+    if (e.pages < npages || e.pages > npages + npages / 2) continue;
+    if (((e.a >> kPageShift) & (align_pages - 1)) != 0) continue;
+    if (best == kLargeCacheSlots || e.pages < g.lcache[best].pages) best = i;
+  }
+  if (best == kLargeCacheSlots) return 0;
+  std::uintptr_t a = g.lcache[best].a;
+  std::uint32_t pages = g.lcache[best].pages;
+  g.lcache_pages -= pages;
+  g.lcache[best] = g.lcache[--g.lcache_n];
+  if (pages > npages) source_free_locked(a + (npages << kPageShift), pages - npages);
+  ++g.lcache_hits;
+  return a;
 }
 
 void* large_alloc(std::size_t npages, std::size_t align_pages, bool* fresh) {
   KMEM_ASSERT(npages > 0 && npages < kNil, "large block page count");
   kmem_guard guard(g.pages_lock);
+  if (g.lcache_n != 0) {
+    lcache_expire_locked(coarse_ticks(), false);
+    if (std::uintptr_t a = lcache_take_locked(npages, align_pages)) {
+      kmemusage* ku = usage_of(a);
+      set_ku_indx(ku, KU_LARGE);
+      ku->ku_pagecnt = static_cast<std::uint32_t>(npages);
+      ++g.large_blocks;
+      g.large_pages += npages;
+      *fresh = false;  // dirty: M_ZERO must clear it
+      return reinterpret_cast<void*>(a);
+    }
+  }
   void* p = source_alloc_locked(npages, align_pages);
   if (p == nullptr) return nullptr;
   kmemusage* ku = usage_of(reinterpret_cast<std::uintptr_t>(p));
@@ -379,6 +445,20 @@ void large_free(std::uintptr_t a, std::uint32_t npages) {
   ku->ku_pagecnt = 0;
   --g.large_blocks;
   g.large_pages -= npages;
+  if (g.decay_ticks != 0 && npages <= kLargeCacheMaxBlock) {
+    std::uint16_t now = coarse_ticks();
+    lcache_expire_locked(now, false);
+    while (g.lcache_n == kLargeCacheSlots || g.lcache_pages + npages > kLargeCacheMaxPages) {
+      std::uint32_t oldest = 0;  // make room: the longest-waiting block goes back
+      for (std::uint32_t i = 1; i < g.lcache_n; ++i)
+        if (static_cast<std::uint16_t>(now - g.lcache[i].stamp) > static_cast<std::uint16_t>(now - g.lcache[oldest].stamp))
+          oldest = i;
+      lcache_evict_locked(oldest);
+    }
+    g.lcache[g.lcache_n++] = {a, npages, now};
+    g.lcache_pages += npages;
+    return;
+  }
   source_free_locked(a, npages);
 }
 

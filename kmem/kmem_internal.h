@@ -205,6 +205,16 @@ struct alignas(64) kmem_globals {
   std::uint64_t pages_from_source = 0;       // pages_lock: outstanding pages
   std::uint64_t large_blocks = 0;            // pages_lock: live large blocks
   std::uint64_t large_pages = 0;             // pages_lock
+  // Freed large blocks kept mapped for reuse (kmem_bucket.cpp, large cache) [pages_lock].
+  struct large_cached {
+    std::uintptr_t a;
+    std::uint32_t pages;
+    std::uint16_t stamp;  // coarse_ticks() when freed
+  };
+  large_cached lcache[16] = {};              // pages_lock
+  std::uint32_t lcache_n = 0;                // pages_lock
+  std::uint64_t lcache_pages = 0;            // pages_lock
+  std::uint64_t lcache_hits = 0;             // pages_lock: large mallocs served from it
 
   // Threads (threads lock).
   kmem_lock threads_lock;
@@ -250,6 +260,9 @@ std::size_t bucket_trim_all();
 // Large blocks: whole pages from the source.  => pages lock.
 void* large_alloc(std::size_t npages, std::size_t align_pages, bool* fresh);
 void large_free(std::uintptr_t a, std::uint32_t npages);
+// Give cached freed large blocks back to the page source: those older than the decay time,
+// or all.  Returns the bytes given back.  => pages lock held.
+std::size_t lcache_expire_locked(std::uint16_t now, bool all);
 // Grow a live large block to new_pages without copying (the page source's resize_pages: in
 // place or by moving its frames).  Returns its (possibly new) address, 0 when the source
 // cannot (block untouched).  => takes the pages lock.

@@ -1,0 +1,77 @@
+// kmem_large_test.cpp — large blocks: the cache of freed large blocks (kept mapped, decaying),
+// and growth without copying through a page source that can resize.
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <unistd.h>
+
+#include "kmem/kmem.h"
+#include "tests/unit/kmem_test_support.h"
+
+using namespace vmrt::kmem;
+
+namespace {
+constexpr std::size_t kBig = 1 << 20;  // 256 pages: a large block
+
+// A freshly booted kmem with a 100 ms decay (the default is 1 s).
+kmem_test::counting_source* boot() { return kmem_test::boot(false, 100); }
+}  // namespace
+
+TEST_CASE("a freed large block is reused without going back to the page source") {
+  auto* src = boot();
+  REQUIRE(src != nullptr);
+  trim();
+  char* a = static_cast<char*>(malloc(kBig, M_TEST, M_NOWAIT));
+  REQUIRE(a != nullptr);
+  std::memset(a, 0x33, kBig);
+  long calls = src->alloc_calls.load(), frees = src->free_calls.load();
+  REQUIRE(free(a, M_TEST) == KMEM_OK);
+  CHECK(src->free_calls.load() == frees);  // kept: still mapped, still counted as RSS
+  char* b = static_cast<char*>(malloc(kBig, M_TEST, M_NOWAIT));
+  CHECK(b == a);                              // the cached block came back
+  CHECK(src->alloc_calls.load() == calls);    // without asking the page source
+  // A cached block is dirty: M_ZERO clears it.
+  REQUIRE(free(b, M_TEST) == KMEM_OK);
+  char* z = static_cast<char*>(malloc(kBig, M_TEST, M_NOWAIT | M_ZERO));
+  REQUIRE(z == a);
+  bool zero = true;
+  for (std::size_t i = 0; i < kBig; i += 511) zero = zero && z[i] == 0;
+  CHECK(zero);
+  REQUIRE(free(z, M_TEST) == KMEM_OK);
+  // While cached it is still a freed block: freeing it again is a double free.
+  CHECK(free(z, M_TEST) == KMEM_DOUBLE_FREE);
+  CHECK(usable_size(z) == 0);
+  // trim gives the cache back.
+  long out = src->pages_out.load();
+  CHECK(trim() >= kBig);
+  CHECK(src->pages_out.load() <= out - static_cast<long>(kBig / 4096));
+}
+
+TEST_CASE("the large cache decays, is bounded, and does not split huge blocks for small requests") {
+  auto* src = boot();
+  REQUIRE(src != nullptr);
+  trim();
+  long out0 = src->pages_out.load();
+  // Bounded: 40 freed blocks of 1 MiB cannot all stay (64 MiB, 16 blocks at most).
+  void* blocks[40];
+  for (auto& p : blocks) REQUIRE((p = malloc(kBig, M_TEST, M_NOWAIT)) != nullptr);
+  for (auto& p : blocks) REQUIRE(free(p, M_TEST) == KMEM_OK);
+  long kept = src->pages_out.load() - out0;
+  CHECK(kept <= 16 * static_cast<long>(kBig / 4096));
+  CHECK(kept > 0);
+  // A request much smaller than the cached blocks does not take one (no huge split).
+  long calls = src->alloc_calls.load();
+  long kept_before = src->pages_out.load();
+  char* small = static_cast<char*>(malloc(100 * 1024, M_TEST, M_NOWAIT));
+  REQUIRE(small != nullptr);
+  CHECK(src->alloc_calls.load() == calls + 1);                   // from the page source
+  CHECK(src->pages_out.load() == kept_before + (100 * 1024) / 4096);  // no cached block split
+  REQUIRE(free(small, M_TEST) == KMEM_OK);
+  // Decay: after the decay time, the next large free/malloc gives the old ones back.
+  usleep(300 * 1000);
+  void* again = malloc(kBig * 3, M_TEST, M_NOWAIT);  // no cached block fits 3 MiB
+  REQUIRE(again != nullptr);
+  CHECK(src->pages_out.load() - out0 <= static_cast<long>(3 * kBig / 4096) + 64);
+  REQUIRE(free(again, M_TEST) == KMEM_OK);
+  trim();
+}
