@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include "runtime/rt_maps.h"
 #include "runtime/rt_stats.h"
 #include "vm/vm_lock.h"
+#include "vm/vm_out.h"
 #include "vm/vm_page.h"
 
 namespace vmrt::rt {
@@ -26,6 +28,24 @@ namespace {
 int g_fd = -1;
 frame_t g_nframes;
 std::size_t g_bytes;
+// Identity of the current physmem memfd: the program may close or replace the fd.
+std::uint64_t g_dev, g_ino;
+
+// Move fd to the top of the descriptor table (close-on-exec), out of the way of programs
+// that use low numbers as they like (`exec 3>file` in a shell, dup2 onto 3, 4, ...).
+int move_fd_high(int fd) {
+  rlimit rl{};
+  long top = ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? static_cast<long>(rl.rlim_cur) : 1024;
+  if (top > 65536) top = 65536;
+  for (long want = top - 1; want > fd && want >= top - 64; --want) {
+    int hi = ::fcntl(fd, F_DUPFD_CLOEXEC, static_cast<int>(want));
+    if (hi >= 0) {
+      ::close(fd);
+      return hi;
+    }
+  }
+  return fd;  // no room up there: keep the low number
+}
 
 int make_memfd(std::size_t bytes) {
   int fd = ::memfd_create("vmrt-physmem", MFD_CLOEXEC);
@@ -34,7 +54,15 @@ int make_memfd(std::size_t bytes) {
     ::close(fd);
     return -1;
   }
-  return fd;
+  return move_fd_high(fd);
+}
+
+void remember_identity(int fd) {
+  struct stat st;
+  if (::fstat(fd, &st) == 0) {
+    g_dev = st.st_dev;
+    g_ino = st.st_ino;
+  }
 }
 
 // A new physmem memfd of `bytes` and a shared read/write mapping of all of it (*map).
@@ -54,10 +82,10 @@ int make_mapped_memfd(std::size_t bytes, void** map, const char* no_fd, const ch
   return fd;
 }
 
+// Give the host memory behind frames back: MADV_REMOVE on the direct map punches the same
+// hole in the memfd as fallocate would, without needing the descriptor.
 void punch(frame_t f, std::size_t n) {
-  (void)::fallocate(g_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                    static_cast<off_t>(static_cast<std::size_t>(f) << PAGE_SHIFT),
-                    static_cast<off_t>(n << PAGE_SHIFT));
+  (void)::madvise(g_direct_map + (static_cast<std::size_t>(f) << PAGE_SHIFT), n << PAGE_SHIFT, MADV_REMOVE);
 }
 
 }  // namespace
@@ -73,6 +101,7 @@ bool physmem_init(std::size_t bytes, std::size_t frame_cache) {
                              "vmrt: cannot map the physmem direct map\n");
   if (fd < 0) return false;
   g_fd = fd;
+  remember_identity(fd);
   g_direct_map = static_cast<char*>(dm);
   g_bytes = bytes;
   g_nframes = static_cast<frame_t>(bytes >> PAGE_SHIFT);
@@ -87,7 +116,29 @@ bool physmem_init(std::size_t bytes, std::size_t frame_cache) {
   return true;
 }
 
-int physmem_fd() { return g_fd; }
+int physmem_fd() {
+  struct stat st;
+  if (g_fd >= 0 && ::fstat(g_fd, &st) == 0 && st.st_dev == g_dev && st.st_ino == g_ino) return g_fd;
+  // The program closed or replaced our descriptor: find the memfd again through the
+  // direct map's entry in /proc/self/map_files.
+  char name[80];
+  {
+    vm_out o(name, sizeof name);
+    o.str("/proc/self/map_files/")
+        .hex_bare(reinterpret_cast<std::uintptr_t>(g_direct_map))
+        .ch('-')
+        .hex_bare(reinterpret_cast<std::uintptr_t>(g_direct_map) + g_bytes);
+  }
+  int fd = ::open(name, O_RDWR | O_CLOEXEC);
+  if (fd < 0) return -1;
+  if (::fstat(fd, &st) != 0 || st.st_dev != g_dev || st.st_ino != g_ino) {
+    ::close(fd);
+    return -1;
+  }
+  g_fd = move_fd_high(fd);
+  rt_count(RC_PHYSMEM_FD_REOPENED);
+  return g_fd;
+}
 frame_t physmem_nframes() { return g_nframes; }
 
 // Frames that need zeroing are cached frames (host-resident): a memset through the direct
@@ -106,7 +157,8 @@ void physmem_release(frame_t f, std::size_t n) {
 
 std::size_t physmem_host_bytes() {
   struct stat st;
-  if (::fstat(g_fd, &st) != 0) return 0;
+  int fd = physmem_fd();
+  if (fd < 0 || ::fstat(fd, &st) != 0) return 0;
   return static_cast<std::size_t>(st.st_blocks) * 512;
 }
 
@@ -132,8 +184,11 @@ void remap_line(const maps_line& l, void* arg) {
 }  // namespace
 
 bool physmem_fork_child() {
-  struct stat old_st;
-  if (::fstat(g_fd, &old_st) != 0) return false;
+  int old_fd = physmem_fd();
+  if (old_fd < 0) {
+    say("vmrt: fork child: the physmem memfd is gone (closed by the program?)\n");
+    return false;
+  }
   void* tmp;
   int nfd = make_mapped_memfd(g_bytes, &tmp, "vmrt: fork child: cannot create a new physmem memfd\n",
                               "vmrt: fork child: cannot map the new physmem\n");
@@ -145,9 +200,9 @@ bool physmem_fork_child() {
   off_t off = 0;
   const off_t end = static_cast<off_t>(g_bytes);
   while (off < end) {
-    off_t data = ::lseek(g_fd, off, SEEK_DATA);
+    off_t data = ::lseek(old_fd, off, SEEK_DATA);
     if (data < 0) break;  // ENXIO: no more data
-    off_t hole = ::lseek(g_fd, data, SEEK_HOLE);
+    off_t hole = ::lseek(old_fd, data, SEEK_HOLE);
     if (hole < 0 || hole > end) hole = end;
     frame_t f = static_cast<frame_t>(data >> PAGE_SHIFT);
     frame_t fe = static_cast<frame_t>((hole + static_cast<off_t>(PAGE_MASK)) >> PAGE_SHIFT);
@@ -171,14 +226,15 @@ bool physmem_fork_child() {
   rt_count(RC_FORK_FRAMES_COPIED, copied);
   // Replace every mapping of the old memfd (the direct map and every pmap mapping) by the
   // same range of the new one, with the same protection.
-  remap_ctx c{old_st.st_dev, old_st.st_ino, nfd, true};
+  remap_ctx c{g_dev, g_ino, nfd, true};
   if (!maps_scan(remap_line, &c)) {
     ::close(nfd);
     say("vmrt: fork child: cannot read /proc/self/maps\n");
     return false;
   }
-  ::close(g_fd);
+  ::close(old_fd);
   g_fd = nfd;
+  remember_identity(nfd);
   if (!c.ok) say("vmrt: fork child: some physmem mappings could not be replaced\n");
   rt_count(RC_HOST_FORKS);
   return c.ok;

@@ -232,9 +232,19 @@ kern_return_t enter_run(std::size_t i, std::size_t n, frame_t f0, vm_prot_t prot
       if (rc != 0) return KERN_RESOURCE_SHORTAGE;
     }
   } else {
-    void* r = ::mmap(reinterpret_cast<void*>(va_of(i)), n << PAGE_SHIFT, prot, MAP_SHARED | MAP_FIXED,
-                     physmem_fd(), static_cast<off_t>(static_cast<std::size_t>(f0) << PAGE_SHIFT));
+    // A second mapping of the frames' pages, made from the direct map (mremap with old size 0
+    // duplicates a shared mapping): no file descriptor involved, so nothing the program does
+    // with its descriptors can redirect it.  It comes read/write; lower it when needed.
+    void* r = ::mremap(physmem_frame(f0), 0, n << PAGE_SHIFT, MREMAP_MAYMOVE | MREMAP_FIXED,
+                       reinterpret_cast<void*>(va_of(i)));
     rt_count(RC_HOST_MMAP);
+    if (r != MAP_FAILED && prot != (PROT_READ | PROT_WRITE)) {
+      if (::mprotect(r, n << PAGE_SHIFT, prot) != 0) {
+        ::mmap(r, n << PAGE_SHIFT, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+        r = MAP_FAILED;
+      }
+      rt_count(RC_HOST_MPROTECT);
+    }
     if (r != MAP_FAILED && populate && g_populate.load(std::memory_order_relaxed)) {
       // A failure (host out of memory) is not an error here: the touch faults as before.
       int saved = errno;

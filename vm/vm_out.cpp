@@ -106,7 +106,11 @@ vm_out& vm_out::i(std::int64_t v, int width) {
   return *this;
 }
 
-vm_out& vm_out::hex(std::uint64_t v, int digits) {
+vm_out& vm_out::hex(std::uint64_t v, int digits) { return str("0x").hex_digits(v, digits); }
+
+vm_out& vm_out::hex_bare(std::uint64_t v) { return hex_digits(v, 0); }
+
+vm_out& vm_out::hex_digits(std::uint64_t v, int digits) {
   static constexpr char kHex[] = "0123456789abcdef";
   char tmp[16];
   int n = 0;
@@ -114,7 +118,6 @@ vm_out& vm_out::hex(std::uint64_t v, int digits) {
     tmp[n++] = kHex[v & 15];
     v >>= 4;
   } while (v != 0);
-  str("0x");
   for (int k = n; k < digits; ++k) ch('0');
   for (int k = n - 1; k >= 0; --k) ch(tmp[k]);
   return *this;

@@ -43,6 +43,10 @@ class vm_out {
   vm_out& i(std::int64_t v, int width = 0);
   // Hexadecimal with "0x", zero-padded to `digits` digits (0: minimal).
   vm_out& hex(std::uint64_t v, int digits = 0);
+  // Hexadecimal without the "0x" prefix (as /proc names use).
+  vm_out& hex_bare(std::uint64_t v);
+  // The digits of v in lowercase hexadecimal, zero-padded to `digits`.
+  vm_out& hex_digits(std::uint64_t v, int digits);
   vm_out& ptr(const void* p) { return hex(reinterpret_cast<std::uintptr_t>(p)); }
   vm_out& spaces(int n);
 

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <dlfcn.h>
+#include <dirent.h>
 #include <malloc.h>
 #include <sys/stat.h>
 #include <new>
@@ -278,18 +279,22 @@ int c_new_oom() {
 // into the VM's frame cache are unmapped, so RSS no longer shows them, but the host still
 // holds them until they are released.
 long physmem_kib() {
-  for (int fd = 0; fd < 1024; ++fd) {
-    char path[64], target[256];
-    std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  DIR* d = opendir("/proc/self/fd");
+  if (d == nullptr) return -1;
+  long kib = -1;
+  while (dirent* e = readdir(d)) {
+    char path[300], target[256];
+    std::snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
     ssize_t n = readlink(path, target, sizeof target - 1);
     if (n <= 0) continue;
     target[n] = '\0';
     if (std::strstr(target, "vmrt-physmem") == nullptr) continue;
     struct stat st;
-    if (fstat(fd, &st) != 0) return -1;
-    return static_cast<long>(st.st_blocks / 2);
+    if (stat(path, &st) == 0) kib = static_cast<long>(st.st_blocks / 2);
+    break;
   }
-  return -1;
+  closedir(d);
+  return kib;
 }
 
 // Freed frames stay host-resident in the VM's frame cache; malloc_trim must give them

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Programs use file descriptors as they like: `exec 3>file` in a shell, dup2 onto low
+# numbers, closing every descriptor above 2 (closefrom) in daemons.  vmrt's physmem memfd
+# once sat at fd 3, and each of these broke the program (hang, double free, SIGBUS, OOM).
+# vmrt now keeps it at the top of the table, maps frames without it, and finds the memfd
+# again if the program closed it anyway.
+set -euo pipefail
+build=${1:?build dir}
+vmrun="$build/bin/vmrun"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+for trapmode in auto sigsegv; do
+  out=$(timeout 30 "$vmrun" --trap "$trapmode" -- bash -c 'exec 3>/dev/null; (echo sub); x=$(echo cmd); echo "$x done"') ||
+    fail "exec 3>/dev/null then fork ($trapmode): status $?"
+  [ "$out" = $'sub\ncmd done' ] || fail "exec 3>/dev/null ($trapmode): got '$out'"
+  out=$(timeout 30 "$vmrun" --trap "$trapmode" -- bash -c 'exec 3>&-; (echo sub); echo done') ||
+    fail "exec 3>&- then fork ($trapmode): status $?"
+  [ "$out" = $'sub\ndone' ] || fail "exec 3>&- ($trapmode): got '$out'"
+  out=$(timeout 60 "$vmrun" --trap "$trapmode" -- python3 -c '
+import os
+fd = os.open("/dev/zero", os.O_RDWR); os.dup2(fd, 3)
+x = [bytes(1000) for i in range(100000)]
+os.close(3)
+y = [bytes(1000) for i in range(100000)]
+print(len(x) + len(y))') || fail "python dup2/close of fd 3 ($trapmode): status $?"
+  [ "$out" = 200000 ] || fail "python fd 3 ($trapmode): got '$out'"
+done
+
+# The memfd is not at a low number.
+lowfd=$("$vmrun" -- python3 -c '
+import os
+def target(f):
+    try: return os.readlink("/proc/self/fd/" + f)
+    except OSError: return ""
+print(min([int(f) for f in os.listdir("/proc/self/fd") if "vmrt-physmem" in target(f)] or [99999]))')
+[ "$lowfd" -lt 99999 ] || fail "no vmrt-physmem memfd found"
+[ "$lowfd" -ge 200 ] || fail "physmem memfd at fd $lowfd (want it at the top of the table)"
+
+# closefrom(3), then heavy malloc, then fork: memory stays independent both ways.
+cat > "$work/closeall.c" <<'C'
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void) {
+  char* keep = malloc(1 << 20);
+  memset(keep, 'p', 1 << 20);
+  for (int fd = 3; fd < 65536; ++fd) close(fd);     /* closefrom(3) */
+  char* more[2000];
+  for (int i = 0; i < 2000; ++i) { more[i] = malloc(4000); memset(more[i], i & 0x7f, 4000); }
+  pid_t pid = fork();
+  if (pid < 0) return 2;
+  if (pid == 0) {
+    memset(keep, 'c', 1 << 20);                     /* the child's writes stay its own */
+    char* x = malloc(1 << 22); memset(x, 1, 1 << 22);
+    _exit(keep[12345] == 'c' && more[1999][0] == (1999 & 0x7f) ? 0 : 3);
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) { printf("child status %d\n", st); return 4; }
+  if (keep[12345] != 'p') { printf("parent saw the child's write\n"); return 5; }
+  for (int i = 0; i < 2000; ++i) free(more[i]);
+  free(keep);
+  puts("independent");
+  return 0;
+}
+C
+cc -O2 -o "$work/closeall" "$work/closeall.c"
+for trapmode in auto sigsegv; do
+  out=$(timeout 60 "$vmrun" --trap "$trapmode" -- "$work/closeall") || fail "closefrom+fork ($trapmode): status $? output '$out'"
+  [ "$out" = independent ] || fail "closefrom+fork ($trapmode): got '$out'"
+done
+echo "fd games: all passed"
