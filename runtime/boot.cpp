@@ -264,8 +264,10 @@ void runtime_fork_parent() {
     if (g_fork_pipe[1] >= 0) {
       ::close(g_fork_pipe[1]);  // EOF at once if fork failed (no child holds the write end)
       char c;
-      while (::read(g_fork_pipe[0], &c, 1) < 0 && errno == EINTR) {
+      ssize_t r;
+      while ((r = ::read(g_fork_pipe[0], &c, 1)) < 0 && errno == EINTR) {
       }
+      if (r == 1) rt::rt_count(rt::RC_HOST_FORKS);  // a child signed in: counted here, in the parent
       ::close(g_fork_pipe[0]);
       g_fork_pipe[0] = g_fork_pipe[1] = -1;
     }

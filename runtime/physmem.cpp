@@ -236,7 +236,6 @@ bool physmem_fork_child() {
   g_fd = nfd;
   remember_identity(nfd);
   if (!c.ok) say("vmrt: fork child: some physmem mappings could not be replaced\n");
-  rt_count(RC_HOST_FORKS);
   return c.ok;
 }
 
