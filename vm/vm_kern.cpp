@@ -72,28 +72,24 @@ kern_return_t kmem_submap_init(vmspace* kernel_vs, vsize_t size, vaddr_t* base) 
 
 namespace {
 
-// Give the kmem pages at pindexes [p0, p0 + n) frames: one contiguous run if possible, else
-// the largest runs available.  Pages already present (moved there) are kept.
-//  => VM lock held.  On failure every frame this call added is freed again.
+// Give the kmem pages at pindexes [p0, p0 + n) (none present yet) frames: one contiguous run
+// if possible, else the largest runs available.
+//  => VM lock held.  On failure the pages inserted so far stay: the caller frees the range
+//     with free_pages.
 kern_return_t kmem_fill_locked(vm_pindex_t p0, vsize_t n) {
   vsize_t done = 0;
   while (done < n) {
-    if (vm_page_lookup(g_kmem_object, p0 + done) != nullptr) {
-      ++done;
-      continue;
-    }
-    vsize_t want = 1;
-    while (done + want < n && vm_page_lookup(g_kmem_object, p0 + done + want) == nullptr) ++want;
+    vsize_t want = n - done;
     vm_page* m = nullptr;
     while (want >= 1 && (m = vm_page_alloc_contig(want, VM_ALLOC_ZERO | VM_ALLOC_WIRED)) == nullptr) want /= 2;
-    kern_return_t kr = m == nullptr ? KERN_RESOURCE_SHORTAGE : KERN_SUCCESS;
-    for (vsize_t k = 0; kr == KERN_SUCCESS && k < want; ++k) {
-      kr = vm_page_insert(m + k, g_kmem_object, p0 + done + k);
-      if (kr != KERN_SUCCESS)
-        for (vsize_t j = k; j < want; ++j) vm_page_free(m + j, VM_FREE_RELEASE);
+    if (m == nullptr) return KERN_RESOURCE_SHORTAGE;
+    vsize_t k = 0;
+    kern_return_t kr = KERN_SUCCESS;
+    for (; k < want && (kr = vm_page_insert(m + k, g_kmem_object, p0 + done + k)) == KERN_SUCCESS; ++k) {
     }
+    for (vsize_t j = k; j < want; ++j) vm_page_free(m + j, VM_FREE_RELEASE);  // not inserted
+    vm_stat_add(V_KMEM_PAGES, static_cast<std::int64_t>(k));  // free_pages uncounts what it frees
     if (kr != KERN_SUCCESS) return kr;
-    vm_stat_add(V_KMEM_PAGES, static_cast<std::int64_t>(want));
     done += want;
   }
   return KERN_SUCCESS;
@@ -143,15 +139,11 @@ kern_return_t kmem_enter_locked(vaddr_t va, vsize_t size) {
 kern_return_t kmem_wire_range_locked(vaddr_t va, vsize_t size) {
   kern_return_t kr = kmem_fill_locked(atop(va - g_kmem_map->min), atop(size));
   if (kr == KERN_SUCCESS) kr = kmem_insert_entry_locked(va, size);
-  else {
+  if (kr != KERN_SUCCESS) {
     free_pages(va, va + size);
     return kr;
   }
-  if (kr == KERN_SUCCESS) kr = kmem_enter_locked(va, size);
-  else {
-    free_pages(va, va + size);
-    return kr;
-  }
+  kr = kmem_enter_locked(va, size);
   if (kr != KERN_SUCCESS) {
     free_pages(va, va + size);
     vm_map_delete(g_kmem_map, va, va + size);
