@@ -24,6 +24,7 @@
 #include "runtime/runtime_internal.h"
 #include "runtime/trap.h"
 #include "vm/pmap.h"
+#include "vm/vm_heap.h"
 #include "vm/vm_kern.h"
 #include "vm/vm_lock.h"
 #include "vm/vm_page.h"
@@ -37,6 +38,7 @@ runtime_config g_config;
 std::atomic<int> g_boot_state{0};  // 0 = down, 1 = booting, 2 = up
 bool g_vm_up;                      // false: stage 0 fallback (no vmspaces)
 rt::window* g_kernel_window;
+rt::window* g_process_window;  // the process vmspace: the heap (vm_heap)
 vaddr_t g_kmem_base;
 int g_fork_pipe[2] = {-1, -1};     // child -> parent: "physmem replaced"
 
@@ -161,15 +163,42 @@ runtime_config runtime_config_from_env() {
 
 namespace {
 
+// kmem_map of the kernel vmspace: wired kernel memory (kmem_alloc_wired); the program's
+// malloc arena is the process heap (VMRT_KMEM_SIZE).
+constexpr std::size_t kKernelKmemSize = std::size_t{64} << 20;
+static_assert(kKernelKmemSize % rt::kGranule == 0 || rt::kGranule % kKernelKmemSize == 0);
+
+// A window of `size` bytes of `kind` with an empty vmspace over it, published; null (with
+// a message) when the region has no room or the vmspace cannot be made.
+vmspace* window_vmspace(std::size_t size, rt::window_kind kind, rt::window** out) {
+  rt::window* w = rt::window_alloc(size, kind);
+  if (w == nullptr) {
+    rt::say("vmrt: no room in the region for the ", kind == rt::WK_KERNEL ? "kernel" : "process", " window\n");
+    return nullptr;
+  }
+  w->pm.ops = &rt::g_pmap_linux_ops;
+  vmspace* vs = nullptr;
+  kern_return_t kr = vmspace_create(w->base, w->base + w->size, &w->pm, &vs);
+  if (kr != KERN_SUCCESS) {
+    rt::say("vmrt: cannot create a vmspace: ", kern_return_name(kr), "\n");
+    return nullptr;
+  }
+  w->vs.store(vs, std::memory_order_release);
+  *out = w;
+  return vs;
+}
+
 // Bring up the VM machine.  False (with a message) at the first failure.
 bool boot_vm(const runtime_config& cfg) {
   if (!rt::region_reserve(cfg.region_size)) return false;
   if (!rt::pmap_linux_init()) return false;
   if (!rt::physmem_init(cfg.physmem_size, cfg.frame_cache)) return false;
   pmap_set_machine_ops(&rt::g_pmap_linux_ops);
-  // No trap backend yet: kmem memory is wired (always mapped), so nothing in the kernel
-  // window faults.  runtime_trap_start() installs it with the first API vmspace.
-  // The kernel window holds kmem_map; the rest of the region is for other vmspaces.
+  // No trap backend yet: the heap's windows are mapped when handed out and kmem_map is
+  // wired, so nothing faults until a vmspace with demand-paged memory exists
+  // (runtime_trap_start, called by the API).
+  // The kernel window holds kmem_map (the VM's own wired malloc, kept small: the program's
+  // malloc lives in the process heap); the process window holds the heap.
   std::size_t kmem = cfg.kmem_size;
   std::size_t max_kmem = rt::region_size() / 2;
   if (kmem > max_kmem) {
@@ -177,29 +206,25 @@ bool boot_vm(const runtime_config& cfg) {
     kmem = max_kmem;
   }
   kmem = (kmem + rt::kGranule - 1) & ~(rt::kGranule - 1);
-  rt::window* w = rt::window_alloc(kmem + rt::kGranule, rt::WK_KERNEL);
-  if (w == nullptr) {
-    rt::say("vmrt: no room in the region for the kernel window\n");
-    return false;
-  }
-  w->pm.ops = &rt::g_pmap_linux_ops;
-  vmspace* kvs = nullptr;
-  kern_return_t kr = vmspace_create(w->base, w->base + w->size, &w->pm, &kvs);
-  if (kr != KERN_SUCCESS) {
-    rt::say("vmrt: cannot create the kernel vmspace: ", kern_return_name(kr), "\n");
-    return false;
-  }
-  w->vs.store(kvs, std::memory_order_release);
-  g_kernel_window = w;
-  kr = kmem_submap_init(kvs, kmem, &g_kmem_base);
+  vmspace* kvs = window_vmspace(kKernelKmemSize + rt::kGranule, rt::WK_KERNEL, &g_kernel_window);
+  if (kvs == nullptr) return false;
+  kern_return_t kr = kmem_submap_init(kvs, kKernelKmemSize, &g_kmem_base);
   if (kr != KERN_SUCCESS) {
     rt::say("vmrt: kmem_submap_init failed: ", kern_return_name(kr), "\n");
     return false;
   }
+  vmspace* pvs = window_vmspace(kmem + rt::kGranule, rt::WK_PROCESS, &g_process_window);
+  if (pvs == nullptr) return false;
+  vaddr_t heap = 0;
+  kr = vm_heap_init(pvs, kmem, &heap);
+  if (kr != KERN_SUCCESS) {
+    rt::say("vmrt: vm_heap_init failed: ", kern_return_name(kr), "\n");
+    return false;
+  }
   kmem::kmem_config kc;
   kc.diagnostics = cfg.kmem_diagnostics;
-  if (!kmem::kmem_init(rt::kmem_vm_source(g_kmem_base, kmem), kc)) {
-    rt::say("vmrt: kmem_init over kmem_map failed\n");
+  if (!kmem::kmem_init(rt::kmem_heap_source(heap, kmem), kc)) {
+    rt::say("vmrt: kmem_init over the heap failed\n");
     return false;
   }
   return true;
@@ -315,6 +340,8 @@ void runtime_report(int fd) {
   o.str("--- vmstat -m ---\n").flush();
   kmem::report_vmstat_m(fd);
   if (g_vm_up) {
+    o.str("--- procstat -v (process vmspace) ---\n").flush();
+    vmspace_report_procstat(g_process_window->vs.load(std::memory_order_acquire), fd);
     o.str("--- procstat -v (kernel map) ---\n").flush();
     vmspace_report_procstat(runtime_kernel_vmspace(), fd);
   }
@@ -323,6 +350,9 @@ void runtime_report(int fd) {
 std::size_t runtime_trim() {
   if (!runtime_booted()) return 0;
   kmem::trim();
+  // Empty heap windows go back to the VM (their frames were already released to the host
+  // when their ranges were freed), then every cached free frame goes to the host.
+  if (g_vm_up) vm_heap_trim();
   vm_lock_guard g;
   return static_cast<std::size_t>(vm_page_cache_trim(0)) << PAGE_SHIFT;
 }

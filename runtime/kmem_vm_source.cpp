@@ -1,6 +1,7 @@
 // kmem_vm_source.cpp — kmem pages from the kmem submap.
 #include "runtime/kmem_vm_source.h"
 
+#include "vm/vm_heap.h"
 #include "vm/vm_kern.h"
 
 namespace vmrt::rt {
@@ -29,7 +30,38 @@ void* resize_pages(void*, void* addr, std::size_t old_npages, std::size_t new_np
   return reinterpret_cast<void*>(va);
 }
 
+constinit kmem::kmem_page_source g_heap_src{};
+
+void* heap_alloc_pages(void*, std::size_t npages, std::size_t align_pages, bool) {
+  if (align_pages == 0) align_pages = 1;
+  vaddr_t va = 0;
+  if (vm_heap_alloc(npages * PAGE_SIZE, align_pages * PAGE_SIZE, &va) != KERN_SUCCESS) return nullptr;
+  return reinterpret_cast<void*>(va);
+}
+
+void heap_free_pages(void*, void* addr, std::size_t npages) {
+  vm_heap_free(reinterpret_cast<vaddr_t>(addr), npages * PAGE_SIZE);
+}
+
+void* heap_resize_pages(void*, void* addr, std::size_t old_npages, std::size_t new_npages) {
+  vaddr_t va = 0;
+  if (vm_heap_resize(reinterpret_cast<vaddr_t>(addr), old_npages * PAGE_SIZE, new_npages * PAGE_SIZE, &va) !=
+      KERN_SUCCESS)
+    return nullptr;
+  return reinterpret_cast<void*>(va);
+}
+
 }  // namespace
+
+const kmem::kmem_page_source* kmem_heap_source(vaddr_t base, vsize_t size) {
+  g_heap_src.base = base;
+  g_heap_src.size = size;
+  g_heap_src.alloc_pages = heap_alloc_pages;
+  g_heap_src.free_pages = heap_free_pages;
+  g_heap_src.resize_pages = heap_resize_pages;
+  g_heap_src.ctx = nullptr;
+  return &g_heap_src;
+}
 
 const kmem::kmem_page_source* kmem_vm_source(vaddr_t base, vsize_t size) {
   g_src.base = base;

@@ -1,6 +1,9 @@
-// kmem_vm_source.h — kmem's page source over the VM's kmem submap: whole pages
-// from kmem_alloc_wired (wired, zeroed, mapped: never faulted on, so the program
-// and the host kernel use them freely) and back with kmem_free_wired.
+// kmem_vm_source.h — kmem's page sources over the VM:
+//  - the kmem submap: whole pages from kmem_alloc_wired (wired, zeroed, mapped: never
+//    faulted on) and back with kmem_free_wired — the kernel's own wired malloc;
+//  - the process heap (vm/vm_heap): pageable ranges whose windows are mapped when handed
+//    out and whose pages cost host memory only once touched; freed ranges give their
+//    memory back.  The malloc shim's kmem runs over this one.
 #pragma once
 
 #include "kmem/kmem.h"
@@ -11,5 +14,7 @@ namespace vmrt::rt {
 // The source for the submap [base, base + size) (kmem_submap_init's range).  Static
 // storage; no malloc.
 const kmem::kmem_page_source* kmem_vm_source(vaddr_t base, vsize_t size);
+// The source for the heap [base, base + size) (vm_heap_init's range).  Static storage.
+const kmem::kmem_page_source* kmem_heap_source(vaddr_t base, vsize_t size);
 
 }  // namespace vmrt::rt

@@ -28,7 +28,7 @@ inline constexpr std::size_t kMinRegion = std::size_t{1} << 30;
 inline constexpr std::size_t kMaxRegion = std::size_t{1} << 44;  // 16 TiB (47-bit user space)
 static_assert(kGranule % PAGE_SIZE == 0 && kMinRegion % kGranule == 0 && kMaxRegion % kGranule == 0);
 
-enum window_kind : std::uint8_t { WK_FREE = 0, WK_KERNEL = 1, WK_API = 2 };
+enum window_kind : std::uint8_t { WK_FREE = 0, WK_KERNEL = 1, WK_API = 2, WK_PROCESS = 3 };
 
 // One window of the region.  base/size/kind/pm are set before the window is
 // published in the table and never change while it is published.

@@ -57,6 +57,11 @@ struct pmap_ops {
   // resolves by itself, without vm_fault (fork prefault: cheap to set up, pages the child
   // never touches cost nothing).
   kern_return_t (*enter_lazy)(pmap* pm, vaddr_t va, vm_page* const* pages, vsize_t npages, vm_prot_t prot);
+  // copy_resident (optional; null: copy through page_address): copy n contiguous frames
+  // from src to dst, skipping source pages the machine holds no memory for (never touched
+  // since they were last zeroed or released: they read as zeros, and so does dst, which
+  // must read as zeros beforehand).  Touches no memory the copy does not need.
+  void (*copy_resident)(vm_page* dst, vm_page* src, vsize_t n);
 };
 
 // One physical map: the translations of one vmspace, covering [min, max).

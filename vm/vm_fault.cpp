@@ -13,6 +13,7 @@
 #include "vm/vm_map.h"
 #include "vm/vm_object.h"
 #include "vm/vm_page.h"
+#include "vm/vm_reserv.h"
 #include "vm/vm_stats.h"
 #include "vmspace_impl.h"
 
@@ -251,7 +252,14 @@ kern_return_t vm_fault_locked(vm_map* map, vaddr_t va, vm_fault_type type, unsig
     vm_pindex_t e_first = atop(e->offset);
     vm_pindex_t e_end = e_first + atop(e->end - e->start);
     vm_pindex_t lo, hi;  // window [lo, hi)
-    if (flags & VM_FAULT_POPULATE) {
+    bool superpage = (e->eflags & MAP_ENTRY_SUPERPAGE) != 0;
+    if (superpage) {
+      // The whole reservation window (clamped to the entry): one frame-contiguous run, one
+      // host mapping, entered lazily so that pages never touched cost no host memory.
+      vm_pindex_t wb = pindex & ~(VM_RESERV_NPAGES - 1);
+      lo = wb > e_first ? wb : e_first;
+      hi = wb + VM_RESERV_NPAGES < e_end ? wb + VM_RESERV_NPAGES : e_end;
+    } else if (flags & VM_FAULT_POPULATE) {
       vm_pindex_t pend = atop(round_page(populate_end) - e->start + e->offset);
       lo = pindex;
       hi = pend < e_end ? pend : e_end;
@@ -272,19 +280,20 @@ kern_return_t vm_fault_locked(vm_map* map, vaddr_t va, vm_fault_type type, unsig
       while (re < hi && chain_absent(first, re)) ++re;
     }
     vsize_t n = re - rs;
-    vsize_t got = vm_page_alloc_run(first, rs, n, VM_ALLOC_ZERO, g_run);
+    const unsigned aflags = superpage ? VM_ALLOC_ZERO | VM_ALLOC_ZERO_RELEASE : VM_ALLOC_ZERO;
+    vsize_t got = vm_page_alloc_run(first, rs, n, aflags, g_run);
     if (got < n && got < pindex - rs + 1) {
       // The faulting page itself could not be allocated in the run: retry alone.
       for (vsize_t k = 0; k < got; ++k) vm_page_free(g_run[k]);
       vm_page_free_flush();
       rs = pindex;
-      got = vm_page_alloc_run(first, pindex, 1, VM_ALLOC_ZERO, g_run);
+      got = vm_page_alloc_run(first, pindex, 1, aflags, g_run);
       if (got == 0) {
         vm_stat_inc(V_FAULT_SHORTAGE);
         return KERN_RESOURCE_SHORTAGE;
       }
     }
-    if (write)
+    if (write && !superpage)
       for (vsize_t k = 0; k < got; ++k) g_run[k]->flags |= PG_DIRTY;
     vm_stat_inc(V_FAULT_ZERO_FILL);
     vm_stat_add(V_FAULT_ZERO_PAGES, static_cast<std::int64_t>(got));
@@ -292,7 +301,8 @@ kern_return_t vm_fault_locked(vm_map* map, vaddr_t va, vm_fault_type type, unsig
     m = g_run[pindex - rs];
     r.first = entry_va(e, rs);
     r.npages = got;
-    kr = enter(map, r.first, g_run, got, prot);
+    kr = superpage && map->pm != nullptr ? pmap_enter_lazy(map->pm, r.first, g_run, got, prot)
+                                         : enter(map, r.first, g_run, got, prot);
   }
   if (kr != KERN_SUCCESS) {
     vm_stat_inc(V_FAULT_SHORTAGE);

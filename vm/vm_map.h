@@ -29,6 +29,9 @@ enum vm_map_entry_flags : std::uint16_t {
   MAP_ENTRY_IS_SUBMAP = 0x0004,   // maps another vm_map (submap)
   MAP_ENTRY_GROWS_DOWN = 0x0008,  // stack: extended downwards by faults just below it
   MAP_ENTRY_NOCOALESCE = 0x0010,  // never merged with neighbours
+  MAP_ENTRY_SUPERPAGE = 0x0020,   // zero-fill faults populate the whole 2 MiB reservation
+                                  // window, entered lazily (vm_heap: the host fills its page
+                                  // tables page by page as the program touches them)
 };
 
 struct vm_map_entry {

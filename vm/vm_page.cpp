@@ -128,8 +128,9 @@ void page_init(vm_page* m, unsigned flags) {
   }
 }
 
-// Zero pages that are not known-zero, in contiguous runs; clear PG_ZERO.
-void zero_pages(vm_page** pages, vsize_t n) {
+// Zero pages that are not known-zero, in contiguous runs; clear PG_ZERO.  `release`: give
+// their host memory back instead of writing zeros (VM_ALLOC_ZERO_RELEASE).
+void zero_pages(vm_page** pages, vsize_t n, bool release) {
   const pmap_ops* ops = pmap_machine_ops();
   vsize_t k = 0;
   while (k < n) {
@@ -141,7 +142,8 @@ void zero_pages(vm_page** pages, vsize_t n) {
     vsize_t j = k + 1;
     while (j < n && (pages[j]->flags & PG_ZERO) == 0 && vm_page_frame(pages[j]) == vm_page_frame(pages[j - 1]) + 1) ++j;
     VMRT_ASSERT(ops != nullptr && ops->zero_pages != nullptr);
-    ops->zero_pages(pages[k], j - k);
+    if (release && ops->release_pages != nullptr) ops->release_pages(pages[k], j - k);
+    else ops->zero_pages(pages[k], j - k);
     vm_stat_add(V_ZFOD_ZEROED, static_cast<std::int64_t>(j - k));
     k = j;
   }
@@ -267,7 +269,7 @@ vsize_t vm_page_alloc_run(vm_object* obj, vm_pindex_t pindex, vsize_t n, unsigne
   flush_pending();
   vsize_t got = alloc_frames(obj, pindex, n, flags, out);
   for (vsize_t k = 0; k < got; ++k) page_init(out[k], flags);
-  if (flags & VM_ALLOC_ZERO) zero_pages(out, got);
+  if (flags & VM_ALLOC_ZERO) zero_pages(out, got, (flags & VM_ALLOC_ZERO_RELEASE) != 0);
   vsize_t ok = 0;
   for (; ok < got; ++ok) {
     if (vm_page_insert(out[ok], obj, pindex + ok) != KERN_SUCCESS) break;

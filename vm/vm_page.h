@@ -75,6 +75,9 @@ enum vm_alloc_flags : unsigned {
   VM_ALLOC_ZERO = 0x1,      // contents must read as zeros (zeroed unless PG_ZERO); PG_ZERO cleared
   VM_ALLOC_WIRED = 0x2,     // wire_count = 1, on no queue
   VM_ALLOC_NORESERV = 0x4,  // do not use or create a reservation
+  VM_ALLOC_ZERO_RELEASE = 0x8,  // with VM_ALLOC_ZERO: frames not known zero are released to the
+                                // host (they read as zeros) instead of zeroed through the direct
+                                // map, so pages the program never touches cost no host memory
 };
 
 // Allocate pages for obj at pindex .. pindex+n-1 (none of them resident in obj), inserted

@@ -69,6 +69,12 @@ enum vm_counter : unsigned {
   V_KMEM_PAGES,           // "kmem pages wired" (gauge)
   V_KMEM_GROWN_IN_PLACE,  // "kmem blocks grown in place"
   V_KMEM_MOVED,           // "kmem blocks moved without copying"
+  V_HEAP_WINDOWS,         // "heap windows populated" (gauge): 2 MiB windows of the heap mapped
+  V_HEAP_RANGES,          // "heap ranges allocated"
+  V_HEAP_DISCARDED,       // "heap pages discarded": contents dropped on free (host memory back)
+  V_HEAP_GROWN_IN_PLACE,  // "heap ranges grown in place"
+  V_HEAP_COPIED,          // "heap ranges moved by copy"
+  V_HEAP_WINDOWS_TRIMMED, // "heap windows trimmed": unmapped, frames freed
   // machine-dependent (runtime/ updates these)
   V_HOST_MMAP,            // "host mmap calls"
   V_HOST_VMAS,            // "host VMAs current" (gauge)
@@ -140,6 +146,12 @@ inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
     {V_KMEM_PAGES, "kmem pages wired"},
     {V_KMEM_GROWN_IN_PLACE, "kmem blocks grown in place"},
     {V_KMEM_MOVED, "kmem blocks moved without copying"},
+    {V_HEAP_WINDOWS, "heap windows populated"},
+    {V_HEAP_RANGES, "heap ranges allocated"},
+    {V_HEAP_DISCARDED, "heap pages discarded"},
+    {V_HEAP_GROWN_IN_PLACE, "heap ranges grown in place"},
+    {V_HEAP_COPIED, "heap ranges moved by copy"},
+    {V_HEAP_WINDOWS_TRIMMED, "heap windows trimmed"},
     {V_HOST_MMAP, "host mmap calls"},
     {V_HOST_VMAS, "host VMAs current"},
     {V_HOST_VMAS_PEAK, "host VMAs peak"},

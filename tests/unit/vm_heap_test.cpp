@@ -1,0 +1,151 @@
+// vm_heap_test.cpp — the process heap on the real machine: ranges read as zeros, cost host
+// memory only when touched, give it back when freed, keep host mappings bounded by the
+// windows in use whatever the pattern, grow in place or move without touching untouched
+// pages, and trim empty windows.
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <sys/mman.h>
+#include <vector>
+
+#include "runtime/boot.h"
+#include "runtime/vmrt.h"
+#include "vm/vm_heap.h"
+#include "vm/vm_stats.h"
+#include "vm/vmspace.h"
+
+using namespace vmrt;
+
+namespace {
+
+void boot() { REQUIRE(runtime_boot()); }
+
+// Host pages backing [p, p + n pages) (mincore on the guest addresses).
+std::size_t host_resident(const void* p, std::size_t npages) {
+  std::vector<unsigned char> v(npages);
+  REQUIRE(mincore(const_cast<void*>(p), npages * PAGE_SIZE, v.data()) == 0);
+  std::size_t n = 0;
+  for (unsigned char c : v) n += c & 1;
+  return n;
+}
+
+char* alloc(std::size_t npages) {
+  vaddr_t va = 0;
+  REQUIRE(vm_heap_alloc(npages * PAGE_SIZE, PAGE_SIZE, &va) == KERN_SUCCESS);
+  return reinterpret_cast<char*>(va);
+}
+
+std::size_t region_vmas() {
+  std::size_t in = 0, total = 0;
+  vmrt_host_vmas(&in, &total);
+  return in;
+}
+
+}  // namespace
+
+TEST_CASE("heap ranges read as zeros and cost host memory only where touched") {
+  boot();
+  char* p = alloc(4096);  // 16 MiB
+  CHECK(host_resident(p, 4096) == 0);
+  for (std::size_t i = 0; i < 4096 * PAGE_SIZE; i += 1024 * PAGE_SIZE) CHECK(p[i] == 0);
+  p[0] = 1;
+  p[4095 * PAGE_SIZE] = 2;
+  std::size_t r = host_resident(p, 4096);
+  // Reads of untouched shmem pages allocate them on this host: four reads + two writes.
+  CHECK(r >= 2);
+  CHECK(r <= 6);
+  // Freed: the host memory goes back, and the range reads as zeros when handed out again.
+  vm_heap_free(reinterpret_cast<vaddr_t>(p), 4096 * PAGE_SIZE);
+  CHECK(host_resident(p, 4096) == 0);
+  char* q = alloc(4096);
+  CHECK(q == p);  // first fit
+  CHECK(q[0] == 0);
+  CHECK(q[4095 * PAGE_SIZE] == 0);
+  vm_heap_free(reinterpret_cast<vaddr_t>(q), 4096 * PAGE_SIZE);
+}
+
+TEST_CASE("host mappings stay bounded by the windows in use, whatever the pattern") {
+  boot();
+  std::mt19937_64 rng(42);
+  std::vector<std::pair<char*, std::size_t>> live;
+  std::size_t v0 = region_vmas();
+  for (int i = 0; i < 20000; ++i) {
+    std::size_t n = 17 + rng() % 25;  // 68 - 164 KiB
+    char* p = alloc(n);
+    p[0] = 1;
+    p[n * PAGE_SIZE - 1] = 1;
+    live.push_back({p, n});
+    if (rng() % 2 == 0) {
+      std::size_t k = rng() % live.size();
+      vm_heap_free(reinterpret_cast<vaddr_t>(live[k].first), live[k].second * PAGE_SIZE);
+      live[k] = live.back();
+      live.pop_back();
+    }
+  }
+  vm_heap_info hi{};
+  REQUIRE(vm_heap_get_info(&hi));
+  std::size_t v1 = region_vmas();
+  MESSAGE("blocks live " << live.size() << ", windows " << hi.windows << ", region VMAs " << v0 << " -> " << v1);
+  // One host mapping per window, plus one per gap between windows: at most two per 2 MiB.
+  CHECK(v1 <= v0 + 2 * hi.windows + 2);
+  CHECK(v1 < live.size() / 10);  // before the heap: one or two per block
+  CHECK(vmrt_check(nullptr, 2) == 0);
+  for (auto& b : live) vm_heap_free(reinterpret_cast<vaddr_t>(b.first), b.second * PAGE_SIZE);
+}
+
+TEST_CASE("resize grows in place, or moves copying only what was touched") {
+  boot();
+  char* a = alloc(64);
+  a[0] = 'a';
+  a[63 * PAGE_SIZE] = 'z';
+  vaddr_t out = 0;
+  // In place: nothing after it yet.
+  REQUIRE(vm_heap_resize(reinterpret_cast<vaddr_t>(a), 64 * PAGE_SIZE, 128 * PAGE_SIZE, &out) == KERN_SUCCESS);
+  CHECK(reinterpret_cast<char*>(out) == a);
+  CHECK(a[127 * PAGE_SIZE] == 0);
+  // Block the space after it: the next resize must move.
+  char* blocker = alloc(1);
+  REQUIRE(blocker == a + 128 * PAGE_SIZE);
+  auto moved0 = vm_stat_get(V_HEAP_COPIED);
+  REQUIRE(vm_heap_resize(reinterpret_cast<vaddr_t>(a), 128 * PAGE_SIZE, 4096 * PAGE_SIZE, &out) == KERN_SUCCESS);
+  char* b = reinterpret_cast<char*>(out);
+  CHECK(b != a);
+  CHECK(vm_stat_get(V_HEAP_COPIED) == moved0 + 1);
+  // The three pages touched (two written, page 127 read above: a read of an untouched
+  // shmem page allocates it on this host), nothing else.
+  CHECK(host_resident(b, 4096) == 3);
+  CHECK(b[0] == 'a');
+  CHECK(b[63 * PAGE_SIZE] == 'z');
+  CHECK(host_resident(a, 128) == 0);  // the old range was given back
+  vm_heap_free(reinterpret_cast<vaddr_t>(b), 4096 * PAGE_SIZE);
+  vm_heap_free(reinterpret_cast<vaddr_t>(blocker), PAGE_SIZE);
+}
+
+TEST_CASE("bad ranges are refused; trim drops empty windows") {
+  boot();
+  vaddr_t out = 0;
+  CHECK(vm_heap_alloc(0, PAGE_SIZE, &out) == KERN_INVALID_ARGUMENT);
+  CHECK(vm_heap_alloc(PAGE_SIZE + 1, PAGE_SIZE, &out) == KERN_INVALID_ARGUMENT);
+  CHECK(vm_heap_alloc(PAGE_SIZE, 3 * PAGE_SIZE, &out) == KERN_INVALID_ARGUMENT);
+  vm_heap_info hi{};
+  REQUIRE(vm_heap_get_info(&hi));
+  CHECK(vm_heap_alloc(hi.size + PAGE_SIZE, PAGE_SIZE, &out) == KERN_NO_SPACE);
+  CHECK(vm_heap_resize(hi.base + 1, PAGE_SIZE, 2 * PAGE_SIZE, &out) == KERN_INVALID_ARGUMENT);
+  char* p = alloc(2048);  // 8 MiB: four windows or more
+  p[0] = 1;
+  vm_heap_free(reinterpret_cast<vaddr_t>(p), 2048 * PAGE_SIZE);
+  REQUIRE(vm_heap_get_info(&hi));
+  std::uint64_t w0 = hi.windows;
+  CHECK(vm_heap_trim() > 0);
+  REQUIRE(vm_heap_get_info(&hi));
+  CHECK(hi.windows < w0);
+  CHECK(vmrt_check(nullptr, 2) == 0);
+  // A new range over trimmed windows is populated again and reads as zeros.
+  char* q = alloc(2048);
+  CHECK(q[0] == 0);
+  q[0] = 3;
+  CHECK(q[0] == 3);
+  vm_heap_free(reinterpret_cast<vaddr_t>(q), 2048 * PAGE_SIZE);
+}

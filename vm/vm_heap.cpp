@@ -1,0 +1,257 @@
+// vm_heap.cpp — the process heap (see vm_heap.h).
+#include "vm/vm_heap.h"
+
+#include <cstring>
+
+#include "vm/pmap.h"
+#include "vm/vm_fault.h"
+#include "vm/vm_lock.h"
+#include "vm/vm_map.h"
+#include "vm/vm_object.h"
+#include "vm/vm_page.h"
+#include "vm/vm_radix.h"
+#include "vm/vm_reserv.h"
+#include "vm/vm_stats.h"
+#include "vmspace_impl.h"
+
+namespace vmrt {
+namespace {
+
+constexpr vsize_t kWindow = ptoa(VM_RESERV_NPAGES);  // one reservation: 2 MiB
+
+vm_map* g_map = nullptr;      // the vmspace's map holding the heap entry [constant after init]
+vm_map* g_ranges = nullptr;   // allocated ranges, no pmap (a range allocator) [VM lock]
+vm_object* g_object = nullptr;  // the heap entry's object, pindex = (va - base) / PAGE_SIZE
+vaddr_t g_base, g_end;        // [constant after init]
+vsize_t g_allocated;          // bytes in allocated ranges [VM lock]
+std::int64_t g_windows;       // populated windows [VM lock]
+
+inline vm_pindex_t pindex_of(vaddr_t va) { return atop(va - g_base); }
+inline vaddr_t va_of(vm_pindex_t p) { return g_base + ptoa(p); }
+inline vaddr_t window_of(vaddr_t va) { return g_base + ((va - g_base) & ~(kWindow - 1)); }
+
+// Is the window starting at w populated?  A window is populated whole (one superpage
+// fault) and dropped whole (trim), so its first page says.
+//  => VM lock held.
+bool window_populated(vaddr_t w) { return vm_page_lookup(g_object, pindex_of(w)) != nullptr; }
+
+// Populate every window overlapping [s, e) that is not yet: one zero-fill fault each (the
+// entry is MAP_ENTRY_SUPERPAGE: the fault takes the whole window).
+//  => VM lock held.  KERN_RESOURCE_SHORTAGE when out of frames (windows populated so far stay).
+kern_return_t populate_locked(vaddr_t s, vaddr_t e) {
+  for (vaddr_t w = window_of(s); w < e; w += kWindow) {
+    if (window_populated(w)) continue;
+    kern_return_t kr = vm_fault_locked(g_map, w, VM_FAULT_WRITE, VM_FAULT_NORMAL, 0, nullptr);
+    if (kr != KERN_SUCCESS) return kr;
+    ++g_windows;
+  }
+  vm_stat_set(V_HEAP_WINDOWS, g_windows);
+  return KERN_SUCCESS;
+}
+
+// Call f(first page, n) for each frame-contiguous run of heap pages resident in [s, e).
+//  => VM lock held.
+template <class F> void for_each_frame_run(vaddr_t s, vaddr_t e, F&& f) {
+  vm_pindex_t p = pindex_of(s), pe = pindex_of(e);
+  vm_page* m = vm_radix_lookup_ge(&g_object->rtree, p);
+  while (m != nullptr && m->pindex < pe) {
+    vm_page* first = m;
+    vsize_t n = 1;
+    vm_page* next = vm_radix_lookup_ge(&g_object->rtree, m->pindex + 1);
+    while (next != nullptr && next->pindex < pe && next->pindex == first->pindex + n &&
+           vm_page_frame(next) == vm_page_frame(first) + n) {
+      ++n;
+      next = vm_radix_lookup_ge(&g_object->rtree, next->pindex + 1);
+    }
+    f(first, n);
+    m = next;
+  }
+}
+
+// Discard the contents of [s, e): the frames give their host memory back and read as
+// zeros; the pages stay resident and mapped (no host mapping changes).
+//  => VM lock held.
+void discard_locked(vaddr_t s, vaddr_t e) {
+  const pmap_ops* ops = pmap_machine_ops();
+  std::int64_t n_all = 0;
+  for_each_frame_run(s, e, [&](vm_page* m, vsize_t n) {
+    if (ops != nullptr && ops->release_pages != nullptr) ops->release_pages(m, n);
+    else std::memset(ops->page_address(m), 0, ptoa(n));
+    for (vsize_t k = 0; k < n; ++k) m[k].flags &= static_cast<std::uint16_t>(~PG_DIRTY);
+    n_all += static_cast<std::int64_t>(n);
+  });
+  vm_stat_add(V_HEAP_DISCARDED, n_all);
+}
+
+// Record [s, e) as allocated and populate its windows.
+//  => VM lock held; [s, e) free in g_ranges.  On failure nothing is recorded.
+kern_return_t take_locked(vaddr_t s, vaddr_t e) {
+  kern_return_t kr = vm_map_insert(g_ranges, nullptr, 0, s, e, VM_PROT_DEFAULT, VM_PROT_DEFAULT, 0, VM_INHERIT_NONE);
+  if (kr != KERN_SUCCESS) return kr == KERN_NO_SPACE ? KERN_NO_SPACE : KERN_RESOURCE_SHORTAGE;
+  kr = populate_locked(s, e);
+  if (kr != KERN_SUCCESS) {
+    vm_map_delete(g_ranges, s, e);
+    return kr;
+  }
+  g_allocated += e - s;
+  vm_stat_inc(V_HEAP_RANGES);
+  return KERN_SUCCESS;
+}
+
+void give_back_locked(vaddr_t s, vaddr_t e) {
+  discard_locked(s, e);
+  vm_map_delete(g_ranges, s, e);
+  g_allocated -= e - s;
+}
+
+bool valid_range(vaddr_t addr, vsize_t size) {
+  return page_aligned(addr) && page_aligned(size) && size != 0 && addr >= g_base && addr < g_end &&
+         size <= g_end - addr;
+}
+
+}  // namespace
+
+kern_return_t vm_heap_init(vmspace* vs, vsize_t size, vaddr_t* base) {
+  size = (size + kWindow - 1) & ~(kWindow - 1);
+  if (size == 0) return KERN_INVALID_ARGUMENT;
+  vm_lock_guard g;
+  if (g_map != nullptr) return KERN_FAILURE;
+  vm_map* map = &vs->map;
+  vaddr_t b;
+  if (vm_map_findspace(map, map->min, size, kWindow, &b) != KERN_SUCCESS) return KERN_NO_SPACE;
+  vm_map* ranges = vm_map_create(nullptr, b, b + size);
+  if (ranges == nullptr) return KERN_RESOURCE_SHORTAGE;
+  vm_object* obj = vm_object_allocate(OBJT_DEFAULT, atop(size));
+  if (obj == nullptr) {
+    vm_map_free(ranges);
+    return KERN_RESOURCE_SHORTAGE;
+  }
+  // Not inherited by vmspace_fork: a host fork copies the process, heap included.
+  kern_return_t kr = vm_map_insert(map, obj, 0, b, b + size, VM_PROT_DEFAULT, VM_PROT_DEFAULT,
+                                   MAP_ENTRY_SUPERPAGE | MAP_ENTRY_NOCOALESCE, VM_INHERIT_NONE);
+  if (kr != KERN_SUCCESS) {
+    vm_object_deallocate(obj);
+    vm_map_free(ranges);
+    return kr;
+  }
+  if (map->pm != nullptr) pmap_reserve(map->pm, b, b + size, VM_PROT_DEFAULT);
+  g_map = map;
+  g_ranges = ranges;
+  g_object = obj;
+  g_base = b;
+  g_end = b + size;
+  *base = b;
+  return KERN_SUCCESS;
+}
+
+bool vm_heap_exists() {
+  vm_lock_guard g;
+  return g_map != nullptr;
+}
+
+kern_return_t vm_heap_alloc(vsize_t size, vsize_t align, vaddr_t* out) {
+  if (size == 0 || !page_aligned(size) || align < PAGE_SIZE || (align & (align - 1)) != 0)
+    return KERN_INVALID_ARGUMENT;
+  vm_lock_guard g;
+  if (g_map == nullptr) return KERN_FAILURE;
+  if (size > g_end - g_base) return KERN_NO_SPACE;
+  vaddr_t va;
+  if (vm_map_findspace(g_ranges, g_base, size, align, &va) != KERN_SUCCESS) return KERN_NO_SPACE;
+  kern_return_t kr = take_locked(va, va + size);
+  if (kr == KERN_SUCCESS) *out = va;
+  return kr;
+}
+
+kern_return_t vm_heap_resize(vaddr_t addr, vsize_t oldsize, vsize_t newsize, vaddr_t* out) {
+  vm_lock_guard g;
+  if (g_map == nullptr || !valid_range(addr, oldsize) || !page_aligned(newsize) || newsize <= oldsize)
+    return KERN_INVALID_ARGUMENT;
+  VMRT_ASSERT(vm_map_range_covered(g_ranges, addr, addr + oldsize));
+  // In place: the arena is free after the range.
+  if (newsize <= g_end - addr && vm_map_range_free(g_ranges, addr + oldsize, addr + newsize)) {
+    kern_return_t kr = take_locked(addr + oldsize, addr + newsize);
+    if (kr == KERN_SUCCESS) {
+      vm_stat_inc(V_HEAP_GROWN_IN_PLACE);
+      *out = addr;
+    }
+    return kr;
+  }
+  // Elsewhere: copy what the host holds of the old range (the pages the program touched),
+  // page by page between frames; pages never touched stay untouched in the new range.
+  vaddr_t va;
+  if (newsize > g_end - g_base || vm_map_findspace(g_ranges, g_base, newsize, PAGE_SIZE, &va) != KERN_SUCCESS)
+    return KERN_NO_SPACE;
+  kern_return_t kr = take_locked(va, va + newsize);
+  if (kr != KERN_SUCCESS) return kr;
+  const pmap_ops* ops = pmap_machine_ops();
+  for_each_frame_run(addr, addr + oldsize, [&](vm_page* src, vsize_t n) {
+    vm_page* dst = vm_page_lookup(g_object, pindex_of(va) + (src->pindex - pindex_of(addr)));
+    VMRT_ASSERT(dst != nullptr);
+    // The destination's pages are frame-contiguous within a window; copy per window piece.
+    for (vsize_t k = 0; k < n;) {
+      vm_page* d = vm_page_lookup(g_object, dst->pindex + k);
+      vsize_t run = 1;
+      while (k + run < n) {
+        vm_page* d2 = vm_page_lookup(g_object, d->pindex + run);
+        if (d2 == nullptr || vm_page_frame(d2) != vm_page_frame(d) + run) break;
+        ++run;
+      }
+      if (ops->copy_resident != nullptr) ops->copy_resident(d, src + k, run);
+      else std::memcpy(ops->page_address(d), ops->page_address(src + k), ptoa(run));
+      k += run;
+    }
+  });
+  give_back_locked(addr, addr + oldsize);
+  vm_stat_inc(V_HEAP_COPIED);
+  *out = va;
+  return KERN_SUCCESS;
+}
+
+void vm_heap_free(vaddr_t addr, vsize_t size) {
+  vm_lock_guard g;
+  VMRT_ASSERT(g_map != nullptr && valid_range(addr, size));
+  VMRT_ASSERT(vm_map_range_covered(g_ranges, addr, addr + size));
+  give_back_locked(addr, addr + size);
+}
+
+vsize_t vm_heap_trim() {
+  vm_lock_guard g;
+  if (g_map == nullptr) return 0;
+  vsize_t freed = 0;
+  vm_pindex_t key = 0;
+  for (;;) {
+    vm_page* m = vm_radix_lookup_ge(&g_object->rtree, key);
+    if (m == nullptr) break;
+    vaddr_t w = window_of(va_of(m->pindex));
+    vaddr_t we = w + kWindow < g_end ? w + kWindow : g_end;
+    key = pindex_of(we);
+    if (!vm_map_range_free(g_ranges, w, we)) continue;
+    if (g_map->pm != nullptr) pmap_remove(g_map->pm, w, we);
+    vm_pindex_t pe = pindex_of(we);
+    for (vm_page* p = vm_radix_lookup_ge(&g_object->rtree, pindex_of(w)); p != nullptr && p->pindex < pe;
+         p = vm_radix_lookup_ge(&g_object->rtree, pindex_of(w))) {
+      vm_page_free(p, VM_FREE_RELEASE);
+      ++freed;
+    }
+    vm_page_free_flush();
+    --g_windows;
+    vm_stat_inc(V_HEAP_WINDOWS_TRIMMED);
+  }
+  vm_stat_set(V_HEAP_WINDOWS, g_windows);
+  return freed;
+}
+
+bool vm_heap_get_info(vm_heap_info* out) {
+  vm_lock_guard g;
+  if (g_map == nullptr) return false;
+  out->base = g_base;
+  out->size = g_end - g_base;
+  out->allocated = g_allocated;
+  out->windows = static_cast<std::uint64_t>(g_windows);
+  out->ranges = g_ranges->nentries;
+  return true;
+}
+
+vm_object* vm_heap_object() { return g_object; }
+
+}  // namespace vmrt
