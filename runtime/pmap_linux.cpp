@@ -445,22 +445,45 @@ bool op_ts_referenced(vm_page* m) {
 
 void* op_page_address(const vm_page* m) { return physmem_frame(vm_page_frame(m)); }
 
-// Copy the frames of src the host holds memory for (mincore on the direct map): a page
-// never touched is a hole in the memfd, reads as zeros, and would cost a host page to read.
-void op_copy_resident(vm_page* dst, vm_page* src, vsize_t n) {
+// Call f(byte offset, pages) for each run of the n frames at f0 the host holds memory for
+// (mincore on the direct map); the whole range when the host cannot tell.
+template <class F> void for_each_host_resident(frame_t f0, vsize_t n, F&& f) {
   constexpr vsize_t kBatch = 512;
   unsigned char vec[kBatch];
   for (vsize_t k = 0; k < n; k += kBatch) {
     vsize_t c = n - k < kBatch ? n - k : kBatch;
-    char* s = physmem_frame(vm_page_frame(src) + static_cast<frame_t>(k));
-    char* d = physmem_frame(vm_page_frame(dst) + static_cast<frame_t>(k));
-    if (::mincore(s, c << PAGE_SHIFT, vec) != 0) {
-      std::memcpy(d, s, c << PAGE_SHIFT);  // cannot tell: copy all (correct, costs memory)
+    if (::mincore(physmem_frame(f0 + static_cast<frame_t>(k)), c << PAGE_SHIFT, vec) != 0) {
+      f(k << PAGE_SHIFT, c);
       continue;
     }
-    for (vsize_t j = 0; j < c; ++j)
-      if ((vec[j] & 1) != 0) std::memcpy(d + (j << PAGE_SHIFT), s + (j << PAGE_SHIFT), PAGE_SIZE);
+    for (vsize_t j = 0; j < c;) {
+      if ((vec[j] & 1) == 0) {
+        ++j;
+        continue;
+      }
+      vsize_t r = j + 1;
+      while (r < c && (vec[r] & 1) != 0) ++r;
+      f((k + j) << PAGE_SHIFT, r - j);
+      j = r;
+    }
   }
+}
+
+void op_zero_resident(vm_page* m, vsize_t n) {
+  char* base = physmem_frame(vm_page_frame(m));
+  for_each_host_resident(vm_page_frame(m), n, [base](std::size_t off, vsize_t c) {
+    std::memset(base + off, 0, c << PAGE_SHIFT);
+  });
+}
+
+// Copy the frames of src the host holds memory for (mincore on the direct map): a page
+// never touched is a hole in the memfd, reads as zeros, and would cost a host page to read.
+void op_copy_resident(vm_page* dst, vm_page* src, vsize_t n) {
+  char* s = physmem_frame(vm_page_frame(src));
+  char* d = physmem_frame(vm_page_frame(dst));
+  for_each_host_resident(vm_page_frame(src), n, [s, d](std::size_t off, vsize_t c) {
+    std::memcpy(d + off, s + off, c << PAGE_SHIFT);
+  });
 }
 void op_zero_pages(vm_page* m, vsize_t n) { physmem_zero(vm_page_frame(m), n); }
 void op_release_pages(vm_page* m, vsize_t n) { physmem_release(vm_page_frame(m), n); }
@@ -481,7 +504,7 @@ void rereg_line(const maps_line& l, void* arg) {
 const pmap_ops g_pmap_linux_ops = {
     op_enter,       op_remove,      op_protect,        op_reserve,     op_page_protect, op_is_modified,
     op_clear_modify, op_ts_referenced, op_page_address, op_zero_pages, op_release_pages, op_enter_lazy,
-    op_copy_resident,
+    op_copy_resident, op_zero_resident,
 };
 
 bool pmap_linux_init() {

@@ -62,6 +62,10 @@ struct pmap_ops {
   // since they were last zeroed or released: they read as zeros, and so does dst, which
   // must read as zeros beforehand).  Touches no memory the copy does not need.
   void (*copy_resident)(vm_page* dst, vm_page* src, vsize_t n);
+  // zero_resident (optional; null: zero_pages): make n contiguous frames read as zeros,
+  // writing zeros only into pages the machine holds memory for (cheaper than releasing
+  // pages that are about to be used again; untouched pages stay untouched).
+  void (*zero_resident)(vm_page* m, vsize_t n);
 };
 
 // One physical map: the translations of one vmspace, covering [min, max).
