@@ -50,6 +50,10 @@ bool window_populated(vaddr_t w) { return vm_page_lookup(g_object, pindex_of(w))
 kern_return_t populate_locked(vaddr_t s, vaddr_t e) {
   for (vaddr_t w = window_of(s); w < e; w += kWindow) {
     if (window_populated(w)) continue;
+    // The pmap learns the heap's protection window by window (recording it for the whole
+    // arena at boot would write a byte per page of it); a trimmed window keeps it, so a
+    // later touch there is a zero-fill fault.
+    if (g_map->pm != nullptr) pmap_reserve(g_map->pm, w, w + kWindow < g_end ? w + kWindow : g_end, VM_PROT_DEFAULT);
     kern_return_t kr = vm_fault_locked(g_map, w, VM_FAULT_WRITE, VM_FAULT_NORMAL, 0, nullptr);
     if (kr != KERN_SUCCESS) return kr;
     ++g_windows;
@@ -59,21 +63,22 @@ kern_return_t populate_locked(vaddr_t s, vaddr_t e) {
 }
 
 // Call f(first page, n) for each frame-contiguous run of heap pages resident in [s, e).
+// A populated window is one reservation (page i at frame first + i), so runs are followed
+// through the page array, and the radix tree is searched only between runs.
 //  => VM lock held.
 template <class F> void for_each_frame_run(vaddr_t s, vaddr_t e, F&& f) {
   vm_pindex_t p = pindex_of(s), pe = pindex_of(e);
   vm_page* m = vm_radix_lookup_ge(&g_object->rtree, p);
   while (m != nullptr && m->pindex < pe) {
-    vm_page* first = m;
     vsize_t n = 1;
-    vm_page* next = vm_radix_lookup_ge(&g_object->rtree, m->pindex + 1);
-    while (next != nullptr && next->pindex < pe && next->pindex == first->pindex + n &&
-           vm_page_frame(next) == vm_page_frame(first) + n) {
+    frame_t f0 = vm_page_frame(m);
+    while (m->pindex + n < pe && f0 + n < vm_page_array_size) {
+      const vm_page* nx = vm_page_from_frame(f0 + static_cast<frame_t>(n));
+      if (nx->object != g_object || nx->pindex != m->pindex + n) break;
       ++n;
-      next = vm_radix_lookup_ge(&g_object->rtree, next->pindex + 1);
     }
-    f(first, n);
-    m = next;
+    f(m, n);
+    m = vm_radix_lookup_ge(&g_object->rtree, m->pindex + n);
   }
 }
 
@@ -84,7 +89,7 @@ void discard_locked(vaddr_t s, vaddr_t e) {
   const pmap_ops* ops = pmap_machine_ops();
   std::int64_t n_all = 0;
   for_each_frame_run(s, e, [&](vm_page* m, vsize_t n) {
-    if (ops != nullptr && ops->release_pages != nullptr) ops->release_pages(m, n);
+    if (ops->release_pages != nullptr) ops->release_pages(m, n);
     else std::memset(ops->page_address(m), 0, ptoa(n));
     for (vsize_t k = 0; k < n; ++k) m[k].flags &= static_cast<std::uint16_t>(~PG_DIRTY);
     n_all += static_cast<std::int64_t>(n);
@@ -99,16 +104,22 @@ template <class F> void for_each_dirty(vaddr_t s, vaddr_t e, F&& f) {
   for (; !vm_map_is_end(g_dirty, d) && d->start < e; d = d->next) f(d->start > s ? d->start : s, d->end < e ? d->end : e);
 }
 
-// [s, e) is being handed out: the dirty pieces inside read as zeros again (only the pages
-// the host holds are written).  => VM lock held.
+// A dirty piece up to this size handed out again is zeroed where the host holds its pages
+// (finding them costs a host page-cache lookup per page); a larger one is discarded, which
+// costs a walk of the host page tables that skips empty ones.
+constexpr vsize_t kCleanInPlaceMax = vsize_t{256} << 10;
+
+// [s, e) is being handed out: the dirty pieces inside read as zeros again.
+//  => VM lock held.
 void clean_locked(vaddr_t s, vaddr_t e) {
   if (g_dirty_bytes == 0) return;
   const pmap_ops* ops = pmap_machine_ops();
   for_each_dirty(s, e, [&](vaddr_t a, vaddr_t b) {
-    for_each_frame_run(a, b, [&](vm_page* m, vsize_t n) {
-      if (ops->zero_resident != nullptr) ops->zero_resident(m, n);
-      else ops->zero_pages(m, n);
-    });
+    if (b - a > kCleanInPlaceMax || ops->zero_resident == nullptr) {
+      discard_locked(a, b);
+    } else {
+      for_each_frame_run(a, b, [&](vm_page* m, vsize_t n) { ops->zero_resident(m, n); });
+    }
     g_dirty_bytes -= b - a;
   });
   vm_map_delete(g_dirty, s, e);
@@ -183,7 +194,6 @@ kern_return_t vm_heap_init(vmspace* vs, vsize_t size, vaddr_t* base) {
     vm_map_free(ranges);
     return kr;
   }
-  if (map->pm != nullptr) pmap_reserve(map->pm, b, b + size, VM_PROT_DEFAULT);
   g_map = map;
   g_ranges = ranges;
   g_dirty = dirty;
