@@ -45,9 +45,9 @@ order=(python perl sqlite gcc git xz subst)
 
 # run LABEL CMD: one run; prints "seconds maxrss_kb".
 run() {
-  local t
-  t=$( { /usr/bin/time -f '%e %M' bash -c "$2" >/dev/null 2>"$work/err.$1"; } 2>&1 | tail -1)
-  echo "$t"
+  /usr/bin/time -o "$work/time.$1" -f '%e %M' bash -c "$2" >/dev/null 2>"$work/err.$1" ||
+    { echo "real_programs: $1 run failed: $2" >&2; cat "$work/err.$1" >&2; exit 1; }
+  tail -1 "$work/time.$1"
 }
 
 declare -A tn rn tv rv
