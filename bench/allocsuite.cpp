@@ -236,12 +236,27 @@ void summarize_vmstat(const std::string& path, run_result& r) {
       size_t e = s.find('\n', line + 1);
       std::string l = s.substr(line + 1, e == std::string::npos ? std::string::npos : e - line - 1);
       if (l.find_first_not_of(' ') == std::string::npos || l.find("Memory Totals") != std::string::npos) break;
-      char type[64], iu[32], mu[32], hu[32], lim[32];
-      long long rq = 0;
-      if (std::sscanf(l.c_str(), "%63s %31s %31s %31s %31s %lld", type, iu, mu, hu, lim, &rq) == 6) {
-        inuse += size_kb(mu);
-        high += size_kb(hu);
-        requests += rq;
+      // Type InUse MemUse HighUse Limit Requests TypeLimit KernLimit Size(s).  A wide
+      // InUse runs into the type name ("libc567950"): split it off again.
+      std::vector<std::string> tok;
+      for (size_t i = 0; i < l.size();) {
+        size_t j = l.find_first_not_of(' ', i);
+        if (j == std::string::npos) break;
+        size_t e2 = l.find(' ', j);
+        tok.push_back(l.substr(j, e2 == std::string::npos ? std::string::npos : e2 - j));
+        i = e2 == std::string::npos ? l.size() : e2;
+      }
+      if (tok.size() == 8) {
+        size_t d = tok[0].find_last_not_of("0123456789");
+        if (d != std::string::npos && d + 1 < tok[0].size()) {
+          tok.insert(tok.begin() + 1, tok[0].substr(d + 1));
+          tok[0].resize(d + 1);
+        }
+      }
+      if (tok.size() >= 9) {
+        inuse += size_kb(tok[2]);
+        high += size_kb(tok[3]);
+        requests += std::atoll(tok[5].c_str());
       }
       line = e;
     }
@@ -1144,7 +1159,9 @@ int main(int argc, char** argv) {
       double rq = median(req);
       if (!std::isnan(rq) && rq > 0) {
         c.frag = (c.rss_kb - (std::isnan(noop_kb[k]) ? 0 : noop_kb[k])) * 1024.0 / rq;
-        if (!hu.empty()) c.bucket_frag = median(hu) * 1024.0 / rq;
+        // HighUse is exact for one thread; with several, blocks parked in per-thread
+        // magazines are not in it, so the ratio is not shown.
+        if (!hu.empty() && tasks[t].threads == 1) c.bucket_frag = median(hu) * 1024.0 / rq;
       }
     }
 
