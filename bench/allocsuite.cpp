@@ -1172,8 +1172,10 @@ int main(int argc, char** argv) {
               reps_done, baseline.c_str(), baseline.c_str());
   for (size_t t = 0; t < NT; ++t) {
     const task& tk = tasks[t];
-    std::printf("\n%s (%d thread%s): %s%s\n", tk.name.c_str(), tk.threads, tk.threads > 1 ? "s" : "", tk.what.c_str(),
-                mismatch_any[t] ? "   RESULT MISMATCH" : "");
+    char scaled[48] = "";
+    if (scale != 1.0) std::snprintf(scaled, sizeof scaled, " [counts x%g]", scale);
+    std::printf("\n%s (%d thread%s): %s%s%s\n", tk.name.c_str(), tk.threads, tk.threads > 1 ? "s" : "", tk.what.c_str(),
+                scaled, mismatch_any[t] ? "   RESULT MISMATCH" : "");
     std::printf("  %-10s %10s %7s %10s %7s %6s  %s\n", "allocator", "time ms", "x base", "RSS MiB", "x base", "frag",
                 "result / notes");
     const cell& b = med[t][size_t(ibase)];
