@@ -43,428 +43,15 @@
 #include <unistd.h>
 
 #include "bench/bench_common.h"
+#include "bench/workloads.h"
 
 namespace {
-
-// ---------------------------------------------------------------------------------
-// Worker-side helpers (no allocation)
-// ---------------------------------------------------------------------------------
 
 using bench::median;
 using bench::now_ns;
 
-// xorshift64*: deterministic per seed, identical under every allocator.
-struct rng {
-  std::uint64_t s;
-  explicit rng(std::uint64_t seed) : s(seed * 0x9E3779B97F4A7C15ull + 0x1234567ull) {
-    if (s == 0) s = 1;
-  }
-  std::uint64_t next() {
-    s ^= s >> 12;
-    s ^= s << 25;
-    s ^= s >> 27;
-    return s * 0x2545F4914F6CDD1Dull;
-  }
-  std::uint32_t below(std::uint32_t n) { return std::uint32_t((next() >> 32) % n); }
-  std::uint32_t range(std::uint32_t lo, std::uint32_t hi) { return lo + below(hi - lo + 1); }
-};
-
-inline std::uint64_t mix(std::uint64_t h, std::uint64_t v) {
-  h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
-  return h;
-}
-
-// Scalars describing one worker run.
-struct worker_params {
-  int scale = 1;  // 1 = quick sizes; full mode uses 4
-};
-
-// Memory sampled at working-set peaks (mixed workload): the largest Rss and Pss seen
-// in /proc/self/smaps_rollup.  Pss divides a page mapped twice in this process (e.g.
-// a memfd frame in a direct map and in the heap) between its mappings, so it counts
-// each physical page once.  Time spent sampling is excluded from the workload time.
-std::atomic<std::uint64_t> g_sample_ns{0};
-long g_peak_rss_kb = 0;
-long g_peak_pss_kb = 0;
-
-long parse_kb(const char* buf, const char* key) {
-  const char* p = std::strstr(buf, key);
-  if (!p) return -1;
-  p += std::strlen(key);
-  while (*p == ' ' || *p == '\t') ++p;
-  return std::strtol(p, nullptr, 10);
-}
-
-void sample_memory() {
-  std::uint64_t t0 = now_ns();
-  char buf[4096];
-  int fd = open("/proc/self/smaps_rollup", O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n > 0) {
-      buf[n] = 0;
-      long rss = parse_kb(buf, "\nRss:");
-      long pss = parse_kb(buf, "\nPss:");
-      if (rss > g_peak_rss_kb) g_peak_rss_kb = rss;
-      if (pss > g_peak_pss_kb) g_peak_pss_kb = pss;
-    }
-  }
-  g_sample_ns.fetch_add(now_ns() - t0, std::memory_order_relaxed);
-}
-
-long vm_hwm_kb() {
-  char buf[8192];
-  int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return -1;
-  buf[n] = 0;
-  return parse_kb(buf, "VmHWM:");
-}
-
-void die(const char* what) {
-  std::fprintf(stderr, "alloc_bench worker: %s\n", what);
-  std::_Exit(3);
-}
-
 // ---------------------------------------------------------------------------------
-// Workloads (plain C style)
-// ---------------------------------------------------------------------------------
-
-// Small-object size mix, 8..512 bytes, skewed small like real programs.
-inline std::uint32_t small_size(rng& r) {
-  std::uint32_t c = r.below(100);
-  if (c < 50) return r.range(8, 64);
-  if (c < 80) return r.range(65, 128);
-  if (c < 95) return r.range(129, 256);
-  return r.range(257, 512);
-}
-
-inline unsigned char tag_of(std::uint64_t a, std::uint64_t b) {
-  return (unsigned char)((a * 131 + b * 7 + 1) & 0xff);
-}
-
-// One thread of small-object churn: `slots` slots, `ops` operations; each op frees
-// the object in a random slot (after checking its two tag bytes) and allocates a new
-// one there.
-struct churn_args {
-  std::uint64_t seed, ops;
-  std::uint32_t slots;
-  std::uint64_t checksum;
-};
-
-void* churn_thread(void* p) {
-  churn_args* a = static_cast<churn_args*>(p);
-  rng r(a->seed);
-  unsigned char** obj = static_cast<unsigned char**>(calloc(a->slots, sizeof(void*)));
-  std::uint32_t* sz = static_cast<std::uint32_t*>(calloc(a->slots, sizeof(std::uint32_t)));
-  std::uint64_t* gen = static_cast<std::uint64_t*>(calloc(a->slots, sizeof(std::uint64_t)));
-  if (!obj || !sz || !gen) die("calloc failed");
-  std::uint64_t h = 0;
-  for (std::uint64_t i = 0; i < a->ops; ++i) {
-    std::uint32_t s = r.below(a->slots);
-    if (obj[s]) {
-      unsigned char t = tag_of(s, gen[s]);
-      if (obj[s][0] != t || obj[s][sz[s] - 1] != (unsigned char)(t ^ 0x5a)) die("small_churn: corrupted object");
-      h = mix(h, std::uint64_t(obj[s][0]) + sz[s]);
-      free(obj[s]);
-    }
-    std::uint32_t n = small_size(r);
-    unsigned char* q = static_cast<unsigned char*>(malloc(n));
-    if (!q) die("malloc failed");
-    gen[s] = i;
-    q[0] = tag_of(s, i);
-    q[n - 1] = (unsigned char)(q[0] ^ 0x5a);
-    obj[s] = q;
-    sz[s] = n;
-  }
-  for (std::uint32_t s = 0; s < a->slots; ++s) {
-    if (obj[s]) {
-      h = mix(h, std::uint64_t(obj[s][0]) + sz[s]);
-      free(obj[s]);
-    }
-  }
-  free(obj);
-  free(sz);
-  free(gen);
-  a->checksum = h;
-  return nullptr;
-}
-
-std::uint64_t run_small_churn(const worker_params& p) {
-  churn_args a{1, 5000000ull * p.scale, 1u << 15, 0};
-  churn_thread(&a);
-  return a.checksum;
-}
-
-// Two independent churn threads.
-std::uint64_t run_churn_2t(const worker_params& p) {
-  churn_args a[2] = {{11, 4000000ull * p.scale, 1u << 15, 0}, {12, 4000000ull * p.scale, 1u << 15, 0}};
-  pthread_t t;
-  if (pthread_create(&t, nullptr, churn_thread, &a[1]) != 0) die("pthread_create failed");
-  churn_thread(&a[0]);
-  pthread_join(t, nullptr);
-  return mix(a[0].checksum, a[1].checksum);
-}
-
-// Producer/consumer: one thread allocates 16..256-byte messages, the other checks and
-// frees them (every free is a cross-thread free).  A single-producer single-consumer
-// ring of (pointer, size) entries in static memory.
-constexpr std::uint32_t ring_size = 1u << 14;
-struct ring_entry {
-  unsigned char* p;
-  std::uint32_t n;
-  std::uint32_t seq;
-};
-struct alignas(64) ring_state {
-  ring_entry e[ring_size];
-  alignas(64) std::atomic<std::uint64_t> head{0};  // next slot to write (producer)
-  alignas(64) std::atomic<std::uint64_t> tail{0};  // next slot to read (consumer)
-  std::uint64_t total;
-  std::uint64_t checksum;
-};
-ring_state g_ring;
-
-inline void backoff(unsigned& spins) {
-  if (++spins < 64) {
-    __builtin_ia32_pause();
-  } else {
-    spins = 0;
-    sched_yield();
-  }
-}
-
-void* consumer_thread(void*) {
-  ring_state& r = g_ring;
-  std::uint64_t h = 0, tail = 0;
-  unsigned spins = 0;
-  while (tail < r.total) {
-    std::uint64_t head = r.head.load(std::memory_order_acquire);
-    if (head == tail) {
-      backoff(spins);
-      continue;
-    }
-    for (; tail < head; ++tail) {
-      ring_entry& e = r.e[tail & (ring_size - 1)];
-      unsigned char t = tag_of(e.seq, e.n);
-      if (e.p[0] != t || e.p[e.n - 1] != (unsigned char)(t ^ 0xa5)) die("prodcons: corrupted message");
-      h = mix(h, std::uint64_t(e.p[e.n / 2]) + e.n);
-      free(e.p);
-    }
-    r.tail.store(tail, std::memory_order_release);
-  }
-  r.checksum = h;
-  return nullptr;
-}
-
-std::uint64_t run_prodcons(const worker_params& p) {
-  ring_state& r = g_ring;
-  r.total = 2000000ull * p.scale;
-  pthread_t t;
-  if (pthread_create(&t, nullptr, consumer_thread, nullptr) != 0) die("pthread_create failed");
-  rng g(21);
-  std::uint64_t head = 0;
-  unsigned spins = 0;
-  while (head < r.total) {
-    std::uint64_t tail = r.tail.load(std::memory_order_acquire);
-    if (head - tail == ring_size) {
-      backoff(spins);
-      continue;
-    }
-    std::uint64_t room = ring_size - (head - tail);
-    std::uint64_t batch = std::min<std::uint64_t>(room, std::min<std::uint64_t>(256, r.total - head));
-    for (std::uint64_t k = 0; k < batch; ++k, ++head) {
-      std::uint32_t n = g.range(16, 256);
-      unsigned char* q = static_cast<unsigned char*>(malloc(n));
-      if (!q) die("malloc failed");
-      std::uint32_t seq = std::uint32_t(head);
-      q[0] = tag_of(seq, n);
-      q[n / 2] = (unsigned char)(seq * 13);
-      q[n - 1] = (unsigned char)(q[0] ^ 0xa5);
-      r.e[head & (ring_size - 1)] = ring_entry{q, n, seq};
-    }
-    r.head.store(head, std::memory_order_release);
-  }
-  pthread_join(t, nullptr);
-  return r.checksum;
-}
-
-// Realloc growth: 512 string-builder buffers grow by appends of 1..96 bytes, each
-// append a realloc to the exact new length (naive code does this); a buffer that
-// reaches its target length (1 KiB .. max) is verified and freed, and a new one starts.
-std::uint64_t run_realloc_growth(const worker_params& p) {
-  constexpr std::uint32_t nbuf = 512;
-  const std::uint32_t max_len = 16384u * std::uint32_t(p.scale);
-  const std::uint64_t appends = 1500000ull * p.scale;
-  static unsigned char* buf[nbuf];
-  static std::uint32_t len[nbuf], target[nbuf], gen[nbuf];
-  rng r(31);
-  std::uint64_t h = 0;
-  std::uint32_t next_gen = 0;
-  for (std::uint32_t i = 0; i < nbuf; ++i) {
-    buf[i] = nullptr;
-    len[i] = 0;
-    gen[i] = next_gen++;
-    target[i] = r.range(1024, max_len);
-  }
-  // Content: byte j of generation g is (j * 7 + g) & 0xff; verified every 61 bytes.
-  auto verify_and_free = [&](std::uint32_t i) {
-    for (std::uint32_t j = 0; j < len[i]; j += 61) {
-      if (buf[i][j] != (unsigned char)((j * 7 + gen[i]) & 0xff)) die("realloc_growth: content lost");
-    }
-    h = mix(h, std::uint64_t(len[i]) * 257 + buf[i][len[i] - 1]);
-    free(buf[i]);
-    buf[i] = nullptr;
-  };
-  for (std::uint64_t k = 0; k < appends; ++k) {
-    std::uint32_t i = r.below(nbuf);
-    std::uint32_t add = r.range(1, 96);
-    std::uint32_t nl = len[i] + add;
-    unsigned char* q = static_cast<unsigned char*>(realloc(buf[i], nl));
-    if (!q) die("realloc failed");
-    for (std::uint32_t j = len[i]; j < nl; ++j) q[j] = (unsigned char)((j * 7 + gen[i]) & 0xff);
-    buf[i] = q;
-    len[i] = nl;
-    if (nl >= target[i]) {
-      verify_and_free(i);
-      len[i] = 0;
-      gen[i] = next_gen++;
-      target[i] = r.range(1024, max_len);
-    }
-  }
-  for (std::uint32_t i = 0; i < nbuf; ++i)
-    if (buf[i]) verify_and_free(i);
-  return h;
-}
-
-// Mixed-size server: two threads each serve requests.  A request allocates a header
-// (128..512 B) and 1..8 buffers of 16 B..64 KiB (60% <= 256 B, 25% <= 2 KiB, 10% <=
-// 16 KiB, 5% <= 64 KiB), touching every page it gets.  Requests stay in flight for
-// varied times (a random in-flight request completes), and the number in flight
-// follows phases low -> high -> low, so the working set grows and shrinks.  5% of
-// requests also leave a long-lived cache entry (64 B..8 KiB) in a cache whose capacity
-// follows the same phases.  Thread 0 samples memory at the top of every phase.
-struct request {
-  std::uint32_t id;
-  std::uint32_t nbuf;
-  unsigned char* buf[8];
-  std::uint32_t len[8];
-};
-
-inline std::uint32_t mixed_size(rng& r) {
-  std::uint32_t c = r.below(100);
-  if (c < 60) return r.range(16, 256);
-  if (c < 85) return r.range(257, 2048);
-  if (c < 95) return r.range(2049, 16384);
-  return r.range(16385, 65536);
-}
-
-inline void touch(unsigned char* p, std::uint32_t n, unsigned char v) {
-  for (std::uint32_t j = 0; j + 1 < n; j += 4096) p[j] = (unsigned char)(v + j / 4096);
-  p[n - 1] = v;
-}
-
-inline std::uint64_t check(const unsigned char* p, std::uint32_t n, unsigned char v) {
-  std::uint64_t s = 0;
-  for (std::uint32_t j = 0; j + 1 < n; j += 4096) {
-    if (p[j] != (unsigned char)(v + j / 4096)) die("mixed_server: corrupted buffer");
-    s += p[j];
-  }
-  if (p[n - 1] != v) die("mixed_server: corrupted buffer end");
-  return s + n;
-}
-
-struct server_args {
-  int thread;
-  int scale;
-  std::uint64_t checksum;
-};
-
-void* server_thread(void* vp) {
-  server_args* a = static_cast<server_args*>(vp);
-  rng r(41 + a->thread);
-  const std::uint32_t max_inflight = 4096u * std::uint32_t(a->scale);
-  const std::uint32_t cache_cap = 4096u * std::uint32_t(a->scale);
-  const std::uint64_t requests = 200000ull * std::uint64_t(a->scale);
-  const std::uint32_t phase_len = 20000u * std::uint32_t(a->scale);  // requests per phase
-  request** inflight = static_cast<request**>(calloc(max_inflight, sizeof(request*)));
-  unsigned char** cache = static_cast<unsigned char**>(calloc(cache_cap, sizeof(void*)));
-  std::uint32_t* cache_len = static_cast<std::uint32_t*>(calloc(cache_cap, sizeof(std::uint32_t)));
-  if (!inflight || !cache || !cache_len) die("calloc failed");
-  std::uint32_t n_inflight = 0, n_cache = 0;
-  std::uint64_t h = 0;
-  auto complete = [&](std::uint32_t k) {
-    request* q = inflight[k];
-    for (std::uint32_t b = 0; b < q->nbuf; ++b) {
-      h = mix(h, check(q->buf[b], q->len[b], (unsigned char)(q->id + b)));
-      free(q->buf[b]);
-    }
-    h = mix(h, q->id);
-    free(q);
-    inflight[k] = inflight[--n_inflight];
-  };
-  auto evict = [&](std::uint32_t k) {
-    h = mix(h, check(cache[k], cache_len[k], (unsigned char)cache_len[k]));
-    free(cache[k]);
-    --n_cache;
-    cache[k] = cache[n_cache];
-    cache_len[k] = cache_len[n_cache];
-  };
-  for (std::uint64_t i = 0; i < requests; ++i) {
-    // Phase shape: 4 phases per cycle at 1/8, 1/2, 1, 1/4 of the maximum.
-    std::uint32_t phase = std::uint32_t(i / phase_len);
-    static const std::uint32_t shape8[4] = {1, 4, 8, 2};
-    std::uint32_t want = max_inflight * shape8[phase % 4] / 8;
-    std::uint32_t want_cache = cache_cap * shape8[phase % 4] / 8;
-    while (n_inflight >= want && n_inflight > 0) complete(r.below(n_inflight));
-    while (n_cache > want_cache) evict(r.below(n_cache));
-    request* q = static_cast<request*>(malloc(r.range(128, 512)));
-    if (!q) die("malloc failed");
-    q->id = std::uint32_t(i);
-    q->nbuf = r.range(1, 8);
-    for (std::uint32_t b = 0; b < q->nbuf; ++b) {
-      std::uint32_t n = mixed_size(r);
-      q->buf[b] = static_cast<unsigned char*>(malloc(n));
-      if (!q->buf[b]) die("malloc failed");
-      q->len[b] = n;
-      touch(q->buf[b], n, (unsigned char)(q->id + b));
-    }
-    inflight[n_inflight++] = q;
-    // A few requests complete almost at once (short lifetimes), the rest wait.
-    if (r.below(4) == 0) complete(r.below(n_inflight));
-    if (r.below(20) == 0) {
-      if (n_cache == cache_cap) evict(r.below(n_cache));
-      std::uint32_t n = r.range(64, 8192);
-      unsigned char* c = static_cast<unsigned char*>(malloc(n));
-      if (!c) die("malloc failed");
-      touch(c, n, (unsigned char)n);
-      cache[n_cache] = c;
-      cache_len[n_cache++] = n;
-    }
-    if (a->thread == 0 && (i % phase_len) == phase_len - 1 && shape8[phase % 4] == 8) sample_memory();
-  }
-  while (n_inflight > 0) complete(n_inflight - 1);
-  while (n_cache > 0) evict(n_cache - 1);
-  free(inflight);
-  free(cache);
-  free(cache_len);
-  a->checksum = h;
-  return nullptr;
-}
-
-std::uint64_t run_mixed_server(const worker_params& p) {
-  server_args a[2] = {{0, p.scale, 0}, {1, p.scale, 0}};
-  pthread_t t;
-  if (pthread_create(&t, nullptr, server_thread, &a[1]) != 0) die("pthread_create failed");
-  server_thread(&a[0]);
-  pthread_join(t, nullptr);
-  return mix(a[0].checksum, a[1].checksum);
-}
-
-// ---------------------------------------------------------------------------------
-// Workload table and targets
+// Workloads (bench/workloads.cpp, shared with allocsuite) and their targets
 // ---------------------------------------------------------------------------------
 
 enum class target_kind { none, speed_ge_1, speed_ge_08 };
@@ -472,56 +59,39 @@ enum class target_kind { none, speed_ge_1, speed_ge_08 };
 struct workload {
   const char* name;
   int threads;
-  std::uint64_t (*run)(const worker_params&);
   target_kind target;
   bool rss_target;  // peak RSS <= 1.5x jemalloc
   const char* what;
 };
 
-const workload k_workloads[] = {
-    {"small_churn", 1, run_small_churn, target_kind::speed_ge_1, false,
-     "1 thread, 5M x (free random slot, malloc 8..512 B), 32K slots"},
-    {"churn_2t", 2, run_churn_2t, target_kind::speed_ge_08, false, "2 independent small_churn threads, 4M ops and 32K slots each"},
-    {"prodcons", 2, run_prodcons, target_kind::speed_ge_08, false,
-     "2M 16..256 B messages malloc'd by one thread, freed by the other"},
-    {"realloc_growth", 1, run_realloc_growth, target_kind::none, false,
-     "1.5M appends of 1..96 B, realloc to exact length, 512 buffers to 1..16 KiB"},
-    {"mixed_server", 2, run_mixed_server, target_kind::speed_ge_08, true,
-     "2 threads, 200K requests each, 16 B..64 KiB buffers, up to 4K in flight per thread, working set grows/shrinks"},
+struct workload_target {
+  const char* name;
+  target_kind target;
+  bool rss_target;
 };
-constexpr int k_nworkloads = int(sizeof k_workloads / sizeof k_workloads[0]);
+constexpr workload_target k_targets[] = {
+    {"small_churn", target_kind::speed_ge_1, false},    {"churn_2t", target_kind::speed_ge_08, false},
+    {"prodcons", target_kind::speed_ge_08, false},      {"realloc_growth", target_kind::none, false},
+    {"mixed_server", target_kind::speed_ge_08, true},
+};
 
-std::uint64_t run_noop(const worker_params&) { return 0; }
-// Not a workload: an empty worker, to measure each allocator's process start/exit
-// cost and baseline RSS.
-const workload k_noop = {"noop", 1, run_noop, target_kind::none, false, "empty worker"};
-
-int worker_main(const char* name, int scale) {
-  const workload* w = nullptr;
-  for (const workload& x : k_workloads)
-    if (std::strcmp(x.name, name) == 0) w = &x;
-  if (std::strcmp(name, k_noop.name) == 0) w = &k_noop;
-  if (!w) {
-    std::fprintf(stderr, "alloc_bench worker: unknown workload %s\n", name);
-    return 2;
+// alloc_bench's five workloads with their targets, in bench/workloads.cpp's order.
+std::vector<workload> make_workloads() {
+  std::vector<workload> v;
+  for (int i = 0; i < bench::k_alloc_bench_nworkloads; ++i) {
+    const bench::workload& w = bench::k_alloc_bench_workloads[i];
+    workload x{w.name, w.threads, target_kind::none, false, w.what};
+    for (const workload_target& t : k_targets)
+      if (std::strcmp(t.name, w.name) == 0) {
+        x.target = t.target;
+        x.rss_target = t.rss_target;
+      }
+    v.push_back(x);
   }
-  worker_params p;
-  p.scale = scale;
-  std::uint64_t t0 = now_ns();
-  std::uint64_t sum = w->run(p);
-  std::uint64_t t1 = now_ns();
-  std::uint64_t ns = t1 - t0 - g_sample_ns.load();
-  // Which object really provides malloc: a preload that failed to load only warns.
-  const char* provider = "?";
-  Dl_info info;
-  void* m = dlsym(RTLD_DEFAULT, "malloc");
-  if (m && dladdr(m, &info) && info.dli_fname) provider = info.dli_fname;
-  // One line on stdout for the driver.
-  std::printf("RESULT %" PRIu64 " %016" PRIx64 " %ld %ld %ld %s\n", ns, sum, vm_hwm_kb(), g_peak_rss_kb, g_peak_pss_kb,
-              provider);
-  std::fflush(stdout);
-  return 0;
+  return v;
 }
+const std::vector<workload> k_workloads = make_workloads();
+const workload k_noop = {"noop", 1, target_kind::none, false, "empty worker"};
 
 // ---------------------------------------------------------------------------------
 // Driver
@@ -680,9 +250,9 @@ bool in_list(const std::string& list, const std::string& name) {
 
 int main(int argc, char** argv) {
   if (argc >= 3 && std::strcmp(argv[1], "--worker") == 0) {
-    int scale = 1;
-    if (argc >= 5 && std::strcmp(argv[3], "--scale") == 0) scale = std::atoi(argv[4]);
-    return worker_main(argv[2], scale < 1 ? 1 : scale);
+    double scale = 1;
+    if (argc >= 5 && std::strcmp(argv[3], "--scale") == 0) scale = std::atof(argv[4]);
+    return bench::worker_main("alloc_bench", argv[2], scale > 0 ? scale : 1);
   }
   bool quick = false, verbose = false;
   int reps = -1, scale = -1, timeout_s = -1;

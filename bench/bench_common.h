@@ -135,6 +135,12 @@ inline const char* option_value(int argc, char** argv, int& i, const char* prog)
   return argv[++i];
 }
 
+// base * scale rounded down, at least lo: a workload's count at a size multiplier.
+inline std::uint64_t cnt_at_least(std::uint64_t base, double scale, std::uint64_t lo) {
+  double v = double(base) * scale;
+  return v < double(lo) ? lo : std::uint64_t(v);
+}
+
 // A result line for scripts: "<name> <v with 3 decimals>", or "<name> n/a" for NaN.
 inline void print_metric(const std::string& name, double v) {
   if (std::isnan(v)) std::printf("%s n/a\n", name.c_str());

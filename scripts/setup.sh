@@ -9,6 +9,7 @@ PACKAGES=(
   libjemalloc-dev libjemalloc2 libmimalloc-dev libmimalloc2.0 libgoogle-perftools-dev
   python3 sqlite3 git make gcc pigz zstd xz-utils bzip2 gawk
   bash perl coreutils findutils sed tar gzip libc6-dev
+  redis-server redis-tools memcached gnuplot-nox
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# allocsuite --tiny: the allocator comparison suite runs end to end in a few seconds
+# and writes a sane results.csv (every workload has a row per allocator, glibc and
+# vmrt rows succeeded with positive time and RSS, results identical to glibc's) and
+# its metric lines.  No timing assertions: this machine is shared and noisy.
+source "$(dirname "$0")/lib/scenario_lib.bash" "$1"
+need sqlite3
+
+SUITE=$BUILD/bin/allocsuite
+[ -x "$SUITE" ] || fail "allocsuite not built: $SUITE"
+OUT=$TMP/out
+# Two allocators and a subset of the workloads keep it to a few seconds; one real
+# program (sqlite3, always installed by scripts/setup.sh) stands for the apps.
+WORKLOADS=small_churn,prodcons,mixed_server,larson,cache_scratch,xmalloc,symbolic,large_blocks,realloc_big,malloc64_probe,sqlite
+"$SUITE" --tiny --allocators glibc,vmrt --baseline glibc --only "$WORKLOADS" --out "$OUT" >"$TMP/log" 2>&1 || {
+  tail -40 "$TMP/log" >&2
+  fail "allocsuite --tiny failed"
+}
+
+CSV=$OUT/results.csv
+[ -s "$CSV" ] || fail "no results.csv"
+[ -s "$OUT/runs.csv" ] || fail "no runs.csv"
+head -1 "$CSV" | grep -q '^workload,allocator,status,reps,time_ms,time_vs_glibc,peak_rss_mib,rss_vs_glibc,frag' ||
+  fail "results.csv header wrong: $(head -1 "$CSV")"
+
+# One row per (workload, allocator); every row ok, time and RSS positive; the baseline's
+# own ratios are exactly 1.
+n=0
+IFS=, read -ra want <<<"$WORKLOADS"
+for w in "${want[@]}"; do
+  for a in glibc vmrt; do
+    row=$(grep "^$w,$a," "$CSV" || true)
+    [ -n "$row" ] || fail "no row for $w under $a"
+    awk -F, -v w="$w" -v a="$a" '{
+      if ($3 != "ok") { print "row " w "/" a " status " $3; exit 1 }
+      if (!($5 > 0) || !($7 > 0)) { print "row " w "/" a " time/RSS not positive: " $5 " " $7; exit 1 }
+      if (a == "glibc" && ($6 != "1.000" || $8 != "1.000")) { print "baseline ratios not 1: " $6 " " $8; exit 1 }
+    }' <<<"$row" >&2 || fail "bad row: $row"
+    n=$((n + 1))
+  done
+done
+# vmrt rows carry a vmstat -m summary; workloads that track their requests a frag value.
+grep '^small_churn,vmrt,' "$CSV" | grep -q 'HighUse' || fail "vmrt row has no vmstat -m summary"
+awk -F, '$1 == "small_churn" && $2 == "glibc" { exit !($9 > 0.5 && $9 < 50) }' "$CSV" ||
+  fail "small_churn frag not sane: $(grep '^small_churn,glibc,' "$CSV")"
+ls "$OUT"/vmstat/small_churn.rep0.txt >/dev/null || fail "no vmrt report file"
+# The probe reports the RSS an untouched malloc(64 MiB) added (a number, in kB).
+grep -q '^metric malloc64_added_kb.glibc [0-9]' "$TMP/log" || fail "no malloc64_added_kb metric"
+for m in geomean_time_vs_jemalloc geomean_rss_vs_jemalloc worst_time_vs_jemalloc worst_rss_vs_jemalloc; do
+  grep -q "^metric $m " "$TMP/log" || fail "metric $m missing"
+done
+# Results were compared with glibc's: no mismatch line.
+grep -q 'RESULT MISMATCH' "$TMP/log" && fail "a result differed from glibc's"
+if command -v gnuplot >/dev/null 2>&1; then
+  [ -s "$OUT/chart.svg" ] && [ -s "$OUT/chart.png" ] || fail "gnuplot installed but no chart"
+else
+  note "SKIP chart check: gnuplot not installed"
+fi
+note "ok: $n rows, CSV, metrics, vmstat summaries"
