@@ -38,7 +38,7 @@ declare -A cmd=(
   [sqlite]="rm -f t.db; sqlite3 t.db 'create table t(a,b); with recursive c(x) as (select 1 union all select x+1 from c where x<200000) insert into t select x, hex(randomblob(16)) from c; create index i on t(b); select count(*), sum(length(b)) from t;'"
   [gcc]="gcc -O2 -o hello hello.c && ./hello"
   [git]="rm -rf repo; git init -q repo && cd repo && for i in \$(seq 1 30); do echo \$i >> f; git add f; git -c user.name=a -c user.email=a@b commit -qm c\$i; done; git log --oneline | wc -l"
-  [xz]="xz -T2 -6 -c data.txt | xz -dc | wc -c"
+  [xz]="xz -T2 -3 -c data.txt | xz -dc | wc -c"
   [subst]="for i in \$(seq 1 400); do x=\$(echo \$i); done; echo \$x"
 )
 order=(python perl sqlite gcc git xz subst)

@@ -31,8 +31,16 @@ vsize_t g_allocated;          // bytes in allocated ranges [VM lock]
 // pages): a range handed out again soon (first fit reuses the holes a program just freed)
 // is zeroed where the program had touched it, instead of releasing its pages and having
 // the host fault fresh ones in (bench/medium_bench: a free then costs a madvise of ~15 us).
-// Past the limit every freed range is discarded at once, coalesced.
+// Past the limit every freed range is discarded at once, coalesced.  The limit follows the
+// heap in use (a quarter of it, between kDirtyMin and kDirtyMax), so a small program does
+// not hold megabytes it freed.
+constexpr vsize_t kDirtyMin = vsize_t{1} << 20;
 constexpr vsize_t kDirtyMax = vsize_t{16} << 20;
+static_assert(kDirtyMin <= kDirtyMax);
+inline vsize_t dirty_limit() {
+  vsize_t q = g_allocated / 4;
+  return q < kDirtyMin ? kDirtyMin : q > kDirtyMax ? kDirtyMax : q;
+}
 std::int64_t g_windows;       // populated windows [VM lock]
 
 inline vm_pindex_t pindex_of(vaddr_t va) { return atop(va - g_base); }
@@ -159,7 +167,7 @@ void give_back_locked(vaddr_t s, vaddr_t e) {
     return;
   }
   g_dirty_bytes += e - s;
-  if (g_dirty_bytes > kDirtyMax) flush_dirty_locked();
+  if (g_dirty_bytes > dirty_limit()) flush_dirty_locked();
 }
 
 bool valid_range(vaddr_t addr, vsize_t size) {

@@ -15,7 +15,8 @@
 //   - freed by discarding: the range's frames give their host memory back (they read as
 //     zeros afterwards) but stay mapped, so the number of host mappings is at most one per
 //     populated window, whatever the pattern of allocations and frees (vm.max_map_count).
-//     Discards are deferred while little has been freed (kDirtyMax): a range handed out
+//     Discards are deferred while little has been freed (up to a quarter of the heap in
+//     use, 1-16 MiB): a range handed out
 //     again first is zeroed where the host holds its pages, which is cheaper;
 //   - trimmed by window: a window with no allocated range left is unmapped and its frames
 //     freed (vm_heap_trim).
@@ -50,8 +51,9 @@ kern_return_t vm_heap_alloc(vsize_t size, vsize_t align, vaddr_t* out);
 // reads as zeros.  On failure the range is unchanged.
 kern_return_t vm_heap_resize(vaddr_t addr, vsize_t oldsize, vsize_t newsize, vaddr_t* out);
 // Free [addr, addr + size) (a page-aligned part of an allocated range): its contents are
-// discarded (host memory given back; the pages stay mapped and read as zeros) — at once, or
-// with the next batch once 16 MiB of freed ranges wait (vm_heap_trim discards them all).
+// discarded (host memory given back; the pages stay mapped and read as zeros) — with the
+// next batch, once more than a quarter of the heap in use (1-16 MiB) waits (vm_heap_trim
+// discards them all).
 void vm_heap_free(vaddr_t addr, vsize_t size);
 // Discard every freed range, then unmap every populated window with no allocated range
 // left and free its frames.  Returns the pages freed.
