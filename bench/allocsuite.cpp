@@ -236,8 +236,7 @@ void summarize_vmstat(const std::string& path, run_result& r) {
       size_t e = s.find('\n', line + 1);
       std::string l = s.substr(line + 1, e == std::string::npos ? std::string::npos : e - line - 1);
       if (l.find_first_not_of(' ') == std::string::npos || l.find("Memory Totals") != std::string::npos) break;
-      // Type InUse MemUse HighUse Limit Requests TypeLimit KernLimit Size(s).  A wide
-      // InUse runs into the type name ("libc567950"): split it off again.
+      // Type InUse MemUse HighUse Limit Requests TypeLimit KernLimit Size(s).
       std::vector<std::string> tok;
       for (size_t i = 0; i < l.size();) {
         size_t j = l.find_first_not_of(' ', i);
@@ -245,13 +244,6 @@ void summarize_vmstat(const std::string& path, run_result& r) {
         size_t e2 = l.find(' ', j);
         tok.push_back(l.substr(j, e2 == std::string::npos ? std::string::npos : e2 - j));
         i = e2 == std::string::npos ? l.size() : e2;
-      }
-      if (tok.size() == 8) {
-        size_t d = tok[0].find_last_not_of("0123456789");
-        if (d != std::string::npos && d + 1 < tok[0].size()) {
-          tok.insert(tok.begin() + 1, tok[0].substr(d + 1));
-          tok[0].resize(d + 1);
-        }
       }
       if (tok.size() >= 9) {
         inuse += size_kb(tok[2]);

@@ -84,11 +84,12 @@ void report_vmstat_m(int fd) {
   }
 
   o.str("\nMemory statistics by type                           Type  Kern\n");
-  o.str("          Type InUse MemUse HighUse  Limit Requests Limit Limit Size(s)\n");
+  o.str("          Type  InUse MemUse HighUse  Limit Requests Limit Limit Size(s)\n");
   for (unsigned t = 0; t < M_LAST; ++t) {
     const type_stats& s = ts[t];
     if (s.calls == 0) continue;
-    o.str_r(type_name(static_cast<malloc_type>(t)), 14);
+    // A space after the name: a six-digit InUse must not run into it ("libc567950").
+    o.str_r(type_name(static_cast<malloc_type>(t)), 14).ch(' ');
     put_cells(o, {{s.inuse, 6, ""},
                   {kib(s.memuse), 6, "K"},
                   {kib(s.maxused), 7, "K"},

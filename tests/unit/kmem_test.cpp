@@ -399,10 +399,30 @@ TEST_CASE("vmstat -m prints the three 4.4BSD tables with the right counts") {
   std::size_t at = out.find("        VM map");
   REQUIRE(at != std::string::npos);
   std::string line = out.substr(at, out.find('\n', at) - at);
-  CHECK(line == "        VM map     7     7K      7K     0K        7    0     0  1024");
+  CHECK(line == "        VM map      7     7K      7K     0K        7    0     0  1024");
   // the 1024 bucket lists VM map among its types
   std::size_t t = out.find("\n    1024  ", out.find("Memory usage type by bucket size"));
   REQUIRE(t != std::string::npos);
   CHECK(out.substr(t, out.find('\n', t + 1) - t).find("VM map") != std::string::npos);
   for (void* p : v) kmem::free(p, M_VMMAP);
+}
+
+TEST_CASE("vmstat -m keeps a six-digit InUse apart from the type name") {
+  src();
+  std::vector<void*> v;
+  for (int i = 0; i < 123456; ++i) v.push_back(kmem::malloc(16, M_TEMP, M_WAITOK));
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  report_vmstat_m(fds[1]);
+  close(fds[1]);
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fds[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
+  close(fds[0]);
+  std::size_t at = out.find("Memory statistics by type");
+  REQUIRE(at != std::string::npos);
+  std::string name = type_name(M_TEMP);
+  CHECK(out.find(name + " 123456 ", at) != std::string::npos);  // was "temp123456"
+  for (void* p : v) kmem::free(p, M_TEMP);
 }
