@@ -323,4 +323,12 @@ bool vm_heap_get_info(vm_heap_info* out) {
 
 vm_object* vm_heap_object() { return g_object; }
 
+bool vm_heap_frame_unused(frame_t f) {
+  if (g_object == nullptr || g_dirty_bytes == 0 || f >= vm_page_array_size) return false;
+  const vm_page* m = vm_page_from_frame(f);
+  if (m->object != g_object) return false;
+  vm_map_entry* d;
+  return vm_map_lookup_entry(g_dirty, va_of(m->pindex), &d);
+}
+
 }  // namespace vmrt

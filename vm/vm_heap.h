@@ -59,6 +59,11 @@ void vm_heap_free(vaddr_t addr, vsize_t size);
 // left and free its frames.  Returns the pages freed.
 vsize_t vm_heap_trim();
 
+// Is frame f a heap page whose contents nobody needs (inside a freed range waiting to be
+// discarded)?  A host fork child need not copy it.  => VM lock held, or the process
+// single-threaded (host fork child).
+bool vm_heap_frame_unused(frame_t f);
+
 // For reports and checkers.
 struct vm_heap_info {
   vaddr_t base;

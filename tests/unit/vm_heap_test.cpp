@@ -13,6 +13,9 @@
 #include "runtime/boot.h"
 #include "runtime/vmrt.h"
 #include "vm/vm_heap.h"
+#include "vm/vm_lock.h"
+#include "vm/vm_object.h"
+#include "vm/vm_page.h"
 #include "vm/vm_stats.h"
 #include "vm/vmspace.h"
 
@@ -172,4 +175,27 @@ TEST_CASE("bad ranges are refused; trim drops empty windows") {
   q[0] = 3;
   CHECK(q[0] == 3);
   vm_heap_free(reinterpret_cast<vaddr_t>(q), 2048 * PAGE_SIZE);
+}
+
+TEST_CASE("a freed range waiting to be discarded needs no copy in a fork child") {
+  boot();
+  vm_heap_trim();
+  char* p = alloc(8);
+  p[0] = 1;
+  vm_heap_info hi{};
+  REQUIRE(vm_heap_get_info(&hi));
+  frame_t f = 0;
+  {
+    vm_lock_guard g;
+    vm_page* m = vm_page_lookup(vm_heap_object(), atop(reinterpret_cast<vaddr_t>(p) - hi.base));
+    REQUIRE(m != nullptr);
+    f = vm_page_frame(m);
+  }
+  CHECK_FALSE(vm_heap_frame_unused(f));  // live data
+  vm_heap_free(reinterpret_cast<vaddr_t>(p), 8 * PAGE_SIZE);
+  CHECK(vm_heap_frame_unused(f));  // freed, not yet discarded: nobody needs its bytes
+  char* q = alloc(8);
+  REQUIRE(q == p);
+  CHECK_FALSE(vm_heap_frame_unused(f));
+  vm_heap_free(reinterpret_cast<vaddr_t>(q), 8 * PAGE_SIZE);
 }
