@@ -52,8 +52,23 @@ inline vaddr_t window_of(vaddr_t va) { return g_base + ((va - g_base) & ~(kWindo
 //  => VM lock held.
 bool window_populated(vaddr_t w) { return vm_page_lookup(g_object, pindex_of(w)) != nullptr; }
 
+inline vaddr_t window_end(vaddr_t w) { return w + kWindow < g_end ? w + kWindow : g_end; }
+
+// Unmap the window at w and free its pages.  => VM lock held.
+void unpopulate_window_locked(vaddr_t w) {
+  vaddr_t we = window_end(w);
+  if (g_map->pm != nullptr) pmap_remove(g_map->pm, w, we);
+  vm_pindex_t p0 = pindex_of(w), pe = pindex_of(we);
+  for (vm_page* p = vm_radix_lookup_ge(&g_object->rtree, p0); p != nullptr && p->pindex < pe;
+       p = vm_radix_lookup_ge(&g_object->rtree, p0))
+    vm_page_free(p, VM_FREE_RELEASE);
+  vm_page_free_flush();
+}
+
 // Populate every window overlapping [s, e) that is not yet: one zero-fill fault each (the
-// entry is MAP_ENTRY_SUPERPAGE: the fault takes the whole window).
+// entry is MAP_ENTRY_SUPERPAGE: the fault takes the whole window, or as much of it as there
+// are frames for: a window short of frames is given back whole, so a window is always
+// populated whole or not at all).
 //  => VM lock held.  KERN_RESOURCE_SHORTAGE when out of frames (windows populated so far stay).
 kern_return_t populate_locked(vaddr_t s, vaddr_t e) {
   for (vaddr_t w = window_of(s); w < e; w += kWindow) {
@@ -63,6 +78,10 @@ kern_return_t populate_locked(vaddr_t s, vaddr_t e) {
     // later touch there is a zero-fill fault.
     if (g_map->pm != nullptr) pmap_reserve(g_map->pm, w, w + kWindow < g_end ? w + kWindow : g_end, VM_PROT_DEFAULT);
     kern_return_t kr = vm_fault_locked(g_map, w, VM_FAULT_WRITE, VM_FAULT_NORMAL, 0, nullptr);
+    if (kr == KERN_SUCCESS && vm_page_lookup(g_object, pindex_of(window_end(w)) - 1) == nullptr) {
+      unpopulate_window_locked(w);
+      kr = KERN_RESOURCE_SHORTAGE;
+    }
     if (kr != KERN_SUCCESS) return kr;
     ++g_windows;
   }
@@ -292,17 +311,11 @@ vsize_t vm_heap_trim() {
     vm_page* m = vm_radix_lookup_ge(&g_object->rtree, key);
     if (m == nullptr) break;
     vaddr_t w = window_of(va_of(m->pindex));
-    vaddr_t we = w + kWindow < g_end ? w + kWindow : g_end;
+    vaddr_t we = window_end(w);
     key = pindex_of(we);
     if (!vm_map_range_free(g_ranges, w, we)) continue;
-    if (g_map->pm != nullptr) pmap_remove(g_map->pm, w, we);
-    vm_pindex_t pe = pindex_of(we);
-    for (vm_page* p = vm_radix_lookup_ge(&g_object->rtree, pindex_of(w)); p != nullptr && p->pindex < pe;
-         p = vm_radix_lookup_ge(&g_object->rtree, pindex_of(w))) {
-      vm_page_free(p, VM_FREE_RELEASE);
-      ++freed;
-    }
-    vm_page_free_flush();
+    unpopulate_window_locked(w);
+    freed += atop(we - w);
     --g_windows;
     vm_stat_inc(V_HEAP_WINDOWS_TRIMMED);
   }

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# malloc until physmem runs out (vmrun --physmem 17M): every block malloc returned before
+# its first NULL must be whole — each of its pages can be written and read back.  A 2 MiB
+# heap window populated only partly (frames ran out mid-window) once handed out blocks
+# whose tail pages were not mapped: the program died of SIGSEGV touching them.
+set -euo pipefail
+build=${1:?build dir}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cat >"$work/exhaust.c" <<'C'
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+int main(void) {
+  static char* blocks[100000];
+  size_t n = 0, sizes[] = {200000, 3000, 70000, 1 << 20};
+  for (;;) {
+    size_t sz = sizes[n % 4];
+    char* p = malloc(sz);
+    if (p == NULL) break;
+    for (size_t i = 0; i < sz; i += 4096) p[i] = (char)n;
+    p[sz - 1] = (char)n;
+    blocks[n++] = p;
+    if (n == 100000) { puts("never ran out"); return 1; }
+  }
+  for (size_t k = 0; k < n; ++k) {
+    size_t sz = sizes[k % 4];
+    for (size_t i = 0; i < sz; i += 4096) if (blocks[k][i] != (char)k) { printf("block %zu lost its bytes\n", k); return 1; }
+  }
+  for (size_t k = 0; k < n; ++k) free(blocks[k]);
+  char* again = malloc(1 << 20);  /* memory is back after the frees */
+  if (again == NULL) { puts("no memory after freeing everything"); return 1; }
+  memset(again, 1, 1 << 20);
+  printf("ran out after %zu blocks, all intact\n", n);
+  return 0;
+}
+C
+gcc -O1 -o "$work/exhaust" "$work/exhaust.c"
+"$build/bin/vmrun" --physmem 17M -- "$work/exhaust"
+"$build/bin/vmrun" --physmem 17M --trap sigsegv -- "$work/exhaust"
