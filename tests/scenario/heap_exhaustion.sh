@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# malloc until physmem runs out (vmrun --physmem 17M): every block malloc returned before
+# malloc until physmem runs out (vmrun --physmem 17M: not a whole number of 2 MiB windows,
+# so the last window is short of frames): every block malloc returned before
 # its first NULL must be whole — each of its pages can be written and read back.  A 2 MiB
 # heap window populated only partly (frames ran out mid-window) once handed out blocks
 # whose tail pages were not mapped: the program died of SIGSEGV touching them.
