@@ -485,6 +485,16 @@ void start_thread(pthread_t* t, void* (*fn)(void*), void* arg) {
   if (pthread_create(t, nullptr, fn, arg) != 0) die("pthread_create failed");
 }
 
+// Run fn on a[0..threads): a[0] on this thread, the others on threads of their own, and
+// return once all have finished.
+template <class A> void run_on_threads(A* a, int threads, void* (*fn)(void*)) {
+  pthread_t t[16];
+  if (threads > 16) die("too many threads");
+  for (int i = 1; i < threads; ++i) start_thread(&t[i], fn, &a[i]);
+  fn(&a[0]);
+  for (int i = 1; i < threads; ++i) pthread_join(t[i], nullptr);
+}
+
 // Larson-style server simulation (Larson and Krishnan, "Memory Allocation for
 // Long-Running Server Applications", ISMM 1998): each simulated server thread owns an
 // array of blocks of random size; it repeatedly frees a random block and allocates a
@@ -626,7 +636,6 @@ void* cache_thread(void* vp) {
 
 std::uint64_t run_cache(const worker_params& p, int threads, bool scratch) {
   cache_args a[4];
-  pthread_t t[4];
   for (int i = 0; i < threads; ++i) {
     a[i] = cache_args{nullptr, std::uint32_t(i), cnt(2000, p.scale), 20000, 0};
     if (scratch) {
@@ -635,13 +644,9 @@ std::uint64_t run_cache(const worker_params& p, int threads, bool scratch) {
       memset(a[i].first, i, k_cache_obj);
     }
   }
-  for (int i = 1; i < threads; ++i) start_thread(&t[i], cache_thread, &a[i]);
-  cache_thread(&a[0]);
+  run_on_threads(a, threads, cache_thread);
   std::uint64_t h = a[0].checksum;
-  for (int i = 1; i < threads; ++i) {
-    pthread_join(t[i], nullptr);
-    h = mix(h, a[i].checksum);
-  }
+  for (int i = 1; i < threads; ++i) h = mix(h, a[i].checksum);
   return h;
 }
 std::uint64_t run_cache_scratch1(const worker_params& p) { return run_cache(p, 1, true); }
@@ -732,15 +737,10 @@ void* xmalloc_thread(void* vp) {
 std::uint64_t run_xmalloc(const worker_params& p) {
   constexpr int threads = 4;
   xmalloc_args a[threads];
-  pthread_t t[threads];
   for (int i = 0; i < threads; ++i) a[i] = xmalloc_args{std::uint32_t(i), cnt(10000, p.scale), 0};
-  for (int i = 1; i < threads; ++i) start_thread(&t[i], xmalloc_thread, &a[i]);
-  xmalloc_thread(&a[0]);
-  std::uint64_t s = a[0].sum;
-  for (int i = 1; i < threads; ++i) {
-    pthread_join(t[i], nullptr);
-    s += a[i].sum;
-  }
+  run_on_threads(a, threads, xmalloc_thread);
+  std::uint64_t s = 0;
+  for (int i = 0; i < threads; ++i) s += a[i].sum;
   while (g_x.head) {
     xbatch* b = g_x.head;
     g_x.head = b->next;
@@ -957,15 +957,10 @@ void* rand_thread(void* vp) {
 std::uint64_t run_rand_mt(const worker_params& p) {
   constexpr int threads = 4;
   rand_args a[threads];
-  pthread_t t[threads];
   for (int i = 0; i < threads; ++i) a[i] = rand_args{std::uint32_t(i), cnt(500000, p.scale), 0};
-  for (int i = 1; i < threads; ++i) start_thread(&t[i], rand_thread, &a[i]);
-  rand_thread(&a[0]);
+  run_on_threads(a, threads, rand_thread);
   std::uint64_t h = a[0].checksum;
-  for (int i = 1; i < threads; ++i) {
-    pthread_join(t[i], nullptr);
-    h = mix(h, a[i].checksum);
-  }
+  for (int i = 1; i < threads; ++i) h = mix(h, a[i].checksum);
   return h;
 }
 

@@ -376,10 +376,9 @@ TEST_CASE("trim gives free memory back to the page source") {
   CHECK(c.page_cache_pages == 0);
 }
 
-TEST_CASE("vmstat -m prints the three 4.4BSD tables with the right counts") {
-  src();
-  std::vector<void*> v;
-  for (int i = 0; i < 7; ++i) v.push_back(kmem::malloc(1000, M_VMMAP, M_WAITOK));
+namespace {
+// The vmstat -m report, as text.
+std::string vmstat_m_text() {
   int fds[2];
   REQUIRE(pipe(fds) == 0);
   report_vmstat_m(fds[1]);
@@ -389,6 +388,15 @@ TEST_CASE("vmstat -m prints the three 4.4BSD tables with the right counts") {
   ssize_t n;
   while ((n = read(fds[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
   close(fds[0]);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("vmstat -m prints the three 4.4BSD tables with the right counts") {
+  src();
+  std::vector<void*> v;
+  for (int i = 0; i < 7; ++i) v.push_back(kmem::malloc(1000, M_VMMAP, M_WAITOK));
+  std::string out = vmstat_m_text();
   MESSAGE(out);
   CHECK(out.find("Memory statistics by bucket size") != std::string::npos);
   CHECK(out.find("    Size   In Use   Free   Requests  HighWater  Couldfree") != std::string::npos);
@@ -411,15 +419,7 @@ TEST_CASE("vmstat -m keeps a six-digit InUse apart from the type name") {
   src();
   std::vector<void*> v;
   for (int i = 0; i < 123456; ++i) v.push_back(kmem::malloc(16, M_TEMP, M_WAITOK));
-  int fds[2];
-  REQUIRE(pipe(fds) == 0);
-  report_vmstat_m(fds[1]);
-  close(fds[1]);
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fds[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
-  close(fds[0]);
+  std::string out = vmstat_m_text();
   std::size_t at = out.find("Memory statistics by type");
   REQUIRE(at != std::string::npos);
   std::string name = type_name(M_TEMP);
