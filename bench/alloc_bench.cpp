@@ -117,11 +117,7 @@ struct run_result {
 
 std::string g_self;
 
-std::string self_dir() {
-  std::string s = g_self;
-  auto k = s.rfind('/');
-  return k == std::string::npos ? std::string(".") : s.substr(0, k);
-}
+std::string self_dir() { return bench::dir_of(g_self); }
 
 std::string mimalloc_path() {
   const char* cands[] = {"/usr/lib/x86_64-linux-gnu/libmimalloc.so.2", "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2.0",
@@ -234,18 +230,6 @@ void usage(FILE* f) {
                "`rss_ratio WORKLOAD Y` (Y = vmrt peak RSS / jemalloc peak RSS), one per workload.\n");
 }
 
-bool in_list(const std::string& list, const std::string& name) {
-  if (list.empty()) return true;
-  size_t i = 0;
-  while (i <= list.size()) {
-    size_t j = list.find(',', i);
-    if (j == std::string::npos) j = list.size();
-    if (list.compare(i, j - i, name) == 0) return true;
-    i = j + 1;
-  }
-  return false;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -286,7 +270,7 @@ int main(int argc, char** argv) {
   std::vector<allocator> all = find_allocators();
   std::vector<allocator> als;
   for (auto& a : all) {
-    if (!in_list(allocs, a.name)) continue;
+    if (!bench::in_list(allocs, a.name)) continue;
     if (!a.available) {
       std::printf("note: skipping %s: %s\n", a.name.c_str(), a.note.c_str());
       continue;
@@ -295,7 +279,7 @@ int main(int argc, char** argv) {
   }
   std::vector<const workload*> wls;
   for (const workload& w : k_workloads)
-    if (in_list(only, w.name)) wls.push_back(&w);
+    if (bench::in_list(only, w.name)) wls.push_back(&w);
   if (als.empty() || wls.empty()) {
     std::fprintf(stderr, "alloc_bench: nothing to run\n");
     return 2;

@@ -59,10 +59,7 @@ struct allocator {
 
 std::string g_self, g_libc;
 
-std::string self_dir() {
-  auto k = g_self.rfind('/');
-  return k == std::string::npos ? std::string(".") : g_self.substr(0, k);
-}
+std::string self_dir() { return bench::dir_of(g_self); }
 
 std::string first_readable(std::initializer_list<const char*> c) {
   for (const char* p : c)
@@ -781,18 +778,6 @@ std::vector<task> all_tasks() {
 // Driver
 // ---------------------------------------------------------------------------------
 
-bool in_list(const std::string& list, const std::string& name) {
-  if (list.empty()) return true;
-  size_t i = 0;
-  while (i <= list.size()) {
-    size_t j = list.find(',', i);
-    if (j == std::string::npos) j = list.size();
-    if (list.compare(i, j - i, name) == 0) return true;
-    i = j + 1;
-  }
-  return false;
-}
-
 void usage(FILE* f) {
   std::fprintf(f,
                "usage: allocsuite [--quick | --tiny] [--reps N] [--scale S] [--only LIST] [--skip LIST]\n"
@@ -996,7 +981,7 @@ int main(int argc, char** argv) {
   }
   std::vector<allocator> als;
   for (auto& a : all) {
-    if (!in_list(allocs, a.name)) continue;
+    if (!bench::in_list(allocs, a.name)) continue;
     if (!a.available) {
       std::printf("note: skipping allocator %s: %s\n", a.name.c_str(), a.note.c_str());
       continue;
@@ -1005,7 +990,7 @@ int main(int argc, char** argv) {
   }
   std::vector<task> tasks;
   for (task& t : all_tasks()) {
-    if (!in_list(only, t.name) || (!skip.empty() && in_list(skip, t.name))) continue;
+    if (!bench::in_list(only, t.name) || (!skip.empty() && bench::in_list(skip, t.name))) continue;
     if (no_apps && t.kind != task_kind::worker) continue;
     if (!t.missing.empty()) {
       std::printf("note: skipping workload %s: %s\n", t.name.c_str(), t.missing.c_str());

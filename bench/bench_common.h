@@ -51,6 +51,25 @@ inline std::string self_exe() {
   return buf;
 }
 
+// The directory part of path ("." when it has none).
+inline std::string dir_of(const std::string& path) {
+  auto k = path.rfind('/');
+  return k == std::string::npos ? std::string(".") : path.substr(0, k);
+}
+
+// Is name one of the comma-separated list's items?  An empty list holds every name.
+inline bool in_list(const std::string& list, const std::string& name) {
+  if (list.empty()) return true;
+  size_t i = 0;
+  while (i <= list.size()) {
+    size_t j = list.find(',', i);
+    if (j == std::string::npos) j = list.size();
+    if (list.compare(i, j - i, name) == 0) return true;
+    i = j + 1;
+  }
+  return false;
+}
+
 // What a worker process left behind.
 struct child_run {
   std::string out;          // everything it wrote to stdout

@@ -211,9 +211,8 @@ struct sample {
 };
 
 std::string lib_path(const std::string& self, const char* rel) {
-  std::string dir = self.substr(0, self.rfind('/'));
   char real[PATH_MAX];
-  std::string p = dir + rel;
+  std::string p = bench::dir_of(self) + rel;
   return realpath(p.c_str(), real) ? std::string(real) : std::string();
 }
 
