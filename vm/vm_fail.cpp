@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <dlfcn.h>
+#include <csignal>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
@@ -491,16 +492,53 @@ bool in_own_module(const frame_where& w, const frame_where& self) {
   return w.path[0] != '\0' && std::strcmp(w.path, self.path) == 0;
 }
 
+void log_frames_impl(vm_out& o, const frames& f);
+inline void log_frames(vm_out& o, const frames& f) { log_frames_impl(o, f); }
+
 // One record per injected (or printed) failure, written with a single write(2)
 // so records of several threads and processes (O_APPEND) do not interleave.
 void log_event(vm_fail_point fp, unsigned ci, std::uint64_t n, std::size_t size, int tid, bool printed) {
   char buf[6144];
   vm_out o(buf, sizeof buf);
   o.str("vmrt-fail: ").str(printed ? "print " : "inject ").str(kVmFailPointNames[fp]).str(" #").u(n);
-  o.str(" size=").u(size).str(" clause=").u(ci + 1).str(" tid=").i(tid).str("\n");
+  o.str(" size=").u(size).str(" clause=").u(ci + 1).str(" tid=").i(tid).str(" pid=").i(::getpid()).str("\n");
   if (g_backtrace.load(std::memory_order_relaxed)) {
     frames f;
     capture(&f);
+    log_frames(o, f);
+  }
+  o.str("vmrt-fail: end\n");
+  vm_write_all(g_log_fd.load(std::memory_order_relaxed), o.data(), o.len());
+}
+
+// The crash record of VMRT_FAIL_CRASH=1 (vmrun --fail-sweep): the signal and the
+// stack, then the default action (SA_RESETHAND: returning re-executes the fault,
+// abort() re-raises).
+void crash_handler(int sig, siginfo_t*, void*) {
+  char buf[6144];
+  vm_out o(buf, sizeof buf);
+  o.str("vmrt-fail: crash signal=").i(sig).str(" tid=").i(current_tid()).str(" pid=").i(::getpid()).str("\n");
+  frames f;
+  capture(&f);
+  log_frames(o, f);
+  o.str("vmrt-fail: end\n");
+  vm_write_all(g_log_fd.load(std::memory_order_relaxed), o.data(), o.len());
+}
+
+void install_crash_handlers() {
+  static constexpr int kSignals[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL};
+  for (int sig : kSignals) {
+    struct sigaction old{}, sa{};
+    if (::sigaction(sig, nullptr, &old) != 0 || old.sa_handler != SIG_DFL) continue;  // the program's own
+    sa.sa_sigaction = crash_handler;
+    sa.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(sig, &sa, nullptr);
+  }
+}
+
+void log_frames_impl(vm_out& o, const frames& f) {
+  {
     frame_where w[kMaxFrames + 1];
     // the last slot: where this function lives
     frames all = f;
@@ -513,8 +551,6 @@ void log_event(vm_fail_point fp, unsigned ci, std::uint64_t n, std::size_t size,
       o.str("vmrt-fail:   at ").str(w[k].path[0] != '\0' ? w[k].path : "?").str(" ").hex(w[k].off).str("\n");
     }
   }
-  o.str("vmrt-fail: end\n");
-  vm_write_all(g_log_fd.load(std::memory_order_relaxed), o.data(), o.len());
 }
 
 }  // namespace
@@ -697,6 +733,7 @@ void vm_fail_init_from_env() {
     int hi = ::fcntl(2, F_DUPFD_CLOEXEC, 700);
     if (hi >= 0) vm_fail_set_log_fd(hi);
   }
+  if (const char* cr = ::getenv("VMRT_FAIL_CRASH"); cr != nullptr && cr[0] == '1') install_crash_handlers();
   if (const char* bt = ::getenv("VMRT_FAIL_BACKTRACE"); bt != nullptr && bt[0] == '0') vm_fail_set_backtrace(false);
   vm_fail_arm(spec);
   g_armed_from_env = true;
