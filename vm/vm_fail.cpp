@@ -692,7 +692,7 @@ bool vm_fail_eval(vm_fail_point fp, std::size_t size, unsigned sub) {
 void vm_fail_summary() {
   char buf[2048];
   vm_out o(buf, sizeof buf);
-  o.str("vmrt-fail: summary pid ").i(::getpid()).str("\n");
+  o.str("vmrt-fail: summary pid=").i(::getpid()).str("\n");
   o.str("vmrt-fail:   ").str_w("point", 14).str_r("calls", 12).str_r("failed", 10).str("\n");
   for (unsigned p = 0; p < FP_COUNT; ++p) {
     if ((g_named_points & (1u << p)) == 0) continue;
