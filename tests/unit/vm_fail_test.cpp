@@ -9,7 +9,13 @@
 #include <unistd.h>
 #include <vector>
 
+#include <sys/mman.h>
+
+#include "runtime_test_support.h"
 #include "vm/vm_fail.h"
+
+// The last tests fault through the trap backend: run under both.
+RUNTIME_TESTS_UNDER_BOTH_BACKENDS()
 
 using namespace vmrt;
 
@@ -289,4 +295,58 @@ TEST_CASE("log records and the summary") {
   CHECK(text.find("vmrt-fail: end") != std::string::npos);
   CHECK(text.find("vmrt-fail:   malloc                   2         0") != std::string::npos);
   CHECK(text.find("vmrt-fail:   calloc                   2         1") != std::string::npos);
+}
+
+// ---- the fail points wired into the VM, through the public API ----
+
+
+TEST_CASE("mmap family fail points: ENOMEM from the API, nothing changed") {
+  REQUIRE(vmrt_init() == 0);
+  vmrt_vmspace* vs = vmrt_vmspace_create(16u << 20);
+  REQUIRE(vs != nullptr);
+  vm_fail_set_log_fd(open("/dev/null", O_WRONLY));
+  vm_fail_arm(parse_ok("mmap:nth=2;mprotect;munmap;mlock"));
+  void* a = vmrt_mmap(vs, nullptr, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK(a != VMRT_MAP_FAILED);
+  errno = 0;
+  void* b = vmrt_mmap(vs, nullptr, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK(b == VMRT_MAP_FAILED);
+  CHECK(errno == ENOMEM);
+  errno = 0;
+  CHECK(vmrt_mprotect(vs, a, 4096, PROT_READ) == -1);
+  CHECK(errno == ENOMEM);
+  errno = 0;
+  CHECK(vmrt_mlock(vs, a, 4096) == -1);
+  CHECK(errno == EAGAIN);  // mlock(2)'s "could not be locked"
+  errno = 0;
+  CHECK(vmrt_munmap(vs, a, 4096) == -1);
+  CHECK(errno == ENOMEM);
+  vm_fail_disarm();
+  static_cast<char*>(a)[0] = 1;  // still mapped and writable
+  CHECK(vmrt_munmap(vs, a, 1 << 16) == 0);
+  CHECK(vm_fail_get_counts(FP_MMAP).calls == 2);
+  CHECK(vm_fail_get_counts(FP_MMAP).failures == 1);
+  vmrt_vmspace_destroy(vs);
+}
+
+// The trap backend delivers a refused fault as a RESOURCE trap (runtime/trap.cpp:
+// the hook, else the faulting signal to the program's handler, else death).
+TEST_CASE("a failed frame allocation during a fault is a RESOURCE trap, under either backend") {
+  REQUIRE(vmrt_init() == 0);
+  vmrt_vmspace* vs = vmrt_vmspace_create(16u << 20);
+  REQUIRE(vs != nullptr);
+  char* p = static_cast<char*>(vmrt_mmap(vs, nullptr, 8 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  REQUIRE(p != VMRT_MAP_FAILED);
+  REQUIRE(vmrt_madvise(vs, p, 8 << 20, MADV_RANDOM) == 0);  // no fault-around
+  p[0] = 1;  // the trap backend is up
+  vm_fail_set_log_fd(open("/dev/null", O_WRONLY));
+  vm_fail_arm(parse_ok("frame"));
+  bool trapped = rtt::traps([&] { p[6 << 20] = 1; });  // never touched: needs a frame
+  vm_fail_disarm();
+  CHECK(trapped);
+  CHECK(rtt::trap_catcher::last.reason == VMRT_TRAP_RESOURCE);
+  CHECK(vm_fail_get_counts(FP_FRAME).failures >= 2);  // the fault's run, then its single-page retry
+  p[6 << 20] = 2;  // the same fault succeeds once frames come back
+  CHECK(p[6 << 20] == 2);
+  vmrt_vmspace_destroy(vs);
 }
