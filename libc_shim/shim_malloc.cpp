@@ -59,8 +59,14 @@ void* mid_memalign(std::size_t align, std::size_t n) {
 
 }  // namespace
 
-VMRT_EXPORT void* malloc(std::size_t n) noexcept {
+// malloc's armed path out of line, so the fast path stays a flag test and a tail call.
+__attribute__((noinline)) void* malloc_armed(std::size_t n) {
   VMRT_FAIL_HOOK(FP_MALLOC, n);
+  return shim::alloc(n, M_LIBC, 0);
+}
+
+VMRT_EXPORT void* malloc(std::size_t n) noexcept {
+  if (vmrt::vm_fail_armed()) return malloc_armed(n);
   return shim::alloc(n, M_LIBC, 0);
 }
 

@@ -52,9 +52,8 @@ std::new_handler current_handler() {
   return get();
 }
 
-// The new-handler loop.  align 0: plain.
-void* new_loop(std::size_t n, std::size_t align) {
-  if (align != 0 && (align & (align - 1)) != 0) bad_alignment(align);
+// The new-handler loop (and fault injection), out of line.
+__attribute__((noinline)) void* new_slow(std::size_t n, std::size_t align) {
   for (;;) {
     bool injected = vmrt::vm_fail_armed() && vmrt::vm_fail_eval(vmrt::FP_NEW, n);  // fault injection
     void* p = injected ? nullptr : align > 16 ? shim::alloc_aligned(n, align, M_CXX) : shim::alloc(n, M_CXX, 0);
@@ -66,6 +65,16 @@ void* new_loop(std::size_t n, std::size_t align) {
     shim::count(shim::C_NEW_HANDLER_CALLS);
     h();
   }
+}
+
+// align 0: plain.  The fast path: one attempt when no fail spec is armed.
+void* new_loop(std::size_t n, std::size_t align) {
+  if (align != 0 && (align & (align - 1)) != 0) bad_alignment(align);
+  if (__builtin_expect(!vmrt::vm_fail_armed(), 1)) {
+    void* p = align > 16 ? shim::alloc_aligned(n, align, M_CXX) : shim::alloc(n, M_CXX, 0);
+    if (__builtin_expect(p != nullptr, 1)) return p;
+  }
+  return new_slow(n, align);
 }
 
 void* new_nothrow(std::size_t n, std::size_t align) noexcept {
