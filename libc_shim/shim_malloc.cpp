@@ -42,13 +42,13 @@ static_assert(is_pow2(kPage) && !is_pow2(0) && !is_pow2(24));
 
 // memalign/valloc/pvalloc: glibc's _mid_memalign rules.
 void* mid_memalign(std::size_t align, std::size_t n) {
-  VMRT_FAIL_HOOK(FP_MEMALIGN, n);
-  if (align <= 16) return shim::alloc(n, M_LIBC, 0);
   if (align > (SIZE_MAX / 2 + 1)) {
     shim::count(shim::C_EINVAL);
     errno = EINVAL;
     return nullptr;
   }
+  VMRT_FAIL_HOOK(FP_MEMALIGN, n);
+  if (align <= 16) return shim::alloc(n, M_LIBC, 0);
   if (!is_pow2(align)) {
     std::size_t a = 32;
     while (a < align) a <<= 1;

@@ -63,7 +63,7 @@ const char kUsage[] =
     "                                         'malloc:prob=0.01,seed=7;frame:nth=100'.\n"
     "                                         Points: malloc calloc realloc memalign new\n"
     "                                         alloc(=all five) kmem[TYPE|..] frame mmap\n"
-    "                                         munmap mprotect mlock.  Terms: prob=P|N%%\n"
+    "                                         munmap mprotect mlock.  Terms: prob=P|N%\n"
     "                                         seed=N every=N nth=N after=N bytes=SIZE\n"
     "                                         times=N size=LO-HI thread=main|TID+..\n"
     "                                         caller=FUNC object=LIBNAME print.  See\n"
