@@ -71,6 +71,8 @@ const char kUsage[] =
     "                                         is refused here (exit 2).\n"
     "  --fail-log PATH     VMRT_FAIL_LOG      write injected failures and the exit summary\n"
     "                                         to PATH (appended) instead of stderr\n"
+    "  --fail-symbolize LOG  print a VMRT_FAIL_LOG (\"-\": stdin) with file:line and\n"
+    "                      function after each frame (addr2line), then exit\n"
     "  --fail-sweep        fail the program's malloc-family calls one call site at a\n"
     "                      time (one run each) and print a table of the runs that\n"
     "                      crashed instead of failing cleanly; exit 1 if any did.\n"
@@ -334,6 +336,8 @@ int main(int argc, char** argv) {
       fail_spec += (fail_spec.empty() ? "" : ";") + v;
     } else if (a == "--fail-log") {
       setenv("VMRT_FAIL_LOG", need_arg("--fail-log"), 1);
+    } else if (a == "--fail-symbolize") {
+      return vmrun_fail_symbolize(need_arg("--fail-symbolize"));
     } else if (a == "--fail-sweep") {
       sweep = true;
     } else if (a == "--max" || a == "-j" || a == "--timeout") {

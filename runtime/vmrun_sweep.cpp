@@ -428,3 +428,39 @@ int vmrun_fail_sweep(const std::string& path, char** argv, const sweep_options& 
   }
   return crashes + hangs != 0 ? 1 : 0;
 }
+
+int vmrun_fail_symbolize(const std::string& log) {
+  FILE* f = log == "-" ? stdin : std::fopen(log.c_str(), "r");
+  if (f == nullptr) {
+    std::fprintf(stderr, "vmrun: --fail-symbolize: cannot open %s: %s\n", log.c_str(), std::strerror(errno));
+    return 1;
+  }
+  std::vector<std::string> lines;
+  char buf[4096];
+  while (std::fgets(buf, sizeof buf, f) != nullptr) lines.emplace_back(buf);
+  if (f != stdin) std::fclose(f);
+  const std::string at = "vmrt-fail:   at ";
+  auto parse = [&](const std::string& l, frame* fr) {
+    if (l.rfind(at, 0) != 0) return false;
+    std::string t = l.substr(at.size());
+    while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
+    std::size_t sp = t.rfind(' ');
+    if (sp == std::string::npos) return false;
+    fr->path = t.substr(0, sp);
+    fr->off = std::strtoull(t.c_str() + sp + 1, nullptr, 16);
+    return true;
+  };
+  symboliser sym;
+  frame fr;
+  for (const std::string& l : lines)
+    if (parse(l, &fr)) sym.want(fr);
+  sym.run();
+  for (std::string l : lines) {
+    if (parse(l, &fr)) {
+      while (!l.empty() && l.back() == '\n') l.pop_back();
+      l += "  " + sym.name(&fr) + "\n";
+    }
+    std::fputs(l.c_str(), stdout);
+  }
+  return 0;
+}

@@ -15,3 +15,8 @@ struct sweep_options {
 // already set up by vmrun).  Prints the table on stdout, progress on stderr.
 // Returns vmrun's exit status: 1 when a run crashed or hung, else 0.
 int vmrun_fail_sweep(const std::string& path, char** argv, const sweep_options& opt);
+
+// Copy a VMRT_FAIL_LOG to stdout with each "at MODULE OFFSET" frame followed by
+// its file:line (function) from addr2line.  "-" reads stdin.  Returns 0, or 1
+// when the log cannot be read.
+int vmrun_fail_symbolize(const std::string& log);

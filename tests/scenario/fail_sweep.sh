@@ -74,6 +74,10 @@ grep -q 'unchecked: out of memory (f, errno 12)' "$TMP/one.err" || fail "no NULL
 grep -q '^vmrt-fail: inject malloc #1 size=1000 clause=1 tid=[0-9]* pid=[0-9]*$' "$TMP/one.log" || fail "no inject record"
 grep -q "^vmrt-fail:   at $TMP/unchecked 0x" "$TMP/one.log" || fail "the backtrace does not name the program"
 grep -Eq '^vmrt-fail:   malloc +[0-9]+ +1$' "$TMP/one.log" || fail "summary does not count one injected malloc failure"
+# Symbolised after the fact: the failed call is the malloc(1000) line.
+"$VMRUN" --fail-symbolize "$TMP/one.log" >"$TMP/one.sym"
+grep -q "^vmrt-fail:   at $TMP/unchecked 0x[0-9a-f]*  unchecked\.c:$((unchecked_line + 2)) (main)\$" "$TMP/one.sym" ||
+  fail "--fail-symbolize does not name unchecked.c:$((unchecked_line + 2)): $(cat "$TMP/one.sym")"
 
 # --- malformed specs ---
 set +e
