@@ -100,6 +100,7 @@ bool parse_prob(const char* s, std::size_t n, std::uint64_t* threshold) {
   bool percent = n > 0 && s[n - 1] == '%';
   if (percent) --n;
   // value = num / 10^frac_digits (scaled by 1/100 for a percentage)
+  constexpr unsigned __int128 kMaxDen = 1000000000000000000ull;  // 10^18
   unsigned __int128 num = 0, den = 1;
   bool dot = false, any = false;
   for (std::size_t k = 0; k < n; ++k) {
@@ -109,10 +110,10 @@ bool parse_prob(const char* s, std::size_t n, std::uint64_t* threshold) {
     }
     if (s[k] < '0' || s[k] > '9') return false;
     any = true;
-    if (num > (static_cast<unsigned __int128>(1) << 100) || den > (static_cast<unsigned __int128>(1) << 100)) {
-      if (dot) continue;  // ignore digits beyond precision
-      return false;
-    }
+    // Fraction digits past 10^-18 are dropped (num < den <= 10^20 keeps num << 32 in
+    // 128 bits below); an integer part that large is > 1 anyway.
+    if (dot && den >= kMaxDen) continue;
+    if (num > kMaxDen) return false;
     num = num * 10 + static_cast<unsigned>(s[k] - '0');
     if (dot) den *= 10;
   }

@@ -104,6 +104,13 @@ TEST_CASE("every term parses") {
   CHECK(s.clauses[0].prob_threshold == (1ull << 63));
   s = parse_ok("malloc:prob=1");
   CHECK(s.clauses[0].prob_threshold == UINT64_MAX);
+  s = parse_ok("malloc:prob=0.99999999999999999999999999999999");  // digits past 10^-18 dropped
+  CHECK(s.clauses[0].prob_threshold > UINT64_MAX - (UINT64_MAX >> 58));
+  CHECK(s.clauses[0].prob_threshold < UINT64_MAX);
+  s = parse_ok("malloc:prob=0.000000000000000001");
+  CHECK(s.clauses[0].prob_threshold == 18);  // 2^64 / 10^18, rounded down
+  s = parse_ok("malloc:prob=0.1%");
+  CHECK(s.clauses[0].prob_threshold == 18446744073709551ull);  // 2^64 / 1000
   s = parse_ok("malloc:thread=12+34");
   CHECK(s.clauses[0].ntids == 2);
   CHECK(s.clauses[0].tids[1] == 34);
@@ -135,6 +142,8 @@ TEST_CASE("rejected specs point at the bad token") {
   CHECK(parse_err("malloc:prob=1.5").find("prob: not a probability") != std::string::npos);
   CHECK(parse_err("malloc:prob=abc").find("prob: not a probability") != std::string::npos);
   CHECK(parse_err("malloc:prob=101%").find("prob: not a probability") != std::string::npos);
+  CHECK(parse_err("malloc:prob=123456789012345678901234567890").find("prob: not a probability") != std::string::npos);
+  CHECK(parse_err("malloc:prob=0.0000000000000000000001").find("prob: not a probability") != std::string::npos);
   CHECK(parse_err("malloc:seed=3").find("seed= without prob=") != std::string::npos);
   CHECK(parse_err("malloc:bytes=10Q").find("bytes: not a size") != std::string::npos);
   CHECK(parse_err("malloc:size=9-3").find("empty range") != std::string::npos);
