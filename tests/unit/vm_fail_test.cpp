@@ -5,6 +5,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <string>
+#include <atomic>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -252,6 +253,29 @@ TEST_CASE("thread filter") {
   std::thread t([&] { other = run("malloc:thread=main", FP_MALLOC, 3); });
   t.join();
   CHECK(other.empty());
+}
+
+TEST_CASE("counts stay exact across threads") {
+  for (const char* spec : {"malloc:prob=0.5,seed=3,times=100", "malloc:every=7", "malloc:bytes=40000"}) {
+    vm_fail_set_log_fd(open("/dev/null", O_WRONLY));
+    vm_fail_set_backtrace(false);
+    vm_fail_arm(parse_ok(spec));
+    std::atomic<int> failed{0};
+    std::vector<std::thread> ts;
+    for (int t = 0; t < 4; ++t)
+      ts.emplace_back([&] {
+        for (int k = 0; k < 10000; ++k)
+          if (vm_fail_eval(FP_MALLOC, 10)) failed.fetch_add(1);
+      });
+    for (auto& t : ts) t.join();
+    vm_fail_disarm();
+    vm_fail_set_backtrace(true);
+    INFO(spec);
+    CHECK(vm_fail_get_counts(FP_MALLOC).calls == 40000);
+    CHECK(vm_fail_get_counts(FP_MALLOC).failures == static_cast<std::uint64_t>(failed.load()));
+    int expect = spec[7] == 'p' ? 100 : spec[7] == 'e' ? 40000 / 7 : 40000 - 4000;
+    CHECK(failed.load() == expect);
+  }
 }
 
 TEST_CASE("call-site filter by shared object") {
