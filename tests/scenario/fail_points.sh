@@ -61,6 +61,9 @@ check posix_memalign 'memalign:size=128' 'posix_memalign 12 errno=7'
 check new 'new:size=16' 'new bad_alloc'
 check new_handler 'new:size=16,times=1' 'new_handler calls=1 ok'
 check new_nothrow 'new:size=16' 'nothrow null'
+# One layer down: kmem by malloc type (the shim's malloc family is M_LIBC).
+check malloc 'kmem[M_LIBC]:size=10' 'malloc null errno=12'
+check calloc 'kmem[cxx]:size=21' 'calloc ptr errno=0'
 # Without a spec nothing fails.
 [ "$("$VMRUN" "$TMP/points" malloc)" = "malloc ptr errno=0" ] || fail "malloc failed without a spec"
 note "ok: every shim fail point fails the way its function reports exhaustion"
