@@ -385,6 +385,7 @@ int vmrun_fail_sweep(const std::string& path, char** argv, const sweep_options& 
     if (const frame* f = shown_frame(j.site)) sym.want(*f);
     if (!j.site.empty()) sym.want(j.site.front());
     if (const frame* f = shown_frame(j.crash_stack)) sym.want(*f);
+    if (!j.crash_stack.empty()) sym.want(j.crash_stack.front());
   }
   sym.run();
 
@@ -401,7 +402,11 @@ int vmrun_fail_sweep(const std::string& path, char** argv, const sweep_options& 
     r.site = sym.name(f);
     if (!j.site.empty() && f != &j.site.front()) r.via = sym.name(&j.site.front());
     r.result = j.result;
-    r.crash_site = j.crash || j.hang ? (j.crash_stack.empty() ? "?" : sym.name(shown_frame(j.crash_stack))) : "";
+    if (j.crash || j.hang) {
+      const frame* c = shown_frame(j.crash_stack);
+      r.crash_site = c == nullptr ? "?" : sym.name(c);
+      if (c != nullptr && c != &j.crash_stack.front()) r.crash_site += " in " + sym.name(&j.crash_stack.front());
+    }
     r.n = j.n;
     r.point = j.point;
     r.bad = j.crash || j.hang;

@@ -493,8 +493,9 @@ bool in_own_module(const frame_where& w, const frame_where& self) {
   return w.path[0] != '\0' && std::strcmp(w.path, self.path) == 0;
 }
 
-void log_frames_impl(vm_out& o, const frames& f);
-inline void log_frames(vm_out& o, const frames& f) { log_frames_impl(o, f); }
+// Frames after the engine's own leading frames, and `skip` more.
+void log_frames_impl(vm_out& o, const frames& f, int skip);
+inline void log_frames(vm_out& o, const frames& f, int skip = 0) { log_frames_impl(o, f, skip); }
 
 // One record per injected (or printed) failure, written with a single write(2)
 // so records of several threads and processes (O_APPEND) do not interleave.
@@ -521,7 +522,7 @@ void crash_handler(int sig, siginfo_t*, void*) {
   o.str("vmrt-fail: crash signal=").i(sig).str(" tid=").i(current_tid()).str(" pid=").i(::getpid()).str("\n");
   frames f;
   capture(&f);
-  log_frames(o, f);
+  log_frames(o, f, 1);  // and the signal trampoline (__restore_rt) after our frames
   o.str("vmrt-fail: end\n");
   vm_write_all(g_log_fd.load(std::memory_order_relaxed), o.data(), o.len());
 }
@@ -538,7 +539,7 @@ void install_crash_handlers() {
   }
 }
 
-void log_frames_impl(vm_out& o, const frames& f) {
+void log_frames_impl(vm_out& o, const frames& f, int skip) {
   {
     frame_where w[kMaxFrames + 1];
     // the last slot: where this function lives
@@ -548,6 +549,7 @@ void log_frames_impl(vm_out& o, const frames& f) {
     resolve_frames(all, w);
     int k = 0;
     while (k < f.n && in_own_module(w[k], w[selfslot])) ++k;
+    k += skip;
     for (; k < f.n; ++k) {
       o.str("vmrt-fail:   at ").str(w[k].path[0] != '\0' ? w[k].path : "?").str(" ").hex(w[k].off).str("\n");
     }
