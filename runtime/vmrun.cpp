@@ -288,6 +288,7 @@ int main(int argc, char** argv) {
   std::string fail_spec;
   bool sweep = false;
   sweep_options sweep_opt;
+  bool sweep_opt_given = false;
   int i = 1;
   auto need_arg = [&](const char* opt) -> const char* {
     if (i + 1 >= argc) fail(kExitUsage, std::string(opt) + " needs an argument (see vmrun --help)");
@@ -341,10 +342,12 @@ int main(int argc, char** argv) {
     } else if (a == "--fail-sweep") {
       sweep = true;
     } else if (a == "--max" || a == "-j" || a == "--timeout") {
+      sweep_opt_given = true;
       std::string v = need_arg(a.c_str());
       unsigned* dst = a == "--max" ? &sweep_opt.max : a == "-j" ? &sweep_opt.jobs : &sweep_opt.timeout;
       if (!parse_count(v, dst)) fail(kExitUsage, a + ": not a count >= 1: '" + v + "'");
     } else if (a == "--keep-logs") {
+      sweep_opt_given = true;
       sweep_opt.keep = true;
     } else {
       fail(kExitUsage, "unknown option '" + a + "' (see vmrun --help)");
@@ -354,6 +357,7 @@ int main(int argc, char** argv) {
   if (!fail_spec.empty()) setenv("VMRT_FAIL", fail_spec.c_str(), 1);
   if (const char* env = std::getenv("VMRT_FAIL"); env != nullptr && *env != '\0') check_fail_spec("VMRT_FAIL", env);
   if (sweep && !fail_spec.empty()) fail(kExitUsage, "--fail-sweep makes its own specs: do not combine it with --fail");
+  if (!sweep && sweep_opt_given) fail(kExitUsage, "--max, -j, --timeout and --keep-logs go with --fail-sweep");
 
   if (shim.empty()) shim = dir_of_self() + "/../lib/libvmrt_malloc.so";
   char real[PATH_MAX];

@@ -98,6 +98,15 @@ VMRT_FAIL='kmem[nope]' "$VMRUN" "$TMP/unchecked" >/dev/null 2>"$TMP/bad2.err"
 rc=$?
 set -e
 [ "$rc" = 2 ] && grep -q 'vmrun: VMRT_FAIL: unknown kmem malloc type' "$TMP/bad2.err" || fail "VMRT_FAIL not validated by vmrun"
+# Sweep options are checked too.
+set +e
+"$VMRUN" --max 3 "$TMP/unchecked" >/dev/null 2>"$TMP/bad4.err"; rc1=$?
+"$VMRUN" --fail-sweep -j 0 "$TMP/unchecked" >/dev/null 2>"$TMP/bad5.err"; rc2=$?
+"$VMRUN" --fail-sweep --fail malloc "$TMP/unchecked" >/dev/null 2>"$TMP/bad6.err"; rc3=$?
+set -e
+[ "$rc1$rc2$rc3" = 222 ] || fail "sweep option errors: exits $rc1 $rc2 $rc3, expected 2 2 2"
+grep -q 'go with --fail-sweep' "$TMP/bad4.err" && grep -q "^vmrun: -j: not a count >= 1: '0'" "$TMP/bad5.err" &&
+  grep -q 'do not combine it with --fail' "$TMP/bad6.err" || fail "sweep option messages"
 # Set directly (no vmrun): the shim says so once and runs without injection.
 out=$(VMRT_FAIL='malloc:prob=2' LD_PRELOAD="$BUILD/lib/libvmrt_malloc.so" "$TMP/unchecked" 2>"$TMP/bad3.err")
 [ "$out" = "hello 0 x y" ] || fail "the program did not run normally after a rejected VMRT_FAIL"
