@@ -23,6 +23,7 @@
 #include "kmem/kmem_assert.h"
 #include "kmem/kmem_fast.h"
 #include "kmem/kmem_internal.h"
+#include "vm/vm_fail.h"
 
 namespace vmrt::kmem::detail {
 
@@ -372,7 +373,9 @@ bool kmem_init(const kmem_page_source* src, const kmem_config& cfg) {
 
 bool kmem_initialized() { return g.initialized.load(std::memory_order_acquire); }
 
+static_assert(vmrt::kVmFailKmemTypeCount == M_LAST, "vm_fail's kmem type names follow kmem.h");
 void* malloc(std::size_t size, malloc_type type, int flags, kmem_status* status) {
+  if ((flags & M_NOWAIT) && vm_fail_armed() && vm_fail_eval(FP_KMEM, size, type)) return set_status(status, KMEM_NOMEM), nullptr;
   if (__builtin_expect(static_cast<unsigned>(type) < M_LAST, 1)) {
     if (void* p = malloc_fast(size, type); __builtin_expect(p != nullptr, 1)) {
       if (status != nullptr) *status = KMEM_OK;
@@ -399,12 +402,14 @@ void* malloc_aligned(std::size_t size, std::size_t align, malloc_type type, int 
     // Bucket elements are aligned to their size up to a page, to a page above.
     std::size_t need = size < align ? align : size;
     if (need <= kMaxAllocSave) return kmem::malloc(need, type, flags, status);
+    if ((flags & M_NOWAIT) && vm_fail_armed() && vm_fail_eval(FP_KMEM, size, type)) return set_status(status, KMEM_NOMEM), nullptr;
     return malloc_large(size, kPageSize, type, flags, status);
   }
   if (static_cast<unsigned>(type) >= M_LAST) {
     set_status(status, KMEM_INVALID);
     return nullptr;
   }
+  if ((flags & M_NOWAIT) && vm_fail_armed() && vm_fail_eval(FP_KMEM, size, type)) return set_status(status, KMEM_NOMEM), nullptr;
   return malloc_large(size, align, type, flags, status);
 }
 

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 
 #include "libc_shim/shim_alloc.h"
+#include "vm/vm_fail.h"
 
 using vmrt::kmem::M_LIBC;
 using vmrt::kmem::M_ZERO;
@@ -35,14 +36,19 @@ constexpr std::size_t kPage = 4096;
 constexpr bool is_pow2(std::size_t a) { return a != 0 && (a & (a - 1)) == 0; }
 static_assert(is_pow2(kPage) && !is_pow2(0) && !is_pow2(24));
 
+// Fault injection (vm/vm_fail.h): an injected failure is exhaustion, NULL + ENOMEM.
+#define VMRT_FAIL_HOOK(fp, n) \
+  if (vmrt::vm_fail_armed() && vmrt::vm_fail_eval(vmrt::fp, n)) return errno = ENOMEM, nullptr
+
 // memalign/valloc/pvalloc: glibc's _mid_memalign rules.
 void* mid_memalign(std::size_t align, std::size_t n) {
-  if (align <= 16) return shim::alloc(n, M_LIBC, 0);
   if (align > (SIZE_MAX / 2 + 1)) {
     shim::count(shim::C_EINVAL);
     errno = EINVAL;
     return nullptr;
   }
+  VMRT_FAIL_HOOK(FP_MEMALIGN, n);
+  if (align <= 16) return shim::alloc(n, M_LIBC, 0);
   if (!is_pow2(align)) {
     std::size_t a = 32;
     while (a < align) a <<= 1;
@@ -53,7 +59,16 @@ void* mid_memalign(std::size_t align, std::size_t n) {
 
 }  // namespace
 
-VMRT_EXPORT void* malloc(std::size_t n) noexcept { return shim::alloc(n, M_LIBC, 0); }
+// malloc's armed path out of line, so the fast path stays a flag test and a tail call.
+__attribute__((noinline)) void* malloc_armed(std::size_t n) {
+  VMRT_FAIL_HOOK(FP_MALLOC, n);
+  return shim::alloc(n, M_LIBC, 0);
+}
+
+VMRT_EXPORT void* malloc(std::size_t n) noexcept {
+  if (vmrt::vm_fail_armed()) return malloc_armed(n);
+  return shim::alloc(n, M_LIBC, 0);
+}
 
 // errno is preserved by shim::release's out-of-line path (the only one that can
 // change it), not saved on every call.
@@ -66,10 +81,14 @@ VMRT_EXPORT void* calloc(std::size_t n, std::size_t m) noexcept {
     errno = ENOMEM;
     return nullptr;
   }
+  VMRT_FAIL_HOOK(FP_CALLOC, total);
   return shim::alloc(total, M_LIBC, M_ZERO);
 }
 
-VMRT_EXPORT void* realloc(void* p, std::size_t n) noexcept { return shim::resize(p, n, M_LIBC, "realloc()"); }
+VMRT_EXPORT void* realloc(void* p, std::size_t n) noexcept {
+  if (n != 0 || p == nullptr) VMRT_FAIL_HOOK(FP_REALLOC, n);  // realloc(p, 0) frees: never failed
+  return shim::resize(p, n, M_LIBC, "realloc()");
+}
 
 VMRT_EXPORT void* reallocarray(void* p, std::size_t n, std::size_t m) noexcept {
   std::size_t total;
@@ -78,6 +97,7 @@ VMRT_EXPORT void* reallocarray(void* p, std::size_t n, std::size_t m) noexcept {
     errno = ENOMEM;
     return nullptr;
   }
+  if (total != 0 || p == nullptr) VMRT_FAIL_HOOK(FP_REALLOC, total);
   return shim::resize(p, total, M_LIBC, "reallocarray()");
 }
 
@@ -86,6 +106,7 @@ VMRT_EXPORT int posix_memalign(void** out, std::size_t align, std::size_t n) noe
     shim::count(shim::C_EINVAL);
     return EINVAL;
   }
+  if (vmrt::vm_fail_armed() && vmrt::vm_fail_eval(vmrt::FP_MEMALIGN, n)) return ENOMEM;
   int saved = errno;
   void* p = align <= 16 ? shim::alloc(n, M_LIBC, 0) : shim::alloc_aligned(n, align, M_LIBC);
   errno = saved;
@@ -100,6 +121,7 @@ VMRT_EXPORT void* aligned_alloc(std::size_t align, std::size_t n) noexcept {
     errno = EINVAL;
     return nullptr;
   }
+  VMRT_FAIL_HOOK(FP_MEMALIGN, n);
   return align <= 16 ? shim::alloc(n, M_LIBC, 0) : shim::alloc_aligned(n, align, M_LIBC);
 }
 

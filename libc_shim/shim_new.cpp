@@ -16,6 +16,7 @@
 #include <new>
 
 #include "libc_shim/shim_alloc.h"
+#include "vm/vm_fail.h"
 #include "vm/vm_out.h"
 
 using vmrt::kmem::M_CXX;
@@ -24,6 +25,7 @@ namespace shim = vmrt::shim;
 // libstdc++'s std::get_new_handler, bound weakly: null when libstdc++ is absent.
 namespace std {
 __attribute__((weak)) new_handler get_new_handler() noexcept;
+__attribute__((weak, noreturn)) void __throw_bad_alloc();  // libstdc++: throws std::bad_alloc
 }
 
 #define VMRT_EXPORT __attribute__((visibility("default")))
@@ -50,21 +52,34 @@ std::new_handler current_handler() {
   return get();
 }
 
-// The new-handler loop.  align 0: plain.
-void* new_loop(std::size_t n, std::size_t align) {
-  if (align != 0 && (align & (align - 1)) != 0) bad_alignment(align);
+// The new-handler loop (and fault injection), out of line.
+__attribute__((noinline)) void* new_slow(std::size_t n, std::size_t align) {
   for (;;) {
-    void* p = align > 16 ? shim::alloc_aligned(n, align, M_CXX) : shim::alloc(n, M_CXX, 0);
+    bool injected = vmrt::vm_fail_armed() && vmrt::vm_fail_eval(vmrt::FP_NEW, n);  // fault injection
+    void* p = injected ? nullptr : align > 16 ? shim::alloc_aligned(n, align, M_CXX) : shim::alloc(n, M_CXX, 0);
     if (__builtin_expect(p != nullptr, 1)) return p;
     std::new_handler h = current_handler();
+    // An injected failure with no handler behaves as the standard says: std::bad_alloc.
+    if (h == nullptr && injected && reinterpret_cast<void*>(&std::__throw_bad_alloc) != nullptr) std::__throw_bad_alloc();
     if (h == nullptr) new_out_of_memory(n);
     shim::count(shim::C_NEW_HANDLER_CALLS);
     h();
   }
 }
 
+// align 0: plain.  The fast path: one attempt when no fail spec is armed.
+void* new_loop(std::size_t n, std::size_t align) {
+  if (align != 0 && (align & (align - 1)) != 0) bad_alignment(align);
+  if (__builtin_expect(!vmrt::vm_fail_armed(), 1)) {
+    void* p = align > 16 ? shim::alloc_aligned(n, align, M_CXX) : shim::alloc(n, M_CXX, 0);
+    if (__builtin_expect(p != nullptr, 1)) return p;
+  }
+  return new_slow(n, align);
+}
+
 void* new_nothrow(std::size_t n, std::size_t align) noexcept {
   if (align != 0 && (align & (align - 1)) != 0) return nullptr;
+  if (vmrt::vm_fail_armed() && vmrt::vm_fail_eval(vmrt::FP_NEW, n)) return nullptr;
   return align > 16 ? shim::alloc_aligned(n, align, M_CXX) : shim::alloc(n, M_CXX, 0);
 }
 

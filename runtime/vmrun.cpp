@@ -22,6 +22,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "runtime/vmrun_sweep.h"
+#include "vm/vm_fail.h"
+
 namespace {
 
 constexpr int kExitUsage = 2;         // bad vmrun options
@@ -53,6 +56,29 @@ const char kUsage[] =
     "                                         write-after-free and double free\n"
     "  --shim PATH         (LD_PRELOAD)       use this libvmrt_malloc.so instead of\n"
     "                                         <dir of vmrun>/../lib/libvmrt_malloc.so\n"
+    "  --fail SPEC         VMRT_FAIL          fault injection: make memory fail on purpose\n"
+    "                                         (repeatable: the specs are joined with ';').\n"
+    "                                         SPEC is CLAUSE[;CLAUSE...], CLAUSE is\n"
+    "                                         POINT[+POINT][:TERM,...]; e.g.\n"
+    "                                         'malloc:prob=0.01,seed=7;frame:nth=100'.\n"
+    "                                         Points: malloc calloc realloc memalign new\n"
+    "                                         alloc(=all five) kmem[TYPE|..] frame mmap\n"
+    "                                         munmap mprotect mlock.  Terms: prob=P|N%\n"
+    "                                         seed=N every=N nth=N after=N bytes=SIZE\n"
+    "                                         times=N size=LO-HI thread=main|TID+..\n"
+    "                                         caller=FUNC object=LIBNAME print.  See\n"
+    "                                         README.md, \"Fault injection\".  A bad spec\n"
+    "                                         is refused here (exit 2).\n"
+    "  --fail-log PATH     VMRT_FAIL_LOG      write injected failures and the exit summary\n"
+    "                                         to PATH (appended) instead of stderr\n"
+    "  --fail-symbolize LOG  print a VMRT_FAIL_LOG (\"-\": stdin) with file:line and\n"
+    "                      function after each frame (addr2line), then exit\n"
+    "  --fail-sweep        fail the program's malloc-family calls one call site at a\n"
+    "                      time (one run each) and print a table of the runs that\n"
+    "                      crashed instead of failing cleanly; exit 1 if any did.\n"
+    "                      With --max N (calls examined, default 1000), -j N (runs in\n"
+    "                      parallel, default: cores), --timeout SEC (per run, default\n"
+    "                      60), --keep-logs.  The runs get stdin from /dev/null.\n"
     "  -h, --help          this text\n"
     "\n"
     "SIZE: a number of bytes with an optional suffix K, M, G or T (e.g. 512M, 4G).\n"
@@ -239,10 +265,30 @@ void check_runnable(const std::string& prog, const std::string& path, int depth)
   }
 }
 
+// Validate a VMRT_FAIL spec with the engine's parser; exit 2 pointing at the bad token.
+void check_fail_spec(const char* origin, const std::string& spec) {
+  static vmrt::vm_fail_spec parsed;
+  vmrt::vm_fail_error err;
+  if (vmrt::vm_fail_parse(spec.c_str(), &parsed, &err)) return;
+  char msg[2048];
+  vmrt::vm_fail_format_error(spec.c_str(), err, msg, sizeof msg);
+  fail(kExitUsage, std::string(origin) + ": " + msg);
+}
+
+bool parse_count(const std::string& v, unsigned* out) {
+  if (v.empty() || v.size() > 9 || v.find_first_not_of("0123456789") != std::string::npos) return false;
+  *out = static_cast<unsigned>(std::stoul(v));
+  return *out > 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string shim;
+  std::string fail_spec;
+  bool sweep = false;
+  sweep_options sweep_opt;
+  bool sweep_opt_given = false;
   int i = 1;
   auto need_arg = [&](const char* opt) -> const char* {
     if (i + 1 >= argc) fail(kExitUsage, std::string(opt) + " needs an argument (see vmrun --help)");
@@ -285,11 +331,33 @@ int main(int argc, char** argv) {
       setenv("VMRT_KMEM_DIAG", "1", 1);
     } else if (a == "--shim") {
       shim = need_arg("--shim");
+    } else if (a == "--fail") {
+      std::string v = need_arg("--fail");
+      check_fail_spec("--fail", v);
+      fail_spec += (fail_spec.empty() ? "" : ";") + v;
+    } else if (a == "--fail-log") {
+      setenv("VMRT_FAIL_LOG", need_arg("--fail-log"), 1);
+    } else if (a == "--fail-symbolize") {
+      return vmrun_fail_symbolize(need_arg("--fail-symbolize"));
+    } else if (a == "--fail-sweep") {
+      sweep = true;
+    } else if (a == "--max" || a == "-j" || a == "--timeout") {
+      sweep_opt_given = true;
+      std::string v = need_arg(a.c_str());
+      unsigned* dst = a == "--max" ? &sweep_opt.max : a == "-j" ? &sweep_opt.jobs : &sweep_opt.timeout;
+      if (!parse_count(v, dst)) fail(kExitUsage, a + ": not a count >= 1: '" + v + "'");
+    } else if (a == "--keep-logs") {
+      sweep_opt_given = true;
+      sweep_opt.keep = true;
     } else {
       fail(kExitUsage, "unknown option '" + a + "' (see vmrun --help)");
     }
   }
   if (i >= argc) fail(kExitUsage, "no program given (usage: vmrun [options] [--] program [args...])");
+  if (!fail_spec.empty()) setenv("VMRT_FAIL", fail_spec.c_str(), 1);
+  if (const char* env = std::getenv("VMRT_FAIL"); env != nullptr && *env != '\0') check_fail_spec("VMRT_FAIL", env);
+  if (sweep && !fail_spec.empty()) fail(kExitUsage, "--fail-sweep makes its own specs: do not combine it with --fail");
+  if (!sweep && sweep_opt_given) fail(kExitUsage, "--max, -j, --timeout and --keep-logs go with --fail-sweep");
 
   if (shim.empty()) shim = dir_of_self() + "/../lib/libvmrt_malloc.so";
   char real[PATH_MAX];
@@ -312,6 +380,10 @@ int main(int argc, char** argv) {
   }
   setenv("LD_PRELOAD", preload.c_str(), 1);
 
+  if (sweep) {
+    unsetenv("VMRT_FAIL");
+    return vmrun_fail_sweep(path, argv + i, sweep_opt);
+  }
   execv(path.c_str(), argv + i);
   int e = errno;
   fail(e == ENOENT ? kExitNotFound : kExitCannotExec, prog + ": " + std::strerror(e));

@@ -1,6 +1,7 @@
 // vm_mmap.cpp — the mmap family on a vmspace (FreeBSD vm_mmap.c, NetBSD uvm_mmap.c).
 // Statuses follow the table in vmspace.h so the API edge gives Linux's errno.
 #include "vm/pmap.h"
+#include "vm/vm_fail.h"
 #include "vm/vm_fault.h"
 #include "vm/vm_lock.h"
 #include "vm/vm_map.h"
@@ -106,6 +107,7 @@ kern_return_t vm_mmap(vmspace* vs, const vm_mmap_request& req, vaddr_t* out) {
   vsize_t len = round_page(req.len);
   if (len < req.len) return KERN_NO_SPACE;
   if ((req.prot & ~req.maxprot) != 0) return KERN_NO_ACCESS;
+  if (vm_fail_armed() && vm_fail_eval(FP_MMAP, len)) return KERN_RESOURCE_SHORTAGE;  // fault injection
   vm_lock_guard g;
   vm_map* map = &vs->map;
   vaddr_t start;
@@ -148,6 +150,7 @@ kern_return_t vm_munmap(vmspace* vs, vaddr_t addr, vsize_t len) {
   if (!page_aligned(addr) || len == 0) return KERN_INVALID_ARGUMENT;
   vaddr_t s, t;
   if (!range_of(addr, len, &s, &t)) return KERN_INVALID_ARGUMENT;
+  if (vm_fail_armed() && vm_fail_eval(FP_MUNMAP, len)) return KERN_RESOURCE_SHORTAGE;  // fault injection
   vm_lock_guard g;
   if (s < vs->map.min || t > vs->map.max) return KERN_INVALID_ARGUMENT;
   vm_map_delete(&vs->map, s, t);
@@ -158,6 +161,7 @@ kern_return_t vm_mprotect(vmspace* vs, vaddr_t addr, vsize_t len, vm_prot_t prot
   vm_stat_inc(V_MPROTECT_CALLS);
   if (!page_aligned(addr) || (prot & ~VM_PROT_ALL) != 0) return KERN_INVALID_ARGUMENT;
   if (len == 0) return KERN_SUCCESS;
+  if (vm_fail_armed() && vm_fail_eval(FP_MPROTECT, len)) return KERN_RESOURCE_SHORTAGE;  // fault injection
   vaddr_t s, t;
   vm_lock_guard g;
   vm_map* map = &vs->map;
@@ -268,6 +272,7 @@ kern_return_t vm_minherit(vmspace* vs, vaddr_t addr, vsize_t len, vm_inherit_t i
 
 kern_return_t vm_mlock(vmspace* vs, vaddr_t addr, vsize_t len) {
   if (len == 0) return KERN_SUCCESS;
+  if (vm_fail_armed() && vm_fail_eval(FP_MLOCK, len)) return KERN_RESOURCE_SHORTAGE;  // fault injection
   vaddr_t s, t;
   vm_lock_guard g;
   vm_map* map = &vs->map;

@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 
 #include "vm/pmap.h"
+#include "vm/vm_fail.h"
 #include "vm/vm_lock.h"
 #include "vm/vm_object.h"
 #include "vm/vm_phys.h"
@@ -266,6 +267,7 @@ void vm_page_free_flush() {
 vsize_t vm_page_alloc_run(vm_object* obj, vm_pindex_t pindex, vsize_t n, unsigned flags, vm_page** out) {
   VM_LOCK_ASSERT();
   VMRT_ASSERT(obj != nullptr && n >= 1);
+  if (vm_fail_armed() && vm_fail_eval(FP_FRAME, n * PAGE_SIZE)) return 0;  // fault injection: no frames
   flush_pending();
   vsize_t got = alloc_frames(obj, pindex, n, flags, out);
   for (vsize_t k = 0; k < got; ++k) page_init(out[k], flags);
@@ -292,6 +294,7 @@ vm_page* vm_page_alloc(vm_object* obj, vm_pindex_t pindex, unsigned flags) {
 
 vm_page* vm_page_alloc_contig(vsize_t n, unsigned flags) {
   VM_LOCK_ASSERT();
+  if (vm_fail_armed() && vm_fail_eval(FP_FRAME, n * PAGE_SIZE)) return nullptr;  // fault injection
   flush_pending();
   vm_page* m = vm_phys_alloc_contig(static_cast<frame_t>(n));
   while (m == nullptr && vm_reserv_reclaim_one()) m = vm_phys_alloc_contig(static_cast<frame_t>(n));

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Fault injection, the sweep and the grammar's edges (README "Fault injection"):
+#  - `vmrun --fail-sweep` over a C program with one unchecked malloc among checked
+#    ones (malloc, calloc, realloc, strdup, stdio's buffer) names that call site
+#    (file:line) as the only crash, with the crash site on the next line;
+#  - a malformed spec is refused by vmrun before the program runs (exit 2, a caret
+#    under the bad token) and by the shim at boot when set directly (one message,
+#    the program runs without injection);
+#  - an injected failure reaches the program as NULL + ENOMEM and is logged with
+#    its call number, size and a backtrace naming the program; the summary counts it.
+source "$(dirname "$0")/lib/scenario_lib.bash" "$1"
+need cc addr2line
+
+cat >"$TMP/unchecked.c" <<'C'
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void die(const char* what) {
+  fprintf(stderr, "unchecked: out of memory (%s, errno %d)\n", what, errno);
+  exit(3);
+}
+
+int main(void) {
+  char* a = malloc(64);
+  if (a == NULL) die("a");
+  int* b = calloc(16, sizeof(int));
+  if (b == NULL) die("b");
+  char* c = strdup("hello");
+  if (c == NULL) die("c");
+  char* d = realloc(a, 4096);
+  if (d == NULL) die("d");
+  char* e = malloc(256); /* UNCHECKED */
+  memset(e, 'x', 256);   /* CRASH */
+  char* f = malloc(1000);
+  if (f == NULL) die("f");
+  printf("%s %d %c %c\n", c, b[3], e[10], d[0] = 'y');
+  free(b); free(c); free(d); free(e); free(f);
+  return 0;
+}
+C
+cc -g -O0 -o "$TMP/unchecked" "$TMP/unchecked.c" || fail "cannot compile unchecked.c"
+unchecked_line=$(grep -n 'UNCHECKED' "$TMP/unchecked.c" | cut -d: -f1)
+crash_line=$(grep -n '/\* CRASH' "$TMP/unchecked.c" | cut -d: -f1)
+
+# --- the sweep ---
+set +e
+"$VMRUN" --fail-sweep -j 2 -- "$TMP/unchecked" >"$TMP/sweep.out" 2>"$TMP/sweep.err"
+rc=$?
+set -e
+cat "$TMP/sweep.out" >&2
+[ "$rc" = 1 ] || fail "sweep exit status $rc, expected 1 (a crash found)"
+crashes=$(grep -cE ' crash (SIG|\()' "$TMP/sweep.out" || true)
+[ "$crashes" = 1 ] || fail "expected exactly one crashing call site, got $crashes"
+# The crash site: the program's line, "in" the innermost frame (memset, in libc).
+grep -E " crash SIGSEGV +unchecked\.c:$unchecked_line \(main\) +unchecked\.c:$crash_line \(main\)( in .*memset.*)?\$" "$TMP/sweep.out" >/dev/null ||
+  fail "the crash row does not name unchecked.c:$unchecked_line (failed call) and unchecked.c:$crash_line (crash)"
+# Every other call site of main was failed and exited cleanly with the program's message.
+for l in $(grep -n 'if (. == NULL) die' "$TMP/unchecked.c" | cut -d: -f1); do
+  grep -E "error exit 3 +unchecked\.c:$((l - 1)) \(main\)" "$TMP/sweep.out" >/dev/null ||
+    fail "call site unchecked.c:$((l - 1)) missing or not a clean error exit"
+done
+grep -q 'fail-sweep: 7 call sites: 1 crashed, 0 hung, 5 error exits, 1 exited 0' "$TMP/sweep.out" ||
+  fail "unexpected sweep summary"
+grep -q 'runs done' "$TMP/sweep.err" || fail "no progress on stderr"
+
+# --- one injected failure, logged ---
+set +e
+"$VMRUN" --fail 'malloc:size=1000' --fail-log "$TMP/one.log" "$TMP/unchecked" >/dev/null 2>"$TMP/one.err"
+rc=$?
+set -e
+[ "$rc" = 3 ] || fail "malloc:size=1000: exit $rc, expected the program's own 3"
+grep -q 'unchecked: out of memory (f, errno 12)' "$TMP/one.err" || fail "no NULL + ENOMEM seen by the program"
+grep -q '^vmrt-fail: inject malloc #1 size=1000 clause=1 tid=[0-9]* pid=[0-9]*$' "$TMP/one.log" || fail "no inject record"
+grep -q "^vmrt-fail:   at $TMP/unchecked 0x" "$TMP/one.log" || fail "the backtrace does not name the program"
+grep -Eq '^vmrt-fail:   malloc +[0-9]+ +1$' "$TMP/one.log" || fail "summary does not count one injected malloc failure"
+# Symbolised after the fact: the failed call is the malloc(1000) line.
+"$VMRUN" --fail-symbolize "$TMP/one.log" >"$TMP/one.sym"
+grep -q "^vmrt-fail:   at $TMP/unchecked 0x[0-9a-f]*  unchecked\.c:$((unchecked_line + 2)) (main)\$" "$TMP/one.sym" ||
+  fail "--fail-symbolize does not name unchecked.c:$((unchecked_line + 2)): $(cat "$TMP/one.sym")"
+
+# --- malformed specs ---
+set +e
+"$VMRUN" --fail 'malloc:nth=2;frame:evry=3' "$TMP/unchecked" >"$TMP/bad.out" 2>"$TMP/bad.err"
+rc=$?
+set -e
+[ "$rc" = 2 ] || fail "a malformed --fail spec: exit $rc, expected 2"
+[ ! -s "$TMP/bad.out" ] || fail "the program ran despite a malformed spec"
+cat >"$TMP/bad.expected" <<'E'
+vmrun: --fail: unknown trigger term (prob=, seed=, every=, nth=, after=, bytes=, times=, size=, thread=, caller=, object=, print)
+  malloc:nth=2;frame:evry=3
+                     ^^^^
+E
+diff "$TMP/bad.expected" "$TMP/bad.err" >&2 || fail "vmrun's message for a malformed spec"
+set +e
+VMRT_FAIL='kmem[nope]' "$VMRUN" "$TMP/unchecked" >/dev/null 2>"$TMP/bad2.err"
+rc=$?
+set -e
+[ "$rc" = 2 ] && grep -q 'vmrun: VMRT_FAIL: unknown kmem malloc type' "$TMP/bad2.err" || fail "VMRT_FAIL not validated by vmrun"
+# Sweep options are checked too.
+set +e
+"$VMRUN" --max 3 "$TMP/unchecked" >/dev/null 2>"$TMP/bad4.err"; rc1=$?
+"$VMRUN" --fail-sweep -j 0 "$TMP/unchecked" >/dev/null 2>"$TMP/bad5.err"; rc2=$?
+"$VMRUN" --fail-sweep --fail malloc "$TMP/unchecked" >/dev/null 2>"$TMP/bad6.err"; rc3=$?
+set -e
+[ "$rc1$rc2$rc3" = 222 ] || fail "sweep option errors: exits $rc1 $rc2 $rc3, expected 2 2 2"
+grep -q 'go with --fail-sweep' "$TMP/bad4.err" && grep -q "^vmrun: -j: not a count >= 1: '0'" "$TMP/bad5.err" &&
+  grep -q 'do not combine it with --fail' "$TMP/bad6.err" || fail "sweep option messages"
+# Set directly (no vmrun): the shim says so once and runs without injection.
+out=$(VMRT_FAIL='malloc:prob=2' LD_PRELOAD="$BUILD/lib/libvmrt_malloc.so" "$TMP/unchecked" 2>"$TMP/bad3.err")
+[ "$out" = "hello 0 x y" ] || fail "the program did not run normally after a rejected VMRT_FAIL"
+[ "$(grep -c 'VMRT_FAIL rejected, running without fault injection: prob: not a probability' "$TMP/bad3.err")" = 1 ] ||
+  fail "the shim's message for a malformed VMRT_FAIL"
+note "ok: the sweep names unchecked.c:$unchecked_line only; specs validated"
