@@ -78,11 +78,14 @@ kern_return_t populate_locked(vaddr_t s, vaddr_t e) {
     // later touch there is a zero-fill fault.
     if (g_map->pm != nullptr) pmap_reserve(g_map->pm, w, w + kWindow < g_end ? w + kWindow : g_end, VM_PROT_DEFAULT);
     kern_return_t kr = vm_fault_locked(g_map, w, VM_FAULT_WRITE, VM_FAULT_NORMAL, 0, nullptr);
-    if (kr == KERN_SUCCESS && vm_page_lookup(g_object, pindex_of(window_end(w)) - 1) == nullptr) {
-      unpopulate_window_locked(w);
+    if (kr == KERN_SUCCESS && vm_page_lookup(g_object, pindex_of(window_end(w)) - 1) == nullptr)
       kr = KERN_RESOURCE_SHORTAGE;
+    if (kr != KERN_SUCCESS) {
+      // Short of frames, or the host refused the mapping (the fault leaves the pages it
+      // allocated in the object): nothing of the window stays.
+      unpopulate_window_locked(w);
+      return kr;
     }
-    if (kr != KERN_SUCCESS) return kr;
     ++g_windows;
   }
   vm_stat_set(V_HEAP_WINDOWS, g_windows);
