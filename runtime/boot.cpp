@@ -11,6 +11,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "kmem/kmem.h"
@@ -79,13 +82,12 @@ std::size_t host_ram() {
 }
 
 // Limits of each size variable: a value outside [min, max] is refused (message, default).
-struct size_limits {
-  std::size_t min, max;
-};
-constexpr size_limits kRegionLimits{rt::kMinRegion, rt::kMaxRegion};
-constexpr size_limits kPhysmemLimits{std::size_t{16} << 20, std::size_t{1} << 44};
-constexpr size_limits kKmemLimits{std::size_t{16} << 20, rt::kMaxRegion / 2};
-constexpr size_limits kFrameCacheLimits{0, std::size_t{1} << 44};
+constexpr size_limits kRegionLimits = kRegionSizeLimits;
+constexpr size_limits kPhysmemLimits = kPhysmemSizeLimits;
+constexpr size_limits kKmemLimits = kKmemSizeLimits;
+constexpr size_limits kFrameCacheLimits = kFrameCacheSizeLimits;
+static_assert(kRegionLimits.min == rt::kMinRegion && kRegionLimits.max == rt::kMaxRegion);
+static_assert(kKmemLimits.max == rt::kMaxRegion / 2);
 // Default free-frame cache: physmem / kFrameCacheDiv, at most kFrameCacheMax.
 constexpr std::size_t kFrameCacheDiv = 4;
 constexpr std::size_t kFrameCacheMax = std::size_t{1} << 30;
@@ -103,14 +105,15 @@ void put_size(vm_out& o, std::size_t v) {
 
 // A size variable: garbage or a value outside the limits gets a message naming the
 // variable, the value, the accepted range and the default used instead.
-void env_size(const char* name, std::size_t* field, size_limits lim) {
+// True when the variable set the field.
+bool env_size(const char* name, std::size_t* field, size_limits lim) {
   const char* v = getenv(name);
-  if (v == nullptr) return;
+  if (v == nullptr) return false;
   std::size_t n;
   bool parsed = parse_size(v, &n);
   if (parsed && n >= lim.min && n <= lim.max) {
     *field = n;
-    return;
+    return true;
   }
   vm_fd_out<256> o(2);
   o.str("vmrt: ").str(name).ch('=').str(v).str(parsed ? ": out of range (" : ": not a size (use e.g. 512M, 4G; ");
@@ -120,11 +123,129 @@ void env_size(const char* name, std::size_t* field, size_limits lim) {
   o.str("); using the default ");
   put_size(o, *field);
   o.ch('\n');
+  return false;
 }
 
 bool env_flag(const char* name) {
   const char* v = getenv(name);
   return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
+}
+
+// ---- fitting the host's limits ------------------------------------------------------------
+//
+// Every byte vmrt maps is charged to the process's RLIMIT_AS (the PROT_NONE region
+// included), and its private page tables and arrays to RLIMIT_DATA.  Under a finite limit
+// vmrt takes at most half of what the limit leaves free at boot, so the program keeps at
+// least the other half for its own mappings, stacks and libraries.  One byte of malloc
+// capacity (kmem K) costs a region of 2K (kmem_map may use half the region), K of physmem
+// (the direct map) and the per-page tables below.
+
+// Host address space per byte of kmem capacity, in 1/4096ths: region 2 + direct map 1,
+// plus pmap ptes + bits for 2 region pages (2 * 9), the page array (48) and kmem's
+// kmemusage + page index (17) per 4 KiB.
+constexpr std::size_t kAsPer4k = 3 * 4096 + 2 * 9 + 48 + 17;
+// Private (RLIMIT_DATA) bytes per byte of kmem capacity, in 1/4096ths.
+constexpr std::size_t kDataPer4k = 2 * 9 + 48 + 17;
+// Stage 0 (kmem over one host reservation): the reservation, its run table and kmem's tables.
+constexpr std::size_t kStage0AsPer4k = 4096 + 8 + 17;
+constexpr std::size_t kStage0DataPer4k = 8 + 17;
+// Below this kmem capacity the VM is not worth its fixed costs: stage 0 instead.
+constexpr std::size_t kMinVmKmem = std::size_t{32} << 20;
+constexpr std::size_t kMinStage0 = std::size_t{1} << 20;
+static_assert(kMinVmKmem % rt::kGranule == 0 && kMinVmKmem >= kKmemLimits.min);
+
+// Bytes of each kind the limits let vmrt take: half of what is free, or SIZE_MAX.
+std::size_t half_free(std::uint64_t limit, std::uint64_t used) {
+  if (limit == 0) return SIZE_MAX;
+  return limit > used ? static_cast<std::size_t>((limit - used) / 2) : 0;
+}
+
+std::size_t scaled(std::size_t budget, std::size_t per4k) {
+  if (budget == SIZE_MAX) return SIZE_MAX;
+  return static_cast<std::size_t>(static_cast<unsigned __int128>(budget) * 4096 / per4k);
+}
+
+// VmSize and VmData of this process (bytes) from /proc/self/status; false without /proc.
+//  => no malloc (a stack buffer), callable from inside the dynamic loader.
+bool read_vm_usage(std::uint64_t* vmsize, std::uint64_t* vmdata) {
+  int fd = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[4096];
+  std::size_t len = 0;
+  ssize_t n;
+  while (len < sizeof buf - 1 && (n = ::read(fd, buf + len, sizeof buf - 1 - len)) != 0) {
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    len += static_cast<std::size_t>(n);
+  }
+  ::close(fd);
+  buf[len] = '\0';
+  auto field = [&](const char* key, std::uint64_t* out) {
+    const char* p = std::strstr(buf, key);
+    if (p == nullptr) return false;
+    p += std::strlen(key);
+    while (*p == ' ' || *p == '\t') ++p;
+    std::uint64_t v = 0;
+    for (; *p >= '0' && *p <= '9'; ++p) v = v * 10 + static_cast<std::uint64_t>(*p - '0');
+    *out = v << 10;  // kB
+    return true;
+  };
+  return field("VmSize:", vmsize) && field("VmData:", vmdata);
+}
+
+std::uint64_t soft_limit(int resource) {
+  rlimit rl{};
+  // The raw call: the shim interposes getrlimit (it hides vmrt's share of RLIMIT_AS).
+  if (::syscall(SYS_prlimit64, 0, resource, nullptr, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 0;
+  return rl.rlim_cur == 0 ? 1 : rl.rlim_cur;
+}
+
+// Scale the sizes not set explicitly to the limits (see above).  Records what it saw.
+void fit_limits(runtime_config* c, bool region_set, bool physmem_set, bool kmem_set) {
+  c->sizing = region_set || physmem_set || kmem_set ? sizing_reason::environment : sizing_reason::defaults;
+  c->as_limit = soft_limit(RLIMIT_AS);
+  c->data_limit = soft_limit(RLIMIT_DATA);
+  if (c->as_limit == 0 && c->data_limit == 0) return;
+  std::uint64_t vmsize = 0, vmdata = 0;
+  if (!read_vm_usage(&vmsize, &vmdata)) vmsize = vmdata = std::uint64_t{64} << 20;  // no /proc: a guess
+  c->as_in_use = vmsize;
+  c->data_in_use = vmdata;
+  std::size_t as_budget = half_free(c->as_limit, vmsize);
+  std::size_t data_budget = half_free(c->data_limit, vmdata);
+  // The kmem capacity both budgets allow.
+  std::size_t k_as = scaled(as_budget, kAsPer4k), k_data = scaled(data_budget, kDataPer4k);
+  std::size_t k = k_as < k_data ? k_as : k_data;
+  // The sizes as they stand (defaults or explicit) when they fit both budgets.
+  unsigned __int128 cost_as = static_cast<unsigned __int128>(c->region_size) * (4096 + 9) +
+                              static_cast<unsigned __int128>(c->physmem_size) * (4096 + 48) +
+                              static_cast<unsigned __int128>(c->kmem_size) * 17;
+  unsigned __int128 cost_data = static_cast<unsigned __int128>(c->region_size) * 9 +
+                                static_cast<unsigned __int128>(c->physmem_size) * 48 +
+                                static_cast<unsigned __int128>(c->kmem_size) * 17;
+  if (cost_as <= static_cast<unsigned __int128>(as_budget) * 4096 &&
+      cost_data <= static_cast<unsigned __int128>(data_budget) * 4096)
+    return;
+  if (region_set && physmem_set && kmem_set) return;  // explicit: boot tries them as given
+  k &= ~(rt::kGranule - 1);
+  if (k >= kMinVmKmem) {
+    c->sizing = k == (k_as & ~(rt::kGranule - 1)) ? sizing_reason::fit_as : sizing_reason::fit_data;
+    if (!kmem_set && c->kmem_size > k) c->kmem_size = k;
+    if (!physmem_set && c->physmem_size > k) c->physmem_size = k;
+    if (!region_set) c->region_size = 2 * c->kmem_size + 2 * rt::kGranule;
+    std::size_t fc_max = c->physmem_size / kFrameCacheDiv;
+    if (c->frame_cache > fc_max) c->frame_cache = fc_max;
+    return;
+  }
+  // The VM does not fit: kmem over host pages, as much as the budgets allow.
+  std::size_t s_as = scaled(as_budget, kStage0AsPer4k), s_data = scaled(data_budget, kStage0DataPer4k);
+  std::size_t s = s_as < s_data ? s_as : s_data;
+  if (s > c->kmem_size) s = c->kmem_size;
+  s &= ~((std::size_t{1} << 20) - 1);
+  c->stage0 = true;
+  c->stage0_size = s < kMinStage0 ? kMinStage0 : s;
+  c->sizing = sizing_reason::stage0_limits;
 }
 
 }  // namespace
@@ -137,11 +258,15 @@ runtime_config runtime_config_from_env() {
   c.kmem_size = std::size_t{16} << 30;
   c.trap = trap_backend::automatic;
   c.stats_fd = 2;
-  env_size("VMRT_REGION_SIZE", &c.region_size, kRegionLimits);
-  env_size("VMRT_PHYSMEM", &c.physmem_size, kPhysmemLimits);
-  env_size("VMRT_KMEM_SIZE", &c.kmem_size, kKmemLimits);
+  bool region_set = env_size("VMRT_REGION_SIZE", &c.region_size, kRegionLimits);
+  bool physmem_set = env_size("VMRT_PHYSMEM", &c.physmem_size, kPhysmemLimits);
+  bool kmem_set = env_size("VMRT_KMEM_SIZE", &c.kmem_size, kKmemLimits);
   c.frame_cache = c.physmem_size / kFrameCacheDiv < kFrameCacheMax ? c.physmem_size / kFrameCacheDiv : kFrameCacheMax;
-  env_size("VMRT_FRAME_CACHE", &c.frame_cache, kFrameCacheLimits);
+  bool cache_set = env_size("VMRT_FRAME_CACHE", &c.frame_cache, kFrameCacheLimits);
+  std::size_t cache = c.frame_cache;
+  fit_limits(&c, region_set, physmem_set, kmem_set);
+  if (cache_set) c.frame_cache = cache;
+  c.stage0_size = c.stage0 ? c.stage0_size : c.kmem_size;
   if (const char* t = getenv("VMRT_TRAP")) {
     if (std::strcmp(t, "sigsegv") == 0) c.trap = trap_backend::sigsegv;
     else if (std::strcmp(t, "userfaultfd") == 0 || std::strcmp(t, "uffd") == 0) c.trap = trap_backend::userfaultfd;
@@ -232,6 +357,29 @@ bool boot_vm(const runtime_config& cfg) {
 
 }  // namespace
 
+namespace {
+
+std::size_t g_stage0_size;  // host reservation under kmem in stage 0 (0: VM up)
+
+// Stage 0: kmem over one host reservation of `size` bytes, halved until the host accepts
+// (a tight RLIMIT_AS).  True when kmem is up.
+bool boot_stage0(const runtime_config& cfg, std::size_t size) {
+  kmem::kmem_config kc;
+  kc.diagnostics = cfg.kmem_diagnostics;
+  for (std::size_t s = size; s >= kMinStage0; s /= 2) {
+    const kmem::kmem_page_source* src = kmem::kmem_host_page_source(s);
+    if (src == nullptr) continue;
+    if (!kmem::kmem_init(src, kc)) return false;
+    g_stage0_size = s;
+    return true;
+  }
+  return false;
+}
+
+void put_mib(vm_out& o, std::uint64_t v) { o.u(v >> 20).str(" MiB"); }
+
+}  // namespace
+
 bool runtime_boot_with(const runtime_config& cfg) {
   int expected = 0;
   if (!g_boot_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
@@ -240,17 +388,50 @@ bool runtime_boot_with(const runtime_config& cfg) {
     return false;
   }
   g_config = cfg;
-  g_vm_up = boot_vm(cfg);
+  g_vm_up = !cfg.stage0 && boot_vm(cfg);
   bool ok = g_vm_up;
   if (!ok && !kmem::kmem_initialized()) {
-    rt::say("vmrt: VM boot failed: falling back to stage 0 (kmem over host pages; no vmspaces)\n");
-    kmem::kmem_config kc;
-    kc.diagnostics = cfg.kmem_diagnostics;
-    const kmem::kmem_page_source* src = kmem::kmem_host_page_source(cfg.kmem_size);
-    ok = src != nullptr && kmem::kmem_init(src, kc);
+    if (!cfg.stage0) {
+      // Give back what the failed boot mapped: stage 0 needs the address space.
+      if (g_kernel_window == nullptr) {
+        rt::physmem_abandon();
+        rt::region_release();
+      }
+      g_config.sizing = sizing_reason::stage0_failed;
+    }
+    ok = boot_stage0(cfg, cfg.stage0_size);
+    // One message: what happened, what the program gets.
+    vm_fd_out<512> o(2);
+    o.str("vmrt: ");
+    if (cfg.stage0) {
+      o.str("the address space left by RLIMIT_AS=");
+      put_mib(o, cfg.as_limit);
+      if (cfg.data_limit != 0) {
+        o.str(" / RLIMIT_DATA=");
+        put_mib(o, cfg.data_limit);
+      }
+      o.str(" is too small for the VM machine");
+    } else {
+      o.str("VM boot failed (see above)");
+    }
+    if (ok) {
+      o.str(": malloc runs on kmem over ");
+      put_mib(o, g_stage0_size);
+      o.str(" of host pages (stage 0; no vmspaces)\n");
+    } else {
+      o.str(": and no host reservation for kmem could be made either\n");
+    }
   }
   g_boot_state.store(ok ? 2 : 0, std::memory_order_release);
   return ok;
+}
+
+std::size_t runtime_address_footprint() {
+  if (!runtime_booted()) return 0;
+  if (!g_vm_up) return g_stage0_size + (g_stage0_size >> 9);
+  std::size_t region = rt::region_size(), phys = rt::physmem_bytes();
+  return region + (region >> 12) * 9 + phys + (phys >> 12) * 48 + (g_config.kmem_size >> 12) * 17 +
+         (std::size_t{16} << 20);  // thread stacks, alternate stacks, zones
 }
 
 bool runtime_boot() {
@@ -272,29 +453,80 @@ vmspace* runtime_kernel_vmspace() {
   return g_kernel_window != nullptr ? g_kernel_window->vs.load(std::memory_order_acquire) : nullptr;
 }
 
+// ---- host fork --------------------------------------------------------------------------
 // Lock order: kmem -> VM -> pmap.  The parent waits, after fork, until the child has
 // its own physmem: until then both map the same memfd, and a parent write would show
 // through in the child.
+namespace {
+
+int pipe_make(void* fds) { return ::pipe2(static_cast<int*>(fds), O_CLOEXEC) == 0 ? static_cast<int*>(fds)[0] : -1; }
+
+// The forking thread's verdict, from prepare to the parent's fork() return.
+thread_local __attribute__((tls_model("initial-exec"))) int t_fork_error;
+// Set in prepare [held locks]: the child may run (its physmem and pipe are ready).
+bool g_fork_ready;
+int g_fork_errno;  // why not [held locks]
+
+void close_fork_pipe() {
+  if (g_fork_pipe[0] >= 0) ::close(g_fork_pipe[0]);
+  if (g_fork_pipe[1] >= 0) ::close(g_fork_pipe[1]);
+  g_fork_pipe[0] = g_fork_pipe[1] = -1;
+}
+
+// Everything the child needs, under the VM lock.  0 or the errno fork() must fail with.
+int fork_reserve_locked() {
+  rt::fork_setup st = rt::physmem_fork_reserve();
+  if (st != rt::fork_setup::ok) return st == rt::fork_setup::no_descriptor ? EAGAIN : ENOMEM;
+  if (g_fork_pipe[0] < 0 && rt::fd_with_room(pipe_make, g_fork_pipe) < 0) {
+    g_fork_pipe[0] = g_fork_pipe[1] = -1;
+    rt::physmem_fork_release();
+    return EAGAIN;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int runtime_fork_reserve() {
+  if (!runtime_booted() || !g_vm_up) return 0;
+  vm_lock_guard g;
+  int e = fork_reserve_locked();
+  if (e != 0) rt::rt_count(rt::RC_FORK_SETUP_FAILED);
+  return e;
+}
+
+int runtime_fork_error() { return t_fork_error; }
+
 void runtime_fork_prepare() {
   rt::trap_fork_prepare();  // first: trap_start() takes the VM lock and may malloc
   kmem::fork_prepare();
+  t_fork_error = 0;
   if (!g_vm_up) return;
   vm_lock_acquire();
   rt::pmap_linux_fork_prepare();
-  if (::pipe2(g_fork_pipe, O_CLOEXEC) != 0) g_fork_pipe[0] = g_fork_pipe[1] = -1;
+  // Usually already reserved by the shim's fork(); tops the memfd up for frames taken since.
+  g_fork_errno = fork_reserve_locked();
+  g_fork_ready = g_fork_errno == 0;
 }
 
 void runtime_fork_parent() {
   if (g_vm_up) {
-    if (g_fork_pipe[1] >= 0) {
+    bool child_ok = false;
+    if (g_fork_ready) {
       ::close(g_fork_pipe[1]);  // EOF at once if fork failed (no child holds the write end)
-      char c;
+      g_fork_pipe[1] = -1;
+      char c = 0;
       ssize_t r;
       while ((r = ::read(g_fork_pipe[0], &c, 1)) < 0 && errno == EINTR) {
       }
-      if (r == 1) rt::rt_count(rt::RC_HOST_FORKS);  // a child signed in: counted here, in the parent
-      ::close(g_fork_pipe[0]);
-      g_fork_pipe[0] = g_fork_pipe[1] = -1;
+      child_ok = r == 1 && c == 1;
+      if (child_ok) rt::rt_count(rt::RC_HOST_FORKS);  // a child signed in: counted here, in the parent
+    }
+    close_fork_pipe();
+    rt::physmem_fork_release();
+    if (!child_ok) {
+      rt::rt_count(rt::RC_FORK_SETUP_FAILED);
+      t_fork_error = g_fork_ready ? ENOMEM : g_fork_errno;
     }
     rt::pmap_linux_fork_parent();
     vm_lock_release();
@@ -305,13 +537,18 @@ void runtime_fork_parent() {
 
 void runtime_fork_child() {
   if (g_vm_up) {
-    bool ok = rt::physmem_fork_child();
+    // A child that cannot have its own physmem must not run a single instruction of the
+    // program: it shares every malloc'd byte with its parent.  It exits here; the parent's
+    // fork() reaps it and returns -1 (runtime_fork_error).
+    bool ok = g_fork_ready && rt::physmem_fork_child();
     if (g_fork_pipe[1] >= 0) {
       char c = ok ? 1 : 0;
       (void)!::write(g_fork_pipe[1], &c, 1);
-      ::close(g_fork_pipe[1]);
-      ::close(g_fork_pipe[0]);
-      g_fork_pipe[0] = g_fork_pipe[1] = -1;
+    }
+    close_fork_pipe();
+    if (!ok) {
+      if (g_fork_ready) rt::say("vmrt: fork child: physmem set-up failed; the child exits and fork() fails with ENOMEM\n");
+      ::_exit(kForkSetupFailedStatus);
     }
     rt::pmap_linux_fork_child();
     vm_lock_fork_child_reset();
@@ -329,14 +566,33 @@ void runtime_report_host(int fd) {
   o.str_r(rt::trap_backend_name(), kVmstatColumn).str(" trap backend\n");
 }
 
+// How the sizes were chosen (vmstat -s lines).
+void runtime_report_sizing(int fd) {
+  vm_fd_out<1024> o(fd);
+  const runtime_config& c = g_config;
+  o.u(c.as_limit >> 10, kVmstatColumn).str(" KiB RLIMIT_AS at boot (0: unlimited)\n");
+  o.u(c.as_in_use >> 10, kVmstatColumn).str(" KiB address space in use before boot\n");
+  o.u(c.data_limit >> 10, kVmstatColumn).str(" KiB RLIMIT_DATA at boot (0: unlimited)\n");
+  if (g_vm_up) {
+    o.u(rt::region_size() >> 10, kVmstatColumn).str(" KiB region reserved\n");
+    o.u(rt::physmem_bytes() >> 10, kVmstatColumn).str(" KiB physmem\n");
+    o.u(c.kmem_size >> 10, kVmstatColumn).str(" KiB kmem submap\n");
+  } else {
+    o.u(g_stage0_size >> 10, kVmstatColumn).str(" KiB stage 0 host pages for kmem\n");
+  }
+  o.u(runtime_address_footprint() >> 10, kVmstatColumn).str(" KiB address space held by vmrt\n");
+  o.str_r(kSizingReasonNames[static_cast<unsigned>(c.sizing)], kVmstatColumn).str(" (sizing)\n");
+}
+
 void runtime_report(int fd) {
   vm_fd_out<128> o(fd);
+  o.str("--- vmstat -s ---\n").flush();
   if (g_vm_up) {
-    o.str("--- vmstat -s ---\n").flush();
     vm_stats_report(fd);
     rt::rt_report_counters(fd);
     runtime_report_host(fd);
   }
+  runtime_report_sizing(fd);
   o.str("--- vmstat -m ---\n").flush();
   kmem::report_vmstat_m(fd);
   if (g_vm_up) {

@@ -24,6 +24,31 @@ enum class trap_backend : std::uint8_t {
   userfaultfd,  // missing pages via a userfaultfd handler thread, protection faults via SIGSEGV
 };
 
+// Why the sizes in runtime_config are what they are (printed by vmstat -s).
+enum class sizing_reason : std::uint8_t {
+  defaults,         // no address-space or data limit constrains the defaults
+  environment,      // VMRT_REGION_SIZE / VMRT_PHYSMEM / VMRT_KMEM_SIZE set explicitly
+  fit_as,           // scaled down to half the address space RLIMIT_AS leaves free
+  fit_data,         // scaled down to half the data RLIMIT_DATA leaves free (page tables)
+  stage0_limits,    // the VM does not fit the limits: kmem over host pages (stage 0)
+  stage0_failed,    // the VM failed to boot: kmem over host pages (stage 0)
+};
+inline constexpr const char* kSizingReasonNames[] = {
+    "defaults (no limit applies)", "VMRT_* sizes", "fit to RLIMIT_AS", "fit to RLIMIT_DATA",
+    "stage 0: VM does not fit the limits", "stage 0: VM boot failed"};
+static_assert(sizeof(kSizingReasonNames) / sizeof(kSizingReasonNames[0]) ==
+              static_cast<unsigned>(sizing_reason::stage0_failed) + 1);
+
+// Accepted ranges of the size variables (the runtime refuses anything else; vmrun rejects
+// the same values with exit status 2).
+struct size_limits {
+  std::size_t min, max;
+};
+inline constexpr size_limits kRegionSizeLimits{std::size_t{64} << 20, std::size_t{1} << 44};
+inline constexpr size_limits kPhysmemSizeLimits{std::size_t{16} << 20, std::size_t{1} << 44};
+inline constexpr size_limits kKmemSizeLimits{std::size_t{16} << 20, std::size_t{1} << 43};
+inline constexpr size_limits kFrameCacheSizeLimits{0, std::size_t{1} << 44};
+
 // Configuration, from the environment; every variable is documented in `vmrun --help`.
 struct runtime_config {
   std::size_t region_size;    // VMRT_REGION_SIZE   (bytes, suffixes K/M/G/T; default 64G)
@@ -35,6 +60,12 @@ struct runtime_config {
   bool stats;                 // VMRT_STATS=1       (reports at exit)
   bool kmem_diagnostics;      // VMRT_KMEM_DIAG=1   (fill freed blocks, detect misuse)
   int stats_fd;               // VMRT_STATS_FD      (default 2)
+  // Sizing against the host's limits (runtime_config_from_env): what was seen and chosen.
+  // Limits of 0 mean unlimited; "in use" is the process's size before vmrt booted.
+  std::uint64_t as_limit, as_in_use, data_limit, data_in_use;
+  std::size_t stage0_size;    // bytes of host pages for kmem when stage0 is chosen
+  sizing_reason sizing;
+  bool stage0;                // boot straight into stage 0 (the VM does not fit)
 };
 
 // Parse the VMRT_* environment (no malloc).  Invalid values: a message on stderr
@@ -55,9 +86,27 @@ const runtime_config& runtime_current_config();
 // Host fork(): call prepare in the parent before fork, then parent or child after.
 // The child gets its own physmem (a copy of every in-use frame) and its own trap
 // backend threads; afterwards parent and child memory are independent.
+// Everything the child needs (its memfd with host memory for every frame in use, the
+// sign-in pipe) is obtained in the parent before the host fork: runtime_fork_reserve()
+// (the shim's fork() calls it first, so a shortage makes fork() return -1 without a
+// child) and again, under the locks, in runtime_fork_prepare().  When the set-up fails
+// anyway, the child exits at once in runtime_fork_child() (status kForkSetupFailedStatus,
+// before any program code runs) and runtime_fork_error() tells the parent's fork() to
+// reap it and return -1.
+inline constexpr int kForkSetupFailedStatus = 127;
+// 0, or the errno fork() should fail with (EAGAIN: no descriptor; ENOMEM: no memory).
+// Takes the VM lock: not with a VM/kmem lock held.
+int runtime_fork_reserve();
 void runtime_fork_prepare();
 void runtime_fork_parent();
 void runtime_fork_child();
+// After fork() returned a pid in the parent: 0, or the errno the fork must fail with
+// (the child could not be set up and has exited).  Per thread.
+int runtime_fork_error();
+
+// Address space vmrt itself holds (region, direct map, page tables and arrays, stage 0
+// arena): the shim keeps it out of the program's RLIMIT_AS (see shim_fork.cpp).
+std::size_t runtime_address_footprint();
 
 // Give memory back to the host: kmem returns its free pages to the VM, then every cached
 // free frame is released (hole punch).  Returns the bytes released to the host; 0 when the

@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "runtime/rt_base.h"
@@ -17,6 +18,7 @@
 #include "vm/vm_lock.h"
 #include "vm/vm_out.h"
 #include "vm/vm_page.h"
+#include "vm/vm_phys.h"
 
 namespace vmrt::rt {
 
@@ -24,36 +26,28 @@ char* g_direct_map;
 
 namespace {
 
-int g_fd = -1;
 frame_t g_nframes;
 std::size_t g_bytes;
-// Identity of the current physmem memfd: the program may close or replace the fd.
+// Identity of the current physmem memfd (its mappings are found by it in /proc/self/maps).
 std::uint64_t g_dev, g_ino;
+// The next fork child's memfd, reserved by the parent [VM lock]; -1 when none.
+int g_next_fd = -1;
+// Extra soft RLIMIT_NOFILE room fd_with_room may borrow for one call.
+constexpr rlim_t kFdRoom = 8;
 
-// Move fd to the top of the descriptor table (close-on-exec), out of the way of programs
-// that use low numbers as they like (`exec 3>file` in a shell, dup2 onto 3, 4, ...).
-int move_fd_high(int fd) {
-  rlimit rl{};
-  long top = ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? static_cast<long>(rl.rlim_cur) : 1024;
-  if (top > 65536) top = 65536;
-  for (long want = top - 1; want > fd && want >= top - 64; --want) {
-    int hi = ::fcntl(fd, F_DUPFD_CLOEXEC, static_cast<int>(want));
-    if (hi >= 0) {
-      ::close(fd);
-      return hi;
-    }
-  }
-  return fd;  // no room up there: keep the low number
-}
+int memfd_make(void*) { return ::memfd_create("vmrt-physmem", MFD_CLOEXEC); }
 
+// A new memfd of `bytes`, or -1 (errno set).
 int make_memfd(std::size_t bytes) {
-  int fd = ::memfd_create("vmrt-physmem", MFD_CLOEXEC);
+  int fd = fd_with_room(memfd_make, nullptr);
   if (fd < 0) return -1;
   if (::ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
+    int e = errno;
     ::close(fd);
+    errno = e;
     return -1;
   }
-  return move_fd_high(fd);
+  return fd;
 }
 
 void remember_identity(int fd) {
@@ -64,48 +58,85 @@ void remember_identity(int fd) {
   }
 }
 
-// A new physmem memfd of `bytes` and a shared read/write mapping of all of it (*map).
-// => returns the fd, or -1 after writing no_fd / no_map (nothing is left open).
-int make_mapped_memfd(std::size_t bytes, void** map, const char* no_fd, const char* no_map) {
-  int fd = make_memfd(bytes);
-  if (fd < 0) {
-    say(no_fd);
-    return -1;
-  }
-  *map = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
-  if (*map == MAP_FAILED) {
-    ::close(fd);
-    say(no_map);
-    return -1;
-  }
-  return fd;
-}
-
 // Give the host memory behind frames back: MADV_REMOVE on the direct map punches the same
 // hole in the memfd as fallocate would, without needing the descriptor.
 void punch(frame_t f, std::size_t n) {
   (void)::madvise(g_direct_map + (static_cast<std::size_t>(f) << PAGE_SHIFT), n << PAGE_SHIFT, MADV_REMOVE);
 }
 
+// Call f(first, count) for each run of frames in use below the allocation high-water mark
+// (vm_phys_bump: no frame above it was ever handed out).  Stops at the first false.
+//  => VM lock held (or the fork child's only thread).
+template <class F> bool for_each_used_run(F&& f) {
+  frame_t end = vm_phys_bump();
+  if (end > g_nframes) end = g_nframes;
+  frame_t i = 0;
+  while (i < end) {
+    if (vm_page_frame_free(i)) {
+      ++i;
+      continue;
+    }
+    frame_t j = i + 1;
+    while (j < end && !vm_page_frame_free(j)) ++j;
+    if (!f(i, static_cast<std::size_t>(j - i))) return false;
+    i = j;
+  }
+  return true;
+}
+
 }  // namespace
 
+int fd_with_room(int (*make)(void*), void* arg) {
+  int fd = make(arg);
+  if (fd >= 0 || (errno != EMFILE && errno != ENFILE)) return fd;
+  int e = errno;
+  rlimit cur{};
+  bool can_raise = ::syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, nullptr, &cur) == 0 && e == EMFILE &&
+                   cur.rlim_cur != RLIM_INFINITY && (cur.rlim_max == RLIM_INFINITY || cur.rlim_cur < cur.rlim_max);
+  if (!can_raise) {
+    errno = e;
+    return -1;
+  }
+  rlimit more = cur;
+  more.rlim_cur = cur.rlim_max == RLIM_INFINITY || cur.rlim_max - cur.rlim_cur > kFdRoom ? cur.rlim_cur + kFdRoom
+                                                                                          : cur.rlim_max;
+  if (::syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, &more, nullptr) != 0) {
+    errno = e;
+    return -1;
+  }
+  fd = make(arg);
+  e = errno;
+  (void)::syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, &cur, nullptr);
+  errno = e;
+  return fd;
+}
+
 bool physmem_init(std::size_t bytes, std::size_t frame_cache) {
-  RT_ASSERT(g_fd < 0, "physmem initialised twice");
+  RT_ASSERT(g_direct_map == nullptr, "physmem initialised twice");
   bytes &= ~static_cast<std::size_t>(PAGE_MASK);
   std::size_t max_bytes = static_cast<std::size_t>(UINT32_MAX - 1) << PAGE_SHIFT;
   if (bytes > max_bytes) bytes = max_bytes;
   if (bytes < (std::size_t{16} << 20)) bytes = std::size_t{16} << 20;
-  void* dm;
-  int fd = make_mapped_memfd(bytes, &dm, "vmrt: cannot create the physmem memfd\n",
-                             "vmrt: cannot map the physmem direct map\n");
-  if (fd < 0) return false;
-  g_fd = fd;
+  int fd = make_memfd(bytes);
+  if (fd < 0) {
+    say("vmrt: cannot create the physmem memfd: ", std::strerror(errno), "\n");
+    return false;
+  }
+  void* dm = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+  if (dm == MAP_FAILED) {
+    int e = errno;
+    ::close(fd);
+    say("vmrt: cannot map the physmem direct map: ", std::strerror(e), "\n");
+    return false;
+  }
   remember_identity(fd);
+  ::close(fd);  // the direct map keeps the memfd alive; no descriptor stays in the program's table
   g_direct_map = static_cast<char*>(dm);
   g_bytes = bytes;
   g_nframes = static_cast<frame_t>(bytes >> PAGE_SHIFT);
   if (vm_page_startup(g_nframes) != KERN_SUCCESS) {
     say("vmrt: vm_page_startup failed (cannot map the page array)\n");
+    physmem_abandon();
     return false;
   }
   {
@@ -115,30 +146,15 @@ bool physmem_init(std::size_t bytes, std::size_t frame_cache) {
   return true;
 }
 
-int physmem_fd() {
-  struct stat st;
-  if (g_fd >= 0 && ::fstat(g_fd, &st) == 0 && st.st_dev == g_dev && st.st_ino == g_ino) return g_fd;
-  // The program closed or replaced our descriptor: find the memfd again through the
-  // direct map's entry in /proc/self/map_files.
-  char name[80];
-  {
-    vm_out o(name, sizeof name);
-    o.str("/proc/self/map_files/")
-        .hex_bare(reinterpret_cast<std::uintptr_t>(g_direct_map))
-        .ch('-')
-        .hex_bare(reinterpret_cast<std::uintptr_t>(g_direct_map) + g_bytes);
-  }
-  int fd = ::open(name, O_RDWR | O_CLOEXEC);
-  if (fd < 0) return -1;
-  if (::fstat(fd, &st) != 0 || st.st_dev != g_dev || st.st_ino != g_ino) {
-    ::close(fd);
-    return -1;
-  }
-  g_fd = move_fd_high(fd);
-  rt_count(RC_PHYSMEM_FD_REOPENED);
-  return g_fd;
+void physmem_abandon() {
+  if (g_direct_map != nullptr) ::munmap(g_direct_map, g_bytes);
+  g_direct_map = nullptr;
+  g_bytes = 0;
+  g_nframes = 0;
 }
+
 frame_t physmem_nframes() { return g_nframes; }
+std::size_t physmem_bytes() { return g_bytes; }
 
 // Frames that need zeroing are cached frames (host-resident): a memset through the direct
 // map is far cheaper than punching them and paying for fresh host pages on the next mapping.
@@ -155,13 +171,51 @@ void physmem_release(frame_t f, std::size_t n) {
 }
 
 std::size_t physmem_host_bytes() {
-  struct stat st;
-  int fd = physmem_fd();
-  if (fd < 0 || ::fstat(fd, &st) != 0) return 0;
-  return static_cast<std::size_t>(st.st_blocks) * 512;
+  if (g_direct_map == nullptr) return 0;
+  // Frames never handed out are holes: count resident pages below the high-water mark only.
+  std::size_t end;
+  {
+    vm_lock_guard g;
+    end = static_cast<std::size_t>(vm_phys_bump());
+  }
+  if (end > g_nframes) end = g_nframes;
+  static unsigned char vec[4096];  // reports are not concurrent; no stack hog
+  std::size_t resident = 0;
+  for (std::size_t f = 0; f < end; f += sizeof vec) {
+    std::size_t n = end - f < sizeof vec ? end - f : sizeof vec;
+    if (::mincore(physmem_frame(static_cast<frame_t>(f)), n << PAGE_SHIFT, vec) != 0) break;
+    for (std::size_t k = 0; k < n; ++k) resident += vec[k] & 1;
+  }
+  return resident << PAGE_SHIFT;
 }
 
 // ---- fork --------------------------------------------------------------------------------
+
+fork_setup physmem_fork_reserve() {
+  if (g_next_fd < 0) {
+    g_next_fd = make_memfd(g_bytes);
+    if (g_next_fd < 0) return errno == EMFILE || errno == ENFILE ? fork_setup::no_descriptor : fork_setup::no_memory;
+  }
+  // Host memory for every frame in use, obtained now: a shortage fails the fork in the
+  // parent instead of leaving a child without memory.  Ranges already allocated cost a walk.
+  bool ok = for_each_used_run([](frame_t f, std::size_t n) {
+    off_t off = static_cast<off_t>(static_cast<std::size_t>(f) << PAGE_SHIFT);
+    int rc;
+    while ((rc = ::fallocate(g_next_fd, 0, off, static_cast<off_t>(n << PAGE_SHIFT))) != 0 && errno == EINTR) {
+    }
+    return rc == 0;
+  });
+  if (!ok) {
+    physmem_fork_release();  // the memory it got so far goes back with it
+    return fork_setup::no_memory;
+  }
+  return fork_setup::ok;
+}
+
+void physmem_fork_release() {
+  if (g_next_fd >= 0) ::close(g_next_fd);
+  g_next_fd = -1;
+}
 
 namespace {
 
@@ -183,58 +237,48 @@ void remap_line(const maps_line& l, void* arg) {
 }  // namespace
 
 bool physmem_fork_child() {
-  int old_fd = physmem_fd();
-  if (old_fd < 0) {
-    say("vmrt: fork child: the physmem memfd is gone (closed by the program?)\n");
+  int nfd = g_next_fd;
+  g_next_fd = -1;
+  if (nfd < 0) {
+    say("vmrt: fork child: no physmem was reserved for the child\n");
     return false;
   }
-  void* tmp;
-  int nfd = make_mapped_memfd(g_bytes, &tmp, "vmrt: fork child: cannot create a new physmem memfd\n",
-                              "vmrt: fork child: cannot map the new physmem\n");
-  if (nfd < 0) return false;
-  // Copy every allocated extent of the old memfd (holes read as zeros in both), except
-  // free frames (the free-frame cache keeps them host-resident): the child's records say
-  // they are not PG_ZERO, so they are zeroed before any reuse.
+  // Copy every frame in use (free frames, cached or not, are not copied: the child's records
+  // say they are not PG_ZERO, so they are zeroed before any reuse).  pwrite reads the direct
+  // map: no second mapping of physmem, nothing charged to RLIMIT_AS.
   std::int64_t copied = 0;
-  off_t off = 0;
-  const off_t end = static_cast<off_t>(g_bytes);
-  while (off < end) {
-    off_t data = ::lseek(old_fd, off, SEEK_DATA);
-    if (data < 0) break;  // ENXIO: no more data
-    off_t hole = ::lseek(old_fd, data, SEEK_HOLE);
-    if (hole < 0 || hole > end) hole = end;
-    frame_t f = static_cast<frame_t>(data >> PAGE_SHIFT);
-    frame_t fe = static_cast<frame_t>((hole + static_cast<off_t>(PAGE_MASK)) >> PAGE_SHIFT);
-    while (f < fe) {
-      if (vm_page_frame_free(f)) {
-        ++f;
-        continue;
-      }
-      frame_t j = f + 1;
-      while (j < fe && !vm_page_frame_free(j)) ++j;
-      std::size_t lo = static_cast<std::size_t>(f) << PAGE_SHIFT, hi = static_cast<std::size_t>(j) << PAGE_SHIFT;
-      if (hi > static_cast<std::size_t>(hole)) hi = static_cast<std::size_t>(hole);
-      if (lo < static_cast<std::size_t>(data)) lo = static_cast<std::size_t>(data);
-      std::memcpy(static_cast<char*>(tmp) + lo, g_direct_map + lo, hi - lo);
-      copied += j - f;
-      f = j;
+  bool ok = for_each_used_run([&copied, nfd](frame_t f, std::size_t n) {
+    const char* src = physmem_frame(f);
+    std::size_t len = n << PAGE_SHIFT;
+    off_t off = static_cast<off_t>(static_cast<std::size_t>(f) << PAGE_SHIFT);
+    while (len > 0) {
+      ssize_t w = ::pwrite(nfd, src, len, off);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return false;
+      src += w;
+      off += w;
+      len -= static_cast<std::size_t>(w);
     }
-    off = hole;
+    copied += static_cast<std::int64_t>(n);
+    return true;
+  });
+  if (!ok) {
+    ::close(nfd);
+    say("vmrt: fork child: cannot copy physmem into the child's memfd: ", std::strerror(errno), "\n");
+    return false;
   }
-  ::munmap(tmp, g_bytes);
   rt_count(RC_FORK_FRAMES_COPIED, copied);
   // Replace every mapping of the old memfd (the direct map and every pmap mapping) by the
   // same range of the new one, with the same protection.
   remap_ctx c{g_dev, g_ino, nfd, true};
   if (!maps_scan(remap_line, &c)) {
     ::close(nfd);
-    say("vmrt: fork child: cannot read /proc/self/maps\n");
+    say("vmrt: fork child: cannot read /proc/self/maps (physmem mappings cannot be replaced)\n");
     return false;
   }
-  ::close(old_fd);
-  g_fd = nfd;
   remember_identity(nfd);
-  if (!c.ok) say("vmrt: fork child: some physmem mappings could not be replaced\n");
+  ::close(nfd);
+  if (!c.ok) say("vmrt: fork child: some physmem mappings could not be replaced: ", std::strerror(errno), "\n");
   return c.ok;
 }
 

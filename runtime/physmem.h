@@ -1,22 +1,27 @@
 // physmem.h — the frame pool: one memfd ("vmrt-physmem"), one vm_page per 4 KiB
 // frame, and the direct map (one MAP_SHARED mapping of the whole memfd) through
-// which the VM fills, copies and zeroes frames.  Guest addresses map frames with
-// MAP_SHARED|MAP_FIXED mmaps of the same memfd (runtime/pmap_linux).
+// which the VM fills, copies and zeroes frames.  Guest addresses map frames by
+// duplicating direct-map pages (mremap with old size 0, runtime/pmap_linux), so no
+// descriptor is needed once the direct map exists: the memfd is closed at boot and the
+// program never sees a vmrt descriptor (issue 14).  A host fork gets a new memfd, made
+// in the parent before fork() and closed in the child once its mappings are replaced.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "vm/vm_types.h"
 
 namespace vmrt::rt {
 
 // Create the memfd of `bytes` (rounded down to pages), the direct map, and the page
-// array (vm_page_startup).  Once, at boot.  False with a message on failure.
+// array (vm_page_startup); then close the memfd.  Once, at boot.  False with a message
+// on failure (nothing of physmem is left mapped or open).
 // Sets the free-frame cache limit (vm_page_cache_set_limit): VMRT_FRAME_CACHE=<size>
 // (suffixes K/M/G; 0 = release every freed frame at once), default min(physmem / 4, 1 GiB).
 bool physmem_init(std::size_t bytes, std::size_t frame_cache);
-int physmem_fd();
 frame_t physmem_nframes();
+std::size_t physmem_bytes();
 // The frame's bytes in the direct map.
 inline char* physmem_frame(frame_t f);
 
@@ -25,16 +30,39 @@ inline char* physmem_frame(frame_t f);
 void physmem_zero(frame_t f, std::size_t n);
 // Give the host memory of n frames back (punch a hole); they read as zeros afterwards.
 void physmem_release(frame_t f, std::size_t n);
-// Host bytes currently allocated to physmem (st_blocks), for reports.
+// Host bytes currently resident in physmem (mincore over the direct map), for reports.
 std::size_t physmem_host_bytes();
 
-// Host fork, in the child, single-threaded: create a new memfd, copy every allocated
-// extent of the old one (SEEK_DATA/SEEK_HOLE) except free frames (vm_page_frame_free: the
-// free-frame cache is not copied), and replace every mapping of the old
-// memfd in this process (the direct map and every pmap mapping, found in
-// /proc/self/maps) by the same range of the new one, with the same protection.
-//  => no malloc; returns false (with a message) if the host refuses.
+// ---- host fork ------------------------------------------------------------------------
+// What obtaining the child's physmem in the parent can run out of.
+enum class fork_setup : std::uint8_t { ok, no_descriptor, no_memory };
+inline constexpr const char* kForkSetupNames[] = {"ok", "no descriptor", "no memory"};
+static_assert(sizeof(kForkSetupNames) / sizeof(kForkSetupNames[0]) == 3);
+
+// Parent, VM lock held (the set of frames in use is stable): make sure the child's memfd
+// exists and has host memory for every frame in use below the allocation high-water mark
+// (fallocate), so the child only copies and remaps.  Idempotent: a memfd reserved
+// earlier is kept and topped up.  No malloc.
+fork_setup physmem_fork_reserve();
+// Parent after fork() (or when the fork is abandoned): close the reserved memfd.
+void physmem_fork_release();
+// Child, single-threaded, VM lock state inherited: copy every frame in use into the
+// reserved memfd (pwrite from the direct map: no extra mapping, so nothing is charged to
+// RLIMIT_AS), replace every mapping of the old memfd in this process (the direct map and
+// every pmap mapping, found in /proc/self/maps) by the same range of the new one with the
+// same protection, and close the memfd.  False (with a message) when any step failed:
+// the child must not run (runtime_fork_child exits it).  No malloc.
 bool physmem_fork_child();
+
+// Run make(arg) (an fd, or -1 with errno).  When it fails with EMFILE/ENFILE because the
+// program's descriptor table is full up to its soft RLIMIT_NOFILE, and the hard limit is
+// higher, the soft limit is raised by a few descriptors for that one call and then put
+// back: vmrt's short-lived descriptors (fork's memfd and pipe) do not fail where the
+// program's own fork would not.  Returns the fd or -1 (errno from make).  No malloc.
+int fd_with_room(int (*make)(void*), void* arg);
+
+// Undo physmem_init after a later boot step failed (the VM is abandoned for stage 0).
+void physmem_abandon();
 
 extern char* g_direct_map;
 inline char* physmem_frame(frame_t f) { return g_direct_map + (static_cast<std::size_t>(f) << PAGE_SHIFT); }

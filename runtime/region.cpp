@@ -50,6 +50,15 @@ bool region_reserve(std::size_t size) {
   return true;
 }
 
+void region_release() {
+  if (g_region_base == 0) return;
+  ::munmap(reinterpret_cast<void*>(g_region_base), g_region_size);
+  if (g_window_slots != nullptr) ::munmap(g_window_slots, (g_region_size >> kGranuleShift) * sizeof(std::atomic<window*>));
+  g_window_slots = nullptr;
+  g_region_base = 0;
+  g_region_size = 0;
+}
+
 vaddr_t region_base() { return g_region_base; }
 std::size_t region_size() { return g_region_size; }
 

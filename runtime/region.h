@@ -24,7 +24,7 @@ namespace vmrt::rt {
 inline constexpr unsigned kGranuleShift = 24;  // 16 MiB windows granule
 inline constexpr std::size_t kGranule = std::size_t{1} << kGranuleShift;
 inline constexpr std::size_t kMaxWindows = 4096;
-inline constexpr std::size_t kMinRegion = std::size_t{1} << 30;
+inline constexpr std::size_t kMinRegion = std::size_t{64} << 20;  // 4 granules: small RLIMIT_AS
 inline constexpr std::size_t kMaxRegion = std::size_t{1} << 44;  // 16 TiB (47-bit user space)
 static_assert(kGranule % PAGE_SIZE == 0 && kMinRegion % kGranule == 0 && kMaxRegion % kGranule == 0);
 
@@ -44,6 +44,9 @@ struct window {
 
 // Reserve the region (once).  False with a message when the host refuses.
 bool region_reserve(std::size_t size);
+// Give the reservation back (boot failed: the VM is abandoned for stage 0, which needs
+// the address space).  No window may be in use.
+void region_release();
 vaddr_t region_base();
 std::size_t region_size();
 inline bool region_contains(vaddr_t a);

@@ -35,7 +35,7 @@ enum rt_counter : unsigned {
   RC_FORK_FRAMES_COPIED, // frames copied into a fork child's physmem
   RC_PAGES_ZEROED,       // frames zeroed through the direct map
   RC_PAGES_RELEASED,     // frames given back to the host (hole punched)
-  RC_PHYSMEM_FD_REOPENED,// the program closed/replaced the physmem fd; found it again
+  RC_FORK_SETUP_FAILED,  // host forks refused: the child's physmem could not be set up
   RC_COUNT
 };
 
@@ -67,7 +67,7 @@ inline constexpr rt_counter_info kRtCounters[RC_COUNT] = {
     {"fork frames copied", V_COUNTER_COUNT},
     {"frames zeroed", V_COUNTER_COUNT},
     {"frames released to host", V_COUNTER_COUNT},
-    {"physmem fd reopened", V_COUNTER_COUNT},
+    {"host forks refused (no memory/descriptor)", V_COUNTER_COUNT},
 };
 static_assert(sizeof(kRtCounters) / sizeof(kRtCounters[0]) == RC_COUNT, "one name per counter");
 

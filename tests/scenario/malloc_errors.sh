@@ -77,7 +77,7 @@ check_bad() {  # check_bad VAR=VALUE MESSAGE-REGEX
 check_bad VMRT_PHYSMEM=lots 'VMRT_PHYSMEM=lots: not a size.*using the default'
 check_bad VMRT_PHYSMEM=1M 'VMRT_PHYSMEM=1M: out of range \(16M \.\. .*using the default'
 check_bad VMRT_KMEM_SIZE=0 'VMRT_KMEM_SIZE=0: out of range.*using the default 16G'
-check_bad VMRT_REGION_SIZE=99999T 'VMRT_REGION_SIZE=99999T: out of range \(1G \.\. 16T\); using the default 64G'
+check_bad VMRT_REGION_SIZE=99999T 'VMRT_REGION_SIZE=99999T: out of range \(64M \.\. 16T\); using the default 64G'
 check_bad VMRT_TRAP=bogus 'VMRT_TRAP=bogus: use auto, sigsegv or userfaultfd; using the default \(auto\)'
 check_bad VMRT_STATS_FD=abc 'VMRT_STATS_FD=abc: not a file descriptor number; using the default \(2\)'
 note "ok: exhaustion is ENOMEM and recoverable; bad VMRT_* values explained"

@@ -12,6 +12,7 @@
 #include <dlfcn.h>
 #include <dirent.h>
 #include <malloc.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <new>
 #include <pthread.h>
@@ -275,25 +276,30 @@ int c_new_oom() {
   return 1;
 }
 
-// Host memory held by vmrt's physmem memfd, in KiB (its allocated blocks): frames freed
+// Host memory held by vmrt's physmem memfd, in KiB (its resident pages): frames freed
 // into the VM's frame cache are unmapped, so RSS no longer shows them, but the host still
-// holds them until they are released.
+// holds them until they are released.  The memfd has no descriptor (issue 14): its pages
+// are counted with mincore over the direct map, the largest "vmrt-physmem" mapping.
 long physmem_kib() {
-  DIR* d = opendir("/proc/self/fd");
-  if (d == nullptr) return -1;
-  long kib = -1;
-  while (dirent* e = readdir(d)) {
-    char path[300], target[256];
-    std::snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
-    ssize_t n = readlink(path, target, sizeof target - 1);
-    if (n <= 0) continue;
-    target[n] = '\0';
-    if (std::strstr(target, "vmrt-physmem") == nullptr) continue;
-    struct stat st;
-    if (stat(path, &st) == 0) kib = static_cast<long>(st.st_blocks / 2);
-    break;
+  FILE* f = std::fopen("/proc/self/maps", "r");
+  if (f == nullptr) return -1;
+  char line[512];
+  unsigned long best_lo = 0, best_hi = 0;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::strstr(line, "vmrt-physmem") == nullptr) continue;
+    unsigned long lo, hi;
+    if (std::sscanf(line, "%lx-%lx", &lo, &hi) == 2 && hi - lo > best_hi - best_lo) best_lo = lo, best_hi = hi;
   }
-  closedir(d);
+  std::fclose(f);
+  if (best_hi == 0) return -1;
+  std::size_t pages = (best_hi - best_lo) / 4096;
+  static unsigned char vec[1 << 16];
+  long kib = 0;
+  for (std::size_t p = 0; p < pages; p += sizeof vec) {
+    std::size_t n = pages - p < sizeof vec ? pages - p : sizeof vec;
+    if (mincore(reinterpret_cast<void*>(best_lo + p * 4096), n * 4096, vec) != 0) return -1;
+    for (std::size_t k = 0; k < n; ++k) kib += (vec[k] & 1) * 4;
+  }
   return kib;
 }
 

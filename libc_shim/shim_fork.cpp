@@ -1,0 +1,269 @@
+// shim_fork.cpp — process creation and resource limits under vmrt.
+//
+// fork(): the child's physmem (a new memfd with host memory for every frame in use, and
+// the sign-in pipe) is obtained in the parent before the host fork (runtime_fork_reserve),
+// so a shortage makes fork() return -1 with EAGAIN (no descriptor) or ENOMEM (no memory)
+// as the kernel's fork would, and no child is created.  If the set-up still fails under
+// the fork-time locks, the child exits inside the atfork handler before any program code
+// runs; fork() reaps it and returns -1/ENOMEM.  glibc's own internal forks (daemon,
+// forkpty) run the same atfork handlers but return the pid of such a child (which exits
+// with status kForkSetupFailedStatus).  vfork and posix_spawn (and system/popen, which
+// glibc builds on it) share the parent's memory until exec: they need nothing from vmrt.
+//
+// RLIMIT_AS: vmrt's own reservations (the region, the physmem direct map, page tables)
+// are not the program's.  When the program sets RLIMIT_AS after vmrt booted, the kernel
+// is given the program's value plus vmrt's footprint, and getrlimit/prlimit report the
+// program's value back: the program keeps the room it would have natively, and a shell's
+// `ulimit -v N` followed by fork does not leave the shell unable to map its child's
+// physmem.  Before exec (execve and the exec family, interposed here) the soft limit is
+// put back to the program's value, so the new image (under vmrt or not) runs with the
+// limit the program asked for; the hard limit stays raised by the footprint (lowering it
+// cannot be undone if exec fails).  posix_spawn/system/popen children keep the raised
+// limit (glibc spawns through internal calls; lowering it around the call would make the
+// spawn's own stack mmap fail).
+#include <atomic>
+#include <cerrno>
+#include <cstdarg>
+#include <cstddef>
+#include <dlfcn.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "libc_shim/shim_boot.h"
+#include "runtime/boot.h"
+#include "runtime/spinlock.h"
+
+#define VMRT_EXPORT extern "C" __attribute__((visibility("default")))
+
+extern "C" pid_t __fork(void);  // glibc's fork: runs the atfork handlers
+extern char** environ;
+
+namespace vmrt::shim {
+namespace {
+
+// ---- RLIMIT_AS as the program sees it ----------------------------------------------------
+rt::spinlock g_as_lock;
+bool g_as_hidden;            // the kernel holds view + footprint [g_as_lock]
+rlimit g_as_view;            // what the program set [g_as_lock]
+// Copies readable without the lock (exec wrappers run in vfork children and after fork).
+std::atomic<bool> g_as_hidden_r{false};
+std::atomic<rlim_t> g_as_view_soft{RLIM_INFINITY};
+
+int raw_prlimit(int res, const rlimit* nv, rlimit* ov) {
+  long r = ::syscall(SYS_prlimit64, 0, res, nv, ov);
+  return r == 0 ? 0 : -1;
+}
+
+rlim_t shifted(rlim_t v, std::size_t f) {
+  if (v == RLIM_INFINITY || v > RLIM_INFINITY - 1 - f) return RLIM_INFINITY;
+  return v + f;
+}
+
+// setrlimit(RLIMIT_AS) for this process: the kernel gets value + footprint.
+int set_as(const rlimit* nv, rlimit* ov) {
+  rt::spin_guard g(g_as_lock);
+  rlimit cur{};
+  if (raw_prlimit(RLIMIT_AS, nullptr, &cur) != 0) return -1;
+  rlimit view = g_as_hidden ? g_as_view : cur;
+  if (nv != nullptr) {
+    if (nv->rlim_cur > nv->rlim_max) {
+      errno = EINVAL;
+      return -1;
+    }
+    std::size_t f = runtime_booted() ? runtime_address_footprint() : 0;
+    bool hide = f != 0 && (nv->rlim_cur != RLIM_INFINITY || nv->rlim_max != RLIM_INFINITY);
+    rlimit k = *nv;
+    if (hide) {
+      k.rlim_cur = shifted(nv->rlim_cur, f);
+      k.rlim_max = shifted(nv->rlim_max, f);
+      // Raising the hard limit above what the program had set is the kernel's to refuse.
+      if (g_as_hidden && nv->rlim_max > g_as_view.rlim_max && cur.rlim_max != RLIM_INFINITY &&
+          k.rlim_max <= cur.rlim_max)
+        k.rlim_max = cur.rlim_max + 1;  // ask for more than the kernel holds: EPERM unless privileged
+    }
+    if (raw_prlimit(RLIMIT_AS, &k, nullptr) != 0) return -1;
+    g_as_hidden = hide;
+    g_as_view = *nv;
+    g_as_hidden_r.store(hide, std::memory_order_release);
+    g_as_view_soft.store(nv->rlim_cur, std::memory_order_release);
+  }
+  if (ov != nullptr) *ov = view;
+  return 0;
+}
+
+int get_as(rlimit* ov) {
+  rt::spin_guard g(g_as_lock);
+  if (g_as_hidden) {
+    *ov = g_as_view;
+    return 0;
+  }
+  return raw_prlimit(RLIMIT_AS, nullptr, ov);
+}
+
+bool is_self(pid_t pid) { return pid == 0 || pid == ::getpid(); }
+
+// Before exec: the soft RLIMIT_AS back to the program's value (the new image is not
+// vmrt's old one).  Lock-free: may run in a vfork child or a fork child.
+struct exec_guard {
+  bool lowered = false;
+  rlimit saved{};
+  exec_guard() {
+    if (!g_as_hidden_r.load(std::memory_order_acquire)) return;
+    if (raw_prlimit(RLIMIT_AS, nullptr, &saved) != 0) return;
+    rlimit k = saved;
+    k.rlim_cur = g_as_view_soft.load(std::memory_order_acquire);
+    if (k.rlim_cur > k.rlim_max) k.rlim_cur = k.rlim_max;
+    lowered = raw_prlimit(RLIMIT_AS, &k, nullptr) == 0;
+  }
+  ~exec_guard() {  // exec failed: the process goes on with vmrt's room
+    if (!lowered) return;
+    int e = errno;
+    raw_prlimit(RLIMIT_AS, &saved, nullptr);
+    errno = e;
+  }
+  exec_guard(const exec_guard&) = delete;
+  exec_guard& operator=(const exec_guard&) = delete;
+};
+
+// The real PATH-searching exec functions, resolved once at load (never in a vfork child).
+using execvpe_fn = int (*)(const char*, char* const*, char* const*);
+using fexecve_fn = int (*)(int, char* const*, char* const*);
+execvpe_fn g_execvpe;
+fexecve_fn g_fexecve;
+
+__attribute__((constructor)) void resolve_exec() {
+  g_execvpe = reinterpret_cast<execvpe_fn>(::dlsym(RTLD_NEXT, "execvpe"));
+  g_fexecve = reinterpret_cast<fexecve_fn>(::dlsym(RTLD_NEXT, "fexecve"));
+}
+
+int sys_execve(const char* path, char* const argv[], char* const envp[]) {
+  return static_cast<int>(::syscall(SYS_execve, path, argv, envp));
+}
+
+int do_execvpe(const char* file, char* const argv[], char* const envp[]) {
+  if (g_execvpe == nullptr) {
+    errno = ENOSYS;
+    return -1;
+  }
+  return g_execvpe(file, argv, envp);
+}
+
+}  // namespace
+}  // namespace vmrt::shim
+
+namespace shim = vmrt::shim;
+
+VMRT_EXPORT pid_t fork(void) noexcept {
+  if (!shim::ready()) return __fork();
+  int e = vmrt::runtime_fork_reserve();
+  if (e != 0) {
+    errno = e;
+    return -1;
+  }
+  pid_t pid = __fork();
+  if (pid > 0) {
+    int fe = vmrt::runtime_fork_error();
+    if (fe != 0) {
+      while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+      }
+      errno = fe;
+      return -1;
+    }
+  }
+  return pid;
+}
+
+VMRT_EXPORT int setrlimit(__rlimit_resource_t res, const struct rlimit* rl) noexcept {
+  if (res == RLIMIT_AS) return shim::set_as(rl, nullptr);
+  return shim::raw_prlimit(res, rl, nullptr);
+}
+static_assert(sizeof(struct rlimit) == sizeof(struct rlimit64));
+VMRT_EXPORT int setrlimit64(__rlimit_resource_t res, const struct rlimit64* rl) noexcept {
+  return setrlimit(res, reinterpret_cast<const struct rlimit*>(rl));
+}
+VMRT_EXPORT int getrlimit(__rlimit_resource_t res, struct rlimit* rl) noexcept {
+  if (res == RLIMIT_AS) return shim::get_as(rl);
+  return shim::raw_prlimit(res, nullptr, rl);
+}
+VMRT_EXPORT int getrlimit64(__rlimit_resource_t res, struct rlimit64* rl) noexcept {
+  return getrlimit(res, reinterpret_cast<struct rlimit*>(rl));
+}
+VMRT_EXPORT int prlimit(pid_t pid, enum __rlimit_resource res, const struct rlimit* nv, struct rlimit* ov) noexcept {
+  if (res == RLIMIT_AS && shim::is_self(pid)) {
+    if (nv == nullptr) {
+      rlimit tmp;
+      return shim::get_as(ov != nullptr ? ov : &tmp);
+    }
+    return shim::set_as(nv, ov);
+  }
+  long r = ::syscall(SYS_prlimit64, pid, res, nv, ov);
+  return r == 0 ? 0 : -1;
+}
+VMRT_EXPORT int prlimit64(pid_t pid, enum __rlimit_resource res, const struct rlimit64* nv, struct rlimit64* ov) noexcept {
+  return prlimit(pid, res, reinterpret_cast<const struct rlimit*>(nv), reinterpret_cast<struct rlimit*>(ov));
+}
+
+VMRT_EXPORT int execve(const char* path, char* const argv[], char* const envp[]) noexcept {
+  shim::exec_guard g;
+  return shim::sys_execve(path, argv, envp);
+}
+VMRT_EXPORT int execv(const char* path, char* const argv[]) noexcept {
+  shim::exec_guard g;
+  return shim::sys_execve(path, argv, environ);
+}
+VMRT_EXPORT int execvpe(const char* file, char* const argv[], char* const envp[]) noexcept {
+  shim::exec_guard g;
+  return shim::do_execvpe(file, argv, envp);
+}
+VMRT_EXPORT int execvp(const char* file, char* const argv[]) noexcept {
+  shim::exec_guard g;
+  return shim::do_execvpe(file, argv, environ);
+}
+VMRT_EXPORT int fexecve(int fd, char* const argv[], char* const envp[]) noexcept {
+  shim::exec_guard g;
+  if (shim::g_fexecve == nullptr) {
+    errno = ENOSYS;
+    return -1;
+  }
+  return shim::g_fexecve(fd, argv, envp);
+}
+
+// execl/execlp/execle: the argument list copied into an array on the stack (no malloc:
+// these may run in a vfork child).  The count includes the terminating null.
+#define VMRT_ARGV_FROM_VA(first, ap_name)                                         \
+  std::size_t n_args = 2;                                                          \
+  {                                                                                \
+    va_list c;                                                                     \
+    va_copy(c, ap_name);                                                           \
+    while (va_arg(c, char*) != nullptr) ++n_args;                                  \
+    va_end(c);                                                                     \
+  }                                                                                \
+  char** argv = static_cast<char**>(__builtin_alloca(n_args * sizeof(char*)));     \
+  argv[0] = const_cast<char*>(first);                                              \
+  for (std::size_t k = 1; k < n_args; ++k) argv[k] = va_arg(ap_name, char*)
+
+VMRT_EXPORT int execl(const char* path, const char* arg, ...) noexcept {
+  va_list ap;
+  va_start(ap, arg);
+  VMRT_ARGV_FROM_VA(arg, ap);
+  va_end(ap);
+  return execv(path, argv);
+}
+VMRT_EXPORT int execlp(const char* file, const char* arg, ...) noexcept {
+  va_list ap;
+  va_start(ap, arg);
+  VMRT_ARGV_FROM_VA(arg, ap);
+  va_end(ap);
+  return execvp(file, argv);
+}
+VMRT_EXPORT int execle(const char* path, const char* arg, ...) noexcept {
+  va_list ap;
+  va_start(ap, arg);
+  VMRT_ARGV_FROM_VA(arg, ap);
+  char* const* envp = va_arg(ap, char* const*);  // after the terminating null
+  va_end(ap);
+  return execve(path, argv, envp);
+}
