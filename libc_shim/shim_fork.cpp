@@ -10,15 +10,19 @@
 // with status kForkSetupFailedStatus).  vfork and posix_spawn (and system/popen, which
 // glibc builds on it) share the parent's memory until exec: they need nothing from vmrt.
 //
+// RLIMIT_FSIZE: physmem's memfd is a file to the host; the kernel's hard limit is kept
+// at least as large as it (the program's files still get the soft limit it set, and
+// getrlimit reports its values).  Without that, `ulimit -f` in a shell killed the shell's
+// next fork with SIGXFSZ.
+//
 // RLIMIT_AS: vmrt's own reservations (the region, the physmem direct map, page tables)
 // are not the program's.  When the program sets RLIMIT_AS after vmrt booted, the kernel
 // is given the program's value plus vmrt's footprint, and getrlimit/prlimit report the
 // program's value back: the program keeps the room it would have natively, and a shell's
 // `ulimit -v N` followed by fork does not leave the shell unable to map its child's
 // physmem.  Before exec (execve and the exec family, interposed here) the soft limit is
-// put back to the program's value, so the new image (under vmrt or not) runs with the
-// limit the program asked for; the hard limit stays raised by the footprint (lowering it
-// cannot be undone if exec fails).  posix_spawn/system/popen children keep the raised
+// put back to the program's values, so the new image (under vmrt or not) runs with the
+// limits the program asked for.  posix_spawn/system/popen children keep the raised
 // limit (glibc spawns through internal calls; lowering it around the call would make the
 // spawn's own stack mmap fail).
 #include <atomic>
@@ -44,84 +48,118 @@ extern char** environ;
 namespace vmrt::shim {
 namespace {
 
-// ---- RLIMIT_AS as the program sees it ----------------------------------------------------
-rt::spinlock g_as_lock;
-bool g_as_hidden;            // the kernel holds view + footprint [g_as_lock]
-rlimit g_as_view;            // what the program set [g_as_lock]
-// Copies readable without the lock (exec wrappers run in vfork children and after fork).
-std::atomic<bool> g_as_hidden_r{false};
-std::atomic<rlim_t> g_as_view_soft{RLIM_INFINITY};
+// ---- limits as the program sees them -------------------------------------------------------
+// RLIMIT_AS: the kernel holds the program's values + vmrt's address footprint.
+// RLIMIT_FSIZE: the kernel's hard limit is kept at least as large as physmem's memfd, so
+// physmem can raise the soft limit around its own ftruncate/pwrite (runtime/physmem.cpp);
+// the program's files are held to the soft limit it set.
+struct hidden_limit {
+  int res;
+  rt::spinlock lock;
+  bool hidden;   // the kernel holds something else than view [lock]
+  rlimit view;   // what the program set [lock]
+  // Copies readable without the lock (exec wrappers run in vfork and fork children).
+  std::atomic<bool> hidden_r;
+  std::atomic<rlim_t> view_soft, view_hard;
+};
+hidden_limit g_limits[] = {{RLIMIT_AS, {}, false, {}, {false}, {RLIM_INFINITY}, {RLIM_INFINITY}},
+                           {RLIMIT_FSIZE, {}, false, {}, {false}, {RLIM_INFINITY}, {RLIM_INFINITY}}};
+
+hidden_limit* find_limit(int res) {
+  for (hidden_limit& l : g_limits)
+    if (l.res == res) return &l;
+  return nullptr;
+}
 
 int raw_prlimit(int res, const rlimit* nv, rlimit* ov) {
   long r = ::syscall(SYS_prlimit64, 0, res, nv, ov);
   return r == 0 ? 0 : -1;
 }
 
-rlim_t shifted(rlim_t v, std::size_t f) {
+rlim_t plus(rlim_t v, std::size_t f) {
   if (v == RLIM_INFINITY || v > RLIM_INFINITY - 1 - f) return RLIM_INFINITY;
   return v + f;
 }
 
-// setrlimit(RLIMIT_AS) for this process: the kernel gets value + footprint.
-int set_as(const rlimit* nv, rlimit* ov) {
-  rt::spin_guard g(g_as_lock);
+// The kernel's values for what the program asked; false when nothing needs hiding.
+bool kernel_values(int res, const rlimit& want, rlimit* k) {
+  *k = want;
+  if (!runtime_booted()) return false;
+  if (res == RLIMIT_AS) {
+    std::size_t f = runtime_address_footprint();
+    if (f == 0 || (want.rlim_cur == RLIM_INFINITY && want.rlim_max == RLIM_INFINITY)) return false;
+    k->rlim_cur = plus(want.rlim_cur, f);
+    k->rlim_max = plus(want.rlim_max, f);
+    return true;
+  }
+  std::size_t f = runtime_file_footprint();
+  if (f == 0 || want.rlim_max == RLIM_INFINITY || want.rlim_max >= f) return false;
+  k->rlim_max = f;
+  return true;
+}
+
+int set_limit(hidden_limit* l, const rlimit* nv, rlimit* ov) {
+  rt::spin_guard g(l->lock);
   rlimit cur{};
-  if (raw_prlimit(RLIMIT_AS, nullptr, &cur) != 0) return -1;
-  rlimit view = g_as_hidden ? g_as_view : cur;
+  if (raw_prlimit(l->res, nullptr, &cur) != 0) return -1;
+  rlimit view = l->hidden ? l->view : cur;
   if (nv != nullptr) {
     if (nv->rlim_cur > nv->rlim_max) {
       errno = EINVAL;
       return -1;
     }
-    std::size_t f = runtime_booted() ? runtime_address_footprint() : 0;
-    bool hide = f != 0 && (nv->rlim_cur != RLIM_INFINITY || nv->rlim_max != RLIM_INFINITY);
-    rlimit k = *nv;
-    if (hide) {
-      k.rlim_cur = shifted(nv->rlim_cur, f);
-      k.rlim_max = shifted(nv->rlim_max, f);
-      // Raising the hard limit above what the program had set is the kernel's to refuse.
-      if (g_as_hidden && nv->rlim_max > g_as_view.rlim_max && cur.rlim_max != RLIM_INFINITY &&
-          k.rlim_max <= cur.rlim_max)
-        k.rlim_max = cur.rlim_max + 1;  // ask for more than the kernel holds: EPERM unless privileged
+    // Raising the hard limit above the program's own is the kernel's to refuse (EPERM
+    // unless privileged): ask the kernel for that raise, not for the hidden value.
+    if (l->hidden && nv->rlim_max > view.rlim_max) {
+      rlimit probe = cur;
+      probe.rlim_max = cur.rlim_max == RLIM_INFINITY ? RLIM_INFINITY : cur.rlim_max + (nv->rlim_max - view.rlim_max);
+      if (raw_prlimit(l->res, &probe, nullptr) != 0) return -1;
     }
-    if (raw_prlimit(RLIMIT_AS, &k, nullptr) != 0) return -1;
-    g_as_hidden = hide;
-    g_as_view = *nv;
-    g_as_hidden_r.store(hide, std::memory_order_release);
-    g_as_view_soft.store(nv->rlim_cur, std::memory_order_release);
+    rlimit k;
+    bool hide = kernel_values(l->res, *nv, &k);
+    if (raw_prlimit(l->res, &k, nullptr) != 0) return -1;
+    l->hidden = hide;
+    l->view = *nv;
+    l->view_soft.store(nv->rlim_cur, std::memory_order_relaxed);
+    l->view_hard.store(nv->rlim_max, std::memory_order_relaxed);
+    l->hidden_r.store(hide, std::memory_order_release);
   }
   if (ov != nullptr) *ov = view;
   return 0;
 }
 
-int get_as(rlimit* ov) {
-  rt::spin_guard g(g_as_lock);
-  if (g_as_hidden) {
-    *ov = g_as_view;
+int get_limit(hidden_limit* l, rlimit* ov) {
+  rt::spin_guard g(l->lock);
+  if (l->hidden) {
+    *ov = l->view;
     return 0;
   }
-  return raw_prlimit(RLIMIT_AS, nullptr, ov);
+  return raw_prlimit(l->res, nullptr, ov);
 }
 
 bool is_self(pid_t pid) { return pid == 0 || pid == ::getpid(); }
 
-// Before exec: the soft RLIMIT_AS back to the program's value (the new image is not
-// vmrt's old one).  Lock-free: may run in a vfork child or a fork child.
+// Before exec: the program's own limits back in the kernel (the new image is not this
+// vmrt's).  If exec fails they are put back when the host allows it (raising a hard limit
+// needs privilege: an unprivileged process whose exec failed keeps the program's values,
+// which its own mappings may already exceed; it normally exits at once).
+// Lock-free: may run in a vfork child or a fork child.
 struct exec_guard {
-  bool lowered = false;
-  rlimit saved{};
+  bool lowered[sizeof(g_limits) / sizeof(g_limits[0])] = {};
+  rlimit saved[sizeof(g_limits) / sizeof(g_limits[0])] = {};
   exec_guard() {
-    if (!g_as_hidden_r.load(std::memory_order_acquire)) return;
-    if (raw_prlimit(RLIMIT_AS, nullptr, &saved) != 0) return;
-    rlimit k = saved;
-    k.rlim_cur = g_as_view_soft.load(std::memory_order_acquire);
-    if (k.rlim_cur > k.rlim_max) k.rlim_cur = k.rlim_max;
-    lowered = raw_prlimit(RLIMIT_AS, &k, nullptr) == 0;
+    for (std::size_t i = 0; i < sizeof(g_limits) / sizeof(g_limits[0]); ++i) {
+      hidden_limit& l = g_limits[i];
+      if (!l.hidden_r.load(std::memory_order_acquire)) continue;
+      if (raw_prlimit(l.res, nullptr, &saved[i]) != 0) continue;
+      rlimit k{l.view_soft.load(std::memory_order_relaxed), l.view_hard.load(std::memory_order_relaxed)};
+      lowered[i] = raw_prlimit(l.res, &k, nullptr) == 0;
+    }
   }
-  ~exec_guard() {  // exec failed: the process goes on with vmrt's room
-    if (!lowered) return;
+  ~exec_guard() {  // exec failed
     int e = errno;
-    raw_prlimit(RLIMIT_AS, &saved, nullptr);
+    for (std::size_t i = 0; i < sizeof(g_limits) / sizeof(g_limits[0]); ++i)
+      if (lowered[i]) raw_prlimit(g_limits[i].res, &saved[i], nullptr);
     errno = e;
   }
   exec_guard(const exec_guard&) = delete;
@@ -177,7 +215,7 @@ VMRT_EXPORT pid_t fork(void) noexcept {
 }
 
 VMRT_EXPORT int setrlimit(__rlimit_resource_t res, const struct rlimit* rl) noexcept {
-  if (res == RLIMIT_AS) return shim::set_as(rl, nullptr);
+  if (shim::hidden_limit* l = shim::find_limit(res)) return shim::set_limit(l, rl, nullptr);
   return shim::raw_prlimit(res, rl, nullptr);
 }
 static_assert(sizeof(struct rlimit) == sizeof(struct rlimit64));
@@ -185,19 +223,20 @@ VMRT_EXPORT int setrlimit64(__rlimit_resource_t res, const struct rlimit64* rl) 
   return setrlimit(res, reinterpret_cast<const struct rlimit*>(rl));
 }
 VMRT_EXPORT int getrlimit(__rlimit_resource_t res, struct rlimit* rl) noexcept {
-  if (res == RLIMIT_AS) return shim::get_as(rl);
+  if (shim::hidden_limit* l = shim::find_limit(res)) return shim::get_limit(l, rl);
   return shim::raw_prlimit(res, nullptr, rl);
 }
 VMRT_EXPORT int getrlimit64(__rlimit_resource_t res, struct rlimit64* rl) noexcept {
   return getrlimit(res, reinterpret_cast<struct rlimit*>(rl));
 }
 VMRT_EXPORT int prlimit(pid_t pid, enum __rlimit_resource res, const struct rlimit* nv, struct rlimit* ov) noexcept {
-  if (res == RLIMIT_AS && shim::is_self(pid)) {
+  shim::hidden_limit* l = shim::find_limit(res);
+  if (l != nullptr && shim::is_self(pid)) {
     if (nv == nullptr) {
       rlimit tmp;
-      return shim::get_as(ov != nullptr ? ov : &tmp);
+      return shim::get_limit(l, ov != nullptr ? ov : &tmp);
     }
-    return shim::set_as(nv, ov);
+    return shim::set_limit(l, nv, ov);
   }
   long r = ::syscall(SYS_prlimit64, pid, res, nv, ov);
   return r == 0 ? 0 : -1;

@@ -195,18 +195,37 @@ bool read_vm_usage(std::uint64_t* vmsize, std::uint64_t* vmdata) {
   return field("VmSize:", vmsize) && field("VmData:", vmdata);
 }
 
-std::uint64_t soft_limit(int resource) {
+// A soft (or hard) limit in bytes; 0 = unlimited.
+std::uint64_t limit_of(int resource, bool hard = false) {
   rlimit rl{};
   // The raw call: the shim interposes getrlimit (it hides vmrt's share of RLIMIT_AS).
-  if (::syscall(SYS_prlimit64, 0, resource, nullptr, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 0;
-  return rl.rlim_cur == 0 ? 1 : rl.rlim_cur;
+  if (::syscall(SYS_prlimit64, 0, resource, nullptr, &rl) != 0) return 0;
+  rlim_t v = hard ? rl.rlim_max : rl.rlim_cur;
+  if (v == RLIM_INFINITY) return 0;
+  return v == 0 ? 1 : v;
 }
+std::uint64_t soft_limit(int resource) { return limit_of(resource); }
 
 // Scale the sizes not set explicitly to the limits (see above).  Records what it saw.
 void fit_limits(runtime_config* c, bool region_set, bool physmem_set, bool kmem_set) {
   c->sizing = region_set || physmem_set || kmem_set ? sizing_reason::environment : sizing_reason::defaults;
+  c->stage0 = false;
   c->as_limit = soft_limit(RLIMIT_AS);
   c->data_limit = soft_limit(RLIMIT_DATA);
+  // The memfd is a file to the host: RLIMIT_FSIZE (its hard value: physmem raises the soft
+  // one around its own calls) caps physmem.
+  c->fsize_limit = limit_of(RLIMIT_FSIZE, true);
+  if (c->fsize_limit != 0 && c->physmem_size > c->fsize_limit) {
+    std::size_t cap = static_cast<std::size_t>(c->fsize_limit) & ~static_cast<std::size_t>(PAGE_MASK);
+    if (cap < kPhysmemLimits.min) {
+      c->stage0 = true;
+      c->stage0_size = c->kmem_size;
+      c->sizing = sizing_reason::stage0_limits;
+      return;
+    }
+    c->physmem_size = cap;
+    c->sizing = sizing_reason::fit_fsize;
+  }
   if (c->as_limit == 0 && c->data_limit == 0) return;
   std::uint64_t vmsize = 0, vmdata = 0;
   if (!read_vm_usage(&vmsize, &vmdata)) vmsize = vmdata = std::uint64_t{64} << 20;  // no /proc: a guess
@@ -404,11 +423,18 @@ bool runtime_boot_with(const runtime_config& cfg) {
     vm_fd_out<512> o(2);
     o.str("vmrt: ");
     if (cfg.stage0) {
-      o.str("the address space left by RLIMIT_AS=");
-      put_mib(o, cfg.as_limit);
+      o.str("the room left by");
+      if (cfg.as_limit != 0) {
+        o.str(" RLIMIT_AS=");
+        put_mib(o, cfg.as_limit);
+      }
       if (cfg.data_limit != 0) {
-        o.str(" / RLIMIT_DATA=");
+        o.str(" RLIMIT_DATA=");
         put_mib(o, cfg.data_limit);
+      }
+      if (cfg.fsize_limit != 0) {
+        o.str(" RLIMIT_FSIZE=");
+        o.u(cfg.fsize_limit >> 10).str(" KiB");
       }
       o.str(" is too small for the VM machine");
     } else {
@@ -425,6 +451,8 @@ bool runtime_boot_with(const runtime_config& cfg) {
   g_boot_state.store(ok ? 2 : 0, std::memory_order_release);
   return ok;
 }
+
+std::size_t runtime_file_footprint() { return runtime_booted() && g_vm_up ? rt::physmem_bytes() : 0; }
 
 std::size_t runtime_address_footprint() {
   if (!runtime_booted()) return 0;
@@ -476,7 +504,7 @@ void close_fork_pipe() {
 // Everything the child needs, under the VM lock.  0 or the errno fork() must fail with.
 int fork_reserve_locked() {
   rt::fork_setup st = rt::physmem_fork_reserve();
-  if (st != rt::fork_setup::ok) return st == rt::fork_setup::no_descriptor ? EAGAIN : ENOMEM;
+  if (st != rt::fork_setup::ok) return st == rt::fork_setup::no_descriptor ? EAGAIN : ENOMEM;  // EFBIG too: fork(2) has no such error
   if (g_fork_pipe[0] < 0 && rt::fd_with_room(pipe_make, g_fork_pipe) < 0) {
     g_fork_pipe[0] = g_fork_pipe[1] = -1;
     rt::physmem_fork_release();
@@ -573,6 +601,7 @@ void runtime_report_sizing(int fd) {
   o.u(c.as_limit >> 10, kVmstatColumn).str(" KiB RLIMIT_AS at boot (0: unlimited)\n");
   o.u(c.as_in_use >> 10, kVmstatColumn).str(" KiB address space in use before boot\n");
   o.u(c.data_limit >> 10, kVmstatColumn).str(" KiB RLIMIT_DATA at boot (0: unlimited)\n");
+  o.u(c.fsize_limit >> 10, kVmstatColumn).str(" KiB RLIMIT_FSIZE (hard) at boot (0: unlimited)\n");
   if (g_vm_up) {
     o.u(rt::region_size() >> 10, kVmstatColumn).str(" KiB region reserved\n");
     o.u(rt::physmem_bytes() >> 10, kVmstatColumn).str(" KiB physmem\n");

@@ -30,11 +30,13 @@ enum class sizing_reason : std::uint8_t {
   environment,      // VMRT_REGION_SIZE / VMRT_PHYSMEM / VMRT_KMEM_SIZE set explicitly
   fit_as,           // scaled down to half the address space RLIMIT_AS leaves free
   fit_data,         // scaled down to half the data RLIMIT_DATA leaves free (page tables)
+  fit_fsize,        // physmem capped by RLIMIT_FSIZE (the memfd is a file to the host)
   stage0_limits,    // the VM does not fit the limits: kmem over host pages (stage 0)
   stage0_failed,    // the VM failed to boot: kmem over host pages (stage 0)
 };
 inline constexpr const char* kSizingReasonNames[] = {
     "defaults (no limit applies)", "VMRT_* sizes", "fit to RLIMIT_AS", "fit to RLIMIT_DATA",
+    "physmem fit to RLIMIT_FSIZE",
     "stage 0: VM does not fit the limits", "stage 0: VM boot failed"};
 static_assert(sizeof(kSizingReasonNames) / sizeof(kSizingReasonNames[0]) ==
               static_cast<unsigned>(sizing_reason::stage0_failed) + 1);
@@ -63,6 +65,7 @@ struct runtime_config {
   // Sizing against the host's limits (runtime_config_from_env): what was seen and chosen.
   // Limits of 0 mean unlimited; "in use" is the process's size before vmrt booted.
   std::uint64_t as_limit, as_in_use, data_limit, data_in_use;
+  std::uint64_t fsize_limit;  // hard RLIMIT_FSIZE: the physmem memfd cannot be larger
   std::size_t stage0_size;    // bytes of host pages for kmem when stage0 is chosen
   sizing_reason sizing;
   bool stage0;                // boot straight into stage 0 (the VM does not fit)
@@ -107,6 +110,9 @@ int runtime_fork_error();
 // Address space vmrt itself holds (region, direct map, page tables and arrays, stage 0
 // arena): the shim keeps it out of the program's RLIMIT_AS (see shim_fork.cpp).
 std::size_t runtime_address_footprint();
+// Size of vmrt's physmem memfd (0 in stage 0): the shim keeps the hard RLIMIT_FSIZE at
+// least this large so fork can size the child's memfd (see shim_fork.cpp).
+std::size_t runtime_file_footprint();
 
 // Give memory back to the host: kmem returns its free pages to the VM, then every cached
 // free frame is released (hole punch).  Returns the bytes released to the host; 0 when the

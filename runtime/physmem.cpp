@@ -5,7 +5,10 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <csignal>
 #include <fcntl.h>
+#include <pthread.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -37,11 +40,46 @@ constexpr rlim_t kFdRoom = 8;
 
 int memfd_make(void*) { return ::memfd_create("vmrt-physmem", MFD_CLOEXEC); }
 
-// A new memfd of `bytes`, or -1 (errno set).
+// Run op() (true on success, errno set on failure) with RLIMIT_FSIZE out of vmrt's way: the
+// memfd is not one of the program's files, but the host applies the program's file-size
+// limit to it (ftruncate, pwrite) and raises SIGXFSZ, which kills by default.  SIGXFSZ is
+// blocked in this thread for the call, the soft limit is raised to the hard one when it is
+// lower, and a SIGXFSZ the host raised for vmrt's own failed call is consumed.
+template <class F> bool fsize_room(F&& op) {
+  sigset_t xfsz, old;
+  sigemptyset(&xfsz);
+  sigaddset(&xfsz, SIGXFSZ);
+  pthread_sigmask(SIG_BLOCK, &xfsz, &old);
+  bool was_pending = false;
+  {
+    sigset_t pend;
+    if (sigpending(&pend) == 0) was_pending = sigismember(&pend, SIGXFSZ) == 1;
+  }
+  rlimit cur{};
+  bool raised = false;
+  if (::syscall(SYS_prlimit64, 0, RLIMIT_FSIZE, nullptr, &cur) == 0 && cur.rlim_cur != RLIM_INFINITY &&
+      cur.rlim_cur < cur.rlim_max) {
+    rlimit more = cur;
+    more.rlim_cur = cur.rlim_max;
+    raised = ::syscall(SYS_prlimit64, 0, RLIMIT_FSIZE, &more, nullptr) == 0;
+  }
+  bool ok = op();
+  int e = errno;
+  if (raised) (void)::syscall(SYS_prlimit64, 0, RLIMIT_FSIZE, &cur, nullptr);
+  if (!ok && e == EFBIG && !was_pending) {
+    timespec zero{0, 0};
+    (void)::sigtimedwait(&xfsz, nullptr, &zero);
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  errno = e;
+  return ok;
+}
+
+// A new memfd of `bytes`, or -1 (errno set; EFBIG: RLIMIT_FSIZE is below it).
 int make_memfd(std::size_t bytes) {
   int fd = fd_with_room(memfd_make, nullptr);
   if (fd < 0) return -1;
-  if (::ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
+  if (!fsize_room([fd, bytes] { return ::ftruncate(fd, static_cast<off_t>(bytes)) == 0; })) {
     int e = errno;
     ::close(fd);
     errno = e;
@@ -194,7 +232,10 @@ std::size_t physmem_host_bytes() {
 fork_setup physmem_fork_reserve() {
   if (g_next_fd < 0) {
     g_next_fd = make_memfd(g_bytes);
-    if (g_next_fd < 0) return errno == EMFILE || errno == ENFILE ? fork_setup::no_descriptor : fork_setup::no_memory;
+    if (g_next_fd < 0) {
+      if (errno == EMFILE || errno == ENFILE) return fork_setup::no_descriptor;
+      return errno == EFBIG ? fork_setup::file_size : fork_setup::no_memory;
+    }
   }
   // Host memory for every frame in use, obtained now: a shortage fails the fork in the
   // parent instead of leaving a child without memory.  Ranges already allocated cost a walk.
@@ -247,7 +288,8 @@ bool physmem_fork_child() {
   // say they are not PG_ZERO, so they are zeroed before any reuse).  pwrite reads the direct
   // map: no second mapping of physmem, nothing charged to RLIMIT_AS.
   std::int64_t copied = 0;
-  bool ok = for_each_used_run([&copied, nfd](frame_t f, std::size_t n) {
+  bool ok = fsize_room([&copied, nfd] {
+    return for_each_used_run([&copied, nfd](frame_t f, std::size_t n) {
     const char* src = physmem_frame(f);
     std::size_t len = n << PAGE_SHIFT;
     off_t off = static_cast<off_t>(static_cast<std::size_t>(f) << PAGE_SHIFT);
@@ -261,6 +303,7 @@ bool physmem_fork_child() {
     }
     copied += static_cast<std::int64_t>(n);
     return true;
+    });
   });
   if (!ok) {
     ::close(nfd);
@@ -271,7 +314,20 @@ bool physmem_fork_child() {
   // Replace every mapping of the old memfd (the direct map and every pmap mapping) by the
   // same range of the new one, with the same protection.
   remap_ctx c{g_dev, g_ino, nfd, true};
-  if (!maps_scan(remap_line, &c)) {
+  // Reading /proc/self/maps needs a descriptor: a table full up to a soft limit below the
+  // hard one borrows room for it (fd_with_room).
+  struct scan_arg {
+    remap_ctx* c;
+    bool ok;
+  } sa{&c, false};
+  (void)fd_with_room(
+      [](void* a) {
+        scan_arg* s = static_cast<scan_arg*>(a);
+        s->ok = maps_scan(remap_line, s->c);
+        return s->ok ? 0 : -1;
+      },
+      &sa);
+  if (!sa.ok) {
     ::close(nfd);
     say("vmrt: fork child: cannot read /proc/self/maps (physmem mappings cannot be replaced)\n");
     return false;

@@ -35,9 +35,10 @@ std::size_t physmem_host_bytes();
 
 // ---- host fork ------------------------------------------------------------------------
 // What obtaining the child's physmem in the parent can run out of.
-enum class fork_setup : std::uint8_t { ok, no_descriptor, no_memory };
-inline constexpr const char* kForkSetupNames[] = {"ok", "no descriptor", "no memory"};
-static_assert(sizeof(kForkSetupNames) / sizeof(kForkSetupNames[0]) == 3);
+enum class fork_setup : std::uint8_t { ok, no_descriptor, no_memory, file_size };
+inline constexpr const char* kForkSetupNames[] = {"ok", "no descriptor", "no memory",
+                                                  "RLIMIT_FSIZE below physmem"};
+static_assert(sizeof(kForkSetupNames) / sizeof(kForkSetupNames[0]) == 4);
 
 // Parent, VM lock held (the set of frames in use is stable): make sure the child's memfd
 // exists and has host memory for every frame in use below the allocation high-water mark

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "runtime/boot.h"  // the accepted ranges of the size variables
 #include "runtime/vmrun_sweep.h"
 #include "vm/vm_fail.h"
 
@@ -41,10 +42,16 @@ const char kUsage[] =
     "programs it starts inherit the environment and run under vmrt as well.\n"
     "\n"
     "options (each sets the environment variable shown):\n"
-    "  --physmem SIZE      VMRT_PHYSMEM       physical memory (frame pool) size;\n"
+    "  --physmem SIZE      VMRT_PHYSMEM       physical memory (frame pool) size, 16M..16T;\n"
     "                                         default: host RAM, at most 64G\n"
-    "  --region SIZE       VMRT_REGION_SIZE   reserved guest region; default 64G\n"
-    "  --kmem-size SIZE    VMRT_KMEM_SIZE     kmem submap (malloc arena); default 16G\n"
+    "  --region SIZE       VMRT_REGION_SIZE   reserved guest region, 64M..16T; default 64G\n"
+    "  --kmem-size SIZE    VMRT_KMEM_SIZE     kmem submap (malloc arena), 16M..8T;\n"
+    "                                         default 16G\n"
+    "                      Sizes not given are scaled down to fit RLIMIT_AS/RLIMIT_DATA\n"
+    "                      (vmrt takes at most half the room the limits leave free; when\n"
+    "                      the VM does not fit, malloc runs on kmem over host pages with\n"
+    "                      one warning).  A RLIMIT_AS the program sets later is applied\n"
+    "                      to its own mappings only (getrlimit reports its value).\n"
     "  --trap MODE         VMRT_TRAP          fault backend: auto (default: userfaultfd\n"
     "                                         when available, else sigsegv), sigsegv,\n"
     "                                         userfaultfd\n"
@@ -115,7 +122,8 @@ const char kUsage[] =
 }
 
 // Same syntax as runtime/boot.cpp's parser: digits with an optional K/M/G/T(B).
-bool valid_size(const char* s) {
+// False on garbage or overflow; *out gets the bytes.
+bool parse_size(const char* s, unsigned long long* out) {
   const char* p = s;
   unsigned long long v = 0;
   if (*p < '0' || *p > '9') return false;
@@ -123,9 +131,26 @@ bool valid_size(const char* s) {
     if (v > (ULLONG_MAX - 9) / 10) return false;
     v = v * 10 + static_cast<unsigned>(*p - '0');
   }
-  if (*p != '\0' && std::strchr("kKmMgGtT", *p) != nullptr) ++p;
+  unsigned shift = 0;
+  switch (*p) {
+    case 'k': case 'K': shift = 10; ++p; break;
+    case 'm': case 'M': shift = 20; ++p; break;
+    case 'g': case 'G': shift = 30; ++p; break;
+    case 't': case 'T': shift = 40; ++p; break;
+    default: break;
+  }
   if (*p == 'b' || *p == 'B') ++p;
-  return *p == '\0' && v > 0;
+  if (*p != '\0' || (shift != 0 && v > (ULLONG_MAX >> shift))) return false;
+  *out = v << shift;
+  return true;
+}
+
+std::string size_text(unsigned long long v) {
+  const char* unit = "";
+  if (v != 0 && v % (1ULL << 40) == 0) { v >>= 40; unit = "T"; }
+  else if (v != 0 && v % (1ULL << 30) == 0) { v >>= 30; unit = "G"; }
+  else if (v >= (1ULL << 20)) { v >>= 20; unit = "M"; }
+  return std::to_string(v) + unit;
 }
 
 std::string dir_of_self() {
@@ -294,9 +319,14 @@ int main(int argc, char** argv) {
     if (i + 1 >= argc) fail(kExitUsage, std::string(opt) + " needs an argument (see vmrun --help)");
     return argv[++i];
   };
-  auto set_size = [&](const char* opt, const char* var) {
+  // Every value the runtime would refuse (and replace by its default) is refused here.
+  auto set_size = [&](const char* opt, const char* var, vmrt::size_limits lim) {
     const char* v = need_arg(opt);
-    if (!valid_size(v)) fail(kExitUsage, std::string(opt) + ": not a size: '" + v + "' (use e.g. 512M, 4G)");
+    unsigned long long n = 0;
+    if (!parse_size(v, &n)) fail(kExitUsage, std::string(opt) + ": not a size: '" + v + "' (use e.g. 512M, 4G)");
+    if (n < lim.min || n > lim.max)
+      fail(kExitUsage, std::string(opt) + ": '" + v + "' out of range (" + size_text(lim.min) + " .. " +
+                           size_text(lim.max) + ")");
     setenv(var, v, 1);
   };
   for (; i < argc; ++i) {
@@ -310,11 +340,11 @@ int main(int argc, char** argv) {
       std::fputs(kUsage, stdout);
       return 0;
     } else if (a == "--physmem") {
-      set_size("--physmem", "VMRT_PHYSMEM");
+      set_size("--physmem", "VMRT_PHYSMEM", vmrt::kPhysmemSizeLimits);
     } else if (a == "--region") {
-      set_size("--region", "VMRT_REGION_SIZE");
+      set_size("--region", "VMRT_REGION_SIZE", vmrt::kRegionSizeLimits);
     } else if (a == "--kmem-size") {
-      set_size("--kmem-size", "VMRT_KMEM_SIZE");
+      set_size("--kmem-size", "VMRT_KMEM_SIZE", vmrt::kKmemSizeLimits);
     } else if (a == "--trap") {
       std::string m = need_arg("--trap");
       if (m != "auto" && m != "sigsegv" && m != "userfaultfd")
