@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Install the Debian packages vmrt needs that are missing on this machine.
 # Build: compiler, cmake, doctest, libffi, xxhash.  Baselines: jemalloc, mimalloc,
-# tcmalloc.  Scenario tests: real programs from Debian run under vmrun.
+# tcmalloc.  Scenario tests: real programs from Debian run under vmrun (libpython3.11-testsuite
+# may upgrade the python3.11 packages to the same release's newest security update).
 set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config
   doctest-dev libffi-dev libxxhash-dev
   libjemalloc-dev libjemalloc2 libmimalloc-dev libmimalloc2.0 libgoogle-perftools-dev
   python3 sqlite3 git make gcc pigz zstd xz-utils bzip2 gawk
+  libpython3.11-testsuite
   bash perl coreutils findutils sed tar gzip libc6-dev
   redis-server redis-tools memcached gnuplot-nox
 )
