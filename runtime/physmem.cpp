@@ -38,6 +38,22 @@ int g_next_fd = -1;
 // Extra soft RLIMIT_NOFILE room fd_with_room may borrow for one call.
 constexpr rlim_t kFdRoom = 8;
 
+// errno as its symbolic name: strerror may take glibc's locale lock (dcgettext), which a
+// setlocale() that reached the first malloc already holds.
+struct errno_entry {
+  int e;
+  const char* name;
+};
+constexpr errno_entry kErrnoNames[] = {{EPERM, "EPERM"},   {ENOMEM, "ENOMEM"}, {EMFILE, "EMFILE"}, {ENFILE, "ENFILE"},
+                                       {ENOSPC, "ENOSPC"}, {EFBIG, "EFBIG"},   {EACCES, "EACCES"}, {EINVAL, "EINVAL"},
+                                       {ENOSYS, "ENOSYS"}, {EAGAIN, "EAGAIN"}, {ENOENT, "ENOENT"}, {EIO, "EIO"}};
+static_assert(sizeof(kErrnoNames) / sizeof(kErrnoNames[0]) == 12);
+const char* errno_name(int e) {
+  for (const errno_entry& x : kErrnoNames)
+    if (x.e == e) return x.name;
+  return "an error";
+}
+
 int memfd_make(void*) { return ::memfd_create("vmrt-physmem", MFD_CLOEXEC); }
 
 // Run op() (true on success, errno set on failure) with RLIMIT_FSIZE out of vmrt's way: the
@@ -157,16 +173,27 @@ bool physmem_init(std::size_t bytes, std::size_t frame_cache) {
   if (bytes < (std::size_t{16} << 20)) bytes = std::size_t{16} << 20;
   int fd = make_memfd(bytes);
   if (fd < 0) {
-    say("vmrt: cannot create the physmem memfd: ", std::strerror(errno), "\n");
+    say("vmrt: cannot create the physmem memfd: ", errno_name(errno), "\n");
     return false;
   }
   void* dm = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
   if (dm == MAP_FAILED) {
     int e = errno;
     ::close(fd);
-    say("vmrt: cannot map the physmem direct map: ", std::strerror(e), "\n");
+    say("vmrt: cannot map the physmem direct map: ", errno_name(e), "\n");
     return false;
   }
+  // pmap maps frames by duplicating direct-map pages (mremap with old size 0): a seccomp
+  // filter or host that refuses it makes the VM unusable, so find out now (stage 0 then).
+  void* dup = ::mremap(dm, 0, PAGE_SIZE, MREMAP_MAYMOVE);
+  if (dup == MAP_FAILED) {
+    int e = errno;
+    ::munmap(dm, bytes);
+    ::close(fd);
+    say("vmrt: cannot duplicate direct-map pages (mremap: ", errno_name(e), ")\n");
+    return false;
+  }
+  ::munmap(dup, PAGE_SIZE);
   remember_identity(fd);
   ::close(fd);  // the direct map keeps the memfd alive; no descriptor stays in the program's table
   g_direct_map = static_cast<char*>(dm);
@@ -307,7 +334,7 @@ bool physmem_fork_child() {
   });
   if (!ok) {
     ::close(nfd);
-    say("vmrt: fork child: cannot copy physmem into the child's memfd: ", std::strerror(errno), "\n");
+    say("vmrt: fork child: cannot copy physmem into the child's memfd: ", errno_name(errno), "\n");
     return false;
   }
   rt_count(RC_FORK_FRAMES_COPIED, copied);
@@ -334,7 +361,7 @@ bool physmem_fork_child() {
   }
   remember_identity(nfd);
   ::close(nfd);
-  if (!c.ok) say("vmrt: fork child: some physmem mappings could not be replaced: ", std::strerror(errno), "\n");
+  if (!c.ok) say("vmrt: fork child: some physmem mappings could not be replaced: ", errno_name(errno), "\n");
   return c.ok;
 }
 
