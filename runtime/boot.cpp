@@ -131,6 +131,11 @@ bool env_flag(const char* name) {
   return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
 }
 
+// kmem_map of the kernel vmspace: wired kernel memory (kmem_alloc_wired); the program's
+// malloc arena is the process heap (VMRT_KMEM_SIZE).
+constexpr std::size_t kKernelKmemSize = std::size_t{64} << 20;
+static_assert(kKernelKmemSize % rt::kGranule == 0 || rt::kGranule % kKernelKmemSize == 0);
+
 // ---- fitting the host's limits ------------------------------------------------------------
 //
 // Every byte vmrt maps is charged to the process's RLIMIT_AS (the PROT_NONE region
@@ -252,7 +257,12 @@ void fit_limits(runtime_config* c, bool region_set, bool physmem_set, bool kmem_
     c->sizing = k == (k_as & ~(rt::kGranule - 1)) ? sizing_reason::fit_as : sizing_reason::fit_data;
     if (!kmem_set && c->kmem_size > k) c->kmem_size = k;
     if (!physmem_set && c->physmem_size > k) c->physmem_size = k;
-    if (!region_set) c->region_size = 2 * c->kmem_size + 2 * rt::kGranule;
+    // The region holds the kernel window (kKernelKmemSize + a granule) and the process
+    // window (kmem + a granule); boot_vm also keeps kmem within half the region.
+    if (!region_set) {
+      std::size_t need = c->kmem_size + kKernelKmemSize + 3 * rt::kGranule;
+      c->region_size = need > 2 * c->kmem_size ? need : 2 * c->kmem_size + rt::kGranule;
+    }
     std::size_t fc_max = c->physmem_size / kFrameCacheDiv;
     if (c->frame_cache > fc_max) c->frame_cache = fc_max;
     return;
@@ -307,10 +317,6 @@ runtime_config runtime_config_from_env() {
 
 namespace {
 
-// kmem_map of the kernel vmspace: wired kernel memory (kmem_alloc_wired); the program's
-// malloc arena is the process heap (VMRT_KMEM_SIZE).
-constexpr std::size_t kKernelKmemSize = std::size_t{64} << 20;
-static_assert(kKernelKmemSize % rt::kGranule == 0 || rt::kGranule % kKernelKmemSize == 0);
 
 // A window of `size` bytes of `kind` with an empty vmspace over it, published; null (with
 // a message) when the region has no room or the vmspace cannot be made.
