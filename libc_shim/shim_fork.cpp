@@ -182,6 +182,7 @@ int sys_execve(const char* path, char* const argv[], char* const envp[]) {
 }
 
 int do_execvpe(const char* file, char* const argv[], char* const envp[]) {
+  if (g_execvpe == nullptr) resolve_exec();  // called before our constructor ran
   if (g_execvpe == nullptr) {
     errno = ENOSYS;
     return -1;
@@ -263,6 +264,7 @@ VMRT_EXPORT int execvp(const char* file, char* const argv[]) noexcept {
 }
 VMRT_EXPORT int fexecve(int fd, char* const argv[], char* const envp[]) noexcept {
   shim::exec_guard g;
+  if (shim::g_fexecve == nullptr) shim::resolve_exec();
   if (shim::g_fexecve == nullptr) {
     errno = ENOSYS;
     return -1;
