@@ -150,6 +150,37 @@ TEST_CASE("resize grows in place, or moves copying only what was touched") {
   vm_heap_free(reinterpret_cast<vaddr_t>(blocker), PAGE_SIZE);
 }
 
+TEST_CASE("a range that moved to grow has room to keep growing in place") {
+  boot();
+  char* a = alloc(64);
+  char* blocker = alloc(1);
+  REQUIRE(blocker == a + 64 * PAGE_SIZE);
+  std::memset(a, 'g', 64 * PAGE_SIZE);
+  vaddr_t out = 0;
+  auto moved0 = vm_stat_get(V_HEAP_COPIED);
+  REQUIRE(vm_heap_resize(reinterpret_cast<vaddr_t>(a), 64 * PAGE_SIZE, 128 * PAGE_SIZE, &out) == KERN_SUCCESS);
+  CHECK(vm_stat_get(V_HEAP_COPIED) == moved0 + 1);
+  char* b = reinterpret_cast<char*>(out);
+  // Another allocation meanwhile (first fit) does not land right after the moved range...
+  char* c = alloc(256);
+  CHECK((c < b || c >= b + 1024 * PAGE_SIZE));
+  // ...so the next growths (a vector doubling) happen in place, without copying.
+  vsize_t size = 128;
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(vm_heap_resize(reinterpret_cast<vaddr_t>(b), size * PAGE_SIZE, 2 * size * PAGE_SIZE, &out) == KERN_SUCCESS);
+    CHECK(reinterpret_cast<char*>(out) == b);
+    b = reinterpret_cast<char*>(out);
+    size *= 2;
+  }
+  CHECK(vm_stat_get(V_HEAP_COPIED) == moved0 + 1);
+  CHECK(b[0] == 'g');
+  CHECK(b[64 * PAGE_SIZE - 1] == 'g');
+  CHECK(b[64 * PAGE_SIZE] == 0);
+  vm_heap_free(reinterpret_cast<vaddr_t>(b), size * PAGE_SIZE);
+  vm_heap_free(reinterpret_cast<vaddr_t>(c), 256 * PAGE_SIZE);
+  vm_heap_free(reinterpret_cast<vaddr_t>(blocker), PAGE_SIZE);
+}
+
 TEST_CASE("bad ranges are refused; trim drops empty windows") {
   boot();
   vaddr_t out = 0;
