@@ -541,7 +541,28 @@ std::uintptr_t large_grow(std::uintptr_t a, std::uint32_t old_pages, std::uint32
   // can grow the block in place (it hands the pages out again zeroed: the growth reads as
   // zeros, which a cached dirty run would not).
   std::uintptr_t end = a + (std::uintptr_t{old_pages} << kPageShift);
-  if (lcache_take_at_locked(end, new_pages - old_pages)) source_free_locked(end, new_pages - old_pages);
+  if (lcache_take_at_locked(end, new_pages - old_pages)) {
+    source_free_locked(end, new_pages - old_pages);
+  } else if (g.lcache_n != 0) {
+    // A cached run that fits: the block moves into it (pages the host already holds, so the
+    // copy faults nothing in and the memory a program freed is reused before fresh pages),
+    // and its old pages are cached in turn.  The growth is cleared: it reads as zeros.
+    lcache_expire_locked(coarse_ticks(), false);
+    if (std::uintptr_t na = lcache_take_locked(new_pages, 1)) {
+      std::memcpy(reinterpret_cast<void*>(na), reinterpret_cast<const void*>(a), std::size_t{old_pages} << kPageShift);
+      std::memset(reinterpret_cast<void*>(na + (std::uintptr_t{old_pages} << kPageShift)), 0,
+                  std::size_t{new_pages - old_pages} << kPageShift);
+      kmemusage* ku = usage_of(na);
+      set_ku_indx(ku, KU_LARGE);
+      ku->ku_pagecnt = new_pages;
+      kmemusage* old = usage_of(a);
+      set_ku_indx(old, KU_FREED_LARGE);
+      old->ku_pagecnt = 0;
+      lcache_put_locked(a, old_pages);
+      g.large_pages += new_pages - old_pages;
+      return na;
+    }
+  }
   void* p = g.src->resize_pages(g.src->ctx, reinterpret_cast<void*>(a), old_pages, new_pages);
   if (p == nullptr) return 0;
   std::uintptr_t na = reinterpret_cast<std::uintptr_t>(p);

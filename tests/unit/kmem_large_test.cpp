@@ -2,6 +2,7 @@
 // and growth without copying through a page source that can resize.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <cstring>
 #include <unistd.h>
 
@@ -132,5 +133,43 @@ TEST_CASE("the tail cut off a shrinking big block is cached and serves the next 
   CHECK(src->alloc_calls.load() == calls);
   REQUIRE(free(t, M_TEST) == KMEM_OK);
   REQUIRE(free(q, M_TEST) == KMEM_OK);
+  trim();
+}
+
+namespace {
+std::atomic<long> g_resize_calls{0};
+void* refusing_resize(void*, void*, std::size_t, std::size_t) {
+  ++g_resize_calls;
+  return nullptr;
+}
+}  // namespace
+
+TEST_CASE("a big block growing moves into a cached run before asking the page source") {
+  auto* src = boot();
+  REQUIRE(src != nullptr);
+  trim();
+  src->pub.resize_pages = refusing_resize;  // counts the source resizes kmem asks for
+  char* cached = static_cast<char*>(malloc(std::size_t{12} << 20, M_TEST, M_NOWAIT));
+  char* p = static_cast<char*>(malloc(std::size_t{2} << 20, M_TEST, M_NOWAIT));
+  char* guard = static_cast<char*>(malloc(std::size_t{1} << 20, M_TEST, M_NOWAIT));  // nothing free after p
+  REQUIRE((cached != nullptr && p != nullptr && guard != nullptr));
+  std::memset(cached, 0x5a, std::size_t{12} << 20);
+  std::memset(p, 0x11, std::size_t{2} << 20);
+  REQUIRE(free(cached, M_TEST) == KMEM_OK);  // a dirty cached run
+  long calls = src->alloc_calls.load(), resizes = g_resize_calls.load();
+  char* q = static_cast<char*>(realloc(p, std::size_t{8} << 20, M_TEST, M_NOWAIT | M_ZERO));
+  REQUIRE(q != nullptr);
+  CHECK(q == cached);
+  CHECK(g_resize_calls.load() == resizes);  // no source resize, no source allocation
+  CHECK(src->alloc_calls.load() == calls);
+  bool kept = true, zero = true;
+  for (std::size_t i = 0; i < (std::size_t{2} << 20); i += 4093) kept = kept && q[i] == 0x11;
+  for (std::size_t i = std::size_t{2} << 20; i < usable_size(q); i += 4093) zero = zero && q[i] == 0;
+  CHECK(kept);
+  CHECK(zero);
+  CHECK(free(p, M_TEST) == KMEM_DOUBLE_FREE);  // the old block is a freed (cached) block
+  src->pub.resize_pages = nullptr;
+  REQUIRE(free(q, M_TEST) == KMEM_OK);
+  REQUIRE(free(guard, M_TEST) == KMEM_OK);
   trim();
 }
