@@ -6,6 +6,7 @@
 #include <linux/userfaultfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "runtime/physmem.h"
 #include "runtime/region.h"
@@ -478,11 +479,22 @@ void op_zero_resident(vm_page* m, vsize_t n) {
 
 // Copy the frames of src the host holds memory for (mincore on the direct map): a page
 // never touched is a hole in the memfd, reads as zeros, and would cost a host page to read.
+// The copy is a pwrite into the memfd at dst's offset: the host allocates the destination
+// pages as it copies, instead of taking a page fault on the direct map for each (a grown
+// heap range moved: bench/allocsuite realloc_big); memcpy when the descriptor is gone.
 void op_copy_resident(vm_page* dst, vm_page* src, vsize_t n) {
   char* s = physmem_frame(vm_page_frame(src));
   char* d = physmem_frame(vm_page_frame(dst));
-  for_each_host_resident(vm_page_frame(src), n, [s, d](std::size_t off, vsize_t c) {
-    std::memcpy(d + off, s + off, c << PAGE_SHIFT);
+  int fd = physmem_fd();
+  off_t dst_off = static_cast<off_t>(vm_page_frame(dst)) << PAGE_SHIFT;
+  for_each_host_resident(vm_page_frame(src), n, [s, d, fd, dst_off](std::size_t off, vsize_t c) {
+    std::size_t len = c << PAGE_SHIFT, done = 0;
+    while (fd >= 0 && done < len) {
+      ssize_t w = ::pwrite(fd, s + off + done, len - done, dst_off + static_cast<off_t>(off + done));
+      if (w <= 0) break;
+      done += static_cast<std::size_t>(w);
+    }
+    if (done < len) std::memcpy(d + off + done, s + off + done, len - done);
   });
 }
 void op_zero_pages(vm_page* m, vsize_t n) { physmem_zero(vm_page_frame(m), n); }
