@@ -359,16 +359,22 @@ std::size_t bucket_trim_all() {
   return bytes;
 }
 
-// ---- large cache --------------------------------------------------------------------------
-// Freed large blocks stay mapped for a while (like jemalloc's dirty extents): a program that
-// mallocs and frees big buffers in a loop would otherwise map and unmap pages every time.
-// Bounded in blocks and pages; a block goes back to the page source once it has waited the
-// decay time (none when decay_ms is 0: 4.4BSD's immediate release).  Cached blocks keep the
-// freed-large state in kmemusage, so a free of one is still a double free.
+// ---- large cache ---------------------------------------------------------------------------
+// Freed large blocks stay mapped for a while (like jemalloc's dirty extents, or glibc's top
+// chunk): a program that mallocs and frees big buffers in a loop would otherwise give pages
+// back and fault fresh ones in every time.  Cached blocks that touch are merged into one
+// entry, and a request is cut from the best-fitting entry (the rest stays cached), so a loop
+// of frees and mallocs of varying sizes settles on one cached run and reaches the page
+// source no more (bench/medium_bench bigloop).  Bounded in entries and pages; an entry goes
+// back to the page source once it has waited the decay time (none when decay_ms is 0:
+// 4.4BSD's immediate release).  Cached blocks keep the freed-large state in kmemusage, so a
+// free of one is still a double free.
 inline constexpr std::uint32_t kLargeCacheSlots = sizeof(g.lcache) / sizeof(g.lcache[0]);
 inline constexpr std::uint64_t kLargeCacheMaxPages = 16384;  // 64 MiB
-inline constexpr std::uint64_t kLargeCacheMaxBlock = kLargeCacheMaxPages / 4;
-static_assert(kLargeCacheSlots >= 4 && kLargeCacheMaxBlock >= 256);
+// A request below this many pages takes no entry more than half again its size: a small
+// block does not pin the head of a big cached run.
+inline constexpr std::uint64_t kLargeCacheSplitMin = 256;  // 1 MiB
+static_assert(kLargeCacheSlots >= 4 && kLargeCacheSplitMin < kLargeCacheMaxPages);
 
 // => pages lock held.  Gives cache entry i back to the source.
 void lcache_evict_locked(std::uint32_t i) {
@@ -391,25 +397,100 @@ std::size_t lcache_expire_locked(std::uint16_t now, bool all) {
   return bytes;
 }
 
-// => pages lock held.  The best-fitting cached block for npages at this alignment (at most
-// half again as large, so a small request does not split a huge block), taken out of the
-// cache with its surplus pages given back.  0 when none fits.
+// => pages lock held.  The best-fitting cached run for npages at this alignment, cut from
+// the head of its entry (the rest stays cached, its first page marked a freed large head).
+// 0 when none fits.
 std::uintptr_t lcache_take_locked(std::size_t npages, std::size_t align_pages) {
   std::uint32_t best = kLargeCacheSlots;
   for (std::uint32_t i = 0; i < g.lcache_n; ++i) {
     const auto& e = g.lcache[i];
-    if (e.pages < npages || e.pages > npages + npages / 2) continue;
+    if (e.pages < npages) continue;
+    if (npages < kLargeCacheSplitMin && e.pages > npages + npages / 2) continue;
     if (((e.a >> kPageShift) & (align_pages - 1)) != 0) continue;
     if (best == kLargeCacheSlots || e.pages < g.lcache[best].pages) best = i;
   }
   if (best == kLargeCacheSlots) return 0;
-  std::uintptr_t a = g.lcache[best].a;
-  std::uint32_t pages = g.lcache[best].pages;
-  g.lcache_pages -= pages;
-  g.lcache[best] = g.lcache[--g.lcache_n];
-  if (pages > npages) source_free_locked(a + (npages << kPageShift), pages - npages);
+  auto& e = g.lcache[best];
+  std::uintptr_t a = e.a;
+  if (npages < kLargeCacheSplitMin) {  // a medium block: its surplus goes back
+    std::uint32_t pages = e.pages;
+    g.lcache_pages -= pages;
+    e = g.lcache[--g.lcache_n];
+    if (pages > npages) source_free_locked(a + (npages << kPageShift), pages - npages);
+    ++g.lcache_hits;
+    return a;
+  }
+  g.lcache_pages -= npages;
+  if (e.pages > npages) {
+    e.a += npages << kPageShift;
+    e.pages -= static_cast<std::uint32_t>(npages);
+    kmemusage* rest = usage_of(e.a);
+    set_ku_indx(rest, KU_FREED_LARGE);
+    rest->ku_pagecnt = 0;
+  } else {
+    e = g.lcache[--g.lcache_n];
+  }
   ++g.lcache_hits;
   return a;
+}
+
+// => pages lock held.  Takes the first `pages` pages of the cached entry that starts at a
+// (the tail of a large block growing in place); false when no entry starts there or it is
+// too short.
+bool lcache_take_at_locked(std::uintptr_t a, std::uint32_t pages) {
+  for (std::uint32_t i = 0; i < g.lcache_n; ++i) {
+    auto& e = g.lcache[i];
+    if (e.a != a) continue;
+    if (e.pages < pages) return false;
+    g.lcache_pages -= pages;
+    if (e.pages > pages) {
+      e.a += std::uintptr_t{pages} << kPageShift;
+      e.pages -= pages;
+      kmemusage* rest = usage_of(e.a);
+      set_ku_indx(rest, KU_FREED_LARGE);
+      rest->ku_pagecnt = 0;
+    } else {
+      e = g.lcache[--g.lcache_n];
+    }
+    return true;
+  }
+  return false;
+}
+
+// => pages lock held.  Caches the freed run [a, a + npages pages) (its first page already a
+// freed large head), merged with the cached entries it touches; evicts the longest-waiting
+// entries to stay in bounds, or gives the run back when it alone is over them.
+void lcache_put_locked(std::uintptr_t a, std::uint32_t npages) {
+  std::uint16_t now = coarse_ticks();
+  lcache_expire_locked(now, false);
+  std::uint64_t pages = npages;
+  // Only big runs merge: a merged run of medium blocks would be too big for the medium
+  // requests (which take no entry more than half again their size) and sit idle.
+  for (std::uint32_t i = 0; i < g.lcache_n && npages >= kLargeCacheSplitMin;) {
+    auto& e = g.lcache[i];
+    std::uintptr_t e_end = e.a + (std::uintptr_t{e.pages} << kPageShift);
+    if (e.pages >= kLargeCacheSplitMin && (e_end == a || e.a == a + (pages << kPageShift))) {
+      if (e_end == a) a = e.a;
+      pages += e.pages;
+      g.lcache_pages -= e.pages;
+      e = g.lcache[--g.lcache_n];
+      continue;
+    }
+    ++i;
+  }
+  if (pages > kLargeCacheMaxPages) {
+    source_free_locked(a, pages);
+    return;
+  }
+  while (g.lcache_n == kLargeCacheSlots || g.lcache_pages + pages > kLargeCacheMaxPages) {
+    std::uint32_t oldest = 0;  // make room: the longest-waiting entry goes back
+    for (std::uint32_t i = 1; i < g.lcache_n; ++i)
+      if (static_cast<std::uint16_t>(now - g.lcache[i].stamp) > static_cast<std::uint16_t>(now - g.lcache[oldest].stamp))
+        oldest = i;
+    lcache_evict_locked(oldest);
+  }
+  g.lcache[g.lcache_n++] = {a, static_cast<std::uint32_t>(pages), now};
+  g.lcache_pages += pages;
 }
 
 void* large_alloc(std::size_t npages, std::size_t align_pages, bool* fresh) {
@@ -445,18 +526,8 @@ void large_free(std::uintptr_t a, std::uint32_t npages) {
   ku->ku_pagecnt = 0;
   --g.large_blocks;
   g.large_pages -= npages;
-  if (g.decay_ticks != 0 && npages <= kLargeCacheMaxBlock) {
-    std::uint16_t now = coarse_ticks();
-    lcache_expire_locked(now, false);
-    while (g.lcache_n == kLargeCacheSlots || g.lcache_pages + npages > kLargeCacheMaxPages) {
-      std::uint32_t oldest = 0;  // make room: the longest-waiting block goes back
-      for (std::uint32_t i = 1; i < g.lcache_n; ++i)
-        if (static_cast<std::uint16_t>(now - g.lcache[i].stamp) > static_cast<std::uint16_t>(now - g.lcache[oldest].stamp))
-          oldest = i;
-      lcache_evict_locked(oldest);
-    }
-    g.lcache[g.lcache_n++] = {a, npages, now};
-    g.lcache_pages += npages;
+  if (g.decay_ticks != 0 && npages <= kLargeCacheMaxPages) {
+    lcache_put_locked(a, npages);
     return;
   }
   source_free_locked(a, npages);
@@ -466,6 +537,32 @@ std::uintptr_t large_grow(std::uintptr_t a, std::uint32_t old_pages, std::uint32
   KMEM_ASSERT(new_pages > old_pages, "large_grow sizes");
   if (g.src->resize_pages == nullptr) return 0;
   kmem_guard guard(g.pages_lock);
+  // A cached run right after the block goes back to the source first, so that the source
+  // can grow the block in place (it hands the pages out again zeroed: the growth reads as
+  // zeros, which a cached dirty run would not).
+  std::uintptr_t end = a + (std::uintptr_t{old_pages} << kPageShift);
+  if (lcache_take_at_locked(end, new_pages - old_pages)) {
+    source_free_locked(end, new_pages - old_pages);
+  } else if (g.lcache_n != 0) {
+    // A cached run that fits: the block moves into it (pages the host already holds, so the
+    // copy faults nothing in and the memory a program freed is reused before fresh pages),
+    // and its old pages are cached in turn.  The growth is cleared: it reads as zeros.
+    lcache_expire_locked(coarse_ticks(), false);
+    if (std::uintptr_t na = lcache_take_locked(new_pages, 1)) {
+      std::memcpy(reinterpret_cast<void*>(na), reinterpret_cast<const void*>(a), std::size_t{old_pages} << kPageShift);
+      std::memset(reinterpret_cast<void*>(na + (std::uintptr_t{old_pages} << kPageShift)), 0,
+                  std::size_t{new_pages - old_pages} << kPageShift);
+      kmemusage* ku = usage_of(na);
+      set_ku_indx(ku, KU_LARGE);
+      ku->ku_pagecnt = new_pages;
+      kmemusage* old = usage_of(a);
+      set_ku_indx(old, KU_FREED_LARGE);
+      old->ku_pagecnt = 0;
+      lcache_put_locked(a, old_pages);
+      g.large_pages += new_pages - old_pages;
+      return na;
+    }
+  }
   void* p = g.src->resize_pages(g.src->ctx, reinterpret_cast<void*>(a), old_pages, new_pages);
   if (p == nullptr) return 0;
   std::uintptr_t na = reinterpret_cast<std::uintptr_t>(p);
@@ -489,7 +586,15 @@ void large_shrink(std::uintptr_t a, std::uint32_t old_pages, std::uint32_t new_p
   kmem_guard guard(g.pages_lock);
   usage_of(a)->ku_pagecnt = new_pages;
   g.large_pages -= old_pages - new_pages;
-  source_free_locked(a + (std::uintptr_t{new_pages} << kPageShift), old_pages - new_pages);
+  std::uintptr_t rest = a + (std::uintptr_t{new_pages} << kPageShift);
+  if (g.decay_ticks != 0) {  // the cut-off tail is cached like a freed block
+    kmemusage* ku = usage_of(rest);
+    set_ku_indx(ku, KU_FREED_LARGE);
+    ku->ku_pagecnt = 0;
+    lcache_put_locked(rest, old_pages - new_pages);
+    return;
+  }
+  source_free_locked(rest, old_pages - new_pages);
 }
 
 }  // namespace vmrt::kmem::detail

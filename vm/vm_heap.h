@@ -46,8 +46,9 @@ bool vm_heap_exists();
 // KERN_RESOURCE_SHORTAGE when out of frames or range records.
 kern_return_t vm_heap_alloc(vsize_t size, vsize_t align, vaddr_t* out);
 // Grow the range [addr, addr + oldsize) to newsize in place when the arena is free after
-// it; else move it: a new range, the old one's contents copied (only pages the host holds:
-// untouched pages stay untouched), the old range freed.  *out = its address.  The new tail
+// it; else move it: a new range (at the start of a free slot four times its size, in the
+// upper half of the arena, so that it can keep growing in place), the old one's contents
+// copied (only pages the host holds: untouched pages stay untouched), the old range freed.  *out = its address.  The new tail
 // reads as zeros.  On failure the range is unchanged.
 kern_return_t vm_heap_resize(vaddr_t addr, vsize_t oldsize, vsize_t newsize, vaddr_t* out);
 // Free [addr, addr + size) (a page-aligned part of an allocated range): its contents are
