@@ -470,47 +470,23 @@ template <class F> void for_each_host_resident(frame_t f0, vsize_t n, F&& f) {
   }
 }
 
-// Zeros for op_zero_resident's pwrite: never written, so the host backs it with its shared
-// zero page.
-alignas(4096) const char g_zeros[64 << 10] = {};
-
-// Zero the resident pages with pwrite into the memfd (zeros from g_zeros) rather than a
-// memset through the direct map, which would map each page there (a fault each, and the
-// page counted a second time in VmRSS); memset when the descriptor is gone.
+// Zero the pages of m..m+n the host holds memory for (mincore on the direct map): pages
+// never touched stay holes.  (physmem keeps no descriptor the program could see, so the
+// writes go through the direct map.)
 void op_zero_resident(vm_page* m, vsize_t n) {
   char* base = physmem_frame(vm_page_frame(m));
-  int fd = physmem_fd();
-  off_t foff = static_cast<off_t>(vm_page_frame(m)) << PAGE_SHIFT;
-  for_each_host_resident(vm_page_frame(m), n, [base, fd, foff](std::size_t off, vsize_t c) {
-    std::size_t len = c << PAGE_SHIFT, done = 0;
-    while (fd >= 0 && done < len) {
-      std::size_t k = len - done < sizeof g_zeros ? len - done : sizeof g_zeros;
-      ssize_t w = ::pwrite(fd, g_zeros, k, foff + static_cast<off_t>(off + done));
-      if (w <= 0) break;
-      done += static_cast<std::size_t>(w);
-    }
-    if (done < len) std::memset(base + off + done, 0, len - done);
+  for_each_host_resident(vm_page_frame(m), n, [base](std::size_t off, vsize_t c) {
+    std::memset(base + off, 0, c << PAGE_SHIFT);
   });
 }
 
-// Copy the frames of src the host holds memory for (mincore on the direct map): a page
-// never touched is a hole in the memfd, reads as zeros, and would cost a host page to read.
-// The copy is a pwrite into the memfd at dst's offset: the host allocates the destination
-// pages as it copies, instead of taking a page fault on the direct map for each (a grown
-// heap range moved: bench/allocsuite realloc_big); memcpy when the descriptor is gone.
+// Copy the frames of src the host holds memory for: a page never touched is a hole in the
+// memfd, reads as zeros, and would cost a host page to read.
 void op_copy_resident(vm_page* dst, vm_page* src, vsize_t n) {
   char* s = physmem_frame(vm_page_frame(src));
   char* d = physmem_frame(vm_page_frame(dst));
-  int fd = physmem_fd();
-  off_t dst_off = static_cast<off_t>(vm_page_frame(dst)) << PAGE_SHIFT;
-  for_each_host_resident(vm_page_frame(src), n, [s, d, fd, dst_off](std::size_t off, vsize_t c) {
-    std::size_t len = c << PAGE_SHIFT, done = 0;
-    while (fd >= 0 && done < len) {
-      ssize_t w = ::pwrite(fd, s + off + done, len - done, dst_off + static_cast<off_t>(off + done));
-      if (w <= 0) break;
-      done += static_cast<std::size_t>(w);
-    }
-    if (done < len) std::memcpy(d + off + done, s + off + done, len - done);
+  for_each_host_resident(vm_page_frame(src), n, [s, d](std::size_t off, vsize_t c) {
+    std::memcpy(d + off, s + off, c << PAGE_SHIFT);
   });
 }
 void op_zero_pages(vm_page* m, vsize_t n) { physmem_zero(vm_page_frame(m), n); }
