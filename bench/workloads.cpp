@@ -106,7 +106,8 @@ void sample_memory() {
   g_sample_ns.fetch_add(now_ns() - t0, std::memory_order_relaxed);
 }
 
-long vm_hwm_kb() {
+// A "Key:  N kB" line of /proc/self/status, in kB; -1 when it cannot be read.
+long status_kb(const char* key) {
   char buf[8192];
   int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -1;
@@ -114,8 +115,10 @@ long vm_hwm_kb() {
   close(fd);
   if (n <= 0) return -1;
   buf[n] = 0;
-  return parse_kb(buf, "VmHWM:");
+  return parse_kb(buf, key);
 }
+
+long vm_hwm_kb() { return status_kb("VmHWM:"); }
 
 const char* g_prog = "bench";
 
@@ -1048,16 +1051,7 @@ std::uint64_t run_realloc_big(const worker_params& p) {
 // RSS probe: what an untouched malloc(64 MiB) adds to the resident set (VmRSS before
 // and after, in kB, reported as the result's `extra`).  The block is freed untouched.
 std::int64_t g_extra = -1;
-long vm_rss_kb() {
-  char buf[8192];
-  int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return -1;
-  buf[n] = 0;
-  return parse_kb(buf, "VmRSS:");
-}
+long vm_rss_kb() { return status_kb("VmRSS:"); }
 std::uint64_t run_malloc64_probe(const worker_params&) {
   void* warm = malloc(64);  // the allocator is initialised before the first reading
   long before = vm_rss_kb();
