@@ -302,6 +302,11 @@ runtime_config runtime_config_from_env() {
     else if (std::strcmp(t, "auto") != 0)
       say("vmrt: VMRT_TRAP=", t, ": use auto, sigsegv or userfaultfd; using the default (auto)\n");
   }
+  c.heap = heap_backing::host;
+  if (const char* h = getenv("VMRT_HEAP")) {
+    if (std::strcmp(h, "frames") == 0) c.heap = heap_backing::frames;
+    else if (std::strcmp(h, "host") != 0) say("vmrt: VMRT_HEAP=", h, ": use host or frames; using the default (host)\n");
+  }
   c.stats = env_flag("VMRT_STATS");
   c.kmem_diagnostics = env_flag("VMRT_KMEM_DIAG");
   if (const char* f = getenv("VMRT_STATS_FD")) {
@@ -366,7 +371,7 @@ bool boot_vm(const runtime_config& cfg) {
   vmspace* pvs = window_vmspace(kmem + rt::kGranule, rt::WK_PROCESS, &g_process_window);
   if (pvs == nullptr) return false;
   vaddr_t heap = 0;
-  kr = vm_heap_init(pvs, kmem, &heap);
+  kr = vm_heap_init(pvs, kmem, cfg.heap == heap_backing::frames ? VM_HEAP_FRAMES : VM_HEAP_HOST, &heap);
   if (kr != KERN_SUCCESS) {
     rt::say("vmrt: vm_heap_init failed: ", kern_return_name(kr), "\n");
     return false;
@@ -598,6 +603,13 @@ void runtime_report_host(int fd) {
   o.u(c.total, kVmstatColumn).str(" host VMAs in process (/proc/self/maps)\n");
   o.u(rt::physmem_host_bytes() >> 10, kVmstatColumn).str(" KiB of host memory in physmem\n");
   o.str_r(rt::trap_backend_name(), kVmstatColumn).str(" trap backend\n");
+  if (g_vm_up && vm_heap_exists()) {
+    bool host = vm_heap_get_backing() == VM_HEAP_HOST;
+    o.str_r(host ? "host" : "frames", kVmstatColumn).str(" heap backing (VMRT_HEAP)\n");
+    vm_heap_info hi{};
+    if (host && vm_heap_get_info(&hi) && pmap_machine_ops()->host_resident != nullptr)
+      o.u(pmap_machine_ops()->host_resident(hi.base, hi.base + hi.size) >> 10, kVmstatColumn).str(" KiB of host memory in the heap\n");
+  }
 }
 
 // How the sizes were chosen (vmstat -s lines).

@@ -24,6 +24,11 @@ enum class trap_backend : std::uint8_t {
   userfaultfd,  // missing pages via a userfaultfd handler thread, protection faults via SIGSEGV
 };
 
+enum class heap_backing : std::uint8_t {
+  host,    // the program's heap is host anonymous memory: host fork shares it copy-on-write
+  frames,  // the heap is vmrt frames (physmem): bounded by VMRT_PHYSMEM; host fork copies it
+};
+
 // Why the sizes in runtime_config are what they are (printed by vmstat -s).
 enum class sizing_reason : std::uint8_t {
   defaults,         // no address-space or data limit constrains the defaults
@@ -59,6 +64,7 @@ struct runtime_config {
   std::size_t frame_cache;    // VMRT_FRAME_CACHE   (freed frames kept host-resident for reuse,
                               //  zeroed on reuse; default min(physmem/4, 1G); 0 = release at once)
   trap_backend trap;          // VMRT_TRAP          (auto | sigsegv | userfaultfd)
+  heap_backing heap;          // VMRT_HEAP          (host | frames; default host)
   bool stats;                 // VMRT_STATS=1       (reports at exit)
   bool kmem_diagnostics;      // VMRT_KMEM_DIAG=1   (fill freed blocks, detect misuse)
   int stats_fd;               // VMRT_STATS_FD      (default 2)

@@ -3,6 +3,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -61,6 +62,12 @@ std::uint16_t* g_chunk;  // resident pages per chunk [pmap lock]
 // Per chunk: 0 means every g_bits byte of the chunk is zero (never reserved, mapped or
 // refused since boot or the last window reset), so scans may skip it whole [pmap lock].
 std::uint8_t* g_dirty;
+// Per chunk: 1 when the chunk is host memory (host_map), whose pages the host provides;
+// its g_bits stay zero [pmap lock].
+std::uint8_t* g_hostmem;
+// The host has swap: mincore does not see swapped-out anonymous pages, so host_zero_resident
+// and host_copy_resident cannot skip the pages mincore calls absent [set at init].
+bool g_host_swap;
 std::size_t g_npages;
 vaddr_t g_base;
 std::atomic<int> g_uffd{-1};
@@ -91,6 +98,9 @@ inline int host_resv(std::uint8_t b) {
 
 // Would the host merge pages p-1 and p into one VMA?  (p >= 1)
 bool joined(std::size_t p) {
+  std::uint8_t ha = g_hostmem[(p - 1) >> kChunkShift], hb = g_hostmem[p >> kChunkShift];
+  if (ha != hb) return false;
+  if (ha != 0) return true;  // neighbouring host memory: one anonymous VMA
   std::uint8_t a = g_bits[p - 1], b = g_bits[p];
   if ((a & B_MAPPED) != (b & B_MAPPED)) return false;
   if ((a & B_MAPPED) != 0) return mprot(a) == mprot(b) && g_pte[p].frame1 == g_pte[p - 1].frame1 + 1;
@@ -492,15 +502,146 @@ void op_copy_resident(vm_page* dst, vm_page* src, vsize_t n) {
 void op_zero_pages(vm_page* m, vsize_t n) { physmem_zero(vm_page_frame(m), n); }
 void op_release_pages(vm_page* m, vsize_t n) { physmem_release(vm_page_frame(m), n); }
 
+// ---- host memory -------------------------------------------------------------------------
+// Private anonymous memory in the region: the host fills it at first touch (kernel-mode
+// touches too), and the host's fork shares it copy-on-write.  The chunks are marked in
+// g_hostmem; no software PTE, no pv entry, no userfaultfd registration.
+
+void check_chunks(const pmap* pm, vaddr_t sva, vaddr_t eva) {
+  check_range(pm, sva, eva);
+  constexpr vaddr_t kChunkBytes = vaddr_t{1} << (kChunkShift + PAGE_SHIFT);
+  RT_ASSERT(((sva - g_base) & (kChunkBytes - 1)) == 0 && ((eva - g_base) & (kChunkBytes - 1)) == 0,
+            "host memory range not 2 MiB aligned");
+}
+
+kern_return_t op_host_map(pmap* pm, vaddr_t sva, vaddr_t eva, vm_prot_t prot) {
+  check_chunks(pm, sva, eva);
+  spin_guard g(g_lock);
+  std::size_t i = idx_of(sva), e = idx_of(eva);
+  for (std::size_t c = i >> kChunkShift; c < (e >> kChunkShift); ++c)
+    RT_ASSERT(g_chunk[c] == 0 && g_hostmem[c] == 0, "host_map over resident pages or host memory");
+  std::int64_t before = breaks(i, e);
+  // Accounted like the program's own heap (no MAP_NORESERVE): under strict overcommit the
+  // window fails here, where malloc can return NULL, not at a touch.
+  void* r = ::mmap(reinterpret_cast<void*>(sva), eva - sva, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  rt_count(RC_HOST_MMAP);
+  if (r == MAP_FAILED) {
+    // A failed MAP_FIXED may have dropped what was there: restore the reservation.
+    host_reserve_grouped(i, e);
+    rt_host_vmas_add(breaks(i, e) - before);
+    return KERN_RESOURCE_SHORTAGE;
+  }
+  for (std::size_t c = i >> kChunkShift; c < (e >> kChunkShift); ++c) g_hostmem[c] = 1;
+  rt_host_vmas_add(breaks(i, e) - before);
+  rt_count(RC_HOST_MEM_MAPPED, static_cast<std::int64_t>(eva - sva));
+  return KERN_SUCCESS;
+}
+
+void op_host_unmap(pmap* pm, vaddr_t sva, vaddr_t eva) {
+  check_chunks(pm, sva, eva);
+  spin_guard g(g_lock);
+  std::size_t i = idx_of(sva), e = idx_of(eva);
+  std::int64_t before = breaks(i, e);
+  for (std::size_t c = i >> kChunkShift; c < (e >> kChunkShift); ++c) g_hostmem[c] = 0;
+  host_reserve_grouped(i, e);  // the bits are zero: an empty reservation
+  rt_host_vmas_add(breaks(i, e) - before);
+  rt_count(RC_HOST_MEM_MAPPED, -static_cast<std::int64_t>(eva - sva));
+}
+
+void op_host_discard(vaddr_t sva, vaddr_t eva) {
+  if (sva == eva) return;
+  int saved = errno;
+  int rc = ::madvise(reinterpret_cast<void*>(sva), eva - sva, MADV_DONTNEED);
+  errno = saved;
+  RT_ASSERT(rc == 0, "madvise(MADV_DONTNEED) of host memory failed");
+  rt_count(RC_HOST_MEM_DISCARDS);
+}
+
+// Call f(offset, bytes) for each run of [sva, sva + len) the host holds pages for (mincore);
+// the whole range when it cannot tell (host swap, or mincore failing).
+template <class F> void for_each_host_page_run(vaddr_t sva, vsize_t len, F&& f) {
+  constexpr vsize_t kBatch = 512;
+  unsigned char vec[kBatch];
+  vsize_t npages = len >> PAGE_SHIFT;
+  for (vsize_t k = 0; k < npages; k += kBatch) {
+    vsize_t c = npages - k < kBatch ? npages - k : kBatch;
+    if (g_host_swap || ::mincore(reinterpret_cast<void*>(sva + (k << PAGE_SHIFT)), c << PAGE_SHIFT, vec) != 0) {
+      f(k << PAGE_SHIFT, c << PAGE_SHIFT);
+      continue;
+    }
+    for (vsize_t j = 0; j < c;) {
+      if ((vec[j] & 1) == 0) {
+        ++j;
+        continue;
+      }
+      vsize_t r = j + 1;
+      while (r < c && (vec[r] & 1) != 0) ++r;
+      f((k + j) << PAGE_SHIFT, (r - j) << PAGE_SHIFT);
+      j = r;
+    }
+  }
+}
+
+void op_host_zero_resident(vaddr_t sva, vaddr_t eva) {
+  if (g_host_swap) {
+    op_host_discard(sva, eva);  // pages swapped out would be missed by mincore
+    return;
+  }
+  for_each_host_page_run(sva, eva - sva, [sva](vsize_t off, vsize_t n) {
+    std::memset(reinterpret_cast<void*>(sva + off), 0, n);
+  });
+}
+
+void op_host_copy_resident(vaddr_t dst, vaddr_t src, vsize_t len) {
+  for_each_host_page_run(src, len, [dst, src](vsize_t off, vsize_t n) {
+    std::memcpy(reinterpret_cast<void*>(dst + off), reinterpret_cast<const void*>(src + off), n);
+  });
+}
+
+// Only chunks of host memory are asked about (mincore per chunk): a large heap whose
+// windows are mostly unpopulated costs a scan of g_hostmem.
+vsize_t op_host_resident(vaddr_t sva, vaddr_t eva) {
+  vsize_t n = 0;
+  constexpr vsize_t kBatch = std::size_t{1} << kChunkShift;
+  unsigned char vec[kBatch];
+  for (vaddr_t a = sva; a < eva; a = va_of(((idx_of(a) >> kChunkShift) + 1) << kChunkShift)) {
+    if (!region_contains(a) || g_hostmem[idx_of(a) >> kChunkShift] == 0) continue;
+    vaddr_t ce = va_of(((idx_of(a) >> kChunkShift) + 1) << kChunkShift);
+    vsize_t c = ((ce < eva ? ce : eva) - a) >> PAGE_SHIFT;
+    if (::mincore(reinterpret_cast<void*>(a), c << PAGE_SHIFT, vec) != 0) continue;  // not mapped: nothing held
+    for (vsize_t j = 0; j < c; ++j) n += vec[j] & 1;
+  }
+  return n << PAGE_SHIFT;
+}
+
+void uffd_register(int uffd, vaddr_t lo, vaddr_t hi) {
+  uffdio_register reg{};
+  reg.range.start = lo;
+  reg.range.len = hi - lo;
+  reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+  if (::ioctl(uffd, UFFDIO_REGISTER, &reg) != 0) say("vmrt: fork child: UFFDIO_REGISTER failed\n");
+}
+
+// A fork child's private anonymous region mapping: registered again, except host memory.
 void rereg_line(const maps_line& l, void* arg) {
   int uffd = *static_cast<int*>(arg);
   if (l.inode != 0 || l.shared || l.prot == PROT_NONE) return;
   if (!region_contains(l.lo)) return;
-  uffdio_register reg{};
-  reg.range.start = l.lo;
-  reg.range.len = l.hi - l.lo;
-  reg.mode = UFFDIO_REGISTER_MODE_MISSING;
-  if (::ioctl(uffd, UFFDIO_REGISTER, &reg) != 0) say("vmrt: fork child: UFFDIO_REGISTER failed\n");
+  vaddr_t lo = l.lo;
+  while (lo < l.hi) {
+    std::size_t c = idx_of(lo) >> kChunkShift;
+    vaddr_t chunk_end = va_of((c + 1) << kChunkShift);
+    vaddr_t stop = chunk_end < l.hi ? chunk_end : l.hi;
+    if (g_hostmem[c] == 0) {
+      // Extend over following non-host chunks: one registration per run.
+      while (stop < l.hi && g_hostmem[idx_of(stop) >> kChunkShift] == 0) {
+        vaddr_t nx = va_of(((idx_of(stop) >> kChunkShift) + 1) << kChunkShift);
+        stop = nx < l.hi ? nx : l.hi;
+      }
+      uffd_register(uffd, lo, stop);
+    }
+    lo = stop;
+  }
 }
 
 }  // namespace
@@ -509,13 +650,27 @@ const pmap_ops g_pmap_linux_ops = {
     op_enter,       op_remove,      op_protect,        op_reserve,     op_page_protect, op_is_modified,
     op_clear_modify, op_ts_referenced, op_page_address, op_zero_pages, op_release_pages, op_enter_lazy,
     op_copy_resident, op_zero_resident,
+    op_host_map, op_host_unmap, op_host_discard, op_host_zero_resident, op_host_copy_resident, op_host_resident,
 };
+
+// Does the host have swap?  (/proc/swaps lists more than its header line.)
+static bool host_has_swap() {
+  int fd = ::open("/proc/swaps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return true;  // cannot tell: assume it has
+  char buf[256];
+  ssize_t n = ::read(fd, buf, sizeof buf);
+  ::close(fd);
+  if (n <= 0) return true;
+  int lines = 0;
+  for (ssize_t k = 0; k < n; ++k) lines += buf[k] == '\n';
+  return lines > 1;
+}
 
 bool pmap_linux_init() {
   g_base = region_base();
   g_npages = region_size() >> PAGE_SHIFT;
   std::size_t nchunks = g_npages >> kChunkShift;
-  std::size_t bytes = g_npages * sizeof(pte) + g_npages + nchunks * sizeof(std::uint16_t) + nchunks;
+  std::size_t bytes = g_npages * sizeof(pte) + g_npages + nchunks * sizeof(std::uint16_t) + 2 * nchunks;
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) {
     say("vmrt: cannot map the software page tables\n");
@@ -526,6 +681,8 @@ bool pmap_linux_init() {
   g_bits = reinterpret_cast<std::uint8_t*>(c + g_npages * sizeof(pte));
   g_chunk = reinterpret_cast<std::uint16_t*>(c + g_npages * sizeof(pte) + g_npages);
   g_dirty = reinterpret_cast<std::uint8_t*>(g_chunk + nchunks);
+  g_hostmem = g_dirty + nchunks;
+  g_host_swap = host_has_swap();
   rt_host_vmas_add(1);  // the region reservation itself
   return true;
 }

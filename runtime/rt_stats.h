@@ -36,6 +36,8 @@ enum rt_counter : unsigned {
   RC_PAGES_ZEROED,       // frames zeroed through the direct map
   RC_PAGES_RELEASED,     // frames given back to the host (hole punched)
   RC_FORK_SETUP_FAILED,  // host forks refused: the child's physmem could not be set up
+  RC_HOST_MEM_MAPPED,    // host-memory bytes mapped (pmap host_map: heap windows)
+  RC_HOST_MEM_DISCARDS,  // host-memory discards (madvise MADV_DONTNEED)
   RC_COUNT
 };
 
@@ -68,6 +70,8 @@ inline constexpr rt_counter_info kRtCounters[RC_COUNT] = {
     {"frames zeroed", V_COUNTER_COUNT},
     {"frames released to host", V_COUNTER_COUNT},
     {"host forks refused (no memory/descriptor)", V_COUNTER_COUNT},
+    {"host memory bytes mapped", V_COUNTER_COUNT},
+    {"host memory discards", V_COUNTER_COUNT},
 };
 static_assert(sizeof(kRtCounters) / sizeof(kRtCounters[0]) == RC_COUNT, "one name per counter");
 

@@ -66,6 +66,30 @@ struct pmap_ops {
   // writing zeros only into pages the machine holds memory for (cheaper than releasing
   // pages that are about to be used again; untouched pages stay untouched).
   void (*zero_resident)(vm_page* m, vsize_t n);
+
+  // ---- Host memory (optional: null when the machine has none) ------------------------
+  // Ranges whose pages the machine itself provides (Linux: private anonymous memory):
+  // no vm_page stands behind a page, vm_fault never fills one (the map entry says
+  // MAP_ENTRY_HOSTMEM), the host fills its page tables at first touch — kernel-mode
+  // touches included — and the host's own fork shares the pages copy-on-write.  vm_heap
+  // keeps the program's heap there (see vm_heap.h for why).
+  // host_map: make [sva, eva) zero-fill memory with `prot`.  Nothing may be resident there.
+  //  => KERN_RESOURCE_SHORTAGE when the host refuses (out of host mappings).
+  kern_return_t (*host_map)(pmap* pm, vaddr_t sva, vaddr_t eva, vm_prot_t prot);
+  // host_unmap: the host memory of [sva, eva) goes back; the range is an empty
+  // reservation again (VM_PROT_NONE: an access is a fault vm_fault refuses).
+  void (*host_unmap)(pmap* pm, vaddr_t sva, vaddr_t eva);
+  // host_discard: the contents of [sva, eva) go back to the host; the range stays mapped
+  // and reads as zeros.
+  void (*host_discard)(vaddr_t sva, vaddr_t eva);
+  // host_zero_resident: make [sva, eva) read as zeros, writing only into pages the host
+  // holds (untouched pages stay untouched).
+  void (*host_zero_resident)(vaddr_t sva, vaddr_t eva);
+  // host_copy_resident: copy len bytes from src to dst (which reads as zeros), skipping
+  // the pages of src the host holds no memory for (they read as zeros).
+  void (*host_copy_resident)(vaddr_t dst, vaddr_t src, vsize_t len);
+  // host_resident: bytes of [sva, eva) the host holds memory for.
+  vsize_t (*host_resident)(vaddr_t sva, vaddr_t eva);
 };
 
 // One physical map: the translations of one vmspace, covering [min, max).

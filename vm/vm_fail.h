@@ -31,7 +31,7 @@ enum vm_fail_point : std::uint8_t {
   FP_MEMALIGN,       // shim memalign / aligned_alloc / posix_memalign / valloc / pvalloc
   FP_NEW,            // shim operator new / new[] (all forms)
   FP_KMEM,           // kmem::malloc / kmem::malloc_aligned, filterable by malloc type
-  FP_FRAME,          // physical frame allocation (vm_page_alloc_run, vm_page_alloc_contig)
+  FP_FRAME,          // physical memory: frame allocation (vm_page_alloc_run, vm_page_alloc_contig), host heap windows
   FP_MMAP,           // vm_mmap
   FP_MUNMAP,         // vm_munmap
   FP_MPROTECT,       // vm_mprotect

@@ -135,6 +135,12 @@ kern_return_t vm_fault_locked(vm_map* map, vaddr_t va, vm_fault_type type, unsig
       return KERN_INVALID_ADDRESS;
     }
   }
+  if (e->eflags & MAP_ENTRY_HOSTMEM) {
+    // The machine provides this entry's pages where they exist: a fault means the range
+    // is not host memory now (a trimmed heap window), an access to nothing.
+    vm_stat_inc(V_FAULT_HOSTMEM_TRAPS);
+    return KERN_INVALID_ADDRESS;
+  }
   if ((type & e->protection) != type) {
     vm_stat_inc(V_FAULT_PROT_TRAPS);
     return KERN_PROTECTION_FAILURE;

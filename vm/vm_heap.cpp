@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "vm/pmap.h"
+#include "vm/vm_fail.h"
 #include "vm/vm_fault.h"
 #include "vm/vm_lock.h"
 #include "vm/vm_map.h"
@@ -20,8 +21,9 @@ namespace {
 constexpr vsize_t kWindow = ptoa(VM_RESERV_NPAGES);  // one reservation: 2 MiB
 
 vm_map* g_map = nullptr;      // the vmspace's map holding the heap entry [constant after init]
+vm_heap_backing g_backing;    // [constant after init]
 vm_map* g_ranges = nullptr;   // allocated ranges, no pmap (a range allocator) [VM lock]
-vm_object* g_object = nullptr;  // the heap entry's object, pindex = (va - base) / PAGE_SIZE
+vm_object* g_object = nullptr;  // FRAMES: the heap entry's object, pindex = (va - base) / PAGE_SIZE
 vaddr_t g_base, g_end;        // [constant after init]
 vm_map* g_dirty = nullptr;    // freed ranges not yet discarded, no pmap [VM lock]
 vsize_t g_dirty_bytes;        // their size (an upper bound of the host memory they hold) [VM lock]
@@ -43,20 +45,44 @@ inline vsize_t dirty_limit() {
 }
 std::int64_t g_windows;       // populated windows [VM lock]
 
+// HOST: which windows are populated, one bit each [VM lock].  Sized for the largest
+// heap (16 TiB: 1 MiB of bits, in bss: pages of it never written cost nothing).
+constexpr vsize_t kMaxHeap = vsize_t{1} << 44;
+constexpr std::size_t kMaxWindows = kMaxHeap / kWindow;
+std::uint64_t g_populated[kMaxWindows / 64];
+static_assert(kMaxWindows % 64 == 0);
+
+inline bool host_backed() { return g_backing == VM_HEAP_HOST; }
+inline std::size_t window_index(vaddr_t w) { return (w - g_base) / kWindow; }
+inline bool bit_test(vaddr_t w) { return (g_populated[window_index(w) / 64] >> (window_index(w) % 64)) & 1; }
+inline void bit_set(vaddr_t w, bool v) {
+  std::uint64_t m = std::uint64_t{1} << (window_index(w) % 64);
+  if (v) g_populated[window_index(w) / 64] |= m;
+  else g_populated[window_index(w) / 64] &= ~m;
+}
+
 inline vm_pindex_t pindex_of(vaddr_t va) { return atop(va - g_base); }
 inline vaddr_t va_of(vm_pindex_t p) { return g_base + ptoa(p); }
 inline vaddr_t window_of(vaddr_t va) { return g_base + ((va - g_base) & ~(kWindow - 1)); }
 
-// Is the window starting at w populated?  A window is populated whole (one superpage
-// fault) and dropped whole (trim), so its first page says.
+// Is the window starting at w populated?  A window is populated whole (FRAMES: one
+// superpage fault) and dropped whole (trim), so (FRAMES) its first page says.
 //  => VM lock held.
-bool window_populated(vaddr_t w) { return vm_page_lookup(g_object, pindex_of(w)) != nullptr; }
+bool window_populated(vaddr_t w) {
+  if (host_backed()) return bit_test(w);
+  return vm_page_lookup(g_object, pindex_of(w)) != nullptr;
+}
 
 inline vaddr_t window_end(vaddr_t w) { return w + kWindow < g_end ? w + kWindow : g_end; }
 
 // Unmap the window at w and free its pages.  => VM lock held.
 void unpopulate_window_locked(vaddr_t w) {
   vaddr_t we = window_end(w);
+  if (host_backed()) {
+    pmap_machine_ops()->host_unmap(g_map->pm, w, we);
+    bit_set(w, false);
+    return;
+  }
   if (g_map->pm != nullptr) pmap_remove(g_map->pm, w, we);
   vm_pindex_t p0 = pindex_of(w), pe = pindex_of(we);
   for (vm_page* p = vm_radix_lookup_ge(&g_object->rtree, p0); p != nullptr && p->pindex < pe;
@@ -73,6 +99,14 @@ void unpopulate_window_locked(vaddr_t w) {
 kern_return_t populate_locked(vaddr_t s, vaddr_t e) {
   for (vaddr_t w = window_of(s); w < e; w += kWindow) {
     if (window_populated(w)) continue;
+    if (host_backed()) {
+      if (vm_fail_armed() && vm_fail_eval(FP_FRAME, window_end(w) - w)) return KERN_RESOURCE_SHORTAGE;  // the window's memory
+      kern_return_t kr = pmap_machine_ops()->host_map(g_map->pm, w, window_end(w), VM_PROT_DEFAULT);
+      if (kr != KERN_SUCCESS) return kr;
+      bit_set(w, true);
+      ++g_windows;
+      continue;
+    }
     // The pmap learns the heap's protection window by window (recording it for the whole
     // arena at boot would write a byte per page of it); a trimmed window keeps it, so a
     // later touch there is a zero-fill fault.
@@ -117,6 +151,11 @@ template <class F> void for_each_frame_run(vaddr_t s, vaddr_t e, F&& f) {
 //  => VM lock held.
 void discard_locked(vaddr_t s, vaddr_t e) {
   const pmap_ops* ops = pmap_machine_ops();
+  if (host_backed()) {
+    ops->host_discard(s, e);
+    vm_stat_add(V_HEAP_DISCARDED, static_cast<std::int64_t>(atop(e - s)));
+    return;
+  }
   std::int64_t n_all = 0;
   for_each_frame_run(s, e, [&](vm_page* m, vsize_t n) {
     if (ops->release_pages != nullptr) ops->release_pages(m, n);
@@ -145,8 +184,10 @@ void clean_locked(vaddr_t s, vaddr_t e) {
   if (g_dirty_bytes == 0) return;
   const pmap_ops* ops = pmap_machine_ops();
   for_each_dirty(s, e, [&](vaddr_t a, vaddr_t b) {
-    if (b - a > kCleanInPlaceMax || ops->zero_resident == nullptr) {
+    if (b - a > kCleanInPlaceMax || (!host_backed() && ops->zero_resident == nullptr)) {
       discard_locked(a, b);
+    } else if (host_backed()) {
+      ops->host_zero_resident(a, b);
     } else {
       for_each_frame_run(a, b, [&](vm_page* m, vsize_t n) { ops->zero_resident(m, n); });
     }
@@ -166,6 +207,13 @@ void flush_dirty_locked() {
 // Record [s, e) as allocated and populate its windows.
 //  => VM lock held; [s, e) free in g_ranges.  On failure nothing is recorded.
 kern_return_t take_locked(vaddr_t s, vaddr_t e) {
+  // HOST: the heap's memory is charged to physmem all the same, by what is handed out
+  // (VMRT_PHYSMEM bounds a program whatever the backing): the ranges allocated plus the
+  // frames the VM uses never exceed physmem.
+  if (host_backed() && atop(g_allocated + (e - s)) > vm_page_free_count()) {
+    vm_stat_inc(V_HEAP_PHYSMEM_REFUSED);
+    return KERN_RESOURCE_SHORTAGE;
+  }
   kern_return_t kr = vm_map_insert(g_ranges, nullptr, 0, s, e, VM_PROT_DEFAULT, VM_PROT_DEFAULT, 0, VM_INHERIT_NONE);
   if (kr != KERN_SUCCESS) return kr == KERN_NO_SPACE ? KERN_NO_SPACE : KERN_RESOURCE_SHORTAGE;
   kr = populate_locked(s, e);
@@ -219,9 +267,14 @@ bool valid_range(vaddr_t addr, vsize_t size) {
 
 }  // namespace
 
-kern_return_t vm_heap_init(vmspace* vs, vsize_t size, vaddr_t* base) {
+kern_return_t vm_heap_init(vmspace* vs, vsize_t size, vm_heap_backing backing, vaddr_t* base) {
   size = (size + kWindow - 1) & ~(kWindow - 1);
-  if (size == 0) return KERN_INVALID_ARGUMENT;
+  if (size == 0 || size > kMaxHeap) return KERN_INVALID_ARGUMENT;
+  bool host = backing == VM_HEAP_HOST;
+  const pmap_ops* ops = pmap_machine_ops();
+  if (host && (ops == nullptr || ops->host_map == nullptr || ops->host_unmap == nullptr || ops->host_discard == nullptr ||
+               ops->host_zero_resident == nullptr || ops->host_copy_resident == nullptr))
+    return KERN_NOT_SUPPORTED;
   vm_lock_guard g;
   if (g_map != nullptr) return KERN_FAILURE;
   vm_map* map = &vs->map;
@@ -229,22 +282,23 @@ kern_return_t vm_heap_init(vmspace* vs, vsize_t size, vaddr_t* base) {
   if (vm_map_findspace(map, map->min, size, kWindow, &b) != KERN_SUCCESS) return KERN_NO_SPACE;
   vm_map* ranges = vm_map_create(nullptr, b, b + size);
   vm_map* dirty = ranges != nullptr ? vm_map_create(nullptr, b, b + size) : nullptr;
-  vm_object* obj = dirty != nullptr ? vm_object_allocate(OBJT_DEFAULT, atop(size)) : nullptr;
-  if (obj == nullptr) {
+  vm_object* obj = dirty != nullptr && !host ? vm_object_allocate(OBJT_DEFAULT, atop(size)) : nullptr;
+  if (dirty == nullptr || (!host && obj == nullptr)) {
     if (dirty != nullptr) vm_map_free(dirty);
     if (ranges != nullptr) vm_map_free(ranges);
     return KERN_RESOURCE_SHORTAGE;
   }
   // Not inherited by vmspace_fork: a host fork copies the process, heap included.
-  kern_return_t kr = vm_map_insert(map, obj, 0, b, b + size, VM_PROT_DEFAULT, VM_PROT_DEFAULT,
-                                   MAP_ENTRY_SUPERPAGE | MAP_ENTRY_NOCOALESCE, VM_INHERIT_NONE);
+  std::uint16_t eflags = host ? MAP_ENTRY_HOSTMEM | MAP_ENTRY_NOCOALESCE : MAP_ENTRY_SUPERPAGE | MAP_ENTRY_NOCOALESCE;
+  kern_return_t kr = vm_map_insert(map, obj, 0, b, b + size, VM_PROT_DEFAULT, VM_PROT_DEFAULT, eflags, VM_INHERIT_NONE);
   if (kr != KERN_SUCCESS) {
-    vm_object_deallocate(obj);
+    if (obj != nullptr) vm_object_deallocate(obj);
     vm_map_free(dirty);
     vm_map_free(ranges);
     return kr;
   }
   g_map = map;
+  g_backing = backing;
   g_ranges = ranges;
   g_dirty = dirty;
   g_object = obj;
@@ -293,7 +347,8 @@ kern_return_t vm_heap_resize(vaddr_t addr, vsize_t oldsize, vsize_t newsize, vad
   kern_return_t kr = take_locked(va, va + newsize);
   if (kr != KERN_SUCCESS) return kr;
   const pmap_ops* ops = pmap_machine_ops();
-  for_each_frame_run(addr, addr + oldsize, [&](vm_page* src, vsize_t n) {
+  if (host_backed()) ops->host_copy_resident(va, addr, oldsize);
+  else for_each_frame_run(addr, addr + oldsize, [&](vm_page* src, vsize_t n) {
     vm_page* dst = vm_page_lookup(g_object, pindex_of(va) + (src->pindex - pindex_of(addr)));
     VMRT_ASSERT(dst != nullptr);
     // The destination's pages are frame-contiguous within a window; copy per window piece.
@@ -328,6 +383,21 @@ vsize_t vm_heap_trim() {
   if (g_map == nullptr) return 0;
   flush_dirty_locked();
   vsize_t freed = 0;
+  if (host_backed()) {
+    for (vaddr_t w = g_base; w < g_end; w += kWindow) {
+      if ((w - g_base) % (64 * kWindow) == 0 && g_populated[window_index(w) / 64] == 0) {
+        w += 63 * kWindow;  // 64 windows none of which is populated
+        continue;
+      }
+      if (!bit_test(w) || !vm_map_range_free(g_ranges, w, window_end(w))) continue;
+      unpopulate_window_locked(w);
+      freed += atop(window_end(w) - w);
+      --g_windows;
+      vm_stat_inc(V_HEAP_WINDOWS_TRIMMED);
+    }
+    vm_stat_set(V_HEAP_WINDOWS, g_windows);
+    return freed;
+  }
   vm_pindex_t key = 0;
   for (;;) {
     vm_page* m = vm_radix_lookup_ge(&g_object->rtree, key);
@@ -358,8 +428,10 @@ bool vm_heap_get_info(vm_heap_info* out) {
 
 vm_object* vm_heap_object() { return g_object; }
 
+vm_heap_backing vm_heap_get_backing() { return g_backing; }
+
 bool vm_heap_frame_unused(frame_t f) {
-  if (g_object == nullptr || g_dirty_bytes == 0 || f >= vm_page_array_size) return false;
+  if (g_object == nullptr || host_backed() || g_dirty_bytes == 0 || f >= vm_page_array_size) return false;
   const vm_page* m = vm_page_from_frame(f);
   if (m->object != g_object) return false;
   vm_map_entry* d;

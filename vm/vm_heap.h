@@ -1,28 +1,34 @@
-// vm_heap.h — a process's heap: one pageable anonymous entry of its vmspace, handed out in
-// page-granular ranges (the malloc arena), populated a 2 MiB reservation window at a time.
+// vm_heap.h — a process's heap: one anonymous entry of its vmspace, handed out in
+// page-granular ranges (the malloc arena), populated a 2 MiB window at a time.
 //
 // 4.4BSD's kernel malloc draws wired pages from kmem_map (McKusick et al., The Design and
 // Implementation of the 4.4BSD Operating System: "physical memory is allocated and is not
 // paged").  A program's heap is different: memory it asks for and never touches must cost
-// nothing, and freed memory must go back.  vmrt's heap is therefore
-//   - one map entry (MAP_ENTRY_SUPERPAGE) over an anonymous object covering the whole arena,
-//     so the heap is ordinary vmrt virtual memory: procstat shows it, vm_fault serves it;
-//   - populated a reservation window (2 MiB, vm_reserv) at a time, entered lazily: the window
-//     is one run of contiguous frames and one host mapping, and the host fills its page
-//     tables only for the pages the program touches (host RSS = pages touched);
+// nothing, freed memory must go back, and a host fork() of the program must share it
+// copy-on-write.  vmrt's heap is therefore
+//   - one map entry of the process vmspace covering the whole arena (procstat -v shows it);
+//   - populated a window (2 MiB) at a time when a range is handed out, so a system call never
+//     meets an unpopulated heap page under any trap backend; the host fills its page tables
+//     only for the pages the program touches (host RSS = pages touched);
 //   - handed out by range: a second vm_map without a pmap records which ranges are allocated
 //     (a range allocator like vmem), so an allocation or a free never clips the real entry;
-//   - freed by discarding: the range's frames give their host memory back (they read as
-//     zeros afterwards) but stay mapped, so the number of host mappings is at most one per
-//     populated window, whatever the pattern of allocations and frees (vm.max_map_count).
-//     Discards are deferred while little has been freed (up to a quarter of the heap in
-//     use, 1-16 MiB): a range handed out
-//     again first is zeroed where the host holds its pages, which is cheaper;
-//   - trimmed by window: a window with no allocated range left is unmapped and its frames
-//     freed (vm_heap_trim).
-// Windows are populated when a range is allocated, so system calls never meet an
-// unpopulated heap page under any trap backend; a window dropped later (trim) is populated
-// again by vm_fault when touched.
+//   - freed by discarding: the range's contents go back to the host (it reads as zeros
+//     afterwards) but stays mapped, so the number of host mappings is bounded by the windows
+//     in use whatever the pattern of allocations and frees (vm.max_map_count).  Discards are
+//     deferred while little has been freed (up to a quarter of the heap in use, 1-16 MiB): a
+//     range handed out again first is zeroed where the host holds its pages, which is cheaper;
+//   - trimmed by window: a window with no allocated range left is given back (vm_heap_trim).
+//
+// Two backings, chosen at init:
+//   VM_HEAP_HOST   (the default under the shim) — the pages are the host's own anonymous
+//     memory (pmap host_map; the entry is MAP_ENTRY_HOSTMEM).  The host's fork() shares them
+//     copy-on-write, its kernel-mode accesses never fault into vmrt, and no vm_page record
+//     exists per page.  vmrt keeps the map, the ranges, the windows and the accounting.
+//   VM_HEAP_FRAMES — the pages are vmrt frames (physmem): the entry is MAP_ENTRY_SUPERPAGE
+//     over an anonymous object, a window is one reservation (vm_reserv) entered lazily, and
+//     the frames count against physmem's size.  A host fork copies the frames in use.
+// A fault in a trimmed window: FRAMES populates it again through vm_fault; HOST refuses it
+// (nothing is mapped there: the program gets SIGSEGV, as after munmap).
 //
 // Locking: every call takes the VM lock itself; none may be called with it held or from a
 // signal handler.  No malloc.
@@ -35,11 +41,19 @@ namespace vmrt {
 struct vmspace;
 struct vm_object;
 
+enum vm_heap_backing : std::uint8_t {
+  VM_HEAP_HOST,    // host anonymous memory (pmap host_map)
+  VM_HEAP_FRAMES,  // vmrt frames (physmem), one reservation per window
+};
+
 // Create the heap: an entry of `size` bytes (rounded up to 2 MiB windows) in vs, 2 MiB
-// aligned.  *base = its start.  KERN_FAILURE if a heap exists; KERN_NO_SPACE if vs has no
-// room; KERN_RESOURCE_SHORTAGE when out of map entries or objects.
-kern_return_t vm_heap_init(vmspace* vs, vsize_t size, vaddr_t* base);
+// aligned, with the given backing.  *base = its start.  KERN_FAILURE if a heap exists;
+// KERN_NOT_SUPPORTED for VM_HEAP_HOST when the machine has no host memory ops;
+// KERN_INVALID_ARGUMENT for a size of 0 or above 16 TiB; KERN_NO_SPACE if vs has no room;
+// KERN_RESOURCE_SHORTAGE when out of map entries or objects.
+kern_return_t vm_heap_init(vmspace* vs, vsize_t size, vm_heap_backing backing, vaddr_t* base);
 bool vm_heap_exists();
+vm_heap_backing vm_heap_get_backing();
 
 // Allocate a range of `size` bytes (page multiple) aligned to `align` (power of two,
 // >= PAGE_SIZE).  Reads as zeros.  KERN_NO_SPACE when the arena has no such range,
@@ -61,7 +75,7 @@ void vm_heap_free(vaddr_t addr, vsize_t size);
 vsize_t vm_heap_trim();
 
 // Is frame f a heap page whose contents nobody needs (inside a freed range waiting to be
-// discarded)?  A host fork child need not copy it.  => VM lock held, or the process
+// discarded)?  A host fork child need not copy it.  (Always false under VM_HEAP_HOST.)  => VM lock held, or the process
 // single-threaded (host fork child).
 bool vm_heap_frame_unused(frame_t f);
 
@@ -74,6 +88,6 @@ struct vm_heap_info {
   std::uint32_t ranges;      // range records (allocated runs after merging)
 };
 bool vm_heap_get_info(vm_heap_info* out);
-vm_object* vm_heap_object();
+vm_object* vm_heap_object();  // null under VM_HEAP_HOST
 
 }  // namespace vmrt

@@ -32,6 +32,9 @@ enum vm_map_entry_flags : std::uint16_t {
   MAP_ENTRY_SUPERPAGE = 0x0020,   // zero-fill faults populate the whole 2 MiB reservation
                                   // window, entered lazily (vm_heap: the host fills its page
                                   // tables page by page as the program touches them)
+  MAP_ENTRY_HOSTMEM = 0x0040,     // the machine provides the pages (pmap host_map: vm_heap
+                                  // over host anonymous memory); no object, and vm_fault
+                                  // refuses every fault (nothing of it is mapped there)
 };
 
 struct vm_map_entry {

@@ -37,6 +37,7 @@ enum vm_counter : unsigned {
   V_FAULT_AROUND_PAGES,   // "fault-around pages"
   V_FAULT_PROT_TRAPS,     // "protection traps"
   V_FAULT_NOENTRY_TRAPS,  // "no-entry traps"
+  V_FAULT_HOSTMEM_TRAPS,  // "host-memory traps": a fault in host memory not mapped (trimmed heap)
   V_FAULT_STACK_GROW,     // "stack growth faults"
   V_FAULT_SHORTAGE,       // "faults failed for resources"
   // objects
@@ -75,6 +76,7 @@ enum vm_counter : unsigned {
   V_HEAP_GROWN_IN_PLACE,  // "heap ranges grown in place"
   V_HEAP_COPIED,          // "heap ranges moved by copy"
   V_HEAP_WINDOWS_TRIMMED, // "heap windows trimmed": unmapped, frames freed
+  V_HEAP_PHYSMEM_REFUSED, // "heap ranges refused (physmem)": host-backed heap at physmem's size
   // machine-dependent (runtime/ updates these)
   V_HOST_MMAP,            // "host mmap calls"
   V_HOST_VMAS,            // "host VMAs current" (gauge)
@@ -117,6 +119,7 @@ inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
     {V_FAULT_AROUND_PAGES, "fault-around pages"},
     {V_FAULT_PROT_TRAPS, "protection traps"},
     {V_FAULT_NOENTRY_TRAPS, "no-entry traps"},
+    {V_FAULT_HOSTMEM_TRAPS, "host-memory traps"},
     {V_FAULT_STACK_GROW, "stack growth faults"},
     {V_FAULT_SHORTAGE, "faults failed for resources"},
     {V_OBJ_ALLOC, "objects allocated"},
@@ -152,6 +155,7 @@ inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
     {V_HEAP_GROWN_IN_PLACE, "heap ranges grown in place"},
     {V_HEAP_COPIED, "heap ranges moved by copy"},
     {V_HEAP_WINDOWS_TRIMMED, "heap windows trimmed"},
+    {V_HEAP_PHYSMEM_REFUSED, "heap ranges refused (physmem)"},
     {V_HOST_MMAP, "host mmap calls"},
     {V_HOST_VMAS, "host VMAs current"},
     {V_HOST_VMAS_PEAK, "host VMAs peak"},

@@ -276,6 +276,11 @@ void vmspace_report_procstat(const vmspace* cvs, int fd) {
     unsigned depth = 0;
     if (e->eflags & MAP_ENTRY_IS_SUBMAP) {
       tp = "sm";
+    } else if (e->eflags & MAP_ENTRY_HOSTMEM) {
+      tp = "hm";  // host memory (vm_heap): resident = what the host holds
+      const pmap_ops* ops = pmap_machine_ops();
+      if (ops != nullptr && ops->host_resident != nullptr) res = static_cast<unsigned>(atop(ops->host_resident(e->start, e->end)));
+      pres = 0;
     } else if (e->object != nullptr) {
       tp = kPagerOps[e->object->type]->tag;
       ref = e->object->ref_count;

@@ -3,7 +3,8 @@
 # so the last window is short of frames): every block malloc returned before
 # its first NULL must be whole — each of its pages can be written and read back.  A 2 MiB
 # heap window populated only partly (frames ran out mid-window) once handed out blocks
-# whose tail pages were not mapped: the program died of SIGSEGV touching them.
+# whose tail pages were not mapped: the program died of SIGSEGV touching them.  Both heap
+# backings: host memory (charged to physmem by what is handed out) and vmrt frames.
 set -euo pipefail
 build=${1:?build dir}
 work=$(mktemp -d)
@@ -39,3 +40,5 @@ C
 gcc -O1 -o "$work/exhaust" "$work/exhaust.c"
 "$build/bin/vmrun" --physmem 17M -- "$work/exhaust"
 "$build/bin/vmrun" --physmem 17M --trap sigsegv -- "$work/exhaust"
+VMRT_HEAP=frames "$build/bin/vmrun" --physmem 17M -- "$work/exhaust"
+VMRT_HEAP=frames "$build/bin/vmrun" --physmem 17M --trap sigsegv -- "$work/exhaust"

@@ -8,7 +8,9 @@
 #include <cstdio>
 #include <cstring>
 #include <random>
+#include <csignal>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <fcntl.h>
 #include <vector>
@@ -228,6 +230,10 @@ TEST_CASE("bad ranges are refused; trim drops empty windows") {
 
 TEST_CASE("a freed range waiting to be discarded needs no copy in a fork child") {
   boot();
+  if (vm_heap_get_backing() != VM_HEAP_FRAMES) {
+    MESSAGE("SKIP: frames backing only (unit.vm_heap_test.frames runs it with VMRT_HEAP=frames)");
+    return;
+  }
   vm_heap_trim();
   char* p = alloc(8);
   p[0] = 1;
@@ -247,4 +253,35 @@ TEST_CASE("a freed range waiting to be discarded needs no copy in a fork child")
   REQUIRE(q == p);
   CHECK_FALSE(vm_heap_frame_unused(f));
   vm_heap_free(reinterpret_cast<vaddr_t>(q), 8 * PAGE_SIZE);
+}
+
+TEST_CASE("host backing: a trimmed window is nothing (SIGSEGV), a populated one is host memory") {
+  boot();
+  if (vm_heap_get_backing() != VM_HEAP_HOST) {
+    MESSAGE("SKIP: host backing only (unit.vm_heap_test runs it with the default VMRT_HEAP)");
+    return;
+  }
+  vm_heap_trim();
+  char* p = alloc(1024);  // 4 MiB: two windows or more, host anonymous memory
+  std::memset(p, 7, 1024 * PAGE_SIZE);
+  CHECK(host_resident(p, 1024) == 1024);
+  CHECK(vm_heap_object() == nullptr);  // no vm_page stands behind host memory
+  vm_heap_free(reinterpret_cast<vaddr_t>(p), 1024 * PAGE_SIZE);
+  vm_heap_trim();
+  // The windows went back: an access is an access to nothing, as after munmap.
+  pid_t pid = fork();
+  if (pid == 0) {
+    volatile char c = p[PAGE_SIZE];
+    (void)c;
+    _exit(0);
+  }
+  int st = 0;
+  REQUIRE(waitpid(pid, &st, 0) == pid);
+  CHECK(WIFSIGNALED(st));
+  CHECK(WTERMSIG(st) == SIGSEGV);
+  // Handed out again: zeros.
+  char* q = alloc(1024);
+  CHECK(q[0] == 0);
+  CHECK(q[1024 * PAGE_SIZE - 1] == 0);
+  vm_heap_free(reinterpret_cast<vaddr_t>(q), 1024 * PAGE_SIZE);
 }
