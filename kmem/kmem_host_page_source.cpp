@@ -10,6 +10,7 @@
 // Thread-safe: one lock around the run array; the mprotect/madvise calls are
 // made outside it, on pages the caller exclusively owns.
 #include <cstring>
+#include "vm/vm_sys.h"
 #include <new>
 #include <sys/mman.h>
 
@@ -126,7 +127,7 @@ void* host_alloc_pages(void* ctx, std::size_t npages, std::size_t align_pages, b
   std::size_t p = take_pages(hs, npages, align_pages);
   if (p == SIZE_MAX) return nullptr;
   void* a = reinterpret_cast<void*>(hs->base + (p << kPageShift));
-  if (mprotect(a, npages << kPageShift, PROT_READ | PROT_WRITE) != 0) {
+  if (vmrt::sys::mprotect(a, npages << kPageShift, PROT_READ | PROT_WRITE) != 0) {
     // The host refused (e.g. vm.max_map_count reached): the pages stay free.
     give_pages(hs, p, npages);
     return nullptr;
@@ -140,8 +141,8 @@ void host_free_pages(void* ctx, void* addr, std::size_t npages) {
   KMEM_ASSERT(a >= hs->base && (a & (kPageSize - 1)) == 0 && npages > 0 &&
                   ((a - hs->base) >> kPageShift) + npages <= hs->npages,
               "host page source: freeing pages it does not own");
-  madvise(addr, npages << kPageShift, MADV_DONTNEED);
-  mprotect(addr, npages << kPageShift, PROT_NONE);
+  vmrt::sys::madvise(addr, npages << kPageShift, MADV_DONTNEED);
+  vmrt::sys::mprotect(addr, npages << kPageShift, PROT_NONE);
   give_pages(hs, (a - hs->base) >> kPageShift, npages);
 }
 
@@ -153,11 +154,11 @@ const kmem_page_source* kmem_host_page_source(std::size_t size) {
   std::size_t npages = size >> kPageShift;
   std::size_t cap = npages / 2 + 2;
   std::size_t meta = (sizeof(host_source) + sizeof(page_run) * cap + kPageSize - 1) & ~(kPageSize - 1);
-  void* m = mmap(nullptr, meta, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* m = vmrt::sys::mmap(nullptr, meta, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (m == MAP_FAILED) return nullptr;
-  void* r = mmap(nullptr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* r = vmrt::sys::mmap(nullptr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (r == MAP_FAILED) {
-    munmap(m, meta);
+    vmrt::sys::munmap(m, meta);
     return nullptr;
   }
   host_source* hs = new (m) host_source;

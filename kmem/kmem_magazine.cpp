@@ -13,6 +13,7 @@
 // child, the caches of threads that did not survive the fork are abandoned (see
 // magazines_fork_child).
 #include <cstring>
+#include "vm/vm_sys.h"
 #include <new>
 #include <pthread.h>
 #include <sys/mman.h>
@@ -170,7 +171,7 @@ void* meta_alloc(std::size_t bytes) {
   KMEM_ASSERT(bytes <= kMetaChunk, "metadata object too large");
   kmem_guard guard(g.meta_lock);
   if (g.meta_left < bytes) {
-    void* p = mmap(nullptr, kMetaChunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* p = vmrt::sys::mmap(nullptr, kMetaChunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return nullptr;
     g.meta_cur = static_cast<char*>(p);
     g.meta_left = kMetaChunk;

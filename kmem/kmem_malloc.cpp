@@ -15,6 +15,7 @@
 // — word 1 of a free element holds its address XOR a per-process secret — or
 // a freed large block's first page).
 #include <cstring>
+#include "vm/vm_sys.h"
 #include <new>
 #include <sys/mman.h>
 #include <sys/random.h>
@@ -330,17 +331,17 @@ bool kmem_init(const kmem_page_source* src, const kmem_config& cfg) {
   g.base = src->base;
   g.size = src->size & ~static_cast<std::size_t>(kPageMask);
   g.npages = g.size >> kPageShift;
-  void* u = mmap(nullptr, g.npages * sizeof(kmemusage), PROT_READ | PROT_WRITE,
+  void* u = vmrt::sys::mmap(nullptr, g.npages * sizeof(kmemusage), PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (u == MAP_FAILED) return false;
   g.usage = static_cast<kmemusage*>(u);
-  void* pi = mmap(nullptr, g.npages, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* pi = vmrt::sys::mmap(nullptr, g.npages, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (pi == MAP_FAILED) return false;
   g.pgindx = static_cast<std::uint8_t*>(pi);
   g.diag = cfg.diagnostics;
   g.caches = cfg.thread_caches;
   if (g.diag) {
-    void* d = mmap(nullptr, g.size >> kMinBucket, PROT_READ | PROT_WRITE,
+    void* d = vmrt::sys::mmap(nullptr, g.size >> kMinBucket, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (d == MAP_FAILED) return false;
     g.diag_state = static_cast<std::uint8_t*>(d);

@@ -23,6 +23,7 @@
 #include "runtime/region.h"
 #include "runtime/rt_base.h"
 #include "runtime/rt_maps.h"
+#include "runtime/rt_mmap.h"
 #include "runtime/rt_stats.h"
 #include "runtime/runtime_internal.h"
 #include "runtime/trap.h"
@@ -307,6 +308,10 @@ runtime_config runtime_config_from_env() {
     if (std::strcmp(h, "frames") == 0) c.heap = heap_backing::frames;
     else if (std::strcmp(h, "host") != 0) say("vmrt: VMRT_HEAP=", h, ": use host or frames; using the default (host)\n");
   }
+  if (const char* m = getenv("VMRT_MMAP")) {
+    if (std::strcmp(m, "host") == 0) c.mmap_host = true;
+    else if (std::strcmp(m, "vmrt") != 0) say("vmrt: VMRT_MMAP=", m, ": use vmrt or host; using the default (vmrt)\n");
+  }
   c.stats = env_flag("VMRT_STATS");
   c.kmem_diagnostics = env_flag("VMRT_KMEM_DIAG");
   if (const char* f = getenv("VMRT_STATS_FD")) {
@@ -368,7 +373,13 @@ bool boot_vm(const runtime_config& cfg) {
     rt::say("vmrt: kmem_submap_init failed: ", kern_return_name(kr), "\n");
     return false;
   }
-  vmspace* pvs = window_vmspace(kmem + rt::kGranule, rt::WK_PROCESS, &g_process_window);
+  // The process window: the heap, then the mmap area, where the program's own anonymous
+  // mappings go (rt_mmap): half of what the region has left, the other half for the
+  // vmspaces the C API and guests create.
+  std::size_t pw = kmem + rt::kGranule;
+  std::size_t rest = rt::region_size() - g_kernel_window->size;
+  if (!cfg.mmap_host && rest > pw) pw += ((rest - pw) / 2) & ~(rt::kGranule - 1);
+  vmspace* pvs = window_vmspace(pw, rt::WK_PROCESS, &g_process_window);
   if (pvs == nullptr) return false;
   vaddr_t heap = 0;
   kr = vm_heap_init(pvs, kmem, cfg.heap == heap_backing::frames ? VM_HEAP_FRAMES : VM_HEAP_HOST, &heap);
@@ -376,6 +387,9 @@ bool boot_vm(const runtime_config& cfg) {
     rt::say("vmrt: vm_heap_init failed: ", kern_return_name(kr), "\n");
     return false;
   }
+  vm_heap_info hi{};
+  if (!cfg.mmap_host && vm_heap_get_info(&hi) && hi.base + hi.size < g_process_window->base + g_process_window->size)
+    rt::mm_area_init(vm_heap_map(), hi.base + hi.size, g_process_window->base + g_process_window->size);
   kmem::kmem_config kc;
   kc.diagnostics = cfg.kmem_diagnostics;
   if (!kmem::kmem_init(rt::kmem_heap_source(heap, kmem), kc)) {

@@ -1,5 +1,6 @@
 // physmem.cpp — the memfd frame pool and the direct map.
 #include "runtime/physmem.h"
+#include "vm/vm_sys.h"
 
 #include <cerrno>
 #include <cstdint>
@@ -115,7 +116,7 @@ void remember_identity(int fd) {
 // Give the host memory behind frames back: MADV_REMOVE on the direct map punches the same
 // hole in the memfd as fallocate would, without needing the descriptor.
 void punch(frame_t f, std::size_t n) {
-  (void)::madvise(g_direct_map + (static_cast<std::size_t>(f) << PAGE_SHIFT), n << PAGE_SHIFT, MADV_REMOVE);
+  (void)vmrt::sys::madvise(g_direct_map + (static_cast<std::size_t>(f) << PAGE_SHIFT), n << PAGE_SHIFT, MADV_REMOVE);
 }
 
 // Call f(first, count) for each run of frames in use below the allocation high-water mark
@@ -176,7 +177,7 @@ bool physmem_init(std::size_t bytes, std::size_t frame_cache) {
     say("vmrt: cannot create the physmem memfd: ", errno_name(errno), "\n");
     return false;
   }
-  void* dm = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+  void* dm = vmrt::sys::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
   if (dm == MAP_FAILED) {
     int e = errno;
     ::close(fd);
@@ -185,15 +186,15 @@ bool physmem_init(std::size_t bytes, std::size_t frame_cache) {
   }
   // pmap maps frames by duplicating direct-map pages (mremap with old size 0): a seccomp
   // filter or host that refuses it makes the VM unusable, so find out now (stage 0 then).
-  void* dup = ::mremap(dm, 0, PAGE_SIZE, MREMAP_MAYMOVE);
+  void* dup = vmrt::sys::mremap(dm, 0, PAGE_SIZE, MREMAP_MAYMOVE);
   if (dup == MAP_FAILED) {
     int e = errno;
-    ::munmap(dm, bytes);
+    vmrt::sys::munmap(dm, bytes);
     ::close(fd);
     say("vmrt: cannot duplicate direct-map pages (mremap: ", errno_name(e), ")\n");
     return false;
   }
-  ::munmap(dup, PAGE_SIZE);
+  vmrt::sys::munmap(dup, PAGE_SIZE);
   remember_identity(fd);
   ::close(fd);  // the direct map keeps the memfd alive; no descriptor stays in the program's table
   g_direct_map = static_cast<char*>(dm);
@@ -212,7 +213,7 @@ bool physmem_init(std::size_t bytes, std::size_t frame_cache) {
 }
 
 void physmem_abandon() {
-  if (g_direct_map != nullptr) ::munmap(g_direct_map, g_bytes);
+  if (g_direct_map != nullptr) vmrt::sys::munmap(g_direct_map, g_bytes);
   g_direct_map = nullptr;
   g_bytes = 0;
   g_nframes = 0;
@@ -248,7 +249,7 @@ std::size_t physmem_host_bytes() {
   std::size_t resident = 0;
   for (std::size_t f = 0; f < end; f += sizeof vec) {
     std::size_t n = end - f < sizeof vec ? end - f : sizeof vec;
-    if (::mincore(physmem_frame(static_cast<frame_t>(f)), n << PAGE_SHIFT, vec) != 0) break;
+    if (vmrt::sys::mincore(physmem_frame(static_cast<frame_t>(f)), n << PAGE_SHIFT, vec) != 0) break;
     for (std::size_t k = 0; k < n; ++k) resident += vec[k] & 1;
   }
   return resident << PAGE_SHIFT;
@@ -296,7 +297,7 @@ struct remap_ctx {
 void remap_line(const maps_line& l, void* arg) {
   remap_ctx* c = static_cast<remap_ctx*>(arg);
   if (!l.shared || l.inode != c->ino || l.dev != c->dev) return;
-  void* r = ::mmap(reinterpret_cast<void*>(l.lo), l.hi - l.lo, l.prot, MAP_SHARED | MAP_FIXED | MAP_NORESERVE,
+  void* r = vmrt::sys::mmap(reinterpret_cast<void*>(l.lo), l.hi - l.lo, l.prot, MAP_SHARED | MAP_FIXED | MAP_NORESERVE,
                    c->nfd, static_cast<off_t>(l.offset));
   rt_count(RC_HOST_MMAP);
   if (r == MAP_FAILED) c->ok = false;

@@ -1,5 +1,6 @@
 // pmap_linux.cpp — the Linux pmap: software PTEs over host mappings of physmem.
 #include "runtime/pmap_linux.h"
+#include "vm/vm_sys.h"
 
 #include <cerrno>
 #include <cstring>
@@ -62,9 +63,12 @@ std::uint16_t* g_chunk;  // resident pages per chunk [pmap lock]
 // Per chunk: 0 means every g_bits byte of the chunk is zero (never reserved, mapped or
 // refused since boot or the last window reset), so scans may skip it whole [pmap lock].
 std::uint8_t* g_dirty;
-// Per chunk: 1 when the chunk is host memory (host_map), whose pages the host provides;
-// its g_bits stay zero [pmap lock].
+// Per page: host memory (host_map), whose pages the host provides, as H_* | protection;
+// 0 when not.  Its g_bits stay zero; its chunk is marked in g_dirty [pmap lock].
 std::uint8_t* g_hostmem;
+constexpr std::uint8_t H_HOST = 0x80;
+constexpr std::uint8_t H_SHARED = 0x40;
+constexpr std::uint8_t H_PROT = 0x07;
 // The host has swap: mincore does not see swapped-out anonymous pages, so host_zero_resident
 // and host_copy_resident cannot skip the pages mincore calls absent [set at init].
 bool g_host_swap;
@@ -98,9 +102,10 @@ inline int host_resv(std::uint8_t b) {
 
 // Would the host merge pages p-1 and p into one VMA?  (p >= 1)
 bool joined(std::size_t p) {
-  std::uint8_t ha = g_hostmem[(p - 1) >> kChunkShift], hb = g_hostmem[p >> kChunkShift];
+  std::uint8_t ha = g_hostmem[p - 1], hb = g_hostmem[p];
   if (ha != hb) return false;
-  if (ha != 0) return true;  // neighbouring host memory: one anonymous VMA
+  if (ha != 0) return true;  // neighbouring host memory of one kind: one VMA (an estimate:
+                             // the host merges private anonymous neighbours, not shared ones)
   std::uint8_t a = g_bits[p - 1], b = g_bits[p];
   if ((a & B_MAPPED) != (b & B_MAPPED)) return false;
   if ((a & B_MAPPED) != 0) return mprot(a) == mprot(b) && g_pte[p].frame1 == g_pte[p - 1].frame1 + 1;
@@ -150,7 +155,7 @@ void pv_unlink(std::size_t i) {
 void host_reserve(std::size_t i, std::size_t n, vm_prot_t resv) {
   int uffd = g_uffd.load(std::memory_order_relaxed);
   int hp = uffd >= 0 ? resv : PROT_NONE;
-  void* r = ::mmap(reinterpret_cast<void*>(va_of(i)), n << PAGE_SHIFT, hp,
+  void* r = vmrt::sys::mmap(reinterpret_cast<void*>(va_of(i)), n << PAGE_SHIFT, hp,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
   rt_count(RC_HOST_MMAP);
   RT_ASSERT(r != MAP_FAILED, "cannot restore a reservation in the region (host VMA limit?)");
@@ -198,7 +203,7 @@ void remove_run(std::size_t i, std::size_t j) {
 // Change the protection of resident pages [i, j) to `prot` on the host and in the bits.
 void protect_run(std::size_t i, std::size_t j, vm_prot_t prot) {
   std::int64_t before = breaks(i, j);
-  int rc = ::mprotect(reinterpret_cast<void*>(va_of(i)), (j - i) << PAGE_SHIFT, prot);
+  int rc = vmrt::sys::mprotect(reinterpret_cast<void*>(va_of(i)), (j - i) << PAGE_SHIFT, prot);
   rt_count(RC_HOST_MPROTECT);
   RT_ASSERT(rc == 0, "mprotect of resident pages failed (host VMA limit?)");
   for (std::size_t p = i; p < j; ++p)
@@ -238,7 +243,7 @@ kern_return_t enter_run(std::size_t i, std::size_t n, frame_t f0, vm_prot_t prot
   if (same) {
     // Re-entering the frames already there: only the protection may change.
     if (!same_prot) {
-      int rc = ::mprotect(reinterpret_cast<void*>(va_of(i)), n << PAGE_SHIFT, prot);
+      int rc = vmrt::sys::mprotect(reinterpret_cast<void*>(va_of(i)), n << PAGE_SHIFT, prot);
       rt_count(RC_HOST_MPROTECT);
       if (rc != 0) return KERN_RESOURCE_SHORTAGE;
     }
@@ -246,12 +251,12 @@ kern_return_t enter_run(std::size_t i, std::size_t n, frame_t f0, vm_prot_t prot
     // A second mapping of the frames' pages, made from the direct map (mremap with old size 0
     // duplicates a shared mapping): no file descriptor involved, so nothing the program does
     // with its descriptors can redirect it.  It comes read/write; lower it when needed.
-    void* r = ::mremap(physmem_frame(f0), 0, n << PAGE_SHIFT, MREMAP_MAYMOVE | MREMAP_FIXED,
+    void* r = vmrt::sys::mremap(physmem_frame(f0), 0, n << PAGE_SHIFT, MREMAP_MAYMOVE | MREMAP_FIXED,
                        reinterpret_cast<void*>(va_of(i)));
     rt_count(RC_HOST_MMAP);
     if (r != MAP_FAILED && prot != (PROT_READ | PROT_WRITE)) {
-      if (::mprotect(r, n << PAGE_SHIFT, prot) != 0) {
-        ::mmap(r, n << PAGE_SHIFT, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+      if (vmrt::sys::mprotect(r, n << PAGE_SHIFT, prot) != 0) {
+        vmrt::sys::mmap(r, n << PAGE_SHIFT, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
         r = MAP_FAILED;
       }
       rt_count(RC_HOST_MPROTECT);
@@ -259,7 +264,7 @@ kern_return_t enter_run(std::size_t i, std::size_t n, frame_t f0, vm_prot_t prot
     if (r != MAP_FAILED && populate && g_populate.load(std::memory_order_relaxed)) {
       // A failure (host out of memory) is not an error here: the touch faults as before.
       int saved = errno;
-      if (::madvise(r, n << PAGE_SHIFT, MADV_POPULATE_READ) == 0) vm_stat_add(V_PMAP_POPULATE_PAGES, static_cast<std::int64_t>(n));
+      if (vmrt::sys::madvise(r, n << PAGE_SHIFT, MADV_POPULATE_READ) == 0) vm_stat_add(V_PMAP_POPULATE_PAGES, static_cast<std::int64_t>(n));
       else if (errno == EINVAL) g_populate.store(false, std::memory_order_relaxed);
       errno = saved;
     }
@@ -463,7 +468,7 @@ template <class F> void for_each_host_resident(frame_t f0, vsize_t n, F&& f) {
   unsigned char vec[kBatch];
   for (vsize_t k = 0; k < n; k += kBatch) {
     vsize_t c = n - k < kBatch ? n - k : kBatch;
-    if (::mincore(physmem_frame(f0 + static_cast<frame_t>(k)), c << PAGE_SHIFT, vec) != 0) {
+    if (vmrt::sys::mincore(physmem_frame(f0 + static_cast<frame_t>(k)), c << PAGE_SHIFT, vec) != 0) {
       f(k << PAGE_SHIFT, c);
       continue;
     }
@@ -503,57 +508,86 @@ void op_zero_pages(vm_page* m, vsize_t n) { physmem_zero(vm_page_frame(m), n); }
 void op_release_pages(vm_page* m, vsize_t n) { physmem_release(vm_page_frame(m), n); }
 
 // ---- host memory -------------------------------------------------------------------------
-// Private anonymous memory in the region: the host fills it at first touch (kernel-mode
-// touches too), and the host's fork shares it copy-on-write.  The chunks are marked in
-// g_hostmem; no software PTE, no pv entry, no userfaultfd registration.
+// Anonymous host memory in the region: the host fills it at first touch (kernel-mode
+// touches too), and the host's fork shares it copy-on-write (or shared, PMAP_HOST_SHARED).
+// The pages are marked in g_hostmem; no software PTE, no pv entry, no userfaultfd
+// registration.
 
-void check_chunks(const pmap* pm, vaddr_t sva, vaddr_t eva) {
-  check_range(pm, sva, eva);
-  constexpr vaddr_t kChunkBytes = vaddr_t{1} << (kChunkShift + PAGE_SHIFT);
-  RT_ASSERT(((sva - g_base) & (kChunkBytes - 1)) == 0 && ((eva - g_base) & (kChunkBytes - 1)) == 0,
-            "host memory range not 2 MiB aligned");
+void check_pages(vaddr_t sva, vaddr_t eva) {
+  RT_ASSERT(page_aligned(sva) && page_aligned(eva) && sva <= eva, "host memory range not page aligned");
+  RT_ASSERT(region_contains(sva) && (sva == eva || region_contains(eva - 1)), "host memory range outside the region");
 }
 
-kern_return_t op_host_map(pmap* pm, vaddr_t sva, vaddr_t eva, vm_prot_t prot) {
-  check_chunks(pm, sva, eva);
-  spin_guard g(g_lock);
+// Mark pages [i, e) with code h.  => pmap lock held.
+void set_hostmem(std::size_t i, std::size_t e, std::uint8_t h) {
+  std::memset(g_hostmem + i, h, e - i);
+  if (h != 0)
+    for (std::size_t c = i >> kChunkShift; c <= ((e - 1) >> kChunkShift); ++c) g_dirty[c] = 1;
+}
+
+kern_return_t host_map_locked(vaddr_t sva, vaddr_t eva, vm_prot_t prot, unsigned flags) {
   std::size_t i = idx_of(sva), e = idx_of(eva);
-  for (std::size_t c = i >> kChunkShift; c < (e >> kChunkShift); ++c)
-    RT_ASSERT(g_chunk[c] == 0 && g_hostmem[c] == 0, "host_map over resident pages or host memory");
+  for (std::size_t p = i; p < e; ++p) {
+    if (clean_chunk_at(p, e)) {
+      p += (std::size_t{1} << kChunkShift) - 1;
+      continue;
+    }
+    RT_ASSERT((g_bits[p] & B_MAPPED) == 0, "host_map over resident pages");
+  }
   std::int64_t before = breaks(i, e);
-  // Accounted like the program's own heap (no MAP_NORESERVE): under strict overcommit the
-  // window fails here, where malloc can return NULL, not at a touch.
-  void* r = ::mmap(reinterpret_cast<void*>(sva), eva - sva, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  std::int64_t replaced = 0;  // host memory there already (MAP_FIXED over a mapping)
+  for (std::size_t p = i; p < e; ++p) replaced += g_hostmem[p] != 0 ? static_cast<std::int64_t>(PAGE_SIZE) : 0;
+  // Accounted like the program's own memory (no MAP_NORESERVE unless asked): under strict
+  // overcommit the mapping fails here, where malloc or mmap can report it, not at a touch.
+  int hf = MAP_FIXED | MAP_ANONYMOUS | ((flags & PMAP_HOST_SHARED) != 0 ? MAP_SHARED : MAP_PRIVATE) |
+           ((flags & PMAP_HOST_NORESERVE) != 0 ? MAP_NORESERVE : 0) | ((flags & PMAP_HOST_POPULATE) != 0 ? MAP_POPULATE : 0);
+  void* r = vmrt::sys::mmap(reinterpret_cast<void*>(sva), eva - sva, prot, hf, -1, 0);
   rt_count(RC_HOST_MMAP);
   if (r == MAP_FAILED) {
     // A failed MAP_FIXED may have dropped what was there: restore the reservation.
+    int saved = errno;
+    std::memset(g_hostmem + i, 0, e - i);
+    rt_count(RC_HOST_MEM_MAPPED, -replaced);
     host_reserve_grouped(i, e);
     rt_host_vmas_add(breaks(i, e) - before);
+    errno = saved;
     return KERN_RESOURCE_SHORTAGE;
   }
-  for (std::size_t c = i >> kChunkShift; c < (e >> kChunkShift); ++c) g_hostmem[c] = 1;
+  set_hostmem(i, e, static_cast<std::uint8_t>(H_HOST | ((flags & PMAP_HOST_SHARED) != 0 ? H_SHARED : 0) | (prot & H_PROT)));
   rt_host_vmas_add(breaks(i, e) - before);
-  rt_count(RC_HOST_MEM_MAPPED, static_cast<std::int64_t>(eva - sva));
+  rt_count(RC_HOST_MEM_MAPPED, static_cast<std::int64_t>(eva - sva) - replaced);
   return KERN_SUCCESS;
 }
 
-void op_host_unmap(pmap* pm, vaddr_t sva, vaddr_t eva) {
-  check_chunks(pm, sva, eva);
+kern_return_t op_host_map(pmap* pm, vaddr_t sva, vaddr_t eva, vm_prot_t prot, unsigned flags) {
+  check_range(pm, sva, eva);
   spin_guard g(g_lock);
-  std::size_t i = idx_of(sva), e = idx_of(eva);
+  return host_map_locked(sva, eva, prot, flags);
+}
+
+// Host memory [i, e) back to an empty reservation.  => pmap lock held.
+void host_unmap_locked(std::size_t i, std::size_t e) {
   std::int64_t before = breaks(i, e);
-  for (std::size_t c = i >> kChunkShift; c < (e >> kChunkShift); ++c) g_hostmem[c] = 0;
+  std::int64_t bytes = 0;
+  for (std::size_t p = i; p < e; ++p) bytes += g_hostmem[p] != 0 ? static_cast<std::int64_t>(PAGE_SIZE) : 0;
+  std::memset(g_hostmem + i, 0, e - i);
   host_reserve_grouped(i, e);  // the bits are zero: an empty reservation
   rt_host_vmas_add(breaks(i, e) - before);
-  rt_count(RC_HOST_MEM_MAPPED, -static_cast<std::int64_t>(eva - sva));
+  rt_count(RC_HOST_MEM_MAPPED, -bytes);
+}
+
+void op_host_unmap(pmap* pm, vaddr_t sva, vaddr_t eva) {
+  check_range(pm, sva, eva);
+  spin_guard g(g_lock);
+  host_unmap_locked(idx_of(sva), idx_of(eva));
 }
 
 void op_host_discard(vaddr_t sva, vaddr_t eva) {
   if (sva == eva) return;
   int saved = errno;
-  int rc = ::madvise(reinterpret_cast<void*>(sva), eva - sva, MADV_DONTNEED);
+  int rc = vmrt::sys::madvise(reinterpret_cast<void*>(sva), eva - sva, MADV_DONTNEED);
   errno = saved;
-  RT_ASSERT(rc == 0, "madvise(MADV_DONTNEED) of host memory failed");
+  RT_ASSERT(rc == 0, "vmrt::sys::madvise(MADV_DONTNEED) of host memory failed");
   rt_count(RC_HOST_MEM_DISCARDS);
 }
 
@@ -565,7 +599,7 @@ template <class F> void for_each_host_page_run(vaddr_t sva, vsize_t len, F&& f) 
   vsize_t npages = len >> PAGE_SHIFT;
   for (vsize_t k = 0; k < npages; k += kBatch) {
     vsize_t c = npages - k < kBatch ? npages - k : kBatch;
-    if (g_host_swap || ::mincore(reinterpret_cast<void*>(sva + (k << PAGE_SHIFT)), c << PAGE_SHIFT, vec) != 0) {
+    if (g_host_swap || vmrt::sys::mincore(reinterpret_cast<void*>(sva + (k << PAGE_SHIFT)), c << PAGE_SHIFT, vec) != 0) {
       f(k << PAGE_SHIFT, c << PAGE_SHIFT);
       continue;
     }
@@ -605,11 +639,11 @@ vsize_t op_host_resident(vaddr_t sva, vaddr_t eva) {
   constexpr vsize_t kBatch = std::size_t{1} << kChunkShift;
   unsigned char vec[kBatch];
   for (vaddr_t a = sva; a < eva; a = va_of(((idx_of(a) >> kChunkShift) + 1) << kChunkShift)) {
-    if (!region_contains(a) || g_hostmem[idx_of(a) >> kChunkShift] == 0) continue;
+    if (!region_contains(a) || g_dirty[idx_of(a) >> kChunkShift] == 0) continue;
     vaddr_t ce = va_of(((idx_of(a) >> kChunkShift) + 1) << kChunkShift);
     vsize_t c = ((ce < eva ? ce : eva) - a) >> PAGE_SHIFT;
-    if (::mincore(reinterpret_cast<void*>(a), c << PAGE_SHIFT, vec) != 0) continue;  // not mapped: nothing held
-    for (vsize_t j = 0; j < c; ++j) n += vec[j] & 1;
+    if (vmrt::sys::mincore(reinterpret_cast<void*>(a), c << PAGE_SHIFT, vec) != 0) continue;  // not mapped: nothing held
+    for (vsize_t j = 0; j < c; ++j) n += (vec[j] & 1) != 0 && g_hostmem[idx_of(a) + j] != 0;
   }
   return n << PAGE_SHIFT;
 }
@@ -627,20 +661,14 @@ void rereg_line(const maps_line& l, void* arg) {
   int uffd = *static_cast<int*>(arg);
   if (l.inode != 0 || l.shared || l.prot == PROT_NONE) return;
   if (!region_contains(l.lo)) return;
-  vaddr_t lo = l.lo;
-  while (lo < l.hi) {
-    std::size_t c = idx_of(lo) >> kChunkShift;
-    vaddr_t chunk_end = va_of((c + 1) << kChunkShift);
-    vaddr_t stop = chunk_end < l.hi ? chunk_end : l.hi;
-    if (g_hostmem[c] == 0) {
-      // Extend over following non-host chunks: one registration per run.
-      while (stop < l.hi && g_hostmem[idx_of(stop) >> kChunkShift] == 0) {
-        vaddr_t nx = va_of(((idx_of(stop) >> kChunkShift) + 1) << kChunkShift);
-        stop = nx < l.hi ? nx : l.hi;
-      }
-      uffd_register(uffd, lo, stop);
-    }
-    lo = stop;
+  // One registration per run of pages that are not host memory.
+  std::size_t p = idx_of(l.lo), e = idx_of(l.hi);
+  while (p < e) {
+    std::size_t q = p + 1;
+    bool host = g_hostmem[p] != 0;
+    while (q < e && (g_hostmem[q] != 0) == host) ++q;
+    if (!host) uffd_register(uffd, va_of(p), va_of(q));
+    p = q;
   }
 }
 
@@ -670,8 +698,8 @@ bool pmap_linux_init() {
   g_base = region_base();
   g_npages = region_size() >> PAGE_SHIFT;
   std::size_t nchunks = g_npages >> kChunkShift;
-  std::size_t bytes = g_npages * sizeof(pte) + g_npages + nchunks * sizeof(std::uint16_t) + 2 * nchunks;
-  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  std::size_t bytes = g_npages * sizeof(pte) + g_npages + nchunks * sizeof(std::uint16_t) + nchunks + g_npages;
+  void* p = vmrt::sys::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) {
     say("vmrt: cannot map the software page tables\n");
     return false;
@@ -681,7 +709,7 @@ bool pmap_linux_init() {
   g_bits = reinterpret_cast<std::uint8_t*>(c + g_npages * sizeof(pte));
   g_chunk = reinterpret_cast<std::uint16_t*>(c + g_npages * sizeof(pte) + g_npages);
   g_dirty = reinterpret_cast<std::uint8_t*>(g_chunk + nchunks);
-  g_hostmem = g_dirty + nchunks;
+  g_hostmem = g_dirty + nchunks;  // g_npages bytes
   g_host_swap = host_has_swap();
   rt_host_vmas_add(1);  // the region reservation itself
   return true;
@@ -706,7 +734,7 @@ void pmap_linux_refuse(vaddr_t va) {
   std::size_t i = idx_of(trunc_page(va));
   if ((g_bits[i] & (B_MAPPED | B_REFUSED)) != 0) return;
   std::int64_t before = breaks(i, i + 1);
-  ::mprotect(reinterpret_cast<void*>(va_of(i)), PAGE_SIZE, PROT_NONE);
+  vmrt::sys::mprotect(reinterpret_cast<void*>(va_of(i)), PAGE_SIZE, PROT_NONE);
   rt_count(RC_HOST_MPROTECT);
   set_bits(i, static_cast<std::uint8_t>(g_bits[i] | B_REFUSED));
   rt_host_vmas_add(breaks(i, i + 1) - before);
@@ -719,9 +747,10 @@ void pmap_linux_reset(vaddr_t sva, vaddr_t eva) {
     RT_ASSERT(g_chunk[c] == 0, "window torn down with resident pages");
   std::int64_t before = breaks(i, e);
   std::memset(g_bits + i, 0, e - i);
+  std::memset(g_hostmem + i, 0, e - i);
   constexpr std::size_t kChunk = std::size_t{1} << kChunkShift;
   for (std::size_t c = (i + kChunk - 1) >> kChunkShift; (c + 1) * kChunk <= e; ++c) g_dirty[c] = 0;
-  void* r = ::mmap(reinterpret_cast<void*>(sva), eva - sva, PROT_NONE,
+  void* r = vmrt::sys::mmap(reinterpret_cast<void*>(sva), eva - sva, PROT_NONE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
   rt_count(RC_HOST_MMAP);
   RT_ASSERT(r != MAP_FAILED, "cannot reset a window");
@@ -732,6 +761,71 @@ void pmap_linux_reregister() {
   int uffd = g_uffd.load(std::memory_order_acquire);
   if (uffd < 0) return;
   maps_scan(rereg_line, &uffd);
+}
+
+int pmap_linux_host_protect(vaddr_t sva, vaddr_t eva, vm_prot_t prot) {
+  check_pages(sva, eva);
+  spin_guard g(g_lock);
+  std::size_t i = idx_of(sva), e = idx_of(eva);
+  for (std::size_t p = i; p < e; ++p) RT_ASSERT(g_hostmem[p] != 0, "host_protect of pages that are not host memory");
+  std::int64_t before = breaks(i, e);
+  if (vmrt::sys::mprotect(reinterpret_cast<void*>(sva), eva - sva, prot) != 0) return errno;
+  rt_count(RC_HOST_MPROTECT);
+  for (std::size_t p = i; p < e; ++p) g_hostmem[p] = static_cast<std::uint8_t>((g_hostmem[p] & ~H_PROT) | (prot & H_PROT));
+  rt_host_vmas_add(breaks(i, e) - before);
+  return 0;
+}
+
+int pmap_linux_host_move(vaddr_t from, vsize_t oldsize, vaddr_t to, vsize_t newsize, bool dontunmap) {
+  check_pages(from, from + oldsize);
+  check_pages(to, to + newsize);
+  spin_guard g(g_lock);
+  std::size_t i = idx_of(from), e = idx_of(from + oldsize), ti = idx_of(to), te = idx_of(to + newsize);
+  for (std::size_t p = ti; p < te; ++p)
+    RT_ASSERT((g_bits[p] & B_MAPPED) == 0 && g_hostmem[p] == 0, "host_move onto resident pages or host memory");
+  std::uint8_t code = g_hostmem[i];
+  std::int64_t before = breaks(i, e) + breaks(ti, te);
+  int fl = MREMAP_MAYMOVE | MREMAP_FIXED | (dontunmap ? MREMAP_DONTUNMAP : 0);
+  void* r = vmrt::sys::mremap(reinterpret_cast<void*>(from), oldsize, newsize, fl, reinterpret_cast<void*>(to));
+  rt_count(RC_HOST_MMAP);
+  if (r == MAP_FAILED) {
+    int err = errno;
+    // MREMAP_FIXED unmapped the destination's reservation first: put it back.
+    host_reserve_grouped(ti, te);
+    return err;
+  }
+  set_hostmem(ti, te, code);
+  if (!dontunmap) {
+    std::memset(g_hostmem + i, 0, e - i);
+    host_reserve_grouped(i, e);  // the old range is a hole in the region: reserve it again
+  }
+  rt_host_vmas_add(breaks(i, e) + breaks(ti, te) - before);
+  rt_count(RC_HOST_MEM_MAPPED, static_cast<std::int64_t>(newsize) - (dontunmap ? 0 : static_cast<std::int64_t>(oldsize)));
+  return 0;
+}
+
+int pmap_linux_host_grow(vaddr_t addr, vsize_t oldsize, vsize_t newsize) {
+  check_pages(addr, addr + newsize);
+  spin_guard g(g_lock);
+  std::size_t i = idx_of(addr), m = idx_of(addr + oldsize), e = idx_of(addr + newsize);
+  for (std::size_t p = m; p < e; ++p)
+    RT_ASSERT((g_bits[p] & B_MAPPED) == 0 && g_hostmem[p] == 0, "host_grow onto resident pages or host memory");
+  std::uint8_t code = g_hostmem[i];
+  std::int64_t before = breaks(i, e);
+  // The host grows a mapping in place only into free address space: the reservation after
+  // it goes for the call (a hole for that long; the host places its own mappings far away).
+  vmrt::sys::munmap(reinterpret_cast<void*>(addr + oldsize), newsize - oldsize);
+  void* r = vmrt::sys::mremap(reinterpret_cast<void*>(addr), oldsize, newsize, 0);
+  rt_count(RC_HOST_MMAP);
+  if (r == MAP_FAILED) {
+    int err = errno;
+    host_reserve_grouped(m, e);
+    return err;
+  }
+  set_hostmem(m, e, code);
+  rt_host_vmas_add(breaks(i, e) - before);
+  rt_count(RC_HOST_MEM_MAPPED, static_cast<std::int64_t>(newsize - oldsize));
+  return 0;
 }
 
 std::size_t pmap_linux_resident(vaddr_t sva, vaddr_t eva) {

@@ -62,6 +62,16 @@ void pmap_linux_refuse(vaddr_t va);
 void pmap_linux_reset(vaddr_t sva, vaddr_t eva);
 // Fork child (userfaultfd backend): register every reservation with the new uffd.
 void pmap_linux_reregister();
+// Host memory (pmap_ops host_map) beyond what the VM's table offers, for the program's own
+// mappings (runtime/rt_mmap).  Each returns 0 or the host's errno (nothing changed then).
+// protect: mprotect pages that are all host memory.
+int pmap_linux_host_protect(vaddr_t sva, vaddr_t eva, vm_prot_t prot);
+// move: mremap host memory [from, from + oldsize) to [to, to + newsize) (free of
+// anything), pages moved, not copied; the old range becomes an empty reservation again,
+// or (dontunmap, private memory) stays mapped and reads as zeros.
+int pmap_linux_host_move(vaddr_t from, vsize_t oldsize, vaddr_t to, vsize_t newsize, bool dontunmap);
+// grow: extend host memory [addr, addr + oldsize) in place to newsize over free pages.
+int pmap_linux_host_grow(vaddr_t addr, vsize_t oldsize, vsize_t newsize);
 // Number of resident pages in [sva, eva) (tests, reports).
 std::size_t pmap_linux_resident(vaddr_t sva, vaddr_t eva);
 

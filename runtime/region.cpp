@@ -1,5 +1,6 @@
 // region.cpp — the reserved region and the window table.
 #include "runtime/region.h"
+#include "vm/vm_sys.h"
 
 #include <sys/mman.h>
 
@@ -26,21 +27,21 @@ bool region_reserve(std::size_t size) {
   size = (size + kGranule - 1) & ~(kGranule - 1);
   // Over-reserve by one granule so the region can be granule aligned (THP-friendly, and
   // window bases are then 16 MiB aligned).
-  void* p = ::mmap(nullptr, size + kGranule, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* p = vmrt::sys::mmap(nullptr, size + kGranule, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) {
     say("vmrt: cannot reserve the guest region (mmap PROT_NONE failed)\n");
     return false;
   }
   vaddr_t raw = reinterpret_cast<vaddr_t>(p);
   vaddr_t base = (raw + kGranule - 1) & ~static_cast<vaddr_t>(kGranule - 1);
-  if (base > raw) ::munmap(p, base - raw);
+  if (base > raw) vmrt::sys::munmap(p, base - raw);
   vaddr_t end = base + size;
-  if (raw + size + kGranule > end) ::munmap(reinterpret_cast<void*>(end), raw + size + kGranule - end);
+  if (raw + size + kGranule > end) vmrt::sys::munmap(reinterpret_cast<void*>(end), raw + size + kGranule - end);
   std::size_t nslots = size >> kGranuleShift;
-  void* s = ::mmap(nullptr, nslots * sizeof(std::atomic<window*>), PROT_READ | PROT_WRITE,
+  void* s = vmrt::sys::mmap(nullptr, nslots * sizeof(std::atomic<window*>), PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (s == MAP_FAILED) {
-    ::munmap(reinterpret_cast<void*>(base), size);
+    vmrt::sys::munmap(reinterpret_cast<void*>(base), size);
     say("vmrt: cannot map the window table\n");
     return false;
   }
@@ -52,8 +53,8 @@ bool region_reserve(std::size_t size) {
 
 void region_release() {
   if (g_region_base == 0) return;
-  ::munmap(reinterpret_cast<void*>(g_region_base), g_region_size);
-  if (g_window_slots != nullptr) ::munmap(g_window_slots, (g_region_size >> kGranuleShift) * sizeof(std::atomic<window*>));
+  vmrt::sys::munmap(reinterpret_cast<void*>(g_region_base), g_region_size);
+  if (g_window_slots != nullptr) vmrt::sys::munmap(g_window_slots, (g_region_size >> kGranuleShift) * sizeof(std::atomic<window*>));
   g_window_slots = nullptr;
   g_region_base = 0;
   g_region_size = 0;

@@ -1,5 +1,6 @@
 // rt_maps.cpp — /proc/self/maps parsing without malloc.
 #include "runtime/rt_maps.h"
+#include "vm/vm_sys.h"
 
 #include <cerrno>
 #include <fcntl.h>
@@ -34,12 +35,12 @@ bool maps_scan(void (*f)(const maps_line&, void*), void* arg) {
   char* buf = nullptr;
   std::size_t len = 0;
   for (;;) {
-    void* p = ::mmap(nullptr, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* p = vmrt::sys::mmap(nullptr, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return false;
     buf = static_cast<char*>(p);
     int fd = ::open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-      ::munmap(p, cap);
+      vmrt::sys::munmap(p, cap);
       return false;
     }
     len = 0;
@@ -52,7 +53,7 @@ bool maps_scan(void (*f)(const maps_line&, void*), void* arg) {
     }
     ::close(fd);
     if (len < cap) break;
-    ::munmap(p, cap);
+    vmrt::sys::munmap(p, cap);
     cap *= 4;
   }
   const char* p = buf;
@@ -79,7 +80,7 @@ bool maps_scan(void (*f)(const maps_line&, void*), void* arg) {
     l.inode = parse_dec(q);
     f(l, arg);
   }
-  ::munmap(buf, cap);
+  vmrt::sys::munmap(buf, cap);
   return true;
 }
 

@@ -38,6 +38,7 @@ enum rt_counter : unsigned {
   RC_FORK_SETUP_FAILED,  // host forks refused: the child's physmem could not be set up
   RC_HOST_MEM_MAPPED,    // host-memory bytes mapped (pmap host_map: heap windows)
   RC_HOST_MEM_DISCARDS,  // host-memory discards (madvise MADV_DONTNEED)
+  RC_MMAP_TO_HOST,       // program mmaps passed to the host: no room in the mmap area
   RC_COUNT
 };
 
@@ -72,6 +73,7 @@ inline constexpr rt_counter_info kRtCounters[RC_COUNT] = {
     {"host forks refused (no memory/descriptor)", V_COUNTER_COUNT},
     {"host memory bytes mapped", V_COUNTER_COUNT},
     {"host memory discards", V_COUNTER_COUNT},
+    {"program mmaps passed to the host (no room)", V_COUNTER_COUNT},
 };
 static_assert(sizeof(kRtCounters) / sizeof(kRtCounters[0]) == RC_COUNT, "one name per counter");
 

@@ -1,5 +1,6 @@
 // trap.cpp — SIGSEGV/SIGBUS handler and the userfaultfd handler thread.
 #include "runtime/trap.h"
+#include "vm/vm_sys.h"
 
 #include <atomic>
 #include <cerrno>
@@ -90,10 +91,10 @@ void install_altstack(void* uc = nullptr) {
   t_altstack = true;
   stack_t cur;
   if (::sigaltstack(nullptr, &cur) == 0 && (cur.ss_flags & SS_DISABLE) == 0) return;
-  void* p = ::mmap(nullptr, kAltStackSize + PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+  void* p = vmrt::sys::mmap(nullptr, kAltStackSize + PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                    -1, 0);
   if (p == MAP_FAILED) return;
-  ::mprotect(p, PAGE_SIZE, PROT_NONE);  // guard page below the stack
+  vmrt::sys::mprotect(p, PAGE_SIZE, PROT_NONE);  // guard page below the stack
   stack_t ss{};
   ss.ss_sp = static_cast<char*>(p) + PAGE_SIZE;
   ss.ss_size = kAltStackSize;

@@ -19,6 +19,13 @@ namespace vmrt {
 struct vm_page;
 struct pmap;
 
+// How host memory is made (host_map).
+enum pmap_host_flags : unsigned {
+  PMAP_HOST_SHARED = 0x1,     // shared with host fork children (MAP_SHARED|MAP_ANONYMOUS)
+  PMAP_HOST_NORESERVE = 0x2,  // not charged to the host's commit limit (MAP_NORESERVE)
+  PMAP_HOST_POPULATE = 0x4,   // host pages now (MAP_POPULATE)
+};
+
 struct pmap_ops {
   // enter: map `npages` pages at va .. va + npages*PAGE_SIZE (pages[i] at va + i*PAGE_SIZE)
   // with `prot`, replacing whatever was mapped there.
@@ -73,9 +80,10 @@ struct pmap_ops {
   // MAP_ENTRY_HOSTMEM), the host fills its page tables at first touch — kernel-mode
   // touches included — and the host's own fork shares the pages copy-on-write.  vm_heap
   // keeps the program's heap there (see vm_heap.h for why).
-  // host_map: make [sva, eva) zero-fill memory with `prot`.  Nothing may be resident there.
-  //  => KERN_RESOURCE_SHORTAGE when the host refuses (out of host mappings).
-  kern_return_t (*host_map)(pmap* pm, vaddr_t sva, vaddr_t eva, vm_prot_t prot);
+  // host_map: make [sva, eva) zero-fill memory with `prot` (flags: pmap_host_flags).
+  // Nothing may be resident there.
+  //  => KERN_RESOURCE_SHORTAGE when the host refuses (out of host mappings or memory).
+  kern_return_t (*host_map)(pmap* pm, vaddr_t sva, vaddr_t eva, vm_prot_t prot, unsigned flags);
   // host_unmap: the host memory of [sva, eva) goes back; the range is an empty
   // reservation again (VM_PROT_NONE: an access is a fault vm_fault refuses).
   void (*host_unmap)(pmap* pm, vaddr_t sva, vaddr_t eva);

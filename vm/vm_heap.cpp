@@ -101,7 +101,7 @@ kern_return_t populate_locked(vaddr_t s, vaddr_t e) {
     if (window_populated(w)) continue;
     if (host_backed()) {
       if (vm_fail_armed() && vm_fail_eval(FP_FRAME, window_end(w) - w)) return KERN_RESOURCE_SHORTAGE;  // the window's memory
-      kern_return_t kr = pmap_machine_ops()->host_map(g_map->pm, w, window_end(w), VM_PROT_DEFAULT);
+      kern_return_t kr = pmap_machine_ops()->host_map(g_map->pm, w, window_end(w), VM_PROT_DEFAULT, 0);
       if (kr != KERN_SUCCESS) return kr;
       bit_set(w, true);
       ++g_windows;
@@ -429,6 +429,8 @@ bool vm_heap_get_info(vm_heap_info* out) {
 vm_object* vm_heap_object() { return g_object; }
 
 vm_heap_backing vm_heap_get_backing() { return g_backing; }
+
+vm_map* vm_heap_map() { return g_map; }
 
 bool vm_heap_frame_unused(frame_t f) {
   if (g_object == nullptr || host_backed() || g_dirty_bytes == 0 || f >= vm_page_array_size) return false;

@@ -89,5 +89,7 @@ struct vm_heap_info {
 };
 bool vm_heap_get_info(vm_heap_info* out);
 vm_object* vm_heap_object();  // null under VM_HEAP_HOST
+struct vm_map;
+vm_map* vm_heap_map();        // the map holding the heap (its vmspace's)
 
 }  // namespace vmrt

@@ -146,7 +146,10 @@ bool mergeable(const vm_map_entry* a, const vm_map_entry* b) {
   if (a->end != b->start) return false;
   if (((a->eflags | b->eflags) & (MAP_ENTRY_IS_SUBMAP | MAP_ENTRY_NOCOALESCE)) != 0) return false;
   if (a->object != b->object) return false;
-  if (a->object != nullptr && a->offset + (a->end - a->start) != b->offset) return false;
+  // Host memory entries (no object) carry their identity in offset (rt_mmap): contiguous
+  // offsets are one mapping's pieces.
+  if ((a->object != nullptr || (a->eflags & MAP_ENTRY_HOSTMEM) != 0) && a->offset + (a->end - a->start) != b->offset)
+    return false;
   return a->protection == b->protection && a->max_protection == b->max_protection &&
          a->inheritance == b->inheritance && a->advice == b->advice && a->eflags == b->eflags &&
          a->wired_count == b->wired_count;
@@ -265,6 +268,7 @@ kern_return_t vm_map_insert(vm_map* map, vm_object* object, vm_ooffset_t offset,
       (prev->eflags & (MAP_ENTRY_IS_SUBMAP | MAP_ENTRY_NOCOALESCE | MAP_ENTRY_NEEDS_COPY)) == 0 &&
       prev->eflags == eflags && prev->protection == prot && prev->max_protection == maxprot &&
       prev->inheritance == inherit && prev->advice == VM_ADVICE_NORMAL && prev->wired_count == 0 &&
+      ((eflags & MAP_ENTRY_HOSTMEM) == 0 || prev->offset + (prev->end - prev->start) == offset) &&
       (prev->object == nullptr ||
        vm_object_coalesce(prev->object, atop(prev->offset + (prev->end - prev->start)), atop(end - start)))) {
     prev->end = end;
@@ -281,7 +285,7 @@ kern_return_t vm_map_insert(vm_map* map, vm_object* object, vm_ooffset_t offset,
   e->start = start;
   e->end = end;
   e->object = object;
-  e->offset = object != nullptr ? offset : 0;
+  e->offset = object != nullptr || (eflags & MAP_ENTRY_HOSTMEM) != 0 ? offset : 0;
   e->protection = prot;
   e->max_protection = maxprot;
   e->inheritance = inherit;
@@ -367,10 +371,8 @@ void vm_map_clip_start(vm_map* map, vm_map_entry* e, vaddr_t addr) {
   VMRT_ASSERT(n != nullptr);  // TODO: reserve entries ahead of clips
   *n = *e;
   n->end = addr;
-  if (e->object != nullptr) {
-    e->offset += addr - e->start;
-    vm_object_reference(e->object);
-  }
+  e->offset += addr - e->start;  // (host memory entries: their identity, see mergeable)
+  if (e->object != nullptr) vm_object_reference(e->object);
   e->start = addr;
   link_after(map, e->prev, n);
   vm_stat_inc(V_MAP_CLIPS);
@@ -383,10 +385,8 @@ void vm_map_clip_end(vm_map* map, vm_map_entry* e, vaddr_t addr) {
   VMRT_ASSERT(n != nullptr);
   *n = *e;
   n->start = addr;
-  if (e->object != nullptr) {
-    n->offset += addr - e->start;
-    vm_object_reference(e->object);
-  }
+  n->offset += addr - e->start;
+  if (e->object != nullptr) vm_object_reference(e->object);
   e->end = addr;
   link_after(map, e, n);
   vm_stat_inc(V_MAP_CLIPS);

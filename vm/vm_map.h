@@ -49,7 +49,8 @@ struct vm_map_entry {
   vaddr_t end;                 // [VM lock]
   vm_object* object;           // null until first fault for anonymous memory [VM lock]
   vm_map* submap;              // with MAP_ENTRY_IS_SUBMAP [VM lock]
-  vm_ooffset_t offset;         // byte offset of start in object [VM lock]
+  vm_ooffset_t offset;         // byte offset of start in object; MAP_ENTRY_HOSTMEM: the
+                               // mapping's identity (entries merge only when contiguous) [VM lock]
   vm_prot_t protection;        // [VM lock]
   vm_prot_t max_protection;    // [VM lock]
   vm_inherit_t inheritance;    // [VM lock]

@@ -77,6 +77,12 @@ enum vm_counter : unsigned {
   V_HEAP_COPIED,          // "heap ranges moved by copy"
   V_HEAP_WINDOWS_TRIMMED, // "heap windows trimmed": unmapped, frames freed
   V_HEAP_PHYSMEM_REFUSED, // "heap ranges refused (physmem)": host-backed heap at physmem's size
+  V_PROG_MMAPS,           // "program mmaps served": the shim's mmap answered by vmrt (rt_mmap)
+  V_PROG_MUNMAPS,         // "program munmaps served"
+  V_PROG_MPROTECTS,       // "program mprotects served"
+  V_PROG_MADVISES,        // "program madvises served"
+  V_MREMAP_MOVES,         // "mremap moves": pages moved to a new address, not copied
+  V_MREMAP_IN_PLACE,      // "mremap resized in place"
   // machine-dependent (runtime/ updates these)
   V_HOST_MMAP,            // "host mmap calls"
   V_HOST_VMAS,            // "host VMAs current" (gauge)
@@ -156,6 +162,12 @@ inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
     {V_HEAP_COPIED, "heap ranges moved by copy"},
     {V_HEAP_WINDOWS_TRIMMED, "heap windows trimmed"},
     {V_HEAP_PHYSMEM_REFUSED, "heap ranges refused (physmem)"},
+    {V_PROG_MMAPS, "program mmaps served"},
+    {V_PROG_MUNMAPS, "program munmaps served"},
+    {V_PROG_MPROTECTS, "program mprotects served"},
+    {V_PROG_MADVISES, "program madvises served"},
+    {V_MREMAP_MOVES, "mremap moves"},
+    {V_MREMAP_IN_PLACE, "mremap resized in place"},
     {V_HOST_MMAP, "host mmap calls"},
     {V_HOST_VMAS, "host VMAs current"},
     {V_HOST_VMAS_PEAK, "host VMAs peak"},

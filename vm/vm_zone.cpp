@@ -1,5 +1,6 @@
 // vm_zone.cpp — slab zones over raw mmap.
 #include "vm/vm_zone.h"
+#include "vm/vm_sys.h"
 
 #include <cstring>
 #include <sys/mman.h>
@@ -12,7 +13,7 @@ namespace {
 vm_zone* g_zones = nullptr;  // registry [VM lock]
 
 bool zone_grow(vm_zone* z) {
-  void* p = mmap(nullptr, kZoneSlabBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* p = vmrt::sys::mmap(nullptr, kZoneSlabBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return false;
   z->slabs++;
   char* base = static_cast<char*>(p);

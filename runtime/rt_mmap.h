@@ -1,0 +1,60 @@
+// rt_mmap.h — the program's own anonymous mappings, served by vmrt (the shim's mmap family).
+//
+// The process vmspace's window holds the heap (vm/vm_heap) and, above it, the mmap area:
+// a program's anonymous mmap lands there as a map entry of the process vmspace
+// (MAP_ENTRY_HOSTMEM: procstat -v lists it; the VM's map keeps its protection and
+// inheritance) whose pages are host anonymous memory (pmap host_map), private or shared
+// as asked — so the host's own fork shares them copy-on-write (or shared, MAP_SHARED),
+// kernel-mode accesses never fault, and MADV_FREE, MADV_DONTFORK, MADV_WIPEONFORK, mlock
+// act as they do natively.  munmap puts the area's reservation back (the host never
+// places its own mappings there).
+//
+// Each call either answers (mm_handled: the result and errno are Linux's for the same
+// call) or passes (mm_host: the caller makes the host call unchanged):
+//   - file mappings (the vnode pager is future work), exotic flags (MAP_GROWSDOWN,
+//     MAP_HUGETLB, MAP_LOCKED, MAP_32BIT, MAP_SHARED_VALIDATE, MAP_SYNC, ...), prot bits
+//     beyond read/write/exec, and calls whose arguments the host refuses anyway — the host
+//     answers them identically;
+//   - ranges wholly outside the mmap area (the heap, the host's own mappings);
+//   - a request the area has no room for (counted: "mmaps passed to the host (no room)").
+// A range that straddles the area's edge is refused by vmrt only for munmap (each side
+// handled by its owner); for the other calls it goes to the host as a whole (rare:
+// programs work on ranges they mapped).
+//
+// Locking: each call takes the VM lock; none may be called with it held or from a signal
+// handler.  No malloc.
+#pragma once
+
+#include <cstddef>
+#include <sys/types.h>
+
+#include "vm/vm_types.h"
+
+namespace vmrt {
+struct vm_map;
+}
+
+namespace vmrt::rt {
+
+// The area [lo, hi) of map (the process vmspace's), above the heap.  Once, at boot.
+void mm_area_init(vm_map* map, vaddr_t lo, vaddr_t hi);
+bool mm_area_ready();
+
+enum class mm_route : unsigned char { handled, host };
+
+struct mm_answer {
+  long value;  // the call's return value (an address for mmap/mremap, else 0 or -1)
+  int err;     // errno when value is -1 (or MAP_FAILED)
+};
+
+mm_route mm_mmap(void* addr, std::size_t len, int prot, int flags, int fd, off_t off, mm_answer* out);
+mm_route mm_munmap(void* addr, std::size_t len, mm_answer* out);
+mm_route mm_mprotect(void* addr, std::size_t len, int prot, mm_answer* out);
+mm_route mm_madvise(void* addr, std::size_t len, int advice, mm_answer* out);
+mm_route mm_mremap(void* old_addr, std::size_t old_len, std::size_t new_len, int flags, void* new_addr, mm_answer* out);
+mm_route mm_mincore(void* addr, std::size_t len, unsigned char* vec, mm_answer* out);
+mm_route mm_msync(void* addr, std::size_t len, int flags, mm_answer* out);
+// mlock (lock) / munlock.
+mm_route mm_mlock(const void* addr, std::size_t len, bool lock, mm_answer* out);
+
+}  // namespace vmrt::rt
