@@ -16,6 +16,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "runtime/rt_config.h"
+
 namespace vmrt {
 
 enum class trap_backend : std::uint8_t {
@@ -46,15 +48,10 @@ inline constexpr const char* kSizingReasonNames[] = {
 static_assert(sizeof(kSizingReasonNames) / sizeof(kSizingReasonNames[0]) ==
               static_cast<unsigned>(sizing_reason::stage0_failed) + 1);
 
-// Accepted ranges of the size variables (the runtime refuses anything else; vmrun rejects
-// the same values with exit status 2).
-struct size_limits {
-  std::size_t min, max;
-};
-inline constexpr size_limits kRegionSizeLimits{std::size_t{64} << 20, std::size_t{1} << 44};
-inline constexpr size_limits kPhysmemSizeLimits{std::size_t{16} << 20, std::size_t{1} << 44};
-inline constexpr size_limits kKmemSizeLimits{std::size_t{16} << 20, std::size_t{1} << 43};
-inline constexpr size_limits kFrameCacheSizeLimits{0, std::size_t{1} << 44};
+// Accepted ranges of the variables: runtime/rt_config.h (shared with vmrun, which
+// refuses the values the runtime would refuse, with exit status 2).
+static_assert(static_cast<unsigned>(trap_backend::sigsegv) == 1 && static_cast<unsigned>(trap_backend::userfaultfd) == 2,
+              "trap_backend ordinals index kTrapModeNames");
 
 // Configuration, from the environment; every variable is documented in `vmrun --help`.
 struct runtime_config {

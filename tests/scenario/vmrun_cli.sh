@@ -92,4 +92,54 @@ grep -q 'defines its own malloc' "$TMP/own.err" || fail "no warning for a progra
 "$VMRUN" -- sort </dev/null 2>"$TMP/sort.err"
 grep -q 'own malloc' "$TMP/sort.err" && fail "spurious own-malloc warning for sort"
 
-note "ok: help, status, signals, stdio, LD_PRELOAD, children, errors"
+# Every VMRT_* value the runtime would refuse is refused by vmrun (exit 2, the accepted
+# range named, nothing run), whether it comes from an option or the inherited environment;
+# the runtime and vmrun share one parser and table (runtime/rt_config.h).
+refused() {  # refused EXPECTED-TEXT ENV... -- VMRUN-OPTIONS...
+  local want=$1; shift
+  local envs=()
+  while [ "$1" != -- ]; do envs+=("$1"); shift; done
+  shift
+  rm -f "$TMP/ran"
+  local st=0
+  env "${envs[@]}" "$VMRUN" "$@" -- touch "$TMP/ran" 2>"$TMP/refused.err" || st=$?
+  [ $st -eq 2 ] || fail "${envs[*]} $*: status $st (want 2): $(cat "$TMP/refused.err")"
+  [ ! -e "$TMP/ran" ] || fail "${envs[*]} $*: the program ran although the value was refused"
+  grep -qF -- "$want" "$TMP/refused.err" || fail "${envs[*]} $*: message lacks '$want': $(cat "$TMP/refused.err")"
+}
+refused '--physmem=8M: out of range (accepted: 16M .. 16T)' -- --physmem 8M
+refused 'VMRT_PHYSMEM=8M: out of range (accepted: 16M .. 16T)' VMRT_PHYSMEM=8M --
+refused 'accepted: 16M .. 16T' VMRT_PHYSMEM=16777215 --
+refused 'VMRT_PHYSMEM=: not a size' VMRT_PHYSMEM= --
+refused 'VMRT_REGION_SIZE=32M: out of range (accepted: 64M .. 16T)' VMRT_REGION_SIZE=32M --
+refused 'VMRT_KMEM_SIZE=9T: out of range (accepted: 16M .. 8T)' VMRT_KMEM_SIZE=9T --
+refused 'VMRT_FRAME_CACHE=lots: not a size' VMRT_FRAME_CACHE=lots --
+refused 'VMRT_FRAME_CACHE=17T: out of range (accepted: 0 .. 16T)' VMRT_FRAME_CACHE=17T --
+refused 'VMRT_TRAP=bogus: not a trap backend (accepted: auto, sigsegv, userfaultfd)' VMRT_TRAP=bogus --
+refused 'VMRT_STATS_FD=99999999: descriptor out of range (accepted: 0 .. 1048575)' VMRT_STATS_FD=99999999 --
+refused '--stats-fd=99999999: descriptor out of range' -- --stats-fd 99999999
+refused 'VMRT_STATS_FD=-1: not a file descriptor number' VMRT_STATS_FD=-1 --
+refused 'more than half the region (64G, the default): the runtime would clamp it to 32G' -- --kmem-size 40G
+refused 'more than half the region (1G)' -- --kmem-size 1G --region 1G
+# An option overrides the inherited variable, and is what is checked.
+VMRT_PHYSMEM=8M "$VMRUN" --physmem 1G -- true || fail "--physmem 1G over VMRT_PHYSMEM=8M was refused"
+# Accepted values still run, at the boundaries too, with no warning from the runtime.
+for ok in "--physmem 16M" "--physmem 1G --kmem-size 32G" "--kmem-size 40G --region 80G" "--trap uffd" \
+          "--stats-fd 1048575"; do
+  # shellcheck disable=SC2086
+  "$VMRUN" $ok -- bash -c 'echo ran' >"$TMP/ok.out" 2>"$TMP/ok.err" || fail "vmrun $ok: status $?: $(cat "$TMP/ok.err")"
+  [ "$(cat "$TMP/ok.out")" = ran ] || fail "vmrun $ok did not run the program"
+  ! grep -q '^vmrt:' "$TMP/ok.err" || fail "vmrun $ok: the runtime complained: $(cat "$TMP/ok.err")"
+done
+# The runtime refuses (message, default) exactly what vmrun refuses: the same table.
+shim=$BUILD/lib/libvmrt_malloc.so
+for kv in VMRT_PHYSMEM=8M VMRT_PHYSMEM=16M VMRT_PHYSMEM=1g VMRT_PHYSMEM=1GB VMRT_PHYSMEM=1GiB VMRT_REGION_SIZE=63M \
+          VMRT_KMEM_SIZE=0 VMRT_FRAME_CACHE=0 VMRT_TRAP=uffd VMRT_TRAP=SIGSEGV VMRT_STATS_FD=1048576 VMRT_STATS_FD=7; do
+  vst=0; env "$kv" "$VMRUN" -- true 2>/dev/null || vst=$?
+  env "$kv" LD_PRELOAD="$shim" bash -c 'echo x' 2>"$TMP/rt.err" >/dev/null
+  if grep -q "^vmrt: ${kv%%=*}=" "$TMP/rt.err"; then rt=refused; else rt=accepted; fi
+  if [ $vst -eq 2 ]; then vm=refused; else vm=accepted; fi
+  [ "$rt" = "$vm" ] || fail "$kv: the runtime $rt it, vmrun $vm it: $(cat "$TMP/rt.err")"
+done
+
+note "ok: help, status, signals, stdio, LD_PRELOAD, children, errors, every refused VMRT_* value"

@@ -1,0 +1,129 @@
+// rt_config.h — the VMRT_* configuration variables: one table of names, kinds and
+// accepted ranges, one parser, one message format.  Shared by the runtime (boot.cpp reads
+// the environment; an invalid value there gets the message and the default) and by the
+// launcher (vmrun refuses the same values with exit status 2 before running anything),
+// so the two cannot disagree about what is valid.
+//
+// Everything here is callable from inside malloc and the dynamic loader: no allocation,
+// no locks, no exceptions.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace vmrt {
+
+// Accepted range of a numeric variable, both ends included.
+struct size_limits {
+  std::size_t min, max;
+};
+
+enum class config_var : std::uint8_t {
+  region_size,  // VMRT_REGION_SIZE
+  physmem,      // VMRT_PHYSMEM
+  kmem_size,    // VMRT_KMEM_SIZE
+  frame_cache,  // VMRT_FRAME_CACHE
+  trap,         // VMRT_TRAP
+  stats_fd,     // VMRT_STATS_FD
+  stats,        // VMRT_STATS
+  kmem_diag,    // VMRT_KMEM_DIAG
+  count
+};
+
+enum class config_kind : std::uint8_t {
+  size,       // digits with an optional K/M/G/T suffix and an optional B: bytes in lim
+  trap_mode,  // one of kTrapModeNames (index = trap_backend ordinal)
+  fd,         // a decimal descriptor number in lim
+  flag,       // any value: empty or "0" is off, anything else on (nothing is refused)
+};
+
+struct config_var_info {
+  config_var var;
+  const char* env;     // the environment variable
+  const char* option;  // vmrun's option setting it (nullptr: environment only)
+  config_kind kind;
+  size_limits lim;     // size and fd kinds
+};
+
+// Descriptors above the kernel's largest possible table (fs.nr_open's ceiling) cannot be open.
+inline constexpr std::size_t kMaxStatsFd = (std::size_t{1} << 20) - 1;
+
+inline constexpr config_var_info kConfigVars[] = {
+    {config_var::region_size, "VMRT_REGION_SIZE", "--region", config_kind::size,
+     {std::size_t{64} << 20, std::size_t{1} << 44}},
+    {config_var::physmem, "VMRT_PHYSMEM", "--physmem", config_kind::size,
+     {std::size_t{16} << 20, std::size_t{1} << 44}},
+    {config_var::kmem_size, "VMRT_KMEM_SIZE", "--kmem-size", config_kind::size,
+     {std::size_t{16} << 20, std::size_t{1} << 43}},
+    {config_var::frame_cache, "VMRT_FRAME_CACHE", nullptr, config_kind::size, {0, std::size_t{1} << 44}},
+    {config_var::trap, "VMRT_TRAP", "--trap", config_kind::trap_mode, {0, 0}},
+    {config_var::stats_fd, "VMRT_STATS_FD", "--stats-fd", config_kind::fd, {0, kMaxStatsFd}},
+    {config_var::stats, "VMRT_STATS", "--stats", config_kind::flag, {0, 0}},
+    {config_var::kmem_diag, "VMRT_KMEM_DIAG", "--kmem-diag", config_kind::flag, {0, 0}},
+};
+inline constexpr std::size_t kConfigVarCount = sizeof(kConfigVars) / sizeof(kConfigVars[0]);
+static_assert(kConfigVarCount == static_cast<std::size_t>(config_var::count));
+
+constexpr bool config_table_in_order() {
+  for (std::size_t i = 0; i < kConfigVarCount; ++i) {
+    if (static_cast<std::size_t>(kConfigVars[i].var) != i) return false;
+    const size_limits& l = kConfigVars[i].lim;
+    if ((kConfigVars[i].kind == config_kind::size || kConfigVars[i].kind == config_kind::fd) && l.min > l.max)
+      return false;
+  }
+  return true;
+}
+static_assert(config_table_in_order(), "kConfigVars: one row per config_var, in enum order, min <= max");
+
+constexpr const config_var_info& config_info(config_var v) { return kConfigVars[static_cast<std::size_t>(v)]; }
+
+// The ranges by name (boot.cpp and region.h pin their own constants against these).
+inline constexpr size_limits kRegionSizeLimits = config_info(config_var::region_size).lim;
+inline constexpr size_limits kPhysmemSizeLimits = config_info(config_var::physmem).lim;
+inline constexpr size_limits kKmemSizeLimits = config_info(config_var::kmem_size).lim;
+inline constexpr size_limits kFrameCacheSizeLimits = config_info(config_var::frame_cache).lim;
+static_assert(kKmemSizeLimits.max <= kRegionSizeLimits.max / 2, "kmem may use at most half the region");
+
+// VMRT_TRAP values; the index is the trap_backend ordinal (boot.h pins it).  "uffd" is an
+// accepted alias of "userfaultfd" (kTrapModeAliasOf gives the index it stands for).
+inline constexpr const char* kTrapModeNames[] = {"auto", "sigsegv", "userfaultfd", "uffd"};
+inline constexpr std::uint8_t kTrapModeAliasOf[] = {0, 1, 2, 2};
+static_assert(sizeof(kTrapModeNames) / sizeof(kTrapModeNames[0]) == sizeof(kTrapModeAliasOf));
+
+// The region is reserved in granules; kmem may use at most half of it (boot_vm).
+inline constexpr std::size_t kConfigRegionGranule = std::size_t{16} << 20;
+// Default region when VMRT_REGION_SIZE is not set (and no limit scales it).
+inline constexpr std::size_t kDefaultRegionSize = std::size_t{64} << 30;
+static_assert(kDefaultRegionSize >= kRegionSizeLimits.min && kDefaultRegionSize <= kRegionSizeLimits.max);
+
+enum class config_status : std::uint8_t { ok, malformed, out_of_range };
+
+// Parse "123", "64K", "16M", "4G", "1T" (optional trailing B).  False on garbage,
+// an empty string or overflow.
+bool config_parse_size(const char* s, std::size_t* out);
+
+// Parse the text of variable v: *out gets bytes (size), the descriptor (fd), the
+// trap_backend ordinal (trap_mode) or 0/1 (flag).  *out is untouched unless ok.
+config_status config_parse(config_var v, const char* text, std::uint64_t* out);
+
+// The largest kmem a region of `region` bytes allows (boot_vm clamps anything larger).
+constexpr std::size_t config_kmem_max_for_region(std::size_t region) {
+  std::size_t r = region < kRegionSizeLimits.min ? kRegionSizeLimits.min
+                  : region > kRegionSizeLimits.max ? kRegionSizeLimits.max
+                                                   : region;
+  r = (r + kConfigRegionGranule - 1) & ~(kConfigRegionGranule - 1);
+  return r / 2;
+}
+static_assert(config_kmem_max_for_region(kDefaultRegionSize) == std::size_t{32} << 30);
+
+// One line (no newline) describing why `text` was refused for v, e.g.
+//   "VMRT_PHYSMEM=8M: out of range (accepted: 16M .. 16T)"
+// `origin` names where the value came from (the variable, or vmrun's option); nullptr:
+// the variable's name.  Writes at most cap bytes into buf, NUL-terminated; returns buf.
+const char* config_describe(config_var v, const char* origin, const char* text, config_status st, char* buf,
+                            std::size_t cap);
+
+// Writes a size the way the messages do: 16T, 4G, 512M, or bytes.  Same contract.
+const char* config_size_text(std::size_t v, char* buf, std::size_t cap);
+
+}  // namespace vmrt
