@@ -50,11 +50,12 @@ bool parse_decimal(const char* s, std::size_t* out) {
   return true;
 }
 
+// A size as the messages write it: exact T, G or M when it is a whole number of them.
 void put_size(vm_out& o, std::size_t v) {
   constexpr struct {
     unsigned shift;
     const char* unit;
-  } kUnits[] = {{40, "T"}, {30, "G"}, {20, "M"}, {10, "K"}};
+  } kUnits[] = {{40, "T"}, {30, "G"}, {20, "M"}};
   if (v != 0) {
     for (const auto& u : kUnits) {
       if (v % (std::size_t{1} << u.shift) == 0) {
@@ -63,7 +64,10 @@ void put_size(vm_out& o, std::size_t v) {
       }
     }
   }
-  o.u(v);
+  // Not a whole number of M: a large value (host RAM) in whole M, rounded down.
+  if (v >= (std::size_t{1} << 20)) o.u(v >> 20).str("M");
+  else if (v != 0 && v % 1024 == 0) o.u(v >> 10).str("K");
+  else o.u(v);
 }
 
 }  // namespace
