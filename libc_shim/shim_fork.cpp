@@ -25,17 +25,29 @@
 // limits the program asked for.  posix_spawn/system/popen children keep the raised
 // limit (glibc spawns through internal calls; lowering it around the call would make the
 // spawn's own stack mmap fail).
+//
+// Because the heap lives inside vmrt's reservation, the kernel cannot hold malloc to the
+// program's RLIMIT_AS: the shim does.  When the program sets a finite RLIMIT_AS after
+// boot, the room the limit leaves beside its own mappings (VmSize less vmrt's footprint)
+// becomes kmem's ks_limit for the program's types (M_LIBC for the malloc family, M_CXX for
+// operator new; each gets the room less what the other holds at that moment): a malloc
+// past it returns NULL with ENOMEM, as glibc's does when mmap/brk hit the limit.  The room
+// is computed when the limit is set (later host mappings of the program are the kernel's
+// to refuse); an infinite limit lifts it.
 #include <atomic>
 #include <cerrno>
 #include <cstdarg>
 #include <cstddef>
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <cstring>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "kmem/kmem.h"
 #include "libc_shim/shim_boot.h"
 #include "runtime/boot.h"
 #include "runtime/spinlock.h"
@@ -98,7 +110,7 @@ bool kernel_values(int res, const rlimit& want, rlimit* k) {
   return true;
 }
 
-int set_limit(hidden_limit* l, const rlimit* nv, rlimit* ov) {
+int set_limit_locked(hidden_limit* l, const rlimit* nv, rlimit* ov) {
   rt::spin_guard g(l->lock);
   rlimit cur{};
   if (raw_prlimit(l->res, nullptr, &cur) != 0) return -1;
@@ -126,6 +138,65 @@ int set_limit(hidden_limit* l, const rlimit* nv, rlimit* ov) {
   }
   if (ov != nullptr) *ov = view;
   return 0;
+}
+
+// VmSize of this process in bytes from /proc/self/status; 0 without /proc.
+//  => no malloc (a stack buffer).
+std::size_t vm_size_now() {
+  int fd = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[4096];
+  std::size_t len = 0;
+  for (;;) {
+    ssize_t n = ::read(fd, buf + len, sizeof buf - 1 - len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    len += static_cast<std::size_t>(n);
+    if (len == sizeof buf - 1) break;
+  }
+  ::close(fd);
+  buf[len] = '\0';
+  const char* p = std::strstr(buf, "VmSize:");
+  if (p == nullptr) return 0;
+  p += 7;
+  while (*p == ' ' || *p == '\t') ++p;
+  std::size_t kb = 0;
+  for (; *p >= '0' && *p <= '9'; ++p) kb = kb * 10 + static_cast<std::size_t>(*p - '0');
+  return kb << 10;
+}
+
+std::atomic<bool> g_malloc_limited{false};  // a ks_limit from RLIMIT_AS is in force
+
+// Hold the program's malloc family and operator new to the room its RLIMIT_AS soft
+// limit `cur` leaves (see the header comment).  RLIM_INFINITY lifts the limit.
+//  => runtime booted; no lock of this file held (kmem::set_limit takes kmem's locks).
+void apply_malloc_limit(rlim_t cur) {
+  if (cur == RLIM_INFINITY) {
+    if (g_malloc_limited.exchange(false)) {
+      kmem::set_limit(kmem::M_LIBC, 0);
+      kmem::set_limit(kmem::M_CXX, 0);
+    }
+    return;
+  }
+  std::size_t vmsize = vm_size_now(), footprint = runtime_address_footprint();
+  std::size_t own = vmsize > footprint ? vmsize - footprint : 0;
+  std::size_t room = cur > own ? static_cast<std::size_t>(cur - own) : 0;
+  kmem::type_stats libc{}, cxx{};
+  kmem::get_type_stats(kmem::M_LIBC, &libc);
+  kmem::get_type_stats(kmem::M_CXX, &cxx);
+  // ks_limit 0 means unlimited: no room at all is one byte (nothing more fits).
+  auto less = [](std::size_t a, std::uint64_t b) { return a > b ? a - static_cast<std::size_t>(b) : std::size_t{1}; };
+  kmem::set_limit(kmem::M_LIBC, less(room, cxx.memuse));
+  kmem::set_limit(kmem::M_CXX, less(room, libc.memuse));
+  g_malloc_limited.store(true);
+}
+
+// setrlimit/prlimit on this process for a limit the shim tracks; a new RLIMIT_AS also
+// sets the malloc limit (apply_malloc_limit).
+int set_limit(hidden_limit* l, const rlimit* nv, rlimit* ov) {
+  int r = set_limit_locked(l, nv, ov);
+  if (r == 0 && nv != nullptr && l->res == RLIMIT_AS && runtime_booted()) apply_malloc_limit(nv->rlim_cur);
+  return r;
 }
 
 int get_limit(hidden_limit* l, rlimit* ov) {
