@@ -59,7 +59,7 @@ constexpr size_limits kRegionLimits = kRegionSizeLimits;
 constexpr size_limits kPhysmemLimits = kPhysmemSizeLimits;
 constexpr size_limits kKmemLimits = kKmemSizeLimits;
 constexpr size_limits kFrameCacheLimits = kFrameCacheSizeLimits;
-static_assert(kRegionLimits.min == rt::kMinRegion && kRegionLimits.max == rt::kMaxRegion);
+static_assert(kRegionLimits.min >= rt::kMinRegion && kRegionLimits.max == rt::kMaxRegion);
 static_assert(kKmemLimits.max == rt::kMaxRegion / 2 && kConfigRegionGranule == rt::kGranule);
 // Default free-frame cache: physmem / kFrameCacheDiv, at most kFrameCacheMax.
 constexpr std::size_t kFrameCacheDiv = 4;
@@ -101,6 +101,7 @@ bool env_flag(config_var v) {
 // malloc arena is the process heap (VMRT_KMEM_SIZE).
 constexpr std::size_t kKernelKmemSize = std::size_t{64} << 20;
 static_assert(kKernelKmemSize % rt::kGranule == 0 || rt::kGranule % kKernelKmemSize == 0);
+static_assert(kKernelKmemSize + rt::kGranule == kConfigKernelWindow, "rt_config.h: the kernel window");
 
 // ---- fitting the host's limits ------------------------------------------------------------
 //
@@ -256,6 +257,10 @@ runtime_config runtime_config_from_env() {
   bool region_set = env_size(config_var::region_size, &c.region_size);
   bool physmem_set = env_size(config_var::physmem, &c.physmem_size);
   bool kmem_set = env_size(config_var::kmem_size, &c.kmem_size);
+  // An explicit region sizes the default kmem to what boots in it (vmrun refuses an
+  // explicit kmem that does not fit).
+  if (region_set && !kmem_set && c.kmem_size > config_kmem_max_for_region(c.region_size))
+    c.kmem_size = config_kmem_max_for_region(c.region_size);
   c.frame_cache = c.physmem_size / kFrameCacheDiv < kFrameCacheMax ? c.physmem_size / kFrameCacheDiv : kFrameCacheMax;
   bool cache_set = env_size(config_var::frame_cache, &c.frame_cache);
   std::size_t cache = c.frame_cache;

@@ -48,9 +48,16 @@ struct config_var_info {
 // Descriptors above the kernel's largest possible table (fs.nr_open's ceiling) cannot be open.
 inline constexpr std::size_t kMaxStatsFd = (std::size_t{1} << 20) - 1;
 
+// The region holds the kernel window (its wired kmem_map plus a granule) and the process
+// window (the heap, kmem rounded up to a granule, plus a granule); boot_vm pins these.
+inline constexpr std::size_t kConfigRegionGranule = std::size_t{16} << 20;
+inline constexpr std::size_t kConfigKernelWindow = (std::size_t{64} << 20) + kConfigRegionGranule;
+// The smallest region that boots the VM: the kernel window and the smallest process window.
+inline constexpr std::size_t kConfigMinRegion = kConfigKernelWindow + (std::size_t{16} << 20) + kConfigRegionGranule;
+
 inline constexpr config_var_info kConfigVars[] = {
     {config_var::region_size, "VMRT_REGION_SIZE", "--region", config_kind::size,
-     {std::size_t{64} << 20, std::size_t{1} << 44}},
+     {kConfigMinRegion, std::size_t{1} << 44}},
     {config_var::physmem, "VMRT_PHYSMEM", "--physmem", config_kind::size,
      {std::size_t{16} << 20, std::size_t{1} << 44}},
     {config_var::kmem_size, "VMRT_KMEM_SIZE", "--kmem-size", config_kind::size,
@@ -90,8 +97,6 @@ inline constexpr const char* kTrapModeNames[] = {"auto", "sigsegv", "userfaultfd
 inline constexpr std::uint8_t kTrapModeAliasOf[] = {0, 1, 2, 2};
 static_assert(sizeof(kTrapModeNames) / sizeof(kTrapModeNames[0]) == sizeof(kTrapModeAliasOf));
 
-// The region is reserved in granules; kmem may use at most half of it (boot_vm).
-inline constexpr std::size_t kConfigRegionGranule = std::size_t{16} << 20;
 // Default region when VMRT_REGION_SIZE is not set (and no limit scales it).
 inline constexpr std::size_t kDefaultRegionSize = std::size_t{64} << 30;
 static_assert(kDefaultRegionSize >= kRegionSizeLimits.min && kDefaultRegionSize <= kRegionSizeLimits.max);
@@ -106,15 +111,23 @@ bool config_parse_size(const char* s, std::size_t* out);
 // trap_backend ordinal (trap_mode) or 0/1 (flag).  *out is untouched unless ok.
 config_status config_parse(config_var v, const char* text, std::uint64_t* out);
 
-// The largest kmem a region of `region` bytes allows (boot_vm clamps anything larger).
+// The largest kmem a region of `region` bytes boots with: at most half the region
+// (boot_vm clamps anything larger) and no more than the region leaves beside the kernel
+// window (else the process window finds no room and the VM falls back to stage 0).
+// Whole granules; 0 when no kmem fits.
 constexpr std::size_t config_kmem_max_for_region(std::size_t region) {
   std::size_t r = region < kRegionSizeLimits.min ? kRegionSizeLimits.min
                   : region > kRegionSizeLimits.max ? kRegionSizeLimits.max
                                                    : region;
   r = (r + kConfigRegionGranule - 1) & ~(kConfigRegionGranule - 1);
-  return r / 2;
+  std::size_t half = r / 2;
+  std::size_t room = r > kConfigKernelWindow + kConfigRegionGranule ? r - kConfigKernelWindow - kConfigRegionGranule : 0;
+  return (half < room ? half : room) & ~(kConfigRegionGranule - 1);
 }
 static_assert(config_kmem_max_for_region(kDefaultRegionSize) == std::size_t{32} << 30);
+static_assert(config_kmem_max_for_region(kRegionSizeLimits.min) >= kKmemSizeLimits.min,
+              "the smallest accepted region boots with the smallest accepted kmem");
+static_assert(config_kmem_max_for_region(std::size_t{128} << 20) == std::size_t{32} << 20);
 
 // One line (no newline) describing why `text` was refused for v, e.g.
 //   "VMRT_PHYSMEM=8M: out of range (accepted: 16M .. 16T)"

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <elf.h>
 #include <fcntl.h>
@@ -44,7 +45,7 @@ const char kUsage[] =
     "options (each sets the environment variable shown):\n"
     "  --physmem SIZE      VMRT_PHYSMEM       physical memory (frame pool) size, 16M..16T;\n"
     "                                         default: host RAM, at most 64G\n"
-    "  --region SIZE       VMRT_REGION_SIZE   reserved guest region, 64M..16T; default 64G\n"
+    "  --region SIZE       VMRT_REGION_SIZE   reserved guest region, 112M..16T; default 64G\n"
     "  --kmem-size SIZE    VMRT_KMEM_SIZE     kmem submap (malloc arena), 16M..8T;\n"
     "                                         default 16G\n"
     "                      Sizes not given are scaled down to fit RLIMIT_AS/RLIMIT_DATA\n"
@@ -159,10 +160,12 @@ void check_environment(const char* const from_option[]) {
     std::size_t max = vmrt::config_kmem_max_for_region(r);
     if (value[kmem] > max) {
       const char* korigin = from_option[kmem] != nullptr ? from_option[kmem] : "VMRT_KMEM_SIZE";
-      fail(kExitUsage, std::string(korigin) + "=" + std::getenv("VMRT_KMEM_SIZE") + ": more than half the region (" +
-                           size_text(r) + (set[region] ? "" : ", the default") +
-                           "): the runtime would clamp it to " + size_text(max) + "; give a region of at least " +
-                           size_text(std::size_t{2} * static_cast<std::size_t>(value[kmem])));
+      std::size_t k = (static_cast<std::size_t>(value[kmem]) + vmrt::kConfigRegionGranule - 1) &
+                      ~(vmrt::kConfigRegionGranule - 1);
+      std::size_t need = std::max(2 * k, k + vmrt::kConfigKernelWindow + vmrt::kConfigRegionGranule);
+      fail(kExitUsage, std::string(korigin) + "=" + std::getenv("VMRT_KMEM_SIZE") + ": does not fit the region (" +
+                           size_text(r) + (set[region] ? "" : ", the default") + ": kmem may use " +
+                           size_text(max) + " of it); give a region of at least " + size_text(need));
     }
   }
 }

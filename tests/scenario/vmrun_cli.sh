@@ -111,7 +111,8 @@ refused '--physmem=8M: out of range (accepted: 16M .. 16T)' -- --physmem 8M
 refused 'VMRT_PHYSMEM=8M: out of range (accepted: 16M .. 16T)' VMRT_PHYSMEM=8M --
 refused 'accepted: 16M .. 16T' VMRT_PHYSMEM=16777215 --
 refused 'VMRT_PHYSMEM=: not a size' VMRT_PHYSMEM= --
-refused 'VMRT_REGION_SIZE=32M: out of range (accepted: 64M .. 16T)' VMRT_REGION_SIZE=32M --
+refused 'VMRT_REGION_SIZE=32M: out of range (accepted: 112M .. 16T)' VMRT_REGION_SIZE=32M --
+refused 'VMRT_REGION_SIZE=64M: out of range (accepted: 112M .. 16T)' VMRT_REGION_SIZE=64M --
 refused 'VMRT_KMEM_SIZE=9T: out of range (accepted: 16M .. 8T)' VMRT_KMEM_SIZE=9T --
 refused 'VMRT_FRAME_CACHE=lots: not a size' VMRT_FRAME_CACHE=lots --
 refused 'VMRT_FRAME_CACHE=17T: out of range (accepted: 0 .. 16T)' VMRT_FRAME_CACHE=17T --
@@ -119,13 +120,17 @@ refused 'VMRT_TRAP=bogus: not a trap backend (accepted: auto, sigsegv, userfault
 refused 'VMRT_STATS_FD=99999999: descriptor out of range (accepted: 0 .. 1048575)' VMRT_STATS_FD=99999999 --
 refused '--stats-fd=99999999: descriptor out of range' -- --stats-fd 99999999
 refused 'VMRT_STATS_FD=-1: not a file descriptor number' VMRT_STATS_FD=-1 --
-refused 'more than half the region (64G, the default): the runtime would clamp it to 32G' -- --kmem-size 40G
-refused 'more than half the region (1G)' -- --kmem-size 1G --region 1G
+refused '--kmem-size=40G: does not fit the region (64G, the default: kmem may use 32G of it); give a region of at least 80G' -- --kmem-size 40G
+refused 'does not fit the region (1G: kmem may use 512M of it); give a region of at least 2G' -- --kmem-size 1G --region 1G
+# The kernel window takes 80M of the region: a 48M kmem does not fit 128M (the VM fell back to stage 0).
+refused 'does not fit the region (128M: kmem may use 32M of it); give a region of at least 144M' -- --kmem-size 48M --region 128M
 # An option overrides the inherited variable, and is what is checked.
 VMRT_PHYSMEM=8M "$VMRUN" --physmem 1G -- true || fail "--physmem 1G over VMRT_PHYSMEM=8M was refused"
 # Accepted values still run, at the boundaries too, with no warning from the runtime.
+# An explicit region alone sizes the default kmem to fit it (it used to be clamped with a
+# warning, or not fit at all: stage 0).
 for ok in "--physmem 16M" "--physmem 1G --kmem-size 32G" "--kmem-size 40G --region 80G" "--trap uffd" \
-          "--stats-fd 1048575"; do
+          "--stats-fd 1048575" "--region 112M" "--region 1G" "--region 128M --kmem-size 32M" "--region 160M"; do
   # shellcheck disable=SC2086
   "$VMRUN" $ok -- bash -c 'echo ran' >"$TMP/ok.out" 2>"$TMP/ok.err" || fail "vmrun $ok: status $?: $(cat "$TMP/ok.err")"
   [ "$(cat "$TMP/ok.out")" = ran ] || fail "vmrun $ok did not run the program"
@@ -133,7 +138,7 @@ for ok in "--physmem 16M" "--physmem 1G --kmem-size 32G" "--kmem-size 40G --regi
 done
 # The runtime refuses (message, default) exactly what vmrun refuses: the same table.
 shim=$BUILD/lib/libvmrt_malloc.so
-for kv in VMRT_PHYSMEM=8M VMRT_PHYSMEM=16M VMRT_PHYSMEM=1g VMRT_PHYSMEM=1GB VMRT_PHYSMEM=1GiB VMRT_REGION_SIZE=63M \
+for kv in VMRT_PHYSMEM=8M VMRT_PHYSMEM=16M VMRT_PHYSMEM=1g VMRT_PHYSMEM=1GB VMRT_PHYSMEM=1GiB VMRT_REGION_SIZE=63M VMRT_REGION_SIZE=100M \
           VMRT_KMEM_SIZE=0 VMRT_FRAME_CACHE=0 VMRT_TRAP=uffd VMRT_TRAP=SIGSEGV VMRT_STATS_FD=1048576 VMRT_STATS_FD=7; do
   vst=0; env "$kv" "$VMRUN" -- true 2>/dev/null || vst=$?
   env "$kv" LD_PRELOAD="$shim" bash -c 'echo x' 2>"$TMP/rt.err" >/dev/null
