@@ -397,7 +397,16 @@ int main(int argc, char** argv) {
   if (i >= argc) fail(kExitUsage, "no program given (usage: vmrun [options] [--] program [args...])");
   check_environment(from_option);
   if (!fail_spec.empty()) setenv("VMRT_FAIL", fail_spec.c_str(), 1);
-  if (const char* env = std::getenv("VMRT_FAIL"); env != nullptr && *env != '\0') check_fail_spec("VMRT_FAIL", env);
+  if (const char* env = std::getenv("VMRT_FAIL"); env != nullptr && *env != '\0') {
+    check_fail_spec("VMRT_FAIL", env);
+    // The runtime opens the log the same way; one it cannot open is refused here, not
+    // replaced by stderr in every process.
+    if (const char* log = std::getenv("VMRT_FAIL_LOG"); log != nullptr && *log != '\0') {
+      int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      if (fd < 0) fail(kExitUsage, std::string("VMRT_FAIL_LOG=") + log + ": cannot open: " + std::strerror(errno));
+      close(fd);
+    }
+  }
   if (sweep && !fail_spec.empty()) fail(kExitUsage, "--fail-sweep makes its own specs: do not combine it with --fail");
   if (!sweep && sweep_opt_given) fail(kExitUsage, "--max, -j, --timeout and --keep-logs go with --fail-sweep");
 

@@ -124,6 +124,8 @@ refused '--kmem-size=40G: does not fit the region (64G, the default: kmem may us
 refused 'does not fit the region (1G: kmem may use 512M of it); give a region of at least 2G' -- --kmem-size 1G --region 1G
 # The kernel window takes 80M of the region: a 48M kmem does not fit 128M (the VM fell back to stage 0).
 refused 'does not fit the region (128M: kmem may use 32M of it); give a region of at least 144M' -- --kmem-size 48M --region 128M
+refused 'VMRT_FAIL_LOG=/nonexistent-dir/log: cannot open: No such file or directory' -- --fail malloc:nth=1000000 --fail-log /nonexistent-dir/log
+refused 'VMRT_FAIL_LOG=/nonexistent-dir/log: cannot open' VMRT_FAIL=frame:print VMRT_FAIL_LOG=/nonexistent-dir/log --
 # An option overrides the inherited variable, and is what is checked.
 VMRT_PHYSMEM=8M "$VMRUN" --physmem 1G -- true || fail "--physmem 1G over VMRT_PHYSMEM=8M was refused"
 # Accepted values still run, at the boundaries too, with no warning from the runtime.
