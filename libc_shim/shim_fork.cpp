@@ -29,11 +29,13 @@
 // Because the heap lives inside vmrt's reservation, the kernel cannot hold malloc to the
 // program's RLIMIT_AS: the shim does.  When the program sets a finite RLIMIT_AS after
 // boot, the room the limit leaves beside its own mappings (VmSize less vmrt's footprint)
-// becomes kmem's ks_limit for the program's types (M_LIBC for the malloc family, M_CXX for
-// operator new; each gets the room less what the other holds at that moment): a malloc
-// past it returns NULL with ENOMEM, as glibc's does when mmap/brk hit the limit.  The room
-// is computed when the limit is set (later host mappings of the program are the kernel's
-// to refuse); an infinite limit lifts it.
+// becomes the budget of heap pages kmem may hold (kmem_heap_set_budget: checked only when
+// kmem takes pages, as the kernel checks only when glibc maps): a malloc past it returns
+// NULL with ENOMEM, as glibc's does when mmap/brk hit the limit.  The room is computed
+// when the limit is set (later host mappings of the program are the kernel's to refuse);
+// an infinite limit lifts it.  Not in stage 0 (kmem over one host reservation, no heap):
+// there vmrt's footprint is not known closely enough to tell the program's own mappings
+// apart (a 256 MiB limit left 39 MiB), so malloc stays bounded by the reservation only.
 #include <atomic>
 #include <cerrno>
 #include <cstdarg>
@@ -47,8 +49,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "kmem/kmem.h"
 #include "libc_shim/shim_boot.h"
+#include "runtime/kmem_vm_source.h"
+#include "runtime/runtime_internal.h"
 #include "runtime/boot.h"
 #include "runtime/spinlock.h"
 
@@ -165,30 +168,19 @@ std::size_t vm_size_now() {
   return kb << 10;
 }
 
-std::atomic<bool> g_malloc_limited{false};  // a ks_limit from RLIMIT_AS is in force
-
 // Hold the program's malloc family and operator new to the room its RLIMIT_AS soft
 // limit `cur` leaves (see the header comment).  RLIM_INFINITY lifts the limit.
-//  => runtime booted; no lock of this file held (kmem::set_limit takes kmem's locks).
+//  => runtime booted; no lock of this file held.
 void apply_malloc_limit(rlim_t cur) {
+  if (!runtime_vm_up()) return;
   if (cur == RLIM_INFINITY) {
-    if (g_malloc_limited.exchange(false)) {
-      kmem::set_limit(kmem::M_LIBC, 0);
-      kmem::set_limit(kmem::M_CXX, 0);
-    }
+    rt::kmem_heap_set_budget(0);
     return;
   }
   std::size_t vmsize = vm_size_now(), footprint = runtime_address_footprint();
   std::size_t own = vmsize > footprint ? vmsize - footprint : 0;
   std::size_t room = cur > own ? static_cast<std::size_t>(cur - own) : 0;
-  kmem::type_stats libc{}, cxx{};
-  kmem::get_type_stats(kmem::M_LIBC, &libc);
-  kmem::get_type_stats(kmem::M_CXX, &cxx);
-  // ks_limit 0 means unlimited: no room at all is one byte (nothing more fits).
-  auto less = [](std::size_t a, std::uint64_t b) { return a > b ? a - static_cast<std::size_t>(b) : std::size_t{1}; };
-  kmem::set_limit(kmem::M_LIBC, less(room, cxx.memuse));
-  kmem::set_limit(kmem::M_CXX, less(room, libc.memuse));
-  g_malloc_limited.store(true);
+  rt::kmem_heap_set_budget(room == 0 ? 1 : room);
 }
 
 // setrlimit/prlimit on this process for a limit the shim tracks; a new RLIMIT_AS also
