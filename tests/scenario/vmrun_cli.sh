@@ -7,7 +7,7 @@ need cc bash
 
 "$VMRUN" --help >"$TMP/help" || fail "--help failed"
 for word in --physmem --trap --stats --stats-fd --kmem-diag --region --kmem-size \
-            VMRT_PHYSMEM VMRT_TRAP VMRT_STATS VMRT_STATS_FD VMRT_KMEM_DIAG VMRT_REGION_SIZE VMRT_KMEM_SIZE \
+            VMRT_PHYSMEM VMRT_TRAP VMRT_STATS VMRT_STATS_FD VMRT_KMEM_DIAG VMRT_REGION_SIZE VMRT_KMEM_SIZE VMRT_FRAME_CACHE \
             LD_PRELOAD auto sigsegv userfaultfd 126 127; do
   grep -q -- "$word" "$TMP/help" || fail "--help does not mention $word"
 done
