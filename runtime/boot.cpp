@@ -270,10 +270,7 @@ runtime_config runtime_config_from_env() {
   std::uint64_t v = 0;
   if (env_value(config_var::trap, &v, "(auto)")) c.trap = static_cast<trap_backend>(v);
   c.heap = heap_backing::host;
-  if (const char* h = getenv("VMRT_HEAP")) {
-    if (std::strcmp(h, "frames") == 0) c.heap = heap_backing::frames;
-    else if (std::strcmp(h, "host") != 0) say("vmrt: VMRT_HEAP=", h, ": use host or frames; using the default (host)\n");
-  }
+  if (env_value(config_var::heap, &v, "(host)")) c.heap = static_cast<heap_backing>(v);
   c.stats = env_flag(config_var::stats);
   c.kmem_diagnostics = env_flag(config_var::kmem_diag);
   if (env_value(config_var::stats_fd, &v, "(2)")) c.stats_fd = static_cast<int>(v);

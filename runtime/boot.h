@@ -50,8 +50,13 @@ static_assert(sizeof(kSizingReasonNames) / sizeof(kSizingReasonNames[0]) ==
 
 // Accepted ranges of the variables: runtime/rt_config.h (shared with vmrun, which
 // refuses the values the runtime would refuse, with exit status 2).
-static_assert(static_cast<unsigned>(trap_backend::sigsegv) == 1 && static_cast<unsigned>(trap_backend::userfaultfd) == 2,
-              "trap_backend ordinals index kTrapModeNames");
+static_assert(static_cast<unsigned>(trap_backend::automatic) == kTrapChoices[0].value &&
+                  static_cast<unsigned>(trap_backend::sigsegv) == kTrapChoices[1].value &&
+                  static_cast<unsigned>(trap_backend::userfaultfd) == kTrapChoices[2].value,
+              "kTrapChoices carry trap_backend ordinals");
+static_assert(static_cast<unsigned>(heap_backing::host) == kHeapChoices[0].value &&
+                  static_cast<unsigned>(heap_backing::frames) == kHeapChoices[1].value,
+              "kHeapChoices carry heap_backing ordinals");
 
 // Configuration, from the environment; every variable is documented in `vmrun --help`.
 struct runtime_config {

@@ -83,10 +83,10 @@ config_status config_parse(config_var v, const char* text, std::uint64_t* out) {
     case config_kind::fd:
       if (!parse_decimal(text, &n)) return config_status::malformed;
       break;
-    case config_kind::trap_mode:
-      for (std::size_t i = 0; i < sizeof(kTrapModeNames) / sizeof(kTrapModeNames[0]); ++i) {
-        if (std::strcmp(text, kTrapModeNames[i]) == 0) {
-          *out = kTrapModeAliasOf[i];
+    case config_kind::choice:
+      for (std::size_t i = 0; i < info.nchoices; ++i) {
+        if (std::strcmp(text, info.choices[i].name) == 0) {
+          *out = info.choices[i].value;
           return config_status::ok;
         }
       }
@@ -118,9 +118,20 @@ const char* config_describe(config_var v, const char* origin, const char* text, 
                                               : "not a file descriptor number (accepted: ");
       o.u(info.lim.min).str(" .. ").u(info.lim.max).ch(')');
       break;
-    case config_kind::trap_mode:
-      o.str("not a trap backend (accepted: auto, sigsegv, userfaultfd)");
+    case config_kind::choice: {
+      o.str("not a ").str(info.what).str(" (accepted: ");
+      bool first = true;
+      for (std::size_t i = 0; i < info.nchoices; ++i) {
+        bool alias = false;
+        for (std::size_t j = 0; j < i; ++j) alias = alias || info.choices[j].value == info.choices[i].value;
+        if (alias) continue;
+        if (!first) o.str(", ");
+        o.str(info.choices[i].name);
+        first = false;
+      }
+      o.ch(')');
       break;
+    }
     case config_kind::flag:
       o.str("invalid");
       break;

@@ -24,6 +24,7 @@ enum class config_var : std::uint8_t {
   kmem_size,    // VMRT_KMEM_SIZE
   frame_cache,  // VMRT_FRAME_CACHE
   trap,         // VMRT_TRAP
+  heap,         // VMRT_HEAP
   stats_fd,     // VMRT_STATS_FD
   stats,        // VMRT_STATS
   kmem_diag,    // VMRT_KMEM_DIAG
@@ -32,10 +33,22 @@ enum class config_var : std::uint8_t {
 
 enum class config_kind : std::uint8_t {
   size,       // digits with an optional K/M/G/T suffix and an optional B: bytes in lim
-  trap_mode,  // one of kTrapModeNames (index = trap_backend ordinal)
+  choice,     // one of the variable's names (config_var_info::choices)
   fd,         // a decimal descriptor number in lim
   flag,       // any value: empty or "0" is off, anything else on (nothing is refused)
 };
+
+// A name a choice variable accepts and the value it stands for (an enum ordinal).  Several
+// names may stand for one value: the first is the name, the others aliases (not listed in
+// messages).
+struct config_choice {
+  const char* name;
+  std::uint8_t value;
+};
+// VMRT_TRAP: trap_backend ordinals (boot.h pins them).
+inline constexpr config_choice kTrapChoices[] = {{"auto", 0}, {"sigsegv", 1}, {"userfaultfd", 2}, {"uffd", 2}};
+// VMRT_HEAP: heap_backing ordinals (boot.h pins them).
+inline constexpr config_choice kHeapChoices[] = {{"host", 0}, {"frames", 1}};
 
 struct config_var_info {
   config_var var;
@@ -43,6 +56,9 @@ struct config_var_info {
   const char* option;  // vmrun's option setting it (nullptr: environment only)
   config_kind kind;
   size_limits lim;     // size and fd kinds
+  const config_choice* choices = nullptr;  // choice kind
+  std::uint8_t nchoices = 0;
+  const char* what = nullptr;              // choice kind: what a value names ("trap backend")
 };
 
 // Descriptors above the kernel's largest possible table (fs.nr_open's ceiling) cannot be open.
@@ -63,7 +79,10 @@ inline constexpr config_var_info kConfigVars[] = {
     {config_var::kmem_size, "VMRT_KMEM_SIZE", "--kmem-size", config_kind::size,
      {std::size_t{16} << 20, std::size_t{1} << 43}},
     {config_var::frame_cache, "VMRT_FRAME_CACHE", nullptr, config_kind::size, {0, std::size_t{1} << 44}},
-    {config_var::trap, "VMRT_TRAP", "--trap", config_kind::trap_mode, {0, 0}},
+    {config_var::trap, "VMRT_TRAP", "--trap", config_kind::choice, {0, 0}, kTrapChoices,
+     sizeof(kTrapChoices) / sizeof(kTrapChoices[0]), "trap backend"},
+    {config_var::heap, "VMRT_HEAP", nullptr, config_kind::choice, {0, 0}, kHeapChoices,
+     sizeof(kHeapChoices) / sizeof(kHeapChoices[0]), "heap backing"},
     {config_var::stats_fd, "VMRT_STATS_FD", "--stats-fd", config_kind::fd, {0, kMaxStatsFd}},
     {config_var::stats, "VMRT_STATS", "--stats", config_kind::flag, {0, 0}},
     {config_var::kmem_diag, "VMRT_KMEM_DIAG", "--kmem-diag", config_kind::flag, {0, 0}},
@@ -77,10 +96,13 @@ constexpr bool config_table_in_order() {
     const size_limits& l = kConfigVars[i].lim;
     if ((kConfigVars[i].kind == config_kind::size || kConfigVars[i].kind == config_kind::fd) && l.min > l.max)
       return false;
+    if (kConfigVars[i].kind == config_kind::choice && (kConfigVars[i].nchoices == 0 || kConfigVars[i].what == nullptr))
+      return false;
   }
   return true;
 }
-static_assert(config_table_in_order(), "kConfigVars: one row per config_var, in enum order, min <= max");
+static_assert(config_table_in_order(),
+              "kConfigVars: one row per config_var, in enum order, min <= max, choices named");
 
 constexpr const config_var_info& config_info(config_var v) { return kConfigVars[static_cast<std::size_t>(v)]; }
 
@@ -90,12 +112,6 @@ inline constexpr size_limits kPhysmemSizeLimits = config_info(config_var::physme
 inline constexpr size_limits kKmemSizeLimits = config_info(config_var::kmem_size).lim;
 inline constexpr size_limits kFrameCacheSizeLimits = config_info(config_var::frame_cache).lim;
 static_assert(kKmemSizeLimits.max <= kRegionSizeLimits.max / 2, "kmem may use at most half the region");
-
-// VMRT_TRAP values; the index is the trap_backend ordinal (boot.h pins it).  "uffd" is an
-// accepted alias of "userfaultfd" (kTrapModeAliasOf gives the index it stands for).
-inline constexpr const char* kTrapModeNames[] = {"auto", "sigsegv", "userfaultfd", "uffd"};
-inline constexpr std::uint8_t kTrapModeAliasOf[] = {0, 1, 2, 2};
-static_assert(sizeof(kTrapModeNames) / sizeof(kTrapModeNames[0]) == sizeof(kTrapModeAliasOf));
 
 // Default region when VMRT_REGION_SIZE is not set (and no limit scales it).
 inline constexpr std::size_t kDefaultRegionSize = std::size_t{64} << 30;
@@ -108,7 +124,7 @@ enum class config_status : std::uint8_t { ok, malformed, out_of_range };
 bool config_parse_size(const char* s, std::size_t* out);
 
 // Parse the text of variable v: *out gets bytes (size), the descriptor (fd), the
-// trap_backend ordinal (trap_mode) or 0/1 (flag).  *out is untouched unless ok.
+// choice's value (an enum ordinal) or 0/1 (flag).  *out is untouched unless ok.
 config_status config_parse(config_var v, const char* text, std::uint64_t* out);
 
 // The largest kmem a region of `region` bytes boots with: at most half the region

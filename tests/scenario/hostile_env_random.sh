@@ -33,13 +33,15 @@ VALID[VMRT_FRAME_CACHE]="0 4M 64M 1G"
 INVALID[VMRT_FRAME_CACHE]="-1 17T <empty> lots"
 VALID[VMRT_TRAP]="auto sigsegv userfaultfd uffd"
 INVALID[VMRT_TRAP]="<empty> SIGSEGV none uffd2"
+VALID[VMRT_HEAP]="host frames"
+INVALID[VMRT_HEAP]="<empty> Host none"
 VALID[VMRT_STATS_FD]="2 9 1048575"
 INVALID[VMRT_STATS_FD]="<empty> -1 x 99999999 1e3"
 VALID[VMRT_STATS]="0 1 <empty>"
 VALID[VMRT_KMEM_DIAG]="0 1 yes"
 VALID[VMRT_FAIL]="<empty> malloc:print"
 INVALID[VMRT_FAIL]="malloc:evry=3 nosuchpoint malloc:prob=2"
-VARS="VMRT_PHYSMEM VMRT_REGION_SIZE VMRT_KMEM_SIZE VMRT_FRAME_CACHE VMRT_TRAP VMRT_STATS_FD VMRT_STATS VMRT_KMEM_DIAG VMRT_FAIL"
+VARS="VMRT_PHYSMEM VMRT_REGION_SIZE VMRT_KMEM_SIZE VMRT_FRAME_CACHE VMRT_TRAP VMRT_HEAP VMRT_STATS_FD VMRT_STATS VMRT_KMEM_DIAG VMRT_FAIL"
 
 pick() { local -a a; read -r -a a <<<"$1"; local v=${a[RANDOM % ${#a[@]}]}; [ "$v" = "<empty>" ] && v=""; printf '%s' "$v"; }
 mib() {  # a valid size in MiB

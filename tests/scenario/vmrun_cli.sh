@@ -7,7 +7,7 @@ need cc bash
 
 "$VMRUN" --help >"$TMP/help" || fail "--help failed"
 for word in --physmem --trap --stats --stats-fd --kmem-diag --region --kmem-size \
-            VMRT_PHYSMEM VMRT_TRAP VMRT_STATS VMRT_STATS_FD VMRT_KMEM_DIAG VMRT_REGION_SIZE VMRT_KMEM_SIZE VMRT_FRAME_CACHE \
+            VMRT_PHYSMEM VMRT_TRAP VMRT_STATS VMRT_STATS_FD VMRT_KMEM_DIAG VMRT_REGION_SIZE VMRT_KMEM_SIZE VMRT_FRAME_CACHE VMRT_HEAP \
             LD_PRELOAD auto sigsegv userfaultfd 126 127; do
   grep -q -- "$word" "$TMP/help" || fail "--help does not mention $word"
 done
@@ -117,6 +117,7 @@ refused 'VMRT_KMEM_SIZE=9T: out of range (accepted: 16M .. 8T)' VMRT_KMEM_SIZE=9
 refused 'VMRT_FRAME_CACHE=lots: not a size' VMRT_FRAME_CACHE=lots --
 refused 'VMRT_FRAME_CACHE=17T: out of range (accepted: 0 .. 16T)' VMRT_FRAME_CACHE=17T --
 refused 'VMRT_TRAP=bogus: not a trap backend (accepted: auto, sigsegv, userfaultfd)' VMRT_TRAP=bogus --
+refused 'VMRT_HEAP=Host: not a heap backing (accepted: host, frames)' VMRT_HEAP=Host --
 refused 'VMRT_STATS_FD=99999999: descriptor out of range (accepted: 0 .. 1048575)' VMRT_STATS_FD=99999999 --
 refused '--stats-fd=99999999: descriptor out of range' -- --stats-fd 99999999
 refused 'VMRT_STATS_FD=-1: not a file descriptor number' VMRT_STATS_FD=-1 --
@@ -141,7 +142,7 @@ done
 # The runtime refuses (message, default) exactly what vmrun refuses: the same table.
 shim=$BUILD/lib/libvmrt_malloc.so
 for kv in VMRT_PHYSMEM=8M VMRT_PHYSMEM=16M VMRT_PHYSMEM=1g VMRT_PHYSMEM=1GB VMRT_PHYSMEM=1GiB VMRT_REGION_SIZE=63M VMRT_REGION_SIZE=100M \
-          VMRT_KMEM_SIZE=0 VMRT_FRAME_CACHE=0 VMRT_TRAP=uffd VMRT_TRAP=SIGSEGV VMRT_STATS_FD=1048576 VMRT_STATS_FD=7; do
+          VMRT_KMEM_SIZE=0 VMRT_FRAME_CACHE=0 VMRT_TRAP=uffd VMRT_TRAP=SIGSEGV VMRT_HEAP=frames VMRT_HEAP= VMRT_STATS_FD=1048576 VMRT_STATS_FD=7; do
   vst=0; env "$kv" "$VMRUN" -- true 2>/dev/null || vst=$?
   env "$kv" LD_PRELOAD="$shim" bash -c 'echo x' 2>"$TMP/rt.err" >/dev/null
   if grep -q "^vmrt: ${kv%%=*}=" "$TMP/rt.err"; then rt=refused; else rt=accepted; fi

@@ -59,7 +59,7 @@ TEST_CASE("each variable's range, both ends included") {
   CHECK(parse(config_var::stats_fd, "") == config_status::malformed);
 }
 
-TEST_CASE("trap modes map to trap_backend; flags accept anything") {
+TEST_CASE("trap and heap choices map to their enums (aliases too); flags accept anything") {
   std::uint64_t v = 9;
   CHECK(parse(config_var::trap, "auto", &v) == config_status::ok);
   CHECK(static_cast<trap_backend>(v) == trap_backend::automatic);
@@ -69,6 +69,11 @@ TEST_CASE("trap modes map to trap_backend; flags accept anything") {
   CHECK(static_cast<trap_backend>(v) == trap_backend::userfaultfd);
   CHECK(parse(config_var::trap, "SIGSEGV") == config_status::malformed);
   CHECK(parse(config_var::trap, "") == config_status::malformed);
+  CHECK(parse(config_var::heap, "frames", &v) == config_status::ok);
+  CHECK(static_cast<heap_backing>(v) == heap_backing::frames);
+  CHECK(parse(config_var::heap, "host", &v) == config_status::ok);
+  CHECK(static_cast<heap_backing>(v) == heap_backing::host);
+  CHECK(parse(config_var::heap, "Frames") == config_status::malformed);
   CHECK(parse(config_var::stats, "0", &v) == config_status::ok);
   CHECK(v == 0);
   CHECK(parse(config_var::stats, "", &v) == config_status::ok);
@@ -83,6 +88,7 @@ TEST_CASE("messages name the variable, the value and the accepted range") {
         "VMRT_KMEM_SIZE=lots: not a size (use e.g. 512M, 4G; accepted: 16M .. 8T)");
   CHECK(describe(config_var::frame_cache, "17T") == "VMRT_FRAME_CACHE=17T: out of range (accepted: 0 .. 16T)");
   CHECK(describe(config_var::trap, "x") == "VMRT_TRAP=x: not a trap backend (accepted: auto, sigsegv, userfaultfd)");
+  CHECK(describe(config_var::heap, "") == "VMRT_HEAP=: not a heap backing (accepted: host, frames)");
   CHECK(describe(config_var::stats_fd, "99999999") ==
         "VMRT_STATS_FD=99999999: descriptor out of range (accepted: 0 .. 1048575)");
   char small[16];
