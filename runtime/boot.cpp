@@ -423,6 +423,14 @@ bool runtime_boot_with(const runtime_config& cfg) {
 
 std::size_t runtime_file_footprint() { return runtime_booted() && g_vm_up ? rt::physmem_bytes() : 0; }
 
+std::size_t runtime_data_footprint() {
+  if (!runtime_booted()) return 0;
+  if (!g_vm_up) return (g_stage0_size >> 12) * kStage0DataPer4k;
+  std::size_t region = rt::region_size(), phys = rt::physmem_bytes();
+  return (region >> 12) * 9 + (phys >> 12) * 48 + (g_config.kmem_size >> 12) * 17 +
+         (std::size_t{16} << 20);  // thread stacks, alternate stacks, zones
+}
+
 std::size_t runtime_address_footprint() {
   if (!runtime_booted()) return 0;
   if (!g_vm_up) return g_stage0_size + (g_stage0_size >> 9);

@@ -118,6 +118,9 @@ int runtime_fork_error();
 // Address space vmrt itself holds (region, direct map, page tables and arrays, stage 0
 // arena): the shim keeps it out of the program's RLIMIT_AS (see shim_fork.cpp).
 std::size_t runtime_address_footprint();
+// The part of it the host charges to RLIMIT_DATA (vmrt's private tables and stacks; the
+// region and the memfd mappings are not private data).
+std::size_t runtime_data_footprint();
 // Size of vmrt's physmem memfd (0 in stage 0): the shim keeps the hard RLIMIT_FSIZE at
 // least this large so fork can size the child's memfd (see shim_fork.cpp).
 std::size_t runtime_file_footprint();

@@ -1,4 +1,5 @@
-/* as_after_boot.c — a program lowers its own RLIMIT_AS after its allocator is up, then
+/* as_after_boot.c — a program lowers its own RLIMIT_AS (RLIMIT_DATA when built with
+   -DLIMIT_RES=RLIMIT_DATA) after its allocator is up, then
    mallocs 1 MiB blocks until malloc fails: it must fail with NULL/ENOMEM near the limit
    (as glibc's does), never crash; after freeing, malloc works again; realloc past the
    limit fails leaving the block intact; lifting the soft limit lets a large malloc
@@ -10,15 +11,18 @@
 #include <sys/resource.h>
 
 #define LIMIT_MIB 256
+#ifndef LIMIT_RES
+#define LIMIT_RES RLIMIT_AS
+#endif
 static void* blocks[4096];
 
 int main(void) {
   void* volatile warm = malloc(64); /* the allocator is up (under vmrt: booted) */
   free(warm);
   struct rlimit rl;
-  if (getrlimit(RLIMIT_AS, &rl) != 0) { perror("getrlimit"); return 2; }
+  if (getrlimit(LIMIT_RES, &rl) != 0) { perror("getrlimit"); return 2; }
   rl.rlim_cur = (rlim_t)LIMIT_MIB << 20;
-  if (setrlimit(RLIMIT_AS, &rl) != 0) { perror("setrlimit"); return 2; }
+  if (setrlimit(LIMIT_RES, &rl) != 0) { perror("setrlimit"); return 2; }
   int n = 0, err = 0;
   while (n < 4096) {
     errno = 0;
@@ -47,12 +51,12 @@ int main(void) {
   free(again);
   /* Lifting the soft limit lifts the malloc limit. */
   rl.rlim_cur = rl.rlim_max;
-  if (setrlimit(RLIMIT_AS, &rl) != 0) { perror("setrlimit back"); return 2; }
+  if (setrlimit(LIMIT_RES, &rl) != 0) { perror("setrlimit back"); return 2; }
   void* big = malloc((size_t)LIMIT_MIB << 21);
   printf("limit lifted, malloc %dM: %s\n", LIMIT_MIB * 2, big != NULL ? "ok" : "NULL");
   free(big);
   struct rlimit now;
-  getrlimit(RLIMIT_AS, &now);
+  getrlimit(LIMIT_RES, &now);
   printf("getrlimit reports %s\n", now.rlim_cur == rl.rlim_cur ? "the program's value" : "something else");
   return 0;
 }
