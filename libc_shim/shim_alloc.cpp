@@ -114,7 +114,13 @@ void release_slow(void* p, kmem::malloc_type t, const char* who) {
     count(C_BOOTSTRAP_FREES);
     return;
   }
-  if (!ensure_booted()) die_refused(p, kmem::KMEM_FOREIGN, who);  // during boot: only bootstrap blocks exist
+  if (!ensure_booted()) {  // booting, or boot failed: only bootstrap and ld.so blocks exist
+    if (rtld_owns(p, nullptr)) {
+      count(C_RTLD_FREES);
+      return;
+    }
+    die_refused(p, kmem::KMEM_FOREIGN, who);
+  }
   release(p, t, who);
 }
 
@@ -125,14 +131,15 @@ void* resize(void* p, std::size_t n, kmem::malloc_type t, const char* who) {
     return nullptr;
   }
   if (!ready() && !ensure_booted()) {
-    // Booting thread recursing: only bootstrap blocks can exist.
-    if (!bootstrap_owns(p)) die_refused(p, kmem::KMEM_FOREIGN, who);
+    // Booting thread recursing, or boot failed: only bootstrap and ld.so blocks exist.
+    std::size_t old = 0;
+    if (bootstrap_owns(p)) old = bootstrap_size(p);
+    else if (!rtld_owns(p, &old)) die_refused(p, kmem::KMEM_FOREIGN, who);
     void* q = bootstrap_alloc(n, 0);
     if (q == nullptr) {
       errno = ENOMEM;
       return nullptr;
     }
-    std::size_t old = bootstrap_size(p);
     std::memcpy(q, p, old < n ? old : n);
     return q;
   }

@@ -83,6 +83,7 @@ bool ensure_booted() {
   for (;;) {
     int s = g_boot_state.load(std::memory_order_acquire);
     if (s == BOOT_READY) return true;
+    if (s == BOOT_FAILED) return false;
     if (s == BOOT_BOOTING) {
       if (g_boot_tid.load(std::memory_order_acquire) == current_tid()) return false;
       sched_yield();
@@ -92,7 +93,15 @@ bool ensure_booted() {
     if (!g_boot_state.compare_exchange_strong(expected, BOOT_BOOTING, std::memory_order_acq_rel)) continue;
     g_boot_tid.store(current_tid(), std::memory_order_release);
     rtld_snapshot();  // before boot maps the region: only the loader's memory
-    if (!runtime_boot()) die("libvmrt_malloc.so: the vmrt runtime failed to boot (see above); aborting");
+    if (!runtime_boot()) {
+      vm_fd_out<256> m(2);
+      m.str("vmrt: libvmrt_malloc.so: the vmrt runtime failed to boot (see above): malloc returns NULL "
+            "(ENOMEM) beyond a 1 MiB bootstrap arena in this process\n");
+      m.flush();
+      g_boot_state.store(BOOT_FAILED, std::memory_order_release);
+      g_boot_tid.store(0, std::memory_order_release);
+      return false;
+    }
     keep_report_fd();
     g_boot_state.store(BOOT_READY, std::memory_order_release);
     g_boot_tid.store(0, std::memory_order_release);

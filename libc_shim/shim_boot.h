@@ -13,17 +13,21 @@
 
 namespace vmrt::shim {
 
-enum boot_state : int { BOOT_DOWN = 0, BOOT_BOOTING = 1, BOOT_READY = 2 };
+// BOOT_FAILED: the runtime could not boot, not even stage 0 (no host mapping could be made:
+// vm.max_map_count or RLIMIT_AS exhausted before the first malloc).  One message; from then
+// on malloc is served by the bootstrap arena and returns NULL/ENOMEM once it is used up,
+// as an allocator that cannot map memory does: the program is not aborted.
+enum boot_state : int { BOOT_DOWN = 0, BOOT_BOOTING = 1, BOOT_READY = 2, BOOT_FAILED = 3 };
 // Hidden: the entry points read it PC-relative, not through the GOT.
 extern std::atomic<int> g_boot_state __attribute__((visibility("hidden")));  // written only by the booting thread
 
 // Fast check used by every entry point.
 inline bool ready() { return g_boot_state.load(std::memory_order_acquire) == BOOT_READY; }
 
-// Boot if needed.  Returns true when kmem may be used; false only for a call
-// made by the booting thread while boot is in progress (use the bootstrap arena).
-//  => may spin (sched_yield) while another thread boots; aborts with a message
-//     if the runtime cannot boot.  Calls no malloc.
+// Boot if needed.  Returns true when kmem may be used; false for a call made by the
+// booting thread while boot is in progress, and for every call once boot failed (use
+// the bootstrap arena; BOOT_FAILED says so once).
+//  => may spin (sched_yield) while another thread boots.  Calls no malloc.
 bool ensure_booted();
 
 // Print the exit report (runtime_report + shim counters) to fd now.

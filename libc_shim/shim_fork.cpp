@@ -24,12 +24,28 @@
 // put back to the program's values, so the new image (under vmrt or not) runs with the
 // limits the program asked for.  posix_spawn/system/popen children keep the raised
 // limit (glibc spawns through internal calls; lowering it around the call would make the
-// spawn's own stack mmap fail).
+// spawn's own stack mmap fail).  RLIMIT_DATA likewise, with vmrt's private tables and
+// stacks (runtime_data_footprint) as the hidden share.
+//
+// Because the heap lives inside vmrt's reservation, the kernel cannot hold malloc to the
+// program's RLIMIT_AS: the shim does.  When the program sets a finite RLIMIT_AS after
+// boot, the room the limit leaves beside its own mappings (VmSize less vmrt's footprint)
+// becomes the budget of heap pages kmem may hold (kmem_heap_set_budget: checked only when
+// kmem takes pages, as the kernel checks only when glibc maps): a malloc past it returns
+// NULL with ENOMEM, as glibc's does when mmap/brk hit the limit.  The room is computed
+// when the limit is set (later host mappings of the program are the kernel's to refuse);
+// an infinite limit lifts it.  A RLIMIT_DATA after boot bounds a heap of frames the same
+// way (host-memory heap windows are private data the kernel itself counts).  Not in
+// stage 0 (kmem over one host reservation, no heap): there vmrt's footprint is not known
+// closely enough to tell the program's own mappings apart (a 256 MiB limit left 39 MiB),
+// so malloc stays bounded by the reservation only.
 #include <atomic>
 #include <cerrno>
 #include <cstdarg>
 #include <cstddef>
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <cstring>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -37,6 +53,8 @@
 #include <unistd.h>
 
 #include "libc_shim/shim_boot.h"
+#include "runtime/kmem_vm_source.h"
+#include "runtime/runtime_internal.h"
 #include "runtime/boot.h"
 #include "runtime/spinlock.h"
 
@@ -63,6 +81,7 @@ struct hidden_limit {
   std::atomic<rlim_t> view_soft, view_hard;
 };
 hidden_limit g_limits[] = {{RLIMIT_AS, {}, false, {}, {false}, {RLIM_INFINITY}, {RLIM_INFINITY}},
+                           {RLIMIT_DATA, {}, false, {}, {false}, {RLIM_INFINITY}, {RLIM_INFINITY}},
                            {RLIMIT_FSIZE, {}, false, {}, {false}, {RLIM_INFINITY}, {RLIM_INFINITY}}};
 
 hidden_limit* find_limit(int res) {
@@ -85,8 +104,8 @@ rlim_t plus(rlim_t v, std::size_t f) {
 bool kernel_values(int res, const rlimit& want, rlimit* k) {
   *k = want;
   if (!runtime_booted()) return false;
-  if (res == RLIMIT_AS) {
-    std::size_t f = runtime_address_footprint();
+  if (res == RLIMIT_AS || res == RLIMIT_DATA) {
+    std::size_t f = res == RLIMIT_AS ? runtime_address_footprint() : runtime_data_footprint();
     if (f == 0 || (want.rlim_cur == RLIM_INFINITY && want.rlim_max == RLIM_INFINITY)) return false;
     k->rlim_cur = plus(want.rlim_cur, f);
     k->rlim_max = plus(want.rlim_max, f);
@@ -98,7 +117,7 @@ bool kernel_values(int res, const rlimit& want, rlimit* k) {
   return true;
 }
 
-int set_limit(hidden_limit* l, const rlimit* nv, rlimit* ov) {
+int set_limit_locked(hidden_limit* l, const rlimit* nv, rlimit* ov) {
   rt::spin_guard g(l->lock);
   rlimit cur{};
   if (raw_prlimit(l->res, nullptr, &cur) != 0) return -1;
@@ -126,6 +145,71 @@ int set_limit(hidden_limit* l, const rlimit* nv, rlimit* ov) {
   }
   if (ov != nullptr) *ov = view;
   return 0;
+}
+
+// A field of /proc/self/status ("VmSize:", "VmData:") in bytes; 0 without /proc.
+//  => no malloc (a stack buffer).
+std::size_t vm_status_now(const char* key) {
+  int fd = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[4096];
+  std::size_t len = 0;
+  for (;;) {
+    ssize_t n = ::read(fd, buf + len, sizeof buf - 1 - len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    len += static_cast<std::size_t>(n);
+    if (len == sizeof buf - 1) break;
+  }
+  ::close(fd);
+  buf[len] = '\0';
+  const char* p = std::strstr(buf, key);
+  if (p == nullptr) return 0;
+  p += std::strlen(key);
+  while (*p == ' ' || *p == '\t') ++p;
+  std::size_t kb = 0;
+  for (; *p >= '0' && *p <= '9'; ++p) kb = kb * 10 + static_cast<std::size_t>(*p - '0');
+  return kb << 10;
+}
+
+// The room each limit leaves the heap (SIZE_MAX: none); the heap budget is the smaller.
+std::atomic<std::size_t> g_room_as{SIZE_MAX}, g_room_data{SIZE_MAX};
+
+// Hold the program's malloc family and operator new to the room its new soft limit `cur`
+// of `res` (RLIMIT_AS or RLIMIT_DATA) leaves beside its own mappings (see the header
+// comment).  RLIM_INFINITY lifts that limit's share.
+//  => runtime booted; no lock of this file held.
+void apply_malloc_limit(int res, rlim_t cur) {
+  if (!runtime_vm_up()) return;
+  std::size_t room = SIZE_MAX;
+  if (res == RLIMIT_AS && cur != RLIM_INFINITY) {
+    // The heap lies inside vmrt's reservation: VmSize less vmrt's footprint is the
+    // program's own.
+    std::size_t vmsize = vm_status_now("VmSize:"), footprint = runtime_address_footprint();
+    std::size_t own = vmsize > footprint ? vmsize - footprint : 0;
+    room = cur > own ? static_cast<std::size_t>(cur - own) : 0;
+  } else if (res == RLIMIT_DATA && cur != RLIM_INFINITY &&
+             runtime_current_config().heap == heap_backing::frames) {
+    // Host-memory heap windows are private data: the kernel holds them to the limit (it
+    // is given the program's value plus vmrt's own tables).  A heap of frames (the shared
+    // memfd) is not data: the budget does it.
+    std::size_t vmdata = vm_status_now("VmData:"), footprint = runtime_data_footprint();
+    std::size_t own = vmdata > footprint ? vmdata - footprint : 0;
+    room = cur > own ? static_cast<std::size_t>(cur - own) : 0;
+  }
+  (res == RLIMIT_AS ? g_room_as : g_room_data).store(room);
+  std::size_t as = g_room_as.load(), data = g_room_data.load();
+  std::size_t b = as < data ? as : data;
+  rt::kmem_heap_set_budget(b == SIZE_MAX ? 0 : b == 0 ? 1 : b);
+}
+
+// setrlimit/prlimit on this process for a limit the shim tracks; a new RLIMIT_AS or
+// RLIMIT_DATA also sets the malloc limit (apply_malloc_limit).
+int set_limit(hidden_limit* l, const rlimit* nv, rlimit* ov) {
+  int r = set_limit_locked(l, nv, ov);
+  if (r == 0 && nv != nullptr && (l->res == RLIMIT_AS || l->res == RLIMIT_DATA) && runtime_booted())
+    apply_malloc_limit(l->res, nv->rlim_cur);
+  return r;
 }
 
 int get_limit(hidden_limit* l, rlimit* ov) {

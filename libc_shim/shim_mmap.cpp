@@ -28,9 +28,12 @@ long give(const mm_answer& a) {
   return a.value;
 }
 
-// The machine boots at the program's first mmap as at its first malloc (whichever comes
-// first); calls made while it boots, or when it has no mmap area, go to the host.
-bool ready() { return vmrt::rt::mm_area_ready() || (vmrt::shim::ensure_booted() && vmrt::rt::mm_area_ready()); }
+// Served once the machine is up (the program's first malloc boots it, and the dynamic
+// loader mallocs before the program runs); an mmap before that — or while the machine
+// boots, or with no mmap area — goes to the host.  (mmap does not boot the machine: a
+// program that fills the host's mapping limit before its first malloc must still get
+// malloc's clean ENOMEM, scenario hostile_map_count.)
+bool ready() { return vmrt::rt::mm_area_ready(); }
 
 }  // namespace
 

@@ -48,33 +48,6 @@ int g_fork_pipe[2] = {-1, -1};     // child -> parent: "physmem replaced"
 
 using rt::say;
 
-// Parse "123", "64K", "16M", "4G", "1T".  False on garbage or overflow.
-bool parse_size(const char* s, std::size_t* out) {
-  if (s == nullptr || *s == '\0') return false;
-  std::size_t v = 0;
-  const char* p = s;
-  for (; *p >= '0' && *p <= '9'; ++p) {
-    std::size_t d = static_cast<std::size_t>(*p - '0');
-    if (v > (SIZE_MAX - d) / 10) return false;
-    v = v * 10 + d;
-  }
-  if (p == s) return false;
-  unsigned shift = 0;
-  switch (*p) {
-    case '\0': break;
-    case 'k': case 'K': shift = 10; ++p; break;
-    case 'm': case 'M': shift = 20; ++p; break;
-    case 'g': case 'G': shift = 30; ++p; break;
-    case 't': case 'T': shift = 40; ++p; break;
-    default: return false;
-  }
-  if (*p == 'B' || *p == 'b') ++p;
-  if (*p != '\0') return false;
-  if (shift != 0 && v > (SIZE_MAX >> shift)) return false;
-  *out = v << shift;
-  return true;
-}
-
 std::size_t host_ram() {
   long pages = sysconf(_SC_PHYS_PAGES);
   long psz = sysconf(_SC_PAGESIZE);
@@ -87,8 +60,8 @@ constexpr size_limits kRegionLimits = kRegionSizeLimits;
 constexpr size_limits kPhysmemLimits = kPhysmemSizeLimits;
 constexpr size_limits kKmemLimits = kKmemSizeLimits;
 constexpr size_limits kFrameCacheLimits = kFrameCacheSizeLimits;
-static_assert(kRegionLimits.min == rt::kMinRegion && kRegionLimits.max == rt::kMaxRegion);
-static_assert(kKmemLimits.max == rt::kMaxRegion / 2);
+static_assert(kRegionLimits.min >= rt::kMinRegion && kRegionLimits.max == rt::kMaxRegion);
+static_assert(kKmemLimits.max == rt::kMaxRegion / 2 && kConfigRegionGranule == rt::kGranule);
 // Default free-frame cache: physmem / kFrameCacheDiv, at most kFrameCacheMax.
 constexpr std::size_t kFrameCacheDiv = 4;
 constexpr std::size_t kFrameCacheMax = std::size_t{1} << 30;
@@ -96,46 +69,40 @@ static_assert(kFrameCacheDiv >= 2 && kFrameCacheMax % 4096 == 0);
 static_assert(kRegionLimits.min < kRegionLimits.max && kPhysmemLimits.min < kPhysmemLimits.max &&
               kKmemLimits.min < kKmemLimits.max && kKmemLimits.max <= kRegionLimits.max);
 
-void put_size(vm_out& o, std::size_t v) {
-  const char* unit = "";
-  if (v % (std::size_t{1} << 40) == 0) { v >>= 40; unit = "T"; }
-  else if (v % (std::size_t{1} << 30) == 0) { v >>= 30; unit = "G"; }
-  else if (v >= (std::size_t{1} << 20)) { v >>= 20; unit = "M"; }
-  o.u(v).str(unit);
-}
-
-// A size variable: garbage or a value outside the limits gets a message naming the
-// variable, the value, the accepted range and the default used instead.
-// True when the variable set the field.
-bool env_size(const char* name, std::size_t* field, size_limits lim) {
-  const char* v = getenv(name);
-  if (v == nullptr) return false;
-  std::size_t n;
-  bool parsed = parse_size(v, &n);
-  if (parsed && n >= lim.min && n <= lim.max) {
-    *field = n;
-    return true;
-  }
-  vm_fd_out<256> o(2);
-  o.str("vmrt: ").str(name).ch('=').str(v).str(parsed ? ": out of range (" : ": not a size (use e.g. 512M, 4G; ");
-  put_size(o, lim.min);
-  o.str(" .. ");
-  put_size(o, lim.max);
-  o.str("); using the default ");
-  put_size(o, *field);
-  o.ch('\n');
+// A variable of config_var v (runtime/rt_config.h, the table vmrun checks against):
+// garbage or a value outside the accepted range gets one message naming the variable,
+// the value, the accepted range and the default used instead.  True when the variable
+// set *out.
+bool env_value(config_var v, std::uint64_t* out, const char* default_text) {
+  const char* text = getenv(config_info(v).env);
+  if (text == nullptr) return false;
+  config_status st = config_parse(v, text, out);
+  if (st == config_status::ok) return true;
+  char why[256];
+  vm_fd_out<384> o(2);
+  o.str("vmrt: ").str(config_describe(v, nullptr, text, st, why, sizeof why)).str("; using the default ");
+  o.str(default_text).ch('\n');
   return false;
 }
 
-bool env_flag(const char* name) {
-  const char* v = getenv(name);
-  return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
+bool env_size(config_var v, std::size_t* field) {
+  char def[32];
+  std::uint64_t n = 0;
+  if (!env_value(v, &n, config_size_text(*field, def, sizeof def))) return false;
+  *field = static_cast<std::size_t>(n);
+  return true;
+}
+
+bool env_flag(config_var v) {
+  std::uint64_t on = 0;
+  return env_value(v, &on, "(off)") && on != 0;
 }
 
 // kmem_map of the kernel vmspace: wired kernel memory (kmem_alloc_wired); the program's
 // malloc arena is the process heap (VMRT_KMEM_SIZE).
 constexpr std::size_t kKernelKmemSize = std::size_t{64} << 20;
 static_assert(kKernelKmemSize % rt::kGranule == 0 || rt::kGranule % kKernelKmemSize == 0);
+static_assert(kKernelKmemSize + rt::kGranule == kConfigKernelWindow, "rt_config.h: the kernel window");
 
 // ---- fitting the host's limits ------------------------------------------------------------
 //
@@ -282,45 +249,33 @@ void fit_limits(runtime_config* c, bool region_set, bool physmem_set, bool kmem_
 
 runtime_config runtime_config_from_env() {
   runtime_config c{};
-  c.region_size = std::size_t{64} << 30;
+  c.region_size = kDefaultRegionSize;
   std::size_t ram = host_ram();
   c.physmem_size = ram < (std::size_t{64} << 30) ? ram : (std::size_t{64} << 30);
   c.kmem_size = std::size_t{16} << 30;
   c.trap = trap_backend::automatic;
   c.stats_fd = 2;
-  bool region_set = env_size("VMRT_REGION_SIZE", &c.region_size, kRegionLimits);
-  bool physmem_set = env_size("VMRT_PHYSMEM", &c.physmem_size, kPhysmemLimits);
-  bool kmem_set = env_size("VMRT_KMEM_SIZE", &c.kmem_size, kKmemLimits);
+  bool region_set = env_size(config_var::region_size, &c.region_size);
+  bool physmem_set = env_size(config_var::physmem, &c.physmem_size);
+  bool kmem_set = env_size(config_var::kmem_size, &c.kmem_size);
+  // An explicit region sizes the default kmem to what boots in it (vmrun refuses an
+  // explicit kmem that does not fit).
+  if (region_set && !kmem_set && c.kmem_size > config_kmem_max_for_region(c.region_size))
+    c.kmem_size = config_kmem_max_for_region(c.region_size);
   c.frame_cache = c.physmem_size / kFrameCacheDiv < kFrameCacheMax ? c.physmem_size / kFrameCacheDiv : kFrameCacheMax;
-  bool cache_set = env_size("VMRT_FRAME_CACHE", &c.frame_cache, kFrameCacheLimits);
+  bool cache_set = env_size(config_var::frame_cache, &c.frame_cache);
   std::size_t cache = c.frame_cache;
   fit_limits(&c, region_set, physmem_set, kmem_set);
   if (cache_set) c.frame_cache = cache;
   c.stage0_size = c.stage0 ? c.stage0_size : c.kmem_size;
-  if (const char* t = getenv("VMRT_TRAP")) {
-    if (std::strcmp(t, "sigsegv") == 0) c.trap = trap_backend::sigsegv;
-    else if (std::strcmp(t, "userfaultfd") == 0 || std::strcmp(t, "uffd") == 0) c.trap = trap_backend::userfaultfd;
-    else if (std::strcmp(t, "auto") != 0)
-      say("vmrt: VMRT_TRAP=", t, ": use auto, sigsegv or userfaultfd; using the default (auto)\n");
-  }
+  std::uint64_t v = 0;
+  if (env_value(config_var::trap, &v, "(auto)")) c.trap = static_cast<trap_backend>(v);
   c.heap = heap_backing::host;
-  if (const char* h = getenv("VMRT_HEAP")) {
-    if (std::strcmp(h, "frames") == 0) c.heap = heap_backing::frames;
-    else if (std::strcmp(h, "host") != 0) say("vmrt: VMRT_HEAP=", h, ": use host or frames; using the default (host)\n");
-  }
-  if (const char* m = getenv("VMRT_MMAP")) {
-    if (std::strcmp(m, "host") == 0) c.mmap_host = true;
-    else if (std::strcmp(m, "vmrt") != 0) say("vmrt: VMRT_MMAP=", m, ": use vmrt or host; using the default (vmrt)\n");
-  }
-  c.stats = env_flag("VMRT_STATS");
-  c.kmem_diagnostics = env_flag("VMRT_KMEM_DIAG");
-  if (const char* f = getenv("VMRT_STATS_FD")) {
-    int fd = 0;
-    const char* p = f;
-    for (; *p >= '0' && *p <= '9' && fd < 1000000; ++p) fd = fd * 10 + (*p - '0');
-    if (p == f || *p != '\0') say("vmrt: VMRT_STATS_FD=", f, ": not a file descriptor number; using the default (2)\n");
-    else c.stats_fd = fd;
-  }
+  if (env_value(config_var::heap, &v, "(host)")) c.heap = static_cast<heap_backing>(v);
+  if (env_value(config_var::mmap, &v, "(vmrt)")) c.mmap_host = v == 1;
+  c.stats = env_flag(config_var::stats);
+  c.kmem_diagnostics = env_flag(config_var::kmem_diag);
+  if (env_value(config_var::stats_fd, &v, "(2)")) c.stats_fd = static_cast<int>(v);
   return c;
 }
 
@@ -478,6 +433,14 @@ bool runtime_boot_with(const runtime_config& cfg) {
 }
 
 std::size_t runtime_file_footprint() { return runtime_booted() && g_vm_up ? rt::physmem_bytes() : 0; }
+
+std::size_t runtime_data_footprint() {
+  if (!runtime_booted()) return 0;
+  if (!g_vm_up) return (g_stage0_size >> 12) * kStage0DataPer4k;
+  std::size_t region = rt::region_size(), phys = rt::physmem_bytes();
+  return (region >> 12) * 9 + (phys >> 12) * 48 + (g_config.kmem_size >> 12) * 17 +
+         (std::size_t{16} << 20);  // thread stacks, alternate stacks, zones
+}
 
 std::size_t runtime_address_footprint() {
   if (!runtime_booted()) return 0;

@@ -16,6 +16,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "runtime/rt_config.h"
+
 namespace vmrt {
 
 enum class trap_backend : std::uint8_t {
@@ -46,15 +48,15 @@ inline constexpr const char* kSizingReasonNames[] = {
 static_assert(sizeof(kSizingReasonNames) / sizeof(kSizingReasonNames[0]) ==
               static_cast<unsigned>(sizing_reason::stage0_failed) + 1);
 
-// Accepted ranges of the size variables (the runtime refuses anything else; vmrun rejects
-// the same values with exit status 2).
-struct size_limits {
-  std::size_t min, max;
-};
-inline constexpr size_limits kRegionSizeLimits{std::size_t{64} << 20, std::size_t{1} << 44};
-inline constexpr size_limits kPhysmemSizeLimits{std::size_t{16} << 20, std::size_t{1} << 44};
-inline constexpr size_limits kKmemSizeLimits{std::size_t{16} << 20, std::size_t{1} << 43};
-inline constexpr size_limits kFrameCacheSizeLimits{0, std::size_t{1} << 44};
+// Accepted ranges of the variables: runtime/rt_config.h (shared with vmrun, which
+// refuses the values the runtime would refuse, with exit status 2).
+static_assert(static_cast<unsigned>(trap_backend::automatic) == kTrapChoices[0].value &&
+                  static_cast<unsigned>(trap_backend::sigsegv) == kTrapChoices[1].value &&
+                  static_cast<unsigned>(trap_backend::userfaultfd) == kTrapChoices[2].value,
+              "kTrapChoices carry trap_backend ordinals");
+static_assert(static_cast<unsigned>(heap_backing::host) == kHeapChoices[0].value &&
+                  static_cast<unsigned>(heap_backing::frames) == kHeapChoices[1].value,
+              "kHeapChoices carry heap_backing ordinals");
 
 // Configuration, from the environment; every variable is documented in `vmrun --help`.
 struct runtime_config {
@@ -118,6 +120,9 @@ int runtime_fork_error();
 // Address space vmrt itself holds (region, direct map, page tables and arrays, stage 0
 // arena): the shim keeps it out of the program's RLIMIT_AS (see shim_fork.cpp).
 std::size_t runtime_address_footprint();
+// The part of it the host charges to RLIMIT_DATA (vmrt's private tables and stacks; the
+// region and the memfd mappings are not private data).
+std::size_t runtime_data_footprint();
 // Size of vmrt's physmem memfd (0 in stage 0): the shim keeps the hard RLIMIT_FSIZE at
 // least this large so fork can size the child's memfd (see shim_fork.cpp).
 std::size_t runtime_file_footprint();

@@ -1,6 +1,8 @@
 // kmem_vm_source.cpp — kmem pages from the kmem submap.
 #include "runtime/kmem_vm_source.h"
 
+#include <atomic>
+
 #include "vm/vm_heap.h"
 #include "vm/vm_kern.h"
 
@@ -31,23 +33,37 @@ void* resize_pages(void*, void* addr, std::size_t old_npages, std::size_t new_np
 }
 
 constinit kmem::kmem_page_source g_heap_src{};
+// Heap pages kmem holds, and the budget (kmem_heap_set_budget; 0 = none) checked only when
+// kmem takes pages, as the kernel checks RLIMIT_AS only when an allocator maps memory.
+std::atomic<std::size_t> g_heap_held{0};
+std::atomic<std::size_t> g_heap_budget{0};
+
+bool over_budget(std::size_t more) {
+  std::size_t b = g_heap_budget.load(std::memory_order_relaxed);
+  return b != 0 && g_heap_held.load(std::memory_order_relaxed) + more > b;
+}
 
 void* heap_alloc_pages(void*, std::size_t npages, std::size_t align_pages, bool) {
   if (align_pages == 0) align_pages = 1;
+  if (over_budget(npages)) return nullptr;
   vaddr_t va = 0;
   if (vm_heap_alloc(npages * PAGE_SIZE, align_pages * PAGE_SIZE, &va) != KERN_SUCCESS) return nullptr;
+  g_heap_held.fetch_add(npages, std::memory_order_relaxed);
   return reinterpret_cast<void*>(va);
 }
 
 void heap_free_pages(void*, void* addr, std::size_t npages) {
   vm_heap_free(reinterpret_cast<vaddr_t>(addr), npages * PAGE_SIZE);
+  g_heap_held.fetch_sub(npages, std::memory_order_relaxed);
 }
 
 void* heap_resize_pages(void*, void* addr, std::size_t old_npages, std::size_t new_npages) {
+  if (new_npages > old_npages && over_budget(new_npages - old_npages)) return nullptr;
   vaddr_t va = 0;
   if (vm_heap_resize(reinterpret_cast<vaddr_t>(addr), old_npages * PAGE_SIZE, new_npages * PAGE_SIZE, &va) !=
       KERN_SUCCESS)
     return nullptr;
+  g_heap_held.fetch_add(new_npages - old_npages, std::memory_order_relaxed);
   return reinterpret_cast<void*>(va);
 }
 
@@ -61,6 +77,11 @@ const kmem::kmem_page_source* kmem_heap_source(vaddr_t base, vsize_t size) {
   g_heap_src.resize_pages = heap_resize_pages;
   g_heap_src.ctx = nullptr;
   return &g_heap_src;
+}
+
+void kmem_heap_set_budget(std::size_t bytes) {
+  std::size_t pages = bytes >> PAGE_SHIFT;
+  g_heap_budget.store(bytes == 0 ? 0 : pages == 0 ? 1 : pages, std::memory_order_relaxed);
 }
 
 const kmem::kmem_page_source* kmem_vm_source(vaddr_t base, vsize_t size) {

@@ -16,5 +16,9 @@ namespace vmrt::rt {
 const kmem::kmem_page_source* kmem_vm_source(vaddr_t base, vsize_t size);
 // The source for the heap [base, base + size) (vm_heap_init's range).  Static storage.
 const kmem::kmem_page_source* kmem_heap_source(vaddr_t base, vsize_t size);
+// At most `bytes` of heap pages held by kmem from now on (0: no budget): the heap source
+// refuses pages past it (kmem's malloc then returns NULL), checked only when kmem takes
+// pages.  Lock-free; the shim sets it from the program's RLIMIT_AS (shim_fork.cpp).
+void kmem_heap_set_budget(std::size_t bytes);
 
 }  // namespace vmrt::rt

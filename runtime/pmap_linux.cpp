@@ -151,14 +151,21 @@ void pv_unlink(std::size_t i) {
   g_pte[i].next1 = 0;
 }
 
-// Host: make pages [i, i+n) reserved with reservation `resv` (no PTE changes).
+// Host: make pages [i, i+n) reserved with reservation `resv` (no PTE changes).  With
+// `may_fail`, a host refusal is returned (false) instead of stopping the process: after a
+// failed MAP_FIXED over host memory that the host left as it was (the mapping limit is
+// checked before anything is unmapped).
+bool host_reserve_try(std::size_t i, std::size_t n, vm_prot_t resv);
 void host_reserve(std::size_t i, std::size_t n, vm_prot_t resv) {
+  RT_ASSERT(host_reserve_try(i, n, resv), "cannot restore a reservation in the region (host VMA limit?)");
+}
+bool host_reserve_try(std::size_t i, std::size_t n, vm_prot_t resv) {
   int uffd = g_uffd.load(std::memory_order_relaxed);
   int hp = uffd >= 0 ? resv : PROT_NONE;
   void* r = vmrt::sys::mmap(reinterpret_cast<void*>(va_of(i)), n << PAGE_SHIFT, hp,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
   rt_count(RC_HOST_MMAP);
-  RT_ASSERT(r != MAP_FAILED, "cannot restore a reservation in the region (host VMA limit?)");
+  if (r == MAP_FAILED) return false;
   if (uffd >= 0 && resv != VM_PROT_NONE) {
     uffdio_register reg{};
     reg.range.start = va_of(i);
@@ -168,10 +175,12 @@ void host_reserve(std::size_t i, std::size_t n, vm_prot_t resv) {
     RT_ASSERT(rc == 0, "UFFDIO_REGISTER failed on a reservation");
   }
   for (std::size_t p = i; p < i + n; ++p) g_bits[p] &= static_cast<std::uint8_t>(~B_REFUSED);
+  return true;
 }
 
 // Host: restore reservations over [i, j), grouped by reservation (sigsegv: one call).
-void host_reserve_grouped(std::size_t i, std::size_t j) {
+// False (may_fail only) when the host refused one.
+bool host_reserve_grouped(std::size_t i, std::size_t j, bool may_fail = false) {
   bool uffd = g_uffd.load(std::memory_order_relaxed) >= 0;
   while (i < j) {
     std::size_t k = i + 1;
@@ -180,9 +189,14 @@ void host_reserve_grouped(std::size_t i, std::size_t j) {
       while (k < j && (g_bits[k] & B_RESV) == r) ++k;
     else
       k = j;
-    host_reserve(i, k - i, r);
+    if (may_fail) {
+      if (!host_reserve_try(i, k - i, r)) return false;
+    } else {
+      host_reserve(i, k - i, r);
+    }
     i = k;
   }
+  return true;
 }
 
 // Drop the resident pages [i, j) (all mapped) and restore their reservations.
@@ -545,10 +559,13 @@ kern_return_t host_map_locked(vaddr_t sva, vaddr_t eva, vm_prot_t prot, unsigned
   rt_count(RC_HOST_MMAP);
   if (r == MAP_FAILED) {
     // A failed MAP_FIXED may have dropped what was there: restore the reservation.
+    // (When the host refused at its mapping limit it changed nothing, and restoring is
+    // refused too: what was there stays, host memory included.)
     int saved = errno;
-    std::memset(g_hostmem + i, 0, e - i);
-    rt_count(RC_HOST_MEM_MAPPED, -replaced);
-    host_reserve_grouped(i, e);
+    if (host_reserve_grouped(i, e, true)) {
+      std::memset(g_hostmem + i, 0, e - i);
+      rt_count(RC_HOST_MEM_MAPPED, -replaced);
+    }
     rt_host_vmas_add(breaks(i, e) - before);
     errno = saved;
     return KERN_RESOURCE_SHORTAGE;

@@ -109,7 +109,11 @@ void install_altstack(void* uc = nullptr) {
 // The handler is called the way the kernel would call it: SA_RESETHAND resets the
 // disposition first, and its sa_mask (plus sig, unless SA_NODEFER) is blocked while
 // it runs (our own handler is SA_NODEFER with an empty mask).
-void chain(int sig, siginfo_t* si, void* uc) {
+// `synthesized`: sig is not the signal the host delivered (a refused frame arrives as
+// SIGSEGV and is delivered as SIGBUS): re-executing the access would not raise sig, so
+// with no handler (SIG_DFL, or SIG_IGN, which the kernel overrides for a fault as its
+// force_sig does) the default action is taken by sending sig to this thread, unblocked.
+void chain(int sig, siginfo_t* si, void* uc, bool synthesized = false) {
   struct sigaction prev;
   {
     sig_guard g;
@@ -144,9 +148,20 @@ void chain(int sig, siginfo_t* si, void* uc) {
   dfl.sa_handler = SIG_DFL;
   sigemptyset(&dfl.sa_mask);
   __sigaction(sig, &dfl, nullptr);
-  if (user_sent) ::syscall(SYS_tgkill, ::getpid(), ::syscall(SYS_gettid), sig);
+  if (user_sent || synthesized) {
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, sig);
+    pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
+    ::syscall(SYS_tgkill, ::getpid(), ::syscall(SYS_gettid), sig);
+  }
 }
 
+// A refused access: the trap hook, else the program's handler, else death.  A fault
+// refused for want of memory (RESOURCE: the frame allocator or the host could not
+// supply a page) is SIGBUS with BUS_ADRERR at the faulting address, as Linux delivers
+// when it cannot supply a page of a mapping (a file hole past EOF, a hugetlb pool, a
+// shmem page beyond its limit); the others are SIGSEGV with SEGV_MAPERR / SEGV_ACCERR.
 void deliver_trap(int sig, siginfo_t* si, void* uc, vaddr_t addr, int access, trap_reason reason, window* w) {
   rt_count(RC_TRAPS);
   rt_count(reason == TRAP_NO_ENTRY ? RC_TRAPS_NO_ENTRY : reason == TRAP_PROTECTION ? RC_TRAPS_PROTECTION : RC_TRAPS_RESOURCE);
@@ -158,6 +173,17 @@ void deliver_trap(int sig, siginfo_t* si, void* uc, vaddr_t addr, int access, tr
     h(&t, g_hook_arg.load(std::memory_order_acquire));  // may siglongjmp
   }
   siginfo_t copy = *si;
+  if (reason == TRAP_RESOURCE) {
+    bool synthesized = sig != SIGBUS;
+    if (synthesized) {
+      std::memset(&copy, 0, sizeof copy);
+      copy.si_signo = SIGBUS;
+      copy.si_code = BUS_ADRERR;
+      copy.si_addr = reinterpret_cast<void*>(addr);
+    }
+    chain(SIGBUS, &copy, uc, synthesized);
+    return;
+  }
   if (sig == SIGSEGV) copy.si_code = reason == TRAP_PROTECTION ? SEGV_ACCERR : SEGV_MAPERR;
   chain(sig, &copy, uc);
 }

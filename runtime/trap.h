@@ -5,7 +5,10 @@
 // vm_fault and the access retried; a refused access is a trap (recorded, counted,
 // delivered to the trap hook, else to the program's previous handler with si_code
 // SEGV_MAPERR/SEGV_ACCERR, else SIG_DFL and re-fault: the process dies the way the
-// kernel would kill it).  Faults outside the region go to the previous handler.
+// kernel would kill it).  A fault refused for want of memory (TRAP_RESOURCE: no frame,
+// or the host could not back one) is SIGBUS with BUS_ADRERR and si_addr = the faulting
+// address, under either backend, as Linux delivers when it cannot supply a page of a
+// mapping; with SIGBUS at SIG_DFL (or SIG_IGN) the process dies of SIGBUS.  Faults outside the region go to the previous handler.
 //
 // userfaultfd (VMRT_TRAP=userfaultfd, or auto when available): reservations are
 // registered (MISSING); a handler thread reads page-fault events, calls vm_fault and

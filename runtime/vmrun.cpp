@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <elf.h>
 #include <fcntl.h>
@@ -22,7 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "runtime/boot.h"  // the accepted ranges of the size variables
+#include "runtime/rt_config.h"  // the VMRT_* variables and their accepted values
 #include "runtime/vmrun_sweep.h"
 #include "vm/vm_fail.h"
 
@@ -44,21 +45,24 @@ const char kUsage[] =
     "options (each sets the environment variable shown):\n"
     "  --physmem SIZE      VMRT_PHYSMEM       physical memory (frame pool) size, 16M..16T;\n"
     "                                         default: host RAM, at most 64G\n"
-    "  --region SIZE       VMRT_REGION_SIZE   reserved guest region, 64M..16T; default 64G\n"
+    "  --region SIZE       VMRT_REGION_SIZE   reserved guest region, 112M..16T; default 64G\n"
     "  --kmem-size SIZE    VMRT_KMEM_SIZE     kmem submap (malloc arena), 16M..8T;\n"
     "                                         default 16G\n"
     "                      Sizes not given are scaled down to fit RLIMIT_AS/RLIMIT_DATA\n"
     "                      (vmrt takes at most half the room the limits leave free; when\n"
     "                      the VM does not fit, malloc runs on kmem over host pages with\n"
-    "                      one warning).  A RLIMIT_AS the program sets later is applied\n"
-    "                      to its own mappings only (getrlimit reports its value).\n"
+    "                      one warning).  A RLIMIT_AS the program sets later holds its\n"
+    "                      own mappings and its malloc (getrlimit reports its value).\n"
     "  --trap MODE         VMRT_TRAP          fault backend: auto (default: userfaultfd\n"
     "                                         when available, else sigsegv), sigsegv,\n"
     "                                         userfaultfd\n"
     "  --stats             VMRT_STATS=1       print vmstat -m / vmstat -s reports and the\n"
     "                                         shim's event counters when each process\n"
     "                                         exits (children too)\n"
-    "  --stats-fd N        VMRT_STATS_FD      file descriptor for the reports; default 2\n"
+    "  --stats-fd N        VMRT_STATS_FD      file descriptor for the reports; default 2\n"    "  (environment only)  VMRT_FRAME_CACHE   freed frames kept for reuse, 0..16T;\n"
+    "                                         default min(physmem/4, 1G)\n"    "  (environment only)  VMRT_HEAP          the malloc heap's memory: host (default:\n"
+    "                                         host memory, shared copy-on-write by fork)\n"
+    "                                         or frames (vmrt frames, bounded by physmem)\n"
     "  --kmem-diag         VMRT_KMEM_DIAG=1   kmem diagnostics: fill freed blocks, detect\n"
     "                                         write-after-free and double free\n"
     "  --shim PATH         (LD_PRELOAD)       use this libvmrt_malloc.so instead of\n"
@@ -96,8 +100,10 @@ const char kUsage[] =
     "  free() of a pointer vmrt did not allocate or a double free prints the address\n"
     "  and aborts (SIGABRT), like glibc.  Exhaustion: NULL + ENOMEM.  operator new\n"
     "  with no new-handler installed aborts with \"vmrt: operator new: out of memory\".\n"
-    "  A program that defines its own malloc keeps it (vmrun warns).  Bad VMRT_*\n"
-    "  values set directly in the environment print a message and the default is used.\n"
+    "  A program that defines its own malloc keeps it (vmrun warns).  vmrun refuses a\n"
+    "  bad VMRT_* value, from an option or the environment, with status 2 before\n"
+    "  running anything (the accepted range is named); without vmrun (LD_PRELOAD) the\n"
+    "  runtime prints the same message and uses the default.\n"
     "\n"
     "signals and threads:\n"
     "  malloc memory (the process heap) is mapped a 2 MiB window at a time when handed\n"
@@ -121,36 +127,52 @@ const char kUsage[] =
   std::exit(code);
 }
 
-// Same syntax as runtime/boot.cpp's parser: digits with an optional K/M/G/T(B).
-// False on garbage or overflow; *out gets the bytes.
-bool parse_size(const char* s, unsigned long long* out) {
-  const char* p = s;
-  unsigned long long v = 0;
-  if (*p < '0' || *p > '9') return false;
-  for (; *p >= '0' && *p <= '9'; ++p) {
-    if (v > (ULLONG_MAX - 9) / 10) return false;
-    v = v * 10 + static_cast<unsigned>(*p - '0');
-  }
-  unsigned shift = 0;
-  switch (*p) {
-    case 'k': case 'K': shift = 10; ++p; break;
-    case 'm': case 'M': shift = 20; ++p; break;
-    case 'g': case 'G': shift = 30; ++p; break;
-    case 't': case 'T': shift = 40; ++p; break;
-    default: break;
-  }
-  if (*p == 'b' || *p == 'B') ++p;
-  if (*p != '\0' || (shift != 0 && v > (ULLONG_MAX >> shift))) return false;
-  *out = v << shift;
-  return true;
+std::string size_text(std::size_t v) {
+  char buf[32];
+  return vmrt::config_size_text(v, buf, sizeof buf);
 }
 
-std::string size_text(unsigned long long v) {
-  const char* unit = "";
-  if (v != 0 && v % (1ULL << 40) == 0) { v >>= 40; unit = "T"; }
-  else if (v != 0 && v % (1ULL << 30) == 0) { v >>= 30; unit = "G"; }
-  else if (v >= (1ULL << 20)) { v >>= 20; unit = "M"; }
-  return std::to_string(v) + unit;
+// Refuse (exit 2) a value of v the runtime would refuse: the same parser and table
+// (runtime/rt_config.h).  `origin` is the option or variable it came from.
+std::uint64_t check_value(vmrt::config_var v, const char* origin, const char* text) {
+  std::uint64_t n = 0;
+  vmrt::config_status st = vmrt::config_parse(v, text, &n);
+  if (st != vmrt::config_status::ok) {
+    char why[512];
+    fail(kExitUsage, vmrt::config_describe(v, origin, text, st, why, sizeof why));
+  }
+  return n;
+}
+
+// Every VMRT_* setting the program will see (from an option or inherited), checked as
+// the runtime will read it, and the one combination the runtime adjusts: kmem larger
+// than half the region (boot clamps it).  `from_option[v]` names the option that set v.
+void check_environment(const char* const from_option[]) {
+  using vmrt::config_var;
+  std::uint64_t value[vmrt::kConfigVarCount] = {};
+  bool set[vmrt::kConfigVarCount] = {};
+  for (const vmrt::config_var_info& info : vmrt::kConfigVars) {
+    const char* text = std::getenv(info.env);
+    if (text == nullptr) continue;
+    auto k = static_cast<std::size_t>(info.var);
+    const char* origin = from_option[k] != nullptr ? from_option[k] : info.env;
+    value[k] = check_value(info.var, origin, text);
+    set[k] = true;
+  }
+  auto kmem = static_cast<std::size_t>(config_var::kmem_size), region = static_cast<std::size_t>(config_var::region_size);
+  if (set[kmem]) {
+    std::size_t r = set[region] ? value[region] : vmrt::kDefaultRegionSize;
+    std::size_t max = vmrt::config_kmem_max_for_region(r);
+    if (value[kmem] > max) {
+      const char* korigin = from_option[kmem] != nullptr ? from_option[kmem] : "VMRT_KMEM_SIZE";
+      std::size_t k = (static_cast<std::size_t>(value[kmem]) + vmrt::kConfigRegionGranule - 1) &
+                      ~(vmrt::kConfigRegionGranule - 1);
+      std::size_t need = std::max(2 * k, k + vmrt::kConfigKernelWindow + vmrt::kConfigRegionGranule);
+      fail(kExitUsage, std::string(korigin) + "=" + std::getenv("VMRT_KMEM_SIZE") + ": does not fit the region (" +
+                           size_text(r) + (set[region] ? "" : ", the default") + ": kmem may use " +
+                           size_text(max) + " of it); give a region of at least " + size_text(need));
+    }
+  }
 }
 
 std::string dir_of_self() {
@@ -319,15 +341,15 @@ int main(int argc, char** argv) {
     if (i + 1 >= argc) fail(kExitUsage, std::string(opt) + " needs an argument (see vmrun --help)");
     return argv[++i];
   };
-  // Every value the runtime would refuse (and replace by its default) is refused here.
-  auto set_size = [&](const char* opt, const char* var, vmrt::size_limits lim) {
-    const char* v = need_arg(opt);
-    unsigned long long n = 0;
-    if (!parse_size(v, &n)) fail(kExitUsage, std::string(opt) + ": not a size: '" + v + "' (use e.g. 512M, 4G)");
-    if (n < lim.min || n > lim.max)
-      fail(kExitUsage, std::string(opt) + ": '" + v + "' out of range (" + size_text(lim.min) + " .. " +
-                           size_text(lim.max) + ")");
-    setenv(var, v, 1);
+  // Every value the runtime would refuse (and replace by its default) is refused here,
+  // by the runtime's own parser; check_environment also sees inherited VMRT_* values.
+  const char* from_option[vmrt::kConfigVarCount] = {};
+  auto set_var = [&](vmrt::config_var v) {
+    const vmrt::config_var_info& info = vmrt::config_info(v);
+    const char* text = need_arg(info.option);
+    check_value(v, info.option, text);
+    from_option[static_cast<std::size_t>(v)] = info.option;
+    setenv(info.env, text, 1);
   };
   for (; i < argc; ++i) {
     std::string a = argv[i];
@@ -340,23 +362,17 @@ int main(int argc, char** argv) {
       std::fputs(kUsage, stdout);
       return 0;
     } else if (a == "--physmem") {
-      set_size("--physmem", "VMRT_PHYSMEM", vmrt::kPhysmemSizeLimits);
+      set_var(vmrt::config_var::physmem);
     } else if (a == "--region") {
-      set_size("--region", "VMRT_REGION_SIZE", vmrt::kRegionSizeLimits);
+      set_var(vmrt::config_var::region_size);
     } else if (a == "--kmem-size") {
-      set_size("--kmem-size", "VMRT_KMEM_SIZE", vmrt::kKmemSizeLimits);
+      set_var(vmrt::config_var::kmem_size);
     } else if (a == "--trap") {
-      std::string m = need_arg("--trap");
-      if (m != "auto" && m != "sigsegv" && m != "userfaultfd")
-        fail(kExitUsage, "--trap: '" + m + "': use auto, sigsegv or userfaultfd");
-      setenv("VMRT_TRAP", m.c_str(), 1);
+      set_var(vmrt::config_var::trap);
     } else if (a == "--stats") {
       setenv("VMRT_STATS", "1", 1);
     } else if (a == "--stats-fd") {
-      std::string v = need_arg("--stats-fd");
-      if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || v.size() > 9)
-        fail(kExitUsage, "--stats-fd: not a file descriptor number: '" + v + "'");
-      setenv("VMRT_STATS_FD", v.c_str(), 1);
+      set_var(vmrt::config_var::stats_fd);
     } else if (a == "--kmem-diag") {
       setenv("VMRT_KMEM_DIAG", "1", 1);
     } else if (a == "--shim") {
@@ -384,8 +400,18 @@ int main(int argc, char** argv) {
     }
   }
   if (i >= argc) fail(kExitUsage, "no program given (usage: vmrun [options] [--] program [args...])");
+  check_environment(from_option);
   if (!fail_spec.empty()) setenv("VMRT_FAIL", fail_spec.c_str(), 1);
-  if (const char* env = std::getenv("VMRT_FAIL"); env != nullptr && *env != '\0') check_fail_spec("VMRT_FAIL", env);
+  if (const char* env = std::getenv("VMRT_FAIL"); env != nullptr && *env != '\0') {
+    check_fail_spec("VMRT_FAIL", env);
+    // The runtime opens the log the same way; one it cannot open is refused here, not
+    // replaced by stderr in every process.
+    if (const char* log = std::getenv("VMRT_FAIL_LOG"); log != nullptr && *log != '\0') {
+      int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      if (fd < 0) fail(kExitUsage, std::string("VMRT_FAIL_LOG=") + log + ": cannot open: " + std::strerror(errno));
+      close(fd);
+    }
+  }
   if (sweep && !fail_spec.empty()) fail(kExitUsage, "--fail-sweep makes its own specs: do not combine it with --fail");
   if (!sweep && sweep_opt_given) fail(kExitUsage, "--max, -j, --timeout and --keep-logs go with --fail-sweep");
 

@@ -75,9 +75,9 @@ check_bad() {  # check_bad VAR=VALUE MESSAGE-REGEX
   echo "$err" | grep -Eq "$2" || fail "$1: message '$err' does not match '$2'"
 }
 check_bad VMRT_PHYSMEM=lots 'VMRT_PHYSMEM=lots: not a size.*using the default'
-check_bad VMRT_PHYSMEM=1M 'VMRT_PHYSMEM=1M: out of range \(16M \.\. .*using the default'
+check_bad VMRT_PHYSMEM=1M 'VMRT_PHYSMEM=1M: out of range \(accepted: 16M \.\. .*using the default'
 check_bad VMRT_KMEM_SIZE=0 'VMRT_KMEM_SIZE=0: out of range.*using the default 16G'
-check_bad VMRT_REGION_SIZE=99999T 'VMRT_REGION_SIZE=99999T: out of range \(64M \.\. 16T\); using the default 64G'
-check_bad VMRT_TRAP=bogus 'VMRT_TRAP=bogus: use auto, sigsegv or userfaultfd; using the default \(auto\)'
-check_bad VMRT_STATS_FD=abc 'VMRT_STATS_FD=abc: not a file descriptor number; using the default \(2\)'
+check_bad VMRT_REGION_SIZE=99999T 'VMRT_REGION_SIZE=99999T: out of range \(accepted: 112M \.\. 16T\); using the default 64G'
+check_bad VMRT_TRAP=bogus 'VMRT_TRAP=bogus: not a trap backend \(accepted: auto, sigsegv, userfaultfd\); using the default \(auto\)'
+check_bad VMRT_STATS_FD=abc 'VMRT_STATS_FD=abc: not a file descriptor number \(accepted: 0 \.\. 1048575\); using the default \(2\)'
 note "ok: exhaustion is ENOMEM and recoverable; bad VMRT_* values explained"

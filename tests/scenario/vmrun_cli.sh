@@ -7,7 +7,7 @@ need cc bash
 
 "$VMRUN" --help >"$TMP/help" || fail "--help failed"
 for word in --physmem --trap --stats --stats-fd --kmem-diag --region --kmem-size \
-            VMRT_PHYSMEM VMRT_TRAP VMRT_STATS VMRT_STATS_FD VMRT_KMEM_DIAG VMRT_REGION_SIZE VMRT_KMEM_SIZE \
+            VMRT_PHYSMEM VMRT_TRAP VMRT_STATS VMRT_STATS_FD VMRT_KMEM_DIAG VMRT_REGION_SIZE VMRT_KMEM_SIZE VMRT_FRAME_CACHE VMRT_HEAP \
             LD_PRELOAD auto sigsegv userfaultfd 126 127; do
   grep -q -- "$word" "$TMP/help" || fail "--help does not mention $word"
 done
@@ -92,4 +92,62 @@ grep -q 'defines its own malloc' "$TMP/own.err" || fail "no warning for a progra
 "$VMRUN" -- sort </dev/null 2>"$TMP/sort.err"
 grep -q 'own malloc' "$TMP/sort.err" && fail "spurious own-malloc warning for sort"
 
-note "ok: help, status, signals, stdio, LD_PRELOAD, children, errors"
+# Every VMRT_* value the runtime would refuse is refused by vmrun (exit 2, the accepted
+# range named, nothing run), whether it comes from an option or the inherited environment;
+# the runtime and vmrun share one parser and table (runtime/rt_config.h).
+refused() {  # refused EXPECTED-TEXT ENV... -- VMRUN-OPTIONS...
+  local want=$1; shift
+  local envs=()
+  while [ "$1" != -- ]; do envs+=("$1"); shift; done
+  shift
+  rm -f "$TMP/ran"
+  local st=0
+  env "${envs[@]}" "$VMRUN" "$@" -- touch "$TMP/ran" 2>"$TMP/refused.err" || st=$?
+  [ $st -eq 2 ] || fail "${envs[*]} $*: status $st (want 2): $(cat "$TMP/refused.err")"
+  [ ! -e "$TMP/ran" ] || fail "${envs[*]} $*: the program ran although the value was refused"
+  grep -qF -- "$want" "$TMP/refused.err" || fail "${envs[*]} $*: message lacks '$want': $(cat "$TMP/refused.err")"
+}
+refused '--physmem=8M: out of range (accepted: 16M .. 16T)' -- --physmem 8M
+refused 'VMRT_PHYSMEM=8M: out of range (accepted: 16M .. 16T)' VMRT_PHYSMEM=8M --
+refused 'accepted: 16M .. 16T' VMRT_PHYSMEM=16777215 --
+refused 'VMRT_PHYSMEM=: not a size' VMRT_PHYSMEM= --
+refused 'VMRT_REGION_SIZE=32M: out of range (accepted: 112M .. 16T)' VMRT_REGION_SIZE=32M --
+refused 'VMRT_REGION_SIZE=64M: out of range (accepted: 112M .. 16T)' VMRT_REGION_SIZE=64M --
+refused 'VMRT_KMEM_SIZE=9T: out of range (accepted: 16M .. 8T)' VMRT_KMEM_SIZE=9T --
+refused 'VMRT_FRAME_CACHE=lots: not a size' VMRT_FRAME_CACHE=lots --
+refused 'VMRT_FRAME_CACHE=17T: out of range (accepted: 0 .. 16T)' VMRT_FRAME_CACHE=17T --
+refused 'VMRT_TRAP=bogus: not a trap backend (accepted: auto, sigsegv, userfaultfd)' VMRT_TRAP=bogus --
+refused 'VMRT_HEAP=Host: not a heap backing (accepted: host, frames)' VMRT_HEAP=Host --
+refused 'VMRT_STATS_FD=99999999: descriptor out of range (accepted: 0 .. 1048575)' VMRT_STATS_FD=99999999 --
+refused '--stats-fd=99999999: descriptor out of range' -- --stats-fd 99999999
+refused 'VMRT_STATS_FD=-1: not a file descriptor number' VMRT_STATS_FD=-1 --
+refused '--kmem-size=40G: does not fit the region (64G, the default: kmem may use 32G of it); give a region of at least 80G' -- --kmem-size 40G
+refused 'does not fit the region (1G: kmem may use 512M of it); give a region of at least 2G' -- --kmem-size 1G --region 1G
+# The kernel window takes 80M of the region: a 48M kmem does not fit 128M (the VM fell back to stage 0).
+refused 'does not fit the region (128M: kmem may use 32M of it); give a region of at least 144M' -- --kmem-size 48M --region 128M
+refused 'VMRT_FAIL_LOG=/nonexistent-dir/log: cannot open: No such file or directory' -- --fail malloc:nth=1000000 --fail-log /nonexistent-dir/log
+refused 'VMRT_FAIL_LOG=/nonexistent-dir/log: cannot open' VMRT_FAIL=frame:print VMRT_FAIL_LOG=/nonexistent-dir/log --
+# An option overrides the inherited variable, and is what is checked.
+VMRT_PHYSMEM=8M "$VMRUN" --physmem 1G -- true || fail "--physmem 1G over VMRT_PHYSMEM=8M was refused"
+# Accepted values still run, at the boundaries too, with no warning from the runtime.
+# An explicit region alone sizes the default kmem to fit it (it used to be clamped with a
+# warning, or not fit at all: stage 0).
+for ok in "--physmem 16M" "--physmem 1G --kmem-size 32G" "--kmem-size 40G --region 80G" "--trap uffd" \
+          "--stats-fd 1048575" "--region 112M" "--region 1G" "--region 128M --kmem-size 32M" "--region 160M"; do
+  # shellcheck disable=SC2086
+  "$VMRUN" $ok -- bash -c 'echo ran' >"$TMP/ok.out" 2>"$TMP/ok.err" || fail "vmrun $ok: status $?: $(cat "$TMP/ok.err")"
+  [ "$(cat "$TMP/ok.out")" = ran ] || fail "vmrun $ok did not run the program"
+  ! grep -q '^vmrt:' "$TMP/ok.err" || fail "vmrun $ok: the runtime complained: $(cat "$TMP/ok.err")"
+done
+# The runtime refuses (message, default) exactly what vmrun refuses: the same table.
+shim=$BUILD/lib/libvmrt_malloc.so
+for kv in VMRT_PHYSMEM=8M VMRT_PHYSMEM=16M VMRT_PHYSMEM=1g VMRT_PHYSMEM=1GB VMRT_PHYSMEM=1GiB VMRT_REGION_SIZE=63M VMRT_REGION_SIZE=100M \
+          VMRT_KMEM_SIZE=0 VMRT_FRAME_CACHE=0 VMRT_TRAP=uffd VMRT_TRAP=SIGSEGV VMRT_HEAP=frames VMRT_HEAP= VMRT_STATS_FD=1048576 VMRT_STATS_FD=7; do
+  vst=0; env "$kv" "$VMRUN" -- true 2>/dev/null || vst=$?
+  env "$kv" LD_PRELOAD="$shim" bash -c 'echo x' 2>"$TMP/rt.err" >/dev/null
+  if grep -q "^vmrt: ${kv%%=*}=" "$TMP/rt.err"; then rt=refused; else rt=accepted; fi
+  if [ $vst -eq 2 ]; then vm=refused; else vm=accepted; fi
+  [ "$rt" = "$vm" ] || fail "$kv: the runtime $rt it, vmrun $vm it: $(cat "$TMP/rt.err")"
+done
+
+note "ok: help, status, signals, stdio, LD_PRELOAD, children, errors, every refused VMRT_* value"

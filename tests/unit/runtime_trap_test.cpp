@@ -1,11 +1,15 @@
 // runtime_trap_test.cpp — traps: protection and no-entry traps caught with the trap
 // hook, chaining to the program's own SIGSEGV handler for faults outside the region,
-// and death by SIGSEGV when nobody handles a trap.  Both backends.
+// death by SIGSEGV when nobody handles a trap, and a frame refused during a fault as
+// SIGBUS/BUS_ADRERR (death by SIGBUS when unhandled).  Both backends.
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
 #include <sys/mman.h>
 
 #include "runtime_test_support.h"
+#include "runtime/trap.h"
+#include "vm/vm_fail.h"
 
 RUNTIME_TESTS_UNDER_BOTH_BACKENDS()
 
@@ -19,6 +23,24 @@ void program_handler(int, siginfo_t* si, void*) {
   g_prog_code = si->si_code;
   g_prog_addr = si->si_addr;
   siglongjmp(g_prog_env, 1);
+}
+
+// Every frame allocation fails from now on (fault injection, vm/vm_fail), logged nowhere.
+void fail_every_frame() {
+  static vmrt::vm_fail_spec spec;
+  vmrt::vm_fail_error err;
+  REQUIRE(vmrt::vm_fail_parse("frame", &spec, &err));
+  vmrt::vm_fail_set_log_fd(open("/dev/null", O_WRONLY | O_CLOEXEC));
+  vmrt::vm_fail_arm(spec);
+}
+
+// A fresh mapping of 8 MiB without fault-around, its first page touched (the backend is up).
+char* fresh_mapping(vmrt_vmspace* vs) {
+  char* p = static_cast<char*>(vmrt_mmap(vs, nullptr, 8 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  REQUIRE(p != VMRT_MAP_FAILED);
+  REQUIRE(vmrt_madvise(vs, p, 8 << 20, MADV_RANDOM) == 0);
+  p[0] = 1;
+  return p;
 }
 }  // namespace
 
@@ -240,4 +262,79 @@ TEST_CASE("other signals are plain sigaction(2)") {
   CHECK(bool(kernel.sa_handler == SIG_IGN));
   REQUIRE(vmrt_sigaction(SIGUSR2, &old, nullptr) == 0);
   CHECK(vmrt_sigaction(0, &sa, nullptr) == -1);
+}
+
+// Issue 8: a frame refused during a fault (a RESOURCE trap) reaches the program as
+// SIGBUS/BUS_ADRERR at the faulting address, as Linux delivers when it cannot supply a
+// page of a mapping, never as SIGSEGV.
+TEST_CASE("a fault refused for want of a frame is SIGBUS with BUS_ADRERR at the address") {
+  REQUIRE(vmrt_init() == 0);
+  vmrt_vmspace* vs = vmrt_vmspace_create(16u << 20);
+  REQUIRE(vs != nullptr);
+  char* p = fresh_mapping(vs);
+  struct sigaction sa{}, old_bus{}, old_segv{};
+  sa.sa_sigaction = program_handler;
+  sa.sa_flags = SA_SIGINFO;
+  sigemptyset(&sa.sa_mask);
+  REQUIRE(vmrt_sigaction(SIGBUS, &sa, &old_bus) == 0);
+  REQUIRE(vmrt_sigaction(SIGSEGV, &sa, &old_segv) == 0);
+  static volatile int got_sig;
+  got_sig = 0;
+  struct sigaction probe = sa;
+  probe.sa_sigaction = [](int sig, siginfo_t* si, void* uc) {
+    got_sig = sig;
+    program_handler(sig, si, uc);
+  };
+  REQUIRE(vmrt_sigaction(SIGBUS, &probe, nullptr) == 0);
+  REQUIRE(vmrt_sigaction(SIGSEGV, &probe, nullptr) == 0);
+  volatile char* target = p + (5 << 20) + 77;  // never touched: needs a frame
+  fail_every_frame();
+  g_prog_code = 0;
+  g_prog_addr = nullptr;
+  if (sigsetjmp(g_prog_env, 1) == 0) {
+    *target = 1;
+    vmrt::vm_fail_disarm();
+    FAIL("the access did not trap");
+  }
+  vmrt::vm_fail_disarm();
+  CHECK(got_sig == SIGBUS);
+  CHECK(g_prog_code == BUS_ADRERR);
+  CHECK(g_prog_addr == (void*)target);
+  CHECK(vmrt::rt::trap_last().reason == vmrt::rt::TRAP_RESOURCE);
+  *target = 2;  // frames are back: the same access succeeds
+  CHECK(*target == 2);
+  REQUIRE(vmrt_sigaction(SIGBUS, &old_bus, nullptr) == 0);
+  REQUIRE(vmrt_sigaction(SIGSEGV, &old_segv, nullptr) == 0);
+  vmrt_vmspace_destroy(vs);
+}
+
+TEST_CASE("an unhandled frame refusal kills the process with SIGBUS (default or ignored disposition)") {
+  REQUIRE(vmrt_init() == 0);
+  vmrt_vmspace* vs = vmrt_vmspace_create(16u << 20);
+  REQUIRE(vs != nullptr);
+  char* p = fresh_mapping(vs);
+  for (void (*disp)(int) : {SIG_DFL, SIG_IGN}) {
+    pid_t pid = rtt::vm_fork();
+    if (pid == 0) {
+      struct sigaction d{};
+      d.sa_handler = disp;
+      vmrt_sigaction(SIGBUS, &d, nullptr);
+      d.sa_handler = SIG_DFL;
+      vmrt_sigaction(SIGSEGV, &d, nullptr);
+      vmrt_set_trap_hook(nullptr, nullptr);
+      sigset_t bus;  // blocked, too: a fault's signal cannot be held off
+      sigemptyset(&bus);
+      sigaddset(&bus, SIGBUS);
+      sigprocmask(SIG_BLOCK, &bus, nullptr);
+      fail_every_frame();
+      p[3 << 20] = 1;
+      _exit(0);
+    }
+    int st = 0;
+    REQUIRE(waitpid(pid, &st, 0) == pid);
+    INFO("disposition " << (disp == SIG_DFL ? "SIG_DFL" : "SIG_IGN"));
+    CHECK(WIFSIGNALED(st));
+    CHECK(WTERMSIG(st) == SIGBUS);
+  }
+  vmrt_vmspace_destroy(vs);
 }

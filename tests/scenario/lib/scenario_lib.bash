@@ -18,7 +18,8 @@ WORK=$TMP/work
 # Debian's programs, not wrappers (pyenv shims and the like) that change between runs.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export LC_ALL=C TZ=UTC
-unset VMRT_STATS VMRT_TRAP VMRT_KMEM_DIAG VMRT_STATS_FD VMRT_HEAP LD_PRELOAD
+unset VMRT_STATS VMRT_TRAP VMRT_KMEM_DIAG VMRT_STATS_FD VMRT_HEAP VMRT_PHYSMEM VMRT_REGION_SIZE VMRT_KMEM_SIZE \
+  VMRT_FRAME_CACHE VMRT_FAIL VMRT_FAIL_LOG LD_PRELOAD
 
 fail() {
   echo "FAIL [$SCENARIO]: $*" >&2
