@@ -36,9 +36,12 @@ string(REGEX REPLACE "/$" "" VMRT_PC_TO_PREFIX "${VMRT_PC_TO_PREFIX}")
 configure_file(${CMAKE_CURRENT_LIST_DIR}/vmrt.pc.in ${CMAKE_BINARY_DIR}/cmake/vmrt.pc @ONLY)
 install(FILES ${CMAKE_BINARY_DIR}/cmake/vmrt.pc DESTINATION ${VMRT_PC_DIR})
 
-install(FILES ${CMAKE_SOURCE_DIR}/runtime/man/vmrun.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
-install(FILES ${CMAKE_SOURCE_DIR}/runtime/man/vmrt.3 DESTINATION ${CMAKE_INSTALL_MANDIR}/man3)
-install(FILES ${CMAKE_SOURCE_DIR}/runtime/man/vmrt.7 DESTINATION ${CMAKE_INSTALL_MANDIR}/man7)
+# Man pages (runtime/man/, roff): @PROJECT_VERSION@ filled in, build/man/ holds the result.
+foreach(page vmrun.1 vmrt.3 vmrt.7)
+  string(REGEX MATCH "[0-9]$" section ${page})
+  configure_file(${CMAKE_SOURCE_DIR}/runtime/man/${page} ${CMAKE_BINARY_DIR}/man/${page} @ONLY)
+  install(FILES ${CMAKE_BINARY_DIR}/man/${page} DESTINATION ${CMAKE_INSTALL_MANDIR}/man${section})
+endforeach()
 
 # The Debian package: `./run.sh package` (or `cmake --build build --target package`)
 # writes build/packages/vmrt_VERSION_amd64.deb, installing under /usr.
