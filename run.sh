@@ -2,6 +2,8 @@
 # vmrt's two entry points (see README.md):
 #   ./run.sh example   install what is missing, build, run a program under vmrun
 #   ./run.sh test      install what is missing, build (normal + ASan/UBSan), run every test
+#   ./run.sh package   install what is missing, build, write the Debian package
+#                      build/packages/vmrt_VERSION_amd64.deb (CPack; see cmake/vmrt_install.cmake)
 set -euo pipefail
 cd "$(dirname "$0")"
 what=${1:-example}
@@ -30,8 +32,13 @@ case "$what" in
     build build-asan -DVMRT_SANITIZE=ON
     (cd build-asan && ctest --output-on-failure -j"$JOBS")
     ;;
+  package)
+    build build
+    (cd build && cpack)
+    ls build/packages/vmrt_*.deb
+    ;;
   *)
-    echo "usage: ./run.sh example|test" >&2
+    echo "usage: ./run.sh example|test|package" >&2
     exit 2
     ;;
 esac

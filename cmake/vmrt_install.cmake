@@ -57,6 +57,8 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION devel)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)  # shlibs file + ldconfig trigger for libvmrt.so
+# (cpack warns that libvmrt_malloc.so has no soversion: a preload module, it is not
+# linked by SONAME, so it has no shlibs entry on purpose.)
 set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "https://localhost/vmrt")
 set(CPACK_STRIP_FILES OFF)
 include(CPack)
