@@ -35,7 +35,7 @@ case "$what" in
     build/bin/vmrun --stats -- build/bin/wordfreq examples/data/corpus.txt
     ;;
   test)
-    stage build build
+    stage build build build
     stage ctest bash -c 'cd build && ctest --output-on-failure -j"$0"' "$JOBS"
     echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer =="
     stage asan-build build build-asan -DVMRT_SANITIZE=ON
