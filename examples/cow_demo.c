@@ -9,7 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "runtime/vmrt.h"
+#include <vmrt/vmrt.h>
 
 static sigjmp_buf trap_env;
 static vmrt_trap last_trap;

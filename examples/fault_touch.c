@@ -13,7 +13,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#include "runtime/vmrt.h"
+#include <vmrt/vmrt.h>
 
 static double now(void) {
   struct timespec t;

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "runtime/rt_base.h"
+#include "vmrt_version.h"  // generated at configure time
 
 namespace vmrt::rt {
 
@@ -30,6 +31,8 @@ bool rt_counter_by_name(const char* name, std::int64_t* out) {
 
 void rt_report_counters(int fd) {
   vm_fd_out<512> o(fd);
+  // Which vmrt produced the report: version, then the git revision it was built from.
+  o.str_r(VMRT_VERSION, kVmstatColumn).str(" vmrt version (git ").str(VMRT_GIT_REVISION).str(")\n");
   for (unsigned i = 0; i < RC_COUNT; ++i) {
     if (kRtCounters[i].mirror != V_COUNTER_COUNT) continue;
     o.i(rt_get(static_cast<rt_counter>(i)), kVmstatColumn).ch(' ').str(kRtCounters[i].name).ch('\n');

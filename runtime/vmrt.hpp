@@ -9,7 +9,7 @@
 #include <cstddef>
 #include <utility>
 
-#include "runtime/vmrt.h"
+#include "vmrt.h"
 
 namespace vmrt {
 

@@ -25,6 +25,7 @@
 
 #include "runtime/rt_config.h"  // the VMRT_* variables and their accepted values
 #include "runtime/vmrun_sweep.h"
+#include "vmrt_version.h"  // generated: VMRT_VERSION, VMRT_GIT_REVISION
 #include "vm/vm_fail.h"
 
 namespace {
@@ -66,7 +67,8 @@ const char kUsage[] =
     "  --kmem-diag         VMRT_KMEM_DIAG=1   kmem diagnostics: fill freed blocks, detect\n"
     "                                         write-after-free and double free\n"
     "  --shim PATH         (LD_PRELOAD)       use this libvmrt_malloc.so instead of\n"
-    "                                         <dir of vmrun>/../lib/libvmrt_malloc.so\n"
+    "                                         libvmrt_malloc.so in the lib directory\n"
+    "                                         next to vmrun's (installed, or build tree)\n"
     "  --fail SPEC         VMRT_FAIL          fault injection: make memory fail on purpose\n"
     "                                         (repeatable: the specs are joined with ';').\n"
     "                                         SPEC is CLAUSE[;CLAUSE...], CLAUSE is\n"
@@ -91,6 +93,7 @@ const char kUsage[] =
     "                      parallel, default: cores), --timeout SEC (per run, default\n"
     "                      60), --keep-logs.  The runs get stdin from /dev/null.\n"
     "  -h, --help          this text\n"
+    "  --version           print vmrt's version and git revision\n"
     "\n"
     "SIZE: a number of bytes with an optional suffix K, M, G or T (e.g. 512M, 4G).\n"
     "The variables may also be set directly in the environment; options override\n"
@@ -361,6 +364,9 @@ int main(int argc, char** argv) {
     if (a == "-h" || a == "--help") {
       std::fputs(kUsage, stdout);
       return 0;
+    } else if (a == "--version") {
+      std::printf("vmrun (vmrt) %s (git %s)\n", VMRT_VERSION, VMRT_GIT_REVISION);
+      return 0;
     } else if (a == "--physmem") {
       set_var(vmrt::config_var::physmem);
     } else if (a == "--region") {
@@ -415,7 +421,11 @@ int main(int argc, char** argv) {
   if (sweep && !fail_spec.empty()) fail(kExitUsage, "--fail-sweep makes its own specs: do not combine it with --fail");
   if (!sweep && sweep_opt_given) fail(kExitUsage, "--max, -j, --timeout and --keep-logs go with --fail-sweep");
 
-  if (shim.empty()) shim = dir_of_self() + "/../lib/libvmrt_malloc.so";
+  if (shim.empty()) {  // installed: bin/ -> lib[/multiarch]/; the build tree: bin/ -> lib/
+    std::string self = dir_of_self();
+    shim = self + "/" VMRT_SHIM_DIR_FROM_BINDIR "/libvmrt_malloc.so";
+    if (access(shim.c_str(), R_OK) != 0) shim = self + "/../lib/libvmrt_malloc.so";
+  }
   char real[PATH_MAX];
   if (realpath(shim.c_str(), real) == nullptr || access(real, R_OK) != 0)
     fail(kExitNotFound, "cannot find the malloc shim at " + shim + " (build target vmrt_malloc)");

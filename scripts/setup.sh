@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Install the Debian packages vmrt needs that are missing on this machine.
-# Build: compiler, cmake, doctest, libffi, xxhash.  Baselines: jemalloc, mimalloc,
+# Build: compiler, cmake, doctest, libffi, xxhash; man-db + groff-base render the man pages.  Baselines: jemalloc, mimalloc,
 # tcmalloc.  Scenario tests: real programs from Debian run under vmrun (libpython3.11-testsuite
 # may upgrade the python3.11 packages to the same release's newest security update).
 set -euo pipefail
 PACKAGES=(
-  build-essential cmake pkg-config
+  build-essential cmake pkg-config man-db groff-base
   doctest-dev libffi-dev libxxhash-dev
   libjemalloc-dev libjemalloc2 libmimalloc-dev libmimalloc2.0 libgoogle-perftools-dev
   python3 sqlite3 git make gcc pigz zstd xz-utils bzip2 gawk
