@@ -18,8 +18,12 @@ if [ ! -x "$PROG" ]; then  # built by tests/CMakeLists.txt; compile here if it i
   c++ -std=c++20 -O2 -o "$PROG" "$(dirname "$0")/src/mmap_diff.cpp"
 fi
 
-# first_diff A B: "LINE_NO" of the first differing line (or of the shorter file's end).
-first_diff() { cmp "$1" "$2" 2>/dev/null | sed -n 's/.* line \([0-9]*\)$/\1/p'; cmp "$1" "$2" 2>&1 | sed -n 's/^cmp: EOF on .* after line \([0-9]*\).*/\1/p'; }
+# first_diff A B: the number of the first line where A and B differ (one may be shorter).
+first_diff() {
+  awk 'NR == FNR { a[FNR] = $0; na = FNR; next }
+       { if (!(FNR in a) || a[FNR] != $0) { print FNR; found = 1; exit } nb = FNR }
+       END { if (!found && na != nb) print (na < nb ? na : nb) + 1 }' "$1" "$2"
+}
 
 t0=$(date +%s.%N)
 bad=0
