@@ -6,10 +6,10 @@
 # mincore residency, content hashes, the test files' bytes).  The same seeds run natively and
 # under vmrun (both trap backends) must print identical lines.  On a mismatch: the seed, the
 # first differing step with both lines, and the command that reproduces it.
-#   MMAP_DIFF_SEEDS=N MMAP_DIFF_STEPS=K override the defaults (20 seeds x 300 steps).
+#   MMAP_DIFF_SEEDS=N MMAP_DIFF_STEPS=K override the defaults (40 seeds x 500 steps).
 source "$(dirname "$0")/lib/scenario_lib.bash" "$1"
-SEEDS=${MMAP_DIFF_SEEDS:-20}
-STEPS=${MMAP_DIFF_STEPS:-300}
+SEEDS=${MMAP_DIFF_SEEDS:-40}
+STEPS=${MMAP_DIFF_STEPS:-500}
 
 PROG=$BUILD/bin/mmap_diff
 if [ ! -x "$PROG" ]; then  # built by tests/CMakeLists.txt; compile here if it is missing

@@ -695,9 +695,19 @@ void op_madvise(Step& st) {
   if (adv.vma_flag && !(s == 0 && len == h.n)) h.split = true;
 }
 
+bool op_enabled(const char* name);
+
 void op_mremap(Step& st) {
   int hh = pick_handle();
   if (hh < 0) return op_mmap(st);
+  if (g_h[hh].split && !op_enabled("mremapsplit")) {
+    // Without "mremapsplit": only handles no partial operation has split (a range of such a
+    // handle is one vma; on split ones the result follows Linux's vma merge rules).
+    hh = -1;
+    for (int i = 0; i < kMaxHandles && hh < 0; ++i)
+      if (g_h[i].live && !g_h[i].split) hh = i;
+    if (hh < 0) return op_mmap(st);
+  }
   Handle& h = g_h[hh];
   int s, len;
   pick_range(h, &s, &len);
@@ -794,7 +804,9 @@ void op_mremap(Step& st) {
     else fill_holes(hh, s, s + len);
   }
   errno = 0;
-  void* r = (flags & MREMAP_FIXED) ? mremap(a, oldb, newb, flags, dst) : mremap(a, oldb, newb, flags);
+  // Always pass new_address (null unless MREMAP_FIXED): glibc reads it for MREMAP_DONTUNMAP
+  // too, and the kernel checks its alignment, so a missing argument is register garbage.
+  void* r = mremap(a, oldb, newb, flags, dst);
   int e = errno;
   if (kernel_chooses) release_holes();
   if (r == MAP_FAILED) {
@@ -1275,8 +1287,14 @@ OpDef g_ops[] = {
     {"mprotect", 8, true}, {"madvise", 10, true}, {"mremap", 9, true},   {"msync", 4, true},
     {"mincore", 5, true},  {"mlock", 3, true},   {"brk", 3, true},       {"write", 14, true},
     {"read", 5, true},     {"fork", 2, true},    {"invalid", 5, true},
+    {"mremapsplit", 0, true},  // not an operation: lets mremap act on split handles
 };
 constexpr int kNumOps = sizeof g_ops / sizeof g_ops[0];
+bool op_enabled(const char* name) {
+  for (int i = 0; i < kNumOps; ++i)
+    if (!strcmp(g_ops[i].name, name)) return g_ops[i].enabled;
+  return false;
+}
 
 void do_step(bool allow_fork) {
   Step st;
