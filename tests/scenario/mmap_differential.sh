@@ -6,10 +6,12 @@
 # mincore residency, content hashes, the test files' bytes).  The same seeds run natively and
 # under vmrun (both trap backends) must print identical lines.  On a mismatch: the seed, the
 # first differing step with both lines, and the command that reproduces it.
-#   MMAP_DIFF_SEEDS=N MMAP_DIFF_STEPS=K override the defaults (40 seeds x 500 steps).
+#   MMAP_DIFF_SEEDS=N MMAP_DIFF_STEPS=K override the defaults (40 seeds x 500 steps);
+#   MMAP_DIFF_OPS=LIST restricts the operations (mmap_diff --ops; `mmap_diff --help` lists them).
 source "$(dirname "$0")/lib/scenario_lib.bash" "$1"
 SEEDS=${MMAP_DIFF_SEEDS:-40}
 STEPS=${MMAP_DIFF_STEPS:-500}
+ARGS="--steps $STEPS${MMAP_DIFF_OPS:+ --ops $MMAP_DIFF_OPS}"
 
 PROG=$BUILD/bin/mmap_diff
 if [ ! -x "$PROG" ]; then  # built by tests/CMakeLists.txt; compile here if it is missing
@@ -30,14 +32,15 @@ bad=0
 lines=0
 for seed in $(seq 1 "$SEEDS"); do
   st=0
-  (cd "$TMP" && "$PROG" --seed "$seed" --steps "$STEPS") >"$TMP/native.$seed" 2>"$TMP/native.$seed.err" || st=$?
+  (cd "$TMP" && "$PROG" --seed "$seed" $ARGS) >"$TMP/native.$seed" 2>"$TMP/native.$seed.err" || st=$?
   [ $st -eq 0 ] || fail "seed $seed: the native run itself failed (status $st): $(tail -3 "$TMP/native.$seed") $(cat "$TMP/native.$seed.err")"
   lines=$((lines + $(wc -l <"$TMP/native.$seed")))
   for trap in auto sigsegv; do
     st=0
-    (cd "$TMP" && timeout 120 "$VMRUN" --trap $trap -- "$PROG" --seed "$seed" --steps "$STEPS") \
+    (cd "$TMP" && timeout 120 "$VMRUN" --trap $trap -- "$PROG" --seed "$seed" $ARGS) \
       >"$TMP/vmrt.$seed" 2>"$TMP/vmrt.$seed.err" || st=$?
-    if cmp -s "$TMP/native.$seed" "$TMP/vmrt.$seed" && [ $st -eq 0 ]; then continue; fi
+    if cmp -s "$TMP/native.$seed" "$TMP/vmrt.$seed" && cmp -s "$TMP/native.$seed.err" "$TMP/vmrt.$seed.err" &&
+      [ $st -eq 0 ]; then continue; fi
     bad=$((bad + 1))
     n=$(first_diff "$TMP/native.$seed" "$TMP/vmrt.$seed" | head -1)
     {
@@ -46,16 +49,19 @@ for seed in $(seq 1 "$SEEDS"); do
         echo "first difference at output line $n:"
         echo "  native: $(sed -n "${n}p" "$TMP/native.$seed" | cut -c1-600)"
         echo "  vmrun:  $(sed -n "${n}p" "$TMP/vmrt.$seed" | cut -c1-600)"
-        [ "$n" -gt 1 ] && echo "  (previous line, identical: $(sed -n "$((n - 1))p" "$TMP/native.$seed" | cut -c1-300))"
+        if [ "$n" -gt 1 ]; then
+          echo "  (previous line, identical: $(sed -n "$((n - 1))p" "$TMP/native.$seed" | cut -c1-300))"
+        fi
       fi
-      [ -s "$TMP/vmrt.$seed.err" ] && echo "  vmrun stderr: $(head -5 "$TMP/vmrt.$seed.err")"
-      echo "  reproduce: $PROG --seed $seed --steps $STEPS > native.txt"
-      echo "             $VMRUN --trap $trap -- $PROG --seed $seed --steps $STEPS > vmrt.txt; diff native.txt vmrt.txt"
+      cmp -s "$TMP/native.$seed.err" "$TMP/vmrt.$seed.err" ||
+        echo "  stderr differs: native '$(head -5 "$TMP/native.$seed.err")', vmrun '$(head -5 "$TMP/vmrt.$seed.err")'"
+      echo "  reproduce: $PROG --seed $seed $ARGS > native.txt"
+      echo "             $VMRUN --trap $trap -- $PROG --seed $seed $ARGS > vmrt.txt; diff native.txt vmrt.txt"
     } >&2
     [ $bad -lt 6 ] || break 2  # enough to start with
   done
 done
 t1=$(date +%s.%N)
 [ $bad -eq 0 ] || fail "$bad run(s) under vmrun differ from the native run (see above)"
-note "ok: $SEEDS seeds x $STEPS steps ($lines lines each way) identical natively and under vmrun" \
+note "ok: $SEEDS seeds x $ARGS ($lines lines each way) identical natively and under vmrun" \
   "(--trap auto and sigsegv); $(awk "BEGIN{printf \"%.1f\", $t1 - $t0}")s"
