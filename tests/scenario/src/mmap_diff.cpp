@@ -4,9 +4,11 @@
 // mincore / mlock / munlock / sbrk / brk calls, content writes and reads, and forks, valid
 // and deliberately invalid, and prints ONE normalised line per step: the operation, its
 // arguments described as handle + page offset (never a raw address), the result normalised
-// ("= H3+2p" for an address inside a known handle, "new H5" for a fresh page-aligned
-// mapping), the errno name, then for each handle the step touched a mincore residency string
-// and a content hash, and the hash of each test file's bytes read with pread(2).
+// ("H3+2p" for an address inside a known handle, "new H5" for a fresh page-aligned mapping),
+// the errno name, then for each handle the step touched a mincore residency string and a
+// content hash, and the hash of each test file's bytes read with pread(2).  A fork step
+// prints the child's own steps (read back through a pipe), then which of the parent's handles
+// changed (only shared memory may) and where the child's marker shows.
 //
 // The program knows nothing of vmrt: tests/scenario/mmap_differential.sh runs it natively and
 // under vmrun with the same seed and diffs the two outputs line by line.  Reproduce one seed:
@@ -16,14 +18,19 @@
 // Determinism rules (the output must be a function of the seed and Linux's semantics only):
 //  - Handles, not addresses.  A handle is a page range the program owns; pages in it are
 //    mapped (with a kind and protection the model tracks from the calls' results) or holes.
+//    Calls span holes and several mappings inside one handle's range, never two handles (what
+//    lies between two handles depends on the layout).
 //  - Holes inside handles are filled with PROT_NONE placeholders (MAP_FIXED_NOREPLACE) around
 //    every call that lets the kernel choose an address, so where the kernel puts a new
 //    mapping never depends on the layout; the placeholders are removed right after.
-//  - A hint is printed only as "valid"; an mremap that may grow in place or move (growth past
-//    the handle's range) prints only "valid" and always becomes a new handle.
+//  - A mapping made with a hint prints only "new Hk" (honoured or not is layout-dependent); an
+//    mremap that may grow in place or move (growth past the handle's range) prints only
+//    "valid" and always becomes a new handle.
 //  - mincore is printed only for private anonymous pages ('R' resident, '.' not, '?' not
-//    deterministic: file and shared pages the page cache may hold, pages after MADV_FREE),
-//    ' ' for a hole.  It is taken before the content hash (which reads pages in).
+//    deterministic: file and shared pages the page cache may hold, pages after MADV_FREE, pages
+//    a fork child inherited: Linux copies a vma's ptes only if it has an anon_vma, which
+//    depends on merges with neighbours), '_' for a hole.  It is taken before the content
+//    hash (which reads pages in).
 //  - Contents are hashed only for readable pages whose contents are deterministic (not after
 //    MADV_FREE until rewritten), never PROT_NONE, never beyond the end of the backing object.
 //  - Transparent huge pages are disabled for the process (prctl) so residency is per page.
@@ -684,10 +691,8 @@ void op_madvise(Step& st) {
       default: break;
     }
   }
-  if (adv.v == MADV_DONTNEED && !applied) {
-    // A failure part way (a locked vma) leaves an unknown prefix zapped: private pages of a
-    // failed range stay deterministic (zero or the file's bytes), so nothing to forget.
-  }
+  // A DONTNEED failing part way (a locked vma) leaves a prefix zapped: those pages are still
+  // deterministic (zero, or the file's bytes), so there is nothing to forget.
   if (!applied && (adv.v == MADV_DONTFORK || adv.v == MADV_DOFORK || adv.v == MADV_WIPEONFORK ||
                    adv.v == MADV_KEEPONFORK) && e != EINVAL)
     h.forkweird = true;
@@ -718,7 +723,6 @@ void op_mremap(Step& st) {
   const char* what;
   bool beyond = false;
   int dst_h = -1, dst_s = 0;
-  bool bad_case = false;
   size_t oldb = (size_t)len * kPage, newb;
   char* a = addr_of(h, s);
   if (v < 20) {  // shrink in place
@@ -752,7 +756,6 @@ void op_mremap(Step& st) {
     if (chance(30)) {
       flags |= MREMAP_DONTUNMAP;
       newlen = len <= d.n ? len : d.n;
-      if (newlen != len) bad_case = true;
       dst_s = rnd(d.n - newlen + 1);
       what = "fixed dontunmap";
     }
@@ -760,7 +763,6 @@ void op_mremap(Step& st) {
     flags = MREMAP_MAYMOVE | MREMAP_DONTUNMAP;
     what = "dontunmap";
   } else {  // invalid on purpose
-    bad_case = true;
     int b = rnd(7);
     if (b == 0) a += 100, what = "bad unaligned";
     else if (b == 1) flags = 0x40, what = "bad flags";
@@ -813,7 +815,6 @@ void op_mremap(Step& st) {
     st.l.ap(" => -1 %s", errname(e));
     return;
   }
-  (void)bad_case;
   // Snapshot the source pages (they move).
   Page src[kMaxPages];
   for (int i = 0; i < len; ++i) src[i] = h.p[s + i];
