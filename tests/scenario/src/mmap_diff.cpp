@@ -306,6 +306,30 @@ void pick_range(const Handle& h, int* s, int* len, int maxlen = kMaxPages) {
   *len = 1 + rnd(m);
 }
 
+// MMAP_DIFF_TRACE=1: raw addresses of every call and, when a hole is found taken, the
+// /proc/self/maps line covering it, on stderr (debugging aid; never set by the scenario).
+bool g_trace;
+void trace_addr(const char* what, const void* a) {
+  char m[160];
+  int n = snprintf(m, sizeof m, "trace %s %d: %s %p; host maps:\n", g_prefix, g_step, what, a);
+  if (write(2, m, (size_t)n) < 0) return;
+  int fd = open("/proc/self/maps", O_RDONLY);
+  if (fd < 0) return;
+  static char buf[1 << 17];
+  ssize_t got = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (got <= 0) return;
+  buf[got] = 0;
+  for (char* line = buf; line && *line;) {
+    char* nl = strchr(line, '\n');
+    unsigned long lo = strtoul(line, nullptr, 16), hi = strtoul(strchr(line, '-') + 1, nullptr, 16);
+    if ((uintptr_t)a + 0x10000 >= lo && (uintptr_t)a < hi + 0x10000) {
+      if (write(2, line, nl ? (size_t)(nl - line + 1) : strlen(line)) < 0) return;
+    }
+    line = nl ? nl + 1 : nullptr;
+  }
+}
+
 // ---- placeholders: holes inside handles are occupied while the kernel chooses an address.
 struct Placeholder {
   char* a;
@@ -339,6 +363,7 @@ void fill_holes(int except_h = -1, int s1 = 0, int e1 = 0, int s2 = 0, int e2 = 
         l.ap("%s %d NOTE placeholder for hole H%d+%dp/%dp failed: %s", g_prefix, g_step, i, j, k - j,
              r == MAP_FAILED ? errname(errno) : "moved");
         l.emit();
+        if (g_trace) trace_addr("placeholder refused", addr_of(h, j));
         if (r != MAP_FAILED) munmap(r, len);
       } else {
         g_ph[g_nph++] = {addr_of(h, j), len};
@@ -363,6 +388,16 @@ struct Step {
     l.ap(" -> %ld %s", r, r == -1 ? errname(e) : "ok");
   }
   void finish() {
+    if (g_trace) {
+      char m[2300];
+      int k = snprintf(m, sizeof m, "trace %.2000s\n", l.b);
+      if (write(2, m, (size_t)k) < 0) {}
+      for (int i = 0; i < kMaxHandles; ++i)
+        if (touched[i] && g_h[i].live) {
+          k = snprintf(m, sizeof m, "trace   H%d = %p..%p\n", i, (void*)g_h[i].base, (void*)addr_of(g_h[i], g_h[i].n));
+          if (write(2, m, (size_t)k) < 0) {}
+        }
+    }
     l.ap(" |");
     for (int i = 0; i < kMaxHandles; ++i) {
       if (!touched[i]) continue;
@@ -419,6 +454,22 @@ int new_object(int pages) {
   return g_nobj++;
 }
 
+// A fresh mapping [r, r+npages) must not overlap any live handle's range (natively it cannot:
+// the holes are occupied while the kernel chooses); prints " OVERLAPS Hx+yp" if it does.
+void check_overlap(Step& st, const char* r, int npages, int self) {
+  for (int i = 0; i < kMaxHandles; ++i) {
+    const Handle& h = g_h[i];
+    if (!h.live || i == self) continue;
+    const char* lo = r > h.base ? r : h.base;
+    const char* e1 = r + (size_t)npages * kPage;
+    const char* e2 = addr_of(h, h.n);
+    if (lo < (e1 < e2 ? e1 : e2)) {
+      st.l.ap(" OVERLAPS H%d+%zup", i, (size_t)(lo - h.base) / kPage);
+      return;
+    }
+  }
+}
+
 // Register a fresh mapping returned by the kernel; prints "new Hk".
 int register_new(Step& st, char* r, int npages, Kind kind, int prot, int obj, int opg, bool ro) {
   int k = free_slot();
@@ -434,6 +485,7 @@ int register_new(Step& st, char* r, int npages, Kind kind, int prot, int obj, in
   h.n = npages;
   set_new_pages(h, 0, npages, kind, prot, obj, opg, ro);
   st.l.ap(" -> new H%d", k);
+  check_overlap(st, r, npages, k);
   st.touch(k);
   return k;
 }
@@ -864,6 +916,7 @@ void op_mremap(Step& st) {
     d.n = newlen;
     fill_dest(d, 0);
     st.l.ap(" as H%d", k);
+    check_overlap(st, (char*)r, newlen, k);
     st.touch(k);
     if (h.live) after_unmap(h);
     return;
@@ -913,6 +966,7 @@ void op_mremap(Step& st) {
   d.n = newlen;
   fill_dest(d, 0);
   st.l.ap(" => new H%d", k);
+  check_overlap(st, (char*)r, newlen, k);
   st.touch(k);
 }
 
@@ -1399,6 +1453,7 @@ int main(int argc, char** argv) {
     } else return usage();
   }
   prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
+  g_trace = getenv("MMAP_DIFF_TRACE") != nullptr;
   signal(SIGSEGV, on_fatal);
   signal(SIGBUS, on_fatal);
   g_rng = seed * 0x2545f4914f6cdd1dULL + 1;
