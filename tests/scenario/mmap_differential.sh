@@ -8,6 +8,9 @@
 # first differing step with both lines, and the command that reproduces it.
 #   MMAP_DIFF_SEEDS=N MMAP_DIFF_STEPS=K override the defaults (40 seeds x 500 steps);
 #   MMAP_DIFF_OPS=LIST restricts the operations (mmap_diff --ops; `mmap_diff --help` lists them).
+#   MMAP_DIFF_TRACE=1 (on the reproduce command) prints raw addresses on stderr.
+# With VMRT_MMAP=host (the kernel serves the mmap family) it must always pass: a difference
+# there is the harness's own (a nondeterminism it failed to normalise), not vmrt's.
 source "$(dirname "$0")/lib/scenario_lib.bash" "$1"
 SEEDS=${MMAP_DIFF_SEEDS:-40}
 STEPS=${MMAP_DIFF_STEPS:-500}
