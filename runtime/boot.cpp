@@ -272,7 +272,8 @@ runtime_config runtime_config_from_env() {
   if (env_value(config_var::trap, &v, "(auto)")) c.trap = static_cast<trap_backend>(v);
   c.heap = heap_backing::host;
   if (env_value(config_var::heap, &v, "(host)")) c.heap = static_cast<heap_backing>(v);
-  if (env_value(config_var::mmap, &v, "(vmrt)")) c.mmap_host = v == 1;
+  c.mmap_host = true;  // the program's mmaps are the host's unless VMRT_MMAP=vmrt (rt_mmap)
+  if (env_value(config_var::mmap, &v, "(host)")) c.mmap_host = v == 1;
   c.stats = env_flag(config_var::stats);
   c.kmem_diagnostics = env_flag(config_var::kmem_diag);
   if (env_value(config_var::stats_fd, &v, "(2)")) c.stats_fd = static_cast<int>(v);

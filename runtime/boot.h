@@ -67,8 +67,10 @@ struct runtime_config {
                               //  zeroed on reuse; default min(physmem/4, 1G); 0 = release at once)
   trap_backend trap;          // VMRT_TRAP          (auto | sigsegv | userfaultfd)
   heap_backing heap;          // VMRT_HEAP          (host | frames; default host)
-  bool mmap_host;             // VMRT_MMAP=host     (the program's mmaps go to the host, not
-                              //  vmrt's mmap area; default vmrt)
+  bool mmap_host;             // VMRT_MMAP          (host: the program's mmaps go to the host
+                              //  (the default from runtime_config_from_env); vmrt: to
+                              //  vmrt's mmap area, rt_mmap — opt-in while the differential
+                              //  test still finds differences)
   bool stats;                 // VMRT_STATS=1       (reports at exit)
   bool kmem_diagnostics;      // VMRT_KMEM_DIAG=1   (fill freed blocks, detect misuse)
   int stats_fd;               // VMRT_STATS_FD      (default 2)

@@ -793,6 +793,16 @@ int pmap_linux_host_protect(vaddr_t sva, vaddr_t eva, vm_prot_t prot) {
   return 0;
 }
 
+void pmap_linux_host_adopt(vaddr_t sva, vaddr_t eva, vm_prot_t prot, bool shared) {
+  check_pages(sva, eva);
+  spin_guard g(g_lock);
+  std::size_t i = idx_of(sva), e = idx_of(eva);
+  for (std::size_t p = i; p < e; ++p) RT_ASSERT((g_bits[p] & B_MAPPED) == 0, "host_adopt over resident pages");
+  std::int64_t before = breaks(i, e);
+  set_hostmem(i, e, static_cast<std::uint8_t>(H_HOST | (shared ? H_SHARED : 0) | (prot & H_PROT)));
+  rt_host_vmas_add(breaks(i, e) - before);
+}
+
 int pmap_linux_host_move(vaddr_t from, vsize_t oldsize, vaddr_t to, vsize_t newsize, bool dontunmap) {
   check_pages(from, from + oldsize);
   check_pages(to, to + newsize);

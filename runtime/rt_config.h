@@ -50,7 +50,8 @@ struct config_choice {
 inline constexpr config_choice kTrapChoices[] = {{"auto", 0}, {"sigsegv", 1}, {"userfaultfd", 2}, {"uffd", 2}};
 // VMRT_HEAP: heap_backing ordinals (boot.h pins them).
 inline constexpr config_choice kHeapChoices[] = {{"host", 0}, {"frames", 1}};
-// VMRT_MMAP: 0 = the program's anonymous mmaps are vmrt's (rt_mmap), 1 = the host's.
+// VMRT_MMAP: 0 = the program's anonymous mmaps are vmrt's (rt_mmap), 1 = the host's
+// (the default).
 inline constexpr config_choice kMmapChoices[] = {{"vmrt", 0}, {"host", 1}};
 
 struct config_var_info {

@@ -115,9 +115,36 @@ void mm_area_init(vm_map* map, vaddr_t lo, vaddr_t hi) {
 
 bool mm_area_ready() { return g_map != nullptr; }
 
+// A file mapping the program places (MAP_FIXED / MAP_FIXED_NOREPLACE) inside the area: the
+// host maps the file there (the vnode pager is future work), and the map records it so
+// nothing of vmrt's lands on it and the calls on it walk it like the rest.
+static mm_route map_file_fixed(vaddr_t a, vsize_t n, int prot, int flags, int fd, off_t off, mm_answer* out) {
+  vm_lock_guard g;
+  if ((flags & MAP_FIXED) == 0 && !vm_map_range_free(g_map, a, a + n)) return fail(out, EEXIST);
+  int hf = (flags & ~MAP_FIXED_NOREPLACE) | MAP_FIXED;
+  void* r = vmrt::sys::mmap(reinterpret_cast<void*>(a), n, prot, hf, fd, off);
+  if (r == MAP_FAILED) return fail(out, errno);
+  bool shared = (flags & kMapType) != MAP_PRIVATE;
+  vm_map_delete(g_map, a, a + n);
+  pmap_linux_host_adopt(a, a + n, static_cast<vm_prot_t>(prot & kProtRWX), shared);
+  if (vm_map_insert(g_map, nullptr, (++g_shared_names) << kSharedNameShift, a, a + n, vm_prot_of(prot), VM_PROT_ALL,
+                    MAP_ENTRY_HOSTMEM, shared ? VM_INHERIT_SHARE : VM_INHERIT_COPY) != KERN_SUCCESS) {
+    remove_locked(a, a + n);  // cannot record it: it goes (the program sees ENOMEM)
+    return fail(out, ENOMEM);
+  }
+  vm_stat_inc(V_PROG_MMAPS);
+  return answer(out, static_cast<long>(a));
+}
+
 mm_route mm_mmap(void* addr, std::size_t len, int prot, int flags, int fd, off_t off, mm_answer* out) {
-  (void)fd;
-  if (g_map == nullptr || (flags & MAP_ANONYMOUS) == 0) return mm_route::host;
+  if (g_map == nullptr) return mm_route::host;
+  if ((flags & MAP_ANONYMOUS) == 0) {
+    vsize_t fn = round_len(len);
+    vaddr_t fa = va(addr);
+    if ((flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) == 0 || len == 0 || fn == 0 || !aligned(fa) || !inside(fa, fn))
+      return mm_route::host;
+    return map_file_fixed(fa, fn, prot, flags, fd, off, out);
+  }
   int type = flags & kMapType;
   if ((type != MAP_PRIVATE && type != MAP_SHARED) || (flags & ~kServedFlags) != 0 || (prot & ~kProtRWX) != 0)
     return mm_route::host;
@@ -243,31 +270,56 @@ mm_route mm_madvise(void* addr, std::size_t len, int advice, mm_answer* out) {
   return hole ? fail(out, ENOMEM) : answer(out, 0);
 }
 
+// Linux's order (mm/mremap.c): flags, alignment, lengths, a mapping at old_address (EFAULT);
+// MREMAP_FIXED / MREMAP_DONTUNMAP move (mremap_to: a shrink first, then the old range must
+// be one mapping); a shrink without moving may span several; growth needs one.
 mm_route mm_mremap(void* old_addr, std::size_t old_len, std::size_t new_len, int flags, void* new_addr, mm_answer* out) {
   vaddr_t o = va(old_addr), na = va(new_addr);
   if (g_map == nullptr || !meets(o, old_len == 0 ? 1 : old_len)) return mm_route::host;
   constexpr int kKnown = MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP;
+  constexpr vsize_t kTaskSize = vsize_t{1} << 47;
   if ((flags & ~kKnown) != 0) return fail(out, EINVAL);
   if ((flags & MREMAP_FIXED) != 0 && (flags & MREMAP_MAYMOVE) == 0) return fail(out, EINVAL);
   if ((flags & MREMAP_DONTUNMAP) != 0 && ((flags & MREMAP_MAYMOVE) == 0 || old_len != new_len)) return fail(out, EINVAL);
   if (!aligned(o)) return fail(out, EINVAL);
   vsize_t on = round_len(old_len), nn = round_len(new_len);
-  if (nn == 0 || (old_len != 0 && on == 0)) return fail(out, EINVAL);
+  if (new_len == 0 || nn == 0 || nn > kTaskSize || on > kTaskSize) return mm_route::host;  // the kernel's own answer, nothing moves
   if (old_len == 0) return mm_route::host;  // a second mapping of shared memory: the host's
   if (!inside(o, on)) return mm_route::host;
   bool fixed = (flags & MREMAP_FIXED) != 0, dontunmap = (flags & MREMAP_DONTUNMAP) != 0;
+  vm_lock_guard g;
+  vm_map_entry* first;
+  if (!vm_map_lookup_entry(g_map, o, &first)) return fail(out, EFAULT);  // Linux looks up addr first
   if (fixed) {
     if (!aligned(na)) return fail(out, EINVAL);
     if (na < o + on && o < na + nn) return fail(out, EINVAL);  // overlap
-    if (!inside(na, nn)) return mm_route::host;
   }
-  vm_lock_guard g;
+  if (fixed || dontunmap) {
+    if (nn < on) {  // mremap_to shrinks first
+      remove_locked(o + nn, o + on);
+      on = nn;
+    }
+  } else if (nn <= on) {
+    if (nn < on) {
+      remove_locked(o + nn, o + on);
+      vm_stat_inc(V_MREMAP_IN_PLACE);
+    }
+    return answer(out, static_cast<long>(o));
+  }
   vm_map_entry* ent;
   if (!vm_map_lookup_entry(g_map, o, &ent) || ent->end < o + on) return fail(out, EFAULT);  // not one mapping
   bool shared = ent->inheritance == VM_INHERIT_SHARE;
-  if (dontunmap && shared) return fail(out, EINVAL);  // Linux: private anonymous only
   vm_prot_t prot = ent->protection;
   vm_ooffset_t ident = ent->offset + (o - ent->start);  // the mapping's name at o
+  if (fixed && !inside(na, nn)) {
+    // Out of the area (over the program's own host mappings): the host moves the pages,
+    // and the area keeps no trace of them.
+    void* r = vmrt::sys::mremap(old_addr, on, nn, flags, new_addr);
+    if (r == MAP_FAILED) return fail(out, errno);
+    if (!dontunmap) remove_locked(o, o + on);
+    vm_stat_inc(V_MREMAP_MOVES);
+    return answer(out, static_cast<long>(na));
+  }
   auto move_to = [&](vaddr_t dst) -> mm_route {
     // The destination's old contents go (MREMAP_FIXED unmaps them, as Linux does).
     remove_locked(dst, dst + nn);
@@ -283,12 +335,10 @@ mm_route mm_mremap(void* old_addr, std::size_t old_len, std::size_t new_len, int
     return answer(out, static_cast<long>(dst));
   };
   if (fixed) return move_to(na);
-  if (nn <= on) {
-    if (nn < on) {
-      remove_locked(o + nn, o + on);
-      vm_stat_inc(V_MREMAP_IN_PLACE);
-    }
-    return answer(out, static_cast<long>(o));
+  vaddr_t dst;
+  if (dontunmap) {
+    if (vm_map_findspace(g_map, g_lo, nn, PAGE_SIZE, &dst) != KERN_SUCCESS) return fail(out, ENOMEM);
+    return move_to(dst);
   }
   // Grow: in place when the area is free after it, else move (MREMAP_MAYMOVE) or ENOMEM.
   if (inside(o, nn) && vm_map_range_free(g_map, o + on, o + nn)) {
@@ -306,7 +356,6 @@ mm_route mm_mremap(void* old_addr, std::size_t old_len, std::size_t new_len, int
     if ((flags & MREMAP_MAYMOVE) == 0) return fail(out, r);
   }
   if ((flags & MREMAP_MAYMOVE) == 0) return fail(out, ENOMEM);
-  vaddr_t dst;
   if (vm_map_findspace(g_map, g_lo, nn, PAGE_SIZE, &dst) != KERN_SUCCESS) return fail(out, ENOMEM);
   return move_to(dst);
 }
@@ -342,9 +391,24 @@ mm_route mm_msync(void* addr, std::size_t len, int flags, mm_answer* out) {
   if (n == 0) return answer(out, 0);
   if (!inside(a, n)) return mm_route::host;
   vm_lock_guard g;
-  // Anonymous memory has nothing to write back; a hole anywhere is ENOMEM.
-  bool whole = walk(a, a + n, [](vaddr_t, vaddr_t, vm_map_entry*) { return true; });
-  return whole ? answer(out, 0) : fail(out, ENOMEM);
+  // Linux walks the mappings in order: a hole is remembered (ENOMEM at the end), a locked
+  // mapping with MS_INVALIDATE stops the walk (EBUSY); the host answers for each piece.
+  bool hole = false;
+  vaddr_t x = a;
+  while (x < a + n) {
+    vm_map_entry* ent;
+    if (!vm_map_lookup_entry(g_map, x, &ent)) {
+      hole = true;
+      vm_map_entry* nx = ent->next;
+      if (vm_map_is_end(g_map, nx) || nx->start >= a + n) break;
+      x = nx->start;
+      continue;
+    }
+    vaddr_t e = ent->end < a + n ? ent->end : a + n;
+    if (vmrt::sys::msync(reinterpret_cast<void*>(x), e - x, flags) != 0 && errno != ENOMEM) return fail(out, errno);
+    x = e;
+  }
+  return hole ? fail(out, ENOMEM) : answer(out, 0);
 }
 
 mm_route mm_mlock(const void* addr, std::size_t len, bool lock, mm_answer* out) {
@@ -352,8 +416,8 @@ mm_route mm_mlock(const void* addr, std::size_t len, bool lock, mm_answer* out) 
   if (g_map == nullptr || !meets(a0, len)) return mm_route::host;
   // Linux rounds the start down and the length up to pages.
   vaddr_t a = a0 & ~static_cast<vaddr_t>(PAGE_MASK);
-  vsize_t n = round_len(len + (a0 - a));
-  if (n == 0 || a + n < a) return fail(out, ENOMEM);
+  vsize_t n = len > SIZE_MAX - (a0 - a) ? 0 : round_len(len + (a0 - a));
+  if (n == 0 || a + n < a) return mm_route::host;  // 0 or EINVAL from the kernel, nothing locked
   if (!inside(a, n)) return mm_route::host;
   vm_lock_guard g;
   int err = 0;

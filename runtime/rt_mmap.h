@@ -1,5 +1,10 @@
 // rt_mmap.h — the program's own anonymous mappings, served by vmrt (the shim's mmap family).
 //
+// Opt-in (VMRT_MMAP=vmrt): scenario mmap_differential still finds differences from Linux
+// on most seeds (mremap of ranges Linux holds as one VMA and vmrt as two entries, file
+// mappings placed in the area, crashes after some of them); the default leaves the
+// program's mmaps to the host.
+//
 // The process vmspace's window holds the heap (vm/vm_heap) and, above it, the mmap area:
 // a program's anonymous mmap lands there as a map entry of the process vmspace
 // (MAP_ENTRY_HOSTMEM: procstat -v lists it; the VM's map keeps its protection and

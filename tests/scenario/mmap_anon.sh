@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A program's own anonymous mappings are vmrt's: the same program natively and under
+# With VMRT_MMAP=vmrt a program's own anonymous mappings are vmrt's: the same program natively and under
 # vmrun prints the same results (values, errno, contents, residency), and vmrun's report
 # shows that vmrt served the calls (not the host: the check cannot pass by falling back).
 # Covered: private and shared anonymous mmap (shared stays shared with a fork child,
@@ -15,6 +15,7 @@ cat >"$TMP/mm.c" <<'C'
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -24,6 +25,8 @@ static void say(const char* what, long r) { printf("%-34s %ld %s\n", what, r, r 
 static void sayp(const char* what, void* p) { printf("%-34s %s %s\n", what, p == MAP_FAILED ? "MAP_FAILED" : "ok", p == MAP_FAILED ? strerrorname_np(errno) : ""); errno = 0; }
 static int resident(char* p, size_t n) { unsigned char v[256]; if (mincore(p, n * PG, v)) return -1; int r = 0; for (size_t i = 0; i < n; ++i) r += v[i] & 1; return r; }
 int main(void) {
+  void* volatile boot = malloc(16);  /* vmrt boots at the first malloc; mmaps before it are the host's */
+  free(boot);
   /* A guard: 64 pages reserved, parts unmapped, so holes are ours whatever the layout. */
   char* g = mmap(0, 64 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   sayp("mmap guard", g);
@@ -108,7 +111,7 @@ C
 cc -O1 -o "$TMP/mm" "$TMP/mm.c"
 "$TMP/mm" >"$TMP/native.out" 2>&1 || fail "native run failed: $(cat "$TMP/native.out")"
 for trap in auto sigsegv; do
-  "$VMRUN" --trap "$trap" --stats --stats-fd 3 -- "$TMP/mm" >"$TMP/vmrt.out" 2>&1 3>"$TMP/stats" ||
+  VMRT_MMAP=vmrt "$VMRUN" --trap "$trap" --stats --stats-fd 3 -- "$TMP/mm" >"$TMP/vmrt.out" 2>&1 3>"$TMP/stats" ||
     fail "vmrun --trap $trap failed: $(cat "$TMP/vmrt.out")"
   diff -u "$TMP/native.out" "$TMP/vmrt.out" >&2 || fail "--trap $trap: output differs from native (above)"
   served=$(grep -E '^ *[0-9]+ program mmaps served$' "$TMP/stats" | tail -1 | awk '{print $1}')

@@ -9,8 +9,14 @@
 #   MMAP_DIFF_SEEDS=N MMAP_DIFF_STEPS=K override the defaults (40 seeds x 500 steps);
 #   MMAP_DIFF_OPS=LIST restricts the operations (mmap_diff --ops; `mmap_diff --help` lists them).
 #   MMAP_DIFF_TRACE=1 (on the reproduce command) prints raw addresses on stderr.
-# With VMRT_MMAP=host (the kernel serves the mmap family) it must always pass: a difference
-# there is the harness's own (a nondeterminism it failed to normalise), not vmrt's.
+# Two services are compared with native:
+#   VMRT_MMAP=host (the default: the kernel serves the mmap family behind the shim): every
+#     seed must pass — a difference there is the harness's own (a nondeterminism it failed
+#     to normalise) or the shim's interference;
+#   VMRT_MMAP=vmrt (runtime/rt_mmap, opt-in): the seeds in MMAP_DIFF_VMRT_SEEDS, those it
+#     matches today (2026-12-01: 8 of seeds 1-40 at 500 steps), as a regression guard; the
+#     other seeds still diverge (README "Program memory": the known differences).  Set
+#     MMAP_DIFF_VMRT_SEEDS="$(seq 1 40)" to see them.
 source "$(dirname "$0")/lib/scenario_lib.bash" "$1"
 SEEDS=${MMAP_DIFF_SEEDS:-40}
 STEPS=${MMAP_DIFF_STEPS:-500}
@@ -30,24 +36,26 @@ first_diff() {
        END { if (!found && na != nb) print (na < nb ? na : nb) + 1 }' "$1" "$2"
 }
 
+VMRT_SEEDS=${MMAP_DIFF_VMRT_SEEDS:-1 4 6 12 18 29 30 32}
 t0=$(date +%s.%N)
 bad=0
 lines=0
-for seed in $(seq 1 "$SEEDS"); do
+for job in $(for s in $(seq 1 "$SEEDS"); do echo "host:$s"; done; for s in $VMRT_SEEDS; do echo "vmrt:$s"; done); do
+  service=${job%%:*} seed=${job#*:}
   st=0
   (cd "$TMP" && "$PROG" --seed "$seed" $ARGS) >"$TMP/native.$seed" 2>"$TMP/native.$seed.err" || st=$?
   [ $st -eq 0 ] || fail "seed $seed: the native run itself failed (status $st): $(tail -3 "$TMP/native.$seed") $(cat "$TMP/native.$seed.err")"
   lines=$((lines + $(wc -l <"$TMP/native.$seed")))
   for trap in auto sigsegv; do
     st=0
-    (cd "$TMP" && timeout 120 "$VMRUN" --trap $trap -- "$PROG" --seed "$seed" $ARGS) \
+    (cd "$TMP" && VMRT_MMAP=$service timeout 120 "$VMRUN" --trap $trap -- "$PROG" --seed "$seed" $ARGS) \
       >"$TMP/vmrt.$seed" 2>"$TMP/vmrt.$seed.err" || st=$?
     if cmp -s "$TMP/native.$seed" "$TMP/vmrt.$seed" && cmp -s "$TMP/native.$seed.err" "$TMP/vmrt.$seed.err" &&
       [ $st -eq 0 ]; then continue; fi
     bad=$((bad + 1))
     n=$(first_diff "$TMP/native.$seed" "$TMP/vmrt.$seed" | head -1)
     {
-      echo "---- seed $seed, vmrun --trap $trap: status $st"
+      echo "---- seed $seed, VMRT_MMAP=$service vmrun --trap $trap: status $st"
       if [ -n "$n" ]; then
         echo "first difference at output line $n:"
         echo "  native: $(sed -n "${n}p" "$TMP/native.$seed" | cut -c1-600)"
@@ -59,12 +67,12 @@ for seed in $(seq 1 "$SEEDS"); do
       cmp -s "$TMP/native.$seed.err" "$TMP/vmrt.$seed.err" ||
         echo "  stderr differs: native '$(head -5 "$TMP/native.$seed.err")', vmrun '$(head -5 "$TMP/vmrt.$seed.err")'"
       echo "  reproduce: $PROG --seed $seed $ARGS > native.txt"
-      echo "             $VMRUN --trap $trap -- $PROG --seed $seed $ARGS > vmrt.txt; diff native.txt vmrt.txt"
+      echo "             VMRT_MMAP=$service $VMRUN --trap $trap -- $PROG --seed $seed $ARGS > vmrt.txt; diff native.txt vmrt.txt"
     } >&2
     [ $bad -lt 6 ] || break 2  # enough to start with
   done
 done
 t1=$(date +%s.%N)
 [ $bad -eq 0 ] || fail "$bad run(s) under vmrun differ from the native run (see above)"
-note "ok: $SEEDS seeds x $ARGS ($lines lines each way) identical natively and under vmrun" \
-  "(--trap auto and sigsegv); $(awk "BEGIN{printf \"%.1f\", $t1 - $t0}")s"
+note "ok: $SEEDS seeds (VMRT_MMAP=host) and seeds $VMRT_SEEDS (VMRT_MMAP=vmrt) x $ARGS identical" \
+  "natively and under vmrun (--trap auto and sigsegv); $(awk "BEGIN{printf \"%.1f\", $t1 - $t0}")s"
