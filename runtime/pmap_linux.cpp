@@ -475,15 +475,16 @@ bool op_ts_referenced(vm_page* m) {
 
 void* op_page_address(const vm_page* m) { return physmem_frame(vm_page_frame(m)); }
 
-// Call f(byte offset, pages) for each run of the n frames at f0 the host holds memory for
-// (mincore on the direct map); the whole range when the host cannot tell.
-template <class F> void for_each_host_resident(frame_t f0, vsize_t n, F&& f) {
+// Call f(offset, bytes) for each run of [sva, sva + len) the host holds pages for (mincore);
+// the whole range when it cannot tell (host swap, or mincore failing).
+template <class F> void for_each_host_page_run(vaddr_t sva, vsize_t len, F&& f) {
   constexpr vsize_t kBatch = 512;
   unsigned char vec[kBatch];
-  for (vsize_t k = 0; k < n; k += kBatch) {
-    vsize_t c = n - k < kBatch ? n - k : kBatch;
-    if (vmrt::sys::mincore(physmem_frame(f0 + static_cast<frame_t>(k)), c << PAGE_SHIFT, vec) != 0) {
-      f(k << PAGE_SHIFT, c);
+  vsize_t npages = len >> PAGE_SHIFT;
+  for (vsize_t k = 0; k < npages; k += kBatch) {
+    vsize_t c = npages - k < kBatch ? npages - k : kBatch;
+    if (g_host_swap || vmrt::sys::mincore(reinterpret_cast<void*>(sva + (k << PAGE_SHIFT)), c << PAGE_SHIFT, vec) != 0) {
+      f(k << PAGE_SHIFT, c << PAGE_SHIFT);
       continue;
     }
     for (vsize_t j = 0; j < c;) {
@@ -493,10 +494,16 @@ template <class F> void for_each_host_resident(frame_t f0, vsize_t n, F&& f) {
       }
       vsize_t r = j + 1;
       while (r < c && (vec[r] & 1) != 0) ++r;
-      f((k + j) << PAGE_SHIFT, r - j);
+      f((k + j) << PAGE_SHIFT, (r - j) << PAGE_SHIFT);
       j = r;
     }
   }
+}
+
+// The same for the n frames at f0 (mincore on the direct map): f(byte offset, pages).
+template <class F> void for_each_host_resident(frame_t f0, vsize_t n, F&& f) {
+  for_each_host_page_run(reinterpret_cast<vaddr_t>(physmem_frame(f0)), n << PAGE_SHIFT,
+                         [&f](vsize_t off, vsize_t bytes) { f(off, bytes >> PAGE_SHIFT); });
 }
 
 // Zero the pages of m..m+n the host holds memory for (mincore on the direct map): pages
@@ -608,30 +615,6 @@ void op_host_discard(vaddr_t sva, vaddr_t eva) {
   rt_count(RC_HOST_MEM_DISCARDS);
 }
 
-// Call f(offset, bytes) for each run of [sva, sva + len) the host holds pages for (mincore);
-// the whole range when it cannot tell (host swap, or mincore failing).
-template <class F> void for_each_host_page_run(vaddr_t sva, vsize_t len, F&& f) {
-  constexpr vsize_t kBatch = 512;
-  unsigned char vec[kBatch];
-  vsize_t npages = len >> PAGE_SHIFT;
-  for (vsize_t k = 0; k < npages; k += kBatch) {
-    vsize_t c = npages - k < kBatch ? npages - k : kBatch;
-    if (g_host_swap || vmrt::sys::mincore(reinterpret_cast<void*>(sva + (k << PAGE_SHIFT)), c << PAGE_SHIFT, vec) != 0) {
-      f(k << PAGE_SHIFT, c << PAGE_SHIFT);
-      continue;
-    }
-    for (vsize_t j = 0; j < c;) {
-      if ((vec[j] & 1) == 0) {
-        ++j;
-        continue;
-      }
-      vsize_t r = j + 1;
-      while (r < c && (vec[r] & 1) != 0) ++r;
-      f((k + j) << PAGE_SHIFT, (r - j) << PAGE_SHIFT);
-      j = r;
-    }
-  }
-}
 
 void op_host_zero_resident(vaddr_t sva, vaddr_t eva) {
   if (g_host_swap) {

@@ -93,6 +93,27 @@ vm_ooffset_t new_identity(vaddr_t s, bool shared) {
   return shared ? (++g_shared_names) << kSharedNameShift : s;
 }
 
+// Linux's walks that go on past holes (madvise, msync): f(piece start, piece end) for each
+// entry piece of [s, e) in order until f returns false; *hole = [s, e) has one.
+//  => VM lock held.
+template <class F> void walk_over_holes(vaddr_t s, vaddr_t e, bool* hole, F&& f) {
+  *hole = false;
+  vaddr_t x = s;
+  while (x < e) {
+    vm_map_entry* ent;
+    if (!vm_map_lookup_entry(g_map, x, &ent)) {
+      *hole = true;
+      vm_map_entry* nx = ent->next;
+      if (vm_map_is_end(g_map, nx) || nx->start >= e) return;
+      x = nx->start;
+      continue;
+    }
+    vaddr_t y = ent->end < e ? ent->end : e;
+    if (!f(x, y)) return;
+    x = y;
+  }
+}
+
 // Insert the entry for new host memory [s, e) named `ident`.  => VM lock held.
 kern_return_t insert_locked(vaddr_t s, vaddr_t e, int prot, bool shared, vm_ooffset_t ident) {
   return vm_map_insert(g_map, nullptr, ident, s, e, vm_prot_of(prot), VM_PROT_ALL, MAP_ENTRY_HOSTMEM,
@@ -251,20 +272,11 @@ mm_route mm_madvise(void* addr, std::size_t len, int advice, mm_answer* out) {
   int err = 0;
   bool hole = false;
   // Linux applies the advice to every mapped piece and reports a hole at the end.
-  vaddr_t x = a;
-  while (x < a + n && err == 0) {
-    vm_map_entry* ent;
-    if (!vm_map_lookup_entry(g_map, x, &ent)) {
-      hole = true;
-      vm_map_entry* nx = ent->next;
-      if (vm_map_is_end(g_map, nx) || nx->start >= a + n) break;
-      x = nx->start;
-      continue;
-    }
-    vaddr_t e = ent->end < a + n ? ent->end : a + n;
-    if (vmrt::sys::madvise(reinterpret_cast<void*>(x), e - x, advice) != 0) err = errno;
-    x = e;
-  }
+  walk_over_holes(a, a + n, &hole, [&](vaddr_t x, vaddr_t e) {
+    if (vmrt::sys::madvise(reinterpret_cast<void*>(x), e - x, advice) == 0) return true;
+    err = errno;
+    return false;
+  });
   vm_stat_inc(V_PROG_MADVISES);
   if (err != 0) return fail(out, err);
   return hole ? fail(out, ENOMEM) : answer(out, 0);
@@ -394,20 +406,13 @@ mm_route mm_msync(void* addr, std::size_t len, int flags, mm_answer* out) {
   // Linux walks the mappings in order: a hole is remembered (ENOMEM at the end), a locked
   // mapping with MS_INVALIDATE stops the walk (EBUSY); the host answers for each piece.
   bool hole = false;
-  vaddr_t x = a;
-  while (x < a + n) {
-    vm_map_entry* ent;
-    if (!vm_map_lookup_entry(g_map, x, &ent)) {
-      hole = true;
-      vm_map_entry* nx = ent->next;
-      if (vm_map_is_end(g_map, nx) || nx->start >= a + n) break;
-      x = nx->start;
-      continue;
-    }
-    vaddr_t e = ent->end < a + n ? ent->end : a + n;
-    if (vmrt::sys::msync(reinterpret_cast<void*>(x), e - x, flags) != 0 && errno != ENOMEM) return fail(out, errno);
-    x = e;
-  }
+  int err = 0;
+  walk_over_holes(a, a + n, &hole, [&](vaddr_t x, vaddr_t e) {
+    if (vmrt::sys::msync(reinterpret_cast<void*>(x), e - x, flags) == 0 || errno == ENOMEM) return true;
+    err = errno;
+    return false;
+  });
+  if (err != 0) return fail(out, err);
   return hole ? fail(out, ENOMEM) : answer(out, 0);
 }
 
