@@ -78,8 +78,11 @@ std::atomic<int> g_uffd{-1};
 spinlock g_lock;
 
 // Every store of a non-zero value into g_bits goes through here (clearing stores may not).
+// The userfaultfd thread reads g_bits without the lock (pmap_linux_allows/reservation: a
+// hint), so every store is atomic (relaxed); writers hold the pmap lock.
+inline void store_bits(std::size_t p, std::uint8_t v) { __atomic_store_n(&g_bits[p], v, __ATOMIC_RELAXED); }
 inline void set_bits(std::size_t p, std::uint8_t v) {
-  g_bits[p] = v;
+  store_bits(p, v);
   if (v != 0) g_dirty[p >> kChunkShift] = 1;
 }
 // True when pages [p, p + chunk) are one whole clean chunk.
@@ -174,7 +177,7 @@ bool host_reserve_try(std::size_t i, std::size_t n, vm_prot_t resv) {
     int rc = ::ioctl(uffd, UFFDIO_REGISTER, &reg);
     RT_ASSERT(rc == 0, "UFFDIO_REGISTER failed on a reservation");
   }
-  for (std::size_t p = i; p < i + n; ++p) g_bits[p] &= static_cast<std::uint8_t>(~B_REFUSED);
+  for (std::size_t p = i; p < i + n; ++p) store_bits(p, static_cast<std::uint8_t>(g_bits[p] & static_cast<std::uint8_t>(~B_REFUSED)));
   return true;
 }
 
@@ -206,7 +209,7 @@ void remove_run(std::size_t i, std::size_t j) {
     RT_ASSERT((g_bits[p] & B_MAPPED) != 0, "remove_run over a non-resident page");
     pv_unlink(p);
     g_pte[p].frame1 = 0;
-    g_bits[p] &= B_RESV;
+    store_bits(p, static_cast<std::uint8_t>(g_bits[p] & B_RESV));
     --g_chunk[p >> kChunkShift];
   }
   host_reserve_grouped(i, j);
@@ -288,7 +291,7 @@ kern_return_t enter_run(std::size_t i, std::size_t n, frame_t f0, vm_prot_t prot
         if ((g_bits[i + k] & B_MAPPED) == 0) continue;
         pv_unlink(i + k);
         g_pte[i + k].frame1 = 0;
-        g_bits[i + k] &= B_RESV;
+        store_bits(i + k, static_cast<std::uint8_t>(g_bits[i + k] & B_RESV));
         --g_chunk[(i + k) >> kChunkShift];
       }
       host_reserve_grouped(i, i + n);
@@ -300,7 +303,7 @@ kern_return_t enter_run(std::size_t i, std::size_t n, frame_t f0, vm_prot_t prot
       if ((g_bits[p] & B_MAPPED) != 0) {
         if (g_pte[p].frame1 == f0 + k + 1) continue;  // same frame: keep its pv entry
         pv_unlink(p);
-        g_bits[p] &= static_cast<std::uint8_t>(~B_MAPPED);
+        store_bits(p, static_cast<std::uint8_t>(g_bits[p] & static_cast<std::uint8_t>(~B_MAPPED)));
         --g_chunk[p >> kChunkShift];
       }
       g_pte[p].frame1 = f0 + static_cast<std::uint32_t>(k) + 1;
