@@ -57,15 +57,9 @@ case "$what" in
     #                     a multi-threaded process, which TSan refuses by default;
     #   handle_segv=0     the trap tests check that an unhandled trap kills the process
     #                     with SIGSEGV: TSan's own SEGV handler would exit 66 instead.
-    # Suppressed (a real race, left to the owner of runtime/pmap_linux.cpp): pmap_linux's
-    # per-page bits g_bits are read lock-free with __atomic_load_n by the fault paths
-    # (pmap_linux_allows, pmap_linux_reservation: the userfaultfd thread) while set_bits
-    # and the other writers, under g_lock, store them with plain assignments; the fix is
-    # __atomic_store_n(..., __ATOMIC_RELAXED) in every writer.
     tsan_tests="kmem_thread_test;kmem_test;kmem_fastpath_test;runtime_fault_test;runtime_trap_test;runtime_fork_test;api_vmspace_test;vm_fail_test"
     stage tsan-build build build-tsan -DVMRT_TSAN=ON "-DVMRT_TSAN_TESTS=$tsan_tests"
-    printf 'race:pmap_linux_allows\nrace:pmap_linux_reservation\n' >build-tsan/tsan.supp
-    TSAN_OPTIONS="die_after_fork=0 handle_segv=0 suppressions=$PWD/build-tsan/tsan.supp" \
+    TSAN_OPTIONS="die_after_fork=0 handle_segv=0" \
       stage tsan-ctest bash -c 'cd build-tsan && ctest --output-on-failure -j"$0"' "$JOBS"
     echo "== stage times (s): ${STAGE_TIMES# } =="
     ;;
