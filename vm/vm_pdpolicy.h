@@ -1,0 +1,71 @@
+// vm_pdpolicy.h — the page replacement policy, behind a small interface (NetBSD UVM's
+// uvmpdpol_*, Cranor's UVM dissertation; McKusick et al., The Design and Implementation of
+// the 4.4BSD Operating System, "The Pageout Daemon").
+//
+// Mechanism and policy are apart.  The mechanism (vm_page.cpp: allocation, wiring, freeing;
+// vm_pageout.cpp: the daemon that launders and frees pages) tells the policy what happened
+// to a page and asks it which page to take next; the policy owns the paging queues (active,
+// inactive) and decides the order.  It never frees, unmaps or writes a page itself: it only
+// orders pages and asks the environment whether a page was referenced.
+//
+// The same policy code runs inside vmrt and inside bench/pdpolicy_sim, which replays
+// recorded reference strings against it (and against LRU and Belady's OPT) with fake
+// vm_page records and a simulated reference bit.
+//
+// Locking: every call => the VM lock is held (in the simulator: single-threaded).  No call
+// allocates or sleeps.
+#pragma once
+
+#include <cstdint>
+
+#include "vm/vm_types.h"
+
+namespace vmrt {
+
+struct vm_page;
+
+// The policies vmrt carries (VMRT_PDPOLICY selects one at boot; the simulator runs all).
+enum vm_pdpolicy_kind : std::uint8_t {
+  PDPOL_CLOCK = 0,  // two-handed FreeBSD style: active/inactive, act_count aging, second chance
+  PDPOL_COUNT
+};
+
+// What the policy may ask the machine.
+struct vm_pdpolicy_env {
+  // Was m referenced since the last call?  Clears the (emulated) reference bit: vmrt's pmap
+  // unmaps the page so that the next access faults and sets it again.
+  bool (*test_clear_referenced)(vm_page* m);
+};
+
+// Select the policy and its environment; resets the queues (=> no page queued).
+void vm_pdpolicy_init(vm_pdpolicy_kind kind, const vm_pdpolicy_env* env);
+vm_pdpolicy_kind vm_pdpolicy_current();
+const char* vm_pdpolicy_name(vm_pdpolicy_kind kind);
+
+// ---- events from the mechanism ---------------------------------------------------------
+// m was just allocated for an object, or referenced through a fault: queue it as active
+// (or age it up if it already is).  Wired pages (wire_count != 0) are never queued.
+void vm_pdpolicy_activate(vm_page* m);
+// m is unlikely to be needed soon (MADV_DONTNEED / FREE / drop-behind): move it where it is
+// taken first.
+void vm_pdpolicy_deactivate(vm_page* m);
+// m leaves the queues (wired, freed, busy for I/O).  A page on no queue is left alone.
+void vm_pdpolicy_dequeue(vm_page* m);
+// Is m on one of the policy's queues?
+bool vm_pdpolicy_queued(const vm_page* m);
+
+// ---- the scan ----------------------------------------------------------------------------
+// The next page to reclaim: scans at most `max_scan` queued pages, giving referenced ones
+// another chance (the policy calls env->test_clear_referenced), balancing active against
+// inactive as it goes.  The page returned was not referenced since it was last looked at;
+// it is taken off the queues (queue PQ_NONE), and the mechanism either reclaims it or hands
+// it back with vm_pdpolicy_activate / vm_pdpolicy_deactivate.  Null when no page qualified
+// within max_scan looks (everything recently referenced, or nothing queued).
+//  => *scanned (optional) gets how many pages were looked at.
+vm_page* vm_pdpolicy_select_victim(unsigned max_scan, unsigned* scanned);
+
+// Queue lengths, for vmstat and the daemon's targets.
+std::uint64_t vm_pdpolicy_active_count();
+std::uint64_t vm_pdpolicy_inactive_count();
+
+}  // namespace vmrt
