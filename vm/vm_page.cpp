@@ -1,4 +1,5 @@
-// vm_page.cpp — the page array, page allocation, object membership, queues.
+// vm_page.cpp — the page array, page allocation, object membership (the paging queues are
+// the replacement policy's: vm_pdpolicy_clock.cpp).
 #include "vm/vm_page.h"
 #include "vm/vm_sys.h"
 
@@ -8,6 +9,7 @@
 #include "vm/vm_fail.h"
 #include "vm/vm_lock.h"
 #include "vm/vm_object.h"
+#include "vm/vm_pdpolicy.h"
 #include "vm/vm_phys.h"
 #include "vm/vm_reserv.h"
 #include "vm/vm_stats.h"
@@ -18,13 +20,6 @@ vm_page* vm_page_array = nullptr;
 frame_t vm_page_array_size = 0;
 
 namespace {
-
-struct page_queue {
-  vm_page* head;       // [VM lock]
-  vm_page* tail;       // [VM lock]
-  std::uint64_t count; // [VM lock]
-};
-page_queue g_queues[PQ_COUNT];
 
 // Frames freed but not yet given back: one contiguous run [g_pend_first, +g_pend_n).
 frame_t g_pend_first = 0;
@@ -47,34 +42,6 @@ void release_run(frame_t f0, frame_t n) {
   vm_stat_add(V_PAGES_RELEASED, n);
   vm_stat_inc(V_RELEASE_CALLS);
   for (frame_t k = 0; k < n; ++k) vm_page_array[f0 + k].flags |= PG_ZERO;
-}
-
-void queue_insert_tail(vm_page* m, vm_page_queue q) {
-  page_queue& pq = g_queues[q];
-  m->q_next = nullptr;
-  m->q_prev = pq.tail;
-  if (pq.tail != nullptr) pq.tail->q_next = m;
-  else pq.head = m;
-  pq.tail = m;
-  pq.count++;
-  m->queue = q;
-  if (q == PQ_ACTIVE) vm_stat_inc(V_ACTIVE_COUNT);
-  else if (q == PQ_INACTIVE) vm_stat_inc(V_INACTIVE_COUNT);
-}
-
-void queue_remove(vm_page* m) {
-  vm_page_queue q = static_cast<vm_page_queue>(m->queue);
-  if (q != PQ_ACTIVE && q != PQ_INACTIVE && q != PQ_LAUNDRY) return;
-  page_queue& pq = g_queues[q];
-  if (m->q_prev != nullptr) m->q_prev->q_next = m->q_next;
-  else pq.head = m->q_next;
-  if (m->q_next != nullptr) m->q_next->q_prev = m->q_prev;
-  else pq.tail = m->q_prev;
-  m->q_next = m->q_prev = nullptr;
-  pq.count--;
-  m->queue = PQ_NONE;
-  if (q == PQ_ACTIVE) vm_stat_add(V_ACTIVE_COUNT, -1);
-  else if (q == PQ_INACTIVE) vm_stat_add(V_INACTIVE_COUNT, -1);
 }
 
 void update_free_stat() {
@@ -193,7 +160,7 @@ kern_return_t vm_page_startup(frame_t nframes) {
   vm_page_array_size = nframes;
   vm_phys_init(nframes);
   if (!vm_reserv_init(nframes)) return KERN_RESOURCE_SHORTAGE;
-  for (auto& q : g_queues) q = page_queue{nullptr, nullptr, 0};
+  vm_pdpolicy_reset();
   g_pend_n = 0;
   g_cached = 0;
   update_cache_stat();
@@ -326,7 +293,7 @@ void vm_page_free(vm_page* m, vm_free_mode mode) {
   VM_LOCK_ASSERT();
   VMRT_ASSERT(m->queue != PQ_FREE);
   if (m->object != nullptr) vm_page_remove(m);
-  queue_remove(m);
+  vm_pdpolicy_dequeue(m);
   if (m->wire_count != 0) {
     vm_stat_add(V_WIRE_COUNT, -1);
     m->wire_count = 0;
@@ -388,7 +355,7 @@ vm_page* vm_page_lookup(const vm_object* obj, vm_pindex_t pindex) { return vm_ra
 void vm_page_wire(vm_page* m) {
   VM_LOCK_ASSERT();
   if (m->wire_count++ == 0) {
-    queue_remove(m);
+    vm_pdpolicy_dequeue(m);
     vm_stat_inc(V_WIRE_COUNT);
   }
 }
@@ -402,31 +369,27 @@ void vm_page_unwire(vm_page* m) {
   }
 }
 
+// The paging queues live in the replacement policy (vm_pdpolicy_clock.cpp); these keep the
+// callers' names and assert the lock.
 void vm_page_activate(vm_page* m) {
   VM_LOCK_ASSERT();
-  if (m->wire_count != 0) return;
-  if (m->queue == PQ_ACTIVE) {
-    if (m->act_count < ACT_MAX) m->act_count++;
-    return;
-  }
-  queue_remove(m);
-  m->act_count = ACT_INIT;
-  queue_insert_tail(m, PQ_ACTIVE);
+  vm_pdpolicy_activate(m);
 }
 
 void vm_page_deactivate(vm_page* m) {
   VM_LOCK_ASSERT();
-  if (m->wire_count != 0 || m->queue == PQ_INACTIVE) return;
-  queue_remove(m);
-  m->act_count = 0;
-  queue_insert_tail(m, PQ_INACTIVE);
+  vm_pdpolicy_deactivate(m);
 }
 
 void vm_page_dequeue(vm_page* m) {
   VM_LOCK_ASSERT();
-  queue_remove(m);
+  vm_pdpolicy_dequeue(m);
 }
 
-std::uint64_t vm_page_queue_count(vm_page_queue q) { return g_queues[q].count; }
+std::uint64_t vm_page_queue_count(vm_page_queue q) {
+  if (q == PQ_ACTIVE) return vm_pdpolicy_active_count();
+  if (q == PQ_INACTIVE) return vm_pdpolicy_inactive_count();
+  return 0;
+}
 
 }  // namespace vmrt

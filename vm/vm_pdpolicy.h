@@ -27,8 +27,20 @@ struct vm_page;
 // The policies vmrt carries (VMRT_PDPOLICY selects one at boot; the simulator runs all).
 enum vm_pdpolicy_kind : std::uint8_t {
   PDPOL_CLOCK = 0,  // two-handed FreeBSD style: active/inactive, act_count aging, second chance
+  // Variants the simulator measures against it (vm_pdpolicy_clock.cpp says how each works):
+  PDPOL_CLOCK1 = 1,  // one-handed second-chance CLOCK (McKusick et al., 4.4BSD book): one ring
+  PDPOL_2Q = 2,      // 2Q-like CLOCK: new pages enter inactive, promoted on a second reference
   PDPOL_COUNT
 };
+
+// act_count steps (FreeBSD vm_pageout.c): a referenced active page gains ACT_ADVANCE (to at
+// most ACT_MAX), an unreferenced one loses ACT_DECLINE and is deactivated at 0.  ACT_INIT and
+// ACT_MAX are in vm_page.h.
+inline constexpr std::uint8_t ACT_ADVANCE = 3;
+inline constexpr std::uint8_t ACT_DECLINE = 1;
+// Default inactive target: the active queue is aged while the inactive queue holds fewer than
+// this percentage of the queued pages (PDPOL_CLOCK and PDPOL_2Q; PDPOL_CLOCK1 has one ring).
+inline constexpr unsigned PDPOL_INACTIVE_PCT_DEFAULT = 33;
 
 // What the policy may ask the machine.
 struct vm_pdpolicy_env {
@@ -37,10 +49,21 @@ struct vm_pdpolicy_env {
   bool (*test_clear_referenced)(vm_page* m);
 };
 
-// Select the policy and its environment; resets the queues (=> no page queued).
+// Select the policy and its environment; resets the queues (=> no page queued).  (Pages
+// still queued, if any, are kept where they are: every variant shares the two queues, so a
+// switch leaves them consistent.  vm_page_startup empties the queues with vm_pdpolicy_reset.)
+// env may be null: then no page counts as referenced (except through vm_pdpolicy_activate).
 void vm_pdpolicy_init(vm_pdpolicy_kind kind, const vm_pdpolicy_env* env);
 vm_pdpolicy_kind vm_pdpolicy_current();
 const char* vm_pdpolicy_name(vm_pdpolicy_kind kind);
+// The kind named `name` ("clock", "clock1", "2q"; what vm_pdpolicy_name prints); false if none.
+bool vm_pdpolicy_parse(const char* name, vm_pdpolicy_kind* out);
+// Forget every queued page (the page array was just described anew), zero the queue gauges.
+// Kind and env stay.
+void vm_pdpolicy_reset();
+// The inactive target in percent of queued pages (1..90; PDPOL_INACTIVE_PCT_DEFAULT at start).
+void vm_pdpolicy_set_inactive_pct(unsigned pct);
+unsigned vm_pdpolicy_inactive_pct();
 
 // ---- events from the mechanism ---------------------------------------------------------
 // m was just allocated for an object, or referenced through a fault: queue it as active

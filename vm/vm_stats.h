@@ -95,6 +95,12 @@ enum vm_counter : unsigned {
   // locking
   V_VM_LOCK_CONTENDED,    // "VM lock contended"
   V_VM_LOCK_SLEEPS,       // "VM lock sleeps"
+  // page replacement policy (vm_pdpolicy_clock.cpp)
+  V_PDPOL_SCANNED,        // "pages scanned by policy": queued pages looked at by select_victim
+  V_PDPOL_REACTIVATED,    // "pages reactivated by policy": inactive page found referenced -> active
+  V_PDPOL_DEACTIVATED,    // "pages deactivated by policy": active page aged to inactive
+  V_PDPOL_VICTIMS,        // "pages selected by policy": pages select_victim returned
+  V_PDPOL_NO_VICTIM,      // "policy scans without victim": select_victim returned null
   V_COUNTER_COUNT
 };
 
@@ -178,6 +184,12 @@ inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
     {V_PMAP_PAGE_PROTECT, "pmap page protects"},
     {V_VM_LOCK_CONTENDED, "VM lock contended"},
     {V_VM_LOCK_SLEEPS, "VM lock sleeps"},
+    // page replacement policy
+    {V_PDPOL_SCANNED, "pages scanned by policy"},
+    {V_PDPOL_REACTIVATED, "pages reactivated by policy"},
+    {V_PDPOL_DEACTIVATED, "pages deactivated by policy"},
+    {V_PDPOL_VICTIMS, "pages selected by policy"},
+    {V_PDPOL_NO_VICTIM, "policy scans without victim"},
 };
 
 extern std::atomic<std::int64_t> g_vm_counters[V_COUNTER_COUNT];

@@ -1,0 +1,302 @@
+// vm_pdpolicy_clock.cpp — the CLOCK family of page replacement policies (vm_pdpolicy.h),
+// after NetBSD UVM's uvm_pdpolicy_clock.c (Cranor's UVM dissertation) and the FreeBSD pageout
+// daemon's queues (McKusick et al., The Design and Implementation of the 4.4BSD Operating
+// System, "The Pageout Daemon"; FreeBSD vm_pageout.c for act_count).
+//
+// Two queues, active and inactive, doubly linked through vm_page::q_next / q_prev; a page's
+// `queue` field says which one (PQ_ACTIVE, PQ_INACTIVE, or PQ_NONE when on neither).  The
+// variants differ only in where pages enter and how the active queue is aged:
+//
+//  PDPOL_CLOCK  (FreeBSD): pages enter active with act_count = ACT_INIT.  The scan takes from
+//    the inactive head: referenced -> back to active (act_count up), not -> the victim.  While
+//    the inactive queue holds fewer than inactive_pct% of the queued pages, active pages are
+//    aged from the head: referenced -> act_count += ACT_ADVANCE (at most ACT_MAX) and requeued
+//    at the tail; not -> act_count -= ACT_DECLINE, moved to the inactive tail at 0.
+//  PDPOL_CLOCK1 (4.4BSD book's one-handed second chance, the VAX-era global CLOCK): one ring,
+//    the active queue.  The hand is its head: referenced -> moved to the tail (the hand passes
+//    it), not -> the victim.  act_count is only a "referenced through a fault" mark (0/1).
+//    Pages deactivated by the mechanism wait on the inactive queue, which is looked at first.
+//  PDPOL_2Q: as PDPOL_CLOCK, but a new page enters the inactive queue with its reference bit
+//    cleared, and is promoted to active only when referenced again while there (a second
+//    reference, as in Johnson & Shasha's 2Q, without the ghost queue).  A one-time scan flows
+//    through the inactive queue and leaves the active pages alone.
+//
+// Locking: the VM lock (vm_page.cpp's wrappers assert it; the simulator is single-threaded).
+// Nothing here allocates, sleeps, frees, unmaps or writes a page.
+#include "vm/vm_pdpolicy.h"
+
+#include <cstring>
+
+#include "vm/vm_assert.h"
+#include "vm/vm_page.h"
+#include "vm/vm_stats.h"
+
+namespace vmrt {
+
+namespace {
+
+struct page_queue {
+  vm_page* head;
+  vm_page* tail;
+  std::uint64_t count;
+};
+
+// [VM lock]
+page_queue g_active = {nullptr, nullptr, 0};
+page_queue g_inactive = {nullptr, nullptr, 0};
+vm_pdpolicy_kind g_kind = PDPOL_CLOCK;
+const vm_pdpolicy_env* g_env = nullptr;
+unsigned g_inactive_pct = PDPOL_INACTIVE_PCT_DEFAULT;
+
+struct kind_name {
+  vm_pdpolicy_kind kind;
+  const char* name;
+};
+constexpr kind_name kKindNames[PDPOL_COUNT] = {
+    {PDPOL_CLOCK, "clock"},
+    {PDPOL_CLOCK1, "clock1"},
+    {PDPOL_2Q, "2q"},
+};
+constexpr bool names_in_enum_order() {
+  for (unsigned k = 0; k < PDPOL_COUNT; ++k)
+    if (kKindNames[k].kind != k || kKindNames[k].name == nullptr) return false;
+  return true;
+}
+static_assert(names_in_enum_order(), "kKindNames must list every policy once, in enum order");
+static_assert(ACT_INIT > 0 && ACT_INIT <= ACT_MAX && ACT_DECLINE > 0 && ACT_ADVANCE > 0);
+
+page_queue& queue_of(vm_page_queue q) { return q == PQ_ACTIVE ? g_active : g_inactive; }
+
+void gauge(vm_page_queue q, std::int64_t d) {
+  vm_stat_add(q == PQ_ACTIVE ? V_ACTIVE_COUNT : V_INACTIVE_COUNT, d);
+}
+
+void insert_tail(vm_page* m, vm_page_queue q) {
+  page_queue& pq = queue_of(q);
+  m->q_next = nullptr;
+  m->q_prev = pq.tail;
+  if (pq.tail != nullptr) pq.tail->q_next = m;
+  else pq.head = m;
+  pq.tail = m;
+  pq.count++;
+  m->queue = q;
+  gauge(q, 1);
+}
+
+void insert_head(vm_page* m, vm_page_queue q) {
+  page_queue& pq = queue_of(q);
+  m->q_prev = nullptr;
+  m->q_next = pq.head;
+  if (pq.head != nullptr) pq.head->q_prev = m;
+  else pq.tail = m;
+  pq.head = m;
+  pq.count++;
+  m->queue = q;
+  gauge(q, 1);
+}
+
+// Take m off its queue (=> m is on PQ_ACTIVE or PQ_INACTIVE).
+void remove(vm_page* m) {
+  vm_page_queue q = static_cast<vm_page_queue>(m->queue);
+  page_queue& pq = queue_of(q);
+  VMRT_ASSERT(pq.count > 0);
+  if (m->q_prev != nullptr) m->q_prev->q_next = m->q_next;
+  else pq.head = m->q_next;
+  if (m->q_next != nullptr) m->q_next->q_prev = m->q_prev;
+  else pq.tail = m->q_prev;
+  m->q_next = m->q_prev = nullptr;
+  pq.count--;
+  m->queue = PQ_NONE;
+  gauge(q, -1);
+}
+
+bool on_policy_queue(const vm_page* m) { return m->queue == PQ_ACTIVE || m->queue == PQ_INACTIVE; }
+
+// Ask the environment (and clear its bit).  No env => never referenced.
+bool test_clear_referenced(vm_page* m) {
+  return g_env != nullptr && g_env->test_clear_referenced != nullptr && g_env->test_clear_referenced(m);
+}
+
+std::uint8_t act_up(std::uint8_t a, std::uint8_t by) {
+  unsigned v = static_cast<unsigned>(a) + by;
+  return static_cast<std::uint8_t>(v > ACT_MAX ? ACT_MAX : v);
+}
+
+// Is the inactive queue below its target share of the queued pages?
+bool inactive_short() {
+  if (g_kind == PDPOL_CLOCK1) return false;
+  std::uint64_t total = g_active.count + g_inactive.count;
+  return g_inactive.count * 100 < static_cast<std::uint64_t>(g_inactive_pct) * total;
+}
+
+// Age the active head (PDPOL_CLOCK, PDPOL_2Q): see the file comment.  => active not empty.
+void age_active_head() {
+  vm_page* m = g_active.head;
+  vm_stat_inc(V_PDPOL_SCANNED);
+  remove(m);
+  if (test_clear_referenced(m)) {
+    m->act_count = act_up(m->act_count, ACT_ADVANCE);
+    insert_tail(m, PQ_ACTIVE);
+    return;
+  }
+  m->act_count = static_cast<std::uint8_t>(m->act_count > ACT_DECLINE ? m->act_count - ACT_DECLINE : 0);
+  if (m->act_count != 0) {
+    insert_tail(m, PQ_ACTIVE);
+    return;
+  }
+  insert_tail(m, PQ_INACTIVE);
+  vm_stat_inc(V_PDPOL_DEACTIVATED);
+}
+
+}  // namespace
+
+void vm_pdpolicy_init(vm_pdpolicy_kind kind, const vm_pdpolicy_env* env) {
+  VMRT_ASSERT(kind < PDPOL_COUNT);
+  g_kind = kind;
+  g_env = env;
+}
+
+vm_pdpolicy_kind vm_pdpolicy_current() { return g_kind; }
+
+const char* vm_pdpolicy_name(vm_pdpolicy_kind kind) { return kind < PDPOL_COUNT ? kKindNames[kind].name : "?"; }
+
+bool vm_pdpolicy_parse(const char* name, vm_pdpolicy_kind* out) {
+  if (name == nullptr) return false;
+  for (const kind_name& k : kKindNames) {
+    if (std::strcmp(k.name, name) == 0) {
+      *out = k.kind;
+      return true;
+    }
+  }
+  return false;
+}
+
+void vm_pdpolicy_reset() {
+  g_active = page_queue{nullptr, nullptr, 0};
+  g_inactive = page_queue{nullptr, nullptr, 0};
+  vm_stat_set(V_ACTIVE_COUNT, 0);
+  vm_stat_set(V_INACTIVE_COUNT, 0);
+}
+
+void vm_pdpolicy_set_inactive_pct(unsigned pct) {
+  VMRT_ASSERT(pct >= 1 && pct <= 90);
+  g_inactive_pct = pct;
+}
+
+unsigned vm_pdpolicy_inactive_pct() { return g_inactive_pct; }
+
+void vm_pdpolicy_activate(vm_page* m) {
+  if (m->wire_count != 0) return;
+  switch (g_kind) {
+    case PDPOL_CLOCK1:
+      // A reference through a fault: the mark the hand tests (with the env's bit).
+      if (m->queue == PQ_ACTIVE) {
+        m->act_count = 1;
+        return;
+      }
+      if (m->queue == PQ_INACTIVE) remove(m);
+      m->act_count = 1;
+      insert_tail(m, PQ_ACTIVE);
+      return;
+    case PDPOL_2Q:
+      if (m->queue == PQ_ACTIVE) {
+        m->act_count = act_up(m->act_count, 1);
+        return;
+      }
+      if (m->queue == PQ_INACTIVE) {  // second reference: promoted
+        remove(m);
+        m->act_count = ACT_INIT;
+        insert_tail(m, PQ_ACTIVE);
+        return;
+      }
+      // New: the reference that brought it in does not count as a second one.
+      (void)test_clear_referenced(m);
+      m->act_count = 0;
+      insert_tail(m, PQ_INACTIVE);
+      return;
+    case PDPOL_CLOCK:
+    default:
+      if (m->queue == PQ_ACTIVE) {
+        m->act_count = act_up(m->act_count, 1);
+        return;
+      }
+      if (m->queue == PQ_INACTIVE) remove(m);
+      m->act_count = ACT_INIT;
+      insert_tail(m, PQ_ACTIVE);
+      return;
+  }
+}
+
+void vm_pdpolicy_deactivate(vm_page* m) {
+  if (m->wire_count != 0) return;
+  if (on_policy_queue(m)) remove(m);
+  m->act_count = 0;
+  insert_head(m, PQ_INACTIVE);  // taken first (FreeBSD vm_page_deactivate_noreuse)
+}
+
+void vm_pdpolicy_dequeue(vm_page* m) {
+  if (on_policy_queue(m)) remove(m);
+}
+
+bool vm_pdpolicy_queued(const vm_page* m) { return on_policy_queue(m); }
+
+// The scan: first refill the inactive queue (age active pages while it is short, with at
+// most half of max_scan), then take the inactive head (the active head, for PDPOL_CLOCK1,
+// once inactive is empty) until an unreferenced page turns up or max_scan looks are spent.
+vm_page* vm_pdpolicy_select_victim(unsigned max_scan, unsigned* scanned) {
+  unsigned n = 0;
+  vm_page* victim = nullptr;
+  unsigned refill = max_scan / 2;
+  while (n < refill && g_active.head != nullptr && inactive_short()) {
+    age_active_head();
+    ++n;
+  }
+  while (n < max_scan && victim == nullptr) {
+    vm_page* m = g_inactive.head;
+    if (m != nullptr) {
+      ++n;
+      vm_stat_inc(V_PDPOL_SCANNED);
+      bool ref = test_clear_referenced(m);
+      if (g_kind == PDPOL_CLOCK1 && m->act_count != 0) ref = true;
+      remove(m);
+      if (ref) {
+        m->act_count = g_kind == PDPOL_CLOCK1 ? 0 : act_up(m->act_count < ACT_INIT ? ACT_INIT : m->act_count, ACT_ADVANCE);
+        insert_tail(m, PQ_ACTIVE);
+        vm_stat_inc(V_PDPOL_REACTIVATED);
+        continue;
+      }
+      victim = m;
+      break;
+    }
+    m = g_active.head;
+    if (m == nullptr) break;
+    ++n;
+    if (g_kind != PDPOL_CLOCK1) {  // inactive empty: age until a page drops into it
+      age_active_head();
+      continue;
+    }
+    vm_stat_inc(V_PDPOL_SCANNED);
+    bool ref = test_clear_referenced(m);
+    if (m->act_count != 0) ref = true;
+    remove(m);
+    if (ref) {  // second chance: the hand passes it
+      m->act_count = 0;
+      insert_tail(m, PQ_ACTIVE);
+      continue;
+    }
+    victim = m;
+  }
+  if (victim != nullptr) {
+    victim->act_count = 0;
+    vm_stat_inc(V_PDPOL_VICTIMS);
+  } else {
+    vm_stat_inc(V_PDPOL_NO_VICTIM);
+  }
+  if (scanned != nullptr) *scanned = n;
+  return victim;
+}
+
+std::uint64_t vm_pdpolicy_active_count() { return g_active.count; }
+std::uint64_t vm_pdpolicy_inactive_count() { return g_inactive.count; }
+
+}  // namespace vmrt
