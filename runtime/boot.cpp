@@ -24,6 +24,7 @@
 #include "runtime/rt_base.h"
 #include "runtime/rt_maps.h"
 #include "runtime/rt_mmap.h"
+#include "runtime/rt_pageout.h"
 #include "runtime/rt_stats.h"
 #include "runtime/runtime_internal.h"
 #include "runtime/trap.h"
@@ -31,7 +32,9 @@
 #include "vm/vm_heap.h"
 #include "vm/vm_kern.h"
 #include "vm/vm_lock.h"
+#include "vm/swap_pager.h"
 #include "vm/vm_page.h"
+#include "vm/vm_pdpolicy.h"
 #include "vm/vm_stats.h"
 #include "vm/vmspace.h"
 
@@ -64,6 +67,10 @@ static_assert(kRegionLimits.min >= rt::kMinRegion && kRegionLimits.max == rt::kM
 static_assert(kKmemLimits.max == rt::kMaxRegion / 2 && kConfigRegionGranule == rt::kGranule);
 // Default free-frame cache: physmem / kFrameCacheDiv, at most kFrameCacheMax.
 constexpr std::size_t kFrameCacheDiv = 4;
+// Default swap device when paging is on: this many times physmem, at least kSwapDefaultMin
+// (a sparse file: only what is paged out takes disk).
+constexpr std::size_t kSwapDefaultMul = 8;
+constexpr std::size_t kSwapDefaultMin = std::size_t{1} << 30;
 constexpr std::size_t kFrameCacheMax = std::size_t{1} << 30;
 static_assert(kFrameCacheDiv >= 2 && kFrameCacheMax % 4096 == 0);
 static_assert(kRegionLimits.min < kRegionLimits.max && kPhysmemLimits.min < kPhysmemLimits.max &&
@@ -270,8 +277,22 @@ runtime_config runtime_config_from_env() {
   c.stage0_size = c.stage0 ? c.stage0_size : c.kmem_size;
   std::uint64_t v = 0;
   if (env_value(config_var::trap, &v, "(auto)")) c.trap = static_cast<trap_backend>(v);
-  c.heap = heap_backing::host;
-  if (env_value(config_var::heap, &v, "(host)")) c.heap = static_cast<heap_backing>(v);
+  // Paging: on when physical memory is bounded on purpose (VMRT_PHYSMEM) or a swap size is
+  // given.  The default swap is sparse: it costs disk only for what is paged out.
+  std::size_t swap = 0;
+  bool swap_set = env_size(config_var::swap_size, &swap);
+  c.paging = physmem_set || (swap_set && swap != 0);
+  c.swap_size = 0;
+  if (c.paging) {
+    std::size_t dflt = c.physmem_size * kSwapDefaultMul;
+    c.swap_size = swap_set ? swap : (dflt < kSwapDefaultMin ? kSwapDefaultMin : dflt);
+  }
+  c.swap_file = nullptr;
+  if (const char* f = std::getenv(config_info(config_var::swap_file).env); f != nullptr && *f != '\0') c.swap_file = f;
+  c.pdpolicy = PDPOL_CLOCK;
+  if (env_value(config_var::pdpolicy, &v, "(clock)")) c.pdpolicy = static_cast<unsigned>(v);
+  c.heap = c.paging ? heap_backing::paged : heap_backing::host;
+  if (env_value(config_var::heap, &v, c.paging ? "(paged)" : "(host)")) c.heap = static_cast<heap_backing>(v);
   c.mmap_host = true;  // the program's mmaps are the host's unless VMRT_MMAP=vmrt (rt_mmap)
   if (env_value(config_var::mmap, &v, "(host)")) c.mmap_host = v == 1;
   c.stats = env_flag(config_var::stats);
@@ -338,7 +359,12 @@ bool boot_vm(const runtime_config& cfg) {
   vmspace* pvs = window_vmspace(pw, rt::WK_PROCESS, &g_process_window);
   if (pvs == nullptr) return false;
   vaddr_t heap = 0;
-  kr = vm_heap_init(pvs, kmem, cfg.heap == heap_backing::frames ? VM_HEAP_FRAMES : VM_HEAP_HOST, &heap);
+  if (cfg.paging && !rt::pageout_init(cfg.physmem_size, cfg.swap_size, cfg.swap_file, cfg.pdpolicy)) return false;
+  kr = vm_heap_init(pvs, kmem,
+                    cfg.heap == heap_backing::frames  ? VM_HEAP_FRAMES
+                    : cfg.heap == heap_backing::paged ? VM_HEAP_PAGED
+                                                      : VM_HEAP_HOST,
+                    &heap);
   if (kr != KERN_SUCCESS) {
     rt::say("vmrt: vm_heap_init failed: ", kern_return_name(kr), "\n");
     return false;
@@ -430,6 +456,11 @@ bool runtime_boot_with(const runtime_config& cfg) {
     }
   }
   g_boot_state.store(ok ? 2 : 0, std::memory_order_release);
+  if (ok && g_vm_up && cfg.heap == heap_backing::paged) {
+    // A demand-paged heap faults from its first touch: traps now, and the pageout daemon.
+    rt::trap_start(cfg.trap, cfg.stats ? cfg.stats_fd : -1);
+    rt::pageout_start_thread();
+  }
   return ok;
 }
 
@@ -523,6 +554,11 @@ void runtime_fork_prepare() {
   rt::pmap_linux_fork_prepare();
   // Usually already reserved by the shim's fork(); tops the memfd up for frames taken since.
   g_fork_errno = fork_reserve_locked();
+  // The child's own copy of the swap device (the parent goes on handing out its slots).
+  if (g_fork_errno == 0 && !swap_pager_fork_prepare()) {
+    rt::physmem_fork_release();
+    g_fork_errno = ENOMEM;
+  }
   g_fork_ready = g_fork_errno == 0;
 }
 
@@ -541,6 +577,7 @@ void runtime_fork_parent() {
     }
     close_fork_pipe();
     rt::physmem_fork_release();
+    swap_pager_fork_parent();
     if (!child_ok) {
       rt::rt_count(rt::RC_FORK_SETUP_FAILED);
       t_fork_error = g_fork_ready ? ENOMEM : g_fork_errno;
@@ -568,10 +605,12 @@ void runtime_fork_child() {
       ::_exit(kForkSetupFailedStatus);
     }
     rt::pmap_linux_fork_child();
+    swap_pager_fork_child();
     vm_lock_fork_child_reset();
   }
   kmem::fork_child();
   rt::trap_fork_child();
+  if (g_vm_up) rt::pageout_fork_child();
 }
 
 void runtime_report_host(int fd) {
@@ -582,8 +621,9 @@ void runtime_report_host(int fd) {
   o.u(rt::physmem_host_bytes() >> 10, kVmstatColumn).str(" KiB of host memory in physmem\n");
   o.str_r(rt::trap_backend_name(), kVmstatColumn).str(" trap backend\n");
   if (g_vm_up && vm_heap_exists()) {
-    bool host = vm_heap_get_backing() == VM_HEAP_HOST;
-    o.str_r(host ? "host" : "frames", kVmstatColumn).str(" heap backing (VMRT_HEAP)\n");
+    vm_heap_backing b = vm_heap_get_backing();
+    bool host = b == VM_HEAP_HOST;
+    o.str_r(host ? "host" : b == VM_HEAP_PAGED ? "paged" : "frames", kVmstatColumn).str(" heap backing (VMRT_HEAP)\n");
     vm_heap_info hi{};
     if (host && vm_heap_get_info(&hi) && pmap_machine_ops()->host_resident != nullptr)
       o.u(pmap_machine_ops()->host_resident(hi.base, hi.base + hi.size) >> 10, kVmstatColumn).str(" KiB of host memory in the heap\n");

@@ -29,6 +29,7 @@ enum class trap_backend : std::uint8_t {
 enum class heap_backing : std::uint8_t {
   host,    // the program's heap is host anonymous memory: host fork shares it copy-on-write
   frames,  // the heap is vmrt frames (physmem): bounded by VMRT_PHYSMEM; host fork copies it
+  paged,   // vmrt frames, demand paged, paged out to swap under pressure (vm_heap PAGED)
 };
 
 // Why the sizes in runtime_config are what they are (printed by vmstat -s).
@@ -55,7 +56,8 @@ static_assert(static_cast<unsigned>(trap_backend::automatic) == kTrapChoices[0].
                   static_cast<unsigned>(trap_backend::userfaultfd) == kTrapChoices[2].value,
               "kTrapChoices carry trap_backend ordinals");
 static_assert(static_cast<unsigned>(heap_backing::host) == kHeapChoices[0].value &&
-                  static_cast<unsigned>(heap_backing::frames) == kHeapChoices[1].value,
+                  static_cast<unsigned>(heap_backing::frames) == kHeapChoices[1].value &&
+                  static_cast<unsigned>(heap_backing::paged) == kHeapChoices[2].value,
               "kHeapChoices carry heap_backing ordinals");
 
 // Configuration, from the environment; every variable is documented in `vmrun --help`.
@@ -66,7 +68,14 @@ struct runtime_config {
   std::size_t frame_cache;    // VMRT_FRAME_CACHE   (freed frames kept host-resident for reuse,
                               //  zeroed on reuse; default min(physmem/4, 1G); 0 = release at once)
   trap_backend trap;          // VMRT_TRAP          (auto | sigsegv | userfaultfd)
-  heap_backing heap;          // VMRT_HEAP          (host | frames; default host)
+  heap_backing heap;          // VMRT_HEAP          (host | frames | paged; default host, paged
+                              //  when paging is on)
+  bool paging;                // physical memory is bounded and pageable: VMRT_PHYSMEM or
+                              //  VMRT_SWAP_SIZE set (a swap device, the pageout daemon)
+  std::size_t swap_size;      // VMRT_SWAP_SIZE     (bytes; default 8 x physmem, at least 1G,
+                              //  when paging; 0 = no swap: physmem is a hard limit)
+  const char* swap_file;      // VMRT_SWAP_FILE     (default: a private temporary file)
+  unsigned pdpolicy;          // VMRT_PDPOLICY      (clock | clock1 | 2q; vm_pdpolicy_kind)
   bool mmap_host;             // VMRT_MMAP          (host: the program's mmaps go to the host
                               //  (the default from runtime_config_from_env); vmrt: to
                               //  vmrt's mmap area, rt_mmap — opt-in while the differential

@@ -164,8 +164,13 @@ void host_reserve(std::size_t i, std::size_t n, vm_prot_t resv) {
 }
 bool host_reserve_try(std::size_t i, std::size_t n, vm_prot_t resv) {
   int uffd = g_uffd.load(std::memory_order_relaxed);
-  int hp = uffd >= 0 ? resv : PROT_NONE;
-  void* r = vmrt::sys::mmap(reinterpret_cast<void*>(va_of(i)), n << PAGE_SHIFT, hp,
+  // Under userfaultfd the reservation is accessible anonymous memory registered for missing
+  // faults.  It is made PROT_NONE first and opened only once registered: between the mmap
+  // and the registration a touch by another thread (the program runs while the pageout
+  // daemon unmaps its pages) would be served by the host with a fresh anonymous page that
+  // vmrt never sees, and the program's data would go there.  While PROT_NONE a touch is a
+  // SIGSEGV vm_fault resolves (it waits for the VM lock the caller holds).
+  void* r = vmrt::sys::mmap(reinterpret_cast<void*>(va_of(i)), n << PAGE_SHIFT, PROT_NONE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
   rt_count(RC_HOST_MMAP);
   if (r == MAP_FAILED) return false;
@@ -176,6 +181,9 @@ bool host_reserve_try(std::size_t i, std::size_t n, vm_prot_t resv) {
     reg.mode = UFFDIO_REGISTER_MODE_MISSING;
     int rc = ::ioctl(uffd, UFFDIO_REGISTER, &reg);
     RT_ASSERT(rc == 0, "UFFDIO_REGISTER failed on a reservation");
+    rc = vmrt::sys::mprotect(reinterpret_cast<void*>(va_of(i)), n << PAGE_SHIFT, resv);
+    rt_count(RC_HOST_MPROTECT);
+    if (rc != 0) return false;
   }
   for (std::size_t p = i; p < i + n; ++p) store_bits(p, static_cast<std::uint8_t>(g_bits[p] & static_cast<std::uint8_t>(~B_REFUSED)));
   return true;

@@ -94,6 +94,10 @@ config_status config_parse(config_var v, const char* text, std::uint64_t* out) {
     case config_kind::flag:
       *out = text[0] != '\0' && std::strcmp(text, "0") != 0 ? 1 : 0;
       return config_status::ok;
+    case config_kind::path:
+      if (text[0] == '\0') return config_status::malformed;
+      *out = 1;
+      return config_status::ok;
   }
   if (n < info.lim.min || n > info.lim.max) return config_status::out_of_range;
   *out = n;
@@ -134,6 +138,9 @@ const char* config_describe(config_var v, const char* origin, const char* text, 
     }
     case config_kind::flag:
       o.str("invalid");
+      break;
+    case config_kind::path:
+      o.str("an empty file name");
       break;
   }
   return buf;

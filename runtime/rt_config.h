@@ -29,6 +29,9 @@ enum class config_var : std::uint8_t {
   stats_fd,     // VMRT_STATS_FD
   stats,        // VMRT_STATS
   kmem_diag,    // VMRT_KMEM_DIAG
+  swap_size,    // VMRT_SWAP_SIZE
+  swap_file,    // VMRT_SWAP_FILE
+  pdpolicy,     // VMRT_PDPOLICY
   count
 };
 
@@ -37,6 +40,7 @@ enum class config_kind : std::uint8_t {
   choice,     // one of the variable's names (config_var_info::choices)
   fd,         // a decimal descriptor number in lim
   flag,       // any value: empty or "0" is off, anything else on (nothing is refused)
+  path,       // a file name: anything but the empty string (the runtime reads the text itself)
 };
 
 // A name a choice variable accepts and the value it stands for (an enum ordinal).  Several
@@ -49,7 +53,9 @@ struct config_choice {
 // VMRT_TRAP: trap_backend ordinals (boot.h pins them).
 inline constexpr config_choice kTrapChoices[] = {{"auto", 0}, {"sigsegv", 1}, {"userfaultfd", 2}, {"uffd", 2}};
 // VMRT_HEAP: heap_backing ordinals (boot.h pins them).
-inline constexpr config_choice kHeapChoices[] = {{"host", 0}, {"frames", 1}};
+inline constexpr config_choice kHeapChoices[] = {{"host", 0}, {"frames", 1}, {"paged", 2}};
+// VMRT_PDPOLICY: vm_pdpolicy_kind ordinals (boot.cpp pins them).
+inline constexpr config_choice kPdpolicyChoices[] = {{"clock", 0}, {"clock1", 1}, {"2q", 2}};
 // VMRT_MMAP: 0 = the program's anonymous mmaps are vmrt's (rt_mmap), 1 = the host's
 // (the default).
 inline constexpr config_choice kMmapChoices[] = {{"vmrt", 0}, {"host", 1}};
@@ -92,6 +98,10 @@ inline constexpr config_var_info kConfigVars[] = {
     {config_var::stats_fd, "VMRT_STATS_FD", "--stats-fd", config_kind::fd, {0, kMaxStatsFd}},
     {config_var::stats, "VMRT_STATS", "--stats", config_kind::flag, {0, 0}},
     {config_var::kmem_diag, "VMRT_KMEM_DIAG", "--kmem-diag", config_kind::flag, {0, 0}},
+    {config_var::swap_size, "VMRT_SWAP_SIZE", "--swap", config_kind::size, {0, std::size_t{1} << 44}},
+    {config_var::swap_file, "VMRT_SWAP_FILE", "--swap-file", config_kind::path, {0, 0}},
+    {config_var::pdpolicy, "VMRT_PDPOLICY", "--pdpolicy", config_kind::choice, {0, 0}, kPdpolicyChoices,
+     sizeof(kPdpolicyChoices) / sizeof(kPdpolicyChoices[0]), "page replacement policy"},
 };
 inline constexpr std::size_t kConfigVarCount = sizeof(kConfigVars) / sizeof(kConfigVars[0]);
 static_assert(kConfigVarCount == static_cast<std::size_t>(config_var::count));

@@ -62,8 +62,20 @@ const char kUsage[] =
     "                                         exits (children too)\n"
     "  --stats-fd N        VMRT_STATS_FD      file descriptor for the reports; default 2\n"    "  (environment only)  VMRT_FRAME_CACHE   freed frames kept for reuse, 0..16T;\n"
     "                                         default min(physmem/4, 1G)\n"    "  (environment only)  VMRT_HEAP          the malloc heap's memory: host (default:\n"
-    "                                         host memory, shared copy-on-write by fork)\n"
-    "                                         or frames (vmrt frames, bounded by physmem)\n"
+    "                                         host memory, shared copy-on-write by fork),\n"
+    "                                         frames (vmrt frames, bounded by physmem) or\n"
+    "                                         paged (vmrt frames, paged out to swap; the\n"
+    "                                         default when --physmem or --swap is given)\n"
+    "  --swap SIZE         VMRT_SWAP_SIZE     swap device size when paging (--physmem\n"
+    "                                         given): default 8 x physmem, at least 1G\n"
+    "                                         (sparse); 0: no swap, physmem is a hard\n"
+    "                                         limit.  SIZE > 0 alone turns paging on\n"
+    "  --swap-file PATH    VMRT_SWAP_FILE     swap device file (created; default: a\n"
+    "                                         private unlinked file in $TMPDIR or\n"
+    "                                         /var/tmp)\n"
+    "  --pdpolicy NAME     VMRT_PDPOLICY      page replacement policy: clock (default,\n"
+    "                                         FreeBSD's active/inactive CLOCK), clock1\n"
+    "                                         (one-handed CLOCK) or 2q\n"
     "  --kmem-diag         VMRT_KMEM_DIAG=1   kmem diagnostics: fill freed blocks, detect\n"
     "                                         write-after-free and double free\n"
     "  --shim PATH         (LD_PRELOAD)       use this libvmrt_malloc.so instead of\n"
@@ -369,6 +381,12 @@ int main(int argc, char** argv) {
       return 0;
     } else if (a == "--physmem") {
       set_var(vmrt::config_var::physmem);
+    } else if (a == "--swap") {
+      set_var(vmrt::config_var::swap_size);
+    } else if (a == "--swap-file") {
+      set_var(vmrt::config_var::swap_file);
+    } else if (a == "--pdpolicy") {
+      set_var(vmrt::config_var::pdpolicy);
     } else if (a == "--region") {
       set_var(vmrt::config_var::region_size);
     } else if (a == "--kmem-size") {

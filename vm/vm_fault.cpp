@@ -13,6 +13,8 @@
 #include "vm/vm_map.h"
 #include "vm/vm_object.h"
 #include "vm/vm_page.h"
+#include "vm/vm_pageout.h"
+#include "vm/vm_pager.h"
 #include "vm/vm_reserv.h"
 #include "vm/vm_stats.h"
 #include "vmspace_impl.h"
@@ -27,8 +29,11 @@ static_assert(kFaultWindow[VM_ADVICE_SEQUENTIAL].behind + kFaultWindow[VM_ADVICE
 
 inline vaddr_t entry_va(const vm_map_entry* e, vm_pindex_t pindex) { return e->start + ptoa(pindex) - e->offset; }
 
-// Is pindex (of the first object) visible nowhere in the chain?
-inline bool chain_absent(vm_object* first, vm_pindex_t p) { return vm_object_chain_lookup(first, p, nullptr) == nullptr; }
+// Is pindex (of the first object) visible nowhere in the chain (neither resident nor stored)?
+inline bool chain_absent(vm_object* first, vm_pindex_t p) {
+  vm_chain_hit hit;
+  return vm_object_chain_find(first, p, &hit) == CHAIN_ABSENT;
+}
 
 vm_object* chain_bottom(vm_object* o) {
   while (o->backing_object != nullptr) o = o->backing_object;
@@ -93,7 +98,7 @@ unsigned stream_ahead(vm_map_entry* e, vm_pindex_t pindex, unsigned base, unsign
 vm_page* resident_of_class(vm_object* first, vm_pindex_t q, bool in_first) {
   vm_object* owner = nullptr;
   vm_page* m = vm_object_chain_lookup(first, q, &owner);
-  if (m == nullptr || (owner == first) != in_first) return nullptr;
+  if (m == nullptr || (owner == first) != in_first || (m->flags & PG_BUSY)) return nullptr;
   return m;
 }
 
@@ -106,7 +111,11 @@ kern_return_t map_resident_run(vm_map* map, vm_map_entry* e, vm_object* first, v
   vm_pindex_t rs = pindex, re = pindex + 1;
   while (rs > lo && resident_of_class(first, rs - 1, in_first) != nullptr) --rs;
   while (re < hi && resident_of_class(first, re, in_first) != nullptr) ++re;
-  for (vm_pindex_t q = rs; q < re; ++q) g_run[q - rs] = resident_of_class(first, q, in_first);
+  for (vm_pindex_t q = rs; q < re; ++q) {
+    g_run[q - rs] = resident_of_class(first, q, in_first);
+    // A clean page whose swap copy is current is never mapped writable (vm_page.h).
+    if (g_run[q - rs]->flags & PG_SWAPCOPY) prot = static_cast<vm_prot_t>(prot & ~VM_PROT_WRITE);
+  }
   vsize_t n = re - rs;
   vm_stat_add(V_FAULT_AROUND_PAGES, static_cast<std::int64_t>(n - 1));
   r->first = entry_va(e, rs);
@@ -116,10 +125,77 @@ kern_return_t map_resident_run(vm_map* map, vm_map_entry* e, vm_object* first, v
 
 }  // namespace
 
-kern_return_t vm_fault_locked(vm_map* map, vaddr_t va, vm_fault_type type, unsigned flags, vaddr_t populate_end,
-                              vm_fault_result* res) {
-  VM_LOCK_ASSERT();
-  vm_stat_inc(V_FAULTS);
+namespace {
+
+// Page in the page the chain shows stored at `hit` (and, as the entry's advice allows, the
+// stored neighbours around it that are not resident) from the owning object's pager, in one
+// read.  Ends in KERN_RESTART: the fault looks again and finds the page resident.
+//  => VM lock held; dropped during the read (the pages are busy, the object referenced).
+//     KERN_RESOURCE_SHORTAGE when no frame; KERN_MEMORY_ERROR when the faulting page could not
+//     be read back intact (I/O error, checksum mismatch).
+kern_return_t page_in(const vm_map_entry* e, vm_pindex_t pindex, const vm_chain_hit& hit) {
+  vm_object* obj = hit.owner;
+  const vm_pindex_t p = hit.pindex;
+  // Read-ahead only pays along a stream: a fault that continues where the entry's last
+  // fault ended, or SEQUENTIAL advice, reads a whole cluster ahead; any other fault reads
+  // the page alone (speculative pages would push out pages a random walk still needs).
+  vm_pindex_t e_first = atop(e->offset), e_end = e_first + atop(e->end - e->start);
+  bool stream = e->advice == VM_ADVICE_SEQUENTIAL || (e->advice != VM_ADVICE_RANDOM && pindex == e->next_pindex);
+  unsigned before = 0;
+  unsigned after = stream ? kPagerMaxRun - 1 : 0;
+  if (pindex - e_first < before) before = static_cast<unsigned>(pindex - e_first);
+  if (e_end - pindex - 1 < after) after = static_cast<unsigned>(e_end - pindex - 1);
+  if (!vm_pager_has_page(obj, p, &before, &after)) return KERN_RESTART;  // changed under us
+  vm_pindex_t rs = p, re = p + 1;
+  while (rs > p - before && vm_page_lookup(obj, rs - 1) == nullptr) --rs;
+  while (re < p + 1 + after && vm_page_lookup(obj, re) == nullptr) ++re;
+  vsize_t got = vm_page_alloc_run(obj, rs, re - rs, VM_ALLOC_NORMAL, g_run);
+  if (got < p - rs + 1) {  // the faulting page itself did not fit in the run: alone
+    for (vsize_t k = 0; k < got; ++k) vm_page_free(g_run[k]);
+    vm_page_free_flush();
+    rs = p;
+    got = vm_page_alloc_run(obj, p, 1, VM_ALLOC_NORMAL, g_run);
+    if (got == 0) return KERN_RESOURCE_SHORTAGE;
+  }
+  unsigned n = static_cast<unsigned>(got);
+  vm_page* pages[kPagerMaxRun];
+  for (unsigned k = 0; k < n; ++k) {
+    pages[k] = g_run[k];  // g_run is shared: another fault may use it while we sleep
+    pages[k]->flags = static_cast<std::uint16_t>((pages[k]->flags & ~(PG_ZERO | PG_DIRTY)) | PG_BUSY);
+  }
+  vm_object_reference(obj);
+  vm_pager_result rt[kPagerMaxRun];
+  vm_pager_of(obj)->get_pages(obj, pages, n, true, rt);
+  kern_return_t kr = KERN_RESTART;
+  for (unsigned k = 0; k < n; ++k) {
+    vm_page* m = pages[k];
+    vm_page_unbusy(m);
+    bool mine = rs + k == p;
+    if ((m->flags & PG_RELEASED) || rt[k] != VM_PAGER_OK) {
+      // Died while read, or read back wrong: the page goes; a bad copy stays recorded, so
+      // every later touch fails the same way until the range is unmapped.
+      if (mine && rt[k] != VM_PAGER_OK && (m->flags & PG_RELEASED) == 0) kr = KERN_MEMORY_ERROR;
+      vm_page_free(m);
+      continue;
+    }
+    m->flags |= PG_SWAPCOPY;
+    // Pages read ahead wait on the inactive queue: taken first unless the stream reaches
+    // them (FreeBSD does the same with its read-ahead pages).
+    if (!mine) vm_page_deactivate(m);
+  }
+  vm_page_free_flush();
+  vm_page_busy_wakeup();
+  vm_object_deallocate(obj);
+  vm_stat_inc(V_FAULT_PAGEIN);
+  vm_stat_add(V_FAULT_READAHEAD, static_cast<std::int64_t>(n - 1));
+  return kr;
+}
+
+// One attempt at the fault (the stages of vm_fault_locked): look up the entry, walk the
+// shadow chain, read from a pager or wait for a busy page (both end in KERN_RESTART),
+// copy-on-write, zero fill, enter.
+kern_return_t fault_once(vm_map* map, vaddr_t va, vm_fault_type type, unsigned flags, vaddr_t populate_end,
+                         vm_fault_result* res) {
   va = trunc_page(va);
   vm_map_entry* e;
   if (!vm_map_lookup_entry(map, va, &e)) {
@@ -178,14 +254,28 @@ kern_return_t vm_fault_locked(vm_map* map, vaddr_t va, vm_fault_type type, unsig
   vm_prot_t prot = e->protection;
   if (e->eflags & MAP_ENTRY_NEEDS_COPY) prot &= static_cast<vm_prot_t>(~VM_PROT_WRITE);
 
-  vm_object* owner = nullptr;
-  vm_page* m = vm_object_chain_lookup(first, pindex, &owner);
+  vm_chain_hit hit{nullptr, 0, nullptr};
+  vm_chain_state st = vm_object_chain_find(first, pindex, &hit);
+  if (st == CHAIN_STORED) return page_in(e, pindex, hit);
+  vm_object* owner = hit.owner;
+  vm_page* m = hit.m;
+  if (m != nullptr && (m->flags & PG_BUSY)) {  // a pager is reading or writing it
+    vm_stat_inc(V_FAULT_BUSY_WAITS);
+    vm_page_busy_sleep();
+    return KERN_RESTART;
+  }
   vm_fault_result r{va, 1};
   kern_return_t kr = KERN_SUCCESS;
 
   if (m != nullptr && owner == first) {
     vm_stat_inc(V_FAULT_RESIDENT);
-    if (write || (flags & VM_FAULT_WIRE)) kr = enter(map, va, &m, 1, prot);
+    if (write && (m->flags & PG_SWAPCOPY)) {
+      // The first write to a clean paged-in page: its swap copy goes stale.
+      vm_pager_free_range(first, pindex, pindex + 1);
+      m->flags = static_cast<std::uint16_t>((m->flags & ~PG_SWAPCOPY) | PG_DIRTY);
+    }
+    vm_prot_t mprot = (m->flags & PG_SWAPCOPY) ? static_cast<vm_prot_t>(prot & ~VM_PROT_WRITE) : prot;
+    if (write || (flags & VM_FAULT_WIRE)) kr = enter(map, va, &m, 1, mprot);
     else kr = map_resident_run(map, e, first, pindex, true, prot, &r);
   } else if (m != nullptr) {
     if (write) {
@@ -209,7 +299,8 @@ kern_return_t vm_fault_locked(vm_map* map, vaddr_t va, vm_fault_type type, unsig
           if (hi > pindex + ahead) hi = pindex + ahead;
           while (pindex + n < hi) {
             vm_object* o2 = nullptr;
-            if (vm_object_chain_lookup(first, pindex + n, &o2) == nullptr || o2 == first) break;
+            vm_page* s2 = vm_object_chain_lookup(first, pindex + n, &o2);
+            if (s2 == nullptr || o2 == first || (s2->flags & PG_BUSY)) break;
             ++n;
           }
         }
@@ -281,6 +372,11 @@ kern_return_t vm_fault_locked(vm_map* map, vaddr_t va, vm_fault_type type, unsig
       vm_page* above = vm_radix_lookup_ge(&first->rtree, pindex + 1);
       rs = below != nullptr && below->pindex + 1 > lo ? below->pindex + 1 : lo;
       re = above != nullptr && above->pindex < hi ? above->pindex : hi;
+      if (first->type != OBJT_DEFAULT) {  // and so do the pages its pager holds
+        vm_pindex_t k;
+        while (vm_radix_next_key(&first->pager_meta, rs, &k) && k < pindex) rs = k + 1;
+        if (vm_radix_next_key(&first->pager_meta, pindex + 1, &k) && k < re) re = k;
+      }
     } else {
       while (rs > lo && chain_absent(first, rs - 1)) --rs;
       while (re < hi && chain_absent(first, re)) ++re;
@@ -319,6 +415,31 @@ kern_return_t vm_fault_locked(vm_map* map, vaddr_t va, vm_fault_type type, unsig
   e->next_pindex = atop(r.first - e->start + e->offset) + r.npages;
   if (res != nullptr) *res = r;
   return KERN_SUCCESS;
+}
+
+}  // namespace
+
+// How many frames a fault that found none asks the pageout code to free, and how often.
+constexpr frame_t kFaultReclaim = 64;
+constexpr unsigned kFaultReclaimTries = 8;
+
+kern_return_t vm_fault_locked(vm_map* map, vaddr_t va, vm_fault_type type, unsigned flags, vaddr_t populate_end,
+                              vm_fault_result* res) {
+  VM_LOCK_ASSERT();
+  vm_stat_inc(V_FAULTS);
+  unsigned tries = 0;
+  for (;;) {
+    kern_return_t kr = fault_once(map, va, type, flags, populate_end, res);
+    if (kr == KERN_RESTART) {
+      vm_stat_inc(V_FAULT_RESTARTS);
+      continue;
+    }
+    if (kr == KERN_RESOURCE_SHORTAGE && vm_pageout_enabled() && tries++ < kFaultReclaimTries) {
+      vm_stat_inc(V_PD_DIRECT);
+      if (vm_pageout_reclaim(kFaultReclaim, true) > 0) continue;
+    }
+    return kr;
+  }
 }
 
 kern_return_t vm_fault(vmspace* vs, vaddr_t va, vm_fault_type type, vm_fault_result* res) {

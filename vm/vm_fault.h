@@ -35,7 +35,11 @@ enum vm_fault_flags : unsigned {
 };
 
 // vm_fault with the VM lock already held, on a given map (submaps followed one level).
-//  => VM lock held; returns as vm_fault.  With POPULATE, pages [va, populate_end) within
+//  => VM lock held; returns as vm_fault.  With paging on it may sleep: it drops the lock
+//     while a pager reads, while another fault's I/O keeps a page busy, and while the pageout
+//     code writes pages to free frames, and restarts from the map lookup afterwards; a
+//     caller must not keep map entries or page pointers across the call.
+//     With POPULATE, pages [va, populate_end) within
 //     the entry that are not resident are made resident (as far as one window allows).
 kern_return_t vm_fault_locked(vm_map* map, vaddr_t va, vm_fault_type type, unsigned flags, vaddr_t populate_end,
                               vm_fault_result* res);

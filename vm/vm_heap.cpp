@@ -10,6 +10,8 @@
 #include "vm/vm_map.h"
 #include "vm/vm_object.h"
 #include "vm/vm_page.h"
+#include "vm/swap_pager.h"
+#include "vm/vm_pager.h"
 #include "vm/vm_radix.h"
 #include "vm/vm_reserv.h"
 #include "vm/vm_stats.h"
@@ -53,6 +55,9 @@ std::uint64_t g_populated[kMaxWindows / 64];
 static_assert(kMaxWindows % 64 == 0);
 
 inline bool host_backed() { return g_backing == VM_HEAP_HOST; }
+inline bool paged() { return g_backing == VM_HEAP_PAGED; }
+// Windows tracked by the bitmap (HOST, PAGED) rather than by their first page (FRAMES).
+inline bool bitmap_windows() { return g_backing != VM_HEAP_FRAMES; }
 inline std::size_t window_index(vaddr_t w) { return (w - g_base) / kWindow; }
 inline bool bit_test(vaddr_t w) { return (g_populated[window_index(w) / 64] >> (window_index(w) % 64)) & 1; }
 inline void bit_set(vaddr_t w, bool v) {
@@ -69,7 +74,7 @@ inline vaddr_t window_of(vaddr_t va) { return g_base + ((va - g_base) & ~(kWindo
 // superpage fault) and dropped whole (trim), so (FRAMES) its first page says.
 //  => VM lock held.
 bool window_populated(vaddr_t w) {
-  if (host_backed()) return bit_test(w);
+  if (bitmap_windows()) return bit_test(w);
   return vm_page_lookup(g_object, pindex_of(w)) != nullptr;
 }
 
@@ -80,6 +85,12 @@ void unpopulate_window_locked(vaddr_t w) {
   vaddr_t we = window_end(w);
   if (host_backed()) {
     pmap_machine_ops()->host_unmap(g_map->pm, w, we);
+    bit_set(w, false);
+    return;
+  }
+  if (paged()) {  // pages and swap copies go; the reservation stays (a touch zero-fills)
+    if (g_map->pm != nullptr) pmap_remove(g_map->pm, w, we);
+    vm_object_page_remove(g_object, pindex_of(w), pindex_of(we), false);
     bit_set(w, false);
     return;
   }
@@ -103,6 +114,14 @@ kern_return_t populate_locked(vaddr_t s, vaddr_t e) {
       if (vm_fail_armed() && vm_fail_eval(FP_FRAME, window_end(w) - w)) return KERN_RESOURCE_SHORTAGE;  // the window's memory
       kern_return_t kr = pmap_machine_ops()->host_map(g_map->pm, w, window_end(w), VM_PROT_DEFAULT, 0);
       if (kr != KERN_SUCCESS) return kr;
+      bit_set(w, true);
+      ++g_windows;
+      continue;
+    }
+    if (paged()) {
+      // Demand paged: the window's accesses are allowed; each page is a zero-fill fault
+      // (with fault-around) on first touch and may be paged out afterwards.
+      if (g_map->pm != nullptr) pmap_reserve(g_map->pm, w, window_end(w), VM_PROT_DEFAULT);
       bit_set(w, true);
       ++g_windows;
       continue;
@@ -156,6 +175,13 @@ void discard_locked(vaddr_t s, vaddr_t e) {
     vm_stat_add(V_HEAP_DISCARDED, static_cast<std::int64_t>(atop(e - s)));
     return;
   }
+  if (paged()) {  // pages and swap copies go; the next touch zero-fills
+    if (g_map->pm != nullptr) pmap_remove(g_map->pm, s, e);
+    std::int64_t before = static_cast<std::int64_t>(g_object->resident_page_count);
+    vm_object_page_remove(g_object, pindex_of(s), pindex_of(e), false);
+    vm_stat_add(V_HEAP_DISCARDED, before - static_cast<std::int64_t>(g_object->resident_page_count));
+    return;
+  }
   std::int64_t n_all = 0;
   for_each_frame_run(s, e, [&](vm_page* m, vsize_t n) {
     if (ops->release_pages != nullptr) ops->release_pages(m, n);
@@ -164,6 +190,34 @@ void discard_locked(vaddr_t s, vaddr_t e) {
     n_all += static_cast<std::int64_t>(n);
   });
   vm_stat_add(V_HEAP_DISCARDED, n_all);
+}
+
+// PAGED: the pages the heap may hand out: frames not wired (kmem, mlock) plus swap slots.
+vm_pindex_t commit_limit() {
+  swap_pager_info si{};
+  swap_pager_get_info(&si);
+  std::int64_t wired = vm_stat_get(V_WIRE_COUNT);
+  vm_pindex_t frames = vm_page_array_size;
+  frames -= wired > 0 && static_cast<vm_pindex_t>(wired) < frames ? static_cast<vm_pindex_t>(wired) : 0;
+  return frames + si.slots;
+}
+
+// PAGED: move the pages of [from, from + len) to [to, to + len) (which holds none) without
+// copying: resident pages are renamed, stored copies move in the pager.  The old addresses'
+// mappings go; the new ones fault the pages in lazily.  => VM lock held.
+void move_pages_locked(vaddr_t from, vaddr_t to, vsize_t len) {
+  if (g_map->pm != nullptr) {
+    pmap_remove(g_map->pm, from, from + len);
+    pmap_remove(g_map->pm, to, to + len);
+  }
+  vm_pindex_t pf = pindex_of(from), pt = pindex_of(to), n = atop(len);
+  // Fault-around may have zero-filled pages of the destination while it was free.
+  vm_object_page_remove(g_object, pt, pt + n, false);
+  vm_pager_move(g_object, pf, pt, n);
+  for (vm_page* m = vm_radix_lookup_ge(&g_object->rtree, pf); m != nullptr && m->pindex < pf + n;
+       m = vm_radix_lookup_ge(&g_object->rtree, pf)) {
+    if (vm_page_rename(m, g_object, pt + (m->pindex - pf)) != KERN_SUCCESS) VMRT_PANIC("radix node shortage moving heap pages");
+  }
 }
 
 // Call f(a, b) for each dirty range piece inside [s, e).  => VM lock held.
@@ -214,6 +268,13 @@ kern_return_t take_locked(vaddr_t s, vaddr_t e) {
     vm_stat_inc(V_HEAP_PHYSMEM_REFUSED);
     return KERN_RESOURCE_SHORTAGE;
   }
+  // PAGED: what is handed out must fit in physical memory plus swap (strict commit, as
+  // Linux's overcommit_memory=2): malloc fails with ENOMEM rather than a later touch
+  // finding neither a frame nor a swap slot.
+  if (paged() && atop(g_allocated + (e - s)) > commit_limit()) {
+    vm_stat_inc(V_HEAP_PHYSMEM_REFUSED);
+    return KERN_RESOURCE_SHORTAGE;
+  }
   kern_return_t kr = vm_map_insert(g_ranges, nullptr, 0, s, e, VM_PROT_DEFAULT, VM_PROT_DEFAULT, 0, VM_INHERIT_NONE);
   if (kr != KERN_SUCCESS) return kr == KERN_NO_SPACE ? KERN_NO_SPACE : KERN_RESOURCE_SHORTAGE;
   kr = populate_locked(s, e);
@@ -232,6 +293,10 @@ kern_return_t take_locked(vaddr_t s, vaddr_t e) {
 void give_back_locked(vaddr_t s, vaddr_t e) {
   vm_map_delete(g_ranges, s, e);
   g_allocated -= e - s;
+  if (paged()) {  // no dirty ranges: pages that may be paged out are dropped at once
+    discard_locked(s, e);
+    return;
+  }
   if (vm_map_insert(g_dirty, nullptr, 0, s, e, VM_PROT_DEFAULT, VM_PROT_DEFAULT, 0, VM_INHERIT_NONE) != KERN_SUCCESS) {
     discard_locked(s, e);
     return;
@@ -289,7 +354,9 @@ kern_return_t vm_heap_init(vmspace* vs, vsize_t size, vm_heap_backing backing, v
     return KERN_RESOURCE_SHORTAGE;
   }
   // Not inherited by vmspace_fork: a host fork copies the process, heap included.
-  std::uint16_t eflags = host ? MAP_ENTRY_HOSTMEM | MAP_ENTRY_NOCOALESCE : MAP_ENTRY_SUPERPAGE | MAP_ENTRY_NOCOALESCE;
+  std::uint16_t eflags = host                       ? MAP_ENTRY_HOSTMEM | MAP_ENTRY_NOCOALESCE
+                         : backing == VM_HEAP_PAGED ? MAP_ENTRY_NOCOALESCE
+                                                    : MAP_ENTRY_SUPERPAGE | MAP_ENTRY_NOCOALESCE;
   kern_return_t kr = vm_map_insert(map, obj, 0, b, b + size, VM_PROT_DEFAULT, VM_PROT_DEFAULT, eflags, VM_INHERIT_NONE);
   if (kr != KERN_SUCCESS) {
     if (obj != nullptr) vm_object_deallocate(obj);
@@ -348,6 +415,7 @@ kern_return_t vm_heap_resize(vaddr_t addr, vsize_t oldsize, vsize_t newsize, vad
   if (kr != KERN_SUCCESS) return kr;
   const pmap_ops* ops = pmap_machine_ops();
   if (host_backed()) ops->host_copy_resident(va, addr, oldsize);
+  else if (paged()) move_pages_locked(addr, va, oldsize);
   else for_each_frame_run(addr, addr + oldsize, [&](vm_page* src, vsize_t n) {
     vm_page* dst = vm_page_lookup(g_object, pindex_of(va) + (src->pindex - pindex_of(addr)));
     VMRT_ASSERT(dst != nullptr);
@@ -383,7 +451,7 @@ vsize_t vm_heap_trim() {
   if (g_map == nullptr) return 0;
   flush_dirty_locked();
   vsize_t freed = 0;
-  if (host_backed()) {
+  if (bitmap_windows()) {
     for (vaddr_t w = g_base; w < g_end; w += kWindow) {
       if ((w - g_base) % (64 * kWindow) == 0 && g_populated[window_index(w) / 64] == 0) {
         w += 63 * kWindow;  // 64 windows none of which is populated

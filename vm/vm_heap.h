@@ -27,6 +27,11 @@
 //   VM_HEAP_FRAMES — the pages are vmrt frames (physmem): the entry is MAP_ENTRY_SUPERPAGE
 //     over an anonymous object, a window is one reservation (vm_reserv) entered lazily, and
 //     the frames count against physmem's size.  A host fork copies the frames in use.
+//   VM_HEAP_PAGED — the pages are vmrt frames of an anonymous object, demand paged: a window
+//     is only a reservation, each page is zero-filled at first touch (fault-around), and the
+//     pageout daemon may write it to swap and free its frame (vm_pageout.h).  Freed ranges
+//     drop their pages and swap copies at once; a range that moves to grow takes its pages
+//     with it (renamed, not copied).  What the shim uses when physical memory is bounded.
 // A fault in a trimmed window: FRAMES populates it again through vm_fault; HOST refuses it
 // (nothing is mapped there: the program gets SIGSEGV, as after munmap).
 //
@@ -44,6 +49,7 @@ struct vm_object;
 enum vm_heap_backing : std::uint8_t {
   VM_HEAP_HOST,    // host anonymous memory (pmap host_map)
   VM_HEAP_FRAMES,  // vmrt frames (physmem), one reservation per window
+  VM_HEAP_PAGED,   // vmrt frames, demand paged and pageable (physical memory bounded)
 };
 
 // Create the heap: an entry of `size` bytes (rounded up to 2 MiB windows) in vs, 2 MiB

@@ -18,18 +18,6 @@ vm_zone g_object_zone = VM_ZONE_INIT("VM OBJECT", sizeof(vm_object), 0);
 vm_object* g_all_objects = nullptr;  // [VM lock]
 std::uint64_t g_next_id = 1;         // [VM lock]
 
-// ---- pagers ----
-bool default_has_page(vm_object*, vm_pindex_t) { return false; }
-kern_return_t no_get(vm_object*, vm_page*) { return KERN_NOT_SUPPORTED; }
-kern_return_t no_put(vm_object*, vm_page*) { return KERN_NOT_SUPPORTED; }
-void no_dealloc(vm_object*) {}
-
-constexpr vm_pager_ops kDefaultPager{"default", "df", default_has_page, no_get, no_put, no_dealloc};
-constexpr vm_pager_ops kSwapPager{"swap", "sw", default_has_page, no_get, no_put, no_dealloc};
-constexpr vm_pager_ops kVnodePager{"vnode", "vn", default_has_page, no_get, no_put, no_dealloc};
-constexpr vm_pager_ops kDevicePager{"device", "dv", default_has_page, no_get, no_put, no_dealloc};
-constexpr vm_pager_ops kDeadPager{"dead", "--", default_has_page, no_get, no_put, no_dealloc};
-
 void shadow_link(vm_object* backing, vm_object* shadow) {
   shadow->shadow_prev = nullptr;
   shadow->shadow_next = backing->shadow_head;
@@ -64,6 +52,7 @@ void object_terminate_pages(vm_object* obj) {
   for (;;) {
     vm_page* m = vm_radix_lookup_ge(&obj->rtree, 0);
     if (m == nullptr) break;
+    VMRT_ASSERT((m->flags & PG_BUSY) == 0);  // pager I/O holds a reference on the object
     vm_page_free(m);
   }
   vm_page_free_flush();
@@ -83,7 +72,8 @@ void collapse_into(vm_object* obj, vm_object* b) {
     if (m == nullptr) break;
     key = m->pindex + 1;
     vm_pindex_t p = m->pindex;
-    if (p < off || p - off >= obj->size || vm_radix_lookup(&obj->rtree, p - off) != nullptr) {
+    if (p < off || p - off >= obj->size || vm_radix_lookup(&obj->rtree, p - off) != nullptr ||
+        vm_pager_has_page(obj, p - off)) {
       page_unmap_all(m);  // shadowed or outside obj's window: nobody may see it again
       vm_page_free(m);
       continue;
@@ -95,6 +85,8 @@ void collapse_into(vm_object* obj, vm_object* b) {
     vm_stat_inc(V_COLLAPSE_PAGES);
   }
   vm_page_free_flush();
+  // b's stored copies move up where obj shows nothing (resident or stored) of its own.
+  if (b->type != OBJT_DEFAULT) vm_pager_of(b)->collapse(obj, b, off);
   vm_object* bb = b->backing_object;
   shadow_unlink(b, obj);
   if (bb != nullptr) {
@@ -103,29 +95,40 @@ void collapse_into(vm_object* obj, vm_object* b) {
   }
   obj->backing_object = bb;
   obj->backing_offset = bb != nullptr ? off + b->backing_offset : 0;
-  kPagerOps[b->type]->dealloc(b);
+  vm_pager_of(b)->dealloc(b);
   b->ref_count = 0;
   b->backing_object = nullptr;
   object_free(b);
   vm_stat_inc(V_COLLAPSES);
 }
 
-// Can obj skip b?  Every b page inside obj's window must be shadowed by obj.
-bool can_bypass(const vm_object* obj, const vm_object* b) {
+// Does obj show something of its own (resident or stored) at pindex?
+bool shows(vm_object* obj, vm_pindex_t pindex) {
+  return vm_radix_lookup(&obj->rtree, pindex) != nullptr || vm_pager_has_page(obj, pindex);
+}
+
+// Can obj skip b?  Every b page inside obj's window, resident or stored, must be shadowed
+// by obj.
+bool can_bypass(vm_object* obj, vm_object* b) {
   vm_pindex_t off = obj->backing_offset;
   vm_pindex_t key = off;
   for (;;) {
     vm_page* m = vm_radix_lookup_ge(&b->rtree, key);
-    if (m == nullptr || m->pindex - off >= obj->size) return true;
-    if (vm_radix_lookup(&obj->rtree, m->pindex - off) == nullptr) return false;
+    if (m == nullptr || m->pindex - off >= obj->size) break;
+    if (!shows(obj, m->pindex - off)) return false;
     key = m->pindex + 1;
   }
+  if (b->type == OBJT_DEFAULT) return true;
+  vm_pindex_t p;
+  key = off;
+  while (vm_radix_next_key(&b->pager_meta, key, &p) && p - off < obj->size) {
+    if (!shows(obj, p - off)) return false;
+    key = p + 1;
+  }
+  return true;
 }
 
 }  // namespace
-
-const vm_pager_ops* const kPagerOps[OBJT_COUNT] = {&kDefaultPager, &kSwapPager, &kVnodePager, &kDevicePager,
-                                                   &kDeadPager};
 
 vm_object* vm_object_allocate(vm_object_type type, vm_pindex_t size) {
   VM_LOCK_ASSERT();
@@ -170,7 +173,7 @@ void vm_object_deallocate(vm_object* obj) {
     VMRT_ASSERT(obj->shadow_count == 0);
     vm_object* b = obj->backing_object;
     object_terminate_pages(obj);
-    kPagerOps[obj->type]->dealloc(obj);
+    vm_pager_of(obj)->dealloc(obj);
     if (b != nullptr) shadow_unlink(b, obj);
     obj->backing_object = nullptr;
     obj->ref_count = 0;
@@ -230,22 +233,36 @@ void vm_object_page_remove(vm_object* obj, vm_pindex_t start, vm_pindex_t end, b
     if (m == nullptr || m->pindex >= end) break;
     key = m->pindex + 1;
     if (unmap) page_unmap_all(m);
+    if (m->flags & PG_BUSY) {
+      m->flags |= PG_RELEASED;  // its pager I/O is in flight: the I/O's owner frees it
+      continue;
+    }
     vm_page_free(m);
   }
   vm_page_free_flush();
+  vm_pager_free_range(obj, start, end);
 }
 
-vm_page* vm_object_chain_lookup(vm_object* obj, vm_pindex_t pindex, vm_object** owner) {
+vm_chain_state vm_object_chain_find(vm_object* obj, vm_pindex_t pindex, vm_chain_hit* hit) {
   while (obj != nullptr) {
     vm_page* m = vm_radix_lookup(&obj->rtree, pindex);
-    if (m != nullptr) {
-      if (owner != nullptr) *owner = obj;
-      return m;
+    if (m != nullptr || vm_pager_has_page(obj, pindex)) {
+      hit->owner = obj;
+      hit->pindex = pindex;
+      hit->m = m;
+      return m != nullptr ? CHAIN_RESIDENT : CHAIN_STORED;
     }
     pindex += obj->backing_offset;
     obj = obj->backing_object;
   }
-  return nullptr;
+  return CHAIN_ABSENT;
+}
+
+vm_page* vm_object_chain_lookup(vm_object* obj, vm_pindex_t pindex, vm_object** owner) {
+  vm_chain_hit hit;
+  if (vm_object_chain_find(obj, pindex, &hit) != CHAIN_RESIDENT) return nullptr;
+  if (owner != nullptr) *owner = hit.owner;
+  return hit.m;
 }
 
 unsigned vm_object_chain_depth(const vm_object* obj) {

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 
+#include "vm/vm_pager.h"
 #include "vm/vm_radix.h"
 #include "vm/vm_types.h"
 
@@ -25,7 +26,7 @@ struct vm_object;
 
 enum vm_object_type : std::uint8_t {
   OBJT_DEFAULT = 0,  // anonymous zero-fill
-  OBJT_SWAP,         // anonymous with swap backing (pager stub for now)
+  OBJT_SWAP,         // anonymous with copies on the swap device (swap_pager)
   OBJT_VNODE,        // file pages (stub)
   OBJT_DEVICE,       // device / fictitious pages (stub)
   OBJT_DEAD,         // terminated
@@ -40,21 +41,6 @@ enum vm_object_flags : std::uint16_t {
                             // private mapping): pages of a range can be freed with that range
 };
 
-// Pager operations (FreeBSD pagerops).  Non-default pagers are stubs returning
-// KERN_NOT_SUPPORTED for now; the table exists so the types are real.
-struct vm_pager_ops {
-  const char* name;   // "default", "swap", "vnode", "device"
-  const char* tag;    // procstat TP column: "df", "sw", "vn", "dv"
-  // Does the backing store hold page pindex?  (default: never.)
-  bool (*has_page)(vm_object* obj, vm_pindex_t pindex);
-  // Fill page m (already inserted, busy) from backing store.
-  kern_return_t (*get_page)(vm_object* obj, vm_page* m);
-  // Write page m to backing store.
-  kern_return_t (*put_page)(vm_object* obj, vm_page* m);
-  // The object is terminating: release backing store.
-  void (*dealloc)(vm_object* obj);
-};
-extern const vm_pager_ops* const kPagerOps[OBJT_COUNT];
 
 struct vm_object {
   vm_radix rtree;                   // resident pages by pindex [VM lock]
@@ -72,7 +58,7 @@ struct vm_object {
   vm_object* shadow_prev;           // [VM lock]
   vm_object* all_next;              // global list [VM lock]
   vm_object* all_prev;              // [VM lock]
-  void* pager_private;              // pager state [VM lock]
+  vm_radix pager_meta;              // the pager's per-index records (swap: slot per pindex) [VM lock]
   int check_refs;                   // scratch for vm_map_check: references seen [VM lock]
 };
 
@@ -94,8 +80,18 @@ void vm_object_collapse(vm_object* obj);
 // Free resident pages in [start, end) pindexes.  unmap: remove their mappings from
 // every pmap first (pmap page_protect NONE); skip only when the caller removed them.
 void vm_object_page_remove(vm_object* obj, vm_pindex_t start, vm_pindex_t end, bool unmap);
-// Find the page visible at pindex through obj's shadow chain.  *owner gets the object
-// that holds it.  Null when no object in the chain has it resident.
+// What obj's shadow chain shows at pindex: the first object that holds the page, resident
+// or stored by its pager (a stored copy in a shadow hides the backing objects' pages).
+enum vm_chain_state : std::uint8_t { CHAIN_ABSENT, CHAIN_RESIDENT, CHAIN_STORED };
+struct vm_chain_hit {
+  vm_object* owner;     // the object that shows the page
+  vm_pindex_t pindex;   // its index there
+  vm_page* m;           // the resident page (CHAIN_RESIDENT), else null
+};
+vm_chain_state vm_object_chain_find(vm_object* obj, vm_pindex_t pindex, vm_chain_hit* hit);
+// The resident page visible at pindex through obj's shadow chain.  *owner gets the object
+// that holds it.  Null when the chain shows no page there, or only a stored one (not
+// resident: a pager must read it first).
 vm_page* vm_object_chain_lookup(vm_object* obj, vm_pindex_t pindex, vm_object** owner);
 // Depth of the shadow chain (1 = no backing object).
 unsigned vm_object_chain_depth(const vm_object* obj);

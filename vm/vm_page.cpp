@@ -3,12 +3,16 @@
 #include "vm/vm_page.h"
 #include "vm/vm_sys.h"
 
+#include <atomic>
+#include <linux/futex.h>
 #include <sys/mman.h>
 
 #include "vm/pmap.h"
 #include "vm/vm_fail.h"
 #include "vm/vm_lock.h"
 #include "vm/vm_object.h"
+#include "vm/vm_pageout.h"
+#include "vm/vm_pager.h"
 #include "vm/vm_pdpolicy.h"
 #include "vm/vm_phys.h"
 #include "vm/vm_reserv.h"
@@ -252,6 +256,7 @@ vsize_t vm_page_alloc_run(vm_object* obj, vm_pindex_t pindex, vsize_t n, unsigne
   }
   if (ok < got) flush_pending();
   update_free_stat();
+  vm_pageout_wakeup_if_short();
   return ok;
 }
 
@@ -347,10 +352,41 @@ kern_return_t vm_page_rename(vm_page* m, vm_object* obj, vm_pindex_t pindex) {
   m->object = obj;
   m->pindex = pindex;
   vm_reserv_rename(m, old, oldp);
+  // Only the old object's pager knew this page's copy: it dies with the move.
+  vm_pager_free_range(old, oldp, oldp + 1);
+  if (m->flags & PG_SWAPCOPY) m->flags = static_cast<std::uint16_t>((m->flags & ~PG_SWAPCOPY) | PG_DIRTY);
   return KERN_SUCCESS;
 }
 
 vm_page* vm_page_lookup(const vm_object* obj, vm_pindex_t pindex) { return vm_radix_lookup(&obj->rtree, pindex); }
+
+namespace {
+std::atomic<std::uint32_t> g_busy_gen{0};     // bumped when busy pages are released
+std::atomic<std::uint32_t> g_busy_sleepers{0};
+}  // namespace
+
+void vm_page_busy_sleep() {
+  VM_LOCK_ASSERT();
+  std::uint32_t gen = g_busy_gen.load(std::memory_order_acquire);
+  g_busy_sleepers.fetch_add(1, std::memory_order_relaxed);
+  vm_lock_release();
+  // The releaser bumps the generation under the VM lock, then wakes: a wake between our
+  // unlock and the wait changes the word, and FUTEX_WAIT returns at once.
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&g_busy_gen), FUTEX_WAIT_PRIVATE, gen, nullptr, nullptr, 0);
+  g_busy_sleepers.fetch_sub(1, std::memory_order_relaxed);
+  vm_lock_acquire();
+}
+
+void vm_page_busy_wakeup() {
+  g_busy_gen.fetch_add(1, std::memory_order_release);
+  if (g_busy_sleepers.load(std::memory_order_relaxed) != 0)
+    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&g_busy_gen), FUTEX_WAKE_PRIVATE, 0x7fffffff, nullptr, nullptr, 0);
+}
+
+void vm_page_unbusy(vm_page* m) {
+  VM_LOCK_ASSERT();
+  m->flags &= static_cast<std::uint16_t>(~PG_BUSY);
+}
 
 void vm_page_wire(vm_page* m) {
   VM_LOCK_ASSERT();

@@ -22,6 +22,11 @@ enum vm_page_flags : std::uint16_t {
   PG_ZERO = 0x0008,        // known to read as zeros (fresh or released frame)
   PG_FICTITIOUS = 0x0010,  // not a physmem frame (device pager)
   PG_NOSWAP = 0x0020,      // has no swap copy (cannot be dropped clean)
+  PG_SWAPCOPY = 0x0040,    // clean: the object's pager holds a copy identical to the page.  Such a
+                           // page is never mapped writable (a write fault drops the copy and the
+                           // flag first), so the pageout daemon may free it without a write
+  PG_RELEASED = 0x0080,    // the page died while busy (unmap, DONTNEED): whoever holds it busy
+                           // frees it, and its pager copy, when the I/O ends
 };
 
 // Page queues a page can be on [VM lock]
@@ -117,6 +122,16 @@ vm_page* vm_page_lookup(const vm_object* obj, vm_pindex_t pindex);
 // Wiring: wired pages leave the paging queues.
 void vm_page_wire(vm_page* m);
 void vm_page_unwire(vm_page* m);
+
+// Busy pages (PG_BUSY: being read or written by a pager, the VM lock dropped).  A thread that
+// finds a page busy sleeps until some busy page is released, then looks again (FreeBSD's
+// vm_page_sleep; one wait channel for all pages: busy pages are few and short-lived).
+// vm_page_busy_sleep: => VM lock held; drops it, sleeps, retakes it.  The caller restarts
+// whatever it was doing (everything may have changed).
+void vm_page_busy_sleep();
+// Clear PG_BUSY on m (=> VM lock held) and wake every sleeper (after the last one of a run).
+void vm_page_unbusy(vm_page* m);
+void vm_page_busy_wakeup();
 
 // Queues (CLOCK act_count ready for the pageout daemon).
 inline constexpr std::uint8_t ACT_INIT = 5;

@@ -37,6 +37,23 @@ vm_page* ge(const vm_radix_node* n, vm_pindex_t key, bool exact_prefix) {
   return nullptr;
 }
 
+// ge, also computing the key of the leaf found (`base`: the key bits above this node).
+vm_page* ge_key(const vm_radix_node* n, vm_pindex_t key, bool exact_prefix, vm_pindex_t base, vm_pindex_t* out) {
+  unsigned i0 = exact_prefix ? slot_of(key, n->level) : 0;
+  for (unsigned i = i0; i < kRadixFanout; ++i) {
+    void* c = n->slot[i];
+    if (c == nullptr) continue;
+    vm_pindex_t b = base | (static_cast<vm_pindex_t>(i) << (n->level * kRadixBits));
+    if (n->level == 0) {
+      *out = b;
+      return static_cast<vm_page*>(c);
+    }
+    vm_page* r = ge_key(static_cast<const vm_radix_node*>(c), key, exact_prefix && i == i0, b, out);
+    if (r != nullptr) return r;
+  }
+  return nullptr;
+}
+
 vm_page* le(const vm_radix_node* n, vm_pindex_t key, bool exact_prefix) {
   int i0 = exact_prefix ? static_cast<int>(slot_of(key, n->level)) : static_cast<int>(kRadixFanout - 1);
   for (int i = i0; i >= 0; --i) {
@@ -171,6 +188,11 @@ vm_page* vm_radix_remove(vm_radix* rt, vm_pindex_t key) {
 vm_page* vm_radix_lookup_ge(const vm_radix* rt, vm_pindex_t key) {
   if (rt->root == nullptr || !fits(key, rt->height)) return nullptr;
   return ge(rt->root, key, true);
+}
+
+bool vm_radix_next_key(const vm_radix* rt, vm_pindex_t key, vm_pindex_t* found) {
+  if (rt->root == nullptr || !fits(key, rt->height)) return false;
+  return ge_key(rt->root, key, true, 0, found) != nullptr;
 }
 
 vm_page* vm_radix_lookup_le(const vm_radix* rt, vm_pindex_t key) {

@@ -3,7 +3,8 @@
 // Fixed fanout 64 (6 bits per level), height grown on demand (like Linux's xarray;
 // FreeBSD's vm_radix is the path-compressed cousin).  A tree of height h holds keys
 // < 64^h; height 0 is empty.  Interior nodes come from a zone.  Leaves are vm_page
-// pointers.  All operations O(height) <= 11 levels for 64-bit keys.
+// pointers (or, in a pager's record tree, the pager's own non-null tagged words).  All
+// operations O(height) <= 11 levels for 64-bit keys.
 //
 // Locking: the VM lock (the owning object's pages are guarded by it).
 #pragma once
@@ -39,6 +40,9 @@ vm_page* vm_radix_remove(vm_radix* rt, vm_pindex_t key);
 vm_page* vm_radix_lookup(const vm_radix* rt, vm_pindex_t key);
 // The page with the smallest key >= key (null if none); its key is the page's pindex.
 vm_page* vm_radix_lookup_ge(const vm_radix* rt, vm_pindex_t key);
+// The smallest key >= key that holds a leaf, in *found; false when none.  For trees whose
+// leaves are not pages (a pager's records), which cannot tell their own key.
+bool vm_radix_next_key(const vm_radix* rt, vm_pindex_t key, vm_pindex_t* found);
 // The page with the largest key <= key (null if none).
 vm_page* vm_radix_lookup_le(const vm_radix* rt, vm_pindex_t key);
 // Replace the page at key (which must exist) with m; returns the old page.

@@ -76,13 +76,36 @@ enum vm_counter : unsigned {
   V_HEAP_GROWN_IN_PLACE,  // "heap ranges grown in place"
   V_HEAP_COPIED,          // "heap ranges moved by copy"
   V_HEAP_WINDOWS_TRIMMED, // "heap windows trimmed": unmapped, frames freed
-  V_HEAP_PHYSMEM_REFUSED, // "heap ranges refused (physmem)": host-backed heap at physmem's size
+  V_HEAP_PHYSMEM_REFUSED, // "heap ranges refused (physmem)": host heap at physmem, paged heap at physmem + swap
   V_PROG_MMAPS,           // "program mmaps served": the shim's mmap answered by vmrt (rt_mmap)
   V_PROG_MUNMAPS,         // "program munmaps served"
   V_PROG_MPROTECTS,       // "program mprotects served"
   V_PROG_MADVISES,        // "program madvises served"
   V_MREMAP_MOVES,         // "mremap moves": pages moved to a new address, not copied
   V_MREMAP_IN_PLACE,      // "mremap resized in place"
+  // paging: the swap pager and the pageout daemon (vm_pageout.cpp, swap_pager.cpp)
+  V_PAGEIN_OPS,           // "swap pager pageins": read operations
+  V_PAGEIN_PAGES,         // "swap pager pages paged in"
+  V_PAGEOUT_OPS,          // "swap pager pageouts": write operations (one per cluster)
+  V_PAGEOUT_PAGES,        // "swap pager pages paged out"
+  V_SWAP_ZERO_PAGES,      // "pages stored as zeros": paged out without a slot
+  V_SWAP_CHECKSUM_FAILS,  // "swap checksum failures": a page read back did not match
+  V_SWAP_IO_ERRORS,       // "swap I/O errors"
+  V_SWAP_FULL,            // "pageouts refused: swap full"
+  V_SWAP_SLOTS,           // "swap slots" (gauge)
+  V_SWAP_SLOTS_USED,      // "swap slots in use" (gauge)
+  V_SWAP_FORK_COPIES,     // "swap copies for fork children": slots copied at host fork
+  V_PD_WAKEUPS,           // "pageout daemon wakeups"
+  V_PD_PASSES,            // "pageout passes": reclaim runs (daemon and direct)
+  V_PD_DIRECT,            // "direct reclaims": an allocation reclaimed pages itself
+  V_PD_FREED,             // "pages freed by pageout"
+  V_PD_CLEAN_FREED,       // "clean pages freed without a write": their swap copy is current
+  V_PD_LAUNDERED,         // "pages laundered": written to swap, then freed
+  V_PD_REDIRTIED,         // "pageouts abandoned": the page died or was wired during the write
+  V_FAULT_PAGEIN,         // "page-in faults": a fault that read from a pager
+  V_FAULT_READAHEAD,      // "pages read ahead": paged in with a fault's cluster, not asked for
+  V_FAULT_BUSY_WAITS,     // "faults waited for busy pages"
+  V_FAULT_RESTARTS,       // "fault restarts": the world changed while the fault slept
   // machine-dependent (runtime/ updates these)
   V_HOST_MMAP,            // "host mmap calls"
   V_HOST_VMAS,            // "host VMAs current" (gauge)
@@ -174,6 +197,28 @@ inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
     {V_PROG_MADVISES, "program madvises served"},
     {V_MREMAP_MOVES, "mremap moves"},
     {V_MREMAP_IN_PLACE, "mremap resized in place"},
+    {V_PAGEIN_OPS, "swap pager pageins"},
+    {V_PAGEIN_PAGES, "swap pager pages paged in"},
+    {V_PAGEOUT_OPS, "swap pager pageouts"},
+    {V_PAGEOUT_PAGES, "swap pager pages paged out"},
+    {V_SWAP_ZERO_PAGES, "pages stored as zeros"},
+    {V_SWAP_CHECKSUM_FAILS, "swap checksum failures"},
+    {V_SWAP_IO_ERRORS, "swap I/O errors"},
+    {V_SWAP_FULL, "pageouts refused: swap full"},
+    {V_SWAP_SLOTS, "swap slots"},
+    {V_SWAP_SLOTS_USED, "swap slots in use"},
+    {V_SWAP_FORK_COPIES, "swap copies for fork children"},
+    {V_PD_WAKEUPS, "pageout daemon wakeups"},
+    {V_PD_PASSES, "pageout passes"},
+    {V_PD_DIRECT, "direct reclaims"},
+    {V_PD_FREED, "pages freed by pageout"},
+    {V_PD_CLEAN_FREED, "clean pages freed without a write"},
+    {V_PD_LAUNDERED, "pages laundered"},
+    {V_PD_REDIRTIED, "pageouts abandoned"},
+    {V_FAULT_PAGEIN, "page-in faults"},
+    {V_FAULT_READAHEAD, "pages read ahead"},
+    {V_FAULT_BUSY_WAITS, "faults waited for busy pages"},
+    {V_FAULT_RESTARTS, "fault restarts"},
     {V_HOST_MMAP, "host mmap calls"},
     {V_HOST_VMAS, "host VMAs current"},
     {V_HOST_VMAS_PEAK, "host VMAs peak"},

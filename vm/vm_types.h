@@ -44,6 +44,8 @@ enum kern_return_t : int {
   KERN_ALREADY_EXISTS,      // MAP_FIXED_NOREPLACE over an existing mapping
   KERN_NOT_SUPPORTED,       // valid request that this build cannot serve
   KERN_FAILURE,             // anything else; always with a message in the trace
+  KERN_RESTART,             // inside the VM only: the operation slept and must look again
+  KERN_RETURN_COUNT
 };
 
 // Name of a status, for messages ("KERN_PROTECTION_FAILURE").

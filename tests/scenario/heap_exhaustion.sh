@@ -38,7 +38,14 @@ int main(void) {
 }
 C
 gcc -O1 -o "$work/exhaust" "$work/exhaust.c"
-"$build/bin/vmrun" --physmem 17M -- "$work/exhaust"
-"$build/bin/vmrun" --physmem 17M --trap sigsegv -- "$work/exhaust"
-VMRT_HEAP=frames "$build/bin/vmrun" --physmem 17M -- "$work/exhaust"
-VMRT_HEAP=frames "$build/bin/vmrun" --physmem 17M --trap sigsegv -- "$work/exhaust"
+# The paged heap with no swap device (physmem a hard limit), host memory, vmrt frames.
+for heap in paged host frames; do
+  VMRT_HEAP=$heap "$build/bin/vmrun" --physmem 17M --swap 0 -- "$work/exhaust"
+  VMRT_HEAP=$heap "$build/bin/vmrun" --physmem 17M --swap 0 --trap sigsegv -- "$work/exhaust"
+done
+# Paging with a small swap device: malloc fails (ENOMEM) when physmem + swap are committed,
+# every block written before stays intact through pageout and page-in.
+out=$("$build/bin/vmrun" --physmem 17M --swap 40M -- "$work/exhaust")
+echo "$out"
+n=$(echo "$out" | sed -n 's/^ran out after \([0-9]*\) blocks.*/\1/p')
+[ -n "$n" ] && [ "$n" -gt 150 ] || { echo "FAIL: paging with 40M of swap ran out after '$n' blocks (expected well past physmem)"; exit 1; }

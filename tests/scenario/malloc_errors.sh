@@ -58,7 +58,8 @@ int main(void) {
 }
 C
 cc -O1 -o "$TMP/exhaust" "$TMP/exhaust.c"
-for opts in "--physmem 64M" "--kmem-size 32M" "--physmem 64M --trap sigsegv"; do
+# --swap 0: physical memory is a hard limit (no paging device), as it is for kmem_size.
+for opts in "--physmem 64M --swap 0" "--kmem-size 32M" "--physmem 64M --swap 0 --trap sigsegv"; do
   # shellcheck disable=SC2086
   out=$("$VMRUN" $opts -- "$TMP/exhaust" 2>"$TMP/ex.err") || fail "$opts: $out $(cat "$TMP/ex.err")"
   [ "$out" = "still works" ] || fail "$opts: unexpected output: $out"

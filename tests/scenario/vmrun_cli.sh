@@ -117,7 +117,7 @@ refused 'VMRT_KMEM_SIZE=9T: out of range (accepted: 16M .. 8T)' VMRT_KMEM_SIZE=9
 refused 'VMRT_FRAME_CACHE=lots: not a size' VMRT_FRAME_CACHE=lots --
 refused 'VMRT_FRAME_CACHE=17T: out of range (accepted: 0 .. 16T)' VMRT_FRAME_CACHE=17T --
 refused 'VMRT_TRAP=bogus: not a trap backend (accepted: auto, sigsegv, userfaultfd)' VMRT_TRAP=bogus --
-refused 'VMRT_HEAP=Host: not a heap backing (accepted: host, frames)' VMRT_HEAP=Host --
+refused 'VMRT_HEAP=Host: not a heap backing (accepted: host, frames, paged)' VMRT_HEAP=Host --
 refused 'VMRT_STATS_FD=99999999: descriptor out of range (accepted: 0 .. 1048575)' VMRT_STATS_FD=99999999 --
 refused '--stats-fd=99999999: descriptor out of range' -- --stats-fd 99999999
 refused 'VMRT_STATS_FD=-1: not a file descriptor number' VMRT_STATS_FD=-1 --

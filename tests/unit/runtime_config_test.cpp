@@ -88,7 +88,7 @@ TEST_CASE("messages name the variable, the value and the accepted range") {
         "VMRT_KMEM_SIZE=lots: not a size (use e.g. 512M, 4G; accepted: 16M .. 8T)");
   CHECK(describe(config_var::frame_cache, "17T") == "VMRT_FRAME_CACHE=17T: out of range (accepted: 0 .. 16T)");
   CHECK(describe(config_var::trap, "x") == "VMRT_TRAP=x: not a trap backend (accepted: auto, sigsegv, userfaultfd)");
-  CHECK(describe(config_var::heap, "") == "VMRT_HEAP=: not a heap backing (accepted: host, frames)");
+  CHECK(describe(config_var::heap, "") == "VMRT_HEAP=: not a heap backing (accepted: host, frames, paged)");
   CHECK(describe(config_var::stats_fd, "99999999") ==
         "VMRT_STATS_FD=99999999: descriptor out of range (accepted: 0 .. 1048575)");
   char small[16];

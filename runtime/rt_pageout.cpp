@@ -1,0 +1,77 @@
+// rt_pageout.cpp — the pageout daemon's host thread and the swap device's set-up.
+#include "runtime/rt_pageout.h"
+
+#include <cerrno>
+#include <cstring>
+#include <pthread.h>
+#include <signal.h>
+
+#include "runtime/rt_base.h"
+#include "vm/swap_pager.h"
+#include "vm/vm_pageout.h"
+#include "vm/vm_pdpolicy.h"
+#include "vm/vm_types.h"
+
+namespace vmrt::rt {
+namespace {
+
+constexpr std::size_t kDaemonStack = 128 * 1024;
+// The daemon keeps this share of physmem free (and at least kMinFreeTarget frames), so that
+// faults seldom have to reclaim for themselves.
+constexpr std::size_t kFreeTargetDiv = 32;
+constexpr frame_t kMinFreeTarget = 256;
+
+bool g_running = false;
+
+void* daemon_main(void*) { vm_pageout_daemon_loop(); }
+
+bool start_thread() {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, kDaemonStack);
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);  // the daemon takes no signals
+  pthread_t t;
+  int rc = pthread_create(&t, &attr, daemon_main, nullptr);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) return false;
+  pthread_setname_np(t, "vmrt-pagedaemon");
+  return true;
+}
+
+}  // namespace
+
+bool pageout_init(std::size_t physmem_bytes, std::size_t swap_bytes, const char* swap_file, unsigned pdpolicy) {
+  if (swap_bytes > 0) {
+    kern_return_t kr = swap_pager_init(swap_file, nullptr, swap_bytes);
+    if (kr != KERN_SUCCESS) {
+      int e = errno;
+      vm_fd_out<512> o(2);
+      o.str("vmrt: cannot make the swap device ").str(swap_file != nullptr ? swap_file : "(temporary file)").str(": ");
+      o.str(kr == KERN_INVALID_ARGUMENT ? "smaller than one cluster (128K)" : std::strerror(e)).ch('\n');
+      return false;
+    }
+  }
+  frame_t target = static_cast<frame_t>(physmem_bytes / PAGE_SIZE / kFreeTargetDiv);
+  if (target < kMinFreeTarget) target = kMinFreeTarget;
+  vm_pdpolicy_init(static_cast<vm_pdpolicy_kind>(pdpolicy), nullptr);  // vm_pageout_init adds the environment
+  vm_pageout_init(target);
+  return true;
+}
+
+void pageout_start_thread() {
+  if (g_running || !vm_pageout_enabled()) return;
+  g_running = start_thread();
+  if (!g_running) say("vmrt: cannot start the pageout daemon; faults reclaim for themselves\n");
+}
+
+bool pageout_running() { return g_running; }
+
+void pageout_fork_child() {
+  if (g_running) g_running = start_thread();
+}
+
+}  // namespace vmrt::rt

@@ -1,0 +1,462 @@
+// swap_pager.cpp — the swap device and the swap pager (see swap_pager.h).
+#include "vm/swap_pager.h"
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "vm/pmap.h"
+#include "vm/vm_fail.h"
+#include "vm/vm_lock.h"
+#include "vm/vm_object.h"
+#include "vm/vm_page.h"
+#include "vm/vm_pager.h"
+#include "vm/vm_radix.h"
+#include "vm/vm_stats.h"
+#include "vm/vm_sys.h"
+
+namespace vmrt {
+namespace {
+
+// ---- the device --------------------------------------------------------------------------
+int g_fd = -1;                 // [constant after init, except across host fork]
+int g_fork_fd = -1;            // the copy made for a fork child [VM lock]
+std::uint64_t g_nslots = 0;    // [constant after init]
+std::uint64_t* g_bitmap;       // one bit per slot, set = in use [VM lock]
+std::uint64_t* g_sum;          // XXH3-64 of the page in each slot [written by its owner]
+std::uint64_t g_used = 0;      // [VM lock]
+std::uint64_t g_zero = 0;      // records that say "zero" [VM lock]
+std::uint64_t g_cursor = 0;    // next-fit start [VM lock]
+
+inline bool slot_used(std::uint64_t s) { return (g_bitmap[s / 64] >> (s % 64)) & 1; }
+inline void slot_mark(std::uint64_t s, bool used) {
+  std::uint64_t m = std::uint64_t{1} << (s % 64);
+  if (used) g_bitmap[s / 64] |= m;
+  else g_bitmap[s / 64] &= ~m;
+}
+void update_gauges() {
+  vm_stat_set(V_SWAP_SLOTS_USED, static_cast<std::int64_t>(g_used));
+  vm_stat_set(V_SWAP_SLOTS, static_cast<std::int64_t>(g_nslots));
+}
+
+// A run of n free slots, next fit; true with *first set.  Marks them used.  => VM lock held.
+bool slots_alloc(std::uint64_t n, std::uint64_t* first) {
+  if (n == 0 || g_nslots - g_used < n) return false;
+  std::uint64_t s = g_cursor < g_nslots ? g_cursor : 0;
+  std::uint64_t looked = 0, run = 0, start = s;
+  while (looked < g_nslots + n) {
+    if (s == g_nslots) {  // wrap: runs do not span the end
+      s = 0;
+      run = 0;
+    }
+    if (run == 0 && s % 64 == 0 && g_bitmap[s / 64] == ~std::uint64_t{0} && s + 64 <= g_nslots) {
+      s += 64;
+      looked += 64;
+      continue;
+    }
+    if (slot_used(s)) {
+      run = 0;
+    } else {
+      if (run == 0) start = s;
+      if (++run == n) {
+        for (std::uint64_t k = 0; k < n; ++k) slot_mark(start + k, true);
+        g_used += n;
+        g_cursor = start + n;
+        update_gauges();
+        *first = start;
+        return true;
+      }
+    }
+    ++s;
+    ++looked;
+  }
+  return false;
+}
+
+void slot_free(std::uint64_t s) {
+  VMRT_ASSERT(s < g_nslots && slot_used(s));
+  slot_mark(s, false);
+  g_used--;
+}
+
+// ---- per-object records: leaves of obj->pager_meta -----------------------------------------
+// A record is not a pointer: (slot << 2) | 1 for a page in a slot, kZeroRecord for a page
+// that reads as zeros.  Never null.
+constexpr std::uintptr_t kZeroRecord = 2;
+inline vm_page* record_of_slot(std::uint64_t s) { return reinterpret_cast<vm_page*>((s << 2) | 1); }
+inline std::uintptr_t rec(const vm_page* r) { return reinterpret_cast<std::uintptr_t>(r); }
+inline bool rec_is_slot(const vm_page* r) { return (rec(r) & 1) != 0; }
+inline std::uint64_t rec_slot(const vm_page* r) { return rec(r) >> 2; }
+
+// Release what record r holds.  => VM lock held.
+void record_release(vm_page* r) {
+  if (rec_is_slot(r)) slot_free(rec_slot(r));
+  else g_zero--;
+}
+
+// Replace obj's record at pindex with r (null: remove).  False when out of radix nodes.
+bool record_set(vm_object* obj, vm_pindex_t pindex, vm_page* r) {
+  vm_page* old = vm_radix_lookup(&obj->pager_meta, pindex);
+  if (old != nullptr) {
+    if (r != nullptr) vm_radix_replace(&obj->pager_meta, pindex, r);
+    else vm_radix_remove(&obj->pager_meta, pindex);
+    record_release(old);
+    return true;
+  }
+  if (r == nullptr) return true;
+  return vm_radix_insert(&obj->pager_meta, pindex, r) == KERN_SUCCESS;
+}
+
+bool page_is_zero(const void* p) {
+  const auto* w = static_cast<const std::uint64_t*>(p);
+  for (std::size_t k = 0; k < PAGE_SIZE / 8; k += 8) {
+    if ((w[k] | w[k + 1] | w[k + 2] | w[k + 3] | w[k + 4] | w[k + 5] | w[k + 6] | w[k + 7]) != 0) return false;
+  }
+  return true;
+}
+
+inline std::uint64_t checksum(const void* p) { return XXH3_64bits(p, PAGE_SIZE); }
+
+// Write or read the n pages of `bufs` at slot s (contiguous), all of it or fail.
+bool device_io(bool write, std::uint64_t s, void* const* bufs, unsigned n) {
+  iovec iov[kPagerMaxRun];
+  for (unsigned k = 0; k < n; ++k) iov[k] = iovec{bufs[k], PAGE_SIZE};
+  off_t off = static_cast<off_t>(s * PAGE_SIZE);
+  std::size_t want = std::size_t{n} * PAGE_SIZE, done = 0;
+  unsigned first = 0;
+  while (done < want) {
+    ssize_t r = write ? ::pwritev(g_fd, iov + first, static_cast<int>(n - first), off + static_cast<off_t>(done))
+                      : ::preadv(g_fd, iov + first, static_cast<int>(n - first), off + static_cast<off_t>(done));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    done += static_cast<std::size_t>(r);
+    // Advance the iovec past what was transferred.
+    std::size_t adv = static_cast<std::size_t>(r);
+    while (adv > 0 && first < n) {
+      if (adv >= iov[first].iov_len) {
+        adv -= iov[first].iov_len;
+        ++first;
+      } else {
+        iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + adv;
+        iov[first].iov_len -= adv;
+        adv = 0;
+      }
+    }
+  }
+  return true;
+}
+
+// ---- pager operations --------------------------------------------------------------------
+
+bool swp_has_page(vm_object* obj, vm_pindex_t pindex, unsigned* before, unsigned* after) {
+  if (vm_radix_lookup(&obj->pager_meta, pindex) == nullptr) return false;
+  if (before != nullptr) {
+    unsigned b = 0;
+    while (b < *before && pindex > b && vm_radix_lookup(&obj->pager_meta, pindex - b - 1) != nullptr) ++b;
+    *before = b;
+  }
+  if (after != nullptr) {
+    unsigned a = 0;
+    while (a < *after && pindex + a + 1 < obj->size && vm_radix_lookup(&obj->pager_meta, pindex + a + 1) != nullptr) ++a;
+    *after = a;
+  }
+  return true;
+}
+
+vm_pager_result swp_get_pages(vm_object* obj, vm_page* const* pages, unsigned n, bool may_unlock,
+                              vm_pager_result* rtvals) {
+  VM_LOCK_ASSERT();
+  VMRT_ASSERT(n >= 1 && n <= kPagerMaxRun);
+  const pmap_ops* ops = pmap_machine_ops();
+  std::uint64_t slot[kPagerMaxRun];
+  bool io[kPagerMaxRun];
+  for (unsigned k = 0; k < n; ++k) {
+    VMRT_ASSERT(pages[k]->flags & PG_BUSY);
+    vm_page* r = vm_radix_lookup(&obj->pager_meta, pages[k]->pindex);
+    rtvals[k] = r != nullptr ? VM_PAGER_OK : VM_PAGER_ABSENT;
+    io[k] = r != nullptr && rec_is_slot(r);
+    slot[k] = io[k] ? rec_slot(r) : 0;
+    if (r != nullptr && !io[k]) ops->zero_pages(pages[k], 1);
+  }
+  bool fail_read = vm_fail_armed() && vm_fail_eval(FP_PAGER_READ, std::size_t{n} * PAGE_SIZE);
+  bool corrupt = vm_fail_armed() && vm_fail_eval(FP_SWAP_CORRUPT, std::size_t{n} * PAGE_SIZE);
+  if (may_unlock) vm_lock_release();
+  std::uint64_t ops_done = 0, pages_done = 0;
+  for (unsigned k = 0; k < n;) {
+    if (!io[k]) {
+      ++k;
+      continue;
+    }
+    unsigned j = k + 1;
+    while (j < n && io[j] && slot[j] == slot[j - 1] + 1) ++j;
+    void* bufs[kPagerMaxRun];
+    for (unsigned i = k; i < j; ++i) bufs[i - k] = ops->page_address(pages[i]);
+    bool ok = !fail_read && device_io(false, slot[k], bufs, j - k);
+    if (ok && corrupt) static_cast<unsigned char*>(bufs[0])[PAGE_SIZE / 2] ^= 0x10;  // a flipped bit on the device
+    for (unsigned i = k; i < j; ++i) {
+      if (!ok) rtvals[i] = VM_PAGER_ERROR;
+      else if (checksum(bufs[i - k]) != g_sum[slot[i]]) rtvals[i] = VM_PAGER_BAD;
+    }
+    ++ops_done;
+    pages_done += j - k;
+    k = j;
+  }
+  if (may_unlock) vm_lock_acquire();
+  vm_stat_add(V_PAGEIN_OPS, static_cast<std::int64_t>(ops_done));
+  vm_stat_add(V_PAGEIN_PAGES, static_cast<std::int64_t>(pages_done));
+  vm_pager_result first = VM_PAGER_OK;
+  for (unsigned k = 0; k < n; ++k) {
+    if (rtvals[k] == VM_PAGER_BAD) vm_stat_inc(V_SWAP_CHECKSUM_FAILS);
+    if (rtvals[k] == VM_PAGER_ERROR) vm_stat_inc(V_SWAP_IO_ERRORS);
+    if (rtvals[k] != VM_PAGER_OK && first == VM_PAGER_OK) first = rtvals[k];
+  }
+  return first;
+}
+
+void swp_put_pages(vm_object* obj, vm_page* const* pages, unsigned n, unsigned flags, bool may_unlock,
+                   vm_pager_result* rtvals) {
+  VM_LOCK_ASSERT();
+  VMRT_ASSERT(n >= 1 && n <= kPagerMaxRun);
+  const pmap_ops* ops = pmap_machine_ops();
+  void* buf[kPagerMaxRun];
+  bool zero[kPagerMaxRun];
+  std::uint64_t slot[kPagerMaxRun];
+  bool have[kPagerMaxRun];
+  for (unsigned k = 0; k < n; ++k) {
+    VMRT_ASSERT(pages[k]->flags & PG_BUSY);
+    buf[k] = ops->page_address(pages[k]);
+    zero[k] = page_is_zero(buf[k]);
+    have[k] = false;
+    rtvals[k] = VM_PAGER_OK;
+  }
+  // Slots: one contiguous run per run of non-zero pages, halved until the device has one.
+  bool fail_write = vm_fail_armed() && vm_fail_eval(FP_PAGER_WRITE, std::size_t{n} * PAGE_SIZE);
+  for (unsigned k = 0; k < n;) {
+    if (zero[k]) {
+      ++k;
+      continue;
+    }
+    unsigned j = k + 1;
+    while (j < n && !zero[j]) ++j;
+    unsigned want = j - k;
+    std::uint64_t first = 0;
+    while (want >= 1 && !slots_alloc(want, &first)) want /= 2;
+    if (want == 0) {
+      for (unsigned i = k; i < j; ++i) rtvals[i] = VM_PAGER_FULL;
+      vm_stat_add(V_SWAP_FULL, j - k);
+      k = j;
+      continue;
+    }
+    for (unsigned i = 0; i < want; ++i) {
+      slot[k + i] = first + i;
+      have[k + i] = true;
+    }
+    k += want;
+  }
+  if (may_unlock) vm_lock_release();
+  std::uint64_t ops_done = 0, pages_done = 0;
+  for (unsigned k = 0; k < n;) {
+    if (!have[k]) {
+      ++k;
+      continue;
+    }
+    unsigned j = k + 1;
+    while (j < n && have[j] && slot[j] == slot[j - 1] + 1) ++j;
+    for (unsigned i = k; i < j; ++i) g_sum[slot[i]] = checksum(buf[i]);
+    bool ok = !fail_write && device_io(true, slot[k], buf + k, j - k);
+    if (ok && (flags & VM_PAGER_PUT_SYNC)) ok = ::fdatasync(g_fd) == 0;
+    if (!ok)
+      for (unsigned i = k; i < j; ++i) rtvals[i] = VM_PAGER_ERROR;
+    ++ops_done;
+    pages_done += j - k;
+    k = j;
+  }
+  if (may_unlock) vm_lock_acquire();
+  vm_stat_add(V_PAGEOUT_OPS, static_cast<std::int64_t>(ops_done));
+  // Publish the records (the older copy of each page goes).
+  for (unsigned k = 0; k < n; ++k) {
+    if (rtvals[k] == VM_PAGER_ERROR) vm_stat_inc(V_SWAP_IO_ERRORS);
+    if (rtvals[k] != VM_PAGER_OK) {
+      if (have[k]) slot_free(slot[k]);
+      continue;
+    }
+    vm_page* r = zero[k] ? reinterpret_cast<vm_page*>(kZeroRecord) : record_of_slot(slot[k]);
+    if (!record_set(obj, pages[k]->pindex, r)) {  // out of radix nodes
+      if (have[k]) slot_free(slot[k]);
+      rtvals[k] = VM_PAGER_ERROR;
+      continue;
+    }
+    if (zero[k]) {
+      g_zero++;
+      vm_stat_inc(V_SWAP_ZERO_PAGES);
+    } else {
+      vm_stat_inc(V_PAGEOUT_PAGES);
+    }
+    obj->type = OBJT_SWAP;
+  }
+  (void)pages_done;
+  update_gauges();
+}
+
+void swp_free_range(vm_object* obj, vm_pindex_t start, vm_pindex_t end) {
+  VM_LOCK_ASSERT();
+  // Records carry no key, so walk keys with the key-returning iterator.
+  vm_pindex_t key = start;
+  vm_pindex_t found;
+  while (key < end && vm_radix_next_key(&obj->pager_meta, key, &found) && found < end) {
+    vm_page* r = vm_radix_remove(&obj->pager_meta, found);
+    record_release(r);
+    key = found + 1;
+  }
+  update_gauges();
+}
+
+bool swp_has_any(vm_object* obj, vm_pindex_t start, vm_pindex_t end) {
+  vm_pindex_t found;
+  return start < end && vm_radix_next_key(&obj->pager_meta, start, &found) && found < end;
+}
+
+void swp_collapse(vm_object* to, vm_object* from, vm_pindex_t offset) {
+  VM_LOCK_ASSERT();
+  vm_pindex_t key = 0, p;
+  while (vm_radix_next_key(&from->pager_meta, key, &p)) {
+    vm_page* r = vm_radix_remove(&from->pager_meta, p);
+    key = p + 1;
+    if (p < offset || p - offset >= to->size || vm_radix_lookup(&to->rtree, p - offset) != nullptr ||
+        vm_radix_lookup(&to->pager_meta, p - offset) != nullptr) {
+      record_release(r);
+      continue;
+    }
+    if (vm_radix_insert(&to->pager_meta, p - offset, r) != KERN_SUCCESS) VMRT_PANIC("radix node shortage during swap collapse");
+    to->type = OBJT_SWAP;
+  }
+  update_gauges();
+}
+
+void swp_move(vm_object* obj, vm_pindex_t from, vm_pindex_t to, vm_pindex_t n) {
+  VM_LOCK_ASSERT();
+  VMRT_ASSERT(to >= from + n || to + n <= from);
+  vm_pindex_t key = from, p;
+  while (vm_radix_next_key(&obj->pager_meta, key, &p) && p < from + n) {
+    vm_page* r = vm_radix_remove(&obj->pager_meta, p);
+    if (vm_radix_insert(&obj->pager_meta, to + (p - from), r) != KERN_SUCCESS) VMRT_PANIC("radix node shortage moving swap records");
+    key = p + 1;
+  }
+}
+
+void swp_dealloc(vm_object* obj) {
+  VM_LOCK_ASSERT();
+  swp_free_range(obj, 0, ~vm_pindex_t{0});
+  vm_radix_reclaim_all(&obj->pager_meta);
+}
+
+}  // namespace
+
+const vm_pager_ops kSwapPagerOps{"swap",         "sw",         swp_has_page, swp_get_pages, swp_put_pages,
+                                 swp_free_range, swp_collapse, swp_move,     swp_has_any,   swp_dealloc};
+
+kern_return_t swap_pager_init(const char* path, const char* dir, std::uint64_t bytes) {
+  std::uint64_t n = bytes / PAGE_SIZE;
+  if (n < kPagerMaxRun) return KERN_INVALID_ARGUMENT;
+  int fd;
+  if (path != nullptr) {
+    fd = ::open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  } else {
+    if (dir == nullptr) dir = std::getenv("TMPDIR");
+    if (dir == nullptr || *dir == '\0') dir = "/var/tmp";
+    fd = ::open(dir, O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
+  }
+  if (fd < 0) return KERN_FAILURE;
+  if (::ftruncate(fd, static_cast<off_t>(n * PAGE_SIZE)) != 0) {
+    int e = errno;
+    ::close(fd);
+    errno = e;
+    return KERN_FAILURE;
+  }
+  std::size_t bm = ((n + 63) / 64) * 8, sums = n * 8;
+  void* p = sys::mmap(nullptr, bm + sums, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    ::close(fd);
+    return KERN_RESOURCE_SHORTAGE;
+  }
+  g_bitmap = static_cast<std::uint64_t*>(p);
+  g_sum = reinterpret_cast<std::uint64_t*>(static_cast<char*>(p) + bm);
+  g_fd = fd;
+  g_nslots = n;
+  g_used = g_zero = g_cursor = 0;
+  update_gauges();
+  return KERN_SUCCESS;
+}
+
+bool swap_pager_active() { return g_fd >= 0; }
+
+void swap_pager_get_info(swap_pager_info* out) {
+  out->slots = g_nslots;
+  out->used = g_used;
+  out->zero_pages = g_zero;
+  out->fd = g_fd;
+}
+
+std::int64_t swap_pager_slot_of(vm_object* obj, vm_pindex_t pindex) {
+  VM_LOCK_ASSERT();
+  if (obj->type != OBJT_SWAP) return -1;
+  vm_page* r = vm_radix_lookup(&obj->pager_meta, pindex);
+  return r != nullptr && rec_is_slot(r) ? static_cast<std::int64_t>(rec_slot(r)) : -1;
+}
+
+bool swap_pager_fork_prepare() {
+  VM_LOCK_ASSERT();
+  g_fork_fd = -1;
+  if (g_fd < 0 || g_used == 0) return true;
+  // A private file in the default directory ($TMPDIR, else /var/tmp).
+  const char* dir = std::getenv("TMPDIR");
+  if (dir == nullptr || *dir == '\0') dir = "/var/tmp";
+  int fd = ::open(dir, O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
+  if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(g_nslots * PAGE_SIZE)) != 0) {
+    if (fd >= 0) ::close(fd);
+    return false;
+  }
+  for (std::uint64_t s = 0; s < g_nslots;) {
+    if (!slot_used(s)) {
+      ++s;
+      continue;
+    }
+    std::uint64_t e = s + 1;
+    while (e < g_nslots && slot_used(e)) ++e;
+    loff_t in = static_cast<loff_t>(s * PAGE_SIZE), out = in;
+    std::size_t left = (e - s) * PAGE_SIZE;
+    while (left > 0) {
+      ssize_t r = ::copy_file_range(g_fd, &in, fd, &out, left, 0);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) {
+        ::close(fd);
+        return false;
+      }
+      left -= static_cast<std::size_t>(r);
+    }
+    vm_stat_add(V_SWAP_FORK_COPIES, static_cast<std::int64_t>(e - s));
+    s = e;
+  }
+  g_fork_fd = fd;
+  return true;
+}
+
+void swap_pager_fork_parent() {
+  if (g_fork_fd >= 0) ::close(g_fork_fd);
+  g_fork_fd = -1;
+}
+
+void swap_pager_fork_child() {
+  if (g_fork_fd < 0) return;
+  ::close(g_fd);
+  g_fd = g_fork_fd;
+  g_fork_fd = -1;
+}
+
+}  // namespace vmrt

@@ -1,0 +1,58 @@
+// swap_pager.h — the swap device and the swap pager (McKusick et al., The Design and
+// Implementation of the 4.4BSD Operating System, "The Swap Pager"; FreeBSD swap_pager.c).
+//
+// The device is one host file (a private temporary file by default) cut into page-sized
+// slots.  Slots are handed out from a bitmap, next fit, as contiguous runs so that a cluster
+// of adjacent dirty pages is one write and a cluster of adjacent pages one read.  Each slot
+// carries an xxHash (XXH3-64) checksum of the page written there, checked on every page-in:
+// a mismatch is VM_PAGER_BAD (the fault becomes a machine-check trap naming the page), never
+// wrong data.  A page that reads as zeros takes no slot at all: its record says "zero".
+//
+// Per object, the pager keeps one record per stored page index in the object's pager_meta
+// radix (the same radix trie that holds resident pages).  Records die with their pages
+// (free_range: unmap, MADV_DONTNEED, a write to a clean page-in, object termination) and
+// move with them on collapse.
+//
+// Locking: the device's bitmap and every object's records => the VM lock.  The data I/O runs
+// without it when the caller allows (vm_pager.h).
+#pragma once
+
+#include <cstdint>
+
+#include "vm/vm_types.h"
+
+namespace vmrt {
+
+struct vm_object;
+
+// Open the swap device: `path` (created if absent; its previous contents are ignored), or
+// with path null a private unlinked file in `dir` ($TMPDIR, else /var/tmp when dir is
+// null).  `bytes` is rounded down to whole pages (at least one cluster).
+//  => boot: no paging in progress.  KERN_INVALID_ARGUMENT for a size below one cluster,
+//     KERN_FAILURE when the file cannot be made (errno says why).
+kern_return_t swap_pager_init(const char* path, const char* dir, std::uint64_t bytes);
+// Is a swap device configured?
+bool swap_pager_active();
+
+struct swap_pager_info {
+  std::uint64_t slots;       // page slots on the device
+  std::uint64_t used;        // slots holding a page
+  std::uint64_t zero_pages;  // stored pages that took no slot (read as zeros)
+  int fd;                    // the device (tests corrupt it on purpose)
+};
+void swap_pager_get_info(swap_pager_info* out);
+
+// The slot that holds obj's page at pindex; -1 when none (not stored, or stored as zeros).
+//  => VM lock held.
+std::int64_t swap_pager_slot_of(vm_object* obj, vm_pindex_t pindex);
+
+// Host fork: the child must not share the device with the parent (both would hand out the
+// same free slots).  prepare (=> VM lock held, as across the fork) copies the used slots
+// into a fresh private file, in the kernel (copy_file_range); after fork() the child
+// switches to that copy and the parent closes it.  False when the copy could not be made
+// (the child then has no usable copy of the parent's swapped pages: fork should fail).
+bool swap_pager_fork_prepare();
+void swap_pager_fork_parent();
+void swap_pager_fork_child();
+
+}  // namespace vmrt

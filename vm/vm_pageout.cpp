@@ -1,0 +1,185 @@
+// vm_pageout.cpp — the pageout daemon and direct reclaim (see vm_pageout.h).
+#include "vm/vm_pageout.h"
+
+#include <atomic>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "vm/pmap.h"
+#include "vm/swap_pager.h"
+#include "vm/vm_lock.h"
+#include "vm/vm_object.h"
+#include "vm/vm_page.h"
+#include "vm/vm_pager.h"
+#include "vm/vm_pdpolicy.h"
+#include "vm/vm_stats.h"
+
+namespace vmrt {
+namespace {
+
+std::atomic<bool> g_enabled{false};
+frame_t g_free_target = 0;               // [constant after init]
+std::atomic<std::uint32_t> g_wake{0};     // the daemon's wait word: bumped to wake it
+std::atomic<bool> g_daemon_asleep{false};
+
+// Largest number of pages one policy call may look at.
+constexpr unsigned kScanChunk = 64;
+
+bool referenced(vm_page* m) {
+  const pmap_ops* ops = pmap_machine_ops();
+  return ops != nullptr && ops->ts_referenced != nullptr && ops->ts_referenced(m);
+}
+constexpr vm_pdpolicy_env kEnv{referenced};
+
+void unmap_all(vm_page* m) {
+  const pmap_ops* ops = pmap_machine_ops();
+  if (ops != nullptr && ops->page_protect != nullptr) ops->page_protect(m, VM_PROT_NONE);
+}
+
+// Can the pageout daemon take m at all?
+bool pageable(const vm_page* m) {
+  return m->object != nullptr && (m->object->flags & OBJ_ANON) != 0 && m->wire_count == 0 &&
+         (m->flags & (PG_BUSY | PG_FICTITIOUS)) == 0;
+}
+
+// Would m join a laundering cluster?  Dirty (no current copy), pageable, and cold (inactive).
+bool cluster_mate(const vm_page* m) {
+  return m != nullptr && pageable(m) && (m->flags & PG_SWAPCOPY) == 0 && m->queue == PQ_INACTIVE;
+}
+
+// Launder the dirty victim m and its cluster; returns frames freed (0 when the swap device
+// refused: the pages go back to the queues).  => VM lock held; may drop it (may_unlock).
+frame_t launder(vm_page* m, bool may_unlock, bool* store_full) {
+  vm_object* obj = m->object;
+  vm_page* run[kPagerMaxRun];
+  // Gather the run [lo, hi) of cluster mates around m's index.
+  vm_pindex_t p = m->pindex, lo = p, hi = p + 1;
+  while (hi - lo < kPagerMaxRun && hi < obj->size && cluster_mate(vm_page_lookup(obj, hi))) ++hi;
+  while (hi - lo < kPagerMaxRun && lo > 0 && cluster_mate(vm_page_lookup(obj, lo - 1))) --lo;
+  unsigned n = static_cast<unsigned>(hi - lo);
+  for (unsigned k = 0; k < n; ++k) {
+    run[k] = vm_page_lookup(obj, lo + k);
+    if (run[k] != m) vm_pdpolicy_dequeue(run[k]);
+    run[k]->flags |= PG_BUSY;
+    unmap_all(run[k]);  // no access from here on: what is written is what the program wrote
+  }
+  vm_object_reference(obj);
+  vm_pager_result rt[kPagerMaxRun];
+  vm_pager_for_put(obj)->put_pages(obj, run, n, VM_PAGER_PUT_NONE, may_unlock, rt);
+  frame_t freed = 0;
+  for (unsigned k = 0; k < n; ++k) {
+    vm_page* q = run[k];
+    vm_page_unbusy(q);
+    if (q->flags & PG_RELEASED) {  // died while written: its new copy dies with it
+      vm_pager_free_range(obj, q->pindex, q->pindex + 1);
+      vm_page_free(q);
+      vm_stat_inc(V_PD_REDIRTIED);
+      continue;
+    }
+    if (rt[k] != VM_PAGER_OK) {
+      if (rt[k] == VM_PAGER_FULL) *store_full = true;
+      vm_pdpolicy_activate(q);
+      continue;
+    }
+    vm_page_free(q);
+    ++freed;
+    vm_stat_inc(V_PD_LAUNDERED);
+  }
+  vm_page_busy_wakeup();
+  vm_object_deallocate(obj);
+  return freed;
+}
+
+}  // namespace
+
+void vm_pageout_init(frame_t free_target) {
+  vm_lock_guard g;
+  vm_pdpolicy_init(vm_pdpolicy_current(), &kEnv);
+  g_free_target = free_target;
+  g_enabled.store(true, std::memory_order_release);
+}
+
+bool vm_pageout_enabled() { return g_enabled.load(std::memory_order_acquire); }
+frame_t vm_pageout_free_target() { return g_free_target; }
+
+frame_t vm_pageout_reclaim(frame_t want, bool may_unlock) {
+  VM_LOCK_ASSERT();
+  if (!vm_pageout_enabled()) return 0;
+  vm_stat_inc(V_PD_PASSES);
+  frame_t freed = 0;
+  // Enough looks for every queued page to age from ACT_MAX down to the inactive queue and be
+  // looked at there once more (second chance): when every page is active and was referenced
+  // (the first shortage), nothing qualifies sooner.  The scan stops at the first victims,
+  // so this bound is reached only when nothing at all can be taken.
+  std::uint64_t queued = vm_pdpolicy_active_count() + vm_pdpolicy_inactive_count();
+  std::uint64_t budget = (ACT_MAX / ACT_DECLINE + 2) * queued + kScanChunk;
+  // Once the swap device is full only clean pages can go: the scan goes on for them.
+  bool store_full = !swap_pager_active();
+  while (freed < want && budget > 0) {
+    unsigned scanned = 0;
+    vm_page* m = vm_pdpolicy_select_victim(kScanChunk, &scanned);
+    budget = budget > scanned ? budget - scanned : 0;
+    if (m == nullptr) {
+      if (scanned == 0) break;
+      continue;
+    }
+    if (!pageable(m)) {  // busy, wired or not anonymous: not now
+      if (m->wire_count == 0 && m->object != nullptr) vm_pdpolicy_activate(m);
+      continue;
+    }
+    if (m->flags & PG_SWAPCOPY) {
+      unmap_all(m);
+      vm_page_free(m);
+      ++freed;
+      vm_stat_inc(V_PD_CLEAN_FREED);
+      continue;
+    }
+    if (store_full) {  // nowhere to launder to
+      vm_pdpolicy_activate(m);
+      continue;
+    }
+    freed += launder(m, may_unlock, &store_full);
+  }
+  vm_page_free_flush();
+  vm_stat_add(V_PD_FREED, static_cast<std::int64_t>(freed));
+  return freed;
+}
+
+void vm_pageout_wakeup_if_short() {
+  if (!vm_pageout_enabled() || !g_daemon_asleep.load(std::memory_order_relaxed)) return;
+  if (vm_page_free_count() >= g_free_target) return;
+  g_wake.fetch_add(1, std::memory_order_release);
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&g_wake), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+
+void vm_pageout_daemon_loop() {
+  for (;;) {
+    std::uint32_t w = g_wake.load(std::memory_order_acquire);
+    bool short_now;
+    {
+      vm_lock_guard g;
+      short_now = vm_page_free_count() < g_free_target;
+    }
+    if (!short_now) {
+      g_daemon_asleep.store(true, std::memory_order_relaxed);
+      // Sleep until woken (or a second: targets may be missed by racing wakeups).
+      timespec ts{1, 0};
+      ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&g_wake), FUTEX_WAIT_PRIVATE, w, &ts, nullptr, 0);
+      g_daemon_asleep.store(false, std::memory_order_relaxed);
+      continue;
+    }
+    vm_stat_inc(V_PD_WAKEUPS);
+    vm_lock_guard g;
+    frame_t free_now = vm_page_free_count();
+    if (free_now < g_free_target && vm_pageout_reclaim(g_free_target - free_now, true) == 0) {
+      // Nothing could be freed (all referenced, or the store is full): back off.
+      vm_lock_release();
+      timespec ts{0, 20 * 1000 * 1000};
+      ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&g_wake), FUTEX_WAIT_PRIVATE, g_wake.load(), &ts, nullptr, 0);
+      vm_lock_acquire();
+    }
+  }
+}
+
+}  // namespace vmrt

@@ -1,0 +1,42 @@
+// vm_pageout.h — reclaiming frames: the pageout daemon and direct reclaim (McKusick et al.,
+// The Design and Implementation of the 4.4BSD Operating System, "The Pageout Daemon";
+// FreeBSD vm_pageout.c).
+//
+// Mechanism only: which page goes next is the policy's choice (vm_pdpolicy.h).  A victim
+// that is clean (its swap copy is current, PG_SWAPCOPY) is unmapped and freed; a dirty one
+// is laundered: unmapped, written to the swap pager together with the dirty inactive
+// neighbours of its object (one write per cluster), then freed.  Pages under I/O are busy;
+// the daemon drops the VM lock while it writes, so faults on other pages go on.
+//
+// Two callers.  The daemon (a host thread the machine starts) sleeps until free frames fall
+// below the free target, then reclaims up to the target with the lock dropped during I/O.
+// An allocation that finds no frame reclaims directly (vm_fault, in the faulting thread).
+//
+// Without a swap device nothing is laundered: only clean pages could be freed, and there
+// are none, so physical memory is a hard limit again.
+#pragma once
+
+#include "vm/vm_types.h"
+
+namespace vmrt {
+
+// Turn paging on: the policy gets the pmap's reference emulation, the daemon its targets
+// (free_target frames: the daemon wakes below it and reclaims up to it).
+//  => boot, after swap_pager_init; VM lock not held.
+void vm_pageout_init(frame_t free_target);
+bool vm_pageout_enabled();
+frame_t vm_pageout_free_target();
+
+// Reclaim up to `want` frames.  Returns how many were freed.
+//  => VM lock held.  May drop it during the pager's I/O when may_unlock (everything may
+//     have changed on return); otherwise the I/O runs with the lock held.
+frame_t vm_pageout_reclaim(frame_t want, bool may_unlock);
+
+// Wake the daemon when free frames are below the target.  => any context (a futex wake).
+void vm_pageout_wakeup_if_short();
+
+// The daemon's body: loops forever (the machine runs it in its own thread with every
+// signal blocked).  => VM lock not held.
+[[noreturn]] void vm_pageout_daemon_loop();
+
+}  // namespace vmrt
