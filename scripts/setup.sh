@@ -12,6 +12,7 @@ PACKAGES=(
   libpython3.11-testsuite
   bash perl coreutils findutils sed tar gzip libc6-dev
   redis-server redis-tools memcached gnuplot-nox
+  valgrind
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
