@@ -26,6 +26,8 @@
 //                  then little-endian uint64 page numbers.  Consecutive repeats collapsed.
 //     --no-record  no valgrind recordings (synthetic and --trace only)
 //     --save DIR   write each trace as DIR/<name>.pdtrace (the binary format above)
+//     --frames N,..  these frame counts instead of the 10/25/50/75% sweep
+//   bench/pdpolicy_sample.txt is a tiny sample (the textbook string of the self-check).
 // Output: a table per trace, then `metric NAME VALUE` lines (policy faults / OPT faults and /
 // LRU faults, the geometric mean over the memory sizes, and per size for clock).
 #include <algorithm>
@@ -444,6 +446,22 @@ struct summary {
   double over_lru[kNPol];
 };
 
+std::vector<std::uint32_t> g_frames;  // --frames: fixed frame counts instead of the % sweep
+
+// The textbook reference string (Silberschatz et al., Operating System Concepts, ch. 9) with
+// 3 frames: OPT 9 faults, LRU 12.  Checked at start so a broken OPT or LRU cannot go unseen.
+bool selfcheck() {
+  trace_builder b(SIZE_MAX);
+  for (std::uint64_t p : {7, 0, 1, 2, 0, 3, 0, 4, 2, 3, 0, 3, 2, 1, 2, 0, 1, 7, 0, 1}) b.add(p);
+  trace t = b.done("textbook", "");
+  auto nu = next_uses(t);
+  std::uint64_t opt = run_opt(t, nu, 3).faults, lru = run_lru(t, 3).faults;
+  std::uint64_t clk = run_vmrt(t, 3, vmrt::PDPOL_CLOCK1, 33).faults;
+  std::printf("selfcheck: textbook string, 3 frames: OPT %" PRIu64 " (expect 9), LRU %" PRIu64
+              " (expect 12), clock1 %" PRIu64 " (>= OPT)\n", opt, lru, clk);
+  return opt == 9 && lru == 12 && clk >= opt;
+}
+
 summary run_trace(const trace& t) {
   std::printf("\n== trace %s: %zu references, %u distinct pages\n   %s\n", t.name.c_str(), t.refs.size(), t.distinct,
               t.source.c_str());
@@ -454,8 +472,12 @@ summary run_trace(const trace& t) {
   summary s;
   s.trace = t.name;
   double log_opt[kNPol] = {}, log_lru[kNPol] = {};
-  for (unsigned pct : kSizesPct) {
-    std::uint32_t frames = std::max<std::uint32_t>(4, static_cast<std::uint32_t>(std::uint64_t{t.distinct} * pct / 100));
+  const std::size_t nsizes = g_frames.empty() ? kNSizes : g_frames.size();
+  for (std::size_t si = 0; si < nsizes; ++si) {
+    unsigned pct = g_frames.empty() ? kSizesPct[si] : static_cast<unsigned>(std::uint64_t{g_frames[si]} * 100 / t.distinct);
+    std::uint32_t frames = g_frames.empty()
+                               ? std::max<std::uint32_t>(4, static_cast<std::uint32_t>(std::uint64_t{t.distinct} * pct / 100))
+                               : g_frames[si];
     result r[kNPol];
     for (std::size_t k = 0; k < kNPol; ++k) {
       const policy_row& p = kPolicies[k];
@@ -474,12 +496,13 @@ summary run_trace(const trace& t) {
       log_lru[k] += std::log(r[k].faults / lru);
     }
     char name[160];
-    std::snprintf(name, sizeof name, "metric pdpol_clock_over_opt_%s_m%u", t.name.c_str(), pct);
+    if (g_frames.empty()) std::snprintf(name, sizeof name, "metric pdpol_clock_over_opt_%s_m%u", t.name.c_str(), pct);
+    else std::snprintf(name, sizeof name, "metric pdpol_clock_over_opt_%s_f%u", t.name.c_str(), frames);
     g_size_metrics.emplace_back(name, c / opt);
   }
   for (std::size_t k = 0; k < kNPol; ++k) {
-    s.over_opt[k] = std::exp(log_opt[k] / kNSizes);
-    s.over_lru[k] = std::exp(log_lru[k] / kNSizes);
+    s.over_opt[k] = std::exp(log_opt[k] / static_cast<double>(nsizes));
+    s.over_lru[k] = std::exp(log_lru[k] / static_cast<double>(nsizes));
   }
   return s;
 }
@@ -499,9 +522,18 @@ int main(int argc, char** argv) {
     else if (a == "--refs" && i + 1 < argc) cap = std::strtoull(argv[++i], nullptr, 0), cap_set = true;
     else if (a == "--trace" && i + 1 < argc) files.push_back(argv[++i]);
     else if (a == "--save" && i + 1 < argc) save_dir = argv[++i];
+    else if (a == "--frames" && i + 1 < argc) {
+      for (char* p = argv[++i]; *p != 0;) {
+        char* end = nullptr;
+        unsigned long v = std::strtoul(p, &end, 10);
+        if (end == p || v == 0) break;
+        g_frames.push_back(static_cast<std::uint32_t>(v));
+        p = *end == ',' ? end + 1 : end;
+      }
+    }
     else {
       std::fprintf(stderr,
-                   "usage: pdpolicy_sim [--quick] [--refs N] [--trace FILE]... [--no-record] [--save DIR]\n"
+                   "usage: pdpolicy_sim [--quick] [--refs N] [--trace FILE]... [--no-record] [--save DIR] [--frames N,..]\n"
                    "  FILE: text, one page number per line (decimal or 0x..) or valgrind lackey lines;\n"
                    "        or binary: \"PDTRACE1\" then little-endian uint64 page numbers\n");
       return 2;
@@ -514,6 +546,10 @@ int main(int argc, char** argv) {
   std::printf("policies: clock = FreeBSD two-queue CLOCK (inactive target 33%%), -iN = inactive target N%%, "
               "clock1 = one-handed second chance, 2q = new pages enter inactive\n");
 
+  if (!selfcheck()) {
+    std::printf("FAIL selfcheck: the simulator's OPT or LRU is wrong\n");
+    return 1;
+  }
   std::vector<trace> traces;
   if (record) {
     if (!have_valgrind()) {
@@ -584,15 +620,18 @@ int main(int argc, char** argv) {
 
   std::vector<summary> sums;
   for (auto& t : traces) {
-    if (t.distinct < 8) {
+    if (t.distinct < 2) {
       std::printf("SKIP trace %s: only %u distinct pages\n", t.name.c_str(), t.distinct);
       continue;
     }
     sums.push_back(run_trace(t));
   }
 
-  std::printf("\n== geometric mean over memory sizes %u/%u/%u/%u%% of distinct pages: faults / OPT (faults / LRU)\n",
-              kSizesPct[0], kSizesPct[1], kSizesPct[2], kSizesPct[3]);
+  if (g_frames.empty())
+    std::printf("\n== geometric mean over memory sizes %u/%u/%u/%u%% of distinct pages: faults / OPT (faults / LRU)\n",
+                kSizesPct[0], kSizesPct[1], kSizesPct[2], kSizesPct[3]);
+  else
+    std::printf("\n== geometric mean over the --frames sizes: faults / OPT (faults / LRU)\n");
   std::printf("%-12s", "trace");
   for (const auto& p : kPolicies) std::printf(" %15s", p.name);
   std::printf("\n");

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages vmrt needs that are missing on this machine.
 # Build: compiler, cmake, doctest, libffi, xxhash; man-db + groff-base render the man pages.  Baselines: jemalloc, mimalloc,
-# tcmalloc.  Scenario tests: real programs from Debian run under vmrun (libpython3.11-testsuite
+# tcmalloc; valgrind records bench/pdpolicy_sim's reference strings.  Scenario tests: real programs from Debian run under vmrun (libpython3.11-testsuite
 # may upgrade the python3.11 packages to the same release's newest security update).
 set -euo pipefail
 PACKAGES=(
