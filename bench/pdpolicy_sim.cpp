@@ -10,7 +10,8 @@
 //     reported to the policy by vm_pdpolicy_activate, later accesses set the bit).  A miss
 //     with every frame full asks vm_pdpolicy_select_victim (max_scan = 8 x frames); if it
 //     returns null the simulator evicts the oldest resident page itself and counts it
-//     ("fallback").
+//     ("fallback").  Also counted: reference faults, accesses to a resident page after the
+//     policy cleared its bit — vmrt emulates the bit by unmapping, so each is a soft fault.
 //   - exact LRU, and Belady's OPT (next-use times precomputed; the minimum any policy can do).
 // Traces: real programs' reference strings recorded at run time with
 // `valgrind --tool=lackey --trace-mem=yes` (instruction and data addresses -> 4 KiB page
@@ -267,15 +268,20 @@ struct result {
   std::uint64_t faults = 0;
   std::uint64_t fallbacks = 0;  // vmrt policy returned no victim
   std::uint64_t scanned = 0;    // pages the policy looked at
+  // Reference faults: accesses to a resident page after test_clear_referenced cleared its bit
+  // (vmrt emulates the bit by unmapping the page, so each of these is a soft fault there).
+  std::uint64_t ref_faults = 0;
 };
 
 // vmrt's policy over fake pages.
 std::vector<vmrt::vm_page> g_pages;
 std::vector<std::uint8_t> g_refbit;
+std::vector<std::uint8_t> g_unmapped;  // cleared by the policy, not accessed since
 bool sim_test_clear_referenced(vmrt::vm_page* m) {
   std::size_t i = static_cast<std::size_t>(m - g_pages.data());
   bool r = g_refbit[i] != 0;
   g_refbit[i] = 0;
+  g_unmapped[i] = 1;
   return r;
 }
 const vmrt::vm_pdpolicy_env kSimEnv = {sim_test_clear_referenced};
@@ -284,6 +290,7 @@ result run_vmrt(const trace& t, std::uint32_t frames, vmrt::vm_pdpolicy_kind kin
   using namespace vmrt;
   g_pages.assign(t.distinct, vm_page{});
   g_refbit.assign(t.distinct, 0);
+  g_unmapped.assign(t.distinct, 0);
   std::vector<std::uint8_t> resident(t.distinct, 0);
   // Residents in load order, for the fallback (oldest still resident goes).
   std::vector<std::uint32_t> fifo;
@@ -298,6 +305,10 @@ result run_vmrt(const trace& t, std::uint32_t frames, vmrt::vm_pdpolicy_kind kin
   for (std::uint32_t p : t.refs) {
     if (resident[p]) {
       g_refbit[p] = 1;
+      if (g_unmapped[p]) {
+        res.ref_faults++;
+        g_unmapped[p] = 0;
+      }
       continue;
     }
     res.faults++;
@@ -319,6 +330,7 @@ result run_vmrt(const trace& t, std::uint32_t frames, vmrt::vm_pdpolicy_kind kin
       used--;
     }
     resident[p] = 1;
+    g_unmapped[p] = 0;
     used++;
     fifo.push_back(p);
     if (fifo_head > fifo.size() / 2 && fifo_head > 4096) {  // compact
@@ -444,6 +456,7 @@ struct summary {
   std::string trace;
   double over_opt[kNPol];  // geometric mean over sizes
   double over_lru[kNPol];
+  double ref_per_fault[kNPol];  // reference faults per fault, mean over sizes (vmrt rows)
 };
 
 std::vector<std::uint32_t> g_frames;  // --frames: fixed frame counts instead of the % sweep
@@ -467,11 +480,11 @@ summary run_trace(const trace& t) {
               t.source.c_str());
   std::printf("%-7s %-6s", "mem%", "frames");
   for (const auto& p : kPolicies) std::printf(" %10s", p.name);
-  std::printf("   clock/opt clock/lru clock1/opt 2q/opt  fallbacks(clock)  scans/fault(clock)\n");
+  std::printf("   clock/opt clock/lru clock1/opt 2q/opt  fallbacks(clock)  scans/fault(clock)  reffaults/fault(clock clock1 2q)\n");
   std::vector<std::uint32_t> nu = next_uses(t);
   summary s;
   s.trace = t.name;
-  double log_opt[kNPol] = {}, log_lru[kNPol] = {};
+  double log_opt[kNPol] = {}, log_lru[kNPol] = {}, rpf[kNPol] = {};
   const std::size_t nsizes = g_frames.empty() ? kNSizes : g_frames.size();
   for (std::size_t si = 0; si < nsizes; ++si) {
     unsigned pct = g_frames.empty() ? kSizesPct[si] : static_cast<unsigned>(std::uint64_t{g_frames[si]} * 100 / t.distinct);
@@ -489,11 +502,14 @@ summary run_trace(const trace& t) {
     std::printf("%-7u %-6u", pct, frames);
     for (std::size_t k = 0; k < kNPol; ++k) std::printf(" %10" PRIu64, r[k].faults);
     double c = static_cast<double>(r[0].faults);
-    std::printf("   %9.3f %9.3f %10.3f %6.3f  %16" PRIu64 "  %18.2f\n", c / opt, c / lru, r[3].faults / opt,
-                r[4].faults / opt, r[0].fallbacks, r[0].faults ? static_cast<double>(r[0].scanned) / r[0].faults : 0.0);
+    auto per_fault = [](const result& x) { return x.faults ? static_cast<double>(x.ref_faults) / x.faults : 0.0; };
+    std::printf("   %9.3f %9.3f %10.3f %6.3f  %16" PRIu64 "  %18.2f  %7.2f %6.2f %6.2f\n", c / opt, c / lru, r[3].faults / opt,
+                r[4].faults / opt, r[0].fallbacks, r[0].faults ? static_cast<double>(r[0].scanned) / r[0].faults : 0.0,
+                per_fault(r[0]), per_fault(r[3]), per_fault(r[4]));
     for (std::size_t k = 0; k < kNPol; ++k) {
       log_opt[k] += std::log(r[k].faults / opt);
       log_lru[k] += std::log(r[k].faults / lru);
+      rpf[k] += per_fault(r[k]);
     }
     char name[160];
     if (g_frames.empty()) std::snprintf(name, sizeof name, "metric pdpol_clock_over_opt_%s_m%u", t.name.c_str(), pct);
@@ -503,6 +519,7 @@ summary run_trace(const trace& t) {
   for (std::size_t k = 0; k < kNPol; ++k) {
     s.over_opt[k] = std::exp(log_opt[k] / static_cast<double>(nsizes));
     s.over_lru[k] = std::exp(log_lru[k] / static_cast<double>(nsizes));
+    s.ref_per_fault[k] = rpf[k] / static_cast<double>(nsizes);
   }
   return s;
 }
@@ -648,6 +665,8 @@ int main(int argc, char** argv) {
       for (char& c : pn) c = c == '-' ? '_' : c;
       bench::print_metric("metric pdpol_" + pn + "_over_opt_" + s.trace, s.over_opt[k]);
       if (k + 2 < kNPol) bench::print_metric("metric pdpol_" + pn + "_over_lru_" + s.trace, s.over_lru[k]);
+      if (kPolicies[k].vmrt)
+        bench::print_metric("metric pdpol_" + pn + "_reffaults_per_fault_" + s.trace, s.ref_per_fault[k]);
     }
   }
   return 0;

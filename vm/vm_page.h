@@ -50,7 +50,7 @@ struct vm_page {
   std::uint16_t wire_count;  // wirings (mlock, kmem) [VM lock]
   std::uint8_t queue;   // vm_page_queue [VM lock]
   std::uint8_t order;   // buddy order while PQ_FREE [VM lock]
-  std::uint8_t act_count;  // CLOCK activity count [VM lock]
+  std::uint8_t act_count;  // the replacement policy's activity count (vm_pdpolicy_clock.cpp) [VM lock]
   std::uint8_t reserv;  // nonzero while part of a vm_reserv reservation [VM lock]
 };
 
@@ -133,7 +133,9 @@ void vm_page_busy_sleep();
 void vm_page_unbusy(vm_page* m);
 void vm_page_busy_wakeup();
 
-// Queues (CLOCK act_count ready for the pageout daemon).
+// Paging queues: thin wrappers over the replacement policy (vm_pdpolicy.h; the CLOCK family in
+// vm_pdpolicy_clock.cpp owns the active and inactive queues, their order and act_count).
+// vm_page_queue_count gives the policy's active / inactive lengths, 0 for the other queues.
 inline constexpr std::uint8_t ACT_INIT = 5;
 inline constexpr std::uint8_t ACT_MAX = 64;
 void vm_page_activate(vm_page* m);
