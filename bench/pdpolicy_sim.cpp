@@ -179,6 +179,7 @@ bool record_lackey(const std::vector<std::string>& argv, const std::string& name
     dup2(null, 2);
     dup2(fds[1], 9);
     close(fds[0]);
+    setenv("PYTHONHASHSEED", "0", 1);  // the same python trace every run
     std::vector<std::string> args = {"valgrind", "--tool=lackey", "--trace-mem=yes", "--log-fd=9"};
     args.insert(args.end(), argv.begin(), argv.end());
     std::vector<char*> cargv;
