@@ -30,8 +30,10 @@ enum vm_pdpolicy_kind : std::uint8_t {
   // Variants the simulator measures against it (vm_pdpolicy_clock.cpp says how each works).
   // bench/pdpolicy_sim (figures in bench/README.md): clock is within 0.5% of exact LRU on
   // recorded xz/python/sqlite traces, 4-8% fewer faults than clock1, 2.5-4% fewer than 2q;
-  // 2q wins on a hot set mixed with scans (17% fewer faults than LRU).  clock1 asks
-  // test_clear_referenced ~5x less often per fault (each "yes" costs vmrt a soft fault).
+  // 2q wins on a hot set mixed with scans (17% fewer faults than LRU).  But clock's aging
+  // clears bits of pages still in use: ~5-10 reference faults per fault on those traces
+  // (an access after a clear: a soft fault in vmrt, which unmaps to emulate the bit),
+  // clock1 ~1-2.
   PDPOL_CLOCK1 = 1,  // one-handed second-chance CLOCK (McKusick et al., 4.4BSD book): one ring
   PDPOL_2Q = 2,      // 2Q-like CLOCK: new pages enter inactive, promoted on a second reference
   PDPOL_COUNT
