@@ -3,8 +3,8 @@
 // Replays reference strings (sequences of page numbers) with a given number of page frames
 // and counts faults (misses) for:
 //   - vmrt's policies, the REAL code (vm/vm_pdpolicy_clock.cpp, linked from the vm library):
-//     clock (FreeBSD two-queue), clock1 (one-handed second chance), 2q, and clock at other
-//     inactive targets; fake vm_page records, one per distinct page, and a simulated
+//     clock (FreeBSD two-queue), clock1 (one-handed second chance), 2q, clock-noage (two
+//     queues without act_count), and clock at other inactive targets; fake vm_page records, one per distinct page, and a simulated
 //     reference bit: set on every access to a resident page, returned and cleared by the
 //     environment's test_clear_referenced (vmrt emulates it the same way: a page-in is
 //     reported to the policy by vm_pdpolicy_activate, later accesses set the bit).  A miss
@@ -445,6 +445,7 @@ const policy_row kPolicies[] = {
     {"clock", true, vmrt::PDPOL_CLOCK, 33},  {"clock-i10", true, vmrt::PDPOL_CLOCK, 10},
     {"clock-i50", true, vmrt::PDPOL_CLOCK, 50}, {"clock1", true, vmrt::PDPOL_CLOCK1, 33},
     {"2q", true, vmrt::PDPOL_2Q, 33},        {"2q-i50", true, vmrt::PDPOL_2Q, 50},
+    {"clock-noage", true, vmrt::PDPOL_CLOCK_NOAGE, 33},
     {"lru", false, vmrt::PDPOL_CLOCK, 0},    {"opt", false, vmrt::PDPOL_CLOCK, 0},
 };
 constexpr std::size_t kNPol = sizeof kPolicies / sizeof kPolicies[0];
@@ -481,7 +482,7 @@ summary run_trace(const trace& t) {
               t.source.c_str());
   std::printf("%-7s %-6s", "mem%", "frames");
   for (const auto& p : kPolicies) std::printf(" %10s", p.name);
-  std::printf("   clock/opt clock/lru clock1/opt 2q/opt  fallbacks(clock)  scans/fault(clock)  reffaults/fault(clock clock1 2q)\n");
+  std::printf("   clock/opt clock/lru clock1/opt 2q/opt  fallbacks(clock)  scans/fault(clock)  reffaults/fault(clock clock1 2q noage)\n");
   std::vector<std::uint32_t> nu = next_uses(t);
   summary s;
   s.trace = t.name;
@@ -504,9 +505,9 @@ summary run_trace(const trace& t) {
     for (std::size_t k = 0; k < kNPol; ++k) std::printf(" %10" PRIu64, r[k].faults);
     double c = static_cast<double>(r[0].faults);
     auto per_fault = [](const result& x) { return x.faults ? static_cast<double>(x.ref_faults) / x.faults : 0.0; };
-    std::printf("   %9.3f %9.3f %10.3f %6.3f  %16" PRIu64 "  %18.2f  %7.2f %6.2f %6.2f\n", c / opt, c / lru, r[3].faults / opt,
+    std::printf("   %9.3f %9.3f %10.3f %6.3f  %16" PRIu64 "  %18.2f  %7.2f %6.2f %6.2f %6.2f\n", c / opt, c / lru, r[3].faults / opt,
                 r[4].faults / opt, r[0].fallbacks, r[0].faults ? static_cast<double>(r[0].scanned) / r[0].faults : 0.0,
-                per_fault(r[0]), per_fault(r[3]), per_fault(r[4]));
+                per_fault(r[0]), per_fault(r[3]), per_fault(r[4]), per_fault(r[6]));
     for (std::size_t k = 0; k < kNPol; ++k) {
       log_opt[k] += std::log(r[k].faults / opt);
       log_lru[k] += std::log(r[k].faults / lru);

@@ -36,6 +36,8 @@ enum vm_pdpolicy_kind : std::uint8_t {
   // clock1 ~1-2.
   PDPOL_CLOCK1 = 1,  // one-handed second-chance CLOCK (McKusick et al., 4.4BSD book): one ring
   PDPOL_2Q = 2,      // 2Q-like CLOCK: new pages enter inactive, promoted on a second reference
+  PDPOL_CLOCK_NOAGE = 3,  // as PDPOL_CLOCK without act_count: an active page seen unreferenced
+                          // once goes inactive (Linux's two lists before MGLRU)
   PDPOL_COUNT
 };
 
@@ -62,7 +64,8 @@ struct vm_pdpolicy_env {
 void vm_pdpolicy_init(vm_pdpolicy_kind kind, const vm_pdpolicy_env* env);
 vm_pdpolicy_kind vm_pdpolicy_current();
 const char* vm_pdpolicy_name(vm_pdpolicy_kind kind);
-// The kind named `name` ("clock", "clock1", "2q"; what vm_pdpolicy_name prints); false if none.
+// The kind named `name` ("clock", "clock1", "2q", "clock-noage"; what vm_pdpolicy_name
+// prints); false if none.
 bool vm_pdpolicy_parse(const char* name, vm_pdpolicy_kind* out);
 // Forget every queued page (the page array was just described anew), zero the queue gauges.
 // Kind and env stay.

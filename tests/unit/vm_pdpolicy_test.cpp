@@ -322,3 +322,26 @@ TEST_CASE("vm_page alloc/wire/unwire/deactivate/free move pages through the poli
   vm_page_free_flush();
   vm_object_deallocate(obj);
 }
+
+TEST_CASE("clock-noage: an active page seen unreferenced once goes inactive; a referenced one stays") {
+  setup(PDPOL_CLOCK_NOAGE);
+  activate_n(3);
+  g_ref[0] = true;
+  auto deact0 = vm_stat_get(V_PDPOL_DEACTIVATED);
+  unsigned scanned = 0;
+  // Inactive empty (short): page 0 (referenced) is requeued, page 1 goes inactive (33% of 3
+  // reached), then page 1 is the victim: three looks, no act_count countdown.
+  vm_page* v = vm_pdpolicy_select_victim(100, &scanned);
+  CHECK(v == &g_pages[1]);
+  CHECK(scanned == 3);
+  CHECK(vm_stat_get(V_PDPOL_DEACTIVATED) - deact0 == 1);
+  CHECK(g_pages[0].queue == PQ_ACTIVE);
+  CHECK(g_pages[2].queue == PQ_ACTIVE);
+  // The same start under PDPOL_CLOCK needs ACT_INIT looks per page before one goes.
+  setup(PDPOL_CLOCK);
+  activate_n(3);
+  g_ref[0] = true;
+  v = vm_pdpolicy_select_victim(100, &scanned);
+  CHECK(v == &g_pages[1]);
+  CHECK(scanned >= 3 * ACT_INIT);
+}
