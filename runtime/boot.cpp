@@ -607,6 +607,7 @@ void runtime_fork_child() {
     rt::pmap_linux_fork_child();
     swap_pager_fork_child();
     vm_lock_fork_child_reset();
+    rt::mm_fork_child();  // MADV_DONTFORK memory is not the child's
   }
   kmem::fork_child();
   rt::trap_fork_child();

@@ -793,8 +793,38 @@ void pmap_linux_host_adopt(vaddr_t sva, vaddr_t eva, vm_prot_t prot, bool shared
   std::size_t i = idx_of(sva), e = idx_of(eva);
   for (std::size_t p = i; p < e; ++p) RT_ASSERT((g_bits[p] & B_MAPPED) == 0, "host_adopt over resident pages");
   std::int64_t before = breaks(i, e);
+  std::int64_t added = 0;
+  for (std::size_t p = i; p < e; ++p) added += g_hostmem[p] == 0 ? static_cast<std::int64_t>(PAGE_SIZE) : 0;
   set_hostmem(i, e, static_cast<std::uint8_t>(H_HOST | (shared ? H_SHARED : 0) | (prot & H_PROT)));
   rt_host_vmas_add(breaks(i, e) - before);
+  rt_count(RC_HOST_MEM_MAPPED, added);
+}
+
+bool pmap_linux_host_shared(vaddr_t va) {
+  check_pages(va, va + PAGE_SIZE);
+  return (g_hostmem[idx_of(va)] & H_SHARED) != 0;
+}
+
+int pmap_linux_host_punch(vaddr_t sva, vaddr_t eva) {
+  check_pages(sva, eva);
+  spin_guard g(g_lock);
+  std::size_t i = idx_of(sva), e = idx_of(eva);
+  for (std::size_t p = i; p < e; ++p)
+    RT_ASSERT((g_bits[p] & B_MAPPED) == 0 && g_hostmem[p] == 0, "host_punch of resident pages or host memory");
+  if (vmrt::sys::munmap(reinterpret_cast<void*>(sva), eva - sva) != 0) return errno;
+  rt_count(RC_HOST_MMAP);
+  return 0;
+}
+
+void pmap_linux_host_unpunch(vaddr_t sva, vaddr_t eva) {
+  check_pages(sva, eva);
+  spin_guard g(g_lock);
+  // Still a hole?  (mincore answers ENOMEM for unmapped pages.)  Something the host placed
+  // there meanwhile (another thread's raw mmap) stays.
+  unsigned char v;
+  for (vaddr_t a = sva; a < eva; a += PAGE_SIZE)
+    if (vmrt::sys::mincore(reinterpret_cast<void*>(a), PAGE_SIZE, &v) == 0) return;
+  host_reserve_grouped(idx_of(sva), idx_of(eva));
 }
 
 int pmap_linux_host_move(vaddr_t from, vsize_t oldsize, vaddr_t to, vsize_t newsize, bool dontunmap) {

@@ -59,6 +59,9 @@ mm_route mm_madvise(void* addr, std::size_t len, int advice, mm_answer* out);
 mm_route mm_mremap(void* old_addr, std::size_t old_len, std::size_t new_len, int flags, void* new_addr, mm_answer* out);
 mm_route mm_mincore(void* addr, std::size_t len, unsigned char* vec, mm_answer* out);
 mm_route mm_msync(void* addr, std::size_t len, int flags, mm_answer* out);
+// The host's fork child, single-threaded, VM lock reset: the map forgets what the host did
+// not give the child (MADV_DONTFORK ranges).
+void mm_fork_child();
 // mlock (lock) / munlock.
 mm_route mm_mlock(const void* addr, std::size_t len, bool lock, mm_answer* out);
 
