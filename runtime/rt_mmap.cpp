@@ -9,6 +9,10 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <unistd.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 
 #include "runtime/pmap_linux.h"
@@ -133,11 +137,19 @@ kern_return_t insert_locked(vaddr_t s, vaddr_t e, int prot, bool shared, vm_ooff
 // mmap, a failed MREMAP_FIXED: Linux unmaps the destination before it gives up), the pages
 // the host no longer maps leave the map and become the area's reservation again.
 //  => VM lock held.
+constexpr vsize_t kResyncChunk = 4096;  // pages per mincore call
 void resync_unmapped(vaddr_t s, vaddr_t e) {
+  static unsigned char vec[kResyncChunk];  // [VM lock]
   unsigned char v;
   vaddr_t run = 0;
   bool in_run = false;
-  for (vaddr_t x = s; x <= e; x += PAGE_SIZE) {
+  for (vaddr_t x = s; x <= e;) {
+    // Whole chunks the host maps are skipped at once.
+    vsize_t chunk = e - x < (kResyncChunk << PAGE_SHIFT) ? e - x : kResyncChunk << PAGE_SHIFT;
+    if (x < e && !in_run && vmrt::sys::mincore(reinterpret_cast<void*>(x), chunk, vec) == 0) {
+      x += chunk;
+      continue;
+    }
     bool gone = x < e && vmrt::sys::mincore(reinterpret_cast<void*>(x), PAGE_SIZE, &v) != 0 && errno == ENOMEM;
     if (gone && !in_run) {
       run = x;
@@ -146,6 +158,7 @@ void resync_unmapped(vaddr_t s, vaddr_t e) {
       remove_locked(run, x);
       in_run = false;
     }
+    x += PAGE_SIZE;
   }
 }
 
@@ -158,7 +171,45 @@ bool host_one_vma(vaddr_t s, vsize_t n) {
   if (n >= kProbe) return true;
   void* r = vmrt::sys::mremap(reinterpret_cast<void*>(s), n, kProbe, 0, nullptr);
   VMRT_ASSERT(r == MAP_FAILED);
+  if (errno == EFAULT && getenv("MMDBG")) {
+    static char buf[1 << 16];
+    int fd = open("/proc/self/maps", 0);
+    long k = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    char m[200]; int q = snprintf(m, 200, "DBG probe EFAULT %lx+%lx\n", s, n); write(2, m, q);
+    write(2, buf, k);
+    errno = EFAULT;
+  }
   return errno != EFAULT;
+}
+
+// Rightmost entry of the subtree x that starts at or below limit with a gap of at least
+// len before it (the map's tree keeps the largest gap of each subtree).  => VM lock held.
+vm_map_entry* last_fit(vm_map_entry* x, vaddr_t limit, vsize_t len) {
+  if (x == nullptr || x->max_free < len) return nullptr;
+  if (x->start <= limit) {
+    vm_map_entry* r = last_fit(x->right, limit, len);
+    if (r != nullptr) return r;
+    if (x->start - x->prev->end >= len) return x;
+  }
+  return last_fit(x->left, limit, len);
+}
+
+// Where Linux's default (top-down) layout would put n bytes: the top of the highest gap of
+// the area that holds them.  New mappings then sit right below the ones made before them,
+// as natively, so the neighbours Linux merges with (or not) are the same.  False: no room.
+//  => VM lock held.
+bool findspace_topdown(vsize_t n, vaddr_t* out) {
+  vm_map_entry* last = g_map->header.prev;
+  vaddr_t top_from = vm_map_is_end(g_map, last) || last->end < g_lo ? g_lo : last->end;
+  if (top_from <= g_hi && g_hi - top_from >= n) {
+    *out = g_hi - n;
+    return true;
+  }
+  vm_map_entry* x = last_fit(g_map->root, g_hi, n);
+  if (x == nullptr || x->start < g_lo || x->start - g_lo < n) return false;
+  *out = x->start - n;
+  return true;
 }
 
 unsigned host_flags(int flags) {
@@ -217,11 +268,11 @@ static bool host_fixed_in_area(void* addr, std::size_t len, int flags) {
 mm_route mm_mmap(void* addr, std::size_t len, int prot, int flags, int fd, off_t off, mm_answer* out) {
   if (g_map == nullptr) return mm_route::host;
   int type = flags & kMapType;
-  if ((flags & MAP_ANONYMOUS) == 0 || (type != MAP_PRIVATE && type != MAP_SHARED) || (flags & ~kServedFlags) != 0 ||
-      (prot & ~kProtRWX) != 0) {
+  if ((flags & MAP_ANONYMOUS) == 0 || (type != MAP_PRIVATE && type != MAP_SHARED) || (flags & ~kServedFlags) != 0) {
     if (!host_fixed_in_area(addr, len, flags)) return mm_route::host;
     return map_host_fixed(va(addr), round_len(len), prot, flags, fd, off, out);
   }
+  prot &= kProtRWX;  // Linux's mmap ignores every other prot bit (PROT_SEM, unknown ones)
   vsize_t n = round_len(len);
   if (len == 0 || n == 0 || (off & static_cast<off_t>(PAGE_MASK)) != 0) return mm_route::host;  // EINVAL / ENOMEM
   bool fixed = (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) != 0;
@@ -231,13 +282,16 @@ mm_route mm_mmap(void* addr, std::size_t len, int prot, int flags, int fd, off_t
   if (vm_fail_armed() && vm_fail_eval(FP_MMAP, n)) return fail(out, ENOMEM);
   vm_lock_guard g;
   if (fixed) {
-    if ((flags & MAP_FIXED) == 0 && !vm_map_range_free(g_map, a, a + n)) return fail(out, EEXIST);  // FIXED_NOREPLACE
+    if ((flags & MAP_FIXED) == 0 && !vm_map_range_free(g_map, a, a + n)) {
+      if (getenv("MMDBG")) { vm_map_entry* e; vm_map_lookup_entry(g_map, a, &e); char b[200]; int k = snprintf(b, 200, "DBG EEXIST %lx+%lx: entry %lx-%lx next %lx-%lx\n", a, n, e->start, e->end, e->next->start, e->next->end); write(2, b, k); }
+      return fail(out, EEXIST);  // FIXED_NOREPLACE
+    }
     vm_map_delete(g_map, a, a + n);  // MAP_FIXED replaces; host_map below replaces the host side
   } else {
     // A hint inside the area is taken when free (Linux takes a free hint); else first fit.
     vaddr_t h = a & ~static_cast<vaddr_t>(PAGE_MASK);
     if (!(h != 0 && inside(h, n) && vm_map_range_free(g_map, h, h + n)) &&
-        vm_map_findspace(g_map, g_lo, n, PAGE_SIZE, &h) != KERN_SUCCESS) {
+        !findspace_topdown(n, &h)) {
       rt_count(RC_MMAP_TO_HOST);
       return mm_route::host;  // no room in the area: the host's address space serves it
     }
@@ -377,19 +431,14 @@ static void set_fork_inheritance(vaddr_t s, vaddr_t e, bool dontfork) {
 void mm_fork_child() {
   if (g_map == nullptr) return;
   vm_lock_guard g;
-  // MADV_DONTFORK memory is not in the child at all (the host did not copy it): the map
-  // forgets it and the area reserves the hole again.
+  // What the host did not give the child (MADV_DONTFORK memory, whoever mapped it) is a
+  // hole in it: the map forgets it and the area reserves the hole again.
   vm_map_entry* ent;
   if (!vm_map_lookup_entry(g_map, g_lo, &ent)) ent = ent->next;
   while (!vm_map_is_end(g_map, ent) && ent->start < g_hi) {
-    vm_map_entry* nx = ent->next;
-    if (ent->inheritance == VM_INHERIT_NONE) {
-      vaddr_t s = ent->start, e = ent->end;
-      vm_map_delete(g_map, s, e);
-      pmap_machine_ops()->host_unmap(g_map->pm, s, e);
-      if (!vm_map_lookup_entry(g_map, s, &nx)) nx = nx->next;
-    }
-    ent = nx;
+    vaddr_t s = ent->start, e = ent->end;
+    resync_unmapped(s, e);
+    if (!vm_map_lookup_entry(g_map, e, &ent)) ent = ent->next;
   }
 }
 
@@ -489,21 +538,38 @@ static mm_route host_move_in_area(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn
 }
 
 // The program's mremap that the host performs, with a destination inside the area
-// (MREMAP_FIXED from outside it, or a second mapping of shared memory, old length 0): the
-// map adopts what arrives there and forgets what the host unmapped.  => VM lock held.
+// (MREMAP_FIXED from outside it, or a second mapping of shared memory, old length 0).  The
+// destination's holes are made real for the call; afterwards every page of it the host
+// maps and the map does not hold is adopted (what arrived), every page the host does not
+// map leaves the map and is reserved again (what the host unmapped, and the holes a move
+// of several mappings brings along).  => VM lock held.
 static mm_route host_mremap_into_area(void* old_addr, std::size_t old_len, std::size_t new_len, int flags, vaddr_t na,
                                       vsize_t nn, mm_answer* out) {
+  for_each_hole(na, na + nn, [](vaddr_t x, vaddr_t y) { (void)pmap_linux_host_punch(x, y); });
   void* r = vmrt::sys::mremap(old_addr, old_len, new_len, flags, reinterpret_cast<void*>(na));
   int err = errno;
-  if (r == MAP_FAILED) {
-    resync_unmapped(na, na + nn);
-    return fail(out, err);
+  unsigned char v;
+  vaddr_t run = 0;
+  int run_kind = 0;  // 0 none, 1 to adopt, 2 to remove
+  for (vaddr_t x = na; x <= na + nn; x += PAGE_SIZE) {
+    int kind = 0;
+    if (x < na + nn) {
+      vm_map_entry* ent;
+      bool mapped = vmrt::sys::mincore(reinterpret_cast<void*>(x), PAGE_SIZE, &v) == 0;
+      kind = !mapped ? 2 : !vm_map_lookup_entry(g_map, x, &ent) ? 1 : 0;
+    }
+    if (kind == run_kind) continue;
+    if (run_kind == 2) remove_locked(run, x);
+    if (run_kind == 1) {
+      pmap_linux_host_adopt(run, x, VM_PROT_ALL, false);
+      if (vm_map_insert(g_map, nullptr, (++g_shared_names) << kSharedNameShift, run, x, VM_PROT_ALL, VM_PROT_ALL,
+                        MAP_ENTRY_HOSTMEM, VM_INHERIT_COPY) != KERN_SUCCESS)
+        remove_locked(run, x);
+    }
+    run = x;
+    run_kind = kind;
   }
-  vm_map_delete(g_map, na, na + nn);
-  pmap_linux_host_adopt(na, na + nn, VM_PROT_ALL, false);
-  (void)vm_map_insert(g_map, nullptr, (++g_shared_names) << kSharedNameShift, na, na + nn, VM_PROT_ALL, VM_PROT_ALL,
-                      MAP_ENTRY_HOSTMEM, VM_INHERIT_COPY);
-  resync_unmapped(na, na + nn);  // holes of a range of several mappings arrive as holes
+  if (r == MAP_FAILED) return fail(out, err);
   vm_stat_inc(V_MREMAP_MOVES);
   return answer(out, static_cast<long>(na));
 }
@@ -566,7 +632,7 @@ mm_route mm_mremap(void* old_addr, std::size_t old_len, std::size_t new_len, int
   if (!vm_map_range_covered(g_map, o, o + on) || !host_one_vma(o, on)) return fail(out, EFAULT);
   vaddr_t dst;
   if (dontunmap) {
-    if (vm_map_findspace(g_map, g_lo, nn, PAGE_SIZE, &dst) != KERN_SUCCESS || !inside(dst, nn)) return fail(out, ENOMEM);
+    if (!findspace_topdown(nn, &dst)) return fail(out, ENOMEM);
     return host_move_in_area(o, on, dst, nn, flags | MREMAP_FIXED, out);
   }
   // Grow: in place when the area is free after it, else move (MREMAP_MAYMOVE) or ENOMEM.
@@ -585,7 +651,7 @@ mm_route mm_mremap(void* old_addr, std::size_t old_len, std::size_t new_len, int
     if ((flags & MREMAP_MAYMOVE) == 0) return fail(out, r);
   }
   if ((flags & MREMAP_MAYMOVE) == 0) return fail(out, ENOMEM);
-  if (vm_map_findspace(g_map, g_lo, nn, PAGE_SIZE, &dst) != KERN_SUCCESS || !inside(dst, nn)) return fail(out, ENOMEM);
+  if (!findspace_topdown(nn, &dst)) return fail(out, ENOMEM);
   return host_move_in_area(o, on, dst, nn, flags | MREMAP_FIXED, out);
 }
 
