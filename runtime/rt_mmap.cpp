@@ -9,10 +9,6 @@
 
 #include <cerrno>
 #include <climits>
-#include <cstdio>
-#include <cstdlib>
-#include <unistd.h>
-#include <fcntl.h>
 #include <sys/mman.h>
 
 #include "runtime/pmap_linux.h"
@@ -171,15 +167,6 @@ bool host_one_vma(vaddr_t s, vsize_t n) {
   if (n >= kProbe) return true;
   void* r = vmrt::sys::mremap(reinterpret_cast<void*>(s), n, kProbe, 0, nullptr);
   VMRT_ASSERT(r == MAP_FAILED);
-  if (errno == EFAULT && getenv("MMDBG")) {
-    static char buf[1 << 16];
-    int fd = open("/proc/self/maps", 0);
-    long k = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    char m[200]; int q = snprintf(m, 200, "DBG probe EFAULT %lx+%lx\n", s, n); write(2, m, q);
-    write(2, buf, k);
-    errno = EFAULT;
-  }
   return errno != EFAULT;
 }
 
@@ -282,10 +269,7 @@ mm_route mm_mmap(void* addr, std::size_t len, int prot, int flags, int fd, off_t
   if (vm_fail_armed() && vm_fail_eval(FP_MMAP, n)) return fail(out, ENOMEM);
   vm_lock_guard g;
   if (fixed) {
-    if ((flags & MAP_FIXED) == 0 && !vm_map_range_free(g_map, a, a + n)) {
-      if (getenv("MMDBG")) { vm_map_entry* e; vm_map_lookup_entry(g_map, a, &e); char b[200]; int k = snprintf(b, 200, "DBG EEXIST %lx+%lx: entry %lx-%lx next %lx-%lx\n", a, n, e->start, e->end, e->next->start, e->next->end); write(2, b, k); }
-      return fail(out, EEXIST);  // FIXED_NOREPLACE
-    }
+    if ((flags & MAP_FIXED) == 0 && !vm_map_range_free(g_map, a, a + n)) return fail(out, EEXIST);  // FIXED_NOREPLACE
     vm_map_delete(g_map, a, a + n);  // MAP_FIXED replaces; host_map below replaces the host side
   } else {
     // A hint inside the area is taken when free (Linux takes a free hint); else first fit.
