@@ -578,7 +578,7 @@ mm_route mm_mremap(void* old_addr, std::size_t old_len, std::size_t new_len, int
   if (!aligned(o)) return fail(out, EINVAL);
   vsize_t on = round_len(old_len), nn = round_len(new_len);
   if (new_len == 0 || nn == 0 || nn > kTaskSize || on > kTaskSize) return mm_route::host;  // the kernel's own answer, nothing moves
-  if (fixed) {
+  if (fixed || dontunmap) {  // new_address: MREMAP_FIXED's target, MREMAP_DONTUNMAP's hint
     if (!aligned(na) || na > kTaskSize - nn) return fail(out, EINVAL);
     if (na < o + on && o < na + nn) return fail(out, EINVAL);  // overlap
   }
@@ -616,7 +616,10 @@ mm_route mm_mremap(void* old_addr, std::size_t old_len, std::size_t new_len, int
   if (!vm_map_range_covered(g_map, o, o + on) || !host_one_vma(o, on)) return fail(out, EFAULT);
   vaddr_t dst;
   if (dontunmap) {
-    if (!findspace_topdown(nn, &dst)) return fail(out, ENOMEM);
+    // new_address is a hint, taken when free (as Linux's get_unmapped_area takes one).
+    dst = na;
+    if (!(na != 0 && inside(na, nn) && vm_map_range_free(g_map, na, na + nn)) && !findspace_topdown(nn, &dst))
+      return fail(out, ENOMEM);
     return host_move_in_area(o, on, dst, nn, flags | MREMAP_FIXED, out);
   }
   // Grow: in place when the area is free after it, else move (MREMAP_MAYMOVE) or ENOMEM.
