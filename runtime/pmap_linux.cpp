@@ -809,8 +809,10 @@ int pmap_linux_host_punch(vaddr_t sva, vaddr_t eva) {
   check_pages(sva, eva);
   spin_guard g(g_lock);
   std::size_t i = idx_of(sva), e = idx_of(eva);
+  // Only an empty reservation is taken off (host memory the map lost track of after a host
+  // refusal at its mapping limit stays: the caller's call then sees it, not a hole).
   for (std::size_t p = i; p < e; ++p)
-    RT_ASSERT((g_bits[p] & B_MAPPED) == 0 && g_hostmem[p] == 0, "host_punch of resident pages or host memory");
+    if ((g_bits[p] & B_MAPPED) != 0 || g_hostmem[p] != 0) return EBUSY;
   if (vmrt::sys::munmap(reinterpret_cast<void*>(sva), eva - sva) != 0) return errno;
   rt_count(RC_HOST_MMAP);
   return 0;

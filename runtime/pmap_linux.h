@@ -79,8 +79,9 @@ int pmap_linux_host_grow(vaddr_t addr, vsize_t oldsize, vsize_t newsize);
 bool pmap_linux_host_shared(vaddr_t va);
 // punch / unpunch: take the empty reservation [sva, eva) (no host memory, nothing
 // resident) off the host for one host call that must see a real hole there, as Linux
-// would (rt_mmap: mlock stops at a hole without touching what follows); unpunch puts it
-// back unless something else was mapped there meanwhile (then it stays: the host's).
+// would (rt_mmap: mlock stops at a hole without touching what follows); EBUSY (nothing
+// done) when a page of it is not an empty reservation.  unpunch puts it back unless
+// something else was mapped there meanwhile (then it stays: the host's).
 int pmap_linux_host_punch(vaddr_t sva, vaddr_t eva);
 void pmap_linux_host_unpunch(vaddr_t sva, vaddr_t eva);
 // Number of resident pages in [sva, eva) (tests, reports).
