@@ -829,34 +829,6 @@ void pmap_linux_host_unpunch(vaddr_t sva, vaddr_t eva) {
   host_reserve_grouped(idx_of(sva), idx_of(eva));
 }
 
-int pmap_linux_host_move(vaddr_t from, vsize_t oldsize, vaddr_t to, vsize_t newsize, bool dontunmap) {
-  check_pages(from, from + oldsize);
-  check_pages(to, to + newsize);
-  spin_guard g(g_lock);
-  std::size_t i = idx_of(from), e = idx_of(from + oldsize), ti = idx_of(to), te = idx_of(to + newsize);
-  for (std::size_t p = ti; p < te; ++p)
-    RT_ASSERT((g_bits[p] & B_MAPPED) == 0 && g_hostmem[p] == 0, "host_move onto resident pages or host memory");
-  std::uint8_t code = g_hostmem[i];
-  std::int64_t before = breaks(i, e) + breaks(ti, te);
-  int fl = MREMAP_MAYMOVE | MREMAP_FIXED | (dontunmap ? MREMAP_DONTUNMAP : 0);
-  void* r = vmrt::sys::mremap(reinterpret_cast<void*>(from), oldsize, newsize, fl, reinterpret_cast<void*>(to));
-  rt_count(RC_HOST_MMAP);
-  if (r == MAP_FAILED) {
-    int err = errno;
-    // MREMAP_FIXED unmapped the destination's reservation first: put it back.
-    host_reserve_grouped(ti, te);
-    return err;
-  }
-  set_hostmem(ti, te, code);
-  if (!dontunmap) {
-    std::memset(g_hostmem + i, 0, e - i);
-    host_reserve_grouped(i, e);  // the old range is a hole in the region: reserve it again
-  }
-  rt_host_vmas_add(breaks(i, e) + breaks(ti, te) - before);
-  rt_count(RC_HOST_MEM_MAPPED, static_cast<std::int64_t>(newsize) - (dontunmap ? 0 : static_cast<std::int64_t>(oldsize)));
-  return 0;
-}
-
 int pmap_linux_host_grow(vaddr_t addr, vsize_t oldsize, vsize_t newsize) {
   check_pages(addr, addr + newsize);
   spin_guard g(g_lock);

@@ -66,12 +66,8 @@ void pmap_linux_reregister();
 // mappings (runtime/rt_mmap).  Each returns 0 or the host's errno (nothing changed then).
 // protect: mprotect pages that are all host memory.
 int pmap_linux_host_protect(vaddr_t sva, vaddr_t eva, vm_prot_t prot);
-// move: mremap host memory [from, from + oldsize) to [to, to + newsize) (free of
-// anything), pages moved, not copied; the old range becomes an empty reservation again,
-// or (dontunmap, private memory) stays mapped and reads as zeros.
-int pmap_linux_host_move(vaddr_t from, vsize_t oldsize, vaddr_t to, vsize_t newsize, bool dontunmap);
 // adopt: [sva, eva) was just mapped by a host call made for the program (a file mapping
-// placed in the mmap area): it is host memory from now on.
+// placed in the mmap area, pages an mremap moved there): it is host memory from now on.
 void pmap_linux_host_adopt(vaddr_t sva, vaddr_t eva, vm_prot_t prot, bool shared);
 // grow: extend host memory [addr, addr + oldsize) in place to newsize over free pages.
 int pmap_linux_host_grow(vaddr_t addr, vsize_t oldsize, vsize_t newsize);
