@@ -822,10 +822,14 @@ void pmap_linux_host_unpunch(vaddr_t sva, vaddr_t eva) {
   check_pages(sva, eva);
   spin_guard g(g_lock);
   // Still a hole?  (mincore answers ENOMEM for unmapped pages.)  Something the host placed
-  // there meanwhile (another thread's raw mmap) stays.
+  // there meanwhile (another thread's raw mmap) stays.  Each page of a short hole is asked;
+  // of a long one, its ends and every 64th page (the host places a mapping at a gap's top
+  // or bottom).
+  constexpr vsize_t kEveryPage = 64;
   unsigned char v;
-  for (vaddr_t a = sva; a < eva; a += PAGE_SIZE)
-    if (vmrt::sys::mincore(reinterpret_cast<void*>(a), PAGE_SIZE, &v) == 0) return;
+  vsize_t n = (eva - sva) >> PAGE_SHIFT;
+  for (vsize_t k = 0; k < n; k = (n <= kEveryPage || k + 1 == n) ? k + 1 : (k + kEveryPage < n ? k + kEveryPage : n - 1))
+    if (vmrt::sys::mincore(reinterpret_cast<void*>(sva + (k << PAGE_SHIFT)), PAGE_SIZE, &v) == 0) return;
   host_reserve_grouped(idx_of(sva), idx_of(eva));
 }
 
