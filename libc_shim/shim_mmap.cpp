@@ -15,6 +15,10 @@
 #include "runtime/rt_mmap.h"
 #include "vm/vm_sys.h"
 
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
+#endif
+
 #define VMRT_EXPORT extern "C" __attribute__((visibility("default")))
 
 namespace {
@@ -78,8 +82,10 @@ VMRT_EXPORT int posix_madvise(void* addr, size_t len, int advice) {
 }
 
 VMRT_EXPORT void* mremap(void* old_addr, size_t old_len, size_t new_len, int flags, ...) {
+  // new_address is an argument with MREMAP_FIXED (the target) and MREMAP_DONTUNMAP (a
+  // hint the kernel checks: aligned, in range, not overlapping), as glibc reads it.
   void* new_addr = nullptr;
-  if ((flags & MREMAP_FIXED) != 0) {
+  if ((flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)) != 0) {
     va_list ap;
     va_start(ap, flags);
     new_addr = va_arg(ap, void*);

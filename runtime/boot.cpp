@@ -293,8 +293,8 @@ runtime_config runtime_config_from_env() {
   if (env_value(config_var::pdpolicy, &v, "(clock)")) c.pdpolicy = static_cast<unsigned>(v);
   c.heap = c.paging ? heap_backing::paged : heap_backing::host;
   if (env_value(config_var::heap, &v, c.paging ? "(paged)" : "(host)")) c.heap = static_cast<heap_backing>(v);
-  c.mmap_host = true;  // the program's mmaps are the host's unless VMRT_MMAP=vmrt (rt_mmap)
-  if (env_value(config_var::mmap, &v, "(host)")) c.mmap_host = v == 1;
+  c.mmap_host = false;  // the program's anonymous mmaps are vmrt's (rt_mmap) unless VMRT_MMAP=host
+  if (env_value(config_var::mmap, &v, "(vmrt)")) c.mmap_host = v == 1;
   c.stats = env_flag(config_var::stats);
   c.kmem_diagnostics = env_flag(config_var::kmem_diag);
   if (env_value(config_var::stats_fd, &v, "(2)")) c.stats_fd = static_cast<int>(v);
@@ -607,6 +607,7 @@ void runtime_fork_child() {
     rt::pmap_linux_fork_child();
     swap_pager_fork_child();
     vm_lock_fork_child_reset();
+    rt::mm_fork_child();  // MADV_DONTFORK memory is not the child's
   }
   kmem::fork_child();
   rt::trap_fork_child();

@@ -76,10 +76,9 @@ struct runtime_config {
                               //  when paging; 0 = no swap: physmem is a hard limit)
   const char* swap_file;      // VMRT_SWAP_FILE     (default: a private temporary file)
   unsigned pdpolicy;          // VMRT_PDPOLICY      (clock | clock1 | 2q; vm_pdpolicy_kind)
-  bool mmap_host;             // VMRT_MMAP          (host: the program's mmaps go to the host
-                              //  (the default from runtime_config_from_env); vmrt: to
-                              //  vmrt's mmap area, rt_mmap — opt-in while the differential
-                              //  test still finds differences)
+  bool mmap_host;             // VMRT_MMAP          (host: the program's mmaps go to the host;
+                              //  vmrt, the default from runtime_config_from_env: its
+                              //  anonymous mmaps are vmrt's, in the mmap area, rt_mmap)
   bool stats;                 // VMRT_STATS=1       (reports at exit)
   bool kmem_diagnostics;      // VMRT_KMEM_DIAG=1   (fill freed blocks, detect misuse)
   int stats_fd;               // VMRT_STATS_FD      (default 2)

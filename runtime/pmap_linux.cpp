@@ -793,36 +793,44 @@ void pmap_linux_host_adopt(vaddr_t sva, vaddr_t eva, vm_prot_t prot, bool shared
   std::size_t i = idx_of(sva), e = idx_of(eva);
   for (std::size_t p = i; p < e; ++p) RT_ASSERT((g_bits[p] & B_MAPPED) == 0, "host_adopt over resident pages");
   std::int64_t before = breaks(i, e);
+  std::int64_t added = 0;
+  for (std::size_t p = i; p < e; ++p) added += g_hostmem[p] == 0 ? static_cast<std::int64_t>(PAGE_SIZE) : 0;
   set_hostmem(i, e, static_cast<std::uint8_t>(H_HOST | (shared ? H_SHARED : 0) | (prot & H_PROT)));
   rt_host_vmas_add(breaks(i, e) - before);
+  rt_count(RC_HOST_MEM_MAPPED, added);
 }
 
-int pmap_linux_host_move(vaddr_t from, vsize_t oldsize, vaddr_t to, vsize_t newsize, bool dontunmap) {
-  check_pages(from, from + oldsize);
-  check_pages(to, to + newsize);
+bool pmap_linux_host_shared(vaddr_t va) {
+  check_pages(va, va + PAGE_SIZE);
+  return (g_hostmem[idx_of(va)] & H_SHARED) != 0;
+}
+
+int pmap_linux_host_punch(vaddr_t sva, vaddr_t eva) {
+  check_pages(sva, eva);
   spin_guard g(g_lock);
-  std::size_t i = idx_of(from), e = idx_of(from + oldsize), ti = idx_of(to), te = idx_of(to + newsize);
-  for (std::size_t p = ti; p < te; ++p)
-    RT_ASSERT((g_bits[p] & B_MAPPED) == 0 && g_hostmem[p] == 0, "host_move onto resident pages or host memory");
-  std::uint8_t code = g_hostmem[i];
-  std::int64_t before = breaks(i, e) + breaks(ti, te);
-  int fl = MREMAP_MAYMOVE | MREMAP_FIXED | (dontunmap ? MREMAP_DONTUNMAP : 0);
-  void* r = vmrt::sys::mremap(reinterpret_cast<void*>(from), oldsize, newsize, fl, reinterpret_cast<void*>(to));
+  std::size_t i = idx_of(sva), e = idx_of(eva);
+  // Only an empty reservation is taken off (host memory the map lost track of after a host
+  // refusal at its mapping limit stays: the caller's call then sees it, not a hole).
+  for (std::size_t p = i; p < e; ++p)
+    if ((g_bits[p] & B_MAPPED) != 0 || g_hostmem[p] != 0) return EBUSY;
+  if (vmrt::sys::munmap(reinterpret_cast<void*>(sva), eva - sva) != 0) return errno;
   rt_count(RC_HOST_MMAP);
-  if (r == MAP_FAILED) {
-    int err = errno;
-    // MREMAP_FIXED unmapped the destination's reservation first: put it back.
-    host_reserve_grouped(ti, te);
-    return err;
-  }
-  set_hostmem(ti, te, code);
-  if (!dontunmap) {
-    std::memset(g_hostmem + i, 0, e - i);
-    host_reserve_grouped(i, e);  // the old range is a hole in the region: reserve it again
-  }
-  rt_host_vmas_add(breaks(i, e) + breaks(ti, te) - before);
-  rt_count(RC_HOST_MEM_MAPPED, static_cast<std::int64_t>(newsize) - (dontunmap ? 0 : static_cast<std::int64_t>(oldsize)));
   return 0;
+}
+
+void pmap_linux_host_unpunch(vaddr_t sva, vaddr_t eva) {
+  check_pages(sva, eva);
+  spin_guard g(g_lock);
+  // Still a hole?  (mincore answers ENOMEM for unmapped pages.)  Something the host placed
+  // there meanwhile (another thread's raw mmap) stays.  Each page of a short hole is asked;
+  // of a long one, its ends and every 64th page (the host places a mapping at a gap's top
+  // or bottom).
+  constexpr vsize_t kEveryPage = 64;
+  unsigned char v;
+  vsize_t n = (eva - sva) >> PAGE_SHIFT;
+  for (vsize_t k = 0; k < n; k = (n <= kEveryPage || k + 1 == n) ? k + 1 : (k + kEveryPage < n ? k + kEveryPage : n - 1))
+    if (vmrt::sys::mincore(reinterpret_cast<void*>(sva + (k << PAGE_SHIFT)), PAGE_SIZE, &v) == 0) return;
+  host_reserve_grouped(idx_of(sva), idx_of(eva));
 }
 
 int pmap_linux_host_grow(vaddr_t addr, vsize_t oldsize, vsize_t newsize) {

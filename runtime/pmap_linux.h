@@ -66,15 +66,20 @@ void pmap_linux_reregister();
 // mappings (runtime/rt_mmap).  Each returns 0 or the host's errno (nothing changed then).
 // protect: mprotect pages that are all host memory.
 int pmap_linux_host_protect(vaddr_t sva, vaddr_t eva, vm_prot_t prot);
-// move: mremap host memory [from, from + oldsize) to [to, to + newsize) (free of
-// anything), pages moved, not copied; the old range becomes an empty reservation again,
-// or (dontunmap, private memory) stays mapped and reads as zeros.
-int pmap_linux_host_move(vaddr_t from, vsize_t oldsize, vaddr_t to, vsize_t newsize, bool dontunmap);
 // adopt: [sva, eva) was just mapped by a host call made for the program (a file mapping
-// placed in the mmap area): it is host memory from now on.
+// placed in the mmap area, pages an mremap moved there): it is host memory from now on.
 void pmap_linux_host_adopt(vaddr_t sva, vaddr_t eva, vm_prot_t prot, bool shared);
 // grow: extend host memory [addr, addr + oldsize) in place to newsize over free pages.
 int pmap_linux_host_grow(vaddr_t addr, vsize_t oldsize, vsize_t newsize);
+// shared: is the host memory page at va shared (MAP_SHARED) memory?
+bool pmap_linux_host_shared(vaddr_t va);
+// punch / unpunch: take the empty reservation [sva, eva) (no host memory, nothing
+// resident) off the host for one host call that must see a real hole there, as Linux
+// would (rt_mmap: mlock stops at a hole without touching what follows); EBUSY (nothing
+// done) when a page of it is not an empty reservation.  unpunch puts it back unless
+// something else was mapped there meanwhile (then it stays: the host's).
+int pmap_linux_host_punch(vaddr_t sva, vaddr_t eva);
+void pmap_linux_host_unpunch(vaddr_t sva, vaddr_t eva);
 // Number of resident pages in [sva, eva) (tests, reports).
 std::size_t pmap_linux_resident(vaddr_t sva, vaddr_t eva);
 

@@ -56,8 +56,8 @@ inline constexpr config_choice kTrapChoices[] = {{"auto", 0}, {"sigsegv", 1}, {"
 inline constexpr config_choice kHeapChoices[] = {{"host", 0}, {"frames", 1}, {"paged", 2}};
 // VMRT_PDPOLICY: vm_pdpolicy_kind ordinals (boot.cpp pins them).
 inline constexpr config_choice kPdpolicyChoices[] = {{"clock", 0}, {"clock1", 1}, {"2q", 2}};
-// VMRT_MMAP: 0 = the program's anonymous mmaps are vmrt's (rt_mmap), 1 = the host's
-// (the default).
+// VMRT_MMAP: 0 = the program's anonymous mmaps are vmrt's (rt_mmap, the default), 1 = the
+// host's.
 inline constexpr config_choice kMmapChoices[] = {{"vmrt", 0}, {"host", 1}};
 
 struct config_var_info {

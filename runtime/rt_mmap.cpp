@@ -14,6 +14,7 @@
 #include "runtime/pmap_linux.h"
 #include "runtime/rt_stats.h"
 #include "vm/pmap.h"
+#include "vm/vm_assert.h"
 #include "vm/vm_fail.h"
 #include "vm/vm_lock.h"
 #include "vm/vm_map.h"
@@ -22,6 +23,9 @@
 
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
+#endif
+#ifndef PROT_SEM
+#define PROT_SEM 0x8
 #endif
 #ifndef MREMAP_DONTUNMAP
 #define MREMAP_DONTUNMAP 4
@@ -114,10 +118,85 @@ template <class F> void walk_over_holes(vaddr_t s, vaddr_t e, bool* hole, F&& f)
   }
 }
 
-// Insert the entry for new host memory [s, e) named `ident`.  => VM lock held.
+// Insert the entry for new host memory [s, e) named `ident`.  The entry's inheritance says
+// what the host's fork() gives the child: SHARE (MAP_SHARED), COPY (private), NONE
+// (MADV_DONTFORK: a hole in the child, mm_fork_child).  => VM lock held.
+inline vm_inherit_t inherit_of(bool shared) { return shared ? VM_INHERIT_SHARE : VM_INHERIT_COPY; }
+kern_return_t insert_locked(vaddr_t s, vaddr_t e, int prot, vm_inherit_t inh, vm_ooffset_t ident) {
+  return vm_map_insert(g_map, nullptr, ident, s, e, vm_prot_of(prot), VM_PROT_ALL, MAP_ENTRY_HOSTMEM, inh);
+}
 kern_return_t insert_locked(vaddr_t s, vaddr_t e, int prot, bool shared, vm_ooffset_t ident) {
-  return vm_map_insert(g_map, nullptr, ident, s, e, vm_prot_of(prot), VM_PROT_ALL, MAP_ENTRY_HOSTMEM,
-                       shared ? VM_INHERIT_SHARE : VM_INHERIT_COPY);
+  return insert_locked(s, e, prot, inherit_of(shared), ident);
+}
+
+// After a host call that may have unmapped part of [s, e) of the area (a failed MAP_FIXED
+// mmap, a failed MREMAP_FIXED: Linux unmaps the destination before it gives up), the pages
+// the host no longer maps leave the map and become the area's reservation again.
+//  => VM lock held.
+constexpr vsize_t kResyncChunk = 4096;  // pages per mincore call
+void resync_unmapped(vaddr_t s, vaddr_t e) {
+  static unsigned char vec[kResyncChunk];  // [VM lock]
+  unsigned char v;
+  vaddr_t run = 0;
+  bool in_run = false;
+  for (vaddr_t x = s; x <= e;) {
+    // Whole chunks the host maps are skipped at once.
+    vsize_t chunk = e - x < (kResyncChunk << PAGE_SHIFT) ? e - x : kResyncChunk << PAGE_SHIFT;
+    if (x < e && !in_run && vmrt::sys::mincore(reinterpret_cast<void*>(x), chunk, vec) == 0) {
+      x += chunk;
+      continue;
+    }
+    bool gone = x < e && vmrt::sys::mincore(reinterpret_cast<void*>(x), PAGE_SIZE, &v) != 0 && errno == ENOMEM;
+    if (gone && !in_run) {
+      run = x;
+      in_run = true;
+    } else if (!gone && in_run) {
+      remove_locked(run, x);
+      in_run = false;
+    }
+    x += PAGE_SIZE;
+  }
+}
+
+// Is [s, s + n) one VMA of the host's?  (Linux's mremap needs the old range inside one
+// VMA; the host holds the program's mappings of the area as Linux would hold them, having
+// made the same calls, merges and splits included.)  A resize to a length that cannot fit
+// anywhere changes nothing and answers EFAULT exactly when the range spans VMAs.
+bool host_one_vma(vaddr_t s, vsize_t n) {
+  constexpr vsize_t kProbe = (vsize_t{1} << 47) - PAGE_SIZE;
+  if (n >= kProbe) return true;
+  void* r = vmrt::sys::mremap(reinterpret_cast<void*>(s), n, kProbe, 0, nullptr);
+  VMRT_ASSERT(r == MAP_FAILED);
+  return errno != EFAULT;
+}
+
+// Rightmost entry of the subtree x that starts at or below limit with a gap of at least
+// len before it (the map's tree keeps the largest gap of each subtree).  => VM lock held.
+vm_map_entry* last_fit(vm_map_entry* x, vaddr_t limit, vsize_t len) {
+  if (x == nullptr || x->max_free < len) return nullptr;
+  if (x->start <= limit) {
+    vm_map_entry* r = last_fit(x->right, limit, len);
+    if (r != nullptr) return r;
+    if (x->start - x->prev->end >= len) return x;
+  }
+  return last_fit(x->left, limit, len);
+}
+
+// Where Linux's default (top-down) layout would put n bytes: the top of the highest gap of
+// the area that holds them.  New mappings then sit right below the ones made before them,
+// as natively, so the neighbours Linux merges with (or not) are the same.  False: no room.
+//  => VM lock held.
+bool findspace_topdown(vsize_t n, vaddr_t* out) {
+  vm_map_entry* last = g_map->header.prev;
+  vaddr_t top_from = vm_map_is_end(g_map, last) || last->end < g_lo ? g_lo : last->end;
+  if (top_from <= g_hi && g_hi - top_from >= n) {
+    *out = g_hi - n;
+    return true;
+  }
+  vm_map_entry* x = last_fit(g_map->root, g_hi, n);
+  if (x == nullptr || x->start < g_lo || x->start - g_lo < n) return false;
+  *out = x->start - n;
+  return true;
 }
 
 unsigned host_flags(int flags) {
@@ -136,15 +215,24 @@ void mm_area_init(vm_map* map, vaddr_t lo, vaddr_t hi) {
 
 bool mm_area_ready() { return g_map != nullptr; }
 
-// A file mapping the program places (MAP_FIXED / MAP_FIXED_NOREPLACE) inside the area: the
-// host maps the file there (the vnode pager is future work), and the map records it so
-// nothing of vmrt's lands on it and the calls on it walk it like the rest.
-static mm_route map_file_fixed(vaddr_t a, vsize_t n, int prot, int flags, int fd, off_t off, mm_answer* out) {
+// A mapping the host makes where the program places it inside the area (MAP_FIXED /
+// MAP_FIXED_NOREPLACE): file mappings (the vnode pager is future work) and anonymous ones
+// with flags vmrt does not serve.  The host maps it there and the map records it (adopted
+// host memory), so nothing of vmrt's lands on it and the calls on it walk it like the rest.
+// MAP_FIXED_NOREPLACE over a range the map holds goes to the host unchanged: the host sees
+// the mapping or the area's reservation there and answers as Linux does (its argument
+// checks first, then EEXIST).  A failed MAP_FIXED may have unmapped the old mapping, as on
+// Linux: the map follows the host.
+static mm_route map_host_fixed(vaddr_t a, vsize_t n, int prot, int flags, int fd, off_t off, mm_answer* out) {
   vm_lock_guard g;
-  if ((flags & MAP_FIXED) == 0 && !vm_map_range_free(g_map, a, a + n)) return fail(out, EEXIST);
-  int hf = (flags & ~MAP_FIXED_NOREPLACE) | MAP_FIXED;
+  int hf = flags;
+  if ((flags & MAP_FIXED) == 0 && vm_map_range_free(g_map, a, a + n)) hf = (flags & ~MAP_FIXED_NOREPLACE) | MAP_FIXED;
   void* r = vmrt::sys::mmap(reinterpret_cast<void*>(a), n, prot, hf, fd, off);
-  if (r == MAP_FAILED) return fail(out, errno);
+  if (r == MAP_FAILED) {
+    int e = errno;
+    if ((hf & MAP_FIXED) != 0) resync_unmapped(a, a + n);
+    return fail(out, e);
+  }
   bool shared = (flags & kMapType) != MAP_PRIVATE;
   vm_map_delete(g_map, a, a + n);
   pmap_linux_host_adopt(a, a + n, static_cast<vm_prot_t>(prot & kProtRWX), shared);
@@ -157,18 +245,21 @@ static mm_route map_file_fixed(vaddr_t a, vsize_t n, int prot, int flags, int fd
   return answer(out, static_cast<long>(a));
 }
 
+// A host-served mmap that the program places inside the area?  Then map_host_fixed.
+static bool host_fixed_in_area(void* addr, std::size_t len, int flags) {
+  vsize_t fn = round_len(len);
+  vaddr_t fa = va(addr);
+  return (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) != 0 && len != 0 && fn != 0 && aligned(fa) && inside(fa, fn);
+}
+
 mm_route mm_mmap(void* addr, std::size_t len, int prot, int flags, int fd, off_t off, mm_answer* out) {
   if (g_map == nullptr) return mm_route::host;
-  if ((flags & MAP_ANONYMOUS) == 0) {
-    vsize_t fn = round_len(len);
-    vaddr_t fa = va(addr);
-    if ((flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) == 0 || len == 0 || fn == 0 || !aligned(fa) || !inside(fa, fn))
-      return mm_route::host;
-    return map_file_fixed(fa, fn, prot, flags, fd, off, out);
-  }
   int type = flags & kMapType;
-  if ((type != MAP_PRIVATE && type != MAP_SHARED) || (flags & ~kServedFlags) != 0 || (prot & ~kProtRWX) != 0)
-    return mm_route::host;
+  if ((flags & MAP_ANONYMOUS) == 0 || (type != MAP_PRIVATE && type != MAP_SHARED) || (flags & ~kServedFlags) != 0) {
+    if (!host_fixed_in_area(addr, len, flags)) return mm_route::host;
+    return map_host_fixed(va(addr), round_len(len), prot, flags, fd, off, out);
+  }
+  prot &= kProtRWX;  // Linux's mmap ignores every other prot bit (PROT_SEM, unknown ones)
   vsize_t n = round_len(len);
   if (len == 0 || n == 0 || (off & static_cast<off_t>(PAGE_MASK)) != 0) return mm_route::host;  // EINVAL / ENOMEM
   bool fixed = (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) != 0;
@@ -184,7 +275,7 @@ mm_route mm_mmap(void* addr, std::size_t len, int prot, int flags, int fd, off_t
     // A hint inside the area is taken when free (Linux takes a free hint); else first fit.
     vaddr_t h = a & ~static_cast<vaddr_t>(PAGE_MASK);
     if (!(h != 0 && inside(h, n) && vm_map_range_free(g_map, h, h + n)) &&
-        vm_map_findspace(g_map, g_lo, n, PAGE_SIZE, &h) != KERN_SUCCESS) {
+        !findspace_topdown(n, &h)) {
       rt_count(RC_MMAP_TO_HOST);
       return mm_route::host;  // no room in the area: the host's address space serves it
     }
@@ -222,13 +313,28 @@ mm_route mm_munmap(void* addr, std::size_t len, mm_answer* out) {
 mm_route mm_mprotect(void* addr, std::size_t len, int prot, mm_answer* out) {
   vaddr_t a = va(addr);
   if (g_map == nullptr || !meets(a, len)) return mm_route::host;
+  // Linux's order (mm/mprotect.c): the grow bits, alignment, length, the prot bits, then
+  // the first mapping of the range.
+  int grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP);
+  prot &= ~grows;
+  if (grows == (PROT_GROWSDOWN | PROT_GROWSUP)) return fail(out, EINVAL);
   if (!aligned(a)) return fail(out, EINVAL);
-  if ((prot & ~kProtRWX) != 0) return mm_route::host;  // PROT_SEM, PROT_GROWS*, unknown bits: the host's answer
+  if (len == 0) return answer(out, 0);
   vsize_t n = round_len(len);
-  if (len != 0 && n == 0) return fail(out, ENOMEM);
-  if (n == 0) return answer(out, 0);
+  if (n == 0 || a + n <= a) return fail(out, ENOMEM);
+  if ((prot & ~(kProtRWX | PROT_SEM)) != 0) return fail(out, EINVAL);  // PROT_SEM: accepted, no effect
   if (!inside(a, n)) return mm_route::host;
   vm_lock_guard g;
+  {
+    vm_map_entry* ent;
+    if (!vm_map_lookup_entry(g_map, a, &ent)) ent = ent->next;
+    if (vm_map_is_end(g_map, ent) || ent->start >= a + n) return fail(out, ENOMEM);  // nothing in the range
+    // PROT_GROWSDOWN needs a MAP_GROWSDOWN mapping (vmrt's never are); x86 has no
+    // growing-up mappings: EINVAL, after the start's own check.
+    if ((grows & PROT_GROWSDOWN) != 0) return fail(out, EINVAL);
+    if (ent->start > a) return fail(out, ENOMEM);
+    if ((grows & PROT_GROWSUP) != 0) return fail(out, EINVAL);
+  }
   int err = 0;
   vm_prot_t vp = vm_prot_of(prot);
   // Piece by piece, the host first, then the map (what was changed before a hole or a
@@ -256,6 +362,8 @@ mm_route mm_mprotect(void* addr, std::size_t len, int prot, mm_answer* out) {
   return whole ? answer(out, 0) : fail(out, ENOMEM);
 }
 
+static void set_fork_inheritance(vaddr_t s, vaddr_t e, bool dontfork);
+
 mm_route mm_madvise(void* addr, std::size_t len, int advice, mm_answer* out) {
   vaddr_t a = va(addr);
   if (g_map == nullptr || !meets(a, len)) return mm_route::host;
@@ -273,92 +381,254 @@ mm_route mm_madvise(void* addr, std::size_t len, int advice, mm_answer* out) {
   bool hole = false;
   // Linux applies the advice to every mapped piece and reports a hole at the end.
   walk_over_holes(a, a + n, &hole, [&](vaddr_t x, vaddr_t e) {
-    if (vmrt::sys::madvise(reinterpret_cast<void*>(x), e - x, advice) == 0) return true;
-    err = errno;
-    return false;
+    if (vmrt::sys::madvise(reinterpret_cast<void*>(x), e - x, advice) != 0) {
+      err = errno;
+      return false;
+    }
+    if (advice == MADV_DONTFORK || advice == MADV_DOFORK) set_fork_inheritance(x, e, advice == MADV_DONTFORK);
+    return true;
   });
   vm_stat_inc(V_PROG_MADVISES);
   if (err != 0) return fail(out, err);
   return hole ? fail(out, ENOMEM) : answer(out, 0);
 }
 
-// Linux's order (mm/mremap.c): flags, alignment, lengths, a mapping at old_address (EFAULT);
-// MREMAP_FIXED / MREMAP_DONTUNMAP move (mremap_to: a shrink first, then the old range must
-// be one mapping); a shrink without moving may span several; growth needs one.
+// MADV_DONTFORK (dontfork) / MADV_DOFORK on [s, e), all mapped: the entries' inheritance,
+// which mm_fork_child reads in the host's child.  => VM lock held.
+static void set_fork_inheritance(vaddr_t s, vaddr_t e, bool dontfork) {
+  walk(s, e, [&](vaddr_t x, vaddr_t y, vm_map_entry* ent) {
+    vm_inherit_t want = dontfork ? VM_INHERIT_NONE : inherit_of(pmap_linux_host_shared(x));
+    if (ent->inheritance == want) return true;
+    vm_map_clip_start(g_map, ent, x);
+    vm_map_clip_end(g_map, ent, y);
+    ent->inheritance = want;
+    return true;
+  });
+  vm_map_entry* ent;
+  if (!vm_map_lookup_entry(g_map, s, &ent)) ent = ent->next;
+  while (!vm_map_is_end(g_map, ent) && ent->start <= e) {
+    ent = vm_map_simplify_entry(g_map, ent);
+    ent = ent->next;
+  }
+}
+
+void mm_fork_child() {
+  if (g_map == nullptr) return;
+  vm_lock_guard g;
+  // What the host did not give the child (MADV_DONTFORK memory, whoever mapped it) is a
+  // hole in it: the map forgets it and the area reserves the hole again.
+  vm_map_entry* ent;
+  if (!vm_map_lookup_entry(g_map, g_lo, &ent)) ent = ent->next;
+  while (!vm_map_is_end(g_map, ent) && ent->start < g_hi) {
+    vaddr_t s = ent->start, e = ent->end;
+    resync_unmapped(s, e);
+    if (!vm_map_lookup_entry(g_map, e, &ent)) ent = ent->next;
+  }
+}
+
+// Call f(hole start, hole end) for each hole (no entry) of [s, e).  => VM lock held.
+template <class F> static void for_each_hole(vaddr_t s, vaddr_t e, F&& f) {
+  vaddr_t x = s;
+  while (x < e) {
+    vm_map_entry* ent;
+    if (vm_map_lookup_entry(g_map, x, &ent)) {
+      x = ent->end;
+      continue;
+    }
+    vm_map_entry* nx = ent->next;
+    vaddr_t y = vm_map_is_end(g_map, nx) || nx->start > e ? e : nx->start;
+    f(x, y);
+    x = y;
+  }
+}
+
+// A piece of a moved range: its offset in the range and its entry's attributes.
+struct move_piece {
+  vsize_t off, len;
+  vm_prot_t prot;
+  vm_inherit_t inh;
+  vm_ooffset_t ident;
+  bool shared;
+};
+constexpr unsigned kMaxMovePieces = 256;
+static move_piece g_pieces[kMaxMovePieces];  // [VM lock]
+
+// The host moves [o, o + on) to [dst, dst + nn) (MREMAP_FIXED in hflags; dst inside the
+// area) with the area's holes in the old range made real holes for the call, so the host
+// answers exactly as Linux (6.x moves several mappings and holes at once when the length
+// does not change, refuses a resize that spans mappings, unmaps the destination first);
+// then the map follows what the host did: the destination holds the moved pieces (a
+// growth's tail continues the last one), the old range what the host left there.
+//  => VM lock held; [o, o + on) inside the area and starting in an entry.
+static mm_route host_move_in_area(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn, int hflags, mm_answer* out) {
+  bool dontunmap = (hflags & MREMAP_DONTUNMAP) != 0;
+  unsigned np = 0;
+  vsize_t moved = nn < on ? nn : on;
+  {
+    vaddr_t x = o;
+    while (x < o + moved) {
+      vm_map_entry* ent;
+      if (!vm_map_lookup_entry(g_map, x, &ent)) {
+        vm_map_entry* nx = ent->next;
+        x = vm_map_is_end(g_map, nx) || nx->start > o + moved ? o + moved : nx->start;
+        continue;
+      }
+      vaddr_t y = ent->end < o + moved ? ent->end : o + moved;
+      bool shared = ent->inheritance == VM_INHERIT_SHARE || (ent->inheritance == VM_INHERIT_NONE && pmap_linux_host_shared(x));
+      move_piece pc{x - o, y - x, ent->protection, ent->inheritance, ent->offset + (x - ent->start), shared};
+      if (np > 0 && g_pieces[np - 1].off + g_pieces[np - 1].len == pc.off && g_pieces[np - 1].prot == pc.prot &&
+          g_pieces[np - 1].inh == pc.inh && g_pieces[np - 1].shared == pc.shared) {
+        g_pieces[np - 1].len += pc.len;
+      } else if (np < kMaxMovePieces) {
+        g_pieces[np++] = pc;
+      } else {
+        g_pieces[np - 1].len = pc.off + pc.len - g_pieces[np - 1].off;  // out of room: the last piece's attributes
+      }
+      x = y;
+    }
+  }
+  for_each_hole(o, o + on, [](vaddr_t x, vaddr_t y) { (void)pmap_linux_host_punch(x, y); });
+  void* r = vmrt::sys::mremap(reinterpret_cast<void*>(o), on, nn, hflags, reinterpret_cast<void*>(dst));
+  int err = errno;
+  for_each_hole(o, o + on, [](vaddr_t x, vaddr_t y) { pmap_linux_host_unpunch(x, y); });
+  if (r == MAP_FAILED) {
+    resync_unmapped(o, o + on);      // a resize may have shrunk the old range first
+    resync_unmapped(dst, dst + nn);  // the destination may be gone
+    return fail(out, err);
+  }
+  // The destination: the pieces arrive (what was under them is gone); what lay under the
+  // old range's holes stays unless the host unmapped it (a resize unmaps the whole
+  // destination; a move of several mappings replaces only where each one lands).
+  if (np > 0 && nn > on) g_pieces[np - 1].len += nn - on;  // growth continues the last piece
+  for (unsigned k = 0; k < np; ++k) {
+    const move_piece& pc = g_pieces[k];
+    vaddr_t s = dst + pc.off, e = s + pc.len;
+    vm_map_delete(g_map, s, e);
+    pmap_linux_host_adopt(s, e, pc.prot, pc.shared);
+    if (insert_locked(s, e, static_cast<int>(pc.prot), pc.inh, pc.shared ? pc.ident : s) != KERN_SUCCESS) {
+      remove_locked(s, e);  // cannot record it: it goes
+    }
+  }
+  resync_unmapped(dst, dst + nn);
+  // The old range: unmapped by the host (or kept, MREMAP_DONTUNMAP).
+  if (!dontunmap) {
+    vm_map_delete(g_map, o, o + on);
+    pmap_machine_ops()->host_unmap(g_map->pm, o, o + on);
+  } else {
+    resync_unmapped(o, o + on);
+  }
+  vm_stat_inc(V_MREMAP_MOVES);
+  return answer(out, static_cast<long>(dst));
+}
+
+// The program's mremap that the host performs, with a destination inside the area
+// (MREMAP_FIXED from outside it, or a second mapping of shared memory, old length 0).  The
+// destination's holes are made real for the call; afterwards every page of it the host
+// maps and the map does not hold is adopted (what arrived), every page the host does not
+// map leaves the map and is reserved again (what the host unmapped, and the holes a move
+// of several mappings brings along).  => VM lock held.
+static mm_route host_mremap_into_area(void* old_addr, std::size_t old_len, std::size_t new_len, int flags, vaddr_t na,
+                                      vsize_t nn, mm_answer* out) {
+  for_each_hole(na, na + nn, [](vaddr_t x, vaddr_t y) { (void)pmap_linux_host_punch(x, y); });
+  void* r = vmrt::sys::mremap(old_addr, old_len, new_len, flags, reinterpret_cast<void*>(na));
+  int err = errno;
+  unsigned char v;
+  vaddr_t run = 0;
+  int run_kind = 0;  // 0 none, 1 to adopt, 2 to remove
+  for (vaddr_t x = na; x <= na + nn; x += PAGE_SIZE) {
+    int kind = 0;
+    if (x < na + nn) {
+      vm_map_entry* ent;
+      bool mapped = vmrt::sys::mincore(reinterpret_cast<void*>(x), PAGE_SIZE, &v) == 0;
+      kind = !mapped ? 2 : !vm_map_lookup_entry(g_map, x, &ent) ? 1 : 0;
+    }
+    if (kind == run_kind) continue;
+    if (run_kind == 2) remove_locked(run, x);
+    if (run_kind == 1) {
+      pmap_linux_host_adopt(run, x, VM_PROT_ALL, false);
+      if (vm_map_insert(g_map, nullptr, (++g_shared_names) << kSharedNameShift, run, x, VM_PROT_ALL, VM_PROT_ALL,
+                        MAP_ENTRY_HOSTMEM, VM_INHERIT_COPY) != KERN_SUCCESS)
+        remove_locked(run, x);
+    }
+    run = x;
+    run_kind = kind;
+  }
+  if (r == MAP_FAILED) return fail(out, err);
+  vm_stat_inc(V_MREMAP_MOVES);
+  return answer(out, static_cast<long>(na));
+}
+
+// Linux's order (mm/mremap.c): flags, alignment, lengths, MREMAP_FIXED's destination
+// (alignment, range, overlap), a mapping at old_address (EFAULT).  A shrink in place may
+// span several mappings and holes; a growth or an unfixed MREMAP_DONTUNMAP needs the old
+// range inside one mapping (the host's VMAs decide: host_one_vma); a move to a fixed
+// address is the host's own (host_move_in_area).
 mm_route mm_mremap(void* old_addr, std::size_t old_len, std::size_t new_len, int flags, void* new_addr, mm_answer* out) {
   vaddr_t o = va(old_addr), na = va(new_addr);
-  if (g_map == nullptr || !meets(o, old_len == 0 ? 1 : old_len)) return mm_route::host;
+  if (g_map == nullptr) return mm_route::host;
+  bool fixed = (flags & MREMAP_FIXED) != 0, dontunmap = (flags & MREMAP_DONTUNMAP) != 0;
+  bool src_in = meets(o, old_len == 0 ? 1 : old_len);
+  bool dst_in = fixed && meets(na, new_len == 0 ? 1 : new_len);
+  if (!src_in && !dst_in) return mm_route::host;
   constexpr int kKnown = MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP;
-  constexpr vsize_t kTaskSize = vsize_t{1} << 47;
+  constexpr vsize_t kTaskSize = (vsize_t{1} << 47) - PAGE_SIZE;
   if ((flags & ~kKnown) != 0) return fail(out, EINVAL);
-  if ((flags & MREMAP_FIXED) != 0 && (flags & MREMAP_MAYMOVE) == 0) return fail(out, EINVAL);
-  if ((flags & MREMAP_DONTUNMAP) != 0 && ((flags & MREMAP_MAYMOVE) == 0 || old_len != new_len)) return fail(out, EINVAL);
+  if (fixed && (flags & MREMAP_MAYMOVE) == 0) return fail(out, EINVAL);
+  if (dontunmap && ((flags & MREMAP_MAYMOVE) == 0 || old_len != new_len)) return fail(out, EINVAL);
   if (!aligned(o)) return fail(out, EINVAL);
   vsize_t on = round_len(old_len), nn = round_len(new_len);
   if (new_len == 0 || nn == 0 || nn > kTaskSize || on > kTaskSize) return mm_route::host;  // the kernel's own answer, nothing moves
-  if (old_len == 0) return mm_route::host;  // a second mapping of shared memory: the host's
-  if (!inside(o, on)) return mm_route::host;
-  bool fixed = (flags & MREMAP_FIXED) != 0, dontunmap = (flags & MREMAP_DONTUNMAP) != 0;
-  vm_lock_guard g;
-  vm_map_entry* first;
-  if (!vm_map_lookup_entry(g_map, o, &first)) return fail(out, EFAULT);  // Linux looks up addr first
-  if (fixed) {
-    if (!aligned(na)) return fail(out, EINVAL);
+  if (fixed || dontunmap) {  // new_address: MREMAP_FIXED's target, MREMAP_DONTUNMAP's hint
+    if (!aligned(na) || na > kTaskSize - nn) return fail(out, EINVAL);
     if (na < o + on && o < na + nn) return fail(out, EINVAL);  // overlap
   }
-  if (fixed || dontunmap) {
-    if (nn < on) {  // mremap_to shrinks first
-      remove_locked(o + nn, o + on);
-      on = nn;
-    }
-  } else if (nn <= on) {
+  if (dst_in && !inside(na, nn)) return mm_route::host;  // straddles the area's edge: rare, the host's
+  if (!src_in || old_len == 0) {
+    if (!dst_in) return mm_route::host;
+    vm_lock_guard g;
+    return host_mremap_into_area(old_addr, old_len, new_len, flags, na, nn, out);
+  }
+  if (!inside(o, on)) return mm_route::host;
+  vm_lock_guard g;
+  vm_map_entry* first;
+  if (!vm_map_lookup_entry(g_map, o, &first)) return fail(out, EFAULT);  // no mapping at old_address
+  if (fixed && !dst_in) {
+    // Out of the area (over the program's own host mappings): the host moves the pages
+    // (the old range's holes made real for the call); the area keeps what the host left.
+    for_each_hole(o, o + on, [](vaddr_t x, vaddr_t y) { (void)pmap_linux_host_punch(x, y); });
+    void* r = vmrt::sys::mremap(old_addr, on, nn, flags, new_addr);
+    int err = errno;
+    for_each_hole(o, o + on, [](vaddr_t x, vaddr_t y) { pmap_linux_host_unpunch(x, y); });
+    resync_unmapped(o, o + on);
+    if (r == MAP_FAILED) return fail(out, err);
+    vm_stat_inc(V_MREMAP_MOVES);
+    return answer(out, static_cast<long>(na));
+  }
+  if (fixed) return host_move_in_area(o, on, na, nn, flags, out);
+  if (!dontunmap && nn <= on) {  // shrink (or the same length) in place: holes allowed
     if (nn < on) {
       remove_locked(o + nn, o + on);
       vm_stat_inc(V_MREMAP_IN_PLACE);
     }
     return answer(out, static_cast<long>(o));
   }
-  vm_map_entry* ent;
-  if (!vm_map_lookup_entry(g_map, o, &ent) || ent->end < o + on) return fail(out, EFAULT);  // not one mapping
-  bool shared = ent->inheritance == VM_INHERIT_SHARE;
-  vm_prot_t prot = ent->protection;
-  vm_ooffset_t ident = ent->offset + (o - ent->start);  // the mapping's name at o
-  if (fixed && !inside(na, nn)) {
-    // Out of the area (over the program's own host mappings): the host moves the pages,
-    // and the area keeps no trace of them.
-    void* r = vmrt::sys::mremap(old_addr, on, nn, flags, new_addr);
-    if (r == MAP_FAILED) return fail(out, errno);
-    if (!dontunmap) remove_locked(o, o + on);
-    vm_stat_inc(V_MREMAP_MOVES);
-    return answer(out, static_cast<long>(na));
-  }
-  auto move_to = [&](vaddr_t dst) -> mm_route {
-    // The destination's old contents go (MREMAP_FIXED unmaps them, as Linux does).
-    remove_locked(dst, dst + nn);
-    if (insert_locked(dst, dst + nn, static_cast<int>(prot), shared, shared ? ident : dst) != KERN_SUCCESS)
-      return fail(out, ENOMEM);
-    int r = pmap_linux_host_move(o, on, dst, nn, dontunmap);
-    if (r != 0) {
-      vm_map_delete(g_map, dst, dst + nn);
-      return fail(out, r);
-    }
-    if (!dontunmap) vm_map_delete(g_map, o, o + on);
-    vm_stat_inc(V_MREMAP_MOVES);
-    return answer(out, static_cast<long>(dst));
-  };
-  if (fixed) return move_to(na);
+  // A growth, or an unfixed MREMAP_DONTUNMAP: the old range must be one mapping.
+  if (!vm_map_range_covered(g_map, o, o + on) || !host_one_vma(o, on)) return fail(out, EFAULT);
   vaddr_t dst;
   if (dontunmap) {
-    if (vm_map_findspace(g_map, g_lo, nn, PAGE_SIZE, &dst) != KERN_SUCCESS) return fail(out, ENOMEM);
-    return move_to(dst);
+    // new_address is a hint, taken when free (as Linux's get_unmapped_area takes one).
+    dst = na;
+    if (!(na != 0 && inside(na, nn) && vm_map_range_free(g_map, na, na + nn)) && !findspace_topdown(nn, &dst))
+      return fail(out, ENOMEM);
+    return host_move_in_area(o, on, dst, nn, flags | MREMAP_FIXED, out);
   }
   // Grow: in place when the area is free after it, else move (MREMAP_MAYMOVE) or ENOMEM.
   if (inside(o, nn) && vm_map_range_free(g_map, o + on, o + nn)) {
-    vm_map_delete(g_map, o, o + on);  // one entry for the whole mapping again
-    if (insert_locked(o, o + nn, static_cast<int>(prot), shared, ident) != KERN_SUCCESS) {
-      (void)insert_locked(o, o + on, static_cast<int>(prot), shared, ident);
-      return fail(out, ENOMEM);
-    }
+    vm_map_entry* last;
+    VMRT_ASSERT(vm_map_lookup_entry(g_map, o + on - PAGE_SIZE, &last));
+    vm_inherit_t inh = last->inheritance;
+    vm_ooffset_t ident = last->offset + (o + on - last->start);
+    if (insert_locked(o + on, o + nn, static_cast<int>(last->protection), inh, ident) != KERN_SUCCESS) return fail(out, ENOMEM);
     int r = pmap_linux_host_grow(o, on, nn);
     if (r == 0) {
       vm_stat_inc(V_MREMAP_IN_PLACE);
@@ -368,8 +638,8 @@ mm_route mm_mremap(void* old_addr, std::size_t old_len, std::size_t new_len, int
     if ((flags & MREMAP_MAYMOVE) == 0) return fail(out, r);
   }
   if ((flags & MREMAP_MAYMOVE) == 0) return fail(out, ENOMEM);
-  if (vm_map_findspace(g_map, g_lo, nn, PAGE_SIZE, &dst) != KERN_SUCCESS) return fail(out, ENOMEM);
-  return move_to(dst);
+  if (!findspace_topdown(nn, &dst)) return fail(out, ENOMEM);
+  return host_move_in_area(o, on, dst, nn, flags | MREMAP_FIXED, out);
 }
 
 mm_route mm_mincore(void* addr, std::size_t len, unsigned char* vec, mm_answer* out) {
@@ -425,18 +695,21 @@ mm_route mm_mlock(const void* addr, std::size_t len, bool lock, mm_answer* out) 
   if (n == 0 || a + n < a) return mm_route::host;  // 0 or EINVAL from the kernel, nothing locked
   if (!inside(a, n)) return mm_route::host;
   vm_lock_guard g;
-  int err = 0;
-  bool whole = walk(a, a + n, [](vaddr_t, vaddr_t, vm_map_entry*) { return true; });
-  if (!whole) return fail(out, ENOMEM);
-  walk(a, a + n, [&](vaddr_t s, vaddr_t e, vm_map_entry*) {
-    int r = lock ? vmrt::sys::mlock(reinterpret_cast<void*>(s), e - s) : vmrt::sys::munlock(reinterpret_cast<void*>(s), e - s);
-    if (r != 0) {
-      err = errno;
-      return false;
+  // Linux (mm/mlock.c) flags the mappings in order and stops at the first hole (ENOMEM:
+  // what came before stays locked, and nothing is faulted in).  The host gives exactly
+  // that answer when the first hole is a real one for the call.
+  vaddr_t hole = 0, hole_end = 0;
+  for_each_hole(a, a + n, [&](vaddr_t x, vaddr_t y) {
+    if (hole_end == 0) {
+      hole = x;
+      hole_end = y;
     }
-    return true;
   });
-  return err != 0 ? fail(out, err) : answer(out, 0);
+  if (hole_end != 0 && pmap_linux_host_punch(hole, hole_end) != 0) return fail(out, ENOMEM);
+  int r = lock ? vmrt::sys::mlock(reinterpret_cast<void*>(a), n) : vmrt::sys::munlock(reinterpret_cast<void*>(a), n);
+  int err = errno;
+  if (hole_end != 0) pmap_linux_host_unpunch(hole, hole_end);
+  return r != 0 ? fail(out, err) : answer(out, 0);
 }
 
 }  // namespace vmrt::rt

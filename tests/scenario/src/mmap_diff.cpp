@@ -330,6 +330,35 @@ void trace_addr(const char* what, const void* a) {
   }
 }
 
+// ---- the fence.  Linux merges a fresh private anonymous mapping with a compatible
+// neighbour, and a VMA merged with memory outside the handles (the loader's and libc's own
+// anonymous memory) changes later merges inside them (anon_vma compatibility) — a
+// dependence on the layout, not on the seed.  Before the run every gap between the
+// process's mappings (up to 1 GiB) is filled with shared anonymous PROT_NONE memory, which
+// never merges with anything, and one more such mapping goes where the kernel would place
+// the next one (top-down: below everything the process mapped): the handles go below it,
+// never next to memory that is not the run's own.
+void fence_layout() {
+  constexpr unsigned long kMaxGap = 1UL << 30;
+  static char buf[1 << 17];
+  int fd = open("/proc/self/maps", O_RDONLY);
+  if (fd < 0) return;
+  ssize_t got = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (got <= 0) return;
+  buf[got] = 0;
+  unsigned long prev_end = 0;
+  for (char* line = buf; line && *line;) {
+    char* nl = strchr(line, '\n');
+    unsigned long lo = strtoul(line, nullptr, 16), hi = strtoul(strchr(line, '-') + 1, nullptr, 16);
+    if (prev_end != 0 && lo > prev_end && lo - prev_end <= kMaxGap)
+      mmap((void*)prev_end, lo - prev_end, PROT_NONE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+    if (hi > prev_end) prev_end = hi;
+    line = nl ? nl + 1 : nullptr;
+  }
+  mmap(nullptr, 64 * kPage, PROT_NONE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+}
+
 // ---- placeholders: holes inside handles are occupied while the kernel chooses an address.
 struct Placeholder {
   char* a;
@@ -1486,6 +1515,7 @@ int main(int argc, char** argv) {
   void* volatile boot = malloc(64);
   free(boot);
   g_brk0 = (char*)sbrk(0);
+  fence_layout();
 
   Line l;
   l.ap("mmap_diff seed %" PRIu64 " steps %d ops", seed, steps);

@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Linux's rules for the mmap family that VMRT_MMAP=vmrt must follow exactly (each case a
+# divergence mmap_differential found, with the seed that found it): the same program natively
+# and under vmrun (both trap backends) prints the same lines, and vmrun's report shows vmrt
+# served the calls.
+#   1. a growth across two VMAs Linux keeps apart (a moved mapping keeps its old pgoff) is
+#      EFAULT, with or without MREMAP_MAYMOVE (seeds 9, 11: vmrt's entries were one, ENOMEM);
+#   2. MREMAP_FIXED: the destination's checks come before the lookup of the old range (EINVAL
+#      for an overlap at a hole, seed 33); Linux 6.17+ moves a range of several mappings, or
+#      with holes, when the length stays, and leaves the destination under a hole as it was
+#      (seeds 2, 3, 13, 19, 22, 31, 34); MREMAP_DONTUNMAP's new_address is a hint the kernel
+#      checks (glibc passes it);
+#   3. a mapping the host made, moved into vmrt's area, is there for the calls that follow
+#      (seeds 15, 24, 36, 37, 125: vmrt placed new mappings over it); MAP_FIXED_NOREPLACE
+#      over the area checks its arguments first (EBADF, not EEXIST);
+#   4. mlock over a hole locks what precedes it and faults nothing in (seed 20);
+#   5. MADV_DONTFORK memory is a hole in the fork child (seeds 5, 10, 16, 17, ... 213);
+#   6. mprotect with PROT_GROWSDOWN / PROT_GROWSUP over a hole is ENOMEM (seeds 14, 26).
+source "$(dirname "$0")/lib/scenario_lib.bash" "$1"
+need cc
+
+cat >"$TMP/rules.c" <<'C'
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#define PG 4096UL
+#ifndef PROT_SEM
+#define PROT_SEM 0x8
+#endif
+static char* ar;  /* the arena: shared PROT_NONE memory (never merges), carved per case */
+static char* slot(int k) { return ar + (size_t)k * 16 * PG; }
+static void say(const char* what, long r) { printf("%-48s %ld %s\n", what, r, r == -1 ? strerrorname_np(errno) : ""); fflush(stdout); errno = 0; }
+static void sayp(const char* what, void* p, void* want) {
+  printf("%-48s %s %s\n", what, p == MAP_FAILED ? "MAP_FAILED" : p == want ? "as-asked" : "elsewhere", p == MAP_FAILED ? strerrorname_np(errno) : "");
+  fflush(stdout); errno = 0;
+}
+static const char* res(char* p, size_t n) {
+  static char s[64]; unsigned char v[64];
+  for (size_t i = 0; i < n; ++i) s[i] = mincore(p + i * PG, PG, v) ? '_' : (v[0] & 1) ? 'R' : '.';
+  s[n] = 0; return s;
+}
+static char* anon(char* at, size_t n, int prot) { return mmap(at, n * PG, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0); }
+int main(void) {
+  void* volatile boot = malloc(16);  /* vmrt boots at the first malloc */
+  free(boot);
+  ar = mmap(0, 16 * 16 * PG, PROT_NONE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (ar == MAP_FAILED) return 1;
+  char *a, *b, *r;
+  /* 1. Two VMAs Linux keeps apart (a moved mapping does not merge with the one before it:
+   *    its pgoff is its old place's) that vmrt's entries held as one: a growth without
+   *    MREMAP_MAYMOVE across them is EFAULT, not ENOMEM. */
+  a = slot(0);
+  anon(a, 2, PROT_READ | PROT_WRITE); memset(a, 1, 2 * PG);
+  b = anon(a + 6 * PG, 2, PROT_READ | PROT_WRITE); memset(b, 2, 2 * PG);
+  sayp("1 move next to a mapping", mremap(b, 2 * PG, 2 * PG, MREMAP_MAYMOVE | MREMAP_FIXED, a + 2 * PG), a + 2 * PG);
+  sayp("1 grow across two VMAs, no move", mremap(a, 4 * PG, 5 * PG, 0), a);
+  sayp("1 grow across two VMAs, may move", mremap(a, 4 * PG, 5 * PG, MREMAP_MAYMOVE), a);
+  /* 2. MREMAP_FIXED of a range of two mappings (Linux 6.17+ moves them together when the
+   *    length stays; older kernels say EFAULT) and of a range with a hole in it: the
+   *    destination under the hole keeps what it had. */
+  a = slot(1);
+  anon(a, 4, PROT_READ | PROT_WRITE); memset(a, 3, 4 * PG);
+  mprotect(a + 2 * PG, 2 * PG, PROT_READ);
+  b = anon(slot(2), 4, PROT_READ | PROT_WRITE); memset(b, 4, 4 * PG);
+  r = mremap(a, 4 * PG, 4 * PG, MREMAP_MAYMOVE | MREMAP_FIXED, b);
+  sayp("2 fixed move of two mappings", r, b);
+  say("2 destination contents", b[0] + b[3 * PG]);
+  a = slot(3);
+  anon(a, 3, PROT_READ | PROT_WRITE); memset(a, 5, 3 * PG);
+  munmap(a + PG, PG);
+  b = anon(slot(4), 3, PROT_READ | PROT_WRITE); memset(b, 6, 3 * PG);
+  r = mremap(a, 3 * PG, 3 * PG, MREMAP_MAYMOVE | MREMAP_FIXED, b);
+  sayp("2 fixed move with a hole inside", r, b);
+  printf("2 destination residency %s\n", res(b, 3));
+  if (r != MAP_FAILED) say("2 destination under the hole", b[PG]);
+  r = mremap(a + PG, PG, PG, MREMAP_MAYMOVE | MREMAP_FIXED, a + PG);
+  sayp("2 fixed overlap at a hole (EINVAL first)", r, a + PG);
+  a = slot(5);
+  anon(a, 4, PROT_READ | PROT_WRITE); memset(a, 7, 4 * PG);
+  mprotect(a + 2 * PG, 2 * PG, PROT_READ);
+  sayp("2 dontunmap of two mappings", mremap(a, 4 * PG, 4 * PG, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, (void*)0), a);
+  /* MREMAP_DONTUNMAP's new_address is a hint the kernel checks (glibc passes it). */
+  sayp("2 dontunmap unaligned hint", mremap(a, PG, PG, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, (void*)(slot(10) + 1)), a);
+  sayp("2 dontunmap overlapping hint", mremap(a, PG, PG, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, (void*)a), a);
+  munmap(slot(10), 4 * PG);
+  r = mremap(a, PG, PG, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, (void*)slot(10));
+  sayp("2 dontunmap free hint taken", r, slot(10));
+  say("2 dontunmap moved contents", r == MAP_FAILED ? -1 : r[0]);
+  /* 3. A mapping the host made (a file mapping, outside vmrt's area) moved into a hole
+   *    among vmrt's mappings: it is there, MAP_FIXED_NOREPLACE finds it. */
+  char path[] = "/tmp/mmap_rules.XXXXXX";
+  int fd = mkstemp(path);
+  unlink(path);
+  if (ftruncate(fd, 4 * PG) != 0) return 1;
+  char* f = mmap(0, PG, PROT_READ, MAP_PRIVATE, fd, 0);
+  a = slot(6);
+  munmap(a, 4 * PG);
+  sayp("3 file mapping moved into a hole", mremap(f, PG, PG, MREMAP_MAYMOVE | MREMAP_FIXED, a + PG), a + PG);
+  sayp("3 noreplace over it", mmap(a + PG, PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0), a + PG);
+  sayp("3 noreplace next to it", mmap(a + 2 * PG, PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0), a + 2 * PG);
+  sayp("3 noreplace with a bad fd over a mapping", mmap(a + PG, PG, PROT_READ, MAP_PRIVATE | MAP_FIXED_NOREPLACE, 999, 0), a + PG);
+  /* 4. mlock over a hole: what precedes it is locked (MADV_COLD then refuses it), nothing
+   *    is faulted in, ENOMEM. */
+  a = slot(7);
+  anon(a, 2, PROT_READ | PROT_WRITE);
+  munmap(a + 2 * PG, PG);
+  say("4 mlock over a hole", mlock(a, 3 * PG));
+  printf("4 residency after %s\n", res(a, 3));
+  say("4 madvise COLD on the locked part", madvise(a, PG, MADV_COLD));
+  say("4 munlock over the hole", munlock(a, 3 * PG));
+  say("4 madvise COLD after munlock", madvise(a, PG, MADV_COLD));
+  /* 5. MADV_DONTFORK: the child has a hole there. */
+  a = slot(8);
+  anon(a, 2, PROT_READ | PROT_WRITE); memset(a, 8, 2 * PG);
+  say("5 madvise DONTFORK", madvise(a, PG, MADV_DONTFORK));
+  pid_t pid = fork();
+  if (pid == 0) {
+    printf("5 child residency %s\n", res(a, 2));
+    sayp("5 child noreplace in the hole", mmap(a, PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0), a);
+    sayp("5 child noreplace over the kept page", mmap(a + PG, PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0), a + PG);
+    say("5 child kept page", a[PG]);
+    _exit(0);
+  }
+  waitpid(pid, 0, 0);
+  say("5 parent still has it", a[0]);
+  /* 6. mprotect's order: PROT_GROWSDOWN / PROT_GROWSUP / unknown bits / PROT_SEM. */
+  a = slot(9);
+  anon(a + 2 * PG, 2, PROT_READ | PROT_WRITE);
+  munmap(a, 2 * PG);
+  say("6 GROWSDOWN over a hole", mprotect(a, 2 * PG, PROT_READ | PROT_GROWSDOWN));
+  say("6 GROWSDOWN over a mapping", mprotect(a + 2 * PG, PG, PROT_READ | PROT_GROWSDOWN));
+  say("6 GROWSDOWN from a hole into a mapping", mprotect(a, 3 * PG, PROT_READ | PROT_GROWSDOWN));
+  say("6 GROWSUP from a hole into a mapping", mprotect(a, 3 * PG, PROT_READ | PROT_GROWSUP));
+  say("6 GROWSUP over a mapping", mprotect(a + 2 * PG, PG, PROT_READ | PROT_GROWSUP));
+  say("6 GROWSDOWN|GROWSUP", mprotect(a + 2 * PG, PG, PROT_READ | PROT_GROWSDOWN | PROT_GROWSUP));
+  say("6 unknown bit", mprotect(a + 2 * PG, PG, PROT_READ | 0x10));
+  say("6 unknown bit over a hole", mprotect(a, PG, PROT_READ | 0x10));
+  say("6 PROT_SEM", mprotect(a + 2 * PG, PG, PROT_READ | PROT_SEM));
+  return 0;
+}
+C
+cc -O1 -o "$TMP/rules" "$TMP/rules.c"
+(cd "$TMP" && ./rules) >"$TMP/native.out" 2>&1 || fail "native run failed: $(cat "$TMP/native.out")"
+for trap in auto sigsegv; do
+  (cd "$TMP" && VMRT_MMAP=vmrt "$VMRUN" --trap "$trap" --stats --stats-fd 3 -- ./rules) >"$TMP/vmrt.out" 2>&1 3>"$TMP/stats" ||
+    fail "vmrun --trap $trap failed: $(cat "$TMP/vmrt.out")"
+  diff -u "$TMP/native.out" "$TMP/vmrt.out" >&2 || fail "--trap $trap: output differs from native (above)"
+  served=$(grep -E '^ *[0-9]+ program mmaps served$' "$TMP/stats" | tail -1 | awk '{print $1}')
+  moves=$(grep -E '^ *[0-9]+ mremap moves$' "$TMP/stats" | tail -1 | awk '{print $1}')
+  [ "${served:-0}" -ge 10 ] || fail "--trap $trap: vmrt served ${served:-no} mmaps (the calls went to the host?)"
+  [ "${moves:-0}" -ge 4 ] || fail "--trap $trap: ${moves:-no} mremap moves counted"
+done
+note "ok: $(wc -l <"$TMP/native.out") results identical to native; $served mmaps and $moves mremap moves served by vmrt"
