@@ -75,7 +75,7 @@ const char kUsage[] =
     "                                         /var/tmp)\n"
     "  --pdpolicy NAME     VMRT_PDPOLICY      page replacement policy: clock (default,\n"
     "                                         FreeBSD's active/inactive CLOCK), clock1\n"
-    "                                         (one-handed CLOCK) or 2q\n"
+    "                                         (one-handed CLOCK), 2q or clock-noage\n"
     "  --kmem-diag         VMRT_KMEM_DIAG=1   kmem diagnostics: fill freed blocks, detect\n"
     "                                         write-after-free and double free\n"
     "  --shim PATH         (LD_PRELOAD)       use this libvmrt_malloc.so instead of\n"

@@ -113,14 +113,6 @@ bool record_set(vm_object* obj, vm_pindex_t pindex, vm_page* r) {
   return vm_radix_insert(&obj->pager_meta, pindex, r) == KERN_SUCCESS;
 }
 
-bool page_is_zero(const void* p) {
-  const auto* w = static_cast<const std::uint64_t*>(p);
-  for (std::size_t k = 0; k < PAGE_SIZE / 8; k += 8) {
-    if ((w[k] | w[k + 1] | w[k + 2] | w[k + 3] | w[k + 4] | w[k + 5] | w[k + 6] | w[k + 7]) != 0) return false;
-  }
-  return true;
-}
-
 inline std::uint64_t checksum(const void* p) { return XXH3_64bits(p, PAGE_SIZE); }
 
 // Write or read the n pages of `bufs` at slot s (contiguous), all of it or fail.
@@ -231,7 +223,7 @@ void swp_put_pages(vm_object* obj, vm_page* const* pages, unsigned n, unsigned f
   for (unsigned k = 0; k < n; ++k) {
     VMRT_ASSERT(pages[k]->flags & PG_BUSY);
     buf[k] = ops->page_address(pages[k]);
-    zero[k] = page_is_zero(buf[k]);
+    zero[k] = vm_page_reads_zero(pages[k]);
     have[k] = false;
     rtvals[k] = VM_PAGER_OK;
   }

@@ -436,7 +436,14 @@ kern_return_t vm_fault_locked(vm_map* map, vaddr_t va, vm_fault_type type, unsig
     }
     if (kr == KERN_RESOURCE_SHORTAGE && vm_pageout_enabled() && tries++ < kFaultReclaimTries) {
       vm_stat_inc(V_PD_DIRECT);
-      if (vm_pageout_reclaim(kFaultReclaim, true) > 0) continue;
+      if (vm_pageout_reclaim(kFaultReclaim, true) > 0 || vm_page_free_count() > 0) continue;
+      // Nothing to take now, but a laundering write (the daemon's, or another fault's) will
+      // free its frames when it ends: wait for it rather than fail.
+      if (vm_pageout_in_flight()) {
+        --tries;
+        vm_page_busy_sleep();
+        continue;
+      }
     }
     return kr;
   }

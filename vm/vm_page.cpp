@@ -388,6 +388,14 @@ void vm_page_unbusy(vm_page* m) {
   m->flags &= static_cast<std::uint16_t>(~PG_BUSY);
 }
 
+bool vm_page_reads_zero(const vm_page* m) {
+  const auto* w = static_cast<const std::uint64_t*>(pmap_machine_ops()->page_address(m));
+  for (std::size_t k = 0; k < PAGE_SIZE / 8; k += 8) {
+    if ((w[k] | w[k + 1] | w[k + 2] | w[k + 3] | w[k + 4] | w[k + 5] | w[k + 6] | w[k + 7]) != 0) return false;
+  }
+  return true;
+}
+
 void vm_page_wire(vm_page* m) {
   VM_LOCK_ASSERT();
   if (m->wire_count++ == 0) {

@@ -119,6 +119,9 @@ kern_return_t vm_page_rename(vm_page* m, vm_object* obj, vm_pindex_t pindex);
 // Look up the page at pindex in obj.
 vm_page* vm_page_lookup(const vm_object* obj, vm_pindex_t pindex);
 
+// Does m's frame read as zeros?  (Reads it through the direct map.)
+bool vm_page_reads_zero(const vm_page* m);
+
 // Wiring: wired pages leave the paging queues.
 void vm_page_wire(vm_page* m);
 void vm_page_unwire(vm_page* m);

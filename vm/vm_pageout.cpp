@@ -22,6 +22,7 @@ std::atomic<bool> g_enabled{false};
 frame_t g_free_target = 0;               // [constant after init]
 std::atomic<std::uint32_t> g_wake{0};     // the daemon's wait word: bumped to wake it
 std::atomic<bool> g_daemon_asleep{false};
+std::atomic<unsigned> g_in_flight{0};     // laundering writes in progress (VM lock dropped)
 
 // Largest number of pages one policy call may look at.
 constexpr unsigned kScanChunk = 64;
@@ -65,6 +66,7 @@ frame_t launder(vm_page* m, bool may_unlock, bool* store_full) {
     unmap_all(run[k]);  // no access from here on: what is written is what the program wrote
   }
   vm_object_reference(obj);
+  g_in_flight.fetch_add(1, std::memory_order_relaxed);
   vm_pager_result rt[kPagerMaxRun];
   vm_pager_for_put(obj)->put_pages(obj, run, n, VM_PAGER_PUT_NONE, may_unlock, rt);
   frame_t freed = 0;
@@ -86,6 +88,7 @@ frame_t launder(vm_page* m, bool may_unlock, bool* store_full) {
     ++freed;
     vm_stat_inc(V_PD_LAUNDERED);
   }
+  g_in_flight.fetch_sub(1, std::memory_order_relaxed);
   vm_page_busy_wakeup();
   vm_object_deallocate(obj);
   return freed;
@@ -99,6 +102,8 @@ void vm_pageout_init(frame_t free_target) {
   g_free_target = free_target;
   g_enabled.store(true, std::memory_order_release);
 }
+
+bool vm_pageout_in_flight() { return g_in_flight.load(std::memory_order_relaxed) != 0; }
 
 bool vm_pageout_enabled() { return g_enabled.load(std::memory_order_acquire); }
 frame_t vm_pageout_free_target() { return g_free_target; }
@@ -114,8 +119,11 @@ frame_t vm_pageout_reclaim(frame_t want, bool may_unlock) {
   // so this bound is reached only when nothing at all can be taken.
   std::uint64_t queued = vm_pdpolicy_active_count() + vm_pdpolicy_inactive_count();
   std::uint64_t budget = (ACT_MAX / ACT_DECLINE + 2) * queued + kScanChunk;
-  // Once the swap device is full only clean pages can go: the scan goes on for them.
-  bool store_full = !swap_pager_active();
+  // Without a swap device only clean pages can go.  A full device still takes pages that
+  // read as zeros (they need no slot), so laundering is tried on; a page it refuses goes
+  // back to the queues and the scan goes on for clean pages.
+  bool store_full = false;
+  const bool no_store = !swap_pager_active();
   while (freed < want && budget > 0) {
     unsigned scanned = 0;
     vm_page* m = vm_pdpolicy_select_victim(kScanChunk, &scanned);
@@ -135,7 +143,20 @@ frame_t vm_pageout_reclaim(frame_t want, bool may_unlock) {
       vm_stat_inc(V_PD_CLEAN_FREED);
       continue;
     }
-    if (store_full) {  // nowhere to launder to
+    // A dirty page that reads as zeros in an object with nothing behind it is what a
+    // zero-fill fault would make again: it goes without a write or a record (fault-around
+    // leaves such pages; a program's calloc'd memory too).
+    if (m->object->backing_object == nullptr) {
+      unmap_all(m);  // first: a write after the check must fault
+      if (vm_page_reads_zero(m)) {
+        vm_pager_free_range(m->object, m->pindex, m->pindex + 1);
+        vm_page_free(m);
+        ++freed;
+        vm_stat_inc(V_PD_ZERO_FREED);
+        continue;
+      }
+    }
+    if (no_store) {  // nowhere to launder to
       vm_pdpolicy_activate(m);
       continue;
     }

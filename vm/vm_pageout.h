@@ -32,6 +32,9 @@ frame_t vm_pageout_free_target();
 //     have changed on return); otherwise the I/O runs with the lock held.
 frame_t vm_pageout_reclaim(frame_t want, bool may_unlock);
 
+// Is a laundering write in progress (its frames are freed when it ends)?  => any context.
+bool vm_pageout_in_flight();
+
 // Wake the daemon when free frames are below the target.  => any context (a futex wake).
 void vm_pageout_wakeup_if_short();
 

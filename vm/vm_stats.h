@@ -101,6 +101,7 @@ enum vm_counter : unsigned {
   V_PD_FREED,             // "pages freed by pageout"
   V_PD_CLEAN_FREED,       // "clean pages freed without a write": their swap copy is current
   V_PD_LAUNDERED,         // "pages laundered": written to swap, then freed
+  V_PD_ZERO_FREED,        // "zero pages freed by pageout": read as zeros, nothing behind them
   V_PD_REDIRTIED,         // "pageouts abandoned": the page died or was wired during the write
   V_FAULT_PAGEIN,         // "page-in faults": a fault that read from a pager
   V_FAULT_READAHEAD,      // "pages read ahead": paged in with a fault's cluster, not asked for
@@ -214,6 +215,7 @@ inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
     {V_PD_FREED, "pages freed by pageout"},
     {V_PD_CLEAN_FREED, "clean pages freed without a write"},
     {V_PD_LAUNDERED, "pages laundered"},
+    {V_PD_ZERO_FREED, "zero pages freed by pageout"},
     {V_PD_REDIRTIED, "pageouts abandoned"},
     {V_FAULT_PAGEIN, "page-in faults"},
     {V_FAULT_READAHEAD, "pages read ahead"},
