@@ -173,12 +173,16 @@ void deliver_trap(int sig, siginfo_t* si, void* uc, vaddr_t addr, int access, tr
     h(&t, g_hook_arg.load(std::memory_order_acquire));  // may siglongjmp
   }
   siginfo_t copy = *si;
-  if (reason == TRAP_RESOURCE) {
-    bool synthesized = sig != SIGBUS;
+  if (reason == TRAP_MEMORY_ERROR) {
+    vm_fd_out<160> o(2);
+    o.str("vmrt: the page at ").hex(trunc_page(addr)).str(" could not be read back from swap intact (checksum mismatch or I/O error): SIGBUS\n");
+  }
+  if (reason == TRAP_RESOURCE || reason == TRAP_MEMORY_ERROR) {
+    bool synthesized = sig != SIGBUS || reason == TRAP_MEMORY_ERROR;
     if (synthesized) {
       std::memset(&copy, 0, sizeof copy);
       copy.si_signo = SIGBUS;
-      copy.si_code = BUS_ADRERR;
+      copy.si_code = reason == TRAP_MEMORY_ERROR ? BUS_MCEERR_AR : BUS_ADRERR;
       copy.si_addr = reinterpret_cast<void*>(addr);
     }
     chain(SIGBUS, &copy, uc, synthesized);
@@ -226,8 +230,9 @@ void on_fault(int sig, siginfo_t* si, void* uc) {
       }
     }
     t_last_page = 0;
-    reason = kr == KERN_INVALID_ADDRESS ? TRAP_NO_ENTRY
+    reason = kr == KERN_INVALID_ADDRESS      ? TRAP_NO_ENTRY
              : kr == KERN_PROTECTION_FAILURE ? TRAP_PROTECTION
+             : kr == KERN_MEMORY_ERROR       ? TRAP_MEMORY_ERROR
                                              : TRAP_RESOURCE;
   }
   deliver_trap(sig, si, uc, addr, type, reason, w);

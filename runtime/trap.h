@@ -55,7 +55,10 @@ const char* trap_backend_name();
 void trap_thread_attach();
 
 // A refused access.
-enum trap_reason : int { TRAP_NO_ENTRY = 1, TRAP_PROTECTION = 2, TRAP_RESOURCE = 3 };
+// TRAP_MEMORY_ERROR: the page's contents could not be brought back (swap checksum mismatch,
+// I/O error): SIGBUS with BUS_MCEERR_AR, as Linux reports memory it found corrupt, and a
+// message naming the page.
+enum trap_reason : int { TRAP_NO_ENTRY = 1, TRAP_PROTECTION = 2, TRAP_RESOURCE = 3, TRAP_MEMORY_ERROR = 4 };
 struct trap_info {
   vaddr_t addr;
   int access;  // PROT_READ / PROT_WRITE / PROT_EXEC

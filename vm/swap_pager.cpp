@@ -190,7 +190,14 @@ vm_pager_result swp_get_pages(vm_object* obj, vm_page* const* pages, unsigned n,
     void* bufs[kPagerMaxRun];
     for (unsigned i = k; i < j; ++i) bufs[i - k] = ops->page_address(pages[i]);
     bool ok = !fail_read && device_io(false, slot[k], bufs, j - k);
-    if (ok && corrupt) static_cast<unsigned char*>(bufs[0])[PAGE_SIZE / 2] ^= 0x10;  // a flipped bit on the device
+    if (ok && corrupt) {
+      // Fault injection: a bit flips in the slot on the device (and so in what was read):
+      // every later read of the page finds it too.
+      unsigned char* b = static_cast<unsigned char*>(bufs[0]);
+      b[PAGE_SIZE / 2] ^= 0x10;
+      (void)!::pwrite(g_fd, b + PAGE_SIZE / 2, 1, static_cast<off_t>(slot[k] * PAGE_SIZE + PAGE_SIZE / 2));
+      corrupt = false;
+    }
     for (unsigned i = k; i < j; ++i) {
       if (!ok) rtvals[i] = VM_PAGER_ERROR;
       else if (checksum(bufs[i - k]) != g_sum[slot[i]]) rtvals[i] = VM_PAGER_BAD;

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Paging (vmrun --physmem far below the program's footprint; the default swap device):
+#  - a working set 4x physical memory, sequential and random, every byte checked, under
+#    both trap backends;
+#  - write(2) of paged-out memory and read(2) into it give the native bytes (userfaultfd
+#    backend: the kernel's own touches are served).  KNOWN LIMIT, reported visibly: a
+#    kernel touch of a page in the instant the pageout daemon unmaps it gets EFAULT (the
+#    reservation is PROT_NONE until its userfaultfd registration is in place; README,
+#    "Paging"); wrong bytes are a failure;
+#  - a host fork under pressure: parent and child each keep their own copy (the child gets
+#    its own copy of the swap device);
+#  - a bit flipped in a swap slot (fail point swap_corrupt) is caught on page-in: SIGBUS
+#    (BUS_MCEERR_AR) with a message naming the page, never wrong data;
+#  - a real program (perl) with a footprint well above physical memory matches native.
+# The pageout counters prove the pages really went out and came back.
+source "$(dirname "$0")/lib/scenario_lib.bash" "$1"
+need cc perl
+cc -O2 -o "$TMP/work" "$(dirname "$0")/src/paging_work.c"
+stats() { grep -E "^ +[0-9]+ $1\$" "$TMP/err" | awk '{print $1}' | tail -1; }
+
+for trap in auto sigsegv; do
+  for mode in seq random; do
+    want=$("$TMP/work" $mode 64)
+    got=$(VMRT_STATS=1 "$VMRUN" --physmem 16M --trap $trap -- "$TMP/work" $mode 64 2>"$TMP/err") || fail "$mode ($trap): status $?: $(tail -3 "$TMP/err")"
+    [ "$got" = "$want" ] || fail "$mode ($trap): '$got', want '$want'"
+    out=$(stats "swap pager pages paged out"); inn=$(stats "swap pager pages paged in")
+    [ "${out:-0}" -gt 8192 ] && [ "${inn:-0}" -gt 8192 ] || fail "$mode ($trap): paged out ${out:-?}, in ${inn:-?}: the working set did not go through swap"
+    note "ok: $mode 64 MB through 16M ($trap): $got; $out pages out, $inn in"
+  done
+done
+
+want=$("$TMP/work" syscalls 48)
+st=0
+got=$(VMRT_STATS=1 "$VMRUN" --physmem 16M -- "$TMP/work" syscalls 48 2>"$TMP/err") || st=$?
+if [ $st -eq 3 ]; then
+  note "KNOWN LIMIT (not a pass): $got on paged memory during a pageout unmap"
+else
+  [ $st -eq 0 ] || fail "syscalls: status $st: $(tail -3 "$TMP/err")"
+  [ "$got" = "$want" ] || fail "syscalls: '$got', want '$want'"
+  note "ok: write(2)/read(2) on paged-out memory: $got"
+fi
+
+want=$("$TMP/work" fork 48)
+got=$(VMRT_STATS=1 "$VMRUN" --physmem 16M -- "$TMP/work" fork 48 2>"$TMP/err") || fail "fork: status $?: $(tail -3 "$TMP/err")"
+[ "$got" = "$want" ] || fail "fork: '$got', want '$want'"
+copies=$(grep -E "^ +[0-9]+ swap copies for fork children$" "$TMP/err" | awk '{s+=$1} END {print s+0}')
+[ "$copies" -gt 0 ] || fail "fork: no swap slot was copied for the child (the parent had not paged out?)"
+note "ok: fork under pressure: $(echo "$got" | tr '\n' ';') $copies slots copied"
+
+st=0
+"$VMRUN" --physmem 16M --fail swap_corrupt:nth=5 -- "$TMP/work" seq 64 >"$TMP/out" 2>"$TMP/err" || st=$?
+[ $st -eq 135 ] || fail "swap_corrupt: status $st, want 135 (SIGBUS): $(grep -v vmrt-fail "$TMP/err" | tail -3)"
+grep -q "could not be read back from swap intact" "$TMP/err" || fail "swap_corrupt: no message naming the page"
+grep -q "bad pages" "$TMP/out" && fail "swap_corrupt: the program went on with wrong data: $(cat "$TMP/out")"
+note "ok: corrupt slot caught: $(grep "could not be read back" "$TMP/err")"
+
+perl_prog='my @a; for my $i (1..400000) { push @a, "line $i " . ("x" x ($i % 97)) } my $s = 0; $s += length for @a; my %h; $h{$_ % 1000}++ for 1..300000; print scalar(@a), " $s ", scalar(keys %h), "\n"'
+want=$(perl -e "$perl_prog")
+got=$(VMRT_STATS=1 "$VMRUN" --physmem 16M -- perl -e "$perl_prog" 2>"$TMP/err") || fail "perl: status $?"
+[ "$got" = "$want" ] || fail "perl: '$got', want '$want'"
+out=$(stats "swap pager pages paged out")
+[ "${out:-0}" -gt 0 ] || fail "perl: nothing was paged out (footprint below physmem?)"
+note "ok: perl under --physmem 16M: $got; $out pages paged out"

@@ -1,0 +1,103 @@
+/* paging_work.c — workloads for scenario paging (a working set larger than physical
+ * memory under vmrun --physmem).  Every mode prints one line that must be the same
+ * natively and under vmrt.
+ *   seq MB / random MB   write a pattern into MB of malloc'd memory, check it twice, in
+ *                        order or in a pseudo-random order
+ *   syscalls MB          write(2) the buffer to a file, read(2) it back into a second
+ *                        buffer (the kernel touches paged-out pages), compare, print a sum
+ *   fork MB              fill, fork: the child checks everything and rewrites half, the
+ *                        parent checks its own copy is unchanged, both report */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static uint64_t word(size_t i, unsigned salt) { return (i * 2654435761u) ^ ((uint64_t)salt << 40) ^ 0x5a5a5a5a5aull; }
+
+static void fill(unsigned char* p, size_t pages, unsigned salt) {
+  for (size_t i = 0; i < pages; i++) {
+    uint64_t* w = (uint64_t*)(p + i * 4096);
+    w[0] = word(i, salt);
+    w[511] = ~word(i, salt);
+  }
+}
+
+static size_t check(const unsigned char* p, size_t pages, unsigned salt, int random) {
+  size_t bad = 0;
+  uint64_t seed = 42;
+  for (size_t k = 0; k < pages; k++) {
+    size_t i = k;
+    if (random) {
+      seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+      i = (size_t)(seed >> 33) % pages;
+    }
+    const uint64_t* w = (const uint64_t*)(p + i * 4096);
+    if (w[0] != word(i, salt) || w[511] != ~word(i, salt) || w[7] != 0) bad++;
+  }
+  return bad;
+}
+
+int main(int argc, char** argv) {
+  /* stdout's buffer out of the heap: under sigsegv traps a write(2) from a paged-out heap
+   * page fails with EFAULT (README, "Paging"); the checks themselves are the test. */
+  static char outbuf[4096];
+  setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
+  if (argc < 3) return 2;
+  size_t bytes = (size_t)atol(argv[2]) << 20, pages = bytes / 4096;
+  unsigned char* p = calloc(1, bytes);
+  if (p == NULL) { perror("calloc"); return 1; }
+  fill(p, pages, 1);
+  if (!strcmp(argv[1], "seq") || !strcmp(argv[1], "random")) {
+    int r = !strcmp(argv[1], "random");
+    size_t bad = check(p, pages, 1, r) + check(p, pages, 1, r);
+    printf("%s %zu MB: %zu bad pages\n", argv[1], bytes >> 20, bad);
+    return bad != 0;
+  }
+  if (!strcmp(argv[1], "syscalls")) {
+    char path[] = "/tmp/vmrt-paging-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) return 1;
+    unlink(path);
+    for (size_t off = 0; off < bytes;) {
+      ssize_t n = write(fd, p + off, bytes - off > (8u << 20) ? (8u << 20) : bytes - off);
+      if (n < 0 && errno == EFAULT) { puts("write: EFAULT"); return 3; }
+      if (n <= 0) { perror("write"); return 1; }
+      off += (size_t)n;
+    }
+    unsigned char* q = malloc(bytes);
+    if (q == NULL) return 1;
+    for (size_t off = 0; off < bytes;) {
+      ssize_t n = pread(fd, q + off, bytes - off > (8u << 20) ? (8u << 20) : bytes - off, (off_t)off);
+      if (n < 0 && errno == EFAULT) { puts("read: EFAULT"); return 3; }
+      if (n <= 0) { perror("read"); return 1; }
+      off += (size_t)n;
+    }
+    uint64_t sum = 0;
+    for (size_t i = 0; i < bytes / 8; i += 509) sum += ((uint64_t*)q)[i];
+    printf("syscalls %zu MB: %s, sum %llx, %zu bad pages\n", bytes >> 20, memcmp(p, q, bytes) ? "differ" : "same",
+           (unsigned long long)sum, check(q, pages, 1, 0));
+    return 0;
+  }
+  if (!strcmp(argv[1], "fork")) {
+    fflush(stdout);
+    pid_t c = fork();
+    if (c < 0) { perror("fork"); return 1; }
+    if (c == 0) {
+      size_t bad = check(p, pages, 1, 0);
+      fill(p, pages / 2, 2);
+      bad += check(p, pages / 2, 2, 1);
+      printf("child: %zu bad pages\n", bad);
+      return bad != 0;
+    }
+    int st = 0;
+    waitpid(c, &st, 0);
+    size_t bad = check(p, pages, 1, 1);
+    printf("parent: %zu bad pages, child status %d\n", bad, WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+    return bad != 0;
+  }
+  return 2;
+}
