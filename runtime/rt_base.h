@@ -16,6 +16,11 @@ namespace vmrt::rt {
 // Message on stderr: the three pieces, written through a small buffer (not cut).
 void say(const char* a, const char* b = "", const char* c = "");
 
+// Start a detached machine thread (the userfaultfd handler, the pageout daemon) running
+// fn(arg) with every signal blocked, named `name`.  False when the host refuses.
+//  => may call malloc (pthread_create): never inside malloc or a signal handler.
+bool start_machine_thread(void* (*fn)(void*), void* arg, std::size_t stack, const char* name);
+
 // Monotonic clock in nanoseconds (vDSO; async-signal-safe).
 std::uint64_t now_ns();
 

@@ -3,8 +3,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <pthread.h>
-#include <signal.h>
 
 #include "runtime/rt_base.h"
 #include "vm/swap_pager.h"
@@ -25,22 +23,7 @@ bool g_running = false;
 
 void* daemon_main(void*) { vm_pageout_daemon_loop(); }
 
-bool start_thread() {
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, kDaemonStack);
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);  // the daemon takes no signals
-  pthread_t t;
-  int rc = pthread_create(&t, &attr, daemon_main, nullptr);
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  pthread_attr_destroy(&attr);
-  if (rc != 0) return false;
-  pthread_setname_np(t, "vmrt-pagedaemon");
-  return true;
-}
+bool start_thread() { return start_machine_thread(daemon_main, nullptr, kDaemonStack, "vmrt-pagedaemon"); }
 
 }  // namespace
 

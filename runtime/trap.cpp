@@ -324,23 +324,13 @@ bool start_thread() {
     while (g_thread_state.load() == 1) sched_yield();
     return g_thread_state.load() == 2;
   }
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, kUffdThreadStack);
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);  // the handler thread takes no signals
-  pthread_t t;
-  int rc = pthread_create(&t, &attr, uffd_thread, reinterpret_cast<void*>(static_cast<std::intptr_t>(g_uffd)));
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  pthread_attr_destroy(&attr);
-  if (rc != 0) {
+  // The handler thread takes no signals.
+  if (!start_machine_thread(uffd_thread, reinterpret_cast<void*>(static_cast<std::intptr_t>(g_uffd)), kUffdThreadStack,
+                            "vmrt-uffd")) {
     say("vmrt: cannot start the userfaultfd handler thread\n");
     g_thread_state.store(0);
     return false;
   }
-  pthread_setname_np(t, "vmrt-uffd");
   g_thread_state.store(2);
   return true;
 }
