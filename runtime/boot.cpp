@@ -34,6 +34,7 @@
 #include "vm/vm_lock.h"
 #include "vm/swap_pager.h"
 #include "vm/vm_page.h"
+#include "vm/vm_pageout.h"
 #include "vm/vm_pdpolicy.h"
 #include "vm/vm_stats.h"
 #include "vm/vmspace.h"
@@ -607,6 +608,7 @@ void runtime_fork_child() {
     rt::pmap_linux_fork_child();
     swap_pager_fork_child();
     vm_lock_fork_child_reset();
+    vm_pageout_fork_child();
     rt::mm_fork_child();  // MADV_DONTFORK memory is not the child's
   }
   kmem::fork_child();

@@ -161,15 +161,18 @@ kern_return_t page_in(const vm_map_entry* e, vm_pindex_t pindex, const vm_chain_
   vm_page* pages[kPagerMaxRun];
   for (unsigned k = 0; k < n; ++k) {
     pages[k] = g_run[k];  // g_run is shared: another fault may use it while we sleep
-    pages[k]->flags = static_cast<std::uint16_t>((pages[k]->flags & ~(PG_ZERO | PG_DIRTY)) | PG_BUSY);
+    pages[k]->flags = static_cast<std::uint16_t>((pages[k]->flags & ~(PG_ZERO | PG_DIRTY)) | PG_BUSY | PG_PAGEIN);
   }
   vm_object_reference(obj);
   vm_pager_result rt[kPagerMaxRun];
+  vm_pager_io_enter();
   vm_pager_of(obj)->get_pages(obj, pages, n, true, rt);
+  vm_pager_io_exit();
   kern_return_t kr = KERN_RESTART;
   for (unsigned k = 0; k < n; ++k) {
     vm_page* m = pages[k];
     vm_page_unbusy(m);
+    m->flags &= static_cast<std::uint16_t>(~PG_PAGEIN);
     bool mine = rs + k == p;
     if ((m->flags & PG_RELEASED) || rt[k] != VM_PAGER_OK) {
       // Died while read, or read back wrong: the page goes; a bad copy stays recorded, so

@@ -22,7 +22,7 @@ std::atomic<bool> g_enabled{false};
 frame_t g_free_target = 0;               // [constant after init]
 std::atomic<std::uint32_t> g_wake{0};     // the daemon's wait word: bumped to wake it
 std::atomic<bool> g_daemon_asleep{false};
-std::atomic<unsigned> g_in_flight{0};     // laundering writes in progress (VM lock dropped)
+std::atomic<unsigned> g_in_flight{0};     // pager I/O in progress with the VM lock dropped
 
 // Largest number of pages one policy call may look at.
 constexpr unsigned kScanChunk = 64;
@@ -66,7 +66,7 @@ frame_t launder(vm_page* m, bool may_unlock, bool* store_full) {
     unmap_all(run[k]);  // no access from here on: what is written is what the program wrote
   }
   vm_object_reference(obj);
-  g_in_flight.fetch_add(1, std::memory_order_relaxed);
+  vm_pager_io_enter();
   vm_pager_result rt[kPagerMaxRun];
   vm_pager_for_put(obj)->put_pages(obj, run, n, VM_PAGER_PUT_NONE, may_unlock, rt);
   frame_t freed = 0;
@@ -88,7 +88,7 @@ frame_t launder(vm_page* m, bool may_unlock, bool* store_full) {
     ++freed;
     vm_stat_inc(V_PD_LAUNDERED);
   }
-  g_in_flight.fetch_sub(1, std::memory_order_relaxed);
+  vm_pager_io_exit();
   vm_page_busy_wakeup();
   vm_object_deallocate(obj);
   return freed;
@@ -102,6 +102,9 @@ void vm_pageout_init(frame_t free_target) {
   g_free_target = free_target;
   g_enabled.store(true, std::memory_order_release);
 }
+
+void vm_pager_io_enter() { g_in_flight.fetch_add(1, std::memory_order_relaxed); }
+void vm_pager_io_exit() { g_in_flight.fetch_sub(1, std::memory_order_relaxed); }
 
 bool vm_pageout_in_flight() { return g_in_flight.load(std::memory_order_relaxed) != 0; }
 
@@ -165,6 +168,32 @@ frame_t vm_pageout_reclaim(frame_t want, bool may_unlock) {
   vm_page_free_flush();
   vm_stat_add(V_PD_FREED, static_cast<std::int64_t>(freed));
   return freed;
+}
+
+void vm_pageout_fork_child() {
+  g_daemon_asleep.store(false, std::memory_order_relaxed);
+  if (!vm_pageout_enabled()) return;
+  vm_lock_guard g;
+  // Busy pages exist only while pager I/O runs with the VM lock dropped; fork holds the
+  // lock, so only I/O already in flight can have left some.  Look only then.
+  bool any = g_in_flight.exchange(0, std::memory_order_relaxed) != 0;
+  for (vm_object* o = any ? vm_object_first() : nullptr; o != nullptr; o = vm_object_next(o)) {
+    for (vm_page* m = vm_radix_lookup_ge(&o->rtree, 0); m != nullptr;) {
+      vm_pindex_t next = m->pindex + 1;
+      if (m->flags & PG_BUSY) {
+        bool in = (m->flags & PG_PAGEIN) != 0, dead = (m->flags & PG_RELEASED) != 0;
+        m->flags &= static_cast<std::uint16_t>(~(PG_BUSY | PG_PAGEIN | PG_RELEASED));
+        if (in || dead) {
+          if (dead) vm_pager_free_range(o, m->pindex, next);
+          vm_page_free(m);
+        } else {
+          vm_pdpolicy_activate(m);
+        }
+      }
+      m = vm_radix_lookup_ge(&o->rtree, next);
+    }
+  }
+  vm_page_free_flush();
 }
 
 void vm_pageout_wakeup_if_short() {

@@ -32,11 +32,21 @@ frame_t vm_pageout_free_target();
 //     have changed on return); otherwise the I/O runs with the lock held.
 frame_t vm_pageout_reclaim(frame_t want, bool may_unlock);
 
-// Is a laundering write in progress (its frames are freed when it ends)?  => any context.
+// Is pager I/O in progress with the VM lock dropped (a laundering write frees its frames
+// when it ends)?  => any context.
 bool vm_pageout_in_flight();
+// Bracket pager I/O that runs with the VM lock dropped (laundering, page-in).
+void vm_pager_io_enter();
+void vm_pager_io_exit();
 
 // Wake the daemon when free frames are below the target.  => any context (a futex wake).
 void vm_pageout_wakeup_if_short();
+
+// Host fork child: pager I/O that was in flight in the parent's other threads never ends
+// here.  Pages being written out are whole: they become ordinary pages again; pages being
+// read in hold nothing yet: they go (their swap copies stay).  => the child's only thread,
+// VM lock free.
+void vm_pageout_fork_child();
 
 // The daemon's body: loops forever (the machine runs it in its own thread with every
 // signal blocked).  => VM lock not held.
