@@ -99,7 +99,8 @@ CPP
   >"$TMP/cm.log" 2>&1 || { tail -30 "$TMP/cm.log" >&2; fail "building against find_package(vmrt) failed"; }
 [ "$(head -1 "$TMP/cm/b/found.txt")" = "$P/bin/vmrun" ] || fail "VMRT_VMRUN is '$(head -1 "$TMP/cm/b/found.txt")'"
 [ "$(cat "$TMP/cm/b/shim.txt")" = "$LIBDIR/libvmrt_malloc.so" ] || fail "vmrt::malloc is '$(cat "$TMP/cm/b/shim.txt")'"
-ldd "$TMP/cm/b/cow_demo" | grep -q "$soname => $LIBDIR/" || fail "cow_demo is not linked with the installed $soname"
+ldd "$TMP/cm/b/cow_demo" >"$TMP/ldd.out" 2>&1 || true
+grep -qF "$soname => $LIBDIR/" "$TMP/ldd.out" || fail "cow_demo is not linked with the installed $soname: $(tr '\n' ';' <"$TMP/ldd.out")"
 check_cow cmake "$TMP/cm/b/cow_demo"
 out=$("$TMP/cm/b/space") || fail "the vmrt.hpp program failed"
 echo "$out" | grep -Eq '^parent child [1-9][0-9]*$' || fail "the vmrt.hpp program printed '$out'"
