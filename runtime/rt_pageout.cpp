@@ -40,8 +40,7 @@ bool pageout_init(std::size_t physmem_bytes, std::size_t swap_bytes, const char*
   }
   frame_t target = static_cast<frame_t>(physmem_bytes / PAGE_SIZE / kFreeTargetDiv);
   if (target < kMinFreeTarget) target = kMinFreeTarget;
-  vm_pdpolicy_init(static_cast<vm_pdpolicy_kind>(pdpolicy), nullptr);  // vm_pageout_init adds the environment
-  vm_pageout_init(target);
+  vm_pageout_init(static_cast<vm_pdpolicy_kind>(pdpolicy), target);
   return true;
 }
 

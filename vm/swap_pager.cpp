@@ -113,6 +113,21 @@ bool record_set(vm_object* obj, vm_pindex_t pindex, vm_page* r) {
   return vm_radix_insert(&obj->pager_meta, pindex, r) == KERN_SUCCESS;
 }
 
+// A private unlinked file of `bytes` in `dir` ($TMPDIR, else /var/tmp, when null): -1 with
+// errno on failure.
+int open_private_file(const char* dir, std::uint64_t bytes) {
+  if (dir == nullptr) dir = std::getenv("TMPDIR");
+  if (dir == nullptr || *dir == '\0') dir = "/var/tmp";
+  int fd = ::open(dir, O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
+  if (fd >= 0 && ::ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
+    int e = errno;
+    ::close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
+}
+
 inline std::uint64_t checksum(const void* p) { return XXH3_64bits(p, PAGE_SIZE); }
 
 // Write or read the n pages of `bufs` at slot s (contiguous), all of it or fail.
@@ -259,7 +274,7 @@ void swp_put_pages(vm_object* obj, vm_page* const* pages, unsigned n, unsigned f
     k += want;
   }
   if (may_unlock) vm_lock_release();
-  std::uint64_t ops_done = 0, pages_done = 0;
+  std::uint64_t ops_done = 0;
   for (unsigned k = 0; k < n;) {
     if (!have[k]) {
       ++k;
@@ -273,7 +288,6 @@ void swp_put_pages(vm_object* obj, vm_page* const* pages, unsigned n, unsigned f
     if (!ok)
       for (unsigned i = k; i < j; ++i) rtvals[i] = VM_PAGER_ERROR;
     ++ops_done;
-    pages_done += j - k;
     k = j;
   }
   if (may_unlock) vm_lock_acquire();
@@ -299,7 +313,6 @@ void swp_put_pages(vm_object* obj, vm_page* const* pages, unsigned n, unsigned f
     }
     obj->type = OBJT_SWAP;
   }
-  (void)pages_done;
   update_gauges();
 }
 
@@ -366,18 +379,16 @@ kern_return_t swap_pager_init(const char* path, const char* dir, std::uint64_t b
   int fd;
   if (path != nullptr) {
     fd = ::open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0 && ::ftruncate(fd, static_cast<off_t>(n * PAGE_SIZE)) != 0) {
+      int e = errno;
+      ::close(fd);
+      errno = e;
+      fd = -1;
+    }
   } else {
-    if (dir == nullptr) dir = std::getenv("TMPDIR");
-    if (dir == nullptr || *dir == '\0') dir = "/var/tmp";
-    fd = ::open(dir, O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
+    fd = open_private_file(dir, n * PAGE_SIZE);
   }
   if (fd < 0) return KERN_FAILURE;
-  if (::ftruncate(fd, static_cast<off_t>(n * PAGE_SIZE)) != 0) {
-    int e = errno;
-    ::close(fd);
-    errno = e;
-    return KERN_FAILURE;
-  }
   std::size_t bm = ((n + 63) / 64) * 8, sums = n * 8;
   void* p = sys::mmap(nullptr, bm + sums, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) {
@@ -413,14 +424,8 @@ bool swap_pager_fork_prepare() {
   VM_LOCK_ASSERT();
   g_fork_fd = -1;
   if (g_fd < 0 || g_used == 0) return true;
-  // A private file in the default directory ($TMPDIR, else /var/tmp).
-  const char* dir = std::getenv("TMPDIR");
-  if (dir == nullptr || *dir == '\0') dir = "/var/tmp";
-  int fd = ::open(dir, O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
-  if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(g_nslots * PAGE_SIZE)) != 0) {
-    if (fd >= 0) ::close(fd);
-    return false;
-  }
+  int fd = open_private_file(nullptr, g_nslots * PAGE_SIZE);
+  if (fd < 0) return false;
   for (std::uint64_t s = 0; s < g_nslots;) {
     if (!slot_used(s)) {
       ++s;

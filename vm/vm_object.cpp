@@ -58,11 +58,6 @@ void object_terminate_pages(vm_object* obj) {
   vm_page_free_flush();
 }
 
-void page_unmap_all(vm_page* m) {
-  const pmap_ops* ops = pmap_machine_ops();
-  if (ops != nullptr && ops->page_protect != nullptr) ops->page_protect(m, VM_PROT_NONE);
-}
-
 // Move obj's backing object's pages up into obj and drop it.  => b->ref_count == 1.
 void collapse_into(vm_object* obj, vm_object* b) {
   vm_pindex_t off = obj->backing_offset;
@@ -74,12 +69,12 @@ void collapse_into(vm_object* obj, vm_object* b) {
     vm_pindex_t p = m->pindex;
     if (p < off || p - off >= obj->size || vm_radix_lookup(&obj->rtree, p - off) != nullptr ||
         vm_pager_has_page(obj, p - off)) {
-      page_unmap_all(m);  // shadowed or outside obj's window: nobody may see it again
+      vm_page_unmap_all(m);  // shadowed or outside obj's window: nobody may see it again
       vm_page_free(m);
       continue;
     }
     if (vm_page_rename(m, obj, p - off) != KERN_SUCCESS) {
-      page_unmap_all(m);  // out of radix nodes: the page is lost, nobody can see it anyway?
+      vm_page_unmap_all(m);  // out of radix nodes: the page is lost, nobody can see it anyway?
       VMRT_PANIC("radix node shortage during collapse");
     }
     vm_stat_inc(V_COLLAPSE_PAGES);
@@ -232,7 +227,7 @@ void vm_object_page_remove(vm_object* obj, vm_pindex_t start, vm_pindex_t end, b
     vm_page* m = vm_radix_lookup_ge(&obj->rtree, key);
     if (m == nullptr || m->pindex >= end) break;
     key = m->pindex + 1;
-    if (unmap) page_unmap_all(m);
+    if (unmap) vm_page_unmap_all(m);
     if (m->flags & PG_BUSY) {
       m->flags |= PG_RELEASED;  // its pager I/O is in flight: the I/O's owner frees it
       continue;

@@ -388,6 +388,11 @@ void vm_page_unbusy(vm_page* m) {
   m->flags &= static_cast<std::uint16_t>(~PG_BUSY);
 }
 
+void vm_page_unmap_all(vm_page* m) {
+  const pmap_ops* ops = pmap_machine_ops();
+  if (ops != nullptr && ops->page_protect != nullptr) ops->page_protect(m, VM_PROT_NONE);
+}
+
 bool vm_page_reads_zero(const vm_page* m) {
   const auto* w = static_cast<const std::uint64_t*>(pmap_machine_ops()->page_address(m));
   for (std::size_t k = 0; k < PAGE_SIZE / 8; k += 8) {

@@ -120,6 +120,9 @@ kern_return_t vm_page_rename(vm_page* m, vm_object* obj, vm_pindex_t pindex);
 // Look up the page at pindex in obj.
 vm_page* vm_page_lookup(const vm_object* obj, vm_pindex_t pindex);
 
+// Remove every mapping of m in every pmap (pmap page_protect NONE).
+void vm_page_unmap_all(vm_page* m);
+
 // Does m's frame read as zeros?  (Reads it through the direct map.)
 bool vm_page_reads_zero(const vm_page* m);
 

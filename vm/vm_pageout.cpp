@@ -33,11 +33,6 @@ bool referenced(vm_page* m) {
 }
 constexpr vm_pdpolicy_env kEnv{referenced};
 
-void unmap_all(vm_page* m) {
-  const pmap_ops* ops = pmap_machine_ops();
-  if (ops != nullptr && ops->page_protect != nullptr) ops->page_protect(m, VM_PROT_NONE);
-}
-
 // Can the pageout daemon take m at all?
 bool pageable(const vm_page* m) {
   return m->object != nullptr && (m->object->flags & OBJ_ANON) != 0 && m->wire_count == 0 &&
@@ -63,7 +58,7 @@ frame_t launder(vm_page* m, bool may_unlock, bool* store_full) {
     run[k] = vm_page_lookup(obj, lo + k);
     if (run[k] != m) vm_pdpolicy_dequeue(run[k]);
     run[k]->flags |= PG_BUSY;
-    unmap_all(run[k]);  // no access from here on: what is written is what the program wrote
+    vm_page_unmap_all(run[k]);  // no access from here on: what is written is what the program wrote
   }
   vm_object_reference(obj);
   vm_pager_io_enter();
@@ -96,9 +91,9 @@ frame_t launder(vm_page* m, bool may_unlock, bool* store_full) {
 
 }  // namespace
 
-void vm_pageout_init(frame_t free_target) {
+void vm_pageout_init(vm_pdpolicy_kind kind, frame_t free_target) {
   vm_lock_guard g;
-  vm_pdpolicy_init(vm_pdpolicy_current(), &kEnv);
+  vm_pdpolicy_init(kind, &kEnv);
   g_free_target = free_target;
   g_enabled.store(true, std::memory_order_release);
 }
@@ -140,7 +135,7 @@ frame_t vm_pageout_reclaim(frame_t want, bool may_unlock) {
       continue;
     }
     if (m->flags & PG_SWAPCOPY) {
-      unmap_all(m);
+      vm_page_unmap_all(m);
       vm_page_free(m);
       ++freed;
       vm_stat_inc(V_PD_CLEAN_FREED);
@@ -150,7 +145,7 @@ frame_t vm_pageout_reclaim(frame_t want, bool may_unlock) {
     // zero-fill fault would make again: it goes without a write or a record (fault-around
     // leaves such pages; a program's calloc'd memory too).
     if (m->object->backing_object == nullptr) {
-      unmap_all(m);  // first: a write after the check must fault
+      vm_page_unmap_all(m);  // first: a write after the check must fault
       if (vm_page_reads_zero(m)) {
         vm_pager_free_range(m->object, m->pindex, m->pindex + 1);
         vm_page_free(m);

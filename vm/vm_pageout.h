@@ -16,14 +16,15 @@
 // are none, so physical memory is a hard limit again.
 #pragma once
 
+#include "vm/vm_pdpolicy.h"
 #include "vm/vm_types.h"
 
 namespace vmrt {
 
-// Turn paging on: the policy gets the pmap's reference emulation, the daemon its targets
+// Turn paging on: policy `kind` gets the pmap's reference emulation, the daemon its targets
 // (free_target frames: the daemon wakes below it and reclaims up to it).
 //  => boot, after swap_pager_init; VM lock not held.
-void vm_pageout_init(frame_t free_target);
+void vm_pageout_init(vm_pdpolicy_kind kind, frame_t free_target);
 bool vm_pageout_enabled();
 frame_t vm_pageout_free_target();
 
