@@ -77,6 +77,25 @@ vaddr_t g_base;
 std::atomic<int> g_uffd{-1};
 spinlock g_lock;
 
+// Reference tracking without a window (userfaultfd with minor faults on shmem, paging on).
+// Frame mappings are registered with the userfaultfd for missing and minor faults, so a
+// page can be taken from the program without replacing its VMA:
+//   Z_ZAPPED: still mapped (B_MAPPED, pv linked), host PTE dropped (MADV_DONTNEED): the
+//             next access, user or kernel, is a minor fault; the handler marks the page
+//             referenced and maps the PTE again from the page cache (UFFDIO_CONTINUE).
+//             This is ts_referenced's unmap.
+//   Z_STALE:  not resident (B_MAPPED clear, no pv entry), but its host VMA still maps the
+//             frame it had (frame1 kept, B_MPROT kept) with the PTE dropped: every access
+//             waits in the handler, which runs vm_fault.  This is page_protect(NONE)'s unmap.
+// Replacing the VMA instead (a PROT_NONE anonymous mapping, registered, then opened) leaves
+// an instant in which a kernel access gets EFAULT: read(2) returned short counts while the
+// pageout daemon ran.  Anything that replaces the VMA (enter, reserve) clears the state.
+enum : std::uint8_t { Z_NONE = 0, Z_ZAPPED = 1, Z_STALE = 2 };
+std::uint8_t* g_zap;  // per page [pmap lock]
+bool g_uffd_minor;    // the userfaultfd reports minor faults on shmem [pmap lock]
+bool g_paging;        // the pageout daemon exists: pages are taken behind the program's back
+inline bool tracking() { return g_uffd_minor && g_paging && g_uffd.load(std::memory_order_relaxed) >= 0; }
+
 // Every store of a non-zero value into g_bits goes through here (clearing stores may not).
 // The userfaultfd thread reads g_bits without the lock (pmap_linux_allows/reservation: a
 // hint), so every store is atomic (relaxed); writers hold the pmap lock.
@@ -110,8 +129,10 @@ bool joined(std::size_t p) {
   if (ha != 0) return true;  // neighbouring host memory of one kind: one VMA (an estimate:
                              // the host merges private anonymous neighbours, not shared ones)
   std::uint8_t a = g_bits[p - 1], b = g_bits[p];
-  if ((a & B_MAPPED) != (b & B_MAPPED)) return false;
-  if ((a & B_MAPPED) != 0) return mprot(a) == mprot(b) && g_pte[p].frame1 == g_pte[p - 1].frame1 + 1;
+  // A stale page's host VMA still maps its old frame, like a resident page's.
+  bool fa = (a & B_MAPPED) != 0 || g_zap[p - 1] == Z_STALE, fb = (b & B_MAPPED) != 0 || g_zap[p] == Z_STALE;
+  if (fa != fb) return false;
+  if (fa) return mprot(a) == mprot(b) && g_pte[p].frame1 == g_pte[p - 1].frame1 + 1;
   return host_resv(a) == host_resv(b);
 }
 
@@ -185,8 +206,49 @@ bool host_reserve_try(std::size_t i, std::size_t n, vm_prot_t resv) {
     rt_count(RC_HOST_MPROTECT);
     if (rc != 0) return false;
   }
-  for (std::size_t p = i; p < i + n; ++p) store_bits(p, static_cast<std::uint8_t>(g_bits[p] & static_cast<std::uint8_t>(~B_REFUSED)));
+  for (std::size_t p = i; p < i + n; ++p) {
+    store_bits(p, static_cast<std::uint8_t>(g_bits[p] & static_cast<std::uint8_t>(~B_REFUSED)));
+    g_zap[p] = Z_NONE;
+  }
   return true;
+}
+
+// Register frame mappings [i, i+n) for missing and minor faults (tracking()).  A refusal
+// (never expected: the range is shmem) ends tracking: pages are then unmapped the old way.
+void register_frames(std::size_t i, std::size_t n) {
+  uffdio_register reg{};
+  reg.range.start = va_of(i);
+  reg.range.len = n << PAGE_SHIFT;
+  reg.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_MINOR;
+  if (::ioctl(g_uffd.load(std::memory_order_relaxed), UFFDIO_REGISTER, &reg) != 0) {
+    say("vmrt: userfaultfd refused to register frame mappings: pages are unmapped by replacement\n");
+    g_uffd_minor = false;
+  }
+}
+
+// Drop the host PTEs of pages [i, j), which keep their VMA (tracking()).
+void zap_run(std::size_t i, std::size_t j) {
+  vmrt::sys::madvise(reinterpret_cast<void*>(va_of(i)), (j - i) << PAGE_SHIFT, MADV_DONTNEED);
+  rt_count(RC_PMAP_ZAPS);
+}
+
+// Map the zapped page p again from the page cache (its frame holds the page).  A frame with
+// no page in the cache (never written since it was released) gets one through the direct
+// map first.  EEXIST: another thread's fault mapped it meanwhile.
+//  => pmap lock held; page p is mapped.
+void continue_page(std::size_t p) {
+  uffdio_continue c{};
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    c.range.start = va_of(p);
+    c.range.len = PAGE_SIZE;
+    c.mode = 0;
+    c.mapped = 0;
+    if (::ioctl(g_uffd.load(std::memory_order_relaxed), UFFDIO_CONTINUE, &c) == 0 || errno == EEXIST) return;
+    if (errno != EFAULT && errno != ENOENT) break;
+    volatile char* f = physmem_frame(g_pte[p].frame1 - 1);
+    __atomic_fetch_or(f, 0, __ATOMIC_RELAXED);
+  }
+  RT_ASSERT(false, "UFFDIO_CONTINUE failed on a mapped frame");
 }
 
 // Host: restore reservations over [i, j), grouped by reservation (sigsegv: one call).
@@ -222,6 +284,20 @@ void remove_run(std::size_t i, std::size_t j) {
   }
   host_reserve_grouped(i, j);
   rt_host_vmas_add(breaks(i, j) - before);
+  rt_count(RC_PMAP_REMOVE_PAGES, static_cast<std::int64_t>(j - i));
+}
+
+// Take resident pages [i, j) from the program without replacing their VMA (tracking()):
+// they become Z_STALE.  No VMA changes, so no instant without a mapping.
+void stale_run(std::size_t i, std::size_t j) {
+  zap_run(i, j);  // zapped pages too: one call, and no trust in the flag for what follows
+  for (std::size_t p = i; p < j; ++p) {
+    RT_ASSERT((g_bits[p] & B_MAPPED) != 0, "stale_run over a non-resident page");
+    pv_unlink(p);
+    store_bits(p, static_cast<std::uint8_t>(g_bits[p] & (B_RESV | B_MPROT)));
+    g_zap[p] = Z_STALE;
+    --g_chunk[p >> kChunkShift];
+  }
   rt_count(RC_PMAP_REMOVE_PAGES, static_cast<std::int64_t>(j - i));
 }
 
@@ -308,6 +384,7 @@ kern_return_t enter_run(std::size_t i, std::size_t n, frame_t f0, vm_prot_t prot
     }
     for (std::size_t k = 0; k < n; ++k) {
       std::size_t p = i + k;
+      g_zap[p] = Z_NONE;  // a new VMA, populated: a zapped page's PTE may be back
       if ((g_bits[p] & B_MAPPED) != 0) {
         if (g_pte[p].frame1 == f0 + k + 1) continue;  // same frame: keep its pv entry
         pv_unlink(p);
@@ -317,6 +394,9 @@ kern_return_t enter_run(std::size_t i, std::size_t n, frame_t f0, vm_prot_t prot
       g_pte[p].frame1 = f0 + static_cast<std::uint32_t>(k) + 1;
       pv_link(p, f0 + static_cast<frame_t>(k));
     }
+    // Registered after the populate (a populate of a registered range would wait for the
+    // handler, which may be this thread).  Until then the VMA maps the right frames.
+    if (tracking()) register_frames(i, n);
   }
   std::uintptr_t flags = MD_REF | ((prot & VM_PROT_WRITE) != 0 ? MD_MOD : 0);
   for (std::size_t k = 0; k < n; ++k) {
@@ -455,8 +535,12 @@ void page_protect_locked(vm_page* m, vm_prot_t prot) {
     vm_prot_t old = mprot(g_bits[p]);
     vm_prot_t nw = old & prot;
     if (nw == old) continue;
-    if (nw == VM_PROT_NONE) remove_run(p, p + 1);
-    else protect_run(p, p + 1, nw);
+    if (nw == VM_PROT_NONE) {
+      if (tracking()) stale_run(p, p + 1);
+      else remove_run(p, p + 1);
+    } else {
+      protect_run(p, p + 1, nw);
+    }
   }
 }
 
@@ -480,8 +564,19 @@ bool op_ts_referenced(vm_page* m) {
   spin_guard g(g_lock);
   bool ref = (md(m) & MD_REF) != 0;
   set_md(m, md(m) & ~MD_REF);
-  if (ref) page_protect_locked(m, VM_PROT_NONE);  // the next access faults and sets it again
-  return ref;
+  if (!ref) return false;
+  // The next access faults and sets it again.
+  if (!tracking()) {
+    page_protect_locked(m, VM_PROT_NONE);
+    return true;
+  }
+  for (std::uint32_t cur = static_cast<std::uint32_t>(md(m) & MD_IDX); cur != 0; cur = g_pte[cur - 1].next1) {
+    std::size_t p = cur - 1;
+    if (g_zap[p] == Z_ZAPPED) continue;
+    zap_run(p, p + 1);
+    g_zap[p] = Z_ZAPPED;
+  }
+  return true;
 }
 
 void* op_page_address(const vm_page* m) { return physmem_frame(vm_page_frame(m)); }
@@ -668,10 +763,19 @@ void uffd_register(int uffd, vaddr_t lo, vaddr_t hi) {
 }
 
 // A fork child's private anonymous region mapping: registered again, except host memory.
+// Under tracking, frame mappings too (the parent's physmem mappings were replaced by the
+// child's, unregistered): they may be zapped or stale.
 void rereg_line(const maps_line& l, void* arg) {
   int uffd = *static_cast<int*>(arg);
-  if (l.inode != 0 || l.shared || l.prot == PROT_NONE) return;
   if (!region_contains(l.lo)) return;
+  if (l.shared && l.inode != 0 && tracking()) {
+    std::size_t p = idx_of(l.lo), e = idx_of(l.hi);
+    bool frames = true;
+    for (std::size_t q = p; q < e && frames; ++q) frames = g_hostmem[q] == 0;
+    if (frames) register_frames(p, e - p);
+    return;
+  }
+  if (l.inode != 0 || l.shared || l.prot == PROT_NONE) return;
   // One registration per run of pages that are not host memory.
   std::size_t p = idx_of(l.lo), e = idx_of(l.hi);
   while (p < e) {
@@ -709,7 +813,7 @@ bool pmap_linux_init() {
   g_base = region_base();
   g_npages = region_size() >> PAGE_SHIFT;
   std::size_t nchunks = g_npages >> kChunkShift;
-  std::size_t bytes = g_npages * sizeof(pte) + g_npages + nchunks * sizeof(std::uint16_t) + nchunks + g_npages;
+  std::size_t bytes = g_npages * sizeof(pte) + g_npages + nchunks * sizeof(std::uint16_t) + nchunks + 2 * g_npages;
   void* p = vmrt::sys::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) {
     say("vmrt: cannot map the software page tables\n");
@@ -721,12 +825,55 @@ bool pmap_linux_init() {
   g_chunk = reinterpret_cast<std::uint16_t*>(c + g_npages * sizeof(pte) + g_npages);
   g_dirty = reinterpret_cast<std::uint8_t*>(g_chunk + nchunks);
   g_hostmem = g_dirty + nchunks;  // g_npages bytes
+  g_zap = g_hostmem + g_npages;   // g_npages bytes
   g_host_swap = host_has_swap();
   rt_host_vmas_add(1);  // the region reservation itself
   return true;
 }
 
-void pmap_linux_set_uffd(int fd) { g_uffd.store(fd, std::memory_order_release); }
+namespace {
+// Tracking just began: frames mapped before it were never registered.
+//  => pmap lock held.
+void track_existing() {
+  if (!tracking()) return;
+  for_each_resident_run(0, g_npages, [](std::size_t i, std::size_t j) { register_frames(i, j - i); });
+}
+}  // namespace
+
+void pmap_linux_set_uffd(int fd, bool minor) {
+  spin_guard g(g_lock);
+  g_uffd.store(fd, std::memory_order_release);
+  g_uffd_minor = fd >= 0 && minor;
+  track_existing();
+}
+
+void pmap_linux_set_paging() {
+  spin_guard g(g_lock);
+  g_paging = true;
+  track_existing();
+}
+
+bool pmap_linux_uffd_resolve(vaddr_t va, vm_prot_t access) {
+  if (!region_contains(va)) return false;
+  spin_guard g(g_lock);
+  std::size_t p = idx_of(va);
+  std::uint8_t b = g_bits[p];
+  if ((b & B_MAPPED) == 0 || (mprot(b) & access) != access) return false;
+  if (g_zap[p] == Z_ZAPPED) {
+    // The access ts_referenced waits for.
+    vm_page* m = vm_page_from_frame(g_pte[p].frame1 - 1);
+    set_md(m, md(m) | MD_REF);
+    g_zap[p] = Z_NONE;
+    continue_page(p);
+    rt_count(RC_UFFD_CONTINUES);
+  } else if (tracking()) {
+    // A minor fault on a mapped page whose PTE the host does not have (a fork child's
+    // replaced mappings, a lazy enter): map it.
+    continue_page(p);
+    rt_count(RC_UFFD_CONTINUES);
+  }
+  return true;
+}
 int pmap_linux_uffd() { return g_uffd.load(std::memory_order_acquire); }
 
 bool pmap_linux_allows(vaddr_t va, vm_prot_t access) {
@@ -759,6 +906,7 @@ void pmap_linux_reset(vaddr_t sva, vaddr_t eva) {
   std::int64_t before = breaks(i, e);
   std::memset(g_bits + i, 0, e - i);
   std::memset(g_hostmem + i, 0, e - i);
+  std::memset(g_zap + i, 0, e - i);
   constexpr std::size_t kChunk = std::size_t{1} << kChunkShift;
   for (std::size_t c = (i + kChunk - 1) >> kChunkShift; (c + 1) * kChunk <= e; ++c) g_dirty[c] = 0;
   void* r = vmrt::sys::mmap(reinterpret_cast<void*>(sva), eva - sva, PROT_NONE,

@@ -19,13 +19,15 @@
 // pv lists: each vm_page's md holds the first region page mapping it; each PTE
 // links to the next mapping of the same frame.  No separate allocation.
 //
-// Reference/modify emulation (no pageout yet; simple and correct):
+// Reference/modify emulation:
 //   modified   = "entered writable since the last clear_modify" (conservative);
 //                clear_modify write-protects every mapping, so the next write
 //                faults into vm_fault, which re-enters the page writable.
 //   referenced = set on every enter; ts_referenced clears it and removes every
 //                mapping of the page, so the next access faults and sets it again.
-//                Invariant: a mapped page is referenced.
+//                Under userfaultfd with minor faults and paging, it drops the host PTEs
+//                and keeps the VMAs (zapped pages), and page_protect(NONE) leaves stale
+//                VMAs: no kernel access ever meets an instant without a mapping.
 // Known limitation: kernel-mode writes (read(2) into a page) to a page mapped
 // read-only (copy-on-write, clean) get EFAULT; userfaultfd write-protect mode
 // would fix it.
@@ -47,8 +49,17 @@ extern const pmap_ops g_pmap_linux_ops;
 // Map the software page tables for the region.  Once, after region_reserve.
 bool pmap_linux_init();
 
-// The userfaultfd the pmap registers reservations with (-1: sigsegv backend).
-void pmap_linux_set_uffd(int fd);
+// The userfaultfd the pmap registers reservations with (-1: sigsegv backend); `minor`: it
+// reports minor faults on shmem (UFFD_FEATURE_MINOR_SHMEM), so reference emulation and
+// pageout can drop a page's PTE and keep its VMA (pmap_linux.cpp, "Reference tracking").
+void pmap_linux_set_uffd(int fd, bool minor);
+// The pageout daemon exists: pages are taken from the program while it runs.
+void pmap_linux_set_paging();
+// The userfaultfd handler's first step for a fault at va wanting `access`: true when the
+// page is mapped with that access (a zapped page is mapped again and marked referenced;
+// the caller wakes the waiters), false when vm_fault must resolve it.  May block briefly on
+// the pmap lock; never on the VM lock.
+bool pmap_linux_uffd_resolve(vaddr_t va, vm_prot_t access);
 int pmap_linux_uffd();
 
 // True when va is mapped with every access in `access` (lock-free hint).

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "runtime/pmap_linux.h"
 #include "runtime/rt_base.h"
 #include "vm/swap_pager.h"
 #include "vm/vm_pageout.h"
@@ -41,6 +42,7 @@ bool pageout_init(std::size_t physmem_bytes, std::size_t swap_bytes, const char*
   frame_t target = static_cast<frame_t>(physmem_bytes / PAGE_SIZE / kFreeTargetDiv);
   if (target < kMinFreeTarget) target = kMinFreeTarget;
   vm_pageout_init(static_cast<vm_pdpolicy_kind>(pdpolicy), target);
+  pmap_linux_set_paging();
   return true;
 }
 

@@ -24,6 +24,8 @@ enum rt_counter : unsigned {
   RC_UFFD_FAULTS,        // userfaultfd missing-page events
   RC_UFFD_RESOLVED,      // ... resolved by vm_fault (or already resident)
   RC_UFFD_REFUSED,       // ... refused: page made PROT_NONE so the access traps
+  RC_UFFD_CONTINUES,     // ... resolved by mapping the zapped page again (reference taken)
+  RC_PMAP_ZAPS,          // host PTE runs dropped with the VMA kept (reference emulation)
   RC_TRAPS,              // accesses refused (trap hook, chained handler, or death)
   RC_TRAPS_NO_ENTRY,
   RC_TRAPS_PROTECTION,
@@ -59,6 +61,8 @@ inline constexpr rt_counter_info kRtCounters[RC_COUNT] = {
     {"userfaultfd faults", V_COUNTER_COUNT},
     {"userfaultfd faults resolved", V_COUNTER_COUNT},
     {"userfaultfd faults refused", V_COUNTER_COUNT},
+    {"userfaultfd minor faults continued", V_COUNTER_COUNT},
+    {"pmap PTE runs zapped", V_COUNTER_COUNT},
     {"traps", V_COUNTER_COUNT},
     {"traps no entry", V_COUNTER_COUNT},
     {"traps protection", V_COUNTER_COUNT},

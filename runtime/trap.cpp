@@ -249,7 +249,7 @@ bool install_handler(int sig, struct sigaction* prev) {
 
 // ---- userfaultfd ------------------------------------------------------------------------
 
-int uffd_open() {
+int uffd_new() {
   int fd = static_cast<int>(::syscall(SYS_userfaultfd, O_CLOEXEC));
   if (fd < 0) {
     int dev = ::open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
@@ -258,15 +258,26 @@ int uffd_open() {
       ::close(dev);
     }
   }
-  if (fd < 0) return -1;
-  uffdio_api api{};
-  api.api = UFFD_API;
-  api.features = 0;  // no SIGBUS mode: kernel-mode faults must be served
-  if (::ioctl(fd, UFFDIO_API, &api) != 0) {
-    ::close(fd);
-    return -1;
-  }
   return fd;
+}
+
+// A userfaultfd with minor faults on shmem when the host has them (Linux 5.14), else
+// plain; -1 when none.  No SIGBUS mode: kernel-mode faults must be served.
+bool g_uffd_minor;
+int uffd_open() {
+  for (std::uint64_t features : {std::uint64_t{UFFD_FEATURE_MINOR_SHMEM}, std::uint64_t{0}}) {
+    int fd = uffd_new();
+    if (fd < 0) return -1;
+    uffdio_api api{};
+    api.api = UFFD_API;
+    api.features = features;
+    if (::ioctl(fd, UFFDIO_API, &api) == 0) {
+      g_uffd_minor = features != 0;
+      return fd;
+    }
+    ::close(fd);  // a failed handshake leaves the descriptor unusable: a new one
+  }
+  return -1;
 }
 
 void uffd_wake(int fd, vaddr_t start, vsize_t len) {
@@ -289,7 +300,8 @@ void* uffd_thread(void* arg) {
       vaddr_t page = trunc_page(static_cast<vaddr_t>(msgs[i].arg.pagefault.address));
       vm_fault_type type = (msgs[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0 ? VM_FAULT_WRITE
                                                                                          : VM_FAULT_READ;
-      if (pmap_linux_allows(page, type)) {  // resolved meanwhile (fault-around of another event)
+      // Mapped meanwhile (fault-around of another event), or a zapped page mapped again.
+      if (pmap_linux_uffd_resolve(page, type)) {
         rt_count(RC_UFFD_RESOLVED);
         uffd_wake(fd, page, PAGE_SIZE);
         continue;
@@ -380,7 +392,7 @@ bool trap_start(trap_backend want, int note_fd) {
     // Every non-resident page of the kernel window reserves VM_PROT_NONE (kmem memory
     // is wired), so nothing reserved so far needs registering.
     vm_lock_guard vg;
-    pmap_linux_set_uffd(uffd);
+    pmap_linux_set_uffd(uffd, g_uffd_minor);
   }
   g_started.store(2, std::memory_order_release);
   return start_thread();
@@ -430,10 +442,10 @@ void trap_fork_child() {
   g_uffd = uffd_open();
   if (g_uffd < 0) {
     say("vmrt: fork child: cannot recreate the userfaultfd\n");
-    pmap_linux_set_uffd(-1);
+    pmap_linux_set_uffd(-1, false);
     return;
   }
-  pmap_linux_set_uffd(g_uffd);
+  pmap_linux_set_uffd(g_uffd, g_uffd_minor);
   pmap_linux_reregister();
   g_thread_state.store(0);
   start_thread();

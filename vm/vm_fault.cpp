@@ -93,6 +93,18 @@ unsigned stream_ahead(vm_map_entry* e, vm_pindex_t pindex, unsigned base, unsign
   return ra;
 }
 
+// A clean paged-in page of `obj` is about to be mapped writable: its swap copy goes stale
+// (vm_page.h, PG_SWAPCOPY).  The copy goes even when the fault only reads: the host has no
+// dirty bit, and mapping such a page read-only to catch the first write would make the
+// kernel's writes into it fail (read(2) into a buffer the program had only read: EFAULT).
+//  => VM lock held; the page is resident in obj and not busy.
+void drop_swap_copy(vm_object* obj, vm_page* m) {
+  if ((m->flags & PG_SWAPCOPY) == 0) return;
+  vm_pager_free_range(obj, m->pindex, m->pindex + 1);
+  m->flags = static_cast<std::uint16_t>((m->flags & ~PG_SWAPCOPY) | PG_DIRTY);
+  vm_stat_inc(V_SWAP_COPIES_DROPPED);
+}
+
 // Page at q when it is resident in the chain and held by first (in_first) or by a backing
 // object (!in_first); null otherwise.
 vm_page* resident_of_class(vm_object* first, vm_pindex_t q, bool in_first) {
@@ -114,7 +126,7 @@ kern_return_t map_resident_run(vm_map* map, vm_map_entry* e, vm_object* first, v
   for (vm_pindex_t q = rs; q < re; ++q) {
     g_run[q - rs] = resident_of_class(first, q, in_first);
     // A clean page whose swap copy is current is never mapped writable (vm_page.h).
-    if (g_run[q - rs]->flags & PG_SWAPCOPY) prot = static_cast<vm_prot_t>(prot & ~VM_PROT_WRITE);
+    if ((prot & VM_PROT_WRITE) && in_first) drop_swap_copy(first, g_run[q - rs]);
   }
   vsize_t n = re - rs;
   vm_stat_add(V_FAULT_AROUND_PAGES, static_cast<std::int64_t>(n - 1));
@@ -272,11 +284,7 @@ kern_return_t fault_once(vm_map* map, vaddr_t va, vm_fault_type type, unsigned f
 
   if (m != nullptr && owner == first) {
     vm_stat_inc(V_FAULT_RESIDENT);
-    if (write && (m->flags & PG_SWAPCOPY)) {
-      // The first write to a clean paged-in page: its swap copy goes stale.
-      vm_pager_free_range(first, pindex, pindex + 1);
-      m->flags = static_cast<std::uint16_t>((m->flags & ~PG_SWAPCOPY) | PG_DIRTY);
-    }
+    if (prot & VM_PROT_WRITE) drop_swap_copy(first, m);
     vm_prot_t mprot = (m->flags & PG_SWAPCOPY) ? static_cast<vm_prot_t>(prot & ~VM_PROT_WRITE) : prot;
     if (write || (flags & VM_FAULT_WIRE)) kr = enter(map, va, &m, 1, mprot);
     else kr = map_resident_run(map, e, first, pindex, true, prot, &r);

@@ -23,8 +23,9 @@ enum vm_page_flags : std::uint16_t {
   PG_FICTITIOUS = 0x0010,  // not a physmem frame (device pager)
   PG_NOSWAP = 0x0020,      // has no swap copy (cannot be dropped clean)
   PG_SWAPCOPY = 0x0040,    // clean: the object's pager holds a copy identical to the page.  Such a
-                           // page is never mapped writable (a write fault drops the copy and the
-                           // flag first), so the pageout daemon may free it without a write
+                           // page is never mapped writable (a fault that maps it writable, read
+                           // or write, drops the copy and the flag first), so the pageout daemon
+                           // may free it without a write.  Pages of read-only mappings keep it
   PG_PAGEIN = 0x0100,      // with PG_BUSY: being read in (contents not valid yet)
   PG_RELEASED = 0x0080,    // the page died while busy (unmap, DONTNEED): whoever holds it busy
                            // frees it, and its pager copy, when the I/O ends

@@ -100,6 +100,8 @@ enum vm_counter : unsigned {
   V_PD_DIRECT,            // "direct reclaims": an allocation reclaimed pages itself
   V_PD_FREED,             // "pages freed by pageout"
   V_PD_CLEAN_FREED,       // "clean pages freed without a write": their swap copy is current
+  V_SWAP_COPIES_DROPPED,  // "swap copies dropped by writable mappings": clean paged-in pages
+                          // mapped writable become dirty (vm_fault.cpp, drop_swap_copy)
   V_PD_LAUNDERED,         // "pages laundered": written to swap, then freed
   V_PD_ZERO_FREED,        // "zero pages freed by pageout": read as zeros, nothing behind them
   V_PD_REDIRTIED,         // "pageouts abandoned": the page died or was wired during the write
@@ -214,6 +216,7 @@ inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
     {V_PD_DIRECT, "direct reclaims"},
     {V_PD_FREED, "pages freed by pageout"},
     {V_PD_CLEAN_FREED, "clean pages freed without a write"},
+    {V_SWAP_COPIES_DROPPED, "swap copies dropped by writable mappings"},
     {V_PD_LAUNDERED, "pages laundered"},
     {V_PD_ZERO_FREED, "zero pages freed by pageout"},
     {V_PD_REDIRTIED, "pageouts abandoned"},

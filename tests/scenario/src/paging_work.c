@@ -5,6 +5,9 @@
  *                        order or in a pseudo-random order
  *   syscalls MB          write(2) the buffer to a file, read(2) it back into a second
  *                        buffer (the kernel touches paged-out pages), compare, print a sum
+ *   reread MB            after the working set was paged out: per page, read it (a read
+ *                        fault pages it in), then pread(2) new contents into it (the kernel
+ *                        writes a page the program only read), check the new contents
  *   fork MB              fill, fork: the child checks everything and rewrites half, the
  *                        parent checks its own copy is unchanged, both report */
 #include <errno.h>
@@ -81,6 +84,29 @@ int main(int argc, char** argv) {
     printf("syscalls %zu MB: %s, sum %llx, %zu bad pages\n", bytes >> 20, memcmp(p, q, bytes) ? "differ" : "same",
            (unsigned long long)sum, check(q, pages, 1, 0));
     return 0;
+  }
+  if (!strcmp(argv[1], "reread")) {
+    char path[] = "/tmp/vmrt-paging-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) return 1;
+    unlink(path);
+    static unsigned char page[4096];
+    size_t bad = 0, efault = 0;
+    uint64_t sum = 0;
+    for (size_t i = 0; i < pages; i++) {
+      const volatile uint64_t* w = (const volatile uint64_t*)(p + i * 4096);
+      if (w[0] != word(i, 1)) bad++;  /* a read: the page comes back for reading */
+      ((uint64_t*)page)[0] = word(i, 3);
+      ((uint64_t*)page)[511] = ~word(i, 3);
+      if (pwrite(fd, page, 4096, 0) != 4096) { perror("pwrite"); return 1; }
+      ssize_t n = pread(fd, p + i * 4096, 4096, 0);
+      if (n < 0 && errno == EFAULT) { efault++; continue; }
+      if (n != 4096) { perror("pread"); return 1; }
+    }
+    bad += check(p, pages, 3, 1);
+    for (size_t i = 0; i < bytes / 8; i += 509) sum += ((uint64_t*)p)[i];
+    printf("reread %zu MB: %zu EFAULT, sum %llx, %zu bad pages\n", bytes >> 20, efault, (unsigned long long)sum, bad);
+    return bad != 0 || efault != 0;
   }
   if (!strcmp(argv[1], "fork")) {
     fflush(stdout);
