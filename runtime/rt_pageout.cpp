@@ -6,6 +6,7 @@
 
 #include "runtime/pmap_linux.h"
 #include "runtime/rt_base.h"
+#include "runtime/trap.h"
 #include "vm/swap_pager.h"
 #include "vm/vm_pageout.h"
 #include "vm/vm_pdpolicy.h"
@@ -19,6 +20,8 @@ constexpr std::size_t kDaemonStack = 128 * 1024;
 // faults seldom have to reclaim for themselves.
 constexpr std::size_t kFreeTargetDiv = 32;
 constexpr frame_t kMinFreeTarget = 256;
+// Userfaultfd handler threads while paging: a fault waiting for swap leaves two to serve.
+constexpr unsigned kPagingUffdThreads = 3;
 
 bool g_running = false;
 
@@ -43,6 +46,7 @@ bool pageout_init(std::size_t physmem_bytes, std::size_t swap_bytes, const char*
   if (target < kMinFreeTarget) target = kMinFreeTarget;
   vm_pageout_init(static_cast<vm_pdpolicy_kind>(pdpolicy), target);
   pmap_linux_set_paging();
+  trap_set_uffd_threads(kPagingUffdThreads);
   return true;
 }
 

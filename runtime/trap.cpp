@@ -78,6 +78,9 @@ trap_info g_last;  // last trap (racy by design: diagnostics)
 
 std::atomic<int> g_thread_state{0};  // 0 none, 1 starting, 2 running
 int g_uffd = -1;
+// Handler threads reading the userfaultfd (trap_set_uffd_threads).  Several take one event
+// each, so a fault waiting for a page-in does not hold up faults on other pages.
+std::atomic<unsigned> g_uffd_threads{1};
 
 thread_local __attribute__((tls_model("initial-exec"))) bool t_altstack;
 thread_local __attribute__((tls_model("initial-exec"))) vaddr_t t_last_page;
@@ -288,8 +291,10 @@ void uffd_wake(int fd, vaddr_t start, vsize_t len) {
 void* uffd_thread(void* arg) {
   int fd = static_cast<int>(reinterpret_cast<std::intptr_t>(arg));
   uffd_msg msgs[16];
+  // One thread takes what is queued at once; several take one event each.
+  std::size_t batch = g_uffd_threads.load(std::memory_order_relaxed) > 1 ? sizeof msgs[0] : sizeof msgs;
   for (;;) {
-    ssize_t n = ::read(fd, msgs, sizeof msgs);
+    ssize_t n = ::read(fd, msgs, batch);
     if (n < 0) {
       if (errno == EINTR || errno == EAGAIN) continue;
       return nullptr;  // fd closed (fork child replaced it)
@@ -336,18 +341,27 @@ bool start_thread() {
     while (g_thread_state.load() == 1) sched_yield();
     return g_thread_state.load() == 2;
   }
-  // The handler thread takes no signals.
-  if (!start_machine_thread(uffd_thread, reinterpret_cast<void*>(static_cast<std::intptr_t>(g_uffd)), kUffdThreadStack,
-                            "vmrt-uffd")) {
-    say("vmrt: cannot start the userfaultfd handler thread\n");
-    g_thread_state.store(0);
-    return false;
+  // The handler threads take no signals.  One is enough to serve faults; a second one
+  // that cannot start is said, not fatal.
+  unsigned want = g_uffd_threads.load(std::memory_order_relaxed);
+  for (unsigned k = 0; k < want; ++k) {
+    if (start_machine_thread(uffd_thread, reinterpret_cast<void*>(static_cast<std::intptr_t>(g_uffd)), kUffdThreadStack,
+                             "vmrt-uffd"))
+      continue;
+    say("vmrt: cannot start a userfaultfd handler thread\n");
+    if (k == 0) {
+      g_thread_state.store(0);
+      return false;
+    }
+    break;
   }
   g_thread_state.store(2);
   return true;
 }
 
 }  // namespace
+
+void trap_set_uffd_threads(unsigned n) { g_uffd_threads.store(n == 0 ? 1 : n, std::memory_order_relaxed); }
 
 void trap_set_resolver(fault_resolver r) { g_resolver.store(r != nullptr ? r : default_resolver); }
 

@@ -44,6 +44,10 @@ void trap_set_resolver(fault_resolver r);
 //  => may call malloc (pthread_create): only once the allocator works; never from a
 //     signal handler; the caller holds neither the VM lock nor a kmem lock.
 bool trap_start(trap_backend want, int note_fd);
+// Userfaultfd handler threads to start (default 1; paging sets more, so a fault that waits
+// for a page-in does not hold up the others).  Before trap_start(); a fork child starts
+// the same number.
+void trap_set_uffd_threads(unsigned n);
 // True once trap_start() succeeded (lock-free).
 bool trap_started();
 // The backend in use; trap_backend_name() is "none" before trap_start().

@@ -2,6 +2,8 @@
 # Paging (vmrun --physmem far below the program's footprint; the default swap device):
 #  - a working set 4x physical memory, sequential and random, every byte checked, under
 #    both trap backends;
+#  - four threads faulting, paging in and out at once over 64 MB (several userfaultfd
+#    handler threads, zapped and stale pages), every page checked, under both backends;
 #  - write(2) of paged-out memory and read(2) into it give the native bytes (userfaultfd
 #    backend: the kernel's own touches are served).  The pageout daemon takes pages by
 #    dropping PTEs and keeping the VMAs (minor faults on shmem): a kernel touch never meets
@@ -20,7 +22,7 @@
 # The pageout counters prove the pages really went out and came back.
 source "$(dirname "$0")/lib/scenario_lib.bash" "$1"
 need cc perl
-cc -O2 -o "$TMP/work" "$(dirname "$0")/src/paging_work.c"
+cc -O2 -pthread -o "$TMP/work" "$(dirname "$0")/src/paging_work.c"
 stats() { grep -E "^ +[0-9]+ $1\$" "$TMP/err" | awk '{print $1}' | tail -1; }
 
 for trap in auto sigsegv; do
@@ -32,6 +34,13 @@ for trap in auto sigsegv; do
     [ "${out:-0}" -gt 8192 ] && [ "${inn:-0}" -gt 8192 ] || fail "$mode ($trap): paged out ${out:-?}, in ${inn:-?}: the working set did not go through swap"
     note "ok: $mode 64 MB through 16M ($trap): $got; $out pages out, $inn in"
   done
+done
+
+for trap in auto sigsegv; do
+  want=$("$TMP/work" threads 64)
+  got=$(VMRT_STATS=1 "$VMRUN" --physmem 16M --trap $trap -- "$TMP/work" threads 64 2>"$TMP/err") || fail "threads ($trap): status $?: $got"
+  [ "$got" = "$want" ] || fail "threads ($trap): '$got', want '$want'"
+  note "ok: four threads through 16M ($trap): $got; $(stats "swap pager pages paged in") pages in"
 done
 
 want=$("$TMP/work" syscalls 48)

@@ -8,6 +8,9 @@
  *   reread MB            after the working set was paged out: per page, read it (a read
  *                        fault pages it in), then pread(2) new contents into it (the kernel
  *                        writes a page the program only read), check the new contents
+ *   threads MB           four threads each rewrite their quarter with their own salt and
+ *                        check pages all over the buffer in a random order, meanwhile
+ *                        (concurrent faults, page-ins and pageouts), then everything is checked
  *   fork MB              fill, fork: the child checks everything and rewrites half, the
  *                        parent checks its own copy is unchanged, both report */
 #include <errno.h>
@@ -16,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -42,6 +46,32 @@ static size_t check(const unsigned char* p, size_t pages, unsigned salt, int ran
     if (w[0] != word(i, salt) || w[511] != ~word(i, salt) || w[7] != 0) bad++;
   }
   return bad;
+}
+
+struct quarter {
+  unsigned char* p;
+  size_t pages, first, count;
+  unsigned id;
+  size_t bad;
+};
+
+/* Page i holds salt 1 until its owner rewrites it with salt 10+owner; either is right. */
+static void* quarter_main(void* arg) {
+  struct quarter* q = arg;
+  uint64_t seed = 7 + q->id;
+  for (size_t k = 0; k < q->count; k++) {
+    size_t i = q->first + k;
+    uint64_t* w = (uint64_t*)(q->p + i * 4096);
+    w[0] = word(i, 10 + q->id);
+    w[511] = ~word(i, 10 + q->id);
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    size_t j = (size_t)(seed >> 33) % q->pages;
+    const uint64_t* v = (const uint64_t*)(q->p + j * 4096);
+    uint64_t a = v[0];
+    unsigned owner = (unsigned)(j / q->count);
+    if (a != word(j, 1) && a != word(j, 10 + owner)) q->bad++;
+  }
+  return NULL;
 }
 
 int main(int argc, char** argv) {
@@ -107,6 +137,26 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < bytes / 8; i += 509) sum += ((uint64_t*)p)[i];
     printf("reread %zu MB: %zu EFAULT, sum %llx, %zu bad pages\n", bytes >> 20, efault, (unsigned long long)sum, bad);
     return bad != 0 || efault != 0;
+  }
+  if (!strcmp(argv[1], "threads")) {
+    struct quarter q[4];
+    pthread_t t[4];
+    size_t bad = 0;
+    for (unsigned k = 0; k < 4; k++) {
+      q[k] = (struct quarter){p, pages, k * (pages / 4), pages / 4, k, 0};
+      if (pthread_create(&t[k], NULL, quarter_main, &q[k]) != 0) return 1;
+    }
+    for (unsigned k = 0; k < 4; k++) {
+      pthread_join(t[k], NULL);
+      bad += q[k].bad;
+    }
+    for (size_t i = 0; i < pages; i++) {
+      const uint64_t* w = (const uint64_t*)(p + i * 4096);
+      unsigned owner = (unsigned)(i / (pages / 4));
+      if (w[0] != word(i, 10 + owner) || w[511] != ~word(i, 10 + owner) || w[7] != 0) bad++;
+    }
+    printf("threads %zu MB: %zu bad pages\n", bytes >> 20, bad);
+    return bad != 0;
   }
   if (!strcmp(argv[1], "fork")) {
     fflush(stdout);
