@@ -40,6 +40,17 @@ std::size_t host_resident(const void* p, std::size_t npages) {
   return n;
 }
 
+// Does the host have swap?  Then mincore cannot see swapped-out host pages and the heap
+// copies a moved range whole (pmap_linux.cpp, g_host_swap): residency is not exact.
+bool host_has_swap() {
+  FILE* f = std::fopen("/proc/swaps", "r");
+  if (f == nullptr) return true;
+  int lines = 0;
+  for (int c; (c = std::fgetc(f)) != EOF;) lines += c == '\n';
+  std::fclose(f);
+  return lines > 1;
+}
+
 char* alloc(std::size_t npages) {
   vaddr_t va = 0;
   REQUIRE(vm_heap_alloc(npages * PAGE_SIZE, PAGE_SIZE, &va) == KERN_SUCCESS);
@@ -80,7 +91,10 @@ TEST_CASE("heap ranges read as zeros and cost host memory only where touched") {
   vm_heap_free(reinterpret_cast<vaddr_t>(s), 48 * PAGE_SIZE);
   char* s2 = alloc(48);
   CHECK(s2 == s);
-  CHECK(host_resident(s2, 48) == 48);
+  if (host_has_swap())
+    MESSAGE("SKIP: the host has swap (/proc/swaps): zeroing in place is not checked by residency");
+  else
+    CHECK(host_resident(s2, 48) == 48);
   for (std::size_t i = 0; i < 48 * PAGE_SIZE; i += 1000) CHECK(s2[i] == 0);
   vm_heap_free(reinterpret_cast<vaddr_t>(s2), 48 * PAGE_SIZE);
   // Past 16 MiB of freed ranges, or at trim, freed memory goes back to the host.
@@ -147,7 +161,10 @@ TEST_CASE("resize grows in place, or moves copying only what was touched") {
   CHECK(vm_stat_get(V_HEAP_COPIED) == moved0 + 1);
   // The three pages touched (two written, page 127 read above: a read of an untouched
   // shmem page allocates it on this host), nothing else.
-  CHECK(host_resident(b, 4096) == 3);
+  if (host_has_swap())
+    MESSAGE("SKIP: the host has swap (/proc/swaps): a moved range is copied whole, residency not checked");
+  else
+    CHECK(host_resident(b, 4096) == 3);
   CHECK(b[0] == 'a');
   CHECK(b[63 * PAGE_SIZE] == 'z');
   vm_heap_trim();
