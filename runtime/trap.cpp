@@ -20,6 +20,7 @@
 #include "runtime/rt_stats.h"
 #include "runtime/spinlock.h"
 #include "vm/vm_lock.h"
+#include "vm/vm_swapout.h"
 
 #ifndef USERFAULTFD_IOC_NEW
 #define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
@@ -305,14 +306,16 @@ void* uffd_thread(void* arg) {
       vaddr_t page = trunc_page(static_cast<vaddr_t>(msgs[i].arg.pagefault.address));
       vm_fault_type type = (msgs[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0 ? VM_FAULT_WRITE
                                                                                          : VM_FAULT_READ;
-      // Mapped meanwhile (fault-around of another event), or a zapped page mapped again.
+      window* w = window_lookup(page);
+      vmspace* vs = w != nullptr ? w->vs.load(std::memory_order_acquire) : nullptr;
+      // Mapped meanwhile (fault-around of another event), or a zapped page mapped again
+      // (the vmspace ran: the swapper hears of it).
       if (pmap_linux_uffd_resolve(page, type)) {
+        if (vs != nullptr) vm_swapout_note_run(vs);
         rt_count(RC_UFFD_RESOLVED);
         uffd_wake(fd, page, PAGE_SIZE);
         continue;
       }
-      window* w = window_lookup(page);
-      vmspace* vs = w != nullptr ? w->vs.load(std::memory_order_acquire) : nullptr;
       vm_fault_result res{0, 0};
       kern_return_t kr = vs != nullptr ? g_resolver.load(std::memory_order_acquire)(vs, page, type, &res)
                                        : KERN_INVALID_ADDRESS;

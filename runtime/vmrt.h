@@ -113,6 +113,18 @@ void vmrt_thread_attach(void);
 /* Pages of [addr, addr+len) currently mapped on the host (resident and entered). */
 size_t vmrt_resident(const vmrt_vmspace* vs, const void* addr, size_t len);
 
+/* Whole-vmspace swapping (McKusick et al., "Swapping"; vm/vm_swapout.h).  With paging on
+ * (vmrun --physmem, VMRT_PHYSMEM), the pageout daemon swaps out the vmspace that ran least
+ * recently when paging alone does not relieve a shortage; its pages come back as it faults.
+ * swapout: do it now to vs (every pageable page it alone maps: freed if clean, written to
+ *   swap if dirty); returns the pages freed, or -1 with errno EINVAL (no such vmspace) or
+ *   ENOTSUP (paging is off).
+ * swapped: 1 when vs was swapped out and has not faulted since, 0 if not, -1 for a null vs.
+ * note_run: tell the swapper vs is running (a guest call, a switch to it) without a fault. */
+long vmrt_vmspace_swapout(vmrt_vmspace* vs);
+int vmrt_vmspace_swapped(const vmrt_vmspace* vs);
+void vmrt_vmspace_note_run(vmrt_vmspace* vs);
+
 /* Host VMAs: in vmrt's region and in the whole process (exact, from /proc/self/maps). */
 void vmrt_host_vmas(size_t* in_region, size_t* total);
 

@@ -35,7 +35,10 @@
 #include "runtime/rt_stats.h"
 #include "runtime/runtime_internal.h"
 #include "runtime/trap.h"
+#include "vm/vm_lock.h"
+#include "vm/vm_pageout.h"
 #include "vm/vm_stats.h"
+#include "vm/vm_swapout.h"
 #include "vm/vmspace.h"
 
 using namespace vmrt;
@@ -413,6 +416,33 @@ size_t vmrt_resident(const vmrt_vmspace* v, const void* addr, size_t len) {
   if (e > w->base + w->vm_size) e = w->base + w->vm_size;
   if (a >= e) return 0;
   return rt::pmap_linux_resident(a, e);
+}
+
+long vmrt_vmspace_swapout(vmrt_vmspace* v) {
+  vmspace* vs = VS(v);
+  if (vs == nullptr) {
+    errno = EINVAL;
+    return -1;
+  }
+  if (!vm_pageout_enabled()) {
+    errno = ENOTSUP;  // no paging: nothing to swap to (vmrun --physmem / VMRT_PHYSMEM)
+    return -1;
+  }
+  vm_lock_guard g;
+  return static_cast<long>(vm_swapout_vmspace(vs, true));
+}
+
+int vmrt_vmspace_swapped(const vmrt_vmspace* v) {
+  vmspace* vs = VS(v);
+  if (vs == nullptr) return -1;
+  vm_swapout_info si{};
+  vm_lock_guard g;
+  vm_swapout_get_info(vs, &si);
+  return si.swapped ? 1 : 0;
+}
+
+void vmrt_vmspace_note_run(vmrt_vmspace* v) {
+  if (vmspace* vs = VS(v)) vm_swapout_note_run(vs);
 }
 
 void vmrt_host_vmas(size_t* in_region, size_t* total) {

@@ -17,6 +17,7 @@
 #include "vm/vm_pager.h"
 #include "vm/vm_reserv.h"
 #include "vm/vm_stats.h"
+#include "vm/vm_swapout.h"
 #include "vmspace_impl.h"
 
 namespace vmrt {
@@ -447,6 +448,7 @@ kern_return_t vm_fault_locked(vm_map* map, vaddr_t va, vm_fault_type type, unsig
     }
     if (kr == KERN_RESOURCE_SHORTAGE && vm_pageout_enabled() && tries++ < kFaultReclaimTries) {
       vm_stat_inc(V_PD_DIRECT);
+      if (vm_swapout_direct() > 0) continue;  // the second level first: an idle vmspace goes
       if (vm_pageout_reclaim(kFaultReclaim, true) > 0 || vm_page_free_count() > 0) continue;
       // Nothing to take now, but a laundering write (the daemon's, or another fault's) will
       // free its frames when it ends: wait for it rather than fail.
@@ -468,6 +470,7 @@ kern_return_t vm_fault(vmspace* vs, vaddr_t va, vm_fault_type type, vm_fault_res
     vm_stat_inc(V_FAULT_NOENTRY_TRAPS);
     return KERN_INVALID_ADDRESS;
   }
+  vm_swapout_faulted(vs);
   return vm_fault_locked(&vs->map, va, type, VM_FAULT_NORMAL, 0, res);
 }
 

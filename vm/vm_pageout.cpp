@@ -14,6 +14,7 @@
 #include "vm/vm_pager.h"
 #include "vm/vm_pdpolicy.h"
 #include "vm/vm_stats.h"
+#include "vm/vm_swapout.h"
 
 namespace vmrt {
 namespace {
@@ -56,7 +57,7 @@ frame_t launder(vm_page* m, bool may_unlock, bool* store_full) {
   unsigned n = static_cast<unsigned>(hi - lo);
   for (unsigned k = 0; k < n; ++k) {
     run[k] = vm_page_lookup(obj, lo + k);
-    if (run[k] != m) vm_pdpolicy_dequeue(run[k]);
+    vm_pdpolicy_dequeue(run[k]);  // m too, when it did not come from the policy's scan
     run[k]->flags |= PG_BUSY;
     vm_page_unmap_all(run[k]);  // no access from here on: what is written is what the program wrote
   }
@@ -89,7 +90,48 @@ frame_t launder(vm_page* m, bool may_unlock, bool* store_full) {
   return freed;
 }
 
+// Take the pageable page m (off its queue or not): a clean page is freed, a page that
+// reads as zeros in an object with nothing behind it is freed, a dirty one is laundered
+// with its cluster.  Returns frames freed (0: kept, back on the active queue: nowhere to
+// launder to, or the store refused it).  => VM lock held; may drop it (may_unlock).
+frame_t evict(vm_page* m, bool no_store, bool may_unlock, bool* store_full) {
+  if (m->flags & PG_SWAPCOPY) {
+    vm_pdpolicy_dequeue(m);
+    vm_page_unmap_all(m);
+    vm_page_free(m);
+    vm_stat_inc(V_PD_CLEAN_FREED);
+    return 1;
+  }
+  // A dirty page that reads as zeros in an object with nothing behind it is what a
+  // zero-fill fault would make again: it goes without a write or a record (fault-around
+  // leaves such pages; a program's calloc'd memory too).
+  if (m->object->backing_object == nullptr) {
+    vm_page_unmap_all(m);  // first: a write after the check must fault
+    if (vm_page_reads_zero(m)) {
+      vm_pdpolicy_dequeue(m);
+      vm_pager_free_range(m->object, m->pindex, m->pindex + 1);
+      vm_page_free(m);
+      vm_stat_inc(V_PD_ZERO_FREED);
+      return 1;
+    }
+  }
+  if (no_store) {  // nowhere to launder to
+    vm_pdpolicy_activate(m);
+    return 0;
+  }
+  return launder(m, may_unlock, store_full);
+}
+
 }  // namespace
+
+frame_t vm_pageout_evict(vm_page* m, bool may_unlock) {
+  VM_LOCK_ASSERT();
+  if (!vm_pageout_enabled() || !pageable(m)) return 0;
+  bool store_full = false;
+  frame_t freed = evict(m, !swap_pager_active(), may_unlock, &store_full);
+  vm_stat_add(V_PD_FREED, static_cast<std::int64_t>(freed));
+  return freed;
+}
 
 void vm_pageout_init(vm_pdpolicy_kind kind, frame_t free_target) {
   vm_lock_guard g;
@@ -134,31 +176,7 @@ frame_t vm_pageout_reclaim(frame_t want, bool may_unlock) {
       if (m->wire_count == 0 && m->object != nullptr) vm_pdpolicy_activate(m);
       continue;
     }
-    if (m->flags & PG_SWAPCOPY) {
-      vm_page_unmap_all(m);
-      vm_page_free(m);
-      ++freed;
-      vm_stat_inc(V_PD_CLEAN_FREED);
-      continue;
-    }
-    // A dirty page that reads as zeros in an object with nothing behind it is what a
-    // zero-fill fault would make again: it goes without a write or a record (fault-around
-    // leaves such pages; a program's calloc'd memory too).
-    if (m->object->backing_object == nullptr) {
-      vm_page_unmap_all(m);  // first: a write after the check must fault
-      if (vm_page_reads_zero(m)) {
-        vm_pager_free_range(m->object, m->pindex, m->pindex + 1);
-        vm_page_free(m);
-        ++freed;
-        vm_stat_inc(V_PD_ZERO_FREED);
-        continue;
-      }
-    }
-    if (no_store) {  // nowhere to launder to
-      vm_pdpolicy_activate(m);
-      continue;
-    }
-    freed += launder(m, may_unlock, &store_full);
+    freed += evict(m, no_store, may_unlock, &store_full);
   }
   vm_page_free_flush();
   vm_stat_add(V_PD_FREED, static_cast<std::int64_t>(freed));
@@ -217,7 +235,10 @@ void vm_pageout_daemon_loop() {
     vm_stat_inc(V_PD_WAKEUPS);
     vm_lock_guard g;
     frame_t free_now = vm_page_free_count();
-    if (free_now < g_free_target && vm_pageout_reclaim(g_free_target - free_now, true) == 0) {
+    frame_t got = free_now < g_free_target ? vm_pageout_reclaim(g_free_target - free_now, true) : 0;
+    // The second level: a shortage paging does not relieve swaps out an idle vmspace.
+    got += vm_swapout_scheduler(got, vm_page_free_count(), g_free_target);
+    if (free_now < g_free_target && got == 0) {
       // Nothing could be freed (all referenced, or the store is full): back off.
       vm_lock_release();
       timespec ts{0, 20 * 1000 * 1000};

@@ -33,6 +33,12 @@ frame_t vm_pageout_free_target();
 //     have changed on return); otherwise the I/O runs with the lock held.
 frame_t vm_pageout_reclaim(frame_t want, bool may_unlock);
 
+// Take the page m now, whatever the policy says (whole-vmspace swapout, vm_swapout.h):
+// freed if clean or all zeros, laundered with its dirty inactive neighbours if dirty.
+// Returns frames freed (0: m is not pageable, or nothing could take it).
+//  => VM lock held; may drop it during the write (may_unlock).
+frame_t vm_pageout_evict(vm_page* m, bool may_unlock);
+
 // Is pager I/O in progress with the VM lock dropped (a laundering write frees its frames
 // when it ends)?  => any context.
 bool vm_pageout_in_flight();

@@ -109,6 +109,9 @@ enum vm_counter : unsigned {
   V_FAULT_READAHEAD,      // "pages read ahead": paged in with a fault's cluster, not asked for
   V_FAULT_BUSY_WAITS,     // "faults waited for busy pages"
   V_FAULT_RESTARTS,       // "fault restarts": the world changed while the fault slept
+  V_VMSPACE_SWAPOUTS,     // "vmspace swapouts": whole vmspaces swapped out (vm_swapout.h)
+  V_VMSPACE_SWAPOUT_PAGES,// "pages freed by vmspace swapouts"
+  V_VMSPACE_SWAPINS,      // "vmspace swapins": first faults in swapped-out vmspaces
   // machine-dependent (runtime/ updates these)
   V_HOST_MMAP,            // "host mmap calls"
   V_HOST_VMAS,            // "host VMAs current" (gauge)
@@ -224,6 +227,9 @@ inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
     {V_FAULT_READAHEAD, "pages read ahead"},
     {V_FAULT_BUSY_WAITS, "faults waited for busy pages"},
     {V_FAULT_RESTARTS, "fault restarts"},
+    {V_VMSPACE_SWAPOUTS, "vmspace swapouts"},
+    {V_VMSPACE_SWAPOUT_PAGES, "pages freed by vmspace swapouts"},
+    {V_VMSPACE_SWAPINS, "vmspace swapins"},
     {V_HOST_MMAP, "host mmap calls"},
     {V_HOST_VMAS, "host VMAs current"},
     {V_HOST_VMAS_PEAK, "host VMAs peak"},

@@ -11,6 +11,7 @@
 #include "vm/vm_out.h"
 #include "vm/vm_page.h"
 #include "vm/vm_radix.h"
+#include "vm/vm_swapout.h"
 #include "vm/vm_stats.h"
 #include "vm/vm_zone.h"
 #include "vmspace_impl.h"
@@ -130,6 +131,7 @@ kern_return_t vmspace_create(vaddr_t min, vaddr_t max, pmap* pm, vmspace** out) 
   vm_map_init(&vs->map, min, max, pm);
   vs->pm = pm;
   vs->id = g_vmspace_ids++;
+  vm_swapout_attach(vs);
   pmap_reserve(pm, min, max, VM_PROT_NONE);
   *out = vs;
   return KERN_SUCCESS;
@@ -138,6 +140,7 @@ kern_return_t vmspace_create(vaddr_t min, vaddr_t max, pmap* pm, vmspace** out) 
 void vmspace_destroy(vmspace* vs) {
   if (vs == nullptr) return;
   vm_lock_guard g;
+  vm_swapout_detach(vs);
   vm_map_deinit(&vs->map);
   vm_zone_free(&g_vmspace_zone, vs);
 }
@@ -157,6 +160,7 @@ kern_return_t vmspace_fork(vmspace* parent, pmap* child_pm, vmspace** out) {
   vm_map_init(&vs->map, cmin, cmax, child_pm);
   vs->pm = child_pm;
   vs->id = g_vmspace_ids++;
+  vm_swapout_attach(vs);
   pmap_reserve(child_pm, cmin, cmax, VM_PROT_NONE);
   vm_map* cm = &vs->map;
   const vaddr_t delta = cmin - pmap_->min;  // modular
@@ -244,6 +248,7 @@ kern_return_t vmspace_fork(vmspace* parent, pmap* child_pm, vmspace** out) {
     }
   }
   if (kr != KERN_SUCCESS) {
+    vm_swapout_detach(vs);
     vm_map_deinit(cm);
     vm_zone_free(&g_vmspace_zone, vs);
     return kr;
@@ -257,6 +262,10 @@ void vmspace_report_procstat(const vmspace* cvs, int fd) {
   auto* vs = const_cast<vmspace*>(cvs);
   vm_lock_guard g;
   vm_fd_out<> o(fd);
+  vm_swapout_info si{};
+  vm_swapout_get_info(vs, &si);
+  o.str("vmspace ").u(vs->id).str(si.swapped ? ": swapped out" : ": in core").str(", idle ").u(si.idle_ms).str(" ms, ");
+  o.u(si.swapouts).str(" swapouts (").u(si.pages_out).str(" pages), ").u(si.swapins).str(" swapins\n");
   o.str("             START                END PRT    RES   PRES  REF  SHD DPTH FLAG TP\n");
   for (vm_map_entry* e = vm_map_first(&vs->map); !vm_map_is_end(&vs->map, e); e = e->next) {
     char prt[4];

@@ -11,6 +11,19 @@ struct vmspace {
   vm_map map;     // entries [VM lock]
   pmap* pm;       // translations [constant]
   std::uint64_t id;  // [constant]
+  // Whole-vmspace swapping (vm_swapout.h).
+  std::uint64_t last_run;       // vm_swapout_clock() when it last ran [atomic builtins]
+  bool swapped;                 // swapped out, no fault since [VM lock]
+  bool swapping;                // a swapout is walking it (the lock may be dropped) [VM lock]
+  std::uint64_t swapouts;       // [VM lock]
+  std::uint64_t swapins;        // [VM lock]
+  std::uint64_t pages_out;      // pages freed by its swapouts [VM lock]
+  vmspace* all_prev;            // every vmspace, newest first [VM lock]
+  vmspace* all_next;
 };
+
+// Link a new vmspace into the swapper's list / unlink a dying one.  => VM lock held.
+void vm_swapout_attach(vmspace* vs);
+void vm_swapout_detach(vmspace* vs);
 
 }  // namespace vmrt

@@ -243,6 +243,7 @@ TEST_CASE("procstat and vmstat reports") {
   wr(s.vs, a, 1);
   std::string ps = capture(vmspace_report_procstat, s.vs);
   CHECK(ps.find("START") != std::string::npos);
+  CHECK(ps.find(": in core, idle ") != std::string::npos);  // the swapper's state line
   CHECK(ps.find("rw-") != std::string::npos);
   CHECK(ps.find(" df") != std::string::npos);
   int fds[2];

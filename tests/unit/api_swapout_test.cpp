@@ -1,0 +1,126 @@
+// api_swapout_test.cpp — whole-vmspace swapping over real memory, both backends
+// (vm/vm_swapout.h): an explicit swapout frees every page a vmspace alone maps and its
+// contents come back as it faults; under a shortage paging does not relieve, the pageout
+// daemon swaps out the vmspace that ran least recently.  Runs with 16 MiB of physmem.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <sys/mman.h>
+#include <thread>
+
+namespace {
+// Paging on for this executable (before the runtime boots, and inherited by the re-runs).
+struct paging_env {
+  paging_env() { setenv("VMRT_PHYSMEM", "16M", 0); }
+} g_paging_env;
+}  // namespace
+
+#include "runtime_test_support.h"
+
+RUNTIME_TESTS_UNDER_BOTH_BACKENDS()
+
+namespace {
+constexpr size_t kPage = 4096;
+
+std::uint64_t word(size_t i, unsigned salt) { return (i * 2654435761u) ^ (std::uint64_t{salt} << 40) ^ 0x5a5a5a5aull; }
+
+char* map_filled(vmrt_vmspace* vs, size_t pages, unsigned salt) {
+  char* p = static_cast<char*>(vmrt_mmap(vs, nullptr, pages * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  REQUIRE(p != VMRT_MAP_FAILED);
+  for (size_t i = 0; i < pages; ++i) {
+    auto* w = reinterpret_cast<std::uint64_t*>(p + i * kPage);
+    w[0] = word(i, salt);
+    w[511] = ~word(i, salt);
+  }
+  return p;
+}
+
+size_t bad_pages(const char* p, size_t pages, unsigned salt) {
+  size_t bad = 0;
+  for (size_t i = 0; i < pages; ++i) {
+    auto* w = reinterpret_cast<const std::uint64_t*>(p + i * kPage);
+    bad += w[0] != word(i, salt) || w[511] != ~word(i, salt) || w[9] != 0;
+  }
+  return bad;
+}
+}  // namespace
+
+TEST_CASE("an explicit swapout frees a vmspace's pages; they come back as it faults") {
+  REQUIRE(vmrt_init() == 0);
+  vmrt_vmspace* a = vmrt_vmspace_create(64u << 20);
+  REQUIRE(a != nullptr);
+  const size_t n = 2048;  // 8 MiB
+  char* p = map_filled(a, n, 1);
+  CHECK(vmrt_vmspace_swapped(a) == 0);
+  long long outs0 = vmrt_counter("vmspace swapouts"), ins0 = vmrt_counter("vmspace swapins");
+  long freed = vmrt_vmspace_swapout(a);
+  MESSAGE("swapout freed " << freed << " pages");
+  CHECK(freed > 0);
+  CHECK(vmrt_vmspace_swapped(a) == 1);
+  CHECK(vmrt_resident(a, p, n * kPage) == 0);
+  CHECK(vmrt_counter("vmspace swapouts") == outs0 + 1);
+  CHECK(vmrt_counter("pages freed by vmspace swapouts") >= freed);
+  CHECK(rtt::check_ok(a));
+  // Every byte comes back; the first fault is the swap-in.
+  CHECK(bad_pages(p, n, 1) == 0);
+  CHECK(vmrt_vmspace_swapped(a) == 0);
+  CHECK(vmrt_counter("vmspace swapins") == ins0 + 1);
+  // A second swapout after writes: the new contents come back.
+  for (size_t i = 0; i < n; i += 3) std::memset(p + i * kPage + 64, 0x77, 8);
+  CHECK(vmrt_vmspace_swapout(a) > 0);
+  size_t bad = 0;
+  for (size_t i = 0; i < n; ++i) bad += p[i * kPage + 64] != (i % 3 == 0 ? 0x77 : 0);
+  CHECK(bad == 0);
+  CHECK(vmrt_vmspace_swapout(nullptr) == -1);
+  CHECK(errno == EINVAL);
+  vmrt_vmspace_destroy(a);
+}
+
+TEST_CASE("a shortage paging does not relieve swaps out the vmspace that ran least recently") {
+  REQUIRE(vmrt_init() == 0);
+  vmrt_vmspace* idle = vmrt_vmspace_create(64u << 20);
+  vmrt_vmspace* busy = vmrt_vmspace_create(128u << 20);
+  REQUIRE(idle != nullptr);
+  REQUIRE(busy != nullptr);
+  const size_t ni = 1024, nb = 12288;  // 4 MiB to go idle, 48 MiB thrashed through 16 MiB
+  char* p = map_filled(idle, ni, 2);
+  char* q = map_filled(busy, nb, 3);
+  std::uint64_t seed = 1;
+  auto thrash = [&](int touches) {
+    for (int k = 0; k < touches; ++k) {
+      seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+      size_t i = static_cast<size_t>(seed >> 33) % nb;
+      reinterpret_cast<std::uint64_t*>(q + i * kPage)[1] += 1;
+    }
+  };
+  // Both run under pressure: the idle-to-be vmspace's pages are referenced at every scan,
+  // so the first level (CLOCK) would take them only after aging them down.
+  for (int round = 0; round < 40; ++round) {
+    CHECK(bad_pages(p, ni, 2) == 0);
+    thrash(512);
+  }
+  CHECK(vmrt_vmspace_swapped(idle) == 0);
+  long long outs0 = vmrt_counter("vmspace swapouts");
+  MESSAGE("idle resident when it goes idle " << vmrt_resident(idle, p, ni * kPage));
+  // Now only the busy one runs.
+  auto t0 = std::chrono::steady_clock::now();
+  while (vmrt_vmspace_swapped(idle) == 0 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20)) thrash(4096);
+  MESSAGE("after " << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count()
+                   << " ms: direct reclaims " << vmrt_counter("direct reclaims") << ", pages freed by vmspace swapouts "
+                   << vmrt_counter("pages freed by vmspace swapouts"));
+  CHECK(vmrt_vmspace_swapped(idle) == 1);
+  CHECK(vmrt_counter("vmspace swapouts") > outs0);
+  CHECK(vmrt_vmspace_swapped(busy) == 0);  // the one running is not taken
+  // Both finish with their data; the idle one's first fault is a swap-in.
+  long long ins0 = vmrt_counter("vmspace swapins");
+  CHECK(bad_pages(p, ni, 2) == 0);
+  CHECK(vmrt_counter("vmspace swapins") == ins0 + 1);
+  size_t bad = 0;
+  for (size_t i = 0; i < nb; ++i) bad += reinterpret_cast<std::uint64_t*>(q + i * kPage)[0] != word(i, 3);
+  CHECK(bad == 0);
+  vmrt_vmspace_destroy(idle);
+  vmrt_vmspace_destroy(busy);
+}
