@@ -94,6 +94,28 @@ unsigned stream_ahead(vm_map_entry* e, vm_pindex_t pindex, unsigned base, unsign
   return ra;
 }
 
+// MADV_SEQUENTIAL drops the pages behind the stream (FreeBSD vm_fault_dontneed): the resident
+// pages of the entry's object one cluster behind the one before the fault lose their
+// reference and go to the head of the inactive queue, so the pageout daemon takes them
+// before anything the program may still use (a scan of a file larger than memory does not
+// push out the rest of the program).  Only pages still active: each is dropped once.
+//  => VM lock held; paging on.
+void drop_behind(vm_map_entry* e, vm_pindex_t pindex) {
+  if (e->advice != VM_ADVICE_SEQUENTIAL || !vm_pageout_enabled() || e->object == nullptr) return;
+  vm_object* obj = e->object;
+  const vm_pindex_t first = atop(e->offset);
+  if (pindex < first + 2 * kPagerMaxRun) return;
+  const vm_pindex_t hi = pindex - kPagerMaxRun, lo = hi - kPagerMaxRun;
+  const pmap_ops* ops = pmap_machine_ops();
+  for (vm_page* m = vm_radix_lookup_ge(&obj->rtree, lo); m != nullptr && m->pindex < hi;
+       m = vm_radix_lookup_ge(&obj->rtree, m->pindex + 1)) {
+    if (m->wire_count != 0 || (m->flags & PG_BUSY) || m->queue != PQ_ACTIVE) continue;
+    if (ops != nullptr && ops->ts_referenced != nullptr) ops->ts_referenced(m);
+    vm_page_deactivate(m);
+    vm_stat_inc(V_FAULT_DROP_BEHIND);
+  }
+}
+
 // A clean paged-in page of `obj` is about to be mapped writable: its swap copy goes stale
 // (vm_page.h, PG_SWAPCOPY).  The copy goes even when the fault only reads: the host has no
 // dirty bit, and mapping such a page read-only to catch the first write would make the
@@ -424,6 +446,7 @@ kern_return_t fault_once(vm_map* map, vaddr_t va, vm_fault_type type, unsigned f
   }
   if (write) m->flags |= PG_DIRTY;
   if (wire) vm_page_wire(m);
+  drop_behind(e, pindex);
   e->next_pindex = atop(r.first - e->start + e->offset) + r.npages;
   if (res != nullptr) *res = r;
   return KERN_SUCCESS;
