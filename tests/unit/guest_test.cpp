@@ -1,0 +1,366 @@
+// guest_test.cpp — guests (issue 10): ELF shared objects loaded into a vmspace, called
+// through libffi on a guest stack, their faults returned as errors.  Both trap backends.
+// The guests are tests/unit/guests/*.c, built by tests/CMakeLists.txt into
+// VMRT_TEST_GUESTS.  doctest replaces SIGILL/SIGFPE handlers around each test case, so
+// every test case loads (and destroys) its own guests.
+#include <doctest/doctest.h>
+
+#include <elf.h>
+#include <fstream>
+#include <iterator>
+#include <set>
+#include <string>
+#include <sys/mman.h>
+#include <thread>
+#include <vector>
+
+#include "runtime_test_support.h"
+
+RUNTIME_TESTS_UNDER_BOTH_BACKENDS()
+
+namespace {
+
+std::string guest_path(const char* name) { return std::string(VMRT_TEST_GUESTS) + "/" + name + ".so"; }
+
+extern "C" int host_add(int a, int b) { return a + b + 1000; }
+
+const vmrt_guest_import kImports[] = {{"host_add", reinterpret_cast<void*>(&host_add)}};
+
+struct loaded {
+  vmrt_guest* g = nullptr;
+  char err[512] = {0};
+  explicit loaded(const std::string& path, vmrt_guest_options o = {}) {
+    if (o.imports == nullptr) {
+      o.imports = kImports;
+      o.nimports = 1;
+    }
+    if (vmrt_guest_load(path.c_str(), &o, &g, err, sizeof err) != 0) g = nullptr;
+  }
+  ~loaded() { vmrt_guest_destroy(g); }
+  loaded(const loaded&) = delete;
+  loaded& operator=(const loaded&) = delete;
+};
+
+vmrt_guest_value I(int64_t v) {
+  vmrt_guest_value x;
+  x.i = v;
+  return x;
+}
+vmrt_guest_value D(double v) {
+  vmrt_guest_value x;
+  x.d = v;
+  return x;
+}
+vmrt_guest_value F(float v) {
+  vmrt_guest_value x;
+  x.i = 0;
+  x.f = v;
+  return x;
+}
+vmrt_guest_value P(const void* v) {
+  vmrt_guest_value x;
+  x.p = const_cast<void*>(v);
+  return x;
+}
+
+// Call and require success; returns the value.
+vmrt_guest_value call_ok(vmrt_guest* g, const char* name, const char* sig, std::vector<vmrt_guest_value> args = {}) {
+  vmrt_guest_value r;
+  r.i = -12345;
+  vmrt_guest_trap t;
+  vmrt_guest_status s = vmrt_guest_call(g, name, sig, args.data(), &r, &t);
+  INFO(std::string(name), ": ", std::string(s == VMRT_GUEST_OK ? "ok" : t.message));
+  REQUIRE(s == VMRT_GUEST_OK);
+  return r;
+}
+
+std::vector<unsigned char> read_file(const std::string& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::vector<unsigned char>(std::istreambuf_iterator<char>(f), {});
+}
+std::string write_temp(const std::vector<unsigned char>& bytes, const char* tag) {
+  std::string p = std::string("/tmp/vmrt_guest_test_") + tag + "_" + std::to_string(getpid()) + ".so";
+  std::ofstream f(p, std::ios::binary);
+  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  return p;
+}
+
+// The relocation entries of a file's SHT_RELA sections.
+std::vector<Elf64_Rela*> relas(std::vector<unsigned char>& b) {
+  std::vector<Elf64_Rela*> out;
+  auto* eh = reinterpret_cast<Elf64_Ehdr*>(b.data());
+  auto* sh = reinterpret_cast<Elf64_Shdr*>(b.data() + eh->e_shoff);
+  for (int i = 0; i < eh->e_shnum; ++i) {
+    if (sh[i].sh_type != SHT_RELA) continue;
+    auto* r = reinterpret_cast<Elf64_Rela*>(b.data() + sh[i].sh_offset);
+    for (size_t k = 0; k < sh[i].sh_size / sizeof(Elf64_Rela); ++k) out.push_back(&r[k]);
+  }
+  return out;
+}
+
+// Load must fail with a message containing `why`.
+void refused(const std::string& path, const char* why) {
+  loaded L(path);
+  INFO("file: ", path, " want: ", std::string(why));
+  CHECK(L.g == nullptr);
+  INFO("message: ", L.err);
+  CHECK(std::string(L.err).find(why) != std::string::npos);
+}
+
+}  // namespace
+
+TEST_CASE("guest load: every relocation kind, init_array, data and bss; calls of every signature kind") {
+  // The test guest must carry each supported kind, or this test proves nothing.
+  std::vector<unsigned char> bytes = read_file(guest_path("basic"));
+  REQUIRE(bytes.size() > 64);
+  std::set<unsigned> kinds;
+  for (Elf64_Rela* r : relas(bytes)) kinds.insert(static_cast<unsigned>(ELF64_R_TYPE(r->r_info)));
+  CHECK(kinds.count(R_X86_64_RELATIVE) == 1);
+  CHECK(kinds.count(R_X86_64_GLOB_DAT) == 1);
+  CHECK(kinds.count(R_X86_64_JUMP_SLOT) == 1);
+  CHECK(kinds.count(R_X86_64_64) == 1);
+
+  loaded L(guest_path("basic"));
+  INFO("load: ", std::string(L.err));
+  REQUIRE(L.g != nullptr);
+  vmrt_guest* g = L.g;
+  CHECK(call_ok(g, "get_initialized", "i()").i == 42);                 // init_array ran
+  CHECK(call_ok(g, "add", "i(ii)", {I(2), I(-5)}).i == -3);             // int
+  CHECK(call_ok(g, "add_long", "l(ll)", {I(1LL << 40), I(7)}).i == (1LL << 40) + 7);
+  CHECK(call_ok(g, "hypot2", "d(dd)", {D(3), D(4)}).d == doctest::Approx(25.0));
+  CHECK(call_ok(g, "half", "f(f)", {F(5.0f)}).f == doctest::Approx(2.5f));
+  CHECK(call_ok(g, "mix", "d(idlf)", {I(1), D(0.5), I(10), F(0.25f)}).d == doctest::Approx(11.75));
+  std::vector<vmrt_guest_value> sixteen;
+  for (int i = 1; i <= 16; ++i) sixteen.push_back(I(i));
+  CHECK(call_ok(g, "sum16", "l(llllllllllllllll)", sixteen).i == 136);
+  CHECK(call_ok(g, "call_host", "i(ii)", {I(2), I(3)}).i == 10050);      // JUMP_SLOT to the import
+  CHECK(call_ok(g, "call_host_ptr", "i(ii)", {I(2), I(3)}).i == 1005);   // R_X86_64_64 to the import
+  CHECK(call_ok(g, "read_counter", "i()").i == 10);                      // GLOB_DAT + R_X86_64_64 to data
+  CHECK(call_ok(g, "bss_sum", "l()").i == 0);                            // bss zero
+  CHECK(call_ok(g, "bss_sum", "l()").i == 1);                            // ... and writable
+  // RELATIVE: a pointer table in relro; the string read back through copy_out.
+  void* s = call_ok(g, "name_of", "p(i)", {I(2)}).p;
+  char buf[8] = {0};
+  REQUIRE(vmrt_guest_copy_out(g, buf, s, 4) == 0);
+  CHECK(std::string(buf) == "two");
+  CHECK(call_ok(g, "name_len", "l(i)", {I(1)}).i == 3);  // strlen from the guest libc
+  // Pointer arguments: a buffer copied into guest memory.
+  const char text[] = "the quick brown fox";
+  void* gb = vmrt_guest_malloc(g, sizeof text);
+  REQUIRE(gb != nullptr);
+  REQUIRE(vmrt_guest_copy_in(g, gb, text, sizeof text) == 0);
+  uint64_t h = 1469598103934665603ULL;
+  for (size_t i = 0; i < sizeof text - 1; ++i) h = (h ^ static_cast<unsigned char>(text[i])) * 1099511628211ULL;
+  CHECK(call_ok(g, "checksum", "l(pl)", {P(gb), I(sizeof text - 1)}).i == static_cast<int64_t>(h & 0x7fffffffffffffffULL));
+  vmrt_guest_free(g, gb);
+  // The guest's malloc: memory inside its vmspace.
+  void* m = call_ok(g, "make_buffer", "p(li)", {I(100000), I('z')}).p;
+  char* base = static_cast<char*>(vmrt_vmspace_base(vmrt_guest_vmspace(g)));
+  CHECK(static_cast<char*>(m) >= base);
+  CHECK(static_cast<char*>(m) < base + vmrt_vmspace_size(vmrt_guest_vmspace(g)));
+  char z[4];
+  REQUIRE(vmrt_guest_copy_out(g, z, static_cast<char*>(m) + 99996, 4) == 0);
+  CHECK(std::string(z, 4) == "zzzz");
+  call_ok(g, "drop_buffer", "v(p)", {P(m)});
+  // Prepared calls give the same results.
+  vmrt_guest_func* f = vmrt_guest_prepare(g, "add", "i(ii)");
+  REQUIRE(f != nullptr);
+  vmrt_guest_value args[2] = {I(20), I(22)}, r;
+  CHECK(vmrt_guest_invoke(f, args, &r, nullptr) == VMRT_GUEST_OK);
+  CHECK(r.i == 42);
+  CHECK(vmrt_guest_symbol(g, "add") != nullptr);
+  CHECK(vmrt_guest_symbol(g, "guest_init") == nullptr);  // static: not exported
+  // Bad calls.
+  vmrt_guest_trap t;
+  CHECK(vmrt_guest_call(g, "no_such", "i()", nullptr, &r, &t) == VMRT_GUEST_NO_SUCH_FUNCTION);
+  CHECK(std::string(t.message).find("no_such") != std::string::npos);
+  CHECK(vmrt_guest_call(g, "add", "i(ix)", args, &r, &t) == VMRT_GUEST_BAD_SIGNATURE);
+  CHECK(vmrt_guest_call(g, "add", "i(ii", args, &r, &t) == VMRT_GUEST_BAD_SIGNATURE);
+  CHECK(vmrt_guest_call(g, "add", "i(v)", args, &r, &t) == VMRT_GUEST_BAD_SIGNATURE);
+}
+
+TEST_CASE("guest load: segment protections (procstat) and text/relro are not writable from the host side either") {
+  loaded L(guest_path("basic"));
+  REQUIRE(L.g != nullptr);
+  char path[] = "/tmp/vmrt_guest_procstat_XXXXXX";
+  int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  vmrt_report_procstat(vmrt_guest_vmspace(L.g), fd);
+  close(fd);
+  std::vector<unsigned char> b = read_file(path);
+  unlink(path);
+  std::string rep(b.begin(), b.end());
+  MESSAGE(rep);
+  CHECK(rep.find("r-x") != std::string::npos);  // text
+  CHECK(rep.find("r--") != std::string::npos);  // relro / rodata
+  CHECK(rep.find("rw-") != std::string::npos);  // data, bss, heap, stack
+  // copy_in refuses to write the text (a fault caught, EFAULT), and the guest still runs.
+  void* text = vmrt_guest_symbol(L.g, "add");
+  REQUIRE(text != nullptr);
+  char junk[4] = {0};
+  errno = 0;
+  CHECK(vmrt_guest_copy_in(L.g, text, junk, 4) == -1);
+  CHECK(errno == EFAULT);
+  CHECK(vmrt_guest_copy_in(L.g, reinterpret_cast<void*>(16), junk, 4) == -1);
+  CHECK(call_ok(L.g, "add", "i(ii)", {I(1), I(2)}).i == 3);
+}
+
+TEST_CASE("guest load: refusals say why") {
+  std::vector<unsigned char> good = read_file(guest_path("basic"));
+  REQUIRE(good.size() > 64);
+  {
+    std::vector<unsigned char> txt = {'h', 'e', 'l', 'l', 'o', '\n'};
+    std::string p = write_temp(txt, "text");
+    refused(p, "not an ELF file");
+    unlink(p.c_str());
+  }
+  refused("/nonexistent/guest.so", "cannot open");
+  {
+    std::vector<unsigned char> b = good;
+    b[EI_CLASS] = ELFCLASS32;
+    std::string p = write_temp(b, "class");
+    refused(p, "wrong class: ELFCLASS32");
+    unlink(p.c_str());
+  }
+  {
+    std::vector<unsigned char> b = good;
+    reinterpret_cast<Elf64_Ehdr*>(b.data())->e_machine = EM_AARCH64;
+    std::string p = write_temp(b, "machine");
+    refused(p, "wrong machine: e_machine 183");
+    unlink(p.c_str());
+  }
+  {
+    std::vector<unsigned char> b = good;
+    reinterpret_cast<Elf64_Ehdr*>(b.data())->e_type = ET_EXEC;
+    std::string p = write_temp(b, "exec");
+    refused(p, "not position independent: ET_EXEC");
+    unlink(p.c_str());
+  }
+  {
+    std::vector<unsigned char> b = good;
+    std::vector<Elf64_Rela*> rs = relas(b);
+    REQUIRE(!rs.empty());
+    rs[0]->r_info = ELF64_R_INFO(ELF64_R_SYM(rs[0]->r_info), R_X86_64_PC32);
+    std::string p = write_temp(b, "reloc");
+    refused(p, "unknown relocation R_X86_64_PC32");
+    unlink(p.c_str());
+  }
+  {
+    std::vector<unsigned char> b = good;
+    std::vector<Elf64_Rela*> rs = relas(b);
+    REQUIRE(!rs.empty());
+    rs[0]->r_info = ELF64_R_INFO(ELF64_R_SYM(rs[0]->r_info), R_X86_64_TPOFF64);
+    std::string p = write_temp(b, "tlsreloc");
+    refused(p, "thread-local storage relocation R_X86_64_TPOFF64");
+    unlink(p.c_str());
+  }
+  refused(guest_path("tls"), "thread-local storage (PT_TLS)");
+  refused(guest_path("missing"), "missing import: no_such_host_function_xyz");
+  refused(guest_path("initfault"), "null dereference");
+  {
+    loaded L(guest_path("basic"), vmrt_guest_options{0, 0, 0, nullptr, 0});
+    // kImports are supplied by `loaded` when none are given: load without them by hand.
+    vmrt_guest* g = nullptr;
+    char err[256];
+    vmrt_guest_options o{};
+    CHECK(vmrt_guest_load(guest_path("basic").c_str(), &o, &g, err, sizeof err) == -1);
+    CHECK(std::string(err).find("missing import: host_add") != std::string::npos);
+  }
+}
+
+TEST_CASE("guest faults are errors; the host calls again") {
+  loaded L(guest_path("faults"), vmrt_guest_options{0, 256 * 1024, 200, nullptr, 0});
+  INFO("load: ", std::string(L.err));
+  REQUIRE(L.g != nullptr);
+  vmrt_guest* g = L.g;
+  struct expect {
+    const char* fn;
+    const char* sig;
+    std::vector<vmrt_guest_value> args;
+    vmrt_guest_status kind;
+    const char* symbol;  // the faulting function ("" when the pc is host code)
+  };
+  int host_word = 0;
+  char* base = static_cast<char*>(vmrt_vmspace_base(vmrt_guest_vmspace(g)));
+  size_t size = vmrt_vmspace_size(vmrt_guest_vmspace(g));
+  REQUIRE(vmrt_guest_symbol(g, "relro_ptr") != nullptr);
+  std::vector<expect> cases = {
+      {"null_read", "i()", {}, VMRT_GUEST_NULL_DEREF, "null_read"},
+      {"null_write", "v()", {}, VMRT_GUEST_NULL_DEREF, "null_write"},
+      {"write_text", "v()", {}, VMRT_GUEST_WRITE_PROTECTED, "write_text"},
+      {"write_at", "v(p)", {P(vmrt_guest_symbol(g, "relro_ptr"))}, VMRT_GUEST_WRITE_PROTECTED, "write_at"},
+      {"overflow", "i()", {}, VMRT_GUEST_STACK_OVERFLOW, "recurse"},
+      {"illegal", "v()", {}, VMRT_GUEST_ILLEGAL_INSTRUCTION, "illegal"},
+      {"divide", "i(ii)", {I(7), I(0)}, VMRT_GUEST_DIVIDE_BY_ZERO, "divide"},
+      {"spin", "v()", {}, VMRT_GUEST_TIMEOUT, "spin"},
+      {"use_after_unmap", "i()", {}, VMRT_GUEST_BAD_ACCESS, "use_after_unmap"},
+      // In vmrt's region but past the guest's window (nothing there: vmrt sees it).
+      {"read_at", "i(p)", {P(base + size + (64u << 20))}, VMRT_GUEST_WILD_ACCESS, "read_at"},
+      {"call_abort", "v()", {}, VMRT_GUEST_ABORT, "call_abort"},
+      {"bad_free", "v()", {}, VMRT_GUEST_HEAP_CORRUPTED, "bad_free"},
+      {"memcpy_wild", "v(p)", {P(&host_word)}, VMRT_GUEST_WILD_ACCESS, "memcpy_wild"},
+  };
+  for (expect& e : cases) {
+    vmrt_guest_value r;
+    vmrt_guest_trap t;
+    std::memset(&t, 0, sizeof t);
+    vmrt_guest_status s = vmrt_guest_call(g, e.fn, e.sig, e.args.data(), &r, &t);
+    INFO(std::string(e.fn), " -> ", std::string(vmrt_guest_status_name(s)), ": ", std::string(t.message));
+    CHECK(s == e.kind);
+    CHECK(t.kind == e.kind);
+    CHECK(std::string(t.symbol) == e.symbol);
+    CHECK(std::string(t.message).find(vmrt_guest_status_name(e.kind)) != std::string::npos);
+    MESSAGE((std::string(e.fn) + ": " + std::string(t.message)));
+    // The host is fine and the guest answers again.
+    CHECK(call_ok(g, "ok", "i(i)", {I(41)}).i == 42);
+  }
+  CHECK(host_word == 0);
+  // Faults outside guest calls still reach the program's own handler.
+  CHECK(rtt::traps([] { *static_cast<volatile int*>(vmrt_mmap(vmrt_vmspace_create(1 << 20), nullptr, 4096, PROT_READ,
+                                                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)) = 1; }));
+}
+
+TEST_CASE("guest memory limit: malloc says NULL, the host keeps going; reset restores the loaded state") {
+  loaded L(guest_path("basic"), vmrt_guest_options{4u << 20, 0, 0, kImports, 1});
+  REQUIRE(L.g != nullptr);
+  vmrt_guest* g = L.g;
+  int64_t k = call_ok(g, "exhaust", "l(l)", {I(60000)}).i;
+  MESSAGE("64 KiB blocks before the 4 MiB limit: ", k);
+  CHECK(k > 0);
+  CHECK(k <= 64);
+  CHECK(vmrt_guest_memory_used(g) <= (4u << 20));
+  int64_t big = call_ok(g, "exhaust", "l(l)", {I(1 << 20)}).i;
+  CHECK(big == 0);  // no room left for a large block either
+  CHECK(call_ok(g, "bump_counter", "i()").i == 6);
+  CHECK(call_ok(g, "bump_counter", "i()").i == 7);
+  vmrt_guest_func* f = vmrt_guest_prepare(g, "bump_counter", "i()");
+  REQUIRE(f != nullptr);
+  char err[256];
+  REQUIRE(vmrt_guest_reset(g, err, sizeof err) == 0);
+  CHECK(vmrt_guest_memory_used(g) == 0);
+  vmrt_guest_value r;
+  CHECK(vmrt_guest_invoke(f, nullptr, &r, nullptr) == VMRT_GUEST_OK);  // prepared: bound again
+  CHECK(r.i == 6);
+  CHECK(call_ok(g, "get_initialized", "i()").i == 42);
+}
+
+TEST_CASE("guest busy: a second thread is refused while one is inside") {
+  loaded L(guest_path("faults"), vmrt_guest_options{0, 0, 300, nullptr, 0});
+  REQUIRE(L.g != nullptr);
+  vmrt_guest_status other = VMRT_GUEST_OK;
+  std::thread th([&] {
+    vmrt_guest_trap t;
+    do other = vmrt_guest_call(L.g, "spin", "v()", nullptr, nullptr, &t);
+    while (other == VMRT_GUEST_BUSY);
+  });
+  // Wait until the spinning thread owns the guest, then try.
+  vmrt_guest_status mine = VMRT_GUEST_OK;
+  for (int i = 0; i < 200 && mine != VMRT_GUEST_BUSY; ++i) {
+    vmrt_guest_value a = I(1), r;
+    mine = vmrt_guest_call(L.g, "ok", "i(i)", &a, &r, nullptr);
+    if (mine != VMRT_GUEST_BUSY) usleep(1000);
+  }
+  th.join();
+  CHECK(mine == VMRT_GUEST_BUSY);
+  CHECK(other == VMRT_GUEST_TIMEOUT);
+}
