@@ -12,7 +12,7 @@ include(CMakePackageConfigHelpers)
 set(VMRT_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/vmrt)
 set_target_properties(vmrt_malloc PROPERTIES EXPORT_NAME malloc)
 
-install(TARGETS vmrun RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(TARGETS vmrun vmrun-guest RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(TARGETS vmrt vmrt_malloc EXPORT vmrtTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})

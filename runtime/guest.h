@@ -107,6 +107,7 @@ struct call_ctx {
   sigset_t mask;      // the mask at the fault (restored after the escape)
   bool restore_mask;  // the escape came from a signal handler
   void* import_ra;    // the guest's return address into the guest libc import running
+  void* caller;       // a fault in host code called by the guest: the guest's call site
   bool timed_out;     // the time limit passed while host code ran: trap at the next guest pc
   volatile bool active;
 };
@@ -119,8 +120,9 @@ call_ctx* current();
 // guest libc abort(), heap corruption).  Never returns.  Needs current() != nullptr.
 [[noreturn]] void escape(vmrt_guest_status kind, const void* addr);
 
-// Fill t's symbol/offset/message for kind at pc/addr (normal context).
-void describe(const vmrt_guest* g, vmrt_guest_trap* t);
+// Fill t's symbol/offset/message for kind at pc/addr (normal context); caller: the
+// guest's call site when pc is host code the guest called (or nullptr).
+void describe(const vmrt_guest* g, vmrt_guest_trap* t, void* caller);
 
 // The symbol of g holding address a (nullptr when none); *off = a - symbol.
 const char* symbolize(const vmrt_guest* g, std::uintptr_t a, std::size_t* off);

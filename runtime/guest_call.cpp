@@ -201,6 +201,18 @@ void on_signal(int sig, siginfo_t* si, void* ucv) {
   c->trap->pc = reinterpret_cast<void*>(pc);
   greg_t err = uc->uc_mcontext.gregs[REG_ERR];
   c->trap->offset = (sig == SIGSEGV || sig == SIGBUS) ? ((err & 16) != 0 ? 'x' : (err & 2) != 0 ? 'w' : 'r') : 0;
+  c->caller = nullptr;
+  if (!in_image(g, pc) && sp >= g->stack_lo && sp < g->stack_hi) {
+    // Host code the guest called (its libc, an import): the innermost return address into
+    // the guest's image on the (guest) stack names the guest's call site.
+    const std::uintptr_t* w = reinterpret_cast<const std::uintptr_t*>(sp & ~std::uintptr_t{7});
+    for (int k = 0; k < 512 && reinterpret_cast<std::uintptr_t>(w + 1) <= g->stack_hi; ++k, ++w) {
+      if (in_image(g, *w)) {
+        c->caller = reinterpret_cast<void*>(*w);
+        break;
+      }
+    }
+  }
   c->mask = uc->uc_sigmask;
   c->restore_mask = true;
   _longjmp(c->jb, 1);
@@ -286,7 +298,8 @@ bool parse_sig(prepared* f, const char* sig) {
 }
 
 // The guest call proper: fn with the prepared cif.  => the caller owns g.
-vmrt_guest_status run(vmrt_guest* g, ffi_cif* cif, void* fn, void** av, void* rv, vmrt_guest_trap* t) {
+vmrt_guest_status run(vmrt_guest* g, ffi_cif* cif, void* fn, void** av, void* rv, vmrt_guest_trap* t,
+                      void** caller) {
   vmrt::rt::trap_thread_attach();  // faults on an exhausted guest stack need the alternate stack
   call_ctx c;
   c.g = g;
@@ -295,6 +308,7 @@ vmrt_guest_status run(vmrt_guest* g, ffi_cif* cif, void* fn, void** av, void* rv
   c.timed_out = false;
   c.restore_mask = false;
   c.import_ra = nullptr;
+  c.caller = nullptr;
   std::uintptr_t sp = g->stack_hi;
   std::uintptr_t here = current_sp();
   if (here > g->stack_lo && here <= g->stack_hi) sp = (here - 512) & ~std::uintptr_t{15};  // nested, on this stack
@@ -309,6 +323,7 @@ vmrt_guest_status run(vmrt_guest* g, ffi_cif* cif, void* fn, void** av, void* rv
   } else {
     call_ctx* cc = t_ctx;  // == &c (re-read: locals may not survive the jump)
     st = cc->trap->kind;
+    if (caller != nullptr) *caller = cc->caller;
     if (cc->restore_mask) pthread_sigmask(SIG_SETMASK, &cc->mask, nullptr);
   }
   t_ctx->active = false;
@@ -347,6 +362,7 @@ call_ctx* current() { return t_ctx; }
   c->trap->pc = c->import_ra != nullptr ? c->import_ra : __builtin_return_address(0);
   c->trap->offset = 0;
   c->restore_mask = false;
+  c->caller = nullptr;
   _longjmp(c->jb, 1);
 }
 
@@ -377,12 +393,13 @@ void signals_release() {
   pthread_mutex_unlock(&g_sig_mu);
 }
 
-void describe(const vmrt_guest* g, vmrt_guest_trap* t) {
+void describe(const vmrt_guest* g, vmrt_guest_trap* t, void* caller) {
   char access = static_cast<char>(t->offset);
   t->offset = 0;
   t->symbol[0] = '\0';
   std::size_t off = 0;
-  const char* sym = symbolize(g, reinterpret_cast<std::uintptr_t>(t->pc), &off);
+  std::uintptr_t where = reinterpret_cast<std::uintptr_t>(caller != nullptr ? caller : t->pc);
+  const char* sym = symbolize(g, where, &off);
   if (sym != nullptr) {
     vm_out(t->symbol, sizeof t->symbol).str(sym);
     t->offset = off;
@@ -395,8 +412,10 @@ void describe(const vmrt_guest* g, vmrt_guest_trap* t) {
   }
   if (t->pc != nullptr) {
     o.str(" pc ").hex(reinterpret_cast<std::uintptr_t>(t->pc));
-    if (sym != nullptr) o.str(" (").str(sym).str("+").hex(off).str(")");
-    else if (!in_image(g, reinterpret_cast<std::uintptr_t>(t->pc))) o.str(" (host code called by the guest)");
+    bool host = !in_image(g, reinterpret_cast<std::uintptr_t>(t->pc));
+    if (host && sym != nullptr) o.str(" (host code called from ").str(sym).str("+").hex(off).str(")");
+    else if (sym != nullptr) o.str(" (").str(sym).str("+").hex(off).str(")");
+    else if (host) o.str(" (host code called by the guest)");
   }
 }
 
@@ -413,9 +432,10 @@ vmrt_guest_status run_void(vmrt_guest* g, void* fn, vmrt_guest_trap* t) {
     return VMRT_GUEST_BUSY;
   }
   ffi_arg rv;
-  vmrt_guest_status st = run(g, &cif, fn, nullptr, &rv, t);
+  void* caller = nullptr;
+  vmrt_guest_status st = run(g, &cif, fn, nullptr, &rv, t, &caller);
   leave(g);
-  if (st != VMRT_GUEST_OK) describe(g, t);
+  if (st != VMRT_GUEST_OK) describe(g, t, caller);
   return st;
 }
 
@@ -429,6 +449,7 @@ int guarded_memcpy(vmrt_guest* g, void* dst, const void* src, std::size_t n) {
   c.timed_out = false;
   c.restore_mask = false;
   c.import_ra = nullptr;
+  c.caller = nullptr;
   t_ctx = &c;
   c.active = true;
   int rc = 0;
@@ -520,10 +541,11 @@ vmrt_guest_status vmrt_guest_invoke(vmrt_guest_func* fh, const vmrt_guest_value*
     std::uint64_t u;
   } rv;
   rv.u = 0;
-  vmrt_guest_status st = run(g, &f->cif, f->fn, av, &rv, t);
+  void* caller = nullptr;
+  vmrt_guest_status st = run(g, &f->cif, f->fn, av, &rv, t, &caller);
   leave(g);
   if (st != VMRT_GUEST_OK) {
-    describe(g, t);
+    describe(g, t, caller);
     return st;
   }
   if (ret != nullptr) {

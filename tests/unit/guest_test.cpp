@@ -297,6 +297,8 @@ TEST_CASE("guest faults are errors; the host calls again") {
       // In vmrt's region but past the guest's window (nothing there: vmrt sees it).
       {"read_at", "i(p)", {P(base + size + (64u << 20))}, VMRT_GUEST_WILD_ACCESS, "read_at"},
       {"call_abort", "v()", {}, VMRT_GUEST_ABORT, "call_abort"},
+      // In host code (the guest libc's strlen): named by the guest's call site.
+      {"strlen_of", "l(p)", {P(nullptr)}, VMRT_GUEST_NULL_DEREF, "strlen_of"},
       {"bad_free", "v()", {}, VMRT_GUEST_HEAP_CORRUPTED, "bad_free"},
       {"memcpy_wild", "v(p)", {P(&host_word)}, VMRT_GUEST_WILD_ACCESS, "memcpy_wild"},
   };

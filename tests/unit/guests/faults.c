@@ -38,3 +38,6 @@ int use_after_unmap(void) {
 void bad_free(void) { free((void*)table); }
 void memcpy_wild(void* host_dst) { memcpy(host_dst, table, sizeof table); }
 int ok(int x) { return x + 1; }
+size_t strlen(const char*);
+/* A fault inside host code the guest called (the guest libc's strlen). */
+long strlen_of(const char* p) { return (long)strlen(p) + 1; }
