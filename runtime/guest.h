@@ -78,6 +78,10 @@ struct vmrt_guest {
   std::atomic<long> owner;  // tid of the thread inside, 0: none
   int depth;                // nested calls of that thread
   vmrt::guest::prepared* funcs;  // chunks of prepared functions
+  // The warm image (guest_snapshot.cpp): a copy-on-write copy of vs in another window,
+  // never run, and the heap's state at the snapshot.
+  vmrt_vmspace* snap;
+  vmrt::guest::heap snap_hp;
 };
 
 namespace vmrt::guest {

@@ -391,6 +391,8 @@ bool loader::load() {
 
 // Undo a load (the record itself stays: path, options, imports, prepared functions).
 void unload(vmrt_guest* g) {
+  if (g->snap != nullptr) vmrt_vmspace_destroy(g->snap);
+  g->snap = nullptr;
   if (g->vs != nullptr) vmrt_vmspace_destroy(g->vs);
   g->vs = nullptr;
   if (g->file != nullptr) vmrt::sys::munmap(const_cast<unsigned char*>(g->file), g->file_len);

@@ -211,6 +211,16 @@ vmrt_guest_func* vmrt_guest_prepare(vmrt_guest* g, const char* name, const char*
 vmrt_guest_status vmrt_guest_invoke(vmrt_guest_func* f, const vmrt_guest_value* args, vmrt_guest_value* ret,
                                     vmrt_guest_trap* trap);
 
+/* Warm images (the wasmtime / Firecracker pattern, one live instance per guest): snapshot
+ * keeps g's present memory and heap as a copy-on-write copy of its vmspace (in another
+ * window of the region, never run); restore makes g's memory a fresh copy-on-write copy
+ * of that image at g's own addresses (what the guest wrote since is dropped).  A second
+ * snapshot replaces the first.  Not a simultaneous fork: guest code holds absolute
+ * addresses, so two live copies cannot share one address range in one process.
+ * 0, or -1 + errno (EINVAL: no snapshot / call in progress; ENOMEM). */
+int vmrt_guest_snapshot(vmrt_guest* g);
+int vmrt_guest_restore(vmrt_guest* g);
+
 /* Guest memory: malloc/free on the guest's heap (NULL when past its limit), and copies in
  * and out that check [addr, addr + n) lies in the guest's mappings (0, or -1 + EFAULT). */
 void* vmrt_guest_malloc(vmrt_guest* g, size_t n);

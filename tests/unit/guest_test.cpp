@@ -366,3 +366,62 @@ TEST_CASE("guest busy: a second thread is refused while one is inside") {
   CHECK(mine == VMRT_GUEST_BUSY);
   CHECK(other == VMRT_GUEST_TIMEOUT);
 }
+
+TEST_CASE("guest warm images: restore brings back the snapshot's memory and heap at the same addresses") {
+  loaded L(guest_path("basic"));
+  REQUIRE(L.g != nullptr);
+  vmrt_guest* g = L.g;
+  errno = 0;
+  CHECK(vmrt_guest_restore(g) == -1);  // nothing to restore yet
+  CHECK(errno == EINVAL);
+  // Warm state: a counter bumped and a heap buffer with contents.
+  CHECK(call_ok(g, "bump_counter", "i()").i == 6);
+  void* warm = call_ok(g, "make_buffer", "p(li)", {I(3 * 4096), I('w')}).p;
+  REQUIRE(warm != nullptr);
+  size_t used = vmrt_guest_memory_used(g);
+  REQUIRE(vmrt_guest_snapshot(g) == 0);
+  vmrt_vmspace* vs = vmrt_guest_vmspace(g);
+  // The guest goes on: more writes, more heap.
+  CHECK(call_ok(g, "bump_counter", "i()").i == 7);
+  CHECK(call_ok(g, "bump_counter", "i()").i == 8);
+  call_ok(g, "make_buffer", "p(li)", {I(100000), I('x')});
+  char x = 'w';
+  REQUIRE(vmrt_guest_copy_in(g, static_cast<char*>(warm) + 5, "Z", 1) == 0);
+  CHECK(vmrt_guest_memory_used(g) > used);
+  REQUIRE(vmrt_guest_restore(g) == 0);
+  CHECK(vmrt_guest_vmspace(g) == vs);  // same handle, same addresses
+  CHECK(vmrt_guest_memory_used(g) == used);
+  REQUIRE(vmrt_guest_copy_out(g, &x, static_cast<char*>(warm) + 5, 1) == 0);
+  CHECK(x == 'w');                                          // the write after the snapshot is gone
+  CHECK(call_ok(g, "bump_counter", "i()").i == 7);            // the counter as it was, plus one
+  CHECK(call_ok(g, "call_host", "i(ii)", {I(1), I(2)}).i == 10030);  // relocations still right
+  CHECK(rtt::check_ok(vmrt_guest_vmspace(g)));
+  // Faults after a restore are still errors, and restore recovers from them.
+  vmrt_guest_trap t;
+  vmrt_guest_value a[2] = {P(nullptr), I(10)}, r;
+  CHECK(vmrt_guest_call(g, "checksum", "l(pl)", a, &r, &t) == VMRT_GUEST_NULL_DEREF);
+  MESSAGE(std::string(t.message));
+  REQUIRE(vmrt_guest_restore(g) == 0);
+  CHECK(call_ok(g, "bump_counter", "i()").i == 7);
+  // Many restores leave nothing behind: frames, objects and map entries come back to the same counts.
+  for (int i = 0; i < 20; ++i) {  // warm up caches
+    REQUIRE(vmrt_guest_restore(g) == 0);
+    call_ok(g, "bump_counter", "i()");
+  }
+  long long free0 = vmrt_counter("pages free"), obj0 = vmrt_counter("objects current"),
+            ent0 = vmrt_counter("map entries");
+  for (int i = 0; i < 1000; ++i) {
+    REQUIRE(vmrt_guest_restore(g) == 0);
+    REQUIRE(call_ok(g, "bump_counter", "i()").i == 7);
+    void* m = call_ok(g, "make_buffer", "p(li)", {I(20000), I('q')}).p;
+    REQUIRE(m != nullptr);
+  }
+  REQUIRE(vmrt_guest_restore(g) == 0);
+  CHECK(call_ok(g, "bump_counter", "i()").i == 7);
+  long long free1 = vmrt_counter("pages free"), obj1 = vmrt_counter("objects current"),
+            ent1 = vmrt_counter("map entries");
+  MESSAGE("pages free ", free0, " -> ", free1, "; objects ", obj0, " -> ", obj1, "; map entries ", ent0, " -> ", ent1);
+  CHECK(obj1 == obj0);
+  CHECK(ent1 == ent0);
+  CHECK(free1 >= free0 - 8);
+}
