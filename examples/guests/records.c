@@ -48,3 +48,21 @@ long checksum(const unsigned char* p, long n) {
 }
 
 int trivial(int x) { return x; }
+
+/* A lookup table of n bytes on the guest heap: the one-time warm-up a real library
+ * does (bench/guest_bench restores guests warmed this way). */
+static unsigned char* table;
+static long table_len;
+long build_table(long n) {
+  table = malloc((size_t)n);
+  if (!table) return -1;
+  for (long i = 0; i < n; ++i) table[i] = (unsigned char)(i * 31);
+  table_len = n;
+  return n;
+}
+/* One byte of every 4 KiB of the table, summed. */
+long table_sum(void) {
+  long s = 0;
+  for (long i = 0; i < table_len; i += 4096) s += table[i];
+  return s;
+}
