@@ -97,7 +97,7 @@ struct prepared {
   unsigned nargs;
   bool ok;         // false after a reset that lost the function
   char name[128];  // looked up again by reset
-  char sig[kMaxArgs + 4];
+  char sig[kMaxArgs + 5];  // R ( ARGS . )
   prepared* next;
 };
 

@@ -278,15 +278,22 @@ ffi_type* ffi_of(char c) {
   }
 }
 
-// Parse "R(ARGS)" into f; false when malformed.
+// Parse "R(ARGS)" into f; false when malformed.  A '.' in ARGS starts the variadic
+// arguments ("i(p.ld)": printf-like; a float is passed promoted, as 'd').
 bool parse_sig(prepared* f, const char* sig) {
   if (sig == nullptr || std::strlen(sig) >= sizeof f->sig) return false;
   if (ffi_of(sig[0]) == nullptr || sig[1] != '(') return false;
   f->rtype = sig[0];
   unsigned n = 0;
+  int nfixed = -1;
   const char* s = sig + 2;
   for (; *s != ')' && *s != '\0'; ++s) {
+    if (*s == '.' && nfixed < 0) {
+      nfixed = static_cast<int>(n);
+      continue;
+    }
     if (*s == 'v' || ffi_of(*s) == nullptr || n == kMaxArgs) return false;
+    if (nfixed >= 0 && *s == 'f') return false;  // variadic floats are promoted to double
     f->argt[n] = *s;
     f->atypes[n] = ffi_of(*s);
     ++n;
@@ -294,6 +301,9 @@ bool parse_sig(prepared* f, const char* sig) {
   if (*s != ')' || s[1] != '\0') return false;
   f->nargs = n;
   std::memcpy(f->sig, sig, std::strlen(sig) + 1);
+  if (nfixed >= 0)
+    return ffi_prep_cif_var(&f->cif, FFI_DEFAULT_ABI, static_cast<unsigned>(nfixed), n, ffi_of(f->rtype), f->atypes) ==
+           FFI_OK;
   return ffi_prep_cif(&f->cif, FFI_DEFAULT_ABI, n, ffi_of(f->rtype), f->atypes) == FFI_OK;
 }
 
@@ -576,7 +586,7 @@ vmrt_guest_status vmrt_guest_call(vmrt_guest* g, const char* name, const char* s
   std::memcpy(f.name, name, std::strlen(name) + 1);
   if (!parse_sig(&f, sig)) {
     set_status(t, VMRT_GUEST_BAD_SIGNATURE);
-    vm_out(t->message, sizeof t->message).str("bad signature \"").str(sig).str("\" (want R(ARGS), R in vilfdp, ARGS in ilfdp)");
+    vm_out(t->message, sizeof t->message).str("bad signature \"").str(sig).str("\" (want R(ARGS), R in vilfdp, ARGS in ilfdp, '.' before variadic ones)");
     return VMRT_GUEST_BAD_SIGNATURE;
   }
   if (g->vs == nullptr || !bind(&f)) {

@@ -133,6 +133,10 @@ TEST_CASE("guest load: every relocation kind, init_array, data and bss; calls of
   std::vector<vmrt_guest_value> sixteen;
   for (int i = 1; i <= 16; ++i) sixteen.push_back(I(i));
   CHECK(call_ok(g, "sum16", "l(llllllllllllllll)", sixteen).i == 136);
+  // Variadic (a '.' starts the variadic arguments; rax carries the vector-register count).
+  CHECK(call_ok(g, "vsum", "l(i.lll)", {I(3), I(10), I(20), I(1LL << 33)}).i == 30 + (1LL << 33));
+  CHECK(call_ok(g, "vavg", "d(i.dddd)", {I(4), D(1), D(2), D(3), D(10)}).d == doctest::Approx(4.0));
+  CHECK(call_ok(g, "vavg", "d(i.)", {I(0)}).d == 0.0);
   CHECK(call_ok(g, "call_host", "i(ii)", {I(2), I(3)}).i == 10050);      // JUMP_SLOT to the import
   CHECK(call_ok(g, "call_host_ptr", "i(ii)", {I(2), I(3)}).i == 1005);   // R_X86_64_64 to the import
   CHECK(call_ok(g, "read_counter", "i()").i == 10);                      // GLOB_DAT + R_X86_64_64 to data
@@ -177,6 +181,7 @@ TEST_CASE("guest load: every relocation kind, init_array, data and bss; calls of
   CHECK(vmrt_guest_call(g, "add", "i(ix)", args, &r, &t) == VMRT_GUEST_BAD_SIGNATURE);
   CHECK(vmrt_guest_call(g, "add", "i(ii", args, &r, &t) == VMRT_GUEST_BAD_SIGNATURE);
   CHECK(vmrt_guest_call(g, "add", "i(v)", args, &r, &t) == VMRT_GUEST_BAD_SIGNATURE);
+  CHECK(vmrt_guest_call(g, "vavg", "d(i.f)", args, &r, &t) == VMRT_GUEST_BAD_SIGNATURE);  // floats promote
 }
 
 TEST_CASE("guest load: segment protections (procstat) and text/relro are not writable from the host side either") {

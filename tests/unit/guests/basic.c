@@ -57,3 +57,20 @@ long exhaust(long n) {
   return k;
 }
 int nothing(void) { return 0; }
+/* Variadic: n longs, then their sum; and n doubles averaged. */
+long vsum(int n, ...) {
+  __builtin_va_list ap;
+  __builtin_va_start(ap, n);
+  long s = 0;
+  for (int i = 0; i < n; ++i) s += __builtin_va_arg(ap, long);
+  __builtin_va_end(ap);
+  return s;
+}
+double vavg(int n, ...) {
+  __builtin_va_list ap;
+  __builtin_va_start(ap, n);
+  double s = 0;
+  for (int i = 0; i < n; ++i) s += __builtin_va_arg(ap, double);
+  __builtin_va_end(ap);
+  return n ? s / n : 0;
+}
