@@ -436,7 +436,10 @@ int main(int argc, char** argv) {
   }
   if (guest) {
     check_environment(from_option);
-    std::string helper = dir_of_self() + "/vmrun-guest";
+    // The build tree: next to vmrun; installed: lib[/multiarch]/vmrt/, beside the shim.
+    std::string self = dir_of_self();
+    std::string helper = self + "/vmrun-guest";
+    if (access(helper.c_str(), X_OK) != 0) helper = self + "/" VMRT_SHIM_DIR_FROM_BINDIR "/vmrt/vmrun-guest";
     std::vector<char*> av{const_cast<char*>("vmrun-guest")};
     for (int k = i; k < argc; ++k) av.push_back(argv[k]);
     av.push_back(nullptr);
