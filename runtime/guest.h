@@ -36,6 +36,9 @@ inline constexpr std::size_t kStackGuard = 64 * 1024;   // unmapped below the st
 inline constexpr std::size_t kDefaultMemoryLimit = std::size_t{64} << 20;
 inline constexpr std::size_t kDefaultStack = std::size_t{1} << 20;
 inline constexpr unsigned kMaxArgs = 16;
+inline constexpr unsigned kMaxStructs = 4;       // struct types in one signature
+inline constexpr unsigned kMaxStructFields = 8;  // scalar fields of one struct
+inline constexpr unsigned kMaxSig = 80;          // signature string length
 inline constexpr unsigned kHeapBuckets = 13;  // 16 B .. 64 KiB, powers of two
 inline constexpr std::size_t kHeapMinBlock = 16;
 inline constexpr std::size_t kHeapMaxSmall = kHeapMinBlock << (kHeapBuckets - 1);
@@ -92,12 +95,16 @@ struct prepared {
   void* fn;
   ffi_cif cif;
   ffi_type* atypes[kMaxArgs];
-  char rtype;
-  char argt[kMaxArgs];
+  ffi_type stypes[kMaxStructs];
+  ffi_type* selems[kMaxStructs][kMaxStructFields + 1];
+  unsigned nstructs;
+  ffi_type* rtype_ffi;
+  char rtype;              // 'S': a struct
+  char argt[kMaxArgs];     // 'S': a struct (the value is a pointer to its bytes)
   unsigned nargs;
   bool ok;         // false after a reset that lost the function
   char name[128];  // looked up again by reset
-  char sig[kMaxArgs + 5];  // R ( ARGS . )
+  char sig[kMaxSig];
   prepared* next;
 };
 

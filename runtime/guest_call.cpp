@@ -278,33 +278,69 @@ ffi_type* ffi_of(char c) {
   }
 }
 
+// One type of a signature at *s: a scalar (v i l f d p) or a struct "{...}" of scalars
+// (i l f d p), laid out by the C rules.  Advances *s; nullptr when malformed.
+ffi_type* parse_type(prepared* f, const char** s) {
+  if (**s != '{') {
+    ffi_type* t = ffi_of(**s);
+    if (t != nullptr) ++*s;
+    return t;
+  }
+  if (f->nstructs == kMaxStructs) return nullptr;
+  unsigned k = f->nstructs, n = 0;
+  const char* p = *s + 1;
+  for (; *p != '}' && *p != '\0'; ++p) {
+    ffi_type* e = ffi_of(*p);
+    if (e == nullptr || *p == 'v' || n == kMaxStructFields) return nullptr;
+    f->selems[k][n++] = e;
+  }
+  if (*p != '}' || n == 0) return nullptr;
+  f->selems[k][n] = nullptr;
+  ffi_type& st = f->stypes[k];
+  st.size = 0;
+  st.alignment = 0;
+  st.type = FFI_TYPE_STRUCT;
+  st.elements = f->selems[k];
+  ++f->nstructs;
+  *s = p + 1;
+  return &st;
+}
+
 // Parse "R(ARGS)" into f; false when malformed.  A '.' in ARGS starts the variadic
-// arguments ("i(p.ld)": printf-like; a float is passed promoted, as 'd').
+// arguments ("i(p.ld)": printf-like; a float is passed promoted, as 'd').  A struct by
+// value is "{...}" of scalars, as an argument or the result: "d({ld}i)", "{ll}(l)".
 bool parse_sig(prepared* f, const char* sig) {
   if (sig == nullptr || std::strlen(sig) >= sizeof f->sig) return false;
-  if (ffi_of(sig[0]) == nullptr || sig[1] != '(') return false;
-  f->rtype = sig[0];
+  f->nstructs = 0;
+  const char* s = sig;
+  f->rtype = *s == '{' ? 'S' : *s;
+  f->rtype_ffi = parse_type(f, &s);
+  if (f->rtype_ffi == nullptr || *s != '(') return false;
+  ++s;
   unsigned n = 0;
   int nfixed = -1;
-  const char* s = sig + 2;
-  for (; *s != ')' && *s != '\0'; ++s) {
+  while (*s != ')' && *s != '\0') {
     if (*s == '.' && nfixed < 0) {
       nfixed = static_cast<int>(n);
+      ++s;
       continue;
     }
-    if (*s == 'v' || ffi_of(*s) == nullptr || n == kMaxArgs) return false;
-    if (nfixed >= 0 && *s == 'f') return false;  // variadic floats are promoted to double
-    f->argt[n] = *s;
-    f->atypes[n] = ffi_of(*s);
+    char c = *s == '{' ? 'S' : *s;
+    if (c == 'v' || n == kMaxArgs) return false;
+    if (nfixed >= 0 && c == 'f') return false;  // variadic floats are promoted to double
+    ffi_type* t = parse_type(f, &s);
+    if (t == nullptr) return false;
+    f->argt[n] = c;
+    f->atypes[n] = t;
     ++n;
   }
   if (*s != ')' || s[1] != '\0') return false;
   f->nargs = n;
   std::memcpy(f->sig, sig, std::strlen(sig) + 1);
   if (nfixed >= 0)
-    return ffi_prep_cif_var(&f->cif, FFI_DEFAULT_ABI, static_cast<unsigned>(nfixed), n, ffi_of(f->rtype), f->atypes) ==
+    return ffi_prep_cif_var(&f->cif, FFI_DEFAULT_ABI, static_cast<unsigned>(nfixed), n, f->rtype_ffi, f->atypes) ==
            FFI_OK;
-  return ffi_prep_cif(&f->cif, FFI_DEFAULT_ABI, n, ffi_of(f->rtype), f->atypes) == FFI_OK;
+  return ffi_prep_cif(&f->cif, FFI_DEFAULT_ABI, n, f->rtype_ffi, f->atypes) == FFI_OK;
 }
 
 // The guest call proper: fn with the prepared cif.  => the caller owns g.
@@ -542,8 +578,20 @@ vmrt_guest_status vmrt_guest_invoke(vmrt_guest_func* fh, const vmrt_guest_value*
   }
   // Argument pointers straight into the caller's values (little-endian: an 'i' is the
   // low 4 bytes of .i).
+  // A struct argument's value is a pointer to its bytes (host or guest memory); a struct
+  // result is written where ret->p points.
   void* av[kMaxArgs];
-  for (unsigned i = 0; i < f->nargs; ++i) av[i] = const_cast<vmrt_guest_value*>(&args[i]);
+  bool bad = f->rtype == 'S' && (ret == nullptr || ret->p == nullptr);
+  for (unsigned i = 0; i < f->nargs; ++i) {
+    av[i] = f->argt[i] == 'S' ? args[i].p : const_cast<vmrt_guest_value*>(&args[i]);
+    bad |= av[i] == nullptr;
+  }
+  if (bad) {
+    leave(g);
+    set_status(t, VMRT_GUEST_BAD_ARGUMENT);
+    vm_out(t->message, sizeof t->message).str("bad argument: a struct argument or result without a buffer");
+    return VMRT_GUEST_BAD_ARGUMENT;
+  }
   union {
     ffi_arg a;
     double d;
@@ -552,7 +600,7 @@ vmrt_guest_status vmrt_guest_invoke(vmrt_guest_func* fh, const vmrt_guest_value*
   } rv;
   rv.u = 0;
   void* caller = nullptr;
-  vmrt_guest_status st = run(g, &f->cif, f->fn, av, &rv, t, &caller);
+  vmrt_guest_status st = run(g, &f->cif, f->fn, av, f->rtype == 'S' ? ret->p : static_cast<void*>(&rv), t, &caller);
   leave(g);
   if (st != VMRT_GUEST_OK) {
     describe(g, t, caller);
@@ -565,6 +613,7 @@ vmrt_guest_status vmrt_guest_invoke(vmrt_guest_func* fh, const vmrt_guest_value*
       case 'p': ret->p = reinterpret_cast<void*>(rv.a); break;
       case 'd': ret->d = rv.d; break;
       case 'f': ret->f = rv.f; break;
+      case 'S': break;  // written in place
       default: ret->i = 0; break;
     }
   }
@@ -586,7 +635,7 @@ vmrt_guest_status vmrt_guest_call(vmrt_guest* g, const char* name, const char* s
   std::memcpy(f.name, name, std::strlen(name) + 1);
   if (!parse_sig(&f, sig)) {
     set_status(t, VMRT_GUEST_BAD_SIGNATURE);
-    vm_out(t->message, sizeof t->message).str("bad signature \"").str(sig).str("\" (want R(ARGS), R in vilfdp, ARGS in ilfdp, '.' before variadic ones)");
+    vm_out(t->message, sizeof t->message).str("bad signature \"").str(sig).str("\" (want R(ARGS), R in vilfdp, ARGS in ilfdp, {...} a struct, '.' before variadic ones)");
     return VMRT_GUEST_BAD_SIGNATURE;
   }
   if (g->vs == nullptr || !bind(&f)) {

@@ -202,7 +202,10 @@ void* vmrt_guest_symbol(const vmrt_guest* g, const char* name);
 
 /* Call.  sig: "R(ARGS)" with R in v i l f d p and ARGS a string of i l f d p (at most
  * 16), e.g. "i(ip)", "d(dd)", "v()"; a '.' starts the variadic arguments: "i(i.ld)" calls
- * int f(int, ...) with a long and a double (variadic floats: pass 'd').  Returns VMRT_GUEST_OK with *ret set, or the
+ * int f(int, ...) with a long and a double (variadic floats: pass 'd'); "{...}" is a struct
+ * by value of those scalars, laid out by the C rules (at most 4 structs of 8 fields): its
+ * argument value .p points to the struct's bytes, and for a struct result ret->p must point
+ * to a buffer of its size, written in place ("d({ld}i)", "{lll}(l)").  Returns VMRT_GUEST_OK with *ret set, or the
  * status (and *trap, when trap != NULL, filled for every non-OK status). */
 vmrt_guest_status vmrt_guest_call(vmrt_guest* g, const char* name, const char* sig, const vmrt_guest_value* args,
                                   vmrt_guest_value* ret, vmrt_guest_trap* trap);

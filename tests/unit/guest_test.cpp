@@ -137,6 +137,32 @@ TEST_CASE("guest load: every relocation kind, init_array, data and bss; calls of
   CHECK(call_ok(g, "vsum", "l(i.lll)", {I(3), I(10), I(20), I(1LL << 33)}).i == 30 + (1LL << 33));
   CHECK(call_ok(g, "vavg", "d(i.dddd)", {I(4), D(1), D(2), D(3), D(10)}).d == doctest::Approx(4.0));
   CHECK(call_ok(g, "vavg", "d(i.)", {I(0)}).d == 0.0);
+  // Structs by value: the argument's .p points to its bytes; a struct result is written at ret.p.
+  struct pt {
+    long x;
+    double y;
+  } p1{5, 0.25}, p2{0, 0};
+  struct big {
+    long a, b, c;
+  } b1{1, 2, 3}, b2{0, 0, 0};
+  CHECK(call_ok(g, "pt_sum", "d({ld}i)", {P(&p1), I(100)}).d == doctest::Approx(105.25));
+  CHECK(call_ok(g, "big_sum", "l({lll}i)", {P(&b1), I(1000)}).i == 1006);
+  {
+    vmrt_guest_value a[2] = {I(7), D(1.5)}, r;
+    r.p = &p2;
+    vmrt_guest_trap t;
+    REQUIRE(vmrt_guest_call(g, "pt_make", "{ld}(ld)", a, &r, &t) == VMRT_GUEST_OK);
+    CHECK(p2.x == 14);
+    CHECK(p2.y == 3.0);
+    r.p = &b2;
+    REQUIRE(vmrt_guest_call(g, "big_make", "{lll}(l)", a, &r, &t) == VMRT_GUEST_OK);  // returned through memory
+    CHECK(b2.a == 7);
+    CHECK(b2.c == 9);
+    r.p = nullptr;
+    CHECK(vmrt_guest_call(g, "big_make", "{lll}(l)", a, &r, &t) == VMRT_GUEST_BAD_ARGUMENT);  // no buffer
+    CHECK(vmrt_guest_call(g, "big_make", "{lll(l)", a, &r, &t) == VMRT_GUEST_BAD_SIGNATURE);
+    CHECK(vmrt_guest_call(g, "big_make", "{}(l)", a, &r, &t) == VMRT_GUEST_BAD_SIGNATURE);
+  }
   CHECK(call_ok(g, "call_host", "i(ii)", {I(2), I(3)}).i == 10050);      // JUMP_SLOT to the import
   CHECK(call_ok(g, "call_host_ptr", "i(ii)", {I(2), I(3)}).i == 1005);   // R_X86_64_64 to the import
   CHECK(call_ok(g, "read_counter", "i()").i == 10);                      // GLOB_DAT + R_X86_64_64 to data

@@ -74,3 +74,16 @@ double vavg(int n, ...) {
   __builtin_va_end(ap);
   return n ? s / n : 0;
 }
+/* Structs by value: in two registers ({long, double}), and in memory (24 bytes). */
+struct pt { long x; double y; };
+struct big { long a, b, c; };
+double pt_sum(struct pt p, int k) { return (double)p.x + p.y + k; }
+struct pt pt_make(long x, double y) {
+  struct pt p = {x * 2, y * 2};
+  return p;
+}
+long big_sum(struct big b, int k) { return b.a + b.b + b.c + k; }
+struct big big_make(long v) {
+  struct big b = {v, v + 1, v + 2};
+  return b;
+}
