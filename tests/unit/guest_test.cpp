@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/vmrt.hpp"
 #include "runtime_test_support.h"
 
 RUNTIME_TESTS_UNDER_BOTH_BACKENDS()
@@ -455,4 +456,26 @@ TEST_CASE("guest warm images: restore brings back the snapshot's memory and heap
   CHECK(obj1 == obj0);
   CHECK(ent1 == ent0);
   CHECK(free1 >= free0 - 8);
+}
+
+TEST_CASE("guest C++ wrapper (vmrt.hpp)") {
+  vmrt::guest bad(guest_path("tls").c_str());
+  CHECK(!bad);
+  CHECK(std::string(bad.error()).find("PT_TLS") != std::string::npos);
+  vmrt_guest_options o{};
+  o.imports = kImports;
+  o.nimports = 1;
+  vmrt::guest g(guest_path("basic").c_str(), &o);
+  REQUIRE(g);
+  vmrt_guest_value r;
+  CHECK(g.call("add", "i(ii)", {vmrt::ival(2), vmrt::ival(40)}, &r) == VMRT_GUEST_OK);
+  CHECK(r.i == 42);
+  CHECK(g.call("hypot2", "d(dd)", {vmrt::dval(1), vmrt::dval(2)}, &r) == VMRT_GUEST_OK);
+  CHECK(r.d == doctest::Approx(5.0));
+  REQUIRE(g.snapshot() == 0);
+  CHECK(g.call("bump_counter", "i()", {}, &r) == VMRT_GUEST_OK);
+  CHECK(r.i == 6);
+  REQUIRE(g.restore() == 0);
+  CHECK(g.call("bump_counter", "i()", {}, &r) == VMRT_GUEST_OK);
+  CHECK(r.i == 6);
 }
