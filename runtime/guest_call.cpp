@@ -223,15 +223,29 @@ long my_tid() {
   return t_tid;
 }
 
-// Arm (ms > 0) or disarm (0) this thread's time-limit timer.
-void arm_timer(unsigned ms) {
+// The thread's timer is deleted when the thread exits (a key destructor: key values
+// below PTHREAD_KEYS_MAX's first block need no allocation in glibc).
+pthread_once_t g_timer_key_once = PTHREAD_ONCE_INIT;
+pthread_key_t g_timer_key;
+bool g_timer_key_ok;
+void timer_key_destroy(void*) {
+  if (t_timer_made) timer_delete(t_timer);
+  t_timer_made = false;
+}
+void timer_key_make() { g_timer_key_ok = pthread_key_create(&g_timer_key, timer_key_destroy) == 0; }
+
+// Arm (ms > 0) or disarm (0) this thread's time-limit timer.  False when the timer
+// cannot be made (the call then runs without a limit: the caller refuses it).
+bool arm_timer(unsigned ms) {
   if (!t_timer_made) {
-    if (ms == 0) return;
+    if (ms == 0) return true;
+    pthread_once(&g_timer_key_once, timer_key_make);
+    if (!g_timer_key_ok || pthread_setspecific(g_timer_key, reinterpret_cast<void*>(1)) != 0) return false;
     struct sigevent sev{};
     sev.sigev_notify = SIGEV_THREAD_ID;
     sev.sigev_signo = timer_signal();
     sev._sigev_un._tid = static_cast<pid_t>(my_tid());
-    if (timer_create(CLOCK_MONOTONIC, &sev, &t_timer) != 0) return;
+    if (timer_create(CLOCK_MONOTONIC, &sev, &t_timer) != 0) return false;
     t_timer_made = true;
   }
   struct itimerspec its{};
@@ -240,7 +254,7 @@ void arm_timer(unsigned ms) {
     its.it_value.tv_nsec = static_cast<long>(ms % 1000) * 1000000L;
     its.it_interval.tv_nsec = kTimerRetryNs;
   }
-  timer_settime(t_timer, 0, &its, nullptr);
+  return timer_settime(t_timer, 0, &its, nullptr) == 0;
 }
 
 struct tramp_arg {
@@ -360,7 +374,11 @@ vmrt_guest_status run(vmrt_guest* g, ffi_cif* cif, void* fn, void** av, void* rv
   if (here > g->stack_lo && here <= g->stack_hi) sp = (here - 512) & ~std::uintptr_t{15};  // nested, on this stack
   tramp_arg ta{cif, fn, rv, av};
   bool timed = g->opt.time_limit_ms != 0 && c.prev == nullptr;
-  if (timed) arm_timer(g->opt.time_limit_ms);
+  if (timed && !arm_timer(g->opt.time_limit_ms)) {  // a limit that cannot be kept: refuse the call
+    set_status(t, VMRT_GUEST_TIMEOUT);
+    vm_out(t->message, sizeof t->message).str("time limit: no timer for this thread (timer_create failed)");
+    return VMRT_GUEST_TIMEOUT;
+  }
   t_ctx = &c;
   c.active = true;
   vmrt_guest_status st = VMRT_GUEST_OK;

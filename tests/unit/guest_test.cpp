@@ -479,3 +479,47 @@ TEST_CASE("guest C++ wrapper (vmrt.hpp)") {
   CHECK(g.call("bump_counter", "i()", {}, &r) == VMRT_GUEST_OK);
   CHECK(r.i == 6);
 }
+
+namespace {
+// POSIX timers of this process (/proc/self/timers), -1 when the kernel does not list them.
+int posix_timers() {
+  std::ifstream f("/proc/self/timers");
+  if (!f) return -1;
+  int n = 0;
+  for (std::string line; std::getline(f, line);) n += line.rfind("ID:", 0) == 0;
+  return n;
+}
+}  // namespace
+
+TEST_CASE("guests are independent; threads calling with a time limit leave no timer behind") {
+  loaded A(guest_path("basic"));
+  loaded B(guest_path("basic"));
+  loaded F(guest_path("faults"), vmrt_guest_options{0, 0, 50, nullptr, 0});
+  REQUIRE(A.g != nullptr);
+  REQUIRE(B.g != nullptr);
+  REQUIRE(F.g != nullptr);
+  CHECK(call_ok(A.g, "bump_counter", "i()").i == 6);
+  CHECK(call_ok(A.g, "bump_counter", "i()").i == 7);
+  vmrt_guest_trap t;
+  CHECK(vmrt_guest_call(F.g, "null_write", "v()", nullptr, nullptr, &t) == VMRT_GUEST_NULL_DEREF);
+  CHECK(call_ok(B.g, "bump_counter", "i()").i == 6);  // B's data is its own
+  CHECK(call_ok(A.g, "bump_counter", "i()").i == 8);
+  // Each thread's timer goes with the thread.
+  int before = posix_timers();
+  if (before < 0) {
+    MESSAGE("SKIP timer check: /proc/self/timers not available");
+    return;
+  }
+  for (int i = 0; i < 40; ++i) {
+    std::thread th([&] {
+      vmrt_guest_value a = I(1), r;
+      vmrt_guest_trap tt;
+      CHECK(vmrt_guest_call(F.g, "ok", "i(i)", &a, &r, &tt) == VMRT_GUEST_OK);
+      CHECK(vmrt_guest_call(F.g, "spin", "v()", nullptr, nullptr, &tt) == VMRT_GUEST_TIMEOUT);
+    });
+    th.join();
+  }
+  int after = posix_timers();
+  MESSAGE("POSIX timers before ", before, ", after 40 threads: ", after);
+  CHECK(after <= before + 1);
+}
