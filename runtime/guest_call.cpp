@@ -28,6 +28,9 @@
 #include <unistd.h>
 
 #include "runtime/trap.h"
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
 #include "vm/vm_out.h"
 #include "vm/vm_types.h"
 
@@ -389,6 +392,10 @@ vmrt_guest_status run(vmrt_guest* g, ffi_cif* cif, void* fn, void** av, void* rv
     st = cc->trap->kind;
     if (caller != nullptr) *caller = cc->caller;
     if (cc->restore_mask) pthread_sigmask(SIG_SETMASK, &cc->mask, nullptr);
+#if defined(__SANITIZE_ADDRESS__)
+    // Frames abandoned on the guest stack leave their redzones poisoned.
+    __asan_unpoison_memory_region(reinterpret_cast<void*>(g->stack_lo), g->stack_hi - g->stack_lo);
+#endif
   }
   t_ctx->active = false;
   t_ctx = t_ctx->prev;
