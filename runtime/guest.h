@@ -8,8 +8,8 @@
 // - image: the PT_LOAD segments at load bias `bias` (text r-x, relro r-- after relocation,
 //   data rw-, bss zero-fill).  The bytes are copied from the file into anonymous memory
 //   (no vnode pager yet, so no copy-on-write over the file).
-// - heap area: one anonymous mapping of memory_limit bytes, NORESERVE: pages cost a frame
-//   only once touched; the guest malloc (guest_libc.cpp) carves it.
+// - heap area: one anonymous mapping of memory_limit bytes, NORESERVE and PROT_NONE, made
+//   writable 1 MiB at a time as the guest malloc (guest_libc.cpp) carves it.
 // - stack: stack_size bytes of anonymous memory at the top of the window, filled by
 //   demand-zero faults as it grows down; below it a guard range nothing maps: a fault
 //   there is VMRT_GUEST_STACK_OVERFLOW.
@@ -35,6 +35,9 @@ inline constexpr std::size_t kImageOffset = 64 * 1024;  // nothing mapped below 
 inline constexpr std::size_t kStackGuard = 64 * 1024;   // unmapped below the stack
 inline constexpr std::size_t kDefaultMemoryLimit = std::size_t{64} << 20;
 inline constexpr std::size_t kDefaultStack = std::size_t{1} << 20;
+inline constexpr std::size_t kStackPopulate = 16 * 1024;  // the stack's top, populated at load
+inline constexpr std::size_t kMinStack = 64 * 1024;
+static_assert(kMinStack > kStackPopulate && kDefaultStack >= kMinStack);
 inline constexpr unsigned kMaxArgs = 16;
 inline constexpr unsigned kMaxStructs = 4;       // struct types in one signature
 inline constexpr unsigned kMaxStructFields = 8;  // scalar fields of one struct
@@ -42,6 +45,7 @@ inline constexpr unsigned kMaxSig = 80;          // signature string length
 inline constexpr unsigned kHeapBuckets = 13;  // 16 B .. 64 KiB, powers of two
 inline constexpr std::size_t kHeapMinBlock = 16;
 inline constexpr std::size_t kHeapMaxSmall = kHeapMinBlock << (kHeapBuckets - 1);
+inline constexpr std::size_t kHeapCommit = std::size_t{1} << 20;  // heap area made writable in these steps
 static_assert(kHeapMaxSmall == 64 * 1024);
 
 // The guest heap: power-of-two buckets (4.4BSD malloc's shape) bumped from the heap
@@ -50,6 +54,7 @@ static_assert(kHeapMaxSmall == 64 * 1024);
 struct heap {
   std::uintptr_t lo, hi;  // the heap area
   std::uintptr_t brk;     // bump pointer
+  std::uintptr_t committed;  // [lo, committed) is read-write, the rest PROT_NONE
   std::uintptr_t free_head[kHeapBuckets];
   std::size_t mmap_bytes;  // guest mmaps and large blocks
 };

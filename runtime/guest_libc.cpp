@@ -87,6 +87,14 @@ void* heap_malloc(vmrt_guest* g, std::size_t n) {
       g->hp.free_head[b] = *reinterpret_cast<std::uintptr_t*>(blk + sizeof(block_hdr));
     } else {
       if (memory_used(g) + bsize > g->opt.memory_limit || g->hp.hi - g->hp.brk < bsize) return nullptr;
+      if (g->hp.brk + bsize > g->hp.committed) {
+        std::uintptr_t to = (g->hp.brk + bsize + kHeapCommit - 1) & ~(kHeapCommit - 1);
+        if (to > g->hp.hi) to = g->hp.hi;
+        if (vmrt_mprotect(g->vs, reinterpret_cast<void*>(g->hp.committed), to - g->hp.committed,
+                          PROT_READ | PROT_WRITE) != 0)
+          return nullptr;
+        g->hp.committed = to;
+      }
       blk = g->hp.brk;
       g->hp.brk += bsize;
     }

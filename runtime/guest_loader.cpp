@@ -282,20 +282,26 @@ bool loader::load() {
   g->guard_lo = g->stack_lo - kStackGuard;
   if (vmrt_mmap(g->vs, reinterpret_cast<void*>(g->guard_lo), kStackGuard, PROT_NONE, kAnon | MAP_NORESERVE, -1, 0) ==
           VMRT_MAP_FAILED ||
-      vmrt_mmap(g->vs, reinterpret_cast<void*>(g->stack_lo), stack, PROT_READ | PROT_WRITE, kAnon | MAP_NORESERVE, -1,
-                0) == VMRT_MAP_FAILED)
+      vmrt_mmap(g->vs, reinterpret_cast<void*>(g->stack_lo), stack - kStackPopulate, PROT_READ | PROT_WRITE,
+                kAnon | MAP_NORESERVE, -1, 0) == VMRT_MAP_FAILED ||
+      vmrt_mmap(g->vs, reinterpret_cast<void*>(g->stack_hi - kStackPopulate), kStackPopulate, PROT_READ | PROT_WRITE,
+                kAnon | MAP_POPULATE, -1, 0) == VMRT_MAP_FAILED)
     return refuse("cannot map the stack");
-  // The image, writable while it is filled and relocated.
-  if (vmrt_mmap(g->vs, reinterpret_cast<void*>(g->img_lo), g->img_hi - g->img_lo, PROT_READ | PROT_WRITE, kAnon, -1, 0) ==
-      VMRT_MAP_FAILED)
+  // The image, writable while it is filled and relocated; populated (it is written at
+  // once: one call instead of a fault a page, which under the userfaultfd backend is a
+  // round trip to the handler thread).
+  if (vmrt_mmap(g->vs, reinterpret_cast<void*>(g->img_lo), g->img_hi - g->img_lo, PROT_READ | PROT_WRITE,
+                kAnon | MAP_POPULATE, -1, 0) == VMRT_MAP_FAILED)
     return refuse("cannot map the image");
   for (unsigned i = 0; i < eh->e_phnum; ++i)
     if (ph[i].p_type == PT_LOAD && ph[i].p_filesz != 0)
       std::memcpy(reinterpret_cast<void*>(g->bias + ph[i].p_vaddr), g->file + ph[i].p_offset, ph[i].p_filesz);
   // The heap area.
-  void* h = vmrt_mmap(g->vs, nullptr, mem, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  // The heap area: reserved PROT_NONE, made writable in kHeapCommit steps as the heap
+  // grows (what the pmap does per writable page is then paid for pages the heap uses).
+  void* h = vmrt_mmap(g->vs, nullptr, mem, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (h == VMRT_MAP_FAILED) return refuse("cannot map the heap area");
-  g->hp.lo = g->hp.brk = reinterpret_cast<std::uintptr_t>(h);
+  g->hp.lo = g->hp.brk = g->hp.committed = reinterpret_cast<std::uintptr_t>(h);
   g->hp.hi = g->hp.lo + mem;
 
   // The dynamic section (read from the file: the guest's copy is the guest's).
@@ -474,6 +480,7 @@ int vmrt_guest_load(const char* path, const vmrt_guest_options* opt, vmrt_guest*
   if (g->opt.stack_size == 0) g->opt.stack_size = kDefaultStack;
   g->opt.memory_limit = round_page(g->opt.memory_limit);
   g->opt.stack_size = round_page(g->opt.stack_size);
+  if (g->opt.stack_size < kMinStack) g->opt.stack_size = kMinStack;
   // The import table, copied (names too): reset() binds again after the caller's table is gone.
   if (g->opt.nimports != 0 && g->opt.imports != nullptr) {
     std::size_t n = g->opt.nimports * sizeof(vmrt_guest_import);

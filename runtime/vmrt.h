@@ -146,7 +146,7 @@ typedef struct {
 } vmrt_guest_import;
 typedef struct {
   size_t memory_limit;        /* guest malloc + mmap bytes; 0: 64 MiB */
-  size_t stack_size;          /* guest stack limit (a guard page below); 0: 1 MiB */
+  size_t stack_size;          /* guest stack limit (a 64 KiB guard below); 0: 1 MiB; at least 64 KiB */
   unsigned time_limit_ms;     /* per call, wall clock; 0: none */
   const vmrt_guest_import* imports;
   size_t nimports;
