@@ -5,6 +5,7 @@
 // every test case loads (and destroys) its own guests.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <elf.h>
 #include <fstream>
 #include <iterator>
@@ -522,4 +523,25 @@ TEST_CASE("guests are independent; threads calling with a time limit leave no ti
   int after = posix_timers();
   MESSAGE("POSIX timers before ", before, ", after 40 threads: ", after);
   CHECK(after <= before + 1);
+}
+
+TEST_CASE("guests on two threads at once: calls and faults do not cross") {
+  loaded A(guest_path("faults"));
+  loaded B(guest_path("faults"));
+  REQUIRE(A.g != nullptr);
+  REQUIRE(B.g != nullptr);
+  std::atomic<int> bad{0};
+  auto work = [&](vmrt_guest* g) {
+    for (int i = 0; i < 500; ++i) {
+      vmrt_guest_value a = I(i), r;
+      vmrt_guest_trap t;
+      if (vmrt_guest_call(g, "ok", "i(i)", &a, &r, &t) != VMRT_GUEST_OK || r.i != i + 1) ++bad;
+      vmrt_guest_status s = vmrt_guest_call(g, i % 2 ? "null_read" : "illegal", i % 2 ? "i()" : "v()", nullptr, &r, &t);
+      if (s != (i % 2 ? VMRT_GUEST_NULL_DEREF : VMRT_GUEST_ILLEGAL_INSTRUCTION)) ++bad;
+    }
+  };
+  std::thread t1(work, A.g), t2(work, B.g);
+  t1.join();
+  t2.join();
+  CHECK(bad.load() == 0);
 }
