@@ -7,7 +7,8 @@
 //   vmspace).  Bounded by the guest's memory_limit: past it malloc returns NULL.  Block
 //   headers are guest memory: a free() of a pointer the heap did not give, or a header
 //   the guest overwrote, ends the call with VMRT_GUEST_HEAP_CORRUPTED.
-// - mmap/munmap: anonymous mappings of the guest's own vmspace, counted in the limit.
+// - mmap/munmap: anonymous mappings of the guest's own vmspace, counted in the limit;
+//   sbrk: the heap area's break (growth only), shared with malloc.
 // - mem*, str*: the C library's, after checking that the ranges they write lie in the
 //   guest's window (an out-of-window destination ends the call: VMRT_GUEST_WILD_ACCESS).
 // - abort, __stack_chk_fail, __assert_fail: end the call with VMRT_GUEST_ABORT.
@@ -72,6 +73,23 @@ void check_dst(const void* p, std::size_t n) {
 
 std::size_t memory_used(const vmrt_guest* g) { return (g->hp.brk - g->hp.lo) + g->hp.mmap_bytes; }
 
+// Move the heap's break up by n bytes (a multiple of 16) within the memory limit, making
+// the pages writable as needed: the old break, or 0.
+std::uintptr_t heap_grow(vmrt_guest* g, std::size_t n) {
+  if (memory_used(g) + n > g->opt.memory_limit || g->hp.hi - g->hp.brk < n) return 0;
+  if (g->hp.brk + n > g->hp.committed) {
+    std::uintptr_t to = (g->hp.brk + n + kHeapCommit - 1) & ~(kHeapCommit - 1);
+    if (to > g->hp.hi) to = g->hp.hi;
+    if (vmrt_mprotect(g->vs, reinterpret_cast<void*>(g->hp.committed), to - g->hp.committed, PROT_READ | PROT_WRITE) !=
+        0)
+      return 0;
+    g->hp.committed = to;
+  }
+  std::uintptr_t old = g->hp.brk;
+  g->hp.brk += n;
+  return old;
+}
+
 void* heap_malloc(vmrt_guest* g, std::size_t n) {
   if (g == nullptr || g->vs == nullptr || n > g->opt.memory_limit) return nullptr;
   std::size_t total = n + sizeof(block_hdr);
@@ -86,17 +104,8 @@ void* heap_malloc(vmrt_guest* g, std::size_t n) {
       }
       g->hp.free_head[b] = *reinterpret_cast<std::uintptr_t*>(blk + sizeof(block_hdr));
     } else {
-      if (memory_used(g) + bsize > g->opt.memory_limit || g->hp.hi - g->hp.brk < bsize) return nullptr;
-      if (g->hp.brk + bsize > g->hp.committed) {
-        std::uintptr_t to = (g->hp.brk + bsize + kHeapCommit - 1) & ~(kHeapCommit - 1);
-        if (to > g->hp.hi) to = g->hp.hi;
-        if (vmrt_mprotect(g->vs, reinterpret_cast<void*>(g->hp.committed), to - g->hp.committed,
-                          PROT_READ | PROT_WRITE) != 0)
-          return nullptr;
-        g->hp.committed = to;
-      }
-      blk = g->hp.brk;
-      g->hp.brk += bsize;
+      blk = heap_grow(g, bsize);
+      if (blk == 0) return nullptr;
     }
     block_hdr* h = reinterpret_cast<block_hdr*>(blk);
     h->magic_bucket = kMagic ^ b;
@@ -209,6 +218,16 @@ int vmrt_g_posix_memalign(void** out, std::size_t align, std::size_t n) {
   return 0;
 }
 
+// sbrk(2) over the heap area, shared with malloc (which never gives memory back to the
+// break): growth only, in 16-byte steps so malloc's blocks stay aligned.
+void* vmrt_g_sbrk(std::intptr_t incr) {
+  vmrt_guest* g = cur_guest();
+  if (g == nullptr || incr < 0) return reinterpret_cast<void*>(-1);
+  if (incr == 0) return reinterpret_cast<void*>(g->hp.brk);
+  std::uintptr_t old = heap_grow(g, (static_cast<std::size_t>(incr) + 15) & ~std::size_t{15});
+  return old != 0 ? reinterpret_cast<void*>(old) : reinterpret_cast<void*>(-1);
+}
+
 void* vmrt_g_mmap(void* addr, std::size_t len, int prot, int flags, int fd, off_t off) {
   vmrt_guest* g = cur_guest();
   if (g == nullptr || (flags & MAP_ANONYMOUS) == 0 || fd != -1 || off != 0 || len == 0) return MAP_FAILED;
@@ -316,7 +335,7 @@ struct libc_entry {
 const libc_entry kLibc[] = {
     E("malloc", vmrt_g_malloc),   E("free", vmrt_g_free),         E("calloc", vmrt_g_calloc),
     E("realloc", vmrt_g_realloc), E("aligned_alloc", vmrt_g_aligned_alloc), E("posix_memalign", vmrt_g_posix_memalign),
-    E("mmap", vmrt_g_mmap),       E("munmap", vmrt_g_munmap),
+    E("mmap", vmrt_g_mmap),       E("munmap", vmrt_g_munmap),     E("sbrk", vmrt_g_sbrk),
     E("memcpy", vmrt_g_memcpy),   E("memmove", vmrt_g_memmove),   E("memset", vmrt_g_memset),
     E("memcmp", vmrt_g_memcmp),   E("memchr", vmrt_g_memchr),     E("bcmp", vmrt_g_memcmp),
     E("strlen", vmrt_g_strlen),   E("strnlen", vmrt_g_strnlen),   E("strcmp", vmrt_g_strcmp),

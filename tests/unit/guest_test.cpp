@@ -359,11 +359,14 @@ TEST_CASE("guest memory limit: malloc says NULL, the host keeps going; reset res
   loaded L(guest_path("basic"), vmrt_guest_options{4u << 20, 0, 0, kImports, 1});
   REQUIRE(L.g != nullptr);
   vmrt_guest* g = L.g;
+  CHECK(call_ok(g, "use_sbrk", "l(l)", {I(100000)}).i == 100000);  // sbrk: growth in 16-byte steps
+  CHECK(vmrt_guest_memory_used(g) >= 100000);
   int64_t k = call_ok(g, "exhaust", "l(l)", {I(60000)}).i;
   MESSAGE("64 KiB blocks before the 4 MiB limit: ", k);
   CHECK(k > 0);
   CHECK(k <= 64);
   CHECK(vmrt_guest_memory_used(g) <= (4u << 20));
+  CHECK(call_ok(g, "use_sbrk", "l(l)", {I(-5)}).i == -1);  // no shrinking
   int64_t big = call_ok(g, "exhaust", "l(l)", {I(1 << 20)}).i;
   CHECK(big == 0);  // no room left for a large block either
   CHECK(call_ok(g, "bump_counter", "i()").i == 6);

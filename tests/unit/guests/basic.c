@@ -87,3 +87,14 @@ struct big big_make(long v) {
   struct big b = {v, v + 1, v + 2};
   return b;
 }
+/* sbrk: the break moves up, the memory is writable, malloc still works after it. */
+void* sbrk(long);
+long use_sbrk(long n) {
+  char* a = sbrk(0);
+  char* p = sbrk(n);
+  if (p == (char*)-1) return -1;
+  for (long i = 0; i < n; ++i) p[i] = (char)i;
+  char* b = sbrk(0);
+  char* m = malloc(32);
+  return (p == a && b >= a + n && m != 0 && ((unsigned long)m & 15) == 0) ? b - a : -2;
+}
