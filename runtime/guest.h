@@ -124,6 +124,7 @@ struct call_ctx {
   bool restore_mask;  // the escape came from a signal handler
   void* import_ra;    // the guest's return address into the guest libc import running
   void* caller;       // a fault in host code called by the guest: the guest's call site
+  int access;         // a memory fault's access: PROT_READ, PROT_WRITE, PROT_EXEC; 0: none
   bool timed_out;     // the time limit passed while host code ran: trap at the next guest pc
   volatile bool active;
 };
@@ -137,8 +138,9 @@ call_ctx* current();
 [[noreturn]] void escape(vmrt_guest_status kind, const void* addr);
 
 // Fill t's symbol/offset/message for kind at pc/addr (normal context); caller: the
-// guest's call site when pc is host code the guest called (or nullptr).
-void describe(const vmrt_guest* g, vmrt_guest_trap* t, void* caller);
+// guest's call site when pc is host code the guest called (or nullptr); access: a memory
+// fault's PROT_READ / PROT_WRITE / PROT_EXEC (0: not a memory fault, or unknown).
+void describe(const vmrt_guest* g, vmrt_guest_trap* t, void* caller, int access);
 
 // The symbol of g holding address a (nullptr when none); *off = a - symbol.
 const char* symbolize(const vmrt_guest* g, std::uintptr_t a, std::size_t* off);

@@ -23,6 +23,7 @@
 #include <cstring>
 #include <ctime>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -203,7 +204,8 @@ void on_signal(int sig, siginfo_t* si, void* ucv) {
   c->trap->addr = reinterpret_cast<void*>(addr);
   c->trap->pc = reinterpret_cast<void*>(pc);
   greg_t err = uc->uc_mcontext.gregs[REG_ERR];
-  c->trap->offset = (sig == SIGSEGV || sig == SIGBUS) ? ((err & 16) != 0 ? 'x' : (err & 2) != 0 ? 'w' : 'r') : 0;
+  // The page-fault error code (x86 PF_WRITE = 2, PF_INSTR = 16) says which access faulted.
+  c->access = (sig == SIGSEGV || sig == SIGBUS) ? ((err & 16) != 0 ? PROT_EXEC : (err & 2) != 0 ? PROT_WRITE : PROT_READ) : 0;
   c->caller = nullptr;
   if (!in_image(g, pc) && sp >= g->stack_lo && sp < g->stack_hi) {
     // Host code the guest called (its libc, an import): the innermost return address into
@@ -362,7 +364,7 @@ bool parse_sig(prepared* f, const char* sig) {
 
 // The guest call proper: fn with the prepared cif.  => the caller owns g.
 vmrt_guest_status run(vmrt_guest* g, ffi_cif* cif, void* fn, void** av, void* rv, vmrt_guest_trap* t,
-                      void** caller) {
+                      void** caller, int* access) {
   vmrt::rt::trap_thread_attach();  // faults on an exhausted guest stack need the alternate stack
   call_ctx c;
   c.g = g;
@@ -372,6 +374,7 @@ vmrt_guest_status run(vmrt_guest* g, ffi_cif* cif, void* fn, void** av, void* rv
   c.restore_mask = false;
   c.import_ra = nullptr;
   c.caller = nullptr;
+  c.access = 0;
   std::uintptr_t sp = g->stack_hi;
   std::uintptr_t here = current_sp();
   if (here > g->stack_lo && here <= g->stack_hi) sp = (here - 512) & ~std::uintptr_t{15};  // nested, on this stack
@@ -391,6 +394,7 @@ vmrt_guest_status run(vmrt_guest* g, ffi_cif* cif, void* fn, void** av, void* rv
     call_ctx* cc = t_ctx;  // == &c (re-read: locals may not survive the jump)
     st = cc->trap->kind;
     if (caller != nullptr) *caller = cc->caller;
+    if (access != nullptr) *access = cc->access;
     if (cc->restore_mask) pthread_sigmask(SIG_SETMASK, &cc->mask, nullptr);
 #if defined(__SANITIZE_ADDRESS__)
     // Frames abandoned on the guest stack leave their redzones poisoned.
@@ -432,6 +436,7 @@ call_ctx* current() { return t_ctx; }
   c->trap->addr = const_cast<void*>(addr);
   c->trap->pc = c->import_ra != nullptr ? c->import_ra : __builtin_return_address(0);
   c->trap->offset = 0;
+  c->access = 0;
   c->restore_mask = false;
   c->caller = nullptr;
   _longjmp(c->jb, 1);
@@ -464,8 +469,7 @@ void signals_release() {
   pthread_mutex_unlock(&g_sig_mu);
 }
 
-void describe(const vmrt_guest* g, vmrt_guest_trap* t, void* caller) {
-  char access = static_cast<char>(t->offset);
+void describe(const vmrt_guest* g, vmrt_guest_trap* t, void* caller, int access) {
   t->offset = 0;
   t->symbol[0] = '\0';
   std::size_t off = 0;
@@ -478,7 +482,7 @@ void describe(const vmrt_guest* g, vmrt_guest_trap* t, void* caller) {
   vm_out o(t->message, sizeof t->message);
   o.str(vmrt_guest_status_name(t->kind));
   if (t->kind >= VMRT_GUEST_NULL_DEREF && t->kind <= VMRT_GUEST_OUT_OF_MEMORY) {
-    o.str(access == 'w' ? " (write)" : access == 'x' ? " (execute)" : access == 'r' ? " (read)" : "");
+    o.str(access == PROT_WRITE ? " (write)" : access == PROT_EXEC ? " (execute)" : access == PROT_READ ? " (read)" : "");
     o.str(" at ").hex(reinterpret_cast<std::uintptr_t>(t->addr));
   }
   if (t->pc != nullptr) {
@@ -504,9 +508,10 @@ vmrt_guest_status run_void(vmrt_guest* g, void* fn, vmrt_guest_trap* t) {
   }
   ffi_arg rv;
   void* caller = nullptr;
-  vmrt_guest_status st = run(g, &cif, fn, nullptr, &rv, t, &caller);
+  int access = 0;
+  vmrt_guest_status st = run(g, &cif, fn, nullptr, &rv, t, &caller, &access);
   leave(g);
-  if (st != VMRT_GUEST_OK) describe(g, t, caller);
+  if (st != VMRT_GUEST_OK) describe(g, t, caller, access);
   return st;
 }
 
@@ -521,6 +526,7 @@ int guarded_memcpy(vmrt_guest* g, void* dst, const void* src, std::size_t n) {
   c.restore_mask = false;
   c.import_ra = nullptr;
   c.caller = nullptr;
+  c.access = 0;
   t_ctx = &c;
   c.active = true;
   int rc = 0;
@@ -625,10 +631,12 @@ vmrt_guest_status vmrt_guest_invoke(vmrt_guest_func* fh, const vmrt_guest_value*
   } rv;
   rv.u = 0;
   void* caller = nullptr;
-  vmrt_guest_status st = run(g, &f->cif, f->fn, av, f->rtype == 'S' ? ret->p : static_cast<void*>(&rv), t, &caller);
+  int access = 0;
+  vmrt_guest_status st =
+      run(g, &f->cif, f->fn, av, f->rtype == 'S' ? ret->p : static_cast<void*>(&rv), t, &caller, &access);
   leave(g);
   if (st != VMRT_GUEST_OK) {
-    describe(g, t, caller);
+    describe(g, t, caller, access);
     return st;
   }
   if (ret != nullptr) {

@@ -350,6 +350,18 @@ TEST_CASE("guest faults are errors; the host calls again") {
     CHECK(call_ok(g, "ok", "i(i)", {I(41)}).i == 42);
   }
   CHECK(host_word == 0);
+  // The access that faulted is named.
+  {
+    vmrt_guest_trap t;
+    vmrt_guest_value r;
+    CHECK(vmrt_guest_call(g, "write_text", "v()", nullptr, &r, &t) == VMRT_GUEST_WRITE_PROTECTED);
+    CHECK(std::string(t.message).find("(write)") != std::string::npos);
+    CHECK(vmrt_guest_call(g, "null_read", "i()", nullptr, &r, &t) == VMRT_GUEST_NULL_DEREF);
+    CHECK(std::string(t.message).find("(read)") != std::string::npos);
+    CHECK(t.addr == nullptr);
+    CHECK(std::string(t.symbol) == "null_read");
+    CHECK(t.pc == vmrt_guest_symbol(g, "null_read"));  // the first instruction reads
+  }
   // Faults outside guest calls still reach the program's own handler.
   CHECK(rtt::traps([] { *static_cast<volatile int*>(vmrt_mmap(vmrt_vmspace_create(1 << 20), nullptr, 4096, PROT_READ,
                                                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)) = 1; }));
