@@ -2,7 +2,8 @@
 # vmrun --guest: load an x86-64 shared object as a guest and call one function.  The
 # result is printed with exit status 0; a trap is printed (kind, address, symbol+offset)
 # with exit status 1, never death by a signal; a refused object is 126.  The guest is
-# the example library examples/guests/records.c (build/guests/records.so).
+# the example library examples/guests/records.c (build/guests/records.so); the example host
+# program examples/guest_records.c runs too.
 source "$(dirname "$0")/lib/scenario_lib.bash" "$1"
 G=$BUILD/guests/records.so
 [ -r "$G" ] || fail "example guest not built: $G (target exampleguest_records)"
@@ -40,4 +41,10 @@ expect 2 "" "need lib.so and FUNC" -- --guest "$G"
 expect 2 "" "--ret: one of" -- --guest --ret q "$G" trivial 1
 # vmrun's own options still apply before --guest.
 expect 0 25 "" -- --trap sigsegv --guest "$G" parse_record apples:4:100
+# The example host program survives its guest's two crashes and resets it.
+[ -x "$BUILD/bin/guest_records" ] || fail "examples/guest_records not built"
+out=$("$BUILD/bin/guest_records" 2>&1) || fail "guest_records failed: $out"
+grep -q "records the guest saw: 4, traps: 2" <<<"$out" || fail "guest_records: $out"
+grep -q "after reset: 0" <<<"$out" || fail "guest_records did not reset: $out"
+grep -q "null dereference.*parse_record" <<<"$out" || fail "guest_records: no null dereference named: $out"
 note "ok"
