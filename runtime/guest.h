@@ -33,6 +33,8 @@ namespace vmrt::guest {
 inline constexpr std::size_t kNullZone = 64 * 1024;    // accesses below: NULL_DEREF
 inline constexpr std::size_t kImageOffset = 64 * 1024;  // nothing mapped below the image
 inline constexpr std::size_t kStackGuard = 64 * 1024;   // unmapped below the stack
+inline constexpr std::size_t kMaxImage = std::size_t{256} << 20;     // PT_LOAD span refused beyond
+inline constexpr std::size_t kPopulateImage = std::size_t{1} << 20;  // images up to this are populated
 inline constexpr std::size_t kDefaultMemoryLimit = std::size_t{64} << 20;
 inline constexpr std::size_t kDefaultStack = std::size_t{1} << 20;
 inline constexpr std::size_t kStackPopulate = 16 * 1024;  // the stack's top, populated at load
@@ -75,9 +77,11 @@ struct vmrt_guest {
   const Elf64_Sym* dynsym;
   std::size_t ndynsym;
   const char* dynstr;
+  std::size_t dynstr_len;  // every st_name is checked against it
   const Elf64_Sym* symtab;  // .symtab when present (static functions too), else dynsym
   std::size_t nsymtab;
   const char* strtab;
+  std::size_t strtab_len;
   vmrt_guest_options opt;  // imports copied into `imports_mem`
   void* imports_mem;
   std::size_t imports_mem_len;

@@ -161,10 +161,12 @@ struct loader {
         g->dynsym = syms;
         g->ndynsym = n;
         g->dynstr = strs;
+        g->dynstr_len = str.sh_size;
       } else {
         g->symtab = syms;
         g->nsymtab = n;
         g->strtab = strs;
+        g->strtab_len = str.sh_size;
       }
     }
   }
@@ -179,9 +181,14 @@ bool loader::resolve(std::uint32_t symi, std::uint64_t* out) {
   if (symi == 0) return true;
   if (g->dynsym == nullptr || symi >= g->ndynsym) return refuse("relocation names a symbol outside .dynsym");
   const Elf64_Sym& s = g->dynsym[symi];
+  if (s.st_name >= g->dynstr_len) return refuse("a symbol's name lies outside the string table");
   const char* name = g->dynstr + s.st_name;
   if (ELF64_ST_TYPE(s.st_info) == STT_TLS) return refuse("thread-local storage is not supported (symbol ", name, ")");
   if (ELF64_ST_TYPE(s.st_info) == STT_GNU_IFUNC) return refuse("IFUNC symbols are not supported (symbol ", name, ")");
+  if (s.st_shndx == SHN_ABS) {
+    *out = s.st_value;
+    return true;
+  }
   if (s.st_shndx != SHN_UNDEF) {
     *out = g->bias + s.st_value;
     return true;
@@ -258,6 +265,7 @@ bool loader::load() {
   if (hi == 0) return refuse("no PT_LOAD segment");
   lo = trunc_page(lo);
   hi = round_page(hi);
+  if (hi - lo > kMaxImage) return refuse("the PT_LOAD segments span more than 256 MiB");
   find_sections();
 
   // The vmspace: null zone, image, heap area + room for guest mmaps, guard, stack.
@@ -287,11 +295,12 @@ bool loader::load() {
       vmrt_mmap(g->vs, reinterpret_cast<void*>(g->stack_hi - kStackPopulate), kStackPopulate, PROT_READ | PROT_WRITE,
                 kAnon | MAP_POPULATE, -1, 0) == VMRT_MAP_FAILED)
     return refuse("cannot map the stack");
-  // The image, writable while it is filled and relocated; populated (it is written at
-  // once: one call instead of a fault a page, which under the userfaultfd backend is a
-  // round trip to the handler thread).
+  // The image, writable while it is filled and relocated; a small one is populated (it is
+  // written at once: one call instead of a fault a page, which under the userfaultfd
+  // backend is a round trip to the handler thread).
+  int populate = g->img_hi - g->img_lo <= kPopulateImage ? MAP_POPULATE : 0;
   if (vmrt_mmap(g->vs, reinterpret_cast<void*>(g->img_lo), g->img_hi - g->img_lo, PROT_READ | PROT_WRITE,
-                kAnon | MAP_POPULATE, -1, 0) == VMRT_MAP_FAILED)
+                kAnon | populate, -1, 0) == VMRT_MAP_FAILED)
     return refuse("cannot map the image");
   for (unsigned i = 0; i < eh->e_phnum; ++i)
     if (ph[i].p_type == PT_LOAD && ph[i].p_filesz != 0)
@@ -306,7 +315,7 @@ bool loader::load() {
 
   // The dynamic section (read from the file: the guest's copy is the guest's).
   std::uint64_t rela = 0, relasz = 0, jmprel = 0, pltrelsz = 0, init = 0, init_array = 0, init_arraysz = 0;
-  std::uint64_t dt_symtab = 0, dt_strtab = 0, dt_hash = 0;
+  std::uint64_t dt_symtab = 0, dt_strtab = 0, dt_strsz = 0, dt_hash = 0;
   if (dyn != nullptr) {
     if (!in_file(dyn->p_offset, dyn->p_filesz)) return refuse("PT_DYNAMIC outside the file");
     const Elf64_Dyn* d = reinterpret_cast<const Elf64_Dyn*>(g->file + dyn->p_offset);
@@ -327,25 +336,33 @@ bool loader::load() {
         case DT_INIT_ARRAYSZ: init_arraysz = v; break;
         case DT_SYMTAB: dt_symtab = v; break;
         case DT_STRTAB: dt_strtab = v; break;
+        case DT_STRSZ: dt_strsz = v; break;
         case DT_HASH: dt_hash = v; break;
         default: break;  // DT_NEEDED is ignored: imports bind to the embedder's table and the guest libc
       }
     }
   }
   // No section headers: .dynsym from DT_SYMTAB, its size from DT_HASH's nchain.
-  if (g->dynsym == nullptr && dt_symtab != 0 && dt_strtab != 0 && dt_hash != 0) {
+  if (g->dynsym == nullptr && dt_symtab != 0 && dt_strtab != 0 && dt_hash != 0 && dt_strsz != 0) {
     const std::uint32_t* hash = static_cast<const std::uint32_t*>(file_ptr(dt_hash, 8));
     if (hash != nullptr) {
       g->ndynsym = hash[1];
       g->dynsym = static_cast<const Elf64_Sym*>(file_ptr(dt_symtab, g->ndynsym * sizeof(Elf64_Sym)));
-      g->dynstr = static_cast<const char*>(file_ptr(dt_strtab, 1));
-      if (g->dynsym == nullptr || g->dynstr == nullptr) g->ndynsym = 0;
+      g->dynstr = static_cast<const char*>(file_ptr(dt_strtab, dt_strsz));
+      g->dynstr_len = dt_strsz;
+      if (g->dynsym == nullptr || g->dynstr == nullptr || g->dynstr[dt_strsz - 1] != '\0') {
+        g->dynsym = nullptr;
+        g->ndynsym = 0;
+        g->dynstr = nullptr;
+        g->dynstr_len = 0;
+      }
     }
   }
   if (g->symtab == nullptr) {
     g->symtab = g->dynsym;
     g->nsymtab = g->ndynsym;
     g->strtab = g->dynstr;
+    g->strtab_len = g->dynstr_len;
   }
   if (relasz != 0) {
     const Elf64_Rela* r = static_cast<const Elf64_Rela*>(file_ptr(rela, relasz));
@@ -407,6 +424,7 @@ void unload(vmrt_guest* g) {
   g->dynsym = g->symtab = nullptr;
   g->ndynsym = g->nsymtab = 0;
   g->dynstr = g->strtab = nullptr;
+  g->dynstr_len = g->strtab_len = 0;
   std::memset(&g->hp, 0, sizeof g->hp);
   g->win_lo = g->win_hi = g->bias = g->img_lo = g->img_hi = g->stack_lo = g->stack_hi = g->guard_lo = 0;
 }
@@ -444,7 +462,7 @@ const char* symbolize(const vmrt_guest* g, std::uintptr_t a, std::size_t* off) {
     const Elf64_Sym& s = g->symtab[i];
     int type = ELF64_ST_TYPE(s.st_info);
     if (s.st_shndx == SHN_UNDEF || (type != STT_FUNC && type != STT_OBJECT && type != STT_NOTYPE)) continue;
-    if (s.st_name == 0 || s.st_value > v) continue;
+    if (s.st_name == 0 || s.st_name >= g->strtab_len || s.st_value > v) continue;
     bool inside = v < s.st_value + (s.st_size != 0 ? s.st_size : 1);
     if (inside && (best == nullptr || s.st_value >= best->st_value)) best = &s;
   }
@@ -560,7 +578,7 @@ void* vmrt_guest_symbol(const vmrt_guest* g, const char* name) {
   if (g == nullptr || name == nullptr || g->dynsym == nullptr) return nullptr;
   for (std::size_t i = 1; i < g->ndynsym; ++i) {
     const Elf64_Sym& s = g->dynsym[i];
-    if (s.st_shndx == SHN_UNDEF || ELF64_ST_BIND(s.st_info) == STB_LOCAL) continue;
+    if (s.st_shndx == SHN_UNDEF || ELF64_ST_BIND(s.st_info) == STB_LOCAL || s.st_name >= g->dynstr_len) continue;
     if (std::strcmp(g->dynstr + s.st_name, name) == 0) return reinterpret_cast<void*>(g->bias + s.st_value);
   }
   return nullptr;
