@@ -87,6 +87,8 @@ bool is_tls_reloc(unsigned t) {
   }
 }
 
+bool aligned(const void* p, std::size_t a) { return reinterpret_cast<std::uintptr_t>(p) % a == 0; }
+
 int prot_of(Elf64_Word flags) {
   return ((flags & PF_R) != 0 ? PROT_READ : 0) | ((flags & PF_W) != 0 ? PROT_WRITE : 0) |
          ((flags & PF_X) != 0 ? PROT_EXEC : 0);
@@ -137,21 +139,24 @@ struct loader {
       err.str(g->path).str(": not a shared object: e_type ").u(eh->e_type).str(" (want ET_DYN)");
       return false;
     }
-    if (eh->e_phentsize != sizeof(Elf64_Phdr) || !in_file(eh->e_phoff, std::uint64_t{eh->e_phnum} * sizeof(Elf64_Phdr)))
-      return refuse("program headers outside the file");
+    if (eh->e_phentsize != sizeof(Elf64_Phdr) || !in_file(eh->e_phoff, std::uint64_t{eh->e_phnum} * sizeof(Elf64_Phdr)) ||
+        eh->e_phoff % alignof(Elf64_Phdr) != 0)
+      return refuse("program headers outside the file or misaligned");
     ph = reinterpret_cast<const Elf64_Phdr*>(g->file + eh->e_phoff);
     return true;
   }
 
   // Symbol tables from the section headers (.dynsym, .symtab) when the file has them.
   void find_sections() {
-    if (eh->e_shoff == 0 || eh->e_shentsize != sizeof(Elf64_Shdr) ||
+    if (eh->e_shoff == 0 || eh->e_shentsize != sizeof(Elf64_Shdr) || eh->e_shoff % alignof(Elf64_Shdr) != 0 ||
         !in_file(eh->e_shoff, std::uint64_t{eh->e_shnum} * sizeof(Elf64_Shdr)))
       return;
     const Elf64_Shdr* sh = reinterpret_cast<const Elf64_Shdr*>(g->file + eh->e_shoff);
     for (unsigned i = 0; i < eh->e_shnum; ++i) {
       if (sh[i].sh_type != SHT_DYNSYM && sh[i].sh_type != SHT_SYMTAB) continue;
-      if (sh[i].sh_link >= eh->e_shnum || !in_file(sh[i].sh_offset, sh[i].sh_size)) continue;
+      if (sh[i].sh_link >= eh->e_shnum || !in_file(sh[i].sh_offset, sh[i].sh_size) ||
+          sh[i].sh_offset % alignof(Elf64_Sym) != 0)
+        continue;
       const Elf64_Shdr& str = sh[sh[i].sh_link];
       if (!in_file(str.sh_offset, str.sh_size) || str.sh_size == 0 || g->file[str.sh_offset + str.sh_size - 1] != 0) continue;
       const Elf64_Sym* syms = reinterpret_cast<const Elf64_Sym*>(g->file + sh[i].sh_offset);
@@ -217,20 +222,19 @@ bool loader::relocate(const Elf64_Rela* r, std::size_t n) {
       err.str(g->path).str(": relocation ").str(reloc_type_name(type)).str(" at ").hex(r[i].r_offset).str(" outside the image");
       return false;
     }
-    std::uint64_t* slot = reinterpret_cast<std::uint64_t*>(where);
-    std::uint64_t s = 0;
+    std::uint64_t s = 0, v = 0;
     switch (type) {
       case R_X86_64_RELATIVE:
-        *slot = g->bias + static_cast<std::uint64_t>(r[i].r_addend);
+        v = g->bias + static_cast<std::uint64_t>(r[i].r_addend);
         break;
       case R_X86_64_GLOB_DAT:
       case R_X86_64_JUMP_SLOT:
         if (!resolve(symi, &s)) return false;
-        *slot = s;
+        v = s;
         break;
       case R_X86_64_64:
         if (!resolve(symi, &s)) return false;
-        *slot = s + static_cast<std::uint64_t>(r[i].r_addend);
+        v = s + static_cast<std::uint64_t>(r[i].r_addend);
         break;
       default:
         if (is_tls_reloc(type)) return refuse("thread-local storage relocation ", reloc_type_name(type), " is not supported");
@@ -238,6 +242,7 @@ bool loader::relocate(const Elf64_Rela* r, std::size_t n) {
             .hex(r[i].r_offset);
         return false;
     }
+    std::memcpy(reinterpret_cast<void*>(where), &v, sizeof v);  // r_offset need not be aligned
   }
   return true;
 }
@@ -317,7 +322,8 @@ bool loader::load() {
   std::uint64_t rela = 0, relasz = 0, jmprel = 0, pltrelsz = 0, init = 0, init_array = 0, init_arraysz = 0;
   std::uint64_t dt_symtab = 0, dt_strtab = 0, dt_strsz = 0, dt_hash = 0;
   if (dyn != nullptr) {
-    if (!in_file(dyn->p_offset, dyn->p_filesz)) return refuse("PT_DYNAMIC outside the file");
+    if (!in_file(dyn->p_offset, dyn->p_filesz) || dyn->p_offset % alignof(Elf64_Dyn) != 0)
+      return refuse("PT_DYNAMIC outside the file or misaligned");
     const Elf64_Dyn* d = reinterpret_cast<const Elf64_Dyn*>(g->file + dyn->p_offset);
     std::size_t nd = dyn->p_filesz / sizeof(Elf64_Dyn);
     for (std::size_t i = 0; i < nd && d[i].d_tag != DT_NULL; ++i) {
@@ -345,7 +351,7 @@ bool loader::load() {
   // No section headers: .dynsym from DT_SYMTAB, its size from DT_HASH's nchain.
   if (g->dynsym == nullptr && dt_symtab != 0 && dt_strtab != 0 && dt_hash != 0 && dt_strsz != 0) {
     const std::uint32_t* hash = static_cast<const std::uint32_t*>(file_ptr(dt_hash, 8));
-    if (hash != nullptr) {
+    if (hash != nullptr && aligned(hash, alignof(std::uint32_t)) && aligned(file_ptr(dt_symtab, 0), alignof(Elf64_Sym))) {
       g->ndynsym = hash[1];
       g->dynsym = static_cast<const Elf64_Sym*>(file_ptr(dt_symtab, g->ndynsym * sizeof(Elf64_Sym)));
       g->dynstr = static_cast<const char*>(file_ptr(dt_strtab, dt_strsz));
@@ -366,12 +372,12 @@ bool loader::load() {
   }
   if (relasz != 0) {
     const Elf64_Rela* r = static_cast<const Elf64_Rela*>(file_ptr(rela, relasz));
-    if (r == nullptr) return refuse("DT_RELA outside the file");
+    if (r == nullptr || !aligned(r, alignof(Elf64_Rela))) return refuse("DT_RELA outside the file or misaligned");
     if (!relocate(r, relasz / sizeof(Elf64_Rela))) return false;
   }
   if (pltrelsz != 0) {
     const Elf64_Rela* r = static_cast<const Elf64_Rela*>(file_ptr(jmprel, pltrelsz));
-    if (r == nullptr) return refuse("DT_JMPREL outside the file");
+    if (r == nullptr || !aligned(r, alignof(Elf64_Rela))) return refuse("DT_JMPREL outside the file or misaligned");
     if (!relocate(r, pltrelsz / sizeof(Elf64_Rela))) return false;
   }
 
@@ -402,7 +408,8 @@ bool loader::load() {
     if (f != 0 && run_void(g, reinterpret_cast<void*>(f), &t) != VMRT_GUEST_OK) return refuse("DT_INIT trapped: ", t.message);
   if (init_arraysz != 0) {
     std::uintptr_t arr = g->bias + init_array;
-    if (arr < g->img_lo || init_arraysz > g->img_hi - arr) return refuse("DT_INIT_ARRAY outside the image");
+    if (arr < g->img_lo || init_arraysz > g->img_hi - arr || arr % 8 != 0)
+      return refuse("DT_INIT_ARRAY outside the image or misaligned");
     for (std::size_t i = 0; i < init_arraysz / 8; ++i) {
       std::uintptr_t f = reinterpret_cast<const std::uintptr_t*>(arr)[i];
       if (f == 0 || f == ~std::uintptr_t{0}) continue;
