@@ -13,6 +13,8 @@ set(VMRT_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/vmrt)
 set_target_properties(vmrt_malloc PROPERTIES EXPORT_NAME malloc)
 
 install(TARGETS vmrun RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+# vmrun --guest's helper: not user-facing, beside the shim (vmrun finds it there).
+install(TARGETS vmrun-guest RUNTIME DESTINATION ${CMAKE_INSTALL_LIBDIR}/vmrt)
 install(TARGETS vmrt vmrt_malloc EXPORT vmrtTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})

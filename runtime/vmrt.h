@@ -128,6 +128,112 @@ void vmrt_vmspace_note_run(vmrt_vmspace* vs);
 /* Host VMAs: in vmrt's region and in the whole process (exact, from /proc/self/maps). */
 void vmrt_host_vmas(size_t* in_region, size_t* total);
 
+
+/* ---- guests (guest.h; library vmrt_guest, linked with libffi) ------------------
+ * A guest is an x86-64 ELF shared object (ET_DYN) placed in a fresh vmspace and called
+ * through libffi on a stack inside that vmspace.  Its imports resolve against the
+ * embedder's table, then vmrt's guest libc subset (malloc family and mmap/munmap served
+ * from the guest's own vmspace, bounded by memory_limit; mem*, str*, ...).  A fault in a
+ * guest call (null dereference, write to its text, access outside its mappings, stack
+ * overflow, illegal instruction, division by zero, time limit) ends the call with a
+ * status and a vmrt_guest_trap; the host keeps running.  Guests contain faults and
+ * resource use, not malice: guest native code can still write host memory.  One thread
+ * at a time per guest (a second thread gets VMRT_GUEST_BUSY). */
+typedef struct vmrt_guest vmrt_guest;
+typedef struct {
+  const char* name; /* the guest's undefined symbol */
+  void* fn;         /* host function (or data) it binds to */
+} vmrt_guest_import;
+typedef struct {
+  size_t memory_limit;        /* guest malloc + mmap bytes; 0: 64 MiB */
+  size_t stack_size;          /* guest stack limit (a 64 KiB guard below); 0: 1 MiB; at least 64 KiB */
+  unsigned time_limit_ms;     /* per call, wall clock; 0: none */
+  const vmrt_guest_import* imports;
+  size_t nimports;
+} vmrt_guest_options;
+
+typedef enum {
+  VMRT_GUEST_OK = 0,
+  VMRT_GUEST_NULL_DEREF = 1,       /* access below 64 KiB */
+  VMRT_GUEST_WRITE_PROTECTED = 2,  /* write (or exec) refused by a mapping's protection: text, relro */
+  VMRT_GUEST_BAD_ACCESS = 3,       /* an address of the guest's vmspace that nothing maps */
+  VMRT_GUEST_WILD_ACCESS = 4,      /* an address outside the guest's vmspace (as far as vmrt sees) */
+  VMRT_GUEST_STACK_OVERFLOW = 5,   /* the guard page below the stack limit */
+  VMRT_GUEST_OUT_OF_MEMORY = 6,    /* no frame for a page (SIGBUS) */
+  VMRT_GUEST_ILLEGAL_INSTRUCTION = 7,
+  VMRT_GUEST_DIVIDE_BY_ZERO = 8,
+  VMRT_GUEST_ARITHMETIC = 9,       /* other SIGFPE */
+  VMRT_GUEST_TIMEOUT = 10,
+  VMRT_GUEST_ABORT = 11,           /* the guest called abort() */
+  VMRT_GUEST_HEAP_CORRUPTED = 12,  /* guest free/realloc of a bad pointer, broken heap */
+  VMRT_GUEST_NO_SUCH_FUNCTION = 13,
+  VMRT_GUEST_BAD_SIGNATURE = 14,
+  VMRT_GUEST_BUSY = 15,            /* another thread is in this guest */
+  VMRT_GUEST_BAD_ARGUMENT = 16
+} vmrt_guest_status;
+/* "ok", "null dereference", ... */
+const char* vmrt_guest_status_name(vmrt_guest_status s);
+
+typedef struct {
+  vmrt_guest_status kind;
+  void* addr;         /* faulting data address (faults), else NULL */
+  void* pc;           /* faulting instruction (NULL if unknown) */
+  char symbol[64];    /* guest symbol holding pc ("" if none / not in the guest) */
+  size_t offset;      /* pc - symbol */
+  char message[192];  /* one line: kind, address, symbol+offset */
+} vmrt_guest_trap;
+
+typedef union {
+  int64_t i; /* 'i' (int32, sign-extended on return) and 'l' (int64) */
+  double d;  /* 'd' */
+  float f;   /* 'f' */
+  void* p;   /* 'p' (a guest address) */
+} vmrt_guest_value;
+
+/* Load: 0, or -1 with a one-line reason in err (not ELF, wrong class/machine, not ET_DYN,
+ * unknown relocation NAME, missing import NAME, TLS...).  init functions run here. */
+int vmrt_guest_load(const char* path, const vmrt_guest_options* opt, vmrt_guest** out, char* err, size_t errlen);
+void vmrt_guest_destroy(vmrt_guest* g);
+/* Back to the loaded state (loaded afresh in a new window: guest addresses change). */
+int vmrt_guest_reset(vmrt_guest* g, char* err, size_t errlen);
+vmrt_vmspace* vmrt_guest_vmspace(const vmrt_guest* g);
+/* A defined symbol's address in the guest, NULL if none. */
+void* vmrt_guest_symbol(const vmrt_guest* g, const char* name);
+
+/* Call.  sig: "R(ARGS)" with R in v i l f d p and ARGS a string of i l f d p (at most
+ * 16), e.g. "i(ip)", "d(dd)", "v()"; a '.' starts the variadic arguments: "i(i.ld)" calls
+ * int f(int, ...) with a long and a double (variadic floats: pass 'd'); "{...}" is a struct
+ * by value of those scalars, laid out by the C rules (at most 4 structs of 8 fields): its
+ * argument value .p points to the struct's bytes, and for a struct result ret->p must point
+ * to a buffer of its size, written in place ("d({ld}i)", "{lll}(l)").  Returns VMRT_GUEST_OK with *ret set, or the
+ * status (and *trap, when trap != NULL, filled for every non-OK status). */
+vmrt_guest_status vmrt_guest_call(vmrt_guest* g, const char* name, const char* sig, const vmrt_guest_value* args,
+                                  vmrt_guest_value* ret, vmrt_guest_trap* trap);
+/* The same with the lookup and libffi preparation done once (freed with the guest). */
+typedef struct vmrt_guest_func vmrt_guest_func;
+vmrt_guest_func* vmrt_guest_prepare(vmrt_guest* g, const char* name, const char* sig);
+vmrt_guest_status vmrt_guest_invoke(vmrt_guest_func* f, const vmrt_guest_value* args, vmrt_guest_value* ret,
+                                    vmrt_guest_trap* trap);
+
+/* Warm images (the wasmtime / Firecracker pattern, one live instance per guest): snapshot
+ * keeps g's present memory and heap as a copy-on-write copy of its vmspace (in another
+ * window of the region, never run); restore makes g's memory a fresh copy-on-write copy
+ * of that image at g's own addresses (what the guest wrote since is dropped).  A second
+ * snapshot replaces the first.  Not a simultaneous fork: guest code holds absolute
+ * addresses, so two live copies cannot share one address range in one process.
+ * 0, or -1 + errno (EINVAL: no snapshot / call in progress; ENOMEM). */
+int vmrt_guest_snapshot(vmrt_guest* g);
+int vmrt_guest_restore(vmrt_guest* g);
+
+/* Guest memory: malloc/free on the guest's heap (NULL when past its limit), and copies in
+ * and out that check [addr, addr + n) lies in the guest's mappings (0, or -1 + EFAULT). */
+void* vmrt_guest_malloc(vmrt_guest* g, size_t n);
+void vmrt_guest_free(vmrt_guest* g, void* p);
+int vmrt_guest_copy_in(vmrt_guest* g, void* guest_dst, const void* src, size_t n);
+int vmrt_guest_copy_out(vmrt_guest* g, void* dst, const void* guest_src, size_t n);
+/* Bytes the guest's malloc and mmap hold (its memory limit's measure). */
+size_t vmrt_guest_memory_used(const vmrt_guest* g);
+
 #ifdef __cplusplus
 }
 #endif

@@ -4,9 +4,14 @@
 //   void* p = s.mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
 //   vmrt::space child = s.fork();      // vmrt_vmspace_fork
 //   // destroyed at scope exit
+//
+//   vmrt::guest g("lib.so");             // vmrt_guest_load (check with operator bool / error())
+//   vmrt_guest_value r; vmrt_guest_trap t;
+//   if (g.call("add", "i(ii)", {vmrt::ival(2), vmrt::ival(3)}, &r, &t) != VMRT_GUEST_OK) puts(t.message);
 #pragma once
 
 #include <cstddef>
+#include <initializer_list>
 #include <utility>
 
 #include "vmrt.h"
@@ -53,6 +58,51 @@ class space {
  private:
   explicit space(vmrt_vmspace* vs) : vs_(vs) {}
   vmrt_vmspace* vs_;
+};
+
+inline vmrt_guest_value ival(int64_t v) {
+  vmrt_guest_value x;
+  x.i = v;
+  return x;
+}
+inline vmrt_guest_value dval(double v) {
+  vmrt_guest_value x;
+  x.d = v;
+  return x;
+}
+inline vmrt_guest_value pval(void* v) {
+  vmrt_guest_value x;
+  x.p = v;
+  return x;
+}
+
+// A guest (vmrt_guest_load ... vmrt_guest_destroy); see vmrt.h, "guests".
+class guest {
+ public:
+  explicit guest(const char* path, const vmrt_guest_options* opt = nullptr) {
+    err_[0] = '\0';
+    if (vmrt_guest_load(path, opt, &g_, err_, sizeof err_) != 0) g_ = nullptr;
+  }
+  ~guest() { vmrt_guest_destroy(g_); }
+  guest(guest&& o) noexcept : g_(std::exchange(o.g_, nullptr)) { err_[0] = '\0'; }
+  guest(const guest&) = delete;
+  guest& operator=(const guest&) = delete;
+  guest& operator=(guest&&) = delete;
+
+  explicit operator bool() const { return g_ != nullptr; }
+  vmrt_guest* get() const { return g_; }
+  const char* error() const { return err_; }  // why the load failed
+  vmrt_guest_status call(const char* name, const char* sig, std::initializer_list<vmrt_guest_value> args,
+                         vmrt_guest_value* ret = nullptr, vmrt_guest_trap* trap = nullptr) {
+    return vmrt_guest_call(g_, name, sig, args.begin(), ret, trap);
+  }
+  int snapshot() { return vmrt_guest_snapshot(g_); }
+  int restore() { return vmrt_guest_restore(g_); }
+  int reset() { return vmrt_guest_reset(g_, err_, sizeof err_); }
+
+ private:
+  vmrt_guest* g_ = nullptr;
+  char err_[512];
 };
 
 }  // namespace vmrt

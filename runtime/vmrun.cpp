@@ -22,6 +22,7 @@
 #include <string>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <vector>
 
 #include "runtime/rt_config.h"  // the VMRT_* variables and their accepted values
 #include "runtime/vmrun_sweep.h"
@@ -104,6 +105,11 @@ const char kUsage[] =
     "                      With --max N (calls examined, default 1000), -j N (runs in\n"
     "                      parallel, default: cores), --timeout SEC (per run, default\n"
     "                      60), --keep-logs.  The runs get stdin from /dev/null.\n"
+    "  --guest [--ret T] [--time-limit MS] [--memory SIZE] [--stack SIZE] lib.so FUNC [ARG...]\n"
+    "                      load lib.so (an x86-64 ELF shared object) as a guest in its own\n"
+    "                      vmspace and call FUNC (see README.md, \"Guests\"): prints the result\n"
+    "                      (exit 0) or the trap (exit 1); ARG types from their form (42, 1.5,\n"
+    "                      text) or a prefix i: l: d: f: s: p:; --ret l|i|d|f|p|s|v\n"
     "  -h, --help          this text\n"
     "  --version           print vmrt's version and git revision\n"
     "\n"
@@ -351,6 +357,7 @@ int main(int argc, char** argv) {
   bool sweep = false;
   sweep_options sweep_opt;
   bool sweep_opt_given = false;
+  bool guest = false;
   int i = 1;
   auto need_arg = [&](const char* opt) -> const char* {
     if (i + 1 >= argc) fail(kExitUsage, std::string(opt) + " needs an argument (see vmrun --help)");
@@ -416,12 +423,28 @@ int main(int argc, char** argv) {
       std::string v = need_arg(a.c_str());
       unsigned* dst = a == "--max" ? &sweep_opt.max : a == "-j" ? &sweep_opt.jobs : &sweep_opt.timeout;
       if (!parse_count(v, dst)) fail(kExitUsage, a + ": not a count >= 1: '" + v + "'");
+    } else if (a == "--guest") {  // the rest is vmrun-guest's
+      guest = true;
+      ++i;
+      break;
     } else if (a == "--keep-logs") {
       sweep_opt_given = true;
       sweep_opt.keep = true;
     } else {
       fail(kExitUsage, "unknown option '" + a + "' (see vmrun --help)");
     }
+  }
+  if (guest) {
+    check_environment(from_option);
+    // The build tree: next to vmrun; installed: lib[/multiarch]/vmrt/, beside the shim.
+    std::string self = dir_of_self();
+    std::string helper = self + "/vmrun-guest";
+    if (access(helper.c_str(), X_OK) != 0) helper = self + "/" VMRT_SHIM_DIR_FROM_BINDIR "/vmrt/vmrun-guest";
+    std::vector<char*> av{const_cast<char*>("vmrun-guest")};
+    for (int k = i; k < argc; ++k) av.push_back(argv[k]);
+    av.push_back(nullptr);
+    execv(helper.c_str(), av.data());
+    fail(kExitNotFound, helper + ": " + std::strerror(errno) + " (build target vmrun-guest)");
   }
   if (i >= argc) fail(kExitUsage, "no program given (usage: vmrun [options] [--] program [args...])");
   check_environment(from_option);

@@ -1,0 +1,599 @@
+// guest_test.cpp — guests (issue 10): ELF shared objects loaded into a vmspace, called
+// through libffi on a guest stack, their faults returned as errors.  Both trap backends.
+// The guests are tests/unit/guests/*.c, built by tests/CMakeLists.txt into
+// VMRT_TEST_GUESTS.  doctest replaces SIGILL/SIGFPE handlers around each test case, so
+// every test case loads (and destroys) its own guests.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <elf.h>
+#include <fstream>
+#include <iterator>
+#include <random>
+#include <set>
+#include <string>
+#include <sys/mman.h>
+#include <thread>
+#include <vector>
+
+#include "runtime/vmrt.hpp"
+#include "runtime_test_support.h"
+
+RUNTIME_TESTS_UNDER_BOTH_BACKENDS()
+
+namespace {
+
+std::string guest_path(const char* name) { return std::string(VMRT_TEST_GUESTS) + "/" + name + ".so"; }
+
+extern "C" int host_add(int a, int b) { return a + b + 1000; }
+
+const vmrt_guest_import kImports[] = {{"host_add", reinterpret_cast<void*>(&host_add)}};
+
+struct loaded {
+  vmrt_guest* g = nullptr;
+  char err[512] = {0};
+  explicit loaded(const std::string& path, vmrt_guest_options o = {}) {
+    if (o.imports == nullptr) {
+      o.imports = kImports;
+      o.nimports = 1;
+    }
+    if (vmrt_guest_load(path.c_str(), &o, &g, err, sizeof err) != 0) g = nullptr;
+  }
+  ~loaded() { vmrt_guest_destroy(g); }
+  loaded(const loaded&) = delete;
+  loaded& operator=(const loaded&) = delete;
+};
+
+vmrt_guest_value I(int64_t v) {
+  vmrt_guest_value x;
+  x.i = v;
+  return x;
+}
+vmrt_guest_value D(double v) {
+  vmrt_guest_value x;
+  x.d = v;
+  return x;
+}
+vmrt_guest_value F(float v) {
+  vmrt_guest_value x;
+  x.i = 0;
+  x.f = v;
+  return x;
+}
+vmrt_guest_value P(const void* v) {
+  vmrt_guest_value x;
+  x.p = const_cast<void*>(v);
+  return x;
+}
+
+// Call and require success; returns the value.
+vmrt_guest_value call_ok(vmrt_guest* g, const char* name, const char* sig, std::vector<vmrt_guest_value> args = {}) {
+  vmrt_guest_value r;
+  r.i = -12345;
+  vmrt_guest_trap t;
+  vmrt_guest_status s = vmrt_guest_call(g, name, sig, args.data(), &r, &t);
+  INFO(std::string(name), ": ", std::string(s == VMRT_GUEST_OK ? "ok" : t.message));
+  REQUIRE(s == VMRT_GUEST_OK);
+  return r;
+}
+
+std::vector<unsigned char> read_file(const std::string& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::vector<unsigned char>(std::istreambuf_iterator<char>(f), {});
+}
+std::string write_temp(const std::vector<unsigned char>& bytes, const char* tag) {
+  std::string p = std::string("/tmp/vmrt_guest_test_") + tag + "_" + std::to_string(getpid()) + ".so";
+  std::ofstream f(p, std::ios::binary);
+  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  return p;
+}
+
+// The relocation entries of a file's SHT_RELA sections.
+std::vector<Elf64_Rela*> relas(std::vector<unsigned char>& b) {
+  std::vector<Elf64_Rela*> out;
+  auto* eh = reinterpret_cast<Elf64_Ehdr*>(b.data());
+  auto* sh = reinterpret_cast<Elf64_Shdr*>(b.data() + eh->e_shoff);
+  for (int i = 0; i < eh->e_shnum; ++i) {
+    if (sh[i].sh_type != SHT_RELA) continue;
+    auto* r = reinterpret_cast<Elf64_Rela*>(b.data() + sh[i].sh_offset);
+    for (size_t k = 0; k < sh[i].sh_size / sizeof(Elf64_Rela); ++k) out.push_back(&r[k]);
+  }
+  return out;
+}
+
+// Load must fail with a message containing `why`.
+void refused(const std::string& path, const char* why) {
+  loaded L(path);
+  INFO("file: ", path, " want: ", std::string(why));
+  CHECK(L.g == nullptr);
+  INFO("message: ", L.err);
+  CHECK(std::string(L.err).find(why) != std::string::npos);
+}
+
+}  // namespace
+
+TEST_CASE("guest load: every relocation kind, init_array, data and bss; calls of every signature kind") {
+  // The test guest must carry each supported kind, or this test proves nothing.
+  std::vector<unsigned char> bytes = read_file(guest_path("basic"));
+  REQUIRE(bytes.size() > 64);
+  std::set<unsigned> kinds;
+  for (Elf64_Rela* r : relas(bytes)) kinds.insert(static_cast<unsigned>(ELF64_R_TYPE(r->r_info)));
+  CHECK(kinds.count(R_X86_64_RELATIVE) == 1);
+  CHECK(kinds.count(R_X86_64_GLOB_DAT) == 1);
+  CHECK(kinds.count(R_X86_64_JUMP_SLOT) == 1);
+  CHECK(kinds.count(R_X86_64_64) == 1);
+
+  loaded L(guest_path("basic"));
+  INFO("load: ", std::string(L.err));
+  REQUIRE(L.g != nullptr);
+  vmrt_guest* g = L.g;
+  CHECK(call_ok(g, "get_initialized", "i()").i == 42);                 // init_array ran
+  CHECK(call_ok(g, "add", "i(ii)", {I(2), I(-5)}).i == -3);             // int
+  CHECK(call_ok(g, "add_long", "l(ll)", {I(1LL << 40), I(7)}).i == (1LL << 40) + 7);
+  CHECK(call_ok(g, "hypot2", "d(dd)", {D(3), D(4)}).d == doctest::Approx(25.0));
+  CHECK(call_ok(g, "half", "f(f)", {F(5.0f)}).f == doctest::Approx(2.5f));
+  CHECK(call_ok(g, "mix", "d(idlf)", {I(1), D(0.5), I(10), F(0.25f)}).d == doctest::Approx(11.75));
+  std::vector<vmrt_guest_value> sixteen;
+  for (int i = 1; i <= 16; ++i) sixteen.push_back(I(i));
+  CHECK(call_ok(g, "sum16", "l(llllllllllllllll)", sixteen).i == 136);
+  // Variadic (a '.' starts the variadic arguments; rax carries the vector-register count).
+  CHECK(call_ok(g, "vsum", "l(i.lll)", {I(3), I(10), I(20), I(1LL << 33)}).i == 30 + (1LL << 33));
+  CHECK(call_ok(g, "vavg", "d(i.dddd)", {I(4), D(1), D(2), D(3), D(10)}).d == doctest::Approx(4.0));
+  CHECK(call_ok(g, "vavg", "d(i.)", {I(0)}).d == 0.0);
+  // Structs by value: the argument's .p points to its bytes; a struct result is written at ret.p.
+  struct pt {
+    long x;
+    double y;
+  } p1{5, 0.25}, p2{0, 0};
+  struct big {
+    long a, b, c;
+  } b1{1, 2, 3}, b2{0, 0, 0};
+  CHECK(call_ok(g, "pt_sum", "d({ld}i)", {P(&p1), I(100)}).d == doctest::Approx(105.25));
+  CHECK(call_ok(g, "big_sum", "l({lll}i)", {P(&b1), I(1000)}).i == 1006);
+  {
+    vmrt_guest_value a[2] = {I(7), D(1.5)}, r;
+    r.p = &p2;
+    vmrt_guest_trap t;
+    REQUIRE(vmrt_guest_call(g, "pt_make", "{ld}(ld)", a, &r, &t) == VMRT_GUEST_OK);
+    CHECK(p2.x == 14);
+    CHECK(p2.y == 3.0);
+    r.p = &b2;
+    REQUIRE(vmrt_guest_call(g, "big_make", "{lll}(l)", a, &r, &t) == VMRT_GUEST_OK);  // returned through memory
+    CHECK(b2.a == 7);
+    CHECK(b2.c == 9);
+    r.p = nullptr;
+    CHECK(vmrt_guest_call(g, "big_make", "{lll}(l)", a, &r, &t) == VMRT_GUEST_BAD_ARGUMENT);  // no buffer
+    CHECK(vmrt_guest_call(g, "big_make", "{lll(l)", a, &r, &t) == VMRT_GUEST_BAD_SIGNATURE);
+    CHECK(vmrt_guest_call(g, "big_make", "{}(l)", a, &r, &t) == VMRT_GUEST_BAD_SIGNATURE);
+  }
+  CHECK(call_ok(g, "call_host", "i(ii)", {I(2), I(3)}).i == 10050);      // JUMP_SLOT to the import
+  CHECK(call_ok(g, "call_host_ptr", "i(ii)", {I(2), I(3)}).i == 1005);   // R_X86_64_64 to the import
+  CHECK(call_ok(g, "read_counter", "i()").i == 10);                      // GLOB_DAT + R_X86_64_64 to data
+  CHECK(call_ok(g, "bss_sum", "l()").i == 0);                            // bss zero
+  CHECK(call_ok(g, "bss_sum", "l()").i == 1);                            // ... and writable
+  // RELATIVE: a pointer table in relro; the string read back through copy_out.
+  void* s = call_ok(g, "name_of", "p(i)", {I(2)}).p;
+  char buf[8] = {0};
+  REQUIRE(vmrt_guest_copy_out(g, buf, s, 4) == 0);
+  CHECK(std::string(buf) == "two");
+  CHECK(call_ok(g, "name_len", "l(i)", {I(1)}).i == 3);  // strlen from the guest libc
+  // Pointer arguments: a buffer copied into guest memory.
+  const char text[] = "the quick brown fox";
+  void* gb = vmrt_guest_malloc(g, sizeof text);
+  REQUIRE(gb != nullptr);
+  REQUIRE(vmrt_guest_copy_in(g, gb, text, sizeof text) == 0);
+  uint64_t h = 1469598103934665603ULL;
+  for (size_t i = 0; i < sizeof text - 1; ++i) h = (h ^ static_cast<unsigned char>(text[i])) * 1099511628211ULL;
+  CHECK(call_ok(g, "checksum", "l(pl)", {P(gb), I(sizeof text - 1)}).i == static_cast<int64_t>(h & 0x7fffffffffffffffULL));
+  vmrt_guest_free(g, gb);
+  // The guest's malloc: memory inside its vmspace.
+  void* m = call_ok(g, "make_buffer", "p(li)", {I(100000), I('z')}).p;
+  char* base = static_cast<char*>(vmrt_vmspace_base(vmrt_guest_vmspace(g)));
+  CHECK(static_cast<char*>(m) >= base);
+  CHECK(static_cast<char*>(m) < base + vmrt_vmspace_size(vmrt_guest_vmspace(g)));
+  char z[4];
+  REQUIRE(vmrt_guest_copy_out(g, z, static_cast<char*>(m) + 99996, 4) == 0);
+  CHECK(std::string(z, 4) == "zzzz");
+  call_ok(g, "drop_buffer", "v(p)", {P(m)});
+  // Prepared calls give the same results.
+  vmrt_guest_func* f = vmrt_guest_prepare(g, "add", "i(ii)");
+  REQUIRE(f != nullptr);
+  vmrt_guest_value args[2] = {I(20), I(22)}, r;
+  CHECK(vmrt_guest_invoke(f, args, &r, nullptr) == VMRT_GUEST_OK);
+  CHECK(r.i == 42);
+  CHECK(vmrt_guest_symbol(g, "add") != nullptr);
+  CHECK(vmrt_guest_symbol(g, "guest_init") == nullptr);  // static: not exported
+  // Bad calls.
+  vmrt_guest_trap t;
+  CHECK(vmrt_guest_call(g, "no_such", "i()", nullptr, &r, &t) == VMRT_GUEST_NO_SUCH_FUNCTION);
+  CHECK(std::string(t.message).find("no_such") != std::string::npos);
+  CHECK(vmrt_guest_call(g, "add", "i(ix)", args, &r, &t) == VMRT_GUEST_BAD_SIGNATURE);
+  CHECK(vmrt_guest_call(g, "add", "i(ii", args, &r, &t) == VMRT_GUEST_BAD_SIGNATURE);
+  CHECK(vmrt_guest_call(g, "add", "i(v)", args, &r, &t) == VMRT_GUEST_BAD_SIGNATURE);
+  CHECK(vmrt_guest_call(g, "vavg", "d(i.f)", args, &r, &t) == VMRT_GUEST_BAD_SIGNATURE);  // floats promote
+}
+
+TEST_CASE("guest load: segment protections (procstat) and text/relro are not writable from the host side either") {
+  loaded L(guest_path("basic"));
+  REQUIRE(L.g != nullptr);
+  char path[] = "/tmp/vmrt_guest_procstat_XXXXXX";
+  int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  vmrt_report_procstat(vmrt_guest_vmspace(L.g), fd);
+  close(fd);
+  std::vector<unsigned char> b = read_file(path);
+  unlink(path);
+  std::string rep(b.begin(), b.end());
+  MESSAGE(rep);
+  CHECK(rep.find("r-x") != std::string::npos);  // text
+  CHECK(rep.find("r--") != std::string::npos);  // relro / rodata
+  CHECK(rep.find("rw-") != std::string::npos);  // data, bss, heap, stack
+  // copy_in refuses to write the text (a fault caught, EFAULT), and the guest still runs.
+  void* text = vmrt_guest_symbol(L.g, "add");
+  REQUIRE(text != nullptr);
+  char junk[4] = {0};
+  errno = 0;
+  CHECK(vmrt_guest_copy_in(L.g, text, junk, 4) == -1);
+  CHECK(errno == EFAULT);
+  CHECK(vmrt_guest_copy_in(L.g, reinterpret_cast<void*>(16), junk, 4) == -1);
+  CHECK(call_ok(L.g, "add", "i(ii)", {I(1), I(2)}).i == 3);
+}
+
+TEST_CASE("guest load: refusals say why") {
+  std::vector<unsigned char> good = read_file(guest_path("basic"));
+  REQUIRE(good.size() > 64);
+  {
+    std::vector<unsigned char> txt = {'h', 'e', 'l', 'l', 'o', '\n'};
+    std::string p = write_temp(txt, "text");
+    refused(p, "not an ELF file");
+    unlink(p.c_str());
+  }
+  refused("/nonexistent/guest.so", "cannot open");
+  {
+    std::vector<unsigned char> b = good;
+    b[EI_CLASS] = ELFCLASS32;
+    std::string p = write_temp(b, "class");
+    refused(p, "wrong class: ELFCLASS32");
+    unlink(p.c_str());
+  }
+  {
+    std::vector<unsigned char> b = good;
+    reinterpret_cast<Elf64_Ehdr*>(b.data())->e_machine = EM_AARCH64;
+    std::string p = write_temp(b, "machine");
+    refused(p, "wrong machine: e_machine 183");
+    unlink(p.c_str());
+  }
+  {
+    std::vector<unsigned char> b = good;
+    reinterpret_cast<Elf64_Ehdr*>(b.data())->e_type = ET_EXEC;
+    std::string p = write_temp(b, "exec");
+    refused(p, "not position independent: ET_EXEC");
+    unlink(p.c_str());
+  }
+  {
+    std::vector<unsigned char> b = good;
+    std::vector<Elf64_Rela*> rs = relas(b);
+    REQUIRE(!rs.empty());
+    rs[0]->r_info = ELF64_R_INFO(ELF64_R_SYM(rs[0]->r_info), R_X86_64_PC32);
+    std::string p = write_temp(b, "reloc");
+    refused(p, "unknown relocation R_X86_64_PC32");
+    unlink(p.c_str());
+  }
+  {
+    std::vector<unsigned char> b = good;
+    std::vector<Elf64_Rela*> rs = relas(b);
+    REQUIRE(!rs.empty());
+    rs[0]->r_info = ELF64_R_INFO(ELF64_R_SYM(rs[0]->r_info), R_X86_64_TPOFF64);
+    std::string p = write_temp(b, "tlsreloc");
+    refused(p, "thread-local storage relocation R_X86_64_TPOFF64");
+    unlink(p.c_str());
+  }
+  refused(guest_path("tls"), "thread-local storage (PT_TLS)");
+  refused(guest_path("missing"), "missing import: no_such_host_function_xyz");
+  refused(guest_path("initfault"), "null dereference");
+  {
+    loaded L(guest_path("basic"), vmrt_guest_options{0, 0, 0, nullptr, 0});
+    // kImports are supplied by `loaded` when none are given: load without them by hand.
+    vmrt_guest* g = nullptr;
+    char err[256];
+    vmrt_guest_options o{};
+    CHECK(vmrt_guest_load(guest_path("basic").c_str(), &o, &g, err, sizeof err) == -1);
+    CHECK(std::string(err).find("missing import: host_add") != std::string::npos);
+  }
+}
+
+TEST_CASE("guest faults are errors; the host calls again") {
+  loaded L(guest_path("faults"), vmrt_guest_options{0, 256 * 1024, 200, nullptr, 0});
+  INFO("load: ", std::string(L.err));
+  REQUIRE(L.g != nullptr);
+  vmrt_guest* g = L.g;
+  struct expect {
+    const char* fn;
+    const char* sig;
+    std::vector<vmrt_guest_value> args;
+    vmrt_guest_status kind;
+    const char* symbol;  // the faulting function ("" when the pc is host code)
+  };
+  int host_word = 0;
+  char* base = static_cast<char*>(vmrt_vmspace_base(vmrt_guest_vmspace(g)));
+  size_t size = vmrt_vmspace_size(vmrt_guest_vmspace(g));
+  REQUIRE(vmrt_guest_symbol(g, "relro_ptr") != nullptr);
+  std::vector<expect> cases = {
+      {"null_read", "i()", {}, VMRT_GUEST_NULL_DEREF, "null_read"},
+      {"null_write", "v()", {}, VMRT_GUEST_NULL_DEREF, "null_write"},
+      {"write_text", "v()", {}, VMRT_GUEST_WRITE_PROTECTED, "write_text"},
+      {"write_at", "v(p)", {P(vmrt_guest_symbol(g, "relro_ptr"))}, VMRT_GUEST_WRITE_PROTECTED, "write_at"},
+      {"overflow", "i()", {}, VMRT_GUEST_STACK_OVERFLOW, "recurse"},
+      {"illegal", "v()", {}, VMRT_GUEST_ILLEGAL_INSTRUCTION, "illegal"},
+      {"divide", "i(ii)", {I(7), I(0)}, VMRT_GUEST_DIVIDE_BY_ZERO, "divide"},
+      {"spin", "v()", {}, VMRT_GUEST_TIMEOUT, "spin"},
+      {"use_after_unmap", "i()", {}, VMRT_GUEST_BAD_ACCESS, "use_after_unmap"},
+      // In vmrt's region but past the guest's window (nothing there: vmrt sees it).
+      {"read_at", "i(p)", {P(base + size + (64u << 20))}, VMRT_GUEST_WILD_ACCESS, "read_at"},
+      {"call_abort", "v()", {}, VMRT_GUEST_ABORT, "call_abort"},
+      // In host code (the guest libc's strlen): named by the guest's call site.
+      {"strlen_of", "l(p)", {P(nullptr)}, VMRT_GUEST_NULL_DEREF, "strlen_of"},
+      {"bad_free", "v()", {}, VMRT_GUEST_HEAP_CORRUPTED, "bad_free"},
+      {"memcpy_wild", "v(p)", {P(&host_word)}, VMRT_GUEST_WILD_ACCESS, "memcpy_wild"},
+  };
+  for (expect& e : cases) {
+    vmrt_guest_value r;
+    vmrt_guest_trap t;
+    std::memset(&t, 0, sizeof t);
+    vmrt_guest_status s = vmrt_guest_call(g, e.fn, e.sig, e.args.data(), &r, &t);
+    INFO(std::string(e.fn), " -> ", std::string(vmrt_guest_status_name(s)), ": ", std::string(t.message));
+    CHECK(s == e.kind);
+    CHECK(t.kind == e.kind);
+    CHECK(std::string(t.symbol) == e.symbol);
+    CHECK(std::string(t.message).find(vmrt_guest_status_name(e.kind)) != std::string::npos);
+    MESSAGE((std::string(e.fn) + ": " + std::string(t.message)));
+    // The host is fine and the guest answers again.
+    CHECK(call_ok(g, "ok", "i(i)", {I(41)}).i == 42);
+  }
+  CHECK(host_word == 0);
+  // The access that faulted is named.
+  {
+    vmrt_guest_trap t;
+    vmrt_guest_value r;
+    CHECK(vmrt_guest_call(g, "write_text", "v()", nullptr, &r, &t) == VMRT_GUEST_WRITE_PROTECTED);
+    CHECK(std::string(t.message).find("(write)") != std::string::npos);
+    CHECK(vmrt_guest_call(g, "null_read", "i()", nullptr, &r, &t) == VMRT_GUEST_NULL_DEREF);
+    CHECK(std::string(t.message).find("(read)") != std::string::npos);
+    CHECK(t.addr == nullptr);
+    CHECK(std::string(t.symbol) == "null_read");
+    CHECK(t.pc == vmrt_guest_symbol(g, "null_read"));  // the first instruction reads
+  }
+  // Faults outside guest calls still reach the program's own handler.
+  CHECK(rtt::traps([] { *static_cast<volatile int*>(vmrt_mmap(vmrt_vmspace_create(1 << 20), nullptr, 4096, PROT_READ,
+                                                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)) = 1; }));
+}
+
+TEST_CASE("guest memory limit: malloc says NULL, the host keeps going; reset restores the loaded state") {
+  loaded L(guest_path("basic"), vmrt_guest_options{4u << 20, 0, 0, kImports, 1});
+  REQUIRE(L.g != nullptr);
+  vmrt_guest* g = L.g;
+  CHECK(call_ok(g, "use_sbrk", "l(l)", {I(100000)}).i == 100000);  // sbrk: growth in 16-byte steps
+  CHECK(vmrt_guest_memory_used(g) >= 100000);
+  int64_t k = call_ok(g, "exhaust", "l(l)", {I(60000)}).i;
+  MESSAGE("64 KiB blocks before the 4 MiB limit: ", k);
+  CHECK(k > 0);
+  CHECK(k <= 64);
+  CHECK(vmrt_guest_memory_used(g) <= (4u << 20));
+  CHECK(call_ok(g, "use_sbrk", "l(l)", {I(-5)}).i == -1);  // no shrinking
+  int64_t big = call_ok(g, "exhaust", "l(l)", {I(1 << 20)}).i;
+  CHECK(big == 0);  // no room left for a large block either
+  CHECK(call_ok(g, "bump_counter", "i()").i == 6);
+  CHECK(call_ok(g, "bump_counter", "i()").i == 7);
+  vmrt_guest_func* f = vmrt_guest_prepare(g, "bump_counter", "i()");
+  REQUIRE(f != nullptr);
+  char err[256];
+  REQUIRE(vmrt_guest_reset(g, err, sizeof err) == 0);
+  CHECK(vmrt_guest_memory_used(g) == 0);
+  vmrt_guest_value r;
+  CHECK(vmrt_guest_invoke(f, nullptr, &r, nullptr) == VMRT_GUEST_OK);  // prepared: bound again
+  CHECK(r.i == 6);
+  CHECK(call_ok(g, "get_initialized", "i()").i == 42);
+}
+
+TEST_CASE("guest busy: a second thread is refused while one is inside") {
+  loaded L(guest_path("faults"), vmrt_guest_options{0, 0, 300, nullptr, 0});
+  REQUIRE(L.g != nullptr);
+  vmrt_guest_status other = VMRT_GUEST_OK;
+  std::thread th([&] {
+    vmrt_guest_trap t;
+    do other = vmrt_guest_call(L.g, "spin", "v()", nullptr, nullptr, &t);
+    while (other == VMRT_GUEST_BUSY);
+  });
+  // Wait until the spinning thread owns the guest, then try.
+  vmrt_guest_status mine = VMRT_GUEST_OK;
+  for (int i = 0; i < 200 && mine != VMRT_GUEST_BUSY; ++i) {
+    vmrt_guest_value a = I(1), r;
+    mine = vmrt_guest_call(L.g, "ok", "i(i)", &a, &r, nullptr);
+    if (mine != VMRT_GUEST_BUSY) usleep(1000);
+  }
+  th.join();
+  CHECK(mine == VMRT_GUEST_BUSY);
+  CHECK(other == VMRT_GUEST_TIMEOUT);
+}
+
+TEST_CASE("guest warm images: restore brings back the snapshot's memory and heap at the same addresses") {
+  loaded L(guest_path("basic"));
+  REQUIRE(L.g != nullptr);
+  vmrt_guest* g = L.g;
+  errno = 0;
+  CHECK(vmrt_guest_restore(g) == -1);  // nothing to restore yet
+  CHECK(errno == EINVAL);
+  // Warm state: a counter bumped and a heap buffer with contents.
+  CHECK(call_ok(g, "bump_counter", "i()").i == 6);
+  void* warm = call_ok(g, "make_buffer", "p(li)", {I(3 * 4096), I('w')}).p;
+  REQUIRE(warm != nullptr);
+  size_t used = vmrt_guest_memory_used(g);
+  REQUIRE(vmrt_guest_snapshot(g) == 0);
+  vmrt_vmspace* vs = vmrt_guest_vmspace(g);
+  // The guest goes on: more writes, more heap.
+  CHECK(call_ok(g, "bump_counter", "i()").i == 7);
+  CHECK(call_ok(g, "bump_counter", "i()").i == 8);
+  call_ok(g, "make_buffer", "p(li)", {I(100000), I('x')});
+  char x = 'w';
+  REQUIRE(vmrt_guest_copy_in(g, static_cast<char*>(warm) + 5, "Z", 1) == 0);
+  CHECK(vmrt_guest_memory_used(g) > used);
+  REQUIRE(vmrt_guest_restore(g) == 0);
+  CHECK(vmrt_guest_vmspace(g) == vs);  // same handle, same addresses
+  CHECK(vmrt_guest_memory_used(g) == used);
+  REQUIRE(vmrt_guest_copy_out(g, &x, static_cast<char*>(warm) + 5, 1) == 0);
+  CHECK(x == 'w');                                          // the write after the snapshot is gone
+  CHECK(call_ok(g, "bump_counter", "i()").i == 7);            // the counter as it was, plus one
+  CHECK(call_ok(g, "call_host", "i(ii)", {I(1), I(2)}).i == 10030);  // relocations still right
+  CHECK(rtt::check_ok(vmrt_guest_vmspace(g)));
+  // Faults after a restore are still errors, and restore recovers from them.
+  vmrt_guest_trap t;
+  vmrt_guest_value a[2] = {P(nullptr), I(10)}, r;
+  CHECK(vmrt_guest_call(g, "checksum", "l(pl)", a, &r, &t) == VMRT_GUEST_NULL_DEREF);
+  MESSAGE(std::string(t.message));
+  REQUIRE(vmrt_guest_restore(g) == 0);
+  CHECK(call_ok(g, "bump_counter", "i()").i == 7);
+  // Many restores leave nothing behind: frames, objects and map entries come back to the same counts.
+  for (int i = 0; i < 20; ++i) {  // warm up caches
+    REQUIRE(vmrt_guest_restore(g) == 0);
+    call_ok(g, "bump_counter", "i()");
+  }
+  long long free0 = vmrt_counter("pages free"), obj0 = vmrt_counter("objects current"),
+            ent0 = vmrt_counter("map entries");
+  for (int i = 0; i < 1000; ++i) {
+    REQUIRE(vmrt_guest_restore(g) == 0);
+    REQUIRE(call_ok(g, "bump_counter", "i()").i == 7);
+    void* m = call_ok(g, "make_buffer", "p(li)", {I(20000), I('q')}).p;
+    REQUIRE(m != nullptr);
+  }
+  REQUIRE(vmrt_guest_restore(g) == 0);
+  CHECK(call_ok(g, "bump_counter", "i()").i == 7);
+  long long free1 = vmrt_counter("pages free"), obj1 = vmrt_counter("objects current"),
+            ent1 = vmrt_counter("map entries");
+  MESSAGE("pages free ", free0, " -> ", free1, "; objects ", obj0, " -> ", obj1, "; map entries ", ent0, " -> ", ent1);
+  CHECK(obj1 == obj0);
+  CHECK(ent1 == ent0);
+  CHECK(free1 >= free0 - 8);
+}
+
+TEST_CASE("guest C++ wrapper (vmrt.hpp)") {
+  vmrt::guest bad(guest_path("tls").c_str());
+  CHECK(!bad);
+  CHECK(std::string(bad.error()).find("PT_TLS") != std::string::npos);
+  vmrt_guest_options o{};
+  o.imports = kImports;
+  o.nimports = 1;
+  vmrt::guest g(guest_path("basic").c_str(), &o);
+  REQUIRE(g);
+  vmrt_guest_value r;
+  CHECK(g.call("add", "i(ii)", {vmrt::ival(2), vmrt::ival(40)}, &r) == VMRT_GUEST_OK);
+  CHECK(r.i == 42);
+  CHECK(g.call("hypot2", "d(dd)", {vmrt::dval(1), vmrt::dval(2)}, &r) == VMRT_GUEST_OK);
+  CHECK(r.d == doctest::Approx(5.0));
+  REQUIRE(g.snapshot() == 0);
+  CHECK(g.call("bump_counter", "i()", {}, &r) == VMRT_GUEST_OK);
+  CHECK(r.i == 6);
+  REQUIRE(g.restore() == 0);
+  CHECK(g.call("bump_counter", "i()", {}, &r) == VMRT_GUEST_OK);
+  CHECK(r.i == 6);
+}
+
+namespace {
+// POSIX timers of this process (/proc/self/timers), -1 when the kernel does not list them.
+int posix_timers() {
+  std::ifstream f("/proc/self/timers");
+  if (!f) return -1;
+  int n = 0;
+  for (std::string line; std::getline(f, line);) n += line.rfind("ID:", 0) == 0;
+  return n;
+}
+}  // namespace
+
+TEST_CASE("guests are independent; threads calling with a time limit leave no timer behind") {
+  loaded A(guest_path("basic"));
+  loaded B(guest_path("basic"));
+  loaded F(guest_path("faults"), vmrt_guest_options{0, 0, 20, nullptr, 0});
+  REQUIRE(A.g != nullptr);
+  REQUIRE(B.g != nullptr);
+  REQUIRE(F.g != nullptr);
+  CHECK(call_ok(A.g, "bump_counter", "i()").i == 6);
+  CHECK(call_ok(A.g, "bump_counter", "i()").i == 7);
+  vmrt_guest_trap t;
+  CHECK(vmrt_guest_call(F.g, "null_write", "v()", nullptr, nullptr, &t) == VMRT_GUEST_NULL_DEREF);
+  CHECK(call_ok(B.g, "bump_counter", "i()").i == 6);  // B's data is its own
+  CHECK(call_ok(A.g, "bump_counter", "i()").i == 8);
+  // Each thread's timer goes with the thread.
+  int before = posix_timers();
+  if (before < 0) {
+    MESSAGE("SKIP timer check: /proc/self/timers not available");
+    return;
+  }
+  for (int i = 0; i < 16; ++i) {
+    std::thread th([&] {
+      vmrt_guest_value a = I(1), r;
+      vmrt_guest_trap tt;
+      CHECK(vmrt_guest_call(F.g, "ok", "i(i)", &a, &r, &tt) == VMRT_GUEST_OK);
+      CHECK(vmrt_guest_call(F.g, "spin", "v()", nullptr, nullptr, &tt) == VMRT_GUEST_TIMEOUT);
+    });
+    th.join();
+  }
+  int after = posix_timers();
+  MESSAGE("POSIX timers before ", before, ", after 16 threads: ", after);
+  CHECK(after <= before + 1);
+}
+
+TEST_CASE("guests on two threads at once: calls and faults do not cross") {
+  loaded A(guest_path("faults"));
+  loaded B(guest_path("faults"));
+  REQUIRE(A.g != nullptr);
+  REQUIRE(B.g != nullptr);
+  std::atomic<int> bad{0};
+  auto work = [&](vmrt_guest* g) {
+    for (int i = 0; i < 500; ++i) {
+      vmrt_guest_value a = I(i), r;
+      vmrt_guest_trap t;
+      if (vmrt_guest_call(g, "ok", "i(i)", &a, &r, &t) != VMRT_GUEST_OK || r.i != i + 1) ++bad;
+      vmrt_guest_status s = vmrt_guest_call(g, i % 2 ? "null_read" : "illegal", i % 2 ? "i()" : "v()", nullptr, &r, &t);
+      if (s != (i % 2 ? VMRT_GUEST_NULL_DEREF : VMRT_GUEST_ILLEGAL_INSTRUCTION)) ++bad;
+    }
+  };
+  std::thread t1(work, A.g), t2(work, B.g);
+  t1.join();
+  t2.join();
+  CHECK(bad.load() == 0);
+}
+
+TEST_CASE("guest load: 300 corrupted objects are refused or loaded, never a host crash") {
+  std::vector<unsigned char> good = read_file(guest_path("basic"));
+  REQUIRE(good.size() > 4096);
+  std::mt19937 rng(20261201);  // fixed seed: the same 300 files every run
+  int refused_n = 0, loaded_n = 0, trapped_n = 0;
+  for (int i = 0; i < 300; ++i) {
+    std::vector<unsigned char> b = good;
+    int flips = 1 + static_cast<int>(rng() % 4);
+    for (int k = 0; k < flips; ++k) b[rng() % 4096] = static_cast<unsigned char>(rng());
+    std::string p = write_temp(b, "fuzz");
+    vmrt_guest_options o{};
+    o.time_limit_ms = 100;
+    o.imports = kImports;
+    o.nimports = 1;
+    vmrt_guest* g = nullptr;
+    char err[512];
+    if (vmrt_guest_load(p.c_str(), &o, &g, err, sizeof err) != 0) {
+      ++refused_n;
+      CHECK(err[0] != '\0');
+    } else {
+      ++loaded_n;
+      vmrt_guest_value a[2] = {I(2), I(3)}, r;
+      vmrt_guest_trap t;
+      if (vmrt_guest_call(g, "add", "i(ii)", a, &r, &t) != VMRT_GUEST_OK) ++trapped_n;
+      vmrt_guest_destroy(g);
+    }
+    unlink(p.c_str());
+  }
+  MESSAGE("corrupted objects: ", refused_n, " refused, ", loaded_n, " loaded (", trapped_n, " of those trapped or lacked add)");
+  CHECK(refused_n + loaded_n == 300);
+  // The host and a good guest are fine afterwards.
+  loaded L(guest_path("basic"));
+  REQUIRE(L.g != nullptr);
+  CHECK(call_ok(L.g, "add", "i(ii)", {I(20), I(22)}).i == 42);
+}
