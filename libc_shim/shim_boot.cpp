@@ -49,7 +49,16 @@ void atfork_prepare() {
   runtime_fork_prepare();
 }
 void atfork_parent() { runtime_fork_parent(); }
-void atfork_child() { runtime_fork_child(); }
+// In the child, what the runtime allocates while it sets the child up (the control blocks
+// of its new handler threads) comes from the bootstrap arena: heap pages may fault, and
+// until a handler thread runs no fault can be served.
+void atfork_child() {
+  g_boot_tid.store(current_tid(), std::memory_order_release);
+  g_boot_state.store(BOOT_BOOTING, std::memory_order_release);
+  runtime_fork_child();
+  g_boot_state.store(BOOT_READY, std::memory_order_release);
+  g_boot_tid.store(0, std::memory_order_release);
+}
 
 // At exit (shared-object destructor, run by _dl_fini after the program's own
 // atexit handlers and destructors): the VMRT_STATS report.

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -289,8 +290,46 @@ void uffd_wake(int fd, vaddr_t start, vsize_t len) {
   ::ioctl(fd, UFFDIO_WAKE, &r);
 }
 
+// Serve one userfaultfd event: resolve the fault and wake the waiters.
+//  => no lock held; may sleep (page-in).
+void serve_event(int fd, const uffd_msg& msg) {
+  if (msg.event != UFFD_EVENT_PAGEFAULT) return;
+  rt_count(RC_UFFD_FAULTS);
+  vaddr_t page = trunc_page(static_cast<vaddr_t>(msg.arg.pagefault.address));
+  vm_fault_type type = (msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0 ? VM_FAULT_WRITE : VM_FAULT_READ;
+  window* w = window_lookup(page);
+  vmspace* vs = w != nullptr ? w->vs.load(std::memory_order_acquire) : nullptr;
+  // Mapped meanwhile (fault-around of another event), or a zapped page mapped again
+  // (the vmspace ran: the swapper hears of it).
+  if (pmap_linux_uffd_resolve(page, type)) {
+    if (vs != nullptr) vm_swapout_note_run(vs);
+    rt_count(RC_UFFD_RESOLVED);
+    uffd_wake(fd, page, PAGE_SIZE);
+    return;
+  }
+  vm_fault_result res{0, 0};
+  kern_return_t kr =
+      vs != nullptr ? g_resolver.load(std::memory_order_acquire)(vs, page, type, &res) : KERN_INVALID_ADDRESS;
+  if (kr == KERN_SUCCESS) {
+    rt_count(RC_UFFD_RESOLVED);
+    if (res.npages > 0 && res.first <= page && page < res.first + res.npages * PAGE_SIZE)
+      uffd_wake(fd, res.first, res.npages * PAGE_SIZE);
+    else
+      uffd_wake(fd, page, PAGE_SIZE);
+  } else {
+    // Refused: a user access now traps through SIGSEGV, a kernel access gets EFAULT.
+    rt_count(RC_UFFD_REFUSED);
+    pmap_linux_refuse(page);
+    uffd_wake(fd, page, PAGE_SIZE);
+  }
+}
+
+// Handler threads that have reached their read loop (their start-up touches are done).
+std::atomic<unsigned> g_threads_up{0};
+
 void* uffd_thread(void* arg) {
   int fd = static_cast<int>(reinterpret_cast<std::intptr_t>(arg));
+  g_threads_up.fetch_add(1, std::memory_order_acq_rel);
   uffd_msg msgs[16];
   // One thread takes what is queued at once; several take one event each.
   std::size_t batch = g_uffd_threads.load(std::memory_order_relaxed) > 1 ? sizeof msgs[0] : sizeof msgs;
@@ -300,43 +339,40 @@ void* uffd_thread(void* arg) {
       if (errno == EINTR || errno == EAGAIN) continue;
       return nullptr;  // fd closed (fork child replaced it)
     }
-    for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof(uffd_msg)); ++i) {
-      if (msgs[i].event != UFFD_EVENT_PAGEFAULT) continue;
-      rt_count(RC_UFFD_FAULTS);
-      vaddr_t page = trunc_page(static_cast<vaddr_t>(msgs[i].arg.pagefault.address));
-      vm_fault_type type = (msgs[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0 ? VM_FAULT_WRITE
-                                                                                         : VM_FAULT_READ;
-      window* w = window_lookup(page);
-      vmspace* vs = w != nullptr ? w->vs.load(std::memory_order_acquire) : nullptr;
-      // Mapped meanwhile (fault-around of another event), or a zapped page mapped again
-      // (the vmspace ran: the swapper hears of it).
-      if (pmap_linux_uffd_resolve(page, type)) {
-        if (vs != nullptr) vm_swapout_note_run(vs);
-        rt_count(RC_UFFD_RESOLVED);
-        uffd_wake(fd, page, PAGE_SIZE);
-        continue;
-      }
-      vm_fault_result res{0, 0};
-      kern_return_t kr = vs != nullptr ? g_resolver.load(std::memory_order_acquire)(vs, page, type, &res)
-                                       : KERN_INVALID_ADDRESS;
-      if (kr == KERN_SUCCESS) {
-        rt_count(RC_UFFD_RESOLVED);
-        if (res.npages > 0 && res.first <= page && page < res.first + res.npages * PAGE_SIZE)
-          uffd_wake(fd, res.first, res.npages * PAGE_SIZE);
-        else
-          uffd_wake(fd, page, PAGE_SIZE);
-      } else {
-        // Refused: a user access now traps through SIGSEGV, a kernel access gets EFAULT.
-        rt_count(RC_UFFD_REFUSED);
-        pmap_linux_refuse(page);
-        uffd_wake(fd, page, PAGE_SIZE);
-      }
-    }
+    for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof(uffd_msg)); ++i) serve_event(fd, msgs[i]);
   }
 }
 
-// Start the userfaultfd handler thread (sigsegv backend: nothing to start).
-//  => g_start_lock held, or the fork child's only thread; may call malloc.
+// Start the first handler thread while the calling thread serves the faults the new
+// thread takes before it can serve anything itself.  A new thread touches program memory
+// on its way to its start routine (glibc's start_thread reads the LC_CTYPE locale data,
+// which lives in the heap); in a fork child every registered page lacks its host PTE and
+// heap pages may be paged out, so those touches are faults only a handler can resolve.
+// The descriptor is non-blocking meanwhile, so the caller never sleeps in read() on an
+// event the new thread took.
+//  => g_start_lock held, or the fork child's only thread; may sleep.
+bool start_first_thread(int fd) {
+  int fl = ::fcntl(fd, F_GETFL);
+  ::fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+  unsigned up = g_threads_up.load(std::memory_order_acquire);
+  bool ok = start_machine_thread(uffd_thread, reinterpret_cast<void*>(static_cast<std::intptr_t>(fd)),
+                                 kUffdThreadStack, "vmrt-uffd");
+  uffd_msg msgs[16];
+  while (ok && g_threads_up.load(std::memory_order_acquire) == up) {
+    pollfd pfd{fd, POLLIN, 0};
+    constexpr int kPollMs = 5;
+    if (::poll(&pfd, 1, kPollMs) <= 0) continue;
+    ssize_t n = ::read(fd, msgs, sizeof msgs);
+    if (n <= 0) continue;
+    rt_count(RC_UFFD_BOOTSTRAP_SERVED, n / static_cast<ssize_t>(sizeof(uffd_msg)));
+    for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof(uffd_msg)); ++i) serve_event(fd, msgs[i]);
+  }
+  ::fcntl(fd, F_SETFL, fl);
+  return ok;
+}
+
+// Start the userfaultfd handler threads (sigsegv backend: nothing to start).
+//  => g_start_lock held, or the fork child's only thread; may call malloc; may sleep.
 bool start_thread() {
   if (g_backend != trap_backend::userfaultfd) return true;
   int expected = 0;
@@ -348,8 +384,9 @@ bool start_thread() {
   // that cannot start is said, not fatal.
   unsigned want = g_uffd_threads.load(std::memory_order_relaxed);
   for (unsigned k = 0; k < want; ++k) {
-    if (start_machine_thread(uffd_thread, reinterpret_cast<void*>(static_cast<std::intptr_t>(g_uffd)), kUffdThreadStack,
-                             "vmrt-uffd"))
+    if (k == 0 ? start_first_thread(g_uffd)
+               : start_machine_thread(uffd_thread, reinterpret_cast<void*>(static_cast<std::intptr_t>(g_uffd)),
+                                      kUffdThreadStack, "vmrt-uffd"))
       continue;
     say("vmrt: cannot start a userfaultfd handler thread\n");
     if (k == 0) {
@@ -465,6 +502,7 @@ void trap_fork_child() {
   pmap_linux_set_uffd(g_uffd, g_uffd_minor);
   pmap_linux_reregister();
   g_thread_state.store(0);
+  g_threads_up.store(0);
   start_thread();
 }
 

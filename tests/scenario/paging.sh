@@ -16,6 +16,11 @@
 #    traps every kernel touch of a paged-out page gets EFAULT (README, "Paging");
 #  - a host fork under pressure: parent and child each keep their own copy (the child gets
 #    its own copy of the swap device);
+#  - fork children of a paged program start threads (every new thread reads the LC_CTYPE
+#    data, which lives in the heap and was paged out); a bash whose heap pages out runs
+#    command substitutions (forks).  Both hung before: a child's handler threads faulted
+#    on such pages before any handler could serve them (now the starting thread serves);
+#    the timeouts turn a hang into a failure;
 #  - a bit flipped in a swap slot (fail point swap_corrupt) is caught on page-in: SIGBUS
 #    (BUS_MCEERR_AR) with a message naming the page, never wrong data;
 #  - a real program (perl) with a footprint well above physical memory matches native.
@@ -68,6 +73,19 @@ got=$(VMRT_STATS=1 "$VMRUN" --physmem 16M -- "$TMP/work" fork 48 2>"$TMP/err") |
 copies=$(grep -E "^ +[0-9]+ swap copies for fork children$" "$TMP/err" | awk '{s+=$1} END {print s+0}')
 [ "$copies" -gt 0 ] || fail "fork: no swap slot was copied for the child (the parent had not paged out?)"
 note "ok: fork under pressure: $(echo "$got" | tr '\n' ';') $copies slots copied"
+
+for trap in auto sigsegv; do
+  want=$(LANG=C.UTF-8 "$TMP/work" forks 48 8)
+  got=$(LANG=C.UTF-8 VMRT_STATS=1 timeout 120 "$VMRUN" --physmem 16M --trap $trap -- "$TMP/work" forks 48 8 2>"$TMP/err") || fail "forks ($trap): status $? (124: hung): $got $(grep -v "^ " "$TMP/err" | head -3)"
+  [ "$got" = "$want" ] || fail "forks ($trap): '$got', want '$want'"
+  note "ok: 8 fork children starting threads, locale paged out ($trap): $got; $(stats "swap pager pages paged in") pages in"
+done
+want='40000000 30'
+got=$(LANG=C.UTF-8 VMRT_STATS=1 timeout 120 "$VMRUN" --physmem 16M -- bash -c 'a=$(head -c 40000000 /dev/zero | tr "\0" x); for i in $(seq 30); do x=$(echo $i); done; echo ${#a} $x' 2>"$TMP/err") || fail "bash forks: status $? (124: hung): $got $(grep -v "^ " "$TMP/err" | head -3)"
+[ "$got" = "$want" ] || fail "bash forks: '$got', want '$want'"
+out=$(stats "swap pager pages paged out")
+[ "${out:-0}" -gt 1024 ] || fail "bash forks: ${out:-no} pages paged out: bash's heap did not page"
+note "ok: bash with a 40 MB string through 16M, 31 command substitutions: $got; $out pages out"
 
 st=0
 "$VMRUN" --physmem 16M --fail swap_corrupt:nth=5 -- "$TMP/work" seq 64 >"$TMP/out" 2>"$TMP/err" || st=$?

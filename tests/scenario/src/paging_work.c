@@ -12,13 +12,20 @@
  *                        check pages all over the buffer in a random order, meanwhile
  *                        (concurrent faults, page-ins and pageouts), then everything is checked
  *   fork MB              fill, fork: the child checks everything and rewrites half, the
- *                        parent checks its own copy is unchanged, both report */
+ *                        parent checks its own copy is unchanged, both report
+ *   forks MB N           the locale is set from the environment first (its LC_CTYPE data
+ *                        lives in the heap, and pages out with it); after the fill, N
+ *                        children one after another each start a thread that uses ctype
+ *                        (every new thread reads the locale data) and checks pages all
+ *                        over the buffer; the parent counts bad pages and failed children */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ctype.h>
+#include <locale.h>
 #include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -74,6 +81,12 @@ static void* quarter_main(void* arg) {
   return NULL;
 }
 
+/* A new thread reads the LC_CTYPE data at start (glibc's start_thread); ctype uses it. */
+static void* ctype_thread(void* arg) {
+  (void)arg;
+  return toupper('a') == 'A' && isalpha('z') && !isdigit('x') ? (void*)1 : NULL;
+}
+
 int main(int argc, char** argv) {
   /* stdout's buffer out of the heap: under sigsegv traps a write(2) from a paged-out heap
    * page fails with EFAULT (README, "Paging"); the checks themselves are the test. */
@@ -81,6 +94,7 @@ int main(int argc, char** argv) {
   setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
   if (argc < 3) return 2;
   size_t bytes = (size_t)atol(argv[2]) << 20, pages = bytes / 4096;
+  if (!strcmp(argv[1], "forks") && setlocale(LC_ALL, "") == NULL) { fprintf(stderr, "setlocale failed\n"); return 1; }
   unsigned char* p = calloc(1, bytes);
   if (p == NULL) { perror("calloc"); return 1; }
   fill(p, pages, 1);
@@ -157,6 +171,28 @@ int main(int argc, char** argv) {
     }
     printf("threads %zu MB: %zu bad pages\n", bytes >> 20, bad);
     return bad != 0;
+  }
+  if (!strcmp(argv[1], "forks")) {
+    int n = argc > 3 ? atoi(argv[3]) : 8, failed = 0;
+    for (int k = 0; k < n; k++) {
+      fflush(stdout);
+      pid_t c = fork();
+      if (c < 0) { perror("fork"); return 1; }
+      if (c == 0) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, ctype_thread, NULL) != 0) _exit(3);
+        void* r = NULL;
+        pthread_join(t, &r);
+        size_t bad = (r == NULL) + check(p, pages, 1, 1);
+        _exit(bad != 0);
+      }
+      int st = 0;
+      waitpid(c, &st, 0);
+      failed += !WIFEXITED(st) || WEXITSTATUS(st) != 0;
+    }
+    size_t bad = check(p, pages, 1, 1);
+    printf("forks %d: %d children failed, %zu bad pages in the parent\n", n, failed, bad);
+    return bad != 0 || failed != 0;
   }
   if (!strcmp(argv[1], "fork")) {
     fflush(stdout);
