@@ -295,7 +295,10 @@ runtime_config runtime_config_from_env() {
   c.heap = c.paging ? heap_backing::paged : heap_backing::host;
   if (env_value(config_var::heap, &v, c.paging ? "(paged)" : "(host)")) c.heap = static_cast<heap_backing>(v);
   c.mmap_host = false;  // the program's anonymous mmaps are vmrt's (rt_mmap) unless VMRT_MMAP=host
-  if (env_value(config_var::mmap, &v, "(vmrt)")) c.mmap_host = v == 1;
+  if (env_value(config_var::mmap, &v, "(vmrt)")) {
+    c.mmap_host = v == 1;
+    c.mmap_unpaged = v == 2;
+  }
   c.stats = env_flag(config_var::stats);
   c.kmem_diagnostics = env_flag(config_var::kmem_diag);
   if (env_value(config_var::stats_fd, &v, "(2)")) c.stats_fd = static_cast<int>(v);
@@ -372,7 +375,8 @@ bool boot_vm(const runtime_config& cfg) {
   }
   vm_heap_info hi{};
   if (!cfg.mmap_host && vm_heap_get_info(&hi) && hi.base + hi.size < g_process_window->base + g_process_window->size)
-    rt::mm_area_init(vm_heap_map(), hi.base + hi.size, g_process_window->base + g_process_window->size);
+    rt::mm_area_init(vm_heap_map(), hi.base + hi.size, g_process_window->base + g_process_window->size,
+                     cfg.paging && !cfg.mmap_unpaged);
   kmem::kmem_config kc;
   kc.diagnostics = cfg.kmem_diagnostics;
   if (!kmem::kmem_init(rt::kmem_heap_source(heap, kmem), kc)) {

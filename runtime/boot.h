@@ -79,6 +79,7 @@ struct runtime_config {
   bool mmap_host;             // VMRT_MMAP          (host: the program's mmaps go to the host;
                               //  vmrt, the default from runtime_config_from_env: its
                               //  anonymous mmaps are vmrt's, in the mmap area, rt_mmap)
+  bool mmap_unpaged;          // VMRT_MMAP=unpaged  (vmrt's, but host memory under paging)
   bool stats;                 // VMRT_STATS=1       (reports at exit)
   bool kmem_diagnostics;      // VMRT_KMEM_DIAG=1   (fill freed blocks, detect misuse)
   int stats_fd;               // VMRT_STATS_FD      (default 2)

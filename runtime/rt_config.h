@@ -56,9 +56,10 @@ inline constexpr config_choice kTrapChoices[] = {{"auto", 0}, {"sigsegv", 1}, {"
 inline constexpr config_choice kHeapChoices[] = {{"host", 0}, {"frames", 1}, {"paged", 2}};
 // VMRT_PDPOLICY: vm_pdpolicy_kind ordinals (boot.cpp pins them).
 inline constexpr config_choice kPdpolicyChoices[] = {{"clock", 0}, {"clock1", 1}, {"2q", 2}, {"clock-noage", 3}};
-// VMRT_MMAP: 0 = the program's anonymous mmaps are vmrt's (rt_mmap, the default), 1 = the
-// host's.
-inline constexpr config_choice kMmapChoices[] = {{"vmrt", 0}, {"host", 1}};
+// VMRT_MMAP: 0 = the program's anonymous mmaps are vmrt's (rt_mmap, the default; private
+// ones are pageable memory when paging is on), 1 = the host's, 2 = vmrt's but host memory
+// even when paging is on (to compare).
+inline constexpr config_choice kMmapChoices[] = {{"vmrt", 0}, {"host", 1}, {"unpaged", 2}};
 
 struct config_var_info {
   config_var var;

@@ -9,10 +9,14 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstring>
 #include <sys/mman.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include "runtime/pmap_linux.h"
 #include "runtime/rt_stats.h"
+#include "runtime/trap.h"
 #include "vm/pmap.h"
 #include "vm/vm_assert.h"
 #include "vm/vm_fail.h"
@@ -36,6 +40,7 @@ namespace {
 
 vm_map* g_map;        // the process vmspace's map [constant after init]
 vaddr_t g_lo, g_hi;   // the mmap area [constant after init]
+bool g_paging;        // private anonymous mappings may be pageable VM memory [constant after init]
 
 constexpr int kProtRWX = PROT_READ | PROT_WRITE | PROT_EXEC;
 // mmap flags vmrt serves; any other bit goes to the host.  (MAP_STACK, MAP_DENYWRITE and
@@ -62,26 +67,78 @@ mm_route fail(mm_answer* out, int err) { return answer(out, -1, err); }
 
 inline vm_prot_t vm_prot_of(int prot) { return static_cast<vm_prot_t>(prot & kProtRWX); }
 
-// Drop [s, e) of the area: entries and host memory.  => VM lock held.
+// Is the entry pageable memory of the VM (a copy-on-write entry whose pages vm_fault
+// provides and the pageout daemon may take) rather than host memory?
+inline bool vm_backed(const vm_map_entry* x) { return (x->eflags & MAP_ENTRY_HOSTMEM) == 0; }
+
+// Does [s, e) hold host memory entries?  => VM lock held.
+bool has_host_memory(vaddr_t s, vaddr_t e) {
+  vm_map_entry* ent;
+  if (!vm_map_lookup_entry(g_map, s, &ent)) ent = ent->next;
+  for (; !vm_map_is_end(g_map, ent) && ent->start < e; ent = ent->next)
+    if (!vm_backed(ent)) return true;
+  return false;
+}
+
+// Drop [s, e) of the area: entries (pageable pages and their swap copies with them) and
+// host memory.  => VM lock held.
 void remove_locked(vaddr_t s, vaddr_t e) {
   if (s >= e) return;
+  bool host = has_host_memory(s, e);
   vm_map_delete(g_map, s, e);
-  pmap_machine_ops()->host_unmap(g_map->pm, s, e);
+  if (host) pmap_machine_ops()->host_unmap(g_map->pm, s, e);
+}
+
+// Drop the pageable pieces of [s, e) (their pages, their swap copies, their reservation)
+// before the host maps something over the range: the pmap puts a reservation back where it
+// removes resident pages, which must happen before the host's mapping arrives, not after.
+//  => VM lock held.
+void remove_paged_locked(vaddr_t s, vaddr_t e) {
+  vaddr_t x = s;
+  while (x < e) {
+    vm_map_entry* ent;
+    if (!vm_map_lookup_entry(g_map, x, &ent)) {
+      ent = ent->next;
+      if (vm_map_is_end(g_map, ent) || ent->start >= e) return;
+      x = ent->start;
+      continue;
+    }
+    vaddr_t y = ent->end < e ? ent->end : e;
+    if (vm_backed(ent)) vm_map_delete(g_map, x, y);
+    x = y;
+  }
+}
+
+// Are the program's private anonymous mappings pageable VM memory?  With paging on (vmrun
+// --physmem / --swap) and the userfaultfd backend, which serves the kernel's own touches
+// (read(2) into a page that is not resident): under sigsegv traps such a touch would fail
+// with EFAULT, so there they stay host memory.
+bool paged_anon() {
+  return g_paging && trap_started() && trap_active_backend() == trap_backend::userfaultfd;
+}
+
+// Insert pageable private anonymous memory [s, e): a copy-on-write entry with no object yet
+// (the first fault makes one; pages are zero-filled on first touch with fault-around, paged
+// out and in like the heap's), and the reservation that sends its faults to vm_fault.
+//  => VM lock held.
+kern_return_t insert_paged_locked(vaddr_t s, vaddr_t e, vm_prot_t prot, vm_inherit_t inh) {
+  kern_return_t kr = vm_map_insert(g_map, nullptr, 0, s, e, prot, VM_PROT_ALL, MAP_ENTRY_COW | MAP_ENTRY_ZERO_SINGLE, inh);
+  if (kr == KERN_SUCCESS) pmap_reserve(g_map->pm, s, e, prot);
+  return kr;
 }
 
 // Call f(piece start, piece end, entry) for each entry piece of [s, e) in order; stops
 // at the first hole (returns false: ENOMEM in Linux's walks) or when f returns false.
+// Each piece is looked up by address, so f may clip, merge or replace entries.
 //  => VM lock held.
 template <class F> bool walk(vaddr_t s, vaddr_t e, F&& f) {
-  vm_map_entry* ent;
-  if (!vm_map_lookup_entry(g_map, s, &ent)) return false;
   vaddr_t a = s;
   while (a < e) {
-    if (vm_map_is_end(g_map, ent) || ent->start > a) return false;
+    vm_map_entry* ent;
+    if (!vm_map_lookup_entry(g_map, a, &ent)) return false;
     vaddr_t b = ent->end < e ? ent->end : e;
     if (!f(a, b, ent)) return true;
     a = b;
-    ent = ent->next;
   }
   return true;
 }
@@ -206,11 +263,12 @@ unsigned host_flags(int flags) {
 
 }  // namespace
 
-void mm_area_init(vm_map* map, vaddr_t lo, vaddr_t hi) {
+void mm_area_init(vm_map* map, vaddr_t lo, vaddr_t hi, bool paging) {
   if (lo >= hi) return;
   g_map = map;
   g_lo = lo;
   g_hi = hi;
+  g_paging = paging;
 }
 
 bool mm_area_ready() { return g_map != nullptr; }
@@ -227,6 +285,7 @@ static mm_route map_host_fixed(vaddr_t a, vsize_t n, int prot, int flags, int fd
   vm_lock_guard g;
   int hf = flags;
   if ((flags & MAP_FIXED) == 0 && vm_map_range_free(g_map, a, a + n)) hf = (flags & ~MAP_FIXED_NOREPLACE) | MAP_FIXED;
+  if ((hf & MAP_FIXED) != 0) remove_paged_locked(a, a + n);
   void* r = vmrt::sys::mmap(reinterpret_cast<void*>(a), n, prot, hf, fd, off);
   if (r == MAP_FAILED) {
     int e = errno;
@@ -267,10 +326,14 @@ mm_route mm_mmap(void* addr, std::size_t len, int prot, int flags, int fd, off_t
   if (fixed && (!aligned(a) || !inside(a, n))) return mm_route::host;  // EINVAL, or not the area's
   bool shared = type == MAP_SHARED;
   if (vm_fail_armed() && vm_fail_eval(FP_MMAP, n)) return fail(out, ENOMEM);
+  bool paged = !shared && paged_anon();
   vm_lock_guard g;
   if (fixed) {
     if ((flags & MAP_FIXED) == 0 && !vm_map_range_free(g_map, a, a + n)) return fail(out, EEXIST);  // FIXED_NOREPLACE
-    vm_map_delete(g_map, a, a + n);  // MAP_FIXED replaces; host_map below replaces the host side
+    // MAP_FIXED replaces; host_map below replaces the host side (pageable memory: the old
+    // host memory goes here).
+    if (paged) remove_locked(a, a + n);
+    else vm_map_delete(g_map, a, a + n);
   } else {
     // A hint inside the area is taken when free (Linux takes a free hint); else first fit.
     vaddr_t h = a & ~static_cast<vaddr_t>(PAGE_MASK);
@@ -280,6 +343,13 @@ mm_route mm_mmap(void* addr, std::size_t len, int prot, int flags, int fd, off_t
       return mm_route::host;  // no room in the area: the host's address space serves it
     }
     a = h;
+  }
+  if (paged) {
+    if (insert_paged_locked(a, a + n, vm_prot_of(prot), VM_INHERIT_COPY) != KERN_SUCCESS) return fail(out, ENOMEM);
+    if ((flags & MAP_POPULATE) != 0 && prot != PROT_NONE) (void)vm_map_populate_locked(g_map, a, a + n);
+    vm_stat_inc(V_PROG_MMAPS);
+    rt_count(RC_MMAP_PAGED);
+    return answer(out, static_cast<long>(a));
   }
   if (insert_locked(a, a + n, prot, shared, new_identity(a, shared)) != KERN_SUCCESS) {
     if (fixed) pmap_machine_ops()->host_unmap(g_map->pm, a, a + n);  // the old mapping is gone either way
@@ -340,6 +410,12 @@ mm_route mm_mprotect(void* addr, std::size_t len, int prot, mm_answer* out) {
   // Piece by piece, the host first, then the map (what was changed before a hole or a
   // refusal stays changed, as in Linux).
   bool whole = walk(a, a + n, [&](vaddr_t s, vaddr_t e, vm_map_entry* ent) {
+    if (vm_backed(ent)) {
+      vm_map_clip_start(g_map, ent, s);
+      vm_map_clip_end(g_map, ent, e);
+      vm_map_entry_protect(g_map, ent, vp);
+      return true;
+    }
     int r = pmap_linux_host_protect(s, e, vp);
     if (r != 0) {
       err = r;
@@ -364,6 +440,44 @@ mm_route mm_mprotect(void* addr, std::size_t len, int prot, mm_answer* out) {
 
 static void set_fork_inheritance(vaddr_t s, vaddr_t e, bool dontfork);
 
+// Linux's advice on a piece of pageable private memory [s, e): 0 or an errno.  The advice
+// the VM keeps or acts on goes to it; DONTFORK/DOFORK are the entries' inheritance (the
+// caller); MADV_REMOVE is refused as Linux refuses it on private memory; the rest (huge
+// pages, KSM, COLD, PAGEOUT, WIPEONFORK...) are hints vmrt takes and ignores.
+//  => VM lock held.
+static int advise_paged(vaddr_t s, vaddr_t e, int advice) {
+  vm_advice_t va;
+  switch (advice) {
+    case MADV_NORMAL: va = VM_ADVICE_NORMAL; break;
+    case MADV_RANDOM: va = VM_ADVICE_RANDOM; break;
+    case MADV_SEQUENTIAL: va = VM_ADVICE_SEQUENTIAL; break;
+    case MADV_WILLNEED: return 0;  // Linux reads back swapped anonymous pages only; vmrt reads none
+    case MADV_DONTNEED: va = VM_ADVICE_DONTNEED; break;
+    case MADV_FREE: va = VM_ADVICE_FREE; break;
+#ifdef MADV_POPULATE_READ
+    case MADV_POPULATE_READ:
+    case MADV_POPULATE_WRITE: va = VM_ADVICE_WILLNEED; break;
+#endif
+    case MADV_REMOVE: return EINVAL;
+    case MADV_WIPEONFORK:
+    case MADV_KEEPONFORK: {
+      // The child gets fresh zero-fill memory there (VM_INHERIT_ZERO, mm_fork_child).
+      vm_inherit_t want = advice == MADV_WIPEONFORK ? VM_INHERIT_ZERO : VM_INHERIT_COPY;
+      walk(s, e, [&](vaddr_t x, vaddr_t y, vm_map_entry* ent) {
+        if (ent->inheritance == VM_INHERIT_NONE || ent->inheritance == want) return true;
+        vm_map_clip_start(g_map, ent, x);
+        vm_map_clip_end(g_map, ent, y);
+        ent->inheritance = want;
+        return true;
+      });
+      return 0;
+    }
+    default: return 0;
+  }
+  kern_return_t kr = vm_map_advise_locked(g_map, s, e, va);
+  return kr == KERN_SUCCESS ? 0 : kr == KERN_INVALID_ARGUMENT ? EINVAL : ENOMEM;
+}
+
 mm_route mm_madvise(void* addr, std::size_t len, int advice, mm_answer* out) {
   vaddr_t a = va(addr);
   if (g_map == nullptr || !meets(a, len)) return mm_route::host;
@@ -381,7 +495,14 @@ mm_route mm_madvise(void* addr, std::size_t len, int advice, mm_answer* out) {
   bool hole = false;
   // Linux applies the advice to every mapped piece and reports a hole at the end.
   walk_over_holes(a, a + n, &hole, [&](vaddr_t x, vaddr_t e) {
-    if (vmrt::sys::madvise(reinterpret_cast<void*>(x), e - x, advice) != 0) {
+    vm_map_entry* ent;
+    VMRT_ASSERT(vm_map_lookup_entry(g_map, x, &ent));
+    if (vm_backed(ent)) {
+      // Never the host's madvise here: the frames mapped in pageable memory are physmem
+      // (MADV_REMOVE would punch holes in it).
+      err = advise_paged(x, e, advice);
+      if (err != 0) return false;
+    } else if (vmrt::sys::madvise(reinterpret_cast<void*>(x), e - x, advice) != 0) {
       err = errno;
       return false;
     }
@@ -417,11 +538,21 @@ void mm_fork_child() {
   vm_lock_guard g;
   // What the host did not give the child (MADV_DONTFORK memory, whoever mapped it) is a
   // hole in it: the map forgets it and the area reserves the hole again.
+  // Pageable memory is the VM's: the child has it (physmem was copied) unless it was
+  // MADV_DONTFORK (a hole) or MADV_WIPEONFORK (zeros).
   vm_map_entry* ent;
   if (!vm_map_lookup_entry(g_map, g_lo, &ent)) ent = ent->next;
   while (!vm_map_is_end(g_map, ent) && ent->start < g_hi) {
     vaddr_t s = ent->start, e = ent->end;
-    resync_unmapped(s, e);
+    if (!vm_backed(ent)) {
+      resync_unmapped(s, e);
+    } else if (ent->inheritance == VM_INHERIT_NONE) {
+      vm_map_delete(g_map, s, e);
+    } else if (ent->inheritance == VM_INHERIT_ZERO) {  // MADV_WIPEONFORK: fresh memory
+      vm_prot_t prot = ent->protection;
+      vm_map_delete(g_map, s, e);
+      (void)insert_paged_locked(s, e, prot, VM_INHERIT_ZERO);
+    }
     if (!vm_map_lookup_entry(g_map, e, &ent)) ent = ent->next;
   }
 }
@@ -487,6 +618,7 @@ static mm_route host_move_in_area(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn
       x = y;
     }
   }
+  remove_paged_locked(dst, dst + nn);  // the host unmaps the destination first, too
   for_each_hole(o, o + on, [](vaddr_t x, vaddr_t y) { (void)pmap_linux_host_punch(x, y); });
   void* r = vmrt::sys::mremap(reinterpret_cast<void*>(o), on, nn, hflags, reinterpret_cast<void*>(dst));
   int err = errno;
@@ -529,6 +661,15 @@ static mm_route host_move_in_area(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn
 // of several mappings brings along).  => VM lock held.
 static mm_route host_mremap_into_area(void* old_addr, std::size_t old_len, std::size_t new_len, int flags, vaddr_t na,
                                       vsize_t nn, mm_answer* out) {
+  if ((flags & MREMAP_FIXED) != 0) {
+    // The host checks the source before it unmaps the destination: no mapping at old_addr
+    // (mincore: ENOMEM) leaves the destination's pageable memory alone.
+    unsigned char probe;
+    if (vmrt::sys::mincore(reinterpret_cast<void*>(reinterpret_cast<vaddr_t>(old_addr) & ~static_cast<vaddr_t>(PAGE_MASK)),
+                           PAGE_SIZE, &probe) != 0 && errno == ENOMEM)
+      return fail(out, EFAULT);
+    remove_paged_locked(na, na + nn);
+  }
   for_each_hole(na, na + nn, [](vaddr_t x, vaddr_t y) { (void)pmap_linux_host_punch(x, y); });
   void* r = vmrt::sys::mremap(old_addr, old_len, new_len, flags, reinterpret_cast<void*>(na));
   int err = errno;
@@ -558,6 +699,54 @@ static mm_route host_mremap_into_area(void* old_addr, std::size_t old_len, std::
   return answer(out, static_cast<long>(na));
 }
 
+// Does [o, o + on) start in pageable memory?  Is it one pageable mapping as Linux would
+// see it (entries of one protection and inheritance without a gap: Linux merges such
+// VMAs)?  => VM lock held.
+static bool starts_paged(vaddr_t o) {
+  vm_map_entry* ent;
+  return vm_map_lookup_entry(g_map, o, &ent) && vm_backed(ent);
+}
+static bool one_paged_mapping(vaddr_t o, vsize_t on) {
+  vm_map_entry* first;
+  if (!vm_map_lookup_entry(g_map, o, &first)) return false;
+  bool one = true;
+  bool whole = walk(o, o + on, [&](vaddr_t, vaddr_t, vm_map_entry* ent) {
+    one = vm_backed(ent) && ent->protection == first->protection && ent->inheritance == first->inheritance;
+    return one;
+  });
+  return whole && one;
+}
+
+// Move pageable memory [o, o + on) to [dst, dst + nn) (inside the area; what was there
+// goes).  The objects go along: the pages, resident or in swap, stay where they are and
+// only their addresses change (Mach's objects do not know where they are mapped), so a
+// move costs no copy and no page-in.  A growth's tail is new zero-fill memory; with
+// MREMAP_DONTUNMAP the old range stays mapped and reads zeros, as Linux leaves a private
+// anonymous range.  => VM lock held; [o, o + on) covered by pageable entries.
+static mm_route paged_move(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn, bool dontunmap, mm_answer* out) {
+  remove_locked(dst, dst + nn);
+  if (nn < on) {  // what does not move goes first, while its pages are this range's alone
+    remove_locked(o + nn, o + on);
+    on = nn;
+  }
+  vm_map_entry* last;
+  VMRT_ASSERT(vm_map_lookup_entry(g_map, o + on - PAGE_SIZE, &last));
+  vm_prot_t last_prot = last->protection;
+  vm_inherit_t last_inh = last->inheritance;
+  bool wired = false;
+  walk(o, o + on, [&](vaddr_t, vaddr_t, vm_map_entry* ent) { return !(wired = ent->wired_count != 0); });
+  if (nn > on && insert_paged_locked(dst + on, dst + nn, last_prot, last_inh) != KERN_SUCCESS) return fail(out, ENOMEM);
+  if (vm_map_move(g_map, o, dst, on) != KERN_SUCCESS) {
+    vm_map_delete(g_map, dst + on, dst + nn);
+    return fail(out, ENOMEM);
+  }
+  if (dontunmap) (void)insert_paged_locked(o, o + on, last_prot, last_inh);
+  if (wired) (void)vm_map_wire_locked(g_map, dst, dst + nn);  // mlocked memory stays locked
+  vm_stat_inc(V_MREMAP_MOVES);
+  rt_count(RC_MREMAP_PAGED_MOVES);
+  return answer(out, static_cast<long>(dst));
+}
+
 // Linux's order (mm/mremap.c): flags, alignment, lengths, MREMAP_FIXED's destination
 // (alignment, range, overlap), a mapping at old_address (EFAULT).  A shrink in place may
 // span several mappings and holes; a growth or an unfixed MREMAP_DONTUNMAP needs the old
@@ -584,6 +773,12 @@ mm_route mm_mremap(void* old_addr, std::size_t old_len, std::size_t new_len, int
   }
   if (dst_in && !inside(na, nn)) return mm_route::host;  // straddles the area's edge: rare, the host's
   if (!src_in || old_len == 0) {
+    if (src_in) {
+      // A second mapping of the same memory (old length 0) is for shared mappings only
+      // (and the host must never map the frames of pageable memory twice).
+      vm_lock_guard g;
+      if (starts_paged(o)) return fail(out, EINVAL);
+    }
     if (!dst_in) return mm_route::host;
     vm_lock_guard g;
     return host_mremap_into_area(old_addr, old_len, new_len, flags, na, nn, out);
@@ -592,7 +787,10 @@ mm_route mm_mremap(void* old_addr, std::size_t old_len, std::size_t new_len, int
   vm_lock_guard g;
   vm_map_entry* first;
   if (!vm_map_lookup_entry(g_map, o, &first)) return fail(out, EFAULT);  // no mapping at old_address
+  bool paged = starts_paged(o);
   if (fixed && !dst_in) {
+    // Pageable memory cannot leave the area (its pages are vmrt's frames): refused.
+    if (paged) return fail(out, ENOMEM);
     // Out of the area (over the program's own host mappings): the host moves the pages
     // (the old range's holes made real for the call); the area keeps what the host left.
     for_each_hole(o, o + on, [](vaddr_t x, vaddr_t y) { (void)pmap_linux_host_punch(x, y); });
@@ -604,7 +802,10 @@ mm_route mm_mremap(void* old_addr, std::size_t old_len, std::size_t new_len, int
     vm_stat_inc(V_MREMAP_MOVES);
     return answer(out, static_cast<long>(na));
   }
-  if (fixed) return host_move_in_area(o, on, na, nn, flags, out);
+  if (fixed) {
+    if (paged) return one_paged_mapping(o, on) ? paged_move(o, on, na, nn, dontunmap, out) : fail(out, EFAULT);
+    return host_move_in_area(o, on, na, nn, flags, out);
+  }
   if (!dontunmap && nn <= on) {  // shrink (or the same length) in place: holes allowed
     if (nn < on) {
       remove_locked(o + nn, o + on);
@@ -613,13 +814,15 @@ mm_route mm_mremap(void* old_addr, std::size_t old_len, std::size_t new_len, int
     return answer(out, static_cast<long>(o));
   }
   // A growth, or an unfixed MREMAP_DONTUNMAP: the old range must be one mapping.
-  if (!vm_map_range_covered(g_map, o, o + on) || !host_one_vma(o, on)) return fail(out, EFAULT);
+  if (paged ? !one_paged_mapping(o, on) : !vm_map_range_covered(g_map, o, o + on) || !host_one_vma(o, on))
+    return fail(out, EFAULT);
   vaddr_t dst;
   if (dontunmap) {
     // new_address is a hint, taken when free (as Linux's get_unmapped_area takes one).
     dst = na;
     if (!(na != 0 && inside(na, nn) && vm_map_range_free(g_map, na, na + nn)) && !findspace_topdown(nn, &dst))
       return fail(out, ENOMEM);
+    if (paged) return paged_move(o, on, dst, nn, true, out);
     return host_move_in_area(o, on, dst, nn, flags | MREMAP_FIXED, out);
   }
   // Grow: in place when the area is free after it, else move (MREMAP_MAYMOVE) or ENOMEM.
@@ -628,6 +831,11 @@ mm_route mm_mremap(void* old_addr, std::size_t old_len, std::size_t new_len, int
     VMRT_ASSERT(vm_map_lookup_entry(g_map, o + on - PAGE_SIZE, &last));
     vm_inherit_t inh = last->inheritance;
     vm_ooffset_t ident = last->offset + (o + on - last->start);
+    if (paged) {
+      if (insert_paged_locked(o + on, o + nn, last->protection, inh) != KERN_SUCCESS) return fail(out, ENOMEM);
+      vm_stat_inc(V_MREMAP_IN_PLACE);
+      return answer(out, static_cast<long>(o));
+    }
     if (insert_locked(o + on, o + nn, static_cast<int>(last->protection), inh, ident) != KERN_SUCCESS) return fail(out, ENOMEM);
     int r = pmap_linux_host_grow(o, on, nn);
     if (r == 0) {
@@ -639,9 +847,28 @@ mm_route mm_mremap(void* old_addr, std::size_t old_len, std::size_t new_len, int
   }
   if ((flags & MREMAP_MAYMOVE) == 0) return fail(out, ENOMEM);
   if (!findspace_topdown(nn, &dst)) return fail(out, ENOMEM);
+  if (paged) return paged_move(o, on, dst, nn, false, out);
   return host_move_in_area(o, on, dst, nn, flags | MREMAP_FIXED, out);
 }
 
+// Copy n bytes to the program's buffer dst as the kernel would: 0, or EFAULT when dst is not
+// writable memory (the kernel checks; a fault on a page that is not resident is served as
+// any fault, so no VM lock may be held).
+static int copy_out(unsigned char* dst, const unsigned char* src, std::size_t n) {
+  iovec local{const_cast<unsigned char*>(src), n}, remote{dst, n};
+  ssize_t w = ::process_vm_writev(::getpid(), &local, 1, &remote, 1, 0);
+  if (w == static_cast<ssize_t>(n)) return 0;
+  if (w < 0 && errno != EFAULT) {  // no process_vm_writev (seccomp, old kernel): write directly
+    std::memcpy(dst, src, n);
+    return 0;
+  }
+  return EFAULT;
+}
+
+// Linux's mincore answers at most a page's worth of the vector at a time, within one
+// mapping: the mapping at the address is looked up (none: ENOMEM), its pages answered, then
+// copied out (a bad vector: EFAULT), and on to the next.  The answers are made under the VM
+// lock into a buffer of our own and copied out after it.
 mm_route mm_mincore(void* addr, std::size_t len, unsigned char* vec, mm_answer* out) {
   vaddr_t a = va(addr);
   if (g_map == nullptr || !meets(a, len)) return mm_route::host;
@@ -649,17 +876,25 @@ mm_route mm_mincore(void* addr, std::size_t len, unsigned char* vec, mm_answer* 
   vsize_t n = round_len(len);
   if (n == 0 || a + n < a) return fail(out, ENOMEM);
   if (!inside(a, n)) return mm_route::host;
-  vm_lock_guard g;
-  int err = 0;
-  bool whole = walk(a, a + n, [&](vaddr_t s, vaddr_t e, vm_map_entry*) {
-    if (vmrt::sys::mincore(reinterpret_cast<void*>(s), e - s, vec + ((s - a) >> PAGE_SHIFT)) != 0) {
-      err = errno;
-      return false;
+  constexpr vsize_t kChunk = PAGE_SIZE << PAGE_SHIFT;  // the bytes one page of the vector answers
+  unsigned char buf[PAGE_SIZE];
+  for (vaddr_t x = a; x < a + n;) {
+    vaddr_t y = a + n - x > kChunk ? x + kChunk : a + n;
+    {
+      vm_lock_guard g;
+      vm_map_entry* ent;
+      if (!vm_map_lookup_entry(g_map, x, &ent)) return fail(out, ENOMEM);
+      if (ent->end < y) y = ent->end;
+      if (vm_backed(ent)) {  // in core: the VM has the page, mapped or not (Linux's answer)
+        vm_map_incore_locked(g_map, x, y, buf);
+      } else if (vmrt::sys::mincore(reinterpret_cast<void*>(x), y - x, buf) != 0) {
+        return fail(out, errno);
+      }
     }
-    return true;
-  });
-  if (err != 0) return fail(out, err);
-  return whole ? answer(out, 0) : fail(out, ENOMEM);
+    if (int e = copy_out(vec + ((x - a) >> PAGE_SHIFT), buf, (y - x) >> PAGE_SHIFT); e != 0) return fail(out, e);
+    x = y;
+  }
+  return answer(out, 0);
 }
 
 mm_route mm_msync(void* addr, std::size_t len, int flags, mm_answer* out) {
@@ -678,6 +913,13 @@ mm_route mm_msync(void* addr, std::size_t len, int flags, mm_answer* out) {
   bool hole = false;
   int err = 0;
   walk_over_holes(a, a + n, &hole, [&](vaddr_t x, vaddr_t e) {
+    vm_map_entry* ent;
+    VMRT_ASSERT(vm_map_lookup_entry(g_map, x, &ent));
+    if (vm_backed(ent)) {  // anonymous memory: nothing to write back
+      if ((flags & MS_INVALIDATE) == 0 || ent->wired_count == 0) return true;
+      err = EBUSY;
+      return false;
+    }
     if (vmrt::sys::msync(reinterpret_cast<void*>(x), e - x, flags) == 0 || errno == ENOMEM) return true;
     err = errno;
     return false;
@@ -705,6 +947,32 @@ mm_route mm_mlock(const void* addr, std::size_t len, bool lock, mm_answer* out) 
       hole_end = y;
     }
   });
+  // Pageable memory in the range: piece by piece in order (the host's mlock would fault
+  // it in through vmrt with the VM lock held here).  Linux flags PROT_NONE mappings
+  // without faulting them in, and stops at the first hole with ENOMEM.
+  bool any_paged = false;
+  walk(a, a + n, [&](vaddr_t, vaddr_t, vm_map_entry* ent) { return !(any_paged = vm_backed(ent)); });
+  if (any_paged) {
+    if (hole_end != 0) return fail(out, ENOMEM);  // Linux faults nothing in then
+    int err = 0;
+    bool whole = walk(a, a + n, [&](vaddr_t s, vaddr_t e, vm_map_entry* ent) {
+      if (!vm_backed(ent)) {
+        if ((lock ? vmrt::sys::mlock(reinterpret_cast<void*>(s), e - s) : vmrt::sys::munlock(reinterpret_cast<void*>(s), e - s)) != 0)
+          err = errno;
+        return err == 0;
+      }
+      if (!lock) {
+        vm_map_unwire_locked(g_map, s, e);
+        return true;
+      }
+      if (ent->protection == VM_PROT_NONE) return true;
+      kern_return_t kr = vm_map_wire_locked(g_map, s, e);
+      if (kr != KERN_SUCCESS) err = kr == KERN_RESOURCE_SHORTAGE ? EAGAIN : ENOMEM;
+      return err == 0;
+    });
+    if (err != 0) return fail(out, err);
+    return whole ? answer(out, 0) : fail(out, ENOMEM);
+  }
   if (hole_end != 0 && pmap_linux_host_punch(hole, hole_end) != 0) return fail(out, ENOMEM);
   int r = lock ? vmrt::sys::mlock(reinterpret_cast<void*>(a), n) : vmrt::sys::munlock(reinterpret_cast<void*>(a), n);
   int err = errno;

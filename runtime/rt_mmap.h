@@ -47,7 +47,7 @@ struct vm_map;
 namespace vmrt::rt {
 
 // The area [lo, hi) of map (the process vmspace's), above the heap.  Once, at boot.
-void mm_area_init(vm_map* map, vaddr_t lo, vaddr_t hi);
+void mm_area_init(vm_map* map, vaddr_t lo, vaddr_t hi, bool paging);
 bool mm_area_ready();
 
 enum class mm_route : unsigned char { handled, host };

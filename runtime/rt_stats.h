@@ -42,6 +42,8 @@ enum rt_counter : unsigned {
   RC_HOST_MEM_MAPPED,    // host-memory bytes mapped (pmap host_map: heap windows)
   RC_HOST_MEM_DISCARDS,  // host-memory discards (madvise MADV_DONTNEED)
   RC_MMAP_TO_HOST,       // program mmaps passed to the host: no room in the mmap area
+  RC_MMAP_PAGED,         // program mmaps served as pageable VM memory (paging on)
+  RC_MREMAP_PAGED_MOVES, // program mremaps that moved pageable memory (objects moved, no copy)
   RC_COUNT
 };
 
@@ -80,6 +82,8 @@ inline constexpr rt_counter_info kRtCounters[RC_COUNT] = {
     {"host memory bytes mapped", V_COUNTER_COUNT},
     {"host memory discards", V_COUNTER_COUNT},
     {"program mmaps passed to the host (no room)", V_COUNTER_COUNT},
+    {"program mmaps served as pageable memory", V_COUNTER_COUNT},
+    {"program mremaps moving pageable memory", V_COUNTER_COUNT},
 };
 static_assert(sizeof(kRtCounters) / sizeof(kRtCounters[0]) == RC_COUNT, "one name per counter");
 

@@ -396,6 +396,9 @@ kern_return_t fault_once(vm_map* map, vaddr_t va, vm_fault_type type, unsigned f
       hi = pend < e_end ? pend : e_end;
       if (hi - lo > kFaultMaxRun) hi = lo + kFaultMaxRun;
       if (hi <= lo) hi = lo + 1;
+    } else if (e->eflags & MAP_ENTRY_ZERO_SINGLE) {
+      lo = pindex;
+      hi = pindex + 1;
     } else {
       fault_window_of(e, pindex, &lo, &hi, stream_ahead(e, pindex, window_of(e).ahead, kSeqAheadMax));
     }

@@ -474,6 +474,36 @@ void vm_map_delete(vm_map* map, vaddr_t start, vaddr_t end) {
   if (map->pm != nullptr) pmap_reserve(map->pm, start, end, VM_PROT_NONE);
 }
 
+kern_return_t vm_map_move(vm_map* map, vaddr_t src, vaddr_t dst, vsize_t len) {
+  VM_LOCK_ASSERT();
+  VMRT_ASSERT(vm_map_range_covered(map, src, src + len) && vm_map_range_free(map, dst, dst + len));
+  for (vaddr_t x = src; x < src + len;) {
+    vm_map_entry* e;
+    VMRT_ASSERT(vm_map_lookup_entry(map, x, &e) && (e->eflags & MAP_ENTRY_IS_SUBMAP) == 0);
+    vaddr_t y = e->end < src + len ? e->end : src + len;
+    vm_object* obj = e->object;
+    vm_ooffset_t off = obj != nullptr ? e->offset + (x - e->start) : 0;
+    if (obj != nullptr) {
+      vm_object_reference(obj);
+      // Two entries see it until the old one goes: its pages must not go with that one.
+      obj->flags &= static_cast<std::uint16_t>(~OBJ_ONEMAPPING);
+    }
+    kern_return_t kr = vm_map_insert(map, obj, off, dst + (x - src), dst + (y - src), e->protection, e->max_protection,
+                                     e->eflags, e->inheritance);
+    if (kr != KERN_SUCCESS) {
+      if (obj != nullptr) vm_object_deallocate(obj);
+      vm_map_delete(map, dst, dst + (x - src));  // the pieces moved so far go back to nothing
+      return kr;
+    }
+    vm_map_entry* moved;
+    if (vm_map_lookup_entry(map, dst + (x - src), &moved)) moved->advice = e->advice;
+    if (map->pm != nullptr) pmap_reserve(map->pm, dst + (x - src), dst + (y - src), e->protection);
+    x = y;
+  }
+  vm_map_delete(map, src, src + len);
+  return KERN_SUCCESS;
+}
+
 unsigned vm_map_entry_resident(vm_map_entry* e, unsigned* private_resident) {
   // O(resident pages x chain depth): walk each object's pages inside the entry's window
   // and count those no object above it shadows.

@@ -35,6 +35,9 @@ enum vm_map_entry_flags : std::uint16_t {
   MAP_ENTRY_HOSTMEM = 0x0040,     // the machine provides the pages (pmap host_map: vm_heap
                                   // over host anonymous memory); no object, and vm_fault
                                   // refuses every fault (nothing of it is mapped there)
+  MAP_ENTRY_ZERO_SINGLE = 0x0080, // a zero-fill fault takes only its page, as Linux's
+                                  // anonymous faults do (the program's own mmaps: what is
+                                  // resident is what was touched, mincore says the same)
 };
 
 struct vm_map_entry {
@@ -131,7 +134,31 @@ vm_map* vm_map_first_map();
 // Unwire the pages an entry wired (mlock) — the entry's wired_count is left to the caller.
 void vm_map_entry_unwire(vm_map_entry* e);
 
+// Move the entries of [src, src + len) to [dst, dst + len), which must be free: the
+// objects go along with their pages, resident or paged out, and nothing is copied (UVM's
+// uvm_map_extract with UVM_EXTRACT_REMOVE; Mach objects do not know where they are mapped).
+// The old range is left empty.  Wiring is not carried (the caller wires again).
+//  => VM lock held; [src, src + len) covered, no submaps.  KERN_SUCCESS, or the insert's
+//     status with nothing moved.
+kern_return_t vm_map_move(vm_map* map, vaddr_t src, vaddr_t dst, vsize_t len);
+
 // Report helpers.
 unsigned vm_map_entry_resident(vm_map_entry* e, unsigned* private_resident);
+
+// The map-level bodies of vm_mprotect, vm_madvise, vm_mincore, vm_mlock and vm_munlock
+// (vmspace.h; defined in vm_mmap.cpp),
+// for a caller that holds the VM lock and checked the range itself (the runtime serves the
+// program's own mmap family walking its map piece by piece, as Linux walks its VMAs).
+//  => VM lock held; [s, t) page aligned and inside the map; covered by entries except for
+//     vm_map_advise_locked (holes skipped).  Statuses as the vm_* calls'.  Wiring and
+//     populating fault pages in and may sleep for page-ins.
+void vm_map_protect_locked(vm_map* map, vaddr_t s, vaddr_t t, vm_prot_t prot);
+// One entry, already clipped: its protection, its resident mappings lowered, the reservation.
+void vm_map_entry_protect(vm_map* map, vm_map_entry* x, vm_prot_t prot);
+kern_return_t vm_map_advise_locked(vm_map* map, vaddr_t s, vaddr_t t, vm_advice_t advice);
+void vm_map_incore_locked(vm_map* map, vaddr_t s, vaddr_t t, std::uint8_t* vec);
+kern_return_t vm_map_wire_locked(vm_map* map, vaddr_t s, vaddr_t t);
+void vm_map_unwire_locked(vm_map* map, vaddr_t s, vaddr_t t);
+kern_return_t vm_map_populate_locked(vm_map* map, vaddr_t s, vaddr_t t);
 
 }  // namespace vmrt

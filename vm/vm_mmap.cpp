@@ -172,15 +172,21 @@ kern_return_t vm_mprotect(vmspace* vs, vaddr_t addr, vsize_t len, vm_prot_t prot
     if (e->eflags & MAP_ENTRY_IS_SUBMAP) return KERN_INVALID_ADDRESS;
     if ((prot & ~e->max_protection) != 0) return KERN_NO_ACCESS;
   }
-  for_each_clipped(map, s, t, [&](vm_map_entry* x) {
-    vm_prot_t old = x->protection;
-    x->protection = prot;
-    if ((old & ~prot) != 0 && x->object != nullptr)
-      pmap_protect(vs->pm, x->start, x->end, effective_prot(x, static_cast<vm_prot_t>(prot & old)));
-    pmap_reserve(vs->pm, x->start, x->end, prot);
-  });
-  simplify_range(map, s, t);
+  vm_map_protect_locked(map, s, t, prot);
   return KERN_SUCCESS;
+}
+
+void vm_map_protect_locked(vm_map* map, vaddr_t s, vaddr_t t, vm_prot_t prot) {
+  for_each_clipped(map, s, t, [&](vm_map_entry* x) { vm_map_entry_protect(map, x, prot); });
+  simplify_range(map, s, t);
+}
+
+void vm_map_entry_protect(vm_map* map, vm_map_entry* x, vm_prot_t prot) {
+  vm_prot_t old = x->protection;
+  x->protection = prot;
+  if ((old & ~prot) != 0 && x->object != nullptr)
+    pmap_protect(map->pm, x->start, x->end, effective_prot(x, static_cast<vm_prot_t>(prot & old)));
+  pmap_reserve(map->pm, x->start, x->end, prot);
 }
 
 kern_return_t vm_madvise(vmspace* vs, vaddr_t addr, vsize_t len, vm_advice_t advice) {
@@ -193,6 +199,12 @@ kern_return_t vm_madvise(vmspace* vs, vaddr_t addr, vsize_t len, vm_advice_t adv
   vm_map* map = &vs->map;
   if (s < map->min || t > map->max) return KERN_INVALID_ADDRESS;
   bool holes = !vm_map_range_covered(map, s, t);
+  kern_return_t kr = vm_map_advise_locked(map, s, t, advice);
+  if (kr != KERN_SUCCESS) return kr;
+  return holes ? KERN_INVALID_ADDRESS : KERN_SUCCESS;
+}
+
+kern_return_t vm_map_advise_locked(vm_map* map, vaddr_t s, vaddr_t t, vm_advice_t advice) {
   // Refusals first (Linux: EINVAL for DONTNEED on locked memory, FREE on shared memory).
   vm_map_entry* e;
   if (!vm_map_lookup_entry(map, s, &e)) e = e->next;
@@ -217,7 +229,7 @@ kern_return_t vm_madvise(vmspace* vs, vaddr_t addr, vsize_t len, vm_advice_t adv
       // mappings go).  FREE is served like DONTNEED (eager, hence safe).
       for_each_clipped(map, s, t, [&](vm_map_entry* x) {
         if ((x->eflags & MAP_ENTRY_IS_SUBMAP) || x->object == nullptr) return;
-        pmap_remove(vs->pm, x->start, x->end);
+        pmap_remove(map->pm, x->start, x->end);
         if ((x->eflags & MAP_ENTRY_COW) == 0) return;
         vm_object* obj = x->object;
         if ((obj->flags & OBJ_ANON) && (obj->ref_count == 1 || (obj->flags & OBJ_ONEMAPPING)) &&
@@ -236,7 +248,7 @@ kern_return_t vm_madvise(vmspace* vs, vaddr_t addr, vsize_t len, vm_advice_t adv
     default:
       return KERN_INVALID_ARGUMENT;
   }
-  return holes ? KERN_INVALID_ADDRESS : KERN_SUCCESS;
+  return KERN_SUCCESS;
 }
 
 kern_return_t vm_mincore(vmspace* vs, vaddr_t addr, vsize_t len, std::uint8_t* vec) {
@@ -246,6 +258,11 @@ kern_return_t vm_mincore(vmspace* vs, vaddr_t addr, vsize_t len, std::uint8_t* v
   vm_lock_guard g;
   vm_map* map = &vs->map;
   if (!mapped_range(map, addr, len, &s, &t)) return KERN_INVALID_ADDRESS;
+  vm_map_incore_locked(map, s, t, vec);
+  return KERN_SUCCESS;
+}
+
+void vm_map_incore_locked(vm_map* map, vaddr_t s, vaddr_t t, std::uint8_t* vec) {
   vm_map_entry* e = nullptr;
   for (vaddr_t va = s; va < t; va += PAGE_SIZE) {
     if (e == nullptr || va >= e->end) vm_map_lookup_entry(map, va, &e);
@@ -255,7 +272,6 @@ kern_return_t vm_mincore(vmspace* vs, vaddr_t addr, vsize_t len, std::uint8_t* v
       v = 1;
     vec[atop(va - s)] = v;
   }
-  return KERN_SUCCESS;
 }
 
 kern_return_t vm_minherit(vmspace* vs, vaddr_t addr, vsize_t len, vm_inherit_t inherit) {
@@ -277,6 +293,10 @@ kern_return_t vm_mlock(vmspace* vs, vaddr_t addr, vsize_t len) {
   vm_lock_guard g;
   vm_map* map = &vs->map;
   if (!mapped_range(map, trunc_page(addr), len + (addr - trunc_page(addr)), &s, &t)) return KERN_INVALID_ADDRESS;
+  return vm_map_wire_locked(map, s, t);
+}
+
+kern_return_t vm_map_wire_locked(vm_map* map, vaddr_t s, vaddr_t t) {
   vm_map_entry* e;
   vm_map_lookup_entry(map, s, &e);
   for (vm_map_entry* x = e; !vm_map_is_end(map, x) && x->start < t; x = x->next)
@@ -302,13 +322,19 @@ kern_return_t vm_munlock(vmspace* vs, vaddr_t addr, vsize_t len) {
   vm_lock_guard g;
   vm_map* map = &vs->map;
   if (!mapped_range(map, trunc_page(addr), len + (addr - trunc_page(addr)), &s, &t)) return KERN_INVALID_ADDRESS;
+  vm_map_unwire_locked(map, s, t);
+  return KERN_SUCCESS;
+}
+
+void vm_map_unwire_locked(vm_map* map, vaddr_t s, vaddr_t t) {
   for_each_clipped(map, s, t, [&](vm_map_entry* x) {
     if (x->wired_count == 0) return;
     vm_map_entry_unwire(x);
     x->wired_count = 0;
   });
   simplify_range(map, s, t);
-  return KERN_SUCCESS;
 }
+
+kern_return_t vm_map_populate_locked(vm_map* map, vaddr_t s, vaddr_t t) { return populate(map, s, t, false); }
 
 }  // namespace vmrt
