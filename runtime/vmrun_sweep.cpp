@@ -288,6 +288,42 @@ void run_all(const std::string& path, char** argv, std::vector<job>& jobs, unsig
   if (progress && tty) std::fprintf(stderr, "\n");
 }
 
+// A number in s at i: hexadecimal after "0x" (module offsets), else decimal (lines).
+// Advances i past it; the value saturates (a longer run compares as larger).
+unsigned long long number_at(const std::string& s, std::size_t* i) {
+  bool hex = *i + 1 < s.size() && s[*i] == '0' && s[*i + 1] == 'x';
+  if (hex) *i += 2;
+  unsigned long long v = 0;
+  for (; *i < s.size(); ++*i) {
+    char c = s[*i];
+    unsigned d;
+    if (c >= '0' && c <= '9') d = static_cast<unsigned>(c - '0');
+    else if (hex && c >= 'a' && c <= 'f') d = static_cast<unsigned>(c - 'a' + 10);
+    else break;
+    unsigned long long nv = v * (hex ? 16 : 10) + d;
+    v = nv < v ? ~0ull : nv;
+  }
+  return v;
+}
+
+// The table's order: "file.c:9" before "file.c:12", "prog+0xff" before "prog+0x100"
+// (numbers by value, the rest by character), so rows follow the source.
+bool site_less(const std::string& a, const std::string& b) {
+  std::size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    bool da = a[i] >= '0' && a[i] <= '9', db = b[j] >= '0' && b[j] <= '9';
+    if (da && db) {
+      unsigned long long x = number_at(a, &i), y = number_at(b, &j);
+      if (x != y) return x < y;
+      continue;
+    }
+    if (a[i] != b[j]) return a[i] < b[j];
+    ++i;
+    ++j;
+  }
+  return a.size() - i < b.size() - j;
+}
+
 std::string signame(int sig) {
   const char* d = sigabbrev_np(sig);
   return d != nullptr ? std::string("SIG") + d : "signal " + std::to_string(sig);
@@ -413,7 +449,7 @@ int vmrun_fail_sweep(const std::string& path, char** argv, const sweep_options& 
     rows.push_back(r);
   }
   std::sort(rows.begin(), rows.end(), [](const row& a, const row& b) {
-    return a.site != b.site ? a.site < b.site : a.n < b.n;
+    return a.site != b.site ? site_less(a.site, b.site) : a.n < b.n;
   });
   std::printf("%-8s %-9s %-32s %-40s %s\n", "call#", "function", "result", "failed call site", "crash site");
   for (const row& r : rows) {

@@ -65,6 +65,29 @@ grep -q 'fail-sweep: 7 call sites: 1 crashed, 0 hung, 5 error exits, 1 exited 0'
   fail "unexpected sweep summary"
 grep -q 'runs done' "$TMP/sweep.err" || fail "no progress on stderr"
 
+# --- the table follows the source: line 9 before line 12 (not "12" < "9" as text) ---
+cat >"$TMP/order.c" <<'C'
+#include <stdio.h>
+#include <stdlib.h>
+static void* need(void* p) { if (p == NULL) { fputs("order: out of memory\n", stderr); exit(3); } return p; }
+int main(void) {
+  char* x = need(malloc(10)); /* L5 */
+  char* y = need(malloc(20)); /* L6 */
+  char* z = need(malloc(30)); /* L7 */
+  char* w = need(malloc(40)); /* L8 */
+  char* v = need(malloc(50)); /* L9 */
+  char* u = need(malloc(60)); /* L10 */
+  char* t = need(malloc(70)); /* L11 */
+  char* s = need(malloc(80)); /* L12 */
+  free(x); free(y); free(z); free(w); free(v); free(u); free(t); free(s);
+  return 0;
+}
+C
+cc -g -O0 -o "$TMP/order" "$TMP/order.c" || fail "cannot compile order.c"
+"$VMRUN" --fail-sweep -j 2 -- "$TMP/order" >"$TMP/order.out" 2>/dev/null || fail "sweep of order.c found a crash"
+lines=$(grep -oE 'order\.c:[0-9]+ \(main\)' "$TMP/order.out" | sed -E 's/order\.c:([0-9]+).*/\1/' | tr '\n' ' ')
+[ "$lines" = "5 6 7 8 9 10 11 12 " ] || fail "sweep table not sorted by call site (line order): '$lines'"
+
 # --- one injected failure, logged ---
 set +e
 "$VMRUN" --fail 'malloc:size=1000' --fail-log "$TMP/one.log" "$TMP/unchecked" >/dev/null 2>"$TMP/one.err"
