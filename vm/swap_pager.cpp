@@ -205,6 +205,20 @@ vm_pager_result swp_get_pages(vm_object* obj, vm_page* const* pages, unsigned n,
     void* bufs[kPagerMaxRun];
     for (unsigned i = k; i < j; ++i) bufs[i - k] = ops->page_address(pages[i]);
     bool ok = !fail_read && device_io(false, slot[k], bufs, j - k);
+    if (fail_read) {
+      // Fault injection: a read error is a bad block at the first page the read wanted from
+      // the device (the faulting page, vm_fault's page_in reads forward from it): its
+      // checksum is spoiled, so every later read of it fails too and the page stays
+      // unreadable (SIGBUS) until unmapped, whatever the trap backend retries; the rest of
+      // this read fails with it once and reads back intact later.
+      g_sum[slot[k]] = ~g_sum[slot[k]];
+      fail_read = false;
+      for (unsigned i = k; i < j; ++i) rtvals[i] = VM_PAGER_ERROR;
+      ++ops_done;
+      pages_done += j - k;
+      k = j;
+      continue;
+    }
     if (ok && corrupt) {
       // Fault injection: a bit flips in the slot on the device (and so in what was read):
       // every later read of the page finds it too.
