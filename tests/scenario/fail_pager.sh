@@ -56,3 +56,22 @@ errs=$(grep -E '^ +[0-9]+ swap I/O errors$' "$TMP/err" | awk '{print $1}' | tail
 [ "${errs:-0}" -gt 0 ] || fail "pager_write: no swap I/O errors counted"
 grep -Eq '^vmrt-fail:   pager_write +[0-9]+ +[1-9][0-9]*$' "$TMP/wlog" || fail "pager_write: the summary counts no failure"
 note "ok: pager_write:every=3: $got; $errs swap I/O errors, pages written again later"
+
+# pageout: every pass of the pageout daemon refused (it frees nothing: faults reclaim for
+# themselves, direct reclaim), then every pass delayed 20 ms (sleep=): the data is intact.
+for spec in pageout pageout:sleep=20ms; do
+  got=$(VMRT_STATS=1 "$VMRUN" --physmem 16M --fail "$spec" --fail-log "$TMP/plog" -- "$TMP/work" seq 64 2>"$TMP/err") ||
+    fail "$spec: status $?: $(grep -v '^ ' "$TMP/err" | tail -3)"
+  [ "$got" = "$want" ] || fail "$spec: '$got', want '$want'"
+  direct=$(grep -E '^ +[0-9]+ direct reclaims$' "$TMP/err" | awk '{print $1}' | tail -1)
+  [ "${direct:-0}" -gt 0 ] || fail "$spec: no direct reclaim (did the daemon free the pages after all?)"
+  case $spec in
+    *sleep*)
+      grep -q '^vmrt-fail: delay pageout #1 size=0 clause=1 .* sleep_us=20000$' "$TMP/plog" || fail "$spec: no delay record"
+      grep -Eq '^vmrt-fail:   pageout +([0-9]+) +0 +\1$' "$TMP/plog" || fail "$spec: the summary does not count every pass delayed: $(tail -2 "$TMP/plog")" ;;
+    *)
+      grep -Eq '^vmrt-fail:   pageout +([0-9]+) +\1$' "$TMP/plog" || fail "$spec: the summary does not count every pass refused" ;;
+  esac
+  note "ok: $spec: $got; $direct direct reclaims; $(tail -1 "$TMP/plog" | tr -s ' ')"
+  rm -f "$TMP/plog"
+done

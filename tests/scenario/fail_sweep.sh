@@ -111,7 +111,7 @@ set -e
 [ "$rc" = 2 ] || fail "a malformed --fail spec: exit $rc, expected 2"
 [ ! -s "$TMP/bad.out" ] || fail "the program ran despite a malformed spec"
 cat >"$TMP/bad.expected" <<'E'
-vmrun: --fail: unknown trigger term (prob=, seed=, every=, nth=, after=, bytes=, times=, size=, thread=, caller=, object=, print)
+vmrun: --fail: unknown trigger term (prob=, seed=, every=, nth=, after=, bytes=, times=, size=, thread=, caller=, object=, print, sleep=)
   malloc:nth=2;frame:evry=3
                      ^^^^
 E
