@@ -208,6 +208,7 @@ struct job {
   std::string result;
   bool crash = false, hang = false;
   std::vector<frame> crash_stack;
+  std::string san_site;           // the crash site a sanitizer report names
 };
 
 pid_t start(const std::string& path, char** argv, const std::string& spec, const std::string& log,
@@ -324,6 +325,39 @@ bool site_less(const std::string& a, const std::string& b) {
   return a.size() - i < b.size() - j;
 }
 
+// The crash site a sanitizer report names, for a run that left no crash record (the
+// sanitizer exits without a signal, or its own handler took the signal): UBSan's
+// "FILE:LINE:COL: runtime error: ..." or the first frame of a stack ("#N 0x... in FUNC
+// FILE:LINE[:COL]") outside the system's and vmrt's libraries; "" when there is none.
+std::string sanitizer_site(const std::string& err) {
+  auto short_loc = [](std::string loc) {  // "/dir/file.c:6:8" -> "file.c:6"
+    std::size_t c2 = loc.rfind(':');
+    std::size_t c1 = c2 == std::string::npos || c2 == 0 ? std::string::npos : loc.rfind(':', c2 - 1);
+    if (c1 != std::string::npos && loc.find_first_not_of("0123456789", c1 + 1) == c2) loc.erase(c2);
+    std::size_t slash = loc.rfind('/', loc.rfind(':'));
+    return slash == std::string::npos ? loc : loc.substr(slash + 1);
+  };
+  std::size_t start = 0;
+  while (start < err.size()) {
+    std::size_t end = err.find('\n', start);
+    if (end == std::string::npos) end = err.size();
+    std::string line = err.substr(start, end - start);
+    start = end + 1;
+    std::size_t re = line.find(": runtime error:");
+    if (re != std::string::npos) return short_loc(line.substr(0, re)) + " (runtime error)";
+    std::size_t hash = line.find_first_not_of(' ');
+    if (hash == std::string::npos || line[hash] != '#') continue;
+    std::size_t in = line.find(" in ", hash);
+    if (in == std::string::npos) continue;
+    std::size_t fs = in + 4, fe = line.find(' ', fs);
+    if (fe == std::string::npos) continue;
+    std::string func = line.substr(fs, fe - fs), loc = line.substr(fe + 1);
+    if (loc.empty() || loc[0] == '(' || is_system(loc) || loc.find("sanitizer") != std::string::npos) continue;
+    return short_loc(loc) + " (" + func + ")";
+  }
+  return "";
+}
+
 std::string signame(int sig) {
   const char* d = sigabbrev_np(sig);
   return d != nullptr ? std::string("SIG") + d : "signal " + std::to_string(sig);
@@ -367,6 +401,23 @@ int vmrun_fail_sweep(const std::string& path, char** argv, const sweep_options& 
   std::fprintf(stderr, "vmrun: fail-sweep: %llu calls from %zu call sites; %zu runs, %u in parallel\n", calls,
                jobs.size(), jobs.size(), par);
   if (jobs.empty()) {
+    int st = census[0].status;
+    if (census[0].timed_out || WIFSIGNALED(st) || WEXITSTATUS(st) != 0) {
+      // It failed before any allocation reached vmrt: say why (an ASan-built program, for
+      // one, brings its own allocator and refuses to run behind a preloaded one).
+      std::string err = read_text(census[0].err, 4096);
+      std::size_t nl = err.find('\n');
+      std::fprintf(stderr, "vmrun: fail-sweep: the census run failed (%s) before any malloc-family call reached vmrt: %s\n",
+                   census[0].timed_out ? "timed out" : WIFSIGNALED(st) ? signame(WTERMSIG(st)).c_str()
+                                                                       : ("exit " + std::to_string(WEXITSTATUS(st))).c_str(),
+                   err.empty() ? "(nothing on stderr)" : err.substr(0, nl).c_str());
+      if (err.find("ASan runtime does not come first") != std::string::npos)
+        std::fprintf(stderr, "vmrun: fail-sweep: AddressSanitizer has its own allocator: sweep a build without "
+                             "-fsanitize=address (UBSan builds work)\n");
+      std::string cmd = "rm -rf '" + dir + "'";
+      if (std::system(cmd.c_str()) != 0) {}
+      return 1;
+    }
     std::fprintf(stderr, "vmrun: fail-sweep: the program made no malloc-family call under vmrt\n");
     std::string cmd = "rm -rf '" + dir + "'";
     if (std::system(cmd.c_str()) != 0) {}
@@ -414,6 +465,7 @@ int vmrun_fail_sweep(const std::string& path, char** argv, const sweep_options& 
       j.result = "exit 0";
       ++recovered;
     }
+    if (sanitizer) j.san_site = sanitizer_site(err);
     if (!injected) {
       j.result += " (call not reached)";
       ++unreached;
@@ -442,6 +494,7 @@ int vmrun_fail_sweep(const std::string& path, char** argv, const sweep_options& 
       const frame* c = shown_frame(j.crash_stack);
       r.crash_site = c == nullptr ? "?" : sym.name(c);
       if (c != nullptr && c != &j.crash_stack.front()) r.crash_site += " in " + sym.name(&j.crash_stack.front());
+      if (c == nullptr && !j.san_site.empty()) r.crash_site = j.san_site;
     }
     r.n = j.n;
     r.point = j.point;
