@@ -673,8 +673,9 @@ bool vm_fail_eval(vm_fail_point fp, std::size_t size, unsigned sub, std::uint64_
     tid = current_tid();
     if (busy == tid) return false;
   }
-  g_calls[fp].fetch_add(1, std::memory_order_relaxed);
   std::uint32_t set = g_point_clauses[fp];
+  if (set == 0) return false;  // no clause names the point: nothing to count (the summary shows named points)
+  g_calls[fp].fetch_add(1, std::memory_order_relaxed);
   bool failed = false;  // every clause sees (and counts) every call
   std::uint64_t delay = 0;
   while (set != 0) {
