@@ -110,10 +110,13 @@ bool is_system(const std::string& p) {
 }
 
 // The frame to show for a stack: the first outside the system's and vmrt's
-// libraries (the program's own code), else the first.
+// libraries (the program's own code), else the first in a known module (a wild jump's
+// "?" says nothing), else the first.
 const frame* shown_frame(const std::vector<frame>& fs) {
   for (const frame& f : fs)
     if (!is_system(f.path) && f.path != "?") return &f;
+  for (const frame& f : fs)
+    if (f.path != "?") return &f;
   return fs.empty() ? nullptr : &fs.front();
 }
 
@@ -441,7 +444,9 @@ int vmrun_fail_sweep(const std::string& path, char** argv, const sweep_options& 
     for (const record& r : rr) {
       if (r.pid != j.pid) continue;
       if (r.kind == "inject") injected = true;
-      if (r.kind == "crash" && j.crash_stack.empty()) j.crash_stack = r.frames;
+      // The longest crash record: the engine writes the faulting instruction alone first,
+      // then the whole stack when the walk survives.
+      if (r.kind == "crash" && r.frames.size() > j.crash_stack.size()) j.crash_stack = r.frames;
     }
     std::string err = read_text(j.err, 1 << 20);
     bool sanitizer = err.find("AddressSanitizer") != std::string::npos ||

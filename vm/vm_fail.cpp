@@ -14,6 +14,7 @@
 #include <ctime>
 #include <dlfcn.h>
 #include <csignal>
+#include <ucontext.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
@@ -553,8 +554,34 @@ void log_event(vm_fail_point fp, unsigned ci, std::uint64_t n, std::size_t size,
 // The crash record of VMRT_FAIL_CRASH=1 (vmrun --fail-sweep): the signal and the
 // stack, then the default action (SA_RESETHAND: returning re-executes the fault,
 // abort() re-raises).
-void crash_handler(int sig, siginfo_t*, void*) {
+void crash_handler(int sig, siginfo_t*, void* ucv) {
   char buf[6144];
+#if defined(__x86_64__)
+  {
+    // First a record of the faulting instruction alone, from the signal context: the
+    // stack walk below may fault itself (a smashed stack, a jump through a bad pointer:
+    // the handler is SA_RESETHAND, so that second fault ends the process unrecorded).
+    // When the instruction is in no module (a wild jump), the word at the stack pointer
+    // follows: the return address of the call that jumped.  vmrun prefers the longer record.
+    const ucontext_t* uc = static_cast<const ucontext_t*>(ucv);
+    frames pc;
+    pc.n = 0;
+    pc.ip[pc.n++] = static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]) + 1;  // symbolisers take ip - 1
+    frame_where w[2];
+    resolve_frames(pc, w);
+    if (w[0].path[0] == '\0') {
+      std::uintptr_t ret = *reinterpret_cast<const std::uintptr_t*>(uc->uc_mcontext.gregs[REG_RSP]);
+      if (ret != 0) pc.ip[pc.n++] = ret;
+    }
+    vm_out o(buf, sizeof buf);
+    o.str("vmrt-fail: crash signal=").i(sig).str(" tid=").i(current_tid()).str(" pid=").i(::getpid()).str("\n");
+    log_frames(o, pc);
+    o.str("vmrt-fail: end\n");
+    vm_write_all(g_log_fd.load(std::memory_order_relaxed), o.data(), o.len());
+  }
+#else
+  (void)ucv;
+#endif
   vm_out o(buf, sizeof buf);
   o.str("vmrt-fail: crash signal=").i(sig).str(" tid=").i(current_tid()).str(" pid=").i(::getpid()).str("\n");
   frames f;

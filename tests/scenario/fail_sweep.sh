@@ -88,6 +88,26 @@ cc -g -O0 -o "$TMP/order" "$TMP/order.c" || fail "cannot compile order.c"
 lines=$(grep -oE 'order\.c:[0-9]+ \(main\)' "$TMP/order.out" | sed -E 's/order\.c:([0-9]+).*/\1/' | tr '\n' ' ')
 [ "$lines" = "5 6 7 8 9 10 11 12 " ] || fail "sweep table not sorted by call site (line order): '$lines'"
 
+# --- a wild jump (a function pointer from the failed allocation): the crash record survives
+# the stack walk faulting (the faulting instruction is recorded first, from the signal
+# context); before, the crash site was '?' ---
+cat >"$TMP/wild.c" <<'C'
+#include <stdio.h>
+#include <stdlib.h>
+int main(void) {
+  void* o = malloc(16); /* UNCHECKED */
+  void (*wild)(void) = (void (*)(void))(o == NULL ? (void*)0xffff : (void*)0);
+  if (wild) wild();     /* CRASH */
+  free(o);
+  puts("ok");
+  return 0;
+}
+C
+cc -g -O0 -o "$TMP/wild" "$TMP/wild.c" || fail "cannot compile wild.c"
+"$VMRUN" --fail-sweep -j 2 -- "$TMP/wild" >"$TMP/wild.out" 2>/dev/null && fail "wild jump: no crash found"
+grep -Eq ' crash SIGSEGV +wild\.c:4 \(main\) +wild\.c:6 \(main\) in \?\+0x10000$' "$TMP/wild.out" ||
+  fail "wild jump: the crash row does not name wild.c:6: $(cat "$TMP/wild.out")"
+
 # --- sanitizer builds: the crash site from the sanitizer's report ---
 cat >"$TMP/san.c" <<'C'
 #include <stdio.h>
