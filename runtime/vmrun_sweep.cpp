@@ -141,6 +141,57 @@ unsigned long long to_vaddr(const std::string& path, unsigned long long off) {
   return v;
 }
 
+// ELF virtual address -> file offset (the inverse of to_vaddr); the address itself when
+// the file is unreadable or no PT_LOAD holds it.
+unsigned long long to_offset(const std::string& path, unsigned long long va) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return va;
+  Elf64_Ehdr eh;
+  unsigned long long o = va;
+  if (pread(fd, &eh, sizeof eh, 0) == static_cast<ssize_t>(sizeof eh) && std::memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0) {
+    for (unsigned i = 0; i < eh.e_phnum; ++i) {
+      Elf64_Phdr ph;
+      if (pread(fd, &ph, sizeof ph, static_cast<off_t>(eh.e_phoff + i * eh.e_phentsize)) != sizeof ph) break;
+      if (ph.p_type == PT_LOAD && va >= ph.p_vaddr && va < ph.p_vaddr + ph.p_filesz) {
+        o = va - ph.p_vaddr + ph.p_offset;
+        break;
+      }
+    }
+  }
+  close(fd);
+  return o;
+}
+
+// The stack a program's own crash handler printed with glibc's backtrace_symbols_fd
+// ("prog(+0x1a2b)[0x55...]", "/lib/x/libc.so.6(func+0xe)[0x7f...]"; zstd puts a space
+// before the '['), for a run that left
+// no crash record (the program's handler took the signal).  Only frames given as a module
+// offset are kept (a symbol-relative one cannot be placed without the symbol table); a
+// module named without a directory is the program when the names match.
+std::vector<frame> printed_backtrace(const std::string& err, const std::string& prog) {
+  std::vector<frame> out;
+  std::string prog_base = prog.substr(prog.rfind('/') + 1);
+  std::size_t start = 0;
+  while (start < err.size()) {
+    std::size_t end = err.find('\n', start);
+    if (end == std::string::npos) end = err.size();
+    std::string line = err.substr(start, end - start);
+    start = end + 1;
+    std::size_t lp = line.find("(+0x"), rp = line.find(")[0x");
+    if (rp == std::string::npos) rp = line.find(") [0x");  // as some programs print it
+    if (lp == std::string::npos || rp == std::string::npos || rp < lp || line.back() != ']') continue;
+    std::string mod = line.substr(0, lp);
+    if (mod.find(' ') != std::string::npos) continue;
+    if (mod.find('/') == std::string::npos) {
+      if (mod.substr(mod.rfind('/') + 1) != prog_base) continue;
+      mod = prog;
+    }
+    unsigned long long va = std::strtoull(line.c_str() + lp + 2, nullptr, 16);
+    out.push_back({mod, to_offset(mod, va)});
+  }
+  return out;
+}
+
 // Symbolise frames in batches (one addr2line per module).
 class symboliser {
  public:
@@ -471,6 +522,7 @@ int vmrun_fail_sweep(const std::string& path, char** argv, const sweep_options& 
       ++recovered;
     }
     if (sanitizer) j.san_site = sanitizer_site(err);
+    if (j.crash_stack.empty() && (j.crash || j.hang)) j.crash_stack = printed_backtrace(err, path);
     if (!injected) {
       j.result += " (call not reached)";
       ++unreached;

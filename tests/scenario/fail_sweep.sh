@@ -108,6 +108,36 @@ cc -g -O0 -o "$TMP/wild" "$TMP/wild.c" || fail "cannot compile wild.c"
 grep -Eq ' crash SIGSEGV +wild\.c:4 \(main\) +wild\.c:6 \(main\) in \?\+0x10000$' "$TMP/wild.out" ||
   fail "wild jump: the crash row does not name wild.c:6: $(cat "$TMP/wild.out")"
 
+# --- a program with its own crash handler printing glibc's backtrace (as zstd does): the
+# crash site comes from that printout (before: '?') ---
+cat >"$TMP/bt.c" <<'C'
+#include <execinfo.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+static void on_segv(int sig) {
+  void* f[32];
+  int n = backtrace(f, 32);
+  write(2, "Caught SIGSEGV, printing stack:\n", 32);
+  backtrace_symbols_fd(f, n, 2);
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+static __attribute__((noinline)) void fill(char* p) { memset(p, 'x', 64); } /* CRASH */
+int main(void) {
+  signal(SIGSEGV, on_segv);
+  char* p = malloc(64); /* UNCHECKED */
+  fill(p);
+  free(p);
+  return 0;
+}
+C
+cc -g -O0 -rdynamic -o "$TMP/bt" "$TMP/bt.c" || fail "cannot compile bt.c"
+"$VMRUN" --fail-sweep -j 2 -- "$TMP/bt" >"$TMP/bt.out" 2>/dev/null && fail "own handler: no crash found"
+grep -Eq ' crash SIGSEGV +bt\.c:17 \(main\) +bt\.c:(6|8|14) \((on_segv|fill)\)' "$TMP/bt.out" ||
+  fail "own crash handler: the crash row does not come from the printed backtrace: $(cat "$TMP/bt.out")"
+
 # --- sanitizer builds: the crash site from the sanitizer's report ---
 cat >"$TMP/san.c" <<'C'
 #include <stdio.h>
