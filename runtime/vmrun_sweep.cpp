@@ -442,7 +442,11 @@ int vmrun_fail_sweep(const std::string& path, char** argv, const sweep_options& 
   for (const record& r : recs) {
     if (r.kind != "print" || r.pid != census[0].pid) continue;
     ++calls;
-    std::string key = r.frames.empty() ? "?" : r.frames.front().path + "+" + std::to_string(r.frames.front().off);
+    // The call site: the innermost --site-depth frames (1: the return address into the
+    // caller; deeper keys tell apart the callers of a wrapper such as strdup or vasprintf).
+    std::string key = r.frames.empty() ? "?" : "";
+    for (std::size_t d = 0; d < r.frames.size() && d < opt.site_depth; ++d)
+      key += r.frames[d].path + "+" + std::to_string(r.frames[d].off) + ";";
     if (seen_site[key]) continue;
     seen_site[key] = true;
     job j;

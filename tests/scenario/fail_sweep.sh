@@ -138,6 +138,27 @@ cc -g -O0 -rdynamic -o "$TMP/bt" "$TMP/bt.c" || fail "cannot compile bt.c"
 grep -Eq ' crash SIGSEGV +bt\.c:17 \(main\) +bt\.c:(6|8|14) \((on_segv|fill)\)' "$TMP/bt.out" ||
   fail "own crash handler: the crash row does not come from the printed backtrace: $(cat "$TMP/bt.out")"
 
+# --- --site-depth: calls through a wrapper (strdup) from two places are one call site at
+# depth 1 (the return address into strdup), two at depth 2: the unchecked second is found ---
+cat >"$TMP/wrap.c" <<'C'
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+int main(void) {
+  char* a = strdup("first");
+  if (a == NULL) { fputs("wrap: out of memory\n", stderr); return 3; }
+  char* b = strdup("second"); /* UNCHECKED */
+  printf("%s %zu\n", a, strlen(b));
+  return 0;
+}
+C
+cc -g -O0 -o "$TMP/wrap" "$TMP/wrap.c" || fail "cannot compile wrap.c"
+"$VMRUN" --fail-sweep -j 2 -- "$TMP/wrap" >"$TMP/wrap1.out" 2>/dev/null || fail "depth 1: a crash found (the strdup calls should be one site)"
+grep -q 'wrap\.c:7 (main)' "$TMP/wrap1.out" && fail "depth 1: the second strdup was a site of its own: $(cat "$TMP/wrap1.out")"
+"$VMRUN" --fail-sweep -j 2 --site-depth 2 -- "$TMP/wrap" >"$TMP/wrap2.out" 2>/dev/null && fail "depth 2: no crash found"
+grep -Eq ' crash SIGSEGV +wrap\.c:7 \(main\) via strdup' "$TMP/wrap2.out" ||
+  fail "depth 2: the unchecked strdup at wrap.c:7 is not the crash: $(cat "$TMP/wrap2.out")"
+
 # --- sanitizer builds: the crash site from the sanitizer's report ---
 cat >"$TMP/san.c" <<'C'
 #include <stdio.h>
