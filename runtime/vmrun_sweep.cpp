@@ -120,47 +120,42 @@ const frame* shown_frame(const std::vector<frame>& fs) {
   return fs.empty() ? nullptr : &fs.front();
 }
 
-// File offset -> ELF virtual address (what addr2line wants) via the PT_LOAD
-// segment that holds it.  Returns the offset itself when the file is unreadable.
-unsigned long long to_vaddr(const std::string& path, unsigned long long off) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return off;
-  Elf64_Ehdr eh;
-  unsigned long long v = off;
-  if (pread(fd, &eh, sizeof eh, 0) == static_cast<ssize_t>(sizeof eh) && std::memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0) {
-    for (unsigned i = 0; i < eh.e_phnum; ++i) {
-      Elf64_Phdr ph;
-      if (pread(fd, &ph, sizeof ph, static_cast<off_t>(eh.e_phoff + i * eh.e_phentsize)) != sizeof ph) break;
-      if (ph.p_type == PT_LOAD && off >= ph.p_offset && off < ph.p_offset + ph.p_filesz) {
-        v = off - ph.p_offset + ph.p_vaddr;
-        break;
-      }
-    }
+// The lines of a text (without their newlines).
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  for (std::size_t start = 0; start < text.size();) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    out.push_back(text.substr(start, end - start));
+    start = end + 1;
   }
-  close(fd);
-  return v;
+  return out;
 }
 
-// ELF virtual address -> file offset (the inverse of to_vaddr); the address itself when
-// the file is unreadable or no PT_LOAD holds it.
-unsigned long long to_offset(const std::string& path, unsigned long long va) {
+// Between file offsets and ELF virtual addresses through the PT_LOAD segment that holds
+// x: to_va, an offset to an address (what addr2line wants); else an address to an offset.
+// Returns x itself when the file is unreadable or no segment holds it.
+unsigned long long segment_map(const std::string& path, unsigned long long x, bool to_va) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return va;
+  if (fd < 0) return x;
   Elf64_Ehdr eh;
-  unsigned long long o = va;
+  unsigned long long y = x;
   if (pread(fd, &eh, sizeof eh, 0) == static_cast<ssize_t>(sizeof eh) && std::memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0) {
     for (unsigned i = 0; i < eh.e_phnum; ++i) {
       Elf64_Phdr ph;
       if (pread(fd, &ph, sizeof ph, static_cast<off_t>(eh.e_phoff + i * eh.e_phentsize)) != sizeof ph) break;
-      if (ph.p_type == PT_LOAD && va >= ph.p_vaddr && va < ph.p_vaddr + ph.p_filesz) {
-        o = va - ph.p_vaddr + ph.p_offset;
+      unsigned long long from = to_va ? ph.p_offset : ph.p_vaddr, to = to_va ? ph.p_vaddr : ph.p_offset;
+      if (ph.p_type == PT_LOAD && x >= from && x < from + ph.p_filesz) {
+        y = x - from + to;
         break;
       }
     }
   }
   close(fd);
-  return o;
+  return y;
 }
+unsigned long long to_vaddr(const std::string& path, unsigned long long off) { return segment_map(path, off, true); }
+unsigned long long to_offset(const std::string& path, unsigned long long va) { return segment_map(path, va, false); }
 
 // The stack a program's own crash handler printed with glibc's backtrace_symbols_fd
 // ("prog(+0x1a2b)[0x55...]", "/lib/x/libc.so.6(func+0xe)[0x7f...]"; zstd puts a space
@@ -171,12 +166,7 @@ unsigned long long to_offset(const std::string& path, unsigned long long va) {
 std::vector<frame> printed_backtrace(const std::string& err, const std::string& prog) {
   std::vector<frame> out;
   std::string prog_base = prog.substr(prog.rfind('/') + 1);
-  std::size_t start = 0;
-  while (start < err.size()) {
-    std::size_t end = err.find('\n', start);
-    if (end == std::string::npos) end = err.size();
-    std::string line = err.substr(start, end - start);
-    start = end + 1;
+  for (const std::string& line : lines_of(err)) {
     std::size_t lp = line.find("(+0x"), rp = line.find(")[0x");
     if (rp == std::string::npos) rp = line.find(") [0x");  // as some programs print it
     if (lp == std::string::npos || rp == std::string::npos || rp < lp || line.back() != ']') continue;
@@ -391,12 +381,7 @@ std::string sanitizer_site(const std::string& err) {
     std::size_t slash = loc.rfind('/', loc.rfind(':'));
     return slash == std::string::npos ? loc : loc.substr(slash + 1);
   };
-  std::size_t start = 0;
-  while (start < err.size()) {
-    std::size_t end = err.find('\n', start);
-    if (end == std::string::npos) end = err.size();
-    std::string line = err.substr(start, end - start);
-    start = end + 1;
+  for (const std::string& line : lines_of(err)) {
     std::size_t re = line.find(": runtime error:");
     if (re != std::string::npos) return short_loc(line.substr(0, re)) + " (runtime error)";
     std::size_t hash = line.find_first_not_of(' ');

@@ -541,26 +541,18 @@ TEST_CASE("model: 128 generated specs fail exactly the calls the reference model
         c.thread = 1 + r.next(2);
         filt(c.thread == 1 ? "thread=main" : "thread=2147483646");
       }
-      if (r.next(3) == 0) {
-        ++term_uses[U_AFTER];
-        c.after = 1 + r.next(20);
-        trig("after=" + std::to_string(c.after));
-      }
-      if (r.next(4) == 0) {
-        ++term_uses[U_NTH];
-        c.nth = c.after + 1 + r.next(30);
-        trig("nth=" + std::to_string(c.nth));
-      }
-      if (r.next(3) == 0) {
-        ++term_uses[U_EVERY];
-        c.every = 2 + r.next(4);
-        trig("every=" + std::to_string(c.every));
-      }
-      if (r.next(3) == 0) {
-        ++term_uses[U_TIMES];
-        c.times = 1 + r.next(6);
-        trig("times=" + std::to_string(c.times));
-      }
+      // A count term, one spec in `one_in`: field = base + a draw below `span`.
+      auto count_term = [&](unsigned one_in, unsigned use, std::uint64_t* field, std::uint64_t base, unsigned span,
+                            const char* key) {
+        if (r.next(one_in) != 0) return;
+        ++term_uses[use];
+        *field = base + r.next(span);
+        trig(std::string(key) + "=" + std::to_string(*field));
+      };
+      count_term(3, U_AFTER, &c.after, 1, 20, "after");
+      count_term(4, U_NTH, &c.nth, c.after + 1, 30, "nth");  // nth <= after is refused
+      count_term(3, U_EVERY, &c.every, 2, 4, "every");
+      count_term(3, U_TIMES, &c.times, 1, 6, "times");
       if (r.next(4) == 0) {
         ++term_uses[U_BYTES];
         c.has_bytes = true;
