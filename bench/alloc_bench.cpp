@@ -102,7 +102,14 @@ struct allocator {
   std::string path;  // empty: glibc (no LD_PRELOAD)
   bool available = true;
   std::string note;
+  std::string fail_spec;  // VMRT_FAIL for the worker ("": unset)
 };
+
+// vmrt-arm: the shim with fault injection armed by a clause on every malloc-family call
+// that never fires (call number 2^64-1): each call pays the armed path (the out-of-line
+// check, the clause's counters).  Beside "vmrt" (fail points compiled in, no spec), it
+// measures what an armed-but-idle spec costs.
+constexpr const char* kNeverFires = "alloc:nth=18446744073709551615";
 
 struct run_result {
   bool ok = false;
@@ -141,9 +148,9 @@ std::string mimalloc_path() {
 
 std::vector<allocator> find_allocators() {
   std::vector<allocator> v;
-  v.push_back({"glibc", "", true, ""});
+  v.push_back({"glibc", "", true, "", ""});
   auto add = [&](const char* name, std::string path, const char* missing_note) {
-    allocator a{name, path, !path.empty() && access(path.c_str(), R_OK) == 0, ""};
+    allocator a{name, path, !path.empty() && access(path.c_str(), R_OK) == 0, "", ""};
     if (!a.available) a.note = std::string(missing_note) + (path.empty() ? "" : " (" + path + ")");
     v.push_back(a);
   };
@@ -156,6 +163,8 @@ std::vector<allocator> find_allocators() {
   char real[PATH_MAX];
   if (realpath(shim.c_str(), real)) shim = real;
   add("vmrt", shim, "vmrt shim missing: build target vmrt_malloc");
+  add("vmrt-arm", shim, "vmrt shim missing: build target vmrt_malloc");
+  v.back().fail_spec = kNeverFires;
   return v;
 }
 
@@ -166,6 +175,13 @@ run_result run_worker(const allocator& a, const char* wname, int scale, int time
       [&] {
         if (a.path.empty()) unsetenv("LD_PRELOAD");
         else setenv("LD_PRELOAD", a.path.c_str(), 1);
+        unsetenv("VMRT_FAIL_LOG");
+        if (a.fail_spec.empty()) {
+          unsetenv("VMRT_FAIL");
+        } else {
+          setenv("VMRT_FAIL", a.fail_spec.c_str(), 1);
+          setenv("VMRT_FAIL_LOG", "/dev/null", 1);  // the exit summary
+        }
       },
       timeout_s);
   res.maxrss_kb = c.maxrss_kb;
@@ -209,7 +225,8 @@ void usage(FILE* f) {
                "usage: alloc_bench [--quick] [--reps N] [--scale N] [--only WORKLOAD[,..]]\n"
                "                   [--allocators NAME[,..]] [--timeout SEC] [--verbose]\n"
                "\n"
-               "Runs each workload under glibc, jemalloc, mimalloc, tcmalloc and vmrt's malloc shim\n"
+               "Runs each workload under glibc, jemalloc, mimalloc, tcmalloc and vmrt's malloc shim (also\n"
+               "armed with a fault-injection spec that never fires: vmrt-arm)\n"
                "(LD_PRELOAD, one re-executed worker process per run, repetitions interleaved) and\n"
                "prints medians of wall time (workload only) and peak RSS (wait4 ru_maxrss), with\n"
                "ratios against jemalloc and glibc and the vmrt targets, PASS/MISS.\n"
@@ -218,7 +235,7 @@ void usage(FILE* f) {
                "  --reps N       repetitions per (allocator, workload)\n"
                "  --scale N      workload size multiplier (quick: 1, full: 4)\n"
                "  --only LIST    run only these workloads\n"
-               "  --allocators L run only these allocators (glibc,jemalloc,mimalloc,tcmalloc,vmrt)\n"
+               "  --allocators L run only these allocators (glibc,jemalloc,mimalloc,tcmalloc,vmrt,vmrt-arm)\n"
                "  --timeout SEC  kill a worker after SEC seconds (quick: 15, full: 120)\n"
                "  --verbose      print every run\n"
                "\n"
@@ -338,7 +355,7 @@ int main(int argc, char** argv) {
       if (als[k].name == name) return int(k);
     return -1;
   };
-  int ije = idx("jemalloc"), igl = idx("glibc"), ivm = idx("vmrt");
+  int ije = idx("jemalloc"), igl = idx("glibc"), ivm = idx("vmrt"), iarm = idx("vmrt-arm");
 
   // Checksums: every run of a workload must agree, whatever the allocator.
   std::vector<bool> sum_ok(NW, true);
@@ -410,10 +427,23 @@ int main(int argc, char** argv) {
     else std::printf("  %-9s %12.2f %14.1f\n", als[k].name.c_str(), median(pm), median(rs));
   }
 
+  // Fault injection's cost: the shim with no spec (fail points compiled in, unarmed: one
+  // load and branch per hook) against the same shim armed with a clause that never fires.
+  std::vector<double> arm(NW, NAN);
+  if (ivm >= 0 && iarm >= 0) {
+    std::printf("\nFail-point overhead: vmrt-arm (VMRT_FAIL='%s', armed, never fires) time / vmrt (no spec) time\n",
+                kNeverFires);
+    for (size_t w = 0; w < NW; ++w) {
+      arm[w] = med_ms[w * NA + size_t(iarm)] / med_ms[w * NA + size_t(ivm)];
+      std::printf("  %-15s %5.3fx\n", wls[w]->name, arm[w]);
+    }
+  }
+
   std::printf("\nvmrt targets:\n");
   if (ivm < 0) {
+    const allocator& v = *std::find_if(all.begin(), all.end(), [](const allocator& a) { return a.name == "vmrt"; });
     std::printf("  vmrt shim not run (%s): no targets evaluated\n",
-                all.back().available ? "excluded by --allocators" : all.back().note.c_str());
+                v.available ? "excluded by --allocators" : v.note.c_str());
   } else if (ije < 0) {
     std::printf("  jemalloc not run: no targets evaluated\n");
   }
@@ -442,6 +472,8 @@ int main(int argc, char** argv) {
   std::printf("\ntotal %.1f s\n", total_s);
   for (size_t w = 0; w < NW; ++w) bench::print_metric(std::string("speedup ") + wls[w]->name, sp[w]);
   for (size_t w = 0; w < NW; ++w) bench::print_metric(std::string("rss_ratio ") + wls[w]->name, rr[w]);
+  if (ivm >= 0 && iarm >= 0)
+    for (size_t w = 0; w < NW; ++w) bench::print_metric(std::string("failpoint_armed_ratio ") + wls[w]->name, arm[w]);
   bool all_sums = std::all_of(sum_ok.begin(), sum_ok.end(), [](bool b) { return b; });
   return all_sums ? 0 : 1;
 }

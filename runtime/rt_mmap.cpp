@@ -369,6 +369,9 @@ mm_route mm_munmap(void* addr, std::size_t len, mm_answer* out) {
   if (g_map == nullptr || !meets(a, len)) return mm_route::host;
   vsize_t n = round_len(len);
   if (!aligned(a) || n == 0 || a + n < a) return fail(out, EINVAL);
+  // Fault injection: munmap(2)'s ENOMEM (splitting a mapping would pass the mapping limit),
+  // before anything is unmapped.
+  if (vm_fail_armed() && vm_fail_eval(FP_MUNMAP, n)) return fail(out, ENOMEM);
   vaddr_t e = a + n;
   vaddr_t s = a < g_lo ? g_lo : a, t = e > g_hi ? g_hi : e;
   // The parts outside the area are the host's.
@@ -405,6 +408,9 @@ mm_route mm_mprotect(void* addr, std::size_t len, int prot, mm_answer* out) {
     if (ent->start > a) return fail(out, ENOMEM);
     if ((grows & PROT_GROWSUP) != 0) return fail(out, EINVAL);
   }
+  // Fault injection: mprotect(2)'s ENOMEM (kernel structures), after the argument checks and
+  // before any piece changes.
+  if (vm_fail_armed() && vm_fail_eval(FP_MPROTECT, n)) return fail(out, ENOMEM);
   int err = 0;
   vm_prot_t vp = vm_prot_of(prot);
   // Piece by piece, the host first, then the map (what was changed before a hole or a
@@ -936,6 +942,9 @@ mm_route mm_mlock(const void* addr, std::size_t len, bool lock, mm_answer* out) 
   vsize_t n = len > SIZE_MAX - (a0 - a) ? 0 : round_len(len + (a0 - a));
   if (n == 0 || a + n < a) return mm_route::host;  // 0 or EINVAL from the kernel, nothing locked
   if (!inside(a, n)) return mm_route::host;
+  // Fault injection: mlock(2)'s EAGAIN (the range could not be locked), nothing locked;
+  // munlock is never failed.
+  if (lock && vm_fail_armed() && vm_fail_eval(FP_MLOCK, n)) return fail(out, EAGAIN);
   vm_lock_guard g;
   // Linux (mm/mlock.c) flags the mappings in order and stops at the first hole (ENOMEM:
   // what came before stays locked, and nothing is faulted in).  The host gives exactly

@@ -104,7 +104,10 @@ const char kUsage[] =
     "                      crashed instead of failing cleanly; exit 1 if any did.\n"
     "                      With --max N (calls examined, default 1000), -j N (runs in\n"
     "                      parallel, default: cores), --timeout SEC (per run, default\n"
-    "                      60), --keep-logs.  The runs get stdin from /dev/null.\n"
+    "                      60), --keep-logs, --site-depth N (frames that tell call\n"
+    "                      sites apart, default 1: the return address into the caller;\n"
+    "                      2 also separates a wrapper's (strdup, vasprintf) callers).\n"
+    "                      The runs get stdin from /dev/null.\n"
     "  --guest [--ret T] [--time-limit MS] [--memory SIZE] [--stack SIZE] lib.so FUNC [ARG...]\n"
     "                      load lib.so (an x86-64 ELF shared object) as a guest in its own\n"
     "                      vmspace and call FUNC (see README.md, \"Guests\"): prints the result\n"
@@ -418,10 +421,11 @@ int main(int argc, char** argv) {
       return vmrun_fail_symbolize(need_arg("--fail-symbolize"));
     } else if (a == "--fail-sweep") {
       sweep = true;
-    } else if (a == "--max" || a == "-j" || a == "--timeout") {
+    } else if (a == "--max" || a == "-j" || a == "--timeout" || a == "--site-depth") {
       sweep_opt_given = true;
       std::string v = need_arg(a.c_str());
-      unsigned* dst = a == "--max" ? &sweep_opt.max : a == "-j" ? &sweep_opt.jobs : &sweep_opt.timeout;
+      unsigned* dst = a == "--max" ? &sweep_opt.max : a == "-j" ? &sweep_opt.jobs
+                      : a == "--timeout" ? &sweep_opt.timeout : &sweep_opt.site_depth;
       if (!parse_count(v, dst)) fail(kExitUsage, a + ": not a count >= 1: '" + v + "'");
     } else if (a == "--guest") {  // the rest is vmrun-guest's
       guest = true;
@@ -460,7 +464,7 @@ int main(int argc, char** argv) {
     }
   }
   if (sweep && !fail_spec.empty()) fail(kExitUsage, "--fail-sweep makes its own specs: do not combine it with --fail");
-  if (!sweep && sweep_opt_given) fail(kExitUsage, "--max, -j, --timeout and --keep-logs go with --fail-sweep");
+  if (!sweep && sweep_opt_given) fail(kExitUsage, "--max, -j, --timeout, --site-depth and --keep-logs go with --fail-sweep");
 
   if (shim.empty()) {  // installed: bin/ -> lib[/multiarch]/; the build tree: bin/ -> lib/
     std::string self = dir_of_self();

@@ -110,32 +110,76 @@ bool is_system(const std::string& p) {
 }
 
 // The frame to show for a stack: the first outside the system's and vmrt's
-// libraries (the program's own code), else the first.
+// libraries (the program's own code), else the first in a known module (a wild jump's
+// "?" says nothing), else the first.
 const frame* shown_frame(const std::vector<frame>& fs) {
   for (const frame& f : fs)
     if (!is_system(f.path) && f.path != "?") return &f;
+  for (const frame& f : fs)
+    if (f.path != "?") return &f;
   return fs.empty() ? nullptr : &fs.front();
 }
 
-// File offset -> ELF virtual address (what addr2line wants) via the PT_LOAD
-// segment that holds it.  Returns the offset itself when the file is unreadable.
-unsigned long long to_vaddr(const std::string& path, unsigned long long off) {
+// The lines of a text (without their newlines).
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  for (std::size_t start = 0; start < text.size();) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    out.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+// Between file offsets and ELF virtual addresses through the PT_LOAD segment that holds
+// x: to_va, an offset to an address (what addr2line wants); else an address to an offset.
+// Returns x itself when the file is unreadable or no segment holds it.
+unsigned long long segment_map(const std::string& path, unsigned long long x, bool to_va) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return off;
+  if (fd < 0) return x;
   Elf64_Ehdr eh;
-  unsigned long long v = off;
+  unsigned long long y = x;
   if (pread(fd, &eh, sizeof eh, 0) == static_cast<ssize_t>(sizeof eh) && std::memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0) {
     for (unsigned i = 0; i < eh.e_phnum; ++i) {
       Elf64_Phdr ph;
       if (pread(fd, &ph, sizeof ph, static_cast<off_t>(eh.e_phoff + i * eh.e_phentsize)) != sizeof ph) break;
-      if (ph.p_type == PT_LOAD && off >= ph.p_offset && off < ph.p_offset + ph.p_filesz) {
-        v = off - ph.p_offset + ph.p_vaddr;
+      unsigned long long from = to_va ? ph.p_offset : ph.p_vaddr, to = to_va ? ph.p_vaddr : ph.p_offset;
+      if (ph.p_type == PT_LOAD && x >= from && x < from + ph.p_filesz) {
+        y = x - from + to;
         break;
       }
     }
   }
   close(fd);
-  return v;
+  return y;
+}
+unsigned long long to_vaddr(const std::string& path, unsigned long long off) { return segment_map(path, off, true); }
+unsigned long long to_offset(const std::string& path, unsigned long long va) { return segment_map(path, va, false); }
+
+// The stack a program's own crash handler printed with glibc's backtrace_symbols_fd
+// ("prog(+0x1a2b)[0x55...]", "/lib/x/libc.so.6(func+0xe)[0x7f...]"; zstd puts a space
+// before the '['), for a run that left
+// no crash record (the program's handler took the signal).  Only frames given as a module
+// offset are kept (a symbol-relative one cannot be placed without the symbol table); a
+// module named without a directory is the program when the names match.
+std::vector<frame> printed_backtrace(const std::string& err, const std::string& prog) {
+  std::vector<frame> out;
+  std::string prog_base = prog.substr(prog.rfind('/') + 1);
+  for (const std::string& line : lines_of(err)) {
+    std::size_t lp = line.find("(+0x"), rp = line.find(")[0x");
+    if (rp == std::string::npos) rp = line.find(") [0x");  // as some programs print it
+    if (lp == std::string::npos || rp == std::string::npos || rp < lp || line.back() != ']') continue;
+    std::string mod = line.substr(0, lp);
+    if (mod.find(' ') != std::string::npos) continue;
+    if (mod.find('/') == std::string::npos) {
+      if (mod.substr(mod.rfind('/') + 1) != prog_base) continue;
+      mod = prog;
+    }
+    unsigned long long va = std::strtoull(line.c_str() + lp + 2, nullptr, 16);
+    out.push_back({mod, to_offset(mod, va)});
+  }
+  return out;
 }
 
 // Symbolise frames in batches (one addr2line per module).
@@ -208,6 +252,7 @@ struct job {
   std::string result;
   bool crash = false, hang = false;
   std::vector<frame> crash_stack;
+  std::string san_site;           // the crash site a sanitizer report names
 };
 
 pid_t start(const std::string& path, char** argv, const std::string& spec, const std::string& log,
@@ -288,6 +333,70 @@ void run_all(const std::string& path, char** argv, std::vector<job>& jobs, unsig
   if (progress && tty) std::fprintf(stderr, "\n");
 }
 
+// A number in s at i: hexadecimal after "0x" (module offsets), else decimal (lines).
+// Advances i past it; the value saturates (a longer run compares as larger).
+unsigned long long number_at(const std::string& s, std::size_t* i) {
+  bool hex = *i + 1 < s.size() && s[*i] == '0' && s[*i + 1] == 'x';
+  if (hex) *i += 2;
+  unsigned long long v = 0;
+  for (; *i < s.size(); ++*i) {
+    char c = s[*i];
+    unsigned d;
+    if (c >= '0' && c <= '9') d = static_cast<unsigned>(c - '0');
+    else if (hex && c >= 'a' && c <= 'f') d = static_cast<unsigned>(c - 'a' + 10);
+    else break;
+    unsigned long long nv = v * (hex ? 16 : 10) + d;
+    v = nv < v ? ~0ull : nv;
+  }
+  return v;
+}
+
+// The table's order: "file.c:9" before "file.c:12", "prog+0xff" before "prog+0x100"
+// (numbers by value, the rest by character), so rows follow the source.
+bool site_less(const std::string& a, const std::string& b) {
+  std::size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    bool da = a[i] >= '0' && a[i] <= '9', db = b[j] >= '0' && b[j] <= '9';
+    if (da && db) {
+      unsigned long long x = number_at(a, &i), y = number_at(b, &j);
+      if (x != y) return x < y;
+      continue;
+    }
+    if (a[i] != b[j]) return a[i] < b[j];
+    ++i;
+    ++j;
+  }
+  return a.size() - i < b.size() - j;
+}
+
+// The crash site a sanitizer report names, for a run that left no crash record (the
+// sanitizer exits without a signal, or its own handler took the signal): UBSan's
+// "FILE:LINE:COL: runtime error: ..." or the first frame of a stack ("#N 0x... in FUNC
+// FILE:LINE[:COL]") outside the system's and vmrt's libraries; "" when there is none.
+std::string sanitizer_site(const std::string& err) {
+  auto short_loc = [](std::string loc) {  // "/dir/file.c:6:8" -> "file.c:6"
+    std::size_t c2 = loc.rfind(':');
+    std::size_t c1 = c2 == std::string::npos || c2 == 0 ? std::string::npos : loc.rfind(':', c2 - 1);
+    if (c1 != std::string::npos && loc.find_first_not_of("0123456789", c1 + 1) == c2) loc.erase(c2);
+    std::size_t slash = loc.rfind('/', loc.rfind(':'));
+    return slash == std::string::npos ? loc : loc.substr(slash + 1);
+  };
+  for (const std::string& line : lines_of(err)) {
+    std::size_t re = line.find(": runtime error:");
+    if (re != std::string::npos) return short_loc(line.substr(0, re)) + " (runtime error)";
+    std::size_t hash = line.find_first_not_of(' ');
+    if (hash == std::string::npos || line[hash] != '#') continue;
+    std::size_t in = line.find(" in ", hash);
+    if (in == std::string::npos) continue;
+    std::size_t fs = in + 4, fe = line.find(' ', fs);
+    if (fe == std::string::npos) continue;
+    std::string func = line.substr(fs, fe - fs), loc = line.substr(fe + 1);
+    if (loc.empty() || loc[0] == '(' || is_system(loc) || loc.find("sanitizer") != std::string::npos) continue;
+    return short_loc(loc) + " (" + func + ")";
+  }
+  return "";
+}
+
 std::string signame(int sig) {
   const char* d = sigabbrev_np(sig);
   return d != nullptr ? std::string("SIG") + d : "signal " + std::to_string(sig);
@@ -318,7 +427,11 @@ int vmrun_fail_sweep(const std::string& path, char** argv, const sweep_options& 
   for (const record& r : recs) {
     if (r.kind != "print" || r.pid != census[0].pid) continue;
     ++calls;
-    std::string key = r.frames.empty() ? "?" : r.frames.front().path + "+" + std::to_string(r.frames.front().off);
+    // The call site: the innermost --site-depth frames (1: the return address into the
+    // caller; deeper keys tell apart the callers of a wrapper such as strdup or vasprintf).
+    std::string key = r.frames.empty() ? "?" : "";
+    for (std::size_t d = 0; d < r.frames.size() && d < opt.site_depth; ++d)
+      key += r.frames[d].path + "+" + std::to_string(r.frames[d].off) + ";";
     if (seen_site[key]) continue;
     seen_site[key] = true;
     job j;
@@ -331,6 +444,23 @@ int vmrun_fail_sweep(const std::string& path, char** argv, const sweep_options& 
   std::fprintf(stderr, "vmrun: fail-sweep: %llu calls from %zu call sites; %zu runs, %u in parallel\n", calls,
                jobs.size(), jobs.size(), par);
   if (jobs.empty()) {
+    int st = census[0].status;
+    if (census[0].timed_out || WIFSIGNALED(st) || WEXITSTATUS(st) != 0) {
+      // It failed before any allocation reached vmrt: say why (an ASan-built program, for
+      // one, brings its own allocator and refuses to run behind a preloaded one).
+      std::string err = read_text(census[0].err, 4096);
+      std::size_t nl = err.find('\n');
+      std::fprintf(stderr, "vmrun: fail-sweep: the census run failed (%s) before any malloc-family call reached vmrt: %s\n",
+                   census[0].timed_out ? "timed out" : WIFSIGNALED(st) ? signame(WTERMSIG(st)).c_str()
+                                                                       : ("exit " + std::to_string(WEXITSTATUS(st))).c_str(),
+                   err.empty() ? "(nothing on stderr)" : err.substr(0, nl).c_str());
+      if (err.find("ASan runtime does not come first") != std::string::npos)
+        std::fprintf(stderr, "vmrun: fail-sweep: AddressSanitizer has its own allocator: sweep a build without "
+                             "-fsanitize=address (UBSan builds work)\n");
+      std::string cmd = "rm -rf '" + dir + "'";
+      if (std::system(cmd.c_str()) != 0) {}
+      return 1;
+    }
     std::fprintf(stderr, "vmrun: fail-sweep: the program made no malloc-family call under vmrt\n");
     std::string cmd = "rm -rf '" + dir + "'";
     if (std::system(cmd.c_str()) != 0) {}
@@ -354,7 +484,9 @@ int vmrun_fail_sweep(const std::string& path, char** argv, const sweep_options& 
     for (const record& r : rr) {
       if (r.pid != j.pid) continue;
       if (r.kind == "inject") injected = true;
-      if (r.kind == "crash" && j.crash_stack.empty()) j.crash_stack = r.frames;
+      // The longest crash record: the engine writes the faulting instruction alone first,
+      // then the whole stack when the walk survives.
+      if (r.kind == "crash" && r.frames.size() > j.crash_stack.size()) j.crash_stack = r.frames;
     }
     std::string err = read_text(j.err, 1 << 20);
     bool sanitizer = err.find("AddressSanitizer") != std::string::npos ||
@@ -378,6 +510,8 @@ int vmrun_fail_sweep(const std::string& path, char** argv, const sweep_options& 
       j.result = "exit 0";
       ++recovered;
     }
+    if (sanitizer) j.san_site = sanitizer_site(err);
+    if (j.crash_stack.empty() && (j.crash || j.hang)) j.crash_stack = printed_backtrace(err, path);
     if (!injected) {
       j.result += " (call not reached)";
       ++unreached;
@@ -406,6 +540,7 @@ int vmrun_fail_sweep(const std::string& path, char** argv, const sweep_options& 
       const frame* c = shown_frame(j.crash_stack);
       r.crash_site = c == nullptr ? "?" : sym.name(c);
       if (c != nullptr && c != &j.crash_stack.front()) r.crash_site += " in " + sym.name(&j.crash_stack.front());
+      if (c == nullptr && !j.san_site.empty()) r.crash_site = j.san_site;
     }
     r.n = j.n;
     r.point = j.point;
@@ -413,7 +548,7 @@ int vmrun_fail_sweep(const std::string& path, char** argv, const sweep_options& 
     rows.push_back(r);
   }
   std::sort(rows.begin(), rows.end(), [](const row& a, const row& b) {
-    return a.site != b.site ? a.site < b.site : a.n < b.n;
+    return a.site != b.site ? site_less(a.site, b.site) : a.n < b.n;
   });
   std::printf("%-8s %-9s %-32s %-40s %s\n", "call#", "function", "result", "failed call site", "crash site");
   for (const row& r : rows) {

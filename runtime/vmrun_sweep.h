@@ -9,6 +9,7 @@ struct sweep_options {
   unsigned jobs = 0;       // parallel runs; 0: the cores there are
   unsigned timeout = 60;   // seconds per run
   bool keep = false;       // keep the per-run logs
+  unsigned site_depth = 1; // innermost frames that make a call site's key
 };
 
 // Run the sweep over `path` with argv (the environment, LD_PRELOAD included, is

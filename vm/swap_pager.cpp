@@ -191,9 +191,11 @@ vm_pager_result swp_get_pages(vm_object* obj, vm_page* const* pages, unsigned n,
     slot[k] = io[k] ? rec_slot(r) : 0;
     if (r != nullptr && !io[k]) ops->zero_pages(pages[k], 1);
   }
-  bool fail_read = vm_fail_armed() && vm_fail_eval(FP_PAGER_READ, std::size_t{n} * PAGE_SIZE);
+  std::uint64_t delay = 0;  // fault injection's sleep=: a slow device, slept without the VM lock
+  bool fail_read = vm_fail_armed() && vm_fail_eval(FP_PAGER_READ, std::size_t{n} * PAGE_SIZE, 0, &delay);
   bool corrupt = vm_fail_armed() && vm_fail_eval(FP_SWAP_CORRUPT, std::size_t{n} * PAGE_SIZE);
   if (may_unlock) vm_lock_release();
+  vm_fail_delay(delay);
   std::uint64_t ops_done = 0, pages_done = 0;
   for (unsigned k = 0; k < n;) {
     if (!io[k]) {
@@ -205,6 +207,20 @@ vm_pager_result swp_get_pages(vm_object* obj, vm_page* const* pages, unsigned n,
     void* bufs[kPagerMaxRun];
     for (unsigned i = k; i < j; ++i) bufs[i - k] = ops->page_address(pages[i]);
     bool ok = !fail_read && device_io(false, slot[k], bufs, j - k);
+    if (fail_read) {
+      // Fault injection: a read error is a bad block at the first page the read wanted from
+      // the device (the faulting page, vm_fault's page_in reads forward from it): its
+      // checksum is spoiled, so every later read of it fails too and the page stays
+      // unreadable (SIGBUS) until unmapped, whatever the trap backend retries; the rest of
+      // this read fails with it once and reads back intact later.
+      g_sum[slot[k]] = ~g_sum[slot[k]];
+      fail_read = false;
+      for (unsigned i = k; i < j; ++i) rtvals[i] = VM_PAGER_ERROR;
+      ++ops_done;
+      pages_done += j - k;
+      k = j;
+      continue;
+    }
     if (ok && corrupt) {
       // Fault injection: a bit flips in the slot on the device (and so in what was read):
       // every later read of the page finds it too.
@@ -250,7 +266,8 @@ void swp_put_pages(vm_object* obj, vm_page* const* pages, unsigned n, unsigned f
     rtvals[k] = VM_PAGER_OK;
   }
   // Slots: one contiguous run per run of non-zero pages, halved until the device has one.
-  bool fail_write = vm_fail_armed() && vm_fail_eval(FP_PAGER_WRITE, std::size_t{n} * PAGE_SIZE);
+  std::uint64_t delay = 0;  // fault injection's sleep=: a slow device, slept without the VM lock
+  bool fail_write = vm_fail_armed() && vm_fail_eval(FP_PAGER_WRITE, std::size_t{n} * PAGE_SIZE, 0, &delay);
   for (unsigned k = 0; k < n;) {
     if (zero[k]) {
       ++k;
@@ -274,6 +291,7 @@ void swp_put_pages(vm_object* obj, vm_page* const* pages, unsigned n, unsigned f
     k += want;
   }
   if (may_unlock) vm_lock_release();
+  vm_fail_delay(delay);
   std::uint64_t ops_done = 0;
   for (unsigned k = 0; k < n;) {
     if (!have[k]) {

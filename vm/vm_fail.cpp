@@ -11,8 +11,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <dlfcn.h>
 #include <csignal>
+#include <ucontext.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
@@ -148,14 +150,14 @@ bool parse_points(cursor& c, vm_fail_clause* cl) {
     const char* s = c.p;
     const char* e = token_end(s, ";:,+[");
     if (e == s) return c.fail(s, 1, "expected a fail point name (malloc, calloc, realloc, memalign, new, alloc, kmem, "
-                                    "frame, mmap, munmap, mprotect, mlock, pager_read, pager_write, swap_corrupt)");
+                                    "frame, mmap, munmap, mprotect, mlock, pager_read, pager_write, swap_corrupt, pageout)");
     std::size_t n = static_cast<std::size_t>(e - s);
     std::uint32_t bits = 0;
     if (word_eq(s, n, "alloc")) bits = kVmFailAllocGroup;
     for (unsigned k = 0; k < FP_COUNT && bits == 0; ++k)
       if (word_eq(s, n, kVmFailPointNames[k])) bits = 1u << k;
     if (bits == 0) return c.fail(s, n, "unknown fail point (malloc, calloc, realloc, memalign, new, alloc, kmem, frame, "
-                                       "mmap, munmap, mprotect, mlock, pager_read, pager_write, swap_corrupt)");
+                                       "mmap, munmap, mprotect, mlock, pager_read, pager_write, swap_corrupt, pageout)");
     if (cl->points & bits) return c.fail(s, n, "fail point named twice in one clause");
     cl->points |= bits;
     c.p = e;
@@ -195,8 +197,31 @@ bool parse_points(cursor& c, vm_fail_clause* cl) {
 
 enum term_bit : std::uint32_t {
   T_PROB = 1, T_SEED = 2, T_EVERY = 4, T_NTH = 8, T_AFTER = 16, T_BYTES = 32, T_TIMES = 64,
-  T_SIZE = 128, T_THREAD = 256, T_CALLER = 512, T_OBJECT = 1024, T_PRINT = 2048
+  T_SIZE = 128, T_THREAD = 256, T_CALLER = 512, T_OBJECT = 1024, T_PRINT = 2048, T_SLEEP = 4096
 };
+
+// Duration: digits with a unit ns, us, ms or s; bare digits are milliseconds (fail(9)'s
+// sleep term).  At most 60 s.
+bool parse_duration(const char* s, std::size_t n, std::uint64_t* ns) {
+  std::size_t d = 0;
+  while (d < n && s[d] >= '0' && s[d] <= '9') ++d;
+  std::uint64_t v;
+  if (!parse_u64(s, d, &v)) return false;
+  struct unit {
+    const char* name;
+    std::uint64_t ns;
+  };
+  static constexpr unit units[] = {{"", 1000000}, {"ns", 1}, {"us", 1000}, {"ms", 1000000}, {"s", 1000000000}};
+  static_assert(sizeof(units) / sizeof(units[0]) == 5);
+  for (const unit& u : units) {
+    if (!word_eq(s + d, n - d, u.name)) continue;
+    constexpr std::uint64_t kMaxNs = 60ull * 1000000000;
+    if (v > kMaxNs / u.ns || v * u.ns == 0) return false;
+    *ns = v * u.ns;
+    return true;
+  }
+  return false;
+}
 
 bool copy_name(cursor& c, const char* v, std::size_t n, char* out, const char* what) {
   if (n == 0) return c.fail(v, 1, what, " needs a name");
@@ -213,7 +238,7 @@ bool parse_term(cursor& c, vm_fail_clause* cl, std::uint32_t* seen) {
   std::size_t n = static_cast<std::size_t>(e - s);
   c.p = e;
   if (n == 0) return c.fail(s, 1, "expected a trigger term (prob=, seed=, every=, nth=, after=, bytes=, times=, size=, "
-                                  "thread=, caller=, object=, print)");
+                                  "thread=, caller=, object=, print, sleep=)");
   const char* eq = static_cast<const char*>(std::memchr(s, '=', n));
   std::size_t kn = eq != nullptr ? static_cast<std::size_t>(eq - s) : n;
   const char* v = eq != nullptr ? eq + 1 : e;
@@ -226,14 +251,15 @@ bool parse_term(cursor& c, vm_fail_clause* cl, std::uint32_t* seen) {
   static constexpr key keys[] = {
       {"prob", T_PROB, true},   {"seed", T_SEED, true},     {"every", T_EVERY, true}, {"nth", T_NTH, true},
       {"after", T_AFTER, true}, {"bytes", T_BYTES, true},   {"times", T_TIMES, true}, {"size", T_SIZE, true},
-      {"thread", T_THREAD, true}, {"caller", T_CALLER, true}, {"object", T_OBJECT, true}, {"print", T_PRINT, false}};
-  static_assert(sizeof(keys) / sizeof(keys[0]) == 12);
+      {"thread", T_THREAD, true}, {"caller", T_CALLER, true}, {"object", T_OBJECT, true}, {"print", T_PRINT, false},
+      {"sleep", T_SLEEP, true}};
+  static_assert(sizeof(keys) / sizeof(keys[0]) == 13);
   const key* k = nullptr;
   for (const key& x : keys)
     if (word_eq(s, kn, x.name)) k = &x;
   if (k == nullptr)
     return c.fail(s, kn, "unknown trigger term (prob=, seed=, every=, nth=, after=, bytes=, times=, size=, thread=, "
-                         "caller=, object=, print)");
+                         "caller=, object=, print, sleep=)");
   if (*seen & k->bit) return c.fail(s, n, "term given twice in one clause");
   *seen |= k->bit;
   if (!k->takes_value) {
@@ -300,6 +326,10 @@ bool parse_term(cursor& c, vm_fail_clause* cl, std::uint32_t* seen) {
       if (cl->ntids == 0) return c.fail(v, vn, "thread: not 'main' or a thread id");
       return true;
     }
+    case T_SLEEP:
+      if (!parse_duration(v, vn, &cl->sleep_ns))
+        return c.fail(v, vn, "sleep: not a duration from 1ns to 60s (N ms, or with a unit: 500us, 20ms, 1s)");
+      return true;
     case T_CALLER:
       return copy_name(c, v, vn, cl->caller, "caller:");
     case T_OBJECT:
@@ -331,6 +361,8 @@ bool parse_clause(cursor& c, vm_fail_clause* cl) {
   if (*c.p != '\0' && *c.p != ';') return c.fail(c.p, 1, "expected ',' between terms or ';' between clauses");
   if ((seen & T_SEED) && !(seen & T_PROB))
     return c.fail(start, static_cast<std::size_t>(c.p - start), "seed= without prob= (the seed drives the probability)");
+  if ((seen & T_SLEEP) && (seen & T_PRINT))
+    return c.fail(start, static_cast<std::size_t>(c.p - start), "sleep= and print are both actions: give one per clause");
   if (cl->nth != 0 && cl->after != 0 && cl->nth <= cl->after)
     return c.fail(start, static_cast<std::size_t>(c.p - start), "nth= at or before after=: the clause can never fire");
   return true;
@@ -351,6 +383,8 @@ std::uint32_t g_point_clauses[FP_COUNT];     // bit per clause naming the point
 std::uint32_t g_named_points;                // points any clause names
 std::atomic<std::uint64_t> g_calls[FP_COUNT];
 std::atomic<std::uint64_t> g_failures[FP_COUNT];
+std::atomic<std::uint64_t> g_delays[FP_COUNT];
+bool g_any_sleep;                            // some clause has sleep= (the summary's column)
 std::atomic<int> g_log_fd{2};
 std::atomic<bool> g_backtrace{true};
 std::atomic<int> g_logging_tid{0};           // thread writing a record (re-entry guard)
@@ -499,11 +533,15 @@ inline void log_frames(vm_out& o, const frames& f, int skip = 0) { log_frames_im
 
 // One record per injected (or printed) failure, written with a single write(2)
 // so records of several threads and processes (O_APPEND) do not interleave.
-void log_event(vm_fail_point fp, unsigned ci, std::uint64_t n, std::size_t size, int tid, bool printed) {
+const char* event_kind(const vm_fail_clause& c) { return c.print_only ? "print " : c.sleep_ns != 0 ? "delay " : "inject "; }
+
+void log_event(vm_fail_point fp, unsigned ci, std::uint64_t n, std::size_t size, int tid, const char* kind) {
   char buf[6144];
   vm_out o(buf, sizeof buf);
-  o.str("vmrt-fail: ").str(printed ? "print " : "inject ").str(kVmFailPointNames[fp]).str(" #").u(n);
-  o.str(" size=").u(size).str(" clause=").u(ci + 1).str(" tid=").i(tid).str(" pid=").i(::getpid()).str("\n");
+  o.str("vmrt-fail: ").str(kind).str(kVmFailPointNames[fp]).str(" #").u(n);
+  o.str(" size=").u(size).str(" clause=").u(ci + 1).str(" tid=").i(tid).str(" pid=").i(::getpid());
+  if (g_spec.clauses[ci].sleep_ns != 0) o.str(" sleep_us=").u(g_spec.clauses[ci].sleep_ns / 1000);
+  o.str("\n");
   if (g_backtrace.load(std::memory_order_relaxed)) {
     frames f;
     capture(&f);
@@ -516,8 +554,34 @@ void log_event(vm_fail_point fp, unsigned ci, std::uint64_t n, std::size_t size,
 // The crash record of VMRT_FAIL_CRASH=1 (vmrun --fail-sweep): the signal and the
 // stack, then the default action (SA_RESETHAND: returning re-executes the fault,
 // abort() re-raises).
-void crash_handler(int sig, siginfo_t*, void*) {
+void crash_handler(int sig, siginfo_t*, void* ucv) {
   char buf[6144];
+#if defined(__x86_64__)
+  {
+    // First a record of the faulting instruction alone, from the signal context: the
+    // stack walk below may fault itself (a smashed stack, a jump through a bad pointer:
+    // the handler is SA_RESETHAND, so that second fault ends the process unrecorded).
+    // When the instruction is in no module (a wild jump), the word at the stack pointer
+    // follows: the return address of the call that jumped.  vmrun prefers the longer record.
+    const ucontext_t* uc = static_cast<const ucontext_t*>(ucv);
+    frames pc;
+    pc.n = 0;
+    pc.ip[pc.n++] = static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]) + 1;  // symbolisers take ip - 1
+    frame_where w[2];
+    resolve_frames(pc, w);
+    if (w[0].path[0] == '\0') {
+      std::uintptr_t ret = *reinterpret_cast<const std::uintptr_t*>(uc->uc_mcontext.gregs[REG_RSP]);
+      if (ret != 0) pc.ip[pc.n++] = ret;
+    }
+    vm_out o(buf, sizeof buf);
+    o.str("vmrt-fail: crash signal=").i(sig).str(" tid=").i(current_tid()).str(" pid=").i(::getpid()).str("\n");
+    log_frames(o, pc);
+    o.str("vmrt-fail: end\n");
+    vm_write_all(g_log_fd.load(std::memory_order_relaxed), o.data(), o.len());
+  }
+#else
+  (void)ucv;
+#endif
   vm_out o(buf, sizeof buf);
   o.str("vmrt-fail: crash signal=").i(sig).str(" tid=").i(current_tid()).str(" pid=").i(::getpid()).str("\n");
   frames f;
@@ -594,7 +658,9 @@ void vm_fail_arm(const vm_fail_spec& spec) {
     g_point_clauses[p] = 0;
     g_calls[p].store(0, std::memory_order_relaxed);
     g_failures[p].store(0, std::memory_order_relaxed);
+    g_delays[p].store(0, std::memory_order_relaxed);
   }
+  g_any_sleep = false;
   for (unsigned ci = 0; ci < spec.nclauses; ++ci) {
     g_rt[ci].calls.store(0, std::memory_order_relaxed);
     g_rt[ci].bytes.store(0, std::memory_order_relaxed);
@@ -602,6 +668,7 @@ void vm_fail_arm(const vm_fail_spec& spec) {
     for (unsigned p = 0; p < FP_COUNT; ++p)
       if (spec.clauses[ci].points & (1u << p)) g_point_clauses[p] |= 1u << ci;
     g_named_points |= spec.clauses[ci].points;
+    if (spec.clauses[ci].sleep_ns != 0) g_any_sleep = true;
   }
   detail::g_vm_fail_armed.store(spec.nclauses != 0, std::memory_order_release);
 }
@@ -612,10 +679,18 @@ void vm_fail_set_log_fd(int fd) { g_log_fd.store(fd, std::memory_order_relaxed);
 void vm_fail_set_backtrace(bool on) { g_backtrace.store(on, std::memory_order_relaxed); }
 
 vm_fail_counts vm_fail_get_counts(vm_fail_point fp) {
-  return {g_calls[fp].load(std::memory_order_relaxed), g_failures[fp].load(std::memory_order_relaxed)};
+  return {g_calls[fp].load(std::memory_order_relaxed), g_failures[fp].load(std::memory_order_relaxed),
+          g_delays[fp].load(std::memory_order_relaxed)};
 }
 
-bool vm_fail_eval(vm_fail_point fp, std::size_t size, unsigned sub) {
+void vm_fail_delay(std::uint64_t ns) {
+  if (ns == 0) return;
+  timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+  while (::nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+bool vm_fail_eval(vm_fail_point fp, std::size_t size, unsigned sub, std::uint64_t* delay_ns) {
   if (!detail::g_vm_fail_armed.load(std::memory_order_acquire) || fp >= FP_COUNT) return false;
   // Re-entry from our own logging / stack walk (which should not allocate, but a
   // foreign unwinder or loader might): never fail, never count.
@@ -625,9 +700,11 @@ bool vm_fail_eval(vm_fail_point fp, std::size_t size, unsigned sub) {
     tid = current_tid();
     if (busy == tid) return false;
   }
-  g_calls[fp].fetch_add(1, std::memory_order_relaxed);
   std::uint32_t set = g_point_clauses[fp];
+  if (set == 0) return false;  // no clause names the point: nothing to count (the summary shows named points)
+  g_calls[fp].fetch_add(1, std::memory_order_relaxed);
   bool failed = false;  // every clause sees (and counts) every call
+  std::uint64_t delay = 0;
   while (set != 0) {
     unsigned ci = static_cast<unsigned>(__builtin_ctz(set));
     set &= set - 1;
@@ -646,7 +723,7 @@ bool vm_fail_eval(vm_fail_point fp, std::size_t size, unsigned sub) {
       if (tid == 0) tid = current_tid();
       int expect = 0;
       if (!g_logging_tid.compare_exchange_strong(expect, tid, std::memory_order_acq_rel)) {
-        if (expect == tid) return failed;
+        if (expect == tid) break;
         continue;  // another thread is walking its stack: treat as no match
       }
       bool m = stack_matches(c);
@@ -673,21 +750,28 @@ bool vm_fail_eval(vm_fail_point fp, std::size_t size, unsigned sub) {
     if (c.has_prob && !draw(c, ci, n)) continue;
     std::uint64_t k = rt.failures.fetch_add(1, std::memory_order_relaxed) + 1;
     if (c.times != 0 && k > c.times) continue;  // lost a race for the last one
-    if (!c.print_only) g_failures[fp].fetch_add(1, std::memory_order_relaxed);
+    if (c.sleep_ns == 0 && !c.print_only) g_failures[fp].fetch_add(1, std::memory_order_relaxed);
     if (tid == 0) tid = current_tid();
     int expect = 0;
     if (g_logging_tid.compare_exchange_strong(expect, tid, std::memory_order_acq_rel)) {
-      log_event(fp, ci, n, size, tid, c.print_only);
+      log_event(fp, ci, n, size, tid, event_kind(c));
       g_logging_tid.store(0, std::memory_order_release);
     } else {
       // Another thread is logging: write the record without a stack.
       char buf[256];
       vm_out o(buf, sizeof buf);
-      o.str("vmrt-fail: ").str(c.print_only ? "print " : "inject ").str(kVmFailPointNames[fp]).str(" #").u(n);
+      o.str("vmrt-fail: ").str(event_kind(c)).str(kVmFailPointNames[fp]).str(" #").u(n);
       o.str(" size=").u(size).str(" clause=").u(ci + 1).str(" tid=").i(tid).str("\nvmrt-fail: end\n");
       vm_write_all(g_log_fd.load(std::memory_order_relaxed), o.data(), o.len());
     }
-    if (!c.print_only) failed = true;
+    if (c.sleep_ns != 0) delay += c.sleep_ns;
+    else if (!c.print_only) failed = true;
+  }
+  // A call that fails is not delayed as well (the failure is the answer).
+  if (!failed && delay != 0) {
+    g_delays[fp].fetch_add(1, std::memory_order_relaxed);
+    if (delay_ns != nullptr) *delay_ns += delay;
+    else vm_fail_delay(delay);
   }
   return failed;
 }
@@ -696,11 +780,15 @@ void vm_fail_summary() {
   char buf[2048];
   vm_out o(buf, sizeof buf);
   o.str("vmrt-fail: summary pid=").i(::getpid()).str("\n");
-  o.str("vmrt-fail:   ").str_w("point", 14).str_r("calls", 12).str_r("failed", 10).str("\n");
+  o.str("vmrt-fail:   ").str_w("point", 14).str_r("calls", 12).str_r("failed", 10);
+  if (g_any_sleep) o.str_r("delayed", 10);
+  o.str("\n");
   for (unsigned p = 0; p < FP_COUNT; ++p) {
     if ((g_named_points & (1u << p)) == 0) continue;
     o.str("vmrt-fail:   ").str_w(kVmFailPointNames[p], 14).u(g_calls[p].load(std::memory_order_relaxed), 12);
-    o.u(g_failures[p].load(std::memory_order_relaxed), 10).str("\n");
+    o.u(g_failures[p].load(std::memory_order_relaxed), 10);
+    if (g_any_sleep) o.u(g_delays[p].load(std::memory_order_relaxed), 10);
+    o.str("\n");
   }
   vm_write_all(g_log_fd.load(std::memory_order_relaxed), o.data(), o.len());
 }

@@ -2,8 +2,8 @@
 //
 // The lowest layer of the machine, so that every layer can call it: the shim's
 // malloc family (by function), kmem (by malloc type), physical frames, the
-// vmspace mmap family, and (no callers yet) pager reads/writes and swap-slot
-// corruption.  A spec (grammar in README.md, "Fault injection"; in the spirit of
+// vmspace mmap family and the program's own munmap/mprotect/mlock, swap pager
+// reads/writes, swap-slot corruption, and the pageout daemon's passes.  A spec (grammar in README.md, "Fault injection"; in the spirit of
 // FreeBSD fail(9) and Linux fault-injection's failslab/fail_page_alloc knobs)
 // arms a list of clauses; each evaluation of a fail point walks the clauses that
 // name it and answers "fail this call".
@@ -36,15 +36,16 @@ enum vm_fail_point : std::uint8_t {
   FP_MUNMAP,         // vm_munmap
   FP_MPROTECT,       // vm_mprotect
   FP_MLOCK,          // vm_mlock
-  FP_PAGER_READ,     // pager page-in (no caller yet)
-  FP_PAGER_WRITE,    // pager page-out (no caller yet)
-  FP_SWAP_CORRUPT,   // swap-slot bit flip (no caller yet)
+  FP_PAGER_READ,     // swap pager page-in: an I/O error (the slot becomes a bad block)
+  FP_PAGER_WRITE,    // swap pager page-out (laundering): an I/O error, the pages stay dirty
+  FP_SWAP_CORRUPT,   // swap-slot bit flip, caught by the checksum on page-in
+  FP_PAGEOUT,        // a pageout daemon pass: refused (frees nothing) or delayed (sleep=)
   FP_COUNT
 };
 
 inline constexpr const char* kVmFailPointNames[] = {
     "malloc", "calloc", "realloc", "memalign", "new", "kmem", "frame",
-    "mmap", "munmap", "mprotect", "mlock", "pager_read", "pager_write", "swap_corrupt"};
+    "mmap", "munmap", "mprotect", "mlock", "pager_read", "pager_write", "swap_corrupt", "pageout"};
 static_assert(sizeof(kVmFailPointNames) / sizeof(kVmFailPointNames[0]) == FP_COUNT);
 
 // The malloc-family group "alloc" = every shim entry point.
@@ -66,6 +67,7 @@ struct vm_fail_clause {
   std::uint32_t points;       // bit per vm_fail_point
   std::uint32_t kmem_types;   // bit per kmem type; 0: every type
   bool print_only;            // "print": log the call, let it succeed (fail(9)'s print)
+  std::uint64_t sleep_ns;     // "sleep=": delay the call this long instead of failing it (0: fail)
   bool has_prob;
   std::uint64_t prob_threshold;  // fail when mix(seed, n) < threshold (prob * 2^64)
   std::uint64_t seed;
@@ -128,12 +130,20 @@ inline bool vm_fail_armed() {
 // Evaluate fail point fp for a call of `size` bytes (frames: bytes of the run;
 // kmem: `sub` is the malloc type).  Returns true: fail this call.  Call only
 // after vm_fail_armed() (it re-checks).  Lock-free; see the header comment.
-bool vm_fail_eval(vm_fail_point fp, std::size_t size, unsigned sub = 0);
+// A clause with sleep= that fires delays the call instead of failing it: the
+// engine sleeps before returning, or, when `delay_ns` is given (a caller holding
+// the VM lock), adds the delay there for the caller to sleep with
+// vm_fail_delay() once the lock is dropped.
+bool vm_fail_eval(vm_fail_point fp, std::size_t size, unsigned sub = 0, std::uint64_t* delay_ns = nullptr);
+
+// Sleep `ns` nanoseconds (0: return at once); EINTR resumes the sleep.  May sleep.
+void vm_fail_delay(std::uint64_t ns);
 
 // Per-fail-point counters since arming: calls seen while armed, failures injected.
 struct vm_fail_counts {
   std::uint64_t calls;
   std::uint64_t failures;
+  std::uint64_t delays;   // calls delayed by sleep=
 };
 vm_fail_counts vm_fail_get_counts(vm_fail_point fp);
 

@@ -9,6 +9,7 @@
 #include "vm/pmap.h"
 #include "vm/swap_pager.h"
 #include "vm/vm_lock.h"
+#include "vm/vm_fail.h"
 #include "vm/vm_object.h"
 #include "vm/vm_page.h"
 #include "vm/vm_pager.h"
@@ -233,6 +234,16 @@ void vm_pageout_daemon_loop() {
       continue;
     }
     vm_stat_inc(V_PD_WAKEUPS);
+    // Fault injection (fail point pageout): the pass delayed (sleep=), or refused: it frees
+    // nothing, dirty pages stay dirty and resident, and faults reclaim for themselves.
+    std::uint64_t delay = 0;
+    bool refused = vm_fail_armed() && vm_fail_eval(FP_PAGEOUT, 0, 0, &delay);
+    vm_fail_delay(delay);
+    if (refused) {
+      timespec ts{0, 20 * 1000 * 1000};
+      ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&g_wake), FUTEX_WAIT_PRIVATE, g_wake.load(), &ts, nullptr, 0);
+      continue;
+    }
     vm_lock_guard g;
     frame_t free_now = vm_page_free_count();
     frame_t got = free_now < g_free_target ? vm_pageout_reclaim(g_free_target - free_now, true) : 0;

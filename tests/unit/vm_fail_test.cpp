@@ -383,3 +383,280 @@ TEST_CASE("a failed frame allocation during a fault is a RESOURCE trap, under ei
   CHECK(p[6 << 20] == 2);
   vmrt_vmspace_destroy(vs);
 }
+
+// ---- sleep= and the pageout point ----
+
+TEST_CASE("sleep= delays instead of failing; the delay goes to the caller when asked") {
+  vm_fail_spec s = parse_ok("pageout:sleep=20ms,every=2;pager_write:sleep=500us;malloc:sleep=3");
+  CHECK(s.clauses[0].points == (1u << FP_PAGEOUT));
+  CHECK(s.clauses[0].sleep_ns == 20000000u);
+  CHECK(s.clauses[1].sleep_ns == 500000u);
+  CHECK(s.clauses[2].sleep_ns == 3000000u);  // bare digits: milliseconds (fail(9)'s sleep)
+  CHECK(parse_ok("malloc:sleep=1s").clauses[0].sleep_ns == 1000000000u);
+  CHECK(parse_ok("malloc:sleep=7ns").clauses[0].sleep_ns == 7u);
+  CHECK(parse_err("malloc:sleep=0").find("sleep: not a duration") != std::string::npos);
+  CHECK(parse_err("malloc:sleep=61s").find("sleep: not a duration") != std::string::npos);
+  CHECK(parse_err("malloc:sleep=5min").find("sleep: not a duration") != std::string::npos);
+  CHECK(parse_err("malloc:sleep=").find("sleep: not a duration") != std::string::npos);
+  CHECK(parse_err("malloc:sleep=1ms,print").find("both actions") != std::string::npos);
+  CHECK(parse_err("malloc:sleep").find("sleep needs a value") != std::string::npos);
+
+  vm_fail_set_log_fd(open("/dev/null", O_WRONLY));
+  vm_fail_arm(s);
+  std::uint64_t d = 0;
+  CHECK_FALSE(vm_fail_eval(FP_PAGEOUT, 0, 0, &d));
+  CHECK(d == 0);  // call 1: every=2 lets it through
+  CHECK_FALSE(vm_fail_eval(FP_PAGEOUT, 0, 0, &d));
+  CHECK(d == 20000000u);
+  CHECK_FALSE(vm_fail_eval(FP_PAGER_WRITE, 4096, 0, &d));
+  CHECK(d == 20500000u);  // added up
+  vm_fail_arm(parse_ok("malloc:nth=2;malloc:sleep=1ms"));
+  d = 0;
+  CHECK_FALSE(vm_fail_eval(FP_MALLOC, 1, 0, &d));
+  CHECK(d == 1000000u);
+  d = 0;
+  CHECK(vm_fail_eval(FP_MALLOC, 1, 0, &d));  // failed: the failure is the answer, no delay
+  CHECK(d == 0);
+  CHECK(vm_fail_get_counts(FP_MALLOC).delays == 1);
+  CHECK(vm_fail_get_counts(FP_MALLOC).failures == 1);
+  vm_fail_disarm();
+}
+
+// ---- model-based: 128 generated specs against a reference model ----
+//
+// The reference model is the README's description ("Grammar"): filters (points, kmem type,
+// size, thread) decide which calls a clause sees and number them 1, 2, 3 ...; times= stops
+// the clause after K firings, after= skips the first N, nth= only N, every= the multiples,
+// bytes= passes calls while the bytes passed fit, prob= draws; a clause with print or
+// sleep= never fails a call (sleep= delays it, unless another clause fails it); a call
+// fails when any clause fires, and every clause counts every call.  The PRNG's draw for
+// clause c's call n is taken from the engine through an oracle spec that holds the same
+// clause with only its filters and prob=/seed= (same clause index, so the same draws).
+
+namespace {
+
+struct model_clause {
+  std::uint32_t points = 0;
+  int kmem_sub = -1;  // -1: any kmem type
+  std::uint64_t size_lo = 0, size_hi = UINT64_MAX;
+  int thread = 0;     // 0 none, 1 main, 2 a thread id that is not ours
+  std::uint64_t every = 0, nth = 0, after = 0, times = 0, bytes = 0;
+  bool has_bytes = false;
+  std::string prob;  // "" none
+  std::uint64_t seed = 0;
+  bool print = false;
+  std::uint64_t sleep_us = 0;
+  // text pieces
+  std::string points_text, filters_text, triggers_text;
+  std::vector<bool> draws;  // draws[n]: prob fires on call n (from the oracle)
+};
+
+struct model_call {
+  vm_fail_point fp;
+  std::size_t size;
+  unsigned sub;
+};
+
+struct lcg {
+  std::uint64_t s;
+  unsigned next(unsigned bound) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<unsigned>((s >> 33) % bound);
+  }
+};
+
+bool sees(const model_clause& c, const model_call& k) {
+  if ((c.points & (1u << k.fp)) == 0) return false;
+  if (k.fp == FP_KMEM && c.kmem_sub >= 0 && static_cast<unsigned>(c.kmem_sub) != k.sub) return false;
+  if (k.size < c.size_lo || k.size > c.size_hi) return false;
+  if (c.thread == 2) return false;
+  return true;
+}
+
+std::string clause_text(const model_clause& c, bool oracle) {
+  std::string terms = c.filters_text;
+  auto add = [&](const std::string& t) {
+    if (t.empty()) return;
+    if (!terms.empty()) terms += ",";
+    terms += t;
+  };
+  if (oracle) {
+    add("prob=" + c.prob + ",seed=" + std::to_string(c.seed));
+  } else {
+    add(c.triggers_text);
+  }
+  return terms.empty() ? c.points_text : c.points_text + ":" + terms;
+}
+
+}  // namespace
+
+TEST_CASE("model: 128 generated specs fail exactly the calls the reference model says") {
+  vm_fail_set_log_fd(open("/dev/null", O_WRONLY));
+  vm_fail_set_backtrace(false);
+  struct point_choice {
+    const char* text;
+    std::uint32_t bits;
+    int sub;
+  };
+  const point_choice kPoints[] = {
+      {"malloc", 1u << FP_MALLOC, -1},
+      {"calloc", 1u << FP_CALLOC, -1},
+      {"alloc", kVmFailAllocGroup, -1},
+      {"malloc+new", (1u << FP_MALLOC) | (1u << FP_NEW), -1},
+      {"kmem[libc]", 1u << FP_KMEM, 5},
+      {"kmem", 1u << FP_KMEM, -1},
+      {"pageout", 1u << FP_PAGEOUT, -1},
+      {"munmap+mprotect+mlock", (1u << FP_MUNMAP) | (1u << FP_MPROTECT) | (1u << FP_MLOCK), -1},
+  };
+  const vm_fail_point kCallPoints[] = {FP_MALLOC, FP_CALLOC, FP_NEW, FP_KMEM, FP_PAGEOUT, FP_MPROTECT, FP_MLOCK};
+  const std::size_t kSizes[] = {8, 16, 32, 48, 64, 100, 200, 1000, 4096};
+  unsigned term_uses[16] = {};  // coverage: how many specs used each term
+  enum { U_PROB, U_EVERY, U_NTH, U_AFTER, U_TIMES, U_BYTES, U_SIZE, U_THREAD, U_PRINT, U_SLEEP, U_TWO, U_THREE };
+  lcg r{12345};
+  constexpr int kCalls = 400;
+  std::size_t total_fail = 0, total_delay = 0, specs_failing = 0;  // the model is not trivially "nothing"
+  for (int spec_no = 0; spec_no < 128; ++spec_no) {
+    unsigned nclauses = 1 + r.next(3);
+    if (nclauses == 2) ++term_uses[U_TWO];
+    if (nclauses == 3) ++term_uses[U_THREE];
+    std::vector<model_clause> cls(nclauses);
+    for (model_clause& c : cls) {
+      const point_choice& pc = kPoints[r.next(8)];
+      c.points = pc.bits;
+      c.kmem_sub = pc.sub;
+      c.points_text = pc.text;
+      auto filt = [&](const std::string& t) { c.filters_text += (c.filters_text.empty() ? "" : ",") + t; };
+      auto trig = [&](const std::string& t) { c.triggers_text += (c.triggers_text.empty() ? "" : ",") + t; };
+      if (r.next(3) == 0) {
+        ++term_uses[U_SIZE];
+        switch (r.next(4)) {
+          case 0: c.size_lo = 16; c.size_hi = 64; filt("size=16-64"); break;
+          case 1: c.size_lo = 100; filt("size=100-"); break;
+          case 2: c.size_hi = 32; filt("size=-32"); break;
+          default: c.size_lo = c.size_hi = 1000; filt("size=1000"); break;
+        }
+      }
+      if (r.next(6) == 0) {
+        ++term_uses[U_THREAD];
+        c.thread = 1 + r.next(2);
+        filt(c.thread == 1 ? "thread=main" : "thread=2147483646");
+      }
+      // A count term, one spec in `one_in`: field = base + a draw below `span`.
+      auto count_term = [&](unsigned one_in, unsigned use, std::uint64_t* field, std::uint64_t base, unsigned span,
+                            const char* key) {
+        if (r.next(one_in) != 0) return;
+        ++term_uses[use];
+        *field = base + r.next(span);
+        trig(std::string(key) + "=" + std::to_string(*field));
+      };
+      count_term(3, U_AFTER, &c.after, 1, 20, "after");
+      count_term(4, U_NTH, &c.nth, c.after + 1, 30, "nth");  // nth <= after is refused
+      count_term(3, U_EVERY, &c.every, 2, 4, "every");
+      count_term(3, U_TIMES, &c.times, 1, 6, "times");
+      if (r.next(4) == 0) {
+        ++term_uses[U_BYTES];
+        c.has_bytes = true;
+        c.bytes = 100 + r.next(3000);
+        trig("bytes=" + std::to_string(c.bytes));
+      }
+      if (r.next(3) == 0) {
+        ++term_uses[U_PROB];
+        const char* probs[] = {"0.3", "50%", "1", ".05"};
+        c.prob = probs[r.next(4)];
+        c.seed = r.next(1000);
+        trig("prob=" + c.prob + ",seed=" + std::to_string(c.seed));
+      }
+      unsigned action = r.next(8);
+      if (action == 0) {
+        ++term_uses[U_PRINT];
+        c.print = true;
+        trig("print");
+      } else if (action == 1) {
+        ++term_uses[U_SLEEP];
+        c.sleep_us = 1 + r.next(900);
+        trig("sleep=" + std::to_string(c.sleep_us) + "us");
+      }
+    }
+    std::string text;
+    for (const model_clause& c : cls) text += (text.empty() ? "" : ";") + clause_text(c, false);
+    std::vector<model_call> calls(kCalls);
+    for (model_call& k : calls) {
+      k.fp = kCallPoints[r.next(7)];
+      k.size = kSizes[r.next(9)];
+      k.sub = k.fp == FP_KMEM ? 5 + r.next(2) : 0;
+    }
+    // Oracle runs for the clauses with prob=.
+    for (unsigned ci = 0; ci < nclauses; ++ci) {
+      model_clause& c = cls[ci];
+      if (c.prob.empty()) continue;
+      std::string otext;
+      for (unsigned cj = 0; cj < nclauses; ++cj)
+        otext += (otext.empty() ? "" : ";") + (cj == ci ? clause_text(c, true) : std::string("madvise_never:nth=1"));
+      // The other clauses: a point no call uses, so they never fire (kept for the index).
+      for (std::size_t pos; (pos = otext.find("madvise_never")) != std::string::npos;) otext.replace(pos, 13, "swap_corrupt");
+      vm_fail_arm(parse_ok(otext.c_str()));
+      c.draws.assign(kCalls + 2, false);
+      std::uint64_t n = 0;
+      for (const model_call& k : calls) {
+        bool f = vm_fail_eval(k.fp, k.size, k.sub);
+        if (sees(c, k)) c.draws[++n] = f;
+        else REQUIRE_FALSE(f);
+      }
+      vm_fail_disarm();
+    }
+    // The model.
+    std::vector<std::uint64_t> n(nclauses, 0), used(nclauses, 0), fired(nclauses, 0);
+    std::vector<int> want_fail, want_delay_us;
+    for (const model_call& k : calls) {
+      bool fail = false;
+      std::uint64_t delay = 0;
+      for (unsigned ci = 0; ci < nclauses; ++ci) {
+        const model_clause& c = cls[ci];
+        if (!sees(c, k)) continue;
+        std::uint64_t m = ++n[ci];
+        if (c.times != 0 && fired[ci] >= c.times) continue;
+        if (c.after != 0 && m <= c.after) continue;
+        if (c.nth != 0 && m != c.nth) continue;
+        if (c.every != 0 && m % c.every != 0) continue;
+        if (c.has_bytes && used[ci] + k.size <= c.bytes) {
+          used[ci] += k.size;
+          continue;
+        }
+        if (!c.prob.empty() && !c.draws[m]) continue;
+        ++fired[ci];
+        if (c.sleep_us != 0) delay += c.sleep_us;
+        else if (!c.print) fail = true;
+      }
+      want_fail.push_back(fail);
+      want_delay_us.push_back(fail ? 0 : static_cast<int>(delay));
+    }
+    // The engine.
+    vm_fail_arm(parse_ok(text.c_str()));
+    std::vector<int> got_fail, got_delay_us;
+    for (const model_call& k : calls) {
+      std::uint64_t d = 0;
+      got_fail.push_back(vm_fail_eval(k.fp, k.size, k.sub, &d));
+      got_delay_us.push_back(static_cast<int>(d / 1000));
+    }
+    vm_fail_disarm();
+    INFO("spec #" << spec_no << ": " << text);
+    CHECK(got_fail == want_fail);
+    CHECK(got_delay_us == want_delay_us);
+    std::size_t f = 0;
+    for (int k = 0; k < kCalls; ++k) {
+      f += want_fail[k] != 0;
+      total_delay += want_delay_us[k] != 0;
+    }
+    total_fail += f;
+    specs_failing += f != 0 && f != static_cast<std::size_t>(kCalls);
+  }
+  INFO("failed calls " << total_fail << ", delayed " << total_delay << ", specs failing some calls " << specs_failing);
+  CHECK(specs_failing >= 64);
+  CHECK(total_delay >= 50);
+  vm_fail_set_backtrace(true);
+  // Every term was combined with others many times.
+  for (unsigned u = U_PROB; u <= U_THREE; ++u) {
+    INFO("term " << u);
+    CHECK(term_uses[u] >= 8);
+  }
+}

@@ -17,7 +17,13 @@
  *                        lives in the heap, and pages out with it); after the fill, N
  *                        children one after another each start a thread that uses ctype
  *                        (every new thread reads the locale data) and checks pages all
- *                        over the buffer; the parent counts bad pages and failed children */
+ *                        over the buffer; the parent counts bad pages and failed children
+ *   sigbus MB            fill, then read every page twice with a SIGBUS handler: each SIGBUS
+ *                        (a page that could not be read back, under a pager_read or
+ *                        swap_corrupt fail point) is counted with its si_code and whether
+ *                        si_addr is in the touched page, and the page is read once more: it
+ *                        must come back intact (a transient read error) or raise SIGBUS again
+ *                        (a bad slot), never read as other data (zeros).  Natively: 0 SIGBUS */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -27,6 +33,8 @@
 #include <ctype.h>
 #include <locale.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -53,6 +61,29 @@ static size_t check(const unsigned char* p, size_t pages, unsigned salt, int ran
     if (w[0] != word(i, salt) || w[511] != ~word(i, salt) || w[7] != 0) bad++;
   }
   return bad;
+}
+
+#ifndef BUS_MCEERR_AR
+#define BUS_MCEERR_AR 4
+#endif
+static sigjmp_buf bus_jb;
+static volatile int bus_code;
+static void* volatile bus_addr;
+static void on_bus(int sig, siginfo_t* si, void* uc) {
+  (void)sig, (void)uc;
+  bus_code = si->si_code;
+  bus_addr = si->si_addr;
+  siglongjmp(bus_jb, 1);
+}
+/* Read page i: 0 intact, 1 other data, 2 SIGBUS (*code, *in_page: si_addr inside page i). */
+static int read_page(const unsigned char* p, size_t i, int* code, int* in_page) {
+  if (sigsetjmp(bus_jb, 1) != 0) {
+    *code = bus_code;
+    *in_page = (const unsigned char*)bus_addr >= p + i * 4096 && (const unsigned char*)bus_addr < p + (i + 1) * 4096;
+    return 2;
+  }
+  const volatile uint64_t* w = (const volatile uint64_t*)(p + i * 4096);
+  return w[0] == word(i, 1) && w[511] == ~word(i, 1) && w[7] == 0 ? 0 : 1;
 }
 
 struct quarter {
@@ -193,6 +224,32 @@ int main(int argc, char** argv) {
     size_t bad = check(p, pages, 1, 1);
     printf("forks %d: %d children failed, %zu bad pages in the parent\n", n, failed, bad);
     return bad != 0 || failed != 0;
+  }
+  if (!strcmp(argv[1], "sigbus")) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_bus;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGBUS, &sa, NULL);
+    size_t bus = 0, mce = 0, in_page = 0, again_ok = 0, again_bus = 0, again_wrong = 0, bad = 0;
+    for (int pass = 0; pass < 2; pass++) {
+      for (size_t i = 0; i < pages; i++) {
+        int code = 0, inp = 0;
+        int r = read_page(p, i, &code, &inp);
+        if (r == 1) bad++;
+        if (r != 2) continue;
+        bus++;
+        mce += code == BUS_MCEERR_AR;
+        in_page += inp;
+        r = read_page(p, i, &code, &inp);
+        if (r == 0) again_ok++;
+        else if (r == 2) again_bus++;
+        else again_wrong++;
+      }
+    }
+    printf("sigbus %zu MB: %zu SIGBUS (%zu BUS_MCEERR_AR, %zu in the touched page); read again: %zu intact, %zu SIGBUS, "
+           "%zu other data; %zu bad pages\n", bytes >> 20, bus, mce, in_page, again_ok, again_bus, again_wrong, bad);
+    return again_wrong != 0 || bad != 0;
   }
   if (!strcmp(argv[1], "fork")) {
     fflush(stdout);
