@@ -10,7 +10,8 @@
 //          memory.limit_in_bytes with memory.memsw unlimited, or v2 memory.max), the host's
 //          swap on: the swap already configured, or a swap file made for the run (a
 //          4 x LIMIT + 64M file in --swap-dir, default /var/tmp, swapon'd only around each
-//          host run and removed at the end, also on SIGINT/SIGTERM/SIGHUP); pages in/out are
+//          host run and removed at the end, also on SIGINT/TERM/HUP/QUIT/PIPE; one that a
+//          SIGKILLed run left behind is removed by the next run); pages in/out are
 //          /proc/vmstat pswpin/pswpout deltas;
 //   vmrt   build/bin/vmrun --physmem LIMIT (vmrt's own swap device, its default); pages
 //          in/out are its "swap pager pages paged in/out" (VMRT_STATS);
@@ -248,13 +249,14 @@ cgroup_host find_cgroup() {
   return h;
 }
 
-// Makes a fresh child cgroup limited to limit bytes of memory, swap unlimited; sets
-// g_cgroup.  Returns "" or what failed.
+// Makes a fresh child cgroup limited to limit bytes of memory (0: no limit, accounting
+// only), swap unlimited; sets g_cgroup.  Returns "" or what failed.
 std::string cgroup_make(cgroup_host& h, std::uint64_t limit) {
   std::string dir = h.root + "/" + kName + "." + std::to_string(getpid()) + "." + std::to_string(++h.serial);
   if (mkdir(dir.c_str(), 0755) != 0) return "mkdir " + dir + ": " + std::strerror(errno);
   std::snprintf(g_cgroup, sizeof g_cgroup, "%s", dir.c_str());
   std::string lim = std::to_string(limit);
+  if (limit == 0) return std::string();
   if (h.version == cg_version::v1) {
     // memsw (memory + swap) first: it must never be below the memory limit.
     if (exists(dir + "/memory.memsw.limit_in_bytes") && !write_file((dir + "/memory.memsw.limit_in_bytes").c_str(), "-1"))
@@ -436,12 +438,14 @@ struct run_result {
   double ms = NAN;
   long long pagein = -1, pageout = -1;            // the side's own counters
   long long host_pagein = -1, host_pageout = -1;  // /proc/vmstat deltas (cgroup runs)
+  double peak_mb = NAN;                           // the cgroup's peak charge (cgroup runs)
 };
 
 struct config {
   std::uint64_t limit = 64 * kMiB;
   int reps = 3;
   bool quick = false, vmrt_cg = false, no_host = false;
+  bool account = false;  // vmrt's runs in an unlimited cgroup (their peak host charge)
   std::string ratios = "0.75,2,4", modes = "seq,random", swap_dir = "/var/tmp", trap;
   int timeout_s = 600;
   std::string workload, vmrun;
@@ -481,7 +485,10 @@ void parse_workload(const std::string& out, run_result& r) {
 run_result run_one(const config& c, cgroup_host& cg, const swap_host& sw, side sd, const std::string& mode,
                    std::uint64_t mb) {
   run_result r;
-  bool in_cgroup = sd != side::vmrt;
+  // Limited: the host's and vmrt-cg's runs.  vmrt's own runs go in a cgroup without a limit
+  // when the host side is on, to measure what the host charges them.
+  bool limited = sd != side::vmrt;
+  bool in_cgroup = limited || c.account;
   std::vector<std::string> argv;
   if (sd != side::host) {
     argv = {c.vmrun, "--physmem", std::to_string(c.limit / kMiB) + "M"};
@@ -490,14 +497,14 @@ run_result run_one(const config& c, cgroup_host& cg, const swap_host& sw, side s
   }
   for (const std::string& a : workload_args(c, mode, mb)) argv.push_back(a);
   if (in_cgroup) {
-    std::string e = cgroup_make(cg, c.limit);
+    std::string e = cgroup_make(cg, limited ? c.limit : 0);
     if (!e.empty()) {
       r.error = "cgroup: " + e;
       if (g_cgroup[0] != 0) cgroup_remove(g_cgroup);
       g_cgroup[0] = 0;
       return r;
     }
-    if (!swap_set(sw, true)) {
+    if (limited && !swap_set(sw, true)) {
       r.error = std::string("swapon: ") + std::strerror(errno);
       cgroup_remove(g_cgroup);
       g_cgroup[0] = 0;
@@ -527,11 +534,14 @@ run_result run_one(const config& c, cgroup_host& cg, const swap_host& sw, side s
   std::string vmstat1 = read_text("/proc/vmstat");
   long long ooms = in_cgroup ? cgroup_oom_kills() : 0;
   if (in_cgroup) {
+    std::string d = g_cgroup;
+    std::string peak = read_text(d + (cg.version == cg_version::v1 ? "/memory.max_usage_in_bytes" : "/memory.peak"));
+    if (!peak.empty()) r.peak_mb = double(std::atoll(peak.c_str())) / double(kMiB);
     cgroup_remove(g_cgroup);
     g_cgroup[0] = 0;
-    if (!swap_set(sw, false)) std::fprintf(stderr, "%s: swapoff %s: %s\n", kProg, g_swapfile, std::strerror(errno));
+    if (limited && !swap_set(sw, false)) std::fprintf(stderr, "%s: swapoff %s: %s\n", kProg, g_swapfile, std::strerror(errno));
   }
-  if (in_cgroup) {
+  if (limited) {
     r.host_pagein = keyed(vmstat1, "pswpin") - keyed(vmstat0, "pswpin");
     r.host_pageout = keyed(vmstat1, "pswpout") - keyed(vmstat0, "pswpout");
   }
@@ -659,7 +669,7 @@ int main(int argc, char** argv) {
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
-  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) sigaction(s, &sa, nullptr);
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE}) sigaction(s, &sa, nullptr);
   std::atexit(cleanup);
 
   // The host side: a memory cgroup and swap.
@@ -688,6 +698,7 @@ int main(int argc, char** argv) {
     std::printf("SKIP host comparison: %s\n", skip.c_str());
   std::fflush(stdout);
 
+  c.account = skip.empty();
   std::vector<side> sides;
   if (skip.empty()) sides.push_back(side::host);
   sides.push_back(side::vmrt);
@@ -710,7 +721,8 @@ int main(int argc, char** argv) {
         std::printf("  rep %d %-6s r=%-5s %4llu MB %-7s %s", rep + 1, p.mode.c_str(), ratio_label(p.ratio).c_str(),
                     (unsigned long long)p.mb, kSideName[int(sd)], r.ok ? "" : "FAILED: ");
         if (r.ok)
-          std::printf("%9.1f ms  in %lld out %lld  checksum %s\n", r.ms, r.pagein, r.pageout, r.checksum.c_str());
+          std::printf("%9.1f ms  in %lld out %lld  checksum %s%s\n", r.ms, r.pagein, r.pageout, r.checksum.c_str(),
+                      std::isnan(r.peak_mb) ? "" : ("  cgroup peak " + fmt(r.peak_mb, "%.1f") + " MiB").c_str());
         else
           std::printf("%s\n", r.error.c_str());
         std::fflush(stdout);
@@ -738,10 +750,11 @@ int main(int argc, char** argv) {
   bool host = skip.empty();
   if (host) std::printf("host OOM kills retried: %d\n", oom_retries);
   std::printf("\nmedians of %d rep(s); time = the workload's own (malloc to last check); pages in/out: host = "
-              "/proc/vmstat pswpin/pswpout, vmrt = its swap pager's\n",
-              c.reps);
+              "/proc/vmstat pswpin/pswpout, vmrt = its swap pager's%s\n",
+              c.reps, host ? "; vmrt peak = the host's peak charge for the vmrt process (MiB, unlimited cgroup)" : "");
   std::printf("%-6s %5s %6s | %10s %10s %9s | %9s %9s | %9s %9s", "mode", "W/L", "W MB", "host ms", "vmrt ms",
               "host/vmrt", "host in", "host out", "vmrt in", "vmrt out");
+  if (host) std::printf(" | %9s", "vmrt peak");
   if (c.vmrt_cg && host) std::printf(" | %10s %9s %9s", "vmrt-cg ms", "cg sw in", "cg sw out");
   std::printf("\n");
   for (const point& p : points) {
@@ -761,6 +774,7 @@ int main(int argc, char** argv) {
                 fmt(hm / vm, "%.2fx").c_str(), fmt(hin, "%.0f").c_str(), fmt(hout, "%.0f").c_str(),
                 fmt(vin, "%.0f").c_str(), fmt(vout, "%.0f").c_str());
     double cm = NAN, cin = NAN, cout = NAN;
+    if (host) std::printf(" | %9s", fmt(med(get(side::vmrt), [](const run_result& r) { return r.peak_mb; }), "%.1f").c_str());
     if (c.vmrt_cg && host) {
       cm = med(get(side::vmrt_cg), [](const run_result& r) { return r.ms; });
       cin = med(get(side::vmrt_cg), [](const run_result& r) { return r.host_pagein; });
@@ -785,6 +799,7 @@ int main(int argc, char** argv) {
     if (host) bench::print_metric(n + "_host_pageout", med(get(side::host), [](const run_result& r) { return r.pageout; }));
     bench::print_metric(n + "_vmrt_pagein", med(get(side::vmrt), [](const run_result& r) { return r.pagein; }));
     bench::print_metric(n + "_vmrt_pageout", med(get(side::vmrt), [](const run_result& r) { return r.pageout; }));
+    if (host) bench::print_metric(n + "_vmrt_peak_mb", med(get(side::vmrt), [](const run_result& r) { return r.peak_mb; }));
     if (c.vmrt_cg && host) {
       bench::print_metric(n + "_vmrtcg_ms", med(get(side::vmrt_cg), [](const run_result& r) { return r.ms; }));
       bench::print_metric(n + "_vmrtcg_host_pageout",
