@@ -127,17 +127,6 @@ void on_signal(int sig) {
 
 // ---- small file helpers (driver side) ----
 
-std::string read_text(const std::string& path) {
-  std::string s;
-  FILE* f = std::fopen(path.c_str(), "r");
-  if (f == nullptr) return s;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) s.append(buf, n);
-  std::fclose(f);
-  return s;
-}
-
 bool exists(const std::string& path) { return access(path.c_str(), F_OK) == 0; }
 
 // The value after "key " at the start of a line of text (memory.stat, /proc/vmstat); -1.
@@ -185,18 +174,6 @@ bool parse_size(const char* s, std::uint64_t* out) {
   return true;
 }
 
-std::vector<std::string> split(const std::string& list) {
-  std::vector<std::string> v;
-  size_t i = 0;
-  while (i <= list.size()) {
-    size_t j = list.find(',', i);
-    if (j == std::string::npos) j = list.size();
-    if (j > i) v.push_back(list.substr(i, j - i));
-    i = j + 1;
-  }
-  return v;
-}
-
 // ---- the host's memory cgroup ----
 
 enum class cg_version { none, v1, v2 };
@@ -212,7 +189,7 @@ struct cgroup_host {
 // mount whose root delegates memory (we never change which controllers the root enables).
 cgroup_host find_cgroup() {
   cgroup_host h;
-  std::string mounts = read_text("/proc/mounts");
+  std::string mounts = bench::read_file("/proc/mounts");
   std::string v1, v2;
   size_t at = 0;
   while (at < mounts.size()) {
@@ -236,7 +213,7 @@ cgroup_host find_cgroup() {
     return h;
   }
   if (!v2.empty()) {
-    std::string sub = read_text(v2 + "/cgroup.subtree_control");
+    std::string sub = bench::read_file(v2 + "/cgroup.subtree_control");
     if (sub.find("memory") != std::string::npos && access((v2 + "/cgroup.procs").c_str(), W_OK) == 0) {
       h.version = cg_version::v2;
       h.root = v2;
@@ -274,9 +251,9 @@ std::string cgroup_make(cgroup_host& h, std::uint64_t limit) {
 long long cgroup_oom_kills() {
   if (g_cgroup[0] == 0) return 0;
   std::string d = g_cgroup;
-  std::string t = read_text(d + "/memory.oom_control");
+  std::string t = bench::read_file(d + "/memory.oom_control");
   long long v = keyed(t, "oom_kill");
-  if (v < 0) v = keyed(read_text(d + "/memory.events"), "oom_kill");
+  if (v < 0) v = keyed(bench::read_file(d + "/memory.events"), "oom_kill");
   return v < 0 ? 0 : v;
 }
 
@@ -292,7 +269,7 @@ struct swap_host {
 // Lines of /proc/swaps after the header.
 std::vector<std::string> swaps_listed() {
   std::vector<std::string> v;
-  std::string t = read_text("/proc/swaps");
+  std::string t = bench::read_file("/proc/swaps");
   size_t at = t.find('\n');
   while (at != std::string::npos && at + 1 < t.size()) {
     size_t e = t.find('\n', at + 1);
@@ -511,7 +488,7 @@ run_result run_one(const config& c, cgroup_host& cg, const swap_host& sw, side s
       return r;
     }
   }
-  std::string vmstat0 = read_text("/proc/vmstat");
+  std::string vmstat0 = bench::read_file("/proc/vmstat");
   const char* procs_path = nullptr;
   std::string procs = std::string(g_cgroup) + "/cgroup.procs";
   if (in_cgroup) procs_path = procs.c_str();
@@ -531,11 +508,11 @@ run_result run_one(const config& c, cgroup_host& cg, const swap_host& sw, side s
         }
       },
       c.timeout_s);
-  std::string vmstat1 = read_text("/proc/vmstat");
+  std::string vmstat1 = bench::read_file("/proc/vmstat");
   long long ooms = in_cgroup ? cgroup_oom_kills() : 0;
   if (in_cgroup) {
     std::string d = g_cgroup;
-    std::string peak = read_text(d + (cg.version == cg_version::v1 ? "/memory.max_usage_in_bytes" : "/memory.peak"));
+    std::string peak = bench::read_file(d + (cg.version == cg_version::v1 ? "/memory.max_usage_in_bytes" : "/memory.peak"));
     if (!peak.empty()) r.peak_mb = double(std::atoll(peak.c_str())) / double(kMiB);
     cgroup_remove(g_cgroup);
     g_cgroup[0] = 0;
@@ -653,12 +630,12 @@ int main(int argc, char** argv) {
     }
 
   std::vector<point> points;
-  for (const std::string& m : split(c.modes)) {
+  for (const std::string& m : bench::split_list(c.modes)) {
     if (m != "seq" && m != "random") {
       std::fprintf(stderr, "%s: unknown mode %s\n", kProg, m.c_str());
       return kExitUsage;
     }
-    for (const std::string& rs : split(c.ratios)) {
+    for (const std::string& rs : bench::split_list(c.ratios)) {
       double r = std::atof(rs.c_str());
       if (r <= 0) return usage(), kExitUsage;
       std::uint64_t mb = std::uint64_t(r * double(c.limit / kMiB) + 0.5);
