@@ -17,14 +17,17 @@
 //          in/out are its "swap pager pages paged in/out" (VMRT_STATS);
 //   vmrt-cg (--vmrt-cgroup) vmrun as above inside the same kind of cgroup: the host then
 //          charges vmrt for its frames, its metadata and its swap file's page cache; the
-//          host's pswpin/pswpout show whether vmrt's memory fit.
+//          host's pswpin/pswpout show whether vmrt's memory fit.  --physmem is the frame
+//          pool alone, so a pool as large as the cgroup does not fit in it (the host must
+//          swap vmrt's frames); --vmrt-cg-physmem SIZE gives these runs a smaller pool.
 // Reps are interleaved (every point of rep 1, then rep 2, ...; host and vmrt alternate who
 // goes first).  The table shows medians of the workload's own time (malloc to last check,
 // not the program's start-up); host/vmrt > 1 means vmrt was faster.  Every run of a point,
 // host or vmrt, must print the same checksum with no bad page, or the exit status is 1.
 //
 //   paging_bench [--quick] [--limit SIZE] [--reps N] [--ratios LIST] [--modes LIST]
-//                [--vmrt-cgroup] [--no-host] [--swap-dir DIR] [--timeout SEC] [--trap MODE]
+//                [--vmrt-cgroup] [--vmrt-cg-physmem SIZE] [--no-host] [--swap-dir DIR]
+//                [--timeout SEC] [--trap MODE]
 // --quick: 1 rep, LIMIT 16M unless given, 2 passes, 1 x pages touches (a smoke run, < 60 s).
 // The host's memory cgroup (v1 at least) sometimes OOM-kills a process that is swapping
 // hard rather than wait for reclaim: such a host run is retried (up to twice) and counted
@@ -420,6 +423,7 @@ struct run_result {
 
 struct config {
   std::uint64_t limit = 64 * kMiB;
+  std::uint64_t cg_physmem = 0;  // vmrt-cg's --physmem (0: the limit)
   int reps = 3;
   bool quick = false, vmrt_cg = false, no_host = false;
   bool account = false;  // vmrt's runs in an unlimited cgroup (their peak host charge)
@@ -468,7 +472,8 @@ run_result run_one(const config& c, cgroup_host& cg, const swap_host& sw, side s
   bool in_cgroup = limited || c.account;
   std::vector<std::string> argv;
   if (sd != side::host) {
-    argv = {c.vmrun, "--physmem", std::to_string(c.limit / kMiB) + "M"};
+    std::uint64_t physmem = sd == side::vmrt_cg && c.cg_physmem != 0 ? c.cg_physmem : c.limit;
+    argv = {c.vmrun, "--physmem", std::to_string(physmem / kMiB) + "M"};
     if (!c.trap.empty()) argv.insert(argv.end(), {"--trap", c.trap});
     argv.push_back("--");
   }
@@ -575,7 +580,8 @@ std::string fmt(double v, const char* f) {
 void usage() {
   std::fprintf(stderr,
                "usage: paging_bench [--quick] [--limit SIZE] [--reps N] [--ratios LIST] [--modes seq,random]\n"
-               "                    [--vmrt-cgroup] [--no-host] [--swap-dir DIR] [--timeout SEC] [--trap MODE]\n");
+               "                    [--vmrt-cgroup] [--vmrt-cg-physmem SIZE] [--no-host] [--swap-dir DIR]\n"
+               "                    [--timeout SEC] [--trap MODE]\n");
 }
 
 }  // namespace
@@ -597,6 +603,9 @@ int main(int argc, char** argv) {
     } else if (a == "--modes") {
       c.modes = bench::option_value(argc, argv, i, kProg);
     } else if (a == "--vmrt-cgroup") {
+      c.vmrt_cg = true;
+    } else if (a == "--vmrt-cg-physmem") {
+      if (!parse_size(bench::option_value(argc, argv, i, kProg), &c.cg_physmem)) return usage(), kExitUsage;
       c.vmrt_cg = true;
     } else if (a == "--no-host") {
       c.no_host = true;
@@ -673,6 +682,10 @@ int main(int argc, char** argv) {
                 sw.what.c_str());
   else
     std::printf("SKIP host comparison: %s\n", skip.c_str());
+  if (skip.empty() && c.vmrt_cg)
+    std::printf("vmrt-cg: vmrun --physmem %lluM in a cgroup limited to %llu MiB\n",
+                (unsigned long long)((c.cg_physmem != 0 ? c.cg_physmem : c.limit) / kMiB),
+                (unsigned long long)(c.limit / kMiB));
   std::fflush(stdout);
 
   c.account = skip.empty();
