@@ -171,17 +171,6 @@ void prepare_plain() {
   unsetenv("VMRT_STATS_FD");
 }
 
-std::string read_file(const std::string& path) {
-  std::string s;
-  FILE* f = std::fopen(path.c_str(), "r");
-  if (!f) return s;
-  char buf[8192];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) s.append(buf, n);
-  std::fclose(f);
-  return s;
-}
-
 bool write_file(const std::string& path, const std::string& s) {
   FILE* f = std::fopen(path.c_str(), "w");
   if (!f) return false;
@@ -216,7 +205,7 @@ double size_kb(const std::string& s) {
 // The vmstat -m summary of the last report in a VMRT_STATS file: summed HighUse and
 // Requests over the malloc types, the totals' free bytes, kmem's large-block line.
 void summarize_vmstat(const std::string& path, run_result& r) {
-  std::string s = read_file(path);
+  std::string s = bench::read_file(path);
   size_t at = s.rfind("==== vmrt statistics");
   if (at == std::string::npos) {
     r.vmstat = "no report";
@@ -411,7 +400,7 @@ bool wait_listening(const server& s, const std::string& sock) {
 }
 
 std::string log_tail(const std::string& log) {
-  std::string s = read_file(log);
+  std::string s = bench::read_file(log);
   if (s.size() > 300) s = s.substr(s.size() - 300);
   for (char& c : s)
     if (c == '\n') c = ' ';

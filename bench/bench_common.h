@@ -70,6 +70,31 @@ inline bool in_list(const std::string& list, const std::string& name) {
   return false;
 }
 
+// The items of a comma-separated list, empty items dropped.
+inline std::vector<std::string> split_list(const std::string& list) {
+  std::vector<std::string> v;
+  size_t i = 0;
+  while (i <= list.size()) {
+    size_t j = list.find(',', i);
+    if (j == std::string::npos) j = list.size();
+    if (j > i) v.push_back(list.substr(i, j - i));
+    i = j + 1;
+  }
+  return v;
+}
+
+// The whole content of a file ("" when it cannot be read).
+inline std::string read_file(const std::string& path) {
+  std::string s;
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (f == nullptr) return s;
+  char buf[8192];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) s.append(buf, n);
+  std::fclose(f);
+  return s;
+}
+
 // What a worker process left behind.
 struct child_run {
   std::string out;          // everything it wrote to stdout

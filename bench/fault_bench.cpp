@@ -608,15 +608,8 @@ int main(int argc, char** argv) {
   // Workers: auto first (tells us the default backend), then the other backend.
   std::vector<std::string> plan;
   if (host_only) plan.push_back("host");
-  else if (!backends.empty()) {
-    size_t i = 0;
-    while (i <= backends.size()) {
-      size_t j = backends.find(',', i);
-      if (j == std::string::npos) j = backends.size();
-      if (j > i) plan.push_back(backends.substr(i, j - i));
-      i = j + 1;
-    }
-  } else plan.push_back("auto");
+  else if (!backends.empty()) plan = bench::split_list(backends);
+  else plan.push_back("auto");
 
   std::string default_backend;
   std::map<std::string, worker_out> by_backend;  // by actual backend name
