@@ -20,6 +20,7 @@
 #include "vm/pmap.h"
 #include "vm/vm_assert.h"
 #include "vm/vm_fail.h"
+#include "vm/vm_heap.h"
 #include "vm/vm_lock.h"
 #include "vm/vm_map.h"
 #include "vm/vm_stats.h"
@@ -80,12 +81,29 @@ bool has_host_memory(vaddr_t s, vaddr_t e) {
   return false;
 }
 
-// Drop [s, e) of the area: entries (pageable pages and their swap copies with them) and
-// host memory.  => VM lock held.
+// The bytes of [s, e) whose entries are charged to the commit.  => VM lock held.
+vsize_t charged_bytes(vaddr_t s, vaddr_t e) {
+  vsize_t n = 0;
+  vm_map_entry* ent;
+  if (!vm_map_lookup_entry(g_map, s, &ent)) ent = ent->next;
+  for (; !vm_map_is_end(g_map, ent) && ent->start < e; ent = ent->next)
+    if ((ent->eflags & MAP_ENTRY_CHARGED) != 0) n += (ent->end < e ? ent->end : e) - (ent->start > s ? ent->start : s);
+  return n;
+}
+
+// vm_map_delete of [s, e), giving its charge back.  => VM lock held.
+void delete_locked(vaddr_t s, vaddr_t e) {
+  vsize_t c = charged_bytes(s, e);
+  vm_map_delete(g_map, s, e);
+  if (c != 0) vm_commit_uncharge(c);
+}
+
+// Drop [s, e) of the area: entries (pageable pages and their swap copies with them, their
+// commit charge) and host memory.  => VM lock held.
 void remove_locked(vaddr_t s, vaddr_t e) {
   if (s >= e) return;
   bool host = has_host_memory(s, e);
-  vm_map_delete(g_map, s, e);
+  delete_locked(s, e);
   if (host) pmap_machine_ops()->host_unmap(g_map->pm, s, e);
 }
 
@@ -104,7 +122,7 @@ void remove_paged_locked(vaddr_t s, vaddr_t e) {
       continue;
     }
     vaddr_t y = ent->end < e ? ent->end : e;
-    if (vm_backed(ent)) vm_map_delete(g_map, x, y);
+    if (vm_backed(ent)) delete_locked(x, y);
     x = y;
   }
 }
@@ -121,9 +139,16 @@ bool paged_anon() {
 // (the first fault makes one; pages are zero-filled on first touch with fault-around, paged
 // out and in like the heap's), and the reservation that sends its faults to vm_fault.
 //  => VM lock held.
+// Writable memory is charged to the commit first (strict, as Linux's overcommit_memory=2:
+// the program's mmap fails with ENOMEM rather than a later touch finding neither a frame
+// nor a swap slot); KERN_RESOURCE_SHORTAGE when it does not fit.
 kern_return_t insert_paged_locked(vaddr_t s, vaddr_t e, vm_prot_t prot, vm_inherit_t inh) {
-  kern_return_t kr = vm_map_insert(g_map, nullptr, 0, s, e, prot, VM_PROT_ALL, MAP_ENTRY_COW | MAP_ENTRY_ZERO_SINGLE, inh);
+  bool charge = (prot & VM_PROT_WRITE) != 0;
+  if (charge && vm_commit_charge(e - s) != KERN_SUCCESS) return KERN_RESOURCE_SHORTAGE;
+  auto ef = static_cast<std::uint16_t>(MAP_ENTRY_COW | MAP_ENTRY_ZERO_SINGLE | (charge ? MAP_ENTRY_CHARGED : 0));
+  kern_return_t kr = vm_map_insert(g_map, nullptr, 0, s, e, prot, VM_PROT_ALL, ef, inh);
   if (kr == KERN_SUCCESS) pmap_reserve(g_map->pm, s, e, prot);
+  else if (charge) vm_commit_uncharge(e - s);
   return kr;
 }
 
@@ -333,7 +358,7 @@ mm_route mm_mmap(void* addr, std::size_t len, int prot, int flags, int fd, off_t
     // MAP_FIXED replaces; host_map below replaces the host side (pageable memory: the old
     // host memory goes here).
     if (paged) remove_locked(a, a + n);
-    else vm_map_delete(g_map, a, a + n);
+    else delete_locked(a, a + n);
   } else {
     // A hint inside the area is taken when free (Linux takes a free hint); else first fit.
     vaddr_t h = a & ~static_cast<vaddr_t>(PAGE_MASK);
@@ -417,8 +442,16 @@ mm_route mm_mprotect(void* addr, std::size_t len, int prot, mm_answer* out) {
   // refusal stays changed, as in Linux).
   bool whole = walk(a, a + n, [&](vaddr_t s, vaddr_t e, vm_map_entry* ent) {
     if (vm_backed(ent)) {
+      // Made writable: charged now (Linux charges a private mapping when it becomes
+      // writable, and keeps the charge when it stops being so).
+      bool charge = (vp & VM_PROT_WRITE) != 0 && (ent->eflags & MAP_ENTRY_CHARGED) == 0;
+      if (charge && vm_commit_charge(e - s) != KERN_SUCCESS) {
+        err = ENOMEM;
+        return false;
+      }
       vm_map_clip_start(g_map, ent, s);
       vm_map_clip_end(g_map, ent, e);
+      if (charge) ent->eflags |= MAP_ENTRY_CHARGED;
       vm_map_entry_protect(g_map, ent, vp);
       return true;
     }
@@ -553,10 +586,10 @@ void mm_fork_child() {
     if (!vm_backed(ent)) {
       resync_unmapped(s, e);
     } else if (ent->inheritance == VM_INHERIT_NONE) {
-      vm_map_delete(g_map, s, e);
+      delete_locked(s, e);
     } else if (ent->inheritance == VM_INHERIT_ZERO) {  // MADV_WIPEONFORK: fresh memory
       vm_prot_t prot = ent->protection;
-      vm_map_delete(g_map, s, e);
+      delete_locked(s, e);
       (void)insert_paged_locked(s, e, prot, VM_INHERIT_ZERO);
     }
     if (!vm_map_lookup_entry(g_map, e, &ent)) ent = ent->next;
@@ -743,7 +776,7 @@ static mm_route paged_move(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn, bool 
   walk(o, o + on, [&](vaddr_t, vaddr_t, vm_map_entry* ent) { return !(wired = ent->wired_count != 0); });
   if (nn > on && insert_paged_locked(dst + on, dst + nn, last_prot, last_inh) != KERN_SUCCESS) return fail(out, ENOMEM);
   if (vm_map_move(g_map, o, dst, on) != KERN_SUCCESS) {
-    vm_map_delete(g_map, dst + on, dst + nn);
+    delete_locked(dst + on, dst + nn);
     return fail(out, ENOMEM);
   }
   if (dontunmap) (void)insert_paged_locked(o, o + on, last_prot, last_inh);

@@ -30,6 +30,7 @@ vaddr_t g_base, g_end;        // [constant after init]
 vm_map* g_dirty = nullptr;    // freed ranges not yet discarded, no pmap [VM lock]
 vsize_t g_dirty_bytes;        // their size (an upper bound of the host memory they hold) [VM lock]
 vsize_t g_allocated;          // bytes in allocated ranges [VM lock]
+vsize_t g_charged_maps;       // bytes of the program's pageable mmaps charged (vm_commit_charge) [VM lock]
 
 // Freed ranges keep their host memory until this much has been freed (jemalloc's dirty
 // pages): a range handed out again soon (first fit reuses the holes a program just freed)
@@ -202,6 +203,26 @@ vm_pindex_t commit_limit() {
   return frames + si.slots;
 }
 
+}  // namespace
+
+kern_return_t vm_commit_charge(vsize_t bytes) {
+  VM_LOCK_ASSERT();
+  if (atop(g_allocated + g_charged_maps + bytes) > commit_limit()) {
+    vm_stat_inc(V_HEAP_PHYSMEM_REFUSED);
+    return KERN_RESOURCE_SHORTAGE;
+  }
+  g_charged_maps += bytes;
+  return KERN_SUCCESS;
+}
+
+void vm_commit_uncharge(vsize_t bytes) {
+  VM_LOCK_ASSERT();
+  VMRT_ASSERT(bytes <= g_charged_maps);
+  g_charged_maps -= bytes;
+}
+
+namespace {
+
 // PAGED: move the pages of [from, from + len) to [to, to + len) (which holds none) without
 // copying: resident pages are renamed, stored copies move in the pager.  The old addresses'
 // mappings go; the new ones fault the pages in lazily.  => VM lock held.
@@ -271,7 +292,7 @@ kern_return_t take_locked(vaddr_t s, vaddr_t e) {
   // PAGED: what is handed out must fit in physical memory plus swap (strict commit, as
   // Linux's overcommit_memory=2): malloc fails with ENOMEM rather than a later touch
   // finding neither a frame nor a swap slot.
-  if (paged() && atop(g_allocated + (e - s)) > commit_limit()) {
+  if (paged() && atop(g_allocated + g_charged_maps + (e - s)) > commit_limit()) {
     vm_stat_inc(V_HEAP_PHYSMEM_REFUSED);
     return KERN_RESOURCE_SHORTAGE;
   }

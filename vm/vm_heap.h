@@ -65,6 +65,14 @@ vm_heap_backing vm_heap_get_backing();
 // >= PAGE_SIZE).  Reads as zeros.  KERN_NO_SPACE when the arena has no such range,
 // KERN_RESOURCE_SHORTAGE when out of frames or range records.
 kern_return_t vm_heap_alloc(vsize_t size, vsize_t align, vaddr_t* out);
+
+// Strict commit shared with the program's pageable mmaps (a private writable mapping is
+// charged when made, as Linux's overcommit_memory=2 charges it): the paged heap's ranges
+// plus what is charged here never exceed physical memory plus swap.
+//  => VM lock held.  vm_commit_charge: KERN_RESOURCE_SHORTAGE (nothing charged) when the
+//     bytes do not fit.
+kern_return_t vm_commit_charge(vsize_t bytes);
+void vm_commit_uncharge(vsize_t bytes);
 // Grow the range [addr, addr + oldsize) to newsize in place when the arena is free after
 // it; else move it: a new range (at the start of a free slot four times its size, in the
 // upper half of the arena, so that it can keep growing in place), the old one's contents

@@ -38,6 +38,8 @@ enum vm_map_entry_flags : std::uint16_t {
   MAP_ENTRY_ZERO_SINGLE = 0x0080, // a zero-fill fault takes only its page, as Linux's
                                   // anonymous faults do (the program's own mmaps: what is
                                   // resident is what was touched, mincore says the same)
+  MAP_ENTRY_CHARGED = 0x0100,     // its size is charged to the commit (vm_commit_charge):
+                                  // a writable private mapping of the program's
 };
 
 struct vm_map_entry {
