@@ -129,6 +129,7 @@ struct call_ctx {
   void* import_ra;    // the guest's return address into the guest libc import running
   void* caller;       // a fault in host code called by the guest: the guest's call site
   int access;         // a memory fault's access: PROT_READ, PROT_WRITE, PROT_EXEC; 0: none
+  std::uintptr_t trap_sp;  // a trap on the guest stack: the stack pointer there; 0: none
   bool timed_out;     // the time limit passed while host code ran: trap at the next guest pc
   volatile bool active;
 };

@@ -207,6 +207,7 @@ void on_signal(int sig, siginfo_t* si, void* ucv) {
   // The page-fault error code (x86 PF_WRITE = 2, PF_INSTR = 16) says which access faulted.
   c->access = (sig == SIGSEGV || sig == SIGBUS) ? ((err & 16) != 0 ? PROT_EXEC : (err & 2) != 0 ? PROT_WRITE : PROT_READ) : 0;
   c->caller = nullptr;
+  c->trap_sp = sp >= g->guard_lo && sp < g->stack_hi ? (sp < g->stack_lo ? g->stack_lo : sp) : 0;  // overflow: in the guard
   if (!in_image(g, pc) && sp >= g->stack_lo && sp < g->stack_hi) {
     // Host code the guest called (its libc, an import): the innermost return address into
     // the guest's image on the (guest) stack names the guest's call site.
@@ -375,6 +376,7 @@ vmrt_guest_status run(vmrt_guest* g, ffi_cif* cif, void* fn, void** av, void* rv
   c.import_ra = nullptr;
   c.caller = nullptr;
   c.access = 0;
+  c.trap_sp = 0;
   std::uintptr_t sp = g->stack_hi;
   std::uintptr_t here = current_sp();
   if (here > g->stack_lo && here <= g->stack_hi) sp = (here - 512) & ~std::uintptr_t{15};  // nested, on this stack
@@ -400,6 +402,11 @@ vmrt_guest_status run(vmrt_guest* g, ffi_cif* cif, void* fn, void** av, void* rv
     // Frames abandoned on the guest stack leave their redzones poisoned.
     __asan_unpoison_memory_region(reinterpret_cast<void*>(g->stack_lo), g->stack_hi - g->stack_lo);
 #endif
+    // The abandoned frames are cleared: their return addresses into the image would be taken
+    // for a later trap's call site (a host function's uninitialised stack slots hold them;
+    // the guest call site of a fault in host code is found by scanning the stack).
+    std::uintptr_t tsp = cc->trap_sp & ~std::uintptr_t{15};
+    if (tsp >= g->stack_lo && tsp < sp) std::memset(reinterpret_cast<void*>(tsp), 0, sp - tsp);
   }
   t_ctx->active = false;
   t_ctx = t_ctx->prev;
