@@ -290,8 +290,13 @@ runtime_config runtime_config_from_env() {
   }
   c.swap_file = nullptr;
   if (const char* f = std::getenv(config_info(config_var::swap_file).env); f != nullptr && *f != '\0') c.swap_file = f;
-  c.pdpolicy = PDPOL_CLOCK;
-  if (env_value(config_var::pdpolicy, &v, "(clock)")) c.pdpolicy = static_cast<unsigned>(v);
+  // One-handed CLOCK by default: the reference bit is emulated by dropping PTEs, and on
+  // these machines a reference (minor userfaultfd) fault costs about a quarter of a page-in
+  // (55 us against 240 us, measured), so the two-queue CLOCK's 5-10 reference faults per
+  // fault cost more than the 4-8% fewer faults it buys (bench/README.md, pdpolicy_sim):
+  // python sorting 250k strings at 16M took 63 s under clock, 16 s under clock1.
+  c.pdpolicy = PDPOL_CLOCK1;
+  if (env_value(config_var::pdpolicy, &v, "(clock1)")) c.pdpolicy = static_cast<unsigned>(v);
   c.heap = c.paging ? heap_backing::paged : heap_backing::host;
   if (env_value(config_var::heap, &v, c.paging ? "(paged)" : "(host)")) c.heap = static_cast<heap_backing>(v);
   c.mmap_host = false;  // the program's anonymous mmaps are vmrt's (rt_mmap) unless VMRT_MMAP=host

@@ -10,7 +10,7 @@ PACKAGES=(
   libjemalloc-dev libjemalloc2 libmimalloc-dev libmimalloc2.0 libgoogle-perftools-dev
   python3 sqlite3 git make gcc pigz zstd xz-utils bzip2 gawk
   libpython3.11-testsuite
-  bash perl coreutils findutils sed tar gzip libc6-dev
+  bash perl tcl coreutils findutils sed tar gzip libc6-dev
   redis-server redis-tools memcached gnuplot-nox
   valgrind
 )
