@@ -82,11 +82,20 @@ inline constexpr std::size_t kConfigKernelWindow = (std::size_t{64} << 20) + kCo
 // The smallest region that boots the VM: the kernel window and the smallest process window.
 inline constexpr std::size_t kConfigMinRegion = kConfigKernelWindow + (std::size_t{16} << 20) + kConfigRegionGranule;
 
+// The floor of physical memory: what the paging machinery can have pinned at once, with
+// room.  Frames are held busy by the pageout daemon's laundering cluster (kPagerMaxRun, 32
+// pages, during its write), by each userfaultfd handler thread's page-in (a read-ahead run
+// takes only frames that are free), and by a copy-on-write fault (source and copy): well
+// under 100 frames.  Below that a fault could find every frame busy with I/O that itself
+// waits for one.  1M (256 frames) also holds the pageout daemon's minimum free target.
+// (Programs run correctly with 64K in the paging scenario's workloads; 1M leaves margin.)
+inline constexpr std::size_t kConfigMinPhysmem = std::size_t{1} << 20;
+
 inline constexpr config_var_info kConfigVars[] = {
     {config_var::region_size, "VMRT_REGION_SIZE", "--region", config_kind::size,
      {kConfigMinRegion, std::size_t{1} << 44}},
     {config_var::physmem, "VMRT_PHYSMEM", "--physmem", config_kind::size,
-     {std::size_t{16} << 20, std::size_t{1} << 44}},
+     {kConfigMinPhysmem, std::size_t{1} << 44}},
     {config_var::kmem_size, "VMRT_KMEM_SIZE", "--kmem-size", config_kind::size,
      {std::size_t{16} << 20, std::size_t{1} << 43}},
     {config_var::frame_cache, "VMRT_FRAME_CACHE", nullptr, config_kind::size, {0, std::size_t{1} << 44}},
@@ -163,7 +172,7 @@ static_assert(config_kmem_max_for_region(kRegionSizeLimits.min) >= kKmemSizeLimi
 static_assert(config_kmem_max_for_region(std::size_t{128} << 20) == std::size_t{32} << 20);
 
 // One line (no newline) describing why `text` was refused for v, e.g.
-//   "VMRT_PHYSMEM=8M: out of range (accepted: 16M .. 16T)"
+//   "VMRT_PHYSMEM=512K: out of range (accepted: 1M .. 16T)"
 // `origin` names where the value came from (the variable, or vmrun's option); nullptr:
 // the variable's name.  Writes at most cap bytes into buf, NUL-terminated; returns buf.
 const char* config_describe(config_var v, const char* origin, const char* text, config_status st, char* buf,

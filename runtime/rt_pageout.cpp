@@ -42,8 +42,11 @@ bool pageout_init(std::size_t physmem_bytes, std::size_t swap_bytes, const char*
       return false;
     }
   }
-  frame_t target = static_cast<frame_t>(physmem_bytes / PAGE_SIZE / kFreeTargetDiv);
-  if (target < kMinFreeTarget) target = kMinFreeTarget;
+  // The minimum applies up to a quarter of memory (a 1M pool keeps 64 frames free, not all).
+  frame_t frames = static_cast<frame_t>(physmem_bytes / PAGE_SIZE);
+  frame_t target = frames / kFreeTargetDiv;
+  frame_t floor = kMinFreeTarget < frames / 4 ? kMinFreeTarget : frames / 4;
+  if (target < floor) target = floor;
   vm_pageout_init(static_cast<vm_pdpolicy_kind>(pdpolicy), target);
   pmap_linux_set_paging();
   trap_set_uffd_threads(kPagingUffdThreads);

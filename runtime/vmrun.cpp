@@ -45,7 +45,7 @@ const char kUsage[] =
     "programs it starts inherit the environment and run under vmrt as well.\n"
     "\n"
     "options (each sets the environment variable shown):\n"
-    "  --physmem SIZE      VMRT_PHYSMEM       physical memory (frame pool) size, 16M..16T;\n"
+    "  --physmem SIZE      VMRT_PHYSMEM       physical memory (frame pool) size, 1M..16T;\n"
     "                                         default: host RAM, at most 64G\n"
     "  --region SIZE       VMRT_REGION_SIZE   reserved guest region, 112M..16T; default 64G\n"
     "  --kmem-size SIZE    VMRT_KMEM_SIZE     kmem submap (malloc arena), 16M..8T;\n"

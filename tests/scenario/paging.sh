@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Paging (vmrun --physmem far below the program's footprint; the default swap device):
 #  - a working set 4x physical memory, sequential and random, every byte checked, under
-#    both trap backends;
+#    both trap backends; 16 MB through the floor (1M) in every mode;
 #  - four threads faulting, paging in and out at once over 64 MB (several userfaultfd
 #    handler threads, zapped and stale pages), every page checked, under both backends;
 #  - write(2) of paged-out memory and read(2) into it give the native bytes (userfaultfd
@@ -41,6 +41,13 @@ for trap in auto sigsegv; do
     note "ok: $mode 64 MB through 16M ($trap): $got; $out pages out, $inn in"
   done
 done
+
+for mode in seq random threads fork; do
+  want=$("$TMP/work" $mode 16)
+  got=$(timeout 120 "$VMRUN" --physmem 1M -- "$TMP/work" $mode 16 2>"$TMP/err") || fail "$mode at 1M: status $?: $(tail -3 "$TMP/err")"
+  [ "$got" = "$want" ] || fail "$mode at 1M: '$got', want '$want'"
+done
+note "ok: seq, random, threads, fork of 16 MB through the 1M floor"
 
 for trap in auto sigsegv; do
   want=$("$TMP/work" threads 64)

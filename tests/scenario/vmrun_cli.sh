@@ -107,9 +107,9 @@ refused() {  # refused EXPECTED-TEXT ENV... -- VMRUN-OPTIONS...
   [ ! -e "$TMP/ran" ] || fail "${envs[*]} $*: the program ran although the value was refused"
   grep -qF -- "$want" "$TMP/refused.err" || fail "${envs[*]} $*: message lacks '$want': $(cat "$TMP/refused.err")"
 }
-refused '--physmem=8M: out of range (accepted: 16M .. 16T)' -- --physmem 8M
-refused 'VMRT_PHYSMEM=8M: out of range (accepted: 16M .. 16T)' VMRT_PHYSMEM=8M --
-refused 'accepted: 16M .. 16T' VMRT_PHYSMEM=16777215 --
+refused '--physmem=512K: out of range (accepted: 1M .. 16T)' -- --physmem 512K
+refused 'VMRT_PHYSMEM=512K: out of range (accepted: 1M .. 16T)' VMRT_PHYSMEM=512K --
+refused 'accepted: 1M .. 16T' VMRT_PHYSMEM=1048575 --
 refused 'VMRT_PHYSMEM=: not a size' VMRT_PHYSMEM= --
 refused 'VMRT_REGION_SIZE=32M: out of range (accepted: 112M .. 16T)' VMRT_REGION_SIZE=32M --
 refused 'VMRT_REGION_SIZE=64M: out of range (accepted: 112M .. 16T)' VMRT_REGION_SIZE=64M --
@@ -132,7 +132,7 @@ VMRT_PHYSMEM=8M "$VMRUN" --physmem 1G -- true || fail "--physmem 1G over VMRT_PH
 # Accepted values still run, at the boundaries too, with no warning from the runtime.
 # An explicit region alone sizes the default kmem to fit it (it used to be clamped with a
 # warning, or not fit at all: stage 0).
-for ok in "--physmem 16M" "--physmem 1G --kmem-size 32G" "--kmem-size 40G --region 80G" "--trap uffd" \
+for ok in "--physmem 1M" "--physmem 16M" "--physmem 1G --kmem-size 32G" "--kmem-size 40G --region 80G" "--trap uffd" \
           "--stats-fd 1048575" "--region 112M" "--region 1G" "--region 128M --kmem-size 32M" "--region 160M"; do
   # shellcheck disable=SC2086
   "$VMRUN" $ok -- bash -c 'echo ran' >"$TMP/ok.out" 2>"$TMP/ok.err" || fail "vmrun $ok: status $?: $(cat "$TMP/ok.err")"
@@ -141,7 +141,7 @@ for ok in "--physmem 16M" "--physmem 1G --kmem-size 32G" "--kmem-size 40G --regi
 done
 # The runtime refuses (message, default) exactly what vmrun refuses: the same table.
 shim=$BUILD/lib/libvmrt_malloc.so
-for kv in VMRT_PHYSMEM=8M VMRT_PHYSMEM=16M VMRT_PHYSMEM=1g VMRT_PHYSMEM=1GB VMRT_PHYSMEM=1GiB VMRT_REGION_SIZE=63M VMRT_REGION_SIZE=100M \
+for kv in VMRT_PHYSMEM=512K VMRT_PHYSMEM=8M VMRT_PHYSMEM=16M VMRT_PHYSMEM=1g VMRT_PHYSMEM=1GB VMRT_PHYSMEM=1GiB VMRT_REGION_SIZE=63M VMRT_REGION_SIZE=100M \
           VMRT_KMEM_SIZE=0 VMRT_FRAME_CACHE=0 VMRT_TRAP=uffd VMRT_TRAP=SIGSEGV VMRT_HEAP=frames VMRT_HEAP= VMRT_STATS_FD=1048576 VMRT_STATS_FD=7; do
   vst=0; env "$kv" "$VMRUN" -- true 2>/dev/null || vst=$?
   env "$kv" LD_PRELOAD="$shim" bash -c 'echo x' 2>"$TMP/rt.err" >/dev/null

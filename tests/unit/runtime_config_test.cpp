@@ -43,9 +43,9 @@ TEST_CASE("sizes: digits with K/M/G/T and an optional B; garbage, empty and over
 
 TEST_CASE("each variable's range, both ends included") {
   std::uint64_t v = 0;
-  CHECK(parse(config_var::physmem, "16M", &v) == config_status::ok);
-  CHECK(v == 16u << 20);
-  CHECK(parse(config_var::physmem, "16777215") == config_status::out_of_range);
+  CHECK(parse(config_var::physmem, "1M", &v) == config_status::ok);
+  CHECK(v == 1u << 20);
+  CHECK(parse(config_var::physmem, "1048575") == config_status::out_of_range);
   CHECK(parse(config_var::physmem, "16T") == config_status::ok);
   CHECK(parse(config_var::physmem, "17T") == config_status::out_of_range);
   CHECK(parse(config_var::region_size, "112M") == config_status::ok);
@@ -83,7 +83,7 @@ TEST_CASE("trap and heap choices map to their enums (aliases too); flags accept 
 }
 
 TEST_CASE("messages name the variable, the value and the accepted range") {
-  CHECK(describe(config_var::physmem, "8M") == "VMRT_PHYSMEM=8M: out of range (accepted: 16M .. 16T)");
+  CHECK(describe(config_var::physmem, "512K") == "VMRT_PHYSMEM=512K: out of range (accepted: 1M .. 16T)");
   CHECK(describe(config_var::kmem_size, "lots") ==
         "VMRT_KMEM_SIZE=lots: not a size (use e.g. 512M, 4G; accepted: 16M .. 8T)");
   CHECK(describe(config_var::frame_cache, "17T") == "VMRT_FRAME_CACHE=17T: out of range (accepted: 0 .. 16T)");
@@ -110,7 +110,7 @@ TEST_CASE("kmem must fit the region beside the kernel window") {
 
 TEST_CASE("the runtime reads the table: an explicit region sizes the default kmem; refused values keep defaults") {
   setenv("VMRT_REGION_SIZE", "1G", 1);
-  setenv("VMRT_PHYSMEM", "8M", 1);  // refused: the default stays
+  setenv("VMRT_PHYSMEM", "512K", 1);  // refused: the default stays
   setenv("VMRT_TRAP", "uffd", 1);
   setenv("VMRT_STATS_FD", "7", 1);
   runtime_config c = runtime_config_from_env();
@@ -121,7 +121,7 @@ TEST_CASE("the runtime reads the table: an explicit region sizes the default kme
   CHECK(c.region_size == std::size_t{1} << 30);
   CHECK(c.kmem_size == std::size_t{512} << 20);
   CHECK(c.physmem_size >= kPhysmemSizeLimits.min);
-  CHECK(c.physmem_size != std::size_t{8} << 20);
+  CHECK(c.physmem_size != std::size_t{512} << 10);
   CHECK(c.trap == trap_backend::userfaultfd);
   CHECK(c.stats_fd == 7);
 }
