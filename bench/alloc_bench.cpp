@@ -165,6 +165,9 @@ std::vector<allocator> find_allocators() {
   add("vmrt", shim, "vmrt shim missing: build target vmrt_malloc");
   add("vmrt-arm", shim, "vmrt shim missing: build target vmrt_malloc");
   v.back().fail_spec = kNeverFires;
+  // The shim of a build with the fail points compiled out (cmake -DVMRT_FAILPOINTS=OFF),
+  // when VMRT_NOFP_MALLOC_SO names it: what "vmrt" pays for its points with no spec.
+  if (const char* e = getenv("VMRT_NOFP_MALLOC_SO")) add("vmrt-nofp", e, "VMRT_NOFP_MALLOC_SO: no such file");
   return v;
 }
 
@@ -235,7 +238,8 @@ void usage(FILE* f) {
                "  --reps N       repetitions per (allocator, workload)\n"
                "  --scale N      workload size multiplier (quick: 1, full: 4)\n"
                "  --only LIST    run only these workloads\n"
-               "  --allocators L run only these allocators (glibc,jemalloc,mimalloc,tcmalloc,vmrt,vmrt-arm)\n"
+               "  --allocators L run only these allocators (glibc,jemalloc,mimalloc,tcmalloc,vmrt,vmrt-arm,\n"
+               "                 vmrt-nofp: the shim named by VMRT_NOFP_MALLOC_SO, built with -DVMRT_FAILPOINTS=OFF)\n"
                "  --timeout SEC  kill a worker after SEC seconds (quick: 15, full: 120)\n"
                "  --verbose      print every run\n"
                "\n"
@@ -436,6 +440,17 @@ int main(int argc, char** argv) {
     for (size_t w = 0; w < NW; ++w) {
       arm[w] = med_ms[w * NA + size_t(iarm)] / med_ms[w * NA + size_t(ivm)];
       std::printf("  %-15s %5.3fx\n", wls[w]->name, arm[w]);
+    }
+  }
+
+  // With no spec, against the points compiled out: the cost issue 8 says must not be measurable.
+  int inofp = idx("vmrt-nofp");
+  if (ivm >= 0 && inofp >= 0) {
+    std::printf("\nFail points with no spec: vmrt (points compiled in, no spec) time / vmrt-nofp (compiled out) time\n");
+    for (size_t w = 0; w < NW; ++w) {
+      double r = med_ms[w * NA + size_t(ivm)] / med_ms[w * NA + size_t(inofp)];
+      std::printf("  %-15s %5.3fx\n", wls[w]->name, r);
+      std::printf("metric failpoint_nospec_ratio_%s %.4f\n", wls[w]->name, r);
     }
   }
 
