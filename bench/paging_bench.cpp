@@ -2,7 +2,7 @@
 // under the same limit.
 //
 // For a memory limit LIMIT (--limit, default 64M) and working sets W = r x LIMIT
-// (--ratios, default 0.75,2,4: just below the limit, twice, four times), each access mode
+// (--ratios, default 0.5,1,2,4: the sweep: half, equal, twice, four times), each access mode
 // (--modes seq,random) runs bench/paging_workload (one malloc'd working set; seq: scans in
 // address order, every page checked and rewritten; random: a fill, then 4 x pages touches
 // from a fixed seed, half of them writes; both print a checksum of everything read back):
@@ -427,7 +427,7 @@ struct config {
   int reps = 3;
   bool quick = false, vmrt_cg = false, no_host = false;
   bool account = false;  // vmrt's runs in an unlimited cgroup (their peak host charge)
-  std::string ratios = "0.75,2,4", modes = "seq,random", swap_dir = "/var/tmp", trap;
+  std::string ratios = "0.5,1,2,4", modes = "seq,random", swap_dir = "/var/tmp", trap;
   int timeout_s = 600;
   std::string workload, vmrun;
 };
