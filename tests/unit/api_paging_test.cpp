@@ -123,10 +123,13 @@ TEST_CASE("a shortage paging does not relieve swaps out the vmspace that ran lea
   CHECK(vmrt_vmspace_swapped(idle) == 1);
   CHECK(vmrt_counter("vmspace swapouts") > outs0);
   CHECK(vmrt_vmspace_swapped(busy) == 0);  // the one running is not taken
-  // Both finish with their data; the idle one's first fault is a swap-in.
+  // Both finish with their data; the idle one's first fault is a swap-in (the counter is
+  // global: the test process's own vmspace, idle meanwhile, may be swapped out and in too,
+  // so at least one; the idle one is back in core).
   long long ins0 = vmrt_counter("vmspace swapins");
   CHECK(bad_pages(p, ni, 2) == 0);
-  CHECK(vmrt_counter("vmspace swapins") == ins0 + 1);
+  CHECK(vmrt_counter("vmspace swapins") >= ins0 + 1);
+  CHECK(vmrt_vmspace_swapped(idle) == 0);
   size_t bad = 0;
   for (size_t i = 0; i < nb; ++i) bad += reinterpret_cast<std::uint64_t*>(q + i * kPage)[0] != word(i, 3);
   CHECK(bad == 0);
