@@ -90,7 +90,7 @@ else
 fi
 
 # 5. vmrun rejects every size the runtime would refuse.
-for bad in "--physmem 8M" "--physmem abc" "--physmem 0" "--region 32M" "--kmem-size 1M" "--region 99999T"; do
+for bad in "--physmem 512K" "--physmem abc" "--physmem 0" "--region 32M" "--kmem-size 1M" "--region 99999T"; do
   st=0
   "$VMRUN" $bad -- true 2>/dev/null || st=$?
   [ $st = 2 ] || fail "vmrun $bad: exit $st, want 2"

@@ -76,7 +76,7 @@ check_bad() {  # check_bad VAR=VALUE MESSAGE-REGEX
   echo "$err" | grep -Eq "$2" || fail "$1: message '$err' does not match '$2'"
 }
 check_bad VMRT_PHYSMEM=lots 'VMRT_PHYSMEM=lots: not a size.*using the default'
-check_bad VMRT_PHYSMEM=1M 'VMRT_PHYSMEM=1M: out of range \(accepted: 16M \.\. .*using the default'
+check_bad VMRT_PHYSMEM=512K 'VMRT_PHYSMEM=512K: out of range \(accepted: 1M \.\. .*using the default'
 check_bad VMRT_KMEM_SIZE=0 'VMRT_KMEM_SIZE=0: out of range.*using the default 16G'
 check_bad VMRT_REGION_SIZE=99999T 'VMRT_REGION_SIZE=99999T: out of range \(accepted: 112M \.\. 16T\); using the default 64G'
 check_bad VMRT_TRAP=bogus 'VMRT_TRAP=bogus: not a trap backend \(accepted: auto, sigsegv, userfaultfd\); using the default \(auto\)'
