@@ -624,8 +624,8 @@ int main(int argc, char** argv) {
     c.reps = 1;
     if (!limit_given) c.limit = 16 * kMiB;
   }
-  if (c.reps < 1 || c.limit < 16 * kMiB || c.timeout_s < 1) {
-    std::fprintf(stderr, "%s: --reps >= 1, --limit >= 16M (vmrun's floor), --timeout >= 1\n", kProg);
+  if (c.reps < 1 || c.limit < kMiB || c.timeout_s < 1) {
+    std::fprintf(stderr, "%s: --reps >= 1, --limit >= 1M (vmrun's floor), --timeout >= 1\n", kProg);
     return kExitUsage;
   }
   std::string bin = bench::dir_of(bench::self_exe());
