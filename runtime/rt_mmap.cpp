@@ -107,26 +107,6 @@ void remove_locked(vaddr_t s, vaddr_t e) {
   if (host) pmap_machine_ops()->host_unmap(g_map->pm, s, e);
 }
 
-// Drop the pageable pieces of [s, e) (their pages, their swap copies, their reservation)
-// before the host maps something over the range: the pmap puts a reservation back where it
-// removes resident pages, which must happen before the host's mapping arrives, not after.
-//  => VM lock held.
-void remove_paged_locked(vaddr_t s, vaddr_t e) {
-  vaddr_t x = s;
-  while (x < e) {
-    vm_map_entry* ent;
-    if (!vm_map_lookup_entry(g_map, x, &ent)) {
-      ent = ent->next;
-      if (vm_map_is_end(g_map, ent) || ent->start >= e) return;
-      x = ent->start;
-      continue;
-    }
-    vaddr_t y = ent->end < e ? ent->end : e;
-    if (vm_backed(ent)) delete_locked(x, y);
-    x = y;
-  }
-}
-
 // Are the program's private anonymous mappings pageable VM memory?  With paging on (vmrun
 // --physmem / --swap) and the userfaultfd backend, which serves the kernel's own touches
 // (read(2) into a page that is not resident): under sigsegv traps such a touch would fail
@@ -136,7 +116,7 @@ bool paged_anon() {
 }
 
 // Insert pageable private anonymous memory [s, e): a copy-on-write entry with no object yet
-// (the first fault makes one; pages are zero-filled on first touch with fault-around, paged
+// (the first fault makes one; a page is zero-filled when first touched, alone, and paged
 // out and in like the heap's), and the reservation that sends its faults to vm_fault.
 //  => VM lock held.
 // Writable memory is charged to the commit first (strict, as Linux's overcommit_memory=2:
@@ -197,6 +177,31 @@ template <class F> void walk_over_holes(vaddr_t s, vaddr_t e, bool* hole, F&& f)
     vaddr_t y = ent->end < e ? ent->end : e;
     if (!f(x, y)) return;
     x = y;
+  }
+}
+
+// Drop the pageable pieces of [s, e) (their pages, their swap copies, their reservation)
+// before the host maps something over the range: the pmap puts a reservation back where it
+// removes resident pages, which must happen before the host's mapping arrives, not after.
+//  => VM lock held.
+void remove_paged_locked(vaddr_t s, vaddr_t e) {
+  bool hole;
+  walk_over_holes(s, e, &hole, [](vaddr_t x, vaddr_t y) {
+    vm_map_entry* ent;
+    VMRT_ASSERT(vm_map_lookup_entry(g_map, x, &ent));
+    if (vm_backed(ent)) delete_locked(x, y);
+    return true;
+  });
+}
+
+// Merge the entries around [s, e) again after an attribute change (Linux merges the VMAs).
+//  => VM lock held.
+void simplify_locked(vaddr_t s, vaddr_t e) {
+  vm_map_entry* ent;
+  if (!vm_map_lookup_entry(g_map, s, &ent)) ent = ent->next;
+  while (!vm_map_is_end(g_map, ent) && ent->start <= e) {
+    ent = vm_map_simplify_entry(g_map, ent);
+    ent = ent->next;
   }
 }
 
@@ -465,24 +470,31 @@ mm_route mm_mprotect(void* addr, std::size_t len, int prot, mm_answer* out) {
     ent->protection = vp;
     return true;
   });
-  // Pieces of one mapping with one protection again are one entry (Linux merges the VMAs).
-  vm_map_entry* ent;
-  if (!vm_map_lookup_entry(g_map, a, &ent)) ent = ent->next;
-  while (!vm_map_is_end(g_map, ent) && ent->start <= a + n) {
-    ent = vm_map_simplify_entry(g_map, ent);
-    ent = ent->next;
-  }
+  simplify_locked(a, a + n);  // pieces of one mapping with one protection again are one entry
   vm_stat_inc(V_PROG_MPROTECTS);
   if (err != 0) return fail(out, err);
   return whole ? answer(out, 0) : fail(out, ENOMEM);
 }
 
-static void set_fork_inheritance(vaddr_t s, vaddr_t e, bool dontfork);
+// Set the inheritance of each piece of [s, e), all mapped, to want(piece start, entry), then
+// merge again.  mm_fork_child reads it in the host's child.  => VM lock held.
+template <class F> static void set_inheritance(vaddr_t s, vaddr_t e, F&& want) {
+  walk(s, e, [&](vaddr_t x, vaddr_t y, vm_map_entry* ent) {
+    vm_inherit_t w = want(x, ent);
+    if (ent->inheritance == w) return true;
+    vm_map_clip_start(g_map, ent, x);
+    vm_map_clip_end(g_map, ent, y);
+    ent->inheritance = w;
+    return true;
+  });
+  simplify_locked(s, e);
+}
 
 // Linux's advice on a piece of pageable private memory [s, e): 0 or an errno.  The advice
 // the VM keeps or acts on goes to it; DONTFORK/DOFORK are the entries' inheritance (the
-// caller); MADV_REMOVE is refused as Linux refuses it on private memory; the rest (huge
-// pages, KSM, COLD, PAGEOUT, WIPEONFORK...) are hints vmrt takes and ignores.
+// caller); WIPEONFORK/KEEPONFORK are the entries' inheritance too (VM_INHERIT_ZERO: the child
+// gets zeros, mm_fork_child); MADV_REMOVE is refused as Linux refuses it on private memory;
+// the rest (huge pages, KSM, COLD, PAGEOUT...) are hints vmrt takes and ignores.
 //  => VM lock held.
 static int advise_paged(vaddr_t s, vaddr_t e, int advice) {
   vm_advice_t va;
@@ -500,14 +512,9 @@ static int advise_paged(vaddr_t s, vaddr_t e, int advice) {
     case MADV_REMOVE: return EINVAL;
     case MADV_WIPEONFORK:
     case MADV_KEEPONFORK: {
-      // The child gets fresh zero-fill memory there (VM_INHERIT_ZERO, mm_fork_child).
       vm_inherit_t want = advice == MADV_WIPEONFORK ? VM_INHERIT_ZERO : VM_INHERIT_COPY;
-      walk(s, e, [&](vaddr_t x, vaddr_t y, vm_map_entry* ent) {
-        if (ent->inheritance == VM_INHERIT_NONE || ent->inheritance == want) return true;
-        vm_map_clip_start(g_map, ent, x);
-        vm_map_clip_end(g_map, ent, y);
-        ent->inheritance = want;
-        return true;
+      set_inheritance(s, e, [want](vaddr_t, const vm_map_entry* ent) {
+        return ent->inheritance == VM_INHERIT_NONE ? VM_INHERIT_NONE : want;  // DONTFORK stays
       });
       return 0;
     }
@@ -545,31 +552,18 @@ mm_route mm_madvise(void* addr, std::size_t len, int advice, mm_answer* out) {
       err = errno;
       return false;
     }
-    if (advice == MADV_DONTFORK || advice == MADV_DOFORK) set_fork_inheritance(x, e, advice == MADV_DONTFORK);
+    if (advice == MADV_DONTFORK || advice == MADV_DOFORK) {
+      // NONE: a hole in the child; DOFORK: what the memory's kind gives (SHARE, COPY).
+      bool dontfork = advice == MADV_DONTFORK;
+      set_inheritance(x, e, [dontfork](vaddr_t p, const vm_map_entry*) {
+        return dontfork ? VM_INHERIT_NONE : inherit_of(pmap_linux_host_shared(p));
+      });
+    }
     return true;
   });
   vm_stat_inc(V_PROG_MADVISES);
   if (err != 0) return fail(out, err);
   return hole ? fail(out, ENOMEM) : answer(out, 0);
-}
-
-// MADV_DONTFORK (dontfork) / MADV_DOFORK on [s, e), all mapped: the entries' inheritance,
-// which mm_fork_child reads in the host's child.  => VM lock held.
-static void set_fork_inheritance(vaddr_t s, vaddr_t e, bool dontfork) {
-  walk(s, e, [&](vaddr_t x, vaddr_t y, vm_map_entry* ent) {
-    vm_inherit_t want = dontfork ? VM_INHERIT_NONE : inherit_of(pmap_linux_host_shared(x));
-    if (ent->inheritance == want) return true;
-    vm_map_clip_start(g_map, ent, x);
-    vm_map_clip_end(g_map, ent, y);
-    ent->inheritance = want;
-    return true;
-  });
-  vm_map_entry* ent;
-  if (!vm_map_lookup_entry(g_map, s, &ent)) ent = ent->next;
-  while (!vm_map_is_end(g_map, ent) && ent->start <= e) {
-    ent = vm_map_simplify_entry(g_map, ent);
-    ent = ent->next;
-  }
 }
 
 void mm_fork_child() {

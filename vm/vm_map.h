@@ -147,15 +147,14 @@ kern_return_t vm_map_move(vm_map* map, vaddr_t src, vaddr_t dst, vsize_t len);
 // Report helpers.
 unsigned vm_map_entry_resident(vm_map_entry* e, unsigned* private_resident);
 
-// The map-level bodies of vm_mprotect, vm_madvise, vm_mincore, vm_mlock and vm_munlock
-// (vmspace.h; defined in vm_mmap.cpp),
-// for a caller that holds the VM lock and checked the range itself (the runtime serves the
-// program's own mmap family walking its map piece by piece, as Linux walks its VMAs).
+// The map-level bodies of vm_mprotect (one entry, already clipped: its protection, its
+// resident mappings lowered, the reservation), vm_madvise, vm_mincore, vm_mlock and
+// vm_munlock (vmspace.h; defined in vm_mmap.cpp), for a caller that holds the VM lock and
+// checked the range itself (the runtime serves the program's own mmap family walking its
+// map piece by piece, as Linux walks its VMAs).
 //  => VM lock held; [s, t) page aligned and inside the map; covered by entries except for
 //     vm_map_advise_locked (holes skipped).  Statuses as the vm_* calls'.  Wiring and
 //     populating fault pages in and may sleep for page-ins.
-void vm_map_protect_locked(vm_map* map, vaddr_t s, vaddr_t t, vm_prot_t prot);
-// One entry, already clipped: its protection, its resident mappings lowered, the reservation.
 void vm_map_entry_protect(vm_map* map, vm_map_entry* x, vm_prot_t prot);
 kern_return_t vm_map_advise_locked(vm_map* map, vaddr_t s, vaddr_t t, vm_advice_t advice);
 void vm_map_incore_locked(vm_map* map, vaddr_t s, vaddr_t t, std::uint8_t* vec);

@@ -172,13 +172,9 @@ kern_return_t vm_mprotect(vmspace* vs, vaddr_t addr, vsize_t len, vm_prot_t prot
     if (e->eflags & MAP_ENTRY_IS_SUBMAP) return KERN_INVALID_ADDRESS;
     if ((prot & ~e->max_protection) != 0) return KERN_NO_ACCESS;
   }
-  vm_map_protect_locked(map, s, t, prot);
-  return KERN_SUCCESS;
-}
-
-void vm_map_protect_locked(vm_map* map, vaddr_t s, vaddr_t t, vm_prot_t prot) {
   for_each_clipped(map, s, t, [&](vm_map_entry* x) { vm_map_entry_protect(map, x, prot); });
   simplify_range(map, s, t);
+  return KERN_SUCCESS;
 }
 
 void vm_map_entry_protect(vm_map* map, vm_map_entry* x, vm_prot_t prot) {
