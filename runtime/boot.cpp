@@ -26,6 +26,7 @@
 #include "runtime/rt_mmap.h"
 #include "runtime/rt_pageout.h"
 #include "runtime/rt_stats.h"
+#include "runtime/rt_vma_budget.h"
 #include "runtime/runtime_internal.h"
 #include "runtime/trap.h"
 #include "vm/pmap.h"
@@ -379,6 +380,7 @@ bool boot_vm(const runtime_config& cfg) {
     return false;
   }
   vm_heap_info hi{};
+  rt::vma_budget_init();
   if (!cfg.mmap_host && vm_heap_get_info(&hi) && hi.base + hi.size < g_process_window->base + g_process_window->size)
     rt::mm_area_init(vm_heap_map(), hi.base + hi.size, g_process_window->base + g_process_window->size,
                      cfg.paging && !cfg.mmap_unpaged);
@@ -654,6 +656,8 @@ void runtime_report_sizing(int fd) {
     o.u(rt::region_size() >> 10, kVmstatColumn).str(" KiB region reserved\n");
     o.u(rt::physmem_bytes() >> 10, kVmstatColumn).str(" KiB physmem\n");
     o.u(c.kmem_size >> 10, kVmstatColumn).str(" KiB kmem submap\n");
+    o.u(rt::vma_budget_limit(), kVmstatColumn).str(" host mapping limit (vm.max_map_count)\n");
+    o.u(rt::vma_budget_headroom(), kVmstatColumn).str(" host mappings kept for vmrt below it (program mmaps refused past that)\n");
   } else {
     o.u(g_stage0_size >> 10, kVmstatColumn).str(" KiB stage 0 host pages for kmem\n");
   }

@@ -180,8 +180,27 @@ void pv_unlink(std::size_t i) {
 // failed MAP_FIXED over host memory that the host left as it was (the mapping limit is
 // checked before anything is unmapped).
 bool host_reserve_try(std::size_t i, std::size_t n, vm_prot_t resv);
+
+// The host refused a new mapping over pages [i, i+n) (its mapping limit: replacing part of
+// a VMA splits it).  Make them a reservation without a new VMA: inaccessible (PROT_NONE)
+// and emptied (frames' PTEs dropped, host memory freed).  The VMA keeps its kind (a frame
+// mapping, host memory) until the next mapping there replaces it; a touch traps through
+// SIGSEGV, which vm_fault serves or refuses as for any reservation (under userfaultfd too:
+// the range is not registered, so a kernel-mode access gets EFAULT until then).  False
+// when the host refuses that as well (the range is part of a VMA and even mprotect would
+// split it: vmrt's headroom below the limit, rt_vma_budget.h, is there so it never does).
+bool reserve_in_place(std::size_t i, std::size_t n) {
+  void* a = reinterpret_cast<void*>(va_of(i));
+  if (vmrt::sys::mprotect(a, n << PAGE_SHIFT, PROT_NONE) != 0) return false;
+  rt_count(RC_HOST_MPROTECT);
+  int rc = vmrt::sys::madvise(a, n << PAGE_SHIFT, MADV_DONTNEED);
+  RT_ASSERT(rc == 0, "madvise(MADV_DONTNEED) of a reservation failed");
+  rt_count(RC_RESERVE_IN_PLACE);
+  return true;
+}
+
 void host_reserve(std::size_t i, std::size_t n, vm_prot_t resv) {
-  RT_ASSERT(host_reserve_try(i, n, resv), "cannot restore a reservation in the region (host VMA limit?)");
+  RT_ASSERT(host_reserve_try(i, n, resv), "cannot restore a reservation in the region (the host's mapping limit, vm.max_map_count)");
 }
 bool host_reserve_try(std::size_t i, std::size_t n, vm_prot_t resv) {
   int uffd = g_uffd.load(std::memory_order_relaxed);
@@ -194,8 +213,9 @@ bool host_reserve_try(std::size_t i, std::size_t n, vm_prot_t resv) {
   void* r = vmrt::sys::mmap(reinterpret_cast<void*>(va_of(i)), n << PAGE_SHIFT, PROT_NONE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
   rt_count(RC_HOST_MMAP);
-  if (r == MAP_FAILED) return false;
-  if (uffd >= 0 && resv != VM_PROT_NONE) {
+  if (r == MAP_FAILED) {
+    if (errno != ENOMEM || !reserve_in_place(i, n)) return false;
+  } else if (uffd >= 0 && resv != VM_PROT_NONE) {
     uffdio_register reg{};
     reg.range.start = va_of(i);
     reg.range.len = n << PAGE_SHIFT;

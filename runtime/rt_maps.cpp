@@ -99,4 +99,22 @@ vma_count maps_count(std::uintptr_t lo, std::uintptr_t hi) {
   return c.c;
 }
 
+bool maps_total(std::size_t* out) {
+  int fd = ::open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[16384];
+  std::size_t n = 0;
+  bool ok = true;
+  for (;;) {
+    ssize_t r = ::read(fd, buf, sizeof buf);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) ok = false;
+    if (r <= 0) break;
+    for (ssize_t i = 0; i < r; ++i) n += buf[i] == '\n';
+  }
+  ::close(fd);
+  *out = n;
+  return ok;
+}
+
 }  // namespace vmrt::rt

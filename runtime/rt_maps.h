@@ -28,4 +28,9 @@ struct vma_count {
 };
 vma_count maps_count(std::uintptr_t lo, std::uintptr_t hi);
 
+// The number of host VMAs (lines of /proc/self/maps), counted through a small stack buffer:
+// no host mapping is needed, so it works at the host's mapping limit.  False when the file
+// cannot be read.
+bool maps_total(std::size_t* out);
+
 }  // namespace vmrt::rt

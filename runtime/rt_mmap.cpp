@@ -16,6 +16,7 @@
 
 #include "runtime/pmap_linux.h"
 #include "runtime/rt_stats.h"
+#include "runtime/rt_vma_budget.h"
 #include "runtime/trap.h"
 #include "vm/pmap.h"
 #include "vm/vm_assert.h"
@@ -44,6 +45,8 @@ vaddr_t g_lo, g_hi;   // the mmap area [constant after init]
 bool g_paging;        // private anonymous mappings may be pageable VM memory [constant after init]
 
 constexpr int kProtRWX = PROT_READ | PROT_WRITE | PROT_EXEC;
+// Host VMAs a new mapping may add: itself, and a split of the reservation it lands in.
+constexpr unsigned kNewMappingVmas = 2;
 // mmap flags vmrt serves; any other bit goes to the host.  (MAP_STACK, MAP_DENYWRITE and
 // MAP_EXECUTABLE are accepted and ignored by Linux as well.)
 constexpr int kServedFlags = MAP_SHARED | MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | MAP_NORESERVE | MAP_POPULATE |
@@ -345,12 +348,18 @@ mm_route mm_mmap(void* addr, std::size_t len, int prot, int flags, int fd, off_t
   if (g_map == nullptr) return mm_route::host;
   int type = flags & kMapType;
   if ((flags & MAP_ANONYMOUS) == 0 || (type != MAP_PRIVATE && type != MAP_SHARED) || (flags & ~kServedFlags) != 0) {
-    if (!host_fixed_in_area(addr, len, flags)) return mm_route::host;
+    if (len != 0 && !vma_budget_allows(kNewMappingVmas)) return fail(out, ENOMEM);
+    if (!host_fixed_in_area(addr, len, flags)) {
+      vma_budget_note_outside();
+      return mm_route::host;
+    }
     return map_host_fixed(va(addr), round_len(len), prot, flags, fd, off, out);
   }
   prot &= kProtRWX;  // Linux's mmap ignores every other prot bit (PROT_SEM, unknown ones)
   vsize_t n = round_len(len);
   if (len == 0 || n == 0 || (off & static_cast<off_t>(PAGE_MASK)) != 0) return mm_route::host;  // EINVAL / ENOMEM
+  // Near vm.max_map_count: the kernel's ENOMEM, vmrt's headroom kept (rt_vma_budget.h).
+  if (!vma_budget_allows(kNewMappingVmas)) return fail(out, ENOMEM);
   bool fixed = (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) != 0;
   vaddr_t a = va(addr);
   if (fixed && (!aligned(a) || !inside(a, n))) return mm_route::host;  // EINVAL, or not the area's
@@ -370,6 +379,7 @@ mm_route mm_mmap(void* addr, std::size_t len, int prot, int flags, int fd, off_t
     if (!(h != 0 && inside(h, n) && vm_map_range_free(g_map, h, h + n)) &&
         !findspace_topdown(n, &h)) {
       rt_count(RC_MMAP_TO_HOST);
+      vma_budget_note_outside();
       return mm_route::host;  // no room in the area: the host's address space serves it
     }
     a = h;
@@ -437,6 +447,12 @@ mm_route mm_mprotect(void* addr, std::size_t len, int prot, mm_answer* out) {
     if ((grows & PROT_GROWSDOWN) != 0) return fail(out, EINVAL);
     if (ent->start > a) return fail(out, ENOMEM);
     if ((grows & PROT_GROWSUP) != 0) return fail(out, EINVAL);
+    // A change inside a mapping splits it (one more VMA per end): near vm.max_map_count the
+    // kernel's ENOMEM, vmrt's headroom kept (rt_vma_budget.h).
+    vm_map_entry* last;
+    vm_map_lookup_entry(g_map, a + n - 1, &last);
+    unsigned splits = (ent->start < a ? 1U : 0U) + (last->end > a + n ? 1U : 0U);
+    if (splits != 0 && !vma_budget_allows(splits)) return fail(out, ENOMEM);
   }
   // Fault injection: mprotect(2)'s ENOMEM (kernel structures), after the argument checks and
   // before any piece changes.

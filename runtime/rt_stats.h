@@ -44,6 +44,9 @@ enum rt_counter : unsigned {
   RC_MMAP_TO_HOST,       // program mmaps passed to the host: no room in the mmap area
   RC_MMAP_PAGED,         // program mmaps served as pageable VM memory (paging on)
   RC_MREMAP_PAGED_MOVES, // program mremaps that moved pageable memory (objects moved, no copy)
+  RC_VMA_REFUSED,        // program mappings refused (ENOMEM) within vmrt's headroom of vm.max_map_count
+  RC_VMA_RECOUNTS,       // /proc/self/maps counted again (boot, and near the mapping limit)
+  RC_RESERVE_IN_PLACE,   // unmaps done in place (mprotect + discard) when the host refused a new mapping
   RC_COUNT
 };
 
@@ -84,6 +87,9 @@ inline constexpr rt_counter_info kRtCounters[RC_COUNT] = {
     {"program mmaps passed to the host (no room)", V_COUNTER_COUNT},
     {"program mmaps served as pageable memory", V_COUNTER_COUNT},
     {"program mremaps moving pageable memory", V_COUNTER_COUNT},
+    {"program mappings refused near the host's mapping limit", V_COUNTER_COUNT},
+    {"host VMA recounts", V_COUNTER_COUNT},
+    {"unmaps done in place at the host's mapping limit", V_COUNTER_COUNT},
 };
 static_assert(sizeof(kRtCounters) / sizeof(kRtCounters[0]) == RC_COUNT, "one name per counter");
 

@@ -52,7 +52,7 @@ want=$("$TMP/work" seq 64)
 got=$(VMRT_STATS=1 "$VMRUN" --physmem 16M --fail pager_write:every=3 --fail-log "$TMP/wlog" -- "$TMP/work" seq 64 2>"$TMP/err") ||
   fail "pager_write: status $?: $(grep -v '^ ' "$TMP/err" | tail -3)"
 [ "$got" = "$want" ] || fail "pager_write: '$got', want '$want'"
-errs=$(grep -E '^ +[0-9]+ swap I/O errors$' "$TMP/err" | awk '{print $1}' | tail -1)
+errs=$(vmstat_value "$TMP/err" "swap I/O errors")
 [ "${errs:-0}" -gt 0 ] || fail "pager_write: no swap I/O errors counted"
 grep -Eq '^vmrt-fail:   pager_write +[0-9]+ +[1-9][0-9]*$' "$TMP/wlog" || fail "pager_write: the summary counts no failure"
 note "ok: pager_write:every=3: $got; $errs swap I/O errors, pages written again later"
@@ -63,7 +63,7 @@ for spec in pageout pageout:sleep=20ms; do
   got=$(VMRT_STATS=1 "$VMRUN" --physmem 16M --fail "$spec" --fail-log "$TMP/plog" -- "$TMP/work" seq 64 2>"$TMP/err") ||
     fail "$spec: status $?: $(grep -v '^ ' "$TMP/err" | tail -3)"
   [ "$got" = "$want" ] || fail "$spec: '$got', want '$want'"
-  direct=$(grep -E '^ +[0-9]+ direct reclaims$' "$TMP/err" | awk '{print $1}' | tail -1)
+  direct=$(vmstat_value "$TMP/err" "direct reclaims")
   [ "${direct:-0}" -gt 0 ] || fail "$spec: no direct reclaim (did the daemon free the pages after all?)"
   case $spec in
     *sleep*)

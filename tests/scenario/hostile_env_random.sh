@@ -24,7 +24,7 @@ grep -q 'child 0 threads ok' "$TMP/native.out" || fail "native workload: $(cat "
 # Pools: valid|invalid values per variable ("<empty>" stands for the empty string).
 declare -A VALID INVALID
 VALID[VMRT_PHYSMEM]="256M 512M 1G 4G 1073741824 1gb"
-INVALID[VMRT_PHYSMEM]="8M 0 <empty> abc 1.5G -1G 17T 99999999999999999999 1GiB G 4_G"
+INVALID[VMRT_PHYSMEM]="512K 0 <empty> abc 1.5G -1G 17T 99999999999999999999 1GiB G 4_G"
 VALID[VMRT_REGION_SIZE]="1G 4G 64G 256G 1t"
 INVALID[VMRT_REGION_SIZE]="32M 100M 20T <empty> x 64Q"
 VALID[VMRT_KMEM_SIZE]="256M 512M 1G 8G"

@@ -151,8 +151,8 @@ for trap in auto sigsegv; do
   (cd "$TMP" && VMRT_MMAP=vmrt "$VMRUN" --trap "$trap" --stats --stats-fd 3 -- ./rules) >"$TMP/vmrt.out" 2>&1 3>"$TMP/stats" ||
     fail "vmrun --trap $trap failed: $(cat "$TMP/vmrt.out")"
   diff -u "$TMP/native.out" "$TMP/vmrt.out" >&2 || fail "--trap $trap: output differs from native (above)"
-  served=$(grep -E '^ *[0-9]+ program mmaps served$' "$TMP/stats" | tail -1 | awk '{print $1}')
-  moves=$(grep -E '^ *[0-9]+ mremap moves$' "$TMP/stats" | tail -1 | awk '{print $1}')
+  served=$(vmstat_value "$TMP/stats" "program mmaps served")
+  moves=$(vmstat_value "$TMP/stats" "mremap moves")
   [ "${served:-0}" -ge 10 ] || fail "--trap $trap: vmrt served ${served:-no} mmaps (the calls went to the host?)"
   [ "${moves:-0}" -ge 4 ] || fail "--trap $trap: ${moves:-no} mremap moves counted"
 done

@@ -15,7 +15,7 @@
 source "$(dirname "$0")/lib/scenario_lib.bash" "$1"
 need cc
 cc -O2 -o "$TMP/mp" "$(dirname "$0")/src/mmap_paged.c"
-stat_of() { grep -E "^ +[0-9]+ $1\$" "$TMP/err" | awk '{print $1}' | tail -1; }
+stat_of() { vmstat_value "$TMP/err" "$1"; }
 
 want=$("$TMP/mp" 64 "$TMP/native.dat")
 got=$(VMRT_STATS=1 timeout 300 "$VMRUN" --physmem 16M -- "$TMP/mp" 64 "$TMP/vmrt.dat" 2>"$TMP/err") || fail "status $?: $got $(grep -v '^ ' "$TMP/err" | head -3)"

@@ -38,6 +38,21 @@ need() {
   done
 }
 
+# vmstat_value FILE NAME: the last value of the vmstat -s line NAME (exact name) in FILE;
+# empty when there is none.
+vmstat_value() {
+  awk -v n="$2" '{ v = $1; $1 = ""; sub(/^ /, ""); if ($0 == n) last = v } END { if (last != "") print last }' "$1"
+}
+
+# expect_vmstat FILE NAME OP VALUE LABEL: fail unless the counter NAME in FILE satisfies
+# `test VALUE_IN_FILE OP VALUE` (OP: -eq -ge -gt -le -lt); a missing counter fails too.
+expect_vmstat() {
+  local v
+  v=$(vmstat_value "$1" "$2")
+  [ -n "$v" ] || fail "$5: no '$2' line in vmstat -s"
+  [ "$v" "$3" "$4" ] || fail "$5: '$2' is $v, expected $3 $4"
+}
+
 # write_workflow: the workflow script from stdin, run with bash in $WORK.
 write_workflow() { cat >"$TMP/workflow.sh"; }
 

@@ -1,0 +1,102 @@
+// rt_vma_budget.cpp — see rt_vma_budget.h.
+#include "runtime/rt_vma_budget.h"
+
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "runtime/rt_maps.h"
+#include "runtime/rt_stats.h"
+
+namespace vmrt::rt {
+
+namespace {
+
+// Linux's default vm.max_map_count (DEFAULT_MAX_MAP_COUNT), when /proc/sys is unreadable.
+constexpr std::size_t kDefaultLimit = 65530;
+// A thirty-second of the limit (2047 of the default), at least 256: room for vmrt's own
+// splits between two refusals (each page run paged out of a frame mapping costs two).
+constexpr std::size_t kHeadroomDivisor = 32;
+constexpr std::size_t kHeadroomMin = 256;
+// The estimate may miss this many host mappings glibc made itself since the last count:
+// within it of the headroom, the count is refreshed.
+constexpr std::size_t kDrift = 256;
+constexpr unsigned kRecountEvery = 64;
+static_assert(kDefaultLimit / kHeadroomDivisor > kHeadroomMin, "the default limit keeps the proportional headroom");
+
+std::size_t g_limit = kDefaultLimit;
+std::size_t g_headroom = kDefaultLimit / kHeadroomDivisor;
+// The last exact count, the region's estimate then, and mappings made outside the region
+// since (the estimate is exact + region delta + outside).
+std::atomic<std::int64_t> g_exact{0};
+std::atomic<std::int64_t> g_region_then{0};
+std::atomic<std::int64_t> g_outside{0};
+std::atomic<unsigned> g_since_count{0};
+// Up to this estimate the last count said there is room (0: none known).
+std::atomic<std::int64_t> g_ceiling{0};
+
+std::size_t read_limit() {
+  int fd = ::open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return kDefaultLimit;
+  char buf[32];
+  ssize_t r = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  std::size_t v = 0;
+  for (ssize_t i = 0; i < r && buf[i] >= '0' && buf[i] <= '9'; ++i) v = v * 10 + static_cast<std::size_t>(buf[i] - '0');
+  return v != 0 ? v : kDefaultLimit;
+}
+
+// Count the host's VMAs again.  False when /proc/self/maps cannot be read.
+bool recount() {
+  std::size_t n = 0;
+  if (!maps_total(&n)) return false;
+  g_region_then.store(rt_get(RC_HOST_VMAS), std::memory_order_relaxed);
+  g_outside.store(0, std::memory_order_relaxed);
+  g_exact.store(static_cast<std::int64_t>(n), std::memory_order_relaxed);
+  g_since_count.store(0, std::memory_order_relaxed);
+  rt_count(RC_VMA_RECOUNTS);
+  return true;
+}
+
+std::int64_t estimate() {
+  return g_exact.load(std::memory_order_relaxed) + rt_get(RC_HOST_VMAS) - g_region_then.load(std::memory_order_relaxed) +
+         g_outside.load(std::memory_order_relaxed);
+}
+
+}  // namespace
+
+void vma_budget_init() {
+  g_limit = read_limit();
+  g_headroom = g_limit / kHeadroomDivisor > kHeadroomMin ? g_limit / kHeadroomDivisor : kHeadroomMin;
+  if (g_headroom > g_limit / 2) g_headroom = g_limit / 2;  // a tiny limit: half each
+  recount();
+}
+
+bool vma_budget_allows(unsigned n) {
+  auto room = static_cast<std::int64_t>(g_limit - g_headroom);
+  std::int64_t est = estimate() + n;
+  if (est + static_cast<std::int64_t>(kDrift) <= room || est <= g_ceiling.load(std::memory_order_relaxed)) return true;
+  // Near the limit.  Below it by the estimate: count again (the estimate may miss glibc's own
+  // mappings, and it over-counts runs of the program's adjacent mappings), then trust the
+  // estimate up to half the room left.  Past it: count again every kRecountEvery refusals
+  // (the program may have unmapped meanwhile).
+  if (est <= room || g_since_count.fetch_add(1, std::memory_order_relaxed) % kRecountEvery == 0) {
+    if (recount()) {
+      std::int64_t exact = g_exact.load(std::memory_order_relaxed);
+      g_ceiling.store(exact < room ? exact + (room - exact) / 2 : 0, std::memory_order_relaxed);
+    }
+    est = estimate() + n;
+  }
+  if (est <= room) return true;
+  rt_count(RC_VMA_REFUSED);
+  return false;
+}
+
+void vma_budget_note_outside() { g_outside.fetch_add(1, std::memory_order_relaxed); }
+
+std::size_t vma_budget_limit() { return g_limit; }
+std::size_t vma_budget_headroom() { return g_headroom; }
+
+}  // namespace vmrt::rt

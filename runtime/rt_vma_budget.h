@@ -1,0 +1,36 @@
+// rt_vma_budget.h — the host's mapping limit (vm.max_map_count) shared between the program
+// and vmrt.
+//
+// vmrt needs host VMAs of its own at any moment: unmapping or paging out a page in the
+// middle of a frame mapping, or putting a reservation back after the program's munmap,
+// splits a host mapping, and the host refuses a split at its limit.  Natively a program that
+// fills the limit gets ENOMEM from its next mmap (or mprotect that would split) and goes on;
+// under vmrt the same program would leave vmrt unable to unmap.  So vmrt keeps a headroom:
+// the program's mappings are refused with ENOMEM once the process's VMAs come within
+// kHeadroom of the limit — the program meets the kernel's answer a few thousand mappings
+// early, and vmrt's own splits always fit.
+//
+// Cost: none far from the limit (an estimate from the region's incrementally kept VMA
+// count); near it, /proc/self/maps is counted again every kRecountEvery calls (the
+// estimate misses the host mappings glibc makes itself: thread stacks, dlopen).
+#pragma once
+
+#include <cstddef>
+
+namespace vmrt::rt {
+
+// Read vm.max_map_count and count the VMAs now.  Once, at boot.
+void vma_budget_init();
+
+// May the program's call add up to `n` host VMAs?  False: refuse it with ENOMEM (counted).
+// Callable with or without the VM lock; never maps or mallocs.
+bool vma_budget_allows(unsigned n);
+
+// A program mapping the host makes outside the region (not in the region's count).
+void vma_budget_note_outside();
+
+// What was chosen, for vmstat -s: the host's limit and the headroom kept for vmrt.
+std::size_t vma_budget_limit();
+std::size_t vma_budget_headroom();
+
+}  // namespace vmrt::rt
