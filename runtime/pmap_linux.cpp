@@ -2,12 +2,15 @@
 #include "runtime/pmap_linux.h"
 #include "vm/vm_sys.h"
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "runtime/physmem.h"
@@ -732,19 +735,65 @@ void op_host_unmap(pmap* pm, vaddr_t sva, vaddr_t eva) {
   host_unmap_locked(idx_of(sva), idx_of(eva));
 }
 
-void op_host_discard(vaddr_t sva, vaddr_t eva) {
+// One madvise(MADV_DONTNEED) of [sva, eva).
+void discard_one(vaddr_t sva, vaddr_t eva) {
   if (sva == eva) return;
-  int saved = errno;
   int rc = vmrt::sys::madvise(reinterpret_cast<void*>(sva), eva - sva, MADV_DONTNEED);
-  errno = saved;
   RT_ASSERT(rc == 0, "vmrt::sys::madvise(MADV_DONTNEED) of host memory failed");
-  rt_count(RC_HOST_MEM_DISCARDS);
+  rt_count(RC_HOST_DISCARD_CALLS);
 }
 
+// Linux's pidfd for the calling process (PIDFD_SELF_THREAD_GROUP, Linux 6.15): no
+// descriptor to open, none for the program to see.
+constexpr int kPidfdSelf = -10001;
+// Spans per process_madvise (under IOV_MAX, 1024).
+constexpr std::size_t kDiscardIov = 128;
+// process_madvise(MADV_DONTNEED) of this process works (cleared at its first refusal:
+// an older kernel, a seccomp filter).
+std::atomic<bool> g_batch_discard{true};
+
+// Discard the spans with batched process_madvise calls: one TLB shootdown per call where a
+// madvise each pays one apiece.  A refusal (or a partial batch) falls back to madvise for
+// the rest.
+void op_host_discard(const vm_span* spans, std::size_t n) {
+  int saved = errno;
+  rt_count(RC_HOST_MEM_DISCARDS, static_cast<std::int64_t>(n));
+  std::size_t i = 0;
+  while (i < n && n - i > 1 && g_batch_discard.load(std::memory_order_relaxed)) {
+    iovec iov[kDiscardIov];
+    std::size_t k = 0;
+    std::size_t bytes = 0;
+    for (; k < kDiscardIov && i + k < n; ++k) {
+      iov[k].iov_base = reinterpret_cast<void*>(spans[i + k].start);
+      iov[k].iov_len = spans[i + k].end - spans[i + k].start;
+      bytes += iov[k].iov_len;
+    }
+    long r = ::syscall(SYS_process_madvise, kPidfdSelf, iov, k, MADV_DONTNEED, 0U);
+    rt_count(RC_HOST_DISCARD_CALLS);
+    if (r < 0) {
+      g_batch_discard.store(false, std::memory_order_relaxed);
+      break;
+    }
+    if (static_cast<std::size_t>(r) == bytes) {
+      i += k;
+      continue;
+    }
+    // Partial: the spans it covered whole are done; the rest go one by one (the one it
+    // stopped in from its start again: discarding twice is harmless).
+    std::size_t done = static_cast<std::size_t>(r), j = 0;
+    for (; j < k && done >= iov[j].iov_len; ++j) done -= iov[j].iov_len;
+    i += j;
+    break;
+  }
+  for (; i < n; ++i) discard_one(spans[i].start, spans[i].end);
+  errno = saved;
+}
 
 void op_host_zero_resident(vaddr_t sva, vaddr_t eva) {
   if (g_host_swap) {
-    op_host_discard(sva, eva);  // pages swapped out would be missed by mincore
+    int saved = errno;
+    discard_one(sva, eva);  // pages swapped out would be missed by mincore
+    errno = saved;
     return;
   }
   for_each_host_page_run(sva, eva - sva, [sva](vsize_t off, vsize_t n) {

@@ -40,7 +40,8 @@ enum rt_counter : unsigned {
   RC_PAGES_RELEASED,     // frames given back to the host (hole punched)
   RC_FORK_SETUP_FAILED,  // host forks refused: the child's physmem could not be set up
   RC_HOST_MEM_MAPPED,    // host-memory bytes mapped (pmap host_map: heap windows)
-  RC_HOST_MEM_DISCARDS,  // host-memory discards (madvise MADV_DONTNEED)
+  RC_HOST_MEM_DISCARDS,  // host-memory ranges discarded (MADV_DONTNEED)
+  RC_HOST_DISCARD_CALLS, // ... host calls that did it (madvise, or process_madvise for many)
   RC_MMAP_TO_HOST,       // program mmaps passed to the host: no room in the mmap area
   RC_MMAP_PAGED,         // program mmaps served as pageable VM memory (paging on)
   RC_MREMAP_PAGED_MOVES, // program mremaps that moved pageable memory (objects moved, no copy)
@@ -84,6 +85,7 @@ inline constexpr rt_counter_info kRtCounters[RC_COUNT] = {
     {"host forks refused (no memory/descriptor)", V_COUNTER_COUNT},
     {"host memory bytes mapped", V_COUNTER_COUNT},
     {"host memory discards", V_COUNTER_COUNT},
+    {"host memory discard calls (batched)", V_COUNTER_COUNT},
     {"program mmaps passed to the host (no room)", V_COUNTER_COUNT},
     {"program mmaps served as pageable memory", V_COUNTER_COUNT},
     {"program mremaps moving pageable memory", V_COUNTER_COUNT},

@@ -26,6 +26,12 @@ enum pmap_host_flags : unsigned {
   PMAP_HOST_POPULATE = 0x4,   // host pages now (MAP_POPULATE)
 };
 
+// A range [start, end) of addresses (batched pmap calls).
+struct vm_span {
+  vaddr_t start;
+  vaddr_t end;
+};
+
 struct pmap_ops {
   // enter: map `npages` pages at va .. va + npages*PAGE_SIZE (pages[i] at va + i*PAGE_SIZE)
   // with `prot`, replacing whatever was mapped there.
@@ -87,9 +93,10 @@ struct pmap_ops {
   // host_unmap: the host memory of [sva, eva) goes back; the range is an empty
   // reservation again (VM_PROT_NONE: an access is a fault vm_fault refuses).
   void (*host_unmap)(pmap* pm, vaddr_t sva, vaddr_t eva);
-  // host_discard: the contents of [sva, eva) go back to the host; the range stays mapped
-  // and reads as zeros.
-  void (*host_discard)(vaddr_t sva, vaddr_t eva);
+  // host_discard: the contents of each span go back to the host; the spans stay mapped
+  // and read as zeros.  Many spans in one call cost the machine one batch (Linux: one
+  // process_madvise and one TLB shootdown where a madvise each would pay one apiece).
+  void (*host_discard)(const vm_span* spans, std::size_t n);
   // host_zero_resident: make [sva, eva) read as zeros, writing only into pages the host
   // holds (untouched pages stay untouched).
   void (*host_zero_resident)(vaddr_t sva, vaddr_t eva);

@@ -19,6 +19,7 @@ static int nr_of(const char* name) {
   if (strcmp(name, "memfd_create") == 0) return SYS_memfd_create;
   if (strcmp(name, "userfaultfd") == 0) return SYS_userfaultfd;
   if (strcmp(name, "mremap") == 0) return SYS_mremap;
+  if (strcmp(name, "process_madvise") == 0) return SYS_process_madvise;
   return -1;
 }
 
