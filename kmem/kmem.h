@@ -157,8 +157,11 @@ struct kmem_counters {
   std::uint64_t pages_from_source;     // pages currently taken from the page source
   std::uint64_t page_cache_pages;      // free pages kmem keeps mapped for bucket refills
                                        // (single pages + never-used multi-page runs)
-  std::uint64_t large_blocks;          // live blocks > MAXALLOCSAVE (or over-page aligned)
+  std::uint64_t large_blocks;          // live whole-page blocks (> kMediumMax, or over-page aligned)
   std::uint64_t large_pages;           // their pages
+  std::uint64_t medium_blocks;         // live blocks > MAXALLOCSAVE packed in spans (kmem_medium.cpp)
+  std::uint64_t medium_bytes;          // their bytes (256-byte granules)
+  std::uint64_t medium_spans;          // 8 MiB spans they are cut from
   std::uint64_t live_thread_caches;
   std::uint64_t exited_thread_caches;  // drained by thread exit (or by fork_child)
   std::uint64_t magazines;             // magazines ever made

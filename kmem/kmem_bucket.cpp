@@ -21,6 +21,40 @@
 
 namespace vmrt::kmem::detail {
 namespace {
+std::size_t page_cache_flush_locked();
+}  // namespace
+
+std::uint16_t coarse_ticks() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  std::uint64_t ns = static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+  return static_cast<std::uint16_t>(ns >> 24);
+}
+
+// => pages lock held.  Gives npages at a back to the source.
+void source_free_locked(std::uintptr_t a, std::size_t npages) {
+  g.src->free_pages(g.src->ctx, reinterpret_cast<void*>(a), npages);
+  g.pages_from_source -= npages;
+}
+
+// => pages lock held.  Allocates npages (aligned) from the source, flushing the
+// page cache and retrying once when the arena is full.  Null when exhausted.
+void* source_alloc_locked(std::size_t npages, std::size_t align_pages) {
+  void* p = g.src->alloc_pages(g.src->ctx, npages, align_pages, false);
+  if (p == nullptr && g.page_cache_n != 0) {
+    page_cache_flush_locked();
+    p = g.src->alloc_pages(g.src->ctx, npages, align_pages, false);
+  }
+  if (p != nullptr) {
+    std::uintptr_t a = reinterpret_cast<std::uintptr_t>(p);
+    KMEM_ASSERT(a >= g.base && a + npages * kPageSize <= g.base + g.size && (a & kPageMask) == 0,
+                "page source returned pages outside its arena");
+    g.pages_from_source += npages;
+  }
+  return p;
+}
+
+namespace {
 
 inline constexpr std::uint32_t kPageBatch = 64;
 inline constexpr std::uint32_t kRunBatchPages = 64;  // multi-page clusters per source call: 64 / npg
@@ -28,12 +62,6 @@ inline constexpr std::uint64_t kPageCacheMax = 128;
 static_assert(kPageBatch <= kPageCacheMax);
 
 // ---- page layer (pages lock) -------------------------------------------------------------
-
-// => pages lock held.  Gives npages at a back to the source.
-void source_free_locked(std::uintptr_t a, std::size_t npages) {
-  g.src->free_pages(g.src->ctx, reinterpret_cast<void*>(a), npages);
-  g.pages_from_source -= npages;
-}
 
 // => pages lock held.  Returns every cached page to the source; bytes given back.
 std::size_t page_cache_flush_locked() {
@@ -72,23 +100,6 @@ void page_cache_push_locked(std::uint32_t pg) {
   ku->ku_next = g.page_cache;
   g.page_cache = pg;
   ++g.page_cache_n;
-}
-
-// => pages lock held.  Allocates npages (aligned) from the source, flushing the
-// page cache and retrying once when the arena is full.  Null when exhausted.
-void* source_alloc_locked(std::size_t npages, std::size_t align_pages) {
-  void* p = g.src->alloc_pages(g.src->ctx, npages, align_pages, false);
-  if (p == nullptr && g.page_cache_n != 0) {
-    page_cache_flush_locked();
-    p = g.src->alloc_pages(g.src->ctx, npages, align_pages, false);
-  }
-  if (p != nullptr) {
-    std::uintptr_t a = reinterpret_cast<std::uintptr_t>(p);
-    KMEM_ASSERT(a >= g.base && a + npages * kPageSize <= g.base + g.size && (a & kPageMask) == 0,
-                "page source returned pages outside its arena");
-    g.pages_from_source += npages;
-  }
-  return p;
 }
 
 // => takes the pages lock.  A run of pages_per_cluster(indx) pages for a
@@ -163,14 +174,6 @@ void list_remove(cl_list* l, std::uint32_t pg) {
 }
 
 cl_list* list_of(kmembucket& kb, ku_list which) { return which == KL_PARTIAL ? &kb.kb_partial : &kb.kb_empty; }
-
-// Coarse monotonic time in units of 2^24 ns (~16.8 ms), modulo 2^16.
-std::uint16_t coarse_ticks() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  std::uint64_t ns = static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
-  return static_cast<std::uint16_t>(ns >> 24);
-}
 
 // => bucket lock held.  Files an all-free cluster on the empty list, stamped.
 void push_empty(kmembucket& kb, std::uint32_t pg, std::uint16_t now) {
@@ -425,7 +428,7 @@ std::uintptr_t lcache_take_locked(std::size_t npages, std::size_t align_pages) {
     e.a += npages << kPageShift;
     e.pages -= static_cast<std::uint32_t>(npages);
     kmemusage* rest = usage_of(e.a);
-    set_ku_indx(rest, KU_FREED_LARGE);
+    set_large_state(rest, KU_FREED_LARGE);
     rest->ku_pagecnt = 0;
   } else {
     e = g.lcache[--g.lcache_n];
@@ -447,7 +450,7 @@ bool lcache_take_at_locked(std::uintptr_t a, std::uint32_t pages) {
       e.a += std::uintptr_t{pages} << kPageShift;
       e.pages -= pages;
       kmemusage* rest = usage_of(e.a);
-      set_ku_indx(rest, KU_FREED_LARGE);
+      set_large_state(rest, KU_FREED_LARGE);
       rest->ku_pagecnt = 0;
     } else {
       e = g.lcache[--g.lcache_n];
@@ -500,7 +503,7 @@ void* large_alloc(std::size_t npages, std::size_t align_pages, bool* fresh) {
     lcache_expire_locked(coarse_ticks(), false);
     if (std::uintptr_t a = lcache_take_locked(npages, align_pages)) {
       kmemusage* ku = usage_of(a);
-      set_ku_indx(ku, KU_LARGE);
+      set_large_state(ku, KU_LARGE);
       ku->ku_pagecnt = static_cast<std::uint32_t>(npages);
       ++g.large_blocks;
       g.large_pages += npages;
@@ -511,7 +514,7 @@ void* large_alloc(std::size_t npages, std::size_t align_pages, bool* fresh) {
   void* p = source_alloc_locked(npages, align_pages);
   if (p == nullptr) return nullptr;
   kmemusage* ku = usage_of(reinterpret_cast<std::uintptr_t>(p));
-  set_ku_indx(ku, KU_LARGE);
+  set_large_state(ku, KU_LARGE);
   ku->ku_pagecnt = static_cast<std::uint32_t>(npages);
   ++g.large_blocks;
   g.large_pages += npages;
@@ -522,7 +525,7 @@ void* large_alloc(std::size_t npages, std::size_t align_pages, bool* fresh) {
 void large_free(std::uintptr_t a, std::uint32_t npages) {
   kmem_guard guard(g.pages_lock);
   kmemusage* ku = usage_of(a);
-  set_ku_indx(ku, KU_FREED_LARGE);
+  set_large_state(ku, KU_FREED_LARGE);
   ku->ku_pagecnt = 0;
   --g.large_blocks;
   g.large_pages -= npages;
@@ -553,10 +556,10 @@ std::uintptr_t large_grow(std::uintptr_t a, std::uint32_t old_pages, std::uint32
       std::memset(reinterpret_cast<void*>(na + (std::uintptr_t{old_pages} << kPageShift)), 0,
                   std::size_t{new_pages - old_pages} << kPageShift);
       kmemusage* ku = usage_of(na);
-      set_ku_indx(ku, KU_LARGE);
+      set_large_state(ku, KU_LARGE);
       ku->ku_pagecnt = new_pages;
       kmemusage* old = usage_of(a);
-      set_ku_indx(old, KU_FREED_LARGE);
+      set_large_state(old, KU_FREED_LARGE);
       old->ku_pagecnt = 0;
       lcache_put_locked(a, old_pages);
       g.large_pages += new_pages - old_pages;
@@ -570,11 +573,11 @@ std::uintptr_t large_grow(std::uintptr_t a, std::uint32_t old_pages, std::uint32
               "page source resized pages outside its arena");
   if (na != a) {  // moved: the old first page is a freed large head (a later free of it is a double free)
     kmemusage* old = usage_of(a);
-    set_ku_indx(old, KU_FREED_LARGE);
+    set_large_state(old, KU_FREED_LARGE);
     old->ku_pagecnt = 0;
   }
   kmemusage* ku = usage_of(na);
-  set_ku_indx(ku, KU_LARGE);
+  set_large_state(ku, KU_LARGE);
   ku->ku_pagecnt = new_pages;
   g.large_pages += new_pages - old_pages;
   g.pages_from_source += new_pages - old_pages;
@@ -589,7 +592,7 @@ void large_shrink(std::uintptr_t a, std::uint32_t old_pages, std::uint32_t new_p
   std::uintptr_t rest = a + (std::uintptr_t{new_pages} << kPageShift);
   if (g.decay_ticks != 0) {  // the cut-off tail is cached like a freed block
     kmemusage* ku = usage_of(rest);
-    set_ku_indx(ku, KU_FREED_LARGE);
+    set_large_state(ku, KU_FREED_LARGE);
     ku->ku_pagecnt = 0;
     lcache_put_locked(rest, old_pages - new_pages);
     return;

@@ -117,6 +117,24 @@ bool get_block_info(const void* addr, block_info* out) {
       }
       return true;
     }
+    if ((ku.ku_indx == KU_LARGE || ku.ku_indx == KU_FREED_LARGE) && ku.ku_list == KL_MEDIUM) {
+      // A medium block starts in this page; before its start, a is in the block (or free
+      // space) before it.
+      std::uintptr_t start = pa + (std::uintptr_t{ku.ku_freehead} << kGranShift);
+      if (a < start) continue;
+      std::size_t size = std::size_t{ku.ku_pagecnt} << kGranShift;
+      if (ku.ku_indx == KU_FREED_LARGE) {
+        if (a != start) return false;
+      } else if (a >= start + size) {
+        return false;
+      }
+      out->start = start;
+      out->size = ku.ku_indx == KU_LARGE ? size : 0;
+      out->large = true;
+      out->allocated = ku.ku_indx == KU_LARGE;
+      out->type = g.diag ? diag_type_at(start) : M_LAST;
+      return true;
+    }
     if (ku.ku_indx == KU_LARGE) {
       if (a >= pa + (std::size_t{ku.ku_pagecnt} << kPageShift)) return false;
       out->start = pa;

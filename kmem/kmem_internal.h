@@ -31,7 +31,22 @@ static_assert(kMinBucket > KU_CACHED, "states and bucket indexes do not overlap"
 inline constexpr std::uint32_t kNil = 0xffffffffu;  // no page
 inline constexpr std::uint16_t kNoFree = 0xffffu;   // empty per-page free list
 
-enum ku_list : std::uint8_t { KL_NONE = 0, KL_PARTIAL = 1, KL_EMPTY = 2 };
+// KL_MEDIUM: on a KU_LARGE / KU_FREED_LARGE page, a medium block starts in this page
+// (kmem_medium.cpp): ku_pagecnt is its length in granules, ku_freehead its first granule
+// within the page.
+enum ku_list : std::uint8_t { KL_NONE = 0, KL_PARTIAL = 1, KL_EMPTY = 2, KL_MEDIUM = 3 };
+
+// ---- medium blocks (kmem_medium.cpp) ------------------------------------------------------
+inline constexpr unsigned kGranShift = 8;  // medium blocks are cut at 256-byte granularity
+inline constexpr std::size_t kGranSize = std::size_t{1} << kGranShift;
+inline constexpr unsigned kSpanShift = 23;  // from 8 MiB spans
+inline constexpr std::uintptr_t kSpanBytes = std::uintptr_t{1} << kSpanShift;
+inline constexpr std::uint32_t kSpanPages = std::uint32_t{1} << (kSpanShift - kPageShift);
+inline constexpr std::uint32_t kSpanGranules = std::uint32_t{1} << (kSpanShift - kGranShift);
+inline constexpr std::size_t kMediumMax = std::size_t{512} << 10;  // larger: whole pages (large blocks)
+inline constexpr std::uint32_t kMediumMinGranules = static_cast<std::uint32_t>(kMaxAllocSave >> kGranShift) + 1;
+static_assert(kMaxAllocSave > 4 * kPageSize, "at most one medium block starts in a page");
+static_assert(kSpanGranules <= 65536, "granule indexes fit 16 bits");
 
 struct kmemusage {
   std::uint8_t ku_indx;      // bucket index or KU_* state                (bucket lock / pages lock)
@@ -205,6 +220,8 @@ struct alignas(64) kmem_globals {
   std::uint64_t pages_from_source = 0;       // pages_lock: outstanding pages
   std::uint64_t large_blocks = 0;            // pages_lock: live large blocks
   std::uint64_t large_pages = 0;             // pages_lock
+  std::uint64_t medium_blocks = 0;           // pages_lock: live medium blocks
+  std::uint64_t medium_granules = 0;         // pages_lock: their granules
   // Freed large blocks kept mapped for reuse (kmem_bucket.cpp, large cache) [pages_lock].
   struct large_cached {
     std::uintptr_t a;
@@ -248,6 +265,13 @@ inline void set_ku_indx(kmemusage* ku, std::uint8_t v) {
   g.pgindx[ku - g.usage] = v;
 }
 
+// Sets the state (KU_LARGE, KU_FREED_LARGE) of a whole-page block's first page: its record
+// stops naming a medium block that started there before (KL_MEDIUM).  => pages lock.
+inline void set_large_state(kmemusage* ku, std::uint8_t v) {
+  set_ku_indx(ku, v);
+  ku->ku_list = KL_NONE;
+}
+
 // Buckets (kmem_bucket.cpp).
 // bucket_alloc: take up to n elements of bucket indx into out; returns how many
 // (0 only when the arena is exhausted).  => takes the bucket lock, then the pages lock.
@@ -257,6 +281,23 @@ std::uint32_t bucket_alloc(unsigned indx, void** out, std::uint32_t n);
 void bucket_free(unsigned indx, void* const* elems, std::uint32_t n);
 // Give back every all-free cluster of every bucket and the page cache.  Returns bytes.
 std::size_t bucket_trim_all();
+// Coarse monotonic time in units of 2^24 ns (~16.8 ms), modulo 2^16 (decay stamps).
+std::uint16_t coarse_ticks();
+// The page source, under the pages lock (kmem_bucket.cpp).
+void* source_alloc_locked(std::size_t npages, std::size_t align_pages);
+void source_free_locked(std::uintptr_t a, std::size_t npages);
+// Medium blocks (kmem_medium.cpp), over MAXALLOCSAVE up to kMediumMax, packed at 256-byte
+// granularity.  medium_alloc: null when the arena is exhausted; *fresh when the block reads
+// as zeros.  medium_free: a block validated live (its granules from its page record).
+// => take the pages lock.
+void* medium_alloc(std::size_t size, bool* fresh);
+void medium_free(std::uintptr_t a, std::uint32_t granules);
+// Grow a live medium block in place into the free extent right after it; false when that
+// extent is missing or too short (block untouched).  The growth holds old bytes.
+bool medium_grow(std::uintptr_t a, std::uint32_t old_granules, std::uint32_t new_granules);
+// Give the spare empty span back; bytes given.  Spans held.  => pages lock held.
+std::size_t medium_trim_locked();
+std::uint64_t medium_spans_locked();
 // Large blocks: whole pages from the source.  => pages lock.
 void* large_alloc(std::size_t npages, std::size_t align_pages, bool* fresh);
 void large_free(std::uintptr_t a, std::uint32_t npages);

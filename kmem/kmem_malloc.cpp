@@ -154,8 +154,9 @@ void account_resize(tcache* tc, malloc_type t, std::int64_t delta) {
 
 struct block {
   std::uintptr_t a;
-  unsigned indx;         // bucket index, or 0 for a large block
+  unsigned indx;         // bucket index, or 0 for a large or medium block
   std::uint32_t pages;   // large block pages
+  std::uint32_t granules;  // medium block granules (0: not medium)
   std::size_t size;      // usable bytes
 };
 
@@ -178,6 +179,17 @@ kmem_status validate(const void* addr, block* b) {
     } else if (reinterpret_cast<const std::uintptr_t*>(a)[1] == free_marker(a)) {
       return KMEM_DOUBLE_FREE;
     }
+    return KMEM_OK;
+  }
+  b->granules = 0;
+  if ((indx == KU_LARGE || indx == KU_FREED_LARGE) && ku->ku_list == KL_MEDIUM) {
+    // A medium block starts in this page: exactly there, or a is not a block.
+    if ((a & kPageMask) != std::uintptr_t{ku->ku_freehead} << kGranShift) return KMEM_NOT_BLOCK;
+    if (indx == KU_FREED_LARGE) return KMEM_DOUBLE_FREE;
+    b->indx = 0;
+    b->pages = 0;
+    b->granules = ku->ku_pagecnt;
+    b->size = std::size_t{b->granules} << kGranShift;
     return KMEM_OK;
   }
   if ((a & kPageMask) != 0) return KMEM_NOT_BLOCK;
@@ -249,6 +261,30 @@ void* malloc_large(std::size_t size, std::size_t align, malloc_type t, int flags
   return p;
 }
 
+// Medium blocks: packed in spans (kmem_medium.cpp).  => pages lock; may trim once.
+void* malloc_medium(std::size_t size, malloc_type t, int flags, kmem_status* st) {
+  tcache* tc = tcache_get();
+  unsigned indx = bucket_index(size);
+  std::size_t bytes = (size + kGranSize - 1) & ~(kGranSize - 1);
+  if (!account_alloc(tc, t, indx, bytes, flags, st)) return nullptr;
+  bool fresh = false;
+  void* p = medium_alloc(size, &fresh);
+  if (p == nullptr) {
+    kmem::trim();
+    p = medium_alloc(size, &fresh);
+  }
+  if (p == nullptr) {
+    account_free(tc, t, bytes, indx, true);
+    g.types[t].mapblocks.fetch_add(1, std::memory_order_relaxed);
+    set_status(st, KMEM_NOMEM);
+    return nullptr;
+  }
+  if (g.diag) diag_on_alloc(reinterpret_cast<std::uintptr_t>(p), t);
+  if ((flags & M_ZERO) != 0 && !fresh) std::memset(p, 0, bytes);
+  set_status(st, KMEM_OK);
+  return p;
+}
+
 // Everything malloc's fast path does not handle.
 [[gnu::noinline]] void* malloc_slow(std::size_t size, malloc_type t, int flags, kmem_status* st) {
   KMEM_ASSERT(g.initialized.load(std::memory_order_acquire), "kmem::malloc before kmem_init");
@@ -257,7 +293,9 @@ void* malloc_large(std::size_t size, std::size_t align, malloc_type t, int flags
     return nullptr;
   }
   if (size == 0) size = 1;
-  if (size > kMaxAllocSave) return malloc_large(size, kPageSize, t, flags, st);
+  if (size > kMaxAllocSave) {
+    return size <= kMediumMax ? malloc_medium(size, t, flags, st) : malloc_large(size, kPageSize, t, flags, st);
+  }
   const unsigned indx = bucket_index(size);
   const std::size_t bsize = bucket_size(indx);
   tcache* tc = tcache_get();
@@ -305,7 +343,8 @@ void* malloc_large(std::size_t size, std::size_t align, malloc_type t, int flags
   if (b.indx == 0) {
     account_free(tc, t, b.size);
     if (g.diag) g.diag_state[(b.a - g.base) >> kMinBucket] = static_cast<std::uint8_t>(t);
-    large_free(b.a, b.pages);
+    if (b.granules != 0) medium_free(b.a, b.granules);
+    else large_free(b.a, b.pages);
     return KMEM_OK;
   }
   account_free(tc, t, b.size);
@@ -444,6 +483,28 @@ void* realloc(void* addr, std::size_t size, malloc_type type, int flags, kmem_st
       set_status(status, KMEM_OK);
       return addr;
     }
+  } else if (b.granules != 0) {
+    // Medium: kept while the new size is over half of it (shrinking leaves the block
+    // as it is: its tail is not worth a span edit).  Growing: into the free space right
+    // after it, else moved — with a quarter of slack, so a block growing a little at a time
+    // moves a few times on its way through the medium sizes, not at every granule (not
+    // for limited types or diagnostics, whose accounting follows each block exactly).
+    if (size <= b.size && size > b.size / 2) {
+      set_status(status, KMEM_OK);
+      return addr;
+    }
+    if (size > b.size && size <= kMediumMax && !g.diag && !g.types[type].limited) {
+      std::size_t want = b.size + b.size / 4 > size && b.size + b.size / 4 <= kMediumMax ? b.size + b.size / 4 : size;
+      auto granules = static_cast<std::uint32_t>((want + kGranSize - 1) >> kGranShift);
+      if (medium_grow(b.a, b.granules, granules)) {
+        std::size_t grown = (std::size_t{granules} << kGranShift) - b.size;
+        account_resize(tcache_get(), type, static_cast<std::int64_t>(grown));
+        if ((flags & M_ZERO) != 0) std::memset(reinterpret_cast<char*>(b.a) + b.size, 0, grown);
+        set_status(status, KMEM_OK);
+        return addr;
+      }
+      size = want;  // moved below, with the slack
+    }
   } else if (size > kMaxAllocSave && size <= g.size) {
     std::uint32_t npages = static_cast<std::uint32_t>((size + kPageMask) >> kPageShift);
     if (npages == b.pages) {
@@ -520,6 +581,7 @@ std::size_t trim() {
   bucket_trim_all();
   g.trims.fetch_add(1, std::memory_order_relaxed);
   kmem_guard guard(g.pages_lock);
+  medium_trim_locked();
   // Pages other threads took meanwhile can make this negative: report 0 then.
   return before > g.pages_from_source ? (before - g.pages_from_source) << kPageShift : 0;
 }
@@ -627,6 +689,9 @@ bool get_kmem_counters(kmem_counters* out) {
       out->page_cache_pages += std::uint64_t{g.run_cache_n[i]} * pages_per_cluster(i);
     out->large_blocks = g.large_blocks;
     out->large_pages = g.large_pages;
+    out->medium_blocks = g.medium_blocks;
+    out->medium_bytes = g.medium_granules << kGranShift;
+    out->medium_spans = medium_spans_locked();
   }
   {
     kmem_guard guard(g.threads_lock);

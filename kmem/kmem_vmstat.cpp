@@ -120,7 +120,10 @@ void report_vmstat_m(int fd) {
                 {c.pages_from_source, 0, ", page cache "},
                 {c.page_cache_pages, 0, ", large blocks "},
                 {c.large_blocks, 0, " ("},
-                {c.large_pages, 0, " pages)\n"}});
+                {c.large_pages, 0, " pages), medium blocks "},
+                {c.medium_blocks, 0, " ("},
+                {kib(c.medium_bytes), 0, "K in "},
+                {c.medium_spans, 0, " spans)\n"}});
   o.str("kmem: thread caches ");
   put_cells(o, {{c.live_thread_caches, 0, " live, "},
                 {c.exited_thread_caches, 0, " exited; magazines "},
