@@ -27,6 +27,7 @@
 #include <signal.h>
 
 #include "runtime/vmrt.h"
+#include "vm/vmspace_revert.h"
 
 namespace vmrt::guest {
 
@@ -94,6 +95,7 @@ struct vmrt_guest {
   // never run, and the heap's state at the snapshot.
   vmrt_vmspace* snap;
   vmrt::guest::heap snap_hp;
+  vmrt::vmspace_revert_stats last_restore;  // what the last restore did
 };
 
 namespace vmrt::guest {

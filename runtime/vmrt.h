@@ -224,6 +224,18 @@ vmrt_guest_status vmrt_guest_invoke(vmrt_guest_func* f, const vmrt_guest_value* 
  * 0, or -1 + errno (EINVAL: no snapshot / call in progress; ENOMEM). */
 int vmrt_guest_snapshot(vmrt_guest* g);
 int vmrt_guest_restore(vmrt_guest* g);
+/* What g's last restore did: a restore reverts the guest's vmspace in place, touching
+ * only the guest's private pages (those it wrote since the snapshot: given the snapshot's
+ * bytes again while few, else dropped with their translations) and rebuilding only the
+ * mappings added, removed or reshaped since; its cost follows those, not the guest's
+ * size.  entries_rebuilt is UINT64_MAX when the whole vmspace was replaced. */
+typedef struct {
+  uint64_t entries_kept;    /* mappings left in place */
+  uint64_t entries_rebuilt; /* mappings removed or copied again from the snapshot */
+  uint64_t pages_dropped;   /* private pages dropped (translations removed) */
+  uint64_t pages_copied;    /* private pages given the snapshot's bytes again, kept mapped */
+} vmrt_guest_restore_info;
+int vmrt_guest_restore_info_get(const vmrt_guest* g, vmrt_guest_restore_info* out);
 
 /* Guest memory: malloc/free on the guest's heap (NULL when past its limit), and copies in
  * and out that check [addr, addr + n) lies in the guest's mappings (0, or -1 + EFAULT). */
