@@ -27,6 +27,7 @@
 #include <signal.h>
 
 #include "runtime/vmrt.h"
+#include "vm/pmap.h"
 #include "vm/vmspace_revert.h"
 
 namespace vmrt::guest {
@@ -63,6 +64,7 @@ struct heap {
 };
 
 struct prepared;  // vmrt_guest_func
+struct family;    // guest_fork.cpp
 
 }  // namespace vmrt::guest
 
@@ -96,6 +98,12 @@ struct vmrt_guest {
   vmrt_vmspace* snap;
   vmrt::guest::heap snap_hp;
   vmrt::vmspace_revert_stats last_restore;  // what the last restore did
+  // Forks (guest_fork.cpp): the members of a family share one window and take turns in it.
+  // Null fam: the guest is alone and its vmspace is the window's.
+  vmrt::guest::family* fam;
+  vmrt::vmspace* own;      // this member's vmspace (installed in the window when active)
+  vmrt::pmap* pm;          // its pmap: the window's for the first member, else pm_store
+  vmrt::pmap pm_store;     // (live ops while active, inert ones while parked)
 };
 
 namespace vmrt::guest {
@@ -166,6 +174,19 @@ int guarded_memcpy(vmrt_guest* g, void* dst, const void* src, std::size_t n);
 // SIGFPE, the timer signal) while at least one guest exists.
 bool signals_acquire();
 void signals_release();
+
+// Families of forked guests (guest_fork.cpp).  family_enter: this thread takes g's family
+// (nested calls on the same thread allowed for the same member) and g's vmspace becomes the
+// one installed in the window, switched in by vmspace_switch.  False when another thread is
+// in the family, another member is mid-call on this thread, or the switch failed.  A guest
+// without a family: always true.  family_leave undoes one family_enter.
+bool family_enter(vmrt_guest* g);
+void family_leave(vmrt_guest* g);
+// Unload g's vmspace as a member (the window stays for the others; the last one frees it
+// and the family).  Returns false when g has no family (the caller unloads as usual).
+bool family_unload(vmrt_guest* g);
+// The pmap g's vmspace translates through (its own when in a family).
+vmrt::pmap* guest_pmap(vmrt_guest* g);
 
 // Host memory for guest records (mmap; zeroed).
 void* host_alloc(std::size_t n);

@@ -381,18 +381,41 @@ int guarded_copy(vmrt_guest* g, void* dst, const void* src, std::size_t n, std::
   return guarded_memcpy(g, dst, src, n);
 }
 
+// errno EBUSY, and v.
+template <class T> T busy(T v) {
+  errno = EBUSY;
+  return v;
+}
+
 }  // namespace
 
 extern "C" {
 
-void* vmrt_guest_malloc(vmrt_guest* g, size_t n) { return heap_malloc(g, n); }
-void vmrt_guest_free(vmrt_guest* g, void* p) { heap_free(g, p); }
+// The host's calls on a forked guest make it the member in its window first (family_enter);
+// EBUSY (NULL, -1) while another thread is in its family.
+void* vmrt_guest_malloc(vmrt_guest* g, size_t n) {
+  if (g == nullptr || !family_enter(g)) return busy<void*>(nullptr);
+  void* p = heap_malloc(g, n);
+  family_leave(g);
+  return p;
+}
+void vmrt_guest_free(vmrt_guest* g, void* p) {
+  if (g == nullptr || !family_enter(g)) return;
+  heap_free(g, p);
+  family_leave(g);
+}
 size_t vmrt_guest_memory_used(const vmrt_guest* g) { return g != nullptr ? memory_used(g) : 0; }
 int vmrt_guest_copy_in(vmrt_guest* g, void* guest_dst, const void* src, size_t n) {
-  return guarded_copy(g, guest_dst, src, n, reinterpret_cast<std::uintptr_t>(guest_dst));
+  if (g == nullptr || !family_enter(g)) return busy(-1);
+  int rc = guarded_copy(g, guest_dst, src, n, reinterpret_cast<std::uintptr_t>(guest_dst));
+  family_leave(g);
+  return rc;
 }
 int vmrt_guest_copy_out(vmrt_guest* g, void* dst, const void* guest_src, size_t n) {
-  return guarded_copy(g, dst, guest_src, n, reinterpret_cast<std::uintptr_t>(guest_src));
+  if (g == nullptr || !family_enter(g)) return busy(-1);
+  int rc = guarded_copy(g, dst, guest_src, n, reinterpret_cast<std::uintptr_t>(guest_src));
+  family_leave(g);
+  return rc;
 }
 
 }  // extern "C"

@@ -423,9 +423,11 @@ bool loader::load() {
 void unload(vmrt_guest* g) {
   if (g->snap != nullptr) vmrt_vmspace_destroy(g->snap);
   g->snap = nullptr;
-  if (g->vs != nullptr) vmrt_vmspace_destroy(g->vs);
+  if (!family_unload(g)) {  // a forked guest's window and file are its family's
+    if (g->vs != nullptr) vmrt_vmspace_destroy(g->vs);
+    if (g->file != nullptr) vmrt::sys::munmap(const_cast<unsigned char*>(g->file), g->file_len);
+  }
   g->vs = nullptr;
-  if (g->file != nullptr) vmrt::sys::munmap(const_cast<unsigned char*>(g->file), g->file_len);
   g->file = nullptr;
   g->file_len = 0;
   g->dynsym = g->symtab = nullptr;

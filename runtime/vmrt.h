@@ -237,6 +237,17 @@ typedef struct {
 } vmrt_guest_restore_info;
 int vmrt_guest_restore_info_get(const vmrt_guest* g, vmrt_guest_restore_info* out);
 
+/* Fork: a copy-on-write child of g (its segments, heap, stack and globals as they are now),
+ * called, snapshotted, restored and destroyed on its own, in any order with its parent.
+ * Guest code holds absolute addresses, so a guest and its forks (a family) share one
+ * address range and take turns in it: calling a member makes its vmspace the one mapped
+ * there, removing only the translations the two members' writes since the fork made
+ * different (tens of microseconds per switch; nothing when the same member is called
+ * again).  One thread at a time per family: another thread's call gets VMRT_GUEST_BUSY,
+ * its malloc/copy calls EBUSY.  A reset takes the member out of its family (reloaded in a
+ * window of its own).  NULL + errno (EINVAL: call in progress; ENOMEM). */
+vmrt_guest* vmrt_guest_fork(vmrt_guest* g);
+
 /* Guest memory: malloc/free on the guest's heap (NULL when past its limit), and copies in
  * and out that check [addr, addr + n) lies in the guest's mappings (0, or -1 + EFAULT). */
 void* vmrt_guest_malloc(vmrt_guest* g, size_t n);

@@ -156,7 +156,9 @@ bool revert_entry(vm_map* m, vm_map_entry* e, vm_map_entry* s, vmspace_revert_st
     if (k == n || links[k].p != atop(s->offset)) return false;
   }
   const vm_pindex_t npages = atop(e->end - e->start);
-  if (k == 1 && links[0].o->type == OBJT_DEFAULT && links[0].o->resident_page_count <= g_revert_tunables.copy_back_max &&
+  vm_object* priv = links[0].o;  // written only through e when nothing else holds it (no fork since)
+  if (k == 1 && priv->type == OBJT_DEFAULT && priv->ref_count == 1 && priv->shadow_count == 0 &&
+      priv->resident_page_count <= g_revert_tunables.copy_back_max &&
       copy_back(links[0].o, links[0].p, npages, s->object, atop(s->offset), &st->pages_copied)) {
     ++st->entries_kept;
     return true;
@@ -245,8 +247,17 @@ kern_return_t vmspace_switch(vmspace* out, vmspace* in, vmspace_revert_stats* st
   if (st == nullptr) st = &local;
   *st = {};
   vm_lock_guard g;
-  vm_map* om = &out->map;
   vm_map* im = &in->map;
+  if (out == nullptr) {  // nothing installed: in's reservations only
+    if (im->pm == nullptr) return KERN_INVALID_ARGUMENT;
+    if (!plain(im)) return KERN_NOT_SUPPORTED;
+    for (vm_map_entry* f = vm_map_first(im); !vm_map_is_end(im, f); f = f->next) {
+      pmap_reserve(im->pm, f->start, f->end, f->protection);
+      ++st->entries_rebuilt;
+    }
+    return KERN_SUCCESS;
+  }
+  vm_map* om = &out->map;
   if (om->min != im->min || om->max != im->max || out == in || om->pm == nullptr) return KERN_INVALID_ARGUMENT;
   if (!plain(om) || !plain(im)) return KERN_NOT_SUPPORTED;
   pmap* pm = om->pm;

@@ -12,8 +12,8 @@
 // (the image's pages, mapped read-only) in place.  Removing a translation costs the host a
 // TLB shootdown (tens of microseconds under nested virtualisation when the process has
 // other threads), so a revert prefers copying the image's bytes back into the private
-// pages through the direct map, which keeps them mapped and writable; it drops them only
-// when there are many.  Map entries added, removed or reshaped since are rebuilt from the
+// pages through the direct map, which keeps them mapped and writable; it drops them when
+// there are many, or when a fork shares them.  Map entries added, removed or reshaped since are rebuilt from the
 // image one by one; the rest is untouched.
 //
 // Both calls take the VM lock themselves.
@@ -64,6 +64,8 @@ kern_return_t vmspace_revert(vmspace* vs, vmspace* img, vmspace_revert_stats* st
 // reservations follow in's entries; the caller then makes in's pmap the live one and out's
 // inert.  Work: the resident pages of the objects each side added in front of their common
 // objects, plus the whole range of entries whose shapes differ.
+// out null: nothing is installed (nothing mapped there): in's reservations are set through
+// in's pmap, which the caller has made live.
 //  => takes the VM lock; same bounds (KERN_INVALID_ARGUMENT otherwise); no submaps or
 //     host-memory entries (KERN_NOT_SUPPORTED).  Changes no map entry.
 kern_return_t vmspace_switch(vmspace* out, vmspace* in, vmspace_revert_stats* st = nullptr);

@@ -560,6 +560,107 @@ TEST_CASE("guest restore works in place: its cost follows what the guest wrote, 
   }
 }
 
+TEST_CASE("guest fork: parent and children are independent, take turns in one window, and leave nothing behind") {
+  loaded L(guest_path("basic"));
+  REQUIRE(L.g != nullptr);
+  vmrt_guest* p = L.g;
+  CHECK(call_ok(p, "bump_counter", "i()").i == 6);
+  auto* buf = static_cast<unsigned char*>(call_ok(p, "make_buffer", "p(li)", {I(3 * 4096), I('a')}).p);
+  REQUIRE(buf != nullptr);
+  size_t used = vmrt_guest_memory_used(p);
+  vmrt_guest* c = vmrt_guest_fork(p);
+  REQUIRE(c != nullptr);
+  CHECK(vmrt_guest_vmspace(c) == vmrt_guest_vmspace(p));  // one window, in turns
+  auto byte_at = [](vmrt_guest* g, const unsigned char* a) {
+    unsigned char x = 0;
+    REQUIRE(vmrt_guest_copy_out(g, &x, a, 1) == 0);
+    return x;
+  };
+  // Writes on either side stay on that side.
+  CHECK(call_ok(c, "bump_counter", "i()").i == 7);
+  CHECK(call_ok(p, "bump_counter", "i()").i == 7);
+  CHECK(call_ok(c, "bump_counter", "i()").i == 8);
+  REQUIRE(vmrt_guest_copy_in(c, buf + 4096, "c", 1) == 0);
+  CHECK(byte_at(p, buf + 4096) == 'a');
+  CHECK(call_ok(p, "poke", "l(plli)", {P(buf), I(3 * 4096), I(4096), I('p')}).i == 3);
+  CHECK(byte_at(c, buf + 4096) == 'c');
+  CHECK(byte_at(c, buf) == 'a');
+  CHECK(byte_at(p, buf + 4096) == 'p');
+  CHECK(call_ok(p, "read_counter", "i()").i == 14);
+  CHECK(call_ok(c, "read_counter", "i()").i == 16);
+  // Heaps grow apart (new mappings on one side only).
+  void* big = call_ok(c, "make_buffer", "p(li)", {I(200000), I('z')}).p;
+  REQUIRE(big != nullptr);
+  CHECK(vmrt_guest_memory_used(c) > used);
+  CHECK(vmrt_guest_memory_used(p) == used);
+  unsigned char x;
+  CHECK(call_ok(p, "checksum", "l(pl)", {P(buf), I(3 * 4096)}).i != 0);
+  CHECK(byte_at(c, static_cast<unsigned char*>(big) + 100) == 'z');
+  x = 0;
+  CHECK(vmrt_guest_copy_out(p, &x, static_cast<unsigned char*>(big) + 100, 1) == -1);  // nothing of p's there
+  CHECK(errno == EFAULT);
+  // A child's fault is its own; both go on.
+  vmrt_guest_trap t;
+  vmrt_guest_value a[2] = {P(nullptr), I(10)}, r;
+  CHECK(vmrt_guest_call(c, "checksum", "l(pl)", a, &r, &t) == VMRT_GUEST_NULL_DEREF);
+  CHECK(call_ok(p, "bump_counter", "i()").i == 8);
+  CHECK(call_ok(c, "bump_counter", "i()").i == 9);
+  // A fork of a fork, and snapshots of a child.
+  vmrt_guest* gc = vmrt_guest_fork(c);
+  REQUIRE(gc != nullptr);
+  REQUIRE(vmrt_guest_snapshot(c) == 0);
+  CHECK(call_ok(c, "bump_counter", "i()").i == 10);
+  CHECK(call_ok(gc, "bump_counter", "i()").i == 10);
+  REQUIRE(vmrt_guest_restore(c) == 0);
+  CHECK(call_ok(c, "bump_counter", "i()").i == 10);
+  CHECK(call_ok(gc, "bump_counter", "i()").i == 11);
+  CHECK(call_ok(p, "bump_counter", "i()").i == 9);
+  CHECK(rtt::check_ok(vmrt_guest_vmspace(p)));
+  // The parent goes first; its children live on.
+  vmrt_guest_destroy(p);
+  L.g = nullptr;
+  CHECK(call_ok(c, "bump_counter", "i()").i == 11);
+  CHECK(byte_at(c, buf + 4096) == 'c');
+  vmrt_guest_destroy(c);  // the active member goes: the next one installs itself
+  CHECK(call_ok(gc, "bump_counter", "i()").i == 12);
+  CHECK(rtt::check_ok(vmrt_guest_vmspace(gc)));
+  vmrt_guest_destroy(gc);  // the last: the window goes
+}
+
+TEST_CASE("guest fork: 1,000 forks of a warm guest leave no leak") {
+  loaded L(guest_path("basic"));
+  REQUIRE(L.g != nullptr);
+  vmrt_guest* p = L.g;
+  CHECK(call_ok(p, "bump_counter", "i()").i == 6);
+  auto* buf = static_cast<unsigned char*>(call_ok(p, "make_buffer", "p(li)", {I(1 << 20), I('w')}).p);
+  REQUIRE(buf != nullptr);
+  long long free0 = 0, obj0 = 0, ent0 = 0;
+  for (int i = 0; i < 1020; ++i) {
+    if (i == 20) {
+      free0 = vmrt_counter("pages free");
+      obj0 = vmrt_counter("objects current");
+      ent0 = vmrt_counter("map entries");
+    }
+    vmrt_guest* c = vmrt_guest_fork(p);
+    REQUIRE(c != nullptr);
+    REQUIRE(call_ok(c, "bump_counter", "i()").i == 7);
+    REQUIRE(call_ok(c, "poke", "l(plli)", {P(buf), I(8 * 4096), I(4096), I(i)}).i == 8);
+    if (i % 2 == 0) REQUIRE(call_ok(p, "read_counter", "i()").i == 12);  // the parent in between
+    vmrt_guest_destroy(c);
+  }
+  long long free1 = vmrt_counter("pages free"), obj1 = vmrt_counter("objects current"),
+            ent1 = vmrt_counter("map entries");
+  MESSAGE("pages free ", free0, " -> ", free1, "; objects ", obj0, " -> ", obj1, "; map entries ", ent0, " -> ", ent1);
+  CHECK(obj1 == obj0);
+  CHECK(ent1 == ent0);
+  CHECK(free1 >= free0 - 8);
+  CHECK(call_ok(p, "bump_counter", "i()").i == 7);
+  unsigned char x = 0;
+  REQUIRE(vmrt_guest_copy_out(p, &x, buf, 1) == 0);
+  CHECK(x == 'w');
+  CHECK(rtt::check_ok(vmrt_guest_vmspace(p)));
+}
+
 TEST_CASE("guest C++ wrapper (vmrt.hpp)") {
   vmrt::guest bad(guest_path("tls").c_str());
   CHECK(!bad);
