@@ -37,6 +37,7 @@ inline constexpr std::size_t kImageOffset = 64 * 1024;  // nothing mapped below 
 inline constexpr std::size_t kStackGuard = 64 * 1024;   // unmapped below the stack
 inline constexpr std::size_t kMaxImage = std::size_t{256} << 20;     // PT_LOAD span refused beyond
 inline constexpr std::size_t kPopulateImage = std::size_t{1} << 20;  // images up to this are populated
+inline constexpr std::size_t kMaxTls = std::size_t{1} << 20;          // PT_TLS memsz refused beyond
 inline constexpr std::size_t kDefaultMemoryLimit = std::size_t{64} << 20;
 inline constexpr std::size_t kDefaultStack = std::size_t{1} << 20;
 inline constexpr std::size_t kStackPopulate = 16 * 1024;  // the stack's top, populated at load
@@ -61,6 +62,7 @@ struct heap {
   std::uintptr_t committed;  // [lo, committed) is read-write, the rest PROT_NONE
   std::uintptr_t free_head[kHeapBuckets];
   std::size_t mmap_bytes;  // guest mmaps and large blocks
+  std::uintptr_t malloc_top;  // the highest break malloc has carved: brk/sbrk shrink no lower
 };
 
 struct prepared;  // vmrt_guest_func
@@ -90,6 +92,10 @@ struct vmrt_guest {
   std::size_t imports_mem_len;
   char path[4096];
   vmrt::guest::heap hp;
+  // Thread-local storage (PT_TLS): one block per guest, in its heap (a guest runs one
+  // thread at a time); __tls_get_addr hands out addresses in it.  0: no PT_TLS.
+  std::uintptr_t tls_block;
+  std::size_t tls_size;
   std::atomic<long> owner;  // tid of the thread inside, 0: none
   int depth;                // nested calls of that thread
   vmrt::guest::prepared* funcs;  // chunks of prepared functions

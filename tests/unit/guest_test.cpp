@@ -289,7 +289,7 @@ TEST_CASE("guest load: refusals say why") {
     refused(p, "thread-local storage relocation R_X86_64_TPOFF64");
     unlink(p.c_str());
   }
-  refused(guest_path("tls"), "thread-local storage (PT_TLS)");
+  refused(guest_path("tls_ie"), "thread-local storage relocation R_X86_64_TPOFF64 is not supported");
   refused(guest_path("missing"), "missing import: no_such_host_function_xyz");
   refused(guest_path("initfault"), "null dereference");
   {
@@ -380,7 +380,7 @@ TEST_CASE("guest memory limit: malloc says NULL, the host keeps going; reset res
   CHECK(k > 0);
   CHECK(k <= 64);
   CHECK(vmrt_guest_memory_used(g) <= (4u << 20));
-  CHECK(call_ok(g, "use_sbrk", "l(l)", {I(-5)}).i == -1);  // no shrinking
+  CHECK(call_ok(g, "use_sbrk", "l(l)", {I(-4096)}).i == -1);  // no shrinking below malloc's blocks
   int64_t big = call_ok(g, "exhaust", "l(l)", {I(1 << 20)}).i;
   CHECK(big == 0);  // no room left for a large block either
   CHECK(call_ok(g, "bump_counter", "i()").i == 6);
@@ -560,6 +560,57 @@ TEST_CASE("guest restore works in place: its cost follows what the guest wrote, 
   }
 }
 
+TEST_CASE("guest thread-local storage: the dynamic models through __tls_get_addr; initial-exec refused") {
+  loaded L(guest_path("tls"));
+  INFO(L.err);
+  REQUIRE(L.g != nullptr);
+  vmrt_guest* g = L.g;
+  CHECK(call_ok(g, "get", "i()").i == 3);          // .tdata, general-dynamic
+  CHECK(call_ok(g, "name_char", "i(i)", {I(1)}).i == 'l');
+  CHECK(call_ok(g, "bump", "l()").i == 1);          // .tbss, local-dynamic
+  CHECK(call_ok(g, "bump", "l()").i == 2);
+  CHECK(call_ok(g, "set", "i(i)", {I(7)}).i == 7);
+  CHECK(call_ok(g, "get", "i()").i == 7);
+  void* a = call_ok(g, "counter_addr", "p()").p;
+  auto lo = reinterpret_cast<std::uintptr_t>(vmrt_vmspace_base(vmrt_guest_vmspace(g)));
+  CHECK(reinterpret_cast<std::uintptr_t>(a) - lo < vmrt_vmspace_size(vmrt_guest_vmspace(g)));  // in guest memory
+  // Guest memory: snapshots and forks carry it.
+  REQUIRE(vmrt_guest_snapshot(g) == 0);
+  vmrt_guest* c = vmrt_guest_fork(g);
+  REQUIRE(c != nullptr);
+  CHECK(call_ok(c, "bump", "l()").i == 3);
+  CHECK(call_ok(g, "bump", "l()").i == 3);
+  CHECK(call_ok(g, "bump", "l()").i == 4);
+  CHECK(call_ok(c, "get", "i()").i == 7);
+  vmrt_guest_destroy(c);
+  REQUIRE(vmrt_guest_restore(g) == 0);
+  CHECK(call_ok(g, "bump", "l()").i == 3);
+  char err[256];
+  REQUIRE(vmrt_guest_reset(g, err, sizeof err) == 0);
+  CHECK(call_ok(g, "get", "i()").i == 3);
+  CHECK(call_ok(g, "bump", "l()").i == 1);
+  refused(guest_path("tls_ie"), "R_X86_64_TPOFF64");
+}
+
+TEST_CASE("guest brk and sbrk: the break moves up and down, never below malloc's blocks") {
+  loaded L(guest_path("brk"));
+  INFO(L.err);
+  REQUIRE(L.g != nullptr);
+  vmrt_guest* g = L.g;
+  size_t used = vmrt_guest_memory_used(g);
+  long b0 = call_ok(g, "brk_now", "l()").i;
+  CHECK(call_ok(g, "grow_and_shrink", "l(l)", {I(64 * 1024)}).i == 0);
+  CHECK(vmrt_guest_memory_used(g) == used);
+  CHECK(call_ok(g, "brk_now", "l()").i == b0);
+  CHECK(call_ok(g, "reread", "i(l)", {I(64 * 1024)}).i == 0);  // pages given back read as zeros
+  CHECK(call_ok(g, "brk_up_down", "l(l)", {I(3 * 4096 + 48)}).i == 0);  // (the break moves in 16-byte steps)
+  CHECK(call_ok(g, "grow_and_shrink", "l(l)", {I(1L << 40)}).i == -1);  // past the memory limit
+  CHECK(call_ok(g, "below_malloc", "l()").i == -1);
+  long b1 = call_ok(g, "brk_now", "l()").i;
+  CHECK(b1 > b0);
+  CHECK(call_ok(g, "grow_and_shrink", "l(l)", {I(8192)}).i == 0);  // above malloc's block: fine
+}
+
 TEST_CASE("guest fork: parent and children are independent, take turns in one window, and leave nothing behind") {
   loaded L(guest_path("basic"));
   REQUIRE(L.g != nullptr);
@@ -662,9 +713,9 @@ TEST_CASE("guest fork: 1,000 forks of a warm guest leave no leak") {
 }
 
 TEST_CASE("guest C++ wrapper (vmrt.hpp)") {
-  vmrt::guest bad(guest_path("tls").c_str());
+  vmrt::guest bad(guest_path("tls_ie").c_str());
   CHECK(!bad);
-  CHECK(std::string(bad.error()).find("PT_TLS") != std::string::npos);
+  CHECK(std::string(bad.error()).find("R_X86_64_TPOFF64") != std::string::npos);
   vmrt_guest_options o{};
   o.imports = kImports;
   o.nimports = 1;
