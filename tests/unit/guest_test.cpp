@@ -111,6 +111,21 @@ void refused(const std::string& path, const char* why) {
   CHECK(std::string(L.err).find(why) != std::string::npos);
 }
 
+// Frames, objects and map entries: what a leak would show.
+struct vm_counts {
+  long long free = vmrt_counter("pages free"), objects = vmrt_counter("objects current"),
+            entries = vmrt_counter("map entries");
+};
+// The counts are back where `before` had them (free frames within a few: caches).
+void check_counts_back(const vm_counts& before) {
+  vm_counts now;
+  MESSAGE("pages free ", before.free, " -> ", now.free, "; objects ", before.objects, " -> ", now.objects,
+          "; map entries ", before.entries, " -> ", now.entries);
+  CHECK(now.objects == before.objects);
+  CHECK(now.entries == before.entries);
+  CHECK(now.free >= before.free - 8);
+}
+
 }  // namespace
 
 TEST_CASE("guest load: every relocation kind, init_array, data and bss; calls of every signature kind") {
@@ -459,8 +474,7 @@ TEST_CASE("guest warm images: restore brings back the snapshot's memory and heap
     call_ok(g, "bump_counter", "i()");
     call_ok(g, "make_buffer", "p(li)", {I(20000), I('q')});
   }
-  long long free0 = vmrt_counter("pages free"), obj0 = vmrt_counter("objects current"),
-            ent0 = vmrt_counter("map entries");
+  vm_counts before;
   for (int i = 0; i < 1000; ++i) {
     REQUIRE(vmrt_guest_restore(g) == 0);
     REQUIRE(call_ok(g, "bump_counter", "i()").i == 7);
@@ -469,12 +483,7 @@ TEST_CASE("guest warm images: restore brings back the snapshot's memory and heap
   }
   REQUIRE(vmrt_guest_restore(g) == 0);
   CHECK(call_ok(g, "bump_counter", "i()").i == 7);
-  long long free1 = vmrt_counter("pages free"), obj1 = vmrt_counter("objects current"),
-            ent1 = vmrt_counter("map entries");
-  MESSAGE("pages free ", free0, " -> ", free1, "; objects ", obj0, " -> ", obj1, "; map entries ", ent0, " -> ", ent1);
-  CHECK(obj1 == obj0);
-  CHECK(ent1 == ent0);
-  CHECK(free1 >= free0 - 8);
+  check_counts_back(before);
 }
 
 namespace {
@@ -507,13 +516,9 @@ TEST_CASE("guest restore works in place: its cost follows what the guest wrote, 
       REQUIRE(vmrt_guest_restore(g) == 0);
     }
     vmrt_guest_restore_info ri{};
-    long long free0 = 0, obj0 = 0, ent0 = 0;
-    for (int i = 0; i < 150; ++i) {  // past the trap handler's 64 repeats of one page (drop mode)
-      if (i == 20) {
-        free0 = vmrt_counter("pages free");
-        obj0 = vmrt_counter("objects current");
-        ent0 = vmrt_counter("map entries");
-      }
+    vm_counts before;
+    for (int i = 0; i < 150; ++i) {
+      if (i == 20) before = vm_counts{};
       // A request: three pages of the warm buffer and the counter written.
       CHECK(call_ok(g, "poke", "l(plli)", {P(buf + 4096), I(3 * 4096), I(4096), I('x' + i % 3)}).i == 3);
       CHECK(call_ok(g, "bump_counter", "i()").i == 6);
@@ -532,9 +537,7 @@ TEST_CASE("guest restore works in place: its cost follows what the guest wrote, 
     }
     MESSAGE(std::string(copying ? "copy back" : "drop"), ": last restore kept ", ri.entries_kept, " entries, copied ",
             ri.pages_copied, " pages, dropped ", ri.pages_dropped);
-    CHECK(vmrt_counter("pages free") >= free0 - 8);
-    CHECK(vmrt_counter("objects current") == obj0);
-    CHECK(vmrt_counter("map entries") == ent0);
+    check_counts_back(before);
     // A request that grows the heap past the snapshot's (new heap pages made writable, a
     // large block mapped): the reshaped entries are rebuilt, the rest kept.
     call_ok(g, "make_buffer", "p(li)", {I(3 << 20), I('y')});
@@ -685,13 +688,9 @@ TEST_CASE("guest fork: 1,000 forks of a warm guest leave no leak") {
   CHECK(call_ok(p, "bump_counter", "i()").i == 6);
   auto* buf = static_cast<unsigned char*>(call_ok(p, "make_buffer", "p(li)", {I(1 << 20), I('w')}).p);
   REQUIRE(buf != nullptr);
-  long long free0 = 0, obj0 = 0, ent0 = 0;
+  vm_counts before;
   for (int i = 0; i < 1020; ++i) {
-    if (i == 20) {
-      free0 = vmrt_counter("pages free");
-      obj0 = vmrt_counter("objects current");
-      ent0 = vmrt_counter("map entries");
-    }
+    if (i == 20) before = vm_counts{};
     vmrt_guest* c = vmrt_guest_fork(p);
     REQUIRE(c != nullptr);
     REQUIRE(call_ok(c, "bump_counter", "i()").i == 7);
@@ -699,12 +698,7 @@ TEST_CASE("guest fork: 1,000 forks of a warm guest leave no leak") {
     if (i % 2 == 0) REQUIRE(call_ok(p, "read_counter", "i()").i == 12);  // the parent in between
     vmrt_guest_destroy(c);
   }
-  long long free1 = vmrt_counter("pages free"), obj1 = vmrt_counter("objects current"),
-            ent1 = vmrt_counter("map entries");
-  MESSAGE("pages free ", free0, " -> ", free1, "; objects ", obj0, " -> ", obj1, "; map entries ", ent0, " -> ", ent1);
-  CHECK(obj1 == obj0);
-  CHECK(ent1 == ent0);
-  CHECK(free1 >= free0 - 8);
+  check_counts_back(before);
   CHECK(call_ok(p, "bump_counter", "i()").i == 7);
   unsigned char x = 0;
   REQUIRE(vmrt_guest_copy_out(p, &x, buf, 1) == 0);
