@@ -432,6 +432,34 @@ TEST_CASE("guest busy: a second thread is refused while one is inside") {
   CHECK(other == VMRT_GUEST_TIMEOUT);
 }
 
+TEST_CASE("guest fork busy: while one thread is in a member, another thread's calls on its family are refused") {
+  loaded L(guest_path("faults"), vmrt_guest_options{0, 0, 300, nullptr, 0});
+  REQUIRE(L.g != nullptr);
+  vmrt_guest* c = vmrt_guest_fork(L.g);
+  REQUIRE(c != nullptr);
+  vmrt_guest_status other = VMRT_GUEST_OK;
+  std::thread th([&] {
+    vmrt_guest_trap t;
+    other = vmrt_guest_call(c, "spin", "v()", nullptr, nullptr, &t);  // the child spins to its time limit
+  });
+  vmrt_guest_status mine = VMRT_GUEST_OK;
+  for (int i = 0; i < 200 && mine != VMRT_GUEST_BUSY; ++i) {
+    vmrt_guest_value a = I(1), r;
+    mine = vmrt_guest_call(L.g, "ok", "i(i)", &a, &r, nullptr);  // the parent: same window
+    if (mine != VMRT_GUEST_BUSY) usleep(1000);
+  }
+  CHECK(mine == VMRT_GUEST_BUSY);
+  errno = 0;
+  void* m = vmrt_guest_malloc(L.g, 16);
+  int e = errno;
+  th.join();
+  CHECK(other == VMRT_GUEST_TIMEOUT);
+  if (m == nullptr) CHECK(e == EBUSY);  // (the spin may have ended just before)
+  vmrt_guest_value a = I(1), r;
+  CHECK(vmrt_guest_call(L.g, "ok", "i(i)", &a, &r, nullptr) == VMRT_GUEST_OK);
+  vmrt_guest_destroy(c);
+}
+
 TEST_CASE("guest warm images: restore brings back the snapshot's memory and heap at the same addresses") {
   loaded L(guest_path("basic"));
   REQUIRE(L.g != nullptr);
