@@ -13,8 +13,8 @@ constexpr vaddr_t kBase = vaddr_t{1} << 41;
 constexpr vsize_t kSize = vsize_t{64} << 20;
 vaddr_t g_next = (vaddr_t{1} << 41) + (vsize_t{1} << 32);
 
-// A fork of s over a new fake pmap: at `at` (0: a fresh range) and with inert operations
-// when `inert` (a parked sibling).
+// A fork of s over a new fake pmap at `at` (0: a fresh range of its own; s's base: a
+// sibling over the same addresses).
 fake::space* fork_of(fake::space& s, vaddr_t at = 0) {
   if (at == 0) {
     at = g_next;
