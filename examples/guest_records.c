@@ -1,7 +1,7 @@
 /* guest_records.c — a host program that loads a guest library (examples/guests/records.c)
  * into its own vmspace, feeds it records (some bad), and survives the guest's crashes:
  * each fault ends one call with an error naming the faulting function; the host resets
- * the guest and goes on.
+ * the guest and goes on, then forks warm copies of it (vmrt_guest_fork).
  *
  *   guest_records [records.so]
  */
@@ -65,6 +65,29 @@ int main(int argc, char** argv) {
   }
   vmrt_guest_call(g, "seen", "l()", NULL, &ret, NULL);
   printf("after reset: %ld\n", (long)ret.i);
+  /* Warm copies: one record parsed, then two copy-on-write forks each parse their own; the
+   * parent and each fork count only what they saw. */
+  vmrt_guest_value arg;
+  arg.p = guest_string(g, "limes:3:9");
+  vmrt_guest_call(g, "parse_record", "l(p)", &arg, &ret, NULL);
+  vmrt_guest* fork1 = vmrt_guest_fork(g);
+  vmrt_guest* fork2 = vmrt_guest_fork(g);
+  if (fork1 == NULL || fork2 == NULL) {
+    fprintf(stderr, "guest_records: fork failed\n");
+    return 1;
+  }
+  vmrt_guest_call(fork1, "parse_record", "l(p)", &arg, &ret, NULL);
+  vmrt_guest_call(fork1, "parse_record", "l(p)", &arg, &ret, NULL);
+  vmrt_guest_call(fork2, "parse_record", "l(p)", &arg, &ret, NULL);
+  long seen[3];
+  vmrt_guest* who[3] = {g, fork1, fork2};
+  for (int i = 0; i < 3; ++i) {
+    vmrt_guest_call(who[i], "seen", "l()", NULL, &ret, NULL);
+    seen[i] = (long)ret.i;
+  }
+  printf("warm forks: parent saw %ld, fork 1 %ld, fork 2 %ld\n", seen[0], seen[1], seen[2]);
+  vmrt_guest_destroy(fork1);
+  vmrt_guest_destroy(fork2);
   vmrt_guest_destroy(g);
   return traps == 2 ? 0 : 1;
 }

@@ -27,6 +27,8 @@
 #include <signal.h>
 
 #include "runtime/vmrt.h"
+#include "vm/pmap.h"
+#include "vm/vmspace_revert.h"
 
 namespace vmrt::guest {
 
@@ -35,6 +37,7 @@ inline constexpr std::size_t kImageOffset = 64 * 1024;  // nothing mapped below 
 inline constexpr std::size_t kStackGuard = 64 * 1024;   // unmapped below the stack
 inline constexpr std::size_t kMaxImage = std::size_t{256} << 20;     // PT_LOAD span refused beyond
 inline constexpr std::size_t kPopulateImage = std::size_t{1} << 20;  // images up to this are populated
+inline constexpr std::size_t kMaxTls = std::size_t{1} << 20;          // PT_TLS memsz refused beyond
 inline constexpr std::size_t kDefaultMemoryLimit = std::size_t{64} << 20;
 inline constexpr std::size_t kDefaultStack = std::size_t{1} << 20;
 inline constexpr std::size_t kStackPopulate = 16 * 1024;  // the stack's top, populated at load
@@ -59,9 +62,11 @@ struct heap {
   std::uintptr_t committed;  // [lo, committed) is read-write, the rest PROT_NONE
   std::uintptr_t free_head[kHeapBuckets];
   std::size_t mmap_bytes;  // guest mmaps and large blocks
+  std::uintptr_t malloc_top;  // the highest break malloc has carved: brk/sbrk shrink no lower
 };
 
 struct prepared;  // vmrt_guest_func
+struct family;    // guest_fork.cpp
 
 }  // namespace vmrt::guest
 
@@ -87,6 +92,10 @@ struct vmrt_guest {
   std::size_t imports_mem_len;
   char path[4096];
   vmrt::guest::heap hp;
+  // Thread-local storage (PT_TLS): one block per guest, in its heap (a guest runs one
+  // thread at a time); __tls_get_addr hands out addresses in it.  0: no PT_TLS.
+  std::uintptr_t tls_block;
+  std::size_t tls_size;
   std::atomic<long> owner;  // tid of the thread inside, 0: none
   int depth;                // nested calls of that thread
   vmrt::guest::prepared* funcs;  // chunks of prepared functions
@@ -94,6 +103,13 @@ struct vmrt_guest {
   // never run, and the heap's state at the snapshot.
   vmrt_vmspace* snap;
   vmrt::guest::heap snap_hp;
+  vmrt::vmspace_revert_stats last_restore;  // what the last restore did
+  // Forks (guest_fork.cpp): the members of a family share one window and take turns in it.
+  // Null fam: the guest is alone and its vmspace is the window's.
+  vmrt::guest::family* fam;
+  vmrt::vmspace* own;      // this member's vmspace (installed in the window when active)
+  vmrt::pmap* pm;          // its pmap: the window's for the first member, else pm_store
+  vmrt::pmap pm_store;     // (live ops while active, inert ones while parked)
 };
 
 namespace vmrt::guest {
@@ -164,6 +180,19 @@ int guarded_memcpy(vmrt_guest* g, void* dst, const void* src, std::size_t n);
 // SIGFPE, the timer signal) while at least one guest exists.
 bool signals_acquire();
 void signals_release();
+
+// Families of forked guests (guest_fork.cpp).  family_enter: this thread takes g's family
+// (nested calls on the same thread allowed for the same member) and g's vmspace becomes the
+// one installed in the window, switched in by vmspace_switch.  False when another thread is
+// in the family, another member is mid-call on this thread, or the switch failed.  A guest
+// without a family: always true.  family_leave undoes one family_enter.
+bool family_enter(vmrt_guest* g);
+void family_leave(vmrt_guest* g);
+// Unload g's vmspace as a member (the window stays for the others; the last one frees it
+// and the family).  Returns false when g has no family (the caller unloads as usual).
+bool family_unload(vmrt_guest* g);
+// The pmap g's vmspace translates through (its own when in a family).
+vmrt::pmap* guest_pmap(vmrt_guest* g);
 
 // Host memory for guest records (mmap; zeroed).
 void* host_alloc(std::size_t n);

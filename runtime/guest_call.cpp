@@ -419,10 +419,15 @@ bool enter(vmrt_guest* g) {
   long tid = my_tid();
   long expect = 0;
   if (!g->owner.compare_exchange_strong(expect, tid, std::memory_order_acquire) && expect != tid) return false;
+  if (!family_enter(g)) {  // a forked guest: its family's window is busy, or switching failed
+    if (g->depth == 0) g->owner.store(0, std::memory_order_release);
+    return false;
+  }
   ++g->depth;
   return true;
 }
 void leave(vmrt_guest* g) {
+  family_leave(g);
   if (--g->depth == 0) g->owner.store(0, std::memory_order_release);
 }
 

@@ -8,7 +8,9 @@
 //   headers are guest memory: a free() of a pointer the heap did not give, or a header
 //   the guest overwrote, ends the call with VMRT_GUEST_HEAP_CORRUPTED.
 // - mmap/munmap: anonymous mappings of the guest's own vmspace, counted in the limit;
-//   sbrk: the heap area's break (growth only), shared with malloc.
+//   brk/sbrk: the heap area's break, shared with malloc (it shrinks no lower than malloc's
+//   blocks).
+// - __tls_get_addr: the guest's thread-local variables (one block per guest).
 // - mem*, str*: the C library's, after checking that the ranges they write lie in the
 //   guest's window (an out-of-window destination ends the call: VMRT_GUEST_WILD_ACCESS).
 // - abort, __stack_chk_fail, __assert_fail: end the call with VMRT_GUEST_ABORT.
@@ -106,6 +108,7 @@ void* heap_malloc(vmrt_guest* g, std::size_t n) {
     } else {
       blk = heap_grow(g, bsize);
       if (blk == 0) return nullptr;
+      g->hp.malloc_top = g->hp.brk;
     }
     block_hdr* h = reinterpret_cast<block_hdr*>(blk);
     h->magic_bucket = kMagic ^ b;
@@ -218,14 +221,48 @@ int vmrt_g_posix_memalign(void** out, std::size_t align, std::size_t n) {
   return 0;
 }
 
-// sbrk(2) over the heap area, shared with malloc (which never gives memory back to the
-// break): growth only, in 16-byte steps so malloc's blocks stay aligned.
+// brk(2) and sbrk(2) over the heap area, shared with malloc (which never gives memory back
+// to the break): the break moves in 16-byte steps so malloc's blocks stay aligned; it grows
+// within the memory limit and shrinks down to the highest block malloc has carved (below
+// that the memory is malloc's).  Whole pages above a lowered break go back (their frames
+// are freed: they read as zeros when the break rises over them again).
+int vmrt_g_brk(void* addr) {
+  vmrt_guest* g = cur_guest();
+  if (g == nullptr) return -1;
+  std::uintptr_t a = (reinterpret_cast<std::uintptr_t>(addr) + 15) & ~std::uintptr_t{15};
+  if (a >= g->hp.brk) return a == g->hp.brk || heap_grow(g, a - g->hp.brk) != 0 ? 0 : (errno = ENOMEM, -1);
+  std::uintptr_t floor = g->hp.malloc_top > g->hp.lo ? g->hp.malloc_top : g->hp.lo;
+  if (a < floor) {
+    errno = ENOMEM;
+    return -1;
+  }
+  std::uintptr_t from = round_page(a), to = round_page(g->hp.brk);
+  if (to > from) vmrt_madvise(g->vs, reinterpret_cast<void*>(from), to - from, MADV_DONTNEED);
+  g->hp.brk = a;
+  return 0;
+}
 void* vmrt_g_sbrk(std::intptr_t incr) {
   vmrt_guest* g = cur_guest();
-  if (g == nullptr || incr < 0) return reinterpret_cast<void*>(-1);
-  if (incr == 0) return reinterpret_cast<void*>(g->hp.brk);
-  std::uintptr_t old = heap_grow(g, (static_cast<std::size_t>(incr) + 15) & ~std::size_t{15});
-  return old != 0 ? reinterpret_cast<void*>(old) : reinterpret_cast<void*>(-1);
+  if (g == nullptr) return reinterpret_cast<void*>(-1);
+  std::uintptr_t old = g->hp.brk;
+  if (incr < 0 && static_cast<std::uintptr_t>(-incr) > old - g->hp.lo) return reinterpret_cast<void*>(-1);
+  return vmrt_g_brk(reinterpret_cast<void*>(old + incr)) == 0 ? reinterpret_cast<void*>(old)
+                                                              : reinterpret_cast<void*>(-1);
+}
+
+// __tls_get_addr(tls_index*): the address of a thread-local variable of the guest (the
+// general- and local-dynamic models of the x86-64 TLS ABI; module 1 is the guest, offsets
+// index its one TLS block).  Anything else ends the call.
+struct tls_index {
+  std::uint64_t module, offset;
+};
+void* vmrt_g_tls_get_addr(tls_index* ti) {
+  vmrt_guest* g = cur_guest();
+  if (g == nullptr) return nullptr;
+  if (!in_window(g, reinterpret_cast<std::uintptr_t>(ti), sizeof *ti) || g->tls_block == 0 || ti->module != 1 ||
+      ti->offset >= g->tls_size)
+    escape(VMRT_GUEST_BAD_ACCESS, ti);
+  return reinterpret_cast<void*>(g->tls_block + ti->offset);
 }
 
 void* vmrt_g_mmap(void* addr, std::size_t len, int prot, int flags, int fd, off_t off) {
@@ -336,6 +373,7 @@ const libc_entry kLibc[] = {
     E("malloc", vmrt_g_malloc),   E("free", vmrt_g_free),         E("calloc", vmrt_g_calloc),
     E("realloc", vmrt_g_realloc), E("aligned_alloc", vmrt_g_aligned_alloc), E("posix_memalign", vmrt_g_posix_memalign),
     E("mmap", vmrt_g_mmap),       E("munmap", vmrt_g_munmap),     E("sbrk", vmrt_g_sbrk),
+    E("brk", vmrt_g_brk),         E("__tls_get_addr", vmrt_g_tls_get_addr),
     E("memcpy", vmrt_g_memcpy),   E("memmove", vmrt_g_memmove),   E("memset", vmrt_g_memset),
     E("memcmp", vmrt_g_memcmp),   E("memchr", vmrt_g_memchr),     E("bcmp", vmrt_g_memcmp),
     E("strlen", vmrt_g_strlen),   E("strnlen", vmrt_g_strnlen),   E("strcmp", vmrt_g_strcmp),
@@ -381,18 +419,41 @@ int guarded_copy(vmrt_guest* g, void* dst, const void* src, std::size_t n, std::
   return guarded_memcpy(g, dst, src, n);
 }
 
+// errno EBUSY, and v.
+template <class T> T busy(T v) {
+  errno = EBUSY;
+  return v;
+}
+
 }  // namespace
 
 extern "C" {
 
-void* vmrt_guest_malloc(vmrt_guest* g, size_t n) { return heap_malloc(g, n); }
-void vmrt_guest_free(vmrt_guest* g, void* p) { heap_free(g, p); }
+// The host's calls on a forked guest make it the member in its window first (family_enter);
+// EBUSY (NULL, -1) while another thread is in its family.
+void* vmrt_guest_malloc(vmrt_guest* g, size_t n) {
+  if (g == nullptr || !family_enter(g)) return busy<void*>(nullptr);
+  void* p = heap_malloc(g, n);
+  family_leave(g);
+  return p;
+}
+void vmrt_guest_free(vmrt_guest* g, void* p) {
+  if (g == nullptr || !family_enter(g)) return;
+  heap_free(g, p);
+  family_leave(g);
+}
 size_t vmrt_guest_memory_used(const vmrt_guest* g) { return g != nullptr ? memory_used(g) : 0; }
 int vmrt_guest_copy_in(vmrt_guest* g, void* guest_dst, const void* src, size_t n) {
-  return guarded_copy(g, guest_dst, src, n, reinterpret_cast<std::uintptr_t>(guest_dst));
+  if (g == nullptr || !family_enter(g)) return busy(-1);
+  int rc = guarded_copy(g, guest_dst, src, n, reinterpret_cast<std::uintptr_t>(guest_dst));
+  family_leave(g);
+  return rc;
 }
 int vmrt_guest_copy_out(vmrt_guest* g, void* dst, const void* guest_src, size_t n) {
-  return guarded_copy(g, dst, guest_src, n, reinterpret_cast<std::uintptr_t>(guest_src));
+  if (g == nullptr || !family_enter(g)) return busy(-1);
+  int rc = guarded_copy(g, dst, guest_src, n, reinterpret_cast<std::uintptr_t>(guest_src));
+  family_leave(g);
+  return rc;
 }
 
 }  // extern "C"

@@ -12,7 +12,8 @@
 // asks for that once the pager exists).
 //
 // Refusals (a one-line reason in the caller's buffer): not ELF, wrong class / byte
-// order / machine, not ET_DYN, a program (PT_INTERP), TLS (PT_TLS or a TLS relocation),
+// order / machine, not ET_DYN, a program (PT_INTERP), TLS relocations other than the dynamic
+// models' (DTPMOD64/DTPOFF64 are served, with __tls_get_addr from the guest libc),
 // REL-format relocations, IFUNC, an unknown relocation (named), a missing import (named),
 // a segment outside the file, an init function that traps.
 #include "runtime/guest.h"
@@ -179,7 +180,27 @@ struct loader {
   bool load();
   bool relocate(const Elf64_Rela* r, std::size_t n);
   bool resolve(std::uint32_t symi, std::uint64_t* out);
+  bool tls_reloc(unsigned type, std::uint32_t symi, std::int64_t addend, std::uint64_t* out);
+
+  const Elf64_Phdr* tls = nullptr;  // PT_TLS
 };
+
+// R_X86_64_DTPMOD64 / DTPOFF64: the guest's own thread-local variables only (symbol 0 with
+// an offset in the addend for the local-dynamic model, or a TLS symbol the guest defines).
+bool loader::tls_reloc(unsigned type, std::uint32_t symi, std::int64_t addend, std::uint64_t* out) {
+  if (tls == nullptr) return refuse("thread-local storage relocation ", reloc_type_name(type), " without a PT_TLS segment");
+  std::uint64_t off = 0;
+  if (symi != 0) {
+    if (g->dynsym == nullptr || symi >= g->ndynsym) return refuse("relocation names a symbol outside .dynsym");
+    const Elf64_Sym& s = g->dynsym[symi];
+    const char* name = s.st_name < g->dynstr_len ? g->dynstr + s.st_name : "?";
+    if (ELF64_ST_TYPE(s.st_info) != STT_TLS || s.st_shndx == SHN_UNDEF)
+      return refuse("thread-local variable ", name, " is not the guest's own (TLS of other modules is not supported)");
+    off = s.st_value;
+  }
+  *out = type == R_X86_64_DTPMOD64 ? 1 : off + static_cast<std::uint64_t>(addend);
+  return true;
+}
 
 bool loader::resolve(std::uint32_t symi, std::uint64_t* out) {
   *out = 0;
@@ -236,8 +257,15 @@ bool loader::relocate(const Elf64_Rela* r, std::size_t n) {
         if (!resolve(symi, &s)) return false;
         v = s + static_cast<std::uint64_t>(r[i].r_addend);
         break;
+      case R_X86_64_DTPMOD64:  // the tls_index of the dynamic TLS models: module 1 is the guest
+      case R_X86_64_DTPOFF64:  // ... and the variable's offset in its block
+        if (!tls_reloc(type, symi, r[i].r_addend, &v)) return false;
+        break;
       default:
-        if (is_tls_reloc(type)) return refuse("thread-local storage relocation ", reloc_type_name(type), " is not supported");
+        if (is_tls_reloc(type))
+          return refuse("thread-local storage relocation ", reloc_type_name(type),
+                        " is not supported (only the dynamic models' DTPMOD64/DTPOFF64 through __tls_get_addr: "
+                        "the host thread's TLS cannot hold a guest's; build with -ftls-model=global-dynamic)");
         err.str(g->path).str(": unknown relocation ").str(reloc_type_name(type)).str(" (type ").u(type).str(") at offset ")
             .hex(r[i].r_offset);
         return false;
@@ -255,7 +283,7 @@ bool loader::load() {
   const Elf64_Phdr* relro = nullptr;
   for (unsigned i = 0; i < eh->e_phnum; ++i) {
     const Elf64_Phdr& p = ph[i];
-    if (p.p_type == PT_TLS) return refuse("thread-local storage (PT_TLS) is not supported");
+    if (p.p_type == PT_TLS) tls = &p;
     if (p.p_type == PT_INTERP) return refuse("a program (PT_INTERP), not a shared object");
     if (p.p_type == PT_DYNAMIC) dyn = &p;
     if (p.p_type == PT_GNU_RELRO) relro = &p;
@@ -271,6 +299,10 @@ bool loader::load() {
   lo = trunc_page(lo);
   hi = round_page(hi);
   if (hi - lo > kMaxImage) return refuse("the PT_LOAD segments span more than 256 MiB");
+  if (tls != nullptr && (tls->p_filesz > tls->p_memsz || tls->p_memsz > kMaxTls || tls->p_align > PAGE_SIZE ||
+                         (tls->p_align & (tls->p_align - 1)) != 0 || tls->p_vaddr < lo ||
+                         tls->p_vaddr + tls->p_filesz > hi))
+    return refuse("PT_TLS: its image lies outside the PT_LOAD segments, or it is larger than 1 MiB or aligned past a page");
   find_sections();
 
   // The vmspace: null zone, image, heap area + room for guest mmaps, guard, stack.
@@ -317,6 +349,14 @@ bool loader::load() {
   if (h == VMRT_MAP_FAILED) return refuse("cannot map the heap area");
   g->hp.lo = g->hp.brk = g->hp.committed = reinterpret_cast<std::uintptr_t>(h);
   g->hp.hi = g->hp.lo + mem;
+  // The TLS block, from the guest's heap (filled from the relocated image below).
+  if (tls != nullptr && tls->p_memsz != 0) {
+    std::size_t align = tls->p_align > 16 ? tls->p_align : 16;
+    void* b = heap_malloc(g, tls->p_memsz + align);
+    if (b == nullptr) return refuse("no room in the guest's memory limit for its thread-local storage");
+    g->tls_block = (reinterpret_cast<std::uintptr_t>(b) + align - 1) & ~(align - 1);
+    g->tls_size = tls->p_memsz;
+  }
 
   // The dynamic section (read from the file: the guest's copy is the guest's).
   std::uint64_t rela = 0, relasz = 0, jmprel = 0, pltrelsz = 0, init = 0, init_array = 0, init_arraysz = 0;
@@ -380,6 +420,11 @@ bool loader::load() {
     if (r == nullptr || !aligned(r, alignof(Elf64_Rela))) return refuse("DT_JMPREL outside the file or misaligned");
     if (!relocate(r, pltrelsz / sizeof(Elf64_Rela))) return false;
   }
+  // The TLS block gets the initialisation image as relocated (.tdata), then zeros (.tbss).
+  if (g->tls_block != 0) {
+    std::memcpy(reinterpret_cast<void*>(g->tls_block), reinterpret_cast<const void*>(g->bias + tls->p_vaddr), tls->p_filesz);
+    std::memset(reinterpret_cast<void*>(g->tls_block + tls->p_filesz), 0, tls->p_memsz - tls->p_filesz);
+  }
 
   // Protections: each segment's pages; a page two segments share gets both's rights.
   std::uintptr_t prev_last = 0;
@@ -423,9 +468,11 @@ bool loader::load() {
 void unload(vmrt_guest* g) {
   if (g->snap != nullptr) vmrt_vmspace_destroy(g->snap);
   g->snap = nullptr;
-  if (g->vs != nullptr) vmrt_vmspace_destroy(g->vs);
+  if (!family_unload(g)) {  // a forked guest's window and file are its family's
+    if (g->vs != nullptr) vmrt_vmspace_destroy(g->vs);
+    if (g->file != nullptr) vmrt::sys::munmap(const_cast<unsigned char*>(g->file), g->file_len);
+  }
   g->vs = nullptr;
-  if (g->file != nullptr) vmrt::sys::munmap(const_cast<unsigned char*>(g->file), g->file_len);
   g->file = nullptr;
   g->file_len = 0;
   g->dynsym = g->symtab = nullptr;

@@ -46,5 +46,6 @@ expect 0 25 "" -- --trap sigsegv --guest "$G" parse_record apples:4:100
 out=$("$BUILD/bin/guest_records" 2>&1) || fail "guest_records failed: $out"
 grep -q "records the guest saw: 4, traps: 2" <<<"$out" || fail "guest_records: $out"
 grep -q "after reset: 0" <<<"$out" || fail "guest_records did not reset: $out"
+grep -q "warm forks: parent saw 1, fork 1 3, fork 2 2" <<<"$out" || fail "guest_records: forks not independent: $out"
 grep -q "null dereference.*parse_record" <<<"$out" || fail "guest_records: no null dereference named: $out"
 note "ok"

@@ -98,3 +98,9 @@ long use_sbrk(long n) {
   char* m = malloc(32);
   return (p == a && b >= a + n && m != 0 && ((unsigned long)m & 15) == 0) ? b - a : -2;
 }
+/* Write byte v at every `stride` bytes of [p, p + n): the writes a request makes. */
+long poke(unsigned char* p, long n, long stride, int v) {
+  long k = 0;
+  for (long i = 0; i < n; i += stride, ++k) p[i] = (unsigned char)v;
+  return k;
+}
