@@ -37,8 +37,8 @@ namespace vmrt::rt {
 namespace {
 
 constexpr std::size_t kAltStackSize = 64 * 1024;
-// A fault "resolved" this many times in a row at the same page without progress is
-// refused (RESOURCE) instead of looping forever.
+// A fault "resolved" this many times in a row at the same page without progress (no host
+// mapping work in between, see t_work) is refused (RESOURCE) instead of looping forever.
 constexpr unsigned kMaxRepeats = 64;
 constexpr std::size_t kUffdThreadStack = 256 * 1024;
 
@@ -87,6 +87,12 @@ std::atomic<unsigned> g_uffd_threads{1};
 thread_local __attribute__((tls_model("initial-exec"))) bool t_altstack;
 thread_local __attribute__((tls_model("initial-exec"))) vaddr_t t_last_page;
 thread_local __attribute__((tls_model("initial-exec"))) unsigned t_repeats;
+// Host mapping work (mmap/mprotect calls) when this thread's last fault was resolved: a
+// fault at the same page after more work is progress (the page was write-protected again by
+// a fork, a loan, an mprotect), not a spin, and starts the count again.
+thread_local __attribute__((tls_model("initial-exec"))) std::int64_t t_work;
+
+std::int64_t host_map_work() { return rt_get(RC_HOST_MMAP) + rt_get(RC_HOST_MPROTECT); }
 
 // Give the calling thread an alternate signal stack.  Called from the handler (uc set),
 // the new stack must also be written into the interrupted context: rt_sigreturn
@@ -217,7 +223,9 @@ void on_fault(int sig, siginfo_t* si, void* uc) {
     reason = TRAP_RESOURCE;  // the host could not back a frame (out of memory)
   } else if (vs != nullptr) {
     vaddr_t page = trunc_page(addr);
+    if (page == t_last_page && host_map_work() != t_work) t_repeats = 0;
     kern_return_t kr = g_resolver.load(std::memory_order_acquire)(vs, page, type, nullptr);
+    t_work = host_map_work();
     if (kr == KERN_SUCCESS) {
       if (page == t_last_page) {
         if (++t_repeats < kMaxRepeats) {

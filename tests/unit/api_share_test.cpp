@@ -173,3 +173,32 @@ TEST_CASE("loaned pages stay resident while paging reclaims the memory around th
   CHECK(bad_pages(v, n, 'L') == 0);
   vmrt_vmspace_destroy(b);
 }
+
+TEST_CASE("one page lent, written and lent again a hundred times: every write fault is served") {
+  // The trap handler refuses a fault that repeats at one page with nothing done in between
+  // (a spin).  A loan write-protects the lender's page each time, so the same page faults
+  // again after real work: that must not count as a spin (it did, after 64 rounds: SIGBUS).
+  REQUIRE(vmrt_init() == 0);
+  vmrt_vmspace* a = vmrt_vmspace_create(8u << 20);
+  vmrt_vmspace* b = vmrt_vmspace_create(8u << 20);
+  REQUIRE(a != nullptr);
+  REQUIRE(b != nullptr);
+  char* p = map_filled(a, 1, 'r');
+  for (int round = 0; round < 100; ++round) {
+    char* v = static_cast<char*>(vmrt_loan(a, p, kPage, b, nullptr));
+    REQUIRE(v != VMRT_MAP_FAILED);
+    CHECK(v[0] == static_cast<char>(round == 0 ? byte_of('r', 0) : round - 1));
+    REQUIRE(vmrt_unloan(b, v, kPage) == 0);
+    p[0] = static_cast<char>(round);  // a write fault on the same page every round
+  }
+  // The same through forks: each fork write-protects the parent's page.
+  for (int round = 0; round < 100; ++round) {
+    vmrt_vmspace* c = vmrt_vmspace_fork(a);
+    REQUIRE(c != nullptr);
+    p[0] = static_cast<char>(round);
+    vmrt_vmspace_destroy(c);
+  }
+  CHECK(p[0] == 99);
+  vmrt_vmspace_destroy(b);
+  vmrt_vmspace_destroy(a);
+}
