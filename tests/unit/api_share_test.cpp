@@ -17,6 +17,7 @@ struct paging_env {
 } g_paging_env;
 }  // namespace
 
+#include "runtime/vmrt_channel.h"
 #include "runtime_test_support.h"
 
 RUNTIME_TESTS_UNDER_BOTH_BACKENDS()
@@ -199,6 +200,58 @@ TEST_CASE("one page lent, written and lent again a hundred times: every write fa
     vmrt_vmspace_destroy(c);
   }
   CHECK(p[0] == 99);
+  vmrt_vmspace_destroy(b);
+  vmrt_vmspace_destroy(a);
+}
+
+TEST_CASE("the channel: small messages copied, whole pages lent or moved, in order") {
+  REQUIRE(vmrt_init() == 0);
+  vmrt_vmspace* a = vmrt_vmspace_create(16u << 20);
+  vmrt_vmspace* b = vmrt_vmspace_create(16u << 20);
+  REQUIRE(a != nullptr);
+  REQUIRE(b != nullptr);
+  vmrt_channel* ch = vmrt_channel_create(a, b);
+  REQUIRE(ch != nullptr);
+  vmrt_msg m;
+  CHECK(vmrt_channel_recv(ch, &m) == -1);
+  CHECK(errno == EAGAIN);
+  CHECK(vmrt_channel_send(ch, nullptr, 0, 0) == -1);
+  CHECK(errno == EINVAL);
+  vmrt_channel_set_copy_max(ch, 0);
+  char* p = map_filled(a, 16, 'c');
+  char small[] = "hello";
+  REQUIRE(vmrt_channel_send(ch, small, sizeof small, 0) == 0);
+  REQUIRE(vmrt_channel_send(ch, p, 8 * kPage, 0) == 0);                             // lent
+  REQUIRE(vmrt_channel_send(ch, p + 8 * kPage, 8 * kPage, VMRT_CHANNEL_GIVE) == 0);  // moved
+  REQUIRE(vmrt_channel_send(ch, p + 1, 100, 0) == 0);                               // unaligned: copied
+  vmrt_msg m1, m2, m3, m4;
+  REQUIRE(vmrt_channel_recv(ch, &m1) == 0);
+  REQUIRE(vmrt_channel_recv(ch, &m2) == 0);
+  REQUIRE(vmrt_channel_recv(ch, &m3) == 0);
+  REQUIRE(vmrt_channel_recv(ch, &m4) == 0);
+  CHECK(m1.how == VMRT_CHANNEL_COPIED);
+  CHECK(std::strcmp(static_cast<char*>(m1.data), "hello") == 0);
+  CHECK(m2.how == VMRT_CHANNEL_LOANED);
+  CHECK(vmrt_translate(b, b, m2.data) == m2.data);  // in the receiver's window
+  CHECK(bad_pages(static_cast<char*>(m2.data), 8, 'c') == 0);
+  CHECK(m3.how == VMRT_CHANNEL_MOVED);
+  CHECK(bad_pages(static_cast<char*>(m3.data), 8, 'c', 8) == 0);
+  CHECK(p[8 * kPage] == 0);  // the sender gave those pages up
+  CHECK(m4.how == VMRT_CHANNEL_COPIED);
+  CHECK(static_cast<char*>(m4.data)[0] == byte_of('c', 0));
+  CHECK(vmrt_channel_done(ch, &m2) == -1);  // not the oldest
+  CHECK(vmrt_channel_done(ch, &m1) == 0);
+  CHECK(vmrt_counter("pages on loan") == 8);
+  CHECK(vmrt_channel_done(ch, &m2) == 0);
+  CHECK(vmrt_counter("pages on loan") == 0);
+  CHECK(vmrt_channel_done(ch, &m3) == 0);
+  CHECK(vmrt_channel_done(ch, &m4) == 0);
+  CHECK(rtt::check_ok(a));
+  CHECK(rtt::check_ok(b));
+  // Unfinished messages go with the channel.
+  REQUIRE(vmrt_channel_send(ch, p, 4 * kPage, 0) == 0);
+  vmrt_channel_destroy(ch);
+  CHECK(vmrt_counter("pages on loan") == 0);
   vmrt_vmspace_destroy(b);
   vmrt_vmspace_destroy(a);
 }
