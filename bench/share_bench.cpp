@@ -80,6 +80,33 @@ double median_us(int rounds, F f) {
   return bench::median(v);
 }
 
+enum method { M_COPY, M_LOAN, M_TRANSFER, M_EXTRACT, M_COUNT };
+constexpr const char* kMethodName[M_COUNT] = {"copy", "loan", "transfer", "extract"};
+
+// One round of a zero-copy method m on a page-multiple message of sz bytes at src (in a)
+// to b: the call, the receiver's reads, the teardown, the sender's rewrite.  ph (when not
+// null) gets each phase's nanoseconds.  False when a call fails (errno set).
+bool zero_copy_round(int m, vmrt_vmspace* a, vmrt_vmspace* b, char* src, size_t sz, size_t pg, std::uint64_t* ph) {
+  std::uint64_t t0 = bench::now_ns();
+  void* r = m == M_LOAN       ? vmrt_loan(a, src, pg, b, nullptr)
+            : m == M_TRANSFER ? vmrt_transfer(a, src, pg, b, nullptr, VMRT_TRANSFER_ZERO)
+                              : vmrt_extract(a, src, pg, b, nullptr, VMRT_EXTRACT_COPY);
+  if (r == VMRT_MAP_FAILED) return false;
+  std::uint64_t t1 = bench::now_ns();
+  consume(static_cast<const char*>(r), sz);
+  std::uint64_t t2 = bench::now_ns();
+  if ((m == M_LOAN ? vmrt_unloan(b, r, pg) : vmrt_munmap(b, r, pg)) != 0) return false;
+  std::uint64_t t3 = bench::now_ns();
+  rewrite(src, pg);
+  if (ph != nullptr) {
+    ph[0] = t1 - t0;
+    ph[1] = t2 - t1;
+    ph[2] = t3 - t2;
+    ph[3] = bench::now_ns() - t3;
+  }
+  return true;
+}
+
 // A trap in the bench is a vmrt bug: say where, with the VM's counters, and stop.
 void on_trap(const vmrt_trap* t, void*) {
   std::fprintf(stderr, "share_bench: trap at %p access %d reason %d\n", t->addr, t->access, static_cast<int>(t->reason));
@@ -92,8 +119,6 @@ void die(const char* what) {
   std::exit(1);
 }
 
-enum method { M_COPY, M_LOAN, M_TRANSFER, M_EXTRACT, M_COUNT };
-constexpr const char* kMethodName[M_COUNT] = {"copy", "loan", "transfer", "extract"};
 
 enum channel_method { C_CHANNEL, C_CHANNEL_ZC, C_PIPE, C_SHMRING, C_COUNT };
 
@@ -108,13 +133,7 @@ bool write_file(const std::string& path, const std::string& s) {
   return std::fclose(f) == 0;
 }
 
-void prepare_plain() { unsetenv("LD_PRELOAD"); }
-
 void write_chart(const std::vector<size_t>& sizes, const std::vector<std::vector<double>>& t) {
-  if (access("/usr/bin/gnuplot", X_OK) != 0) {
-    std::printf("note: no chart: gnuplot not installed (Debian package gnuplot-nox)\n");
-    return;
-  }
   std::string dat = "size copy loan transfer extract\n";
   for (size_t i = 0; i < sizes.size(); ++i) {
     dat += std::to_string(sizes[i]);
@@ -135,12 +154,8 @@ void write_chart(const std::vector<size_t>& sizes, const std::vector<std::vector
   std::string gp = "set terminal svg size 1000,650 dynamic noenhanced font 'sans,11'\nset output '" + g_cfg.out +
                    "/share.svg'\n" + body + "set terminal pngcairo size 1000,650 noenhanced font 'sans,10'\nset output '" +
                    g_cfg.out + "/share.png'\n" + body;
-  std::string gpath = g_cfg.out + "/share.gp";
-  write_file(gpath, gp);
-  bench::child_run c = bench::run_child({"/usr/bin/gnuplot", gpath}, prepare_plain, 60);
-  std::string err = bench::exit_error(c, 60);
-  if (!err.empty()) std::printf("note: gnuplot failed (%s); script in %s\n", err.c_str(), gpath.c_str());
-  else std::printf("chart: %s/share.svg, %s/share.png\n", g_cfg.out.c_str(), g_cfg.out.c_str());
+  if (bench::run_gnuplot(g_cfg.out + "/share.gp", gp))
+    std::printf("chart: %s/share.svg, %s/share.png\n", g_cfg.out.c_str(), g_cfg.out.c_str());
 }
 
 // The smallest size from which method m's median stays at or below copy's (0: never).
@@ -197,30 +212,8 @@ int main(int argc, char** argv) {
       consume(dst, sz);
       return true;
     });
-    t[i][M_LOAN] = median_us(rounds, [&] {
-      auto* v = static_cast<char*>(vmrt_loan(a, src, pg, b, nullptr));
-      if (v == VMRT_MAP_FAILED) return false;
-      consume(v, sz);
-      if (vmrt_unloan(b, v, pg) != 0) return false;
-      rewrite(src, pg);
-      return true;
-    });
-    t[i][M_TRANSFER] = median_us(rounds, [&] {
-      auto* v = static_cast<char*>(vmrt_transfer(a, src, pg, b, nullptr, VMRT_TRANSFER_ZERO));
-      if (v == VMRT_MAP_FAILED) return false;
-      consume(v, sz);
-      if (vmrt_munmap(b, v, pg) != 0) return false;
-      rewrite(src, pg);
-      return true;
-    });
-    t[i][M_EXTRACT] = median_us(rounds, [&] {
-      auto* v = static_cast<char*>(vmrt_extract(a, src, pg, b, nullptr, VMRT_EXTRACT_COPY));
-      if (v == VMRT_MAP_FAILED) return false;
-      consume(v, sz);
-      if (vmrt_munmap(b, v, pg) != 0) return false;
-      rewrite(src, pg);
-      return true;
-    });
+    for (int m = M_LOAN; m < M_COUNT; ++m)
+      t[i][m] = median_us(rounds, [&] { return zero_copy_round(m, a, b, src, sz, pg, nullptr); });
     for (int m = 0; m < M_COUNT; ++m)
       if (std::isnan(t[i][m])) std::printf("note: %s failed at %zu bytes: %s\n", kMethodName[m], sz, std::strerror(errno));
     std::printf("%10zu %6d %12.2f %12.2f %12.2f %12.2f   %8.2f %8.2f %8.2f\n", sz, rounds, t[i][M_COPY], t[i][M_LOAN],
@@ -235,23 +228,10 @@ int main(int argc, char** argv) {
     for (int m = M_LOAN; m < M_COUNT; ++m) {
       std::vector<double> ph[4];
       for (int r = 0; r < 10; ++r) {
-        std::uint64_t t0 = bench::now_ns();
-        char* v = static_cast<char*>(m == M_LOAN       ? vmrt_loan(a, src, sz, b, nullptr)
-                                     : m == M_TRANSFER ? vmrt_transfer(a, src, sz, b, nullptr, VMRT_TRANSFER_ZERO)
-                                                       : vmrt_extract(a, src, sz, b, nullptr, VMRT_EXTRACT_COPY));
-        if (v == VMRT_MAP_FAILED) die(kMethodName[m]);
-        std::uint64_t t1 = bench::now_ns();
-        consume(v, sz);
-        std::uint64_t t2 = bench::now_ns();
-        if ((m == M_LOAN ? vmrt_unloan(b, v, sz) : vmrt_munmap(b, v, sz)) != 0) die("teardown");
-        std::uint64_t t3 = bench::now_ns();
-        rewrite(src, sz);
-        std::uint64_t t4 = bench::now_ns();
+        std::uint64_t ns[4];
+        if (!zero_copy_round(m, a, b, src, sz, sz, ns)) die(kMethodName[m]);
         if (r == 0) continue;  // warm-up
-        ph[0].push_back((t1 - t0) / 1e3);
-        ph[1].push_back((t2 - t1) / 1e3);
-        ph[2].push_back((t3 - t2) / 1e3);
-        ph[3].push_back((t4 - t3) / 1e3);
+        for (int k = 0; k < 4; ++k) ph[k].push_back(ns[k] / 1e3);
       }
       std::printf("  %-8s %8zu bytes: call %.1f us, receiver reads %.1f us, teardown %.1f us, sender rewrite %.1f us\n",
                   kMethodName[m], sz, bench::median(ph[0]), bench::median(ph[1]), bench::median(ph[2]),

@@ -11,19 +11,32 @@
 #include <vector>
 #include <sys/mman.h>
 
-namespace {
-struct paging_env {
-  paging_env() { setenv("VMRT_PHYSMEM", "16M", 0); }
-} g_paging_env;
-}  // namespace
-
 #include "runtime/vmrt_channel.h"
 #include "runtime_test_support.h"
 
+RUNTIME_TESTS_WITH_PHYSMEM("16M")
 RUNTIME_TESTS_UNDER_BOTH_BACKENDS()
 
 namespace {
 constexpr size_t kPage = 4096;
+
+// Two fresh vmspaces of `size` bytes each (a: the sender, b: the receiver), destroyed at
+// the end of the scope unless the test did it (and set the pointer to null).
+struct two_vmspaces {
+  vmrt_vmspace* a;
+  vmrt_vmspace* b;
+  explicit two_vmspaces(size_t size) {
+    REQUIRE(vmrt_init() == 0);
+    a = vmrt_vmspace_create(size);
+    b = vmrt_vmspace_create(size);
+    REQUIRE(a != nullptr);
+    REQUIRE(b != nullptr);
+  }
+  ~two_vmspaces() {
+    if (b != nullptr) vmrt_vmspace_destroy(b);
+    if (a != nullptr) vmrt_vmspace_destroy(a);
+  }
+};
 
 // Page i of a filled range holds byte salt + i % 50 (i counted from the start of its mmap).
 char byte_of(char salt, size_t i) { return static_cast<char>(salt + static_cast<int>(i % 50)); }
@@ -44,11 +57,9 @@ size_t bad_pages(const char* p, size_t pages, char salt, size_t first = 0) {
 }  // namespace
 
 TEST_CASE("extract, transfer and loan between two vmspaces over real memory") {
-  REQUIRE(vmrt_init() == 0);
-  vmrt_vmspace* a = vmrt_vmspace_create(32u << 20);
-  vmrt_vmspace* b = vmrt_vmspace_create(32u << 20);
-  REQUIRE(a != nullptr);
-  REQUIRE(b != nullptr);
+  two_vmspaces two(32u << 20);
+  vmrt_vmspace* a = two.a;
+  vmrt_vmspace* b = two.b;
   const size_t n = 64;
   char* p = map_filled(a, 3 * n, 'A');
   // Map entry passing, shared: writes seen both ways.
@@ -94,16 +105,12 @@ TEST_CASE("extract, transfer and loan between two vmspaces over real memory") {
   REQUIRE(vmrt_unloan(b, v, n * kPage) == 0);
   CHECK(vmrt_counter("pages on loan") == loaned0);
   CHECK(q[2 * kPage] == byte_of('a', 2));
-  vmrt_vmspace_destroy(b);
-  vmrt_vmspace_destroy(a);
 }
 
 TEST_CASE("sharing calls: errno for bad vmspaces, ranges and destinations") {
-  REQUIRE(vmrt_init() == 0);
-  vmrt_vmspace* a = vmrt_vmspace_create(8u << 20);
-  vmrt_vmspace* b = vmrt_vmspace_create(8u << 20);
-  REQUIRE(a != nullptr);
-  REQUIRE(b != nullptr);
+  two_vmspaces two(8u << 20);
+  vmrt_vmspace* a = two.a;
+  vmrt_vmspace* b = two.b;
   char* p = map_filled(a, 8, 'e');
   char* taken = static_cast<char*>(vmrt_mmap(b, nullptr, 4 * kPage, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
   REQUIRE(taken != VMRT_MAP_FAILED);
@@ -137,16 +144,12 @@ TEST_CASE("sharing calls: errno for bad vmspaces, ranges and destinations") {
   CHECK(p[kPage] == byte_of('e', 1));
   CHECK(rtt::check_ok(a));
   CHECK(rtt::check_ok(b));
-  vmrt_vmspace_destroy(b);
-  vmrt_vmspace_destroy(a);
 }
 
 TEST_CASE("loaned pages stay resident while paging reclaims the memory around them") {
-  REQUIRE(vmrt_init() == 0);
-  vmrt_vmspace* a = vmrt_vmspace_create(64u << 20);
-  vmrt_vmspace* b = vmrt_vmspace_create(64u << 20);
-  REQUIRE(a != nullptr);
-  REQUIRE(b != nullptr);
+  two_vmspaces two(64u << 20);
+  vmrt_vmspace* a = two.a;
+  vmrt_vmspace* b = two.b;
   const size_t n = 512;  // 2 MiB on loan
   char* p = map_filled(a, n, 'L');
   char* v = static_cast<char*>(vmrt_loan(a, p, n * kPage, b, nullptr));
@@ -170,20 +173,18 @@ TEST_CASE("loaned pages stay resident while paging reclaims the memory around th
   CHECK(rtt::check_ok(a));
   vmrt_vmspace_destroy(hog);
   vmrt_vmspace_destroy(a);  // the lender exits: its loans end
+  two.a = nullptr;
   CHECK(vmrt_counter("pages on loan") == 0);
   CHECK(bad_pages(v, n, 'L') == 0);
-  vmrt_vmspace_destroy(b);
 }
 
 TEST_CASE("one page lent, written and lent again a hundred times: every write fault is served") {
   // The trap handler refuses a fault that repeats at one page with nothing done in between
   // (a spin).  A loan write-protects the lender's page each time, so the same page faults
   // again after real work: that must not count as a spin (it did, after 64 rounds: SIGBUS).
-  REQUIRE(vmrt_init() == 0);
-  vmrt_vmspace* a = vmrt_vmspace_create(8u << 20);
-  vmrt_vmspace* b = vmrt_vmspace_create(8u << 20);
-  REQUIRE(a != nullptr);
-  REQUIRE(b != nullptr);
+  two_vmspaces two(8u << 20);
+  vmrt_vmspace* a = two.a;
+  vmrt_vmspace* b = two.b;
   char* p = map_filled(a, 1, 'r');
   for (int round = 0; round < 100; ++round) {
     char* v = static_cast<char*>(vmrt_loan(a, p, kPage, b, nullptr));
@@ -200,16 +201,12 @@ TEST_CASE("one page lent, written and lent again a hundred times: every write fa
     vmrt_vmspace_destroy(c);
   }
   CHECK(p[0] == 99);
-  vmrt_vmspace_destroy(b);
-  vmrt_vmspace_destroy(a);
 }
 
 TEST_CASE("the channel: small messages copied, whole pages lent or moved, in order") {
-  REQUIRE(vmrt_init() == 0);
-  vmrt_vmspace* a = vmrt_vmspace_create(16u << 20);
-  vmrt_vmspace* b = vmrt_vmspace_create(16u << 20);
-  REQUIRE(a != nullptr);
-  REQUIRE(b != nullptr);
+  two_vmspaces two(16u << 20);
+  vmrt_vmspace* a = two.a;
+  vmrt_vmspace* b = two.b;
   vmrt_channel* ch = vmrt_channel_create(a, b);
   REQUIRE(ch != nullptr);
   vmrt_msg m;
@@ -252,6 +249,4 @@ TEST_CASE("the channel: small messages copied, whole pages lent or moved, in ord
   REQUIRE(vmrt_channel_send(ch, p, 4 * kPage, 0) == 0);
   vmrt_channel_destroy(ch);
   CHECK(vmrt_counter("pages on loan") == 0);
-  vmrt_vmspace_destroy(b);
-  vmrt_vmspace_destroy(a);
 }

@@ -74,16 +74,34 @@ struct baseline {
   }
 };
 
-}  // namespace
-
-TEST_CASE("loan: the borrower reads the lender's frames; a write on either side breaks that page's loan") {
+// A sender s and a receiver r over fresh fake pmaps, for body(s, r); then every loan,
+// frame and object must be back where they were, and the checkers clean.
+template <class Body>
+void with_two_spaces(Body body) {
   fake::boot();
   baseline b0;
   {
-    fake::space l(g_next, kWin), bo(g_next + kWin, kWin);
+    fake::space s(g_next, kWin), r(g_next + kWin, kWin);
     g_next += 2 * kWin;
-    vaddr_t a = l.mmap(16 * PAGE_SIZE);
-    for (int k = 0; k < 16; ++k) wr(l.vs, a + k * PAGE_SIZE, static_cast<std::uint8_t>(k + 1));
+    body(s, r);
+    CHECK(check() == "");
+  }
+  CHECK(check() == "");
+  b0.expect_back();
+}
+
+// n pages mapped in s, page k holding k + 1 + bias.
+vaddr_t filled(fake::space& s, int n, int bias = 0) {
+  vaddr_t a = s.mmap(static_cast<vsize_t>(n) * PAGE_SIZE);
+  for (int k = 0; k < n; ++k) wr(s.vs, a + k * PAGE_SIZE, static_cast<std::uint8_t>(k + 1 + bias));
+  return a;
+}
+
+}  // namespace
+
+TEST_CASE("loan: the borrower reads the lender's frames; a write on either side breaks that page's loan") {
+  with_two_spaces([](fake::space& l, fake::space& bo) {
+    vaddr_t a = filled(l, 16);
     auto loans0 = fake::ctr(V_LOANS);
     vaddr_t d = 0;
     REQUIRE(vm_loan(l.vs, a, 16 * PAGE_SIZE, bo.vs, 0, &d) == KERN_SUCCESS);
@@ -126,9 +144,7 @@ TEST_CASE("loan: the borrower reads the lender's frames; a write on either side 
     CHECK(fake::ctr(V_LOANED_NOW) == 0);
     CHECK(check() == "");
     for (int k = 0; k < 16; ++k) CHECK(rd(l.vs, a + k * PAGE_SIZE) == (k == 3 ? 99 : k + 1));
-  }
-  CHECK(check() == "");
-  b0.expect_back();
+  });
 }
 
 TEST_CASE("loan: a loan ends when the lender exits; the borrower keeps the pages") {
@@ -136,8 +152,7 @@ TEST_CASE("loan: a loan ends when the lender exits; the borrower keeps the pages
   baseline b0;
   auto* l = new_space();
   auto* bo = new_space();
-  vaddr_t a = l->mmap(8 * PAGE_SIZE);
-  for (int k = 0; k < 8; ++k) wr(l->vs, a + k * PAGE_SIZE, static_cast<std::uint8_t>(k + 40));
+  vaddr_t a = filled(*l, 8, 39);
   vaddr_t d = 0;
   REQUIRE(vm_loan(l->vs, a, 8 * PAGE_SIZE, bo->vs, 0, &d) == KERN_SUCCESS);
   delete l;
@@ -150,13 +165,8 @@ TEST_CASE("loan: a loan ends when the lender exits; the borrower keeps the pages
 }
 
 TEST_CASE("transfer: pages move to another vmspace without a copy; the sender reads zeros or nothing") {
-  fake::boot();
-  baseline b0;
-  {
-    fake::space s(g_next, kWin), r(g_next + kWin, kWin);
-    g_next += 2 * kWin;
-    vaddr_t a = s.mmap(32 * PAGE_SIZE);
-    for (int k = 0; k < 32; ++k) wr(s.vs, a + k * PAGE_SIZE, static_cast<std::uint8_t>(k + 1));
+  with_two_spaces([](fake::space& s, fake::space& r) {
+    vaddr_t a = filled(s, 32);
     frame_t f5 = fake::mapped_frame(s.vs, a + 5 * PAGE_SIZE);
     auto cow0 = fake::ctr(V_COW_FAULTS), zeroed0 = fake::ctr(V_FAULT_ZERO_PAGES);
     vaddr_t d = 0;
@@ -175,20 +185,12 @@ TEST_CASE("transfer: pages move to another vmspace without a copy; the sender re
     kern_return_t kr = KERN_SUCCESS;
     CHECK_FALSE(fake::access(s.vs, a + 20 * PAGE_SIZE, false, &v, &kr));  // unmapped
     CHECK(kr == KERN_INVALID_ADDRESS);
-    CHECK(check() == "");
-  }
-  CHECK(check() == "");
-  b0.expect_back();
+  });
 }
 
 TEST_CASE("extract: SHARE sees the same pages both ways, COW copies on write, in time independent of residency") {
-  fake::boot();
-  baseline b0;
-  {
-    fake::space s(g_next, kWin), r(g_next + kWin, kWin);
-    g_next += 2 * kWin;
-    vaddr_t a = s.mmap(64 * PAGE_SIZE);
-    for (int k = 0; k < 64; ++k) wr(s.vs, a + k * PAGE_SIZE, static_cast<std::uint8_t>(k + 1));
+  with_two_spaces([](fake::space& s, fake::space& r) {
+    vaddr_t a = filled(s, 64);
     auto enters0 = r.f->enters;
     auto sh0 = fake::ctr(V_EXTRACT_ENTRIES);
     vaddr_t ds = 0, dc = 0;
@@ -205,18 +207,11 @@ TEST_CASE("extract: SHARE sees the same pages both ways, COW copies on write, in
     CHECK(rd(s.vs, a + 32 * PAGE_SIZE) == 33);  // copy-on-write both ways
     wr(s.vs, a + 33 * PAGE_SIZE, 114);
     CHECK(rd(r.vs, dc + PAGE_SIZE) == 34);
-    CHECK(check() == "");
-  }
-  CHECK(check() == "");
-  b0.expect_back();
+  });
 }
 
 TEST_CASE("error cases give the documented statuses") {
-  fake::boot();
-  baseline b0;
-  {
-    fake::space s(g_next, kWin), r(g_next + kWin, kWin);
-    g_next += 2 * kWin;
+  with_two_spaces([](fake::space& s, fake::space& r) {
     vaddr_t a = s.mmap(8 * PAGE_SIZE);
     vaddr_t taken = r.mmap(4 * PAGE_SIZE);
     vaddr_t d = 0;
@@ -247,9 +242,7 @@ TEST_CASE("error cases give the documented statuses") {
     fake::space tiny(g_next, 4 * PAGE_SIZE);
     g_next += kWin;
     CHECK(vm_transfer(s.vs, a, 8 * PAGE_SIZE, tiny.vs, 0, VM_TRANSFER_UNMAP, &d) == KERN_NO_SPACE);
-    CHECK(check() == "");
-  }
-  b0.expect_back();
+  });
 }
 
 namespace {
@@ -338,6 +331,12 @@ void run_share_model(std::uint64_t seed, int steps) {
       fprintf(stderr, "step %d op %d space %zu a %zu n %zu -> space %zu a2 %zu\n", step, op,
               static_cast<size_t>(&m - &sp[0]), a, n, static_cast<size_t>(&o - &sp[0]), a2);
     bool same_overlap = &m == &o && a2 < a + n && a < a2 + n;
+    // What a transfer or an extract of m[a, a+n) to o[a2, a2+n) must answer.
+    auto moved_want = [&] {
+      return !covered(m, a, n) ? KERN_INVALID_ADDRESS
+             : (same_overlap || !free_in(o, a2, n)) ? KERN_ALREADY_EXISTS
+                                                    : KERN_SUCCESS;
+    };
     if (op < 10) {  // mmap FIXED
       bool shared = rng() % 4 == 0;
       vm_prot_t prot = rng() % 6 == 0 ? VM_PROT_READ : VM_PROT_DEFAULT;
@@ -371,38 +370,26 @@ void run_share_model(std::uint64_t seed, int steps) {
                                std::make_shared<int>(*p.cell)};
         }
       }
-    } else if (op < 37) {  // transfer m[a, a+n) -> o[a2, a2+n)
-      bool zero = rng() % 2 == 0;
+    } else if (op < 43) {  // transfer (op < 37) or extract m[a, a+n) -> o[a2, a2+n)
+      const bool transfer = op < 37, flag = rng() % 2 == 0;  // flag: ZERO / SHARE
       vaddr_t d = 0;
       kern_return_t kr =
-          vm_transfer(m.s->vs, va, n * PAGE_SIZE, o.s->vs, va2, zero ? VM_TRANSFER_ZERO : VM_TRANSFER_UNMAP, &d);
-      kern_return_t want = !covered(m, a, n)                              ? KERN_INVALID_ADDRESS
-                           : (same_overlap || !free_in(o, a2, n)) ? KERN_ALREADY_EXISTS
-                                                                  : KERN_SUCCESS;
-      REQUIRE(kr == want);
-      if (kr == KERN_SUCCESS) {
+          transfer ? vm_transfer(m.s->vs, va, n * PAGE_SIZE, o.s->vs, va2, flag ? VM_TRANSFER_ZERO : VM_TRANSFER_UNMAP, &d)
+                   : vm_extract(m.s->vs, va, n * PAGE_SIZE, o.s->vs, va2, flag ? VM_EXTRACT_SHARE : VM_EXTRACT_COW, &d);
+      REQUIRE(kr == moved_want());
+      if (kr == KERN_SUCCESS && transfer) {  // the pages go; the sender reads zeros or nothing
         std::vector<mpage> moved(m.pg.begin() + static_cast<long>(a), m.pg.begin() + static_cast<long>(a + n));
         for (vsize_t k = 0; k < n; ++k) {
           mpage& p = m.pg[a + k];
-          p = zero ? mpage{true, false, p.prot, p.inh, std::make_shared<int>(0)} : mpage{};
+          p = flag ? mpage{true, false, p.prot, p.inh, std::make_shared<int>(0)} : mpage{};
         }
         for (vsize_t k = 0; k < n; ++k) o.pg[a2 + k] = moved[k];
-      }
-    } else if (op < 43) {  // extract m[a, a+n) -> o[a2, a2+n)
-      bool share = rng() % 2 == 0;
-      vaddr_t d = 0;
-      kern_return_t kr =
-          vm_extract(m.s->vs, va, n * PAGE_SIZE, o.s->vs, va2, share ? VM_EXTRACT_SHARE : VM_EXTRACT_COW, &d);
-      kern_return_t want = !covered(m, a, n)                              ? KERN_INVALID_ADDRESS
-                           : (same_overlap || !free_in(o, a2, n)) ? KERN_ALREADY_EXISTS
-                                                                  : KERN_SUCCESS;
-      REQUIRE(kr == want);
-      if (kr == KERN_SUCCESS) {
+      } else if (kr == KERN_SUCCESS) {  // shared both ways, or a copy-on-write copy
         for (vsize_t k = 0; k < n; ++k) {
           mpage& p = m.pg[a + k];
-          if (share) p.shared = true;
+          if (flag) p.shared = true;
           mpage q = p;
-          if (!share) {
+          if (!flag) {
             q.cell = std::make_shared<int>(*p.cell);
             q.shared = false;
           }
@@ -411,23 +398,10 @@ void run_share_model(std::uint64_t seed, int steps) {
       }
     } else if (op < 47) {  // fork or exit
       if (sp.size() < 4 && rng() % 2 == 0) {
-        fake::fpmap* f = fake::new_pmap(g_next, kWin);
+        mspace child{fake::fork_into(*m.s, g_next, kWin), std::vector<mpage>(kPages)};
         g_next += kWin;
-        vmspace* c = nullptr;
-        REQUIRE(vmspace_fork(m.s->vs, &f->pm, &c) == KERN_SUCCESS);
-        mspace child{new fake::space(c, f), std::vector<mpage>(kPages)};
         for (vsize_t k = 0; k < kPages; ++k) {
-          const mpage& p = m.pg[k];
-          if (!p.mapped) continue;
-          mpage q = p;
-          switch (p.inh) {
-            case VM_INHERIT_NONE: q = mpage{}; break;
-            case VM_INHERIT_ZERO: q.cell = std::make_shared<int>(0); q.shared = false; break;
-            case VM_INHERIT_SHARE: q.shared = true; break;
-            case VM_INHERIT_COPY: q.cell = std::make_shared<int>(*p.cell); q.shared = false; break;
-          }
-          child.pg[k] = q;
-          if (p.inh == VM_INHERIT_SHARE) m.pg[k].shared = true;
+          if (m.pg[k].mapped) child.pg[k] = fake::model_fork_page(m.pg[k]);
         }
         sp.push_back(std::move(child));
       } else if (sp.size() > 2) {
