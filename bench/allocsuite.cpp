@@ -866,15 +866,7 @@ bool write_chart(const std::vector<std::string>& wnames, const std::vector<std::
   std::string gp = "set terminal svg size 1400,900 dynamic noenhanced font 'sans,11'\nset output '" + g_cfg.outdir +
                    "/chart.svg'\n" + body + "set terminal pngcairo size 1400,900 noenhanced font 'sans,10'\nset output '" +
                    g_cfg.outdir + "/chart.png'\n" + body;
-  std::string gpath = g_cfg.outdir + "/chart.gp";
-  write_file(gpath, gp);
-  bench::child_run c = bench::run_child({"/usr/bin/gnuplot", gpath}, prepare_plain, 60);
-  std::string err = bench::exit_error(c, 60);
-  if (!err.empty()) {
-    std::printf("note: gnuplot failed (%s); script in %s\n", err.c_str(), gpath.c_str());
-    return false;
-  }
-  return true;
+  return bench::run_gnuplot(g_cfg.outdir + "/chart.gp", gp);
 }
 
 }  // namespace

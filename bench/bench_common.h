@@ -185,6 +185,32 @@ inline std::uint64_t cnt_at_least(std::uint64_t base, double scale, std::uint64_
   return v < double(lo) ? lo : std::uint64_t(v);
 }
 
+// Write `script` to gpath and run gnuplot on it (no LD_PRELOAD or vmrt statistics in its
+// environment).  False, with a note printed, when gnuplot is missing or fails.
+inline bool run_gnuplot(const std::string& gpath, const std::string& script) {
+  if (access("/usr/bin/gnuplot", X_OK) != 0) {
+    std::printf("note: no chart: gnuplot not installed (Debian package gnuplot-nox)\n");
+    return false;
+  }
+  FILE* f = std::fopen(gpath.c_str(), "w");
+  if (f == nullptr || std::fwrite(script.data(), 1, script.size(), f) != script.size() || std::fclose(f) != 0) {
+    std::printf("note: no chart: cannot write %s\n", gpath.c_str());
+    return false;
+  }
+  auto plain = [] {
+    unsetenv("LD_PRELOAD");
+    unsetenv("VMRT_STATS");
+    unsetenv("VMRT_STATS_FD");
+  };
+  child_run c = run_child({"/usr/bin/gnuplot", gpath}, plain, 60);
+  std::string err = exit_error(c, 60);
+  if (!err.empty()) {
+    std::printf("note: gnuplot failed (%s); script in %s\n", err.c_str(), gpath.c_str());
+    return false;
+  }
+  return true;
+}
+
 // A result line for scripts: "<name> <v with 3 decimals>", or "<name> n/a" for NaN.
 inline void print_metric(const std::string& name, double v) {
   if (std::isnan(v)) std::printf("%s n/a\n", name.c_str());

@@ -18,7 +18,7 @@ install(TARGETS vmrun-guest RUNTIME DESTINATION ${CMAKE_INSTALL_LIBDIR}/vmrt)
 install(TARGETS vmrt vmrt_malloc EXPORT vmrtTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(FILES ${CMAKE_SOURCE_DIR}/runtime/vmrt.h ${CMAKE_SOURCE_DIR}/runtime/vmrt.hpp
+install(FILES ${CMAKE_SOURCE_DIR}/runtime/vmrt.h ${CMAKE_SOURCE_DIR}/runtime/vmrt.hpp ${CMAKE_SOURCE_DIR}/runtime/vmrt_channel.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/vmrt)
 
 install(EXPORT vmrtTargets NAMESPACE vmrt:: DESTINATION ${VMRT_CMAKE_DIR})

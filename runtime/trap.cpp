@@ -38,9 +38,10 @@ namespace {
 
 constexpr std::size_t kAltStackSize = 64 * 1024;
 // A fault "resolved" this many times in a row at the same page without progress is
-// refused (RESOURCE) instead of looping forever.  A translation removed anywhere between
-// two faults is progress enough: the page may have been taken away legitimately (a warm
-// guest restored, reference emulation, pageout) and faulted in again.
+// refused (RESOURCE) instead of looping forever.  Host mapping work or a translation removed
+// anywhere between two faults is progress (see t_progress): the page may have been taken
+// away or write-protected again legitimately (a warm guest restored, a fork, a loan, an
+// mprotect, reference emulation, pageout) and faulted in again.
 constexpr unsigned kMaxRepeats = 64;
 constexpr std::size_t kUffdThreadStack = 256 * 1024;
 
@@ -89,7 +90,11 @@ std::atomic<unsigned> g_uffd_threads{1};
 thread_local __attribute__((tls_model("initial-exec"))) bool t_altstack;
 thread_local __attribute__((tls_model("initial-exec"))) vaddr_t t_last_page;
 thread_local __attribute__((tls_model("initial-exec"))) unsigned t_repeats;
-thread_local __attribute__((tls_model("initial-exec"))) std::int64_t t_last_removes;  // RC_PMAP_REMOVE_PAGES then
+// Host mapping calls and pmap removals when this thread's last fault was resolved: a fault
+// at the same page after more of them is progress, not a spin, and starts the count again.
+thread_local __attribute__((tls_model("initial-exec"))) std::int64_t t_progress;
+
+std::int64_t progress_mark() { return rt_get(RC_HOST_MMAP) + rt_get(RC_HOST_MPROTECT) + rt_get(RC_PMAP_REMOVE_PAGES); }
 
 // Give the calling thread an alternate signal stack.  Called from the handler (uc set),
 // the new stack must also be written into the interrupted context: rt_sigreturn
@@ -220,11 +225,10 @@ void on_fault(int sig, siginfo_t* si, void* uc) {
     reason = TRAP_RESOURCE;  // the host could not back a frame (out of memory)
   } else if (vs != nullptr) {
     vaddr_t page = trunc_page(addr);
+    if (page == t_last_page && progress_mark() != t_progress) t_repeats = 0;
     kern_return_t kr = g_resolver.load(std::memory_order_acquire)(vs, page, type, nullptr);
+    t_progress = progress_mark();
     if (kr == KERN_SUCCESS) {
-      std::int64_t removes = rt_get(RC_PMAP_REMOVE_PAGES);
-      if (page == t_last_page && removes != t_last_removes) t_repeats = 0;  // taken away since: a new fault
-      t_last_removes = removes;
       if (page == t_last_page) {
         if (++t_repeats < kMaxRepeats) {
           rt_count(RC_SIGSEGV_RESOLVED);

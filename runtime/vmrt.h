@@ -128,6 +128,43 @@ void vmrt_vmspace_note_run(vmrt_vmspace* vs);
 /* Host VMAs: in vmrt's region and in the whole process (exact, from /proc/self/maps). */
 void vmrt_host_vmas(size_t* in_region, size_t* total);
 
+/* ---- sharing between address spaces (README "Sharing between address spaces") ------
+ * Three ways to give memory of one vmspace to another (or to another place of the same
+ * one) without copying bytes (Cranor's UVM: map entry passing, page transfer, page
+ * loanout).  Each takes a page-aligned source range [addr, addr + len) of `from`, fully
+ * mapped, and a destination `dst` in `to`: NULL for the first free range there, else a
+ * page-aligned address whose range must be free (never replaced).  They return the
+ * destination address, or VMRT_MAP_FAILED with errno:
+ *   EINVAL  a null vmspace, addr / dst / len not page aligned, len 0, an unknown mode;
+ *   ENOMEM  dst's range outside `to`'s window, or no free range of len in `to`, or out
+ *           of VM records;
+ *   EFAULT  the source range is outside `from`'s window or not fully mapped;
+ *   EEXIST  something is mapped in dst's range;
+ *   EACCES  (vmrt_loan) part of the source range is not readable.
+ * Fully mapped source ranges of a vmspace's own memory only: host memory (the program's
+ * heap) is refused with EFAULT.
+ *
+ * vmrt_extract: `to` maps the same memory (VMRT_EXTRACT_SHARE: writes seen both ways, as
+ *   MAP_SHARED; the source range becomes shared memory) or a copy-on-write copy of it
+ *   (VMRT_EXTRACT_COPY: as a fork).  Costs one map entry per source mapping, whatever
+ *   the size.
+ * vmrt_transfer: the pages move to `to` (same frames, nothing copied); the source range is
+ *   unmapped (VMRT_TRANSFER_UNMAP) or reads zeros (VMRT_TRANSFER_ZERO).
+ * vmrt_loan: `to` gets a read-only view of the pages (same frames) while the lender's
+ *   pages become copy-on-write for it; a write on either side (the borrower after
+ *   mprotect) copies that page for the writer.  Loaned pages are not paged out.  The loan
+ *   ends page by page when either side unmaps, writes or exits; vmrt_unloan(to, view,
+ *   len) unmaps the borrower's view (EINVAL when [view, view + len) is not all a
+ *   borrowed view).  vmstat -s counts loans; procstat shows pages loaned and borrowed. */
+#define VMRT_EXTRACT_SHARE 0
+#define VMRT_EXTRACT_COPY 1
+#define VMRT_TRANSFER_UNMAP 0
+#define VMRT_TRANSFER_ZERO 1
+void* vmrt_extract(vmrt_vmspace* from, void* addr, size_t len, vmrt_vmspace* to, void* dst, int mode);
+void* vmrt_transfer(vmrt_vmspace* from, void* addr, size_t len, vmrt_vmspace* to, void* dst, int mode);
+void* vmrt_loan(vmrt_vmspace* from, void* addr, size_t len, vmrt_vmspace* to, void* dst);
+int vmrt_unloan(vmrt_vmspace* to, void* view, size_t len);
+
 
 /* ---- guests (guest.h; library vmrt_guest, linked with libffi) ------------------
  * A guest is an x86-64 ELF shared object (ET_DYN) placed in a fresh vmspace and called

@@ -18,6 +18,10 @@
 //   minherit    unaligned, bad value: EINVAL; outside ENOMEM INVALID_ADDRESS ENOMEM, other EINVAL
 //   mlock       (address rounded down, as Linux) outside:    INVALID_ADDRESS ENOMEM, RESOURCE_SHORTAGE EAGAIN,
 //               ENOMEM; len 0: 0                             other ENOMEM
+//   extract /   null vmspace, unaligned, len 0, bad mode:    INVALID_ARGUMENT EINVAL, INVALID_ADDRESS EFAULT,
+//   transfer /  EINVAL; dst range outside the receiver's     PROTECTION_FAILURE EACCES, NO_SPACE ENOMEM,
+//   loan        window: ENOMEM                               ALREADY_EXISTS EEXIST, RESOURCE_SHORTAGE ENOMEM
+//   unloan      null vmspace, unaligned, len 0: EINVAL       INVALID_ADDRESS EINVAL (not a borrowed view)
 // madvise(2) values vmrt keeps no state for (HUGEPAGE, MERGEABLE, DONTDUMP, COLD, ...)
 // succeed without effect after the range is checked; DONTFORK/DOFORK/WIPEONFORK/
 // KEEPONFORK are minherit NONE/COPY/ZERO/COPY.
@@ -35,9 +39,11 @@
 #include "runtime/rt_stats.h"
 #include "runtime/runtime_internal.h"
 #include "runtime/trap.h"
+#include "vm/vm_loan.h"
 #include "vm/vm_lock.h"
 #include "vm/vm_pageout.h"
 #include "vm/vm_stats.h"
+#include "vm/vm_share.h"
 #include "vm/vm_swapout.h"
 #include "vm/vmspace.h"
 
@@ -56,12 +62,16 @@ constexpr errno_table kMadviseErrno  = {0, ENOMEM, EACCES, ENOMEM, EINVAL, EAGAI
 constexpr errno_table kMincoreErrno  = {0, ENOMEM, EINVAL, ENOMEM, EINVAL, EAGAIN, EINVAL, EIO,   EINVAL, EINVAL, EINVAL};
 constexpr errno_table kMinheritErrno = {0, ENOMEM, EINVAL, ENOMEM, EINVAL, ENOMEM, EINVAL, EIO,   EINVAL, EINVAL, EINVAL};
 constexpr errno_table kMlockErrno    = {0, ENOMEM, ENOMEM, ENOMEM, EINVAL, EAGAIN, ENOMEM, EIO,   ENOMEM, ENOMEM, ENOMEM};
+constexpr errno_table kShareErrno    = {0, EFAULT, EACCES, ENOMEM, EINVAL, ENOMEM, EACCES, EIO,   EEXIST, ENOTSUP, EINVAL};
+constexpr errno_table kUnloanErrno   = {0, EINVAL, EINVAL, EINVAL, EINVAL, ENOMEM, EINVAL, EIO,   EINVAL, EINVAL, EINVAL};
 static_assert(KERN_SUCCESS == 0 && KERN_INVALID_ADDRESS == 1 && KERN_PROTECTION_FAILURE == 2 && KERN_NO_SPACE == 3 &&
                   KERN_INVALID_ARGUMENT == 4 && KERN_RESOURCE_SHORTAGE == 5 && KERN_NO_ACCESS == 6 &&
                   KERN_MEMORY_ERROR == 7 && KERN_ALREADY_EXISTS == 8 && KERN_NOT_SUPPORTED == 9 && KERN_FAILURE == 10,
               "the errno tables are indexed by kern_return_t");
 static_assert(kMmapErrno[KERN_ALREADY_EXISTS] == EEXIST && kMprotectErrno[KERN_NO_ACCESS] == EACCES &&
               kMmapErrno[KERN_NOT_SUPPORTED] == ENODEV && kMprotectErrno[KERN_INVALID_ADDRESS] == ENOMEM);
+static_assert(kShareErrno[KERN_INVALID_ADDRESS] == EFAULT && kShareErrno[KERN_ALREADY_EXISTS] == EEXIST &&
+              kUnloanErrno[KERN_INVALID_ADDRESS] == EINVAL);
 
 // kern_return_t -> 0 / -1 + errno, through one table.
 int ret(kern_return_t kr, const errno_table& t) {
@@ -386,6 +396,77 @@ long long vmrt_counter(const char* name) {
   std::int64_t v;
   if (rt::rt_counter_by_name(name, &v)) return v;
   return -1;
+}
+
+}  // extern "C"
+
+namespace {
+
+// The three sharing calls' common edge: vmspaces, alignment, the destination window.
+// *rlen: len.  => false with errno set.
+bool share_args(vmrt_vmspace* from, void* addr, size_t len, vmrt_vmspace* to, void* dst, vsize_t* rlen) {
+  vaddr_t a = reinterpret_cast<vaddr_t>(addr), d = reinterpret_cast<vaddr_t>(dst);
+  if (VS(from) == nullptr || VS(to) == nullptr || len == 0 || !page_aligned(a) || !page_aligned(d) ||
+      !page_aligned(len)) {
+    errno = EINVAL;
+    return false;
+  }
+  *rlen = len;
+  if (d != 0 && !inside(W(to), d, len)) {
+    errno = ENOMEM;
+    return false;
+  }
+  return true;
+}
+
+void* share_ret(kern_return_t kr, vaddr_t out) {
+  if (ret(kr, kShareErrno) != 0) return VMRT_MAP_FAILED;
+  return reinterpret_cast<void*>(out);
+}
+
+}  // namespace
+
+extern "C" {
+
+void* vmrt_extract(vmrt_vmspace* from, void* addr, size_t len, vmrt_vmspace* to, void* dst, int mode) {
+  vsize_t rlen;
+  if (!share_args(from, addr, len, to, dst, &rlen)) return VMRT_MAP_FAILED;
+  if (mode != VMRT_EXTRACT_SHARE && mode != VMRT_EXTRACT_COPY) {
+    errno = EINVAL;
+    return VMRT_MAP_FAILED;
+  }
+  vaddr_t out = 0;
+  kern_return_t kr = vm_extract(VS(from), reinterpret_cast<vaddr_t>(addr), rlen, VS(to), reinterpret_cast<vaddr_t>(dst),
+                                mode == VMRT_EXTRACT_SHARE ? VM_EXTRACT_SHARE : VM_EXTRACT_COW, &out);
+  return share_ret(kr, out);
+}
+
+void* vmrt_transfer(vmrt_vmspace* from, void* addr, size_t len, vmrt_vmspace* to, void* dst, int mode) {
+  vsize_t rlen;
+  if (!share_args(from, addr, len, to, dst, &rlen)) return VMRT_MAP_FAILED;
+  if (mode != VMRT_TRANSFER_UNMAP && mode != VMRT_TRANSFER_ZERO) {
+    errno = EINVAL;
+    return VMRT_MAP_FAILED;
+  }
+  vaddr_t out = 0;
+  kern_return_t kr = vm_transfer(VS(from), reinterpret_cast<vaddr_t>(addr), rlen, VS(to), reinterpret_cast<vaddr_t>(dst),
+                                 mode == VMRT_TRANSFER_ZERO ? VM_TRANSFER_ZERO : VM_TRANSFER_UNMAP, &out);
+  return share_ret(kr, out);
+}
+
+void* vmrt_loan(vmrt_vmspace* from, void* addr, size_t len, vmrt_vmspace* to, void* dst) {
+  vsize_t rlen;
+  if (!share_args(from, addr, len, to, dst, &rlen)) return VMRT_MAP_FAILED;
+  vaddr_t out = 0;
+  kern_return_t kr =
+      vm_loan(VS(from), reinterpret_cast<vaddr_t>(addr), rlen, VS(to), reinterpret_cast<vaddr_t>(dst), &out);
+  return share_ret(kr, out);
+}
+
+int vmrt_unloan(vmrt_vmspace* to, void* view, size_t len) {
+  vaddr_t a = reinterpret_cast<vaddr_t>(view);
+  if (VS(to) == nullptr || len == 0 || !page_aligned(a) || !page_aligned(len)) return fail(EINVAL);
+  return ret(vm_unloan(VS(to), a, len), kUnloanErrno);
 }
 
 int vmrt_check(const vmrt_vmspace* v, int fd) {

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "vm/pmap.h"
+#include "vm/vm_loan.h"
 #include "vm/vm_lock.h"
 #include "vm/vm_map.h"
 #include "vm/vm_object.h"
@@ -315,7 +316,7 @@ kern_return_t fault_once(vm_map* map, vaddr_t va, vm_fault_type type, unsigned f
     if (write) {
       bool moved = false;
       if (owner == first->backing_object && owner->ref_count == 1 && owner->shadow_count == 1 &&
-          (owner->flags & OBJ_ANON) && m->wire_count == 0) {
+          (owner->flags & OBJ_ANON) && m->wire_count == 0 && (m->flags & PG_LOANED) == 0) {
         // Only our object sees the backing page: take it instead of copying.
         if (vm_page_rename(m, first, pindex) == KERN_SUCCESS) {
           moved = true;
@@ -349,6 +350,7 @@ kern_return_t fault_once(vm_map* map, vaddr_t va, vm_fault_type type, unsigned f
           VMRT_ASSERT(src != nullptr);
           std::memcpy(ops->page_address(g_run[k]), ops->page_address(src), PAGE_SIZE);
           g_run[k]->flags |= PG_DIRTY;
+          if (src->flags & PG_LOANED) vm_loan_break(map, va + ptoa(k), src);  // the writer's loan of src ends
           // Others sharing `first` may map the backing page: make them look again.
           if (first->ref_count > 1 && ops->page_protect != nullptr) ops->page_protect(src, VM_PROT_NONE);
         }

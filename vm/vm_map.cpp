@@ -2,6 +2,7 @@
 #include "vm/vm_map.h"
 
 #include "vm/vm_lock.h"
+#include "vm/vm_loan.h"
 #include "vm/vm_object.h"
 #include "vm/vm_out.h"
 #include "vm/vm_page.h"
@@ -468,18 +469,19 @@ void vm_map_delete(vm_map* map, vaddr_t start, vaddr_t end) {
   while (e != &map->header && e->start < end) {
     vm_map_clip_end(map, e, end);
     vm_map_entry* next = e->next;
+    if (e->eflags & kMapEntryLoanFlags) vm_loan_unmapped(map, e);  // before its pages can go
     entry_delete(map, e);
     e = next;
   }
   if (map->pm != nullptr) pmap_reserve(map->pm, start, end, VM_PROT_NONE);
 }
 
-kern_return_t vm_map_move(vm_map* map, vaddr_t src, vaddr_t dst, vsize_t len) {
+kern_return_t vm_map_transfer(vm_map* from, vaddr_t src, vm_map* to, vaddr_t dst, vsize_t len) {
   VM_LOCK_ASSERT();
-  VMRT_ASSERT(vm_map_range_covered(map, src, src + len) && vm_map_range_free(map, dst, dst + len));
+  VMRT_ASSERT(vm_map_range_covered(from, src, src + len) && vm_map_range_free(to, dst, dst + len));
   for (vaddr_t x = src; x < src + len;) {
     vm_map_entry* e;
-    VMRT_ASSERT(vm_map_lookup_entry(map, x, &e) && (e->eflags & MAP_ENTRY_IS_SUBMAP) == 0);
+    VMRT_ASSERT(vm_map_lookup_entry(from, x, &e) && (e->eflags & MAP_ENTRY_IS_SUBMAP) == 0);
     vaddr_t y = e->end < src + len ? e->end : src + len;
     vm_object* obj = e->object;
     vm_ooffset_t off = obj != nullptr ? e->offset + (x - e->start) : 0;
@@ -488,20 +490,28 @@ kern_return_t vm_map_move(vm_map* map, vaddr_t src, vaddr_t dst, vsize_t len) {
       // Two entries see it until the old one goes: its pages must not go with that one.
       obj->flags &= static_cast<std::uint16_t>(~OBJ_ONEMAPPING);
     }
-    kern_return_t kr = vm_map_insert(map, obj, off, dst + (x - src), dst + (y - src), e->protection, e->max_protection,
-                                     e->eflags, e->inheritance);
+    // A loan names its ranges by address: the moved piece is nobody's loan (the old
+    // range's loans end when it is deleted below).
+    auto fl = static_cast<std::uint16_t>(e->eflags & ~kMapEntryLoanFlags);
+    kern_return_t kr = vm_map_insert(to, obj, off, dst + (x - src), dst + (y - src), e->protection, e->max_protection,
+                                     fl, e->inheritance);
     if (kr != KERN_SUCCESS) {
       if (obj != nullptr) vm_object_deallocate(obj);
-      vm_map_delete(map, dst, dst + (x - src));  // the pieces moved so far go back to nothing
+      vm_map_delete(to, dst, dst + (x - src));  // the pieces moved so far go back to nothing
       return kr;
     }
     vm_map_entry* moved;
-    if (vm_map_lookup_entry(map, dst + (x - src), &moved)) moved->advice = e->advice;
-    if (map->pm != nullptr) pmap_reserve(map->pm, dst + (x - src), dst + (y - src), e->protection);
+    if (vm_map_lookup_entry(to, dst + (x - src), &moved)) moved->advice = e->advice;
+    if (to->pm != nullptr) pmap_reserve(to->pm, dst + (x - src), dst + (y - src), e->protection);
+    vm_stat_inc(V_TRANSFER_ENTRIES);
     x = y;
   }
-  vm_map_delete(map, src, src + len);
+  vm_map_delete(from, src, src + len);
   return KERN_SUCCESS;
+}
+
+kern_return_t vm_map_move(vm_map* map, vaddr_t src, vaddr_t dst, vsize_t len) {
+  return vm_map_transfer(map, src, map, dst, len);
 }
 
 unsigned vm_map_entry_resident(vm_map_entry* e, unsigned* private_resident) {

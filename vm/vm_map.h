@@ -40,7 +40,11 @@ enum vm_map_entry_flags : std::uint16_t {
                                   // resident is what was touched, mincore says the same)
   MAP_ENTRY_CHARGED = 0x0100,     // its size is charged to the commit (vm_commit_charge):
                                   // a writable private mapping of the program's
+  MAP_ENTRY_LENDER = 0x0200,      // part of a range lent by vm_loan (this map lends its pages)
+  MAP_ENTRY_BORROWER = 0x0400,    // part of a range borrowed by vm_loan (read-only view)
 };
+// Flags that describe one map's role, never carried to another map (fork, extract, transfer).
+inline constexpr std::uint16_t kMapEntryLoanFlags = MAP_ENTRY_LENDER | MAP_ENTRY_BORROWER;
 
 struct vm_map_entry {
   vm_map_entry* prev;          // list order [VM lock]
@@ -143,6 +147,12 @@ void vm_map_entry_unwire(vm_map_entry* e);
 //  => VM lock held; [src, src + len) covered, no submaps.  KERN_SUCCESS, or the insert's
 //     status with nothing moved.
 kern_return_t vm_map_move(vm_map* map, vaddr_t src, vaddr_t dst, vsize_t len);
+// The general form (page transfer between address spaces, Cranor's UVM dissertation): the
+// entries of [src, src + len) of `from` move to [dst, dst + len) of `to` (from == to is
+// vm_map_move) with their objects; not a byte is copied, not a page is looked at.  Loans
+// of the old range end (vm_loan.h); the moved entries belong to no loan.
+//  => as vm_map_move.
+kern_return_t vm_map_transfer(vm_map* from, vaddr_t src, vm_map* to, vaddr_t dst, vsize_t len);
 
 // Report helpers.
 unsigned vm_map_entry_resident(vm_map_entry* e, unsigned* private_resident);

@@ -9,6 +9,7 @@
 
 #include "vm/pmap.h"
 #include "vm/vm_fail.h"
+#include "vm/vm_loan.h"
 #include "vm/vm_lock.h"
 #include "vm/vm_object.h"
 #include "vm/vm_pageout.h"
@@ -297,6 +298,7 @@ vm_page* vm_page_alloc_contig(vsize_t n, unsigned flags) {
 void vm_page_free(vm_page* m, vm_free_mode mode) {
   VM_LOCK_ASSERT();
   VMRT_ASSERT(m->queue != PQ_FREE);
+  if (m->flags & PG_LOANED) vm_loan_page_freed(m);  // died with its last mapping: no loan left
   if (m->object != nullptr) vm_page_remove(m);
   vm_pdpolicy_dequeue(m);
   if (m->wire_count != 0) {

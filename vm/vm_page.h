@@ -29,6 +29,8 @@ enum vm_page_flags : std::uint16_t {
   PG_PAGEIN = 0x0100,      // with PG_BUSY: being read in (contents not valid yet)
   PG_RELEASED = 0x0080,    // the page died while busy (unmap, DONTNEED): whoever holds it busy
                            // frees it, and its pager copy, when the I/O ends
+  PG_LOANED = 0x0200,      // lent to another vmspace (vm_loan.h; count there): never paged out
+                           // nor moved up by a copy-on-write fault while set
 };
 
 // Page queues a page can be on [VM lock]

@@ -83,6 +83,16 @@ enum vm_counter : unsigned {
   V_PROG_MADVISES,        // "program madvises served"
   V_MREMAP_MOVES,         // "mremap moves": pages moved to a new address, not copied
   V_MREMAP_IN_PLACE,      // "mremap resized in place"
+  // sharing between address spaces (vm_map_extract.h, vm_loan.h)
+  V_EXTRACTS,             // "map entry extracts": vm_map_extract calls
+  V_EXTRACT_ENTRIES,      // "map entries extracted"
+  V_TRANSFERS,            // "page transfers": vm_map_transfer calls
+  V_TRANSFER_ENTRIES,     // "map entries transferred"
+  V_LOANS,                // "loans made"
+  V_LOAN_PAGES,           // "pages loaned": pages lent by all loans so far
+  V_LOANED_NOW,           // "pages on loan" (gauge): page loans outstanding
+  V_LOAN_BREAKS,          // "loan breaks": a write on either side copied a loaned page
+  V_LOANS_ENDED,          // "loans ended": every page given back (unloan, unmap, exit, breaks)
   // paging: the swap pager and the pageout daemon (vm_pageout.cpp, swap_pager.cpp)
   V_PAGEIN_OPS,           // "swap pager pageins": read operations
   V_PAGEIN_PAGES,         // "swap pager pages paged in"
@@ -204,6 +214,15 @@ inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
     {V_PROG_MADVISES, "program madvises served"},
     {V_MREMAP_MOVES, "mremap moves"},
     {V_MREMAP_IN_PLACE, "mremap resized in place"},
+    {V_EXTRACTS, "map entry extracts"},
+    {V_EXTRACT_ENTRIES, "map entries extracted"},
+    {V_TRANSFERS, "page transfers"},
+    {V_TRANSFER_ENTRIES, "map entries transferred"},
+    {V_LOANS, "loans made"},
+    {V_LOAN_PAGES, "pages loaned"},
+    {V_LOANED_NOW, "pages on loan"},
+    {V_LOAN_BREAKS, "loan breaks"},
+    {V_LOANS_ENDED, "loans ended"},
     {V_PAGEIN_OPS, "swap pager pageins"},
     {V_PAGEIN_PAGES, "swap pager pages paged in"},
     {V_PAGEOUT_OPS, "swap pager pageouts"},

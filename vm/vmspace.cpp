@@ -5,8 +5,10 @@
 
 #include "vm/pmap.h"
 #include "vm/vm_fault.h"
+#include "vm/vm_loan.h"
 #include "vm/vm_lock.h"
 #include "vm/vm_map.h"
+#include "vm/vm_map_extract.h"
 #include "vm/vm_object.h"
 #include "vm/vm_out.h"
 #include "vm/vm_page.h"
@@ -24,32 +26,6 @@ namespace {
 
 vm_zone g_vmspace_zone = VM_ZONE_INIT("VMSPACE", sizeof(vmspace), 0);
 std::uint64_t g_vmspace_ids = 1;  // [VM lock]
-
-// Copy a wired COW entry's pages into a fresh object for the child (FreeBSD
-// vm_fault_copy_entry): wired memory is never shared copy-on-write.
-kern_return_t copy_entry_pages(vm_map_entry* src, vm_object** out) {
-  vm_pindex_t n = atop(src->end - src->start);
-  vm_object* obj = vm_object_allocate(OBJT_DEFAULT, n);
-  if (obj == nullptr) return KERN_RESOURCE_SHORTAGE;
-  obj->flags |= OBJ_ONEMAPPING;
-  const pmap_ops* ops = pmap_machine_ops();
-  if (src->object != nullptr) {
-    vm_pindex_t first = atop(src->offset);
-    for (vm_pindex_t k = 0; k < n; ++k) {
-      vm_page* m = vm_object_chain_lookup(src->object, first + k, nullptr);
-      if (m == nullptr) continue;
-      vm_page* nm = vm_page_alloc(obj, k, VM_ALLOC_NORMAL);
-      if (nm == nullptr) {
-        vm_object_deallocate(obj);
-        return KERN_RESOURCE_SHORTAGE;
-      }
-      std::memcpy(ops->page_address(nm), ops->page_address(m), PAGE_SIZE);
-      nm->flags |= PG_DIRTY;
-    }
-  }
-  *out = obj;
-  return KERN_SUCCESS;
-}
 
 vm_page* g_prefault_run[kFaultMaxRun];  // [VM lock]
 
@@ -168,84 +144,25 @@ kern_return_t vmspace_fork(vmspace* parent, pmap* child_pm, vmspace** out) {
   for (vm_map_entry* e = vm_map_first(pmap_); !vm_map_is_end(pmap_, e) && kr == KERN_SUCCESS; e = e->next) {
     if (e->eflags & MAP_ENTRY_IS_SUBMAP) continue;
     vaddr_t cs = e->start + delta, ce = e->end + delta;
-    std::uint16_t fl = e->eflags;
     vm_map_entry* ne = nullptr;
     bool prefault = false;  // COW-shared: the parent's pages are entered read-only in the child
     switch (e->inheritance) {
       case VM_INHERIT_NONE:
         continue;
       case VM_INHERIT_ZERO:
-        kr = vm_map_insert(cm, nullptr, 0, cs, ce, e->protection, e->max_protection,
-                           static_cast<std::uint16_t>((fl & ~MAP_ENTRY_NEEDS_COPY) | MAP_ENTRY_COW | MAP_ENTRY_NOCOALESCE),
-                           e->inheritance, &ne);
+        kr = vm_map_entry_insert_like(cm, e, nullptr, 0, cs,
+                                      static_cast<std::uint16_t>((e->eflags & ~MAP_ENTRY_NEEDS_COPY) | MAP_ENTRY_COW),
+                                      &ne);
         break;
       case VM_INHERIT_SHARE:
-        if (e->object == nullptr) {
-          e->object = vm_object_allocate(OBJT_DEFAULT, atop(e->end - e->start));
-          if (e->object == nullptr) {
-            kr = KERN_RESOURCE_SHORTAGE;
-            break;
-          }
-          e->offset = 0;
-        }
-        if (e->eflags & MAP_ENTRY_NEEDS_COPY) {
-          // Share the parent's private copy, not the object it still shares with others.
-          kr = vm_object_shadow(&e->object, &e->offset, e->end - e->start);
-          if (kr != KERN_SUCCESS) break;
-          e->eflags &= static_cast<std::uint16_t>(~MAP_ENTRY_NEEDS_COPY);
-          if (pmap_->pm != nullptr && (e->protection & VM_PROT_WRITE))
-            pmap_protect(pmap_->pm, e->start, e->end, static_cast<vm_prot_t>(e->protection & ~VM_PROT_WRITE));
-          fl = e->eflags;
-        }
-        vm_object_reference(e->object);
-        e->object->flags &= static_cast<std::uint16_t>(~OBJ_ONEMAPPING);
-        // Memory shared with another vmspace is shared memory from now on, on both sides:
-        // written in place, copied eagerly by a later COPY fork, kept by DONTNEED.
-        e->eflags &= static_cast<std::uint16_t>(~MAP_ENTRY_COW);
-        fl = e->eflags;
-        kr = vm_map_insert(cm, e->object, e->offset, cs, ce, e->protection, e->max_protection,
-                           static_cast<std::uint16_t>(fl | MAP_ENTRY_NOCOALESCE), e->inheritance, &ne);
-        if (kr != KERN_SUCCESS) vm_object_deallocate(e->object);
+        kr = vm_map_entry_share(pmap_, e, cm, cs, &ne);
         break;
       case VM_INHERIT_COPY:
-        if (e->object == nullptr) {  // nothing resident: the child's copy is fresh private memory
-          kr = vm_map_insert(cm, nullptr, 0, cs, ce, e->protection, e->max_protection,
-                             static_cast<std::uint16_t>(fl | MAP_ENTRY_COW | MAP_ENTRY_NOCOALESCE), e->inheritance,
-                             &ne);
-          break;
-        }
-        if (e->wired_count != 0 || (e->eflags & MAP_ENTRY_COW) == 0) {
-          // Wired memory is never shared copy-on-write, and a shared mapping copied by
-          // minherit(COPY) must stay shared in the parent: the child gets a copy now.
-          vm_object* copy = nullptr;
-          kr = copy_entry_pages(e, &copy);
-          if (kr != KERN_SUCCESS) break;
-          kr = vm_map_insert(cm, copy, 0, cs, ce, e->protection, e->max_protection,
-                             static_cast<std::uint16_t>((fl & ~MAP_ENTRY_NEEDS_COPY) | MAP_ENTRY_COW | MAP_ENTRY_NOCOALESCE),
-                             e->inheritance, &ne);
-          if (kr != KERN_SUCCESS) vm_object_deallocate(copy);
-          break;
-        }
-        vm_object_collapse(e->object);
-        vm_object_reference(e->object);
-        e->object->flags &= static_cast<std::uint16_t>(~OBJ_ONEMAPPING);
-        e->eflags |= MAP_ENTRY_COW | MAP_ENTRY_NEEDS_COPY;
-        if (pmap_->pm != nullptr && (e->protection & VM_PROT_WRITE))
-          pmap_protect(pmap_->pm, e->start, e->end, static_cast<vm_prot_t>(e->protection & ~VM_PROT_WRITE));
-        kr = vm_map_insert(cm, e->object, e->offset, cs, ce, e->protection, e->max_protection,
-                           static_cast<std::uint16_t>(e->eflags | MAP_ENTRY_NOCOALESCE), e->inheritance, &ne);
-        if (kr != KERN_SUCCESS) vm_object_deallocate(e->object);
-        prefault = kr == KERN_SUCCESS;
+        kr = vm_map_entry_cow(pmap_, e, cm, cs, &ne, &prefault);
         break;
     }
-    if (kr == KERN_SUCCESS && ne != nullptr) {
-      ne->eflags &= static_cast<std::uint16_t>(~MAP_ENTRY_NOCOALESCE);
-      ne->eflags |= static_cast<std::uint16_t>(e->eflags & MAP_ENTRY_NOCOALESCE);
-      ne->advice = e->advice;
-      pmap_reserve(child_pm, cs, ce, e->protection);
-      if (prefault && g_vmspace_tunables.fork_prefault)
-        fork_prefault(child_pm, e->object, e->offset, cs, ce, e->protection);
-    }
+    if (kr == KERN_SUCCESS && prefault && g_vmspace_tunables.fork_prefault)
+      fork_prefault(child_pm, e->object, e->offset, cs, ce, e->protection);
   }
   if (kr != KERN_SUCCESS) {
     vm_swapout_detach(vs);
@@ -265,7 +182,11 @@ void vmspace_report_procstat(const vmspace* cvs, int fd) {
   vm_swapout_info si{};
   vm_swapout_get_info(vs, &si);
   o.str("vmspace ").u(vs->id).str(si.swapped ? ": swapped out" : ": in core").str(", idle ").u(si.idle_ms).str(" ms, ");
-  o.u(si.swapouts).str(" swapouts (").u(si.pages_out).str(" pages), ").u(si.swapins).str(" swapins\n");
+  o.u(si.swapouts).str(" swapouts (").u(si.pages_out).str(" pages), ").u(si.swapins).str(" swapins");
+  std::uint64_t loaned = 0, borrowed = 0;
+  vm_loan_counts(&vs->map, &loaned, &borrowed);
+  if (loaned != 0 || borrowed != 0) o.str(", ").u(loaned).str(" pages loaned, ").u(borrowed).str(" borrowed");
+  o.ch('\n');
   o.str("             START                END PRT    RES   PRES  REF  SHD DPTH FLAG TP\n");
   for (vm_map_entry* e = vm_map_first(&vs->map); !vm_map_is_end(&vs->map, e); e = e->next) {
     char prt[4];
@@ -304,7 +225,7 @@ void vmspace_report_procstat(const vmspace* cvs, int fd) {
 kern_return_t vmspace_check(const vmspace* cvs, int fd) {
   auto* vs = const_cast<vmspace*>(cvs);
   vm_lock_guard g;
-  return vm_map_check(&vs->map, fd) ? KERN_SUCCESS : KERN_FAILURE;
+  return vm_map_check(&vs->map, fd) && vm_loan_check(fd) ? KERN_SUCCESS : KERN_FAILURE;
 }
 
 }  // namespace vmrt

@@ -14,15 +14,9 @@
 #include <sys/mman.h>
 #include <thread>
 
-namespace {
-// Paging on for this executable (before the runtime boots, and inherited by the re-runs).
-struct paging_env {
-  paging_env() { setenv("VMRT_PHYSMEM", "16M", 0); }
-} g_paging_env;
-}  // namespace
-
 #include "runtime_test_support.h"
 
+RUNTIME_TESTS_WITH_PHYSMEM("16M")
 RUNTIME_TESTS_UNDER_BOTH_BACKENDS()
 
 namespace {

@@ -99,6 +99,16 @@ inline bool check_ok(const vmrt_vmspace* vs) { return vmrt_check(vs, 2) == 0; }
 
 }  // namespace rtt
 
+// Paging on for this executable: VMRT_PHYSMEM=size before the runtime boots, inherited by
+// the re-runs under each backend.  Before RUNTIME_TESTS_UNDER_BOTH_BACKENDS() (static
+// initialisers of one file run in order).
+#define RUNTIME_TESTS_WITH_PHYSMEM(size)                                                 \
+  namespace {                                                                            \
+  struct rtt_physmem_env {                                                               \
+    rtt_physmem_env() { setenv("VMRT_PHYSMEM", size, 0); }                               \
+  } rtt_physmem_env_instance;                                                            \
+  }
+
 #define RUNTIME_TESTS_UNDER_BOTH_BACKENDS()                                   \
   RUNTIME_TEST_ROUTE_SIGACTION()                                              \
   namespace {                                                                 \

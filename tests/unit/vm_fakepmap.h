@@ -18,6 +18,7 @@
 
 #include <cstring>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <utility>
@@ -263,6 +264,21 @@ inline std::string check_all(const std::map<vm_object*, int>& extra = {}) {
   return err;
 }
 
+// The plain-copy model of what a fork child gets for one page (model tests' pages have
+// `shared`, `inh` and a shared_ptr `cell`): NONE a hole, ZERO fresh zeros, SHARE the same
+// cell (and the parent's page is shared memory from then on), COPY a copy of the cell.
+template <class Page>
+Page model_fork_page(Page& p) {
+  Page q = p;
+  switch (p.inh) {
+    case VM_INHERIT_NONE: q = Page{}; break;
+    case VM_INHERIT_ZERO: q.cell = std::make_shared<int>(0); q.shared = false; break;
+    case VM_INHERIT_SHARE: q.shared = true; p.shared = true; break;
+    case VM_INHERIT_COPY: q.cell = std::make_shared<int>(*p.cell); q.shared = false; break;
+  }
+  return q;
+}
+
 // A vmspace over a fresh fake pmap.
 struct space {
   fpmap* f;
@@ -292,5 +308,13 @@ struct space {
     return out;
   }
 };
+
+// Fork parent into a new fake pmap over [base, base + size).
+inline space* fork_into(space& parent, vaddr_t base, vsize_t size) {
+  fpmap* f = new_pmap(base, size);
+  vmspace* c = nullptr;
+  REQUIRE(vmspace_fork(parent.vs, &f->pm, &c) == KERN_SUCCESS);
+  return new space(c, f);
+}
 
 }  // namespace fake

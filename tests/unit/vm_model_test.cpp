@@ -124,24 +124,13 @@ void run_model(std::uint64_t seed, int steps) {
         for (vsize_t k = a; k < a + n; ++k) m.pg[k].inh = inh;
     } else if (op < 39) {  // fork or destroy
       if (sp.size() < 4 && rng() % 2 == 0) {
-        fake::fpmap* f = fake::new_pmap(g_next, kWin);
+        mspace child{fake::fork_into(*m.s, g_next, kWin), std::vector<mpage>(kPages)};
         g_next += kWin;
-        vmspace* c = nullptr;
-        REQUIRE(vmspace_fork(m.s->vs, &f->pm, &c) == KERN_SUCCESS);
-        mspace child{new fake::space(c, f), std::vector<mpage>(kPages)};
         for (vsize_t k = 0; k < kPages; ++k) {
-          const mpage& p = m.pg[k];
-          if (!p.mapped) continue;
-          mpage q = p;
+          if (!m.pg[k].mapped) continue;
+          mpage q = fake::model_fork_page(m.pg[k]);
           q.locked = false;  // mlock is not inherited
-          switch (p.inh) {
-            case VM_INHERIT_NONE: q = mpage{}; break;
-            case VM_INHERIT_ZERO: q.cell = std::make_shared<int>(0); q.shared = false; break;
-            case VM_INHERIT_SHARE: q.shared = true; break;  // same cell; shared memory on both sides
-            case VM_INHERIT_COPY: q.cell = std::make_shared<int>(*p.cell); q.shared = false; break;
-          }
           child.pg[k] = q;
-          if (p.inh == VM_INHERIT_SHARE) m.pg[k].shared = true;
         }
         sp.push_back(std::move(child));
         if (trace) fprintf(stderr, "  fork -> space %zu\n", sp.size() - 1);
