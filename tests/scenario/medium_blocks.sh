@@ -13,6 +13,17 @@ bench=$build/bin/medium_bench
 [ -x "$bench" ] || { echo "FAIL: $bench not built" >&2; exit 1; }
 fail() { echo "FAIL [medium_blocks]: $*" >&2; exit 1; }
 
+# The other two shapes at full scale: 45,000 live 68-164 KB blocks (first and last
+# byte touched, every other one freed as it goes) and four rounds of 60,000 blocks of
+# 4-160 KB: no NULL, no lost byte, mappings bounded (time and RSS against glibc and jemalloc:
+# bench/medium_bench).
+for w in live frag; do
+  read -r _ _ v_nulls v_maps _ _ < <("$build/bin/vmrun" -- "$bench" --worker $w --scale 10 | grep '^RESULT')
+  echo "$w under vmrun: NULLs $v_nulls, peak maps $v_maps"
+  [ "$v_nulls" = 0 ] || fail "$w: malloc returned NULL (or a block lost its bytes) $v_nulls times"
+  [ "$v_maps" -lt 2000 ] || fail "$w: peak /proc/self/maps lines $v_maps: mappings grow with the number of blocks"
+done
+
 read -r _ _ n_nulls n_maps _ _ < <("$bench" --worker many --scale 10 | grep '^RESULT')
 "$build/bin/vmrun" --stats --stats-fd 3 -- "$bench" --worker many --scale 10 3>"$work/stats" >"$work/out"
 read -r _ _ v_nulls v_maps _ _ < <(grep '^RESULT' "$work/out")
