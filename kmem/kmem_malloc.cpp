@@ -231,23 +231,17 @@ void set_status(kmem_status* st, kmem_status v) {
   if (st != nullptr) *st = v;
 }
 
-// Large blocks: whole pages from the source.  => pages lock; may trim once.
-void* malloc_large(std::size_t size, std::size_t align, malloc_type t, int flags, kmem_status* st) {
-  if (size > g.size || align > g.size) {
-    set_status(st, KMEM_NOMEM);
-    return nullptr;
-  }
-  std::size_t npages = (size + kPageMask) >> kPageShift;
-  std::size_t align_pages = align > kPageSize ? align >> kPageShift : 1;
+// A block of `bytes` from get(&fresh) (large or medium), accounted to t first; one trim and
+// a second try when the arena is full.  Cleared for M_ZERO unless fresh (reads as zeros).
+template <class Get> void* malloc_pages(std::size_t size, std::size_t bytes, malloc_type t, int flags, kmem_status* st, Get get) {
   tcache* tc = tcache_get();
   unsigned indx = bucket_index(size);
-  std::size_t bytes = npages << kPageShift;
   if (!account_alloc(tc, t, indx, bytes, flags, st)) return nullptr;
   bool fresh = false;
-  void* p = large_alloc(npages, align_pages, &fresh);
+  void* p = get(&fresh);
   if (p == nullptr) {
     kmem::trim();
-    p = large_alloc(npages, align_pages, &fresh);
+    p = get(&fresh);
   }
   if (p == nullptr) {
     account_free(tc, t, bytes, indx, true);
@@ -261,28 +255,22 @@ void* malloc_large(std::size_t size, std::size_t align, malloc_type t, int flags
   return p;
 }
 
-// Medium blocks: packed in spans (kmem_medium.cpp).  => pages lock; may trim once.
-void* malloc_medium(std::size_t size, malloc_type t, int flags, kmem_status* st) {
-  tcache* tc = tcache_get();
-  unsigned indx = bucket_index(size);
-  std::size_t bytes = (size + kGranSize - 1) & ~(kGranSize - 1);
-  if (!account_alloc(tc, t, indx, bytes, flags, st)) return nullptr;
-  bool fresh = false;
-  void* p = medium_alloc(size, &fresh);
-  if (p == nullptr) {
-    kmem::trim();
-    p = medium_alloc(size, &fresh);
-  }
-  if (p == nullptr) {
-    account_free(tc, t, bytes, indx, true);
-    g.types[t].mapblocks.fetch_add(1, std::memory_order_relaxed);
+// Large blocks: whole pages from the source.  => pages lock; may trim once.
+void* malloc_large(std::size_t size, std::size_t align, malloc_type t, int flags, kmem_status* st) {
+  if (size > g.size || align > g.size) {
     set_status(st, KMEM_NOMEM);
     return nullptr;
   }
-  if (g.diag) diag_on_alloc(reinterpret_cast<std::uintptr_t>(p), t);
-  if ((flags & M_ZERO) != 0 && !fresh) std::memset(p, 0, bytes);
-  set_status(st, KMEM_OK);
-  return p;
+  std::size_t npages = (size + kPageMask) >> kPageShift;
+  std::size_t align_pages = align > kPageSize ? align >> kPageShift : 1;
+  return malloc_pages(size, npages << kPageShift, t, flags, st,
+                      [&](bool* fresh) { return large_alloc(npages, align_pages, fresh); });
+}
+
+// Medium blocks: packed in spans (kmem_medium.cpp).  => pages lock; may trim once.
+void* malloc_medium(std::size_t size, malloc_type t, int flags, kmem_status* st) {
+  return malloc_pages(size, (size + kGranSize - 1) & ~(kGranSize - 1), t, flags, st,
+                      [&](bool* fresh) { return medium_alloc(size, fresh); });
 }
 
 // Everything malloc's fast path does not handle.

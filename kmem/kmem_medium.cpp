@@ -70,6 +70,16 @@ void bin_remove(medium_span* s) {
   s->bin = kBins;
 }
 
+// Take n granules from the front of extent i (which holds at least n); an extent emptied
+// leaves the table.
+void extent_take_front(medium_span* s, std::uint32_t i, std::uint32_t n) {
+  s->ext[i].start = static_cast<std::uint16_t>(s->ext[i].start + n);
+  s->ext[i].len = static_cast<std::uint16_t>(s->ext[i].len - n);
+  if (s->ext[i].len != 0) return;
+  std::memmove(&s->ext[i], &s->ext[i + 1], (s->next_free - i - 1) * sizeof(medium_extent));
+  --s->next_free;
+}
+
 // Recompute the largest extent and put the span on its bin (none when nothing medium fits).
 void rebin(medium_span* s) {
   bin_remove(s);
@@ -154,12 +164,7 @@ void* medium_alloc(std::size_t size, bool* fresh) {
   std::uint32_t i = 0;
   while (s->ext[i].len < need) ++i;
   std::uint16_t start = s->ext[i].start;
-  s->ext[i].start = static_cast<std::uint16_t>(start + need);
-  s->ext[i].len = static_cast<std::uint16_t>(s->ext[i].len - need);
-  if (s->ext[i].len == 0) {
-    std::memmove(&s->ext[i], &s->ext[i + 1], (s->next_free - i - 1) * sizeof(medium_extent));
-    --s->next_free;
-  }
+  extent_take_front(s, i, need);
   *fresh = start >= s->fresh;
   if (start + need > s->fresh) s->fresh = static_cast<std::uint16_t>(start + need);
   ++s->live;
@@ -222,12 +227,7 @@ bool medium_grow(std::uintptr_t a, std::uint32_t old_granules, std::uint32_t new
   std::uint32_t i = 0;
   while (i < s->next_free && s->ext[i].start < end) ++i;
   if (i == s->next_free || s->ext[i].start != end || s->ext[i].len < more) return false;
-  s->ext[i].start = static_cast<std::uint16_t>(end + more);
-  s->ext[i].len = static_cast<std::uint16_t>(s->ext[i].len - more);
-  if (s->ext[i].len == 0) {
-    std::memmove(&s->ext[i], &s->ext[i + 1], (s->next_free - i - 1) * sizeof(medium_extent));
-    --s->next_free;
-  }
+  extent_take_front(s, i, more);
   if (end + more > s->fresh) s->fresh = static_cast<std::uint16_t>(end + more);
   usage_of(a)->ku_pagecnt = new_granules;
   g.medium_granules += more;
