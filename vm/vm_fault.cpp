@@ -95,14 +95,17 @@ unsigned stream_ahead(vm_map_entry* e, vm_pindex_t pindex, unsigned base, unsign
   return ra;
 }
 
-// MADV_SEQUENTIAL drops the pages behind the stream (FreeBSD vm_fault_dontneed): the resident
-// pages of the entry's object one cluster behind the one before the fault lose their
-// reference and go to the head of the inactive queue, so the pageout daemon takes them
-// before anything the program may still use (a scan of a file larger than memory does not
-// push out the rest of the program).  Only pages still active: each is dropped once.
+// Drop the pages behind a stream (FreeBSD vm_fault_dontneed): the resident pages of the
+// entry's object one cluster behind the one before the fault lose their reference and go to
+// the head of the inactive queue, so the pageout daemon takes them before anything the
+// program may still use (a scan larger than memory does not push out the rest of the
+// program; a scan repeated over a working set larger than memory keeps the part of it that
+// fits, instead of losing every page just before it is needed again, as LRU order does).
+// Only pages still active: each is dropped once.  Two callers: every fault of an entry with
+// MADV_SEQUENTIAL (drop_behind), and a page-in that continues a stream (page_in: FreeBSD
+// drops behind once its read-ahead window is at its largest).
 //  => VM lock held; paging on.
-void drop_behind(vm_map_entry* e, vm_pindex_t pindex) {
-  if (e->advice != VM_ADVICE_SEQUENTIAL || !vm_pageout_enabled() || e->object == nullptr) return;
+void drop_behind_run(const vm_map_entry* e, vm_pindex_t pindex) {
   vm_object* obj = e->object;
   const vm_pindex_t first = atop(e->offset);
   if (pindex < first + 2 * kPagerMaxRun) return;
@@ -115,6 +118,11 @@ void drop_behind(vm_map_entry* e, vm_pindex_t pindex) {
     vm_page_deactivate(m);
     vm_stat_inc(V_FAULT_DROP_BEHIND);
   }
+}
+
+void drop_behind(vm_map_entry* e, vm_pindex_t pindex) {
+  if (e->advice != VM_ADVICE_SEQUENTIAL || !vm_pageout_enabled() || e->object == nullptr) return;
+  drop_behind_run(e, pindex);
 }
 
 // A clean paged-in page of `obj` is about to be mapped writable: its swap copy goes stale
@@ -182,6 +190,8 @@ kern_return_t page_in(const vm_map_entry* e, vm_pindex_t pindex, const vm_chain_
   if (pindex - e_first < before) before = static_cast<unsigned>(pindex - e_first);
   if (e_end - pindex - 1 < after) after = static_cast<unsigned>(e_end - pindex - 1);
   if (!vm_pager_has_page(obj, p, &before, &after)) return KERN_RESTART;  // changed under us
+  // Before the read: e is not ours once the lock drops.
+  if (stream && e->advice != VM_ADVICE_SEQUENTIAL && e->object != nullptr) drop_behind_run(e, pindex);
   vm_pindex_t rs = p, re = p + 1;
   while (rs > p - before && vm_page_lookup(obj, rs - 1) == nullptr) --rs;
   while (re < p + 1 + after && vm_page_lookup(obj, re) == nullptr) ++re;
@@ -218,9 +228,9 @@ kern_return_t page_in(const vm_map_entry* e, vm_pindex_t pindex, const vm_chain_
       continue;
     }
     m->flags |= PG_SWAPCOPY;
-    // Pages read ahead wait on the inactive queue: taken first unless the stream reaches
-    // them (FreeBSD does the same with its read-ahead pages).
-    if (!mine) vm_page_deactivate(m);
+    // Pages read ahead stay on the active queue where the allocation put them.  (On the
+    // inactive queue's head the scan met them first, found them referenced as soon as the
+    // stream's fault mapped them, and took their PTEs: a minor fault per page read ahead.)
   }
   vm_page_free_flush();
   vm_page_busy_wakeup();

@@ -440,6 +440,7 @@ void vm_page_dequeue(vm_page* m) {
 std::uint64_t vm_page_queue_count(vm_page_queue q) {
   if (q == PQ_ACTIVE) return vm_pdpolicy_active_count();
   if (q == PQ_INACTIVE) return vm_pdpolicy_inactive_count();
+  if (q == PQ_LAUNDRY) return vm_pdpolicy_laundry_count();
   return 0;
 }
 

@@ -41,9 +41,11 @@ bool pageable(const vm_page* m) {
          (m->flags & (PG_BUSY | PG_FICTITIOUS | PG_LOANED)) == 0;  // a loaned page stays (vm_loan.h)
 }
 
-// Would m join a laundering cluster?  Dirty (no current copy), pageable, and cold (inactive).
+// Would m join a laundering cluster?  Dirty (no current copy), pageable, and cold (inactive,
+// or waiting in the laundry).
 bool cluster_mate(const vm_page* m) {
-  return m != nullptr && pageable(m) && (m->flags & PG_SWAPCOPY) == 0 && m->queue == PQ_INACTIVE;
+  return m != nullptr && pageable(m) && (m->flags & PG_SWAPCOPY) == 0 &&
+         (m->queue == PQ_INACTIVE || m->queue == PQ_LAUNDRY);
 }
 
 // Launder the dirty victim m and its cluster; returns frames freed (0 when the swap device
@@ -64,6 +66,7 @@ frame_t launder(vm_page* m, bool may_unlock, bool* store_full) {
   }
   vm_object_reference(obj);
   vm_pager_io_enter();
+  vm_stat_inc(V_PD_LAUNDRY_WRITES);
   vm_pager_result rt[kPagerMaxRun];
   vm_pager_for_put(obj)->put_pages(obj, run, n, VM_PAGER_PUT_NONE, may_unlock, rt);
   frame_t freed = 0;
@@ -93,9 +96,11 @@ frame_t launder(vm_page* m, bool may_unlock, bool* store_full) {
 
 // Take the pageable page m (off its queue or not): a clean page is freed, a page that
 // reads as zeros in an object with nothing behind it is freed, a dirty one is laundered
-// with its cluster.  Returns frames freed (0: kept, back on the active queue: nowhere to
-// launder to, or the store refused it).  => VM lock held; may drop it (may_unlock).
-frame_t evict(vm_page* m, bool no_store, bool may_unlock, bool* store_full) {
+// with its cluster, or with `defer` only put on the laundry queue (the caller writes the
+// laundry in clusters: launder_first).  Returns frames freed (0: kept, back on the active
+// queue: nowhere to launder to, or the store refused it; or deferred).
+//  => VM lock held; may drop it (may_unlock).
+frame_t evict(vm_page* m, bool no_store, bool may_unlock, bool* store_full, bool defer = false) {
   if (m->flags & PG_SWAPCOPY) {
     vm_pdpolicy_dequeue(m);
     vm_page_unmap_all(m);
@@ -118,6 +123,26 @@ frame_t evict(vm_page* m, bool no_store, bool may_unlock, bool* store_full) {
   }
   if (no_store) {  // nowhere to launder to
     vm_pdpolicy_activate(m);
+    return 0;
+  }
+  if (defer) {
+    vm_pdpolicy_launder(m);
+    return 0;
+  }
+  return launder(m, may_unlock, store_full);
+}
+
+// Write the laundry's oldest page with its cluster (its dirty neighbours in the laundry or
+// on the inactive queue: the scan's victims arrive in the order a stream touched them, so
+// the laundry holds runs of neighbours and one pwritev takes up to kPagerMaxRun of them).
+// A laundry page referenced since it was chosen goes back to the active queue unwritten.
+// Returns frames freed; the laundry's head page leaves the laundry either way.
+//  => VM lock held, laundry not empty; may drop the lock (may_unlock).
+frame_t launder_first(bool may_unlock, bool* store_full) {
+  vm_page* m = vm_pdpolicy_laundry_first();
+  if (!pageable(m) || (m->flags & PG_SWAPCOPY) || referenced(m)) {
+    vm_pdpolicy_activate(m);
+    vm_stat_inc(V_PD_LAUNDRY_REACT);
     return 0;
   }
   return launder(m, may_unlock, store_full);
@@ -177,8 +202,11 @@ frame_t vm_pageout_reclaim(frame_t want, bool may_unlock) {
       if (m->wire_count == 0 && m->object != nullptr) vm_pdpolicy_activate(m);
       continue;
     }
-    freed += evict(m, no_store, may_unlock, &store_full);
+    // Dirty victims wait in the laundry until a whole cluster's worth is there.
+    freed += evict(m, no_store, may_unlock, &store_full, true);
+    if (vm_pdpolicy_laundry_count() >= kPagerMaxRun) freed += launder_first(may_unlock, &store_full);
   }
+  while (freed < want && vm_pdpolicy_laundry_count() > 0) freed += launder_first(may_unlock, &store_full);
   vm_page_free_flush();
   vm_stat_add(V_PD_FREED, static_cast<std::int64_t>(freed));
   return freed;

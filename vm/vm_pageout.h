@@ -4,8 +4,10 @@
 //
 // Mechanism only: which page goes next is the policy's choice (vm_pdpolicy.h).  A victim
 // that is clean (its swap copy is current, PG_SWAPCOPY) is unmapped and freed; a dirty one
-// is laundered: unmapped, written to the swap pager together with the dirty inactive
-// neighbours of its object (one write per cluster), then freed.  Pages under I/O are busy;
+// goes to the laundry queue, and once a cluster's worth waits there (or the pass needs the
+// frames) it is laundered: unmapped, written to the swap pager together with its object's
+// dirty neighbours in the laundry or on the inactive queue (one write per cluster), then
+// freed.  Pages under I/O are busy;
 // the daemon drops the VM lock while it writes, so faults on other pages go on.
 //
 // Two callers.  The daemon (a host thread the machine starts) sleeps until free frames fall

@@ -5,7 +5,7 @@
 // Mechanism and policy are apart.  The mechanism (vm_page.cpp: allocation, wiring, freeing;
 // vm_pageout.cpp: the daemon that launders and frees pages) tells the policy what happened
 // to a page and asks it which page to take next; the policy owns the paging queues (active,
-// inactive) and decides the order.  It never frees, unmaps or writes a page itself: it only
+// inactive, and the laundry where dirty victims wait for their write) and decides the order.  It never frees, unmaps or writes a page itself: it only
 // orders pages and asks the environment whether a page was referenced.
 //
 // The same policy code runs inside vmrt and inside bench/pdpolicy_sim, which replays
@@ -81,6 +81,12 @@ void vm_pdpolicy_activate(vm_page* m);
 // m is unlikely to be needed soon (MADV_DONTNEED / FREE / drop-behind): move it where it is
 // taken first.
 void vm_pdpolicy_deactivate(vm_page* m);
+// m, a victim the scan returned, is dirty: it waits at the tail of the laundry queue until
+// the mechanism writes it with its neighbours (FreeBSD's PQ_LAUNDRY).  A fault on it before
+// then activates it like any other page.
+void vm_pdpolicy_launder(vm_page* m);
+// The laundry's oldest page (null when empty); it stays queued.
+vm_page* vm_pdpolicy_laundry_first();
 // m leaves the queues (wired, freed, busy for I/O).  A page on no queue is left alone.
 void vm_pdpolicy_dequeue(vm_page* m);
 // Is m on one of the policy's queues?
@@ -99,5 +105,6 @@ vm_page* vm_pdpolicy_select_victim(unsigned max_scan, unsigned* scanned);
 // Queue lengths, for vmstat and the daemon's targets.
 std::uint64_t vm_pdpolicy_active_count();
 std::uint64_t vm_pdpolicy_inactive_count();
+std::uint64_t vm_pdpolicy_laundry_count();
 
 }  // namespace vmrt

@@ -4,8 +4,10 @@
 // System, "The Pageout Daemon"; FreeBSD vm_pageout.c for act_count).
 //
 // Two queues, active and inactive, doubly linked through vm_page::q_next / q_prev; a page's
-// `queue` field says which one (PQ_ACTIVE, PQ_INACTIVE, or PQ_NONE when on neither).  The
-// variants differ only in where pages enter and how the active queue is aged:
+// `queue` field says which one (PQ_ACTIVE, PQ_INACTIVE, or PQ_NONE when on neither).  A third,
+// the laundry (PQ_LAUNDRY, FreeBSD's), holds dirty victims the mechanism has not written yet;
+// the scan never looks at it, and a laundry page referenced again is activated like any other.
+// The variants differ only in where pages enter and how the active queue is aged:
 //
 //  PDPOL_CLOCK  (FreeBSD): pages enter active with act_count = ACT_INIT.  The scan takes from
 //    the inactive head: referenced -> back to active (act_count up), not -> the victim.  While
@@ -47,6 +49,7 @@ struct page_queue {
 // [VM lock]
 page_queue g_active = {nullptr, nullptr, 0};
 page_queue g_inactive = {nullptr, nullptr, 0};
+page_queue g_laundry = {nullptr, nullptr, 0};
 vm_pdpolicy_kind g_kind = PDPOL_CLOCK;
 const vm_pdpolicy_env* g_env = nullptr;
 unsigned g_inactive_pct = PDPOL_INACTIVE_PCT_DEFAULT;
@@ -69,10 +72,12 @@ constexpr bool names_in_enum_order() {
 static_assert(names_in_enum_order(), "kKindNames must list every policy once, in enum order");
 static_assert(ACT_INIT > 0 && ACT_INIT <= ACT_MAX && ACT_DECLINE > 0 && ACT_ADVANCE > 0);
 
-page_queue& queue_of(vm_page_queue q) { return q == PQ_ACTIVE ? g_active : g_inactive; }
+page_queue& queue_of(vm_page_queue q) {
+  return q == PQ_ACTIVE ? g_active : q == PQ_INACTIVE ? g_inactive : g_laundry;
+}
 
 void gauge(vm_page_queue q, std::int64_t d) {
-  vm_stat_add(q == PQ_ACTIVE ? V_ACTIVE_COUNT : V_INACTIVE_COUNT, d);
+  vm_stat_add(q == PQ_ACTIVE ? V_ACTIVE_COUNT : q == PQ_INACTIVE ? V_INACTIVE_COUNT : V_LAUNDRY_COUNT, d);
 }
 
 void insert_tail(vm_page* m, vm_page_queue q) {
@@ -99,7 +104,7 @@ void insert_head(vm_page* m, vm_page_queue q) {
   gauge(q, 1);
 }
 
-// Take m off its queue (=> m is on PQ_ACTIVE or PQ_INACTIVE).
+// Take m off its queue (=> m is on PQ_ACTIVE, PQ_INACTIVE or PQ_LAUNDRY).
 void remove(vm_page* m) {
   vm_page_queue q = static_cast<vm_page_queue>(m->queue);
   page_queue& pq = queue_of(q);
@@ -114,7 +119,9 @@ void remove(vm_page* m) {
   gauge(q, -1);
 }
 
-bool on_policy_queue(const vm_page* m) { return m->queue == PQ_ACTIVE || m->queue == PQ_INACTIVE; }
+bool on_policy_queue(const vm_page* m) {
+  return m->queue == PQ_ACTIVE || m->queue == PQ_INACTIVE || m->queue == PQ_LAUNDRY;
+}
 
 // Ask the environment (and clear its bit).  No env => never referenced.
 bool test_clear_referenced(vm_page* m) {
@@ -188,8 +195,10 @@ bool vm_pdpolicy_parse(const char* name, vm_pdpolicy_kind* out) {
 void vm_pdpolicy_reset() {
   g_active = page_queue{nullptr, nullptr, 0};
   g_inactive = page_queue{nullptr, nullptr, 0};
+  g_laundry = page_queue{nullptr, nullptr, 0};
   vm_stat_set(V_ACTIVE_COUNT, 0);
   vm_stat_set(V_INACTIVE_COUNT, 0);
+  vm_stat_set(V_LAUNDRY_COUNT, 0);
 }
 
 void vm_pdpolicy_set_inactive_pct(unsigned pct) {
@@ -208,7 +217,7 @@ void vm_pdpolicy_activate(vm_page* m) {
         m->act_count = 1;
         return;
       }
-      if (m->queue == PQ_INACTIVE) remove(m);
+      if (m->queue == PQ_INACTIVE || m->queue == PQ_LAUNDRY) remove(m);
       m->act_count = 1;
       insert_tail(m, PQ_ACTIVE);
       return;
@@ -217,7 +226,7 @@ void vm_pdpolicy_activate(vm_page* m) {
         m->act_count = act_up(m->act_count, 1);
         return;
       }
-      if (m->queue == PQ_INACTIVE) {  // second reference: promoted
+      if (m->queue == PQ_INACTIVE || m->queue == PQ_LAUNDRY) {  // second reference: promoted
         remove(m);
         m->act_count = ACT_INIT;
         insert_tail(m, PQ_ACTIVE);
@@ -235,7 +244,7 @@ void vm_pdpolicy_activate(vm_page* m) {
         m->act_count = act_up(m->act_count, 1);
         return;
       }
-      if (m->queue == PQ_INACTIVE) remove(m);
+      if (m->queue == PQ_INACTIVE || m->queue == PQ_LAUNDRY) remove(m);
       m->act_count = ACT_INIT;
       insert_tail(m, PQ_ACTIVE);
       return;
@@ -248,6 +257,14 @@ void vm_pdpolicy_deactivate(vm_page* m) {
   m->act_count = 0;
   insert_head(m, PQ_INACTIVE);  // taken first (FreeBSD vm_page_deactivate_noreuse)
 }
+
+void vm_pdpolicy_launder(vm_page* m) {
+  if (m->wire_count != 0) return;
+  if (on_policy_queue(m)) remove(m);
+  insert_tail(m, PQ_LAUNDRY);
+}
+
+vm_page* vm_pdpolicy_laundry_first() { return g_laundry.head; }
 
 void vm_pdpolicy_dequeue(vm_page* m) {
   if (on_policy_queue(m)) remove(m);
@@ -313,5 +330,6 @@ vm_page* vm_pdpolicy_select_victim(unsigned max_scan, unsigned* scanned) {
 
 std::uint64_t vm_pdpolicy_active_count() { return g_active.count; }
 std::uint64_t vm_pdpolicy_inactive_count() { return g_inactive.count; }
+std::uint64_t vm_pdpolicy_laundry_count() { return g_laundry.count; }
 
 }  // namespace vmrt

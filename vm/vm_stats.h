@@ -24,6 +24,7 @@ enum vm_counter : unsigned {
   V_WIRE_COUNT,           // "pages wired down" (gauge)
   V_ACTIVE_COUNT,         // "pages active" (gauge)
   V_INACTIVE_COUNT,       // "pages inactive" (gauge)
+  V_LAUNDRY_COUNT,        // "pages in laundry" (gauge): dirty victims waiting for a cluster write
   V_FREE_COUNT,           // "pages free" (gauge)
   V_PAGE_COUNT,           // "pages managed" (frames described by vm_page_startup)
   V_FORKS,                // "forks"
@@ -115,11 +116,14 @@ enum vm_counter : unsigned {
   V_PD_LAUNDERED,         // "pages laundered": written to swap, then freed
   V_PD_ZERO_FREED,        // "zero pages freed by pageout": read as zeros, nothing behind them
   V_PD_REDIRTIED,         // "pageouts abandoned": the page died or was wired during the write
+  V_PD_LAUNDRY_WRITES,    // "laundry writes": cluster writes of laundered pages
+  V_PD_LAUNDRY_REACT,     // "laundry pages reactivated": referenced while waiting for the write
   V_FAULT_PAGEIN,         // "page-in faults": a fault that read from a pager
   V_FAULT_READAHEAD,      // "pages read ahead": paged in with a fault's cluster, not asked for
   V_FAULT_BUSY_WAITS,     // "faults waited for busy pages"
   V_FAULT_RESTARTS,       // "fault restarts": the world changed while the fault slept
-  V_FAULT_DROP_BEHIND,    // "pages dropped behind a sequential stream" (MADV_SEQUENTIAL)
+  V_FAULT_DROP_BEHIND,    // "pages dropped behind a sequential stream" (MADV_SEQUENTIAL, or a
+                          // stream of page-ins)
   V_VMSPACE_SWAPOUTS,     // "vmspace swapouts": whole vmspaces swapped out (vm_swapout.h)
   V_VMSPACE_SWAPOUT_PAGES,// "pages freed by vmspace swapouts"
   V_VMSPACE_SWAPINS,      // "vmspace swapins": first faults in swapped-out vmspaces
@@ -159,6 +163,7 @@ inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
     {V_WIRE_COUNT, "pages wired down"},
     {V_ACTIVE_COUNT, "pages active"},
     {V_INACTIVE_COUNT, "pages inactive"},
+    {V_LAUNDRY_COUNT, "pages in laundry"},
     {V_FREE_COUNT, "pages free"},
     {V_PAGE_COUNT, "pages managed"},
     {V_FORKS, "forks"},
@@ -243,6 +248,8 @@ inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
     {V_PD_LAUNDERED, "pages laundered"},
     {V_PD_ZERO_FREED, "zero pages freed by pageout"},
     {V_PD_REDIRTIED, "pageouts abandoned"},
+    {V_PD_LAUNDRY_WRITES, "laundry writes"},
+    {V_PD_LAUNDRY_REACT, "laundry pages reactivated"},
     {V_FAULT_PAGEIN, "page-in faults"},
     {V_FAULT_READAHEAD, "pages read ahead"},
     {V_FAULT_BUSY_WAITS, "faults waited for busy pages"},

@@ -173,3 +173,28 @@ TEST_CASE("MADV_SEQUENTIAL drops pages behind the stream; MADV_WILLNEED reads th
   CHECK(vmrt_counter("page-in faults") - pageins0 < 64);
   vmrt_vmspace_destroy(vs);
 }
+
+TEST_CASE("a scan repeated over twice physmem: pageouts go in clusters, drop-behind keeps a part resident") {
+  // Before the laundry queue the one-handed CLOCK's victims were active pages, and a dirty
+  // victim's cluster took only inactive neighbours: every pageout was one page.  Before
+  // page-in streams dropped the pages behind them, a scan repeated over more than memory
+  // lost every page just before it came round again (LRU order): every pass paged in all.
+  REQUIRE(vmrt_init() == 0);
+  vmrt_vmspace* vs = vmrt_vmspace_create(256u << 20);
+  REQUIRE(vs != nullptr);
+  const size_t n = 8192;  // 32 MiB through 16 MiB
+  char* p = map_filled(vs, n, 6);
+  long long ops0 = vmrt_counter("swap pager pageouts"), out0 = vmrt_counter("swap pager pages paged out");
+  long long in0 = vmrt_counter("swap pager pages paged in");
+  size_t bad = 0;
+  const int passes = 3;
+  for (int pass = 0; pass < passes; ++pass) bad += bad_pages(p, n, 6);
+  CHECK(bad == 0);
+  long long ops = vmrt_counter("swap pager pageouts") - ops0, out = vmrt_counter("swap pager pages paged out") - out0;
+  long long in = vmrt_counter("swap pager pages paged in") - in0;
+  MESSAGE(out << " pages out in " << ops << " writes; " << in << " pages in over " << passes << " passes of " << n);
+  CHECK(out > 0);
+  CHECK(out >= 8 * ops);
+  CHECK(in < static_cast<long long>(passes * n * 3 / 4));
+  vmrt_vmspace_destroy(vs);
+}

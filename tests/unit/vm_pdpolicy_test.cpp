@@ -345,3 +345,37 @@ TEST_CASE("clock-noage: an active page seen unreferenced once goes inactive; a r
   CHECK(v == &g_pages[1]);
   CHECK(scanned >= 3 * ACT_INIT);
 }
+
+TEST_CASE("laundry: a victim waits there in order, the scan never returns it, a reference takes it back") {
+  for (unsigned k = 0; k < PDPOL_COUNT; ++k) {
+    auto kind = static_cast<vm_pdpolicy_kind>(k);
+    CAPTURE(vm_pdpolicy_name(kind));
+    setup(kind);
+    auto l0 = vm_stat_get(V_LAUNDRY_COUNT);
+    activate_n(4);
+    for (int i = 0; i < 2; ++i) {
+      vm_page* v = vm_pdpolicy_select_victim(100, nullptr);
+      REQUIRE(v != nullptr);
+      vm_pdpolicy_launder(v);
+      CHECK(v->queue == PQ_LAUNDRY);
+    }
+    CHECK(vm_pdpolicy_laundry_count() == 2);
+    CHECK(vm_stat_get(V_LAUNDRY_COUNT) - l0 == 2);
+    vm_page* first = vm_pdpolicy_laundry_first();
+    REQUIRE(first != nullptr);
+    // The scan takes the other pages, never the laundry's.
+    for (vm_page* v; (v = vm_pdpolicy_select_victim(100, nullptr)) != nullptr;) CHECK(v->queue == PQ_NONE);
+    CHECK(vm_pdpolicy_laundry_count() == 2);
+    CHECK(vm_pdpolicy_laundry_first() == first);
+    vm_pdpolicy_activate(first);  // referenced again before its write
+    CHECK(first->queue != PQ_LAUNDRY);
+    CHECK(vm_pdpolicy_queued(first));
+    CHECK(vm_pdpolicy_laundry_count() == 1);
+    vm_page* second = vm_pdpolicy_laundry_first();
+    vm_pdpolicy_dequeue(second);  // its write begins
+    CHECK(second->queue == PQ_NONE);
+    CHECK(vm_pdpolicy_laundry_count() == 0);
+    CHECK(vm_pdpolicy_laundry_first() == nullptr);
+    CHECK(vm_stat_get(V_LAUNDRY_COUNT) == l0);
+  }
+}
