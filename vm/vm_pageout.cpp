@@ -28,6 +28,10 @@ std::atomic<unsigned> g_in_flight{0};     // pager I/O in progress with the VM l
 
 // Largest number of pages one policy call may look at.
 constexpr unsigned kScanChunk = 64;
+// The free minimum is this fraction of the free target (vm_pageout_daemon_loop).
+constexpr frame_t kFreeMinDiv = 4;
+
+frame_t free_min() { return g_free_target / kFreeMinDiv; }
 
 bool referenced(vm_page* m) {
   const pmap_ops* ops = pmap_machine_ops();
@@ -174,7 +178,7 @@ bool vm_pageout_in_flight() { return g_in_flight.load(std::memory_order_relaxed)
 bool vm_pageout_enabled() { return g_enabled.load(std::memory_order_acquire); }
 frame_t vm_pageout_free_target() { return g_free_target; }
 
-frame_t vm_pageout_reclaim(frame_t want, bool may_unlock) {
+frame_t vm_pageout_reclaim(frame_t want, bool may_unlock, bool inactive_only) {
   VM_LOCK_ASSERT();
   if (!vm_pageout_enabled()) return 0;
   vm_stat_inc(V_PD_PASSES);
@@ -192,7 +196,7 @@ frame_t vm_pageout_reclaim(frame_t want, bool may_unlock) {
   const bool no_store = !swap_pager_active();
   while (freed < want && budget > 0) {
     unsigned scanned = 0;
-    vm_page* m = vm_pdpolicy_select_victim(kScanChunk, &scanned);
+    vm_page* m = vm_pdpolicy_select_victim(kScanChunk, &scanned, inactive_only);
     budget = budget > scanned ? budget - scanned : 0;
     if (m == nullptr) {
       if (scanned == 0) break;
@@ -273,8 +277,17 @@ void vm_pageout_daemon_loop() {
       continue;
     }
     vm_lock_guard g;
+    // Two watermarks (FreeBSD's v_free_target and v_free_min).  Up to the target the daemon
+    // takes only what is cheap: pages on the inactive queue (dropped behind a stream,
+    // deactivated by madvise, read-ahead the stream never reached).  Below the minimum it
+    // runs the policy's full scan, whose reference clears cost a host PTE drop per page
+    // looked at and a fault for each such page in use: a scan repeated over a working set
+    // about the size of memory would otherwise clear every page's reference each time the
+    // daemon tops up its target, and fault them all back in.
     frame_t free_now = vm_page_free_count();
-    frame_t got = free_now < g_free_target ? vm_pageout_reclaim(g_free_target - free_now, true) : 0;
+    frame_t got = free_now < g_free_target ? vm_pageout_reclaim(g_free_target - free_now, true, true) : 0;
+    free_now = vm_page_free_count();
+    if (free_now < free_min()) got += vm_pageout_reclaim(g_free_target - free_now, true);
     // The second level: a shortage paging does not relieve swaps out an idle vmspace.
     got += vm_swapout_scheduler(got, vm_page_free_count(), g_free_target);
     if (free_now < g_free_target && got == 0) {

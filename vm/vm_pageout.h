@@ -30,10 +30,11 @@ void vm_pageout_init(vm_pdpolicy_kind kind, frame_t free_target);
 bool vm_pageout_enabled();
 frame_t vm_pageout_free_target();
 
-// Reclaim up to `want` frames.  Returns how many were freed.
+// Reclaim up to `want` frames.  Returns how many were freed.  With inactive_only, only
+// pages already on the inactive queue are taken (vm_pdpolicy_select_victim).
 //  => VM lock held.  May drop it during the pager's I/O when may_unlock (everything may
 //     have changed on return); otherwise the I/O runs with the lock held.
-frame_t vm_pageout_reclaim(frame_t want, bool may_unlock);
+frame_t vm_pageout_reclaim(frame_t want, bool may_unlock, bool inactive_only = false);
 
 // Take the page m now, whatever the policy says (whole-vmspace swapout, vm_swapout.h):
 // freed if clean or all zeros, laundered with its dirty inactive neighbours if dirty.

@@ -99,8 +99,11 @@ bool vm_pdpolicy_queued(const vm_page* m);
 // it is taken off the queues (queue PQ_NONE), and the mechanism either reclaims it or hands
 // it back with vm_pdpolicy_activate / vm_pdpolicy_deactivate.  Null when no page qualified
 // within max_scan looks (everything recently referenced, or nothing queued).
+// With inactive_only, only the inactive queue is looked at (no aging, no hand on the active
+// queue): the pages already judged cold or dropped behind a stream, which cost no reference
+// clears of pages in use (each clear is a host PTE drop, and a fault if the page is used).
 //  => *scanned (optional) gets how many pages were looked at.
-vm_page* vm_pdpolicy_select_victim(unsigned max_scan, unsigned* scanned);
+vm_page* vm_pdpolicy_select_victim(unsigned max_scan, unsigned* scanned, bool inactive_only = false);
 
 // Queue lengths, for vmstat and the daemon's targets.
 std::uint64_t vm_pdpolicy_active_count();

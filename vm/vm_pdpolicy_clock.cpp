@@ -275,10 +275,10 @@ bool vm_pdpolicy_queued(const vm_page* m) { return on_policy_queue(m); }
 // The scan: first refill the inactive queue (age active pages while it is short, with at
 // most half of max_scan), then take the inactive head (the active head, for PDPOL_CLOCK1,
 // once inactive is empty) until an unreferenced page turns up or max_scan looks are spent.
-vm_page* vm_pdpolicy_select_victim(unsigned max_scan, unsigned* scanned) {
+vm_page* vm_pdpolicy_select_victim(unsigned max_scan, unsigned* scanned, bool inactive_only) {
   unsigned n = 0;
   vm_page* victim = nullptr;
-  unsigned refill = max_scan / 2;
+  unsigned refill = inactive_only ? 0 : max_scan / 2;
   while (n < refill && g_active.head != nullptr && inactive_short()) {
     age_active_head();
     ++n;
@@ -301,7 +301,7 @@ vm_page* vm_pdpolicy_select_victim(unsigned max_scan, unsigned* scanned) {
       break;
     }
     m = g_active.head;
-    if (m == nullptr) break;
+    if (m == nullptr || inactive_only) break;
     ++n;
     if (g_kind != PDPOL_CLOCK1) {  // inactive empty: age until a page drops into it
       age_active_head();
