@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "runtime/pmap_linux.h"
+#include "runtime/region.h"
 #include "runtime/rt_stats.h"
 #include "runtime/rt_vma_budget.h"
 #include "runtime/trap.h"
@@ -24,8 +25,10 @@
 #include "vm/vm_heap.h"
 #include "vm/vm_lock.h"
 #include "vm/vm_map.h"
+#include "vm/vm_pageout.h"
 #include "vm/vm_stats.h"
 #include "vm/vm_sys.h"
+#include "vm/vmspace.h"
 
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
@@ -518,7 +521,9 @@ static int advise_paged(vaddr_t s, vaddr_t e, int advice) {
     case MADV_NORMAL: va = VM_ADVICE_NORMAL; break;
     case MADV_RANDOM: va = VM_ADVICE_RANDOM; break;
     case MADV_SEQUENTIAL: va = VM_ADVICE_SEQUENTIAL; break;
-    case MADV_WILLNEED: return 0;  // Linux reads back swapped anonymous pages only; vmrt reads none
+    case MADV_WILLNEED:  // as Linux on anonymous memory: read back what is paged out
+      (void)vm_map_willneed_locked(g_map, s, e);
+      return 0;
     case MADV_DONTNEED: va = VM_ADVICE_DONTNEED; break;
     case MADV_FREE: va = VM_ADVICE_FREE; break;
 #ifdef MADV_POPULATE_READ
@@ -540,8 +545,18 @@ static int advise_paged(vaddr_t s, vaddr_t e, int advice) {
   return kr == KERN_SUCCESS ? 0 : kr == KERN_INVALID_ARGUMENT ? EINVAL : ENOMEM;
 }
 
+// MADV_WILLNEED on pageable memory outside the area (the paged heap: kmem's windows): the
+// VM reads back what it paged out; the host's madvise follows (a no-op on frames).
+static void willneed_window(vaddr_t a, std::size_t len) {
+  if (!aligned(a) || len == 0 || round_len(len) == 0 || !vm_pageout_enabled()) return;
+  window* w = window_lookup(a);
+  vmspace* vs = w != nullptr ? w->vs.load(std::memory_order_acquire) : nullptr;
+  if (vs != nullptr) (void)vm_willneed_pageout(vs, a, round_len(len));
+}
+
 mm_route mm_madvise(void* addr, std::size_t len, int advice, mm_answer* out) {
   vaddr_t a = va(addr);
+  if (advice == MADV_WILLNEED && (g_map == nullptr || !inside(a, round_len(len)))) willneed_window(a, len);
   if (g_map == nullptr || !meets(a, len)) return mm_route::host;
   // The advice's validity first (the host's answer for a valid address and length 0).
   if (vmrt::sys::madvise(reinterpret_cast<void*>(a & ~static_cast<vaddr_t>(PAGE_MASK)), 0, advice) != 0)

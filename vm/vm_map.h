@@ -168,6 +168,14 @@ unsigned vm_map_entry_resident(vm_map_entry* e, unsigned* private_resident);
 void vm_map_entry_protect(vm_map* map, vm_map_entry* x, vm_prot_t prot);
 kern_return_t vm_map_advise_locked(vm_map* map, vaddr_t s, vaddr_t t, vm_advice_t advice);
 void vm_map_incore_locked(vm_map* map, vaddr_t s, vaddr_t t, std::uint8_t* vec);
+// MADV_WILLNEED on a program's pageable memory, as Linux serves it on anonymous memory:
+// the pages of [s, t) that are paged out (held by a pager, not resident) are read back now,
+// a cluster per read (each page-in continues the last one's stream, so it reads ahead);
+// pages never touched stay untouched (vm_map_advise_locked's VM_ADVICE_WILLNEED populates
+// them too).  Submap entries are walked into.  Best effort: a page that cannot be read or
+// has no frame stops the walk quietly (the touch will fault as it would have).
+//  => VM lock held, dropped during each read; holes skipped.  Returns page-ins started.
+std::uint64_t vm_map_willneed_locked(vm_map* map, vaddr_t s, vaddr_t t);
 kern_return_t vm_map_wire_locked(vm_map* map, vaddr_t s, vaddr_t t);
 void vm_map_unwire_locked(vm_map* map, vaddr_t s, vaddr_t t);
 kern_return_t vm_map_populate_locked(vm_map* map, vaddr_t s, vaddr_t t);

@@ -200,6 +200,59 @@ kern_return_t vm_madvise(vmspace* vs, vaddr_t addr, vsize_t len, vm_advice_t adv
   return holes ? KERN_INVALID_ADDRESS : KERN_SUCCESS;
 }
 
+std::uint64_t vm_map_willneed_locked(vm_map* map, vaddr_t s, vaddr_t t) {
+  std::uint64_t started = 0;
+  vaddr_t va = trunc_page(s);
+  while (va < t) {
+    // Looked up afresh after every page-in: the map may have changed while it read.
+    vm_map_entry* e;
+    if (!vm_map_lookup_entry(map, va, &e)) {
+      if (vm_map_is_end(map, e->next) || e->next->start >= t) break;
+      va = e->next->start;
+      continue;
+    }
+    vaddr_t end = e->end < t ? e->end : t;
+    if (e->eflags & MAP_ENTRY_IS_SUBMAP) {
+      vm_map_entry* se;
+      if (!vm_map_lookup_entry(e->submap, va, &se)) {
+        vm_map_entry* nx = se->next;
+        va = vm_map_is_end(e->submap, nx) || nx->start >= end ? end : nx->start;
+        continue;
+      }
+      e = se;
+      if (e->end < end) end = e->end;
+    }
+    if (e->object == nullptr || !(e->protection & VM_PROT_READ) || (e->eflags & MAP_ENTRY_HOSTMEM)) {
+      va = end;
+      continue;
+    }
+    vaddr_t x = va;
+    for (; x < end; x += PAGE_SIZE) {
+      vm_chain_hit hit{nullptr, 0, nullptr};
+      if (vm_object_chain_find(e->object, atop(x - e->start + e->offset), &hit) == CHAIN_STORED) break;
+    }
+    if (x >= end) {
+      va = end;
+      continue;
+    }
+    vm_fault_result r{x, 1};
+    if (vm_fault_locked(map, x, VM_FAULT_READ, VM_FAULT_NORMAL, 0, &r) != KERN_SUCCESS) break;
+    ++started;
+    vm_stat_inc(V_WILLNEED_PAGEINS);
+    vaddr_t next = r.first + ptoa(r.npages);
+    va = next > x ? next : x + PAGE_SIZE;
+  }
+  return started;
+}
+
+std::uint64_t vm_willneed_pageout(vmspace* vs, vaddr_t addr, vsize_t len) {
+  vm_lock_guard g;
+  vaddr_t s = trunc_page(addr), t = addr + len < addr ? vs->map.max : round_page(addr + len);
+  if (s < vs->map.min) s = vs->map.min;
+  if (t > vs->map.max) t = vs->map.max;
+  return s < t ? vm_map_willneed_locked(&vs->map, s, t) : 0;
+}
+
 kern_return_t vm_map_advise_locked(vm_map* map, vaddr_t s, vaddr_t t, vm_advice_t advice) {
   // Refusals first (Linux: EINVAL for DONTNEED on locked memory, FREE on shared memory).
   vm_map_entry* e;

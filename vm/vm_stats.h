@@ -122,6 +122,7 @@ enum vm_counter : unsigned {
   V_FAULT_READAHEAD,      // "pages read ahead": paged in with a fault's cluster, not asked for
   V_FAULT_BUSY_WAITS,     // "faults waited for busy pages"
   V_FAULT_RESTARTS,       // "fault restarts": the world changed while the fault slept
+  V_WILLNEED_PAGEINS,     // "page-ins started by MADV_WILLNEED" (vm_map_willneed_locked)
   V_FAULT_DROP_BEHIND,    // "pages dropped behind a sequential stream" (MADV_SEQUENTIAL, or a
                           // stream of page-ins)
   V_VMSPACE_SWAPOUTS,     // "vmspace swapouts": whole vmspaces swapped out (vm_swapout.h)
@@ -254,6 +255,7 @@ inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
     {V_FAULT_READAHEAD, "pages read ahead"},
     {V_FAULT_BUSY_WAITS, "faults waited for busy pages"},
     {V_FAULT_RESTARTS, "fault restarts"},
+    {V_WILLNEED_PAGEINS, "page-ins started by MADV_WILLNEED"},
     {V_FAULT_DROP_BEHIND, "pages dropped behind a sequential stream"},
     {V_VMSPACE_SWAPOUTS, "vmspace swapouts"},
     {V_VMSPACE_SWAPOUT_PAGES, "pages freed by vmspace swapouts"},

@@ -111,6 +111,10 @@ kern_return_t vm_mmap(vmspace* vs, const vm_mmap_request& req, vaddr_t* out);
 kern_return_t vm_munmap(vmspace* vs, vaddr_t addr, vsize_t len);
 kern_return_t vm_mprotect(vmspace* vs, vaddr_t addr, vsize_t len, vm_prot_t prot);
 kern_return_t vm_madvise(vmspace* vs, vaddr_t addr, vsize_t len, vm_advice_t advice);
+// MADV_WILLNEED as Linux serves it on anonymous memory: the paged-out pages of
+// [addr, addr + len) (clamped to the map) are read back now; nothing else is touched
+// (vm_map_willneed_locked).  Returns page-ins started.  => VM lock not held; may sleep.
+std::uint64_t vm_willneed_pageout(vmspace* vs, vaddr_t addr, vsize_t len);
 // mincore: vec[i] bit 0 = page i resident (in this map's object chain, mapped or not).
 kern_return_t vm_mincore(vmspace* vs, vaddr_t addr, vsize_t len, std::uint8_t* vec);
 kern_return_t vm_minherit(vmspace* vs, vaddr_t addr, vsize_t len, vm_inherit_t inherit);

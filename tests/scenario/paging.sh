@@ -14,6 +14,7 @@
 #    paged-in page): native bytes, no EFAULT (such pages were mapped read-only to catch the
 #    first write, and the kernel's write failed).  userfaultfd backend only: under sigsegv
 #    traps every kernel touch of a paged-out page gets EFAULT (README, "Paging");
+#  - MADV_WILLNEED on paged-out heap and program mmap memory reads it back (it was a no-op);
 #  - a host fork under pressure: parent and child each keep their own copy (the child gets
 #    its own copy of the swap device);
 #  - fork children of a paged program start threads (every new thread reads the LC_CTYPE
@@ -74,6 +75,15 @@ got=$(VMRT_STATS=1 "$VMRUN" --physmem 16M -- "$TMP/work" reread 48 2>"$TMP/err")
 dropped=$(stats "swap copies dropped by writable mappings")
 [ "${dropped:-0}" -gt 4096 ] || fail "reread: ${dropped:-no} swap copies dropped: the pages did not come back from swap"
 note "ok: read(2) into clean paged-in pages: $got; $dropped swap copies dropped"
+
+for trap in auto sigsegv; do
+  want=$("$TMP/work" willneed 12)
+  got=$(VMRT_STATS=1 "$VMRUN" --physmem 16M --trap $trap -- "$TMP/work" willneed 12 2>"$TMP/err") || fail "willneed ($trap): status $?: $got"
+  [ "$got" = "$want" ] || fail "willneed ($trap): '$got', want '$want'"
+  started=$(stats "page-ins started by MADV_WILLNEED")
+  [ "${started:-0}" -gt 0 ] || fail "willneed ($trap): ${started:-no} page-ins started by MADV_WILLNEED (it was a no-op)"
+  note "ok: MADV_WILLNEED reads paged-out heap and mmap pages back ($trap): $got; $started page-ins started"
+done
 
 want=$("$TMP/work" fork 48)
 got=$(VMRT_STATS=1 "$VMRUN" --physmem 16M -- "$TMP/work" fork 48 2>"$TMP/err") || fail "fork: status $?: $(tail -3 "$TMP/err")"

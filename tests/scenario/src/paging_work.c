@@ -23,7 +23,10 @@
  *                        swap_corrupt fail point) is counted with its si_code and whether
  *                        si_addr is in the touched page, and the page is read once more: it
  *                        must come back intact (a transient read error) or raise SIGBUS again
- *                        (a bad slot), never read as other data (zeros).  Natively: 0 SIGBUS */
+ *                        (a bad slot), never read as other data (zeros).  Natively: 0 SIGBUS
+ *   willneed MB          the malloc'd buffer and an mmap'd one of MB/2 are filled, pushed
+ *                        out by filling a third of MB, then madvise(MADV_WILLNEED)'d (the
+ *                        paged-out pages are read back then) and checked */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -35,6 +38,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -133,6 +137,21 @@ int main(int argc, char** argv) {
     int r = !strcmp(argv[1], "random");
     size_t bad = check(p, pages, 1, r) + check(p, pages, 1, r);
     printf("%s %zu MB: %zu bad pages\n", argv[1], bytes >> 20, bad);
+    return bad != 0;
+  }
+  if (!strcmp(argv[1], "willneed")) {
+    size_t mpages = pages / 2;
+    unsigned char* q = mmap(NULL, mpages * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    unsigned char* r = malloc(bytes);
+    if (q == MAP_FAILED || r == NULL) { perror("willneed"); return 1; }
+    fill(q, mpages, 2);
+    fill(r, pages, 3);
+    /* the page-aligned part of the malloc'd buffer */
+    unsigned char* pa = (unsigned char*)(((uintptr_t)p + 4095) & ~(uintptr_t)4095);
+    int rc = madvise(pa, (size_t)(p + bytes - pa) & ~(size_t)4095, MADV_WILLNEED) |
+             madvise(q, mpages * 4096, MADV_WILLNEED);
+    size_t bad = check(p, pages, 1, 0) + check(q, mpages, 2, 0);
+    printf("willneed %zu MB: madvise %d, %zu bad pages\n", bytes >> 20, rc, bad);
     return bad != 0;
   }
   if (!strcmp(argv[1], "syscalls")) {
