@@ -408,7 +408,13 @@ kern_return_t fault_once(vm_map* map, vaddr_t va, vm_fault_type type, unsigned f
       hi = pend < e_end ? pend : e_end;
       if (hi - lo > kFaultMaxRun) hi = lo + kFaultMaxRun;
       if (hi <= lo) hi = lo + 1;
-    } else if (e->eflags & MAP_ENTRY_ZERO_SINGLE) {
+    } else if ((e->eflags & MAP_ENTRY_ZERO_SINGLE) ||
+               (vm_pageout_enabled() && pindex != e->next_pindex && e->advice != VM_ADVICE_SEQUENTIAL)) {
+      // Only its page: Linux's anonymous faults; and, with paging on, any fault off a
+      // stream (the entry's last fault did not end here).  Fault-around there fills a
+      // window of 128 zero pages around each touch of a large sparse table (xz's match
+      // finder hash: 44 k of 52 k zero-filled pages were freed unwritten by the pageout
+      // daemon), each one zeroed, mapped, scanned, unmapped and checked for zeros.
       lo = pindex;
       hi = pindex + 1;
     } else {

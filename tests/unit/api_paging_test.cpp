@@ -3,7 +3,9 @@
 // every page a vmspace alone maps and its contents come back as it faults; under a
 // shortage paging does not relieve, the pageout daemon swaps out the vmspace that ran least
 // recently) and madvise driving paging (SEQUENTIAL drops pages behind the stream, WILLNEED
-// reads paged-out pages back before they are touched).
+// reads paged-out pages back before they are touched), and the pageout path's shape on
+// scans repeated over a working set (clustered laundry writes, drop-behind on page-in
+// streams, a working set just below physmem staying resident).
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -218,5 +220,27 @@ TEST_CASE("a scan repeated over a working set just below physmem stays resident"
   long long in = vmrt_counter("swap pager pages paged in") - in0;
   MESSAGE(in << " pages in over " << passes << " passes of " << n);
   CHECK(in < static_cast<long long>(n / 2));
+  vmrt_vmspace_destroy(vs);
+}
+
+TEST_CASE("with paging on, a zero-fill fault off a stream takes only its page") {
+  // Fault-around used to fill a 128-page window around every first touch: a large table
+  // touched sparsely (xz's match finder hash) filled memory with zero pages that the
+  // pageout daemon then scanned, unmapped and freed (xz -9 of 600 KB at 32M: 52 k pages
+  // zero-filled, 44 k freed unwritten; 13 s, now 1.8 s).
+  REQUIRE(vmrt_init() == 0);
+  vmrt_vmspace* vs = vmrt_vmspace_create(256u << 20);
+  REQUIRE(vs != nullptr);
+  const size_t n = 16384, touches = 1000;  // a 64 MiB table, 1000 scattered pages
+  char* p = static_cast<char*>(vmrt_mmap(vs, nullptr, n * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  REQUIRE(p != VMRT_MAP_FAILED);
+  long long z0 = vmrt_counter("zero-fill pages");
+  for (size_t k = 0; k < touches; ++k) p[((k * 7919) % n) * kPage + 8] = 1;  // a stride of 7919 pages
+  long long z = vmrt_counter("zero-fill pages") - z0;
+  MESSAGE(z << " pages zero-filled for " << touches << " scattered touches");
+  CHECK(z < static_cast<long long>(2 * touches));  // (a stray neighbour or the runtime's own)
+  size_t bad = 0;
+  for (size_t k = 0; k < touches; ++k) bad += p[((k * 7919) % n) * kPage + 8] != 1;
+  CHECK(bad == 0);
   vmrt_vmspace_destroy(vs);
 }
