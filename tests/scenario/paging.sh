@@ -142,10 +142,11 @@ fi
 
 # xz (the issue's "xz at 32 MB"): xz -9 (a 64 MiB dictionary) compresses 1 MB of generated
 # text: its match finder's hash table and binary tree, touched at random, take ~36 MB
-# natively (max RSS) and page ~4 k pages out under vmrt at 32M.  The issue's xz -5 of 4.8 MB
-# took 425 s at 32M, mostly vmrt's own doing: fault-around filled 128 zero pages around each
-# first touch of the sparse hash table (xz -9 of 600 KB: 13 s before, 1.8 s after, 0.8 s
-# natively).  Output compared with native, and decompressed.
+# natively (max RSS) and page ~4 k pages out under vmrt at 32M (~15-20 s; 2 MB takes ~200 s:
+# random access to a table far larger than memory, each reference clear a minor fault).
+# Fault-around made it worse: it filled 128 zero pages around each first touch of the
+# sparse hash table (xz -9 of 600 KB: 13 s before, 1.8 s after, 0.8 s natively).  Output
+# compared with native, and decompressed.
 if command -v xz >/dev/null; then
   perl -e 'srand(7); my @w = map { join "", map { chr(97 + int rand 26) } 1 .. 2 + int rand 8 } 1 .. 5000;
            my $n = 0; while ($n < '"${XZ_KB:-1000}"' * 1000) { my $l = join(" ", map { $w[int rand @w] } 1 .. 4 + int rand 11) . "\n"; print $l; $n += length $l }' > "$TMP/xz.in"
