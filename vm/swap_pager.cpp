@@ -113,11 +113,22 @@ bool record_set(vm_object* obj, vm_pindex_t pindex, vm_page* r) {
   return vm_radix_insert(&obj->pager_meta, pindex, r) == KERN_SUCCESS;
 }
 
-// A private unlinked file of `bytes` in `dir` ($TMPDIR, else /var/tmp, when null): -1 with
-// errno on failure.
-int open_private_file(const char* dir, std::uint64_t bytes) {
+// Where private devices go: `dir`, else $TMPDIR, else /var/tmp, chosen once at boot
+// (remember_dir).  A host fork makes the child's device there with the VM and pmap locks
+// held, so it must not call getenv then: a program's own getenv (bash has one) walks the
+// program's heap, whose pages may be paged out, and the fault would wait for the locks the
+// forking thread holds (a hang in bash's command substitutions).
+char g_dir[4096] = "/var/tmp";
+
+void remember_dir(const char* dir) {
   if (dir == nullptr) dir = std::getenv("TMPDIR");
-  if (dir == nullptr || *dir == '\0') dir = "/var/tmp";
+  if (dir == nullptr || *dir == '\0' || std::strlen(dir) >= sizeof g_dir) return;
+  std::memcpy(g_dir, dir, std::strlen(dir) + 1);
+}
+
+// A private unlinked file of `bytes` in g_dir: -1 with errno on failure.
+int open_private_file(std::uint64_t bytes) {
+  const char* dir = g_dir;
   int fd = ::open(dir, O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
   if (fd >= 0 && ::ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
     int e = errno;
@@ -394,6 +405,7 @@ const vm_pager_ops kSwapPagerOps{"swap",         "sw",         swp_has_page, swp
 kern_return_t swap_pager_init(const char* path, const char* dir, std::uint64_t bytes) {
   std::uint64_t n = bytes / PAGE_SIZE;
   if (n < kPagerMaxRun) return KERN_INVALID_ARGUMENT;
+  remember_dir(dir);  // also where a fork child's device goes
   int fd;
   if (path != nullptr) {
     fd = ::open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -404,7 +416,7 @@ kern_return_t swap_pager_init(const char* path, const char* dir, std::uint64_t b
       fd = -1;
     }
   } else {
-    fd = open_private_file(dir, n * PAGE_SIZE);
+    fd = open_private_file(n * PAGE_SIZE);
   }
   if (fd < 0) return KERN_FAILURE;
   std::size_t bm = ((n + 63) / 64) * 8, sums = n * 8;
@@ -442,7 +454,7 @@ bool swap_pager_fork_prepare() {
   VM_LOCK_ASSERT();
   g_fork_fd = -1;
   if (g_fd < 0 || g_used == 0) return true;
-  int fd = open_private_file(nullptr, g_nslots * PAGE_SIZE);
+  int fd = open_private_file(g_nslots * PAGE_SIZE);
   if (fd < 0) return false;
   for (std::uint64_t s = 0; s < g_nslots;) {
     if (!slot_used(s)) {
