@@ -859,3 +859,55 @@ TEST_CASE("guest load: 300 corrupted objects are refused or loaded, never a host
   REQUIRE(L.g != nullptr);
   CHECK(call_ok(L.g, "add", "i(ii)", {I(20), I(22)}).i == 42);
 }
+
+// The same FNV-1a as the guest's checksum (tests/unit/guests/basic.c).
+static int64_t host_checksum(const unsigned char* p, std::size_t n) {
+  unsigned long long h = 1469598103934665603ULL;
+  for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ULL;
+  return static_cast<int64_t>(h & 0x7fffffffffffffffULL);
+}
+
+TEST_CASE("sharing between guests: one guest's heap pages lent, extracted and transferred to another, read by its code") {
+  loaded A(guest_path("basic")), B(guest_path("basic"));
+  REQUIRE(A.g != nullptr);
+  REQUIRE(B.g != nullptr);
+  vmrt_vmspace* va = vmrt_guest_vmspace(A.g);
+  vmrt_vmspace* vb = vmrt_guest_vmspace(B.g);
+  REQUIRE(va != nullptr);
+  REQUIRE(vb != nullptr);
+  constexpr std::size_t kPg = 4096, kLen = 4 * kPg;
+  auto* raw = static_cast<unsigned char*>(vmrt_guest_malloc(A.g, kLen + kPg));
+  REQUIRE(raw != nullptr);
+  auto* pg = reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(raw) + kPg - 1) & ~(kPg - 1));
+  for (std::size_t i = 0; i < kLen; ++i) pg[i] = static_cast<unsigned char>(i * 7 + 3);
+  const int64_t sum = host_checksum(pg, kLen);
+
+  // A loan: B's code reads A's pages through its read-only view; A's write after it copies
+  // that page for A, and B keeps the bytes it was lent.
+  auto* view = static_cast<unsigned char*>(vmrt_loan(va, pg, kLen, vb, nullptr));
+  REQUIRE(view != nullptr);
+  CHECK(call_ok(B.g, "checksum", "l(pl)", {P(view), I(kLen)}).i == sum);
+  pg[kPg] = 0xff;
+  CHECK(view[kPg] == static_cast<unsigned char>(kPg * 7 + 3));
+  CHECK(call_ok(B.g, "checksum", "l(pl)", {P(view), I(kLen)}).i == sum);
+  CHECK(call_ok(A.g, "checksum", "l(pl)", {P(pg), I(kLen)}).i == host_checksum(pg, kLen));
+  CHECK(vmrt_unloan(vb, view, kLen) == 0);
+  pg[kPg] = static_cast<unsigned char>(kPg * 7 + 3);
+
+  // An extract (copy-on-write): B gets its own copy at once, A's later writes stay A's.
+  auto* copy = static_cast<unsigned char*>(vmrt_extract(va, pg, kLen, vb, nullptr, VMRT_EXTRACT_COPY));
+  REQUIRE(copy != nullptr);
+  pg[0] = 0;
+  CHECK(call_ok(B.g, "checksum", "l(pl)", {P(copy), I(kLen)}).i == sum);
+
+  // A transfer: the pages leave A (zero-filled there) and B owns them.
+  pg[0] = 3;
+  auto* moved = static_cast<unsigned char*>(vmrt_transfer(va, pg, kLen, vb, nullptr, VMRT_TRANSFER_ZERO));
+  REQUIRE(moved != nullptr);
+  CHECK(call_ok(B.g, "checksum", "l(pl)", {P(moved), I(kLen)}).i == sum);
+  bool zero = true;
+  for (std::size_t i = 0; i < kLen; ++i) zero = zero && pg[i] == 0;
+  CHECK(zero);
+  // Both guests still run their own code on their own memory.
+  CHECK(call_ok(A.g, "checksum", "l(pl)", {P(pg), I(kLen)}).i == host_checksum(pg, kLen));
+}

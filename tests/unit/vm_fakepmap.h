@@ -227,6 +227,10 @@ inline void wr(vmspace* vs, vaddr_t va, std::uint8_t b) {
 inline bool mapped(vmspace* vs, vaddr_t va) { return P(F(vmspace_pmap(vs)), va).frame_plus1 != 0; }
 inline vm_prot_t mapped_prot(vmspace* vs, vaddr_t va) { return P(F(vmspace_pmap(vs)), va).prot; }
 inline frame_t mapped_frame(vmspace* vs, vaddr_t va) { return P(F(vmspace_pmap(vs)), va).frame_plus1 - 1; }
+// The bytes of the frame mapped at va (which must be mapped).
+inline const char* page_bytes(vmspace* vs, vaddr_t va) {
+  return g_fake.physmem + static_cast<std::size_t>(mapped_frame(vs, trunc_page(va))) * PAGE_SIZE;
+}
 
 inline std::int64_t ctr(vm_counter c) { return vm_stat_get(c); }
 

@@ -4,6 +4,7 @@
 // checked against a plain-copy model with the whole-system and loan checkers after every
 // step, and frames, objects and loans counted back to where they started.
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <random>
 
@@ -247,7 +248,10 @@ TEST_CASE("error cases give the documented statuses") {
 
 namespace {
 
-// The model: one byte per page (at offset 8) and who shares it.
+const char kZeroPage[PAGE_SIZE] = {};
+
+// The model: one byte per page (at offset 8; every other byte zero, checked whole) and who
+// shares it.
 struct mpage {
   bool mapped = false;
   bool shared = false;
@@ -310,6 +314,10 @@ void run_share_model(std::uint64_t seed, int steps) {
           if (v != *p.cell) FAIL("step " << step << " op " << op << " space " << (&m - &sp[0]) << " page " << k);
           REQUIRE(fake::access(m.s->vs, base(m) + k * PAGE_SIZE + PAGE_SIZE - 1, false, &z));
           REQUIRE(z == 0);
+          // Every other byte of the page (mapped readable now) is as a plain copy has it: zero.
+          const char* mem = fake::page_bytes(m.s->vs, base(m) + k * PAGE_SIZE);
+          bool rest_zero = std::memcmp(mem, kZeroPage, 8) == 0 && std::memcmp(mem + 9, kZeroPage, PAGE_SIZE - 9) == 0;
+          if (!rest_zero) FAIL("step " << step << " op " << op << " space " << (&m - &sp[0]) << " page " << k << ": stray bytes");
         }
       }
     std::string err = check();
