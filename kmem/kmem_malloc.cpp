@@ -482,7 +482,9 @@ void* realloc(void* addr, std::size_t size, malloc_type type, int flags, kmem_st
       return addr;
     }
     if (size > b.size && size <= kMediumMax && !g.diag && !g.types[type].limited) {
-      std::size_t want = b.size + b.size / 4 > size && b.size + b.size / 4 <= kMediumMax ? b.size + b.size / 4 : size;
+      std::size_t want = size;
+      std::size_t slack = b.size + b.size / 4;
+      if (slack > want && slack <= kMediumMax) want = slack;
       auto granules = static_cast<std::uint32_t>((want + kGranSize - 1) >> kGranShift);
       if (medium_grow(b.a, b.granules, granules)) {
         std::size_t grown = (std::size_t{granules} << kGranShift) - b.size;

@@ -33,7 +33,8 @@ struct medium_extent {
   std::uint16_t len;    // granules
 };
 
-// Extents a span can hold: one more than the blocks that fit in it.
+// Extents a span can hold: free extents are separated by blocks, so one more than the
+// blocks that fit in it (and one to spare).
 inline constexpr std::uint32_t kMaxExtents = (kSpanGranules / (kMediumMinGranules)) + 2;
 
 struct medium_span {
@@ -95,6 +96,13 @@ void rebin(medium_span* s) {
   g_bins[b] = s;
 }
 
+// The span as one free extent after its header.
+void span_reset(medium_span* s) {
+  s->next_free = 1;
+  s->ext[0] = {static_cast<std::uint16_t>(kHeaderGranules), static_cast<std::uint16_t>(kSpanGranules - kHeaderGranules)};
+  s->largest = s->ext[0].len;
+}
+
 medium_span* span_new() {
   medium_span* s = g_spare;
   if (s != nullptr) {
@@ -106,8 +114,7 @@ medium_span* span_new() {
   ++g_spans;
   s = static_cast<medium_span*>(p);  // zero-filled by the source
   s->bin = kBins;
-  s->next_free = 1;
-  s->ext[0] = {static_cast<std::uint16_t>(kHeaderGranules), static_cast<std::uint16_t>(kSpanGranules - kHeaderGranules)};
+  span_reset(s);
   s->fresh = static_cast<std::uint16_t>(kHeaderGranules);
   return s;
 }
@@ -123,26 +130,27 @@ void span_give_back(medium_span* s) {
 }
 
 // A span whose blocks are all free becomes the spare (one extent again); the previous
-// spare goes back.  (The newest is kept: its pages are the warm ones, and its records
-// still name the blocks just freed, so a second free of one is reported as such.)
+// spare goes back.  (The newest is kept: its pages are the warm ones.)  With no decay
+// (4.4BSD) it goes back at once.  Either way its records still name the blocks just freed,
+// so a second free of one is reported as such.
 void span_empty(medium_span* s) {
   if (g_spare != nullptr) {
     span_give_back(g_spare);
     g_spare = nullptr;
   }
+  if (g.decay_ticks == 0) {
+    span_give_back(s);
+    return;
+  }
   bin_remove(s);
-  s->next_free = 1;
-  s->ext[0] = {static_cast<std::uint16_t>(kHeaderGranules), static_cast<std::uint16_t>(kSpanGranules - kHeaderGranules)};
-  s->largest = s->ext[0].len;
+  span_reset(s);
   g_spare = s;
   g_spare_stamp = coarse_ticks();
 }
 
-// The spare goes back once it has waited the decay time (as the large cache's blocks do;
-// kept at all only with a decay, 4.4BSD gives back at once).
+// The spare goes back once it has waited the decay time (as the large cache's blocks do).
 void spare_expire() {
-  if (g_spare == nullptr) return;
-  if (g.decay_ticks != 0 && static_cast<std::uint16_t>(coarse_ticks() - g_spare_stamp) < g.decay_ticks) return;
+  if (g_spare == nullptr || static_cast<std::uint16_t>(coarse_ticks() - g_spare_stamp) < g.decay_ticks) return;
   medium_span* s = g_spare;
   g_spare = nullptr;
   span_give_back(s);
@@ -159,7 +167,7 @@ void* medium_alloc(std::size_t size, bool* fresh) {
     if (t->largest >= need) s = t;
   for (unsigned b = bin_of(need) + 1; b < kBins && s == nullptr; ++b) s = g_bins[b];
   if (s == nullptr && (s = span_new()) == nullptr) return nullptr;
-  if (g_spare != nullptr) spare_expire();
+  spare_expire();
   // First fit by address: blocks pack towards the span's start.
   std::uint32_t i = 0;
   while (s->ext[i].len < need) ++i;
@@ -210,9 +218,7 @@ void medium_free(std::uintptr_t a, std::uint32_t granules) {
   --g.medium_blocks;
   g.medium_granules -= granules;
   if (--s->live == 0) {
-    spare_expire();
     span_empty(s);
-    if (g.decay_ticks == 0) spare_expire();
     return;
   }
   rebin(s);

@@ -11,8 +11,10 @@
 // early, and vmrt's own splits always fit.
 //
 // Cost: none far from the limit (an estimate from the region's incrementally kept VMA
-// count); near it, /proc/self/maps is counted again every kRecountEvery calls (the
-// estimate misses the host mappings glibc makes itself: thread stacks, dlopen).
+// count).  Near it /proc/self/maps is counted again — the estimate misses the host mappings
+// glibc makes itself (thread stacks, dlopen) and over-counts runs of adjacent mappings —
+// each time the estimate has used up half the room the last count left, and past the limit
+// every kRecountEvery refusals (12 counts for a program filling 65,530 mappings).
 #pragma once
 
 #include <cstddef>

@@ -403,15 +403,14 @@ long long vmrt_counter(const char* name) {
 namespace {
 
 // The three sharing calls' common edge: vmspaces, alignment, the destination window.
-// *rlen: len.  => false with errno set.
-bool share_args(vmrt_vmspace* from, void* addr, size_t len, vmrt_vmspace* to, void* dst, vsize_t* rlen) {
+//  => false with errno set.
+bool share_args(vmrt_vmspace* from, void* addr, size_t len, vmrt_vmspace* to, void* dst) {
   vaddr_t a = reinterpret_cast<vaddr_t>(addr), d = reinterpret_cast<vaddr_t>(dst);
   if (VS(from) == nullptr || VS(to) == nullptr || len == 0 || !page_aligned(a) || !page_aligned(d) ||
       !page_aligned(len)) {
     errno = EINVAL;
     return false;
   }
-  *rlen = len;
   if (d != 0 && !inside(W(to), d, len)) {
     errno = ENOMEM;
     return false;
@@ -429,37 +428,34 @@ void* share_ret(kern_return_t kr, vaddr_t out) {
 extern "C" {
 
 void* vmrt_extract(vmrt_vmspace* from, void* addr, size_t len, vmrt_vmspace* to, void* dst, int mode) {
-  vsize_t rlen;
-  if (!share_args(from, addr, len, to, dst, &rlen)) return VMRT_MAP_FAILED;
+  if (!share_args(from, addr, len, to, dst)) return VMRT_MAP_FAILED;
   if (mode != VMRT_EXTRACT_SHARE && mode != VMRT_EXTRACT_COPY) {
     errno = EINVAL;
     return VMRT_MAP_FAILED;
   }
   vaddr_t out = 0;
-  kern_return_t kr = vm_extract(VS(from), reinterpret_cast<vaddr_t>(addr), rlen, VS(to), reinterpret_cast<vaddr_t>(dst),
+  kern_return_t kr = vm_extract(VS(from), reinterpret_cast<vaddr_t>(addr), len, VS(to), reinterpret_cast<vaddr_t>(dst),
                                 mode == VMRT_EXTRACT_SHARE ? VM_EXTRACT_SHARE : VM_EXTRACT_COW, &out);
   return share_ret(kr, out);
 }
 
 void* vmrt_transfer(vmrt_vmspace* from, void* addr, size_t len, vmrt_vmspace* to, void* dst, int mode) {
-  vsize_t rlen;
-  if (!share_args(from, addr, len, to, dst, &rlen)) return VMRT_MAP_FAILED;
+  if (!share_args(from, addr, len, to, dst)) return VMRT_MAP_FAILED;
   if (mode != VMRT_TRANSFER_UNMAP && mode != VMRT_TRANSFER_ZERO) {
     errno = EINVAL;
     return VMRT_MAP_FAILED;
   }
   vaddr_t out = 0;
-  kern_return_t kr = vm_transfer(VS(from), reinterpret_cast<vaddr_t>(addr), rlen, VS(to), reinterpret_cast<vaddr_t>(dst),
+  kern_return_t kr = vm_transfer(VS(from), reinterpret_cast<vaddr_t>(addr), len, VS(to), reinterpret_cast<vaddr_t>(dst),
                                  mode == VMRT_TRANSFER_ZERO ? VM_TRANSFER_ZERO : VM_TRANSFER_UNMAP, &out);
   return share_ret(kr, out);
 }
 
 void* vmrt_loan(vmrt_vmspace* from, void* addr, size_t len, vmrt_vmspace* to, void* dst) {
-  vsize_t rlen;
-  if (!share_args(from, addr, len, to, dst, &rlen)) return VMRT_MAP_FAILED;
+  if (!share_args(from, addr, len, to, dst)) return VMRT_MAP_FAILED;
   vaddr_t out = 0;
   kern_return_t kr =
-      vm_loan(VS(from), reinterpret_cast<vaddr_t>(addr), rlen, VS(to), reinterpret_cast<vaddr_t>(dst), &out);
+      vm_loan(VS(from), reinterpret_cast<vaddr_t>(addr), len, VS(to), reinterpret_cast<vaddr_t>(dst), &out);
   return share_ret(kr, out);
 }
 
