@@ -4,8 +4,7 @@
 // area, calls before vmrt booted or with VMRT_MMAP=host) goes to the kernel unchanged, as
 // a raw system call, so the answer is the kernel's own.
 //
-// Not interposed: brk/sbrk (the data segment stays the host's), mlock2, mlockall,
-// munlockall, remap_file_pages, and raw syscall(SYS_mmap) or programs that make system
+// brk/sbrk are shim_brk.cpp's.  Not interposed: mlock2, mlockall, munlockall, remap_file_pages, and raw syscall(SYS_mmap) or programs that make system
 // calls without libc — those reach the host directly (README "Program memory").
 #include <cerrno>
 #include <cstdarg>

@@ -23,6 +23,7 @@
 #include "runtime/region.h"
 #include "runtime/rt_base.h"
 #include "runtime/rt_maps.h"
+#include "runtime/rt_brk.h"
 #include "runtime/rt_mmap.h"
 #include "runtime/rt_pageout.h"
 #include "runtime/rt_stats.h"
@@ -623,6 +624,7 @@ void runtime_fork_child() {
     rt::mm_fork_child();  // MADV_DONTFORK memory is not the child's
   }
   kmem::fork_child();
+  rt::brk_fork_child();
   rt::trap_fork_child();
   if (g_vm_up) rt::pageout_fork_child();
 }

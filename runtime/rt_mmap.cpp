@@ -309,6 +309,17 @@ void mm_area_init(vm_map* map, vaddr_t lo, vaddr_t hi, bool paging) {
 
 bool mm_area_ready() { return g_map != nullptr; }
 
+void mm_area_bounds(vaddr_t* lo, vaddr_t* hi) {
+  *lo = g_lo;
+  *hi = g_hi;
+}
+
+bool mm_area_range_free(vaddr_t a, vsize_t n) {
+  if (g_map == nullptr || n == 0 || !inside(a, n)) return false;
+  vm_lock_guard g;
+  return vm_map_range_free(g_map, a, a + n);
+}
+
 // A mapping the host makes where the program places it inside the area (MAP_FIXED /
 // MAP_FIXED_NOREPLACE): file mappings (the vnode pager is future work) and anonymous ones
 // with flags vmrt does not serve.  The host maps it there and the map records it (adopted

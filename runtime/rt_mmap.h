@@ -49,6 +49,11 @@ namespace vmrt::rt {
 // The area [lo, hi) of map (the process vmspace's), above the heap.  Once, at boot.
 void mm_area_init(vm_map* map, vaddr_t lo, vaddr_t hi, bool paging);
 bool mm_area_ready();
+// The area's bounds [*lo, *hi) (both 0 before mm_area_init); rt_brk places the data segment
+// at its bottom.
+void mm_area_bounds(vaddr_t* lo, vaddr_t* hi);
+// Is [a, a + n) of the area free of mappings (the map's view)?  Takes the VM lock.
+bool mm_area_range_free(vaddr_t a, vsize_t n);
 
 enum class mm_route : unsigned char { handled, host };
 
