@@ -4,13 +4,15 @@
 // area, calls before vmrt booted or with VMRT_MMAP=host) goes to the kernel unchanged, as
 // a raw system call, so the answer is the kernel's own.
 //
-// brk/sbrk are shim_brk.cpp's.  Not interposed: mlock2, mlockall, munlockall, remap_file_pages, and raw syscall(SYS_mmap) or programs that make system
+// brk/sbrk are shim_brk.cpp's, mlockall/munlockall shim_mlock.cpp's.  Not interposed: mlock2,
+// remap_file_pages, and raw syscall(SYS_mmap) or programs that make system
 // calls without libc — those reach the host directly (README "Program memory").
 #include <cerrno>
 #include <cstdarg>
 #include <sys/mman.h>
 
 #include "libc_shim/shim_boot.h"
+#include "runtime/rt_mlockall.h"
 #include "runtime/rt_mmap.h"
 #include "vm/vm_sys.h"
 
@@ -42,9 +44,13 @@ bool ready() { return vmrt::rt::mm_area_ready(); }
 
 VMRT_EXPORT void* mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
   mm_answer a{};
+  void* r;
   if (ready() && vmrt::rt::mm_mmap(addr, len, prot, flags, fd, off, &a) == mm_route::handled)
-    return reinterpret_cast<void*>(give(a));
-  return vmrt::sys::mmap(addr, len, prot, flags, fd, off);
+    r = reinterpret_cast<void*>(give(a));
+  else
+    r = vmrt::sys::mmap(addr, len, prot, flags, fd, off);
+  if (r != MAP_FAILED) vmrt::rt::mlockall_note_mapping(reinterpret_cast<vmrt::vaddr_t>(r), len);  // MCL_FUTURE
+  return r;
 }
 
 VMRT_EXPORT void* mmap64(void* addr, size_t len, int prot, int flags, int fd, off_t off) {

@@ -24,6 +24,7 @@
 #include "runtime/rt_base.h"
 #include "runtime/rt_maps.h"
 #include "runtime/rt_brk.h"
+#include "runtime/rt_mlockall.h"
 #include "runtime/rt_mmap.h"
 #include "runtime/rt_pageout.h"
 #include "runtime/rt_stats.h"
@@ -625,6 +626,7 @@ void runtime_fork_child() {
   }
   kmem::fork_child();
   rt::brk_fork_child();
+  rt::mlockall_fork_child();
   rt::trap_fork_child();
   if (g_vm_up) rt::pageout_fork_child();
 }

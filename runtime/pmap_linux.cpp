@@ -709,6 +709,10 @@ kern_return_t host_map_locked(vaddr_t sva, vaddr_t eva, vm_prot_t prot, unsigned
   set_hostmem(i, e, static_cast<std::uint8_t>(H_HOST | ((flags & PMAP_HOST_SHARED) != 0 ? H_SHARED : 0) | (prot & H_PROT)));
   rt_host_vmas_add(breaks(i, e) - before);
   rt_count(RC_HOST_MEM_MAPPED, static_cast<std::int64_t>(eva - sva) - replaced);
+  // mlockall(MCL_FUTURE) of the program: locked as the host would lock a new mapping (a
+  // refusal, e.g. RLIMIT_MEMLOCK, leaves it unlocked, as mlockall's own populate would).
+  if ((flags & PMAP_HOST_LOCKED) != 0)
+    (void)::syscall(SYS_mlock2, sva, eva - sva, (flags & PMAP_HOST_LOCK_ONFAULT) != 0 ? MLOCK_ONFAULT : 0U);
   return KERN_SUCCESS;
 }
 
@@ -736,9 +740,21 @@ void op_host_unmap(pmap* pm, vaddr_t sva, vaddr_t eva) {
 }
 
 // One madvise(MADV_DONTNEED) of [sva, eva).
+// The advice that discards host memory: MADV_DONTNEED_LOCKED (Linux 5.18) also discards
+// pages the program mlocked (mlock of a malloc'd buffer, mlockall), where MADV_DONTNEED
+// fails with EINVAL and the range would keep its old bytes; an older kernel refuses the
+// advice itself with EINVAL once, and MADV_DONTNEED serves from then on.
+constexpr int kMadvDontneedLocked = 24;
+std::atomic<int> g_discard_advice{kMadvDontneedLocked};
+
 void discard_one(vaddr_t sva, vaddr_t eva) {
   if (sva == eva) return;
-  int rc = vmrt::sys::madvise(reinterpret_cast<void*>(sva), eva - sva, MADV_DONTNEED);
+  int adv = g_discard_advice.load(std::memory_order_relaxed);
+  int rc = vmrt::sys::madvise(reinterpret_cast<void*>(sva), eva - sva, adv);
+  if (rc != 0 && errno == EINVAL && adv == kMadvDontneedLocked) {
+    g_discard_advice.store(MADV_DONTNEED, std::memory_order_relaxed);
+    rc = vmrt::sys::madvise(reinterpret_cast<void*>(sva), eva - sva, MADV_DONTNEED);
+  }
   RT_ASSERT(rc == 0, "vmrt::sys::madvise(MADV_DONTNEED) of host memory failed");
   rt_count(RC_HOST_DISCARD_CALLS);
 }
@@ -768,7 +784,7 @@ void op_host_discard(const vm_span* spans, std::size_t n) {
       iov[k].iov_len = spans[i + k].end - spans[i + k].start;
       bytes += iov[k].iov_len;
     }
-    long r = ::syscall(SYS_process_madvise, kPidfdSelf, iov, k, MADV_DONTNEED, 0U);
+    long r = ::syscall(SYS_process_madvise, kPidfdSelf, iov, k, g_discard_advice.load(std::memory_order_relaxed), 0U);
     rt_count(RC_HOST_DISCARD_CALLS);
     if (r < 0) {
       g_batch_discard.store(false, std::memory_order_relaxed);

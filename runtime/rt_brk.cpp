@@ -4,6 +4,7 @@
 #include <atomic>
 #include <sys/mman.h>
 
+#include "runtime/rt_mlockall.h"
 #include "runtime/rt_mmap.h"
 #include "runtime/rt_stats.h"
 #include "runtime/spinlock.h"
@@ -87,6 +88,7 @@ vaddr_t brk_move(vaddr_t want) {
     return cur;
   }
   rt_count(RC_BRK_GROWS);
+  mlockall_note_mapping(oldpg, newpg - oldpg);  // MCL_FUTURE
   g_brk = want;
   return want;
 }

@@ -1058,4 +1058,18 @@ mm_route mm_mlock(const void* addr, std::size_t len, bool lock, mm_answer* out) 
   return r != 0 ? fail(out, err) : answer(out, 0);
 }
 
+bool mm_next_entry(vaddr_t from, mm_entry_view* out) {
+  if (g_map == nullptr) return false;
+  if (from < g_lo) from = g_lo;
+  vm_lock_guard g;
+  vm_map_entry* ent;
+  if (!vm_map_lookup_entry(g_map, from, &ent)) ent = ent->next;
+  if (vm_map_is_end(g_map, ent) || ent->start >= g_hi) return false;
+  out->start = ent->start < from ? from : ent->start;
+  out->end = ent->end > g_hi ? g_hi : ent->end;
+  out->pageable = vm_backed(ent);
+  out->prot_none = ent->protection == VM_PROT_NONE;
+  return true;
+}
+
 }  // namespace vmrt::rt

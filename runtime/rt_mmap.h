@@ -75,4 +75,13 @@ void mm_fork_child();
 // mlock (lock) / munlock.
 mm_route mm_mlock(const void* addr, std::size_t len, bool lock, mm_answer* out);
 
+// The first mapping of the area that ends above `from`: false when there is none.  For
+// mlockall (rt_mlockall), which walks the area entry by entry.  Takes the VM lock.
+struct mm_entry_view {
+  vaddr_t start, end;
+  bool pageable;  // VM memory (vm_fault's), not host memory
+  bool prot_none;
+};
+bool mm_next_entry(vaddr_t from, mm_entry_view* out);
+
 }  // namespace vmrt::rt

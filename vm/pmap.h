@@ -24,6 +24,8 @@ enum pmap_host_flags : unsigned {
   PMAP_HOST_SHARED = 0x1,     // shared with host fork children (MAP_SHARED|MAP_ANONYMOUS)
   PMAP_HOST_NORESERVE = 0x2,  // not charged to the host's commit limit (MAP_NORESERVE)
   PMAP_HOST_POPULATE = 0x4,   // host pages now (MAP_POPULATE)
+  PMAP_HOST_LOCKED = 0x8,     // locked once made (the program's mlockall(MCL_FUTURE))
+  PMAP_HOST_LOCK_ONFAULT = 0x10,  // ... as its pages are touched (MCL_ONFAULT)
 };
 
 // A range [start, end) of addresses (batched pmap calls).

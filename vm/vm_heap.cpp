@@ -47,6 +47,7 @@ inline vsize_t dirty_limit() {
   return q < kDirtyMin ? kDirtyMin : q > kDirtyMax ? kDirtyMax : q;
 }
 std::int64_t g_windows;       // populated windows [VM lock]
+unsigned g_future_lock;       // pmap host flags that lock windows populated from now on (mlockall MCL_FUTURE) [VM lock]
 
 // HOST: which windows are populated, one bit each [VM lock].  Sized for the largest
 // heap (16 TiB: 1 MiB of bits, in bss: pages of it never written cost nothing).
@@ -113,7 +114,7 @@ kern_return_t populate_locked(vaddr_t s, vaddr_t e) {
     if (window_populated(w)) continue;
     if (host_backed()) {
       if (vm_fail_armed() && vm_fail_eval(FP_FRAME, window_end(w) - w)) return KERN_RESOURCE_SHORTAGE;  // the window's memory
-      kern_return_t kr = pmap_machine_ops()->host_map(g_map->pm, w, window_end(w), VM_PROT_DEFAULT, 0);
+      kern_return_t kr = pmap_machine_ops()->host_map(g_map->pm, w, window_end(w), VM_PROT_DEFAULT, g_future_lock);
       if (kr != KERN_SUCCESS) return kr;
       bit_set(w, true);
       ++g_windows;
@@ -526,6 +527,23 @@ vsize_t vm_heap_trim() {
   }
   vm_stat_set(V_HEAP_WINDOWS, g_windows);
   return freed;
+}
+
+bool vm_heap_next_host_window(vaddr_t from, vaddr_t* w, vaddr_t* we) {
+  vm_lock_guard g;
+  if (g_map == nullptr || !host_backed()) return false;
+  for (vaddr_t x = window_of(from < g_base ? g_base : from); x < g_end; x += kWindow) {
+    if (!window_populated(x)) continue;
+    *w = x;
+    *we = window_end(x);
+    return true;
+  }
+  return false;
+}
+
+void vm_heap_set_future_lock(unsigned pmap_host_lock_flags) {
+  vm_lock_guard g;
+  g_future_lock = pmap_host_lock_flags;
 }
 
 bool vm_heap_get_info(vm_heap_info* out) {

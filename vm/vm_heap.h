@@ -93,6 +93,13 @@ vsize_t vm_heap_trim();
 // single-threaded (host fork child).
 bool vm_heap_frame_unused(frame_t f);
 
+// mlockall (runtime/rt_mlockall) under VM_HEAP_HOST: the next populated window at or after
+// `from` ([*w, *we)); false when there is none (or the heap is not host memory).  And the
+// lock new windows get when populated (MCL_FUTURE): 0, PMAP_HOST_LOCKED, or with
+// PMAP_HOST_LOCK_ONFAULT.  Each takes the VM lock.
+bool vm_heap_next_host_window(vaddr_t from, vaddr_t* w, vaddr_t* we);
+void vm_heap_set_future_lock(unsigned pmap_host_lock_flags);
+
 // For reports and checkers.
 struct vm_heap_info {
   vaddr_t base;

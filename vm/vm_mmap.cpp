@@ -345,11 +345,26 @@ kern_return_t vm_mlock(vmspace* vs, vaddr_t addr, vsize_t len) {
   return vm_map_wire_locked(map, s, t);
 }
 
+// Wired pages may take at most this share of physical memory (FreeBSD's vm.max_user_wired
+// keeps the same kind of bound): a program that mlocks more than memory holds would leave
+// the pageout daemon nothing to free, and a later fault of its own (or of another vmspace)
+// would find no frame.  Past it, mlock fails with EAGAIN, as Linux's does past
+// RLIMIT_MEMLOCK.
+constexpr vm_pindex_t kMaxWiredDivisor = 3;
+
 kern_return_t vm_map_wire_locked(vm_map* map, vaddr_t s, vaddr_t t) {
   vm_map_entry* e;
   vm_map_lookup_entry(map, s, &e);
-  for (vm_map_entry* x = e; !vm_map_is_end(map, x) && x->start < t; x = x->next)
+  vm_pindex_t want = 0;
+  for (vm_map_entry* x = e; !vm_map_is_end(map, x) && x->start < t; x = x->next) {
     if ((x->eflags & MAP_ENTRY_IS_SUBMAP) || x->protection == VM_PROT_NONE) return KERN_INVALID_ADDRESS;
+    if (x->wired_count == 0) want += atop((x->end < t ? x->end : t) - (x->start > s ? x->start : s));
+  }
+  std::int64_t wired = vm_stat_get(V_WIRE_COUNT);
+  if (static_cast<vm_pindex_t>(wired > 0 ? wired : 0) + want > vm_page_array_size / kMaxWiredDivisor) {
+    vm_stat_inc(V_WIRE_REFUSED);
+    return KERN_RESOURCE_SHORTAGE;
+  }
   kern_return_t kr = KERN_SUCCESS;
   for_each_clipped(map, s, t, [&](vm_map_entry* x) {
     if (kr != KERN_SUCCESS || x->wired_count != 0) return;

@@ -22,6 +22,7 @@ enum vm_counter : unsigned {
   V_BYPASSES,             // "object bypasses"
   V_PAGES_FREED,          // "pages freed"
   V_WIRE_COUNT,           // "pages wired down" (gauge)
+  V_WIRE_REFUSED,         // "wirings refused (a third of memory wired)": mlock past the bound
   V_ACTIVE_COUNT,         // "pages active" (gauge)
   V_INACTIVE_COUNT,       // "pages inactive" (gauge)
   V_LAUNDRY_COUNT,        // "pages in laundry" (gauge): dirty victims waiting for a cluster write
@@ -162,6 +163,7 @@ inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
     {V_BYPASSES, "object bypasses"},
     {V_PAGES_FREED, "pages freed"},
     {V_WIRE_COUNT, "pages wired down"},
+    {V_WIRE_REFUSED, "wirings refused (a third of memory wired)"},
     {V_ACTIVE_COUNT, "pages active"},
     {V_INACTIVE_COUNT, "pages inactive"},
     {V_LAUNDRY_COUNT, "pages in laundry"},
