@@ -20,6 +20,7 @@
 #include <elf.h>
 #include <fcntl.h>
 #include <string>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
@@ -267,29 +268,43 @@ elf_kind inspect_elf(const std::string& path) {
 }
 
 // True when the ELF file's dynamic symbol table defines `malloc` itself (a
-// program with a built-in allocator: its own malloc wins over any LD_PRELOAD).
+// program with a built-in allocator: its own malloc wins over any LD_PRELOAD).  The file
+// is mapped and read in place (a pread per symbol cost bash's 2,400 symbols 5,000 system
+// calls, 0.1-0.2 s at every vmrun start on a loaded machine).
 bool defines_own_malloc(const std::string& path) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
+  struct stat st{};
+  void* map = fstat(fd, &st) == 0 && st.st_size > 0
+                  ? mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0)
+                  : MAP_FAILED;
+  close(fd);
+  if (map == MAP_FAILED) return false;
+  const auto* base = static_cast<const unsigned char*>(map);
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  // [off, off + n) inside the file?
+  auto in_file = [size](std::uint64_t off, std::uint64_t n) { return off <= size && n <= size - off; };
   bool found = false;
   Elf64_Ehdr eh;
-  if (pread(fd, &eh, sizeof eh, 0) == static_cast<ssize_t>(sizeof eh) && eh.e_shentsize == sizeof(Elf64_Shdr)) {
+  if (in_file(0, sizeof eh)) std::memcpy(&eh, base, sizeof eh);
+  if (in_file(0, sizeof eh) && eh.e_shentsize == sizeof(Elf64_Shdr) &&
+      in_file(eh.e_shoff, std::uint64_t{eh.e_shnum} * sizeof(Elf64_Shdr))) {
     for (unsigned i = 0; i < eh.e_shnum && !found; ++i) {
       Elf64_Shdr sh, str;
-      if (pread(fd, &sh, sizeof sh, static_cast<off_t>(eh.e_shoff + i * sizeof sh)) != sizeof sh) break;
+      std::memcpy(&sh, base + eh.e_shoff + i * sizeof sh, sizeof sh);
       if (sh.sh_type != SHT_DYNSYM || sh.sh_entsize != sizeof(Elf64_Sym) || sh.sh_link >= eh.e_shnum) continue;
-      if (pread(fd, &str, sizeof str, static_cast<off_t>(eh.e_shoff + sh.sh_link * sizeof str)) != sizeof str) break;
+      std::memcpy(&str, base + eh.e_shoff + sh.sh_link * sizeof str, sizeof str);
+      if (!in_file(sh.sh_offset, sh.sh_size) || !in_file(str.sh_offset, str.sh_size)) continue;
       for (std::uint64_t k = 0; k < sh.sh_size / sizeof(Elf64_Sym) && !found; ++k) {
         Elf64_Sym sym;
-        if (pread(fd, &sym, sizeof sym, static_cast<off_t>(sh.sh_offset + k * sizeof sym)) != sizeof sym) break;
+        std::memcpy(&sym, base + sh.sh_offset + k * sizeof sym, sizeof sym);
         if (sym.st_shndx == SHN_UNDEF || sym.st_name >= str.sh_size) continue;
-        char name[8] = {0};
-        if (pread(fd, name, sizeof name - 1, static_cast<off_t>(str.sh_offset + sym.st_name)) <= 0) continue;
-        found = std::strcmp(name, "malloc") == 0;
+        const char* name = reinterpret_cast<const char*>(base + str.sh_offset + sym.st_name);
+        found = str.sh_size - sym.st_name >= sizeof "malloc" && std::memcmp(name, "malloc", sizeof "malloc") == 0;
       }
     }
   }
-  close(fd);
+  munmap(map, static_cast<std::size_t>(st.st_size));
   return found;
 }
 
