@@ -9,7 +9,7 @@
 // bucket's high-water mark decides whether pages go back to the page source.
 //
 // A thread's cache is drained on thread exit (pthread key destructor), by
-// thread_cache_drain() and at fork_prepare (the forking thread's).  In a forked
+// thread_cache_drain().  In a forked
 // child, the caches of threads that did not survive the fork are abandoned (see
 // magazines_fork_child).
 #include <cstring>
