@@ -12,18 +12,15 @@ namespace vmrt {
 namespace {
 vm_zone* g_zones = nullptr;  // registry [VM lock]
 
+// A new slab to carve from (what was left of the last one, less than an item, is dropped).
 bool zone_grow(vm_zone* z) {
   void* p = vmrt::sys::mmap(nullptr, kZoneSlabBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return false;
   z->slabs++;
-  char* base = static_cast<char*>(p);
   std::size_t n = kZoneSlabBytes / z->size;
   VMRT_ASSERT(n >= 1);
-  for (std::size_t k = n; k-- > 0;) {
-    auto* it = reinterpret_cast<vm_zone_item*>(base + k * z->size);
-    it->next = z->free_list;
-    z->free_list = it;
-  }
+  z->carve = static_cast<char*>(p);
+  z->carve_end = z->carve + n * z->size;
   z->nfree += n;
   return true;
 }
@@ -42,12 +39,17 @@ void* vm_zone_alloc(vm_zone* z) {
     z->fails++;
     return nullptr;
   }
-  if (z->free_list == nullptr && !zone_grow(z)) {
-    z->fails++;
-    return nullptr;
-  }
   vm_zone_item* it = z->free_list;
-  z->free_list = it->next;
+  if (it != nullptr) {
+    z->free_list = it->next;
+  } else {
+    if (z->carve == z->carve_end && !zone_grow(z)) {
+      z->fails++;
+      return nullptr;
+    }
+    it = reinterpret_cast<vm_zone_item*>(z->carve);
+    z->carve += z->size;
+  }
   z->nfree--;
   z->used++;
   std::memset(it, 0, z->size);

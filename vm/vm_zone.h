@@ -2,8 +2,11 @@
 //
 // The VM's own records (map entries, objects, radix nodes, maps, vmspaces) come
 // from zones: never from malloc.  A zone grows by mapping a slab of kSlabBytes
-// with mmap; freed items go back on the zone's free list (slabs are never
-// returned to the host).  Every zone is counted (`vmstat -z`).
+// with mmap and carves items from it as they are asked for (UMA's keg fills a slab's
+// free list up front, which writes every page of it: five zones touched at boot cost a
+// process 256 KB of RSS it never used, and a host fork copied those pages); freed items go
+// back on the zone's free list (slabs are never returned to the host).  Every zone is
+// counted (`vmstat -z`).
 //
 // Locking: a zone is used with the VM lock held (every caller is VM code).
 #pragma once
@@ -25,9 +28,11 @@ struct vm_zone {
   const char* name;         // constant
   std::size_t size;         // item size, rounded to kZoneAlign [constant]
   std::size_t limit;        // max items (0 = none) [constant]
-  vm_zone_item* free_list;  // [VM lock]
+  vm_zone_item* free_list;  // items given back [VM lock]
+  char* carve;              // the newest slab's part never handed out: [carve, carve_end) [VM lock]
+  char* carve_end;
   std::uint64_t used;       // items allocated now [VM lock]
-  std::uint64_t nfree;      // items on free_list [VM lock]
+  std::uint64_t nfree;      // items free: on free_list or still to carve [VM lock]
   std::uint64_t requests;   // allocations ever [VM lock]
   std::uint64_t fails;      // failed allocations [VM lock]
   std::uint64_t slabs;      // slabs mapped [VM lock]
@@ -37,7 +42,7 @@ struct vm_zone {
 
 // A statically defined zone: `vm_zone z = VM_ZONE_INIT("name", sizeof(T), limit);`
 #define VM_ZONE_INIT(nm, sz, lim) \
-  ::vmrt::vm_zone { nm, ((sz) + ::vmrt::kZoneAlign - 1) & ~(::vmrt::kZoneAlign - 1), lim, nullptr, 0, 0, 0, 0, 0, nullptr, false }
+  ::vmrt::vm_zone { nm, ((sz) + ::vmrt::kZoneAlign - 1) & ~(::vmrt::kZoneAlign - 1), lim, nullptr, nullptr, nullptr, 0, 0, 0, 0, 0, nullptr, false }
 
 // Allocate one zeroed item.  => VM lock held.  Returns null when the limit is hit or the
 // host refuses a slab (counted in fails).  Async-signal-safe (mmap only).
