@@ -95,6 +95,13 @@ spinlock g_lock;
 // pageout daemon ran.  Anything that replaces the VMA (enter, reserve) clears the state.
 enum : std::uint8_t { Z_NONE = 0, Z_ZAPPED = 1, Z_STALE = 2 };
 std::uint8_t* g_zap;  // per page [pmap lock]
+// Z_ZAPPED pages whose PTE drop op_ts_referenced deferred, in the order cleared; op_update
+// drops them (a page no longer Z_ZAPPED by then is skipped: its VMA was replaced, or
+// stale_run dropped it) [pmap lock].
+constexpr std::size_t kZapPending = 512;
+std::uint32_t g_zap_pending[kZapPending];
+std::size_t g_zap_npending;
+void op_update();
 bool g_uffd_minor;    // the userfaultfd reports minor faults on shmem [pmap lock]
 bool g_paging;        // the pageout daemon exists: pages are taken behind the program's back
 inline bool tracking() { return g_uffd_minor && g_paging && g_uffd.load(std::memory_order_relaxed) >= 0; }
@@ -253,6 +260,7 @@ void register_frames(std::size_t i, std::size_t n) {
 void zap_run(std::size_t i, std::size_t j) {
   vmrt::sys::madvise(reinterpret_cast<void*>(va_of(i)), (j - i) << PAGE_SHIFT, MADV_DONTNEED);
   rt_count(RC_PMAP_ZAPS);
+  rt_count(RC_PMAP_ZAP_CALLS);
 }
 
 // Map the zapped page p again from the page cache (its frame holds the page).  A frame with
@@ -583,22 +591,32 @@ void op_clear_modify(vm_page* m) {
   page_protect_locked(m, VM_PROT_READ | VM_PROT_EXECUTE);
 }
 
+// Under tracking the PTE drop is deferred: the page is marked Z_ZAPPED and queued, and
+// op_update drops a batch with one host call (a madvise each paid a TLB shootdown apiece,
+// 45-350 us on these guests, with the pmap lock held).  Until then an access is missed (no
+// fault): the reference clear counts from the drop, a few scan chunks later at most.
 bool op_ts_referenced(vm_page* m) {
-  spin_guard g(g_lock);
-  bool ref = (md(m) & MD_REF) != 0;
-  set_md(m, md(m) & ~MD_REF);
-  if (!ref) return false;
-  // The next access faults and sets it again.
-  if (!tracking()) {
-    page_protect_locked(m, VM_PROT_NONE);
-    return true;
+  bool full = false;
+  {
+    spin_guard g(g_lock);
+    bool ref = (md(m) & MD_REF) != 0;
+    set_md(m, md(m) & ~MD_REF);
+    if (!ref) return false;
+    // The next access faults and sets it again.
+    if (!tracking()) {
+      page_protect_locked(m, VM_PROT_NONE);
+      return true;
+    }
+    for (std::uint32_t cur = static_cast<std::uint32_t>(md(m) & MD_IDX); cur != 0; cur = g_pte[cur - 1].next1) {
+      std::size_t p = cur - 1;
+      if (g_zap[p] == Z_ZAPPED) continue;
+      g_zap[p] = Z_ZAPPED;
+      if (g_zap_npending < kZapPending) g_zap_pending[g_zap_npending++] = static_cast<std::uint32_t>(p);
+      else zap_run(p, p + 1);  // a page mapped many times over a full batch: at once
+    }
+    full = g_zap_npending >= kZapPending;
   }
-  for (std::uint32_t cur = static_cast<std::uint32_t>(md(m) & MD_IDX); cur != 0; cur = g_pte[cur - 1].next1) {
-    std::size_t p = cur - 1;
-    if (g_zap[p] == Z_ZAPPED) continue;
-    zap_run(p, p + 1);
-    g_zap[p] = Z_ZAPPED;
-  }
+  if (full) op_update();
   return true;
 }
 
@@ -739,7 +757,6 @@ void op_host_unmap(pmap* pm, vaddr_t sva, vaddr_t eva) {
   host_unmap_locked(idx_of(sva), idx_of(eva));
 }
 
-// One madvise(MADV_DONTNEED) of [sva, eva).
 // The advice that discards host memory: MADV_DONTNEED_LOCKED (Linux 5.18) also discards
 // pages the program mlocked (mlock of a malloc'd buffer, mlockall), where MADV_DONTNEED
 // fails with EINVAL and the range would keep its old bytes; an older kernel refuses the
@@ -747,7 +764,8 @@ void op_host_unmap(pmap* pm, vaddr_t sva, vaddr_t eva) {
 constexpr int kMadvDontneedLocked = 24;
 std::atomic<int> g_discard_advice{kMadvDontneedLocked};
 
-void discard_one(vaddr_t sva, vaddr_t eva) {
+// One madvise of [sva, eva) with that advice, counted in `calls`.
+void discard_one(vaddr_t sva, vaddr_t eva, rt_counter calls = RC_HOST_DISCARD_CALLS) {
   if (sva == eva) return;
   int adv = g_discard_advice.load(std::memory_order_relaxed);
   int rc = vmrt::sys::madvise(reinterpret_cast<void*>(sva), eva - sva, adv);
@@ -755,8 +773,8 @@ void discard_one(vaddr_t sva, vaddr_t eva) {
     g_discard_advice.store(MADV_DONTNEED, std::memory_order_relaxed);
     rc = vmrt::sys::madvise(reinterpret_cast<void*>(sva), eva - sva, MADV_DONTNEED);
   }
-  RT_ASSERT(rc == 0, "vmrt::sys::madvise(MADV_DONTNEED) of host memory failed");
-  rt_count(RC_HOST_DISCARD_CALLS);
+  RT_ASSERT(rc == 0, "vmrt::sys::madvise(MADV_DONTNEED) failed");
+  rt_count(calls);
 }
 
 // Linux's pidfd for the calling process (PIDFD_SELF_THREAD_GROUP, Linux 6.15): no
@@ -771,9 +789,9 @@ std::atomic<bool> g_batch_discard{true};
 // Discard the spans with batched process_madvise calls: one TLB shootdown per call where a
 // madvise each pays one apiece.  A refusal (or a partial batch) falls back to madvise for
 // the rest.
-void op_host_discard(const vm_span* spans, std::size_t n) {
+// The host calls are counted in `calls`.
+void discard_spans(const vm_span* spans, std::size_t n, rt_counter calls) {
   int saved = errno;
-  rt_count(RC_HOST_MEM_DISCARDS, static_cast<std::int64_t>(n));
   std::size_t i = 0;
   while (i < n && n - i > 1 && g_batch_discard.load(std::memory_order_relaxed)) {
     iovec iov[kDiscardIov];
@@ -785,7 +803,7 @@ void op_host_discard(const vm_span* spans, std::size_t n) {
       bytes += iov[k].iov_len;
     }
     long r = ::syscall(SYS_process_madvise, kPidfdSelf, iov, k, g_discard_advice.load(std::memory_order_relaxed), 0U);
-    rt_count(RC_HOST_DISCARD_CALLS);
+    rt_count(calls);
     if (r < 0) {
       g_batch_discard.store(false, std::memory_order_relaxed);
       break;
@@ -801,8 +819,38 @@ void op_host_discard(const vm_span* spans, std::size_t n) {
     i += j;
     break;
   }
-  for (; i < n; ++i) discard_one(spans[i].start, spans[i].end);
+  for (; i < n; ++i) discard_one(spans[i].start, spans[i].end, calls);
   errno = saved;
+}
+
+void op_host_discard(const vm_span* spans, std::size_t n) {
+  rt_count(RC_HOST_MEM_DISCARDS, static_cast<std::int64_t>(n));
+  discard_spans(spans, n, RC_HOST_DISCARD_CALLS);
+}
+
+// The spans op_update hands to the host [VM lock].
+vm_span g_zap_spans[kZapPending];
+
+// Drop the PTEs of the pending Z_ZAPPED pages: runs of neighbours as one span, the batch
+// outside the pmap lock (the VM lock the caller holds keeps every mapping in place; a
+// userfaultfd handler meanwhile takes the pmap lock only to continue a page already
+// dropped).  => VM lock held.
+void op_update() {
+  std::size_t n = 0;
+  {
+    spin_guard g(g_lock);
+    for (std::size_t k = 0; k < g_zap_npending; ++k) {
+      std::size_t p = g_zap_pending[k];
+      if (g_zap[p] != Z_ZAPPED || (g_bits[p] & B_MAPPED) == 0) continue;
+      vaddr_t va = va_of(p);
+      if (n > 0 && g_zap_spans[n - 1].end == va) g_zap_spans[n - 1].end = va + PAGE_SIZE;
+      else g_zap_spans[n++] = vm_span{va, va + PAGE_SIZE};
+    }
+    g_zap_npending = 0;
+  }
+  if (n == 0) return;
+  rt_count(RC_PMAP_ZAPS, static_cast<std::int64_t>(n));
+  discard_spans(g_zap_spans, n, RC_PMAP_ZAP_CALLS);
 }
 
 void op_host_zero_resident(vaddr_t sva, vaddr_t eva) {
@@ -879,6 +927,7 @@ const pmap_ops g_pmap_linux_ops = {
     op_clear_modify, op_ts_referenced, op_page_address, op_zero_pages, op_release_pages, op_enter_lazy,
     op_copy_resident, op_zero_resident,
     op_host_map, op_host_unmap, op_host_discard, op_host_zero_resident, op_host_copy_resident, op_host_resident,
+    op_update,
 };
 
 // Does the host have swap?  (/proc/swaps lists more than its header line.)

@@ -26,6 +26,7 @@ enum rt_counter : unsigned {
   RC_UFFD_REFUSED,       // ... refused: page made PROT_NONE so the access traps
   RC_UFFD_CONTINUES,     // ... resolved by mapping the zapped page again (reference taken)
   RC_PMAP_ZAPS,          // host PTE runs dropped with the VMA kept (reference emulation)
+  RC_PMAP_ZAP_CALLS,     // ... host calls that did it (a batch of a scan's clears: one process_madvise)
   RC_UFFD_BOOTSTRAP_SERVED,  // events served by the thread starting the first handler thread
   RC_TRAPS,              // accesses refused (trap hook, chained handler, or death)
   RC_TRAPS_NO_ENTRY,
@@ -73,6 +74,7 @@ inline constexpr rt_counter_info kRtCounters[RC_COUNT] = {
     {"userfaultfd faults refused", V_COUNTER_COUNT},
     {"userfaultfd minor faults continued", V_COUNTER_COUNT},
     {"pmap PTE runs zapped", V_COUNTER_COUNT},
+    {"pmap zap calls", V_COUNTER_COUNT},
     {"userfaultfd events served while a handler thread started", V_COUNTER_COUNT},
     {"traps", V_COUNTER_COUNT},
     {"traps no entry", V_COUNTER_COUNT},

@@ -107,6 +107,14 @@ struct pmap_ops {
   void (*host_copy_resident)(vaddr_t dst, vaddr_t src, vsize_t len);
   // host_resident: bytes of [sva, eva) the host holds memory for.
   vsize_t (*host_resident)(vaddr_t sva, vaddr_t eva);
+
+  // update (optional; null: nothing is deferred): finish the invalidations ts_referenced
+  // deferred (NetBSD's pmap_update, Cranor's UVM dissertation: a batch of TLB flushes done
+  // at once).  Until it is called a page whose reference was cleared may be touched without
+  // the machine noticing (a missed reference, never wrong data).  The pageout daemon calls
+  // it after each scan chunk, drop-behind after each run.
+  //  => VM lock held (no mapping changes while the batch is in flight).
+  void (*update)();
 };
 
 // One physical map: the translations of one vmspace, covering [min, max).
@@ -133,5 +141,10 @@ inline void pmap_reserve(pmap* pm, vaddr_t sva, vaddr_t eva, vm_prot_t prot) { p
 // zero_pages, ...) go through the machine's default ops, set once at boot.
 void pmap_set_machine_ops(const pmap_ops* ops);
 const pmap_ops* pmap_machine_ops();
+// The machine's update (see pmap_ops::update), when it has one.  => VM lock held.
+inline void pmap_update() {
+  const pmap_ops* ops = pmap_machine_ops();
+  if (ops != nullptr && ops->update != nullptr) ops->update();
+}
 
 }  // namespace vmrt

@@ -118,6 +118,7 @@ void drop_behind_run(const vm_map_entry* e, vm_pindex_t pindex) {
     vm_page_deactivate(m);
     vm_stat_inc(V_FAULT_DROP_BEHIND);
   }
+  pmap_update();
 }
 
 void drop_behind(vm_map_entry* e, vm_pindex_t pindex) {

@@ -211,6 +211,9 @@ frame_t vm_pageout_reclaim(frame_t want, bool may_unlock, bool inactive_only) {
     if (vm_pdpolicy_laundry_count() >= kPagerMaxRun) freed += launder_first(may_unlock, &store_full);
   }
   while (freed < want && vm_pdpolicy_laundry_count() > 0) freed += launder_first(may_unlock, &store_full);
+  // The pass's reference clears as batches of PTE drops (the pmap flushes a full batch
+  // itself): the hand does not come back to those pages within one pass.
+  pmap_update();
   vm_page_free_flush();
   vm_stat_add(V_PD_FREED, static_cast<std::int64_t>(freed));
   return freed;
