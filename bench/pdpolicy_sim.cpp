@@ -445,7 +445,8 @@ const policy_row kPolicies[] = {
     {"clock", true, vmrt::PDPOL_CLOCK, 33},  {"clock-i10", true, vmrt::PDPOL_CLOCK, 10},
     {"clock-i50", true, vmrt::PDPOL_CLOCK, 50}, {"clock1", true, vmrt::PDPOL_CLOCK1, 33},
     {"2q", true, vmrt::PDPOL_2Q, 33},        {"2q-i50", true, vmrt::PDPOL_2Q, 50},
-    {"clock-noage", true, vmrt::PDPOL_CLOCK_NOAGE, 33},
+    {"clock-noage", true, vmrt::PDPOL_CLOCK_NOAGE, 33}, {"clock2", true, vmrt::PDPOL_CLOCK2, vmrt::PDPOL_CLOCK2_GAP_PCT_DEFAULT},
+    {"clock2-g3", true, vmrt::PDPOL_CLOCK2, 3},
     {"lru", false, vmrt::PDPOL_CLOCK, 0},    {"opt", false, vmrt::PDPOL_CLOCK, 0},
 };
 constexpr std::size_t kNPol = sizeof kPolicies / sizeof kPolicies[0];
@@ -482,7 +483,7 @@ summary run_trace(const trace& t) {
               t.source.c_str());
   std::printf("%-7s %-6s", "mem%", "frames");
   for (const auto& p : kPolicies) std::printf(" %10s", p.name);
-  std::printf("   clock/opt clock/lru clock1/opt 2q/opt  fallbacks(clock)  scans/fault(clock)  reffaults/fault(clock clock1 2q noage)\n");
+  std::printf("   clock/opt clock/lru clock1/opt 2q/opt  fallbacks(clock)  scans/fault(clock)  reffaults/fault(clock clock1 2q noage clock2)\n");
   std::vector<std::uint32_t> nu = next_uses(t);
   summary s;
   s.trace = t.name;
@@ -505,9 +506,9 @@ summary run_trace(const trace& t) {
     for (std::size_t k = 0; k < kNPol; ++k) std::printf(" %10" PRIu64, r[k].faults);
     double c = static_cast<double>(r[0].faults);
     auto per_fault = [](const result& x) { return x.faults ? static_cast<double>(x.ref_faults) / x.faults : 0.0; };
-    std::printf("   %9.3f %9.3f %10.3f %6.3f  %16" PRIu64 "  %18.2f  %7.2f %6.2f %6.2f %6.2f\n", c / opt, c / lru, r[3].faults / opt,
+    std::printf("   %9.3f %9.3f %10.3f %6.3f  %16" PRIu64 "  %18.2f  %7.2f %6.2f %6.2f %6.2f %6.2f\n", c / opt, c / lru, r[3].faults / opt,
                 r[4].faults / opt, r[0].fallbacks, r[0].faults ? static_cast<double>(r[0].scanned) / r[0].faults : 0.0,
-                per_fault(r[0]), per_fault(r[3]), per_fault(r[4]), per_fault(r[6]));
+                per_fault(r[0]), per_fault(r[3]), per_fault(r[4]), per_fault(r[6]), per_fault(r[7]));
     for (std::size_t k = 0; k < kNPol; ++k) {
       log_opt[k] += std::log(r[k].faults / opt);
       log_lru[k] += std::log(r[k].faults / lru);

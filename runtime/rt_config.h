@@ -55,7 +55,7 @@ inline constexpr config_choice kTrapChoices[] = {{"auto", 0}, {"sigsegv", 1}, {"
 // VMRT_HEAP: heap_backing ordinals (boot.h pins them).
 inline constexpr config_choice kHeapChoices[] = {{"host", 0}, {"frames", 1}, {"paged", 2}};
 // VMRT_PDPOLICY: vm_pdpolicy_kind ordinals (boot.cpp pins them).
-inline constexpr config_choice kPdpolicyChoices[] = {{"clock", 0}, {"clock1", 1}, {"2q", 2}, {"clock-noage", 3}};
+inline constexpr config_choice kPdpolicyChoices[] = {{"clock", 0}, {"clock1", 1}, {"2q", 2}, {"clock-noage", 3}, {"clock2", 4}};
 // VMRT_MMAP: 0 = the program's anonymous mmaps are vmrt's (rt_mmap, the default; private
 // ones are pageable memory when paging is on), 1 = the host's, 2 = vmrt's but host memory
 // even when paging is on (to compare).

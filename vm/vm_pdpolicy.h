@@ -38,6 +38,9 @@ enum vm_pdpolicy_kind : std::uint8_t {
   PDPOL_2Q = 2,      // 2Q-like CLOCK: new pages enter inactive, promoted on a second reference
   PDPOL_CLOCK_NOAGE = 3,  // as PDPOL_CLOCK without act_count: an active page seen unreferenced
                           // once goes inactive (Linux's two lists before MGLRU)
+  PDPOL_CLOCK2 = 4,  // two-handed CLOCK: the front hand clears, the back hand a small gap behind
+                     // takes what was not referenced since (a clear costs a fault only if the
+                     // page is used within the gap, not within a whole revolution)
   PDPOL_COUNT
 };
 
@@ -49,6 +52,9 @@ inline constexpr std::uint8_t ACT_DECLINE = 1;
 // Default inactive target: the active queue is aged while the inactive queue holds fewer than
 // this percentage of the queued pages (PDPOL_CLOCK and PDPOL_2Q; PDPOL_CLOCK1 has one ring).
 inline constexpr unsigned PDPOL_INACTIVE_PCT_DEFAULT = 33;
+// PDPOL_CLOCK2's gap between its hands (the inactive queue), in percent of the queued pages:
+// its inactive target, set by vm_pdpolicy_init.
+inline constexpr unsigned PDPOL_CLOCK2_GAP_PCT_DEFAULT = 10;
 
 // What the policy may ask the machine.
 struct vm_pdpolicy_env {
@@ -57,7 +63,8 @@ struct vm_pdpolicy_env {
   bool (*test_clear_referenced)(vm_page* m);
 };
 
-// Select the policy and its environment; resets the queues (=> no page queued).  (Pages
+// Select the policy and its environment, and the kind's default inactive target
+// (PDPOL_CLOCK2_GAP_PCT_DEFAULT or PDPOL_INACTIVE_PCT_DEFAULT); resets the queues (=> no page queued).  (Pages
 // still queued, if any, are kept where they are: every variant shares the two queues, so a
 // switch leaves them consistent.  vm_page_startup empties the queues with vm_pdpolicy_reset.)
 // env may be null: then no page counts as referenced (except through vm_pdpolicy_activate).

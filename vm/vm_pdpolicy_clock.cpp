@@ -25,6 +25,15 @@
 //  PDPOL_CLOCK_NOAGE: as PDPOL_CLOCK, but the active queue is a plain second chance: a
 //    referenced active page is requeued at the tail, an unreferenced one goes inactive at
 //    once (no act_count: fewer looks, fewer bits cleared on pages still in use).
+//  PDPOL_CLOCK2 (the two-handed clock of 4.3BSD and later systems, McKusick et al.): one
+//    ring, in ring order the inactive queue then the active queue.  The front hand (active
+//    head) clears the reference bit and the fault mark of every page it passes and moves it
+//    to the inactive tail; the back hand (inactive head), a gap of inactive_pct% of the
+//    queued pages behind it, takes a page not referenced since, or passes a referenced one
+//    to the active tail.  The one-handed clock clears a bit a whole revolution before it
+//    looks again: with memory barely short, every page in use is referenced by then, the
+//    hand clears the whole ring for one victim, and each clear costs vmrt a soft fault.
+//    Here a clear costs one only when the page is used within the gap.
 //
 // Locking: the VM lock (vm_page.cpp's wrappers assert it; the simulator is single-threaded).
 // Nothing here allocates, sleeps, frees, unmaps or writes a page.
@@ -63,6 +72,7 @@ constexpr kind_name kKindNames[PDPOL_COUNT] = {
     {PDPOL_CLOCK1, "clock1"},
     {PDPOL_2Q, "2q"},
     {PDPOL_CLOCK_NOAGE, "clock-noage"},
+    {PDPOL_CLOCK2, "clock2"},
 };
 constexpr bool names_in_enum_order() {
   for (unsigned k = 0; k < PDPOL_COUNT; ++k)
@@ -146,6 +156,13 @@ void age_active_head() {
   vm_page* m = g_active.head;
   vm_stat_inc(V_PDPOL_SCANNED);
   remove(m);
+  if (g_kind == PDPOL_CLOCK2) {  // the front hand: clear, and on into the gap
+    (void)test_clear_referenced(m);
+    m->act_count = 0;
+    insert_tail(m, PQ_INACTIVE);
+    vm_stat_inc(V_PDPOL_DEACTIVATED);
+    return;
+  }
   if (g_kind == PDPOL_CLOCK_NOAGE) {
     if (test_clear_referenced(m)) {
       insert_tail(m, PQ_ACTIVE);
@@ -175,6 +192,7 @@ void vm_pdpolicy_init(vm_pdpolicy_kind kind, const vm_pdpolicy_env* env) {
   VMRT_ASSERT(kind < PDPOL_COUNT);
   g_kind = kind;
   g_env = env;
+  g_inactive_pct = kind == PDPOL_CLOCK2 ? PDPOL_CLOCK2_GAP_PCT_DEFAULT : PDPOL_INACTIVE_PCT_DEFAULT;
 }
 
 vm_pdpolicy_kind vm_pdpolicy_current() { return g_kind; }
@@ -212,6 +230,7 @@ void vm_pdpolicy_activate(vm_page* m) {
   if (m->wire_count != 0) return;
   switch (g_kind) {
     case PDPOL_CLOCK1:
+    case PDPOL_CLOCK2:
       // A reference through a fault: the mark the hand tests (with the env's bit).
       if (m->queue == PQ_ACTIVE) {
         m->act_count = 1;
@@ -289,10 +308,11 @@ vm_page* vm_pdpolicy_select_victim(unsigned max_scan, unsigned* scanned, bool in
       ++n;
       vm_stat_inc(V_PDPOL_SCANNED);
       bool ref = test_clear_referenced(m);
-      if (g_kind == PDPOL_CLOCK1 && m->act_count != 0) ref = true;
+      const bool one_ring = g_kind == PDPOL_CLOCK1 || g_kind == PDPOL_CLOCK2;
+      if (one_ring && m->act_count != 0) ref = true;
       remove(m);
       if (ref) {
-        m->act_count = g_kind == PDPOL_CLOCK1 ? 0 : act_up(m->act_count < ACT_INIT ? ACT_INIT : m->act_count, ACT_ADVANCE);
+        m->act_count = one_ring ? 0 : act_up(m->act_count < ACT_INIT ? ACT_INIT : m->act_count, ACT_ADVANCE);
         insert_tail(m, PQ_ACTIVE);
         vm_stat_inc(V_PDPOL_REACTIVATED);
         continue;
