@@ -741,10 +741,11 @@ int main(int argc, char** argv) {
   if (host) std::printf("host OOM kills retried: %d\n", oom_retries);
   std::printf("\nmedians of %d rep(s); time = the workload's own (malloc to last check); pages in/out: host = "
               "/proc/vmstat pswpin/pswpout, vmrt = its swap pager's%s\n",
-              c.reps, host ? "; vmrt peak = the host's peak charge for the vmrt process (MiB, unlimited cgroup)" : "");
+              c.reps, host ? "; host peak / vmrt peak = the cgroup's peak charge (MiB, page cache included: the host's limited, "
+                     "vmrt's unlimited)" : "");
   std::printf("%-6s %5s %6s | %10s %10s %9s | %9s %9s | %9s %9s", "mode", "W/L", "W MB", "host ms", "vmrt ms",
               "host/vmrt", "host in", "host out", "vmrt in", "vmrt out");
-  if (host) std::printf(" | %9s", "vmrt peak");
+  if (host) std::printf(" | %9s %9s", "host peak", "vmrt peak");
   if (c.vmrt_cg && host) std::printf(" | %10s %9s %9s", "vmrt-cg ms", "cg sw in", "cg sw out");
   std::printf("\n");
   for (const point& p : points) {
@@ -764,7 +765,9 @@ int main(int argc, char** argv) {
                 fmt(hm / vm, "%.2fx").c_str(), fmt(hin, "%.0f").c_str(), fmt(hout, "%.0f").c_str(),
                 fmt(vin, "%.0f").c_str(), fmt(vout, "%.0f").c_str());
     double cm = NAN, cin = NAN, cout = NAN;
-    if (host) std::printf(" | %9s", fmt(med(get(side::vmrt), [](const run_result& r) { return r.peak_mb; }), "%.1f").c_str());
+    if (host)
+      std::printf(" | %9s %9s", fmt(med(get(side::host), [](const run_result& r) { return r.peak_mb; }), "%.1f").c_str(),
+                  fmt(med(get(side::vmrt), [](const run_result& r) { return r.peak_mb; }), "%.1f").c_str());
     if (c.vmrt_cg && host) {
       cm = med(get(side::vmrt_cg), [](const run_result& r) { return r.ms; });
       cin = med(get(side::vmrt_cg), [](const run_result& r) { return r.host_pagein; });
@@ -789,6 +792,7 @@ int main(int argc, char** argv) {
     if (host) bench::print_metric(n + "_host_pageout", med(get(side::host), [](const run_result& r) { return r.pageout; }));
     bench::print_metric(n + "_vmrt_pagein", med(get(side::vmrt), [](const run_result& r) { return r.pagein; }));
     bench::print_metric(n + "_vmrt_pageout", med(get(side::vmrt), [](const run_result& r) { return r.pageout; }));
+    if (host) bench::print_metric(n + "_host_peak_mb", med(get(side::host), [](const run_result& r) { return r.peak_mb; }));
     if (host) bench::print_metric(n + "_vmrt_peak_mb", med(get(side::vmrt), [](const run_result& r) { return r.peak_mb; }));
     if (c.vmrt_cg && host) {
       bench::print_metric(n + "_vmrtcg_ms", med(get(side::vmrt_cg), [](const run_result& r) { return r.ms; }));
