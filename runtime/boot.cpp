@@ -293,13 +293,18 @@ runtime_config runtime_config_from_env() {
   }
   c.swap_file = nullptr;
   if (const char* f = std::getenv(config_info(config_var::swap_file).env); f != nullptr && *f != '\0') c.swap_file = f;
-  // One-handed CLOCK by default: the reference bit is emulated by dropping PTEs, and on
+  // Not the two-queue CLOCK: the reference bit is emulated by dropping PTEs, and on
   // these machines a reference (minor userfaultfd) fault costs about a quarter of a page-in
   // (55 us against 240 us, measured), so the two-queue CLOCK's 5-10 reference faults per
   // fault cost more than the 4-8% fewer faults it buys (bench/README.md, pdpolicy_sim):
-  // python sorting 250k strings at 16M took 63 s under clock, 16 s under clock1.
-  c.pdpolicy = PDPOL_CLOCK1;
-  if (env_value(config_var::pdpolicy, &v, "(clock1)")) c.pdpolicy = static_cast<unsigned>(v);
+  // python sorting 250k strings at 16M took 63 s under clock, 16 s under clock1.  The
+  // two-handed CLOCK (clock2) clears a page's bit only a gap (10% of memory) before it looks
+  // again, not a revolution: the same python 67 s against clock1's 134 s on a loaded machine
+  // (73 k reference faults against 425 k, as many page-ins), paging_bench random at ratio 1
+  // 0.6 s against 1.4 s (0.7 k against 15.8 k); pdpolicy_sim: page-ins at 240 us and
+  // reference faults at 55 us cost 3-5% less than clock1 on the xz and python traces.
+  c.pdpolicy = PDPOL_CLOCK2;
+  if (env_value(config_var::pdpolicy, &v, "(clock2)")) c.pdpolicy = static_cast<unsigned>(v);
   c.heap = c.paging ? heap_backing::paged : heap_backing::host;
   if (env_value(config_var::heap, &v, c.paging ? "(paged)" : "(host)")) c.heap = static_cast<heap_backing>(v);
   c.mmap_host = false;  // the program's anonymous mmaps are vmrt's (rt_mmap) unless VMRT_MMAP=host
