@@ -594,7 +594,8 @@ void op_clear_modify(vm_page* m) {
 // Under tracking the PTE drop is deferred: the page is marked Z_ZAPPED and queued, and
 // op_update drops a batch with one host call (a madvise each paid a TLB shootdown apiece,
 // 45-350 us on these guests, with the pmap lock held).  Until then an access is missed (no
-// fault): the reference clear counts from the drop, a few scan chunks later at most.
+// fault): the reference clear counts from the drop, at the end of the daemon's pass (or of
+// a drop-behind run) at the latest.
 bool op_ts_referenced(vm_page* m) {
   bool full = false;
   {
