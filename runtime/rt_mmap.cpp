@@ -11,6 +11,7 @@
 #include <climits>
 #include <cstring>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -25,10 +26,12 @@
 #include "vm/vm_heap.h"
 #include "vm/vm_lock.h"
 #include "vm/vm_map.h"
+#include "vm/vm_object.h"
 #include "vm/vm_pageout.h"
 #include "vm/vm_stats.h"
 #include "vm/vm_sys.h"
 #include "vm/vmspace.h"
+#include "vm/vnode_pager.h"
 
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
@@ -214,9 +217,14 @@ void simplify_locked(vaddr_t s, vaddr_t e) {
 // Insert the entry for new host memory [s, e) named `ident`.  The entry's inheritance says
 // what the host's fork() gives the child: SHARE (MAP_SHARED), COPY (private), NONE
 // (MADV_DONTFORK: a hole in the child, mm_fork_child).  => VM lock held.
+// A file mapping's entry maps the file's vnode object (obj, taken with a reference of the
+// entry's own) and its identity is the file offset.
 inline vm_inherit_t inherit_of(bool shared) { return shared ? VM_INHERIT_SHARE : VM_INHERIT_COPY; }
-kern_return_t insert_locked(vaddr_t s, vaddr_t e, int prot, vm_inherit_t inh, vm_ooffset_t ident) {
-  return vm_map_insert(g_map, nullptr, ident, s, e, vm_prot_of(prot), VM_PROT_ALL, MAP_ENTRY_HOSTMEM, inh);
+kern_return_t insert_locked(vaddr_t s, vaddr_t e, int prot, vm_inherit_t inh, vm_ooffset_t ident, vm_object* obj = nullptr) {
+  if (obj != nullptr) vm_object_reference(obj);
+  kern_return_t kr = vm_map_insert(g_map, obj, ident, s, e, vm_prot_of(prot), VM_PROT_ALL, MAP_ENTRY_HOSTMEM, inh);
+  if (kr != KERN_SUCCESS && obj != nullptr) vm_object_deallocate(obj);
+  return kr;
 }
 kern_return_t insert_locked(vaddr_t s, vaddr_t e, int prot, bool shared, vm_ooffset_t ident) {
   return insert_locked(s, e, prot, inherit_of(shared), ident);
@@ -320,35 +328,86 @@ bool mm_area_range_free(vaddr_t a, vsize_t n) {
   return vm_map_range_free(g_map, a, a + n);
 }
 
-// A mapping the host makes where the program places it inside the area (MAP_FIXED /
-// MAP_FIXED_NOREPLACE): file mappings (the vnode pager is future work) and anonymous ones
-// with flags vmrt does not serve.  The host maps it there and the map records it (adopted
-// host memory), so nothing of vmrt's lands on it and the calls on it walk it like the rest.
-// MAP_FIXED_NOREPLACE over a range the map holds goes to the host unchanged: the host sees
-// the mapping or the area's reservation there and answers as Linux does (its argument
-// checks first, then EEXIST).  A failed MAP_FIXED may have unmapped the old mapping, as on
-// Linux: the map follows the host.
-static mm_route map_host_fixed(vaddr_t a, vsize_t n, int prot, int flags, int fd, off_t off, mm_answer* out) {
-  vm_lock_guard g;
-  int hf = flags;
-  if ((flags & MAP_FIXED) == 0 && vm_map_range_free(g_map, a, a + n)) hf = (flags & ~MAP_FIXED_NOREPLACE) | MAP_FIXED;
+// A regular file the program maps (shared or private, with the flags the anonymous path
+// serves): its identity and name, looked up before the VM lock is taken.  Other files
+// (devices, /dev/zero, directories, pipes, bad descriptors) are not: the host answers for
+// them (ENODEV, EBADF, ...) or maps them itself.
+struct file_id {
+  std::uint64_t dev, ino;
+  vm_pindex_t pages;  // the file's size, in pages
+  char name[kVnodeNameMax];
+};
+static bool served_file(int flags, int fd, file_id* id) {
+  int type = flags & kMapType;
+  if ((flags & MAP_ANONYMOUS) != 0 || (type != MAP_PRIVATE && type != MAP_SHARED) || (flags & ~kServedFlags) != 0)
+    return false;
+  int saved = errno;  // a refused fstat must not leave its errno on a successful mmap
+  struct stat st;
+  bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  if (regular) {
+    // The name, as /proc/self/fd shows it (FreeBSD's procstat prints the vnode's path).
+    char link[32] = "/proc/self/fd/";
+    int k = 14;
+    char digits[12];
+    int nd = 0;
+    for (unsigned v = static_cast<unsigned>(fd); nd == 0 || v != 0; v /= 10) digits[nd++] = static_cast<char>('0' + v % 10);
+    while (nd > 0) link[k++] = digits[--nd];
+    link[k] = '\0';
+    ssize_t r = ::readlink(link, id->name, sizeof id->name - 1);
+    id->name[r > 0 ? r : 0] = '\0';
+    id->dev = st.st_dev;
+    id->ino = st.st_ino;
+    id->pages = static_cast<vm_pindex_t>((static_cast<std::uint64_t>(st.st_size) + PAGE_MASK) >> PAGE_SHIFT);
+  }
+  errno = saved;
+  return regular;
+}
+
+// The host maps [a, a + n) for the program with host flags hf (MAP_FIXED there, or
+// MAP_FIXED_NOREPLACE over a range the map holds: the host sees the mapping or the area's
+// reservation there and answers as Linux does, its argument checks first, then EEXIST), and
+// the map records it (adopted host memory), so nothing of vmrt's lands on it and the calls
+// on it walk it like the rest.  A file mapping (fid) maps its vnode object at the file
+// offset; other host mappings get a name of their own.  A failed MAP_FIXED may have unmapped
+// the old mapping, as on Linux: the map follows the host; a place vmrt chose (placed: it was
+// free) gets its reservation back.  => VM lock held.
+static mm_route host_map_here(vaddr_t a, vsize_t n, int prot, int flags, int hf, int fd, off_t off, const file_id* fid,
+                              bool placed, mm_answer* out) {
   if ((hf & MAP_FIXED) != 0) remove_paged_locked(a, a + n);
   void* r = vmrt::sys::mmap(reinterpret_cast<void*>(a), n, prot, hf, fd, off);
   if (r == MAP_FAILED) {
     int e = errno;
-    if ((hf & MAP_FIXED) != 0) resync_unmapped(a, a + n);
+    if (placed) pmap_linux_host_unpunch(a, a + n);
+    else if ((hf & MAP_FIXED) != 0) resync_unmapped(a, a + n);
     return fail(out, e);
   }
   bool shared = (flags & kMapType) != MAP_PRIVATE;
   vm_map_delete(g_map, a, a + n);
   pmap_linux_host_adopt(a, a + n, static_cast<vm_prot_t>(prot & kProtRWX), shared);
-  if (vm_map_insert(g_map, nullptr, (++g_shared_names) << kSharedNameShift, a, a + n, vm_prot_of(prot), VM_PROT_ALL,
-                    MAP_ENTRY_HOSTMEM, shared ? VM_INHERIT_SHARE : VM_INHERIT_COPY) != KERN_SUCCESS) {
+  vm_object* obj = nullptr;
+  if (fid != nullptr) {
+    obj = vnode_object_get(fid->dev, fid->ino, fid->name, fid->pages);
+    vm_stat_inc(V_FILE_MMAPS);
+  }
+  vm_ooffset_t ident = obj != nullptr ? static_cast<vm_ooffset_t>(off) : (++g_shared_names) << kSharedNameShift;
+  kern_return_t kr = insert_locked(a, a + n, prot, inherit_of(shared), ident, obj);
+  if (obj != nullptr) vm_object_deallocate(obj);  // the entry holds its own reference
+  if (kr != KERN_SUCCESS) {
     remove_locked(a, a + n);  // cannot record it: it goes (the program sees ENOMEM)
     return fail(out, ENOMEM);
   }
   vm_stat_inc(V_PROG_MMAPS);
   return answer(out, static_cast<long>(a));
+}
+
+// A mapping the host makes where the program places it inside the area (MAP_FIXED /
+// MAP_FIXED_NOREPLACE): file mappings, and anonymous ones with flags vmrt does not serve.
+static mm_route map_host_fixed(vaddr_t a, vsize_t n, int prot, int flags, int fd, off_t off, const file_id* fid,
+                               mm_answer* out) {
+  vm_lock_guard g;
+  int hf = flags;
+  if ((flags & MAP_FIXED) == 0 && vm_map_range_free(g_map, a, a + n)) hf = (flags & ~MAP_FIXED_NOREPLACE) | MAP_FIXED;
+  return host_map_here(a, n, prot, flags, hf, fd, off, fid, false, out);
 }
 
 // A host-served mmap that the program places inside the area?  Then map_host_fixed.
@@ -358,8 +417,37 @@ static bool host_fixed_in_area(void* addr, std::size_t len, int flags) {
   return (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) != 0 && len != 0 && fn != 0 && aligned(fa) && inside(fa, fn);
 }
 
+// A regular file's mapping, served: placed as an anonymous one (top-down, a free hint,
+// MAP_FIXED, MAP_FIXED_NOREPLACE) and mapped there by the host, whose page cache holds its
+// pages (read(2)/write(2) by any process see them, and a private mapping's copy-on-write is
+// Linux's).  The host's argument checks (EACCES, EOVERFLOW, EPERM) come before it unmaps
+// anything, so they answer at the chosen place exactly as Linux at its own.
+static mm_route mmap_file(void* addr, std::size_t len, int prot, int flags, int fd, off_t off, const file_id* fid,
+                          mm_answer* out) {
+  vsize_t n = round_len(len);
+  if (len == 0 || n == 0 || (off & static_cast<off_t>(PAGE_MASK)) != 0) return mm_route::host;  // EINVAL / ENOMEM
+  if (!vma_budget_allows(kNewMappingVmas)) return fail(out, ENOMEM);
+  vaddr_t a = va(addr);
+  if ((flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) != 0) {
+    if (!aligned(a) || !inside(a, n)) {  // EINVAL, or not the area's
+      vma_budget_note_outside();
+      return mm_route::host;
+    }
+    return map_host_fixed(a, n, prot, flags, fd, off, fid, out);
+  }
+  vm_lock_guard g;
+  vaddr_t h = a & ~static_cast<vaddr_t>(PAGE_MASK);
+  if (!(h != 0 && inside(h, n) && vm_map_range_free(g_map, h, h + n)) && !findspace_topdown(n, &h)) {
+    rt_count(RC_MMAP_TO_HOST);
+    vma_budget_note_outside();
+    return mm_route::host;
+  }
+  return host_map_here(h, n, prot, flags, flags | MAP_FIXED, fd, off, fid, true, out);
+}
+
 mm_route mm_mmap(void* addr, std::size_t len, int prot, int flags, int fd, off_t off, mm_answer* out) {
   if (g_map == nullptr) return mm_route::host;
+  if (file_id fid; served_file(flags, fd, &fid)) return mmap_file(addr, len, prot, flags, fd, off, &fid, out);
   int type = flags & kMapType;
   if ((flags & MAP_ANONYMOUS) == 0 || (type != MAP_PRIVATE && type != MAP_SHARED) || (flags & ~kServedFlags) != 0) {
     if (len != 0 && !vma_budget_allows(kNewMappingVmas)) return fail(out, ENOMEM);
@@ -367,7 +455,7 @@ mm_route mm_mmap(void* addr, std::size_t len, int prot, int flags, int fd, off_t
       vma_budget_note_outside();
       return mm_route::host;
     }
-    return map_host_fixed(va(addr), round_len(len), prot, flags, fd, off, out);
+    return map_host_fixed(va(addr), round_len(len), prot, flags, fd, off, nullptr, out);
   }
   prot &= kProtRWX;  // Linux's mmap ignores every other prot bit (PROT_SEM, unknown ones)
   vsize_t n = round_len(len);
@@ -655,6 +743,7 @@ struct move_piece {
   vm_inherit_t inh;
   vm_ooffset_t ident;
   bool shared;
+  vm_object* obj;  // a file mapping's vnode object (not referenced: the old entries hold it until the move)
 };
 constexpr unsigned kMaxMovePieces = 256;
 static move_piece g_pieces[kMaxMovePieces];  // [VM lock]
@@ -681,9 +770,10 @@ static mm_route host_move_in_area(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn
       }
       vaddr_t y = ent->end < o + moved ? ent->end : o + moved;
       bool shared = ent->inheritance == VM_INHERIT_SHARE || (ent->inheritance == VM_INHERIT_NONE && pmap_linux_host_shared(x));
-      move_piece pc{x - o, y - x, ent->protection, ent->inheritance, ent->offset + (x - ent->start), shared};
+      move_piece pc{x - o, y - x, ent->protection, ent->inheritance, ent->offset + (x - ent->start), shared, ent->object};
       if (np > 0 && g_pieces[np - 1].off + g_pieces[np - 1].len == pc.off && g_pieces[np - 1].prot == pc.prot &&
-          g_pieces[np - 1].inh == pc.inh && g_pieces[np - 1].shared == pc.shared) {
+          g_pieces[np - 1].inh == pc.inh && g_pieces[np - 1].shared == pc.shared && g_pieces[np - 1].obj == pc.obj &&
+          (pc.obj == nullptr || g_pieces[np - 1].ident + g_pieces[np - 1].len == pc.ident)) {
         g_pieces[np - 1].len += pc.len;
       } else if (np < kMaxMovePieces) {
         g_pieces[np++] = pc;
@@ -707,12 +797,14 @@ static mm_route host_move_in_area(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn
   // old range's holes stays unless the host unmapped it (a resize unmaps the whole
   // destination; a move of several mappings replaces only where each one lands).
   if (np > 0 && nn > on) g_pieces[np - 1].len += nn - on;  // growth continues the last piece
+  // The old range's entries hold the file mappings' objects until they go below.
   for (unsigned k = 0; k < np; ++k) {
     const move_piece& pc = g_pieces[k];
     vaddr_t s = dst + pc.off, e = s + pc.len;
     vm_map_delete(g_map, s, e);
     pmap_linux_host_adopt(s, e, pc.prot, pc.shared);
-    if (insert_locked(s, e, static_cast<int>(pc.prot), pc.inh, pc.shared ? pc.ident : s) != KERN_SUCCESS) {
+    vm_ooffset_t ident = pc.shared || pc.obj != nullptr ? pc.ident : s;
+    if (insert_locked(s, e, static_cast<int>(pc.prot), pc.inh, ident, pc.obj) != KERN_SUCCESS) {
       remove_locked(s, e);  // cannot record it: it goes
     }
   }
@@ -911,7 +1003,8 @@ mm_route mm_mremap(void* old_addr, std::size_t old_len, std::size_t new_len, int
       vm_stat_inc(V_MREMAP_IN_PLACE);
       return answer(out, static_cast<long>(o));
     }
-    if (insert_locked(o + on, o + nn, static_cast<int>(last->protection), inh, ident) != KERN_SUCCESS) return fail(out, ENOMEM);
+    if (insert_locked(o + on, o + nn, static_cast<int>(last->protection), inh, ident, last->object) != KERN_SUCCESS)
+      return fail(out, ENOMEM);
     int r = pmap_linux_host_grow(o, on, nn);
     if (r == 0) {
       vm_stat_inc(V_MREMAP_IN_PLACE);
@@ -985,20 +1078,25 @@ mm_route mm_msync(void* addr, std::size_t len, int flags, mm_answer* out) {
   vm_lock_guard g;
   // Linux walks the mappings in order: a hole is remembered (ENOMEM at the end), a locked
   // mapping with MS_INVALIDATE stops the walk (EBUSY); the host answers for each piece.
-  bool hole = false;
+  bool hole = false, any_file = false;
   int err = 0;
   walk_over_holes(a, a + n, &hole, [&](vaddr_t x, vaddr_t e) {
     vm_map_entry* ent;
     VMRT_ASSERT(vm_map_lookup_entry(g_map, x, &ent));
-    if (vm_backed(ent)) {  // anonymous memory: nothing to write back
+    if (vm_backed(ent)) {  // anonymous memory (or a private file mapping's copies): nothing to write back
       if ((flags & MS_INVALIDATE) == 0 || ent->wired_count == 0) return true;
       err = EBUSY;
       return false;
+    }
+    if (ent->object != nullptr && ent->object->type == OBJT_VNODE) {
+      any_file = true;
+      if (ent->inheritance == VM_INHERIT_SHARE || pmap_linux_host_shared(x)) vm_stat_inc(V_FILE_MSYNC_WRITES);
     }
     if (vmrt::sys::msync(reinterpret_cast<void*>(x), e - x, flags) == 0 || errno == ENOMEM) return true;
     err = errno;
     return false;
   });
+  if (any_file) vm_stat_inc(V_FILE_MSYNCS);
   if (err != 0) return fail(out, err);
   return hole ? fail(out, ENOMEM) : answer(out, 0);
 }
