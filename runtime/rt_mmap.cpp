@@ -141,6 +141,53 @@ kern_return_t insert_paged_locked(vaddr_t s, vaddr_t e, vm_prot_t prot, vm_inher
   return kr;
 }
 
+// Insert pageable private file memory [s, e): a copy-on-write entry over the file's vnode
+// object from byte off (its pages come from the vnode pager; the first write shadows it, so
+// the program's writes never reach the file), and the reservation that sends its faults to
+// vm_fault.  Writable memory is charged to the commit, as Linux charges private file
+// mappings.  => VM lock held.
+kern_return_t insert_paged_file_locked(vaddr_t s, vaddr_t e, vm_prot_t prot, vm_inherit_t inh, vm_object* obj,
+                                       vm_ooffset_t off) {
+  bool charge = (prot & VM_PROT_WRITE) != 0;
+  if (charge && vm_commit_charge(e - s) != KERN_SUCCESS) return KERN_RESOURCE_SHORTAGE;
+  auto ef = static_cast<std::uint16_t>(MAP_ENTRY_COW | MAP_ENTRY_NEEDS_COPY | (charge ? MAP_ENTRY_CHARGED : 0));
+  vm_object_reference(obj);
+  kern_return_t kr = vm_map_insert(g_map, obj, off, s, e, prot, VM_PROT_ALL, ef, inh);
+  if (kr == KERN_SUCCESS) {
+    pmap_reserve(g_map->pm, s, e, prot);
+    return kr;
+  }
+  vm_object_deallocate(obj);
+  if (charge) vm_commit_uncharge(e - s);
+  return kr;
+}
+
+// The file position of address x of a pageable entry: the vnode object at the bottom of its
+// chain and the byte offset there.  False when the entry maps no file.  => VM lock held.
+bool file_position(const vm_map_entry* ent, vaddr_t x, vm_object** obj, vm_ooffset_t* off) {
+  vm_object* o = ent->object;
+  vm_ooffset_t at = ent->offset + (x - ent->start);
+  while (o != nullptr && o->backing_object != nullptr) {
+    at += ptoa(o->backing_offset);
+    o = o->backing_object;
+  }
+  if (o == nullptr || o->type != OBJT_VNODE) return false;
+  *obj = o;
+  *off = at;
+  return true;
+}
+
+// Pageable memory [s, e) that continues the entry `last` (an mremap growth): the file's next
+// pages for a private file mapping, as Linux grows it, else new zero-fill memory.
+//  => VM lock held.
+kern_return_t insert_tail_locked(const vm_map_entry* last, vaddr_t s, vaddr_t e) {
+  vm_object* obj;
+  vm_ooffset_t off;
+  if (file_position(last, last->end, &obj, &off))
+    return insert_paged_file_locked(s, e, last->protection, last->inheritance, obj, off);
+  return insert_paged_locked(s, e, last->protection, last->inheritance);
+}
+
 // Call f(piece start, piece end, entry) for each entry piece of [s, e) in order; stops
 // at the first hole (returns false: ENOMEM in Linux's walks) or when f returns false.
 // Each piece is looked up by address, so f may clip, merge or replace entries.
@@ -417,6 +464,38 @@ static bool host_fixed_in_area(void* addr, std::size_t len, int flags) {
   return (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) != 0 && len != 0 && fn != 0 && aligned(fa) && inside(fa, fn);
 }
 
+// Most a pageable file mapping may reach into its file (the vnode pager's store maps the
+// file up to there); a mapping further in is the host's.
+constexpr std::uint64_t kPagedFileMax = std::uint64_t{1} << 36;
+
+// A private file mapping as pageable memory at [a, a + n) (free, or MAP_FIXED /
+// MAP_FIXED_NOREPLACE there): Linux's answer for the arguments first (EEXIST, then the
+// file's own checks, asked of the host with a mapping it places itself and that goes
+// again), then the file's vnode object gets its store and the entry maps it copy-on-write.
+//  => VM lock held.
+static mm_route map_file_paged(vaddr_t a, vsize_t n, int prot, int flags, int fd, off_t off, const file_id* fid,
+                               mm_answer* out) {
+  if ((flags & MAP_FIXED) == 0 && !vm_map_range_free(g_map, a, a + n)) return fail(out, EEXIST);  // FIXED_NOREPLACE
+  void* probe = vmrt::sys::mmap(nullptr, n, prot, flags & ~(MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_POPULATE), fd, off);
+  if (probe == MAP_FAILED) return fail(out, errno);
+  vmrt::sys::munmap(probe, n);
+  vm_object* obj = vnode_object_get(fid->dev, fid->ino, fid->name, fid->pages);
+  if (obj == nullptr) return host_map_here(a, n, prot, flags, flags | MAP_FIXED, fd, off, fid, (flags & MAP_FIXED) == 0, out);
+  if (int e = vnode_object_attach_store(obj, fd, static_cast<std::uint64_t>(off) + n); e != 0) {
+    vm_object_deallocate(obj);
+    return fail(out, e);
+  }
+  if ((flags & MAP_FIXED) != 0) remove_locked(a, a + n);
+  kern_return_t kr = insert_paged_file_locked(a, a + n, vm_prot_of(prot), VM_INHERIT_COPY, obj, static_cast<vm_ooffset_t>(off));
+  vm_object_deallocate(obj);  // the entry holds its own reference
+  if (kr != KERN_SUCCESS) return fail(out, ENOMEM);
+  if ((flags & MAP_POPULATE) != 0 && (prot & kProtRWX) != PROT_NONE) (void)vm_map_populate_locked(g_map, a, a + n);
+  vm_stat_inc(V_PROG_MMAPS);
+  vm_stat_inc(V_FILE_MMAPS);
+  rt_count(RC_MMAP_PAGED);
+  return answer(out, static_cast<long>(a));
+}
+
 // A regular file's mapping, served: placed as an anonymous one (top-down, a free hint,
 // MAP_FIXED, MAP_FIXED_NOREPLACE) and mapped there by the host, whose page cache holds its
 // pages (read(2)/write(2) by any process see them, and a private mapping's copy-on-write is
@@ -428,21 +507,27 @@ static mm_route mmap_file(void* addr, std::size_t len, int prot, int flags, int 
   if (len == 0 || n == 0 || (off & static_cast<off_t>(PAGE_MASK)) != 0) return mm_route::host;  // EINVAL / ENOMEM
   if (!vma_budget_allows(kNewMappingVmas)) return fail(out, ENOMEM);
   vaddr_t a = va(addr);
-  if ((flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) != 0) {
-    if (!aligned(a) || !inside(a, n)) {  // EINVAL, or not the area's
-      vma_budget_note_outside();
-      return mm_route::host;
-    }
-    return map_host_fixed(a, n, prot, flags, fd, off, fid, out);
-  }
-  vm_lock_guard g;
-  vaddr_t h = a & ~static_cast<vaddr_t>(PAGE_MASK);
-  if (!(h != 0 && inside(h, n) && vm_map_range_free(g_map, h, h + n)) && !findspace_topdown(n, &h)) {
-    rt_count(RC_MMAP_TO_HOST);
+  bool fixed = (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) != 0;
+  if (fixed && (!aligned(a) || !inside(a, n))) {  // EINVAL, or not the area's
     vma_budget_note_outside();
     return mm_route::host;
   }
-  return host_map_here(h, n, prot, flags, flags | MAP_FIXED, fd, off, fid, true, out);
+  // Private mappings are pageable memory when paging is on (and their extent in the file is
+  // one a store can span); shared ones stay the host's page cache (coherence).
+  bool paged = (flags & kMapType) == MAP_PRIVATE && paged_anon() && static_cast<std::uint64_t>(off) + n <= kPagedFileMax;
+  if (fixed && !paged) return map_host_fixed(a, n, prot, flags, fd, off, fid, out);
+  vm_lock_guard g;
+  if (!fixed) {
+    vaddr_t h = a & ~static_cast<vaddr_t>(PAGE_MASK);
+    if (!(h != 0 && inside(h, n) && vm_map_range_free(g_map, h, h + n)) && !findspace_topdown(n, &h)) {
+      rt_count(RC_MMAP_TO_HOST);
+      vma_budget_note_outside();
+      return mm_route::host;
+    }
+    if (!paged) return host_map_here(h, n, prot, flags, flags | MAP_FIXED, fd, off, fid, true, out);
+    a = h;
+  }
+  return map_file_paged(a, n, prot, flags, fd, off, fid, out);
 }
 
 mm_route mm_mmap(void* addr, std::size_t len, int prot, int flags, int fd, off_t off, mm_answer* out) {
@@ -614,7 +699,12 @@ template <class F> static void set_inheritance(vaddr_t s, vaddr_t e, F&& want) {
 // gets zeros, mm_fork_child); MADV_REMOVE is refused as Linux refuses it on private memory;
 // the rest (huge pages, KSM, COLD, PAGEOUT...) are hints vmrt takes and ignores.
 //  => VM lock held.
-static int advise_paged(vaddr_t s, vaddr_t e, int advice) {
+// A private file mapping (file) takes what Linux allows on one: MADV_FREE and
+// MADV_WIPEONFORK are for anonymous memory only (EINVAL), MADV_REMOVE needs a shared
+// writable mapping (EACCES).
+static int advise_paged(vaddr_t s, vaddr_t e, int advice, bool file) {
+  if (file && (advice == MADV_FREE || advice == MADV_WIPEONFORK)) return EINVAL;
+  if (file && advice == MADV_REMOVE) return EACCES;
   vm_advice_t va;
   switch (advice) {
     case MADV_NORMAL: va = VM_ADVICE_NORMAL; break;
@@ -676,7 +766,9 @@ mm_route mm_madvise(void* addr, std::size_t len, int advice, mm_answer* out) {
     if (vm_backed(ent)) {
       // Never the host's madvise here: the frames mapped in pageable memory are physmem
       // (MADV_REMOVE would punch holes in it).
-      err = advise_paged(x, e, advice);
+      vm_object* fobj;
+      vm_ooffset_t foff;
+      err = advise_paged(x, e, advice, file_position(ent, x, &fobj, &foff));
       if (err != 0) return false;
     } else if (vmrt::sys::madvise(reinterpret_cast<void*>(x), e - x, advice) != 0) {
       err = errno;
@@ -902,7 +994,7 @@ static mm_route paged_move(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn, bool 
   vm_inherit_t last_inh = last->inheritance;
   bool wired = false;
   walk(o, o + on, [&](vaddr_t, vaddr_t, vm_map_entry* ent) { return !(wired = ent->wired_count != 0); });
-  if (nn > on && insert_paged_locked(dst + on, dst + nn, last_prot, last_inh) != KERN_SUCCESS) return fail(out, ENOMEM);
+  if (nn > on && insert_tail_locked(last, dst + on, dst + nn) != KERN_SUCCESS) return fail(out, ENOMEM);
   if (vm_map_move(g_map, o, dst, on) != KERN_SUCCESS) {
     delete_locked(dst + on, dst + nn);
     return fail(out, ENOMEM);
@@ -999,7 +1091,7 @@ mm_route mm_mremap(void* old_addr, std::size_t old_len, std::size_t new_len, int
     vm_inherit_t inh = last->inheritance;
     vm_ooffset_t ident = last->offset + (o + on - last->start);
     if (paged) {
-      if (insert_paged_locked(o + on, o + nn, last->protection, inh) != KERN_SUCCESS) return fail(out, ENOMEM);
+      if (insert_tail_locked(last, o + on, o + nn) != KERN_SUCCESS) return fail(out, ENOMEM);
       vm_stat_inc(V_MREMAP_IN_PLACE);
       return answer(out, static_cast<long>(o));
     }

@@ -129,6 +129,9 @@ vm_object* vnode_object_get(std::uint64_t dev, std::uint64_t ino, const char* na
     }
     if (v.dev == dev && v.ino == ino) {
       vm_object_reference(v.obj);
+      // Pages read before the file was cut are gone with it (as Linux's truncation drops
+      // them from the page cache and from every private mapping that did not copy them).
+      vm_object_page_remove(v.obj, size, ~vm_pindex_t{0}, true);
       if (v.obj->size < size) v.obj->size = size;
       return v.obj;
     }

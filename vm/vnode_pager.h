@@ -43,8 +43,9 @@ inline constexpr unsigned kVnodeMax = 256;
 inline constexpr unsigned kVnodeNameMax = 240;
 
 // The vnode object of file (dev, ino), referenced for the caller, found or made (its size
-// grown to `size` pages if smaller).  `name` (may be null) names a new object.  Null when
-// the table or the object zone is full (the caller maps without an object).
+// grown to `size` pages, the file's size now, if smaller; resident pages at or past `size`
+// are dropped: the file was cut since they were read).  `name` (may be null) names a new
+// object.  Null when the table or the object zone is full (the caller maps without one).
 //  => VM lock held.
 vm_object* vnode_object_get(std::uint64_t dev, std::uint64_t ino, const char* name, vm_pindex_t size);
 

@@ -13,9 +13,13 @@ need cc
 
 cc -O1 -o "$TMP/mf" "$(dirname "$0")/src/mmap_file.c" || fail "cannot compile mmap_file.c"
 mkdir -p "$TMP/d"
-"$TMP/mf" "$TMP/d" >"$TMP/native.out" 2>&1 || fail "native run failed: $(cat "$TMP/native.out")"
 runs=0
 for opts in "--trap auto" "--trap sigsegv" "--trap auto --physmem 16M" "--trap sigsegv --physmem 16M"; do
+  # Under paging a private mapping's pages are copies read at the first touch: the one step
+  # whose answer POSIX leaves unspecified (a later write(2) seen through a private mapping)
+  # is skipped on both sides, visibly (MMAP_FILE_POSIX, a line in the output).
+  case $opts in *physmem*) export MMAP_FILE_POSIX=1 ;; *) unset MMAP_FILE_POSIX ;; esac
+  "$TMP/mf" "$TMP/d" >"$TMP/native.out" 2>&1 || fail "native run failed: $(cat "$TMP/native.out")"
   # shellcheck disable=SC2086
   "$VMRUN" $opts --stats --stats-fd 3 -- "$TMP/mf" "$TMP/d" >"$TMP/vmrt.out" 2>&1 3>"$TMP/stats" ||
     fail "vmrun $opts failed: $(tail -5 "$TMP/vmrt.out")"
@@ -23,7 +27,11 @@ for opts in "--trap auto" "--trap sigsegv" "--trap auto --physmem 16M" "--trap s
   expect_vmstat "$TMP/stats" "file mappings made" -ge 10 "vmrun $opts"
   # Counted by vmrt's trap handler, which is there when memory is pageable (--physmem);
   # without it the host delivers SIGBUS to the program's handler directly.
-  case $opts in *physmem*) expect_vmstat "$TMP/stats" "SIGBUS past end of file" -ge 4 "vmrun $opts" ;; esac
+  # Under paging the private mappings are the vnode pager's: it read file pages.
+  case $opts in *physmem*)
+    expect_vmstat "$TMP/stats" "SIGBUS past end of file" -ge 4 "vmrun $opts"
+    expect_vmstat "$TMP/stats" "vnode pager pages paged in" -ge 3 "vmrun $opts" ;;
+  esac
   expect_vmstat "$TMP/stats" "msync calls on file mappings" -ge 3 "vmrun $opts"
   grep -q " vn .*/d/data.bin" "$TMP/stats" || {
     sed -n '/procstat -v (process vmspace)/,/procstat -v (kernel map)/p' "$TMP/stats" >&2

@@ -134,7 +134,12 @@ int main(int argc, char** argv) {
   say("file untouched by private write", file_byte(g_path, 30));
   say("private keeps its write", p[30]);
   say("pwrite 'Z' at PG+1", pwrite(fd, "Z", 1, PG + 1));
-  say("private untouched page sees file", p[PG + 1]);
+  /* POSIX leaves it unspecified whether a private mapping sees changes made to the file
+   * after it was established; Linux shows them on pages not yet written.  Under paging,
+   * vmrt's private file pages are copies read at the first touch (and read-ahead), so the
+   * scenario runs with MMAP_FILE_POSIX=1 there and this line says so on both sides. */
+  if (getenv("MMAP_FILE_POSIX")) say("private untouched page sees file (unspecified, skipped)", 0);
+  else say("private untouched page sees file", p[PG + 1]);
   say("pwrite 'Q' at 31", pwrite(fd, "Q", 1, 31));
   say("private written page keeps copy", p[31]);
   say("madvise dontneed private", madvise(p, PG, MADV_DONTNEED));
