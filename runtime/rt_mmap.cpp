@@ -464,6 +464,20 @@ static bool host_fixed_in_area(void* addr, std::size_t len, int flags) {
   return (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) != 0 && len != 0 && fn != 0 && aligned(fa) && inside(fa, fn);
 }
 
+// A hint outside the area that Linux would take: the range is free in the host's address
+// space (probed with MAP_FIXED_NOREPLACE, which also refuses what is below mmap_min_addr).
+// The host then serves the mapping there, as Linux would place it natively: programs rely
+// on it (luajit retries hint after hint until its machine code lands within 2 GB of its
+// own text; placed in the area instead, every try missed and it looped).
+static bool host_takes_hint(vaddr_t h, vsize_t n) {
+  if (h == 0 || h + n < h || meets(h, n)) return false;
+  void* r = vmrt::sys::mmap(reinterpret_cast<void*>(h), n, PROT_NONE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+  if (r == MAP_FAILED) return false;
+  vmrt::sys::munmap(r, n);
+  return va(r) == h;  // (a kernel without MAP_FIXED_NOREPLACE places it elsewhere)
+}
+
 // Most a pageable file mapping may reach into its file (the vnode pager's store maps the
 // file up to there); a mapping further in is the host's.
 constexpr std::uint64_t kPagedFileMax = std::uint64_t{1} << 36;
@@ -516,6 +530,10 @@ static mm_route mmap_file(void* addr, std::size_t len, int prot, int flags, int 
   // one a store can span); shared ones stay the host's page cache (coherence).
   bool paged = (flags & kMapType) == MAP_PRIVATE && paged_anon() && static_cast<std::uint64_t>(off) + n <= kPagedFileMax;
   if (fixed && !paged) return map_host_fixed(a, n, prot, flags, fd, off, fid, out);
+  if (!fixed && host_takes_hint(a & ~static_cast<vaddr_t>(PAGE_MASK), n)) {
+    vma_budget_note_outside();
+    return mm_route::host;
+  }
   vm_lock_guard g;
   if (!fixed) {
     vaddr_t h = a & ~static_cast<vaddr_t>(PAGE_MASK);
@@ -551,6 +569,10 @@ mm_route mm_mmap(void* addr, std::size_t len, int prot, int flags, int fd, off_t
   vaddr_t a = va(addr);
   if (fixed && (!aligned(a) || !inside(a, n))) return mm_route::host;  // EINVAL, or not the area's
   bool shared = type == MAP_SHARED;
+  if (!fixed && host_takes_hint(a & ~static_cast<vaddr_t>(PAGE_MASK), n)) {
+    vma_budget_note_outside();
+    return mm_route::host;
+  }
   if (vm_fail_armed() && vm_fail_eval(FP_MMAP, n)) return fail(out, ENOMEM);
   bool paged = !shared && paged_anon();
   vm_lock_guard g;
