@@ -9,6 +9,7 @@
 # Last lines: `metric touch_<kind>_<config>_ratio X` (ns/page vmrun / native) and
 # `metric sqlite_mmap_time_ratio X`.
 set -euo pipefail
+src=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "${1:-build}" && pwd)
 reps=5
 [ "${2:-}" = --reps ] && reps=${3:?--reps needs a value}
@@ -17,7 +18,7 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=
 work=$(mktemp -d /tmp/vmrt-filemap.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-cc -O2 -o file_touch "$(dirname "$(readlink -f "$0")")/file_touch.c"
+cc -O2 -o file_touch "$src/file_touch.c"
 head -c $((64 << 20)) /dev/urandom >f.bin
 cat f.bin >/dev/null  # in the page cache
 

@@ -433,7 +433,7 @@ static mm_route host_map_here(vaddr_t a, vsize_t n, int prot, int flags, int hf,
   pmap_linux_host_adopt(a, a + n, static_cast<vm_prot_t>(prot & kProtRWX), shared);
   vm_object* obj = nullptr;
   if (fid != nullptr) {
-    obj = vnode_object_get(fid->dev, fid->ino, fid->name, fid->pages);
+    obj = vnode_object_get(fid->dev, fid->ino, fid->name, fid->pages, atop(static_cast<vm_ooffset_t>(off) + n));
     vm_stat_inc(V_FILE_MMAPS);
   }
   vm_ooffset_t ident = obj != nullptr ? static_cast<vm_ooffset_t>(off) : (++g_shared_names) << kSharedNameShift;
@@ -493,7 +493,7 @@ static mm_route map_file_paged(vaddr_t a, vsize_t n, int prot, int flags, int fd
   void* probe = vmrt::sys::mmap(nullptr, n, prot, flags & ~(MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_POPULATE), fd, off);
   if (probe == MAP_FAILED) return fail(out, errno);
   vmrt::sys::munmap(probe, n);
-  vm_object* obj = vnode_object_get(fid->dev, fid->ino, fid->name, fid->pages);
+  vm_object* obj = vnode_object_get(fid->dev, fid->ino, fid->name, fid->pages, atop(static_cast<vm_ooffset_t>(off) + n));
   if (obj == nullptr) return host_map_here(a, n, prot, flags, flags | MAP_FIXED, fd, off, fid, (flags & MAP_FIXED) == 0, out);
   if (int e = vnode_object_attach_store(obj, fd, static_cast<std::uint64_t>(off) + n); e != 0) {
     vm_object_deallocate(obj);

@@ -119,8 +119,10 @@ void vn_dealloc(vm_object* obj) {
 const vm_pager_ops kVnodePagerOps{"vnode",      "vn",        vn_has_page, vn_get_pages, vn_put_pages,
                                   vn_free_range, vn_collapse, vn_move,     vn_has_any,   vn_dealloc};
 
-vm_object* vnode_object_get(std::uint64_t dev, std::uint64_t ino, const char* name, vm_pindex_t size) {
+vm_object* vnode_object_get(std::uint64_t dev, std::uint64_t ino, const char* name, vm_pindex_t file_pages,
+                            vm_pindex_t extent) {
   VM_LOCK_ASSERT();
+  vm_pindex_t size = extent > file_pages ? extent : file_pages;
   vnode* free_slot = nullptr;
   for (vnode& v : g_vnodes) {
     if (v.obj == nullptr) {
@@ -131,7 +133,7 @@ vm_object* vnode_object_get(std::uint64_t dev, std::uint64_t ino, const char* na
       vm_object_reference(v.obj);
       // Pages read before the file was cut are gone with it (as Linux's truncation drops
       // them from the page cache and from every private mapping that did not copy them).
-      vm_object_page_remove(v.obj, size, ~vm_pindex_t{0}, true);
+      vm_object_page_remove(v.obj, file_pages, ~vm_pindex_t{0}, true);
       if (v.obj->size < size) v.obj->size = size;
       return v.obj;
     }

@@ -42,12 +42,14 @@ inline constexpr unsigned kVnodeMax = 256;
 // Longest path kept for a name (longer ones are cut).
 inline constexpr unsigned kVnodeNameMax = 240;
 
-// The vnode object of file (dev, ino), referenced for the caller, found or made (its size
-// grown to `size` pages, the file's size now, if smaller; resident pages at or past `size`
-// are dropped: the file was cut since they were read).  `name` (may be null) names a new
-// object.  Null when the table or the object zone is full (the caller maps without one).
-//  => VM lock held.
-vm_object* vnode_object_get(std::uint64_t dev, std::uint64_t ino, const char* name, vm_pindex_t size);
+// The vnode object of file (dev, ino), referenced for the caller, found or made.  file_pages:
+// the file's size now, in pages (resident pages at or past it are dropped: the file was cut
+// since they were read); extent: the pages the caller's mapping reaches (the object's size
+// grows to cover them: a mapping may extend past the end of its file).  `name` (may be null)
+// names a new object.  Null when the table or the object zone is full (the caller maps
+// without one).  => VM lock held.
+vm_object* vnode_object_get(std::uint64_t dev, std::uint64_t ino, const char* name, vm_pindex_t file_pages,
+                            vm_pindex_t extent);
 
 // The path obj was first mapped under ("" when obj is no vnode object of the table).
 //  => VM lock held.
