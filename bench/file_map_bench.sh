@@ -3,7 +3,7 @@
 # (issue 6, "Performance"): first touch of every page of a 64 MiB file mapped shared / private,
 # read / written (bench/file_touch.c; the file is in the page cache), natively, under vmrun,
 # and under vmrun --physmem 256M (private mappings are then the vnode pager's pageable
-# memory); and the sqlite3 mmap-mode workload of scenario mmap_programs (a 70 MB database,
+# memory); and the sqlite3 mmap-mode workload of scenario mmap_programs (a 77 MB database,
 # PRAGMA mmap_size) natively and under vmrun.  Medians of N runs.
 #   bench/file_map_bench.sh [BUILD_DIR] [--reps N]
 # Last lines: `metric touch_<kind>_<config>_ratio X` (ns/page vmrun / native) and
@@ -48,21 +48,11 @@ for kind in shared_read shared_write private_read private_write; do
 done
 
 # sqlite3 in mmap mode on a database larger than 64 MB.
-cat >big.sql <<'SQL'
-PRAGMA mmap_size=268435456;
-PRAGMA journal_mode=WAL;
-CREATE TABLE t(id INTEGER PRIMARY KEY, grp INTEGER, pad TEXT);
-WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 75000)
-INSERT INTO t SELECT i, (i * 7919) % 101, printf('%0900d', (i * 104729) % 1000003) FROM n;
-CREATE INDEX t_grp ON t(grp);
-SELECT count(*), sum(grp), sum(length(pad)) FROM t;
-UPDATE t SET pad = printf('%0900d', id) WHERE id % 13 = 0;
-SELECT count(*) FROM t WHERE grp = 7;
-SQL
+sql=$src/../tests/scenario/src/sqlite_mmap.sql  # (scenario mmap_programs runs it too)
 tn="" tv=""
 for r in $(seq 1 "$reps"); do
-  rm -f t.db*; s=$(date +%s.%N); sqlite3 t.db <big.sql >/dev/null; e=$(date +%s.%N); tn+="$(awk "BEGIN{print $e - $s}") "
-  rm -f t.db*; s=$(date +%s.%N); "$vmrun" -- sqlite3 t.db <big.sql >/dev/null; e=$(date +%s.%N); tv+="$(awk "BEGIN{print $e - $s}") "
+  rm -f t.db*; s=$(date +%s.%N); sqlite3 t.db <"$sql" >/dev/null; e=$(date +%s.%N); tn+="$(awk "BEGIN{print $e - $s}") "
+  rm -f t.db*; s=$(date +%s.%N); "$vmrun" -- sqlite3 t.db <"$sql" >/dev/null; e=$(date +%s.%N); tv+="$(awk "BEGIN{print $e - $s}") "
 done
 n=$(echo $tn | tr ' ' '\n' | median) v=$(echo $tv | tr ' ' '\n' | median)
 printf 'sqlite mmap workload: native %.2f s, vmrun %.2f s (median of %d)\n' "$n" "$v" "$reps"

@@ -13,25 +13,8 @@
 # vmstat -s must show file mappings served by vmrt (not passed to the host).
 source "$(dirname "$0")/lib/scenario_lib.bash" "$1"
 need sqlite3 python3
+SRC=$(cd "$(dirname "$0")/src" && pwd)
 
-cat >"$TMP/big.sql" <<'SQL'
-PRAGMA page_size=4096;
-PRAGMA mmap_size=268435456;
-PRAGMA journal_mode=WAL;
-CREATE TABLE t(id INTEGER PRIMARY KEY, grp INTEGER, pad TEXT);
-WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 75000)
-INSERT INTO t SELECT i, (i * 7919) % 101, printf('%0900d', (i * 104729) % 1000003) FROM n;
-CREATE INDEX t_grp ON t(grp);
-SELECT 'db larger than 64 MB:', (SELECT page_count * page_size FROM pragma_page_count, pragma_page_size) > 67108864;
-SELECT count(*), sum(grp), sum(length(pad)) FROM t;
-SELECT grp, count(*), substr(min(pad), 890) FROM t GROUP BY grp ORDER BY grp LIMIT 5;
-UPDATE t SET pad = printf('%0900d', id) WHERE id % 13 = 0;
-DELETE FROM t WHERE id % 11 = 0;
-SELECT count(*), sum(CAST(substr(pad, 880) AS INTEGER) % 1000) FROM t;
-PRAGMA wal_checkpoint(TRUNCATE);
-SELECT count(*) FROM t WHERE grp = 7;
-PRAGMA integrity_check;
-SQL
 
 cat >"$TMP/pymmap.py" <<'PY'
 import mmap, os
@@ -126,7 +109,7 @@ JS
 
 write_workflow <<SH
 set -e
-sqlite3 big.db <"$TMP/big.sql"
+sqlite3 big.db <"$SRC/sqlite_mmap.sql"
 python3 "$TMP/pymmap.py"
 python3 "$TMP/workers.py"
 if command -v luajit >/dev/null; then luajit "$TMP/jit.lua"; else echo "SKIP luajit: not installed (scripts/setup.sh)"; fi

@@ -13,12 +13,11 @@
 #include "vm/vnode_pager.h"
 #include "vm_fakepmap.h"
 
+namespace {
 using namespace vmrt;
 using fake::rd;
 using fake::wr;
-
-namespace {
-constexpr vaddr_t kBase = vaddr_t{1} << 42;
+constexpr vaddr_t kBase = vaddr_t{1} << 42, kFiles = kBase + (vsize_t{16} << 20);
 constexpr vsize_t kSize = vsize_t{256} << 20;
 
 // A temporary file of `pages` pages whose byte at offset i is i % 251 (+1 for every page).
@@ -63,7 +62,7 @@ void map_private(fake::space& s, vaddr_t a, vsize_t n, const temp_file& f, vm_oo
 TEST_CASE("vnode pager: pages come from the file, writes stay private, past EOF is refused") {
   fake::space s(kBase, kSize);
   temp_file f(6);
-  vaddr_t a = kBase + (vsize_t{16} << 20);
+  vaddr_t a = kFiles;
   map_private(s, a, 8 * PAGE_SIZE, f, PAGE_SIZE, 1);  // file pages 1..8; the file has 6
   auto in0 = fake::ctr(V_VNODE_PAGEINS);
   CHECK(rd(s.vs, a + 5) == expect_byte(PAGE_SIZE + 5));
@@ -96,7 +95,7 @@ TEST_CASE("vnode pager: pages come from the file, writes stay private, past EOF 
 TEST_CASE("vnode pager: one object per file, named, freed with its last mapping") {
   fake::space s(kBase, kSize);
   temp_file f(2);
-  vaddr_t a = kBase + (vsize_t{32} << 20), b = a + (vsize_t{1} << 20);
+  vaddr_t a = kFiles + (vsize_t{16} << 20), b = a + (vsize_t{1} << 20);
   map_private(s, a, 2 * PAGE_SIZE, f, 0, 2);
   map_private(s, b, 2 * PAGE_SIZE, f, 0, 2);
   CHECK(rd(s.vs, a + 1) == expect_byte(1));
