@@ -11,6 +11,7 @@
 #include <climits>
 #include <cstring>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -25,10 +26,12 @@
 #include "vm/vm_heap.h"
 #include "vm/vm_lock.h"
 #include "vm/vm_map.h"
+#include "vm/vm_object.h"
 #include "vm/vm_pageout.h"
 #include "vm/vm_stats.h"
 #include "vm/vm_sys.h"
 #include "vm/vmspace.h"
+#include "vm/vnode_pager.h"
 
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
@@ -138,6 +141,53 @@ kern_return_t insert_paged_locked(vaddr_t s, vaddr_t e, vm_prot_t prot, vm_inher
   return kr;
 }
 
+// Insert pageable private file memory [s, e): a copy-on-write entry over the file's vnode
+// object from byte off (its pages come from the vnode pager; the first write shadows it, so
+// the program's writes never reach the file), and the reservation that sends its faults to
+// vm_fault.  Writable memory is charged to the commit, as Linux charges private file
+// mappings.  => VM lock held.
+kern_return_t insert_paged_file_locked(vaddr_t s, vaddr_t e, vm_prot_t prot, vm_inherit_t inh, vm_object* obj,
+                                       vm_ooffset_t off) {
+  bool charge = (prot & VM_PROT_WRITE) != 0;
+  if (charge && vm_commit_charge(e - s) != KERN_SUCCESS) return KERN_RESOURCE_SHORTAGE;
+  auto ef = static_cast<std::uint16_t>(MAP_ENTRY_COW | MAP_ENTRY_NEEDS_COPY | (charge ? MAP_ENTRY_CHARGED : 0));
+  vm_object_reference(obj);
+  kern_return_t kr = vm_map_insert(g_map, obj, off, s, e, prot, VM_PROT_ALL, ef, inh);
+  if (kr == KERN_SUCCESS) {
+    pmap_reserve(g_map->pm, s, e, prot);
+    return kr;
+  }
+  vm_object_deallocate(obj);
+  if (charge) vm_commit_uncharge(e - s);
+  return kr;
+}
+
+// The file position of address x of a pageable entry: the vnode object at the bottom of its
+// chain and the byte offset there.  False when the entry maps no file.  => VM lock held.
+bool file_position(const vm_map_entry* ent, vaddr_t x, vm_object** obj, vm_ooffset_t* off) {
+  vm_object* o = ent->object;
+  vm_ooffset_t at = ent->offset + (x - ent->start);
+  while (o != nullptr && o->backing_object != nullptr) {
+    at += ptoa(o->backing_offset);
+    o = o->backing_object;
+  }
+  if (o == nullptr || o->type != OBJT_VNODE) return false;
+  *obj = o;
+  *off = at;
+  return true;
+}
+
+// Pageable memory [s, e) that continues the entry `last` (an mremap growth): the file's next
+// pages for a private file mapping, as Linux grows it, else new zero-fill memory.
+//  => VM lock held.
+kern_return_t insert_tail_locked(const vm_map_entry* last, vaddr_t s, vaddr_t e) {
+  vm_object* obj;
+  vm_ooffset_t off;
+  if (file_position(last, last->end, &obj, &off))
+    return insert_paged_file_locked(s, e, last->protection, last->inheritance, obj, off);
+  return insert_paged_locked(s, e, last->protection, last->inheritance);
+}
+
 // Call f(piece start, piece end, entry) for each entry piece of [s, e) in order; stops
 // at the first hole (returns false: ENOMEM in Linux's walks) or when f returns false.
 // Each piece is looked up by address, so f may clip, merge or replace entries.
@@ -214,9 +264,14 @@ void simplify_locked(vaddr_t s, vaddr_t e) {
 // Insert the entry for new host memory [s, e) named `ident`.  The entry's inheritance says
 // what the host's fork() gives the child: SHARE (MAP_SHARED), COPY (private), NONE
 // (MADV_DONTFORK: a hole in the child, mm_fork_child).  => VM lock held.
+// A file mapping's entry maps the file's vnode object (obj, taken with a reference of the
+// entry's own) and its identity is the file offset.
 inline vm_inherit_t inherit_of(bool shared) { return shared ? VM_INHERIT_SHARE : VM_INHERIT_COPY; }
-kern_return_t insert_locked(vaddr_t s, vaddr_t e, int prot, vm_inherit_t inh, vm_ooffset_t ident) {
-  return vm_map_insert(g_map, nullptr, ident, s, e, vm_prot_of(prot), VM_PROT_ALL, MAP_ENTRY_HOSTMEM, inh);
+kern_return_t insert_locked(vaddr_t s, vaddr_t e, int prot, vm_inherit_t inh, vm_ooffset_t ident, vm_object* obj = nullptr) {
+  if (obj != nullptr) vm_object_reference(obj);
+  kern_return_t kr = vm_map_insert(g_map, obj, ident, s, e, vm_prot_of(prot), VM_PROT_ALL, MAP_ENTRY_HOSTMEM, inh);
+  if (kr != KERN_SUCCESS && obj != nullptr) vm_object_deallocate(obj);
+  return kr;
 }
 kern_return_t insert_locked(vaddr_t s, vaddr_t e, int prot, bool shared, vm_ooffset_t ident) {
   return insert_locked(s, e, prot, inherit_of(shared), ident);
@@ -320,35 +375,86 @@ bool mm_area_range_free(vaddr_t a, vsize_t n) {
   return vm_map_range_free(g_map, a, a + n);
 }
 
-// A mapping the host makes where the program places it inside the area (MAP_FIXED /
-// MAP_FIXED_NOREPLACE): file mappings (the vnode pager is future work) and anonymous ones
-// with flags vmrt does not serve.  The host maps it there and the map records it (adopted
-// host memory), so nothing of vmrt's lands on it and the calls on it walk it like the rest.
-// MAP_FIXED_NOREPLACE over a range the map holds goes to the host unchanged: the host sees
-// the mapping or the area's reservation there and answers as Linux does (its argument
-// checks first, then EEXIST).  A failed MAP_FIXED may have unmapped the old mapping, as on
-// Linux: the map follows the host.
-static mm_route map_host_fixed(vaddr_t a, vsize_t n, int prot, int flags, int fd, off_t off, mm_answer* out) {
-  vm_lock_guard g;
-  int hf = flags;
-  if ((flags & MAP_FIXED) == 0 && vm_map_range_free(g_map, a, a + n)) hf = (flags & ~MAP_FIXED_NOREPLACE) | MAP_FIXED;
+// A regular file the program maps (shared or private, with the flags the anonymous path
+// serves): its identity and name, looked up before the VM lock is taken.  Other files
+// (devices, /dev/zero, directories, pipes, bad descriptors) are not: the host answers for
+// them (ENODEV, EBADF, ...) or maps them itself.
+struct file_id {
+  std::uint64_t dev, ino;
+  vm_pindex_t pages;  // the file's size, in pages
+  char name[kVnodeNameMax];
+};
+static bool served_file(int flags, int fd, file_id* id) {
+  int type = flags & kMapType;
+  if ((flags & MAP_ANONYMOUS) != 0 || (type != MAP_PRIVATE && type != MAP_SHARED) || (flags & ~kServedFlags) != 0)
+    return false;
+  int saved = errno;  // a refused fstat must not leave its errno on a successful mmap
+  struct stat st;
+  bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  if (regular) {
+    // The name, as /proc/self/fd shows it (FreeBSD's procstat prints the vnode's path).
+    char link[32] = "/proc/self/fd/";
+    int k = 14;
+    char digits[12];
+    int nd = 0;
+    for (unsigned v = static_cast<unsigned>(fd); nd == 0 || v != 0; v /= 10) digits[nd++] = static_cast<char>('0' + v % 10);
+    while (nd > 0) link[k++] = digits[--nd];
+    link[k] = '\0';
+    ssize_t r = ::readlink(link, id->name, sizeof id->name - 1);
+    id->name[r > 0 ? r : 0] = '\0';
+    id->dev = st.st_dev;
+    id->ino = st.st_ino;
+    id->pages = static_cast<vm_pindex_t>((static_cast<std::uint64_t>(st.st_size) + PAGE_MASK) >> PAGE_SHIFT);
+  }
+  errno = saved;
+  return regular;
+}
+
+// The host maps [a, a + n) for the program with host flags hf (MAP_FIXED there, or
+// MAP_FIXED_NOREPLACE over a range the map holds: the host sees the mapping or the area's
+// reservation there and answers as Linux does, its argument checks first, then EEXIST), and
+// the map records it (adopted host memory), so nothing of vmrt's lands on it and the calls
+// on it walk it like the rest.  A file mapping (fid) maps its vnode object at the file
+// offset; other host mappings get a name of their own.  A failed MAP_FIXED may have unmapped
+// the old mapping, as on Linux: the map follows the host; a place vmrt chose (placed: it was
+// free) gets its reservation back.  => VM lock held.
+static mm_route host_map_here(vaddr_t a, vsize_t n, int prot, int flags, int hf, int fd, off_t off, const file_id* fid,
+                              bool placed, mm_answer* out) {
   if ((hf & MAP_FIXED) != 0) remove_paged_locked(a, a + n);
   void* r = vmrt::sys::mmap(reinterpret_cast<void*>(a), n, prot, hf, fd, off);
   if (r == MAP_FAILED) {
     int e = errno;
-    if ((hf & MAP_FIXED) != 0) resync_unmapped(a, a + n);
+    if (placed) pmap_linux_host_unpunch(a, a + n);
+    else if ((hf & MAP_FIXED) != 0) resync_unmapped(a, a + n);
     return fail(out, e);
   }
   bool shared = (flags & kMapType) != MAP_PRIVATE;
   vm_map_delete(g_map, a, a + n);
   pmap_linux_host_adopt(a, a + n, static_cast<vm_prot_t>(prot & kProtRWX), shared);
-  if (vm_map_insert(g_map, nullptr, (++g_shared_names) << kSharedNameShift, a, a + n, vm_prot_of(prot), VM_PROT_ALL,
-                    MAP_ENTRY_HOSTMEM, shared ? VM_INHERIT_SHARE : VM_INHERIT_COPY) != KERN_SUCCESS) {
+  vm_object* obj = nullptr;
+  if (fid != nullptr) {
+    obj = vnode_object_get(fid->dev, fid->ino, fid->name, fid->pages, atop(static_cast<vm_ooffset_t>(off) + n));
+    vm_stat_inc(V_FILE_MMAPS);
+  }
+  vm_ooffset_t ident = obj != nullptr ? static_cast<vm_ooffset_t>(off) : (++g_shared_names) << kSharedNameShift;
+  kern_return_t kr = insert_locked(a, a + n, prot, inherit_of(shared), ident, obj);
+  if (obj != nullptr) vm_object_deallocate(obj);  // the entry holds its own reference
+  if (kr != KERN_SUCCESS) {
     remove_locked(a, a + n);  // cannot record it: it goes (the program sees ENOMEM)
     return fail(out, ENOMEM);
   }
   vm_stat_inc(V_PROG_MMAPS);
   return answer(out, static_cast<long>(a));
+}
+
+// A mapping the host makes where the program places it inside the area (MAP_FIXED /
+// MAP_FIXED_NOREPLACE): file mappings, and anonymous ones with flags vmrt does not serve.
+static mm_route map_host_fixed(vaddr_t a, vsize_t n, int prot, int flags, int fd, off_t off, const file_id* fid,
+                               mm_answer* out) {
+  vm_lock_guard g;
+  int hf = flags;
+  if ((flags & MAP_FIXED) == 0 && vm_map_range_free(g_map, a, a + n)) hf = (flags & ~MAP_FIXED_NOREPLACE) | MAP_FIXED;
+  return host_map_here(a, n, prot, flags, hf, fd, off, fid, false, out);
 }
 
 // A host-served mmap that the program places inside the area?  Then map_host_fixed.
@@ -358,8 +464,93 @@ static bool host_fixed_in_area(void* addr, std::size_t len, int flags) {
   return (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) != 0 && len != 0 && fn != 0 && aligned(fa) && inside(fa, fn);
 }
 
+// A hint outside the area that Linux would take: the range is free in the host's address
+// space (probed with MAP_FIXED_NOREPLACE, which also refuses what is below mmap_min_addr).
+// The host then serves the mapping there, as Linux would place it natively: programs rely
+// on it (luajit retries hint after hint until its machine code lands within 2 GB of its
+// own text; placed in the area instead, every try missed and it looped).
+static bool host_takes_hint(vaddr_t h, vsize_t n) {
+  if (h == 0 || h + n < h || meets(h, n)) return false;
+  void* r = vmrt::sys::mmap(reinterpret_cast<void*>(h), n, PROT_NONE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+  if (r == MAP_FAILED) return false;
+  vmrt::sys::munmap(r, n);
+  return va(r) == h;  // (a kernel without MAP_FIXED_NOREPLACE places it elsewhere)
+}
+
+// Most a pageable file mapping may reach into its file (the vnode pager's store maps the
+// file up to there); a mapping further in is the host's.
+constexpr std::uint64_t kPagedFileMax = std::uint64_t{1} << 36;
+
+// A private file mapping as pageable memory at [a, a + n) (free, or MAP_FIXED /
+// MAP_FIXED_NOREPLACE there): Linux's answer for the arguments first (EEXIST, then the
+// file's own checks, asked of the host with a mapping it places itself and that goes
+// again), then the file's vnode object gets its store and the entry maps it copy-on-write.
+//  => VM lock held.
+static mm_route map_file_paged(vaddr_t a, vsize_t n, int prot, int flags, int fd, off_t off, const file_id* fid,
+                               mm_answer* out) {
+  if ((flags & MAP_FIXED) == 0 && !vm_map_range_free(g_map, a, a + n)) return fail(out, EEXIST);  // FIXED_NOREPLACE
+  void* probe = vmrt::sys::mmap(nullptr, n, prot, flags & ~(MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_POPULATE), fd, off);
+  if (probe == MAP_FAILED) return fail(out, errno);
+  vmrt::sys::munmap(probe, n);
+  vm_object* obj = vnode_object_get(fid->dev, fid->ino, fid->name, fid->pages, atop(static_cast<vm_ooffset_t>(off) + n));
+  if (obj == nullptr) return host_map_here(a, n, prot, flags, flags | MAP_FIXED, fd, off, fid, (flags & MAP_FIXED) == 0, out);
+  if (int e = vnode_object_attach_store(obj, fd, static_cast<std::uint64_t>(off) + n); e != 0) {
+    vm_object_deallocate(obj);
+    return fail(out, e);
+  }
+  if ((flags & MAP_FIXED) != 0) remove_locked(a, a + n);
+  kern_return_t kr = insert_paged_file_locked(a, a + n, vm_prot_of(prot), VM_INHERIT_COPY, obj, static_cast<vm_ooffset_t>(off));
+  vm_object_deallocate(obj);  // the entry holds its own reference
+  if (kr != KERN_SUCCESS) return fail(out, ENOMEM);
+  if ((flags & MAP_POPULATE) != 0 && (prot & kProtRWX) != PROT_NONE) (void)vm_map_populate_locked(g_map, a, a + n);
+  vm_stat_inc(V_PROG_MMAPS);
+  vm_stat_inc(V_FILE_MMAPS);
+  rt_count(RC_MMAP_PAGED);
+  return answer(out, static_cast<long>(a));
+}
+
+// A regular file's mapping, served: placed as an anonymous one (top-down, a free hint,
+// MAP_FIXED, MAP_FIXED_NOREPLACE) and mapped there by the host, whose page cache holds its
+// pages (read(2)/write(2) by any process see them, and a private mapping's copy-on-write is
+// Linux's).  The host's argument checks (EACCES, EOVERFLOW, EPERM) come before it unmaps
+// anything, so they answer at the chosen place exactly as Linux at its own.
+static mm_route mmap_file(void* addr, std::size_t len, int prot, int flags, int fd, off_t off, const file_id* fid,
+                          mm_answer* out) {
+  vsize_t n = round_len(len);
+  if (len == 0 || n == 0 || (off & static_cast<off_t>(PAGE_MASK)) != 0) return mm_route::host;  // EINVAL / ENOMEM
+  if (!vma_budget_allows(kNewMappingVmas)) return fail(out, ENOMEM);
+  vaddr_t a = va(addr);
+  bool fixed = (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) != 0;
+  if (fixed && (!aligned(a) || !inside(a, n))) {  // EINVAL, or not the area's
+    vma_budget_note_outside();
+    return mm_route::host;
+  }
+  // Private mappings are pageable memory when paging is on (and their extent in the file is
+  // one a store can span); shared ones stay the host's page cache (coherence).
+  bool paged = (flags & kMapType) == MAP_PRIVATE && paged_anon() && static_cast<std::uint64_t>(off) + n <= kPagedFileMax;
+  if (fixed && !paged) return map_host_fixed(a, n, prot, flags, fd, off, fid, out);
+  if (!fixed && host_takes_hint(a & ~static_cast<vaddr_t>(PAGE_MASK), n)) {
+    vma_budget_note_outside();
+    return mm_route::host;
+  }
+  vm_lock_guard g;
+  if (!fixed) {
+    vaddr_t h = a & ~static_cast<vaddr_t>(PAGE_MASK);
+    if (!(h != 0 && inside(h, n) && vm_map_range_free(g_map, h, h + n)) && !findspace_topdown(n, &h)) {
+      rt_count(RC_MMAP_TO_HOST);
+      vma_budget_note_outside();
+      return mm_route::host;
+    }
+    if (!paged) return host_map_here(h, n, prot, flags, flags | MAP_FIXED, fd, off, fid, true, out);
+    a = h;
+  }
+  return map_file_paged(a, n, prot, flags, fd, off, fid, out);
+}
+
 mm_route mm_mmap(void* addr, std::size_t len, int prot, int flags, int fd, off_t off, mm_answer* out) {
   if (g_map == nullptr) return mm_route::host;
+  if (file_id fid; served_file(flags, fd, &fid)) return mmap_file(addr, len, prot, flags, fd, off, &fid, out);
   int type = flags & kMapType;
   if ((flags & MAP_ANONYMOUS) == 0 || (type != MAP_PRIVATE && type != MAP_SHARED) || (flags & ~kServedFlags) != 0) {
     if (len != 0 && !vma_budget_allows(kNewMappingVmas)) return fail(out, ENOMEM);
@@ -367,7 +558,7 @@ mm_route mm_mmap(void* addr, std::size_t len, int prot, int flags, int fd, off_t
       vma_budget_note_outside();
       return mm_route::host;
     }
-    return map_host_fixed(va(addr), round_len(len), prot, flags, fd, off, out);
+    return map_host_fixed(va(addr), round_len(len), prot, flags, fd, off, nullptr, out);
   }
   prot &= kProtRWX;  // Linux's mmap ignores every other prot bit (PROT_SEM, unknown ones)
   vsize_t n = round_len(len);
@@ -378,6 +569,10 @@ mm_route mm_mmap(void* addr, std::size_t len, int prot, int flags, int fd, off_t
   vaddr_t a = va(addr);
   if (fixed && (!aligned(a) || !inside(a, n))) return mm_route::host;  // EINVAL, or not the area's
   bool shared = type == MAP_SHARED;
+  if (!fixed && host_takes_hint(a & ~static_cast<vaddr_t>(PAGE_MASK), n)) {
+    vma_budget_note_outside();
+    return mm_route::host;
+  }
   if (vm_fail_armed() && vm_fail_eval(FP_MMAP, n)) return fail(out, ENOMEM);
   bool paged = !shared && paged_anon();
   vm_lock_guard g;
@@ -526,7 +721,12 @@ template <class F> static void set_inheritance(vaddr_t s, vaddr_t e, F&& want) {
 // gets zeros, mm_fork_child); MADV_REMOVE is refused as Linux refuses it on private memory;
 // the rest (huge pages, KSM, COLD, PAGEOUT...) are hints vmrt takes and ignores.
 //  => VM lock held.
-static int advise_paged(vaddr_t s, vaddr_t e, int advice) {
+// A private file mapping (file) takes what Linux allows on one: MADV_FREE and
+// MADV_WIPEONFORK are for anonymous memory only (EINVAL), MADV_REMOVE needs a shared
+// writable mapping (EACCES).
+static int advise_paged(vaddr_t s, vaddr_t e, int advice, bool file) {
+  if (file && (advice == MADV_FREE || advice == MADV_WIPEONFORK)) return EINVAL;
+  if (file && advice == MADV_REMOVE) return EACCES;
   vm_advice_t va;
   switch (advice) {
     case MADV_NORMAL: va = VM_ADVICE_NORMAL; break;
@@ -588,7 +788,9 @@ mm_route mm_madvise(void* addr, std::size_t len, int advice, mm_answer* out) {
     if (vm_backed(ent)) {
       // Never the host's madvise here: the frames mapped in pageable memory are physmem
       // (MADV_REMOVE would punch holes in it).
-      err = advise_paged(x, e, advice);
+      vm_object* fobj;
+      vm_ooffset_t foff;
+      err = advise_paged(x, e, advice, file_position(ent, x, &fobj, &foff));
       if (err != 0) return false;
     } else if (vmrt::sys::madvise(reinterpret_cast<void*>(x), e - x, advice) != 0) {
       err = errno;
@@ -655,6 +857,7 @@ struct move_piece {
   vm_inherit_t inh;
   vm_ooffset_t ident;
   bool shared;
+  vm_object* obj;  // a file mapping's vnode object (not referenced: the old entries hold it until the move)
 };
 constexpr unsigned kMaxMovePieces = 256;
 static move_piece g_pieces[kMaxMovePieces];  // [VM lock]
@@ -681,9 +884,10 @@ static mm_route host_move_in_area(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn
       }
       vaddr_t y = ent->end < o + moved ? ent->end : o + moved;
       bool shared = ent->inheritance == VM_INHERIT_SHARE || (ent->inheritance == VM_INHERIT_NONE && pmap_linux_host_shared(x));
-      move_piece pc{x - o, y - x, ent->protection, ent->inheritance, ent->offset + (x - ent->start), shared};
+      move_piece pc{x - o, y - x, ent->protection, ent->inheritance, ent->offset + (x - ent->start), shared, ent->object};
       if (np > 0 && g_pieces[np - 1].off + g_pieces[np - 1].len == pc.off && g_pieces[np - 1].prot == pc.prot &&
-          g_pieces[np - 1].inh == pc.inh && g_pieces[np - 1].shared == pc.shared) {
+          g_pieces[np - 1].inh == pc.inh && g_pieces[np - 1].shared == pc.shared && g_pieces[np - 1].obj == pc.obj &&
+          (pc.obj == nullptr || g_pieces[np - 1].ident + g_pieces[np - 1].len == pc.ident)) {
         g_pieces[np - 1].len += pc.len;
       } else if (np < kMaxMovePieces) {
         g_pieces[np++] = pc;
@@ -707,12 +911,14 @@ static mm_route host_move_in_area(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn
   // old range's holes stays unless the host unmapped it (a resize unmaps the whole
   // destination; a move of several mappings replaces only where each one lands).
   if (np > 0 && nn > on) g_pieces[np - 1].len += nn - on;  // growth continues the last piece
+  // The old range's entries hold the file mappings' objects until they go below.
   for (unsigned k = 0; k < np; ++k) {
     const move_piece& pc = g_pieces[k];
     vaddr_t s = dst + pc.off, e = s + pc.len;
     vm_map_delete(g_map, s, e);
     pmap_linux_host_adopt(s, e, pc.prot, pc.shared);
-    if (insert_locked(s, e, static_cast<int>(pc.prot), pc.inh, pc.shared ? pc.ident : s) != KERN_SUCCESS) {
+    vm_ooffset_t ident = pc.shared || pc.obj != nullptr ? pc.ident : s;
+    if (insert_locked(s, e, static_cast<int>(pc.prot), pc.inh, ident, pc.obj) != KERN_SUCCESS) {
       remove_locked(s, e);  // cannot record it: it goes
     }
   }
@@ -810,7 +1016,7 @@ static mm_route paged_move(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn, bool 
   vm_inherit_t last_inh = last->inheritance;
   bool wired = false;
   walk(o, o + on, [&](vaddr_t, vaddr_t, vm_map_entry* ent) { return !(wired = ent->wired_count != 0); });
-  if (nn > on && insert_paged_locked(dst + on, dst + nn, last_prot, last_inh) != KERN_SUCCESS) return fail(out, ENOMEM);
+  if (nn > on && insert_tail_locked(last, dst + on, dst + nn) != KERN_SUCCESS) return fail(out, ENOMEM);
   if (vm_map_move(g_map, o, dst, on) != KERN_SUCCESS) {
     delete_locked(dst + on, dst + nn);
     return fail(out, ENOMEM);
@@ -907,11 +1113,12 @@ mm_route mm_mremap(void* old_addr, std::size_t old_len, std::size_t new_len, int
     vm_inherit_t inh = last->inheritance;
     vm_ooffset_t ident = last->offset + (o + on - last->start);
     if (paged) {
-      if (insert_paged_locked(o + on, o + nn, last->protection, inh) != KERN_SUCCESS) return fail(out, ENOMEM);
+      if (insert_tail_locked(last, o + on, o + nn) != KERN_SUCCESS) return fail(out, ENOMEM);
       vm_stat_inc(V_MREMAP_IN_PLACE);
       return answer(out, static_cast<long>(o));
     }
-    if (insert_locked(o + on, o + nn, static_cast<int>(last->protection), inh, ident) != KERN_SUCCESS) return fail(out, ENOMEM);
+    if (insert_locked(o + on, o + nn, static_cast<int>(last->protection), inh, ident, last->object) != KERN_SUCCESS)
+      return fail(out, ENOMEM);
     int r = pmap_linux_host_grow(o, on, nn);
     if (r == 0) {
       vm_stat_inc(V_MREMAP_IN_PLACE);
@@ -985,20 +1192,25 @@ mm_route mm_msync(void* addr, std::size_t len, int flags, mm_answer* out) {
   vm_lock_guard g;
   // Linux walks the mappings in order: a hole is remembered (ENOMEM at the end), a locked
   // mapping with MS_INVALIDATE stops the walk (EBUSY); the host answers for each piece.
-  bool hole = false;
+  bool hole = false, any_file = false;
   int err = 0;
   walk_over_holes(a, a + n, &hole, [&](vaddr_t x, vaddr_t e) {
     vm_map_entry* ent;
     VMRT_ASSERT(vm_map_lookup_entry(g_map, x, &ent));
-    if (vm_backed(ent)) {  // anonymous memory: nothing to write back
+    if (vm_backed(ent)) {  // anonymous memory (or a private file mapping's copies): nothing to write back
       if ((flags & MS_INVALIDATE) == 0 || ent->wired_count == 0) return true;
       err = EBUSY;
       return false;
+    }
+    if (ent->object != nullptr && ent->object->type == OBJT_VNODE) {
+      any_file = true;
+      if (ent->inheritance == VM_INHERIT_SHARE || pmap_linux_host_shared(x)) vm_stat_inc(V_FILE_MSYNC_WRITES);
     }
     if (vmrt::sys::msync(reinterpret_cast<void*>(x), e - x, flags) == 0 || errno == ENOMEM) return true;
     err = errno;
     return false;
   });
+  if (any_file) vm_stat_inc(V_FILE_MSYNCS);
   if (err != 0) return fail(out, err);
   return hole ? fail(out, ENOMEM) : answer(out, 0);
 }

@@ -21,6 +21,7 @@
 #include "runtime/rt_stats.h"
 #include "runtime/spinlock.h"
 #include "vm/vm_lock.h"
+#include "vm/vm_stats.h"
 #include "vm/vm_swapout.h"
 
 #ifndef USERFAULTFD_IOC_NEW
@@ -222,7 +223,11 @@ void on_fault(int sig, siginfo_t* si, void* uc) {
   vmspace* vs = w != nullptr ? w->vs.load(std::memory_order_acquire) : nullptr;
   trap_reason reason = TRAP_NO_ENTRY;
   if (sig == SIGBUS) {
-    reason = TRAP_RESOURCE;  // the host could not back a frame (out of memory)
+    // The host could not back the page: a file mapping's page past the file's end (the
+    // host maps the program's shared file mappings: rt_mmap), or out of memory for a
+    // frame.  The program's handler gets the host's own siginfo (BUS_ADRERR, the address).
+    reason = TRAP_RESOURCE;
+    if (si->si_code == BUS_ADRERR) vm_stat_inc(V_FILE_SIGBUS);
   } else if (vs != nullptr) {
     vaddr_t page = trunc_page(addr);
     if (page == t_last_page && progress_mark() != t_progress) t_repeats = 0;

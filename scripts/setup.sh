@@ -3,6 +3,7 @@
 # Build: compiler, cmake, doctest, libffi, xxhash; man-db + groff-base render the man pages.  Baselines: jemalloc, mimalloc,
 # tcmalloc; valgrind records bench/pdpolicy_sim's reference strings.  Scenario tests: real programs from Debian run under vmrun (libpython3.11-testsuite
 # may upgrade the python3.11 packages to the same release's newest security update).
+# luajit: a JIT that maps executable memory (scenario mmap_programs).
 set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config man-db groff-base
@@ -13,6 +14,7 @@ PACKAGES=(
   bash perl tcl coreutils findutils sed tar gzip libc6-dev
   redis-server redis-tools memcached gnuplot-nox
   valgrind
+  luajit
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -224,7 +224,9 @@ kern_return_t page_in(const vm_map_entry* e, vm_pindex_t pindex, const vm_chain_
     if ((m->flags & PG_RELEASED) || rt[k] != VM_PAGER_OK) {
       // Died while read, or read back wrong: the page goes; a bad copy stays recorded, so
       // every later touch fails the same way until the range is unmapped.
-      if (mine && rt[k] != VM_PAGER_OK && (m->flags & PG_RELEASED) == 0) kr = KERN_MEMORY_ERROR;
+      // (A vnode pager's ABSENT: the file ended before the page, cut since it was mapped.)
+      if (mine && rt[k] != VM_PAGER_OK && (m->flags & PG_RELEASED) == 0)
+        kr = rt[k] == VM_PAGER_ABSENT ? KERN_PAGER_ABSENT : KERN_MEMORY_ERROR;
       vm_page_free(m);
       continue;
     }
@@ -238,6 +240,7 @@ kern_return_t page_in(const vm_map_entry* e, vm_pindex_t pindex, const vm_chain_
   vm_object_deallocate(obj);
   vm_stat_inc(V_FAULT_PAGEIN);
   vm_stat_add(V_FAULT_READAHEAD, static_cast<std::int64_t>(n - 1));
+  if (kr == KERN_PAGER_ABSENT) vm_stat_inc(V_FILE_SIGBUS);
   return kr;
 }
 
@@ -261,15 +264,15 @@ kern_return_t fault_once(vm_map* map, vaddr_t va, vm_fault_type type, unsigned f
       return KERN_INVALID_ADDRESS;
     }
   }
+  if ((type & e->protection) != type) {  // (host memory too: a write to a read-only file mapping)
+    vm_stat_inc(V_FAULT_PROT_TRAPS);
+    return KERN_PROTECTION_FAILURE;
+  }
   if (e->eflags & MAP_ENTRY_HOSTMEM) {
     // The machine provides this entry's pages where they exist: a fault means the range
     // is not host memory now (a trimmed heap window), an access to nothing.
     vm_stat_inc(V_FAULT_HOSTMEM_TRAPS);
     return KERN_INVALID_ADDRESS;
-  }
-  if ((type & e->protection) != type) {
-    vm_stat_inc(V_FAULT_PROT_TRAPS);
-    return KERN_PROTECTION_FAILURE;
   }
   bool wire = (flags & VM_FAULT_WIRE) != 0;
   bool write = (type & VM_FAULT_WRITE) != 0;
@@ -387,8 +390,12 @@ kern_return_t fault_once(vm_map* map, vaddr_t va, vm_fault_type type, unsigned f
       else kr = map_resident_run(map, e, first, pindex, false, static_cast<vm_prot_t>(prot & ~VM_PROT_WRITE), &r);
     }
   } else if (vm_object* bottom = chain_bottom(first); (bottom->flags & OBJ_ANON) == 0) {
-    // Pages that must come from a pager (vnode, device): the pagers are stubs for now.
-    (void)bottom;
+    // Pages that must come from a pager and that it does not have: a vnode object's page
+    // past the end of its file (SIGBUS BUS_ADRERR, as Linux); the device pager is a stub.
+    if (bottom->type == OBJT_VNODE) {
+      vm_stat_inc(V_FILE_SIGBUS);
+      return KERN_PAGER_ABSENT;
+    }
     vm_stat_inc(V_FAULT_SHORTAGE);
     return KERN_MEMORY_ERROR;
   } else {

@@ -285,10 +285,24 @@ kern_return_t vm_map_advise_locked(vm_map* map, vaddr_t s, vaddr_t t, vm_advice_
             obj->backing_object == nullptr && obj->shadow_count == 0 && !(x->eflags & MAP_ENTRY_NEEDS_COPY)) {
           vm_object_page_remove(obj, atop(x->offset), atop(x->offset + (x->end - x->start)), false);
         } else {
-          // The object is shared or shadows older contents: give this range fresh memory.
-          x->object = nullptr;
-          x->offset = 0;
-          x->eflags &= static_cast<std::uint16_t>(~MAP_ENTRY_NEEDS_COPY);
+          // The object is shared or shadows older contents: give this range fresh memory;
+          // a private file mapping gets the file's pages again (its vnode object, copy-on-write).
+          vm_object* bottom = obj;
+          vm_ooffset_t off = x->offset;
+          while (bottom->backing_object != nullptr) {
+            off += ptoa(bottom->backing_offset);
+            bottom = bottom->backing_object;
+          }
+          if (bottom->type == OBJT_VNODE) {
+            vm_object_reference(bottom);
+            x->object = bottom;
+            x->offset = off;
+            x->eflags |= MAP_ENTRY_NEEDS_COPY;
+          } else {
+            x->object = nullptr;
+            x->offset = 0;
+            x->eflags &= static_cast<std::uint16_t>(~MAP_ENTRY_NEEDS_COPY);
+          }
           vm_object_deallocate(obj);
         }
       });

@@ -27,7 +27,7 @@ struct vm_object;
 enum vm_object_type : std::uint8_t {
   OBJT_DEFAULT = 0,  // anonymous zero-fill
   OBJT_SWAP,         // anonymous with copies on the swap device (swap_pager)
-  OBJT_VNODE,        // file pages (stub)
+  OBJT_VNODE,        // file pages (vnode_pager.h)
   OBJT_DEVICE,       // device / fictitious pages (stub)
   OBJT_DEAD,         // terminated
   OBJT_COUNT

@@ -41,7 +41,8 @@ constexpr vm_pdpolicy_env kEnv{referenced};
 
 // Can the pageout daemon take m at all?
 bool pageable(const vm_page* m) {
-  return m->object != nullptr && (m->object->flags & OBJ_ANON) != 0 && m->wire_count == 0 &&
+  // (Anonymous pages, and the vnode pager's file pages: clean, freed without a write.)
+  return m->object != nullptr && ((m->object->flags & OBJ_ANON) != 0 || m->object->type == OBJT_VNODE) && m->wire_count == 0 &&
          (m->flags & (PG_BUSY | PG_FICTITIOUS | PG_LOANED)) == 0;  // a loaned page stays (vm_loan.h)
 }
 

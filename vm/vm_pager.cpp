@@ -2,12 +2,14 @@
 #include "vm/vm_pager.h"
 
 #include "vm/vm_object.h"
+#include "vm/vnode_pager.h"
 
 namespace vmrt {
 namespace {
 
 // The default pager (anonymous zero-fill) and the stubs hold nothing: every page they are
-// asked for is absent, and writes are refused (vnode and device pagers are not built yet).
+// asked for is absent, and writes are refused (the device pager is not built; the vnode
+// pager is vnode_pager.cpp).
 bool none_has_page(vm_object*, vm_pindex_t, unsigned*, unsigned*) { return false; }
 vm_pager_result none_get(vm_object*, vm_page* const*, unsigned n, bool, vm_pager_result* rtvals) {
   for (unsigned k = 0; k < n; ++k) rtvals[k] = VM_PAGER_ABSENT;
@@ -27,13 +29,12 @@ constexpr vm_pager_ops none_pager(const char* name, const char* tag) {
                       none_free_range, none_collapse, none_move,     none_has_any, none_dealloc};
 }
 constexpr vm_pager_ops kDefaultPager = none_pager("default", "df");
-constexpr vm_pager_ops kVnodePager = none_pager("vnode", "vn");
 constexpr vm_pager_ops kDevicePager = none_pager("device", "dv");
 constexpr vm_pager_ops kDeadPager = none_pager("dead", "--");
 
 }  // namespace
 
-const vm_pager_ops* const kPagerOps[] = {&kDefaultPager, &kSwapPagerOps, &kVnodePager, &kDevicePager, &kDeadPager};
+const vm_pager_ops* const kPagerOps[] = {&kDefaultPager, &kSwapPagerOps, &kVnodePagerOps, &kDevicePager, &kDeadPager};
 static_assert(sizeof kPagerOps / sizeof kPagerOps[0] == OBJT_COUNT);
 
 const vm_pager_ops* vm_pager_of(const vm_object* obj) { return kPagerOps[obj->type]; }

@@ -3,7 +3,8 @@
 // and "Paging"; FreeBSD vm_pager.h).
 //
 // Every object has a type, and the type names a pager: default (anonymous zero-fill: holds
-// nothing), swap (anonymous pages written to the swap device), vnode and device (stubs).
+// nothing), swap (anonymous pages written to the swap device), vnode (file pages:
+// vnode_pager.h) and device (a stub).
 // An anonymous default object becomes a swap object the first time one of its pages is
 // written out (FreeBSD does the same conversion).
 //

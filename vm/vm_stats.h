@@ -85,6 +85,13 @@ enum vm_counter : unsigned {
   V_PROG_MADVISES,        // "program madvises served"
   V_MREMAP_MOVES,         // "mremap moves": pages moved to a new address, not copied
   V_MREMAP_IN_PLACE,      // "mremap resized in place"
+  // mapped files (vnode_pager.h, runtime/rt_mmap)
+  V_FILE_MMAPS,           // "file mappings made": program mmaps of files served by vmrt
+  V_VNODE_PAGEIN_OPS,     // "vnode pager pageins": read operations (runs)
+  V_VNODE_PAGEINS,        // "vnode pager pages paged in": file pages read into frames
+  V_FILE_MSYNCS,          // "msync calls on file mappings"
+  V_FILE_MSYNC_WRITES,    // "msync writebacks asked of the host": shared file pieces msync'd
+  V_FILE_SIGBUS,          // "SIGBUS past end of file": accesses to file pages the file does not have
   // sharing between address spaces (vm_map_extract.h, vm_loan.h)
   V_EXTRACTS,             // "map entry extracts": vm_map_extract calls
   V_EXTRACT_ENTRIES,      // "map entries extracted"
@@ -222,6 +229,12 @@ inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
     {V_PROG_MADVISES, "program madvises served"},
     {V_MREMAP_MOVES, "mremap moves"},
     {V_MREMAP_IN_PLACE, "mremap resized in place"},
+    {V_FILE_MMAPS, "file mappings made"},
+    {V_VNODE_PAGEIN_OPS, "vnode pager pageins"},
+    {V_VNODE_PAGEINS, "vnode pager pages paged in"},
+    {V_FILE_MSYNCS, "msync calls on file mappings"},
+    {V_FILE_MSYNC_WRITES, "msync writebacks asked of the host"},
+    {V_FILE_SIGBUS, "SIGBUS past end of file"},
     {V_EXTRACTS, "map entry extracts"},
     {V_EXTRACT_ENTRIES, "map entries extracted"},
     {V_TRANSFERS, "page transfers"},

@@ -8,6 +8,7 @@ constexpr const char* kKernNames[] = {
     "KERN_SUCCESS",        "KERN_INVALID_ADDRESS", "KERN_PROTECTION_FAILURE", "KERN_NO_SPACE",
     "KERN_INVALID_ARGUMENT", "KERN_RESOURCE_SHORTAGE", "KERN_NO_ACCESS",       "KERN_MEMORY_ERROR",
     "KERN_ALREADY_EXISTS", "KERN_NOT_SUPPORTED",   "KERN_FAILURE",         "KERN_RESTART",
+    "KERN_PAGER_ABSENT",
 };
 static_assert(sizeof kKernNames / sizeof kKernNames[0] == KERN_RETURN_COUNT, "one name per kern_return_t");
 }  // namespace

@@ -45,6 +45,8 @@ enum kern_return_t : int {
   KERN_NOT_SUPPORTED,       // valid request that this build cannot serve
   KERN_FAILURE,             // anything else; always with a message in the trace
   KERN_RESTART,             // inside the VM only: the operation slept and must look again
+  KERN_PAGER_ABSENT,        // the object's pager has no such page: a file page past the file's end
+                            // (the program gets SIGBUS with BUS_ADRERR, as from Linux)
   KERN_RETURN_COUNT
 };
 

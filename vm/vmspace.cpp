@@ -16,6 +16,7 @@
 #include "vm/vm_swapout.h"
 #include "vm/vm_stats.h"
 #include "vm/vm_zone.h"
+#include "vm/vnode_pager.h"
 #include "vmspace_impl.h"
 
 namespace vmrt {
@@ -187,7 +188,7 @@ void vmspace_report_procstat(const vmspace* cvs, int fd) {
   vm_loan_counts(&vs->map, &loaned, &borrowed);
   if (loaned != 0 || borrowed != 0) o.str(", ").u(loaned).str(" pages loaned, ").u(borrowed).str(" borrowed");
   o.ch('\n');
-  o.str("             START                END PRT    RES   PRES  REF  SHD DPTH FLAG TP\n");
+  o.str("             START                END PRT    RES   PRES  REF  SHD DPTH FLAG TP PATH\n");
   for (vm_map_entry* e = vm_map_first(&vs->map); !vm_map_is_end(&vs->map, e); e = e->next) {
     char prt[4];
     prot_str(e->protection, prt);
@@ -202,23 +203,37 @@ void vmspace_report_procstat(const vmspace* cvs, int fd) {
     else if (e->inheritance == VM_INHERIT_NONE) flags[4] = 'n';
     else if (e->inheritance == VM_INHERIT_ZERO) flags[4] = 'z';
     const char* tp = "--";
+    const char* path = "";  // a file mapping's name (FreeBSD's PATH column: the bottom object's vnode)
     int ref = 0, shd = 0;
     unsigned depth = 0;
     if (e->eflags & MAP_ENTRY_IS_SUBMAP) {
       tp = "sm";
     } else if (e->eflags & MAP_ENTRY_HOSTMEM) {
-      tp = "hm";  // host memory (vm_heap): resident = what the host holds
+      tp = "hm";  // host memory (vm_heap, rt_mmap): resident = what the host holds
       const pmap_ops* ops = pmap_machine_ops();
       if (ops != nullptr && ops->host_resident != nullptr) res = static_cast<unsigned>(atop(ops->host_resident(e->start, e->end)));
       pres = 0;
+      if (e->object != nullptr && e->object->type == OBJT_VNODE) {  // a file the host maps (its page cache)
+        tp = "vn";
+        ref = e->object->ref_count;
+        path = vnode_object_name(e->object);
+      }
     } else if (e->object != nullptr) {
       tp = kPagerOps[e->object->type]->tag;
       ref = e->object->ref_count;
       shd = e->object->shadow_count;
       depth = vm_object_chain_depth(e->object);
+      const vm_object* bottom = e->object;
+      while (bottom->backing_object != nullptr) bottom = bottom->backing_object;
+      if (bottom->type == OBJT_VNODE) {
+        tp = "vn";
+        path = vnode_object_name(bottom);
+      }
     }
     o.spaces(2).hex(e->start, 16).spaces(1).hex(e->end, 16).ch(' ').str(prt);
-    o.u(res, 7).u(pres, 7).i(ref, 5).i(shd, 5).u(depth, 5).ch(' ').str(flags).ch(' ').str(tp).ch('\n');
+    o.u(res, 7).u(pres, 7).i(ref, 5).i(shd, 5).u(depth, 5).ch(' ').str(flags).ch(' ').str(tp);
+    if (*path != '\0') o.ch(' ').str(path);
+    o.ch('\n');
   }
 }
 

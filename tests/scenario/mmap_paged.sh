@@ -40,10 +40,13 @@ done
 
 PROG=$BUILD/bin/mmap_diff
 OPS=mmap,fixed,noreplace,munmap,mprotect,madvise,msync,mincore,brk,write,read,fork,invalid
+# --posix-private (both sides): private file mappings are the vnode pager's here, whose pages
+# are copies read at the first touch; whether a later change to the file shows through them
+# POSIX leaves unspecified (Linux shows it), so their contents are not compared.
 bad=0
 for seed in 1 2 3 4 5 6 7 8; do
-  "$PROG" --seed $seed --steps 400 --ops $OPS > "$TMP/n.$seed" 2>/dev/null || true
-  (cd "$TMP" && VMRT_STATS=1 timeout 120 "$VMRUN" --physmem 256M -- "$PROG" --seed $seed --steps 400 --ops $OPS) > "$TMP/v.$seed" 2>"$TMP/err" || true
+  "$PROG" --seed $seed --steps 400 --posix-private --ops $OPS > "$TMP/n.$seed" 2>/dev/null || true
+  (cd "$TMP" && VMRT_STATS=1 timeout 120 "$VMRUN" --physmem 256M -- "$PROG" --seed $seed --steps 400 --posix-private --ops $OPS) > "$TMP/v.$seed" 2>"$TMP/err" || true
   if ! cmp -s "$TMP/n.$seed" "$TMP/v.$seed"; then
     bad=$((bad + 1))
     echo "---- seed $seed differs:"; diff "$TMP/n.$seed" "$TMP/v.$seed" | head -4 | cut -c1-300

@@ -275,29 +275,31 @@ TEST_CASE("procstat and vmstat reports") {
   CHECK(z.find("VM RADIX:") != std::string::npos);
 }
 
-TEST_CASE("mapping a pager-backed object: the stub pagers refuse faults with a memory error") {
-  fake::space s(kBase, kSize);
-  vm_object* obj;
-  {
-    vm_lock_guard g;
-    obj = vm_object_allocate(OBJT_VNODE, 4);
+TEST_CASE("mapping a pager-backed object: the device stub refuses faults with a memory error, a vnode object without its file with KERN_PAGER_ABSENT") {
+  for (vm_object_type type : {OBJT_DEVICE, OBJT_VNODE}) {
+    fake::space s(kBase, kSize);
+    vm_object* obj;
+    {
+      vm_lock_guard g;
+      obj = vm_object_allocate(type, 4);
+    }
+    vm_mmap_request r = req(0, 4 * PAGE_SIZE, VM_MMAP_SHARED);
+    r.object = obj;
+    vaddr_t a = 0;
+    REQUIRE(vm_mmap(s.vs, r, &a) == KERN_SUCCESS);
+    CHECK(fake::check_all({{obj, 1}}) == "");
+    std::uint8_t b;
+    kern_return_t kr = KERN_SUCCESS;
+    CHECK_FALSE(fake::access(s.vs, a, false, &b, &kr));
+    CHECK(kr == (type == OBJT_DEVICE ? KERN_MEMORY_ERROR : KERN_PAGER_ABSENT));
+    REQUIRE(vm_munmap(s.vs, a, 4 * PAGE_SIZE) == KERN_SUCCESS);
+    {
+      vm_lock_guard g;
+      CHECK(obj->ref_count == 1);
+      vm_object_deallocate(obj);
+    }
+    CHECK(fake::check_all() == "");
   }
-  vm_mmap_request r = req(0, 4 * PAGE_SIZE, VM_MMAP_SHARED);
-  r.object = obj;
-  vaddr_t a = 0;
-  REQUIRE(vm_mmap(s.vs, r, &a) == KERN_SUCCESS);
-  CHECK(fake::check_all({{obj, 1}}) == "");
-  std::uint8_t b;
-  kern_return_t kr = KERN_SUCCESS;
-  CHECK_FALSE(fake::access(s.vs, a, false, &b, &kr));
-  CHECK(kr == KERN_MEMORY_ERROR);
-  REQUIRE(vm_munmap(s.vs, a, 4 * PAGE_SIZE) == KERN_SUCCESS);
-  {
-    vm_lock_guard g;
-    CHECK(obj->ref_count == 1);
-    vm_object_deallocate(obj);
-  }
-  CHECK(fake::check_all() == "");
 }
 
 TEST_CASE("a zone touches only the slab pages it hands out") {
