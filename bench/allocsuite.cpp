@@ -1215,11 +1215,11 @@ int main(int argc, char** argv) {
     const int ij = aidx("jemalloc");
     std::vector<double> ct, cr;
     for (size_t t = 0; t < NT; ++t) {
-      const run_result& v = med[t][size_t(iv)];
-      const run_result& w = med[t][size_t(ip)];
+      const auto& v = med[t][size_t(iv)];
+      const auto& w = med[t][size_t(ip)];
       if (!v.ok || !w.ok) continue;
       const double tv = w.ms / v.ms, rv = w.rss_kb / v.rss_kb;
-      auto vs_je = [&](const run_result& r, bool rss) {
+      auto vs_je = [&](const auto& r, bool rss) -> double {
         if (ij < 0 || !med[t][size_t(ij)].ok) return NAN;
         return rss ? r.rss_kb / med[t][size_t(ij)].rss_kb : r.ms / med[t][size_t(ij)].ms;
       };
