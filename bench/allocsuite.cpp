@@ -1207,6 +1207,7 @@ int main(int argc, char** argv) {
 
   // The cost of the power-of-two geometry: the same kmem with 4.4BSD's buckets against its
   // size classes, in the same run (--pow2).
+  std::vector<std::pair<std::string, double>> pow2_metrics;  // printed with the other metrics
   if (const int ip = aidx("vmrt_pow2"), iv = aidx("vmrt"); ip >= 0 && iv >= 0) {
     std::printf("\nCost of 4.4BSD's power-of-two buckets: vmrt_pow2 (kmem built with KMEM_POW2_CLASSES=1)\n"
                 "against vmrt (size classes), medians of the same run; > 1: the power-of-two geometry costs.\n");
@@ -1225,16 +1226,16 @@ int main(int argc, char** argv) {
       };
       std::printf("  %-16s %9.3f %9.3f   %9.3f %9.3f   %9.3f %9.3f\n", tasks[t].name.c_str(), tv, rv, vs_je(v, false),
                   vs_je(v, true), vs_je(w, false), vs_je(w, true));
-      bench::print_metric("metric pow2_time_vs_classes." + tasks[t].name, tv);
-      bench::print_metric("metric pow2_rss_vs_classes." + tasks[t].name, rv);
+      pow2_metrics.push_back({"metric pow2_time_vs_classes." + tasks[t].name, tv});
+      pow2_metrics.push_back({"metric pow2_rss_vs_classes." + tasks[t].name, rv});
       if (tasks[t].in_summary) {
         ct.push_back(tv);
         cr.push_back(rv);
       }
     }
     std::printf("  %-16s %9.3f %9.3f\n", "geomean", geomean(ct), geomean(cr));
-    bench::print_metric("metric geomean_pow2_time_vs_classes", geomean(ct));
-    bench::print_metric("metric geomean_pow2_rss_vs_classes", geomean(cr));
+    pow2_metrics.push_back({"metric geomean_pow2_time_vs_classes", geomean(ct)});
+    pow2_metrics.push_back({"metric geomean_pow2_rss_vs_classes", geomean(cr)});
   }
 
   bool chart = false;
@@ -1288,6 +1289,7 @@ int main(int argc, char** argv) {
   bench::print_metric("metric geomean_rss_vs_jemalloc", geomean(rj));
   bench::print_metric("metric worst_time_vs_jemalloc", tj.empty() ? NAN : *std::max_element(tj.begin(), tj.end()));
   bench::print_metric("metric worst_rss_vs_jemalloc", rj.empty() ? NAN : *std::max_element(rj.begin(), rj.end()));
+  for (auto& [name, v] : pow2_metrics) bench::print_metric(name, v);
 
   // Clean the scratch directory (sockets, logs, the sqlite script).
   for (const char* f : {"redis.sock", "redis.log", "memcached.sock", "memcached.log", "sqlite.sql"})
