@@ -27,10 +27,6 @@
 #include "kmem/kmem_internal.h"
 #include "vm/vm_fail.h"
 
-#ifndef KMEM_REALLOC_GROWTH_NUM
-#define KMEM_REALLOC_GROWTH_NUM 8  // quarters: 2x
-#endif
-
 namespace vmrt::kmem::detail {
 
 constinit kmem_globals g;
@@ -44,12 +40,6 @@ constexpr std::uint32_t mask_bit(std::size_t bytes) {
   const unsigned band = size_band(bytes);
   return std::uint32_t{1} << (band < kLargeMaskBit ? band : kLargeMaskBit);
 }
-
-// A bucket block that realloc grows out of its class moves to at least this multiple of its
-// size (kmem::realloc).
-inline constexpr struct {
-  std::size_t num, den;
-} kReallocGrowth = {KMEM_REALLOC_GROWTH_NUM, 4};
 
 // ---- type accounting -------------------------------------------------------------------------
 
@@ -490,9 +480,10 @@ void* realloc(void* addr, std::size_t size, malloc_type type, int flags, kmem_st
   }
   if (b.indx != 0) {
     // Kept while the new size is over half of it (with power-of-two buckets: while it stays
-    // in its bucket).  Growing: moved, with slack (kReallocGrowth), so a block grown a little
-    // at a time (realloc to the exact length on every append) moves about once per doubling
-    // as with power-of-two buckets, not at every quarter step (allocsuite's realloc_growth
+    // in its bucket).  Growing: moved to the power-of-two class that holds the new size, so a
+    // block grown a little at a time (realloc to the exact length on every append) moves once
+    // per doubling and growing blocks share a few classes, as with power-of-two buckets, not
+    // at every quarter step through every class (allocsuite's realloc_growth
     // without it: 1.89x jemalloc's time and 1.77x its peak RSS, against 0.99x and 1.30x with
     // power-of-two buckets; not for limited types or diagnostics, whose accounting follows
     // each block exactly).
@@ -500,11 +491,7 @@ void* realloc(void* addr, std::size_t size, malloc_type type, int flags, kmem_st
       set_status(status, KMEM_OK);
       return addr;
     }
-    if (size > b.size && size <= kMaxAllocSave && !g.diag && !g.types[type].limited) {
-      std::size_t want = b.size * kReallocGrowth.num / kReallocGrowth.den;
-      if (want > kMaxAllocSave) want = kMaxAllocSave;
-      if (want > size) size = want;
-    }
+    if (size > b.size && size <= kMaxAllocSave && !g.diag && !g.types[type].limited) size = std::bit_ceil(size);
   } else if (b.granules != 0) {
     // Medium: kept while the new size is over half of it (shrinking leaves the block
     // as it is: its tail is not worth a span edit).  Growing: into the free space right
