@@ -771,7 +771,7 @@ void usage(FILE* f) {
   std::fprintf(f,
                "usage: allocsuite [--quick | --tiny] [--reps N] [--scale S] [--only LIST] [--skip LIST]\n"
                "                  [--allocators LIST] [--alloc NAME=PATH.so]... [--baseline NAME]\n"
-               "                  [--out DIR] [--timeout SEC] [--no-apps] [--no-chart] [--verbose]\n"
+               "                  [--out DIR] [--timeout SEC] [--no-apps] [--no-chart] [--pow2] [--verbose]\n"
                "\n"
                "Runs every workload under glibc, jemalloc, mimalloc, tcmalloc and vmrt (and any --alloc),\n"
                "each in its own process with LD_PRELOAD, repetitions interleaved, and prints medians of\n"
@@ -791,6 +791,9 @@ void usage(FILE* f) {
                "  --out DIR        output directory (default <bin>/../allocsuite)\n"
                "  --timeout SEC    kill a run after SEC seconds (quick 60, default 300)\n"
                "  --no-apps        only the built-in workloads;  --no-chart  no gnuplot\n"
+               "  --pow2           also run vmrt_pow2 (<bin>/../lib/libvmrt_malloc_pow2.so, cmake -DVMRT_POW2_SHIM=ON,\n"
+               "                   or $VMRT_POW2_MALLOC_SO): kmem with 4.4BSD's power-of-two buckets, and print\n"
+               "                   the cost of that geometry against vmrt's size classes\n"
                "\n"
                "The vmrt shim is <dir of this binary>/../lib/libvmrt_malloc.so (or $VMRT_MALLOC_SO).\n"
                "Workloads:\n");
@@ -877,7 +880,7 @@ int main(int argc, char** argv) {
     if (argc >= 5 && std::strcmp(argv[3], "--scale") == 0) scale = std::atof(argv[4]);
     return bench::worker_main("allocsuite", argv[2], scale > 0 ? scale : 1);
   }
-  bool quick = false, tiny = false, no_apps = false, no_chart = false;
+  bool quick = false, tiny = false, no_apps = false, no_chart = false, pow2 = false;
   int reps = -1, timeout_s = -1;
   double scale = -1;
   std::string only, skip, allocs, baseline = "jemalloc", outdir;
@@ -894,6 +897,7 @@ int main(int argc, char** argv) {
     else if (a == "--verbose" || a == "-v") g_cfg.verbose = true;
     else if (a == "--no-apps") no_apps = true;
     else if (a == "--no-chart") no_chart = true;
+    else if (a == "--pow2") pow2 = true;
     else if (a == "--reps") reps = std::atoi(need());
     else if (a == "--scale") scale = std::atof(need());
     else if (a == "--timeout") timeout_s = std::atoi(need());
@@ -951,6 +955,11 @@ int main(int argc, char** argv) {
   g_cfg.tmpdir = tmpl;
 
   std::vector<allocator> all = default_allocators();
+  if (pow2) {
+    // vmrt with 4.4BSD's power-of-two buckets (kmem built with KMEM_POW2_CLASSES=1).
+    const char* env = getenv("VMRT_POW2_MALLOC_SO");
+    extra.insert(extra.begin(), {"vmrt_pow2", env && *env ? env : self_dir() + "/../lib/libvmrt_malloc_pow2.so"});
+  }
   for (auto& e : extra) {
     allocator a;
     a.name = e.first;
@@ -1196,6 +1205,39 @@ int main(int argc, char** argv) {
                 b.empty() ? NAN : *std::max_element(b.begin(), b.end()), a.size());
   }
 
+  // The cost of the power-of-two geometry: the same kmem with 4.4BSD's buckets against its
+  // size classes, in the same run (--pow2).
+  std::vector<std::pair<std::string, double>> pow2_metrics;  // printed with the other metrics
+  if (const int ip = aidx("vmrt_pow2"), iv = aidx("vmrt"); ip >= 0 && iv >= 0) {
+    std::printf("\nCost of 4.4BSD's power-of-two buckets: vmrt_pow2 (kmem built with KMEM_POW2_CLASSES=1)\n"
+                "against vmrt (size classes), medians of the same run; > 1: the power-of-two geometry costs.\n");
+    std::printf("  %-16s %9s %9s   %9s %9s   %9s %9s\n", "workload", "time", "RSS", "vmrt", "(RSS)", "pow2", "(RSS)");
+    std::printf("  %-16s %9s %9s   %9s %9s   %9s %9s\n", "", "pow2/cls", "pow2/cls", "x jemalloc", "", "x jemalloc", "");
+    const int ij = aidx("jemalloc");
+    std::vector<double> ct, cr;
+    for (size_t t = 0; t < NT; ++t) {
+      const auto& v = med[t][size_t(iv)];
+      const auto& w = med[t][size_t(ip)];
+      if (!v.ok || !w.ok) continue;
+      const double tv = w.ms / v.ms, rv = w.rss_kb / v.rss_kb;
+      auto vs_je = [&](const auto& r, bool rss) -> double {
+        if (ij < 0 || !med[t][size_t(ij)].ok) return NAN;
+        return rss ? r.rss_kb / med[t][size_t(ij)].rss_kb : r.ms / med[t][size_t(ij)].ms;
+      };
+      std::printf("  %-16s %9.3f %9.3f   %9.3f %9.3f   %9.3f %9.3f\n", tasks[t].name.c_str(), tv, rv, vs_je(v, false),
+                  vs_je(v, true), vs_je(w, false), vs_je(w, true));
+      pow2_metrics.push_back({"metric pow2_time_vs_classes." + tasks[t].name, tv});
+      pow2_metrics.push_back({"metric pow2_rss_vs_classes." + tasks[t].name, rv});
+      if (tasks[t].in_summary) {
+        ct.push_back(tv);
+        cr.push_back(rv);
+      }
+    }
+    std::printf("  %-16s %9.3f %9.3f\n", "geomean", geomean(ct), geomean(cr));
+    pow2_metrics.push_back({"metric geomean_pow2_time_vs_classes", geomean(ct)});
+    pow2_metrics.push_back({"metric geomean_pow2_rss_vs_classes", geomean(cr)});
+  }
+
   bool chart = false;
   if (!no_chart) {
     std::vector<std::string> wn, an;
@@ -1247,6 +1289,7 @@ int main(int argc, char** argv) {
   bench::print_metric("metric geomean_rss_vs_jemalloc", geomean(rj));
   bench::print_metric("metric worst_time_vs_jemalloc", tj.empty() ? NAN : *std::max_element(tj.begin(), tj.end()));
   bench::print_metric("metric worst_rss_vs_jemalloc", rj.empty() ? NAN : *std::max_element(rj.begin(), rj.end()));
+  for (auto& [name, v] : pow2_metrics) bench::print_metric(name, v);
 
   // Clean the scratch directory (sockets, logs, the sqlite script).
   for (const char* f : {"redis.sock", "redis.log", "memcached.sock", "memcached.log", "sqlite.sql"})

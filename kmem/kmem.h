@@ -1,8 +1,9 @@
 // kmem.h — the 4.4BSD kernel malloc (McKusick & Karels 1988, kern_malloc.c),
 // rebuilt over vmrt's VM.
 //
-// Power-of-two buckets from MINBUCKET (16 bytes) to MAXALLOCSAVE; a kmemusage
-// record per page of the kmem arena says which bucket the page serves (or how
+// Buckets (size classes) from MINBUCKET (16 bytes) to MAXALLOCSAVE: 16-byte steps to
+// 128 bytes, then four per doubling (4.4BSD's powers of two with -DKMEM_POW2_CLASSES=1);
+// a record per page of the kmem arena says which bucket the page serves (or how
 // many pages a large block spans), so free() takes no size.  Malloc types keep
 // statistics and limits (vmstat -m).  Beyond 4.4BSD: bounded per-thread caches
 // ("magazines") so two threads scale, drained back on thread exit.
@@ -135,7 +136,7 @@ struct type_stats {
   std::uint64_t maxused;     // high water of memuse
   std::uint64_t limit;       // ks_limit
   std::uint64_t limblocks;   // times a request was blocked/failed by the limit
-  std::uint32_t size_mask;   // bit i set: bucket i used by this type (bit 31: blocks >= 2^31)
+  std::uint32_t size_mask;   // bit i set: blocks of (2^(i-1), 2^i] bytes used by this type (bit 31: >= 2^31)
   std::uint64_t mapblocks;   // times a request failed because the arena was exhausted
 };
 struct bucket_stats {
@@ -148,8 +149,13 @@ struct bucket_stats {
   std::uint64_t couldfree;   // kb_couldfree
 };
 bool get_type_stats(malloc_type t, type_stats* out);
+// Bucket indexes run from 0 to bucket_count() - 1; get_bucket_stats is false for the
+// indexes that name no bucket (the first few).
 std::size_t bucket_count();
 bool get_bucket_stats(std::size_t index, bucket_stats* out);
+// The bucket index that serves a request of `size` bytes (bucket_count() or more when no
+// bucket does: 0 bytes, or over MAXALLOCSAVE).
+std::size_t bucket_index_of(std::size_t size);
 const char* type_name(malloc_type t);
 
 // Allocator-wide counters (beyond 4.4BSD).

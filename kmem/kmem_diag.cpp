@@ -102,11 +102,13 @@ bool get_block_info(const void* addr, block_info* out) {
   for (std::uint32_t back = 0; back <= max_back && back <= pg; ++back) {
     const kmemusage& ku = g.usage[pg - back];
     const std::uintptr_t pa = page_addr(pg - back);
-    if (ku.ku_indx >= kMinBucket) {
-      std::size_t size = bucket_size(ku.ku_indx);
-      std::size_t span = std::size_t{pages_per_cluster(ku.ku_indx)} << kPageShift;
-      if (a >= pa + span) return false;
-      out->start = ku.ku_indx <= kPageShift ? (a & ~(size - 1)) : pa;
+    if (const unsigned code = g.pgindx[pg - back]; code >= kMinBucket) {
+      // A cluster's first page (its class) or a further page of one (a tail code).
+      const unsigned cls = kCodes.e[code].cls;
+      const std::uintptr_t cl = page_addr(cluster_first_page(pg - back, code));
+      const std::size_t size = bucket_size(cls);
+      if (a >= cl + (std::size_t{pages_per_cluster(cls)} << kPageShift)) return false;
+      out->start = cl + (a - cl) / size * size;
       out->size = size;
       if (g.diag) {
         std::uint8_t s = g.diag_state[(out->start - g.base) >> kMinBucket];

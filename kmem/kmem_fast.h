@@ -2,11 +2,12 @@
 // libc shim (which inlines them into its entry points with a constant type, so
 // the type checks and the statistics offsets fold to constants).
 //
-// malloc: BUCKETINDX (one lzcnt), this thread's cache pointer (one TLS load),
+// malloc: the size class (one byte from kSizeIndex), this thread's cache (TLS),
 //         a type-bypass byte, a pop from the loaded magazine, the free marker
 //         cleared, plain stores to this thread's statistics.
-// free:   arena range check, the page's bucket from the dense g.pgindx byte
-//         array, alignment + page-state check in one AND (kFreeMask), the
+// free:   arena range check, the page's code from the dense g.pgindx byte
+//         array, alignment + page-state check in one AND (kFreeMask) or, for
+//         classes whose elements straddle pages, one multiply (elem_class), the
 //         always-on double-free check (free marker), a push onto the loaded
 //         magazine, plain stores to this thread's statistics.
 // Each returns "not served" (null / false) for everything else — no thread
@@ -23,10 +24,16 @@
 namespace vmrt::kmem::detail {
 
 // => any thread, no lock, no sleep.  A block of bucket_index(size) for type t
-// (t < M_LAST), or null when the fast path cannot serve the request.
+// (t < M_LAST), or null when the fast path cannot serve the request (size 0 maps to
+// state index 0, whose cache slot is the empty sentinel).
 [[gnu::always_inline]] inline void* malloc_fast(std::size_t size, malloc_type t) {
-  const std::size_t indx = bucket_index(size);
-  if (__builtin_expect(indx > kMaxBucket, 0)) return nullptr;
+  std::size_t indx;
+  if (__builtin_expect(size <= kPageSize, 1)) {
+    indx = kSizeIndex.small[(size + 15) >> 4];
+  } else {
+    if (__builtin_expect(size > kMaxAllocSave, 0)) return nullptr;
+    indx = kSizeIndex.big[(size - 1) >> 10];
+  }
   if (__builtin_expect(g.type_slow[t].load(std::memory_order_relaxed) != 0, 0)) return nullptr;
   tcache* tc = &t_cache;  // all zero until set up: top == base fails below
   tc_bucket& B = tc->b[indx];
@@ -51,9 +58,14 @@ namespace vmrt::kmem::detail {
   const std::uintptr_t off = a - g.base;
   if (__builtin_expect(off >= g.size, 0)) return false;
   if (__builtin_expect(g.type_slow[t].load(std::memory_order_relaxed) != 0, 0)) return false;
-  const std::size_t indx = g.pgindx[off >> kPageShift];
-  // Not a bucket page, or not the start of an element: the slow path says which.
-  if (__builtin_expect((a & kFreeMask.m[indx]) != 0, 0)) return false;
+  const std::size_t code = g.pgindx[off >> kPageShift];
+  std::size_t indx = code;
+  if ((a & kFreeMask.m[code]) != 0) {
+    // A straddling class, or not a bucket page, or not an element start: the slow path
+    // says which.
+    indx = elem_class(code, a);
+    if (__builtin_expect(indx == 0, 0)) return false;
+  }
   std::uintptr_t* w = reinterpret_cast<std::uintptr_t*>(a);
   const std::uintptr_t marker = free_marker(a);
   if (__builtin_expect(w[1] == marker, 0)) return false;  // double free: slow path reports it

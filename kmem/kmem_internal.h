@@ -79,7 +79,7 @@ struct type_delta {
   std::uint64_t frees;   // inuse = calls + sum(acnt) - frees
   std::int64_t memuse;   // bytes allocated - bytes freed
   std::int64_t peak;     // max of memuse since the last flush
-  std::uint32_t mask;    // sizes used by large blocks (buckets: acnt != 0)
+  std::uint32_t mask;    // size bands used by large blocks (buckets: acnt != 0)
   std::uint32_t pad;
 };
 
@@ -188,8 +188,11 @@ struct alignas(64) kmem_globals {
   // cookie, type_slow are all free() and malloc() read).
   std::uintptr_t base = 0;
   std::size_t size = 0;
-  // Per arena page, a copy of its kmemusage ku_indx (bucket pages lock / pages
-  // lock, written together with it by set_ku_indx): free() looks the bucket up
+  // Per arena page, its page code (kmem_bucket_index.h): a copy of its kmemusage
+  // ku_indx (bucket lock / pages lock, written together with it by set_ku_indx),
+  // or on the further pages of a cluster whose elements straddle pages a tail
+  // code (bucket lock, set by cluster_new, cleared by cluster_detach; the
+  // kmemusage records of those pages stay KU_UNUSED).  free() looks the class up
   // in this dense byte array (one byte per page stays in L1 where the 16-byte
   // records would not).
   std::uint8_t* pgindx = nullptr;
@@ -347,7 +350,7 @@ inline std::uint64_t tc_type_calls(const tcache* tc, unsigned t) {
 inline std::uint32_t tc_type_mask(const tcache* tc, unsigned t) {
   std::uint32_t m = rd(tc->td[t].mask);
   for (unsigned i = kMinBucket; i <= kMaxBucket; ++i)
-    if (rd(tc->acnt[t][i]) != 0) m |= std::uint32_t{1} << i;
+    if (rd(tc->acnt[t][i]) != 0) m |= std::uint32_t{1} << kClasses.band[i];
   return m;
 }
 inline std::uint64_t tc_bucket_calls(const tcache* tc, unsigned i) {

@@ -68,7 +68,7 @@ void report_vmstat_m(int fd) {
     bool first = true;
     std::size_t len = 8;
     for (unsigned t = 0; t < M_LAST; ++t) {
-      if (ts[t].calls == 0 || (ts[t].size_mask & (std::uint32_t{1} << i)) == 0) continue;
+      if (ts[t].calls == 0 || (ts[t].size_mask & (std::uint32_t{1} << kClasses.band[i])) == 0) continue;
       const char* name = type_name(static_cast<malloc_type>(t));
       len += 2 + std::strlen(name);
       if (first) o.u(bucket_size(i), 8).str("  ").str(name);

@@ -1,6 +1,6 @@
 // shim_info.cpp — glibc's malloc introspection and tuning calls under vmrt.
 //
-// What each returns under vmrt (kmem has power-of-two buckets, no arenas, no
+// What each returns under vmrt (kmem has size-class buckets, no arenas, no
 // top chunk and no mmap threshold):
 //   mallopt(param, value)  1 ("success", value ignored) for every parameter glibc
 //                          knows (M_MXFAST, M_TRIM_THRESHOLD, M_TOP_PAD,

@@ -20,11 +20,19 @@ namespace d = vmrt::kmem::detail;
 namespace {
 void boot() { REQUIRE(kmem_test::boot(false) != nullptr); }
 
-// Every page of the arena that kmem has touched: pgindx == ku_indx.
+// Every page of the arena that kmem has touched: pgindx == ku_indx, except on the
+// further pages of a cluster whose elements straddle pages: KU_UNUSED in the record,
+// a tail code naming the class of the cluster's first page in pgindx.
 bool pgindx_mirrors_usage(std::uintptr_t from, std::uintptr_t to) {
   for (std::uintptr_t a = from; a < to; a += d::kPageSize) {
     std::uint32_t pg = d::page_of(a);
-    if (d::g.pgindx[pg] != d::g.usage[pg].ku_indx) return false;
+    const unsigned code = d::g.pgindx[pg];
+    if (code > d::kMaxBucket) {
+      if (d::g.usage[pg].ku_indx != d::KU_UNUSED) return false;
+      if (d::g.usage[d::cluster_first_page(pg, code)].ku_indx != d::kCodes.e[code].cls) return false;
+    } else if (code != d::g.usage[pg].ku_indx) {
+      return false;
+    }
   }
   return true;
 }
@@ -91,7 +99,8 @@ TEST_CASE("fast path: a new thread's first calls take the slow path and set its 
 
 TEST_CASE("fast path: small buckets keep 256 rounds per magazine in the thread cache") {
   boot();
-  static_assert(d::magazine_cap(4) == 256 && d::magazine_cap(8) == 256 && d::magazine_cap(9) == 32);
+  static_assert(d::magazine_cap(d::bucket_index(16)) == 256 && d::magazine_cap(d::bucket_index(256)) == 256 &&
+                d::magazine_cap(d::bucket_index(257)) == 32);
   kmem_counters c0{};
   REQUIRE(get_kmem_counters(&c0));
   std::vector<void*> v;
@@ -115,14 +124,15 @@ TEST_CASE("fast path: exact statistics for one thread (calls, inuse, memuse, hig
     type_stats s0{};
     REQUIRE(get_type_stats(M_DEVBUF, &s0));
     std::vector<void*> v;
-    for (int i = 0; i < 1000; ++i) v.push_back(kmem::malloc(100, M_DEVBUF, M_WAITOK));  // 128-byte bucket
+    const std::int64_t bs = static_cast<std::int64_t>(d::bucket_size(d::bucket_index(100)));  // 112 (128: powers of two)
+    for (int i = 0; i < 1000; ++i) v.push_back(kmem::malloc(100, M_DEVBUF, M_WAITOK));
     for (int i = 0; i < 500; ++i) CHECK(kmem::free(v[i], M_DEVBUF) == KMEM_OK);
     type_stats s1{};
     REQUIRE(get_type_stats(M_DEVBUF, &s1));
     CHECK(s1.calls - s0.calls == 1000);
     CHECK(s1.inuse - s0.inuse == 500);
-    CHECK(s1.memuse - s0.memuse == 500 * 128);
-    CHECK(s1.maxused >= s0.memuse + 1000 * 128);
+    CHECK(s1.memuse - s0.memuse == 500 * bs);
+    CHECK(s1.maxused >= s0.memuse + 1000 * bs);
     for (int i = 500; i < 1000; ++i) CHECK(kmem::free(v[i], M_DEVBUF) == KMEM_OK);
     type_stats s2{};
     REQUIRE(get_type_stats(M_DEVBUF, &s2));

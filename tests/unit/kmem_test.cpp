@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <pthread.h>
 #include <random>
@@ -52,7 +53,7 @@ TEST_CASE("init once; names; trivial pointers") {
   block_info bi{};
   REQUIRE(get_block_info(static_cast<char*>(p) + 50, &bi));
   CHECK(bi.start == reinterpret_cast<std::uintptr_t>(p));
-  CHECK(bi.size == 128);
+  CHECK(bi.size == d::bucket_size(d::bucket_index(100)));  // 112 (128: powers of two)
   CHECK(bi.allocated);
   CHECK(bi.type == M_LAST);  // unknown without diagnostics
   kmem::free(p, M_TEST);
@@ -60,24 +61,30 @@ TEST_CASE("init once; names; trivial pointers") {
   CHECK_FALSE(bi.allocated);
 }
 
-TEST_CASE("BUCKETINDX: smallest power of two >= size, from 16 bytes") {
+TEST_CASE("bucket index: the smallest class >= size, from 16 bytes") {
   src();
-  for (std::size_t s = 1; s <= (std::size_t{1} << 20); s += (s < 5000 ? 1 : 97)) {
+  for (std::size_t s = 1; s <= d::kMaxAllocSave; ++s) {
     unsigned i = d::bucket_index(s);
-    CHECK((std::size_t{1} << i) >= s);
-    CHECK(i >= 4);
-    if (i > 4) CHECK((std::size_t{1} << (i - 1)) < s);
+    REQUIRE(i >= d::kMinBucket);
+    REQUIRE(i <= d::kMaxBucket);
+    CHECK(d::bucket_size(i) >= s);
+    if (i > d::kMinBucket) CHECK(d::bucket_size(i - 1) < s);
+    if (d::kPow2Classes) CHECK(d::bucket_size(i) == std::bit_ceil(std::max<std::size_t>(s, 16)));
+    // the geometry: 16-byte steps to 128, then at most a quarter over the request
+    else CHECK(d::bucket_size(i) <= (s <= 128 ? ((s + 15) & ~std::size_t{15}) : s + s / 4 + 16));
   }
   CHECK(d::bucket_index(0) > d::kMaxBucket);
+  CHECK(d::bucket_index(d::kMaxAllocSave + 1) > d::kMaxBucket);
   CHECK(d::bucket_index(SIZE_MAX) > d::kMaxBucket);
   CHECK(bucket_count() == d::kMaxBucket + 1);
+  CHECK(bucket_index_of(100) == d::bucket_index(100));
 }
 
 TEST_CASE("size-free free for every bucket and for large blocks") {
   src();
   for (unsigned i = d::kMinBucket; i <= d::kMaxBucket; ++i) {
-    std::size_t b = std::size_t{1} << i;
-    for (std::size_t s : {b, b - 1, b / 2 + 1}) {
+    const std::size_t b = d::bucket_size(i);
+    for (std::size_t s : {b, b - 1, d::bucket_size(i - 1) + 1}) {  // i - 1 < kMinBucket: size 0 + 1
       if (s == 0 || d::bucket_index(s) != i) continue;
       kmem_status st = KMEM_NOMEM;
       auto* p = static_cast<unsigned char*>(kmem::malloc(s, M_TEST, M_WAITOK, &st));
@@ -177,7 +184,7 @@ TEST_CASE("realloc: in place within the bucket, moves otherwise, old block kept 
   auto* q = static_cast<char*>(kmem::realloc(p, 5000, M_TEST, M_WAITOK));
   REQUIRE(q != nullptr);
   CHECK(std::strcmp(q, "hello kmem") == 0);
-  CHECK(usable_size(q) == 8192);
+  CHECK(usable_size(q) == 8192);  // growing: the power-of-two class that holds it
   auto* r = static_cast<char*>(kmem::realloc(q, 1 << 20, M_TEST, M_WAITOK));
   CHECK(std::strcmp(r, "hello kmem") == 0);
   r[(1 << 20) - 1] = 'x';
@@ -265,7 +272,7 @@ TEST_CASE("statistics stay consistent after random alloc/free sequences") {
       live.push_back({p, u});
       memuse += u;
       ++calls;
-      mask |= 1u << d::bucket_index(s);
+      mask |= 1u << d::size_band(u);
       if (memuse > maxused) maxused = memuse;
     } else {
       std::size_t k = rng() % live.size();
@@ -293,18 +300,19 @@ TEST_CASE("statistics stay consistent after random alloc/free sequences") {
 TEST_CASE("bucket statistics: in use = total - free") {
   src();
   bucket_stats b0{};
-  REQUIRE(get_bucket_stats(9, &b0));  // 512-byte bucket
+  const std::size_t b512 = bucket_index_of(500);  // the 512-byte bucket
+  REQUIRE(get_bucket_stats(b512, &b0));
   std::vector<void*> v;
   for (int i = 0; i < 1000; ++i) v.push_back(kmem::malloc(500, M_TEST, M_WAITOK));
   bucket_stats b1{};
-  get_bucket_stats(9, &b1);
+  get_bucket_stats(b512, &b1);
   CHECK(b1.size == 512);
   CHECK((b1.total - b1.totalfree) - (b0.total - b0.totalfree) == 1000);
   CHECK(b1.calls - b0.calls == 1000);
   CHECK(b1.elmpercl == 8);
   for (void* p : v) kmem::free(p, M_TEST);
   bucket_stats b2{};
-  get_bucket_stats(9, &b2);
+  get_bucket_stats(b512, &b2);
   CHECK(b2.total - b2.totalfree == b0.total - b0.totalfree);
 }
 

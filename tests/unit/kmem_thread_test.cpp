@@ -112,14 +112,14 @@ TEST_CASE("a thread's magazines are drained back when it exits") {
   kmem_counters c0{};
   get_kmem_counters(&c0);
   bucket_stats b0{};
-  get_bucket_stats(6, &b0);  // 64 bytes
+  get_bucket_stats(bucket_index_of(64), &b0);
   std::atomic<std::uint64_t> cached_in_thread{0};
   std::thread t([&] {
     std::vector<void*> v;
     for (int i = 0; i < 1000; ++i) v.push_back(kmem::malloc(64, M_TEST, M_WAITOK));
     for (void* p : v) kmem::free(p, M_TEST);
     bucket_stats b{};
-    get_bucket_stats(6, &b);
+    get_bucket_stats(bucket_index_of(64), &b);
     cached_in_thread = b.totalfree;
   });
   t.join();
@@ -128,13 +128,13 @@ TEST_CASE("a thread's magazines are drained back when it exits") {
   CHECK(c1.exited_thread_caches == c0.exited_thread_caches + 1);
   CHECK(c1.live_thread_caches == c0.live_thread_caches);
   bucket_stats b1{};
-  get_bucket_stats(6, &b1);
+  get_bucket_stats(bucket_index_of(64), &b1);
   CHECK(b1.total - b1.totalfree == b0.total - b0.totalfree);  // nothing leaked in use
   CHECK(b1.calls - b0.calls == 1000);
   // after exit the blocks are back on their clusters: trim can give them all back
   trim();
   bucket_stats b2{};
-  get_bucket_stats(6, &b2);
+  get_bucket_stats(bucket_index_of(64), &b2);
   CHECK(b2.total - b2.totalfree == b0.total - b0.totalfree);
   CHECK(b2.totalfree <= b1.totalfree);
   type_stats ts{};
@@ -165,7 +165,7 @@ TEST_CASE("all-free clusters above the high-water mark go back after the decay t
     }
     CHECK(s->pages_out.load() < before + 200);
     bucket_stats b{};
-    get_bucket_stats(13, &b);
+    get_bucket_stats(bucket_index_of(8192), &b);
     CHECK(b.couldfree >= 1900);
   });
   t.join();
