@@ -532,6 +532,80 @@ side_stat summarize_total(const std::vector<sample>& s, const char* test, const 
   return r;
 }
 
+
+// The "first touch of memory the program mmapped itself": mmap_touch (next to this
+// program) natively and under the shim (../lib/libvmrt_malloc.so), with host memory in the
+// mmap area (the default) and as pageable memory (VMRT_PHYSMEM above the size: no paging,
+// only the zero-fill path), reps interleaved.  Returns native/shim ratios of the medians by
+// "test[variant]"; prints a table.
+std::map<std::string, double> program_mmap_rows(std::size_t mib, int reps, int timeout_s) {
+  std::map<std::string, double> out;
+  std::string dir = bench::dir_of(g_self);
+  std::string prog = dir + "/mmap_touch", shim = dir + "/../lib/libvmrt_malloc.so";
+  if (access(prog.c_str(), X_OK) != 0 || access(shim.c_str(), R_OK) != 0) {
+    std::printf("\n[program mmap] SKIP: %s or %s not built\n", prog.c_str(), shim.c_str());
+    return out;
+  }
+  struct variant {
+    const char* name;
+    bool preload;
+    bool paged;
+  };
+  const variant vs[] = {{"native", false, false}, {"shim", true, false}, {"shim-paged", true, true}};
+  std::map<std::string, std::vector<double>> us;  // "test variant" -> us per page
+  std::map<std::string, bool> ok;
+  std::string physmem = std::to_string(mib * 2 + 64) + "M";
+  for (int r = 0; r < reps; ++r)
+    for (const variant& v : vs) {
+      bench::child_run c = bench::run_child(
+          {prog, std::to_string(mib)},
+          [&] {
+            unsetenv("LD_PRELOAD");
+            unsetenv("VMRT_PHYSMEM");
+            if (v.preload) setenv("LD_PRELOAD", shim.c_str(), 1);
+            if (v.paged) setenv("VMRT_PHYSMEM", physmem.c_str(), 1);
+          },
+          timeout_s);
+      std::string err = bench::exit_error(c, timeout_s);
+      if (!err.empty()) {
+        std::printf("[program mmap] %s: %s\n", v.name, err.c_str());
+        continue;
+      }
+      std::size_t i = 0;
+      while (i < c.out.size()) {
+        std::size_t j = c.out.find('\n', i);
+        if (j == std::string::npos) j = c.out.size();
+        char test[32];
+        unsigned long long ns;
+        std::size_t pages;
+        int good;
+        if (std::sscanf(c.out.substr(i, j - i).c_str(), "RESULT %31s %llu %zu %d", test, &ns, &pages, &good) == 4 &&
+            pages > 0) {
+          std::string key = std::string(test) + " " + v.name;
+          us[key].push_back(double(ns) / 1000.0 / double(pages));
+          ok.emplace(key, true);
+          ok[key] = ok[key] && good != 0;
+        }
+        i = j + 1;
+      }
+    }
+  std::printf("\n[program mmap] first touch of the program's own mmap of %zu MiB, through the shim (mmap_touch;\n"
+              "  shim-paged: VMRT_PHYSMEM=%s, pageable memory, no paging); median us per page of %d reps\n",
+              mib, physmem.c_str(), reps);
+  std::printf("  %-11s %12s %12s %12s %12s %14s  %s\n", "test", "native", "shim", "shim-paged", "native/shim",
+              "native/paged", "verified");
+  for (const char* t : {"seq_touch", "rand_touch"}) {
+    double n = median(us[std::string(t) + " native"]), h = median(us[std::string(t) + " shim"]),
+           p = median(us[std::string(t) + " shim-paged"]);
+    bool good = true;
+    for (const variant& v : vs) good = good && ok[std::string(t) + " " + v.name];
+    std::printf("  %-11s %12.3f %12.3f %12.3f %12.2f %14.2f  %s\n", t, n, h, p, n / h, n / p, good ? "ok" : "WRONG DATA");
+    out[std::string(t) + "[shim]"] = n / h;
+    out[std::string(t) + "[shim-paged]"] = n / p;
+  }
+  return out;
+}
+
 void usage(FILE* f) {
   std::fprintf(f,
                "usage: fault_bench [--quick] [--mib N] [--cow-pages N] [--reps N] [--backends LIST] [--host-only]\n"
@@ -741,6 +815,8 @@ int main(int argc, char** argv) {
       }
     }
   }
+  std::map<std::string, double> prog_mmap;
+  if (!host_only) prog_mmap = program_mmap_rows(quick ? 64 : std::size_t(mib), quick ? 3 : 5, int(timeout_s));
   std::printf("\ntotal %.1f s\n", double(now_ns() - t_start) / 1e9);
   for (const std::string& be : order) {
     if (be == "host") continue;
@@ -752,6 +828,7 @@ int main(int argc, char** argv) {
     bench::print_metric("speedup seq_touch[" + be + "]", seq_speed.count(be) ? seq_speed[be] : NAN);
     bench::print_metric("speedup rand_touch[" + be + "]", rand_speed.count(be) ? rand_speed[be] : NAN);
   }
+  for (auto& kv : prog_mmap) bench::print_metric("speedup program_mmap_" + kv.first, kv.second);
   bench::print_metric("speedup seq_touch", seq_speed.count(default_backend) ? seq_speed[default_backend] : NAN);
   bench::print_metric("speedup rand_touch", rand_speed.count(default_backend) ? rand_speed[default_backend] : NAN);
   return all_ok ? 0 : 1;
