@@ -25,8 +25,18 @@ namespace {
 // The program's MCL_FUTURE | MCL_ONFAULT bits while MCL_FUTURE is in force, else 0.
 std::atomic<int> g_future{0};
 
-int host_lock(vaddr_t a, vsize_t n, bool onfault) {
-  return static_cast<int>(::syscall(SYS_mlock2, a, n, onfault ? MLOCK_ONFAULT : 0U));
+// Lock (as touched, with onfault) or unlock [a, a + n) of host memory.  Refusals are
+// ignored, as mlockall's own populate ignores them.
+void host_lock(vaddr_t a, vsize_t n, bool lock, bool onfault) {
+  if (lock) (void)::syscall(SYS_mlock2, a, n, onfault ? MLOCK_ONFAULT : 0U);
+  else (void)vmrt::sys::munlock(reinterpret_cast<void*>(a), n);
+}
+
+// MCL_FUTURE in force (bits: MCL_FUTURE | MCL_ONFAULT), or not (0): for the program's new
+// mappings and for the heap's new windows.
+void set_future(int bits) {
+  g_future.store(bits, std::memory_order_relaxed);
+  vm_heap_set_future_lock(bits == 0 ? 0u : PMAP_HOST_LOCKED | ((bits & MCL_ONFAULT) != 0 ? PMAP_HOST_LOCK_ONFAULT : 0u));
 }
 
 // Is [lo, hi) one of vmrt's own mappings outside the region: the direct map of physmem?
@@ -45,13 +55,8 @@ struct walk_args {
 void outside_line(const maps_line& l, void* arg) {
   auto* w = static_cast<walk_args*>(arg);
   if (region_contains(l.lo) || vmrt_own(l.lo, l.hi)) return;
-  vsize_t n = l.hi - l.lo;
-  if (!w->lock) {
-    (void)vmrt::sys::munlock(reinterpret_cast<void*>(l.lo), n);
-    return;
-  }
   bool populate = !w->onfault && l.prot != PROT_NONE && (l.inode != 0 || (w->sp >= l.lo && w->sp < l.hi));
-  (void)host_lock(l.lo, n, !populate);  // refusals are ignored, as mlockall's populate ignores them
+  host_lock(l.lo, l.hi - l.lo, w->lock, !populate);
 }
 
 // The area, entry by entry: host memory locked by the host, pageable memory wired.
@@ -59,9 +64,7 @@ void area_entries(bool lock, bool onfault) {
   mm_entry_view v{};
   for (vaddr_t from = 0; mm_next_entry(from, &v); from = v.end) {
     if (!v.pageable) {
-      if (v.prot_none) continue;
-      if (lock) (void)host_lock(v.start, v.end - v.start, onfault);
-      else (void)vmrt::sys::munlock(reinterpret_cast<void*>(v.start), v.end - v.start);
+      if (!v.prot_none) host_lock(v.start, v.end - v.start, lock, onfault);
       continue;
     }
     mm_answer a{};
@@ -71,10 +74,7 @@ void area_entries(bool lock, bool onfault) {
 
 void heap_windows(bool lock, bool onfault) {
   vaddr_t w = 0, we = 0;
-  for (vaddr_t from = 0; vm_heap_next_host_window(from, &w, &we); from = we) {
-    if (lock) (void)host_lock(w, we - w, onfault);
-    else (void)vmrt::sys::munlock(reinterpret_cast<void*>(w), we - w);
-  }
+  for (vaddr_t from = 0; vm_heap_next_host_window(from, &w, &we); from = we) host_lock(w, we - w, lock, onfault);
 }
 
 void lock_everything(bool lock, bool onfault) {
@@ -98,21 +98,13 @@ int mlockall_emulated(int flags, int* err) {
     *err = errno;
     return -1;
   }
-  bool onfault = (flags & MCL_ONFAULT) != 0;
-  if ((flags & MCL_FUTURE) != 0) {
-    g_future.store(flags & (MCL_FUTURE | MCL_ONFAULT), std::memory_order_relaxed);
-    vm_heap_set_future_lock(PMAP_HOST_LOCKED | (onfault ? PMAP_HOST_LOCK_ONFAULT : 0u));
-  } else {
-    g_future.store(0, std::memory_order_relaxed);
-    vm_heap_set_future_lock(0);
-  }
-  if ((flags & MCL_CURRENT) != 0) lock_everything(true, onfault);
+  set_future((flags & MCL_FUTURE) != 0 ? flags & (MCL_FUTURE | MCL_ONFAULT) : 0);
+  if ((flags & MCL_CURRENT) != 0) lock_everything(true, (flags & MCL_ONFAULT) != 0);
   return 0;
 }
 
 int munlockall_emulated(int*) {
-  g_future.store(0, std::memory_order_relaxed);
-  vm_heap_set_future_lock(0);
+  set_future(0);
   lock_everything(false, false);
   return 0;
 }
@@ -127,7 +119,7 @@ void mlockall_note_mapping(vaddr_t a, std::size_t n) {
     (void)mm_mlock(reinterpret_cast<void*>(a), n, true, &r);
     return;
   }
-  (void)host_lock(a, n, onfault);
+  host_lock(a, n, true, onfault);
 }
 
 void mlockall_fork_child() {

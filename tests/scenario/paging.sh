@@ -120,6 +120,19 @@ out=$(stats "swap pager pages paged out")
 [ "${out:-0}" -gt 0 ] || fail "perl: nothing was paged out (footprint below physmem?)"
 note "ok: perl under --physmem 16M: $got; $out pages paged out"
 
+# at_32m NAME WHAT PROG ARGS...: the program natively and under vmrun --physmem 32M prints
+# the same, and more than 1024 pages went out (its footprint is above physical memory).
+at_32m() {
+  local name=$1 what=$2 want got out
+  shift 2
+  want=$("$@")
+  got=$(VMRT_STATS=1 timeout 300 "$VMRUN" --physmem 32M -- "$@" 2>"$TMP/err") || fail "$name: status $?"
+  [ "$got" = "$want" ] || fail "$name: '$got', want '$want'"
+  out=$(stats "swap pager pages paged out")
+  [ "${out:-0}" -gt 1024 ] || fail "$name: ${out:-no} pages paged out (footprint below physmem?)"
+  note "ok: $what under --physmem 32M: $got; $out pages paged out"
+}
+
 # Tcl: a dict of 300k entries (~110 MB natively) at 32M.  Under the two-queue CLOCK this took
 # 33 s (a million emulated reference faults); the default one-handed CLOCK ~8 s.
 if command -v tclsh >/dev/null; then
@@ -130,12 +143,7 @@ set n 0
 dict for {k v} $d { incr n [string length $v] }
 puts "[dict size $d] $n"
 TCL
-  want=$(tclsh "$TMP/d.tcl")
-  got=$(VMRT_STATS=1 timeout 300 "$VMRUN" --physmem 32M -- tclsh "$TMP/d.tcl" 2>"$TMP/err") || fail "tclsh: status $?"
-  [ "$got" = "$want" ] || fail "tclsh: '$got', want '$want'"
-  out=$(stats "swap pager pages paged out")
-  [ "${out:-0}" -gt 1024 ] || fail "tclsh: ${out:-no} pages paged out (footprint below physmem?)"
-  note "ok: tclsh dict of 300k under --physmem 32M: $got; $out pages paged out"
+  at_32m tclsh "tclsh dict of 300k" tclsh "$TMP/d.tcl"
 else
   note "SKIP tclsh case: no tclsh"
 fi
@@ -153,12 +161,7 @@ for x in a[::7]:
     d[x[:4]] = d.get(x[:4], 0) + 1
 print(len(a), s, len(d), sum(d.values()))
 PY
-  want=$("$py" "$TMP/p.py")
-  got=$(VMRT_STATS=1 timeout 300 "$VMRUN" --physmem 32M -- "$py" "$TMP/p.py" 2>"$TMP/err") || fail "python: status $?"
-  [ "$got" = "$want" ] || fail "python: '$got', want '$want'"
-  out=$(stats "swap pager pages paged out")
-  [ "${out:-0}" -gt 1024 ] || fail "python: ${out:-no} pages paged out (footprint below physmem?)"
-  note "ok: python 450k strings under --physmem 32M: $got; $out pages paged out"
+  at_32m python "python 450k strings" "$py" "$TMP/p.py"
 else
   note "SKIP python case: no python3"
 fi
