@@ -189,6 +189,23 @@ void push_empty(kmembucket& kb, std::uint32_t pg, std::uint16_t now) {
 
 // => bucket lock held.  Carves a new cluster for bucket indx onto its empty list.
 // False when the arena is exhausted.  May take the pages lock.
+// Lazy carving.  The 4.4BSD allocator carves a new cluster into its free list at once,
+// writing every element; a cluster of a class that straddles pages is 3-7 pages (one of 48
+// bytes: 3, of 224: 7), so a program's first malloc of a size touched all of them (sqlite3
+// starting up: ~150 of its ~350 page faults).  Here a new cluster's list holds its first
+// element only, and a link with kLazyLink set says that the elements from that offset on
+// were never carved: taking it carves the next one (link and free marker).  Pages are
+// touched as their elements are handed out, at most one element ahead.  (A wild free of a
+// never-carved element is not caught as the double free it looked like before.)
+inline constexpr std::uintptr_t kLazyLink = std::uintptr_t{1} << 62;
+
+// => bucket lock held.  Makes the element at e free with list link `link`.
+inline void carve_one(std::uintptr_t e, std::uintptr_t link) {
+  std::uintptr_t* w = reinterpret_cast<std::uintptr_t*>(e);
+  w[0] = link;
+  w[1] = free_marker(e);
+}
+
 bool cluster_new(unsigned indx) {
   kmembucket& kb = g.buckets[indx];
   std::uintptr_t a;
@@ -202,12 +219,17 @@ bool cluster_new(unsigned indx) {
     a = reinterpret_cast<std::uintptr_t>(p);
   }
   const std::size_t size = bucket_size(indx);
-  for (std::uint32_t i = 0; i < kb.kb_elmpercl; ++i) {
-    std::uintptr_t e = a + i * size;
-    std::uintptr_t* w = reinterpret_cast<std::uintptr_t*>(e);
-    if (g.diag) diag_on_free(e, size, M_FREE);  // pattern + state; before the link words
-    w[0] = (i + 1 < kb.kb_elmpercl) ? (i + 1) * size : kNoFree;
-    w[1] = free_marker(e);
+  if (g.diag) {
+    // Diagnostics check every free element's pattern: carve them all now.
+    for (std::uint32_t i = 0; i < kb.kb_elmpercl; ++i) {
+      std::uintptr_t e = a + i * size;
+      std::uintptr_t* w = reinterpret_cast<std::uintptr_t*>(e);
+      diag_on_free(e, size, M_FREE);  // pattern + state; before the link words
+      w[0] = (i + 1 < kb.kb_elmpercl) ? (i + 1) * size : kNoFree;
+      w[1] = free_marker(e);
+    }
+  } else {
+    carve_one(a, kb.kb_elmpercl > 1 ? kLazyLink | size : kNoFree);
   }
   kmemusage* ku = usage_of(a);
   set_ku_indx(ku, static_cast<std::uint8_t>(indx));
@@ -272,6 +294,8 @@ std::uint32_t bucket_alloc(unsigned indx, void** out, std::uint32_t n) {
     while (got < n && ku->ku_freecnt > 0) {
       std::uintptr_t e = a + ku->ku_freehead;
       std::uintptr_t next = *reinterpret_cast<std::uintptr_t*>(e);
+      const bool lazy = (next & kLazyLink) != 0;
+      if (lazy) next &= ~kLazyLink;
       if (next != kNoFree && (next >= limit || next * magic >= magic)) {
         // The free list was overwritten (a write after free): drop the rest of it.
         g.corrupt_detected.fetch_add(1, std::memory_order_relaxed);
@@ -279,6 +303,10 @@ std::uint32_t bucket_alloc(unsigned indx, void** out, std::uint32_t n) {
         kb.kb_nfree -= ku->ku_freecnt - 1u;
         ku->ku_freecnt = 1;
         next = kNoFree;
+      } else if (lazy) {
+        // The rest of the cluster was never carved: carve its next element.
+        const std::uintptr_t after = next + bucket_size(indx);
+        carve_one(a + next, after < limit ? kLazyLink | after : kNoFree);
       }
       ku->ku_freehead = static_cast<std::uint16_t>(next);
       --ku->ku_freecnt;

@@ -117,6 +117,7 @@ inline std::uint32_t tc_count(const tc_bucket& b) { return static_cast<std::uint
 struct tcache {
   tc_bucket b[kNumIndx];          // owner only (reports: rd())
   magazine* previous[kNumIndx];   // owner only; its count is in the magazine
+  std::uint16_t fill[kNumIndx];   // owner only: rounds the next refill from the bucket takes (0: first)
   type_delta td[M_LAST];
   // Bucket mallocs per type and bucket: one increment on the fast path gives the
   // type's calls, the bucket's kb_calls and the type's size mask.

@@ -208,6 +208,23 @@ tcache* tcache_get() {
   return tc;
 }
 
+namespace {
+// Slow start (as tcmalloc's per-thread lists grow): a thread's first refill of a class from
+// the bucket takes about a page of rounds, each later one twice as many, up to the
+// magazine's cap.  A full 256-round magazine of a 256-byte class is 16 pages: a program
+// that mallocs one such block touched them all, and 200-odd pages over its classes.
+std::uint32_t refill_rounds(tcache* tc, unsigned indx, std::uint32_t cap) {
+  std::uint32_t want = tc->fill[indx];
+  if (want == 0) {
+    want = static_cast<std::uint32_t>(kPageSize / bucket_size(indx));
+    if (want == 0) want = 1;
+  }
+  if (want > cap) want = cap;
+  tc->fill[indx] = static_cast<std::uint16_t>(want * 2 > cap ? cap : want * 2);
+  return want;
+}
+}  // namespace
+
 void* magazine_alloc_slow(tcache* tc, unsigned indx) {
   tc_bucket& B = tc->b[indx];
   magazine*& P = tc->previous[indx];
@@ -247,7 +264,7 @@ void* magazine_alloc_slow(tcache* tc, unsigned indx) {
         }
         load(B, m);
       }
-      std::uint32_t n = bucket_alloc(indx, B.base, static_cast<std::uint32_t>(B.limit - B.base));
+      std::uint32_t n = bucket_alloc(indx, B.base, refill_rounds(tc, indx, static_cast<std::uint32_t>(B.limit - B.base)));
       B.top = B.base + n;
       if (n == 0) return nullptr;
     }
