@@ -404,6 +404,8 @@ kern_return_t fault_once(vm_map* map, vaddr_t va, vm_fault_type type, unsigned f
     vm_pindex_t e_end = e_first + atop(e->end - e->start);
     vm_pindex_t lo, hi;  // window [lo, hi)
     bool superpage = (e->eflags & MAP_ENTRY_SUPERPAGE) != 0;
+    const bool on_stream = pindex == e->next_pindex;
+    if (!on_stream) e->zero_stream = 0;
     if (superpage) {
       // The whole reservation window (clamped to the entry): one frame-contiguous run, one
       // host mapping, entered lazily so that pages never touched cost no host memory.
@@ -416,13 +418,18 @@ kern_return_t fault_once(vm_map* map, vaddr_t va, vm_fault_type type, unsigned f
       hi = pend < e_end ? pend : e_end;
       if (hi - lo > kFaultMaxRun) hi = lo + kFaultMaxRun;
       if (hi <= lo) hi = lo + 1;
-    } else if ((e->eflags & MAP_ENTRY_ZERO_SINGLE) ||
-               (vm_pageout_enabled() && pindex != e->next_pindex && e->advice != VM_ADVICE_SEQUENTIAL)) {
-      // Only its page: Linux's anonymous faults; and, with paging on, any fault off a
-      // stream (the entry's last fault did not end here).  Fault-around there fills a
-      // window of 128 zero pages around each touch of a large sparse table (xz's match
-      // finder hash: 44 k of 52 k zero-filled pages were freed unwritten by the pageout
-      // daemon), each one zeroed, mapped, scanned, unmapped and checked for zeros.
+    } else if (e->advice != VM_ADVICE_SEQUENTIAL &&
+               (on_stream ? (e->eflags & MAP_ENTRY_ZERO_SINGLE) && e->zero_stream < kZeroStreamMin
+                          : (e->eflags & MAP_ENTRY_ZERO_SINGLE) || vm_pageout_enabled())) {
+      // Only its page: Linux's anonymous faults (ZERO_SINGLE entries, until a sequential
+      // run has proven itself over kZeroStreamMin pages: from there on, fault-around fills
+      // ahead as for any stream, one host mapping per run — a program's pageable mmap
+      // written front to back took a userfaultfd round trip and a host mmap per page, 2.5x
+      // the host's first-touch time); and, with paging on, any fault off a stream (the
+      // entry's last fault did not end here).  Fault-around there fills a window of 128
+      // zero pages around each touch of a large sparse table (xz's match finder hash: 44 k
+      // of 52 k zero-filled pages were freed unwritten by the pageout daemon), each one
+      // zeroed, mapped, scanned, unmapped and checked for zeros.
       lo = pindex;
       hi = pindex + 1;
     } else {
@@ -460,6 +467,7 @@ kern_return_t fault_once(vm_map* map, vaddr_t va, vm_fault_type type, unsigned f
     }
     if (write && !superpage)
       for (vsize_t k = 0; k < got; ++k) g_run[k]->flags |= PG_DIRTY;
+    e->zero_stream = static_cast<std::uint16_t>(e->zero_stream + got < 0xffffu ? e->zero_stream + got : 0xffffu);
     vm_stat_inc(V_FAULT_ZERO_FILL);
     vm_stat_add(V_FAULT_ZERO_PAGES, static_cast<std::int64_t>(got));
     vm_stat_add(V_FAULT_AROUND_PAGES, static_cast<std::int64_t>(got - 1));

@@ -51,6 +51,12 @@ inline constexpr unsigned kFaultMaxRun = 512;
 // ~1 trap per 512 pages.  Under userfaultfd a trap is a handler-thread round trip
 // (~50 us here, DESIGN.md), so the window is what amortises it (bench/fault_bench).
 inline constexpr unsigned kSeqAheadMax = 511;
+// Entries whose zero-fill faults take only their page (MAP_ENTRY_ZERO_SINGLE: a program's
+// pageable mmaps, resident page by page as on Linux) switch to fault-around once a run of
+// sequential faults has filled this many pages: a buffer written front to back up to here
+// is resident exactly where it was touched (mmap_diff compares residency with Linux on
+// mappings of up to 48 pages); a longer run pays one trap per window, not per page.
+inline constexpr unsigned kZeroStreamMin = 64;
 // Copy-on-write copy-ahead: a write fault that continues where the entry's previous fault
 // ended copies backing pages ahead (within the advice window) in one go: kCowAheadMin
 // pages at first, doubling along the stream up to kCowAheadMax.

@@ -71,6 +71,8 @@ struct vm_map_entry {
   std::uint16_t ra_pages;      // ahead window of the current sequential stream: doubles on
                                // each fault at next_pindex, reset by any other (FreeBSD nera)
                                // [VM lock]
+  std::uint16_t zero_stream;   // pages the current sequential run of zero-fill faults has
+                               // filled (saturating; reset off the stream) [VM lock]
 };
 
 struct vm_map {

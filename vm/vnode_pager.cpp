@@ -3,6 +3,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <span>
 #include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -29,10 +30,16 @@ struct vnode {
   char name[kVnodeNameMax];
 };
 vnode g_vnodes[kVnodeMax];  // [VM lock]
+// Slots [0, g_vnodes_used) have been used: lookups scan only those (the table is 19 pages;
+// scanning all of it touched them in every process that maps a file).
+unsigned g_vnodes_used;  // [VM lock]
+
+// The slots ever used.
+std::span<vnode> used_vnodes() { return {g_vnodes, g_vnodes_used}; }
 
 vnode* vnode_of(const vm_object* obj) {
   if (obj == nullptr || obj->type != OBJT_VNODE) return nullptr;
-  for (vnode& v : g_vnodes)
+  for (vnode& v : used_vnodes())
     if (v.obj == obj) return &v;
   return nullptr;
 }
@@ -124,7 +131,7 @@ vm_object* vnode_object_get(std::uint64_t dev, std::uint64_t ino, const char* na
   VM_LOCK_ASSERT();
   vm_pindex_t size = extent > file_pages ? extent : file_pages;
   vnode* free_slot = nullptr;
-  for (vnode& v : g_vnodes) {
+  for (vnode& v : used_vnodes()) {
     if (v.obj == nullptr) {
       if (free_slot == nullptr) free_slot = &v;
       continue;
@@ -138,9 +145,13 @@ vm_object* vnode_object_get(std::uint64_t dev, std::uint64_t ino, const char* na
       return v.obj;
     }
   }
-  if (free_slot == nullptr) return nullptr;
+  if (free_slot == nullptr) {
+    if (g_vnodes_used == kVnodeMax) return nullptr;
+    free_slot = &g_vnodes[g_vnodes_used];
+  }
   vm_object* obj = vm_object_allocate(OBJT_VNODE, size);
   if (obj == nullptr) return nullptr;
+  if (free_slot == &g_vnodes[g_vnodes_used]) ++g_vnodes_used;
   *free_slot = vnode{obj, dev, ino, nullptr, 0, nullptr, 0, {}};
   if (name != nullptr) {
     std::size_t len = std::strlen(name);

@@ -11,7 +11,10 @@
 #    gets host memory: same output, no pageable mmaps;
 #  - the differential test's calls (mmap_diff without mremap and mlock: see README, Paging,
 #    for their known differences on pageable memory) on pageable memory answer as Linux;
-#  - python's pymalloc arenas (its own mmaps) page: a dict of 300k entries at 32M.
+#  - python's pymalloc arenas (its own mmaps) page: a dict of 300k entries at 32M;
+#  - first touch: 16 MiB of a pageable mmap written front to back takes a trap per window
+#    (fault-around once the run passed kZeroStreamMin pages), not one per page as before;
+#    written in random order, one per page (residency as Linux's).
 source "$(dirname "$0")/lib/scenario_lib.bash" "$1"
 need cc
 cc -O2 -o "$TMP/mp" "$(dirname "$0")/src/mmap_paged.c"
@@ -26,6 +29,17 @@ moves=$(stat_of "program mremaps moving pageable memory")
 [ "${out:-0}" -gt 8192 ] || fail "${out:-no} pages paged out: the mmaps did not go through swap"
 [ "${moves:-0}" -ge 1 ] || fail "the mremap growth did not move pageable memory (${moves:-no} moves)"
 note "ok: 64 MB of mmaps through 16M: $paged pageable mmaps, $out pages out, $moves mremap moves; $got"
+
+# mmap_touch (bench/): 4096 pages in address order on one mapping, 4096 in a random order on
+# another, each page checked afterwards ("... 1" = every page right).
+touch=$BUILD/bin/mmap_touch
+[ -x "$touch" ] || fail "$touch not built"
+got=$(VMRT_STATS=1 timeout 300 "$VMRUN" --physmem 256M -- "$touch" 16 2>"$TMP/err") || fail "mmap_touch: status $?"
+[ "$(echo "$got" | awk '{print $5}' | tr -d '\n')" = 11 ] || fail "mmap_touch: wrong data: $got"
+zf=$(stat_of "zero-fill faults")
+[ "${zf:-0}" -ge 4096 ] || fail "mmap_touch: ${zf:-no} zero-fill faults: the mmaps were not pageable"
+[ "$zf" -lt 4800 ] || fail "mmap_touch: $zf zero-fill faults for 4096 pages in order and 4096 at random: the sequential run was not filled ahead"
+note "ok: first touch of 2 x 16 MiB pageable mmaps (in order, at random): $zf zero-fill faults"
 
 for how in "--trap sigsegv" "unpaged"; do
   if [ "$how" = unpaged ]; then
