@@ -75,7 +75,16 @@ struct kmem_page_source {
   // (No default member initializers here: a page source is often a global that the first
   // malloc fills in before any constructor runs; a dynamic initializer would undo that.)
   void* (*resize_pages)(void* ctx, void* addr, std::size_t old_npages, std::size_t new_npages);
+  // Optional (null: kmem writes zeros).  Make npages whole pages of an allocation read as
+  // zeros, writing only the ones that may not: a calloc that reuses a large block touched
+  // sparsely need not fault in every page of it.  Never sleeps.
+  void (*zero_pages)(void* ctx, void* addr, std::size_t npages);
 };
+
+// zero_pages for private anonymous host memory: the pages that are neither present nor
+// swapped out (never touched, or discarded) read as zeros already; only the others are
+// written (/proc/self/pagemap says which; without it, all are).
+void host_zero_pages(void* addr, std::size_t npages);
 
 // A page source over a private host reservation (mmap), for tests and for
 // running kmem without the VM.  Reserves `size` bytes once.

@@ -238,6 +238,23 @@ void set_status(kmem_status* st, kmem_status v) {
   if (st != nullptr) *st = v;
 }
 
+// Clears a reused large or medium block for M_ZERO: the partial pages at its ends by hand,
+// the whole pages between through the page source's zero_pages when it has one (which
+// writes only pages that may hold data: glibc's calloc gets fresh pages from mmap for such
+// sizes, and a program that touched a 512 KiB table sparsely then allocated it again, as
+// git does, faulted in all 128 pages here).
+void zero_block(void* p, std::size_t bytes) {
+  const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(p), e = a + bytes;
+  const std::uintptr_t pa = (a + kPageMask) & ~std::uintptr_t{kPageMask}, pe = e & ~std::uintptr_t{kPageMask};
+  if (g.src->zero_pages == nullptr || pe <= pa) {
+    std::memset(p, 0, bytes);
+    return;
+  }
+  std::memset(p, 0, pa - a);
+  g.src->zero_pages(g.src->ctx, reinterpret_cast<void*>(pa), (pe - pa) >> kPageShift);
+  std::memset(reinterpret_cast<void*>(pe), 0, e - pe);
+}
+
 // A block of `bytes` from get(&fresh) (large or medium), accounted to t first; one trim and
 // a second try when the arena is full.  Cleared for M_ZERO unless fresh (reads as zeros).
 template <class Get> void* malloc_pages(std::size_t size, std::size_t bytes, malloc_type t, int flags, kmem_status* st, Get get) {
@@ -257,7 +274,7 @@ template <class Get> void* malloc_pages(std::size_t size, std::size_t bytes, mal
     return nullptr;
   }
   if (g.diag) diag_on_alloc(reinterpret_cast<std::uintptr_t>(p), t);
-  if ((flags & M_ZERO) != 0 && !fresh) std::memset(p, 0, bytes);
+  if ((flags & M_ZERO) != 0 && !fresh) zero_block(p, bytes);
   set_status(st, KMEM_OK);
   return p;
 }

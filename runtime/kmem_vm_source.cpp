@@ -2,6 +2,7 @@
 #include "runtime/kmem_vm_source.h"
 
 #include <atomic>
+#include <cstring>
 
 #include "vm/vm_heap.h"
 #include "vm/vm_kern.h"
@@ -67,6 +68,13 @@ void* heap_resize_pages(void*, void* addr, std::size_t old_npages, std::size_t n
   return reinterpret_cast<void*>(va);
 }
 
+// Host-backed heap pages are private anonymous host memory: only those present or swapped
+// out need writing.  vmrt frames (VMRT_HEAP=frames, paged) are written.
+void heap_zero_pages(void*, void* addr, std::size_t npages) {
+  if (vm_heap_get_backing() == VM_HEAP_HOST) kmem::host_zero_pages(addr, npages);
+  else std::memset(addr, 0, npages * PAGE_SIZE);
+}
+
 }  // namespace
 
 const kmem::kmem_page_source* kmem_heap_source(vaddr_t base, vsize_t size) {
@@ -75,6 +83,7 @@ const kmem::kmem_page_source* kmem_heap_source(vaddr_t base, vsize_t size) {
   g_heap_src.alloc_pages = heap_alloc_pages;
   g_heap_src.free_pages = heap_free_pages;
   g_heap_src.resize_pages = heap_resize_pages;
+  g_heap_src.zero_pages = heap_zero_pages;
   g_heap_src.ctx = nullptr;
   return &g_heap_src;
 }
