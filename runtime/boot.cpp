@@ -567,10 +567,10 @@ int runtime_fork_error() { return t_fork_error; }
 void runtime_fork_prepare() {
   rt::trap_fork_prepare();  // first: trap_start() takes the VM lock and may malloc
   // kmem keeps the forking thread's magazines across a fork (its pages are not written
-  // again).  With a paged heap they are drained as before: a child whose first allocations
-  // came from rounds on paged-out pages died of SIGSEGV under sigsegv traps when a second
-  // thread faulted at the same time (scenario paging, "forks (sigsegv)"; not understood
-  // yet, see the README's known limits).
+  // again).  With a paged heap they are drained as before: draining pages much of the heap
+  // in, and under sigsegv traps a fork child whose thread start (glibc's __ctype_init, all
+  // signals blocked) met the locale's data paged out was killed by the blocked SIGSEGV
+  // (scenario paging, "forks (sigsegv)"; README, known limits).
   if (vm_heap_exists() && vm_heap_get_backing() == VM_HEAP_PAGED) kmem::thread_cache_drain();
   kmem::fork_prepare();
   t_fork_error = 0;
