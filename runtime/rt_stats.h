@@ -54,6 +54,8 @@ enum rt_counter : unsigned {
   RC_BRK_REFUSED,        // ... refused (a mapping in the way, or the host's limits)
   RC_VSLOCK_CALLS,       // system calls whose region buffers were held (rt_vslock: sigsegv backend)
   RC_VSLOCK_PARTIAL,     // ... buffers held in part (hold budget, or a page that could not be held)
+  RC_UFFD_WP_FAULTS,     // userfaultfd write-protect faults (a write to a copy-on-write page, user or kernel)
+  RC_UFFD_WP_PAGES,      // pages write-protected through the userfaultfd instead of mprotect
   RC_COUNT
 };
 
@@ -104,6 +106,8 @@ inline constexpr rt_counter_info kRtCounters[RC_COUNT] = {
     {"data segment changes refused (brk)", V_COUNTER_COUNT},
     {"syscall buffers held", V_COUNTER_COUNT},
     {"syscall buffers held in part", V_COUNTER_COUNT},
+    {"userfaultfd write-protect faults", V_COUNTER_COUNT},
+    {"pages write-protected through userfaultfd", V_COUNTER_COUNT},
 };
 static_assert(sizeof(kRtCounters) / sizeof(kRtCounters[0]) == RC_COUNT, "one name per counter");
 
