@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "runtime/rt_vslock.h"
+#include "runtime/spinlock.h"
 
 #define VMRT_EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -346,15 +347,80 @@ int own_flush(FILE* f) {
   return err ? -1 : 1;
 }
 
+// Small stream buffers stay held while their stream lives: a hold per call (VM lock, page
+// lookups, wiring and unwiring) cost ~0.5 us on each printf.  A table of streams whose
+// buffer [base, base + size) is held; an entry is dropped at fclose, and replaced when the
+// stream's buffer changed (setvbuf).  A stream that finds the table full is held per call.
+constexpr int kStreamSlots = 32;
+constexpr unsigned kStreamPages = kStdioHold / PAGE_SIZE + 1;  // an unaligned buffer's pages
+struct stream_slot {
+  FILE* f;     // null: free [g_streams_lock]
+  char* base;  // the buffer held [the stream's lock]
+  size_t size;
+  vslock_hold h;
+};
+stream_slot g_streams[kStreamSlots];
+vmrt::rt::spinlock g_streams_lock;
+
+// f's slot, claimed if it has none (null when the table is full).
+stream_slot* stream_slot_of(FILE* f) {
+  vmrt::rt::spin_guard g(g_streams_lock);
+  stream_slot* free_slot = nullptr;
+  for (stream_slot& s : g_streams) {
+    if (s.f == f) return &s;
+    if (s.f == nullptr && free_slot == nullptr) free_slot = &s;
+  }
+  if (free_slot != nullptr) {
+    free_slot->f = f;
+    free_slot->base = nullptr;
+    free_slot->size = 0;
+    free_slot->h.n = 0;
+  }
+  return free_slot;
+}
+
+// Drop f's slot (fclose: its buffer is freed).
+void stream_drop(FILE* f) {
+  stream_slot* s = nullptr;
+  {
+    vmrt::rt::spin_guard g(g_streams_lock);
+    for (stream_slot& x : g_streams)
+      if (x.f == f) s = &x;
+  }
+  if (s == nullptr) return;
+  rt::vsunlock(&s->h);
+  vmrt::rt::spin_guard g(g_streams_lock);
+  s->f = nullptr;
+}
+
+// Keep f's small buffer held (true), or false when it cannot be (table full, or the whole
+// buffer could not be held): then the call holds it itself.
+//  => the stream's lock held.
+bool stream_hold(FILE* f, size_t size) {
+  stream_slot* s = stream_slot_of(f);
+  if (s == nullptr) return false;
+  if (s->base == f->_IO_buf_base && s->size == size && s->h.n > 0) return true;
+  rt::vsunlock(&s->h);  // a buffer replaced (setvbuf): the old one goes
+  rt::vslock_begin(&s->h);
+  s->base = nullptr;
+  if (rt::vslock(&s->h, f->_IO_buf_base, size, kReadWrite) != size || s->h.n > kStreamPages) {
+    rt::vsunlock(&s->h);
+    return false;
+  }
+  s->base = f->_IO_buf_base;
+  s->size = size;
+  return s->h.n > 0;
+}
+
 // Hold what of f's buffer a call writing about `n` bytes (0: unknown) may make the kernel
-// touch: a small buffer whole; of a big one, what is pending is written first when the call
-// could flush it, and [write_ptr, + kStdioHold) is held.
+// touch: a small buffer whole (kept held with its stream); of a big one, what is pending is
+// written first when the call could flush it, and [write_ptr, + kStdioHold) is held.
 //  => the stream's lock held.
 void hold_buffer(vslock_hold* h, FILE* f, size_t n) {
   size_t size = buf_size(f);
   if (size == 0 || !rt::vslock_in_region(f->_IO_buf_base, size)) return;
   if (size <= kStdioHold) {
-    (void)rt::vslock(h, f->_IO_buf_base, size, kReadWrite);
+    if (!stream_hold(f, size)) (void)rt::vslock(h, f->_IO_buf_base, size, kReadWrite);
     return;
   }
   size_t room = f->_IO_write_end > f->_IO_write_ptr ? static_cast<size_t>(f->_IO_write_end - f->_IO_write_ptr) : 0;
@@ -644,6 +710,7 @@ VMRT_EXPORT int fclose(FILE* s) {
   int own = own_flush(s);
   ::funlockfile(s);
   int r = f(s);  // frees the buffer; glibc's flush has nothing left to write
+  stream_drop(s);
   return own < 0 ? EOF : r;
 }
 

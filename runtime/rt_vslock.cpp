@@ -10,8 +10,21 @@
 #include "runtime/trap.h"
 #include "vm/vm_fault_hold.h"
 #include "vm/vm_lock.h"
+#include "vm/vm_pageout.h"
 
 namespace vmrt::rt {
+
+namespace {
+// Is every page of [va, end) in the region mapped for `access`, or not a vmspace's?  (Lock-free.)
+bool mapped_for(vaddr_t va, vaddr_t end, vm_prot_t access) {
+  for (; va < end && va != 0; va += PAGE_SIZE)
+    if (region_contains(va) && !pmap_linux_allows(va, access)) {
+      window* w = window_lookup(va);
+      if (w != nullptr && w->vs.load(std::memory_order_acquire) != nullptr) return false;
+    }
+  return true;
+}
+}  // namespace
 
 bool vslock_needed() { return trap_started() && trap_active_backend() == trap_backend::sigsegv; }
 
@@ -40,6 +53,7 @@ std::size_t vslock(vslock_hold* h, const void* a, std::size_t len, vm_prot_t acc
   auto lo = reinterpret_cast<vaddr_t>(a);
   vaddr_t end = lo + len < lo ? ~vaddr_t{0} : lo + len;
   vaddr_t va = trunc_page(lo);
+  if (!vm_pageout_enabled() && mapped_for(va, end, access)) return len;  // nothing takes pages away
   unsigned before = h->n;
   {
     vm_lock_guard g;

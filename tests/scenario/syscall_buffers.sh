@@ -3,8 +3,9 @@
 # (vmrun --physmem 16M --trap sigsegv), against the native run: one write(2) of a paged-out
 # buffer to a pipe read(2) by a child into paged-out memory; write/pread and pwritev/preadv
 # on a file; send/recv and sendmsg/recvmsg (MSG_WAITALL) on a socketpair; printf lines
-# into a paged-out stdio buffer (setvbuf in the heap) flushed by fflush and by exit; fwrite
-# of a paged-out buffer to stdout and fread back from a file.  Before the shim held syscall
+# through stdout's own small buffer while the heap pages; printf lines into a paged-out
+# stdio buffer (setvbuf in the heap) flushed by fflush and by exit; fwrite of a paged-out
+# buffer to stdout and fread back from a file.  Before the shim held syscall
 # buffers (libc_shim/shim_vslock.cpp) each got EFAULT (exit 3) or lost output.  The same
 # cases under the default backend (userfaultfd) keep passing.  The counters prove the
 # buffers went to swap and were held ("syscall buffers held").
@@ -34,5 +35,6 @@ for trap in sigsegv auto; do
   run_case $trap file 24
   run_case $trap recv 24
   run_case $trap stdio 8
+  run_case $trap lines 16
   run_case $trap fwrite 24
 done

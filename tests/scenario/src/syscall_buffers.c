@@ -13,6 +13,9 @@
  *               lines to just below its size, then paged out; an explicit fflush
  *               after a second round, then exit's flush after a third: every line reaches
  *               the pipe
+ *   lines MB    printf lines through stdout's own (small, malloc'd) buffer, 3*MB of other
+ *               heap memory touched between rounds: the buffer's page pages out with the
+ *               rest unless it is held (the output was lost or garbled before)
  *   fwrite MB   fwrite(3) of the whole paged-out buffer to stdout (glibc writes it straight
  *               from the caller's memory), and fread(3) back from a file */
 #include <errno.h>
@@ -167,6 +170,13 @@ int main(int argc, char** argv) {
       if (round == 1) fflush(stdout);
     }
     return 0;  /* exit flushes the third round */
+  }
+  if (!strcmp(mode, "lines")) {
+    for (int round = 0; round < 4; ++round) {
+      for (int i = 0; i < 20000; ++i) printf("round %d line %d\n", round, i);
+      push_out();
+    }
+    return 0;
   }
   if (!strcmp(mode, "fwrite")) {
     unsigned char* p = filled(6);
