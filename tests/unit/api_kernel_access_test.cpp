@@ -39,6 +39,16 @@ bool all(const char* p, size_t n, char c) {
   return true;
 }
 
+// A new vmspace of 16 MiB and `pages` private anonymous pages in it.
+char* new_anon(vmrt_vmspace** vs, size_t pages) {
+  REQUIRE(vmrt_init() == 0);
+  *vs = vmrt_vmspace_create(16u << 20);
+  REQUIRE(*vs != nullptr);
+  void* p = vmrt_mmap(*vs, nullptr, pages * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(p != VMRT_MAP_FAILED);
+  return static_cast<char*>(p);
+}
+
 void known_limit(const char* what, long r) {
   std::string m = std::string("KNOWN LIMIT (sigsegv backend, not a pass): ") + what + " gets " +
                   (r == -EFAULT ? std::string("EFAULT") : std::to_string(r));
@@ -48,11 +58,8 @@ void known_limit(const char* what, long r) {
 }  // namespace
 
 TEST_CASE("read(2) into never-touched vmspace memory") {
-  REQUIRE(vmrt_init() == 0);
-  vmrt_vmspace* vs = vmrt_vmspace_create(16u << 20);
-  REQUIRE(vs != nullptr);
-  char* p = static_cast<char*>(vmrt_mmap(vs, nullptr, 8 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-  REQUIRE(p != VMRT_MAP_FAILED);
+  vmrt_vmspace* vs = nullptr;
+  char* p = new_anon(&vs, 8);
   long r = pipe_read(p + 100, 3 * kPage, 'u');
   if (rtt::uffd_backend()) {
     CHECK(r == static_cast<long>(3 * kPage));
@@ -65,12 +72,9 @@ TEST_CASE("read(2) into never-touched vmspace memory") {
 }
 
 TEST_CASE("read(2) into copy-on-write pages after vmrt_vmspace_fork, child and parent") {
-  REQUIRE(vmrt_init() == 0);
-  vmrt_vmspace* parent = vmrt_vmspace_create(16u << 20);
-  REQUIRE(parent != nullptr);
   const size_t n = 16;
-  char* p = static_cast<char*>(vmrt_mmap(parent, nullptr, n * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-  REQUIRE(p != VMRT_MAP_FAILED);
+  vmrt_vmspace* parent = nullptr;
+  char* p = new_anon(&parent, n);
   std::memset(p, 'A', n * kPage);
   vmrt_vmspace* child = vmrt_vmspace_fork(parent);
   REQUIRE(child != nullptr);
