@@ -462,15 +462,20 @@ __attribute__((noinline)) size_t held_stdio_pieces(FILE* f, const void* p, size_
   return done;
 }
 
-// Flush every stream with held writes (fflush(NULL), exit).
+// Flush every stream with held writes (fflush(NULL), exit).  The list of streams under
+// glibc's list lock, then each stream's lock, as glibc's own _IO_flush_all takes them.
 extern "C" FILE* _IO_list_all;
+extern "C" void _IO_list_lock();
+extern "C" void _IO_list_unlock();
 void own_flush_all() {
+  _IO_list_lock();
   for (FILE* f = _IO_list_all; f != nullptr; f = f->_chain) {
     if (!file_wants(f)) continue;
     ::flockfile(f);
     (void)own_flush(f);
     ::funlockfile(f);
   }
+  _IO_list_unlock();
 }
 
 // exit flushes every stream after the atexit handlers (this one was registered at load,

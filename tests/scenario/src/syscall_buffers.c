@@ -48,7 +48,7 @@ static void push_out(void) {
   size_t n = 3 * bytes;
   volatile unsigned char* q = malloc(n);
   if (q == NULL) exit(1);
-  for (size_t i = 0; i < n; i += 4096) q[i] = (unsigned char)i;
+  for (size_t i = 0; i < n; i += 4096) q[i] = (unsigned char)((i >> 12) | 1);  /* not zero: written to swap */
   free((void*)q);
 }
 
