@@ -713,9 +713,9 @@ VMRT_EXPORT int fclose(FILE* s) {
   if (!file_wants(s)) return f(s);
   ::flockfile(s);
   int own = own_flush(s);
+  stream_drop(s);  // before the FILE is freed: a stream opened next may get its address
   ::funlockfile(s);
   int r = f(s);  // frees the buffer; glibc's flush has nothing left to write
-  stream_drop(s);
   return own < 0 ? EOF : r;
 }
 
