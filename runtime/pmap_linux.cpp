@@ -209,6 +209,8 @@ bool reserve_in_place(std::size_t i, std::size_t n) {
   return true;
 }
 
+void wp_forget(std::size_t i, std::size_t n);  // userfaultfd write protection, below
+
 void host_reserve(std::size_t i, std::size_t n, vm_prot_t resv) {
   RT_ASSERT(host_reserve_try(i, n, resv), "cannot restore a reservation in the region (the host's mapping limit, vm.max_map_count)");
 }
@@ -236,6 +238,7 @@ bool host_reserve_try(std::size_t i, std::size_t n, vm_prot_t resv) {
     rt_count(RC_HOST_MPROTECT);
     if (rc != 0) return false;
   }
+  wp_forget(i, n);
   for (std::size_t p = i; p < i + n; ++p) {
     store_bits(p, static_cast<std::uint8_t>(g_bits[p] & static_cast<std::uint8_t>(~B_REFUSED)));
     g_zap[p] = Z_NONE;
@@ -263,6 +266,89 @@ void zap_run(std::size_t i, std::size_t j) {
   rt_count(RC_PMAP_ZAP_CALLS);
 }
 
+// ---- userfaultfd write protection -------------------------------------------------------
+// A resident page of the API's vmspaces (WK_API windows) that its entry lets be written but
+// the VM maps read-only (copy-on-write after vmrt_vmspace_fork, a clean page whose writes are
+// tracked) is, under userfaultfd with write protection on shmem, mapped writable on the host
+// with its PTE write-protected through the userfaultfd instead of mprotect'ed read-only: a
+// write then waits in the handler thread, which runs vm_fault (the copy) and maps the result,
+// so a kernel-mode write (read(2) into the page) completes where mprotect gave EFAULT.  The
+// cost is on user-mode writes to such pages: a handler round trip (~50 us here, DESIGN.md)
+// instead of an in-thread SIGSEGV (~3 us).  The process's own vmspace keeps mprotect: its
+// libc calls are not where vmspace_fork's copy-on-write happens.
+//   g_wp[p] = 1: the page's VMA is registered for write protection and its PTE may carry the
+//   uffd-wp bit.  Cleared when the VMA is replaced (enter of other frames, a reservation,
+//   a window reset) or the protection is removed (wp_clear).
+std::uint8_t* g_wp;      // per page, mapped when write protection is first used [pmap lock]
+bool g_uffd_wp;          // the userfaultfd has write protection on shmem [pmap lock]
+std::size_t g_wp_marks;  // pages with g_wp set, ever (0: nothing to look at) [pmap lock]
+
+#ifndef UFFDIO_CONTINUE_MODE_WP
+#define UFFDIO_CONTINUE_MODE_WP ((__u64)1 << 1)
+#endif
+
+// Should resident pages [i, i + n), about to be mapped with `prot`, be write-protected through
+// the userfaultfd rather than mprotect'ed?  => pmap lock held.
+bool wp_wanted(std::size_t i, std::size_t n, vm_prot_t prot) {
+  if (!g_uffd_wp || g_wp == nullptr || prot == VM_PROT_NONE || (prot & VM_PROT_WRITE) != 0) return false;
+  window* w = window_lookup(va_of(i));
+  if (w == nullptr || w->kind != WK_API) return false;
+  for (std::size_t p = i; p < i + n; ++p)
+    if ((g_bits[p] & B_RESV & VM_PROT_WRITE) == 0) return false;
+  return true;
+}
+
+int wp_ioctl(std::size_t i, std::size_t n, bool protect) {
+  uffdio_writeprotect wp{};
+  wp.range.start = va_of(i);
+  wp.range.len = n << PAGE_SHIFT;
+  wp.mode = protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0;
+  return ::ioctl(g_uffd.load(std::memory_order_relaxed), UFFDIO_WRITEPROTECT, &wp);
+}
+
+// Map resident pages [i, i + n) as `prot` (read-only) with writes caught by the userfaultfd:
+// registered for write protection (keeping missing and minor faults under tracking), PTEs
+// write-protected, then the VMA opened for writing (the host keeps a write-protected PTE
+// read-only through mprotect).  False, nothing marked, when the host refused: the caller
+// mprotects as before.  => pmap lock held.
+bool wp_apply(std::size_t i, std::size_t n, vm_prot_t prot) {
+  uffdio_register reg{};
+  reg.range.start = va_of(i);
+  reg.range.len = n << PAGE_SHIFT;
+  reg.mode = UFFDIO_REGISTER_MODE_WP | (tracking() ? UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_MINOR : 0);
+  if (::ioctl(g_uffd.load(std::memory_order_relaxed), UFFDIO_REGISTER, &reg) != 0) return false;
+  if (wp_ioctl(i, n, true) != 0) return false;
+  for (std::size_t p = i; p < i + n; ++p) {
+    g_wp_marks += g_wp[p] == 0;
+    g_wp[p] = 1;
+  }
+  int rc = vmrt::sys::mprotect(reinterpret_cast<void*>(va_of(i)), n << PAGE_SHIFT, prot | VM_PROT_WRITE);
+  rt_count(RC_HOST_MPROTECT);
+  rt_count(RC_UFFD_WP_PAGES, static_cast<std::int64_t>(n));
+  return rc == 0;
+}
+
+// Pages [i, i + n) keep their VMA and lose any write protection through the userfaultfd.
+//  => pmap lock held.
+void wp_clear(std::size_t i, std::size_t n) {
+  if (g_wp_marks == 0) return;
+  for (std::size_t p = i; p < i + n;) {
+    if (g_wp[p] == 0) {
+      ++p;
+      continue;
+    }
+    std::size_t q = p;
+    while (q < i + n && g_wp[q] != 0) g_wp[q++] = 0;
+    (void)wp_ioctl(p, q - p, false);
+    p = q;
+  }
+}
+
+// Pages [i, i + n) got a new VMA: nothing of the old registration remains.  => pmap lock held.
+void wp_forget(std::size_t i, std::size_t n) {
+  if (g_wp_marks != 0) std::memset(g_wp + i, 0, n);
+}
+
 // Map the zapped page p again from the page cache (its frame holds the page).  A frame with
 // no page in the cache (never written since it was released) gets one through the direct
 // map first.  EEXIST: another thread's fault mapped it meanwhile.
@@ -272,7 +358,8 @@ void continue_page(std::size_t p) {
   for (int attempt = 0; attempt < 2; ++attempt) {
     c.range.start = va_of(p);
     c.range.len = PAGE_SIZE;
-    c.mode = 0;
+    // A write-protected page comes back write-protected.
+    c.mode = g_wp_marks != 0 && g_wp[p] != 0 ? UFFDIO_CONTINUE_MODE_WP : 0;
     c.mapped = 0;
     if (::ioctl(g_uffd.load(std::memory_order_relaxed), UFFDIO_CONTINUE, &c) == 0 || errno == EEXIST) return;
     if (errno != EFAULT && errno != ENOENT) break;
@@ -335,9 +422,11 @@ void stale_run(std::size_t i, std::size_t j) {
 // Change the protection of resident pages [i, j) to `prot` on the host and in the bits.
 void protect_run(std::size_t i, std::size_t j, vm_prot_t prot) {
   std::int64_t before = breaks(i, j);
-  int rc = vmrt::sys::mprotect(reinterpret_cast<void*>(va_of(i)), (j - i) << PAGE_SHIFT, prot);
-  rt_count(RC_HOST_MPROTECT);
-  RT_ASSERT(rc == 0, "mprotect of resident pages failed (host VMA limit?)");
+  if (!(wp_wanted(i, j - i, prot) && wp_apply(i, j - i, prot))) {
+    int rc = vmrt::sys::mprotect(reinterpret_cast<void*>(va_of(i)), (j - i) << PAGE_SHIFT, prot);
+    rt_count(RC_HOST_MPROTECT);
+    RT_ASSERT(rc == 0, "mprotect of resident pages failed (host VMA limit?)");
+  }
   for (std::size_t p = i; p < j; ++p)
     set_bits(p, static_cast<std::uint8_t>((g_bits[p] & ~B_MPROT) | (prot << B_MPROT_SHIFT)));
   rt_host_vmas_add(breaks(i, j) - before);
@@ -374,7 +463,8 @@ kern_return_t enter_run(std::size_t i, std::size_t n, frame_t f0, vm_prot_t prot
   }
   if (same) {
     // Re-entering the frames already there: only the protection may change.
-    if (!same_prot) {
+    if (!same_prot && !(wp_wanted(i, n, prot) && wp_apply(i, n, prot))) {
+      if ((prot & VM_PROT_WRITE) != 0) wp_clear(i, n);  // a write-protected PTE stays so through mprotect
       int rc = vmrt::sys::mprotect(reinterpret_cast<void*>(va_of(i)), n << PAGE_SHIFT, prot);
       rt_count(RC_HOST_MPROTECT);
       if (rc != 0) return KERN_RESOURCE_SHORTAGE;
@@ -386,6 +476,7 @@ kern_return_t enter_run(std::size_t i, std::size_t n, frame_t f0, vm_prot_t prot
     void* r = vmrt::sys::mremap(physmem_frame(f0), 0, n << PAGE_SHIFT, MREMAP_MAYMOVE | MREMAP_FIXED,
                        reinterpret_cast<void*>(va_of(i)));
     rt_count(RC_HOST_MMAP);
+    if (r != MAP_FAILED) wp_forget(i, n);
     if (r != MAP_FAILED && prot != (PROT_READ | PROT_WRITE)) {
       if (vmrt::sys::mprotect(r, n << PAGE_SHIFT, prot) != 0) {
         vmrt::sys::mmap(r, n << PAGE_SHIFT, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
@@ -428,6 +519,9 @@ kern_return_t enter_run(std::size_t i, std::size_t n, frame_t f0, vm_prot_t prot
     // Registered after the populate (a populate of a registered range would wait for the
     // handler, which may be this thread).  Until then the VMA maps the right frames.
     if (tracking()) register_frames(i, n);
+    // Write protection last, as registration (the populate above reads; and the VMA stays
+    // read-only until the PTEs are write-protected).
+    if (wp_wanted(i, n, prot)) (void)wp_apply(i, n, prot);
   }
   std::uintptr_t flags = MD_REF | ((prot & VM_PROT_WRITE) != 0 ? MD_MOD : 0);
   for (std::size_t k = 0; k < n; ++k) {
@@ -1042,6 +1136,7 @@ void pmap_linux_reset(vaddr_t sva, vaddr_t eva) {
   std::memset(g_bits + i, 0, e - i);
   std::memset(g_hostmem + i, 0, e - i);
   std::memset(g_zap + i, 0, e - i);
+  wp_forget(i, e - i);
   constexpr std::size_t kChunk = std::size_t{1} << kChunkShift;
   for (std::size_t c = (i + kChunk - 1) >> kChunkShift; (c + 1) * kChunk <= e; ++c) g_dirty[c] = 0;
   void* r = vmrt::sys::mmap(reinterpret_cast<void*>(sva), eva - sva, PROT_NONE,
@@ -1055,6 +1150,46 @@ void pmap_linux_reregister() {
   int uffd = g_uffd.load(std::memory_order_acquire);
   if (uffd < 0) return;
   maps_scan(rereg_line, &uffd);
+  // The child's mappings came back writable (physmem_fork_child maps the new memfd with the
+  // host's protection) and without the parent's write protection: protect again.
+  spin_guard g(g_lock);
+  if (g_wp_marks == 0) return;
+  for (std::size_t p = 0; p < g_npages;) {
+    if (g_wp[p] == 0) {
+      ++p;
+      continue;
+    }
+    std::size_t q = p;
+    while (q < g_npages && g_wp[q] != 0 && (g_bits[q] & B_MAPPED) != 0) g_wp[q++] = 0;
+    if (q == p) {  // stale or zapped: its next enter maps it again
+      g_wp[p++] = 0;
+      continue;
+    }
+    vm_prot_t prot = mprot(g_bits[p]);
+    if (!(wp_wanted(p, q - p, prot) && wp_apply(p, q - p, prot)))
+      (void)vmrt::sys::mprotect(reinterpret_cast<void*>(va_of(p)), (q - p) << PAGE_SHIFT, prot);
+    p = q;
+  }
+}
+
+void pmap_linux_set_uffd_wp(bool wp) {
+  spin_guard g(g_lock);
+  if (wp && g_wp == nullptr) {
+    void* m = vmrt::sys::mmap(nullptr, g_npages, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) return;  // no write protection: mprotect as before
+    g_wp = static_cast<std::uint8_t*>(m);
+  }
+  g_uffd_wp = wp && g_wp != nullptr;
+}
+
+void pmap_linux_wp_refuse(vaddr_t va) {
+  if (!region_contains(va)) return;
+  spin_guard g(g_lock);
+  std::size_t p = idx_of(va);
+  if (g_wp == nullptr || g_wp[p] == 0) return;
+  wp_clear(p, 1);
+  (void)vmrt::sys::mprotect(reinterpret_cast<void*>(va_of(p)), PAGE_SIZE, mprot(g_bits[p]));
+  rt_count(RC_HOST_MPROTECT);
 }
 
 int pmap_linux_host_protect(vaddr_t sva, vaddr_t eva, vm_prot_t prot) {

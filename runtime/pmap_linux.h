@@ -28,9 +28,12 @@
 //                Under userfaultfd with minor faults and paging, it drops the host PTEs
 //                and keeps the VMAs (zapped pages), and page_protect(NONE) leaves stale
 //                VMAs: no kernel access ever meets an instant without a mapping.
-// Known limitation: kernel-mode writes (read(2) into a page) to a page mapped
-// read-only (copy-on-write, clean) get EFAULT; userfaultfd write-protect mode
-// would fix it.
+// Write protection (userfaultfd with write protection on shmem): a page of the API's
+// vmspaces mapped read-only while its entry allows writes (copy-on-write) is mapped
+// writable with its PTE write-protected through the userfaultfd, so a kernel-mode write
+// (read(2) into the page) waits for the handler instead of getting EFAULT (pmap_linux.cpp,
+// "userfaultfd write protection").  Elsewhere, and under sigsegv, such a page is
+// mprotect'ed read-only and a kernel-mode write to it gets EFAULT.
 //
 // Locking: one spinlock (the pmap lock) guards PTEs, reservations, pv lists and
 // page md bits; the VM lock is held by callers of every pmap_ops entry.
@@ -62,6 +65,12 @@ void pmap_linux_set_paging();
 bool pmap_linux_uffd_resolve(vaddr_t va, vm_prot_t access);
 int pmap_linux_uffd();
 
+// The userfaultfd offers write protection on shmem: use it (see the header comment).  Once,
+// after pmap_linux_set_uffd.
+void pmap_linux_set_uffd_wp(bool wp);
+// The handler could not resolve a write-protect fault at va: write-protect the page with
+// mprotect instead, so the retried access traps (user mode) or gets EFAULT (kernel mode).
+void pmap_linux_wp_refuse(vaddr_t va);
 // True when va is mapped with every access in `access` (lock-free hint).
 bool pmap_linux_allows(vaddr_t va, vm_prot_t access);
 // Reservation protection of the page at va (lock-free hint).

@@ -52,6 +52,10 @@ enum rt_counter : unsigned {
   RC_BRK_GROWS,          // program brk/sbrk calls that grew the data segment (rt_brk)
   RC_BRK_SHRINKS,        // ... that shrank it
   RC_BRK_REFUSED,        // ... refused (a mapping in the way, or the host's limits)
+  RC_VSLOCK_CALLS,       // system calls whose region buffers were held (rt_vslock: sigsegv backend)
+  RC_VSLOCK_PARTIAL,     // ... buffers held in part (hold budget, or a page that could not be held)
+  RC_UFFD_WP_FAULTS,     // userfaultfd write-protect faults (a write to a copy-on-write page, user or kernel)
+  RC_UFFD_WP_PAGES,      // pages write-protected through the userfaultfd instead of mprotect
   RC_COUNT
 };
 
@@ -100,6 +104,10 @@ inline constexpr rt_counter_info kRtCounters[RC_COUNT] = {
     {"data segment grows (brk)", V_COUNTER_COUNT},
     {"data segment shrinks (brk)", V_COUNTER_COUNT},
     {"data segment changes refused (brk)", V_COUNTER_COUNT},
+    {"syscall buffers held", V_COUNTER_COUNT},
+    {"syscall buffers held in part", V_COUNTER_COUNT},
+    {"userfaultfd write-protect faults", V_COUNTER_COUNT},
+    {"pages write-protected through userfaultfd", V_COUNTER_COUNT},
 };
 static_assert(sizeof(kRtCounters) / sizeof(kRtCounters[0]) == RC_COUNT, "one name per counter");
 

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
@@ -281,18 +282,23 @@ int uffd_new() {
   return fd;
 }
 
-// A userfaultfd with minor faults on shmem when the host has them (Linux 5.14), else
-// plain; -1 when none.  No SIGBUS mode: kernel-mode faults must be served.
+// A userfaultfd with minor faults and write protection on shmem when the host has them
+// (Linux 5.14, 5.19), else with what it has; -1 when none.  No SIGBUS mode: kernel-mode
+// faults must be served.
 bool g_uffd_minor;
+bool g_uffd_wp;
 int uffd_open() {
-  for (std::uint64_t features : {std::uint64_t{UFFD_FEATURE_MINOR_SHMEM}, std::uint64_t{0}}) {
+  constexpr std::uint64_t kMinor = UFFD_FEATURE_MINOR_SHMEM;
+  constexpr std::uint64_t kWp = UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+  for (std::uint64_t features : {kMinor | kWp, kMinor, kWp, std::uint64_t{0}}) {
     int fd = uffd_new();
     if (fd < 0) return -1;
     uffdio_api api{};
     api.api = UFFD_API;
     api.features = features;
     if (::ioctl(fd, UFFDIO_API, &api) == 0) {
-      g_uffd_minor = features != 0;
+      g_uffd_minor = (features & kMinor) != 0;
+      g_uffd_wp = (features & kWp) != 0;
       return fd;
     }
     ::close(fd);  // a failed handshake leaves the descriptor unusable: a new one
@@ -311,7 +317,10 @@ void serve_event(int fd, const uffd_msg& msg) {
   if (msg.event != UFFD_EVENT_PAGEFAULT) return;
   rt_count(RC_UFFD_FAULTS);
   vaddr_t page = trunc_page(static_cast<vaddr_t>(msg.arg.pagefault.address));
-  vm_fault_type type = (msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0 ? VM_FAULT_WRITE : VM_FAULT_READ;
+  // A write-protect fault is a write to a copy-on-write page (pmap_linux.h, "Write protection").
+  bool wp = (msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) != 0;
+  if (wp) rt_count(RC_UFFD_WP_FAULTS);
+  vm_fault_type type = wp || (msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0 ? VM_FAULT_WRITE : VM_FAULT_READ;
   window* w = window_lookup(page);
   vmspace* vs = w != nullptr ? w->vs.load(std::memory_order_acquire) : nullptr;
   // Mapped meanwhile (fault-around of another event), or a zapped page mapped again
@@ -334,6 +343,7 @@ void serve_event(int fd, const uffd_msg& msg) {
   } else {
     // Refused: a user access now traps through SIGSEGV, a kernel access gets EFAULT.
     rt_count(RC_UFFD_REFUSED);
+    if (wp) pmap_linux_wp_refuse(page);
     pmap_linux_refuse(page);
     uffd_wake(fd, page, PAGE_SIZE);
   }
@@ -462,6 +472,10 @@ bool trap_start(trap_backend want, int note_fd) {
     // is wired), so nothing reserved so far needs registering.
     vm_lock_guard vg;
     pmap_linux_set_uffd(uffd, g_uffd_minor);
+    // VMRT_UFFD_WP=0 keeps copy-on-write pages mprotect'ed (fast user-mode write faults,
+    // EFAULT for kernel-mode writes): for measurement (README, "Trap backends").
+    const char* wp = ::getenv("VMRT_UFFD_WP");
+    pmap_linux_set_uffd_wp(g_uffd_wp && !(wp != nullptr && wp[0] == '0' && wp[1] == '\0'));
   }
   g_started.store(2, std::memory_order_release);
   return start_thread();

@@ -148,6 +148,9 @@ enum vm_counter : unsigned {
   // locking
   V_VM_LOCK_CONTENDED,    // "VM lock contended"
   V_VM_LOCK_SLEEPS,       // "VM lock sleeps"
+  // system call buffers held (vm_fault_hold.cpp: vslock for the sigsegv trap backend)
+  V_HOLD_PAGES,           // "syscall buffer pages held"
+  V_HOLD_FAULTS,          // "syscall buffer pages faulted in to be held"
   // page replacement policy (vm_pdpolicy_clock.cpp)
   V_PDPOL_SCANNED,        // "pages scanned by policy": queued pages looked at by select_victim
   V_PDPOL_REACTIVATED,    // "pages reactivated by policy": inactive page found referenced -> active
@@ -285,6 +288,8 @@ inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
     {V_PMAP_PAGE_PROTECT, "pmap page protects"},
     {V_VM_LOCK_CONTENDED, "VM lock contended"},
     {V_VM_LOCK_SLEEPS, "VM lock sleeps"},
+    {V_HOLD_PAGES, "syscall buffer pages held"},
+    {V_HOLD_FAULTS, "syscall buffer pages faulted in to be held"},
     // page replacement policy
     {V_PDPOL_SCANNED, "pages scanned by policy"},
     {V_PDPOL_REACTIVATED, "pages reactivated by policy"},
