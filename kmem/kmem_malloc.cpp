@@ -418,6 +418,7 @@ bool kmem_init(const kmem_page_source* src, const kmem_config& cfg) {
   // decay in 2^24-ns ticks, rounded up, at most half the 16-bit tick space
   std::uint64_t ticks = (std::uint64_t{cfg.decay_ms} * 1000000ull + (1u << 24) - 1) >> 24;
   g.decay_ticks = static_cast<std::uint16_t>(ticks > 0x7fff ? 0x7fff : ticks);
+  for (unsigned b = 0; b <= kmem_globals::kPoolExact; ++b) g.pool_head[b] = g.pool_tail[b] = kNil;
   magazines_init();
   g.initialized.store(true, std::memory_order_release);
   return true;
@@ -717,7 +718,9 @@ bool get_kmem_counters(kmem_counters* out) {
   {
     kmem_guard guard(g.pages_lock);
     out->pages_from_source = g.pages_from_source;
-    out->page_cache_pages = g.page_cache_n;
+    out->page_cache_pages = g.page_cache_n + g.pool_pages;
+    out->pool_pages = g.pool_pages;
+    out->pool_reused = g.pool_reused;
     for (unsigned i = kMinBucket; i <= kMaxBucket; ++i)
       out->page_cache_pages += std::uint64_t{g.run_cache_n[i]} * pages_per_cluster(i);
     out->large_blocks = g.large_blocks;
