@@ -142,18 +142,27 @@ TEST_CASE("a thread's magazines are drained back when it exits") {
   CHECK(ts.calls >= 1000);
 }
 
+// After a trim (*before: the source's pages out then), this thread allocates 2000 blocks of
+// 8 KiB (2-page clusters), frees them and drains its cache: their clusters are all free.
+// Returns the pages out at the peak.
+static long free_8k_clusters(kmem_test::counting_source* s, long* before) {
+  trim();
+  *before = s->pages_out.load();
+  std::vector<void*> v;
+  for (int i = 0; i < 2000; ++i) v.push_back(kmem::malloc(8192, M_TEST, M_WAITOK));
+  const long peak = s->pages_out.load();
+  CHECK(peak - *before >= 4000);
+  for (void* p : v) kmem::free(p, M_TEST);
+  thread_cache_drain();
+  return peak;
+}
+
 TEST_CASE("all-free clusters above the high-water mark go back after the decay time") {
   auto* s = kmem_test::boot(false);  // default decay: 1000 ms
   REQUIRE(s != nullptr);
   std::thread t([&] {
-    trim();
-    long before = s->pages_out.load();
-    std::vector<void*> v;
-    for (int i = 0; i < 2000; ++i) v.push_back(kmem::malloc(8192, M_TEST, M_WAITOK));
-    long peak = s->pages_out.load();
-    CHECK(peak - before >= 4000);
-    for (void* p : v) kmem::free(p, M_TEST);
-    thread_cache_drain();
+    long before = 0;
+    free_8k_clusters(s, &before);
     // freshly freed: kept (a phase-shaped program will want them again)
     CHECK(s->pages_out.load() > before + 3000);
     usleep(1200 * 1000);
@@ -180,15 +189,9 @@ TEST_CASE("all-free clusters are carved again by other buckets before the source
   auto* s = kmem_test::boot(false);  // default decay: 1000 ms
   REQUIRE(s != nullptr);
   std::thread t([&] {
-    trim();
-    long before = s->pages_out.load();
+    long before = 0;
+    const long peak = free_8k_clusters(s, &before);
     std::vector<void*> v;
-    for (int i = 0; i < 2000; ++i) v.push_back(kmem::malloc(8192, M_TEST, M_WAITOK));  // 2-page clusters
-    long peak = s->pages_out.load();
-    CHECK(peak - before >= 4000);
-    for (void* p : v) kmem::free(p, M_TEST);
-    thread_cache_drain();
-    v.clear();
     // 4-page clusters, then single-page ones (1 KiB), from the same pages: no overlap.
     for (int i = 0; i < 1000; ++i) {
       auto* p = static_cast<std::uint32_t*>(kmem::malloc(16384, M_TEST, M_WAITOK));
