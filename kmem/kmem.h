@@ -171,7 +171,9 @@ const char* type_name(malloc_type t);
 struct kmem_counters {
   std::uint64_t pages_from_source;     // pages currently taken from the page source
   std::uint64_t page_cache_pages;      // free pages kmem keeps mapped for bucket refills
-                                       // (single pages + never-used multi-page runs)
+                                       // (single pages + never-used multi-page runs + the pool)
+  std::uint64_t pool_pages;            // of which in the free-run pool (clusters given back, any bucket carves them)
+  std::uint64_t pool_reused;           // clusters carved from the pool
   std::uint64_t large_blocks;          // live whole-page blocks (> kMediumMax, or over-page aligned)
   std::uint64_t large_pages;           // their pages
   std::uint64_t medium_blocks;         // live blocks > MAXALLOCSAVE packed in spans (kmem_medium.cpp)

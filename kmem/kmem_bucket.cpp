@@ -8,13 +8,16 @@
 // the list head and the free count, and links the cluster onto its bucket's
 // `partial` or `empty` list.  Freeing the last used element of a cluster moves it
 // to `empty`; while the bucket holds more than kb_highwat free elements, empty
-// clusters go back to the page layer (kb_couldfree counts them) once they have
-// stayed all-free for the decay time (kmem_config::decay_ms; oldest first).
+// clusters go back to the page layer at once (kb_couldfree counts them), oldest first,
+// where the free-run pool keeps them for the decay time (kmem_config::decay_ms).
 //
 // The page layer hands out single pages from a small cache refilled kPageBatch
-// pages at a time from the page source (one source call per batch), and keeps at
-// most kPageCacheMax freed pages before giving pages back to the source.  Multi-page
+// pages at a time from the page source (one source call per batch).  Multi-page
 // clusters come from per-bucket caches of never-used runs, kRunBatchPages per call.
+// Clusters given back go to the free-run pool: coalesced with the pool's runs they
+// touch, carved again by any bucket (a new cluster is cut from the pool before the
+// caches and the source), and given to the source once they have waited the decay
+// time.  With no decay (4.4BSD) they go to the source (single pages through the cache).
 #include <cstring>
 #include <ctime>
 
@@ -24,6 +27,7 @@
 namespace vmrt::kmem::detail {
 namespace {
 std::size_t page_cache_flush_locked();
+std::size_t pool_expire_locked(std::uint16_t now, bool all);
 }  // namespace
 
 std::uint16_t coarse_ticks() {
@@ -67,7 +71,7 @@ static_assert(kPageBatch <= kPageCacheMax);
 
 // => pages lock held.  Returns every cached page to the source; bytes given back.
 std::size_t page_cache_flush_locked() {
-  std::size_t n = 0;
+  std::size_t n = pool_expire_locked(0, true) >> kPageShift;
   while (g.page_cache != kNil) {
     std::uint32_t pg = g.page_cache;
     kmemusage* ku = &g.usage[pg];
@@ -95,6 +99,125 @@ std::size_t page_cache_flush_locked() {
 }
 
 
+// ---- free-run pool (pages lock) --------------------------------------------------------------
+// Why: a bucket's all-free clusters could only be carved again by the same bucket, so a
+// program whose objects move between classes held each class's peak at once — allocsuite's
+// realloc_growth (buffers growing through the 1-16 KiB classes together) kept ~10 MB of
+// all-free clusters for a 5 MB peak in use, 1.17-1.18x jemalloc's peak RSS, whose freed
+// slabs return to page-level extents any size class reuses.  Here a cluster leaves its
+// bucket as soon as the bucket is above its high-water mark, and its pages wait in the pool,
+// merged with the runs they touch (boundary tags in kmemusage: KL_POOL_HEAD on a run's
+// first page with its length, KL_POOL_TAIL on its last naming the first), until a bucket
+// carves a cluster from them or the decay time passes.  No system call either way.
+constexpr std::uint32_t kPoolRunMax = 0xffff;  // ku_freecnt holds the length
+constexpr unsigned pool_bin(std::uint32_t n) { return n <= kmem_globals::kPoolExact ? n : 0; }
+static_assert(pages_per_cluster(kMaxBucket) <= kmem_globals::kPoolExact, "every cluster length has its own bin");
+
+// => pages lock held.  Files the run [pg, pg + n) at the head of its bin with its tags.
+void pool_link_locked(std::uint32_t pg, std::uint32_t n, std::uint16_t stamp) {
+  kmemusage* ku = &g.usage[pg];
+  const unsigned b = pool_bin(n);
+  set_ku_indx(ku, KU_CACHED);
+  ku->ku_list = KL_POOL_HEAD;
+  ku->ku_freecnt = static_cast<std::uint16_t>(n);
+  ku->ku_stamp = stamp;
+  ku->ku_prev = kNil;
+  ku->ku_next = g.pool_head[b];
+  if (ku->ku_next != kNil) g.usage[ku->ku_next].ku_prev = pg;
+  else g.pool_tail[b] = pg;
+  g.pool_head[b] = pg;
+  if (n > 1) {
+    kmemusage* t = &g.usage[pg + n - 1];
+    set_ku_indx(t, KU_CACHED);
+    t->ku_list = KL_POOL_TAIL;
+    t->ku_next = pg;
+  }
+  g.pool_pages += n;
+}
+
+// => pages lock held.  Takes the run whose first page is pg out of the pool, its tags
+// cleared (its pages are KU_UNUSED again); returns its length.
+std::uint32_t pool_unlink_locked(std::uint32_t pg) {
+  kmemusage* ku = &g.usage[pg];
+  const std::uint32_t n = ku->ku_freecnt;
+  const unsigned b = pool_bin(n);
+  if (ku->ku_prev != kNil) g.usage[ku->ku_prev].ku_next = ku->ku_next;
+  else g.pool_head[b] = ku->ku_next;
+  if (ku->ku_next != kNil) g.usage[ku->ku_next].ku_prev = ku->ku_prev;
+  else g.pool_tail[b] = ku->ku_prev;
+  set_ku_indx(ku, KU_UNUSED);
+  ku->ku_list = KL_NONE;
+  ku->ku_freecnt = 0;
+  ku->ku_next = ku->ku_prev = kNil;
+  if (n > 1) {
+    kmemusage* t = &g.usage[pg + n - 1];
+    set_ku_indx(t, KU_UNUSED);
+    t->ku_list = KL_NONE;
+    t->ku_next = kNil;
+  }
+  g.pool_pages -= n;
+  return n;
+}
+
+// => pages lock held.  The first page of the pool run that ends at page pg - 1 (kNil: none).
+std::uint32_t pool_run_before_locked(std::uint32_t pg) {
+  if (pg == 0) return kNil;
+  const kmemusage& l = g.usage[pg - 1];
+  if (l.ku_indx != KU_CACHED) return kNil;
+  if (l.ku_list == KL_POOL_HEAD) return pg - 1;
+  if (l.ku_list == KL_POOL_TAIL) return l.ku_next;
+  return kNil;
+}
+
+// => pages lock held.  Gives back runs that waited the decay time (all: every run), the
+// oldest of each bin first; bytes given back.  (A run's remainder after a cut keeps its
+// stamp at the head of its bin, so it may go back a little later than its time.)
+std::size_t pool_expire_locked(std::uint16_t now, bool all) {
+  std::size_t pages = 0;
+  for (unsigned b = 0; b <= kmem_globals::kPoolExact; ++b) {
+    while (g.pool_tail[b] != kNil) {
+      const std::uint32_t pg = g.pool_tail[b];
+      if (!all && static_cast<std::uint16_t>(now - g.usage[pg].ku_stamp) < g.decay_ticks) break;
+      const std::uint32_t n = pool_unlink_locked(pg);
+      source_free_locked(page_addr(pg), n);
+      pages += n;
+    }
+  }
+  return pages << kPageShift;
+}
+
+// => pages lock held.  Puts the free run [pg, pg + n) into the pool, merged with the runs
+// right before and after it.
+void pool_put_locked(std::uint32_t pg, std::uint32_t n) {
+  const std::uint16_t now = coarse_ticks();
+  std::uint32_t l = pool_run_before_locked(pg);
+  if (l != kNil && g.usage[l].ku_freecnt + n <= kPoolRunMax) {
+    n += pool_unlink_locked(l);
+    pg = l;
+  }
+  if (pg + n < g.npages) {
+    const kmemusage& r = g.usage[pg + n];
+    if (r.ku_indx == KU_CACHED && r.ku_list == KL_POOL_HEAD && r.ku_freecnt + n <= kPoolRunMax)
+      n += pool_unlink_locked(pg + n);
+  }
+  pool_link_locked(pg, n, now);
+  pool_expire_locked(now, false);
+}
+
+// => pages lock held.  npg pages cut from the front of the newest pool run of exactly
+// that length, else of the shortest longer one (the rest stays pooled); kNil when none.
+std::uint32_t pool_take_locked(std::uint32_t npg) {
+  std::uint32_t pg = kNil;
+  for (unsigned b = npg; b <= kmem_globals::kPoolExact && pg == kNil; ++b) pg = g.pool_head[b];
+  if (pg == kNil) pg = g.pool_head[0];
+  if (pg == kNil) return kNil;
+  const std::uint16_t stamp = g.usage[pg].ku_stamp;
+  const std::uint32_t n = pool_unlink_locked(pg);
+  if (n > npg) pool_link_locked(pg + npg, n - npg, stamp);
+  ++g.pool_reused;
+  return pg;
+}
+
 // => pages lock held.
 void page_cache_push_locked(std::uint32_t pg) {
   kmemusage* ku = &g.usage[pg];
@@ -110,6 +233,7 @@ void page_cache_push_locked(std::uint32_t pg) {
 void* run_get(unsigned indx) {
   const std::uint32_t npg = pages_per_cluster(indx);
   kmem_guard guard(g.pages_lock);
+  if (std::uint32_t pg = pool_take_locked(npg); pg != kNil) return reinterpret_cast<void*>(page_addr(pg));
   if (g.run_cache_n[indx] == 0) {
     // kRunBatchPages counted in one-element clusters: a cluster of many elements (112 B: 256
     // in 7 pages) is asked for alone (64-page batches for every such class left 518 pages in
@@ -138,6 +262,7 @@ void* run_get(unsigned indx) {
 // => takes the pages lock.  One page for a cluster, or kNil.
 std::uint32_t page_get() {
   kmem_guard guard(g.pages_lock);
+  if (std::uint32_t pg = pool_take_locked(1); pg != kNil) return pg;
   if (g.page_cache == kNil) {
     void* p = source_alloc_locked(kPageBatch, 1);
     std::size_t n = kPageBatch;
@@ -181,11 +306,8 @@ void list_remove(cl_list* l, std::uint32_t pg) {
 
 cl_list* list_of(kmembucket& kb, ku_list which) { return which == KL_PARTIAL ? &kb.kb_partial : &kb.kb_empty; }
 
-// => bucket lock held.  Files an all-free cluster on the empty list, stamped.
-void push_empty(kmembucket& kb, std::uint32_t pg, std::uint16_t now) {
-  list_push(&kb.kb_empty, pg, KL_EMPTY);
-  g.usage[pg].ku_stamp = now;
-}
+// => bucket lock held.  Files an all-free cluster on the empty list.
+void push_empty(kmembucket& kb, std::uint32_t pg) { list_push(&kb.kb_empty, pg, KL_EMPTY); }
 
 // => bucket lock held.  Carves a new cluster for bucket indx onto its empty list.
 // False when the arena is exhausted.  May take the pages lock.
@@ -237,7 +359,7 @@ bool cluster_new(unsigned indx) {
     for (std::uint32_t p = 1; p < kb.kb_npg; ++p) g.pgindx[page_of(a) + p] = tail_code(indx, p);
   ku->ku_freecnt = static_cast<std::uint16_t>(kb.kb_elmpercl);
   ku->ku_freehead = 0;
-  push_empty(kb, page_of(a), coarse_ticks());
+  push_empty(kb, page_of(a));
   kb.kb_nfree += kb.kb_elmpercl;
   kb.kb_total += kb.kb_elmpercl;
   ++kb.kb_clusters;
@@ -264,10 +386,13 @@ void cluster_detach(unsigned indx, std::uint32_t pg) {
 }
 
 // => bucket lock NOT held; takes the pages lock.  Gives a detached cluster's
-// pages to the page cache (single pages, unless to_source) or the source.
+// pages to the free-run pool (unless to_source or there is no decay), else to the page
+// cache (single pages) or the source.
 void cluster_give(std::uint32_t pg, std::uint32_t npg, bool to_source) {
   kmem_guard guard(g.pages_lock);
-  if (npg == 1 && !to_source && g.page_cache_n < kPageCacheMax) {
+  if (!to_source && g.decay_ticks != 0) {
+    pool_put_locked(pg, npg);
+  } else if (npg == 1 && !to_source && g.page_cache_n < kPageCacheMax) {
     page_cache_push_locked(pg);
   } else {
     source_free_locked(page_addr(pg), npg);
@@ -329,8 +454,6 @@ void bucket_free(unsigned indx, void* const* elems, std::uint32_t n) {
   std::uint32_t nrel = 0;
   {
     kmem_guard guard(kb.kb_lock);
-    std::uint16_t now = 0;
-    bool have_now = false;
     for (std::uint32_t i = 0; i < n; ++i) {
       std::uintptr_t e = reinterpret_cast<std::uintptr_t>(elems[i]);
       std::uint32_t pg = cluster_first_page(page_of(e), g.pgindx[page_of(e)]);
@@ -343,22 +466,16 @@ void bucket_free(unsigned indx, void* const* elems, std::uint32_t n) {
       ++kb.kb_nfree;
       if (ku->ku_freecnt == kb.kb_elmpercl) {
         if (ku->ku_list == KL_PARTIAL) list_remove(&kb.kb_partial, pg);
-        if (!have_now) {
-          now = coarse_ticks();
-          have_now = true;
-        }
-        push_empty(kb, pg, now);
+        push_empty(kb, pg);
       } else if (ku->ku_freecnt == 1) {
         list_push(&kb.kb_partial, pg, KL_PARTIAL);
       }
     }
-    // Above the high-water mark: give back the oldest all-free clusters that have
-    // stayed free for the decay time.
-    if (kb.kb_nfree > kb.kb_highwat && kb.kb_empty.tail != kNil) {
-      if (!have_now) now = coarse_ticks();
+    // Above the high-water mark: the oldest all-free clusters go to the page layer
+    // (the free-run pool keeps them for the decay time, for any bucket).
+    if (kb.kb_nfree > 2 * kb.kb_highwat && kb.kb_empty.tail != kNil) {
       while (nrel < 16 && kb.kb_nfree > kb.kb_highwat && kb.kb_empty.tail != kNil) {
         std::uint32_t pg = kb.kb_empty.tail;
-        if (static_cast<std::uint16_t>(now - g.usage[pg].ku_stamp) < g.decay_ticks) break;
         cluster_detach(indx, pg);
         release[nrel++] = pg;
       }

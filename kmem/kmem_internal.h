@@ -34,7 +34,10 @@ inline constexpr std::uint16_t kNoFree = 0xffffu;   // empty per-page free list
 // KL_MEDIUM: on a KU_LARGE / KU_FREED_LARGE page, a medium block starts in this page
 // (kmem_medium.cpp): ku_pagecnt is its length in granules, ku_freehead its first granule
 // within the page.
-enum ku_list : std::uint8_t { KL_NONE = 0, KL_PARTIAL = 1, KL_EMPTY = 2, KL_MEDIUM = 3 };
+// KL_POOL_HEAD / KL_POOL_TAIL: on a KU_CACHED page, the first / last page of a run in the
+// free-run pool (kmem_bucket.cpp): the head holds the run's length (ku_freecnt), its stamp
+// and bin links, the tail (runs over a page) the head's page index in ku_next.
+enum ku_list : std::uint8_t { KL_NONE = 0, KL_PARTIAL = 1, KL_EMPTY = 2, KL_MEDIUM = 3, KL_POOL_HEAD = 4, KL_POOL_TAIL = 5 };
 
 // ---- medium blocks (kmem_medium.cpp) ------------------------------------------------------
 inline constexpr unsigned kGranShift = 8;  // medium blocks are cut at 256-byte granularity
@@ -53,7 +56,7 @@ struct kmemusage {
   std::uint8_t ku_list;      // ku_list: which bucket list the page is on (bucket lock)
   std::uint16_t ku_freecnt;  // free elements on this cluster's list      (bucket lock)
   std::uint16_t ku_freehead; // page offset of the first free element     (bucket lock)
-  std::uint16_t ku_stamp;    // coarse time the cluster became all-free    (bucket lock)
+  std::uint16_t ku_stamp;    // coarse time a pool run was freed            (pages lock)
   union {
     std::uint32_t ku_next;     // bucket list / page cache link (page index)
     std::uint32_t ku_pagecnt;  // KU_LARGE: pages in the block
@@ -206,7 +209,7 @@ struct alignas(64) kmem_globals {
   std::size_t npages = 0;
   const kmem_page_source* src = nullptr;
   std::atomic<bool> initialized{false};
-  std::uint16_t decay_ticks = 0;             // all-free clusters above kb_highwat are kept this long
+  std::uint16_t decay_ticks = 0;             // pool runs, cached large blocks, the spare span are kept this long
 
   kmembucket buckets[kNumIndx];
   depot depots[kNumIndx];
@@ -221,6 +224,14 @@ struct alignas(64) kmem_globals {
   // uncarved (untouched, so not resident; KU_CACHED, so free() refuses them).
   std::uint32_t run_cache[kNumIndx] = {};   // pages_lock (valid when run_cache_n[i] != 0)
   std::uint32_t run_cache_n[kNumIndx] = {}; // pages_lock
+  // Free-run pool (kmem_bucket.cpp): clusters given back above a bucket's high-water mark,
+  // coalesced into runs of pages any bucket can carve, kept for the decay time.  Bin n
+  // (1..kPoolExact) holds runs of n pages, bin 0 longer ones; newest at the head.
+  static constexpr unsigned kPoolExact = 16;
+  std::uint32_t pool_head[kPoolExact + 1] = {};  // pages_lock (kNil from kmem_init on)
+  std::uint32_t pool_tail[kPoolExact + 1] = {};  // pages_lock
+  std::uint64_t pool_pages = 0;              // pages_lock
+  std::uint64_t pool_reused = 0;             // pages_lock: clusters carved from the pool
   std::uint64_t pages_from_source = 0;       // pages_lock: outstanding pages
   std::uint64_t large_blocks = 0;            // pages_lock: live large blocks
   std::uint64_t large_pages = 0;             // pages_lock

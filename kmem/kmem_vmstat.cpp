@@ -118,7 +118,9 @@ void report_vmstat_m(int fd) {
   o.str("\nkmem: MAXALLOCSAVE ");
   put_cells(o, {{kMaxAllocSave, 0, ", pages from source "},
                 {c.pages_from_source, 0, ", page cache "},
-                {c.page_cache_pages, 0, ", large blocks "},
+                {c.page_cache_pages, 0, " (pool "},
+                {c.pool_pages, 0, ", clusters carved from it "},
+                {c.pool_reused, 0, "), large blocks "},
                 {c.large_blocks, 0, " ("},
                 {c.large_pages, 0, " pages), medium blocks "},
                 {c.medium_blocks, 0, " ("},
