@@ -29,7 +29,12 @@ int g_fd = -1;                 // [constant after init, except across host fork]
 int g_fork_fd = -1;            // the copy made for a fork child [VM lock]
 std::uint64_t g_nslots = 0;    // [constant after init]
 std::uint64_t* g_bitmap;       // one bit per slot, set = in use [VM lock]
-std::uint64_t* g_sum;          // XXH3-64 of the page in each slot [written by its owner]
+// XXH3-128 of the page in each slot [written by its owner]: checked on every page-in, and
+// compared at pageout with the page's own to find a page unchanged since it was read (128
+// bits: a page taken for unchanged is freed without a write, so a false match would lose
+// the program's data; at 2^-128 per page it is not a concern, where 64 bits would be
+// merely unlikely).
+XXH128_hash_t* g_sum;
 std::uint64_t g_used = 0;      // [VM lock]
 std::uint64_t g_zero = 0;      // records that say "zero" [VM lock]
 std::uint64_t g_cursor = 0;    // next-fit start [VM lock]
@@ -155,7 +160,8 @@ int open_private_file(std::uint64_t bytes) {
   return fd;
 }
 
-inline std::uint64_t checksum(const void* p) { return XXH3_64bits(p, PAGE_SIZE); }
+inline XXH128_hash_t checksum(const void* p) { return XXH3_128bits(p, PAGE_SIZE); }
+inline bool same_sum(XXH128_hash_t a, XXH128_hash_t b) { return XXH128_isEqual(a, b) != 0; }
 
 // Write or read the n pages of `bufs` at slot s (contiguous), all of it or fail.
 bool device_io(bool write, std::uint64_t s, void* const* bufs, unsigned n) {
@@ -203,6 +209,28 @@ bool swp_has_page(vm_object* obj, vm_pindex_t pindex, unsigned* before, unsigned
   return true;
 }
 
+// The run of neighbours stored in the slots right before and after pindex's slot (one
+// laundering write put them there), at most *before / *after of them.
+bool swp_cluster(vm_object* obj, vm_pindex_t pindex, unsigned* before, unsigned* after) {
+  vm_page* r = vm_radix_lookup(&obj->pager_meta, pindex);
+  if (r == nullptr) return false;
+  if (!rec_is_slot(r)) {
+    *before = *after = 0;
+    return true;
+  }
+  const std::uint64_t s = rec_slot(r);
+  auto holds = [&](vm_pindex_t q, std::uint64_t slot) {
+    vm_page* rq = vm_radix_lookup(&obj->pager_meta, q);
+    return rq != nullptr && rec_is_slot(rq) && rec_slot(rq) == slot;
+  };
+  unsigned b = 0, a = 0;
+  while (b < *before && pindex > b && s > b && holds(pindex - b - 1, s - b - 1)) ++b;
+  while (a < *after && pindex + a + 1 < obj->size && holds(pindex + a + 1, s + a + 1)) ++a;
+  *before = b;
+  *after = a;
+  return true;
+}
+
 vm_pager_result swp_get_pages(vm_object* obj, vm_page* const* pages, unsigned n, bool may_unlock,
                               vm_pager_result* rtvals) {
   VM_LOCK_ASSERT();
@@ -240,7 +268,7 @@ vm_pager_result swp_get_pages(vm_object* obj, vm_page* const* pages, unsigned n,
       // checksum is spoiled, so every later read of it fails too and the page stays
       // unreadable (SIGBUS) until unmapped, whatever the trap backend retries; the rest of
       // this read fails with it once and reads back intact later.
-      g_sum[slot[k]] = ~g_sum[slot[k]];
+      g_sum[slot[k]].low64 = ~g_sum[slot[k]].low64;
       fail_read = false;
       for (unsigned i = k; i < j; ++i) rtvals[i] = VM_PAGER_ERROR;
       ++ops_done;
@@ -259,7 +287,7 @@ vm_pager_result swp_get_pages(vm_object* obj, vm_page* const* pages, unsigned n,
     }
     for (unsigned i = k; i < j; ++i) {
       if (!ok) rtvals[i] = VM_PAGER_ERROR;
-      else if (checksum(bufs[i - k]) != g_sum[slot[i]]) rtvals[i] = VM_PAGER_BAD;
+      else if (!same_sum(checksum(bufs[i - k]), g_sum[slot[i]])) rtvals[i] = VM_PAGER_BAD;
     }
     ++ops_done;
     pages_done += j - k;
@@ -286,23 +314,35 @@ void swp_put_pages(vm_object* obj, vm_page* const* pages, unsigned n, unsigned f
   bool zero[kPagerMaxRun];
   std::uint64_t slot[kPagerMaxRun];
   bool have[kPagerMaxRun];
+  bool kept[kPagerMaxRun];  // identical to the copy the device holds: no write, no new record
+  unsigned nkept = 0;
   for (unsigned k = 0; k < n; ++k) {
     VMRT_ASSERT(pages[k]->flags & PG_BUSY);
     buf[k] = ops->page_address(pages[k]);
     zero[k] = vm_page_reads_zero(pages[k]);
     have[k] = false;
+    kept[k] = false;
     rtvals[k] = VM_PAGER_OK;
+    if (!zero[k] && (pages[k]->flags & PG_SWAPKEPT)) {
+      // The copy it was read from was kept while it was mapped writable (vm_page.h): the
+      // page is unmapped now, so what it holds is final; unchanged, the copy stands.
+      vm_page* r = vm_radix_lookup(&obj->pager_meta, pages[k]->pindex);
+      if (r != nullptr && rec_is_slot(r) && same_sum(checksum(buf[k]), g_sum[rec_slot(r)])) {
+        kept[k] = true;
+        ++nkept;
+      }
+    }
   }
   // Slots: one contiguous run per run of non-zero pages, halved until the device has one.
   std::uint64_t delay = 0;  // fault injection's sleep=: a slow device, slept without the VM lock
   bool fail_write = vm_fail_armed() && vm_fail_eval(FP_PAGER_WRITE, std::size_t{n} * PAGE_SIZE, 0, &delay);
   for (unsigned k = 0; k < n;) {
-    if (zero[k]) {
+    if (zero[k] || kept[k]) {
       ++k;
       continue;
     }
     unsigned j = k + 1;
-    while (j < n && !zero[j]) ++j;
+    while (j < n && !zero[j] && !kept[j]) ++j;
     unsigned want = j - k;
     std::uint64_t first = 0;
     while (want >= 1 && !slots_alloc(want, &first)) want /= 2;
@@ -339,7 +379,13 @@ void swp_put_pages(vm_object* obj, vm_page* const* pages, unsigned n, unsigned f
   if (may_unlock) vm_lock_acquire();
   vm_stat_add(V_PAGEOUT_OPS, static_cast<std::int64_t>(ops_done));
   // Publish the records (the older copy of each page goes).
+  vm_stat_add(V_SWAP_UNCHANGED, nkept);
   for (unsigned k = 0; k < n; ++k) {
+    if (kept[k]) {
+      // (Its record went while the lock was dropped, and the page did not die: keep the page.)
+      if (vm_radix_lookup(&obj->pager_meta, pages[k]->pindex) == nullptr) rtvals[k] = VM_PAGER_ERROR;
+      continue;
+    }
     if (rtvals[k] == VM_PAGER_ERROR) vm_stat_inc(V_SWAP_IO_ERRORS);
     if (rtvals[k] != VM_PAGER_OK) {
       if (have[k]) slot_free(slot[k]);
@@ -417,7 +463,8 @@ void swp_dealloc(vm_object* obj) {
 }  // namespace
 
 const vm_pager_ops kSwapPagerOps{"swap",         "sw",         swp_has_page, swp_get_pages, swp_put_pages,
-                                 swp_free_range, swp_collapse, swp_move,     swp_has_any,   swp_dealloc};
+                                 swp_free_range, swp_collapse, swp_move,     swp_has_any,   swp_dealloc,
+                                 swp_cluster};
 
 kern_return_t swap_pager_init(const char* path, const char* dir, std::uint64_t bytes) {
   std::uint64_t n = bytes / PAGE_SIZE;
@@ -437,14 +484,14 @@ kern_return_t swap_pager_init(const char* path, const char* dir, std::uint64_t b
     fd = open_private_file(n * PAGE_SIZE);
   }
   if (fd < 0) return KERN_FAILURE;
-  std::size_t bm = ((n + 63) / 64) * 8, sums = n * 8;
+  std::size_t bm = ((n + 63) / 64) * 8, sums = n * sizeof(XXH128_hash_t);
   void* p = sys::mmap(nullptr, bm + sums, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) {
     ::close(fd);
     return KERN_RESOURCE_SHORTAGE;
   }
   g_bitmap = static_cast<std::uint64_t*>(p);
-  g_sum = reinterpret_cast<std::uint64_t*>(static_cast<char*>(p) + bm);
+  g_sum = reinterpret_cast<XXH128_hash_t*>(static_cast<char*>(p) + bm);
   g_fd = fd;
   g_nslots = n;
   g_used = g_zero = g_cursor = 0;

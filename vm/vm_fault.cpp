@@ -126,16 +126,69 @@ void drop_behind(vm_map_entry* e, vm_pindex_t pindex) {
   drop_behind_run(e, pindex);
 }
 
-// A clean paged-in page of `obj` is about to be mapped writable: its swap copy goes stale
-// (vm_page.h, PG_SWAPCOPY).  The copy goes even when the fault only reads: the host has no
-// dirty bit, and mapping such a page read-only to catch the first write would make the
-// kernel's writes into it fail (read(2) into a buffer the program had only read: EFAULT).
+// A clean paged-in page of `obj` is about to be mapped writable (vm_page.h, PG_SWAPCOPY):
+// it can no longer be freed on trust, since the host has no dirty bit, and mapping it
+// read-only to catch the first write would make the kernel's writes into it fail (read(2)
+// into a buffer the program had only read: EFAULT).  A write fault's page changes: its copy
+// goes.  A read fault's page of a swap object keeps its copy (PG_SWAPKEPT), as Linux keeps
+// the swap copy of a page a read fault brought in: at pageout the swap pager compares the
+// page with the copy and frees it without a write when nothing changed (a program that
+// reads its data more often than it writes it: bash's ${#a} over a 40 MB string under
+// 16M paged every page it read out again, 159 k pages re-laundered).
 //  => VM lock held; the page is resident in obj and not busy.
-void drop_swap_copy(vm_object* obj, vm_page* m) {
+void drop_swap_copy(vm_object* obj, vm_page* m, bool write) {
+  if (write && (m->flags & PG_SWAPKEPT)) {  // the kept copy goes stale now
+    vm_pager_free_range(obj, m->pindex, m->pindex + 1);
+    m->flags &= static_cast<std::uint16_t>(~PG_SWAPKEPT);
+    return;
+  }
   if ((m->flags & PG_SWAPCOPY) == 0) return;
+  if (!write && obj->type == OBJT_SWAP) {
+    m->flags = static_cast<std::uint16_t>((m->flags & ~PG_SWAPCOPY) | PG_DIRTY | PG_SWAPKEPT);
+    vm_stat_inc(V_SWAP_COPIES_KEPT);
+    return;
+  }
   vm_pager_free_range(obj, m->pindex, m->pindex + 1);
   m->flags = static_cast<std::uint16_t>((m->flags & ~PG_SWAPCOPY) | PG_DIRTY);
   vm_stat_inc(V_SWAP_COPIES_DROPPED);
+}
+
+// ---- swap read-around --------------------------------------------------------------------
+// A page-in off a stream reads with the faulting page the neighbours its swap cluster holds
+// (the pages one laundering write put in adjacent slots: written together because they
+// went cold together, they are usually used together again; Linux's swap read-around of a
+// page cluster does the same), within an aligned block of g_ra_window pages.  The window
+// adapts to what the pages read around are worth: a fault on one is a hit (it saved a
+// page-in: +kRaHitCredit), a pageout of one never used a miss (its frame was wasted: -1);
+// the window doubles when the credit reaches twice the window and halves when it falls as
+// far below.  So a copy between two buffers, a backward walk and the interleaved streams
+// of one map entry (which the stream test cannot see) read whole clusters, and a random
+// walk over far more than memory reads little more than its page.
+constexpr unsigned kRaMin = 2, kRaMax = kPagerMaxRun, kRaStart = 8;
+constexpr int kRaHitCredit = 2;
+static_assert((kRaMin & (kRaMin - 1)) == 0 && (kRaMax & (kRaMax - 1)) == 0 && (kRaStart & (kRaStart - 1)) == 0);
+static_assert(kRaMin <= kRaStart && kRaStart <= kRaMax && kRaMax <= kPagerMaxRun);
+unsigned g_ra_window = kRaStart;  // [VM lock]
+int g_ra_credit = 0;              // [VM lock]
+
+void ra_adjust(int delta) {
+  g_ra_credit += delta;
+  const int w = static_cast<int>(g_ra_window);
+  if (g_ra_credit >= 2 * w) {
+    if (g_ra_window < kRaMax) g_ra_window *= 2;
+    g_ra_credit = 0;
+  } else if (g_ra_credit <= -2 * w) {
+    if (g_ra_window > kRaMin) g_ra_window /= 2;
+    g_ra_credit = 0;
+  }
+}
+
+// A fault found m resident: a page read around is used.  => VM lock held.
+inline void ra_note_use(vm_page* m) {
+  if ((m->flags & PG_READAROUND) == 0) return;
+  m->flags &= static_cast<std::uint16_t>(~PG_READAROUND);
+  vm_stat_inc(V_FAULT_READAROUND_HITS);
+  ra_adjust(kRaHitCredit);
 }
 
 // Page at q when it is resident in the chain and held by first (in_first) or by a backing
@@ -154,12 +207,17 @@ kern_return_t map_resident_run(vm_map* map, vm_map_entry* e, vm_object* first, v
   vm_pindex_t lo, hi;
   fault_window_of(e, pindex, &lo, &hi);
   vm_pindex_t rs = pindex, re = pindex + 1;
-  while (rs > lo && resident_of_class(first, rs - 1, in_first) != nullptr) --rs;
-  while (re < hi && resident_of_class(first, re, in_first) != nullptr) ++re;
+  // (Pages read around a random fault are left for their own faults: a hit or a miss each.)
+  auto joins = [&](vm_pindex_t q) {
+    vm_page* m = resident_of_class(first, q, in_first);
+    return m != nullptr && (m->flags & PG_READAROUND) == 0;
+  };
+  while (rs > lo && joins(rs - 1)) --rs;
+  while (re < hi && joins(re)) ++re;
   for (vm_pindex_t q = rs; q < re; ++q) {
     g_run[q - rs] = resident_of_class(first, q, in_first);
     // A clean page whose swap copy is current is never mapped writable (vm_page.h).
-    if ((prot & VM_PROT_WRITE) && in_first) drop_swap_copy(first, g_run[q - rs]);
+    if ((prot & VM_PROT_WRITE) && in_first) drop_swap_copy(first, g_run[q - rs], false);
   }
   vsize_t n = re - rs;
   vm_stat_add(V_FAULT_AROUND_PAGES, static_cast<std::int64_t>(n - 1));
@@ -186,11 +244,16 @@ kern_return_t page_in(const vm_map_entry* e, vm_pindex_t pindex, const vm_chain_
   // the page alone (speculative pages would push out pages a random walk still needs).
   vm_pindex_t e_first = atop(e->offset), e_end = e_first + atop(e->end - e->start);
   bool stream = e->advice == VM_ADVICE_SEQUENTIAL || (e->advice != VM_ADVICE_RANDOM && pindex == e->next_pindex);
-  unsigned before = 0;
-  unsigned after = stream ? kPagerMaxRun - 1 : 0;
+  // Off a stream, read around: the aligned block of the read-around window that holds the
+  // page, as far as the page's swap cluster reaches (swap read-around, above).
+  const vm_pager_ops* pgr = vm_pager_of(obj);
+  bool around = !stream && e->advice != VM_ADVICE_RANDOM && pgr->cluster != nullptr;
+  unsigned before = around ? static_cast<unsigned>(p & (g_ra_window - 1)) : 0;
+  unsigned after = stream ? kPagerMaxRun - 1 : around ? g_ra_window - 1 - before : 0;
   if (pindex - e_first < before) before = static_cast<unsigned>(pindex - e_first);
   if (e_end - pindex - 1 < after) after = static_cast<unsigned>(e_end - pindex - 1);
-  if (!vm_pager_has_page(obj, p, &before, &after)) return KERN_RESTART;  // changed under us
+  if (around ? !pgr->cluster(obj, p, &before, &after) : !vm_pager_has_page(obj, p, &before, &after))
+    return KERN_RESTART;  // changed under us
   // Before the read: e is not ours once the lock drops.
   if (stream && e->advice != VM_ADVICE_SEQUENTIAL && e->object != nullptr) drop_behind_run(e, pindex);
   vm_pindex_t rs = p, re = p + 1;
@@ -231,6 +294,10 @@ kern_return_t page_in(const vm_map_entry* e, vm_pindex_t pindex, const vm_chain_
       continue;
     }
     m->flags |= PG_SWAPCOPY;
+    if (around && !mine) {
+      m->flags |= PG_READAROUND;
+      vm_stat_inc(V_FAULT_READAROUND);
+    }
     // Pages read ahead stay on the active queue where the allocation put them.  (On the
     // inactive queue's head the scan met them first, found them referenced as soon as the
     // stream's fault mapped them, and took their PTEs: a minor fault per page read ahead.)
@@ -319,10 +386,11 @@ kern_return_t fault_once(vm_map* map, vaddr_t va, vm_fault_type type, unsigned f
   }
   vm_fault_result r{va, 1};
   kern_return_t kr = KERN_SUCCESS;
+  if (m != nullptr) ra_note_use(m);
 
   if (m != nullptr && owner == first) {
     vm_stat_inc(V_FAULT_RESIDENT);
-    if (prot & VM_PROT_WRITE) drop_swap_copy(first, m);
+    if (prot & VM_PROT_WRITE) drop_swap_copy(first, m, write);
     vm_prot_t mprot = (m->flags & PG_SWAPCOPY) ? static_cast<vm_prot_t>(prot & ~VM_PROT_WRITE) : prot;
     if (write || (flags & VM_FAULT_WIRE)) kr = enter(map, va, &m, 1, mprot);
     else kr = map_resident_run(map, e, first, pindex, true, prot, &r);
@@ -490,6 +558,19 @@ kern_return_t fault_once(vm_map* map, vaddr_t va, vm_fault_type type, unsigned f
 }
 
 }  // namespace
+
+void vm_fault_readaround_miss(vm_page* m) {
+  VM_LOCK_ASSERT();
+  if ((m->flags & PG_READAROUND) == 0) return;
+  m->flags &= static_cast<std::uint16_t>(~PG_READAROUND);
+  vm_stat_inc(V_FAULT_READAROUND_MISSES);
+  ra_adjust(-1);
+}
+
+unsigned vm_fault_readaround_window() {
+  VM_LOCK_ASSERT();
+  return g_ra_window;
+}
 
 // How many frames a fault that found none asks the pageout code to free, and how often.
 constexpr frame_t kFaultReclaim = 64;

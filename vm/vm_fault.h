@@ -44,6 +44,14 @@ enum vm_fault_flags : unsigned {
 kern_return_t vm_fault_locked(vm_map* map, vaddr_t va, vm_fault_type type, unsigned flags, vaddr_t populate_end,
                               vm_fault_result* res);
 
+// Swap read-around (vm_fault.cpp): the pageout code reports each page it takes, so that a
+// page read around a random fault and never used counts as a miss and narrows the window.
+//  => VM lock held.
+struct vm_page;
+void vm_fault_readaround_miss(vm_page* m);
+// The read-around window now (pages, a power of two).  => VM lock held.
+unsigned vm_fault_readaround_window();
+
 // Largest run one fault makes resident (fault-around and populate).
 inline constexpr unsigned kFaultMaxRun = 512;
 // Sequential streams (a fault where the entry's previous fault run ended): the ahead window

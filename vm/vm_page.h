@@ -31,6 +31,12 @@ enum vm_page_flags : std::uint16_t {
                            // frees it, and its pager copy, when the I/O ends
   PG_LOANED = 0x0200,      // lent to another vmspace (vm_loan.h; count there): never paged out
                            // nor moved up by a copy-on-write fault while set
+  PG_SWAPKEPT = 0x0400,    // dirty as far as the VM knows, but the copy it was paged in from was
+                           // kept when a read fault mapped it writable: the pager compares the
+                           // page with that copy at pageout and, unchanged, frees it without a
+                           // write (vm_pager.h put_pages).  A hint: the comparison decides.
+  PG_READAROUND = 0x0800,  // paged in by a random fault's read-around and not used since
+                           // (vm_fault.cpp): a fault on it is a read-around hit, a pageout a miss
 };
 
 // Page queues a page can be on [VM lock]

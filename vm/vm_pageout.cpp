@@ -8,6 +8,7 @@
 
 #include "vm/pmap.h"
 #include "vm/swap_pager.h"
+#include "vm/vm_fault.h"
 #include "vm/vm_lock.h"
 #include "vm/vm_fail.h"
 #include "vm/vm_object.h"
@@ -89,6 +90,7 @@ frame_t launder(vm_page* m, bool may_unlock, bool* store_full) {
       vm_pdpolicy_activate(q);
       continue;
     }
+    vm_fault_readaround_miss(q);
     vm_page_free(q);
     ++freed;
     vm_stat_inc(V_PD_LAUNDERED);
@@ -109,6 +111,7 @@ frame_t evict(vm_page* m, bool no_store, bool may_unlock, bool* store_full, bool
   if (m->flags & PG_SWAPCOPY) {
     vm_pdpolicy_dequeue(m);
     vm_page_unmap_all(m);
+    vm_fault_readaround_miss(m);
     vm_page_free(m);
     vm_stat_inc(V_PD_CLEAN_FREED);
     return 1;

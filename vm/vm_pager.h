@@ -64,7 +64,9 @@ struct vm_pager_ops {
   vm_pager_result (*get_pages)(vm_object* obj, vm_page* const* pages, unsigned n, bool may_unlock,
                                vm_pager_result* rtvals);
   // Write pages[0..n) (busy, resident in obj at consecutive pindexes, unmapped) to the
-  // store, replacing older copies.  rtvals[i] gets each page's result.  May drop the VM
+  // store, replacing older copies; a page identical to the copy the store holds already (a
+  // clean page whose copy was kept while it was mapped writable: vm_page.h, PG_SWAPKEPT)
+  // keeps that copy without a write.  rtvals[i] gets each page's result.  May drop the VM
   // lock (may_unlock).  flags: vm_pager_put_flags.
   void (*put_pages)(vm_object* obj, vm_page* const* pages, unsigned n, unsigned flags, bool may_unlock,
                     vm_pager_result* rtvals);
@@ -81,6 +83,11 @@ struct vm_pager_ops {
   bool (*has_any)(vm_object* obj, vm_pindex_t start, vm_pindex_t end);
   // The object is terminating: release its store.
   void (*dealloc)(vm_object* obj);
+  // Read-around (optional, null when the store has no notion of it): like has_page, but
+  // counts only the neighbours stored with pindex in one contiguous piece of the store (so
+  // one read takes them all: for the swap pager, the pages a laundering cluster wrote
+  // together, which are usually reused together).
+  bool (*cluster)(vm_object* obj, vm_pindex_t pindex, unsigned* before, unsigned* after);
 };
 
 // The pager of each object type (vm_object_type order).

@@ -121,6 +121,13 @@ enum vm_counter : unsigned {
   V_PD_CLEAN_FREED,       // "clean pages freed without a write": their swap copy is current
   V_SWAP_COPIES_DROPPED,  // "swap copies dropped by writable mappings": clean paged-in pages
                           // mapped writable become dirty (vm_fault.cpp, drop_swap_copy)
+  V_SWAP_COPIES_KEPT,     // "swap copies kept under writable mappings": a read fault mapped a
+                          // clean paged-in page writable and its copy stayed (PG_SWAPKEPT)
+  V_SWAP_UNCHANGED,       // "pages unchanged at pageout (no write)": PG_SWAPKEPT pages that
+                          // matched their kept copy
+  V_FAULT_READAROUND,     // "pages read around a random fault": the faulting page's swap cluster
+  V_FAULT_READAROUND_HITS,  // "read-around hits": read-around pages faulted on later
+  V_FAULT_READAROUND_MISSES,  // "read-around misses": read-around pages paged out unused
   V_PD_LAUNDERED,         // "pages laundered": written to swap, then freed
   V_PD_ZERO_FREED,        // "zero pages freed by pageout": read as zeros, nothing behind them
   V_PD_REDIRTIED,         // "pageouts abandoned": the page died or was wired during the write
@@ -264,6 +271,11 @@ inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
     {V_PD_FREED, "pages freed by pageout"},
     {V_PD_CLEAN_FREED, "clean pages freed without a write"},
     {V_SWAP_COPIES_DROPPED, "swap copies dropped by writable mappings"},
+    {V_SWAP_COPIES_KEPT, "swap copies kept under writable mappings"},
+    {V_SWAP_UNCHANGED, "pages unchanged at pageout (no write)"},
+    {V_FAULT_READAROUND, "pages read around a random fault"},
+    {V_FAULT_READAROUND_HITS, "read-around hits"},
+    {V_FAULT_READAROUND_MISSES, "read-around misses"},
     {V_PD_LAUNDERED, "pages laundered"},
     {V_PD_ZERO_FREED, "zero pages freed by pageout"},
     {V_PD_REDIRTIED, "pageouts abandoned"},
