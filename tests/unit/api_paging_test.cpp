@@ -37,6 +37,22 @@ char* map_filled(vmrt_vmspace* vs, size_t pages, unsigned salt) {
   return p;
 }
 
+// A 256 MiB vmspace (vmrt booted).
+vmrt_vmspace* new_vmspace() {
+  REQUIRE(vmrt_init() == 0);
+  vmrt_vmspace* vs = vmrt_vmspace_create(256u << 20);
+  REQUIRE(vs != nullptr);
+  return vs;
+}
+
+// A counter's growth since this was made.
+struct since {
+  const char* name;
+  long long base;
+  explicit since(const char* n) : name(n), base(vmrt_counter(n)) {}
+  long long operator()() const { return vmrt_counter(name) - base; }
+};
+
 size_t bad_pages(const char* p, size_t pages, unsigned salt) {
   size_t bad = 0;
   for (size_t i = 0; i < pages; ++i) {
@@ -181,9 +197,7 @@ TEST_CASE("a scan repeated over twice physmem: pageouts go in clusters, drop-beh
   // victim's cluster took only inactive neighbours: every pageout was one page.  Before
   // page-in streams dropped the pages behind them, a scan repeated over more than memory
   // lost every page just before it came round again (LRU order): every pass paged in all.
-  REQUIRE(vmrt_init() == 0);
-  vmrt_vmspace* vs = vmrt_vmspace_create(256u << 20);
-  REQUIRE(vs != nullptr);
+  vmrt_vmspace* vs = new_vmspace();
   const size_t n = 8192;  // 32 MiB through 16 MiB
   char* p = map_filled(vs, n, 6);
   long long ops0 = vmrt_counter("swap pager pageouts"), out0 = vmrt_counter("swap pager pages paged out");
@@ -282,14 +296,11 @@ TEST_CASE("pages only read after a page-in are not written again; a backward sca
   // scan going down) used to read its page alone; it reads the page's swap cluster now.
   // Then a write with no fault (the page is mapped writable) must still reach the swap
   // device: every byte is checked after a last pass under a new salt.
-  REQUIRE(vmrt_init() == 0);
-  vmrt_vmspace* vs = vmrt_vmspace_create(256u << 20);
-  REQUIRE(vs != nullptr);
   const size_t n = 8192;  // 32 MiB through 16 MiB
+  vmrt_vmspace* vs = new_vmspace();
   char* p = map_filled(vs, n, 13);
-  long long out0 = vmrt_counter("swap pager pages paged out"), in0 = vmrt_counter("swap pager pages paged in");
-  long long ops0 = vmrt_counter("swap pager pageins"), same0 = vmrt_counter("pages unchanged at pageout (no write)");
-  long long hits0 = vmrt_counter("read-around hits");
+  const since out_c("swap pager pages paged out"), in_c("swap pager pages paged in"), ops_c("swap pager pageins");
+  const since same_c("pages unchanged at pageout (no write)"), hits_c("read-around hits");
   size_t bad = 0;
   const int passes = 2;
   for (int pass = 0; pass < passes; ++pass)
@@ -298,10 +309,7 @@ TEST_CASE("pages only read after a page-in are not written again; a backward sca
       bad += w[0] != word(i, 13) || w[511] != ~word(i, 13);
     }
   CHECK(bad == 0);
-  long long out = vmrt_counter("swap pager pages paged out") - out0, in = vmrt_counter("swap pager pages paged in") - in0;
-  long long ops = vmrt_counter("swap pager pageins") - ops0;
-  long long same = vmrt_counter("pages unchanged at pageout (no write)") - same0;
-  long long hits = vmrt_counter("read-around hits") - hits0;
+  const long long out = out_c(), in = in_c(), ops = ops_c(), same = same_c(), hits = hits_c();
   MESSAGE(passes << " backward read passes over " << n << " pages: " << in << " pages in by " << ops << " reads ("
                  << hits << " read-around hits), " << out << " pages out, " << same << " unchanged pages freed unwritten");
   CHECK(in > static_cast<long long>(n / 2));
