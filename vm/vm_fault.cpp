@@ -567,11 +567,6 @@ void vm_fault_readaround_miss(vm_page* m) {
   ra_adjust(-1);
 }
 
-unsigned vm_fault_readaround_window() {
-  VM_LOCK_ASSERT();
-  return g_ra_window;
-}
-
 // How many frames a fault that found none asks the pageout code to free, and how often.
 constexpr frame_t kFaultReclaim = 64;
 constexpr unsigned kFaultReclaimTries = 8;

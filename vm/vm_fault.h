@@ -49,8 +49,6 @@ kern_return_t vm_fault_locked(vm_map* map, vaddr_t va, vm_fault_type type, unsig
 //  => VM lock held.
 struct vm_page;
 void vm_fault_readaround_miss(vm_page* m);
-// The read-around window now (pages, a power of two).  => VM lock held.
-unsigned vm_fault_readaround_window();
 
 // Largest run one fault makes resident (fault-around and populate).
 inline constexpr unsigned kFaultMaxRun = 512;
