@@ -81,11 +81,6 @@ struct kmem_page_source {
   void (*zero_pages)(void* ctx, void* addr, std::size_t npages);
 };
 
-// zero_pages for private anonymous host memory: the pages that are neither present nor
-// swapped out (never touched, or discarded) read as zeros already; only the others are
-// written (/proc/self/pagemap says which; without it, all are).
-void host_zero_pages(void* addr, std::size_t npages);
-
 // A page source over a private host reservation (mmap), for tests and for
 // running kmem without the VM.  Reserves `size` bytes once.
 const kmem_page_source* kmem_host_page_source(std::size_t size);

@@ -10,11 +10,8 @@
 // Thread-safe: one lock around the run array; the mprotect/madvise calls are
 // made outside it, on pages the caller exclusively owns.
 #include <cstring>
-#include <fcntl.h>
 #include <new>
 #include <sys/mman.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "vm/vm_sys.h"
 
@@ -152,43 +149,6 @@ void host_free_pages(void* ctx, void* addr, std::size_t npages) {
 
 }  // namespace
 
-// Below this many pages a probe costs more than the writes it saves.
-constexpr std::size_t kZeroProbeMin = 16;
-// /proc/self/pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst in Linux).
-constexpr std::uint64_t kPagemapPresent = std::uint64_t{1} << 63, kPagemapSwapped = std::uint64_t{1} << 62;
-
-void host_zero_pages(void* addr, std::size_t npages) {
-  char* a = static_cast<char*>(addr);
-  // Raw system calls: the malloc shim may interpose the libc wrappers.
-  int fd = npages >= kZeroProbeMin ? static_cast<int>(::syscall(SYS_openat, AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC))
-                                   : -1;
-  if (fd < 0) {
-    std::memset(a, 0, npages << kPageShift);
-    return;
-  }
-  std::uint64_t ent[64];
-  std::size_t i = 0;
-  while (i < npages) {
-    const std::size_t n = npages - i < 64 ? npages - i : 64;
-    const off_t off = static_cast<off_t>(((reinterpret_cast<std::uintptr_t>(a) >> kPageShift) + i) * sizeof(std::uint64_t));
-    if (::syscall(SYS_pread64, fd, ent, n * sizeof(std::uint64_t), off) != static_cast<long>(n * sizeof(std::uint64_t))) break;
-    // Runs of pages that may hold data, one memset each.
-    for (std::size_t k = 0; k < n;) {
-      if ((ent[k] & (kPagemapPresent | kPagemapSwapped)) == 0) {
-        ++k;
-        continue;
-      }
-      std::size_t e = k + 1;
-      while (e < n && (ent[e] & (kPagemapPresent | kPagemapSwapped)) != 0) ++e;
-      std::memset(a + ((i + k) << kPageShift), 0, (e - k) << kPageShift);
-      k = e;
-    }
-    i += n;
-  }
-  if (i < npages) std::memset(a + (i << kPageShift), 0, (npages - i) << kPageShift);  // unreadable: write
-  ::syscall(SYS_close, fd);
-}
-
 const kmem_page_source* kmem_host_page_source(std::size_t size) {
   size = (size + kPageSize - 1) & ~(kPageSize - 1);
   if (size == 0) return nullptr;
@@ -216,7 +176,6 @@ const kmem_page_source* kmem_host_page_source(std::size_t size) {
   hs->pub.size = size;
   hs->pub.alloc_pages = host_alloc_pages;
   hs->pub.free_pages = host_free_pages;
-  hs->pub.zero_pages = [](void*, void* addr, std::size_t n) { host_zero_pages(addr, n); };
   hs->pub.ctx = hs;
   return &hs->pub;
 }

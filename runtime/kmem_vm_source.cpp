@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstring>
 
+#include "vm/pmap.h"
 #include "vm/vm_heap.h"
 #include "vm/vm_kern.h"
 
@@ -68,11 +69,16 @@ void* heap_resize_pages(void*, void* addr, std::size_t old_npages, std::size_t n
   return reinterpret_cast<void*>(va);
 }
 
-// Host-backed heap pages are private anonymous host memory: only those present or swapped
-// out need writing.  vmrt frames (VMRT_HEAP=frames, paged) are written.
+// Host-backed heap pages: the pmap's host_zero_resident writes only those the host holds
+// (vm_heap's reuse of dirty ranges does the same).  vmrt frames (VMRT_HEAP=frames, paged)
+// are written.
 void heap_zero_pages(void*, void* addr, std::size_t npages) {
-  if (vm_heap_get_backing() == VM_HEAP_HOST) kmem::host_zero_pages(addr, npages);
-  else std::memset(addr, 0, npages * PAGE_SIZE);
+  const vaddr_t va = reinterpret_cast<vaddr_t>(addr);
+  const pmap_ops* ops = pmap_machine_ops();
+  if (vm_heap_get_backing() == VM_HEAP_HOST && ops != nullptr && ops->host_zero_resident != nullptr)
+    ops->host_zero_resident(va, va + npages * PAGE_SIZE);
+  else
+    std::memset(addr, 0, npages * PAGE_SIZE);
 }
 
 }  // namespace
