@@ -309,8 +309,6 @@ cl_list* list_of(kmembucket& kb, ku_list which) { return which == KL_PARTIAL ? &
 // => bucket lock held.  Files an all-free cluster on the empty list.
 void push_empty(kmembucket& kb, std::uint32_t pg) { list_push(&kb.kb_empty, pg, KL_EMPTY); }
 
-// => bucket lock held.  Carves a new cluster for bucket indx onto its empty list.
-// False when the arena is exhausted.  May take the pages lock.
 // Lazy carving.  The 4.4BSD allocator carves a new cluster into its free list at once,
 // writing every element; a cluster of a class that straddles pages is 3-7 pages (one of 48
 // bytes: 3, of 224: 7), so a program's first malloc of a size touched all of them (sqlite3
@@ -328,6 +326,8 @@ inline void carve_one(std::uintptr_t e, std::uintptr_t link) {
   w[1] = free_marker(e);
 }
 
+// => bucket lock held.  Carves a new cluster for bucket indx onto its empty list.
+// False when the arena is exhausted.  May take the pages lock.
 bool cluster_new(unsigned indx) {
   kmembucket& kb = g.buckets[indx];
   std::uintptr_t a;
@@ -345,10 +345,8 @@ bool cluster_new(unsigned indx) {
     // Diagnostics check every free element's pattern: carve them all now.
     for (std::uint32_t i = 0; i < kb.kb_elmpercl; ++i) {
       std::uintptr_t e = a + i * size;
-      std::uintptr_t* w = reinterpret_cast<std::uintptr_t*>(e);
       diag_on_free(e, size, M_FREE);  // pattern + state; before the link words
-      w[0] = (i + 1 < kb.kb_elmpercl) ? (i + 1) * size : kNoFree;
-      w[1] = free_marker(e);
+      carve_one(e, (i + 1 < kb.kb_elmpercl) ? (i + 1) * size : kNoFree);
     }
   } else {
     carve_one(a, kb.kb_elmpercl > 1 ? kLazyLink | size : kNoFree);
