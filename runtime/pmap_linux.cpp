@@ -353,6 +353,18 @@ void wp_forget(std::size_t i, std::size_t n) {
   if (g_wp_marks != 0) std::memset(g_wp + i, 0, n);
 }
 
+// Give resident pages [i, i + n) the host protection `prot`: write-protected through the
+// userfaultfd where wanted, else mprotect (a write-protected PTE stays so through mprotect:
+// raising to writable clears the write protection first).  0, or mprotect's errno.
+//  => pmap lock held.
+int protect_resident(std::size_t i, std::size_t n, vm_prot_t prot) {
+  if (wp_wanted(i, n, prot) && wp_apply(i, n, prot)) return 0;
+  if ((prot & VM_PROT_WRITE) != 0) wp_clear(i, n);
+  int rc = vmrt::sys::mprotect(reinterpret_cast<void*>(va_of(i)), n << PAGE_SHIFT, prot);
+  rt_count(RC_HOST_MPROTECT);
+  return rc == 0 ? 0 : errno;
+}
+
 // Map the zapped page p again from the page cache (its frame holds the page).  A frame with
 // no page in the cache (never written since it was released) gets one through the direct
 // map first.  EEXIST: another thread's fault mapped it meanwhile.
@@ -426,11 +438,8 @@ void stale_run(std::size_t i, std::size_t j) {
 // Change the protection of resident pages [i, j) to `prot` on the host and in the bits.
 void protect_run(std::size_t i, std::size_t j, vm_prot_t prot) {
   std::int64_t before = breaks(i, j);
-  if (!(wp_wanted(i, j - i, prot) && wp_apply(i, j - i, prot))) {
-    int rc = vmrt::sys::mprotect(reinterpret_cast<void*>(va_of(i)), (j - i) << PAGE_SHIFT, prot);
-    rt_count(RC_HOST_MPROTECT);
-    RT_ASSERT(rc == 0, "mprotect of resident pages failed (host VMA limit?)");
-  }
+  int err = protect_resident(i, j - i, prot);
+  RT_ASSERT(err == 0, "mprotect of resident pages failed (host VMA limit?)");
   for (std::size_t p = i; p < j; ++p)
     set_bits(p, static_cast<std::uint8_t>((g_bits[p] & ~B_MPROT) | (prot << B_MPROT_SHIFT)));
   rt_host_vmas_add(breaks(i, j) - before);
@@ -467,11 +476,8 @@ kern_return_t enter_run(std::size_t i, std::size_t n, frame_t f0, vm_prot_t prot
   }
   if (same) {
     // Re-entering the frames already there: only the protection may change.
-    if (!same_prot && !(wp_wanted(i, n, prot) && wp_apply(i, n, prot))) {
-      if ((prot & VM_PROT_WRITE) != 0) wp_clear(i, n);  // a write-protected PTE stays so through mprotect
-      int rc = vmrt::sys::mprotect(reinterpret_cast<void*>(va_of(i)), n << PAGE_SHIFT, prot);
-      rt_count(RC_HOST_MPROTECT);
-      if (rc != 0) return KERN_RESOURCE_SHORTAGE;
+    if (!same_prot) {
+      if (protect_resident(i, n, prot) != 0) return KERN_RESOURCE_SHORTAGE;
     }
   } else {
     // A second mapping of the frames' pages, made from the direct map (mremap with old size 0
@@ -1169,9 +1175,7 @@ void pmap_linux_reregister() {
       g_wp[p++] = 0;
       continue;
     }
-    vm_prot_t prot = mprot(g_bits[p]);
-    if (!(wp_wanted(p, q - p, prot) && wp_apply(p, q - p, prot)))
-      (void)vmrt::sys::mprotect(reinterpret_cast<void*>(va_of(p)), (q - p) << PAGE_SHIFT, prot);
+    (void)protect_resident(p, q - p, mprot(g_bits[p]));
     p = q;
   }
 }
