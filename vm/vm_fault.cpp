@@ -183,12 +183,13 @@ void ra_adjust(int delta) {
   }
 }
 
-// A fault found m resident: a page read around is used.  => VM lock held.
-inline void ra_note_use(vm_page* m) {
+// m was read around and is now used (hit) or taken (miss): counted once, the window
+// adjusted by delta.  => VM lock held.
+void ra_settle(vm_page* m, vm_counter counter, int delta) {
   if ((m->flags & PG_READAROUND) == 0) return;
   m->flags &= static_cast<std::uint16_t>(~PG_READAROUND);
-  vm_stat_inc(V_FAULT_READAROUND_HITS);
-  ra_adjust(kRaHitCredit);
+  vm_stat_inc(counter);
+  ra_adjust(delta);
 }
 
 // Page at q when it is resident in the chain and held by first (in_first) or by a backing
@@ -386,7 +387,7 @@ kern_return_t fault_once(vm_map* map, vaddr_t va, vm_fault_type type, unsigned f
   }
   vm_fault_result r{va, 1};
   kern_return_t kr = KERN_SUCCESS;
-  if (m != nullptr) ra_note_use(m);
+  if (m != nullptr) ra_settle(m, V_FAULT_READAROUND_HITS, kRaHitCredit);  // a fault found it resident
 
   if (m != nullptr && owner == first) {
     vm_stat_inc(V_FAULT_RESIDENT);
@@ -561,10 +562,7 @@ kern_return_t fault_once(vm_map* map, vaddr_t va, vm_fault_type type, unsigned f
 
 void vm_fault_readaround_miss(vm_page* m) {
   VM_LOCK_ASSERT();
-  if ((m->flags & PG_READAROUND) == 0) return;
-  m->flags &= static_cast<std::uint16_t>(~PG_READAROUND);
-  vm_stat_inc(V_FAULT_READAROUND_MISSES);
-  ra_adjust(-1);
+  ra_settle(m, V_FAULT_READAROUND_MISSES, -1);
 }
 
 // How many frames a fault that found none asks the pageout code to free, and how often.
