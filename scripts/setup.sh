@@ -4,6 +4,7 @@
 # tcmalloc; valgrind records bench/pdpolicy_sim's reference strings.  Scenario tests: real programs from Debian run under vmrun (libpython3.11-testsuite
 # may upgrade the python3.11 packages to the same release's newest security update).
 # luajit: a JIT that maps executable memory (scenario mmap_programs).
+# gdb: a scenario case that hangs prints every thread's stack before it is stopped (tests/scenario/lib, `watched`).
 set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config man-db groff-base
@@ -14,7 +15,7 @@ PACKAGES=(
   bash perl tcl coreutils findutils sed tar gzip libc6-dev
   redis-server redis-tools memcached gnuplot-nox
   valgrind
-  luajit
+  luajit gdb
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

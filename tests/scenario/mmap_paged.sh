@@ -21,7 +21,7 @@ cc -O2 -o "$TMP/mp" "$(dirname "$0")/src/mmap_paged.c"
 stat_of() { vmstat_value "$TMP/err" "$1"; }
 
 want=$("$TMP/mp" 64 "$TMP/native.dat")
-got=$(VMRT_STATS=1 timeout 300 "$VMRUN" --physmem 16M -- "$TMP/mp" 64 "$TMP/vmrt.dat" 2>"$TMP/err") || fail "status $?: $got $(grep -v '^ ' "$TMP/err" | head -3)"
+got=$(VMRT_STATS=1 watched 300 "$VMRUN" --physmem 16M -- "$TMP/mp" 64 "$TMP/vmrt.dat" 2>"$TMP/err") || fail "status $?: $got $(grep -v '^ ' "$TMP/err" | head -3)"
 [ "$got" = "$want" ] || fail "output '$got', want '$want'"
 paged=$(stat_of "program mmaps served as pageable memory"); out=$(stat_of "swap pager pages paged out")
 moves=$(stat_of "program mremaps moving pageable memory")
@@ -34,7 +34,7 @@ note "ok: 64 MB of mmaps through 16M: $paged pageable mmaps, $out pages out, $mo
 # another, each page checked afterwards ("... 1" = every page right).
 touch=$BUILD/bin/mmap_touch
 [ -x "$touch" ] || fail "$touch not built"
-got=$(VMRT_STATS=1 timeout 300 "$VMRUN" --physmem 256M -- "$touch" 16 2>"$TMP/err") || fail "mmap_touch: status $?"
+got=$(VMRT_STATS=1 watched 300 "$VMRUN" --physmem 256M -- "$touch" 16 2>"$TMP/err") || fail "mmap_touch: status $?"
 [ "$(echo "$got" | awk '{print $5}' | tr -d '\n')" = 11 ] || fail "mmap_touch: wrong data: $got"
 zf=$(stat_of "zero-fill faults")
 [ "${zf:-0}" -ge 4096 ] || fail "mmap_touch: ${zf:-no} zero-fill faults: the mmaps were not pageable"
@@ -43,9 +43,9 @@ note "ok: first touch of 2 x 16 MiB pageable mmaps (in order, at random): $zf ze
 
 for how in "--trap sigsegv" "unpaged"; do
   if [ "$how" = unpaged ]; then
-    got=$(VMRT_MMAP=unpaged VMRT_STATS=1 timeout 300 "$VMRUN" --physmem 16M -- "$TMP/mp" 64 "$TMP/vmrt.dat" 2>"$TMP/err") || fail "$how: status $?"
+    got=$(VMRT_MMAP=unpaged VMRT_STATS=1 watched 300 "$VMRUN" --physmem 16M -- "$TMP/mp" 64 "$TMP/vmrt.dat" 2>"$TMP/err") || fail "$how: status $?"
   else
-    got=$(VMRT_STATS=1 timeout 300 "$VMRUN" --physmem 16M $how -- "$TMP/mp" 64 "$TMP/vmrt.dat" 2>"$TMP/err") || fail "$how: status $?"
+    got=$(VMRT_STATS=1 watched 300 "$VMRUN" --physmem 16M $how -- "$TMP/mp" 64 "$TMP/vmrt.dat" 2>"$TMP/err") || fail "$how: status $?"
   fi
   [ "$got" = "$want" ] || fail "$how: output '$got', want '$want'"
   [ "$(stat_of "program mmaps served as pageable memory")" = 0 ] || fail "$how: pageable mmaps where host memory was expected"
@@ -60,7 +60,7 @@ OPS=mmap,fixed,noreplace,munmap,mprotect,madvise,msync,mincore,brk,write,read,fo
 bad=0
 for seed in 1 2 3 4 5 6 7 8; do
   "$PROG" --seed $seed --steps 400 --posix-private --ops $OPS > "$TMP/n.$seed" 2>/dev/null || true
-  (cd "$TMP" && VMRT_STATS=1 timeout 120 "$VMRUN" --physmem 256M -- "$PROG" --seed $seed --steps 400 --posix-private --ops $OPS) > "$TMP/v.$seed" 2>"$TMP/err" || true
+  (cd "$TMP" && VMRT_STATS=1 watched 120 "$VMRUN" --physmem 256M -- "$PROG" --seed $seed --steps 400 --posix-private --ops $OPS) > "$TMP/v.$seed" 2>"$TMP/err" || true
   if ! cmp -s "$TMP/n.$seed" "$TMP/v.$seed"; then
     bad=$((bad + 1))
     echo "---- seed $seed differs:"; diff "$TMP/n.$seed" "$TMP/v.$seed" | head -4 | cut -c1-300
@@ -74,7 +74,7 @@ note "ok: mmap_diff 8 seeds x 400 steps ($OPS) identical on pageable memory"
 if PY=$(command -v python3); then
   code='import gc; gc.disable(); d = {i: (i, str(i) * 3) for i in range(300000)}; print(len(d), sum(v[0] + len(v[1]) for v in d.values()))'
   want=$("$PY" -c "$code")
-  got=$(VMRT_STATS=1 timeout 300 "$VMRUN" --physmem 32M -- "$PY" -c "$code" 2>"$TMP/err") || fail "python: status $?"
+  got=$(VMRT_STATS=1 watched 300 "$VMRUN" --physmem 32M -- "$PY" -c "$code" 2>"$TMP/err") || fail "python: status $?"
   [ "$got" = "$want" ] || fail "python: '$got', want '$want'"
   paged=$(stat_of "program mmaps served as pageable memory"); out=$(stat_of "swap pager pages paged out")
   [ "${paged:-0}" -gt 8 ] && [ "${out:-0}" -gt 2048 ] || fail "python: ${paged:-no} pageable mmaps, ${out:-no} pages out: its arenas did not page"

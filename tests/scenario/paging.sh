@@ -45,7 +45,7 @@ done
 
 for mode in seq random threads fork; do
   want=$("$TMP/work" $mode 16)
-  got=$(timeout 120 "$VMRUN" --physmem 1M -- "$TMP/work" $mode 16 2>"$TMP/err") || fail "$mode at 1M: status $?: $(tail -3 "$TMP/err")"
+  got=$(watched 120 "$VMRUN" --physmem 1M -- "$TMP/work" $mode 16 2>"$TMP/err") || fail "$mode at 1M: status $?: $(tail -3 "$TMP/err")"
   [ "$got" = "$want" ] || fail "$mode at 1M: '$got', want '$want'"
 done
 note "ok: seq, random, threads, fork of 16 MB through the 1M floor"
@@ -97,14 +97,14 @@ note "ok: fork under pressure: $(echo "$got" | tr '\n' ';') $copies slots copied
 
 for trap in auto sigsegv; do
   want=$(LANG=C.UTF-8 "$TMP/work" forks 48 8)
-  got=$(LANG=C.UTF-8 VMRT_STATS=1 timeout 120 "$VMRUN" --physmem 16M --trap $trap -- "$TMP/work" forks 48 8 2>"$TMP/err") || fail "forks ($trap): status $? (124: hung): $got $(grep -v "^ " "$TMP/err" | head -3)"
+  got=$(LANG=C.UTF-8 VMRT_STATS=1 watched 120 "$VMRUN" --physmem 16M --trap $trap -- "$TMP/work" forks 48 8 2>"$TMP/err") || fail "forks ($trap): status $? (124: hung): $got $(grep -v "^ " "$TMP/err" | head -3)"
   [ "$got" = "$want" ] || fail "forks ($trap): '$got', want '$want'"
   note "ok: 8 fork children starting threads, locale paged out ($trap): $got; $(stats "swap pager pages paged in") pages in"
 done
 want='40000000 30'
 # 600 s: ~28 s on an idle machine, but 118-129 s with two runs beside the helpers' builds (a
 # CI run timed out at 120 s on slowness, not a hang); the timeout is only there to end a hang.
-got=$(LANG=C.UTF-8 VMRT_STATS=1 timeout 600 "$VMRUN" --physmem 16M -- bash -c 'a=$(head -c 40000000 /dev/zero | tr "\0" x); for i in $(seq 30); do x=$(echo $i); done; echo ${#a} $x' 2>"$TMP/err") || fail "bash forks: status $? (124: hung): $got $(grep -v "^ " "$TMP/err" | head -3)"
+got=$(LANG=C.UTF-8 VMRT_STATS=1 watched 600 "$VMRUN" --physmem 16M -- bash -c 'a=$(head -c 40000000 /dev/zero | tr "\0" x); for i in $(seq 30); do x=$(echo $i); done; echo ${#a} $x' 2>"$TMP/err") || fail "bash forks: status $? (124: hung): $got $(grep -v "^ " "$TMP/err" | head -3)"
 [ "$got" = "$want" ] || fail "bash forks: '$got', want '$want'"
 out=$(stats "swap pager pages paged out")
 [ "${out:-0}" -gt 1024 ] || fail "bash forks: ${out:-no} pages paged out: bash's heap did not page"
@@ -131,7 +131,7 @@ at_32m() {
   local name=$1 what=$2 want got out
   shift 2
   want=$("$@")
-  got=$(VMRT_STATS=1 timeout 300 "$VMRUN" --physmem 32M -- "$@" 2>"$TMP/err") || fail "$name: status $?"
+  got=$(VMRT_STATS=1 watched 300 "$VMRUN" --physmem 32M -- "$@" 2>"$TMP/err") || fail "$name: status $?"
   [ "$got" = "$want" ] || fail "$name: '$got', want '$want'"
   out=$(stats "swap pager pages paged out")
   [ "${out:-0}" -gt 1024 ] || fail "$name: ${out:-no} pages paged out (footprint below physmem?)"
@@ -182,7 +182,7 @@ if command -v xz >/dev/null; then
   perl -e 'srand(7); my @w = map { join "", map { chr(97 + int rand 26) } 1 .. 2 + int rand 8 } 1 .. 5000;
            my $n = 0; while ($n < '"${XZ_KB:-1000}"' * 1000) { my $l = join(" ", map { $w[int rand @w] } 1 .. 4 + int rand 11) . "\n"; print $l; $n += length $l }' > "$TMP/xz.in"
   want=$(xz -9 -T1 < "$TMP/xz.in" | cksum)
-  got=$(VMRT_STATS=1 timeout 300 "$VMRUN" --physmem 32M -- xz -9 -T1 < "$TMP/xz.in" 2>"$TMP/err" | tee "$TMP/xz.out" | cksum) || fail "xz: status $?"
+  got=$(VMRT_STATS=1 watched 300 "$VMRUN" --physmem 32M -- xz -9 -T1 < "$TMP/xz.in" 2>"$TMP/err" | tee "$TMP/xz.out" | cksum) || fail "xz: status $?"
   [ "$got" = "$want" ] || fail "xz: '$got', want '$want'"
   xz -d < "$TMP/xz.out" | cmp -s - "$TMP/xz.in" || fail "xz: the output does not decompress to the input"
   out=$(stats "swap pager pages paged out")

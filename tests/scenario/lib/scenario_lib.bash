@@ -23,6 +23,10 @@ unset VMRT_STATS VMRT_TRAP VMRT_KMEM_DIAG VMRT_STATS_FD VMRT_HEAP VMRT_PHYSMEM V
 
 fail() {
   echo "FAIL [$SCENARIO]: $*" >&2
+  if [ -s "$TMP/hang-report" ]; then
+    echo "[$SCENARIO] what the processes were doing when the watchdog stopped them:" >&2
+    head -c 60000 "$TMP/hang-report" >&2
+  fi
   exit 1
 }
 note() { echo "[$SCENARIO] $*" >&2; }
@@ -51,6 +55,59 @@ expect_vmstat() {
   v=$(vmstat_value "$1" "$2")
   [ -n "$v" ] || fail "$5: no '$2' line in vmstat -s"
   [ "$v" "$3" "$4" ] || fail "$5: '$2' is $v, expected $3 $4"
+}
+
+# descendants PID: the pids of PID's descendants, children first.
+descendants() {
+  local c
+  for c in $(pgrep -P "$1" 2>/dev/null); do
+    echo "$c"
+    descendants "$c"
+  done
+}
+
+# hang_report PID: what PID and its descendants are doing, into $TMP/hang-report: each
+# process's command line, state and wait channel, then every thread's stack from gdb
+# (scripts/setup.sh installs it; without it the kernel stacks where /proc shows them).
+hang_report() {
+  local p t
+  for p in "$1" $(descendants "$1"); do
+    [ -r "/proc/$p/cmdline" ] || continue
+    {
+      echo "=== pid $p: $(tr '\0' ' ' <"/proc/$p/cmdline" | head -c 200)"
+      echo "state: $(awk '/^State:/ { print $2, $3 }' "/proc/$p/status" 2>/dev/null), wchan: $(cat "/proc/$p/wchan" 2>/dev/null)"
+      if command -v gdb >/dev/null 2>&1; then
+        timeout 60 gdb -p "$p" -batch -nx -ex "set pagination off" -ex "thread apply all bt 30" 2>&1 |
+          grep -E '^(Thread|#)' | head -200
+      else
+        for t in /proc/"$p"/task/*; do
+          echo "-- task ${t##*/}: $(cat "$t/comm" 2>/dev/null)"
+          cat "$t/stack" 2>/dev/null | head -20
+        done
+      fi
+    } >>"$TMP/hang-report" 2>&1
+  done
+}
+
+# watched SECS CMD...: CMD, stopped after SECS seconds with status 124 as timeout(1) does,
+# but first the stacks of every process it started go into $TMP/hang-report, which fail()
+# prints: a case that hangs on a CI machine says where.
+watched() {
+  local secs=$1 pid waited=0
+  shift
+  "$@" 0<&0 &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ "$waited" -ge "$secs" ]; then
+      hang_report "$pid"
+      kill -9 $(descendants "$pid") "$pid" 2>/dev/null
+      wait "$pid" 2>/dev/null
+      return 124
+    fi
+    sleep 1
+    waited=$((waited + 1))
+  done
+  wait "$pid"
 }
 
 # write_workflow: the workflow script from stdin, run with bash in $WORK.
