@@ -13,6 +13,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -290,20 +291,47 @@ bool g_uffd_wp;
 int uffd_open() {
   constexpr std::uint64_t kMinor = UFFD_FEATURE_MINOR_SHMEM;
   constexpr std::uint64_t kWp = UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
-  for (std::uint64_t features : {kMinor | kWp, kMinor, kWp, std::uint64_t{0}}) {
-    int fd = uffd_new();
-    if (fd < 0) return -1;
-    uffdio_api api{};
-    api.api = UFFD_API;
-    api.features = features;
-    if (::ioctl(fd, UFFDIO_API, &api) == 0) {
-      g_uffd_minor = (features & kMinor) != 0;
-      g_uffd_wp = (features & kWp) != 0;
-      return fd;
+  for (std::uint64_t wanted : {kMinor | kWp, kMinor, kWp, std::uint64_t{0}}) {
+    for (std::uint64_t features : {wanted | UFFD_FEATURE_THREAD_ID, wanted}) {
+      int fd = uffd_new();
+      if (fd < 0) return -1;
+      uffdio_api api{};
+      api.api = UFFD_API;
+      api.features = features;
+      if (::ioctl(fd, UFFDIO_API, &api) == 0) {
+        g_uffd_minor = (features & kMinor) != 0;
+        g_uffd_wp = (features & kWp) != 0;
+        return fd;
+      }
+      ::close(fd);  // a failed handshake leaves the descriptor unusable: a new one
     }
-    ::close(fd);  // a failed handshake leaves the descriptor unusable: a new one
   }
   return -1;
+}
+
+// A fault by the thread that holds the VM lock can never be served: the handler needs the
+// lock, and the holder sleeps in the kernel until the fault is served.  The VM touches
+// program memory only through the direct map, so this is a VM bug; say which page rather
+// than hang.  The event may be stale (its thread woken meanwhile by another event's wake,
+// and holding the lock again legitimately): the holder must keep the lock, without
+// taking it again, for kLockHolderFaultSecs before this panics.  ptid is 0 without
+// UFFD_FEATURE_THREAD_ID.
+//  => no lock held; may sleep.
+constexpr int kLockHolderFaultSecs = 5;
+void check_lock_holder_fault(vaddr_t page, pid_t ptid) {
+  if (ptid == 0 || vm_lock_owner_tid() != ptid) return;
+  std::uint64_t seq = vm_lock_acquisitions();
+  for (int k = 0; k < kLockHolderFaultSecs * 10; ++k) {
+    timespec ts{0, 100 * 1000 * 1000};
+    ::nanosleep(&ts, nullptr);
+    if (vm_lock_owner_tid() != ptid || vm_lock_acquisitions() != seq) return;
+  }
+  {
+    vm_fd_out<200> o(2);  // written when it goes out of scope
+    o.str("vmrt: thread ").u(static_cast<std::uint64_t>(ptid)).str(" faulted on ").hex(page)
+        .str(" while holding the VM lock: no handler can serve it (a VM bug)\n");
+  }
+  VMRT_PANIC("userfaultfd fault by the VM lock holder");
 }
 
 void uffd_wake(int fd, vaddr_t start, vsize_t len) {
@@ -321,6 +349,7 @@ void serve_event(int fd, const uffd_msg& msg) {
   bool wp = (msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) != 0;
   if (wp) rt_count(RC_UFFD_WP_FAULTS);
   vm_fault_type type = wp || (msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0 ? VM_FAULT_WRITE : VM_FAULT_READ;
+  check_lock_holder_fault(page, static_cast<pid_t>(msg.arg.pagefault.feat.ptid));
   window* w = window_lookup(page);
   vmspace* vs = w != nullptr ? w->vs.load(std::memory_order_acquire) : nullptr;
   // Mapped meanwhile (fault-around of another event), or a zapped page mapped again

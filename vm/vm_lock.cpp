@@ -19,6 +19,23 @@ constinit std::atomic<std::uintptr_t> g_owner{0};
 
 inline std::uintptr_t self() { return reinterpret_cast<std::uintptr_t>(__builtin_thread_pointer()); }
 
+// The holder's kernel thread id, for the userfaultfd handler (vm_lock_owner_tid); each
+// thread's own id is cached on its first acquisition (a fork child's thread re-reads it).
+constinit std::atomic<pid_t> g_owner_tid{0};
+// Acquisitions so far (written by the holder only): tells a holder that kept the lock
+// from one that took it again.
+constinit std::atomic<std::uint64_t> g_acquisitions{0};
+thread_local __attribute__((tls_model("initial-exec"))) pid_t t_tid;
+inline pid_t self_tid() {
+  if (t_tid == 0) t_tid = static_cast<pid_t>(::syscall(SYS_gettid));
+  return t_tid;
+}
+inline void set_owner(std::uintptr_t me) {
+  g_owner.store(me, std::memory_order_relaxed);
+  g_owner_tid.store(self_tid(), std::memory_order_relaxed);
+  g_acquisitions.store(g_acquisitions.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
 inline void cpu_relax() { __builtin_ia32_pause(); }
 
 void futex_wait(std::atomic<std::uint32_t>* a, std::uint32_t val) {
@@ -37,7 +54,7 @@ void vm_lock_acquire() {
   if (g_owner.load(std::memory_order_relaxed) == me) VMRT_PANIC("VM lock taken recursively (fault while holding it?)");
   std::uint32_t c = 0;
   if (g_state.compare_exchange_strong(c, 1, std::memory_order_acquire)) {
-    g_owner.store(me, std::memory_order_relaxed);
+    set_owner(me);
     return;
   }
   vm_stat_inc(V_VM_LOCK_CONTENDED);
@@ -46,7 +63,7 @@ void vm_lock_acquire() {
     c = 0;
     if (g_state.load(std::memory_order_relaxed) == 0 &&
         g_state.compare_exchange_strong(c, 1, std::memory_order_acquire)) {
-      g_owner.store(me, std::memory_order_relaxed);
+      set_owner(me);
       return;
     }
   }
@@ -56,28 +73,34 @@ void vm_lock_acquire() {
     futex_wait(&g_state, 2);
     c = g_state.exchange(2, std::memory_order_acquire);
   }
-  g_owner.store(me, std::memory_order_relaxed);
+  set_owner(me);
 }
 
 bool vm_lock_try() {
   std::uint32_t c = 0;
   if (!g_state.compare_exchange_strong(c, 1, std::memory_order_acquire)) return false;
-  g_owner.store(self(), std::memory_order_relaxed);
+  set_owner(self());
   return true;
 }
 
 void vm_lock_release() {
   VMRT_ASSERT(g_owner.load(std::memory_order_relaxed) == self());
   g_owner.store(0, std::memory_order_relaxed);
+  g_owner_tid.store(0, std::memory_order_relaxed);
   if (g_state.exchange(0, std::memory_order_release) == 2) futex_wake(&g_state);
 }
 
 bool vm_lock_owned() { return g_owner.load(std::memory_order_relaxed) == self(); }
 
+pid_t vm_lock_owner_tid() { return g_owner_tid.load(std::memory_order_relaxed); }
+std::uint64_t vm_lock_acquisitions() { return g_acquisitions.load(std::memory_order_relaxed); }
+
 void vm_lock_fork_child_reset() {
   // Only the forking thread survives in the child, and it held the lock only to keep the
   // VM quiescent across fork (runtime_fork_prepare): nothing is mid-operation.
   g_owner.store(0, std::memory_order_relaxed);
+  g_owner_tid.store(0, std::memory_order_relaxed);
+  t_tid = 0;  // the forking thread has a new id in the child
   g_state.store(0, std::memory_order_release);
 }
 

@@ -5,11 +5,17 @@
 // The VM never touches guest memory while holding it (contents go through the
 // direct map), so a fault cannot arrive in a thread that holds it; if one does
 // anyway (a bug, or an asynchronous signal handler touching guest memory),
-// vm_lock_acquire() panics instead of deadlocking.
+// vm_lock_acquire() panics instead of deadlocking.  Under the userfaultfd backend such a
+// fault blocks its thread in the kernel until a handler thread serves it, and the handler
+// needs the lock: the handler compares the faulting thread with vm_lock_owner_tid() and
+// panics instead.
 //
 // Lock order: VM lock -> pmap internal locks.  Nothing is taken while the VM lock is
 // held that may be held by code that then takes the VM lock.
 #pragma once
+
+#include <cstdint>
+#include <sys/types.h>
 
 namespace vmrt {
 
@@ -21,6 +27,10 @@ bool vm_lock_try();
 void vm_lock_release();
 // True when the calling thread holds the VM lock.
 bool vm_lock_owned();
+// The kernel thread id of the holder, 0 when free (racy: for diagnostics).
+pid_t vm_lock_owner_tid();
+// How many times the lock was taken so far (racy: for diagnostics).
+std::uint64_t vm_lock_acquisitions();
 // Fork support: in a host fork() child, leave the lock free (only the forking thread
 // survives).  => the forking thread held the lock across fork() only to keep the VM
 // quiescent (runtime_fork_prepare), or did not hold it at all; no VM operation was in
