@@ -24,9 +24,26 @@
 namespace vmrt {
 namespace {
 
-// ---- the device --------------------------------------------------------------------------
-int g_fd = -1;                 // [constant after init, except across host fork]
-int g_fork_fd = -1;            // the copy made for a fork child [VM lock]
+// ---- the devices -------------------------------------------------------------------------
+// One slot space, several host files.  New pageouts go to the process's own device.  A host
+// fork freezes the own device when it holds pages: parent and child each keep reading the
+// pages they still hold from it, neither writes it again (each makes a new own device at
+// its next pageout), and the host frees its blocks when the last process holding pages
+// there closes it (the file is unlinked).  So a fork copies no swap, however much is
+// paged out: a command substitution of a shell with 40 MB paged out copied 36 MB of
+// swap per fork (scenario paging, "bash forks").  Slot numbers stay unique per process:
+// each side allocates from its own copy of the bitmap and writes only its own device.
+constexpr unsigned kMaxDevices = 16;  // own + frozen; past that a fork merges the frozen ones
+struct swap_device {
+  int fd = -1;             // -1: a free table entry
+  std::uint64_t live = 0;  // our slots on it
+  unsigned io = 0;         // transfers running on it with the VM lock dropped
+};
+swap_device g_dev[kMaxDevices];  // [VM lock]
+int g_own = -1;                  // the device new pageouts go to; -1 until the next one is made [VM lock]
+int g_fork_drop = -1;            // an empty own device the fork child closes [VM lock]
+std::uint8_t* g_slot_dev;        // the device each used slot is on [VM lock]
+static_assert(kMaxDevices <= 256, "a device index is one byte per slot");
 std::uint64_t g_nslots = 0;    // [constant after init]
 std::uint64_t* g_bitmap;       // one bit per slot, set = in use [VM lock]
 // XXH3-128 of the page in each slot [written by its owner]: checked on every page-in, and
@@ -58,7 +75,8 @@ void update_gauges() {
   vm_stat_set(V_SWAP_SLOTS, static_cast<std::int64_t>(g_nslots));
 }
 
-// A run of n free slots, next fit; true with *first set.  Marks them used.  => VM lock held.
+// A run of n free slots, next fit; true with *first set.  Marks them used, on the own
+// device (which must exist: own_device).  => VM lock held.
 bool slots_alloc(std::uint64_t n, std::uint64_t* first) {
   if (n == 0 || g_nslots - g_used < n) return false;
   std::uint64_t s = g_cursor < g_nslots ? g_cursor : 0;
@@ -78,7 +96,11 @@ bool slots_alloc(std::uint64_t n, std::uint64_t* first) {
     } else {
       if (run == 0) start = s;
       if (++run == n) {
-        for (std::uint64_t k = 0; k < n; ++k) slot_mark(start + k, true);
+        for (std::uint64_t k = 0; k < n; ++k) {
+          slot_mark(start + k, true);
+          g_slot_dev[start + k] = static_cast<std::uint8_t>(g_own);
+        }
+        g_dev[g_own].live += n;
         g_used += n;
         g_cursor = start + n;
         update_gauges();
@@ -92,10 +114,23 @@ bool slots_alloc(std::uint64_t n, std::uint64_t* first) {
   return false;
 }
 
+// Close device d once nothing of ours is on it and no transfer uses it (never the own
+// device, which takes the next pageouts).  => VM lock held.
+void device_settle(unsigned d) {
+  swap_device& dev = g_dev[d];
+  if (static_cast<int>(d) == g_own || dev.fd < 0 || dev.live != 0 || dev.io != 0) return;
+  ::close(dev.fd);
+  dev.fd = -1;
+}
+
 void slot_free(std::uint64_t s) {
   VMRT_ASSERT(s < g_nslots && slot_used(s));
   slot_mark(s, false);
   g_used--;
+  unsigned d = g_slot_dev[s];
+  VMRT_ASSERT(g_dev[d].live > 0);
+  g_dev[d].live--;
+  device_settle(d);
 }
 
 // ---- per-object records: leaves of obj->pager_meta -----------------------------------------
@@ -160,19 +195,36 @@ int open_private_file(std::uint64_t bytes) {
   return fd;
 }
 
+// The own device, made on first use after boot's or a fork's; -1 when the host refuses a file
+// (errno says why).  => VM lock held.
+int own_device() {
+  if (g_own >= 0) return g_own;
+  for (unsigned d = 0; d < kMaxDevices; ++d) {
+    if (g_dev[d].fd >= 0) continue;
+    int fd = open_private_file(g_nslots * PAGE_SIZE);
+    if (fd < 0) return -1;
+    g_dev[d] = swap_device{fd, 0, 0};
+    g_own = static_cast<int>(d);
+    return g_own;
+  }
+  errno = EMFILE;  // every entry holds pages: a fork merges them (merge_frozen) before that
+  return -1;
+}
+
 inline XXH128_hash_t checksum(const void* p) { return XXH3_128bits(p, PAGE_SIZE); }
 inline bool same_sum(XXH128_hash_t a, XXH128_hash_t b) { return XXH128_isEqual(a, b) != 0; }
 
-// Write or read the n pages of `bufs` at slot s (contiguous), all of it or fail.
-bool device_io(bool write, std::uint64_t s, void* const* bufs, unsigned n) {
+// Write or read the n pages of `bufs` at slot s (contiguous, all on device fd), all of it or
+// fail.  => no lock needed (the caller holds the device's io count).
+bool device_io(int fd, bool write, std::uint64_t s, void* const* bufs, unsigned n) {
   iovec iov[kPagerMaxRun];
   for (unsigned k = 0; k < n; ++k) iov[k] = iovec{bufs[k], PAGE_SIZE};
   off_t off = static_cast<off_t>(s * PAGE_SIZE);
   std::size_t want = std::size_t{n} * PAGE_SIZE, done = 0;
   unsigned first = 0;
   while (done < want) {
-    ssize_t r = write ? ::pwritev(g_fd, iov + first, static_cast<int>(n - first), off + static_cast<off_t>(done))
-                      : ::preadv(g_fd, iov + first, static_cast<int>(n - first), off + static_cast<off_t>(done));
+    ssize_t r = write ? ::pwritev(fd, iov + first, static_cast<int>(n - first), off + static_cast<off_t>(done))
+                      : ::preadv(fd, iov + first, static_cast<int>(n - first), off + static_cast<off_t>(done));
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) return false;
     done += static_cast<std::size_t>(r);
@@ -238,14 +290,19 @@ vm_pager_result swp_get_pages(vm_object* obj, vm_page* const* pages, unsigned n,
   const pmap_ops* ops = pmap_machine_ops();
   std::uint64_t slot[kPagerMaxRun];
   bool io[kPagerMaxRun];
+  std::uint8_t dev[kPagerMaxRun];  // the device of each slot, fixed while the lock is dropped
   for (unsigned k = 0; k < n; ++k) {
     VMRT_ASSERT(pages[k]->flags & PG_BUSY);
     vm_page* r = vm_radix_lookup(&obj->pager_meta, pages[k]->pindex);
     rtvals[k] = r != nullptr ? VM_PAGER_OK : VM_PAGER_ABSENT;
     io[k] = r != nullptr && rec_is_slot(r);
     slot[k] = io[k] ? rec_slot(r) : 0;
+    dev[k] = io[k] ? g_slot_dev[slot[k]] : 0;
+    if (io[k]) g_dev[dev[k]].io++;  // its file stays open while read, even if the page dies
     if (r != nullptr && !io[k]) ops->zero_pages(pages[k], 1);
   }
+  int fd[kMaxDevices];
+  for (unsigned d = 0; d < kMaxDevices; ++d) fd[d] = g_dev[d].fd;
   std::uint64_t delay = 0;  // fault injection's sleep=: a slow device, slept without the VM lock
   bool fail_read = vm_fail_armed() && vm_fail_eval(FP_PAGER_READ, std::size_t{n} * PAGE_SIZE, 0, &delay);
   bool corrupt = vm_fail_armed() && vm_fail_eval(FP_SWAP_CORRUPT, std::size_t{n} * PAGE_SIZE);
@@ -258,10 +315,10 @@ vm_pager_result swp_get_pages(vm_object* obj, vm_page* const* pages, unsigned n,
       continue;
     }
     unsigned j = k + 1;
-    while (j < n && io[j] && slot[j] == slot[j - 1] + 1) ++j;
+    while (j < n && io[j] && slot[j] == slot[j - 1] + 1 && dev[j] == dev[k]) ++j;
     void* bufs[kPagerMaxRun];
     for (unsigned i = k; i < j; ++i) bufs[i - k] = ops->page_address(pages[i]);
-    bool ok = !fail_read && device_io(false, slot[k], bufs, j - k);
+    bool ok = !fail_read && device_io(fd[dev[k]], false, slot[k], bufs, j - k);
     if (fail_read) {
       // Fault injection: a read error is a bad block at the first page the read wanted from
       // the device (the faulting page, vm_fault's page_in reads forward from it): its
@@ -282,7 +339,7 @@ vm_pager_result swp_get_pages(vm_object* obj, vm_page* const* pages, unsigned n,
       // (The whole page is written back: O_DIRECT takes no 1-byte write.)
       unsigned char* b = static_cast<unsigned char*>(bufs[0]);
       b[PAGE_SIZE / 2] ^= 0x10;
-      (void)device_io(true, slot[k], bufs, 1);
+      (void)device_io(fd[dev[k]], true, slot[k], bufs, 1);
       corrupt = false;
     }
     for (unsigned i = k; i < j; ++i) {
@@ -294,6 +351,11 @@ vm_pager_result swp_get_pages(vm_object* obj, vm_page* const* pages, unsigned n,
     k = j;
   }
   if (may_unlock) vm_lock_acquire();
+  for (unsigned k = 0; k < n; ++k) {
+    if (!io[k]) continue;
+    g_dev[dev[k]].io--;
+    device_settle(dev[k]);
+  }
   vm_stat_add(V_PAGEIN_OPS, static_cast<std::int64_t>(ops_done));
   vm_stat_add(V_PAGEIN_PAGES, static_cast<std::int64_t>(pages_done));
   vm_pager_result first = VM_PAGER_OK;
@@ -336,9 +398,16 @@ void swp_put_pages(vm_object* obj, vm_page* const* pages, unsigned n, unsigned f
   // Slots: one contiguous run per run of non-zero pages, halved until the device has one.
   std::uint64_t delay = 0;  // fault injection's sleep=: a slow device, slept without the VM lock
   bool fail_write = vm_fail_armed() && vm_fail_eval(FP_PAGER_WRITE, std::size_t{n} * PAGE_SIZE, 0, &delay);
+  bool need_slots = false;
+  for (unsigned k = 0; k < n; ++k) need_slots |= !zero[k] && !kept[k];
+  const int own = need_slots ? own_device() : g_own;
   for (unsigned k = 0; k < n;) {
     if (zero[k] || kept[k]) {
       ++k;
+      continue;
+    }
+    if (own < 0) {  // no file for the pages: an I/O error, the pages stay
+      rtvals[k++] = VM_PAGER_ERROR;
       continue;
     }
     unsigned j = k + 1;
@@ -358,6 +427,8 @@ void swp_put_pages(vm_object* obj, vm_page* const* pages, unsigned n, unsigned f
     }
     k += want;
   }
+  const int own_fd = own >= 0 ? g_dev[own].fd : -1;
+  if (own >= 0) g_dev[own].io++;  // a fork may freeze it meanwhile: it stays open
   if (may_unlock) vm_lock_release();
   vm_fail_delay(delay);
   std::uint64_t ops_done = 0;
@@ -369,14 +440,18 @@ void swp_put_pages(vm_object* obj, vm_page* const* pages, unsigned n, unsigned f
     unsigned j = k + 1;
     while (j < n && have[j] && slot[j] == slot[j - 1] + 1) ++j;
     for (unsigned i = k; i < j; ++i) g_sum[slot[i]] = checksum(buf[i]);
-    bool ok = !fail_write && device_io(true, slot[k], buf + k, j - k);
-    if (ok && (flags & VM_PAGER_PUT_SYNC)) ok = ::fdatasync(g_fd) == 0;
+    bool ok = !fail_write && device_io(own_fd, true, slot[k], buf + k, j - k);
+    if (ok && (flags & VM_PAGER_PUT_SYNC)) ok = ::fdatasync(own_fd) == 0;
     if (!ok)
       for (unsigned i = k; i < j; ++i) rtvals[i] = VM_PAGER_ERROR;
     ++ops_done;
     k = j;
   }
   if (may_unlock) vm_lock_acquire();
+  if (own >= 0) {
+    g_dev[own].io--;
+    device_settle(static_cast<unsigned>(own));
+  }
   vm_stat_add(V_PAGEOUT_OPS, static_cast<std::int64_t>(ops_done));
   // Publish the records (the older copy of each page goes).
   vm_stat_add(V_SWAP_UNCHANGED, nkept);
@@ -485,27 +560,29 @@ kern_return_t swap_pager_init(const char* path, const char* dir, std::uint64_t b
   }
   if (fd < 0) return KERN_FAILURE;
   std::size_t bm = ((n + 63) / 64) * 8, sums = n * sizeof(XXH128_hash_t);
-  void* p = sys::mmap(nullptr, bm + sums, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* p = sys::mmap(nullptr, bm + sums + n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) {
     ::close(fd);
     return KERN_RESOURCE_SHORTAGE;
   }
   g_bitmap = static_cast<std::uint64_t*>(p);
   g_sum = reinterpret_cast<XXH128_hash_t*>(static_cast<char*>(p) + bm);
-  g_fd = fd;
+  g_slot_dev = reinterpret_cast<std::uint8_t*>(static_cast<char*>(p) + bm + sums);
+  g_dev[0] = swap_device{fd, 0, 0};
+  g_own = 0;
   g_nslots = n;
   g_used = g_zero = g_cursor = 0;
   update_gauges();
   return KERN_SUCCESS;
 }
 
-bool swap_pager_active() { return g_fd >= 0; }
+bool swap_pager_active() { return g_nslots != 0; }
 
 void swap_pager_get_info(swap_pager_info* out) {
   out->slots = g_nslots;
   out->used = g_used;
   out->zero_pages = g_zero;
-  out->fd = g_fd;
+  out->fd = g_own >= 0 ? g_dev[g_own].fd : -1;
 }
 
 std::int64_t swap_pager_slot_of(vm_object* obj, vm_pindex_t pindex) {
@@ -515,10 +592,14 @@ std::int64_t swap_pager_slot_of(vm_object* obj, vm_pindex_t pindex) {
   return r != nullptr && rec_is_slot(r) ? static_cast<std::int64_t>(rec_slot(r)) : -1;
 }
 
-bool swap_pager_fork_prepare() {
-  VM_LOCK_ASSERT();
-  g_fork_fd = -1;
-  if (g_fd < 0 || g_used == 0) return true;
+namespace {
+
+// Merge every frozen device into one new file: each live slot copied at its own offset, in
+// the kernel (copy_file_range), and the old files closed.  Runs when the device table is
+// full: after kMaxDevices - 1 forks that each found new pages on the own device.  False
+// when the host refuses the file or a copy (nothing changed).  => VM lock held; no own device.
+bool merge_frozen() {
+  VMRT_ASSERT(g_own < 0);
   int fd = open_private_file(g_nslots * PAGE_SIZE);
   if (fd < 0) return false;
   for (std::uint64_t s = 0; s < g_nslots;) {
@@ -527,11 +608,11 @@ bool swap_pager_fork_prepare() {
       continue;
     }
     std::uint64_t e = s + 1;
-    while (e < g_nslots && slot_used(e)) ++e;
+    while (e < g_nslots && slot_used(e) && g_slot_dev[e] == g_slot_dev[s]) ++e;
     loff_t in = static_cast<loff_t>(s * PAGE_SIZE), out = in;
     std::size_t left = (e - s) * PAGE_SIZE;
     while (left > 0) {
-      ssize_t r = ::copy_file_range(g_fd, &in, fd, &out, left, 0);
+      ssize_t r = ::copy_file_range(g_dev[g_slot_dev[s]].fd, &in, fd, &out, left, 0);
       if (r < 0 && errno == EINTR) continue;
       if (r <= 0) {
         ::close(fd);
@@ -542,20 +623,61 @@ bool swap_pager_fork_prepare() {
     vm_stat_add(V_SWAP_FORK_COPIES, static_cast<std::int64_t>(e - s));
     s = e;
   }
-  g_fork_fd = fd;
+  // Entry 0's file may still be read by a transfer (io): the merged file takes a free entry
+  // when there is one, else the first idle one.
+  unsigned to = kMaxDevices;
+  for (unsigned d = 0; d < kMaxDevices && to == kMaxDevices; ++d)
+    if (g_dev[d].fd < 0) to = d;
+  for (unsigned d = 0; d < kMaxDevices && to == kMaxDevices; ++d)
+    if (g_dev[d].io == 0) to = d;
+  if (to == kMaxDevices) {
+    ::close(fd);
+    return false;
+  }
+  std::uint64_t live = 0;
+  for (unsigned d = 0; d < kMaxDevices; ++d) {
+    live += g_dev[d].live;
+    g_dev[d].live = 0;
+  }
+  if (g_dev[to].fd >= 0) ::close(g_dev[to].fd);
+  g_dev[to] = swap_device{fd, live, 0};
+  for (std::uint64_t s = 0; s < g_nslots; ++s)
+    if (slot_used(s)) g_slot_dev[s] = static_cast<std::uint8_t>(to);
+  for (unsigned d = 0; d < kMaxDevices; ++d)
+    if (d != to) device_settle(d);
   return true;
 }
 
-void swap_pager_fork_parent() {
-  if (g_fork_fd >= 0) ::close(g_fork_fd);
-  g_fork_fd = -1;
+}  // namespace
+
+bool swap_pager_fork_prepare() {
+  VM_LOCK_ASSERT();
+  g_fork_drop = -1;
+  if (g_nslots == 0 || g_own < 0) return true;
+  if (g_dev[g_own].live == 0) {  // nothing of ours on it: the parent keeps it, the child closes it
+    g_fork_drop = g_own;
+    return true;
+  }
+  g_own = -1;  // frozen: both sides read it, neither writes it again
+  vm_stat_inc(V_SWAP_FORK_FROZEN);
+  unsigned open = 0;
+  for (const swap_device& d : g_dev) open += d.fd >= 0;
+  if (open < kMaxDevices) return true;
+  return merge_frozen();
 }
 
+void swap_pager_fork_parent() { g_fork_drop = -1; }
+
 void swap_pager_fork_child() {
-  if (g_fork_fd < 0) return;
-  ::close(g_fd);
-  g_fd = g_fork_fd;
-  g_fork_fd = -1;
+  // Only the forking thread lives on: no transfer runs here.
+  for (swap_device& d : g_dev) d.io = 0;
+  if (g_fork_drop >= 0) {
+    ::close(g_dev[g_fork_drop].fd);
+    g_dev[g_fork_drop] = swap_device{};
+    g_own = -1;
+    g_fork_drop = -1;
+  }
+  for (unsigned d = 0; d < kMaxDevices; ++d) device_settle(d);
 }
 
 }  // namespace vmrt

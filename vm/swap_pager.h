@@ -1,8 +1,8 @@
 // swap_pager.h — the swap device and the swap pager (McKusick et al., The Design and
 // Implementation of the 4.4BSD Operating System, "The Swap Pager"; FreeBSD swap_pager.c).
 //
-// The device is one host file (a private temporary file by default) cut into page-sized
-// slots.  Slots are handed out from a bitmap, next fit, as contiguous runs so that a cluster
+// The device is a host file (a private temporary file by default) cut into page-sized
+// slots; after a host fork, several (swap_pager_fork_prepare).  Slots are handed out from a bitmap, next fit, as contiguous runs so that a cluster
 // of adjacent dirty pages is one write and a cluster of adjacent pages one read.  Each slot
 // carries an xxHash (XXH3-64) checksum of the page written there, checked on every page-in:
 // a mismatch is VM_PAGER_BAD (the fault becomes a machine-check trap naming the page), never
@@ -38,7 +38,7 @@ struct swap_pager_info {
   std::uint64_t slots;       // page slots on the device
   std::uint64_t used;        // slots holding a page
   std::uint64_t zero_pages;  // stored pages that took no slot (read as zeros)
-  int fd;                    // the device (tests corrupt it on purpose)
+  int fd;                    // the device new pageouts go to, -1 until made (tests corrupt it)
 };
 void swap_pager_get_info(swap_pager_info* out);
 
@@ -46,11 +46,13 @@ void swap_pager_get_info(swap_pager_info* out);
 //  => VM lock held.
 std::int64_t swap_pager_slot_of(vm_object* obj, vm_pindex_t pindex);
 
-// Host fork: the child must not share the device with the parent (both would hand out the
-// same free slots).  prepare (=> VM lock held, as across the fork) copies the used slots
-// into a fresh private file, in the kernel (copy_file_range); after fork() the child
-// switches to that copy and the parent closes it.  False when the copy could not be made
-// (the child then has no usable copy of the parent's swapped pages: fork should fail).
+// Host fork: the two sides must not write one device (each hands out slots from its own
+// copy of the bitmap).  prepare (=> VM lock held, as across the fork) freezes the own device
+// when pages are on it: both sides go on reading their pages from it, neither writes it
+// again, and each makes a new own device at its next pageout; no slot is copied.  A device
+// with none of our pages stays the parent's (the child closes it).  When kMaxDevices files
+// are open, prepare first merges the frozen ones into one (copy_file_range).  False when
+// that merge failed: fork should fail.
 bool swap_pager_fork_prepare();
 void swap_pager_fork_parent();
 void swap_pager_fork_child();

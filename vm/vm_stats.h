@@ -113,7 +113,8 @@ enum vm_counter : unsigned {
   V_SWAP_FULL,            // "pageouts refused: swap full"
   V_SWAP_SLOTS,           // "swap slots" (gauge)
   V_SWAP_SLOTS_USED,      // "swap slots in use" (gauge)
-  V_SWAP_FORK_COPIES,     // "swap copies for fork children": slots copied at host fork
+  V_SWAP_FORK_COPIES,     // "swap slots copied at host fork": merging frozen devices
+  V_SWAP_FORK_FROZEN,     // "swap devices shared at host fork": frozen, read by both sides
   V_PD_WAKEUPS,           // "pageout daemon wakeups"
   V_PD_PASSES,            // "pageout passes": reclaim runs (daemon and direct)
   V_PD_DIRECT,            // "direct reclaims": an allocation reclaimed pages itself
@@ -264,7 +265,8 @@ inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
     {V_SWAP_FULL, "pageouts refused: swap full"},
     {V_SWAP_SLOTS, "swap slots"},
     {V_SWAP_SLOTS_USED, "swap slots in use"},
-    {V_SWAP_FORK_COPIES, "swap copies for fork children"},
+    {V_SWAP_FORK_COPIES, "swap slots copied at host fork"},
+    {V_SWAP_FORK_FROZEN, "swap devices shared at host fork"},
     {V_PD_WAKEUPS, "pageout daemon wakeups"},
     {V_PD_PASSES, "pageout passes"},
     {V_PD_DIRECT, "direct reclaims"},

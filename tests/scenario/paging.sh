@@ -91,9 +91,21 @@ done
 want=$("$TMP/work" fork 48)
 got=$(VMRT_STATS=1 "$VMRUN" --physmem 16M -- "$TMP/work" fork 48 2>"$TMP/err") || fail "fork: status $?: $(tail -3 "$TMP/err")"
 [ "$got" = "$want" ] || fail "fork: '$got', want '$want'"
-copies=$(grep -E "^ +[0-9]+ swap copies for fork children$" "$TMP/err" | awk '{s+=$1} END {print s+0}')
-[ "$copies" -gt 0 ] || fail "fork: no swap slot was copied for the child (the parent had not paged out?)"
-note "ok: fork under pressure: $(echo "$got" | tr '\n' ';') $copies slots copied"
+# The parent's swap device is shared with the child, frozen, not copied (swap_pager.h).
+shared=$(grep -E "^ +[0-9]+ swap devices shared at host fork$" "$TMP/err" | awk '{s+=$1} END {print s+0}')
+copies=$(grep -E "^ +[0-9]+ swap slots copied at host fork$" "$TMP/err" | awk '{s+=$1} END {print s+0}')
+[ "$shared" -gt 0 ] || fail "fork: no swap device was shared with the child (the parent had not paged out?)"
+[ "$copies" -eq 0 ] || fail "fork: $copies swap slots copied at the fork (the device is shared, not copied)"
+note "ok: fork under pressure: $(echo "$got" | tr '\n' ';') swap device shared, no slot copied"
+
+# 20 forks, each after a round of pageouts: every fork freezes a new device, and past 16 the
+# frozen ones are merged into one file (the only copy a fork makes).
+want=$("$TMP/work" forkchain 48 20)
+got=$(VMRT_STATS=1 watched 300 "$VMRUN" --physmem 16M -- "$TMP/work" forkchain 48 20 2>"$TMP/err") || fail "forkchain: status $?: $(tail -3 "$TMP/err")"
+[ "$got" = "$want" ] || fail "forkchain: '$got', want '$want'"
+copies=$(grep -E "^ +[0-9]+ swap slots copied at host fork$" "$TMP/err" | awk '{s+=$1} END {print s+0}')
+[ "$copies" -gt 0 ] || fail "forkchain: 20 forks with pageouts between them merged no swap device"
+note "ok: 20 forks with pageouts between: $got; frozen devices merged ($copies slots copied)"
 
 for trap in auto sigsegv; do
   want=$(LANG=C.UTF-8 "$TMP/work" forks 48 8)

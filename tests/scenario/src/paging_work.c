@@ -18,6 +18,10 @@
  *                        children one after another each start a thread that uses ctype
  *                        (every new thread reads the locale data) and checks pages all
  *                        over the buffer; the parent counts bad pages and failed children
+ *   forkchain MB N       N rounds of: rewrite one 24th of the buffer with a new salt (pageouts
+ *                        between forks land on a new swap device each round), fork: the child
+ *                        checks every part and rewrites one, the parent waits; then the parent
+ *                        checks everything (more rounds than vmrt keeps swap devices: merged)
  *   sigbus MB            fill, then read every page twice with a SIGBUS handler: each SIGBUS
  *                        (a page that could not be read back, under a pager_read or
  *                        swap_corrupt fail point) is counted with its si_code and whether
@@ -242,6 +246,37 @@ int main(int argc, char** argv) {
     }
     size_t bad = check(p, pages, 1, 1);
     printf("forks %d: %d children failed, %zu bad pages in the parent\n", n, failed, bad);
+    return bad != 0 || failed != 0;
+  }
+  if (!strcmp(argv[1], "forkchain")) {
+    enum { kParts = 24 };
+    int n = argc > 3 ? atoi(argv[3]) : 20, failed = 0;
+    size_t part = pages / kParts;
+    unsigned salt[kParts];
+    for (int j = 0; j < kParts; j++) {  /* per part: word() counts pages from its start */
+      salt[j] = 1;
+      fill(p + (size_t)j * part * 4096, part, 1);
+    }
+    for (int k = 0; k < n; k++) {
+      int j = k % kParts;
+      salt[j] = 100 + (unsigned)k;
+      fill(p + (size_t)j * part * 4096, part, salt[j]);
+      fflush(stdout);
+      pid_t c = fork();
+      if (c < 0) { perror("fork"); return 1; }
+      if (c == 0) {
+        size_t bad = 0;
+        for (int q = 0; q < kParts; q++) bad += check(p + (size_t)q * part * 4096, part, salt[q], 1);
+        fill(p + (size_t)((j + kParts / 2) % kParts) * part * 4096, part, 999);  /* the child's own writes */
+        _exit(bad != 0);
+      }
+      int st = 0;
+      waitpid(c, &st, 0);
+      failed += !WIFEXITED(st) || WEXITSTATUS(st) != 0;
+    }
+    size_t bad = 0;
+    for (int q = 0; q < kParts; q++) bad += check(p + (size_t)q * part * 4096, part, salt[q], 1);
+    printf("forkchain %d: %d children failed, %zu bad pages in the parent\n", n, failed, bad);
     return bad != 0 || failed != 0;
   }
   if (!strcmp(argv[1], "sigbus")) {
