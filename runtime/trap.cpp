@@ -22,6 +22,7 @@
 #include "runtime/rt_base.h"
 #include "runtime/rt_stats.h"
 #include "runtime/spinlock.h"
+#include "vm/vm_fds.h"
 #include "vm/vm_lock.h"
 #include "vm/vm_stats.h"
 #include "vm/vm_swapout.h"
@@ -280,7 +281,7 @@ int uffd_new() {
       ::close(dev);
     }
   }
-  return fd;
+  return vm_fd_keep(fd);  // at the top of the table, out of the program's way (vm_fds.h)
 }
 
 // A userfaultfd with minor faults and write protection on shmem when the host has them
@@ -303,7 +304,7 @@ int uffd_open() {
         g_uffd_wp = (features & kWp) != 0;
         return fd;
       }
-      ::close(fd);  // a failed handshake leaves the descriptor unusable: a new one
+      vm_fd_close(fd);  // a failed handshake leaves the descriptor unusable: a new one
     }
   }
   return -1;
@@ -481,13 +482,13 @@ bool trap_start(trap_backend want, int note_fd) {
     // Our handlers replace whatever the kernel holds, which becomes the chained handler.
     sig_guard g;
     if (!install_handler(SIGSEGV, &g_prev_segv)) {
-      if (uffd >= 0) ::close(uffd);
+      if (uffd >= 0) vm_fd_close(uffd);
       say("vmrt: cannot install the SIGSEGV handler\n");
       return false;
     }
     if (!install_handler(SIGBUS, &g_prev_bus)) {
       __sigaction(SIGSEGV, &g_prev_segv, nullptr);
-      if (uffd >= 0) ::close(uffd);
+      if (uffd >= 0) vm_fd_close(uffd);
       say("vmrt: cannot install the SIGBUS handler\n");
       return false;
     }
@@ -550,7 +551,7 @@ void trap_fork_child() {
   t_altstack = false;  // the forking thread keeps its alternate stack (memory is copied)
   install_altstack();
   if (g_backend != trap_backend::userfaultfd) return;
-  ::close(g_uffd);
+  vm_fd_close(g_uffd);
   g_uffd = uffd_open();
   if (g_uffd < 0) {
     say("vmrt: fork child: cannot recreate the userfaultfd\n");

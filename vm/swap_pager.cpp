@@ -13,6 +13,7 @@
 
 #include "vm/pmap.h"
 #include "vm/vm_fail.h"
+#include "vm/vm_fds.h"
 #include "vm/vm_lock.h"
 #include "vm/vm_object.h"
 #include "vm/vm_page.h"
@@ -119,7 +120,7 @@ bool slots_alloc(std::uint64_t n, std::uint64_t* first) {
 void device_settle(unsigned d) {
   swap_device& dev = g_dev[d];
   if (static_cast<int>(d) == g_own || dev.fd < 0 || dev.live != 0 || dev.io != 0) return;
-  ::close(dev.fd);
+  vm_fd_close(dev.fd);
   dev.fd = -1;
 }
 
@@ -192,7 +193,7 @@ int open_private_file(std::uint64_t bytes) {
     return -1;
   }
   if (fd >= 0) (void)set_direct(fd);
-  return fd;
+  return vm_fd_keep(fd);
 }
 
 // The own device, made on first use after boot's or a fork's; -1 when the host refuses a file
@@ -555,6 +556,7 @@ kern_return_t swap_pager_init(const char* path, const char* dir, std::uint64_t b
       fd = -1;
     }
     if (fd >= 0) (void)set_direct(fd);
+    fd = vm_fd_keep(fd);
   } else {
     fd = open_private_file(n * PAGE_SIZE);
   }
@@ -562,7 +564,7 @@ kern_return_t swap_pager_init(const char* path, const char* dir, std::uint64_t b
   std::size_t bm = ((n + 63) / 64) * 8, sums = n * sizeof(XXH128_hash_t);
   void* p = sys::mmap(nullptr, bm + sums + n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) {
-    ::close(fd);
+    vm_fd_close(fd);
     return KERN_RESOURCE_SHORTAGE;
   }
   g_bitmap = static_cast<std::uint64_t*>(p);
@@ -615,7 +617,7 @@ bool merge_frozen() {
       ssize_t r = ::copy_file_range(g_dev[g_slot_dev[s]].fd, &in, fd, &out, left, 0);
       if (r < 0 && errno == EINTR) continue;
       if (r <= 0) {
-        ::close(fd);
+        vm_fd_close(fd);
         return false;
       }
       left -= static_cast<std::size_t>(r);
@@ -631,7 +633,7 @@ bool merge_frozen() {
   for (unsigned d = 0; d < kMaxDevices && to == kMaxDevices; ++d)
     if (g_dev[d].io == 0) to = d;
   if (to == kMaxDevices) {
-    ::close(fd);
+    vm_fd_close(fd);
     return false;
   }
   std::uint64_t live = 0;
@@ -639,7 +641,7 @@ bool merge_frozen() {
     live += g_dev[d].live;
     g_dev[d].live = 0;
   }
-  if (g_dev[to].fd >= 0) ::close(g_dev[to].fd);
+  if (g_dev[to].fd >= 0) vm_fd_close(g_dev[to].fd);
   g_dev[to] = swap_device{fd, live, 0};
   for (std::uint64_t s = 0; s < g_nslots; ++s)
     if (slot_used(s)) g_slot_dev[s] = static_cast<std::uint8_t>(to);
@@ -672,7 +674,7 @@ void swap_pager_fork_child() {
   // Only the forking thread lives on: no transfer runs here.
   for (swap_device& d : g_dev) d.io = 0;
   if (g_fork_drop >= 0) {
-    ::close(g_dev[g_fork_drop].fd);
+    vm_fd_close(g_dev[g_fork_drop].fd);
     g_dev[g_fork_drop] = swap_device{};
     g_own = -1;
     g_fork_drop = -1;
