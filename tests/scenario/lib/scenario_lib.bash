@@ -67,23 +67,22 @@ descendants() {
 }
 
 # hang_report PID: what PID and its descendants are doing, into $TMP/hang-report: each
-# process's command line, state and wait channel, then every thread's stack from gdb
-# (scripts/setup.sh installs it; without it the kernel stacks where /proc shows them).
+# process's command line, then per thread its name, state (R: running, S: sleeping), the
+# system call it is in and its kernel stack where /proc shows them, then every thread's
+# stack from gdb (scripts/setup.sh installs it).
 hang_report() {
   local p t
   for p in "$1" $(descendants "$1"); do
     [ -r "/proc/$p/cmdline" ] || continue
     {
       echo "=== pid $p: $(tr '\0' ' ' <"/proc/$p/cmdline" | head -c 200)"
-      echo "state: $(awk '/^State:/ { print $2, $3 }' "/proc/$p/status" 2>/dev/null), wchan: $(cat "/proc/$p/wchan" 2>/dev/null)"
+      for t in /proc/"$p"/task/*; do
+        echo "-- thread ${t##*/} $(cat "$t/comm" 2>/dev/null): state $(awk '{ print $3 }' "$t/stat" 2>/dev/null), syscall $(cut -d' ' -f1 "$t/syscall" 2>/dev/null), wchan $(cat "$t/wchan" 2>/dev/null)"
+        head -12 "$t/stack" 2>/dev/null
+      done
       if command -v gdb >/dev/null 2>&1; then
-        timeout 60 gdb -p "$p" -batch -nx -ex "set pagination off" -ex "thread apply all bt 30" 2>&1 |
-          grep -E '^(Thread|#)' | head -200
-      else
-        for t in /proc/"$p"/task/*; do
-          echo "-- task ${t##*/}: $(cat "$t/comm" 2>/dev/null)"
-          cat "$t/stack" 2>/dev/null | head -20
-        done
+        timeout 90 gdb -p "$p" -batch -nx -ex "set pagination off" -ex "thread apply all bt 30" 2>&1 |
+          grep -vE '^\[(New|Thread debugging)|^Using host|^warning: (Unable|Could not)|^$' | head -250
       fi
     } >>"$TMP/hang-report" 2>&1
   done
