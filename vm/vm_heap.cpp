@@ -113,11 +113,29 @@ kern_return_t populate_locked(vaddr_t s, vaddr_t e) {
   for (vaddr_t w = window_of(s); w < e; w += kWindow) {
     if (window_populated(w)) continue;
     if (host_backed()) {
-      if (vm_fail_armed() && vm_fail_eval(FP_FRAME, window_end(w) - w)) return KERN_RESOURCE_SHORTAGE;  // the window's memory
-      kern_return_t kr = pmap_machine_ops()->host_map(g_map->pm, w, window_end(w), VM_PROT_DEFAULT, g_future_lock);
-      if (kr != KERN_SUCCESS) return kr;
-      bit_set(w, true);
-      ++g_windows;
+      // The run of unpopulated windows from w on is one host mapping: a malloc(64 MiB)
+      // made 32 mmap calls, one per window (allocsuite's malloc64_probe and large_blocks).
+      // A failure injected at a window ends the run before it; the windows before it are
+      // mapped, as they were one by one.
+      vaddr_t we = w;
+      bool failed = false;
+      while (we < e && (we == w || !window_populated(we))) {
+        if (vm_fail_armed() && vm_fail_eval(FP_FRAME, window_end(we) - we)) {  // the window's memory
+          failed = true;
+          break;
+        }
+        we = window_end(we);
+      }
+      if (we != w) {
+        kern_return_t kr = pmap_machine_ops()->host_map(g_map->pm, w, we, VM_PROT_DEFAULT, g_future_lock);
+        if (kr != KERN_SUCCESS) return kr;
+        for (vaddr_t x = w; x < we; x += kWindow) {
+          bit_set(x, true);
+          ++g_windows;
+        }
+      }
+      if (failed) return KERN_RESOURCE_SHORTAGE;
+      w = we - kWindow;  // the loop steps to we (windows are kWindow apart from the base; g_end ends the last)
       continue;
     }
     if (paged()) {
