@@ -52,6 +52,14 @@ bool host_has_swap() {
   return lines > 1;
 }
 
+// Boots; true when the heap has backing b, else prints SKIP with the reason.
+bool boot_with(vm_heap_backing b, const char* skip) {
+  boot();
+  if (vm_heap_get_backing() == b) return true;
+  MESSAGE("SKIP: " << skip);
+  return false;
+}
+
 // Ranges resize moved: by copy, or (host memory) by moving the host's page tables.
 std::int64_t moves() { return vm_stat_get(V_HEAP_COPIED) + vm_stat_get(V_HEAP_MOVED); }
 
@@ -253,11 +261,7 @@ TEST_CASE("bad ranges are refused; trim drops empty windows") {
 }
 
 TEST_CASE("a freed range waiting to be discarded needs no copy in a fork child") {
-  boot();
-  if (vm_heap_get_backing() != VM_HEAP_FRAMES) {
-    MESSAGE("SKIP: frames backing only (unit.vm_heap_test.frames runs it with VMRT_HEAP=frames)");
-    return;
-  }
+  if (!boot_with(VM_HEAP_FRAMES, "frames backing only (unit.vm_heap_test.frames runs it with VMRT_HEAP=frames)")) return;
   vm_heap_trim();
   char* p = alloc(8);
   p[0] = 1;
@@ -280,11 +284,7 @@ TEST_CASE("a freed range waiting to be discarded needs no copy in a fork child")
 }
 
 TEST_CASE("host backing: a trimmed window is nothing (SIGSEGV), a populated one is host memory") {
-  boot();
-  if (vm_heap_get_backing() != VM_HEAP_HOST) {
-    MESSAGE("SKIP: host backing only (unit.vm_heap_test runs it with the default VMRT_HEAP)");
-    return;
-  }
+  if (!boot_with(VM_HEAP_HOST, "host backing only (unit.vm_heap_test runs it with the default VMRT_HEAP)")) return;
   vm_heap_trim();
   char* p = alloc(1024);  // 4 MiB: two windows or more, host anonymous memory
   std::memset(p, 7, 1024 * PAGE_SIZE);
@@ -312,11 +312,7 @@ TEST_CASE("host backing: a trimmed window is nothing (SIGSEGV), a populated one 
 }
 
 TEST_CASE("host backing: a range over many unpopulated windows is one host mapping") {
-  boot();
-  if (vm_heap_get_backing() != VM_HEAP_HOST) {
-    MESSAGE("SKIP: host backing only (unit.vm_heap_test runs it with the default VMRT_HEAP)");
-    return;
-  }
+  if (!boot_with(VM_HEAP_HOST, "host backing only (unit.vm_heap_test runs it with the default VMRT_HEAP)")) return;
   vm_heap_trim();
   // 64 MiB past everything populated: 32 windows or 33, none populated yet.  One mmap for
   // the run (it was one per window: 32 calls for a malloc(64 MiB)).
