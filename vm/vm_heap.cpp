@@ -478,12 +478,15 @@ kern_return_t vm_heap_resize(vaddr_t addr, vsize_t oldsize, vsize_t newsize, vad
   kern_return_t kr = take_locked(va, va + newsize);
   if (kr != KERN_SUCCESS) return kr;
   const pmap_ops* ops = pmap_machine_ops();
-  // Host memory moves without a copy where the pmap can (mremap; allocsuite's realloc_big:
-  // 36% of its page faults were this copy's first writes to the new range), except under
-  // mlockall(MCL_FUTURE), whose locking the move would not carry.
+  // Host memory of a window or more moves without a copy where the pmap can (mremap;
+  // allocsuite's realloc_big: 36% of its page faults were this copy's first writes to the
+  // new range), except under mlockall(MCL_FUTURE), whose locking the move would not carry.
+  // A move splits host mappings at the range ends (up to four more, kept until the windows
+  // are mapped again): smaller ranges are copied, so the heap keeps about two host
+  // mappings per window.
   bool copied = true;
   if (host_backed()) {
-    copied = g_future_lock != 0 || ops->host_move == nullptr || !ops->host_move(va, addr, oldsize);
+    copied = oldsize < kWindow || g_future_lock != 0 || ops->host_move == nullptr || !ops->host_move(va, addr, oldsize);
     if (copied) ops->host_copy_resident(va, addr, oldsize);
   } else if (paged()) move_pages_locked(addr, va, oldsize);
   else for_each_frame_run(addr, addr + oldsize, [&](vm_page* src, vsize_t n) {
