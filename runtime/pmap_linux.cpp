@@ -18,6 +18,7 @@
 #include "runtime/rt_base.h"
 #include "runtime/rt_maps.h"
 #include "runtime/rt_stats.h"
+#include "runtime/rt_vma_budget.h"
 #include "runtime/spinlock.h"
 #include "vm/vm_page.h"
 #include "vm/vm_stats.h"
@@ -976,6 +977,48 @@ void op_host_copy_resident(vaddr_t dst, vaddr_t src, vsize_t len) {
   });
 }
 
+// Is every page of [i, e) private host memory of protection prot?  => pmap lock held.
+bool private_host(std::size_t i, std::size_t e, std::uint8_t* prot) {
+  const std::uint8_t h = g_hostmem[i];
+  if ((h & (H_HOST | H_SHARED)) != H_HOST) return false;
+  for (std::size_t p = i + 1; p < e; ++p)
+    if (g_hostmem[p] != h) return false;
+  *prot = h & H_PROT;
+  return true;
+}
+
+// One mremap (MREMAP_FIXED | MREMAP_DONTUNMAP, Linux 5.7): the page tables move, src stays
+// mapped and reads as zeros.  The host takes a range within one of its mappings only (the
+// windows of src may be separate ones when something split them: refused, the caller
+// copies).  A refused MREMAP_FIXED may have unmapped dst first: it is mapped again as
+// it was (zeros).  A move splits the host's mappings at the range ends (up to two more
+// each side; later window maps and unmaps join them again): refused near
+// vm.max_map_count (rt_vma_budget, which counts the real mappings there), where a copy
+// splits nothing.  The region's VMA estimate is left as it is.
+bool op_host_move(vaddr_t dst, vaddr_t src, vsize_t len) {
+  check_pages(src, src + len);
+  check_pages(dst, dst + len);
+  if (len == 0) return true;
+  if (!vma_budget_allows(4)) return false;
+  spin_guard g(g_lock);
+  std::uint8_t sp = 0, dp = 0;
+  if (!private_host(idx_of(src), idx_of(src + len), &sp) || !private_host(idx_of(dst), idx_of(dst + len), &dp) ||
+      sp != dp)
+    return false;
+  int saved = errno;
+  void* r = vmrt::sys::mremap(reinterpret_cast<void*>(src), len, len, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP,
+                              reinterpret_cast<void*>(dst));
+  if (r == MAP_FAILED) {
+    void* m = vmrt::sys::mmap(reinterpret_cast<void*>(dst), len, sp, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    RT_ASSERT(m != MAP_FAILED, "host_move: cannot map the destination again after a refused mremap");
+    rt_count(RC_HOST_MMAP);
+    errno = saved;
+    return false;
+  }
+  RT_ASSERT(r == reinterpret_cast<void*>(dst), "host_move: mremap moved elsewhere");
+  return true;
+}
+
 // Only chunks of host memory are asked about (mincore per chunk): a large heap whose
 // windows are mostly unpopulated costs a scan of g_hostmem.
 vsize_t op_host_resident(vaddr_t sva, vaddr_t eva) {
@@ -1032,7 +1075,7 @@ const pmap_ops g_pmap_linux_ops = {
     op_clear_modify, op_ts_referenced, op_page_address, op_zero_pages, op_release_pages, op_enter_lazy,
     op_copy_resident, op_zero_resident,
     op_host_map, op_host_unmap, op_host_discard, op_host_zero_resident, op_host_copy_resident, op_host_resident,
-    op_update,
+    op_update,      op_host_move,
 };
 
 // Does the host have swap?  (/proc/swaps lists more than its header line.)

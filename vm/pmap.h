@@ -115,6 +115,14 @@ struct pmap_ops {
   // it after each scan chunk, drop-behind after each run.
   //  => VM lock held (no mapping changes while the batch is in flight).
   void (*update)();
+
+  // host_move (optional; null: the caller copies with host_copy_resident): move the host
+  // memory of [src, src + len) to dst, both private host memory of one protection, dst
+  // reading as zeros; afterwards src reads as zeros (still host memory) and dst holds what
+  // src held, no byte copied (Linux: page tables moved by mremap, as glibc's realloc of an
+  // mmapped chunk).  False when the host refused: then nothing moved and dst still reads
+  // as zeros, and the caller copies.
+  bool (*host_move)(vaddr_t dst, vaddr_t src, vsize_t len);
 };
 
 // One physical map: the translations of one vmspace, covering [min, max).

@@ -77,6 +77,7 @@ enum vm_counter : unsigned {
   V_HEAP_DISCARDED,       // "heap pages discarded": contents dropped on free (host memory back)
   V_HEAP_GROWN_IN_PLACE,  // "heap ranges grown in place"
   V_HEAP_COPIED,          // "heap ranges moved by copy"
+  V_HEAP_MOVED,           // "heap ranges moved without copying": host page tables moved (mremap)
   V_HEAP_WINDOWS_TRIMMED, // "heap windows trimmed": unmapped, frames freed
   V_HEAP_PHYSMEM_REFUSED, // "heap ranges refused (physmem)": host heap at physmem, paged heap at physmem + swap
   V_PROG_MMAPS,           // "program mmaps served": the shim's mmap answered by vmrt (rt_mmap)
@@ -232,6 +233,7 @@ inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
     {V_HEAP_DISCARDED, "heap pages discarded"},
     {V_HEAP_GROWN_IN_PLACE, "heap ranges grown in place"},
     {V_HEAP_COPIED, "heap ranges moved by copy"},
+    {V_HEAP_MOVED, "heap ranges moved without copying"},
     {V_HEAP_WINDOWS_TRIMMED, "heap windows trimmed"},
     {V_HEAP_PHYSMEM_REFUSED, "heap ranges refused (physmem)"},
     {V_PROG_MMAPS, "program mmaps served"},

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "runtime/boot.h"
+#include "runtime/rt_stats.h"
 #include "runtime/vmrt.h"
 #include "vm/pmap.h"
 #include "vm/vm_heap.h"
@@ -50,6 +51,17 @@ bool host_has_swap() {
   std::fclose(f);
   return lines > 1;
 }
+
+// Boots; true when the heap has backing b, else prints SKIP with the reason.
+bool boot_with(vm_heap_backing b, const char* skip) {
+  boot();
+  if (vm_heap_get_backing() == b) return true;
+  MESSAGE("SKIP: " << skip);
+  return false;
+}
+
+// Ranges resize moved: by copy, or (host memory) by moving the host's page tables.
+std::int64_t moves() { return vm_stat_get(V_HEAP_COPIED) + vm_stat_get(V_HEAP_MOVED); }
 
 char* alloc(std::size_t npages) {
   vaddr_t va = 0;
@@ -154,11 +166,13 @@ TEST_CASE("resize grows in place, or moves copying only what was touched") {
   // Block the space after it: the next resize must move.
   char* blocker = alloc(1);
   REQUIRE(blocker == a + 128 * PAGE_SIZE);
-  auto moved0 = vm_stat_get(V_HEAP_COPIED);
+  auto moved0 = moves();
+  auto mremapped0 = vm_stat_get(V_HEAP_MOVED);
   REQUIRE(vm_heap_resize(reinterpret_cast<vaddr_t>(a), 128 * PAGE_SIZE, 4096 * PAGE_SIZE, &out) == KERN_SUCCESS);
   char* b = reinterpret_cast<char*>(out);
   CHECK(b != a);
-  CHECK(vm_stat_get(V_HEAP_COPIED) == moved0 + 1);
+  CHECK(moves() == moved0 + 1);
+  CHECK(vm_stat_get(V_HEAP_MOVED) == mremapped0);  // under a window: copied, whatever the backing
   // The three pages touched (two written, page 127 read above: a read of an untouched
   // shmem page allocates it on this host), nothing else.
   if (host_has_swap())
@@ -180,9 +194,9 @@ TEST_CASE("a range that moved to grow has room to keep growing in place") {
   REQUIRE(blocker == a + 64 * PAGE_SIZE);
   std::memset(a, 'g', 64 * PAGE_SIZE);
   vaddr_t out = 0;
-  auto moved0 = vm_stat_get(V_HEAP_COPIED);
+  auto moved0 = moves();
   REQUIRE(vm_heap_resize(reinterpret_cast<vaddr_t>(a), 64 * PAGE_SIZE, 128 * PAGE_SIZE, &out) == KERN_SUCCESS);
-  CHECK(vm_stat_get(V_HEAP_COPIED) == moved0 + 1);
+  CHECK(moves() == moved0 + 1);
   char* b = reinterpret_cast<char*>(out);
   // Another allocation meanwhile (first fit) does not land right after the moved range...
   char* c = alloc(256);
@@ -195,7 +209,7 @@ TEST_CASE("a range that moved to grow has room to keep growing in place") {
     b = reinterpret_cast<char*>(out);
     size *= 2;
   }
-  CHECK(vm_stat_get(V_HEAP_COPIED) == moved0 + 1);
+  CHECK(moves() == moved0 + 1);
   CHECK(b[0] == 'g');
   CHECK(b[64 * PAGE_SIZE - 1] == 'g');
   CHECK(b[64 * PAGE_SIZE] == 0);
@@ -246,11 +260,7 @@ TEST_CASE("bad ranges are refused; trim drops empty windows") {
 }
 
 TEST_CASE("a freed range waiting to be discarded needs no copy in a fork child") {
-  boot();
-  if (vm_heap_get_backing() != VM_HEAP_FRAMES) {
-    MESSAGE("SKIP: frames backing only (unit.vm_heap_test.frames runs it with VMRT_HEAP=frames)");
-    return;
-  }
+  if (!boot_with(VM_HEAP_FRAMES, "frames backing only (unit.vm_heap_test.frames runs it with VMRT_HEAP=frames)")) return;
   vm_heap_trim();
   char* p = alloc(8);
   p[0] = 1;
@@ -273,11 +283,7 @@ TEST_CASE("a freed range waiting to be discarded needs no copy in a fork child")
 }
 
 TEST_CASE("host backing: a trimmed window is nothing (SIGSEGV), a populated one is host memory") {
-  boot();
-  if (vm_heap_get_backing() != VM_HEAP_HOST) {
-    MESSAGE("SKIP: host backing only (unit.vm_heap_test runs it with the default VMRT_HEAP)");
-    return;
-  }
+  if (!boot_with(VM_HEAP_HOST, "host backing only (unit.vm_heap_test runs it with the default VMRT_HEAP)")) return;
   vm_heap_trim();
   char* p = alloc(1024);  // 4 MiB: two windows or more, host anonymous memory
   std::memset(p, 7, 1024 * PAGE_SIZE);
@@ -302,4 +308,69 @@ TEST_CASE("host backing: a trimmed window is nothing (SIGSEGV), a populated one 
   CHECK(q[0] == 0);
   CHECK(q[1024 * PAGE_SIZE - 1] == 0);
   vm_heap_free(reinterpret_cast<vaddr_t>(q), 1024 * PAGE_SIZE);
+}
+
+TEST_CASE("host backing: a range over many unpopulated windows is one host mapping") {
+  if (!boot_with(VM_HEAP_HOST, "host backing only (unit.vm_heap_test runs it with the default VMRT_HEAP)")) return;
+  vm_heap_trim();
+  // 64 MiB past everything populated: 32 windows or 33, none populated yet.  One mmap for
+  // the run (it was one per window: 32 calls for a malloc(64 MiB)).
+  long long mmaps0 = rt::rt_get(rt::RC_HOST_MMAP);
+  char* p = alloc(16384);
+  long long made = rt::rt_get(rt::RC_HOST_MMAP) - mmaps0;
+  MESSAGE("host mmap calls for a 64 MiB range: " << made);
+  CHECK(made >= 1);
+  CHECK(made <= 2);  // the run, and at most one window before it populated separately
+  CHECK(host_resident(p, 16384) == 0);
+  p[0] = 1;
+  p[16384 * PAGE_SIZE - 1] = 2;
+  CHECK(host_resident(p, 16384) == 2);
+  vm_heap_free(reinterpret_cast<vaddr_t>(p), 16384 * PAGE_SIZE);
+  vm_heap_trim();
+  // Trimmed window by window out of the one mapping: handed out again, zeros.
+  char* q = alloc(16384);
+  CHECK(q[0] == 0);
+  CHECK(q[16384 * PAGE_SIZE - 1] == 0);
+  vm_heap_free(reinterpret_cast<vaddr_t>(q), 16384 * PAGE_SIZE);
+  CHECK(vmrt_check(nullptr, 2) == 0);
+}
+
+TEST_CASE("host backing: a range of a window or more moves without copying") {
+  if (!boot_with(VM_HEAP_HOST, "host backing only (unit.vm_heap_test runs it with the default VMRT_HEAP)")) return;
+  vm_heap_trim();
+  char* a = alloc(1024);  // 4 MiB
+  a[0] = 'a';
+  a[700 * PAGE_SIZE + 5] = 'm';
+  a[1024 * PAGE_SIZE - 1] = 'z';
+  char* blocker = alloc(1);
+  REQUIRE(blocker == a + 1024 * PAGE_SIZE);
+  auto mremapped0 = vm_stat_get(V_HEAP_MOVED);
+  auto copied0 = vm_stat_get(V_HEAP_COPIED);
+  vaddr_t out = 0;
+  REQUIRE(vm_heap_resize(reinterpret_cast<vaddr_t>(a), 1024 * PAGE_SIZE, 4096 * PAGE_SIZE, &out) == KERN_SUCCESS);
+  char* b = reinterpret_cast<char*>(out);
+  CHECK(b != a);
+  CHECK(vm_stat_get(V_HEAP_MOVED) == mremapped0 + 1);  // the pmap's host_move: one mremap
+  CHECK(vm_stat_get(V_HEAP_COPIED) == copied0);
+  CHECK(b[0] == 'a');
+  CHECK(b[700 * PAGE_SIZE + 5] == 'm');
+  CHECK(b[1024 * PAGE_SIZE - 1] == 'z');
+  CHECK(b[2048 * PAGE_SIZE] == 0);
+  if (host_has_swap())
+    MESSAGE("SKIP: the host has swap (/proc/swaps): residency not checked");
+  else
+    CHECK(host_resident(b, 1024) == 3);  // the pages moved, nothing else
+  // The old range reads as zeros and is free: handed out again, it is a fresh range.
+  vm_heap_trim();
+  CHECK(host_resident(a, 1024) == 0);
+  char* c = alloc(1024);
+  CHECK(c == a);
+  CHECK(c[0] == 0);
+  CHECK(c[700 * PAGE_SIZE + 5] == 0);
+  c[1] = 1;
+  CHECK(b[1] == 0);  // not shared with the moved range
+  vm_heap_free(reinterpret_cast<vaddr_t>(c), 1024 * PAGE_SIZE);
+  vm_heap_free(reinterpret_cast<vaddr_t>(b), 4096 * PAGE_SIZE);
+  vm_heap_free(reinterpret_cast<vaddr_t>(blocker), PAGE_SIZE);
+  CHECK(vmrt_check(nullptr, 2) == 0);
 }
