@@ -193,6 +193,9 @@ cow_times host_cow(std::size_t pages) {
     pid_t pid = raw_fork();
     if (pid < 0) fail("fork");
     if (pid == 0) {
+      // Its own write end closed: a parent killed by the bench's timeout ends the read
+      // (before, the child was left behind reading forever, holding the bench's output pipe).
+      close(go[1]);
       char c;
       ssize_t n = read(go[0], &c, 1);
       (void)n;

@@ -3,13 +3,17 @@
  * the shim's when preloaded.  Maps N MiB of private anonymous memory and times the first
  * touch of every page (one write each), in address order and then — on a fresh mapping — in
  * a random permutation, checking every page afterwards.
- *   mmap_touch MIB   ->   "RESULT seq_touch NS PAGES OK" and "RESULT rand_touch NS PAGES OK"
+ *   mmap_touch MIB [nothp]  ->  "RESULT seq_touch NS PAGES OK" and "RESULT rand_touch NS PAGES OK"
+ * nothp: prctl(PR_SET_THP_DISABLE) first, so residency is page by page (Linux's; vmrt then
+ * fills no dense blocks: vm_fault.h, kZeroBlock).
  */
 #define _GNU_SOURCE
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 static uint64_t now_ns(void) {
@@ -35,6 +39,10 @@ static void one(const char* name, size_t pages, const size_t* order) {
 
 int main(int argc, char** argv) {
   size_t pages = (argc > 1 ? strtoull(argv[1], NULL, 10) : 256) << 8;
+  if (argc > 2 && strcmp(argv[2], "nothp") == 0 && prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0) {
+    perror("prctl");
+    return 1;
+  }
   /* Under the shim vmrt boots at the first malloc; mmaps before it are the host's. */
   size_t* order = malloc(pages * sizeof *order);
   if (order == NULL) return 1;

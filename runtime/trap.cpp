@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <ucontext.h>
@@ -22,6 +23,7 @@
 #include "runtime/rt_base.h"
 #include "runtime/rt_stats.h"
 #include "runtime/spinlock.h"
+#include "vm/vm_fault.h"
 #include "vm/vm_fds.h"
 #include "vm/vm_lock.h"
 #include "vm/vm_stats.h"
@@ -460,6 +462,36 @@ void trap_set_uffd_threads(unsigned n) { g_uffd_threads.store(n == 0 ? 1 : n, st
 
 void trap_set_resolver(fault_resolver r) { g_resolver.store(r != nullptr ? r : default_resolver); }
 
+namespace {
+
+// Dense-block zero fills (vm_fault.h, kZeroBlock) stand in for Linux's transparent huge
+// pages: none when the host's THP is "never" (read once at start), nor while the process
+// has THP disabled (PR_SET_THP_DISABLE, asked per fill: a program may set it any time).
+bool g_host_thp_never = false;  // [set before the probe is installed]
+
+bool zero_dense_allowed() {
+  if (g_host_thp_never) return false;
+  int saved = errno;
+  long r = ::syscall(SYS_prctl, PR_GET_THP_DISABLE, 0L, 0L, 0L, 0L);
+  errno = saved;
+  return r == 0;  // (an old host without the call answers -1: no fill, as before)
+}
+
+// True when /sys/kernel/mm/transparent_hugepage/enabled selects "[never]".
+bool host_thp_never() {
+  int fd = static_cast<int>(::syscall(SYS_openat, AT_FDCWD, "/sys/kernel/mm/transparent_hugepage/enabled",
+                                      O_RDONLY | O_CLOEXEC));
+  if (fd < 0) return false;
+  char buf[128];
+  long n = ::syscall(SYS_read, fd, buf, sizeof buf - 1);
+  ::syscall(SYS_close, fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  return std::strstr(buf, "[never]") != nullptr;
+}
+
+}  // namespace
+
 bool trap_start(trap_backend want, int note_fd) {
   if (g_started.load(std::memory_order_acquire) == 2) return true;
   spin_guard sg(g_start_lock);
@@ -495,6 +527,8 @@ bool trap_start(trap_backend want, int note_fd) {
     g_handlers_installed = true;
   }
   g_backend = backend;
+  g_host_thp_never = host_thp_never();
+  vm_fault_set_zero_dense_probe(zero_dense_allowed);
   if (uffd >= 0) {
     g_uffd = uffd;
     // Under the VM lock, so no reservation is half made while the pmap switches over.

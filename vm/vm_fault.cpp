@@ -192,6 +192,74 @@ void ra_settle(vm_page* m, vm_counter counter, int delta) {
   ra_adjust(delta);
 }
 
+// ---- dense blocks (vm_fault.h, kZeroBlock) ------------------------------------------------
+vm_zero_dense_probe g_zero_dense_probe = nullptr;
+
+// Widen a single-page zero fill at pindex of `first` (no backing object) to its aligned
+// block of kZeroBlock pages (clamped to the entry) when `first` holds (resident or stored)
+// at least kZeroDenseMin of the block's pages; the caller's run then fills the gap around
+// pindex between the nearest held pages, and fill_gaps the block's other gaps.  True when
+// widened.
+//  => VM lock held.
+bool dense_block(const vm_map_entry* e, vm_object* first, vm_pindex_t pindex, vm_pindex_t* lo, vm_pindex_t* hi) {
+  const vm_pindex_t e_first = atop(e->offset), e_end = e_first + atop(e->end - e->start);
+  vm_pindex_t b = pindex & ~vm_pindex_t{kZeroBlock - 1}, be = b + kZeroBlock;
+  if (b < e_first) b = e_first;
+  if (be > e_end) be = e_end;
+  if (be - b < 2 * kZeroDenseMin) return false;
+  unsigned held = 0;
+  for (vm_page* m = vm_radix_lookup_ge(&first->rtree, b); m != nullptr && m->pindex < be && held < kZeroDenseMin;
+       m = vm_radix_lookup_ge(&first->rtree, m->pindex + 1))
+    ++held;
+  if (held < kZeroDenseMin && first->type != OBJT_DEFAULT) {
+    vm_pindex_t k = b;
+    while (held < kZeroDenseMin && vm_radix_next_key(&first->pager_meta, k, &k) && k < be) {
+      if (vm_page_lookup(first, k) == nullptr) ++held;
+      ++k;
+    }
+  }
+  if (held < kZeroDenseMin) return false;
+  // Short of memory the gap's pages would displace pages in use (and be freed unused).
+  if (vm_pageout_enabled() && vm_page_free_count() < 2 * vm_pageout_free_target() + kZeroBlock) return false;
+  if (g_zero_dense_probe != nullptr && !g_zero_dense_probe()) return false;
+  *lo = b;
+  *hi = be;
+  vm_stat_inc(V_FAULT_ZERO_DENSE);
+  return true;
+}
+
+// Fill every gap of [lo, hi) of `first` (no backing object) that holds no page, resident or
+// stored, with zero pages, one enter a gap: the rest of a dense block whose gap around the
+// fault was just filled.  Stops at the first shortage (nothing is owed: they are extra).
+//  => VM lock held; g_run is reused.
+void fill_gaps(vm_map* map, const vm_map_entry* e, vm_object* first, vm_pindex_t lo, vm_pindex_t hi, vm_prot_t prot) {
+  vm_pindex_t q = lo;
+  while (q < hi) {
+    while (q < hi && vm_page_lookup(first, q) != nullptr) ++q;
+    vm_pindex_t gs = q;
+    vm_page* above = q < hi ? vm_radix_lookup_ge(&first->rtree, q) : nullptr;
+    vm_pindex_t ge = above != nullptr && above->pindex < hi ? above->pindex : hi;
+    if (first->type != OBJT_DEFAULT) {  // stored pages end a gap too (and one may start it)
+      vm_pindex_t k;
+      if (vm_radix_next_key(&first->pager_meta, gs, &k) && k < ge) {
+        if (k == gs) {
+          q = gs + 1;
+          continue;
+        }
+        ge = k;
+      }
+    }
+    if (ge <= gs) break;
+    vsize_t got = vm_page_alloc_run(first, gs, ge - gs, VM_ALLOC_ZERO, g_run);
+    if (got == 0) return;
+    if (enter(map, entry_va(e, gs), g_run, got, prot) != KERN_SUCCESS) return;
+    vm_stat_add(V_FAULT_ZERO_PAGES, static_cast<std::int64_t>(got));
+    vm_stat_add(V_FAULT_AROUND_PAGES, static_cast<std::int64_t>(got));
+    if (got < ge - gs) return;
+    q = ge;
+  }
+}
+
 // Page at q when it is resident in the chain and held by first (in_first) or by a backing
 // object (!in_first); null otherwise.
 vm_page* resident_of_class(vm_object* first, vm_pindex_t q, bool in_first) {
@@ -473,6 +541,7 @@ kern_return_t fault_once(vm_map* map, vaddr_t va, vm_fault_type type, unsigned f
     vm_pindex_t e_end = e_first + atop(e->end - e->start);
     vm_pindex_t lo, hi;  // window [lo, hi)
     bool superpage = (e->eflags & MAP_ENTRY_SUPERPAGE) != 0;
+    bool dense = false;  // a dense block: its other gaps are filled too (fill_gaps)
     const bool on_stream = pindex == e->next_pindex;
     if (!on_stream) e->zero_stream = 0;
     if (superpage) {
@@ -501,6 +570,7 @@ kern_return_t fault_once(vm_map* map, vaddr_t va, vm_fault_type type, unsigned f
       // zeroed, mapped, scanned, unmapped and checked for zeros.
       lo = pindex;
       hi = pindex + 1;
+      if (first->backing_object == nullptr && dense_block(e, first, pindex, &lo, &hi)) dense = true;
     } else {
       fault_window_of(e, pindex, &lo, &hi, stream_ahead(e, pindex, window_of(e).ahead, kSeqAheadMax));
     }
@@ -545,6 +615,7 @@ kern_return_t fault_once(vm_map* map, vaddr_t va, vm_fault_type type, unsigned f
     r.npages = got;
     kr = superpage && map->pm != nullptr ? pmap_enter_lazy(map->pm, r.first, g_run, got, prot)
                                          : enter(map, r.first, g_run, got, prot);
+    if (kr == KERN_SUCCESS && dense) fill_gaps(map, e, first, lo, hi, prot);
   }
   if (kr != KERN_SUCCESS) {
     vm_stat_inc(V_FAULT_SHORTAGE);
@@ -559,6 +630,8 @@ kern_return_t fault_once(vm_map* map, vaddr_t va, vm_fault_type type, unsigned f
 }
 
 }  // namespace
+
+void vm_fault_set_zero_dense_probe(vm_zero_dense_probe probe) { g_zero_dense_probe = probe; }
 
 void vm_fault_readaround_miss(vm_page* m) {
   VM_LOCK_ASSERT();

@@ -63,6 +63,27 @@ inline constexpr unsigned kSeqAheadMax = 511;
 // is resident exactly where it was touched (mmap_diff compares residency with Linux on
 // mappings of up to 48 pages); a longer run pays one trap per window, not per page.
 inline constexpr unsigned kZeroStreamMin = 64;
+// Dense blocks: a zero-fill fault that would take only its page (above, and any fault off a
+// stream with paging on) fills its aligned block of kZeroBlock pages (clamped to the entry;
+// every gap between the pages the object holds, one enter a gap) once the object holds at
+// least kZeroDenseMin of the block's pages: a program filling a table at random pays a
+// trap per page only until a quarter of each block is proven in use (Linux's khugepaged
+// fills a 2 MiB range around far fewer pages, max_ptes_none = 511), and a sparse table
+// (xz's match finder hash, api_paging_test's 1000 scattered pages in 16384: 6%) stays page
+// by page.  Residency is at most kZeroBlock / kZeroDenseMin times the pages touched.  Not
+// while memory is short (twice the pageout free target), nor when the process disabled
+// transparent huge pages (PR_SET_THP_DISABLE: residency page by page, as Linux's; the
+// differential test mmap_diff), nor when the host's THP is "never" (the runtime's probe).
+// (A quarter, not less: at 4 or 8 of 64 the 1000 scattered pages filled 3.6 k.)
+inline constexpr unsigned kZeroBlock = 64;
+inline constexpr unsigned kZeroDenseMin = 16;
+static_assert((kZeroBlock & (kZeroBlock - 1)) == 0 && kZeroDenseMin >= 2 && kZeroDenseMin < kZeroBlock);
+// Installed by the runtime: true when a dense-block zero fill may map more than the
+// faulting page now (the process has not disabled THP, the host's THP is not "never").
+// Asked once per fill, never per fault; none installed = allowed.
+//  => any thread, VM lock held; async-signal-safe.
+using vm_zero_dense_probe = bool (*)();
+void vm_fault_set_zero_dense_probe(vm_zero_dense_probe probe);
 // Copy-on-write copy-ahead: a write fault that continues where the entry's previous fault
 // ended copies backing pages ahead (within the advice window) in one go: kCowAheadMin
 // pages at first, doubling along the stream up to kCowAheadMax.

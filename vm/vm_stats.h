@@ -37,6 +37,7 @@ enum vm_counter : unsigned {
   V_FAULT_NEEDS_COPY,     // "needs-copy shadows created"
   V_FAULT_NEEDS_COPY_CLR, // "needs-copy cleared without shadow"
   V_FAULT_AROUND_PAGES,   // "fault-around pages"
+  V_FAULT_ZERO_DENSE,     // "zero fills of dense blocks": a gap filled where the block was mostly touched
   V_FAULT_PROT_TRAPS,     // "protection traps"
   V_FAULT_NOENTRY_TRAPS,  // "no-entry traps"
   V_FAULT_HOSTMEM_TRAPS,  // "host-memory traps": a fault in host memory not mapped (trimmed heap)
@@ -196,6 +197,7 @@ inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
     {V_FAULT_NEEDS_COPY, "needs-copy shadows created"},
     {V_FAULT_NEEDS_COPY_CLR, "needs-copy cleared without shadow"},
     {V_FAULT_AROUND_PAGES, "fault-around pages"},
+    {V_FAULT_ZERO_DENSE, "zero fills of dense blocks"},
     {V_FAULT_PROT_TRAPS, "protection traps"},
     {V_FAULT_NOENTRY_TRAPS, "no-entry traps"},
     {V_FAULT_HOSTMEM_TRAPS, "host-memory traps"},
