@@ -1,5 +1,6 @@
 // shim_boot.cpp — first-call boot, pthread_atfork handlers, the exit report.
 #include "libc_shim/shim_boot.h"
+#include "libc_shim/shim_thread.h"
 
 #include <cerrno>
 #include <cstdlib>
@@ -46,6 +47,7 @@ long current_tid() { return ::syscall(SYS_gettid); }
 // released (parent) or reinitialised with fresh state (child) after it.
 void atfork_prepare() {
   count(C_FORKS);
+  thread_start_fork_prepare();
   runtime_fork_prepare();
 }
 void atfork_parent() { runtime_fork_parent(); }
