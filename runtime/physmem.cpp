@@ -35,7 +35,10 @@ std::size_t g_bytes;
 // Identity of the current physmem memfd (its mappings are found by it in /proc/self/maps).
 std::uint64_t g_dev, g_ino;
 // The next fork child's memfd, reserved by the parent [VM lock]; -1 when none.
-int g_next_fd = -1;
+VMRT_FORK_DATA int g_next_fd = -1;
+// A fork child whose parent had handed out no frame: the direct map is a PROT_NONE
+// reservation until this process hands out its first frame (physmem_first_use).
+VMRT_FORK_DATA bool g_inherited;
 // Extra soft RLIMIT_NOFILE room fd_with_room may borrow for one call.
 constexpr rlim_t kFdRoom = 8;
 
@@ -209,6 +212,7 @@ bool physmem_init(std::size_t bytes, std::size_t frame_cache) {
     vm_lock_guard g;
     vm_page_cache_set_limit(static_cast<frame_t>((frame_cache < bytes ? frame_cache : bytes) >> PAGE_SHIFT));
   }
+  vm_phys_set_first_use_hook(physmem_first_use);
   return true;
 }
 
@@ -256,6 +260,38 @@ std::size_t physmem_host_bytes() {
 }
 
 // ---- fork --------------------------------------------------------------------------------
+
+bool physmem_in_use() { return vm_phys_bump() != 0; }
+
+VMRT_FORK_TEXT void physmem_fork_child_unused() {
+  if (g_inherited) return;  // already a reservation (a child of a child)
+  // The parent's pool is not this process's: nothing of it is in use here, and keeping the
+  // mapping would keep whatever the parent puts in it alive as long as this child lives.
+  void* r = vmrt::sys::mmap(g_direct_map, g_bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+  rt_count(RC_HOST_MMAP);
+  if (r == MAP_FAILED) say("vmrt: fork child: cannot release the parent's physmem mapping: ", errno_name(errno), "\n");
+  g_inherited = true;
+}
+
+bool physmem_first_use() {
+  if (!g_inherited) return true;
+  int fd = make_memfd(g_bytes);
+  if (fd < 0) {
+    say("vmrt: cannot create this process's physmem memfd: ", errno_name(errno), "\n");
+    return false;
+  }
+  void* dm = vmrt::sys::mmap(g_direct_map, g_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE | MAP_FIXED, fd, 0);
+  rt_count(RC_HOST_MMAP);
+  int e = errno;
+  if (dm != MAP_FAILED) remember_identity(fd);
+  ::close(fd);
+  if (dm == MAP_FAILED) {
+    say("vmrt: cannot map this process's physmem direct map: ", errno_name(e), "\n");
+    return false;
+  }
+  g_inherited = false;
+  return true;
+}
 
 fork_setup physmem_fork_reserve() {
   if (g_next_fd < 0) {

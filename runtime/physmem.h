@@ -55,6 +55,18 @@ void physmem_fork_release();
 // the child must not run (runtime_fork_child exits it).  No malloc.
 bool physmem_fork_child();
 
+// Lazy fork: a process that has handed out no frame (vm_phys_bump() == 0) forks without
+// any of the above: the child maps a PROT_NONE reservation over the direct map
+// (physmem_fork_child_unused) and makes its own memfd when it hands out its first frame
+// (physmem_first_use, vm_phys's first-use hook).  Most forking programs (shells, git, make)
+// never use a frame: the heap is host memory unless VMRT_HEAP says otherwise.
+//  => VM lock held (or the fork child's only thread).
+bool physmem_in_use();
+void physmem_fork_child_unused();
+// vm_phys's first-use hook: a process whose pool is inherited gets its own memfd mapped
+// over the direct map.  True when the pool is this process's.  VM lock held; no malloc.
+bool physmem_first_use();
+
 // Run make(arg) (an fd, or -1 with errno).  When it fails with EMFILE/ENFILE because the
 // program's descriptor table is full up to its soft RLIMIT_NOFILE, and the hard limit is
 // higher, the soft limit is raised by a few descriptors for that one call and then put
