@@ -347,6 +347,12 @@ bool boot_vm(const runtime_config& cfg) {
   if (!rt::region_reserve(cfg.region_size)) return false;
   if (!rt::pmap_linux_init()) return false;
   if (!rt::physmem_init(cfg.physmem_size, cfg.frame_cache)) return false;
+  // A heap of frames needs physmem's memfd at once: made now, a host that refuses it
+  // (ENOSPC, a seccomp filter) gives stage 0 instead of a malloc that fails later.
+  if (cfg.heap != heap_backing::host) {
+    vm_lock_guard g;
+    if (!rt::physmem_first_use()) return false;
+  }
   pmap_set_machine_ops(&rt::g_pmap_linux_ops);
   // No trap backend yet: the heap's windows are mapped when handed out and kmem_map is
   // wired, so nothing faults until a vmspace with demand-paged memory exists
