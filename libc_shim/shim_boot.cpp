@@ -1,6 +1,7 @@
 // shim_boot.cpp — first-call boot, pthread_atfork handlers, the exit report.
 #include "libc_shim/shim_boot.h"
 #include "libc_shim/shim_thread.h"
+#include "vm/vm_types.h"
 
 #include <cerrno>
 #include <cstdlib>
@@ -18,11 +19,11 @@
 
 namespace vmrt::shim {
 
-std::atomic<int> g_boot_state{BOOT_DOWN};
+VMRT_FORK_DATA std::atomic<int> g_boot_state{BOOT_DOWN};
 
 namespace {
 
-std::atomic<long> g_boot_tid{0};  // tid of the booting thread while BOOT_BOOTING
+VMRT_FORK_DATA std::atomic<long> g_boot_tid{0};  // tid of the booting thread while BOOT_BOOTING
 // A private duplicate of VMRT_STATS_FD taken at boot (high number, close-on-exec):
 // programs like coreutils close stdout and stderr in an atexit handler, before
 // the report runs.  -1 when stats are off or the dup failed.
@@ -54,7 +55,7 @@ void atfork_parent() { runtime_fork_parent(); }
 // In the child, what the runtime allocates while it sets the child up (the control blocks
 // of its new handler threads) comes from the bootstrap arena: heap pages may fault, and
 // until a handler thread runs no fault can be served.
-void atfork_child() {
+VMRT_FORK_TEXT void atfork_child() {
   g_boot_tid.store(current_tid(), std::memory_order_release);
   g_boot_state.store(BOOT_BOOTING, std::memory_order_release);
   runtime_fork_child();

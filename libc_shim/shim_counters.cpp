@@ -1,11 +1,12 @@
 // shim_counters.cpp — the shim's event counters.
 #include "libc_shim/shim_counters.h"
+#include "vm/vm_types.h"
 
 #include "vm/vm_out.h"
 
 namespace vmrt::shim {
 
-std::array<std::atomic<std::uint64_t>, C_COUNT> g_counters{};
+VMRT_FORK_DATA std::array<std::atomic<std::uint64_t>, C_COUNT> g_counters{};
 
 void report_counters(int fd) {
   vm_fd_out<512> b(fd);

@@ -288,6 +288,7 @@ VMRT_EXPORT pid_t fork(void) noexcept {
   }
   pid_t pid = __fork();
   if (pid > 0) {
+    vmrt::runtime_fork_returned(pid);
     int fe = vmrt::runtime_fork_error();
     if (fe != 0) {
       while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {

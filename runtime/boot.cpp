@@ -51,7 +51,7 @@ bool g_vm_up;                      // false: stage 0 fallback (no vmspaces)
 rt::window* g_kernel_window;
 rt::window* g_process_window;  // the process vmspace: the heap (vm_heap)
 vaddr_t g_kmem_base;
-int g_fork_pipe[2] = {-1, -1};     // child -> parent: "physmem replaced"
+VMRT_FORK_DATA int g_fork_pipe[2] = {-1, -1};     // child -> parent: "physmem replaced"
 
 using rt::say;
 
@@ -347,6 +347,12 @@ bool boot_vm(const runtime_config& cfg) {
   if (!rt::region_reserve(cfg.region_size)) return false;
   if (!rt::pmap_linux_init()) return false;
   if (!rt::physmem_init(cfg.physmem_size, cfg.frame_cache)) return false;
+  // A heap of frames needs physmem's memfd at once: made now, a host that refuses it
+  // (ENOSPC, a seccomp filter) gives stage 0 instead of a malloc that fails later.
+  if (cfg.heap != heap_backing::host) {
+    vm_lock_guard g;
+    if (!rt::physmem_first_use()) return false;
+  }
   pmap_set_machine_ops(&rt::g_pmap_linux_ops);
   // No trap backend yet: the heap's windows are mapped when handed out and kmem_map is
   // wired, so nothing faults until a vmspace with demand-paged memory exists
@@ -531,10 +537,13 @@ int pipe_make(void* fds) { return ::pipe2(static_cast<int*>(fds), O_CLOEXEC) == 
 // The forking thread's verdict, from prepare to the parent's fork() return.
 thread_local __attribute__((tls_model("initial-exec"))) int t_fork_error;
 // Set in prepare [held locks]: the child may run (its physmem and pipe are ready).
-bool g_fork_ready;
-int g_fork_errno;  // why not [held locks]
+VMRT_FORK_DATA bool g_fork_ready;
+// Set in prepare by the forking thread: no frame was in use, so the child gets no copy and
+// the parent does not wait for it (physmem_fork_child_unused; the lazy fork).
+thread_local __attribute__((tls_model("initial-exec"))) bool g_fork_lazy;
+VMRT_FORK_DATA int g_fork_errno;  // why not [held locks]
 
-void close_fork_pipe() {
+VMRT_FORK_TEXT void close_fork_pipe() {
   if (g_fork_pipe[0] >= 0) ::close(g_fork_pipe[0]);
   if (g_fork_pipe[1] >= 0) ::close(g_fork_pipe[1]);
   g_fork_pipe[0] = g_fork_pipe[1] = -1;
@@ -557,12 +566,17 @@ int fork_reserve_locked() {
 int runtime_fork_reserve() {
   if (!runtime_booted() || !g_vm_up) return 0;
   vm_lock_guard g;
+  if (!rt::physmem_in_use()) return 0;  // a lazy fork (runtime_fork_prepare decides again)
   int e = fork_reserve_locked();
   if (e != 0) rt::rt_count(rt::RC_FORK_SETUP_FAILED);
   return e;
 }
 
 int runtime_fork_error() { return t_fork_error; }
+
+void runtime_fork_returned(pid_t pid) {
+  if (pid > 0 && g_vm_up && g_fork_lazy) rt::rt_count(rt::RC_HOST_FORKS);
+}
 
 void runtime_fork_prepare() {
   rt::trap_fork_prepare();  // first: trap_start() takes the VM lock and may malloc
@@ -577,8 +591,9 @@ void runtime_fork_prepare() {
   if (!g_vm_up) return;
   vm_lock_acquire();
   rt::pmap_linux_fork_prepare();
+  g_fork_lazy = !rt::physmem_in_use();
   // Usually already reserved by the shim's fork(); tops the memfd up for frames taken since.
-  g_fork_errno = fork_reserve_locked();
+  g_fork_errno = g_fork_lazy ? 0 : fork_reserve_locked();
   // The child's own copy of the swap device (the parent goes on handing out its slots).
   if (g_fork_errno == 0 && !swap_pager_fork_prepare()) {
     rt::physmem_fork_release();
@@ -587,10 +602,10 @@ void runtime_fork_prepare() {
   g_fork_ready = g_fork_errno == 0;
 }
 
-void runtime_fork_parent() {
+VMRT_FORK_TEXT void runtime_fork_parent() {
   if (g_vm_up) {
-    bool child_ok = false;
-    if (g_fork_ready) {
+    bool child_ok = g_fork_lazy && g_fork_ready;  // nothing to wait for (counted by runtime_fork_returned)
+    if (g_fork_ready && !g_fork_lazy) {
       ::close(g_fork_pipe[1]);  // EOF at once if fork failed (no child holds the write end)
       g_fork_pipe[1] = -1;
       char c = 0;
@@ -614,12 +629,12 @@ void runtime_fork_parent() {
   rt::trap_fork_parent();
 }
 
-void runtime_fork_child() {
+VMRT_FORK_TEXT void runtime_fork_child() {
   if (g_vm_up) {
     // A child that cannot have its own physmem must not run a single instruction of the
     // program: it shares every malloc'd byte with its parent.  It exits here; the parent's
     // fork() reaps it and returns -1 (runtime_fork_error).
-    bool ok = g_fork_ready && rt::physmem_fork_child();
+    bool ok = g_fork_ready && (g_fork_lazy ? (rt::physmem_fork_child_unused(), true) : rt::physmem_fork_child());
     if (g_fork_pipe[1] >= 0) {
       char c = ok ? 1 : 0;
       (void)!::write(g_fork_pipe[1], &c, 1);

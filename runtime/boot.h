@@ -13,6 +13,8 @@
 //   => reads its configuration from the environment (VMRT_* variables below).
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <cstdint>
 
@@ -108,6 +110,9 @@ bool runtime_trap_start();
 const runtime_config& runtime_current_config();
 
 // Host fork(): call prepare in the parent before fork, then parent or child after.
+// A process that has handed out no frame (the usual case: the heap is host memory) forks
+// lazily: nothing is reserved, copied or waited for; the child makes its own physmem at
+// its first frame (runtime/physmem.h).
 // The child gets its own physmem (a copy of every in-use frame) and its own trap
 // backend threads; afterwards parent and child memory are independent.
 // Everything the child needs (its memfd with host memory for every frame in use, the
@@ -127,6 +132,9 @@ void runtime_fork_child();
 // After fork() returned a pid in the parent: 0, or the errno the fork must fail with
 // (the child could not be set up and has exited).  Per thread.
 int runtime_fork_error();
+// After fork() returned in the parent (pid > 0): counts a lazy fork (no frame was in use,
+// so the parent did not wait for the child to sign in) as a host fork.  Per thread.
+void runtime_fork_returned(pid_t pid);
 
 // Address space vmrt itself holds (region, direct map, page tables and arrays, stage 0
 // arena): the shim keeps it out of the program's RLIMIT_AS (see shim_fork.cpp).

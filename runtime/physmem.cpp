@@ -35,7 +35,11 @@ std::size_t g_bytes;
 // Identity of the current physmem memfd (its mappings are found by it in /proc/self/maps).
 std::uint64_t g_dev, g_ino;
 // The next fork child's memfd, reserved by the parent [VM lock]; -1 when none.
-int g_next_fd = -1;
+VMRT_FORK_DATA int g_next_fd = -1;
+// No memfd of this process's own is behind the direct map: it is a PROT_NONE reservation
+// until this process hands out its first frame (physmem_first_use).  True from boot, and in
+// a fork child whose parent had handed out no frame.
+VMRT_FORK_DATA bool g_unbacked;
 // Extra soft RLIMIT_NOFILE room fd_with_room may borrow for one call.
 constexpr rlim_t kFdRoom = 8;
 
@@ -172,31 +176,15 @@ bool physmem_init(std::size_t bytes, std::size_t frame_cache) {
   std::size_t max_bytes = static_cast<std::size_t>(UINT32_MAX - 1) << PAGE_SHIFT;
   if (bytes > max_bytes) bytes = max_bytes;
   if (bytes < (std::size_t{16} << 20)) bytes = std::size_t{16} << 20;
-  int fd = make_memfd(bytes);
-  if (fd < 0) {
-    say("vmrt: cannot create the physmem memfd: ", errno_name(errno), "\n");
-    return false;
-  }
-  void* dm = vmrt::sys::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+  // Only the address range now: the memfd is made when the first frame is handed out
+  // (physmem_first_use).  Most processes under the shim never use a frame (the heap is
+  // host memory), and each mapping call costs a host TLB shootdown on these guests.
+  void* dm = vmrt::sys::mmap(nullptr, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (dm == MAP_FAILED) {
-    int e = errno;
-    ::close(fd);
-    say("vmrt: cannot map the physmem direct map: ", errno_name(e), "\n");
+    say("vmrt: cannot reserve the physmem direct map: ", errno_name(errno), "\n");
     return false;
   }
-  // pmap maps frames by duplicating direct-map pages (mremap with old size 0): a seccomp
-  // filter or host that refuses it makes the VM unusable, so find out now (stage 0 then).
-  void* dup = vmrt::sys::mremap(dm, 0, PAGE_SIZE, MREMAP_MAYMOVE);
-  if (dup == MAP_FAILED) {
-    int e = errno;
-    vmrt::sys::munmap(dm, bytes);
-    ::close(fd);
-    say("vmrt: cannot duplicate direct-map pages (mremap: ", errno_name(e), ")\n");
-    return false;
-  }
-  vmrt::sys::munmap(dup, PAGE_SIZE);
-  remember_identity(fd);
-  ::close(fd);  // the direct map keeps the memfd alive; no descriptor stays in the program's table
+  g_unbacked = true;
   g_direct_map = static_cast<char*>(dm);
   g_bytes = bytes;
   g_nframes = static_cast<frame_t>(bytes >> PAGE_SHIFT);
@@ -209,6 +197,7 @@ bool physmem_init(std::size_t bytes, std::size_t frame_cache) {
     vm_lock_guard g;
     vm_page_cache_set_limit(static_cast<frame_t>((frame_cache < bytes ? frame_cache : bytes) >> PAGE_SHIFT));
   }
+  vm_phys_set_first_use_hook(physmem_first_use);
   return true;
 }
 
@@ -256,6 +245,48 @@ std::size_t physmem_host_bytes() {
 }
 
 // ---- fork --------------------------------------------------------------------------------
+
+bool physmem_in_use() { return vm_phys_bump() != 0; }
+
+VMRT_FORK_TEXT void physmem_fork_child_unused() {
+  if (g_unbacked) return;  // already a reservation (a child of a child)
+  // The parent's pool is not this process's: nothing of it is in use here, and keeping the
+  // mapping would keep whatever the parent puts in it alive as long as this child lives.
+  void* r = vmrt::sys::mmap(g_direct_map, g_bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+  rt_count(RC_HOST_MMAP);
+  if (r == MAP_FAILED) say("vmrt: fork child: cannot release the parent's physmem mapping: ", errno_name(errno), "\n");
+  g_unbacked = true;
+}
+
+bool physmem_first_use() {
+  if (!g_unbacked) return true;
+  int fd = make_memfd(g_bytes);
+  if (fd < 0) {
+    say("vmrt: cannot create the physmem memfd: ", errno_name(errno), "\n");
+    return false;
+  }
+  void* dm = vmrt::sys::mmap(g_direct_map, g_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE | MAP_FIXED, fd, 0);
+  rt_count(RC_HOST_MMAP);
+  int e = errno;
+  if (dm != MAP_FAILED) remember_identity(fd);  // a fork child finds its mappings by it
+  ::close(fd);  // the direct map keeps the memfd alive; no descriptor stays in the program's table
+  if (dm == MAP_FAILED) {
+    say("vmrt: cannot map the physmem direct map: ", errno_name(e), "\n");
+    return false;
+  }
+  // pmap maps frames by duplicating direct-map pages (mremap with old size 0): a seccomp
+  // filter or host that refuses it leaves frames unusable, so find out before one is used.
+  void* dup = vmrt::sys::mremap(dm, 0, PAGE_SIZE, MREMAP_MAYMOVE);
+  if (dup == MAP_FAILED) {
+    e = errno;
+    (void)vmrt::sys::mmap(g_direct_map, g_bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    say("vmrt: cannot duplicate direct-map pages (mremap: ", errno_name(e), ")\n");
+    return false;
+  }
+  vmrt::sys::munmap(dup, PAGE_SIZE);
+  g_unbacked = false;
+  return true;
+}
 
 fork_setup physmem_fork_reserve() {
   if (g_next_fd < 0) {

@@ -2,9 +2,10 @@
 // frame, and the direct map (one MAP_SHARED mapping of the whole memfd) through
 // which the VM fills, copies and zeroes frames.  Guest addresses map frames by
 // duplicating direct-map pages (mremap with old size 0, runtime/pmap_linux), so no
-// descriptor is needed once the direct map exists: the memfd is closed at boot and the
+// descriptor is needed once the direct map exists: the memfd is closed once mapped and the
 // program never sees a vmrt descriptor (issue 14).  A host fork gets a new memfd, made
 // in the parent before fork() and closed in the child once its mappings are replaced.
+// Until the first frame is handed out there is no memfd at all (physmem_first_use).
 #pragma once
 
 #include <cstddef>
@@ -14,9 +15,10 @@
 
 namespace vmrt::rt {
 
-// Create the memfd of `bytes` (rounded down to pages), the direct map, and the page
-// array (vm_page_startup); then close the memfd.  Once, at boot.  False with a message
-// on failure (nothing of physmem is left mapped or open).
+// Reserve the direct map's address range for `bytes` (rounded down to pages) and map the
+// page array (vm_page_startup).  Once, at boot.  The memfd itself is made when the first
+// frame is handed out (physmem_first_use): most processes never use one.  False with a
+// message on failure (nothing of physmem is left mapped or open).
 // Sets the free-frame cache limit (vm_page_cache_set_limit): VMRT_FRAME_CACHE=<size>
 // (suffixes K/M/G; 0 = release every freed frame at once), default min(physmem / 4, 1 GiB).
 bool physmem_init(std::size_t bytes, std::size_t frame_cache);
@@ -54,6 +56,21 @@ void physmem_fork_release();
 // same protection, and close the memfd.  False (with a message) when any step failed:
 // the child must not run (runtime_fork_child exits it).  No malloc.
 bool physmem_fork_child();
+
+// Lazy fork: a process that has handed out no frame (vm_phys_bump() == 0) forks without
+// any of the above: the child maps a PROT_NONE reservation over the direct map (unless it
+// still is one: physmem_fork_child_unused) and makes its own memfd when it hands out its first frame
+// (physmem_first_use, vm_phys's first-use hook).  Most forking programs (shells, git, make)
+// never use a frame: the heap is host memory unless VMRT_HEAP says otherwise.
+//  => VM lock held (or the fork child's only thread).
+bool physmem_in_use();
+void physmem_fork_child_unused();
+// vm_phys's first-use hook: a process with no memfd of its own behind the direct map (at
+// boot, or a lazy fork's child) makes one and maps it over the reservation, then checks
+// that direct-map pages can be duplicated (mremap with old size 0, how pmap maps frames).
+// True when the pool is usable; false (with a message, the frame allocation fails) when
+// the host refused any of it.  VM lock held; no malloc.
+bool physmem_first_use();
 
 // Run make(arg) (an fd, or -1 with errno).  When it fails with EMFILE/ENFILE because the
 // program's descriptor table is full up to its soft RLIMIT_NOFILE, and the hard limit is

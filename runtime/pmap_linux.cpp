@@ -79,7 +79,7 @@ bool g_host_swap;
 std::size_t g_npages;
 vaddr_t g_base;
 std::atomic<int> g_uffd{-1};
-spinlock g_lock;
+VMRT_FORK_DATA spinlock g_lock;
 
 // Reference tracking without a window (userfaultfd with minor faults on shmem, paging on).
 // Frame mappings are registered with the userfaultfd for missing and minor faults, so a
@@ -1338,5 +1338,5 @@ std::size_t pmap_linux_resident(vaddr_t sva, vaddr_t eva) {
 namespace vmrt::rt {
 void pmap_linux_fork_prepare() { g_lock.lock(); }
 void pmap_linux_fork_parent() { g_lock.unlock(); }
-void pmap_linux_fork_child() { g_lock.reset(); }
+VMRT_FORK_TEXT void pmap_linux_fork_child() { g_lock.reset(); }
 }  // namespace vmrt::rt

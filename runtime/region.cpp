@@ -11,7 +11,7 @@ namespace vmrt::rt {
 
 vaddr_t g_region_base;
 std::size_t g_region_size;
-std::atomic<window*>* g_window_slots;
+std::atomic<window_slot>* g_window_slots;
 // constinit: the first malloc may boot the machine before any constructor runs; a dynamic
 // initializer would then reset the kernel window.
 constinit window g_windows[kMaxWindows]{};
@@ -38,14 +38,14 @@ bool region_reserve(std::size_t size) {
   vaddr_t end = base + size;
   if (raw + size + kGranule > end) vmrt::sys::munmap(reinterpret_cast<void*>(end), raw + size + kGranule - end);
   std::size_t nslots = size >> kGranuleShift;
-  void* s = vmrt::sys::mmap(nullptr, nslots * sizeof(std::atomic<window*>), PROT_READ | PROT_WRITE,
+  void* s = vmrt::sys::mmap(nullptr, nslots * sizeof(std::atomic<window_slot>), PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (s == MAP_FAILED) {
     vmrt::sys::munmap(reinterpret_cast<void*>(base), size);
     say("vmrt: cannot map the window table\n");
     return false;
   }
-  g_window_slots = static_cast<std::atomic<window*>*>(s);
+  g_window_slots = static_cast<std::atomic<window_slot>*>(s);
   g_region_size = size;
   g_region_base = base;
   return true;
@@ -54,7 +54,7 @@ bool region_reserve(std::size_t size) {
 void region_release() {
   if (g_region_base == 0) return;
   vmrt::sys::munmap(reinterpret_cast<void*>(g_region_base), g_region_size);
-  if (g_window_slots != nullptr) vmrt::sys::munmap(g_window_slots, (g_region_size >> kGranuleShift) * sizeof(std::atomic<window*>));
+  if (g_window_slots != nullptr) vmrt::sys::munmap(g_window_slots, (g_region_size >> kGranuleShift) * sizeof(std::atomic<window_slot>));
   g_window_slots = nullptr;
   g_region_base = 0;
   g_region_size = 0;
@@ -81,7 +81,7 @@ window* window_alloc(std::size_t size, window_kind kind) {
   // First fit over the granule slots.
   std::size_t run = 0;
   for (std::size_t i = 0; i < nslots; ++i) {
-    if (g_window_slots[i].load(std::memory_order_relaxed) != nullptr) {
+    if (g_window_slots[i].load(std::memory_order_relaxed) != 0) {
       run = 0;
       continue;
     }
@@ -93,7 +93,8 @@ window* window_alloc(std::size_t size, window_kind kind) {
       w->vs.store(nullptr, std::memory_order_relaxed);
       w->pm = pmap{nullptr, w->base, w->base + w->size, w};
       w->kind = kind;
-      for (std::size_t j = first; j <= i; ++j) g_window_slots[j].store(w, std::memory_order_release);
+      window_slot slot = static_cast<window_slot>(w->index + 1);
+      for (std::size_t j = first; j <= i; ++j) g_window_slots[j].store(slot, std::memory_order_release);
       return w;
     }
   }
@@ -105,7 +106,7 @@ void window_free(window* w) {
   RT_ASSERT(w->kind != WK_FREE, "freeing a free window");
   std::size_t first = (w->base - g_region_base) >> kGranuleShift;
   std::size_t n = w->size >> kGranuleShift;
-  for (std::size_t j = first; j < first + n; ++j) g_window_slots[j].store(nullptr, std::memory_order_release);
+  for (std::size_t j = first; j < first + n; ++j) g_window_slots[j].store(0, std::memory_order_release);
   w->vs.store(nullptr, std::memory_order_release);
   w->kind = WK_FREE;
 }

@@ -64,7 +64,12 @@ template <class F> void window_for_each(F&& f);
 // ---- inline -----------------------------------------------------------------
 extern vaddr_t g_region_base;
 extern std::size_t g_region_size;
-extern std::atomic<window*>* g_window_slots;  // one per granule
+// One per granule: 1 + the index in g_windows of the window holding it, 0 when none.  Two
+// bytes, not a pointer: a process window spans half the region, and every page of this
+// table that boot writes is a page fault in every process (8 KiB for the default 64 GiB).
+using window_slot = std::uint16_t;
+static_assert(kMaxWindows < (std::size_t{1} << (8 * sizeof(window_slot))));
+extern std::atomic<window_slot>* g_window_slots;
 extern window g_windows[kMaxWindows];
 
 inline bool region_contains(vaddr_t a) { return a - g_region_base < g_region_size; }
@@ -72,7 +77,8 @@ inline bool region_contains(vaddr_t a) { return a - g_region_base < g_region_siz
 inline window* window_lookup(vaddr_t a) {
   vaddr_t off = a - g_region_base;
   if (off >= g_region_size) return nullptr;
-  return g_window_slots[off >> kGranuleShift].load(std::memory_order_acquire);
+  window_slot s = g_window_slots[off >> kGranuleShift].load(std::memory_order_acquire);
+  return s == 0 ? nullptr : &g_windows[s - 1];
 }
 
 template <class F> void window_for_each(F&& f) {

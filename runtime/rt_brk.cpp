@@ -1,5 +1,6 @@
 // rt_brk.cpp — the program's data segment (see rt_brk.h).
 #include "runtime/rt_brk.h"
+#include "vm/vm_types.h"
 
 #include <atomic>
 #include <sys/mman.h>
@@ -17,7 +18,7 @@ namespace vmrt::rt {
 namespace {
 
 std::atomic<brk_owner> g_owner{brk_owner::undecided};
-spinlock g_lock;
+VMRT_FORK_DATA spinlock g_lock;
 vaddr_t g_start;  // the segment's start [constant once decided]
 vaddr_t g_brk;    // the break (any byte address >= g_start) [g_lock]
 
@@ -59,7 +60,7 @@ brk_owner brk_decide() {
 
 vaddr_t brk_start() { return g_owner.load(std::memory_order_acquire) == brk_owner::vmrt ? g_start : 0; }
 
-void brk_fork_child() { g_lock.reset(); }
+VMRT_FORK_TEXT void brk_fork_child() { g_lock.reset(); }
 
 vaddr_t brk_move(vaddr_t want) {
   spin_guard g(g_lock);

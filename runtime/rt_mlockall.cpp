@@ -122,8 +122,11 @@ void mlockall_note_mapping(vaddr_t a, std::size_t n) {
   host_lock(a, n, true, onfault);
 }
 
-void mlockall_fork_child() {
-  if (g_future.exchange(0, std::memory_order_relaxed) != 0) vm_heap_set_future_lock(0);
+VMRT_FORK_TEXT void mlockall_fork_child() {
+  // Looked at before it is cleared: an exchange writes the page even when it holds 0, and
+  // every page a fork child writes is a copy-on-write fault.
+  if (g_future.load(std::memory_order_relaxed) != 0 && g_future.exchange(0, std::memory_order_relaxed) != 0)
+    vm_heap_set_future_lock(0);
 }
 
 }  // namespace vmrt::rt

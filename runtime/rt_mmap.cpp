@@ -810,7 +810,7 @@ mm_route mm_madvise(void* addr, std::size_t len, int advice, mm_answer* out) {
   return hole ? fail(out, ENOMEM) : answer(out, 0);
 }
 
-void mm_fork_child() {
+VMRT_FORK_TEXT void mm_fork_child() {
   if (g_map == nullptr) return;
   vm_lock_guard g;
   // What the host did not give the child (MADV_DONTFORK memory, whoever mapped it) is a

@@ -61,7 +61,7 @@ void pageout_start_thread() {
 
 bool pageout_running() { return g_running; }
 
-void pageout_fork_child() {
+VMRT_FORK_TEXT void pageout_fork_child() {
   if (g_running) g_running = start_thread();
 }
 

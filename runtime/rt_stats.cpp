@@ -1,5 +1,6 @@
 // rt_stats.cpp — runtime counters.
 #include "runtime/rt_stats.h"
+#include "vm/vm_types.h"
 
 #include <cstring>
 
@@ -8,7 +9,7 @@
 
 namespace vmrt::rt {
 
-std::atomic<std::int64_t> g_rt_counters[RC_COUNT];
+VMRT_FORK_DATA std::atomic<std::int64_t> g_rt_counters[RC_COUNT];
 
 void rt_host_vmas_add(std::int64_t delta) {
   std::int64_t now = g_rt_counters[RC_HOST_VMAS].fetch_add(delta, std::memory_order_relaxed) + delta;

@@ -18,7 +18,11 @@ struct spinlock {
     }
   }
   void unlock() { v.store(0, std::memory_order_release); }
-  void reset() { v.store(0, std::memory_order_relaxed); }
+  // After fork, in the child: a lock nobody held is not written (every page a fork child
+  // writes is a copy-on-write fault).
+  void reset() {
+    if (v.load(std::memory_order_relaxed) != 0) v.store(0, std::memory_order_relaxed);
+  }
 };
 
 struct spin_guard {

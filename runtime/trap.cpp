@@ -1,6 +1,7 @@
 // trap.cpp — SIGSEGV/SIGBUS handler and the userfaultfd handler thread.
 #include "runtime/trap.h"
 #include "vm/vm_sys.h"
+#include "vm/vm_types.h"
 
 #include <atomic>
 #include <cerrno>
@@ -59,7 +60,7 @@ std::atomic<fault_resolver> g_resolver{default_resolver};
 trap_backend g_backend = trap_backend::sigsegv;  // [g_start_lock; read after g_started]
 // 0 not started, 2 started.  Written under g_start_lock.
 std::atomic<int> g_started{0};
-spinlock g_start_lock;  // serialises trap_start(); held across host fork()
+VMRT_FORK_DATA spinlock g_start_lock;  // serialises trap_start(); held across host fork()
 // The program's handlers for SIGSEGV/SIGBUS once ours are installed
 // [g_sig_lock, taken with every signal blocked].
 spinlock g_sig_lock;
@@ -576,7 +577,7 @@ int trap_sigaction(int sig, const struct sigaction* act, struct sigaction* old) 
 void trap_fork_prepare() { g_start_lock.lock(); }
 void trap_fork_parent() { g_start_lock.unlock(); }
 
-void trap_fork_child() {
+VMRT_FORK_TEXT void trap_fork_child() {
   g_start_lock.reset();
   g_sig_lock.reset();
   if (!trap_started()) return;

@@ -654,7 +654,7 @@ bool merge_frozen() {
 
 bool swap_pager_fork_prepare() {
   VM_LOCK_ASSERT();
-  g_fork_drop = -1;
+  if (g_fork_drop != -1) g_fork_drop = -1;  // not written when clear: a copy-on-write fault per fork
   if (g_nslots == 0 || g_own < 0) return true;
   if (g_dev[g_own].live == 0) {  // nothing of ours on it: the parent keeps it, the child closes it
     g_fork_drop = g_own;
@@ -668,9 +668,11 @@ bool swap_pager_fork_prepare() {
   return merge_frozen();
 }
 
-void swap_pager_fork_parent() { g_fork_drop = -1; }
+void swap_pager_fork_parent() {
+  if (g_fork_drop != -1) g_fork_drop = -1;  // not written when clear (see prepare)
+}
 
-void swap_pager_fork_child() {
+VMRT_FORK_TEXT void swap_pager_fork_child() {
   // Only the forking thread lives on: no transfer runs here.
   for (swap_device& d : g_dev) d.io = 0;
   if (g_fork_drop >= 0) {

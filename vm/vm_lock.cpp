@@ -8,23 +8,24 @@
 #include <unistd.h>
 
 #include "vm/vm_stats.h"
+#include "vm/vm_types.h"
 
 namespace vmrt {
 namespace {
 
 // 0 = unlocked, 1 = locked, 2 = locked and someone may sleep on it.
-constinit std::atomic<std::uint32_t> g_state{0};
+VMRT_FORK_DATA constinit std::atomic<std::uint32_t> g_state{0};
 // The holder's thread pointer (unique per live thread), 0 when free.
-constinit std::atomic<std::uintptr_t> g_owner{0};
+VMRT_FORK_DATA constinit std::atomic<std::uintptr_t> g_owner{0};
 
 inline std::uintptr_t self() { return reinterpret_cast<std::uintptr_t>(__builtin_thread_pointer()); }
 
 // The holder's kernel thread id, for the userfaultfd handler (vm_lock_owner_tid); each
 // thread's own id is cached on its first acquisition (a fork child's thread re-reads it).
-constinit std::atomic<pid_t> g_owner_tid{0};
+VMRT_FORK_DATA constinit std::atomic<pid_t> g_owner_tid{0};
 // Acquisitions so far (written by the holder only): tells a holder that kept the lock
 // from one that took it again.
-constinit std::atomic<std::uint64_t> g_acquisitions{0};
+VMRT_FORK_DATA constinit std::atomic<std::uint64_t> g_acquisitions{0};
 thread_local __attribute__((tls_model("initial-exec"))) pid_t t_tid;
 inline pid_t self_tid() {
   if (t_tid == 0) t_tid = static_cast<pid_t>(::syscall(SYS_gettid));
@@ -49,7 +50,7 @@ constexpr int kSpins = 200;
 
 }  // namespace
 
-void vm_lock_acquire() {
+VMRT_FORK_TEXT void vm_lock_acquire() {
   std::uintptr_t me = self();
   if (g_owner.load(std::memory_order_relaxed) == me) VMRT_PANIC("VM lock taken recursively (fault while holding it?)");
   std::uint32_t c = 0;
@@ -83,7 +84,7 @@ bool vm_lock_try() {
   return true;
 }
 
-void vm_lock_release() {
+VMRT_FORK_TEXT void vm_lock_release() {
   VMRT_ASSERT(g_owner.load(std::memory_order_relaxed) == self());
   g_owner.store(0, std::memory_order_relaxed);
   g_owner_tid.store(0, std::memory_order_relaxed);
@@ -95,7 +96,7 @@ bool vm_lock_owned() { return g_owner.load(std::memory_order_relaxed) == self();
 pid_t vm_lock_owner_tid() { return g_owner_tid.load(std::memory_order_relaxed); }
 std::uint64_t vm_lock_acquisitions() { return g_acquisitions.load(std::memory_order_relaxed); }
 
-void vm_lock_fork_child_reset() {
+VMRT_FORK_TEXT void vm_lock_fork_child_reset() {
   // Only the forking thread survives in the child, and it held the lock only to keep the
   // VM quiescent across fork (runtime_fork_prepare): nothing is mid-operation.
   g_owner.store(0, std::memory_order_relaxed);

@@ -179,7 +179,7 @@ void vm_pager_io_exit() { g_in_flight.fetch_sub(1, std::memory_order_relaxed); }
 
 bool vm_pageout_in_flight() { return g_in_flight.load(std::memory_order_relaxed) != 0; }
 
-bool vm_pageout_enabled() { return g_enabled.load(std::memory_order_acquire); }
+VMRT_FORK_TEXT bool vm_pageout_enabled() { return g_enabled.load(std::memory_order_acquire); }
 frame_t vm_pageout_free_target() { return g_free_target; }
 
 frame_t vm_pageout_reclaim(frame_t want, bool may_unlock, bool inactive_only) {
@@ -223,8 +223,9 @@ frame_t vm_pageout_reclaim(frame_t want, bool may_unlock, bool inactive_only) {
   return freed;
 }
 
-void vm_pageout_fork_child() {
-  g_daemon_asleep.store(false, std::memory_order_relaxed);
+VMRT_FORK_TEXT void vm_pageout_fork_child() {
+  // Written only when set: every page a fork child writes is a copy-on-write fault.
+  if (g_daemon_asleep.load(std::memory_order_relaxed)) g_daemon_asleep.store(false, std::memory_order_relaxed);
   if (!vm_pageout_enabled()) return;
   vm_lock_guard g;
   // Busy pages exist only while pager I/O runs with the VM lock dropped; fork holds the

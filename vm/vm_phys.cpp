@@ -18,6 +18,7 @@ free_list g_free[VM_NFREEORDER];  // [VM lock]
 frame_t g_nframes = 0;            // [constant after init]
 frame_t g_bump = 0;               // first never-used frame [VM lock]
 frame_t g_free_frames = 0;        // frames in the lists [VM lock]
+bool (*g_first_use)() = nullptr;  // vm_phys_set_first_use_hook [set at boot]
 
 void list_push(unsigned order, vm_page* m) {
   free_list& fl = g_free[order];
@@ -53,6 +54,7 @@ void init_records(frame_t f, frame_t n) {
 vm_page* bump_carve(frame_t n, frame_t align) {
   frame_t start = (g_bump + align - 1) & ~(align - 1);
   if (start < g_bump || start > g_nframes || g_nframes - start < n) return nullptr;
+  if (g_bump == 0 && g_first_use != nullptr && !g_first_use()) return nullptr;
   if (start > g_bump) {
     frame_t pre = g_bump;
     init_records(pre, start - pre);
@@ -141,6 +143,7 @@ void vm_phys_free_run(frame_t f, frame_t n) {
 
 frame_t vm_phys_free_count() { return g_free_frames + (g_nframes - g_bump); }
 frame_t vm_phys_bump() { return g_bump; }
+void vm_phys_set_first_use_hook(bool (*hook)()) { g_first_use = hook; }
 
 bool vm_phys_frame_in_free_block(frame_t f) {
   if (f >= g_bump) return true;

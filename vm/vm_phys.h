@@ -34,6 +34,11 @@ void vm_phys_free_run(frame_t f, frame_t n);
 frame_t vm_phys_free_count();
 // First frame of the never-used region.
 frame_t vm_phys_bump();
+// The machine's hook for the first frame handed out from an empty bump region
+// (vm_phys_bump() == 0): runtime/physmem gives a fork child that inherited its parent's
+// pool a pool of its own there (physmem_first_use).  False fails the allocation (null).
+// Called with the VM lock held; no malloc.  Null (the default): nothing to do.
+void vm_phys_set_first_use_hook(bool (*hook)());
 // Is frame f the head of a free block (or in the bump region)?  Checker use.
 bool vm_phys_frame_is_free(frame_t f);
 // Is frame f inside a free block (or in the bump region)?  O(VM_NFREEORDER).

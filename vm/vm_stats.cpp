@@ -4,10 +4,11 @@
 #include <cstring>
 
 #include "vm/vm_out.h"
+#include "vm/vm_types.h"
 
 namespace vmrt {
 
-constinit std::atomic<std::int64_t> g_vm_counters[V_COUNTER_COUNT] = {};
+VMRT_FORK_DATA constinit std::atomic<std::int64_t> g_vm_counters[V_COUNTER_COUNT] = {};
 
 
 

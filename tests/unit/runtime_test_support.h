@@ -65,6 +65,7 @@ inline pid_t vm_fork() {
   pid_t pid = fork();
   if (pid == 0) vmrt::runtime_fork_child();
   else vmrt::runtime_fork_parent();
+  if (pid > 0) vmrt::runtime_fork_returned(pid);
   return pid;
 }
 

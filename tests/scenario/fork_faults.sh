@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Page faults per host fork and per exec under the shim against native, counted with
+# getrusage's ru_minflt (tests/scenario/src/fork_faults.c; counts, never times).  Every page
+# vmrt writes after a fork is a copy-on-write fault in the parent (while the child lives)
+# and in the child, and every page its boot writes is a fault in every process: on these
+# guests each costs tens of microseconds, which made fork- and exec-heavy programs (git, a
+# shell's $(...)) the slow rows of bench/real_programs.sh.  The bounds hold what the lazy
+# fork (no physmem memfd, copy or wait while no frame is in use), the one page of fork
+# state and the lazy physmem at boot bought (before, 2026-12-01: +10 parent, +24 child,
+# +82 exec; after: +6, +13, +66); most of what remains is kmem's (its fork-locked
+# structures, per-class magazines and size classes, each on its own page).
+source "$(dirname "$0")/lib/scenario_lib.bash" "$1"
+need cc
+SHIM=$BUILD/lib/libvmrt_malloc.so
+cc -O2 -o "$TMP/ff" "$(dirname "$0")/src/fork_faults.c"
+value() { awk -v k="$1" '$1 == k {print $2}' "$2"; }
+for mode in fork exec; do
+  "$TMP/ff" $mode 30 >"$TMP/native.$mode" || fail "$mode natively: status $?"
+  LD_PRELOAD=$SHIM "$TMP/ff" $mode 30 >"$TMP/vmrt.$mode" || fail "$mode under the shim: status $?"
+done
+check() {  # check KEY MODE MAX_EXTRA
+  local n v
+  n=$(value "$1" "$TMP/native.$2"); v=$(value "$1" "$TMP/vmrt.$2")
+  [ -n "$n" ] && [ -n "$v" ] || fail "$1: no figure (native '$n', vmrt '$v')"
+  awk -v n="$n" -v v="$v" -v m="$3" 'BEGIN { exit !(v - n <= m) }' ||
+    fail "$1: $v page faults under the shim against $n natively (at most $3 more allowed)"
+  note "$1: $v page faults under the shim, $n natively (bound: +$3)"
+}
+check parent fork 8
+check child fork 20
+check exec exec 75
+note "ok: fork and exec page faults within bounds"
