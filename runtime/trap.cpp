@@ -152,9 +152,12 @@ void chain(int sig, siginfo_t* si, void* uc, bool synthesized = false) {
   if ((info && prev.sa_sigaction != nullptr) ||
       (!info && prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN)) {
     rt_count(RC_CHAINED_SIGNALS);
-    sigset_t block = prev.sa_mask, old;
+    // The mask the kernel would give the program's handler: the interrupted context's, its
+    // sa_mask, and the signal (vmrt's own handler blocks more: install_handler).
+    sigset_t block = static_cast<ucontext_t*>(uc)->uc_sigmask, old;
+    sigorset(&block, &block, &prev.sa_mask);
     if ((prev.sa_flags & SA_NODEFER) == 0) sigaddset(&block, sig);
-    pthread_sigmask(SIG_BLOCK, &block, &old);  // a siglongjmp out restores its own mask
+    pthread_sigmask(SIG_SETMASK, &block, &old);  // a siglongjmp out restores its own mask
     if (info) prev.sa_sigaction(sig, si, uc);
     else prev.sa_handler(sig);
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
@@ -265,11 +268,19 @@ void on_fault(int sig, siginfo_t* si, void* uc) {
   errno = saved_errno;
 }
 
+// vmrt's fault handler runs with every asynchronous signal blocked (the kernel restores the
+// interrupted mask on return, and what arrived meanwhile is delivered then).  A program's
+// handler for such a signal may touch the very page the interrupted fault is reading in from
+// swap (busy, the VM lock dropped for the read): it faulted, waited for the busy page, and the
+// read it waited for was its own thread's (bash's SIGCHLD handler in a command substitution
+// under --physmem with sigsegv traps hung forever; scenario fd_games).  Synchronous fault
+// signals stay deliverable: a fault inside the handler must still be served.
 bool install_handler(int sig, struct sigaction* prev) {
   struct sigaction sa{};
   sa.sa_sigaction = on_fault;
   sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
-  sigemptyset(&sa.sa_mask);
+  sigfillset(&sa.sa_mask);
+  for (int s : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS}) sigdelset(&sa.sa_mask, s);
   return __sigaction(sig, &sa, prev) == 0;
 }
 
