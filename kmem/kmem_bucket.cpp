@@ -160,10 +160,18 @@ std::uint32_t pool_unlink_locked(std::uint32_t pg) {
 }
 
 // => pages lock held.  The first page of the pool run that ends at page pg - 1 (kNil: none).
+// Is the neighbouring page's record a cached (pooled) page's?  => pages lock held.  A
+// neighbour may be a bucket's page, whose ku_list its bucket's lock guards: ku_indx (the
+// pages lock's) is read alone first, so that no load of ku_list is merged with it (a TSan
+// data race in kmem_thread_test: a 2-byte load of both against bucket_alloc's ku_list store).
+inline bool pooled_neighbour(const kmemusage& u) {
+  return __atomic_load_n(&u.ku_indx, __ATOMIC_RELAXED) == KU_CACHED;
+}
+
 std::uint32_t pool_run_before_locked(std::uint32_t pg) {
   if (pg == 0) return kNil;
   const kmemusage& l = g.usage[pg - 1];
-  if (l.ku_indx != KU_CACHED) return kNil;
+  if (pooled_neighbour(l) == false) return kNil;
   if (l.ku_list == KL_POOL_HEAD) return pg - 1;
   if (l.ku_list == KL_POOL_TAIL) return l.ku_next;
   return kNil;
@@ -197,7 +205,7 @@ void pool_put_locked(std::uint32_t pg, std::uint32_t n) {
   }
   if (pg + n < g.npages) {
     const kmemusage& r = g.usage[pg + n];
-    if (r.ku_indx == KU_CACHED && r.ku_list == KL_POOL_HEAD && r.ku_freecnt + n <= kPoolRunMax)
+    if (pooled_neighbour(r) && r.ku_list == KL_POOL_HEAD && r.ku_freecnt + n <= kPoolRunMax)
       n += pool_unlink_locked(pg + n);
   }
   pool_link_locked(pg, n, now);
