@@ -596,16 +596,26 @@ std::int64_t swap_pager_slot_of(vm_object* obj, vm_pindex_t pindex) {
 
 namespace {
 
-// Merge every frozen device into one new file: each live slot copied at its own offset, in
-// the kernel (copy_file_range), and the old files closed.  Runs when the device table is
-// full: after kMaxDevices - 1 forks that each found new pages on the own device.  False
-// when the host refuses the file or a copy (nothing changed).  => VM lock held; no own device.
+// Merge the idle frozen devices into one new file: each of their live slots copied at its
+// own offset, in the kernel (copy_file_range), and their old files closed.  A device with a
+// transfer in flight stays as it is: a laundering write that began before this fork has its
+// slots counted but not yet written, and a copy made now would hold what they held before.
+// Runs when the device table is full: after kMaxDevices - 1 forks that each found new pages
+// on the own device.  False when fewer than two are idle, or the host refuses the file or a
+// copy (nothing changed).  => VM lock held; no own device.
 bool merge_frozen() {
   VMRT_ASSERT(g_own < 0);
+  bool merged[kMaxDevices];
+  unsigned n = 0, to = kMaxDevices;  // the merged file takes the first merged device's entry
+  for (unsigned d = 0; d < kMaxDevices; ++d) {
+    merged[d] = g_dev[d].fd >= 0 && g_dev[d].io == 0;
+    if (merged[d] && n++ == 0) to = d;
+  }
+  if (n < 2) return false;
   int fd = open_private_file(g_nslots * PAGE_SIZE);
   if (fd < 0) return false;
   for (std::uint64_t s = 0; s < g_nslots;) {
-    if (!slot_used(s)) {
+    if (!slot_used(s) || !merged[g_slot_dev[s]]) {
       ++s;
       continue;
     }
@@ -625,28 +635,16 @@ bool merge_frozen() {
     vm_stat_add(V_SWAP_FORK_COPIES, static_cast<std::int64_t>(e - s));
     s = e;
   }
-  // Entry 0's file may still be read by a transfer (io): the merged file takes a free entry
-  // when there is one, else the first idle one.
-  unsigned to = kMaxDevices;
-  for (unsigned d = 0; d < kMaxDevices && to == kMaxDevices; ++d)
-    if (g_dev[d].fd < 0) to = d;
-  for (unsigned d = 0; d < kMaxDevices && to == kMaxDevices; ++d)
-    if (g_dev[d].io == 0) to = d;
-  if (to == kMaxDevices) {
-    vm_fd_close(fd);
-    return false;
-  }
   std::uint64_t live = 0;
   for (unsigned d = 0; d < kMaxDevices; ++d) {
+    if (!merged[d]) continue;
     live += g_dev[d].live;
-    g_dev[d].live = 0;
+    vm_fd_close(g_dev[d].fd);
+    g_dev[d] = swap_device{};
   }
-  if (g_dev[to].fd >= 0) vm_fd_close(g_dev[to].fd);
   g_dev[to] = swap_device{fd, live, 0};
   for (std::uint64_t s = 0; s < g_nslots; ++s)
-    if (slot_used(s)) g_slot_dev[s] = static_cast<std::uint8_t>(to);
-  for (unsigned d = 0; d < kMaxDevices; ++d)
-    if (d != to) device_settle(d);
+    if (slot_used(s) && merged[g_slot_dev[s]]) g_slot_dev[s] = static_cast<std::uint8_t>(to);
   return true;
 }
 

@@ -51,7 +51,7 @@ std::int64_t swap_pager_slot_of(vm_object* obj, vm_pindex_t pindex);
 // when pages are on it: both sides go on reading their pages from it, neither writes it
 // again, and each makes a new own device at its next pageout; no slot is copied.  A device
 // with none of our pages stays the parent's (the child closes it).  When kMaxDevices files
-// are open, prepare first merges the frozen ones into one (copy_file_range).  False when
+// are open, prepare first merges the idle frozen ones into one (copy_file_range).  False when
 // that merge failed: fork should fail.
 bool swap_pager_fork_prepare();
 void swap_pager_fork_parent();
