@@ -24,23 +24,17 @@ int sys_close_range(unsigned first, unsigned last, int flags) {
   return static_cast<int>(::syscall(SYS_close_range, first, last, flags));
 }
 
-// close_range over [first, last] but around vmrt's descriptors.
+// close_range over [first, last] but around vmrt's descriptors: the stretches between them.
 int close_range_around(unsigned first, unsigned last, int flags) {
-  int kept[32];
-  unsigned n = vmrt::vm_fd_kept_in(first, last, kept, sizeof kept / sizeof kept[0]);
+  int kept[vmrt::kVmFdMax];
+  unsigned n = vmrt::vm_fd_kept_in(first, last, kept, vmrt::kVmFdMax);
   unsigned from = first;
-  for (unsigned k = 0; k <= n; ++k) {
-    unsigned to = k < n ? static_cast<unsigned>(kept[k]) : last;
-    bool open_end = k == n;
-    if (!open_end && static_cast<unsigned>(kept[k]) == from) {  // nothing between two of ours
-      from = static_cast<unsigned>(kept[k]) + 1;
-      continue;
-    }
-    unsigned hi = open_end ? to : to - 1;
-    if (from <= hi && sys_close_range(from, hi, flags) != 0) return -1;
-    if (open_end || to == UINT_MAX) break;
-    from = to + 1;
+  for (unsigned k = 0; k < n; ++k) {
+    unsigned fd = static_cast<unsigned>(kept[k]);  // in [first, last], ascending; below INT_MAX
+    if (fd > from && sys_close_range(from, fd - 1, flags) != 0) return -1;
+    from = fd + 1;
   }
+  if (from <= last && sys_close_range(from, last, flags) != 0) return -1;
   return 0;
 }
 

@@ -46,7 +46,7 @@ const void* ctype_data() {
 }
 
 bool hold_needed() {
-  return vmrt::rt::vslock_needed() && vmrt::vm_heap_exists() && vmrt::vm_heap_get_backing() == vmrt::VM_HEAP_PAGED;
+  return vmrt::rt::vslock_needed() && vmrt::vm_heap_is_paged();
 }
 
 struct start_ctx {

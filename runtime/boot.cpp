@@ -585,7 +585,7 @@ void runtime_fork_prepare() {
   // in, and under sigsegv traps a fork child whose thread start (glibc's __ctype_init, all
   // signals blocked) met the locale's data paged out was killed by the blocked SIGSEGV
   // (scenario paging, "forks (sigsegv)"; README, known limits).
-  if (vm_heap_exists() && vm_heap_get_backing() == VM_HEAP_PAGED) kmem::thread_cache_drain();
+  if (vm_heap_is_paged()) kmem::thread_cache_drain();
   kmem::fork_prepare();
   t_fork_error = 0;
   if (!g_vm_up) return;

@@ -170,6 +170,17 @@ int fd_with_room(int (*make)(void*), void* arg) {
   return fd;
 }
 
+namespace {
+
+// The direct map's range as a reservation with no memory behind it (PROT_NONE), at `at`
+// (replacing what is there) or, with at null, where the host puts it.
+void* direct_map_reservation(void* at, std::size_t bytes) {
+  int fixed = at != nullptr ? MAP_FIXED : 0;
+  return vmrt::sys::mmap(at, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | fixed, -1, 0);
+}
+
+}  // namespace
+
 bool physmem_init(std::size_t bytes, std::size_t frame_cache) {
   RT_ASSERT(g_direct_map == nullptr, "physmem initialised twice");
   bytes &= ~static_cast<std::size_t>(PAGE_MASK);
@@ -179,7 +190,7 @@ bool physmem_init(std::size_t bytes, std::size_t frame_cache) {
   // Only the address range now: the memfd is made when the first frame is handed out
   // (physmem_first_use).  Most processes under the shim never use a frame (the heap is
   // host memory), and each mapping call costs a host TLB shootdown on these guests.
-  void* dm = vmrt::sys::mmap(nullptr, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* dm = direct_map_reservation(nullptr, bytes);
   if (dm == MAP_FAILED) {
     say("vmrt: cannot reserve the physmem direct map: ", errno_name(errno), "\n");
     return false;
@@ -252,7 +263,7 @@ VMRT_FORK_TEXT void physmem_fork_child_unused() {
   if (g_unbacked) return;  // already a reservation (a child of a child)
   // The parent's pool is not this process's: nothing of it is in use here, and keeping the
   // mapping would keep whatever the parent puts in it alive as long as this child lives.
-  void* r = vmrt::sys::mmap(g_direct_map, g_bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+  void* r = direct_map_reservation(g_direct_map, g_bytes);
   rt_count(RC_HOST_MMAP);
   if (r == MAP_FAILED) say("vmrt: fork child: cannot release the parent's physmem mapping: ", errno_name(errno), "\n");
   g_unbacked = true;
@@ -279,7 +290,7 @@ bool physmem_first_use() {
   void* dup = vmrt::sys::mremap(dm, 0, PAGE_SIZE, MREMAP_MAYMOVE);
   if (dup == MAP_FAILED) {
     e = errno;
-    (void)vmrt::sys::mmap(g_direct_map, g_bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    (void)direct_map_reservation(g_direct_map, g_bytes);
     say("vmrt: cannot duplicate direct-map pages (mremap: ", errno_name(e), ")\n");
     return false;
   }

@@ -9,10 +9,9 @@
 namespace vmrt {
 namespace {
 
-constexpr unsigned kMaxKept = 32;  // swap devices (16) + userfaultfd + room
 constexpr int kBelowLimit = 64;    // kept descriptors sit this far below the soft limit...
 constexpr int kLowestTop = 64;     // ...but never below this (a tiny limit: left where they are)
-constinit std::atomic<int> g_kept[kMaxKept] = {};  // fd + 1; 0 = free entry
+constinit std::atomic<int> g_kept[kVmFdMax] = {};  // fd + 1; 0 = free entry
 
 // The lowest number a kept descriptor may take; -1 when the limit is too small to move.
 int top_of_table() {

@@ -14,6 +14,9 @@
 
 namespace vmrt {
 
+// Most descriptors recorded at once: swap devices (16) + the userfaultfd + room.
+inline constexpr unsigned kVmFdMax = 32;
+
 // Move fd to the top of the table (close-on-exec) and record it; returns the descriptor to
 // use (fd itself when the host refuses a move or the table is full: it stays usable, only
 // unprotected).  fd < 0 is returned as is.

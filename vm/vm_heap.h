@@ -60,6 +60,8 @@ enum vm_heap_backing : std::uint8_t {
 kern_return_t vm_heap_init(vmspace* vs, vsize_t size, vm_heap_backing backing, vaddr_t* base);
 bool vm_heap_exists();
 vm_heap_backing vm_heap_get_backing();
+// Is there a heap, demand paged (VM_HEAP_PAGED)?  => takes the VM lock.
+bool vm_heap_is_paged();
 
 // Allocate a range of `size` bytes (page multiple) aligned to `align` (power of two,
 // >= PAGE_SIZE).  Reads as zeros.  KERN_NO_SPACE when the arena has no such range,
