@@ -8,18 +8,24 @@
 #include <atomic>
 #include <cstdint>
 
+#include "vm/vm_critical.h"
+
 namespace vmrt::kmem::detail {
 
 class kmem_lock {
  public:
   // => may sleep (futex) when contended.
+  // A critical section (vm/vm_critical.h): no program signal handler runs on a thread
+  // holding a kmem lock, since a fault in it could need this lock.
   void lock() {
+    critical_enter();
     std::uint32_t c = 0;
     if (__builtin_expect(state_.compare_exchange_strong(c, 1, std::memory_order_acquire), 1)) return;
     lock_slow();
   }
   void unlock() {
     if (__builtin_expect(state_.exchange(0, std::memory_order_release) == 2, 0)) wake_one();
+    critical_exit();
   }
   bool held() const { return state_.load(std::memory_order_relaxed) != 0; }
   // After fork in the child: the lock is free again (the forking thread held it).

@@ -34,6 +34,7 @@
 #include "vm/pmap.h"
 #include "vm/vm_heap.h"
 #include "vm/vm_kern.h"
+#include "vm/vm_critical.h"
 #include "vm/vm_lock.h"
 #include "vm/swap_pager.h"
 #include "vm/vm_page.h"
@@ -655,6 +656,7 @@ VMRT_FORK_TEXT void runtime_fork_child() {
   rt::mlockall_fork_child();
   rt::trap_fork_child();
   if (g_vm_up) rt::pageout_fork_child();
+  critical_fork_child();  // last: every lock above was reset, not released
 }
 
 void runtime_report_host(int fd) {

@@ -6,18 +6,25 @@
 #include <atomic>
 #include <sched.h>
 
+#include "vm/vm_critical.h"
+
 namespace vmrt::rt {
 
 struct spinlock {
   std::atomic<int> v{0};
+  // A critical section (vm/vm_critical.h): no program signal handler runs while it is held.
   void lock() {
+    critical_enter();
     for (unsigned spins = 0;; ++spins) {
       if (v.load(std::memory_order_relaxed) == 0 && v.exchange(1, std::memory_order_acquire) == 0) return;
       if (spins > 64) sched_yield();
       else __builtin_ia32_pause();
     }
   }
-  void unlock() { v.store(0, std::memory_order_release); }
+  void unlock() {
+    v.store(0, std::memory_order_release);
+    critical_exit();
+  }
   // After fork, in the child: a lock nobody held is not written (every page a fork child
   // writes is a copy-on-write fault).
   void reset() {

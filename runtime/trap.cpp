@@ -22,6 +22,7 @@
 #include "runtime/pmap_linux.h"
 #include "runtime/region.h"
 #include "runtime/rt_base.h"
+#include "runtime/rt_signal.h"
 #include "runtime/rt_stats.h"
 #include "runtime/spinlock.h"
 #include "vm/vm_fault.h"
@@ -576,7 +577,7 @@ trap_hook trap_set_hook(trap_hook h, void* arg, void** old_arg) {
 trap_info trap_last() { return g_last; }
 
 int trap_sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
-  if (sig != SIGSEGV && sig != SIGBUS) return __sigaction(sig, act, old);
+  if (sig != SIGSEGV && sig != SIGBUS) return rt_signal_action(sig, act, old);
   sig_guard g;
   if (!g_handlers_installed) return __sigaction(sig, act, old);
   struct sigaction& prev = sig == SIGSEGV ? g_prev_segv : g_prev_bus;

@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "vm/vm_critical.h"
 #include "vm/vm_stats.h"
 #include "vm/vm_types.h"
 
@@ -53,6 +54,7 @@ constexpr int kSpins = 200;
 VMRT_FORK_TEXT void vm_lock_acquire() {
   std::uintptr_t me = self();
   if (g_owner.load(std::memory_order_relaxed) == me) VMRT_PANIC("VM lock taken recursively (fault while holding it?)");
+  critical_enter();  // no program signal handler runs while it is held (vm_critical.h)
   std::uint32_t c = 0;
   if (g_state.compare_exchange_strong(c, 1, std::memory_order_acquire)) {
     set_owner(me);
@@ -79,7 +81,11 @@ VMRT_FORK_TEXT void vm_lock_acquire() {
 
 bool vm_lock_try() {
   std::uint32_t c = 0;
-  if (!g_state.compare_exchange_strong(c, 1, std::memory_order_acquire)) return false;
+  critical_enter();
+  if (!g_state.compare_exchange_strong(c, 1, std::memory_order_acquire)) {
+    critical_exit();
+    return false;
+  }
   set_owner(self());
   return true;
 }
@@ -89,6 +95,7 @@ VMRT_FORK_TEXT void vm_lock_release() {
   g_owner.store(0, std::memory_order_relaxed);
   g_owner_tid.store(0, std::memory_order_relaxed);
   if (g_state.exchange(0, std::memory_order_release) == 2) futex_wake(&g_state);
+  critical_exit();
 }
 
 bool vm_lock_owned() { return g_owner.load(std::memory_order_relaxed) == self(); }

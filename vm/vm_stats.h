@@ -158,6 +158,7 @@ enum vm_counter : unsigned {
   // locking
   V_VM_LOCK_CONTENDED,    // "VM lock contended"
   V_VM_LOCK_SLEEPS,       // "VM lock sleeps"
+  V_SIGNALS_DEFERRED,     // "signals deferred out of vmrt locks" (vm_critical.h)
   // system call buffers held (vm_fault_hold.cpp: vslock for the sigsegv trap backend)
   V_HOLD_PAGES,           // "syscall buffer pages held"
   V_HOLD_FAULTS,          // "syscall buffer pages faulted in to be held"
@@ -306,6 +307,7 @@ inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
     {V_PMAP_PAGE_PROTECT, "pmap page protects"},
     {V_VM_LOCK_CONTENDED, "VM lock contended"},
     {V_VM_LOCK_SLEEPS, "VM lock sleeps"},
+    {V_SIGNALS_DEFERRED, "signals deferred out of vmrt locks"},
     {V_HOLD_PAGES, "syscall buffer pages held"},
     {V_HOLD_FAULTS, "syscall buffer pages faulted in to be held"},
     // page replacement policy

@@ -1,0 +1,58 @@
+// vm_critical.cpp — owed signals (see vm_critical.h).
+#include "vm/vm_critical.h"
+
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "vm/vm_stats.h"
+#include "vm/vm_types.h"
+
+namespace vmrt {
+
+constinit thread_local __attribute__((tls_model("initial-exec"))) critical_state t_critical{0, 0};
+
+namespace {
+
+constexpr int kMaxSig = 64;  // the kernel's _NSIG: owed is one bit per signal
+static_assert(NSIG - 1 <= kMaxSig, "owed holds one bit per signal");
+
+sigset_t owed_set(std::uint64_t owed) {
+  sigset_t s;
+  sigemptyset(&s);
+  for (int sig = 1; sig <= kMaxSig; ++sig)
+    if ((owed >> (sig - 1)) & 1) sigaddset(&s, sig);
+  return s;
+}
+
+}  // namespace
+
+void critical_settle() {
+  sigset_t s = owed_set(t_critical.owed);
+  t_critical.owed = 0;
+  pthread_sigmask(SIG_UNBLOCK, &s, nullptr);
+}
+
+bool critical_defer(int sig, const siginfo_t* si, void* uc) {
+  if (t_critical.depth == 0 || sig < 1 || sig > kMaxSig) return false;
+  // Blocked now (the handler may run with SA_NODEFER) and after the handler returns (the
+  // kernel restores uc_sigmask), then queued again: it waits in the kernel, siginfo and all.
+  sigset_t one;
+  sigemptyset(&one);
+  sigaddset(&one, sig);
+  pthread_sigmask(SIG_BLOCK, &one, nullptr);
+  sigaddset(&static_cast<ucontext_t*>(uc)->uc_sigmask, sig);
+  siginfo_t copy = *si;
+  ::syscall(SYS_rt_tgsigqueueinfo, ::getpid(), ::gettid(), sig, &copy);
+  t_critical.owed |= std::uint64_t{1} << (sig - 1);
+  vm_stat_inc(V_SIGNALS_DEFERRED);
+  return true;
+}
+
+VMRT_FORK_TEXT void critical_fork_child() {
+  t_critical.depth = 0;
+  if (t_critical.owed != 0) critical_settle();  // nothing pending in a new process
+}
+
+}  // namespace vmrt
