@@ -17,9 +17,8 @@
 // enter and exit a critical section; the program's handlers reach the kernel through a
 // trampoline that asks critical_defer() first (runtime/rt_signal).
 //
-// Differences from a native run, both inside a vmrt lock only: a process-directed signal
-// owed by this thread waits for it rather than going to another thread, and a real-time
-// signal queued twice while owed is delivered as queued (the kernel queues it again).
+// The one difference from a native run: an owed process-directed signal waits for this
+// thread to let go of the lock rather than going to another thread.
 #pragma once
 
 #include <csignal>
