@@ -40,7 +40,6 @@ inline void critical_enter() { ++t_critical.depth; }
 inline void critical_exit() {
   if (--t_critical.depth == 0 && t_critical.owed != 0) critical_settle();
 }
-inline bool critical_inside() { return t_critical.depth != 0; }
 
 // Called first by the program-handler trampoline for signal `sig` (siginfo `si`, the
 // handler's `uc`).  Inside a critical section: blocks sig in the interrupted context,
