@@ -86,28 +86,11 @@ void trampoline(int sig, siginfo_t* si, void* uc) {
     reinterpret_cast<void (*)(int)>(h)(sig);
 }
 
-// g_lock with every signal blocked: a handler of this thread never finds it held.
-struct table_guard {
-  sigset_t old;
-  table_guard() {
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    g_lock.lock();
-  }
-  ~table_guard() {
-    g_lock.unlock();
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  }
-  table_guard(const table_guard&) = delete;
-  table_guard& operator=(const table_guard&) = delete;
-};
-
 }  // namespace
 
 int rt_signal_action(int sig, const struct sigaction* act, struct sigaction* old) {
   if (kernel_direct(sig)) return __sigaction(sig, act, old);
-  table_guard g;
+  spin_guard_nosig g(g_lock);  // a handler of this thread never finds it held
   program_action& p = g_actions[sig];
   const bool was_wrapped = p.wrapped;
   const struct sigaction was = p.act;

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <atomic>
+#include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 
 #include "vm/vm_critical.h"
 
@@ -38,6 +40,25 @@ struct spin_guard {
   ~spin_guard() { l.unlock(); }
   spin_guard(const spin_guard&) = delete;
   spin_guard& operator=(const spin_guard&) = delete;
+};
+
+// A spinlock taken with every signal blocked, for data a signal handler of any thread may
+// also take it for (the program's signal actions): no handler of this thread can find it held.
+struct spin_guard_nosig {
+  sigset_t old;
+  spinlock& l;
+  explicit spin_guard_nosig(spinlock& s) : l(s) {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    l.lock();
+  }
+  ~spin_guard_nosig() {
+    l.unlock();
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  }
+  spin_guard_nosig(const spin_guard_nosig&) = delete;
+  spin_guard_nosig& operator=(const spin_guard_nosig&) = delete;
 };
 
 }  // namespace vmrt::rt

@@ -70,20 +70,8 @@ struct sigaction g_prev_segv;  // [g_sig_lock]
 struct sigaction g_prev_bus;   // [g_sig_lock]
 
 // g_sig_lock with every signal blocked (so no handler of this thread can want it).
-struct sig_guard {
-  sigset_t old;
-  sig_guard() {
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    g_sig_lock.lock();
-  }
-  ~sig_guard() {
-    g_sig_lock.unlock();
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  }
-  sig_guard(const sig_guard&) = delete;
-  sig_guard& operator=(const sig_guard&) = delete;
+struct sig_guard : spin_guard_nosig {
+  sig_guard() : spin_guard_nosig(g_sig_lock) {}
 };
 std::atomic<trap_hook> g_hook{nullptr};
 std::atomic<void*> g_hook_arg{nullptr};
