@@ -9,6 +9,7 @@
 
 #include "runtime/spinlock.h"
 #include "vm/vm_critical.h"
+#include "vm/vm_types.h"
 
 // The kernel's flag for a user-space restorer (glibc sets it and reports it back; its
 // public headers do not define it).
@@ -22,15 +23,18 @@ namespace vmrt::rt {
 namespace {
 
 // The program's action for one signal.  handler/flags are what the trampoline reads
-// (lock-free); act is what a query reports [g_lock].
+// (lock-free); act is what a query reports while the kernel holds the trampoline [g_lock].
 struct program_action {
   std::atomic<std::uintptr_t> handler{0};
   std::atomic<int> flags{0};
-  bool wrapped = false;  // the kernel holds the trampoline for this signal [g_lock]
   struct sigaction act{};
 };
 program_action g_actions[NSIG];
 spinlock g_lock;
+// The process whose tables these are: set at load and by every (atfork) fork child; a vfork
+// child has another pid and the same memory.
+VMRT_FORK_DATA pid_t g_tables_pid;
+__attribute__((constructor)) void tables_owner_at_load() { g_tables_pid = ::getpid(); }
 
 // Signals whose handlers are run directly by the kernel: vmrt's own (trap.cpp chains
 // SIGSEGV/SIGBUS), the synchronous ones, the uncatchable ones, and glibc's internal ones
@@ -59,10 +63,13 @@ void requeue(int sig, const siginfo_t* si) {
 void reset_to_default(int sig) {
   struct sigaction dfl{};
   dfl.sa_handler = SIG_DFL;
+  if (::getpid() != g_tables_pid) {  // a vfork child's: its own action only
+    __sigaction(sig, &dfl, nullptr);
+    return;
+  }
   spin_guard g(g_lock);
   __sigaction(sig, &dfl, nullptr);
   program_action& p = g_actions[sig];
-  p.wrapped = false;
   p.act = dfl;
   p.handler.store(reinterpret_cast<std::uintptr_t>(SIG_DFL), std::memory_order_release);
 }
@@ -88,11 +95,30 @@ void trampoline(int sig, siginfo_t* si, void* uc) {
 
 }  // namespace
 
+bool rt_signal_tables_ours() { return ::getpid() == g_tables_pid; }
+
+VMRT_FORK_TEXT void rt_signal_fork_child() { g_tables_pid = ::getpid(); }
+
+struct sigaction rt_signal_reported(const struct sigaction& kernel, void* ours, const struct sigaction& prog) {
+  if (reinterpret_cast<void*>(kernel.sa_sigaction) != ours) return kernel;
+  struct sigaction r = prog;
+  r.sa_flags |= kernel.sa_flags & SA_RESTORER;
+  r.sa_restorer = kernel.sa_restorer;
+  return r;
+}
+
 int rt_signal_action(int sig, const struct sigaction* act, struct sigaction* old) {
-  if (kernel_direct(sig)) return __sigaction(sig, act, old);
+  if (kernel_direct(sig) || !rt_signal_tables_ours()) {
+    // A vfork child's own actions: the kernel's only (a query still reports the program's
+    // handler where the kernel holds the trampoline it inherited).
+    struct sigaction kold{};
+    int r = __sigaction(sig, act, &kold);
+    if (r == 0 && old != nullptr)
+      *old = kernel_direct(sig) ? kold : rt_signal_reported(kold, reinterpret_cast<void*>(trampoline), g_actions[sig].act);
+    return r;
+  }
   spin_guard_nosig g(g_lock);  // a handler of this thread never finds it held
   program_action& p = g_actions[sig];
-  const bool was_wrapped = p.wrapped;
   const struct sigaction was = p.act;
   struct sigaction kold{};
   int r;
@@ -105,9 +131,8 @@ int rt_signal_action(int sig, const struct sigaction* act, struct sigaction* old
     p.handler.store(reinterpret_cast<std::uintptr_t>(act->sa_handler), std::memory_order_release);
     r = __sigaction(sig, &k, &kold);
     if (r == 0) {
-      p.wrapped = true;
       p.act = *act;
-    } else {  // the kernel refused (a bad sa_mask is not possible; keep the old state)
+    } else {  // the kernel refused: keep the old state
       p.flags.store(was.sa_flags, std::memory_order_relaxed);
       p.handler.store(reinterpret_cast<std::uintptr_t>(was.sa_handler), std::memory_order_release);
     }
@@ -115,21 +140,11 @@ int rt_signal_action(int sig, const struct sigaction* act, struct sigaction* old
     // SIG_DFL / SIG_IGN: the kernel first, then the table; or a query.
     r = __sigaction(sig, act, &kold);
     if (r == 0 && act != nullptr) {
-      p.wrapped = false;
       p.act = *act;
       p.handler.store(reinterpret_cast<std::uintptr_t>(act->sa_handler), std::memory_order_release);
     }
   }
-  if (r == 0 && old != nullptr) {
-    if (was_wrapped) {
-      // What glibc would have reported: the program's action, with the kernel's restorer.
-      *old = was;
-      old->sa_flags |= kold.sa_flags & SA_RESTORER;
-      old->sa_restorer = kold.sa_restorer;
-    } else {
-      *old = kold;
-    }
-  }
+  if (r == 0 && old != nullptr) *old = rt_signal_reported(kold, reinterpret_cast<void*>(trampoline), was);
   return r;
 }
 

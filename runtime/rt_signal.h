@@ -18,4 +18,16 @@ namespace vmrt::rt {
 
 int rt_signal_action(int sig, const struct sigaction* act, struct sigaction* old);
 
+// True when the caller may write vmrt's signal tables (this file's and trap.cpp's
+// SIGSEGV/SIGBUS handlers): false in a vfork child (python's subprocess, posix_spawn), which
+// shares the parent's memory but not its signal actions — the handlers it resets before exec
+// must reach its own kernel actions only.  Such a child's calls go to the kernel as they
+// are.  => async-signal-safe (getpid).
+bool rt_signal_tables_ours();
+// The queries' answer when the kernel holds vmrt's handler `ours`: the recorded program
+// action `prog` with the kernel's restorer (what glibc would have reported); else `kernel`.
+struct sigaction rt_signal_reported(const struct sigaction& kernel, void* ours, const struct sigaction& prog);
+// Host fork child (atfork; not run for vfork): the tables are this process's own now.
+void rt_signal_fork_child();
+
 }  // namespace vmrt::rt

@@ -569,6 +569,14 @@ int trap_sigaction(int sig, const struct sigaction* act, struct sigaction* old) 
   sig_guard g;
   if (!g_handlers_installed) return __sigaction(sig, act, old);
   struct sigaction& prev = sig == SIGSEGV ? g_prev_segv : g_prev_bus;
+  if (!rt_signal_tables_ours()) {
+    // A vfork child resetting its handlers before exec: its own kernel action only, never
+    // the parent's chained handler (same memory).
+    struct sigaction kold{};
+    int r = __sigaction(sig, act, &kold);
+    if (r == 0 && old != nullptr) *old = rt_signal_reported(kold, reinterpret_cast<void*>(on_fault), prev);
+    return r;
+  }
   if (old != nullptr) *old = prev;
   if (act != nullptr) prev = *act;
   return 0;
@@ -578,6 +586,7 @@ void trap_fork_prepare() { g_start_lock.lock(); }
 void trap_fork_parent() { g_start_lock.unlock(); }
 
 VMRT_FORK_TEXT void trap_fork_child() {
+  rt_signal_fork_child();
   g_start_lock.reset();
   g_sig_lock.reset();
   if (!trap_started()) return;

@@ -1,6 +1,7 @@
 // sigaction semantics a program can observe, printed: the same lines natively and under
 // vmrun (scenario async_signals: program handlers run behind vmrt's trampoline, rt_signal.h).
 #define _GNU_SOURCE
+#include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +17,8 @@ static void h_nest(int sig) {
   if (depth == 1) raise(sig);  /* with SA_NODEFER: runs nested, now */
   --depth;
 }
+static sigjmp_buf jb;
+static void h_segv(int sig) { (void)sig; siglongjmp(jb, 1); }
 static void h_mask(int sig) {
   (void)sig;
   sigset_t cur; sigprocmask(SIG_BLOCK, NULL, &cur);
@@ -73,5 +76,24 @@ int main(void) {
   if (pid == 0) { execl("/bin/sh", "sh", "-c", "kill -USR1 $$", (char*)0); _exit(9); }
   waitpid(pid, &st, 0);
   printf("after exec, default: %d\n", WIFSIGNALED(st) && WTERMSIG(st) == SIGUSR1);
+  /* A vfork child (python's subprocess) resets handlers before it execs: memory is shared,
+     the handlers are not — the parent keeps its own (vmrt's tables once took the child's). */
+  signal(SIGUSR1, h_plain);
+  struct sigaction segv; memset(&segv, 0, sizeof segv); segv.sa_handler = h_segv;
+  sigaction(SIGSEGV, &segv, NULL);
+  pid = vfork();
+  if (pid == 0) {
+    signal(SIGUSR1, SIG_DFL);
+    signal(SIGSEGV, SIG_DFL);
+    execl("/bin/true", "true", (char*)0);
+    _exit(9);
+  }
+  waitpid(pid, &st, 0);
+  got = 0; raise(SIGUSR1);
+  printf("vfork child's reset leaves the parent's handler: %d\n", got == SIGUSR1);
+  sigaction(SIGSEGV, NULL, &old);
+  printf("vfork: parent's SIGSEGV handler reported: %d\n", old.sa_handler == h_segv);
+  if (sigsetjmp(jb, 1) == 0) { *(volatile int*)8 = 1; printf("no fault?\n"); }
+  else printf("vfork: parent's SIGSEGV handler caught a NULL write\n");
   return 0;
 }
