@@ -21,6 +21,7 @@
 // thread to let go of the lock rather than going to another thread.
 #pragma once
 
+#include <atomic>
 #include <csignal>
 #include <cstdint>
 
@@ -36,9 +37,19 @@ extern constinit thread_local __attribute__((tls_model("initial-exec"))) critica
 //  => depth is 0; async-signal-safe.
 void critical_settle();
 
-inline void critical_enter() { ++t_critical.depth; }
+// The signal fences keep the compiler from moving the depth across the lock's own atomics
+// (an acquire lets an earlier store sink below it, a release lets a later one rise above
+// it) and from reading `owed` before the depth is 0: either would leave a window where a
+// handler runs with the lock held, or an owed signal stays blocked.
+inline void critical_enter() {
+  ++t_critical.depth;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+}
 inline void critical_exit() {
-  if (--t_critical.depth == 0 && t_critical.owed != 0) critical_settle();
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  if (--t_critical.depth != 0) return;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  if (t_critical.owed != 0) critical_settle();
 }
 
 // Called first by the program-handler trampoline for signal `sig` (siginfo `si`, the
