@@ -123,6 +123,13 @@ struct pmap_ops {
   // mmapped chunk).  False when the host refused: then nothing moved and dst still reads
   // as zeros, and the caller copies.
   bool (*host_move)(vaddr_t dst, vaddr_t src, vsize_t len);
+
+  // page_unmap_run (optional; null: page_protect(m, VM_PROT_NONE) page by page): remove
+  // every mapping of each of pages[0..n) at once, the machine's invalidations made as one
+  // batch before it returns (the pageout code's laundering cluster: Linux took a madvise
+  // and a TLB shootdown per page, 45-350 us each on these guests).
+  //  => VM lock held.
+  void (*page_unmap_run)(vm_page* const* pages, vsize_t n);
 };
 
 // One physical map: the translations of one vmspace, covering [min, max).
@@ -149,6 +156,18 @@ inline void pmap_reserve(pmap* pm, vaddr_t sva, vaddr_t eva, vm_prot_t prot) { p
 // zero_pages, ...) go through the machine's default ops, set once at boot.
 void pmap_set_machine_ops(const pmap_ops* ops);
 const pmap_ops* pmap_machine_ops();
+// Every mapping of pages[0..n) removed, in one batch where the machine can (see
+// pmap_ops::page_unmap_run).  => VM lock held.
+inline void pmap_page_unmap_run(vm_page* const* pages, vsize_t n) {
+  const pmap_ops* ops = pmap_machine_ops();
+  if (ops == nullptr) return;
+  if (ops->page_unmap_run != nullptr) {
+    ops->page_unmap_run(pages, n);
+    return;
+  }
+  if (ops->page_protect != nullptr)
+    for (vsize_t k = 0; k < n; ++k) ops->page_protect(pages[k], VM_PROT_NONE);
+}
 // The machine's update (see pmap_ops::update), when it has one.  => VM lock held.
 inline void pmap_update() {
   const pmap_ops* ops = pmap_machine_ops();
