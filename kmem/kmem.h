@@ -127,7 +127,9 @@ void thread_cache_drain();
 // Give free whole pages of empty buckets and large blocks back to the page source.
 std::size_t trim();
 
-// fork support: take / release every kmem lock around a host fork().
+// fork support: take / release every kmem lock around a host fork() (none in a process
+// that has never had a second thread: no other thread can be inside kmem).  The same
+// thread calls prepare and then parent or child.
 void fork_prepare();
 void fork_parent();
 void fork_child();

@@ -20,6 +20,7 @@
 #include <new>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/single_threaded.h>
 #include <unistd.h>
 
 #include "kmem/kmem_assert.h"
@@ -629,8 +630,23 @@ std::size_t trim() {
 // only thread is this one).  Draining it sent every malloc and free after each fork through
 // the bucket layer, writing to the clusters' pages — each write a copy-on-write fault while
 // the child lives (bash's $(...) loop: ~50 extra faults a fork, ~1.5 ms on these guests).
+//
+// A process that has never had a second thread (glibc's __libc_single_threaded) has no other
+// thread inside kmem, and signal handlers do not run under a kmem lock: nothing to lock, so
+// nothing for the parent to unlock or the child to reset.  Those writes fall on the pages
+// holding kmem's lock words (types, buckets, depots: spread over several pages of g), each
+// a copy-on-write fault on both sides of every fork (bash's $(...) loop).  t_fork_locked
+// tells fork_parent / fork_child (the same thread, on both sides) what prepare did; it is
+// written only when it changes.
+namespace {
+__thread bool t_fork_locked __attribute__((tls_model("initial-exec"))) = false;
+}  // namespace
+
 void fork_prepare() {
   if (!kmem_initialized()) return;
+  const bool lock_all = __libc_single_threaded == 0;
+  if (t_fork_locked != lock_all) t_fork_locked = lock_all;
+  if (!lock_all) return;
   for (unsigned t = 0; t < M_LAST; ++t) g.types[t].lock.lock();
   magazines_fork_prepare();
   for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) g.buckets[i].kb_lock.lock();
@@ -638,7 +654,7 @@ void fork_prepare() {
 }
 
 void fork_parent() {
-  if (!kmem_initialized()) return;
+  if (!kmem_initialized() || !t_fork_locked) return;
   g.pages_lock.unlock();
   for (unsigned i = kMaxBucket + 1; i-- > kMinBucket;) g.buckets[i].kb_lock.unlock();
   magazines_fork_parent();
@@ -646,7 +662,7 @@ void fork_parent() {
 }
 
 void fork_child() {
-  if (!kmem_initialized()) return;
+  if (!kmem_initialized() || !t_fork_locked) return;
   g.pages_lock.reinit();
   for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) g.buckets[i].kb_lock.reinit();
   for (unsigned t = 0; t < M_LAST; ++t) {
