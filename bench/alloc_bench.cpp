@@ -485,10 +485,10 @@ int main(int argc, char** argv) {
     if (!sum_ok[w]) std::printf("  %-15s CHECKSUM MISMATCH across allocators\n", wls[w]->name);
   }
   std::printf("\ntotal %.1f s\n", total_s);
-  for (size_t w = 0; w < NW; ++w) bench::print_metric(std::string("speedup ") + wls[w]->name, sp[w]);
-  for (size_t w = 0; w < NW; ++w) bench::print_metric(std::string("rss_ratio ") + wls[w]->name, rr[w]);
+  for (size_t w = 0; w < NW; ++w) bench::print_metric(std::string("metric speedup_") + wls[w]->name, sp[w]);
+  for (size_t w = 0; w < NW; ++w) bench::print_metric(std::string("metric rss_ratio_") + wls[w]->name, rr[w]);
   if (ivm >= 0 && iarm >= 0)
-    for (size_t w = 0; w < NW; ++w) bench::print_metric(std::string("failpoint_armed_ratio ") + wls[w]->name, arm[w]);
+    for (size_t w = 0; w < NW; ++w) bench::print_metric(std::string("metric failpoint_armed_ratio_") + wls[w]->name, arm[w]);
   bool all_sums = std::all_of(sum_ok.begin(), sum_ok.end(), [](bool b) { return b; });
   return all_sums ? 0 : 1;
 }

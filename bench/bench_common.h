@@ -211,7 +211,8 @@ inline bool run_gnuplot(const std::string& gpath, const std::string& script) {
   return true;
 }
 
-// A result line for scripts: "<name> <v with 3 decimals>", or "<name> n/a" for NaN.
+// A result line for scripts: "<name> <v with 3 decimals>", or "<name> n/a" for NaN; callers
+// name it "metric NAME" (one word after "metric").
 inline void print_metric(const std::string& name, double v) {
   if (std::isnan(v)) std::printf("%s n/a\n", name.c_str());
   else std::printf("%s %.3f\n", name.c_str(), v);
