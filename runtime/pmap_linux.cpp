@@ -67,6 +67,14 @@ std::uint16_t* g_chunk;  // resident pages per chunk [pmap lock]
 // Per chunk: 0 means every g_bits byte of the chunk is zero (never reserved, mapped or
 // refused since boot or the last window reset), so scans may skip it whole [pmap lock].
 std::uint8_t* g_dirty;
+// Per group of kGroupShift chunks (one page of g_dirty, 8 GiB of region): 0 means no chunk
+// of the group was ever marked in g_dirty (never cleared: a reset group stays "maybe").
+// Scans over a fresh window (vmspace_create reserving a window of tens of GiB as
+// VM_PROT_NONE at every boot) then read neither g_dirty nor the per-page tables: each
+// first read of a page of these never-written tables is a host page fault (6 per boot
+// from g_dirty alone, perf record -e page-faults) [pmap lock].
+constexpr unsigned kGroupShift = 12;
+std::uint8_t* g_dirty_group;
 // Per page: host memory (host_map), whose pages the host provides, as H_* | protection;
 // 0 when not.  Its g_bits stay zero; its chunk is marked in g_dirty [pmap lock].
 std::uint8_t* g_hostmem;
@@ -111,14 +119,28 @@ inline bool tracking() { return g_uffd_minor && g_paging && g_uffd.load(std::mem
 // The userfaultfd thread reads g_bits without the lock (pmap_linux_allows/reservation: a
 // hint), so every store is atomic (relaxed); writers hold the pmap lock.
 inline void store_bits(std::size_t p, std::uint8_t v) { __atomic_store_n(&g_bits[p], v, __ATOMIC_RELAXED); }
+inline void mark_dirty(std::size_t chunk) {
+  g_dirty[chunk] = 1;
+  g_dirty_group[chunk >> kGroupShift] = 1;
+}
+inline bool chunk_dirty(std::size_t chunk) { return g_dirty_group[chunk >> kGroupShift] != 0 && g_dirty[chunk] != 0; }
 inline void set_bits(std::size_t p, std::uint8_t v) {
   store_bits(p, v);
-  if (v != 0) g_dirty[p >> kChunkShift] = 1;
+  if (v != 0) mark_dirty(p >> kChunkShift);
 }
-// True when pages [p, p + chunk) are one whole clean chunk.
-inline bool clean_chunk_at(std::size_t p, std::size_t end) {
-  constexpr std::size_t kChunk = std::size_t{1} << kChunkShift;
-  return (p & (kChunk - 1)) == 0 && p + kChunk <= end && g_dirty[p >> kChunkShift] == 0;
+// The end of the run of whole clean chunks that starts at page p, at most `end`: p itself
+// when p does not start a whole clean chunk.  A clean group is crossed in one step.
+std::size_t clean_run_end(std::size_t p, std::size_t end) {
+  constexpr std::size_t kChunk = std::size_t{1} << kChunkShift, kGroup = kChunk << kGroupShift;
+  while ((p & (kChunk - 1)) == 0 && p + kChunk <= end) {
+    if ((p & (kGroup - 1)) == 0 && p + kGroup <= end && g_dirty_group[p >> (kChunkShift + kGroupShift)] == 0) {
+      p += kGroup;
+      continue;
+    }
+    if (chunk_dirty(p >> kChunkShift)) break;
+    p += kChunk;
+  }
+  return p;
 }
 
 inline std::size_t idx_of(vaddr_t va) { return (va - g_base) >> PAGE_SHIFT; }
@@ -154,10 +176,12 @@ std::int64_t breaks(std::size_t lo, std::size_t hi) {
   std::int64_t n = 0;
   constexpr std::size_t kMask = (std::size_t{1} << kChunkShift) - 1;
   for (std::size_t p = lo; p <= hi; ++p) {
-    // Inside a clean chunk every page boundary joins: jump to the chunk's last page.
-    if ((p & kMask) != 0 && g_dirty[p >> kChunkShift] == 0) {
+    // Inside a clean chunk every page boundary joins, and so does the boundary between
+    // two clean chunks (every table byte is zero on both sides): on to the next chunk.
+    std::size_t c = p >> kChunkShift;
+    if (!chunk_dirty(c) && ((p & kMask) != 0 || !chunk_dirty(c - 1))) {  // p >= 1: c - 1 exists when p starts a chunk
       p |= kMask;
-      if (p > hi) break;
+      continue;
     }
     n += joined(p) ? 0 : 1;
   }
@@ -625,8 +649,8 @@ void op_reserve(pmap* pm, vaddr_t sva, vaddr_t eva, vm_prot_t prot) {
   if (!uffd) {
     // The host state of non-resident pages is PROT_NONE whatever the reservation: record only.
     for (std::size_t p = i; p < e; ++p) {
-      if (prot == VM_PROT_NONE && clean_chunk_at(p, e)) {
-        p += (std::size_t{1} << kChunkShift) - 1;
+      if (std::size_t q = prot == VM_PROT_NONE ? clean_run_end(p, e) : p; q != p) {
+        p = q - 1;
         continue;
       }
       if ((g_bits[p] & B_RESV) != prot) set_bits(p, static_cast<std::uint8_t>((g_bits[p] & ~B_RESV) | prot));
@@ -645,8 +669,8 @@ void op_reserve(pmap* pm, vaddr_t sva, vaddr_t eva, vm_prot_t prot) {
     std::size_t q = p;
     bool changed = false;
     while (q < e && (g_bits[q] & B_MAPPED) == 0) {
-      if (prot == VM_PROT_NONE && clean_chunk_at(q, e)) {  // all zero: nothing to change
-        q += std::size_t{1} << kChunkShift;
+      if (std::size_t r = prot == VM_PROT_NONE ? clean_run_end(q, e) : q; r != q) {  // all zero: nothing to change
+        q = r;
         continue;
       }
       if ((g_bits[q] & (B_RESV | B_REFUSED)) != prot) changed = true;
@@ -796,14 +820,14 @@ void check_pages(vaddr_t sva, vaddr_t eva) {
 void set_hostmem(std::size_t i, std::size_t e, std::uint8_t h) {
   std::memset(g_hostmem + i, h, e - i);
   if (h != 0)
-    for (std::size_t c = i >> kChunkShift; c <= ((e - 1) >> kChunkShift); ++c) g_dirty[c] = 1;
+    for (std::size_t c = i >> kChunkShift; c <= ((e - 1) >> kChunkShift); ++c) mark_dirty(c);
 }
 
 kern_return_t host_map_locked(vaddr_t sva, vaddr_t eva, vm_prot_t prot, unsigned flags) {
   std::size_t i = idx_of(sva), e = idx_of(eva);
   for (std::size_t p = i; p < e; ++p) {
-    if (clean_chunk_at(p, e)) {
-      p += (std::size_t{1} << kChunkShift) - 1;
+    if (std::size_t q = clean_run_end(p, e); q != p) {
+      p = q - 1;
       continue;
     }
     RT_ASSERT((g_bits[p] & B_MAPPED) == 0, "host_map over resident pages");
@@ -1071,7 +1095,7 @@ vsize_t op_host_resident(vaddr_t sva, vaddr_t eva) {
   constexpr vsize_t kBatch = std::size_t{1} << kChunkShift;
   unsigned char vec[kBatch];
   for (vaddr_t a = sva; a < eva; a = va_of(((idx_of(a) >> kChunkShift) + 1) << kChunkShift)) {
-    if (!region_contains(a) || g_dirty[idx_of(a) >> kChunkShift] == 0) continue;
+    if (!region_contains(a) || !chunk_dirty(idx_of(a) >> kChunkShift)) continue;
     vaddr_t ce = va_of(((idx_of(a) >> kChunkShift) + 1) << kChunkShift);
     vsize_t c = ((ce < eva ? ce : eva) - a) >> PAGE_SHIFT;
     if (vmrt::sys::mincore(reinterpret_cast<void*>(a), c << PAGE_SHIFT, vec) != 0) continue;  // not mapped: nothing held
@@ -1140,7 +1164,8 @@ bool pmap_linux_init() {
   g_base = region_base();
   g_npages = region_size() >> PAGE_SHIFT;
   std::size_t nchunks = g_npages >> kChunkShift;
-  std::size_t bytes = g_npages * sizeof(pte) + g_npages + nchunks * sizeof(std::uint16_t) + nchunks + 2 * g_npages;
+  std::size_t ngroups = (nchunks >> kGroupShift) + 1;
+  std::size_t bytes = g_npages * sizeof(pte) + g_npages + nchunks * sizeof(std::uint16_t) + nchunks + 2 * g_npages + ngroups;
   void* p = vmrt::sys::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) {
     say("vmrt: cannot map the software page tables\n");
@@ -1153,6 +1178,7 @@ bool pmap_linux_init() {
   g_dirty = reinterpret_cast<std::uint8_t*>(g_chunk + nchunks);
   g_hostmem = g_dirty + nchunks;  // g_npages bytes
   g_zap = g_hostmem + g_npages;   // g_npages bytes
+  g_dirty_group = g_zap + g_npages;  // ngroups bytes
   g_host_swap = host_has_swap();
   rt_host_vmas_add(1);  // the region reservation itself
   return true;

@@ -4,6 +4,9 @@
  *   fork_faults fork N   N forks; each child mallocs and frees a little and _exits.
  *                        Prints "parent P" (the parent's faults per fork) and
  *                        "child C" (a child's faults, RUSAGE_CHILDREN / N).
+ *   fork_faults exit N   the same, but each child returns through exit() (atexit handlers,
+ *                        the libraries' destructors: a shell's subshell does); prints
+ *                        "child_exit C".
  *   fork_faults exec N   N fork+exec of this program as "leaf"; prints "exec E" (a
  *                        child's faults, from fork to exit, RUSAGE_CHILDREN / N).
  *   fork_faults leaf     one malloc (the shim boots) and exit. */
@@ -43,6 +46,7 @@ int main(int argc, char** argv) {
           _exit(127);
         }
         touch();
+        if (strcmp(mode, "exit") == 0) exit(0);
         _exit(0);
       }
       int st;
@@ -51,6 +55,7 @@ int main(int argc, char** argv) {
     if (warm) continue;
     double self = (double)(minflt(RUSAGE_SELF) - self0) / n, kids = (double)(minflt(RUSAGE_CHILDREN) - kids0) / n;
     if (strcmp(mode, "exec") == 0) printf("exec %.1f\n", kids);
+    else if (strcmp(mode, "exit") == 0) printf("child_exit %.1f\n", kids);
     else printf("parent %.1f\nchild %.1f\n", self, kids);
   }
   return 0;
