@@ -22,16 +22,20 @@ extern "C" int __sigaction(int sig, const struct sigaction* act, struct sigactio
 namespace vmrt::rt {
 namespace {
 
-// The program's action for one signal.  handler/flags are what the trampoline reads
-// (lock-free); act is what a query reports while the kernel holds the trampoline [g_lock].
+// The program's handler function for one signal, as the trampoline calls it and a query
+// reports it (while the kernel holds the trampoline for that signal).  Only functions are
+// recorded: SIG_DFL and SIG_IGN go to the kernel alone, and the kernel then no longer calls
+// the trampoline.  24 bytes a signal, so the table is one page: a fork child's writes to it
+// (a shell resets its handlers in every subshell) are one copy-on-write fault at most.
 struct program_action {
   std::atomic<std::uintptr_t> handler{0};
   std::atomic<int> flags{0};
-  struct sigaction act{};
+  std::uint64_t mask = 0;  // sa_mask, one bit per signal (sig - 1) [g_lock]
 };
+static_assert(sizeof(program_action) <= 24, "the table stays within a page");
 program_action g_actions[NSIG];
 spinlock g_lock;
-// The process whose tables these are: set at load and by every (atfork) fork child; a vfork
+// The process whose table this is: set at load and by every (atfork) fork child; a vfork
 // child has another pid and the same memory.
 VMRT_FORK_DATA pid_t g_tables_pid;
 __attribute__((constructor)) void tables_owner_at_load() { g_tables_pid = ::getpid(); }
@@ -53,25 +57,30 @@ bool is_function(const struct sigaction* a) {
   return a->sa_handler != SIG_DFL && a->sa_handler != SIG_IGN;
 }
 
-// Queue sig to this thread again with its siginfo.
-void requeue(int sig, const siginfo_t* si) {
-  siginfo_t copy = *si;
-  ::syscall(SYS_rt_tgsigqueueinfo, ::getpid(), ::gettid(), sig, &copy);
+std::uint64_t mask_bits(const sigset_t& set) {
+  std::uint64_t bits = 0;
+  for (int s = 1; s < NSIG && s <= 64; ++s)
+    if (sigismember(&set, s) == 1) bits |= std::uint64_t{1} << (s - 1);
+  return bits;
 }
 
-// The program's action becomes SIG_DFL (SA_RESETHAND), in the kernel first.
+// The recorded action of sig as a struct sigaction [g_lock].
+struct sigaction recorded(int sig) {
+  const program_action& p = g_actions[sig];
+  struct sigaction a{};
+  a.sa_handler = reinterpret_cast<void (*)(int)>(p.handler.load(std::memory_order_relaxed));
+  a.sa_flags = p.flags.load(std::memory_order_relaxed);
+  sigemptyset(&a.sa_mask);
+  for (int s = 1; s < NSIG && s <= 64; ++s)
+    if ((p.mask >> (s - 1)) & 1) sigaddset(&a.sa_mask, s);
+  return a;
+}
+
+// SA_RESETHAND: the kernel's action becomes SIG_DFL before the handler runs.
 void reset_to_default(int sig) {
   struct sigaction dfl{};
   dfl.sa_handler = SIG_DFL;
-  if (::getpid() != g_tables_pid) {  // a vfork child's: its own action only
-    __sigaction(sig, &dfl, nullptr);
-    return;
-  }
-  spin_guard g(g_lock);
   __sigaction(sig, &dfl, nullptr);
-  program_action& p = g_actions[sig];
-  p.act = dfl;
-  p.handler.store(reinterpret_cast<std::uintptr_t>(SIG_DFL), std::memory_order_release);
 }
 
 void trampoline(int sig, siginfo_t* si, void* uc) {
@@ -79,13 +88,8 @@ void trampoline(int sig, siginfo_t* si, void* uc) {
   program_action& p = g_actions[sig];
   std::uintptr_t h = p.handler.load(std::memory_order_acquire);
   int flags = p.flags.load(std::memory_order_relaxed);
-  if (h == reinterpret_cast<std::uintptr_t>(SIG_IGN)) return;
-  if (h == reinterpret_cast<std::uintptr_t>(SIG_DFL)) {
-    // Set to SIG_DFL between the kernel's delivery and here: the default action, after return.
-    reset_to_default(sig);
-    requeue(sig, si);
-    return;
-  }
+  // (Set to SIG_DFL/SIG_IGN since the kernel chose this handler: the last call of the old
+  // one, as a signal delivered just before the change would be natively.)
   if ((flags & SA_RESETHAND) != 0) reset_to_default(sig);
   if ((flags & SA_SIGINFO) != 0)
     reinterpret_cast<void (*)(int, siginfo_t*, void*)>(h)(sig, si, uc);
@@ -108,43 +112,45 @@ struct sigaction rt_signal_reported(const struct sigaction& kernel, void* ours, 
 }
 
 int rt_signal_action(int sig, const struct sigaction* act, struct sigaction* old) {
-  if (kernel_direct(sig) || !rt_signal_tables_ours()) {
-    // A vfork child's own actions: the kernel's only (a query still reports the program's
-    // handler where the kernel holds the trampoline it inherited).
+  void* const ours = reinterpret_cast<void*>(trampoline);
+  // SIG_DFL, SIG_IGN and queries are the kernel's alone (no table write, no lock: a vfork
+  // child resetting its handlers before exec never touches the parent's table).  A query
+  // whose kernel answer is the trampoline reports the recorded handler.
+  if (kernel_direct(sig) || act == nullptr || !is_function(act) || !rt_signal_tables_ours()) {
     struct sigaction kold{};
     int r = __sigaction(sig, act, &kold);
-    if (r == 0 && old != nullptr)
-      *old = kernel_direct(sig) ? kold : rt_signal_reported(kold, reinterpret_cast<void*>(trampoline), g_actions[sig].act);
+    if (r == 0 && old != nullptr) {
+      if (kernel_direct(sig) || reinterpret_cast<void*>(kold.sa_sigaction) != ours) {
+        *old = kold;
+      } else {
+        spin_guard g(g_lock);
+        *old = rt_signal_reported(kold, ours, recorded(sig));
+      }
+    }
     return r;
   }
-  spin_guard_nosig g(g_lock);  // a handler of this thread never finds it held
+  // A handler function: recorded first (a signal delivered to the trampoline at once finds
+  // it), then the kernel is given the trampoline with the program's mask and flags.
+  // g_lock is a critical section (vm_critical.h): a program handler that calls sigaction
+  // cannot run on this thread while it is held; no signal needs blocking.
+  spin_guard g(g_lock);
   program_action& p = g_actions[sig];
-  const struct sigaction was = p.act;
+  const struct sigaction was = recorded(sig);
+  p.flags.store(act->sa_flags, std::memory_order_relaxed);
+  p.handler.store(reinterpret_cast<std::uintptr_t>(act->sa_handler), std::memory_order_release);
+  p.mask = mask_bits(act->sa_mask);
+  struct sigaction k = *act;
+  k.sa_sigaction = trampoline;
+  k.sa_flags = (act->sa_flags | SA_SIGINFO) & ~SA_RESETHAND;
   struct sigaction kold{};
-  int r;
-  if (act != nullptr && is_function(act)) {
-    struct sigaction k = *act;
-    k.sa_sigaction = trampoline;
-    k.sa_flags = (act->sa_flags | SA_SIGINFO) & ~SA_RESETHAND;
-    // The table first: a signal delivered to the trampoline at once finds its handler.
-    p.flags.store(act->sa_flags, std::memory_order_relaxed);
-    p.handler.store(reinterpret_cast<std::uintptr_t>(act->sa_handler), std::memory_order_release);
-    r = __sigaction(sig, &k, &kold);
-    if (r == 0) {
-      p.act = *act;
-    } else {  // the kernel refused: keep the old state
-      p.flags.store(was.sa_flags, std::memory_order_relaxed);
-      p.handler.store(reinterpret_cast<std::uintptr_t>(was.sa_handler), std::memory_order_release);
-    }
-  } else {
-    // SIG_DFL / SIG_IGN: the kernel first, then the table; or a query.
-    r = __sigaction(sig, act, &kold);
-    if (r == 0 && act != nullptr) {
-      p.act = *act;
-      p.handler.store(reinterpret_cast<std::uintptr_t>(act->sa_handler), std::memory_order_release);
-    }
+  int r = __sigaction(sig, &k, &kold);
+  if (r != 0) {  // the kernel refused: the old record stands
+    p.flags.store(was.sa_flags, std::memory_order_relaxed);
+    p.handler.store(reinterpret_cast<std::uintptr_t>(was.sa_handler), std::memory_order_release);
+    p.mask = mask_bits(was.sa_mask);
+  } else if (old != nullptr) {
+    *old = rt_signal_reported(kold, ours, was);
   }
-  if (r == 0 && old != nullptr) *old = rt_signal_reported(kold, reinterpret_cast<void*>(trampoline), was);
   return r;
 }
 

@@ -9,7 +9,7 @@
 // done by the trampoline (the kernel's reset would make an owed signal's second delivery
 // the default action).  SIG_DFL and SIG_IGN go to the kernel as they are.  Queries report
 // exactly what the program installed.
-//  => async-signal-safe (a short spinlock taken with all signals blocked); never allocates.
+//  => async-signal-safe (a short spinlock, a critical section); never allocates.
 #pragma once
 
 #include <signal.h>

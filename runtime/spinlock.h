@@ -42,8 +42,8 @@ struct spin_guard {
   spin_guard& operator=(const spin_guard&) = delete;
 };
 
-// A spinlock taken with every signal blocked, for data a signal handler of any thread may
-// also take it for (the program's signal actions): no handler of this thread can find it held.
+// A spinlock taken with every signal blocked, for data vmrt's own fault handler (not owed:
+// SIGSEGV/SIGBUS) may also lock (trap.cpp's chained handlers): it never finds it held.
 struct spin_guard_nosig {
   sigset_t old;
   spinlock& l;
