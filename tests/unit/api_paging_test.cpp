@@ -336,9 +336,11 @@ TEST_CASE("random access over a working set just above physmem keeps every byte"
   // Every page read around is touched eventually here; a use long after the read is no
   // hit, so the read-around window shrinks.  Before, each counted as a hit: ~9 pages read
   // around per page-in, each displacing a page in use (paging_workload random at ratio 1).
+  // (The window is global: earlier cases may leave it wide, so the count read around is
+  // printed and the share judged late asserted.)
   const long long around = around_c(), pageins = pageins_c(), late = late_c();
   MESSAGE(pageins << " page-ins read " << around << " pages around (" << late << " used late)");
-  CHECK(around <= 2 * pageins + 64);
+  CHECK(late > around / 2);
   vmrt_vmspace_destroy(vs);
 }
 
