@@ -158,18 +158,52 @@ void drop_swap_copy(vm_object* obj, vm_page* m, bool write) {
 // (the pages one laundering write put in adjacent slots: written together because they
 // went cold together, they are usually used together again; Linux's swap read-around of a
 // page cluster does the same), within an aligned block of g_ra_window pages.  The window
-// adapts to what the pages read around are worth: a fault on one is a hit (it saved a
-// page-in: +kRaHitCredit), a pageout of one never used a miss (its frame was wasted: -1);
-// the window doubles when the credit reaches twice the window and halves when it falls as
-// far below.  So a copy between two buffers, a backward walk and the interleaved streams
-// of one map entry (which the stream test cannot see) read whole clusters, and a random
-// walk over far more than memory reads little more than its page.
+// adapts to what the pages read around are worth: a fault on one soon after its read (within
+// kRaTimely page-ins) is a hit (it saved a page-in the program was about to take:
+// +kRaHitCredit), a fault on one later a late hit and a pageout of one never used a miss
+// (-1 each: a late page held a frame the whole time, and under a full memory that frame was
+// taken from a page in use, written out and read back later: a random walk over a working
+// set about the size of memory touches every page read around eventually, so counting those
+// as hits kept the window at 8-16 and wrote 6x as many pages out); the window doubles when
+// the credit reaches twice the window and halves when it falls as far below.  So a copy
+// between two buffers, a backward walk and the interleaved streams of one map entry (which
+// the stream test cannot see) read whole clusters, and a random walk reads little more than
+// its page.
 constexpr unsigned kRaMin = 2, kRaMax = kPagerMaxRun, kRaStart = 8;
 constexpr int kRaHitCredit = 2;
+constexpr std::uint32_t kRaTimely = 8;                    // page-ins within which a use is a hit
+constexpr unsigned kRaRecent = kRaTimely * kPagerMaxRun;  // pages read around in that time, at most
 static_assert((kRaMin & (kRaMin - 1)) == 0 && (kRaMax & (kRaMax - 1)) == 0 && (kRaStart & (kRaStart - 1)) == 0);
 static_assert(kRaMin <= kRaStart && kRaStart <= kRaMax && kRaMax <= kPagerMaxRun);
+static_assert((kRaRecent & (kRaRecent - 1)) == 0, "the ring index wraps by mask");
 unsigned g_ra_window = kRaStart;  // [VM lock]
 int g_ra_credit = 0;              // [VM lock]
+std::uint32_t g_pagein_seq = 0;   // page-ins so far [VM lock]
+
+// The pages read around lately, with the page-in that read each (a ring, newest at
+// g_ra_next - 1): vm_page has no room for a stamp.  [VM lock]
+struct ra_recent {
+  const vm_page* m;
+  std::uint32_t seq;
+};
+ra_recent g_ra_ring[kRaRecent];
+unsigned g_ra_next = 0;
+
+void ra_note(const vm_page* m) {
+  g_ra_ring[g_ra_next++ & (kRaRecent - 1)] = ra_recent{m, g_pagein_seq};
+}
+
+// True when m was read around within the last kRaTimely page-ins.  Scans newest first and
+// stops at the first entry too old (an entry left by an earlier read of the same frame is
+// older than the one of its current read, so never the one found).  => VM lock held.
+bool ra_timely(const vm_page* m) {
+  for (unsigned k = 1; k <= kRaRecent; ++k) {
+    const ra_recent& r = g_ra_ring[(g_ra_next - k) & (kRaRecent - 1)];
+    if (r.m == nullptr || g_pagein_seq - r.seq > kRaTimely) return false;
+    if (r.m == m) return true;
+  }
+  return false;
+}
 
 void ra_adjust(int delta) {
   g_ra_credit += delta;
@@ -183,13 +217,18 @@ void ra_adjust(int delta) {
   }
 }
 
-// m was read around and is now used (hit) or taken (miss): counted once, the window
-// adjusted by delta.  => VM lock held.
-void ra_settle(vm_page* m, vm_counter counter, int delta) {
+// m was read around and is now used (hit, or late hit when not within kRaTimely page-ins
+// of its read) or taken (miss): counted once, the window adjusted.  => VM lock held.
+void ra_settle(vm_page* m, bool used) {
   if ((m->flags & PG_READAROUND) == 0) return;
   m->flags &= static_cast<std::uint16_t>(~PG_READAROUND);
-  vm_stat_inc(counter);
-  ra_adjust(delta);
+  if (used && ra_timely(m)) {
+    vm_stat_inc(V_FAULT_READAROUND_HITS);
+    ra_adjust(kRaHitCredit);
+    return;
+  }
+  vm_stat_inc(used ? V_FAULT_READAROUND_LATE : V_FAULT_READAROUND_MISSES);
+  ra_adjust(-1);
 }
 
 // ---- dense blocks (vm_fault.h, kZeroBlock) ------------------------------------------------
@@ -343,6 +382,7 @@ kern_return_t page_in(const vm_map_entry* e, vm_pindex_t pindex, const vm_chain_
     pages[k]->flags = static_cast<std::uint16_t>((pages[k]->flags & ~(PG_ZERO | PG_DIRTY)) | PG_BUSY | PG_PAGEIN);
   }
   vm_object_reference(obj);
+  ++g_pagein_seq;
   vm_pager_result rt[kPagerMaxRun];
   vm_pager_io_enter();
   vm_pager_of(obj)->get_pages(obj, pages, n, true, rt);
@@ -365,6 +405,7 @@ kern_return_t page_in(const vm_map_entry* e, vm_pindex_t pindex, const vm_chain_
     m->flags |= PG_SWAPCOPY;
     if (around && !mine) {
       m->flags |= PG_READAROUND;
+      ra_note(m);
       vm_stat_inc(V_FAULT_READAROUND);
     }
     // Pages read ahead stay on the active queue where the allocation put them.  (On the
@@ -455,7 +496,7 @@ kern_return_t fault_once(vm_map* map, vaddr_t va, vm_fault_type type, unsigned f
   }
   vm_fault_result r{va, 1};
   kern_return_t kr = KERN_SUCCESS;
-  if (m != nullptr) ra_settle(m, V_FAULT_READAROUND_HITS, kRaHitCredit);  // a fault found it resident
+  if (m != nullptr) ra_settle(m, true);  // a fault found it resident
 
   if (m != nullptr && owner == first) {
     vm_stat_inc(V_FAULT_RESIDENT);
@@ -635,7 +676,7 @@ void vm_fault_set_zero_dense_probe(vm_zero_dense_probe probe) { g_zero_dense_pro
 
 void vm_fault_readaround_miss(vm_page* m) {
   VM_LOCK_ASSERT();
-  ra_settle(m, V_FAULT_READAROUND_MISSES, -1);
+  ra_settle(m, false);
 }
 
 // How many frames a fault that found none asks the pageout code to free, and how often.

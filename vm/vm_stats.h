@@ -131,6 +131,8 @@ enum vm_counter : unsigned {
   V_FAULT_READAROUND,     // "pages read around a random fault": the faulting page's swap cluster
   V_FAULT_READAROUND_HITS,  // "read-around hits": read-around pages faulted on later
   V_FAULT_READAROUND_MISSES,  // "read-around misses": read-around pages paged out unused
+  V_FAULT_READAROUND_LATE,  // "read-around late hits": read-around pages first faulted on more
+                            // than kRaTimely page-ins after their read (vm_fault.cpp)
   V_PD_LAUNDERED,         // "pages laundered": written to swap, then freed
   V_PD_ZERO_FREED,        // "zero pages freed by pageout": read as zeros, nothing behind them
   V_PD_REDIRTIED,         // "pageouts abandoned": the page died or was wired during the write
@@ -283,6 +285,7 @@ inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
     {V_FAULT_READAROUND, "pages read around a random fault"},
     {V_FAULT_READAROUND_HITS, "read-around hits"},
     {V_FAULT_READAROUND_MISSES, "read-around misses"},
+    {V_FAULT_READAROUND_LATE, "read-around late hits"},
     {V_PD_LAUNDERED, "pages laundered"},
     {V_PD_ZERO_FREED, "zero pages freed by pageout"},
     {V_PD_REDIRTIED, "pageouts abandoned"},
