@@ -57,22 +57,13 @@ bool is_function(const struct sigaction* a) {
   return a->sa_handler != SIG_DFL && a->sa_handler != SIG_IGN;
 }
 
-std::uint64_t mask_bits(const sigset_t& set) {
-  std::uint64_t bits = 0;
-  for (int s = 1; s < NSIG && s <= 64; ++s)
-    if (sigismember(&set, s) == 1) bits |= std::uint64_t{1} << (s - 1);
-  return bits;
-}
-
 // The recorded action of sig as a struct sigaction [g_lock].
 struct sigaction recorded(int sig) {
   const program_action& p = g_actions[sig];
   struct sigaction a{};
   a.sa_handler = reinterpret_cast<void (*)(int)>(p.handler.load(std::memory_order_relaxed));
   a.sa_flags = p.flags.load(std::memory_order_relaxed);
-  sigemptyset(&a.sa_mask);
-  for (int s = 1; s < NSIG && s <= 64; ++s)
-    if ((p.mask >> (s - 1)) & 1) sigaddset(&a.sa_mask, s);
+  a.sa_mask = sigset_from_bits(p.mask);
   return a;
 }
 
@@ -138,7 +129,7 @@ int rt_signal_action(int sig, const struct sigaction* act, struct sigaction* old
   const struct sigaction was = recorded(sig);
   p.flags.store(act->sa_flags, std::memory_order_relaxed);
   p.handler.store(reinterpret_cast<std::uintptr_t>(act->sa_handler), std::memory_order_release);
-  p.mask = mask_bits(act->sa_mask);
+  p.mask = sigset_to_bits(act->sa_mask);
   struct sigaction k = *act;
   k.sa_sigaction = trampoline;
   k.sa_flags = (act->sa_flags | SA_SIGINFO) & ~SA_RESETHAND;
@@ -147,7 +138,7 @@ int rt_signal_action(int sig, const struct sigaction* act, struct sigaction* old
   if (r != 0) {  // the kernel refused: the old record stands
     p.flags.store(was.sa_flags, std::memory_order_relaxed);
     p.handler.store(reinterpret_cast<std::uintptr_t>(was.sa_handler), std::memory_order_release);
-    p.mask = mask_bits(was.sa_mask);
+    p.mask = sigset_to_bits(was.sa_mask);
   } else if (old != nullptr) {
     *old = rt_signal_reported(kold, ours, was);
   }

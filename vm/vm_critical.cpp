@@ -18,18 +18,25 @@ namespace {
 constexpr int kMaxSig = 64;  // the kernel's _NSIG: owed is one bit per signal
 static_assert(NSIG - 1 <= kMaxSig, "owed holds one bit per signal");
 
-sigset_t owed_set(std::uint64_t owed) {
+}  // namespace
+
+std::uint64_t sigset_to_bits(const sigset_t& set) {
+  std::uint64_t bits = 0;
+  for (int sig = 1; sig <= kMaxSig; ++sig)
+    if (sigismember(&set, sig) == 1) bits |= std::uint64_t{1} << (sig - 1);
+  return bits;
+}
+
+sigset_t sigset_from_bits(std::uint64_t bits) {
   sigset_t s;
   sigemptyset(&s);
   for (int sig = 1; sig <= kMaxSig; ++sig)
-    if ((owed >> (sig - 1)) & 1) sigaddset(&s, sig);
+    if ((bits >> (sig - 1)) & 1) sigaddset(&s, sig);
   return s;
 }
 
-}  // namespace
-
 void critical_settle() {
-  sigset_t s = owed_set(t_critical.owed);
+  sigset_t s = sigset_from_bits(t_critical.owed);
   t_critical.owed = 0;
   pthread_sigmask(SIG_UNBLOCK, &s, nullptr);
 }

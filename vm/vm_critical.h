@@ -59,6 +59,11 @@ inline void critical_exit() {
 //  => signal context; async-signal-safe.
 bool critical_defer(int sig, const siginfo_t* si, void* uc);
 
+// A set of signals as one bit per signal (bit sig-1; the kernel has 64), and back: how
+// owed signals and rt_signal's recorded masks are kept.  => async-signal-safe.
+std::uint64_t sigset_to_bits(const sigset_t& set);
+sigset_t sigset_from_bits(std::uint64_t bits);
+
 // Host fork child, last of the atfork child work: the forking thread holds no lock any
 // more (each was reset, not released) and the parent's owed signals are not the child's
 // (fork(2) clears pending signals); their blocked bits are lifted.
