@@ -171,7 +171,7 @@ inline bool pooled_neighbour(const kmemusage& u) {
 std::uint32_t pool_run_before_locked(std::uint32_t pg) {
   if (pg == 0) return kNil;
   const kmemusage& l = g.usage[pg - 1];
-  if (pooled_neighbour(l) == false) return kNil;
+  if (!pooled_neighbour(l)) return kNil;
   if (l.ku_list == KL_POOL_HEAD) return pg - 1;
   if (l.ku_list == KL_POOL_TAIL) return l.ku_next;
   return kNil;
