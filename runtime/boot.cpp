@@ -24,6 +24,7 @@
 #include "runtime/rt_base.h"
 #include "runtime/rt_maps.h"
 #include "runtime/rt_brk.h"
+#include "runtime/rt_fork_prefault.h"
 #include "runtime/rt_mlockall.h"
 #include "runtime/rt_mmap.h"
 #include "runtime/rt_pageout.h"
@@ -585,18 +586,34 @@ void runtime_fork_returned(pid_t pid) {
   if (pid > 0 && g_vm_up && g_fork_lazy) rt::rt_count(rt::RC_HOST_FORKS);
 }
 
+// The pages libc's fork touches must stay ready until the VM lock is held
+// (rt_fork_prefault.h): a pageout scan that took one back between the touch and the lock
+// makes the handler let go of its locks and touch again, this many times at most.
+constexpr int kForkPrefaultTries = 8;
+
 void runtime_fork_prepare() {
-  rt::trap_fork_prepare();  // first: trap_start() takes the VM lock and may malloc
-  // kmem keeps the forking thread's magazines across a fork (its pages are not written
-  // again).  With a paged heap they are drained as before: draining pages much of the heap
-  // in, and under sigsegv traps a fork child whose thread start (glibc's __ctype_init, all
-  // signals blocked) met the locale's data paged out was killed by the blocked SIGSEGV
-  // (scenario paging, "forks (sigsegv)"; README, known limits).
-  if (vm_heap_is_paged()) kmem::thread_cache_drain();
-  kmem::fork_prepare();
-  t_fork_error = 0;
-  if (!g_vm_up) return;
-  vm_lock_acquire();
+  rt::fork_pages pages;
+  bool prefault = g_vm_up && vm_heap_is_paged();
+  for (int attempt = 1;; ++attempt) {
+    rt::trap_fork_prepare();  // first: trap_start() takes the VM lock and may malloc
+    // kmem keeps the forking thread's magazines across a fork (its pages are not written
+    // again).  With a paged heap they are drained as before: draining pages much of the heap
+    // in, and under sigsegv traps a fork child whose thread start (glibc's __ctype_init, all
+    // signals blocked) met the locale's data paged out was killed by the blocked SIGSEGV
+    // (scenario paging, "forks (sigsegv)"; README, known limits).
+    if (vm_heap_is_paged()) kmem::thread_cache_drain();
+    // Last before the locks: the drain's page-ins may have pushed these pages out.
+    if (prefault) rt::fork_prefault(g_process_window->base, g_process_window->base + g_process_window->size, &pages);
+    kmem::fork_prepare();
+    t_fork_error = 0;
+    if (!g_vm_up) return;
+    vm_lock_acquire();
+    if (!prefault || attempt == kForkPrefaultTries || rt::fork_prefault_holds(pages)) break;
+    rt::rt_count(rt::RC_FORK_PREFAULT_RETRIES);
+    vm_lock_release();
+    kmem::fork_parent();
+    rt::trap_fork_parent();
+  }
   rt::pmap_linux_fork_prepare();
   g_fork_lazy = !rt::physmem_in_use();
   // Usually already reserved by the shim's fork(); tops the memfd up for frames taken since.

@@ -1235,6 +1235,13 @@ bool pmap_linux_allows(vaddr_t va, vm_prot_t access) {
   return (b & B_MAPPED) != 0 && (mprot(b) & access) == access;
 }
 
+bool pmap_linux_ready(vaddr_t va, vm_prot_t access) {
+  if (!pmap_linux_allows(va, access)) return false;
+  std::size_t p = idx_of(va);
+  if (g_zap != nullptr && __atomic_load_n(&g_zap[p], __ATOMIC_RELAXED) == Z_ZAPPED) return false;
+  return (access & VM_PROT_WRITE) == 0 || g_wp == nullptr || __atomic_load_n(&g_wp[p], __ATOMIC_RELAXED) == 0;
+}
+
 vm_prot_t pmap_linux_reservation(vaddr_t va) {
   if (!region_contains(va)) return VM_PROT_NONE;
   return __atomic_load_n(&g_bits[idx_of(va)], __ATOMIC_RELAXED) & B_RESV;

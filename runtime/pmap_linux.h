@@ -73,6 +73,11 @@ void pmap_linux_set_uffd_wp(bool wp);
 void pmap_linux_wp_refuse(vaddr_t va);
 // True when va is mapped with every access in `access` (lock-free hint).
 bool pmap_linux_allows(vaddr_t va, vm_prot_t access);
+// True when an access to va with `access` takes no fault at all: mapped with that access,
+// its host PTE in place (not zapped) and, for writes, not write-protected through the
+// userfaultfd.  Exact while the VM lock is held (pageout and reference scans change it only
+// under that lock); a hint otherwise.
+bool pmap_linux_ready(vaddr_t va, vm_prot_t access);
 // Reservation protection of the page at va (lock-free hint).
 vm_prot_t pmap_linux_reservation(vaddr_t va);
 // The userfaultfd thread could not resolve va: make the page PROT_NONE (if still not

@@ -39,6 +39,9 @@
 // interpose sigaction() (to route SIGSEGV/SIGBUS through trap_sigaction), so vmrt's
 // own installs must not go through that symbol.
 extern "C" int __sigaction(int sig, const struct sigaction* act, struct sigaction* old);
+// The ELF header of the object this is linked into (the linker defines it): its load
+// address, printed by panics so that a pc can be turned into a source line.
+extern "C" __attribute__((visibility("hidden"))) const char __ehdr_start[];
 
 namespace vmrt::rt {
 
@@ -313,30 +316,96 @@ int uffd_open() {
   return -1;
 }
 
+// Read a small /proc file into buf (NUL-terminated, trailing newline dropped); its length,
+// or -1.  => may sleep; never mallocs.
+ssize_t read_proc_line(const char* path, char* buf, std::size_t size) {
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = ::read(fd, buf, size - 1);
+  ::close(fd);
+  if (n < 0) return -1;
+  while (n > 0 && buf[n - 1] == '\n') --n;
+  buf[n] = '\0';
+  return n;
+}
+
+// /proc/self/task/<tid>/<leaf> into buf.
+ssize_t read_task_file(pid_t tid, const char* leaf, char* buf, std::size_t size) {
+  char path[64];
+  vm_out o(path, sizeof path);
+  o.str("/proc/self/task/").u(static_cast<std::uint64_t>(tid)).ch('/').str(leaf);
+  return read_proc_line(o.c_str(), buf, size);
+}
+
+// How long the VM lock holder's own fault may wait before trap_check_lock_holder_fault
+// asks the kernel what the holder is doing.
+constexpr int kLockHolderFaultSecs = 5;
+
+}  // namespace
+
+// wchan names the kernel function a sleeping thread waits in ("handle_userfault"); where
+// the host hides it ("0"), a thread asleep outside any system call ("-1 sp pc" in
+// /proc/.../syscall) can only be waiting for a fault.
+thread_wait trap_thread_waiting(pid_t tid, char* syscall, std::size_t size) {
+  syscall[0] = '\0';
+  (void)read_task_file(tid, "syscall", syscall, size);
+  char wchan[64];
+  if (read_task_file(tid, "wchan", wchan, sizeof wchan) > 1)
+    return std::strcmp(wchan, "handle_userfault") == 0 ? thread_wait::in_userfault : thread_wait::elsewhere;
+  char stat[512];
+  ssize_t n = read_task_file(tid, "stat", stat, sizeof stat);
+  const char* close_paren = n > 0 ? std::strrchr(stat, ')') : nullptr;
+  if (close_paren == nullptr || close_paren[1] == '\0') return thread_wait::unknown;
+  char state = close_paren[2];
+  if (state != 'S' && state != 'D') return thread_wait::elsewhere;
+  if (std::strncmp(syscall, "-1 ", 3) == 0) return thread_wait::in_userfault;
+  return thread_wait::unknown;
+}
+
 // A fault by the thread that holds the VM lock can never be served: the handler needs the
 // lock, and the holder sleeps in the kernel until the fault is served.  The VM touches
-// program memory only through the direct map, so this is a VM bug; say which page rather
-// than hang.  The event may be stale (its thread woken meanwhile by another event's wake,
-// and holding the lock again legitimately): the holder must keep the lock, without
-// taking it again, for kLockHolderFaultSecs before this panics.  ptid is 0 without
+// program memory only through the direct map, so this is a VM bug; say which page and
+// where the thread stopped rather than hang.  The event may be stale: its thread left the
+// fault (another event's wake covered the page, or a signal interrupted the wait and the
+// page was served before the access was retried) and holds the lock again legitimately,
+// perhaps for long (a fork under load).  So the holder must keep the lock, without taking
+// it again, for kLockHolderFaultSecs, and the kernel must say it sleeps in a userfault,
+// before this panics; a holder that is not waiting makes the event stale (counted), and
+// the caller goes on to serve it once the lock is free.  ptid is 0 without
 // UFFD_FEATURE_THREAD_ID.
 //  => no lock held; may sleep.
-constexpr int kLockHolderFaultSecs = 5;
-void check_lock_holder_fault(vaddr_t page, pid_t ptid) {
+void trap_check_lock_holder_fault(vaddr_t page, pid_t ptid) {
   if (ptid == 0 || vm_lock_owner_tid() != ptid) return;
   std::uint64_t seq = vm_lock_acquisitions();
-  for (int k = 0; k < kLockHolderFaultSecs * 10; ++k) {
+  char syscall[160];
+  for (int k = 1;; ++k) {
     timespec ts{0, 100 * 1000 * 1000};
     ::nanosleep(&ts, nullptr);
     if (vm_lock_owner_tid() != ptid || vm_lock_acquisitions() != seq) return;
+    if (k % (kLockHolderFaultSecs * 10) != 0) continue;
+    thread_wait w = trap_thread_waiting(ptid, syscall, sizeof syscall);
+    if (w == thread_wait::elsewhere) {
+      rt_count(RC_UFFD_HOLDER_STALE);
+      return;
+    }
+    if (w == thread_wait::in_userfault) break;
+    if (k == kLockHolderFaultSecs * 10) {  // unknown: say so once, and go on watching
+      vm_fd_out<320> o(2);
+      o.str("vmrt: thread ").u(static_cast<std::uint64_t>(ptid)).str(" has held the VM lock for ")
+          .u(kLockHolderFaultSecs).str(" s since its fault on ").hex(page)
+          .str(" and sleeps in a system call (").str(syscall).str("): still waiting\n");
+    }
   }
   {
-    vm_fd_out<200> o(2);  // written when it goes out of scope
+    vm_fd_out<400> o(2);  // written when it goes out of scope
     o.str("vmrt: thread ").u(static_cast<std::uint64_t>(ptid)).str(" faulted on ").hex(page)
-        .str(" while holding the VM lock: no handler can serve it (a VM bug)\n");
+        .str(" while holding the VM lock: no handler can serve it (a VM bug); its /proc syscall line: ")
+        .str(syscall).str("; vmrt is loaded at ").hex(reinterpret_cast<std::uintptr_t>(__ehdr_start)).str("\n");
   }
   VMRT_PANIC("userfaultfd fault by the VM lock holder");
 }
+
+namespace {
 
 void uffd_wake(int fd, vaddr_t start, vsize_t len) {
   uffdio_range r{start, len};
@@ -353,7 +422,7 @@ void serve_event(int fd, const uffd_msg& msg) {
   bool wp = (msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) != 0;
   if (wp) rt_count(RC_UFFD_WP_FAULTS);
   vm_fault_type type = wp || (msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0 ? VM_FAULT_WRITE : VM_FAULT_READ;
-  check_lock_holder_fault(page, static_cast<pid_t>(msg.arg.pagefault.feat.ptid));
+  trap_check_lock_holder_fault(page, static_cast<pid_t>(msg.arg.pagefault.feat.ptid));
   window* w = window_lookup(page);
   vmspace* vs = w != nullptr ? w->vs.load(std::memory_order_acquire) : nullptr;
   // Mapped meanwhile (fault-around of another event), or a zapped page mapped again

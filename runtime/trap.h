@@ -94,4 +94,20 @@ void trap_fork_prepare();
 void trap_fork_parent();
 void trap_fork_child();
 
+// What a thread of this process is doing, by the kernel's account (/proc/self/task/<tid>):
+// asleep in a userfaultfd fault, elsewhere (running, or asleep somewhere else), or unknown
+// (the host hides wchan and the thread sleeps inside a system call, where a kernel-mode
+// fault and a plain wait look alike).  `syscall_line` receives its /proc syscall line.
+//  => may sleep briefly (reads /proc); never mallocs.
+enum class thread_wait { in_userfault, elsewhere, unknown };
+thread_wait trap_thread_waiting(pid_t tid, char* syscall_line, std::size_t size);
+
+// The userfaultfd handler's check of an event at `page` from thread `tid`, before it
+// serves the event: when tid holds the VM lock, returns once the holder lets go or turns
+// out not to be waiting for this fault (a stale event: counted), and panics, naming the
+// page and where the thread stopped, when the holder keeps the lock for 5 s while asleep in
+// the fault (nothing can ever serve it).  Exposed for tests.
+//  => no lock held; may sleep.
+void trap_check_lock_holder_fault(vaddr_t page, pid_t tid);
+
 }  // namespace vmrt::rt

@@ -4,8 +4,16 @@
 // SIGBUS/BUS_ADRERR (death by SIGBUS when unhandled).  Both backends.
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <cstring>
 #include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <string>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <thread>
+#include <unistd.h>
 
 #include "runtime_test_support.h"
 #include "runtime/trap.h"
@@ -196,10 +204,86 @@ TEST_CASE("a fault by the thread that holds the VM lock ends the process, naming
     CHECK(WTERMSIG(st) == SIGABRT);
     INFO("stderr: " << msg);
     CHECK(msg.find("while holding the VM lock") != std::string::npos);
+    CHECK(msg.find("its /proc syscall line: -1 ") != std::string::npos);  // where it stopped: user mode
   } else {
     CHECK((WTERMSIG(st) == SIGSEGV || WTERMSIG(st) == SIGBUS));  // refused in the thread
   }
   vmrt_vmspace_destroy(vs);
+}
+
+// The lock holder's check asks the kernel what the holder does.  A thread asleep in a
+// userfaultfd fault (its own descriptor here, never served until the test says) is told
+// apart from one asleep in nanosleep and one running.
+TEST_CASE("trap_thread_waiting tells a thread asleep in a userfaultfd fault from other threads") {
+  int uffd = static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC));
+  if (uffd < 0) {
+    MESSAGE("SKIP: no userfaultfd for this process (" << strerror(errno) << ")");
+    return;
+  }
+  uffdio_api api{};
+  api.api = UFFD_API;
+  REQUIRE(ioctl(uffd, UFFDIO_API, &api) == 0);
+  char* page = static_cast<char*>(mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  REQUIRE(page != MAP_FAILED);
+  uffdio_register reg{};
+  reg.range.start = reinterpret_cast<unsigned long>(page);
+  reg.range.len = 4096;
+  reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+  REQUIRE(ioctl(uffd, UFFDIO_REGISTER, &reg) == 0);
+
+  std::atomic<pid_t> faulting{0}, sleeping{0}, spinning{0};
+  std::atomic<bool> stop{false};
+  std::thread a([&] {
+    faulting = static_cast<pid_t>(syscall(SYS_gettid));
+    (void)*reinterpret_cast<volatile char*>(page);
+  });
+  std::thread b([&] {
+    sleeping = static_cast<pid_t>(syscall(SYS_gettid));
+    while (!stop) usleep(1000 * 1000);
+  });
+  std::thread c([&] {
+    spinning = static_cast<pid_t>(syscall(SYS_gettid));
+    while (!stop) {
+    }
+  });
+  while (faulting == 0 || sleeping == 0 || spinning == 0) usleep(1000);
+  usleep(300 * 1000);  // all three where they stay
+  char line[160];
+  CHECK(vmrt::rt::trap_thread_waiting(faulting, line, sizeof line) == vmrt::rt::thread_wait::in_userfault);
+  INFO("syscall line of the faulting thread: " << line);
+  CHECK(std::string(line).rfind("-1 ", 0) == 0);  // not in a system call
+  CHECK(vmrt::rt::trap_thread_waiting(sleeping, line, sizeof line) != vmrt::rt::thread_wait::in_userfault);
+  CHECK(vmrt::rt::trap_thread_waiting(spinning, line, sizeof line) == vmrt::rt::thread_wait::elsewhere);
+  stop = true;
+  uffdio_zeropage z{};
+  z.range = reg.range;
+  CHECK(ioctl(uffd, UFFDIO_ZEROPAGE, &z) == 0);
+  a.join();
+  b.join();
+  c.join();
+  close(uffd);
+  munmap(page, 4096);
+}
+
+// A stale event: the lock holder's thread is not waiting for the fault the event reports
+// (here it never faulted: it holds the lock and sleeps in nanosleep).  The check returns
+// after its 5 s and counts it; it panicked before the kernel was asked.
+TEST_CASE("an event of the VM lock holder that is not waiting in a fault is stale, not a panic") {
+  REQUIRE(vmrt_init() == 0);
+  std::atomic<pid_t> holder{0};
+  std::atomic<bool> release{false};
+  std::thread t([&] {
+    vmrt::vm_lock_acquire();
+    holder = static_cast<pid_t>(syscall(SYS_gettid));
+    while (!release) usleep(20 * 1000);
+    vmrt::vm_lock_release();
+  });
+  while (holder == 0) usleep(1000);
+  long long before = vmrt_counter("userfaultfd events of the VM lock holder found stale");
+  vmrt::rt::trap_check_lock_holder_fault(0x1000, holder);  // returns (a panic would end the test)
+  CHECK(vmrt_counter("userfaultfd events of the VM lock holder found stale") == before + 1);
+  release = true;
+  t.join();
 }
 
 TEST_CASE("a SIGSEGV sent with kill(2) is not a fault: default action still kills") {
