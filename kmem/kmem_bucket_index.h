@@ -230,6 +230,20 @@ static_assert(kFreeMask.m[kMinBucket] == 15 && kFreeMask.m[bucket_index(kPageSiz
   if (rel * e.magic >= e.magic) return 0;  // not a multiple of the size (magic 0: never)
   return e.cls;
 }
+// => pure.  elem_class's answer with no branch on the class: every code takes the
+// divisibility test (a power-of-two class's offset is a multiple of its size iff the
+// multiply says so too; a state's magic is 0, so nothing passes), and the one branch
+// left, "not an element start", is never taken by a correct free.  free()'s fast path
+// uses this one: with random sizes the AND test's "straddling or not" branch went
+// whichever way the size class said, a misprediction on about every other free
+// (cachegrind --branch-sim on allocsuite's xmalloc worker: 0.48 per free, jemalloc's
+// free 0.005).  One 16-byte table load and a multiply instead of an 8-byte load and an AND.
+[[gnu::always_inline]] constexpr unsigned free_class(std::size_t code, std::uintptr_t a) {
+  const code_entry& e = kCodes.e[code];
+  const std::uint64_t rel = (a & kPageMask) + e.rel;
+  return rel * e.magic < e.magic ? e.cls : 0u;
+}
+
 // The first page of the cluster holding a page of code `code` (a class or tail code).
 constexpr std::uint32_t cluster_first_page(std::uint32_t pg, std::size_t code) {
   return pg - (kCodes.e[code].rel >> kPageShift);
@@ -244,12 +258,16 @@ constexpr bool code_table_ok() {
       std::size_t code = pg == 0 ? i : (kClasses.straddle[i] ? tail_code(i, pg) : 0);
       std::uintptr_t a = (std::uintptr_t{1} << 40) + off;  // any cluster start is page aligned
       unsigned want = off % s == 0 ? i : 0;
-      if (elem_class(code, a) != want) return false;
+      if (elem_class(code, a) != want || free_class(code, a) != want) return false;
       if (code != 0 && cluster_first_page(pg, code) != 0) return false;
     }
   }
   for (unsigned c = 0; c < kMinBucket; ++c)
-    if (elem_class(c, std::uintptr_t{1} << 40) != 0 || elem_class(c, (std::uintptr_t{1} << 40) + 16) != 0) return false;
+    if (elem_class(c, std::uintptr_t{1} << 40) != 0 || elem_class(c, (std::uintptr_t{1} << 40) + 16) != 0 ||
+        free_class(c, std::uintptr_t{1} << 40) != 0 || free_class(c, (std::uintptr_t{1} << 40) + 16) != 0)
+      return false;
+  for (unsigned c = kCodes.ncodes; c < 256; ++c)  // unused codes: nothing starts there
+    if (free_class(c, std::uintptr_t{1} << 40) != 0) return false;
   return true;
 }
 static_assert(code_table_ok(), "the page codes find exactly the element starts of every class");
