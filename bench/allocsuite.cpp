@@ -137,7 +137,8 @@ struct run_result {
 };
 
 struct config {
-  double scale = 1;
+  double scale = 1;      // workers' counts
+  double app_scale = 1;  // the applications' request and row counts
   int timeout_s = 120;
   bool verbose = false;
   std::string tmpdir, outdir;
@@ -424,7 +425,7 @@ run_result run_redis(const task& t, const allocator& a, int rep) {
     res.error = "redis-server did not start: " + log_tail(log);
     return res;
   }
-  std::uint64_t n = bench::cnt_at_least(200000, g_cfg.scale, 2000);
+  std::uint64_t n = bench::cnt_at_least(200000, g_cfg.app_scale, 2000);
   std::uint64_t t0 = now_ns();
   bench::child_run c = bench::run_child({"/usr/bin/redis-benchmark", "-s", sock, "-n", std::to_string(n), "-r", "100000",
                                          "-d", "128", "-P", "16", "-c", "20", "-t", k_redis_tests, "--csv"},
@@ -614,7 +615,7 @@ run_result run_memcached(const task& t, const allocator& a, int rep) {
     res.error = "memcached did not start: " + log_tail(log);
     return res;
   }
-  std::uint64_t keys = bench::cnt_at_least(40000, g_cfg.scale, 600);
+  std::uint64_t keys = bench::cnt_at_least(40000, g_cfg.app_scale, 600);
   std::string err;
   std::uint64_t t0 = now_ns();
   std::string out = memcached_load(sock, keys, err);
@@ -689,10 +690,10 @@ run_result run_program(const task& t, const allocator& a, int rep) {
   std::string input;
   if (t.kind == task_kind::sqlite) {
     input = g_cfg.tmpdir + "/sqlite.sql";
-    write_file(input, sqlite_script(bench::cnt_at_least(300000, g_cfg.scale, 2000)));
+    write_file(input, sqlite_script(bench::cnt_at_least(300000, g_cfg.app_scale, 2000)));
     argv = {"/usr/bin/sqlite3", ":memory:"};
   } else {
-    argv = {"/usr/bin/python3", "-c", k_python_script, std::to_string(bench::cnt_at_least(400000, g_cfg.scale, 2000))};
+    argv = {"/usr/bin/python3", "-c", k_python_script, std::to_string(bench::cnt_at_least(400000, g_cfg.app_scale, 2000))};
   }
   bench::child_run c = bench::run_child(argv,
                                         [&] {
@@ -769,7 +770,7 @@ std::vector<task> all_tasks() {
 
 void usage(FILE* f) {
   std::fprintf(f,
-               "usage: allocsuite [--quick | --tiny] [--reps N] [--scale S] [--only LIST] [--skip LIST]\n"
+               "usage: allocsuite [--quick | --tiny] [--reps N] [--scale S] [--app-scale S] [--only LIST] [--skip LIST]\n"
                "                  [--allocators LIST] [--alloc NAME=PATH.so]... [--baseline NAME]\n"
                "                  [--out DIR] [--timeout SEC] [--no-apps] [--no-chart] [--pow2] [--verbose]\n"
                "\n"
@@ -779,11 +780,13 @@ void usage(FILE* f) {
                "vmstat -m summary.  Writes DIR/results.csv, DIR/runs.csv, DIR/chart.{svg,png} (gnuplot),\n"
                "DIR/vmstat/*.txt.  Ends with `metric NAME VALUE` lines (vmrt against jemalloc).\n"
                "\n"
-               "  --quick          3 reps at scale 0.25 (under 3 minutes on two cores)\n"
+               "  --quick          3 reps, workloads at scale 0.15, applications at 0.1 (under 3 minutes\n"
+               "                   on two cores)\n"
                "  --tiny           1 rep at scale 0.02 (a few seconds; the smoke test)\n"
                "  (default)        5 reps at scale 1\n"
                "  --reps N         repetitions per (allocator, workload)\n"
                "  --scale S        size multiplier for every workload\n"
+               "  --app-scale S    the applications' request and row counts (default: --scale; quick 0.1)\n"
                "  --only LIST      only these workloads;  --skip LIST  all but these\n"
                "  --allocators L   only these allocators (names, including --alloc ones)\n"
                "  --alloc N=P      also measure the allocator in shared library P under the name N\n"
@@ -882,7 +885,7 @@ int main(int argc, char** argv) {
   }
   bool quick = false, tiny = false, no_apps = false, no_chart = false, pow2 = false;
   int reps = -1, timeout_s = -1;
-  double scale = -1;
+  double scale = -1, app_scale = -1;
   std::string only, skip, allocs, baseline = "jemalloc", outdir;
   std::vector<std::pair<std::string, std::string>> extra;
   for (int i = 1; i < argc; ++i) {
@@ -900,6 +903,7 @@ int main(int argc, char** argv) {
     else if (a == "--pow2") pow2 = true;
     else if (a == "--reps") reps = std::atoi(need());
     else if (a == "--scale") scale = std::atof(need());
+    else if (a == "--app-scale") app_scale = std::atof(need());
     else if (a == "--timeout") timeout_s = std::atoi(need());
     else if (a == "--only") only = need();
     else if (a == "--skip") skip = need();
@@ -921,9 +925,14 @@ int main(int argc, char** argv) {
     }
   }
   if (reps < 1) reps = tiny ? 1 : quick ? 3 : 5;
-  if (scale <= 0) scale = tiny ? 0.02 : quick ? 0.25 : 1.0;
+  // Quick: workers at 0.15, the applications at 0.1.  With everything at 0.25 one rep took
+  // 88 s at load 6-7 (redis 35 s of it, 7 s per allocator; python 16, memcached 8, sqlite 7,
+  // the 15 workers 23), so the budget stopped quick after one rep: medians of one run.
+  if (scale <= 0) scale = tiny ? 0.02 : quick ? 0.15 : 1.0;
+  if (app_scale <= 0) app_scale = quick ? 0.1 : scale;
   if (timeout_s < 1) timeout_s = (quick || tiny) ? 60 : 300;
   g_cfg.scale = scale;
+  g_cfg.app_scale = app_scale;
   g_cfg.timeout_s = timeout_s;
 
   g_self = bench::self_exe();
@@ -1008,9 +1017,9 @@ int main(int argc, char** argv) {
       baseline = als[0].name;
     }
   }
-  std::printf("allocsuite: %s mode, %d reps interleaved, scale %g, %ld CPUs, baseline %s, output %s\n",
-              tiny ? "tiny" : quick ? "quick" : "full", reps, scale, sysconf(_SC_NPROCESSORS_ONLN), baseline.c_str(),
-              g_cfg.outdir.c_str());
+  std::printf("allocsuite: %s mode, %d reps interleaved, scale %g (applications %g), %ld CPUs, baseline %s, output %s\n",
+              tiny ? "tiny" : quick ? "quick" : "full", reps, scale, app_scale, sysconf(_SC_NPROCESSORS_ONLN),
+              baseline.c_str(), g_cfg.outdir.c_str());
   for (auto& a : als) std::printf("  %-9s %s\n", a.name.c_str(), a.path.c_str());
   std::fflush(stdout);
 
@@ -1019,6 +1028,7 @@ int main(int argc, char** argv) {
   std::vector<std::vector<std::string>> failed(NT, std::vector<std::string>(NA));
   std::string runs_csv = "workload,allocator,rep,ok,time_ms,peak_rss_kb,req_peak_bytes,extra_kb,rps,result,vmstat,error\n";
   std::uint64_t t_start = now_ns();
+  std::vector<double> wall_s(NT, 0.0);  // wall time per workload, set-up and all allocators included
   int reps_done = 0;
   const double budget_s = quick ? 150.0 : tiny ? 1e9 : 1e9;
   for (int r = 0; r < reps; ++r) {
@@ -1032,7 +1042,9 @@ int main(int argc, char** argv) {
       for (size_t k = 0; k < NA; ++k) {
         size_t ai = (k + size_t(r)) % NA;  // rotate the allocator order per repetition
         if (!failed[t][ai].empty()) continue;
+        const std::uint64_t w0 = now_ns();
         run_result res = run_task(tasks[t], als[ai], r);
+        wall_s[t] += double(now_ns() - w0) / 1e9;
         runs_csv += tasks[t].name + "," + als[ai].name + "," + std::to_string(r) + "," + (res.ok ? "1" : "0") + "," +
                     fmt(res.ms) + "," + std::to_string(res.maxrss_kb) + "," + std::to_string(res.req) + "," +
                     std::to_string(res.extra) + "," + fmt(res.rps, "%.0f") + "," + csv_quote(res.result) + "," +
@@ -1140,7 +1152,8 @@ int main(int argc, char** argv) {
   for (size_t t = 0; t < NT; ++t) {
     const task& tk = tasks[t];
     char scaled[48] = "";
-    if (scale != 1.0) std::snprintf(scaled, sizeof scaled, " [counts x%g]", scale);
+    const double sc = tk.kind == task_kind::worker ? scale : app_scale;
+    if (sc != 1.0) std::snprintf(scaled, sizeof scaled, " [counts x%g]", sc);
     std::printf("\n%s (%d thread%s): %s%s%s\n", tk.name.c_str(), tk.threads, tk.threads > 1 ? "s" : "", tk.what.c_str(),
                 scaled, mismatch_any[t] ? "   RESULT MISMATCH" : "");
     std::printf("  %-10s %10s %7s %10s %7s %6s  %s\n", "allocator", "time ms", "x base", "RSS MiB", "x base", "frag",
@@ -1248,7 +1261,16 @@ int main(int argc, char** argv) {
   std::printf("\nwrote %s/results.csv, %s/runs.csv%s%s\n", g_cfg.outdir.c_str(), g_cfg.outdir.c_str(),
               chart ? (", " + g_cfg.outdir + "/chart.svg, " + g_cfg.outdir + "/chart.png").c_str() : "",
               aidx("vmrt") >= 0 ? (", vmrt reports in " + g_cfg.outdir + "/vmstat/").c_str() : "");
-  std::printf("total %.1f s\n\n", total_s);
+  std::printf("total %.1f s\n", total_s);
+  {
+    // Where the wall time went (every allocator and rep, server set-up included), largest first.
+    std::vector<size_t> order(NT);
+    for (size_t t = 0; t < NT; ++t) order[t] = t;
+    std::sort(order.begin(), order.end(), [&](size_t x, size_t y) { return wall_s[x] > wall_s[y]; });
+    std::printf("wall time by workload:");
+    for (size_t t : order) std::printf(" %s %.1f s;", tasks[t].name.c_str(), wall_s[t]);
+    std::printf("\n\n");
+  }
 
   // Metrics: vmrt against jemalloc (and mimalloc), whatever the baseline.
   int ivm = aidx("vmrt"), ije = aidx("jemalloc"), imi = aidx("mimalloc");
