@@ -132,6 +132,7 @@ struct run_result {
   long long req = -1;      // peak requested bytes (workers that know it)
   long long extra = -1;    // workload figure (malloc64_probe: kB added)
   double rps = NAN;        // requests per second (servers)
+  double cpu_ms = NAN;     // servers: the server's CPU time (user + system), its share of the run
   std::string vmstat;      // vmrt: summary of the vmstat -m report
   double highuse_kb = NAN; // vmrt: sum of HighUse over malloc types
 };
@@ -342,7 +343,7 @@ server start_server(const std::vector<std::string>& argv, const allocator& a, co
 }
 
 // SIGTERM the server, wait up to 10 s (then SIGKILL); its peak RSS and how it ended.
-std::string stop_server(server& s, long& maxrss_kb, bool term_is_ok) {
+std::string stop_server(server& s, long& maxrss_kb, bool term_is_ok, double* cpu_ms = nullptr) {
   if (s.pid <= 0) return "not started";
   kill(s.pid, SIGTERM);
   std::uint64_t deadline = now_ns() + 10000000000ull;
@@ -361,6 +362,8 @@ std::string stop_server(server& s, long& maxrss_kb, bool term_is_ok) {
   }
   s.pid = -1;
   maxrss_kb = ru.ru_maxrss;
+  if (cpu_ms)
+    *cpu_ms = double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 + double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
   if (killed) return "did not stop within 10 s of SIGTERM";
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return "";
   if (WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM && term_is_ok) return "";
@@ -432,7 +435,9 @@ run_result run_redis(const task& t, const allocator& a, int rep) {
                                         prepare_plain, g_cfg.timeout_s);
   double ms = double(now_ns() - t0) / 1e6;
   std::string berr = bench::exit_error(c, g_cfg.timeout_s);
-  std::string serr = stop_server(s, rss, true);
+  double cpu_ms = NAN;
+  std::string serr = stop_server(s, rss, true, &cpu_ms);
+  res.cpu_ms = cpu_ms;
   res.maxrss_kb = rss;
   if (!berr.empty()) {
     res.error = "redis-benchmark: " + berr;
@@ -620,7 +625,9 @@ run_result run_memcached(const task& t, const allocator& a, int rep) {
   std::uint64_t t0 = now_ns();
   std::string out = memcached_load(sock, keys, err);
   double ms = double(now_ns() - t0) / 1e6;
-  std::string serr = stop_server(s, rss, true);
+  double cpu_ms = NAN;
+  std::string serr = stop_server(s, rss, true, &cpu_ms);
+  res.cpu_ms = cpu_ms;
   res.maxrss_kb = rss;
   if (!err.empty()) {
     res.error = err;
@@ -1026,7 +1033,8 @@ int main(int argc, char** argv) {
   // results[t][a]: successful runs; failed[t][a]: first error (the pair is dropped).
   std::vector<std::vector<std::vector<run_result>>> results(NT, std::vector<std::vector<run_result>>(NA));
   std::vector<std::vector<std::string>> failed(NT, std::vector<std::string>(NA));
-  std::string runs_csv = "workload,allocator,rep,ok,time_ms,peak_rss_kb,req_peak_bytes,extra_kb,rps,result,vmstat,error\n";
+  std::string runs_csv =
+      "workload,allocator,rep,ok,time_ms,peak_rss_kb,req_peak_bytes,extra_kb,rps,result,vmstat,error,server_cpu_ms\n";
   std::uint64_t t_start = now_ns();
   std::vector<double> wall_s(NT, 0.0);  // wall time per workload, set-up and all allocators included
   int reps_done = 0;
@@ -1048,7 +1056,7 @@ int main(int argc, char** argv) {
         runs_csv += tasks[t].name + "," + als[ai].name + "," + std::to_string(r) + "," + (res.ok ? "1" : "0") + "," +
                     fmt(res.ms) + "," + std::to_string(res.maxrss_kb) + "," + std::to_string(res.req) + "," +
                     std::to_string(res.extra) + "," + fmt(res.rps, "%.0f") + "," + csv_quote(res.result) + "," +
-                    csv_quote(res.vmstat) + "," + csv_quote(res.error) + "\n";
+                    csv_quote(res.vmstat) + "," + csv_quote(res.error) + "," + fmt(res.cpu_ms, "%.1f") + "\n";
         if (!res.ok) {
           failed[t][ai] = res.error;
           std::printf("  ! %s under %s: %s (dropped from this workload)\n", tasks[t].name.c_str(), als[ai].name.c_str(),
@@ -1108,7 +1116,7 @@ int main(int argc, char** argv) {
   // Medians.
   struct cell {
     bool ok = false;
-    double ms = NAN, rss_kb = NAN, rps = NAN, frag = NAN, bucket_frag = NAN;
+    double ms = NAN, rss_kb = NAN, rps = NAN, frag = NAN, bucket_frag = NAN, cpu_ms = NAN;
     long long extra = -1;
     std::string result, vmstat, error;
   };
@@ -1119,11 +1127,12 @@ int main(int argc, char** argv) {
       auto& rs = results[t][k];
       c.error = failed[t][k];
       if (rs.empty() || !failed[t][k].empty()) continue;
-      std::vector<double> ms, rss, rps, req, hu, ex;
+      std::vector<double> ms, rss, rps, req, hu, ex, cpu;
       for (auto& x : rs) {
         ms.push_back(x.ms);
         rss.push_back(double(x.maxrss_kb));
         if (!std::isnan(x.rps)) rps.push_back(x.rps);
+        if (!std::isnan(x.cpu_ms)) cpu.push_back(x.cpu_ms);
         if (x.req > 0) req.push_back(double(x.req));
         if (!std::isnan(x.highuse_kb)) hu.push_back(x.highuse_kb);
         if (x.extra >= 0) ex.push_back(double(x.extra));
@@ -1132,6 +1141,7 @@ int main(int argc, char** argv) {
       c.ms = median(ms);
       c.rss_kb = median(rss);
       c.rps = median(rps);
+      c.cpu_ms = median(cpu);
       c.extra = ex.empty() ? -1 : (long long)median(ex);
       c.result = rs[0].result;
       c.vmstat = rs[rs.size() / 2].vmstat;
@@ -1167,6 +1177,7 @@ int main(int argc, char** argv) {
       }
       std::string notes = c.result;
       if (!std::isnan(c.rps)) notes = fmt(c.rps, "%.0f") + " req/s";
+      if (!std::isnan(c.cpu_ms)) notes += ", server CPU " + fmt(c.cpu_ms, "%.0f") + " ms";
       if (c.extra >= 0) notes = "malloc(64 MiB) added " + std::to_string(c.extra) + " kB RSS";
       if (!c.vmstat.empty()) {
         notes += "  [" + c.vmstat;
@@ -1303,6 +1314,9 @@ int main(int argc, char** argv) {
       if (ivm >= 0 && med[t][size_t(ivm)].ok) bench::print_metric("metric " + tasks[t].name + "_rps.vmrt", med[t][size_t(ivm)].rps);
       if (ije >= 0 && med[t][size_t(ije)].ok)
         bench::print_metric("metric " + tasks[t].name + "_rps.jemalloc", med[t][size_t(ije)].rps);
+      if (ivm >= 0 && ije >= 0 && med[t][size_t(ivm)].ok && med[t][size_t(ije)].ok)
+        bench::print_metric("metric " + tasks[t].name + "_server_cpu_vs_jemalloc",
+                            med[t][size_t(ivm)].cpu_ms / med[t][size_t(ije)].cpu_ms);
     }
   }
   bench::print_metric("metric geomean_time_vs_mimalloc", geomean(tm));
