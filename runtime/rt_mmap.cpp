@@ -716,10 +716,11 @@ template <class F> static void set_inheritance(vaddr_t s, vaddr_t e, F&& want) {
 }
 
 // Linux's advice on a piece of pageable private memory [s, e): 0 or an errno.  The advice
-// the VM keeps or acts on goes to it; DONTFORK/DOFORK are the entries' inheritance (the
+// the VM keeps or acts on goes to it (COLD deactivates, PAGEOUT reclaims now: EINVAL on
+// locked memory, as Linux); DONTFORK/DOFORK are the entries' inheritance (the
 // caller); WIPEONFORK/KEEPONFORK are the entries' inheritance too (VM_INHERIT_ZERO: the child
 // gets zeros, mm_fork_child); MADV_REMOVE is refused as Linux refuses it on private memory;
-// the rest (huge pages, KSM, COLD, PAGEOUT...) are hints vmrt takes and ignores.
+// the rest (huge pages, KSM, dump...) are hints vmrt takes and ignores.
 //  => VM lock held.
 // A private file mapping (file) takes what Linux allows on one: MADV_FREE and
 // MADV_WIPEONFORK are for anonymous memory only (EINVAL), MADV_REMOVE needs a shared
@@ -737,6 +738,8 @@ static int advise_paged(vaddr_t s, vaddr_t e, int advice, bool file) {
       return 0;
     case MADV_DONTNEED: va = VM_ADVICE_DONTNEED; break;
     case MADV_FREE: va = VM_ADVICE_FREE; break;
+    case MADV_COLD: va = VM_ADVICE_COLD; break;
+    case MADV_PAGEOUT: va = VM_ADVICE_PAGEOUT; break;
 #ifdef MADV_POPULATE_READ
     case MADV_POPULATE_READ:
     case MADV_POPULATE_WRITE: va = VM_ADVICE_WILLNEED; break;
@@ -765,9 +768,25 @@ static void willneed_window(vaddr_t a, std::size_t len) {
   if (vs != nullptr) (void)vm_willneed_pageout(vs, a, round_len(len));
 }
 
+// MADV_COLD / MADV_PAGEOUT on pageable memory outside the area (the paged heap: kmem's
+// windows): the VM deactivates or reclaims the pages it holds there.  Returns EINVAL when
+// the VM refuses (locked memory, as Linux), else 0: then the host's madvise answers for the
+// range (its own checks; nothing of vmrt's frames is taken: vmrt no longer maps the pages it
+// reclaimed, and the host skips frames the direct map maps too).
+static int cold_window(vaddr_t a, std::size_t len, int advice) {
+  if (!aligned(a) || len == 0 || round_len(len) == 0) return 0;
+  window* w = window_lookup(a);
+  vmspace* vs = w != nullptr && w->kind == WK_PROCESS ? w->vs.load(std::memory_order_acquire) : nullptr;
+  if (vs == nullptr) return 0;
+  kern_return_t kr = vm_madvise(vs, a, round_len(len), advice == MADV_COLD ? VM_ADVICE_COLD : VM_ADVICE_PAGEOUT);
+  return kr == KERN_INVALID_ARGUMENT ? EINVAL : 0;
+}
+
 mm_route mm_madvise(void* addr, std::size_t len, int advice, mm_answer* out) {
   vaddr_t a = va(addr);
   if (advice == MADV_WILLNEED && (g_map == nullptr || !inside(a, round_len(len)))) willneed_window(a, len);
+  if ((advice == MADV_COLD || advice == MADV_PAGEOUT) && (g_map == nullptr || !meets(a, len)))
+    if (int e = cold_window(a, len, advice); e != 0) return fail(out, e);
   if (g_map == nullptr || !meets(a, len)) return mm_route::host;
   // The advice's validity first (the host's answer for a valid address and length 0).
   if (vmrt::sys::madvise(reinterpret_cast<void*>(a & ~static_cast<vaddr_t>(PAGE_MASK)), 0, advice) != 0)

@@ -11,10 +11,12 @@
 #include "vm/vm_fault.h"
 #include "vm/vm_lock.h"
 #include "vm/vm_fail.h"
+#include "vm/vm_map.h"
 #include "vm/vm_object.h"
 #include "vm/vm_page.h"
 #include "vm/vm_pager.h"
 #include "vm/vm_pdpolicy.h"
+#include "vm/vm_radix.h"
 #include "vm/vm_stats.h"
 #include "vm/vm_swapout.h"
 
@@ -161,6 +163,79 @@ frame_t launder_first(bool may_unlock, bool* store_full) {
   return launder(m, may_unlock, store_full);
 }
 
+// ---- the pages of a range (vm_pageout_range) ---------------------------------------------
+
+// Does the page `owner` holds for e belong to e alone?  Every object from e's down to the
+// owner is referenced once (by e, or by the shadow above it); e's own object may instead be
+// flagged OBJ_ONEMAPPING (clips of one private mapping each map their own indices).
+bool entry_alone(const vm_map_entry* e, const vm_object* owner) {
+  const vm_object* o = e->object;
+  if (o->ref_count != 1 && (o->flags & OBJ_ONEMAPPING) == 0) return false;
+  while (o != owner) {
+    o = o->backing_object;
+    if (o == nullptr || o->ref_count != 1) return false;
+  }
+  return true;
+}
+
+// May vm_pageout_range visit e's pages at all?
+bool range_entry(const vm_map_entry* e) {
+  return (e->eflags & (MAP_ENTRY_IS_SUBMAP | MAP_ENTRY_HOSTMEM)) == 0 && e->wired_count == 0 && e->object != nullptr &&
+         e->object->type != OBJT_DEVICE;
+}
+
+// The first page of [va, end) (inside e) that e shows and owns alone; *at gets its address.
+// An object with nothing behind it is searched by its radix tree (resident pages only); a
+// shadow chain page by page, each index resolved through the chain (a backing object's page
+// hidden by a copy above it is not mapped here).  Null when there is none.
+//  => VM lock held.
+vm_page* next_own_page(const vm_map_entry* e, vaddr_t va, vaddr_t end, vaddr_t* at) {
+  vm_object* top = e->object;
+  auto index = [e](vaddr_t x) { return atop(x - e->start + e->offset); };
+  if (top->backing_object == nullptr) {
+    if (!entry_alone(e, top)) return nullptr;
+    vm_page* m = vm_radix_lookup_ge(&top->rtree, index(va));
+    if (m == nullptr || m->pindex >= index(end)) return nullptr;
+    *at = e->start + ptoa(m->pindex) - e->offset;
+    return m;
+  }
+  if (top->ref_count != 1 && (top->flags & OBJ_ONEMAPPING) == 0) return nullptr;
+  for (vaddr_t x = va; x < end; x += PAGE_SIZE) {
+    vm_object* owner = nullptr;
+    vm_page* m = vm_object_chain_lookup(top, index(x), &owner);
+    if (m != nullptr && entry_alone(e, owner)) {
+      *at = x;
+      return m;
+    }
+  }
+  return nullptr;
+}
+
+// Walk the own pages of [s, t) in address order, calling f(m) on each pageable one; f may
+// drop the VM lock (every entry is looked up again by address after each page).  Returns
+// the sum of f's results.  => VM lock held.
+template <class F> frame_t for_each_own_page(vm_map* map, vaddr_t s, vaddr_t t, F&& f) {
+  frame_t done = 0;
+  vaddr_t va = s;
+  while (va < t) {
+    vm_map_entry* e = nullptr;
+    if (!vm_map_lookup_entry(map, va, &e)) {
+      e = e->next;  // the entry after the hole (lookup gave the one before, or the header)
+      if (vm_map_is_end(map, e) || e->start >= t) break;
+      va = e->start;
+    }
+    vaddr_t end = e->end < t ? e->end : t, at = end;
+    vm_page* m = range_entry(e) ? next_own_page(e, va, end, &at) : nullptr;
+    if (m == nullptr) {
+      va = end;
+      continue;
+    }
+    va = at + PAGE_SIZE;  // before f: m may go, and the map change while the lock is dropped
+    if (pageable(m)) done += f(m);
+  }
+  return done;
+}
+
 }  // namespace
 
 frame_t vm_pageout_evict(vm_page* m, bool may_unlock) {
@@ -169,6 +244,26 @@ frame_t vm_pageout_evict(vm_page* m, bool may_unlock) {
   bool store_full = false;
   frame_t freed = evict(m, !swap_pager_active(), may_unlock, &store_full);
   vm_stat_add(V_PD_FREED, static_cast<std::int64_t>(freed));
+  return freed;
+}
+
+frame_t vm_pageout_range(vm_map* map, vaddr_t s, vaddr_t t, vm_pageout_range_op op, bool may_unlock) {
+  VM_LOCK_ASSERT();
+  // Cold first, in both cases: pages that lose their reference go to the inactive head, so
+  // when EVICT then launders a dirty page, its dirty neighbours of the range are cluster
+  // mates (one write for up to kPagerMaxRun pages instead of one per page).  A page waiting
+  // in the laundry is already on its way out and stays there.
+  const pmap_ops* ops = pmap_machine_ops();
+  frame_t cooled = for_each_own_page(map, s, t, [ops](vm_page* m) -> frame_t {
+    if (m->queue == PQ_LAUNDRY) return 0;
+    if (ops != nullptr && ops->ts_referenced != nullptr) ops->ts_referenced(m);
+    vm_page_deactivate(m);
+    return 1;
+  });
+  pmap_update();  // the reference clears' PTE drops, as one batch
+  if (op == VM_PAGEOUT_RANGE_COLD) return cooled;
+  frame_t freed = for_each_own_page(map, s, t, [may_unlock](vm_page* m) { return vm_pageout_evict(m, may_unlock); });
+  vm_page_free_flush();
   return freed;
 }
 
