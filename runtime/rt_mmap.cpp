@@ -1170,13 +1170,28 @@ static int copy_out(unsigned char* dst, const unsigned char* src, std::size_t n)
 // mapping: the mapping at the address is looked up (none: ENOMEM), its pages answered, then
 // copied out (a bad vector: EFAULT), and on to the next.  The answers are made under the VM
 // lock into a buffer of our own and copied out after it.
+// Is [a, a + n) inside the heap's entry, and the heap vmrt frames (VMRT_HEAP=paged or
+// frames)?  Then mincore there is the VM's answer, as in the area: the host's would be the
+// physmem file's page cache at the frame last mapped at each page, and a frame the pageout
+// daemon or MADV_PAGEOUT freed stays in it while cached (a page in swap said "resident").
+//  => takes the VM lock.
+static bool heap_frames(vaddr_t a, vsize_t n) {
+  if (!aligned(a) || n == 0 || a + n < a) return false;
+  vm_lock_guard g;
+  vm_map_entry* ent;
+  return vm_heap_object() != nullptr && vm_map_lookup_entry(g_map, a, &ent) && ent->object == vm_heap_object() &&
+         vm_backed(ent) && a + n <= ent->end;
+}
+
 mm_route mm_mincore(void* addr, std::size_t len, unsigned char* vec, mm_answer* out) {
   vaddr_t a = va(addr);
-  if (g_map == nullptr || !meets(a, len)) return mm_route::host;
+  if (g_map == nullptr) return mm_route::host;
+  const bool heap = !meets(a, len) && heap_frames(a, round_len(len));
+  if (!heap && !meets(a, len)) return mm_route::host;
   if (!aligned(a)) return fail(out, EINVAL);
   vsize_t n = round_len(len);
   if (n == 0 || a + n < a) return fail(out, ENOMEM);
-  if (!inside(a, n)) return mm_route::host;
+  if (!heap && !inside(a, n)) return mm_route::host;
   constexpr vsize_t kChunk = PAGE_SIZE << PAGE_SHIFT;  // the bytes one page of the vector answers
   unsigned char buf[PAGE_SIZE];
   for (vaddr_t x = a; x < a + n;) {

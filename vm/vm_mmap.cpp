@@ -316,9 +316,8 @@ kern_return_t vm_map_advise_locked(vm_map* map, vaddr_t s, vaddr_t t, vm_advice_
       vm_stat_add(V_MADV_COLD_PAGES, static_cast<std::int64_t>(vm_pageout_range(map, s, t, VM_PAGEOUT_RANGE_COLD, false)));
       break;
     case VM_ADVICE_PAGEOUT:
-      // The laundering writes run with the VM lock held: the caller's walk over the map
-      // (the shim's, the API's range check) must not see it change underneath.
-      vm_stat_add(V_MADV_PAGEOUT_PAGES, static_cast<std::int64_t>(vm_pageout_range(map, s, t, VM_PAGEOUT_RANGE_EVICT, false)));
+      // The laundering writes drop the VM lock (the pages busy): faults elsewhere go on.
+      vm_stat_add(V_MADV_PAGEOUT_PAGES, static_cast<std::int64_t>(vm_pageout_range(map, s, t, VM_PAGEOUT_RANGE_EVICT, true)));
       break;
     default:
       return KERN_INVALID_ARGUMENT;

@@ -187,35 +187,53 @@ bool range_entry(const vm_map_entry* e) {
 // The first page of [va, end) (inside e) that e shows and owns alone; *at gets its address.
 // An object with nothing behind it is searched by its radix tree (resident pages only); a
 // shadow chain page by page, each index resolved through the chain (a backing object's page
-// hidden by a copy above it is not mapped here).  Null when there is none.
+// hidden by a copy above it is not mapped here).  Null when there is none; *shared is set
+// when a page was passed over for an object referenced more than once.
 //  => VM lock held.
-vm_page* next_own_page(const vm_map_entry* e, vaddr_t va, vaddr_t end, vaddr_t* at) {
+vm_page* next_own_page(const vm_map_entry* e, vaddr_t va, vaddr_t end, vaddr_t* at, bool* shared) {
   vm_object* top = e->object;
   auto index = [e](vaddr_t x) { return atop(x - e->start + e->offset); };
   if (top->backing_object == nullptr) {
-    if (!entry_alone(e, top)) return nullptr;
+    if (!entry_alone(e, top)) {
+      *shared = true;
+      return nullptr;
+    }
     vm_page* m = vm_radix_lookup_ge(&top->rtree, index(va));
     if (m == nullptr || m->pindex >= index(end)) return nullptr;
     *at = e->start + ptoa(m->pindex) - e->offset;
     return m;
   }
-  if (top->ref_count != 1 && (top->flags & OBJ_ONEMAPPING) == 0) return nullptr;
+  if (top->ref_count != 1 && (top->flags & OBJ_ONEMAPPING) == 0) {
+    *shared = true;
+    return nullptr;
+  }
   for (vaddr_t x = va; x < end; x += PAGE_SIZE) {
     vm_object* owner = nullptr;
     vm_page* m = vm_object_chain_lookup(top, index(x), &owner);
-    if (m != nullptr && entry_alone(e, owner)) {
+    if (m == nullptr) continue;
+    if (entry_alone(e, owner)) {
       *at = x;
       return m;
     }
+    *shared = true;
   }
   return nullptr;
 }
 
+// Waits for pager I/O one walk may make (vm_pageout_range): pages of a heap being paged
+// under pressure are passed over otherwise (the pageout daemon's write holds a reference on
+// their object while it runs with the lock dropped: scenario madv_pageout left 1600 of
+// 2048 pages resident after MADV_PAGEOUT now and then).  Bounded: a truly shared object
+// while other threads page all the time must not hold the walk up for long.
+constexpr unsigned kRangeIoWaits = 64;
+
 // Walk the own pages of [s, t) in address order, calling f(m) on each pageable one; f may
-// drop the VM lock (every entry is looked up again by address after each page).  Returns
-// the sum of f's results.  => VM lock held.
+// drop the VM lock (every entry is looked up again by address after each page), and the
+// walk drops it to wait for pager I/O in flight (kRangeIoWaits).  Returns the sum of f's
+// results.  => VM lock held.
 template <class F> frame_t for_each_own_page(vm_map* map, vaddr_t s, vaddr_t t, F&& f) {
   frame_t done = 0;
+  unsigned waits = 0;
   vaddr_t va = s;
   while (va < t) {
     vm_map_entry* e = nullptr;
@@ -225,7 +243,14 @@ template <class F> frame_t for_each_own_page(vm_map* map, vaddr_t s, vaddr_t t, 
       va = e->start;
     }
     vaddr_t end = e->end < t ? e->end : t, at = end;
-    vm_page* m = range_entry(e) ? next_own_page(e, va, end, &at) : nullptr;
+    bool shared = false;
+    vm_page* m = range_entry(e) ? next_own_page(e, va, end, &at, &shared) : nullptr;
+    if (m == nullptr && shared && waits < kRangeIoWaits && vm_pageout_in_flight()) {
+      // Perhaps only a pager's reference for I/O in flight: wait for it, look again.
+      ++waits;
+      vm_page_busy_sleep();
+      continue;
+    }
     if (m == nullptr) {
       va = end;
       continue;
