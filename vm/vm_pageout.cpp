@@ -165,19 +165,6 @@ frame_t launder_first(bool may_unlock, bool* store_full) {
 
 // ---- the pages of a range (vm_pageout_range) ---------------------------------------------
 
-// Does the page `owner` holds for e belong to e alone?  Every object from e's down to the
-// owner is referenced once (by e, or by the shadow above it); e's own object may instead be
-// flagged OBJ_ONEMAPPING (clips of one private mapping each map their own indices).
-bool entry_alone(const vm_map_entry* e, const vm_object* owner) {
-  const vm_object* o = e->object;
-  if (o->ref_count != 1 && (o->flags & OBJ_ONEMAPPING) == 0) return false;
-  while (o != owner) {
-    o = o->backing_object;
-    if (o == nullptr || o->ref_count != 1) return false;
-  }
-  return true;
-}
-
 // May vm_pageout_range visit e's pages at all?
 bool range_entry(const vm_map_entry* e) {
   return (e->eflags & (MAP_ENTRY_IS_SUBMAP | MAP_ENTRY_HOSTMEM)) == 0 && e->wired_count == 0 && e->object != nullptr &&
@@ -185,39 +172,40 @@ bool range_entry(const vm_map_entry* e) {
 }
 
 // The first page of [va, end) (inside e) that e shows and owns alone; *at gets its address.
-// An object with nothing behind it is searched by its radix tree (resident pages only); a
-// shadow chain page by page, each index resolved through the chain (a backing object's page
-// hidden by a copy above it is not mapped here).  Null when there is none; *shared is set
-// when a page was passed over for an object referenced more than once.
+// Owned alone: every object from e's down to the page's is referenced once (by e, or by the
+// shadow above it); e's own object may instead be flagged OBJ_ONEMAPPING (clips of one
+// private mapping each map their own indices).  The chain is searched object by object down
+// to the first one referenced more than once (nothing below it is e's alone), each by its
+// radix tree up to the best candidate so far; a backing object's page counts only where
+// the chain shows it (not hidden by a copy, resident or stored, above it).  Null when there
+// is none; *shared is set when the search stopped at an object referenced more than once.
 //  => VM lock held.
 vm_page* next_own_page(const vm_map_entry* e, vaddr_t va, vaddr_t end, vaddr_t* at, bool* shared) {
   vm_object* top = e->object;
-  auto index = [e](vaddr_t x) { return atop(x - e->start + e->offset); };
-  if (top->backing_object == nullptr) {
-    if (!entry_alone(e, top)) {
+  const vm_pindex_t lo = atop(va - e->start + e->offset), hi = atop(end - e->start + e->offset);
+  vm_page* best = nullptr;
+  vm_pindex_t best_idx = hi;  // e's object's index of the best candidate
+  vm_pindex_t off = 0;        // o's index = e's object's index + off
+  bool alone = top->ref_count == 1 || (top->flags & OBJ_ONEMAPPING) != 0;
+  for (vm_object* o = top; o != nullptr;) {
+    if (!alone) {
       *shared = true;
-      return nullptr;
+      break;
     }
-    vm_page* m = vm_radix_lookup_ge(&top->rtree, index(va));
-    if (m == nullptr || m->pindex >= index(end)) return nullptr;
-    *at = e->start + ptoa(m->pindex) - e->offset;
-    return m;
-  }
-  if (top->ref_count != 1 && (top->flags & OBJ_ONEMAPPING) == 0) {
-    *shared = true;
-    return nullptr;
-  }
-  for (vaddr_t x = va; x < end; x += PAGE_SIZE) {
-    vm_object* owner = nullptr;
-    vm_page* m = vm_object_chain_lookup(top, index(x), &owner);
-    if (m == nullptr) continue;
-    if (entry_alone(e, owner)) {
-      *at = x;
-      return m;
+    for (vm_page* m = vm_radix_lookup_ge(&o->rtree, lo + off); m != nullptr && m->pindex < best_idx + off;
+         m = vm_radix_lookup_ge(&o->rtree, m->pindex + 1)) {
+      if (o == top || vm_object_chain_lookup(top, m->pindex - off, nullptr) == m) {
+        best = m;
+        best_idx = m->pindex - off;
+        break;
+      }
     }
-    *shared = true;
+    off += o->backing_offset;
+    o = o->backing_object;
+    alone = o != nullptr && o->ref_count == 1;
   }
-  return nullptr;
+  if (best != nullptr) *at = e->start + ptoa(best_idx) - e->offset;
+  return best;
 }
 
 // Waits for pager I/O one walk may make (vm_pageout_range): pages of a heap being paged

@@ -5,7 +5,9 @@
 #    fills both, MADV_PAGEOUTs each: 0, mincore says not resident, every byte comes back
 #    (natively, without a host swap device, Linux pages nothing out: the page counts differ
 #    from the native run, the answers and the bytes do not); MADV_COLD: 0, every byte kept;
-#    an unaligned address is EINVAL, a range running into a hole ENOMEM.  The counters prove
+#    an unaligned address is EINVAL, a range running into a hole ENOMEM; a private mapping
+#    of an 8 MB file, read and every fourth page written, MADV_PAGEOUTed: the file's pages
+#    freed clean, the written copies laundered, mincore 0, every byte back.  The counters prove
 #    the pages went to swap;
 #  - python's mmap.madvise with MADV_PAGEOUT / MADV_COLD (21 and 20: Debian's python3.11
 #    does not name them) on 8 MB of a private anonymous mmap, at 32M (python, its 8 MB and
@@ -18,15 +20,15 @@ need cc
 cc -O2 -o "$TMP/mp" "$(dirname "$0")/src/madv_pageout.c"
 stat_of() { vmstat_value "$TMP/err" "$1"; }
 
-native=$("$TMP/mp" 8) || fail "native run: status $?"
-got=$(VMRT_STATS=1 watched 300 "$VMRUN" --physmem 16M -- "$TMP/mp" 8 2>"$TMP/err") || fail "status $?: $got $(grep -v '^ ' "$TMP/err" | head -3)"
+native=$("$TMP/mp" 8 "$TMP/native.dat") || fail "native run: status $?"
+got=$(VMRT_STATS=1 watched 300 "$VMRUN" --physmem 16M -- "$TMP/mp" 8 "$TMP/vmrt.dat" 2>"$TMP/err") || fail "status $?: $got $(grep -v '^ ' "$TMP/err" | head -3)"
 # Same answers and bytes as natively; only the resident counts may differ.
 strip() { sed -e 's/ resident=[0-9]*\/[0-9]*//'; }
 [ "$(echo "$got" | strip)" = "$(echo "$native" | strip)" ] || fail "answers differ from native: got
 $got
 native
 $native"
-for what in "malloc pageout" "mmap pageout"; do
+for what in "malloc pageout" "mmap pageout" "file pageout"; do
   line=$(echo "$got" | grep "^$what ")
   res=$(echo "$line" | sed -n 's/.* resident=\([0-9]*\)\/.*/\1/p')
   [ "${res:-x}" = 0 ] || fail "$what: ${res:-no} pages resident after MADV_PAGEOUT: $line"

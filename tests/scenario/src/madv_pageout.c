@@ -2,8 +2,10 @@
 // For malloc'd memory and for an anonymous mmap of MB megabytes each: fill every page,
 // MADV_PAGEOUT the page-aligned part, count what mincore says is resident, read every byte
 // back; then MADV_COLD and read again; then the errno cases (unaligned: EINVAL, a hole:
-// ENOMEM).  Prints one line per step: "<what> rc=<rc> resident=<pages>/<pages> intact=<0|1>".
-// Usage: madv_pageout MB
+// ENOMEM).  With FILE, a private mapping of an MB file of its own making, read and partly
+// written, MADV_PAGEOUTed too.  Prints one line per step: "<what> rc=<rc>
+// resident=<pages>/<pages> intact=<0|1>".
+// Usage: madv_pageout MB [FILE]
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdint.h>
@@ -78,6 +80,25 @@ int main(int argc, char** argv) {
   step("mmap pageout", m, n, 2, MADV_PAGEOUT);
   step("malloc cold", h, n, 1, MADV_COLD);
   step("mmap cold", m, n, 2, MADV_COLD);
+  // A private file mapping: every page read (the file's pages), every fourth written with
+  // what it held (the mapping's own copies over them).
+  if (argc > 2) {
+    FILE* f = fopen(argv[2], "w+");
+    unsigned char* buf = malloc(n);
+    if (f == NULL || buf == NULL) return 2;
+    fill(buf, n, 3);
+    if (fwrite(buf, 1, n, f) != n || fflush(f) != 0) return 2;
+    free(buf);
+    unsigned char* fm = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE, fileno(f), 0);
+    if (fm == MAP_FAILED) return 2;
+    unsigned sum = 0;
+    for (size_t i = 0; i < n; i += kPage) sum += fm[i];
+    for (size_t i = 0; i < n; i += 4 * kPage) ((volatile unsigned char*)fm)[i] = fm[i];
+    step("file pageout", fm, n, 3, MADV_PAGEOUT);
+    munmap(fm, n);
+    fclose(f);
+    if (sum == 0) return 3;
+  }
   // The errno cases: an unaligned address, a range running into a hole.
   int e1 = madvise(m + 1, kPage, MADV_PAGEOUT) == -1 ? errno : 0;
   if (munmap(m + n - kPage, kPage) != 0) return 2;
