@@ -771,8 +771,8 @@ static void willneed_window(vaddr_t a, std::size_t len) {
 // MADV_COLD / MADV_PAGEOUT on pageable memory outside the area (the paged heap: kmem's
 // windows): the VM deactivates or reclaims the pages it holds there.  Returns EINVAL when
 // the VM refuses (locked memory, as Linux), else 0: then the host's madvise answers for the
-// range (its own checks; nothing of vmrt's frames is taken: vmrt no longer maps the pages it
-// reclaimed, and the host skips frames the direct map maps too).
+// range (its own checks, and host memory there, the heap without paging, gets Linux's
+// MADV_PAGEOUT; the frames vmrt reclaimed are no longer mapped there).
 static int cold_window(vaddr_t a, std::size_t len, int advice) {
   if (!aligned(a) || len == 0 || round_len(len) == 0) return 0;
   window* w = window_lookup(a);
@@ -1166,10 +1166,6 @@ static int copy_out(unsigned char* dst, const unsigned char* src, std::size_t n)
   return EFAULT;
 }
 
-// Linux's mincore answers at most a page's worth of the vector at a time, within one
-// mapping: the mapping at the address is looked up (none: ENOMEM), its pages answered, then
-// copied out (a bad vector: EFAULT), and on to the next.  The answers are made under the VM
-// lock into a buffer of our own and copied out after it.
 // Is [a, a + n) inside the heap's entry, and the heap vmrt frames (VMRT_HEAP=paged or
 // frames)?  Then mincore there is the VM's answer, as in the area: the host's would be the
 // physmem file's page cache at the frame last mapped at each page, and a frame the pageout
@@ -1183,6 +1179,10 @@ static bool heap_frames(vaddr_t a, vsize_t n) {
          vm_backed(ent) && a + n <= ent->end;
 }
 
+// Linux's mincore answers at most a page's worth of the vector at a time, within one
+// mapping: the mapping at the address is looked up (none: ENOMEM), its pages answered, then
+// copied out (a bad vector: EFAULT), and on to the next.  The answers are made under the VM
+// lock into a buffer of our own and copied out after it.
 mm_route mm_mincore(void* addr, std::size_t len, unsigned char* vec, mm_answer* out) {
   vaddr_t a = va(addr);
   if (g_map == nullptr) return mm_route::host;

@@ -236,6 +236,7 @@ template <class F> frame_t for_each_own_page(vm_map* map, vaddr_t s, vaddr_t t, 
     if (m == nullptr && shared && waits < kRangeIoWaits && vm_pageout_in_flight()) {
       // Perhaps only a pager's reference for I/O in flight: wait for it, look again.
       ++waits;
+      pmap_update();  // reference clears made so far: never left deferred across the unlock
       vm_page_busy_sleep();
       continue;
     }

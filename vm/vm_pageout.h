@@ -63,8 +63,10 @@ enum vm_pageout_range_op : std::uint8_t {
 // Returns the pages deactivated (COLD) or frames freed (EVICT).  Without paging (no pageout
 // daemon) COLD still reorders the queues and EVICT frees nothing; without a swap device
 // EVICT frees only clean pages and pages that read as zeros.
-//  => VM lock held; EVICT may drop it during writes (may_unlock): the walk goes on by
-//     address, looking entries up again, and the map must stay alive (the caller's).
+//  => VM lock held; may drop it: EVICT during writes (may_unlock), either while it waits
+//     for pager I/O in flight (a page passed over for its object's second reference may
+//     be the I/O's).  The walk goes on by address, looking entries up again; the map must
+//     stay alive (the caller's).
 frame_t vm_pageout_range(vm_map* map, vaddr_t s, vaddr_t t, vm_pageout_range_op op, bool may_unlock);
 
 // Is pager I/O in progress with the VM lock dropped (a laundering write frees its frames

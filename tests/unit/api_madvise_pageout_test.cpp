@@ -12,35 +12,17 @@
 #include <vector>
 #include <sys/mman.h>
 
+#include "paging_test_support.h"
 #include "runtime_test_support.h"
 
 RUNTIME_TESTS_WITH_PHYSMEM("16M")
 RUNTIME_TESTS_UNDER_BOTH_BACKENDS()
 
 namespace {
-constexpr size_t kPage = 4096;
-
-std::uint64_t word(size_t i, unsigned salt) { return (i * 2654435761u) ^ (std::uint64_t{salt} << 40) ^ 0x5a5a5a5aull; }
-
-char* map_filled(vmrt_vmspace* vs, size_t pages, unsigned salt) {
-  char* p = static_cast<char*>(vmrt_mmap(vs, nullptr, pages * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-  REQUIRE(p != VMRT_MAP_FAILED);
-  for (size_t i = 0; i < pages; ++i) {
-    auto* w = reinterpret_cast<std::uint64_t*>(p + i * kPage);
-    w[0] = word(i, salt);
-    w[511] = ~word(i, salt);
-  }
-  return p;
-}
-
-size_t bad_pages(const char* p, size_t pages, unsigned salt) {
-  size_t bad = 0;
-  for (size_t i = 0; i < pages; ++i) {
-    auto* w = reinterpret_cast<const std::uint64_t*>(p + i * kPage);
-    bad += w[0] != word(i, salt) || w[511] != ~word(i, salt) || w[9] != 0;
-  }
-  return bad;
-}
+using ptt::bad_pages;
+using ptt::kPage;
+using ptt::map_filled;
+using ptt::since;
 
 // Pages of [p, p + pages) the VM holds (mincore: resident, mapped or not).
 size_t in_core(vmrt_vmspace* vs, char* p, size_t pages) {
@@ -50,14 +32,6 @@ size_t in_core(vmrt_vmspace* vs, char* p, size_t pages) {
   for (unsigned char c : v) n += c & 1;
   return n;
 }
-
-// A counter's growth since this was made.
-struct since {
-  const char* name;
-  long long base;
-  explicit since(const char* n) : name(n), base(vmrt_counter(n)) {}
-  long long operator()() const { return vmrt_counter(name) - base; }
-};
 
 vmrt_vmspace* new_vmspace() {
   REQUIRE(vmrt_init() == 0);
