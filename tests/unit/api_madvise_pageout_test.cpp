@@ -18,12 +18,9 @@
 RUNTIME_TESTS_WITH_PHYSMEM("16M")
 RUNTIME_TESTS_UNDER_BOTH_BACKENDS()
 
-namespace {
-using ptt::bad_pages;
-using ptt::kPage;
-using ptt::map_filled;
-using ptt::since;
+using namespace ptt;  // paging_test_support.h: kPage, map_filled, bad_pages, since, new_vmspace
 
+namespace {
 // Pages of [p, p + pages) the VM holds (mincore: resident, mapped or not).
 size_t in_core(vmrt_vmspace* vs, char* p, size_t pages) {
   std::vector<unsigned char> v(pages);
@@ -33,12 +30,7 @@ size_t in_core(vmrt_vmspace* vs, char* p, size_t pages) {
   return n;
 }
 
-vmrt_vmspace* new_vmspace() {
-  REQUIRE(vmrt_init() == 0);
-  vmrt_vmspace* vs = vmrt_vmspace_create(64u << 20);
-  REQUIRE(vs != nullptr);
-  return vs;
-}
+vmrt_vmspace* new_vmspace() { return ptt::new_vmspace(64u << 20); }  // 4x physmem: room to spare
 }  // namespace
 
 TEST_CASE("MADV_PAGEOUT writes a dirty range to swap in clusters and frees it; every byte comes back") {

@@ -30,13 +30,7 @@ using ptt::map_filled;
 using ptt::since;
 using ptt::word;
 
-// A 256 MiB vmspace (vmrt booted).
-vmrt_vmspace* new_vmspace() {
-  REQUIRE(vmrt_init() == 0);
-  vmrt_vmspace* vs = vmrt_vmspace_create(256u << 20);
-  REQUIRE(vs != nullptr);
-  return vs;
-}
+vmrt_vmspace* new_vmspace() { return ptt::new_vmspace(256u << 20); }
 }  // namespace
 
 TEST_CASE("an explicit swapout frees a vmspace's pages; they come back as it faults") {

@@ -42,6 +42,14 @@ inline std::size_t bad_pages(const char* p, std::size_t pages, unsigned salt) {
   return bad;
 }
 
+// A vmspace of `bytes` (vmrt booted).
+inline vmrt_vmspace* new_vmspace(std::size_t bytes) {
+  REQUIRE(vmrt_init() == 0);
+  vmrt_vmspace* vs = vmrt_vmspace_create(bytes);
+  REQUIRE(vs != nullptr);
+  return vs;
+}
+
 // A counter's growth since this was made.
 struct since {
   const char* name;
