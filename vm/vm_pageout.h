@@ -51,7 +51,7 @@ enum vm_pageout_range_op : std::uint8_t {
   VM_PAGEOUT_RANGE_EVICT = 1,    // the range goes cold, then each page is taken as
                                  // vm_pageout_evict takes it: a dirty page is laundered with
                                  // its now inactive neighbours, a cluster per write (Linux
-                                 // MADV_PAGEOUT; whole-vmspace swapout)
+                                 // MADV_PAGEOUT)
 };
 
 // Act on every pageable resident page that [s, t) of `map` shows and that no other map

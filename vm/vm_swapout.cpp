@@ -8,6 +8,7 @@
 #include "vm/vm_object.h"
 #include "vm/vm_page.h"
 #include "vm/vm_pageout.h"
+#include "vm/vm_radix.h"
 #include "vm/vm_stats.h"
 #include "vm/vmspace_impl.h"
 
@@ -99,9 +100,32 @@ frame_t vm_swapout_vmspace(vmspace* vs, bool may_unlock) {
   VM_LOCK_ASSERT();
   if (!vm_pageout_enabled() || vs->swapping) return 0;
   vs->swapping = true;
-  // Every page only vs maps, taken as MADV_PAGEOUT takes a range's (one walk for both):
-  // deactivated first, so dirty neighbours are laundered a cluster per write.
-  frame_t freed = vm_pageout_range(&vs->map, vs->map.min, vs->map.max, VM_PAGEOUT_RANGE_EVICT, may_unlock);
+  frame_t freed = 0;
+  // Walk by address, looking the entry up again after every page: a write drops the lock,
+  // and the map may change meanwhile (entries unmapped, split, objects collapsed).
+  vaddr_t va = vs->map.min;
+  while (va < vs->map.max) {
+    vm_map_entry* e = nullptr;
+    if (!vm_map_lookup_entry(&vs->map, va, &e)) {
+      e = e->next;  // the entry after the hole (lookup gave the one before, or the header)
+      if (vm_map_is_end(&vs->map, e)) break;
+      va = e->start;
+    }
+    if (!own_anon(e)) {
+      va = e->end;
+      continue;
+    }
+    vm_object* obj = e->object;
+    vm_pindex_t base = atop(e->offset);
+    vm_page* m = vm_radix_lookup_ge(&obj->rtree, base + atop(va - e->start));
+    if (m == nullptr || m->pindex >= base + atop(e->end - e->start)) {
+      va = e->end;
+      continue;
+    }
+    va = e->start + ptoa(m->pindex - base) + PAGE_SIZE;  // before the eviction: m may go
+    freed += vm_pageout_evict(m, may_unlock);
+  }
+  vm_page_free_flush();
   vs->swapping = false;
   vs->swapped = true;
   ++vs->swapouts;

@@ -5,9 +5,8 @@
 // The pageout daemon takes pages that were not used recently, from everyone.  When that is
 // not enough (free memory stays below its floor pass after pass, or faults keep having to
 // reclaim for themselves), the daemon swaps out the vmspace that ran least recently and
-// has been idle for a while: every pageable page of it — not wired, not busy, held by
-// objects only that vmspace maps (vm_pageout_range, the walk MADV_PAGEOUT uses too) — is
-// freed if clean or laundered to swap if dirty.
+// has been idle for a while: every pageable page of it — anonymous, not wired, not busy,
+// held by objects only that vmspace maps — is freed if clean or laundered to swap if dirty.
 // Nothing else happens to the vmspace: the first fault in it afterwards counts a swap-in,
 // and its pages come back one fault (and read-ahead cluster) at a time, as 4.4BSD brings a
 // swapped process's pages back on demand once its user structure is in.
