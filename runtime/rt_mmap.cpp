@@ -716,10 +716,11 @@ template <class F> static void set_inheritance(vaddr_t s, vaddr_t e, F&& want) {
 }
 
 // Linux's advice on a piece of pageable private memory [s, e): 0 or an errno.  The advice
-// the VM keeps or acts on goes to it; DONTFORK/DOFORK are the entries' inheritance (the
+// the VM keeps or acts on goes to it (COLD deactivates, PAGEOUT reclaims now: EINVAL on
+// locked memory, as Linux); DONTFORK/DOFORK are the entries' inheritance (the
 // caller); WIPEONFORK/KEEPONFORK are the entries' inheritance too (VM_INHERIT_ZERO: the child
 // gets zeros, mm_fork_child); MADV_REMOVE is refused as Linux refuses it on private memory;
-// the rest (huge pages, KSM, COLD, PAGEOUT...) are hints vmrt takes and ignores.
+// the rest (huge pages, KSM, dump...) are hints vmrt takes and ignores.
 //  => VM lock held.
 // A private file mapping (file) takes what Linux allows on one: MADV_FREE and
 // MADV_WIPEONFORK are for anonymous memory only (EINVAL), MADV_REMOVE needs a shared
@@ -737,6 +738,8 @@ static int advise_paged(vaddr_t s, vaddr_t e, int advice, bool file) {
       return 0;
     case MADV_DONTNEED: va = VM_ADVICE_DONTNEED; break;
     case MADV_FREE: va = VM_ADVICE_FREE; break;
+    case MADV_COLD: va = VM_ADVICE_COLD; break;
+    case MADV_PAGEOUT: va = VM_ADVICE_PAGEOUT; break;
 #ifdef MADV_POPULATE_READ
     case MADV_POPULATE_READ:
     case MADV_POPULATE_WRITE: va = VM_ADVICE_WILLNEED; break;
@@ -765,9 +768,25 @@ static void willneed_window(vaddr_t a, std::size_t len) {
   if (vs != nullptr) (void)vm_willneed_pageout(vs, a, round_len(len));
 }
 
+// MADV_COLD / MADV_PAGEOUT on pageable memory outside the area (the paged heap: kmem's
+// windows): the VM deactivates or reclaims the pages it holds there.  Returns EINVAL when
+// the VM refuses (locked memory, as Linux), else 0: then the host's madvise answers for the
+// range (its own checks, and host memory there, the heap without paging, gets Linux's
+// MADV_PAGEOUT; the frames vmrt reclaimed are no longer mapped there).
+static int cold_window(vaddr_t a, std::size_t len, int advice) {
+  if (!aligned(a) || len == 0 || round_len(len) == 0) return 0;
+  window* w = window_lookup(a);
+  vmspace* vs = w != nullptr && w->kind == WK_PROCESS ? w->vs.load(std::memory_order_acquire) : nullptr;
+  if (vs == nullptr) return 0;
+  kern_return_t kr = vm_madvise(vs, a, round_len(len), advice == MADV_COLD ? VM_ADVICE_COLD : VM_ADVICE_PAGEOUT);
+  return kr == KERN_INVALID_ARGUMENT ? EINVAL : 0;
+}
+
 mm_route mm_madvise(void* addr, std::size_t len, int advice, mm_answer* out) {
   vaddr_t a = va(addr);
   if (advice == MADV_WILLNEED && (g_map == nullptr || !inside(a, round_len(len)))) willneed_window(a, len);
+  if ((advice == MADV_COLD || advice == MADV_PAGEOUT) && (g_map == nullptr || !meets(a, len)))
+    if (int e = cold_window(a, len, advice); e != 0) return fail(out, e);
   if (g_map == nullptr || !meets(a, len)) return mm_route::host;
   // The advice's validity first (the host's answer for a valid address and length 0).
   if (vmrt::sys::madvise(reinterpret_cast<void*>(a & ~static_cast<vaddr_t>(PAGE_MASK)), 0, advice) != 0)
@@ -1147,17 +1166,32 @@ static int copy_out(unsigned char* dst, const unsigned char* src, std::size_t n)
   return EFAULT;
 }
 
+// Is [a, a + n) inside the heap's entry, and the heap vmrt frames (VMRT_HEAP=paged or
+// frames)?  Then mincore there is the VM's answer, as in the area: the host's would be the
+// physmem file's page cache at the frame last mapped at each page, and a frame the pageout
+// daemon or MADV_PAGEOUT freed stays in it while cached (a page in swap said "resident").
+//  => takes the VM lock.
+static bool heap_frames(vaddr_t a, vsize_t n) {
+  if (!aligned(a) || n == 0 || a + n < a) return false;
+  vm_lock_guard g;
+  vm_map_entry* ent;
+  return vm_heap_object() != nullptr && vm_map_lookup_entry(g_map, a, &ent) && ent->object == vm_heap_object() &&
+         vm_backed(ent) && a + n <= ent->end;
+}
+
 // Linux's mincore answers at most a page's worth of the vector at a time, within one
 // mapping: the mapping at the address is looked up (none: ENOMEM), its pages answered, then
 // copied out (a bad vector: EFAULT), and on to the next.  The answers are made under the VM
 // lock into a buffer of our own and copied out after it.
 mm_route mm_mincore(void* addr, std::size_t len, unsigned char* vec, mm_answer* out) {
   vaddr_t a = va(addr);
-  if (g_map == nullptr || !meets(a, len)) return mm_route::host;
+  if (g_map == nullptr) return mm_route::host;
+  const bool heap = !meets(a, len) && heap_frames(a, round_len(len));
+  if (!heap && !meets(a, len)) return mm_route::host;
   if (!aligned(a)) return fail(out, EINVAL);
   vsize_t n = round_len(len);
   if (n == 0 || a + n < a) return fail(out, ENOMEM);
-  if (!inside(a, n)) return mm_route::host;
+  if (!heap && !inside(a, n)) return mm_route::host;
   constexpr vsize_t kChunk = PAGE_SIZE << PAGE_SHIFT;  // the bytes one page of the vector answers
   unsigned char buf[PAGE_SIZE];
   for (vaddr_t x = a; x < a + n;) {

@@ -293,12 +293,14 @@ int vmrt_madvise(vmrt_vmspace* v, void* addr, size_t len, int advice) {
     case MADV_WILLNEED: adv = VM_ADVICE_WILLNEED; break;
     case MADV_DONTNEED: adv = VM_ADVICE_DONTNEED; break;
     case MADV_FREE: adv = VM_ADVICE_FREE; break;
+    case MADV_COLD: adv = VM_ADVICE_COLD; break;
+    case MADV_PAGEOUT: adv = VM_ADVICE_PAGEOUT; break;
     case MADV_DONTFORK: inherit = VM_INHERIT_NONE; break;
     case MADV_DOFORK: inherit = VM_INHERIT_COPY; break;
     case MADV_WIPEONFORK: inherit = VM_INHERIT_ZERO; break;
     case MADV_KEEPONFORK: inherit = VM_INHERIT_COPY; break;
     case MADV_HUGEPAGE: case MADV_NOHUGEPAGE: case MADV_MERGEABLE: case MADV_UNMERGEABLE:
-    case MADV_DONTDUMP: case MADV_DODUMP: case MADV_COLD: case MADV_PAGEOUT:
+    case MADV_DONTDUMP: case MADV_DODUMP:
       noop = true;
       break;
     default: return fail(EINVAL);

@@ -166,7 +166,8 @@ unsigned vm_map_entry_resident(vm_map_entry* e, unsigned* private_resident);
 // map piece by piece, as Linux walks its VMAs).
 //  => VM lock held; [s, t) page aligned and inside the map; covered by entries except for
 //     vm_map_advise_locked (holes skipped).  Statuses as the vm_* calls'.  Wiring and
-//     populating fault pages in and may sleep for page-ins.
+//     populating fault pages in and may sleep for page-ins; COLD and PAGEOUT may drop the
+//     lock for pager I/O (vm_pageout_range): a caller walking the map looks entries up again.
 void vm_map_entry_protect(vm_map* map, vm_map_entry* x, vm_prot_t prot);
 kern_return_t vm_map_advise_locked(vm_map* map, vaddr_t s, vaddr_t t, vm_advice_t advice);
 void vm_map_incore_locked(vm_map* map, vaddr_t s, vaddr_t t, std::uint8_t* vec);

@@ -7,6 +7,7 @@
 #include "vm/vm_map.h"
 #include "vm/vm_object.h"
 #include "vm/vm_page.h"
+#include "vm/vm_pageout.h"
 #include "vm/vm_stats.h"
 #include "vm/vmspace.h"
 #include "vmspace_impl.h"
@@ -254,13 +255,16 @@ std::uint64_t vm_willneed_pageout(vmspace* vs, vaddr_t addr, vsize_t len) {
 }
 
 kern_return_t vm_map_advise_locked(vm_map* map, vaddr_t s, vaddr_t t, vm_advice_t advice) {
-  // Refusals first (Linux: EINVAL for DONTNEED on locked memory, FREE on shared memory).
+  // Refusals first (Linux: EINVAL for DONTNEED, FREE, COLD and PAGEOUT on locked memory,
+  // FREE on shared memory, COLD and PAGEOUT on device memory: can_madv_lru_vma's VM_PFNMAP).
   vm_map_entry* e;
   if (!vm_map_lookup_entry(map, s, &e)) e = e->next;
   for (vm_map_entry* x = e; !vm_map_is_end(map, x) && x->start < t; x = x->next) {
-    if ((advice == VM_ADVICE_DONTNEED || advice == VM_ADVICE_FREE) && x->wired_count != 0)
-      return KERN_INVALID_ARGUMENT;
+    if (kAdviceRefusedOnWired[advice] && x->wired_count != 0) return KERN_INVALID_ARGUMENT;
     if (advice == VM_ADVICE_FREE && (x->eflags & MAP_ENTRY_COW) == 0) return KERN_INVALID_ARGUMENT;
+    if ((advice == VM_ADVICE_COLD || advice == VM_ADVICE_PAGEOUT) && x->object != nullptr &&
+        x->object->type == OBJT_DEVICE)
+      return KERN_INVALID_ARGUMENT;
   }
   switch (advice) {
     case VM_ADVICE_NORMAL:
@@ -307,6 +311,13 @@ kern_return_t vm_map_advise_locked(vm_map* map, vaddr_t s, vaddr_t t, vm_advice_
         }
       });
       simplify_range(map, s, t);
+      break;
+    case VM_ADVICE_COLD:
+      vm_stat_add(V_MADV_COLD_PAGES, static_cast<std::int64_t>(vm_pageout_range(map, s, t, VM_PAGEOUT_RANGE_COLD, false)));
+      break;
+    case VM_ADVICE_PAGEOUT:
+      // The laundering writes drop the VM lock (the pages busy): faults elsewhere go on.
+      vm_stat_add(V_MADV_PAGEOUT_PAGES, static_cast<std::int64_t>(vm_pageout_range(map, s, t, VM_PAGEOUT_RANGE_EVICT, true)));
       break;
     default:
       return KERN_INVALID_ARGUMENT;

@@ -11,10 +11,12 @@
 #include "vm/vm_fault.h"
 #include "vm/vm_lock.h"
 #include "vm/vm_fail.h"
+#include "vm/vm_map.h"
 #include "vm/vm_object.h"
 #include "vm/vm_page.h"
 #include "vm/vm_pager.h"
 #include "vm/vm_pdpolicy.h"
+#include "vm/vm_radix.h"
 #include "vm/vm_stats.h"
 #include "vm/vm_swapout.h"
 
@@ -161,6 +163,93 @@ frame_t launder_first(bool may_unlock, bool* store_full) {
   return launder(m, may_unlock, store_full);
 }
 
+// ---- the pages of a range (vm_pageout_range) ---------------------------------------------
+
+// May vm_pageout_range visit e's pages at all?
+bool range_entry(const vm_map_entry* e) {
+  return (e->eflags & (MAP_ENTRY_IS_SUBMAP | MAP_ENTRY_HOSTMEM)) == 0 && e->wired_count == 0 && e->object != nullptr &&
+         e->object->type != OBJT_DEVICE;
+}
+
+// The first page of [va, end) (inside e) that e shows and owns alone; *at gets its address.
+// Owned alone: every object from e's down to the page's is referenced once (by e, or by the
+// shadow above it); e's own object may instead be flagged OBJ_ONEMAPPING (clips of one
+// private mapping each map their own indices).  The chain is searched object by object down
+// to the first one referenced more than once (nothing below it is e's alone), each by its
+// radix tree up to the best candidate so far; a backing object's page counts only where
+// the chain shows it (not hidden by a copy, resident or stored, above it).  Null when there
+// is none; *shared is set when the search stopped at an object referenced more than once.
+//  => VM lock held.
+vm_page* next_own_page(const vm_map_entry* e, vaddr_t va, vaddr_t end, vaddr_t* at, bool* shared) {
+  vm_object* top = e->object;
+  const vm_pindex_t lo = atop(va - e->start + e->offset), hi = atop(end - e->start + e->offset);
+  vm_page* best = nullptr;
+  vm_pindex_t best_idx = hi;  // e's object's index of the best candidate
+  vm_pindex_t off = 0;        // o's index = e's object's index + off
+  bool alone = top->ref_count == 1 || (top->flags & OBJ_ONEMAPPING) != 0;
+  for (vm_object* o = top; o != nullptr;) {
+    if (!alone) {
+      *shared = true;
+      break;
+    }
+    for (vm_page* m = vm_radix_lookup_ge(&o->rtree, lo + off); m != nullptr && m->pindex < best_idx + off;
+         m = vm_radix_lookup_ge(&o->rtree, m->pindex + 1)) {
+      if (o == top || vm_object_chain_lookup(top, m->pindex - off, nullptr) == m) {
+        best = m;
+        best_idx = m->pindex - off;
+        break;
+      }
+    }
+    off += o->backing_offset;
+    o = o->backing_object;
+    alone = o != nullptr && o->ref_count == 1;
+  }
+  if (best != nullptr) *at = e->start + ptoa(best_idx) - e->offset;
+  return best;
+}
+
+// Waits for pager I/O one walk may make (vm_pageout_range): pages of a heap being paged
+// under pressure are passed over otherwise (the pageout daemon's write holds a reference on
+// their object while it runs with the lock dropped: scenario madv_pageout left 1600 of
+// 2048 pages resident after MADV_PAGEOUT now and then).  Bounded: a truly shared object
+// while other threads page all the time must not hold the walk up for long.
+constexpr unsigned kRangeIoWaits = 64;
+
+// Walk the own pages of [s, t) in address order, calling f(m) on each pageable one; f may
+// drop the VM lock (every entry is looked up again by address after each page), and the
+// walk drops it to wait for pager I/O in flight (kRangeIoWaits).  Returns the sum of f's
+// results.  => VM lock held.
+template <class F> frame_t for_each_own_page(vm_map* map, vaddr_t s, vaddr_t t, F&& f) {
+  frame_t done = 0;
+  unsigned waits = 0;
+  vaddr_t va = s;
+  while (va < t) {
+    vm_map_entry* e = nullptr;
+    if (!vm_map_lookup_entry(map, va, &e)) {
+      e = e->next;  // the entry after the hole (lookup gave the one before, or the header)
+      if (vm_map_is_end(map, e) || e->start >= t) break;
+      va = e->start;
+    }
+    vaddr_t end = e->end < t ? e->end : t, at = end;
+    bool shared = false;
+    vm_page* m = range_entry(e) ? next_own_page(e, va, end, &at, &shared) : nullptr;
+    if (m == nullptr && shared && waits < kRangeIoWaits && vm_pageout_in_flight()) {
+      // Perhaps only a pager's reference for I/O in flight: wait for it, look again.
+      ++waits;
+      pmap_update();  // reference clears made so far: never left deferred across the unlock
+      vm_page_busy_sleep();
+      continue;
+    }
+    if (m == nullptr) {
+      va = end;
+      continue;
+    }
+    va = at + PAGE_SIZE;  // before f: m may go, and the map change while the lock is dropped
+    if (pageable(m)) done += f(m);
+  }
+  return done;
+}
+
 }  // namespace
 
 frame_t vm_pageout_evict(vm_page* m, bool may_unlock) {
@@ -169,6 +258,26 @@ frame_t vm_pageout_evict(vm_page* m, bool may_unlock) {
   bool store_full = false;
   frame_t freed = evict(m, !swap_pager_active(), may_unlock, &store_full);
   vm_stat_add(V_PD_FREED, static_cast<std::int64_t>(freed));
+  return freed;
+}
+
+frame_t vm_pageout_range(vm_map* map, vaddr_t s, vaddr_t t, vm_pageout_range_op op, bool may_unlock) {
+  VM_LOCK_ASSERT();
+  // Cold first, in both cases: pages that lose their reference go to the inactive head, so
+  // when EVICT then launders a dirty page, its dirty neighbours of the range are cluster
+  // mates (one write for up to kPagerMaxRun pages instead of one per page).  A page waiting
+  // in the laundry is already on its way out and stays there.
+  const pmap_ops* ops = pmap_machine_ops();
+  frame_t cooled = for_each_own_page(map, s, t, [ops](vm_page* m) -> frame_t {
+    if (m->queue == PQ_LAUNDRY) return 0;
+    if (ops != nullptr && ops->ts_referenced != nullptr) ops->ts_referenced(m);
+    vm_page_deactivate(m);
+    return 1;
+  });
+  pmap_update();  // the reference clears' PTE drops, as one batch
+  if (op == VM_PAGEOUT_RANGE_COLD) return cooled;
+  frame_t freed = for_each_own_page(map, s, t, [may_unlock](vm_page* m) { return vm_pageout_evict(m, may_unlock); });
+  vm_page_free_flush();
   return freed;
 }
 

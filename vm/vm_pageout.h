@@ -23,6 +23,8 @@
 
 namespace vmrt {
 
+struct vm_map;
+
 // Turn paging on: policy `kind` gets the pmap's reference emulation, the daemon its targets
 // (free_target frames: the daemon wakes below it and reclaims up to it).
 //  => boot, after swap_pager_init; VM lock not held.
@@ -41,6 +43,31 @@ frame_t vm_pageout_reclaim(frame_t want, bool may_unlock, bool inactive_only = f
 // Returns frames freed (0: m is not pageable, or nothing could take it).
 //  => VM lock held; may drop it during the write (may_unlock).
 frame_t vm_pageout_evict(vm_page* m, bool may_unlock);
+
+// What vm_pageout_range does to each page it visits.
+enum vm_pageout_range_op : std::uint8_t {
+  VM_PAGEOUT_RANGE_COLD = 0,     // the page loses its reference (the pmap drops its PTE) and
+                                 // goes to the head of the inactive queue (Linux MADV_COLD)
+  VM_PAGEOUT_RANGE_EVICT = 1,    // the range goes cold, then each page is taken as
+                                 // vm_pageout_evict takes it: a dirty page is laundered with
+                                 // its now inactive neighbours, a cluster per write (Linux
+                                 // MADV_PAGEOUT)
+};
+
+// Act on every pageable resident page that [s, t) of `map` shows and that no other map
+// entry or vmspace can reach: the page's object, and every object between the entry and
+// it in the shadow chain, is referenced by this entry alone (ref_count 1, or an entry's
+// object flagged OBJ_ONEMAPPING).  A page copy-on-write shared with a fork, a shared
+// mapping's page or a file page another mapping also shows is skipped (Linux: a page mapped
+// by more than one process), as are wired, busy and loaned pages, submaps and host memory.
+// Returns the pages deactivated (COLD) or frames freed (EVICT).  Without paging (no pageout
+// daemon) COLD still reorders the queues and EVICT frees nothing; without a swap device
+// EVICT frees only clean pages and pages that read as zeros.
+//  => VM lock held; may drop it: EVICT during writes (may_unlock), either while it waits
+//     for pager I/O in flight (a page passed over for its object's second reference may
+//     be the I/O's).  The walk goes on by address, looking entries up again; the map must
+//     stay alive (the caller's).
+frame_t vm_pageout_range(vm_map* map, vaddr_t s, vaddr_t t, vm_pageout_range_op op, bool may_unlock);
 
 // Is pager I/O in progress with the VM lock dropped (a laundering write frees its frames
 // when it ends)?  => any context.

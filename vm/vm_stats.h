@@ -148,6 +148,8 @@ enum vm_counter : unsigned {
   V_VMSPACE_SWAPOUTS,     // "vmspace swapouts": whole vmspaces swapped out (vm_swapout.h)
   V_VMSPACE_SWAPOUT_PAGES,// "pages freed by vmspace swapouts"
   V_VMSPACE_SWAPINS,      // "vmspace swapins": first faults in swapped-out vmspaces
+  V_MADV_COLD_PAGES,      // "pages deactivated by MADV_COLD": lost their reference, now inactive
+  V_MADV_PAGEOUT_PAGES,   // "pages paged out by MADV_PAGEOUT": freed (clean) or laundered (dirty)
   // machine-dependent (runtime/ updates these)
   V_HOST_MMAP,            // "host mmap calls"
   V_HOST_VMAS,            // "host VMAs current" (gauge)
@@ -300,6 +302,8 @@ inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
     {V_VMSPACE_SWAPOUTS, "vmspace swapouts"},
     {V_VMSPACE_SWAPOUT_PAGES, "pages freed by vmspace swapouts"},
     {V_VMSPACE_SWAPINS, "vmspace swapins"},
+    {V_MADV_COLD_PAGES, "pages deactivated by MADV_COLD"},
+    {V_MADV_PAGEOUT_PAGES, "pages paged out by MADV_PAGEOUT"},
     {V_HOST_MMAP, "host mmap calls"},
     {V_HOST_VMAS, "host VMAs current"},
     {V_HOST_VMAS_PEAK, "host VMAs peak"},

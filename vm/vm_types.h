@@ -89,6 +89,10 @@ enum vm_advice_t : std::uint8_t {
   VM_ADVICE_WILLNEED = 3,  // an action, not kept: prefault now
   VM_ADVICE_DONTNEED = 4,  // an action: drop pages, next touch reads zeros/backing
   VM_ADVICE_FREE = 5,      // an action: pages may be reclaimed lazily
+  VM_ADVICE_COLD = 6,      // an action (Linux MADV_COLD): pages lose their reference and go to
+                           // the inactive queue, taken first under pressure; contents kept
+  VM_ADVICE_PAGEOUT = 7,   // an action (Linux MADV_PAGEOUT): pages reclaimed now (clean freed,
+                           // dirty laundered to swap); contents kept, a touch pages them back
   VM_ADVICE_COUNT
 };
 
@@ -110,11 +114,31 @@ inline constexpr fault_window kFaultWindow[VM_ADVICE_COUNT] = {
     /* WILLNEED   */ {15, 48},
     /* DONTNEED   */ {0, 0},
     /* FREE       */ {0, 0},
+    /* COLD       */ {0, 0},
+    /* PAGEOUT    */ {0, 0},
 };
 static_assert(kFaultWindow[VM_ADVICE_RANDOM].behind == 0 && kFaultWindow[VM_ADVICE_RANDOM].ahead == 0,
               "random advice must never fault around");
 static_assert(kFaultWindow[VM_ADVICE_SEQUENTIAL].ahead >= kFaultWindow[VM_ADVICE_NORMAL].ahead,
               "sequential advice reads further ahead than normal");
+
+// May the advice be given on wired (mlocked) memory?  Linux refuses DONTNEED, FREE, COLD and
+// PAGEOUT on VM_LOCKED ranges with EINVAL (mm/madvise.c; can_madv_lru_vma for COLD and
+// PAGEOUT); vm_map_advise_locked refuses them with KERN_INVALID_ARGUMENT.
+inline constexpr bool kAdviceRefusedOnWired[VM_ADVICE_COUNT] = {
+    /* NORMAL     */ false,
+    /* RANDOM     */ false,
+    /* SEQUENTIAL */ false,
+    /* WILLNEED   */ false,
+    /* DONTNEED   */ true,
+    /* FREE       */ true,
+    /* COLD       */ true,
+    /* PAGEOUT    */ true,
+};
+static_assert(kAdviceRefusedOnWired[VM_ADVICE_COLD] && kAdviceRefusedOnWired[VM_ADVICE_PAGEOUT],
+              "COLD and PAGEOUT never act on locked memory (Linux: EINVAL)");
+static_assert(!kAdviceRefusedOnWired[VM_ADVICE_NORMAL] && !kAdviceRefusedOnWired[VM_ADVICE_WILLNEED],
+              "keeping advice and WILLNEED are accepted on locked memory");
 
 // The access that caused a fault.
 enum vm_fault_type : std::uint8_t {

@@ -17,51 +17,20 @@
 #include <sys/prctl.h>
 #include <thread>
 
+#include "paging_test_support.h"
 #include "runtime_test_support.h"
 
 RUNTIME_TESTS_WITH_PHYSMEM("16M")
 RUNTIME_TESTS_UNDER_BOTH_BACKENDS()
 
 namespace {
-constexpr size_t kPage = 4096;
+using ptt::bad_pages;
+using ptt::kPage;
+using ptt::map_filled;
+using ptt::since;
+using ptt::word;
 
-std::uint64_t word(size_t i, unsigned salt) { return (i * 2654435761u) ^ (std::uint64_t{salt} << 40) ^ 0x5a5a5a5aull; }
-
-char* map_filled(vmrt_vmspace* vs, size_t pages, unsigned salt) {
-  char* p = static_cast<char*>(vmrt_mmap(vs, nullptr, pages * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-  REQUIRE(p != VMRT_MAP_FAILED);
-  for (size_t i = 0; i < pages; ++i) {
-    auto* w = reinterpret_cast<std::uint64_t*>(p + i * kPage);
-    w[0] = word(i, salt);
-    w[511] = ~word(i, salt);
-  }
-  return p;
-}
-
-// A 256 MiB vmspace (vmrt booted).
-vmrt_vmspace* new_vmspace() {
-  REQUIRE(vmrt_init() == 0);
-  vmrt_vmspace* vs = vmrt_vmspace_create(256u << 20);
-  REQUIRE(vs != nullptr);
-  return vs;
-}
-
-// A counter's growth since this was made.
-struct since {
-  const char* name;
-  long long base;
-  explicit since(const char* n) : name(n), base(vmrt_counter(n)) {}
-  long long operator()() const { return vmrt_counter(name) - base; }
-};
-
-size_t bad_pages(const char* p, size_t pages, unsigned salt) {
-  size_t bad = 0;
-  for (size_t i = 0; i < pages; ++i) {
-    auto* w = reinterpret_cast<const std::uint64_t*>(p + i * kPage);
-    bad += w[0] != word(i, salt) || w[511] != ~word(i, salt) || w[9] != 0;
-  }
-  return bad;
-}
+vmrt_vmspace* new_vmspace() { return ptt::new_vmspace(256u << 20); }
 }  // namespace
 
 TEST_CASE("an explicit swapout frees a vmspace's pages; they come back as it faults") {
