@@ -63,7 +63,6 @@ void touch(vaddr_t va, fork_pages* out, std::size_t* faults) {
   if (!pmap_linux_ready(page, VM_PROT_WRITE)) ++*faults;
   // A locked RMW of 0: a store that cannot lose another thread's concurrent store.
   __atomic_fetch_or(reinterpret_cast<volatile char*>(va), 0, __ATOMIC_RELAXED);
-  ++out->total;
   if (out->n < fork_pages::kMax) out->page[out->n++] = page;
 }
 
@@ -73,10 +72,10 @@ constexpr std::size_t kObjectSpan = 512;
 
 }  // namespace
 
-std::size_t fork_prefault(vaddr_t lo, vaddr_t hi, fork_pages* out) {
+void fork_prefault(vaddr_t lo, vaddr_t hi, fork_pages* out) {
   out->lo = lo;
   out->hi = hi;
-  out->n = out->total = 0;
+  out->n = 0;
   if (!g_libc_found) {
     g_libc_found = true;
     dl_iterate_phdr(find_libc, nullptr);
@@ -99,7 +98,6 @@ std::size_t fork_prefault(vaddr_t lo, vaddr_t hi, fork_pages* out) {
   }
   _IO_list_unlock();
   if (faults != 0) rt_count(RC_FORK_PREFAULTS, static_cast<std::int64_t>(faults));
-  return faults;
 }
 
 bool fork_prefault_holds(const fork_pages& pages) {

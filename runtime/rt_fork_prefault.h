@@ -29,18 +29,17 @@ namespace vmrt::rt {
 // The pages touched: the first kMax are remembered for the check.
 struct fork_pages {
   static constexpr std::size_t kMax = 64;
-  vaddr_t lo, hi;     // the process vmspace's window
+  vaddr_t lo, hi;  // the process vmspace's window
   vaddr_t page[kMax];
-  std::size_t n;      // remembered (<= kMax)
-  std::size_t total;  // touched
+  std::size_t n;   // remembered (<= kMax)
 };
 
 // Touch, for writing, every page of the process vmspace [lo, hi) that glibc's fork reaches: those
 // libc's writable data points into (the NSS state and whatever else libc keeps in the heap),
 // and each FILE on libc's list with its lock.  Pages whose map entry does not allow writes
-// are left alone.  Returns the pages that were not ready (each took a fault).
+// are left alone.  The pages that were not ready (each took a fault) are counted.
 //  => no vmrt lock held; may sleep (page-ins); takes glibc's stdio list lock.
-std::size_t fork_prefault(vaddr_t lo, vaddr_t hi, fork_pages* out);
+void fork_prefault(vaddr_t lo, vaddr_t hi, fork_pages* out);
 
 // True when every remembered page is still mapped writable with its host PTE in place.
 //  => VM lock held (no pageout scan runs).
