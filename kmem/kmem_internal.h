@@ -275,8 +275,14 @@ inline std::uint32_t page_of(std::uintptr_t a) { return static_cast<std::uint32_
 inline std::uintptr_t page_addr(std::uint32_t pg) { return g.base + (std::uintptr_t{pg} << kPageShift); }
 inline std::uintptr_t free_marker(std::uintptr_t a) { return a ^ g.cookie; }
 // Sets a page's ku_indx and its copy in g.pgindx.  => the lock guarding ku_indx.
+// ku_indx is written under the lock of whoever owns the page (a bucket's lock for its
+// clusters, the pages lock for cached and large pages) and read under the pages lock by
+// pool_put_locked() looking at a neighbour: the store is atomic (relaxed, a plain byte store
+// on x86) so that read is not a data race (TSan in kmem_thread_test: cluster_new's and
+// cluster_detach's stores against pooled_neighbour()).  Only KU_CACHED matters to that
+// reader, and it is set and cleared under the pages lock.
 inline void set_ku_indx(kmemusage* ku, std::uint8_t v) {
-  ku->ku_indx = v;
+  __atomic_store_n(&ku->ku_indx, v, __ATOMIC_RELAXED);
   g.pgindx[ku - g.usage] = v;
 }
 
