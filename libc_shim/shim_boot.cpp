@@ -15,6 +15,7 @@
 #include "libc_shim/shim_counters.h"
 #include "libc_shim/shim_rtld.h"
 #include "vm/vm_out.h"
+#include "vm/vm_sys.h"
 #include "runtime/boot.h"
 
 namespace vmrt::shim {
@@ -42,7 +43,7 @@ void keep_report_fd() {
   }
 }
 
-long current_tid() { return ::syscall(SYS_gettid); }
+VMRT_FORK_TEXT long current_tid() { return vmrt::sys::inline_syscall(SYS_gettid); }
 
 // pthread_atfork handlers: every kmem/VM lock is taken before the host fork and
 // released (parent) or reinitialised with fresh state (child) after it.

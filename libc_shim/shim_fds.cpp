@@ -14,14 +14,18 @@
 #include <unistd.h>
 
 #include "vm/vm_fds.h"
+#include "vm/vm_sys.h"
+#include "vm/vm_types.h"
 
 #define VMRT_EXPORT extern "C" __attribute__((visibility("default")))
 
 namespace {
 
-int sys_close(int fd) { return static_cast<int>(::syscall(SYS_close, fd)); }
+// Inline system calls and the fork path's text section: a shell closes descriptors in every
+// child it forks, and each page of code or libc's syscall() it runs there is one more fault.
+VMRT_FORK_TEXT int sys_close(int fd) { return static_cast<int>(vmrt::sys::inline_syscall(SYS_close, fd)); }
 int sys_close_range(unsigned first, unsigned last, int flags) {
-  return static_cast<int>(::syscall(SYS_close_range, first, last, flags));
+  return static_cast<int>(vmrt::sys::inline_syscall(SYS_close_range, first, last, flags));
 }
 
 // close_range over [first, last] but around vmrt's descriptors: the stretches between them.
@@ -40,7 +44,7 @@ int close_range_around(unsigned first, unsigned last, int flags) {
 
 }  // namespace
 
-VMRT_EXPORT int close(int fd) {
+VMRT_EXPORT VMRT_FORK_TEXT int close(int fd) {
   if (vmrt::vm_fd_is_kept(fd)) {
     errno = EBADF;
     return -1;

@@ -19,6 +19,7 @@
 
 #include "libc_shim/shim_counters.h"
 #include "runtime/trap.h"
+#include "vm/vm_types.h"
 
 #define VMRT_EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -28,7 +29,8 @@ using handler_t = void (*)(int);
 
 // Install `h` for sig with the given flags (mask: sig itself unless SA_NODEFER);
 // return the previous handler, or SIG_ERR + errno.
-handler_t install(int sig, handler_t h, int flags) {
+// In the fork path's text section, as sigaction below: shells set signals in every child.
+VMRT_FORK_TEXT handler_t install(int sig, handler_t h, int flags) {
   if (h == SIG_ERR || sig < 1 || sig >= NSIG) {
     errno = EINVAL;
     return SIG_ERR;
@@ -44,12 +46,12 @@ handler_t install(int sig, handler_t h, int flags) {
 
 }  // namespace
 
-VMRT_EXPORT int sigaction(int sig, const struct sigaction* act, struct sigaction* old) noexcept {
+VMRT_EXPORT VMRT_FORK_TEXT int sigaction(int sig, const struct sigaction* act, struct sigaction* old) noexcept {
   if (sig == SIGSEGV || sig == SIGBUS) vmrt::shim::count(vmrt::shim::C_SIGACTION_FAULT_SIGNALS);
   return vmrt::rt::trap_sigaction(sig, act, old);
 }
 
-VMRT_EXPORT handler_t signal(int sig, handler_t h) noexcept { return install(sig, h, SA_RESTART); }
+VMRT_EXPORT VMRT_FORK_TEXT handler_t signal(int sig, handler_t h) noexcept { return install(sig, h, SA_RESTART); }
 VMRT_EXPORT handler_t bsd_signal(int sig, handler_t h) noexcept { return install(sig, h, SA_RESTART); }
 VMRT_EXPORT handler_t sysv_signal(int sig, handler_t h) noexcept { return install(sig, h, SA_RESETHAND | SA_NODEFER); }
 VMRT_EXPORT handler_t __sysv_signal(int sig, handler_t h) noexcept { return install(sig, h, SA_RESETHAND | SA_NODEFER); }

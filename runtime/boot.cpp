@@ -521,7 +521,8 @@ bool runtime_trap_start() {
   if (!runtime_boot() || !g_vm_up) return false;
   return rt::trap_start(g_config.trap, g_config.stats ? g_config.stats_fd : -1);
 }
-const runtime_config& runtime_current_config() { return g_config; }
+// In the fork text: the shim's exit report asks it in every exiting fork child.
+VMRT_FORK_TEXT const runtime_config& runtime_current_config() { return g_config; }
 
 bool runtime_vm_up() { return g_vm_up; }
 vmspace* runtime_kernel_vmspace() {

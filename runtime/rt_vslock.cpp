@@ -26,7 +26,7 @@ bool mapped_for(vaddr_t va, vaddr_t end, vm_prot_t access) {
 }
 }  // namespace
 
-bool vslock_needed() { return trap_started() && trap_active_backend() == trap_backend::sigsegv; }
+VMRT_FORK_TEXT bool vslock_needed() { return trap_started() && trap_active_backend() == trap_backend::sigsegv; }
 
 bool vslock_in_region(const void* a, std::size_t len) {
   auto lo = reinterpret_cast<vaddr_t>(a);

@@ -615,9 +615,9 @@ bool trap_start(trap_backend want, int note_fd) {
   return start_thread();
 }
 
-bool trap_started() { return g_started.load(std::memory_order_acquire) == 2; }
+VMRT_FORK_TEXT bool trap_started() { return g_started.load(std::memory_order_acquire) == 2; }
 
-trap_backend trap_active_backend() { return g_backend; }
+VMRT_FORK_TEXT trap_backend trap_active_backend() { return g_backend; }
 const char* trap_backend_name() {
   if (!trap_started()) return "none";
   return g_backend == trap_backend::userfaultfd ? "userfaultfd" : "sigsegv";
@@ -633,7 +633,7 @@ trap_hook trap_set_hook(trap_hook h, void* arg, void** old_arg) {
 
 trap_info trap_last() { return g_last; }
 
-int trap_sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
+VMRT_FORK_TEXT int trap_sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
   if (sig != SIGSEGV && sig != SIGBUS) return rt_signal_action(sig, act, old);
   sig_guard g;
   if (!g_handlers_installed) return __sigaction(sig, act, old);

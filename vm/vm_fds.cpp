@@ -1,6 +1,8 @@
 // vm_fds.cpp — the descriptors vmrt keeps open in the program's table (see vm_fds.h).
 #include "vm/vm_fds.h"
 
+#include "vm/vm_types.h"
+
 #include <atomic>
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -49,7 +51,7 @@ void vm_fd_close(int fd) {
   ::close(fd);
 }
 
-bool vm_fd_is_kept(int fd) {
+VMRT_FORK_TEXT bool vm_fd_is_kept(int fd) {
   if (fd < 0) return false;
   for (const std::atomic<int>& k : g_kept)
     if (k.load(std::memory_order_acquire) == fd + 1) return true;

@@ -9,6 +9,7 @@
 
 #include "vm/vm_critical.h"
 #include "vm/vm_stats.h"
+#include "vm/vm_sys.h"
 #include "vm/vm_types.h"
 
 namespace vmrt {
@@ -29,7 +30,7 @@ VMRT_FORK_DATA constinit std::atomic<pid_t> g_owner_tid{0};
 VMRT_FORK_DATA constinit std::atomic<std::uint64_t> g_acquisitions{0};
 thread_local __attribute__((tls_model("initial-exec"))) pid_t t_tid;
 inline pid_t self_tid() {
-  if (t_tid == 0) t_tid = static_cast<pid_t>(::syscall(SYS_gettid));
+  if (t_tid == 0) t_tid = static_cast<pid_t>(sys::inline_syscall(SYS_gettid));
   return t_tid;
 }
 inline void set_owner(std::uintptr_t me) {
@@ -41,10 +42,10 @@ inline void set_owner(std::uintptr_t me) {
 inline void cpu_relax() { __builtin_ia32_pause(); }
 
 void futex_wait(std::atomic<std::uint32_t>* a, std::uint32_t val) {
-  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(a), FUTEX_WAIT_PRIVATE, val, nullptr, nullptr, 0);
+  sys::inline_syscall(SYS_futex, reinterpret_cast<long>(a), FUTEX_WAIT_PRIVATE, val);
 }
 void futex_wake(std::atomic<std::uint32_t>* a) {
-  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(a), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+  sys::inline_syscall(SYS_futex, reinterpret_cast<long>(a), FUTEX_WAKE_PRIVATE, 1);
 }
 
 constexpr int kSpins = 200;

@@ -9,18 +9,36 @@
  *                        "child_exit C".
  *   fork_faults exec N   N fork+exec of this program as "leaf"; prints "exec E" (a
  *                        child's faults, from fork to exit, RUSAGE_CHILDREN / N).
+ *   fork_faults shell N  N forks done as bash does a command substitution: a pipe, the
+ *                        child sets its own SIGINT handler, sets SIGCHLD's again, closes
+ *                        the pipe's ends and exits; the parent closes its end and sets its
+ *                        SIGINT handler again.  Prints "shell_parent P" and "shell_child C".
  *   fork_faults leaf     one malloc (the shim boots) and exit. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 static long minflt(int who) {
   struct rusage ru;
   getrusage(who, &ru);
   return ru.ru_minflt;
+}
+
+static void on_int(int sig) { (void)sig; }
+static void on_int_child(int sig) { (void)sig; }
+static void on_chld(int sig) { (void)sig; }
+
+static void set_handler(int sig, void (*h)(int)) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = h;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  if (sigaction(sig, &sa, NULL) != 0) { perror("sigaction"); exit(1); }
 }
 
 static void touch(void) {
@@ -34,13 +52,27 @@ int main(int argc, char** argv) {
   int n = argc > 2 ? atoi(argv[2]) : 20;
   touch();
   if (strcmp(mode, "leaf") == 0) return 0;
+  const int shell = strcmp(mode, "shell") == 0;
+  if (shell) {
+    set_handler(SIGINT, on_int);
+    set_handler(SIGCHLD, on_chld);
+  }
   /* A few warm-up rounds: the first forks fault in what every later one shares. */
   for (int warm = 1; warm >= 0; --warm) {
     long self0 = minflt(RUSAGE_SELF), kids0 = minflt(RUSAGE_CHILDREN);
     for (int i = 0; i < n; ++i) {
+      int fds[2] = {-1, -1};
+      if (shell && pipe(fds) != 0) { perror("pipe"); return 1; }
       pid_t pid = fork();
       if (pid < 0) { perror("fork"); return 1; }
       if (pid == 0) {
+        if (shell) {
+          set_handler(SIGINT, on_int_child);
+          set_handler(SIGCHLD, on_chld);
+          close(fds[0]);
+          close(fds[1]);
+          exit(0);
+        }
         if (strcmp(mode, "exec") == 0) {
           execl("/proc/self/exe", argv[0], "leaf", (char*)0);
           _exit(127);
@@ -49,6 +81,11 @@ int main(int argc, char** argv) {
         if (strcmp(mode, "exit") == 0) exit(0);
         _exit(0);
       }
+      if (shell) {
+        close(fds[1]);
+        close(fds[0]);
+        set_handler(SIGINT, on_int);
+      }
       int st;
       if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) { fprintf(stderr, "child failed\n"); return 1; }
     }
@@ -56,6 +93,7 @@ int main(int argc, char** argv) {
     double self = (double)(minflt(RUSAGE_SELF) - self0) / n, kids = (double)(minflt(RUSAGE_CHILDREN) - kids0) / n;
     if (strcmp(mode, "exec") == 0) printf("exec %.1f\n", kids);
     else if (strcmp(mode, "exit") == 0) printf("child_exit %.1f\n", kids);
+    else if (shell) printf("shell_parent %.1f\nshell_child %.1f\n", self, kids);
     else printf("parent %.1f\nchild %.1f\n", self, kids);
   }
   return 0;
