@@ -17,6 +17,7 @@
 #include "vm/vm_out.h"
 #include "vm/vm_sys.h"
 #include "runtime/boot.h"
+#include "runtime/rt_fork_populate.h"
 
 namespace vmrt::shim {
 
@@ -52,11 +53,17 @@ void atfork_prepare() {
   thread_start_fork_prepare();
   runtime_fork_prepare();
 }
-void atfork_parent() { runtime_fork_parent(); }
+// Both sides first make the pages every fork writes writable in one call (each was a
+// copy-on-write fault: runtime/rt_fork_populate.h).
+void atfork_parent() {
+  rt::fork_populate_written(rt::fork_side::parent);
+  runtime_fork_parent();
+}
 // In the child, what the runtime allocates while it sets the child up (the control blocks
 // of its new handler threads) comes from the bootstrap arena: heap pages may fault, and
 // until a handler thread runs no fault can be served.
 VMRT_FORK_TEXT void atfork_child() {
+  rt::fork_populate_written(rt::fork_side::child);
   g_boot_tid.store(current_tid(), std::memory_order_release);
   g_boot_state.store(BOOT_BOOTING, std::memory_order_release);
   runtime_fork_child();

@@ -10,6 +10,15 @@
 // with status kForkSetupFailedStatus).  vfork and posix_spawn (and system/popen, which
 // glibc builds on it) share the parent's memory until exec: they need nothing from vmrt.
 //
+// A fork made on a stack in vmrt's frames (a thread whose stack the program malloc'd, with
+// the heap of frames or paging) runs on a stack of host memory instead (fork_off_frames):
+// until the child has copied the frames in use (physmem_fork_child, in its atfork handler)
+// both processes map the same frames, and the parent's fork handlers and the child's
+// glibc fork code both wrote below the same stack pointer into them — each overwrote the
+// other's frames and one of them crashed (scenario fork_malloc_stack).  On the host stack
+// the program's stack is written by neither until the child has its copy (the parent
+// waits for the child to sign in).
+//
 // RLIMIT_FSIZE: physmem's memfd is a file to the host; the kernel's hard limit is kept
 // at least as large as it (the program's files still get the soft limit it set, and
 // getrlimit reports its values).  Without that, `ulimit -f` in a shell killed the shell's
@@ -49,14 +58,19 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "libc_shim/shim_boot.h"
 #include "runtime/kmem_vm_source.h"
 #include "runtime/runtime_internal.h"
 #include "runtime/boot.h"
+#include "runtime/physmem.h"
+#include "runtime/region.h"
 #include "runtime/spinlock.h"
+#include "vm/vm_sys.h"
 
 #define VMRT_EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -279,6 +293,66 @@ int do_execvpe(const char* file, char* const argv[], char* const envp[]) {
 
 namespace shim = vmrt::shim;
 
+namespace vmrt::shim {
+namespace {
+
+// The host stack fork_off_frames runs __fork on, with the two contexts at its base.
+constexpr std::size_t kForkStackBytes = std::size_t{256} << 10;
+struct fork_frame {
+  ucontext_t back;   // the caller's context (uc_link: __fork's return resumes it)
+  ucontext_t there;  // __fork on the host stack
+  pid_t pid;
+  int err;
+};
+// The forking thread's frame (makecontext passes no pointer).
+thread_local __attribute__((tls_model("initial-exec"))) fork_frame* t_fork_frame;
+
+void fork_there() {
+  fork_frame* f = t_fork_frame;
+  f->pid = __fork();
+  f->err = errno;
+}
+
+// Is the stack this runs on in vmrt's frames?  (A heuristic on the region and on physmem
+// being in use: a needless switch only costs the stack's mapping.)
+bool stack_in_frames() {
+  char here;
+  return rt::region_contains(reinterpret_cast<vaddr_t>(&here)) && rt::physmem_in_use();
+}
+
+// __fork on a stack of host memory (see the top of this file); -1 with errno when the host
+// gives no stack (ENOMEM / EAGAIN as fork's own), the pid otherwise.
+pid_t fork_off_frames() {
+  void* m = sys::mmap(nullptr, kForkStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) {
+    errno = ENOMEM;
+    return -1;
+  }
+  auto* f = static_cast<fork_frame*>(m);
+  t_fork_frame = f;
+  if (getcontext(&f->there) != 0) {
+    sys::munmap(m, kForkStackBytes);
+    return -1;
+  }
+  f->there.uc_stack.ss_sp = static_cast<char*>(m) + sizeof(fork_frame);
+  f->there.uc_stack.ss_size = kForkStackBytes - sizeof(fork_frame);
+  f->there.uc_link = &f->back;
+  makecontext(&f->there, fork_there, 0);
+  if (swapcontext(&f->back, &f->there) != 0) {
+    sys::munmap(m, kForkStackBytes);
+    return -1;
+  }
+  const pid_t pid = f->pid;
+  const int err = f->err;
+  sys::munmap(m, kForkStackBytes);  // each process its own copy
+  t_fork_frame = nullptr;
+  errno = err;
+  return pid;
+}
+
+}  // namespace
+}  // namespace vmrt::shim
+
 VMRT_EXPORT pid_t fork(void) noexcept {
   if (!shim::ready()) return __fork();
   int e = vmrt::runtime_fork_reserve();
@@ -286,7 +360,7 @@ VMRT_EXPORT pid_t fork(void) noexcept {
     errno = e;
     return -1;
   }
-  pid_t pid = __fork();
+  pid_t pid = shim::stack_in_frames() ? shim::fork_off_frames() : __fork();
   if (pid > 0) {
     vmrt::runtime_fork_returned(pid);
     int fe = vmrt::runtime_fork_error();

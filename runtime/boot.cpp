@@ -24,6 +24,7 @@
 #include "runtime/rt_base.h"
 #include "runtime/rt_maps.h"
 #include "runtime/rt_brk.h"
+#include "runtime/rt_fork_populate.h"
 #include "runtime/rt_fork_prefault.h"
 #include "runtime/rt_mlockall.h"
 #include "runtime/rt_mmap.h"
@@ -441,6 +442,7 @@ bool runtime_boot_with(const runtime_config& cfg) {
     return false;
   }
   g_config = cfg;
+  rt::fork_populate_init();
   g_vm_up = !cfg.stage0 && boot_vm(cfg);
   bool ok = g_vm_up;
   if (!ok && !kmem::kmem_initialized()) {

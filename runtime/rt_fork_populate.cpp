@@ -1,0 +1,103 @@
+// rt_fork_populate.cpp — the pages every host fork writes, made writable in one call.
+#include "runtime/rt_fork_populate.h"
+
+#include <cstdint>
+#include <cstdlib>
+#include <elf.h>
+#include <link.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+
+#include "runtime/region.h"
+#include "runtime/rt_stats.h"
+#include "vm/vm_critical.h"
+#include "vm/vm_sys.h"
+#include "vm/vm_types.h"
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+// The fork data section's bounds (GNU ld defines them for a section named like a C
+// identifier); weak, so a program linking the runtime without the section still links.
+extern "C" __attribute__((weak, visibility("hidden"))) char __start_vmrt_fork_data[];
+extern "C" __attribute__((weak, visibility("hidden"))) char __stop_vmrt_fork_data[];
+extern "C" __attribute__((visibility("hidden"))) const char __ehdr_start[];
+
+namespace vmrt::rt {
+namespace {
+
+// glibc's thread descriptor (struct pthread) at the thread pointer: 2304 bytes on x86-64
+// glibc 2.36; the range below reaches past it by up to a page.
+constexpr std::uintptr_t kThreadDescriptorBytes = 2304;
+// The populated TLS range is at most this many pages (a layout that is not what the code
+// expects populates nothing rather than something large).
+constexpr std::uintptr_t kMaxTlsPages = 8;
+
+VMRT_FORK_DATA std::uintptr_t g_tls_bytes;   // this object's PT_TLS memory size
+VMRT_FORK_DATA std::uintptr_t g_ro_lo, g_ro_hi;  // its read-only data segment (page-aligned)
+VMRT_FORK_DATA bool g_refused;               // the host refused MADV_POPULATE_WRITE
+
+inline std::uintptr_t page_down(std::uintptr_t a) { return a & ~(std::uintptr_t{PAGE_SIZE} - 1); }
+inline std::uintptr_t page_up(std::uintptr_t a) { return page_down(a + PAGE_SIZE - 1); }
+
+// Populate [lo, hi) (advice: MADV_POPULATE_WRITE or _READ); false when the host refused
+// the advice (EINVAL: too old).
+VMRT_FORK_TEXT bool populate(std::uintptr_t lo, std::uintptr_t hi, int advice) {
+  if (hi <= lo) return true;
+  if (sys::inline_syscall(SYS_madvise, static_cast<long>(lo), static_cast<long>(hi - lo), advice) == 0) {
+    rt_count(RC_FORK_POPULATED, (hi - lo) >> PAGE_SHIFT);
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+void fork_populate_init() {
+  // VMRT_FORK_POPULATE=0: the faults as they were, for measurement (scenario fork_faults
+  // counts with getrusage, which counts every populated page as a minor fault).
+  const char* off = ::getenv("VMRT_FORK_POPULATE");
+  if (off != nullptr && off[0] == '0' && off[1] == '\0') g_refused = true;
+  const auto* eh = reinterpret_cast<const ElfW(Ehdr)*>(__ehdr_start);
+  const auto* ph = reinterpret_cast<const ElfW(Phdr)*>(__ehdr_start + eh->e_phoff);
+  const auto base = reinterpret_cast<std::uintptr_t>(__ehdr_start);  // this object's first PT_LOAD is at 0
+  for (unsigned i = 0; i < eh->e_phnum; ++i) {
+    if (ph[i].p_type == PT_TLS) g_tls_bytes = ph[i].p_memsz;
+    // The read-only data: the loadable segment that is neither writable nor executable and
+    // does not start the file (the ELF header's own segment precedes the text).
+    if (ph[i].p_type == PT_LOAD && ph[i].p_flags == PF_R && ph[i].p_offset != 0) {
+      g_ro_lo = page_down(base + ph[i].p_vaddr);
+      g_ro_hi = page_up(base + ph[i].p_vaddr + ph[i].p_memsz);
+    }
+  }
+}
+
+VMRT_FORK_TEXT void fork_populate_written(fork_side side) {
+  if (g_refused) return;
+  if (__start_vmrt_fork_data != nullptr && __stop_vmrt_fork_data != nullptr &&
+      !populate(page_down(reinterpret_cast<std::uintptr_t>(__start_vmrt_fork_data)),
+                page_up(reinterpret_cast<std::uintptr_t>(__stop_vmrt_fork_data)), MADV_POPULATE_WRITE)) {
+    g_refused = true;
+    return;
+  }
+  if (side == fork_side::child) (void)populate(g_ro_lo, g_ro_hi, MADV_POPULATE_READ);
+  // Static TLS (x86-64): each module's block lies below the thread pointer, the thread
+  // descriptor at and above it.  t_critical is in this object's block, so the block lies
+  // within g_tls_bytes below it; libc's TLS and the descriptor follow up to the pointer.
+  const std::uintptr_t tp = reinterpret_cast<std::uintptr_t>(__builtin_thread_pointer());
+  const std::uintptr_t mine = reinterpret_cast<std::uintptr_t>(&t_critical);
+  if (g_tls_bytes == 0 || mine >= tp) return;
+  const std::uintptr_t lo = page_down(mine > g_tls_bytes ? mine - g_tls_bytes : 0);
+  const std::uintptr_t hi = page_up(tp + kThreadDescriptorBytes);
+  // A thread whose stack (and so TLS) the program placed in vmrt's region is left alone:
+  // populating there is a vmrt fault, which in the child no handler serves yet and in the
+  // parent needs the VM lock this thread still holds.
+  if (hi - lo > kMaxTlsPages * PAGE_SIZE || region_contains(lo) || region_contains(hi - 1)) return;
+  (void)populate(lo, hi, MADV_POPULATE_WRITE);
+}
+
+}  // namespace vmrt::rt
