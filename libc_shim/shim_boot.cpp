@@ -17,7 +17,7 @@
 #include "vm/vm_out.h"
 #include "vm/vm_sys.h"
 #include "runtime/boot.h"
-#include "runtime/rt_fork_populate.h"
+#include "runtime/rt_populate.h"
 
 namespace vmrt::shim {
 
@@ -54,7 +54,7 @@ void atfork_prepare() {
   runtime_fork_prepare();
 }
 // Both sides first make the pages every fork writes writable in one call (each was a
-// copy-on-write fault: runtime/rt_fork_populate.h).
+// copy-on-write fault: runtime/rt_populate.h).
 void atfork_parent() {
   rt::fork_populate_written(rt::fork_side::parent);
   runtime_fork_parent();

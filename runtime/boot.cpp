@@ -24,7 +24,7 @@
 #include "runtime/rt_base.h"
 #include "runtime/rt_maps.h"
 #include "runtime/rt_brk.h"
-#include "runtime/rt_fork_populate.h"
+#include "runtime/rt_populate.h"
 #include "runtime/rt_fork_prefault.h"
 #include "runtime/rt_mlockall.h"
 #include "runtime/rt_mmap.h"

@@ -31,7 +31,7 @@ enum rt_counter : unsigned {
   RC_UFFD_HOLDER_STALE,  // events of the VM lock holder found stale (it was not waiting in a fault)
   RC_FORK_PREFAULTS,     // pages glibc's fork touches, faulted in before vmrt's fork locks
   RC_FORK_PREFAULT_RETRIES,  // ... taken back meanwhile: the locks let go and the pages touched again
-  RC_FORK_POPULATED,     // pages made writable at once after a host fork (rt_fork_populate), parent and child
+  RC_FORK_POPULATED,     // pages made writable at once after a host fork (rt_populate), parent and child
   RC_TRAPS,              // accesses refused (trap hook, chained handler, or death)
   RC_TRAPS_NO_ENTRY,
   RC_TRAPS_PROTECTION,

@@ -21,8 +21,8 @@
 # close/sigaction/gettid (and libc's syscall() it called) joined the fork text.
 # The fork handlers now also populate the pages every fork writes (the fork data page, the
 # thread's static TLS; in the child the read-only data) in one MADV_POPULATE_WRITE/READ
-# call each (runtime/rt_fork_populate.h): faults no more, but getrusage counts each page
-# populated as a minor fault, so the bounds are checked with VMRT_FORK_POPULATE=0 (the
+# call each (runtime/rt_populate.h): faults no more, but getrusage counts each page
+# populated as a minor fault, so the bounds are checked with VMRT_POPULATE=0 (the
 # pages written, which is what they bound), and the populate itself is checked by its
 # counter.
 source "$(dirname "$0")/lib/scenario_lib.bash" "$1"
@@ -32,7 +32,7 @@ cc -O2 -o "$TMP/ff" "$(dirname "$0")/src/fork_faults.c"
 value() { awk -v k="$1" '$1 == k {print $2}' "$2"; }
 for mode in fork exit shell exec; do
   "$TMP/ff" $mode 30 >"$TMP/native.$mode" || fail "$mode natively: status $?"
-  VMRT_FORK_POPULATE=0 LD_PRELOAD=$SHIM "$TMP/ff" $mode 30 >"$TMP/vmrt.$mode" || fail "$mode under the shim: status $?"
+  VMRT_POPULATE=0 LD_PRELOAD=$SHIM "$TMP/ff" $mode 30 >"$TMP/vmrt.$mode" || fail "$mode under the shim: status $?"
 done
 check() {  # check KEY MODE MAX_EXTRA
   local n v

@@ -1,5 +1,5 @@
-// rt_fork_populate.cpp — the pages every host fork writes, made writable in one call.
-#include "runtime/rt_fork_populate.h"
+// rt_populate.cpp — pages populated in one call instead of faulted one by one.
+#include "runtime/rt_populate.h"
 
 #include <cstdint>
 #include <cstdlib>
@@ -39,7 +39,13 @@ constexpr std::uintptr_t kMaxTlsPages = 8;
 
 VMRT_FORK_DATA std::uintptr_t g_tls_bytes;   // this object's PT_TLS memory size
 VMRT_FORK_DATA std::uintptr_t g_ro_lo, g_ro_hi;  // its read-only data segment (page-aligned)
-VMRT_FORK_DATA bool g_refused;               // the host refused MADV_POPULATE_WRITE
+VMRT_FORK_DATA bool g_refused;               // the host refused the advice, or VMRT_POPULATE=0
+
+// VMRT_POPULATE=0: populate nothing.
+bool turned_off() {
+  const char* v = ::getenv("VMRT_POPULATE");
+  return v != nullptr && v[0] == '0' && v[1] == '\0';
+}
 
 inline std::uintptr_t page_down(std::uintptr_t a) { return a & ~(std::uintptr_t{PAGE_SIZE} - 1); }
 inline std::uintptr_t page_up(std::uintptr_t a) { return page_down(a + PAGE_SIZE - 1); }
@@ -55,13 +61,25 @@ VMRT_FORK_TEXT bool populate(std::uintptr_t lo, std::uintptr_t hi, int advice) {
   return false;
 }
 
+// At load, before any other constructor of this object runs: its code and read-only data.
+__attribute__((constructor(101))) void populate_code_at_load() {
+  if (turned_off()) return;
+  const auto* eh = reinterpret_cast<const ElfW(Ehdr)*>(__ehdr_start);
+  const auto* ph = reinterpret_cast<const ElfW(Phdr)*>(__ehdr_start + eh->e_phoff);
+  const auto base = reinterpret_cast<std::uintptr_t>(__ehdr_start);
+  std::uintptr_t hi = 0;
+  for (unsigned i = 0; i < eh->e_phnum; ++i)
+    if (ph[i].p_type == PT_LOAD && (ph[i].p_flags & PF_W) == 0) {
+      const std::uintptr_t end = page_up(base + ph[i].p_vaddr + ph[i].p_memsz);
+      if (end > hi) hi = end;
+    }
+  (void)sys::inline_syscall(SYS_madvise, static_cast<long>(base), static_cast<long>(hi - base), MADV_POPULATE_READ);
+}
+
 }  // namespace
 
 void fork_populate_init() {
-  // VMRT_FORK_POPULATE=0: the faults as they were, for measurement (scenario fork_faults
-  // counts with getrusage, which counts every populated page as a minor fault).
-  const char* off = ::getenv("VMRT_FORK_POPULATE");
-  if (off != nullptr && off[0] == '0' && off[1] == '\0') g_refused = true;
+  if (turned_off()) g_refused = true;
   const auto* eh = reinterpret_cast<const ElfW(Ehdr)*>(__ehdr_start);
   const auto* ph = reinterpret_cast<const ElfW(Phdr)*>(__ehdr_start + eh->e_phoff);
   const auto base = reinterpret_cast<std::uintptr_t>(__ehdr_start);  // this object's first PT_LOAD is at 0
