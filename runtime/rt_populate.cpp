@@ -14,13 +14,6 @@
 #include "vm/vm_sys.h"
 #include "vm/vm_types.h"
 
-#ifndef MADV_POPULATE_READ
-#define MADV_POPULATE_READ 22
-#endif
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
-
 // The fork data section's bounds (GNU ld defines them for a section named like a C
 // identifier); weak, so a program linking the runtime without the section still links.
 extern "C" __attribute__((weak, visibility("hidden"))) char __start_vmrt_fork_data[];
