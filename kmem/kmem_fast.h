@@ -3,15 +3,18 @@
 // the type checks and the statistics offsets fold to constants).
 //
 // malloc: the size class (one byte from kSizeIndex), this thread's cache (TLS),
-//         a type-bypass byte, a pop from the loaded magazine, the free marker
+//         a type-bypass byte, a pop from the loaded chain (its head checked:
+//         in the arena, an element of the class, free marker intact — the
+//         same range, page-code and marker test free makes), the free marker
 //         cleared, plain stores to this thread's statistics.
 // free:   arena range check, the page's code from the dense g.pgindx byte
 //         array, the element-start and page-state check as one multiply for every
 //         class (free_class: no branch on the class), the
 //         always-on double-free check (free marker), a push onto the loaded
-//         magazine, plain stores to this thread's statistics.
+//         chain (the link in the element's word 0), plain stores to this
+//         thread's statistics.
 // Each returns "not served" (null / false) for everything else — no thread
-// cache yet, empty/full magazine, limited types, diagnostics, large blocks, bad
+// cache yet, empty/full chain, a broken chain, limited types, diagnostics, large blocks, bad
 // pointers — and the caller then calls kmem::malloc / kmem::free, which do the
 // full job (and, for free, the refusal with its status).  Neither touches errno,
 // takes a lock, or executes an atomic read-modify-write.
@@ -35,13 +38,19 @@ namespace vmrt::kmem::detail {
     indx = kSizeIndex.big[(size - 1) >> 10];
   }
   if (__builtin_expect(g.type_slow[t].load(std::memory_order_relaxed) != 0, 0)) return nullptr;
-  tcache* tc = &t_cache;  // all zero until set up: top == base fails below
+  tcache* tc = &t_cache;  // all zero until set up: count == 0 fails below
   tc_bucket& B = tc->b[indx];
-  void** top = B.top;
-  if (__builtin_expect(top == B.base, 0)) return nullptr;
-  void* p = *--top;
-  B.top = top;
-  static_cast<std::uintptr_t*>(p)[1] = 0;  // clear the free marker
+  const std::uint16_t n = B.count;
+  if (__builtin_expect(n == 0, 0)) return nullptr;
+  void* p = B.head;
+  // A write after free may have overwritten the link that made p the head: the slow
+  // path reports it and drops the rest of the chain.
+  if (__builtin_expect(!chain_elem_ok(reinterpret_cast<std::uintptr_t>(p), static_cast<unsigned>(indx)), 0))
+    return nullptr;
+  std::uintptr_t* w = static_cast<std::uintptr_t*>(p);
+  B.head = reinterpret_cast<void*>(w[0]);
+  B.count = static_cast<std::uint16_t>(n - 1);
+  w[1] = 0;  // clear the free marker
   ++tc->acnt[t][indx];
   type_delta& d = tc->td[t];
   const std::int64_t m = d.memuse + B.size;
@@ -54,7 +63,7 @@ namespace vmrt::kmem::detail {
 }
 
 // => any thread, no lock, no sleep.  Frees addr (charged to t < M_LAST) when it
-// is a live bucket element and this thread's loaded magazine has room; false
+// is a live bucket element and this thread's loaded chain has room; false
 // (nothing changed) otherwise, including null and every misuse.
 [[gnu::always_inline]] inline bool free_fast(void* addr, malloc_type t) {
   const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(addr);
@@ -68,13 +77,14 @@ namespace vmrt::kmem::detail {
   std::uintptr_t* w = reinterpret_cast<std::uintptr_t*>(a);
   const std::uintptr_t marker = free_marker(a);
   if (__builtin_expect(w[1] == marker, 0)) return false;  // double free: slow path reports it
-  tcache* tc = &t_cache;  // all zero until set up: top == limit fails below
+  tcache* tc = &t_cache;  // all zero until set up: count == cap fails below
   tc_bucket& B = tc->b[indx];
-  void** top = B.top;
-  if (__builtin_expect(top == B.limit, 0)) return false;
+  const std::uint16_t n = B.count;
+  if (__builtin_expect(n == B.cap, 0)) return false;
+  w[0] = reinterpret_cast<std::uintptr_t>(B.head);
   w[1] = marker;
-  *top = addr;
-  B.top = top + 1;
+  B.head = addr;
+  B.count = static_cast<std::uint16_t>(n + 1);
   type_delta& d = tc->td[t];
   ++d.frees;
   d.memuse -= B.size;

@@ -66,12 +66,16 @@ struct kmemusage {
 static_assert(sizeof(kmemusage) == 16);
 
 // ---- magazines ------------------------------------------------------------------------
-// Allocated with only `cap` rounds (magazine_new); the array bound is the largest.
+// A magazine is a chain of free elements of one bucket linked through the elements
+// themselves (as glibc's tcache and mimalloc's free lists link theirs): an element on a
+// chain holds the next element in word 0 (null at the end) and its free marker in word 1.
+// Thread caches hold their chains in tc_bucket; this descriptor carries a full chain in
+// the depot (and is recycled, never freed).
 struct magazine {
-  magazine* next;                    // depot list link                    (depot lock)
-  std::uint32_t count;               // rounds held: owner thread writes, reports read (rd())
-  std::uint32_t cap;                 // capacity for its bucket (0: the empty sentinel)
-  void* rounds[kMagazineMax];
+  magazine* next;       // depot list / recycle list link (depot lock / meta lock)
+  void* head;           // the chain's first element
+  std::uint32_t count;  // elements on the chain
+  std::uint32_t pad;
 };
 
 // Per-thread, per-type statistics deltas.  Only the owning thread writes them,
@@ -91,25 +95,25 @@ inline T rd(const T& x) {
   return __atomic_load_n(&x, __ATOMIC_RELAXED);
 }
 
-// The hot part of a thread's cache for one bucket.  As in Bonwick's per-CPU
-// cache, the loaded magazine's fill level lives here, not in the magazine: a
-// stack pointer into its rounds, so a pop is `*--top` and a push `*top++`.
-// Owner writes; reports read racily with rd().
-// All zero (a thread whose cache is not set up yet) fails both fast paths:
-// top == base == limit.
+// A thread's cache for one bucket: Bonwick's loaded and previous magazines as two
+// intrusive LIFO chains.  free pushes an element (w[0] = head, w[1] = free marker,
+// head = it), malloc pops the head after checking it (chain_elem_ok): only the element
+// and this record are written, so a thread's cache is one 32-byte record per class —
+// after a host fork, freeing into a class costs the element's page and this record's,
+// not a page of a separate rounds array.  Owner writes; reports read counts racily
+// with rd().  All zero (a thread whose cache is not set up yet, or that has exited)
+// fails both fast paths: count == 0 == cap.
 struct tc_bucket {
-  void** top;           // next free slot of the loaded magazine's rounds
-  void** base;          // its rounds[0]   (the loaded magazine is mag_of(base))
-  void** limit;         // its rounds[cap] (base == limit: the empty sentinel)
-  std::int64_t size;    // the bucket's element size (set up with the cache): the
-                        // fast paths add it to memuse without a shift
+  void* head;            // the loaded chain's first element (meaningful when count != 0)
+  std::int64_t size;     // the bucket's element size: the fast paths add it to memuse
+  void* prev_head;       // the previous chain (full or empty: Bonwick's hysteresis)
+  std::uint16_t count;   // elements on the loaded chain
+  std::uint16_t cap;     // the class's magazine capacity (0: no cache)
+  std::uint16_t prev_count;
+  std::uint16_t fill;    // rounds the next refill from the bucket takes (0: first)
 };
 static_assert(sizeof(tc_bucket) == 32, "two buckets per cache line");
-
-inline magazine* mag_of(void** base) {
-  return reinterpret_cast<magazine*>(reinterpret_cast<char*>(base) - offsetof(magazine, rounds));
-}
-inline std::uint32_t tc_count(const tc_bucket& b) { return static_cast<std::uint32_t>(b.top - b.base); }
+static_assert(kMagazineMax <= 0xffff, "chain counts fit 16 bits");
 
 // A thread's cache (Bonwick's per-CPU magazine layer, per thread here).  Lives in
 // the thread's static TLS block (t_cache, initial-exec: the fast paths reach it
@@ -119,8 +123,6 @@ inline std::uint32_t tc_count(const tc_bucket& b) { return static_cast<std::uint
 // it before the TLS block goes away).
 struct tcache {
   tc_bucket b[kNumIndx];          // owner only (reports: rd())
-  magazine* previous[kNumIndx];   // owner only; its count is in the magazine
-  std::uint16_t fill[kNumIndx];   // owner only: rounds the next refill from the bucket takes (0: first)
   type_delta td[M_LAST];
   // Bucket mallocs per type and bucket: one increment on the fast path gives the
   // type's calls, the bucket's kb_calls and the type's size mask.
@@ -153,12 +155,12 @@ struct kmembucket {
 
 struct depot {
   kmem_lock lock;
-  magazine* full = nullptr;     // lock
-  magazine* empty = nullptr;    // lock
+  magazine* full = nullptr;     // full chains (lock)
+  magazine* empty = nullptr;    // spare descriptors (lock)
   std::uint32_t nfull = 0;      // lock
   std::uint32_t nempty = 0;     // lock
   std::uint32_t max_full = 0;
-  std::uint32_t cap = 0;        // rounds per magazine for this bucket
+  std::uint32_t cap = 0;        // elements per magazine (chain) for this bucket
   std::atomic<std::uint64_t> exchanges{0};
   char pad[64]{};
 };
@@ -257,7 +259,7 @@ struct alignas(64) kmem_globals {
   kmem_lock meta_lock;
   char* meta_cur = nullptr;
   std::size_t meta_left = 0;
-  magazine* free_magazines[kNumIndx] = {};   // meta lock: recycled, per bucket (capacity)
+  magazine* free_magazines = nullptr;         // meta lock: recycled descriptors
   std::uint64_t magazines_made = 0;
 
   // Counters.
@@ -267,13 +269,22 @@ struct alignas(64) kmem_globals {
 };
 
 extern kmem_globals g __attribute__((visibility("hidden")));
-extern magazine g_empty_magazine;  // the sentinel: count 0, cap 0
 
 // ---- layer entry points ------------------------------------------------------------------------
 inline kmemusage* usage_of(std::uintptr_t a) { return &g.usage[(a - g.base) >> kPageShift]; }
 inline std::uint32_t page_of(std::uintptr_t a) { return static_cast<std::uint32_t>((a - g.base) >> kPageShift); }
 inline std::uintptr_t page_addr(std::uint32_t pg) { return g.base + (std::uintptr_t{pg} << kPageShift); }
 inline std::uintptr_t free_marker(std::uintptr_t a) { return a ^ g.cookie; }
+// True when a is an element of bucket indx holding its free marker: inside the arena, on
+// a page of that class at an element start (so mapped: reading it is safe), and marked
+// free — a cached free element.  A chain link overwritten after free fails it (unless the
+// write stored another free element's address of the class).  => any thread, no lock.
+[[gnu::always_inline]] inline bool chain_elem_ok(std::uintptr_t a, unsigned indx) {
+  const std::uintptr_t off = a - g.base;
+  if (__builtin_expect(off >= g.size, 0)) return false;
+  if (__builtin_expect(free_class(g.pgindx[off >> kPageShift], a) != indx, 0)) return false;
+  return reinterpret_cast<const std::uintptr_t*>(a)[1] == free_marker(a);
+}
 // Sets a page's ku_indx and its copy in g.pgindx.  => the lock guarding ku_indx.
 // ku_indx is written under the lock of whoever owns the page (a bucket's lock for its
 // clusters, the pages lock for cached and large pages) and read under the pages lock by
@@ -335,7 +346,15 @@ std::uint64_t bucket_free_elements(unsigned indx);  // page-level free (bucket l
 
 // Thread caches (kmem_magazine.cpp).
 tcache* tcache_get();  // this thread's cache, created on first use; null when none
+// An element of bucket indx from tc's loaded chain (checked by chain_elem_ok), else from
+// the previous chain, the depot or the bucket; null when the arena is exhausted.  A chain
+// found broken is counted and reported (KMEM_CORRUPT) and the rest of it dropped.
+// => owner thread; takes depot, bucket, pages locks.  Free marker still set.
 void* magazine_alloc_slow(tcache* tc, unsigned indx);
+// Pops the loaded chain's head after checking it; null when the chain is empty or broken
+// (then counted, reported and dropped).  => owner thread, no lock.
+void* chain_pop(tc_bucket& B, unsigned indx);
+// Puts p (marker set) on tc's loaded chain, moving full chains to the depot or the bucket.
 void magazine_free_slow(tcache* tc, unsigned indx, void* p);
 void tcache_flush_stats(tcache* tc);
 void depot_drain_all();                 // full depot magazines back to buckets

@@ -1,19 +1,29 @@
-// kmem_magazine.cpp — per-thread magazines and the depot (Bonwick & Adams 2001).
+// kmem_magazine.cpp — per-thread magazines and the depot (Bonwick & Adams 2001), the
+// magazines kept as intrusive chains of free elements.
 //
-// Each thread has, per bucket, a loaded and a previous magazine.  malloc pops
-// from loaded, free pushes onto it (kmem_malloc.cpp inlines both).  When loaded
-// runs dry / fills up, the slow paths here swap it with previous, or exchange a
-// magazine with the bucket's depot under the depot lock, or fill/empty it
-// from/to the bucket layer.  The depot keeps at most depot_max_full full
-// magazines per bucket; beyond that, rounds go back to their clusters, where the
-// bucket's high-water mark decides whether pages go back to the page source.
+// Each thread has, per bucket, a loaded and a previous magazine (tc_bucket): two LIFO
+// chains linked through the free elements' first words, as glibc's tcache and
+// mimalloc's free lists link theirs, so a free writes only the element (which it writes
+// anyway: the free marker) and the thread's 32-byte record for the class.  malloc pops
+// from loaded, free pushes onto it (kmem_fast.h inlines both).  When loaded runs dry /
+// fills up, the slow paths here swap it with previous, or exchange a whole chain with the
+// bucket's depot under the depot lock (a `magazine` descriptor carries it there), or
+// fill/empty it from/to the bucket layer in batches.  The depot keeps at most
+// depot_max_full full chains per bucket; beyond that, elements go back to their clusters,
+// where the bucket's high-water mark decides whether pages go back to the page source.
+//
+// A chain's links live in free memory, so a write after free can break one: every
+// element is checked (chain_elem_ok: in the arena, an element of the class, free marker
+// intact) before its link is followed or it is handed out; a broken chain is counted
+// (corrupt_detected), reported (KMEM_CORRUPT) and the rest of it dropped — leaked, never
+// handed out.
 //
 // A thread's cache is drained on thread exit (pthread key destructor), by
-// thread_cache_drain().  In a forked
-// child, the caches of threads that did not survive the fork are abandoned (see
-// magazines_fork_child).
+// thread_cache_drain().  In a forked child, the caches of threads that did not survive the
+// fork are abandoned (see magazines_fork_child).
 #include <cstring>
 #include "vm/vm_sys.h"
+#include "vm/vm_types.h"
 #include <new>
 #include <pthread.h>
 #include <sys/mman.h>
@@ -32,110 +42,127 @@ pthread_key_t g_key;
 bool g_key_ok = false;
 
 inline constexpr std::size_t kMetaChunk = std::size_t{256} << 10;
+// Elements moved between a chain and the bucket layer per bucket_alloc / bucket_free call.
+inline constexpr std::uint32_t kBatch = 64;
 
-bool is_real(const magazine* m) { return m->cap != 0; }
-
-// => takes the meta lock.  An empty magazine for bucket indx (depots[indx].cap
-// rounds: only that many are allocated, so small-round magazines of the large
-// buckets stay small); null when mmap fails.  Recycled magazines are kept per
-// bucket, so a recycled one always has this bucket's capacity.
-magazine* magazine_new(unsigned indx) {
-  const std::uint32_t cap = g.depots[indx].cap;
-  magazine* m;
-  {
-    kmem_guard guard(g.meta_lock);
-    m = g.free_magazines[indx];
-    if (m != nullptr) g.free_magazines[indx] = m->next;
-  }
-  if (m == nullptr) {
-    void* mem = meta_alloc(offsetof(magazine, rounds) + std::size_t{cap} * sizeof(void*));
-    if (mem == nullptr) return nullptr;
-    m = static_cast<magazine*>(mem);
-    kmem_guard guard(g.meta_lock);
-    ++g.magazines_made;
-  }
-  m->next = nullptr;
-  m->count = 0;
-  m->cap = cap;
-  return m;
+// A chain found broken at element a: counted and reported; the caller drops the rest.
+[[gnu::cold]] void chain_broken(const void* a) {
+  g.corrupt_detected.fetch_add(1, std::memory_order_relaxed);
+  report(KMEM_CORRUPT, a, M_FREE);
 }
 
-// => depot lock not held.  Takes an empty magazine from the depot, else makes one.
-magazine* magazine_get_empty(unsigned indx) {
+// => depot lock not held; takes it, else the meta lock.  A descriptor for a full chain:
+// a spare one of the depot, a recycled one, or a new one; null when mmap fails.
+magazine* desc_get(unsigned indx) {
   depot& d = g.depots[indx];
   {
     kmem_guard guard(d.lock);
-    if (d.empty != nullptr) {
-      magazine* m = d.empty;
+    if (magazine* m = d.empty; m != nullptr) {
       d.empty = m->next;
       --d.nempty;
       return m;
     }
   }
-  return magazine_new(indx);
-}
-
-// => depot lock not held.  Keeps an empty magazine in the depot (bounded), else
-// recycles it.
-void magazine_put_empty(unsigned indx, magazine* m) {
-  depot& d = g.depots[indx];
-  m->count = 0;
   {
-    kmem_guard guard(d.lock);
-    if (d.nempty < d.max_full) {
-      m->next = d.empty;
-      d.empty = m;
-      ++d.nempty;
-      return;
+    kmem_guard guard(g.meta_lock);
+    if (magazine* m = g.free_magazines; m != nullptr) {
+      g.free_magazines = m->next;
+      return m;
     }
   }
+  magazine* m = static_cast<magazine*>(meta_alloc(sizeof(magazine)));
+  if (m == nullptr) return nullptr;
   kmem_guard guard(g.meta_lock);
-  m->next = g.free_magazines[indx];
-  g.free_magazines[indx] = m;
-}
-
-// Returns every round of m to the bucket layer; m becomes empty.
-void magazine_empty_to_bucket(unsigned indx, magazine* m) {
-  std::uint32_t n = m->count;
-  if (n != 0) bucket_free(indx, m->rounds, n);
-  m->count = 0;
-}
-
-// Loads m into the bucket record (its count moves into the record).
-void load(tc_bucket& b, magazine* m) {
-  b.base = m->rounds;
-  b.top = m->rounds + m->count;
-  b.limit = m->rounds + m->cap;
-}
-
-// Takes the loaded magazine out of the record (its count moves back into it).
-magazine* unload(tc_bucket& b) {
-  magazine* m = mag_of(b.base);
-  if (is_real(m)) m->count = tc_count(b);
+  ++g.magazines_made;
   return m;
 }
 
-// Drains tc's magazines into the bucket layer.  => owner thread (or the only
-// thread, after fork); takes depot and bucket locks.
-void tcache_drain(tcache* tc) {
-  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) {
-    magazine* ms[2] = {unload(tc->b[i]), tc->previous[i]};
-    load(tc->b[i], &g_empty_magazine);
-    tc->previous[i] = &g_empty_magazine;
-    for (magazine* m : ms) {
-      if (!is_real(m)) continue;
-      magazine_empty_to_bucket(i, m);
-      magazine_put_empty(i, m);
+// => depot lock held.  Keeps a spare descriptor in the depot (bounded), else returns it
+// for the caller to recycle (desc_recycle, outside the depot lock).
+magazine* desc_put_locked(depot& d, magazine* m) {
+  if (d.nempty >= d.max_full) return m;
+  m->next = d.empty;
+  d.empty = m;
+  ++d.nempty;
+  return nullptr;
+}
+
+void desc_recycle(magazine* m) {
+  if (m == nullptr) return;
+  kmem_guard guard(g.meta_lock);
+  m->next = g.free_magazines;
+  g.free_magazines = m;
+}
+
+// Returns the n elements of the chain at head to the bucket layer, kBatch at a time
+// (each link read before bucket_free reuses the word).  A broken link ends the walk: the
+// rest is counted, reported and dropped.  => no lock held; takes the bucket lock.
+void chain_to_bucket(unsigned indx, void* head, std::uint32_t n) {
+  void* batch[kBatch];
+  std::uint32_t k = 0;
+  std::uintptr_t a = reinterpret_cast<std::uintptr_t>(head);
+  for (std::uint32_t i = 0; i < n; ++i) {
+    if (!chain_elem_ok(a, indx)) {
+      chain_broken(reinterpret_cast<void*>(a));
+      break;
     }
+    batch[k++] = reinterpret_cast<void*>(a);
+    a = reinterpret_cast<const std::uintptr_t*>(a)[0];
+    if (k == kBatch) {
+      bucket_free(indx, batch, k);
+      k = 0;
+    }
+  }
+  if (k != 0) bucket_free(indx, batch, k);
+}
+
+// Fills B's empty loaded chain with up to want elements from the bucket layer, kBatch at a
+// time, linked in the order the bucket gave them (address order within a cluster).  Returns
+// how many (0: arena exhausted).  => owner thread; takes the bucket lock.
+std::uint32_t chain_from_bucket(tc_bucket& B, unsigned indx, std::uint32_t want) {
+  void* batch[kBatch];
+  std::uintptr_t* tail = nullptr;
+  std::uint32_t got = 0;
+  while (got < want) {
+    const std::uint32_t ask = want - got < kBatch ? want - got : kBatch;
+    const std::uint32_t n = bucket_alloc(indx, batch, ask);
+    for (std::uint32_t i = 0; i < n; ++i) {
+      if (tail != nullptr) tail[0] = reinterpret_cast<std::uintptr_t>(batch[i]);
+      else B.head = batch[i];
+      tail = static_cast<std::uintptr_t*>(batch[i]);
+    }
+    got += n;
+    if (n < ask) break;
+  }
+  if (tail != nullptr) tail[0] = 0;
+  B.count = static_cast<std::uint16_t>(got);
+  return got;
+}
+
+// Drains tc's chains into the bucket layer; retire (thread exit) also turns its fast
+// paths off (cap 0: frees from later key destructors go to the buckets).  => owner thread
+// (or the only thread, after fork); takes bucket locks.
+void tcache_drain(tcache* tc, bool retire) {
+  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) {
+    tc_bucket& B = tc->b[i];
+    if (retire) B.cap = 0;
+    const std::uint32_t n = B.count, pn = B.prev_count;
+    void* h = B.head;
+    void* ph = B.prev_head;
+    B.count = 0;
+    B.prev_count = 0;
+    B.head = nullptr;
+    B.prev_head = nullptr;
+    if (n != 0) chain_to_bucket(i, h, n);
+    if (pn != 0) chain_to_bucket(i, ph, pn);
   }
 }
 
 void tcache_init(tcache* tc) {
   std::memset(static_cast<void*>(tc), 0, sizeof(tcache));
-  for (unsigned i = 0; i < kNumIndx; ++i) {
-    load(tc->b[i], &g_empty_magazine);
+  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) {
     tc->b[i].size = static_cast<std::int64_t>(bucket_size(i));
-    tc->previous[i] = &g_empty_magazine;
+    tc->b[i].cap = static_cast<std::uint16_t>(g.depots[i].cap);
   }
 }
 
@@ -156,15 +183,13 @@ void tcache_destructor(void* arg) {
   t_tc = nullptr;
   t_dead = true;
   if (tc == nullptr) return;
-  tcache_drain(tc);
+  tcache_drain(tc, true);
   tcache_flush_stats(tc);
   kmem_guard guard(g.threads_lock);
   tcache_unlink_locked(tc);
 }
 
 }  // namespace
-
-magazine g_empty_magazine{};
 
 void* meta_alloc(std::size_t bytes) {
   bytes = (bytes + 63) & ~std::size_t{63};
@@ -210,119 +235,124 @@ tcache* tcache_get() {
 
 namespace {
 // Slow start (as tcmalloc's per-thread lists grow): a thread's first refill of a class from
-// the bucket takes about a page of rounds, each later one twice as many, up to the
-// magazine's cap.  A full 256-round magazine of a 256-byte class is 16 pages: a program
+// the bucket takes about a page of elements, each later one twice as many, up to the
+// magazine's cap.  A full 256-element chain of a 256-byte class is 16 pages: a program
 // that mallocs one such block touched them all, and 200-odd pages over its classes.
-std::uint32_t refill_rounds(tcache* tc, unsigned indx, std::uint32_t cap) {
-  std::uint32_t want = tc->fill[indx];
+std::uint32_t refill_rounds(tc_bucket& B, unsigned indx) {
+  const std::uint32_t cap = B.cap;
+  std::uint32_t want = B.fill;
   if (want == 0) {
     want = static_cast<std::uint32_t>(kPageSize / bucket_size(indx));
     if (want == 0) want = 1;
   }
   if (want > cap) want = cap;
-  tc->fill[indx] = static_cast<std::uint16_t>(want * 2 > cap ? cap : want * 2);
+  B.fill = static_cast<std::uint16_t>(want * 2 > cap ? cap : want * 2);
   return want;
+}
+
+void swap_chains(tc_bucket& B) {
+  void* h = B.head;
+  const std::uint16_t n = B.count;
+  B.head = B.prev_head;
+  B.count = B.prev_count;
+  B.prev_head = h;
+  B.prev_count = n;
 }
 }  // namespace
 
+void* chain_pop(tc_bucket& B, unsigned indx) {
+  if (B.count == 0) return nullptr;
+  const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(B.head);
+  if (!chain_elem_ok(a, indx)) {
+    chain_broken(B.head);
+    B.head = nullptr;
+    B.count = 0;
+    return nullptr;
+  }
+  B.head = reinterpret_cast<void*>(reinterpret_cast<const std::uintptr_t*>(a)[0]);
+  --B.count;
+  return reinterpret_cast<void*>(a);
+}
+
 void* magazine_alloc_slow(tcache* tc, unsigned indx) {
   tc_bucket& B = tc->b[indx];
-  magazine*& P = tc->previous[indx];
   depot& d = g.depots[indx];
-  if (P->count != 0) {
-    magazine* L = unload(B);
-    load(B, P);
-    P = L;
-  } else {
-    // Both empty: exchange previous for a full magazine from the depot.
+  for (;;) {
+    if (B.count != 0) {
+      if (void* p = chain_pop(B, indx)) return p;
+      continue;  // broken and dropped: loaded is empty now
+    }
+    if (B.prev_count != 0) {
+      swap_chains(B);
+      continue;
+    }
+    // Both empty: take a full chain from the depot.
     magazine* full = nullptr;
+    magazine* spare = nullptr;
     {
       kmem_guard guard(d.lock);
       if (d.full != nullptr) {
         full = d.full;
         d.full = full->next;
         --d.nfull;
-        if (is_real(P)) {
-          P->next = d.empty;
-          d.empty = P;
-          ++d.nempty;
-          P = &g_empty_magazine;
-        }
+        B.head = full->head;
+        B.count = static_cast<std::uint16_t>(full->count);
+        spare = desc_put_locked(d, full);
       }
     }
     if (full != nullptr) {
+      desc_recycle(spare);
       d.exchanges.fetch_add(1, std::memory_order_relaxed);
-      P = unload(B);
-      load(B, full);
-    } else {
-      // Depot has nothing: fill the loaded magazine from the bucket.
-      if (!is_real(mag_of(B.base))) {
-        magazine* m = magazine_get_empty(indx);
-        if (m == nullptr) {
-          void* p = nullptr;
-          return bucket_alloc(indx, &p, 1) == 1 ? p : nullptr;
-        }
-        load(B, m);
-      }
-      std::uint32_t n = bucket_alloc(indx, B.base, refill_rounds(tc, indx, static_cast<std::uint32_t>(B.limit - B.base)));
-      B.top = B.base + n;
-      if (n == 0) return nullptr;
+      continue;
     }
+    // The depot has nothing: fill the loaded chain from the bucket.
+    if (B.cap == 0) {
+      void* p = nullptr;
+      return bucket_alloc(indx, &p, 1) == 1 ? p : nullptr;
+    }
+    if (chain_from_bucket(B, indx, refill_rounds(B, indx)) == 0) return nullptr;
   }
-  KMEM_ASSERT(B.top > B.base, "loaded magazine empty after refill");
-  return *--B.top;
 }
 
 void magazine_free_slow(tcache* tc, unsigned indx, void* p) {
   tc_bucket& B = tc->b[indx];
-  magazine*& P = tc->previous[indx];
   depot& d = g.depots[indx];
-  if (is_real(P) && P->count < P->cap) {
-    magazine* L = unload(B);
-    load(B, P);
-    P = L;
-  } else if (!is_real(mag_of(B.base))) {
-    magazine* m = magazine_get_empty(indx);
-    if (m == nullptr) {
-      bucket_free(indx, &p, 1);
-      return;
-    }
-    load(B, m);
-  } else {
-    // Loaded full, previous full (or absent): previous goes to the depot.
-    magazine* give = is_real(P) ? P : nullptr;
-    magazine* empty = nullptr;
-    {
-      kmem_guard guard(d.lock);
-      if (give != nullptr && d.nfull < d.max_full) {
-        give->next = d.full;
-        d.full = give;
-        ++d.nfull;
-        give = nullptr;
-      }
-      if (d.empty != nullptr) {
-        empty = d.empty;
-        d.empty = empty->next;
-        --d.nempty;
-      }
-    }
-    d.exchanges.fetch_add(1, std::memory_order_relaxed);
-    if (give != nullptr) {
-      // Depot full: the rounds go back to their clusters.
-      magazine_empty_to_bucket(indx, give);
-      if (empty == nullptr) empty = give;
-      else magazine_put_empty(indx, give);
-    }
-    if (empty == nullptr) empty = magazine_new(indx);
-    if (empty == nullptr) {
-      bucket_free(indx, &p, 1);
-      return;
-    }
-    P = unload(B);
-    load(B, empty);
+  if (B.cap == 0) {
+    bucket_free(indx, &p, 1);
+    return;
   }
-  KMEM_ASSERT(B.top < B.limit, "loaded magazine full after exchange");
-  *B.top++ = p;
+  if (B.count == B.cap) {
+    if (B.prev_count != 0) {
+      // Loaded full, previous full: previous goes to the depot, or back to its clusters
+      // when the depot holds its bound.
+      magazine* m = desc_get(indx);
+      bool given = false;
+      magazine* spare = nullptr;
+      if (m != nullptr) {
+        kmem_guard guard(d.lock);
+        if (d.nfull < d.max_full) {
+          m->head = B.prev_head;
+          m->count = B.prev_count;
+          m->next = d.full;
+          d.full = m;
+          ++d.nfull;
+          given = true;
+        } else {
+          spare = desc_put_locked(d, m);
+        }
+      }
+      desc_recycle(spare);
+      d.exchanges.fetch_add(1, std::memory_order_relaxed);
+      if (!given) chain_to_bucket(indx, B.prev_head, B.prev_count);
+      B.prev_head = nullptr;
+      B.prev_count = 0;
+    }
+    swap_chains(B);  // previous (full) <- loaded, loaded <- the empty one
+  }
+  std::uintptr_t* w = static_cast<std::uintptr_t*>(p);
+  w[0] = reinterpret_cast<std::uintptr_t>(B.head);
+  B.head = p;
+  ++B.count;
 }
 
 void tcache_flush_stats(tcache* tc) {
@@ -370,8 +400,13 @@ void depot_drain_all() {
     while (list != nullptr) {
       magazine* m = list;
       list = m->next;
-      magazine_empty_to_bucket(i, m);
-      magazine_put_empty(i, m);
+      chain_to_bucket(i, m->head, m->count);
+      magazine* spare;
+      {
+        kmem_guard guard(d.lock);
+        spare = desc_put_locked(d, m);
+      }
+      desc_recycle(spare);
     }
   }
 }
@@ -396,21 +431,25 @@ void magazines_fork_parent() {
   g.threads_lock.unlock();
 }
 
-void magazines_fork_child() {
+VMRT_FORK_TEXT void magazines_fork_child() {
   for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) g.depots[i].lock.reinit();
   g.meta_lock.reinit();
   g.threads_lock.reinit();
   // Threads other than this one did not survive.  Their caches may have been
-  // caught in the middle of a lock-free magazine push/pop (plain stores in any
-  // order), so their rounds cannot be trusted: abandon them (a bounded leak of
-  // at most two magazines per bucket per thread) and keep only their statistics.
+  // caught in the middle of a lock-free chain push/pop (plain stores in any
+  // order), so their chains cannot be trusted: abandon them (a bounded leak of
+  // at most two chains per bucket per thread) and keep only their statistics.
   tcache* tc = g.threads;
   while (tc != nullptr) {
     tcache* next = tc->next;
     if (tc != t_tc) {
       for (unsigned i = 0; i < kNumIndx; ++i) {
-        load(tc->b[i], &g_empty_magazine);
-        tc->previous[i] = &g_empty_magazine;
+        tc_bucket& B = tc->b[i];
+        B.cap = 0;
+        B.count = 0;
+        B.prev_count = 0;
+        B.head = nullptr;
+        B.prev_head = nullptr;
       }
       tcache_flush_stats(tc);
       kmem_guard guard(g.threads_lock);
@@ -426,7 +465,7 @@ namespace vmrt::kmem {
 void thread_cache_drain() {
   detail::tcache* tc = detail::t_tc;
   if (tc == nullptr) return;
-  detail::tcache_drain(tc);
+  detail::tcache_drain(tc, false);
   detail::tcache_flush_stats(tc);
 }
 }  // namespace vmrt::kmem

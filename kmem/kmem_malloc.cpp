@@ -17,6 +17,7 @@
 #include <bit>
 #include <cstring>
 #include "vm/vm_sys.h"
+#include "vm/vm_types.h"
 #include <new>
 #include <sys/mman.h>
 #include <sys/random.h>
@@ -211,14 +212,14 @@ kmem_status validate(const void* addr, block* b) {
   return KMEM_NOT_BLOCK;
 }
 
-// Takes one element of bucket indx from this thread's magazines (or the bucket).
+// Takes one element of bucket indx from this thread's magazines (or the bucket); its
+// free marker is still set.  Null when the arena is exhausted.
 void* elem_get(tcache* tc, unsigned indx) {
   if (tc == nullptr) {
     void* p = nullptr;
     return bucket_alloc(indx, &p, 1) == 1 ? p : nullptr;
   }
-  tc_bucket& B = tc->b[indx];
-  if (B.top != B.base) return *--B.top;
+  if (void* p = chain_pop(tc->b[indx], indx)) return p;
   return magazine_alloc_slow(tc, indx);
 }
 
@@ -228,8 +229,10 @@ void elem_put(tcache* tc, unsigned indx, void* p) {
     return;
   }
   tc_bucket& B = tc->b[indx];
-  if (B.top != B.limit) {
-    *B.top++ = p;
+  if (B.count != B.cap) {
+    static_cast<std::uintptr_t*>(p)[0] = reinterpret_cast<std::uintptr_t>(B.head);
+    B.head = p;
+    ++B.count;
     return;
   }
   magazine_free_slow(tc, indx, p);
@@ -661,8 +664,10 @@ void fork_parent() {
   for (unsigned t = M_LAST; t-- > 0;) g.types[t].lock.unlock();
 }
 
-void fork_child() {
-  if (!kmem_initialized() || !t_fork_locked) return;
+// In VMRT_FORK_TEXT with the other fork handlers: every child runs it (a text page fault
+// a fork when it sat among cold code).
+VMRT_FORK_TEXT void fork_child() {
+  if (!g.initialized.load(std::memory_order_acquire) || !t_fork_locked) return;
   g.pages_lock.reinit();
   for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) g.buckets[i].kb_lock.reinit();
   for (unsigned t = 0; t < M_LAST; ++t) {
@@ -722,8 +727,7 @@ bool get_bucket_stats(std::size_t index, bucket_stats* out) {
     kmem_guard guard(g.threads_lock);
     for (tcache* tc = g.threads; tc != nullptr; tc = tc->next) {
       calls += tc_bucket_calls(tc, static_cast<unsigned>(index));
-      const magazine* p = rd(tc->previous[index]);
-      cached += static_cast<std::uint64_t>(rd(tc->b[index].top) - rd(tc->b[index].base)) + rd(p->count);
+      cached += std::uint64_t{rd(tc->b[index].count)} + rd(tc->b[index].prev_count);
     }
   }
   cached += depot_rounds(static_cast<unsigned>(index));

@@ -64,7 +64,7 @@ void* alloc_slow(std::size_t n, std::size_t align, kmem::malloc_type t, int flag
   return nullptr;
 }
 
-// Everything free's inline fast path left: a full magazine, a thread without a
+// Everything free's inline fast path left: a full chain, a thread without a
 // cache, a limited type, diagnostics, a large block, before boot, misuse.
 // Preserves errno.
 [[gnu::noinline]] void release_kmem(void* p, kmem::malloc_type t, const char* who) {

@@ -34,7 +34,7 @@ void release_kmem(void* p, kmem::malloc_type t, const char* who);
 // n bytes charged to t (flags: 0 or M_ZERO).  Null + ENOMEM on failure.
 //  => thread-safe; boots the runtime on first use.
 // Fast path (t and flags are constants at every call site): the boot check,
-// then kmem's inline magazine pop (kmem_fast.h); nothing else.
+// then kmem's inline pop from the thread cache's chain (kmem_fast.h); nothing else.
 [[gnu::always_inline]] inline void* alloc(std::size_t n, kmem::malloc_type t, int flags) {
   if (__builtin_expect(ready(), 1)) {
     void* p = kmem::detail::malloc_fast(n, t);
@@ -51,7 +51,7 @@ void release_kmem(void* p, kmem::malloc_type t, const char* who);
 void* alloc_aligned(std::size_t n, std::size_t align, kmem::malloc_type t);
 
 // Free p (null is a no-op).  Aborts with a message on misuse.  The fast path
-// (kmem's inline magazine push) needs no boot check: before kmem is up its
+// (kmem's inline push onto the thread cache's chain) needs no boot check: before kmem is up its
 // arena is empty, so every pointer fails the range check.  Only the out-of-line
 // path can change errno, and it preserves it (glibc's free does too).
 [[gnu::always_inline]] inline void release(void* p, kmem::malloc_type t, const char* who) {

@@ -4,7 +4,9 @@
 // small buckets, statistics stay exact through the fast path.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -140,4 +142,122 @@ TEST_CASE("fast path: exact statistics for one thread (calls, inuse, memuse, hig
     CHECK(s2.inuse == s0.inuse);
   });
   t.join();
+}
+
+namespace {
+std::atomic<int> g_corrupt_reports{0};
+void count_corrupt(const kmem_report& r) {
+  if (r.status == KMEM_CORRUPT) g_corrupt_reports.fetch_add(1);
+}
+
+// A write after free over a cached block's chain link (word 0), then the class is used
+// again: every block handed out must be a live kmem block other than the wild link and
+// no block of the chain after the break; the break is counted and reported; other blocks
+// keep their bytes.  `wild` gives the overwritten link from the chain's blocks.
+template <class Wild>
+void chain_write_after_free(Wild wild) {
+  constexpr std::size_t kSize = 48;
+  constexpr int kChain = 8;
+  bool ok = false;
+  std::thread t([&] {
+    // Live blocks of the class holding a pattern: untouched by what follows.
+    std::vector<unsigned char*> keep;
+    for (int i = 0; i < 16; ++i) {
+      auto* k = static_cast<unsigned char*>(kmem::malloc(kSize, M_TEST, M_WAITOK));
+      REQUIRE(k != nullptr);
+      std::memset(k, 0x5a + i, kSize);
+      keep.push_back(k);
+    }
+    void* blocks[kChain];
+    for (void*& b : blocks) b = kmem::malloc(kSize, M_TEST, M_WAITOK);
+    thread_cache_drain();  // the chain below holds exactly these blocks, last freed first
+    for (void* b : blocks) REQUIRE(kmem::free(b, M_TEST) == KMEM_OK);
+    const std::uintptr_t bad = wild(blocks);
+    // The write after free: block 5's link (to block 4) is overwritten.
+    static_cast<std::uintptr_t*>(blocks[5])[0] = bad;
+    kmem_counters c0{};
+    REQUIRE(get_kmem_counters(&c0));
+    const int r0 = g_corrupt_reports.load();
+    std::vector<void*> got;
+    for (int i = 0; i < 4 * kChain; ++i) {
+      void* p = kmem::malloc(kSize, M_TEST, M_WAITOK);
+      REQUIRE(p != nullptr);
+      CHECK(reinterpret_cast<std::uintptr_t>(p) != bad);
+      for (int j = 0; j < 5; ++j) CHECK(p != blocks[j]);  // after the break: dropped
+      std::memset(p, 0xee, kSize);
+      got.push_back(p);
+    }
+    kmem_counters c1{};
+    REQUIRE(get_kmem_counters(&c1));
+    CHECK(c1.corrupt_detected == c0.corrupt_detected + 1);
+    CHECK(g_corrupt_reports.load() == r0 + 1);
+    // Blocks 7, 6, 5 came back first (their links were intact up to 5's).
+    CHECK(got[0] == blocks[7]);
+    CHECK(got[1] == blocks[6]);
+    CHECK(got[2] == blocks[5]);
+    for (void* p : got) CHECK(kmem::free(p, M_TEST) == KMEM_OK);
+    for (int i = 0; i < 16; ++i) {
+      bool same = true;
+      for (std::size_t b = 0; b < kSize; ++b) same &= keep[i][b] == static_cast<unsigned char>(0x5a + i);
+      CHECK(same);
+      CHECK(kmem::free(keep[i], M_TEST) == KMEM_OK);
+    }
+    ok = true;
+  });
+  t.join();
+  CHECK(ok);
+}
+}  // namespace
+
+TEST_CASE("thread cache chains: a link overwritten after free is caught, counted, its chain dropped") {
+  boot();
+  report_hook old = set_report_hook(count_corrupt);
+  SUBCASE("a wild pointer outside the arena") {
+    chain_write_after_free([](void* const*) { return std::uintptr_t{0x4141414141414140}; });
+  }
+  SUBCASE("null (a chain cut short under its count)") {
+    chain_write_after_free([](void* const*) { return std::uintptr_t{0}; });
+  }
+  SUBCASE("inside the arena, not an element start of the class") {
+    chain_write_after_free([](void* const* b) { return reinterpret_cast<std::uintptr_t>(b[4]) + 16; });
+  }
+  SUBCASE("an element of the class that is allocated (no free marker)") {
+    static void* live = nullptr;
+    live = kmem::malloc(48, M_TEST, M_WAITOK);
+    chain_write_after_free([](void* const*) { return reinterpret_cast<std::uintptr_t>(live); });
+    CHECK(kmem::free(live, M_TEST) == KMEM_OK);
+  }
+  set_report_hook(old);
+}
+
+TEST_CASE("thread cache chains: a broken chain drained back to the bucket stops at the break") {
+  boot();
+  report_hook old = set_report_hook(count_corrupt);
+  bool ok = false;
+  std::thread t([&] {
+    void* blocks[8];
+    for (void*& b : blocks) b = kmem::malloc(80, M_TEST, M_WAITOK);
+    thread_cache_drain();
+    for (void* b : blocks) REQUIRE(kmem::free(b, M_TEST) == KMEM_OK);
+    static_cast<std::uintptr_t*>(blocks[6])[0] = 0x4141414141414140;
+    kmem_counters c0{};
+    REQUIRE(get_kmem_counters(&c0));
+    thread_cache_drain();  // walks the chain into the bucket layer: must not follow the wild link
+    kmem_counters c1{};
+    REQUIRE(get_kmem_counters(&c1));
+    CHECK(c1.corrupt_detected == c0.corrupt_detected + 1);
+    // Blocks 7 and 6 went back to their clusters; the class still works.
+    std::vector<void*> v;
+    for (int i = 0; i < 64; ++i) {
+      void* p = kmem::malloc(80, M_TEST, M_WAITOK);
+      REQUIRE(p != nullptr);
+      for (int j = 0; j < 6; ++j) CHECK(p != blocks[j]);
+      v.push_back(p);
+    }
+    for (void* p : v) CHECK(kmem::free(p, M_TEST) == KMEM_OK);
+    ok = true;
+  });
+  t.join();
+  CHECK(ok);
+  set_report_hook(old);
 }
