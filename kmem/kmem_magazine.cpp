@@ -117,24 +117,25 @@ void chain_to_bucket(unsigned indx, void* head, std::uint32_t n) {
 }
 
 // Fills B's empty loaded chain with up to want elements from the bucket layer, kBatch at a
-// time, linked in the order the bucket gave them (address order within a cluster).  Returns
-// how many (0: arena exhausted).  => owner thread; takes the bucket lock.
+// time, each pushed on the chain: the bucket's first element ends deepest, as it did at the
+// bottom of a magazine's rounds (a block another thread freed to its cluster just now is
+// not handed straight back: kmem_free's first-call rule).  Returns how many (0: arena
+// exhausted).  => owner thread; takes the bucket lock.
 std::uint32_t chain_from_bucket(tc_bucket& B, unsigned indx, std::uint32_t want) {
   void* batch[kBatch];
-  std::uintptr_t* tail = nullptr;
+  std::uintptr_t head = 0;
   std::uint32_t got = 0;
   while (got < want) {
     const std::uint32_t ask = want - got < kBatch ? want - got : kBatch;
     const std::uint32_t n = bucket_alloc(indx, batch, ask);
     for (std::uint32_t i = 0; i < n; ++i) {
-      if (tail != nullptr) tail[0] = reinterpret_cast<std::uintptr_t>(batch[i]);
-      else B.head = batch[i];
-      tail = static_cast<std::uintptr_t*>(batch[i]);
+      static_cast<std::uintptr_t*>(batch[i])[0] = head;
+      head = reinterpret_cast<std::uintptr_t>(batch[i]);
     }
     got += n;
     if (n < ask) break;
   }
-  if (tail != nullptr) tail[0] = 0;
+  B.head = reinterpret_cast<void*>(head);
   B.count = static_cast<std::uint16_t>(got);
   return got;
 }
