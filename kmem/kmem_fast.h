@@ -3,9 +3,9 @@
 // the type checks and the statistics offsets fold to constants).
 //
 // malloc: the size class (one byte from kSizeIndex), this thread's cache (TLS),
-//         a type-bypass byte, a pop from the loaded chain (its head checked:
-//         in the arena, an element of the class, free marker intact — the
-//         same range, page-code and marker test free makes), the free marker
+//         a type-bypass byte, a pop from the loaded chain (its head checked,
+//         chain_head_ok: aligned in the arena, on a page of the class, free
+//         marker intact), the free marker
 //         cleared, plain stores to this thread's statistics.
 // free:   arena range check, the page's code from the dense g.pgindx byte
 //         array, the element-start and page-state check as one multiply for every
@@ -45,10 +45,15 @@ namespace vmrt::kmem::detail {
   void* p = B.head;
   // A write after free may have overwritten the link that made p the head: the slow
   // path reports it and drops the rest of the chain.
-  if (__builtin_expect(!chain_elem_ok(reinterpret_cast<std::uintptr_t>(p), static_cast<unsigned>(indx)), 0))
+  if (__builtin_expect(!chain_head_ok(reinterpret_cast<std::uintptr_t>(p), static_cast<unsigned>(indx)), 0))
     return nullptr;
   std::uintptr_t* w = static_cast<std::uintptr_t*>(p);
-  B.head = reinterpret_cast<void*>(w[0]);
+  void* next = reinterpret_cast<void*>(w[0]);
+  // The next malloc's load of next's link and marker would otherwise be a dependent miss
+  // when another thread wrote next last (xmalloc: blocks freed by other threads).  A
+  // prefetch never faults, whatever a write after free left in w[0].
+  __builtin_prefetch(next, 1);
+  B.head = next;
   B.count = static_cast<std::uint16_t>(n - 1);
   w[1] = 0;  // clear the free marker
   ++tc->acnt[t][indx];

@@ -278,11 +278,42 @@ inline std::uintptr_t free_marker(std::uintptr_t a) { return a ^ g.cookie; }
 // True when a is an element of bucket indx holding its free marker: inside the arena, on
 // a page of that class at an element start (so mapped: reading it is safe), and marked
 // free — a cached free element.  A chain link overwritten after free fails it (unless the
-// write stored another free element's address of the class).  => any thread, no lock.
+// write stored another free element's address of the class).  The slow paths' check:
+// bucket_free needs exact element starts.  => any thread, no lock.
 [[gnu::always_inline]] inline bool chain_elem_ok(std::uintptr_t a, unsigned indx) {
   const std::uintptr_t off = a - g.base;
   if (__builtin_expect(off >= g.size, 0)) return false;
   if (__builtin_expect(free_class(g.pgindx[off >> kPageShift], a) != indx, 0)) return false;
+  return reinterpret_cast<const std::uintptr_t*>(a)[1] == free_marker(a);
+}
+
+// Only the pages of live clusters have a page code whose class (kCodes cls) is a bucket:
+// the page states and unused codes name none.
+constexpr bool code_classes_ok() {
+  for (unsigned c = 0; c < 256; ++c) {
+    const unsigned cls = kCodes.e[c].cls;
+    if (c < kMinBucket || c >= kCodes.ncodes) {
+      if (cls >= kMinBucket) return false;
+    } else if (cls < kMinBucket || cls > kMaxBucket || (c <= kMaxBucket && cls != c)) {
+      return false;
+    }
+  }
+  return true;
+}
+static_assert(code_classes_ok(), "page codes name a class only on cluster pages");
+
+// malloc's fast check of a chain head: 16-byte aligned inside the arena, on a page of a
+// cluster of class indx (its code is the class, or a tail code of it: mapped, so reading
+// the two words is safe) and holding its free marker.  Unlike chain_elem_ok it does not
+// prove an element start: an aligned address inside an element passes only if the 8 bytes
+// after it equal that address XOR the secret cookie, which a write after free does not
+// produce by chance.  Half the instructions of chain_elem_ok (no divisibility multiply).
+// => owner thread, no lock.
+[[gnu::always_inline]] inline bool chain_head_ok(std::uintptr_t a, unsigned indx) {
+  const std::uintptr_t off = a - g.base;
+  if (__builtin_expect(off >= g.size || (off & 15) != 0, 0)) return false;
+  const unsigned code = g.pgindx[off >> kPageShift];
+  if (__builtin_expect(code != indx, 0) && kCodes.e[code].cls != indx) return false;
   return reinterpret_cast<const std::uintptr_t*>(a)[1] == free_marker(a);
 }
 // Sets a page's ku_indx and its copy in g.pgindx.  => the lock guarding ku_indx.
