@@ -329,9 +329,7 @@ inline constexpr std::uintptr_t kLazyLink = std::uintptr_t{1} << 62;
 
 // => bucket lock held.  Makes the element at e free with list link `link`.
 inline void carve_one(std::uintptr_t e, std::uintptr_t link) {
-  std::uintptr_t* w = reinterpret_cast<std::uintptr_t*>(e);
-  w[0] = link;
-  w[1] = free_marker(e);
+  mark_free(e, link);
 }
 
 // => bucket lock held.  Carves a new cluster for bucket indx onto its empty list.
@@ -466,7 +464,7 @@ void bucket_free(unsigned indx, void* const* elems, std::uint32_t n) {
       std::uintptr_t cl = page_addr(pg);
       kmemusage* ku = &g.usage[pg];
       KMEM_ASSERT(ku->ku_indx == indx, "element freed into the wrong bucket");
-      *reinterpret_cast<std::uintptr_t*>(e) = ku->ku_freehead;
+      mark_free(e, ku->ku_freehead);
       ku->ku_freehead = static_cast<std::uint16_t>(e - cl);
       ++ku->ku_freecnt;
       ++kb.kb_nfree;

@@ -53,7 +53,7 @@ void diag_on_alloc(std::uintptr_t a, malloc_type t) {
 bool diag_check_reuse(std::uintptr_t a, std::size_t size) {
   const std::uint64_t* w = reinterpret_cast<const std::uint64_t*>(a);
   std::size_t bad = size;
-  if (w[1] != free_marker(a)) bad = 8;
+  if (!is_marked(a)) bad = 8;
   for (std::size_t i = 2; bad == size && i < size / 8; ++i)
     if (w[i] != kFreePattern) bad = i * 8;
   if (bad == size) return true;
@@ -115,7 +115,7 @@ bool get_block_info(const void* addr, block_info* out) {
         out->allocated = (s & 0x80) != 0;
         out->type = static_cast<malloc_type>(s & 0x7f);
       } else {
-        out->allocated = reinterpret_cast<const std::uintptr_t*>(out->start)[1] != free_marker(out->start);
+        out->allocated = !is_marked(out->start);
       }
       return true;
     }

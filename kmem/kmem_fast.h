@@ -3,9 +3,8 @@
 // the type checks and the statistics offsets fold to constants).
 //
 // malloc: the size class (one byte from kSizeIndex), this thread's cache (TLS),
-//         a type-bypass byte, a pop from the loaded chain (its head checked,
-//         chain_head_ok: aligned in the arena, on a page of the class, free
-//         marker intact), the free marker
+//         a type-bypass byte, a pop from the loaded chain (the head's free
+//         marker, which binds its link, checked: one XOR and compare), the free marker
 //         cleared, plain stores to this thread's statistics.
 // free:   arena range check, the page's code from the dense g.pgindx byte
 //         array, the element-start and page-state check as one multiply for every
@@ -43,17 +42,17 @@ namespace vmrt::kmem::detail {
   const std::uint16_t n = B.count;
   if (__builtin_expect(n == 0, 0)) return nullptr;
   void* p = B.head;
-  // A write after free may have overwritten the link that made p the head: the slow
-  // path reports it and drops the rest of the chain.
-  if (__builtin_expect(!chain_head_ok(reinterpret_cast<std::uintptr_t>(p), static_cast<unsigned>(indx)), 0))
-    return nullptr;
+  // The head is a trusted address: pushed by free (checked there), set by the slow paths,
+  // or a link read below from an element whose marker held.  Its marker proves both that
+  // it is still a cached free element and that its link was not written after free; a
+  // broken one goes to the slow path, which reports it and drops the rest of the chain.
   std::uintptr_t* w = static_cast<std::uintptr_t*>(p);
-  void* next = reinterpret_cast<void*>(w[0]);
-  // The next malloc's load of next's link and marker would otherwise be a dependent miss
-  // when another thread wrote next last (xmalloc: blocks freed by other threads).  A
-  // prefetch never faults, whatever a write after free left in w[0].
-  __builtin_prefetch(next, 1);
-  B.head = next;
+  const std::uintptr_t next = w[0];
+  if (__builtin_expect(w[1] != free_marker(reinterpret_cast<std::uintptr_t>(p), next), 0)) return nullptr;
+  // The next malloc's load of next's words would otherwise be a dependent miss when
+  // another thread wrote next last (xmalloc: blocks freed by other threads).
+  __builtin_prefetch(reinterpret_cast<const void*>(next), 1);
+  B.head = reinterpret_cast<void*>(next);
   B.count = static_cast<std::uint16_t>(n - 1);
   w[1] = 0;  // clear the free marker
   ++tc->acnt[t][indx];
@@ -80,14 +79,15 @@ namespace vmrt::kmem::detail {
   const std::size_t indx = free_class(code, a);
   if (__builtin_expect(indx == 0, 0)) return false;
   std::uintptr_t* w = reinterpret_cast<std::uintptr_t*>(a);
-  const std::uintptr_t marker = free_marker(a);
-  if (__builtin_expect(w[1] == marker, 0)) return false;  // double free: slow path reports it
+  const std::uintptr_t m = free_marker(a, 0);  // loaded once: the stores below may alias g
+  if (__builtin_expect(w[1] == (m ^ w[0]), 0)) return false;  // double free: slow path reports it
   tcache* tc = &t_cache;  // all zero until set up: count == cap fails below
   tc_bucket& B = tc->b[indx];
   const std::uint16_t n = B.count;
   if (__builtin_expect(n == B.cap, 0)) return false;
-  w[0] = reinterpret_cast<std::uintptr_t>(B.head);
-  w[1] = marker;
+  const std::uintptr_t link = reinterpret_cast<std::uintptr_t>(B.head);
+  w[0] = link;
+  w[1] = m ^ link;  // free_marker(a, link)
   B.head = addr;
   B.count = static_cast<std::uint16_t>(n + 1);
   type_delta& d = tc->td[t];

@@ -274,47 +274,34 @@ extern kmem_globals g __attribute__((visibility("hidden")));
 inline kmemusage* usage_of(std::uintptr_t a) { return &g.usage[(a - g.base) >> kPageShift]; }
 inline std::uint32_t page_of(std::uintptr_t a) { return static_cast<std::uint32_t>((a - g.base) >> kPageShift); }
 inline std::uintptr_t page_addr(std::uint32_t pg) { return g.base + (std::uintptr_t{pg} << kPageShift); }
-inline std::uintptr_t free_marker(std::uintptr_t a) { return a ^ g.cookie; }
+// The free marker: word 1 of a free bucket element is its address XOR the per-process
+// secret cookie XOR word 0 (the element's link: a chain link in a thread cache or the
+// depot, a free-list offset in its cluster).  Binding the link into the marker makes the
+// pair authenticate itself: a write after free that changes either word breaks it, so a
+// chain link is trusted exactly when its element's marker holds (malloc's pop checks one
+// word against one XOR of two it loads anyway; glibc's tcache, by contrast, checks only a
+// link's alignment, and a wild link there can still be followed).
+inline std::uintptr_t free_marker(std::uintptr_t a, std::uintptr_t link) { return a ^ g.cookie ^ link; }
+// True when the element at a carries its free marker (is free).
+inline bool is_marked(std::uintptr_t a) {
+  const std::uintptr_t* w = reinterpret_cast<const std::uintptr_t*>(a);
+  return w[1] == free_marker(a, w[0]);
+}
+// Makes the element at a free with word 0 = link.
+inline void mark_free(std::uintptr_t a, std::uintptr_t link) {
+  std::uintptr_t* w = reinterpret_cast<std::uintptr_t*>(a);
+  w[0] = link;
+  w[1] = free_marker(a, link);
+}
 // True when a is an element of bucket indx holding its free marker: inside the arena, on
 // a page of that class at an element start (so mapped: reading it is safe), and marked
-// free — a cached free element.  A chain link overwritten after free fails it (unless the
-// write stored another free element's address of the class).  The slow paths' check:
-// bucket_free needs exact element starts.  => any thread, no lock.
+// free.  The slow paths check every chain element with it before they follow its link or
+// hand it to the bucket layer (which needs exact element starts).  => any thread, no lock.
 [[gnu::always_inline]] inline bool chain_elem_ok(std::uintptr_t a, unsigned indx) {
   const std::uintptr_t off = a - g.base;
   if (__builtin_expect(off >= g.size, 0)) return false;
   if (__builtin_expect(free_class(g.pgindx[off >> kPageShift], a) != indx, 0)) return false;
-  return reinterpret_cast<const std::uintptr_t*>(a)[1] == free_marker(a);
-}
-
-// Only the pages of live clusters have a page code whose class (kCodes cls) is a bucket:
-// the page states and unused codes name none.
-constexpr bool code_classes_ok() {
-  for (unsigned c = 0; c < 256; ++c) {
-    const unsigned cls = kCodes.e[c].cls;
-    if (c < kMinBucket || c >= kCodes.ncodes) {
-      if (cls >= kMinBucket) return false;
-    } else if (cls < kMinBucket || cls > kMaxBucket || (c <= kMaxBucket && cls != c)) {
-      return false;
-    }
-  }
-  return true;
-}
-static_assert(code_classes_ok(), "page codes name a class only on cluster pages");
-
-// malloc's fast check of a chain head: 16-byte aligned inside the arena, on a page of a
-// cluster of class indx (its code is the class, or a tail code of it: mapped, so reading
-// the two words is safe) and holding its free marker.  Unlike chain_elem_ok it does not
-// prove an element start: an aligned address inside an element passes only if the 8 bytes
-// after it equal that address XOR the secret cookie, which a write after free does not
-// produce by chance.  Half the instructions of chain_elem_ok (no divisibility multiply).
-// => owner thread, no lock.
-[[gnu::always_inline]] inline bool chain_head_ok(std::uintptr_t a, unsigned indx) {
-  const std::uintptr_t off = a - g.base;
-  if (__builtin_expect(off >= g.size || (off & 15) != 0, 0)) return false;
-  const unsigned code = g.pgindx[off >> kPageShift];
-  if (__builtin_expect(code != indx, 0) && kCodes.e[code].cls != indx) return false;
-  return reinterpret_cast<const std::uintptr_t*>(a)[1] == free_marker(a);
+  return is_marked(a);
 }
 // Sets a page's ku_indx and its copy in g.pgindx.  => the lock guarding ku_indx.
 // ku_indx is written under the lock of whoever owns the page (a bucket's lock for its

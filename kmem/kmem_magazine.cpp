@@ -129,7 +129,7 @@ std::uint32_t chain_from_bucket(tc_bucket& B, unsigned indx, std::uint32_t want)
     const std::uint32_t ask = want - got < kBatch ? want - got : kBatch;
     const std::uint32_t n = bucket_alloc(indx, batch, ask);
     for (std::uint32_t i = 0; i < n; ++i) {
-      static_cast<std::uintptr_t*>(batch[i])[0] = head;
+      mark_free(reinterpret_cast<std::uintptr_t>(batch[i]), head);
       head = reinterpret_cast<std::uintptr_t>(batch[i]);
     }
     got += n;
@@ -350,8 +350,7 @@ void magazine_free_slow(tcache* tc, unsigned indx, void* p) {
     }
     swap_chains(B);  // previous (full) <- loaded, loaded <- the empty one
   }
-  std::uintptr_t* w = static_cast<std::uintptr_t*>(p);
-  w[0] = reinterpret_cast<std::uintptr_t>(B.head);
+  mark_free(reinterpret_cast<std::uintptr_t>(p), reinterpret_cast<std::uintptr_t>(B.head));
   B.head = p;
   ++B.count;
 }

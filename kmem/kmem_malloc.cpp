@@ -185,7 +185,7 @@ kmem_status validate(const void* addr, block* b) {
     if (g.diag) {
       std::uint8_t s = g.diag_state[(a - g.base) >> kMinBucket];
       if ((s & 0x80) == 0) return KMEM_DOUBLE_FREE;
-    } else if (reinterpret_cast<const std::uintptr_t*>(a)[1] == free_marker(a)) {
+    } else if (is_marked(a)) {
       return KMEM_DOUBLE_FREE;
     }
     return KMEM_OK;
@@ -230,7 +230,7 @@ void elem_put(tcache* tc, unsigned indx, void* p) {
   }
   tc_bucket& B = tc->b[indx];
   if (B.count != B.cap) {
-    static_cast<std::uintptr_t*>(p)[0] = reinterpret_cast<std::uintptr_t>(B.head);
+    mark_free(reinterpret_cast<std::uintptr_t>(p), reinterpret_cast<std::uintptr_t>(B.head));
     B.head = p;
     ++B.count;
     return;
@@ -366,7 +366,7 @@ void* malloc_medium(std::size_t size, malloc_type t, int flags, kmem_status* st)
   }
   account_free(tc, t, b.size);
   if (g.diag) diag_on_free(b.a, b.size, t);
-  reinterpret_cast<std::uintptr_t*>(b.a)[1] = free_marker(b.a);
+  mark_free(b.a, reinterpret_cast<const std::uintptr_t*>(b.a)[0]);
   // A thread whose first call is a free got the block from another thread: it goes back
   // to its cluster, not into this thread's magazine, whose next malloc would hand it out
   // again — a small block sharing a cache line with the other thread's blocks, written
