@@ -97,7 +97,7 @@ inline T rd(const T& x) {
 
 // A thread's cache for one bucket: Bonwick's loaded and previous magazines as two
 // intrusive LIFO chains.  free pushes an element (w[0] = head, w[1] = free marker,
-// head = it), malloc pops the head after checking it (chain_elem_ok): only the element
+// head = it), malloc pops the head after checking its free marker: only the element
 // and this record are written, so a thread's cache is one 32-byte record per class —
 // after a host fork, freeing into a class costs the element's page and this record's,
 // not a page of a separate rounds array.  Owner writes; reports read counts racily
