@@ -292,3 +292,45 @@ TEST_CASE("fork: every kmem lock taken before fork, child allocates freely") {
   stop = true;
   busy.join();
 }
+
+// The forking thread's cache is kept across a fork (kmem::fork_child, in VMRT_FORK_TEXT):
+// its chains, linked through the blocks themselves, must hand the same blocks back in the
+// child and in the parent, last freed first, with nothing taken for a broken chain.
+TEST_CASE("fork: the forking thread's chains stay whole on both sides") {
+  boot();
+  constexpr int kN = 64;
+  void* blocks[kN];
+  for (void*& b : blocks) b = kmem::malloc(48, M_TEST, M_WAITOK);
+  thread_cache_drain();  // the chain holds exactly these blocks
+  for (void* b : blocks) REQUIRE(kmem::free(b, M_TEST) == KMEM_OK);
+  kmem_counters c0{};
+  REQUIRE(get_kmem_counters(&c0));
+  // Same blocks back, last freed first, none counted broken; 0 when so.
+  auto take_back = [&]() -> int {
+    int bad = 0;
+    void* got[kN];
+    for (int i = 0; i < kN; ++i) {
+      got[i] = kmem::malloc(48, M_TEST, M_WAITOK);
+      if (got[i] != blocks[kN - 1 - i]) ++bad;
+    }
+    kmem_counters c{};
+    get_kmem_counters(&c);
+    if (c.corrupt_detected != c0.corrupt_detected) ++bad;
+    for (void* p : got)
+      if (kmem::free(p, M_TEST) != KMEM_OK) ++bad;
+    return bad;
+  };
+  fork_prepare();
+  pid_t pid = fork();
+  if (pid == 0) {
+    fork_child();
+    _exit(take_back() == 0 ? 0 : 1);
+  }
+  fork_parent();
+  REQUIRE(pid > 0);
+  CHECK(take_back() == 0);
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}

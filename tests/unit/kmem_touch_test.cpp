@@ -55,7 +55,7 @@ TEST_CASE("touch: the first malloc of each class touches the block's pages, not 
     long grew = resident(src) - before;
     total += grew;
     // The block's first page (a malloc clears the free marker in its first words), the page
-    // of the element carved ahead, and a page of kmem metadata (the class's magazine).
+    // of the element carved ahead, and one more (the thread cache keeps no per-class array now).
     CHECK(grew <= 3);
     // The whole block is still usable.
     static_cast<unsigned char*>(p)[size - 1] = 1;
