@@ -116,7 +116,14 @@ void trampoline(int sig, siginfo_t* si, void* uc) {
 
 VMRT_FORK_TEXT bool rt_signal_tables_ours() { return ::getpid() == g_tables_pid; }
 
-VMRT_FORK_TEXT void rt_signal_fork_child() { g_tables_pid = ::getpid(); }
+VMRT_FORK_TEXT void rt_signal_fork_child() {
+  g_tables_pid = ::getpid();
+  // Only the forking thread lives on: a change another thread had half made when the
+  // process forked is abandoned (its lock and an odd seqcount would stop every later
+  // sigaction in the child).
+  g_lock.reset();
+  if ((g_seq.load(std::memory_order_relaxed) & 1) != 0) g_seq.fetch_add(1, std::memory_order_relaxed);
+}
 
 VMRT_FORK_TEXT struct sigaction rt_signal_reported(const struct sigaction& kernel, void* ours, const struct sigaction& prog) {
   if (reinterpret_cast<void*>(kernel.sa_sigaction) != ours) return kernel;
