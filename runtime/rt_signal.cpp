@@ -136,11 +136,11 @@ VMRT_FORK_TEXT struct sigaction rt_signal_reported(const struct sigaction& kerne
 namespace {
 
 // Is act (a handler function) what the table records for sig already?  No lock (the
-// seqcount); a caller that acts on "yes" checks again after its kernel call.
-VMRT_FORK_TEXT bool recorded_as(int sig, const struct sigaction* act) {
-  struct sigaction r{};
-  return read_recorded(sig, &r) && r.sa_handler == act->sa_handler && r.sa_flags == act->sa_flags &&
-         sigset_to_bits(r.sa_mask) == sigset_to_bits(act->sa_mask);
+// seqcount); the record read goes to *rec.  A caller that acts on "yes" checks again after
+// its kernel call.
+VMRT_FORK_TEXT bool recorded_as(int sig, const struct sigaction* act, struct sigaction* rec) {
+  return read_recorded(sig, rec) && rec->sa_handler == act->sa_handler && rec->sa_flags == act->sa_flags &&
+         sigset_to_bits(rec->sa_mask) == sigset_to_bits(act->sa_mask);
 }
 
 // The kernel's action for a recorded handler function: the trampoline, with the program's
@@ -180,14 +180,13 @@ VMRT_FORK_TEXT int rt_signal_action(int sig, const struct sigaction* act, struct
   // every child and after every fork): only the kernel call, no table or lock write, which
   // were a copy-on-write fault in the parent and in the child of every fork.  Checked again
   // after the kernel call: a concurrent change in between goes the locked way below.
-  if (recorded_as(sig, act)) {
+  struct sigaction rec{};
+  if (recorded_as(sig, act, &rec)) {
     const struct sigaction k = kernel_action(act);
     struct sigaction kold{};
     int r = __sigaction(sig, &k, &kold);
     if (r != 0) return r;
-    struct sigaction rec{};
-    if (read_recorded(sig, &rec) && rec.sa_handler == act->sa_handler && rec.sa_flags == act->sa_flags &&
-        sigset_to_bits(rec.sa_mask) == sigset_to_bits(act->sa_mask)) {
+    if (recorded_as(sig, act, &rec)) {
       if (old != nullptr) *old = rt_signal_reported(kold, ours, rec);
       return 0;
     }
