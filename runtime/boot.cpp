@@ -24,7 +24,6 @@
 #include "runtime/rt_base.h"
 #include "runtime/rt_maps.h"
 #include "runtime/rt_brk.h"
-#include "runtime/rt_populate.h"
 #include "runtime/rt_fork_prefault.h"
 #include "runtime/rt_mlockall.h"
 #include "runtime/rt_mmap.h"
@@ -442,7 +441,6 @@ bool runtime_boot_with(const runtime_config& cfg) {
     return false;
   }
   g_config = cfg;
-  rt::fork_populate_init();
   g_vm_up = !cfg.stage0 && boot_vm(cfg);
   bool ok = g_vm_up;
   if (!ok && !kmem::kmem_initialized()) {

@@ -54,38 +54,34 @@ VMRT_FORK_TEXT bool populate(std::uintptr_t lo, std::uintptr_t hi, int advice) {
   return false;
 }
 
-// At load, before any other constructor of this object runs: its code and read-only data.
-__attribute__((constructor(101))) void populate_code_at_load() {
-  if (turned_off()) return;
-  const auto* eh = reinterpret_cast<const ElfW(Ehdr)*>(__ehdr_start);
-  const auto* ph = reinterpret_cast<const ElfW(Phdr)*>(__ehdr_start + eh->e_phoff);
-  const auto base = reinterpret_cast<std::uintptr_t>(__ehdr_start);
-  std::uintptr_t hi = 0;
-  for (unsigned i = 0; i < eh->e_phnum; ++i)
-    if (ph[i].p_type == PT_LOAD && (ph[i].p_flags & PF_W) == 0) {
-      const std::uintptr_t end = page_up(base + ph[i].p_vaddr + ph[i].p_memsz);
-      if (end > hi) hi = end;
-    }
-  (void)sys::inline_syscall(SYS_madvise, static_cast<long>(base), static_cast<long>(hi - base), MADV_POPULATE_READ);
-}
-
-}  // namespace
-
-void fork_populate_init() {
-  if (turned_off()) g_refused = true;
+// At load, before any other constructor of this object runs: one walk of its program
+// headers records what the fork handlers populate (the TLS block's size, the read-only data)
+// and where its code and read-only data end, which are then mapped in one call.
+__attribute__((constructor(101))) void populate_at_load() {
   const auto* eh = reinterpret_cast<const ElfW(Ehdr)*>(__ehdr_start);
   const auto* ph = reinterpret_cast<const ElfW(Phdr)*>(__ehdr_start + eh->e_phoff);
   const auto base = reinterpret_cast<std::uintptr_t>(__ehdr_start);  // this object's first PT_LOAD is at 0
+  std::uintptr_t code_hi = 0;
   for (unsigned i = 0; i < eh->e_phnum; ++i) {
     if (ph[i].p_type == PT_TLS) g_tls_bytes = ph[i].p_memsz;
+    if (ph[i].p_type != PT_LOAD || (ph[i].p_flags & PF_W) != 0) continue;
+    const std::uintptr_t end = page_up(base + ph[i].p_vaddr + ph[i].p_memsz);
+    if (end > code_hi) code_hi = end;
     // The read-only data: the loadable segment that is neither writable nor executable and
     // does not start the file (the ELF header's own segment precedes the text).
-    if (ph[i].p_type == PT_LOAD && ph[i].p_flags == PF_R && ph[i].p_offset != 0) {
+    if (ph[i].p_flags == PF_R && ph[i].p_offset != 0) {
       g_ro_lo = page_down(base + ph[i].p_vaddr);
-      g_ro_hi = page_up(base + ph[i].p_vaddr + ph[i].p_memsz);
+      g_ro_hi = end;
     }
   }
+  if (turned_off()) {
+    g_refused = true;
+    return;
+  }
+  (void)sys::inline_syscall(SYS_madvise, static_cast<long>(base), static_cast<long>(code_hi - base), MADV_POPULATE_READ);
 }
+
+}  // namespace
 
 VMRT_FORK_TEXT void fork_populate_written(fork_side side) {
   if (g_refused) return;

@@ -21,10 +21,6 @@
 
 namespace vmrt::rt {
 
-// Record, at boot, the size of this object's TLS block (PT_TLS), which bounds the TLS range
-// populated at fork, and where its read-only data segment is.  Once, single-threaded.
-void fork_populate_init();
-
 enum class fork_side : unsigned char { parent, child };
 
 // Make the fork data page and the calling thread's static TLS writable now, and in the child
