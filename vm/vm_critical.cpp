@@ -20,14 +20,16 @@ static_assert(NSIG - 1 <= kMaxSig, "owed holds one bit per signal");
 
 }  // namespace
 
-std::uint64_t sigset_to_bits(const sigset_t& set) {
+// Both in the fork text: the signal table (runtime/rt_signal) converts with them in the
+// sigaction calls a shell makes in every child.
+VMRT_FORK_TEXT std::uint64_t sigset_to_bits(const sigset_t& set) {
   std::uint64_t bits = 0;
   for (int sig = 1; sig <= kMaxSig; ++sig)
     if (sigismember(&set, sig) == 1) bits |= std::uint64_t{1} << (sig - 1);
   return bits;
 }
 
-sigset_t sigset_from_bits(std::uint64_t bits) {
+VMRT_FORK_TEXT sigset_t sigset_from_bits(std::uint64_t bits) {
   sigset_t s;
   sigemptyset(&s);
   for (int sig = 1; sig <= kMaxSig; ++sig)
