@@ -320,8 +320,9 @@ bool stack_in_frames() {
   return rt::region_contains(reinterpret_cast<vaddr_t>(&here)) && rt::physmem_in_use();
 }
 
-// __fork on a stack of host memory (see the top of this file); -1 with errno when the host
-// gives no stack (ENOMEM / EAGAIN as fork's own), the pid otherwise.
+// __fork on a stack of host memory (see the top of this file); -1 with ENOMEM when the host
+// gives no stack (as fork's own shortage), -1 with errno when switching to it fails, the
+// pid otherwise.
 pid_t fork_off_frames() {
   void* m = sys::mmap(nullptr, kForkStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (m == MAP_FAILED) {
