@@ -419,19 +419,19 @@ std::uint64_t depot_rounds(unsigned indx) {
   return n;
 }
 
-void magazines_fork_prepare() {
+VMRT_FORK_PARENT_TEXT void magazines_fork_prepare() {
   g.threads_lock.lock();
   g.meta_lock.lock();
   for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) g.depots[i].lock.lock();
 }
 
-void magazines_fork_parent() {
+VMRT_FORK_PARENT_TEXT void magazines_fork_parent() {
   for (unsigned i = kMaxBucket + 1; i-- > kMinBucket;) g.depots[i].lock.unlock();
   g.meta_lock.unlock();
   g.threads_lock.unlock();
 }
 
-VMRT_FORK_TEXT void magazines_fork_child() {
+VMRT_FORK_CHILD_TEXT void magazines_fork_child() {
   for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) g.depots[i].lock.reinit();
   g.meta_lock.reinit();
   g.threads_lock.reinit();

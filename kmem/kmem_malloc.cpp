@@ -645,9 +645,11 @@ namespace {
 __thread bool t_fork_locked __attribute__((tls_model("initial-exec"))) = false;
 }  // namespace
 
-void fork_prepare() {
-  if (!kmem_initialized()) return;
-  const bool lock_all = __libc_single_threaded == 0;
+// The forking thread's flag is looked at before kmem's own state: a single-threaded
+// process (a shell) forks without reading a page of `g` (each page a fork touches costs
+// both processes: README, "Faults per fork and exec").
+VMRT_FORK_PARENT_TEXT void fork_prepare() {
+  const bool lock_all = __libc_single_threaded == 0 && kmem_initialized();
   if (t_fork_locked != lock_all) t_fork_locked = lock_all;
   if (!lock_all) return;
   for (unsigned t = 0; t < M_LAST; ++t) g.types[t].lock.lock();
@@ -656,8 +658,8 @@ void fork_prepare() {
   g.pages_lock.lock();
 }
 
-void fork_parent() {
-  if (!kmem_initialized() || !t_fork_locked) return;
+VMRT_FORK_PARENT_TEXT void fork_parent() {
+  if (!t_fork_locked) return;  // set only when kmem was initialized (fork_prepare)
   g.pages_lock.unlock();
   for (unsigned i = kMaxBucket + 1; i-- > kMinBucket;) g.buckets[i].kb_lock.unlock();
   magazines_fork_parent();
@@ -666,8 +668,8 @@ void fork_parent() {
 
 // In VMRT_FORK_TEXT with the other fork handlers: every child runs it (a text page fault
 // a fork when it sat among cold code).
-VMRT_FORK_TEXT void fork_child() {
-  if (!g.initialized.load(std::memory_order_acquire) || !t_fork_locked) return;
+VMRT_FORK_CHILD_TEXT void fork_child() {
+  if (!t_fork_locked) return;  // set only when kmem was initialized (fork_prepare)
   g.pages_lock.reinit();
   for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) g.buckets[i].kb_lock.reinit();
   for (unsigned t = 0; t < M_LAST; ++t) {

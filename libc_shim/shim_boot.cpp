@@ -48,21 +48,21 @@ VMRT_FORK_TEXT long current_tid() { return vmrt::sys::inline_syscall(SYS_gettid)
 
 // pthread_atfork handlers: every kmem/VM lock is taken before the host fork and
 // released (parent) or reinitialised with fresh state (child) after it.
-void atfork_prepare() {
+VMRT_FORK_PARENT_TEXT void atfork_prepare() {
   count(C_FORKS);
   thread_start_fork_prepare();
   runtime_fork_prepare();
 }
 // Both sides first make the pages every fork writes writable in one call (each was a
 // copy-on-write fault: runtime/rt_populate.h).
-void atfork_parent() {
+VMRT_FORK_PARENT_TEXT void atfork_parent() {
   rt::fork_populate_written(rt::fork_side::parent);
   runtime_fork_parent();
 }
 // In the child, what the runtime allocates while it sets the child up (the control blocks
 // of its new handler threads) comes from the bootstrap arena: heap pages may fault, and
 // until a handler thread runs no fault can be served.
-VMRT_FORK_TEXT void atfork_child() {
+VMRT_FORK_CHILD_TEXT void atfork_child() {
   rt::fork_populate_written(rt::fork_side::child);
   g_boot_tid.store(current_tid(), std::memory_order_release);
   g_boot_state.store(BOOT_BOOTING, std::memory_order_release);

@@ -315,9 +315,9 @@ void fork_there() {
 
 // Is the stack this runs on in vmrt's frames?  (A heuristic on the region and on physmem
 // being in use: a needless switch only costs the stack's mapping.)
-bool stack_in_frames() {
+VMRT_FORK_PARENT_TEXT bool stack_in_frames() {
   char here;
-  return rt::region_contains(reinterpret_cast<vaddr_t>(&here)) && rt::physmem_in_use();
+  return rt::physmem_in_use() && rt::region_contains(reinterpret_cast<vaddr_t>(&here));
 }
 
 // __fork on a stack of host memory (see the top of this file); -1 with ENOMEM when the host
@@ -354,7 +354,7 @@ pid_t fork_off_frames() {
 }  // namespace
 }  // namespace vmrt::shim
 
-VMRT_EXPORT pid_t fork(void) noexcept {
+VMRT_EXPORT VMRT_FORK_PARENT_TEXT pid_t fork(void) noexcept {
   if (!shim::ready()) return __fork();
   int e = vmrt::runtime_fork_reserve();
   if (e != 0) {

@@ -92,6 +92,6 @@ VMRT_EXPORT int pthread_create(pthread_t* t, const pthread_attr_t* attr, void* (
   return rc;
 }
 
-void vmrt::shim::thread_start_fork_prepare() {
+VMRT_FORK_PARENT_TEXT void vmrt::shim::thread_start_fork_prepare() {
   if (hold_needed()) (void)ctype_data();
 }

@@ -70,7 +70,7 @@ struct next_fns {
   int (*vfprintf)(FILE*, const char*, va_list);
   int (*vfprintf_chk)(FILE*, int, const char*, va_list);
 };
-next_fns g_next;
+VMRT_FORK_DATA next_fns g_next;  // read by every wrapped call, fork children's too
 
 // The glibc definition of `name`; resolved at load (below), or at the first call that comes
 // before that.  Absent: abort (glibc has every one of them since 2.30).
@@ -277,7 +277,7 @@ bool msg_wants(const msghdr* m) {
 }
 
 // write(2) of [buf, buf + n), held piece by piece (the write wrapper, and stdio's flushes).
-ssize_t write_held(int fd, const void* buf, size_t n) {
+VMRT_FORK_TEXT ssize_t write_held(int fd, const void* buf, size_t n) {
   auto f = NEXT(write, "write");
   if (!want(buf, n)) return f(fd, buf, n);
   return held_pieces(buf, n, VM_PROT_READ, true, [&](const void* p, size_t k, size_t) { return f(fd, p, k); });
@@ -480,7 +480,7 @@ void own_flush_all() {
 
 // exit flushes every stream after the atexit handlers (this one was registered at load,
 // before the program's, so it runs after them): the pending output goes out held first.
-void flush_streams_at_exit() {
+VMRT_FORK_TEXT void flush_streams_at_exit() {
   if (rt::vslock_needed()) own_flush_all();
 }
 
@@ -524,14 +524,14 @@ namespace rt = vmrt::rt;
 
 // ---- system calls -----------------------------------------------------------------------
 
-VMRT_EXPORT ssize_t read(int fd, void* buf, size_t n) {
+VMRT_EXPORT VMRT_FORK_TEXT ssize_t read(int fd, void* buf, size_t n) {
   auto f = NEXT(read, "read");
   if (!want(buf, n)) return f(fd, buf, n);
   return held_pieces(buf, n, VM_PROT_WRITE, seekable_data(fd),
                      [&](const void* p, size_t k, size_t) { return f(fd, const_cast<void*>(p), k); });
 }
 
-VMRT_EXPORT ssize_t write(int fd, const void* buf, size_t n) { return write_held(fd, buf, n); }
+VMRT_EXPORT VMRT_FORK_TEXT ssize_t write(int fd, const void* buf, size_t n) { return write_held(fd, buf, n); }
 
 VMRT_EXPORT ssize_t pread64(int fd, void* buf, size_t n, off_t off) {
   auto f = NEXT(pread, "pread64");

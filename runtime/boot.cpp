@@ -47,9 +47,9 @@
 namespace vmrt {
 namespace {
 
-runtime_config g_config;
-std::atomic<int> g_boot_state{0};  // 0 = down, 1 = booting, 2 = up
-bool g_vm_up;                      // false: stage 0 fallback (no vmspaces)
+VMRT_FORK_DATA runtime_config g_config;  // read at every exit (the stats report) and fork
+VMRT_FORK_DATA std::atomic<int> g_boot_state{0};  // 0 = down, 1 = booting, 2 = up
+VMRT_FORK_DATA bool g_vm_up;       // false: stage 0 fallback (no vmspaces); read by every fork
 rt::window* g_kernel_window;
 rt::window* g_process_window;  // the process vmspace: the heap (vm_heap)
 vaddr_t g_kmem_base;
@@ -572,7 +572,7 @@ int fork_reserve_locked() {
 
 }  // namespace
 
-int runtime_fork_reserve() {
+VMRT_FORK_PARENT_TEXT int runtime_fork_reserve() {
   if (!runtime_booted() || !g_vm_up) return 0;
   vm_lock_guard g;
   if (!rt::physmem_in_use()) return 0;  // a lazy fork (runtime_fork_prepare decides again)
@@ -581,9 +581,9 @@ int runtime_fork_reserve() {
   return e;
 }
 
-int runtime_fork_error() { return t_fork_error; }
+VMRT_FORK_PARENT_TEXT int runtime_fork_error() { return t_fork_error; }
 
-void runtime_fork_returned(pid_t pid) {
+VMRT_FORK_PARENT_TEXT void runtime_fork_returned(pid_t pid) {
   if (pid > 0 && g_vm_up && g_fork_lazy) rt::rt_count(rt::RC_HOST_FORKS);
 }
 
@@ -592,7 +592,7 @@ void runtime_fork_returned(pid_t pid) {
 // makes the handler let go of its locks and touch again, this many times at most.
 constexpr int kForkPrefaultTries = 8;
 
-void runtime_fork_prepare() {
+VMRT_FORK_PARENT_TEXT void runtime_fork_prepare() {
   rt::fork_pages pages;
   bool prefault = g_vm_up && vm_heap_is_paged();
   for (int attempt = 1;; ++attempt) {
@@ -627,7 +627,7 @@ void runtime_fork_prepare() {
   g_fork_ready = g_fork_errno == 0;
 }
 
-VMRT_FORK_TEXT void runtime_fork_parent() {
+VMRT_FORK_PARENT_TEXT void runtime_fork_parent() {
   if (g_vm_up) {
     bool child_ok = g_fork_lazy && g_fork_ready;  // nothing to wait for (counted by runtime_fork_returned)
     if (g_fork_ready && !g_fork_lazy) {
@@ -654,7 +654,7 @@ VMRT_FORK_TEXT void runtime_fork_parent() {
   rt::trap_fork_parent();
 }
 
-VMRT_FORK_TEXT void runtime_fork_child() {
+VMRT_FORK_CHILD_TEXT void runtime_fork_child() {
   if (g_vm_up) {
     // A child that cannot have its own physmem must not run a single instruction of the
     // program: it shares every malloc'd byte with its parent.  It exits here; the parent's

@@ -257,9 +257,9 @@ std::size_t physmem_host_bytes() {
 
 // ---- fork --------------------------------------------------------------------------------
 
-bool physmem_in_use() { return vm_phys_bump() != 0; }
+VMRT_FORK_PARENT_TEXT bool physmem_in_use() { return vm_phys_bump() != 0; }
 
-VMRT_FORK_TEXT void physmem_fork_child_unused() {
+VMRT_FORK_CHILD_TEXT void physmem_fork_child_unused() {
   if (g_unbacked) return;  // already a reservation (a child of a child)
   // The parent's pool is not this process's: nothing of it is in use here, and keeping the
   // mapping would keep whatever the parent puts in it alive as long as this child lives.
@@ -323,7 +323,7 @@ fork_setup physmem_fork_reserve() {
   return fork_setup::ok;
 }
 
-void physmem_fork_release() {
+VMRT_FORK_PARENT_TEXT void physmem_fork_release() {
   if (g_next_fd >= 0) ::close(g_next_fd);
   g_next_fd = -1;
 }

@@ -1414,7 +1414,7 @@ std::size_t pmap_linux_resident(vaddr_t sva, vaddr_t eva) {
 }  // namespace vmrt::rt
 
 namespace vmrt::rt {
-void pmap_linux_fork_prepare() { g_lock.lock(); }
-void pmap_linux_fork_parent() { g_lock.unlock(); }
-VMRT_FORK_TEXT void pmap_linux_fork_child() { g_lock.reset(); }
+VMRT_FORK_PARENT_TEXT void pmap_linux_fork_prepare() { g_lock.lock(); }
+VMRT_FORK_PARENT_TEXT void pmap_linux_fork_parent() { g_lock.unlock(); }
+VMRT_FORK_CHILD_TEXT void pmap_linux_fork_child() { g_lock.reset(); }
 }  // namespace vmrt::rt

@@ -60,7 +60,7 @@ brk_owner brk_decide() {
 
 vaddr_t brk_start() { return g_owner.load(std::memory_order_acquire) == brk_owner::vmrt ? g_start : 0; }
 
-VMRT_FORK_TEXT void brk_fork_child() { g_lock.reset(); }
+VMRT_FORK_CHILD_TEXT void brk_fork_child() { g_lock.reset(); }
 
 vaddr_t brk_move(vaddr_t want) {
   spin_guard g(g_lock);

@@ -23,7 +23,7 @@ namespace vmrt::rt {
 namespace {
 
 // The program's MCL_FUTURE | MCL_ONFAULT bits while MCL_FUTURE is in force, else 0.
-std::atomic<int> g_future{0};
+VMRT_FORK_DATA std::atomic<int> g_future{0};  // read by every fork child
 
 // Lock (as touched, with onfault) or unlock [a, a + n) of host memory.  Refusals are
 // ignored, as mlockall's own populate ignores them.
@@ -122,7 +122,7 @@ void mlockall_note_mapping(vaddr_t a, std::size_t n) {
   host_lock(a, n, true, onfault);
 }
 
-VMRT_FORK_TEXT void mlockall_fork_child() {
+VMRT_FORK_CHILD_TEXT void mlockall_fork_child() {
   // Looked at before it is cleared: an exchange writes the page even when it holds 0, and
   // every page a fork child writes is a copy-on-write fault.
   if (g_future.load(std::memory_order_relaxed) != 0 && g_future.exchange(0, std::memory_order_relaxed) != 0)

@@ -49,6 +49,14 @@ namespace {
 vm_map* g_map;        // the process vmspace's map [constant after init]
 vaddr_t g_lo, g_hi;   // the mmap area [constant after init]
 bool g_paging;        // private anonymous mappings may be pageable VM memory [constant after init]
+// Set by the first entry this file inserts into the area, never cleared: until then a fork
+// child has nothing of the area to look at (mm_fork_child), and looking (the map, its
+// entries) costs a child pages it would not touch otherwise.  [VM lock]
+VMRT_FORK_DATA bool g_area_used;
+inline kern_return_t noted(kern_return_t kr) {
+  if (kr == KERN_SUCCESS && !g_area_used) g_area_used = true;
+  return kr;
+}
 
 constexpr int kProtRWX = PROT_READ | PROT_WRITE | PROT_EXEC;
 // Host VMAs a new mapping may add: itself, and a split of the reservation it lands in.
@@ -135,7 +143,7 @@ kern_return_t insert_paged_locked(vaddr_t s, vaddr_t e, vm_prot_t prot, vm_inher
   bool charge = (prot & VM_PROT_WRITE) != 0;
   if (charge && vm_commit_charge(e - s) != KERN_SUCCESS) return KERN_RESOURCE_SHORTAGE;
   auto ef = static_cast<std::uint16_t>(MAP_ENTRY_COW | MAP_ENTRY_ZERO_SINGLE | (charge ? MAP_ENTRY_CHARGED : 0));
-  kern_return_t kr = vm_map_insert(g_map, nullptr, 0, s, e, prot, VM_PROT_ALL, ef, inh);
+  kern_return_t kr = noted(vm_map_insert(g_map, nullptr, 0, s, e, prot, VM_PROT_ALL, ef, inh));
   if (kr == KERN_SUCCESS) pmap_reserve(g_map->pm, s, e, prot);
   else if (charge) vm_commit_uncharge(e - s);
   return kr;
@@ -152,7 +160,7 @@ kern_return_t insert_paged_file_locked(vaddr_t s, vaddr_t e, vm_prot_t prot, vm_
   if (charge && vm_commit_charge(e - s) != KERN_SUCCESS) return KERN_RESOURCE_SHORTAGE;
   auto ef = static_cast<std::uint16_t>(MAP_ENTRY_COW | MAP_ENTRY_NEEDS_COPY | (charge ? MAP_ENTRY_CHARGED : 0));
   vm_object_reference(obj);
-  kern_return_t kr = vm_map_insert(g_map, obj, off, s, e, prot, VM_PROT_ALL, ef, inh);
+  kern_return_t kr = noted(vm_map_insert(g_map, obj, off, s, e, prot, VM_PROT_ALL, ef, inh));
   if (kr == KERN_SUCCESS) {
     pmap_reserve(g_map->pm, s, e, prot);
     return kr;
@@ -269,7 +277,7 @@ void simplify_locked(vaddr_t s, vaddr_t e) {
 inline vm_inherit_t inherit_of(bool shared) { return shared ? VM_INHERIT_SHARE : VM_INHERIT_COPY; }
 kern_return_t insert_locked(vaddr_t s, vaddr_t e, int prot, vm_inherit_t inh, vm_ooffset_t ident, vm_object* obj = nullptr) {
   if (obj != nullptr) vm_object_reference(obj);
-  kern_return_t kr = vm_map_insert(g_map, obj, ident, s, e, vm_prot_of(prot), VM_PROT_ALL, MAP_ENTRY_HOSTMEM, inh);
+  kern_return_t kr = noted(vm_map_insert(g_map, obj, ident, s, e, vm_prot_of(prot), VM_PROT_ALL, MAP_ENTRY_HOSTMEM, inh));
   if (kr != KERN_SUCCESS && obj != nullptr) vm_object_deallocate(obj);
   return kr;
 }
@@ -829,8 +837,8 @@ mm_route mm_madvise(void* addr, std::size_t len, int advice, mm_answer* out) {
   return hole ? fail(out, ENOMEM) : answer(out, 0);
 }
 
-VMRT_FORK_TEXT void mm_fork_child() {
-  if (g_map == nullptr) return;
+VMRT_FORK_CHILD_TEXT void mm_fork_child() {
+  if (!g_area_used) return;  // nothing was ever mapped in the area
   vm_lock_guard g;
   // What the host did not give the child (MADV_DONTFORK memory, whoever mapped it) is a
   // hole in it: the map forgets it and the area reserves the hole again.
@@ -1036,7 +1044,7 @@ static mm_route paged_move(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn, bool 
   bool wired = false;
   walk(o, o + on, [&](vaddr_t, vaddr_t, vm_map_entry* ent) { return !(wired = ent->wired_count != 0); });
   if (nn > on && insert_tail_locked(last, dst + on, dst + nn) != KERN_SUCCESS) return fail(out, ENOMEM);
-  if (vm_map_move(g_map, o, dst, on) != KERN_SUCCESS) {
+  if (noted(vm_map_move(g_map, o, dst, on)) != KERN_SUCCESS) {
     delete_locked(dst + on, dst + nn);
     return fail(out, ENOMEM);
   }

@@ -23,7 +23,7 @@ constexpr frame_t kMinFreeTarget = 256;
 // Userfaultfd handler threads while paging: a fault waiting for swap leaves two to serve.
 constexpr unsigned kPagingUffdThreads = 3;
 
-bool g_running = false;
+VMRT_FORK_DATA bool g_running = false;  // read by every fork child (pageout_fork_child)
 
 void* daemon_main(void*) { vm_pageout_daemon_loop(); }
 
@@ -61,7 +61,7 @@ void pageout_start_thread() {
 
 bool pageout_running() { return g_running; }
 
-VMRT_FORK_TEXT void pageout_fork_child() {
+VMRT_FORK_CHILD_TEXT void pageout_fork_child() {
   if (g_running) g_running = start_thread();
 }
 

@@ -33,6 +33,13 @@ constexpr std::uintptr_t kMaxTlsPages = 8;
 VMRT_FORK_DATA std::uintptr_t g_tls_bytes;   // this object's PT_TLS memory size
 VMRT_FORK_DATA std::uintptr_t g_ro_lo, g_ro_hi;  // its read-only data segment (page-aligned)
 VMRT_FORK_DATA bool g_refused;               // the host refused the advice, or VMRT_POPULATE=0
+// Thread pointer minus the address of this object's t_critical, the same in every thread
+// (static TLS), taken at load: the fork handlers then find the block without reading the
+// GOT's TLS offset, a page of relocations a fork would touch for nothing else.
+VMRT_FORK_DATA std::intptr_t g_tls_off;
+// vmrt's region, copied here at the first fork (it is reserved once, at boot): the check
+// below would otherwise read region.cpp's page of .bss in every fork.
+VMRT_FORK_DATA vaddr_t g_region_lo, g_region_hi;
 
 // VMRT_POPULATE=0: populate nothing.
 bool turned_off() {
@@ -62,6 +69,8 @@ __attribute__((constructor(101))) void populate_at_load() {
   const auto* ph = reinterpret_cast<const ElfW(Phdr)*>(__ehdr_start + eh->e_phoff);
   const auto base = reinterpret_cast<std::uintptr_t>(__ehdr_start);  // this object's first PT_LOAD is at 0
   std::uintptr_t code_hi = 0;
+  g_tls_off = static_cast<std::intptr_t>(reinterpret_cast<std::uintptr_t>(__builtin_thread_pointer()) -
+                                         reinterpret_cast<std::uintptr_t>(&t_critical));
   for (unsigned i = 0; i < eh->e_phnum; ++i) {
     if (ph[i].p_type == PT_TLS) g_tls_bytes = ph[i].p_memsz;
     if (ph[i].p_type != PT_LOAD || (ph[i].p_flags & PF_W) != 0) continue;
@@ -96,14 +105,19 @@ VMRT_FORK_TEXT void fork_populate_written(fork_side side) {
   // descriptor at and above it.  t_critical is in this object's block, so the block lies
   // within g_tls_bytes below it; libc's TLS and the descriptor follow up to the pointer.
   const std::uintptr_t tp = reinterpret_cast<std::uintptr_t>(__builtin_thread_pointer());
-  const std::uintptr_t mine = reinterpret_cast<std::uintptr_t>(&t_critical);
-  if (g_tls_bytes == 0 || mine >= tp) return;
+  const std::uintptr_t mine = tp - static_cast<std::uintptr_t>(g_tls_off);
+  if (g_tls_bytes == 0 || g_tls_off <= 0) return;
   const std::uintptr_t lo = page_down(mine > g_tls_bytes ? mine - g_tls_bytes : 0);
   const std::uintptr_t hi = page_up(tp + kThreadDescriptorBytes);
   // A thread whose stack (and so TLS) the program placed in vmrt's region is left alone:
   // populating there is a vmrt fault, which in the child no handler serves yet and in the
   // parent needs the VM lock this thread still holds.
-  if (hi - lo > kMaxTlsPages * PAGE_SIZE || region_contains(lo) || region_contains(hi - 1)) return;
+  if (g_region_hi == 0) {
+    g_region_lo = region_base();
+    g_region_hi = g_region_lo + region_size();
+  }
+  const auto in_region = [](std::uintptr_t a) { return a - g_region_lo < g_region_hi - g_region_lo; };
+  if (hi - lo > kMaxTlsPages * PAGE_SIZE || in_region(lo) || in_region(hi - 1)) return;
   (void)populate(lo, hi, MADV_POPULATE_WRITE);
 }
 

@@ -98,7 +98,7 @@ void reset_to_default(int sig) {
   __sigaction(sig, &dfl, nullptr);
 }
 
-void trampoline(int sig, siginfo_t* si, void* uc) {
+VMRT_FORK_PARENT_TEXT void trampoline(int sig, siginfo_t* si, void* uc) {
   if (critical_defer(sig, si, uc)) return;
   program_action& p = g_actions[sig];
   std::uintptr_t h = p.handler.load(std::memory_order_acquire);
@@ -116,7 +116,7 @@ void trampoline(int sig, siginfo_t* si, void* uc) {
 
 VMRT_FORK_TEXT bool rt_signal_tables_ours() { return ::getpid() == g_tables_pid; }
 
-VMRT_FORK_TEXT void rt_signal_fork_child() {
+VMRT_FORK_CHILD_TEXT void rt_signal_fork_child() {
   g_tables_pid = ::getpid();
   // Only the forking thread lives on: a change another thread had half made when the
   // process forked is abandoned (its lock and an odd seqcount would stop every later

@@ -61,13 +61,14 @@ kern_return_t default_resolver(vmspace* vs, vaddr_t va, vm_fault_type type, vm_f
 }
 
 std::atomic<fault_resolver> g_resolver{default_resolver};
-trap_backend g_backend = trap_backend::sigsegv;  // [g_start_lock; read after g_started]
+// The state every fork child and every wrapped read/write looks at: on the fork data page.
+VMRT_FORK_DATA trap_backend g_backend = trap_backend::sigsegv;  // [g_start_lock; read after g_started]
 // 0 not started, 2 started.  Written under g_start_lock.
-std::atomic<int> g_started{0};
+VMRT_FORK_DATA std::atomic<int> g_started{0};
 VMRT_FORK_DATA spinlock g_start_lock;  // serialises trap_start(); held across host fork()
 // The program's handlers for SIGSEGV/SIGBUS once ours are installed
 // [g_sig_lock, taken with every signal blocked].
-spinlock g_sig_lock;
+VMRT_FORK_DATA spinlock g_sig_lock;
 bool g_handlers_installed;     // [g_sig_lock]
 struct sigaction g_prev_segv;  // [g_sig_lock]
 struct sigaction g_prev_bus;   // [g_sig_lock]
@@ -651,10 +652,10 @@ VMRT_FORK_TEXT int trap_sigaction(int sig, const struct sigaction* act, struct s
   return 0;
 }
 
-void trap_fork_prepare() { g_start_lock.lock(); }
-void trap_fork_parent() { g_start_lock.unlock(); }
+VMRT_FORK_PARENT_TEXT void trap_fork_prepare() { g_start_lock.lock(); }
+VMRT_FORK_PARENT_TEXT void trap_fork_parent() { g_start_lock.unlock(); }
 
-VMRT_FORK_TEXT void trap_fork_child() {
+VMRT_FORK_CHILD_TEXT void trap_fork_child() {
   rt_signal_fork_child();
   g_start_lock.reset();
   g_sig_lock.reset();

@@ -45,7 +45,8 @@ int g_own = -1;                  // the device new pageouts go to; -1 until the 
 int g_fork_drop = -1;            // an empty own device the fork child closes [VM lock]
 std::uint8_t* g_slot_dev;        // the device each used slot is on [VM lock]
 static_assert(kMaxDevices <= 256, "a device index is one byte per slot");
-std::uint64_t g_nslots = 0;    // [constant after init]
+// [constant after init]; 0: no swap, and the fork handlers touch nothing else (fork data).
+VMRT_FORK_DATA std::uint64_t g_nslots = 0;
 std::uint64_t* g_bitmap;       // one bit per slot, set = in use [VM lock]
 // XXH3-128 of the page in each slot [written by its owner]: checked on every page-in, and
 // compared at pageout with the page's own to find a page unchanged since it was read (128
@@ -650,10 +651,11 @@ bool merge_frozen() {
 
 }  // namespace
 
-bool swap_pager_fork_prepare() {
+VMRT_FORK_PARENT_TEXT bool swap_pager_fork_prepare() {
   VM_LOCK_ASSERT();
+  if (g_nslots == 0) return true;  // no swap: nothing of this file's is touched
   if (g_fork_drop != -1) g_fork_drop = -1;  // not written when clear: a copy-on-write fault per fork
-  if (g_nslots == 0 || g_own < 0) return true;
+  if (g_own < 0) return true;
   if (g_dev[g_own].live == 0) {  // nothing of ours on it: the parent keeps it, the child closes it
     g_fork_drop = g_own;
     return true;
@@ -666,14 +668,16 @@ bool swap_pager_fork_prepare() {
   return merge_frozen();
 }
 
-void swap_pager_fork_parent() {
-  if (g_fork_drop != -1) g_fork_drop = -1;  // not written when clear (see prepare)
+VMRT_FORK_PARENT_TEXT void swap_pager_fork_parent() {
+  if (g_nslots != 0 && g_fork_drop != -1) g_fork_drop = -1;  // not written when clear (see prepare)
 }
 
-VMRT_FORK_TEXT void swap_pager_fork_child() {
+VMRT_FORK_CHILD_TEXT void swap_pager_fork_child() {
   // Only the forking thread lives on: no transfer runs here.  Written only where set: the
   // device table's page was a copy-on-write fault in every fork child of a process without
-  // swap (perf record -e page-faults -d of bash's command substitutions).
+  // swap (perf record -e page-faults -d of bash's command substitutions).  Without swap
+  // nothing here is looked at either: each page a child reads costs it too.
+  if (g_nslots == 0) return;
   for (swap_device& d : g_dev)
     if (d.io != 0) d.io = 0;
   if (g_fork_drop >= 0) {

@@ -59,7 +59,7 @@ bool critical_defer(int sig, const siginfo_t* si, void* uc) {
   return true;
 }
 
-VMRT_FORK_TEXT void critical_fork_child() {
+VMRT_FORK_CHILD_TEXT void critical_fork_child() {
   t_critical.depth = 0;
   if (t_critical.owed != 0) critical_settle();  // nothing pending in a new process
 }

@@ -22,6 +22,7 @@
 #include <unwind.h>
 
 #include "vm/vm_out.h"
+#include "vm/vm_types.h"
 
 namespace vmrt {
 
@@ -389,7 +390,7 @@ std::atomic<int> g_log_fd{2};
 std::atomic<bool> g_backtrace{true};
 std::atomic<int> g_logging_tid{0};           // thread writing a record (re-entry guard)
 std::atomic<bool> g_env_done{false};
-bool g_armed_from_env = false;               // print the summary at exit
+VMRT_FORK_DATA bool g_armed_from_env = false;  // print the summary at exit (read by every exit)
 
 int current_tid() { return static_cast<int>(::syscall(SYS_gettid)); }
 

@@ -13,7 +13,8 @@ namespace {
 
 constexpr int kBelowLimit = 64;    // kept descriptors sit this far below the soft limit...
 constexpr int kLowestTop = 64;     // ...but never below this (a tiny limit: left where they are)
-constinit std::atomic<int> g_kept[kVmFdMax] = {};  // fd + 1; 0 = free entry
+// fd + 1; 0 = free entry.  On the fork data page: a shell child closes descriptors.
+VMRT_FORK_DATA constinit std::atomic<int> g_kept[kVmFdMax] = {};
 
 // The lowest number a kept descriptor may take; -1 when the limit is too small to move.
 int top_of_table() {

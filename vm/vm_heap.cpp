@@ -588,7 +588,7 @@ vm_object* vm_heap_object() { return g_object; }
 
 vm_heap_backing vm_heap_get_backing() { return g_backing; }
 
-bool vm_heap_is_paged() { return vm_heap_exists() && g_backing == VM_HEAP_PAGED; }
+VMRT_FORK_PARENT_TEXT bool vm_heap_is_paged() { return vm_heap_exists() && g_backing == VM_HEAP_PAGED; }
 
 vm_map* vm_heap_map() { return g_map; }
 

@@ -104,7 +104,7 @@ bool vm_lock_owned() { return g_owner.load(std::memory_order_relaxed) == self();
 pid_t vm_lock_owner_tid() { return g_owner_tid.load(std::memory_order_relaxed); }
 std::uint64_t vm_lock_acquisitions() { return g_acquisitions.load(std::memory_order_relaxed); }
 
-VMRT_FORK_TEXT void vm_lock_fork_child_reset() {
+VMRT_FORK_CHILD_TEXT void vm_lock_fork_child_reset() {
   // Only the forking thread survives in the child, and it held the lock only to keep the
   // VM quiescent across fork (runtime_fork_prepare): nothing is mid-operation.
   g_owner.store(0, std::memory_order_relaxed);

@@ -214,7 +214,7 @@ void vm_map_free(vm_map* map) {
 vm_map* vm_map_first_map() { return g_all_maps; }
 
 // Hot text: a fork child runs it too (mm_fork_child), and each text page it runs is a fault.
-VMRT_FORK_TEXT bool vm_map_lookup_entry(vm_map* map, vaddr_t addr, vm_map_entry** out) {
+VMRT_FORK_CHILD_TEXT bool vm_map_lookup_entry(vm_map* map, vaddr_t addr, vm_map_entry** out) {
   vm_map_entry* hint = map->hint;
   if (hint != &map->header && hint->start <= addr && addr < hint->end) {
     *out = hint;

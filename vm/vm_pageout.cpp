@@ -23,10 +23,12 @@
 namespace vmrt {
 namespace {
 
-std::atomic<bool> g_enabled{false};
+// Read by every fork child (vm_pageout_fork_child): on the fork data page, where a child
+// touches nothing it would not touch anyway.
+VMRT_FORK_DATA std::atomic<bool> g_enabled{false};
 frame_t g_free_target = 0;               // [constant after init]
 std::atomic<std::uint32_t> g_wake{0};     // the daemon's wait word: bumped to wake it
-std::atomic<bool> g_daemon_asleep{false};
+VMRT_FORK_DATA std::atomic<bool> g_daemon_asleep{false};
 std::atomic<unsigned> g_in_flight{0};     // pager I/O in progress with the VM lock dropped
 
 // Largest number of pages one policy call may look at.
@@ -293,7 +295,7 @@ void vm_pager_io_exit() { g_in_flight.fetch_sub(1, std::memory_order_relaxed); }
 
 bool vm_pageout_in_flight() { return g_in_flight.load(std::memory_order_relaxed) != 0; }
 
-VMRT_FORK_TEXT bool vm_pageout_enabled() { return g_enabled.load(std::memory_order_acquire); }
+VMRT_FORK_CHILD_TEXT bool vm_pageout_enabled() { return g_enabled.load(std::memory_order_acquire); }
 frame_t vm_pageout_free_target() { return g_free_target; }
 
 frame_t vm_pageout_reclaim(frame_t want, bool may_unlock, bool inactive_only) {
@@ -352,7 +354,7 @@ frame_t vm_pageout_reclaim(frame_t want, bool may_unlock, bool inactive_only) {
   return freed;
 }
 
-VMRT_FORK_TEXT void vm_pageout_fork_child() {
+VMRT_FORK_CHILD_TEXT void vm_pageout_fork_child() {
   // Written only when set: every page a fork child writes is a copy-on-write fault.
   if (g_daemon_asleep.load(std::memory_order_relaxed)) g_daemon_asleep.store(false, std::memory_order_relaxed);
   if (!vm_pageout_enabled()) return;

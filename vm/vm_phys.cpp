@@ -16,7 +16,7 @@ struct free_list {
 
 free_list g_free[VM_NFREEORDER];  // [VM lock]
 frame_t g_nframes = 0;            // [constant after init]
-frame_t g_bump = 0;               // first never-used frame [VM lock]
+VMRT_FORK_DATA frame_t g_bump = 0;  // first never-used frame [VM lock]; read by every fork
 frame_t g_free_frames = 0;        // frames in the lists [VM lock]
 bool (*g_first_use)() = nullptr;  // vm_phys_set_first_use_hook [set at boot]
 
@@ -142,7 +142,7 @@ void vm_phys_free_run(frame_t f, frame_t n) {
 }
 
 frame_t vm_phys_free_count() { return g_free_frames + (g_nframes - g_bump); }
-frame_t vm_phys_bump() { return g_bump; }
+VMRT_FORK_PARENT_TEXT frame_t vm_phys_bump() { return g_bump; }
 void vm_phys_set_first_use_hook(bool (*hook)()) { g_first_use = hook; }
 
 bool vm_phys_frame_in_free_block(frame_t f) {
