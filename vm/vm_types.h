@@ -29,20 +29,17 @@ constexpr vaddr_t ptoa(vm_pindex_t p) { return static_cast<vaddr_t>(p) << PAGE_S
 constexpr bool page_aligned(vaddr_t a) { return (a & PAGE_MASK) == 0; }
 
 // Host fork: every page of private memory a process writes after fork() is a copy-on-write
-// fault (in the parent while the child lives, and in the child).  State the fork handlers
-// write (locks taken in prepare and released or reset after, fork bookkeeping, the
-// counters they bump) is placed in one output section, so the handlers dirty one or two
-// pages instead of one per file; the code a fork child runs before it returns to the
-// program goes to the hot text section, together, for the same reason (each page of text
-// the child executes is a fault as well).  Measured with `perf record -e page-faults -d`
-// on bash's $(echo) loop (README, "Real programs").
-// On these guests even a page that faults in neither process costs its first access after
-// a fork (the hypervisor's shadow page tables: bench/fork_pages), so what a fork runs and
-// reads is packed too: the fork data page holds what the handlers and a shell child's calls
-// read, not only what they write, and the fork text is three runs the linker's
+// fault (in the parent while the child lives, and in the child), and on these guests even a
+// page that faults in neither process costs its first access after a fork (the hypervisor's
+// shadow page tables: bench/fault_cost, "fork read").  So what the fork handlers write
+// (locks taken in prepare and released or reset after, fork bookkeeping, the counters they
+// bump) and what they and a shell child's calls read is placed in one output section, the
+// fork data page (libc_shim/fork_data.ld); and the code is three runs the linker's
 // SORT(.text.sorted.*) lays out in name order: what only a child runs, what both sides and
 // a shell child's calls run (close, sigaction, read, write, the exit path), what only the
-// forking parent runs.  A child then executes two of them and the parent the last two.
+// forking parent runs.  A child executes the first two, the parent the last two.  Measured
+// with `perf record` (page-faults -d, cpu-clock) on bash's $(echo) loop and counted by the
+// scenarios fork_faults and fork_pages (README, "Faults per fork and exec").
 #define VMRT_FORK_DATA __attribute__((section("vmrt_fork_data")))
 #define VMRT_FORK_CHILD_TEXT __attribute__((section(".text.sorted.vmrt_fork_1_child")))
 #define VMRT_FORK_TEXT __attribute__((section(".text.sorted.vmrt_fork_2_both")))

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Pages a shell-like fork child touches under the shim against native, counted from the
 # kernel's accessed bits (tests/scenario/src/fork_pages.c; counts, never times).  On these
-# guests every page a child touches costs its first access, fault or not (bench/fork_pages
-# measures it: a present page read after a fork costs a few microseconds, one in another
-# page table three times that), so the fork path keeps what it runs and reads together: the
+# guests every page a child touches costs its first access, fault or not (bench/fault_cost,
+# "fork read": tens of microseconds a page under load, several times that for a page in a
+# page table of its own), so the fork path keeps what it runs and reads together: the
 # fork data page holds what the handlers and a shell child's calls read (the trap, pageout,
 # swap, descriptor and wrapper state, the boot flags), and the fork text is one run for the
 # child, one both sides share and one for the parent (vm/vm_types.h).  2026-12-02: the

@@ -22,6 +22,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "shell_handler.h"
+
 static long minflt(int who) {
   struct rusage ru;
   getrusage(who, &ru);
@@ -31,15 +33,6 @@ static long minflt(int who) {
 static void on_int(int sig) { (void)sig; }
 static void on_int_child(int sig) { (void)sig; }
 static void on_chld(int sig) { (void)sig; }
-
-static void set_handler(int sig, void (*h)(int)) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = h;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;
-  if (sigaction(sig, &sa, NULL) != 0) { perror("sigaction"); exit(1); }
-}
 
 static void touch(void) {
   char* volatile p = malloc(100);

@@ -28,6 +28,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "shell_handler.h"
+
 /* The shim's loaded extent, its .bss included: [g_shim_lo, g_shim_hi). */
 static unsigned long g_shim_lo, g_shim_hi;
 
@@ -46,15 +48,6 @@ static int find_shim(struct dl_phdr_info* info, size_t size, void* arg) {
 
 static void on_int(int s) { (void)s; }
 static void on_chld(int s) { (void)s; }
-
-static void set_handler(int sig, void (*h)(int)) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = h;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;
-  if (sigaction(sig, &sa, NULL) != 0) { perror("sigaction"); exit(1); }
-}
 
 static int prot_of(const char* perms) {
   return (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0) | (perms[2] == 'x' ? PROT_EXEC : 0);
