@@ -310,7 +310,7 @@ size_t buf_size(const FILE* f) {
   return f->_IO_buf_base != nullptr && f->_IO_buf_end > f->_IO_buf_base ? static_cast<size_t>(f->_IO_buf_end - f->_IO_buf_base) : 0;
 }
 
-bool file_wants(FILE* f) {
+VMRT_FORK_TEXT bool file_wants(FILE* f) {
   return rt::vslock_needed() && f != nullptr && rt::vslock_in_region(f->_IO_buf_base, buf_size(f));
 }
 
@@ -652,8 +652,11 @@ VMRT_EXPORT ssize_t getdents64(int fd, void* buf, size_t n) {
 }
 
 // ---- stdio ------------------------------------------------------------------------------
+// The output side's entry points are in the fork text (vm/vm_types.h): a shell's child
+// prints through them (bash's echo is a printf), and their pass-through is a few
+// instructions; the held paths are functions of their own, out of it.
 
-VMRT_EXPORT size_t fwrite(const void* p, size_t size, size_t n, FILE* s) {
+VMRT_EXPORT VMRT_FORK_TEXT size_t fwrite(const void* p, size_t size, size_t n, FILE* s) {
   auto f = NEXT(fwrite, "fwrite");
   size_t bytes = size * n;
   if (size == 0 || bytes / size != n || !stdio_wants(s, p, bytes)) return f(p, size, n, s);
@@ -670,7 +673,7 @@ VMRT_EXPORT size_t fread(void* p, size_t size, size_t n, FILE* s) {
   return done / size;
 }
 
-VMRT_EXPORT int fputs(const char* str, FILE* s) {
+VMRT_EXPORT VMRT_FORK_TEXT int fputs(const char* str, FILE* s) {
   auto f = NEXT(fputs, "fputs");
   if (!rt::vslock_needed()) return f(str, s);
   size_t len = __builtin_strlen(str);  // a user-mode read: faults the string in if need be
@@ -678,7 +681,7 @@ VMRT_EXPORT int fputs(const char* str, FILE* s) {
   return held_stdio<int>(s, str, len, VM_PROT_READ, [&] { return f(str, s); });
 }
 
-VMRT_EXPORT int puts(const char* str) {
+VMRT_EXPORT VMRT_FORK_TEXT int puts(const char* str) {
   auto f = NEXT(puts, "puts");
   if (!rt::vslock_needed()) return f(str);
   size_t len = __builtin_strlen(str);
@@ -693,7 +696,7 @@ VMRT_EXPORT char* fgets(char* str, int n, FILE* s) {
   return held_stdio<char*>(s, str, bytes, VM_PROT_WRITE, [&] { return f(str, n, s); });
 }
 
-VMRT_EXPORT int fflush(FILE* s) {
+VMRT_EXPORT VMRT_FORK_TEXT int fflush(FILE* s) {
   auto f = NEXT(fflush, "fflush");
   if (!rt::vslock_needed()) return f(s);
   if (s == nullptr) {
@@ -721,15 +724,15 @@ VMRT_EXPORT int fclose(FILE* s) {
 
 // The printf family: the stream's buffer is held (a %s argument longer than the buffer is
 // written by glibc straight from the argument: not held, README "Known limits").
-VMRT_EXPORT int vfprintf(FILE* s, const char* fmt, va_list ap) {
+VMRT_EXPORT VMRT_FORK_TEXT int vfprintf(FILE* s, const char* fmt, va_list ap) {
   auto f = NEXT(vfprintf, "vfprintf");
   if (!file_wants(s)) return f(s, fmt, ap);
   return held_stdio<int>(s, nullptr, 0, VM_PROT_READ, [&] { return f(s, fmt, ap); });
 }
 
-VMRT_EXPORT int vprintf(const char* fmt, va_list ap) { return vfprintf(stdout, fmt, ap); }
+VMRT_EXPORT VMRT_FORK_TEXT int vprintf(const char* fmt, va_list ap) { return vfprintf(stdout, fmt, ap); }
 
-VMRT_EXPORT int fprintf(FILE* s, const char* fmt, ...) {
+VMRT_EXPORT VMRT_FORK_TEXT int fprintf(FILE* s, const char* fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   int r = vfprintf(s, fmt, ap);
@@ -737,7 +740,7 @@ VMRT_EXPORT int fprintf(FILE* s, const char* fmt, ...) {
   return r;
 }
 
-VMRT_EXPORT int printf(const char* fmt, ...) {
+VMRT_EXPORT VMRT_FORK_TEXT int printf(const char* fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   int r = vfprintf(stdout, fmt, ap);
@@ -745,15 +748,15 @@ VMRT_EXPORT int printf(const char* fmt, ...) {
   return r;
 }
 
-VMRT_EXPORT int __vfprintf_chk(FILE* s, int flag, const char* fmt, va_list ap) {
+VMRT_EXPORT VMRT_FORK_TEXT int __vfprintf_chk(FILE* s, int flag, const char* fmt, va_list ap) {
   auto f = NEXT(vfprintf_chk, "__vfprintf_chk");
   if (!file_wants(s)) return f(s, flag, fmt, ap);
   return held_stdio<int>(s, nullptr, 0, VM_PROT_READ, [&] { return f(s, flag, fmt, ap); });
 }
 
-VMRT_EXPORT int __vprintf_chk(int flag, const char* fmt, va_list ap) { return __vfprintf_chk(stdout, flag, fmt, ap); }
+VMRT_EXPORT VMRT_FORK_TEXT int __vprintf_chk(int flag, const char* fmt, va_list ap) { return __vfprintf_chk(stdout, flag, fmt, ap); }
 
-VMRT_EXPORT int __fprintf_chk(FILE* s, int flag, const char* fmt, ...) {
+VMRT_EXPORT VMRT_FORK_TEXT int __fprintf_chk(FILE* s, int flag, const char* fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   int r = __vfprintf_chk(s, flag, fmt, ap);
@@ -761,7 +764,7 @@ VMRT_EXPORT int __fprintf_chk(FILE* s, int flag, const char* fmt, ...) {
   return r;
 }
 
-VMRT_EXPORT int __printf_chk(int flag, const char* fmt, ...) {
+VMRT_EXPORT VMRT_FORK_TEXT int __printf_chk(int flag, const char* fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   int r = __vfprintf_chk(stdout, flag, fmt, ap);

@@ -27,7 +27,7 @@
 namespace vmrt {
 
 namespace detail {
-std::atomic<bool> g_vm_fail_armed{false};
+VMRT_FORK_DATA std::atomic<bool> g_vm_fail_armed{false};  // read by every malloc: fork children's first too
 }
 
 namespace {
