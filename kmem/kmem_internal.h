@@ -203,6 +203,7 @@ struct alignas(64) kmem_globals {
   // records would not).
   std::uint8_t* pgindx = nullptr;
   std::uintptr_t cookie = 0;                 // free-marker secret
+  std::uintptr_t link_high = 0;              // bits no free marker's link has (may_be_marked)
   kmemusage* usage = nullptr;
   std::atomic<std::uint8_t> type_slow[M_LAST]{};  // 1: type bypasses the fast path
   bool diag = false;
@@ -295,20 +296,29 @@ constexpr bool list_links_fit() {
   return kNoFree <= kMaxListLink;
 }
 static_assert(list_links_fit(), "every cluster offset and kNoFree is at most kMaxListLink");
-// The cookie's top bit is set (kmem_init) and arena addresses are user addresses, below 2^63.
+// The cookie's top bit is set (kmem_init); arena addresses are user addresses, below 2^63.
 inline constexpr std::uintptr_t kCookieTopBit = std::uintptr_t{1} << 63;
+// g.link_high: the bits none of those links has — every bit at or above the arena's end
+// rounded up to a power of two (which is above kMaxListLink), except kLazyLink.
+constexpr std::uintptr_t link_high_bits(std::uintptr_t arena_end) {
+  std::uintptr_t top = std::uintptr_t{1} << 17;
+  while (top < arena_end && top < (std::uintptr_t{1} << 62)) top <<= 1;
+  return ~(top - 1) & ~kLazyLink;
+}
+static_assert(link_high_bits(0x7f0000000000) == (~((std::uintptr_t{1} << 47) - 1) & ~kLazyLink));
+static_assert((link_high_bits(0x7f0000000000) & kCookieTopBit) != 0 && (link_high_bits(1) & kMaxListLink) == 0);
 // => any thread, no lock.  True when the element at a whose word 1 is w1 may be free:
-// w1 ^ a ^ cookie, the link its marker would bind, is one of the links above.  Every free
-// element passes; an allocated one passes only when its word 1 happens to equal such a
-// marker (never when it is 0, as malloc leaves it, or any value below 2^63: the cookie's
-// top bit survives the XOR).  free's fast path tests this one word and leaves the exact
-// test (is_marked, which also reads word 0) to the slow path: a program that writes a
-// block's first byte or int right before freeing it made the fast path's 8-byte load of
-// word 0 wait for that narrower store to reach the cache (no store forwarding): a
-// malloc(16), byte write, free loop through the shim took 7.8 ns, now 5.5 (jemalloc 4.1).
+// w1 ^ a ^ cookie, the link its marker would bind, has none of the bits g.link_high no
+// link has.  Every free element passes; an allocated one only when its word 1 carries the
+// cookie's high bits (never when it is 0, as malloc leaves it, or any value below 2^63:
+// the cookie's top bit survives the XOR).  free's fast path tests this one word (an
+// XOR, an AND, as the exact test's XOR and compare) and leaves the exact test (is_marked,
+// which also reads word 0) to the slow path: a program that writes a block's first byte
+// or int right before freeing it made the fast path's 8-byte load of word 0 wait for
+// that narrower store to reach the cache (no store forwarding): a malloc(16), byte
+// write, free loop through the shim took 7.8 ns, now 5.5 (jemalloc 4.1).
 inline bool may_be_marked(std::uintptr_t a, std::uintptr_t w1) {
-  const std::uintptr_t link = w1 ^ a ^ g.cookie;
-  return (link - g.base) < g.size || (link & ~kLazyLink) <= kMaxListLink;
+  return ((w1 ^ a ^ g.cookie) & g.link_high) == 0;
 }
 // True when the element at a carries its free marker (is free).
 inline bool is_marked(std::uintptr_t a) {

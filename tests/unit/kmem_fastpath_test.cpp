@@ -324,3 +324,10 @@ TEST_CASE("fast path: a double free is refused whether the block sits in a chain
   });
   t.join();
 }
+
+TEST_CASE("fast path: link_high leaves every arena address, list link and the lazy flag out, and takes the cookie's top bit") {
+  boot();
+  CHECK((d::g.link_high & (d::g.base + d::g.size - 1)) == 0);
+  CHECK((d::g.link_high & (d::kLazyLink | d::kMaxListLink)) == 0);
+  CHECK((d::g.link_high & d::g.cookie) != 0);
+}
