@@ -191,7 +191,7 @@ struct kmemstats {
 // ---- globals ------------------------------------------------------------------------------
 struct alignas(64) kmem_globals {
   // Hot, read-only after init (the fast path's cache line: base, size, pgindx,
-  // cookie, type_slow are all free() and malloc() read).
+  // cookie, link_high, type_slow are all free() and malloc() read).
   std::uintptr_t base = 0;
   std::size_t size = 0;
   // Per arena page, its page code (kmem_bucket_index.h): a copy of its kmemusage
