@@ -325,7 +325,7 @@ void push_empty(kmembucket& kb, std::uint32_t pg) { list_push(&kb.kb_empty, pg, 
 // were never carved: taking it carves the next one (link and free marker).  Pages are
 // touched as their elements are handed out, at most one element ahead.  (A wild free of a
 // never-carved element is not caught as the double free it looked like before.)
-inline constexpr std::uintptr_t kLazyLink = std::uintptr_t{1} << 62;
+// (kLazyLink: kmem_internal.h, with the other links a free marker binds.)
 
 // => bucket lock held.  Makes the element at e free with list link `link`.
 inline void carve_one(std::uintptr_t e, std::uintptr_t link) {

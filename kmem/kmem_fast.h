@@ -9,7 +9,8 @@
 // free:   arena range check, the page's code from the dense g.pgindx byte
 //         array, the element-start and page-state check as one multiply for every
 //         class (free_class: no branch on the class), the
-//         always-on double-free check (free marker), a push onto the loaded
+//         always-on double-free check (word 1 could be a free marker: may_be_marked;
+//         word 0 is not read), a push onto the loaded
 //         chain (the link in the element's word 0), plain stores to this
 //         thread's statistics.
 // Each returns "not served" (null / false) for everything else — no thread
@@ -80,7 +81,8 @@ namespace vmrt::kmem::detail {
   if (__builtin_expect(indx == 0, 0)) return false;
   std::uintptr_t* w = reinterpret_cast<std::uintptr_t*>(a);
   const std::uintptr_t m = free_marker(a, 0);  // loaded once: the stores below may alias g
-  if (__builtin_expect(w[1] == (m ^ w[0]), 0)) return false;  // double free: slow path reports it
+  // Perhaps a double free (word 1 alone: may_be_marked): the slow path tells and reports it.
+  if (__builtin_expect(may_be_marked(a, w[1]), 0)) return false;
   tcache* tc = &t_cache;  // all zero until set up: count == cap fails below
   tc_bucket& B = tc->b[indx];
   const std::uint16_t n = B.count;

@@ -414,7 +414,10 @@ bool kmem_init(const kmem_page_source* src, const kmem_config& cfg) {
   std::uintptr_t cookie = 0;
   if (getrandom(&cookie, sizeof cookie, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof cookie))
     cookie = reinterpret_cast<std::uintptr_t>(&cookie) * 0x9e3779b97f4a7c15ull ^ __builtin_ia32_rdtsc();
-  g.cookie = cookie | 1;  // never 0: a zeroed word is never a marker
+  // Never 0 (a zeroed word is never a marker); the top bit set: may_be_marked.
+  g.cookie = cookie | 1 | kCookieTopBit;
+  g.link_high = link_high_bits(g.base + g.size);
+  KMEM_ASSERT((g.link_high & kCookieTopBit) != 0 && g.base + g.size <= ~g.link_high, "arena beyond user addresses");
   for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) {
     kmembucket& kb = g.buckets[i];
     kb.kb_elmpercl = elm_per_cluster(i);
