@@ -1,5 +1,6 @@
 // shim_rtld.cpp — snapshot of the ranges ld.so's minimal malloc may have used.
 #include "libc_shim/shim_rtld.h"
+#include "vm/vm_types.h"
 
 #include <cstdint>
 #include <cstring>
@@ -16,7 +17,7 @@ struct range {
 };
 range g_ranges[kMaxRtldRanges];  // written once at boot, read-only afterwards
 std::size_t g_nranges = 0;
-range g_spans[kMaxObjectSpans];  // loaded objects' PT_LOAD spans (boot only)
+VMRT_LARGE_BSS range g_spans[kMaxObjectSpans];  // loaded objects' PT_LOAD spans (boot only)
 std::size_t g_nspans = 0;
 range g_ldso_rw{0, 0};           // ld.so's writable segment, page-rounded
 

@@ -14,7 +14,7 @@ std::size_t g_region_size;
 std::atomic<window_slot>* g_window_slots;
 // constinit: the first malloc may boot the machine before any constructor runs; a dynamic
 // initializer would then reset the kernel window.
-constinit window g_windows[kMaxWindows]{};
+VMRT_LARGE_BSS constinit window g_windows[kMaxWindows]{};
 
 namespace {
 spinlock g_region_lock;  // guards window kinds and slot assignment (not lookups)
