@@ -26,7 +26,7 @@
 namespace vmrt::shim {
 
 inline constexpr std::size_t kMaxRtldRanges = 64;   // recorded loader ranges
-inline constexpr std::size_t kMaxObjectSpans = 512; // loaded objects considered
+inline constexpr std::size_t kMaxObjectSpans = 64;  // object spans overlapping one mapping
 
 // Take the snapshot.  => called once by the booting thread, before the runtime
 // maps its region; no malloc (dl_iterate_phdr, and /proc/self/maps read with
