@@ -17,6 +17,7 @@ struct range {
 range g_ranges[kMaxRtldRanges];  // written once at boot, read-only afterwards
 std::size_t g_nranges = 0;
 range g_ldso_rw{0, 0};           // ld.so's writable segment, page-rounded
+std::size_t g_nmappings = 0;     // lines of /proc/self/maps at the snapshot
 
 constexpr std::uintptr_t kPageMask = 4095;
 constexpr std::uintptr_t trunc_pg(std::uintptr_t a) { return a & ~kPageMask; }
@@ -164,7 +165,9 @@ void add_minus_spans(std::uintptr_t lo, std::uintptr_t hi) {
 void rtld_snapshot() {
   dl_iterate_phdr(find_ldso_rw, reinterpret_cast<void*>(getauxval(AT_BASE)));
   if (g_ldso_rw.hi != 0) add_range(g_ldso_rw.lo, g_ldso_rw.hi);
+  g_nmappings = 0;
   for_each_mapping([](const maps_line& m) {
+    ++g_nmappings;
     bool anon = m.inode == 0 && m.path[0] == '\0';
     if (anon && m.readable && m.writable && m.is_private) add_minus_spans(m.lo, m.hi);
   });
@@ -182,5 +185,7 @@ bool rtld_owns(const void* p, std::size_t* bytes_to_end) {
 }
 
 std::size_t rtld_range_count() { return g_nranges; }
+
+std::size_t rtld_mapping_count() { return g_nmappings; }
 
 }  // namespace vmrt::shim

@@ -40,4 +40,7 @@ bool rtld_owns(const void* p, std::size_t* bytes_to_end);
 // Number of ranges recorded (tests, report).
 std::size_t rtld_range_count();
 
+// Number of mappings the snapshot's walk of /proc/self/maps saw (0: unreadable).
+std::size_t rtld_mapping_count();
+
 }  // namespace vmrt::shim

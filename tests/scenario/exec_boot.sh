@@ -23,6 +23,11 @@ bss=$(readelf -SW "$SHIM" | awk '{ for (i = 1; i < NF; i++) if ($i == ".bss") { 
 note ".bss of the shim: $bss bytes"
 
 cc -O2 -o "$TMP/ff" "$(dirname "$0")/src/fork_faults.c"
+
+# Boot reads /proc/self/maps once (the shim's snapshot of ld.so's memory), not a second time
+# for the mapping budget (runtime/rt_vma_budget.h, vma_budget_seed): "host VMA recounts" 0.
+VMRT_STATS=1 LD_PRELOAD=$SHIM "$TMP/ff" leaf 2>"$TMP/stats" || fail "leaf with stats: status $?"
+expect_vmstat "$TMP/stats" "host VMA recounts" -eq 0 "one malloc and exit"
 value() { awk -v k="$1" '$1 == k {print $2}' "$2"; }
 "$TMP/ff" exec 30 >"$TMP/native" || fail "exec natively: status $?"
 VMRT_POPULATE=0 LD_PRELOAD=$SHIM "$TMP/ff" exec 30 >"$TMP/vmrt" || fail "exec under the shim: status $?"
