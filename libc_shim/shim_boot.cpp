@@ -18,6 +18,7 @@
 #include "vm/vm_sys.h"
 #include "runtime/boot.h"
 #include "runtime/rt_populate.h"
+#include "runtime/rt_vma_budget.h"
 
 namespace vmrt::shim {
 
@@ -113,6 +114,7 @@ bool ensure_booted() {
     if (!g_boot_state.compare_exchange_strong(expected, BOOT_BOOTING, std::memory_order_acq_rel)) continue;
     g_boot_tid.store(current_tid(), std::memory_order_release);
     rtld_snapshot();  // before boot maps the region: only the loader's memory
+    rt::vma_budget_seed(rtld_mapping_count());  // its walk of /proc/self/maps, not another
     if (!runtime_boot()) {
       vm_fd_out<256> m(2);
       m.str("vmrt: libvmrt_malloc.so: the vmrt runtime failed to boot (see above): malloc returns NULL "

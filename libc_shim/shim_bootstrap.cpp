@@ -2,6 +2,7 @@
 #include "libc_shim/shim_bootstrap.h"
 
 #include "libc_shim/shim_boot.h"
+#include "vm/vm_types.h"
 
 #include <atomic>
 #include <cstdint>
@@ -10,7 +11,7 @@
 namespace vmrt::shim {
 namespace {
 
-alignas(4096) unsigned char g_arena[kBootstrapArenaSize];
+VMRT_LARGE_BSS alignas(4096) unsigned char g_arena[kBootstrapArenaSize];
 std::atomic<std::size_t> g_used{0};  // bump offset; lock-free CAS
 
 constexpr std::size_t round_up(std::size_t v, std::size_t a) { return (v + a - 1) & ~(a - 1); }

@@ -16,9 +16,8 @@ struct range {
 };
 range g_ranges[kMaxRtldRanges];  // written once at boot, read-only afterwards
 std::size_t g_nranges = 0;
-range g_spans[kMaxObjectSpans];  // loaded objects' PT_LOAD spans (boot only)
-std::size_t g_nspans = 0;
 range g_ldso_rw{0, 0};           // ld.so's writable segment, page-rounded
+std::size_t g_nmappings = 0;     // lines of /proc/self/maps at the snapshot
 
 constexpr std::uintptr_t kPageMask = 4095;
 constexpr std::uintptr_t trunc_pg(std::uintptr_t a) { return a & ~kPageMask; }
@@ -104,35 +103,58 @@ void add_range(std::uintptr_t lo, std::uintptr_t hi) {
   if (g_nranges < kMaxRtldRanges) g_ranges[g_nranges++] = range{lo, hi};
 }
 
-// dl_iterate_phdr callback: record each PT_LOAD segment's page span; note
-// ld.so's writable one.
-int collect_spans(dl_phdr_info* info, std::size_t, void* ldso_base) {
-  bool is_ldso = info->dlpi_addr == reinterpret_cast<std::uintptr_t>(ldso_base);
+// The loaded objects' PT_LOAD page spans that overlap one mapping [lo, hi), gathered by
+// dl_iterate_phdr for that mapping alone (a table of every object's spans was an 8 KB array
+// whose first page boot wrote: a page fault in every process).
+struct overlap_spans {
+  std::uintptr_t lo, hi;
+  range span[kMaxObjectSpans];
+  std::size_t n;
+};
+
+// dl_iterate_phdr callback: add each PT_LOAD span of the object that overlaps the mapping.
+int collect_overlaps(dl_phdr_info* info, std::size_t, void* data) {
+  auto* o = static_cast<overlap_spans*>(data);
   for (int i = 0; i < info->dlpi_phnum; ++i) {
     const ElfW(Phdr)& ph = info->dlpi_phdr[i];
     if (ph.p_type != PT_LOAD || ph.p_memsz == 0) continue;
     std::uintptr_t lo = trunc_pg(info->dlpi_addr + ph.p_vaddr);
     std::uintptr_t hi = round_pg(info->dlpi_addr + ph.p_vaddr + ph.p_memsz);
-    if (is_ldso && (ph.p_flags & PF_W) != 0) g_ldso_rw = range{lo, hi};
-    if (g_nspans < kMaxObjectSpans) g_spans[g_nspans++] = range{lo, hi};
+    if (hi > o->lo && lo < o->hi && o->n < kMaxObjectSpans) o->span[o->n++] = range{lo, hi};
   }
   return 0;
 }
 
+// dl_iterate_phdr callback: note ld.so's writable segment.
+int find_ldso_rw(dl_phdr_info* info, std::size_t, void* ldso_base) {
+  if (info->dlpi_addr != reinterpret_cast<std::uintptr_t>(ldso_base)) return 0;
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    if (ph.p_type == PT_LOAD && ph.p_memsz != 0 && (ph.p_flags & PF_W) != 0)
+      g_ldso_rw = range{trunc_pg(info->dlpi_addr + ph.p_vaddr), round_pg(info->dlpi_addr + ph.p_vaddr + ph.p_memsz)};
+  }
+  return 1;
+}
+
 // Add [lo, hi) minus every object span.
 void add_minus_spans(std::uintptr_t lo, std::uintptr_t hi) {
+  overlap_spans o;
+  o.lo = lo;
+  o.hi = hi;
+  o.n = 0;
+  dl_iterate_phdr(collect_overlaps, &o);
   while (lo < hi) {
     bool inside = false;
-    for (std::size_t i = 0; i < g_nspans; ++i) {
-      if (g_spans[i].lo <= lo && lo < g_spans[i].hi) {
-        lo = g_spans[i].hi;  // skip an object's pages
+    for (std::size_t i = 0; i < o.n; ++i) {
+      if (o.span[i].lo <= lo && lo < o.span[i].hi) {
+        lo = o.span[i].hi;  // skip an object's pages
         inside = true;
       }
     }
     if (inside) continue;
     std::uintptr_t next = hi;  // the next object span above lo
-    for (std::size_t i = 0; i < g_nspans; ++i)
-      if (g_spans[i].lo > lo && g_spans[i].lo < next) next = g_spans[i].lo;
+    for (std::size_t i = 0; i < o.n; ++i)
+      if (o.span[i].lo > lo && o.span[i].lo < next) next = o.span[i].lo;
     add_range(lo, next);
     lo = next;
   }
@@ -141,10 +163,11 @@ void add_minus_spans(std::uintptr_t lo, std::uintptr_t hi) {
 }  // namespace
 
 void rtld_snapshot() {
-  g_nspans = 0;
-  dl_iterate_phdr(collect_spans, reinterpret_cast<void*>(getauxval(AT_BASE)));
+  dl_iterate_phdr(find_ldso_rw, reinterpret_cast<void*>(getauxval(AT_BASE)));
   if (g_ldso_rw.hi != 0) add_range(g_ldso_rw.lo, g_ldso_rw.hi);
+  g_nmappings = 0;
   for_each_mapping([](const maps_line& m) {
+    ++g_nmappings;
     bool anon = m.inode == 0 && m.path[0] == '\0';
     if (anon && m.readable && m.writable && m.is_private) add_minus_spans(m.lo, m.hi);
   });
@@ -162,5 +185,7 @@ bool rtld_owns(const void* p, std::size_t* bytes_to_end) {
 }
 
 std::size_t rtld_range_count() { return g_nranges; }
+
+std::size_t rtld_mapping_count() { return g_nmappings; }
 
 }  // namespace vmrt::shim

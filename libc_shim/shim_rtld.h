@@ -26,7 +26,7 @@
 namespace vmrt::shim {
 
 inline constexpr std::size_t kMaxRtldRanges = 64;   // recorded loader ranges
-inline constexpr std::size_t kMaxObjectSpans = 512; // loaded objects considered
+inline constexpr std::size_t kMaxObjectSpans = 64;  // object spans overlapping one mapping
 
 // Take the snapshot.  => called once by the booting thread, before the runtime
 // maps its region; no malloc (dl_iterate_phdr, and /proc/self/maps read with
@@ -39,5 +39,8 @@ bool rtld_owns(const void* p, std::size_t* bytes_to_end);
 
 // Number of ranges recorded (tests, report).
 std::size_t rtld_range_count();
+
+// Number of mappings the snapshot's walk of /proc/self/maps saw (0: unreadable).
+std::size_t rtld_mapping_count();
 
 }  // namespace vmrt::shim

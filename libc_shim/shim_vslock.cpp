@@ -359,7 +359,7 @@ struct stream_slot {
   size_t size;
   vslock_hold h;
 };
-stream_slot g_streams[kStreamSlots];
+VMRT_LARGE_BSS stream_slot g_streams[kStreamSlots];
 vmrt::rt::spinlock g_streams_lock;
 
 // f's slot, claimed if it has none (null when the table is full).

@@ -245,7 +245,7 @@ std::size_t physmem_host_bytes() {
     end = static_cast<std::size_t>(vm_phys_bump());
   }
   if (end > g_nframes) end = g_nframes;
-  static unsigned char vec[4096];  // reports are not concurrent; no stack hog
+  VMRT_LARGE_BSS static unsigned char vec[4096];  // reports are not concurrent; no stack hog
   std::size_t resident = 0;
   for (std::size_t f = 0; f < end; f += sizeof vec) {
     std::size_t n = end - f < sizeof vec ? end - f : sizeof vec;

@@ -108,7 +108,7 @@ std::uint8_t* g_zap;  // per page [pmap lock]
 // drops them (a page no longer Z_ZAPPED by then is skipped: its VMA was replaced, or
 // stale_run dropped it) [pmap lock].
 constexpr std::size_t kZapPending = 512;
-std::uint32_t g_zap_pending[kZapPending];
+VMRT_LARGE_BSS std::uint32_t g_zap_pending[kZapPending];
 std::size_t g_zap_npending;
 void op_update();
 bool g_uffd_minor;    // the userfaultfd reports minor faults on shmem [pmap lock]
@@ -959,7 +959,7 @@ void op_host_discard(const vm_span* spans, std::size_t n) {
 }
 
 // The spans op_update hands to the host [VM lock].
-vm_span g_zap_spans[kZapPending];
+VMRT_LARGE_BSS vm_span g_zap_spans[kZapPending];
 
 // Drop the PTEs of the pending Z_ZAPPED pages: runs of neighbours as one span, the batch
 // outside the pmap lock (the VM lock the caller holds keeps every mapping in place; a

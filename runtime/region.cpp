@@ -14,7 +14,7 @@ std::size_t g_region_size;
 std::atomic<window_slot>* g_window_slots;
 // constinit: the first malloc may boot the machine before any constructor runs; a dynamic
 // initializer would then reset the kernel window.
-constinit window g_windows[kMaxWindows]{};
+VMRT_LARGE_BSS constinit window g_windows[kMaxWindows]{};
 
 namespace {
 spinlock g_region_lock;  // guards window kinds and slot assignment (not lookups)
@@ -37,9 +37,13 @@ bool region_reserve(std::size_t size) {
   if (base > raw) vmrt::sys::munmap(p, base - raw);
   vaddr_t end = base + size;
   if (raw + size + kGranule > end) vmrt::sys::munmap(reinterpret_cast<void*>(end), raw + size + kGranule - end);
+  // The window table, populated: boot writes the slots of the kernel window and of the
+  // process window (half the region and more), so at least half the table, at once; its
+  // pages were each a page fault in every process (two for the default region), where
+  // MAP_POPULATE fills them in the mmap call itself.
   std::size_t nslots = size >> kGranuleShift;
   void* s = vmrt::sys::mmap(nullptr, nslots * sizeof(std::atomic<window_slot>), PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_POPULATE, -1, 0);
   if (s == MAP_FAILED) {
     vmrt::sys::munmap(reinterpret_cast<void*>(base), size);
     say("vmrt: cannot map the window table\n");

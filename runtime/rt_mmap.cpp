@@ -291,7 +291,7 @@ kern_return_t insert_locked(vaddr_t s, vaddr_t e, int prot, bool shared, vm_ooff
 //  => VM lock held.
 constexpr vsize_t kResyncChunk = 4096;  // pages per mincore call
 void resync_unmapped(vaddr_t s, vaddr_t e) {
-  static unsigned char vec[kResyncChunk];  // [VM lock]
+  VMRT_LARGE_BSS static unsigned char vec[kResyncChunk];  // [VM lock]
   unsigned char v;
   vaddr_t run = 0;
   bool in_run = false;
@@ -887,7 +887,7 @@ struct move_piece {
   vm_object* obj;  // a file mapping's vnode object (not referenced: the old entries hold it until the move)
 };
 constexpr unsigned kMaxMovePieces = 256;
-static move_piece g_pieces[kMaxMovePieces];  // [VM lock]
+VMRT_LARGE_BSS static move_piece g_pieces[kMaxMovePieces];  // [VM lock]
 
 // The host moves [o, o + on) to [dst, dst + nn) (MREMAP_FIXED in hflags; dst inside the
 // area) with the area's holes in the old range made real holes for the call, so the host

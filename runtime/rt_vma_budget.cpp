@@ -36,6 +36,12 @@ std::atomic<std::int64_t> g_outside{0};
 std::atomic<unsigned> g_since_count{0};
 // Up to this estimate the last count said there is room (0: none known).
 std::atomic<std::int64_t> g_ceiling{0};
+// VMAs counted before boot (vma_budget_seed; 0: none), and at most how many mappings boot
+// makes outside the region before vma_budget_init (the window table, the pmap's tables,
+// physmem's, the first zone chunk: 6 today), added to the seed: an estimate over by a few
+// refuses the program's mappings a few earlier, never later.
+std::size_t g_seed;
+constexpr std::size_t kBootMappings = 16;
 
 std::size_t read_limit() {
   int fd = ::open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
@@ -67,11 +73,21 @@ std::int64_t estimate() {
 
 }  // namespace
 
+void vma_budget_seed(std::size_t vmas) { g_seed = vmas; }
+
 void vma_budget_init() {
   g_limit = read_limit();
   g_headroom = g_limit / kHeadroomDivisor > kHeadroomMin ? g_limit / kHeadroomDivisor : kHeadroomMin;
   if (g_headroom > g_limit / 2) g_headroom = g_limit / 2;  // a tiny limit: half each
-  recount();
+  if (g_seed == 0) {
+    recount();
+    return;
+  }
+  // The seed saw no region: what the region holds now is counted, as in recount.
+  const std::int64_t region = rt_get(RC_HOST_VMAS);
+  g_region_then.store(region, std::memory_order_relaxed);
+  g_outside.store(0, std::memory_order_relaxed);
+  g_exact.store(static_cast<std::int64_t>(g_seed + kBootMappings) + region, std::memory_order_relaxed);
 }
 
 bool vma_budget_allows(unsigned n) {

@@ -21,7 +21,13 @@
 
 namespace vmrt::rt {
 
-// Read vm.max_map_count and count the VMAs now.  Once, at boot.
+// The process's VMAs counted just before boot by a walk of /proc/self/maps made anyway (the
+// shim's, libc_shim/shim_rtld.h), for vma_budget_init to start from instead of reading the
+// file again: 4 system calls, the kernel's formatting of every mapping and a 16 KB stack
+// buffer (two page faults) in every process.  0: not counted.  Before vma_budget_init.
+void vma_budget_seed(std::size_t vmas);
+
+// Read vm.max_map_count and count the VMAs now (or start from the seed).  Once, at boot.
 void vma_budget_init();
 
 // May the program's call add up to `n` host VMAs?  False: refuse it with ENOMEM (counted).

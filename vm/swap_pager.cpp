@@ -167,8 +167,11 @@ bool record_set(vm_object* obj, vm_pindex_t pindex, vm_page* r) {
 // (remember_dir).  A host fork makes the child's device there with the VM and pmap locks
 // held, so it must not call getenv then: a program's own getenv (bash has one) walks the
 // program's heap, whose pages may be paged out, and the fault would wait for the locks the
-// forking thread holds (a hang in bash's command substitutions).
-char g_dir[4096] = "/var/tmp";
+// forking thread holds (a hang in bash's command substitutions).  Empty: kDefaultDir.  Zero-
+// filled, not initialised to the default: 4 KB of .data was a page between the data boot
+// writes, one more page fault in every process.
+constexpr char kDefaultDir[] = "/var/tmp";
+VMRT_LARGE_BSS char g_dir[4096];
 
 void remember_dir(const char* dir) {
   if (dir == nullptr) dir = std::getenv("TMPDIR");
@@ -185,7 +188,7 @@ bool set_direct(int fd) {
 
 // A private unlinked file of `bytes` in g_dir: -1 with errno on failure.
 int open_private_file(std::uint64_t bytes) {
-  const char* dir = g_dir;
+  const char* dir = g_dir[0] != '\0' ? g_dir : kDefaultDir;
   int fd = ::open(dir, O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
   if (fd >= 0 && ::ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
     int e = errno;

@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <unwind.h>
 
+#include "vm/vm_types.h"
 #include "vm/vm_out.h"
 #include "vm/vm_types.h"
 
@@ -378,7 +379,7 @@ struct clause_rt {
   std::atomic<std::uint64_t> failures;   // failures injected (or printed)
 };
 
-vm_fail_spec g_spec;                         // written by vm_fail_arm only
+VMRT_LARGE_BSS vm_fail_spec g_spec;                         // written by vm_fail_arm only
 clause_rt g_rt[kVmFailMaxClauses];
 std::uint32_t g_point_clauses[FP_COUNT];     // bit per clause naming the point
 std::uint32_t g_named_points;                // points any clause names
@@ -798,7 +799,7 @@ void vm_fail_init_from_env() {
   g_env_done.store(true, std::memory_order_relaxed);
   const char* text = ::getenv("VMRT_FAIL");
   if (text == nullptr || *text == '\0') return;
-  static vm_fail_spec spec;  // too large for some threads' stacks; boot is single-threaded
+  VMRT_LARGE_BSS static vm_fail_spec spec;  // too large for some threads' stacks; boot is single-threaded
   vm_fail_error err;
   if (!vm_fail_parse(text, &spec, &err)) {
     char msg[1024];

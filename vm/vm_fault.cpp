@@ -24,7 +24,7 @@
 namespace vmrt {
 namespace {
 
-vm_page* g_run[kFaultMaxRun];  // fault-around page buffer [VM lock]
+VMRT_LARGE_BSS vm_page* g_run[kFaultMaxRun];  // fault-around page buffer [VM lock]
 
 static_assert(kFaultWindow[VM_ADVICE_NORMAL].behind + kFaultWindow[VM_ADVICE_NORMAL].ahead + 1 <= kFaultMaxRun);
 static_assert(kFaultWindow[VM_ADVICE_SEQUENTIAL].behind + kFaultWindow[VM_ADVICE_SEQUENTIAL].ahead + 1 <= kFaultMaxRun);
@@ -186,7 +186,7 @@ struct ra_recent {
   const vm_page* m;
   std::uint32_t seq;
 };
-ra_recent g_ra_ring[kRaRecent];
+VMRT_LARGE_BSS ra_recent g_ra_ring[kRaRecent];
 unsigned g_ra_next = 0;
 
 void ra_note(const vm_page* m) {

@@ -53,7 +53,7 @@ unsigned g_future_lock;       // pmap host flags that lock windows populated fro
 // heap (16 TiB: 1 MiB of bits, in bss: pages of it never written cost nothing).
 constexpr vsize_t kMaxHeap = vsize_t{1} << 44;
 constexpr std::size_t kMaxWindows = kMaxHeap / kWindow;
-std::uint64_t g_populated[kMaxWindows / 64];
+VMRT_LARGE_BSS std::uint64_t g_populated[kMaxWindows / 64];
 static_assert(kMaxWindows % 64 == 0);
 
 inline bool host_backed() { return g_backing == VM_HEAP_HOST; }
@@ -295,7 +295,7 @@ void clean_locked(vaddr_t s, vaddr_t e) {
 // a madvise each cost one TLB shootdown each — on these 2-vCPU guests 250-350 us; one
 // process_madvise for 1,000 ranges costs 7-13 ms in all (bench/medium_bench).
 constexpr std::size_t kDiscardBatch = 256;
-vm_span g_discard_batch[kDiscardBatch];  // [VM lock]
+VMRT_LARGE_BSS vm_span g_discard_batch[kDiscardBatch];  // [VM lock]
 
 // Discard every dirty range (coalesced: one release per run of frames; host memory in
 // batches of kDiscardBatch ranges per host call).  => VM lock held.

@@ -16,7 +16,7 @@ namespace {
 vm_map* g_kmem_map = nullptr;        // the submap [VM lock]
 vm_object* g_kmem_object = nullptr;  // backs every kmem page, pindex = (va - base) / PAGE_SIZE [VM lock]
 constexpr vsize_t kKmemBatch = 512;
-vm_page* g_batch[kKmemBatch];        // pmap_enter page list [VM lock]
+VMRT_LARGE_BSS vm_page* g_batch[kKmemBatch];        // pmap_enter page list [VM lock]
 constexpr vsize_t kKmemSubmapAlign = vsize_t{2} << 20;
 
 // Free the kmem pages of [s, t) (unwired, frames released).

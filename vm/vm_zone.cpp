@@ -11,16 +11,45 @@
 namespace vmrt {
 namespace {
 vm_zone* g_zones = nullptr;  // registry [VM lock]
+// The chunk the runs smaller than a slab are carved from, shared by every zone: the part
+// not yet handed out, [g_chunk, g_chunk_end) [VM lock].
+char* g_chunk = nullptr;
+char* g_chunk_end = nullptr;
 
-// A new slab to carve from (what was left of the last one, less than an item, is dropped).
-bool zone_grow(vm_zone* z) {
+// A slab's worth of host memory; null when the host refuses.
+char* map_slab() {
   void* p = vmrt::sys::mmap(nullptr, kZoneSlabBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return false;
-  z->slabs++;
-  std::size_t n = kZoneSlabBytes / z->size;
-  VMRT_ASSERT(n >= 1);
-  z->carve = static_cast<char*>(p);
-  z->carve_end = z->carve + n * z->size;
+  return p == MAP_FAILED ? nullptr : static_cast<char*>(p);
+}
+
+// Host memory for `bytes` of a run: from the shared chunk when the run is smaller than a slab
+// (a new chunk when what is left is too short: the rest is dropped), else a slab of its own.
+// Null when the host refuses.  => VM lock held.
+char* run_memory(std::size_t bytes) {
+  if (bytes >= kZoneSlabBytes) return map_slab();
+  if (static_cast<std::size_t>(g_chunk_end - g_chunk) < bytes) {
+    char* c = map_slab();
+    if (c == nullptr) return nullptr;
+    g_chunk = c;
+    g_chunk_end = c + kZoneSlabBytes;
+  }
+  char* r = g_chunk;
+  g_chunk += bytes;
+  return r;
+}
+
+// A new run to carve from (what was left of the last one, less than an item, is dropped):
+// kZoneFirstItems items the first time, twice as many each next time, at most a slab.
+bool zone_grow(vm_zone* z) {
+  const std::size_t per_slab = kZoneSlabBytes / z->size;
+  VMRT_ASSERT(per_slab >= 1);
+  std::size_t n = per_slab;
+  if (z->runs < 32 && (kZoneFirstItems << z->runs) < per_slab) n = kZoneFirstItems << z->runs;
+  char* p = run_memory(n == per_slab ? kZoneSlabBytes : n * z->size);
+  if (p == nullptr) return false;
+  z->runs++;
+  z->carve = p;
+  z->carve_end = p + n * z->size;
   z->nfree += n;
   return true;
 }

@@ -1,12 +1,17 @@
 // vm_zone.h — fixed-size item zones carved from raw mmap (FreeBSD UMA, 4.4BSD zalloc).
 //
 // The VM's own records (map entries, objects, radix nodes, maps, vmspaces) come
-// from zones: never from malloc.  A zone grows by mapping a slab of kSlabBytes
-// with mmap and carves items from it as they are asked for (UMA's keg fills a slab's
-// free list up front, which writes every page of it: five zones touched at boot cost a
-// process 256 KB of RSS it never used, and a host fork copied those pages); freed items go
-// back on the zone's free list (slabs are never returned to the host).  Every zone is
-// counted (`vmstat -z`).
+// from zones: never from malloc.  A zone grows by a run of items and carves items from it
+// as they are asked for (UMA's keg fills a slab's free list up front, which writes every
+// page of it: five zones touched at boot cost a process 256 KB of RSS it never used, and a
+// host fork copied those pages).  A zone's first run holds kZoneFirstItems items and each
+// next one twice the last, up to a slab of kZoneSlabBytes mapped for it alone; the runs
+// smaller than a slab are carved one after another from a chunk that every zone shares.
+// So the zones every process uses at boot (two vmspaces, three maps, an object, a few map
+// entries) share one page, where each used to write the first page of a 64 KB slab of its
+// own: a page fault and an mmap each in every exec'd process.  Freed items go back on the
+// zone's free list (runs are never returned to the host).  Every zone is counted
+// (`vmstat -z`).
 //
 // Locking: a zone is used with the VM lock held (every caller is VM code).
 #pragma once
@@ -18,7 +23,9 @@ namespace vmrt {
 
 inline constexpr std::size_t kZoneSlabBytes = std::size_t{64} << 10;
 inline constexpr std::size_t kZoneAlign = 16;
+inline constexpr std::size_t kZoneFirstItems = 4;  // items in a zone's first run
 static_assert((kZoneSlabBytes & (kZoneSlabBytes - 1)) == 0, "slabs are a power of two");
+static_assert(kZoneFirstItems >= 1 && kZoneSlabBytes % kZoneAlign == 0);
 
 struct vm_zone_item {
   vm_zone_item* next;
@@ -29,13 +36,13 @@ struct vm_zone {
   std::size_t size;         // item size, rounded to kZoneAlign [constant]
   std::size_t limit;        // max items (0 = none) [constant]
   vm_zone_item* free_list;  // items given back [VM lock]
-  char* carve;              // the newest slab's part never handed out: [carve, carve_end) [VM lock]
+  char* carve;              // the newest run's part never handed out: [carve, carve_end) [VM lock]
   char* carve_end;
   std::uint64_t used;       // items allocated now [VM lock]
   std::uint64_t nfree;      // items free: on free_list or still to carve [VM lock]
   std::uint64_t requests;   // allocations ever [VM lock]
   std::uint64_t fails;      // failed allocations [VM lock]
-  std::uint64_t slabs;      // slabs mapped [VM lock]
+  std::uint64_t runs;       // runs taken (the first ones from the shared chunk) [VM lock]
   vm_zone* next_zone;       // registry [VM lock]
   bool registered;          // [VM lock]
 };
@@ -45,7 +52,7 @@ struct vm_zone {
   ::vmrt::vm_zone { nm, ((sz) + ::vmrt::kZoneAlign - 1) & ~(::vmrt::kZoneAlign - 1), lim, nullptr, nullptr, nullptr, 0, 0, 0, 0, 0, nullptr, false }
 
 // Allocate one zeroed item.  => VM lock held.  Returns null when the limit is hit or the
-// host refuses a slab (counted in fails).  Async-signal-safe (mmap only).
+// host refuses a run's memory (counted in fails).  Async-signal-safe (mmap only).
 void* vm_zone_alloc(vm_zone* z);
 // Return an item.  => VM lock held; p came from vm_zone_alloc(z).
 void vm_zone_free(vm_zone* z, void* p);

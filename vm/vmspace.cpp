@@ -28,7 +28,7 @@ namespace {
 vm_zone g_vmspace_zone = VM_ZONE_INIT("VMSPACE", sizeof(vmspace), 0);
 std::uint64_t g_vmspace_ids = 1;  // [VM lock]
 
-vm_page* g_prefault_run[kFaultMaxRun];  // [VM lock]
+VMRT_LARGE_BSS vm_page* g_prefault_run[kFaultMaxRun];  // [VM lock]
 
 // Entries sparser than this (pages in the entry per resident page in the chain) are not
 // prefaulted: the walk would cost more than the faults it saves.

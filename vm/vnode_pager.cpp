@@ -29,7 +29,7 @@ struct vnode {
   std::uint64_t old_bytes;
   char name[kVnodeNameMax];
 };
-vnode g_vnodes[kVnodeMax];  // [VM lock]
+VMRT_LARGE_BSS vnode g_vnodes[kVnodeMax];  // [VM lock]
 // Slots [0, g_vnodes_used) have been used: lookups scan only those (the table is 19 pages;
 // scanning all of it touched them in every process that maps a file).
 unsigned g_vnodes_used;  // [VM lock]

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# What an exec'd process pays for loading and booting the shim, against native: page faults
+# counted with getrusage's ru_minflt (tests/scenario/src/fork_faults.c, "exec" mode: a child
+# that execs a program which mallocs once and exits; counts, never times), and the layout
+# of the shim's writable data that decides how many pages boot writes.
+# Every page of the shim's data or bss that boot writes is a fault in every process (~14 us
+# on these guests, more for the copy-on-write ones); git and gcc exec ~100 and ~5 processes
+# per run (bench/real_programs.sh).  2026-12-02 (3 runs): +52 -> +43 per exec with the
+# big zero-filled arrays moved to .lbss (vm/vm_types.h, VMRT_LARGE_BSS): the small
+# variables boot writes were spread over 13 pages of .bss between them, now 2.
+# +43 -> +40 with the VM's zones carving their first runs from one shared chunk (vm/vm_zone.h):
+# the four zones boot uses wrote the first page of a 64 KB slab each.
+# +40 -> +36-38 with ld.so's spans gathered per mapping, the swap directory out of .data, host
+# RAM from sysinfo(2) and the mapping budget seeded from the shim's maps walk (MAP_POPULATE of
+# the window table saves two faults getrusage does not see: it counts populated pages).
+# Populate is off (VMRT_POPULATE=0): getrusage counts each page populated as a fault.
+source "$(dirname "$0")/lib/scenario_lib.bash" "$1"
+need cc readelf
+SHIM=$BUILD/lib/libvmrt_malloc.so
+
+# Layout: the output section .bss holds only the small variables (arrays of a page or more
+# are VMRT_LARGE_BSS, in .lbss after it).
+bss=$(readelf -SW "$SHIM" | awk '{ for (i = 1; i < NF; i++) if ($i == ".bss") { print strtonum("0x" $(i + 4)); exit } }')
+[ -n "$bss" ] || fail "no .bss section in $SHIM"
+[ "$bss" -le 8192 ] || fail ".bss of the shim is $bss bytes (at most 8192: a zero-filled array of a page or more belongs in .lbss, VMRT_LARGE_BSS)"
+note ".bss of the shim: $bss bytes"
+
+cc -O2 -o "$TMP/ff" "$(dirname "$0")/src/fork_faults.c"
+
+# Boot reads /proc/self/maps once (the shim's snapshot of ld.so's memory), not a second time
+# for the mapping budget (runtime/rt_vma_budget.h, vma_budget_seed): "host VMA recounts" 0.
+VMRT_STATS=1 LD_PRELOAD=$SHIM "$TMP/ff" leaf 2>"$TMP/stats" || fail "leaf with stats: status $?"
+expect_vmstat "$TMP/stats" "host VMA recounts" -eq 0 "one malloc and exit"
+value() { awk -v k="$1" '$1 == k {print $2}' "$2"; }
+"$TMP/ff" exec 30 >"$TMP/native" || fail "exec natively: status $?"
+VMRT_POPULATE=0 LD_PRELOAD=$SHIM "$TMP/ff" exec 30 >"$TMP/vmrt" || fail "exec under the shim: status $?"
+n=$(value exec "$TMP/native"); v=$(value exec "$TMP/vmrt")
+[ -n "$n" ] && [ -n "$v" ] || fail "no figure (native '$n', vmrt '$v')"
+bound=42
+awk -v n="$n" -v v="$v" -v m="$bound" 'BEGIN { exit !(v - n <= m) }' ||
+  fail "an exec'd process takes $v page faults under the shim against $n natively (at most $bound more allowed)"
+note "ok: an exec'd process takes $v page faults under the shim, $n natively (bound: +$bound)"
