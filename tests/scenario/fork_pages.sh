@@ -28,8 +28,11 @@ tot=$(least total "$TMP"/vmrt.?)
 [ -n "$shim" ] && [ -n "$nat" ] && [ -n "$tot" ] || fail "no figures (native '$nat', vmrt '$tot', shim '$shim')"
 [ "$nat" -gt 20 ] || fail "natively the child referenced only $nat pages: the accessed bits are not reported here"
 note "a shell-like fork child references $tot pages under the shim ($shim of the shim's own), $nat natively"
-if [ "$shim" -gt 8 ] || [ "$tot" -gt $((nat + 10)) ]; then
+# The shim's own pages are the figure the fork path decides; the total moves with the
+# environment and the run (59-61 natively, 68-70 under the shim, in a shell and in CI's
+# clean environment), hence its wider margin: +8 to +11 measured, +19 to +20 before.
+if [ "$shim" -gt 8 ] || [ "$tot" -gt $((nat + 14)) ]; then
   cat "$TMP/list.1" >&2
-  fail "the child touched $shim pages of the shim (at most 8 allowed) and $tot in all against $nat natively (at most +10)"
+  fail "the child touched $shim pages of the shim (at most 8 allowed) and $tot in all against $nat natively (at most +14)"
 fi
 note "ok: fork child pages within bounds"
