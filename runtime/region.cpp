@@ -9,8 +9,10 @@
 
 namespace vmrt::rt {
 
-vaddr_t g_region_base;
-std::size_t g_region_size;
+// On the fork data page (vm/vm_types.h): region_contains() is asked in every fork (the
+// populated TLS, the forking stack) and by a shell child's wrapped calls.
+VMRT_FORK_DATA vaddr_t g_region_base;
+VMRT_FORK_DATA std::size_t g_region_size;
 std::atomic<window_slot>* g_window_slots;
 // constinit: the first malloc may boot the machine before any constructor runs; a dynamic
 // initializer would then reset the kernel window.

@@ -37,9 +37,6 @@ VMRT_FORK_DATA bool g_refused;               // the host refused the advice, or 
 // (static TLS), taken at load: the fork handlers then find the block without reading the
 // GOT's TLS offset, a page of relocations a fork would touch for nothing else.
 VMRT_FORK_DATA std::intptr_t g_tls_off;
-// vmrt's region, copied here at the first fork (it is reserved once, at boot): the check
-// below would otherwise read region.cpp's page of .bss in every fork.
-VMRT_FORK_DATA vaddr_t g_region_lo, g_region_hi;
 
 // VMRT_POPULATE=0: populate nothing.
 bool turned_off() {
@@ -112,12 +109,7 @@ VMRT_FORK_TEXT void fork_populate_written(fork_side side) {
   // A thread whose stack (and so TLS) the program placed in vmrt's region is left alone:
   // populating there is a vmrt fault, which in the child no handler serves yet and in the
   // parent needs the VM lock this thread still holds.
-  if (g_region_hi == 0) {
-    g_region_lo = region_base();
-    g_region_hi = g_region_lo + region_size();
-  }
-  const auto in_region = [](std::uintptr_t a) { return a - g_region_lo < g_region_hi - g_region_lo; };
-  if (hi - lo > kMaxTlsPages * PAGE_SIZE || in_region(lo) || in_region(hi - 1)) return;
+  if (hi - lo > kMaxTlsPages * PAGE_SIZE || region_contains(lo) || region_contains(hi - 1)) return;
   (void)populate(lo, hi, MADV_POPULATE_WRITE);
 }
 
