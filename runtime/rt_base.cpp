@@ -1,10 +1,13 @@
 // rt_base.cpp — assertions, messages, machine threads, the clock.
 #include "runtime/rt_base.h"
 
+#include <atomic>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <time.h>
 
+#include "runtime/rt_creds.h"
 #include "vm/vm_assert.h"
 
 namespace vmrt::rt {
@@ -18,7 +21,42 @@ void say(const char* a, const char* b, const char* c) {
   vm_assert_failed("vmrt", what, msg, file, line);
 }
 
+namespace {
+
+// What a starting machine thread runs, handed over without malloc: a slot is claimed by the
+// creator and released by the new thread once it has read it.
+struct machine_start {
+  void* (*fn)(void*);
+  void* arg;
+  std::atomic<bool> busy;
+};
+machine_start g_starts[8];
+
+void* machine_main(void* p) {
+  machine_start* s = static_cast<machine_start*>(p);
+  void* (*fn)(void*) = s->fn;
+  void* arg = s->arg;
+  s->busy.store(false, std::memory_order_release);
+  creds_machine_thread_start();
+  return fn(arg);
+}
+
+machine_start* claim_start() {
+  for (;;) {
+    for (machine_start& s : g_starts) {
+      bool expected = false;
+      if (s.busy.compare_exchange_strong(expected, true, std::memory_order_acquire)) return &s;
+    }
+    sched_yield();  // more than eight threads starting at once: wait for one to read its slot
+  }
+}
+
+}  // namespace
+
 bool start_machine_thread(void* (*fn)(void*), void* arg, std::size_t stack, const char* name) {
+  machine_start* s = claim_start();
+  s->fn = fn;
+  s->arg = arg;
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -27,10 +65,14 @@ bool start_machine_thread(void* (*fn)(void*), void* arg, std::size_t stack, cons
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);  // the new thread inherits the full mask
   pthread_t t;
-  int rc = pthread_create(&t, &attr, fn, arg);
+  int rc = pthread_create(&t, &attr, machine_main, s);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   pthread_attr_destroy(&attr);
-  if (rc != 0) return false;
+  if (rc != 0) {
+    s->busy.store(false, std::memory_order_release);
+    return false;
+  }
+  creds_install_relay();  // glibc's set*id handler exists now that a thread was created
   pthread_setname_np(t, name);
   return true;
 }
