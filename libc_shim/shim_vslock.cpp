@@ -7,8 +7,9 @@
 // Covered: read, write, pread(64), pwrite(64), readv, writev, preadv(2), pwritev(2), recv,
 // recvfrom, recvmsg, send, sendto, sendmsg, getdents64; and glibc's stdio, whose own system
 // calls bypass these symbols (it calls its internal __write/__read): the stream's buffer and
-// the caller's data are held around fwrite, fread, fputs, puts, fgets, fflush, fclose, the
-// printf family (their _chk forms too), and every stream's buffer at exit.  What a hold
+// the caller's data are held around fwrite, fread, fputs, puts, fgets, fflush (and their
+// _unlocked forms, which coreutils, grep and sed use), fclose, the printf family (their _chk
+// forms too), and every stream's buffer at exit.  What a hold
 // cannot cover is said in the README ("Known limits").
 //
 // Big buffers: a hold keeps at most kVslockMaxPages pages.  write/pwrite (the kernel reads)
@@ -66,6 +67,12 @@ struct next_fns {
   int (*puts)(const char*);
   char* (*fgets)(char*, int, FILE*);
   int (*fflush)(FILE*);
+  // The _unlocked forms (coreutils, grep and sed call these: gnulib's unlocked-io).
+  size_t (*fwrite_unlocked)(const void*, size_t, size_t, FILE*);
+  size_t (*fread_unlocked)(void*, size_t, size_t, FILE*);
+  int (*fputs_unlocked)(const char*, FILE*);
+  char* (*fgets_unlocked)(char*, int, FILE*);
+  int (*fflush_unlocked)(FILE*);
   int (*fclose)(FILE*);
   int (*vfprintf)(FILE*, const char*, va_list);
   int (*vfprintf_chk)(FILE*, int, const char*, va_list);
@@ -508,6 +515,11 @@ __attribute__((constructor)) void resolve_next() {
   NEXT(puts, "puts");
   NEXT(fgets, "fgets");
   NEXT(fflush, "fflush");
+  NEXT(fwrite_unlocked, "fwrite_unlocked");
+  NEXT(fread_unlocked, "fread_unlocked");
+  NEXT(fputs_unlocked, "fputs_unlocked");
+  NEXT(fgets_unlocked, "fgets_unlocked");
+  NEXT(fflush_unlocked, "fflush_unlocked");
   NEXT(fclose, "fclose");
   NEXT(vfprintf, "vfprintf");
   NEXT(vfprintf_chk, "__vfprintf_chk");
@@ -656,16 +668,19 @@ VMRT_EXPORT ssize_t getdents64(int fd, void* buf, size_t n) {
 // prints through them (bash's echo is a printf), and their pass-through is a few
 // instructions; the held paths are functions of their own, out of it.
 
-VMRT_EXPORT VMRT_FORK_TEXT size_t fwrite(const void* p, size_t size, size_t n, FILE* s) {
-  auto f = NEXT(fwrite, "fwrite");
+// Each stdio call and its _unlocked form share a body; f is glibc's definition of the one
+// called.  (The stream's lock is taken either way: it is recursive, and a caller of an
+// _unlocked form that did not take it has no other thread on the stream.)
+namespace {
+
+template <class F> VMRT_FORK_TEXT size_t fwrite_with(F f, const void* p, size_t size, size_t n, FILE* s) {
   size_t bytes = size * n;
   if (size == 0 || bytes / size != n || !stdio_wants(s, p, bytes)) return f(p, size, n, s);
   size_t done = held_stdio_pieces(s, p, bytes, VM_PROT_READ, [&](const char* q, size_t k) { return f(q, 1, k, s); });
   return done / size;
 }
 
-VMRT_EXPORT size_t fread(void* p, size_t size, size_t n, FILE* s) {
-  auto f = NEXT(fread, "fread");
+template <class F> size_t fread_with(F f, void* p, size_t size, size_t n, FILE* s) {
   size_t bytes = size * n;
   if (size == 0 || bytes / size != n || !stdio_wants(s, p, bytes)) return f(p, size, n, s);
   size_t done = held_stdio_pieces(s, p, bytes, VM_PROT_WRITE,
@@ -673,31 +688,20 @@ VMRT_EXPORT size_t fread(void* p, size_t size, size_t n, FILE* s) {
   return done / size;
 }
 
-VMRT_EXPORT VMRT_FORK_TEXT int fputs(const char* str, FILE* s) {
-  auto f = NEXT(fputs, "fputs");
+template <class F> VMRT_FORK_TEXT int fputs_with(F f, const char* str, FILE* s) {
   if (!rt::vslock_needed()) return f(str, s);
   size_t len = __builtin_strlen(str);  // a user-mode read: faults the string in if need be
   if (!stdio_wants(s, str, len)) return f(str, s);
   return held_stdio<int>(s, str, len, VM_PROT_READ, [&] { return f(str, s); });
 }
 
-VMRT_EXPORT VMRT_FORK_TEXT int puts(const char* str) {
-  auto f = NEXT(puts, "puts");
-  if (!rt::vslock_needed()) return f(str);
-  size_t len = __builtin_strlen(str);
-  if (!stdio_wants(stdout, str, len)) return f(str);
-  return held_stdio<int>(stdout, str, len + 1, VM_PROT_READ, [&] { return f(str); });
-}
-
-VMRT_EXPORT char* fgets(char* str, int n, FILE* s) {
-  auto f = NEXT(fgets, "fgets");
+template <class F> char* fgets_with(F f, char* str, int n, FILE* s) {
   size_t bytes = n > 0 ? static_cast<size_t>(n) : 0;
   if (!stdio_wants(s, str, bytes)) return f(str, n, s);
   return held_stdio<char*>(s, str, bytes, VM_PROT_WRITE, [&] { return f(str, n, s); });
 }
 
-VMRT_EXPORT VMRT_FORK_TEXT int fflush(FILE* s) {
-  auto f = NEXT(fflush, "fflush");
+template <class F> VMRT_FORK_TEXT int fflush_with(F f, FILE* s) {
   if (!rt::vslock_needed()) return f(s);
   if (s == nullptr) {
     own_flush_all();
@@ -710,6 +714,39 @@ VMRT_EXPORT VMRT_FORK_TEXT int fflush(FILE* s) {
   ::funlockfile(s);
   return r;
 }
+
+}  // namespace
+
+VMRT_EXPORT VMRT_FORK_TEXT size_t fwrite(const void* p, size_t size, size_t n, FILE* s) {
+  return fwrite_with(NEXT(fwrite, "fwrite"), p, size, n, s);
+}
+VMRT_EXPORT size_t fwrite_unlocked(const void* p, size_t size, size_t n, FILE* s) {
+  return fwrite_with(NEXT(fwrite_unlocked, "fwrite_unlocked"), p, size, n, s);
+}
+
+VMRT_EXPORT size_t fread(void* p, size_t size, size_t n, FILE* s) { return fread_with(NEXT(fread, "fread"), p, size, n, s); }
+VMRT_EXPORT size_t fread_unlocked(void* p, size_t size, size_t n, FILE* s) {
+  return fread_with(NEXT(fread_unlocked, "fread_unlocked"), p, size, n, s);
+}
+
+VMRT_EXPORT VMRT_FORK_TEXT int fputs(const char* str, FILE* s) { return fputs_with(NEXT(fputs, "fputs"), str, s); }
+VMRT_EXPORT int fputs_unlocked(const char* str, FILE* s) { return fputs_with(NEXT(fputs_unlocked, "fputs_unlocked"), str, s); }
+
+VMRT_EXPORT VMRT_FORK_TEXT int puts(const char* str) {
+  auto f = NEXT(puts, "puts");
+  if (!rt::vslock_needed()) return f(str);
+  size_t len = __builtin_strlen(str);
+  if (!stdio_wants(stdout, str, len)) return f(str);
+  return held_stdio<int>(stdout, str, len + 1, VM_PROT_READ, [&] { return f(str); });
+}
+
+VMRT_EXPORT char* fgets(char* str, int n, FILE* s) { return fgets_with(NEXT(fgets, "fgets"), str, n, s); }
+VMRT_EXPORT char* fgets_unlocked(char* str, int n, FILE* s) {
+  return fgets_with(NEXT(fgets_unlocked, "fgets_unlocked"), str, n, s);
+}
+
+VMRT_EXPORT VMRT_FORK_TEXT int fflush(FILE* s) { return fflush_with(NEXT(fflush, "fflush"), s); }
+VMRT_EXPORT int fflush_unlocked(FILE* s) { return fflush_with(NEXT(fflush_unlocked, "fflush_unlocked"), s); }
 
 VMRT_EXPORT int fclose(FILE* s) {
   auto f = NEXT(fclose, "fclose");

@@ -17,7 +17,11 @@
  *               heap memory touched between rounds: the buffer's page pages out with the
  *               rest unless it is held (the output was lost or garbled before)
  *   fwrite MB   fwrite(3) of the whole paged-out buffer to stdout (glibc writes it straight
- *               from the caller's memory), and fread(3) back from a file */
+ *               from the caller's memory), and fread(3) back from a file
+ *   unlocked MB the same through fwrite_unlocked/fflush_unlocked/fread_unlocked (coreutils'
+ *               sort reads so: "read failed: Bad address" before the shim wrapped them),
+ *               fread_unlocked into a buffer never touched since malloc, and lines through
+ *               fputs_unlocked/fgets_unlocked into paged-out memory */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -195,6 +199,42 @@ int main(int argc, char** argv) {
     }
     fprintf(stderr, "fread %llx %llx\n", (unsigned long long)sum(q, bytes), (unsigned long long)sum(p, bytes));
     return sum(q, bytes) == sum(p, bytes) ? 0 : 6;
+  }
+  if (!strcmp(mode, "unlocked")) {
+    unsigned char* p = filled(8);
+    push_out();
+    if (fwrite_unlocked(p, 1, bytes, stdout) != bytes) return 4;
+    fflush_unlocked(stdout);
+    FILE* t = tmpfile();
+    if (t == NULL) return 1;
+    if (fwrite_unlocked(p, 1, bytes, t) != bytes || fflush_unlocked(t) != 0) return 5;
+    rewind(t);
+    unsigned char* q = malloc(bytes);  // never touched: every page is a first touch
+    if (q == NULL) return 1;
+    if (fread_unlocked(q, 1, bytes, t) != bytes) {
+      fprintf(stderr, "fread_unlocked: short (%s)\n", strerror(errno));
+      return errno == EFAULT ? 3 : 1;
+    }
+    fprintf(stderr, "fread %llx %llx\n", (unsigned long long)sum(q, bytes), (unsigned long long)sum(p, bytes));
+    if (sum(q, bytes) != sum(p, bytes)) return 6;
+    // Lines: out of paged-out memory with fputs_unlocked, back into paged-out memory.
+    rewind(t);
+    char* lines = (char*)filled(9);
+    size_t nlines = bytes / 64;
+    for (size_t i = 0; i < nlines; ++i) snprintf(lines + i * 64, 64, "line %zu of the unlocked case\n", i);
+    push_out();
+    for (size_t i = 0; i < nlines; ++i)
+      if (fputs_unlocked(lines + i * 64, t) == EOF) return 7;
+    fflush_unlocked(t);
+    rewind(t);
+    push_out();
+    for (size_t i = 0; i < nlines; ++i)
+      if (fgets_unlocked(lines + i * 64, 64, t) == NULL) {
+        fprintf(stderr, "fgets_unlocked: %s\n", strerror(errno));
+        return errno == EFAULT ? 3 : 1;
+      }
+    fputs_unlocked(lines + (nlines - 1) * 64, stdout);
+    return 0;
   }
   return 2;
 }
