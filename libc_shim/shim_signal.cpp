@@ -14,10 +14,24 @@
 //   sysv_signal           SA_RESETHAND | SA_NODEFER, empty mask
 //   invalid sig or handler SIG_ERR: SIG_ERR + EINVAL (sigaction: -1 + EINVAL)
 // Not covered: raw rt_sigaction system calls (Go's runtime); sigset/sigvec (legacy).
+//
+// Masks (pthread_sigmask, sigprocmask).  Once vmrt's handler is installed, a fault on vmrt
+// memory (a page not yet in, paged out, write-protected) is a SIGSEGV or SIGBUS that vmrt
+// serves and the program never sees; Linux kills a thread that takes a fault with the
+// signal blocked, before any handler.  Libraries block every signal in threads that are not
+// meant to take them: liblzma's encoder threads (xz -T2) inherit a full mask from
+// pthread_create, and xz died at its first thread under `--physmem 64M --trap sigsegv`.  So
+// these two never block SIGSEGV or SIGBUS for real while vmrt's handler is installed: the
+// program's wish is kept per thread and reported back in the old mask, as if blocked.  What
+// differs: a SIGSEGV/SIGBUS sent with kill(2) while "blocked" is delivered at once (to the
+// program's handler, or its default action) instead of pending.  A new thread inherits its
+// creator's view (shim_thread.cpp).
 #include <cerrno>
 #include <csignal>
+#include <dlfcn.h>
 
 #include "libc_shim/shim_counters.h"
+#include "libc_shim/shim_signal.h"
 #include "runtime/trap.h"
 #include "vm/vm_types.h"
 
@@ -44,7 +58,72 @@ VMRT_FORK_TEXT handler_t install(int sig, handler_t h, int flags) {
   return old.sa_handler;
 }
 
+using mask_fn = int (*)(int, const sigset_t*, sigset_t*);
+// glibc's definitions; on the fork data page (a shell's child sets its mask).
+VMRT_FORK_DATA mask_fn g_pthread_sigmask;
+VMRT_FORK_DATA mask_fn g_sigprocmask;
+
+// The fault signals this thread's program code has blocked, as the program sees its mask
+// (bit 0 SIGSEGV, bit 1 SIGBUS).
+thread_local __attribute__((tls_model("initial-exec"))) unsigned t_faults_blocked;
+constexpr unsigned kSegvBit = 1, kBusBit = 2;
+
+VMRT_FORK_TEXT unsigned fault_bits(const sigset_t* set) {
+  return (sigismember(set, SIGSEGV) == 1 ? kSegvBit : 0) | (sigismember(set, SIGBUS) == 1 ? kBusBit : 0);
+}
+
+// A mask change through `real` (glibc's pthread_sigmask or sigprocmask): SIGSEGV and SIGBUS
+// are taken out of the set while vmrt's handler is installed, and put back into the old
+// mask where the program had blocked them.  Returns what real returns.
+VMRT_FORK_TEXT int change_mask(mask_fn real, int how, const sigset_t* set, sigset_t* old) {
+  if (!vmrt::rt::trap_started()) return real(how, set, old);
+  unsigned before = t_faults_blocked, after = before;
+  sigset_t without;
+  const sigset_t* pass = set;
+  if (set != nullptr && (how == SIG_BLOCK || how == SIG_UNBLOCK || how == SIG_SETMASK)) {
+    unsigned bits = fault_bits(set);
+    after = how == SIG_BLOCK ? before | bits : how == SIG_UNBLOCK ? before & ~bits : bits;
+    without = *set;
+    sigdelset(&without, SIGSEGV);
+    sigdelset(&without, SIGBUS);
+    pass = &without;
+  }
+  int r = real(how, pass, old);
+  if (r != 0) return r;  // an invalid `how`: nothing changed
+  if (old != nullptr) {
+    if ((before & kSegvBit) != 0) sigaddset(old, SIGSEGV);
+    if ((before & kBusBit) != 0) sigaddset(old, SIGBUS);
+  }
+  t_faults_blocked = after;
+  return 0;
+}
+
+VMRT_FORK_TEXT mask_fn next_mask(mask_fn& slot, const char* name) {
+  mask_fn f = __atomic_load_n(&slot, __ATOMIC_ACQUIRE);
+  if (f == nullptr) {
+    f = reinterpret_cast<mask_fn>(::dlsym(RTLD_NEXT, name));
+    __atomic_store_n(&slot, f, __ATOMIC_RELEASE);
+  }
+  return f;
+}
+
+__attribute__((constructor)) void resolve_masks() {
+  (void)next_mask(g_pthread_sigmask, "pthread_sigmask");
+  (void)next_mask(g_sigprocmask, "sigprocmask");
+}
+
 }  // namespace
+
+unsigned vmrt::shim::faults_blocked() { return t_faults_blocked; }
+void vmrt::shim::set_faults_blocked(unsigned bits) { t_faults_blocked = bits; }
+
+VMRT_EXPORT VMRT_FORK_TEXT int pthread_sigmask(int how, const sigset_t* set, sigset_t* old) noexcept {
+  return change_mask(next_mask(g_pthread_sigmask, "pthread_sigmask"), how, set, old);
+}
+
+VMRT_EXPORT VMRT_FORK_TEXT int sigprocmask(int how, const sigset_t* set, sigset_t* old) noexcept {
+  return change_mask(next_mask(g_sigprocmask, "sigprocmask"), how, set, old);
+}
 
 VMRT_EXPORT VMRT_FORK_TEXT int sigaction(int sig, const struct sigaction* act, struct sigaction* old) noexcept {
   if (sig == SIGSEGV || sig == SIGBUS) vmrt::shim::count(vmrt::shim::C_SIGACTION_FAULT_SIGNALS);

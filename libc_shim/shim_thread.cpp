@@ -9,12 +9,16 @@
 // pthread_create holds those pages (rt_vslock, as a system call's buffer) until the new
 // thread reaches its start routine, where a trampoline releases them.  Under userfaultfd,
 // or without a paged heap, pthread_create passes straight through.
+//
+// The same trampoline hands the new thread its creator's view of SIGSEGV/SIGBUS in its
+// mask, which vmrt does not block for real (shim_signal.cpp, "Masks").
 #include <cstdlib>
 #include <dlfcn.h>
 #include <locale.h>
 #include <pthread.h>
 
 #include "libc_shim/shim_boot.h"
+#include "libc_shim/shim_signal.h"
 #include "libc_shim/shim_thread.h"
 #include "runtime/rt_vslock.h"
 #include "vm/vm_heap.h"
@@ -52,6 +56,7 @@ bool hold_needed() {
 struct start_ctx {
   void* (*fn)(void*);
   void* arg;
+  unsigned faults_blocked;
   vmrt::rt::vslock_hold hold;
 };
 
@@ -60,6 +65,7 @@ void* start_trampoline(void* p) {
   auto* c = static_cast<start_ctx*>(p);
   void* (*fn)(void*) = c->fn;
   void* arg = c->arg;
+  vmrt::shim::set_faults_blocked(c->faults_blocked);
   vmrt::rt::vsunlock(&c->hold);
   std::free(c);
   return fn(arg);
@@ -73,17 +79,20 @@ constexpr std::size_t kCtypeDataBytes = 512;
 
 VMRT_EXPORT int pthread_create(pthread_t* t, const pthread_attr_t* attr, void* (*fn)(void*), void* arg) noexcept {
   if (g_create == nullptr) resolve_create();
-  if (!hold_needed()) return g_create(t, attr, fn, arg);
-  const void* data = ctype_data();
+  unsigned faults = vmrt::shim::faults_blocked();
+  bool hold = hold_needed();
+  if (!hold && faults == 0) return g_create(t, attr, fn, arg);
+  const void* data = hold ? ctype_data() : nullptr;
   auto* c = static_cast<start_ctx*>(std::malloc(sizeof(start_ctx)));
-  if (data == nullptr || c == nullptr) {
+  if ((hold && data == nullptr && faults == 0) || c == nullptr) {
     std::free(c);
     return g_create(t, attr, fn, arg);
   }
   c->fn = fn;
   c->arg = arg;
+  c->faults_blocked = faults;
   vmrt::rt::vslock_begin(&c->hold);
-  (void)vmrt::rt::vslock(&c->hold, data, kCtypeDataBytes, vmrt::VM_PROT_READ);
+  if (data != nullptr) (void)vmrt::rt::vslock(&c->hold, data, kCtypeDataBytes, vmrt::VM_PROT_READ);
   int rc = g_create(t, attr, start_trampoline, c);
   if (rc != 0) {
     vmrt::rt::vsunlock(&c->hold);
