@@ -144,11 +144,18 @@ VMRT_FORK_TEXT bool recorded_as(int sig, const struct sigaction* act, struct sig
 }
 
 // The kernel's action for a recorded handler function: the trampoline, with the program's
-// mask and flags (SA_SIGINFO always, SA_RESETHAND done by the trampoline).
+// mask and flags (SA_SIGINFO always, SA_RESETHAND done by the trampoline).  SIGSEGV and
+// SIGBUS are never in the kernel's mask: a handler that touches vmrt memory not yet in
+// (the heap under paging) takes faults vmrt serves as those signals, and Linux kills a
+// thread that faults with them blocked.  The program's handlers commonly block everything
+// (sigfillset); queries report the recorded mask, as installed (libc_shim/shim_signal.cpp
+// does the same for pthread_sigmask).
 VMRT_FORK_TEXT struct sigaction kernel_action(const struct sigaction* act) {
   struct sigaction k = *act;
   k.sa_sigaction = trampoline;
   k.sa_flags = (act->sa_flags | SA_SIGINFO) & ~SA_RESETHAND;
+  sigdelset(&k.sa_mask, SIGSEGV);
+  sigdelset(&k.sa_mask, SIGBUS);
   return k;
 }
 

@@ -6,7 +6,8 @@
 # blocked.  `xz -T2` died with SIGSEGV at its first thread under `--physmem 64M --trap
 # sigsegv`.  The shim's pthread_sigmask/sigprocmask never block SIGSEGV/SIGBUS for real
 # once vmrt's handler is installed, and report the program's own view back
-# (libc_shim/shim_signal.cpp, "Masks").  Checksums and the masks the program reads back
+# (libc_shim/shim_signal.cpp, "Masks"); a handler installed with every signal in its
+# sa_mask runs with those two unblocked (runtime/rt_signal.cpp, kernel_action).  Checksums and the masks the program reads back
 # must equal the native run's; the vmstat counters prove the faults were served.
 source "$(dirname "$0")/lib/scenario_lib.bash" "$1"
 need cc xz md5sum

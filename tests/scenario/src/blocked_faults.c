@@ -24,6 +24,18 @@ static uint64_t fill_and_sum(unsigned salt) {
   return s;
 }
 
+// A handler that blocks every signal while it runs (sa_mask full, the common idiom) and
+// touches heap memory never touched before.
+static unsigned char* handler_buf;
+static volatile uint64_t handler_sum;
+static void on_usr1(int sig) {
+  (void)sig;
+  uint64_t s = 0;
+  for (size_t i = 0; i < bytes; i += 64) handler_buf[i] = (unsigned char)(i * 7 + 1);
+  for (size_t i = 0; i < bytes; i += 64) s = s * 1099511628211ull + handler_buf[i];
+  handler_sum = s;
+}
+
 static void* worker(void* arg) {
   sigset_t cur;
   pthread_sigmask(SIG_SETMASK, NULL, &cur);
@@ -60,5 +72,17 @@ int main(int argc, char** argv) {
   sigprocmask(SIG_SETMASK, NULL, &cur);
   printf("main, SIGBUS blocked: SIGSEGV blocked %d, SIGBUS blocked %d, sum %llx\n", sigismember(&cur, SIGSEGV),
          sigismember(&cur, SIGBUS), (unsigned long long)fill_and_sum(5));
+  sigprocmask(SIG_UNBLOCK, &one, NULL);
+  handler_buf = malloc(bytes);  // untouched until the handler runs
+  if (handler_buf == NULL) return 1;
+  struct sigaction sa, q;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_usr1;
+  sigfillset(&sa.sa_mask);
+  sigaction(SIGUSR1, &sa, NULL);
+  sigaction(SIGUSR1, NULL, &q);
+  raise(SIGUSR1);
+  printf("handler with every signal blocked: sum %llx; its mask reads SIGSEGV %d, SIGBUS %d\n",
+         (unsigned long long)handler_sum, sigismember(&q.sa_mask, SIGSEGV), sigismember(&q.sa_mask, SIGBUS));
   return 0;
 }
