@@ -238,10 +238,15 @@ static_assert(kFreeMask.m[kMinBucket] == 15 && kFreeMask.m[bucket_index(kPageSiz
 // whichever way the size class said, a misprediction on about every other free
 // (cachegrind --branch-sim on allocsuite's xmalloc worker: 0.48 per free, jemalloc's
 // free 0.005).  One 16-byte table load and a multiply instead of an 8-byte load and an AND.
+// A passing test implies a nonzero class (magic_implies_class below), which the compiler is
+// told, so a caller's "indx == 0" test folds into the multiply's compare (free's fast path:
+// 3 instructions fewer).
 [[gnu::always_inline]] constexpr unsigned free_class(std::size_t code, std::uintptr_t a) {
   const code_entry& e = kCodes.e[code];
   const std::uint64_t rel = (a & kPageMask) + e.rel;
-  return rel * e.magic < e.magic ? e.cls : 0u;
+  if (rel * e.magic >= e.magic) return 0u;
+  if (e.cls == 0) __builtin_unreachable();  // magic != 0 here: magic_implies_class
+  return e.cls;
 }
 
 // The first page of the cluster holding a page of code `code` (a class or tail code).
@@ -271,6 +276,13 @@ constexpr bool code_table_ok() {
   return true;
 }
 static_assert(code_table_ok(), "the page codes find exactly the element starts of every class");
+// free_class's promise to the compiler: every code whose magic can pass names a class.
+constexpr bool magic_implies_class() {
+  for (unsigned c = 0; c < 256; ++c)
+    if (kCodes.e[c].magic != 0 && kCodes.e[c].cls == 0) return false;
+  return true;
+}
+static_assert(magic_implies_class(), "a code with a magic has a class (free_class's unreachable)");
 
 // kb_highwat: free elements a bucket keeps before it gives whole clusters back.  4.4BSD
 // kept 5 one-page clusters; here ~5 pages of elements up to a page (at least one cluster),

@@ -281,6 +281,10 @@ TEST_CASE("fast path: free's one-word marker test passes every free element, wha
   // What allocated blocks hold in word 1: malloc's 0, small numbers, addresses.
   const std::uintptr_t words[] = {0, 1, 0x30, 0xffff, a, d::g.base, 0x7fffffffffffULL, 0x4141414141414141ULL};
   for (std::uintptr_t w : words) CHECK_FALSE(d::may_be_marked(a, w));
+  // free's fast path asks the same question given free_marker(a, 0).
+  const std::uintptr_t m0 = d::free_marker(a, 0);
+  for (std::uintptr_t l : links) CHECK(d::may_be_marked_m0(m0, d::free_marker(a, l)));
+  for (std::uintptr_t w : words) CHECK_FALSE(d::may_be_marked_m0(m0, w));
 }
 
 TEST_CASE("fast path: a free whose word 1 looks like a marker (not free) is freed, not refused") {
