@@ -231,7 +231,7 @@ struct alignas(64) kmem_globals {
   // coalesced into runs of pages any bucket can carve, kept for the decay time.  Bin n
   // (1..kPoolExact) holds runs of n pages, bin 0 longer ones; newest at the head.
   static constexpr unsigned kPoolExact = 16;
-  std::uint32_t pool_head[kPoolExact + 1] = {};  // pages_lock (kNil from kmem_init on)
+  std::uint32_t pool_head[kPoolExact + 1] = {};  // pages_lock (kNil from the start: the constructor)
   std::uint32_t pool_tail[kPoolExact + 1] = {};  // pages_lock
   std::uint64_t pool_pages = 0;              // pages_lock
   std::uint64_t pool_reused = 0;             // pages_lock: clusters carved from the pool
@@ -267,6 +267,22 @@ struct alignas(64) kmem_globals {
   std::atomic<std::uint64_t> corrupt_detected{0};
   std::atomic<std::uint64_t> bad_frees{0};
   std::atomic<std::uint64_t> trims{0};
+
+  // The per-class constants (cluster shapes, high-water marks, magazine sizes, depot bounds)
+  // and the empty pool are in the static image (constinit g): kmem_init writes none of them.
+  // It wrote them in every process, two pages of .data past the ones the loader's
+  // relocations and the first malloc write, each a copy-on-write fault of the file page
+  // (perf record -e page-faults -d of an exec'd program that mallocs once).
+  constexpr kmem_globals() {
+    for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) {
+      buckets[i].kb_elmpercl = elm_per_cluster(i);
+      buckets[i].kb_npg = pages_per_cluster(i);
+      buckets[i].kb_highwat = bucket_highwat(i);
+      depots[i].cap = magazine_cap(i);
+      depots[i].max_full = depot_max_full(i);
+    }
+    for (unsigned b = 0; b <= kPoolExact; ++b) pool_head[b] = pool_tail[b] = kNil;
+  }
 };
 
 extern kmem_globals g __attribute__((visibility("hidden")));

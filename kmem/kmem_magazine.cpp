@@ -209,10 +209,7 @@ void* meta_alloc(std::size_t bytes) {
 }
 
 void magazines_init() {
-  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) {
-    depot& d = g.depots[i];
-    d.max_full = depot_max_full(i);
-  }
+  // Each depot's max_full is in g's static image (kmem_globals' constructor).
   g_key_ok = pthread_key_create(&g_key, tcache_destructor) == 0;
 }
 

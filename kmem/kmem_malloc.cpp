@@ -32,6 +32,16 @@
 namespace vmrt::kmem::detail {
 
 constinit kmem_globals g;
+// g's static image already holds the per-class constants (kmem_init writes none of them).
+constexpr bool image_holds_constants() {
+  constexpr kmem_globals image;
+  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i)
+    if (image.buckets[i].kb_npg != pages_per_cluster(i) || image.buckets[i].kb_elmpercl != elm_per_cluster(i) ||
+        image.depots[i].cap != magazine_cap(i) || image.depots[i].max_full != depot_max_full(i))
+      return false;
+  return image.pool_head[0] == kNil && image.pool_tail[kmem_globals::kPoolExact] == kNil;
+}
+static_assert(image_holds_constants(), "the per-class constants are in g's static image");
 
 namespace {
 
@@ -418,14 +428,11 @@ bool kmem_init(const kmem_page_source* src, const kmem_config& cfg) {
   g.cookie = cookie | 1 | kCookieTopBit;
   g.link_high = link_high_bits(g.base + g.size);
   KMEM_ASSERT((g.link_high & kCookieTopBit) != 0 && g.base + g.size <= ~g.link_high, "arena beyond user addresses");
-  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) {
-    kmembucket& kb = g.buckets[i];
-    kb.kb_elmpercl = elm_per_cluster(i);
-    kb.kb_npg = pages_per_cluster(i);
-    kb.kb_highwat = bucket_highwat(i);
-    std::uint32_t cap = cfg.magazine_size != 0 ? static_cast<std::uint32_t>(cfg.magazine_size) : magazine_cap(i);
-    if (cap > kMagazineMax) cap = kMagazineMax;
-    g.depots[i].cap = cap;
+  // The per-class constants are g's static image (kmem_globals' constructor); only a
+  // configured magazine size is written.
+  if (cfg.magazine_size != 0) {
+    const std::uint32_t cap = cfg.magazine_size > kMagazineMax ? kMagazineMax : static_cast<std::uint32_t>(cfg.magazine_size);
+    for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) g.depots[i].cap = cap;
   }
   for (unsigned t = 0; t < M_LAST; ++t) {
     g.types[t].limit = type_default_limit(static_cast<malloc_type>(t));
@@ -435,7 +442,6 @@ bool kmem_init(const kmem_page_source* src, const kmem_config& cfg) {
   // decay in 2^24-ns ticks, rounded up, at most half the 16-bit tick space
   std::uint64_t ticks = (std::uint64_t{cfg.decay_ms} * 1000000ull + (1u << 24) - 1) >> 24;
   g.decay_ticks = static_cast<std::uint16_t>(ticks > 0x7fff ? 0x7fff : ticks);
-  for (unsigned b = 0; b <= kmem_globals::kPoolExact; ++b) g.pool_head[b] = g.pool_tail[b] = kNil;
   magazines_init();
   g.initialized.store(true, std::memory_order_release);
   return true;

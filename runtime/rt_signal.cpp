@@ -9,6 +9,7 @@
 
 #include "runtime/spinlock.h"
 #include "vm/vm_critical.h"
+#include "vm/vm_sys.h"
 #include "vm/vm_types.h"
 
 // The kernel's flag for a user-space restorer (glibc sets it and reports it back; its
@@ -45,7 +46,11 @@ VMRT_FORK_DATA std::atomic<std::uint32_t> g_seq{0};
 // The process whose table this is: set at load and by every (atfork) fork child; a vfork
 // child has another pid and the same memory.
 VMRT_FORK_DATA pid_t g_tables_pid;
-__attribute__((constructor)) void tables_owner_at_load() { g_tables_pid = ::getpid(); }
+// The system call itself, not libc's getpid: its text page was one more page a process
+// touched at load that a native run need not (an exec'd process pays for each).
+__attribute__((constructor)) void tables_owner_at_load() {
+  g_tables_pid = static_cast<pid_t>(sys::inline_syscall(SYS_getpid));
+}
 
 // Signals whose handlers are run directly by the kernel: vmrt's own (trap.cpp chains
 // SIGSEGV/SIGBUS), the synchronous ones, the uncatchable ones, and glibc's internal ones
