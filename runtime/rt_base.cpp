@@ -26,11 +26,11 @@ namespace {
 // What a starting machine thread runs, handed over without malloc: a slot is claimed by the
 // creator and released by the new thread once it has read it.
 struct machine_start {
-  void* (*fn)(void*);
-  void* arg;
-  std::atomic<bool> busy;
+  void* (*fn)(void*) = nullptr;
+  void* arg = nullptr;
+  std::atomic<bool> busy{false};
 };
-machine_start g_starts[8];
+constinit machine_start g_starts[8] = {};  // static data: no initializer runs (scenario no_static_init)
 
 void* machine_main(void* p) {
   machine_start* s = static_cast<machine_start*>(p);
