@@ -53,20 +53,36 @@ static int prot_of(const char* perms) {
   return (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0) | (perms[2] == 'x' ? PROT_EXEC : 0);
 }
 
-/* One VMA per page of the shim's extent (its file mappings and its .bss). */
+/* One VMA per page of the shim's extent (its file mappings and its .bss): each page's
+ * protection differs from the page before it (its own, or with PROT_EXEC and/or PROT_WRITE
+ * added), so the host merges no two pages into one VMA and fault-around stays within a page.
+ * (Alternating within each mapping was not enough: where a read-only segment had an odd
+ * number of pages its last page became r-x and merged with the text after it.) */
 static void split_pages(void) {
   FILE* m = fopen("/proc/self/maps", "r");
   if (m == NULL) { perror("maps"); exit(1); }
+  static unsigned long lo[256], hi[256];
+  static int prot[256];
+  int n = 0;
   char line[512];
-  while (fgets(line, sizeof line, m)) {
+  while (n < 256 && fgets(line, sizeof line, m)) {
     unsigned long a, b;
     char perms[8];
     if (sscanf(line, "%lx-%lx %7s", &a, &b, perms) != 3 || a < g_shim_lo || b > g_shim_hi) continue;
-    int prot = prot_of(perms), extra = (prot & PROT_EXEC) ? PROT_WRITE : PROT_EXEC;
-    for (unsigned long x = a + 4096; x < b; x += 8192)
-      if (mprotect((void*)x, 4096, prot | extra) != 0) { perror("mprotect"); exit(1); }
+    lo[n] = a, hi[n] = b, prot[n] = prot_of(perms), ++n;
   }
   fclose(m);
+  int last = -1;
+  unsigned long last_end = 0;
+  for (int i = 0; i < n; ++i)
+    for (unsigned long x = lo[i]; x < hi[i]; x += 4096) {
+      const int choices[4] = {prot[i], prot[i] | PROT_EXEC, prot[i] | PROT_WRITE, prot[i] | PROT_EXEC | PROT_WRITE};
+      int p = prot[i];
+      for (int k = 0; k < 4; ++k)
+        if (x != last_end || choices[k] != last) { p = choices[k]; break; }
+      if (p != prot[i] && mprotect((void*)x, 4096, p) != 0) { perror("mprotect"); exit(1); }
+      last = p, last_end = x + 4096;
+    }
 }
 
 int main(int argc, char** argv) {
