@@ -28,10 +28,11 @@
 // creator's view (shim_thread.cpp).
 #include <cerrno>
 #include <csignal>
-#include <dlfcn.h>
 
 #include "libc_shim/shim_counters.h"
+#include "libc_shim/shim_next.h"
 #include "libc_shim/shim_signal.h"
+#include "runtime/rt_signal.h"
 #include "runtime/trap.h"
 #include "vm/vm_types.h"
 
@@ -84,8 +85,7 @@ VMRT_FORK_TEXT int change_mask(mask_fn real, int how, const sigset_t* set, sigse
     unsigned bits = fault_bits(set);
     after = how == SIG_BLOCK ? before | bits : how == SIG_UNBLOCK ? before & ~bits : bits;
     without = *set;
-    sigdelset(&without, SIGSEGV);
-    sigdelset(&without, SIGBUS);
+    vmrt::rt::rt_signal_faults_unblocked(&without);
     pass = &without;
   }
   int r = real(how, pass, old);
@@ -98,18 +98,9 @@ VMRT_FORK_TEXT int change_mask(mask_fn real, int how, const sigset_t* set, sigse
   return 0;
 }
 
-VMRT_FORK_TEXT mask_fn next_mask(mask_fn& slot, const char* name) {
-  mask_fn f = __atomic_load_n(&slot, __ATOMIC_ACQUIRE);
-  if (f == nullptr) {
-    f = reinterpret_cast<mask_fn>(::dlsym(RTLD_NEXT, name));
-    __atomic_store_n(&slot, f, __ATOMIC_RELEASE);
-  }
-  return f;
-}
-
 __attribute__((constructor)) void resolve_masks() {
-  (void)next_mask(g_pthread_sigmask, "pthread_sigmask");
-  (void)next_mask(g_sigprocmask, "sigprocmask");
+  (void)vmrt::shim::next_symbol(g_pthread_sigmask, "pthread_sigmask");
+  (void)vmrt::shim::next_symbol(g_sigprocmask, "sigprocmask");
 }
 
 }  // namespace
@@ -118,11 +109,11 @@ unsigned vmrt::shim::faults_blocked() { return t_faults_blocked; }
 void vmrt::shim::set_faults_blocked(unsigned bits) { t_faults_blocked = bits; }
 
 VMRT_EXPORT VMRT_FORK_TEXT int pthread_sigmask(int how, const sigset_t* set, sigset_t* old) noexcept {
-  return change_mask(next_mask(g_pthread_sigmask, "pthread_sigmask"), how, set, old);
+  return change_mask(vmrt::shim::next_symbol(g_pthread_sigmask, "pthread_sigmask"), how, set, old);
 }
 
 VMRT_EXPORT VMRT_FORK_TEXT int sigprocmask(int how, const sigset_t* set, sigset_t* old) noexcept {
-  return change_mask(next_mask(g_sigprocmask, "sigprocmask"), how, set, old);
+  return change_mask(vmrt::shim::next_symbol(g_sigprocmask, "sigprocmask"), how, set, old);
 }
 
 VMRT_EXPORT VMRT_FORK_TEXT int sigaction(int sig, const struct sigaction* act, struct sigaction* old) noexcept {

@@ -31,6 +31,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "libc_shim/shim_next.h"
 #include "runtime/rt_vslock.h"
 #include "runtime/spinlock.h"
 
@@ -79,19 +80,7 @@ struct next_fns {
 };
 VMRT_FORK_DATA next_fns g_next;  // read by every wrapped call, fork children's too
 
-// The glibc definition of `name`; resolved at load (below), or at the first call that comes
-// before that.  Absent: abort (glibc has every one of them since 2.30).
-template <class F> F next(F& slot, const char* name) {
-  F f = __atomic_load_n(&slot, __ATOMIC_ACQUIRE);
-  if (f == nullptr) {
-    f = reinterpret_cast<F>(::dlsym(RTLD_NEXT, name));
-    if (f == nullptr) std::abort();
-    __atomic_store_n(&slot, f, __ATOMIC_RELEASE);
-  }
-  return f;
-}
-
-#define NEXT(field, name) next(g_next.field, name)
+#define NEXT(field, name) next_symbol(g_next.field, name)
 
 // Is a hold wanted for these bytes?  (The pass-through test of every wrapper.)
 inline bool want(const void* p, size_t n) { return rt::vslock_needed() && rt::vslock_in_region(p, n); }

@@ -14,6 +14,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 
+#include "vm/vm_out.h"
 #include "vm/vm_sys.h"
 
 namespace vmrt::rt {
@@ -93,21 +94,6 @@ bool read_ids(const char* path, ids* out) {
 }
 bool same_ids(const ids& a, const ids& b) { return a.len == b.len && std::memcmp(a.text, b.text, a.len) == 0; }
 
-// "/proc/self/task/<tid>/status" into buf (no snprintf in a signal handler).
-void task_status_path(int tid, char (&buf)[64]) {
-  char digits[16];
-  int n = 0;
-  do {
-    digits[n++] = static_cast<char>('0' + tid % 10);
-    tid /= 10;
-  } while (tid > 0 && n < 15);
-  char* p = buf;
-  for (const char* s = "/proc/self/task/"; *s != 0; ++s) *p++ = *s;
-  while (n > 0) *p++ = digits[--n];
-  for (const char* s = "/status"; *s != 0; ++s) *p++ = *s;
-  *p = 0;
-}
-
 // After its own call, a machine thread waits for the leader's ids to equal its own (the
 // leader's call done: glibc makes the calling thread's call only once every other thread's
 // handler has returned, and a call that failed changed nothing on either side), then takes
@@ -122,11 +108,12 @@ constexpr int kWaitRounds = 50000;
 constexpr long kWaitNs = 20000;
 
 void follow_after(int leader) {
-  char path[64];
-  task_status_path(leader, path);
+  char buf[64];
+  vm_out path(buf, sizeof buf);  // no snprintf in a signal handler
+  path.str("/proc/self/task/").u(static_cast<std::uint64_t>(leader)).str("/status");
   ids theirs{}, mine{};
   for (int i = 0; i < kWaitRounds; ++i) {
-    if (!read_ids(path, &theirs) || !read_ids("/proc/thread-self/status", &mine)) break;
+    if (!read_ids(path.c_str(), &theirs) || !read_ids("/proc/thread-self/status", &mine)) break;
     if (same_ids(theirs, mine)) {
       caps now{};
       if (get_caps(leader, &now)) follow(now);
@@ -189,7 +176,5 @@ void creds_install_relay() {
   if (sys::inline_syscall(SYS_rt_sigaction, kSigSetxid, reinterpret_cast<long>(&act), 0, kSigsetBytes) == 0)
     g_installed.store(true, std::memory_order_release);
 }
-
-bool creds_relay_installed() { return g_installed.load(std::memory_order_acquire); }
 
 }  // namespace vmrt::rt

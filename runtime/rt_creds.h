@@ -27,7 +27,5 @@ void creds_machine_thread_start();
 // After a machine thread was created (glibc's SIGSETXID handler exists once any thread
 // was): put the relay in front of it, once per process.  Idempotent; no malloc.
 void creds_install_relay();
-// True when the relay is in place (tests, reports).
-bool creds_relay_installed();
 
 }  // namespace vmrt::rt

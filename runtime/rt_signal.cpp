@@ -159,8 +159,7 @@ VMRT_FORK_TEXT struct sigaction kernel_action(const struct sigaction* act) {
   struct sigaction k = *act;
   k.sa_sigaction = trampoline;
   k.sa_flags = (act->sa_flags | SA_SIGINFO) & ~SA_RESETHAND;
-  sigdelset(&k.sa_mask, SIGSEGV);
-  sigdelset(&k.sa_mask, SIGBUS);
+  rt_signal_faults_unblocked(&k.sa_mask);
   return k;
 }
 

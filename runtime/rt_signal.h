@@ -30,4 +30,13 @@ struct sigaction rt_signal_reported(const struct sigaction& kernel, void* ours, 
 // Host fork child (atfork; not run for vfork): the tables are this process's own now.
 void rt_signal_fork_child();
 
+// Take SIGSEGV and SIGBUS out of a mask the kernel is to be given: vmrt serves faults on
+// its memory as those signals, and Linux kills a thread that faults with them blocked.
+// Program handlers' masks (kernel_action) and the program's own thread masks
+// (libc_shim/shim_signal.cpp) go through here; both report the mask as the program set it.
+inline void rt_signal_faults_unblocked(sigset_t* mask) {
+  sigdelset(mask, SIGSEGV);
+  sigdelset(mask, SIGBUS);
+}
+
 }  // namespace vmrt::rt
