@@ -94,6 +94,10 @@ struct kmem_config {
   // once they have stayed free this long (0: at once, as 4.4BSD did).  Keeps
   // phase-shaped workloads from re-faulting the same pages; trim() ignores it.
   unsigned decay_ms = 1000;
+  // A class's first few blocks come from a chunk of a few pages shared by all the small
+  // classes (kmem_first_chunk.h), not from a cluster of its own: a short process touches
+  // a few pages, not one per class.  Those blocks are not reused once freed.
+  bool first_chunk = true;
 };
 
 // Initialise once, before any other call.  Returns false if already initialised.

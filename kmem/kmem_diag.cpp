@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstring>
 
+#include "kmem/kmem_first_chunk.h"
 #include "kmem/kmem_internal.h"
 #include "vm/vm_out.h"
 
@@ -102,6 +103,17 @@ bool get_block_info(const void* addr, block_info* out) {
   for (std::uint32_t back = 0; back <= max_back && back <= pg; ++back) {
     const kmemusage& ku = g.usage[pg - back];
     const std::uintptr_t pa = page_addr(pg - back);
+    if (g.pgindx[pg - back] == kFirstCode) {
+      // The first chunk: its granule table names the class of each slot.
+      std::uintptr_t start;
+      bool handed_out;
+      const unsigned cls = back == 0 ? first_block_of(a, &start, &handed_out) : 0;
+      if (cls == 0) return false;  // in no slot (no block runs into the chunk from below)
+      out->start = start;
+      out->size = bucket_size(cls);
+      out->allocated = handed_out && !is_marked(start);
+      return true;
+    }
     if (const unsigned code = g.pgindx[pg - back]; code >= kMinBucket) {
       // A cluster's first page (its class) or a further page of one (a tail code).
       const unsigned cls = kCodes.e[code].cls;

@@ -26,6 +26,7 @@
 
 #include "kmem/kmem_assert.h"
 #include "kmem/kmem_fast.h"
+#include "kmem/kmem_first_chunk.h"
 #include "kmem/kmem_internal.h"
 #include "vm/vm_fail.h"
 
@@ -175,6 +176,7 @@ struct block {
   std::uint32_t pages;   // large block pages
   std::uint32_t granules;  // medium block granules (0: not medium)
   std::size_t size;      // usable bytes
+  bool first;            // a first-chunk block (kmem_first_chunk.h)
 };
 
 // Is a the start of a live block?  Fills *b.  Lock-free (reads kmemusage and the
@@ -186,6 +188,19 @@ kmem_status validate(const void* addr, block* b) {
   const unsigned code = g.pgindx[(a - g.base) >> kPageShift];
   const unsigned indx = code;  // a state when below kMinBucket
   b->a = a;
+  b->first = false;
+  if (code == kFirstCode) {
+    std::uintptr_t start;
+    bool handed_out;
+    const unsigned cls = first_block_of(a, &start, &handed_out);
+    if (cls == 0 || start != a || !handed_out) return KMEM_NOT_BLOCK;
+    b->indx = cls;
+    b->pages = 0;
+    b->granules = 0;
+    b->size = bucket_size(cls);
+    b->first = true;
+    return is_marked(a) ? KMEM_DOUBLE_FREE : KMEM_OK;
+  }
   if (code >= kMinBucket) {
     const unsigned cls = elem_class(code, a);  // 0: an interior pointer
     if (cls == 0) return KMEM_NOT_BLOCK;
@@ -326,8 +341,10 @@ void* malloc_medium(std::size_t size, malloc_type t, int flags, kmem_status* st)
   const std::size_t bsize = bucket_size(indx);
   tcache* tc = tcache_get();
   if (!account_alloc(tc, t, indx, bsize, flags, st)) return nullptr;
-  void* p;
-  for (;;) {
+  // A class's first blocks come from the shared first chunk, never used: zeros already.
+  void* p = first_take(indx);
+  const bool fresh = p != nullptr;
+  while (!fresh) {
     p = elem_get(tc, indx);
     if (p == nullptr) {
       kmem::trim();
@@ -342,11 +359,10 @@ void* malloc_medium(std::size_t size, malloc_type t, int flags, kmem_status* st)
     if (!g.diag || diag_check_reuse(reinterpret_cast<std::uintptr_t>(p), bsize)) break;
     // Written after free: reported by diag_check_reuse; the block stays out of circulation.
   }
-  std::uintptr_t* w = static_cast<std::uintptr_t*>(p);
-  w[1] = 0;
+  if (!fresh) static_cast<std::uintptr_t*>(p)[1] = 0;
   if (g.diag) diag_on_alloc(reinterpret_cast<std::uintptr_t>(p), t);
   if (tc == nullptr) g.buckets[indx].kb_calls.fetch_add(1, std::memory_order_relaxed);
-  if ((flags & M_ZERO) != 0) std::memset(p, 0, bsize);
+  if ((flags & M_ZERO) != 0 && !fresh) std::memset(p, 0, bsize);
   set_status(st, KMEM_OK);
   return p;
 }
@@ -375,6 +391,10 @@ void* malloc_medium(std::size_t size, malloc_type t, int flags, kmem_status* st)
     return KMEM_OK;
   }
   account_free(tc, t, b.size);
+  if (b.first) {
+    first_retire(b.a, b.indx);
+    return KMEM_OK;
+  }
   if (g.diag) diag_on_free(b.a, b.size, t);
   mark_free(b.a, reinterpret_cast<const std::uintptr_t*>(b.a)[0]);
   // A thread whose first call is a free got the block from another thread: it goes back
@@ -443,6 +463,7 @@ bool kmem_init(const kmem_page_source* src, const kmem_config& cfg) {
   std::uint64_t ticks = (std::uint64_t{cfg.decay_ms} * 1000000ull + (1u << 24) - 1) >> 24;
   g.decay_ticks = static_cast<std::uint16_t>(ticks > 0x7fff ? 0x7fff : ticks);
   magazines_init();
+  if (cfg.first_chunk) first_chunk_init();
   g.initialized.store(true, std::memory_order_release);
   return true;
 }
@@ -745,8 +766,10 @@ bool get_bucket_stats(std::size_t index, bucket_stats* out) {
   kmem_guard guard(kb.kb_lock);
   out->size = bucket_size(static_cast<unsigned>(index));
   out->calls = calls;
-  out->total = kb.kb_total;
-  out->totalfree = kb.kb_nfree + cached;
+  std::uint64_t first_out, first_retired;  // first-chunk elements count as the bucket's
+  first_counts(static_cast<unsigned>(index), &first_out, &first_retired);
+  out->total = kb.kb_total + first_out;
+  out->totalfree = kb.kb_nfree + cached + first_retired;
   out->elmpercl = kb.kb_elmpercl;
   out->highwat = kb.kb_highwat;
   out->couldfree = kb.kb_couldfree;

@@ -12,6 +12,7 @@
 
 #include "kmem/kmem.h"
 #include "kmem/kmem_fast.h"
+#include "kmem/kmem_first_chunk.h"
 #include "kmem/kmem_internal.h"
 #include "kmem_test_support.h"
 
@@ -21,6 +22,13 @@ namespace d = vmrt::kmem::detail;
 
 namespace {
 void boot() { REQUIRE(kmem_test::boot(false) != nullptr); }
+
+// A class's first blocks come from the first chunk (kmem_first_chunk.h), which neither the
+// fast path nor the thread caches see: the cases on those use the slot up first.
+void use_up_first_chunk(std::size_t size) {
+  for (std::uint32_t i = 0; i < d::kFirst.count[d::bucket_index(size)]; ++i)
+    CHECK(kmem::free(kmem::malloc(size, M_TEST, M_WAITOK), M_TEST) == KMEM_OK);
+}
 
 // Every page of the arena that kmem has touched: pgindx == ku_indx, except on the
 // further pages of a cluster whose elements straddle pages: KU_UNUSED in the record,
@@ -63,6 +71,7 @@ TEST_CASE("fast path: the page-index bytes mirror kmemusage through carve, large
 
 TEST_CASE("fast path: misuse leaves the fast path and is refused, nothing changed") {
   boot();
+  use_up_first_chunk(64);
   void* p = kmem::malloc(64, M_TEST, M_WAITOK);
   REQUIRE(p != nullptr);
   char* c = static_cast<char*>(p);
@@ -236,6 +245,7 @@ TEST_CASE("thread cache chains: a broken chain drained back to the bucket stops 
   report_hook old = set_report_hook(count_corrupt);
   bool ok = false;
   std::thread t([&] {
+    use_up_first_chunk(80);
     void* blocks[8];
     for (void*& b : blocks) b = kmem::malloc(80, M_TEST, M_WAITOK);
     thread_cache_drain();

@@ -1,0 +1,62 @@
+// kmem_first_chunk.cpp — the first chunk's state: where it is and how far each slot is used
+// (the layout is constexpr: kmem_first_chunk.h).
+#include "kmem/kmem_first_chunk.h"
+
+#include <atomic>
+
+#include "kmem/kmem_internal.h"
+
+namespace vmrt::kmem::detail {
+namespace {
+
+struct first_state {
+  std::uintptr_t base = 0;  // the chunk (0: none); written once by kmem_init, before any malloc
+  std::atomic<std::uint32_t> used[kNumIndx]{};     // elements handed out (may run past count)
+  std::atomic<std::uint32_t> retired[kNumIndx]{};  // elements freed (never reused)
+};
+constinit first_state fs;
+
+}  // namespace
+
+bool first_chunk_init() {
+  if (g.diag) return false;  // diagnostics keep a state per granule of every block: clusters only
+  kmem_guard guard(g.pages_lock);
+  void* p = source_alloc_locked(kFirstPages, 1);
+  if (p == nullptr) return false;
+  const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(p);
+  for (std::uint32_t i = 0; i < kFirstPages; ++i) g.pgindx[page_of(a) + i] = kFirstCode;
+  fs.base = a;
+  return true;
+}
+
+void* first_take(unsigned indx) {
+  const std::uint32_t n = kFirst.count[indx];
+  if (fs.base == 0 || fs.used[indx].load(std::memory_order_relaxed) >= n) return nullptr;
+  const std::uint32_t k = fs.used[indx].fetch_add(1, std::memory_order_relaxed);
+  if (k >= n) return nullptr;  // another thread took the last one
+  return reinterpret_cast<void*>(fs.base + kFirst.off[indx] + std::uintptr_t{k} * kClasses.size[indx]);
+}
+
+void first_retire(std::uintptr_t a, unsigned indx) {
+  mark_free(a, 0);
+  fs.retired[indx].fetch_add(1, std::memory_order_relaxed);
+}
+
+unsigned first_block_of(std::uintptr_t a, std::uintptr_t* start, bool* handed_out) {
+  *handed_out = false;
+  std::uintptr_t off = 0;
+  if (fs.base == 0 || a < fs.base) return 0;
+  const unsigned i = first_class_at(a - fs.base, &off);
+  if (i == 0) return 0;
+  *start = fs.base + off;
+  *handed_out = (off - kFirst.off[i]) / kClasses.size[i] < fs.used[i].load(std::memory_order_relaxed);
+  return i;
+}
+
+void first_counts(unsigned indx, std::uint64_t* handed_out, std::uint64_t* retired) {
+  const std::uint32_t u = fs.used[indx].load(std::memory_order_relaxed);
+  *handed_out = u < kFirst.count[indx] ? u : kFirst.count[indx];
+  *retired = fs.retired[indx].load(std::memory_order_relaxed);
+}
+
+}  // namespace vmrt::kmem::detail
