@@ -2,6 +2,8 @@
 // (the layout is constexpr: kmem_first_chunk.h).
 #include "kmem/kmem_first_chunk.h"
 
+#include <sys/single_threaded.h>
+
 #include <atomic>
 
 #include "kmem/kmem_internal.h"
@@ -31,6 +33,11 @@ bool first_chunk_init() {
 
 void* first_take(unsigned indx) {
   const std::uint32_t n = kFirst.count[indx];
+  // Only while the process has one thread (glibc's flag: false for good once a second
+  // thread was created): consecutive blocks of a slot share cache lines, and handed to two
+  // threads in turn they would be false sharing (allocsuite's cache_thrash: two threads'
+  // malloc(8)-write-free loops got neighbouring blocks for their first 16 rounds each).
+  if (!__libc_single_threaded) return nullptr;
   if (fs.base == 0 || fs.used[indx].load(std::memory_order_relaxed) >= n) return nullptr;
   const std::uint32_t k = fs.used[indx].fetch_add(1, std::memory_order_relaxed);
   if (k >= n) return nullptr;  // another thread took the last one

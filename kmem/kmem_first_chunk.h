@@ -7,7 +7,7 @@
 // kFirstPages pages taken from the page source at kmem_init, cut into one slot per class
 // up to kFirstMaxSize (first_count(indx) elements each); the first malloc calls of a class
 // are served from its slot, one element at a time and in address order, before the class
-// gets any cluster.  The 4.4BSD lookup stays: every first-chunk page carries the page code
+// gets any cluster, while the process has a single thread.  The 4.4BSD lookup stays: every first-chunk page carries the page code
 // kFirstCode, and a finer table (a class byte per 16-byte granule of the chunk, as
 // kmemusage is a record per page) gives the class of a pointer into the chunk, so free
 // stays size-free and interior and foreign pointers fail exactly.
@@ -123,7 +123,8 @@ static_assert(first_class_at_ok(), "every byte of a slot finds its element's sta
 
 // ---- the first chunk's state (kmem_first_chunk.cpp) ------------------------------------------
 // => any thread, no lock.  A never-used block of class indx from its slot (reads as zeros),
-// or null when the slot is used up, the class has none, or there is no chunk.
+// or null when the slot is used up, the class has none, there is no chunk, or the process
+// has (had) a second thread.
 void* first_take(unsigned indx);
 // => any thread, no lock.  Retires a live first-chunk block of class indx at a: marked free,
 // never handed out again.
