@@ -12,16 +12,16 @@ namespace vmrt::kmem::detail {
 namespace {
 
 struct first_state {
-  std::uintptr_t base = 0;  // the chunk (0: none); written once by kmem_init, before any malloc
+  bool wanted = false;      // kmem_init: the configuration asks for a chunk
+  std::uintptr_t base = 0;  // the chunk (0: none yet); written once, by its first malloc
   std::atomic<std::uint32_t> used[kNumIndx]{};     // elements handed out (may run past count)
   std::atomic<std::uint32_t> retired[kNumIndx]{};  // elements freed (never reused)
 };
 constinit first_state fs;
 
-}  // namespace
-
-bool first_chunk_init() {
-  if (g.diag) return false;  // diagnostics keep a state per granule of every block: clusters only
+// => the process's only thread (its first malloc of a class size); takes the pages lock.
+// Takes the chunk from the page source and marks its pages; false when the source has none.
+bool first_chunk_alloc() {
   kmem_guard guard(g.pages_lock);
   void* p = source_alloc_locked(kFirstPages, 1);
   if (p == nullptr) return false;
@@ -31,16 +31,29 @@ bool first_chunk_init() {
   return true;
 }
 
+}  // namespace
+
+void first_chunk_init() { fs.wanted = !g.diag; }  // diagnostics keep a state per granule of every block
+
 void* first_take(unsigned indx) {
   const std::uint32_t n = kFirst.count[indx];
   // Only while the process has one thread (glibc's flag: false for good once a second
   // thread was created): consecutive blocks of a slot share cache lines, and handed to two
   // threads in turn they would be false sharing (allocsuite's cache_thrash: two threads'
   // malloc(8)-write-free loops got neighbouring blocks for their first 16 rounds each).
-  if (!__libc_single_threaded) return nullptr;
-  if (fs.base == 0 || fs.used[indx].load(std::memory_order_relaxed) >= n) return nullptr;
+  // So the chunk is taken and handed out by one thread; threads created later see it
+  // (pthread_create orders the writes before them).
+  if (!__libc_single_threaded || n == 0) return nullptr;
+  if (fs.base == 0) {
+    // Taken at the first malloc, not at kmem_init: a process whose kmem never serves a
+    // small block holds no chunk (the VM's heap gives whole windows back on trim).
+    if (!fs.wanted) return nullptr;
+    fs.wanted = false;
+    if (!first_chunk_alloc()) return nullptr;
+  }
+  if (fs.used[indx].load(std::memory_order_relaxed) >= n) return nullptr;
   const std::uint32_t k = fs.used[indx].fetch_add(1, std::memory_order_relaxed);
-  if (k >= n) return nullptr;  // another thread took the last one
+  if (k >= n) return nullptr;
   return reinterpret_cast<void*>(fs.base + kFirst.off[indx] + std::uintptr_t{k} * kClasses.size[indx]);
 }
 

@@ -4,13 +4,14 @@
 // Without it a class's first malloc makes the class a cluster of its own and carves about
 // a page of elements into the thread's cache: a short process that mallocs in 20 classes
 // (git --version) writes ~20 pages, each a host zero-fill fault.  The first chunk is
-// kFirstPages pages taken from the page source at kmem_init, cut into one slot per class
+// kFirstPages pages taken from the page source by the first malloc, cut into one slot per class
 // up to kFirstMaxSize (first_count(indx) elements each); the first malloc calls of a class
 // are served from its slot, one element at a time and in address order, before the class
-// gets any cluster, while the process has a single thread.  The 4.4BSD lookup stays: every first-chunk page carries the page code
-// kFirstCode, and a finer table (a class byte per 16-byte granule of the chunk, as
-// kmemusage is a record per page) gives the class of a pointer into the chunk, so free
-// stays size-free and interior and foreign pointers fail exactly.
+// gets any cluster, while the process has a single thread.  The 4.4BSD lookup stays: every
+// first-chunk page carries the page code kFirstCode, and a finer table (a class byte per
+// 16-byte granule of the chunk, as kmemusage is a record per page) gives the class of a
+// pointer into the chunk, so free stays size-free and interior and foreign pointers fail
+// exactly.
 //
 // kFirstCode has no magic, so free's fast path refuses the whole chunk (no instruction added
 // to it) and the slow path frees the block.  A freed first-chunk block is retired: it gets
@@ -135,7 +136,8 @@ void first_retire(std::uintptr_t a, unsigned indx);
 unsigned first_block_of(std::uintptr_t a, std::uintptr_t* start, bool* handed_out);
 // => any thread, no lock.  Elements of class indx handed out and retired (bucket stats).
 void first_counts(unsigned indx, std::uint64_t* handed_out, std::uint64_t* retired);
-// => kmem_init, before any malloc: takes the chunk from the page source.  False when it had none.
-bool first_chunk_init();
+// => kmem_init, before any malloc: the process will have a chunk (not under diagnostics),
+// taken from the page source by its first malloc of a size that has a slot.
+void first_chunk_init();
 
 }  // namespace vmrt::kmem::detail
