@@ -30,16 +30,6 @@ namespace d = vmrt::kmem::detail;
 
 namespace {
 
-long resident(const kmem_test::counting_source* src) {
-  const std::size_t pages = src->inner->size >> 12;
-  static std::vector<unsigned char> vec;
-  vec.resize(pages);
-  REQUIRE(::mincore(reinterpret_cast<void*>(src->inner->base), src->inner->size, vec.data()) == 0);
-  long n = 0;
-  for (unsigned char c : vec) n += c & 1;
-  return n;
-}
-
 bool in_chunk(const void* p) {
   const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(p);
   return d::g.pgindx[d::page_of(a)] == d::kFirstCode;
@@ -51,7 +41,7 @@ bool in_chunk(const void* p) {
 TEST_CASE("first chunk: the first blocks of every class up to 2 KiB touch the chunk's few pages") {
   kmem_test::counting_source* src = kmem_test::boot(false);
   REQUIRE(src != nullptr);
-  const long before = resident(src);
+  const long before = kmem_test::resident(src);
   unsigned classes = 0;
   std::vector<void*> v;
   for (unsigned i = d::kMinBucket; i <= d::kMaxBucket && d::bucket_size(i) <= d::kFirstMaxSize; ++i) {
@@ -62,7 +52,7 @@ TEST_CASE("first chunk: the first blocks of every class up to 2 KiB touch the ch
     v.push_back(p);
     ++classes;
   }
-  const long grew = resident(src) - before;
+  const long grew = kmem_test::resident(src) - before;
   MESSAGE("pages touched by a block of each of " << classes << " classes: " << grew << " (chunk: " << d::kFirstPages << ")");
   CHECK(classes == 24);
   CHECK(grew <= static_cast<long>(d::kFirstPages));

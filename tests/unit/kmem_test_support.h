@@ -2,8 +2,11 @@
 // the pages it has handed out (wrapping kmem_host_page_source), and one-time init.
 #pragma once
 
+#include <sys/mman.h>
+
 #include <atomic>
 #include <cstddef>
+#include <vector>
 
 #include "kmem/kmem.h"
 
@@ -32,6 +35,17 @@ inline void counting_free(void* ctx, void* p, std::size_t n) {
   c->pages_out -= static_cast<long>(n);
   ++c->free_calls;
   c->inner->free_pages(c->inner->ctx, p, n);
+}
+
+// Resident pages of the source's arena (mincore(2): kmem's host source makes a page
+// resident when it is written), or -1 when mincore fails.
+inline long resident(const counting_source* src) {
+  static std::vector<unsigned char> vec;
+  vec.resize(src->inner->size >> 12);
+  if (::mincore(reinterpret_cast<void*>(src->inner->base), src->inner->size, vec.data()) != 0) return -1;
+  long n = 0;
+  for (unsigned char c : vec) n += c & 1;
+  return n;
 }
 
 // Boots kmem once per test process over a counting host source of `arena` bytes.

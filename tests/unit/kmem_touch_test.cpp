@@ -23,21 +23,6 @@ using namespace vmrt::kmem;
 namespace kmem = vmrt::kmem;
 namespace d = vmrt::kmem::detail;
 
-namespace {
-
-// Resident pages of kmem's arena.
-long resident(const kmem_test::counting_source* src) {
-  const std::size_t pages = src->inner->size >> 12;
-  static std::vector<unsigned char> vec;
-  vec.resize(pages);
-  REQUIRE(::mincore(reinterpret_cast<void*>(src->inner->base), src->inner->size, vec.data()) == 0);
-  long n = 0;
-  for (unsigned char c : vec) n += c & 1;
-  return n;
-}
-
-}  // namespace
-
 TEST_CASE("touch: the first malloc of each class touches the block's pages, not its cluster or a magazine") {
   kmem_test::counting_source* src = kmem_test::boot(false);
   REQUIRE(src != nullptr);
@@ -49,10 +34,10 @@ TEST_CASE("touch: the first malloc of each class touches the block's pages, not 
     const std::size_t size = d::bucket_size(i);
     CAPTURE(size);
     CAPTURE(d::pages_per_cluster(i));
-    long before = resident(src);
+    long before = kmem_test::resident(src);
     void* p = kmem::malloc(size, M_TEST, M_WAITOK);
     REQUIRE(p != nullptr);
-    long grew = resident(src) - before;
+    long grew = kmem_test::resident(src) - before;
     total += grew;
     // The block's first page (a malloc clears the free marker in its first words), the page
     // of the element carved ahead, and one more (the thread cache keeps no per-class array now).
