@@ -222,6 +222,16 @@ VMRT_EXPORT int pthread_timedjoin_np(pthread_t t, void** ret, const timespec* ab
 VMRT_EXPORT int pthread_clockjoin_np(pthread_t t, void** ret, clockid_t clock, const timespec* abstime) {
   return reaped(vmrt::shim::next_symbol(g_clockjoin, "pthread_clockjoin_np")(t, ret, clock, abstime), t);
 }
+// A detached thread on a held program stack that ends here holds its TLS array for glibc's
+// exit, as one that returns (start_trampoline).
+VMRT_EXPORT void pthread_exit(void* ret) {
+  static void (*g_exit)(void*);
+  auto self = reinterpret_cast<std::uintptr_t>(::pthread_self());
+  if (vmrt::rt::vslock_keep_has(vmrt::rt::keep_kind::thread_descriptor, self) && self_detached()) detached_end(self);
+  vmrt::shim::next_symbol(g_exit, "pthread_exit")(ret);
+  __builtin_unreachable();
+}
+
 // Nobody will join it: its descriptor's pages stay wired until the program frees the stack.
 VMRT_EXPORT int pthread_detach(pthread_t t) noexcept {
   int rc = vmrt::shim::next_symbol(g_detach, "pthread_detach")(t);

@@ -85,6 +85,13 @@ void vslock_keep_release(keep_kind kind, std::uintptr_t owner) {
   vsunlock(&old);
 }
 
+bool vslock_keep_has(keep_kind kind, std::uintptr_t owner) {
+  spin_guard g(g_keep_lock);
+  for (const keep_slot& s : g_keep)
+    if (s.kind == kind && s.owner == owner) return true;
+  return false;
+}
+
 void vslock_keep_forget(keep_kind kind, std::uintptr_t owner) {
   vslock_hold old;
   spin_guard g(g_keep_lock);

@@ -44,6 +44,9 @@ bool vslock_keep(keep_kind kind, std::uintptr_t owner, const void* a, std::size_
 // Release the key's hold (unwire its pages).  => takes the VM lock when it held any.
 void vslock_keep_release(keep_kind kind, std::uintptr_t owner);
 
+// Does the key hold anything?  => spinlock only.
+bool vslock_keep_has(keep_kind kind, std::uintptr_t owner);
+
 // Forget the key's hold without unwiring: its pages stay wired until the program frees the
 // memory.  For memory whose end nobody observes (a detached thread's descriptor: the
 // kernel writes it after the thread's last instruction).  => spinlock only.

@@ -40,6 +40,7 @@ static void *body(void *arg) {
   sched_yield();
   unsigned long sum = 0;
   for (size_t k = 0; k < sizeof frame; ++k) sum += frame[k] ^ (unsigned char)(k * 7 + id);
+  if (id == 8) pthread_exit((void *)(sum == 0 ? 1UL : 0UL));  // a detached one ends so
   return (void *)(sum == 0 ? 1UL : 0UL);
 }
 
@@ -49,7 +50,8 @@ static void *stack_of(int use_mmap, size_t size) {
   return p == MAP_FAILED ? NULL : p;
 }
 
-// Rounds of 3 concurrent threads on program stacks, joined; one detached thread per round.
+// Rounds of 3 concurrent threads on program stacks, joined; one detached thread per round
+// (returning, or ending with pthread_exit).
 static void thread_rounds(int use_mmap, int rounds) {
   const size_t size = 512 * 1024;
   int good = 0, detached_done = 0;
@@ -80,7 +82,7 @@ static void thread_rounds(int use_mmap, int rounds) {
     pthread_attr_setstack(&a, stack_of(use_mmap, size), size);
     pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
     pthread_t d;
-    if (pthread_create(&d, &a, body, (void *)7UL) == 0) ++detached_done;
+    if (pthread_create(&d, &a, body, (void *)(r % 2 == 0 ? 7UL : 8UL)) == 0) ++detached_done;
     pthread_attr_destroy(&a);
     walk(r);
   }
