@@ -12,15 +12,35 @@
 //
 // The same trampoline hands the new thread its creator's view of SIGSEGV/SIGBUS in its
 // mask, which vmrt does not block for real (shim_signal.cpp, "Masks").
+//
+// A stack the program supplies (pthread_attr_setstack) may be vmrt memory: malloc'd, or
+// from the program's mmap.  Under the sigsegv backend a fault on it is a signal, and a new
+// thread has no alternate stack: the first fault of glibc's thread start on that stack
+// found no place for the signal frame, and the kernel killed the process before the
+// thread's first instruction.  And glibc puts the thread's descriptor (struct pthread:
+// its rseq area, the tid the kernel clears at exit for pthread_join) at the top of that
+// stack, where the kernel writes by itself (under userfaultfd too: the tid is cleared as
+// the thread dies, and the kernel does not wait for a handler then: a paged-out descriptor
+// left pthread_join asleep forever).  So pthread_create holds the top of such a
+// stack (the descriptor, the static TLS and the start's frames, which glibc's thread exit
+// reuses with every signal blocked) while the thread lives (runtime/rt_vslock_keep.h),
+// until pthread_join reaps it; a detached thread's stays wired until the program frees the
+// stack, and its TLS array is held for glibc to free at its end.  Every other fault on the stack is then an ordinary
+// fault, served on the alternate stack.
+#include <cstdint>
 #include <cstdlib>
 #include <dlfcn.h>
 #include <locale.h>
 #include <pthread.h>
+#include <time.h>
 
 #include "libc_shim/shim_boot.h"
+#include "libc_shim/shim_next.h"
 #include "libc_shim/shim_signal.h"
 #include "libc_shim/shim_thread.h"
 #include "runtime/rt_vslock.h"
+#include "runtime/rt_vslock_keep.h"
+#include "runtime/trap.h"
 #include "vm/vm_heap.h"
 
 #define VMRT_EXPORT extern "C" __attribute__((visibility("default")))
@@ -57,18 +77,85 @@ struct start_ctx {
   void* (*fn)(void*);
   void* arg;
   unsigned faults_blocked;
+  std::uintptr_t stack_top;  // of a program-supplied stack in vmrt memory; else 0
+  std::uintptr_t start_low;  // the bottom of its start range (start_bytes below the top)
   vmrt::rt::vslock_hold hold;
 };
 
+// Is the calling thread detached?  (Asked at its end, as pthread_detach may have come late.)
+bool self_detached() {
+  pthread_attr_t a;
+  if (::pthread_getattr_np(::pthread_self(), &a) != 0) return false;
+  int state = PTHREAD_CREATE_JOINABLE;
+  (void)::pthread_attr_getdetachstate(&a, &state);
+  ::pthread_attr_destroy(&a);
+  return state == PTHREAD_CREATE_DETACHED;
+}
+
+// A detached thread's end on a program stack: glibc frees its TLS (the dtv, malloc'd) with
+// every signal blocked, where a paged-out dtv page is fatal under the sigsegv backend.  So
+// the dtv is held, and the thread's holds are forgotten (nobody reaps it): their pages stay
+// wired until freed, the dtv's at once by glibc.
+void detached_end(std::uintptr_t self) {
+  // x86-64 TCB: the thread pointer, then the dtv; dtv[-1] holds the number of entries,
+  // each two words.
+  auto* const* tcb = reinterpret_cast<std::uintptr_t* const*>(self);
+  const std::uintptr_t* dtv = tcb[1];
+  if (dtv != nullptr) {
+    constexpr std::size_t kEntry = 2 * sizeof(std::uintptr_t);
+    std::size_t n = dtv[-2] + 2;
+    (void)vmrt::rt::vslock_keep(vmrt::rt::keep_kind::thread_exit, self, dtv - 2, n * kEntry);
+    vmrt::rt::vslock_keep_forget(vmrt::rt::keep_kind::thread_exit, self);
+  }
+  vmrt::rt::vslock_keep_forget(vmrt::rt::keep_kind::thread_descriptor, self);
+}
+
 // The new thread's first code after glibc's own start: the locale is read, the hold goes.
+// On a program-supplied stack it first gets vmrt's alternate stack and keeps its start range
+// held (the descriptor, the TLS, the frames glibc's start and exit run in) for its life.
 void* start_trampoline(void* p) {
   auto* c = static_cast<start_ctx*>(p);
   void* (*fn)(void*) = c->fn;
   void* arg = c->arg;
+  std::uintptr_t top = c->stack_top;
   vmrt::shim::set_faults_blocked(c->faults_blocked);
+  auto self = reinterpret_cast<std::uintptr_t>(::pthread_self());
+  if (top != 0) {
+    vmrt::rt::trap_thread_attach();
+    (void)vmrt::rt::vslock_keep(vmrt::rt::keep_kind::thread_descriptor, self, reinterpret_cast<void*>(c->start_low),
+                                top - c->start_low);
+  }
   vmrt::rt::vsunlock(&c->hold);
   std::free(c);
-  return fn(arg);
+  void* r = fn(arg);
+  if (top != 0 && self_detached()) detached_end(self);
+  return r;
+}
+
+// Static TLS and the thread's start frames below it: what a new thread touches at the top
+// of its stack before the trampoline runs.
+constexpr std::size_t kStartFrameBytes = 16 * 1024;
+using tls_info_fn = void (*)(std::size_t*, std::size_t*);
+tls_info_fn g_tls_info;  // ld.so's _dl_get_tls_static_info (null: not found)
+
+std::size_t start_bytes() {
+  if (g_tls_info == nullptr) g_tls_info = reinterpret_cast<tls_info_fn>(::dlsym(RTLD_DEFAULT, "_dl_get_tls_static_info"));
+  std::size_t size = 0, align = 0;
+  if (g_tls_info != nullptr) g_tls_info(&size, &align);
+  constexpr std::size_t kTlsGuess = 64 * 1024;  // without ld.so's answer
+  return (g_tls_info != nullptr ? size : kTlsGuess) + kStartFrameBytes;
+}
+
+// The top of attr's stack when the program supplied one in vmrt memory (either backend: a
+// dying thread's kernel write is served by neither); 0 otherwise.
+std::uintptr_t held_stack_top(const pthread_attr_t* attr) {
+  if (attr == nullptr || !vmrt::rt::trap_started()) return 0;
+  void* base = nullptr;
+  std::size_t size = 0;
+  // Without a program stack glibc reports base - size for an unset base: outside the region.
+  if (::pthread_attr_getstack(attr, &base, &size) != 0 || base == nullptr || size == 0) return 0;
+  if (!vmrt::rt::vslock_in_region(base, size)) return 0;
+  return reinterpret_cast<std::uintptr_t>(base) + size;
 }
 
 // The bytes of struct __locale_data that __ctype_init reads (its header and the first
@@ -81,23 +168,74 @@ VMRT_EXPORT int pthread_create(pthread_t* t, const pthread_attr_t* attr, void* (
   if (g_create == nullptr) resolve_create();
   unsigned faults = vmrt::shim::faults_blocked();
   bool hold = hold_needed();
-  if (!hold && faults == 0) return g_create(t, attr, fn, arg);
+  std::uintptr_t top = held_stack_top(attr);
+  if (!hold && faults == 0 && top == 0) return g_create(t, attr, fn, arg);
   const void* data = hold ? ctype_data() : nullptr;
   auto* c = static_cast<start_ctx*>(std::malloc(sizeof(start_ctx)));
-  if ((hold && data == nullptr && faults == 0) || c == nullptr) {
+  if ((hold && data == nullptr && faults == 0 && top == 0) || c == nullptr) {
     std::free(c);
     return g_create(t, attr, fn, arg);
   }
   c->fn = fn;
   c->arg = arg;
   c->faults_blocked = faults;
+  c->stack_top = top;
   vmrt::rt::vslock_begin(&c->hold);
+  if (top != 0) {
+    void* base = nullptr;
+    std::size_t size = 0;
+    (void)::pthread_attr_getstack(attr, &base, &size);
+    std::size_t n = start_bytes() < size ? start_bytes() : size;
+    c->start_low = top - n;
+    (void)vmrt::rt::vslock(&c->hold, reinterpret_cast<void*>(c->start_low), n, vmrt::VM_PROT_WRITE);
+  }
   if (data != nullptr) (void)vmrt::rt::vslock(&c->hold, data, kCtypeDataBytes, vmrt::VM_PROT_READ);
   int rc = g_create(t, attr, start_trampoline, c);
   if (rc != 0) {
     vmrt::rt::vsunlock(&c->hold);
     std::free(c);
   }
+  return rc;
+}
+
+// The join family: a thread reaped is gone for the kernel too (its tid cleared), so the
+// descriptor's hold on a program-supplied stack goes (a no-op for other threads).
+namespace {
+int reaped(int rc, pthread_t t) {
+  if (rc == 0) vmrt::rt::vslock_keep_release(vmrt::rt::keep_kind::thread_descriptor, reinterpret_cast<std::uintptr_t>(t));
+  return rc;
+}
+int (*g_join)(pthread_t, void**);
+int (*g_tryjoin)(pthread_t, void**);
+int (*g_timedjoin)(pthread_t, void**, const timespec*);
+int (*g_clockjoin)(pthread_t, void**, clockid_t, const timespec*);
+int (*g_detach)(pthread_t);
+}  // namespace
+
+VMRT_EXPORT int pthread_join(pthread_t t, void** ret) { return reaped(vmrt::shim::next_symbol(g_join, "pthread_join")(t, ret), t); }
+VMRT_EXPORT int pthread_tryjoin_np(pthread_t t, void** ret) noexcept {
+  return reaped(vmrt::shim::next_symbol(g_tryjoin, "pthread_tryjoin_np")(t, ret), t);
+}
+VMRT_EXPORT int pthread_timedjoin_np(pthread_t t, void** ret, const timespec* abstime) {
+  return reaped(vmrt::shim::next_symbol(g_timedjoin, "pthread_timedjoin_np")(t, ret, abstime), t);
+}
+VMRT_EXPORT int pthread_clockjoin_np(pthread_t t, void** ret, clockid_t clock, const timespec* abstime) {
+  return reaped(vmrt::shim::next_symbol(g_clockjoin, "pthread_clockjoin_np")(t, ret, clock, abstime), t);
+}
+// A detached thread on a held program stack that ends here holds its TLS array for glibc's
+// exit, as one that returns (start_trampoline).
+VMRT_EXPORT void pthread_exit(void* ret) {
+  static void (*g_exit)(void*);
+  auto self = reinterpret_cast<std::uintptr_t>(::pthread_self());
+  if (vmrt::rt::vslock_keep_has(vmrt::rt::keep_kind::thread_descriptor, self) && self_detached()) detached_end(self);
+  vmrt::shim::next_symbol(g_exit, "pthread_exit")(ret);
+  __builtin_unreachable();
+}
+
+// Nobody will join it: its descriptor's pages stay wired until the program frees the stack.
+VMRT_EXPORT int pthread_detach(pthread_t t) noexcept {
+  int rc = vmrt::shim::next_symbol(g_detach, "pthread_detach")(t);
+  if (rc == 0) vmrt::rt::vslock_keep_forget(vmrt::rt::keep_kind::thread_descriptor, reinterpret_cast<std::uintptr_t>(t));
   return rc;
 }
 
