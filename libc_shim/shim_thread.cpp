@@ -147,15 +147,15 @@ std::size_t start_bytes() {
 }
 
 // The top of attr's stack when the program supplied one in vmrt memory (either backend: a
-// dying thread's kernel write is served by neither); 0 otherwise.
-std::uintptr_t held_stack_top(const pthread_attr_t* attr) {
+// dying thread's kernel write is served by neither), and in *size its size; 0 otherwise.
+std::uintptr_t held_stack_top(const pthread_attr_t* attr, std::size_t* size) {
   if (attr == nullptr || !vmrt::rt::trap_started()) return 0;
   void* base = nullptr;
-  std::size_t size = 0;
+  *size = 0;
   // Without a program stack glibc reports base - size for an unset base: outside the region.
-  if (::pthread_attr_getstack(attr, &base, &size) != 0 || base == nullptr || size == 0) return 0;
-  if (!vmrt::rt::vslock_in_region(base, size)) return 0;
-  return reinterpret_cast<std::uintptr_t>(base) + size;
+  if (::pthread_attr_getstack(attr, &base, size) != 0 || base == nullptr || *size == 0) return 0;
+  if (!vmrt::rt::vslock_in_region(base, *size)) return 0;
+  return reinterpret_cast<std::uintptr_t>(base) + *size;
 }
 
 // The bytes of struct __locale_data that __ctype_init reads (its header and the first
@@ -168,7 +168,8 @@ VMRT_EXPORT int pthread_create(pthread_t* t, const pthread_attr_t* attr, void* (
   if (g_create == nullptr) resolve_create();
   unsigned faults = vmrt::shim::faults_blocked();
   bool hold = hold_needed();
-  std::uintptr_t top = held_stack_top(attr);
+  std::size_t stack_size = 0;
+  std::uintptr_t top = held_stack_top(attr, &stack_size);
   if (!hold && faults == 0 && top == 0) return g_create(t, attr, fn, arg);
   const void* data = hold ? ctype_data() : nullptr;
   auto* c = static_cast<start_ctx*>(std::malloc(sizeof(start_ctx)));
@@ -182,10 +183,8 @@ VMRT_EXPORT int pthread_create(pthread_t* t, const pthread_attr_t* attr, void* (
   c->stack_top = top;
   vmrt::rt::vslock_begin(&c->hold);
   if (top != 0) {
-    void* base = nullptr;
-    std::size_t size = 0;
-    (void)::pthread_attr_getstack(attr, &base, &size);
-    std::size_t n = start_bytes() < size ? start_bytes() : size;
+    const std::size_t want = start_bytes();
+    const std::size_t n = want < stack_size ? want : stack_size;
     c->start_low = top - n;
     (void)vmrt::rt::vslock(&c->hold, reinterpret_cast<void*>(c->start_low), n, vmrt::VM_PROT_WRITE);
   }
