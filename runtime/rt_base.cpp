@@ -61,12 +61,13 @@ bool start_machine_thread(void* (*fn)(void*), void* arg, std::size_t stack, cons
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_attr_setstacksize(&attr, stack);
-  sigset_t all, old;
+  // The new thread starts with every signal blocked; the caller's mask stays as it is (the
+  // first handler thread's creator takes a timer signal while it creates it: trap.cpp).
+  sigset_t all;
   sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);  // the new thread inherits the full mask
+  pthread_attr_setsigmask_np(&attr, &all);
   pthread_t t;
   int rc = pthread_create(&t, &attr, machine_main, s);
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
   pthread_attr_destroy(&attr);
   if (rc != 0) {
     s->busy.store(false, std::memory_order_release);

@@ -28,6 +28,7 @@ enum rt_counter : unsigned {
   RC_PMAP_ZAPS,          // host PTE runs dropped with the VMA kept (reference emulation)
   RC_PMAP_ZAP_CALLS,     // ... host calls that did it (a batch of a scan's clears: one process_madvise)
   RC_UFFD_BOOTSTRAP_SERVED,  // events served by the thread starting the first handler thread
+  RC_UFFD_RELAYED,       // ... of them, handed to it by a relay thread (uffd_relay.h)
   RC_UFFD_HOLDER_STALE,  // events of the VM lock holder found stale (it was not waiting in a fault)
   RC_FORK_PREFAULTS,     // pages glibc's fork touches, faulted in before vmrt's fork locks
   RC_FORK_PREFAULT_RETRIES,  // ... taken back meanwhile: the locks let go and the pages touched again
@@ -84,6 +85,7 @@ inline constexpr rt_counter_info kRtCounters[RC_COUNT] = {
     {"pmap PTE runs zapped", V_COUNTER_COUNT},
     {"pmap zap calls", V_COUNTER_COUNT},
     {"userfaultfd events served while a handler thread started", V_COUNTER_COUNT},
+    {"userfaultfd events relayed to a handler thread's creator", V_COUNTER_COUNT},
     {"userfaultfd events of the VM lock holder found stale", V_COUNTER_COUNT},
     {"pages libc's fork touches, faulted in before the fork locks", V_COUNTER_COUNT},
     {"fork locks retaken (a page libc's fork touches was taken back)", V_COUNTER_COUNT},

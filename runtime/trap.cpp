@@ -25,6 +25,7 @@
 #include "runtime/rt_signal.h"
 #include "runtime/rt_stats.h"
 #include "runtime/spinlock.h"
+#include "runtime/uffd_relay.h"
 #include "vm/vm_fault.h"
 #include "vm/vm_fds.h"
 #include "vm/vm_lock.h"
@@ -471,29 +472,48 @@ void* uffd_thread(void* arg) {
   }
 }
 
-// Start the first handler thread while the calling thread serves the faults the new
-// thread takes before it can serve anything itself.  A new thread touches program memory
-// on its way to its start routine (glibc's start_thread reads the LC_CTYPE locale data,
-// which lives in the heap); in a fork child every registered page lacks its host PTE and
-// heap pages may be paged out, so those touches are faults only a handler can resolve.
-// The descriptor is non-blocking meanwhile, so the caller never sleeps in read() on an
-// event the new thread took.
+// Serve what is queued on the non-blocking descriptor fd; the number of events served.
+//  => the caller holds no VM lock; may sleep (page-ins).
+long serve_queued(int fd) {
+  uffd_msg msgs[16];
+  long served = 0;
+  for (;;) {
+    ssize_t n = ::read(fd, msgs, sizeof msgs);
+    if (n <= 0) return served;
+    for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof(uffd_msg)); ++i) serve_event(fd, msgs[i]);
+    served += n / static_cast<ssize_t>(sizeof(uffd_msg));
+  }
+}
+
+// Start the first handler thread while the calling thread serves the faults taken before
+// any handler runs: the new thread's on its way to its start routine (glibc's start_thread
+// reads the LC_CTYPE locale data, which lives in the heap) and the calling thread's own,
+// inside pthread_create (uffd_relay.h).  In a fork child every registered page lacks its
+// host PTE and heap pages may be paged out, so those touches are faults only a handler can
+// resolve.  A relay thread reads them and the calling thread serves them from its signal
+// handler; without a relay the calling thread reads them itself after pthread_create
+// returns.  The descriptor is non-blocking meanwhile, so no reader sleeps in read() on an
+// event another one took.
 //  => g_start_lock held, or the fork child's only thread; may sleep.
 bool start_first_thread(int fd) {
   int fl = ::fcntl(fd, F_GETFL);
   ::fcntl(fd, F_SETFL, fl | O_NONBLOCK);
   unsigned up = g_threads_up.load(std::memory_order_acquire);
-  bool ok = start_machine_thread(uffd_thread, reinterpret_cast<void*>(static_cast<std::intptr_t>(fd)),
-                                 kUffdThreadStack, "vmrt-uffd");
-  uffd_msg msgs[16];
+  bool ok;
+  {
+    uffd_relay relay(fd, serve_event);
+    ok = start_machine_thread(uffd_thread, reinterpret_cast<void*>(static_cast<std::intptr_t>(fd)), kUffdThreadStack,
+                              "vmrt-uffd");
+    while (ok && relay.ok() && g_threads_up.load(std::memory_order_acquire) == up) {
+      timespec nap{0, 200 * 1000};  // a relayed event interrupts the nap
+      ::nanosleep(&nap, nullptr);
+    }
+  }
   while (ok && g_threads_up.load(std::memory_order_acquire) == up) {
     pollfd pfd{fd, POLLIN, 0};
     constexpr int kPollMs = 5;
     if (::poll(&pfd, 1, kPollMs) <= 0) continue;
-    ssize_t n = ::read(fd, msgs, sizeof msgs);
-    if (n <= 0) continue;
-    rt_count(RC_UFFD_BOOTSTRAP_SERVED, n / static_cast<ssize_t>(sizeof(uffd_msg)));
-    for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof(uffd_msg)); ++i) serve_event(fd, msgs[i]);
+    rt_count(RC_UFFD_BOOTSTRAP_SERVED, serve_queued(fd));
   }
   ::fcntl(fd, F_SETFL, fl);
   return ok;
