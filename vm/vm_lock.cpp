@@ -33,9 +33,9 @@ inline pid_t self_tid() {
   if (t_tid == 0) t_tid = static_cast<pid_t>(sys::inline_syscall(SYS_gettid));
   return t_tid;
 }
-inline void set_owner(std::uintptr_t me) {
+inline void set_owner(std::uintptr_t me, pid_t tid) {
   g_owner.store(me, std::memory_order_relaxed);
-  g_owner_tid.store(self_tid(), std::memory_order_relaxed);
+  g_owner_tid.store(tid, std::memory_order_relaxed);
   g_acquisitions.store(g_acquisitions.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
 
@@ -52,13 +52,19 @@ constexpr int kSpins = 200;
 
 }  // namespace
 
+// Every access to the thread's own memory (its TLS: the cached thread id, the critical
+// section count) comes before the lock is taken.  A thread's TLS may be paged out (glibc's
+// thread stacks and a program's own are pageable memory), and a fault taken after the
+// compare-and-swap but before the owner is recorded waited forever on the lock its own thread
+// held (under the sigsegv backend: scenario program_stacks hung in a loaded run).
 VMRT_FORK_TEXT void vm_lock_acquire() {
   std::uintptr_t me = self();
   if (g_owner.load(std::memory_order_relaxed) == me) VMRT_PANIC("VM lock taken recursively (fault while holding it?)");
+  const pid_t tid = self_tid();
   critical_enter();  // no program signal handler runs while it is held (vm_critical.h)
   std::uint32_t c = 0;
   if (g_state.compare_exchange_strong(c, 1, std::memory_order_acquire)) {
-    set_owner(me);
+    set_owner(me, tid);
     return;
   }
   vm_stat_inc(V_VM_LOCK_CONTENDED);
@@ -67,7 +73,7 @@ VMRT_FORK_TEXT void vm_lock_acquire() {
     c = 0;
     if (g_state.load(std::memory_order_relaxed) == 0 &&
         g_state.compare_exchange_strong(c, 1, std::memory_order_acquire)) {
-      set_owner(me);
+      set_owner(me, tid);
       return;
     }
   }
@@ -77,17 +83,18 @@ VMRT_FORK_TEXT void vm_lock_acquire() {
     futex_wait(&g_state, 2);
     c = g_state.exchange(2, std::memory_order_acquire);
   }
-  set_owner(me);
+  set_owner(me, tid);
 }
 
 bool vm_lock_try() {
   std::uint32_t c = 0;
+  const pid_t tid = self_tid();  // before the lock (vm_lock_acquire)
   critical_enter();
   if (!g_state.compare_exchange_strong(c, 1, std::memory_order_acquire)) {
     critical_exit();
     return false;
   }
-  set_owner(self());
+  set_owner(self(), tid);
   return true;
 }
 
