@@ -136,7 +136,7 @@ std::uint32_t chain_from_bucket(tc_bucket& B, unsigned indx, std::uint32_t want)
     if (n < ask) break;
   }
   B.head = reinterpret_cast<void*>(head);
-  B.count = static_cast<std::uint16_t>(got);
+  B.set_loaded(got);
   return got;
 }
 
@@ -146,11 +146,11 @@ std::uint32_t chain_from_bucket(tc_bucket& B, unsigned indx, std::uint32_t want)
 void tcache_drain(tcache* tc, bool retire) {
   for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) {
     tc_bucket& B = tc->b[i];
-    if (retire) B.cap = 0;
-    const std::uint32_t n = B.count, pn = B.prev_count;
+    const std::uint32_t n = B.loaded(), pn = B.prev_count;
     void* h = B.head;
     void* ph = B.prev_head;
-    B.count = 0;
+    if (retire) B.cap = 0;
+    B.room = B.cap;
     B.prev_count = 0;
     B.head = nullptr;
     B.prev_head = nullptr;
@@ -164,6 +164,7 @@ void tcache_init(tcache* tc) {
   for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) {
     tc->b[i].size = static_cast<std::int64_t>(bucket_size(i));
     tc->b[i].cap = static_cast<std::uint16_t>(g.depots[i].cap);
+    tc->b[i].room = tc->b[i].cap;  // both chains empty
   }
 }
 
@@ -250,25 +251,25 @@ std::uint32_t refill_rounds(tc_bucket& B, unsigned indx) {
 
 void swap_chains(tc_bucket& B) {
   void* h = B.head;
-  const std::uint16_t n = B.count;
+  const std::uint32_t n = B.loaded();
   B.head = B.prev_head;
-  B.count = B.prev_count;
+  B.set_loaded(B.prev_count);
   B.prev_head = h;
-  B.prev_count = n;
+  B.prev_count = static_cast<std::uint16_t>(n);
 }
 }  // namespace
 
 void* chain_pop(tc_bucket& B, unsigned indx) {
-  if (B.count == 0) return nullptr;
+  if (B.loaded() == 0) return nullptr;
   const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(B.head);
   if (!chain_elem_ok(a, indx)) {
     chain_broken(B.head);
     B.head = nullptr;
-    B.count = 0;
+    B.set_loaded(0);
     return nullptr;
   }
   B.head = reinterpret_cast<void*>(reinterpret_cast<const std::uintptr_t*>(a)[0]);
-  --B.count;
+  ++B.room;
   return reinterpret_cast<void*>(a);
 }
 
@@ -276,7 +277,7 @@ void* magazine_alloc_slow(tcache* tc, unsigned indx) {
   tc_bucket& B = tc->b[indx];
   depot& d = g.depots[indx];
   for (;;) {
-    if (B.count != 0) {
+    if (B.loaded() != 0) {
       if (void* p = chain_pop(B, indx)) return p;
       continue;  // broken and dropped: loaded is empty now
     }
@@ -294,7 +295,7 @@ void* magazine_alloc_slow(tcache* tc, unsigned indx) {
         d.full = full->next;
         --d.nfull;
         B.head = full->head;
-        B.count = static_cast<std::uint16_t>(full->count);
+        B.set_loaded(full->count);
         spare = desc_put_locked(d, full);
       }
     }
@@ -319,7 +320,7 @@ void magazine_free_slow(tcache* tc, unsigned indx, void* p) {
     bucket_free(indx, &p, 1);
     return;
   }
-  if (B.count == B.cap) {
+  if (B.room == 0) {
     if (B.prev_count != 0) {
       // Loaded full, previous full: previous goes to the depot, or back to its clusters
       // when the depot holds its bound.
@@ -349,7 +350,7 @@ void magazine_free_slow(tcache* tc, unsigned indx, void* p) {
   }
   mark_free(reinterpret_cast<std::uintptr_t>(p), reinterpret_cast<std::uintptr_t>(B.head));
   B.head = p;
-  ++B.count;
+  --B.room;
 }
 
 void tcache_flush_stats(tcache* tc) {
@@ -443,7 +444,7 @@ VMRT_FORK_CHILD_TEXT void magazines_fork_child() {
       for (unsigned i = 0; i < kNumIndx; ++i) {
         tc_bucket& B = tc->b[i];
         B.cap = 0;
-        B.count = 0;
+        B.room = 0;
         B.prev_count = 0;
         B.head = nullptr;
         B.prev_head = nullptr;
