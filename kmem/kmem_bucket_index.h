@@ -31,6 +31,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <numeric>
 
 namespace vmrt::kmem::detail {
 
@@ -326,9 +327,22 @@ constexpr std::uint32_t depot_max_full(unsigned indx) {
   return n < 2 ? 2 : (n > 32 ? 32 : static_cast<std::uint32_t>(n));
 }
 
+// Elements in the shortest run of class indx that ends on a cache-line boundary when it
+// starts on one (64 / gcd(size, 64): 4 for 16, 48 and 80 bytes, 2 for 32 and 96, 1 from
+// 192 on).  Clusters start page-aligned and hold a whole number of such runs, so a refill
+// whose length is a multiple of it, taken from a fresh cluster in batches that are too,
+// ends where the next refill (perhaps another thread's) starts a new line: two threads'
+// first blocks never share a line (Hoard's active false sharing; a 48-byte class's first
+// refill of 85 elements left its last block in the line of the next thread's first).
+inline constexpr std::uint64_t kCacheLine = 64;
+constexpr std::uint32_t line_run(unsigned indx) {
+  return static_cast<std::uint32_t>(kCacheLine / std::gcd(std::uint64_t{kClasses.size[indx]}, kCacheLine));
+}
+
 constexpr bool bucket_tables_ok() {
   for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) {
     if (magazine_cap(i) == 0 || magazine_cap(i) > kMagazineMax) return false;
+    if (magazine_cap(i) % line_run(i) != 0 || elm_per_cluster(i) % line_run(i) != 0) return false;
     if (std::uint64_t{elm_per_cluster(i)} * bucket_size(i) != std::uint64_t{pages_per_cluster(i)} * kPageSize) return false;
     if (bucket_highwat(i) == 0 || depot_max_full(i) < 2) return false;
     if (pages_per_cluster(i) * kPageSize > 0x10000) return false;  // offsets fit ku_freehead

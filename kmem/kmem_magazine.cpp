@@ -44,6 +44,12 @@ bool g_key_ok = false;
 inline constexpr std::size_t kMetaChunk = std::size_t{256} << 10;
 // Elements moved between a chain and the bucket layer per bucket_alloc / bucket_free call.
 inline constexpr std::uint32_t kBatch = 64;
+constexpr bool batch_keeps_lines() {
+  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i)
+    if (kBatch % line_run(i) != 0) return false;
+  return true;
+}
+static_assert(batch_keeps_lines(), "refill batches end on cache-line boundaries (line_run)");
 
 // A chain found broken at element a: counted and reported; the caller drops the rest.
 [[gnu::cold]] void chain_broken(const void* a) {
@@ -237,6 +243,8 @@ namespace {
 // the bucket takes about a page of elements, each later one twice as many, up to the
 // magazine's cap.  A full 256-element chain of a 256-byte class is 16 pages: a program
 // that mallocs one such block touched them all, and 200-odd pages over its classes.
+// Rounded up to whole cache-line runs (line_run): two threads refilling from one cluster
+// get runs that share no line.
 std::uint32_t refill_rounds(tc_bucket& B, unsigned indx) {
   const std::uint32_t cap = B.cap;
   std::uint32_t want = B.fill;
@@ -244,6 +252,8 @@ std::uint32_t refill_rounds(tc_bucket& B, unsigned indx) {
     want = static_cast<std::uint32_t>(kPageSize / bucket_size(indx));
     if (want == 0) want = 1;
   }
+  const std::uint32_t run = line_run(indx);
+  want = (want + run - 1) / run * run;
   if (want > cap) want = cap;
   B.fill = static_cast<std::uint16_t>(want * 2 > cap ? cap : want * 2);
   return want;
