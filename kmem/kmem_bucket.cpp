@@ -407,7 +407,7 @@ void cluster_give(std::uint32_t pg, std::uint32_t npg, bool to_source) {
 
 std::uint32_t bucket_alloc(unsigned indx, void** out, std::uint32_t n) {
   kmembucket& kb = g.buckets[indx];
-  const std::uint64_t magic = kCodes.e[indx].magic;  // next is a multiple of the size
+  const std::uint64_t magic = kCodes.magic[indx];  // next is a multiple of the size
   const std::uintptr_t limit = std::uintptr_t{kb.kb_npg} << kPageShift;
   std::uint32_t got = 0;
   kmem_guard guard(kb.kb_lock);

@@ -31,6 +31,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <numeric>
 
 namespace vmrt::kmem::detail {
 
@@ -165,27 +166,31 @@ static_assert(aligned_requests_ok());
 // ---- page codes ------------------------------------------------------------------------------
 // Code c: c < kMinBucket a page state; kMinBucket..kMaxBucket the first page of a cluster of
 // that class; above, tail codes (tail_base[class] + page offset - 1) for straddling classes.
-struct code_entry {
-  std::uint64_t magic;  // ceil(2^64 / class size); 0: nothing starts here
-  std::uint32_t rel;    // byte offset of the page in its cluster
-  std::uint8_t cls;     // class index
-  std::uint8_t pad[3];
-};
+// Three parallel arrays, not an array of 16-byte records: free's fast path then reaches
+// each field with one scaled index off one base (a record array needed a shift and an add
+// to form the record's address first: 2 instructions of every free).
 struct code_table {
-  code_entry e[256];
+  std::uint64_t magic[256];  // ceil(2^64 / class size); 0: nothing starts here
+  std::uint32_t rel[256];    // byte offset of the page in its cluster
+  std::uint8_t cls[256];     // class index
   std::uint8_t tail_base[kNumIndx];
   unsigned ncodes;
 };
 constexpr code_table make_code_table() {
   code_table t{};
   unsigned next = kMaxBucket + 1;
+  auto set = [&t](unsigned c, std::uint64_t magic, std::uint32_t rel, unsigned cls) {
+    t.magic[c] = magic;
+    t.rel[c] = rel;
+    t.cls[c] = static_cast<std::uint8_t>(cls);
+  };
   for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) {
     const std::uint64_t magic = ~std::uint64_t{0} / kClasses.size[i] + 1;
-    t.e[i] = code_entry{magic, 0, static_cast<std::uint8_t>(i), {}};
+    set(i, magic, 0, i);
     if (!kClasses.straddle[i]) continue;
     t.tail_base[i] = static_cast<std::uint8_t>(next);
     for (unsigned p = 1; p < kClasses.pages[i]; ++p)
-      if (next < 256) t.e[next++] = code_entry{magic, static_cast<std::uint32_t>(p * kPageSize), static_cast<std::uint8_t>(i), {}};
+      if (next < 256) set(next++, magic, static_cast<std::uint32_t>(p * kPageSize), i);
   }
   t.ncodes = next;
   return t;
@@ -225,10 +230,10 @@ static_assert(kFreeMask.m[kMinBucket] == 15 && kFreeMask.m[bucket_index(kPageSiz
 // no element starts at a (states, interior pointers, a tail page of a whole-page element).
 [[gnu::always_inline]] constexpr unsigned elem_class(std::size_t code, std::uintptr_t a) {
   if ((a & kFreeMask.m[code]) == 0) return static_cast<unsigned>(code);
-  const code_entry& e = kCodes.e[code];
-  const std::uint64_t rel = (a & kPageMask) + e.rel;
-  if (rel * e.magic >= e.magic) return 0;  // not a multiple of the size (magic 0: never)
-  return e.cls;
+  const std::uint64_t magic = kCodes.magic[code];
+  const std::uint64_t rel = (a & kPageMask) + kCodes.rel[code];
+  if (rel * magic >= magic) return 0;  // not a multiple of the size (magic 0: never)
+  return kCodes.cls[code];
 }
 // => pure.  elem_class's answer with no branch on the class: every code takes the
 // divisibility test (a power-of-two class's offset is a multiple of its size iff the
@@ -237,21 +242,22 @@ static_assert(kFreeMask.m[kMinBucket] == 15 && kFreeMask.m[bucket_index(kPageSiz
 // uses this one: with random sizes the AND test's "straddling or not" branch went
 // whichever way the size class said, a misprediction on about every other free
 // (cachegrind --branch-sim on allocsuite's xmalloc worker: 0.48 per free, jemalloc's
-// free 0.005).  One 16-byte table load and a multiply instead of an 8-byte load and an AND.
+// free 0.005).  Two table loads and a multiply instead of an 8-byte load and an AND.
 // A passing test implies a nonzero class (magic_implies_class below), which the compiler is
 // told, so a caller's "indx == 0" test folds into the multiply's compare (free's fast path:
 // 3 instructions fewer).
 [[gnu::always_inline]] constexpr unsigned free_class(std::size_t code, std::uintptr_t a) {
-  const code_entry& e = kCodes.e[code];
-  const std::uint64_t rel = (a & kPageMask) + e.rel;
-  if (rel * e.magic >= e.magic) return 0u;
-  if (e.cls == 0) __builtin_unreachable();  // magic != 0 here: magic_implies_class
-  return e.cls;
+  const std::uint64_t magic = kCodes.magic[code];
+  const std::uint64_t rel = (a & kPageMask) + kCodes.rel[code];
+  if (rel * magic >= magic) return 0u;
+  const unsigned cls = kCodes.cls[code];
+  if (cls == 0) __builtin_unreachable();  // magic != 0 here: magic_implies_class
+  return cls;
 }
 
 // The first page of the cluster holding a page of code `code` (a class or tail code).
 constexpr std::uint32_t cluster_first_page(std::uint32_t pg, std::size_t code) {
-  return pg - (kCodes.e[code].rel >> kPageShift);
+  return pg - (kCodes.rel[code] >> kPageShift);
 }
 
 constexpr bool code_table_ok() {
@@ -279,7 +285,7 @@ static_assert(code_table_ok(), "the page codes find exactly the element starts o
 // free_class's promise to the compiler: every code whose magic can pass names a class.
 constexpr bool magic_implies_class() {
   for (unsigned c = 0; c < 256; ++c)
-    if (kCodes.e[c].magic != 0 && kCodes.e[c].cls == 0) return false;
+    if (kCodes.magic[c] != 0 && kCodes.cls[c] == 0) return false;
   return true;
 }
 static_assert(magic_implies_class(), "a code with a magic has a class (free_class's unreachable)");
@@ -321,9 +327,22 @@ constexpr std::uint32_t depot_max_full(unsigned indx) {
   return n < 2 ? 2 : (n > 32 ? 32 : static_cast<std::uint32_t>(n));
 }
 
+// Elements in the shortest run of class indx that ends on a cache-line boundary when it
+// starts on one (64 / gcd(size, 64): 4 for 16, 48 and 80 bytes, 2 for 32 and 96, 1 from
+// 192 on).  Clusters start page-aligned and hold a whole number of such runs, so a refill
+// whose length is a multiple of it, taken from a fresh cluster in batches that are too,
+// ends where the next refill (perhaps another thread's) starts a new line: two threads'
+// first blocks never share a line (Hoard's active false sharing; a 48-byte class's first
+// refill of 85 elements left its last block in the line of the next thread's first).
+inline constexpr std::uint64_t kCacheLine = 64;
+constexpr std::uint32_t line_run(unsigned indx) {
+  return static_cast<std::uint32_t>(kCacheLine / std::gcd(std::uint64_t{kClasses.size[indx]}, kCacheLine));
+}
+
 constexpr bool bucket_tables_ok() {
   for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) {
     if (magazine_cap(i) == 0 || magazine_cap(i) > kMagazineMax) return false;
+    if (magazine_cap(i) % line_run(i) != 0 || elm_per_cluster(i) % line_run(i) != 0) return false;
     if (std::uint64_t{elm_per_cluster(i)} * bucket_size(i) != std::uint64_t{pages_per_cluster(i)} * kPageSize) return false;
     if (bucket_highwat(i) == 0 || depot_max_full(i) < 2) return false;
     if (pages_per_cluster(i) * kPageSize > 0x10000) return false;  // offsets fit ku_freehead

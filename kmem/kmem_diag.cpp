@@ -116,7 +116,7 @@ bool get_block_info(const void* addr, block_info* out) {
     }
     if (const unsigned code = g.pgindx[pg - back]; code >= kMinBucket) {
       // A cluster's first page (its class) or a further page of one (a tail code).
-      const unsigned cls = kCodes.e[code].cls;
+      const unsigned cls = kCodes.cls[code];
       const std::uintptr_t cl = page_addr(cluster_first_page(pg - back, code));
       const std::size_t size = bucket_size(cls);
       if (a >= cl + (std::size_t{pages_per_cluster(cls)} << kPageShift)) return false;

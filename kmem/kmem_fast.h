@@ -38,11 +38,12 @@ namespace vmrt::kmem::detail {
     indx = kSizeIndex.big[(size - 1) >> 10];
   }
   if (__builtin_expect(g.type_slow[t].load(std::memory_order_relaxed) != 0, 0)) return nullptr;
-  tcache* tc = &t_cache;  // all zero until set up: count == 0 fails below
+  tcache* tc = &t_cache;  // all zero until set up: a null head fails below
   tc_bucket& B = tc->b[indx];
-  const std::uint16_t n = B.count;
-  if (__builtin_expect(n == 0, 0)) return nullptr;
+  // An empty loaded chain has a null head (tc_bucket), so the head, loaded anyway, is the
+  // test.
   void* p = B.head;
+  if (__builtin_expect(p == nullptr, 0)) return nullptr;
   // The head is a trusted address: pushed by free (checked there), set by the slow paths,
   // or a link read below from an element whose marker held.  Its marker proves both that
   // it is still a cached free element and that its link was not written after free; a
@@ -54,7 +55,7 @@ namespace vmrt::kmem::detail {
   // another thread wrote next last (xmalloc: blocks freed by other threads).
   __builtin_prefetch(reinterpret_cast<const void*>(next), 1);
   B.head = reinterpret_cast<void*>(next);
-  B.count = static_cast<std::uint16_t>(n - 1);
+  ++B.room;
   w[1] = 0;  // clear the free marker
   ++tc->acnt[t][indx];
   type_delta& d = tc->td[t];
@@ -83,20 +84,26 @@ namespace vmrt::kmem::detail {
   const std::uintptr_t m = free_marker(a, 0);  // loaded once: the stores below may alias g
   // Perhaps a double free (word 1 alone: may_be_marked): the slow path tells and reports it.
   if (__builtin_expect(may_be_marked_m0(m, w[1]), 0)) return false;
-  tcache* tc = &t_cache;  // all zero until set up: count == cap fails below
+  tcache* tc = &t_cache;  // all zero until set up: room 0 fails below
   tc_bucket& B = tc->b[indx];
-  const std::uint16_t n = B.count;
-  if (__builtin_expect(n == B.cap, 0)) return false;
+  // Room left on the loaded chain, less the slot this free takes: the borrow of the
+  // subtraction is the "full" test.
+  std::uint16_t room;
+  if (__builtin_expect(__builtin_sub_overflow(B.room, std::uint16_t{1}, &room), 0)) return false;
   const std::uintptr_t link = reinterpret_cast<std::uintptr_t>(B.head);
+  // Read before the block's stores (which may alias the record, as far as the compiler
+  // knows), so the memuse update below is one read-modify-write, not a load, a subtract
+  // and a store.
+  const std::int64_t size = B.size;
   // The head's store between the block's two: as adjacent stores GCC's SLP pass paired them
   // into one 16-byte vector store built from two general registers (3 instructions more).
   w[1] = m ^ link;  // free_marker(a, link)
   B.head = addr;
   w[0] = link;
-  B.count = static_cast<std::uint16_t>(n + 1);
+  B.room = room;
   type_delta& d = tc->td[t];
   ++d.frees;
-  d.memuse -= B.size;
+  d.memuse -= size;
   return true;
 }
 

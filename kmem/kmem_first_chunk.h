@@ -81,7 +81,7 @@ inline constexpr first_layout kFirst = make_first_layout();
 // The page code of every first-chunk page: a code no class uses, with no magic (free's
 // fast path and chain_elem_ok refuse it; kFreeMask is all ones there).
 inline constexpr std::uint8_t kFirstCode = 255;
-static_assert(kCodes.ncodes <= kFirstCode && kCodes.e[kFirstCode].magic == 0 && kFreeMask.m[kFirstCode] == ~std::uintptr_t{0},
+static_assert(kCodes.ncodes <= kFirstCode && kCodes.magic[kFirstCode] == 0 && kFreeMask.m[kFirstCode] == ~std::uintptr_t{0},
               "the first chunk's page code is free");
 
 constexpr bool first_layout_ok() {

@@ -102,15 +102,21 @@ inline T rd(const T& x) {
 // after a host fork, freeing into a class costs the element's page and this record's,
 // not a page of a separate rounds array.  Owner writes; reports read counts racily
 // with rd().  All zero (a thread whose cache is not set up yet, or that has exited)
-// fails both fast paths: count == 0 == cap.
+// fails both fast paths: head null (malloc), room 0 (free).
+// The loaded chain's length is kept as the room left (cap - length), so free's "full?"
+// is a test of one field against zero and its update one decrement (a length needed a
+// load, a compare with cap, an increment and a store); malloc tests the head, which is
+// null exactly when the chain is empty (its last element's link is 0).
 struct tc_bucket {
-  void* head;            // the loaded chain's first element (meaningful when count != 0)
+  void* head;            // the loaded chain's first element; null when it is empty
   std::int64_t size;     // the bucket's element size: the fast paths add it to memuse
   void* prev_head;       // the previous chain (full or empty: Bonwick's hysteresis)
-  std::uint16_t count;   // elements on the loaded chain
+  std::uint16_t room;    // cap - elements on the loaded chain
   std::uint16_t cap;     // the class's magazine capacity (0: no cache)
   std::uint16_t prev_count;
   std::uint16_t fill;    // rounds the next refill from the bucket takes (0: first)
+  std::uint32_t loaded() const { return static_cast<std::uint32_t>(cap) - room; }
+  void set_loaded(std::uint32_t n) { room = static_cast<std::uint16_t>(cap - n); }
 };
 static_assert(sizeof(tc_bucket) == 32, "two buckets per cache line");
 static_assert(kMagazineMax <= 0xffff, "chain counts fit 16 bits");

@@ -44,6 +44,12 @@ bool g_key_ok = false;
 inline constexpr std::size_t kMetaChunk = std::size_t{256} << 10;
 // Elements moved between a chain and the bucket layer per bucket_alloc / bucket_free call.
 inline constexpr std::uint32_t kBatch = 64;
+constexpr bool batch_keeps_lines() {
+  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i)
+    if (kBatch % line_run(i) != 0) return false;
+  return true;
+}
+static_assert(batch_keeps_lines(), "refill batches end on cache-line boundaries (line_run)");
 
 // A chain found broken at element a: counted and reported; the caller drops the rest.
 [[gnu::cold]] void chain_broken(const void* a) {
@@ -136,7 +142,7 @@ std::uint32_t chain_from_bucket(tc_bucket& B, unsigned indx, std::uint32_t want)
     if (n < ask) break;
   }
   B.head = reinterpret_cast<void*>(head);
-  B.count = static_cast<std::uint16_t>(got);
+  B.set_loaded(got);
   return got;
 }
 
@@ -146,11 +152,11 @@ std::uint32_t chain_from_bucket(tc_bucket& B, unsigned indx, std::uint32_t want)
 void tcache_drain(tcache* tc, bool retire) {
   for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) {
     tc_bucket& B = tc->b[i];
-    if (retire) B.cap = 0;
-    const std::uint32_t n = B.count, pn = B.prev_count;
+    const std::uint32_t n = B.loaded(), pn = B.prev_count;
     void* h = B.head;
     void* ph = B.prev_head;
-    B.count = 0;
+    if (retire) B.cap = 0;
+    B.room = B.cap;
     B.prev_count = 0;
     B.head = nullptr;
     B.prev_head = nullptr;
@@ -164,6 +170,7 @@ void tcache_init(tcache* tc) {
   for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) {
     tc->b[i].size = static_cast<std::int64_t>(bucket_size(i));
     tc->b[i].cap = static_cast<std::uint16_t>(g.depots[i].cap);
+    tc->b[i].room = tc->b[i].cap;  // both chains empty
   }
 }
 
@@ -236,6 +243,8 @@ namespace {
 // the bucket takes about a page of elements, each later one twice as many, up to the
 // magazine's cap.  A full 256-element chain of a 256-byte class is 16 pages: a program
 // that mallocs one such block touched them all, and 200-odd pages over its classes.
+// Rounded up to whole cache-line runs (line_run): two threads refilling from one cluster
+// get runs that share no line.
 std::uint32_t refill_rounds(tc_bucket& B, unsigned indx) {
   const std::uint32_t cap = B.cap;
   std::uint32_t want = B.fill;
@@ -243,6 +252,8 @@ std::uint32_t refill_rounds(tc_bucket& B, unsigned indx) {
     want = static_cast<std::uint32_t>(kPageSize / bucket_size(indx));
     if (want == 0) want = 1;
   }
+  const std::uint32_t run = line_run(indx);
+  want = (want + run - 1) / run * run;
   if (want > cap) want = cap;
   B.fill = static_cast<std::uint16_t>(want * 2 > cap ? cap : want * 2);
   return want;
@@ -250,25 +261,25 @@ std::uint32_t refill_rounds(tc_bucket& B, unsigned indx) {
 
 void swap_chains(tc_bucket& B) {
   void* h = B.head;
-  const std::uint16_t n = B.count;
+  const std::uint32_t n = B.loaded();
   B.head = B.prev_head;
-  B.count = B.prev_count;
+  B.set_loaded(B.prev_count);
   B.prev_head = h;
-  B.prev_count = n;
+  B.prev_count = static_cast<std::uint16_t>(n);
 }
 }  // namespace
 
 void* chain_pop(tc_bucket& B, unsigned indx) {
-  if (B.count == 0) return nullptr;
+  if (B.loaded() == 0) return nullptr;
   const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(B.head);
   if (!chain_elem_ok(a, indx)) {
     chain_broken(B.head);
     B.head = nullptr;
-    B.count = 0;
+    B.set_loaded(0);
     return nullptr;
   }
   B.head = reinterpret_cast<void*>(reinterpret_cast<const std::uintptr_t*>(a)[0]);
-  --B.count;
+  ++B.room;
   return reinterpret_cast<void*>(a);
 }
 
@@ -276,7 +287,7 @@ void* magazine_alloc_slow(tcache* tc, unsigned indx) {
   tc_bucket& B = tc->b[indx];
   depot& d = g.depots[indx];
   for (;;) {
-    if (B.count != 0) {
+    if (B.loaded() != 0) {
       if (void* p = chain_pop(B, indx)) return p;
       continue;  // broken and dropped: loaded is empty now
     }
@@ -294,7 +305,7 @@ void* magazine_alloc_slow(tcache* tc, unsigned indx) {
         d.full = full->next;
         --d.nfull;
         B.head = full->head;
-        B.count = static_cast<std::uint16_t>(full->count);
+        B.set_loaded(full->count);
         spare = desc_put_locked(d, full);
       }
     }
@@ -319,7 +330,7 @@ void magazine_free_slow(tcache* tc, unsigned indx, void* p) {
     bucket_free(indx, &p, 1);
     return;
   }
-  if (B.count == B.cap) {
+  if (B.room == 0) {
     if (B.prev_count != 0) {
       // Loaded full, previous full: previous goes to the depot, or back to its clusters
       // when the depot holds its bound.
@@ -349,7 +360,7 @@ void magazine_free_slow(tcache* tc, unsigned indx, void* p) {
   }
   mark_free(reinterpret_cast<std::uintptr_t>(p), reinterpret_cast<std::uintptr_t>(B.head));
   B.head = p;
-  ++B.count;
+  --B.room;
 }
 
 void tcache_flush_stats(tcache* tc) {
@@ -443,7 +454,7 @@ VMRT_FORK_CHILD_TEXT void magazines_fork_child() {
       for (unsigned i = 0; i < kNumIndx; ++i) {
         tc_bucket& B = tc->b[i];
         B.cap = 0;
-        B.count = 0;
+        B.room = 0;
         B.prev_count = 0;
         B.head = nullptr;
         B.prev_head = nullptr;

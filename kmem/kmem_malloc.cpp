@@ -254,10 +254,10 @@ void elem_put(tcache* tc, unsigned indx, void* p) {
     return;
   }
   tc_bucket& B = tc->b[indx];
-  if (B.count != B.cap) {
+  if (B.room != 0) {
     mark_free(reinterpret_cast<std::uintptr_t>(p), reinterpret_cast<std::uintptr_t>(B.head));
     B.head = p;
-    ++B.count;
+    --B.room;
     return;
   }
   magazine_free_slow(tc, indx, p);
@@ -759,7 +759,9 @@ bool get_bucket_stats(std::size_t index, bucket_stats* out) {
     kmem_guard guard(g.threads_lock);
     for (tcache* tc = g.threads; tc != nullptr; tc = tc->next) {
       calls += tc_bucket_calls(tc, static_cast<unsigned>(index));
-      cached += std::uint64_t{rd(tc->b[index].count)} + rd(tc->b[index].prev_count);
+      // Racy reads of another thread's record: a retiring thread's cap drops to 0.
+      const std::uint32_t cap = rd(tc->b[index].cap), room = rd(tc->b[index].room);
+      cached += std::uint64_t{room <= cap ? cap - room : 0} + rd(tc->b[index].prev_count);
     }
   }
   cached += depot_rounds(static_cast<unsigned>(index));

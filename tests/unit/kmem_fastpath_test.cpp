@@ -39,7 +39,7 @@ bool pgindx_mirrors_usage(std::uintptr_t from, std::uintptr_t to) {
     const unsigned code = d::g.pgindx[pg];
     if (code > d::kMaxBucket) {
       if (d::g.usage[pg].ku_indx != d::KU_UNUSED) return false;
-      if (d::g.usage[d::cluster_first_page(pg, code)].ku_indx != d::kCodes.e[code].cls) return false;
+      if (d::g.usage[d::cluster_first_page(pg, code)].ku_indx != d::kCodes.cls[code]) return false;
     } else if (code != d::g.usage[pg].ku_indx) {
       return false;
     }
