@@ -17,6 +17,7 @@
 
 #include "runtime/rt_stats.h"
 #include "vm/vm_sys.h"
+#include "vm/vm_types.h"
 
 // glibc's sigaction under its exported internal name (trap.cpp says why).
 extern "C" int __sigaction(int sig, const struct sigaction* act, struct sigaction* old);
@@ -32,7 +33,7 @@ constexpr int kRelayPollMs = 1;  // how soon the relay sees a stop request
 
 // The relay thread and the creating thread's handler share this, and nothing else.
 struct relay_state {
-  int fd = -1;
+  int fd = 0;  // all zero: the state lies in .lbss, untouched until a relay runs (scenario exec_boot)
   uffd_serve_fn serve = nullptr;
   pid_t pid = 0;          // the process
   pid_t target = 0;       // the creating thread, signalled per event
@@ -47,7 +48,7 @@ struct relay_state {
   struct sigaction prev = {};  // the program's action for the borrowed signal
   sigset_t old_mask = {};      // the creating thread's mask before the relay
 };
-constinit relay_state g_relay;  // static data: no initializer runs (scenario no_static_init)
+VMRT_LARGE_BSS constinit relay_state g_relay;  // zero, no initializer runs (scenario no_static_init)
 
 // A system call that leaves errno alone: the relay has no TLS of its own (its %fs is the
 // creating thread's), so it must not write errno.  -errno on failure.
