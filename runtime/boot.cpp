@@ -580,6 +580,17 @@ int fork_reserve_locked() {
 
 VMRT_FORK_PARENT_TEXT int runtime_fork_reserve() {
   if (!runtime_booted() || !g_vm_up) return 0;
+  // Frames are shared copy-on-write only with a trap backend to serve the writes after the
+  // fork (physmem_cow.h): a process whose frames are in use (VMRT_HEAP=frames, no paging)
+  // starts one at its first fork.  Here no vmrt lock is held and malloc may be called.
+  if (!rt::trap_started()) {
+    bool used;
+    {
+      vm_lock_guard g;
+      used = rt::physmem_in_use();
+    }
+    if (used) (void)runtime_trap_start();
+  }
   vm_lock_guard g;
   if (!rt::physmem_in_use()) return 0;  // a lazy fork (runtime_fork_prepare decides again)
   int e = fork_reserve_locked();

@@ -44,6 +44,8 @@ VMRT_FORK_DATA bool g_fork_cow;
 // until this process hands out its first frame (physmem_first_use).  True from boot, and in
 // a fork child whose parent had handed out no frame.
 VMRT_FORK_DATA bool g_unbacked;
+// The largest program alternate signal stack a copy-on-write fork gives its child at once.
+constexpr std::size_t kAltStackHold = std::size_t{256} << 10;
 // Extra soft RLIMIT_NOFILE room fd_with_room may borrow for one call.
 constexpr rlim_t kFdRoom = 8;
 
@@ -327,12 +329,17 @@ fork_setup physmem_fork_share(const vaddr_t* pages, std::size_t npages) {
   if (physmem_cow_wanted(1) && physmem_cow_prepare(g_next_fd)) {
     g_fork_cow = true;
     pmap_linux_cow_release(pages, npages);
-    // The forking thread's own descriptor when the program placed its stack in vmrt's memory
-    // (pthread_attr_setstack over malloc'd memory): the kernel writes its rseq area there on
-    // every return to user mode, the clone's included, while this thread holds the VM lock.
-    const vaddr_t tp = reinterpret_cast<vaddr_t>(__builtin_thread_pointer());
-    const vaddr_t mine[] = {trunc_page(tp) - PAGE_SIZE, trunc_page(tp), trunc_page(tp) + PAGE_SIZE};
-    pmap_linux_cow_release(mine, sizeof mine / sizeof mine[0]);
+    // Its alternate signal stack, if the program put one in vmrt's memory (gdb does): the
+    // kernel writes a fault's signal frame there in the child before its handler runs.
+    stack_t ss{};
+    if (::sigaltstack(nullptr, &ss) == 0 && (ss.ss_flags & SS_DISABLE) == 0 && ss.ss_size <= kAltStackHold) {
+      vaddr_t lo = trunc_page(reinterpret_cast<vaddr_t>(ss.ss_sp));
+      vaddr_t hi = round_page(reinterpret_cast<vaddr_t>(ss.ss_sp) + ss.ss_size);
+      vaddr_t page[kAltStackHold / PAGE_SIZE + 1];
+      std::size_t n = 0;
+      for (vaddr_t a = lo; a < hi && n < sizeof page / sizeof page[0]; a += PAGE_SIZE) page[n++] = a;
+      pmap_linux_cow_release(page, n);
+    }
     return fork_setup::ok;
   }
   return reserve_copy();

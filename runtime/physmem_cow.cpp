@@ -43,8 +43,14 @@ std::size_t record_bytes() { return (sizeof(cow_record) + physmem_nframes() + PA
 struct cow_child {
   cow_record* rec;
   char* view;
-  pid_t pid;  // 0 until fork() returned
+  pid_t pid;           // 0 until fork() returned
+  // Found done: pushes skip it until the next fork drops the record.  Set by a thread
+  // holding the VM lock or one holding the pmap lock: atomic.
+  std::atomic<bool> gone;
+  std::atomic<std::uint32_t> since;  // pushes since it was last asked whether it is done
 };
+// Pushes to a child between two looks at whether it is done (a waitid each).
+constexpr std::uint32_t kCowLookEvery = 256;
 
 // Parent side [VM and pmap locks to change; either to read].
 cow_child g_children[kCowChildren];
@@ -87,12 +93,32 @@ void push_one(cow_child& c, frame_t f) {
   rt_count(RC_COW_PUSHES);
 }
 
+// Move child `from`'s slot into `to` (slots are not copyable: atomics).
+void move_slot(unsigned to, unsigned from) {
+  cow_child& t = g_children[to];
+  cow_child& f = g_children[from];
+  t.rec = f.rec;
+  t.view = f.view;
+  t.pid = f.pid;
+  t.gone.store(f.gone.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  t.since.store(f.since.load(std::memory_order_relaxed), std::memory_order_relaxed);
+}
+
+void clear_slot(unsigned k) {
+  cow_child& c = g_children[k];
+  c.rec = nullptr;
+  c.view = nullptr;
+  c.pid = 0;
+  c.gone.store(false, std::memory_order_relaxed);
+  c.since.store(0, std::memory_order_relaxed);
+}
+
 void drop_child(unsigned k) {
   cow_child& c = g_children[k];
   vmrt::sys::munmap(c.rec, record_bytes());
   vmrt::sys::munmap(c.view, physmem_bytes());
-  g_children[k] = g_children[--g_nchildren];
-  g_children[g_nchildren] = cow_child{};
+  if (k != g_nchildren - 1) move_slot(k, g_nchildren - 1);
+  clear_slot(--g_nchildren);
 }
 
 // Push every pending frame to child k (it will not be asked again) and drop its record.
@@ -117,7 +143,7 @@ bool child_done(const cow_child& c) {
 // Drop the records of children that are done.  => VM and pmap locks held.
 void reap_children() {
   for (unsigned k = 0; k < g_nchildren;)
-    if (child_done(g_children[k])) drop_child(k);
+    if (g_children[k].gone.load(std::memory_order_relaxed) || child_done(g_children[k])) drop_child(k);
     else ++k;
 }
 
@@ -197,7 +223,12 @@ bool physmem_cow_prepare(int child_fd) {
     ++n;
   }
   r->pending.store(n, std::memory_order_release);
-  g_children[g_nchildren++] = cow_child{r, static_cast<char*>(view), 0};
+  cow_child& c = g_children[g_nchildren++];
+  c.rec = r;
+  c.view = static_cast<char*>(view);
+  c.pid = 0;
+  c.gone.store(false, std::memory_order_relaxed);
+  c.since.store(0, std::memory_order_relaxed);
   set_live();
   if (!pmap_linux_cow_protect()) {
     // The host refused write protection somewhere: this child is copied as before.
@@ -222,20 +253,21 @@ void physmem_cow_parent(pid_t pid) {
 
 bool physmem_cow_child_begin() {
   // The newest record is this child's; the others are the parent's business.
-  cow_child mine = g_children[g_nchildren - 1];
+  cow_record* mine_rec = g_children[g_nchildren - 1].rec;
+  char* mine_view = g_children[g_nchildren - 1].view;
   for (unsigned k = 0; k + 1 < g_nchildren; ++k) {
     vmrt::sys::munmap(g_children[k].rec, record_bytes());
     vmrt::sys::munmap(g_children[k].view, physmem_bytes());
   }
   // The child view maps this process's own new memfd: not needed (the direct map will).
-  vmrt::sys::munmap(mine.view, physmem_bytes());
-  for (cow_child& c : g_children) c = cow_child{};
+  vmrt::sys::munmap(mine_view, physmem_bytes());
+  for (unsigned k = 0; k < kCowChildren; ++k) clear_slot(k);
   g_nchildren = 0;
   if (g_source != nullptr) {  // a grandchild: its parent completed its own pulls first
     vmrt::sys::munmap(g_source, record_bytes());
     vmrt::sys::munmap(const_cast<char*>(g_source_view), physmem_bytes());
   }
-  g_source = mine.rec;
+  g_source = mine_rec;
   // The source: a second mapping of the parent's memfd, read-only (mremap with old size 0
   // duplicates the direct map; physmem_fork_child then replaces every other mapping of it).
   void* sv = vmrt::sys::mremap(physmem_frame(0), 0, physmem_bytes(), MREMAP_MAYMOVE);
@@ -252,17 +284,22 @@ const void* physmem_cow_source_view() { return g_source_view; }
 void physmem_cow_child_ready() {
   // A SIGBUS-mode userfaultfd over the program's frame mappings until the handler runs.
   int fd = static_cast<int>(::syscall(SYS_userfaultfd, O_CLOEXEC));
-  if (fd < 0) return;
-  fd = vm_fd_keep(fd);
-  uffdio_api api{};
-  api.api = UFFD_API;
-  api.features = UFFD_FEATURE_SIGBUS;
-  if (::ioctl(fd, UFFDIO_API, &api) != 0) {
+  if (fd >= 0) {
+    fd = vm_fd_keep(fd);
+    uffdio_api api{};
+    api.api = UFFD_API;
+    api.features = UFFD_FEATURE_SIGBUS;
+    if (::ioctl(fd, UFFDIO_API, &api) == 0) {
+      g_boot_uffd = fd;
+      if (pmap_linux_cow_register_boot(fd)) return;
+      g_boot_uffd = -1;
+    }
     vm_fd_close(fd);
-    return;
   }
-  g_boot_uffd = fd;
-  pmap_linux_cow_register_boot(fd);
+  // Without it a first touch before the handler runs would find a hole and read zeros:
+  // take every pending frame now (the copy a fork made before this file).
+  say("vmrt: fork child: no userfaultfd for the set-up: frames are copied\n");
+  physmem_cow_complete_source();
 }
 
 int physmem_cow_boot_uffd() { return g_boot_uffd; }
@@ -273,30 +310,47 @@ void physmem_cow_child_handover() {
   g_boot_uffd = -1;
 }
 
+namespace {
+
+// Push frames [f, f + n) to every child that may still need them.  A child that exited (or
+// has everything) is noticed every kCowLookEvery pushes and skipped from then on; the next
+// fork drops its record.
+void push_all(frame_t f, std::size_t n) {
+  for (unsigned c = 0; c < g_nchildren; ++c) {
+    cow_child& ch = g_children[c];
+    if (ch.gone.load(std::memory_order_relaxed)) continue;
+    if (ch.since.fetch_add(1, std::memory_order_relaxed) + 1 >= kCowLookEvery) {
+      ch.since.store(0, std::memory_order_relaxed);
+      if (child_done(ch)) {
+        ch.gone.store(true, std::memory_order_relaxed);
+        continue;
+      }
+    }
+    for (std::size_t k = 0; k < n; ++k) push_one(ch, f + static_cast<frame_t>(k));
+  }
+}
+
+}  // namespace
+
 void physmem_cow_touch(frame_t f, std::size_t n, bool write) {
   if (!g_cow_live.load(std::memory_order_acquire)) return;
-  for (std::size_t k = 0; k < n; ++k) {
-    frame_t g = f + static_cast<frame_t>(k);
-    if (g_source != nullptr) pull_one(g, true);
-    if (write)
-      for (unsigned c = 0; c < g_nchildren; ++c) push_one(g_children[c], g);
-  }
+  if (g_source != nullptr)
+    for (std::size_t k = 0; k < n; ++k) pull_one(f + static_cast<frame_t>(k), true);
+  if (write) push_all(f, n);
 }
 
 void physmem_cow_overwrite(frame_t f, std::size_t n) {
   if (!g_cow_live.load(std::memory_order_acquire)) return;
-  for (std::size_t k = 0; k < n; ++k) {
-    frame_t g = f + static_cast<frame_t>(k);
-    if (g_source != nullptr) pull_one(g, false);
-    for (unsigned c = 0; c < g_nchildren; ++c) push_one(g_children[c], g);
-  }
+  if (g_source != nullptr)
+    for (std::size_t k = 0; k < n; ++k) pull_one(f + static_cast<frame_t>(k), false);
+  push_all(f, n);
 }
 
 bool physmem_cow_pending(frame_t f) {
   if (!g_cow_live.load(std::memory_order_acquire)) return false;
   if (g_source != nullptr && g_source->state[f].load(std::memory_order_acquire) != COW_CLEAN) return true;
   for (unsigned c = 0; c < g_nchildren; ++c)
-    if (g_children[c].rec->state[f].load(std::memory_order_acquire) != COW_CLEAN) return true;
+    if (!g_children[c].gone.load(std::memory_order_relaxed) && g_children[c].rec->state[f].load(std::memory_order_acquire) != COW_CLEAN) return true;
   return false;
 }
 

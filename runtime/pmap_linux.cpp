@@ -1492,17 +1492,30 @@ bool wp_fork(std::size_t i, std::size_t n) {
   return true;
 }
 
+// Around the forking thread's pointer: its static TLS below (glibc's and every module's
+// initial-exec blocks), its descriptor above.
+constexpr vaddr_t kCowTlsBelow = vaddr_t{256} << 10;
+constexpr vaddr_t kCowTlsAbove = vaddr_t{16} << 10;
+
 // Pages a write-protect fault pushes at once: the faulting page and those after it in its
 // frame run (a program writing a buffer after a fork meets its pages in order).
 constexpr std::size_t kCowBatch = 16;
 
+struct boot_arg {
+  int fd;
+  bool ok;
+};
 void boot_line(const maps_line& l, void* arg) {
-  int fd = *static_cast<int*>(arg);
+  boot_arg* a = static_cast<boot_arg*>(arg);
   if (!l.shared || l.inode == 0 || !region_contains(l.lo)) return;
   std::size_t p = idx_of(l.lo), e = idx_of(l.hi);
   for (std::size_t q = p; q < e; ++q)
     if (g_hostmem[q] != 0) return;
-  uffd_register(fd, l.lo, l.hi);
+  uffdio_register reg{};
+  reg.range.start = l.lo;
+  reg.range.len = l.hi - l.lo;
+  reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+  if (::ioctl(a->fd, UFFDIO_REGISTER, &reg) != 0) a->ok = false;
 }
 
 }  // namespace
@@ -1513,11 +1526,16 @@ bool pmap_linux_cow_capable() {  // set once at trap start: no lock (fork set-up
 
 bool pmap_linux_cow_protect() {
   bool ok = true;
-  for_each_resident_run(0, g_npages, [&ok](std::size_t i, std::size_t j) {
+  // The forking thread's static TLS and descriptor, when the program placed its stack in
+  // vmrt's memory: written by this very code (errno) and by the kernel (rseq) until the fork
+  // is done, so given to the child now and never write-protected.
+  const vaddr_t tp = trunc_page(reinterpret_cast<vaddr_t>(__builtin_thread_pointer()));
+  const vaddr_t tls_lo = tp > kCowTlsBelow ? tp - kCowTlsBelow : 0, tls_hi = tp + kCowTlsAbove;
+  for_each_resident_run(0, g_npages, [&ok, tls_lo, tls_hi](std::size_t i, std::size_t j) {
     std::size_t p = i;
     while (p < j && ok) {
       window* w = window_lookup(va_of(p));
-      if (w != nullptr && w->kind == WK_KERNEL) {
+      if ((w != nullptr && w->kind == WK_KERNEL) || (va_of(p) >= tls_lo && va_of(p) < tls_hi)) {
         // The VM's own memory: given to the child now, never write-protected.
         physmem_cow_touch(g_pte[p].frame1 - 1, 1, true);
         ++p;
@@ -1528,7 +1546,9 @@ bool pmap_linux_cow_protect() {
         continue;
       }
       std::size_t q = p + 1;
-      while (q < j && (mprot(g_bits[q]) & VM_PROT_WRITE) != 0 && window_lookup(va_of(q)) == w) ++q;
+      while (q < j && (mprot(g_bits[q]) & VM_PROT_WRITE) != 0 && window_lookup(va_of(q)) == w &&
+             (va_of(q) < tls_lo || va_of(q) >= tls_hi))
+        ++q;
       ok = wp_fork(p, q - p);
       p = q;
     }
@@ -1588,7 +1608,10 @@ bool pmap_linux_cow_fault(vaddr_t va) {
   return true;
 }
 
-void pmap_linux_cow_register_boot(int fd) { (void)maps_scan(boot_line, &fd); }
+bool pmap_linux_cow_register_boot(int fd) {
+  boot_arg a{fd, true};
+  return maps_scan(boot_line, &a) && a.ok;
+}
 }  // namespace vmrt::rt
 
 namespace vmrt::rt {

@@ -125,8 +125,8 @@ bool pmap_linux_cow_write(vaddr_t va);
 // served.  Lock-free (the child is single-threaded then); async-signal-safe.
 bool pmap_linux_cow_fault(vaddr_t va);
 // Fork child: register every frame mapping of the region with the SIGBUS-mode userfaultfd
-// `fd` for missing pages.
-void pmap_linux_cow_register_boot(int fd);
+// `fd` for missing pages.  False when the host refused one (or /proc/self/maps).
+bool pmap_linux_cow_register_boot(int fd);
 
 // Number of resident pages in [sva, eva) (tests, reports).
 std::size_t pmap_linux_resident(vaddr_t sva, vaddr_t eva);
