@@ -20,6 +20,7 @@
 #include "runtime/rt_stats.h"
 #include "vm/vm_fds.h"
 #include "vm/vm_page.h"
+#include "vm/vm_heap.h"
 #include "vm/vm_phys.h"
 
 namespace vmrt::rt {
@@ -230,7 +231,9 @@ bool physmem_cow_prepare(int child_fd) {
   c.gone.store(false, std::memory_order_relaxed);
   c.since.store(0, std::memory_order_relaxed);
   set_live();
-  if (!pmap_linux_cow_protect()) {
+  vaddr_t heap_lo = 0, heap_hi = 0;
+  vm_heap_range(&heap_lo, &heap_hi);
+  if (!pmap_linux_cow_protect(heap_lo, heap_hi)) {
     // The host refused write protection somewhere: this child is copied as before.
     drop_child(g_nchildren - 1);
     set_live();

@@ -1524,31 +1524,34 @@ bool pmap_linux_cow_capable() {  // set once at trap start: no lock (fork set-up
   return g_uffd_wp && g_wp != nullptr && g_uffd.load(std::memory_order_relaxed) >= 0;
 }
 
-bool pmap_linux_cow_protect() {
+bool pmap_linux_cow_protect(vaddr_t heap_lo, vaddr_t heap_hi) {
   bool ok = true;
   // The forking thread's static TLS and descriptor, when the program placed its stack in
   // vmrt's memory: written by this very code (errno) and by the kernel (rseq) until the fork
   // is done, so given to the child now and never write-protected.
   const vaddr_t tp = trunc_page(reinterpret_cast<vaddr_t>(__builtin_thread_pointer()));
   const vaddr_t tls_lo = tp > kCowTlsBelow ? tp - kCowTlsBelow : 0, tls_hi = tp + kCowTlsAbove;
-  for_each_resident_run(0, g_npages, [&ok, tls_lo, tls_hi](std::size_t i, std::size_t j) {
+  // Shared copy-on-write: writable heap pages that are not wired.  Everything else resident
+  // goes to the child now (pushed): the VM's own memory; wired pages (the kernel may write
+  // them with no fault to wait in: an alternate stack or thread descriptor kept held,
+  // rt_vslock_keep.h); and the program's own mappings, among them glibc's thread stacks, whose
+  // descriptor the kernel clears at the thread's exit, when no userfaultfd handler is waited
+  // for (a write-protected one would leave pthread_join asleep).
+  auto shared = [heap_lo, heap_hi, tls_lo, tls_hi](std::size_t q) {
+    vaddr_t va = va_of(q);
+    return va >= heap_lo && va < heap_hi && (va < tls_lo || va >= tls_hi) &&
+           (mprot(g_bits[q]) & VM_PROT_WRITE) != 0 && vm_page_from_frame(g_pte[q].frame1 - 1)->wire_count == 0;
+  };
+  for_each_resident_run(0, g_npages, [&ok, &shared](std::size_t i, std::size_t j) {
     std::size_t p = i;
     while (p < j && ok) {
-      window* w = window_lookup(va_of(p));
-      if ((w != nullptr && w->kind == WK_KERNEL) || (va_of(p) >= tls_lo && va_of(p) < tls_hi)) {
-        // The VM's own memory: given to the child now, never write-protected.
+      if (!shared(p)) {
         physmem_cow_touch(g_pte[p].frame1 - 1, 1, true);
         ++p;
         continue;
       }
-      if ((mprot(g_bits[p]) & VM_PROT_WRITE) == 0) {
-        ++p;
-        continue;
-      }
       std::size_t q = p + 1;
-      while (q < j && (mprot(g_bits[q]) & VM_PROT_WRITE) != 0 && window_lookup(va_of(q)) == w &&
-             (va_of(q) < tls_lo || va_of(q) >= tls_hi))
-        ++q;
+      while (q < j && shared(q)) ++q;
       ok = wp_fork(p, q - p);
       p = q;
     }
