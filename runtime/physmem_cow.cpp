@@ -319,7 +319,7 @@ namespace {
 // has everything) is noticed every kCowLookEvery pushes and skipped from then on; the next
 // fork drops its record.
 void push_all(frame_t f, std::size_t n) {
-  for (unsigned c = 0; c < g_nchildren; ++c) {
+  for (unsigned c = 0; c < g_nchildren && c < kCowChildren; ++c) {
     cow_child& ch = g_children[c];
     if (ch.gone.load(std::memory_order_relaxed)) continue;
     if (ch.since.fetch_add(1, std::memory_order_relaxed) + 1 >= kCowLookEvery) {
@@ -352,7 +352,7 @@ void physmem_cow_overwrite(frame_t f, std::size_t n) {
 bool physmem_cow_pending(frame_t f) {
   if (!g_cow_live.load(std::memory_order_acquire)) return false;
   if (g_source != nullptr && g_source->state[f].load(std::memory_order_acquire) != COW_CLEAN) return true;
-  for (unsigned c = 0; c < g_nchildren; ++c)
+  for (unsigned c = 0; c < g_nchildren && c < kCowChildren; ++c)
     if (!g_children[c].gone.load(std::memory_order_relaxed) && g_children[c].rec->state[f].load(std::memory_order_acquire) != COW_CLEAN) return true;
   return false;
 }
