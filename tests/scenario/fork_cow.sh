@@ -109,7 +109,7 @@ note "ok: 100 copy-on-write forks of a 256 MB heap, independent both ways"
 # child first uses it or the parent first changes it (runtime/physmem_cow.h).  That needs
 # the userfaultfd backend with write protection on shmem; with the sigsegv backend (what an
 # unprivileged user gets) a fork still copies every frame, so the case is skipped, said.
-backend=$("$VMRUN" --physmem 64M --stats -- true 2>&1 | awk '/ trap backend$/ {print $1; exit}')
+backend=$(trap_backend_of --physmem 64M)
 if [ "$backend" = userfaultfd ]; then
   out=$("$VMRUN" --physmem 512M --stats --stats-fd 3 -- "$TMP/forks" 3>"$TMP/stats") || fail "under vmrun --physmem: $out"
   [ "$out" = ok ] || fail "under vmrun --physmem 512M: $out"

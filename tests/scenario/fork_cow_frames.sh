@@ -17,7 +17,7 @@ cc -O2 -pthread -o "$TMP/cf" "$(dirname "$0")/src/cow_frames.c" || fail "cannot 
 want=$("$TMP/cf") || fail "natively: $want"
 [ "$want" = "ok
 orphan ok" ] || fail "natively: $want"
-backend=$("$VMRUN" --physmem 64M --stats -- true 2>&1 | awk '/ trap backend$/ {print $1; exit}')
+backend=$(trap_backend_of --physmem 64M)
 if [ "$backend" != userfaultfd ]; then
   note "SKIPPED: the trap backend is '${backend:-unknown}', not userfaultfd: forks copy frames"
   exit 0

@@ -104,6 +104,15 @@ static int child(int r, int k, const unsigned* snap, int go_fd, int data_fd) {
   return 0;
 }
 
+// A thread that exits while the round's children still share the parent's frames: the kernel
+// clears its thread id at exit (in its descriptor, at the top of its stack) without waiting
+// for a userfaultfd handler, so a write-protected descriptor page left pthread_join asleep.
+static void* short_lived(void* arg) {
+  int fd = (int)(long)arg;
+  char c;
+  return read(fd, &c, 1) == 1 ? NULL : (void*)1;
+}
+
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   for (int b = 0; b < NBLK; ++b) {
@@ -122,6 +131,9 @@ int main(void) {
     pid_t pid[NCHILD];
     unsigned snap[NSTATIC];
     memcpy(snap, gen, sizeof snap);
+    int bye[2];
+    pthread_t quick;
+    if (pipe(bye) != 0 || pthread_create(&quick, NULL, short_lived, (void*)(long)bye[0]) != 0) return 1;
     for (int k = 0; k < NCHILD; ++k) {
       pid[k] = fork();
       if (pid[k] < 0) {
@@ -150,6 +162,14 @@ int main(void) {
     }
     close(go[0]);
     close(data[0]);
+    // The short-lived thread exits and is joined while the children wait.
+    void* quick_rc;
+    if (write(bye[1], "x", 1) != 1 || pthread_join(quick, &quick_rc) != 0 || quick_rc != NULL) {
+      printf("round %d: the short-lived thread's join failed\n", r);
+      return 1;
+    }
+    close(bye[0]);
+    close(bye[1]);
     // The parent changes half the static blocks while the children wait.
     for (int b = r % 2; b < NSTATIC; b += 2) fill(b, ++gen[b]);
     for (int k = 0; k < NCHILD; ++k) {
