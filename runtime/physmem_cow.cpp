@@ -42,19 +42,19 @@ std::size_t record_bytes() { return (sizeof(cow_record) + physmem_nframes() + PA
 
 // A parent's child: its record and the parent's view of the child's memfd.
 struct cow_child {
-  cow_record* rec;
-  char* view;
-  pid_t pid;           // 0 until fork() returned
+  cow_record* rec = nullptr;
+  char* view = nullptr;
+  pid_t pid = 0;       // 0 until fork() returned
   // Found done: pushes skip it until the next fork drops the record.  Set by a thread
   // holding the VM lock or one holding the pmap lock: atomic.
-  std::atomic<bool> gone;
-  std::atomic<std::uint32_t> since;  // pushes since it was last asked whether it is done
+  std::atomic<bool> gone{false};
+  std::atomic<std::uint32_t> since{0};  // pushes since it was last asked whether it is done
 };
 // Pushes to a child between two looks at whether it is done (a waitid each).
 constexpr std::uint32_t kCowLookEvery = 256;
 
 // Parent side [VM and pmap locks to change; either to read].
-cow_child g_children[kCowChildren];
+constinit cow_child g_children[kCowChildren] = {};  // no initializer runs (scenario no_static_init)
 unsigned g_nchildren;
 // Child side: the record shared with the parent and the source view (the parent's memfd,
 // read-only) [set in the fork child; cleared with both locks].

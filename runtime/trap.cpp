@@ -434,8 +434,10 @@ void serve_event(int fd, const uffd_msg& msg) {
   trap_check_lock_holder_fault(page, static_cast<pid_t>(msg.arg.pagefault.feat.ptid));
   window* w = window_lookup(page);
   vmspace* vs = w != nullptr ? w->vs.load(std::memory_order_acquire) : nullptr;
-  // A write after a copy-on-write host fork: the frame goes to the child first.
-  if (wp && g_cow_live.load(std::memory_order_acquire) && pmap_linux_cow_write(page)) {
+  // A write after a copy-on-write host fork: the frame goes to the child first.  Also with no
+  // child left (a fork whose child failed its set-up drops the record and leaves the parent's
+  // pages write-protected for it): the protection goes, else the write faulted for ever.
+  if (wp && pmap_linux_cow_write(page)) {
     rt_count(RC_UFFD_RESOLVED);
     uffd_wake(fd, page, PAGE_SIZE);
     return;
