@@ -20,6 +20,7 @@
 #include "kmem/kmem.h"
 #include "runtime/kmem_vm_source.h"
 #include "runtime/physmem.h"
+#include "runtime/physmem_cow.h"
 #include "runtime/pmap_linux.h"
 #include "runtime/region.h"
 #include "runtime/rt_base.h"
@@ -579,6 +580,17 @@ int fork_reserve_locked() {
 
 VMRT_FORK_PARENT_TEXT int runtime_fork_reserve() {
   if (!runtime_booted() || !g_vm_up) return 0;
+  // Frames are shared copy-on-write only with a trap backend to serve the writes after the
+  // fork (physmem_cow.h): a process whose frames are in use (VMRT_HEAP=frames, no paging)
+  // starts one at its first fork.  Here no vmrt lock is held and malloc may be called.
+  if (!rt::trap_started()) {
+    bool used;
+    {
+      vm_lock_guard g;
+      used = rt::physmem_in_use();
+    }
+    if (used) (void)runtime_trap_start();
+  }
   vm_lock_guard g;
   if (!rt::physmem_in_use()) return 0;  // a lazy fork (runtime_fork_prepare decides again)
   int e = fork_reserve_locked();
@@ -590,6 +602,10 @@ VMRT_FORK_PARENT_TEXT int runtime_fork_error() { return t_fork_error; }
 
 VMRT_FORK_PARENT_TEXT void runtime_fork_returned(pid_t pid) {
   if (pid > 0 && g_vm_up && g_fork_lazy) rt::rt_count(rt::RC_HOST_FORKS);
+  if (pid > 0 && g_vm_up && rt::g_cow_live.load(std::memory_order_acquire)) {
+    vm_lock_guard g;
+    rt::physmem_cow_parent(pid);  // the copy-on-write record is this child's
+  }
 }
 
 // The pages libc's fork touches must stay ready until the VM lock is held
@@ -599,7 +615,13 @@ constexpr int kForkPrefaultTries = 8;
 
 VMRT_FORK_PARENT_TEXT void runtime_fork_prepare() {
   rt::fork_pages pages;
-  bool prefault = g_vm_up && vm_heap_is_paged();
+  pages.n = 0;
+  // A child that still pulls frames from its own parent (copy-on-write) takes them all
+  // first: its child must see a memfd of one process only.
+  if (g_vm_up && rt::g_cow_live.load(std::memory_order_acquire)) rt::physmem_cow_complete_source();
+  // The pages glibc's fork writes under vmrt's locks: resident (a paged heap) and, when the
+  // fork shares frames copy-on-write, kept writable (physmem_fork_share).
+  bool prefault = g_vm_up && (vm_heap_is_paged() || (vm_heap_exists() && vm_heap_get_backing() != VM_HEAP_HOST));
   for (int attempt = 1;; ++attempt) {
     rt::trap_fork_prepare();  // first: trap_start() takes the VM lock and may malloc
     // kmem keeps the forking thread's magazines across a fork (its pages are not written
@@ -624,6 +646,11 @@ VMRT_FORK_PARENT_TEXT void runtime_fork_prepare() {
   g_fork_lazy = !rt::physmem_in_use();
   // Usually already reserved by the shim's fork(); tops the memfd up for frames taken since.
   g_fork_errno = g_fork_lazy ? 0 : fork_reserve_locked();
+  if (g_fork_errno == 0 && !g_fork_lazy && rt::physmem_fork_share(pages.page, pages.n) != rt::fork_setup::ok) {
+    close_fork_pipe();
+    rt::physmem_fork_release();
+    g_fork_errno = ENOMEM;
+  }
   // The child's own copy of the swap device (the parent goes on handing out its slots).
   if (g_fork_errno == 0 && !swap_pager_fork_prepare()) {
     rt::physmem_fork_release();
@@ -649,6 +676,7 @@ VMRT_FORK_PARENT_TEXT void runtime_fork_parent() {
     rt::physmem_fork_release();
     swap_pager_fork_parent();
     if (!child_ok) {
+      rt::physmem_cow_parent(-1);  // no child pulls from a copy-on-write record made for it
       rt::rt_count(rt::RC_FORK_SETUP_FAILED);
       t_fork_error = g_fork_ready ? ENOMEM : g_fork_errno;
     }

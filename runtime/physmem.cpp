@@ -16,6 +16,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "runtime/physmem_cow.h"
+#include "runtime/pmap_linux.h"
 #include "runtime/rt_base.h"
 #include "runtime/rt_maps.h"
 #include "runtime/rt_stats.h"
@@ -36,10 +38,14 @@ std::size_t g_bytes;
 std::uint64_t g_dev, g_ino;
 // The next fork child's memfd, reserved by the parent [VM lock]; -1 when none.
 VMRT_FORK_DATA int g_next_fd = -1;
+// The fork in progress shares frames copy-on-write (physmem_cow) [VM lock].
+VMRT_FORK_DATA bool g_fork_cow;
 // No memfd of this process's own is behind the direct map: it is a PROT_NONE reservation
 // until this process hands out its first frame (physmem_first_use).  True from boot, and in
 // a fork child whose parent had handed out no frame.
 VMRT_FORK_DATA bool g_unbacked;
+// The largest program alternate signal stack a copy-on-write fork gives its child at once.
+constexpr std::size_t kAltStackHold = std::size_t{256} << 10;
 // Extra soft RLIMIT_NOFILE room fd_with_room may borrow for one call.
 constexpr rlim_t kFdRoom = 8;
 
@@ -226,12 +232,14 @@ std::size_t physmem_bytes() { return g_bytes; }
 // map is far cheaper than punching them and paying for fresh host pages on the next mapping.
 void physmem_zero(frame_t f, std::size_t n) {
   RT_ASSERT(static_cast<std::size_t>(f) + n <= g_nframes, "zero past physmem");
+  physmem_cow_overwrite(f, n);
   std::memset(physmem_frame(f), 0, n << PAGE_SHIFT);
   rt_count(RC_PAGES_ZEROED, static_cast<std::int64_t>(n));
 }
 
 void physmem_release(frame_t f, std::size_t n) {
   RT_ASSERT(static_cast<std::size_t>(f) + n <= g_nframes, "release past physmem");
+  physmem_cow_overwrite(f, n);  // a fork child still needing the bytes gets them first
   punch(f, n);
   rt_count(RC_PAGES_RELEASED, static_cast<std::int64_t>(n));
 }
@@ -299,6 +307,10 @@ bool physmem_first_use() {
   return true;
 }
 
+namespace {
+fork_setup reserve_copy();
+}  // namespace
+
 fork_setup physmem_fork_reserve() {
   if (g_next_fd < 0) {
     g_next_fd = make_memfd(g_bytes);
@@ -307,6 +319,35 @@ fork_setup physmem_fork_reserve() {
       return errno == EFBIG ? fork_setup::file_size : fork_setup::no_memory;
     }
   }
+  // Shared copy-on-write, the child's memory comes as it is used (as a host fork's would).
+  if (physmem_cow_wanted(1)) return fork_setup::ok;
+  return reserve_copy();
+}
+
+fork_setup physmem_fork_share(const vaddr_t* pages, std::size_t npages) {
+  g_fork_cow = false;
+  if (physmem_cow_wanted(1) && physmem_cow_prepare(g_next_fd)) {
+    g_fork_cow = true;
+    pmap_linux_cow_release(pages, npages);
+    // Its alternate signal stack, if the program put one in vmrt's memory (gdb does): the
+    // kernel writes a fault's signal frame there in the child before its handler runs.
+    stack_t ss{};
+    if (::sigaltstack(nullptr, &ss) == 0 && (ss.ss_flags & SS_DISABLE) == 0 && ss.ss_size <= kAltStackHold) {
+      vaddr_t lo = trunc_page(reinterpret_cast<vaddr_t>(ss.ss_sp));
+      vaddr_t hi = round_page(reinterpret_cast<vaddr_t>(ss.ss_sp) + ss.ss_size);
+      vaddr_t page[kAltStackHold / PAGE_SIZE + 1];
+      std::size_t n = 0;
+      for (vaddr_t a = lo; a < hi && n < sizeof page / sizeof page[0]; a += PAGE_SIZE) page[n++] = a;
+      pmap_linux_cow_release(page, n);
+    }
+    return fork_setup::ok;
+  }
+  return reserve_copy();
+}
+
+namespace {
+
+fork_setup reserve_copy() {
   // Host memory for every frame in use, obtained now: a shortage fails the fork in the
   // parent instead of leaving a child without memory.  Ranges already allocated cost a walk.
   bool ok = for_each_used_run([](frame_t f, std::size_t n) {
@@ -323,6 +364,8 @@ fork_setup physmem_fork_reserve() {
   return fork_setup::ok;
 }
 
+}  // namespace
+
 VMRT_FORK_PARENT_TEXT void physmem_fork_release() {
   if (g_next_fd >= 0) ::close(g_next_fd);
   g_next_fd = -1;
@@ -334,11 +377,12 @@ struct remap_ctx {
   std::uint64_t dev, ino;
   int nfd;
   bool ok;
+  std::uintptr_t keep;  // a mapping of the old memfd that stays (the copy-on-write source view)
 };
 
 void remap_line(const maps_line& l, void* arg) {
   remap_ctx* c = static_cast<remap_ctx*>(arg);
-  if (!l.shared || l.inode != c->ino || l.dev != c->dev) return;
+  if (!l.shared || l.inode != c->ino || l.dev != c->dev || l.lo == c->keep) return;
   void* r = vmrt::sys::mmap(reinterpret_cast<void*>(l.lo), l.hi - l.lo, l.prot, MAP_SHARED | MAP_FIXED | MAP_NORESERVE,
                    c->nfd, static_cast<off_t>(l.offset));
   rt_count(RC_HOST_MMAP);
@@ -356,9 +400,19 @@ bool physmem_fork_child() {
   }
   // Copy every frame in use (free frames, cached or not, are not copied: the child's records
   // say they are not PG_ZERO, so they are zeroed before any reuse).  pwrite reads the direct
-  // map: no second mapping of physmem, nothing charged to RLIMIT_AS.
+  // map: no second mapping of physmem, nothing charged to RLIMIT_AS.  A copy-on-write fork
+  // copies nothing: the parent's memfd stays mapped read-only as the source of pulls.
   std::int64_t copied = 0;
-  bool ok = fsize_room([&copied, nfd] {
+  std::uintptr_t keep = 0;
+  if (g_fork_cow) {
+    if (!physmem_cow_child_begin()) {
+      ::close(nfd);
+      say("vmrt: fork child: cannot map the parent's physmem for copy-on-write: ", errno_name(errno), "\n");
+      return false;
+    }
+    keep = reinterpret_cast<std::uintptr_t>(physmem_cow_source_view());
+  }
+  bool ok = g_fork_cow || fsize_room([&copied, nfd] {
     return for_each_used_run([&copied, nfd](frame_t f, std::size_t n) {
     const char* src = physmem_frame(f);
     std::size_t len = n << PAGE_SHIFT;
@@ -383,7 +437,7 @@ bool physmem_fork_child() {
   rt_count(RC_FORK_FRAMES_COPIED, copied);
   // Replace every mapping of the old memfd (the direct map and every pmap mapping) by the
   // same range of the new one, with the same protection.
-  remap_ctx c{g_dev, g_ino, nfd, true};
+  remap_ctx c{g_dev, g_ino, nfd, true, keep};
   // Reading /proc/self/maps needs a descriptor: a table full up to a soft limit below the
   // hard one borrows room for it (fd_with_room).
   struct scan_arg {
@@ -405,6 +459,7 @@ bool physmem_fork_child() {
   remember_identity(nfd);
   ::close(nfd);
   if (!c.ok) say("vmrt: fork child: some physmem mappings could not be replaced: ", errno_name(errno), "\n");
+  if (c.ok && g_fork_cow) physmem_cow_child_ready();
   return c.ok;
 }
 

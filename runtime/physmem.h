@@ -47,6 +47,12 @@ static_assert(sizeof(kForkSetupNames) / sizeof(kForkSetupNames[0]) == 4);
 // (fallocate), so the child only copies and remaps.  Idempotent: a memfd reserved
 // earlier is kept and topped up.  No malloc.
 fork_setup physmem_fork_reserve();
+// Parent, fork set-up (VM and pmap locks held), after physmem_fork_reserve: share the
+// frames in use copy-on-write with the child (runtime/physmem_cow.h) when the trap backend
+// allows, else obtain host memory for the copy as physmem_fork_reserve does without it.
+// `pages` (rt_fork_prefault) are written by glibc's fork after vmrt's handler: they are
+// given to the child at once and stay writable.
+fork_setup physmem_fork_share(const vaddr_t* pages, std::size_t npages);
 // Parent after fork() (or when the fork is abandoned): close the reserved memfd.
 void physmem_fork_release();
 // Child, single-threaded, VM lock state inherited: copy every frame in use into the

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "runtime/physmem.h"
+#include "runtime/physmem_cow.h"
 #include "runtime/region.h"
 #include "runtime/rt_base.h"
 #include "runtime/rt_maps.h"
@@ -279,7 +280,7 @@ void register_frames(std::size_t i, std::size_t n) {
   reg.range.len = n << PAGE_SHIFT;
   reg.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_MINOR;
   if (::ioctl(g_uffd.load(std::memory_order_relaxed), UFFDIO_REGISTER, &reg) != 0) {
-    say("vmrt: userfaultfd refused to register frame mappings: pages are unmapped by replacement\n");
+    say("vmrt: userfaultfd refused to register frame mappings: pages are unmapped by replacement (", errno == EBUSY ? "EBUSY" : errno == EINVAL ? "EINVAL" : "other", ")\n");
     g_uffd_minor = false;
   }
 }
@@ -307,6 +308,15 @@ void zap_run(std::size_t i, std::size_t j) {
 std::uint8_t* g_wp;      // per page, mapped when write protection is first used [pmap lock]
 bool g_uffd_wp;          // the userfaultfd has write protection on shmem [pmap lock]
 std::size_t g_wp_marks;  // pages with g_wp set, ever (0: nothing to look at) [pmap lock]
+// Pages [g_wp_lo, g_wp_hi) hold every g_wp mark ever set: scans look there only (the array
+// covers the whole region; reading all of it is a page fault per 4096 region pages).
+std::size_t g_wp_lo = SIZE_MAX, g_wp_hi;
+inline void wp_mark(std::size_t p) {
+  g_wp_marks += g_wp[p] == 0;
+  g_wp[p] = 1;
+  if (p < g_wp_lo) g_wp_lo = p;
+  if (p + 1 > g_wp_hi) g_wp_hi = p + 1;
+}
 
 #ifndef UFFDIO_CONTINUE_MODE_WP
 #define UFFDIO_CONTINUE_MODE_WP ((__u64)1 << 1)
@@ -348,8 +358,7 @@ bool wp_apply(std::size_t i, std::size_t n, vm_prot_t prot) {
   if (::ioctl(g_uffd.load(std::memory_order_relaxed), UFFDIO_REGISTER, &reg) != 0) return false;
   if (wp_ioctl(i, n, true) != 0) return false;
   for (std::size_t p = i; p < i + n; ++p) {
-    g_wp_marks += g_wp[p] == 0;
-    g_wp[p] = 1;
+    wp_mark(p);
   }
   int rc = vmrt::sys::mprotect(reinterpret_cast<void*>(va_of(i)), n << PAGE_SHIFT, prot | VM_PROT_WRITE);
   rt_count(RC_HOST_MPROTECT);
@@ -395,6 +404,7 @@ int protect_resident(std::size_t i, std::size_t n, vm_prot_t prot) {
 // map first.  EEXIST: another thread's fault mapped it meanwhile.
 //  => pmap lock held; page p is mapped.
 void continue_page(std::size_t p) {
+  physmem_cow_touch(g_pte[p].frame1 - 1, 1, false);  // a fork child's pending frame: its bytes first
   uffdio_continue c{};
   for (int attempt = 0; attempt < 2; ++attempt) {
     c.range.start = va_of(p);
@@ -489,6 +499,9 @@ template <class F> void for_each_resident_run(std::size_t i, std::size_t e, F&& 
 }
 
 kern_return_t enter_run(std::size_t i, std::size_t n, frame_t f0, vm_prot_t prot, bool populate) {
+  // Copy-on-write host fork: a child has the frames' bytes before it maps (and populates)
+  // them; a parent gives its children theirs before it maps them writable.
+  physmem_cow_touch(f0, n, (prot & VM_PROT_WRITE) != 0);
   std::int64_t before = breaks(i, i + n);
   bool same = true;
   bool same_prot = true;
@@ -750,7 +763,12 @@ bool op_ts_referenced(vm_page* m) {
   return true;
 }
 
-void* op_page_address(const vm_page* m) { return physmem_frame(vm_page_frame(m)); }
+// The caller may read or write the bytes (pagers read into it): a fork's pending frame is
+// pushed or pulled first.
+void* op_page_address(const vm_page* m) {
+  physmem_cow_touch(vm_page_frame(m), 1, true);
+  return physmem_frame(vm_page_frame(m));
+}
 
 // Call f(offset, bytes) for each run of [sva, sva + len) the host holds pages for (mincore);
 // the whole range when it cannot tell (host swap, or mincore failing).
@@ -787,6 +805,7 @@ template <class F> void for_each_host_resident(frame_t f0, vsize_t n, F&& f) {
 // never touched stay holes.  (physmem keeps no descriptor the program could see, so the
 // writes go through the direct map.)
 void op_zero_resident(vm_page* m, vsize_t n) {
+  physmem_cow_overwrite(vm_page_frame(m), n);
   char* base = physmem_frame(vm_page_frame(m));
   for_each_host_resident(vm_page_frame(m), n, [base](std::size_t off, vsize_t c) {
     std::memset(base + off, 0, c << PAGE_SHIFT);
@@ -796,6 +815,8 @@ void op_zero_resident(vm_page* m, vsize_t n) {
 // Copy the frames of src the host holds memory for: a page never touched is a hole in the
 // memfd, reads as zeros, and would cost a host page to read.
 void op_copy_resident(vm_page* dst, vm_page* src, vsize_t n) {
+  physmem_cow_touch(vm_page_frame(src), n, false);  // a child's pending source is a hole until pulled
+  physmem_cow_overwrite(vm_page_frame(dst), n);
   char* s = physmem_frame(vm_page_frame(src));
   char* d = physmem_frame(vm_page_frame(dst));
   for_each_host_resident(vm_page_frame(src), n, [s, d](std::size_t off, vsize_t c) {
@@ -1118,11 +1139,18 @@ void uffd_register(int uffd, vaddr_t lo, vaddr_t hi) {
 void rereg_line(const maps_line& l, void* arg) {
   int uffd = *static_cast<int*>(arg);
   if (!region_contains(l.lo)) return;
-  if (l.shared && l.inode != 0 && tracking()) {
+  if (l.shared && l.inode != 0 && (tracking() || g_cow_live.load(std::memory_order_acquire))) {
     std::size_t p = idx_of(l.lo), e = idx_of(l.hi);
     bool frames = true;
     for (std::size_t q = p; q < e && frames; ++q) frames = g_hostmem[q] == 0;
-    if (frames) register_frames(p, e - p);
+    if (!frames) return;
+    if (tracking()) {
+      register_frames(p, e - p);
+    } else {
+      // Frames a copy-on-write fork left in the parent's memfd are holes here: a first touch
+      // is a missing page the handler pulls (pmap_linux_uffd_resolve).
+      uffd_register(uffd, l.lo, l.hi);
+    }
     return;
   }
   if (l.inode != 0 || l.shared || l.prot == PROT_NONE) return;
@@ -1194,6 +1222,9 @@ void track_existing() {
 }  // namespace
 
 void pmap_linux_set_uffd(int fd, bool minor) {
+  // A copy-on-write fork child: the SIGBUS-mode userfaultfd of its set-up lets go of the
+  // frame mappings the new one registers (track_existing, pmap_linux_reregister).
+  if (fd >= 0) physmem_cow_child_handover();
   spin_guard g(g_lock);
   g_uffd.store(fd, std::memory_order_release);
   g_uffd_minor = fd >= 0 && minor;
@@ -1206,12 +1237,40 @@ void pmap_linux_set_paging() {
   track_existing();
 }
 
+namespace {
+
+// Pages a fault in a copy-on-write fork child pulls at once.
+constexpr std::size_t kCowPullAround = 16;
+
+// Fork child, a fault at page p whose frame is pending: pull it and the pages after it in its
+// frame run (resident, not zapped), and map those neighbours' PTEs at once under tracking
+// (their first access would otherwise be a minor fault each).  => pmap lock held.
+void cow_pull_around(std::size_t p) {
+  std::size_t q = p + 1;
+  while (q < g_npages && q - p < kCowPullAround && (g_bits[q] & B_MAPPED) != 0 && g_zap[q] == Z_NONE &&
+         g_pte[q].frame1 == g_pte[q - 1].frame1 + 1 && physmem_cow_pending(g_pte[q].frame1 - 1))
+    ++q;
+  physmem_cow_touch(g_pte[p].frame1 - 1, q - p, false);
+  if (q > p + 1 && tracking()) {
+    uffdio_continue c{};
+    c.range.start = va_of(p + 1);
+    c.range.len = (q - p - 1) << PAGE_SHIFT;
+    c.mode = 0;
+    (void)::ioctl(g_uffd.load(std::memory_order_relaxed), UFFDIO_CONTINUE, &c);  // EEXIST: mapped already
+  }
+}
+
+}  // namespace
+
 bool pmap_linux_uffd_resolve(vaddr_t va, vm_prot_t access) {
   if (!region_contains(va)) return false;
   spin_guard g(g_lock);
   std::size_t p = idx_of(va);
   std::uint8_t b = g_bits[p];
   if ((b & B_MAPPED) == 0 || (mprot(b) & access) != access) return false;
+  // A fork child's frame still in its parent's memfd only: a missing page until pulled, with
+  // the pages after it in its frame run (a program reads its memory in order).
+  if (physmem_cow_pending(g_pte[p].frame1 - 1)) cow_pull_around(p);
   if (g_zap[p] == Z_ZAPPED) {
     // The access ts_referenced waits for.
     vm_page* m = vm_page_from_frame(g_pte[p].frame1 - 1);
@@ -1278,6 +1337,7 @@ void pmap_linux_reset(vaddr_t sva, vaddr_t eva) {
 }
 
 void pmap_linux_reregister() {
+  physmem_cow_child_handover();  // its registrations go with it; the new userfaultfd's follow
   int uffd = g_uffd.load(std::memory_order_acquire);
   if (uffd < 0) return;
   maps_scan(rereg_line, &uffd);
@@ -1285,13 +1345,13 @@ void pmap_linux_reregister() {
   // host's protection) and without the parent's write protection: protect again.
   spin_guard g(g_lock);
   if (g_wp_marks == 0) return;
-  for (std::size_t p = 0; p < g_npages;) {
+  for (std::size_t p = g_wp_lo; p < g_wp_hi;) {
     if (g_wp[p] == 0) {
       ++p;
       continue;
     }
     std::size_t q = p;
-    while (q < g_npages && g_wp[q] != 0 && (g_bits[q] & B_MAPPED) != 0) g_wp[q++] = 0;
+    while (q < g_wp_hi && g_wp[q] != 0 && (g_bits[q] & B_MAPPED) != 0) g_wp[q++] = 0;
     if (q == p) {  // stale or zapped: its next enter maps it again
       g_wp[p++] = 0;
       continue;
@@ -1411,6 +1471,150 @@ std::size_t pmap_linux_resident(vaddr_t sva, vaddr_t eva) {
   return n;
 }
 
+
+// ---- copy-on-write host fork of frames ---------------------------------------------------
+
+namespace {
+
+// Parent: write-protect pages [i, i + n) (resident, writable) through the userfaultfd for
+// the fork.  => pmap lock held.
+bool wp_fork(std::size_t i, std::size_t n) {
+  uffdio_register reg{};
+  reg.range.start = va_of(i);
+  reg.range.len = n << PAGE_SHIFT;
+  reg.mode = UFFDIO_REGISTER_MODE_WP | (tracking() ? UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_MINOR : 0);
+  if (::ioctl(g_uffd.load(std::memory_order_relaxed), UFFDIO_REGISTER, &reg) != 0) return false;
+  if (wp_ioctl(i, n, true) != 0) return false;
+  for (std::size_t p = i; p < i + n; ++p) {
+    wp_mark(p);
+  }
+  rt_count(RC_UFFD_WP_PAGES, static_cast<std::int64_t>(n));
+  return true;
+}
+
+// Around the forking thread's pointer: its static TLS below (glibc's and every module's
+// initial-exec blocks), its descriptor above.
+constexpr vaddr_t kCowTlsBelow = vaddr_t{256} << 10;
+constexpr vaddr_t kCowTlsAbove = vaddr_t{16} << 10;
+
+// Pages a write-protect fault pushes at once: the faulting page and those after it in its
+// frame run (a program writing a buffer after a fork meets its pages in order).
+constexpr std::size_t kCowBatch = 16;
+
+struct boot_arg {
+  int fd;
+  bool ok;
+};
+void boot_line(const maps_line& l, void* arg) {
+  boot_arg* a = static_cast<boot_arg*>(arg);
+  if (!l.shared || l.inode == 0 || !region_contains(l.lo)) return;
+  std::size_t p = idx_of(l.lo), e = idx_of(l.hi);
+  for (std::size_t q = p; q < e; ++q)
+    if (g_hostmem[q] != 0) return;
+  uffdio_register reg{};
+  reg.range.start = l.lo;
+  reg.range.len = l.hi - l.lo;
+  reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+  if (::ioctl(a->fd, UFFDIO_REGISTER, &reg) != 0) a->ok = false;
+}
+
+}  // namespace
+
+bool pmap_linux_cow_capable() {  // set once at trap start: no lock (fork set-up holds it)
+  return g_uffd_wp && g_wp != nullptr && g_uffd.load(std::memory_order_relaxed) >= 0;
+}
+
+bool pmap_linux_cow_protect(vaddr_t heap_lo, vaddr_t heap_hi) {
+  bool ok = true;
+  // The forking thread's static TLS and descriptor, when the program placed its stack in
+  // vmrt's memory: written by this very code (errno) and by the kernel (rseq) until the fork
+  // is done, so given to the child now and never write-protected.
+  const vaddr_t tp = trunc_page(reinterpret_cast<vaddr_t>(__builtin_thread_pointer()));
+  const vaddr_t tls_lo = tp > kCowTlsBelow ? tp - kCowTlsBelow : 0, tls_hi = tp + kCowTlsAbove;
+  // Shared copy-on-write: writable heap pages that are not wired.  Everything else resident
+  // goes to the child now (pushed): the VM's own memory; wired pages (the kernel may write
+  // them with no fault to wait in: an alternate stack or thread descriptor kept held,
+  // rt_vslock_keep.h); and the program's own mappings, among them glibc's thread stacks, whose
+  // descriptor the kernel clears at the thread's exit, when no userfaultfd handler is waited
+  // for (a write-protected one would leave pthread_join asleep).
+  auto shared = [heap_lo, heap_hi, tls_lo, tls_hi](std::size_t q) {
+    vaddr_t va = va_of(q);
+    return va >= heap_lo && va < heap_hi && (va < tls_lo || va >= tls_hi) &&
+           (mprot(g_bits[q]) & VM_PROT_WRITE) != 0 && vm_page_from_frame(g_pte[q].frame1 - 1)->wire_count == 0;
+  };
+  for_each_resident_run(0, g_npages, [&ok, &shared](std::size_t i, std::size_t j) {
+    std::size_t p = i;
+    while (p < j && ok) {
+      if (!shared(p)) {
+        physmem_cow_touch(g_pte[p].frame1 - 1, 1, true);
+        ++p;
+        continue;
+      }
+      std::size_t q = p + 1;
+      while (q < j && shared(q)) ++q;
+      ok = wp_fork(p, q - p);
+      p = q;
+    }
+  });
+  return ok;
+}
+
+void pmap_linux_cow_release(const vaddr_t* pages, std::size_t n) {
+  for (std::size_t k = 0; k < n; ++k) {
+    if (!region_contains(pages[k])) continue;
+    std::size_t p = idx_of(pages[k]);
+    if ((g_bits[p] & B_MAPPED) == 0) continue;
+    physmem_cow_touch(g_pte[p].frame1 - 1, 1, true);
+    if (g_wp != nullptr && g_wp[p] != 0 && (mprot(g_bits[p]) & VM_PROT_WRITE) != 0) {
+      g_wp[p] = 0;
+      (void)wp_ioctl(p, 1, false);
+    }
+  }
+}
+
+bool pmap_linux_cow_write(vaddr_t va) {
+  if (!region_contains(va)) return false;
+  spin_guard g(g_lock);
+  std::size_t p = idx_of(va);
+  std::uint8_t b = g_bits[p];
+  if ((b & B_MAPPED) == 0) return false;
+  vm_prot_t prot = mprot(b);
+  bool vm_allows = (prot & VM_PROT_WRITE) != 0;
+  if (!vm_allows) {
+    // The VM's own copy-on-write (a read-only entry of a writable map entry): vm_fault
+    // decides; a pending frame is pushed before the VM copies or reuses it.
+    if (physmem_cow_pending(g_pte[p].frame1 - 1)) physmem_cow_touch(g_pte[p].frame1 - 1, 1, true);
+    return false;
+  }
+  if (g_wp == nullptr || g_wp[p] == 0) return false;
+  // The faulting page and the following pages of its frame run that are write-protected
+  // for the fork alone: pushed and opened together.
+  std::size_t q = p + 1;
+  while (q < g_npages && q - p < kCowBatch && (g_bits[q] & B_MAPPED) != 0 && mprot(g_bits[q]) == prot &&
+         g_pte[q].frame1 == g_pte[q - 1].frame1 + 1 && g_wp[q] != 0)
+    ++q;
+  physmem_cow_touch(g_pte[p].frame1 - 1, q - p, true);
+  for (std::size_t k = p; k < q; ++k) g_wp[k] = 0;
+  (void)wp_ioctl(p, q - p, false);
+  rt_count(RC_COW_WP_FAULTS);
+  return true;
+}
+
+bool pmap_linux_cow_fault(vaddr_t va) {
+  if (!region_contains(va)) return false;
+  std::size_t p = idx_of(va);
+  std::uint32_t f1 = g_pte[p].frame1;  // resident or stale: the frame its VMA maps
+  if (f1 == 0) return false;
+  physmem_cow_touch(f1 - 1, 1, false);
+  // A frame the child already owned (claimed, or released) may be a hole: give it a page.
+  __atomic_fetch_or(reinterpret_cast<volatile char*>(physmem_frame(f1 - 1)), 0, __ATOMIC_RELAXED);
+  return true;
+}
+
+bool pmap_linux_cow_register_boot(int fd) {
+  boot_arg a{fd, true};
+  return maps_scan(boot_line, &a) && a.ok;
+}
 }  // namespace vmrt::rt
 
 namespace vmrt::rt {

@@ -105,6 +105,29 @@ bool pmap_linux_host_shared(vaddr_t va);
 // something else was mapped there meanwhile (then it stays: the host's).
 int pmap_linux_host_punch(vaddr_t sva, vaddr_t eva);
 void pmap_linux_host_unpunch(vaddr_t sva, vaddr_t eva);
+// ---- copy-on-write host fork of frames (runtime/physmem_cow.h) -----------------------------
+// Write protection through the userfaultfd on shmem is there: a fork may share frames.
+bool pmap_linux_cow_capable();
+// Parent, fork set-up, pmap lock held: write-protect through the userfaultfd every writable,
+// unwired resident page of the heap [heap_lo, heap_hi) (a write, user or kernel mode, waits
+// for the handler, which pushes: pmap_linux_cow_write); push every other resident frame at
+// once (the VM's own memory, wired pages, the program's own mappings: see pmap_linux.cpp).
+// False when the host refused a registration (the caller copies instead).
+bool pmap_linux_cow_protect(vaddr_t heap_lo, vaddr_t heap_hi);
+// Parent, fork set-up, pmap lock held: the pages glibc's fork writes after vmrt's handler
+// (rt_fork_prefault): pushed now and writable again, so the forking thread never waits.
+void pmap_linux_cow_release(const vaddr_t* pages, std::size_t n);
+// Handler, a write-protect fault at va: when the page's frame is pending for a child, push
+// it, and when the VM lets the page be written, lift the write protection.  True when
+// the waiter may be woken (nothing for vm_fault to do).  Takes the pmap lock.
+bool pmap_linux_cow_write(vaddr_t va);
+// Fork child, SIGBUS in the set-up window at va: pull the frame mapped there.  True when
+// served.  Lock-free (the child is single-threaded then); async-signal-safe.
+bool pmap_linux_cow_fault(vaddr_t va);
+// Fork child: register every frame mapping of the region with the SIGBUS-mode userfaultfd
+// `fd` for missing pages.  False when the host refused one (or /proc/self/maps).
+bool pmap_linux_cow_register_boot(int fd);
+
 // Number of resident pages in [sva, eva) (tests, reports).
 std::size_t pmap_linux_resident(vaddr_t sva, vaddr_t eva);
 

@@ -61,6 +61,12 @@ enum rt_counter : unsigned {
   RC_VSLOCK_PARTIAL,     // ... buffers held in part (hold budget, or a page that could not be held)
   RC_UFFD_WP_FAULTS,     // userfaultfd write-protect faults (a write to a copy-on-write page, user or kernel)
   RC_UFFD_WP_PAGES,      // pages write-protected through the userfaultfd instead of mprotect
+  RC_COW_FORKS,          // host forks that shared frames copy-on-write (physmem_cow)
+  RC_COW_SHARED_AT_FORK, // ... frames in use they shared
+  RC_COW_PUSHES,         // frames a parent copied into a child before changing them
+  RC_COW_PULLS,          // frames a child copied from its parent at first use
+  RC_COW_CLAIMS,         // frames a child overwrote or freed without copying
+  RC_COW_WP_FAULTS,      // write-protect faults that pushed frames (a parent's first write after a fork)
   RC_COUNT
 };
 
@@ -118,6 +124,12 @@ inline constexpr rt_counter_info kRtCounters[RC_COUNT] = {
     {"syscall buffers held in part", V_COUNTER_COUNT},
     {"userfaultfd write-protect faults", V_COUNTER_COUNT},
     {"pages write-protected through userfaultfd", V_COUNTER_COUNT},
+    {"copy-on-write host forks", V_COUNTER_COUNT},
+    {"frames shared copy-on-write at host forks", V_COUNTER_COUNT},
+    {"frames pushed to fork children (copied before a write)", V_COUNTER_COUNT},
+    {"frames pulled from the fork parent (copied at first use)", V_COUNTER_COUNT},
+    {"frames a fork child overwrote without copying", V_COUNTER_COUNT},
+    {"write faults after a fork that pushed frames", V_COUNTER_COUNT},
 };
 static_assert(sizeof(kRtCounters) / sizeof(kRtCounters[0]) == RC_COUNT, "one name per counter");
 

@@ -19,6 +19,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "runtime/physmem_cow.h"
 #include "runtime/pmap_linux.h"
 #include "runtime/region.h"
 #include "runtime/rt_base.h"
@@ -214,6 +215,12 @@ void on_fault(int sig, siginfo_t* si, void* uc) {
   vaddr_t addr = reinterpret_cast<vaddr_t>(si->si_addr);
   if (si->si_code <= 0 || !region_contains(addr)) {  // sent by a process, or not ours
     chain(sig, si, uc);
+    errno = saved_errno;
+    return;
+  }
+  // A copy-on-write fork child before its handler thread runs: a first touch of a frame still
+  // in the parent's memfd (physmem_cow.h).  Served here, without any lock.
+  if (sig == SIGBUS && physmem_cow_boot_uffd() >= 0 && pmap_linux_cow_fault(addr)) {
     errno = saved_errno;
     return;
   }
@@ -427,6 +434,14 @@ void serve_event(int fd, const uffd_msg& msg) {
   trap_check_lock_holder_fault(page, static_cast<pid_t>(msg.arg.pagefault.feat.ptid));
   window* w = window_lookup(page);
   vmspace* vs = w != nullptr ? w->vs.load(std::memory_order_acquire) : nullptr;
+  // A write after a copy-on-write host fork: the frame goes to the child first.  Also with no
+  // child left (a fork whose child failed its set-up drops the record and leaves the parent's
+  // pages write-protected for it): the protection goes, else the write faulted for ever.
+  if (wp && pmap_linux_cow_write(page)) {
+    rt_count(RC_UFFD_RESOLVED);
+    uffd_wake(fd, page, PAGE_SIZE);
+    return;
+  }
   // Mapped meanwhile (fault-around of another event), or a zapped page mapped again
   // (the vmspace ran: the swapper hears of it).
   if (pmap_linux_uffd_resolve(page, type)) {
@@ -631,6 +646,11 @@ bool trap_start(trap_backend want, int note_fd) {
     // EFAULT for kernel-mode writes): for measurement (README, "Trap backends").
     const char* wp = ::getenv("VMRT_UFFD_WP");
     pmap_linux_set_uffd_wp(g_uffd_wp && !(wp != nullptr && wp[0] == '0' && wp[1] == '\0'));
+    // VMRT_FORK_COW=0: a host fork copies every frame in use (physmem_cow.h), for comparison.
+    // Read now: at a fork the program's environment may be in paged memory (bash's own
+    // getenv reads its malloc'd variables), and the fork's set-up holds the VM lock.
+    const char* cow = ::getenv("VMRT_FORK_COW");
+    physmem_cow_allow(!(cow != nullptr && cow[0] == '0' && cow[1] == '\0'));
   }
   g_started.store(2, std::memory_order_release);
   return start_thread();

@@ -584,6 +584,11 @@ bool vm_heap_get_info(vm_heap_info* out) {
   return true;
 }
 
+void vm_heap_range(vaddr_t* lo, vaddr_t* hi) {
+  *lo = g_map != nullptr ? g_base : 0;
+  *hi = g_map != nullptr ? g_end : 0;
+}
+
 vm_object* vm_heap_object() { return g_object; }
 
 vm_heap_backing vm_heap_get_backing() { return g_backing; }

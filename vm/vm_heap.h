@@ -111,6 +111,8 @@ struct vm_heap_info {
   std::uint32_t ranges;      // range records (allocated runs after merging)
 };
 bool vm_heap_get_info(vm_heap_info* out);
+// The heap's address range [*lo, *hi) (both 0 without a heap).  => VM lock held.
+void vm_heap_range(vaddr_t* lo, vaddr_t* hi);
 vm_object* vm_heap_object();  // null under VM_HEAP_HOST
 struct vm_map;
 vm_map* vm_heap_map();        // the map holding the heap (its vmspace's)

@@ -57,6 +57,14 @@ expect_vmstat() {
   [ "$v" "$3" "$4" ] || fail "$5: '$2' is $v, expected $3 $4"
 }
 
+# trap_backend_of [VMRUN-OPTIONS...]: the trap backend vmrun picks with those options, as its
+# vmstat -s names it ("userfaultfd", "sigsegv"); empty when it prints none.  awk reads the whole
+# report: stopping early would make vmrun's next write a SIGPIPE, which pipefail turns into a
+# failed assignment and set -e into a silent exit.
+trap_backend_of() {
+  "$VMRUN" "$@" --stats -- true 2>&1 | awk '/ trap backend$/ && b == "" { b = $1 } END { print b }'
+}
+
 # descendants PID: the pids of PID's descendants, children first.
 descendants() {
   local c
