@@ -279,13 +279,12 @@ bool install_handler(int sig, struct sigaction* prev) {
 
 // ---- userfaultfd ------------------------------------------------------------------------
 
-// Non-blocking: the handler threads wait in poll, outside any vm_fd_use (uffd_thread).
 int uffd_new() {
-  int fd = static_cast<int>(::syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
+  int fd = static_cast<int>(::syscall(SYS_userfaultfd, O_CLOEXEC));
   if (fd < 0) {
     int dev = ::open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
     if (dev >= 0) {
-      fd = ::ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+      fd = ::ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC);
       ::close(dev);
     }
   }
@@ -456,22 +455,19 @@ void serve_event(int fh, const uffd_msg& msg) {
 // Handler threads that have reached their read loop (their start-up touches are done).
 std::atomic<unsigned> g_threads_up{0};
 
-// Read the queued events of handle fh's userfaultfd (non-blocking) inside a vm_fd_use: a
-// program's dup2 onto its number waits for the read.  The read's result and errno.
-ssize_t uffd_read(int fh, uffd_msg* msgs, std::size_t bytes) {
-  vm_fd_use use(fh);
-  if (use.fd() < 0) {
-    errno = EBADF;
-    return -1;
+// Read handle fh's userfaultfd: the number is read inside a use, which a program's dup2 onto
+// it waits for (vm/vm_fds.h); a handler thread sleeps in the read (`wait`), the bootstrap's
+// read does not (the descriptor is non-blocking then).  The read's result and errno.
+ssize_t uffd_read(int fh, uffd_msg* msgs, std::size_t bytes, bool wait) {
+  if (wait) {
+    vm_fd_wait_use use(fh);
+    if (use.fd() < 0) return -1;
+    return ::read(use.fd(), msgs, bytes);
   }
+  vm_fd_use use(fh);
+  if (use.fd() < 0) return -1;
   return ::read(use.fd(), msgs, bytes);
 }
-
-// The handler threads wait in poll, outside any vm_fd_use, so that a program's dup2 onto the
-// userfaultfd's number never waits for a fault.  A poll that began on the old number of a
-// moved descriptor is harmless, and a wait there (the program's file never readable) lasts
-// one timeout; the next poll reads the new number.
-constexpr int kUffdRepollMs = 250;
 
 void* uffd_thread(void* arg) {
   int fh = static_cast<int>(reinterpret_cast<std::intptr_t>(arg));
@@ -480,12 +476,10 @@ void* uffd_thread(void* arg) {
   // One thread takes what is queued at once; several take one event each.
   std::size_t batch = g_uffd_threads.load(std::memory_order_relaxed) > 1 ? sizeof msgs[0] : sizeof msgs;
   for (;;) {
-    pollfd pfd{vm_fd_number(fh), POLLIN, 0};
-    if (::poll(&pfd, 1, kUffdRepollMs) <= 0) continue;
-    ssize_t n = uffd_read(fh, msgs, batch);
+    ssize_t n = uffd_read(fh, msgs, batch, true);
     if (n < 0) {
       if (errno == EINTR || errno == EAGAIN) continue;
-      return nullptr;  // fd closed
+      return nullptr;  // fd closed (fork child replaced it)
     }
     for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof(uffd_msg)); ++i) serve_event(fh, msgs[i]);
   }
@@ -496,10 +490,12 @@ void* uffd_thread(void* arg) {
 // on its way to its start routine (glibc's start_thread reads the LC_CTYPE locale data,
 // which lives in the heap); in a fork child every registered page lacks its host PTE and
 // heap pages may be paged out, so those touches are faults only a handler can resolve.
-// The descriptor is non-blocking (uffd_new), so the caller never sleeps in read() on an
+// The descriptor is non-blocking meanwhile, so the caller never sleeps in read() on an
 // event the new thread took.
 //  => g_start_lock held, or the fork child's only thread; may sleep.
 bool start_first_thread(int fh) {
+  int fl = vm_fd_fcntl(fh, F_GETFL, 0);
+  vm_fd_fcntl(fh, F_SETFL, fl | O_NONBLOCK);
   unsigned up = g_threads_up.load(std::memory_order_acquire);
   bool ok = start_machine_thread(uffd_thread, reinterpret_cast<void*>(static_cast<std::intptr_t>(fh)),
                                  kUffdThreadStack, "vmrt-uffd");
@@ -508,11 +504,12 @@ bool start_first_thread(int fh) {
     pollfd pfd{vm_fd_number(fh), POLLIN, 0};
     constexpr int kPollMs = 5;
     if (::poll(&pfd, 1, kPollMs) <= 0) continue;
-    ssize_t n = uffd_read(fh, msgs, sizeof msgs);
+    ssize_t n = uffd_read(fh, msgs, sizeof msgs, false);
     if (n <= 0) continue;
     rt_count(RC_UFFD_BOOTSTRAP_SERVED, n / static_cast<ssize_t>(sizeof(uffd_msg)));
     for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof(uffd_msg)); ++i) serve_event(fh, msgs[i]);
   }
+  vm_fd_fcntl(fh, F_SETFL, fl);
   return ok;
 }
 

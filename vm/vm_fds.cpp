@@ -7,6 +7,12 @@
 // counter, generation re-checked, number read), so the move waits for it; a use that enters
 // after the advance counts in the other counter and reads the new number.  Each move waits
 // for its own generation, so a counter is empty again before the next advance reuses it.
+//
+// A use that sleeps in read(2) until another thread acts (vm_fd_wait_use) cannot be waited
+// out that way: it takes an entry of its own (thread id, generation, number), and the move
+// waits until /proc shows the thread asleep inside read of that number -- the system call
+// took its reference to the file on entry, so the number may then change under it -- or the
+// entry is left.
 #include "vm/vm_fds.h"
 
 #include "vm/vm_sys.h"
@@ -14,6 +20,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/ioctl.h>
@@ -35,6 +42,16 @@ VMRT_FORK_DATA constinit std::atomic<int> g_kept[kVmFdMax] = {};
 VMRT_FORK_DATA constinit std::atomic<int> g_uses[kParities] = {};
 VMRT_FORK_DATA constinit std::atomic<unsigned> g_gen{0};
 VMRT_FORK_DATA constinit std::atomic<bool> g_moving{false};
+
+// The sleeping uses (vm_fd_wait_use): thread id (0 = free entry), generation, number (-1
+// until read).
+struct waiter {
+  std::atomic<int> tid;
+  std::atomic<unsigned> gen;
+  std::atomic<int> fd;
+};
+constinit waiter g_waiters[kVmFdWaitersMax] = {};
+VMRT_FORK_DATA constinit std::atomic<bool> g_had_waiters{false};  // a fork child looks at them
 
 // The lowest number a kept descriptor may take; -1 when the limit is too small to move.
 int top_of_table() {
@@ -58,6 +75,39 @@ bool valid(int h) { return h >= 0 && static_cast<unsigned>(h) < kVmFdMax; }
 // system call itself: the shim's fcntl answers EBADF for a kept descriptor.
 int dup_at_least(int fd, int from) {
   return static_cast<int>(sys::inline_syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, from));
+}
+
+// Decimal digits of v at p; the end.
+char* put_dec(char* p, unsigned long v) {
+  char tmp[24];
+  int n = 0;
+  do tmp[n++] = static_cast<char>('0' + v % 10);
+  while ((v /= 10) != 0);
+  while (n > 0) *p++ = tmp[--n];
+  return p;
+}
+
+// Is thread tid asleep inside read(fd)?  /proc/self/task/TID/syscall names the system call
+// a sleeping thread is in and its arguments ("0 0x1f ..." for read of fd 31), "running"
+// otherwise.  False when it cannot tell (no /proc).
+bool asleep_in_read(int tid, int fd) {
+  char path[64] = "/proc/self/task/";
+  char* e = put_dec(path + 16, static_cast<unsigned long>(tid));
+  const char kTail[] = "/syscall";
+  for (char c : kTail) *e++ = c;
+  int f = static_cast<int>(sys::inline_syscall(SYS_openat, AT_FDCWD, reinterpret_cast<long>(path), O_RDONLY | O_CLOEXEC));
+  if (f < 0) return false;
+  char buf[128];
+  long n = sys::inline_syscall(SYS_read, f, reinterpret_cast<long>(buf), sizeof buf - 1);
+  sys::inline_syscall(SYS_close, f);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  char* p = nullptr;
+  long nr = std::strtol(buf, &p, 10);
+  if (p == buf || nr != SYS_read || *p != ' ') return false;
+  char* q = nullptr;
+  unsigned long arg0 = std::strtoul(p + 1, &q, 16);
+  return q != p + 1 && arg0 == static_cast<unsigned long>(fd);
 }
 
 }  // namespace
@@ -104,6 +154,30 @@ vm_fd_use::vm_fd_use(int h) {
 
 vm_fd_use::~vm_fd_use() { g_uses[parity_].fetch_sub(1, std::memory_order_release); }
 
+vm_fd_wait_use::vm_fd_wait_use(int h) {
+  int tid = static_cast<int>(sys::inline_syscall(SYS_gettid));
+  for (slot_ = 0;; slot_ = (slot_ + 1) % kVmFdWaitersMax) {
+    int expected = 0;
+    if (g_waiters[slot_].tid.compare_exchange_strong(expected, tid)) break;
+    if (slot_ + 1 == kVmFdWaitersMax) sched_yield();
+  }
+  if (!g_had_waiters.load(std::memory_order_relaxed)) g_had_waiters.store(true);
+  waiter& w = g_waiters[slot_];
+  w.fd.store(-1);
+  for (;;) {
+    unsigned g = g_gen.load();
+    w.gen.store(g);
+    if (g_gen.load() == g) break;
+  }
+  fd_ = valid(h) ? g_kept[h].load() - 1 : -1;
+  w.fd.store(fd_);
+}
+
+vm_fd_wait_use::~vm_fd_wait_use() {
+  g_waiters[slot_].fd.store(-1, std::memory_order_relaxed);
+  g_waiters[slot_].tid.store(0, std::memory_order_release);
+}
+
 int vm_fd_ioctl(int h, unsigned long request, void* arg) {
   vm_fd_use u(h);
   if (u.fd() < 0) {
@@ -111,6 +185,15 @@ int vm_fd_ioctl(int h, unsigned long request, void* arg) {
     return -1;
   }
   return ::ioctl(u.fd(), request, arg);
+}
+
+int vm_fd_fcntl(int h, int cmd, long arg) {
+  vm_fd_use u(h);
+  if (u.fd() < 0) {
+    errno = EBADF;
+    return -1;
+  }
+  return static_cast<int>(sys::inline_syscall(SYS_fcntl, u.fd(), cmd, arg));
 }
 
 VMRT_FORK_TEXT bool vm_fd_is_kept(int fd) { return handle_of(fd) >= 0; }
@@ -152,6 +235,15 @@ int vm_fd_move(int fd) {
   if (!g_kept[h].compare_exchange_strong(expected, to + 1)) ::close(to);
   unsigned g = g_gen.fetch_add(1);
   while (g_uses[g % kParities].load() != 0) sched_yield();
+  for (waiter& w : g_waiters) {
+    for (;;) {
+      int tid = w.tid.load();
+      if (tid == 0 || w.gen.load() != g) break;
+      int wfd = w.fd.load();
+      if (wfd >= 0 && (wfd != fd || asleep_in_read(tid, wfd))) break;  // another number: unaffected
+      sched_yield();
+    }
+  }
   g_moving.store(false, std::memory_order_release);
   return 0;
 }
@@ -161,6 +253,9 @@ VMRT_FORK_CHILD_TEXT void vm_fd_fork_child() {
   for (std::atomic<int>& u : g_uses)
     if (u.load(std::memory_order_relaxed) != 0) u.store(0, std::memory_order_relaxed);
   if (g_moving.load(std::memory_order_relaxed)) g_moving.store(false, std::memory_order_relaxed);
+  if (g_had_waiters.load(std::memory_order_relaxed))
+    for (waiter& w : g_waiters)
+      if (w.tid.load(std::memory_order_relaxed) != 0) w.tid.store(0, std::memory_order_relaxed);
 }
 
 }  // namespace vmrt

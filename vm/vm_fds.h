@@ -54,8 +54,31 @@ class vm_fd_use {
   unsigned parity_;
 };
 
+// A use whose only system call on fd() is one read(2) that may sleep until another thread
+// acts (the userfaultfd handler waiting for a fault).  A move cannot wait for it to end, so
+// it waits until the thread is asleep inside that read (/proc/self/task/TID/syscall: the
+// read already holds the file, whatever the number becomes) or has left the use.  At most
+// kVmFdWaitersMax at once (the constructor yields for a free entry).  Not nested in a
+// vm_fd_use of the same thread.
+inline constexpr unsigned kVmFdWaitersMax = 8;
+class vm_fd_wait_use {
+ public:
+  explicit vm_fd_wait_use(int h);
+  ~vm_fd_wait_use();
+  vm_fd_wait_use(const vm_fd_wait_use&) = delete;
+  vm_fd_wait_use& operator=(const vm_fd_wait_use&) = delete;
+  int fd() const { return fd_; }
+
+ private:
+  int fd_;
+  unsigned slot_;
+};
+
 // ioctl on handle h's descriptor inside a vm_fd_use; the ioctl's result and errno.
 int vm_fd_ioctl(int h, unsigned long request, void* arg);
+// fcntl(F_GETFL / F_SETFL and other integer commands) on handle h's descriptor inside a
+// vm_fd_use, as the system call (the shim's fcntl answers EBADF for a kept descriptor).
+int vm_fd_fcntl(int h, int cmd, long arg);
 
 // Is fd (a number) one of vmrt's?
 bool vm_fd_is_kept(int fd);
@@ -68,7 +91,8 @@ unsigned vm_fd_kept_in(unsigned first, unsigned last, int* out, unsigned max);
 // still be using the old one.  fd itself stays open, no longer kept: the caller's dup3
 // replaces it, or the caller closes it.  0; -1 with errno EBADF when fd is not (or no longer)
 // kept, EMFILE when the table has no free number.  => may sleep (yields while uses of the old
-// number finish); the caller holds no vm_fd_use and no VM lock.
+// number finish; without /proc, a waiting use holds it up until its read returns); the caller
+// holds no vm_fd_use and no VM lock.
 int vm_fd_move(int fd);
 
 // Fork child: uses in flight were other threads', which did not survive; a move in flight

@@ -106,6 +106,42 @@ TEST_CASE("a move waits for the uses that may hold the old number") {
   ::close(p[0]);
 }
 
+TEST_CASE("a move does not wait for a thread asleep in read of the old number; the read goes on on vmrt's file") {
+  int p[2], other[2];
+  REQUIRE(::pipe(p) == 0);
+  REQUIRE(::pipe(other) == 0);
+  int h = vm_fd_keep(p[0]);
+  REQUIRE(h >= 0);
+  const int old = vm_fd_number(h);
+  std::atomic<int> entered{0};
+  char got = 0;
+  ssize_t n = -2;
+  std::thread reader([&] {
+    vm_fd_wait_use u(h);
+    entered.store(u.fd());
+    n = ::read(u.fd(), &got, 1);  // sleeps: nothing written yet
+  });
+  while (entered.load() == 0) std::this_thread::yield();
+  CHECK(entered.load() == old);
+  REQUIRE(vm_fd_move(old) == 0);  // returns once the reader sleeps inside read(old)
+  CHECK(vm_fd_number(h) != old);
+  // The program's dup lands on the old number; the sleeping read still reads vmrt's pipe.
+  REQUIRE(::dup2(other[0], old) == old);
+  REQUIRE(::write(other[1], "p", 1) == 1);
+  REQUIRE(::write(p[1], "v", 1) == 1);
+  reader.join();
+  CHECK(n == 1);
+  CHECK(got == 'v');
+  char b = 0;
+  CHECK(::read(old, &b, 1) == 1);  // the program's byte is still there for the program
+  CHECK(b == 'p');
+  ::close(old);
+  ::close(other[0]);
+  ::close(other[1]);
+  ::close(p[1]);
+  vm_fd_close(h);
+}
+
 TEST_CASE("a full table refuses a descriptor and closes it") {
   int keep[kVmFdMax];
   unsigned n = 0;
