@@ -51,8 +51,10 @@ VMRT_FORK_TEXT int sys_fd_flags(int fd) { return static_cast<int>(vmrt::sys::inl
 // touches newfd come first (flags, oldfd == newfd, then oldfd open), so a failing call
 // leaves vmrt's descriptor where it was.  A dup3 that fails after the move (newfd past a
 // lowered RLIMIT_NOFILE, a concurrent close of oldfd) closes newfd: to the program it was
-// never open.  => may sleep (vm_fd_move).
+// never open.  A vfork child's table is its own copy: the call is made as it stands.
+// => may sleep (vm_fd_move).
 int dup_onto_kept(int oldfd, int newfd, int flags) {
+  if (!vmrt::vm_fd_table_ours()) return sys_dup3(oldfd, newfd, flags);  // a vfork child's own copy
   if (sys_fd_flags(oldfd) < 0 || vmrt::vm_fd_is_kept(oldfd)) {
     errno = EBADF;
     return -1;

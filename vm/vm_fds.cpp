@@ -42,6 +42,8 @@ VMRT_FORK_DATA constinit std::atomic<int> g_kept[kVmFdMax] = {};
 VMRT_FORK_DATA constinit std::atomic<int> g_uses[kParities] = {};
 VMRT_FORK_DATA constinit std::atomic<unsigned> g_gen{0};
 VMRT_FORK_DATA constinit std::atomic<bool> g_moving{false};
+// The process whose table the numbers are in; 0 until the first keep.
+VMRT_FORK_DATA constinit std::atomic<int> g_pid{0};
 
 // The sleeping uses (vm_fd_wait_use): thread id (0 = free entry), generation, number (-1
 // until read).
@@ -52,6 +54,8 @@ struct waiter {
 };
 constinit waiter g_waiters[kVmFdWaitersMax] = {};
 VMRT_FORK_DATA constinit std::atomic<bool> g_had_waiters{false};  // a fork child looks at them
+// The calling thread's kernel id, cached (a waiting use is taken once per wait).
+constinit thread_local __attribute__((tls_model("initial-exec"))) int t_tid = 0;
 
 // The lowest number a kept descriptor may take; -1 when the limit is too small to move.
 int top_of_table() {
@@ -114,6 +118,7 @@ bool asleep_in_read(int tid, int fd) {
 
 int vm_fd_keep(int fd) {
   if (fd < 0) return -1;
+  if (g_pid.load(std::memory_order_relaxed) == 0) g_pid.store(static_cast<int>(::getpid()), std::memory_order_relaxed);
   int top = top_of_table();
   if (top >= 0 && fd < top) {
     int hi = dup_at_least(fd, top);
@@ -155,7 +160,8 @@ vm_fd_use::vm_fd_use(int h) {
 vm_fd_use::~vm_fd_use() { g_uses[parity_].fetch_sub(1, std::memory_order_release); }
 
 vm_fd_wait_use::vm_fd_wait_use(int h) {
-  int tid = static_cast<int>(sys::inline_syscall(SYS_gettid));
+  if (t_tid == 0) t_tid = static_cast<int>(sys::inline_syscall(SYS_gettid));
+  const int tid = t_tid;
   for (slot_ = 0;; slot_ = (slot_ + 1) % kVmFdWaitersMax) {
     int expected = 0;
     if (g_waiters[slot_].tid.compare_exchange_strong(expected, tid)) break;
@@ -213,6 +219,8 @@ unsigned vm_fd_kept_in(unsigned first, unsigned last, int* out, unsigned max) {
   return n;
 }
 
+bool vm_fd_table_ours() { return g_pid.load(std::memory_order_relaxed) == static_cast<int>(::getpid()); }
+
 int vm_fd_move(int fd) {
   while (g_moving.exchange(true, std::memory_order_acquire)) sched_yield();
   int h = handle_of(fd);  // under the move lock: no other move changes it now
@@ -253,6 +261,9 @@ VMRT_FORK_CHILD_TEXT void vm_fd_fork_child() {
   for (std::atomic<int>& u : g_uses)
     if (u.load(std::memory_order_relaxed) != 0) u.store(0, std::memory_order_relaxed);
   if (g_moving.load(std::memory_order_relaxed)) g_moving.store(false, std::memory_order_relaxed);
+  if (t_tid != 0) t_tid = 0;  // the forking thread has a new id in the child
+  if (g_pid.load(std::memory_order_relaxed) != 0)
+    g_pid.store(static_cast<int>(sys::inline_syscall(SYS_getpid)), std::memory_order_relaxed);
   if (g_had_waiters.load(std::memory_order_relaxed))
     for (waiter& w : g_waiters)
       if (w.tid.load(std::memory_order_relaxed) != 0) w.tid.store(0, std::memory_order_relaxed);

@@ -95,6 +95,11 @@ unsigned vm_fd_kept_in(unsigned first, unsigned last, int* out, unsigned max);
 // holds no vm_fd_use and no VM lock.
 int vm_fd_move(int fd);
 
+// Is the descriptor table the one vmrt's numbers are recorded for?  False in a vfork child
+// (python's subprocess, posix_spawn): it shares vmrt's memory but has a copy of the table,
+// where the program may do as it likes before its exec.
+bool vm_fd_table_ours();
+
 // Fork child: uses in flight were other threads', which did not survive; a move in flight
 // likewise.  => the child's only thread.
 void vm_fd_fork_child();

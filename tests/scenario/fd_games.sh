@@ -187,4 +187,41 @@ $want"
     fail "exec N>file onto vmrt's descriptors ($trapmode): status $? output '$out'"
   [ "$out" = "$want_sh" ] || fail "exec N>file onto vmrt's descriptors ($trapmode): got '$out', native '$want_sh'"
 done
+# A vfork child's dup2 onto those numbers is the child's own business (its table is a copy;
+# memory is shared): it must not move the parent's descriptors.
+cat > "$work/vforkdup.c" <<'C'
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void) {
+  size_t n = (size_t)40 << 20;
+  unsigned char* a = malloc(n);
+  memset(a, 1, n);                                  /* pages out under --physmem 16M */
+  int top = (int)sysconf(_SC_OPEN_MAX) - 64;
+  int f = open("/dev/null", O_WRONLY);
+  pid_t pid = vfork();
+  if (pid == 0) {
+    int ok = dup2(f, top) == top && dup2(f, top + 1) == top + 1;
+    _exit(ok ? 0 : 3);
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  unsigned char* b = malloc(n);
+  memset(b, 2, n);
+  long sum = 0;
+  for (size_t i = 0; i < n; i += 4096) sum += a[i] + b[i];
+  printf("child %d sum %ld\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1, sum);
+  return 0;
+}
+C
+cc -O2 -o "$work/vforkdup" "$work/vforkdup.c"
+want=$("$work/vforkdup")
+for trapmode in auto sigsegv; do
+  out=$(timeout 120 "$vmrun" --physmem 16M --trap "$trapmode" -- "$work/vforkdup") ||
+    fail "vfork child dup2 onto vmrt's numbers ($trapmode): status $? output '$out'"
+  [ "$out" = "$want" ] || fail "vfork child dup2 onto vmrt's numbers ($trapmode): got '$out', native '$want'"
+done
 echo "fd games: all passed"
