@@ -78,7 +78,7 @@ struct next_fns {
   int (*vfprintf)(FILE*, const char*, va_list);
   int (*vfprintf_chk)(FILE*, int, const char*, va_list);
 };
-VMRT_FORK_DATA next_fns g_next;  // read by every wrapped call, fork children's too
+next_fns g_next;  // read by every wrapped call, fork children's too (written once, before: not fork data)
 
 #define NEXT(field, name) next_symbol(g_next.field, name)
 

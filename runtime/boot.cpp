@@ -38,6 +38,7 @@
 #include "vm/vm_heap.h"
 #include "vm/vm_kern.h"
 #include "vm/vm_critical.h"
+#include "vm/vm_fds.h"
 #include "vm/vm_lock.h"
 #include "vm/swap_pager.h"
 #include "vm/vm_page.h"
@@ -688,6 +689,7 @@ VMRT_FORK_PARENT_TEXT void runtime_fork_parent() {
 }
 
 VMRT_FORK_CHILD_TEXT void runtime_fork_child() {
+  vm_fd_fork_child();  // first: what follows may use a kept descriptor
   if (g_vm_up) {
     // A child that cannot have its own physmem must not run a single instruction of the
     // program: it shares every malloc'd byte with its parent.  It exits here; the parent's

@@ -292,7 +292,7 @@ void physmem_cow_child_ready() {
     uffdio_api api{};
     api.api = UFFD_API;
     api.features = UFFD_FEATURE_SIGBUS;
-    if (::ioctl(fd, UFFDIO_API, &api) == 0) {
+    if (vm_fd_ioctl(fd, UFFDIO_API, &api) == 0) {
       g_boot_uffd = fd;
       if (pmap_linux_cow_register_boot(fd)) return;
       g_boot_uffd = -1;

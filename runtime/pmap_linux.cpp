@@ -1,5 +1,6 @@
 // pmap_linux.cpp — the Linux pmap: software PTEs over host mappings of physmem.
 #include "runtime/pmap_linux.h"
+
 #include "vm/vm_sys.h"
 
 #include <atomic>
@@ -21,6 +22,7 @@
 #include "runtime/rt_stats.h"
 #include "runtime/rt_vma_budget.h"
 #include "runtime/spinlock.h"
+#include "vm/vm_fds.h"
 #include "vm/vm_page.h"
 #include "vm/vm_stats.h"
 
@@ -87,7 +89,7 @@ constexpr std::uint8_t H_PROT = 0x07;
 bool g_host_swap;
 std::size_t g_npages;
 vaddr_t g_base;
-std::atomic<int> g_uffd{-1};
+std::atomic<int> g_uffd{-1};  // the userfaultfd's vm_fds handle (vm/vm_fds.h): its number may move
 VMRT_FORK_DATA spinlock g_lock;
 
 // Reference tracking without a window (userfaultfd with minor faults on shmem, paging on).
@@ -258,7 +260,7 @@ bool host_reserve_try(std::size_t i, std::size_t n, vm_prot_t resv) {
     reg.range.start = va_of(i);
     reg.range.len = n << PAGE_SHIFT;
     reg.mode = UFFDIO_REGISTER_MODE_MISSING;
-    int rc = ::ioctl(uffd, UFFDIO_REGISTER, &reg);
+    int rc = vm_fd_ioctl(uffd, UFFDIO_REGISTER, &reg);
     RT_ASSERT(rc == 0, "UFFDIO_REGISTER failed on a reservation");
     rc = vmrt::sys::mprotect(reinterpret_cast<void*>(va_of(i)), n << PAGE_SHIFT, resv);
     rt_count(RC_HOST_MPROTECT);
@@ -279,7 +281,7 @@ void register_frames(std::size_t i, std::size_t n) {
   reg.range.start = va_of(i);
   reg.range.len = n << PAGE_SHIFT;
   reg.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_MINOR;
-  if (::ioctl(g_uffd.load(std::memory_order_relaxed), UFFDIO_REGISTER, &reg) != 0) {
+  if (vm_fd_ioctl(g_uffd.load(std::memory_order_relaxed), UFFDIO_REGISTER, &reg) != 0) {
     say("vmrt: userfaultfd refused to register frame mappings: pages are unmapped by replacement (", errno == EBUSY ? "EBUSY" : errno == EINVAL ? "EINVAL" : "other", ")\n");
     g_uffd_minor = false;
   }
@@ -342,7 +344,7 @@ int wp_ioctl(std::size_t i, std::size_t n, bool protect) {
   // pmap_linux_wp_refuse's mprotect: cow_demo's write to a read-only page succeeded in 8
   // runs of 20).
   wp.mode = protect ? UFFDIO_WRITEPROTECT_MODE_WP : UFFDIO_WRITEPROTECT_MODE_DONTWAKE;
-  return ::ioctl(g_uffd.load(std::memory_order_relaxed), UFFDIO_WRITEPROTECT, &wp);
+  return vm_fd_ioctl(g_uffd.load(std::memory_order_relaxed), UFFDIO_WRITEPROTECT, &wp);
 }
 
 // Map resident pages [i, i + n) as `prot` (read-only) with writes caught by the userfaultfd:
@@ -355,7 +357,7 @@ bool wp_apply(std::size_t i, std::size_t n, vm_prot_t prot) {
   reg.range.start = va_of(i);
   reg.range.len = n << PAGE_SHIFT;
   reg.mode = UFFDIO_REGISTER_MODE_WP | (tracking() ? UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_MINOR : 0);
-  if (::ioctl(g_uffd.load(std::memory_order_relaxed), UFFDIO_REGISTER, &reg) != 0) return false;
+  if (vm_fd_ioctl(g_uffd.load(std::memory_order_relaxed), UFFDIO_REGISTER, &reg) != 0) return false;
   if (wp_ioctl(i, n, true) != 0) return false;
   for (std::size_t p = i; p < i + n; ++p) {
     wp_mark(p);
@@ -412,7 +414,7 @@ void continue_page(std::size_t p) {
     // A write-protected page comes back write-protected.
     c.mode = g_wp_marks != 0 && g_wp[p] != 0 ? UFFDIO_CONTINUE_MODE_WP : 0;
     c.mapped = 0;
-    if (::ioctl(g_uffd.load(std::memory_order_relaxed), UFFDIO_CONTINUE, &c) == 0 || errno == EEXIST) return;
+    if (vm_fd_ioctl(g_uffd.load(std::memory_order_relaxed), UFFDIO_CONTINUE, &c) == 0 || errno == EEXIST) return;
     if (errno != EFAULT && errno != ENOENT) break;
     volatile char* f = physmem_frame(g_pte[p].frame1 - 1);
     __atomic_fetch_or(f, 0, __ATOMIC_RELAXED);
@@ -1130,7 +1132,7 @@ void uffd_register(int uffd, vaddr_t lo, vaddr_t hi) {
   reg.range.start = lo;
   reg.range.len = hi - lo;
   reg.mode = UFFDIO_REGISTER_MODE_MISSING;
-  if (::ioctl(uffd, UFFDIO_REGISTER, &reg) != 0) say("vmrt: fork child: UFFDIO_REGISTER failed\n");
+  if (vm_fd_ioctl(uffd, UFFDIO_REGISTER, &reg) != 0) say("vmrt: fork child: UFFDIO_REGISTER failed\n");
 }
 
 // A fork child's private anonymous region mapping: registered again, except host memory.
@@ -1256,7 +1258,7 @@ void cow_pull_around(std::size_t p) {
     c.range.start = va_of(p + 1);
     c.range.len = (q - p - 1) << PAGE_SHIFT;
     c.mode = 0;
-    (void)::ioctl(g_uffd.load(std::memory_order_relaxed), UFFDIO_CONTINUE, &c);  // EEXIST: mapped already
+    (void)vm_fd_ioctl(g_uffd.load(std::memory_order_relaxed), UFFDIO_CONTINUE, &c);  // EEXIST: mapped already
   }
 }
 
@@ -1483,7 +1485,7 @@ bool wp_fork(std::size_t i, std::size_t n) {
   reg.range.start = va_of(i);
   reg.range.len = n << PAGE_SHIFT;
   reg.mode = UFFDIO_REGISTER_MODE_WP | (tracking() ? UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_MINOR : 0);
-  if (::ioctl(g_uffd.load(std::memory_order_relaxed), UFFDIO_REGISTER, &reg) != 0) return false;
+  if (vm_fd_ioctl(g_uffd.load(std::memory_order_relaxed), UFFDIO_REGISTER, &reg) != 0) return false;
   if (wp_ioctl(i, n, true) != 0) return false;
   for (std::size_t p = i; p < i + n; ++p) {
     wp_mark(p);
@@ -1515,7 +1517,7 @@ void boot_line(const maps_line& l, void* arg) {
   reg.range.start = l.lo;
   reg.range.len = l.hi - l.lo;
   reg.mode = UFFDIO_REGISTER_MODE_MISSING;
-  if (::ioctl(a->fd, UFFDIO_REGISTER, &reg) != 0) a->ok = false;
+  if (vm_fd_ioctl(a->fd, UFFDIO_REGISTER, &reg) != 0) a->ok = false;
 }
 
 }  // namespace

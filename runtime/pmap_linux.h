@@ -52,10 +52,11 @@ extern const pmap_ops g_pmap_linux_ops;
 // Map the software page tables for the region.  Once, after region_reserve.
 bool pmap_linux_init();
 
-// The userfaultfd the pmap registers reservations with (-1: sigsegv backend); `minor`: it
-// reports minor faults on shmem (UFFD_FEATURE_MINOR_SHMEM), so reference emulation and
-// pageout can drop a page's PTE and keep its VMA (pmap_linux.cpp, "Reference tracking").
-void pmap_linux_set_uffd(int fd, bool minor);
+// The userfaultfd the pmap registers reservations with, as its vm_fds handle (vm/vm_fds.h;
+// -1: sigsegv backend); `minor`: it reports minor faults on shmem (UFFD_FEATURE_MINOR_SHMEM),
+// so reference emulation and pageout can drop a page's PTE and keep its VMA (pmap_linux.cpp,
+// "Reference tracking").
+void pmap_linux_set_uffd(int fh, bool minor);
 // The pageout daemon exists: pages are taken from the program while it runs.
 void pmap_linux_set_paging();
 // The userfaultfd handler's first step for a fault at va wanting `access`: true when the
@@ -63,7 +64,7 @@ void pmap_linux_set_paging();
 // the caller wakes the waiters), false when vm_fault must resolve it.  May block briefly on
 // the pmap lock; never on the VM lock.
 bool pmap_linux_uffd_resolve(vaddr_t va, vm_prot_t access);
-int pmap_linux_uffd();
+int pmap_linux_uffd();  // the handle given to pmap_linux_set_uffd
 
 // The userfaultfd offers write protection on shmem: use it (see the header comment).  Once,
 // after pmap_linux_set_uffd.

@@ -84,7 +84,7 @@ std::atomic<void*> g_hook_arg{nullptr};
 trap_info g_last;  // last trap (racy by design: diagnostics)
 
 std::atomic<int> g_thread_state{0};  // 0 none, 1 starting, 2 running
-int g_uffd = -1;
+int g_uffd = -1;  // the userfaultfd's vm_fds handle (vm/vm_fds.h): its number may move
 // Handler threads reading the userfaultfd (trap_set_uffd_threads).  Several take one event
 // each, so a fault waiting for a page-in does not hold up faults on other pages.
 std::atomic<unsigned> g_uffd_threads{1};
@@ -300,7 +300,7 @@ int uffd_new() {
 }
 
 // A userfaultfd with minor faults and write protection on shmem when the host has them
-// (Linux 5.14, 5.19), else with what it has; -1 when none.  No SIGBUS mode: kernel-mode
+// (Linux 5.14, 5.19), else with what it has: its vm_fds handle; -1 when none.  No SIGBUS mode: kernel-mode
 // faults must be served.
 bool g_uffd_minor;
 bool g_uffd_wp;
@@ -309,17 +309,17 @@ int uffd_open() {
   constexpr std::uint64_t kWp = UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
   for (std::uint64_t wanted : {kMinor | kWp, kMinor, kWp, std::uint64_t{0}}) {
     for (std::uint64_t features : {wanted | UFFD_FEATURE_THREAD_ID, wanted}) {
-      int fd = uffd_new();
-      if (fd < 0) return -1;
+      int fh = uffd_new();
+      if (fh < 0) return -1;
       uffdio_api api{};
       api.api = UFFD_API;
       api.features = features;
-      if (::ioctl(fd, UFFDIO_API, &api) == 0) {
+      if (vm_fd_ioctl(fh, UFFDIO_API, &api) == 0) {
         g_uffd_minor = (features & kMinor) != 0;
         g_uffd_wp = (features & kWp) != 0;
-        return fd;
+        return fh;
       }
-      vm_fd_close(fd);  // a failed handshake leaves the descriptor unusable: a new one
+      vm_fd_close(fh);  // a failed handshake leaves the descriptor unusable: a new one
     }
   }
   return -1;
@@ -416,14 +416,14 @@ void trap_check_lock_holder_fault(vaddr_t page, pid_t ptid) {
 
 namespace {
 
-void uffd_wake(int fd, vaddr_t start, vsize_t len) {
+void uffd_wake(int fh, vaddr_t start, vsize_t len) {
   uffdio_range r{start, len};
-  ::ioctl(fd, UFFDIO_WAKE, &r);
+  vm_fd_ioctl(fh, UFFDIO_WAKE, &r);
 }
 
 // Serve one userfaultfd event: resolve the fault and wake the waiters.
 //  => no lock held; may sleep (page-in).
-void serve_event(int fd, const uffd_msg& msg) {
+void serve_event(int fh, const uffd_msg& msg) {
   if (msg.event != UFFD_EVENT_PAGEFAULT) return;
   rt_count(RC_UFFD_FAULTS);
   vaddr_t page = trunc_page(static_cast<vaddr_t>(msg.arg.pagefault.address));
@@ -439,7 +439,7 @@ void serve_event(int fd, const uffd_msg& msg) {
   // pages write-protected for it): the protection goes, else the write faulted for ever.
   if (wp && pmap_linux_cow_write(page)) {
     rt_count(RC_UFFD_RESOLVED);
-    uffd_wake(fd, page, PAGE_SIZE);
+    uffd_wake(fh, page, PAGE_SIZE);
     return;
   }
   // Mapped meanwhile (fault-around of another event), or a zapped page mapped again
@@ -447,7 +447,7 @@ void serve_event(int fd, const uffd_msg& msg) {
   if (pmap_linux_uffd_resolve(page, type)) {
     if (vs != nullptr) vm_swapout_note_run(vs);
     rt_count(RC_UFFD_RESOLVED);
-    uffd_wake(fd, page, PAGE_SIZE);
+    uffd_wake(fh, page, PAGE_SIZE);
     return;
   }
   vm_fault_result res{0, 0};
@@ -456,46 +456,60 @@ void serve_event(int fd, const uffd_msg& msg) {
   if (kr == KERN_SUCCESS) {
     rt_count(RC_UFFD_RESOLVED);
     if (res.npages > 0 && res.first <= page && page < res.first + res.npages * PAGE_SIZE)
-      uffd_wake(fd, res.first, res.npages * PAGE_SIZE);
+      uffd_wake(fh, res.first, res.npages * PAGE_SIZE);
     else
-      uffd_wake(fd, page, PAGE_SIZE);
+      uffd_wake(fh, page, PAGE_SIZE);
   } else {
     // Refused: a user access now traps through SIGSEGV, a kernel access gets EFAULT.
     rt_count(RC_UFFD_REFUSED);
     if (wp) pmap_linux_wp_refuse(page);
     pmap_linux_refuse(page);
-    uffd_wake(fd, page, PAGE_SIZE);
+    uffd_wake(fh, page, PAGE_SIZE);
   }
 }
 
 // Handler threads that have reached their read loop (their start-up touches are done).
 std::atomic<unsigned> g_threads_up{0};
 
+// Read handle fh's userfaultfd: the number is read inside a use, which a program's dup2 onto
+// it waits for (vm/vm_fds.h); a handler thread sleeps in the read (`wait`), the bootstrap's
+// read does not (the descriptor is non-blocking then).  The read's result and errno.
+ssize_t uffd_read(int fh, uffd_msg* msgs, std::size_t bytes, bool wait) {
+  if (wait) {
+    vm_fd_wait_use use(fh);
+    if (use.fd() < 0) return -1;
+    return ::read(use.fd(), msgs, bytes);
+  }
+  vm_fd_use use(fh);
+  if (use.fd() < 0) return -1;
+  return ::read(use.fd(), msgs, bytes);
+}
+
 void* uffd_thread(void* arg) {
-  int fd = static_cast<int>(reinterpret_cast<std::intptr_t>(arg));
+  int fh = static_cast<int>(reinterpret_cast<std::intptr_t>(arg));
   g_threads_up.fetch_add(1, std::memory_order_acq_rel);
   uffd_msg msgs[16];
   // One thread takes what is queued at once; several take one event each.
   std::size_t batch = g_uffd_threads.load(std::memory_order_relaxed) > 1 ? sizeof msgs[0] : sizeof msgs;
   for (;;) {
-    ssize_t n = ::read(fd, msgs, batch);
+    ssize_t n = uffd_read(fh, msgs, batch, true);
     if (n < 0) {
       if (errno == EINTR || errno == EAGAIN) continue;
       return nullptr;  // fd closed (fork child replaced it)
     }
-    for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof(uffd_msg)); ++i) serve_event(fd, msgs[i]);
+    for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof(uffd_msg)); ++i) serve_event(fh, msgs[i]);
   }
 }
 
-// Serve what is queued on the non-blocking descriptor fd; the number of events served.
+// Serve what is queued on the non-blocking userfaultfd (handle fh); the number of events served.
 //  => the caller holds no VM lock; may sleep (page-ins).
-long serve_queued(int fd) {
+long serve_queued(int fh) {
   uffd_msg msgs[16];
   long served = 0;
   for (;;) {
-    ssize_t n = ::read(fd, msgs, sizeof msgs);
+    ssize_t n = uffd_read(fh, msgs, sizeof msgs, false);
     if (n <= 0) return served;
-    for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof(uffd_msg)); ++i) serve_event(fd, msgs[i]);
+    for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof(uffd_msg)); ++i) serve_event(fh, msgs[i]);
     served += n / static_cast<ssize_t>(sizeof(uffd_msg));
   }
 }
@@ -510,14 +524,14 @@ long serve_queued(int fd) {
 // returns.  The descriptor is non-blocking meanwhile, so no reader sleeps in read() on an
 // event another one took.
 //  => g_start_lock held, or the fork child's only thread; may sleep.
-bool start_first_thread(int fd) {
-  int fl = ::fcntl(fd, F_GETFL);
-  ::fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+bool start_first_thread(int fh) {
+  int fl = vm_fd_fcntl(fh, F_GETFL, 0);
+  vm_fd_fcntl(fh, F_SETFL, fl | O_NONBLOCK);
   unsigned up = g_threads_up.load(std::memory_order_acquire);
   bool ok;
   {
-    uffd_relay relay(fd, serve_event);
-    ok = start_machine_thread(uffd_thread, reinterpret_cast<void*>(static_cast<std::intptr_t>(fd)), kUffdThreadStack,
+    uffd_relay relay(vm_fd_number(fh), fh, serve_event);
+    ok = start_machine_thread(uffd_thread, reinterpret_cast<void*>(static_cast<std::intptr_t>(fh)), kUffdThreadStack,
                               "vmrt-uffd");
     while (ok && relay.ok() && g_threads_up.load(std::memory_order_acquire) == up) {
       timespec nap{0, 200 * 1000};  // a relayed event interrupts the nap
@@ -525,12 +539,12 @@ bool start_first_thread(int fd) {
     }
   }
   while (ok && g_threads_up.load(std::memory_order_acquire) == up) {
-    pollfd pfd{fd, POLLIN, 0};
+    pollfd pfd{vm_fd_number(fh), POLLIN, 0};
     constexpr int kPollMs = 5;
     if (::poll(&pfd, 1, kPollMs) <= 0) continue;
-    rt_count(RC_UFFD_BOOTSTRAP_SERVED, serve_queued(fd));
+    rt_count(RC_UFFD_BOOTSTRAP_SERVED, serve_queued(fh));
   }
-  ::fcntl(fd, F_SETFL, fl);
+  vm_fd_fcntl(fh, F_SETFL, fl);
   return ok;
 }
 

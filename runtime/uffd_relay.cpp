@@ -34,6 +34,7 @@ constexpr int kRelayPollMs = 1;  // how soon the relay sees a stop request
 // The relay thread and the creating thread's handler share this, and nothing else.
 struct relay_state {
   int fd = 0;  // all zero: the state lies in .lbss, untouched until a relay runs (scenario exec_boot)
+  int fh = 0;  // the descriptor's vm_fds handle, for serve
   uffd_serve_fn serve = nullptr;
   pid_t pid = 0;          // the process
   pid_t target = 0;       // the creating thread, signalled per event
@@ -94,7 +95,7 @@ void drain_ring() {
     r.tail.store(tail + 1, std::memory_order_release);
     rt_count(RC_UFFD_RELAYED);
     rt_count(RC_UFFD_BOOTSTRAP_SERVED);
-    r.serve(r.fd, msg);
+    r.serve(r.fh, msg);
   }
 }
 
@@ -125,9 +126,10 @@ sigset_t just(int sig) {
 
 }  // namespace
 
-uffd_relay::uffd_relay(int fd, uffd_serve_fn serve) {
+uffd_relay::uffd_relay(int fd, int fh, uffd_serve_fn serve) {
   relay_state& r = g_relay;
   r.fd = fd;
+  r.fh = fh;
   r.serve = serve;
   r.pid = static_cast<pid_t>(::getpid());
   r.target = static_cast<pid_t>(::syscall(SYS_gettid));

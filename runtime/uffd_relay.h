@@ -25,18 +25,20 @@
 
 namespace vmrt::rt {
 
-// Serves one event read from the descriptor (trap.cpp's serve_event).
-using uffd_serve_fn = void (*)(int fd, const uffd_msg& msg);
+// Serves one event read from the userfaultfd (trap.cpp's serve_event; fh: its vm_fds handle).
+using uffd_serve_fn = void (*)(int fh, const uffd_msg& msg);
 
-// While one exists, the events of the non-blocking userfaultfd `fd` are read by a relay thread
-// and served by `serve` in the constructing thread, from its signal handler: the constructing
-// thread takes them wherever it runs or waits (its signal mask lets the relay's signal in).
-// Without a relay (the host refused the signal, the stack or the clone: ok() is false) the
-// events stay queued on fd, for the caller to read.
+// While one exists, the events of the non-blocking userfaultfd numbered `fd` are read by a
+// relay thread and served by `serve(fh, ...)` in the constructing thread, from its signal
+// handler: the constructing thread takes them wherever it runs or waits (its signal mask lets
+// the relay's signal in).  Without a relay (the host refused the signal, the stack or the
+// clone: ok() is false) the events stay queued, for the caller to read.  The relay reads the
+// number it was given: a dup2 onto it meanwhile (vm_fds.h) is not followed (it runs for the
+// few hundred microseconds of a pthread_create).
 //  => one relay at a time (g_start_lock, or a fork child's only thread); may sleep.
 class uffd_relay {
  public:
-  uffd_relay(int fd, uffd_serve_fn serve);
+  uffd_relay(int fd, int fh, uffd_serve_fn serve);
   ~uffd_relay();  // stops the relay thread, serves what it read, puts the signal back
   uffd_relay(const uffd_relay&) = delete;
   uffd_relay& operator=(const uffd_relay&) = delete;

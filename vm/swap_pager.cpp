@@ -36,7 +36,7 @@ namespace {
 // each side allocates from its own copy of the bitmap and writes only its own device.
 constexpr unsigned kMaxDevices = 16;  // own + frozen; past that a fork merges the frozen ones
 struct swap_device {
-  int fd = -1;             // -1: a free table entry
+  int fh = -1;             // its file's vm_fds handle (used in a vm_fd_use); -1: a free table entry
   std::uint64_t live = 0;  // our slots on it
   unsigned io = 0;         // transfers running on it with the VM lock dropped
 };
@@ -120,9 +120,9 @@ bool slots_alloc(std::uint64_t n, std::uint64_t* first) {
 // device, which takes the next pageouts).  => VM lock held.
 void device_settle(unsigned d) {
   swap_device& dev = g_dev[d];
-  if (static_cast<int>(d) == g_own || dev.fd < 0 || dev.live != 0 || dev.io != 0) return;
-  vm_fd_close(dev.fd);
-  dev.fd = -1;
+  if (static_cast<int>(d) == g_own || dev.fh < 0 || dev.live != 0 || dev.io != 0) return;
+  vm_fd_close(dev.fh);
+  dev.fh = -1;
 }
 
 void slot_free(std::uint64_t s) {
@@ -186,7 +186,8 @@ bool set_direct(int fd) {
   return fl >= 0 && ::fcntl(fd, F_SETFL, fl | O_DIRECT) == 0;
 }
 
-// A private unlinked file of `bytes` in g_dir: -1 with errno on failure.
+// A private unlinked file of `bytes` in g_dir, kept (vm_fds.h): its handle; -1 with errno on
+// failure.
 int open_private_file(std::uint64_t bytes) {
   const char* dir = g_dir[0] != '\0' ? g_dir : kDefaultDir;
   int fd = ::open(dir, O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
@@ -205,10 +206,10 @@ int open_private_file(std::uint64_t bytes) {
 int own_device() {
   if (g_own >= 0) return g_own;
   for (unsigned d = 0; d < kMaxDevices; ++d) {
-    if (g_dev[d].fd >= 0) continue;
-    int fd = open_private_file(g_nslots * PAGE_SIZE);
-    if (fd < 0) return -1;
-    g_dev[d] = swap_device{fd, 0, 0};
+    if (g_dev[d].fh >= 0) continue;
+    int fh = open_private_file(g_nslots * PAGE_SIZE);
+    if (fh < 0) return -1;
+    g_dev[d] = swap_device{fh, 0, 0};
     g_own = static_cast<int>(d);
     return g_own;
   }
@@ -219,9 +220,11 @@ int own_device() {
 inline XXH128_hash_t checksum(const void* p) { return XXH3_128bits(p, PAGE_SIZE); }
 inline bool same_sum(XXH128_hash_t a, XXH128_hash_t b) { return XXH128_isEqual(a, b) != 0; }
 
-// Write or read the n pages of `bufs` at slot s (contiguous, all on device fd), all of it or
-// fail.  => no lock needed (the caller holds the device's io count).
-bool device_io(int fd, bool write, std::uint64_t s, void* const* bufs, unsigned n) {
+// Write or read the n pages of `bufs` at slot s (contiguous, all on the device of handle fh),
+// all of it or fail.  => no lock needed (the caller holds the device's io count).
+bool device_io(int fh, bool write, std::uint64_t s, void* const* bufs, unsigned n) {
+  vm_fd_use use(fh);  // a program's dup2 onto the number waits for the transfer
+  const int fd = use.fd();
   iovec iov[kPagerMaxRun];
   for (unsigned k = 0; k < n; ++k) iov[k] = iovec{bufs[k], PAGE_SIZE};
   off_t off = static_cast<off_t>(s * PAGE_SIZE);
@@ -306,8 +309,8 @@ vm_pager_result swp_get_pages(vm_object* obj, vm_page* const* pages, unsigned n,
     if (io[k]) g_dev[dev[k]].io++;  // its file stays open while read, even if the page dies
     if (r != nullptr && !io[k]) ops->zero_pages(pages[k], 1);
   }
-  int fd[kMaxDevices];
-  for (unsigned d = 0; d < kMaxDevices; ++d) fd[d] = g_dev[d].fd;
+  int fh[kMaxDevices];
+  for (unsigned d = 0; d < kMaxDevices; ++d) fh[d] = g_dev[d].fh;
   std::uint64_t delay = 0;  // fault injection's sleep=: a slow device, slept without the VM lock
   bool fail_read = vm_fail_armed() && vm_fail_eval(FP_PAGER_READ, std::size_t{n} * PAGE_SIZE, 0, &delay);
   bool corrupt = vm_fail_armed() && vm_fail_eval(FP_SWAP_CORRUPT, std::size_t{n} * PAGE_SIZE);
@@ -323,7 +326,7 @@ vm_pager_result swp_get_pages(vm_object* obj, vm_page* const* pages, unsigned n,
     while (j < n && io[j] && slot[j] == slot[j - 1] + 1 && dev[j] == dev[k]) ++j;
     void* bufs[kPagerMaxRun];
     for (unsigned i = k; i < j; ++i) bufs[i - k] = ops->page_address(pages[i]);
-    bool ok = !fail_read && device_io(fd[dev[k]], false, slot[k], bufs, j - k);
+    bool ok = !fail_read && device_io(fh[dev[k]], false, slot[k], bufs, j - k);
     if (fail_read) {
       // Fault injection: a read error is a bad block at the first page the read wanted from
       // the device (the faulting page, vm_fault's page_in reads forward from it): its
@@ -344,7 +347,7 @@ vm_pager_result swp_get_pages(vm_object* obj, vm_page* const* pages, unsigned n,
       // (The whole page is written back: O_DIRECT takes no 1-byte write.)
       unsigned char* b = static_cast<unsigned char*>(bufs[0]);
       b[PAGE_SIZE / 2] ^= 0x10;
-      (void)device_io(fd[dev[k]], true, slot[k], bufs, 1);
+      (void)device_io(fh[dev[k]], true, slot[k], bufs, 1);
       corrupt = false;
     }
     for (unsigned i = k; i < j; ++i) {
@@ -432,7 +435,7 @@ void swp_put_pages(vm_object* obj, vm_page* const* pages, unsigned n, unsigned f
     }
     k += want;
   }
-  const int own_fd = own >= 0 ? g_dev[own].fd : -1;
+  const int own_fh = own >= 0 ? g_dev[own].fh : -1;
   if (own >= 0) g_dev[own].io++;  // a fork may freeze it meanwhile: it stays open
   if (may_unlock) vm_lock_release();
   vm_fail_delay(delay);
@@ -445,8 +448,11 @@ void swp_put_pages(vm_object* obj, vm_page* const* pages, unsigned n, unsigned f
     unsigned j = k + 1;
     while (j < n && have[j] && slot[j] == slot[j - 1] + 1) ++j;
     for (unsigned i = k; i < j; ++i) g_sum[slot[i]] = checksum(buf[i]);
-    bool ok = !fail_write && device_io(own_fd, true, slot[k], buf + k, j - k);
-    if (ok && (flags & VM_PAGER_PUT_SYNC)) ok = ::fdatasync(own_fd) == 0;
+    bool ok = !fail_write && device_io(own_fh, true, slot[k], buf + k, j - k);
+    if (ok && (flags & VM_PAGER_PUT_SYNC)) {
+      vm_fd_use use(own_fh);
+      ok = ::fdatasync(use.fd()) == 0;
+    }
     if (!ok)
       for (unsigned i = k; i < j; ++i) rtvals[i] = VM_PAGER_ERROR;
     ++ops_done;
@@ -550,9 +556,9 @@ kern_return_t swap_pager_init(const char* path, const char* dir, std::uint64_t b
   std::uint64_t n = bytes / PAGE_SIZE;
   if (n < kPagerMaxRun) return KERN_INVALID_ARGUMENT;
   remember_dir(dir);  // also where a fork child's device goes
-  int fd;
+  int fh;
   if (path != nullptr) {
-    fd = ::open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int fd = ::open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd >= 0 && ::ftruncate(fd, static_cast<off_t>(n * PAGE_SIZE)) != 0) {
       int e = errno;
       ::close(fd);
@@ -560,21 +566,21 @@ kern_return_t swap_pager_init(const char* path, const char* dir, std::uint64_t b
       fd = -1;
     }
     if (fd >= 0) (void)set_direct(fd);
-    fd = vm_fd_keep(fd);
+    fh = vm_fd_keep(fd);
   } else {
-    fd = open_private_file(n * PAGE_SIZE);
+    fh = open_private_file(n * PAGE_SIZE);
   }
-  if (fd < 0) return KERN_FAILURE;
+  if (fh < 0) return KERN_FAILURE;
   std::size_t bm = ((n + 63) / 64) * 8, sums = n * sizeof(XXH128_hash_t);
   void* p = sys::mmap(nullptr, bm + sums + n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) {
-    vm_fd_close(fd);
+    vm_fd_close(fh);
     return KERN_RESOURCE_SHORTAGE;
   }
   g_bitmap = static_cast<std::uint64_t*>(p);
   g_sum = reinterpret_cast<XXH128_hash_t*>(static_cast<char*>(p) + bm);
   g_slot_dev = reinterpret_cast<std::uint8_t*>(static_cast<char*>(p) + bm + sums);
-  g_dev[0] = swap_device{fd, 0, 0};
+  g_dev[0] = swap_device{fh, 0, 0};
   g_own = 0;
   g_nslots = n;
   g_used = g_zero = g_cursor = 0;
@@ -588,7 +594,7 @@ void swap_pager_get_info(swap_pager_info* out) {
   out->slots = g_nslots;
   out->used = g_used;
   out->zero_pages = g_zero;
-  out->fd = g_own >= 0 ? g_dev[g_own].fd : -1;
+  out->fd = g_own >= 0 ? vm_fd_number(g_dev[g_own].fh) : -1;
 }
 
 std::int64_t swap_pager_slot_of(vm_object* obj, vm_pindex_t pindex) {
@@ -612,12 +618,12 @@ bool merge_frozen() {
   bool merged[kMaxDevices];
   unsigned n = 0, to = kMaxDevices;  // the merged file takes the first merged device's entry
   for (unsigned d = 0; d < kMaxDevices; ++d) {
-    merged[d] = g_dev[d].fd >= 0 && g_dev[d].io == 0;
+    merged[d] = g_dev[d].fh >= 0 && g_dev[d].io == 0;
     if (merged[d] && n++ == 0) to = d;
   }
   if (n < 2) return false;
-  int fd = open_private_file(g_nslots * PAGE_SIZE);
-  if (fd < 0) return false;
+  int fh = open_private_file(g_nslots * PAGE_SIZE);
+  if (fh < 0) return false;
   for (std::uint64_t s = 0; s < g_nslots;) {
     if (!slot_used(s) || !merged[g_slot_dev[s]]) {
       ++s;
@@ -628,10 +634,14 @@ bool merge_frozen() {
     loff_t in = static_cast<loff_t>(s * PAGE_SIZE), out = in;
     std::size_t left = (e - s) * PAGE_SIZE;
     while (left > 0) {
-      ssize_t r = ::copy_file_range(g_dev[g_slot_dev[s]].fd, &in, fd, &out, left, 0);
+      ssize_t r;
+      {
+        vm_fd_use from(g_dev[g_slot_dev[s]].fh), to(fh);
+        r = ::copy_file_range(from.fd(), &in, to.fd(), &out, left, 0);
+      }
       if (r < 0 && errno == EINTR) continue;
       if (r <= 0) {
-        vm_fd_close(fd);
+        vm_fd_close(fh);
         return false;
       }
       left -= static_cast<std::size_t>(r);
@@ -643,10 +653,10 @@ bool merge_frozen() {
   for (unsigned d = 0; d < kMaxDevices; ++d) {
     if (!merged[d]) continue;
     live += g_dev[d].live;
-    vm_fd_close(g_dev[d].fd);
+    vm_fd_close(g_dev[d].fh);
     g_dev[d] = swap_device{};
   }
-  g_dev[to] = swap_device{fd, live, 0};
+  g_dev[to] = swap_device{fh, live, 0};
   for (std::uint64_t s = 0; s < g_nslots; ++s)
     if (slot_used(s) && merged[g_slot_dev[s]]) g_slot_dev[s] = static_cast<std::uint8_t>(to);
   return true;
@@ -666,7 +676,7 @@ VMRT_FORK_PARENT_TEXT bool swap_pager_fork_prepare() {
   g_own = -1;  // frozen: both sides read it, neither writes it again
   vm_stat_inc(V_SWAP_FORK_FROZEN);
   unsigned open = 0;
-  for (const swap_device& d : g_dev) open += d.fd >= 0;
+  for (const swap_device& d : g_dev) open += d.fh >= 0;
   if (open < kMaxDevices) return true;
   return merge_frozen();
 }
@@ -684,7 +694,7 @@ VMRT_FORK_CHILD_TEXT void swap_pager_fork_child() {
   for (swap_device& d : g_dev)
     if (d.io != 0) d.io = 0;
   if (g_fork_drop >= 0) {
-    vm_fd_close(g_dev[g_fork_drop].fd);
+    vm_fd_close(g_dev[g_fork_drop].fh);
     g_dev[g_fork_drop] = swap_device{};
     g_own = -1;
     g_fork_drop = -1;

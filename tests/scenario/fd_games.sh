@@ -97,4 +97,131 @@ print(sum(b[0] for b in x) + sum(b[0] for b in y))') || fail "closerange under p
   want=$(python3 -c 'print(sum(i % 251 for i in range(6000)) + sum(i % 13 for i in range(3000)))')
   [ "$out" = "$want" ] || fail "closerange under paging ($trapmode): got '$out', want '$want'"
 done
+# dup2/dup3 onto vmrt's descriptors (issue 6).  A shell's `exec N>file` onto the number of
+# the swap device sent pageouts to the file (the pages read back were garbage: SIGBUS), and
+# onto the userfaultfd's lost it (the next fault waited forever); bash first asks
+# fcntl(N, F_GETFD) whether N is open, and finding vmrt's there it saved and put it back.
+# vmrt now moves its descriptor elsewhere and the program's dup lands where it asked
+# (vm/vm_fds.h).  The numbers are the top of the table, where vmrt keeps them: 64 below the
+# soft RLIMIT_NOFILE (swap device first, then the userfaultfd).
+cat > "$work/dupover.py" <<'PY'
+# dup2/dup3 onto the numbers at the top of the table (where vmrt keeps its swap devices and
+# userfaultfd under paging), then page out and in, fork, and check the files hold exactly
+# what this program wrote.  The output is the same natively.
+import os, sys
+work = sys.argv[1]
+x = [bytes([i % 251]) * 4000 for i in range(8000)]      # pages out under --physmem 16M
+top = os.sysconf("SC_OPEN_MAX") - 64
+targets = [top, top + 1, top + 2]
+import ctypes, errno
+libc = ctypes.CDLL(None, use_errno=True)
+def call(f, *a):
+    r = f(*a)
+    return r - top if r >= top else r if r >= 0 else errno.errorcode[ctypes.get_errno()]
+# Linux's answers to failing calls; vmrt's descriptors answer as if they were not open, and a
+# failing call leaves them where they are.
+print("dup3 same", call(libc.dup3, 0, 0, 0), "flags", call(libc.dup3, 0, top, 0x1234),
+      "closed onto top", call(libc.dup2, 999, top), call(libc.dup3, 999, top, 0),
+      "from top", call(libc.dup2, top, top), call(libc.dup2, top, 50), call(libc.dup3, top, 50, 0),
+      call(libc.dup, top), call(libc.fcntl, top, 1), "close", call(libc.close, top + 1))
+if len(sys.argv) > 2:  # report which targets were vmrt's (not part of the compared output)
+    def target(n):
+        try: return os.readlink("/proc/self/fd/%d" % n)
+        except OSError: return "-"
+    with open(sys.argv[2], "w") as f:
+        f.write(" ".join(target(n) for n in targets) + "\n")
+files = []
+for k, n in enumerate(targets):
+    path = os.path.join(work, "f%d" % k)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    r = os.dup2(fd, n, inheritable=(k != 1))            # k == 1: dup3(..., O_CLOEXEC)
+    os.close(fd)
+    files.append(path)
+    print("dup onto top+%d ->" % k, r - top)
+y = [bytes([i % 13]) * 4000 for i in range(6000)]       # more pageouts, and page-ins of x
+print(sum(b[0] + b[-1] for b in x) + sum(b[0] + b[-1] for b in y))
+for k, n in enumerate(targets):
+    os.write(n, b"program wrote %d\n" % k)
+pid = os.fork()
+if pid == 0:
+    z = [bytes([i % 7]) * 4000 for i in range(3000)]
+    os._exit(0 if sum(b[0] for b in x) + sum(b[0] for b in z) > 0 else 3)
+print("child", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+print(sum(b[0] for b in x[::7]))
+for k, n in enumerate(targets):
+    os.close(n)
+# vmrt's moved descriptors (none natively) are as invisible as before.
+hidden = [int(f) for f in os.listdir("/proc/self/fd") if int(f) >= top]
+print("hidden", all(call(libc.dup2, n, 50) == call(libc.fcntl, n, 1) == call(libc.close, n) == "EBADF" for n in hidden))
+for p in files:
+    with open(p, "rb") as f:
+        print(os.path.basename(p), repr(f.read()))
+PY
+cat > "$work/bashdup.sh" <<'SH'
+top=$(( $(ulimit -n) - 64 ))
+a=$(head -c 12000000 /dev/zero | tr "\0" x)
+eval "exec $top>$W/b0 $((top + 1))>$W/b1"
+b="${a}y${a}"; x=$(echo 1)
+echo ${#b} ${b:18000000:3} $x
+echo "shell wrote" >&$top; echo "shell wrote 1" >&$((top + 1))
+eval "exec $top>&- $((top + 1))>&-"
+cat $W/b0 $W/b1
+SH
+mkdir "$work/native"
+want=$(python3 "$work/dupover.py" "$work/native")
+want_sh=$(W="$work/native" bash "$work/bashdup.sh")
+for trapmode in auto sigsegv; do
+  rm -rf "$work/run" && mkdir "$work/run"
+  out=$(timeout 120 "$vmrun" --physmem 16M --trap "$trapmode" -- python3 "$work/dupover.py" "$work/run" "$work/which") ||
+    fail "dup2 onto vmrt's descriptors ($trapmode): status $? output '$out'"
+  which=$(cat "$work/which")  # the three targets' files before the program's dups
+  [[ $which == *"(deleted) "* ]] || fail "dup2 onto vmrt's ($trapmode): the top of the table held '$which', no swap device"
+  [ "$trapmode" = sigsegv ] || [[ $which == *userfaultfd* ]] ||
+    fail "dup2 onto vmrt's ($trapmode): the top of the table held '$which', no userfaultfd"
+  [ "$out" = "$want" ] || fail "dup2 onto vmrt's descriptors ($trapmode): got
+$out
+native:
+$want"
+  rm -rf "$work/run" && mkdir "$work/run"
+  out=$(W="$work/run" timeout 120 "$vmrun" --physmem 16M --trap "$trapmode" -- bash "$work/bashdup.sh") ||
+    fail "exec N>file onto vmrt's descriptors ($trapmode): status $? output '$out'"
+  [ "$out" = "$want_sh" ] || fail "exec N>file onto vmrt's descriptors ($trapmode): got '$out', native '$want_sh'"
+done
+# A vfork child's dup2 onto those numbers is the child's own business (its table is a copy;
+# memory is shared): it must not move the parent's descriptors.
+cat > "$work/vforkdup.c" <<'C'
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void) {
+  size_t n = (size_t)40 << 20;
+  unsigned char* a = malloc(n);
+  memset(a, 1, n);                                  /* pages out under --physmem 16M */
+  int top = (int)sysconf(_SC_OPEN_MAX) - 64;
+  int f = open("/dev/null", O_WRONLY);
+  pid_t pid = vfork();
+  if (pid == 0) {
+    int ok = dup2(f, top) == top && dup2(f, top + 1) == top + 1;
+    _exit(ok ? 0 : 3);
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  unsigned char* b = malloc(n);
+  memset(b, 2, n);
+  long sum = 0;
+  for (size_t i = 0; i < n; i += 4096) sum += a[i] + b[i];
+  printf("child %d sum %ld\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1, sum);
+  return 0;
+}
+C
+cc -O2 -o "$work/vforkdup" "$work/vforkdup.c"
+want=$("$work/vforkdup")
+for trapmode in auto sigsegv; do
+  out=$(timeout 120 "$vmrun" --physmem 16M --trap "$trapmode" -- "$work/vforkdup") ||
+    fail "vfork child dup2 onto vmrt's numbers ($trapmode): status $? output '$out'"
+  [ "$out" = "$want" ] || fail "vfork child dup2 onto vmrt's numbers ($trapmode): got '$out', native '$want'"
+done
 echo "fd games: all passed"
