@@ -347,24 +347,30 @@ int wp_ioctl(std::size_t i, std::size_t n, bool protect) {
   return vm_fd_ioctl(g_uffd.load(std::memory_order_relaxed), UFFDIO_WRITEPROTECT, &wp);
 }
 
-// Map resident pages [i, i + n) as `prot` (read-only) with writes caught by the userfaultfd:
-// registered for write protection (keeping missing and minor faults under tracking), PTEs
-// write-protected, then the VMA opened for writing (the host keeps a write-protected PTE
-// read-only through mprotect).  False, nothing marked, when the host refused: the caller
-// mprotects as before.  => pmap lock held.
-bool wp_apply(std::size_t i, std::size_t n, vm_prot_t prot) {
+// Register resident pages [i, i + n) for write protection (keeping missing and minor faults
+// under tracking), write-protect their PTEs and mark them.  False, nothing marked, when the
+// host refused.  => pmap lock held.
+bool wp_register_protect(std::size_t i, std::size_t n) {
   uffdio_register reg{};
   reg.range.start = va_of(i);
   reg.range.len = n << PAGE_SHIFT;
   reg.mode = UFFDIO_REGISTER_MODE_WP | (tracking() ? UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_MINOR : 0);
   if (vm_fd_ioctl(g_uffd.load(std::memory_order_relaxed), UFFDIO_REGISTER, &reg) != 0) return false;
   if (wp_ioctl(i, n, true) != 0) return false;
-  for (std::size_t p = i; p < i + n; ++p) {
-    wp_mark(p);
-  }
+  for (std::size_t p = i; p < i + n; ++p) wp_mark(p);
+  rt_count(RC_UFFD_WP_PAGES, static_cast<std::int64_t>(n));
+  return true;
+}
+
+// Map resident pages [i, i + n) as `prot` (read-only) with writes caught by the userfaultfd:
+// registered for write protection (keeping missing and minor faults under tracking), PTEs
+// write-protected, then the VMA opened for writing (the host keeps a write-protected PTE
+// read-only through mprotect).  False, nothing marked, when the host refused: the caller
+// mprotects as before.  => pmap lock held.
+bool wp_apply(std::size_t i, std::size_t n, vm_prot_t prot) {
+  if (!wp_register_protect(i, n)) return false;
   int rc = vmrt::sys::mprotect(reinterpret_cast<void*>(va_of(i)), n << PAGE_SHIFT, prot | VM_PROT_WRITE);
   rt_count(RC_HOST_MPROTECT);
-  rt_count(RC_UFFD_WP_PAGES, static_cast<std::int64_t>(n));
   return rc == 0;
 }
 
@@ -1478,22 +1484,6 @@ std::size_t pmap_linux_resident(vaddr_t sva, vaddr_t eva) {
 
 namespace {
 
-// Parent: write-protect pages [i, i + n) (resident, writable) through the userfaultfd for
-// the fork.  => pmap lock held.
-bool wp_fork(std::size_t i, std::size_t n) {
-  uffdio_register reg{};
-  reg.range.start = va_of(i);
-  reg.range.len = n << PAGE_SHIFT;
-  reg.mode = UFFDIO_REGISTER_MODE_WP | (tracking() ? UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_MINOR : 0);
-  if (vm_fd_ioctl(g_uffd.load(std::memory_order_relaxed), UFFDIO_REGISTER, &reg) != 0) return false;
-  if (wp_ioctl(i, n, true) != 0) return false;
-  for (std::size_t p = i; p < i + n; ++p) {
-    wp_mark(p);
-  }
-  rt_count(RC_UFFD_WP_PAGES, static_cast<std::int64_t>(n));
-  return true;
-}
-
 // Around the forking thread's pointer: its static TLS below (glibc's and every module's
 // initial-exec blocks), its descriptor above.
 constexpr vaddr_t kCowTlsBelow = vaddr_t{256} << 10;
@@ -1554,7 +1544,7 @@ bool pmap_linux_cow_protect(vaddr_t heap_lo, vaddr_t heap_hi) {
       }
       std::size_t q = p + 1;
       while (q < j && shared(q)) ++q;
-      ok = wp_fork(p, q - p);
+      ok = wp_register_protect(p, q - p);  // the child pulls, the parent pushes on a write
       p = q;
     }
   });
