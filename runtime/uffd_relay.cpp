@@ -127,6 +127,13 @@ sigset_t just(int sig) {
 }  // namespace
 
 uffd_relay::uffd_relay(int fd, int fh, uffd_serve_fn serve) {
+#if defined(__SANITIZE_THREAD__)
+  // ThreadSanitizer delivers signals at its own interception points, not in a fault wait,
+  // and does not know a thread made by a raw clone: no relay (the unit tests' TSan build);
+  // the creator reads the events itself after pthread_create, as without one.
+  (void)fd, (void)fh, (void)serve;
+  return;
+#endif
   relay_state& r = g_relay;
   r.fd = fd;
   r.fh = fh;
