@@ -485,6 +485,13 @@ ssize_t uffd_read(int fh, uffd_msg* msgs, std::size_t bytes, bool wait) {
   return ::read(use.fd(), msgs, bytes);
 }
 
+// Serve the events a read of `bytes` bytes returned; their number.  => as serve_event.
+long serve_read(int fh, const uffd_msg* msgs, ssize_t bytes) {
+  long n = bytes / static_cast<ssize_t>(sizeof(uffd_msg));
+  for (long i = 0; i < n; ++i) serve_event(fh, msgs[i]);
+  return n;
+}
+
 void* uffd_thread(void* arg) {
   int fh = static_cast<int>(reinterpret_cast<std::intptr_t>(arg));
   g_threads_up.fetch_add(1, std::memory_order_acq_rel);
@@ -497,7 +504,7 @@ void* uffd_thread(void* arg) {
       if (errno == EINTR || errno == EAGAIN) continue;
       return nullptr;  // fd closed (fork child replaced it)
     }
-    for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof(uffd_msg)); ++i) serve_event(fh, msgs[i]);
+    serve_read(fh, msgs, n);
   }
 }
 
@@ -509,8 +516,7 @@ long serve_queued(int fh) {
   for (;;) {
     ssize_t n = uffd_read(fh, msgs, sizeof msgs, false);
     if (n <= 0) return served;
-    for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof(uffd_msg)); ++i) serve_event(fh, msgs[i]);
-    served += n / static_cast<ssize_t>(sizeof(uffd_msg));
+    served += serve_read(fh, msgs, n);
   }
 }
 

@@ -104,7 +104,7 @@ void drain_ring() {
 // action drops it.
 void relay_signal(int sig, siginfo_t* si, void* uc) {
   const relay_state& r = g_relay;
-  if (si != nullptr && (si->si_code != SI_TKILL || si->si_pid != r.pid)) {
+  if (si->si_code != SI_TKILL || si->si_pid != r.pid) {
     if ((r.prev.sa_flags & SA_SIGINFO) != 0) {
       if (r.prev.sa_sigaction != nullptr) r.prev.sa_sigaction(sig, si, uc);
     } else if (r.prev.sa_handler != SIG_DFL && r.prev.sa_handler != SIG_IGN) {
