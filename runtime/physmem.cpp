@@ -21,6 +21,7 @@
 #include "runtime/rt_base.h"
 #include "runtime/rt_maps.h"
 #include "runtime/rt_stats.h"
+#include "vm/vm_fds.h"
 #include "vm/vm_lock.h"
 #include "vm/vm_out.h"
 #include "vm/vm_page.h"
@@ -242,6 +243,31 @@ void physmem_release(frame_t f, std::size_t n) {
   physmem_cow_overwrite(f, n);  // a fork child still needing the bytes gets them first
   punch(f, n);
   rt_count(RC_PAGES_RELEASED, static_cast<std::int64_t>(n));
+}
+
+bool physmem_write(int h, const void* src, std::size_t len, std::size_t off) {
+  auto write_all = [h, src, len, off] {
+    vm_fd_use u(h);
+    const char* s = static_cast<const char*>(src);
+    std::size_t done = 0;
+    while (done < len) {
+      ssize_t w = ::pwrite(u.fd(), s + done, len - done, static_cast<off_t>(off + done));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) {
+        if (w == 0) errno = ENOSPC;
+        return false;
+      }
+      done += static_cast<std::size_t>(w);
+    }
+    return true;
+  };
+  // The host holds the memfd to the program's RLIMIT_FSIZE: below the write's end the write
+  // would raise SIGXFSZ, so it goes through fsize_room (rare: a shell's `ulimit -f`).
+  rlimit cur{};
+  if (::syscall(SYS_prlimit64, 0, RLIMIT_FSIZE, nullptr, &cur) == 0 &&
+      (cur.rlim_cur == RLIM_INFINITY || cur.rlim_cur >= off + len))
+    return write_all();
+  return fsize_room(write_all);
 }
 
 std::size_t physmem_host_bytes() {

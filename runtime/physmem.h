@@ -32,6 +32,17 @@ inline char* physmem_frame(frame_t f);
 void physmem_zero(frame_t f, std::size_t n);
 // Give the host memory of n frames back (punch a hole); they read as zeros afterwards.
 void physmem_release(frame_t f, std::size_t n);
+// Write len bytes at byte offset off of the physmem memfd behind vm_fds handle h (this
+// process's, or a copy-on-write fork child's) with pwrite: one page-cache write, so a
+// concurrent fault on those pages, in any process, waits for it and never maps a page half
+// filled.  (A store through a mapping makes the page visible at its first byte, before the
+// rest is in: physmem_cow.h.)  src must be mapped, e.g. a buffer the caller has just
+// written: the host copies with page faults disabled, and a copy that faults hands the page
+// over zero-filled and up to date before the write is retried.  Under a soft RLIMIT_FSIZE
+// below the write's end it goes through the limit (fsize_room).  True when every byte was
+// written, else false with errno.  Safe in the fault handler and in a signal handler; no
+// malloc.
+bool physmem_write(int h, const void* src, std::size_t len, std::size_t off);
 // Host bytes currently resident in physmem (mincore over the direct map), for reports.
 std::size_t physmem_host_bytes();
 

@@ -40,15 +40,17 @@ static_assert(sizeof(cow_record) == 64);
 
 std::size_t record_bytes() { return (sizeof(cow_record) + physmem_nframes() + PAGE_SIZE - 1) & ~std::size_t{PAGE_MASK}; }
 
-// A parent's child: its record and the parent's view of the child's memfd.
+// A parent's child: its record and the child's memfd (a vm_fds handle: pushes pwrite into
+// it, physmem_write).
 struct cow_child {
   cow_record* rec = nullptr;
-  char* view = nullptr;
+  int fd = -1;
   pid_t pid = 0;       // 0 until fork() returned
   // Found done: pushes skip it until the next fork drops the record.  Set by a thread
   // holding the VM lock or one holding the pmap lock: atomic.
   std::atomic<bool> gone{false};
   std::atomic<std::uint32_t> since{0};  // pushes since it was last asked whether it is done
+  std::atomic<bool> failed{false};      // a push failed: the child is (to be) killed
 };
 // Pushes to a child between two looks at whether it is done (a waitid each).
 constexpr std::uint32_t kCowLookEvery = 256;
@@ -56,10 +58,12 @@ constexpr std::uint32_t kCowLookEvery = 256;
 // Parent side [VM and pmap locks to change; either to read].
 constinit cow_child g_children[kCowChildren] = {};  // no initializer runs (scenario no_static_init)
 unsigned g_nchildren;
-// Child side: the record shared with the parent and the source view (the parent's memfd,
-// read-only) [set in the fork child; cleared with both locks].
+// Child side: the record shared with the parent, the source view (the parent's memfd,
+// read-only) and this process's own memfd (a vm_fds handle: pulls pwrite into it) [set in
+// the fork child; cleared with both locks].
 cow_record* g_source;
 const char* g_source_view;
+int g_own_fd = -1;
 // VMRT_FORK_COW is not 0 (read at trap start: physmem_cow_allow).
 bool g_allowed;
 // The child's SIGBUS-mode userfaultfd during its set-up (-1: none).
@@ -75,7 +79,24 @@ char* frame_bytes(const char* base, frame_t f) {
 
 // ---- parent ----------------------------------------------------------------------------------
 
-// Copy frame f into child c's memfd unless the child has it (or never needed it).
+std::size_t frame_offset(frame_t f) { return static_cast<std::size_t>(f) << PAGE_SHIFT; }
+
+// A push the host refused (out of memory for the child's memfd): the child cannot have its
+// page as of the fork, and the parent is about to change it.  The child is killed rather
+// than left to run on a page it never had; before fork() returned (pid 0) it is killed when
+// it has one (physmem_cow_parent).
+void push_failed(cow_child& c, int e) {
+  say("vmrt: copy-on-write fork: cannot give a child its copy of a page (", e == ENOSPC ? "ENOSPC" : e == ENOMEM ? "ENOMEM" : e == EFBIG ? "EFBIG" : "an error",
+      "): the child is killed\n");
+  c.failed.store(true, std::memory_order_relaxed);
+  c.gone.store(true, std::memory_order_relaxed);
+  if (c.pid > 0) ::kill(c.pid, SIGKILL);
+  rt_count(RC_COW_PUSH_FAILURES);
+}
+
+// Copy frame f into child c's memfd unless the child has it (or never needed it).  A pwrite,
+// not a store through a mapping of the child's memfd: the child's own touch of the page
+// must wait until every byte is in (physmem_write).
 void push_one(cow_child& c, frame_t f) {
   std::atomic<std::uint8_t>& s = c.rec->state[f];
   std::uint8_t v = s.load(std::memory_order_acquire);
@@ -88,7 +109,14 @@ void push_one(cow_child& c, frame_t f) {
     }
     if (s.compare_exchange_weak(v, COW_PUSHING, std::memory_order_acq_rel)) break;
   }
-  std::memcpy(frame_bytes(c.view, f), physmem_frame(f), PAGE_SIZE);
+  // Through a buffer this thread has just written, not from the direct map: the host's
+  // write copies with page faults disabled and, when the source page is not mapped (a
+  // direct-map page this process never touched, or one the host swapped out), hands the
+  // child's page over zero-filled and up to date before it retries (physmem_write).
+  alignas(64) char buf[PAGE_SIZE];
+  std::memcpy(buf, physmem_frame(f), PAGE_SIZE);
+  if (!c.failed.load(std::memory_order_relaxed) && !physmem_write(c.fd, buf, PAGE_SIZE, frame_offset(f)))
+    push_failed(c, errno);
   s.store(COW_CLEAN, std::memory_order_release);
   c.rec->pending.fetch_sub(1, std::memory_order_relaxed);
   rt_count(RC_COW_PUSHES);
@@ -99,25 +127,27 @@ void move_slot(unsigned to, unsigned from) {
   cow_child& t = g_children[to];
   cow_child& f = g_children[from];
   t.rec = f.rec;
-  t.view = f.view;
+  t.fd = f.fd;
   t.pid = f.pid;
   t.gone.store(f.gone.load(std::memory_order_relaxed), std::memory_order_relaxed);
   t.since.store(f.since.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  t.failed.store(f.failed.load(std::memory_order_relaxed), std::memory_order_relaxed);
 }
 
 void clear_slot(unsigned k) {
   cow_child& c = g_children[k];
   c.rec = nullptr;
-  c.view = nullptr;
+  c.fd = -1;
   c.pid = 0;
   c.gone.store(false, std::memory_order_relaxed);
   c.since.store(0, std::memory_order_relaxed);
+  c.failed.store(false, std::memory_order_relaxed);
 }
 
 void drop_child(unsigned k) {
   cow_child& c = g_children[k];
   vmrt::sys::munmap(c.rec, record_bytes());
-  vmrt::sys::munmap(c.view, physmem_bytes());
+  vm_fd_close(c.fd);
   if (k != g_nchildren - 1) move_slot(k, g_nchildren - 1);
   clear_slot(--g_nchildren);
 }
@@ -184,7 +214,10 @@ void pull_one(frame_t f, bool copy) {
   }
   if (copy && v == COW_PUSHING) std::memcpy(buf, frame_bytes(g_source_view, f), PAGE_SIZE);
   if (copy) {
-    std::memcpy(physmem_frame(f), buf, PAGE_SIZE);
+    // A pwrite, as a push: another thread of this process touching the page waits until
+    // every byte is in.  Should the host refuse (out of memory), a store through the direct
+    // map is all there is left.
+    if (!physmem_write(g_own_fd, buf, PAGE_SIZE, frame_offset(f))) std::memcpy(physmem_frame(f), buf, PAGE_SIZE);
     rt_count(RC_COW_PULLS);
   } else {
     rt_count(RC_COW_CLAIMS);
@@ -206,12 +239,14 @@ bool physmem_cow_prepare(int child_fd) {
   if (g_nchildren == kCowChildren) complete_child(0);
   void* rec = vmrt::sys::mmap(nullptr, record_bytes(), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (rec == MAP_FAILED) return false;
-  void* view = vmrt::sys::mmap(nullptr, physmem_bytes(), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, child_fd, 0);
-  if (view == MAP_FAILED) {
+  // The parent's own descriptor of the child's memfd (the reserved one is closed after
+  // fork()); in the child it becomes the child's own (physmem_cow_child_begin).
+  int fd = vm_fd_keep(::fcntl(child_fd, F_DUPFD_CLOEXEC, 0));
+  if (fd < 0) {
     vmrt::sys::munmap(rec, record_bytes());
     return false;
   }
-  rt_count(RC_HOST_MMAP, 2);
+  rt_count(RC_HOST_MMAP);
   cow_record* r = static_cast<cow_record*>(rec);
   r->parent.store(static_cast<std::int32_t>(::getpid()), std::memory_order_relaxed);
   // Every frame in use below the high-water mark is pending (a free frame is zeroed before
@@ -225,11 +260,9 @@ bool physmem_cow_prepare(int child_fd) {
   }
   r->pending.store(n, std::memory_order_release);
   cow_child& c = g_children[g_nchildren++];
+  clear_slot(g_nchildren - 1);
   c.rec = r;
-  c.view = static_cast<char*>(view);
-  c.pid = 0;
-  c.gone.store(false, std::memory_order_relaxed);
-  c.since.store(0, std::memory_order_relaxed);
+  c.fd = fd;
   set_live();
   vaddr_t heap_lo = 0, heap_hi = 0;
   vm_heap_range(&heap_lo, &heap_hi);
@@ -247,7 +280,9 @@ bool physmem_cow_prepare(int child_fd) {
 void physmem_cow_parent(pid_t pid) {
   if (g_nchildren == 0 || g_children[g_nchildren - 1].pid != 0) return;
   if (pid > 0) {
-    g_children[g_nchildren - 1].pid = pid;
+    cow_child& c = g_children[g_nchildren - 1];
+    c.pid = pid;
+    if (c.failed.load(std::memory_order_relaxed)) ::kill(pid, SIGKILL);  // a push before fork() returned failed
     return;
   }
   drop_child(g_nchildren - 1);  // fork failed: nothing will pull
@@ -257,20 +292,21 @@ void physmem_cow_parent(pid_t pid) {
 bool physmem_cow_child_begin() {
   // The newest record is this child's; the others are the parent's business.
   cow_record* mine_rec = g_children[g_nchildren - 1].rec;
-  char* mine_view = g_children[g_nchildren - 1].view;
+  // The parent's descriptor of this child's memfd: this process's own now, for pulls.
+  int mine_fd = g_children[g_nchildren - 1].fd;
   for (unsigned k = 0; k + 1 < g_nchildren; ++k) {
     vmrt::sys::munmap(g_children[k].rec, record_bytes());
-    vmrt::sys::munmap(g_children[k].view, physmem_bytes());
+    vm_fd_close(g_children[k].fd);
   }
-  // The child view maps this process's own new memfd: not needed (the direct map will).
-  vmrt::sys::munmap(mine_view, physmem_bytes());
   for (unsigned k = 0; k < kCowChildren; ++k) clear_slot(k);
   g_nchildren = 0;
   if (g_source != nullptr) {  // a grandchild: its parent completed its own pulls first
     vmrt::sys::munmap(g_source, record_bytes());
     vmrt::sys::munmap(const_cast<char*>(g_source_view), physmem_bytes());
+    vm_fd_close(g_own_fd);
   }
   g_source = mine_rec;
+  g_own_fd = mine_fd;
   // The source: a second mapping of the parent's memfd, read-only (mremap with old size 0
   // duplicates the direct map; physmem_fork_child then replaces every other mapping of it).
   void* sv = vmrt::sys::mremap(physmem_frame(0), 0, physmem_bytes(), MREMAP_MAYMOVE);

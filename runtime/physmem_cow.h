@@ -7,14 +7,19 @@
 // across two host processes that cannot change each other's mappings:
 //
 //   - The parent keeps its memfd.  Before it changes a frame that was in use at the fork
-//     it "pushes" the frame: copies it into the child's memfd (a mapping of it the parent
-//     keeps, the child view).  Its writable mappings of such frames are write-protected
+//     it "pushes" the frame: writes it into the child's memfd (pwrite on a descriptor of it
+//     the parent keeps).  Its writable mappings of such frames are write-protected
 //     through the userfaultfd at the fork, so a write (user or kernel mode) waits for the
 //     handler, which pushes; the VM's own writes through the direct map push first
 //     (pmap_linux's zero/copy/release/page_address hooks).
 //   - The child maps its empty memfd everywhere the parent's was, keeps a read-only view of
 //     the parent's memfd (the source view), and "pulls" a frame on its first access: a
 //     missing-page fault on the new memfd copies the frame from the source view.
+//   - Both write a frame into the child's memfd with pwrite from a buffer (physmem_write),
+//     never with stores through a mapping: a page of the memfd exists from the first store
+//     on, and a touch of a page that exists does not fault, so another thread of the child
+//     read a page the push or pull had only begun to fill (zeros; kmem then found its free
+//     lists "modified after free").  The write fills the page before any fault can map it.
 //
 // One byte per frame, in memory both share (the fork record), says who copied it:
 //   COW_CLEAN    nothing to do (not in use at the fork, or already copied, or overwritten)

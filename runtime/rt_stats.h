@@ -67,6 +67,7 @@ enum rt_counter : unsigned {
   RC_COW_PULLS,          // frames a child copied from its parent at first use
   RC_COW_CLAIMS,         // frames a child overwrote or freed without copying
   RC_COW_WP_FAULTS,      // write-protect faults that pushed frames (a parent's first write after a fork)
+  RC_COW_PUSH_FAILURES,  // pushes the host refused (no memory for the child's memfd): the child was killed
   RC_COUNT
 };
 
@@ -130,6 +131,7 @@ inline constexpr rt_counter_info kRtCounters[RC_COUNT] = {
     {"frames pulled from the fork parent (copied at first use)", V_COUNTER_COUNT},
     {"frames a fork child overwrote without copying", V_COUNTER_COUNT},
     {"write faults after a fork that pushed frames", V_COUNTER_COUNT},
+    {"pushes to fork children the host refused (child killed)", V_COUNTER_COUNT},
 };
 static_assert(sizeof(kRtCounters) / sizeof(kRtCounters[0]) == RC_COUNT, "one name per counter");
 
