@@ -2,6 +2,7 @@
 #include "runtime/rt_vslock.h"
 
 #include <cerrno>
+#include <cstring>
 
 #include "runtime/physmem.h"
 #include "runtime/pmap_linux.h"
@@ -15,6 +16,10 @@
 namespace vmrt::rt {
 
 namespace {
+// Pages held per VM lock hold (the gathering array's size on the caller's stack).
+constexpr unsigned kVslockBatch = 32;
+static_assert(kVslockMaxPages % kVslockBatch == 0);
+
 // Is every page of [va, end) in the region mapped for `access`, or not a vmspace's?  (Lock-free.)
 bool mapped_for(vaddr_t va, vaddr_t end, vm_prot_t access) {
   for (; va < end && va != 0; va += PAGE_SIZE)
@@ -55,20 +60,35 @@ std::size_t vslock(vslock_hold* h, const void* a, std::size_t len, vm_prot_t acc
   vaddr_t va = trunc_page(lo);
   if (!vm_pageout_enabled() && mapped_for(va, end, access)) return len;  // nothing takes pages away
   unsigned before = h->n;
-  {
-    vm_lock_guard g;
-    for (; va < end && va >= trunc_page(lo); va += PAGE_SIZE) {
-      window* w = region_contains(va) ? window_lookup(va) : nullptr;
-      vmspace* vs = w != nullptr ? w->vs.load(std::memory_order_acquire) : nullptr;
-      if (vs == nullptr) continue;  // not a vmspace's memory: the host answers as natively
-      if (h->n == h->budget) break;
-      vm_page* m = nullptr;
-      if (vm_fault_hold(vs, va, access, pmap_linux_allows, &m) != KERN_SUCCESS) {
-        h->stopped = true;
-        break;
+  bool full = false;
+  while (va < end && va >= trunc_page(lo) && !h->stopped && !full) {
+    // Held pages are gathered on this stack and copied into h after the lock goes: h may be
+    // program memory (the shim's malloc'd thread start context), and a fault under the VM
+    // lock waits for a handler that needs the lock.
+    vm_page* got[kVslockBatch] = {};
+    unsigned k = 0;
+    bool stop = false;
+    {
+      vm_lock_guard g;
+      for (; k < kVslockBatch && va < end && va >= trunc_page(lo); va += PAGE_SIZE) {
+        window* w = region_contains(va) ? window_lookup(va) : nullptr;
+        vmspace* vs = w != nullptr ? w->vs.load(std::memory_order_acquire) : nullptr;
+        if (vs == nullptr) continue;  // not a vmspace's memory: the host answers as natively
+        if (h->n + k == h->budget) {
+          full = true;
+          break;
+        }
+        vm_page* m = nullptr;
+        if (vm_fault_hold(vs, va, access, pmap_linux_allows, &m) != KERN_SUCCESS) {
+          stop = true;
+          break;
+        }
+        if (m != nullptr) got[k++] = m;
       }
-      if (m != nullptr) h->pages[h->n++] = m;
     }
+    std::memcpy(&h->pages[h->n], got, k * sizeof got[0]);
+    h->n += k;
+    h->stopped = stop;
   }
   if (h->n > before && before == 0) rt_count(RC_VSLOCK_CALLS);
   if (va >= end || va < trunc_page(lo)) return len;
@@ -79,9 +99,13 @@ std::size_t vslock(vslock_hold* h, const void* a, std::size_t len, vm_prot_t acc
 void vsunlock(vslock_hold* h) {
   if (h->n == 0) return;
   int saved = errno;
-  {
+  // In batches copied to this stack first: h may be program memory (see vslock).
+  for (unsigned i = 0; i < h->n; i += kVslockBatch) {
+    vm_page* batch[kVslockBatch];
+    unsigned k = h->n - i < kVslockBatch ? h->n - i : kVslockBatch;
+    std::memcpy(batch, &h->pages[i], k * sizeof batch[0]);
     vm_lock_guard g;
-    vm_fault_unhold(h->pages, h->n);
+    vm_fault_unhold(batch, k);
   }
   h->n = 0;
   errno = saved;

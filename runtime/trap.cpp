@@ -431,7 +431,6 @@ void serve_event(int fh, const uffd_msg& msg) {
   bool wp = (msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) != 0;
   if (wp) rt_count(RC_UFFD_WP_FAULTS);
   vm_fault_type type = wp || (msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0 ? VM_FAULT_WRITE : VM_FAULT_READ;
-  trap_check_lock_holder_fault(page, static_cast<pid_t>(msg.arg.pagefault.feat.ptid));
   window* w = window_lookup(page);
   vmspace* vs = w != nullptr ? w->vs.load(std::memory_order_acquire) : nullptr;
   // A write after a copy-on-write host fork: the frame goes to the child first.  Also with no
@@ -450,6 +449,9 @@ void serve_event(int fh, const uffd_msg& msg) {
     uffd_wake(fh, page, PAGE_SIZE);
     return;
   }
+  // What needs the VM lock comes last: a fault of the lock holder itself that the steps above
+  // serve (its stack page zapped for a reference check, or mapped meanwhile) is no deadlock.
+  trap_check_lock_holder_fault(page, static_cast<pid_t>(msg.arg.pagefault.feat.ptid));
   vm_fault_result res{0, 0};
   kern_return_t kr =
       vs != nullptr ? g_resolver.load(std::memory_order_acquire)(vs, page, type, &res) : KERN_INVALID_ADDRESS;

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "paging_test_support.h"
+#include "runtime/rt_vslock.h"
 #include "runtime_test_support.h"
 
 RUNTIME_TESTS_WITH_PHYSMEM("16M")
@@ -362,5 +363,30 @@ TEST_CASE("pages only read after a page-in are not written again; a backward sca
   }
   CHECK(bad_pages(p, n, 14) == 0);
   CHECK(bad_pages(p, n, 14) == 0);
+  vmrt_vmspace_destroy(vs);
+}
+
+// A hold whose page array lies in vmspace memory never touched (as the shim's malloc'd
+// thread start context can): vslock must not write it while it holds the VM lock.  Before,
+// the first held page's entry faulted under the lock: under userfaultfd the handler needs
+// the lock (a hang, or the holder-fault panic); under sigsegv the handler's lock recursion
+// panicked.
+TEST_CASE("vslock and vsunlock with the hold itself in never-touched vmspace memory") {
+  vmrt_vmspace* vs = new_vmspace();
+  char* p = static_cast<char*>(vmrt_mmap(vs, nullptr, 8 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  REQUIRE(p != VMRT_MAP_FAILED);
+  // The counters at the end of page 0, the page array from page 1 on.
+  auto* h = reinterpret_cast<vmrt::rt::vslock_hold*>(p + kPage - offsetof(vmrt::rt::vslock_hold, pages));
+  vmrt::rt::vslock_begin(h);
+  // Fault-around mapped page 1 with page 0: give it back, so that its next touch faults.
+  REQUIRE(vmrt_madvise(vs, p + kPage, kPage, MADV_DONTNEED) == 0);
+  CHECK(vmrt::rt::vslock(h, p + 4 * kPage, 2 * kPage, vmrt::VM_PROT_WRITE) == 2 * kPage);
+  CHECK(h->n == 2);
+  CHECK_FALSE(h->stopped);
+  vmrt::rt::vsunlock(h);
+  CHECK(h->n == 0);
+  std::memset(p + 4 * kPage, 'x', 2 * kPage);
+  CHECK(p[4 * kPage] == 'x');
+  CHECK(p[6 * kPage - 1] == 'x');
   vmrt_vmspace_destroy(vs);
 }
