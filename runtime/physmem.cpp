@@ -50,22 +50,6 @@ constexpr std::size_t kAltStackHold = std::size_t{256} << 10;
 // Extra soft RLIMIT_NOFILE room fd_with_room may borrow for one call.
 constexpr rlim_t kFdRoom = 8;
 
-// errno as its symbolic name: strerror may take glibc's locale lock (dcgettext), which a
-// setlocale() that reached the first malloc already holds.
-struct errno_entry {
-  int e;
-  const char* name;
-};
-constexpr errno_entry kErrnoNames[] = {{EPERM, "EPERM"},   {ENOMEM, "ENOMEM"}, {EMFILE, "EMFILE"}, {ENFILE, "ENFILE"},
-                                       {ENOSPC, "ENOSPC"}, {EFBIG, "EFBIG"},   {EACCES, "EACCES"}, {EINVAL, "EINVAL"},
-                                       {ENOSYS, "ENOSYS"}, {EAGAIN, "EAGAIN"}, {ENOENT, "ENOENT"}, {EIO, "EIO"}};
-static_assert(sizeof(kErrnoNames) / sizeof(kErrnoNames[0]) == 12);
-const char* errno_name(int e) {
-  for (const errno_entry& x : kErrnoNames)
-    if (x.e == e) return x.name;
-  return "an error";
-}
-
 int memfd_make(void*) { return ::memfd_create("vmrt-physmem", MFD_CLOEXEC); }
 
 // Run op() (true on success, errno set on failure) with RLIMIT_FSIZE out of vmrt's way: the

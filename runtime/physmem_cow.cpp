@@ -86,8 +86,7 @@ std::size_t frame_offset(frame_t f) { return static_cast<std::size_t>(f) << PAGE
 // than left to run on a page it never had; before fork() returned (pid 0) it is killed when
 // it has one (physmem_cow_parent).
 void push_failed(cow_child& c, int e) {
-  say("vmrt: copy-on-write fork: cannot give a child its copy of a page (", e == ENOSPC ? "ENOSPC" : e == ENOMEM ? "ENOMEM" : e == EFBIG ? "EFBIG" : "an error",
-      "): the child is killed\n");
+  say("vmrt: copy-on-write fork: cannot give a child its copy of a page (", errno_name(e), "): the child is killed\n");
   c.failed.store(true, std::memory_order_relaxed);
   c.gone.store(true, std::memory_order_relaxed);
   if (c.pid > 0) ::kill(c.pid, SIGKILL);
@@ -113,10 +112,11 @@ void push_one(cow_child& c, frame_t f) {
   // write copies with page faults disabled and, when the source page is not mapped (a
   // direct-map page this process never touched, or one the host swapped out), hands the
   // child's page over zero-filled and up to date before it retries (physmem_write).
-  alignas(64) char buf[PAGE_SIZE];
-  std::memcpy(buf, physmem_frame(f), PAGE_SIZE);
-  if (!c.failed.load(std::memory_order_relaxed) && !physmem_write(c.fd, buf, PAGE_SIZE, frame_offset(f)))
-    push_failed(c, errno);
+  if (!c.failed.load(std::memory_order_relaxed)) {
+    alignas(64) char buf[PAGE_SIZE];
+    std::memcpy(buf, physmem_frame(f), PAGE_SIZE);
+    if (!physmem_write(c.fd, buf, PAGE_SIZE, frame_offset(f))) push_failed(c, errno);
+  }
   s.store(COW_CLEAN, std::memory_order_release);
   c.rec->pending.fetch_sub(1, std::memory_order_relaxed);
   rt_count(RC_COW_PUSHES);

@@ -2,6 +2,7 @@
 #include "runtime/rt_base.h"
 
 #include <atomic>
+#include <cerrno>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -15,6 +16,23 @@ namespace vmrt::rt {
 void say(const char* a, const char* b, const char* c) {
   vm_fd_out<256> o(2);
   o.str(a).str(b).str(c);
+}
+
+namespace {
+struct errno_entry {
+  int e;
+  const char* name;
+};
+constexpr errno_entry kErrnoNames[] = {{EPERM, "EPERM"},   {ENOMEM, "ENOMEM"}, {EMFILE, "EMFILE"}, {ENFILE, "ENFILE"},
+                                       {ENOSPC, "ENOSPC"}, {EFBIG, "EFBIG"},   {EACCES, "EACCES"}, {EINVAL, "EINVAL"},
+                                       {ENOSYS, "ENOSYS"}, {EAGAIN, "EAGAIN"}, {ENOENT, "ENOENT"}, {EIO, "EIO"}};
+static_assert(sizeof(kErrnoNames) / sizeof(kErrnoNames[0]) == 12);
+}  // namespace
+
+const char* errno_name(int e) {
+  for (const errno_entry& x : kErrnoNames)
+    if (x.e == e) return x.name;
+  return "an error";
 }
 
 [[noreturn]] void rt_panic(const char* what, const char* msg, const char* file, int line) {

@@ -15,6 +15,10 @@ namespace vmrt::rt {
 
 // Message on stderr: the three pieces, written through a small buffer (not cut).
 void say(const char* a, const char* b = "", const char* c = "");
+// errno as its symbolic name for such messages ("an error" for one not listed): strerror may
+// take glibc's locale lock (dcgettext), which a setlocale() that reached the first malloc
+// already holds.
+const char* errno_name(int e);
 
 // Start a detached machine thread (the userfaultfd handler, the pageout daemon) running
 // fn(arg) with every signal blocked, named `name`.  False when the host refuses.
