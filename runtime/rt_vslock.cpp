@@ -59,22 +59,22 @@ std::size_t vslock(vslock_hold* h, const void* a, std::size_t len, vm_prot_t acc
   vaddr_t end = lo + len < lo ? ~vaddr_t{0} : lo + len;
   vaddr_t va = trunc_page(lo);
   if (!vm_pageout_enabled() && mapped_for(va, end, access)) return len;  // nothing takes pages away
-  unsigned before = h->n;
-  bool full = false;
-  while (va < end && va >= trunc_page(lo) && !h->stopped && !full) {
-    // Held pages are gathered on this stack and copied into h after the lock goes: h may be
-    // program memory (the shim's malloc'd thread start context), and a fault under the VM
-    // lock waits for a handler that needs the lock.
+  // h may be program memory (the shim's malloc'd thread start context), and a fault under
+  // the VM lock waits for a handler that needs the lock: h is read here, before the lock,
+  // and written after it; the held pages are gathered on this stack meanwhile.
+  const unsigned before = h->n, budget = h->budget;
+  unsigned n = before;
+  bool stop = h->stopped, full = false;
+  while (va < end && va >= trunc_page(lo) && !stop && !full) {
     vm_page* got[kVslockBatch] = {};
     unsigned k = 0;
-    bool stop = false;
     {
       vm_lock_guard g;
       for (; k < kVslockBatch && va < end && va >= trunc_page(lo); va += PAGE_SIZE) {
         window* w = region_contains(va) ? window_lookup(va) : nullptr;
         vmspace* vs = w != nullptr ? w->vs.load(std::memory_order_acquire) : nullptr;
         if (vs == nullptr) continue;  // not a vmspace's memory: the host answers as natively
-        if (h->n + k == h->budget) {
+        if (n + k == budget) {
           full = true;
           break;
         }
@@ -86,11 +86,12 @@ std::size_t vslock(vslock_hold* h, const void* a, std::size_t len, vm_prot_t acc
         if (m != nullptr) got[k++] = m;
       }
     }
-    std::memcpy(&h->pages[h->n], got, k * sizeof got[0]);
-    h->n += k;
+    std::memcpy(&h->pages[n], got, k * sizeof got[0]);
+    n += k;
+    h->n = n;
     h->stopped = stop;
   }
-  if (h->n > before && before == 0) rt_count(RC_VSLOCK_CALLS);
+  if (n > before && before == 0) rt_count(RC_VSLOCK_CALLS);
   if (va >= end || va < trunc_page(lo)) return len;
   rt_count(RC_VSLOCK_PARTIAL);
   return va > lo ? va - lo : 0;

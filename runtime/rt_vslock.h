@@ -33,8 +33,8 @@ inline constexpr unsigned kVslockMaxPages = 256;
 
 struct vslock_hold {
   unsigned n;       // pages held
-  unsigned budget;  // pages this hold may still take (kVslockMaxPages, lower on small physmem)
   bool stopped;     // a page could not be held (no entry, protection, shortage)
+  unsigned budget;  // pages this hold may still take (kVslockMaxPages, lower on small physmem)
   vm_page* pages[kVslockMaxPages];
 };
 

@@ -210,6 +210,25 @@ void deliver_trap(int sig, siginfo_t* si, void* uc, vaddr_t addr, int access, tr
   chain(sig, &copy, uc);
 }
 
+// A fault by the VM lock holder that no handler can serve (a VM bug: the VM touches program
+// memory only through the direct map): say the page (0: unknown, the event unread), the
+// thread and where vmrt is loaded, and panic.  `where` is the thread's /proc syscall line
+// under userfaultfd, else null.
+[[noreturn]] void lock_holder_fault_panic(vaddr_t page, pid_t tid, const char* where) {
+  {
+    vm_fd_out<400> o(2);  // written when it goes out of scope
+    o.str("vmrt: thread ").u(static_cast<std::uint64_t>(tid));
+    if (page != 0)
+      o.str(" faulted on ").hex(page);
+    else
+      o.str(" faulted (every handler thread waits for the VM lock, the page unread)");
+    o.str(" while holding the VM lock: no handler can serve it (a VM bug)");
+    if (where != nullptr) o.str("; its /proc syscall line: ").str(where);
+    o.str("; vmrt is loaded at ").hex(reinterpret_cast<std::uintptr_t>(__ehdr_start)).str("\n");
+  }
+  VMRT_PANIC("fault by the VM lock holder");
+}
+
 void on_fault(int sig, siginfo_t* si, void* uc) {
   int saved_errno = errno;
   vaddr_t addr = reinterpret_cast<vaddr_t>(si->si_addr);
@@ -224,6 +243,9 @@ void on_fault(int sig, siginfo_t* si, void* uc) {
     errno = saved_errno;
     return;
   }
+  // Served by vm_fault, which takes the VM lock: the holder's own fault would come back as
+  // the host's SIGBUS or a recursive lock, the program's crash for a bug of vmrt's.
+  if (vm_lock_owned()) lock_holder_fault_panic(trunc_page(addr), static_cast<pid_t>(::syscall(SYS_gettid)), nullptr);
   install_altstack(uc);
   rt_count(RC_SIGSEGV_FAULTS);
   const ucontext_t* u = static_cast<const ucontext_t*>(uc);
@@ -405,16 +427,32 @@ void trap_check_lock_holder_fault(vaddr_t page, pid_t ptid) {
           .str(" and sleeps in a system call (").str(syscall).str("): still waiting\n");
     }
   }
-  {
-    vm_fd_out<400> o(2);  // written when it goes out of scope
-    o.str("vmrt: thread ").u(static_cast<std::uint64_t>(ptid)).str(" faulted on ").hex(page)
-        .str(" while holding the VM lock: no handler can serve it (a VM bug); its /proc syscall line: ")
-        .str(syscall).str("; vmrt is loaded at ").hex(reinterpret_cast<std::uintptr_t>(__ehdr_start)).str("\n");
-  }
-  VMRT_PANIC("userfaultfd fault by the VM lock holder");
+  lock_holder_fault_panic(page, ptid, syscall);
 }
 
 namespace {
+
+// The VM lock's stall hook under userfaultfd (vm_lock.h).  The holder's own fault reaches
+// trap_check_lock_holder_fault only through a handler thread free to read its event; when
+// every handler thread waits for the lock, that event stays unread and the process hung.  A
+// thread waiting for the lock sees it instead: the holder kept the lock kLockHolderFaultSecs
+// and sleeps in a userfaultfd fault, twice a tenth of a second apart.
+//  => called by vm_lock_acquire with no lock held; may sleep.
+void lock_stall(pid_t holder, unsigned seconds) {
+  if (holder == 0 || seconds < static_cast<unsigned>(kLockHolderFaultSecs)) return;
+  std::uint64_t seq = vm_lock_acquisitions();
+  char syscall[160];
+  if (trap_thread_waiting(holder, syscall, sizeof syscall) != thread_wait::in_userfault) return;
+  timespec nap{0, 100 * 1000 * 1000};
+  ::nanosleep(&nap, nullptr);
+  if (vm_lock_owner_tid() != holder || vm_lock_acquisitions() != seq) return;
+  if (trap_thread_waiting(holder, syscall, sizeof syscall) != thread_wait::in_userfault) return;
+  static std::atomic<bool> said{false};  // several waiters: one says it
+  if (said.exchange(true)) {
+    for (;;) ::pause();
+  }
+  lock_holder_fault_panic(0, holder, syscall);
+}
 
 void uffd_wake(int fh, vaddr_t start, vsize_t len) {
   uffdio_range r{start, len};
@@ -567,6 +605,7 @@ bool start_thread() {
   }
   // The handler threads take no signals.  One is enough to serve faults; a second one
   // that cannot start is said, not fatal.
+  vm_lock_set_stall_hook(lock_stall);
   unsigned want = g_uffd_threads.load(std::memory_order_relaxed);
   for (unsigned k = 0; k < want; ++k) {
     if (k == 0 ? start_first_thread(g_uffd)

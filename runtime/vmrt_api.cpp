@@ -29,6 +29,7 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <sys/mman.h>
 
 #include "kmem/kmem.h"
@@ -279,6 +280,22 @@ int vmrt_mprotect(vmrt_vmspace* v, void* addr, size_t len, int prot) {
   return ret(vm_mprotect(vs, a, rlen, static_cast<vm_prot_t>(prot)), kMprotectErrno);
 }
 
+namespace {
+// vm_mincore over [a, a + len) a chunk at a time, into vec (null: only whether it is all
+// mapped).  The answers go through a buffer on this stack: vec may be vmspace memory (a
+// guest's, or paged out), and the VM writes its vector under the VM lock, where a fault on
+// it would wait for a handler that needs the lock.  Chunks before a failing one are answered.
+kern_return_t incore(vmspace* vs, vaddr_t a, vsize_t len, unsigned char* vec) {
+  unsigned char buf[512];
+  for (vsize_t done = 0; done < len; done += sizeof buf * PAGE_SIZE) {
+    vsize_t n = len - done < sizeof buf * PAGE_SIZE ? len - done : sizeof buf * PAGE_SIZE;
+    if (kern_return_t kr = vm_mincore(vs, a + done, n, buf); kr != KERN_SUCCESS) return kr;
+    if (vec != nullptr) std::memcpy(vec + atop(done), buf, atop(n));
+  }
+  return KERN_SUCCESS;
+}
+}  // namespace
+
 int vmrt_madvise(vmrt_vmspace* v, void* addr, size_t len, int advice) {
   vmspace* vs = VS(v);
   vaddr_t a = reinterpret_cast<vaddr_t>(addr);
@@ -310,15 +327,7 @@ int vmrt_madvise(vmrt_vmspace* v, void* addr, size_t len, int advice) {
   if (rlen == 0) return 0;
   if (!inside(W(v), a, rlen)) return fail(ENOMEM);
   if (inherit >= 0) return ret(vm_minherit(vs, a, rlen, static_cast<vm_inherit_t>(inherit)), kMadviseErrno);
-  if (noop) {
-    // Check the range is mapped, as Linux does: mincore into a scratch vector per chunk.
-    unsigned char scratch[256];
-    for (vsize_t done = 0; done < rlen; done += sizeof scratch * PAGE_SIZE) {
-      vsize_t n = rlen - done < sizeof scratch * PAGE_SIZE ? rlen - done : sizeof scratch * PAGE_SIZE;
-      if (ret(vm_mincore(vs, a + done, n, scratch), kMadviseErrno) != 0) return -1;
-    }
-    return 0;
-  }
+  if (noop) return ret(incore(vs, a, rlen, nullptr), kMadviseErrno);  // the range is mapped, as Linux checks
   return ret(vm_madvise(vs, a, rlen, adv), kMadviseErrno);
 }
 
@@ -331,7 +340,7 @@ int vmrt_mincore(vmrt_vmspace* v, void* addr, size_t len, unsigned char* vec) {
   if (rlen == 0) return 0;
   if (!inside(W(v), a, rlen)) return fail(ENOMEM);
   if (vec == nullptr) return fail(EFAULT);
-  return ret(vm_mincore(vs, a, rlen, vec), kMincoreErrno);
+  return ret(incore(vs, a, rlen, vec), kMincoreErrno);
 }
 
 int vmrt_minherit(vmrt_vmspace* v, void* addr, size_t len, int inherit) {

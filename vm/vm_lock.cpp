@@ -2,6 +2,8 @@
 #include "vm/vm_lock.h"
 
 #include <atomic>
+#include <cerrno>
+#include <ctime>
 #include <cstdint>
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -41,14 +43,20 @@ inline void set_owner(std::uintptr_t me, pid_t tid) {
 
 inline void cpu_relax() { __builtin_ia32_pause(); }
 
-void futex_wait(std::atomic<std::uint32_t>* a, std::uint32_t val) {
-  sys::inline_syscall(SYS_futex, reinterpret_cast<long>(a), FUTEX_WAIT_PRIVATE, val);
+// Sleep while *a == val, for a second at most; false when the second ran out.
+bool futex_wait_1s(std::atomic<std::uint32_t>* a, std::uint32_t val) {
+  struct timespec second{1, 0};
+  return sys::inline_syscall(SYS_futex, reinterpret_cast<long>(a), FUTEX_WAIT_PRIVATE, val,
+                             reinterpret_cast<long>(&second)) == 0 ||
+         errno != ETIMEDOUT;
 }
 void futex_wake(std::atomic<std::uint32_t>* a) {
   sys::inline_syscall(SYS_futex, reinterpret_cast<long>(a), FUTEX_WAKE_PRIVATE, 1);
 }
 
 constexpr int kSpins = 200;
+
+VMRT_FORK_DATA constinit std::atomic<vm_lock_stall_fn> g_stall_hook{nullptr};
 
 }  // namespace
 
@@ -78,9 +86,20 @@ VMRT_FORK_TEXT void vm_lock_acquire() {
     }
   }
   c = g_state.exchange(2, std::memory_order_acquire);
+  // Seconds this thread has slept while one holder kept the lock (the same acquisition).
+  unsigned stalled = 0;
+  std::uint64_t seq = g_acquisitions.load(std::memory_order_relaxed);
+  bool woken = true;
   while (c != 0) {
-    vm_stat_inc(V_VM_LOCK_SLEEPS);
-    futex_wait(&g_state, 2);
+    if (woken) vm_stat_inc(V_VM_LOCK_SLEEPS);
+    woken = futex_wait_1s(&g_state, 2);
+    if (!woken) {
+      std::uint64_t now = g_acquisitions.load(std::memory_order_relaxed);
+      stalled = now == seq ? stalled + 1 : 0;
+      seq = now;
+      vm_lock_stall_fn hook = g_stall_hook.load(std::memory_order_acquire);
+      if (stalled != 0 && hook != nullptr) hook(g_owner_tid.load(std::memory_order_relaxed), stalled);
+    }
     c = g_state.exchange(2, std::memory_order_acquire);
   }
   set_owner(me, tid);
@@ -105,6 +124,8 @@ VMRT_FORK_TEXT void vm_lock_release() {
   if (g_state.exchange(0, std::memory_order_release) == 2) futex_wake(&g_state);
   critical_exit();
 }
+
+void vm_lock_set_stall_hook(vm_lock_stall_fn fn) { g_stall_hook.store(fn, std::memory_order_release); }
 
 bool vm_lock_owned() { return g_owner.load(std::memory_order_relaxed) == self(); }
 

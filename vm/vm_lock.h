@@ -31,6 +31,12 @@ bool vm_lock_owned();
 pid_t vm_lock_owner_tid();
 // How many times the lock was taken so far (racy: for diagnostics).
 std::uint64_t vm_lock_acquisitions();
+// A thread asleep on the lock calls the stall hook once a second while one holder keeps
+// it (the same acquisition): with the holder's thread id and the seconds so far.  The hook
+// may panic (the runtime's: a holder asleep in a userfaultfd fault no handler thread is free
+// to serve); it returns to go on waiting.  Null: none.
+using vm_lock_stall_fn = void (*)(pid_t holder, unsigned seconds);
+void vm_lock_set_stall_hook(vm_lock_stall_fn fn);
 // Fork support: in a host fork() child, leave the lock free (only the forking thread
 // survives).  => the forking thread held the lock across fork() only to keep the VM
 // quiescent (runtime_fork_prepare), or did not hold it at all; no VM operation was in

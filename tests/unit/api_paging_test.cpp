@@ -371,6 +371,57 @@ TEST_CASE("pages only read after a page-in are not written again; a backward sca
 // the first held page's entry faulted under the lock: under userfaultfd the handler needs
 // the lock (a hang, or the holder-fault panic); under sigsegv the handler's lock recursion
 // panicked.
+// The hold is read only before the VM lock: a program's hold (the shim's malloc'd thread
+// start context) may be paged out meanwhile.  Its budget read under the lock faulted there,
+// and the fault's handler waited for the lock (a panic under sigsegv; under userfaultfd all
+// handler threads blocked on the lock in a loaded run of scenario program_stacks, a hang).
+TEST_CASE("vslock with the hold's budget paged out") {
+  vmrt_vmspace* vs = new_vmspace();
+  char* p = static_cast<char*>(vmrt_mmap(vs, nullptr, 8 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  REQUIRE(p != VMRT_MAP_FAILED);
+  // n and stopped at the end of page 0, budget and the page array from page 1 on.
+  auto* h = reinterpret_cast<vmrt::rt::vslock_hold*>(p + kPage - offsetof(vmrt::rt::vslock_hold, budget));
+  static_assert(offsetof(vmrt::rt::vslock_hold, budget) > offsetof(vmrt::rt::vslock_hold, stopped));
+  vmrt::rt::vslock_begin(h);
+  const unsigned budget = h->budget;
+  REQUIRE(budget >= 2);
+  REQUIRE(vmrt_madvise(vs, p + kPage, kPage, MADV_PAGEOUT) == 0);
+  REQUIRE(vmrt_resident(vs, p + kPage, kPage) == 0);  // else the test shows nothing
+  CHECK(vmrt::rt::vslock(h, p + 4 * kPage, 2 * kPage, vmrt::VM_PROT_WRITE) == 2 * kPage);
+  CHECK(h->n == 2);
+  CHECK(h->budget == budget);
+  CHECK_FALSE(h->stopped);
+  vmrt::rt::vsunlock(h);
+  std::memset(p + 4 * kPage, 'x', 2 * kPage);
+  CHECK(p[6 * kPage - 1] == 'x');
+  vmrt_vmspace_destroy(vs);
+}
+
+// The VM writes mincore's answers under its lock; the API answers through a buffer of its
+// own, so a vector in vmspace memory that is paged out is no fault under the lock (a panic
+// before, "faulted ... while holding the VM lock").
+TEST_CASE("vmrt_mincore into a vector that is paged out") {
+  vmrt_vmspace* vs = new_vmspace();
+  const size_t n = 600;  // more than one chunk of the API's buffer
+  char* p = static_cast<char*>(vmrt_mmap(vs, nullptr, n * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  char* v = static_cast<char*>(vmrt_mmap(vs, nullptr, 2 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  REQUIRE(p != VMRT_MAP_FAILED);
+  REQUIRE(v != VMRT_MAP_FAILED);
+  std::memset(p, 1, n * kPage);
+  for (size_t i = 1; i < n; i += 2) REQUIRE(vmrt_madvise(vs, p + i * kPage, kPage, MADV_DONTNEED) == 0);
+  std::memset(v, 0x55, 2 * kPage);
+  REQUIRE(vmrt_madvise(vs, v, 2 * kPage, MADV_PAGEOUT) == 0);
+  REQUIRE(vmrt_resident(vs, v, 2 * kPage) == 0);  // else the test shows nothing
+  auto* vec = reinterpret_cast<unsigned char*>(v + 100);
+  REQUIRE(vmrt_mincore(vs, p, n * kPage, vec) == 0);
+  size_t wrong = 0;
+  for (size_t i = 0; i < n; ++i) wrong += (vec[i] & 1) != (i % 2 == 0 ? 1 : 0);
+  CHECK(wrong == 0);
+  CHECK(static_cast<unsigned char>(v[99]) == 0x55);  // around the vector: kept
+  CHECK(static_cast<unsigned char>(v[100 + n]) == 0x55);
+  vmrt_vmspace_destroy(vs);
+}
+
 TEST_CASE("vslock and vsunlock with the hold itself in never-touched vmspace memory") {
   vmrt_vmspace* vs = new_vmspace();
   char* p = static_cast<char*>(vmrt_mmap(vs, nullptr, 8 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
