@@ -72,8 +72,8 @@ VMRT_FORK_DATA spinlock g_start_lock;  // serialises trap_start(); held across h
 // [g_sig_lock, taken with every signal blocked].
 VMRT_FORK_DATA spinlock g_sig_lock;
 bool g_handlers_installed;     // [g_sig_lock]
-struct sigaction g_prev_segv;  // [g_sig_lock]
-struct sigaction g_prev_bus;   // [g_sig_lock]
+VMRT_COLD_BSS struct sigaction g_prev_segv;  // [g_sig_lock]
+VMRT_COLD_BSS struct sigaction g_prev_bus;   // [g_sig_lock]
 
 // g_sig_lock with every signal blocked (so no handler of this thread can want it).
 struct sig_guard : spin_guard_nosig {

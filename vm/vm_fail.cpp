@@ -380,12 +380,13 @@ struct clause_rt {
 };
 
 VMRT_LARGE_BSS vm_fail_spec g_spec;                         // written by vm_fail_arm only
-clause_rt g_rt[kVmFailMaxClauses];
-std::uint32_t g_point_clauses[FP_COUNT];     // bit per clause naming the point
-std::uint32_t g_named_points;                // points any clause names
-std::atomic<std::uint64_t> g_calls[FP_COUNT];
-std::atomic<std::uint64_t> g_failures[FP_COUNT];
-std::atomic<std::uint64_t> g_delays[FP_COUNT];
+// Written by vm_fail_arm and, once armed, the points' calls.
+VMRT_COLD_BSS clause_rt g_rt[kVmFailMaxClauses];
+VMRT_COLD_BSS std::uint32_t g_point_clauses[FP_COUNT];  // bit per clause naming the point
+VMRT_COLD_BSS std::uint32_t g_named_points;             // points any clause names
+VMRT_COLD_BSS std::atomic<std::uint64_t> g_calls[FP_COUNT];
+VMRT_COLD_BSS std::atomic<std::uint64_t> g_failures[FP_COUNT];
+VMRT_COLD_BSS std::atomic<std::uint64_t> g_delays[FP_COUNT];
 bool g_any_sleep;                            // some clause has sleep= (the summary's column)
 std::atomic<int> g_log_fd{2};
 std::atomic<bool> g_backtrace{true};

@@ -21,6 +21,8 @@ constexpr std::uint64_t kIdleMs = 100;    // idle at least this long to be swapp
 constexpr unsigned kSeverePasses = 1;     // consecutive severe periods before a swapout
 constexpr std::uint64_t kPeriodMs = 100;  // the scheduler's period; at most one swapout a period
 constexpr frame_t kFloorDiv = 4;          // the floor: a quarter of the free target
+// A vmspace's last_run before anything stamped it (vm_swapout_attach).
+constexpr std::uint64_t kNotStamped = 0;
 
 vmspace* g_all;                 // every vmspace, newest first [VM lock]
 unsigned g_severe;              // consecutive severe passes [VM lock]
@@ -57,7 +59,10 @@ std::uint64_t vm_swapout_clock() {
 
 void vm_swapout_attach(vmspace* vs) {
   VM_LOCK_ASSERT();
-  vs->last_run = vm_swapout_clock();
+  // Not stamped yet (kNotStamped): the scheduler stamps it when it first looks.  Reading the
+  // clock here cost every process two page faults at boot (libc's clock_gettime and the
+  // vDSO's data page), for a program that may never look at a clock itself.
+  vs->last_run = kNotStamped;
   vs->swapped = false;
   vs->swapping = false;
   vs->swapouts = vs->swapins = vs->pages_out = 0;
@@ -145,6 +150,10 @@ frame_t swap_out_idle() {
   vmspace* pick = nullptr;
   for (vmspace* vs = g_all; vs != nullptr; vs = vs->all_next) {
     std::uint64_t lr = last_run(vs);
+    if (lr == kNotStamped) {  // idle from now on, at most
+      __atomic_store_n(&vs->last_run, now, __ATOMIC_RELAXED);
+      continue;
+    }
     if (vs->swapped || vs->swapping || now - lr < kIdleMs) continue;
     if (pick != nullptr && last_run(pick) <= lr) continue;
     if (has_own_pages(vs)) pick = vs;
@@ -187,7 +196,7 @@ frame_t vm_swapout_direct() {
 void vm_swapout_get_info(const vmspace* vs, vm_swapout_info* out) {
   std::uint64_t now = vm_swapout_clock(), lr = last_run(vs);
   out->swapped = vs->swapped;
-  out->idle_ms = now > lr ? now - lr : 0;
+  out->idle_ms = now > lr && lr != kNotStamped ? now - lr : 0;
   out->swapouts = vs->swapouts;
   out->swapins = vs->swapins;
   out->pages_out = vs->pages_out;

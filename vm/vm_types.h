@@ -52,6 +52,11 @@ constexpr bool page_aligned(vaddr_t a) { return (a & PAGE_MASK) == 0; }
 // (13 pages written at boot, 4 after: perf record -e page-faults -d of a one-malloc
 // program).  Zero-initialised variables only; the section is no larger in the file.
 #define VMRT_LARGE_BSS __attribute__((section(".lbss.vmrt")))
+// Small zero-initialised variables a process's boot never writes (fault-injection state,
+// the program's SIGSEGV handlers), out of .bss so that the ones boot does write fit in its
+// first two pages: each page of .bss written is a fault in every process (scenario
+// exec_boot).
+#define VMRT_COLD_BSS VMRT_LARGE_BSS
 
 static_assert(PAGE_SIZE == 4096, "vmrt assumes the x86-64 base page size");
 static_assert(trunc_page(4097) == 4096 && round_page(4097) == 8192 && atop(8192) == 2);

@@ -7,8 +7,10 @@
  *   fork_faults exit N   the same, but each child returns through exit() (atexit handlers,
  *                        the libraries' destructors: a shell's subshell does); prints
  *                        "child_exit C".
- *   fork_faults exec N   N fork+exec of this program as "leaf"; prints "exec E" (a
- *                        child's faults, from fork to exit, RUSAGE_CHILDREN / N).
+ *   fork_faults exec N   N vfork+exec of this program as "leaf"; prints "exec E" (a
+ *                        child's faults, from exec to exit, RUSAGE_CHILDREN / N).  vfork:
+ *                        a fork's copy-on-write faults before the exec varied by one from
+ *                        run to run with the parent's layout (the fork modes count them).
  *   fork_faults shell N  N forks done as bash does a command substitution: a pipe, the
  *                        child sets its own SIGINT handler, sets SIGCHLD's again, closes
  *                        the pipe's ends and exits; the parent closes its end and sets its
@@ -56,7 +58,7 @@ int main(int argc, char** argv) {
     for (int i = 0; i < n; ++i) {
       int fds[2] = {-1, -1};
       if (shell && pipe(fds) != 0) { perror("pipe"); return 1; }
-      pid_t pid = fork();
+      pid_t pid = strcmp(mode, "exec") == 0 ? vfork() : fork();
       if (pid < 0) { perror("fork"); return 1; }
       if (pid == 0) {
         if (shell) {
