@@ -29,10 +29,15 @@ source "$(dirname "$0")/lib/scenario_lib.bash" "$1"
 need cc
 SHIM=$BUILD/lib/libvmrt_malloc.so
 cc -O2 -o "$TMP/ff" "$(dirname "$0")/src/fork_faults.c"
-value() { awk -v k="$1" '$1 == k {print $2}' "$2"; }
+# The mean of four runs, native and under the shim in turn: a child's count moves by up to
+# three from run to run with the parent's layout (the exiting child natively 26-29), and a
+# bound on one run's difference failed now and then (2026-12-03: 4 runs in 12).
+value() { awk -v k="$1" '$1 == k { s += $2; n++ } END { if (n) printf "%.1f\n", s / n }' "$2"; }
 for mode in fork exit shell exec; do
-  "$TMP/ff" $mode 30 >"$TMP/native.$mode" || fail "$mode natively: status $?"
-  VMRT_POPULATE=0 LD_PRELOAD=$SHIM "$TMP/ff" $mode 30 >"$TMP/vmrt.$mode" || fail "$mode under the shim: status $?"
+  for run in 1 2 3 4; do
+    "$TMP/ff" $mode 30 >>"$TMP/native.$mode" || fail "$mode natively: status $?"
+    VMRT_POPULATE=0 LD_PRELOAD=$SHIM "$TMP/ff" $mode 30 >>"$TMP/vmrt.$mode" || fail "$mode under the shim: status $?"
+  done
 done
 check() {  # check KEY MODE MAX_EXTRA
   local n v
@@ -42,12 +47,15 @@ check() {  # check KEY MODE MAX_EXTRA
     fail "$1: $v page faults under the shim against $n natively (at most $3 more allowed)"
   note "$1: $v page faults under the shim, $n natively (bound: +$3)"
 }
+# Bounds a fault or two above the means of 10 such checks (2026-12-03): a plain child +7.0
+# (6.0-8.2), an exiting one +6.9 (6.3-7.4); single runs had met the old bounds (8, 7) by
+# chance.  The exec is vfork'd (from the exec on): +32, as scenario exec_boot bounds it.
 check parent fork 5
-check child fork 8
-check child_exit exit 7
+check child fork 9
+check child_exit exit 8
 check shell_parent shell 4
 check shell_child shell 4
-check exec exec 60
+check exec exec 36
 # The populate: the parent's own count (its children _exit, without a report) over the 60
 # forks (warm-up round included): at least the fork data page each.
 VMRT_STATS=1 LD_PRELOAD=$SHIM "$TMP/ff" fork 30 2>"$TMP/stats" >/dev/null || fail "fork with stats: status $?"
