@@ -787,8 +787,8 @@ void usage(FILE* f) {
                "vmstat -m summary.  Writes DIR/results.csv, DIR/runs.csv, DIR/chart.{svg,png} (gnuplot),\n"
                "DIR/vmstat/*.txt.  Ends with `metric NAME VALUE` lines (vmrt against jemalloc).\n"
                "\n"
-               "  --quick          3 reps, workloads at scale 0.15, applications at 0.1 (under 3 minutes\n"
-               "                   on two cores)\n"
+               "  --quick          5 reps, workloads at scale 0.15, applications at 0.1 (under 3 minutes\n"
+               "                   on two cores; fewer reps when the machine is loaded)\n"
                "  --tiny           1 rep at scale 0.02 (a few seconds; the smoke test)\n"
                "  (default)        5 reps at scale 1\n"
                "  --reps N         repetitions per (allocator, workload)\n"
@@ -931,7 +931,10 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (reps < 1) reps = tiny ? 1 : quick ? 3 : 5;
+  // Quick: 5 reps, as the default: medians of 3 moved a multithreaded row of 20-40 ms by
+  // 0.1-0.2x from run to run (2026-12-03: cache_thrash 1.07 / 1.17, realloc_growth 0.98 /
+  // 1.16); 5 take ~75 s idle, and the time budget below still stops a loaded run early.
+  if (reps < 1) reps = tiny ? 1 : 5;
   // Quick: workers at 0.15, the applications at 0.1.  With everything at 0.25 one rep took
   // 88 s at load 6-7 (redis 35 s of it, 7 s per allocator; python 16, memcached 8, sqlite 7,
   // the 15 workers 23), so the budget stopped quick after one rep: medians of one run.
