@@ -64,7 +64,7 @@ std::size_t vslock(vslock_hold* h, const void* a, std::size_t len, vm_prot_t acc
   // and written after it; the held pages are gathered on this stack meanwhile.
   const unsigned before = h->n, budget = h->budget;
   unsigned n = before;
-  bool stop = h->stopped, full = false;
+  bool stop = false, full = false;  // a stopped hold returned above
   while (va < end && va >= trunc_page(lo) && !stop && !full) {
     vm_page* got[kVslockBatch] = {};
     unsigned k = 0;

@@ -245,7 +245,7 @@ void on_fault(int sig, siginfo_t* si, void* uc) {
   }
   // Served by vm_fault, which takes the VM lock: the holder's own fault would come back as
   // the host's SIGBUS or a recursive lock, the program's crash for a bug of vmrt's.
-  if (vm_lock_owned()) lock_holder_fault_panic(trunc_page(addr), static_cast<pid_t>(::syscall(SYS_gettid)), nullptr);
+  if (vm_lock_owned()) lock_holder_fault_panic(trunc_page(addr), vm_lock_owner_tid(), nullptr);
   install_altstack(uc);
   rt_count(RC_SIGSEGV_FAULTS);
   const ucontext_t* u = static_cast<const ucontext_t*>(uc);
