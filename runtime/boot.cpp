@@ -134,11 +134,11 @@ static_assert(kKernelKmemSize + rt::kGranule == kConfigKernelWindow, "rt_config.
 // (the direct map) and the per-page tables below.
 
 // Host address space per byte of kmem capacity, in 1/4096ths: region 2 + direct map 1,
-// plus pmap ptes + bits for 2 region pages (2 * 9), the page array (48) and kmem's
+// plus the pmap's tables for 2 region pages (2 * kPmapBytesPer4k), the page array (48) and kmem's
 // kmemusage + page index (17) per 4 KiB.
-constexpr std::size_t kAsPer4k = 3 * 4096 + 2 * 9 + 48 + 17;
+constexpr std::size_t kAsPer4k = 3 * 4096 + 2 * rt::kPmapBytesPer4k + 48 + 17;
 // Private (RLIMIT_DATA) bytes per byte of kmem capacity, in 1/4096ths.
-constexpr std::size_t kDataPer4k = 2 * 9 + 48 + 17;
+constexpr std::size_t kDataPer4k = 2 * rt::kPmapBytesPer4k + 48 + 17;
 // Stage 0 (kmem over one host reservation): the reservation, its run table and kmem's tables.
 constexpr std::size_t kStage0AsPer4k = 4096 + 8 + 17;
 constexpr std::size_t kStage0DataPer4k = 8 + 17;
@@ -230,10 +230,10 @@ void fit_limits(runtime_config* c, bool region_set, bool physmem_set, bool kmem_
   std::size_t k_as = scaled(as_budget, kAsPer4k), k_data = scaled(data_budget, kDataPer4k);
   std::size_t k = k_as < k_data ? k_as : k_data;
   // The sizes as they stand (defaults or explicit) when they fit both budgets.
-  unsigned __int128 cost_as = static_cast<unsigned __int128>(c->region_size) * (4096 + 9) +
+  unsigned __int128 cost_as = static_cast<unsigned __int128>(c->region_size) * (4096 + rt::kPmapBytesPer4k) +
                               static_cast<unsigned __int128>(c->physmem_size) * (4096 + 48) +
                               static_cast<unsigned __int128>(c->kmem_size) * 17;
-  unsigned __int128 cost_data = static_cast<unsigned __int128>(c->region_size) * 9 +
+  unsigned __int128 cost_data = static_cast<unsigned __int128>(c->region_size) * rt::kPmapBytesPer4k +
                                 static_cast<unsigned __int128>(c->physmem_size) * 48 +
                                 static_cast<unsigned __int128>(c->kmem_size) * 17;
   if (cost_as <= static_cast<unsigned __int128>(as_budget) * 4096 &&
@@ -382,9 +382,13 @@ bool boot_vm(const runtime_config& cfg) {
     rt::say("vmrt: kmem_submap_init failed: ", kern_return_name(kr), "\n");
     return false;
   }
-  // The process window: the heap, then the mmap area, where the program's own anonymous
-  // mappings go (rt_mmap): half of what the region has left, the other half for the
-  // vmspaces the C API and guests create.
+  // The process window: the mmap area, where the program's own anonymous and file mappings
+  // go (rt_mmap, top-down; the data segment at its bottom, rt_brk), then the heap: half of
+  // what the region has left, the other half for the vmspaces the C API and guests create.
+  // The heap at the top and the area below it put the program's first mappings next to
+  // the heap's first pages: one neighbourhood of the pmap's tables and of the host's page
+  // tables, where an area above a heap of kmem bytes put them tens of GiB away (two
+  // more table pages and host page-table pages for every process that maps a file).
   std::size_t pw = kmem + rt::kGranule;
   std::size_t rest = rt::region_size() - g_kernel_window->size;
   if (!cfg.mmap_host && rest > pw) pw += ((rest - pw) / 2) & ~(rt::kGranule - 1);
@@ -392,20 +396,23 @@ bool boot_vm(const runtime_config& cfg) {
   if (pvs == nullptr) return false;
   vaddr_t heap = 0;
   if (cfg.paging && !rt::pageout_init(cfg.physmem_size, cfg.swap_size, cfg.swap_file, cfg.pdpolicy)) return false;
-  kr = vm_heap_init(pvs, kmem,
-                    cfg.heap == heap_backing::frames  ? VM_HEAP_FRAMES
-                    : cfg.heap == heap_backing::paged ? VM_HEAP_PAGED
-                                                      : VM_HEAP_HOST,
-                    &heap);
+  const vaddr_t pw_end = g_process_window->base + g_process_window->size;
+  kr = vm_heap_init_at(pvs, kmem,
+                       cfg.heap == heap_backing::frames  ? VM_HEAP_FRAMES
+                       : cfg.heap == heap_backing::paged ? VM_HEAP_PAGED
+                                                         : VM_HEAP_HOST,
+                       cfg.mmap_host ? 0 : pw_end - kmem, &heap);
   if (kr != KERN_SUCCESS) {
     rt::say("vmrt: vm_heap_init failed: ", kern_return_name(kr), "\n");
     return false;
   }
-  vm_heap_info hi{};
   rt::vma_budget_init();
-  if (!cfg.mmap_host && vm_heap_get_info(&hi) && hi.base + hi.size < g_process_window->base + g_process_window->size)
-    rt::mm_area_init(vm_heap_map(), hi.base + hi.size, g_process_window->base + g_process_window->size,
-                     cfg.paging && !cfg.mmap_unpaged);
+  // A page of reservation between the area and the heap: the program's first mapping, as
+  // host memory of the heap's kind, would join the heap's host VMA, and an munmap of it at
+  // the host's mapping limit would then need a split the host refuses (scenario
+  // hostile_map_count, raw).
+  if (!cfg.mmap_host && heap > g_process_window->base + PAGE_SIZE)
+    rt::mm_area_init(vm_heap_map(), g_process_window->base, heap - PAGE_SIZE, cfg.paging && !cfg.mmap_unpaged);
   kmem::kmem_config kc;
   kc.diagnostics = cfg.kmem_diagnostics;
   if (!kmem::kmem_init(rt::kmem_heap_source(heap, kmem), kc)) {
@@ -504,7 +511,7 @@ std::size_t runtime_data_footprint() {
   if (!runtime_booted()) return 0;
   if (!g_vm_up) return (g_stage0_size >> 12) * kStage0DataPer4k;
   std::size_t region = rt::region_size(), phys = rt::physmem_bytes();
-  return (region >> 12) * 9 + (phys >> 12) * 48 + (g_config.kmem_size >> 12) * 17 +
+  return (region >> 12) * rt::kPmapBytesPer4k + rt::kPmapSlop + (phys >> 12) * 48 + (g_config.kmem_size >> 12) * 17 +
          (std::size_t{16} << 20);  // thread stacks, alternate stacks, zones
 }
 
@@ -512,7 +519,9 @@ std::size_t runtime_address_footprint() {
   if (!runtime_booted()) return 0;
   if (!g_vm_up) return g_stage0_size + (g_stage0_size >> 9);
   std::size_t region = rt::region_size(), phys = rt::physmem_bytes();
-  return region + (region >> 12) * 9 + phys + (phys >> 12) * 48 + (g_config.kmem_size >> 12) * 17 +
+  // The region's host reservation keeps its alignment slop (a granule, region.cpp).
+  return region + rt::kGranule + (region >> 12) * rt::kPmapBytesPer4k + rt::kPmapSlop + phys + (phys >> 12) * 48 +
+         (g_config.kmem_size >> 12) * 17 +
          (std::size_t{16} << 20);  // thread stacks, alternate stacks, zones
 }
 

@@ -343,11 +343,17 @@ vm_map_entry* last_fit(vm_map_entry* x, vaddr_t limit, vsize_t len) {
 // as natively, so the neighbours Linux merges with (or not) are the same.  False: no room.
 //  => VM lock held.
 bool findspace_topdown(vsize_t n, vaddr_t* out) {
-  vm_map_entry* last = g_map->header.prev;
-  vaddr_t top_from = vm_map_is_end(g_map, last) || last->end < g_lo ? g_lo : last->end;
-  if (top_from <= g_hi && g_hi - top_from >= n) {
-    *out = g_hi - n;
-    return true;
+  // The gap below g_hi: from the end of the last entry that starts below it (the heap, the
+  // map's last entry, lies above the area).
+  vm_map_entry* below = nullptr;
+  if (vm_map_lookup_entry(g_map, g_hi - 1, &below)) {
+    below = nullptr;  // g_hi's own page is mapped: no gap at the top
+  } else {
+    vaddr_t top_from = vm_map_is_end(g_map, below) || below->end < g_lo ? g_lo : below->end;
+    if (top_from <= g_hi && g_hi - top_from >= n) {
+      *out = g_hi - n;
+      return true;
+    }
   }
   vm_map_entry* x = last_fit(g_map->root, g_hi, n);
   if (x == nullptr || x->start < g_lo || x->start - g_lo < n) return false;

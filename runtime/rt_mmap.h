@@ -46,7 +46,7 @@ struct vm_map;
 
 namespace vmrt::rt {
 
-// The area [lo, hi) of map (the process vmspace's), above the heap.  Once, at boot.
+// The area [lo, hi) of map (the process vmspace's), below the heap.  Once, at boot.
 void mm_area_init(vm_map* map, vaddr_t lo, vaddr_t hi, bool paging);
 bool mm_area_ready();
 // The area's bounds [*lo, *hi) (both 0 before mm_area_init); rt_brk places the data segment

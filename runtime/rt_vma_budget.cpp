@@ -26,8 +26,15 @@ constexpr std::size_t kDrift = 256;
 constexpr unsigned kRecountEvery = 64;
 static_assert(kDefaultLimit / kHeadroomDivisor > kHeadroomMin, "the default limit keeps the proportional headroom");
 
-std::size_t g_limit = kDefaultLimit;
-std::size_t g_headroom = kDefaultLimit / kHeadroomDivisor;
+// The host's limit, read at the first question that needs it (vma_budget_allows past
+// kReadLimitAt VMAs, the report): a process that never comes near it (most do not) reads no
+// /proc/sys file.  Any thread may read it; two readers store the same values.
+std::atomic<std::size_t> g_limit{kDefaultLimit};
+std::atomic<std::size_t> g_headroom{kDefaultLimit / kHeadroomDivisor};
+std::atomic<bool> g_limit_known{false};
+// Below this many VMAs (estimated) no limit is asked about: every limit a process under vmrt
+// can boot with lies well above it (the headroom alone is at least 256).
+constexpr std::int64_t kReadLimitAt = 128;
 // The last exact count, the region's estimate then, and mappings made outside the region
 // since (the estimate is exact + region delta + outside).
 std::atomic<std::int64_t> g_exact{0};
@@ -75,10 +82,18 @@ std::int64_t estimate() {
 
 void vma_budget_seed(std::size_t vmas) { g_seed = vmas; }
 
+// The limit and headroom, read now if not yet.
+static void know_limit() {
+  if (g_limit_known.load(std::memory_order_acquire)) return;
+  const std::size_t limit = read_limit();
+  std::size_t headroom = limit / kHeadroomDivisor > kHeadroomMin ? limit / kHeadroomDivisor : kHeadroomMin;
+  if (headroom > limit / 2) headroom = limit / 2;  // a tiny limit: half each
+  g_limit.store(limit, std::memory_order_relaxed);
+  g_headroom.store(headroom, std::memory_order_relaxed);
+  g_limit_known.store(true, std::memory_order_release);
+}
+
 void vma_budget_init() {
-  g_limit = read_limit();
-  g_headroom = g_limit / kHeadroomDivisor > kHeadroomMin ? g_limit / kHeadroomDivisor : kHeadroomMin;
-  if (g_headroom > g_limit / 2) g_headroom = g_limit / 2;  // a tiny limit: half each
   if (g_seed == 0) {
     recount();
     return;
@@ -91,8 +106,12 @@ void vma_budget_init() {
 }
 
 bool vma_budget_allows(unsigned n) {
-  auto room = static_cast<std::int64_t>(g_limit - g_headroom);
   std::int64_t est = estimate() + n;
+  if (!g_limit_known.load(std::memory_order_acquire)) {
+    if (est <= kReadLimitAt) return true;
+    know_limit();
+  }
+  auto room = static_cast<std::int64_t>(g_limit.load(std::memory_order_relaxed) - g_headroom.load(std::memory_order_relaxed));
   if (est + static_cast<std::int64_t>(kDrift) <= room || est <= g_ceiling.load(std::memory_order_relaxed)) return true;
   // Near the limit.  Below it by the estimate: count again (the estimate may miss glibc's own
   // mappings, and it over-counts runs of the program's adjacent mappings), then trust the
@@ -112,7 +131,13 @@ bool vma_budget_allows(unsigned n) {
 
 void vma_budget_note_outside() { g_outside.fetch_add(1, std::memory_order_relaxed); }
 
-std::size_t vma_budget_limit() { return g_limit; }
-std::size_t vma_budget_headroom() { return g_headroom; }
+std::size_t vma_budget_limit() {
+  know_limit();
+  return g_limit.load(std::memory_order_relaxed);
+}
+std::size_t vma_budget_headroom() {
+  know_limit();
+  return g_headroom.load(std::memory_order_relaxed);
+}
 
 }  // namespace vmrt::rt

@@ -27,7 +27,8 @@ namespace vmrt::rt {
 // buffer (two page faults) in every process.  0: not counted.  Before vma_budget_init.
 void vma_budget_seed(std::size_t vmas);
 
-// Read vm.max_map_count and count the VMAs now (or start from the seed).  Once, at boot.
+// Count the VMAs now (or start from the seed).  Once, at boot.  vm.max_map_count is read
+// later, when the estimate first passes 128 VMAs or the report asks for it.
 void vma_budget_init();
 
 // May the program's call add up to `n` host VMAs?  False: refuse it with ENOMEM (counted).

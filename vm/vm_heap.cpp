@@ -397,6 +397,10 @@ bool valid_range(vaddr_t addr, vsize_t size) {
 }  // namespace
 
 kern_return_t vm_heap_init(vmspace* vs, vsize_t size, vm_heap_backing backing, vaddr_t* base) {
+  return vm_heap_init_at(vs, size, backing, 0, base);
+}
+
+kern_return_t vm_heap_init_at(vmspace* vs, vsize_t size, vm_heap_backing backing, vaddr_t hint, vaddr_t* base) {
   size = (size + kWindow - 1) & ~(kWindow - 1);
   if (size == 0 || size > kMaxHeap) return KERN_INVALID_ARGUMENT;
   bool host = backing == VM_HEAP_HOST;
@@ -408,7 +412,7 @@ kern_return_t vm_heap_init(vmspace* vs, vsize_t size, vm_heap_backing backing, v
   if (g_map != nullptr) return KERN_FAILURE;
   vm_map* map = &vs->map;
   vaddr_t b;
-  if (vm_map_findspace(map, map->min, size, kWindow, &b) != KERN_SUCCESS) return KERN_NO_SPACE;
+  if (vm_map_findspace(map, hint > map->min ? hint : map->min, size, kWindow, &b) != KERN_SUCCESS) return KERN_NO_SPACE;
   vm_map* ranges = vm_map_create(nullptr, b, b + size);
   vm_map* dirty = ranges != nullptr ? vm_map_create(nullptr, b, b + size) : nullptr;
   vm_object* obj = dirty != nullptr && !host ? vm_object_allocate(OBJT_DEFAULT, atop(size)) : nullptr;

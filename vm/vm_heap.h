@@ -58,6 +58,8 @@ enum vm_heap_backing : std::uint8_t {
 // KERN_INVALID_ARGUMENT for a size of 0 or above 16 TiB; KERN_NO_SPACE if vs has no room;
 // KERN_RESOURCE_SHORTAGE when out of map entries or objects.
 kern_return_t vm_heap_init(vmspace* vs, vsize_t size, vm_heap_backing backing, vaddr_t* base);
+// The same, placed at the first room at or above `hint` (vm_map_findspace).
+kern_return_t vm_heap_init_at(vmspace* vs, vsize_t size, vm_heap_backing backing, vaddr_t hint, vaddr_t* base);
 bool vm_heap_exists();
 vm_heap_backing vm_heap_get_backing();
 // Is there a heap, demand paged (VM_HEAP_PAGED)?  => takes the VM lock.

@@ -15,10 +15,15 @@
  *                        child sets its own SIGINT handler, sets SIGCHLD's again, closes
  *                        the pipe's ends and exits; the parent closes its end and sets its
  *                        SIGINT handler again.  Prints "shell_parent P" and "shell_child C".
- *   fork_faults leaf     one malloc (the shim boots) and exit. */
+ *   fork_faults execmap N  the same with "mapleaf": prints "execmap E".
+ *   fork_faults leaf     one malloc (the shim boots) and exit.
+ *   fork_faults mapleaf  one malloc, then a program's first file mapping: a page of this
+ *                        program's own file mapped, read and unmapped. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <signal.h>
@@ -47,6 +52,18 @@ int main(int argc, char** argv) {
   int n = argc > 2 ? atoi(argv[2]) : 20;
   touch();
   if (strcmp(mode, "leaf") == 0) return 0;
+  if (strcmp(mode, "mapleaf") == 0) {
+    int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) { perror("open"); return 1; }
+    char* m = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED) { perror("mmap"); return 1; }
+    volatile char c = m[0];
+    (void)c;
+    return munmap(m, 4096) == 0 ? 0 : 1;
+  }
+  const int execmap = strcmp(mode, "execmap") == 0;
+  const int exec = execmap || strcmp(mode, "exec") == 0;
   const int shell = strcmp(mode, "shell") == 0;
   if (shell) {
     set_handler(SIGINT, on_int);
@@ -58,7 +75,7 @@ int main(int argc, char** argv) {
     for (int i = 0; i < n; ++i) {
       int fds[2] = {-1, -1};
       if (shell && pipe(fds) != 0) { perror("pipe"); return 1; }
-      pid_t pid = strcmp(mode, "exec") == 0 ? vfork() : fork();
+      pid_t pid = exec ? vfork() : fork();
       if (pid < 0) { perror("fork"); return 1; }
       if (pid == 0) {
         if (shell) {
@@ -68,8 +85,8 @@ int main(int argc, char** argv) {
           close(fds[1]);
           exit(0);
         }
-        if (strcmp(mode, "exec") == 0) {
-          execl("/proc/self/exe", argv[0], "leaf", (char*)0);
+        if (exec) {
+          execl("/proc/self/exe", argv[0], execmap ? "mapleaf" : "leaf", (char*)0);
           _exit(127);
         }
         touch();
@@ -86,7 +103,8 @@ int main(int argc, char** argv) {
     }
     if (warm) continue;
     double self = (double)(minflt(RUSAGE_SELF) - self0) / n, kids = (double)(minflt(RUSAGE_CHILDREN) - kids0) / n;
-    if (strcmp(mode, "exec") == 0) printf("exec %.1f\n", kids);
+    if (execmap) printf("execmap %.1f\n", kids);
+    else if (exec) printf("exec %.1f\n", kids);
     else if (strcmp(mode, "exit") == 0) printf("child_exit %.1f\n", kids);
     else if (shell) printf("shell_parent %.1f\nshell_child %.1f\n", self, kids);
     else printf("parent %.1f\nchild %.1f\n", self, kids);
