@@ -320,32 +320,12 @@ void push_empty(kmembucket& kb, std::uint32_t pg) { list_push(&kb.kb_empty, pg, 
 // Lazy carving.  The 4.4BSD allocator carves a new cluster into its free list at once,
 // writing every element; a cluster of a class that straddles pages is 3-7 pages (one of 48
 // bytes: 3, of 224: 7), so a program's first malloc of a size touched all of them (sqlite3
-// starting up: ~150 of its ~350 page faults).  Here the never-carved rest of a cluster is
-// a lazy head in its kmemusage record (ku_freehead = offset | kHeadLazy: the elements from
-// that offset on were never carved), so neither a new cluster nor taking its elements
-// writes an element the caller is not given.  A freed element pushed in front of a lazy
-// head binds it as a link with kLazyLink set, and popping it restores the lazy head.  (A
-// wild free of a never-carved element is not caught as the double free it looked like
-// before carving.)
-//
-// Refills stop at a page: a thread cache's refill writes a chain link into every element
-// it takes, so handing it a magazine of fresh elements touched their pages ahead of use (a
-// 4 KiB class's refill of 16 touched 16 pages; git add wrote ~15 heap pages where glibc
-// writes ~8, each a host zero-fill fault).  bucket_alloc takes never-carved elements only
-// up to the end of the page the first of them lies in (then to the next cache-line run, so
-// two threads' refills still share no line); the next refill carves on.  Elements freed
-// back to the cluster come first and do not count (their pages are touched already).  A class of a page
-// or more takes the slow path once per block of fresh memory, the block's page fault
-// costs far more.
+// starting up: ~150 of its ~350 page faults).  Here a new cluster's list holds its first
+// element only, and a link with kLazyLink set says that the elements from that offset on
+// were never carved: taking it carves the next one (link and free marker).  Pages are
+// touched as their elements are handed out, at most one element ahead.  (A wild free of a
+// never-carved element is not caught as the double free it looked like before.)
 // (kLazyLink: kmem_internal.h, with the other links a free marker binds.)
-inline constexpr std::uint16_t kHeadLazy = 1;  // in ku_freehead: offsets are multiples of 16
-static_assert(kNoFree != (kNoFree & ~kHeadLazy), "kNoFree is told apart before the lazy bit");
-
-// A lazy head as the list link a free marker binds, and back.
-inline std::uintptr_t head_link(std::uint16_t head) {
-  if (head == kNoFree || (head & kHeadLazy) == 0) return head;
-  return kLazyLink | (head & ~kHeadLazy);
-}
 
 // => bucket lock held.  Makes the element at e free with list link `link`.
 inline void carve_one(std::uintptr_t e, std::uintptr_t link) {
@@ -374,13 +354,15 @@ bool cluster_new(unsigned indx) {
       diag_on_free(e, size, M_FREE);  // pattern + state; before the link words
       carve_one(e, (i + 1 < kb.kb_elmpercl) ? (i + 1) * size : kNoFree);
     }
+  } else {
+    carve_one(a, kb.kb_elmpercl > 1 ? kLazyLink | size : kNoFree);
   }
   kmemusage* ku = usage_of(a);
   set_ku_indx(ku, static_cast<std::uint8_t>(indx));
   if (kClasses.straddle[indx])
     for (std::uint32_t p = 1; p < kb.kb_npg; ++p) g.pgindx[page_of(a) + p] = tail_code(indx, p);
   ku->ku_freecnt = static_cast<std::uint16_t>(kb.kb_elmpercl);
-  ku->ku_freehead = g.diag ? 0 : kHeadLazy;  // offset 0, never carved (diagnostics carved all)
+  ku->ku_freehead = 0;
   push_empty(kb, page_of(a));
   kb.kb_nfree += kb.kb_elmpercl;
   kb.kb_total += kb.kb_elmpercl;
@@ -426,14 +408,10 @@ void cluster_give(std::uint32_t pg, std::uint32_t npg, bool to_source) {
 std::uint32_t bucket_alloc(unsigned indx, void** out, std::uint32_t n) {
   kmembucket& kb = g.buckets[indx];
   const std::uint64_t magic = kCodes.magic[indx];  // next is a multiple of the size
-  const std::uintptr_t size = bucket_size(indx);
   const std::uintptr_t limit = std::uintptr_t{kb.kb_npg} << kPageShift;
-  const std::uintptr_t run_bytes = size * line_run(indx);
-  std::uintptr_t touched_end = 0;  // end of the page of this call's first never-carved element
   std::uint32_t got = 0;
-  bool page_done = false;          // the next fresh element lies past touched_end
   kmem_guard guard(kb.kb_lock);
-  while (got < n && !page_done) {
+  while (got < n) {
     std::uint32_t pg = kb.kb_partial.head != kNil ? kb.kb_partial.head : kb.kb_empty.head;
     if (pg == kNil) {
       if (!cluster_new(indx)) break;
@@ -443,34 +421,23 @@ std::uint32_t bucket_alloc(unsigned indx, void** out, std::uint32_t n) {
     const std::uintptr_t a = page_addr(pg);
     ku_list was = static_cast<ku_list>(ku->ku_list);
     while (got < n && ku->ku_freecnt > 0) {
-      const std::uint16_t head = ku->ku_freehead;
-      std::uintptr_t e, next;
-      if ((head & kHeadLazy) != 0) {
-        // Never carved from here on: nothing to read; stop at a page this call has not
-        // touched (at a line-run boundary).
-        const std::uintptr_t off = head & ~kHeadLazy;
-        e = a + off;
-        if (touched_end == 0) {
-          touched_end = (e | kPageMask) + 1;
-        } else if (e >= touched_end && off % run_bytes == 0) {
-          page_done = true;
-          break;
-        }
-        next = off + size < limit ? kLazyLink | (off + size) : kNoFree;
-      } else {
-        e = a + head;
-        next = *reinterpret_cast<std::uintptr_t*>(e);
-        if ((next & ~kLazyLink) != kNoFree && ((next & ~kLazyLink) >= limit || (next & ~kLazyLink) * magic >= magic)) {
-          // The free list was overwritten (a write after free): drop the rest of it.
-          g.corrupt_detected.fetch_add(1, std::memory_order_relaxed);
-          report(KMEM_CORRUPT, reinterpret_cast<void*>(e), M_FREE);
-          kb.kb_nfree -= ku->ku_freecnt - 1u;
-          ku->ku_freecnt = 1;
-          next = kNoFree;
-        }
+      std::uintptr_t e = a + ku->ku_freehead;
+      std::uintptr_t next = *reinterpret_cast<std::uintptr_t*>(e);
+      const bool lazy = (next & kLazyLink) != 0;
+      if (lazy) next &= ~kLazyLink;
+      if (next != kNoFree && (next >= limit || next * magic >= magic)) {
+        // The free list was overwritten (a write after free): drop the rest of it.
+        g.corrupt_detected.fetch_add(1, std::memory_order_relaxed);
+        report(KMEM_CORRUPT, reinterpret_cast<void*>(e), M_FREE);
+        kb.kb_nfree -= ku->ku_freecnt - 1u;
+        ku->ku_freecnt = 1;
+        next = kNoFree;
+      } else if (lazy) {
+        // The rest of the cluster was never carved: carve its next element.
+        const std::uintptr_t after = next + bucket_size(indx);
+        carve_one(a + next, after < limit ? kLazyLink | after : kNoFree);
       }
-      ku->ku_freehead = (next & kLazyLink) != 0 ? static_cast<std::uint16_t>((next & ~kLazyLink) | kHeadLazy)
-                                                : static_cast<std::uint16_t>(next);
+      ku->ku_freehead = static_cast<std::uint16_t>(next);
       --ku->ku_freecnt;
       --kb.kb_nfree;
       out[got++] = reinterpret_cast<void*>(e);
@@ -497,7 +464,7 @@ void bucket_free(unsigned indx, void* const* elems, std::uint32_t n) {
       std::uintptr_t cl = page_addr(pg);
       kmemusage* ku = &g.usage[pg];
       KMEM_ASSERT(ku->ku_indx == indx, "element freed into the wrong bucket");
-      mark_free(e, head_link(ku->ku_freehead));
+      mark_free(e, ku->ku_freehead);
       ku->ku_freehead = static_cast<std::uint16_t>(e - cl);
       ++ku->ku_freecnt;
       ++kb.kb_nfree;

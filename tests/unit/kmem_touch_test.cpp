@@ -23,28 +23,6 @@ using namespace vmrt::kmem;
 namespace kmem = vmrt::kmem;
 namespace d = vmrt::kmem::detail;
 
-// First in the file: the 4 KiB class must be fresh (never carved).
-TEST_CASE("touch: refills of never-carved blocks stop at a page, however far slow start has grown") {
-  kmem_test::counting_source* src = kmem_test::boot(false);
-  REQUIRE(src != nullptr);
-  const unsigned indx = d::bucket_index(4096);
-  REQUIRE(d::bucket_size(indx) == 4096);
-  // Slow start doubles the refill (1, 2, 4, 8 blocks of 4 KiB): the thread's chain got a
-  // link written into every block taken, so 8 mallocs touched 15 pages, 7 of them for
-  // blocks nobody had asked for yet.
-  constexpr int kBlocks = 8;
-  long before = kmem_test::resident(src);
-  void* p[kBlocks];
-  for (int i = 0; i < kBlocks; ++i) {
-    p[i] = kmem::malloc(4096, M_TEST, M_WAITOK);
-    REQUIRE(p[i] != nullptr);
-  }
-  long grew = kmem_test::resident(src) - before;
-  MESSAGE("pages touched by " << kBlocks << " mallocs of 4 KiB: " << grew);
-  CHECK(grew <= kBlocks + 1);  // the blocks' pages, and kmem's own first record page
-  for (void* q : p) CHECK(kmem::free(q, M_TEST) == KMEM_OK);
-}
-
 TEST_CASE("touch: the first malloc of each class touches the block's pages, not its cluster or a magazine") {
   kmem_test::counting_source* src = kmem_test::boot(false);
   REQUIRE(src != nullptr);
