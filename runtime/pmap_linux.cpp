@@ -82,9 +82,7 @@ struct chunk_tables {
   std::uint8_t hostmem[kChunkPages];
   std::uint8_t zap[kChunkPages];
   std::uint8_t unused[kChunkPages];
-  struct pte_slot {
-    std::uint32_t frame1, next1;
-  } ptes[kChunkPages];
+  pte ptes[kChunkPages];
   std::uint8_t pad[2048];  // to a power of two (never touched: address space only)
 };
 static_assert(sizeof(chunk_tables) == 2 * 4096, "a chunk's tables are two pages");
@@ -98,10 +96,7 @@ struct page_table {
     return reinterpret_cast<T*>(reinterpret_cast<char*>(&g_tables[p >> kChunkShift]) + Off)[p & kChunkMask];
   }
 };
-static_assert(sizeof(pte) == sizeof(chunk_tables::pte_slot));
 constexpr page_table<std::uint8_t, offsetof(chunk_tables, bits)> g_bits{};
-constexpr page_table<std::uint8_t, offsetof(chunk_tables, hostmem)> g_hostmem_t{};
-constexpr page_table<std::uint8_t, offsetof(chunk_tables, zap)> g_zap_t{};
 constexpr page_table<pte, offsetof(chunk_tables, ptes)> g_pte{};
 
 std::uint16_t* g_chunk;  // resident pages per chunk [pmap lock]
@@ -118,7 +113,7 @@ constexpr unsigned kGroupShift = 12;
 std::uint8_t* g_dirty_group;
 // Per page: host memory (host_map), whose pages the host provides, as H_* | protection;
 // 0 when not.  Its g_bits stay zero; its chunk is marked in g_dirty [pmap lock].
-constexpr auto g_hostmem = g_hostmem_t;
+constexpr page_table<std::uint8_t, offsetof(chunk_tables, hostmem)> g_hostmem{};
 constexpr std::uint8_t H_HOST = 0x80;
 constexpr std::uint8_t H_SHARED = 0x40;
 constexpr std::uint8_t H_PROT = 0x07;
@@ -144,7 +139,7 @@ VMRT_FORK_DATA spinlock g_lock;
 // an instant in which a kernel access gets EFAULT: read(2) returned short counts while the
 // pageout daemon ran.  Anything that replaces the VMA (enter, reserve) clears the state.
 enum : std::uint8_t { Z_NONE = 0, Z_ZAPPED = 1, Z_STALE = 2 };
-constexpr auto g_zap = g_zap_t;  // per page [pmap lock]
+constexpr page_table<std::uint8_t, offsetof(chunk_tables, zap)> g_zap{};  // per page [pmap lock]
 // Z_ZAPPED pages whose PTE drop op_ts_referenced deferred, in the order cleared; op_update
 // drops them (a page no longer Z_ZAPPED by then is skipped: its VMA was replaced, or
 // stale_run dropped it) [pmap lock].
@@ -172,14 +167,14 @@ inline void set_bits(std::size_t p, std::uint8_t v) {
 // The end of the run of whole clean chunks that starts at page p, at most `end`: p itself
 // when p does not start a whole clean chunk.  A clean group is crossed in one step.
 std::size_t clean_run_end(std::size_t p, std::size_t end) {
-  constexpr std::size_t kChunk = std::size_t{1} << kChunkShift, kGroup = kChunk << kGroupShift;
-  while ((p & (kChunk - 1)) == 0 && p + kChunk <= end) {
+  constexpr std::size_t kGroup = kChunkPages << kGroupShift;
+  while ((p & kChunkMask) == 0 && p + kChunkPages <= end) {
     if ((p & (kGroup - 1)) == 0 && p + kGroup <= end && g_dirty_group[p >> (kChunkShift + kGroupShift)] == 0) {
       p += kGroup;
       continue;
     }
     if (chunk_dirty(p >> kChunkShift)) break;
-    p += kChunk;
+    p += kChunkPages;
   }
   return p;
 }
@@ -233,13 +228,12 @@ std::int64_t breaks(std::size_t lo, std::size_t hi) {
   if (lo < 1) lo = 1;
   if (hi > g_npages - 1) hi = g_npages - 1;
   std::int64_t n = 0;
-  constexpr std::size_t kMask = (std::size_t{1} << kChunkShift) - 1;
   for (std::size_t p = lo; p <= hi; ++p) {
     // Inside a clean chunk every page boundary joins, and so does the boundary between
     // two clean chunks (every table byte is zero on both sides): on to the next chunk.
     std::size_t c = p >> kChunkShift;
-    if (!chunk_dirty(c) && ((p & kMask) != 0 || !chunk_dirty(c - 1))) {  // p >= 1: c - 1 exists when p starts a chunk
-      p |= kMask;
+    if (!chunk_dirty(c) && ((p & kChunkMask) != 0 || !chunk_dirty(c - 1))) {  // p >= 1: c - 1 exists when p starts a chunk
+      p |= kChunkMask;
       continue;
     }
     n += joined(p) ? 0 : 1;
@@ -326,7 +320,6 @@ bool host_reserve_try(std::size_t i, std::size_t n, vm_prot_t resv) {
   // Only what changes is written, and a clean chunk's bytes are all zero already: a new
   // mapping's reservation wrote zeros into never-touched pages of g_bits and g_zap, a host
   // page fault each (perf record -e page-faults -d, git add).
-  constexpr std::size_t kChunkMask = (std::size_t{1} << kChunkShift) - 1;
   for (std::size_t p = i; p < i + n; ++p) {
     if (!chunk_dirty(p >> kChunkShift)) {
       p |= kChunkMask;
@@ -1268,14 +1261,13 @@ bool pmap_linux_init() {
   // Started on a 2 MiB boundary (the host's page-table granule): the front would otherwise
   // straddle one, two host page-table pages for what one holds.  The slop stays reserved
   // and untouched.
-  constexpr std::uintptr_t kHostPt = kPmapSlop;
   std::size_t bytes = dense + nchunks * sizeof(chunk_tables);
-  void* p = vmrt::sys::mmap(nullptr, bytes + kHostPt, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* p = vmrt::sys::mmap(nullptr, bytes + kPmapSlop, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) {
     say("vmrt: cannot map the software page tables\n");
     return false;
   }
-  char* c = reinterpret_cast<char*>((reinterpret_cast<std::uintptr_t>(p) + kHostPt - 1) & ~(kHostPt - 1));
+  char* c = reinterpret_cast<char*>((reinterpret_cast<std::uintptr_t>(p) + kPmapSlop - 1) & ~(kPmapSlop - 1));
   g_chunk = reinterpret_cast<std::uint16_t*>(c);
   g_dirty = reinterpret_cast<std::uint8_t*>(g_chunk + nchunks);
   g_dirty_group = g_dirty + nchunks;  // ngroups bytes
@@ -1400,8 +1392,7 @@ void pmap_linux_reset(vaddr_t sva, vaddr_t eva) {
   fill_table(&chunk_tables::hostmem, i, e, 0);
   fill_table(&chunk_tables::zap, i, e, 0);
   wp_forget(i, e - i);
-  constexpr std::size_t kChunk = std::size_t{1} << kChunkShift;
-  for (std::size_t c = (i + kChunk - 1) >> kChunkShift; (c + 1) * kChunk <= e; ++c) g_dirty[c] = 0;
+  for (std::size_t c = (i + kChunkMask) >> kChunkShift; (c + 1) * kChunkPages <= e; ++c) g_dirty[c] = 0;
   void* r = vmrt::sys::mmap(reinterpret_cast<void*>(sva), eva - sva, PROT_NONE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
   rt_count(RC_HOST_MMAP);

@@ -345,10 +345,8 @@ vm_map_entry* last_fit(vm_map_entry* x, vaddr_t limit, vsize_t len) {
 bool findspace_topdown(vsize_t n, vaddr_t* out) {
   // The gap below g_hi: from the end of the last entry that starts below it (the heap, the
   // map's last entry, lies above the area).
-  vm_map_entry* below = nullptr;
-  if (vm_map_lookup_entry(g_map, g_hi - 1, &below)) {
-    below = nullptr;  // g_hi's own page is mapped: no gap at the top
-  } else {
+  vm_map_entry* below;
+  if (!vm_map_lookup_entry(g_map, g_hi - 1, &below)) {  // else g_hi's own page is mapped: no gap at the top
     vaddr_t top_from = vm_map_is_end(g_map, below) || below->end < g_lo ? g_lo : below->end;
     if (top_from <= g_hi && g_hi - top_from >= n) {
       *out = g_hi - n;
