@@ -17,6 +17,7 @@
 #include <bit>
 #include <cstring>
 #include "vm/vm_sys.h"
+#include "vm/vm_tables.h"
 #include "vm/vm_types.h"
 #include <new>
 #include <sys/mman.h>
@@ -426,19 +427,19 @@ bool kmem_init(const kmem_page_source* src, const kmem_config& cfg) {
   g.base = src->base;
   g.size = src->size & ~static_cast<std::size_t>(kPageMask);
   g.npages = g.size >> kPageShift;
-  void* u = vmrt::sys::mmap(nullptr, g.npages * sizeof(kmemusage), PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (u == MAP_FAILED) return false;
+  // Both from the table arena (vm/vm_tables.h): their fronts, which every process touches,
+  // in the GiB of vmrt's other tables.
+  void* u = vmrt::sys::table_map(g.npages * sizeof(kmemusage));
+  if (u == nullptr) return false;
   g.usage = static_cast<kmemusage*>(u);
-  void* pi = vmrt::sys::mmap(nullptr, g.npages, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (pi == MAP_FAILED) return false;
+  void* pi = vmrt::sys::table_map(g.npages);
+  if (pi == nullptr) return false;
   g.pgindx = static_cast<std::uint8_t*>(pi);
   g.diag = cfg.diagnostics;
   g.caches = cfg.thread_caches;
   if (g.diag) {
-    void* d = vmrt::sys::mmap(nullptr, g.size >> kMinBucket, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (d == MAP_FAILED) return false;
+    void* d = vmrt::sys::table_map(g.size >> kMinBucket);
+    if (d == nullptr) return false;
     g.diag_state = static_cast<std::uint8_t*>(d);
   }
   std::uintptr_t cookie = 0;

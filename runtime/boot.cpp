@@ -46,6 +46,7 @@
 #include "vm/vm_pdpolicy.h"
 #include "vm/vm_stats.h"
 #include "vm/vm_sys.h"
+#include "vm/vm_tables.h"
 #include "vm/vmspace.h"
 
 namespace vmrt {
@@ -354,7 +355,32 @@ vmspace* window_vmspace(std::size_t size, rt::window_kind kind, rt::window** out
 // Bring up the VM machine.  False (with a message) at the first failure.
 bool boot_vm(const runtime_config& cfg) {
   if (!rt::region_reserve(cfg.region_size)) return false;
-  if (!rt::pmap_linux_init()) return false;
+  // The kernel window holds kmem_map (the VM's own wired malloc, kept small: the program's
+  // malloc lives in the process heap); the process window holds the heap.
+  std::size_t kmem = cfg.kmem_size;
+  std::size_t max_kmem = rt::region_size() / 2;
+  if (kmem > max_kmem) {
+    rt::say("vmrt: VMRT_KMEM_SIZE larger than half the region; clamped\n");
+    kmem = max_kmem;
+  }
+  kmem = (kmem + rt::kGranule - 1) & ~(rt::kGranule - 1);
+  constexpr std::size_t kernel_window = (kKernelKmemSize + 2 * rt::kGranule - 1) & ~(rt::kGranule - 1);  // granules
+  // The process window: the mmap area, where the program's own anonymous and file mappings
+  // go (rt_mmap, top-down; the data segment at its bottom, rt_brk), then the heap: half of
+  // what the region has left, the other half for the vmspaces the C API and guests create.
+  // The heap at the top and the area below it put the program's first mappings next to
+  // the heap's first pages: one neighbourhood of the pmap's tables and of the host's page
+  // tables, where an area above a heap of kmem bytes put them tens of GiB away (two
+  // more table pages and host page-table pages for every process that maps a file).
+  std::size_t pw = kmem + rt::kGranule;
+  std::size_t rest = rt::region_size() - kernel_window;
+  if (!cfg.mmap_host && rest > pw) pw += ((rest - pw) / 2) & ~(rt::kGranule - 1);
+  // Where the heap will begin (the windows are placed first fit from the region's base):
+  // the pmap lays its tables out around it, unless resource limits sized the machine
+  // (their sizing counts the tables in region order).
+  const bool limited = cfg.as_limit != 0 || cfg.data_limit != 0;
+  const vaddr_t heap_at = cfg.mmap_host || limited ? 0 : rt::region_base() + kernel_window + pw - kmem;
+  if (!rt::pmap_linux_init(heap_at)) return false;
   if (!rt::physmem_init(cfg.physmem_size, cfg.frame_cache)) return false;
   // A heap of frames needs physmem's memfd at once: made now, a host that refuses it
   // (ENOSPC, a seccomp filter) gives stage 0 instead of a malloc that fails later.
@@ -366,32 +392,13 @@ bool boot_vm(const runtime_config& cfg) {
   // No trap backend yet: the heap's windows are mapped when handed out and kmem_map is
   // wired, so nothing faults until a vmspace with demand-paged memory exists
   // (runtime_trap_start, called by the API).
-  // The kernel window holds kmem_map (the VM's own wired malloc, kept small: the program's
-  // malloc lives in the process heap); the process window holds the heap.
-  std::size_t kmem = cfg.kmem_size;
-  std::size_t max_kmem = rt::region_size() / 2;
-  if (kmem > max_kmem) {
-    rt::say("vmrt: VMRT_KMEM_SIZE larger than half the region; clamped\n");
-    kmem = max_kmem;
-  }
-  kmem = (kmem + rt::kGranule - 1) & ~(rt::kGranule - 1);
-  vmspace* kvs = window_vmspace(kKernelKmemSize + rt::kGranule, rt::WK_KERNEL, &g_kernel_window);
+  vmspace* kvs = window_vmspace(kernel_window, rt::WK_KERNEL, &g_kernel_window);
   if (kvs == nullptr) return false;
   kern_return_t kr = kmem_submap_init(kvs, kKernelKmemSize, &g_kmem_base);
   if (kr != KERN_SUCCESS) {
     rt::say("vmrt: kmem_submap_init failed: ", kern_return_name(kr), "\n");
     return false;
   }
-  // The process window: the mmap area, where the program's own anonymous and file mappings
-  // go (rt_mmap, top-down; the data segment at its bottom, rt_brk), then the heap: half of
-  // what the region has left, the other half for the vmspaces the C API and guests create.
-  // The heap at the top and the area below it put the program's first mappings next to
-  // the heap's first pages: one neighbourhood of the pmap's tables and of the host's page
-  // tables, where an area above a heap of kmem bytes put them tens of GiB away (two
-  // more table pages and host page-table pages for every process that maps a file).
-  std::size_t pw = kmem + rt::kGranule;
-  std::size_t rest = rt::region_size() - g_kernel_window->size;
-  if (!cfg.mmap_host && rest > pw) pw += ((rest - pw) / 2) & ~(rt::kGranule - 1);
   vmspace* pvs = window_vmspace(pw, rt::WK_PROCESS, &g_process_window);
   if (pvs == nullptr) return false;
   vaddr_t heap = 0;
@@ -510,19 +517,20 @@ std::size_t runtime_file_footprint() { return runtime_booted() && g_vm_up ? rt::
 std::size_t runtime_data_footprint() {
   if (!runtime_booted()) return 0;
   if (!g_vm_up) return (g_stage0_size >> 12) * kStage0DataPer4k;
-  std::size_t region = rt::region_size(), phys = rt::physmem_bytes();
-  return (region >> 12) * rt::kPmapBytesPer4k + rt::kPmapSlop + (phys >> 12) * 48 + (g_config.kmem_size >> 12) * 17 +
+  // The tables (the pmap's, vm_page_array, kmem's: vm/vm_tables.h) as mapped, in the table
+  // arena or beside it.
+  return sys::table_bytes_inside() + sys::table_bytes_outside() +
          (std::size_t{16} << 20);  // thread stacks, alternate stacks, zones
 }
 
 std::size_t runtime_address_footprint() {
   if (!runtime_booted()) return 0;
-  if (!g_vm_up) return g_stage0_size + (g_stage0_size >> 9);
+  // The table arena's whole reservation and the tables beside it (vm/vm_tables.h).
+  const std::size_t tables = sys::table_arena_reserved() + sys::table_bytes_outside();
+  if (!g_vm_up) return g_stage0_size + (g_stage0_size >> 9) + tables;
   std::size_t region = rt::region_size(), phys = rt::physmem_bytes();
   // The region's host reservation keeps its alignment slop (a granule, region.cpp).
-  return region + rt::kGranule + (region >> 12) * rt::kPmapBytesPer4k + rt::kPmapSlop + phys + (phys >> 12) * 48 +
-         (g_config.kmem_size >> 12) * 17 +
-         (std::size_t{16} << 20);  // thread stacks, alternate stacks, zones
+  return region + rt::kGranule + phys + tables + (std::size_t{16} << 20);  // thread stacks, alternate stacks, zones
 }
 
 bool runtime_boot() {
@@ -733,6 +741,9 @@ void runtime_report_host(int fd) {
   o.u(c.in_range, kVmstatColumn).str(" host VMAs in region (/proc/self/maps)\n");
   o.u(c.total, kVmstatColumn).str(" host VMAs in process (/proc/self/maps)\n");
   o.u(rt::physmem_host_bytes() >> 10, kVmstatColumn).str(" KiB of host memory in physmem\n");
+  o.u(sys::table_bytes_inside() >> 10, kVmstatColumn).str(" KiB of VM tables in the table arena\n");
+  o.u(sys::table_bytes_outside() >> 10, kVmstatColumn).str(" KiB of VM tables outside the table arena\n");
+  o.u(sys::table_arena_blocks_resident(), kVmstatColumn).str(" 2 MiB blocks of the table arena in use\n");
   o.str_r(rt::trap_backend_name(), kVmstatColumn).str(" trap backend\n");
   if (g_vm_up && vm_heap_exists()) {
     vm_heap_backing b = vm_heap_get_backing();

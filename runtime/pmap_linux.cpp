@@ -2,6 +2,7 @@
 #include "runtime/pmap_linux.h"
 
 #include "vm/vm_sys.h"
+#include "vm/vm_tables.h"
 
 #include <atomic>
 #include <cerrno>
@@ -88,12 +89,30 @@ struct chunk_tables {
 static_assert(sizeof(chunk_tables) == 2 * 4096, "a chunk's tables are two pages");
 static_assert(sizeof(chunk_tables) / kChunkPages == kPmapBytesPer4k, "pmap_linux.h: the footprint boot reports");
 chunk_tables* g_tables;
+// The blocks' order.  With g_fold 1 they are laid out by distance from the chunk where the
+// heap begins (g_center), alternating sides: the heap's first chunk, the chunk below it
+// (the top of the mmap area, which grows down from there), the heap's second chunk, the
+// area's second, ...  A process's tables then lie at the front of the array, next to the
+// dense arrays, in one 2 MiB block of host page table, where in chunk order the heap's
+// block lay 96 MiB past the front (the kernel window's chunks come first): a host
+// page-table page more in every process, copied by every fork (vm/vm_tables.h).  With
+// g_fold 0 and g_center 0 the order is the chunks' own (boot under resource limits, whose
+// sizing counts kPmapBytesPer4k a region page: folding around a centre needs up to twice
+// the blocks).  [set at init]
+std::size_t g_center;
+unsigned g_fold;
+
+// => any thread.  The block of chunk c: slot (c - centre) folded, 2d or -2d - 1.
+inline chunk_tables* block_of(std::size_t c) {
+  const std::int64_t d = static_cast<std::int64_t>(c) - static_cast<std::int64_t>(g_center);
+  return &g_tables[static_cast<std::size_t>((d << g_fold) ^ (d >> 63))];
+}
 
 // Page p's entry of one table, as the arrays they were: g_bits[p], g_pte[p].frame1.
 template <class T, std::size_t Off>
 struct page_table {
   T& operator[](std::size_t p) const {
-    return reinterpret_cast<T*>(reinterpret_cast<char*>(&g_tables[p >> kChunkShift]) + Off)[p & kChunkMask];
+    return reinterpret_cast<T*>(reinterpret_cast<char*>(block_of(p >> kChunkShift)) + Off)[p & kChunkMask];
   }
 };
 constexpr page_table<std::uint8_t, offsetof(chunk_tables, bits)> g_bits{};
@@ -184,7 +203,7 @@ std::size_t clean_run_end(std::size_t p, std::size_t end) {
 void fill_table(std::uint8_t (chunk_tables::*t)[kChunkPages], std::size_t i, std::size_t e, std::uint8_t v) {
   while (i < e) {
     const std::size_t c = i >> kChunkShift, o = i & kChunkMask, n = e - i < kChunkPages - o ? e - i : kChunkPages - o;
-    if (v != 0 || chunk_dirty(c)) std::memset(&(g_tables[c].*t)[o], v, n);
+    if (v != 0 || chunk_dirty(c)) std::memset(&(block_of(c)->*t)[o], v, n);
     i += n;
   }
 }
@@ -1248,26 +1267,33 @@ static bool host_has_swap() {
   return si.totalswap != 0;
 }
 
-bool pmap_linux_init() {
+bool pmap_linux_init(vaddr_t center) {
   g_base = region_base();
   g_npages = region_size() >> PAGE_SHIFT;
   std::size_t nchunks = (g_npages + kChunkMask) >> kChunkShift;
   std::size_t ngroups = (nchunks >> kGroupShift) + 1;
-  // [g_chunk][g_dirty][g_dirty_group] then the blocks, page aligned: the region's first
-  // chunks (the kernel window, the heap) have their blocks in the same 2 MiB as the dense
-  // arrays' first pages.
+  std::size_t nblocks = nchunks;
+  g_center = 0;
+  g_fold = 0;
+  if (center > g_base && center < g_base + region_size()) {
+    g_center = (center - g_base) >> (PAGE_SHIFT + kChunkShift);
+    g_fold = 1;
+    const std::size_t below = g_center, above = nchunks - 1 - g_center;
+    nblocks = below > above ? 2 * below : 2 * above + 1;  // the largest slot, plus one
+  }
+  // [g_chunk][g_dirty][g_dirty_group] then the blocks, page aligned, from the table arena
+  // (vm/vm_tables.h): the dense arrays' first pages share a 2 MiB block with the window
+  // table before them and the blocks of the chunks around the centre after them, in the
+  // GiB of vmrt's other tables.
   std::size_t dense = nchunks * sizeof(std::uint16_t) + nchunks + ngroups;
   dense = (dense + sizeof(chunk_tables) - 1) & ~(sizeof(chunk_tables) - 1);
-  // Started on a 2 MiB boundary (the host's page-table granule): the front would otherwise
-  // straddle one, two host page-table pages for what one holds.  The slop stays reserved
-  // and untouched.
-  std::size_t bytes = dense + nchunks * sizeof(chunk_tables);
-  void* p = vmrt::sys::mmap(nullptr, bytes + kPmapSlop, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED) {
+  std::size_t bytes = dense + nblocks * sizeof(chunk_tables);
+  void* p = vmrt::sys::table_map(bytes);
+  if (p == nullptr) {
     say("vmrt: cannot map the software page tables\n");
     return false;
   }
-  char* c = reinterpret_cast<char*>((reinterpret_cast<std::uintptr_t>(p) + kPmapSlop - 1) & ~(kPmapSlop - 1));
+  char* c = static_cast<char*>(p);
   g_chunk = reinterpret_cast<std::uint16_t*>(c);
   g_dirty = reinterpret_cast<std::uint8_t*>(g_chunk + nchunks);
   g_dirty_group = g_dirty + nchunks;  // ngroups bytes
@@ -1428,8 +1454,8 @@ void pmap_linux_reregister() {
 void pmap_linux_set_uffd_wp(bool wp) {
   spin_guard g(g_lock);
   if (wp && g_wp == nullptr) {
-    void* m = vmrt::sys::mmap(nullptr, g_npages, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (m == MAP_FAILED) return;  // no write protection: mprotect as before
+    void* m = vmrt::sys::table_map(g_npages);
+    if (m == nullptr) return;  // no write protection: mprotect as before
     g_wp = static_cast<std::uint8_t*>(m);
   }
   g_uffd_wp = wp && g_wp != nullptr;

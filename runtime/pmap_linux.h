@@ -49,12 +49,13 @@ namespace vmrt::rt {
 // The operations table (pmap_set_machine_ops(&g_pmap_linux_ops) at boot).
 extern const pmap_ops g_pmap_linux_ops;
 
-// Map the software page tables for the region.  Once, after region_reserve.
-bool pmap_linux_init();
+// Map the software page tables for the region.  Once, after region_reserve.  `center`:
+// where the heap will begin (its tables are laid out around it, pmap_linux.cpp), or 0 for
+// the region's own order (boot under resource limits: kPmapBytesPer4k holds only then).
+bool pmap_linux_init(vaddr_t center = 0);
 // The host address space (all of it private, writable memory: RLIMIT_AS and RLIMIT_DATA)
-// the pmap's tables reserve: kPmapBytesPer4k per page of region, and kPmapSlop besides.
-inline constexpr std::size_t kPmapBytesPer4k = 16;                // a chunk's 8 KiB block per 512 pages
-inline constexpr std::size_t kPmapSlop = std::size_t{2} << 20;    // the 2 MiB alignment of the blocks
+// the pmap's tables take per page of region (boot's sizing for limits).
+inline constexpr std::size_t kPmapBytesPer4k = 16;  // a chunk's 8 KiB block per 512 pages
 
 // The userfaultfd the pmap registers reservations with, as its vm_fds handle (vm/vm_fds.h;
 // -1: sigsegv backend); `minor`: it reports minor faults on shmem (UFFD_FEATURE_MINOR_SHMEM),

@@ -1,6 +1,7 @@
 // region.cpp — the reserved region and the window table.
 #include "runtime/region.h"
 #include "vm/vm_sys.h"
+#include "vm/vm_tables.h"
 
 #include <sys/mman.h>
 
@@ -46,9 +47,8 @@ bool region_reserve(std::size_t size) {
   // pages were each a page fault in every process (two for the default region), where
   // MAP_POPULATE fills them in the mmap call itself.
   std::size_t nslots = size >> kGranuleShift;
-  void* s = vmrt::sys::mmap(nullptr, nslots * sizeof(std::atomic<window_slot>), PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_POPULATE, -1, 0);
-  if (s == MAP_FAILED) {
+  void* s = vmrt::sys::table_map(nslots * sizeof(std::atomic<window_slot>), vmrt::sys::TABLE_POPULATE);
+  if (s == nullptr) {
     vmrt::sys::munmap(p, size + kGranule);
     say("vmrt: cannot map the window table\n");
     return false;
@@ -64,7 +64,7 @@ bool region_reserve(std::size_t size) {
 void region_release() {
   if (g_region_base == 0) return;
   vmrt::sys::munmap(reinterpret_cast<void*>(g_raw), g_raw_size);
-  if (g_window_slots != nullptr) vmrt::sys::munmap(g_window_slots, (g_region_size >> kGranuleShift) * sizeof(std::atomic<window_slot>));
+  if (g_window_slots != nullptr) vmrt::sys::table_unmap(g_window_slots, (g_region_size >> kGranuleShift) * sizeof(std::atomic<window_slot>));
   g_window_slots = nullptr;
   g_region_base = 0;
   g_region_size = 0;

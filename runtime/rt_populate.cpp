@@ -95,8 +95,10 @@ __attribute__((constructor(101))) void populate_at_load() {
   std::uintptr_t code_hi = 0;
   g_tls_off = static_cast<std::intptr_t>(reinterpret_cast<std::uintptr_t>(__builtin_thread_pointer()) -
                                          reinterpret_cast<std::uintptr_t>(&t_critical));
+  std::uintptr_t unwind = 0;  // .eh_frame_hdr, then .eh_frame: after .rodata, in its segment
   for (unsigned i = 0; i < eh->e_phnum; ++i) {
     if (ph[i].p_type == PT_TLS) g_tls_bytes = ph[i].p_memsz;
+    if (ph[i].p_type == PT_GNU_EH_FRAME) unwind = base + ph[i].p_vaddr;
     if (ph[i].p_type != PT_LOAD || (ph[i].p_flags & PF_W) != 0) continue;
     const std::uintptr_t end = page_up(base + ph[i].p_vaddr + ph[i].p_memsz);
     if (end > code_hi) code_hi = end;
@@ -107,6 +109,10 @@ __attribute__((constructor(101))) void populate_at_load() {
       g_ro_hi = end;
     }
   }
+  // The unwind tables (16 of the segment's 26 pages) are read only by an unwinder, which
+  // nothing on vmrt's paths runs: the read-only data populated, at load and in every fork
+  // child, ends where they begin.
+  if (unwind > g_ro_lo && unwind < g_ro_hi) g_ro_hi = page_up(unwind);
   if (turned_off()) {
     g_refused = true;
     return;

@@ -12,7 +12,8 @@
 //     TLS (vmrt's thread cache and critical-section depth next to libc's errno and thread
 //     descriptor), each a copy-on-write fault; in the child also the read-only data again
 //     (a fork copies no page-table entry of a file mapping without private pages, so the
-//     first malloc in every child faulted on the size-class table).
+//     first malloc in every child faulted on the size-class table) — .rodata only, not the
+//     unwind tables after it in the same segment (10 pages, not 26).
 // Only pages that are touched anyway: RSS is unchanged (fault-around mapped nearly all the
 // code already).  A host that refuses the advice (Linux before 5.14) is asked once; the
 // faults then stay as they were.  VMRT_POPULATE=0 turns it off, for measurement: getrusage

@@ -2,6 +2,7 @@
 // the replacement policy's: vm_pdpolicy_clock.cpp).
 #include "vm/vm_page.h"
 #include "vm/vm_sys.h"
+#include "vm/vm_tables.h"
 
 #include <atomic>
 #include <linux/futex.h>
@@ -159,8 +160,8 @@ vsize_t alloc_frames(vm_object* obj, vm_pindex_t pindex, vsize_t n, unsigned fla
 kern_return_t vm_page_startup(frame_t nframes) {
   VMRT_ASSERT(nframes > 0);
   std::size_t bytes = (static_cast<std::size_t>(nframes) * sizeof(vm_page) + 4095) & ~std::size_t{4095};
-  void* p = vmrt::sys::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED) return KERN_RESOURCE_SHORTAGE;
+  void* p = vmrt::sys::table_map(bytes);
+  if (p == nullptr) return KERN_RESOURCE_SHORTAGE;
   vm_page_array = static_cast<vm_page*>(p);
   vm_page_array_size = nframes;
   vm_phys_init(nframes);

@@ -1,6 +1,7 @@
 // vm_reserv.cpp — 2 MiB reservations for anonymous objects.
 #include "vm/vm_reserv.h"
 #include "vm/vm_sys.h"
+#include "vm/vm_tables.h"
 
 #include <sys/mman.h>
 
@@ -98,8 +99,8 @@ bool vm_reserv_init(frame_t nframes) {
   g_nreserv = (nframes + VM_RESERV_NPAGES - 1) / VM_RESERV_NPAGES;
   std::size_t bytes = (g_nreserv * sizeof(vm_reserv) + 4095) & ~std::size_t{4095};
   if (bytes == 0) bytes = 4096;
-  void* p = vmrt::sys::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED) return false;
+  void* p = vmrt::sys::table_map(bytes);
+  if (p == nullptr) return false;
   g_reserv = static_cast<vm_reserv*>(p);
   g_lru_head = g_lru_tail = nullptr;
   g_active = 0;

@@ -63,6 +63,17 @@ cc -O2 -o "$TMP/ff" "$(dirname "$0")/src/fork_faults.c"
 VMRT_STATS=1 LD_PRELOAD=$SHIM "$TMP/ff" leaf 2>"$TMP/stats" || fail "leaf with stats: status $?"
 expect_vmstat "$TMP/stats" "host VMA recounts" -eq 0 "one malloc and exit"
 value() { awk -v k="$1" '$1 == k {print $2}' "$2"; }
+
+# vmrt's own tables (the pmap's, vm_page_array, the reservations, kmem's kmemusage and page
+# index, the window table: vm/vm_tables.h) lie in one table arena, one GiB of address space,
+# and a shell's command substitution touches them in 3 blocks of 2 MiB (2026-12-03): they
+# were six separate mappings in four GiB, the heap's pmap block 96 MiB past the front of the
+# pmap's tables: 5 host page-table pages and 4 page-middle-directory pages, each filled at
+# first touch, copied by every fork and torn down at every exit.
+VMRT_STATS=1 LD_PRELOAD=$SHIM bash -c 'x=$(echo 1); true' 2>"$TMP/tables" || fail "a shell with stats: status $?"
+expect_vmstat "$TMP/tables" "KiB of VM tables outside the table arena" -eq 0 "a shell"
+expect_vmstat "$TMP/tables" "2 MiB blocks of the table arena in use" -le 3 "a shell's command substitution"
+note "ok: a shell's tables: $(vmstat_value "$TMP/tables" "2 MiB blocks of the table arena in use") blocks of 2 MiB in the table arena, none outside it"
 "$TMP/ff" exec 30 >"$TMP/native" || fail "exec natively: status $?"
 VMRT_POPULATE=0 LD_PRELOAD=$SHIM "$TMP/ff" exec 30 >"$TMP/vmrt" || fail "exec under the shim: status $?"
 n=$(value exec "$TMP/native"); v=$(value exec "$TMP/vmrt")

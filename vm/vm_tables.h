@@ -1,0 +1,57 @@
+// vm_tables.h — host memory for vmrt's own big tables (the pmap's per-page tables,
+// vm_page_array, the reservations, kmem's kmemusage and page-index arrays, the window
+// table), in one place.
+//
+// Each table is sized for the whole region, all of physical memory or the whole heap (tens
+// to hundreds of MB of address space), and a short-lived process touches a page or two at
+// the front of each.  Mapped one by one, the host put them wherever it had room: in a shell
+// under the shim they lay in four different GiB of address space, and every GiB a process
+// touches costs a host page-middle-directory page and every 2 MiB a page-table page, filled
+// at first touch, copied by every fork and torn down at every exit (on these guests ~13 us
+// a fork for a touched 2 MiB block in a GiB of its own, ~3 us for one in a GiB already
+// used: bench/exec_cost, README "Host page-table pages").  Here they are carved, in the
+// order they are asked for, from one reservation aligned to a GiB (the table arena): every
+// table's front lies in the same GiB, and the small ones share a 2 MiB block.
+//
+// The arena exists only when RLIMIT_AS is unlimited (its reservation is address space the
+// program's limit would otherwise have to pay for); a table that does not fit in it, or
+// any table when there is no arena, is mapped by itself as before.
+#pragma once
+
+#include <cstddef>
+
+namespace vmrt::sys {
+
+// Flags for table_map.
+enum table_flags : unsigned {
+  TABLE_LAZY = 0,      // pages appear (zero) at first touch
+  TABLE_POPULATE = 1,  // every page made present in the call (MAP_POPULATE)
+};
+
+// => any thread; may sleep (mmap).  `bytes` (rounded up to pages) of zeroed, readable
+// and writable private memory, not charged to overcommit (MAP_NORESERVE).  Null, with
+// errno set, when the host refuses.
+void* table_map(std::size_t bytes, unsigned flags = TABLE_LAZY);
+
+// => any thread.  Gives back a table from table_map (same size): its memory returns to
+// the host; inside the arena its address space stays reserved (never handed out again).
+// 0, or -1 with errno.
+int table_unmap(void* p, std::size_t bytes);
+
+// Address space the arena holds reserved (0 when there is none), the bytes of tables
+// carved from it and the bytes of tables mapped outside it: with these the runtime tells
+// its footprint (the part of a program's RLIMIT_AS and RLIMIT_DATA that is vmrt's,
+// runtime/boot.cpp).
+std::size_t table_arena_reserved();
+std::size_t table_bytes_inside();
+std::size_t table_bytes_outside();
+
+// True when [p, p + bytes) lies in the arena.
+bool table_in_arena(const void* p, std::size_t bytes);
+
+// => any thread; reads the host's residency (mincore, a call per 2 MiB of tables handed
+// out).  How many 2 MiB blocks of the arena hold a resident page: the host page-table pages
+// vmrt's tables cost this process (the stats report; scenario exec_boot bounds it).
+std::size_t table_arena_blocks_resident();
+
+}  // namespace vmrt::sys
