@@ -118,12 +118,27 @@ struct page_table {
 constexpr page_table<std::uint8_t, offsetof(chunk_tables, bits)> g_bits{};
 constexpr page_table<pte, offsetof(chunk_tables, ptes)> g_pte{};
 
-std::uint16_t* g_chunk;  // resident pages per chunk [pmap lock]
-// Per chunk: 0 means every g_bits byte of the chunk is zero (never reserved, mapped or
-// refused since boot or the last window reset), so scans may skip it whole [pmap lock].
-std::uint8_t* g_dirty;
-// Per group of kGroupShift chunks (one page of g_dirty, 8 GiB of region): 0 means no chunk
-// of the group was ever marked in g_dirty (never cleared: a reset group stays "maybe").
+// Per chunk, dense (scans over a window read them), a chunk's count and mark in one record
+// so that they share a page (as two arrays, a program's first file mapping read one page of
+// each: a fault more).
+struct chunk_counts {
+  std::uint16_t resident;  // resident pages [pmap lock]
+  // 0 means every g_bits byte of the chunk is zero (never reserved, mapped or refused since
+  // boot or the last window reset), so scans may skip it whole [pmap lock].
+  std::uint8_t dirty;
+  std::uint8_t unused;
+};
+static_assert(sizeof(chunk_counts) == 4);
+chunk_counts* g_counts;
+// Chunk c's field of g_counts, as the arrays they were: g_chunk[c], g_dirty[c].
+template <class T, std::size_t Off>
+struct chunk_field {
+  T& operator[](std::size_t c) const { return *reinterpret_cast<T*>(reinterpret_cast<char*>(&g_counts[c]) + Off); }
+};
+constexpr chunk_field<std::uint16_t, offsetof(chunk_counts, resident)> g_chunk{};
+constexpr chunk_field<std::uint8_t, offsetof(chunk_counts, dirty)> g_dirty{};
+// Per group of kGroupShift chunks (four pages of g_counts, 8 GiB of region): 0 means no
+// chunk of the group was ever marked in g_dirty (never cleared: a reset group stays "maybe").
 // Scans over a fresh window (vmspace_create reserving a window of tens of GiB as
 // VM_PROT_NONE at every boot) then read neither g_dirty nor the per-page tables: each
 // first read of a page of these never-written tables is a host page fault (6 per boot
@@ -133,6 +148,7 @@ std::uint8_t* g_dirty_group;
 // Per page: host memory (host_map), whose pages the host provides, as H_* | protection;
 // 0 when not.  Its g_bits stay zero; its chunk is marked in g_dirty [pmap lock].
 constexpr page_table<std::uint8_t, offsetof(chunk_tables, hostmem)> g_hostmem{};
+inline std::uint8_t hostmem_of(std::size_t p);  // g_hostmem[p] without reading a clean chunk's table
 constexpr std::uint8_t H_HOST = 0x80;
 constexpr std::uint8_t H_SHARED = 0x40;
 constexpr std::uint8_t H_PROT = 0x07;
@@ -179,6 +195,11 @@ inline void mark_dirty(std::size_t chunk) {
   g_dirty_group[chunk >> kGroupShift] = 1;
 }
 inline bool chunk_dirty(std::size_t chunk) { return g_dirty_group[chunk >> kGroupShift] != 0 && g_dirty[chunk] != 0; }
+// Page p's bits, without reading a clean chunk's table (its bytes are zero): a read of a
+// never-written table page maps the host's zero page, and the write that follows then
+// faults a second time (a program's first mapping took two faults on one table page).
+inline std::uint8_t bits_of(std::size_t p) { return chunk_dirty(p >> kChunkShift) ? g_bits[p] : 0; }
+inline std::uint8_t hostmem_of(std::size_t p) { return chunk_dirty(p >> kChunkShift) ? g_hostmem[p] : 0; }
 inline void set_bits(std::size_t p, std::uint8_t v) {
   store_bits(p, v);
   if (v != 0) mark_dirty(p >> kChunkShift);
@@ -750,7 +771,8 @@ void op_reserve(pmap* pm, vaddr_t sva, vaddr_t eva, vm_prot_t prot) {
         p = q - 1;
         continue;
       }
-      if ((g_bits[p] & B_RESV) != prot) set_bits(p, static_cast<std::uint8_t>((g_bits[p] & ~B_RESV) | prot));
+      const std::uint8_t b = bits_of(p);
+      if ((b & B_RESV) != prot) set_bits(p, static_cast<std::uint8_t>((b & ~B_RESV) | prot));
     }
     return;
   }
@@ -758,24 +780,24 @@ void op_reserve(pmap* pm, vaddr_t sva, vaddr_t eva, vm_prot_t prot) {
   // changed (the VMA estimate changes only around those runs).
   std::size_t p = i;
   while (p < e) {
-    if ((g_bits[p] & B_MAPPED) != 0) {
+    if ((bits_of(p) & B_MAPPED) != 0) {
       set_bits(p, static_cast<std::uint8_t>((g_bits[p] & ~B_RESV) | prot));
       ++p;
       continue;
     }
     std::size_t q = p;
     bool changed = false;
-    while (q < e && (g_bits[q] & B_MAPPED) == 0) {
+    while (q < e && (bits_of(q) & B_MAPPED) == 0) {
       if (std::size_t r = prot == VM_PROT_NONE ? clean_run_end(q, e) : q; r != q) {  // all zero: nothing to change
         q = r;
         continue;
       }
-      if ((g_bits[q] & (B_RESV | B_REFUSED)) != prot) changed = true;
+      if ((bits_of(q) & (B_RESV | B_REFUSED)) != prot) changed = true;
       ++q;
     }
     if (changed) {
       std::int64_t before = breaks(p, q);
-      for (std::size_t k = p; k < q; ++k) set_bits(k, static_cast<std::uint8_t>((g_bits[k] & ~B_RESV) | prot));
+      for (std::size_t k = p; k < q; ++k) set_bits(k, static_cast<std::uint8_t>((bits_of(k) & ~B_RESV) | prot));
       host_reserve(p, q - p, prot);
       rt_host_vmas_add(breaks(p, q) - before);
     }
@@ -939,7 +961,7 @@ kern_return_t host_map_locked(vaddr_t sva, vaddr_t eva, vm_prot_t prot, unsigned
   }
   std::int64_t before = breaks(i, e);
   std::int64_t replaced = 0;  // host memory there already (MAP_FIXED over a mapping)
-  for (std::size_t p = i; p < e; ++p) replaced += g_hostmem[p] != 0 ? static_cast<std::int64_t>(PAGE_SIZE) : 0;
+  for (std::size_t p = i; p < e; ++p) replaced += hostmem_of(p) != 0 ? static_cast<std::int64_t>(PAGE_SIZE) : 0;
   // Accounted like the program's own memory (no MAP_NORESERVE unless asked): under strict
   // overcommit the mapping fails here, where malloc or mmap can report it, not at a touch.
   int hf = MAP_FIXED | MAP_ANONYMOUS | ((flags & PMAP_HOST_SHARED) != 0 ? MAP_SHARED : MAP_PRIVATE) |
@@ -1281,11 +1303,12 @@ bool pmap_linux_init(vaddr_t center) {
     const std::size_t below = g_center, above = nchunks - 1 - g_center;
     nblocks = below > above ? 2 * below : 2 * above + 1;  // the largest slot, plus one
   }
-  // [g_chunk][g_dirty][g_dirty_group] then the blocks, page aligned, from the table arena
+  // [g_dirty_group][g_counts] then the blocks, page aligned, from the table arena
   // (vm/vm_tables.h): the dense arrays' first pages share a 2 MiB block with the window
   // table before them and the blocks of the chunks around the centre after them, in the
   // GiB of vmrt's other tables.
-  std::size_t dense = nchunks * sizeof(std::uint16_t) + nchunks + ngroups;
+  const std::size_t groups = (ngroups + 63) & ~std::size_t{63};
+  std::size_t dense = groups + nchunks * sizeof(chunk_counts);
   dense = (dense + sizeof(chunk_tables) - 1) & ~(sizeof(chunk_tables) - 1);
   std::size_t bytes = dense + nblocks * sizeof(chunk_tables);
   void* p = vmrt::sys::table_map(bytes);
@@ -1294,10 +1317,13 @@ bool pmap_linux_init(vaddr_t center) {
     return false;
   }
   char* c = static_cast<char*>(p);
-  g_chunk = reinterpret_cast<std::uint16_t*>(c);
-  g_dirty = reinterpret_cast<std::uint8_t*>(g_chunk + nchunks);
-  g_dirty_group = g_dirty + nchunks;  // ngroups bytes
+  g_dirty_group = reinterpret_cast<std::uint8_t*>(c);  // ngroups bytes
+  g_counts = reinterpret_cast<chunk_counts*>(c + groups);
   g_tables = reinterpret_cast<chunk_tables*>(c + dense);
+  // The groups' page is read by the first reservation and written by the first mapping of
+  // every process: written now (a zero), one fault, where a read mapped the host's zero
+  // page and the write then faulted again.
+  __atomic_store_n(&g_dirty_group[0], std::uint8_t{0}, __ATOMIC_RELAXED);
   g_host_swap = host_has_swap();
   rt_host_vmas_add(1);  // the region reservation itself
   return true;
@@ -1488,10 +1514,10 @@ void pmap_linux_host_adopt(vaddr_t sva, vaddr_t eva, vm_prot_t prot, bool shared
   check_pages(sva, eva);
   spin_guard g(g_lock);
   std::size_t i = idx_of(sva), e = idx_of(eva);
-  for (std::size_t p = i; p < e; ++p) RT_ASSERT((g_bits[p] & B_MAPPED) == 0, "host_adopt over resident pages");
+  for (std::size_t p = i; p < e; ++p) RT_ASSERT((bits_of(p) & B_MAPPED) == 0, "host_adopt over resident pages");
   std::int64_t before = breaks(i, e);
   std::int64_t added = 0;
-  for (std::size_t p = i; p < e; ++p) added += g_hostmem[p] == 0 ? static_cast<std::int64_t>(PAGE_SIZE) : 0;
+  for (std::size_t p = i; p < e; ++p) added += hostmem_of(p) == 0 ? static_cast<std::int64_t>(PAGE_SIZE) : 0;
   set_hostmem(i, e, static_cast<std::uint8_t>(H_HOST | (shared ? H_SHARED : 0) | (prot & H_PROT)));
   rt_host_vmas_add(breaks(i, e) - before);
   rt_count(RC_HOST_MEM_MAPPED, added);

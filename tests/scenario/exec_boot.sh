@@ -78,7 +78,10 @@ note "ok: a shell's tables: $(vmstat_value "$TMP/tables" "2 MiB blocks of the ta
 VMRT_POPULATE=0 LD_PRELOAD=$SHIM "$TMP/ff" exec 30 >"$TMP/vmrt" || fail "exec under the shim: status $?"
 n=$(value exec "$TMP/native"); v=$(value exec "$TMP/vmrt")
 [ -n "$n" ] && [ -n "$v" ] || fail "no figure (native '$n', vmrt '$v')"
-bound=36
+# +34.5 -> +32.4 (2026-12-03, 4 runs) with the table arena and the pmap reading no clean
+# chunk's table before writing it (a read maps the host's zero page, the write then faults
+# again): bound +34.
+bound=34
 awk -v n="$n" -v v="$v" -v m="$bound" 'BEGIN { exit !(v - n <= m) }' ||
   fail "an exec'd process takes $v page faults under the shim against $n natively (at most $bound more allowed)"
 note "ok: an exec'd process takes $v page faults under the shim, $n natively (bound: +$bound)"
@@ -94,7 +97,11 @@ note "ok: an exec'd process takes $v page faults under the shim, $n natively (bo
 VMRT_POPULATE=0 LD_PRELOAD=$SHIM "$TMP/ff" execmap 30 >"$TMP/vmrt_map" || fail "execmap under the shim: status $?"
 nm=$(value execmap "$TMP/native_map"); vm=$(value execmap "$TMP/vmrt_map")
 [ -n "$nm" ] && [ -n "$vm" ] || fail "no execmap figure (native '$nm', vmrt '$vm')"
-map_bound=4
+# +3.7 -> +1.8 (2026-12-03): the pmap no longer reads a clean chunk's bits and host-memory
+# codes before writing them (two faults on one table page), and a chunk's resident count
+# and dirty mark share a record (one page of the dense per-chunk arrays, where the count
+# and the mark were a page each): bound +3.
+map_bound=3
 awk -v n="$n" -v v="$v" -v nm="$nm" -v vm="$vm" -v m="$map_bound" 'BEGIN { exit !((vm - v) - (nm - n) <= m) }' ||
   fail "a first file mapping costs $vm - $v page faults under the shim against $nm - $n natively (at most $map_bound more allowed)"
 note "ok: a first file mapping costs $(awk -v a="$vm" -v b="$v" 'BEGIN{printf "%.1f", a-b}') page faults under the shim, $(awk -v a="$nm" -v b="$n" 'BEGIN{printf "%.1f", a-b}') natively (bound: +$map_bound)"
