@@ -83,7 +83,20 @@ for f in glob.glob(work + '/cg.*'):
                 name = symbol_at(int(name, 16))
             if name is not None:
                 hot.add(name)
-names = sorted(hot)
+# The order within the section: a fork child faults its text in again (a fork copies no
+# page-table entry of a file mapping without private pages), a 64 KiB window of fault-around
+# a fault, and the window the fork text starts has room after it: there go first what every
+# child of a shell or a build tool runs, the exported malloc family and the exit report,
+# then malloc's and free's slow paths, then the rest (boot, the VM) by name.
+def rank(n):
+    if not n.startswith('_Z'):
+        return 0  # the exported entry points: malloc, free, calloc, realloc, fork, mmap, ...
+    if 'shim_exit_report' in n or 'vm_fail_dtor' in n:
+        return 1  # every exiting process runs them
+    if '4kmem' in n or '4shim' in n:
+        return 2
+    return 3
+names = sorted(hot, key=lambda n: (rank(n), n))
 if not any('pmap_linux_init' in n for n in names):
     sys.exit('gen_hot_text: the VM did not boot under callgrind (no pmap_linux_init): the list would be stage 0\'s')
 with open(out, 'w') as o:
@@ -93,7 +106,10 @@ with open(out, 'w') as o:
    bash, git, python, sqlite3, sed, gcc, perl and xz), first in the text, with the fork text:
    the load-time populate maps these pages only (runtime/rt_populate.cpp).  Every other
    function follows in .text and faults in on first use: the whole text was populated
-   before, 94 pages of RSS in every process for the ~15 it runs.  Compiled with
+   before, 94 pages of RSS in every process for the ~15 it runs.  After the fork text come
+   crtbeginS.o's code (__do_global_dtors_aux runs the destructors at every exit), the exported
+   entry points and the exit report, in fault-around's first window with it (a fork child
+   faults the text in again).  Compiled with
    -ffunction-sections: each function is its own input section .text.<mangled name> (a cold
    part GCC splits off, .text.unlikely.<name>, stays in the cold text). */
 SECTIONS
@@ -102,6 +118,7 @@ SECTIONS
   {
     __vmrt_hot_text_start = .;
     *(SORT(.text.sorted.vmrt_fork_*))
+    *crtbeginS.o(.text .text.*)
 ''' % len(names))
     for n in names:  # GCC puts constructors in .text.startup.*, functions it finds hot in .text.hot.*
         o.write('    *(.text.%s .text.startup.%s .text.hot.%s)\n' % (n, n, n))

@@ -74,7 +74,9 @@ VMRT_FORK_CHILD_TEXT void atfork_child() {
 
 // At exit (shared-object destructor, run by _dl_fini after the program's own
 // atexit handlers and destructors): the VMRT_STATS report.
-__attribute__((destructor)) void shim_exit_report() {
+// With the fork text: every exiting process runs it, a fork child too (in the page it faulted in
+// for its fork handler, not one more).
+VMRT_FORK_TEXT __attribute__((destructor)) void shim_exit_report() {
   if (!ready()) {
     // A program that never called malloc: boot now so the report still appears.
     if (!runtime_config_from_env().stats || !ensure_booted()) return;

@@ -840,7 +840,8 @@ namespace {
 __attribute__((constructor(101))) void vm_fail_ctor() {
   if (!g_env_done.load(std::memory_order_relaxed)) vm_fail_init_from_env();
 }
-__attribute__((destructor(101))) void vm_fail_dtor() {
+// With the fork text (vm_types.h): every exiting process runs it, a fork child too.
+VMRT_FORK_TEXT __attribute__((destructor(101))) void vm_fail_dtor() {
   if (g_armed_from_env && detail::g_vm_fail_armed.load(std::memory_order_relaxed)) {
     vm_fail_disarm();
     vm_fail_summary();
