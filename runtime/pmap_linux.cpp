@@ -148,7 +148,6 @@ std::uint8_t* g_dirty_group;
 // Per page: host memory (host_map), whose pages the host provides, as H_* | protection;
 // 0 when not.  Its g_bits stay zero; its chunk is marked in g_dirty [pmap lock].
 constexpr page_table<std::uint8_t, offsetof(chunk_tables, hostmem)> g_hostmem{};
-inline std::uint8_t hostmem_of(std::size_t p);  // g_hostmem[p] without reading a clean chunk's table
 constexpr std::uint8_t H_HOST = 0x80;
 constexpr std::uint8_t H_SHARED = 0x40;
 constexpr std::uint8_t H_PROT = 0x07;
@@ -195,9 +194,10 @@ inline void mark_dirty(std::size_t chunk) {
   g_dirty_group[chunk >> kGroupShift] = 1;
 }
 inline bool chunk_dirty(std::size_t chunk) { return g_dirty_group[chunk >> kGroupShift] != 0 && g_dirty[chunk] != 0; }
-// Page p's bits, without reading a clean chunk's table (its bytes are zero): a read of a
-// never-written table page maps the host's zero page, and the write that follows then
-// faults a second time (a program's first mapping took two faults on one table page).
+// Page p's bits and host-memory code, without reading a clean chunk's table (its bytes are
+// zero): a read of a never-written table page maps the host's zero page, and the write that
+// follows then faults a second time (a program's first mapping took two faults on one table
+// page).  => pmap lock held (or the userfaultfd thread's racy hint, as g_bits itself).
 inline std::uint8_t bits_of(std::size_t p) { return chunk_dirty(p >> kChunkShift) ? g_bits[p] : 0; }
 inline std::uint8_t hostmem_of(std::size_t p) { return chunk_dirty(p >> kChunkShift) ? g_hostmem[p] : 0; }
 inline void set_bits(std::size_t p, std::uint8_t v) {

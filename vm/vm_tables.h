@@ -7,9 +7,9 @@
 // the front of each.  Mapped one by one, the host put them wherever it had room: in a shell
 // under the shim they lay in four different GiB of address space, and every GiB a process
 // touches costs a host page-middle-directory page and every 2 MiB a page-table page, filled
-// at first touch, copied by every fork and torn down at every exit (on these guests ~13 us
-// a fork for a touched 2 MiB block in a GiB of its own, ~3 us for one in a GiB already
-// used: bench/exec_cost, README "Host page-table pages").  Here they are carved, in the
+// at first touch, copied by every fork and torn down at every exit (measured with a fork
+// loop: ~13 us a fork for a touched 2 MiB block in a GiB of its own, ~3 us for one in a GiB
+// already used; README, Known limits, "The VM's tables in one place").  Here they are carved, in the
 // order they are asked for, from one reservation aligned to a GiB (the table arena): every
 // table's front lies in the same GiB, and the small ones share a 2 MiB block.
 //
