@@ -6,10 +6,13 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <time.h>
 
 #include "runtime/rt_creds.h"
 #include "vm/vm_assert.h"
+#include "vm/vm_sys.h"
 
 namespace vmrt::rt {
 
@@ -84,8 +87,18 @@ bool start_machine_thread(void* (*fn)(void*), void* arg, std::size_t stack, cons
   sigset_t all;
   sigfillset(&all);
   pthread_attr_setsigmask_np(&attr, &all);
+  // The new thread keeps permitted capabilities across uid changes from its first
+  // instruction (rt_creds.h): PR_SET_KEEPCAPS is part of the credentials a clone shares, so
+  // it is set around the creation.  Set only in machine_main, a set*id broadcast that
+  // reached the thread before machine_main ran (glibc never blocks its SIGSETXID) cleared
+  // its capabilities, its next call failed where the program's succeeded, and glibc
+  // aborted the program (setpriv --init-groups under a loaded CI run, scenario
+  // setxid_threads).
+  const bool had_keepcaps = sys::inline_syscall(SYS_prctl, PR_GET_KEEPCAPS) == 1;
+  if (!had_keepcaps) (void)sys::inline_syscall(SYS_prctl, PR_SET_KEEPCAPS, 1);
   pthread_t t;
   int rc = pthread_create(&t, &attr, machine_main, s);
+  if (!had_keepcaps) (void)sys::inline_syscall(SYS_prctl, PR_SET_KEEPCAPS, 0);
   pthread_attr_destroy(&attr);
   if (rc != 0) {
     s->busy.store(false, std::memory_order_release);
