@@ -364,7 +364,7 @@ bool boot_vm(const runtime_config& cfg) {
     kmem = max_kmem;
   }
   kmem = (kmem + rt::kGranule - 1) & ~(rt::kGranule - 1);
-  constexpr std::size_t kernel_window = (kKernelKmemSize + 2 * rt::kGranule - 1) & ~(rt::kGranule - 1);  // granules
+  constexpr std::size_t kernel_window = kConfigKernelWindow;  // kKernelKmemSize and a granule (asserted above)
   // The process window: the mmap area, where the program's own anonymous and file mappings
   // go (rt_mmap, top-down; the data segment at its bottom, rt_brk), then the heap: half of
   // what the region has left, the other half for the vmspaces the C API and guests create.
