@@ -79,6 +79,12 @@ struct kmem_page_source {
   // zeros, writing only the ones that may not: a calloc that reuses a large block touched
   // sparsely need not fault in every page of it.  Never sleeps.
   void (*zero_pages)(void* ctx, void* addr, std::size_t npages);
+  // Optional (null: alloc_pages).  As alloc_pages, but the pages need not read as zeros:
+  // they may hold data the arena's user freed (a source that defers giving freed pages
+  // back hands them out again as they are, with no call to the host).  *zeroed tells
+  // whether they read as zeros all the same.  kmem uses it for large blocks that are not
+  // M_ZERO.  Never sleeps.
+  void* (*alloc_pages_any)(void* ctx, std::size_t npages, std::size_t align_pages, bool* zeroed);
 };
 
 // A page source over a private host reservation (mmap), for tests and for

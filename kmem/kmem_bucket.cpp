@@ -45,11 +45,17 @@ void source_free_locked(std::uintptr_t a, std::size_t npages) {
 
 // => pages lock held.  Allocates npages (aligned) from the source, flushing the
 // page cache and retrying once when the arena is full.  Null when exhausted.
-void* source_alloc_locked(std::size_t npages, std::size_t align_pages) {
-  void* p = g.src->alloc_pages(g.src->ctx, npages, align_pages, false);
+void* source_alloc_locked(std::size_t npages, std::size_t align_pages, bool* zeroed) {
+  auto get = [&] {
+    if (zeroed != nullptr && g.src->alloc_pages_any != nullptr)
+      return g.src->alloc_pages_any(g.src->ctx, npages, align_pages, zeroed);
+    if (zeroed != nullptr) *zeroed = true;
+    return g.src->alloc_pages(g.src->ctx, npages, align_pages, false);
+  };
+  void* p = get();
   if (p == nullptr && g.page_cache_n != 0) {
     page_cache_flush_locked();
-    p = g.src->alloc_pages(g.src->ctx, npages, align_pages, false);
+    p = get();
   }
   if (p != nullptr) {
     std::uintptr_t a = reinterpret_cast<std::uintptr_t>(p);
@@ -659,7 +665,7 @@ void lcache_put_locked(std::uintptr_t a, std::uint32_t npages) {
   g.lcache_pages += pages;
 }
 
-void* large_alloc(std::size_t npages, std::size_t align_pages, bool* fresh) {
+void* large_alloc(std::size_t npages, std::size_t align_pages, bool zero, bool* fresh) {
   KMEM_ASSERT(npages > 0 && npages < kNil, "large block page count");
   kmem_guard guard(g.pages_lock);
   if (g.lcache_n != 0) {
@@ -674,14 +680,16 @@ void* large_alloc(std::size_t npages, std::size_t align_pages, bool* fresh) {
       return reinterpret_cast<void*>(a);
     }
   }
-  void* p = source_alloc_locked(npages, align_pages);
+  // Not M_ZERO: pages the source freed but has not given back yet may come as they are.
+  bool zeroed = true;
+  void* p = source_alloc_locked(npages, align_pages, zero ? nullptr : &zeroed);
   if (p == nullptr) return nullptr;
   kmemusage* ku = usage_of(reinterpret_cast<std::uintptr_t>(p));
   set_large_state(ku, KU_LARGE);
   ku->ku_pagecnt = static_cast<std::uint32_t>(npages);
   ++g.large_blocks;
   g.large_pages += npages;
-  *fresh = true;
+  *fresh = zeroed;
   return p;
 }
 

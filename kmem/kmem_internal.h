@@ -394,8 +394,10 @@ void bucket_free(unsigned indx, void* const* elems, std::uint32_t n);
 std::size_t bucket_trim_all();
 // Coarse monotonic time in units of 2^24 ns (~16.8 ms), modulo 2^16 (decay stamps).
 std::uint16_t coarse_ticks();
-// The page source, under the pages lock (kmem_bucket.cpp).
-void* source_alloc_locked(std::size_t npages, std::size_t align_pages);
+// The page source, under the pages lock (kmem_bucket.cpp).  source_alloc_locked: pages
+// that read as zeros, or with `zeroed` given, pages that may hold freed data (the source's
+// alloc_pages_any), *zeroed telling which.
+void* source_alloc_locked(std::size_t npages, std::size_t align_pages, bool* zeroed = nullptr);
 void source_free_locked(std::uintptr_t a, std::size_t npages);
 // Medium blocks (kmem_medium.cpp), over MAXALLOCSAVE up to kMediumMax, packed at 256-byte
 // granularity.  medium_alloc: null when the arena is exhausted; *fresh when the block reads
@@ -409,8 +411,10 @@ bool medium_grow(std::uintptr_t a, std::uint32_t old_granules, std::uint32_t new
 // Give the spare empty span back; bytes given.  Spans held.  => pages lock held.
 std::size_t medium_trim_locked();
 std::uint64_t medium_spans_locked();
-// Large blocks: whole pages from the source.  => pages lock.
-void* large_alloc(std::size_t npages, std::size_t align_pages, bool* fresh);
+// Large blocks: whole pages from the source.  large_alloc: `zero` when the block must
+// read as zeros (M_ZERO; else it may be cleared by the caller: *fresh false); *fresh when
+// it reads as zeros.  => pages lock.
+void* large_alloc(std::size_t npages, std::size_t align_pages, bool zero, bool* fresh);
 void large_free(std::uintptr_t a, std::uint32_t npages);
 // Give cached freed large blocks back to the page source: those older than the decay time,
 // or all.  Returns the bytes given back.  => pages lock held.

@@ -318,7 +318,7 @@ void* malloc_large(std::size_t size, std::size_t align, malloc_type t, int flags
   std::size_t npages = (size + kPageMask) >> kPageShift;
   std::size_t align_pages = align > kPageSize ? align >> kPageShift : 1;
   return malloc_pages(size, npages << kPageShift, t, flags, st,
-                      [&](bool* fresh) { return large_alloc(npages, align_pages, fresh); });
+                      [&](bool* fresh) { return large_alloc(npages, align_pages, (flags & M_ZERO) != 0, fresh); });
 }
 
 // Medium blocks: packed in spans (kmem_medium.cpp).  => pages lock; may trim once.

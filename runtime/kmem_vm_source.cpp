@@ -45,13 +45,25 @@ bool over_budget(std::size_t more) {
   return b != 0 && g_heap_held.load(std::memory_order_relaxed) + more > b;
 }
 
-void* heap_alloc_pages(void*, std::size_t npages, std::size_t align_pages, bool) {
+// A heap range for kmem: zeroed (vm_heap_alloc), or with `zeroed` given, as it comes
+// (vm_heap_alloc_any).
+void* heap_take(std::size_t npages, std::size_t align_pages, bool* zeroed) {
   if (align_pages == 0) align_pages = 1;
   if (over_budget(npages)) return nullptr;
   vaddr_t va = 0;
-  if (vm_heap_alloc(npages * PAGE_SIZE, align_pages * PAGE_SIZE, &va) != KERN_SUCCESS) return nullptr;
+  const vsize_t size = npages * PAGE_SIZE, align = align_pages * PAGE_SIZE;
+  if ((zeroed == nullptr ? vm_heap_alloc(size, align, &va) : vm_heap_alloc_any(size, align, &va, zeroed)) != KERN_SUCCESS)
+    return nullptr;
   g_heap_held.fetch_add(npages, std::memory_order_relaxed);
   return reinterpret_cast<void*>(va);
+}
+
+void* heap_alloc_pages(void*, std::size_t npages, std::size_t align_pages, bool) {
+  return heap_take(npages, align_pages, nullptr);
+}
+
+void* heap_alloc_pages_any(void*, std::size_t npages, std::size_t align_pages, bool* zeroed) {
+  return heap_take(npages, align_pages, zeroed);
 }
 
 void heap_free_pages(void*, void* addr, std::size_t npages) {
@@ -90,6 +102,7 @@ const kmem::kmem_page_source* kmem_heap_source(vaddr_t base, vsize_t size) {
   g_heap_src.free_pages = heap_free_pages;
   g_heap_src.resize_pages = heap_resize_pages;
   g_heap_src.zero_pages = heap_zero_pages;
+  g_heap_src.alloc_pages_any = heap_alloc_pages_any;
   g_heap_src.ctx = nullptr;
   return &g_heap_src;
 }

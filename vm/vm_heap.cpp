@@ -273,13 +273,20 @@ template <class F> void for_each_dirty(vaddr_t s, vaddr_t e, F&& f) {
 // costs a walk of the host page tables that skips empty ones.
 constexpr vsize_t kCleanInPlaceMax = vsize_t{256} << 10;
 
-// [s, e) is being handed out: the dirty pieces inside read as zeros again.
+// [s, e) is being handed out: the dirty pieces inside read as zeros again, or, for a
+// caller that does not need zeros (vm_heap_alloc_any), are only forgotten: they keep the
+// program's freed data and the host keeps their pages, so no host call is made and the
+// caller's first writes there fault nothing in.  True when a dirty piece lay inside.
 //  => VM lock held.
-void clean_locked(vaddr_t s, vaddr_t e) {
-  if (g_dirty_bytes == 0) return;
+bool clean_locked(vaddr_t s, vaddr_t e, bool zero) {
+  if (g_dirty_bytes == 0) return false;
   const pmap_ops* ops = pmap_machine_ops();
+  bool any = false;
   for_each_dirty(s, e, [&](vaddr_t a, vaddr_t b) {
-    if (b - a > kCleanInPlaceMax || (!host_backed() && ops->zero_resident == nullptr)) {
+    any = true;
+    if (!zero) {
+      vm_stat_add(V_HEAP_DIRTY_REUSED, static_cast<std::int64_t>(atop(b - a)));
+    } else if (b - a > kCleanInPlaceMax || (!host_backed() && ops->zero_resident == nullptr)) {
       discard_locked(a, b);
     } else if (host_backed()) {
       ops->host_zero_resident(a, b);
@@ -288,7 +295,8 @@ void clean_locked(vaddr_t s, vaddr_t e) {
     }
     g_dirty_bytes -= b - a;
   });
-  vm_map_delete(g_dirty, s, e);
+  if (any) vm_map_delete(g_dirty, s, e);
+  return any;
 }
 
 // Dirty ranges discarded per host call (HOST backing): a freed medium block is one range, and
@@ -322,9 +330,10 @@ void flush_dirty_locked() {
   g_dirty_bytes = 0;
 }
 
-// Record [s, e) as allocated and populate its windows.
+// Record [s, e) as allocated and populate its windows; it reads as zeros when `zero`
+// (else see clean_locked), and *dirty (when given) tells whether it held freed data.
 //  => VM lock held; [s, e) free in g_ranges.  On failure nothing is recorded.
-kern_return_t take_locked(vaddr_t s, vaddr_t e) {
+kern_return_t take_locked(vaddr_t s, vaddr_t e, bool zero = true, bool* dirty = nullptr) {
   // HOST: the heap's memory is charged to physmem all the same, by what is handed out
   // (VMRT_PHYSMEM bounds a program whatever the backing): the ranges allocated plus the
   // frames the VM uses never exceed physmem.
@@ -346,7 +355,8 @@ kern_return_t take_locked(vaddr_t s, vaddr_t e) {
     vm_map_delete(g_ranges, s, e);
     return kr;
   }
-  clean_locked(s, e);
+  bool d = clean_locked(s, e, zero);
+  if (dirty != nullptr) *dirty = d;
   g_allocated += e - s;
   vm_stat_inc(V_HEAP_RANGES);
   return KERN_SUCCESS;
@@ -448,7 +458,9 @@ bool vm_heap_exists() {
   return g_map != nullptr;
 }
 
-kern_return_t vm_heap_alloc(vsize_t size, vsize_t align, vaddr_t* out) {
+namespace {
+
+kern_return_t alloc_range(vsize_t size, vsize_t align, bool zero, vaddr_t* out, bool* dirty) {
   if (size == 0 || !page_aligned(size) || align < PAGE_SIZE || (align & (align - 1)) != 0)
     return KERN_INVALID_ARGUMENT;
   vm_lock_guard g;
@@ -456,8 +468,21 @@ kern_return_t vm_heap_alloc(vsize_t size, vsize_t align, vaddr_t* out) {
   if (size > g_end - g_base) return KERN_NO_SPACE;
   vaddr_t va;
   if (vm_map_findspace(g_ranges, g_base, size, align, &va) != KERN_SUCCESS) return KERN_NO_SPACE;
-  kern_return_t kr = take_locked(va, va + size);
+  kern_return_t kr = take_locked(va, va + size, zero, dirty);
   if (kr == KERN_SUCCESS) *out = va;
+  return kr;
+}
+
+}  // namespace
+
+kern_return_t vm_heap_alloc(vsize_t size, vsize_t align, vaddr_t* out) {
+  return alloc_range(size, align, true, out, nullptr);
+}
+
+kern_return_t vm_heap_alloc_any(vsize_t size, vsize_t align, vaddr_t* out, bool* zeroed) {
+  bool dirty = false;
+  kern_return_t kr = alloc_range(size, align, false, out, &dirty);
+  *zeroed = !dirty;
   return kr;
 }
 

@@ -69,6 +69,12 @@ bool vm_heap_is_paged();
 // >= PAGE_SIZE).  Reads as zeros.  KERN_NO_SPACE when the arena has no such range,
 // KERN_RESOURCE_SHORTAGE when out of frames or range records.
 kern_return_t vm_heap_alloc(vsize_t size, vsize_t align, vaddr_t* out);
+// The same for a caller that does not need zeros (kmem's large blocks for malloc, which
+// the program will write): freed ranges still waiting to be discarded are handed out as
+// they are, the program's own freed data in them and their pages still the host's, with
+// no host call (vm_heap_alloc discards or zeroes them).  *zeroed: the range reads as zeros
+// all the same (no freed range waiting lay inside).
+kern_return_t vm_heap_alloc_any(vsize_t size, vsize_t align, vaddr_t* out, bool* zeroed);
 
 // Strict commit shared with the program's pageable mmaps (a private writable mapping is
 // charged when made, as Linux's overcommit_memory=2 charges it): the paged heap's ranges

@@ -76,6 +76,7 @@ enum vm_counter : unsigned {
   V_HEAP_WINDOWS,         // "heap windows populated" (gauge): 2 MiB windows of the heap mapped
   V_HEAP_RANGES,          // "heap ranges allocated"
   V_HEAP_DISCARDED,       // "heap pages discarded": contents dropped on free (host memory back)
+  V_HEAP_DIRTY_REUSED,    // "heap pages reused before discard": freed, handed out again as they were (vm_heap_alloc_any)
   V_HEAP_GROWN_IN_PLACE,  // "heap ranges grown in place"
   V_HEAP_COPIED,          // "heap ranges moved by copy"
   V_HEAP_MOVED,           // "heap ranges moved without copying": host page tables moved (mremap)
@@ -238,6 +239,7 @@ inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
     {V_HEAP_WINDOWS, "heap windows populated"},
     {V_HEAP_RANGES, "heap ranges allocated"},
     {V_HEAP_DISCARDED, "heap pages discarded"},
+    {V_HEAP_DIRTY_REUSED, "heap pages reused before discard"},
     {V_HEAP_GROWN_IN_PLACE, "heap ranges grown in place"},
     {V_HEAP_COPIED, "heap ranges moved by copy"},
     {V_HEAP_MOVED, "heap ranges moved without copying"},

@@ -92,6 +92,71 @@ int c_calloc_reuse_sparse() {
   return g_failures;
 }
 
+// A large malloc takes memory the heap holds freed, not yet given back to the host, as it
+// is: no discard, no zeroing, no page faulted in again (vm_heap_alloc_any).  A calloc of
+// the same reads zeros.  Then the same under churn: large blocks of 1-24 MiB, mallocs and
+// callocs, through kmem's large cache and the heap's freed ranges.
+int c_large_reuse() {
+  constexpr std::size_t kMiB = std::size_t{1} << 20;
+  // A (4 MiB) and sixteen 2 MiB blocks, each followed by a live guard so that none of the
+  // freed ones touch.  Freed, A first: kmem's large cache keeps 16 runs, so A, the oldest,
+  // goes back to the heap, which holds it as a freed range (under a quarter of the heap).
+  auto* a = static_cast<unsigned char*>(malloc(4 * kMiB));
+  void* guard[17] = {malloc(kMiB)};
+  unsigned char* x[16];
+  for (int i = 0; i < 16; ++i) {
+    x[i] = static_cast<unsigned char*>(malloc(2 * kMiB));
+    guard[i + 1] = malloc(kMiB);
+  }
+  std::memset(a, 0xA5, 4 * kMiB);
+  asm volatile("" : : "r"(a) : "memory");  // the stores are not dead: free may not drop them
+  free(a);
+  for (auto* p : x) free(p);
+  // 3 MiB fits no cached 2 MiB run: the heap's first fit is A's range, bytes and all (a
+  // demand-paged heap, under VMRT_PHYSMEM, drops freed pages at once: zeros).
+  auto* b = static_cast<unsigned char*>(malloc(3 * kMiB));
+  CHILD_CHECK(b == a);
+  const unsigned char kept = std::getenv("VMRT_PHYSMEM") == nullptr ? 0xA5 : 0;
+  if (b == a) CHILD_CHECK(b[0] == kept && b[kMiB] == kept && b[3 * kMiB - 1] == kept);
+  free(b);
+  auto* c = static_cast<unsigned char*>(calloc(1, 3 * kMiB));
+  bool zero = c != nullptr;
+  for (std::size_t o = 0; zero && o < 3 * kMiB; o += 512) zero = c[o] == 0;
+  CHILD_CHECK(zero);
+  free(c);
+  for (void* g : guard) free(g);
+
+  constexpr int kLive = 6;
+  constexpr std::size_t kStride = std::size_t{64} << 10;
+  unsigned char* blk[kLive] = {};
+  std::uint64_t r = 88172645463325252ULL;
+  auto next = [&r] {  // xorshift64
+    r ^= r << 13;
+    r ^= r >> 7;
+    r ^= r << 17;
+    return r;
+  };
+  for (int i = 0; i < 300; ++i) {
+    const int s = i % kLive;
+    free(blk[s]);
+    const std::size_t n = ((1 + next() % 24) << 20) + next() % 4096;
+    const bool zeroed = (next() & 1) != 0;
+    auto* p = static_cast<unsigned char*>(zeroed ? calloc(1, n) : malloc(n));
+    CHILD_CHECK(p != nullptr);
+    if (p == nullptr) return g_failures;
+    if (zeroed) {
+      bool ok = p[n - 1] == 0;
+      for (std::size_t o = 0; o < n; o += kStride) ok = ok && p[o] == 0 && p[o + 4000 < n ? o + 4000 : o] == 0;
+      CHILD_CHECK(ok);
+    }
+    for (std::size_t o = 0; o < n; o += kStride) p[o] = 0xEE;
+    p[n - 1] = 0xEE;
+    blk[s] = p;
+  }
+  for (auto* p : blk) free(p);
+  return g_failures;
+}
+
 int c_reallocarray_overflow() {
   auto* p = static_cast<char*>(malloc(16));
   std::memcpy(p, "0123456789abcde", 16);
@@ -575,6 +640,7 @@ const shim_child::entry shim_child::g_cases[] = {
     {"shim_active", c_shim_active},
     {"calloc_overflow", c_calloc_overflow},
     {"calloc_reuse_sparse", c_calloc_reuse_sparse},
+    {"large_reuse", c_large_reuse},
     {"reallocarray_overflow", c_reallocarray_overflow},
     {"posix_memalign", c_posix_memalign},
     {"aligned_alloc", c_aligned_alloc},
@@ -601,6 +667,9 @@ SHIM_TEST_CASE("shim: the preloaded shim is the process's malloc and operator ne
 SHIM_TEST_CASE("shim: calloc overflow is NULL + ENOMEM; calloc memory is zero") { shim_child::expect_pass("calloc_overflow"); }
 SHIM_TEST_CASE("shim: calloc of a reused, sparsely written large block faults in no page it never held") {
   shim_child::expect_pass("calloc_reuse_sparse");
+}
+SHIM_TEST_CASE("shim: a large malloc reuses freed heap memory as it was; a calloc reads zeros") {
+  shim_child::expect_pass("large_reuse");
 }
 SHIM_TEST_CASE("shim: reallocarray overflow is NULL + ENOMEM, block untouched") { shim_child::expect_pass("reallocarray_overflow"); }
 SHIM_TEST_CASE("shim: posix_memalign EINVAL and alignments up to 64 KiB") { shim_child::expect_pass("posix_memalign"); }
