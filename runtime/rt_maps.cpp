@@ -78,10 +78,36 @@ bool maps_scan(void (*f)(const maps_line&, void*), void* arg) {
     ++q;
     l.dev = makedev(maj, min);
     l.inode = parse_dec(q);
+    while (q < p && *q == ' ') ++q;
+    const char* e = p;  // past the line's '\n' (or the end of the text)
+    if (e > q && e[-1] == '\n') --e;
+    l.path = q;
+    l.path_len = e > q ? static_cast<std::size_t>(e - q) : 0;
     f(l, arg);
   }
   vmrt::sys::munmap(buf, cap);
   return true;
+}
+
+bool maps_file_path(std::uint64_t dev, std::uint64_t ino, char* buf, std::size_t cap) {
+  struct ctx {
+    std::uint64_t dev, ino;
+    char* buf;
+    std::size_t cap;
+    bool found;
+  } c{dev, ino, buf, cap, false};
+  if (cap == 0) return false;
+  maps_scan(
+      [](const maps_line& l, void* a) {
+        ctx* x = static_cast<ctx*>(a);
+        if (x->found || l.inode != x->ino || l.dev != x->dev || l.path_len == 0) return;
+        std::size_t n = l.path_len < x->cap - 1 ? l.path_len : x->cap - 1;
+        __builtin_memcpy(x->buf, l.path, n);
+        x->buf[n] = '\0';
+        x->found = true;
+      },
+      &c);
+  return c.found;
 }
 
 vma_count maps_count(std::uintptr_t lo, std::uintptr_t hi) {

@@ -14,12 +14,19 @@ struct maps_line {
   std::uint64_t offset;   // file offset
   std::uint64_t dev;      // makedev(major, minor)
   std::uint64_t inode;
+  const char* path;       // the name column (a file's path, "[heap]", ...): path_len bytes, not terminated
+  std::size_t path_len;   // 0: none
 };
 
 // Snapshot /proc/self/maps into an anonymous buffer and call f(const maps_line&) per line.
 // False when the file cannot be read.  Not async-signal-safe only in that it may take
 // a while; never mallocs.
 bool maps_scan(void (*f)(const maps_line&, void*), void* arg);
+
+// The path the host shows for a mapping of file (dev, ino), copied to buf (cut to cap - 1
+// bytes, terminated); false when no mapping of it is listed or the file cannot be read.
+// The vnode pager's names (vm/vnode_pager.h, vnode_set_name_source).
+bool maps_file_path(std::uint64_t dev, std::uint64_t ino, char* buf, std::size_t cap);
 
 // Host VMAs of this process: all, and those inside [lo, hi).
 struct vma_count {

@@ -17,6 +17,7 @@
 
 #include "runtime/pmap_linux.h"
 #include "runtime/region.h"
+#include "runtime/rt_maps.h"
 #include "runtime/rt_stats.h"
 #include "runtime/rt_vma_budget.h"
 #include "runtime/trap.h"
@@ -368,6 +369,7 @@ unsigned host_flags(int flags) {
 
 void mm_area_init(vm_map* map, vaddr_t lo, vaddr_t hi, bool paging) {
   if (lo >= hi) return;
+  vnode_set_name_source(maps_file_path);  // a file mapping's name, when procstat asks
   g_map = map;
   g_lo = lo;
   g_hi = hi;
@@ -388,13 +390,12 @@ bool mm_area_range_free(vaddr_t a, vsize_t n) {
 }
 
 // A regular file the program maps (shared or private, with the flags the anonymous path
-// serves): its identity and name, looked up before the VM lock is taken.  Other files
-// (devices, /dev/zero, directories, pipes, bad descriptors) are not: the host answers for
-// them (ENODEV, EBADF, ...) or maps them itself.
+// serves): its identity, looked up before the VM lock is taken (its name only when procstat
+// asks: vnode_set_name_source).  Other files (devices, /dev/zero, directories, pipes, bad
+// descriptors) are not: the host answers for them (ENODEV, EBADF, ...) or maps them itself.
 struct file_id {
   std::uint64_t dev, ino;
   vm_pindex_t pages;  // the file's size, in pages
-  char name[kVnodeNameMax];
 };
 static bool served_file(int flags, int fd, file_id* id) {
   int type = flags & kMapType;
@@ -404,16 +405,6 @@ static bool served_file(int flags, int fd, file_id* id) {
   struct stat st;
   bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
   if (regular) {
-    // The name, as /proc/self/fd shows it (FreeBSD's procstat prints the vnode's path).
-    char link[32] = "/proc/self/fd/";
-    int k = 14;
-    char digits[12];
-    int nd = 0;
-    for (unsigned v = static_cast<unsigned>(fd); nd == 0 || v != 0; v /= 10) digits[nd++] = static_cast<char>('0' + v % 10);
-    while (nd > 0) link[k++] = digits[--nd];
-    link[k] = '\0';
-    ssize_t r = ::readlink(link, id->name, sizeof id->name - 1);
-    id->name[r > 0 ? r : 0] = '\0';
     id->dev = st.st_dev;
     id->ino = st.st_ino;
     id->pages = static_cast<vm_pindex_t>((static_cast<std::uint64_t>(st.st_size) + PAGE_MASK) >> PAGE_SHIFT);
@@ -445,7 +436,7 @@ static mm_route host_map_here(vaddr_t a, vsize_t n, int prot, int flags, int hf,
   pmap_linux_host_adopt(a, a + n, static_cast<vm_prot_t>(prot & kProtRWX), shared);
   vm_object* obj = nullptr;
   if (fid != nullptr) {
-    obj = vnode_object_get(fid->dev, fid->ino, fid->name, fid->pages, atop(static_cast<vm_ooffset_t>(off) + n));
+    obj = vnode_object_get(fid->dev, fid->ino, nullptr, fid->pages, atop(static_cast<vm_ooffset_t>(off) + n));
     vm_stat_inc(V_FILE_MMAPS);
   }
   vm_ooffset_t ident = obj != nullptr ? static_cast<vm_ooffset_t>(off) : (++g_shared_names) << kSharedNameShift;
@@ -505,7 +496,7 @@ static mm_route map_file_paged(vaddr_t a, vsize_t n, int prot, int flags, int fd
   void* probe = vmrt::sys::mmap(nullptr, n, prot, flags & ~(MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_POPULATE), fd, off);
   if (probe == MAP_FAILED) return fail(out, errno);
   vmrt::sys::munmap(probe, n);
-  vm_object* obj = vnode_object_get(fid->dev, fid->ino, fid->name, fid->pages, atop(static_cast<vm_ooffset_t>(off) + n));
+  vm_object* obj = vnode_object_get(fid->dev, fid->ino, nullptr, fid->pages, atop(static_cast<vm_ooffset_t>(off) + n));
   if (obj == nullptr) return host_map_here(a, n, prot, flags, flags | MAP_FIXED, fd, off, fid, (flags & MAP_FIXED) == 0, out);
   if (int e = vnode_object_attach_store(obj, fd, static_cast<std::uint64_t>(off) + n); e != 0) {
     vm_object_deallocate(obj);

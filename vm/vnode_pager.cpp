@@ -28,11 +28,13 @@ struct vnode {
   char* old_store;         // the store before it last grew: a copy may still be reading it
   std::uint64_t old_bytes;
   char name[kVnodeNameMax];
+  bool named;              // name holds what is known of it (given, or asked of the name source)
 };
 VMRT_LARGE_BSS vnode g_vnodes[kVnodeMax];  // [VM lock]
 // Slots [0, g_vnodes_used) have been used: lookups scan only those (the table is 19 pages;
 // scanning all of it touched them in every process that maps a file).
 unsigned g_vnodes_used;  // [VM lock]
+vnode_name_fn g_name_source;  // vnode_set_name_source [set at boot]
 
 // The slots ever used.
 std::span<vnode> used_vnodes() { return {g_vnodes, g_vnodes_used}; }
@@ -152,7 +154,7 @@ vm_object* vnode_object_get(std::uint64_t dev, std::uint64_t ino, const char* na
   vm_object* obj = vm_object_allocate(OBJT_VNODE, size);
   if (obj == nullptr) return nullptr;
   if (free_slot == &g_vnodes[g_vnodes_used]) ++g_vnodes_used;
-  *free_slot = vnode{obj, dev, ino, nullptr, 0, nullptr, 0, {}};
+  *free_slot = vnode{obj, dev, ino, nullptr, 0, nullptr, 0, {}, name != nullptr};
   if (name != nullptr) {
     std::size_t len = std::strlen(name);
     if (len >= kVnodeNameMax) len = kVnodeNameMax - 1;
@@ -162,9 +164,16 @@ vm_object* vnode_object_get(std::uint64_t dev, std::uint64_t ino, const char* na
   return obj;
 }
 
+void vnode_set_name_source(vnode_name_fn fn) { g_name_source = fn; }
+
 const char* vnode_object_name(const vm_object* obj) {
-  const vnode* v = vnode_of(obj);
-  return v != nullptr ? v->name : "";
+  vnode* v = vnode_of(obj);  // the table's slot: its name is filled in here
+  if (v == nullptr) return "";
+  if (!v->named && g_name_source != nullptr) {
+    if (!g_name_source(v->dev, v->ino, v->name, kVnodeNameMax)) v->name[0] = '\0';
+    v->named = true;
+  }
+  return v->name;
 }
 
 int vnode_object_attach_store(vm_object* obj, int fd, std::uint64_t bytes) {

@@ -45,15 +45,26 @@ inline constexpr unsigned kVnodeNameMax = 240;
 // The vnode object of file (dev, ino), referenced for the caller, found or made.  file_pages:
 // the file's size now, in pages (resident pages at or past it are dropped: the file was cut
 // since they were read); extent: the pages the caller's mapping reaches (the object's size
-// grows to cover them: a mapping may extend past the end of its file).  `name` (may be null)
-// names a new object.  Null when the table or the object zone is full (the caller maps
+// grows to cover them: a mapping may extend past the end of its file).  `name` (may be null:
+// see vnode_object_name) names a new object.  Null when the table or the object zone is full (the caller maps
 // without one).  => VM lock held.
 vm_object* vnode_object_get(std::uint64_t dev, std::uint64_t ino, const char* name, vm_pindex_t file_pages,
                             vm_pindex_t extent);
 
-// The path obj was first mapped under ("" when obj is no vnode object of the table).
-//  => VM lock held.
+// obj's path ("" when obj is no vnode object of the table, or no name is known): the one
+// given when it was made, else the one the name source finds the first time it is asked.
+//  => VM lock held; may read the host's list of mappings (the name source).
 const char* vnode_object_name(const vm_object* obj);
+
+// Where a vnode object made without a name finds one when it is first asked for it
+// (procstat -v): the runtime looks file (dev, ino) up in the host's list of this process's
+// mappings, which names every file mapped (the program's mappings the host makes, and the
+// pager's stores).  Looked up at each mapping instead (readlink of /proc/self/fd/N), the name
+// cost every file mmap a /proc path walk, 4.5 us and more (git maps some 40 files a
+// command).  The function copies the path to buf (cap bytes, terminated) and says whether
+// it found one.  => before the first name is asked; no lock.
+using vnode_name_fn = bool (*)(std::uint64_t dev, std::uint64_t ino, char* buf, std::size_t cap);
+void vnode_set_name_source(vnode_name_fn fn);
 
 // Give obj a store for its pager (MAP_PRIVATE pageable file mappings): the file open as fd
 // is mapped shared read-only into vmrt's memory over at least `bytes` (the end of the
