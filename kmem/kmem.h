@@ -132,6 +132,15 @@ void* realloc(void* addr, std::size_t size, malloc_type type, int flags, kmem_st
 // Per-type limit (ks_limit) in bytes; 0 = unlimited.
 void set_limit(malloc_type type, std::size_t bytes);
 
+// Make every inline fast path (kmem_fast.h: malloc_fast, free_fast) of every type decline
+// while any hold bit is set: a caller whose slow path checks more than kmem does (the
+// shim: fault injection armed, a fork child setting itself up) sets a bit instead of
+// testing its own flags on every call.  `bits`: within kFastHoldBits, one per reason, each
+// set and cleared by one owner.  Lock-free (callable in a fork child before fork_child);
+// may be called before kmem_init.
+inline constexpr std::uint8_t kFastHoldBits = 0xFE;  // bit 0 is kmem's own (diagnostics, limits)
+void fast_paths_hold(std::uint8_t bits, bool on);
+
 // Drain this thread's magazines back to the buckets (called on thread exit, at fork).
 void thread_cache_drain();
 // Give free whole pages of empty buckets and large blocks back to the page source.

@@ -211,7 +211,9 @@ struct alignas(64) kmem_globals {
   std::uintptr_t cookie = 0;                 // free-marker secret
   std::uintptr_t link_high = 0;              // bits no free marker's link has (may_be_marked)
   kmemusage* usage = nullptr;
-  std::atomic<std::uint8_t> type_slow[M_LAST]{};  // 1: type bypasses the fast path
+  // Nonzero: the type bypasses the fast paths.  Bit 0: diagnostics or a limit (kmem's);
+  // the others: fast_paths_hold (kmem.h).
+  std::atomic<std::uint8_t> type_slow[M_LAST]{};
   bool diag = false;
   bool caches = true;
   std::uint8_t* diag_state = nullptr;        // per 16-byte granule: 0x80|type when allocated
@@ -374,6 +376,13 @@ inline void mark_free(std::uintptr_t a, std::uintptr_t link) {
 inline void set_ku_indx(kmemusage* ku, std::uint8_t v) {
   __atomic_store_n(&ku->ku_indx, v, __ATOMIC_RELAXED);
   g.pgindx[ku - g.usage] = v;
+}
+
+// Sets bit 0 of t's type_slow (kmem's own reasons: diagnostics, a limit), keeping the
+// hold bits (fast_paths_hold).  => t's type lock, or kmem_init.
+inline void set_type_slow(malloc_type t, bool slow) {
+  if (slow) g.type_slow[t].fetch_or(1, std::memory_order_relaxed);
+  else g.type_slow[t].fetch_and(static_cast<std::uint8_t>(~1u), std::memory_order_relaxed);
 }
 
 // Sets the state (KU_LARGE, KU_FREED_LARGE) of a whole-page block's first page: its record

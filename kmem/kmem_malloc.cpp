@@ -65,7 +65,7 @@ bool account_alloc(tcache* tc, malloc_type t, unsigned indx, std::size_t bytes, 
                    kmem_status* st) {
   kmemstats& ks = g.types[t];
   const std::int64_t b = static_cast<std::int64_t>(bytes);
-  if (g.type_slow[t].load(std::memory_order_relaxed) != 0) {
+  if ((g.type_slow[t].load(std::memory_order_relaxed) & 1) != 0) {  // diagnostics or a limit (not a hold)
     ks.lock.lock();
     if (ks.limited) {
       bool counted = false;
@@ -129,7 +129,7 @@ bool account_alloc(tcache* tc, malloc_type t, unsigned indx, std::size_t bytes, 
 void account_free(tcache* tc, malloc_type t, std::size_t bytes, unsigned indx = 0, bool undo = false) {
   kmemstats& ks = g.types[t];
   const std::int64_t b = static_cast<std::int64_t>(bytes);
-  if (g.type_slow[t].load(std::memory_order_relaxed) != 0) {
+  if ((g.type_slow[t].load(std::memory_order_relaxed) & 1) != 0) {  // diagnostics or a limit (not a hold)
     kmem_guard guard(ks.lock);
     if (ks.limited) {
       ks.exact_memuse.fetch_sub(b, std::memory_order_relaxed);
@@ -156,7 +156,7 @@ void account_free(tcache* tc, malloc_type t, std::size_t bytes, unsigned indx = 
 // Changes the bytes charged for a live block (in-place realloc of a large block).
 void account_resize(tcache* tc, malloc_type t, std::int64_t delta) {
   kmemstats& ks = g.types[t];
-  if (g.type_slow[t].load(std::memory_order_relaxed) != 0) {
+  if ((g.type_slow[t].load(std::memory_order_relaxed) & 1) != 0) {  // diagnostics or a limit (not a hold)
     kmem_guard guard(ks.lock);
     if (ks.limited) {
       ks.exact_memuse.fetch_add(delta, std::memory_order_relaxed);
@@ -458,7 +458,7 @@ bool kmem_init(const kmem_page_source* src, const kmem_config& cfg) {
   for (unsigned t = 0; t < M_LAST; ++t) {
     g.types[t].limit = type_default_limit(static_cast<malloc_type>(t));
     g.types[t].limited = g.types[t].limit != 0;
-    g.type_slow[t].store(g.diag || g.types[t].limited ? 1 : 0, std::memory_order_relaxed);
+    set_type_slow(static_cast<malloc_type>(t), g.diag || g.types[t].limited);
   }
   // decay in 2^24-ns ticks, rounded up, at most half the 16-bit tick space
   std::uint64_t ticks = (std::uint64_t{cfg.decay_ms} * 1000000ull + (1u << 24) - 1) >> 24;
@@ -621,6 +621,14 @@ void* realloc(void* addr, std::size_t size, malloc_type type, int flags, kmem_st
   return n;
 }
 
+void fast_paths_hold(std::uint8_t bits, bool on) {
+  KMEM_ASSERT((bits & ~kFastHoldBits) == 0, "fast path hold bits");
+  for (unsigned t = 0; t < M_LAST; ++t) {
+    if (on) g.type_slow[t].fetch_or(bits, std::memory_order_seq_cst);
+    else g.type_slow[t].fetch_and(static_cast<std::uint8_t>(~bits), std::memory_order_seq_cst);
+  }
+}
+
 void set_limit(malloc_type type, std::size_t bytes) {
   if (static_cast<unsigned>(type) >= M_LAST) return;
   kmemstats& ks = g.types[type];
@@ -638,7 +646,7 @@ void set_limit(malloc_type type, std::size_t bytes) {
     ks.limited = false;
   }
   ks.limit = bytes;
-  g.type_slow[type].store(g.diag || ks.limited ? 1 : 0, std::memory_order_relaxed);
+  set_type_slow(type, g.diag || ks.limited);
   ks.seq.fetch_add(1, std::memory_order_relaxed);
   if (ks.sleepers.load(std::memory_order_relaxed) != 0) futex_wake_all(&ks.seq);
 }

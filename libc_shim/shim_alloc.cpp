@@ -57,6 +57,7 @@ void* alloc_slow(std::size_t n, std::size_t align, kmem::malloc_type t, int flag
 }
 
 [[gnu::noinline]] void* alloc_kmem(std::size_t n, kmem::malloc_type t, int flags) {
+  if (__builtin_expect(!ready(), 0)) return alloc_slow(n, 0, t, flags);
   void* p = kmem::malloc(n, t, kAllocFlags | flags, nullptr);
   if (__builtin_expect(p != nullptr, 1)) return p;
   count(C_ENOMEM);

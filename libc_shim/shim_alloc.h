@@ -15,6 +15,7 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdint>
 
 #include "kmem/kmem.h"
 #include "kmem/kmem_fast.h"
@@ -26,6 +27,8 @@ namespace vmrt::shim {
 inline constexpr int kAllocFlags = kmem::M_NOWAIT;
 
 void* alloc_slow(std::size_t n, std::size_t align, kmem::malloc_type t, int flags);
+// Everything alloc's fast path left: before or during boot (the bootstrap arena), an empty
+// chain, a held fast path, a large block, a limited type.  Null + ENOMEM on failure.
 void* alloc_kmem(std::size_t n, kmem::malloc_type t, int flags);
 void release_refused(void* p, kmem::malloc_type t, kmem::kmem_status st, const char* who);
 void release_slow(void* p, kmem::malloc_type t, const char* who);
@@ -33,19 +36,24 @@ void release_kmem(void* p, kmem::malloc_type t, const char* who);
 
 // n bytes charged to t (flags: 0 or M_ZERO).  Null + ENOMEM on failure.
 //  => thread-safe; boots the runtime on first use.
-// Fast path (t and flags are constants at every call site): the boot check,
-// then kmem's inline pop from the thread cache's chain (kmem_fast.h); nothing else.
+// Fast path (t and flags are constants at every call site): kmem's inline pop from the
+// thread cache's chain (kmem_fast.h), nothing else.  It needs no boot check: before boot no
+// thread has a cache (the chain is empty), and a fork child holds kmem's fast paths while it
+// sets itself up (kHoldForkChild); alloc_kmem checks the boot.
 [[gnu::always_inline]] inline void* alloc(std::size_t n, kmem::malloc_type t, int flags) {
-  if (__builtin_expect(ready(), 1)) {
-    void* p = kmem::detail::malloc_fast(n, t);
-    if (__builtin_expect(p != nullptr, 1)) {
-      if ((flags & kmem::M_ZERO) != 0) __builtin_memset(p, 0, n);
-      return p;
-    }
-    return alloc_kmem(n, t, flags);
+  void* p = kmem::detail::malloc_fast(n, t);
+  if (__builtin_expect(p != nullptr, 1)) {
+    if ((flags & kmem::M_ZERO) != 0) __builtin_memset(p, 0, n);
+    return p;
   }
-  return alloc_slow(n, 0, t, flags);
+  return alloc_kmem(n, t, flags);
 }
+
+// The shim's reasons to hold kmem's fast paths (kmem::fast_paths_hold): every call then
+// takes the out-of-line path, which checks them.
+inline constexpr std::uint8_t kHoldFaultInjection = 2;  // fault injection armed (vm_fail_set_arm_hook)
+inline constexpr std::uint8_t kHoldForkChild = 4;       // a fork child setting itself up (shim_boot.cpp)
+static_assert(((kHoldFaultInjection | kHoldForkChild) & ~kmem::kFastHoldBits) == 0);
 
 // n bytes aligned to align (a power of two; the caller checked).  Null + ENOMEM.
 void* alloc_aligned(std::size_t n, std::size_t align, kmem::malloc_type t);

@@ -12,8 +12,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "kmem/kmem.h"
+#include "libc_shim/shim_alloc.h"
 #include "libc_shim/shim_counters.h"
 #include "libc_shim/shim_rtld.h"
+#include "vm/vm_fail.h"
 #include "vm/vm_out.h"
 #include "vm/vm_sys.h"
 #include "runtime/boot.h"
@@ -23,6 +26,9 @@
 namespace vmrt::shim {
 
 VMRT_FORK_DATA std::atomic<int> g_boot_state{BOOT_DOWN};
+// Fork children hold kmem's fast paths while they set themselves up: the heap is vmrt's
+// frames, which may fault (atfork_child).  [set at boot]
+VMRT_FORK_DATA bool g_fork_child_hold;
 
 namespace {
 
@@ -63,14 +69,24 @@ VMRT_FORK_PARENT_TEXT void atfork_parent() {
 // In the child, what the runtime allocates while it sets the child up (the control blocks
 // of its new handler threads) comes from the bootstrap arena: heap pages may fault, and
 // until a handler thread runs no fault can be served.
+// The entry points' fast paths test no boot state (shim_alloc.h): the forking thread's
+// cache would serve those allocations from the heap, so with a heap of vmrt frames (which
+// may fault) kmem's fast paths are held meanwhile.  A heap of host memory faults as the
+// host's own: the cache may serve them, and the child writes no kmem page for the hold.
 VMRT_FORK_CHILD_TEXT void atfork_child() {
   rt::fork_populate_written(rt::fork_side::child);
   g_boot_tid.store(current_tid(), std::memory_order_release);
   g_boot_state.store(BOOT_BOOTING, std::memory_order_release);
+  const bool hold = g_fork_child_hold;
+  if (hold) kmem::fast_paths_hold(kHoldForkChild, true);
   runtime_fork_child();
   g_boot_state.store(BOOT_READY, std::memory_order_release);
+  if (hold) kmem::fast_paths_hold(kHoldForkChild, false);
   g_boot_tid.store(0, std::memory_order_release);
 }
+
+// Fault injection armed or disarmed (vm_fail_set_arm_hook): the fast paths skip its test.
+void fault_injection_armed(bool armed) { kmem::fast_paths_hold(kHoldFaultInjection, armed); }
 
 // At exit (shared-object destructor, run by _dl_fini after the program's own
 // atexit handlers and destructors): the VMRT_STATS report.
@@ -115,6 +131,9 @@ bool ensure_booted() {
     int expected = BOOT_DOWN;
     if (!g_boot_state.compare_exchange_strong(expected, BOOT_BOOTING, std::memory_order_acq_rel)) continue;
     g_boot_tid.store(current_tid(), std::memory_order_release);
+    // Before any thread has a cache (none can before kmem is up): from now on armed fault
+    // injection holds the fast paths (armed at load, VMRT_FAIL, it holds them at once).
+    vm_fail_set_arm_hook(fault_injection_armed);
     rtld_snapshot();  // before boot maps the region: only the loader's memory
     rt::vma_budget_seed(rtld_mapping_count());  // its walk of /proc/self/maps, not another
     if (!runtime_boot()) {
@@ -127,6 +146,7 @@ bool ensure_booted() {
       return false;
     }
     keep_report_fd();
+    g_fork_child_hold = runtime_heap_faults();
     g_boot_state.store(BOOT_READY, std::memory_order_release);
     g_boot_tid.store(0, std::memory_order_release);
     // May itself call malloc (handler list growth): we are ready, so that is fine.

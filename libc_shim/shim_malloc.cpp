@@ -59,15 +59,19 @@ void* mid_memalign(std::size_t align, std::size_t n) {
 
 }  // namespace
 
-// malloc's armed path out of line, so the fast path stays a flag test and a tail call.
-__attribute__((noinline)) void* malloc_armed(std::size_t n) {
+// malloc's out-of-line path: fault injection, then boot and kmem (shim::alloc_kmem).
+__attribute__((noinline)) void* malloc_slow_entry(std::size_t n) {
   VMRT_FAIL_HOOK(FP_MALLOC, n);
-  return shim::alloc(n, M_LIBC, 0);
+  return shim::alloc_kmem(n, M_LIBC, 0);
 }
 
+// kmem's inline pop and nothing before it: armed fault injection holds kmem's fast paths
+// (shim::kHoldFaultInjection), so the flag is tested on the slow path only (a malloc was 6
+// instructions more with the two flag tests in front).
 VMRT_EXPORT void* malloc(std::size_t n) noexcept {
-  if (vmrt::vm_fail_armed()) return malloc_armed(n);
-  return shim::alloc(n, M_LIBC, 0);
+  void* p = vmrt::kmem::detail::malloc_fast(n, M_LIBC);
+  if (__builtin_expect(p != nullptr, 1)) return p;
+  return malloc_slow_entry(n);
 }
 
 // errno is preserved by shim::release's out-of-line path (the only one that can

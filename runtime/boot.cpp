@@ -512,6 +512,8 @@ bool runtime_boot_with(const runtime_config& cfg) {
   return ok;
 }
 
+bool runtime_heap_faults() { return runtime_booted() && g_vm_up && vm_heap_exists() && vm_heap_get_backing() != VM_HEAP_HOST; }
+
 std::size_t runtime_file_footprint() { return runtime_booted() && g_vm_up ? rt::physmem_bytes() : 0; }
 
 std::size_t runtime_data_footprint() {

@@ -103,6 +103,9 @@ bool runtime_boot();
 // Boot with an explicit configuration (tests, embedders).  False if already booted.
 bool runtime_boot_with(const runtime_config& cfg);
 bool runtime_booted();
+// The process heap may fault (vmrt frames: VMRT_HEAP=frames, or paged under VMRT_PHYSMEM),
+// unlike a heap of host memory.  False before boot and without a heap.
+bool runtime_heap_faults();
 // Boot if needed, then start the trap backend (idempotent, thread-safe).  True when
 // the VM is up and faults in vmspaces are handled.  => may call malloc (pthread_create):
 // never from inside malloc, a signal handler, or with a VM/kmem lock held.

@@ -33,6 +33,8 @@ VMRT_FORK_DATA std::atomic<bool> g_vm_fail_armed{false};  // read by every mallo
 
 namespace {
 
+std::atomic<vm_fail_arm_fn> g_arm_hook{nullptr};  // vm_fail_set_arm_hook
+
 // ---------------------------------------------------------------------------
 // Parser.
 
@@ -653,6 +655,11 @@ void vm_fail_format_error(const char* text, const vm_fail_error& err, char* buf,
   for (std::size_t k = 0; k < err.length; ++k) o.ch('^');
 }
 
+void vm_fail_set_arm_hook(vm_fail_arm_fn fn) {
+  g_arm_hook.store(fn, std::memory_order_release);
+  if (fn != nullptr && detail::g_vm_fail_armed.load(std::memory_order_acquire)) fn(true);
+}
+
 void vm_fail_arm(const vm_fail_spec& spec) {
   detail::g_vm_fail_armed.store(false, std::memory_order_release);
   g_spec = spec;
@@ -674,9 +681,13 @@ void vm_fail_arm(const vm_fail_spec& spec) {
     if (spec.clauses[ci].sleep_ns != 0) g_any_sleep = true;
   }
   detail::g_vm_fail_armed.store(spec.nclauses != 0, std::memory_order_release);
+  if (vm_fail_arm_fn fn = g_arm_hook.load(std::memory_order_acquire)) fn(spec.nclauses != 0);
 }
 
-void vm_fail_disarm() { detail::g_vm_fail_armed.store(false, std::memory_order_release); }
+void vm_fail_disarm() {
+  detail::g_vm_fail_armed.store(false, std::memory_order_release);
+  if (vm_fail_arm_fn fn = g_arm_hook.load(std::memory_order_acquire)) fn(false);
+}
 
 void vm_fail_set_log_fd(int fd) { g_log_fd.store(fd, std::memory_order_relaxed); }
 void vm_fail_set_backtrace(bool on) { g_backtrace.store(on, std::memory_order_relaxed); }

@@ -113,6 +113,14 @@ void vm_fail_disarm();
 // in every program that links the machine; callable again (tests).
 void vm_fail_init_from_env();
 
+// Told of every change of the armed state (vm_fail_arm, vm_fail_disarm), and at once when
+// set while armed: a layer above whose fast paths skip the vm_fail_armed() test (the
+// shim's malloc family holds kmem's fast paths while armed, so that every call reaches
+// the points) follows it here.  One hook; null removes it.  => no lock; not from a
+// signal handler.
+using vm_fail_arm_fn = void (*)(bool armed);
+void vm_fail_set_arm_hook(vm_fail_arm_fn fn);
+
 // Where injected failures and the exit summary are written (default 2).
 void vm_fail_set_log_fd(int fd);
 // Whether log records carry a backtrace (default true).
