@@ -126,7 +126,13 @@ struct chunk_counts {
   // 0 means every g_bits byte of the chunk is zero (never reserved, mapped or refused since
   // boot or the last window reset), so scans may skip it whole [pmap lock].
   std::uint8_t dirty;
-  std::uint8_t unused;
+  // Nonzero: every page of the chunk is host memory of this code (H_*), whatever the
+  // chunk's g_hostmem bytes say; they are not read or written meanwhile.  A heap window or
+  // a program mapping of whole chunks is marked here, in the dense records, and its table
+  // page is never touched: it was a host page fault for every 2 MiB of heap a process used
+  // (an untouched malloc(64 MiB): 32 pages, 128 KiB of RSS).  Written with the chunk's
+  // group marked, so group skips never pass it [pmap lock; read lock-free as a hint].
+  std::uint8_t uniform;
 };
 static_assert(sizeof(chunk_counts) == 4);
 chunk_counts* g_counts;
@@ -137,6 +143,7 @@ struct chunk_field {
 };
 constexpr chunk_field<std::uint16_t, offsetof(chunk_counts, resident)> g_chunk{};
 constexpr chunk_field<std::uint8_t, offsetof(chunk_counts, dirty)> g_dirty{};
+constexpr chunk_field<std::uint8_t, offsetof(chunk_counts, uniform)> g_uniform{};
 // Per group of kGroupShift chunks (four pages of g_counts, 8 GiB of region): 0 means no
 // chunk of the group was ever marked in g_dirty (never cleared: a reset group stays "maybe").
 // Scans over a fresh window (vmspace_create reserving a window of tens of GiB as
@@ -194,12 +201,20 @@ inline void mark_dirty(std::size_t chunk) {
   g_dirty_group[chunk >> kGroupShift] = 1;
 }
 inline bool chunk_dirty(std::size_t chunk) { return g_dirty_group[chunk >> kGroupShift] != 0 && g_dirty[chunk] != 0; }
+inline std::uint8_t chunk_uniform(std::size_t chunk) {
+  return g_dirty_group[chunk >> kGroupShift] != 0 ? __atomic_load_n(&g_uniform[chunk], __ATOMIC_ACQUIRE) : 0;
+}
+// Nothing in the chunk: every table byte zero and no uniform host memory.
+inline bool chunk_clean(std::size_t chunk) { return !chunk_dirty(chunk) && chunk_uniform(chunk) == 0; }
 // Page p's bits and host-memory code, without reading a clean chunk's table (its bytes are
 // zero): a read of a never-written table page maps the host's zero page, and the write that
 // follows then faults a second time (a program's first mapping took two faults on one table
 // page).  => pmap lock held (or the userfaultfd thread's racy hint, as g_bits itself).
 inline std::uint8_t bits_of(std::size_t p) { return chunk_dirty(p >> kChunkShift) ? g_bits[p] : 0; }
-inline std::uint8_t hostmem_of(std::size_t p) { return chunk_dirty(p >> kChunkShift) ? g_hostmem[p] : 0; }
+inline std::uint8_t hostmem_of(std::size_t p) {
+  if (const std::uint8_t u = chunk_uniform(p >> kChunkShift); u != 0) return u;
+  return chunk_dirty(p >> kChunkShift) ? g_hostmem[p] : 0;
+}
 inline void set_bits(std::size_t p, std::uint8_t v) {
   store_bits(p, v);
   if (v != 0) mark_dirty(p >> kChunkShift);
@@ -213,7 +228,7 @@ std::size_t clean_run_end(std::size_t p, std::size_t end) {
       p += kGroup;
       continue;
     }
-    if (chunk_dirty(p >> kChunkShift)) break;
+    if (!chunk_clean(p >> kChunkShift)) break;
     p += kChunkPages;
   }
   return p;
@@ -249,8 +264,8 @@ inline int host_resv(std::uint8_t b) {
 // git add: 4 of the 10 faults its index mapping cost).
 bool joined(std::size_t p) {
   const bool da = chunk_dirty((p - 1) >> kChunkShift), db = chunk_dirty(p >> kChunkShift);
-  if (!da && !db) return true;
-  std::uint8_t ha = da ? g_hostmem[p - 1] : 0, hb = db ? g_hostmem[p] : 0;
+  const std::uint8_t ha = hostmem_of(p - 1), hb = hostmem_of(p);
+  if (!da && !db && ha == 0 && hb == 0) return true;
   if (ha != hb) return false;
   if (ha != 0) return true;  // neighbouring host memory of one kind: one VMA (an estimate:
                              // the host merges private anonymous neighbours, not shared ones)
@@ -273,8 +288,12 @@ std::int64_t breaks(std::size_t lo, std::size_t hi) {
     // two clean chunks (every table byte is zero on both sides): on to the next chunk.
     std::size_t c = p >> kChunkShift;
     if (!chunk_dirty(c) && ((p & kChunkMask) != 0 || !chunk_dirty(c - 1))) {  // p >= 1: c - 1 exists when p starts a chunk
-      p |= kChunkMask;
-      continue;
+      // Inside a chunk of uniform host memory too (one code on both sides of every
+      // boundary); between chunks the codes decide.
+      if ((p & kChunkMask) != 0 || chunk_uniform(c) == chunk_uniform(c - 1)) {
+        p |= kChunkMask;
+        continue;
+      }
     }
     n += joined(p) ? 0 : 1;
   }
@@ -943,11 +962,28 @@ void check_pages(vaddr_t sva, vaddr_t eva) {
   RT_ASSERT(region_contains(sva) && (sva == eva || region_contains(eva - 1)), "host memory range outside the region");
 }
 
-// Mark pages [i, e) with code h.  => pmap lock held.
+// Mark pages [i, e) with code h (0: not host memory).  A whole chunk is marked in its
+// dense record (g_uniform) without its table; a part of a uniform chunk first writes the
+// chunk's code into its table.  => pmap lock held.
 void set_hostmem(std::size_t i, std::size_t e, std::uint8_t h) {
-  fill_table(&chunk_tables::hostmem, i, e, h);
-  if (h != 0)
-    for (std::size_t c = i >> kChunkShift; c <= ((e - 1) >> kChunkShift); ++c) mark_dirty(c);
+  while (i < e) {
+    const std::size_t c = i >> kChunkShift, o = i & kChunkMask, n = e - i < kChunkPages - o ? e - i : kChunkPages - o;
+    const std::uint8_t u = chunk_uniform(c);
+    if (n == kChunkPages) {
+      if (h == 0 && chunk_dirty(c)) std::memset(block_of(c)->hostmem, 0, kChunkPages);  // no stale code under a later part
+      g_dirty_group[c >> kGroupShift] = 1;
+      __atomic_store_n(&g_uniform[c], h, __ATOMIC_RELEASE);
+    } else {
+      if (u != 0) {  // the chunk's pages in its table from now on
+        std::memset(block_of(c)->hostmem, u, kChunkPages);
+        mark_dirty(c);
+        __atomic_store_n(&g_uniform[c], std::uint8_t{0}, __ATOMIC_RELEASE);
+      }
+      if (h != 0 || chunk_dirty(c)) std::memset(&block_of(c)->hostmem[o], h, n);
+      if (h != 0) mark_dirty(c);
+    }
+    i += n;
+  }
 }
 
 kern_return_t host_map_locked(vaddr_t sva, vaddr_t eva, vm_prot_t prot, unsigned flags) {
@@ -974,7 +1010,7 @@ kern_return_t host_map_locked(vaddr_t sva, vaddr_t eva, vm_prot_t prot, unsigned
     // refused too: what was there stays, host memory included.)
     int saved = errno;
     if (host_reserve_grouped(i, e, true)) {
-      fill_table(&chunk_tables::hostmem, i, e, 0);
+      set_hostmem(i, e, 0);
       rt_count(RC_HOST_MEM_MAPPED, -replaced);
     }
     rt_host_vmas_add(breaks(i, e) - before);
@@ -1001,8 +1037,8 @@ kern_return_t op_host_map(pmap* pm, vaddr_t sva, vaddr_t eva, vm_prot_t prot, un
 void host_unmap_locked(std::size_t i, std::size_t e) {
   std::int64_t before = breaks(i, e);
   std::int64_t bytes = 0;
-  for (std::size_t p = i; p < e; ++p) bytes += g_hostmem[p] != 0 ? static_cast<std::int64_t>(PAGE_SIZE) : 0;
-  fill_table(&chunk_tables::hostmem, i, e, 0);
+  for (std::size_t p = i; p < e; ++p) bytes += hostmem_of(p) != 0 ? static_cast<std::int64_t>(PAGE_SIZE) : 0;
+  set_hostmem(i, e, 0);
   host_reserve_grouped(i, e);  // the bits are zero: an empty reservation
   rt_host_vmas_add(breaks(i, e) - before);
   rt_count(RC_HOST_MEM_MAPPED, -bytes);
@@ -1175,10 +1211,10 @@ void op_host_copy_resident(vaddr_t dst, vaddr_t src, vsize_t len) {
 
 // Is every page of [i, e) private host memory of protection prot?  => pmap lock held.
 bool private_host(std::size_t i, std::size_t e, std::uint8_t* prot) {
-  const std::uint8_t h = g_hostmem[i];
+  const std::uint8_t h = hostmem_of(i);
   if ((h & (H_HOST | H_SHARED)) != H_HOST) return false;
   for (std::size_t p = i + 1; p < e; ++p)
-    if (g_hostmem[p] != h) return false;
+    if (hostmem_of(p) != h) return false;
   *prot = h & H_PROT;
   return true;
 }
@@ -1222,11 +1258,11 @@ vsize_t op_host_resident(vaddr_t sva, vaddr_t eva) {
   constexpr vsize_t kBatch = std::size_t{1} << kChunkShift;
   unsigned char vec[kBatch];
   for (vaddr_t a = sva; a < eva; a = va_of(((idx_of(a) >> kChunkShift) + 1) << kChunkShift)) {
-    if (!region_contains(a) || !chunk_dirty(idx_of(a) >> kChunkShift)) continue;
+    if (!region_contains(a) || chunk_clean(idx_of(a) >> kChunkShift)) continue;
     vaddr_t ce = va_of(((idx_of(a) >> kChunkShift) + 1) << kChunkShift);
     vsize_t c = ((ce < eva ? ce : eva) - a) >> PAGE_SHIFT;
     if (vmrt::sys::mincore(reinterpret_cast<void*>(a), c << PAGE_SHIFT, vec) != 0) continue;  // not mapped: nothing held
-    for (vsize_t j = 0; j < c; ++j) n += (vec[j] & 1) != 0 && g_hostmem[idx_of(a) + j] != 0;
+    for (vsize_t j = 0; j < c; ++j) n += (vec[j] & 1) != 0 && hostmem_of(idx_of(a) + j) != 0;
   }
   return n << PAGE_SHIFT;
 }
@@ -1248,7 +1284,7 @@ void rereg_line(const maps_line& l, void* arg) {
   if (l.shared && l.inode != 0 && (tracking() || g_cow_live.load(std::memory_order_acquire))) {
     std::size_t p = idx_of(l.lo), e = idx_of(l.hi);
     bool frames = true;
-    for (std::size_t q = p; q < e && frames; ++q) frames = g_hostmem[q] == 0;
+    for (std::size_t q = p; q < e && frames; ++q) frames = hostmem_of(q) == 0;
     if (!frames) return;
     if (tracking()) {
       register_frames(p, e - p);
@@ -1264,8 +1300,8 @@ void rereg_line(const maps_line& l, void* arg) {
   std::size_t p = idx_of(l.lo), e = idx_of(l.hi);
   while (p < e) {
     std::size_t q = p + 1;
-    bool host = g_hostmem[p] != 0;
-    while (q < e && (g_hostmem[q] != 0) == host) ++q;
+    bool host = hostmem_of(p) != 0;
+    while (q < e && (hostmem_of(q) != 0) == host) ++q;
     if (!host) uffd_register(uffd, va_of(p), va_of(q));
     p = q;
   }
@@ -1441,7 +1477,7 @@ void pmap_linux_reset(vaddr_t sva, vaddr_t eva) {
     RT_ASSERT(g_chunk[c] == 0, "window torn down with resident pages");
   std::int64_t before = breaks(i, e);
   fill_table(&chunk_tables::bits, i, e, 0);
-  fill_table(&chunk_tables::hostmem, i, e, 0);
+  set_hostmem(i, e, 0);
   fill_table(&chunk_tables::zap, i, e, 0);
   wp_forget(i, e - i);
   for (std::size_t c = (i + kChunkMask) >> kChunkShift; (c + 1) * kChunkPages <= e; ++c) g_dirty[c] = 0;
@@ -1501,11 +1537,18 @@ int pmap_linux_host_protect(vaddr_t sva, vaddr_t eva, vm_prot_t prot) {
   check_pages(sva, eva);
   spin_guard g(g_lock);
   std::size_t i = idx_of(sva), e = idx_of(eva);
-  for (std::size_t p = i; p < e; ++p) RT_ASSERT(g_hostmem[p] != 0, "host_protect of pages that are not host memory");
+  for (std::size_t p = i; p < e; ++p) RT_ASSERT(hostmem_of(p) != 0, "host_protect of pages that are not host memory");
   std::int64_t before = breaks(i, e);
   if (vmrt::sys::mprotect(reinterpret_cast<void*>(sva), eva - sva, prot) != 0) return errno;
   rt_count(RC_HOST_MPROTECT);
-  for (std::size_t p = i; p < e; ++p) g_hostmem[p] = static_cast<std::uint8_t>((g_hostmem[p] & ~H_PROT) | (prot & H_PROT));
+  // Per run of one code (a uniform chunk stays one while the run covers it).
+  for (std::size_t p = i; p < e;) {
+    const std::uint8_t h = hostmem_of(p);
+    std::size_t q = p + 1;
+    while (q < e && hostmem_of(q) == h) ++q;
+    set_hostmem(p, q, static_cast<std::uint8_t>((h & ~H_PROT) | (prot & H_PROT)));
+    p = q;
+  }
   rt_host_vmas_add(breaks(i, e) - before);
   return 0;
 }
@@ -1525,7 +1568,7 @@ void pmap_linux_host_adopt(vaddr_t sva, vaddr_t eva, vm_prot_t prot, bool shared
 
 bool pmap_linux_host_shared(vaddr_t va) {
   check_pages(va, va + PAGE_SIZE);
-  return (g_hostmem[idx_of(va)] & H_SHARED) != 0;
+  return (hostmem_of(idx_of(va)) & H_SHARED) != 0;
 }
 
 int pmap_linux_host_punch(vaddr_t sva, vaddr_t eva) {
@@ -1535,7 +1578,7 @@ int pmap_linux_host_punch(vaddr_t sva, vaddr_t eva) {
   // Only an empty reservation is taken off (host memory the map lost track of after a host
   // refusal at its mapping limit stays: the caller's call then sees it, not a hole).
   for (std::size_t p = i; p < e; ++p)
-    if ((g_bits[p] & B_MAPPED) != 0 || g_hostmem[p] != 0) return EBUSY;
+    if ((bits_of(p) & B_MAPPED) != 0 || hostmem_of(p) != 0) return EBUSY;
   if (vmrt::sys::munmap(reinterpret_cast<void*>(sva), eva - sva) != 0) return errno;
   rt_count(RC_HOST_MMAP);
   return 0;
@@ -1561,8 +1604,8 @@ int pmap_linux_host_grow(vaddr_t addr, vsize_t oldsize, vsize_t newsize) {
   spin_guard g(g_lock);
   std::size_t i = idx_of(addr), m = idx_of(addr + oldsize), e = idx_of(addr + newsize);
   for (std::size_t p = m; p < e; ++p)
-    RT_ASSERT((g_bits[p] & B_MAPPED) == 0 && g_hostmem[p] == 0, "host_grow onto resident pages or host memory");
-  std::uint8_t code = g_hostmem[i];
+    RT_ASSERT((bits_of(p) & B_MAPPED) == 0 && hostmem_of(p) == 0, "host_grow onto resident pages or host memory");
+  std::uint8_t code = hostmem_of(i);
   std::int64_t before = breaks(i, e);
   // The host grows a mapping in place only into free address space: the reservation after
   // it goes for the call (a hole for that long; the host places its own mappings far away).
@@ -1610,7 +1653,7 @@ void boot_line(const maps_line& l, void* arg) {
   if (!l.shared || l.inode == 0 || !region_contains(l.lo)) return;
   std::size_t p = idx_of(l.lo), e = idx_of(l.hi);
   for (std::size_t q = p; q < e; ++q)
-    if (g_hostmem[q] != 0) return;
+    if (hostmem_of(q) != 0) return;
   uffdio_register reg{};
   reg.range.start = l.lo;
   reg.range.len = l.hi - l.lo;
