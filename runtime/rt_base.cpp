@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "runtime/rt_creds.h"
+#include "vm/vm_fail.h"
 #include "vm/vm_assert.h"
 #include "vm/vm_sys.h"
 
@@ -53,12 +54,21 @@ struct machine_start {
 };
 constinit machine_start g_starts[8] = {};  // static data: no initializer runs (scenario no_static_init)
 
+// The slot is released once the thread is marked as vmrt's: its creator waits for that
+// (start_machine_thread), so no set*id broadcast of the program finds the thread unmarked.
 void* machine_main(void* p) {
   machine_start* s = static_cast<machine_start*>(p);
   void* (*fn)(void*) = s->fn;
   void* arg = s->arg;
-  s->busy.store(false, std::memory_order_release);
+  // Fault injection (fail point thread_start): the thread reaches its marking late, as a
+  // loaded machine may make it (scenario setxid_threads).
+  if (vm_fail_armed()) {
+    std::uint64_t delay = 0;
+    if (vm_fail_eval(FP_THREAD_START, 0, 0, &delay) && delay == 0) delay = 20 * 1000 * 1000;
+    vm_fail_delay(delay);
+  }
   creds_machine_thread_start();
+  s->busy.store(false, std::memory_order_release);
   return fn(arg);
 }
 
@@ -74,7 +84,7 @@ machine_start* claim_start() {
 
 }  // namespace
 
-bool start_machine_thread(void* (*fn)(void*), void* arg, std::size_t stack, const char* name) {
+bool start_machine_thread(void* (*fn)(void*), void* arg, std::size_t stack, const char* name, bool wait_marked) {
   machine_start* s = claim_start();
   s->fn = fn;
   s->arg = arg;
@@ -106,6 +116,14 @@ bool start_machine_thread(void* (*fn)(void*), void* arg, std::size_t stack, cons
   }
   creds_install_relay();  // glibc's set*id handler exists now that a thread was created
   pthread_setname_np(t, name);
+  // Until the new thread has marked itself (t_machine, rt_creds.cpp), the SIGSETXID relay
+  // takes it for a program thread and gives it no capability: a set*id the program made in
+  // that window failed in the thread and glibc aborted the program.  The pageout daemon,
+  // started without waiting, was still unmarked when a loaded CI run's program called
+  // setresgid after raising CAP_SETGID (scenario setxid_threads, keepcaps: seen twice).
+  // (A slot taken again at once by another creator only makes this wait longer.)
+  if (wait_marked)
+    while (s->busy.load(std::memory_order_acquire)) sched_yield();
   return true;
 }
 

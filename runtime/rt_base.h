@@ -21,9 +21,12 @@ void say(const char* a, const char* b = "", const char* c = "");
 const char* errno_name(int e);
 
 // Start a detached machine thread (the userfaultfd handler, the pageout daemon) running
-// fn(arg) with every signal blocked, named `name`.  False when the host refuses.
+// fn(arg) with every signal blocked, named `name`.  False when the host refuses.  Returns
+// once the thread is marked as vmrt's (rt_creds.h), unless `wait_marked` is false (the
+// first userfaultfd handler, whose start may fault on pages only its creator can serve:
+// trap.cpp waits for it its own way).
 //  => may call malloc (pthread_create): never inside malloc or a signal handler.
-bool start_machine_thread(void* (*fn)(void*), void* arg, std::size_t stack, const char* name);
+bool start_machine_thread(void* (*fn)(void*), void* arg, std::size_t stack, const char* name, bool wait_marked = true);
 
 // Monotonic clock in nanoseconds (vDSO; async-signal-safe).
 std::uint64_t now_ns();

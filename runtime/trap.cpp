@@ -578,7 +578,7 @@ bool start_first_thread(int fh) {
   {
     uffd_relay relay(vm_fd_number(fh), fh, serve_event);
     ok = start_machine_thread(uffd_thread, reinterpret_cast<void*>(static_cast<std::intptr_t>(fh)), kUffdThreadStack,
-                              "vmrt-uffd");
+                              "vmrt-uffd", false);  // waited for below, while its faults are served
     while (ok && relay.ok() && g_threads_up.load(std::memory_order_acquire) == up) {
       timespec nap{0, 200 * 1000};  // a relayed event interrupts the nap
       ::nanosleep(&nap, nullptr);

@@ -40,12 +40,13 @@ enum vm_fail_point : std::uint8_t {
   FP_PAGER_WRITE,    // swap pager page-out (laundering): an I/O error, the pages stay dirty
   FP_SWAP_CORRUPT,   // swap-slot bit flip, caught by the checksum on page-in
   FP_PAGEOUT,        // a pageout daemon pass: refused (frees nothing) or delayed (sleep=)
+  FP_THREAD_START,   // a machine thread's start (runtime/rt_base): delayed (sleep=); a failure is a delay of 20 ms
   FP_COUNT
 };
 
 inline constexpr const char* kVmFailPointNames[] = {
     "malloc", "calloc", "realloc", "memalign", "new", "kmem", "frame",
-    "mmap", "munmap", "mprotect", "mlock", "pager_read", "pager_write", "swap_corrupt", "pageout"};
+    "mmap", "munmap", "mprotect", "mlock", "pager_read", "pager_write", "swap_corrupt", "pageout", "thread_start"};
 static_assert(sizeof(kVmFailPointNames) / sizeof(kVmFailPointNames[0]) == FP_COUNT);
 
 // The malloc-family group "alloc" = every shim entry point.
