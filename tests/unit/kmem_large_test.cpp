@@ -174,3 +174,37 @@ TEST_CASE("a big block growing moves into a cached run before asking the page so
   REQUIRE(free(guard, M_TEST) == KMEM_OK);
   trim();
 }
+
+#include <sys/mman.h>
+
+#include "kmem/kmem_internal.h"
+
+// A cut of a cached run writes no page record for what stays cached: a loop of big blocks
+// walking the heap touched a page of kmemusage per megabyte that way.  Checked with
+// mincore on the record's page (the test arena's kmemusage pages are touched only by kmem).
+TEST_CASE("cutting a block from a cached run touches no page record of the rest") {
+  auto* src = boot();
+  REQUIRE(src != nullptr);
+  trim();
+  constexpr std::size_t kRun = std::size_t{64} << 20;  // 16384 pages: records over 64 pages
+  char* a = static_cast<char*>(malloc(kRun, M_TEST, M_NOWAIT));
+  REQUIRE(a != nullptr);
+  a[0] = 1;
+  REQUIRE(free(a, M_TEST) == KMEM_OK);  // cached whole
+  // The page of records where the rest will begin (32 MiB in) covers 1 MiB inside the
+  // cached run, whose records nobody needs: earlier cases may have touched it, so it is
+  // dropped (it reads as zeros, KU_UNUSED) and must stay dropped through the cut.
+  using namespace vmrt::kmem::detail;
+  const kmemusage* rest = usage_of(reinterpret_cast<std::uintptr_t>(a) + kRun / 2);
+  const std::uintptr_t page = reinterpret_cast<std::uintptr_t>(rest) & ~std::uintptr_t{4095};
+  REQUIRE(madvise(reinterpret_cast<void*>(page), 4096, MADV_DONTNEED) == 0);
+  char* b = static_cast<char*>(malloc(kRun / 2, M_TEST, M_NOWAIT));
+  REQUIRE(b == a);
+  unsigned char in = 0;
+  REQUIRE(mincore(reinterpret_cast<void*>(page), 4096, &in) == 0);
+  CHECK((in & 1) == 0);
+  // The rest is still cached and still refused as a block: a free of it is an error.
+  CHECK(free(b + kRun / 2, M_TEST) != KMEM_OK);
+  REQUIRE(free(b, M_TEST) == KMEM_OK);
+  trim();
+}
