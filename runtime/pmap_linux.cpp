@@ -969,10 +969,12 @@ void set_hostmem(std::size_t i, std::size_t e, std::uint8_t h) {
   while (i < e) {
     const std::size_t c = i >> kChunkShift, o = i & kChunkMask, n = e - i < kChunkPages - o ? e - i : kChunkPages - o;
     const std::uint8_t u = chunk_uniform(c);
-    if (n == kChunkPages) {
-      if (h == 0 && chunk_dirty(c)) std::memset(block_of(c)->hostmem, 0, kChunkPages);  // no stale code under a later part
+    if (n == kChunkPages && h != 0) {
       g_dirty_group[c >> kGroupShift] = 1;
       __atomic_store_n(&g_uniform[c], h, __ATOMIC_RELEASE);
+    } else if (n == kChunkPages) {  // cleared: a clean chunk's records are not touched (fill_table's rule)
+      if (u != 0) __atomic_store_n(&g_uniform[c], std::uint8_t{0}, __ATOMIC_RELEASE);
+      if (chunk_dirty(c)) std::memset(block_of(c)->hostmem, 0, kChunkPages);  // no stale code under a later part
     } else {
       if (u != 0) {  // the chunk's pages in its table from now on
         std::memset(block_of(c)->hostmem, u, kChunkPages);
