@@ -2,11 +2,11 @@
 #include "libc_shim/shim_rtld.h"
 
 #include <cstdint>
-#include <cstring>
-#include <fcntl.h>
 #include <link.h>
 #include <sys/auxv.h>
-#include <unistd.h>
+#include <sys/mman.h>
+
+#include "runtime/rt_maps.h"
 
 namespace vmrt::shim {
 namespace {
@@ -22,78 +22,6 @@ std::size_t g_nmappings = 0;     // lines of /proc/self/maps at the snapshot
 constexpr std::uintptr_t kPageMask = 4095;
 constexpr std::uintptr_t trunc_pg(std::uintptr_t a) { return a & ~kPageMask; }
 constexpr std::uintptr_t round_pg(std::uintptr_t a) { return (a + kPageMask) & ~kPageMask; }
-
-// One parsed line of /proc/self/maps.
-struct maps_line {
-  std::uintptr_t lo = 0, hi = 0;
-  bool readable = false, writable = false, is_private = false;
-  std::uint64_t inode = 0;
-  const char* path = "";  // "" for anonymous; points into the line buffer
-};
-
-std::uintptr_t parse_hex(const char*& p) {
-  std::uintptr_t v = 0;
-  for (;; ++p) {
-    char c = *p;
-    if (c >= '0' && c <= '9') v = v * 16 + static_cast<std::uintptr_t>(c - '0');
-    else if (c >= 'a' && c <= 'f') v = v * 16 + static_cast<std::uintptr_t>(c - 'a' + 10);
-    else return v;
-  }
-}
-
-void skip_field(const char*& p) {
-  while (*p == ' ') ++p;
-  while (*p != ' ' && *p != '\0') ++p;
-  while (*p == ' ') ++p;
-}
-
-bool parse_line(const char* s, maps_line* out) {
-  const char* p = s;
-  out->lo = parse_hex(p);
-  if (*p++ != '-') return false;
-  out->hi = parse_hex(p);
-  if (*p++ != ' ') return false;
-  if (p[0] == '\0' || p[1] == '\0' || p[2] == '\0' || p[3] == '\0') return false;
-  out->readable = p[0] == 'r';
-  out->writable = p[1] == 'w';
-  out->is_private = p[3] == 'p';
-  p += 4;
-  skip_field(p);  // perms trailing space
-  skip_field(p);  // offset
-  skip_field(p);  // dev
-  std::uint64_t ino = 0;
-  for (; *p >= '0' && *p <= '9'; ++p) ino = ino * 10 + static_cast<std::uint64_t>(*p - '0');
-  out->inode = ino;
-  while (*p == ' ') ++p;
-  out->path = p;
-  return true;
-}
-
-// Calls fn(line) for every line of /proc/self/maps.  No malloc.
-template <typename Fn>
-void for_each_mapping(Fn fn) {
-  int fd = ::open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
-  char buf[4096];
-  char line[1024];
-  std::size_t ll = 0;
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n <= 0) break;
-    for (ssize_t i = 0; i < n; ++i) {
-      char c = buf[i];
-      if (c != '\n') {
-        if (ll + 1 < sizeof line) line[ll++] = c;
-        continue;
-      }
-      line[ll] = '\0';
-      maps_line m;
-      if (parse_line(line, &m)) fn(m);
-      ll = 0;
-    }
-  }
-  ::close(fd);
-}
 
 void add_range(std::uintptr_t lo, std::uintptr_t hi) {
   if (g_nranges > 0 && g_ranges[g_nranges - 1].hi == lo) {
@@ -166,11 +94,15 @@ void rtld_snapshot() {
   dl_iterate_phdr(find_ldso_rw, reinterpret_cast<void*>(getauxval(AT_BASE)));
   if (g_ldso_rw.hi != 0) add_range(g_ldso_rw.lo, g_ldso_rw.hi);
   g_nmappings = 0;
-  for_each_mapping([](const maps_line& m) {
-    ++g_nmappings;
-    bool anon = m.inode == 0 && m.path[0] == '\0';
-    if (anon && m.readable && m.writable && m.is_private) add_minus_spans(m.lo, m.hi);
-  });
+  char buf[4096];  // on the booting thread's stack: nothing is mapped before the region
+  (void)rt::maps_stream(
+      buf, sizeof buf,
+      [](const rt::maps_line& m, void*) {
+        ++g_nmappings;
+        const bool anon = m.inode == 0 && m.path_len == 0;
+        if (anon && (m.prot & (PROT_READ | PROT_WRITE)) == (PROT_READ | PROT_WRITE) && !m.shared) add_minus_spans(m.lo, m.hi);
+      },
+      nullptr);
 }
 
 bool rtld_owns(const void* p, std::size_t* bytes_to_end) {

@@ -18,10 +18,22 @@ struct maps_line {
   std::size_t path_len;   // 0: none
 };
 
-// Snapshot /proc/self/maps into an anonymous buffer and call f(const maps_line&) per line.
-// False when the file cannot be read.  Not async-signal-safe only in that it may take
-// a while; never mallocs.
+// Parses one line of /proc/self/maps, [s, e) without its newline, into *out (path points
+// into the line; a line cut short keeps its fields and the start of its path).  False
+// when the text is not a maps line.
+bool maps_parse_line(const char* s, const char* e, maps_line* out);
+
+// Snapshot /proc/self/maps into an anonymous buffer and call f(const maps_line&) per line:
+// f may map and unmap.  False when the file cannot be read.  Not async-signal-safe only in
+// that it may take a while; never mallocs.
 bool maps_scan(void (*f)(const maps_line&, void*), void* arg);
+
+// Reads /proc/self/maps through the caller's buffer and calls f per line as it is read:
+// no mapping and no malloc, so it serves before the runtime boots and at the host's
+// mapping limit.  f must not map or unmap (the kernel's walk is under way; maps_scan takes
+// a snapshot for callers that do).  A line longer than cap is reported once, cut to cap
+// bytes.  False when the file cannot be read.
+bool maps_stream(char* buf, std::size_t cap, void (*f)(const maps_line&, void*), void* arg);
 
 // The path the host shows for a mapping of file (dev, ino), copied to buf (cut to cap - 1
 // bytes, terminated); false when no mapping of it is listed or the file cannot be read.
