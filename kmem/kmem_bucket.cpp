@@ -525,7 +525,7 @@ struct chain_walk {
 
 }  // namespace
 
-std::uint32_t bucket_alloc(unsigned indx, std::uint32_t n, void** chain) {
+std::uint32_t bucket_alloc(unsigned indx, void** chain, std::uint32_t n) {
   kmembucket& kb = g.buckets[indx];
   const std::uint64_t magic = kCodes.magic[indx];  // a link is a multiple of the size
   const std::uintptr_t size = bucket_size(indx);

@@ -400,7 +400,7 @@ inline void set_large_state(kmemusage* ku, std::uint8_t v) {
 // link is broken (written after free) is counted, reported (KMEM_CORRUPT) and dropped with
 // the rest of its cluster's list.  => no lock held; takes the bucket lock (dropped every
 // kBatch elements), then perhaps the pages lock.  May not block otherwise.
-std::uint32_t bucket_alloc(unsigned indx, std::uint32_t n, void** chain);
+std::uint32_t bucket_alloc(unsigned indx, void** chain, std::uint32_t n);
 // bucket_free: returns the chain of n elements of bucket indx at chain to their clusters,
 // each checked as chain_elem_ok does (in the arena, an element start of the class, free
 // marker intact) before its link is followed or its cluster touched; gives clusters back

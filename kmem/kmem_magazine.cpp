@@ -264,8 +264,8 @@ void* magazine_alloc_slow(tcache* tc, unsigned indx) {
     // deepest, as at the bottom of a magazine's rounds: a block another thread freed to its
     // cluster just now is not handed straight back, kmem_free's first-call rule).
     void* head = nullptr;
-    if (B.cap == 0) return bucket_alloc(indx, 1, &head) == 1 ? head : nullptr;
-    const std::uint32_t got = bucket_alloc(indx, refill_rounds(B, indx), &head);
+    if (B.cap == 0) return bucket_alloc(indx, &head, 1) == 1 ? head : nullptr;
+    const std::uint32_t got = bucket_alloc(indx, &head, refill_rounds(B, indx));
     if (got == 0) return nullptr;
     B.head = head;
     B.set_loaded(got);

@@ -243,7 +243,7 @@ kmem_status validate(const void* addr, block* b) {
 void* elem_get(tcache* tc, unsigned indx) {
   if (tc == nullptr) {
     void* p = nullptr;
-    return bucket_alloc(indx, 1, &p) == 1 ? p : nullptr;
+    return bucket_alloc(indx, &p, 1) == 1 ? p : nullptr;
   }
   if (void* p = chain_pop(tc->b[indx], indx)) return p;
   return magazine_alloc_slow(tc, indx);
