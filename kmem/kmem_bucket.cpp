@@ -536,90 +536,96 @@ std::uint32_t bucket_alloc(unsigned indx, void** chain, std::uint32_t n) {
   bool dry = false;
   while (got < n && !dry) {
     const std::uint32_t stop = n - got > kBatch ? got + kBatch : n;
-    kmem_guard guard(kb.kb_lock);
-    while (got < stop) {
-      const std::uint32_t pg = kb.kb_partial.head != kNil ? kb.kb_partial.head : kb.kb_empty.head;
-      if (pg == kNil) {
-        if (!cluster_new(indx)) {
-          dry = true;
-          break;
+    std::uintptr_t bad = 0;  // a broken list's element: reported once the lock is dropped
+    {
+      kmem_guard guard(kb.kb_lock);
+      while (got < stop) {
+        const std::uint32_t pg = kb.kb_partial.head != kNil ? kb.kb_partial.head : kb.kb_empty.head;
+        if (pg == kNil) {
+          if (!cluster_new(indx)) {
+            dry = true;
+            break;
+          }
+          continue;
         }
-        continue;
-      }
-      kmemusage* ku = &g.usage[pg];
-      const std::uintptr_t a = page_addr(pg);
-      std::uint32_t cnt = ku->ku_freecnt;  // > 0: the cluster is on a list
-      std::uintptr_t off = ku->ku_freehead;
-      const std::uint32_t want = stop - got < cnt ? stop - got : cnt;
-      // k counts down the elements still to take; the link of the cluster's last free
-      // element (k == 1 with none left after this take) is not followed.
-      const std::uint32_t last = want == cnt ? 1 : 0;
-      std::uint32_t k = want;
-      std::uintptr_t e;
-      bool broken = false;
-      do {
-        e = a + off;
-        const std::uintptr_t* w = reinterpret_cast<const std::uintptr_t*>(e);
-        std::uintptr_t next = w[0];
-        const std::uintptr_t m = e ^ cookie;
-        // The link is trusted through the element's free marker, as a chain's is; a valid
-        // marker over a bad link (a forged cookie, or a bug) counts as broken too.
-        if (__builtin_expect(w[1] != (m ^ next), 0)) {
-          broken = true;
-          break;
-        }
-        if ((next & kLazyLink) != 0) {
-          // Never carved from next on: the rest of the list fills the cluster from there
-          // to its end.  Take e, then the never-carved elements in address order with only
-          // their chain words written (a carve would write them first), and carve the one
-          // after them.
-          next &= ~kLazyLink;
-          const std::uint32_t left = cnt - (want - k);  // on the list, e included
-          if (std::uintptr_t{left - 1} * size != limit - next) {
+        kmemusage* ku = &g.usage[pg];
+        const std::uintptr_t a = page_addr(pg);
+        std::uint32_t cnt = ku->ku_freecnt;  // > 0: the cluster is on a list
+        std::uintptr_t off = ku->ku_freehead;
+        const std::uint32_t want = stop - got < cnt ? stop - got : cnt;
+        // k counts down the elements still to take; the link of the cluster's last free
+        // element (k == 1 with none left after this take) is not followed.
+        const std::uint32_t last = want == cnt ? 1 : 0;
+        std::uint32_t k = want;
+        std::uintptr_t e;
+        bool broken = false;
+        do {
+          e = a + off;
+          const std::uintptr_t* w = reinterpret_cast<const std::uintptr_t*>(e);
+          std::uintptr_t next = w[0];
+          const std::uintptr_t m = e ^ cookie;
+          // The link is trusted through the element's free marker, as a chain's is; a valid
+          // marker over a bad link (a forged cookie, or a bug) counts as broken too.
+          if (__builtin_expect(w[1] != (m ^ next), 0)) {
+            broken = true;
+            break;
+          }
+          if ((next & kLazyLink) != 0) {
+            // Never carved from next on: the rest of the list fills the cluster from there
+            // to its end.  Take e, then the never-carved elements in address order with only
+            // their chain words written (a carve would write them first), and carve the one
+            // after them.
+            next &= ~kLazyLink;
+            const std::uint32_t left = cnt - (want - k);  // on the list, e included
+            if (std::uintptr_t{left - 1} * size != limit - next) {
+              broken = true;
+              break;
+            }
+            mark_free(e, head);
+            head = e;
+            std::uintptr_t u = a + next;
+            for (--k; k != 0; --k, u += size) {
+              mark_free(u, head);
+              head = u;
+            }
+            off = u - a;
+            const std::uint32_t rest = cnt - want;  // never carved, after this take
+            if (rest != 0) carve_one(u, rest > 1 ? kLazyLink | (off + size) : kNoFree);
+            break;
+          }
+          if (__builtin_expect(k > last && (next >= limit || next * magic >= magic), 0)) {
             broken = true;
             break;
           }
           mark_free(e, head);
           head = e;
-          std::uintptr_t u = a + next;
-          for (--k; k != 0; --k, u += size) {
-            mark_free(u, head);
-            head = u;
-          }
-          off = u - a;
-          if (const std::uint32_t rest = cnt - want; rest != 0) carve_one(u, rest > 1 ? kLazyLink | (off + size) : kNoFree);
-          break;
+          off = next;
+        } while (--k != 0);
+        const std::uint32_t taken = want - k;
+        got += taken;
+        if (__builtin_expect(broken, 0)) {
+          // Written after free: e and the rest of the list are dropped (leaked, never
+          // handed out), the cluster left full; the batch ends here.
+          bad = e;
+          kb.kb_nfree -= cnt;
+          cnt = 0;
+        } else {
+          kb.kb_nfree -= taken;
+          cnt -= taken;
         }
-        if (__builtin_expect(k > last && (next >= limit || next * magic >= magic), 0)) {
-          broken = true;
-          break;
+        ku->ku_freecnt = static_cast<std::uint16_t>(cnt);
+        ku->ku_freehead = static_cast<std::uint16_t>(cnt != 0 ? off : kNoFree);
+        // Re-file the cluster: empty -> partial -> full (on no list).
+        const ku_list from = static_cast<ku_list>(ku->ku_list);
+        const ku_list to = cnt == 0 ? KL_NONE : KL_PARTIAL;
+        if (to != from) {
+          list_remove(list_of(kb, from), pg);
+          if (to != KL_NONE) list_push(list_of(kb, to), pg, to);
         }
-        mark_free(e, head);
-        head = e;
-        off = next;
-      } while (--k != 0);
-      const std::uint32_t taken = want - k;
-      got += taken;
-      if (__builtin_expect(broken, 0)) {
-        // Written after free: e and the rest of the list are dropped (leaked, never
-        // handed out), the cluster left full.
-        chain_broken(reinterpret_cast<void*>(e));
-        kb.kb_nfree -= cnt;
-        cnt = 0;
-      } else {
-        kb.kb_nfree -= taken;
-        cnt -= taken;
-      }
-      ku->ku_freecnt = static_cast<std::uint16_t>(cnt);
-      ku->ku_freehead = static_cast<std::uint16_t>(cnt != 0 ? off : kNoFree);
-      // Re-file the cluster: empty -> partial -> full (on no list).
-      const ku_list from = static_cast<ku_list>(ku->ku_list);
-      const ku_list to = cnt == 0 ? KL_NONE : KL_PARTIAL;
-      if (to != from) {
-        list_remove(list_of(kb, from), pg);
-        if (to != KL_NONE) list_push(list_of(kb, to), pg, to);
+        if (__builtin_expect(bad != 0, 0)) break;
       }
     }
+    if (__builtin_expect(bad != 0, 0)) chain_broken(reinterpret_cast<void*>(bad));
   }
   *chain = reinterpret_cast<void*>(head);
   return got;

@@ -397,8 +397,8 @@ inline void set_large_state(kmemusage* ku, std::uint8_t v) {
 // pushed on it as taken: the first one ends deepest, its link 0), every link checked
 // through its element's free marker; *chain is its head.  Returns how many (fewer than n
 // only when the arena is exhausted; 0: *chain null).  An element whose marker or cluster
-// link is broken (written after free) is counted, reported (KMEM_CORRUPT) and dropped with
-// the rest of its cluster's list.  => no lock held; takes the bucket lock (dropped every
+// link is broken (written after free) is counted, reported (KMEM_CORRUPT, once the bucket
+// lock is dropped) and dropped with the rest of its cluster's list.  => no lock held; takes the bucket lock (dropped every
 // kBatch elements), then perhaps the pages lock.  May not block otherwise.
 std::uint32_t bucket_alloc(unsigned indx, void** chain, std::uint32_t n);
 // bucket_free: returns the chain of n elements of bucket indx at chain to their clusters,
