@@ -417,8 +417,8 @@ void cluster_give(std::uint32_t pg, std::uint32_t npg, bool to_source) {
 // checked the chain into it (chain_elem_ok) and bucket_free looked each element's cluster
 // up again, per element the cluster's list tests and an assert; a refill filled it and a
 // second pass linked the chain.  Callgrind of python3 (a 20000-entry dict/sort/json script)
-// under the shim: spills 84 -> 54 instructions an element, refills 23.1 M -> 5.8 M in all
-// (README, Thread caches).
+// under the shim: spills 84 -> 54 instructions an element, refills 57 -> 14 (README,
+// Thread caches).
 
 // Elements moved per bucket-lock hold.  A multiple of every class's cache-line run
 // (line_run), so a refill taken in several holds ends each on a line boundary.
