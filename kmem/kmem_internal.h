@@ -393,12 +393,22 @@ inline void set_large_state(kmemusage* ku, std::uint8_t v) {
 }
 
 // Buckets (kmem_bucket.cpp).
-// bucket_alloc: take up to n elements of bucket indx into out; returns how many
-// (0 only when the arena is exhausted).  => takes the bucket lock, then the pages lock.
-std::uint32_t bucket_alloc(unsigned indx, void** out, std::uint32_t n);
-// bucket_free: put n elements (already validated, markers set) back on their
-// clusters; give clusters back above the high-water mark.  => bucket lock.
-void bucket_free(unsigned indx, void* const* elems, std::uint32_t n);
+// bucket_alloc: takes up to n elements of bucket indx off their clusters as a chain (each
+// pushed on it as taken: the first one ends deepest, its link 0), every link checked
+// through its element's free marker; *chain is its head.  Returns how many (fewer than n
+// only when the arena is exhausted; 0: *chain null).  An element whose marker or cluster
+// link is broken (written after free) is counted, reported (KMEM_CORRUPT, once the bucket
+// lock is dropped) and dropped with the rest of its cluster's list.  => no lock held; takes the bucket lock (dropped every
+// kBatch elements), then perhaps the pages lock.  May not block otherwise.
+std::uint32_t bucket_alloc(unsigned indx, void** chain, std::uint32_t n);
+// bucket_free: returns the chain of n elements of bucket indx at chain to their clusters,
+// each checked as chain_elem_ok does (in the arena, an element start of the class, free
+// marker intact) before its link is followed or its cluster touched; gives clusters back
+// above the high-water mark.  A broken chain is counted and reported (KMEM_CORRUPT) and
+// the rest of it dropped (leaked, never handed out).  A single free element (any link,
+// marked) is a chain of one.  Returns how many went back.  => no lock held; takes the
+// bucket lock (dropped every kBatch elements), then the pages lock.
+std::uint32_t bucket_free(unsigned indx, void* chain, std::uint32_t n);
 // Give back every all-free cluster of every bucket and the page cache.  Returns bytes.
 std::size_t bucket_trim_all();
 // Coarse monotonic time in units of 2^24 ns (~16.8 ms), modulo 2^16 (decay stamps).
@@ -435,6 +445,12 @@ std::uintptr_t large_grow(std::uintptr_t a, std::uint32_t old_pages, std::uint32
 // Shrink a live large block in place to npages (< its page count).  => pages lock.
 void large_shrink(std::uintptr_t a, std::uint32_t old_pages, std::uint32_t new_pages);
 std::uint64_t bucket_free_elements(unsigned indx);  // page-level free (bucket lock)
+// The bucket layer's consistency (kmem_check.cpp, for tests and debugging): every cluster on
+// bucket indx's lists (record, page codes, list links, count against its list) and every
+// element on their free lists (an element of the cluster, once, marked; a lazy link
+// accounting for the rest); the bucket's counts.  Null when consistent, else what is not.
+// => no lock held; takes the bucket lock.  Reads only free elements a cluster has carved.
+const char* bucket_consistent(unsigned indx);
 
 // Thread caches (kmem_magazine.cpp).
 tcache* tcache_get();  // this thread's cache, created on first use; null when none
@@ -443,6 +459,9 @@ tcache* tcache_get();  // this thread's cache, created on first use; null when n
 // found broken is counted and reported (KMEM_CORRUPT) and the rest of it dropped.
 // => owner thread; takes depot, bucket, pages locks.  Free marker still set.
 void* magazine_alloc_slow(tcache* tc, unsigned indx);
+// A chain found broken at a: counted (corrupt_detected) and reported (KMEM_CORRUPT); the
+// caller drops the rest.  => any lock or none.
+[[gnu::cold]] void chain_broken(const void* a);
 // Pops the loaded chain's head after checking it; null when the chain is empty or broken
 // (then counted, reported and dropped).  => owner thread, no lock.
 void* chain_pop(tc_bucket& B, unsigned indx);

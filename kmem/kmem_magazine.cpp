@@ -8,7 +8,8 @@
 // from loaded, free pushes onto it (kmem_fast.h inlines both).  When loaded runs dry /
 // fills up, the slow paths here swap it with previous, or exchange a whole chain with the
 // bucket's depot under the depot lock (a `magazine` descriptor carries it there), or
-// fill/empty it from/to the bucket layer in batches.  The depot keeps at most
+// have the bucket layer fill it or take it back whole (bucket_alloc / bucket_free, straight
+// between the chain and the clusters).  The depot keeps at most
 // depot_max_full full chains per bucket; beyond that, elements go back to their clusters,
 // where the bucket's high-water mark decides whether pages go back to the page source.
 //
@@ -42,20 +43,6 @@ pthread_key_t g_key;
 bool g_key_ok = false;
 
 inline constexpr std::size_t kMetaChunk = std::size_t{256} << 10;
-// Elements moved between a chain and the bucket layer per bucket_alloc / bucket_free call.
-inline constexpr std::uint32_t kBatch = 64;
-constexpr bool batch_keeps_lines() {
-  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i)
-    if (kBatch % line_run(i) != 0) return false;
-  return true;
-}
-static_assert(batch_keeps_lines(), "refill batches end on cache-line boundaries (line_run)");
-
-// A chain found broken at element a: counted and reported; the caller drops the rest.
-[[gnu::cold]] void chain_broken(const void* a) {
-  g.corrupt_detected.fetch_add(1, std::memory_order_relaxed);
-  report(KMEM_CORRUPT, a, M_FREE);
-}
 
 // => depot lock not held; takes it, else the meta lock.  A descriptor for a full chain:
 // a spare one of the depot, a recycled one, or a new one; null when mmap fails.
@@ -100,52 +87,6 @@ void desc_recycle(magazine* m) {
   g.free_magazines = m;
 }
 
-// Returns the n elements of the chain at head to the bucket layer, kBatch at a time
-// (each link read before bucket_free reuses the word).  A broken link ends the walk: the
-// rest is counted, reported and dropped.  => no lock held; takes the bucket lock.
-void chain_to_bucket(unsigned indx, void* head, std::uint32_t n) {
-  void* batch[kBatch];
-  std::uint32_t k = 0;
-  std::uintptr_t a = reinterpret_cast<std::uintptr_t>(head);
-  for (std::uint32_t i = 0; i < n; ++i) {
-    if (!chain_elem_ok(a, indx)) {
-      chain_broken(reinterpret_cast<void*>(a));
-      break;
-    }
-    batch[k++] = reinterpret_cast<void*>(a);
-    a = reinterpret_cast<const std::uintptr_t*>(a)[0];
-    if (k == kBatch) {
-      bucket_free(indx, batch, k);
-      k = 0;
-    }
-  }
-  if (k != 0) bucket_free(indx, batch, k);
-}
-
-// Fills B's empty loaded chain with up to want elements from the bucket layer, kBatch at a
-// time, each pushed on the chain: the bucket's first element ends deepest, as it did at the
-// bottom of a magazine's rounds (a block another thread freed to its cluster just now is
-// not handed straight back: kmem_free's first-call rule).  Returns how many (0: arena
-// exhausted).  => owner thread; takes the bucket lock.
-std::uint32_t chain_from_bucket(tc_bucket& B, unsigned indx, std::uint32_t want) {
-  void* batch[kBatch];
-  std::uintptr_t head = 0;
-  std::uint32_t got = 0;
-  while (got < want) {
-    const std::uint32_t ask = want - got < kBatch ? want - got : kBatch;
-    const std::uint32_t n = bucket_alloc(indx, batch, ask);
-    for (std::uint32_t i = 0; i < n; ++i) {
-      mark_free(reinterpret_cast<std::uintptr_t>(batch[i]), head);
-      head = reinterpret_cast<std::uintptr_t>(batch[i]);
-    }
-    got += n;
-    if (n < ask) break;
-  }
-  B.head = reinterpret_cast<void*>(head);
-  B.set_loaded(got);
-  return got;
-}
-
 // Drains tc's chains into the bucket layer; retire (thread exit) also turns its fast
 // paths off (cap 0: frees from later key destructors go to the buckets).  => owner thread
 // (or the only thread, after fork); takes bucket locks.
@@ -160,8 +101,8 @@ void tcache_drain(tcache* tc, bool retire) {
     B.prev_count = 0;
     B.head = nullptr;
     B.prev_head = nullptr;
-    if (n != 0) chain_to_bucket(i, h, n);
-    if (pn != 0) chain_to_bucket(i, ph, pn);
+    if (n != 0) bucket_free(i, h, n);
+    if (pn != 0) bucket_free(i, ph, pn);
   }
 }
 
@@ -269,6 +210,11 @@ void swap_chains(tc_bucket& B) {
 }
 }  // namespace
 
+void chain_broken(const void* a) {
+  g.corrupt_detected.fetch_add(1, std::memory_order_relaxed);
+  report(KMEM_CORRUPT, a, M_FREE);
+}
+
 void* chain_pop(tc_bucket& B, unsigned indx) {
   if (B.loaded() == 0) return nullptr;
   const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(B.head);
@@ -314,12 +260,15 @@ void* magazine_alloc_slow(tcache* tc, unsigned indx) {
       d.exchanges.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
-    // The depot has nothing: fill the loaded chain from the bucket.
-    if (B.cap == 0) {
-      void* p = nullptr;
-      return bucket_alloc(indx, &p, 1) == 1 ? p : nullptr;
-    }
-    if (chain_from_bucket(B, indx, refill_rounds(B, indx)) == 0) return nullptr;
+    // The depot has nothing: the bucket fills the loaded chain (its first element ends
+    // deepest, as at the bottom of a magazine's rounds: a block another thread freed to its
+    // cluster just now is not handed straight back, kmem_free's first-call rule).
+    void* head = nullptr;
+    if (B.cap == 0) return bucket_alloc(indx, &head, 1) == 1 ? head : nullptr;
+    const std::uint32_t got = bucket_alloc(indx, &head, refill_rounds(B, indx));
+    if (got == 0) return nullptr;
+    B.head = head;
+    B.set_loaded(got);
   }
 }
 
@@ -327,7 +276,7 @@ void magazine_free_slow(tcache* tc, unsigned indx, void* p) {
   tc_bucket& B = tc->b[indx];
   depot& d = g.depots[indx];
   if (B.cap == 0) {
-    bucket_free(indx, &p, 1);
+    bucket_free(indx, p, 1);
     return;
   }
   if (B.room == 0) {
@@ -352,7 +301,7 @@ void magazine_free_slow(tcache* tc, unsigned indx, void* p) {
       }
       desc_recycle(spare);
       d.exchanges.fetch_add(1, std::memory_order_relaxed);
-      if (!given) chain_to_bucket(indx, B.prev_head, B.prev_count);
+      if (!given) bucket_free(indx, B.prev_head, B.prev_count);
       B.prev_head = nullptr;
       B.prev_count = 0;
     }
@@ -408,7 +357,7 @@ void depot_drain_all() {
     while (list != nullptr) {
       magazine* m = list;
       list = m->next;
-      chain_to_bucket(i, m->head, m->count);
+      bucket_free(i, m->head, m->count);
       magazine* spare;
       {
         kmem_guard guard(d.lock);

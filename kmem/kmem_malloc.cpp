@@ -251,7 +251,7 @@ void* elem_get(tcache* tc, unsigned indx) {
 
 void elem_put(tcache* tc, unsigned indx, void* p) {
   if (tc == nullptr) {
-    bucket_free(indx, &p, 1);
+    bucket_free(indx, p, 1);
     return;
   }
   tc_bucket& B = tc->b[indx];
@@ -404,7 +404,7 @@ void* malloc_medium(std::size_t size, malloc_type t, int flags, kmem_status* st)
   // from two cores (Hoard's passive false sharing, allocsuite's cache_scratch: ~1.1-2x
   // jemalloc's time before).  The refill from the bucket lands it deep in the magazine.
   if (first_call && tc != nullptr) {
-    bucket_free(b.indx, &addr, 1);
+    bucket_free(b.indx, addr, 1);
     return KMEM_OK;
   }
   elem_put(tc, b.indx, addr);
