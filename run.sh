@@ -58,7 +58,7 @@ case "$what" in
     #                     a multi-threaded process, which TSan refuses by default;
     #   handle_segv=0     the trap tests check that an unhandled trap kills the process
     #                     with SIGSEGV: TSan's own SEGV handler would exit 66 instead.
-    tsan_tests="kmem_thread_test;kmem_test;kmem_fastpath_test;kmem_first_chunk_test;runtime_fault_test;runtime_trap_test;runtime_fork_test;api_vmspace_test;vm_fail_test"
+    tsan_tests="kmem_thread_test;kmem_test;kmem_fastpath_test;kmem_first_chunk_test;kmem_spill_test;runtime_fault_test;runtime_trap_test;runtime_fork_test;api_vmspace_test;vm_fail_test"
     stage tsan-build build build-tsan -DVMRT_TSAN=ON "-DVMRT_TSAN_TESTS=$tsan_tests"
     TSAN_OPTIONS="die_after_fork=0 handle_segv=0" \
       stage tsan-ctest bash -c 'cd build-tsan && ctest --output-on-failure -j"$0"' "$JOBS"
