@@ -48,6 +48,7 @@ case "$what" in
     #                       decay, fork with every kmem lock taken
     #   kmem_test kmem_fastpath_test   magazines and the depot from several threads
     #   kmem_first_chunk_test          the first chunk's counters, a second thread turning it off
+    #   kmem_spill_test     two threads spilling chains to and refilling from shared clusters
     #   runtime_fault_test  two threads first-touching the same pages, host fork child
     #   runtime_trap_test   the userfaultfd handler thread and SIGSEGV traps
     #   runtime_fork_test   host fork of a process with the userfaultfd thread running
