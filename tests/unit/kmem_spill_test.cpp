@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <set>
 #include <string>
@@ -55,6 +56,32 @@ void check_buckets() {
 }
 
 std::uintptr_t addr(const void* p) { return reinterpret_cast<std::uintptr_t>(p); }
+
+// Runs body in a thread of its own (a fresh thread cache); checks that it ran to its end.
+void in_fresh_thread(const std::function<void()>& body) {
+  bool ok = false;
+  std::thread t([&] {
+    body();
+    ok = true;
+  });
+  t.join();
+  CHECK(ok);
+}
+
+// Takes n blocks of `size`, each checked to be none of `forbidden` (live or dropped blocks)
+// and handed out once; the caller frees them.
+std::vector<void*> malloc_avoiding(std::size_t size, int n, const std::set<void*>& forbidden) {
+  std::set<void*> got;
+  std::vector<void*> v;
+  for (int i = 0; i < n; ++i) {
+    void* p = kmem::malloc(size, M_TEST, M_WAITOK);
+    REQUIRE(p != nullptr);
+    CHECK(forbidden.count(p) == 0);
+    CHECK(got.insert(p).second);
+    v.push_back(p);
+  }
+  return v;
+}
 }  // namespace
 
 // A 200-element chain (the loaded magazine) drained to the bucket layer, its element 60
@@ -84,8 +111,7 @@ TEST_CASE("spill: a chain broken in its third batch stops there; the rest is dro
   for (const wild& k : kinds) {
     CAPTURE(k.name);
     constexpr int kChain = 200, kBad = 60;
-    bool ok = false;
-    std::thread t([&] {
+    in_fresh_thread([&] {
       use_up_first_chunk(k.size);
       use_up_first_chunk(160);
       // A free block of another class: on its cluster's list, marked (its marker binds a
@@ -121,25 +147,14 @@ TEST_CASE("spill: a chain broken in its third batch stops there; the rest is dro
       check_buckets();
       // Blocks 0..60 are out of circulation: many mallocs of the class hand out none of
       // them, nor the live block, nor any block twice.
-      std::set<void*> dropped(blocks, blocks + kBad + 1);
-      std::set<void*> got;
-      std::vector<void*> v;
-      for (int i = 0; i < 2000; ++i) {
-        void* p = kmem::malloc(k.size, M_TEST, M_WAITOK);
-        REQUIRE(p != nullptr);
-        CHECK(dropped.count(p) == 0);
-        CHECK(p != live);
-        CHECK(got.insert(p).second);
-        v.push_back(p);
-      }
+      std::set<void*> forbidden(blocks, blocks + kBad + 1);
+      forbidden.insert(live);
+      const std::vector<void*> v = malloc_avoiding(k.size, 2000, forbidden);
       for (void* p : v) CHECK(kmem::free(p, M_TEST) == KMEM_OK);
       CHECK(kmem::free(live, M_TEST) == KMEM_OK);
       thread_cache_drain();
       check_buckets();
-      ok = true;
     });
-    t.join();
-    CHECK(ok);
   }
   set_report_hook(old);
 }
@@ -168,8 +183,7 @@ TEST_CASE("refill: a cluster free list written after free is caught; nothing liv
   };
   for (const wild& k : kinds) {
     CAPTURE(k.name);
-    bool ok = false;
-    std::thread t([&] {
+    in_fresh_thread([&] {
       const std::size_t size = k.size;
       const int n = static_cast<int>(4096 / size);  // one page, page-aligned
       use_up_first_chunk(size);
@@ -198,16 +212,11 @@ TEST_CASE("refill: a cluster free list written after free is caught; nothing liv
       k.hit(static_cast<std::uintptr_t*>(blocks[5]), size);
       const std::uint64_t c0 = corrupt_count();
       const int r0 = g_corrupt_reports.load();
-      std::set<void*> got;
-      std::vector<void*> v;
-      for (int i = 0; i < 600; ++i) {
-        void* p = kmem::malloc(size, M_TEST, M_WAITOK);
-        REQUIRE(p != nullptr);
-        for (int j = 0; j < n; j += 2) CHECK(p != blocks[j]);  // live
-        for (int j = 5; j < n; j += 2) CHECK(p != blocks[j]);  // broken, dropped
-        CHECK(got.insert(p).second);
-        v.push_back(p);
-      }
+      std::set<void*> forbidden;
+      for (int j = 0; j < n; j += 2) forbidden.insert(blocks[j]);  // live
+      for (int j = 5; j < n; j += 2) forbidden.insert(blocks[j]);  // broken, dropped
+      const std::vector<void*> v = malloc_avoiding(size, 600, forbidden);
+      const std::set<void*> got(v.begin(), v.end());
       CHECK(got.count(blocks[1]) == 1);  // before the break: handed out
       CHECK(got.count(blocks[3]) == 1);
       CHECK(corrupt_count() == c0 + 1);
@@ -222,10 +231,7 @@ TEST_CASE("refill: a cluster free list written after free is caught; nothing liv
       for (void* p : others) CHECK(kmem::free(p, M_TEST) == KMEM_OK);
       thread_cache_drain();
       check_buckets();
-      ok = true;
     });
-    t.join();
-    CHECK(ok);
   }
   set_report_hook(old);
 }
@@ -237,8 +243,7 @@ TEST_CASE("refill: a cluster free list written after free is caught; nothing liv
 TEST_CASE("bulk malloc/free of several classes in random order round-trips; the buckets stay consistent") {
   boot();
   const std::size_t sizes[] = {16, 48, 112, 256, 640, 3072, 5120, 12288};
-  bool ok = false;
-  std::thread t([&] {
+  in_fresh_thread([&] {
     std::mt19937 rng(7);
     for (int round = 0; round < 3; ++round) {
       std::vector<std::pair<std::uint64_t*, std::size_t>> live;
@@ -279,10 +284,7 @@ TEST_CASE("bulk malloc/free of several classes in random order round-trips; the 
       thread_cache_drain();
       check_buckets();
     }
-    ok = true;
   });
-  t.join();
-  CHECK(ok);
   kmem_counters c{};
   REQUIRE(get_kmem_counters(&c));
   // Nothing in this case was corrupted (the cases above count theirs before they end).
