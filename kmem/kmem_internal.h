@@ -252,7 +252,7 @@ struct alignas(64) kmem_globals {
   struct large_cached {
     std::uintptr_t a;
     std::uint32_t pages;
-    std::uint16_t stamp;  // coarse_ticks() when freed
+    std::uint16_t stamp;  // coarse_ticks() when its oldest part was freed
   };
   large_cached lcache[16] = {};              // pages_lock
   std::uint32_t lcache_n = 0;                // pages_lock
