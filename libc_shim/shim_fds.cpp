@@ -12,11 +12,15 @@
 // another free number (vm_fd_move) and then does what the program asked, with Linux's
 // result and errno.  Left to the host: raw system calls, and glibc's own internal calls
 // (posix_spawn's file actions dup2 in the child with inline system calls), which no
-// interposition reaches.
+// interposition reaches.  The stat family answers the same: fstat() of one fails with
+// EBADF, as does a stat at a path relative to one (fstatat, statx): programs list the
+// descriptors they hold by fstat-ing every number (Python's test of subprocess pass_fds
+// saw the swap device and the userfaultfd of a paged process in its child's table).
 #include <cerrno>
 #include <climits>
 #include <cstdarg>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -169,4 +173,56 @@ VMRT_EXPORT VMRT_FORK_TEXT int fcntl64(int fd, int cmd, ...) {
   void* arg = va_arg(ap, void*);
   va_end(ap);
   return fcntl_common(fd, cmd, arg, g_next_fcntl64, "fcntl64");
+}
+
+namespace {
+
+// True when a stat at path relative to dirfd must fail as if dirfd were not open: dirfd is
+// one of vmrt's and the path is resolved from it ("" with AT_EMPTY_PATH, or null, as
+// Linux 6.11 takes, or a relative path; an absolute path ignores dirfd, and an empty one
+// without AT_EMPTY_PATH is ENOENT whatever dirfd is).
+bool stat_from_kept(int dirfd, const char* path, int flags) {
+  if (dirfd == AT_FDCWD || !vmrt::vm_fd_is_kept(dirfd)) return false;
+  if (path == nullptr) return true;
+  if (path[0] == '/') return false;
+  return path[0] != '\0' || (flags & AT_EMPTY_PATH) != 0;
+}
+
+int sys_fstatat(int dirfd, const char* path, struct stat* st, int flags) {
+  return static_cast<int>(vmrt::sys::inline_syscall(SYS_newfstatat, dirfd, reinterpret_cast<long>(path),
+                                                    reinterpret_cast<long>(st), flags));
+}
+
+}  // namespace
+
+VMRT_EXPORT int fstat(int fd, struct stat* st) noexcept {
+  if (vmrt::vm_fd_is_kept(fd)) {
+    errno = EBADF;
+    return -1;
+  }
+  return sys_fstatat(fd, "", st, AT_EMPTY_PATH);
+}
+
+// The same function (x86_64 and every other LP64 Linux: struct stat64 is struct stat).
+VMRT_EXPORT int fstat64(int fd, struct stat64* st) noexcept { return fstat(fd, reinterpret_cast<struct stat*>(st)); }
+
+VMRT_EXPORT int fstatat(int dirfd, const char* path, struct stat* st, int flags) noexcept {
+  if (stat_from_kept(dirfd, path, flags)) {
+    errno = EBADF;
+    return -1;
+  }
+  return sys_fstatat(dirfd, path, st, flags);
+}
+
+VMRT_EXPORT int fstatat64(int dirfd, const char* path, struct stat64* st, int flags) noexcept {
+  return fstatat(dirfd, path, reinterpret_cast<struct stat*>(st), flags);
+}
+
+VMRT_EXPORT int statx(int dirfd, const char* path, int flags, unsigned mask, struct statx* stx) noexcept {
+  if (stat_from_kept(dirfd, path, flags)) {
+    errno = EBADF;
+    return -1;
+  }
+  return static_cast<int>(vmrt::sys::inline_syscall(SYS_statx, dirfd, reinterpret_cast<long>(path), flags,
+                                                    static_cast<long>(mask), reinterpret_cast<long>(stx)));
 }

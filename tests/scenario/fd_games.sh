@@ -224,4 +224,64 @@ for trapmode in auto sigsegv; do
     fail "vfork child dup2 onto vmrt's numbers ($trapmode): status $? output '$out'"
   [ "$out" = "$want" ] || fail "vfork child dup2 onto vmrt's numbers ($trapmode): got '$out', native '$want'"
 done
+# The stat family answers for vmrt's descriptors as for numbers that are not open: a program
+# that lists its descriptors by fstat-ing every number (Python's test of subprocess pass_fds,
+# its fd_status.py) saw the swap device and the userfaultfd of a paged process.
+cat > "$work/statfds.c" <<'C'
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+static const char* r(int v) {
+  return v == 0 ? "ok" : errno == EBADF ? "EBADF" : errno == ENOENT ? "ENOENT" : errno == ENOTDIR ? "ENOTDIR" : "other";
+}
+int main(void) {
+  char* x = malloc(24 << 20);
+  memset(x, 7, 24 << 20);                           /* pages out under --physmem 8M */
+  int top = (int)sysconf(_SC_OPEN_MAX) - 64;
+  struct stat st;
+  struct statx sx;
+  int open_seen = 0;
+  for (int n = 3; n < (int)sysconf(_SC_OPEN_MAX); ++n) open_seen += fstat(n, &st) == 0;
+  printf("open above 2: %d\n", open_seen);
+  for (int n = top; n < top + 3; ++n)
+    printf("top+%d fstat %s fstatat %s %s %s %s statx %s %s\n", n - top, r(fstat(n, &st)),
+           r(fstatat(n, "", &st, AT_EMPTY_PATH)), r(fstatat(n, "x", &st, 0)), r(fstatat(n, "", &st, 0)),
+           r(fstatat(n, "/", &st, 0)), r(statx(n, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &sx)),
+           r(statx(n, "x", 0, STATX_BASIC_STATS, &sx)));
+  printf("fd 0: %s %s\n", r(fstat(0, &st)), r(statx(0, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &sx)));
+  return x[12345] == 7 ? 0 : 1;
+}
+C
+cc -O2 -o "$work/statfds" "$work/statfds.c"
+want=$("$work/statfds" < /dev/null)
+for trapmode in auto sigsegv; do
+  out=$(timeout 120 "$vmrun" --physmem 8M --trap "$trapmode" -- "$work/statfds" < /dev/null) ||
+    fail "stat of vmrt's descriptors ($trapmode): status $? output '$out'"
+  [ "$out" = "$want" ] || fail "stat of vmrt's descriptors ($trapmode): got
+$out
+native:
+$want"
+done
+out=$(timeout 120 "$vmrun" --physmem 8M -- python3 -c '
+import os
+x = [bytes([i % 251]) * 4000 for i in range(6000)]
+fds = []
+for fd in range(os.sysconf("SC_OPEN_MAX")):
+    try: os.fstat(fd); fds.append(fd)
+    except OSError: pass
+print(",".join(map(str, fds)), sum(b[0] for b in x))' < /dev/null) || fail "python fstat listing: status $? output '$out'"
+want=$(python3 -c '
+import os
+x = [bytes([i % 251]) * 4000 for i in range(6000)]
+fds = []
+for fd in range(os.sysconf("SC_OPEN_MAX")):
+    try: os.fstat(fd); fds.append(fd)
+    except OSError: pass
+print(",".join(map(str, fds)), sum(b[0] for b in x))' < /dev/null)
+[ "$out" = "$want" ] || fail "python fstat listing under paging: got '$out', native '$want'"
 echo "fd games: all passed"
