@@ -43,3 +43,14 @@ for trap in userfaultfd sigsegv; do
   [ "$(cat "$TMP/out")" = "$(id -u nobody)" ] || fail "setpriv ($trap): $(cat "$TMP/out")"
 done
 note "ok: setpriv --reuid --regid --init-groups under --physmem, both backends"
+# setgroups with its list paged out, and in a fork child that has not faulted the list's page
+# in: every thread (vmrt's too) reads the list in its own call, and the process hung when
+# the machine threads' reads faulted with no handler thread free (libc_shim/shim_creds.cpp).
+cc -O2 -o "$TMP/sg" "$(dirname "$0")/src/setgroups_paged.c" || fail "cannot build setgroups_paged.c"
+"$TMP/sg" >"$TMP/native" 2>&1 || fail "setgroups: the native run failed: $(cat "$TMP/native")"
+for trap in userfaultfd sigsegv; do
+  timeout 120 "$VMRUN" --physmem 64M --trap "$trap" -- "$TMP/sg" >"$TMP/vmrt" 2>&1 ||
+    fail "setgroups with its list paged out ($trap): status $? (124: hung) under vmrun: $(cat "$TMP/vmrt")"
+  diff -u "$TMP/native" "$TMP/vmrt" >&2 || fail "setgroups ($trap): differs from the native run"
+  note "ok: setgroups with its list paged out and in a fork child ($trap)"
+done
