@@ -75,6 +75,7 @@ VMRT_FORK_PARENT_TEXT void atfork_parent() {
 // host's own: the cache may serve them, and the child writes no kmem page for the hold.
 VMRT_FORK_CHILD_TEXT void atfork_child() {
   rt::fork_populate_written(rt::fork_side::child);
+  thread_fork_child();
   g_boot_tid.store(current_tid(), std::memory_order_release);
   g_boot_state.store(BOOT_BOOTING, std::memory_order_release);
   const bool hold = g_fork_child_hold;

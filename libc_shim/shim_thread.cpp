@@ -13,6 +13,18 @@
 // The same trampoline hands the new thread its creator's view of SIGSEGV/SIGBUS in its
 // mask, which vmrt does not block for real (shim_signal.cpp, "Masks").
 //
+// And it sees the thread end.  glibc ends the process with exit(0) when its last thread
+// ends (returns from its start routine, or calls pthread_exit: a main() that calls
+// pthread_exit, a fork child whose only thread returns), by a count of the threads it
+// created, vmrt's machine threads among them: with a userfaultfd handler or the pageout
+// daemon running, the program's last thread ended alone, the process lived on with only
+// vmrt's threads, and whoever waited for it waited forever (Python's test_threading under
+// `--physmem`: a fork child's thread returning; its parent's waitpid never returned).  So
+// the shim counts the program's threads (every pthread_create but vmrt's own goes through
+// the trampoline), and when the last one ends while machine threads run, a machine thread
+// waits until that thread is gone (its destructors run, as natively) and calls exit(0).
+// A thread ended by cancellation is not seen (the count stays up, as before this).
+//
 // A stack the program supplies (pthread_attr_setstack) may be vmrt memory: malloc'd, or
 // from the program's mmap.  Under the sigsegv backend a fault on it is a signal, and a new
 // thread has no alternate stack: the first fault of glibc's thread start on that stack
@@ -27,21 +39,28 @@
 // until pthread_join reaps it; a detached thread's stays wired until the program frees the
 // stack, and its TLS array is held for glibc to free at its end.  Every other fault on the stack is then an ordinary
 // fault, served on the alternate stack.
+#include <atomic>
+#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <locale.h>
 #include <pthread.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "libc_shim/shim_boot.h"
 #include "libc_shim/shim_next.h"
 #include "libc_shim/shim_signal.h"
 #include "libc_shim/shim_thread.h"
+#include "runtime/rt_base.h"
 #include "runtime/rt_vslock.h"
 #include "runtime/rt_vslock_keep.h"
 #include "runtime/trap.h"
 #include "vm/vm_heap.h"
+#include "vm/vm_sys.h"
 
 #define VMRT_EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -110,6 +129,52 @@ void detached_end(std::uintptr_t self) {
   vmrt::rt::vslock_keep_forget(vmrt::rt::keep_kind::thread_descriptor, self);
 }
 
+// The program's threads that have not ended: main's, and every one pthread_create made
+// (counted before it starts).  A fork child's is its forking thread alone.
+VMRT_FORK_DATA std::atomic<int> g_program_threads{1};
+
+// Is the thread whose /proc/self/task/TID/stat is at path still running (not gone, not a
+// zombie: a leader that ended first stays listed as one)?  False when /proc cannot say.
+bool task_running(const char* path) {
+  int fd = static_cast<int>(vmrt::sys::inline_syscall(SYS_openat, AT_FDCWD, reinterpret_cast<long>(path), O_RDONLY | O_CLOEXEC));
+  if (fd < 0) return false;
+  char buf[512];
+  long n = vmrt::sys::inline_syscall(SYS_read, fd, reinterpret_cast<long>(buf), sizeof buf - 1);
+  (void)vmrt::sys::inline_syscall(SYS_close, fd);
+  if (n <= 0) return false;
+  buf[n] = 0;
+  const char* state = nullptr;  // "pid (comm) S ...": the comm may hold ')'
+  for (const char* p = buf; *p != 0; ++p)
+    if (*p == ')') state = p;
+  return state != nullptr && state[1] == ' ' && state[2] != 'Z' && state[2] != 'X' && state[2] != 0;
+}
+
+// A machine thread: waits until the program's last thread (tid arg) is gone, then ends
+// the process as glibc would have, unless the program made a thread meanwhile (a
+// destructor of the ending thread may).
+void* exit_watch(void* arg) {
+  const auto tid = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(arg));
+  char path[64];
+  vmrt::vm_out o(path, sizeof path);
+  o.str("/proc/self/task/").u(tid).str("/stat");
+  while (g_program_threads.load(std::memory_order_acquire) == 0 && task_running(o.c_str())) {
+    timespec ts{0, 100 * 1000};
+    (void)vmrt::sys::inline_syscall(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
+  }
+  if (g_program_threads.load(std::memory_order_acquire) != 0) return nullptr;
+  std::exit(0);
+}
+
+// A program thread ends (its start routine returned, or it calls pthread_exit).
+void thread_ends() {
+  if (g_program_threads.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  if (vmrt::rt::machine_thread_count() == 0) return;  // glibc's count reaches 0: it exits
+  const auto tid = vmrt::sys::inline_syscall(SYS_gettid);
+  constexpr std::size_t kWatchStack = 64 * 1024;
+  (void)vmrt::rt::start_machine_thread(exit_watch, reinterpret_cast<void*>(static_cast<std::uintptr_t>(tid)), kWatchStack,
+                                       "vmrt-exit");
+}
+
 // The new thread's first code after glibc's own start: the locale is read, the hold goes.
 // On a program-supplied stack it first gets vmrt's alternate stack and keeps its start range
 // held (the descriptor, the TLS, the frames glibc's start and exit run in) for its life.
@@ -129,6 +194,7 @@ void* start_trampoline(void* p) {
   std::free(c);
   void* r = fn(arg);
   if (top != 0 && self_detached()) detached_end(self);
+  thread_ends();
   return r;
 }
 
@@ -164,19 +230,18 @@ constexpr std::size_t kCtypeDataBytes = 512;
 
 }  // namespace
 
+// => may sleep (holds).  EAGAIN, as for any other resource, when the trampoline's context
+// cannot be allocated (a thread the count does not know of could be left running alone).
 VMRT_EXPORT int pthread_create(pthread_t* t, const pthread_attr_t* attr, void* (*fn)(void*), void* arg) noexcept {
   if (g_create == nullptr) resolve_create();
+  if (vmrt::rt::creating_machine_thread()) return g_create(t, attr, fn, arg);  // vmrt's own
   unsigned faults = vmrt::shim::faults_blocked();
   bool hold = hold_needed();
   std::size_t stack_size = 0;
   std::uintptr_t top = held_stack_top(attr, &stack_size);
-  if (!hold && faults == 0 && top == 0) return g_create(t, attr, fn, arg);
   const void* data = hold ? ctype_data() : nullptr;
   auto* c = static_cast<start_ctx*>(std::malloc(sizeof(start_ctx)));
-  if ((hold && data == nullptr && faults == 0 && top == 0) || c == nullptr) {
-    std::free(c);
-    return g_create(t, attr, fn, arg);
-  }
+  if (c == nullptr) return EAGAIN;
   c->fn = fn;
   c->arg = arg;
   c->faults_blocked = faults;
@@ -189,8 +254,10 @@ VMRT_EXPORT int pthread_create(pthread_t* t, const pthread_attr_t* attr, void* (
     (void)vmrt::rt::vslock(&c->hold, reinterpret_cast<void*>(c->start_low), n, vmrt::VM_PROT_WRITE);
   }
   if (data != nullptr) (void)vmrt::rt::vslock(&c->hold, data, kCtypeDataBytes, vmrt::VM_PROT_READ);
+  g_program_threads.fetch_add(1, std::memory_order_acq_rel);
   int rc = g_create(t, attr, start_trampoline, c);
   if (rc != 0) {
+    g_program_threads.fetch_sub(1, std::memory_order_acq_rel);
     vmrt::rt::vsunlock(&c->hold);
     std::free(c);
   }
@@ -227,6 +294,7 @@ VMRT_EXPORT void pthread_exit(void* ret) {
   static void (*g_exit)(void*);
   auto self = reinterpret_cast<std::uintptr_t>(::pthread_self());
   if (vmrt::rt::vslock_keep_has(vmrt::rt::keep_kind::thread_descriptor, self) && self_detached()) detached_end(self);
+  thread_ends();
   vmrt::shim::next_symbol(g_exit, "pthread_exit")(ret);
   __builtin_unreachable();
 }
@@ -237,6 +305,8 @@ VMRT_EXPORT int pthread_detach(pthread_t t) noexcept {
   if (rc == 0) vmrt::rt::vslock_keep_forget(vmrt::rt::keep_kind::thread_descriptor, reinterpret_cast<std::uintptr_t>(t));
   return rc;
 }
+
+VMRT_FORK_CHILD_TEXT void vmrt::shim::thread_fork_child() { g_program_threads.store(1, std::memory_order_relaxed); }
 
 VMRT_FORK_PARENT_TEXT void vmrt::shim::thread_start_fork_prepare() {
   if (hold_needed()) (void)ctype_data();

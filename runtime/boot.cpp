@@ -709,6 +709,7 @@ VMRT_FORK_PARENT_TEXT void runtime_fork_parent() {
 
 VMRT_FORK_CHILD_TEXT void runtime_fork_child() {
   vm_fd_fork_child();  // first: what follows may use a kept descriptor
+  rt::machine_threads_fork_child();  // the parent's are not the child's; it starts its own
   if (g_vm_up) {
     // A child that cannot have its own physmem must not run a single instruction of the
     // program: it shares every malloc'd byte with its parent.  It exits here; the parent's

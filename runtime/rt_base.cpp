@@ -14,6 +14,7 @@
 #include "vm/vm_fail.h"
 #include "vm/vm_assert.h"
 #include "vm/vm_sys.h"
+#include "vm/vm_types.h"
 
 namespace vmrt::rt {
 
@@ -53,6 +54,8 @@ struct machine_start {
   std::atomic<bool> busy{false};
 };
 constinit machine_start g_starts[8] = {};  // static data: no initializer runs (scenario no_static_init)
+VMRT_FORK_DATA std::atomic<unsigned> g_machine_threads{0};
+thread_local __attribute__((tls_model("initial-exec"))) bool t_creating_machine;
 
 // The slot is released once the thread is marked as vmrt's: its creator waits for that
 // (start_machine_thread), so no set*id broadcast of the program finds the thread unmarked.
@@ -107,7 +110,10 @@ bool start_machine_thread(void* (*fn)(void*), void* arg, std::size_t stack, cons
   const bool had_keepcaps = sys::inline_syscall(SYS_prctl, PR_GET_KEEPCAPS) == 1;
   if (!had_keepcaps) (void)sys::inline_syscall(SYS_prctl, PR_SET_KEEPCAPS, 1);
   pthread_t t;
+  t_creating_machine = true;
   int rc = pthread_create(&t, &attr, machine_main, s);
+  t_creating_machine = false;
+  if (rc == 0) g_machine_threads.fetch_add(1, std::memory_order_relaxed);
   if (!had_keepcaps) (void)sys::inline_syscall(SYS_prctl, PR_SET_KEEPCAPS, 0);
   pthread_attr_destroy(&attr);
   if (rc != 0) {
@@ -126,6 +132,10 @@ bool start_machine_thread(void* (*fn)(void*), void* arg, std::size_t stack, cons
     while (s->busy.load(std::memory_order_acquire)) sched_yield();
   return true;
 }
+
+unsigned machine_thread_count() { return g_machine_threads.load(std::memory_order_relaxed); }
+VMRT_FORK_CHILD_TEXT void machine_threads_fork_child() { g_machine_threads.store(0, std::memory_order_relaxed); }
+bool creating_machine_thread() { return t_creating_machine; }
 
 std::uint64_t now_ns() {
   timespec ts;

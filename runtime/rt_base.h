@@ -28,6 +28,17 @@ const char* errno_name(int e);
 //  => may call malloc (pthread_create): never inside malloc or a signal handler.
 bool start_machine_thread(void* (*fn)(void*), void* arg, std::size_t stack, const char* name, bool wait_marked = true);
 
+// Machine threads started in this process and not known to have ended (a fork child has
+// none until it starts its own: machine_threads_fork_child).  glibc counts them among the
+// process's threads, so the program's last thread ending does not end the process by
+// itself (libc_shim/shim_thread.cpp watches for it).  Lock-free.
+unsigned machine_thread_count();
+void machine_threads_fork_child();
+
+// True on a thread inside start_machine_thread's pthread_create: the shim's pthread_create
+// (which the runtime's own call reaches) passes such a creation straight through.
+bool creating_machine_thread();
+
 // Monotonic clock in nanoseconds (vDSO; async-signal-safe).
 std::uint64_t now_ns();
 

@@ -1,0 +1,41 @@
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/wait.h>
+/* The last thread of a process ends by returning from its start routine: glibc then ends the
+   process with exit(0) (atexit handlers run, stdio is flushed).  Once in a fork child whose
+   only thread is the forking one, once after main() called pthread_exit.  vmrt's machine
+   threads (paging) are threads of the process too: the process lived on with them alone, and
+   waitpid in the parent (or whoever waited) never returned (libc_shim/shim_thread.cpp). */
+static void bye(void) { printf("atexit ran\n"); }
+static void* worker(void* a) {
+  usleep(100000);
+  char* x = malloc(1 << 20);
+  memset(x, 3, 1 << 20);
+  printf("worker done %d\n", x[7]);
+  return a;
+}
+static void* forker(void* a) {
+  pid_t pid = fork();
+  if (pid == 0) {           /* the child's only thread: returning ends the child */
+    printf("child thread returns\n");
+    return a;
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  printf("child exited %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+  fflush(stdout);
+  return a;
+}
+int main(void) {
+  atexit(bye);
+  setvbuf(stdout, NULL, _IOFBF, 0);   /* fully buffered: only exit's flush prints */
+  pthread_t t;
+  pthread_create(&t, NULL, forker, NULL);
+  pthread_join(t, NULL);
+  fflush(stdout);
+  pthread_create(&t, NULL, worker, NULL);
+  pthread_exit(NULL);       /* main leaves first; the worker's return ends the process */
+}
