@@ -22,8 +22,9 @@
 // `--physmem`: a fork child's thread returning; its parent's waitpid never returned).  So
 // the shim counts the program's threads (every pthread_create but vmrt's own goes through
 // the trampoline), and when the last one ends while machine threads run, a machine thread
-// waits until that thread is gone (its destructors run, as natively) and calls exit(0).
-// A thread ended by cancellation is not seen (the count stays up, as before this).
+// waits until that thread is gone (its destructors run, as natively) and, when no thread
+// but vmrt's runs, calls exit(0).  A thread ended by cancellation is not seen (the count
+// stays up, as before this), and without /proc nothing is done.
 //
 // A stack the program supplies (pthread_attr_setstack) may be vmrt memory: malloc'd, or
 // from the program's mmap.  Under the sigsegv backend a fault on it is a signal, and a new
@@ -133,41 +134,99 @@ void detached_end(std::uintptr_t self) {
 // (counted before it starts).  A fork child's is its forking thread alone.
 VMRT_FORK_DATA std::atomic<int> g_program_threads{1};
 
-// Is the thread whose /proc/self/task/TID/stat is at path still running (not gone, not a
-// zombie: a leader that ended first stays listed as one)?  False when /proc cannot say.
-bool task_running(const char* path) {
-  int fd = static_cast<int>(vmrt::sys::inline_syscall(SYS_openat, AT_FDCWD, reinterpret_cast<long>(path), O_RDONLY | O_CLOEXEC));
+// Reads /proc/self/task/TID/FILE into buf (terminated); false when it cannot.
+bool read_task_file(std::uint64_t tid, const char* file, char* buf, std::size_t cap) {
+  char path[64];
+  vmrt::vm_out o(path, sizeof path);
+  o.str("/proc/self/task/").u(tid).str("/").str(file);
+  int fd = static_cast<int>(vmrt::sys::inline_syscall(SYS_openat, AT_FDCWD, reinterpret_cast<long>(o.c_str()), O_RDONLY | O_CLOEXEC));
   if (fd < 0) return false;
-  char buf[512];
-  long n = vmrt::sys::inline_syscall(SYS_read, fd, reinterpret_cast<long>(buf), sizeof buf - 1);
+  long n = vmrt::sys::inline_syscall(SYS_read, fd, reinterpret_cast<long>(buf), static_cast<long>(cap - 1));
   (void)vmrt::sys::inline_syscall(SYS_close, fd);
   if (n <= 0) return false;
   buf[n] = 0;
+  return true;
+}
+
+// Is thread tid running (listed, and not a zombie: a leader that ended first stays listed
+// as one)?
+bool task_running(std::uint64_t tid) {
+  char buf[512];
+  if (!read_task_file(tid, "stat", buf, sizeof buf)) return false;
   const char* state = nullptr;  // "pid (comm) S ...": the comm may hold ')'
   for (const char* p = buf; *p != 0; ++p)
     if (*p == ')') state = p;
   return state != nullptr && state[1] == ' ' && state[2] != 'Z' && state[2] != 'X' && state[2] != 0;
 }
 
+// The kernel's struct linux_dirent64 (getdents64), up to the start of its name.
+struct dirent64_head {
+  std::uint64_t ino;
+  std::int64_t off;
+  unsigned short reclen;
+  unsigned char type;
+  char name[1];
+};
+static_assert(__builtin_offsetof(dirent64_head, name) == 19, "linux_dirent64's layout");
+
+// Which threads run: only vmrt's (named "vmrt-..."), some of the program's too, or /proc
+// cannot say.
+enum class threads_seen { only_vmrt, program, unknown };
+threads_seen machine_threads_only() {
+  int fd = static_cast<int>(vmrt::sys::inline_syscall(SYS_openat, AT_FDCWD, reinterpret_cast<long>("/proc/self/task"),
+                                                      O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd < 0) return threads_seen::unknown;
+  bool program = false, any = false;
+  alignas(8) char buf[4096];
+  for (long n; !program && (n = vmrt::sys::inline_syscall(SYS_getdents64, fd, reinterpret_cast<long>(buf), sizeof buf)) > 0;) {
+    for (long off = 0; off < n;) {
+      const auto* d = reinterpret_cast<const dirent64_head*>(buf + off);
+      const char* name = d->name;
+      off += d->reclen;
+      if (name[0] < '0' || name[0] > '9') continue;  // "." and ".."
+      std::uint64_t tid = 0;
+      for (const char* p = name; *p >= '0' && *p <= '9'; ++p) tid = tid * 10 + static_cast<unsigned>(*p - '0');
+      if (!task_running(tid)) continue;
+      char comm[64];
+      if (!read_task_file(tid, "comm", comm, sizeof comm) || __builtin_strncmp(comm, "vmrt-", 5) != 0) program = true;
+      any = true;
+    }
+  }
+  (void)vmrt::sys::inline_syscall(SYS_close, fd);
+  return program ? threads_seen::program : any ? threads_seen::only_vmrt : threads_seen::unknown;
+}
+
+constexpr int kQuickChecks = 200;  // every 0.5 ms for the first 100 ms
+
 // A machine thread: waits until the program's last thread (tid arg) is gone, then ends
-// the process as glibc would have, unless the program made a thread meanwhile (a
-// destructor of the ending thread may).
+// the process as glibc would have, when no thread but vmrt's runs (the program may have
+// made one meanwhile: a destructor of the ending thread may).
 void* exit_watch(void* arg) {
   const auto tid = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(arg));
-  char path[64];
-  vmrt::vm_out o(path, sizeof path);
-  o.str("/proc/self/task/").u(tid).str("/stat");
-  while (g_program_threads.load(std::memory_order_acquire) == 0 && task_running(o.c_str())) {
+  while (g_program_threads.load(std::memory_order_acquire) <= 0 && task_running(tid)) {
     timespec ts{0, 100 * 1000};
     (void)vmrt::sys::inline_syscall(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
   }
-  if (g_program_threads.load(std::memory_order_acquire) != 0) return nullptr;
-  std::exit(0);
+  // Threads the count does not know of (C11 thrd_create's, a SIGEV_THREAD timer's: glibc
+  // makes them by internal calls) keep the process alive until they end, as natively, and a
+  // thread of vmrt's not named as one runs for a moment now and then (the userfaultfd relay,
+  // made while a thread waits in a fault): looked at again, quickly at first, then every
+  // 20 ms, until only vmrt's run or the program makes a thread the count knows.
+  for (int i = 0;; ++i) {
+    if (g_program_threads.load(std::memory_order_acquire) > 0) return nullptr;
+    switch (machine_threads_only()) {
+      case threads_seen::only_vmrt: std::exit(0);
+      case threads_seen::unknown: return nullptr;  // no /proc: nothing to go by
+      case threads_seen::program: break;
+    }
+    timespec ts{0, i < kQuickChecks ? 500 * 1000 : 20 * 1000 * 1000};
+    (void)vmrt::sys::inline_syscall(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
+  }
 }
 
 // A program thread ends (its start routine returned, or it calls pthread_exit).
 void thread_ends() {
-  if (g_program_threads.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  if (g_program_threads.fetch_sub(1, std::memory_order_acq_rel) > 1) return;
   if (vmrt::rt::machine_thread_count() == 0) return;  // glibc's count reaches 0: it exits
   const auto tid = vmrt::sys::inline_syscall(SYS_gettid);
   constexpr std::size_t kWatchStack = 64 * 1024;

@@ -9,13 +9,17 @@
 source "$(dirname "$0")/lib/scenario_lib.bash" "$1"
 need cc timeout python3
 cc -O2 -pthread -o "$TMP/lte" "$(dirname "$0")/src/last_thread_exit.c" || fail "cannot build last_thread_exit.c"
-"$TMP/lte" >"$TMP/native" 2>&1 || fail "the native run failed: $(cat "$TMP/native")"
-for opts in "--physmem 64M --trap userfaultfd" "--physmem 64M --trap sigsegv" ""; do
-  # shellcheck disable=SC2086
-  timeout 60 "$VMRUN" $opts -- "$TMP/lte" >"$TMP/vmrt" 2>&1 ||
-    fail "vmrun $opts: status $? (124: the process did not end): $(cat "$TMP/vmrt")"
-  diff -u "$TMP/native" "$TMP/vmrt" >&2 || fail "vmrun $opts: differs from the native run"
-  note "ok: vmrun $opts"
+# The second form: main() leaves while a C11 thread (made by glibc's internal call, which the
+# shim's count does not see) still sleeps: the process must wait for it, as natively.
+for mode in "" c11; do
+  "$TMP/lte" $mode >"$TMP/native" 2>&1 || fail "the native run ($mode) failed: $(cat "$TMP/native")"
+  for opts in "--physmem 64M --trap userfaultfd" "--physmem 64M --trap sigsegv" ""; do
+    # shellcheck disable=SC2086
+    timeout 60 "$VMRUN" $opts -- "$TMP/lte" $mode >"$TMP/vmrt" 2>&1 ||
+      fail "vmrun $opts ($mode): status $? (124: the process did not end): $(cat "$TMP/vmrt")"
+    diff -u "$TMP/native" "$TMP/vmrt" >&2 || fail "vmrun $opts ($mode): differs from the native run"
+    note "ok: vmrun $opts ${mode:-pthreads}"
+  done
 done
 # The Python form of it (test_threading's test_main_thread_after_fork_from_nonmain_thread
 # shape): a thread forks, the child's thread returns, the parent waits for the child.
