@@ -134,29 +134,11 @@ void detached_end(std::uintptr_t self) {
 // (counted before it starts).  A fork child's is its forking thread alone.
 VMRT_FORK_DATA std::atomic<int> g_program_threads{1};
 
-// Reads /proc/self/task/TID/FILE into buf (terminated); false when it cannot.
-bool read_task_file(std::uint64_t tid, const char* file, char* buf, std::size_t cap) {
-  char path[64];
-  vmrt::vm_out o(path, sizeof path);
-  o.str("/proc/self/task/").u(tid).str("/").str(file);
-  int fd = static_cast<int>(vmrt::sys::inline_syscall(SYS_openat, AT_FDCWD, reinterpret_cast<long>(o.c_str()), O_RDONLY | O_CLOEXEC));
-  if (fd < 0) return false;
-  long n = vmrt::sys::inline_syscall(SYS_read, fd, reinterpret_cast<long>(buf), static_cast<long>(cap - 1));
-  (void)vmrt::sys::inline_syscall(SYS_close, fd);
-  if (n <= 0) return false;
-  buf[n] = 0;
-  return true;
-}
-
 // Is thread tid running (listed, and not a zombie: a leader that ended first stays listed
 // as one)?
-bool task_running(std::uint64_t tid) {
-  char buf[512];
-  if (!read_task_file(tid, "stat", buf, sizeof buf)) return false;
-  const char* state = nullptr;  // "pid (comm) S ...": the comm may hold ')'
-  for (const char* p = buf; *p != 0; ++p)
-    if (*p == ')') state = p;
-  return state != nullptr && state[1] == ' ' && state[2] != 'Z' && state[2] != 'X' && state[2] != 0;
+bool task_running(int tid) {
+  const char state = vmrt::rt::task_state(tid);
+  return state != '\0' && state != 'Z' && state != 'X';
 }
 
 // The kernel's struct linux_dirent64 (getdents64), up to the start of its name.
@@ -184,11 +166,13 @@ threads_seen machine_threads_only() {
       const char* name = d->name;
       off += d->reclen;
       if (name[0] < '0' || name[0] > '9') continue;  // "." and ".."
-      std::uint64_t tid = 0;
-      for (const char* p = name; *p >= '0' && *p <= '9'; ++p) tid = tid * 10 + static_cast<unsigned>(*p - '0');
+      int tid = 0;
+      for (const char* p = name; *p >= '0' && *p <= '9'; ++p) tid = tid * 10 + (*p - '0');
       if (!task_running(tid)) continue;
       char comm[64];
-      if (!read_task_file(tid, "comm", comm, sizeof comm) || __builtin_strncmp(comm, "vmrt-", 5) != 0) program = true;
+      if (vmrt::rt::read_task_file(tid, "comm", comm, sizeof comm) < 0 ||
+          __builtin_strncmp(comm, "vmrt-", 5) != 0)
+        program = true;
       any = true;
     }
   }
@@ -202,7 +186,7 @@ constexpr int kQuickChecks = 200;  // every 0.5 ms for the first 100 ms
 // the process as glibc would have, when no thread but vmrt's runs (the program may have
 // made one meanwhile: a destructor of the ending thread may).
 void* exit_watch(void* arg) {
-  const auto tid = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(arg));
+  const auto tid = static_cast<int>(reinterpret_cast<std::intptr_t>(arg));
   while (g_program_threads.load(std::memory_order_acquire) <= 0 && task_running(tid)) {
     timespec ts{0, 100 * 1000};
     (void)vmrt::sys::inline_syscall(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
@@ -228,9 +212,9 @@ void* exit_watch(void* arg) {
 void thread_ends() {
   if (g_program_threads.fetch_sub(1, std::memory_order_acq_rel) > 1) return;
   if (vmrt::rt::machine_thread_count() == 0) return;  // glibc's count reaches 0: it exits
-  const auto tid = vmrt::sys::inline_syscall(SYS_gettid);
+  const long tid = vmrt::sys::inline_syscall(SYS_gettid);
   constexpr std::size_t kWatchStack = 64 * 1024;
-  (void)vmrt::rt::start_machine_thread(exit_watch, reinterpret_cast<void*>(static_cast<std::uintptr_t>(tid)), kWatchStack,
+  (void)vmrt::rt::start_machine_thread(exit_watch, reinterpret_cast<void*>(static_cast<std::intptr_t>(tid)), kWatchStack,
                                        "vmrt-exit");
 }
 

@@ -3,12 +3,15 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstring>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "runtime/rt_creds.h"
 #include "vm/vm_fail.h"
@@ -136,6 +139,27 @@ bool start_machine_thread(void* (*fn)(void*), void* arg, std::size_t stack, cons
 unsigned machine_thread_count() { return g_machine_threads.load(std::memory_order_relaxed); }
 VMRT_FORK_CHILD_TEXT void machine_threads_fork_child() { g_machine_threads.store(0, std::memory_order_relaxed); }
 bool creating_machine_thread() { return t_creating_machine; }
+
+long read_task_file(int tid, const char* leaf, char* buf, std::size_t size) {
+  char path[64];
+  vm_out o(path, sizeof path);
+  o.str("/proc/self/task/").u(static_cast<std::uint64_t>(tid)).ch('/').str(leaf);
+  int fd = ::open(o.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = ::read(fd, buf, size - 1);
+  ::close(fd);
+  if (n < 0) return -1;
+  while (n > 0 && buf[n - 1] == '\n') --n;
+  buf[n] = '\0';
+  return n;
+}
+
+char task_state(int tid) {
+  char stat[512];
+  if (read_task_file(tid, "stat", stat, sizeof stat) <= 0) return '\0';
+  const char* close_paren = std::strrchr(stat, ')');  // "pid (comm) S ...": comm may hold ')'
+  return close_paren != nullptr && close_paren[1] != '\0' ? close_paren[2] : '\0';
+}
 
 std::uint64_t now_ns() {
   timespec ts;

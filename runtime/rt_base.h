@@ -39,6 +39,15 @@ void machine_threads_fork_child();
 // (which the runtime's own call reaches) passes such a creation straight through.
 bool creating_machine_thread();
 
+// /proc/self/task/TID/LEAF into buf (NUL-terminated, a trailing newline dropped): its
+// length, or -1 (no such thread, no /proc).  => may sleep; never mallocs; not for a signal
+// handler (libc's open and read, which the shim wraps).
+long read_task_file(int tid, const char* leaf, char* buf, std::size_t size);
+
+// Thread tid's state letter from /proc/self/task/TID/stat ('R', 'S', 'D', 'Z', ...), or
+// '\0' when it cannot be read (the thread is gone, or no /proc).  As read_task_file.
+char task_state(int tid);
+
 // Monotonic clock in nanoseconds (vDSO; async-signal-safe).
 std::uint64_t now_ns();
 

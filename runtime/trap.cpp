@@ -347,27 +347,6 @@ int uffd_open() {
   return -1;
 }
 
-// Read a small /proc file into buf (NUL-terminated, trailing newline dropped); its length,
-// or -1.  => may sleep; never mallocs.
-ssize_t read_proc_line(const char* path, char* buf, std::size_t size) {
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  ssize_t n = ::read(fd, buf, size - 1);
-  ::close(fd);
-  if (n < 0) return -1;
-  while (n > 0 && buf[n - 1] == '\n') --n;
-  buf[n] = '\0';
-  return n;
-}
-
-// /proc/self/task/<tid>/<leaf> into buf.
-ssize_t read_task_file(pid_t tid, const char* leaf, char* buf, std::size_t size) {
-  char path[64];
-  vm_out o(path, sizeof path);
-  o.str("/proc/self/task/").u(static_cast<std::uint64_t>(tid)).ch('/').str(leaf);
-  return read_proc_line(o.c_str(), buf, size);
-}
-
 // How long the VM lock holder's own fault may wait before trap_check_lock_holder_fault
 // asks the kernel what the holder is doing.
 constexpr int kLockHolderFaultSecs = 5;
@@ -383,11 +362,8 @@ thread_wait trap_thread_waiting(pid_t tid, char* syscall, std::size_t size) {
   char wchan[64];
   if (read_task_file(tid, "wchan", wchan, sizeof wchan) > 1)
     return std::strcmp(wchan, "handle_userfault") == 0 ? thread_wait::in_userfault : thread_wait::elsewhere;
-  char stat[512];
-  ssize_t n = read_task_file(tid, "stat", stat, sizeof stat);
-  const char* close_paren = n > 0 ? std::strrchr(stat, ')') : nullptr;
-  if (close_paren == nullptr || close_paren[1] == '\0') return thread_wait::unknown;
-  char state = close_paren[2];
+  char state = task_state(tid);
+  if (state == '\0') return thread_wait::unknown;
   if (state != 'S' && state != 'D') return thread_wait::elsewhere;
   if (std::strncmp(syscall, "-1 ", 3) == 0) return thread_wait::in_userfault;
   return thread_wait::unknown;
