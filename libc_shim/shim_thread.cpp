@@ -23,8 +23,9 @@
 // the shim counts the program's threads (every pthread_create but vmrt's own goes through
 // the trampoline), and when the last one ends while machine threads run, a machine thread
 // waits until that thread is gone (its destructors run, as natively) and, when no thread
-// but vmrt's runs, calls exit(0).  A thread ended by cancellation is not seen (the count
-// stays up, as before this), and without /proc nothing is done.
+// but vmrt's runs, calls exit(0).  A thread ended by cancellation is seen by a
+// thread-specific data destructor (glibc runs those for every thread end); without /proc
+// nothing is done.
 //
 // A stack the program supplies (pthread_attr_setstack) may be vmrt memory: malloc'd, or
 // from the program's mmap.  Under the sigsegv backend a fault on it is a signal, and a new
@@ -208,7 +209,8 @@ void* exit_watch(void* arg) {
   }
 }
 
-// A program thread ends (its start routine returned, or it calls pthread_exit).
+// A program thread ends (its start routine returned, it calls pthread_exit, or it was
+// cancelled).
 void thread_ends() {
   if (g_program_threads.fetch_sub(1, std::memory_order_acq_rel) > 1) return;
   if (vmrt::rt::machine_thread_count() == 0) return;  // glibc's count reaches 0: it exits
@@ -216,6 +218,39 @@ void thread_ends() {
   constexpr std::size_t kWatchStack = 64 * 1024;
   (void)vmrt::rt::start_machine_thread(exit_watch, reinterpret_cast<void*>(static_cast<std::intptr_t>(tid)), kWatchStack,
                                        "vmrt-exit");
+}
+
+// A thread ended by cancellation passes neither the trampoline's return nor the
+// pthread_exit wrapper: glibc unwinds it to its start and runs its thread-specific data
+// destructors there, as for every thread end.  So each counted thread holds a value under
+// this key, whose destructor counts the end; the trampoline and pthread_exit clear the value
+// before they count the end themselves.  No key (the program used all PTHREAD_KEYS_MAX):
+// a cancelled thread is not seen, as before.
+enum end_key_state : int { EK_NONE = 0, EK_MAKING = 1, EK_READY = 2, EK_FAILED = 3 };
+std::atomic<int> g_end_key_state{EK_NONE};
+pthread_key_t g_end_key;
+
+void ended_unseen(void*) { thread_ends(); }
+
+// => any program thread.  True when the key exists (made at the first call).
+bool end_key_ready() {
+  for (;;) {
+    int s = g_end_key_state.load(std::memory_order_acquire);
+    if (s == EK_READY) return true;
+    if (s == EK_FAILED) return false;
+    if (s == EK_MAKING || !g_end_key_state.compare_exchange_weak(s, EK_MAKING, std::memory_order_acq_rel)) continue;
+    const bool ok = ::pthread_key_create(&g_end_key, ended_unseen) == 0;
+    g_end_key_state.store(ok ? EK_READY : EK_FAILED, std::memory_order_release);
+    return ok;
+  }
+}
+
+// The calling program thread's end is counted by the key's destructor (counted) or by the
+// caller (not).
+void end_counted_by_key(bool counted) {
+  if (!end_key_ready()) return;
+  void* want = counted ? reinterpret_cast<void*>(1) : nullptr;
+  if (::pthread_getspecific(g_end_key) != want) (void)::pthread_setspecific(g_end_key, want);
 }
 
 // The new thread's first code after glibc's own start: the locale is read, the hold goes.
@@ -235,8 +270,10 @@ void* start_trampoline(void* p) {
   }
   vmrt::rt::vsunlock(&c->hold);
   std::free(c);
+  end_counted_by_key(true);  // a cancellation unwinds past the code below
   void* r = fn(arg);
   if (top != 0 && self_detached()) detached_end(self);
+  end_counted_by_key(false);
   thread_ends();
   return r;
 }
@@ -297,6 +334,9 @@ VMRT_EXPORT int pthread_create(pthread_t* t, const pthread_attr_t* attr, void* (
     (void)vmrt::rt::vslock(&c->hold, reinterpret_cast<void*>(c->start_low), n, vmrt::VM_PROT_WRITE);
   }
   if (data != nullptr) (void)vmrt::rt::vslock(&c->hold, data, kCtypeDataBytes, vmrt::VM_PROT_READ);
+  // The creator is a program thread too (main's first pthread_create marks main: cancelled
+  // by another thread, it ends unseen as well).
+  end_counted_by_key(true);
   g_program_threads.fetch_add(1, std::memory_order_acq_rel);
   int rc = g_create(t, attr, start_trampoline, c);
   if (rc != 0) {
@@ -337,6 +377,7 @@ VMRT_EXPORT void pthread_exit(void* ret) {
   static void (*g_exit)(void*);
   auto self = reinterpret_cast<std::uintptr_t>(::pthread_self());
   if (vmrt::rt::vslock_keep_has(vmrt::rt::keep_kind::thread_descriptor, self) && self_detached()) detached_end(self);
+  end_counted_by_key(false);
   thread_ends();
   vmrt::shim::next_symbol(g_exit, "pthread_exit")(ret);
   __builtin_unreachable();

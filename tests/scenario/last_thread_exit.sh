@@ -6,16 +6,19 @@
 # start routine, and a main() that called pthread_exit before its worker, lived on, and their
 # waiters waited forever (Python's test_threading under --physmem).  Output, atexit handlers
 # and exit status must be the native run's, under both trap backends and without paging.
+# (timeout -k: a process left with vmrt's machine threads alone, which block every signal,
+# never takes the SIGTERM.)
 source "$(dirname "$0")/lib/scenario_lib.bash" "$1"
 need cc timeout python3
 cc -O2 -pthread -o "$TMP/lte" "$(dirname "$0")/src/last_thread_exit.c" || fail "cannot build last_thread_exit.c"
 # The second form: main() leaves while a C11 thread (made by glibc's internal call, which the
-# shim's count does not see) still sleeps: the process must wait for it, as natively.
-for mode in "" c11; do
+# shim's count does not see) still sleeps: the process must wait for it, as natively.  The
+# third: a thread ended by pthread_cancel must count as ended (it did not: a hang).
+for mode in "" c11 cancel; do
   "$TMP/lte" $mode >"$TMP/native" 2>&1 || fail "the native run ($mode) failed: $(cat "$TMP/native")"
   for opts in "--physmem 64M --trap userfaultfd" "--physmem 64M --trap sigsegv" ""; do
     # shellcheck disable=SC2086
-    timeout 60 "$VMRUN" $opts -- "$TMP/lte" $mode >"$TMP/vmrt" 2>&1 ||
+    timeout -k 5 60 "$VMRUN" $opts -- "$TMP/lte" $mode >"$TMP/vmrt" 2>&1 ||
       fail "vmrun $opts ($mode): status $? (124: the process did not end): $(cat "$TMP/vmrt")"
     diff -u "$TMP/native" "$TMP/vmrt" >&2 || fail "vmrun $opts ($mode): differs from the native run"
     note "ok: vmrun $opts ${mode:-pthreads}"
@@ -36,7 +39,7 @@ t.start()
 t.join()
 PY
 want=$(python3 "$TMP/fork_thread.py")
-out=$(timeout 60 "$VMRUN" --physmem 64M -- python3 "$TMP/fork_thread.py") ||
+out=$(timeout -k 5 60 "$VMRUN" --physmem 64M -- python3 "$TMP/fork_thread.py") ||
   fail "python fork from a thread under --physmem: status $? (124: hung) output '$out'"
 [ "$out" = "$want" ] || fail "python fork from a thread under --physmem: got '$out', native '$want'"
 note "ok: python fork from a thread under --physmem"

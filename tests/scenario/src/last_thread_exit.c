@@ -30,6 +30,13 @@ static void* forker(void* a) {
   fflush(stdout);
   return a;
 }
+/* A thread that never returns: cancelled and joined.  It ends in glibc's unwinding, past
+   the shim's trampoline and pthread_exit; the count missed it, and the worker's return
+   below then left the process running with vmrt's machine threads. */
+static void* sleeper(void* a) {
+  for (;;) pause();
+  return a;
+}
 /* A C11 thread: glibc makes it by an internal call, which the shim's count does not see; the
    process must live on until it ends, as natively. */
 static int c11_worker(void* a) {
@@ -42,6 +49,16 @@ static int c11_worker(void* a) {
 int main(int argc, char** argv) {
   atexit(bye);
   setvbuf(stdout, NULL, _IOFBF, 0);   /* fully buffered: only exit's flush prints */
+  if (argc > 1 && strcmp(argv[1], "cancel") == 0) {
+    pthread_t s, w;
+    pthread_create(&s, NULL, sleeper, NULL);
+    pthread_cancel(s);
+    void* r = NULL;
+    pthread_join(s, &r);
+    printf("sleeper cancelled %d\n", r == PTHREAD_CANCELED);
+    pthread_create(&w, NULL, worker, NULL);
+    pthread_exit(NULL);               /* the worker's return ends the process */
+  }
   if (argc > 1) {                     /* "c11": main leaves while a C11 thread sleeps */
     thrd_t c;
     if (thrd_create(&c, c11_worker, NULL) != thrd_success) return 2;
