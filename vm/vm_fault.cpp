@@ -60,8 +60,21 @@ bool grow_stack(vm_map* map, vm_map_entry* below, vaddr_t va) {
   return true;
 }
 
+// Pages mapped writable are in use again: an MADV_FREE'd page among them keeps its data
+// from now on (the host has no dirty bit to tell a later write; vm_page.h, PG_FREEABLE).
+//  => VM lock held.
+void reuse_freeable(vm_page* const* pages, vsize_t n, vm_prot_t prot) {
+  if ((prot & VM_PROT_WRITE) == 0) return;
+  for (vsize_t k = 0; k < n; ++k) {
+    if ((pages[k]->flags & PG_FREEABLE) == 0) continue;
+    pages[k]->flags &= static_cast<std::uint16_t>(~PG_FREEABLE);
+    vm_stat_inc(V_FREEABLE_REUSED);
+  }
+}
+
 kern_return_t enter(vm_map* map, vaddr_t va, vm_page* const* pages, vsize_t n, vm_prot_t prot) {
   if (map->pm == nullptr) return KERN_SUCCESS;
+  reuse_freeable(pages, n, prot);
   return pmap_enter(map->pm, va, pages, n, prot);
 }
 
@@ -315,10 +328,11 @@ kern_return_t map_resident_run(vm_map* map, vm_map_entry* e, vm_object* first, v
   vm_pindex_t lo, hi;
   fault_window_of(e, pindex, &lo, &hi);
   vm_pindex_t rs = pindex, re = pindex + 1;
-  // (Pages read around a random fault are left for their own faults: a hit or a miss each.)
+  // (Pages read around a random fault are left for their own faults: a hit or a miss each;
+  // so are MADV_FREE'd ones: mapped, they would be in use again, untouched.)
   auto joins = [&](vm_pindex_t q) {
     vm_page* m = resident_of_class(first, q, in_first);
-    return m != nullptr && (m->flags & PG_READAROUND) == 0;
+    return m != nullptr && (m->flags & (PG_READAROUND | PG_FREEABLE)) == 0;
   };
   while (rs > lo && joins(rs - 1)) --rs;
   while (re < hi && joins(re)) ++re;

@@ -279,15 +279,24 @@ kern_return_t vm_map_advise_locked(vm_map* map, vaddr_t s, vaddr_t t, vm_advice_
     case VM_ADVICE_DONTNEED:
     case VM_ADVICE_FREE:
       // Private memory reads zeros afterwards; shared memory keeps its pages (only the
-      // mappings go).  FREE is served like DONTNEED (eager, hence safe).
+      // mappings go).  FREE on private anonymous memory this mapping alone holds is lazy
+      // (vm_object_madvise_free): its pages stay until the pageout daemon wants them, and
+      // a page used again before that keeps its data.  Elsewhere FREE is served like
+      // DONTNEED (eager: an object shared or shadowing older contents would show those
+      // contents, not zeros, once a lazily freed page went).
       for_each_clipped(map, s, t, [&](vm_map_entry* x) {
         if ((x->eflags & MAP_ENTRY_IS_SUBMAP) || x->object == nullptr) return;
         pmap_remove(map->pm, x->start, x->end);
         if ((x->eflags & MAP_ENTRY_COW) == 0) return;
         vm_object* obj = x->object;
-        if ((obj->flags & OBJ_ANON) && (obj->ref_count == 1 || (obj->flags & OBJ_ONEMAPPING)) &&
-            obj->backing_object == nullptr && obj->shadow_count == 0 && !(x->eflags & MAP_ENTRY_NEEDS_COPY)) {
-          vm_object_page_remove(obj, atop(x->offset), atop(x->offset + (x->end - x->start)), false);
+        const bool alone = (obj->flags & OBJ_ANON) && (obj->ref_count == 1 || (obj->flags & OBJ_ONEMAPPING)) &&
+                           obj->backing_object == nullptr && obj->shadow_count == 0 &&
+                           !(x->eflags & MAP_ENTRY_NEEDS_COPY);
+        const vm_pindex_t lo = atop(x->offset), hi = atop(x->offset + (x->end - x->start));
+        if (alone && advice == VM_ADVICE_FREE) {
+          vm_stat_add(V_MADV_FREE_PAGES, static_cast<std::int64_t>(vm_object_madvise_free(obj, lo, hi)));
+        } else if (alone) {
+          vm_object_page_remove(obj, lo, hi, false);
         } else {
           // The object is shared or shadows older contents: give this range fresh memory;
           // a private file mapping gets the file's pages again (its vnode object, copy-on-write).

@@ -5,6 +5,8 @@
 #include "vm/vm_lock.h"
 #include "vm/vm_out.h"
 #include "vm/vm_page.h"
+#include "vm/vm_pager.h"
+#include "vm/vm_pdpolicy.h"
 #include "vm/vm_stats.h"
 #include "vm/vm_zone.h"
 
@@ -238,6 +240,27 @@ void vm_object_page_remove(vm_object* obj, vm_pindex_t start, vm_pindex_t end, b
   vm_pager_free_range(obj, start, end);
 }
 
+std::uint64_t vm_object_madvise_free(vm_object* obj, vm_pindex_t start, vm_pindex_t end) {
+  VM_LOCK_ASSERT();
+  std::uint64_t marked = 0;
+  vm_pindex_t from = start;  // swap copies of [from, ...) not yet freed
+  for (vm_page* m = vm_radix_lookup_ge(&obj->rtree, start); m != nullptr && m->pindex < end;
+       m = vm_radix_lookup_ge(&obj->rtree, m->pindex + 1)) {
+    // A page in pager I/O keeps its copy (the write in flight owns the slot); a wired or
+    // loaned one is in use by definition.
+    if ((m->flags & (PG_BUSY | PG_LOANED | PG_FICTITIOUS)) != 0 || m->wire_count != 0) {
+      vm_pager_free_range(obj, from, m->pindex);
+      from = m->pindex + 1;
+      continue;
+    }
+    m->flags = static_cast<std::uint16_t>((m->flags & ~(PG_SWAPCOPY | PG_SWAPKEPT)) | PG_DIRTY | PG_FREEABLE);
+    vm_pdpolicy_deactivate(m);
+    ++marked;
+  }
+  vm_pager_free_range(obj, from, end);
+  return marked;
+}
+
 vm_chain_state vm_object_chain_find(vm_object* obj, vm_pindex_t pindex, vm_chain_hit* hit) {
   while (obj != nullptr) {
     vm_page* m = vm_radix_lookup(&obj->rtree, pindex);
@@ -296,6 +319,9 @@ bool vm_object_check(const vm_object* obj, int fd) {
     if (vm_radix_lookup(&obj->rtree, m->pindex) != m) return bad("page's pindex does not match its radix key");
     if (m->queue == PQ_FREE) return bad("free page in object");
     if (m->pindex >= obj->size) return bad("resident page beyond object size");
+    if ((m->flags & PG_FREEABLE) != 0 &&
+        ((obj->flags & OBJ_ANON) == 0 || m->wire_count != 0 || (m->flags & (PG_SWAPCOPY | PG_SWAPKEPT)) != 0))
+      return bad("lazily freed page that is wired, not anonymous, or has a swap copy");
     ++n;
     key = m->pindex + 1;
     if (key == 0) break;

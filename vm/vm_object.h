@@ -80,6 +80,15 @@ void vm_object_collapse(vm_object* obj);
 // Free resident pages in [start, end) pindexes.  unmap: remove their mappings from
 // every pmap first (pmap page_protect NONE); skip only when the caller removed them.
 void vm_object_page_remove(vm_object* obj, vm_pindex_t start, vm_pindex_t end, bool unmap);
+// MADV_FREE, lazily (FreeBSD's vm_object_madvise / vm_page_advise): the resident pages of
+// [start, end) become PG_FREEABLE and go to the inactive queue, their swap copies and the
+// swap copies of the range's paged-out pages are freed (those read zeros again).  A page
+// the program uses again before the daemon takes it keeps its data; one it does not is
+// freed without a write.  Busy, wired and loaned pages are left alone.  Returns the pages
+// marked.
+//  => VM lock held; obj anonymous, without backing object, mapped only by the caller's
+//     entry, whose translations of the range the caller removed (every use then faults).
+std::uint64_t vm_object_madvise_free(vm_object* obj, vm_pindex_t start, vm_pindex_t end);
 // What obj's shadow chain shows at pindex: the first object that holds the page, resident
 // or stored by its pager (a stored copy in a shadow hides the backing objects' pages).
 enum vm_chain_state : std::uint8_t { CHAIN_ABSENT, CHAIN_RESIDENT, CHAIN_STORED };

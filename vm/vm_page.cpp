@@ -410,6 +410,7 @@ void vm_page_wire(vm_page* m) {
     vm_pdpolicy_dequeue(m);
     vm_stat_inc(V_WIRE_COUNT);
   }
+  m->flags &= static_cast<std::uint16_t>(~PG_FREEABLE);  // wired: in use (an MADV_FREE'd page keeps its data)
 }
 
 void vm_page_unwire(vm_page* m) {

@@ -37,6 +37,10 @@ enum vm_page_flags : std::uint16_t {
                            // write (vm_pager.h put_pages).  A hint: the comparison decides.
   PG_READAROUND = 0x0800,  // paged in by a random fault's read-around and not used since
                            // (vm_fault.cpp): a fault on it is a read-around hit, a pageout a miss
+  PG_FREEABLE = 0x1000,    // MADV_FREE'd and not mapped writable since (vm_object_madvise_free):
+                           // its contents may be dropped, so the pageout daemon frees it
+                           // without a write; the next writable mapping (every fault on
+                           // private anonymous memory) clears it and the data stays
 };
 
 // Page queues a page can be on [VM lock]

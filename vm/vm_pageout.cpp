@@ -56,7 +56,7 @@ bool pageable(const vm_page* m) {
 // Would m join a laundering cluster?  Dirty (no current copy), pageable, and cold (inactive,
 // or waiting in the laundry).
 bool cluster_mate(const vm_page* m) {
-  return m != nullptr && pageable(m) && (m->flags & PG_SWAPCOPY) == 0 &&
+  return m != nullptr && pageable(m) && (m->flags & (PG_SWAPCOPY | PG_FREEABLE)) == 0 &&
          (m->queue == PQ_INACTIVE || m->queue == PQ_LAUNDRY);
 }
 
@@ -117,6 +117,14 @@ frame_t launder(vm_page* m, bool may_unlock, bool* store_full) {
 // queue: nowhere to launder to, or the store refused it; or deferred).
 //  => VM lock held; may drop it (may_unlock).
 frame_t evict(vm_page* m, bool no_store, bool may_unlock, bool* store_full, bool defer = false) {
+  // MADV_FREE'd and not used since: the program gave its contents up (no copy was kept).
+  if (m->flags & PG_FREEABLE) {
+    vm_pdpolicy_dequeue(m);
+    vm_page_unmap_all(m);
+    vm_page_free(m);
+    vm_stat_inc(V_PD_FREEABLE_FREED);
+    return 1;
+  }
   if (m->flags & PG_SWAPCOPY) {
     vm_pdpolicy_dequeue(m);
     vm_page_unmap_all(m);
@@ -157,7 +165,7 @@ frame_t evict(vm_page* m, bool no_store, bool may_unlock, bool* store_full, bool
 //  => VM lock held, laundry not empty; may drop the lock (may_unlock).
 frame_t launder_first(bool may_unlock, bool* store_full) {
   vm_page* m = vm_pdpolicy_laundry_first();
-  if (!pageable(m) || (m->flags & PG_SWAPCOPY) || referenced(m)) {
+  if (!pageable(m) || (m->flags & (PG_SWAPCOPY | PG_FREEABLE)) || referenced(m)) {
     vm_pdpolicy_activate(m);
     vm_stat_inc(V_PD_LAUNDRY_REACT);
     return 0;

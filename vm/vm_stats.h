@@ -151,6 +151,9 @@ enum vm_counter : unsigned {
   V_VMSPACE_SWAPINS,      // "vmspace swapins": first faults in swapped-out vmspaces
   V_MADV_COLD_PAGES,      // "pages deactivated by MADV_COLD": lost their reference, now inactive
   V_MADV_PAGEOUT_PAGES,   // "pages paged out by MADV_PAGEOUT": freed (clean) or laundered (dirty)
+  V_MADV_FREE_PAGES,      // "pages freed lazily by MADV_FREE": resident pages made PG_FREEABLE
+  V_FREEABLE_REUSED,      // "lazily freed pages used again": mapped writable before the daemon came
+  V_PD_FREEABLE_FREED,    // "lazily freed pages reclaimed": freed by the daemon without a write
   // machine-dependent (runtime/ updates these)
   V_HOST_MMAP,            // "host mmap calls"
   V_HOST_VMAS,            // "host VMAs current" (gauge)
@@ -306,6 +309,9 @@ inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
     {V_VMSPACE_SWAPINS, "vmspace swapins"},
     {V_MADV_COLD_PAGES, "pages deactivated by MADV_COLD"},
     {V_MADV_PAGEOUT_PAGES, "pages paged out by MADV_PAGEOUT"},
+    {V_MADV_FREE_PAGES, "pages freed lazily by MADV_FREE"},
+    {V_FREEABLE_REUSED, "lazily freed pages used again"},
+    {V_PD_FREEABLE_FREED, "lazily freed pages reclaimed"},
     {V_HOST_MMAP, "host mmap calls"},
     {V_HOST_VMAS, "host VMAs current"},
     {V_HOST_VMAS_PEAK, "host VMAs peak"},
