@@ -321,18 +321,36 @@ vm_page* resident_of_class(vm_object* first, vm_pindex_t q, bool in_first) {
   return m;
 }
 
+// The block a fault on an MADV_FREE'd page maps with it (map_resident_run): 2 MiB.
+inline constexpr vm_pindex_t kFreeableBlockPages = 512;
+static_assert(kFreeableBlockPages <= kFaultMaxRun, "the block fits in g_run");
+
 // Read fault on a resident page: map it and the contiguous run of neighbours (within the
 // advice window) that are resident in the same kind of object, with one enter.
 kern_return_t map_resident_run(vm_map* map, vm_map_entry* e, vm_object* first, vm_pindex_t pindex, bool in_first,
                                vm_prot_t prot, vm_fault_result* r) {
   vm_pindex_t lo, hi;
   fault_window_of(e, pindex, &lo, &hi);
+  // Memory given back with MADV_FREE is taken back a range at a time (an allocator reusing
+  // a run): a fault on such a page takes its MADV_FREE'd neighbours in the aligned 2 MiB
+  // block with it, all in use again.  Page by page, a round of reuse of 64 MiB took 45x the
+  // time of MADV_DONTNEED's dense zero-fill; with the advice's window, 1.34x.
+  if (in_first) {
+    vm_page* here = vm_page_lookup(first, pindex);
+    if (here != nullptr && (here->flags & PG_FREEABLE) != 0) {
+      const vm_pindex_t e_first = atop(e->offset), e_end = e_first + atop(e->end - e->start);
+      const vm_pindex_t b = pindex & ~static_cast<vm_pindex_t>(kFreeableBlockPages - 1);
+      if (b > e_first && b < lo) lo = b;
+      if (b <= e_first) lo = e_first;
+      const vm_pindex_t be = b + kFreeableBlockPages < e_end ? b + kFreeableBlockPages : e_end;
+      if (be > hi) hi = be;
+    }
+  }
   vm_pindex_t rs = pindex, re = pindex + 1;
-  // (Pages read around a random fault are left for their own faults: a hit or a miss each;
-  // so are MADV_FREE'd ones: mapped, they would be in use again, untouched.)
+  // (Pages read around a random fault are left for their own faults: a hit or a miss each.)
   auto joins = [&](vm_pindex_t q) {
     vm_page* m = resident_of_class(first, q, in_first);
-    return m != nullptr && (m->flags & (PG_READAROUND | PG_FREEABLE)) == 0;
+    return m != nullptr && (m->flags & PG_READAROUND) == 0;
   };
   while (rs > lo && joins(rs - 1)) --rs;
   while (re < hi && joins(re)) ++re;
