@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# MADV_PAGEOUT and MADV_COLD in a real program under `vmrun --physmem 16M` (vm/vm_pageout.h,
+# MADV_PAGEOUT, MADV_COLD and MADV_FREE in a real program under `vmrun --physmem 16M` (vm/vm_pageout.h,
 # vm_pageout_range; README "Paging"):
 #  - madv_pageout mallocs 8 MB (the paged heap) and mmaps 8 MB (a pageable program mmap),
 #    fills both, MADV_PAGEOUTs each: 0, mincore says not resident, every byte comes back
@@ -9,6 +9,10 @@
 #    of an 8 MB file, read and every fourth page written, MADV_PAGEOUTed: the file's pages
 #    freed clean, the written copies laundered, mincore 0, every byte back.  The counters prove
 #    the pages went to swap;
+#  - MADV_FREE of a 24 MB mmap at 16M, a word of half its pages written after, then 24 MB
+#    more memory (src/madv_free.c): lazy (the daemon frees untouched pages without writing
+#    them), and no written word lost, both backends (under sigsegv traps the mmap is host
+#    memory);
 #  - python's mmap.madvise with MADV_PAGEOUT / MADV_COLD (21 and 20: Debian's python3.11
 #    does not name them) on 8 MB of a private anonymous mmap, at 32M (python, its 8 MB and
 #    the copy it compares with fit: at 16M the daemon has paged part of them out already,
@@ -48,6 +52,29 @@ cooled=$(stat_of "pages deactivated by MADV_COLD")
 # the heap again by then.)
 [ "${cooled:-0}" -ge 2048 ] || fail "${cooled:-no} pages deactivated by MADV_COLD for 2 x 2048 pages"
 note "ok: 8 MB malloc'd + 8 MB mmapped at 16M: $advised pages paged out by MADV_PAGEOUT ($out written), $cooled deactivated by MADV_COLD; bytes and answers as native"
+
+# MADV_FREE under pressure (src/madv_free.c): lazy under vmrt as on Linux; the pages written
+# after it keep their data, the others their data or zeros, and the pageout daemon frees the
+# untouched ones without writing them (it read zeros at once before: MADV_FREE was DONTNEED).
+cc -O2 -o "$TMP/mf" "$(dirname "$0")/src/madv_free.c"
+mf_native=$("$TMP/mf" 2>/dev/null) || fail "madv_free natively: status $?: $mf_native"
+for trap in userfaultfd sigsegv; do
+  got=$(VMRT_STATS=1 watched 300 "$VMRUN" --physmem 16M --trap $trap -- "$TMP/mf" 2>"$TMP/err") ||
+    fail "madv_free --trap $trap: status $?: $got $(grep -v '^ ' "$TMP/err" | head -3)"
+  [ "$got" = "$mf_native" ] || fail "madv_free --trap $trap: '$got', natively '$mf_native'"
+  if [ $trap = sigsegv ]; then  # program mmaps stay host memory under sigsegv traps (README)
+    note "ok: MADV_FREE of 24 MB at 16M (--trap sigsegv, host memory): answers and bytes as natively"
+    continue
+  fi
+  marked=$(stat_of "pages freed lazily by MADV_FREE"); used=$(stat_of "lazily freed pages used again")
+  reclaimed=$(stat_of "lazily freed pages reclaimed")
+  [ "${marked:-0}" -ge 1 ] || fail "madv_free --trap $trap: no page freed lazily (MADV_FREE served eagerly?)"
+  # (Pages the daemon had paged out during the fill were not resident to mark: MADV_FREE
+  # dropped their swap copies, so the writes after it zero-filled them.)
+  [ "${used:-0}" -ge 1 ] || fail "madv_free --trap $trap: no lazily freed page used again (3072 written)"
+  [ "${reclaimed:-0}" -ge 1 ] || fail "madv_free --trap $trap: the daemon reclaimed no lazily freed page at 16M"
+  note "ok: MADV_FREE of 24 MB at 16M (--trap $trap): $marked marked, $used used again, $reclaimed reclaimed without a write; $(grep -m1 '^zero pages' "$TMP/err")"
+done
 
 # Python's mmap module.
 if command -v python3 >/dev/null; then
