@@ -31,6 +31,13 @@ size_t in_core(vmrt_vmspace* vs, char* p, size_t pages) {
 }
 
 vmrt_vmspace* new_vmspace() { return ptt::new_vmspace(64u << 20); }  // 4x physmem: room to spare
+
+// Pages of [p, p + pages) whose first word is not zero.
+size_t nonzero_pages(const char* p, size_t pages) {
+  size_t n = 0;
+  for (size_t i = 0; i < pages; ++i) n += reinterpret_cast<const std::uint64_t*>(p + i * kPage)[0] != 0;
+  return n;
+}
 }  // namespace
 
 TEST_CASE("MADV_PAGEOUT writes a dirty range to swap in clusters and frees it; every byte comes back") {
@@ -214,9 +221,7 @@ TEST_CASE("MADV_FREE frees the swap copies of paged-out pages: they read zeros, 
   REQUIRE(vmrt_madvise(vs, p, n * kPage, MADV_FREE) == 0);
   CHECK(marked() == 0);  // nothing resident to mark
   CHECK(vmrt_counter("swap slots in use") <= used - static_cast<long long>(n));
-  size_t nonzero = 0;
-  for (size_t i = 0; i < n; ++i) nonzero += reinterpret_cast<const std::uint64_t*>(p + i * kPage)[0] != 0;
-  CHECK(nonzero == 0);
+  CHECK(nonzero_pages(p, n) == 0);
   CHECK(ins() == 0);
   CHECK(rtt::check_ok(vs));
   vmrt_vmspace_destroy(vs);
@@ -228,12 +233,13 @@ TEST_CASE("MADV_FREE of memory a fork shares stays eager: the child keeps its vi
   char* p = map_filled(vs, n, 6);
   vmrt_vmspace* child = vmrt_vmspace_fork(vs);
   REQUIRE(child != nullptr);
+  const char* c = static_cast<const char*>(vmrt_translate(vs, child, p));
+  REQUIRE(c != nullptr);
   since marked("pages freed lazily by MADV_FREE");
   REQUIRE(vmrt_madvise(vs, p, n * kPage, MADV_FREE) == 0);
   CHECK(marked() == 0);
-  size_t nonzero = 0;
-  for (size_t i = 0; i < n; ++i) nonzero += reinterpret_cast<const std::uint64_t*>(p + i * kPage)[0] != 0;
-  CHECK(nonzero == 0);
+  CHECK(nonzero_pages(p, n) == 0);
+  CHECK(bad_pages(c, n, 6) == 0);  // the child's copy-on-write view is untouched
   CHECK(rtt::check_ok(vs));
   CHECK(rtt::check_ok(child));
   vmrt_vmspace_destroy(child);
