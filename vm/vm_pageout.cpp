@@ -53,10 +53,15 @@ bool pageable(const vm_page* m) {
          (m->flags & (PG_BUSY | PG_FICTITIOUS | PG_LOANED)) == 0;  // a loaned page stays (vm_loan.h)
 }
 
+// Pages the daemon frees without a write, never laundered: a current copy in the pager
+// (PG_SWAPCOPY), or contents the program gave up with MADV_FREE and has not used since
+// (PG_FREEABLE).
+constexpr std::uint16_t kNoWrite = PG_SWAPCOPY | PG_FREEABLE;
+
 // Would m join a laundering cluster?  Dirty (no current copy), pageable, and cold (inactive,
 // or waiting in the laundry).
 bool cluster_mate(const vm_page* m) {
-  return m != nullptr && pageable(m) && (m->flags & (PG_SWAPCOPY | PG_FREEABLE)) == 0 &&
+  return m != nullptr && pageable(m) && (m->flags & kNoWrite) == 0 &&
          (m->queue == PQ_INACTIVE || m->queue == PQ_LAUNDRY);
 }
 
@@ -117,20 +122,13 @@ frame_t launder(vm_page* m, bool may_unlock, bool* store_full) {
 // queue: nowhere to launder to, or the store refused it; or deferred).
 //  => VM lock held; may drop it (may_unlock).
 frame_t evict(vm_page* m, bool no_store, bool may_unlock, bool* store_full, bool defer = false) {
-  // MADV_FREE'd and not used since: the program gave its contents up (no copy was kept).
-  if (m->flags & PG_FREEABLE) {
-    vm_pdpolicy_dequeue(m);
-    vm_page_unmap_all(m);
-    vm_page_free(m);
-    vm_stat_inc(V_PD_FREEABLE_FREED);
-    return 1;
-  }
-  if (m->flags & PG_SWAPCOPY) {
+  if (m->flags & kNoWrite) {
+    const vm_counter counter = (m->flags & PG_FREEABLE) ? V_PD_FREEABLE_FREED : V_PD_CLEAN_FREED;
     vm_pdpolicy_dequeue(m);
     vm_page_unmap_all(m);
     vm_fault_readaround_miss(m);
     vm_page_free(m);
-    vm_stat_inc(V_PD_CLEAN_FREED);
+    vm_stat_inc(counter);
     return 1;
   }
   // A dirty page that reads as zeros in an object with nothing behind it is what a
@@ -165,7 +163,7 @@ frame_t evict(vm_page* m, bool no_store, bool may_unlock, bool* store_full, bool
 //  => VM lock held, laundry not empty; may drop the lock (may_unlock).
 frame_t launder_first(bool may_unlock, bool* store_full) {
   vm_page* m = vm_pdpolicy_laundry_first();
-  if (!pageable(m) || (m->flags & (PG_SWAPCOPY | PG_FREEABLE)) || referenced(m)) {
+  if (!pageable(m) || (m->flags & kNoWrite) || referenced(m)) {
     vm_pdpolicy_activate(m);
     vm_stat_inc(V_PD_LAUNDRY_REACT);
     return 0;
