@@ -724,7 +724,7 @@ VMRT_FORK_CHILD_TEXT void runtime_fork_child() {
       if (g_fork_ready) rt::say("vmrt: fork child: physmem set-up failed; the child exits and fork() fails with ENOMEM\n");
       ::_exit(kForkSetupFailedStatus);
     }
-    rt::pmap_linux_fork_child();
+    rt::pmap_linux_fork_child(!g_fork_lazy);
     swap_pager_fork_child();
     vm_lock_fork_child_reset();
     vm_pageout_fork_child();

@@ -1415,6 +1415,56 @@ void cow_pull_around(std::size_t p) {
   }
 }
 
+// A fork child whose frame mappings were replaced (pmap_linux_fork_child): every mapped page
+// starts without a host PTE, and a first touch of one whose frame is already in the child's
+// memfd (copied at the fork, or pulled) is a minor fault served by the handler thread, a
+// wake-up of another thread for every page (bash's `$(echo)` child took ~30, for pages of
+// the heap's first megabyte, and each cost more than the rest of its work).
+bool g_replaced;  // [set in the fork child before any thread runs]
+
+// Pages on each side of a fork child's minor fault mapped with it.
+constexpr std::size_t kContinueAround = 32;
+
+// May page q, mapped in the fork child, get its host PTE now?  Its frame is in the child's
+// memfd (not pending), ts_referenced has not taken it (Z_NONE), and it is mapped.
+bool continue_ok(std::size_t q) {
+  return (g_bits[q] & B_MAPPED) != 0 && g_zap[q] == Z_NONE && !physmem_cow_pending(g_pte[q].frame1 - 1);
+}
+
+// Map [i, j) from the page cache in one call, all with write-protection mode `wp`; a page
+// already mapped (EEXIST) is stepped over.  Best effort: a refusal leaves the rest to faults.
+void continue_run(std::size_t i, std::size_t j, bool wp) {
+  while (i < j) {
+    uffdio_continue c{};
+    c.range.start = va_of(i);
+    c.range.len = (j - i) << PAGE_SHIFT;
+    c.mode = wp ? UFFDIO_CONTINUE_MODE_WP : 0;
+    if (vm_fd_ioctl(g_uffd.load(std::memory_order_relaxed), UFFDIO_CONTINUE, &c) == 0) return;
+    if (errno != EEXIST || c.mapped < 0) return;
+    i += (static_cast<std::size_t>(c.mapped) >> PAGE_SHIFT) + 1;
+  }
+}
+
+// After the fault at p: the fork child's neighbours of p that continue_ok allows, mapped in
+// runs (the program touches its heap's first pages together).  => pmap lock held.
+void continue_around(std::size_t p) {
+  const std::size_t lo = p > kContinueAround ? p - kContinueAround : 0;
+  const std::size_t hi = p + kContinueAround + 1 < g_npages ? p + kContinueAround + 1 : g_npages;
+  std::size_t i = lo;
+  while (i < hi) {
+    if (i == p || !continue_ok(i)) {
+      ++i;
+      continue;
+    }
+    const bool wp = g_wp_marks != 0 && g_wp[i] != 0;
+    std::size_t j = i + 1;
+    while (j < hi && j != p && continue_ok(j) && (g_wp_marks != 0 && g_wp[j] != 0) == wp) ++j;
+    continue_run(i, j, wp);
+    rt_count(RC_UFFD_CONTINUED_AROUND, j - i);
+    i = j;
+  }
+}
+
 }  // namespace
 
 bool pmap_linux_uffd_resolve(vaddr_t va, vm_prot_t access) {
@@ -1438,6 +1488,7 @@ bool pmap_linux_uffd_resolve(vaddr_t va, vm_prot_t access) {
     // replaced mappings, a lazy enter): map it.
     continue_page(p);
     rt_count(RC_UFFD_CONTINUES);
+    if (g_replaced) continue_around(p);
   }
   return true;
 }
@@ -1765,5 +1816,8 @@ bool pmap_linux_cow_register_boot(int fd) {
 namespace vmrt::rt {
 VMRT_FORK_PARENT_TEXT void pmap_linux_fork_prepare() { g_lock.lock(); }
 VMRT_FORK_PARENT_TEXT void pmap_linux_fork_parent() { g_lock.unlock(); }
-VMRT_FORK_CHILD_TEXT void pmap_linux_fork_child() { g_lock.reset(); }
+VMRT_FORK_CHILD_TEXT void pmap_linux_fork_child(bool replaced) {
+  g_lock.reset();
+  g_replaced = replaced;
+}
 }  // namespace vmrt::rt

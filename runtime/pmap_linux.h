@@ -141,7 +141,9 @@ std::size_t pmap_linux_resident(vaddr_t sva, vaddr_t eva);
 
 namespace vmrt::rt {
 // Host fork: hold the pmap lock across fork(); parent releases, child resets it.
+// `replaced`: the child's frame mappings were replaced by its own memfd's (a fork that
+// shared or copied frames), so every mapped page lacks its host PTE until first touched.
 void pmap_linux_fork_prepare();
 void pmap_linux_fork_parent();
-void pmap_linux_fork_child();
+void pmap_linux_fork_child(bool replaced);
 }  // namespace vmrt::rt

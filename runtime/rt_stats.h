@@ -25,6 +25,7 @@ enum rt_counter : unsigned {
   RC_UFFD_RESOLVED,      // ... resolved by vm_fault (or already resident)
   RC_UFFD_REFUSED,       // ... refused: page made PROT_NONE so the access traps
   RC_UFFD_CONTINUES,     // ... resolved by mapping the zapped page again (reference taken)
+  RC_UFFD_CONTINUED_AROUND,  // ... neighbours a fork child's minor fault mapped with it (pmap_linux)
   RC_PMAP_ZAPS,          // host PTE runs dropped with the VMA kept (reference emulation)
   RC_PMAP_ZAP_CALLS,     // ... host calls that did it (a batch of a scan's clears: one process_madvise)
   RC_UFFD_BOOTSTRAP_SERVED,  // events served by the thread starting the first handler thread
@@ -89,6 +90,7 @@ inline constexpr rt_counter_info kRtCounters[RC_COUNT] = {
     {"userfaultfd faults resolved", V_COUNTER_COUNT},
     {"userfaultfd faults refused", V_COUNTER_COUNT},
     {"userfaultfd minor faults continued", V_COUNTER_COUNT},
+    {"pages a fork child's minor faults mapped around them", V_COUNTER_COUNT},
     {"pmap PTE runs zapped", V_COUNTER_COUNT},
     {"pmap zap calls", V_COUNTER_COUNT},
     {"userfaultfd events served while a handler thread started", V_COUNTER_COUNT},

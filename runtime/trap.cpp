@@ -5,9 +5,11 @@
 
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <pthread.h>
@@ -486,6 +488,19 @@ void serve_event(int fh, const uffd_msg& msg) {
 
 // Handler threads that have reached their read loop (their start-up touches are done).
 std::atomic<unsigned> g_threads_up{0};
+static_assert(sizeof(g_threads_up) == sizeof(int), "g_threads_up is waited on as a futex word");
+
+// A new handler thread's arrival wakes its creator at once (it napped 200 us at a time).
+void threads_up_wake() {
+  ::syscall(SYS_futex, reinterpret_cast<int*>(&g_threads_up), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+}
+
+// Sleep until g_threads_up is no longer `up`, a signal arrives (a relayed event is served in
+// its handler) or `ns` pass.
+void threads_up_wait(unsigned up, long ns) {
+  timespec t{0, ns};
+  ::syscall(SYS_futex, reinterpret_cast<int*>(&g_threads_up), FUTEX_WAIT_PRIVATE, static_cast<int>(up), &t, nullptr, 0);
+}
 
 // Read handle fh's userfaultfd: the number is read inside a use, which a program's dup2 onto
 // it waits for (vm/vm_fds.h); a handler thread sleeps in the read (`wait`), the bootstrap's
@@ -511,6 +526,7 @@ long serve_read(int fh, const uffd_msg* msgs, ssize_t bytes) {
 void* uffd_thread(void* arg) {
   int fh = static_cast<int>(reinterpret_cast<std::intptr_t>(arg));
   g_threads_up.fetch_add(1, std::memory_order_acq_rel);
+  threads_up_wake();
   uffd_msg msgs[16];
   // One thread takes what is queued at once; several take one event each.
   std::size_t batch = g_uffd_threads.load(std::memory_order_relaxed) > 1 ? sizeof msgs[0] : sizeof msgs;
@@ -555,10 +571,8 @@ bool start_first_thread(int fh) {
     uffd_relay relay(vm_fd_number(fh), fh, serve_event);
     ok = start_machine_thread(uffd_thread, reinterpret_cast<void*>(static_cast<std::intptr_t>(fh)), kUffdThreadStack,
                               "vmrt-uffd", false);  // waited for below, while its faults are served
-    while (ok && relay.ok() && g_threads_up.load(std::memory_order_acquire) == up) {
-      timespec nap{0, 200 * 1000};  // a relayed event interrupts the nap
-      ::nanosleep(&nap, nullptr);
-    }
+    while (ok && relay.ok() && g_threads_up.load(std::memory_order_acquire) == up)
+      threads_up_wait(up, 200 * 1000);  // a relayed event interrupts the wait
   }
   while (ok && g_threads_up.load(std::memory_order_acquire) == up) {
     pollfd pfd{vm_fd_number(fh), POLLIN, 0};

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -16,6 +17,7 @@
 #include <linux/futex.h>
 
 #include "runtime/rt_stats.h"
+#include "vm/vm_fds.h"
 #include "vm/vm_sys.h"
 #include "vm/vm_types.h"
 
@@ -29,12 +31,15 @@ namespace {
 constexpr std::size_t kRelayStack = 64 * 1024;
 constexpr unsigned kRingSlots = 64;  // events read and not yet served
 static_assert((kRingSlots & (kRingSlots - 1)) == 0, "the ring index wraps by mask");
-constexpr int kRelayPollMs = 1;  // how soon the relay sees a stop request
+// How soon the relay sees a stop request when it has no wake-up descriptor (the host
+// refused the eventfd); with one the stop wakes it at once.
+constexpr int kRelayPollMs = 1;
 
 // The relay thread and the creating thread's handler share this, and nothing else.
 struct relay_state {
   int fd = 0;  // all zero: the state lies in .lbss, untouched until a relay runs (scenario exec_boot)
   int fh = 0;  // the descriptor's vm_fds handle, for serve
+  int wake = 0;  // the wake-up eventfd's number, polled beside fd (-1: none)
   uffd_serve_fn serve = nullptr;
   pid_t pid = 0;          // the process
   pid_t target = 0;       // the creating thread, signalled per event
@@ -75,8 +80,10 @@ __attribute__((no_sanitize("address", "thread", "undefined"))) int relay_main(vo
       bare_syscall(SYS_nanosleep, reinterpret_cast<long>(&pause), 0);
       continue;
     }
-    pollfd pfd{r.fd, POLLIN, 0};
-    if (bare_syscall(SYS_poll, reinterpret_cast<long>(&pfd), 1, kRelayPollMs) <= 0) continue;
+    pollfd pfd[2] = {{r.fd, POLLIN, 0}, {r.wake, POLLIN, 0}};
+    const long nfds = r.wake >= 0 ? 2 : 1;
+    if (bare_syscall(SYS_poll, reinterpret_cast<long>(pfd), nfds, kRelayPollMs) <= 0) continue;
+    if ((pfd[0].revents & POLLIN) == 0) continue;  // the stop's wake-up (or an error): look again
     long n = bare_syscall(SYS_read, r.fd, reinterpret_cast<long>(&r.ring[head & (kRingSlots - 1)]), sizeof(uffd_msg));
     if (n != static_cast<long>(sizeof(uffd_msg))) continue;  // EAGAIN: another reader took it
     r.head.store(head + 1, std::memory_order_release);
@@ -144,6 +151,11 @@ uffd_relay::uffd_relay(int fd, int fh, uffd_serve_fn serve) {
   r.stop.store(false, std::memory_order_relaxed);
   r.head.store(0, std::memory_order_relaxed);
   r.tail.store(0, std::memory_order_relaxed);
+  // The stop's wake-up: without it the relay noticed a stop only at its poll's timeout, and
+  // every first handler thread (each fork child's under paging) waited ~1 ms more for it.
+  // Kept at the top of the table (vm_fds.h), as the program may run beside a boot's relay.
+  wake_ = vm_fd_keep(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  r.wake = vm_fd_number(wake_);
   void* stack = vmrt::sys::mmap(nullptr, kRelayStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
                                 -1, 0);
   if (stack == MAP_FAILED) return;
@@ -176,6 +188,11 @@ uffd_relay::~uffd_relay() {
   relay_state& r = g_relay;
   if (running_) {
     r.stop.store(true, std::memory_order_release);
+    if (wake_ >= 0) {
+      vm_fd_use use(wake_);
+      const std::uint64_t one = 1;
+      (void)!::write(use.fd(), &one, sizeof one);
+    }
     for (;;) {  // until the host has cleared the relay's thread id
       pid_t t = r.alive;
       if (t == 0) break;
@@ -196,6 +213,7 @@ uffd_relay::~uffd_relay() {
     pthread_sigmask(SIG_SETMASK, &r.old_mask, nullptr);
   }
   if (stack_ != nullptr) vmrt::sys::munmap(stack_, kRelayStack);
+  vm_fd_close(wake_);
 }
 
 }  // namespace vmrt::rt

@@ -49,6 +49,7 @@ class uffd_relay {
   bool running_ = false;
   bool handler_set_ = false;
   void* stack_ = nullptr;
+  int wake_ = -1;  // vm_fds handle of the eventfd that wakes the relay to stop (-1: none)
 };
 
 }  // namespace vmrt::rt
