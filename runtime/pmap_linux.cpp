@@ -435,6 +435,8 @@ inline void wp_mark(std::size_t p) {
   if (p < g_wp_lo) g_wp_lo = p;
   if (p + 1 > g_wp_hi) g_wp_hi = p + 1;
 }
+// Page p is write-protected for a fork's copy-on-write (a continue maps it back so).
+inline bool wp_marked(std::size_t p) { return g_wp_marks != 0 && g_wp[p] != 0; }
 
 #ifndef UFFDIO_CONTINUE_MODE_WP
 #define UFFDIO_CONTINUE_MODE_WP ((__u64)1 << 1)
@@ -534,7 +536,7 @@ void continue_page(std::size_t p) {
     c.range.start = va_of(p);
     c.range.len = PAGE_SIZE;
     // A write-protected page comes back write-protected.
-    c.mode = g_wp_marks != 0 && g_wp[p] != 0 ? UFFDIO_CONTINUE_MODE_WP : 0;
+    c.mode = wp_marked(p) ? UFFDIO_CONTINUE_MODE_WP : 0;
     c.mapped = 0;
     if (vm_fd_ioctl(g_uffd.load(std::memory_order_relaxed), UFFDIO_CONTINUE, &c) == 0 || errno == EEXIST) return;
     if (errno != EFAULT && errno != ENOENT) break;
@@ -1456,9 +1458,9 @@ void continue_around(std::size_t p) {
       ++i;
       continue;
     }
-    const bool wp = g_wp_marks != 0 && g_wp[i] != 0;
+    const bool wp = wp_marked(i);
     std::size_t j = i + 1;
-    while (j < hi && j != p && continue_ok(j) && (g_wp_marks != 0 && g_wp[j] != 0) == wp) ++j;
+    while (j < hi && j != p && continue_ok(j) && wp_marked(j) == wp) ++j;
     continue_run(i, j, wp);
     rt_count(RC_UFFD_CONTINUED_AROUND, j - i);
     i = j;
