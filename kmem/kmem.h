@@ -85,6 +85,13 @@ struct kmem_page_source {
   // whether they read as zeros all the same.  kmem uses it for large blocks that are not
   // M_ZERO.  Never sleeps.
   void* (*alloc_pages_any)(void* ctx, std::size_t npages, std::size_t align_pages, bool* zeroed);
+  // Optional (null: kmem cannot see which pages hold memory).  Counts the pages of npages
+  // whole pages of an allocation that hold memory now and, when 1 to max_resident of them
+  // do, gives that memory back (the pages stay allocated and read as zeros).  Returns the
+  // count, any larger value once it passes max_resident, SIZE_MAX when it cannot tell.  kmem uses it on the cached runs of
+  // freed large blocks (pages the program touched in blocks cut from a run stay resident
+  // in it).  Never sleeps.
+  std::size_t (*discard_sparse)(void* ctx, void* addr, std::size_t npages, std::size_t max_resident);
 };
 
 // A page source over a private host reservation (mmap), for tests and for
@@ -192,6 +199,11 @@ struct kmem_counters {
   std::uint64_t pool_reused;           // clusters carved from the pool
   std::uint64_t large_blocks;          // live whole-page blocks (> kMediumMax, or over-page aligned)
   std::uint64_t large_pages;           // their pages
+  std::uint64_t large_cache_pages;     // freed large blocks kept mapped for reuse (the large cache)
+  std::uint64_t large_cache_runs;      // the runs they are merged into
+  std::uint64_t large_cache_hits;      // large mallocs served from the cache
+  std::uint64_t large_cache_sweeps;    // sweeps of the cache for sparse runs
+  std::uint64_t large_cache_discarded; // resident pages of sparse cached runs given back
   std::uint64_t medium_blocks;         // live blocks > MAXALLOCSAVE packed in spans (kmem_medium.cpp)
   std::uint64_t medium_bytes;          // their bytes (256-byte granules)
   std::uint64_t medium_spans;          // 8 MiB spans they are cut from

@@ -147,6 +147,21 @@ void host_free_pages(void* ctx, void* addr, std::size_t npages) {
   give_pages(hs, (a - hs->base) >> kPageShift, npages);
 }
 
+// kmem_page_source::discard_sparse: mincore a batch at a time, then one MADV_DONTNEED
+// (private anonymous memory: the frames go back, the pages read as zeros).
+std::size_t host_discard_sparse(void*, void* addr, std::size_t npages, std::size_t max_resident) {
+  constexpr std::size_t kBatch = 512;
+  unsigned char vec[kBatch];
+  std::size_t n = 0;
+  for (std::size_t k = 0; k < npages; k += kBatch) {
+    const std::size_t c = npages - k < kBatch ? npages - k : kBatch;
+    if (vmrt::sys::mincore(static_cast<char*>(addr) + (k << kPageShift), c << kPageShift, vec) != 0) return SIZE_MAX;
+    for (std::size_t j = 0; j < c; ++j) n += vec[j] & 1;
+  }
+  if (n != 0 && n <= max_resident) vmrt::sys::madvise(addr, npages << kPageShift, MADV_DONTNEED);
+  return n;
+}
+
 }  // namespace
 
 const kmem_page_source* kmem_host_page_source(std::size_t size) {
@@ -176,6 +191,7 @@ const kmem_page_source* kmem_host_page_source(std::size_t size) {
   hs->pub.size = size;
   hs->pub.alloc_pages = host_alloc_pages;
   hs->pub.free_pages = host_free_pages;
+  hs->pub.discard_sparse = host_discard_sparse;
   hs->pub.ctx = hs;
   return &hs->pub;
 }

@@ -800,6 +800,11 @@ bool get_kmem_counters(kmem_counters* out) {
       out->page_cache_pages += std::uint64_t{g.run_cache_n[i]} * pages_per_cluster(i);
     out->large_blocks = g.large_blocks;
     out->large_pages = g.large_pages;
+    out->large_cache_pages = g.lcache_pages;
+    out->large_cache_runs = g.lcache_n;
+    out->large_cache_hits = g.lcache_hits;
+    out->large_cache_sweeps = g.lcache_sweeps;
+    out->large_cache_discarded = g.lcache_discarded;
     out->medium_blocks = g.medium_blocks;
     out->medium_bytes = g.medium_granules << kGranShift;
     out->medium_spans = medium_spans_locked();

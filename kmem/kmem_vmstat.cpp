@@ -126,6 +126,12 @@ void report_vmstat_m(int fd) {
                 {c.medium_blocks, 0, " ("},
                 {kib(c.medium_bytes), 0, "K in "},
                 {c.medium_spans, 0, " spans)\n"}});
+  o.str("kmem: large cache ");
+  put_cells(o, {{c.large_cache_pages, 0, " pages in "},
+                {c.large_cache_runs, 0, " runs, "},
+                {c.large_cache_hits, 0, " mallocs served; "},
+                {c.large_cache_sweeps, 0, " sweeps gave back "},
+                {c.large_cache_discarded, 0, " resident pages of sparse runs\n"}});
   o.str("kmem: thread caches ");
   put_cells(o, {{c.live_thread_caches, 0, " live, "},
                 {c.exited_thread_caches, 0, " exited; magazines "},

@@ -93,6 +93,10 @@ void heap_zero_pages(void*, void* addr, std::size_t npages) {
     std::memset(addr, 0, npages * PAGE_SIZE);
 }
 
+std::size_t heap_discard_sparse(void*, void* addr, std::size_t npages, std::size_t max_resident) {
+  return vm_heap_discard_sparse(reinterpret_cast<vaddr_t>(addr), npages * PAGE_SIZE, max_resident);
+}
+
 }  // namespace
 
 const kmem::kmem_page_source* kmem_heap_source(vaddr_t base, vsize_t size) {
@@ -103,6 +107,7 @@ const kmem::kmem_page_source* kmem_heap_source(vaddr_t base, vsize_t size) {
   g_heap_src.resize_pages = heap_resize_pages;
   g_heap_src.zero_pages = heap_zero_pages;
   g_heap_src.alloc_pages_any = heap_alloc_pages_any;
+  g_heap_src.discard_sparse = heap_discard_sparse;
   g_heap_src.ctx = nullptr;
   return &g_heap_src;
 }

@@ -1195,6 +1195,44 @@ void op_page_unmap_run(vm_page* const* pages, vsize_t n) {
   flush();
 }
 
+// pmap_ops::host_discard_sparse: mincore a batch at a time, the resident runs kept as spans
+// and discarded in one batch (discard_spans); past kSpans runs the whole range goes in one
+// madvise instead.  The walk stops as soon as the count passes max_pages (the answer is
+// then just "more").  With host swap mincore misses swapped-out pages: it cannot tell.
+vsize_t op_host_discard_sparse(vaddr_t sva, vaddr_t eva, vsize_t max_pages) {
+  if (g_host_swap) return ~vsize_t{0};
+  constexpr vsize_t kBatch = 1024;
+  constexpr std::size_t kSpans = 64;
+  unsigned char vec[kBatch];
+  vm_span spans[kSpans];
+  std::size_t ns = 0;
+  bool whole = false;
+  vsize_t n = 0;
+  const int saved = errno;
+  const vsize_t npages = (eva - sva) >> PAGE_SHIFT;
+  for (vsize_t k = 0; k < npages; k += kBatch) {
+    const vsize_t c = npages - k < kBatch ? npages - k : kBatch;
+    if (vmrt::sys::mincore(reinterpret_cast<void*>(sva + (k << PAGE_SHIFT)), c << PAGE_SHIFT, vec) != 0) {
+      errno = saved;
+      return ~vsize_t{0};
+    }
+    for (vsize_t j = 0; j < c; ++j) {
+      if ((vec[j] & 1) == 0) continue;
+      if (++n > max_pages) return n;
+      const vaddr_t va = sva + ((k + j) << PAGE_SHIFT);
+      if (ns > 0 && spans[ns - 1].end == va) spans[ns - 1].end = va + PAGE_SIZE;
+      else if (ns < kSpans) spans[ns++] = vm_span{va, va + PAGE_SIZE};
+      else whole = true;
+    }
+  }
+  if (n == 0) return 0;
+  rt_count(RC_HOST_MEM_DISCARDS, static_cast<std::int64_t>(ns));
+  if (whole) discard_one(sva, eva);
+  else discard_spans(spans, ns, RC_HOST_DISCARD_CALLS);
+  errno = saved;
+  return n;
+}
+
 void op_host_zero_resident(vaddr_t sva, vaddr_t eva) {
   if (g_host_swap) {
     int saved = errno;
@@ -1318,7 +1356,7 @@ const pmap_ops g_pmap_linux_ops = {
     op_clear_modify, op_ts_referenced, op_page_address, op_zero_pages, op_release_pages, op_enter_lazy,
     op_copy_resident, op_zero_resident,
     op_host_map, op_host_unmap, op_host_discard, op_host_zero_resident, op_host_copy_resident, op_host_resident,
-    op_update,      op_host_move,   op_page_unmap_run,
+    op_update,      op_host_move,   op_page_unmap_run, op_host_discard_sparse,
 };
 
 // Does the host have swap?  sysinfo(2)'s totalswap: the sum of what /proc/swaps lists, for

@@ -130,6 +130,12 @@ struct pmap_ops {
   // and a TLB shootdown per page, 45-350 us each on these guests).
   //  => VM lock held.
   void (*page_unmap_run)(vm_page* const* pages, vsize_t n);
+
+  // host_discard_sparse (optional; null: the caller cannot tell which pages the host holds):
+  // count the pages of [sva, eva) (private host memory) the host holds memory for and, when
+  // 1 to max_pages of them do, give just those back as host_discard would.  Returns the
+  // count, or once it passes max_pages any larger value (the walk stops there).
+  vsize_t (*host_discard_sparse)(vaddr_t sva, vaddr_t eva, vsize_t max_pages);
 };
 
 // One physical map: the translations of one vmspace, covering [min, max).

@@ -548,6 +548,29 @@ void vm_heap_free(vaddr_t addr, vsize_t size) {
   give_back_locked(addr, addr + size);
 }
 
+vsize_t vm_heap_discard_sparse(vaddr_t addr, vsize_t size, vsize_t max_pages) {
+  vm_lock_guard g;
+  VMRT_ASSERT(g_map != nullptr && valid_range(addr, size));
+  VMRT_ASSERT(vm_map_range_covered(g_ranges, addr, addr + size));
+  if (host_backed()) {
+    const pmap_ops* ops = pmap_machine_ops();
+    if (ops->host_discard_sparse == nullptr) return ~vsize_t{0};
+    const vsize_t n = ops->host_discard_sparse(addr, addr + size, max_pages);
+    if (n != 0 && n <= max_pages) vm_stat_add(V_HEAP_DISCARDED, static_cast<std::int64_t>(n));
+    return n;
+  }
+  // FRAMES: a populated window has a frame for every page, touched or not (the host memory
+  // behind them is what a count would need): cannot tell.  PAGED: a page exists once touched.
+  if (!paged()) return ~vsize_t{0};
+  vsize_t n = 0;
+  const vm_pindex_t pe = pindex_of(addr + size);
+  for (vm_page* m = vm_radix_lookup_ge(&g_object->rtree, pindex_of(addr)); m != nullptr && m->pindex < pe;
+       m = vm_radix_lookup_ge(&g_object->rtree, m->pindex + 1))
+    ++n;
+  if (n != 0 && n <= max_pages) discard_locked(addr, addr + size);
+  return n;
+}
+
 vsize_t vm_heap_trim() {
   vm_lock_guard g;
   if (g_map == nullptr) return 0;

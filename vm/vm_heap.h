@@ -94,6 +94,13 @@ kern_return_t vm_heap_resize(vaddr_t addr, vsize_t oldsize, vsize_t newsize, vad
 // next batch, once more than a quarter of the heap in use (1-16 MiB) waits (vm_heap_trim
 // discards them all).
 void vm_heap_free(vaddr_t addr, vsize_t size);
+// Count the pages of [addr, addr + size) (part of an allocated range) that hold memory now
+// (host memory under VM_HEAP_HOST, resident pages under VM_HEAP_PAGED; VM_HEAP_FRAMES
+// cannot tell) and, when 1 to max_pages of
+// them do, give that memory back: the range stays allocated and reads as zeros.  Returns
+// the count (past max_pages, any larger value); ~0 when the pmap cannot tell (nothing
+// given back).  => takes the VM lock.
+vsize_t vm_heap_discard_sparse(vaddr_t addr, vsize_t size, vsize_t max_pages);
 // Discard every freed range, then unmap every populated window with no allocated range
 // left and free its frames.  Returns the pages freed.
 vsize_t vm_heap_trim();

@@ -17,6 +17,7 @@ struct counting_source {
   std::atomic<long> pages_out{0};
   std::atomic<long> alloc_calls{0};
   std::atomic<long> free_calls{0};
+  std::atomic<long> discard_calls{0};
   vmrt::kmem::kmem_page_source pub;
 };
 
@@ -35,6 +36,13 @@ inline void counting_free(void* ctx, void* p, std::size_t n) {
   c->pages_out -= static_cast<long>(n);
   ++c->free_calls;
   c->inner->free_pages(c->inner->ctx, p, n);
+}
+
+inline std::size_t counting_discard_sparse(void* ctx, void* p, std::size_t n, std::size_t most) {
+  auto* c = static_cast<counting_source*>(ctx);
+  std::size_t r = c->inner->discard_sparse(c->inner->ctx, p, n, most);
+  if (r != 0 && r <= most) ++c->discard_calls;
+  return r;
 }
 
 // Resident pages of the source's arena (mincore(2): kmem's host source makes a page
@@ -56,6 +64,7 @@ inline counting_source* boot(bool diagnostics, unsigned decay_ms = 1000, std::si
     done = true;
     src.inner = vmrt::kmem::kmem_host_page_source(arena);
     src.pub = {src.inner->base, src.inner->size, counting_alloc, counting_free, &src};
+    src.pub.discard_sparse = counting_discard_sparse;
     vmrt::kmem::kmem_config cfg;
     cfg.diagnostics = diagnostics;
     cfg.decay_ms = decay_ms;

@@ -414,3 +414,46 @@ TEST_CASE("host backing: a range of a window or more moves without copying") {
   vm_heap_free(reinterpret_cast<vaddr_t>(blocker), PAGE_SIZE);
   CHECK(vmrt_check(nullptr, 2) == 0);
 }
+
+// kmem's large cache asks the heap to give back the pages of a cached run only when few of
+// them hold memory (vm_heap_discard_sparse): the count is exact, a sparse range loses just
+// those pages (one batched host call) and stays allocated, a dense one keeps them all.
+TEST_CASE("a range touched sparsely gives its pages back in place; a dense one keeps them") {
+  boot();
+  if (host_has_swap() && vm_heap_get_backing() == VM_HEAP_HOST) {
+    MESSAGE("SKIP: the host has swap (/proc/swaps): mincore cannot count the host's pages");
+    return;
+  }
+  constexpr std::size_t kPages = 8192;  // 32 MiB
+  char* p = alloc(kPages);
+  if (vm_heap_get_backing() == VM_HEAP_FRAMES) {  // every page of a window has a frame
+    CHECK(vm_heap_discard_sparse(reinterpret_cast<vaddr_t>(p), kPages * PAGE_SIZE, kPages / 8) == ~vsize_t{0});
+    MESSAGE("SKIP: VMRT_HEAP=frames cannot tell touched pages (answers ~0, as checked)");
+    vm_heap_free(reinterpret_cast<vaddr_t>(p), kPages * PAGE_SIZE);
+    return;
+  }
+  if (vm_heap_get_backing() != VM_HEAP_HOST) {  // PAGED: fault-around zero-fills neighbours
+    MESSAGE("SKIP: counts are of host pages (default VMRT_HEAP) only");
+    vm_heap_free(reinterpret_cast<vaddr_t>(p), kPages * PAGE_SIZE);
+    return;
+  }
+  for (std::size_t i = 0; i < kPages; i += 1000) p[i * PAGE_SIZE] = 7;  // 9 pages, 9 runs
+  const std::int64_t discarded = vm_stat_get(V_HEAP_DISCARDED);
+  // Over the bound: counted (or "more"), nothing given back.
+  CHECK(vm_heap_discard_sparse(reinterpret_cast<vaddr_t>(p), kPages * PAGE_SIZE, 4) > 4);
+  CHECK(p[1000 * PAGE_SIZE] == 7);
+  CHECK(vm_stat_get(V_HEAP_DISCARDED) == discarded);
+  // Under it: the nine pages go, the range stays allocated and reads as zeros.
+  CHECK(vm_heap_discard_sparse(reinterpret_cast<vaddr_t>(p), kPages * PAGE_SIZE, kPages / 8) == 9);
+  CHECK(vm_stat_get(V_HEAP_DISCARDED) == discarded + 9);
+  CHECK(host_resident(p, kPages) == 0);
+  p[5 * PAGE_SIZE] = 1;  // still the caller's: writable
+  CHECK(vm_heap_discard_sparse(reinterpret_cast<vaddr_t>(p), kPages * PAGE_SIZE, kPages / 8) == 1);
+  // Nothing resident: nothing to do.
+  CHECK(vm_heap_discard_sparse(reinterpret_cast<vaddr_t>(p), kPages * PAGE_SIZE, kPages / 8) == 0);
+  bool zero = true;
+  for (std::size_t i = 0; i < kPages; i += 1000) zero = zero && p[i * PAGE_SIZE] == 0 && p[5 * PAGE_SIZE] == 0;
+  CHECK(zero);
+  vm_heap_free(reinterpret_cast<vaddr_t>(p), kPages * PAGE_SIZE);
+  CHECK(vmrt_check(nullptr, 2) == 0);
+}
