@@ -92,6 +92,10 @@ struct kmem_page_source {
   // freed large blocks (pages the program touched in blocks cut from a run stay resident
   // in it).  Never sleeps.
   std::size_t (*discard_sparse)(void* ctx, void* addr, std::size_t npages, std::size_t max_resident);
+  // Optional (null: pages fault in as kmem writes them).  Make npages whole pages of an
+  // allocation that kmem is about to write resident now, in one call where each first
+  // write would be a page fault.  Failure is not an error.  Never sleeps.
+  void (*populate_pages)(void* ctx, void* addr, std::size_t npages);
 };
 
 // A page source over a private host reservation (mmap), for tests and for

@@ -230,6 +230,8 @@ struct alignas(64) kmem_globals {
   kmem_lock pages_lock;
   std::uint32_t page_cache = kNil;           // pages_lock
   std::uint64_t page_cache_n = 0;            // pages_lock
+  std::uint32_t fresh_end = 0;               // pages_lock: end of the last batch of single pages from the source
+  std::uint32_t populated_to = 0;            // pages_lock: ... populated up to here (kmem_bucket.cpp, page_get)
   // Never-used runs for multi-page clusters, one list per bucket (pages_lock):
   // the source is asked for kRunBatchPages at a time and the runs wait here
   // uncarved (untouched, so not resident; KU_CACHED, so free() refuses them).

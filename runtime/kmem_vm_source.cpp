@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstring>
 
+#include "runtime/rt_populate.h"
 #include "vm/pmap.h"
 #include "vm/vm_heap.h"
 #include "vm/vm_kern.h"
@@ -93,6 +94,12 @@ void heap_zero_pages(void*, void* addr, std::size_t npages) {
     std::memset(addr, 0, npages * PAGE_SIZE);
 }
 
+// Host-memory heap pages kmem is about to write (rt_populate); frames and the paged heap
+// are vmrt's to fault in (a populate would be a trap per page).
+void heap_populate_pages(void*, void* addr, std::size_t npages) {
+  if (vm_heap_get_backing() == VM_HEAP_HOST) (void)populate_heap(addr, npages * PAGE_SIZE);
+}
+
 std::size_t heap_discard_sparse(void*, void* addr, std::size_t npages, std::size_t max_resident) {
   return vm_heap_discard_sparse(reinterpret_cast<vaddr_t>(addr), npages * PAGE_SIZE, max_resident);
 }
@@ -108,6 +115,7 @@ const kmem::kmem_page_source* kmem_heap_source(vaddr_t base, vsize_t size) {
   g_heap_src.zero_pages = heap_zero_pages;
   g_heap_src.alloc_pages_any = heap_alloc_pages_any;
   g_heap_src.discard_sparse = heap_discard_sparse;
+  g_heap_src.populate_pages = heap_populate_pages;
   g_heap_src.ctx = nullptr;
   return &g_heap_src;
 }

@@ -1,6 +1,7 @@
 // rt_populate.cpp — pages populated in one call instead of faulted one by one.
 #include "runtime/rt_populate.h"
 
+#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <elf.h>
@@ -129,6 +130,20 @@ __attribute__((constructor(101))) void populate_at_load() {
 }
 
 }  // namespace
+
+bool populate_heap(void* addr, std::size_t bytes) {
+  if (g_refused) return false;
+  const std::uintptr_t lo = page_down(reinterpret_cast<std::uintptr_t>(addr));
+  const std::uintptr_t hi = page_up(reinterpret_cast<std::uintptr_t>(addr) + bytes);
+  const int saved = errno;  // malloc leaves errno alone when it succeeds
+  if (sys::inline_syscall(SYS_madvise, static_cast<long>(lo), static_cast<long>(hi - lo), MADV_POPULATE_WRITE) != 0) {
+    if (errno == EINVAL) g_refused = true;  // a host before Linux 5.14: not asked again
+    errno = saved;
+    return false;
+  }
+  rt_count(RC_HEAP_POPULATED, static_cast<std::int64_t>((hi - lo) >> PAGE_SHIFT));
+  return true;
+}
 
 VMRT_FORK_TEXT void fork_populate_written(fork_side side) {
   if (g_refused) return;

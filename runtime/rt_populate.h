@@ -13,12 +13,18 @@
 //     descriptor), each a copy-on-write fault; in the child also the read-only data again
 //     (a fork copies no page-table entry of a file mapping without private pages, so the
 //     first malloc in every child faulted on the size-class table) — .rodata only, not the
-//     unwind tables after it in the same segment (10 pages, not 26).
+//     unwind tables after it in the same segment (10 pages, not 26);
+//   - heap pages kmem writes as soon as it takes them: its first chunk (the first blocks of
+//     every small class, ~6 pages, a fault each in every process: git, sed, bash), and
+//     single pages for new clusters, handed out in address order from a fresh batch
+//     (populated kmem::kPopulateAhead at a time).
 // Only pages that are touched anyway: RSS is unchanged (fault-around mapped nearly all the
 // code already).  A host that refuses the advice (Linux before 5.14) is asked once; the
 // faults then stay as they were.  VMRT_POPULATE=0 turns it off, for measurement: getrusage
 // counts each populated page as a minor fault (scenario fork_faults).
 #pragma once
+
+#include <cstddef>
 
 namespace vmrt::rt {
 
@@ -28,5 +34,11 @@ enum class fork_side : unsigned char { parent, child };
 // map the read-only data.  First thing in the fork parent and child handlers, before any
 // write there.  No lock, no malloc.
 void fork_populate_written(fork_side side);
+
+// Make [addr, addr + bytes) of the host-memory heap writable now: pages kmem is about to
+// write (the first chunk; the next single pages of a fresh batch).  False when the host
+// refused or VMRT_POPULATE=0 (the pages then fault in as they are written).  No lock, no
+// malloc.
+bool populate_heap(void* addr, std::size_t bytes);
 
 }  // namespace vmrt::rt

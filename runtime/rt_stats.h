@@ -34,6 +34,7 @@ enum rt_counter : unsigned {
   RC_FORK_PREFAULTS,     // pages glibc's fork touches, faulted in before vmrt's fork locks
   RC_FORK_PREFAULT_RETRIES,  // ... taken back meanwhile: the locks let go and the pages touched again
   RC_FORK_POPULATED,     // pages made writable at once after a host fork (rt_populate), parent and child
+  RC_HEAP_POPULATED,     // heap pages kmem was about to write, made writable in one call (rt_populate)
   RC_TRAPS,              // accesses refused (trap hook, chained handler, or death)
   RC_TRAPS_NO_ENTRY,
   RC_TRAPS_PROTECTION,
@@ -99,6 +100,7 @@ inline constexpr rt_counter_info kRtCounters[RC_COUNT] = {
     {"pages libc's fork touches, faulted in before the fork locks", V_COUNTER_COUNT},
     {"fork locks retaken (a page libc's fork touches was taken back)", V_COUNTER_COUNT},
     {"pages made writable in one call after a host fork", V_COUNTER_COUNT},
+    {"heap pages made writable in one call before kmem wrote them", V_COUNTER_COUNT},
     {"traps", V_COUNTER_COUNT},
     {"traps no entry", V_COUNTER_COUNT},
     {"traps protection", V_COUNTER_COUNT},

@@ -388,6 +388,30 @@ TEST_CASE("trim gives free memory back to the page source") {
   CHECK(c.page_cache_pages == 0);
 }
 
+// A page taken for a new cluster is written at once; the pages of a fresh batch go out in
+// address order, so kmem populates them kPopulateAhead (8) at a time: a call where each page
+// was a fault of its own.
+TEST_CASE("pages for new clusters are populated ahead, a call per eight") {
+  auto* s = src();
+  trim();
+  const std::size_t b = bucket_index_of(2048);
+  bucket_stats b0{}, b1{};
+  REQUIRE(get_bucket_stats(b, &b0));
+  const long calls = s->populate_calls.load(), pages = s->populated_pages.load();
+  std::vector<void*> v;
+  for (int i = 0; i < 160; ++i) v.push_back(kmem::malloc(2048, M_TEST, M_WAITOK));  // 2 a page
+  REQUIRE(get_bucket_stats(b, &b1));
+  const long clusters = static_cast<long>(b1.total - b0.total) / 2;  // new one-page clusters
+  const long c = s->populate_calls.load() - calls, p = s->populated_pages.load() - pages;
+  MESSAGE("populate calls " << c << " for " << p << " pages, " << clusters << " new clusters");
+  CHECK(clusters >= 80);
+  CHECK(p >= clusters);      // every new cluster's page (it came from fresh batches)
+  CHECK(p <= clusters + 8);  // and no more, but for the last call's run ahead
+  CHECK(c <= p / 8 + 2);     // eight a call (a new batch of 64 starts a new run)
+  for (void* q : v) kmem::free(q, M_TEST);
+  trim();
+}
+
 namespace {
 // The vmstat -m report, as text.
 std::string vmstat_m_text() {

@@ -18,6 +18,8 @@ struct counting_source {
   std::atomic<long> alloc_calls{0};
   std::atomic<long> free_calls{0};
   std::atomic<long> discard_calls{0};
+  std::atomic<long> populate_calls{0};
+  std::atomic<long> populated_pages{0};
   vmrt::kmem::kmem_page_source pub;
 };
 
@@ -45,6 +47,13 @@ inline std::size_t counting_discard_sparse(void* ctx, void* p, std::size_t n, st
   return r;
 }
 
+inline void counting_populate(void* ctx, void* p, std::size_t n) {
+  auto* c = static_cast<counting_source*>(ctx);
+  ++c->populate_calls;
+  c->populated_pages += static_cast<long>(n);
+  c->inner->populate_pages(c->inner->ctx, p, n);
+}
+
 // Resident pages of the source's arena (mincore(2): kmem's host source makes a page
 // resident when it is written), or -1 when mincore fails.
 inline long resident(const counting_source* src) {
@@ -65,6 +74,7 @@ inline counting_source* boot(bool diagnostics, unsigned decay_ms = 1000, std::si
     src.inner = vmrt::kmem::kmem_host_page_source(arena);
     src.pub = {src.inner->base, src.inner->size, counting_alloc, counting_free, &src};
     src.pub.discard_sparse = counting_discard_sparse;
+    src.pub.populate_pages = counting_populate;
     vmrt::kmem::kmem_config cfg;
     cfg.diagnostics = diagnostics;
     cfg.decay_ms = decay_ms;
