@@ -241,6 +241,15 @@ void page_cache_push_locked(std::uint32_t pg) {
   ++g.page_cache_n;
 }
 
+// => pages lock held.  A fresh multi-page cluster's first page is written at once (its first
+// element carved); the rest as its elements go out (lazy carving, below): the first page
+// alone is populated (a call where the write was a fault; nothing made resident that the
+// cluster does not write).
+void* populate_first_locked(void* run) {
+  if (run != nullptr && g.src->populate_pages != nullptr) g.src->populate_pages(g.src->ctx, run, 1);
+  return run;
+}
+
 // => takes the pages lock.  A run of pages_per_cluster(indx) pages for a
 // multi-page cluster, from the bucket's run cache, refilled kRunBatchPages at a
 // time.  Null when the arena is exhausted.
@@ -255,7 +264,7 @@ void* run_get(unsigned indx) {
     // power-of-two buckets; peak RSS unchanged).
     std::uint32_t runs = kRunBatchPages / (npg * elm_per_cluster(indx));
     void* p = runs > 1 ? source_alloc_locked(std::size_t{runs} * npg, 1) : nullptr;
-    if (p == nullptr) return source_alloc_locked(npg, 1);
+    if (p == nullptr) return populate_first_locked(source_alloc_locked(npg, 1));
     std::uint32_t first = page_of(reinterpret_cast<std::uintptr_t>(p));
     for (std::uint32_t r = runs; r-- > 1;) {
       std::uint32_t pg = first + r * npg;
@@ -265,12 +274,12 @@ void* run_get(unsigned indx) {
       g.run_cache[indx] = pg;
       ++g.run_cache_n[indx];
     }
-    return p;
+    return populate_first_locked(p);
   }
   std::uint32_t pg = g.run_cache[indx];
   g.run_cache[indx] = g.usage[pg].ku_next;
   --g.run_cache_n[indx];
-  return reinterpret_cast<void*>(page_addr(pg));
+  return populate_first_locked(reinterpret_cast<void*>(page_addr(pg)));
 }
 
 // Single pages ahead.  A page taken for a new cluster is written at once (its first element

@@ -412,6 +412,35 @@ TEST_CASE("pages for new clusters are populated ahead, a call per eight") {
   trim();
 }
 
+// A multi-page cluster's first page is written when it is made (its first element carved),
+// the rest as its elements go out: that page alone is populated.
+TEST_CASE("a new multi-page cluster has its first page populated, and only that") {
+  auto* s = src();
+  trim();
+  unsigned indx = 0;  // the smallest class whose clusters span pages
+  for (unsigned i = d::kMinBucket; i <= d::kMaxBucket && indx == 0; ++i)
+    if (d::pages_per_cluster(i) > 1 && d::elm_per_cluster(i) > 1) indx = i;
+  REQUIRE(indx != 0);
+  const std::size_t size = d::bucket_size(indx);
+  CAPTURE(size);
+  const std::uint32_t per = d::elm_per_cluster(indx);
+  bucket_stats b0{}, b1{};
+  REQUIRE(get_bucket_stats(indx, &b0));
+  kmem::free(kmem::malloc(size, M_TEST, M_WAITOK), M_TEST);  // the first chunk (populated whole) is taken
+  const long pages = s->populated_pages.load();
+  std::vector<void*> v;
+  for (std::uint32_t i = 0; i < 20 * per; ++i) v.push_back(kmem::malloc(size, M_TEST, M_WAITOK));
+  REQUIRE(get_bucket_stats(indx, &b1));
+  const long clusters = static_cast<long>((b1.total - b0.total) / per);
+  const long p = s->populated_pages.load() - pages;
+  MESSAGE(clusters << " new clusters of " << d::pages_per_cluster(indx) << " pages: " << p << " pages populated");
+  CHECK(clusters >= 20);
+  CHECK(p <= clusters);      // one page a cluster at most (none for one reused from the pool)
+  CHECK(p >= clusters / 2);  // the fresh ones (all of them here, but for what earlier cases left)
+  for (void* q : v) kmem::free(q, M_TEST);
+  trim();
+}
+
 namespace {
 // The vmstat -m report, as text.
 std::string vmstat_m_text() {
