@@ -744,27 +744,27 @@ inline constexpr std::uint64_t kLargeCacheMaxPages = 32768;
 // block does not pin the head of a big cached run.
 inline constexpr std::uint64_t kLargeCacheSplitMin = 256;  // 1 MiB
 static_assert(kLargeCacheSlots >= 4 && kLargeCacheSplitMin < kLargeCacheMaxPages);
-// Sparse cached runs.  A block cut from a cached run and freed back into it leaves the pages
-// the program touched resident in the run, and the next block cut there touches others: a
-// loop of big blocks touched sparsely (allocsuite large_blocks: 5-25 MB, 4 pages each) held
-// ~4 more resident pages per block until the decay time, 2.6 MB after 200 blocks (1.57x
-// jemalloc's peak RSS).  Whenever this many pages have been cut from runs that stayed
-// cached, the cache is swept: a run with some but under 1/kLargeCacheSparse of its pages
-// resident gives them back in place (the page source's discard_sparse: mincore, then a
-// discard of just those pages) and stays cached.  A run the program fills (a buffer written
-// whole, freed and allocated again) is dense and keeps its pages: discarding them would cost
-// a fault per page on the next use.  A sweep costs a mincore of the cache (at most 128 MiB)
-// and a batched discard: ~150-250 us here.  allocsuite large_blocks at scale 1 (100
-// blocks): swept every 256 MiB cut, 4.4 MB peak RSS and 1.2x glibc's time; every 512 MiB,
-// 4.9 MB and 1.03x; never, 5.4 MB (1.24x jemalloc's) and 0.91x.  Every 512 MiB: the cache
-// then holds the touched pages of ~35 such blocks at most.
+// Sparse cached runs.  A block freed into the cache leaves the pages the program touched
+// resident in its run, and the next block cut there touches others: a loop of big blocks
+// touched sparsely (allocsuite large_blocks: 5-25 MB, 4 pages each) held ~4 more resident
+// pages per block until the decay time, 2.6 MB after 200 blocks (1.57x jemalloc's peak
+// RSS).  Whenever this many pages of freed blocks have entered the cache, it is swept: a run
+// with some but under 1/kLargeCacheSparse of its pages resident gives them back in place
+// (the page source's discard_sparse: mincore, then a discard of just those pages) and stays
+// cached.  A run the program fills (a buffer written whole, freed and allocated again) is
+// dense and keeps its pages: discarding them would cost a fault per page on the next use.
+// A sweep costs a mincore of the cache (at most 128 MiB) and a batched discard: ~150-250 us
+// here.  allocsuite large_blocks at scale 1 (100 blocks), swept every 256 MiB: 4.4 MB peak
+// RSS and 1.2x glibc's time; every 512 MiB, 4.9 MB and 1.03x; never, 5.4 MB (1.24x
+// jemalloc's) and 0.91x.  Every 512 MiB: the cache holds the pages touched in at most
+// 512 MiB of freed blocks (102 of the smallest) that no sweep has seen.
 inline constexpr std::uint64_t kLargeCacheSweepPages = 131072;  // 512 MiB
 inline constexpr std::uint64_t kLargeCacheSparse = 8;
 static_assert(kLargeCacheSweepPages >= kLargeCacheMaxPages);
 
 // => pages lock held.  Gives back the resident pages of the sparse cached runs (above).
 void lcache_sweep_locked() {
-  g.lcache_cut = 0;
+  g.lcache_in = 0;
   if (g.src->discard_sparse == nullptr) return;
   ++g.lcache_sweeps;
   for (std::uint32_t i = 0; i < g.lcache_n; ++i) {
@@ -825,7 +825,6 @@ std::uintptr_t lcache_take_locked(std::size_t npages, std::size_t align_pages) {
   if (e.pages > npages) {  // the rest stays cached (its first page's record as it is: see below)
     e.a += npages << kPageShift;
     e.pages -= static_cast<std::uint32_t>(npages);
-    if ((g.lcache_cut += npages) >= kLargeCacheSweepPages) lcache_sweep_locked();
   } else {
     e = g.lcache[--g.lcache_n];
   }
@@ -896,6 +895,7 @@ void lcache_put_locked(std::uintptr_t a, std::uint32_t npages) {
   }
   g.lcache[g.lcache_n++] = {a, static_cast<std::uint32_t>(pages), stamp};
   g.lcache_pages += pages;
+  if ((g.lcache_in += npages) >= kLargeCacheSweepPages) lcache_sweep_locked();
 }
 
 void* large_alloc(std::size_t npages, std::size_t align_pages, bool zero, bool* fresh) {

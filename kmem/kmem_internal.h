@@ -260,7 +260,7 @@ struct alignas(64) kmem_globals {
   std::uint32_t lcache_n = 0;                // pages_lock
   std::uint64_t lcache_pages = 0;            // pages_lock
   std::uint64_t lcache_hits = 0;             // pages_lock: large mallocs served from it
-  std::uint64_t lcache_cut = 0;              // pages_lock: pages cut from runs that stayed cached, since the last sweep
+  std::uint64_t lcache_in = 0;               // pages_lock: pages of freed blocks cached since the last sweep
   std::uint64_t lcache_sweeps = 0;           // pages_lock: sweeps for sparse runs
   std::uint64_t lcache_discarded = 0;        // pages_lock: resident pages of sparse runs given back
 
