@@ -754,10 +754,11 @@ static_assert(kLargeCacheSlots >= 4 && kLargeCacheSplitMin < kLargeCacheMaxPages
 // cached.  A run the program fills (a buffer written whole, freed and allocated again) is
 // dense and keeps its pages: discarding them would cost a fault per page on the next use.
 // A sweep costs a mincore of the cache (at most 128 MiB) and a batched discard: ~150-250 us
-// here.  allocsuite large_blocks at scale 1 (100 blocks), swept every 256 MiB: 4.4 MB peak
-// RSS and 1.2x glibc's time; every 512 MiB, 4.9 MB and 1.03x; never, 5.4 MB (1.24x
-// jemalloc's) and 0.91x.  Every 512 MiB: the cache holds the pages touched in at most
-// 512 MiB of freed blocks (102 of the smallest) that no sweep has seen.
+// here.  allocsuite large_blocks at scale 1 (100 blocks, 21 interleaved reps): swept every
+// 512 MiB, 4.7 MiB peak RSS (1.10x jemalloc's) and 1.02x glibc's time; never swept, 5.2 MiB
+// (1.21x) and 0.89x (every 256 MiB, counted in cuts: 4.4 MB and 1.2x).  Every 512 MiB: the
+// cache holds the pages touched in at most 512 MiB of freed blocks (102 of the smallest)
+// that no sweep has seen.
 inline constexpr std::uint64_t kLargeCacheSweepPages = 131072;  // 512 MiB
 inline constexpr std::uint64_t kLargeCacheSparse = 8;
 static_assert(kLargeCacheSweepPages >= kLargeCacheMaxPages);
