@@ -225,12 +225,19 @@ int main(int argc, char** argv) {
     push_out();
     for (size_t i = 0; i < nlines; ++i)
       if (fputs_unlocked(lines + i * 64, t) == EOF) return 7;
-    fflush_unlocked(t);
+    // Checked: a failed flush leaves the file short, and fgets below would meet its end
+    // with the flush's errno (seen once in CI: "fgets_unlocked: Resource temporarily
+    // unavailable", auto backend).
+    if (fflush_unlocked(t) != 0) {
+      fprintf(stderr, "fflush_unlocked: %s\n", strerror(errno));
+      return errno == EFAULT ? 3 : 8;
+    }
     rewind(t);
     push_out();
     for (size_t i = 0; i < nlines; ++i)
       if (fgets_unlocked(lines + i * 64, 64, t) == NULL) {
-        fprintf(stderr, "fgets_unlocked: %s\n", strerror(errno));
+        fprintf(stderr, "fgets_unlocked: %s at line %zu of %zu (%s)\n", strerror(errno), i, nlines,
+                feof(t) ? "end of file" : "error");
         return errno == EFAULT ? 3 : 1;
       }
     fputs_unlocked(lines + (nlines - 1) * 64, stdout);
