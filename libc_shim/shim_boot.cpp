@@ -135,8 +135,8 @@ bool ensure_booted() {
     // Before any thread has a cache (none can before kmem is up): from now on armed fault
     // injection holds the fast paths (armed at load, VMRT_FAIL, it holds them at once).
     vm_fail_set_arm_hook(fault_injection_armed);
-    rtld_snapshot();  // before boot maps the region: only the loader's memory
-    rt::vma_budget_seed(rtld_mapping_count());  // its walk of /proc/self/maps, not another
+    rtld_boot();  // before boot maps the region: ld.so's segment, the objects' mappings
+    rt::vma_budget_seed(rtld_mapping_estimate());  // no walk of /proc/self/maps at boot
     if (!runtime_boot()) {
       vm_fd_out<256> m(2);
       m.str("vmrt: libvmrt_malloc.so: the vmrt runtime failed to boot (see above): malloc returns NULL "

@@ -15,6 +15,7 @@ enum counter : unsigned {
   C_BOOTSTRAP_FREES,    // frees of bootstrap blocks (ignored: the arena is never reused)
   C_RTLD_FREES,         // frees of blocks from ld.so's minimal malloc (ignored, recognised)
   C_RTLD_REALLOCS,      // reallocs of ld.so minimal-malloc blocks (copied out)
+  C_RTLD_SCANS,         // reads of /proc/self/maps for ld.so's ranges (at most one a process)
   C_MISMATCHED_FREES,   // operator delete of malloc memory or free of operator new memory
   C_ENOMEM,             // allocation requests answered with NULL + ENOMEM
   C_OVERFLOW,           // calloc / reallocarray size overflows (NULL + ENOMEM)
@@ -29,6 +30,7 @@ enum counter : unsigned {
 inline constexpr std::array<const char*, C_COUNT> counter_names = {
     "bootstrap-arena allocations", "bootstrap-arena frees ignored",
     "ld.so minimal-malloc frees ignored", "ld.so minimal-malloc reallocs copied",
+    "ld.so range scans of /proc/self/maps",
     "mismatched new/malloc frees", "allocations failed (ENOMEM)",
     "size overflows (ENOMEM)", "bad alignments (EINVAL)",
     "new-handler calls", "host forks",

@@ -772,6 +772,7 @@ void runtime_report_sizing(int fd) {
     o.u(c.kmem_size >> 10, kVmstatColumn).str(" KiB kmem submap\n");
     o.u(rt::vma_budget_limit(), kVmstatColumn).str(" host mapping limit (vm.max_map_count)\n");
     o.u(rt::vma_budget_headroom(), kVmstatColumn).str(" host mappings kept for vmrt below it (program mmaps refused past that)\n");
+    o.u(rt::vma_budget_boot_estimate(), kVmstatColumn).str(" host mappings at boot (estimated from the loaded objects)\n");
   } else {
     o.u(g_stage0_size >> 10, kVmstatColumn).str(" KiB stage 0 host pages for kmem\n");
   }

@@ -43,7 +43,7 @@ std::atomic<std::int64_t> g_outside{0};
 std::atomic<unsigned> g_since_count{0};
 // Up to this estimate the last count said there is room (0: none known).
 std::atomic<std::int64_t> g_ceiling{0};
-// VMAs counted before boot (vma_budget_seed; 0: none), and at most how many mappings boot
+// VMAs estimated before boot (vma_budget_seed; 0: none), and at most how many mappings boot
 // makes outside the region before vma_budget_init (the window table, the pmap's tables,
 // physmem's, the first zone chunk: 6 today), added to the seed: an estimate over by a few
 // refuses the program's mappings a few earlier, never later.
@@ -139,5 +139,7 @@ std::size_t vma_budget_headroom() {
   know_limit();
   return g_headroom.load(std::memory_order_relaxed);
 }
+
+std::size_t vma_budget_boot_estimate() { return g_seed; }
 
 }  // namespace vmrt::rt

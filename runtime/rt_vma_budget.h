@@ -21,10 +21,11 @@
 
 namespace vmrt::rt {
 
-// The process's VMAs counted just before boot by a walk of /proc/self/maps made anyway (the
-// shim's, libc_shim/shim_rtld.h), for vma_budget_init to start from instead of reading the
-// file again: 4 system calls, the kernel's formatting of every mapping and a 16 KB stack
-// buffer (two page faults) in every process.  0: not counted.  Before vma_budget_init.
+// The process's VMAs just before boot, estimated from the loaded objects' program headers
+// (the shim's, libc_shim/shim_rtld.h), for vma_budget_init to start from instead of reading
+// /proc/self/maps: opening it first instantiates the process's /proc entries, ~60-120 us
+// in every exec'd process on these guests.  An estimate a few off costs nothing: near the
+// limit the budget counts again.  0: none (vma_budget_init counts).  Before vma_budget_init.
 void vma_budget_seed(std::size_t vmas);
 
 // Count the VMAs now (or start from the seed).  Once, at boot.  vm.max_map_count is read
@@ -38,8 +39,10 @@ bool vma_budget_allows(unsigned n);
 // A program mapping the host makes outside the region (not in the region's count).
 void vma_budget_note_outside();
 
-// What was chosen, for vmstat -s: the host's limit and the headroom kept for vmrt.
+// What was chosen, for vmstat -s: the host's limit and the headroom kept for vmrt, and the
+// VMAs the process was estimated to have at boot (the seed; 0: counted instead).
 std::size_t vma_budget_limit();
 std::size_t vma_budget_headroom();
+std::size_t vma_budget_boot_estimate();
 
 }  // namespace vmrt::rt

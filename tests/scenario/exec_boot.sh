@@ -58,11 +58,43 @@ fi
 
 cc -O2 -o "$TMP/ff" "$(dirname "$0")/src/fork_faults.c"
 
-# Boot reads /proc/self/maps once (the shim's snapshot of ld.so's memory), not a second time
-# for the mapping budget (runtime/rt_vma_budget.h, vma_budget_seed): "host VMA recounts" 0.
-VMRT_STATS=1 LD_PRELOAD=$SHIM "$TMP/ff" leaf 2>"$TMP/stats" || fail "leaf with stats: status $?"
+# Boot reads no /proc/self/maps (2026-12-04: opening it first instantiates the process's /proc
+# entries, ~60-120 us of every exec'd process here): the mapping budget starts from an
+# estimate made from the loaded objects' program headers (runtime/rt_vma_budget.h,
+# vma_budget_seed), and ld.so's ranges are read only when a foreign pointer needs them
+# (libc_shim/shim_rtld.h): "host VMA recounts" 0 and "ld.so range scans" 0.
+VMRT_STATS=1 LD_PRELOAD=$SHIM "$TMP/ff" maps >"$TMP/maps" 2>"$TMP/stats" || fail "maps with stats: status $?"
 expect_vmstat "$TMP/stats" "host VMA recounts" -eq 0 "one malloc and exit"
+expect_vmstat "$TMP/stats" "ld.so range scans of /proc/self/maps" -eq 0 "one malloc and exit"
 value() { awk -v k="$1" '$1 == k {print $2}' "$2"; }
+# The estimate against the count the program made just before its first malloc: over by a
+# few (the loader's mappings are guessed high), never under, never far.
+actual=$(value maps "$TMP/maps")
+est=$(vmstat_value "$TMP/stats" "host mappings at boot (estimated from the loaded objects)")
+[ -n "$actual" ] && [ -n "$est" ] || fail "no mapping figures (counted '$actual', estimated '$est')"
+[ "$est" -ge "$actual" ] && [ "$est" -le $((actual + 16)) ] ||
+  fail "boot estimated $est host mappings where the process had $actual (want $actual..$((actual + 16)))"
+note "ok: boot estimated $est host mappings, the process had $actual; no /proc/self/maps read"
+# The read happens once ld.so's memory is needed: a realloc of the main thread's DTV (from the
+# loader's minimal malloc; %fs:8 is &dtv[1], dtv_t is 16 bytes) is copied out, then freed.
+cat >"$TMP/dtv.c" <<'EOF'
+#include <stdlib.h>
+int main(void) {
+  char* dtv1;
+  __asm__("mov %%fs:8, %0" : "=r"(dtv1));
+  void* blk = dtv1 - 16;
+  void* copy = realloc(blk, 4096);
+  free(blk);
+  free(copy);
+  return copy != NULL ? 0 : 1;
+}
+EOF
+cc -O2 -o "$TMP/dtv" "$TMP/dtv.c"
+VMRT_STATS=1 LD_PRELOAD=$SHIM "$TMP/dtv" 2>"$TMP/dtv.stats" || fail "realloc of the loader's DTV under the shim: status $?"
+expect_vmstat "$TMP/dtv.stats" "ld.so range scans of /proc/self/maps" -eq 1 "a realloc and a free of the loader's DTV"
+expect_vmstat "$TMP/dtv.stats" "ld.so minimal-malloc reallocs copied" -eq 1 "a realloc of the loader's DTV"
+expect_vmstat "$TMP/dtv.stats" "ld.so minimal-malloc frees ignored" -eq 1 "a free of the loader's DTV"
+note "ok: ld.so's ranges read once, at the first of its blocks given back"
 
 # vmrt's own tables (the pmap's, vm_page_array, the reservations, kmem's kmemusage and page
 # index, the window table: vm/vm_tables.h) lie in one table arena, one GiB of address space,

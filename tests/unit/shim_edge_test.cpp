@@ -585,6 +585,20 @@ int c_rtld_block() {
   return g_failures;
 }
 
+// ld.so's anonymous mappings are read from /proc/self/maps only when a foreign pointer first
+// needs them (libc_shim/shim_rtld.h): by then the host has mapped thread stacks too, which
+// are not the loader's.  A pointer into a running thread's stack must still abort.
+int c_thread_stack_free() {
+  std::thread t([] {
+    alignas(16) char local[64];
+    std::memset(local, 1, sizeof local);
+    void* volatile bad = local + 16;
+    free(bad);
+  });
+  t.join();
+  return 1;  // not reached: must abort
+}
+
 // A block in the program's own bss (an anonymous mapping right after its data
 // mapping) is not the loader's: free must still abort.
 alignas(4096) char g_big_bss[1 << 20];
@@ -680,6 +694,7 @@ const shim_child::entry shim_child::g_cases[] = {
     {"realloc_foreign", c_realloc_foreign},
     {"rtld_block", c_rtld_block},
     {"bss_free", c_bss_free},
+    {"thread_stack_free", c_thread_stack_free},
     {"fork_threads", c_fork_threads},
     {nullptr, nullptr},
 };
@@ -729,5 +744,8 @@ SHIM_TEST_CASE("shim: blocks from ld.so's minimal malloc are recognised (free ig
 }
 SHIM_TEST_CASE("shim: a pointer into the program's bss still aborts") {
   shim_child::expect_abort("bss_free", "free(): invalid pointer");
+}
+SHIM_TEST_CASE("shim: a pointer into a thread's stack still aborts (ld.so's ranges read late)") {
+  shim_child::expect_abort("thread_stack_free", "free(): invalid pointer");
 }
 SHIM_TEST_CASE("shim: fork from a multithreaded program") { shim_child::expect_pass("fork_threads"); }

@@ -18,7 +18,9 @@
  *   fork_faults execmap N  the same with "mapleaf": prints "execmap E".
  *   fork_faults leaf     one malloc (the shim boots) and exit.
  *   fork_faults mapleaf  one malloc, then a program's first file mapping: a page of this
- *                        program's own file mapped, read and unmapped. */
+ *                        program's own file mapped, read and unmapped.
+ *   fork_faults maps     the lines of /proc/self/maps before the first malloc (before the
+ *                        shim boots), then one malloc; prints "maps M". */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +52,19 @@ static void touch(void) {
 int main(int argc, char** argv) {
   const char* mode = argc > 1 ? argv[1] : "leaf";
   int n = argc > 2 ? atoi(argv[2]) : 20;
+  if (strcmp(mode, "maps") == 0) {
+    char b[4096];
+    long lines = 0;
+    ssize_t r;
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) { perror("open"); return 1; }
+    while ((r = read(fd, b, sizeof b)) > 0)
+      for (ssize_t i = 0; i < r; ++i) lines += b[i] == '\n';
+    close(fd);
+    touch();
+    printf("maps %ld\n", lines);
+    return 0;
+  }
   touch();
   if (strcmp(mode, "leaf") == 0) return 0;
   if (strcmp(mode, "mapleaf") == 0) {
