@@ -2,9 +2,11 @@
 #include "runtime/rt_base.h"
 
 #include <atomic>
+#include <climits>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -54,8 +56,9 @@ namespace {
 struct machine_start {
   void* (*fn)(void*) = nullptr;
   void* arg = nullptr;
-  std::atomic<bool> busy{false};
+  std::atomic<int> busy{0};  // 1 from claim to the new thread's marking; a futex word
 };
+static_assert(sizeof(std::atomic<int>) == sizeof(int), "busy is waited on as a futex word");
 constinit machine_start g_starts[8] = {};  // static data: no initializer runs (scenario no_static_init)
 VMRT_FORK_DATA std::atomic<unsigned> g_machine_threads{0};
 thread_local __attribute__((tls_model("initial-exec"))) bool t_creating_machine;
@@ -74,15 +77,16 @@ void* machine_main(void* p) {
     vm_fail_delay(delay);
   }
   creds_machine_thread_start();
-  s->busy.store(false, std::memory_order_release);
+  s->busy.store(0, std::memory_order_release);
+  ::syscall(SYS_futex, reinterpret_cast<int*>(&s->busy), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
   return fn(arg);
 }
 
 machine_start* claim_start() {
   for (;;) {
     for (machine_start& s : g_starts) {
-      bool expected = false;
-      if (s.busy.compare_exchange_strong(expected, true, std::memory_order_acquire)) return &s;
+      int expected = 0;
+      if (s.busy.compare_exchange_strong(expected, 1, std::memory_order_acquire)) return &s;
     }
     sched_yield();  // more than eight threads starting at once: wait for one to read its slot
   }
@@ -120,7 +124,7 @@ bool start_machine_thread(void* (*fn)(void*), void* arg, std::size_t stack, cons
   if (!had_keepcaps) (void)sys::inline_syscall(SYS_prctl, PR_SET_KEEPCAPS, 0);
   pthread_attr_destroy(&attr);
   if (rc != 0) {
-    s->busy.store(false, std::memory_order_release);
+    s->busy.store(0, std::memory_order_release);
     return false;
   }
   creds_install_relay();  // glibc's set*id handler exists now that a thread was created
@@ -131,8 +135,15 @@ bool start_machine_thread(void* (*fn)(void*), void* arg, std::size_t stack, cons
   // started without waiting, was still unmarked when a loaded CI run's program called
   // setresgid after raising CAP_SETGID (scenario setxid_threads, keepcaps: seen twice).
   // (A slot taken again at once by another creator only makes this wait longer.)
+  // The creator sleeps on the slot until the new thread's wake: it spun in sched_yield, which
+  // kept its vCPU busy, so on two vCPUs the new thread waited on the other, busy one (161
+  // yields, ~3 ms, in a paged fork child's pagedaemon start: perf trace); asleep, its vCPU
+  // goes idle and takes the new thread at once.  The timeout bounds a lost wake.
   if (wait_marked)
-    while (s->busy.load(std::memory_order_acquire)) sched_yield();
+    while (s->busy.load(std::memory_order_acquire) != 0) {
+      timespec t{0, 1000 * 1000};
+      ::syscall(SYS_futex, reinterpret_cast<int*>(&s->busy), FUTEX_WAIT_PRIVATE, 1, &t, nullptr, 0);
+    }
   return true;
 }
 
