@@ -727,10 +727,15 @@ template <class F> static void set_inheritance(vaddr_t s, vaddr_t e, F&& want) {
 //  => VM lock held.
 // A private file mapping (file) takes what Linux allows on one: MADV_FREE and
 // MADV_WIPEONFORK are for anonymous memory only (EINVAL), MADV_REMOVE needs a shared
-// writable mapping (EACCES).
+// writable mapping (EACCES), after refusing locked memory (EINVAL: madvise_remove tests
+// VM_LOCKED first).
 static int advise_paged(vaddr_t s, vaddr_t e, int advice, bool file) {
   if (file && (advice == MADV_FREE || advice == MADV_WIPEONFORK)) return EINVAL;
-  if (file && advice == MADV_REMOVE) return EACCES;
+  if (advice == MADV_REMOVE) {
+    bool locked = false;
+    walk(s, e, [&](vaddr_t, vaddr_t, vm_map_entry* ent) { return !(locked = ent->wired_count != 0); });
+    return file && !locked ? EACCES : EINVAL;
+  }
   vm_advice_t va;
   switch (advice) {
     case MADV_NORMAL: va = VM_ADVICE_NORMAL; break;
@@ -747,7 +752,6 @@ static int advise_paged(vaddr_t s, vaddr_t e, int advice, bool file) {
     case MADV_POPULATE_READ:
     case MADV_POPULATE_WRITE: va = VM_ADVICE_WILLNEED; break;
 #endif
-    case MADV_REMOVE: return EINVAL;
     case MADV_WIPEONFORK:
     case MADV_KEEPONFORK: {
       vm_inherit_t want = advice == MADV_WIPEONFORK ? VM_INHERIT_ZERO : VM_INHERIT_COPY;
@@ -1036,8 +1040,11 @@ static mm_route paged_move(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn, bool 
   VMRT_ASSERT(vm_map_lookup_entry(g_map, o + on - PAGE_SIZE, &last));
   vm_prot_t last_prot = last->protection;
   vm_inherit_t last_inh = last->inheritance;
-  bool wired = false;
-  walk(o, o + on, [&](vaddr_t, vaddr_t, vm_map_entry* ent) { return !(wired = ent->wired_count != 0); });
+  bool wired = false, lazy = false;  // mlocked (lazy: flagged, not populated)
+  walk(o, o + on, [&](vaddr_t, vaddr_t, vm_map_entry* ent) {
+    lazy = lazy || (ent->eflags & MAP_ENTRY_LOCKED_LAZY) != 0;
+    return !(wired = ent->wired_count != 0 && (ent->eflags & MAP_ENTRY_LOCKED_LAZY) == 0);
+  });
   if (nn > on && insert_tail_locked(last, dst + on, dst + nn) != KERN_SUCCESS) return fail(out, ENOMEM);
   if (noted(vm_map_move(g_map, o, dst, on)) != KERN_SUCCESS) {
     delete_locked(dst + on, dst + nn);
@@ -1045,6 +1052,7 @@ static mm_route paged_move(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn, bool 
   }
   if (dontunmap) (void)insert_paged_locked(o, o + on, last_prot, last_inh);
   if (wired) (void)vm_map_wire_locked(g_map, dst, dst + nn);  // mlocked memory stays locked
+  else if (lazy) vm_map_lock_lazy_locked(g_map, dst, dst + nn);
   vm_stat_inc(V_MREMAP_MOVES);
   rt_count(RC_MREMAP_PAGED_MOVES);
   return answer(out, static_cast<long>(dst));
@@ -1275,27 +1283,56 @@ mm_route mm_mlock(const void* addr, std::size_t len, bool lock, mm_answer* out) 
     }
   });
   // Pageable memory in the range: piece by piece in order (the host's mlock would fault
-  // it in through vmrt with the VM lock held here).  Linux flags PROT_NONE mappings
-  // without faulting them in, and stops at the first hole with ENOMEM.
+  // it in through vmrt with the VM lock held here).  Linux stops at the first hole with
+  // ENOMEM, and populating stops at the first PROT_NONE mapping with ENOMEM too (gup's
+  // EFAULT: populate_vma_page_range forces access only on accessible mappings), what came
+  // before it locked and faulted in.
   bool any_paged = false;
   walk(a, a + n, [&](vaddr_t, vaddr_t, vm_map_entry* ent) { return !(any_paged = vm_backed(ent)); });
-  if (any_paged) {
-    if (hole_end != 0) return fail(out, ENOMEM);  // Linux faults nothing in then
+  // The pageable pieces of [x, y) locked as Linux flags VM_LOCKED without populating.
+  auto lock_lazily = [](vaddr_t x, vaddr_t y) {
+    walk(x, y, [](vaddr_t s, vaddr_t e, vm_map_entry* ent) {
+      if (vm_backed(ent)) vm_map_lock_lazy_locked(g_map, s, e);
+      return true;
+    });
+  };
+  if (any_paged && lock) {
+    if (hole_end != 0) {  // Linux flags what precedes the hole and faults nothing in
+      lock_lazily(a, hole);
+      return fail(out, ENOMEM);
+    }
+    int err = 0;
+    vaddr_t stop = a + n;  // where locking stopped (the rest is locked lazily)
+    walk(a, a + n, [&](vaddr_t s, vaddr_t e, vm_map_entry* ent) {
+      if (!vm_backed(ent)) {
+        if (vmrt::sys::mlock(reinterpret_cast<void*>(s), e - s) != 0) err = errno;
+        stop = e;
+        return err == 0;
+      }
+      if (ent->protection == VM_PROT_NONE) {
+        err = ENOMEM;
+        stop = s;
+        return false;
+      }
+      kern_return_t kr = vm_map_wire_locked(g_map, s, e);  // a failure leaves [s, e) locked lazily
+      if (kr != KERN_SUCCESS) err = kr == KERN_RESOURCE_SHORTAGE ? EAGAIN : ENOMEM;
+      stop = e;
+      return err == 0;
+    });
+    // A populating failure leaves the rest flagged, as Linux's does; the wired-page bound
+    // (EAGAIN, before anything of its piece is touched) is RLIMIT_MEMLOCK's kind of refusal.
+    if (err == ENOMEM) lock_lazily(stop, a + n);
+    return err != 0 ? fail(out, err) : answer(out, 0);
+  }
+  if (any_paged) {  // munlock: what precedes the first hole, then ENOMEM at it
     int err = 0;
     bool whole = walk(a, a + n, [&](vaddr_t s, vaddr_t e, vm_map_entry* ent) {
       if (!vm_backed(ent)) {
-        if ((lock ? vmrt::sys::mlock(reinterpret_cast<void*>(s), e - s) : vmrt::sys::munlock(reinterpret_cast<void*>(s), e - s)) != 0)
-          err = errno;
+        if (vmrt::sys::munlock(reinterpret_cast<void*>(s), e - s) != 0) err = errno;
         return err == 0;
       }
-      if (!lock) {
-        vm_map_unwire_locked(g_map, s, e);
-        return true;
-      }
-      if (ent->protection == VM_PROT_NONE) return true;
-      kern_return_t kr = vm_map_wire_locked(g_map, s, e);
-      if (kr != KERN_SUCCESS) err = kr == KERN_RESOURCE_SHORTAGE ? EAGAIN : ENOMEM;
-      return err == 0;
+      vm_map_unwire_locked(g_map, s, e);
+      return true;
     });
     if (err != 0) return fail(out, err);
     return whole ? answer(out, 0) : fail(out, ENOMEM);

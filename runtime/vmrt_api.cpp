@@ -364,7 +364,9 @@ static int lock_common(vmrt_vmspace* v, const void* addr, size_t len, bool lock)
   vsize_t rlen = round_page(len + (a - start));
   if (rlen == 0) return 0;
   if (!inside(W(v), start, rlen)) return fail(ENOMEM);
-  return ret(lock ? vm_mlock(vs, start, rlen) : vm_munlock(vs, start, rlen), kMlockErrno);
+  kern_return_t kr = lock ? vm_mlock(vs, start, rlen) : vm_munlock(vs, start, rlen);
+  if (kr == KERN_PAGER_ABSENT || kr == KERN_MEMORY_ERROR) return fail(ENOMEM);  // Linux: EFAULT -> ENOMEM
+  return ret(kr, kMlockErrno);
 }
 
 int vmrt_mlock(vmrt_vmspace* v, const void* addr, size_t len) { return lock_common(v, addr, len, true); }

@@ -423,7 +423,7 @@ namespace {
 }  // namespace
 
 void vm_map_entry_unwire(vm_map_entry* e) {
-  if (e->object == nullptr) return;
+  if (e->object == nullptr || (e->eflags & MAP_ENTRY_LOCKED_LAZY) != 0) return;  // lazy: nothing wired
   vm_pindex_t first = atop(e->offset);
   vm_pindex_t n = atop(e->end - e->start);
   for (vm_pindex_t k = 0; k < n; ++k) {

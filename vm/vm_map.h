@@ -42,6 +42,10 @@ enum vm_map_entry_flags : std::uint16_t {
                                   // a writable private mapping of the program's
   MAP_ENTRY_LENDER = 0x0200,      // part of a range lent by vm_loan (this map lends its pages)
   MAP_ENTRY_BORROWER = 0x0400,    // part of a range borrowed by vm_loan (read-only view)
+  MAP_ENTRY_LOCKED_LAZY = 0x0800, // mlocked (wired_count 1) with no page wired: what Linux
+                                  // flags VM_LOCKED without populating (an mlock that stopped
+                                  // at a hole, a PROT_NONE mapping or a page past a file's end).
+                                  // Refused advice sees it locked; a later mlock populates it
 };
 // Flags that describe one map's role, never carried to another map (fork, extract, transfer).
 inline constexpr std::uint16_t kMapEntryLoanFlags = MAP_ENTRY_LENDER | MAP_ENTRY_BORROWER;
@@ -179,8 +183,15 @@ void vm_map_incore_locked(vm_map* map, vaddr_t s, vaddr_t t, std::uint8_t* vec);
 // has no frame stops the walk quietly (the touch will fault as it would have).
 //  => VM lock held, dropped during each read; holes skipped.  Returns page-ins started.
 std::uint64_t vm_map_willneed_locked(vm_map* map, vaddr_t s, vaddr_t t);
+// mlock/munlock of [s, t).  Wiring populates and wires entry by entry; one that cannot be
+// populated (KERN_PAGER_ABSENT: a file page past the end; KERN_MEMORY_ERROR; a shortage) is
+// left locked lazily with every entry after it, as Linux leaves VM_LOCKED on a range whose
+// populating failed.  => VM lock held; [s, t) mapped.
 kern_return_t vm_map_wire_locked(vm_map* map, vaddr_t s, vaddr_t t);
 void vm_map_unwire_locked(vm_map* map, vaddr_t s, vaddr_t t);
+// Lock the entries of [s, t) that are not locked, without populating them
+// (MAP_ENTRY_LOCKED_LAZY).  => VM lock held; holes skipped.
+void vm_map_lock_lazy_locked(vm_map* map, vaddr_t s, vaddr_t t);
 kern_return_t vm_map_populate_locked(vm_map* map, vaddr_t s, vaddr_t t);
 
 }  // namespace vmrt

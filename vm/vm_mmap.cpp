@@ -390,9 +390,10 @@ kern_return_t vm_map_wire_locked(vm_map* map, vaddr_t s, vaddr_t t) {
   vm_map_entry* e;
   vm_map_lookup_entry(map, s, &e);
   vm_pindex_t want = 0;
+  auto unwired = [](const vm_map_entry* x) { return x->wired_count == 0 || (x->eflags & MAP_ENTRY_LOCKED_LAZY) != 0; };
   for (vm_map_entry* x = e; !vm_map_is_end(map, x) && x->start < t; x = x->next) {
     if ((x->eflags & MAP_ENTRY_IS_SUBMAP) || x->protection == VM_PROT_NONE) return KERN_INVALID_ADDRESS;
-    if (x->wired_count == 0) want += atop((x->end < t ? x->end : t) - (x->start > s ? x->start : s));
+    if (unwired(x)) want += atop((x->end < t ? x->end : t) - (x->start > s ? x->start : s));
   }
   std::int64_t wired = vm_stat_get(V_WIRE_COUNT);
   if (static_cast<vm_pindex_t>(wired > 0 ? wired : 0) + want > vm_page_array_size / kMaxWiredDivisor) {
@@ -401,17 +402,30 @@ kern_return_t vm_map_wire_locked(vm_map* map, vaddr_t s, vaddr_t t) {
   }
   kern_return_t kr = KERN_SUCCESS;
   for_each_clipped(map, s, t, [&](vm_map_entry* x) {
-    if (kr != KERN_SUCCESS || x->wired_count != 0) return;
+    if (!unwired(x)) return;
+    if (kr != KERN_SUCCESS) {  // after a failure: locked, not populated
+      x->wired_count = 1;
+      x->eflags |= MAP_ENTRY_LOCKED_LAZY;
+      return;
+    }
+    x->eflags &= static_cast<std::uint16_t>(~MAP_ENTRY_LOCKED_LAZY);
+    x->wired_count = 0;
     kern_return_t r = populate(map, x->start, x->end, true);
     if (r != KERN_SUCCESS) {
       kr = r;
-      vm_map_entry_unwire(x);  // undo the pages wired so far in this entry
+      vm_map_entry_unwire(x);  // the pages wired so far in this entry stay resident, unwired
+      x->wired_count = 1;
+      x->eflags |= MAP_ENTRY_LOCKED_LAZY;
       return;
     }
     x->wired_count = 1;
   });
   simplify_range(map, s, t);
-  return kr == KERN_SUCCESS ? KERN_SUCCESS : KERN_RESOURCE_SHORTAGE;
+  // A page no pager can supply (a file page past the end: the access would be SIGBUS) is
+  // Linux's EFAULT from populating, which mlock(2) answers with ENOMEM; only a shortage is
+  // EAGAIN (mm/mlock.c, __mlock_posix_error_return).
+  if (kr == KERN_SUCCESS || kr == KERN_PAGER_ABSENT || kr == KERN_MEMORY_ERROR) return kr;
+  return KERN_RESOURCE_SHORTAGE;
 }
 
 kern_return_t vm_munlock(vmspace* vs, vaddr_t addr, vsize_t len) {
@@ -429,6 +443,16 @@ void vm_map_unwire_locked(vm_map* map, vaddr_t s, vaddr_t t) {
     if (x->wired_count == 0) return;
     vm_map_entry_unwire(x);
     x->wired_count = 0;
+    x->eflags &= static_cast<std::uint16_t>(~MAP_ENTRY_LOCKED_LAZY);
+  });
+  simplify_range(map, s, t);
+}
+
+void vm_map_lock_lazy_locked(vm_map* map, vaddr_t s, vaddr_t t) {
+  for_each_clipped(map, s, t, [&](vm_map_entry* x) {
+    if (x->wired_count != 0 || (x->eflags & MAP_ENTRY_IS_SUBMAP)) return;
+    x->wired_count = 1;
+    x->eflags |= MAP_ENTRY_LOCKED_LAZY;
   });
   simplify_range(map, s, t);
 }

@@ -98,6 +98,8 @@ extern vmspace_tunables g_vmspace_tunables;
 //               len == 0                                         KERN_SUCCESS            0
 //               hole / outside / PROT_NONE entry                 KERN_INVALID_ADDRESS    ENOMEM
 //               out of frames while wiring                       KERN_RESOURCE_SHORTAGE  EAGAIN
+//               a file page past the end / unreadable            KERN_PAGER_ABSENT /     ENOMEM
+//                 (Linux: populating faults, EFAULT -> ENOMEM)   KERN_MEMORY_ERROR
 //   vm_munlock  hole / outside                                   KERN_INVALID_ADDRESS    ENOMEM
 //
 // Semantics worth knowing: MADV_DONTNEED / MADV_FREE on private memory make the range read
