@@ -186,13 +186,18 @@ bool file_position(const vm_map_entry* ent, vaddr_t x, vm_object** obj, vm_ooffs
   return true;
 }
 
-// Pageable memory [s, e) that continues the entry `last` (an mremap growth): the file's next
-// pages for a private file mapping, as Linux grows it, else new zero-fill memory.
+// Pageable memory [s, e) that continues the entry `last` after the grown range's old end
+// `from` (an mremap growth): the file's next pages for a private file mapping, as Linux grows
+// it, else new zero-fill memory.  `from` is inside last or at its end: a range moved out of the
+// middle of a mapping continues where the range ended, not where the mapping does (the
+// file's pages past the mapping's end were mapped, past the file's end a SIGBUS: the paged
+// differential, seeds 1 and 2).
 //  => VM lock held.
-kern_return_t insert_tail_locked(const vm_map_entry* last, vaddr_t s, vaddr_t e) {
+kern_return_t insert_tail_locked(const vm_map_entry* last, vaddr_t from, vaddr_t s, vaddr_t e) {
+  VMRT_ASSERT(from > last->start && from <= last->end);
   vm_object* obj;
   vm_ooffset_t off;
-  if (file_position(last, last->end, &obj, &off))
+  if (file_position(last, from, &obj, &off))
     return insert_paged_file_locked(s, e, last->protection, last->inheritance, obj, off);
   return insert_paged_locked(s, e, last->protection, last->inheritance);
 }
@@ -1045,7 +1050,7 @@ static mm_route paged_move(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn, bool 
     lazy = lazy || (ent->eflags & MAP_ENTRY_LOCKED_LAZY) != 0;
     return !(wired = ent->wired_count != 0 && (ent->eflags & MAP_ENTRY_LOCKED_LAZY) == 0);
   });
-  if (nn > on && insert_tail_locked(last, dst + on, dst + nn) != KERN_SUCCESS) return fail(out, ENOMEM);
+  if (nn > on && insert_tail_locked(last, o + on, dst + on, dst + nn) != KERN_SUCCESS) return fail(out, ENOMEM);
   if (noted(vm_map_move(g_map, o, dst, on)) != KERN_SUCCESS) {
     delete_locked(dst + on, dst + nn);
     return fail(out, ENOMEM);
@@ -1143,7 +1148,7 @@ mm_route mm_mremap(void* old_addr, std::size_t old_len, std::size_t new_len, int
     vm_inherit_t inh = last->inheritance;
     vm_ooffset_t ident = last->offset + (o + on - last->start);
     if (paged) {
-      if (insert_tail_locked(last, o + on, o + nn) != KERN_SUCCESS) return fail(out, ENOMEM);
+      if (insert_tail_locked(last, o + on, o + on, o + nn) != KERN_SUCCESS) return fail(out, ENOMEM);
       vm_stat_inc(V_MREMAP_IN_PLACE);
       return answer(out, static_cast<long>(o));
     }

@@ -20,7 +20,10 @@
 #      in, the rest locked without being faulted in (the paged run of mmap_diff with mlock,
 #      2026-12-04: vmrt said 0 there, and unlocked what it could not populate);
 #   8. mlock over a file page past the end is ENOMEM (vmrt said EAGAIN), the mapping locked;
-#   9. MADV_REMOVE refuses locked memory with EINVAL before private memory with EACCES.
+#   9. MADV_REMOVE refuses locked memory with EINVAL before private memory with EACCES;
+#  10. a page from the middle of a private file mapping, moved and grown by MREMAP_FIXED: the
+#      growth maps the file's pages after that page (with paging vmrt mapped those after the
+#      mapping's end, past the file's: SIGBUS in the paged differential, seeds 1 and 2).
 # Each case also runs with paging (--physmem, userfaultfd: the mappings are vmrt's pageable
 # memory, private file mappings its vnode pager's), where 1 and 2 are known limits (README).
 source "$(dirname "$0")/lib/scenario_lib.bash" "$1"
@@ -181,6 +184,20 @@ int main(void) {
   say("9 madvise REMOVE", madvise(m, PG, MADV_REMOVE));
   say("9 mlock it", mlock(m, PG));
   say("9 madvise REMOVE locked", madvise(m, PG, MADV_REMOVE));
+  /* 10. The middle page of a private file mapping moved and grown. */
+  char path3[] = "/tmp/mmap_rules.XXXXXX";
+  int fd3 = mkstemp(path3);
+  unlink(path3);
+  for (int i = 0; i < 8; ++i) {
+    char page[PG];
+    memset(page, 'a' + i, PG);
+    if (write(fd3, page, PG) != (ssize_t)PG) return 1;
+  }
+  m = mmap(slot(14), 6 * PG, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd3, 2 * PG);
+  sayp("10 private file mapping of pages 2-7", m, slot(14));
+  r = mremap(m + PG, PG, 3 * PG, MREMAP_MAYMOVE | MREMAP_FIXED, slot(15));
+  sayp("10 its page 3 moved and grown to 3 pages", r, slot(15));
+  if (r != MAP_FAILED) printf("10 file pages there: %c%c%c\n", r[0], r[PG], r[2 * PG]);
   return 0;
 }
 C
@@ -212,4 +229,4 @@ for trap in auto; do
     note "KNOWN LIMIT: --physmem --trap $trap: cases 1 and 2 (mremap across mappings on pageable memory) differ (README, Paging)"
   fi
 done
-note "ok: cases 3-9 identical to native on pageable memory"
+note "ok: cases 3-10 identical to native on pageable memory"
