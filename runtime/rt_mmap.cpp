@@ -860,6 +860,11 @@ VMRT_FORK_CHILD_TEXT void mm_fork_child() {
       vm_prot_t prot = ent->protection;
       delete_locked(s, e);
       (void)insert_paged_locked(s, e, prot, VM_INHERIT_ZERO);
+    } else if (ent->wired_count != 0) {
+      // Memory locks are not inherited (Linux's dup_mmap clears VM_LOCKED): the child's
+      // advice that Linux refuses on locked memory is taken (the paged differential, seeds
+      // 39 and 47, failed MADV_FREE and MADV_COLD in a child with EINVAL).
+      vm_map_unwire_locked(g_map, s, e);
     }
     if (!vm_map_lookup_entry(g_map, e, &ent)) ent = ent->next;
   }
@@ -1035,6 +1040,17 @@ static bool one_paged_mapping(vaddr_t o, vsize_t on) {
 // move costs no copy and no page-in.  A growth's tail is new zero-fill memory; with
 // MREMAP_DONTUNMAP the old range stays mapped and reads zeros, as Linux leaves a private
 // anonymous range.  => VM lock held; [o, o + on) covered by pageable entries.
+// What MREMAP_DONTUNMAP leaves at the old range: each mapping as it was, emptied (Linux keeps
+// the old VMAs): anonymous memory reads zeros, a private file mapping the file's pages again.
+struct old_piece {
+  vaddr_t s, e;
+  vm_prot_t prot;
+  vm_inherit_t inh;
+  vm_object* file;  // the vnode object of a private file mapping (held by the moved entries), else null
+  vm_ooffset_t off;
+};
+VMRT_LARGE_BSS static old_piece g_old[kMaxMovePieces];  // [VM lock]
+
 static mm_route paged_move(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn, bool dontunmap, mm_answer* out) {
   remove_locked(dst, dst + nn);
   if (nn < on) {  // what does not move goes first, while its pages are this range's alone
@@ -1050,12 +1066,30 @@ static mm_route paged_move(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn, bool 
     lazy = lazy || (ent->eflags & MAP_ENTRY_LOCKED_LAZY) != 0;
     return !(wired = ent->wired_count != 0 && (ent->eflags & MAP_ENTRY_LOCKED_LAZY) == 0);
   });
+  unsigned nold = 0;
+  if (dontunmap)
+    walk(o, o + on, [&](vaddr_t s, vaddr_t e, vm_map_entry* ent) {
+      if (nold == kMaxMovePieces) return false;  // the rest: anonymous, as the last piece
+      old_piece& p = g_old[nold++];
+      p = {s, e, ent->protection, ent->inheritance, nullptr, 0};
+      if (!file_position(ent, s, &p.file, &p.off)) p.file = nullptr;
+      return true;
+    });
   if (nn > on && insert_tail_locked(last, o + on, dst + on, dst + nn) != KERN_SUCCESS) return fail(out, ENOMEM);
   if (noted(vm_map_move(g_map, o, dst, on)) != KERN_SUCCESS) {
     delete_locked(dst + on, dst + nn);
     return fail(out, ENOMEM);
   }
-  if (dontunmap) (void)insert_paged_locked(o, o + on, last_prot, last_inh);
+  if (dontunmap) {
+    vaddr_t done = o;
+    for (unsigned k = 0; k < nold; ++k) {
+      const old_piece& p = g_old[k];
+      if (p.file != nullptr) (void)insert_paged_file_locked(p.s, p.e, p.prot, p.inh, p.file, p.off);
+      else (void)insert_paged_locked(p.s, p.e, p.prot, p.inh);
+      done = p.e;
+    }
+    if (done < o + on) (void)insert_paged_locked(done, o + on, last_prot, last_inh);
+  }
   if (wired) (void)vm_map_wire_locked(g_map, dst, dst + nn);  // mlocked memory stays locked
   else if (lazy) vm_map_lock_lazy_locked(g_map, dst, dst + nn);
   vm_stat_inc(V_MREMAP_MOVES);

@@ -23,7 +23,12 @@
 #   9. MADV_REMOVE refuses locked memory with EINVAL before private memory with EACCES;
 #  10. a page from the middle of a private file mapping, moved and grown by MREMAP_FIXED: the
 #      growth maps the file's pages after that page (with paging vmrt mapped those after the
-#      mapping's end, past the file's: SIGBUS in the paged differential, seeds 1 and 2).
+#      mapping's end, past the file's: SIGBUS in the paged differential, seeds 1 and 2);
+#  11. MREMAP_DONTUNMAP of a private file mapping leaves a file mapping behind (its pages
+#      read from the file again; MADV_WIPEONFORK is EINVAL there), not anonymous memory
+#      (paged differential, seeds 23 and 29);
+#  12. memory locks are not inherited: a fork child's MADV_COLD on memory its parent locked
+#      is taken (seeds 39 and 47: EINVAL under paging).
 # Each case also runs with paging (--physmem, userfaultfd: the mappings are vmrt's pageable
 # memory, private file mappings its vnode pager's), where 1 and 2 are known limits (README).
 source "$(dirname "$0")/lib/scenario_lib.bash" "$1"
@@ -198,6 +203,23 @@ int main(void) {
   r = mremap(m + PG, PG, 3 * PG, MREMAP_MAYMOVE | MREMAP_FIXED, slot(15));
   sayp("10 its page 3 moved and grown to 3 pages", r, slot(15));
   if (r != MAP_FAILED) printf("10 file pages there: %c%c%c\n", r[0], r[PG], r[2 * PG]);
+  /* 11. MREMAP_DONTUNMAP of a private file mapping: the old range is still the file's. */
+  m = mmap(slot(14), 2 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd3, 4 * PG);
+  m[0] = 'X';
+  r = mremap(m, 2 * PG, 2 * PG, MREMAP_MAYMOVE | MREMAP_DONTUNMAP | MREMAP_FIXED, slot(15));
+  sayp("11 dontunmap of a private file mapping", r, slot(15));
+  if (r != MAP_FAILED) printf("11 moved %c%c, left behind %c%c\n", r[0], r[PG], m[0], m[PG]);
+  say("11 madvise WIPEONFORK on what was left", madvise(m, PG, MADV_WIPEONFORK));
+  /* 12. A fork child does not inherit its parent's locks. */
+  a = slot(11);
+  say("12 mlock in the parent", mlock(a, PG));
+  pid = fork();
+  if (pid == 0) {
+    say("12 child madvise COLD", madvise(a, PG, MADV_COLD));
+    _exit(0);
+  }
+  waitpid(pid, 0, 0);
+  say("12 parent madvise COLD", madvise(a, PG, MADV_COLD));
   return 0;
 }
 C
@@ -229,4 +251,4 @@ for trap in auto; do
     note "KNOWN LIMIT: --physmem --trap $trap: cases 1 and 2 (mremap across mappings on pageable memory) differ (README, Paging)"
   fi
 done
-note "ok: cases 3-10 identical to native on pageable memory"
+note "ok: cases 3-12 identical to native on pageable memory"
