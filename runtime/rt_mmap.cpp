@@ -1097,6 +1097,53 @@ static mm_route paged_move(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn, bool 
   return answer(out, static_cast<long>(dst));
 }
 
+// MREMAP_FIXED of pageable memory spanning several mappings, or holes, at the same length
+// (Linux 6.17+ moves them together): each piece goes to its place in [dst, dst + on) over
+// what was there, and the destination under a hole keeps what it had (scenario
+// mmap_linux_rules, case 2).  False when a piece is not pageable or there are too many
+// (the caller says EFAULT, as an older kernel).  => VM lock held; [o, o + on) starts in an
+// entry and does not overlap the destination.
+static bool paged_move_pieces(vaddr_t o, vsize_t on, vaddr_t dst, mm_answer* out) {
+  unsigned n = 0;
+  bool ok = true;
+  for (vaddr_t x = o; x < o + on;) {
+    vm_map_entry* ent;
+    if (!vm_map_lookup_entry(g_map, x, &ent)) {  // a hole: up to the next entry
+      vm_map_entry* nx = ent->next;
+      x = vm_map_is_end(g_map, nx) || nx->start > o + on ? o + on : nx->start;
+      continue;
+    }
+    vaddr_t e = ent->end < o + on ? ent->end : o + on;
+    if (!vm_backed(ent) || n == kMaxMovePieces) {
+      ok = false;
+      break;
+    }
+    g_old[n++] = {x, e, ent->protection, ent->inheritance, nullptr, 0};
+    x = e;
+  }
+  if (!ok) return false;
+  for (unsigned k = 0; k < n; ++k) {
+    const vaddr_t s = g_old[k].s, e = g_old[k].e, d = dst + (s - o);
+    bool wired = false, lazy = false;
+    walk(s, e, [&](vaddr_t, vaddr_t, vm_map_entry* ent) {
+      lazy = lazy || (ent->eflags & MAP_ENTRY_LOCKED_LAZY) != 0;
+      wired = wired || (ent->wired_count != 0 && (ent->eflags & MAP_ENTRY_LOCKED_LAZY) == 0);
+      return true;
+    });
+    remove_locked(d, d + (e - s));
+    if (noted(vm_map_move(g_map, s, d, e - s)) != KERN_SUCCESS) {
+      (void)fail(out, ENOMEM);
+      return true;  // answered (what moved before stays moved, as a partial move on Linux)
+    }
+    if (wired) (void)vm_map_wire_locked(g_map, d, d + (e - s));
+    else if (lazy) vm_map_lock_lazy_locked(g_map, d, d + (e - s));
+  }
+  vm_stat_inc(V_MREMAP_MOVES);
+  rt_count(RC_MREMAP_PAGED_MOVES);
+  (void)answer(out, static_cast<long>(dst));
+  return true;
+}
+
 // Linux's order (mm/mremap.c): flags, alignment, lengths, MREMAP_FIXED's destination
 // (alignment, range, overlap), a mapping at old_address (EFAULT).  A shrink in place may
 // span several mappings and holes; a growth or an unfixed MREMAP_DONTUNMAP needs the old
@@ -1153,7 +1200,11 @@ mm_route mm_mremap(void* old_addr, std::size_t old_len, std::size_t new_len, int
     return answer(out, static_cast<long>(na));
   }
   if (fixed) {
-    if (paged) return one_paged_mapping(o, on) ? paged_move(o, on, na, nn, dontunmap, out) : fail(out, EFAULT);
+    if (paged) {
+      if (one_paged_mapping(o, on)) return paged_move(o, on, na, nn, dontunmap, out);
+      if (!dontunmap && nn == on && paged_move_pieces(o, on, na, out)) return mm_route::handled;
+      return fail(out, EFAULT);
+    }
     return host_move_in_area(o, on, na, nn, flags, out);
   }
   if (!dontunmap && nn <= on) {  // shrink (or the same length) in place: holes allowed
