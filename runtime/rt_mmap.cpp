@@ -24,11 +24,13 @@
 #include "vm/pmap.h"
 #include "vm/vm_assert.h"
 #include "vm/vm_fail.h"
+#include "vm/vm_fault.h"
 #include "vm/vm_heap.h"
 #include "vm/vm_lock.h"
 #include "vm/vm_map.h"
 #include "vm/vm_object.h"
 #include "vm/vm_pageout.h"
+#include "vm/vm_pager.h"
 #include "vm/vm_stats.h"
 #include "vm/vm_sys.h"
 #include "vm/vmspace.h"
@@ -1097,6 +1099,68 @@ static mm_route paged_move(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn, bool 
   return answer(out, static_cast<long>(dst));
 }
 
+// Pageable private anonymous memory moved to a fixed address outside vmrt's area (over the
+// program's own host mappings: a low mmap hint, a mapping the host made): its frames cannot
+// be mapped there, so the destination becomes host memory holding the same bytes.  Each page
+// resident in the VM is copied, a page in swap is read back and copied, a page never touched
+// stays untouched at the destination (zeros, not resident, as the moved page would be); a
+// growth reads zeros; the old range goes (MREMAP_DONTUNMAP: stays, emptied); a locked range
+// is locked there.  A private file mapping is still refused (ENOMEM: its untouched pages
+// would have to be the file's).  Linux moves the pages themselves (the paged differential's
+// last differences, 2026-12-04: vmrt refused every such move with ENOMEM).
+//  => VM lock held (dropped while a page is read back from swap); [o, o + on) one pageable
+//     mapping; [dst, dst + nn) outside the area, not overlapping it.
+static mm_route paged_move_out(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn, bool dontunmap, mm_answer* out) {
+  vm_map_entry* ent;
+  VMRT_ASSERT(vm_map_lookup_entry(g_map, o, &ent));
+  vm_object* fobj;
+  vm_ooffset_t foff;
+  if (file_position(ent, o, &fobj, &foff)) return fail(out, ENOMEM);
+  // The page of va in the VM: resident (returned), in a pager (*paged), or neither.
+  auto page_of = [](vaddr_t va, bool* paged) -> vm_page* {
+    *paged = false;
+    vm_map_entry* e;
+    if (!vm_map_lookup_entry(g_map, va, &e) || e->object == nullptr) return nullptr;
+    vm_pindex_t pi = atop(e->offset + (va - e->start));
+    if (vm_page* m = vm_object_chain_lookup(e->object, pi, nullptr)) return m;
+    for (vm_object* q = e->object; q != nullptr; pi += q->backing_offset, q = q->backing_object)
+      if (vm_pager_has_page(q, pi)) {
+        *paged = true;
+        break;
+      }
+    return nullptr;
+  };
+  // Pages in swap come back first, while the source is mapped (the fault may drop the lock).
+  for (vaddr_t va = o; va < o + on; va += PAGE_SIZE) {
+    bool paged = false;
+    if (page_of(va, &paged) != nullptr || !paged) continue;
+    vm_fault_result r{};
+    if (vm_fault_locked(g_map, va, VM_FAULT_READ, VM_FAULT_POPULATE, va + PAGE_SIZE, &r) != KERN_SUCCESS)
+      return fail(out, ENOMEM);
+  }
+  if (!one_paged_mapping(o, on)) return fail(out, EFAULT);  // changed while a page was read
+  VMRT_ASSERT(vm_map_lookup_entry(g_map, o, &ent));
+  const vm_prot_t prot = ent->protection;
+  const vm_inherit_t inh = ent->inheritance;
+  const bool locked = ent->wired_count != 0;
+  void* d = vmrt::sys::mmap(reinterpret_cast<void*>(dst), nn, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  if (d == MAP_FAILED) return fail(out, ENOMEM);
+  rt_count(RC_HOST_MMAP);
+  const pmap_ops* ops = pmap_machine_ops();
+  const vsize_t n = nn < on ? nn : on;
+  for (vaddr_t va = o; va < o + n; va += PAGE_SIZE) {
+    bool paged = false;
+    if (vm_page* m = page_of(va, &paged)) std::memcpy(reinterpret_cast<void*>(dst + (va - o)), ops->page_address(m), PAGE_SIZE);
+  }
+  (void)vmrt::sys::mprotect(reinterpret_cast<void*>(dst), nn, static_cast<int>(prot));
+  if (locked) (void)vmrt::sys::mlock(reinterpret_cast<void*>(dst), nn);
+  remove_locked(o, o + on);
+  if (dontunmap) (void)insert_paged_locked(o, o + on, prot, inh);
+  vm_stat_inc(V_MREMAP_MOVES);
+  rt_count(RC_MREMAP_PAGED_MOVES);
+  return answer(out, static_cast<long>(dst));
+}
+
 // MREMAP_FIXED of pageable memory spanning several mappings, or holes, at the same length
 // (Linux 6.17+ moves them together): each piece goes to its place in [dst, dst + on) over
 // what was there, and the destination under a hole keeps what it had (scenario
@@ -1186,8 +1250,8 @@ mm_route mm_mremap(void* old_addr, std::size_t old_len, std::size_t new_len, int
   if (!vm_map_lookup_entry(g_map, o, &first)) return fail(out, EFAULT);  // no mapping at old_address
   bool paged = starts_paged(o);
   if (fixed && !dst_in) {
-    // Pageable memory cannot leave the area (its pages are vmrt's frames): refused.
-    if (paged) return fail(out, ENOMEM);
+    // Pageable memory leaving the area: copied into host memory there (paged_move_out).
+    if (paged) return one_paged_mapping(o, on) ? paged_move_out(o, on, na, nn, dontunmap, out) : fail(out, EFAULT);
     // Out of the area (over the program's own host mappings): the host moves the pages
     // (the old range's holes made real for the call); the area keeps what the host left.
     for_each_hole(o, o + on, [](vaddr_t x, vaddr_t y) { (void)pmap_linux_host_punch(x, y); });

@@ -28,7 +28,9 @@
 #      read from the file again; MADV_WIPEONFORK is EINVAL there), not anonymous memory
 #      (paged differential, seeds 23 and 29);
 #  12. memory locks are not inherited: a fork child's MADV_COLD on memory its parent locked
-#      is taken (seeds 39 and 47: EINVAL under paging).
+#      is taken (seeds 39 and 47: EINVAL under paging);
+#  13. anonymous memory moved (and grown) to a fixed address outside vmrt's area (over a low
+#      mapping): the bytes and the residency go along (under paging vmrt said ENOMEM).
 # Each case also runs with paging (--physmem, userfaultfd: the mappings are vmrt's pageable
 # memory, private file mappings its vnode pager's), where case 1 is a known limit (README).
 source "$(dirname "$0")/lib/scenario_lib.bash" "$1"
@@ -64,7 +66,7 @@ static char* anon(char* at, size_t n, int prot) { return mmap(at, n * PG, prot, 
 int main(void) {
   void* volatile boot = malloc(16);  /* vmrt boots at the first malloc */
   free(boot);
-  ar = mmap(0, 16 * 16 * PG, PROT_NONE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  ar = mmap(0, 20 * 16 * PG, PROT_NONE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (ar == MAP_FAILED) return 1;
   char *a, *b, *r;
   /* 1. Two VMAs Linux keeps apart (a moved mapping does not merge with the one before it:
@@ -220,6 +222,19 @@ int main(void) {
   }
   waitpid(pid, 0, 0);
   say("12 parent madvise COLD", madvise(a, PG, MADV_COLD));
+  /* 13. Moved and grown to a fixed address outside vmrt's area. */
+  char* low = mmap((void*)0x10000, 4 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  sayp("13 a low mapping", low, (void*)0x10000);
+  a = anon(slot(16), 3, PROT_READ | PROT_WRITE);
+  memset(a, 'p', PG);
+  memset(a + PG, 'q', PG);
+  r = mremap(a, 3 * PG, 4 * PG, MREMAP_MAYMOVE | MREMAP_FIXED, low);
+  sayp("13 moved over it, grown", r, low);
+  if (r != MAP_FAILED) {
+    printf("13 residency there %s\n", res(r, 4));
+    printf("13 contents %c%c %d %d\n", r[0], r[PG], r[2 * PG], r[3 * PG]);
+    printf("13 the old range %s\n", res(a, 3));
+  }
   return 0;
 }
 C
@@ -252,4 +267,4 @@ for trap in auto; do
     note "KNOWN LIMIT: --physmem --trap $trap: case 1 (a growth across mappings vmrt merged) differs (README, Paging)"
   fi
 done
-note "ok: cases 2-12 identical to native on pageable memory"
+note "ok: cases 2-13 identical to native on pageable memory"
