@@ -1099,23 +1099,21 @@ static mm_route paged_move(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn, bool 
   return answer(out, static_cast<long>(dst));
 }
 
-// Pageable private anonymous memory moved to a fixed address outside vmrt's area (over the
-// program's own host mappings: a low mmap hint, a mapping the host made): its frames cannot
-// be mapped there, so the destination becomes host memory holding the same bytes.  Each page
-// resident in the VM is copied, a page in swap is read back and copied, a page never touched
-// stays untouched at the destination (zeros, not resident, as the moved page would be); a
-// growth reads zeros; the old range goes (MREMAP_DONTUNMAP: stays, emptied); a locked range
-// is locked there.  A private file mapping is still refused (ENOMEM: its untouched pages
-// would have to be the file's).  Linux moves the pages themselves (the paged differential's
-// last differences, 2026-12-04: vmrt refused every such move with ENOMEM).
+// Pageable private memory moved to a fixed address outside vmrt's area (over the program's
+// own host mappings: a low mmap hint, a mapping the host made): its frames cannot be mapped
+// there, so the destination becomes host memory holding the same bytes.  Each page resident
+// in the VM is copied, a page in swap is read back and copied; a page never touched stays
+// untouched at the destination (zeros, not resident, as the moved page would be), or holds
+// the file's page for a private file mapping, as does a growth of one (of anonymous memory:
+// zeros).  The old range goes (MREMAP_DONTUNMAP: stays, emptied); a locked range is locked
+// there.  What differs from Linux, which moves the pages themselves: a private file page
+// there is a copy (a later change to the file does not show through it: POSIX leaves that
+// unspecified), and a page past the file's end reads zeros instead of raising SIGBUS.  (The
+// paged differential's last differences, 2026-12-04: vmrt refused every such move, ENOMEM.)
 //  => VM lock held (dropped while a page is read back from swap); [o, o + on) one pageable
 //     mapping; [dst, dst + nn) outside the area, not overlapping it.
 static mm_route paged_move_out(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn, bool dontunmap, mm_answer* out) {
   vm_map_entry* ent;
-  VMRT_ASSERT(vm_map_lookup_entry(g_map, o, &ent));
-  vm_object* fobj;
-  vm_ooffset_t foff;
-  if (file_position(ent, o, &fobj, &foff)) return fail(out, ENOMEM);
   // The page of va in the VM: resident (returned), in a pager (*paged), or neither.
   auto page_of = [](vaddr_t va, bool* paged) -> vm_page* {
     *paged = false;
@@ -1149,9 +1147,24 @@ static mm_route paged_move_out(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn, b
   const pmap_ops* ops = pmap_machine_ops();
   const vsize_t n = nn < on ? nn : on;
   for (vaddr_t va = o; va < o + n; va += PAGE_SIZE) {
+    void* to = reinterpret_cast<void*>(dst + (va - o));
     bool paged = false;
-    if (vm_page* m = page_of(va, &paged)) std::memcpy(reinterpret_cast<void*>(dst + (va - o)), ops->page_address(m), PAGE_SIZE);
+    if (vm_page* m = page_of(va, &paged)) {
+      std::memcpy(to, ops->page_address(m), PAGE_SIZE);
+      continue;
+    }
+    vm_map_entry* e;
+    vm_object* f;
+    vm_ooffset_t off;
+    if (vm_map_lookup_entry(g_map, va, &e) && file_position(e, va, &f, &off)) (void)vnode_object_read_page(f, atop(off), to);
   }
+  // A private file mapping's growth: the file's next pages.
+  vm_map_entry* last;
+  vm_object* f;
+  vm_ooffset_t off;
+  if (nn > on && vm_map_lookup_entry(g_map, o + on - PAGE_SIZE, &last) && file_position(last, o + on, &f, &off))
+    for (vaddr_t k = on; k < nn; k += PAGE_SIZE)
+      (void)vnode_object_read_page(f, atop(off + (k - on)), reinterpret_cast<void*>(dst + k));
   (void)vmrt::sys::mprotect(reinterpret_cast<void*>(dst), nn, static_cast<int>(prot));
   if (locked) (void)vmrt::sys::mlock(reinterpret_cast<void*>(dst), nn);
   remove_locked(o, o + on);

@@ -198,4 +198,8 @@ int vnode_object_attach_store(vm_object* obj, int fd, std::uint64_t bytes) {
 
 vm_pindex_t vnode_object_pages(const vm_object* obj) { return store_pages(vnode_of(obj)); }
 
+bool vnode_object_read_page(const vm_object* obj, vm_pindex_t pindex, void* buf) {
+  return copy_from_store(vnode_of(obj), pindex, buf);
+}
+
 }  // namespace vmrt

@@ -76,6 +76,9 @@ inline constexpr std::uint64_t kVnodeStoreMin = std::uint64_t{64} << 20;
 
 // Pages the store spans (0: no store).  => VM lock held.
 vm_pindex_t vnode_object_pages(const vm_object* obj);
+// Copy page pindex of obj's file into buf (PAGE_SIZE bytes) from its store: false past the
+// file's end (or cut by a truncation since).  => VM lock held; obj a vnode object.
+bool vnode_object_read_page(const vm_object* obj, vm_pindex_t pindex, void* buf);
 
 extern const vm_pager_ops kVnodePagerOps;
 

@@ -30,7 +30,9 @@
 #  12. memory locks are not inherited: a fork child's MADV_COLD on memory its parent locked
 #      is taken (seeds 39 and 47: EINVAL under paging);
 #  13. anonymous memory moved (and grown) to a fixed address outside vmrt's area (over a low
-#      mapping): the bytes and the residency go along (under paging vmrt said ENOMEM).
+#      mapping): the bytes and the residency go along (under paging vmrt said ENOMEM);
+#  14. the same with a private file mapping, one page of it written: the written page and the
+#      file's pages (the growth's too) are there (ENOMEM before).
 # Each case also runs with paging (--physmem, userfaultfd: the mappings are vmrt's pageable
 # memory, private file mappings its vnode pager's), where case 1 is a known limit (README).
 source "$(dirname "$0")/lib/scenario_lib.bash" "$1"
@@ -235,6 +237,14 @@ int main(void) {
     printf("13 contents %c%c %d %d\n", r[0], r[PG], r[2 * PG], r[3 * PG]);
     printf("13 the old range %s\n", res(a, 3));
   }
+  /* 14. A private file mapping moved and grown outside vmrt's area. */
+  low = mmap((void*)0x20000, 4 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  sayp("14 a low mapping", low, (void*)0x20000);
+  m = mmap(slot(17), 2 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd3, 3 * PG);
+  m[PG] = 'W';
+  r = mremap(m, 2 * PG, 3 * PG, MREMAP_MAYMOVE | MREMAP_FIXED, low);
+  sayp("14 moved over it, grown", r, low);
+  if (r != MAP_FAILED) printf("14 contents %c%c%c\n", r[0], r[PG], r[2 * PG]);
   return 0;
 }
 C
@@ -267,4 +277,4 @@ for trap in auto; do
     note "KNOWN LIMIT: --physmem --trap $trap: case 1 (a growth across mappings vmrt merged) differs (README, Paging)"
   fi
 done
-note "ok: cases 2-13 identical to native on pageable memory"
+note "ok: cases 2-14 identical to native on pageable memory"
