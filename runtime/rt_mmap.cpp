@@ -33,6 +33,7 @@
 #include "vm/vm_pager.h"
 #include "vm/vm_stats.h"
 #include "vm/vm_sys.h"
+#include "vm/vm_tables.h"
 #include "vm/vmspace.h"
 #include "vm/vnode_pager.h"
 
@@ -1113,6 +1114,11 @@ static mm_route paged_move(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn, bool 
 //  => VM lock held (dropped while a page is read back from swap); [o, o + on) one pageable
 //     mapping; [dst, dst + nn) outside the area, not overlapping it.
 static mm_route paged_move_out(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn, bool dontunmap, mm_answer* out) {
+  // Never over vmrt's own memory (its region: the heap, kmem; its table arena): the copy is
+  // written with the VM lock held.
+  if ((dst < region_base() + region_size() && dst + nn > region_base()) ||
+      sys::table_in_arena(reinterpret_cast<const void*>(dst), nn))
+    return fail(out, ENOMEM);
   vm_map_entry* ent;
   // The page of va in the VM: resident (returned), in a pager (*paged), or neither.
   auto page_of = [](vaddr_t va, bool* paged) -> vm_page* {
