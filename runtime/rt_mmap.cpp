@@ -1120,14 +1120,15 @@ static mm_route paged_move_out(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn, b
       sys::table_in_arena(reinterpret_cast<const void*>(dst), nn))
     return fail(out, ENOMEM);
   vm_map_entry* ent;
-  // The page of va in the VM: resident (returned), in a pager (*paged), or neither.
+  // The page of va in the VM: resident (returned), in swap (*paged), or neither (a file's
+  // page is read from the file below, without a fault: the mapping may be PROT_NONE).
   auto page_of = [](vaddr_t va, bool* paged) -> vm_page* {
     *paged = false;
     vm_map_entry* e;
     if (!vm_map_lookup_entry(g_map, va, &e) || e->object == nullptr) return nullptr;
     vm_pindex_t pi = atop(e->offset + (va - e->start));
     if (vm_page* m = vm_object_chain_lookup(e->object, pi, nullptr)) return m;
-    for (vm_object* q = e->object; q != nullptr; pi += q->backing_offset, q = q->backing_object)
+    for (vm_object* q = e->object; q != nullptr && q->type != OBJT_VNODE; pi += q->backing_offset, q = q->backing_object)
       if (vm_pager_has_page(q, pi)) {
         *paged = true;
         break;

@@ -32,7 +32,8 @@
 #  13. anonymous memory moved (and grown) to a fixed address outside vmrt's area (over a low
 #      mapping): the bytes and the residency go along (under paging vmrt said ENOMEM);
 #  14. the same with a private file mapping, one page of it written: the written page and the
-#      file's pages (the growth's too) are there (ENOMEM before).
+#      file's pages (the growth's too) are there (ENOMEM before); and with a PROT_NONE one
+#      (seed 26: vmrt faulted its pages in to copy them, which PROT_NONE refused: ENOMEM).
 # Each case also runs with paging (--physmem, userfaultfd: the mappings are vmrt's pageable
 # memory, private file mappings its vnode pager's), where case 1 is a known limit (README).
 source "$(dirname "$0")/lib/scenario_lib.bash" "$1"
@@ -245,6 +246,14 @@ int main(void) {
   r = mremap(m, 2 * PG, 3 * PG, MREMAP_MAYMOVE | MREMAP_FIXED, low);
   sayp("14 moved over it, grown", r, low);
   if (r != MAP_FAILED) printf("14 contents %c%c%c\n", r[0], r[PG], r[2 * PG]);
+  low = mmap((void*)0x30000, 4 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  m = mmap(slot(18), 3 * PG, PROT_NONE, MAP_PRIVATE | MAP_FIXED, fd3, 5 * PG);
+  r = mremap(m + PG, 2 * PG, 3 * PG, MREMAP_MAYMOVE | MREMAP_FIXED, low);
+  sayp("14 PROT_NONE file pages moved out, grown", r, low);
+  if (r != MAP_FAILED) {
+    say("14 mprotect them readable", mprotect(r, 2 * PG, PROT_READ));
+    printf("14 PROT_NONE contents %c%c\n", r[0], r[PG]);
+  }
   return 0;
 }
 C
