@@ -1130,6 +1130,7 @@ int main(int argc, char** argv) {
   struct cell {
     bool ok = false;
     double ms = NAN, rss_kb = NAN, rps = NAN, frag = NAN, bucket_frag = NAN, cpu_ms = NAN;
+    double spread = NAN;  // the time's interquartile range over its median (run-to-run noise)
     long long extra = -1;
     std::string result, vmstat, error;
   };
@@ -1152,6 +1153,16 @@ int main(int argc, char** argv) {
       }
       c.ok = true;
       c.ms = median(ms);
+      if (ms.size() >= 4) {
+        std::vector<double> sorted = ms;
+        std::sort(sorted.begin(), sorted.end());
+        auto at = [&](double q) {  // linear interpolation between order statistics
+          double x = q * double(sorted.size() - 1);
+          size_t i = size_t(x);
+          return i + 1 < sorted.size() ? sorted[i] + (x - double(i)) * (sorted[i + 1] - sorted[i]) : sorted[i];
+        };
+        if (c.ms > 0) c.spread = (at(0.75) - at(0.25)) / c.ms;
+      }
       c.rss_kb = median(rss);
       c.rps = median(rps);
       c.cpu_ms = median(cpu);
@@ -1170,7 +1181,9 @@ int main(int argc, char** argv) {
   // Table.
   std::printf("\nMedians of %d interleaved runs%s. time: the workload's own clock (workers) or wall time (apps);\n"
               "RSS: peak RSS of the process under test (wait4). x%s: ratio to %s (lower is better for both).\n"
-              "frag: (peak RSS - empty-worker RSS) / peak bytes requested; for vmrt also HighUse / requested.\n",
+              "frag: (peak RSS - empty-worker RSS) / peak bytes requested; for vmrt also HighUse / requested.\n"
+              "+-: the time's interquartile range over its median (4 reps or more): a ratio closer to 1 than\n"
+              "    the two rows' spreads is within this machine's run-to-run noise.\n",
               reps_done, cut ? " (the last cut short: its later workloads have one fewer)" : "", baseline.c_str(),
               baseline.c_str());
   for (size_t t = 0; t < NT; ++t) {
@@ -1180,8 +1193,8 @@ int main(int argc, char** argv) {
     if (sc != 1.0) std::snprintf(scaled, sizeof scaled, " [counts x%g]", sc);
     std::printf("\n%s (%d thread%s): %s%s%s\n", tk.name.c_str(), tk.threads, tk.threads > 1 ? "s" : "", tk.what.c_str(),
                 scaled, mismatch_any[t] ? "   RESULT MISMATCH" : "");
-    std::printf("  %-10s %10s %7s %10s %7s %6s  %s\n", "allocator", "time ms", "x base", "RSS MiB", "x base", "frag",
-                "result / notes");
+    std::printf("  %-10s %10s %6s %7s %10s %7s %6s  %s\n", "allocator", "time ms", "+-", "x base", "RSS MiB", "x base",
+                "frag", "result / notes");
     const cell& b = med[t][size_t(ibase)];
     for (size_t k = 0; k < NA; ++k) {
       const cell& c = med[t][k];
@@ -1198,15 +1211,16 @@ int main(int argc, char** argv) {
         if (!std::isnan(c.bucket_frag)) notes += ", HighUse/req " + fmt(c.bucket_frag, "%.2f");
         notes += "]";
       }
-      std::printf("  %-10s %10.2f %7.2f %10.1f %7.2f %6s  %s\n", als[k].name.c_str(), c.ms, c.ms / b.ms, c.rss_kb / 1024,
-                  c.rss_kb / b.rss_kb, fmt(c.frag, "%.2f").c_str(), notes.c_str());
+      std::string spread = std::isnan(c.spread) ? "" : fmt(100 * c.spread, "%.0f") + "%";
+      std::printf("  %-10s %10.2f %6s %7.2f %10.1f %7.2f %6s  %s\n", als[k].name.c_str(), c.ms, spread.c_str(), c.ms / b.ms,
+                  c.rss_kb / 1024, c.rss_kb / b.rss_kb, fmt(c.frag, "%.2f").c_str(), notes.c_str());
     }
   }
 
   // CSV.
   std::string csv =
       "workload,allocator,status,reps,time_ms,time_vs_" + baseline + ",peak_rss_mib,rss_vs_" + baseline +
-      ",frag,bucket_frag,rps,malloc64_added_kb,result,vmstat,error\n";
+      ",frag,bucket_frag,rps,malloc64_added_kb,result,vmstat,error,time_spread\n";
   for (size_t t = 0; t < NT; ++t)
     for (size_t k = 0; k < NA; ++k) {
       const cell& c = med[t][k];
@@ -1215,7 +1229,7 @@ int main(int argc, char** argv) {
              std::to_string(results[t][k].size()) + "," + fmt(c.ms) + "," + fmt(c.ms / b.ms) + "," +
              fmt(c.rss_kb / 1024) + "," + fmt(c.rss_kb / b.rss_kb) + "," + fmt(c.frag) + "," + fmt(c.bucket_frag) + "," +
              fmt(c.rps, "%.0f") + "," + (c.extra >= 0 ? std::to_string(c.extra) : "") + "," + csv_quote(c.result) + "," +
-             csv_quote(c.vmstat) + "," + csv_quote(c.error) + "\n";
+             csv_quote(c.vmstat) + "," + csv_quote(c.error) + "," + fmt(c.spread) + "\n";
     }
   write_file(g_cfg.outdir + "/results.csv", csv);
   write_file(g_cfg.outdir + "/runs.csv", runs_csv);

@@ -20,8 +20,15 @@ WORKLOADS=small_churn,prodcons,mixed_server,larson,cache_scratch,xmalloc,symboli
 CSV=$OUT/results.csv
 [ -s "$CSV" ] || fail "no results.csv"
 [ -s "$OUT/runs.csv" ] || fail "no runs.csv"
-head -1 "$CSV" | grep -q '^workload,allocator,status,reps,time_ms,time_vs_glibc,peak_rss_mib,rss_vs_glibc,frag' ||
+head -1 "$CSV" | grep -q '^workload,allocator,status,reps,time_ms,time_vs_glibc,peak_rss_mib,rss_vs_glibc,frag.*,time_spread$' ||
   fail "results.csv header wrong: $(head -1 "$CSV")"
+# The spread needs 4 repetitions: --tiny's one leaves the column empty, and the table says so.
+awk -F, 'NR > 1 && $NF != "" { bad = 1 } END { exit bad }' "$CSV" || fail "time_spread given for a single repetition"
+grep -q '^+-: the time' "$TMP/log" || fail "the table does not explain its +- column"
+# With 4 repetitions each row has one: a number, at least 0.
+"$SUITE" --tiny --reps 4 --allocators glibc --only small_churn --out "$TMP/spread" >"$TMP/log4" 2>&1 || fail "allocsuite --reps 4 failed"
+awk -F, 'NR == 2 { exit !($NF != "" && $NF + 0 >= 0) }' "$TMP/spread/results.csv" ||
+  fail "no time_spread with 4 repetitions: $(sed -n 2p "$TMP/spread/results.csv")"
 
 # One row per (workload, allocator); every row ok, time and RSS positive; the baseline's
 # own ratios are exactly 1.
