@@ -1045,6 +1045,22 @@ static bool one_paged_mapping(vaddr_t o, vsize_t on) {
 // anonymous range.  => VM lock held; [o, o + on) covered by pageable entries.
 // What MREMAP_DONTUNMAP leaves at the old range: each mapping as it was, emptied (Linux keeps
 // the old VMAs): anonymous memory reads zeros, a private file mapping the file's pages again.
+// How a moved range is locked (mlock): its pages wired, locked lazily (flagged, nothing
+// populated: MAP_ENTRY_LOCKED_LAZY), or not.  The destination gets the same after the move.
+enum class move_lock { none, lazy, wired };
+static move_lock move_lock_of(vaddr_t s, vaddr_t e) {
+  move_lock l = move_lock::none;
+  walk(s, e, [&](vaddr_t, vaddr_t, vm_map_entry* ent) {
+    if (ent->wired_count != 0) l = (ent->eflags & MAP_ENTRY_LOCKED_LAZY) != 0 ? move_lock::lazy : move_lock::wired;
+    return l != move_lock::wired;
+  });
+  return l;
+}
+static void move_lock_apply(vaddr_t s, vaddr_t e, move_lock l) {
+  if (l == move_lock::wired) (void)vm_map_wire_locked(g_map, s, e);  // mlocked memory stays locked
+  else if (l == move_lock::lazy) vm_map_lock_lazy_locked(g_map, s, e);
+}
+
 struct old_piece {
   vaddr_t s, e;
   vm_prot_t prot;
@@ -1064,11 +1080,7 @@ static mm_route paged_move(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn, bool 
   VMRT_ASSERT(vm_map_lookup_entry(g_map, o + on - PAGE_SIZE, &last));
   vm_prot_t last_prot = last->protection;
   vm_inherit_t last_inh = last->inheritance;
-  bool wired = false, lazy = false;  // mlocked (lazy: flagged, not populated)
-  walk(o, o + on, [&](vaddr_t, vaddr_t, vm_map_entry* ent) {
-    lazy = lazy || (ent->eflags & MAP_ENTRY_LOCKED_LAZY) != 0;
-    return !(wired = ent->wired_count != 0 && (ent->eflags & MAP_ENTRY_LOCKED_LAZY) == 0);
-  });
+  const move_lock locked = move_lock_of(o, o + on);
   unsigned nold = 0;
   if (dontunmap)
     walk(o, o + on, [&](vaddr_t s, vaddr_t e, vm_map_entry* ent) {
@@ -1093,8 +1105,7 @@ static mm_route paged_move(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn, bool 
     }
     if (done < o + on) (void)insert_paged_locked(done, o + on, last_prot, last_inh);
   }
-  if (wired) (void)vm_map_wire_locked(g_map, dst, dst + nn);  // mlocked memory stays locked
-  else if (lazy) vm_map_lock_lazy_locked(g_map, dst, dst + nn);
+  move_lock_apply(dst, dst + nn, locked);
   vm_stat_inc(V_MREMAP_MOVES);
   rt_count(RC_MREMAP_PAGED_MOVES);
   return answer(out, static_cast<long>(dst));
@@ -1208,19 +1219,13 @@ static bool paged_move_pieces(vaddr_t o, vsize_t on, vaddr_t dst, mm_answer* out
   if (!ok) return false;
   for (unsigned k = 0; k < n; ++k) {
     const vaddr_t s = g_old[k].s, e = g_old[k].e, d = dst + (s - o);
-    bool wired = false, lazy = false;
-    walk(s, e, [&](vaddr_t, vaddr_t, vm_map_entry* ent) {
-      lazy = lazy || (ent->eflags & MAP_ENTRY_LOCKED_LAZY) != 0;
-      wired = wired || (ent->wired_count != 0 && (ent->eflags & MAP_ENTRY_LOCKED_LAZY) == 0);
-      return true;
-    });
+    const move_lock locked = move_lock_of(s, e);
     remove_locked(d, d + (e - s));
     if (noted(vm_map_move(g_map, s, d, e - s)) != KERN_SUCCESS) {
       (void)fail(out, ENOMEM);
       return true;  // answered (what moved before stays moved, as a partial move on Linux)
     }
-    if (wired) (void)vm_map_wire_locked(g_map, d, d + (e - s));
-    else if (lazy) vm_map_lock_lazy_locked(g_map, d, d + (e - s));
+    move_lock_apply(d, d + (e - s), locked);
   }
   vm_stat_inc(V_MREMAP_MOVES);
   rt_count(RC_MREMAP_PAGED_MOVES);

@@ -386,11 +386,20 @@ kern_return_t vm_mlock(vmspace* vs, vaddr_t addr, vsize_t len) {
 // RLIMIT_MEMLOCK.
 constexpr vm_pindex_t kMaxWiredDivisor = 3;
 
+namespace {
+// An entry with no page wired: unlocked, or locked lazily.
+bool unwired(const vm_map_entry* x) { return x->wired_count == 0 || (x->eflags & MAP_ENTRY_LOCKED_LAZY) != 0; }
+// Lock x without wiring a page of it (MAP_ENTRY_LOCKED_LAZY).
+void lock_lazily(vm_map_entry* x) {
+  x->wired_count = 1;
+  x->eflags |= MAP_ENTRY_LOCKED_LAZY;
+}
+}  // namespace
+
 kern_return_t vm_map_wire_locked(vm_map* map, vaddr_t s, vaddr_t t) {
   vm_map_entry* e;
   vm_map_lookup_entry(map, s, &e);
   vm_pindex_t want = 0;
-  auto unwired = [](const vm_map_entry* x) { return x->wired_count == 0 || (x->eflags & MAP_ENTRY_LOCKED_LAZY) != 0; };
   for (vm_map_entry* x = e; !vm_map_is_end(map, x) && x->start < t; x = x->next) {
     if ((x->eflags & MAP_ENTRY_IS_SUBMAP) || x->protection == VM_PROT_NONE) return KERN_INVALID_ADDRESS;
     if (unwired(x)) want += atop((x->end < t ? x->end : t) - (x->start > s ? x->start : s));
@@ -404,8 +413,7 @@ kern_return_t vm_map_wire_locked(vm_map* map, vaddr_t s, vaddr_t t) {
   for_each_clipped(map, s, t, [&](vm_map_entry* x) {
     if (!unwired(x)) return;
     if (kr != KERN_SUCCESS) {  // after a failure: locked, not populated
-      x->wired_count = 1;
-      x->eflags |= MAP_ENTRY_LOCKED_LAZY;
+      lock_lazily(x);
       return;
     }
     x->eflags &= static_cast<std::uint16_t>(~MAP_ENTRY_LOCKED_LAZY);
@@ -414,8 +422,7 @@ kern_return_t vm_map_wire_locked(vm_map* map, vaddr_t s, vaddr_t t) {
     if (r != KERN_SUCCESS) {
       kr = r;
       vm_map_entry_unwire(x);  // the pages wired so far in this entry stay resident, unwired
-      x->wired_count = 1;
-      x->eflags |= MAP_ENTRY_LOCKED_LAZY;
+      lock_lazily(x);
       return;
     }
     x->wired_count = 1;
@@ -450,9 +457,7 @@ void vm_map_unwire_locked(vm_map* map, vaddr_t s, vaddr_t t) {
 
 void vm_map_lock_lazy_locked(vm_map* map, vaddr_t s, vaddr_t t) {
   for_each_clipped(map, s, t, [&](vm_map_entry* x) {
-    if (x->wired_count != 0 || (x->eflags & MAP_ENTRY_IS_SUBMAP)) return;
-    x->wired_count = 1;
-    x->eflags |= MAP_ENTRY_LOCKED_LAZY;
+    if (x->wired_count == 0 && (x->eflags & MAP_ENTRY_IS_SUBMAP) == 0) lock_lazily(x);
   });
   simplify_range(map, s, t);
 }
