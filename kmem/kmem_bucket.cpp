@@ -371,7 +371,7 @@ inline void carve_one(std::uintptr_t e, std::uintptr_t link) {
 // => bucket lock held.  Carves a new cluster for bucket indx onto its empty list.
 // False when the arena is exhausted.  May take the pages lock.
 bool cluster_new(unsigned indx) {
-  kmembucket& kb = g.buckets[indx];
+  kmembucket& kb = g.classes[indx].kb;
   std::uintptr_t a;
   if (kb.kb_npg == 1) {
     std::uint32_t pg = page_get();
@@ -409,7 +409,7 @@ bool cluster_new(unsigned indx) {
 // => bucket lock held.  Takes the all-free cluster at pg out of bucket indx;
 // the caller gives its pages back with cluster_give() after dropping the lock.
 void cluster_detach(unsigned indx, std::uint32_t pg) {
-  kmembucket& kb = g.buckets[indx];
+  kmembucket& kb = g.classes[indx].kb;
   kmemusage* ku = &g.usage[pg];
   KMEM_ASSERT(ku->ku_indx == indx && ku->ku_freecnt == kb.kb_elmpercl && ku->ku_list == KL_EMPTY,
               "releasing a cluster that is not empty");
@@ -479,7 +479,7 @@ static_assert(sizeof(kmemusage) == 16, "chain_to_clusters: a page's record at it
 // on no list -> partial) or its last (partial or full -> empty): moves it between lists.
 [[gnu::noinline]] void cluster_refile_freed(kmembucket& kb, std::uint32_t pg, std::uint32_t cnt) {
   kmemusage* ku = &g.usage[pg];
-  KMEM_ASSERT(cnt <= kb.kb_elmpercl && ku->ku_indx == static_cast<std::size_t>(&kb - g.buckets),
+  KMEM_ASSERT(cnt <= kb.kb_elmpercl && ku->ku_indx == class_of(kb),
               "element freed into the wrong bucket, or more free elements than its cluster holds");
   if (cnt == kb.kb_elmpercl) {
     if (ku->ku_list == KL_PARTIAL) list_remove(&kb.kb_partial, pg);
@@ -493,7 +493,7 @@ static_assert(sizeof(kmemusage) == 16, "chain_to_clusters: a page's record at it
 // most kReleaseMax) leave bucket indx for the page layer: detached into rel, for the caller
 // to give back with cluster_give once it has dropped the lock.  Returns how many.
 std::uint32_t clusters_over_highwat(unsigned indx, std::uint32_t* rel) {
-  kmembucket& kb = g.buckets[indx];
+  kmembucket& kb = g.classes[indx].kb;
   std::uint32_t nrel = 0;
   if (kb.kb_nfree > 2 * kb.kb_highwat) {
     while (nrel < kReleaseMax && kb.kb_nfree > kb.kb_highwat && kb.kb_empty.tail != kNil) {
@@ -556,7 +556,7 @@ struct chain_walk {
 }  // namespace
 
 std::uint32_t bucket_alloc(unsigned indx, void** chain, std::uint32_t n) {
-  kmembucket& kb = g.buckets[indx];
+  kmembucket& kb = g.classes[indx].kb;
   const std::uint64_t magic = kCodes.magic[indx];  // a link is a multiple of the size
   const std::uintptr_t size = bucket_size(indx);
   const std::uintptr_t limit = std::uintptr_t{kb.kb_npg} << kPageShift;
@@ -662,7 +662,7 @@ std::uint32_t bucket_alloc(unsigned indx, void** chain, std::uint32_t n) {
 }
 
 std::uint32_t bucket_free(unsigned indx, void* chain, std::uint32_t n) {
-  kmembucket& kb = g.buckets[indx];
+  kmembucket& kb = g.classes[indx].kb;
   std::uintptr_t a = reinterpret_cast<std::uintptr_t>(chain);
   std::uint32_t done = 0;
   while (done < n) {
@@ -688,7 +688,7 @@ std::uint32_t bucket_free(unsigned indx, void* chain, std::uint32_t n) {
 }
 
 std::uint64_t bucket_free_elements(unsigned indx) {
-  kmembucket& kb = g.buckets[indx];
+  kmembucket& kb = g.classes[indx].kb;
   kmem_guard guard(kb.kb_lock);
   return kb.kb_nfree;
 }
@@ -696,7 +696,7 @@ std::uint64_t bucket_free_elements(unsigned indx) {
 std::size_t bucket_trim_all() {
   std::size_t bytes = 0;
   for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) {
-    kmembucket& kb = g.buckets[i];
+    kmembucket& kb = g.classes[i].kb;
     for (;;) {
       std::uint32_t release[64];
       std::uint32_t nrel = 0;

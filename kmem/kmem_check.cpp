@@ -19,7 +19,7 @@ static_assert(kMaxElms <= 256, "a cluster's elements fit the checker's bitmap");
 // => bucket lock held.  The cluster whose first page is pg, filed on list `which`: its
 // record, page codes and free list.  Null when consistent, else what is not.
 const char* cluster_consistent(unsigned indx, std::uint32_t pg, ku_list which) {
-  const kmembucket& kb = g.buckets[indx];
+  const kmembucket& kb = g.classes[indx].kb;
   const kmemusage& ku = g.usage[pg];
   if (ku.ku_indx != indx || g.pgindx[pg] != indx) return "a listed cluster's first page is not of its class";
   if (kClasses.straddle[indx])
@@ -76,7 +76,7 @@ const char* list_consistent(unsigned indx, const cl_list& l, ku_list which, std:
 }  // namespace
 
 const char* bucket_consistent(unsigned indx) {
-  kmembucket& kb = g.buckets[indx];
+  kmembucket& kb = g.classes[indx].kb;
   kmem_guard guard(kb.kb_lock);
   std::uint64_t nfree = 0;
   if (const char* why = list_consistent(indx, kb.kb_partial, KL_PARTIAL, &nfree)) return why;

@@ -156,7 +156,6 @@ struct kmembucket {
   std::atomic<std::uint64_t> kb_calls{0};  // flushed request count
   std::uint32_t kb_elmpercl = 0;
   std::uint32_t kb_npg = 0;            // pages per cluster
-  char pad[64]{};
 };
 
 struct depot {
@@ -168,8 +167,19 @@ struct depot {
   std::uint32_t max_full = 0;
   std::uint32_t cap = 0;        // elements per magazine (chain) for this bucket
   std::atomic<std::uint64_t> exchanges{0};
-  char pad[64]{};
 };
+
+// One size class's shared state: its bucket (the clusters, 4.4BSD's kmembuckets[]) and its
+// depot (the magazines), side by side.  In two arrays a class's bucket and its depot were
+// 7 KiB apart, so a refill (depot lock, then bucket lock) wrote two pages of `g`, and a
+// fork child's first refills in two classes four: each page one copy-on-write fault on both
+// sides of a host fork (README, "Faults per fork and exec").  Each record starts a cache
+// line of its own (its locks are taken by threads working other classes).
+struct alignas(64) kmem_class {
+  kmembucket kb;  // first: class_of
+  depot dp;
+};
+static_assert(offsetof(kmem_class, kb) == 0 && sizeof(kmem_class) == 128, "a class is two cache lines, its bucket first");
 
 // ---- per-type statistics (kmemstats) ------------------------------------------------------
 struct kmemstats {
@@ -222,10 +232,6 @@ struct alignas(64) kmem_globals {
   std::atomic<bool> initialized{false};
   std::uint16_t decay_ticks = 0;             // pool runs, cached large blocks, the spare span are kept this long
 
-  kmembucket buckets[kNumIndx];
-  depot depots[kNumIndx];
-  kmemstats types[M_LAST];
-
   // Page layer (pages lock): single free pages kept mapped for bucket refills.
   kmem_lock pages_lock;
   std::uint32_t page_cache = kNil;           // pages_lock
@@ -276,6 +282,12 @@ struct alignas(64) kmem_globals {
   magazine* free_magazines = nullptr;         // meta lock: recycled descriptors
   std::uint64_t magazines_made = 0;
 
+  // Per size class (kmem_class): kept after the page layer, which every refill that takes a
+  // page writes too, so that a short process's or a fork child's refills in the small
+  // classes write one or two pages of `g`, not four.
+  kmem_class classes[kNumIndx];
+  kmemstats types[M_LAST];
+
   // Counters.
   std::atomic<std::uint64_t> corrupt_detected{0};
   std::atomic<std::uint64_t> bad_frees{0};
@@ -288,17 +300,22 @@ struct alignas(64) kmem_globals {
   // (perf record -e page-faults -d of an exec'd program that mallocs once).
   constexpr kmem_globals() {
     for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) {
-      buckets[i].kb_elmpercl = elm_per_cluster(i);
-      buckets[i].kb_npg = pages_per_cluster(i);
-      buckets[i].kb_highwat = bucket_highwat(i);
-      depots[i].cap = magazine_cap(i);
-      depots[i].max_full = depot_max_full(i);
+      classes[i].kb.kb_elmpercl = elm_per_cluster(i);
+      classes[i].kb.kb_npg = pages_per_cluster(i);
+      classes[i].kb.kb_highwat = bucket_highwat(i);
+      classes[i].dp.cap = magazine_cap(i);
+      classes[i].dp.max_full = depot_max_full(i);
     }
     for (unsigned b = 0; b <= kPoolExact; ++b) pool_head[b] = pool_tail[b] = kNil;
   }
 };
 
 extern kmem_globals g __attribute__((visibility("hidden")));
+
+// The class whose bucket kb is (kb is a kmem_class's first member).
+inline std::size_t class_of(const kmembucket& kb) {
+  return static_cast<std::size_t>(reinterpret_cast<const kmem_class*>(&kb) - g.classes);
+}
 
 // ---- layer entry points ------------------------------------------------------------------------
 inline kmemusage* usage_of(std::uintptr_t a) { return &g.usage[(a - g.base) >> kPageShift]; }

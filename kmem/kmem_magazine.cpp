@@ -47,7 +47,7 @@ inline constexpr std::size_t kMetaChunk = std::size_t{256} << 10;
 // => depot lock not held; takes it, else the meta lock.  A descriptor for a full chain:
 // a spare one of the depot, a recycled one, or a new one; null when mmap fails.
 magazine* desc_get(unsigned indx) {
-  depot& d = g.depots[indx];
+  depot& d = g.classes[indx].dp;
   {
     kmem_guard guard(d.lock);
     if (magazine* m = d.empty; m != nullptr) {
@@ -110,7 +110,7 @@ void tcache_init(tcache* tc) {
   std::memset(static_cast<void*>(tc), 0, sizeof(tcache));
   for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) {
     tc->b[i].size = static_cast<std::int64_t>(bucket_size(i));
-    tc->b[i].cap = static_cast<std::uint16_t>(g.depots[i].cap);
+    tc->b[i].cap = static_cast<std::uint16_t>(g.classes[i].dp.cap);
     tc->b[i].room = tc->b[i].cap;  // both chains empty
   }
 }
@@ -231,7 +231,7 @@ void* chain_pop(tc_bucket& B, unsigned indx) {
 
 void* magazine_alloc_slow(tcache* tc, unsigned indx) {
   tc_bucket& B = tc->b[indx];
-  depot& d = g.depots[indx];
+  depot& d = g.classes[indx].dp;
   for (;;) {
     if (B.loaded() != 0) {
       if (void* p = chain_pop(B, indx)) return p;
@@ -274,7 +274,7 @@ void* magazine_alloc_slow(tcache* tc, unsigned indx) {
 
 void magazine_free_slow(tcache* tc, unsigned indx, void* p) {
   tc_bucket& B = tc->b[indx];
-  depot& d = g.depots[indx];
+  depot& d = g.classes[indx].dp;
   if (B.cap == 0) {
     bucket_free(indx, p, 1);
     return;
@@ -325,7 +325,7 @@ void tcache_flush_stats(tcache* tc) {
     for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) {
       std::uint64_t c = tc->acnt[t][i];
       if (c == 0) continue;
-      g.buckets[i].kb_calls.fetch_add(c, std::memory_order_relaxed);
+      g.classes[i].kb.kb_calls.fetch_add(c, std::memory_order_relaxed);
       __atomic_store_n(&tc->acnt[t][i], 0, __ATOMIC_RELAXED);
     }
     ks.calls.fetch_add(calls, std::memory_order_relaxed);
@@ -346,7 +346,7 @@ void tcache_flush_stats(tcache* tc) {
 
 void depot_drain_all() {
   for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) {
-    depot& d = g.depots[i];
+    depot& d = g.classes[i].dp;
     magazine* list;
     {
       kmem_guard guard(d.lock);
@@ -369,7 +369,7 @@ void depot_drain_all() {
 }
 
 std::uint64_t depot_rounds(unsigned indx) {
-  depot& d = g.depots[indx];
+  depot& d = g.classes[indx].dp;
   kmem_guard guard(d.lock);
   std::uint64_t n = 0;
   for (magazine* m = d.full; m != nullptr; m = m->next) n += m->count;
@@ -379,17 +379,17 @@ std::uint64_t depot_rounds(unsigned indx) {
 VMRT_FORK_PARENT_TEXT void magazines_fork_prepare() {
   g.threads_lock.lock();
   g.meta_lock.lock();
-  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) g.depots[i].lock.lock();
+  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) g.classes[i].dp.lock.lock();
 }
 
 VMRT_FORK_PARENT_TEXT void magazines_fork_parent() {
-  for (unsigned i = kMaxBucket + 1; i-- > kMinBucket;) g.depots[i].lock.unlock();
+  for (unsigned i = kMaxBucket + 1; i-- > kMinBucket;) g.classes[i].dp.lock.unlock();
   g.meta_lock.unlock();
   g.threads_lock.unlock();
 }
 
 VMRT_FORK_CHILD_TEXT void magazines_fork_child() {
-  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) g.depots[i].lock.reinit();
+  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) g.classes[i].dp.lock.reinit();
   g.meta_lock.reinit();
   g.threads_lock.reinit();
   // Threads other than this one did not survive.  Their caches may have been

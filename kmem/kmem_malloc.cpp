@@ -38,8 +38,8 @@ constinit kmem_globals g;
 constexpr bool image_holds_constants() {
   constexpr kmem_globals image;
   for (unsigned i = kMinBucket; i <= kMaxBucket; ++i)
-    if (image.buckets[i].kb_npg != pages_per_cluster(i) || image.buckets[i].kb_elmpercl != elm_per_cluster(i) ||
-        image.depots[i].cap != magazine_cap(i) || image.depots[i].max_full != depot_max_full(i))
+    if (image.classes[i].kb.kb_npg != pages_per_cluster(i) || image.classes[i].kb.kb_elmpercl != elm_per_cluster(i) ||
+        image.classes[i].dp.cap != magazine_cap(i) || image.classes[i].dp.max_full != depot_max_full(i))
       return false;
   return image.pool_head[0] == kNil && image.pool_tail[kmem_globals::kPoolExact] == kNil;
 }
@@ -362,7 +362,7 @@ void* malloc_medium(std::size_t size, malloc_type t, int flags, kmem_status* st)
   }
   if (!fresh) static_cast<std::uintptr_t*>(p)[1] = 0;
   if (g.diag) diag_on_alloc(reinterpret_cast<std::uintptr_t>(p), t);
-  if (tc == nullptr) g.buckets[indx].kb_calls.fetch_add(1, std::memory_order_relaxed);
+  if (tc == nullptr) g.classes[indx].kb.kb_calls.fetch_add(1, std::memory_order_relaxed);
   if ((flags & M_ZERO) != 0 && !fresh) std::memset(p, 0, bsize);
   set_status(st, KMEM_OK);
   return p;
@@ -453,7 +453,7 @@ bool kmem_init(const kmem_page_source* src, const kmem_config& cfg) {
   // configured magazine size is written.
   if (cfg.magazine_size != 0) {
     const std::uint32_t cap = cfg.magazine_size > kMagazineMax ? kMagazineMax : static_cast<std::uint32_t>(cfg.magazine_size);
-    for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) g.depots[i].cap = cap;
+    for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) g.classes[i].dp.cap = cap;
   }
   for (unsigned t = 0; t < M_LAST; ++t) {
     g.types[t].limit = type_default_limit(static_cast<malloc_type>(t));
@@ -693,14 +693,14 @@ VMRT_FORK_PARENT_TEXT void fork_prepare() {
   if (!lock_all) return;
   for (unsigned t = 0; t < M_LAST; ++t) g.types[t].lock.lock();
   magazines_fork_prepare();
-  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) g.buckets[i].kb_lock.lock();
+  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) g.classes[i].kb.kb_lock.lock();
   g.pages_lock.lock();
 }
 
 VMRT_FORK_PARENT_TEXT void fork_parent() {
   if (!t_fork_locked) return;  // set only when kmem was initialized (fork_prepare)
   g.pages_lock.unlock();
-  for (unsigned i = kMaxBucket + 1; i-- > kMinBucket;) g.buckets[i].kb_lock.unlock();
+  for (unsigned i = kMaxBucket + 1; i-- > kMinBucket;) g.classes[i].kb.kb_lock.unlock();
   magazines_fork_parent();
   for (unsigned t = M_LAST; t-- > 0;) g.types[t].lock.unlock();
 }
@@ -710,7 +710,7 @@ VMRT_FORK_PARENT_TEXT void fork_parent() {
 VMRT_FORK_CHILD_TEXT void fork_child() {
   if (!t_fork_locked) return;  // set only when kmem was initialized (fork_prepare)
   g.pages_lock.reinit();
-  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) g.buckets[i].kb_lock.reinit();
+  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) g.classes[i].kb.kb_lock.reinit();
   for (unsigned t = 0; t < M_LAST; ++t) {
     g.types[t].lock.reinit();
     g.types[t].sleepers.store(0, std::memory_order_relaxed);
@@ -761,7 +761,7 @@ std::size_t bucket_index_of(std::size_t size) { return bucket_index(size); }
 
 bool get_bucket_stats(std::size_t index, bucket_stats* out) {
   if (out == nullptr || index < kMinBucket || index > kMaxBucket) return false;
-  kmembucket& kb = g.buckets[index];
+  kmembucket& kb = g.classes[index].kb;
   std::uint64_t calls = kb.kb_calls.load(std::memory_order_relaxed);
   std::uint64_t cached = 0;
   {
@@ -819,7 +819,7 @@ bool get_kmem_counters(kmem_counters* out) {
     out->magazines = g.magazines_made;
   }
   for (unsigned i = kMinBucket; i <= kMaxBucket; ++i)
-    out->depot_exchanges += g.depots[i].exchanges.load(std::memory_order_relaxed);
+    out->depot_exchanges += g.classes[i].dp.exchanges.load(std::memory_order_relaxed);
   out->corrupt_detected = g.corrupt_detected.load(std::memory_order_relaxed);
   out->bad_frees = g.bad_frees.load(std::memory_order_relaxed);
   out->trims = g.trims.load(std::memory_order_relaxed);

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -93,7 +94,7 @@ TEST_CASE("touch: a fork of a single-threaded process takes no kmem lock, and th
   }
   auto any_held = [] {
     bool h = d::g.pages_lock.held() || d::g.threads_lock.held() || d::g.meta_lock.held();
-    for (unsigned i = d::kMinBucket; i <= d::kMaxBucket; ++i) h |= d::g.buckets[i].kb_lock.held() || d::g.depots[i].lock.held();
+    for (unsigned i = d::kMinBucket; i <= d::kMaxBucket; ++i) h |= d::g.classes[i].kb.kb_lock.held() || d::g.classes[i].dp.lock.held();
     for (unsigned t = 0; t < M_LAST; ++t) h |= d::g.types[t].lock.held();
     return h;
   };
@@ -119,4 +120,22 @@ TEST_CASE("touch: a fork of a single-threaded process takes no kmem lock, and th
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
   CHECK(kmem::free(before, M_TEST) == KMEM_OK);
+}
+
+// A class's bucket and depot are one record, after the page layer: a refill past a thread's
+// chains in a small class writes the depot, the bucket and the page layer, and for every
+// class up to 256 bytes those records lie within 4 KiB of each other — at most two pages of
+// g, one when it does not straddle.  In separate arrays of buckets and depots, with the page
+// layer after both, a fork child's refills in two classes wrote four pages of g: each a
+// copy-on-write fault on both sides of the fork (bash's $(...) children).
+TEST_CASE("layout: the records a small class's refill writes span at most 4 KiB of kmem's globals") {
+  const auto at = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p); };
+  std::uintptr_t lo = at(&d::g.pages_lock), hi = lo + sizeof d::g.pages_lock;
+  for (unsigned i = d::kMinBucket; i <= d::kMaxBucket && d::bucket_size(i) <= 256; ++i) {
+    const d::kmem_class& c = d::g.classes[i];
+    lo = std::min({lo, at(&c.kb), at(&c.dp)});
+    hi = std::max({hi, at(&c.kb) + sizeof c.kb, at(&c.dp) + sizeof c.dp});
+  }
+  CAPTURE(hi - lo);
+  CHECK(hi - lo <= 4096);
 }
