@@ -56,6 +56,7 @@ namespace {
 struct machine_start {
   void* (*fn)(void*) = nullptr;
   void* arg = nullptr;
+  const char* name = nullptr;  // a string literal of the creator's
   std::atomic<int> busy{0};  // 1 from claim to the new thread's marking; a futex word
 };
 static_assert(sizeof(std::atomic<int>) == sizeof(int), "busy is waited on as a futex word");
@@ -63,12 +64,62 @@ constinit machine_start g_starts[8] = {};  // static data: no initializer runs (
 VMRT_FORK_DATA std::atomic<unsigned> g_machine_threads{0};
 thread_local __attribute__((tls_model("initial-exec"))) bool t_creating_machine;
 
+// Machine threads' stacks: host memory vmrt maps itself (with a guard page below), handed to
+// pthread_create, and used again by a fork child, where the threads that ran on them do not
+// exist.  glibc's own stacks for them cost a fork child under paging ~0.65 ms a thread
+// (perf record, a paged fork loop): it took the parent's stacks from its cache, whose path
+// resolves a lazily bound symbol in every child (_dl_fixup, the parent never took it) and
+// clears the TLS there.  A slot stays busy until the next fork child (machine threads run
+// until the process ends); none free, glibc allocates as before.
+struct machine_stack {
+  void* base = nullptr;  // lowest usable byte (the guard page is below it)
+  std::size_t bytes = 0;
+  std::atomic<bool> busy{false};
+};
+constinit machine_stack g_stacks[8] = {};
+constexpr std::size_t kStackGuard = 4096;
+
+// A free stack of exactly `bytes`, mapped now if no slot holds one; null when none can be had.
+void* machine_stack_take(std::size_t bytes) {
+  for (machine_stack& m : g_stacks) {
+    bool expected = false;
+    if (m.base != nullptr && m.bytes == bytes && m.busy.compare_exchange_strong(expected, true)) return m.base;
+  }
+  for (machine_stack& m : g_stacks) {
+    bool expected = false;
+    if (m.base != nullptr || !m.busy.compare_exchange_strong(expected, true)) continue;
+    if (m.base != nullptr) {  // a slot mapped by another creator between the two tests
+      m.busy.store(false);
+      continue;
+    }
+    void* p = vmrt::sys::mmap(nullptr, bytes + kStackGuard, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (p == MAP_FAILED) {
+      m.busy.store(false);
+      return nullptr;
+    }
+    (void)vmrt::sys::mprotect(p, kStackGuard, PROT_NONE);
+    m.bytes = bytes;
+    m.base = static_cast<char*>(p) + kStackGuard;
+    return m.base;
+  }
+  return nullptr;
+}
+
+void machine_stack_give_back(void* base) {
+  for (machine_stack& m : g_stacks)
+    if (m.base == base) m.busy.store(false);
+}
+
 // The slot is released once the thread is marked as vmrt's: its creator waits for that
 // (start_machine_thread), so no set*id broadcast of the program finds the thread unmarked.
 void* machine_main(void* p) {
   machine_start* s = static_cast<machine_start*>(p);
   void* (*fn)(void*) = s->fn;
   void* arg = s->arg;
+  // Named here, one prctl: from the creator it was a sprintf, an open, a write and a close
+  // of /proc/self/task/TID/comm (pthread_setname_np), ~0.45 ms of a paged fork child's three
+  // thread starts.  Before the marking, which the creator waits for.
+  (void)sys::inline_syscall(SYS_prctl, PR_SET_NAME, reinterpret_cast<long>(s->name));
   // Fault injection (fail point thread_start): the thread reaches its marking late, as a
   // loaded machine may make it (scenario setxid_threads).
   if (vm_fail_armed()) {
@@ -98,10 +149,16 @@ bool start_machine_thread(void* (*fn)(void*), void* arg, std::size_t stack, cons
   machine_start* s = claim_start();
   s->fn = fn;
   s->arg = arg;
+  s->name = name;
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, stack);
+  void* own = machine_stack_take(stack);
+  if (own == nullptr || pthread_attr_setstack(&attr, own, stack) != 0) {
+    if (own != nullptr) machine_stack_give_back(own);
+    own = nullptr;
+    pthread_attr_setstacksize(&attr, stack);
+  }
   // The new thread starts with every signal blocked; the caller's mask stays as it is (the
   // first handler thread's creator takes a timer signal while it creates it: trap.cpp).
   sigset_t all;
@@ -119,16 +176,27 @@ bool start_machine_thread(void* (*fn)(void*), void* arg, std::size_t stack, cons
   pthread_t t;
   t_creating_machine = true;
   int rc = pthread_create(&t, &attr, machine_main, s);
+  if (rc == EINVAL && own != nullptr) {
+    // The stack cannot hold the static TLS of every module (a program with large __thread
+    // arrays): glibc's own stack, sized for it.
+    machine_stack_give_back(own);
+    pthread_attr_destroy(&attr);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, stack);
+    pthread_attr_setsigmask_np(&attr, &all);
+    rc = pthread_create(&t, &attr, machine_main, s);
+  }
   t_creating_machine = false;
   if (rc == 0) g_machine_threads.fetch_add(1, std::memory_order_relaxed);
   if (!had_keepcaps) (void)sys::inline_syscall(SYS_prctl, PR_SET_KEEPCAPS, 0);
   pthread_attr_destroy(&attr);
   if (rc != 0) {
+    if (own != nullptr) machine_stack_give_back(own);
     s->busy.store(0, std::memory_order_release);
     return false;
   }
   creds_install_relay();  // glibc's set*id handler exists now that a thread was created
-  pthread_setname_np(t, name);
   // Until the new thread has marked itself (t_machine, rt_creds.cpp), the SIGSETXID relay
   // takes it for a program thread and gives it no capability: a set*id the program made in
   // that window failed in the thread and glibc aborted the program.  The pageout daemon,
@@ -148,7 +216,10 @@ bool start_machine_thread(void* (*fn)(void*), void* arg, std::size_t stack, cons
 }
 
 unsigned machine_thread_count() { return g_machine_threads.load(std::memory_order_relaxed); }
-VMRT_FORK_CHILD_TEXT void machine_threads_fork_child() { g_machine_threads.store(0, std::memory_order_relaxed); }
+VMRT_FORK_CHILD_TEXT void machine_threads_fork_child() {
+  g_machine_threads.store(0, std::memory_order_relaxed);
+  for (machine_stack& m : g_stacks) m.busy.store(false, std::memory_order_relaxed);  // their threads stayed in the parent
+}
 bool creating_machine_thread() { return t_creating_machine; }
 
 long read_task_file(int tid, const char* leaf, char* buf, std::size_t size) {

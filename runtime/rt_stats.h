@@ -31,6 +31,7 @@ enum rt_counter : unsigned {
   RC_UFFD_BOOTSTRAP_SERVED,  // events served by the thread starting the first handler thread
   RC_UFFD_RELAYED,       // ... of them, handed to it by a relay thread (uffd_relay.h)
   RC_UFFD_HOLDER_STALE,  // events of the VM lock holder found stale (it was not waiting in a fault)
+  RC_UFFD_EMPTY_READS,   // handler-thread reads that found no event (the descriptor non-blocking)
   RC_FORK_PREFAULTS,     // pages glibc's fork touches, faulted in before vmrt's fork locks
   RC_FORK_PREFAULT_RETRIES,  // ... taken back meanwhile: the locks let go and the pages touched again
   RC_FORK_POPULATED,     // pages made writable at once after a host fork (rt_populate), parent and child
@@ -97,6 +98,7 @@ inline constexpr rt_counter_info kRtCounters[RC_COUNT] = {
     {"userfaultfd events served while a handler thread started", V_COUNTER_COUNT},
     {"userfaultfd events relayed to a handler thread's creator", V_COUNTER_COUNT},
     {"userfaultfd events of the VM lock holder found stale", V_COUNTER_COUNT},
+    {"userfaultfd handler reads that found no event", V_COUNTER_COUNT},
     {"pages libc's fork touches, faulted in before the fork locks", V_COUNTER_COUNT},
     {"fork locks retaken (a page libc's fork touches was taken back)", V_COUNTER_COUNT},
     {"pages made writable in one call after a host fork", V_COUNTER_COUNT},

@@ -523,6 +523,15 @@ long serve_read(int fh, const uffd_msg* msgs, ssize_t bytes) {
   return n;
 }
 
+// Bumped (and woken) when the first handler thread's start is over and the userfaultfd is
+// blocking again (start_first_thread): a futex word.
+std::atomic<unsigned> g_bootstrap_gen{0};
+
+void bootstrap_over() {
+  g_bootstrap_gen.fetch_add(1, std::memory_order_release);
+  ::syscall(SYS_futex, reinterpret_cast<int*>(&g_bootstrap_gen), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+}
+
 void* uffd_thread(void* arg) {
   int fh = static_cast<int>(reinterpret_cast<std::intptr_t>(arg));
   g_threads_up.fetch_add(1, std::memory_order_acq_rel);
@@ -531,9 +540,22 @@ void* uffd_thread(void* arg) {
   // One thread takes what is queued at once; several take one event each.
   std::size_t batch = g_uffd_threads.load(std::memory_order_relaxed) > 1 ? sizeof msgs[0] : sizeof msgs;
   for (;;) {
+    const unsigned gen = g_bootstrap_gen.load(std::memory_order_acquire);
     ssize_t n = uffd_read(fh, msgs, batch, true);
     if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) {
+        // The descriptor is non-blocking while this thread's creator finishes starting it
+        // (start_first_thread: its relay and the creator read the events meanwhile).  Read
+        // again in a loop (~260 empty reads in a paged fork child), this thread kept a vCPU
+        // busy that the relay, whose exit the creator waits for, needed.  Asleep until the
+        // start is over (the timeout bounds a wake lost to a later non-blocking window).
+        rt_count(RC_UFFD_EMPTY_READS);
+        timespec t{0, 1000 * 1000};
+        ::syscall(SYS_futex, reinterpret_cast<int*>(&g_bootstrap_gen), FUTEX_WAIT_PRIVATE, static_cast<int>(gen), &t,
+                  nullptr, 0);
+        continue;
+      }
       return nullptr;  // fd closed (fork child replaced it)
     }
     serve_read(fh, msgs, n);
@@ -581,6 +603,7 @@ bool start_first_thread(int fh) {
     rt_count(RC_UFFD_BOOTSTRAP_SERVED, serve_queued(fh));
   }
   vm_fd_fcntl(fh, F_SETFL, fl);
+  bootstrap_over();
   return ok;
 }
 
