@@ -608,7 +608,15 @@ void protect_run(std::size_t i, std::size_t j, vm_prot_t prot) {
 
 // Call f(i, j) for each maximal run of resident pages inside [i, e).
 template <class F> void for_each_resident_run(std::size_t i, std::size_t e, F&& f) {
+  constexpr std::size_t kGroupPages = kChunkPages << kGroupShift;
   while (i < e) {
+    // A group never marked holds no resident page: 8 GiB in one step, where the walk over
+    // the whole region (a fork child's track_existing) read 4096 chunk records each, 32
+    // pages of g_counts in all, ~0.2 ms of every paged fork child.
+    if (g_dirty_group[i >> (kChunkShift + kGroupShift)] == 0) {
+      i = ((i / kGroupPages) + 1) * kGroupPages;
+      continue;
+    }
     if (g_chunk[i >> kChunkShift] == 0) {
       i = ((i >> kChunkShift) + 1) << kChunkShift;
       continue;
