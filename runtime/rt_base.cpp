@@ -143,6 +143,42 @@ machine_start* claim_start() {
   }
 }
 
+// The largest stack a machine thread is tried with (its static TLS larger than that: no thread).
+constexpr std::size_t kMachineStackMax = std::size_t{256} << 20;
+// The smallest stack size that held the static TLS, once one had to be doubled for it.
+std::atomic<std::size_t> g_stack_floor{0};
+
+// pthread_create of a detached machine thread running machine_main(s) with every signal
+// blocked, on a stack of `bytes`: vmrt's own when one is free (or can be mapped), else
+// glibc's; pthread_create's result (EINVAL: the stack cannot hold the static TLS).
+int create_on(pthread_t* t, machine_start* s, std::size_t bytes) {
+  sigset_t all;
+  sigfillset(&all);
+  int rc = EINVAL;
+  for (int glibc = 0; glibc < 2 && rc == EINVAL; ++glibc) {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    // The new thread starts with every signal blocked; the caller's mask stays as it is
+    // (the first handler thread's creator takes a timer signal while it creates it: trap.cpp).
+    pthread_attr_setsigmask_np(&attr, &all);
+    void* own = glibc == 0 ? machine_stack_take(bytes) : nullptr;
+    if (glibc == 0 && own == nullptr) {
+      pthread_attr_destroy(&attr);
+      continue;  // no stack of ours: glibc's
+    }
+    if (own != nullptr ? pthread_attr_setstack(&attr, own, bytes) : pthread_attr_setstacksize(&attr, bytes)) {
+      if (own != nullptr) machine_stack_give_back(own);
+      pthread_attr_destroy(&attr);
+      continue;
+    }
+    rc = pthread_create(t, &attr, machine_main, s);
+    if (rc != 0 && own != nullptr) machine_stack_give_back(own);
+    pthread_attr_destroy(&attr);
+  }
+  return rc;
+}
+
 }  // namespace
 
 bool start_machine_thread(void* (*fn)(void*), void* arg, std::size_t stack, const char* name, bool wait_marked) {
@@ -150,20 +186,6 @@ bool start_machine_thread(void* (*fn)(void*), void* arg, std::size_t stack, cons
   s->fn = fn;
   s->arg = arg;
   s->name = name;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  void* own = machine_stack_take(stack);
-  if (own == nullptr || pthread_attr_setstack(&attr, own, stack) != 0) {
-    if (own != nullptr) machine_stack_give_back(own);
-    own = nullptr;
-    pthread_attr_setstacksize(&attr, stack);
-  }
-  // The new thread starts with every signal blocked; the caller's mask stays as it is (the
-  // first handler thread's creator takes a timer signal while it creates it: trap.cpp).
-  sigset_t all;
-  sigfillset(&all);
-  pthread_attr_setsigmask_np(&attr, &all);
   // The new thread keeps permitted capabilities across uid changes from its first
   // instruction (rt_creds.h): PR_SET_KEEPCAPS is part of the credentials a clone shares, so
   // it is set around the creation.  Set only in machine_main, a set*id broadcast that
@@ -175,24 +197,20 @@ bool start_machine_thread(void* (*fn)(void*), void* arg, std::size_t stack, cons
   if (!had_keepcaps) (void)sys::inline_syscall(SYS_prctl, PR_SET_KEEPCAPS, 1);
   pthread_t t;
   t_creating_machine = true;
-  int rc = pthread_create(&t, &attr, machine_main, s);
-  if (rc == EINVAL && own != nullptr) {
-    // The stack cannot hold the static TLS of every module (a program with large __thread
-    // arrays): glibc's own stack, sized for it.
-    machine_stack_give_back(own);
-    pthread_attr_destroy(&attr);
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, stack);
-    pthread_attr_setsigmask_np(&attr, &all);
-    rc = pthread_create(&t, &attr, machine_main, s);
-  }
+  // A stack holds the thread's static TLS too (every module's __thread data, at its top):
+  // glibc refuses one too small for it with EINVAL, whoever allocates it.  A program with
+  // large __thread arrays (1 MiB) had no handler thread and no pageout daemon under paging,
+  // and hung at its first fault; the size doubles until the TLS fits.
+  int rc = EINVAL;
+  std::size_t bytes = stack;
+  while (bytes < g_stack_floor.load(std::memory_order_relaxed)) bytes *= 2;
+  for (; bytes <= kMachineStackMax; bytes *= 2)
+    if ((rc = create_on(&t, s, bytes)) != EINVAL) break;
+  if (rc == 0 && bytes > stack) g_stack_floor.store(bytes, std::memory_order_relaxed);  // the next ones start there
   t_creating_machine = false;
   if (rc == 0) g_machine_threads.fetch_add(1, std::memory_order_relaxed);
   if (!had_keepcaps) (void)sys::inline_syscall(SYS_prctl, PR_SET_KEEPCAPS, 0);
-  pthread_attr_destroy(&attr);
   if (rc != 0) {
-    if (own != nullptr) machine_stack_give_back(own);
     s->busy.store(0, std::memory_order_release);
     return false;
   }

@@ -28,4 +28,18 @@ relayed=$(awk '/ userfaultfd events relayed to a handler thread.s creator$/ { if
 [ "$relayed" -gt 0 ] || fail "no child was relayed events: the case no longer reaches the creator's own faults"
 note "$relayed of 6 children's handler thread creators were relayed events"
 check "paging (sigsegv)" --physmem 16M --trap sigsegv
+
+# A static TLS larger than the machine threads' stacks (1 MiB of __thread data): glibc
+# refused to make them (EINVAL: the TLS goes at the stack's top), so under paging the
+# process had no userfaultfd handler thread and no pageout daemon and hung at its first
+# fault.  The stack now grows until the TLS fits.
+cc -O2 -o "$TMP/big_tls" "$SRC/big_tls.c" || fail "cannot build big_tls.c"
+"$TMP/big_tls" >"$TMP/want_big" || fail "big_tls: the native run failed"
+for trapmode in userfaultfd sigsegv; do
+  watched 120 "$VMRUN" --physmem 16M --trap "$trapmode" -- "$TMP/big_tls" >"$TMP/got_big" 2>"$TMP/err_big" ||
+    fail "big_tls ($trapmode): status $?: $(head -3 "$TMP/err_big")"
+  diff -u "$TMP/want_big" "$TMP/got_big" >&2 || fail "big_tls ($trapmode): output differs from the native run"
+  ! grep -q "cannot start" "$TMP/err_big" || fail "big_tls ($trapmode): $(grep "cannot start" "$TMP/err_big" | head -2)"
+  note "ok: a 1 MiB static TLS under paging ($trapmode): $(tr '\n' ' ' <"$TMP/got_big")"
+done
 echo "fork with TLS modules: all passed"
