@@ -9,7 +9,8 @@
 //   reallocarray         n*m overflow -> NULL + ENOMEM, p untouched
 //   posix_memalign       alignment not a power of two multiple of sizeof(void*):
 //                        returns EINVAL; exhaustion returns ENOMEM; errno untouched
-//   aligned_alloc        alignment not a power of two -> NULL + EINVAL (glibc 2.38)
+//   aligned_alloc        alignment not a power of two: as the host's glibc, memalign's
+//                        rules before 2.38, NULL + EINVAL from 2.38 on
 //   memalign             alignment rounded up to a power of two; > 2^63 -> EINVAL
 //   valloc / pvalloc     page aligned; pvalloc rounds the size up to pages
 //   free                 preserves errno; foreign pointer / double free: message + abort
@@ -18,6 +19,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <gnu/libc-version.h>
 #include <malloc.h>
 #include <stdlib.h>
 
@@ -55,6 +57,23 @@ void* mid_memalign(std::size_t align, std::size_t n) {
     align = a;
   }
   return shim::alloc_aligned(n, align, M_LIBC);
+}
+
+// glibc 2.38 made aligned_alloc refuse an alignment that is not a power of two (EINVAL); until
+// then it was memalign (any alignment, rounded up to a power of two).  The host's glibc
+// decides, read once: under vmrun a program gets what it gets natively (Debian 12's 2.36
+// returned a block for aligned_alloc(24, n) where the shim returned NULL).
+bool aligned_alloc_strict() {
+  static int strict = -1;  // a race only computes the same answer twice
+  if (strict < 0) {
+    const char* v = gnu_get_libc_version();  // "2.36"
+    unsigned major = 0, minor = 0;
+    while (*v >= '0' && *v <= '9') major = major * 10 + static_cast<unsigned>(*v++ - '0');
+    if (*v == '.') ++v;
+    while (*v >= '0' && *v <= '9') minor = minor * 10 + static_cast<unsigned>(*v++ - '0');
+    strict = major > 2 || (major == 2 && minor >= 38) ? 1 : 0;
+  }
+  return strict == 1;
 }
 
 }  // namespace
@@ -121,6 +140,7 @@ VMRT_EXPORT int posix_memalign(void** out, std::size_t align, std::size_t n) noe
 
 VMRT_EXPORT void* aligned_alloc(std::size_t align, std::size_t n) noexcept {
   if (!is_pow2(align)) {
+    if (!aligned_alloc_strict()) return mid_memalign(align, n);
     shim::count(shim::C_EINVAL);
     errno = EINVAL;
     return nullptr;
