@@ -5,7 +5,8 @@
 // Programs number their descriptors as they like: a shell's `exec 3>file` replaced the swap
 // device (pageouts went to the file) and `exec 4>&-` closed the userfaultfd (the next fault
 // waited forever), and daemons close every descriptor above 2.  So each such descriptor is
-// moved to the top of the table (below the soft RLIMIT_NOFILE, where programs' own numbering
+// moved to the top of the table (below the soft RLIMIT_NOFILE, or below 4096 when it is
+// higher: every fork copies the table up to its highest number; where programs' own numbering
 // rarely reaches) and recorded here, and the shim (libc_shim/shim_fds.cpp) answers as if
 // they were not there: close() says EBADF, close_range()/closefrom() skip them, and a
 // dup2()/dup3() onto one first moves vmrt's descriptor to another free number
