@@ -16,6 +16,7 @@
 //   free                 preserves errno; foreign pointer / double free: message + abort
 //   free_sized, free_aligned_sized (C23): free (the size is not needed by kmem)
 // The glibc __libc_* entry points are the same functions.
+#include <atomic>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -64,16 +65,18 @@ void* mid_memalign(std::size_t align, std::size_t n) {
 // decides, read once: under vmrun a program gets what it gets natively (Debian 12's 2.36
 // returned a block for aligned_alloc(24, n) where the shim returned NULL).
 bool aligned_alloc_strict() {
-  static int strict = -1;  // a race only computes the same answer twice
-  if (strict < 0) {
-    const char* v = gnu_get_libc_version();  // "2.36"
+  static std::atomic<int> strict{-1};  // a race only computes the same answer twice
+  int v = strict.load(std::memory_order_relaxed);
+  if (v < 0) {
+    const char* s = gnu_get_libc_version();  // "2.36"
     unsigned major = 0, minor = 0;
-    while (*v >= '0' && *v <= '9') major = major * 10 + static_cast<unsigned>(*v++ - '0');
-    if (*v == '.') ++v;
-    while (*v >= '0' && *v <= '9') minor = minor * 10 + static_cast<unsigned>(*v++ - '0');
-    strict = major > 2 || (major == 2 && minor >= 38) ? 1 : 0;
+    while (*s >= '0' && *s <= '9') major = major * 10 + static_cast<unsigned>(*s++ - '0');
+    if (*s == '.') ++s;
+    while (*s >= '0' && *s <= '9') minor = minor * 10 + static_cast<unsigned>(*s++ - '0');
+    v = major > 2 || (major == 2 && minor >= 38) ? 1 : 0;
+    strict.store(v, std::memory_order_relaxed);
   }
-  return strict == 1;
+  return v == 1;
 }
 
 }  // namespace

@@ -72,43 +72,41 @@ thread_local __attribute__((tls_model("initial-exec"))) bool t_creating_machine;
 // clears the TLS there.  A slot stays busy until the next fork child (machine threads run
 // until the process ends); none free, glibc allocates as before.
 struct machine_stack {
-  void* base = nullptr;  // lowest usable byte (the guard page is below it)
-  std::size_t bytes = 0;
-  std::atomic<bool> busy{false};
+  std::atomic<bool> busy{false};  // held by a creator, then by the thread running on it
+  void* base = nullptr;           // lowest usable byte, the guard page below it [busy holder]
+  std::size_t bytes = 0;          // [busy holder]
 };
 constinit machine_stack g_stacks[8] = {};
 constexpr std::size_t kStackGuard = 4096;
 
-// A free stack of exactly `bytes`, mapped now if no slot holds one; null when none can be had.
-void* machine_stack_take(std::size_t bytes) {
-  for (machine_stack& m : g_stacks) {
-    bool expected = false;
-    if (m.base != nullptr && m.bytes == bytes && m.busy.compare_exchange_strong(expected, true)) return m.base;
-  }
-  for (machine_stack& m : g_stacks) {
-    bool expected = false;
-    if (m.base != nullptr || !m.busy.compare_exchange_strong(expected, true)) continue;
-    if (m.base != nullptr) {  // a slot mapped by another creator between the two tests
-      m.busy.store(false);
-      continue;
+// A free stack of exactly `bytes`, held: one already mapped, else a free slot mapped now;
+// null when none can be had (glibc's then).  A slot's fields are read and written only by
+// the one holding it.
+machine_stack* machine_stack_take(std::size_t bytes) {
+  for (int map_new = 0; map_new < 2; ++map_new) {
+    for (machine_stack& m : g_stacks) {
+      bool expected = false;
+      if (!m.busy.compare_exchange_strong(expected, true, std::memory_order_acquire)) continue;
+      if (map_new == 0 && m.base != nullptr && m.bytes == bytes) return &m;
+      if (map_new == 1 && m.base == nullptr) {
+        void* p = vmrt::sys::mmap(nullptr, bytes + kStackGuard, PROT_READ | PROT_WRITE,
+                                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        if (p == MAP_FAILED) {
+          m.busy.store(false, std::memory_order_release);
+          return nullptr;
+        }
+        (void)vmrt::sys::mprotect(p, kStackGuard, PROT_NONE);
+        m.bytes = bytes;
+        m.base = static_cast<char*>(p) + kStackGuard;
+        return &m;
+      }
+      m.busy.store(false, std::memory_order_release);
     }
-    void* p = vmrt::sys::mmap(nullptr, bytes + kStackGuard, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (p == MAP_FAILED) {
-      m.busy.store(false);
-      return nullptr;
-    }
-    (void)vmrt::sys::mprotect(p, kStackGuard, PROT_NONE);
-    m.bytes = bytes;
-    m.base = static_cast<char*>(p) + kStackGuard;
-    return m.base;
   }
   return nullptr;
 }
 
-void machine_stack_give_back(void* base) {
-  for (machine_stack& m : g_stacks)
-    if (m.base == base) m.busy.store(false);
-}
+void machine_stack_give_back(machine_stack* m) { m->busy.store(false, std::memory_order_release); }
 
 // The slot is released once the thread is marked as vmrt's: its creator waits for that
 // (start_machine_thread), so no set*id broadcast of the program finds the thread unmarked.
@@ -150,32 +148,22 @@ std::atomic<std::size_t> g_stack_floor{0};
 
 // pthread_create of a detached machine thread running machine_main(s) with every signal
 // blocked, on a stack of `bytes`: vmrt's own when one is free (or can be mapped), else
-// glibc's; pthread_create's result (EINVAL: the stack cannot hold the static TLS).
+// glibc's; pthread_create's result (EINVAL: the stack cannot hold the static TLS, which
+// glibc checks alike for its own stacks).
 int create_on(pthread_t* t, machine_start* s, std::size_t bytes) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  // The new thread starts with every signal blocked; the caller's mask stays as it is (the
+  // first handler thread's creator takes a timer signal while it creates it: trap.cpp).
   sigset_t all;
   sigfillset(&all);
-  int rc = EINVAL;
-  for (int glibc = 0; glibc < 2 && rc == EINVAL; ++glibc) {
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    // The new thread starts with every signal blocked; the caller's mask stays as it is
-    // (the first handler thread's creator takes a timer signal while it creates it: trap.cpp).
-    pthread_attr_setsigmask_np(&attr, &all);
-    void* own = glibc == 0 ? machine_stack_take(bytes) : nullptr;
-    if (glibc == 0 && own == nullptr) {
-      pthread_attr_destroy(&attr);
-      continue;  // no stack of ours: glibc's
-    }
-    if (own != nullptr ? pthread_attr_setstack(&attr, own, bytes) : pthread_attr_setstacksize(&attr, bytes)) {
-      if (own != nullptr) machine_stack_give_back(own);
-      pthread_attr_destroy(&attr);
-      continue;
-    }
-    rc = pthread_create(t, &attr, machine_main, s);
-    if (rc != 0 && own != nullptr) machine_stack_give_back(own);
-    pthread_attr_destroy(&attr);
-  }
+  pthread_attr_setsigmask_np(&attr, &all);
+  machine_stack* own = machine_stack_take(bytes);
+  int rc = own != nullptr ? pthread_attr_setstack(&attr, own->base, bytes) : pthread_attr_setstacksize(&attr, bytes);
+  if (rc == 0) rc = pthread_create(t, &attr, machine_main, s);
+  if (rc != 0 && own != nullptr) machine_stack_give_back(own);
+  pthread_attr_destroy(&attr);
   return rc;
 }
 

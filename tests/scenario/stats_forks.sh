@@ -26,7 +26,7 @@ echo "paged fork child: $minor minor faults, $around pages mapped around them"
 
 # The first handler thread of a (fork child's) userfaultfd starts while the descriptor is
 # non-blocking (its creator and a relay read it meanwhile): it sleeps until that is over.
-# It used to read again at once, ~170 empty reads a fork child, and kept a vCPU busy that
+# It used to read again at once, ~260 empty reads a fork child, and kept a vCPU busy that
 # the relay thread its creator waits for needed (a paged fork ~1 ms slower).
 empty=$(grep -E '^[ 0-9]{9} userfaultfd handler reads that found no event$' "$work/paged" | awk '{print $1}' | sort -n | tail -1)
 [ -n "$empty" ] || { echo "FAIL: no 'userfaultfd handler reads that found no event' line in the paged run's vmstat -s" >&2; exit 1; }
