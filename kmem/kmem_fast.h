@@ -57,7 +57,7 @@ namespace vmrt::kmem::detail {
   B.head = reinterpret_cast<void*>(next);
   ++B.room;
   w[1] = 0;  // clear the free marker
-  ++tc->acnt[t][indx];
+  ++tc->calls(t, indx);
   type_delta& d = tc->td[t];
   const std::int64_t m = d.memuse + B.size;
   d.memuse = m;

@@ -131,11 +131,20 @@ struct tcache {
   tc_bucket b[kNumIndx];          // owner only (reports: rd())
   type_delta td[M_LAST];
   // Bucket mallocs per type and bucket: one increment on the fast path gives the
-  // type's calls, the bucket's kb_calls and the type's size mask.
+  // type's calls, the bucket's kb_calls and the type's size mask.  Reached through calls():
+  // the rows are in row_of order, the shim's types first, so that a libc malloc's counter
+  // lies right after the buckets and type records it writes too (the cache spans 5 KiB of
+  // the TLS block; each page of it a process touches is a fault, a fork child's included).
   std::uint64_t acnt[M_LAST][kNumIndx];
   tcache* next;  // threads list (threads lock)
   tcache* prev;
+
+  static constexpr unsigned row_of(unsigned t) { return (t + M_LAST - M_LIBC) % M_LAST; }
+  std::uint64_t& calls(unsigned t, unsigned indx) { return acnt[row_of(t)][indx]; }
+  const std::uint64_t& calls(unsigned t, unsigned indx) const { return acnt[row_of(t)][indx]; }
 };
+static_assert(tcache::row_of(M_LIBC) == 0 && tcache::row_of(M_CXX) == 1 && tcache::row_of(M_LIBC - 1) == M_LAST - 1,
+              "the shim's types own the first rows of acnt");
 
 // ---- buckets ---------------------------------------------------------------------------
 // A list of clusters, linked through their kmemusage records.
@@ -514,18 +523,18 @@ namespace vmrt::kmem::detail {
 // Racy readers' views of another thread's deltas (see type_delta).
 inline std::uint64_t tc_type_calls(const tcache* tc, unsigned t) {
   std::uint64_t c = rd(tc->td[t].calls);
-  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) c += rd(tc->acnt[t][i]);
+  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) c += rd(tc->calls(t, i));
   return c;
 }
 inline std::uint32_t tc_type_mask(const tcache* tc, unsigned t) {
   std::uint32_t m = rd(tc->td[t].mask);
   for (unsigned i = kMinBucket; i <= kMaxBucket; ++i)
-    if (rd(tc->acnt[t][i]) != 0) m |= std::uint32_t{1} << kClasses.band[i];
+    if (rd(tc->calls(t, i)) != 0) m |= std::uint32_t{1} << kClasses.band[i];
   return m;
 }
 inline std::uint64_t tc_bucket_calls(const tcache* tc, unsigned i) {
   std::uint64_t c = 0;
-  for (unsigned t = 0; t < M_LAST; ++t) c += rd(tc->acnt[t][i]);
+  for (unsigned t = 0; t < M_LAST; ++t) c += rd(tc->calls(t, i));
   return c;
 }
 

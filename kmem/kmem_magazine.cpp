@@ -323,10 +323,10 @@ void tcache_flush_stats(tcache* tc) {
     std::int64_t peak = d.peak;
     if (calls == 0 && d.frees == 0 && memuse == 0) continue;
     for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) {
-      std::uint64_t c = tc->acnt[t][i];
+      std::uint64_t c = tc->calls(t, i);
       if (c == 0) continue;
       g.classes[i].kb.kb_calls.fetch_add(c, std::memory_order_relaxed);
-      __atomic_store_n(&tc->acnt[t][i], 0, __ATOMIC_RELAXED);
+      __atomic_store_n(&tc->calls(t, i), 0, __ATOMIC_RELAXED);
     }
     ks.calls.fetch_add(calls, std::memory_order_relaxed);
     ks.inuse.fetch_add(inuse, std::memory_order_relaxed);

@@ -104,7 +104,7 @@ bool account_alloc(tcache* tc, malloc_type t, unsigned indx, std::size_t bytes, 
   if (tc != nullptr) {
     type_delta& d = tc->td[t];
     if (indx <= kMaxBucket) {
-      ++tc->acnt[t][indx];
+      ++tc->calls(t, indx);
     } else {
       ++d.calls;
       d.mask |= mask_bit(bytes);
@@ -144,7 +144,7 @@ void account_free(tcache* tc, malloc_type t, std::size_t bytes, unsigned indx = 
     type_delta& d = tc->td[t];
     d.memuse -= b;
     if (!undo) ++d.frees;
-    else if (indx <= kMaxBucket) --tc->acnt[t][indx];
+    else if (indx <= kMaxBucket) --tc->calls(t, indx);
     else --d.calls;
     return;
   }
@@ -245,7 +245,11 @@ void* elem_get(tcache* tc, unsigned indx) {
     void* p = nullptr;
     return bucket_alloc(indx, &p, 1) == 1 ? p : nullptr;
   }
-  if (void* p = chain_pop(tc->b[indx], indx)) return p;
+  // An empty loaded chain (the usual reason to be here) goes straight to the refill: chain_pop's
+  // own "empty" return shares a block GCC puts in the cold text with its broken-chain path
+  // (a page of cold text in every fork child that refills).
+  if (tc->b[indx].loaded() != 0)
+    if (void* p = chain_pop(tc->b[indx], indx)) return p;
   return magazine_alloc_slow(tc, indx);
 }
 

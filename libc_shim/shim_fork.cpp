@@ -354,7 +354,8 @@ pid_t fork_off_frames() {
 }  // namespace
 }  // namespace vmrt::shim
 
-VMRT_EXPORT VMRT_FORK_PARENT_TEXT pid_t fork(void) noexcept {
+// In the fork text both sides run: the child returns through it.
+VMRT_EXPORT VMRT_FORK_TEXT pid_t fork(void) noexcept {
   if (!shim::ready()) return __fork();
   int e = vmrt::runtime_fork_reserve();
   if (e != 0) {
