@@ -8,8 +8,8 @@
 // up to kFirstMaxSize (first_count(indx) elements each); the first malloc calls of a class
 // are served from its slot, one element at a time and in address order, before the class
 // gets any cluster, while the process has a single thread.  The 4.4BSD lookup stays: every
-// first-chunk page carries the page code kFirstCode, and a finer table (a class byte per
-// 16-byte granule of the chunk, as kmemusage is a record per page) gives the class of a
+// first-chunk page carries the page code kFirstCode, and the slot table (kFirst: each
+// class's slot offset and count, as kmemusage is a record per page) gives the class of a
 // pointer into the chunk, so free stays size-free and interior and foreign pointers fail
 // exactly.
 //
@@ -31,7 +31,6 @@ namespace vmrt::kmem::detail {
 inline constexpr std::size_t kFirstMaxSize = 2048;  // classes up to this size have a slot
 inline constexpr std::size_t kFirstSlotBytes = 1024; // about this much of each class
 inline constexpr std::uint32_t kFirstMaxCount = 32;
-inline constexpr unsigned kFirstGranShift = 4;      // the class table's granule: 16 bytes
 
 // Elements of class indx in the first chunk: ~kFirstSlotBytes of it, at least one, at most
 // kFirstMaxCount; none above kFirstMaxSize.
@@ -50,15 +49,16 @@ constexpr std::size_t first_bytes() {
   return b;
 }
 inline constexpr std::uint32_t kFirstPages = static_cast<std::uint32_t>((first_bytes() + kPageMask) >> kPageShift);
-inline constexpr std::size_t kFirstGranules = (std::size_t{kFirstPages} << kPageShift) >> kFirstGranShift;
 
 // Slot placement: the power-of-two classes first, largest first, from the chunk's (page
 // aligned) start, so each of their elements is aligned to its size as in a cluster
 // (malloc_aligned relies on it); then the others, which need 16 bytes.
+// The table is read by first-chunk frees only (a slow path): no per-granule class map (it
+// was 1.8 KiB of the read-only data next to the fast paths' tables, a page more for every
+// process that frees a first-chunk block); a lookup walks the slots.
 struct first_layout {
   std::uint32_t off[kNumIndx];      // slot start in the chunk
   std::uint32_t count[kNumIndx];    // elements in the slot (0: no slot)
-  std::uint8_t cls[kFirstGranules]; // class of each 16-byte granule (0: none)
 };
 constexpr first_layout make_first_layout() {
   first_layout t{};
@@ -66,9 +66,7 @@ constexpr first_layout make_first_layout() {
   auto place = [&](unsigned i) {
     t.off[i] = at;
     t.count[i] = first_count(i);
-    const std::uint32_t bytes = t.count[i] * kClasses.size[i];
-    for (std::uint32_t g = at >> kFirstGranShift; g < (at + bytes) >> kFirstGranShift; ++g) t.cls[g] = static_cast<std::uint8_t>(i);
-    at += bytes;
+    at += t.count[i] * kClasses.size[i];
   };
   for (unsigned i = kMaxBucket + 1; i-- > kMinBucket;)
     if (first_count(i) != 0 && !kClasses.straddle[i]) place(i);
@@ -91,23 +89,28 @@ constexpr bool first_layout_ok() {
     if (kFirst.count[i] == 0) continue;
     const std::size_t s = kClasses.size[i];
     if (kFirst.off[i] % (kClasses.straddle[i] ? 16 : s) != 0) return false;  // aligned as in a cluster
-    for (std::size_t off = kFirst.off[i]; off < kFirst.off[i] + kFirst.count[i] * s; off += 16)
-      if (kFirst.cls[off >> kFirstGranShift] != i) return false;  // the slot's granules name it
+    for (unsigned j = kMinBucket; j < i; ++j) {  // disjoint from every other slot
+      if (kFirst.count[j] == 0) continue;
+      const std::size_t lo = kFirst.off[j], hi = lo + kFirst.count[j] * kClasses.size[j];
+      if (kFirst.off[i] < hi && lo < kFirst.off[i] + kFirst.count[i] * s) return false;
+    }
     if (kFirst.off[i] + kFirst.count[i] * s > end) end = kFirst.off[i] + kFirst.count[i] * s;
   }
   return end == first_bytes() && end <= (std::size_t{kFirstPages} << kPageShift);
 }
-static_assert(first_layout_ok(), "the first chunk's slots are aligned, disjoint and named by the granule table");
+static_assert(first_layout_ok(), "the first chunk's slots are aligned and disjoint");
 static_assert(kFirstPages <= 8, "the first chunk stays a few pages");
 
 // The class of the slot holding byte off of the chunk, 0 when no slot holds it; *start: the
 // offset of the element holding it.  => pure.
 constexpr unsigned first_class_at(std::uintptr_t off, std::uintptr_t* start) {
-  if (off >= (std::uintptr_t{kFirstPages} << kPageShift)) return 0;
-  const unsigned i = kFirst.cls[off >> kFirstGranShift];
-  if (i == 0) return 0;
-  *start = off - (off - kFirst.off[i]) % kClasses.size[i];
-  return i;
+  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) {
+    const std::uintptr_t lo = kFirst.off[i];
+    if (kFirst.count[i] == 0 || off < lo || off >= lo + std::uintptr_t{kFirst.count[i]} * kClasses.size[i]) continue;
+    *start = off - (off - lo) % kClasses.size[i];
+    return i;
+  }
+  return 0;
 }
 constexpr bool first_class_at_ok() {
   for (unsigned i = kMinBucket; i <= kMaxBucket; ++i)
