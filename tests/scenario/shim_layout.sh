@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The shim's image as the linker scripts lay it out (libc_shim/hot_text.ld, hot_data.ld,
+# fork_data.ld): on these guests every page a process touches costs its first access, a
+# fork child's included, so what every process reads is kept to few pages.  Read from the
+# built library with readelf and nm (counts and addresses, never times).  Each check failed
+# on the layout before it (2026-12-04): the PLT alone on a page before the hot text, kmem's
+# tables on three pages of .rodata, the fini array and the GOT two pages apart, 131 PLT
+# calls from the shim's own code.
+source "$(dirname "$0")/lib/scenario_lib.bash" "$1"
+need readelf nm objdump
+SO=$BUILD/lib/libvmrt_malloc.so
+SECTIONS=$(readelf -SW "$SO")
+PHDRS=$(readelf -lW "$SO")
+SYMS=$(nm "$SO")
+page() { echo $(($1 >> 12)); }
+sec() {  # sec NAME [FIELD]: the section's address (FIELD 2) or size (FIELD 4), hex without 0x
+  awk -v n="$1" -v f="${2:-2}" '!done {for (i = 1; i <= NF; i++) if ($i == n) {print $(i + f); done = 1}}' <<<"$SECTIONS"
+}
+sym() { awk -v s="$1" '$3 == s {print $1}' <<<"$SYMS" | head -1; }
+
+hot=$(sec .text.vmrt_hot)
+plt=$(sec .plt)
+[ -n "$hot" ] || { note "skipped: built with -DVMRT_HOT_TEXT=OFF (no .text.vmrt_hot)"; exit 0; }
+[ -n "$plt" ] || fail "no .plt in $SO"
+[ "$(page 0x$plt)" = "$(page 0x$hot)" ] ||
+  fail "the PLT (0x$plt) and the hot text (0x$hot) are on different pages: one more page in every process"
+
+# kmem's fast paths' tables on one page, the slow paths' on the next.
+fast1=$(sym _ZN4vmrt4kmem6detail10kSizeIndexE)
+fast2=$(sym _ZN4vmrt4kmem6detail6kCodesE)
+slow1=$(sym _ZN4vmrt4kmem6detail6kFirstE)
+slow2=$(sym _ZN4vmrt4kmem6detail9kFreeMaskE)
+[ -n "$fast1" ] && [ -n "$fast2" ] && [ -n "$slow1" ] && [ -n "$slow2" ] || fail "kmem's tables not found in $SO"
+codes_end=$((0x$fast2 + 3384 - 1))
+[ "$(page 0x$fast1)" = "$(page $codes_end)" ] ||
+  fail "kSizeIndex (0x$fast1) and the end of kCodes ($(printf %x $codes_end)) are on different pages"
+[ "$(page 0x$slow1)" = "$(page $((0x$slow2 + 2048 - 1)))" ] && [ "$(page 0x$slow1)" -le $(($(page 0x$fast1) + 1)) ] ||
+  fail "kFirst (0x$slow1) and kFreeMask (0x$slow2) are not on the page after the fast paths' tables"
+
+# Every exit reads the fini array and .dynamic, every call into libc the GOT: one page.
+fini=$(sec .fini_array)
+got=$(sec .got)
+gsize=$(sec .got 4)
+[ -n "$fini" ] && [ -n "$got" ] && [ -n "$gsize" ] || fail "no .fini_array or .got in $SO"
+[ "$(page 0x$fini)" = "$(page $((0x$got + 0x$gsize - 1)))" ] ||
+  fail "the fini array (0x$fini) and the end of the GOT are on different pages"
+[[ $PHDRS == *GNU_RELRO* ]] || fail "no GNU_RELRO segment: the data layout broke the relocation-read-only segment"
+
+# -fno-plt: the shim's own code calls libc through the GOT.  What is left calls through the
+# PLT from objects not compiled with the project's flags (crtbeginS.o, libgcc's unwinder).
+nplt=$(objdump -d --no-show-raw-insn "$SO" | awk '/call.*@plt>/ {n++} END {print n + 0}')
+[ "$nplt" -le 60 ] || fail "$nplt calls through the PLT (at most 60: crtbeginS.o's and libgcc's)"
+note "ok: PLT on the hot text's first page, kmem's tables on two pages, fini array with the GOT, $nplt PLT calls"
