@@ -34,10 +34,11 @@ constexpr bool page_aligned(vaddr_t a) { return (a & PAGE_MASK) == 0; }
 // shadow page tables: bench/fault_cost, "fork read").  So what the fork handlers write
 // (locks taken in prepare and released or reset after, fork bookkeeping, the counters they
 // bump) and what they and a shell child's calls read is placed in one output section, the
-// fork data page (libc_shim/fork_data.ld); and the code is three runs the linker's
-// SORT(.text.sorted.*) lays out in name order: what only a child runs, what both sides and
-// a shell child's calls run (close, sigaction, read, write, the exit path), what only the
-// forking parent runs.  A child executes the first two, the parent the last two.  Measured
+// fork data page (libc_shim/fork_data.ld); and the code is three runs the hot text script
+// (libc_shim/hot_text.ld) lays out in this order: what only a child runs, what both sides
+// and a shell child's calls run (close, sigaction, read, write, the exit path), then the
+// rest of what a shell's fork child was seen to run (malloc, free, their slow paths), then
+// what only the forking parent runs.  Measured
 // with `perf record` (page-faults -d, cpu-clock) on bash's $(echo) loop and counted by the
 // scenarios fork_faults and fork_pages (README, "Faults per fork and exec").
 #define VMRT_FORK_DATA __attribute__((section("vmrt_fork_data")))
