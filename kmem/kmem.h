@@ -111,9 +111,9 @@ struct kmem_config {
   // once they have stayed free this long (0: at once, as 4.4BSD did).  Keeps
   // phase-shaped workloads from re-faulting the same pages; trim() ignores it.
   unsigned decay_ms = 1000;
-  // A class's first few blocks come from a chunk of a few pages shared by all the small
-  // classes (kmem_first_chunk.h), not from a cluster of its own: a short process touches
-  // a few pages, not one per class.  Those blocks are not reused once freed.
+  // A young process's small classes refill from a chunk shared by all of them
+  // (kmem_first_chunk.h), not from a cluster of their own each: a short process touches a
+  // few pages, not one per class.
   bool first_chunk = true;
 };
 

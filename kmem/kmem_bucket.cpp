@@ -680,6 +680,14 @@ std::uint32_t bucket_free(unsigned indx, void* chain, std::uint32_t n) {
     for (std::uint32_t i = 0; i < nrel; ++i) cluster_give(release[i], kb.kb_npg, false);
     done += freed;
     if (freed != batch) {
+      // A first-chunk element has no cluster to go back to: retired (kmem_first_chunk.h).
+      if (chain_elem_ok(a, indx) && g.pgindx[(a - g.base) >> kPageShift] == kFirstCode) {
+        const std::uintptr_t next = reinterpret_cast<const std::uintptr_t*>(a)[0];
+        first_retire(a, indx);
+        a = next;
+        ++done;
+        continue;
+      }
       chain_broken(reinterpret_cast<void*>(a));
       break;
     }

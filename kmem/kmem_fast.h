@@ -8,7 +8,8 @@
 //         cleared, plain stores to this thread's statistics.
 // free:   arena range check, the page's code from the dense g.pgindx byte
 //         array, the element-start and page-state check as one multiply for every
-//         class (free_class: no branch on the class), the
+//         class (free_class: no branch on the class; a first-chunk page fails it and
+//         its line table answers, in the failure branch), the
 //         always-on double-free check (word 1 could be a free marker: may_be_marked;
 //         word 0 is not read), a push onto the loaded
 //         chain (the link in the element's word 0), plain stores to this
@@ -77,9 +78,15 @@ namespace vmrt::kmem::detail {
   if (__builtin_expect(off >= g.size, 0)) return false;
   if (__builtin_expect(g.type_slow[t].load(std::memory_order_relaxed) != 0, 0)) return false;
   const std::size_t code = g.pgindx[off >> kPageShift];
-  // Not a bucket page, or not an element start: the slow path says which.
-  const std::size_t indx = free_class(code, a);
-  if (__builtin_expect(indx == 0, 0)) return false;
+  // Not a bucket page, or not an element start: the slow path says which.  A first-chunk
+  // page (kmem_first_chunk.h) fails the test too; its line table names the class, in this
+  // branch, so its blocks are freed here as a cluster's are.
+  std::size_t indx = free_class(code, a);
+  if (__builtin_expect(indx == 0, 0)) {
+    if (code != kFirstCode) return false;
+    indx = first_elem_class(a);
+    if (indx == 0) return false;
+  }
   std::uintptr_t* w = reinterpret_cast<std::uintptr_t*>(a);
   const std::uintptr_t m = free_marker(a, 0);  // loaded once: the stores below may alias g
   // Perhaps a double free (word 1 alone: may_be_marked): the slow path tells and reports it.

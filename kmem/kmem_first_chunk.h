@@ -1,24 +1,32 @@
-// kmem_first_chunk.h — the first chunk: a process's first few blocks of every small class,
-// packed together in a few shared pages.
+// kmem_first_chunk.h — the first chunk: a process's first blocks of every small class,
+// packed together in shared pages, the way a bump heap packs them.
 //
-// Without it a class's first malloc makes the class a cluster of its own and carves about
-// a page of elements into the thread's cache: a short process that mallocs in 20 classes
-// (git --version) writes ~20 pages, each a host zero-fill fault.  The first chunk is
-// kFirstPages pages taken from the page source by the first malloc, cut into one slot per class
-// up to kFirstMaxSize (first_count(indx) elements each); the first malloc calls of a class
-// are served from its slot, one element at a time and in address order, before the class
-// gets any cluster, while the process has a single thread.  The 4.4BSD lookup stays: every
-// first-chunk page carries the page code kFirstCode, and the slot table (kFirst: each
-// class's slot offset and count, as kmemusage is a record per page) gives the class of a
-// pointer into the chunk, so free stays size-free and interior and foreign pointers fail
-// exactly.
+// Without it a class's first refill makes the class a cluster of its own, a page at least:
+// a short process that mallocs in 30 classes (git commit: 33) writes 30 pages where glibc's
+// heap holds the same blocks in a handful, and on these guests each page's first touch is
+// what a short process pays for (README, "The shim's image laid out by who reads it").  The
+// first chunk is kFirstPages pages of address space taken at the first refill of a class
+// up to kFirstMaxSize; while the process has a single thread, a class's refill that the
+// depot cannot serve is cut from the chunk instead of a cluster: a *run* of the class's
+// elements (kFirstRun: about 512 bytes, a whole number of elements and of 128-byte lines),
+// carved at the chunk's bump pointer, so the runs of all the classes a process uses lie
+// side by side in allocation order.  A class takes at most kFirstClassBytes of the chunk;
+// then its refills come from clusters as before.  The chunk's pages are made resident as
+// the bump pointer reaches them.
 //
-// kFirstCode has no magic, so free's fast path refuses the whole chunk (no instruction added
-// to it) and the slow path frees the block.  A freed first-chunk block is retired: it gets
-// its free marker (so a second free is a double free) and is never handed out again.  Reusing
-// it would put it in a thread's cache, where every later free of it would take the slow path
-// (a malloc/free loop of one size would run slow for ever); retired blocks hold at most the
-// chunk's kFirstPages pages for the life of the process.
+// A run's elements go into the thread's loaded chain like any refill's: malloc pops them on
+// its fast path, and free pushes them back on its fast path too, so they are reused as
+// cluster elements are.  The 4.4BSD lookup stays: every chunk page carries the page code
+// kFirstCode, which no class uses, so free's fast path fails its one-multiply test there
+// and, in that failure branch (nothing added before it), looks the pointer up in the line
+// table: a byte per 128-byte line of the chunk, the class index on a run's first line and
+// "k lines back" on the others (512 bytes for the chunk's 16 pages: it sits in .bss, whose
+// pages every process writes at boot anyway; scenario exec_boot).  A run is a whole number of elements, so every line-table
+// hit at a multiple of the size from the run's start is an element start: free stays
+// size-free and exact (interior and never-carved pointers fail).  An element that reaches
+// the bucket layer (a depot over its bound, a thread's exit) cannot join a cluster: it is
+// retired there (marked free, never handed out again), at most the chunk's pages for the
+// life of the process.
 #pragma once
 
 #include <cstddef>
@@ -28,119 +36,135 @@
 
 namespace vmrt::kmem::detail {
 
-inline constexpr std::size_t kFirstMaxSize = 2048;  // classes up to this size have a slot
-inline constexpr std::size_t kFirstSlotBytes = 1024; // about this much of each class
-inline constexpr std::uint32_t kFirstMaxCount = 32;
+inline constexpr std::size_t kFirstMaxSize = 1024;     // classes up to this size take runs
+inline constexpr std::size_t kFirstClassBytes = 4096;  // about this much of the chunk per class
+inline constexpr std::size_t kFirstRunTarget = 512;    // a run's bytes, about
+inline constexpr unsigned kFirstLineShift = 7;         // the line table's granule: 128 bytes
+inline constexpr std::size_t kFirstLine = std::size_t{1} << kFirstLineShift;
+inline constexpr std::uint32_t kFirstMaxPages = 16;    // the chunk, at most
 
-// Elements of class indx in the first chunk: ~kFirstSlotBytes of it, at least one, at most
-// kFirstMaxCount; none above kFirstMaxSize.
-constexpr std::uint32_t first_count(unsigned indx) {
-  const std::size_t s = kClasses.size[indx];
-  if (s > kFirstMaxSize) return 0;
-  std::size_t n = kFirstSlotBytes / s;
-  if (n < 1) n = 1;
-  if (n > kFirstMaxCount) n = kFirstMaxCount;
-  return static_cast<std::uint32_t>(n);
+constexpr std::size_t first_gcd(std::size_t a, std::size_t b) {
+  while (b != 0) {
+    const std::size_t t = a % b;
+    a = b;
+    b = t;
+  }
+  return a;
 }
 
-constexpr std::size_t first_bytes() {
-  std::size_t b = 0;
-  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) b += std::size_t{first_count(i)} * kClasses.size[i];
-  return b;
-}
-inline constexpr std::uint32_t kFirstPages = static_cast<std::uint32_t>((first_bytes() + kPageMask) >> kPageShift);
-
-// Slot placement: the power-of-two classes first, largest first, from the chunk's (page
-// aligned) start, so each of their elements is aligned to its size as in a cluster
-// (malloc_aligned relies on it); then the others, which need 16 bytes.
-// The table is read by first-chunk frees only (a slow path): no per-granule class map (it
-// was 1.8 KiB of the read-only data next to the fast paths' tables, a page more for every
-// process that frees a first-chunk block); a lookup walks the slots.
-struct first_layout {
-  std::uint32_t off[kNumIndx];      // slot start in the chunk
-  std::uint32_t count[kNumIndx];    // elements in the slot (0: no slot)
+// A class's run: `bytes` (a multiple of both the element size and a line), `elems` elements,
+// started at a multiple of `align` (a line, or the size for a power-of-two class:
+// malloc_aligned relies on those elements being aligned to their size), at most `runs`.
+struct first_run {
+  std::uint32_t bytes;
+  std::uint32_t elems;
+  std::uint32_t align;
+  std::uint32_t runs;
 };
-constexpr first_layout make_first_layout() {
-  first_layout t{};
-  std::uint32_t at = 0;
-  auto place = [&](unsigned i) {
-    t.off[i] = at;
-    t.count[i] = first_count(i);
-    at += t.count[i] * kClasses.size[i];
-  };
-  for (unsigned i = kMaxBucket + 1; i-- > kMinBucket;)
-    if (first_count(i) != 0 && !kClasses.straddle[i]) place(i);
-  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i)
-    if (first_count(i) != 0 && kClasses.straddle[i]) place(i);
+struct first_run_table {
+  first_run r[kNumIndx];
+};
+constexpr first_run_table make_first_run_table() {
+  first_run_table t{};
+  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) {
+    const std::size_t s = kClasses.size[i];
+    if (s > kFirstMaxSize) continue;
+    const std::size_t unit = s / first_gcd(s, kFirstLine) * kFirstLine;  // lcm(size, line)
+    std::size_t bytes = unit;
+    while (bytes + unit <= kFirstRunTarget) bytes += unit;
+    t.r[i].bytes = static_cast<std::uint32_t>(bytes);
+    t.r[i].elems = static_cast<std::uint32_t>(bytes / s);
+    t.r[i].align = static_cast<std::uint32_t>(kClasses.straddle[i] || s < kFirstLine ? kFirstLine : s);
+    t.r[i].runs = static_cast<std::uint32_t>(kFirstClassBytes / bytes > 0 ? kFirstClassBytes / bytes : 1);
+  }
   return t;
 }
-inline constexpr first_layout kFirst = make_first_layout();
+inline constexpr first_run_table kFirstRun = make_first_run_table();
+
+// The chunk: room for every class's runs at their worst alignment, up to kFirstMaxPages
+// (a process whose classes want more takes the rest of their refills from clusters).
+constexpr std::size_t first_bytes_bound() {
+  std::size_t b = 0;
+  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i)
+    b += std::size_t{kFirstRun.r[i].runs} * (kFirstRun.r[i].bytes + kFirstRun.r[i].align - kFirstLine);
+  return b;
+}
+inline constexpr std::uint32_t kFirstPages =
+    (first_bytes_bound() + kPageMask) >> kPageShift < kFirstMaxPages
+        ? static_cast<std::uint32_t>((first_bytes_bound() + kPageMask) >> kPageShift)
+        : kFirstMaxPages;
+inline constexpr std::size_t kFirstLines = std::size_t{kFirstPages} << (kPageShift - kFirstLineShift);
+
+constexpr bool first_runs_ok() {
+  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) {
+    const first_run& r = kFirstRun.r[i];
+    if (kClasses.size[i] > kFirstMaxSize) {
+      if (r.elems != 0) return false;
+      continue;
+    }
+    const std::size_t s = kClasses.size[i];
+    if (r.elems == 0 || r.bytes != r.elems * s || r.bytes % kFirstLine != 0) return false;  // whole elements, whole lines
+    if ((r.bytes >> kFirstLineShift) > 0x7f) return false;  // "k lines back" fits the table's 7 bits
+    if (r.align % kFirstLine != 0 || (!kClasses.straddle[i] && r.align % s != 0)) return false;
+    if (r.elems > magazine_cap(i)) return false;  // a run fits an empty loaded chain
+  }
+  return true;
+}
+static_assert(first_runs_ok(), "a run is whole elements and lines, aligned as a cluster's elements, one chain's worth");
+static_assert(kMaxBucket < 0x80, "a run's first line holds its class, below the continuation bit");
+static_assert(kFirstPages == kFirstMaxPages && kFirstLines == 512, "the first chunk: 16 pages, a 512-byte line table");
 
 // The page code of every first-chunk page: a code no class uses, with no magic (free's
-// fast path and chain_elem_ok refuse it; kFreeMask is all ones there).
+// fast path and chain_elem_ok fail it and then ask the line table; kFreeMask is all ones).
 inline constexpr std::uint8_t kFirstCode = 255;
 static_assert(kCodes.ncodes <= kFirstCode && kCodes.magic[kFirstCode] == 0 && kFreeMask.m[kFirstCode] == ~std::uintptr_t{0},
               "the first chunk's page code is free");
 
-constexpr bool first_layout_ok() {
-  std::size_t end = 0;
-  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) {
-    if (kFirst.count[i] != first_count(i)) return false;
-    if (kFirst.count[i] == 0) continue;
-    const std::size_t s = kClasses.size[i];
-    if (kFirst.off[i] % (kClasses.straddle[i] ? 16 : s) != 0) return false;  // aligned as in a cluster
-    for (unsigned j = kMinBucket; j < i; ++j) {  // disjoint from every other slot
-      if (kFirst.count[j] == 0) continue;
-      const std::size_t lo = kFirst.off[j], hi = lo + kFirst.count[j] * kClasses.size[j];
-      if (kFirst.off[i] < hi && lo < kFirst.off[i] + kFirst.count[i] * s) return false;
-    }
-    if (kFirst.off[i] + kFirst.count[i] * s > end) end = kFirst.off[i] + kFirst.count[i] * s;
-  }
-  return end == first_bytes() && end <= (std::size_t{kFirstPages} << kPageShift);
-}
-static_assert(first_layout_ok(), "the first chunk's slots are aligned and disjoint");
-static_assert(kFirstPages <= 8, "the first chunk stays a few pages");
+// The line table (kmem_first_chunk.cpp).  Written only while the process has one thread
+// (runs are carved then), read by any thread after: pthread_create orders the writes first.
+struct first_table {
+  std::uintptr_t base;              // the chunk; 0 until a class's first refill takes it
+  std::uint8_t line[kFirstLines];  // 0: no run; a class: a run's first line; 0x80 | k: k lines into one
+};
+extern first_table g_first __attribute__((visibility("hidden")));
 
-// The class of the slot holding byte off of the chunk, 0 when no slot holds it; *start: the
-// offset of the element holding it.  => pure.
-constexpr unsigned first_class_at(std::uintptr_t off, std::uintptr_t* start) {
-  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) {
-    const std::uintptr_t lo = kFirst.off[i];
-    if (kFirst.count[i] == 0 || off < lo || off >= lo + std::uintptr_t{kFirst.count[i]} * kClasses.size[i]) continue;
-    *start = off - (off - lo) % kClasses.size[i];
-    return i;
+// => any thread, no lock, no sleep.  The class of the chunk element that starts at a (a on a
+// page of code kFirstCode), 0 when no element starts there.  Free's fast path calls it in
+// its failure branch.
+[[gnu::always_inline]] inline unsigned first_elem_class(std::uintptr_t a) {
+  const std::uintptr_t off = a - g_first.base;
+  std::uintptr_t l = off >> kFirstLineShift;
+  if (__builtin_expect(l >= kFirstLines, 0)) return 0;
+  unsigned v = g_first.line[l];
+  if (v & 0x80) {
+    l -= v & 0x7f;
+    v = g_first.line[l];
   }
-  return 0;
+  if (v > kMaxBucket) return 0;  // a broken table entry: no class (v == 0 has no magic)
+  const std::uint64_t magic = kCodes.magic[v];  // a class's first-page code is the class
+  if ((off - (l << kFirstLineShift)) * magic >= magic) return 0;
+  return v;
 }
-constexpr bool first_class_at_ok() {
-  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i)
-    for (std::uint32_t k = 0; k < kFirst.count[i]; ++k) {
-      const std::uintptr_t e = kFirst.off[i] + std::uintptr_t{k} * kClasses.size[i];
-      std::uintptr_t s0 = 1, s1 = 1;
-      if (first_class_at(e, &s0) != i || s0 != e) return false;
-      if (first_class_at(e + kClasses.size[i] - 1, &s1) != i || s1 != e) return false;
-    }
-  std::uintptr_t s = 0;
-  return first_class_at(first_bytes(), &s) == 0 && first_class_at(std::uintptr_t{kFirstPages} << kPageShift, &s) == 0;
-}
-static_assert(first_class_at_ok(), "every byte of a slot finds its element's start");
 
-// ---- the first chunk's state (kmem_first_chunk.cpp) ------------------------------------------
-// => any thread, no lock.  A never-used block of class indx from its slot (reads as zeros),
-// or null when the slot is used up, the class has none, there is no chunk, or the process
-// has (had) a second thread.
-void* first_take(unsigned indx);
-// => any thread, no lock.  Retires a live first-chunk block of class indx at a: marked free,
+// => the process's only thread, no lock held; may take the pages lock and make chunk pages
+// resident.  A run of class indx for an empty loaded chain of capacity cap: its elements
+// chained in address order (each marked free, the first at *head), or 0 when the class
+// takes no run (too big, its share used, the chunk full, a second thread, no chunk).
+std::uint32_t first_refill(unsigned indx, std::uint32_t cap, void** head);
+// => any thread, no lock (the caller holds the element: the bucket layer, given it in a
+// chain).  Retires the marked chunk element of class indx at a: marked free with no link,
 // never handed out again.
 void first_retire(std::uintptr_t a, unsigned indx);
-// => any thread, no lock.  Class of the first-chunk block holding byte a (on a page of code
-// kFirstCode), 0 when no slot holds it; *start: the block's address, *handed_out: the
-// block was ever handed out (a never-used one is not a block yet).
+// => any thread, no lock.  Class of the chunk element holding byte a, 0 when no run holds
+// it; *start: the element's address, *handed_out: it was carved (in a thread's or the
+// depot's chains, or live, or retired).
 unsigned first_block_of(std::uintptr_t a, std::uintptr_t* start, bool* handed_out);
-// => any thread, no lock.  Elements of class indx handed out and retired (bucket stats).
+// => any thread, no lock.  Elements of class indx carved from the chunk and retired (bucket stats).
 void first_counts(unsigned indx, std::uint64_t* handed_out, std::uint64_t* retired);
 // => kmem_init, before any malloc: the process will have a chunk (not under diagnostics),
-// taken from the page source by its first malloc of a size that has a slot.
+// taken from the page source by its first refill of a class that takes runs.
 void first_chunk_init();
+// => the chunk's pages, for the unit tests.
+constexpr std::size_t first_chunk_bytes() { return std::size_t{kFirstPages} << kPageShift; }
 
 }  // namespace vmrt::kmem::detail

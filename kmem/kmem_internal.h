@@ -15,6 +15,7 @@
 
 #include "kmem/kmem.h"
 #include "kmem/kmem_bucket_index.h"
+#include "kmem/kmem_first_chunk.h"
 #include "kmem/kmem_lock.h"
 
 namespace vmrt::kmem::detail {
@@ -388,13 +389,17 @@ inline void mark_free(std::uintptr_t a, std::uintptr_t link) {
   w[1] = free_marker(a, link);
 }
 // True when a is an element of bucket indx holding its free marker: inside the arena, on
-// a page of that class at an element start (so mapped: reading it is safe), and marked
-// free.  The slow paths check every chain element with it before they follow its link or
-// hand it to the bucket layer (which needs exact element starts).  => any thread, no lock.
+// a page of that class at an element start (so mapped: reading it is safe) or a first-chunk
+// element of the class (the line table says so), and marked free.  The slow paths check
+// every chain element with it before they follow its link or hand it to the bucket layer
+// (which needs exact element starts).  => any thread, no lock.
 [[gnu::always_inline]] inline bool chain_elem_ok(std::uintptr_t a, unsigned indx) {
   const std::uintptr_t off = a - g.base;
   if (__builtin_expect(off >= g.size, 0)) return false;
-  if (__builtin_expect(free_class(g.pgindx[off >> kPageShift], a) != indx, 0)) return false;
+  const std::size_t code = g.pgindx[off >> kPageShift];
+  unsigned c = free_class(code, a);
+  if (__builtin_expect(c == 0 && code == kFirstCode, 0)) c = first_elem_class(a);
+  if (__builtin_expect(c != indx, 0)) return false;
   return is_marked(a);
 }
 // Sets a page's ku_indx and its copy in g.pgindx.  => the lock guarding ku_indx.

@@ -260,10 +260,19 @@ void* magazine_alloc_slow(tcache* tc, unsigned indx) {
       d.exchanges.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
-    // The depot has nothing: the bucket fills the loaded chain (its first element ends
-    // deepest, as at the bottom of a magazine's rounds: a block another thread freed to its
-    // cluster just now is not handed straight back, kmem_free's first-call rule).
+    // The depot has nothing: a young process's small class takes a run of the first
+    // chunk (kmem_first_chunk.h: packed with the other classes' runs, not a page of its own).
     void* head = nullptr;
+    if (B.cap != 0) {
+      if (const std::uint32_t got = first_refill(indx, B.cap, &head); got != 0) {
+        B.head = head;
+        B.set_loaded(got);
+        continue;
+      }
+    }
+    // Then the bucket fills the loaded chain (its first element ends deepest, as at the
+    // bottom of a magazine's rounds: a block another thread freed to its cluster just now
+    // is not handed straight back, kmem_free's first-call rule).
     if (B.cap == 0) return bucket_alloc(indx, &head, 1) == 1 ? head : nullptr;
     const std::uint32_t got = bucket_alloc(indx, &head, refill_rounds(B, indx));
     if (got == 0) return nullptr;

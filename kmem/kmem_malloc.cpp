@@ -177,7 +177,6 @@ struct block {
   std::uint32_t pages;   // large block pages
   std::uint32_t granules;  // medium block granules (0: not medium)
   std::size_t size;      // usable bytes
-  bool first;            // a first-chunk block (kmem_first_chunk.h)
 };
 
 // Is a the start of a live block?  Fills *b.  Lock-free (reads kmemusage and the
@@ -189,7 +188,6 @@ kmem_status validate(const void* addr, block* b) {
   const unsigned code = g.pgindx[(a - g.base) >> kPageShift];
   const unsigned indx = code;  // a state when below kMinBucket
   b->a = a;
-  b->first = false;
   if (code == kFirstCode) {
     std::uintptr_t start;
     bool handed_out;
@@ -199,7 +197,6 @@ kmem_status validate(const void* addr, block* b) {
     b->pages = 0;
     b->granules = 0;
     b->size = bucket_size(cls);
-    b->first = true;
     return is_marked(a) ? KMEM_DOUBLE_FREE : KMEM_OK;
   }
   if (code >= kMinBucket) {
@@ -346,10 +343,8 @@ void* malloc_medium(std::size_t size, malloc_type t, int flags, kmem_status* st)
   const std::size_t bsize = bucket_size(indx);
   tcache* tc = tcache_get();
   if (!account_alloc(tc, t, indx, bsize, flags, st)) return nullptr;
-  // A class's first blocks come from the shared first chunk, never used: zeros already.
-  void* p = first_take(indx);
-  const bool fresh = p != nullptr;
-  while (!fresh) {
+  void* p = nullptr;
+  for (;;) {
     p = elem_get(tc, indx);
     if (p == nullptr) {
       kmem::trim();
@@ -364,10 +359,10 @@ void* malloc_medium(std::size_t size, malloc_type t, int flags, kmem_status* st)
     if (!g.diag || diag_check_reuse(reinterpret_cast<std::uintptr_t>(p), bsize)) break;
     // Written after free: reported by diag_check_reuse; the block stays out of circulation.
   }
-  if (!fresh) static_cast<std::uintptr_t*>(p)[1] = 0;
+  static_cast<std::uintptr_t*>(p)[1] = 0;
   if (g.diag) diag_on_alloc(reinterpret_cast<std::uintptr_t>(p), t);
   if (tc == nullptr) g.classes[indx].kb.kb_calls.fetch_add(1, std::memory_order_relaxed);
-  if ((flags & M_ZERO) != 0 && !fresh) std::memset(p, 0, bsize);
+  if ((flags & M_ZERO) != 0) std::memset(p, 0, bsize);
   set_status(st, KMEM_OK);
   return p;
 }
@@ -396,10 +391,6 @@ void* malloc_medium(std::size_t size, malloc_type t, int flags, kmem_status* st)
     return KMEM_OK;
   }
   account_free(tc, t, b.size);
-  if (b.first) {
-    first_retire(b.a, b.indx);
-    return KMEM_OK;
-  }
   if (g.diag) diag_on_free(b.a, b.size, t);
   mark_free(b.a, reinterpret_cast<const std::uintptr_t*>(b.a)[0]);
   // A thread whose first call is a free got the block from another thread: it goes back

@@ -28,14 +28,14 @@ plt=$(sec .plt)
 # kmem's fast paths' tables on one page, the slow paths' on the next.
 fast1=$(sym _ZN4vmrt4kmem6detail10kSizeIndexE)
 fast2=$(sym _ZN4vmrt4kmem6detail6kCodesE)
-slow1=$(sym _ZN4vmrt4kmem6detail6kFirstE)
+slow1=$(sym _ZN4vmrt4kmem6detail9kFirstRunE)
 slow2=$(sym _ZN4vmrt4kmem6detail9kFreeMaskE)
 [ -n "$fast1" ] && [ -n "$fast2" ] && [ -n "$slow1" ] && [ -n "$slow2" ] || fail "kmem's tables not found in $SO"
 codes_end=$((0x$fast2 + 3384 - 1))
 [ "$(page 0x$fast1)" = "$(page $codes_end)" ] ||
   fail "kSizeIndex (0x$fast1) and the end of kCodes ($(printf %x $codes_end)) are on different pages"
 [ "$(page 0x$slow1)" = "$(page $((0x$slow2 + 2048 - 1)))" ] && [ "$(page 0x$slow1)" -le $(($(page 0x$fast1) + 1)) ] ||
-  fail "kFirst (0x$slow1) and kFreeMask (0x$slow2) are not on the page after the fast paths' tables"
+  fail "kFirstRun (0x$slow1) and kFreeMask (0x$slow2) are not on the page after the fast paths' tables"
 
 # Every exit reads the fini array and .dynamic, every call into libc the GOT: one page.
 fini=$(sec .fini_array)

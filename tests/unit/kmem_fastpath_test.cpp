@@ -21,14 +21,10 @@ namespace kmem = vmrt::kmem;
 namespace d = vmrt::kmem::detail;
 
 namespace {
-void boot() { REQUIRE(kmem_test::boot(false) != nullptr); }
+// Without the first chunk: the cases are about clusters, chains and the depot, and a
+// class's first refills would otherwise be first-chunk runs (kmem_first_chunk_test).
+void boot() { REQUIRE(kmem_test::boot(false, 1000, std::size_t{4} << 30, false) != nullptr); }
 
-// A class's first blocks come from the first chunk (kmem_first_chunk.h), which neither the
-// fast path nor the thread caches see: the cases on those use the slot up first.
-void use_up_first_chunk(std::size_t size) {
-  for (std::uint32_t i = 0; i < d::kFirst.count[d::bucket_index(size)]; ++i)
-    CHECK(kmem::free(kmem::malloc(size, M_TEST, M_WAITOK), M_TEST) == KMEM_OK);
-}
 
 // Every page of the arena that kmem has touched: pgindx == ku_indx, except on the
 // further pages of a cluster whose elements straddle pages: KU_UNUSED in the record,
@@ -71,7 +67,6 @@ TEST_CASE("fast path: the page-index bytes mirror kmemusage through carve, large
 
 TEST_CASE("fast path: misuse leaves the fast path and is refused, nothing changed") {
   boot();
-  use_up_first_chunk(64);
   void* p = kmem::malloc(64, M_TEST, M_WAITOK);
   REQUIRE(p != nullptr);
   char* c = static_cast<char*>(p);
@@ -245,7 +240,6 @@ TEST_CASE("thread cache chains: a broken chain drained back to the bucket stops 
   report_hook old = set_report_hook(count_corrupt);
   bool ok = false;
   std::thread t([&] {
-    use_up_first_chunk(80);
     void* blocks[8];
     for (void*& b : blocks) b = kmem::malloc(80, M_TEST, M_WAITOK);
     thread_cache_drain();

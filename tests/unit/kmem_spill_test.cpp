@@ -28,18 +28,15 @@ namespace kmem = vmrt::kmem;
 namespace d = vmrt::kmem::detail;
 
 namespace {
-void boot() { REQUIRE(kmem_test::boot(false) != nullptr); }
+// Without the first chunk: the cases are about clusters, chains and the depot, and a
+// class's first refills would otherwise be first-chunk runs (kmem_first_chunk_test).
+void boot() { REQUIRE(kmem_test::boot(false, 1000, std::size_t{4} << 30, false) != nullptr); }
 
 std::atomic<int> g_corrupt_reports{0};
 void count_corrupt(const kmem_report& r) {
   if (r.status == KMEM_CORRUPT) g_corrupt_reports.fetch_add(1);
 }
 
-// A class's first blocks come from the first chunk, which the chains never see.
-void use_up_first_chunk(std::size_t size) {
-  for (std::uint32_t i = 0; i < d::kFirst.count[d::bucket_index(size)]; ++i)
-    CHECK(kmem::free(kmem::malloc(size, M_TEST, M_WAITOK), M_TEST) == KMEM_OK);
-}
 
 std::uint64_t corrupt_count() {
   kmem_counters c{};
@@ -112,8 +109,6 @@ TEST_CASE("spill: a chain broken in its third batch stops there; the rest is dro
     CAPTURE(k.name);
     constexpr int kChain = 200, kBad = 60;
     in_fresh_thread([&] {
-      use_up_first_chunk(k.size);
-      use_up_first_chunk(160);
       // A free block of another class: on its cluster's list, marked (its marker binds a
       // list offset), refused by its page's class.
       void* other = kmem::malloc(160, M_TEST, M_WAITOK);
@@ -186,7 +181,6 @@ TEST_CASE("refill: a cluster free list written after free is caught; nothing liv
     in_fresh_thread([&] {
       const std::size_t size = k.size;
       const int n = static_cast<int>(4096 / size);  // one page, page-aligned
-      use_up_first_chunk(size);
       thread_cache_drain();
       // A cluster (a page) whose every block this thread holds: the class is fresh, so
       // among a few pages' worth some page is whole.  The other blocks stay live.

@@ -66,7 +66,9 @@ inline long resident(const counting_source* src) {
 }
 
 // Boots kmem once per test process over a counting host source of `arena` bytes.
-inline counting_source* boot(bool diagnostics, unsigned decay_ms = 1000, std::size_t arena = std::size_t{4} << 30) {
+// first_chunk false: every refill comes from the clusters (kmem_first_chunk.h is its own test).
+inline counting_source* boot(bool diagnostics, unsigned decay_ms = 1000, std::size_t arena = std::size_t{4} << 30,
+                             bool first_chunk = true) {
   static counting_source src;
   static bool done = false;
   if (!done) {
@@ -78,6 +80,7 @@ inline counting_source* boot(bool diagnostics, unsigned decay_ms = 1000, std::si
     vmrt::kmem::kmem_config cfg;
     cfg.diagnostics = diagnostics;
     cfg.decay_ms = decay_ms;
+    cfg.first_chunk = first_chunk;
     if (!vmrt::kmem::kmem_init(&src.pub, cfg)) return nullptr;
   }
   return &src;
