@@ -21,6 +21,8 @@
 // takes a lock, or executes an atomic read-modify-write.
 #pragma once
 
+#include <sys/single_threaded.h>
+
 #include <cstdint>
 
 #include "kmem/kmem_internal.h"
@@ -80,10 +82,11 @@ namespace vmrt::kmem::detail {
   const std::size_t code = g.pgindx[off >> kPageShift];
   // Not a bucket page, or not an element start: the slow path says which.  A first-chunk
   // page (kmem_first_chunk.h) fails the test too; its line table names the class, in this
-  // branch, so its blocks are freed here as a cluster's are.
+  // branch, so its blocks are freed here as a cluster's are while the process has one
+  // thread (after, the slow path retires them: kmem_first_chunk.h).
   std::size_t indx = free_class(code, a);
   if (__builtin_expect(indx == 0, 0)) {
-    if (code != kFirstCode) return false;
+    if (code != kFirstCode || !__libc_single_threaded) return false;
     indx = first_elem_class(a);
     if (indx == 0) return false;
   }

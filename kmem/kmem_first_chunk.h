@@ -24,8 +24,10 @@
 // pages every process writes at boot anyway; scenario exec_boot).  A run is a whole number of elements, so every line-table
 // hit at a multiple of the size from the run's start is an element start: free stays
 // size-free and exact (interior and never-carved pointers fail).  An element that reaches
-// the bucket layer (a depot over its bound, a thread's exit) cannot join a cluster: it is
-// retired there (marked free, never handed out again), at most the chunk's pages for the
+// the bucket layer (a depot over its bound, a thread's exit) cannot join a cluster, and a
+// block freed once the process has had a second thread could share a line with another
+// thread's block in its run (Hoard's passive false sharing: allocsuite's cache_scratch):
+// both are retired (marked free, never handed out again), at most the chunk's pages for the
 // life of the process.
 #pragma once
 

@@ -177,6 +177,7 @@ struct block {
   std::uint32_t pages;   // large block pages
   std::uint32_t granules;  // medium block granules (0: not medium)
   std::size_t size;      // usable bytes
+  bool first;            // a first-chunk block (kmem_first_chunk.h)
 };
 
 // Is a the start of a live block?  Fills *b.  Lock-free (reads kmemusage and the
@@ -188,6 +189,7 @@ kmem_status validate(const void* addr, block* b) {
   const unsigned code = g.pgindx[(a - g.base) >> kPageShift];
   const unsigned indx = code;  // a state when below kMinBucket
   b->a = a;
+  b->first = false;
   if (code == kFirstCode) {
     std::uintptr_t start;
     bool handed_out;
@@ -197,6 +199,7 @@ kmem_status validate(const void* addr, block* b) {
     b->pages = 0;
     b->granules = 0;
     b->size = bucket_size(cls);
+    b->first = true;
     return is_marked(a) ? KMEM_DOUBLE_FREE : KMEM_OK;
   }
   if (code >= kMinBucket) {
@@ -391,6 +394,14 @@ void* malloc_medium(std::size_t size, malloc_type t, int flags, kmem_status* st)
     return KMEM_OK;
   }
   account_free(tc, t, b.size);
+  // A first-chunk block freed once the process has had a second thread is retired: its
+  // run's neighbours may be other threads' blocks, and handed out again by this thread it
+  // would share their cache lines (allocsuite's cache_scratch: the main thread's two blocks,
+  // adjacent in a run, freed and reused by two workers ran 12x slower).
+  if (b.first && !__libc_single_threaded) {
+    first_retire(b.a, b.indx);
+    return KMEM_OK;
+  }
   if (g.diag) diag_on_free(b.a, b.size, t);
   mark_free(b.a, reinterpret_cast<const std::uintptr_t*>(b.a)[0]);
   // A thread whose first call is a free got the block from another thread: it goes back

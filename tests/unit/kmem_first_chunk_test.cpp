@@ -187,6 +187,8 @@ TEST_CASE("first chunk: once the process has a second thread, no class takes a r
   REQUIRE(__libc_single_threaded);
   void* before = kmem::malloc(32, M_TEST, M_WAITOK);
   CHECK(in_chunk(before));
+  void* handed = kmem::malloc(32, M_TEST, M_WAITOK);  // its run neighbour, on the same line
+  CHECK(in_chunk(handed));
   // Runs of neighbouring classes handed to two threads would share cache lines.
   std::vector<void*> got[2];
   std::vector<std::thread> ts;
@@ -204,6 +206,21 @@ TEST_CASE("first chunk: once the process has a second thread, no class takes a r
       CHECK(kmem::free(p, M_TEST) == KMEM_OK);
     }
   std::thread([before] { CHECK(kmem::free(before, M_TEST) == KMEM_OK); }).join();  // another thread frees a chunk block
+  // Failed before the chunk's blocks were retired once the process has threads: a worker
+  // that freed the block handed to it and mallocked again got it back, writing the line
+  // the main thread's neighbour block is on (allocsuite's cache_scratch, 12x slower).
+  std::thread([handed] {
+    void* warm = kmem::malloc(64, M_TEST, M_WAITOK);  // the thread's cache is set up: not its first call
+    CHECK(kmem::free(handed, M_TEST) == KMEM_OK);
+    for (int k = 0; k < 8; ++k) {
+      void* q = kmem::malloc(32, M_TEST, M_WAITOK);
+      CHECK(q != handed);
+      CHECK_FALSE(in_chunk(q));
+      CHECK(kmem::free(q, M_TEST) == KMEM_OK);
+    }
+    CHECK(kmem::free(warm, M_TEST) == KMEM_OK);
+  }).join();
+  CHECK(kmem::free(handed, M_TEST) == KMEM_DOUBLE_FREE);
   CHECK(kmem::free(before, M_TEST) == KMEM_DOUBLE_FREE);
   CHECK(kmem::free(after, M_TEST) == KMEM_OK);
 }
