@@ -787,8 +787,8 @@ void usage(FILE* f) {
                "vmstat -m summary.  Writes DIR/results.csv, DIR/runs.csv, DIR/chart.{svg,png} (gnuplot),\n"
                "DIR/vmstat/*.txt.  Ends with `metric NAME VALUE` lines (vmrt against jemalloc).\n"
                "\n"
-               "  --quick          5 reps, workloads at scale 0.15, applications at 0.1 (under 3 minutes\n"
-               "                   on two cores; fewer reps when the machine is loaded)\n"
+               "  --quick          11 reps of the workloads at scale 0.15, 5 of the applications at 0.1\n"
+               "                   (under 3 minutes on two cores; fewer reps when the machine is loaded)\n"
                "  --tiny           1 rep at scale 0.02 (a few seconds; the smoke test)\n"
                "  (default)        5 reps at scale 1\n"
                "  --reps N         repetitions per (allocator, workload)\n"
@@ -891,7 +891,7 @@ int main(int argc, char** argv) {
     return bench::worker_main("allocsuite", argv[2], scale > 0 ? scale : 1);
   }
   bool quick = false, tiny = false, no_apps = false, no_chart = false, pow2 = false;
-  int reps = -1, timeout_s = -1;
+  int reps = -1, worker_reps = -1, timeout_s = -1;
   double scale = -1, app_scale = -1;
   std::string only, skip, allocs, baseline = "jemalloc", outdir;
   std::vector<std::pair<std::string, std::string>> extra;
@@ -934,7 +934,14 @@ int main(int argc, char** argv) {
   // Quick: 5 reps, as the default: medians of 3 moved a multithreaded row of 20-40 ms by
   // 0.1-0.2x from run to run (2026-12-03: cache_thrash 1.07 / 1.17, realloc_growth 0.98 /
   // 1.16); 5 take ~75 s idle, and the time budget below still stops a loaded run early.
+  // The workers, though: at scale 0.15 a row runs 20-40 ms, where 5 reps left an
+  // interquartile range of 20-40% (2026-12-04: symbolic 1.23x jemalloc in one quick run,
+  // 0.85x at scale 1 with 9 reps), and --quick's worst_time metric was that noise.  They cost
+  // ~5 s a rep for all five allocators against ~12 s for the applications, so quick gives
+  // them 11 (medians of 11), the applications 5.  --reps N sets both.
+  if (reps >= 1) worker_reps = reps;
   if (reps < 1) reps = tiny ? 1 : 5;
+  if (worker_reps < 1) worker_reps = quick ? 11 : reps;
   // Quick: workers at 0.15, the applications at 0.1.  With everything at 0.25 one rep took
   // 88 s at load 6-7 (redis 35 s of it, 7 s per allocator; python 16, memcached 8, sqlite 7,
   // the 15 workers 23), so the budget stopped quick after one rep: medians of one run.
@@ -1027,8 +1034,8 @@ int main(int argc, char** argv) {
       baseline = als[0].name;
     }
   }
-  std::printf("allocsuite: %s mode, %d reps interleaved, scale %g (applications %g), %ld CPUs, baseline %s, output %s\n",
-              tiny ? "tiny" : quick ? "quick" : "full", reps, scale, app_scale, sysconf(_SC_NPROCESSORS_ONLN),
+  std::printf("allocsuite: %s mode, %d reps interleaved (applications %d), scale %g (applications %g), %ld CPUs, baseline %s, output %s\n",
+              tiny ? "tiny" : quick ? "quick" : "full", worker_reps, reps, scale, app_scale, sysconf(_SC_NPROCESSORS_ONLN),
               baseline.c_str(), g_cfg.outdir.c_str());
   for (auto& a : als) std::printf("  %-9s %s\n", a.name.c_str(), a.path.c_str());
   std::fflush(stdout);
@@ -1040,20 +1047,26 @@ int main(int argc, char** argv) {
       "workload,allocator,rep,ok,time_ms,peak_rss_kb,req_peak_bytes,extra_kb,rps,result,vmstat,error,server_cpu_ms\n";
   std::uint64_t t_start = now_ns();
   std::vector<double> wall_s(NT, 0.0);  // wall time per workload, set-up and all allocators included
-  int reps_done = 0;
+  int reps_done = 0;  // of the workers; the applications stop at reps
+  double last_rep_s = 0;
   const double budget_s = quick ? 150.0 : tiny ? 1e9 : 1e9;
   // A later rep that a load spike slows down is cut short at this point (its remaining
   // workloads keep the reps they had), so one slow rep cannot carry quick past 3 minutes.
   const double cutoff_s = quick ? 165.0 : 1e9;
   bool cut = false;
-  for (int r = 0; r < reps && !cut; ++r) {
+  const int all_reps = std::max(reps, worker_reps);
+  for (int r = 0; r < all_reps && !cut; ++r) {
     double el = double(now_ns() - t_start) / 1e9;
-    if (r >= 1 && el + el / r > budget_s) {
+    // The next rep is estimated from the last (the workers' reps after the applications'
+    // last one take a fraction of the time).
+    if (r >= 1 && el + last_rep_s > budget_s) {
       std::printf("  (quick: stopping after %d reps, %.0f s, to stay within the time budget)\n", r, el);
       break;
     }
     reps_done = r + 1;
+    const std::uint64_t rep_t0 = now_ns();
     for (size_t t = 0; t < NT; ++t) {
+      if (r >= (tasks[t].kind == task_kind::worker ? worker_reps : reps)) continue;
       if (r >= 1 && double(now_ns() - t_start) / 1e9 > cutoff_s) {
         std::printf("  (quick: rep %d cut short before %s at %.0f s, to stay within the time budget)\n", r,
                     tasks[t].name.c_str(), double(now_ns() - t_start) / 1e9);
@@ -1083,6 +1096,7 @@ int main(int argc, char** argv) {
         results[t][ai].push_back(res);
       }
     }
+    last_rep_s = double(now_ns() - rep_t0) / 1e9;
     std::printf("  rep %d done, %.0f s\n", r, double(now_ns() - t_start) / 1e9);
     std::fflush(stdout);
   }
@@ -1179,12 +1193,12 @@ int main(int argc, char** argv) {
     }
 
   // Table.
-  std::printf("\nMedians of %d interleaved runs%s. time: the workload's own clock (workers) or wall time (apps);\n"
+  std::printf("\nMedians of %d interleaved runs (applications %d)%s. time: the workload's own clock (workers) or wall time (apps);\n"
               "RSS: peak RSS of the process under test (wait4). x%s: ratio to %s (lower is better for both).\n"
               "frag: (peak RSS - empty-worker RSS) / peak bytes requested; for vmrt also HighUse / requested.\n"
               "+-: the time's interquartile range over its median (4 reps or more): a ratio closer to 1 than\n"
               "    the two rows' spreads is within this machine's run-to-run noise.\n",
-              reps_done, cut ? " (the last cut short: its later workloads have one fewer)" : "", baseline.c_str(),
+              reps_done, std::min(reps_done, reps), cut ? " (the last cut short: its later workloads have one fewer)" : "", baseline.c_str(),
               baseline.c_str());
   for (size_t t = 0; t < NT; ++t) {
     const task& tk = tasks[t];
