@@ -95,15 +95,9 @@ unsigned first_block_of(std::uintptr_t a, std::uintptr_t* start, bool* handed_ou
   *handed_out = false;
   if (g_first.base == 0 || a < g_first.base) return 0;
   const std::uintptr_t off = a - g_first.base;
-  std::uintptr_t l = off >> kFirstLineShift;
-  if (l >= kFirstLines) return 0;
-  unsigned v = g_first.line[l];
-  if (v & 0x80) {
-    l -= v & 0x7f;
-    v = g_first.line[l];
-  }
-  if (v < kMinBucket || v > kMaxBucket) return 0;
-  const std::uintptr_t run = l << kFirstLineShift;
+  std::uintptr_t run = 0;
+  const unsigned v = first_run_at(off, &run);
+  if (v == 0) return 0;
   const std::size_t size = kClasses.size[v];
   *start = g_first.base + run + (off - run) / size * size;
   *handed_out = true;  // a run's elements are all carved at once

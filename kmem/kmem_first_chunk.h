@@ -21,9 +21,9 @@
 // and, in that failure branch (nothing added before it), looks the pointer up in the line
 // table: a byte per 128-byte line of the chunk, the class index on a run's first line and
 // "k lines back" on the others (512 bytes for the chunk's 16 pages: it sits in .bss, whose
-// pages every process writes at boot anyway; scenario exec_boot).  A run is a whole number of elements, so every line-table
-// hit at a multiple of the size from the run's start is an element start: free stays
-// size-free and exact (interior and never-carved pointers fail).  An element that reaches
+// pages every process writes at boot anyway; scenario exec_boot).  A run is a whole number
+// of elements, so every line-table hit at a multiple of the size from the run's start is an
+// element start: free stays size-free and exact (interior and never-carved pointers fail).  An element that reaches
 // the bucket layer (a depot over its bound, a thread's exit) cannot join a cluster, and a
 // block freed once the process has had a second thread could share a line with another
 // thread's block in its run (Hoard's passive false sharing: allocsuite's cache_scratch):
@@ -130,11 +130,9 @@ struct first_table {
 };
 extern first_table g_first __attribute__((visibility("hidden")));
 
-// => any thread, no lock, no sleep.  The class of the chunk element that starts at a (a on a
-// page of code kFirstCode), 0 when no element starts there.  Free's fast path calls it in
-// its failure branch.
-[[gnu::always_inline]] inline unsigned first_elem_class(std::uintptr_t a) {
-  const std::uintptr_t off = a - g_first.base;
+// => any thread, no lock, no sleep.  The class of the run holding byte off of the chunk, 0
+// when no run holds it; *run: the run's offset in the chunk.
+[[gnu::always_inline]] inline unsigned first_run_at(std::uintptr_t off, std::uintptr_t* run) {
   std::uintptr_t l = off >> kFirstLineShift;
   if (__builtin_expect(l >= kFirstLines, 0)) return 0;
   unsigned v = g_first.line[l];
@@ -142,9 +140,20 @@ extern first_table g_first __attribute__((visibility("hidden")));
     l -= v & 0x7f;
     v = g_first.line[l];
   }
-  if (v > kMaxBucket) return 0;  // a broken table entry: no class (v == 0 has no magic)
-  const std::uint64_t magic = kCodes.magic[v];  // a class's first-page code is the class
-  if ((off - (l << kFirstLineShift)) * magic >= magic) return 0;
+  if (v < kMinBucket || v > kMaxBucket) return 0;  // no run (or a broken table entry)
+  *run = l << kFirstLineShift;
+  return v;
+}
+
+// => any thread, no lock, no sleep.  The class of the chunk element that starts at a (a on a
+// page of code kFirstCode), 0 when no element starts there.  Free's fast path calls it in
+// its failure branch.
+[[gnu::always_inline]] inline unsigned first_elem_class(std::uintptr_t a) {
+  const std::uintptr_t off = a - g_first.base;
+  std::uintptr_t run = 0;
+  const unsigned v = first_run_at(off, &run);
+  const std::uint64_t magic = kCodes.magic[v];  // a class's first-page code is the class; 0: none
+  if ((off - run) * magic >= magic) return 0;
   return v;
 }
 

@@ -11,12 +11,14 @@ need readelf nm objdump
 SO=$BUILD/lib/libvmrt_malloc.so
 SECTIONS=$(readelf -SW "$SO")
 PHDRS=$(readelf -lW "$SO")
-SYMS=$(nm "$SO")
+SYMS=$(nm -S "$SO")
 page() { echo $(($1 >> 12)); }
 sec() {  # sec NAME [FIELD]: the section's address (FIELD 2) or size (FIELD 4), hex without 0x
   awk -v n="$1" -v f="${2:-2}" '!done {for (i = 1; i <= NF; i++) if ($i == n) {print $(i + f); done = 1}}' <<<"$SECTIONS"
 }
-sym() { awk -v s="$1" '$3 == s {print $1}' <<<"$SYMS" | head -1; }
+sym() {  # sym NAME: "address end" of the symbol (its last byte), in decimal, or nothing
+  awk -v s="$1" '$4 == s {print $1, $2}' <<<"$SYMS" | head -1 | { read -r a z && [ -n "$z" ] && echo $((0x$a)) $((0x$a + 0x$z - 1)); }
+}
 
 hot=$(sec .text.vmrt_hot)
 plt=$(sec .plt)
@@ -26,16 +28,15 @@ plt=$(sec .plt)
   fail "the PLT (0x$plt) and the hot text (0x$hot) are on different pages: one more page in every process"
 
 # kmem's fast paths' tables on one page, the slow paths' on the next.
-fast1=$(sym _ZN4vmrt4kmem6detail10kSizeIndexE)
-fast2=$(sym _ZN4vmrt4kmem6detail6kCodesE)
-slow1=$(sym _ZN4vmrt4kmem6detail9kFirstRunE)
-slow2=$(sym _ZN4vmrt4kmem6detail9kFreeMaskE)
-[ -n "$fast1" ] && [ -n "$fast2" ] && [ -n "$slow1" ] && [ -n "$slow2" ] || fail "kmem's tables not found in $SO"
-codes_end=$((0x$fast2 + 3384 - 1))
-[ "$(page 0x$fast1)" = "$(page $codes_end)" ] ||
-  fail "kSizeIndex (0x$fast1) and the end of kCodes ($(printf %x $codes_end)) are on different pages"
-[ "$(page 0x$slow1)" = "$(page $((0x$slow2 + 2048 - 1)))" ] && [ "$(page 0x$slow1)" -le $(($(page 0x$fast1) + 1)) ] ||
-  fail "kFirstRun (0x$slow1) and kFreeMask (0x$slow2) are not on the page after the fast paths' tables"
+read -r fast1 _ <<<"$(sym _ZN4vmrt4kmem6detail10kSizeIndexE)"
+read -r _ codes_end <<<"$(sym _ZN4vmrt4kmem6detail6kCodesE)"
+read -r slow1 _ <<<"$(sym _ZN4vmrt4kmem6detail9kFirstRunE)"
+read -r _ masks_end <<<"$(sym _ZN4vmrt4kmem6detail9kFreeMaskE)"
+[ -n "$fast1" ] && [ -n "$codes_end" ] && [ -n "$slow1" ] && [ -n "$masks_end" ] || fail "kmem's tables not found in $SO"
+[ "$(page $fast1)" = "$(page $codes_end)" ] ||
+  fail "kSizeIndex ($(printf %x $fast1)) and the end of kCodes ($(printf %x $codes_end)) are on different pages"
+[ "$(page $slow1)" = "$(page $masks_end)" ] && [ "$(page $slow1)" -le $(($(page $fast1) + 1)) ] ||
+  fail "kFirstRun ($(printf %x $slow1)) and the end of kFreeMask ($(printf %x $masks_end)) are not on the page after the fast paths' tables"
 
 # Every exit reads the fini array and .dynamic, every call into libc the GOT: one page.
 fini=$(sec .fini_array)
