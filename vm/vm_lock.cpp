@@ -57,18 +57,19 @@ void futex_wake(std::atomic<std::uint32_t>* a) {
 constexpr int kSpins = 200;
 
 VMRT_FORK_DATA constinit std::atomic<vm_lock_stall_fn> g_stall_hook{nullptr};
+VMRT_FORK_DATA constinit std::atomic<const vm_lock_stack_hooks*> g_stack_hooks{nullptr};
+// Attempts at a lock with the holder's stack in place before taking it as it is (pageout
+// racing each attempt for the same page that long is not expected).
+constexpr int kStackTries = 8;
 
-}  // namespace
-
-// Every access to the thread's own memory (its TLS: the cached thread id, the critical
-// section count) comes before the lock is taken.  A thread's TLS may be paged out (glibc's
-// thread stacks and a program's own are pageable memory), and a fault taken after the
-// compare-and-swap but before the owner is recorded waited forever on the lock its own thread
-// held (under the sigsegv backend: scenario program_stacks hung in a loaded run).
-VMRT_FORK_TEXT void vm_lock_acquire() {
-  std::uintptr_t me = self();
-  if (g_owner.load(std::memory_order_relaxed) == me) VMRT_PANIC("VM lock taken recursively (fault while holding it?)");
-  const pid_t tid = self_tid();
+// Take the lock.  Every access to the thread's own memory (its TLS: the cached thread id,
+// the critical section count) comes before the lock is taken.  A thread's TLS may be paged
+// out (a program's own thread stacks are pageable memory), and a fault taken after the
+// compare-and-swap but before the owner is recorded waited forever on the lock its own
+// thread held (under the sigsegv backend: scenario program_stacks hung in a loaded run).
+// Always inlined: vm_lock_acquire is one function in the hot text's order
+// (libc_shim/hot_text.ld).
+__attribute__((always_inline)) inline void acquire(std::uintptr_t me, pid_t tid) {
   critical_enter();  // no program signal handler runs while it is held (vm_critical.h)
   std::uint32_t c = 0;
   if (g_state.compare_exchange_strong(c, 1, std::memory_order_acquire)) {
@@ -104,6 +105,26 @@ VMRT_FORK_TEXT void vm_lock_acquire() {
   }
   set_owner(me, tid);
 }
+}  // namespace
+
+VMRT_FORK_TEXT void vm_lock_acquire() {
+  std::uintptr_t me = self();
+  if (g_owner.load(std::memory_order_relaxed) == me) VMRT_PANIC("VM lock taken recursively (fault while holding it?)");
+  const pid_t tid = self_tid();
+  const vm_lock_stack_hooks* h = g_stack_hooks.load(std::memory_order_acquire);
+  if (h == nullptr || !h->prepare()) {
+    acquire(me, tid);
+    return;
+  }
+  vm_stat_inc(V_VM_LOCK_STACK_PROBES);
+  for (int k = 1;; ++k) {
+    acquire(me, tid);
+    if (k == kStackTries || h->ready()) return;
+    vm_stat_inc(V_VM_LOCK_STACK_RETRIES);
+    vm_lock_release();
+    (void)h->prepare();
+  }
+}
 
 bool vm_lock_try() {
   std::uint32_t c = 0;
@@ -126,6 +147,7 @@ VMRT_FORK_TEXT void vm_lock_release() {
 }
 
 void vm_lock_set_stall_hook(vm_lock_stall_fn fn) { g_stall_hook.store(fn, std::memory_order_release); }
+void vm_lock_set_stack_hooks(const vm_lock_stack_hooks* hooks) { g_stack_hooks.store(hooks, std::memory_order_release); }
 
 bool vm_lock_owned() { return g_owner.load(std::memory_order_relaxed) == self(); }
 

@@ -21,7 +21,8 @@ namespace vmrt {
 
 // Acquire the VM lock.  => spins briefly, then sleeps on a futex.  Panics on recursion.
 void vm_lock_acquire();
-// Try once; true when acquired.  False also when the caller already holds it.
+// Try once; true when acquired.  False also when the caller already holds it.  The stack
+// hooks (below) are not run: for callers on a stack of their own.
 bool vm_lock_try();
 // Release the VM lock.  => the caller holds it (asserted).
 void vm_lock_release();
@@ -37,6 +38,22 @@ std::uint64_t vm_lock_acquisitions();
 // to serve); it returns to go on waiting.  Null: none.
 using vm_lock_stall_fn = void (*)(pid_t holder, unsigned seconds);
 void vm_lock_set_stall_hook(vm_lock_stall_fn fn);
+// The holder's own stack.  The VM pages program memory, and a thread may run on a stack the
+// program gave it in that memory (pthread_attr_setstack over malloc'd or mmap'd memory): a
+// page of it the holder's calls reach for the first time, or again after pageout took it,
+// faults while the lock is held, and no one can serve that fault (scenario program_stacks,
+// in a loaded run: a thread faulted on its next stack page inside vm_map_findspace).  So,
+// when the runtime sets these hooks, vm_lock_acquire first has `prepare` make the stack below
+// the caller resident (true when it did: the caller runs on such a stack), takes the lock,
+// then asks `ready` whether those pages are still in place, as pageout may have taken one
+// in between; if not it lets the lock go and starts again.  prepare runs with no lock held
+// and may fault; ready runs under the lock and must not touch program memory.
+struct vm_lock_stack_hooks {
+  bool (*prepare)();
+  bool (*ready)();
+};
+// Set once (static storage); null: none.
+void vm_lock_set_stack_hooks(const vm_lock_stack_hooks* hooks);
 // Fork support: in a host fork() child, leave the lock free (only the forking thread
 // survives).  => the forking thread held the lock across fork() only to keep the VM
 // quiescent (runtime_fork_prepare), or did not hold it at all; no VM operation was in

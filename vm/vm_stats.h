@@ -166,6 +166,8 @@ enum vm_counter : unsigned {
   // locking
   V_VM_LOCK_CONTENDED,    // "VM lock contended"
   V_VM_LOCK_SLEEPS,       // "VM lock sleeps"
+  V_VM_LOCK_STACK_PROBES, // "VM lock holder stacks made resident" (vm_lock.h, stack hooks)
+  V_VM_LOCK_STACK_RETRIES,// "VM lock holder stacks lost before the lock: retried"
   V_SIGNALS_DEFERRED,     // "signals deferred out of vmrt locks" (vm_critical.h)
   // system call buffers held (vm_fault_hold.cpp: vslock for the sigsegv trap backend)
   V_HOLD_PAGES,           // "syscall buffer pages held"
@@ -322,6 +324,8 @@ inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
     {V_PMAP_PAGE_PROTECT, "pmap page protects"},
     {V_VM_LOCK_CONTENDED, "VM lock contended"},
     {V_VM_LOCK_SLEEPS, "VM lock sleeps"},
+    {V_VM_LOCK_STACK_PROBES, "VM lock holder stacks made resident"},
+    {V_VM_LOCK_STACK_RETRIES, "VM lock holder stacks lost before the lock: retried"},
     {V_SIGNALS_DEFERRED, "signals deferred out of vmrt locks"},
     {V_HOLD_PAGES, "syscall buffer pages held"},
     {V_HOLD_FAULTS, "syscall buffer pages faulted in to be held"},

@@ -8,7 +8,9 @@
 # and a malloc'd alternate stack (gdb's) killed the process with SIGSEGV si_code SI_KERNEL
 # once paging began.  Under userfaultfd a thread whose descriptor was paged out at its exit
 # left pthread_join asleep forever.  They are held now (runtime/rt_vslock_keep.h,
-# libc_shim/shim_thread.cpp, libc_shim/shim_signal_stack.cpp).  Output as native under both
+# libc_shim/shim_thread.cpp, libc_shim/shim_signal_stack.cpp).  And a thread on such a
+# stack that took the VM lock faulted on its next stack page under it, where no handler
+# could serve it (runtime/rt_lock_stack.h; src/lock_stack.c).  Output as native under both
 # backends; and gdb's own session under --physmem 64M --trap sigsegv.
 source "$(dirname "$0")/lib/scenario_lib.bash" "$1"
 need cc
@@ -26,6 +28,16 @@ check "paging (sigsegv)" "$VMRUN" --physmem 16M --trap sigsegv --
 check "paging (userfaultfd)" "$VMRUN" --physmem 16M --trap userfaultfd --
 check "heap of frames (sigsegv)" env VMRT_HEAP=frames VMRT_TRAP=sigsegv LD_PRELOAD="$SHIM"
 check "no paging (sigsegv)" "$VMRUN" --trap sigsegv --
+# Calls into vmrt from a thread whose stack below its frame was just dropped: the VM lock's
+# holder made the next page resident under the lock (each trap backend).
+cc -O2 -pthread -o "$TMP/lock_stack" "$(dirname "$0")/src/lock_stack.c" || fail "cannot build lock_stack.c"
+"$TMP/lock_stack" >"$TMP/ls.want" || fail "lock_stack: the native run failed"
+for trap in userfaultfd sigsegv; do
+  watched 120 "$VMRUN" --physmem 64M --trap $trap -- "$TMP/lock_stack" >"$TMP/ls.got" 2>"$TMP/err" ||
+    fail "lock_stack ($trap): status $?: $(head -3 "$TMP/err")"
+  diff -u "$TMP/ls.want" "$TMP/ls.got" >&2 || fail "lock_stack ($trap): output differs from the native run"
+  note "ok: lock_stack ($trap): $(tr '\n' ' ' <"$TMP/ls.got")"
+done
 # gdb allocates its 13.5 KB alternate stack with malloc.
 if command -v gdb >/dev/null; then
   export TERM=xterm
