@@ -11,14 +11,12 @@
 // before it is installed and released when it is replaced or disabled (SS_DISABLE, or a
 // stack of host memory).  Nothing else changes: the kernel holds the program's stack, and
 // queries report what the kernel reports.  A stack that stays installed when its thread
-// exits stays held until the program frees it.  Under userfaultfd nothing is held.  Under
-// either, the VM lock learns of a stack in vmrt memory (runtime/rt_lock_stack.h).
+// exits stays held until the program frees it.  Under userfaultfd this is a pass-through.
 #include <csignal>
 #include <cstdint>
 #include <pthread.h>
 
 #include "libc_shim/shim_next.h"
-#include "runtime/rt_lock_stack.h"
 #include "runtime/rt_vslock.h"
 #include "runtime/rt_vslock_keep.h"
 
@@ -36,35 +34,21 @@ bool held_stack(const stack_t& ss) {
   return (ss.ss_flags & SS_DISABLE) == 0 && vmrt::rt::vslock_needed() && vmrt::rt::vslock_in_region(ss.ss_sp, ss.ss_size);
 }
 
-// The alternate stack just installed, for the VM lock (runtime/rt_lock_stack.h): a program
-// handler on a stack in vmrt memory may take the lock (its malloc may).
-void note_installed(const stack_t& ss) {
-  const bool ours = (ss.ss_flags & SS_DISABLE) == 0 && vmrt::rt::vslock_in_region(ss.ss_sp, ss.ss_size);
-  const auto lo = ours ? reinterpret_cast<std::uintptr_t>(ss.ss_sp) : 0;
-  vmrt::rt::lock_stack_set(vmrt::rt::lock_stack_kind::altstack, lo, ours ? lo + ss.ss_size : 0);
-}
-
 }  // namespace
 
 // The kernel's sigaltstack, with the new stack held first and the old one released after;
 // a refused change (EPERM while running on the stack, EINVAL, ENOMEM) keeps the old hold.
 VMRT_EXPORT int sigaltstack(const stack_t* ss, stack_t* old) noexcept {
   altstack_fn real = vmrt::shim::next_symbol(g_sigaltstack, "sigaltstack");
-  if (ss == nullptr) return real(ss, old);
-  const stack_t want = *ss;  // ss may be the old stack's own description
-  if (!vmrt::rt::vslock_needed()) {
-    int r = real(&want, old);
-    if (r == 0) note_installed(want);
-    return r;
-  }
+  if (ss == nullptr || !vmrt::rt::vslock_needed()) return real(ss, old);
   using vmrt::rt::keep_kind;
   auto self = reinterpret_cast<std::uintptr_t>(pthread_self());
   stack_t cur{};
   if (real(nullptr, &cur) != 0) cur.ss_flags = SS_DISABLE;
+  const stack_t want = *ss;  // ss may be the old stack's own description
   if (held_stack(want)) (void)vmrt::rt::vslock_keep(keep_kind::altstack, self, want.ss_sp, want.ss_size);
   int r = real(&want, old);
   if (r == 0) {
-    note_installed(want);
     if (!held_stack(want)) vmrt::rt::vslock_keep_release(keep_kind::altstack, self);
   } else if (held_stack(want)) {
     // Refused: the installed stack is still the old one, which the new hold replaced.

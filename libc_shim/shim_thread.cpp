@@ -39,9 +39,7 @@
 // stack (the descriptor, the static TLS and the start's frames, which glibc's thread exit
 // reuses with every signal blocked) while the thread lives (runtime/rt_vslock_keep.h),
 // until pthread_join reaps it; a detached thread's stays wired until the program frees the
-// stack, and its TLS array is held for glibc to free at its end.  And the VM lock learns
-// the stack's bounds, to make the stack below the holder resident before it takes the lock
-// (runtime/rt_lock_stack.h).  Every other fault on the stack is then an ordinary
+// stack, and its TLS array is held for glibc to free at its end.  Every other fault on the stack is then an ordinary
 // fault, served on the alternate stack.
 #include <atomic>
 #include <cerrno>
@@ -60,7 +58,6 @@
 #include "libc_shim/shim_signal.h"
 #include "libc_shim/shim_thread.h"
 #include "runtime/rt_base.h"
-#include "runtime/rt_lock_stack.h"
 #include "runtime/rt_vslock.h"
 #include "runtime/rt_vslock_keep.h"
 #include "runtime/trap.h"
@@ -102,7 +99,6 @@ struct start_ctx {
   void* arg;
   unsigned faults_blocked;
   std::uintptr_t stack_top;  // of a program-supplied stack in vmrt memory; else 0
-  std::uintptr_t stack_low;  // its bottom
   std::uintptr_t start_low;  // the bottom of its start range (start_bytes below the top)
   vmrt::rt::vslock_hold hold;
 };
@@ -268,7 +264,6 @@ void* start_trampoline(void* p) {
   vmrt::shim::set_faults_blocked(c->faults_blocked);
   auto self = reinterpret_cast<std::uintptr_t>(::pthread_self());
   if (top != 0) {
-    vmrt::rt::lock_stack_set(vmrt::rt::lock_stack_kind::thread, c->stack_low, top);
     vmrt::rt::trap_thread_attach();
     (void)vmrt::rt::vslock_keep(vmrt::rt::keep_kind::thread_descriptor, self, reinterpret_cast<void*>(c->start_low),
                                 top - c->start_low);
@@ -331,7 +326,6 @@ VMRT_EXPORT int pthread_create(pthread_t* t, const pthread_attr_t* attr, void* (
   c->arg = arg;
   c->faults_blocked = faults;
   c->stack_top = top;
-  c->stack_low = top - stack_size;
   vmrt::rt::vslock_begin(&c->hold);
   if (top != 0) {
     const std::size_t want = start_bytes();

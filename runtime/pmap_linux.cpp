@@ -1555,6 +1555,12 @@ bool pmap_linux_ready(vaddr_t va, vm_prot_t access) {
   return (access & VM_PROT_WRITE) == 0 || g_wp == nullptr || __atomic_load_n(&g_wp[p], __ATOMIC_RELAXED) == 0;
 }
 
+bool pmap_linux_serves_write(vaddr_t va) {
+  if (!region_contains(va)) return false;
+  const std::size_t p = idx_of(va);
+  return (bits_of(p) & B_RESV & VM_PROT_WRITE) != 0 && hostmem_of(p) == 0;
+}
+
 vm_prot_t pmap_linux_reservation(vaddr_t va) {
   if (!region_contains(va)) return VM_PROT_NONE;
   return __atomic_load_n(&g_bits[idx_of(va)], __ATOMIC_RELAXED) & B_RESV;

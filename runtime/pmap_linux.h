@@ -84,6 +84,9 @@ bool pmap_linux_allows(vaddr_t va, vm_prot_t access);
 // userfaultfd.  Exact while the VM lock is held (pageout and reference scans change it only
 // under that lock); a hint otherwise.
 bool pmap_linux_ready(vaddr_t va, vm_prot_t access);
+// Is a write to va vmrt's to serve: a page of a vmspace entry reserved writable, not host
+// memory?  (Lock-free hint.)
+bool pmap_linux_serves_write(vaddr_t va);
 // Reservation protection of the page at va (lock-free hint).
 vm_prot_t pmap_linux_reservation(vaddr_t va);
 // The userfaultfd thread could not resolve va: make the page PROT_NONE (if still not

@@ -25,6 +25,7 @@
 #include "runtime/pmap_linux.h"
 #include "runtime/region.h"
 #include "runtime/rt_base.h"
+#include "runtime/rt_lock_stack.h"
 #include "runtime/rt_signal.h"
 #include "runtime/rt_stats.h"
 #include "runtime/spinlock.h"
@@ -249,6 +250,7 @@ void on_fault(int sig, siginfo_t* si, void* uc) {
   // the host's SIGBUS or a recursive lock, the program's crash for a bug of vmrt's.
   if (vm_lock_owned()) lock_holder_fault_panic(trunc_page(addr), vm_lock_owner_tid(), nullptr);
   install_altstack(uc);
+  lock_stack_fault_scope serving;  // this handler's stack is held: no probe (rt_lock_stack.h)
   rt_count(RC_SIGSEGV_FAULTS);
   const ucontext_t* u = static_cast<const ucontext_t*>(uc);
   greg_t err = u->uc_mcontext.gregs[REG_ERR];
@@ -726,6 +728,7 @@ bool trap_start(trap_backend want, int note_fd) {
     const char* cow = ::getenv("VMRT_FORK_COW");
     physmem_cow_allow(!(cow != nullptr && cow[0] == '0' && cow[1] == '\0'));
   }
+  lock_stack_install();  // program memory may fault from now on
   g_started.store(2, std::memory_order_release);
   return start_thread();
 }

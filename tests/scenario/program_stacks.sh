@@ -9,8 +9,8 @@
 # once paging began.  Under userfaultfd a thread whose descriptor was paged out at its exit
 # left pthread_join asleep forever.  They are held now (runtime/rt_vslock_keep.h,
 # libc_shim/shim_thread.cpp, libc_shim/shim_signal_stack.cpp).  And a thread on such a
-# stack that took the VM lock faulted on its next stack page under it, where no handler
-# could serve it (runtime/rt_lock_stack.h; src/lock_stack.c).  Output as native under both
+# stack (or an alternate one, or a coroutine's) that took the VM lock faulted on a stack page
+# under it, where no handler could serve it (runtime/rt_lock_stack.h; src/lock_stack.c).  Output as native under both
 # backends; and gdb's own session under --physmem 64M --trap sigsegv.
 source "$(dirname "$0")/lib/scenario_lib.bash" "$1"
 need cc
@@ -28,8 +28,9 @@ check "paging (sigsegv)" "$VMRUN" --physmem 16M --trap sigsegv --
 check "paging (userfaultfd)" "$VMRUN" --physmem 16M --trap userfaultfd --
 check "heap of frames (sigsegv)" env VMRT_HEAP=frames VMRT_TRAP=sigsegv LD_PRELOAD="$SHIM"
 check "no paging (sigsegv)" "$VMRUN" --trap sigsegv --
-# Calls into vmrt from a thread whose stack below its frame was just dropped: the VM lock's
-# holder made the next page resident under the lock (each trap backend).
+# Calls into vmrt from a thread stack and an alternate stack whose pages below the frame
+# were just dropped, and from coroutines on fresh malloc'd stacks: the VM lock's holder
+# makes its stack resident before it takes the lock (each trap backend).
 cc -O2 -pthread -o "$TMP/lock_stack" "$(dirname "$0")/src/lock_stack.c" || fail "cannot build lock_stack.c"
 "$TMP/lock_stack" >"$TMP/ls.want" || fail "lock_stack: the native run failed"
 for trap in userfaultfd sigsegv; do

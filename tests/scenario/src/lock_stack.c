@@ -1,7 +1,8 @@
 // lock_stack.c — a thread on a stack it was given (pthread_attr_setstack over mmap'd
 // memory) calls into vmrt (mmap, munmap, malloc) with the stack below its frame dropped by
 // another thread (MADV_DONTNEED: demand-zero again), its frame placed at every 128 bytes
-// of two pages; and a signal handler does the same on an alternate stack in mmap'd memory.
+// of two pages; a signal handler does the same on an alternate stack in mmap'd memory; and
+// coroutines on fresh malloc'd stacks call malloc and mmap.
 // Under vmrt the calls take the VM lock, and the VM's own frames then reach a page of that
 // stack that is not resident: a fault no handler could serve while the lock is held (vmrt
 // panicked "fault by the VM lock holder"; scenario program_stacks, in a loaded run).
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 enum { kStack = 1 << 20, kPage = 4096, kStep = 128 };
@@ -76,6 +78,42 @@ static void on_usr1(int sig) {
   g_alt_good = every_offset(g_alt);
 }
 
+// Coroutines on fresh malloc'd stacks (ucontext), whose mallocs and mmaps reach the VM
+// lock on stack pages never touched before: stacks vmrt does not see made.
+enum { kCoroutines = 8, kCoStack = 256 * 1024, kCoSteps = 400 };
+static ucontext_t g_main_uc, g_co_uc[kCoroutines];
+static long g_co_sum[kCoroutines];
+
+static void coroutine(int k) {
+  long s = 0;
+  for (int i = 0; i < kCoSteps; ++i) {
+    char *p = malloc(1000 + (size_t)(i * 37 + k * 101) % 70000);
+    if (p == NULL) return;
+    p[0] = (char)i;
+    s += p[0];
+    if (i % 3 != 0) free(p);
+    void *m = mmap(NULL, 2 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m != MAP_FAILED) s += munmap(m, 2 * kPage) == 0;
+    swapcontext(&g_co_uc[k], &g_main_uc);
+  }
+  g_co_sum[k] = s;
+}
+
+static void coroutines(void) {
+  for (int k = 0; k < kCoroutines; ++k) {
+    getcontext(&g_co_uc[k]);
+    g_co_uc[k].uc_stack.ss_sp = malloc(kCoStack);
+    g_co_uc[k].uc_stack.ss_size = kCoStack;
+    g_co_uc[k].uc_link = &g_main_uc;
+    makecontext(&g_co_uc[k], (void (*)(void))coroutine, 1, k);
+  }
+  for (int step = 0; step <= kCoSteps; ++step)
+    for (int k = 0; k < kCoroutines; ++k) swapcontext(&g_main_uc, &g_co_uc[k]);
+  long total = 0;
+  for (int k = 0; k < kCoroutines; ++k) total += g_co_sum[k];
+  printf("coroutines on malloc'd stacks: sum %ld\n", total);
+}
+
 int main(void) {
   // vmrt serves a program's mmap once its machine is up: the first malloc the young
   // process's first chunk cannot serve boots it.
@@ -100,5 +138,6 @@ int main(void) {
   printf("alternate stack, likewise: %d of %d calls as expected\n", g_alt_good, 2 * kPage / kStep);
   g_stop = 1;
   pthread_join(d, NULL);
+  coroutines();
   return 0;
 }
