@@ -17,14 +17,18 @@ thread_local __attribute__((tls_model("initial-exec"))) vaddr_t t_probe_lo, t_pr
 // Faults this thread is serving in its signal handler (lock_stack_fault_scope).
 thread_local __attribute__((tls_model("initial-exec"))) unsigned t_serving_faults;
 
-// Fault the page at va in for writing without changing a byte of it.
-inline void touch_for_write(vaddr_t va) { (void)__atomic_fetch_or(reinterpret_cast<unsigned char*>(va), 0, __ATOMIC_RELAXED); }
+// Fault the page at va in for writing without changing a byte of it.  Not instrumented:
+// the byte may belong to anyone (other live memory below a small stack), which a
+// sanitizer would report as an overflow or a race though nothing is read or changed.
+__attribute__((no_sanitize("address", "thread"))) inline void touch_for_write(vaddr_t va) {
+  (void)__atomic_fetch_or(reinterpret_cast<unsigned char*>(va), 0, __ATOMIC_RELAXED);
+}
 
 // vm_lock_stack_hooks::prepare: is the caller's stack in memory vmrt serves?  Then fault
 // in the page above its frame (its callers' locals, which the holder may write) and
 // kLockStackPages below, top down, stopping at a page vmrt does not serve writable.
 //  => no lock held; may fault (served as any other).
-bool prepare() {
+__attribute__((no_sanitize("address", "thread"))) bool prepare() {
   if (t_serving_faults != 0) return false;
   const vaddr_t sp = trunc_page(reinterpret_cast<vaddr_t>(__builtin_frame_address(0)));
   if (!pmap_linux_serves_write(sp)) return false;
