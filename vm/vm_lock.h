@@ -38,15 +38,16 @@ std::uint64_t vm_lock_acquisitions();
 // to serve); it returns to go on waiting.  Null: none.
 using vm_lock_stall_fn = void (*)(pid_t holder, unsigned seconds);
 void vm_lock_set_stall_hook(vm_lock_stall_fn fn);
-// The holder's own stack.  The VM pages program memory, and a thread may run on a stack the
-// program gave it in that memory (pthread_attr_setstack over malloc'd or mmap'd memory): a
-// page of it the holder's calls reach for the first time, or again after pageout took it,
-// faults while the lock is held, and no one can serve that fault (scenario program_stacks,
-// in a loaded run: a thread faulted on its next stack page inside vm_map_findspace).  So,
-// when the runtime sets these hooks, vm_lock_acquire first has `prepare` make the stack below
-// the caller resident (true when it did: the caller runs on such a stack), takes the lock,
-// then asks `ready` whether those pages are still in place, as pageout may have taken one
-// in between; if not it lets the lock go and starts again.  prepare runs with no lock held
+// The holder's own stack.  The VM pages program memory, and a thread may run on a stack in
+// that memory (pthread_attr_setstack over malloc'd or mmap'd memory, a malloc'd alternate
+// signal stack, a coroutine's): a page of it the holder's calls reach for the first time, or
+// again after pageout took it, faults while the lock is held, and no one can serve that fault
+// (scenario program_stacks, in a loaded run: a thread faulted on its next stack page inside
+// vm_map_findspace).  So, when the runtime sets these hooks (runtime/rt_lock_stack.h),
+// vm_lock_acquire first has `prepare` make the caller's stack around its frame resident (true
+// when it did: the caller runs on such a stack), takes the lock, then asks `ready` whether
+// those pages are still in place, as pageout may have taken one in between; if not it lets
+// the lock go and starts again, a bounded number of times.  prepare runs with no lock held
 // and may fault; ready runs under the lock and must not touch program memory.
 struct vm_lock_stack_hooks {
   bool (*prepare)();
