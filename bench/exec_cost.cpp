@@ -7,12 +7,15 @@
 //   first  the first malloc (vmrt boots its VM machine there);
 //   work   a one-page file mmap and munmap and 50 mallocs of growing sizes;
 //   exit   the worker's exit to its reaping (the kernel tears the address space down).
+// pte is the worker's host page-table memory at the end of its work (VmPTE, kB): on these
+// guests each page-table page costs tens of microseconds to fill, copy and tear down.
 // A fork- and exec-heavy program (git, make, a shell running commands) pays the sum once
 // per process.  Page faults are the worker's (wait4's ru_minflt).
 //
 //   exec_cost [--reps N] [--quick] [--allocators glibc,vmrt,jemalloc,mimalloc]
 // Last lines: `metric exec_cost_total_us.<alloc> X` (median spawn-to-reaped),
-// `metric exec_cost_extra_us.<alloc> X` (that, less glibc's), `metric exec_cost_faults.<alloc> X`.
+// `metric exec_cost_extra_us.<alloc> X` (that, less glibc's), `metric exec_cost_faults.<alloc> X`,
+// `metric exec_cost_pte_kb.<alloc> X`.
 #include "bench/bench_common.h"
 
 #include <spawn.h>
@@ -35,7 +38,7 @@ constexpr int kResultFd = 3;  // the worker writes its timestamps here
 struct config {
   std::string name, preload;
   std::vector<char*> env;
-  std::vector<double> start, first, work, exit, total, faults;
+  std::vector<double> start, first, work, exit, total, faults, pte;
 };
 
 std::string first_readable(std::initializer_list<const char*> paths) {
@@ -73,7 +76,8 @@ bool run_once(config& c, const std::string& exe) {
   }
   const std::uint64_t t1 = bench::now_ns();
   unsigned long long m = 0, f = 0, w = 0;
-  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || std::sscanf(buf, "%llu %llu %llu", &m, &f, &w) != 3) {
+  long pte = -1;
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || std::sscanf(buf, "%llu %llu %llu %ld", &m, &f, &w, &pte) != 4) {
     std::fprintf(stderr, "exec_cost: the worker under %s failed (status %#x)\n", c.name.c_str(), st);
     return false;
   }
@@ -83,6 +87,7 @@ bool run_once(config& c, const std::string& exe) {
   c.exit.push_back((static_cast<double>(t1) - static_cast<double>(w)) / 1e3);
   c.total.push_back(static_cast<double>(t1 - t0) / 1e3);
   c.faults.push_back(static_cast<double>(ru.ru_minflt));
+  c.pte.push_back(static_cast<double>(pte));
   return true;
 }
 
@@ -148,18 +153,24 @@ int main(int argc, char** argv) {
   for (const config& c : cfgs)
     if (c.name == "glibc") base = &c;
   std::printf("exec_cost: %d runs each, interleaved; medians in us (start: spawn to main; first: the first malloc;\n"
-              "work: a file mmap + 50 mallocs; exit: exit to reaped); faults: the worker's minor faults\n\n",
+              "work: a file mmap + 50 mallocs; exit: exit to reaped); faults: the worker's minor faults;\n"
+              "pte: its page-table memory (VmPTE, kB)\n\n",
               reps);
-  std::printf("%-9s %8s %8s %8s %8s %9s %9s %7s\n", "allocator", "start", "first", "work", "exit", "total", "extra", "faults");
+  std::printf("%-9s %8s %8s %8s %8s %9s %9s %7s %5s\n", "allocator", "start", "first", "work", "exit", "total", "extra", "faults",
+              "pte");
   std::string metrics;
   for (const config& c : cfgs) {
     const double total = bench::median(c.total);
     const double extra = base != nullptr ? total - bench::median(base->total) : NAN;
-    std::printf("%-9s %8.0f %8.0f %8.0f %8.0f %9.0f %+9.0f %7.0f\n", c.name.c_str(), bench::median(c.start),
-                bench::median(c.first), bench::median(c.work), bench::median(c.exit), total, extra, bench::median(c.faults));
-    char line[256];
-    std::snprintf(line, sizeof line, "metric exec_cost_total_us.%s %.0f\nmetric exec_cost_extra_us.%s %.0f\nmetric exec_cost_faults.%s %.0f\n",
-                  c.name.c_str(), total, c.name.c_str(), extra, c.name.c_str(), bench::median(c.faults));
+    std::printf("%-9s %8.0f %8.0f %8.0f %8.0f %9.0f %+9.0f %7.0f %5.0f\n", c.name.c_str(), bench::median(c.start),
+                bench::median(c.first), bench::median(c.work), bench::median(c.exit), total, extra, bench::median(c.faults),
+                bench::median(c.pte));
+    char line[320];
+    std::snprintf(line, sizeof line,
+                  "metric exec_cost_total_us.%s %.0f\nmetric exec_cost_extra_us.%s %.0f\nmetric exec_cost_faults.%s %.0f\n"
+                  "metric exec_cost_pte_kb.%s %.0f\n",
+                  c.name.c_str(), total, c.name.c_str(), extra, c.name.c_str(), bench::median(c.faults), c.name.c_str(),
+                  bench::median(c.pte));
     metrics += line;
   }
   std::printf("\n%s", metrics.c_str());

@@ -396,7 +396,7 @@ bool cluster_new(unsigned indx) {
   kmemusage* ku = usage_of(a);
   set_ku_indx(ku, static_cast<std::uint8_t>(indx));
   if (kClasses.straddle[indx])
-    for (std::uint32_t p = 1; p < kb.kb_npg; ++p) g.pgindx[page_of(a) + p] = tail_code(indx, p);
+    for (std::uint32_t p = 1; p < kb.kb_npg; ++p) page_code(page_of(a) + p) = tail_code(indx, p);
   ku->ku_freecnt = static_cast<std::uint16_t>(kb.kb_elmpercl);
   ku->ku_freehead = 0;
   push_empty(kb, page_of(a));
@@ -420,7 +420,7 @@ void cluster_detach(unsigned indx, std::uint32_t pg) {
   ++kb.kb_couldfree;
   set_ku_indx(ku, KU_UNUSED);
   if (kClasses.straddle[indx])
-    for (std::uint32_t p = 1; p < kb.kb_npg; ++p) g.pgindx[pg + p] = KU_UNUSED;
+    for (std::uint32_t p = 1; p < kb.kb_npg; ++p) page_code(pg + p) = KU_UNUSED;
   ku->ku_freecnt = 0;
   ku->ku_freehead = kNoFree;
 }
@@ -530,7 +530,7 @@ struct chain_walk {
   for (; left != 0; --left) {
     const std::uintptr_t off = a - base;
     if (__builtin_expect(off >= arena, 0)) break;
-    const std::size_t code = pgindx[off >> kPageShift];
+    const std::size_t code = pgindx[~static_cast<std::ptrdiff_t>(off >> kPageShift)];
     const std::uint32_t prel = kCodes.rel[code];
     const std::uintptr_t rel = (a & kPageMask) + prel;  // offset in the cluster
     if (__builtin_expect(kCodes.magic[code] != magic || rel * magic >= magic, 0)) break;
@@ -681,7 +681,7 @@ std::uint32_t bucket_free(unsigned indx, void* chain, std::uint32_t n) {
     done += freed;
     if (freed != batch) {
       // A first-chunk element has no cluster to go back to: retired (kmem_first_chunk.h).
-      if (chain_elem_ok(a, indx) && g.pgindx[(a - g.base) >> kPageShift] == kFirstCode) {
+      if (chain_elem_ok(a, indx) && page_code((a - g.base) >> kPageShift) == kFirstCode) {
         const std::uintptr_t next = reinterpret_cast<const std::uintptr_t*>(a)[0];
         first_retire(a, indx);
         a = next;

@@ -17,7 +17,7 @@
 // element of whole pages.  Nothing is left over, so every offset in a cluster that is a
 // multiple of the size is an element start, and free() can check a pointer exactly.
 //
-// Each arena page carries one byte, g.pgindx (kmem_internal.h): its *page code*.  The first
+// Each arena page carries one byte, page_code(pg) (kmem_internal.h): its *page code*.  The first
 // page of a cluster carries the class index; the further pages of a cluster whose elements
 // straddle pages carry a *tail code* (class, page offset in the cluster), so a pointer into
 // any page finds its class and cluster start from one byte; the tail pages of a whole-page

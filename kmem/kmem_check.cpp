@@ -21,10 +21,10 @@ static_assert(kMaxElms <= 256, "a cluster's elements fit the checker's bitmap");
 const char* cluster_consistent(unsigned indx, std::uint32_t pg, ku_list which) {
   const kmembucket& kb = g.classes[indx].kb;
   const kmemusage& ku = g.usage[pg];
-  if (ku.ku_indx != indx || g.pgindx[pg] != indx) return "a listed cluster's first page is not of its class";
+  if (ku.ku_indx != indx || page_code(pg) != indx) return "a listed cluster's first page is not of its class";
   if (kClasses.straddle[indx])
     for (std::uint32_t p = 1; p < kb.kb_npg; ++p)
-      if (g.pgindx[pg + p] != tail_code(indx, p)) return "a cluster's tail page code is wrong";
+      if (page_code(pg + p) != tail_code(indx, p)) return "a cluster's tail page code is wrong";
   if (ku.ku_list != which) return "a cluster is on a list its record does not name";
   const std::uint32_t cnt = ku.ku_freecnt;
   if (which == KL_PARTIAL && (cnt == 0 || cnt >= kb.kb_elmpercl)) return "a partial cluster's count is 0 or all";

@@ -103,7 +103,7 @@ bool get_block_info(const void* addr, block_info* out) {
   for (std::uint32_t back = 0; back <= max_back && back <= pg; ++back) {
     const kmemusage& ku = g.usage[pg - back];
     const std::uintptr_t pa = page_addr(pg - back);
-    if (g.pgindx[pg - back] == kFirstCode) {
+    if (page_code(pg - back) == kFirstCode) {
       // The first chunk: its granule table names the class of each slot.
       std::uintptr_t start;
       bool handed_out;
@@ -114,7 +114,7 @@ bool get_block_info(const void* addr, block_info* out) {
       out->allocated = handed_out && !is_marked(start);
       return true;
     }
-    if (const unsigned code = g.pgindx[pg - back]; code >= kMinBucket) {
+    if (const unsigned code = page_code(pg - back); code >= kMinBucket) {
       // A cluster's first page (its class) or a further page of one (a tail code).
       const unsigned cls = kCodes.cls[code];
       const std::uintptr_t cl = page_addr(cluster_first_page(pg - back, code));

@@ -6,7 +6,7 @@
 //         a type-bypass byte, a pop from the loaded chain (the head's free
 //         marker, which binds its link, checked: one XOR and compare), the free marker
 //         cleared, plain stores to this thread's statistics.
-// free:   arena range check, the page's code from the dense g.pgindx byte
+// free:   arena range check, the page's code from the dense page_code byte
 //         array, the element-start and page-state check as one multiply for every
 //         class (free_class: no branch on the class; a first-chunk page fails it and
 //         its line table answers, in the failure branch), the
@@ -79,7 +79,7 @@ namespace vmrt::kmem::detail {
   const std::uintptr_t off = a - g.base;
   if (__builtin_expect(off >= g.size, 0)) return false;
   if (__builtin_expect(g.type_slow[t].load(std::memory_order_relaxed) != 0, 0)) return false;
-  const std::size_t code = g.pgindx[off >> kPageShift];
+  const std::size_t code = page_code(off >> kPageShift);
   // Not a bucket page, or not an element start: the slow path says which.  A first-chunk
   // page (kmem_first_chunk.h) fails the test too; its line table names the class, in this
   // branch, so its blocks are freed here as a cluster's are while the process has one

@@ -32,7 +32,7 @@ bool first_chunk_alloc() {
   void* p = source_alloc_locked(kFirstPages, 1);
   if (p == nullptr) return false;
   const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(p);
-  for (std::uint32_t i = 0; i < kFirstPages; ++i) g.pgindx[page_of(a) + i] = kFirstCode;
+  for (std::uint32_t i = 0; i < kFirstPages; ++i) page_code(page_of(a) + i) = kFirstCode;
   g_first.base = a;
   return true;
 }

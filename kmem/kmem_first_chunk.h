@@ -38,7 +38,7 @@
 
 namespace vmrt::kmem::detail {
 
-inline constexpr std::size_t kFirstMaxSize = 1024;     // classes up to this size take runs
+inline constexpr std::size_t kFirstMaxSize = 2048;     // classes up to this size take runs
 inline constexpr std::size_t kFirstClassBytes = 4096;  // about this much of the chunk per class
 inline constexpr std::size_t kFirstRunTarget = 512;    // a run's bytes, about
 inline constexpr unsigned kFirstLineShift = 7;         // the line table's granule: 128 bytes

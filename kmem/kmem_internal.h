@@ -226,7 +226,9 @@ struct alignas(64) kmem_globals {
   // code (bucket lock, set by cluster_new, cleared by cluster_detach; the
   // kmemusage records of those pages stay KU_UNUSED).  free() looks the class up
   // in this dense byte array (one byte per page stays in L1 where the 16-byte
-  // records would not).
+  // records would not).  Stored downward from pgindx, which is where the kmemusage
+  // records begin (page_code): the two tables' fronts, which every process writes, share
+  // one host 2 MiB block, one host page-table page (kmem_init).
   std::uint8_t* pgindx = nullptr;
   std::uintptr_t cookie = 0;                 // free-marker secret
   std::uintptr_t link_high = 0;              // bits no free marker's link has (may_be_marked)
@@ -236,6 +238,8 @@ struct alignas(64) kmem_globals {
   std::atomic<std::uint8_t> type_slow[M_LAST]{};
   bool diag = false;
   bool caches = true;
+  std::size_t medium_spans_after = 0;            // kmem_config's [set by kmem_init]
+  std::atomic<std::size_t> medium_asked{0};      // bytes of medium requests until that bound
   std::uint8_t* diag_state = nullptr;        // per 16-byte granule: 0x80|type when allocated
   std::size_t npages = 0;
   const kmem_page_source* src = nullptr;
@@ -322,6 +326,10 @@ struct alignas(64) kmem_globals {
 
 extern kmem_globals g __attribute__((visibility("hidden")));
 
+// Arena page pg's page code (kmem_globals::pgindx: the codes lie below g.pgindx, page 0's
+// just under it).  => as the code's writer or reader says (set_ku_indx).
+[[gnu::always_inline]] inline std::uint8_t& page_code(std::size_t pg) { return g.pgindx[~static_cast<std::ptrdiff_t>(pg)]; }
+
 // The class whose bucket kb is (kb is a kmem_class's first member).
 inline std::size_t class_of(const kmembucket& kb) {
   return static_cast<std::size_t>(reinterpret_cast<const kmem_class*>(&kb) - g.classes);
@@ -396,7 +404,7 @@ inline void mark_free(std::uintptr_t a, std::uintptr_t link) {
 [[gnu::always_inline]] inline bool chain_elem_ok(std::uintptr_t a, unsigned indx) {
   const std::uintptr_t off = a - g.base;
   if (__builtin_expect(off >= g.size, 0)) return false;
-  const std::size_t code = g.pgindx[off >> kPageShift];
+  const std::size_t code = page_code(off >> kPageShift);
   unsigned c = free_class(code, a);
   if (__builtin_expect(c == 0 && code == kFirstCode, 0)) c = first_elem_class(a);
   if (__builtin_expect(c != indx, 0)) return false;
@@ -411,7 +419,7 @@ inline void mark_free(std::uintptr_t a, std::uintptr_t link) {
 // reader, and it is set and cleared under the pages lock.
 inline void set_ku_indx(kmemusage* ku, std::uint8_t v) {
   __atomic_store_n(&ku->ku_indx, v, __ATOMIC_RELAXED);
-  g.pgindx[ku - g.usage] = v;
+  page_code(ku - g.usage) = v;
 }
 
 // Sets bit 0 of t's type_slow (kmem's own reasons: diagnostics, a limit), keeping the

@@ -186,7 +186,7 @@ kmem_status validate(const void* addr, block* b) {
   std::uintptr_t a = reinterpret_cast<std::uintptr_t>(addr);
   if (a - g.base >= g.size) return KMEM_FOREIGN;
   kmemusage* ku = usage_of(a);
-  const unsigned code = g.pgindx[(a - g.base) >> kPageShift];
+  const unsigned code = page_code((a - g.base) >> kPageShift);
   const unsigned indx = code;  // a state when below kMinBucket
   b->a = a;
   b->first = false;
@@ -331,6 +331,15 @@ void* malloc_medium(std::size_t size, malloc_type t, int flags, kmem_status* st)
                       [&](bool* fresh) { return medium_alloc(size, fresh); });
 }
 
+// True when a medium request of `size` bytes goes to the spans (kmem_config::medium_spans_after).
+// => any thread, no lock.
+bool medium_in_spans(std::size_t size) {
+  if (g.medium_spans_after == 0) return true;
+  std::size_t asked = g.medium_asked.load(std::memory_order_relaxed);
+  if (asked >= g.medium_spans_after) return true;
+  return g.medium_asked.fetch_add(size, std::memory_order_relaxed) >= g.medium_spans_after;
+}
+
 // Everything malloc's fast path does not handle.
 [[gnu::noinline]] void* malloc_slow(std::size_t size, malloc_type t, int flags, kmem_status* st) {
   KMEM_ASSERT(g.initialized.load(std::memory_order_acquire), "kmem::malloc before kmem_init");
@@ -340,7 +349,8 @@ void* malloc_medium(std::size_t size, malloc_type t, int flags, kmem_status* st)
   }
   if (size == 0) size = 1;
   if (size > kMaxAllocSave) {
-    return size <= kMediumMax ? malloc_medium(size, t, flags, st) : malloc_large(size, kPageSize, t, flags, st);
+    return size <= kMediumMax && medium_in_spans(size) ? malloc_medium(size, t, flags, st)
+                                                       : malloc_large(size, kPageSize, t, flags, st);
   }
   const unsigned indx = bucket_index(size);
   const std::size_t bsize = bucket_size(indx);
@@ -433,16 +443,31 @@ bool kmem_init(const kmem_page_source* src, const kmem_config& cfg) {
   g.base = src->base;
   g.size = src->size & ~static_cast<std::size_t>(kPageMask);
   g.npages = g.size >> kPageShift;
-  // Both from the table arena (vm/vm_tables.h): their fronts, which every process touches,
-  // in the GiB of vmrt's other tables.
-  void* u = vmrt::sys::table_map(g.npages * sizeof(kmemusage));
-  if (u == nullptr) return false;
-  g.usage = static_cast<kmemusage*>(u);
-  void* pi = vmrt::sys::table_map(g.npages);
-  if (pi == nullptr) return false;
-  g.pgindx = static_cast<std::uint8_t*>(pi);
+  // The page codes and the kmemusage records in one table from the table arena (vm/vm_tables.h),
+  // meeting at a point M: the codes stored downward below M, the records upward from it.  A
+  // process writes both tables at their fronts (its first pages), so these lie side by side:
+  // M sits kMeetOffset into a host 2 MiB block, mid-page, so the first 2048 pages' codes and
+  // the first 128 pages' records (a short process's heap) share one page, and the first
+  // 64 Ki pages' codes and ~120 Ki pages' records that block's host page-table page, where
+  // two tables one after the other took two blocks (4 MiB of codes apart).  The alignment
+  // slack is address space only.
+  constexpr std::size_t kBlock = std::size_t{2} << 20;
+  constexpr std::size_t kMeetOffset = (std::size_t{64} << 10) + 2048;
+  const std::size_t codes = (g.npages + 63) & ~std::size_t{63};
+  const std::size_t bytes = codes + kBlock + g.npages * sizeof(kmemusage);
+  void* t = vmrt::sys::table_map(bytes);
+  if (t == nullptr) return false;
+  std::uintptr_t meet = reinterpret_cast<std::uintptr_t>(t) + codes;
+  meet += (kMeetOffset - (meet & (kBlock - 1))) & (kBlock - 1);
+  static_assert(kMeetOffset % 64 == 0 && kMeetOffset < kBlock);
+  KMEM_ASSERT(meet - codes >= reinterpret_cast<std::uintptr_t>(t) && meet + g.npages * sizeof(kmemusage) <=
+                                                                         reinterpret_cast<std::uintptr_t>(t) + bytes,
+              "page-code table layout");
+  g.pgindx = reinterpret_cast<std::uint8_t*>(meet);
+  g.usage = reinterpret_cast<kmemusage*>(meet);
   g.diag = cfg.diagnostics;
   g.caches = cfg.thread_caches;
+  g.medium_spans_after = cfg.medium_spans_after;
   if (g.diag) {
     void* d = vmrt::sys::table_map(g.size >> kMinBucket);
     if (d == nullptr) return false;

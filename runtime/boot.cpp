@@ -125,6 +125,10 @@ constexpr std::size_t kKernelKmemSize = std::size_t{64} << 20;
 static_assert(kKernelKmemSize % rt::kGranule == 0 || rt::kGranule % kKernelKmemSize == 0);
 static_assert(kKernelKmemSize + rt::kGranule == kConfigKernelWindow, "rt_config.h: the kernel window");
 
+// A process's first medium blocks (64-512 KiB) are whole-page blocks next to its clusters
+// until it has asked for this much of them (kmem_config::medium_spans_after).
+constexpr std::size_t kMediumSpansAfter = std::size_t{1} << 20;
+
 // ---- fitting the host's limits ------------------------------------------------------------
 //
 // Every byte vmrt maps is charged to the process's RLIMIT_AS (the PROT_NONE region
@@ -422,6 +426,7 @@ bool boot_vm(const runtime_config& cfg) {
     rt::mm_area_init(vm_heap_map(), g_process_window->base, heap - PAGE_SIZE, cfg.paging && !cfg.mmap_unpaged);
   kmem::kmem_config kc;
   kc.diagnostics = cfg.kmem_diagnostics;
+  kc.medium_spans_after = kMediumSpansAfter;
   if (!kmem::kmem_init(rt::kmem_heap_source(heap, kmem), kc)) {
     rt::say("vmrt: kmem_init over the heap failed\n");
     return false;
@@ -440,6 +445,7 @@ std::size_t g_stage0_size;  // host reservation under kmem in stage 0 (0: VM up)
 bool boot_stage0(const runtime_config& cfg, std::size_t size) {
   kmem::kmem_config kc;
   kc.diagnostics = cfg.kmem_diagnostics;
+  kc.medium_spans_after = kMediumSpansAfter;
   for (std::size_t s = size; s >= kMinStage0; s /= 2) {
     const kmem::kmem_page_source* src = kmem::kmem_host_page_source(s);
     if (src == nullptr) continue;

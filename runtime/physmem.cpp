@@ -1,5 +1,6 @@
 // physmem.cpp — the memfd frame pool and the direct map.
 #include "runtime/physmem.h"
+#include "vm/vm_host_layout.h"
 #include "vm/vm_sys.h"
 
 #include <cerrno>
@@ -164,10 +165,10 @@ int fd_with_room(int (*make)(void*), void* arg) {
 namespace {
 
 // The direct map's range as a reservation with no memory behind it (PROT_NONE), at `at`
-// (replacing what is there) or, with at null, where the host puts it.
+// (replacing what is there) or, with at null, below the host's mapping area (vm/vm_host_layout.h).
 void* direct_map_reservation(void* at, std::size_t bytes) {
-  int fixed = at != nullptr ? MAP_FIXED : 0;
-  return vmrt::sys::mmap(at, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | fixed, -1, 0);
+  if (at == nullptr) return vmrt::sys::host_reserve(bytes);
+  return vmrt::sys::mmap(at, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // region.cpp — the reserved region and the window table.
 #include "runtime/region.h"
+#include "vm/vm_host_layout.h"
 #include "vm/vm_sys.h"
 #include "vm/vm_tables.h"
 
@@ -35,7 +36,7 @@ bool region_reserve(std::size_t size) {
   size = (size + kGranule - 1) & ~(kGranule - 1);
   // Over-reserve by one granule so the region can be granule aligned (THP-friendly, and
   // window bases are then 16 MiB aligned).
-  void* p = vmrt::sys::mmap(nullptr, size + kGranule, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* p = vmrt::sys::host_reserve(size + kGranule);
   if (p == MAP_FAILED) {
     say("vmrt: cannot reserve the guest region (mmap PROT_NONE failed)\n");
     return false;

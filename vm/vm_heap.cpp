@@ -1,5 +1,6 @@
 // vm_heap.cpp — the process heap (see vm_heap.h).
 #include "vm/vm_heap.h"
+#include "vm/vm_tables.h"
 
 #include <cstring>
 
@@ -49,12 +50,21 @@ inline vsize_t dirty_limit() {
 std::int64_t g_windows;       // populated windows [VM lock]
 unsigned g_future_lock;       // pmap host flags that lock windows populated from now on (mlockall MCL_FUTURE) [VM lock]
 
-// HOST: which windows are populated, one bit each [VM lock].  Sized for the largest
-// heap (16 TiB: 1 MiB of bits, in bss: pages of it never written cost nothing).
+// HOST: which windows are populated, one bit each [VM lock].  A heap of up to kSmallHeap
+// (the shim's default is 16 GiB) uses the small bitmap in the bss; a larger one, up to the
+// largest (16 TiB: 1 MiB of bits), a table of its own (vm/vm_tables.h) mapped at init.  The
+// whole 1 MiB in the bss cost nothing in pages but pushed the shim's image past 2 MiB, which
+// the host then aligns to a 2 MiB boundary: an extra host page-table page in every process
+// (shim_bootstrap.h).
 constexpr vsize_t kMaxHeap = vsize_t{1} << 44;
 constexpr std::size_t kMaxWindows = kMaxHeap / kWindow;
-VMRT_LARGE_BSS std::uint64_t g_populated[kMaxWindows / 64];
-static_assert(kMaxWindows % 64 == 0);
+constexpr vsize_t kSmallHeap = vsize_t{64} << 30;
+constexpr std::size_t kSmallWindows = kSmallHeap / kWindow;
+static_assert(kMaxWindows % 64 == 0 && kSmallWindows % 64 == 0 && kSmallHeap <= kMaxHeap);
+VMRT_LARGE_BSS std::uint64_t g_populated_small[kSmallWindows / 64];
+// Set by vm_heap_init_at (a static initializer to g_populated_small would be a relocation,
+// a copy-on-write fault of its page in every process at load).  [constant after init]
+std::uint64_t* g_populated;
 
 inline bool host_backed() { return g_backing == VM_HEAP_HOST; }
 inline bool paged() { return g_backing == VM_HEAP_PAGED; }
@@ -420,6 +430,13 @@ kern_return_t vm_heap_init_at(vmspace* vs, vsize_t size, vm_heap_backing backing
     return KERN_NOT_SUPPORTED;
   vm_lock_guard g;
   if (g_map != nullptr) return KERN_FAILURE;
+  if (size <= kSmallHeap) {
+    g_populated = g_populated_small;
+  } else {
+    void* t = vmrt::sys::table_map((size / kWindow + 63) / 64 * sizeof(std::uint64_t));
+    if (t == nullptr) return KERN_RESOURCE_SHORTAGE;
+    g_populated = static_cast<std::uint64_t*>(t);
+  }
   vm_map* map = &vs->map;
   vaddr_t b;
   if (vm_map_findspace(map, hint > map->min ? hint : map->min, size, kWindow, &b) != KERN_SUCCESS) return KERN_NO_SPACE;

@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "vm/vm_host_layout.h"
 #include "vm/vm_sys.h"
 
 namespace vmrt::sys {
@@ -42,8 +43,7 @@ bool arena_open() {
     if (s == A_NONE) return false;
     if (s == A_OPENING) continue;  // another thread is in its one mmap call
     if (!g_state.compare_exchange_weak(s, A_OPENING, std::memory_order_acq_rel)) continue;
-    void* p = as_unlimited() ? mmap(nullptr, kArenaReserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-                             : MAP_FAILED;
+    void* p = as_unlimited() ? host_reserve(kArenaReserve) : MAP_FAILED;
     if (p == MAP_FAILED) {
       g_state.store(A_NONE, std::memory_order_release);
       return false;

@@ -5,8 +5,9 @@
 # mmap fails with ENOMEM, then mallocs.  Natively glibc's malloc returns NULL/ENOMEM where it
 # needs a new mapping.  Under vmrt:
 #  - limit reached before the first malloc: vmrt cannot boot (no region, no stage 0
-#    reservation): one clear message, then malloc is served by the 1 MiB bootstrap arena
-#    and returns NULL/ENOMEM beyond it; the program is not aborted (it used to be);
+#    reservation): one clear message, then malloc is served by the bootstrap arena (64 KiB
+#    in the shim's bss, then a 1 MiB extension if the host still maps it) and returns
+#    NULL/ENOMEM beyond it; the program is not aborted (it used to be);
 #  - limit reached after boot ("early"): vmrt keeps a headroom below the limit for its own
 #    splits (runtime/rt_vma_budget.h): the program's mmap gets ENOMEM a little earlier than
 #    natively and every later malloc/munmap works (before, vmrt stopped with an assertion

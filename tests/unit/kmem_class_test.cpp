@@ -211,14 +211,14 @@ TEST_CASE("classes: tail page codes are set with a cluster and cleared when it g
   for (std::uint32_t k = 0; k < 4 * d::elm_per_cluster(i); ++k) v.push_back(kmem::malloc(112, M_TEST, M_WAITOK));
   const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(v.back());
   const std::uint32_t pg = d::page_of(a);
-  const unsigned code = d::g.pgindx[pg];
+  const unsigned code = d::page_code(pg);
   const std::uint32_t first = d::cluster_first_page(pg, code);
   CHECK(d::g.usage[first].ku_indx == i);
-  for (std::uint32_t p = 1; p < d::pages_per_cluster(i); ++p) CHECK(d::g.pgindx[first + p] == d::tail_code(i, p));
+  for (std::uint32_t p = 1; p < d::pages_per_cluster(i); ++p) CHECK(d::page_code(first + p) == d::tail_code(i, p));
   for (void* p : v) CHECK(kmem::free(p, M_TEST) == KMEM_OK);
   thread_cache_drain();
   trim();
-  for (std::uint32_t p = 0; p < d::pages_per_cluster(i); ++p) CHECK(d::g.pgindx[first + p] == d::KU_UNUSED);
+  for (std::uint32_t p = 0; p < d::pages_per_cluster(i); ++p) CHECK(d::page_code(first + p) == d::KU_UNUSED);
   // a pointer into the released cluster is no block
   CHECK(kmem::free(reinterpret_cast<void*>(a), M_TEST) != KMEM_OK);
 }

@@ -32,7 +32,7 @@ void boot() { REQUIRE(kmem_test::boot(false, 1000, std::size_t{4} << 30, false) 
 bool pgindx_mirrors_usage(std::uintptr_t from, std::uintptr_t to) {
   for (std::uintptr_t a = from; a < to; a += d::kPageSize) {
     std::uint32_t pg = d::page_of(a);
-    const unsigned code = d::g.pgindx[pg];
+    const unsigned code = d::page_code(pg);
     if (code > d::kMaxBucket) {
       if (d::g.usage[pg].ku_indx != d::KU_UNUSED) return false;
       if (d::g.usage[d::cluster_first_page(pg, code)].ku_indx != d::kCodes.cls[code]) return false;

@@ -30,7 +30,7 @@ namespace {
 
 bool in_chunk(const void* p) {
   const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(p);
-  return d::g.pgindx[d::page_of(a)] == d::kFirstCode;
+  return d::page_code(d::page_of(a)) == d::kFirstCode;
 }
 
 std::uint64_t corrupt_count() {
