@@ -687,6 +687,32 @@ int c_fork_threads() {
   return g_failures;
 }
 
+// A process's first medium blocks (64-512 KiB) are whole pages next to its small blocks:
+// the first 8 MiB span lay in a 2 MiB block of its own, a host page-table page more in every
+// short process that asked for one (kmem_config::medium_spans_after, runtime/boot.cpp).
+// Past 1 MiB of medium requests they come from spans, packed at 256-byte granularity.
+int c_first_medium_near() {
+  auto* small = static_cast<char*>(malloc(100));
+  auto* med = static_cast<char*>(malloc(100000));
+  CHILD_CHECK(small != nullptr && med != nullptr);
+  const auto s = reinterpret_cast<std::uintptr_t>(small), m = reinterpret_cast<std::uintptr_t>(med);
+  CHILD_CHECK((m > s ? m - s : s - m) < (std::uintptr_t{4} << 20));  // a span began 8 MiB on
+  CHILD_CHECK((m & 4095) == 0);                                    // a whole-page block
+  med[0] = med[99999] = 1;
+  std::vector<void*> keep;
+  for (int i = 0; i < 12; ++i) keep.push_back(malloc(100000));  // past 1 MiB of medium requests
+  auto* a = static_cast<char*>(malloc(100000));
+  auto* b = static_cast<char*>(malloc(100000));
+  CHILD_CHECK(a != nullptr && b != nullptr);
+  CHILD_CHECK((reinterpret_cast<std::uintptr_t>(a) & 4095) != 0 || (reinterpret_cast<std::uintptr_t>(b) & 4095) != 0);
+  free(a);
+  free(b);
+  for (void* k : keep) free(k);
+  free(med);
+  free(small);
+  return g_failures;
+}
+
 }  // namespace
 
 const shim_child::entry shim_child::g_cases[] = {
@@ -715,6 +741,7 @@ const shim_child::entry shim_child::g_cases[] = {
     {"bss_free", c_bss_free},
     {"thread_stack_free", c_thread_stack_free},
     {"fork_threads", c_fork_threads},
+    {"first_medium_near", c_first_medium_near},
     {nullptr, nullptr},
 };
 
@@ -737,6 +764,9 @@ SHIM_TEST_CASE("shim: reallocarray overflow is NULL + ENOMEM, block untouched") 
 SHIM_TEST_CASE("shim: posix_memalign EINVAL and alignments up to 64 KiB") { shim_child::expect_pass("posix_memalign"); }
 SHIM_TEST_CASE("shim: aligned_alloc / memalign / valloc / pvalloc alignment") { shim_child::expect_pass("aligned_alloc"); }
 SHIM_TEST_CASE("shim: malloc_usable_size >= request") { shim_child::expect_pass("usable_size"); }
+SHIM_TEST_CASE("shim: a process's first medium blocks are whole pages next to its small ones, then spans") {
+  shim_child::expect_pass("first_medium_near");
+}
 SHIM_TEST_CASE("shim: free preserves errno") { shim_child::expect_pass("free_errno"); }
 SHIM_TEST_CASE("shim: realloc semantics (NULL, grow, shrink, 0, failure)") { shim_child::expect_pass("realloc_semantics"); }
 SHIM_TEST_CASE("shim: every operator new/delete form, the new-handler loop") { shim_child::expect_pass("operators"); }
