@@ -8,11 +8,11 @@
 // first chunk is kFirstPages pages of address space taken at the first refill of a class
 // up to kFirstMaxSize; while the process has a single thread, a class's refill that the
 // depot cannot serve is cut from the chunk instead of a cluster: a *run* of the class's
-// elements (kFirstRun: about 512 bytes, a whole number of elements and of 128-byte lines),
-// carved at the chunk's bump pointer, so the runs of all the classes a process uses lie
-// side by side in allocation order.  A class takes at most kFirstClassBytes of the chunk;
-// then its refills come from clusters as before.  The chunk's pages are made resident as
-// the bump pointer reaches them.
+// elements (kFirstRun: about 512 bytes, or one element of the larger classes; a whole
+// number of elements and of 128-byte lines), carved at the chunk's bump pointer, so the
+// runs of all the classes a process uses lie side by side in allocation order.  A class
+// takes at most kFirstClassBytes of the chunk; then its refills come from clusters as
+// before.  The chunk's pages are made resident as the bump pointer reaches them.
 //
 // A run's elements go into the thread's loaded chain like any refill's: malloc pops them on
 // its fast path, and free pushes them back on its fast path too, so they are reused as

@@ -128,6 +128,9 @@ static_assert(kKernelKmemSize + rt::kGranule == kConfigKernelWindow, "rt_config.
 // A process's first medium blocks (64-512 KiB) are whole-page blocks next to its clusters
 // until it has asked for this much of them (kmem_config::medium_spans_after).
 constexpr std::size_t kMediumSpansAfter = std::size_t{1} << 20;
+// How far into a 2 MiB block a heap of host memory begins (boot_vm).
+constexpr vsize_t kHostHeapOffset = vsize_t{1} << 20;
+static_assert(kHostHeapOffset % PAGE_SIZE == 0 && kHostHeapOffset < (vsize_t{2} << 20));
 
 // ---- fitting the host's limits ------------------------------------------------------------
 //
@@ -382,8 +385,13 @@ bool boot_vm(const runtime_config& cfg) {
   // Where the heap will begin (the windows are placed first fit from the region's base):
   // the pmap lays its tables out around it, unless resource limits sized the machine
   // (their sizing counts the tables in region order).
+  // A heap of host memory begins kHostHeapOffset into a 2 MiB block, and the area's first
+  // mappings go right below it: both in that block, one host page-table page, where a heap
+  // on the block's boundary put the first mapping in the block below (a page-table page
+  // filled, and freed again at its munmap, in every process that maps a file).
+  const vsize_t offset = cfg.heap == heap_backing::host && !cfg.mmap_host ? kHostHeapOffset : 0;
   const bool limited = cfg.as_limit != 0 || cfg.data_limit != 0;
-  const vaddr_t heap_at = cfg.mmap_host || limited ? 0 : rt::region_base() + kernel_window + pw - kmem;
+  const vaddr_t heap_at = cfg.mmap_host || limited ? 0 : rt::region_base() + kernel_window + pw - kmem - offset;
   if (!rt::pmap_linux_init(heap_at)) return false;
   if (!rt::physmem_init(cfg.physmem_size, cfg.frame_cache)) return false;
   // A heap of frames needs physmem's memfd at once: made now, a host that refuses it
@@ -412,7 +420,7 @@ bool boot_vm(const runtime_config& cfg) {
                        cfg.heap == heap_backing::frames  ? VM_HEAP_FRAMES
                        : cfg.heap == heap_backing::paged ? VM_HEAP_PAGED
                                                          : VM_HEAP_HOST,
-                       cfg.mmap_host ? 0 : pw_end - kmem, &heap);
+                       cfg.mmap_host ? 0 : pw_end - kmem - offset, &heap);
   if (kr != KERN_SUCCESS) {
     rt::say("vmrt: vm_heap_init failed: ", kern_return_name(kr), "\n");
     return false;

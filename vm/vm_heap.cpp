@@ -439,7 +439,10 @@ kern_return_t vm_heap_init_at(vmspace* vs, vsize_t size, vm_heap_backing backing
   }
   vm_map* map = &vs->map;
   vaddr_t b;
-  if (vm_map_findspace(map, hint > map->min ? hint : map->min, size, kWindow, &b) != KERN_SUCCESS) return KERN_NO_SPACE;
+  // A window of frames is one reservation (a superpage): 2 MiB aligned.  Host memory has no
+  // such need: its windows lie 2 MiB apart from wherever the heap begins.
+  const vsize_t align = host ? PAGE_SIZE : kWindow;
+  if (vm_map_findspace(map, hint > map->min ? hint : map->min, size, align, &b) != KERN_SUCCESS) return KERN_NO_SPACE;
   vm_map* ranges = vm_map_create(nullptr, b, b + size);
   vm_map* dirty = ranges != nullptr ? vm_map_create(nullptr, b, b + size) : nullptr;
   vm_object* obj = dirty != nullptr && !host ? vm_object_allocate(OBJT_DEFAULT, atop(size)) : nullptr;

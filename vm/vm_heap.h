@@ -52,8 +52,9 @@ enum vm_heap_backing : std::uint8_t {
   VM_HEAP_PAGED,   // vmrt frames, demand paged and pageable (physical memory bounded)
 };
 
-// Create the heap: an entry of `size` bytes (rounded up to 2 MiB windows) in vs, 2 MiB
-// aligned, with the given backing.  *base = its start.  KERN_FAILURE if a heap exists;
+// Create the heap: an entry of `size` bytes (rounded up to 2 MiB windows) in vs, with the
+// given backing: 2 MiB aligned for frames (a window is one reservation), page aligned for
+// host memory (its windows are 2 MiB apart from its base).  *base = its start.  KERN_FAILURE if a heap exists;
 // KERN_NOT_SUPPORTED for VM_HEAP_HOST when the machine has no host memory ops;
 // KERN_INVALID_ARGUMENT for a size of 0 or above 16 TiB; KERN_NO_SPACE if vs has no room;
 // KERN_RESOURCE_SHORTAGE when out of map entries or objects.

@@ -163,13 +163,16 @@ note "ok: a shell under the shim holds $text_kb KB of the shim's text (hot secti
 # now it goes next to the libraries (vm/vm_host_layout.h) and the excess is 16-20 kB: the
 # shim's image is under 2 MiB (the host aligns a larger one to a 2 MiB boundary:
 # libc_shim/shim_bootstrap.h) and kmem's page codes and kmemusage records meet in one block
-# (kmem_init).  Bound: +24 kB.
+# (kmem_init).  Bound: +24 kB.  And a heap of host memory begins 1 MiB into a 2 MiB block,
+# with the program's first mappings right below it, in the same block (runtime/boot.cpp):
+# the first file mapping was in the block below, a page-table page filled and freed again.
 cc -O2 -o "$TMP/hl" "$(dirname "$0")/src/host_layout.c" || fail "cannot build host_layout.c"
 : >"$TMP/pte_native"; : >"$TMP/pte_vmrt"
 for i in 1 2 3 4 5 6 7 8 9; do
   "$TMP/hl" >"$TMP/hl_native" || fail "host_layout natively: status $?"
   LD_PRELOAD=$SHIM "$TMP/hl" >"$TMP/hl_vmrt" || fail "host_layout under the shim: status $?"
   grep -qx ok "$TMP/hl_vmrt" || fail "under the shim: $(head -1 "$TMP/hl_vmrt")"
+  grep -qx 'near 1' "$TMP/hl_vmrt" || fail "under the shim a program's first file mapping is not in the heap's first 2 MiB block"
   awk '$1 == "pte" { print $2 }' "$TMP/hl_native" >>"$TMP/pte_native"
   awk '$1 == "pte" { print $2 }' "$TMP/hl_vmrt" >>"$TMP/pte_vmrt"
 done
@@ -178,4 +181,4 @@ pn=$(median "$TMP/pte_native"); pv=$(median "$TMP/pte_vmrt")
 [ -n "$pn" ] && [ "$pn" -gt 0 ] && [ -n "$pv" ] && [ "$pv" -gt 0 ] || fail "no VmPTE figure (native '$pn', vmrt '$pv')"
 pte_bound=24
 [ $((pv - pn)) -le $pte_bound ] || fail "page tables under the shim: $pv kB against $pn kB natively (at most +$pte_bound kB)"
-note "ok: a mapping made after boot lies above vmrt's reservations; page tables $pv kB under the shim, $pn kB natively (bound +$pte_bound)"
+note "ok: a mapping made after boot lies above vmrt's reservations, a first file mapping in the heap's first block; page tables $pv kB under the shim, $pn kB natively (bound +$pte_bound)"

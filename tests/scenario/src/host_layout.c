@@ -7,8 +7,12 @@
  * between the libraries) and checks it lies above every address-space reservation of 1 GiB
  * or more: next to the shared libraries, as natively, not below vmrt's reservations in a GiB
  * and 2 MiB block of its own (vm/vm_host_layout.h).  Prints "ok" or what is wrong, then
- * "pte <kB>" (VmPTE: host page-table memory).  Natively there is no such reservation: ok. */
+ * "near 1" when a file mapping made through libc lies in the 2 MiB block of the first
+ * malloc'd block (under the shim: the heap's first page, with the program's first mappings
+ * right below it, runtime/boot.cpp), else "near 0", and "pte <kB>" (VmPTE: host page-table
+ * memory).  Natively there is no such reservation (ok) and the heap is elsewhere (near 0). */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +42,12 @@ int main(void) {
     printf("a mapping made after boot at %p lies below a reservation ending at %#lx\n", raw, top_reserved);
   else
     puts("ok");
+  int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 5;
+  const char* fm = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (fm == MAP_FAILED || fm[0] != 0x7f) return 6;
+  printf("near %d\n", ((unsigned long)fm >> 21) == ((unsigned long)first >> 21));
   long pte = -1;
   FILE* s = fopen("/proc/self/status", "r");
   if (s == NULL) return 4;
