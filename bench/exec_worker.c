@@ -18,7 +18,8 @@ static unsigned long long now_ns(void) {
 
 /* The process's page-table memory in kB (/proc/self/status VmPTE), -1 when unreadable:
  * on these guests every page-table page a process fills costs tens of microseconds to
- * fill, copy at fork and tear down at exit, more than the pages it maps. */
+ * fill, copy at fork and tear down at exit, more than the pages it maps.  (Its own copy of
+ * bench/workloads.cpp's status_kb: the worker stays plain C, linked with libc only.) */
 static long vm_pte_kb(void) {
   char b[4096];
   int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
