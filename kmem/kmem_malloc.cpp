@@ -457,12 +457,11 @@ bool kmem_init(const kmem_page_source* src, const kmem_config& cfg) {
   const std::size_t bytes = codes + kBlock + g.npages * sizeof(kmemusage);
   void* t = vmrt::sys::table_map(bytes);
   if (t == nullptr) return false;
-  std::uintptr_t meet = reinterpret_cast<std::uintptr_t>(t) + codes;
-  meet += (kMeetOffset - (meet & (kBlock - 1))) & (kBlock - 1);
   static_assert(kMeetOffset % 64 == 0 && kMeetOffset < kBlock);
-  KMEM_ASSERT(meet - codes >= reinterpret_cast<std::uintptr_t>(t) && meet + g.npages * sizeof(kmemusage) <=
-                                                                         reinterpret_cast<std::uintptr_t>(t) + bytes,
-              "page-code table layout");
+  const auto lo = reinterpret_cast<std::uintptr_t>(t);
+  std::uintptr_t meet = lo + codes;
+  meet += (kMeetOffset - (meet & (kBlock - 1))) & (kBlock - 1);
+  KMEM_ASSERT(meet - codes >= lo && meet + g.npages * sizeof(kmemusage) <= lo + bytes, "page-code table layout");
   g.pgindx = reinterpret_cast<std::uint8_t*>(meet);
   g.usage = reinterpret_cast<kmemusage*>(meet);
   g.diag = cfg.diagnostics;

@@ -384,11 +384,11 @@ bool boot_vm(const runtime_config& cfg) {
   if (!cfg.mmap_host && rest > pw) pw += ((rest - pw) / 2) & ~(rt::kGranule - 1);
   // Where the heap will begin (the windows are placed first fit from the region's base):
   // the pmap lays its tables out around it, unless resource limits sized the machine
-  // (their sizing counts the tables in region order).
-  // A heap of host memory begins kHostHeapOffset into a 2 MiB block, and the area's first
-  // mappings go right below it: both in that block, one host page-table page, where a heap
-  // on the block's boundary put the first mapping in the block below (a page-table page
-  // filled, and freed again at its munmap, in every process that maps a file).
+  // (their sizing counts the tables in region order).  A heap of host memory begins
+  // kHostHeapOffset into a 2 MiB block, and the area's first mappings go right below it:
+  // both in that block, one host page-table page, where a heap on the block's boundary put
+  // the first mapping in the block below (a page-table page filled, and freed again at its
+  // munmap, in every process that maps a file).
   const vsize_t offset = cfg.heap == heap_backing::host && !cfg.mmap_host ? kHostHeapOffset : 0;
   const bool limited = cfg.as_limit != 0 || cfg.data_limit != 0;
   const vaddr_t heap_at = cfg.mmap_host || limited ? 0 : rt::region_base() + kernel_window + pw - kmem - offset;
