@@ -520,7 +520,7 @@ struct chain_walk {
   const std::uintptr_t base = g.base;
   const std::uintptr_t arena = g.size;
   const std::uintptr_t cookie = g.cookie;
-  const std::uint8_t* const pgindx = g.pgindx;
+  std::uint8_t* const pgindx = g.pgindx;
   kmemusage* const usage = g.usage;
   // A cluster changes lists only at its first free element (count 1) and when all are free
   // (count kb_elmpercl): count - 2 >= kb_elmpercl - 2, unsigned, is both tests in one (a
@@ -530,7 +530,7 @@ struct chain_walk {
   for (; left != 0; --left) {
     const std::uintptr_t off = a - base;
     if (__builtin_expect(off >= arena, 0)) break;
-    const std::size_t code = pgindx[~static_cast<std::ptrdiff_t>(off >> kPageShift)];
+    const std::size_t code = code_below(pgindx, off >> kPageShift);
     const std::uint32_t prel = kCodes.rel[code];
     const std::uintptr_t rel = (a & kPageMask) + prel;  // offset in the cluster
     if (__builtin_expect(kCodes.magic[code] != magic || rel * magic >= magic, 0)) break;

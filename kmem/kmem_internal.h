@@ -326,9 +326,13 @@ struct alignas(64) kmem_globals {
 
 extern kmem_globals g __attribute__((visibility("hidden")));
 
-// Arena page pg's page code (kmem_globals::pgindx: the codes lie below g.pgindx, page 0's
-// just under it).  => as the code's writer or reader says (set_ku_indx).
-[[gnu::always_inline]] inline std::uint8_t& page_code(std::size_t pg) { return g.pgindx[~static_cast<std::ptrdiff_t>(pg)]; }
+// Arena page pg's page code in the code table whose front is `top` (kmem_globals::pgindx:
+// the codes lie below it, page 0's just under it).  A loop that keeps g.pgindx in a register
+// calls this; others call page_code.  => as the code's writer or reader says (set_ku_indx).
+[[gnu::always_inline]] inline std::uint8_t& code_below(std::uint8_t* top, std::size_t pg) {
+  return top[~static_cast<std::ptrdiff_t>(pg)];
+}
+[[gnu::always_inline]] inline std::uint8_t& page_code(std::size_t pg) { return code_below(g.pgindx, pg); }
 
 // The class whose bucket kb is (kb is a kmem_class's first member).
 inline std::size_t class_of(const kmembucket& kb) {

@@ -43,15 +43,13 @@ unsigned char* at(std::size_t off, unsigned char* ext) {
 void* bootstrap_alloc(std::size_t size, std::size_t align) {
   if (align < kBootstrapHeader) align = kBootstrapHeader;
   if (align > 4096 || size > kBootstrapExtraSize) return nullptr;
+  const std::size_t len = size == 0 ? 1 : size;
   std::size_t off = g_used.load(std::memory_order_relaxed);
   for (;;) {
     std::size_t start = round_up(off + kBootstrapHeader, align);
-    std::size_t end = round_up(start + (size == 0 ? 1 : size), kBootstrapHeader);
-    if (start - kBootstrapHeader < kBootstrapStaticSize && end > kBootstrapStaticSize) {
-      // A block never straddles the two pieces: it starts the extension instead.
-      start = round_up(kBootstrapStaticSize + kBootstrapHeader, align);
-      end = round_up(start + (size == 0 ? 1 : size), kBootstrapHeader);
-    }
+    if (start - kBootstrapHeader < kBootstrapStaticSize && start + len > kBootstrapStaticSize)
+      start = round_up(kBootstrapStaticSize + kBootstrapHeader, align);  // a block never straddles the two pieces
+    const std::size_t end = round_up(start + len, kBootstrapHeader);
     if (end > kBootstrapArenaSize) return nullptr;
     if (g_used.compare_exchange_weak(off, end, std::memory_order_acq_rel)) {
       SHIM_ASSERT((start & (align - 1)) == 0 && end <= kBootstrapArenaSize);
