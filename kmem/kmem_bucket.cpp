@@ -70,6 +70,8 @@ namespace {
 
 inline constexpr std::uint32_t kPageBatch = 64;
 inline constexpr std::uint32_t kRunBatchPages = 64;  // multi-page clusters per source call: 64 / npg
+inline constexpr std::uint8_t kRunBatchGrowth = 6;   // a class's first batches: 1, 2, 4, ... runs
+static_assert((std::uint32_t{1} << kRunBatchGrowth) >= kRunBatchPages, "the doubling reaches the full batch");
 inline constexpr std::uint64_t kPageCacheMax = 128;
 static_assert(kPageBatch <= kPageCacheMax);
 
@@ -262,7 +264,15 @@ void* run_get(unsigned indx) {
     // in 7 pages) is asked for alone (64-page batches for every such class left 518 pages in
     // the page and run caches at the end of allocsuite's larson, 100 after, 63 with
     // power-of-two buckets; peak RSS unchanged).
+    // A class's batches start at one run and double (kRunBatchGrowth): a short process
+    // uses a few clusters of each class it meets, and 64 pages of heap address space for each
+    // such class spread git status's 30 heap pages over 1.9 MiB, into a second 2 MiB block
+    // (a host page-table page more to fill, copy at every fork and free at exit).
     std::uint32_t runs = kRunBatchPages / (npg * elm_per_cluster(indx));
+    if (g.run_batches[indx] < kRunBatchGrowth) {
+      const std::uint32_t cap = std::uint32_t{1} << g.run_batches[indx]++;
+      if (runs > cap) runs = cap;
+    }
     void* p = runs > 1 ? source_alloc_locked(std::size_t{runs} * npg, 1) : nullptr;
     if (p == nullptr) return populate_first_locked(source_alloc_locked(npg, 1));
     std::uint32_t first = page_of(reinterpret_cast<std::uintptr_t>(p));

@@ -257,6 +257,7 @@ struct alignas(64) kmem_globals {
   // uncarved (untouched, so not resident; KU_CACHED, so free() refuses them).
   std::uint32_t run_cache[kNumIndx] = {};   // pages_lock (valid when run_cache_n[i] != 0)
   std::uint32_t run_cache_n[kNumIndx] = {}; // pages_lock
+  std::uint8_t run_batches[kNumIndx] = {};  // pages_lock: batches asked so far (they double)
   // Free-run pool (kmem_bucket.cpp): clusters given back above a bucket's high-water mark,
   // coalesced into runs of pages any bucket can carve, kept for the decay time.  Bin n
   // (1..kPoolExact) holds runs of n pages, bin 0 longer ones; newest at the head.

@@ -58,6 +58,36 @@ TEST_CASE("touch: the first malloc of each class touches the block's pages, not 
   kmem::free(warm, M_TEST);
 }
 
+// Right after the first case, which took one block of every class: the second block of each
+// one-element multi-page class (8-32 KiB) lies near the others, not 64 pages of heap address
+// space apart — a class's run batches start at one run and double, where each class's first
+// batch took 64 pages and spread a short process's heap (git status: 30 pages over 1.9 MiB)
+// into a second 2 MiB block, a host page-table page more (failed before: ~320 pages apart).
+TEST_CASE("layout: a young process's multi-page clusters of different classes lie close together") {
+  const std::size_t sizes[] = {8192, 12288, 16384, 24576, 32768};
+  std::uintptr_t lo = UINTPTR_MAX, hi = 0;
+  std::size_t pages = 0;
+  std::vector<void*> v;
+  for (std::size_t size : sizes) {
+    const unsigned indx = d::bucket_index(size);
+    REQUIRE(d::bucket_size(indx) == size);
+    REQUIRE(d::elm_per_cluster(indx) == 1);
+    void* p = kmem::malloc(size, M_TEST, M_WAITOK);
+    REQUIRE(p != nullptr);
+    v.push_back(p);
+    const auto a = reinterpret_cast<std::uintptr_t>(p);
+    lo = std::min(lo, a);
+    hi = std::max(hi, a + size);
+    pages += size >> d::kPageShift;
+  }
+  const std::size_t span = (hi - lo) >> d::kPageShift;
+  MESSAGE("5 classes' second blocks (" << pages << " pages) span " << span << " pages");
+  // Each class's second batch is two runs (the first was the first case's block): at most
+  // twice the blocks' pages, plus a batch of single pages between them.
+  CHECK(span <= 2 * pages + 64);
+  for (void* p : v) kmem::free(p, M_TEST);
+}
+
 TEST_CASE("touch: a class used again refills with more rounds each time, up to the magazine") {
   // Correctness of slow start and lazy carving together: many blocks of every class, each
   // written whole, all distinct, freed and allocated again.
