@@ -3,13 +3,14 @@
 #include <string_view>
 
 #include "kmem/kmem_internal.h"
+#include "vm/vm_types.h"
 
 namespace vmrt::kmem {
 namespace {
 
 struct type_entry {
   malloc_type type;
-  const char* name;     // as vmstat -m prints it
+  vm_name<16> name;     // as vmstat -m prints it (in place: never relocated, vm/vm_types.h)
   std::uint64_t limit;  // default ks_limit, bytes; 0 = unlimited
 };
 
@@ -37,11 +38,11 @@ constexpr bool types_table_ok() {
 }
 static_assert(types_table_ok(), "type table is complete, in enum order, names fit the report");
 
-inline constexpr std::array<const char*, KMEM_INVALID + 1> kStatusNames{{
+inline constexpr std::array<vm_name<20>, KMEM_INVALID + 1> kStatusNames{{
     "KMEM_OK", "KMEM_FOREIGN", "KMEM_NOT_BLOCK", "KMEM_DOUBLE_FREE", "KMEM_WRONG_TYPE",
     "KMEM_CORRUPT", "KMEM_LIMIT", "KMEM_NOMEM", "KMEM_INVALID",
 }};
-static_assert(kStatusNames.size() == KMEM_INVALID + 1 && kStatusNames[KMEM_NOMEM] != nullptr);
+static_assert(kStatusNames.size() == KMEM_INVALID + 1 && !kStatusNames[KMEM_NOMEM].empty());
 
 }  // namespace
 

@@ -8,6 +8,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "vm/vm_types.h"
+
 namespace vmrt::shim {
 
 enum counter : unsigned {
@@ -27,7 +29,7 @@ enum counter : unsigned {
 };
 
 // Names as printed in the report; indexed by counter.
-inline constexpr std::array<const char*, C_COUNT> counter_names = {
+inline constexpr std::array<vm_name<40>, C_COUNT> counter_names = {  // in place (vm/vm_types.h)
     "bootstrap-arena allocations", "bootstrap-arena frees ignored",
     "ld.so minimal-malloc frees ignored", "ld.so minimal-malloc reallocs copied",
     "ld.so range scans of /proc/self/maps",

@@ -31,7 +31,7 @@ void say(const char* a, const char* b, const char* c) {
 namespace {
 struct errno_entry {
   int e;
-  const char* name;
+  vm_name<8> name;  // in place: never relocated (vm/vm_types.h)
 };
 constexpr errno_entry kErrnoNames[] = {{EPERM, "EPERM"},   {ENOMEM, "ENOMEM"}, {EMFILE, "EMFILE"}, {ENFILE, "ENFILE"},
                                        {ENOSPC, "ENOSPC"}, {EFBIG, "EFBIG"},   {EACCES, "EACCES"}, {EINVAL, "EINVAL"},

@@ -11,6 +11,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "vm/vm_types.h"
+
 namespace vmrt {
 
 // Accepted range of a numeric variable, both ends included.
@@ -47,7 +49,7 @@ enum class config_kind : std::uint8_t {
 // names may stand for one value: the first is the name, the others aliases (not listed in
 // messages).
 struct config_choice {
-  const char* name;
+  vm_name<16> name;  // in place: the tables are never relocated (vm/vm_types.h)
   std::uint8_t value;
 };
 // VMRT_TRAP: trap_backend ordinals (boot.h pins them).
@@ -61,15 +63,31 @@ inline constexpr config_choice kPdpolicyChoices[] = {{"clock", 0}, {"clock1", 1}
 // even when paging is on (to compare).
 inline constexpr config_choice kMmapChoices[] = {{"vmrt", 0}, {"host", 1}, {"unpaged", 2}};
 
+// A choice variable's names, held in its row (config_var_info::choices).
+inline constexpr std::size_t kMaxConfigChoices = 5;
+struct config_choices {
+  config_choice c[kMaxConfigChoices];
+  constexpr const config_choice& operator[](std::size_t i) const { return c[i]; }
+};
+template <std::size_t N>
+constexpr config_choices choices_of(const config_choice (&from)[N]) {
+  static_assert(N <= kMaxConfigChoices, "kMaxConfigChoices: more names than a row holds");
+  config_choices t{};
+  for (std::size_t i = 0; i < N; ++i) t.c[i] = from[i];
+  return t;
+}
+
+// One row per variable, names in place (vm/vm_types.h, vm_name): the table is read-only
+// data, not a page of pointers the loader relocates in every process.
 struct config_var_info {
   config_var var;
-  const char* env;     // the environment variable
-  const char* option;  // vmrun's option setting it (nullptr: environment only)
+  vm_name<24> env;     // the environment variable
+  vm_name<16> option;  // vmrun's option setting it (empty: environment only)
   config_kind kind;
   size_limits lim;     // size and fd kinds
-  const config_choice* choices = nullptr;  // choice kind
+  config_choices choices{};  // choice kind
   std::uint8_t nchoices = 0;
-  const char* what = nullptr;              // choice kind: what a value names ("trap backend")
+  vm_name<32> what{};        // choice kind: what a value names ("trap backend")
 };
 
 // Descriptors above the kernel's largest possible table (fs.nr_open's ceiling) cannot be open.
@@ -98,19 +116,19 @@ inline constexpr config_var_info kConfigVars[] = {
      {kConfigMinPhysmem, std::size_t{1} << 44}},
     {config_var::kmem_size, "VMRT_KMEM_SIZE", "--kmem-size", config_kind::size,
      {std::size_t{16} << 20, std::size_t{1} << 43}},
-    {config_var::frame_cache, "VMRT_FRAME_CACHE", nullptr, config_kind::size, {0, std::size_t{1} << 44}},
-    {config_var::trap, "VMRT_TRAP", "--trap", config_kind::choice, {0, 0}, kTrapChoices,
+    {config_var::frame_cache, "VMRT_FRAME_CACHE", "", config_kind::size, {0, std::size_t{1} << 44}},
+    {config_var::trap, "VMRT_TRAP", "--trap", config_kind::choice, {0, 0}, choices_of(kTrapChoices),
      sizeof(kTrapChoices) / sizeof(kTrapChoices[0]), "trap backend"},
-    {config_var::heap, "VMRT_HEAP", nullptr, config_kind::choice, {0, 0}, kHeapChoices,
+    {config_var::heap, "VMRT_HEAP", "", config_kind::choice, {0, 0}, choices_of(kHeapChoices),
      sizeof(kHeapChoices) / sizeof(kHeapChoices[0]), "heap backing"},
-    {config_var::mmap, "VMRT_MMAP", nullptr, config_kind::choice, {0, 0}, kMmapChoices,
+    {config_var::mmap, "VMRT_MMAP", "", config_kind::choice, {0, 0}, choices_of(kMmapChoices),
      sizeof(kMmapChoices) / sizeof(kMmapChoices[0]), "mmap service"},
     {config_var::stats_fd, "VMRT_STATS_FD", "--stats-fd", config_kind::fd, {0, kMaxStatsFd}},
     {config_var::stats, "VMRT_STATS", "--stats", config_kind::flag, {0, 0}},
     {config_var::kmem_diag, "VMRT_KMEM_DIAG", "--kmem-diag", config_kind::flag, {0, 0}},
     {config_var::swap_size, "VMRT_SWAP_SIZE", "--swap", config_kind::size, {0, std::size_t{1} << 44}},
     {config_var::swap_file, "VMRT_SWAP_FILE", "--swap-file", config_kind::path, {0, 0}},
-    {config_var::pdpolicy, "VMRT_PDPOLICY", "--pdpolicy", config_kind::choice, {0, 0}, kPdpolicyChoices,
+    {config_var::pdpolicy, "VMRT_PDPOLICY", "--pdpolicy", config_kind::choice, {0, 0}, choices_of(kPdpolicyChoices),
      sizeof(kPdpolicyChoices) / sizeof(kPdpolicyChoices[0]), "page replacement policy"},
 };
 inline constexpr std::size_t kConfigVarCount = sizeof(kConfigVars) / sizeof(kConfigVars[0]);
@@ -122,7 +140,7 @@ constexpr bool config_table_in_order() {
     const size_limits& l = kConfigVars[i].lim;
     if ((kConfigVars[i].kind == config_kind::size || kConfigVars[i].kind == config_kind::fd) && l.min > l.max)
       return false;
-    if (kConfigVars[i].kind == config_kind::choice && (kConfigVars[i].nchoices == 0 || kConfigVars[i].what == nullptr))
+    if (kConfigVars[i].kind == config_kind::choice && (kConfigVars[i].nchoices == 0 || kConfigVars[i].what.empty()))
       return false;
   }
   return true;

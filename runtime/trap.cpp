@@ -65,7 +65,13 @@ kern_return_t default_resolver(vmspace* vs, vaddr_t va, vm_fault_type type, vm_f
   return vm_fault(vs, va, type, res);
 }
 
-std::atomic<fault_resolver> g_resolver{default_resolver};
+// Null: default_resolver.  (A pointer initialised to a function is a relocation the loader
+// writes at load, a copy-on-write fault on a page of .data in every process: resolver().)
+std::atomic<fault_resolver> g_resolver{nullptr};
+inline fault_resolver resolver() {
+  fault_resolver r = g_resolver.load(std::memory_order_acquire);
+  return r != nullptr ? r : default_resolver;
+}
 // The state every fork child and every wrapped read/write looks at: on the fork data page.
 VMRT_FORK_DATA trap_backend g_backend = trap_backend::sigsegv;  // [g_start_lock; read after g_started]
 // 0 not started, 2 started.  Written under g_start_lock.
@@ -267,7 +273,7 @@ void on_fault(int sig, siginfo_t* si, void* uc) {
   } else if (vs != nullptr) {
     vaddr_t page = trunc_page(addr);
     if (page == t_last_page && progress_mark() != t_progress) t_repeats = 0;
-    kern_return_t kr = g_resolver.load(std::memory_order_acquire)(vs, page, type, nullptr);
+    kern_return_t kr = resolver()(vs, page, type, nullptr);
     t_progress = progress_mark();
     if (kr == KERN_SUCCESS) {
       if (page == t_last_page) {
@@ -472,7 +478,7 @@ void serve_event(int fh, const uffd_msg& msg) {
   trap_check_lock_holder_fault(page, static_cast<pid_t>(msg.arg.pagefault.feat.ptid));
   vm_fault_result res{0, 0};
   kern_return_t kr =
-      vs != nullptr ? g_resolver.load(std::memory_order_acquire)(vs, page, type, &res) : KERN_INVALID_ADDRESS;
+      vs != nullptr ? resolver()(vs, page, type, &res) : KERN_INVALID_ADDRESS;
   if (kr == KERN_SUCCESS) {
     rt_count(RC_UFFD_RESOLVED);
     if (res.npages > 0 && res.first <= page && page < res.first + res.npages * PAGE_SIZE)
@@ -642,7 +648,7 @@ bool start_thread() {
 
 void trap_set_uffd_threads(unsigned n) { g_uffd_threads.store(n == 0 ? 1 : n, std::memory_order_relaxed); }
 
-void trap_set_resolver(fault_resolver r) { g_resolver.store(r != nullptr ? r : default_resolver); }
+void trap_set_resolver(fault_resolver r) { g_resolver.store(r); }
 
 namespace {
 

@@ -248,7 +248,7 @@ bool parse_term(cursor& c, vm_fail_clause* cl, std::uint32_t* seen) {
   const char* v = eq != nullptr ? eq + 1 : e;
   std::size_t vn = static_cast<std::size_t>(e - v);
   struct key {
-    const char* name;
+    vm_name<8> name;  // in place: never relocated (vm/vm_types.h)
     term_bit bit;
     bool takes_value;
   };

@@ -22,6 +22,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "vm/vm_types.h"
+
 namespace vmrt {
 
 enum vm_fail_point : std::uint8_t {
@@ -44,7 +46,7 @@ enum vm_fail_point : std::uint8_t {
   FP_COUNT
 };
 
-inline constexpr const char* kVmFailPointNames[] = {
+inline constexpr vm_name<16> kVmFailPointNames[] = {
     "malloc", "calloc", "realloc", "memalign", "new", "kmem", "frame",
     "mmap", "munmap", "mprotect", "mlock", "pager_read", "pager_write", "swap_corrupt", "pageout", "thread_start"};
 static_assert(sizeof(kVmFailPointNames) / sizeof(kVmFailPointNames[0]) == FP_COUNT);
@@ -55,7 +57,7 @@ inline constexpr std::uint32_t kVmFailAllocGroup =
 
 // kmem malloc type names as the spec spells them in kmem[...] (kmem/kmem.h order;
 // kmem_malloc.cpp pins the count against M_LAST).
-inline constexpr const char* kVmFailKmemTypes[] = {"free", "temp", "devbuf", "vmmap", "vmobj", "libc", "cxx", "test"};
+inline constexpr vm_name<8> kVmFailKmemTypes[] = {"free", "temp", "devbuf", "vmmap", "vmobj", "libc", "cxx", "test"};
 inline constexpr unsigned kVmFailKmemTypeCount = sizeof(kVmFailKmemTypes) / sizeof(kVmFailKmemTypes[0]);
 static_assert(kVmFailKmemTypeCount == 8);
 

@@ -15,7 +15,7 @@ VMRT_FORK_DATA constinit std::atomic<std::int64_t> g_vm_counters[V_COUNTER_COUNT
 namespace {
 constexpr bool table_in_enum_order() {
   for (unsigned k = 0; k < V_COUNTER_COUNT; ++k)
-    if (kVmCounters[k].id != k || kVmCounters[k].name == nullptr) return false;
+    if (kVmCounters[k].id != k || kVmCounters[k].name.empty()) return false;
   return true;
 }
 }  // namespace

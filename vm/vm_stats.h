@@ -10,6 +10,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "vm/vm_types.h"
+
 namespace vmrt {
 
 enum vm_counter : unsigned {
@@ -183,7 +185,7 @@ enum vm_counter : unsigned {
 
 struct vm_counter_desc {
   vm_counter id;
-  const char* name;
+  vm_name<52> name;  // in place: the table is never relocated (vm_types.h)
 };
 inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
     {V_FAULTS, "page faults"},

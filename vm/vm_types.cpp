@@ -4,7 +4,7 @@
 namespace vmrt {
 
 namespace {
-constexpr const char* kKernNames[] = {
+constexpr vm_name<24> kKernNames[] = {  // in place: never relocated
     "KERN_SUCCESS",        "KERN_INVALID_ADDRESS", "KERN_PROTECTION_FAILURE", "KERN_NO_SPACE",
     "KERN_INVALID_ARGUMENT", "KERN_RESOURCE_SHORTAGE", "KERN_NO_ACCESS",       "KERN_MEMORY_ERROR",
     "KERN_ALREADY_EXISTS", "KERN_NOT_SUPPORTED",   "KERN_FAILURE",         "KERN_RESTART",

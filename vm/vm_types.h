@@ -59,6 +59,19 @@ constexpr bool page_aligned(vaddr_t a) { return (a & PAGE_MASK) == 0; }
 // exec_boot).
 #define VMRT_COLD_BSS VMRT_LARGE_BSS
 
+// A name held in place in a constexpr table (counter names, option names, choices).  A
+// table of pointers to string literals is relocated by the loader in every process: each of
+// its pages is a copy-on-write fault of the shim's RELRO segment before main runs (three
+// pages of names and the GOT, where the GOT alone fits one).  A table of vm_name is plain
+// read-only data the loader never writes.  A literal of N or more characters does not
+// compile; an empty name is the table's "none".
+template <std::size_t N>
+struct vm_name {
+  char s[N];
+  constexpr operator const char*() const { return s; }
+  constexpr bool empty() const { return s[0] == '\0'; }
+};
+
 static_assert(PAGE_SIZE == 4096, "vmrt assumes the x86-64 base page size");
 static_assert(trunc_page(4097) == 4096 && round_page(4097) == 8192 && atop(8192) == 2);
 

@@ -19,6 +19,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "vm/vm_types.h"
+
 namespace vmrt {
 
 inline constexpr std::size_t kZoneSlabBytes = std::size_t{64} << 10;
@@ -32,7 +34,8 @@ struct vm_zone_item {
 };
 
 struct vm_zone {
-  const char* name;         // constant
+  vm_name<16> name;         // constant (in place: a pointer was a relocation the loader wrote
+                            // into a page of .data in every process, vm/vm_types.h)
   std::size_t size;         // item size, rounded to kZoneAlign [constant]
   std::size_t limit;        // max items (0 = none) [constant]
   vm_zone_item* free_list;  // items given back [VM lock]

@@ -38,6 +38,31 @@ bss_pages=$(( (bss_at + bss + 4095) / 4096 - bss_at / 4096 ))
 [ "$bss_pages" -le 2 ] || fail ".bss of the shim is $bss bytes at $(printf %#x "$bss_at"), over $bss_pages pages (at most 2, one shared with the fork data page, each written at boot: a zero-filled array of a page or more belongs in .lbss, VMRT_LARGE_BSS, and what boot never writes too, VMRT_COLD_BSS)"
 note ".bss of the shim: $bss bytes over $bss_pages pages"
 
+# RELRO: the loader writes every page of it in every process (the GOT's and the tables'
+# relocations), each a copy-on-write fault before main.  The name tables (counters, options,
+# errno and status names) hold their names in place (vm/vm_types.h, vm_name), not pointers
+# the loader relocates: one page, the GOT's, where they took three (2026-12-05).
+read -r relro_at relro < <(readelf -lW "$SHIM" | awk '$1 == "GNU_RELRO" { print strtonum($3), strtonum($6); exit }')
+[ -n "$relro" ] || fail "no GNU_RELRO segment in $SHIM"
+relro_pages=$(( (relro_at + relro + 4095) / 4096 - relro_at / 4096 ))
+[ "$relro_pages" -le 1 ] || fail "the shim's RELRO segment is $relro bytes over $relro_pages pages (at most 1, each written by the loader in every process: a constexpr table of pointers to strings belongs in vm_name rows)"
+note "RELRO of the shim: $relro bytes over $relro_pages page"
+
+# .data and .bss: boot writes every one of their pages (kmem's globals, the VM's zones, the
+# fork data page), each a fault of its own (12-17 us here, against 4-5 a page populated in one
+# call: bench/fault_cost).  The load-time populate makes them the process's own in one call
+# (runtime/rt_populate.cpp), and the loader writes none of them itself but the page .bss
+# begins in: a zone's name or a default function pointer was a relocation, the loader's
+# copy-on-write fault on a page of .data (2026-12-05: 3 of the 4 pages were before main, with
+# or without the populate).
+cc -O2 -o "$TMP/sdp" "$(dirname "$0")/src/shim_data_pages.c" || fail "cannot build shim_data_pages.c"
+read -r _ dpages _ dprivate < <(LD_PRELOAD=$SHIM "$TMP/sdp") || fail "shim_data_pages: status $?"
+[ -n "$dpages" ] && [ "$dpages" -gt 0 ] || fail "shim_data_pages found no writable mapping of the shim"
+[ "$dprivate" -eq "$dpages" ] || fail "at main, $dprivate of the shim's $dpages pages of .data are the process's own (all, populated at load)"
+read -r _ _ _ dloader < <(VMRT_POPULATE=0 LD_PRELOAD=$SHIM "$TMP/sdp") || fail "shim_data_pages without populate: status $?"
+[ "$dloader" -le 1 ] || fail "the loader wrote $dloader of the shim's $dpages pages of .data (at most 1: the page .bss begins in; a pointer in .data is a relocation)"
+note "ok: the shim's $dpages pages of .data populated at load; the loader itself wrote $dloader"
+
 # The load-time populate (runtime/rt_populate.cpp, populate_at_load) runs before the shim's
 # read-only data is mapped: it calls nothing (getenv("VMRT_POPULATE") read its argument from
 # .rodata, a page fault in every process) and reads nothing of .rodata itself (2026-12-02).
@@ -147,11 +172,19 @@ read -r hot < <(readelf -SW "$SHIM" | awk '{ for (i = 1; i < NF; i++) if ($i == 
 [ -n "$hot" ] || fail "no .text.vmrt_hot section in $SHIM (libc_shim/hot_text.ld not linked?)"
 [ "$hot" -le $((160 << 10)) ] || fail "the hot text is $((hot >> 10)) KB (at most 160): regenerate libc_shim/hot_text.ld from a build with -DVMRT_HOT_TEXT=OFF"
 command -v bash >/dev/null || fail "no bash"
-text_kb=$(LD_PRELOAD=$SHIM bash -c 'x=$(echo 1); cat /proc/$$/smaps; true' |
-  awk -v so="$SHIM" '$0 ~ /^[0-9a-f]+-/ { on = ($2 == "r-xp" && index($0, so) > 0) } on && $1 == "Rss:" { print $2; exit }')
-[ -n "$text_kb" ] || fail "no text mapping of the shim in a shell's smaps"
+# The least of five shells: under load a shell sometimes runs cold code it does not need at
+# rest (a signal in a wrapped call, a fork child's rare paths), each a 64 KB window of
+# fault-around more (152 KB at rest; 216-336 KB seen in single runs during a full parallel
+# test run, 2026-12-05).  The layout is what is checked, not the timing.
+text_kb=
+for i in 1 2 3 4 5; do
+  kb=$(LD_PRELOAD=$SHIM bash -c 'x=$(echo 1); cat /proc/$$/smaps; true' |
+    awk -v so="$SHIM" '$0 ~ /^[0-9a-f]+-/ { on = ($2 == "r-xp" && index($0, so) > 0) } on && $1 == "Rss:" { print $2; exit }')
+  [ -n "$kb" ] || fail "no text mapping of the shim in a shell's smaps"
+  if [ -z "$text_kb" ] || [ "$kb" -lt "$text_kb" ]; then text_kb=$kb; fi
+done
 bound_kb=$(((hot >> 10) + 160))
-[ "$text_kb" -le "$bound_kb" ] || fail "a shell under the shim holds $text_kb KB of its text (at most $bound_kb: the hot $((hot >> 10)) KB and fault-around's windows of cold code)"
+[ "$text_kb" -le "$bound_kb" ] || fail "a shell under the shim holds $text_kb KB of its text, the least of five (at most $bound_kb: the hot $((hot >> 10)) KB and fault-around's windows of cold code)"
 note "ok: a shell under the shim holds $text_kb KB of the shim's text (hot section $((hot >> 10)) KB, bound $bound_kb)"
 
 # Host page tables (2026-12-05).  Every 2 MiB block of address space a process touches costs
