@@ -19,6 +19,7 @@
 
 #include "runtime/physmem_cow.h"
 #include "runtime/pmap_linux.h"
+#include "runtime/rt_config.h"
 #include "runtime/rt_base.h"
 #include "runtime/rt_maps.h"
 #include "runtime/rt_stats.h"
@@ -178,7 +179,9 @@ bool physmem_init(std::size_t bytes, std::size_t frame_cache) {
   bytes &= ~static_cast<std::size_t>(PAGE_MASK);
   std::size_t max_bytes = static_cast<std::size_t>(UINT32_MAX - 1) << PAGE_SHIFT;
   if (bytes > max_bytes) bytes = max_bytes;
-  if (bytes < (std::size_t{16} << 20)) bytes = std::size_t{16} << 20;
+  // The configuration's floor (runtime/rt_config.h), which boot's sizing and vmrun check:
+  // a floor of 16 MiB here raised a 1M or 8M request without a word.
+  if (bytes < kConfigMinPhysmem) bytes = kConfigMinPhysmem;
   // Only the address range now: the memfd is made when the first frame is handed out
   // (physmem_first_use).  Most processes under the shim never use a frame (the heap is
   // host memory), and each mapping call costs a host TLB shootdown on these guests.
