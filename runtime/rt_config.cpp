@@ -84,7 +84,7 @@ config_status config_parse(config_var v, const char* text, std::uint64_t* out) {
       if (!parse_decimal(text, &n)) return config_status::malformed;
       break;
     case config_kind::choice:
-      for (std::size_t i = 0; i < info.nchoices; ++i) {
+      for (std::size_t i = 0; i < info.choices.n; ++i) {
         if (std::strcmp(text, info.choices[i].name) == 0) {
           *out = info.choices[i].value;
           return config_status::ok;
@@ -125,7 +125,7 @@ const char* config_describe(config_var v, const char* origin, const char* text, 
     case config_kind::choice: {
       o.str("not a ").str(info.what).str(" (accepted: ");
       bool first = true;
-      for (std::size_t i = 0; i < info.nchoices; ++i) {
+      for (std::size_t i = 0; i < info.choices.n; ++i) {
         bool alias = false;
         for (std::size_t j = 0; j < i; ++j) alias = alias || info.choices[j].value == info.choices[i].value;
         if (alias) continue;

@@ -63,10 +63,11 @@ inline constexpr config_choice kPdpolicyChoices[] = {{"clock", 0}, {"clock1", 1}
 // even when paging is on (to compare).
 inline constexpr config_choice kMmapChoices[] = {{"vmrt", 0}, {"host", 1}, {"unpaged", 2}};
 
-// A choice variable's names, held in its row (config_var_info::choices).
+// A choice variable's names, held in its row (config_var_info::choices), and how many.
 inline constexpr std::size_t kMaxConfigChoices = 5;
 struct config_choices {
   config_choice c[kMaxConfigChoices];
+  std::uint8_t n;
   constexpr const config_choice& operator[](std::size_t i) const { return c[i]; }
 };
 template <std::size_t N>
@@ -74,6 +75,7 @@ constexpr config_choices choices_of(const config_choice (&from)[N]) {
   static_assert(N <= kMaxConfigChoices, "kMaxConfigChoices: more names than a row holds");
   config_choices t{};
   for (std::size_t i = 0; i < N; ++i) t.c[i] = from[i];
+  t.n = static_cast<std::uint8_t>(N);
   return t;
 }
 
@@ -85,8 +87,7 @@ struct config_var_info {
   vm_name<16> option;  // vmrun's option setting it (empty: environment only)
   config_kind kind;
   size_limits lim;     // size and fd kinds
-  config_choices choices{};  // choice kind
-  std::uint8_t nchoices = 0;
+  config_choices choices{};  // choice kind (choices.n: none otherwise)
   vm_name<32> what{};        // choice kind: what a value names ("trap backend")
 };
 
@@ -118,18 +119,18 @@ inline constexpr config_var_info kConfigVars[] = {
      {std::size_t{16} << 20, std::size_t{1} << 43}},
     {config_var::frame_cache, "VMRT_FRAME_CACHE", "", config_kind::size, {0, std::size_t{1} << 44}},
     {config_var::trap, "VMRT_TRAP", "--trap", config_kind::choice, {0, 0}, choices_of(kTrapChoices),
-     sizeof(kTrapChoices) / sizeof(kTrapChoices[0]), "trap backend"},
+     "trap backend"},
     {config_var::heap, "VMRT_HEAP", "", config_kind::choice, {0, 0}, choices_of(kHeapChoices),
-     sizeof(kHeapChoices) / sizeof(kHeapChoices[0]), "heap backing"},
+     "heap backing"},
     {config_var::mmap, "VMRT_MMAP", "", config_kind::choice, {0, 0}, choices_of(kMmapChoices),
-     sizeof(kMmapChoices) / sizeof(kMmapChoices[0]), "mmap service"},
+     "mmap service"},
     {config_var::stats_fd, "VMRT_STATS_FD", "--stats-fd", config_kind::fd, {0, kMaxStatsFd}},
     {config_var::stats, "VMRT_STATS", "--stats", config_kind::flag, {0, 0}},
     {config_var::kmem_diag, "VMRT_KMEM_DIAG", "--kmem-diag", config_kind::flag, {0, 0}},
     {config_var::swap_size, "VMRT_SWAP_SIZE", "--swap", config_kind::size, {0, std::size_t{1} << 44}},
     {config_var::swap_file, "VMRT_SWAP_FILE", "--swap-file", config_kind::path, {0, 0}},
     {config_var::pdpolicy, "VMRT_PDPOLICY", "--pdpolicy", config_kind::choice, {0, 0}, choices_of(kPdpolicyChoices),
-     sizeof(kPdpolicyChoices) / sizeof(kPdpolicyChoices[0]), "page replacement policy"},
+     "page replacement policy"},
 };
 inline constexpr std::size_t kConfigVarCount = sizeof(kConfigVars) / sizeof(kConfigVars[0]);
 static_assert(kConfigVarCount == static_cast<std::size_t>(config_var::count));
@@ -140,7 +141,7 @@ constexpr bool config_table_in_order() {
     const size_limits& l = kConfigVars[i].lim;
     if ((kConfigVars[i].kind == config_kind::size || kConfigVars[i].kind == config_kind::fd) && l.min > l.max)
       return false;
-    if (kConfigVars[i].kind == config_kind::choice && (kConfigVars[i].nchoices == 0 || kConfigVars[i].what.empty()))
+    if (kConfigVars[i].kind == config_kind::choice && (kConfigVars[i].choices.n == 0 || kConfigVars[i].what.empty()))
       return false;
   }
   return true;
