@@ -1005,7 +1005,7 @@ kern_return_t host_map_locked(vaddr_t sva, vaddr_t eva, vm_prot_t prot, unsigned
       p = q - 1;
       continue;
     }
-    RT_ASSERT((g_bits[p] & B_MAPPED) == 0, "host_map over resident pages");
+    RT_ASSERT((bits_of(p) & B_MAPPED) == 0, "host_map over resident pages");
   }
   std::int64_t before = breaks(i, e);
   std::int64_t replaced = 0;  // host memory there already (MAP_FIXED over a mapping)

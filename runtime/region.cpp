@@ -22,6 +22,11 @@ VMRT_LARGE_BSS constinit window g_windows[kMaxWindows]{};
 
 namespace {
 spinlock g_region_lock;  // guards window kinds and slot assignment (not lookups)
+// Windows [0, g_windows_used) have been handed out at least once; the rest are free and
+// never read before their first use: a read of a never-written page of g_windows maps the
+// host's zero page and the write that follows faults a second time (boot's first window
+// took two faults on one page) [region lock].
+std::size_t g_windows_used;
 // The host reservation the region was cut from: the alignment slop at its ends stays
 // reserved (PROT_NONE, never touched) rather than unmapped, two system calls fewer in
 // every process; region_release gives back the whole of it.
@@ -80,15 +85,9 @@ window* window_alloc(std::size_t size, window_kind kind) {
   std::size_t need = (size + kGranule - 1) >> kGranuleShift;
   std::size_t nslots = g_region_size >> kGranuleShift;
   spin_guard g(g_region_lock);
-  window* w = nullptr;
-  for (std::size_t i = 0; i < kMaxWindows; ++i) {
-    if (g_windows[i].kind == WK_FREE) {
-      w = &g_windows[i];
-      w->index = static_cast<std::uint32_t>(i);
-      break;
-    }
-  }
-  if (w == nullptr) return nullptr;
+  std::size_t wi = 0;
+  while (wi < g_windows_used && g_windows[wi].kind != WK_FREE) ++wi;
+  if (wi == kMaxWindows) return nullptr;
   // First fit over the granule slots.
   std::size_t run = 0;
   for (std::size_t i = 0; i < nslots; ++i) {
@@ -98,6 +97,9 @@ window* window_alloc(std::size_t size, window_kind kind) {
     }
     if (++run == need) {
       std::size_t first = i + 1 - need;
+      window* w = &g_windows[wi];
+      if (wi == g_windows_used) ++g_windows_used;
+      w->index = static_cast<std::uint32_t>(wi);
       w->base = g_region_base + (first << kGranuleShift);
       w->size = need << kGranuleShift;
       w->vm_size = w->size;

@@ -58,8 +58,6 @@ window* window_alloc(std::size_t size, window_kind kind);
 void window_free(window* w);
 // The window holding address a, or null.  Lock-free; async-signal-safe.
 window* window_lookup(vaddr_t a);
-// Visit every published window (reports, fork).  Not signal-safe.
-template <class F> void window_for_each(F&& f);
 
 // ---- inline -----------------------------------------------------------------
 extern vaddr_t g_region_base;
@@ -79,11 +77,6 @@ inline window* window_lookup(vaddr_t a) {
   if (off >= g_region_size) return nullptr;
   window_slot s = g_window_slots[off >> kGranuleShift].load(std::memory_order_acquire);
   return s == 0 ? nullptr : &g_windows[s - 1];
-}
-
-template <class F> void window_for_each(F&& f) {
-  for (std::size_t i = 0; i < kMaxWindows; ++i)
-    if (g_windows[i].kind != WK_FREE) f(&g_windows[i]);
 }
 
 }  // namespace vmrt::rt

@@ -25,6 +25,7 @@ extern "C" __attribute__((visibility("hidden"))) const char __ehdr_start[];
 // the text.  Weak: a link without the script populates all of the code.
 extern "C" __attribute__((weak, visibility("hidden"))) char __vmrt_hot_text_end[];
 extern "C" __attribute__((weak, visibility("hidden"))) char __vmrt_bss_end[];  // libc_shim/hot_data.ld
+extern "C" __attribute__((weak, visibility("hidden"))) char __vmrt_boot_page[];  // libc_shim/hot_data.ld
 extern "C" __attribute__((weak, visibility("hidden"))) char __vmrt_cold_rodata[];  // libc_shim/hot_data.ld
 
 namespace vmrt::rt {
@@ -129,10 +130,13 @@ __attribute__((constructor(101))) void populate_at_load() {
     return;
   }
   // The writable data every process's boot writes: .data (kmem's globals, the VM's zones,
-  // the fork data page) and .bss, in one call, where each of their 5 pages was a fault of its
-  // own (12-17 us here, against 4-5 a page populated).  .lbss, after __vmrt_bss_end, is left
-  // to fault: its arrays are touched a page here and there.
-  const auto bss_hi = page_up(reinterpret_cast<std::uintptr_t>(__vmrt_bss_end));
+  // the fork data page), .bss and the first page of the zones' first chunk (VMRT_BOOT_BSS,
+  // right after .bss), in one call, where each of their 6 pages was a fault of its own (12-17
+  // us here, against 4-5 a page populated).  .lbss, after that page, is left to fault: its
+  // arrays are touched a page here and there.
+  auto bss_hi = page_up(reinterpret_cast<std::uintptr_t>(__vmrt_bss_end));
+  if (const auto boot = reinterpret_cast<std::uintptr_t>(__vmrt_boot_page); boot >= bss_hi - PAGE_SIZE && boot < bss_hi + PAGE_SIZE)
+    bss_hi = page_down(boot) + PAGE_SIZE;
   if (data_lo != 0 && bss_hi > data_lo && bss_hi - data_lo <= kMaxDataPages * PAGE_SIZE)
     (void)sys::inline_syscall(SYS_madvise, static_cast<long>(data_lo), static_cast<long>(bss_hi - data_lo), MADV_POPULATE_WRITE);
   // The headers, the PLT and the hot text, then the read-only data: the cold text (paging,

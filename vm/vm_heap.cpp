@@ -65,17 +65,28 @@ VMRT_LARGE_BSS std::uint64_t g_populated_small[kSmallWindows / 64];
 // Set by vm_heap_init_at (a static initializer to g_populated_small would be a relocation,
 // a copy-on-write fault of its page in every process at load).  [constant after init]
 std::uint64_t* g_populated;
+// Words [0, g_populated_words) of g_populated have been written; the rest are zero and are
+// not read: a read of a never-written page of the bitmap maps the host's zero page and the
+// write that follows faults a second time (a process's first heap window took two faults on
+// the bitmap's page) [VM lock].
+std::size_t g_populated_words;
 
 inline bool host_backed() { return g_backing == VM_HEAP_HOST; }
 inline bool paged() { return g_backing == VM_HEAP_PAGED; }
 // Windows tracked by the bitmap (HOST, PAGED) rather than by their first page (FRAMES).
 inline bool bitmap_windows() { return g_backing != VM_HEAP_FRAMES; }
 inline std::size_t window_index(vaddr_t w) { return (w - g_base) / kWindow; }
-inline bool bit_test(vaddr_t w) { return (g_populated[window_index(w) / 64] >> (window_index(w) % 64)) & 1; }
+inline std::uint64_t populated_word(std::size_t i) { return i < g_populated_words ? g_populated[i] : 0; }
+inline bool bit_test(vaddr_t w) { return (populated_word(window_index(w) / 64) >> (window_index(w) % 64)) & 1; }
 inline void bit_set(vaddr_t w, bool v) {
-  std::uint64_t m = std::uint64_t{1} << (window_index(w) % 64);
-  if (v) g_populated[window_index(w) / 64] |= m;
-  else g_populated[window_index(w) / 64] &= ~m;
+  const std::size_t i = window_index(w) / 64;
+  const std::uint64_t m = std::uint64_t{1} << (window_index(w) % 64);
+  if (v) {
+    if (i >= g_populated_words) g_populated_words = i + 1;
+    g_populated[i] |= m;
+  } else if (i < g_populated_words) {
+    g_populated[i] &= ~m;
+  }
 }
 
 inline vm_pindex_t pindex_of(vaddr_t va) { return atop(va - g_base); }
@@ -598,7 +609,7 @@ vsize_t vm_heap_trim() {
   vsize_t freed = 0;
   if (bitmap_windows()) {
     for (vaddr_t w = g_base; w < g_end; w += kWindow) {
-      if ((w - g_base) % (64 * kWindow) == 0 && g_populated[window_index(w) / 64] == 0) {
+      if ((w - g_base) % (64 * kWindow) == 0 && populated_word(window_index(w) / 64) == 0) {
         w += 63 * kWindow;  // 64 windows none of which is populated
         continue;
       }

@@ -58,6 +58,12 @@ constexpr bool page_aligned(vaddr_t a) { return (a & PAGE_MASK) == 0; }
 // first two pages: each page of .bss written is a fault in every process (scenario
 // exec_boot).
 #define VMRT_COLD_BSS VMRT_LARGE_BSS
+// The one zero-filled array whose first page every process's boot writes (the VM zones'
+// first chunk, vm/vm_zone.cpp): the linker places it first after .bss, and the load-time
+// populate makes that page the process's own together with .data and .bss (libc_shim/
+// hot_data.ld, runtime/rt_populate.cpp), where it was a fault of its own.  One object: only
+// the section's first page is populated.
+#define VMRT_BOOT_BSS __attribute__((section(".lbss.vmrt_boot")))
 
 // A name held in place in a constexpr table (counter names, option names, choices).  A
 // table of pointers to string literals is relocated by the loader in every process: each of

@@ -19,8 +19,9 @@ char* g_chunk_end = nullptr;
 // The first chunk is static: zero pages in .lbss, reserved with the rest of the library's
 // image, so every process carves its boot zones without an mmap of its own (a system call
 // of ~20-60 us in a fresh process on these guests, a host mapping a fork duplicates, and a
-// 2 MiB neighbourhood of host page tables of its own).  Taken by the first run [VM lock].
-VMRT_LARGE_BSS alignas(4096) char g_first_chunk[kZoneSlabBytes];
+// 2 MiB neighbourhood of host page tables of its own).  Its first page, which boot writes,
+// is populated at load (VMRT_BOOT_BSS).  Taken by the first run [VM lock].
+VMRT_BOOT_BSS alignas(4096) char g_first_chunk[kZoneSlabBytes];
 bool g_first_taken = false;
 
 // A slab's worth of host memory; null when the host refuses.

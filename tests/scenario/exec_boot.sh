@@ -138,7 +138,13 @@ n=$(value exec "$TMP/native"); v=$(value exec "$TMP/vmrt")
 # +34.5 -> +32.4 (2026-12-03, 4 runs) with the table arena and the pmap reading no clean
 # chunk's table before writing it (a read maps the host's zero page, the write then faults
 # again): bound +34.
-bound=34
+# +29.8 -> +27.0 (2026-12-05, 5 runs each: 29.6-30.0 -> 26.7-27.2) with three more pages
+# boot read before writing them, each a fault twice (the zero page mapped, then the copy):
+# the pmap's bits of the heap's partial first chunk (host_map's check), the window table and
+# the heap's populated-window bitmap (both now keep a high-water mark and read nothing past
+# it).  The zones' first chunk is populated with .data and .bss (its first page: VMRT_BOOT_BSS,
+# vm/vm_types.h), which getrusage still counts.  Bound +29.
+bound=29
 awk -v n="$n" -v v="$v" -v m="$bound" 'BEGIN { exit !(v - n <= m) }' ||
   fail "an exec'd process takes $v page faults under the shim against $n natively (at most $bound more allowed)"
 note "ok: an exec'd process takes $v page faults under the shim, $n natively (bound: +$bound)"
