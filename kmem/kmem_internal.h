@@ -226,9 +226,10 @@ struct alignas(64) kmem_globals {
   // code (bucket lock, set by cluster_new, cleared by cluster_detach; the
   // kmemusage records of those pages stay KU_UNUSED).  free() looks the class up
   // in this dense byte array (one byte per page stays in L1 where the 16-byte
-  // records would not).  Stored downward from pgindx, which is where the kmemusage
-  // records begin (page_code): the two tables' fronts, which every process writes, share
-  // one host 2 MiB block, one host page-table page (kmem_init).
+  // records would not).  Stored downward from pgindx (page_code); the kmemusage records
+  // begin a little above it, past the table arena's hot block: the two tables' fronts,
+  // which every process writes, share one host 2 MiB block, one host page-table page
+  // (kmem_init).
   std::uint8_t* pgindx = nullptr;
   std::uintptr_t cookie = 0;                 // free-marker secret
   std::uintptr_t link_high = 0;              // bits no free marker's link has (may_be_marked)

@@ -443,27 +443,18 @@ bool kmem_init(const kmem_page_source* src, const kmem_config& cfg) {
   g.base = src->base;
   g.size = src->size & ~static_cast<std::size_t>(kPageMask);
   g.npages = g.size >> kPageShift;
-  // The page codes and the kmemusage records in one table from the table arena (vm/vm_tables.h),
-  // meeting at a point M: the codes stored downward below M, the records upward from it.  A
-  // process writes both tables at their fronts (its first pages), so these lie side by side:
-  // M sits kMeetOffset into a host 2 MiB block, mid-page, so the first 2048 pages' codes and
-  // the first 128 pages' records (a short process's heap) share one page, and the first
-  // 64 Ki pages' codes and ~120 Ki pages' records that block's host page-table page, where
-  // two tables one after the other took two blocks (4 MiB of codes apart).  The alignment
-  // slack is address space only.
-  constexpr std::size_t kBlock = std::size_t{2} << 20;
-  constexpr std::size_t kMeetOffset = (std::size_t{64} << 10) + 2048;
-  const std::size_t codes = (g.npages + 63) & ~std::size_t{63};
-  const std::size_t bytes = codes + kBlock + g.npages * sizeof(kmemusage);
-  void* t = vmrt::sys::table_map(bytes);
-  if (t == nullptr) return false;
-  static_assert(kMeetOffset % 64 == 0 && kMeetOffset < kBlock);
-  const auto lo = reinterpret_cast<std::uintptr_t>(t);
-  std::uintptr_t meet = lo + codes;
-  meet += (kMeetOffset - (meet & (kBlock - 1))) & (kBlock - 1);
-  KMEM_ASSERT(meet - codes >= lo && meet + g.npages * sizeof(kmemusage) <= lo + bytes, "page-code table layout");
-  g.pgindx = reinterpret_cast<std::uint8_t*>(meet);
-  g.usage = reinterpret_cast<kmemusage*>(meet);
+  // The page codes and the kmemusage records, a table in two halves around the table
+  // arena's hot block (vm/vm_tables.h, table_map_split): the codes stored downward from its
+  // start, the records upward from its end.  A process writes both tables at their fronts
+  // (its first pages), so these lie in the hot block's 2 MiB, with the window table and the
+  // pmap's tables for the heap's first chunks: one host page-table page for all of them,
+  // where the two tables and the pmap's front took two.
+  void* codes_end = nullptr;
+  void* records = nullptr;
+  if (!vmrt::sys::table_map_split((g.npages + 63) & ~std::size_t{63}, g.npages * sizeof(kmemusage), &codes_end, &records))
+    return false;
+  g.pgindx = static_cast<std::uint8_t*>(codes_end);
+  g.usage = static_cast<kmemusage*>(records);
   g.diag = cfg.diagnostics;
   g.caches = cfg.thread_caches;
   g.medium_spans_after = cfg.medium_spans_after;

@@ -533,9 +533,9 @@ std::size_t runtime_file_footprint() { return runtime_booted() && g_vm_up ? rt::
 std::size_t runtime_data_footprint() {
   if (!runtime_booted()) return 0;
   if (!g_vm_up) return (g_stage0_size >> 12) * kStage0DataPer4k;
-  // The tables (the pmap's, vm_page_array, kmem's: vm/vm_tables.h) as mapped, in the table
-  // arena or beside it.
-  return sys::table_bytes_inside() + sys::table_bytes_outside() +
+  // The tables (the pmap's, vm_page_array, kmem's: vm/vm_tables.h) as the host counts them:
+  // the table arena's read-write mapping and the tables beside it.
+  return sys::table_bytes_writable() +
          (std::size_t{16} << 20);  // thread stacks, alternate stacks, zones
 }
 
@@ -761,6 +761,7 @@ void runtime_report_host(int fd) {
   o.u(sys::table_bytes_inside() >> 10, kVmstatColumn).str(" KiB of VM tables in the table arena\n");
   o.u(sys::table_bytes_outside() >> 10, kVmstatColumn).str(" KiB of VM tables outside the table arena\n");
   o.u(sys::table_arena_blocks_resident(), kVmstatColumn).str(" 2 MiB blocks of the table arena in use\n");
+  o.u(sys::table_host_calls(), kVmstatColumn).str(" host mappings made for VM tables\n");
   o.str_r(rt::trap_backend_name(), kVmstatColumn).str(" trap backend\n");
   if (g_vm_up && vm_heap_exists()) {
     vm_heap_backing b = vm_heap_get_backing();

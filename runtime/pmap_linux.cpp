@@ -89,6 +89,13 @@ struct chunk_tables {
 static_assert(sizeof(chunk_tables) == 2 * 4096, "a chunk's tables are two pages");
 static_assert(sizeof(chunk_tables) / kChunkPages == kPmapBytesPer4k, "pmap_linux.h: the footprint boot reports");
 chunk_tables* g_tables;
+// The blocks of the kHotSlots chunks nearest the centre (the heap's first chunks and the
+// mmap area's top ones: every process writes a few of them) lie in the table arena's hot
+// block (vm/vm_tables.h, TABLE_HOT), with the per-chunk records and kmem's fronts: one host
+// 2 MiB block for all the tables a short process writes, where they took two.  g_tables
+// leaves those slots unused.  [set at init]
+constexpr std::size_t kHotSlots = 8;
+chunk_tables* g_hot_tables;
 // The blocks' order.  With g_fold 1 they are laid out by distance from the chunk where the
 // heap begins (g_center), alternating sides: the heap's first chunk, the chunk below it
 // (the top of the mmap area, which grows down from there), the heap's second chunk, the
@@ -102,10 +109,15 @@ chunk_tables* g_tables;
 std::size_t g_center;
 unsigned g_fold;
 
-// => any thread.  The block of chunk c: slot (c - centre) folded, 2d or -2d - 1.
-inline chunk_tables* block_of(std::size_t c) {
+// => any thread.  Chunk c's slot: its distance from the centre folded, 2d or -2d - 1 (c
+// itself when not folded).  Its block and its per-chunk record are at this slot.
+inline std::size_t slot_of(std::size_t c) {
   const std::int64_t d = static_cast<std::int64_t>(c) - static_cast<std::int64_t>(g_center);
-  return &g_tables[static_cast<std::size_t>((d << g_fold) ^ (d >> 63))];
+  return static_cast<std::size_t>((d << g_fold) ^ (d >> 63));
+}
+inline chunk_tables* block_of(std::size_t c) {
+  const std::size_t slot = slot_of(c);
+  return slot < kHotSlots ? &g_hot_tables[slot] : &g_tables[slot];
 }
 
 // Page p's entry of one table, as the arrays they were: g_bits[p], g_pte[p].frame1.
@@ -120,7 +132,9 @@ constexpr page_table<pte, offsetof(chunk_tables, ptes)> g_pte{};
 
 // Per chunk, dense (scans over a window read them), a chunk's count and mark in one record
 // so that they share a page (as two arrays, a program's first file mapping read one page of
-// each: a fault more).
+// each: a fault more).  Ordered by slot, as the blocks: the records of the chunks around the
+// centre, which every process writes, share the page of g_dirty_group before them (in chunk
+// order they lay 56 KiB further on, a page fault more).
 struct chunk_counts {
   std::uint16_t resident;  // resident pages [pmap lock]
   // 0 means every g_bits byte of the chunk is zero (never reserved, mapped or refused since
@@ -139,12 +153,12 @@ chunk_counts* g_counts;
 // Chunk c's field of g_counts, as the arrays they were: g_chunk[c], g_dirty[c].
 template <class T, std::size_t Off>
 struct chunk_field {
-  T& operator[](std::size_t c) const { return *reinterpret_cast<T*>(reinterpret_cast<char*>(&g_counts[c]) + Off); }
+  T& operator[](std::size_t c) const { return *reinterpret_cast<T*>(reinterpret_cast<char*>(&g_counts[slot_of(c)]) + Off); }
 };
 constexpr chunk_field<std::uint16_t, offsetof(chunk_counts, resident)> g_chunk{};
 constexpr chunk_field<std::uint8_t, offsetof(chunk_counts, dirty)> g_dirty{};
 constexpr chunk_field<std::uint8_t, offsetof(chunk_counts, uniform)> g_uniform{};
-// Per group of kGroupShift chunks (four pages of g_counts, 8 GiB of region): 0 means no
+// Per group of kGroupShift consecutive chunks (8 GiB of region): 0 means no
 // chunk of the group was ever marked in g_dirty (never cleared: a reset group stays "maybe").
 // Scans over a fresh window (vmspace_create reserving a window of tens of GiB as
 // VM_PROT_NONE at every boot) then read neither g_dirty nor the per-page tables: each
@@ -1389,23 +1403,24 @@ bool pmap_linux_init(vaddr_t center) {
     const std::size_t below = g_center, above = nchunks - 1 - g_center;
     nblocks = below > above ? 2 * below : 2 * above + 1;  // the largest slot, plus one
   }
-  // [g_dirty_group][g_counts] then the blocks, page aligned, from the table arena
-  // (vm/vm_tables.h): the dense arrays' first pages share a 2 MiB block with the window
-  // table before them and the blocks of the chunks around the centre after them, in the
-  // GiB of vmrt's other tables.
+  // [g_dirty_group][g_counts] and the blocks of the chunks around the centre from the table
+  // arena's hot block (vm/vm_tables.h): the pages of them a process writes share a host
+  // 2 MiB block with the window table and kmem's fronts.  The other blocks after the other
+  // tables, in the GiB below.
   const std::size_t groups = (ngroups + 63) & ~std::size_t{63};
-  std::size_t dense = groups + nchunks * sizeof(chunk_counts);
-  dense = (dense + sizeof(chunk_tables) - 1) & ~(sizeof(chunk_tables) - 1);
-  std::size_t bytes = dense + nblocks * sizeof(chunk_tables);
-  void* p = vmrt::sys::table_map(bytes);
-  if (p == nullptr) {
+  const std::size_t dense = groups + nblocks * sizeof(chunk_counts);  // records by slot, as the blocks
+  const std::size_t hot = nblocks < kHotSlots ? nblocks : kHotSlots;
+  void* d = vmrt::sys::table_map(dense, vmrt::sys::TABLE_HOT);
+  void* h = d != nullptr ? vmrt::sys::table_map(hot * sizeof(chunk_tables), vmrt::sys::TABLE_HOT) : nullptr;
+  void* t = h != nullptr && nblocks > hot ? vmrt::sys::table_map(nblocks * sizeof(chunk_tables)) : h;
+  if (t == nullptr) {
     say("vmrt: cannot map the software page tables\n");
     return false;
   }
-  char* c = static_cast<char*>(p);
-  g_dirty_group = reinterpret_cast<std::uint8_t*>(c);  // ngroups bytes
-  g_counts = reinterpret_cast<chunk_counts*>(c + groups);
-  g_tables = reinterpret_cast<chunk_tables*>(c + dense);
+  g_dirty_group = static_cast<std::uint8_t*>(d);  // ngroups bytes
+  g_counts = reinterpret_cast<chunk_counts*>(static_cast<char*>(d) + groups);
+  g_hot_tables = static_cast<chunk_tables*>(h);
+  g_tables = static_cast<chunk_tables*>(t);
   // The groups' page is read by the first reservation and written by the first mapping of
   // every process: written now (a zero), one fault, where a read mapped the host's zero
   // page and the write then faulted again.

@@ -51,9 +51,10 @@ bool region_reserve(std::size_t size) {
   // The window table, populated: boot writes the slots of the kernel window and of the
   // process window (half the region and more), so at least half the table, at once; its
   // pages were each a page fault in every process (two for the default region), where
-  // MAP_POPULATE fills them in the mmap call itself.
+  // MAP_POPULATE fills them in the mmap call itself.  In the table arena's hot block, with
+  // the other tables every process writes (vm/vm_tables.h).
   std::size_t nslots = size >> kGranuleShift;
-  void* s = vmrt::sys::table_map(nslots * sizeof(std::atomic<window_slot>), vmrt::sys::TABLE_POPULATE);
+  void* s = vmrt::sys::table_map(nslots * sizeof(std::atomic<window_slot>), vmrt::sys::TABLE_POPULATE | vmrt::sys::TABLE_HOT);
   if (s == nullptr) {
     vmrt::sys::munmap(p, size + kGranule);
     say("vmrt: cannot map the window table\n");

@@ -12,26 +12,62 @@
 #include "vm/vm_host_layout.h"
 #include "vm/vm_sys.h"
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
 namespace vmrt::sys {
 
 namespace {
 
-// One GiB: the span of one host page-middle-directory page.  Reserved twice over so an
-// aligned GiB lies inside; the rest stays reserved and untouched (address space only).
+// One GiB: the span of one host page-middle-directory page.  Two aligned GiB are used (the
+// layout in vm_tables.h); the reservation is three, so that two aligned ones lie inside it
+// wherever the host puts it.  The rest stays reserved and untouched (address space only).
 constexpr std::size_t kArenaSpan = std::size_t{1} << 30;
-constexpr std::size_t kArenaReserve = 2 * kArenaSpan;
+constexpr std::size_t kArenaUsed = 2 * kArenaSpan;
+constexpr std::size_t kArenaReserve = 3 * kArenaSpan;
 constexpr std::size_t kPage = 4096;
+constexpr std::size_t kBlock = std::size_t{2} << 20;  // a host page-table page's span
+// The hot block: kHotBytes for TABLE_HOT, kHotOffset into GiB 1, so that the split table's
+// lower half has its last kHotOffset bytes (kmem: the codes of a heap's first 64 Ki pages)
+// in the same 2 MiB, and its upper half the rest of the 2 MiB after the hot bytes (kmem:
+// the records of its first ~90 Ki pages).
+constexpr std::size_t kHotOffset = std::size_t{64} << 10;
+constexpr std::size_t kHotBytes = std::size_t{512} << 10;
+static_assert(kHotOffset % kPage == 0 && kHotBytes % kPage == 0 && kHotOffset + kHotBytes < kBlock);
 
 enum arena_state : int { A_UNKNOWN = 0, A_OPENING = 1, A_OPEN = 2, A_NONE = 3 };
 
 std::atomic<int> g_state{A_UNKNOWN};
-std::uintptr_t g_base;                   // the aligned GiB [set once, before A_OPEN]
-std::atomic<std::size_t> g_next{0};      // bytes of the arena handed out
+std::uintptr_t g_base;                   // the first aligned GiB [set once, before A_OPEN]
+bool g_writable;                         // the two GiB are mapped read-write [set once, before A_OPEN]
+std::atomic<std::size_t> g_inside{0};    // bytes of tables carved from the arena
+std::atomic<std::size_t> g_writable_bytes{0};  // bytes of the arena mapped read-write (the host's VmData)
 std::atomic<std::size_t> g_outside{0};   // bytes of tables mapped outside it
+std::atomic<std::size_t> g_host_calls{0};  // mmap calls made (reservation, mappings)
+// Carving (a handful of calls, at boot): [g_carve]
+std::atomic_flag g_carve = ATOMIC_FLAG_INIT;
+std::size_t g_next;                  // GiB 0: bytes handed out from its base
+std::size_t g_floor = kArenaSpan;    // GiB 0's tables end here (where the split's lower half begins)
+std::size_t g_hot_next;              // the hot block: bytes handed out
+std::uintptr_t g_split_lo, g_split_hi;  // the split table's extent, hot block included (0: none yet)
 
-bool as_unlimited() {
+struct carve_guard {
+  carve_guard() {
+    while (g_carve.test_and_set(std::memory_order_acquire)) {
+    }
+  }
+  ~carve_guard() { g_carve.clear(std::memory_order_release); }
+  carve_guard(const carve_guard&) = delete;
+  carve_guard& operator=(const carve_guard&) = delete;
+};
+
+inline std::uintptr_t hot_at() { return g_base + kArenaSpan + kHotOffset; }
+inline std::size_t page_round(std::size_t bytes) { return bytes == 0 ? kPage : (bytes + kPage - 1) & ~(kPage - 1); }
+
+bool unlimited(int resource) {
   rlimit r{};
-  if (::syscall(SYS_prlimit64, 0, RLIMIT_AS, nullptr, &r) != 0) return false;
+  if (::syscall(SYS_prlimit64, 0, resource, nullptr, &r) != 0) return false;
   return r.rlim_cur == RLIM_INFINITY;
 }
 
@@ -43,18 +79,36 @@ bool arena_open() {
     if (s == A_NONE) return false;
     if (s == A_OPENING) continue;  // another thread is in its one mmap call
     if (!g_state.compare_exchange_weak(s, A_OPENING, std::memory_order_acq_rel)) continue;
-    void* p = as_unlimited() ? host_reserve(kArenaReserve) : MAP_FAILED;
+    void* p = unlimited(RLIMIT_AS) ? host_reserve(kArenaReserve) : MAP_FAILED;
+    g_host_calls.fetch_add(p != MAP_FAILED ? 1 : 0, std::memory_order_relaxed);
     if (p == MAP_FAILED) {
       g_state.store(A_NONE, std::memory_order_release);
       return false;
     }
     g_base = (reinterpret_cast<std::uintptr_t>(p) + kArenaSpan - 1) & ~(kArenaSpan - 1);
+    // The two GiB the tables are carved from, readable and writable in one call: carving a
+    // table is then no system call (boot carves eight, ~5-10 us each on these guests).  Not
+    // under a RLIMIT_DATA, which the two GiB would count against whole (a MAP_FIXED over
+    // the reservation is not checked against it, but every later mapping is: an exec under
+    // `ulimit -d 500000` could map nothing more); and a host that charges even
+    // MAP_NORESERVE memory (overcommit_memory=2) may refuse it.  The tables are then mapped
+    // one by one as they are carved.
+    if (unlimited(RLIMIT_DATA)) {
+      g_host_calls.fetch_add(1, std::memory_order_relaxed);
+      g_writable = mmap(reinterpret_cast<void*>(g_base), kArenaUsed, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) != MAP_FAILED;
+      if (g_writable)
+        g_writable_bytes.store(kArenaUsed, std::memory_order_relaxed);
+      else  // a failed MAP_FIXED may have dropped the reservation under it: again
+        (void)mmap(reinterpret_cast<void*>(g_base), kArenaUsed, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    }
     g_state.store(A_OPEN, std::memory_order_release);
     return true;
   }
 }
 
 void* map_alone(std::size_t bytes, unsigned flags) {
+  g_host_calls.fetch_add(1, std::memory_order_relaxed);
   const int pop = (flags & TABLE_POPULATE) != 0 ? MAP_POPULATE : 0;
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | pop, -1, 0);
   if (p == MAP_FAILED) return nullptr;
@@ -62,59 +116,32 @@ void* map_alone(std::size_t bytes, unsigned flags) {
   return p;
 }
 
-}  // namespace
-
-void* table_map(std::size_t bytes, unsigned flags) {
-  bytes = (bytes + kPage - 1) & ~(kPage - 1);
-  if (bytes == 0) bytes = kPage;
-  if (!arena_open()) return map_alone(bytes, flags);
-  std::size_t off = g_next.load(std::memory_order_relaxed);
-  do {
-    if (bytes > kArenaSpan - off) return map_alone(bytes, flags);
-  } while (!g_next.compare_exchange_weak(off, off + bytes, std::memory_order_relaxed));
-  const int pop = (flags & TABLE_POPULATE) != 0 ? MAP_POPULATE : 0;
-  void* want = reinterpret_cast<void*>(g_base + off);
-  // Over the arena's own reservation: nothing else can be there.
-  void* p = mmap(want, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED | pop, -1, 0);
-  return p == MAP_FAILED ? nullptr : p;
-}
-
-int table_unmap(void* p, std::size_t bytes) {
-  bytes = (bytes + kPage - 1) & ~(kPage - 1);
-  if (bytes == 0) bytes = kPage;
-  if (!table_in_arena(p, bytes)) {
-    if (munmap(p, bytes) != 0) return -1;
-    g_outside.fetch_sub(bytes, std::memory_order_relaxed);
-    return 0;
+// [a, a + bytes) of the arena, carved for one table, made memory.
+void* map_at(std::uintptr_t a, std::size_t bytes, unsigned flags) {
+  if (g_writable) {
+    if ((flags & TABLE_POPULATE) != 0) (void)madvise(reinterpret_cast<void*>(a), bytes, MADV_POPULATE_WRITE);
+    g_inside.fetch_add(bytes, std::memory_order_relaxed);
+    return reinterpret_cast<void*>(a);
   }
-  void* r = mmap(p, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
-  return r == MAP_FAILED ? -1 : 0;
+  g_host_calls.fetch_add(1, std::memory_order_relaxed);
+  const int pop = (flags & TABLE_POPULATE) != 0 ? MAP_POPULATE : 0;
+  // Over the arena's own reservation: nothing else can be there.
+  void* p = mmap(reinterpret_cast<void*>(a), bytes, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED | pop, -1, 0);
+  if (p == MAP_FAILED) return nullptr;
+  g_inside.fetch_add(bytes, std::memory_order_relaxed);
+  g_writable_bytes.fetch_add(bytes, std::memory_order_relaxed);
+  return p;
 }
 
-std::size_t table_arena_reserved() { return g_state.load(std::memory_order_acquire) == A_OPEN ? kArenaReserve : 0; }
-
-std::size_t table_bytes_inside() {
-  return g_state.load(std::memory_order_acquire) == A_OPEN ? g_next.load(std::memory_order_relaxed) : 0;
-}
-
-std::size_t table_bytes_outside() { return g_outside.load(std::memory_order_relaxed); }
-
-bool table_in_arena(const void* p, std::size_t bytes) {
-  if (g_state.load(std::memory_order_acquire) != A_OPEN) return false;
-  const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(p);
-  return a >= g_base && bytes <= kArenaSpan && a - g_base <= kArenaSpan - bytes;
-}
-
-std::size_t table_arena_blocks_resident() {
-  if (g_state.load(std::memory_order_acquire) != A_OPEN) return 0;
-  constexpr std::size_t kBlock = std::size_t{2} << 20;
-  const std::size_t used = g_next.load(std::memory_order_relaxed);
+// The 2 MiB blocks of [lo, hi) that hold a resident page.
+std::size_t blocks_resident(std::uintptr_t lo, std::uintptr_t hi) {
   unsigned char vec[kBlock / kPage];
   std::size_t n = 0;
-  for (std::size_t off = 0; off < used; off += kBlock) {
-    const std::size_t len = used - off < kBlock ? used - off : kBlock;
-    if (mincore(reinterpret_cast<void*>(g_base + off), len, vec) != 0) continue;
-    for (std::size_t i = 0; i < len / kPage; ++i) {
+  for (std::uintptr_t b = lo & ~(kBlock - 1); b < hi; b += kBlock) {
+    const std::uintptr_t from = b < lo ? lo : b, to = b + kBlock < hi ? b + kBlock : hi;
+    if (mincore(reinterpret_cast<void*>(from), to - from, vec) != 0) continue;
+    for (std::size_t i = 0; i < (to - from) / kPage; ++i) {
       if (vec[i] & 1) {
         ++n;
         break;
@@ -122,6 +149,104 @@ std::size_t table_arena_blocks_resident() {
     }
   }
   return n;
+}
+
+}  // namespace
+
+void* table_map(std::size_t bytes, unsigned flags) {
+  bytes = page_round(bytes);
+  if (!arena_open()) return map_alone(bytes, flags);
+  std::uintptr_t a = 0;
+  {
+    carve_guard g;
+    if ((flags & TABLE_HOT) != 0 && bytes <= kHotBytes - g_hot_next) {
+      a = hot_at() + g_hot_next;
+      g_hot_next += bytes;
+    } else if (bytes <= g_floor - g_next) {
+      a = g_base + g_next;
+      g_next += bytes;
+    }
+  }
+  return a == 0 ? map_alone(bytes, flags) : map_at(a, bytes, flags);
+}
+
+bool table_map_split(std::size_t below, std::size_t above, void** below_end, void** above_start) {
+  below = page_round(below);
+  above = page_round(above);
+  std::uintptr_t x = 0;
+  if (arena_open()) {
+    carve_guard g;
+    const std::uintptr_t h = hot_at();
+    if (g_split_lo == 0 && below <= h - (g_base + g_next) && above <= g_base + kArenaUsed - (h + kHotBytes)) {
+      x = h;
+      g_split_lo = h - below;
+      g_split_hi = h + kHotBytes + above;
+      g_floor = g_split_lo - g_base;
+    }
+  }
+  if (x != 0) {
+    if (map_at(x - below, below, TABLE_LAZY) == nullptr) return false;
+    if (map_at(x + kHotBytes, above, TABLE_LAZY) == nullptr) {
+      const int saved = errno;
+      (void)table_unmap(reinterpret_cast<void*>(x - below), below);
+      errno = saved;
+      return false;
+    }
+    *below_end = reinterpret_cast<void*>(x);
+    *above_start = reinterpret_cast<void*>(x + kHotBytes);
+    return true;
+  }
+  void* p = table_map(below + above);
+  if (p == nullptr) return false;
+  *below_end = *above_start = static_cast<char*>(p) + below;
+  return true;
+}
+
+int table_unmap(void* p, std::size_t bytes) {
+  bytes = page_round(bytes);
+  if (!table_in_arena(p, bytes)) {
+    if (munmap(p, bytes) != 0) return -1;
+    g_outside.fetch_sub(bytes, std::memory_order_relaxed);
+    return 0;
+  }
+  void* r = mmap(p, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+  if (r == MAP_FAILED) return -1;
+  g_inside.fetch_sub(bytes, std::memory_order_relaxed);
+  g_writable_bytes.fetch_sub(bytes, std::memory_order_relaxed);
+  return 0;
+}
+
+std::size_t table_arena_reserved() { return g_state.load(std::memory_order_acquire) == A_OPEN ? kArenaReserve : 0; }
+
+std::size_t table_bytes_inside() { return g_inside.load(std::memory_order_relaxed); }
+
+std::size_t table_bytes_outside() { return g_outside.load(std::memory_order_relaxed); }
+
+std::size_t table_host_calls() { return g_host_calls.load(std::memory_order_relaxed); }
+
+std::size_t table_bytes_writable() {
+  return g_writable_bytes.load(std::memory_order_relaxed) + g_outside.load(std::memory_order_relaxed);
+}
+
+bool table_in_arena(const void* p, std::size_t bytes) {
+  if (g_state.load(std::memory_order_acquire) != A_OPEN) return false;
+  const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(p);
+  return a >= g_base && bytes <= kArenaUsed && a - g_base <= kArenaUsed - bytes;
+}
+
+std::size_t table_arena_blocks_resident() {
+  if (g_state.load(std::memory_order_acquire) != A_OPEN) return 0;
+  std::uintptr_t gib0_hi, hot_lo, hot_hi;
+  {
+    carve_guard g;
+    gib0_hi = g_base + g_next;
+    hot_lo = g_split_lo != 0 ? g_split_lo : hot_at();
+    hot_hi = g_split_lo != 0 ? g_split_hi : hot_at() + g_hot_next;
+  }
+  // The split's lower half may reach down into GiB 0's last blocks: count each block once.
+  const std::uintptr_t lo1 = hot_lo & ~(kBlock - 1);
+  const std::uintptr_t hi0 = gib0_hi < lo1 ? gib0_hi : lo1;
+  return blocks_resident(g_base, hi0) + blocks_resident(hot_lo, hot_hi);
 }
 
 }  // namespace vmrt::sys
