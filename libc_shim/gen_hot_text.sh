@@ -107,6 +107,12 @@ n_child = {n: sum(n in r for r in children) for n in hot}
 # calls, the exit), then the rest, each run most-used first (functions run by every process
 # before those only some run), by name among equals.  A fork child of a shell spans a few
 # contiguous pages instead of the whole section; an exec'd process's boot follows.
+# The load-time populate itself runs before the text is populated: first, on the page of
+# .init (which the loader's call of _init faults in just before), not on a page of its own.
+FIRST = '_ZN4vmrt2rt12_GLOBAL__N_116populate_at_loadEv'
+if FIRST not in hot:
+    sys.exit('gen_hot_text: %s did not run (renamed? update FIRST)' % FIRST)
+hot.discard(FIRST)
 child_run = sorted((n for n in hot if n_child[n]), key=lambda n: (-n_child[n], -n_all[n], n))
 rest = sorted((n for n in hot if not n_child[n]), key=lambda n: (-n_all[n], n))
 names = child_run + rest
@@ -124,11 +130,13 @@ with open(out, 'w') as o:
    bash, git, python, sqlite3, sed, gcc, perl and xz), first in the text: the load-time
    populate maps these pages only (runtime/rt_populate.cpp); every other function follows in
    .text and faults in on first use.  Laid out by who runs them, since every page a process
-   touches costs its first access on these guests, a fork child's too: the fork text a child
-   runs (its own, then what both sides run), crtbeginS.o's code (__do_global_dtors_aux runs
-   the destructors at every exit), the %d functions a fork child of a shell ran (malloc and
-   free first, their slow paths, the wrapped calls, the exit report), the forking parent's
-   text, then the rest, most-used first.  Compiled with -ffunction-sections: each function
+   touches costs its first access on these guests, a fork child's too: the load-time
+   populate (it runs before the text is populated: on the page of .init, which the loader's
+   call of _init has just faulted in), the fork text a child runs (its own, then what both
+   sides run), crtbeginS.o's code (__do_global_dtors_aux runs the destructors at every exit)
+   and libc_nonshared.a's (atexit, which boot calls), the %d functions a fork child of a
+   shell ran (malloc and free first, their slow paths, the wrapped calls, the exit report),
+   the forking parent's text, then the rest, most-used first.  Compiled with -ffunction-sections: each function
    is its own input section .text.<mangled name>; the cold part GCC splits off a function,
    .text.unlikely.<name>, is listed where it ran (callgrind's <name>.cold).  The section
    starts right after the PLT, on its page (crtbeginS.o's exit code calls __cxa_finalize
@@ -139,10 +147,12 @@ SECTIONS
   .text.vmrt_hot :
   {
     __vmrt_hot_text_start = .;
+    *(.text.%s .text.startup.%s)
     *(SORT(.text.sorted.vmrt_fork_1_*))
     *(SORT(.text.sorted.vmrt_fork_2_*))
     *crtbeginS.o(.text .text.*)
-''' % (len(names), len(child_run)))
+    *libc_nonshared.a:*(.text .text.*)
+''' % (len(names) + 1, len(child_run), FIRST, FIRST))
     for n in child_run:
         emit(o, n)
     o.write('    *(SORT(.text.sorted.vmrt_fork_3_*))\n')
