@@ -18,12 +18,13 @@ VMRT_FORK_DATA std::size_t g_region_size;
 std::atomic<window_slot>* g_window_slots;
 // constinit: the first malloc may boot the machine before any constructor runs; a dynamic
 // initializer would then reset the kernel window.
-VMRT_LARGE_BSS constinit window g_windows[kMaxWindows]{};
+constinit window g_boot_windows[kBootWindows]{};
+VMRT_LARGE_BSS constinit window g_more_windows[kMaxWindows - kBootWindows]{};
 
 namespace {
 spinlock g_region_lock;  // guards window kinds and slot assignment (not lookups)
 // Windows [0, g_windows_used) have been handed out at least once; the rest are free and
-// never read before their first use: a read of a never-written page of g_windows maps the
+// never read before their first use: a read of a never-written page of the table maps the
 // host's zero page and the write that follows faults a second time (boot's first window
 // took two faults on one page) [region lock].
 std::size_t g_windows_used;
@@ -87,7 +88,7 @@ window* window_alloc(std::size_t size, window_kind kind) {
   std::size_t nslots = g_region_size >> kGranuleShift;
   spin_guard g(g_region_lock);
   std::size_t wi = 0;
-  while (wi < g_windows_used && g_windows[wi].kind != WK_FREE) ++wi;
+  while (wi < g_windows_used && window_at(wi)->kind != WK_FREE) ++wi;
   if (wi == kMaxWindows) return nullptr;
   // First fit over the granule slots.
   std::size_t run = 0;
@@ -98,7 +99,7 @@ window* window_alloc(std::size_t size, window_kind kind) {
     }
     if (++run == need) {
       std::size_t first = i + 1 - need;
-      window* w = &g_windows[wi];
+      window* w = window_at(wi);
       if (wi == g_windows_used) ++g_windows_used;
       w->index = static_cast<std::uint32_t>(wi);
       w->base = g_region_base + (first << kGranuleShift);

@@ -62,13 +62,22 @@ window* window_lookup(vaddr_t a);
 // ---- inline -----------------------------------------------------------------
 extern vaddr_t g_region_base;
 extern std::size_t g_region_size;
-// One per granule: 1 + the index in g_windows of the window holding it, 0 when none.  Two
+// One per granule: 1 + the index (window_at) of the window holding it, 0 when none.  Two
 // bytes, not a pointer: a process window spans half the region, and every page of this
 // table that boot writes is a page fault in every process (8 KiB for the default 64 GiB).
 using window_slot = std::uint16_t;
 static_assert(kMaxWindows < (std::size_t{1} << (8 * sizeof(window_slot))));
 extern std::atomic<window_slot>* g_window_slots;
-extern window g_windows[kMaxWindows];
+// The window table in two parts: the windows every process has (the kernel's and the
+// process window, made at boot) in .bss, which the load-time populate makes the process's
+// own, and the rest (the C API's vmspaces, guests) in .lbss, touched only when used: as one
+// array of 288 KiB its first page was a page fault in every process.
+inline constexpr std::size_t kBootWindows = 2;
+extern window g_boot_windows[kBootWindows];
+extern window g_more_windows[kMaxWindows - kBootWindows];
+inline window* window_at(std::size_t i) {
+  return i < kBootWindows ? &g_boot_windows[i] : &g_more_windows[i - kBootWindows];
+}
 
 inline bool region_contains(vaddr_t a) { return a - g_region_base < g_region_size; }
 
@@ -76,7 +85,7 @@ inline window* window_lookup(vaddr_t a) {
   vaddr_t off = a - g_region_base;
   if (off >= g_region_size) return nullptr;
   window_slot s = g_window_slots[off >> kGranuleShift].load(std::memory_order_acquire);
-  return s == 0 ? nullptr : &g_windows[s - 1];
+  return s == 0 ? nullptr : window_at(s - 1);
 }
 
 }  // namespace vmrt::rt

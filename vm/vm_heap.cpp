@@ -76,16 +76,21 @@ inline bool paged() { return g_backing == VM_HEAP_PAGED; }
 // Windows tracked by the bitmap (HOST, PAGED) rather than by their first page (FRAMES).
 inline bool bitmap_windows() { return g_backing != VM_HEAP_FRAMES; }
 inline std::size_t window_index(vaddr_t w) { return (w - g_base) / kWindow; }
-inline std::uint64_t populated_word(std::size_t i) { return i < g_populated_words ? g_populated[i] : 0; }
+// The bitmap's first word (the heap's first 128 MiB, all most processes use) is apart, in
+// .bss, which the load-time populate makes the process's own: in the bitmap's page it was a
+// page fault in every process.  Word 0 of g_populated is unused.  [VM lock]
+std::uint64_t g_populated_word0;
+inline std::uint64_t& word_ref(std::size_t i) { return i == 0 ? g_populated_word0 : g_populated[i]; }
+inline std::uint64_t populated_word(std::size_t i) { return i < g_populated_words ? word_ref(i) : 0; }
 inline bool bit_test(vaddr_t w) { return (populated_word(window_index(w) / 64) >> (window_index(w) % 64)) & 1; }
 inline void bit_set(vaddr_t w, bool v) {
   const std::size_t i = window_index(w) / 64;
   const std::uint64_t m = std::uint64_t{1} << (window_index(w) % 64);
   if (v) {
     if (i >= g_populated_words) g_populated_words = i + 1;
-    g_populated[i] |= m;
+    word_ref(i) |= m;
   } else if (i < g_populated_words) {
-    g_populated[i] &= ~m;
+    word_ref(i) &= ~m;
   }
 }
 

@@ -19,7 +19,8 @@
 namespace vmrt {
 namespace {
 
-// One mapped file: its identity, its object, its name, and the pager's store.
+// One mapped file: its identity, its object and the pager's store; its name is in
+// g_vnode_names, at the same index.
 struct vnode {
   vm_object* obj;          // null: the slot is free
   std::uint64_t dev, ino;  // the host's identity of the file
@@ -27,10 +28,14 @@ struct vnode {
   std::uint64_t store_bytes;
   char* old_store;         // the store before it last grew: a copy may still be reading it
   std::uint64_t old_bytes;
-  char name[kVnodeNameMax];
-  bool named;              // name holds what is known of it (given, or asked of the name source)
+  bool named;              // its name holds what is known of it (given, or asked of the name source)
 };
 VMRT_LARGE_BSS vnode g_vnodes[kVnodeMax];  // [VM lock]
+// The names, apart: the shim names a vnode only when a report asks (vnode_set_name_source),
+// so they are rarely written, and inside the vnode (304 bytes, 64 without) a program that
+// maps 14 files (git) wrote a second page of the table [VM lock].
+VMRT_LARGE_BSS char g_vnode_names[kVnodeMax][kVnodeNameMax];
+inline char* name_of(const vnode* v) { return g_vnode_names[v - g_vnodes]; }
 // Slots [0, g_vnodes_used) have been used: lookups scan only those (the table is 19 pages;
 // scanning all of it touched them in every process that maps a file).
 unsigned g_vnodes_used;  // [VM lock]
@@ -154,12 +159,12 @@ vm_object* vnode_object_get(std::uint64_t dev, std::uint64_t ino, const char* na
   vm_object* obj = vm_object_allocate(OBJT_VNODE, size);
   if (obj == nullptr) return nullptr;
   if (free_slot == &g_vnodes[g_vnodes_used]) ++g_vnodes_used;
-  *free_slot = vnode{obj, dev, ino, nullptr, 0, nullptr, 0, {}, name != nullptr};
+  *free_slot = vnode{obj, dev, ino, nullptr, 0, nullptr, 0, name != nullptr};
   if (name != nullptr) {
     std::size_t len = std::strlen(name);
     if (len >= kVnodeNameMax) len = kVnodeNameMax - 1;
-    std::memcpy(free_slot->name, name, len);
-    free_slot->name[len] = '\0';
+    std::memcpy(name_of(free_slot), name, len);
+    name_of(free_slot)[len] = '\0';
   }
   return obj;
 }
@@ -169,11 +174,12 @@ void vnode_set_name_source(vnode_name_fn fn) { g_name_source = fn; }
 const char* vnode_object_name(const vm_object* obj) {
   vnode* v = vnode_of(obj);  // the table's slot: its name is filled in here
   if (v == nullptr) return "";
-  if (!v->named && g_name_source != nullptr) {
-    if (!g_name_source(v->dev, v->ino, v->name, kVnodeNameMax)) v->name[0] = '\0';
-    v->named = true;
+  char* name = name_of(v);
+  if (!v->named) {
+    if (g_name_source == nullptr || !g_name_source(v->dev, v->ino, name, kVnodeNameMax)) name[0] = '\0';
+    v->named = g_name_source != nullptr;
   }
-  return v->name;
+  return name;
 }
 
 int vnode_object_attach_store(vm_object* obj, int fd, std::uint64_t bytes) {

@@ -150,7 +150,11 @@ n=$(value exec "$TMP/native"); v=$(value exec "$TMP/vmrt")
 # the heap's populated-window bitmap (both now keep a high-water mark and read nothing past
 # it).  The zones' first chunk is populated with .data and .bss (its first page: VMRT_BOOT_BSS,
 # vm/vm_types.h), which getrusage still counts.  Bound +29.
-bound=29
+# +27.0 -> +25.1 (same day, 3 runs each: 25.0-25.3) with the table arena's hot block, the
+# load-time populate on the page of .init and atexit in the hot text; -> +22.7 (22.5-23.0)
+# with the boot windows and the heap bitmap's first word in .bss (region.h, vm_heap.cpp):
+# bound +25.
+bound=25
 awk -v n="$n" -v v="$v" -v m="$bound" 'BEGIN { exit !(v - n <= m) }' ||
   fail "an exec'd process takes $v page faults under the shim against $n natively (at most $bound more allowed)"
 note "ok: an exec'd process takes $v page faults under the shim, $n natively (bound: +$bound)"
