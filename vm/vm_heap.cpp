@@ -28,6 +28,15 @@ vm_heap_backing g_backing;    // [constant after init]
 vm_map* g_ranges = nullptr;   // allocated ranges, no pmap (a range allocator) [VM lock]
 vm_object* g_object = nullptr;  // FRAMES: the heap entry's object, pindex = (va - base) / PAGE_SIZE
 vaddr_t g_base, g_end;        // [constant after init]
+// Where the windows are counted from: the 2 MiB boundary at or below g_base.  A heap of
+// frames begins on one (a window is a reservation, a superpage).  A heap of host memory
+// begins where boot puts it (1 MiB into a host 2 MiB block, the program's first mappings
+// below it in the same block): its windows are still the address space's 2 MiB blocks, the
+// first and the last partial, so that every other window is a whole pmap chunk, marked in
+// the pmap's per-chunk record without a table page (as windows 2 MiB apart from the heap's
+// start, the first two straddled three chunks: two table pages written in every process).
+// [constant after init]
+vaddr_t g_wbase;
 vm_map* g_dirty = nullptr;    // freed ranges not yet discarded, no pmap [VM lock]
 vsize_t g_dirty_bytes;        // their size (an upper bound of the host memory they hold) [VM lock]
 vsize_t g_allocated;          // bytes in allocated ranges [VM lock]
@@ -75,7 +84,7 @@ inline bool host_backed() { return g_backing == VM_HEAP_HOST; }
 inline bool paged() { return g_backing == VM_HEAP_PAGED; }
 // Windows tracked by the bitmap (HOST, PAGED) rather than by their first page (FRAMES).
 inline bool bitmap_windows() { return g_backing != VM_HEAP_FRAMES; }
-inline std::size_t window_index(vaddr_t w) { return (w - g_base) / kWindow; }
+inline std::size_t window_index(vaddr_t w) { return (w - g_wbase) / kWindow; }
 // The bitmap's first word (the heap's first 128 MiB, all most processes use) is apart, in
 // .bss, which the load-time populate makes the process's own: in the bitmap's page it was a
 // page fault in every process.  Word 0 of g_populated is unused.  [VM lock]
@@ -96,7 +105,11 @@ inline void bit_set(vaddr_t w, bool v) {
 
 inline vm_pindex_t pindex_of(vaddr_t va) { return atop(va - g_base); }
 inline vaddr_t va_of(vm_pindex_t p) { return g_base + ptoa(p); }
-inline vaddr_t window_of(vaddr_t va) { return g_base + ((va - g_base) & ~(kWindow - 1)); }
+// The window holding va, and the end of the window starting at w.
+inline vaddr_t window_of(vaddr_t va) {
+  const vaddr_t w = g_wbase + ((va - g_wbase) & ~(kWindow - 1));
+  return w < g_base ? g_base : w;
+}
 
 // Is the window starting at w populated?  A window is populated whole (FRAMES: one
 // superpage fault) and dropped whole (trim), so (FRAMES) its first page says.
@@ -106,7 +119,10 @@ bool window_populated(vaddr_t w) {
   return vm_page_lookup(g_object, pindex_of(w)) != nullptr;
 }
 
-inline vaddr_t window_end(vaddr_t w) { return w + kWindow < g_end ? w + kWindow : g_end; }
+inline vaddr_t window_end(vaddr_t w) {
+  const vaddr_t e = g_wbase + ((w - g_wbase) & ~(kWindow - 1)) + kWindow;
+  return e < g_end ? e : g_end;
+}
 
 // Unmap the window at w and free its pages.  => VM lock held.
 void unpopulate_window_locked(vaddr_t w) {
@@ -136,7 +152,7 @@ void unpopulate_window_locked(vaddr_t w) {
 // populated whole or not at all).
 //  => VM lock held.  KERN_RESOURCE_SHORTAGE when out of frames (windows populated so far stay).
 kern_return_t populate_locked(vaddr_t s, vaddr_t e) {
-  for (vaddr_t w = window_of(s); w < e; w += kWindow) {
+  for (vaddr_t w = window_of(s); w < e; w = window_end(w)) {
     if (window_populated(w)) continue;
     if (host_backed()) {
       // The run of unpopulated windows from w on is one host mapping: a malloc(64 MiB)
@@ -155,13 +171,13 @@ kern_return_t populate_locked(vaddr_t s, vaddr_t e) {
       if (we != w) {
         kern_return_t kr = pmap_machine_ops()->host_map(g_map->pm, w, we, VM_PROT_DEFAULT, g_future_lock);
         if (kr != KERN_SUCCESS) return kr;
-        for (vaddr_t x = w; x < we; x += kWindow) {
+        for (vaddr_t x = w; x < we; x = window_end(x)) {
           bit_set(x, true);
           ++g_windows;
         }
       }
       if (failed) return KERN_RESOURCE_SHORTAGE;
-      w = we - kWindow;  // the loop steps to we (windows are kWindow apart from the base; g_end ends the last)
+      w = window_of(we - 1);  // the loop steps to we
       continue;
     }
     if (paged()) {
@@ -175,7 +191,7 @@ kern_return_t populate_locked(vaddr_t s, vaddr_t e) {
     // The pmap learns the heap's protection window by window (recording it for the whole
     // arena at boot would write a byte per page of it); a trimmed window keeps it, so a
     // later touch there is a zero-fill fault.
-    if (g_map->pm != nullptr) pmap_reserve(g_map->pm, w, w + kWindow < g_end ? w + kWindow : g_end, VM_PROT_DEFAULT);
+    if (g_map->pm != nullptr) pmap_reserve(g_map->pm, w, window_end(w), VM_PROT_DEFAULT);
     kern_return_t kr = vm_fault_locked(g_map, w, VM_FAULT_WRITE, VM_FAULT_NORMAL, 0, nullptr);
     if (kr == KERN_SUCCESS && vm_page_lookup(g_object, pindex_of(window_end(w)) - 1) == nullptr)
       kr = KERN_RESOURCE_SHORTAGE;
@@ -446,17 +462,18 @@ kern_return_t vm_heap_init_at(vmspace* vs, vsize_t size, vm_heap_backing backing
     return KERN_NOT_SUPPORTED;
   vm_lock_guard g;
   if (g_map != nullptr) return KERN_FAILURE;
-  if (size <= kSmallHeap) {
+  // Windows: size / kWindow, and one more for a heap of host memory not 2 MiB aligned.
+  if (size + kWindow <= kSmallHeap) {
     g_populated = g_populated_small;
   } else {
-    void* t = vmrt::sys::table_map((size / kWindow + 63) / 64 * sizeof(std::uint64_t));
+    void* t = vmrt::sys::table_map((size / kWindow + 1 + 63) / 64 * sizeof(std::uint64_t));
     if (t == nullptr) return KERN_RESOURCE_SHORTAGE;
     g_populated = static_cast<std::uint64_t*>(t);
   }
   vm_map* map = &vs->map;
   vaddr_t b;
   // A window of frames is one reservation (a superpage): 2 MiB aligned.  Host memory has no
-  // such need: its windows lie 2 MiB apart from wherever the heap begins.
+  // such need: it begins wherever asked (g_wbase).
   const vsize_t align = host ? PAGE_SIZE : kWindow;
   if (vm_map_findspace(map, hint > map->min ? hint : map->min, size, align, &b) != KERN_SUCCESS) return KERN_NO_SPACE;
   vm_map* ranges = vm_map_create(nullptr, b, b + size);
@@ -485,6 +502,7 @@ kern_return_t vm_heap_init_at(vmspace* vs, vsize_t size, vm_heap_backing backing
   g_object = obj;
   g_base = b;
   g_end = b + size;
+  g_wbase = b & ~(kWindow - 1);
   *base = b;
   return KERN_SUCCESS;
 }
@@ -613,9 +631,9 @@ vsize_t vm_heap_trim() {
   flush_dirty_locked();
   vsize_t freed = 0;
   if (bitmap_windows()) {
-    for (vaddr_t w = g_base; w < g_end; w += kWindow) {
-      if ((w - g_base) % (64 * kWindow) == 0 && populated_word(window_index(w) / 64) == 0) {
-        w += 63 * kWindow;  // 64 windows none of which is populated
+    for (vaddr_t w = g_base; w < g_end; w = window_end(w)) {
+      if (window_index(w) % 64 == 0 && populated_word(window_index(w) / 64) == 0) {
+        w = window_of(g_wbase + (window_index(w) + 63) * kWindow);  // 64 windows none of which is populated
         continue;
       }
       if (!bit_test(w) || !vm_map_range_free(g_ranges, w, window_end(w))) continue;
@@ -647,7 +665,7 @@ vsize_t vm_heap_trim() {
 bool vm_heap_next_host_window(vaddr_t from, vaddr_t* w, vaddr_t* we) {
   vm_lock_guard g;
   if (g_map == nullptr || !host_backed()) return false;
-  for (vaddr_t x = window_of(from < g_base ? g_base : from); x < g_end; x += kWindow) {
+  for (vaddr_t x = window_of(from < g_base ? g_base : from); x < g_end; x = window_end(x)) {
     if (!window_populated(x)) continue;
     *w = x;
     *we = window_end(x);

@@ -350,6 +350,35 @@ TEST_CASE("host backing: a trimmed window is nothing (SIGSEGV), a populated one 
   vm_heap_free(reinterpret_cast<vaddr_t>(q), 1024 * PAGE_SIZE);
 }
 
+// The heap of host memory begins 1 MiB into a 2 MiB block (runtime/boot.cpp, the program's
+// first mappings below it in the same block); its windows are still the address space's
+// 2 MiB blocks, the first one partial, so every later window is a whole pmap chunk (marked
+// in the chunk's record, no table page).  As windows 2 MiB apart from the heap's start, the
+// first two straddled three chunks (failed before: the first window ended 1 MiB into a block).
+TEST_CASE("host backing: windows are the address space's 2 MiB blocks, the first partial") {
+  if (!boot_with(VM_HEAP_HOST, "host backing only (unit.vm_heap_test runs it with the default VMRT_HEAP)")) return;
+  constexpr vaddr_t kBlock = vaddr_t{2} << 20;
+  vaddr_t lo = 0, hi = 0;
+  vm_heap_range(&lo, &hi);
+  REQUIRE(lo < hi);
+  if ((lo & (kBlock - 1)) == 0) MESSAGE("the heap begins on a 2 MiB boundary here: its first window is whole");
+  char* p = alloc(1024);  // 4 MiB: three windows or more populated
+  p[0] = 1;
+  vaddr_t from = lo, w = 0, we = 0;
+  int seen = 0;
+  while (vm_heap_next_host_window(from, &w, &we)) {
+    CHECK((w == lo || (w & (kBlock - 1)) == 0));
+    CHECK((we == hi || (we & (kBlock - 1)) == 0));
+    CHECK(we - w <= kBlock);
+    if (w == lo) CHECK(we == ((lo + kBlock) & ~(kBlock - 1)));
+    from = we;
+    ++seen;
+  }
+  CHECK(seen >= 2);
+  vm_heap_free(reinterpret_cast<vaddr_t>(p), 1024 * PAGE_SIZE);
+  CHECK(vmrt_check(nullptr, 2) == 0);
+}
+
 TEST_CASE("host backing: a range over many unpopulated windows is one host mapping") {
   if (!boot_with(VM_HEAP_HOST, "host backing only (unit.vm_heap_test runs it with the default VMRT_HEAP)")) return;
   vm_heap_trim();
