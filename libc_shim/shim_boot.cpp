@@ -96,7 +96,7 @@ void fault_injection_armed(bool armed) { kmem::fast_paths_hold(kHoldFaultInjecti
 VMRT_FORK_TEXT __attribute__((destructor)) void shim_exit_report() {
   if (!ready()) {
     // A program that never called malloc: boot now so the report still appears.
-    if (!runtime_config_from_env().stats || !ensure_booted()) return;
+    if (!runtime_stats_requested() || !ensure_booted()) return;
   }
   const runtime_config& c = runtime_current_config();
   if (!c.stats) return;

@@ -555,6 +555,8 @@ bool runtime_boot() {
   return g_boot_state.load(std::memory_order_acquire) == 2;
 }
 
+bool runtime_stats_requested() { return env_flag(config_var::stats); }
+
 bool runtime_booted() { return g_boot_state.load(std::memory_order_acquire) == 2; }
 
 bool runtime_trap_start() {

@@ -103,6 +103,10 @@ bool runtime_boot();
 // Boot with an explicit configuration (tests, embedders).  False if already booted.
 bool runtime_boot_with(const runtime_config& cfg);
 bool runtime_booted();
+// VMRT_STATS as the environment sets it, without reading the rest of the configuration
+// (runtime_config_from_env reads the host's RAM and three resource limits: four system calls
+// the exit of a process that never called malloc made only to learn it is unset).
+bool runtime_stats_requested();
 // The process heap may fault (vmrt frames: VMRT_HEAP=frames, or paged under VMRT_PHYSMEM),
 // unlike a heap of host memory.  False before boot and without a heap.
 bool runtime_heap_faults();

@@ -83,6 +83,15 @@ fi
 
 cc -O2 -o "$TMP/ff" "$(dirname "$0")/src/fork_faults.c"
 
+# A process that never calls malloc reads no configuration at its exit (the report asks the
+# environment whether VMRT_STATS is set, nothing more): src/exit_no_config.c is killed by its
+# seccomp filter at any sysinfo or prlimit64 call (2026-12-05: the exit path read the whole
+# configuration, host RAM and three limits, in every such process).
+cc -O2 -o "$TMP/enc" "$(dirname "$0")/src/exit_no_config.c" || fail "cannot build exit_no_config.c"
+"$TMP/enc" || fail "exit_no_config natively: status $? (seccomp unavailable?)"
+LD_PRELOAD=$SHIM "$TMP/enc" || fail "a never-malloc process under the shim made a configuration system call at exit (status $?)"
+note "ok: a process that never calls malloc reads no configuration at exit"
+
 # Boot reads no /proc/self/maps (2026-12-04: opening it first instantiates the process's /proc
 # entries, ~60-120 us of every exec'd process here): the mapping budget starts from an
 # estimate made from the loaded objects' program headers (runtime/rt_vma_budget.h,
