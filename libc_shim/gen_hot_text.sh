@@ -136,12 +136,12 @@ with open(out, 'w') as o:
    sides run), crtbeginS.o's code (__do_global_dtors_aux runs the destructors at every exit)
    and libc_nonshared.a's (atexit, which boot calls), the %d functions a fork child of a
    shell ran (malloc and free first, their slow paths, the wrapped calls, the exit report),
-   the forking parent's text, then the rest, most-used first.  Compiled with -ffunction-sections: each function
-   is its own input section .text.<mangled name>; the cold part GCC splits off a function,
-   .text.unlikely.<name>, is listed where it ran (callgrind's <name>.cold).  The section
-   starts right after the PLT, on its page (crtbeginS.o's exit code calls __cxa_finalize
-   through it: a page of its own was one more in every exiting process), and ends on a page
-   boundary, where the cold text starts. */
+   the forking parent's text, then the rest, most-used first.  Compiled with
+   -ffunction-sections: each function is its own input section .text.<mangled name>; the
+   cold part GCC splits off a function, .text.unlikely.<name>, is listed where it ran
+   (callgrind's <name>.cold).  The section starts right after the PLT, on its page
+   (crtbeginS.o's exit code calls __cxa_finalize through it: a page of its own was one more
+   in every exiting process), and ends on a page boundary, where the cold text starts. */
 SECTIONS
 {
   .text.vmrt_hot :

@@ -24,9 +24,9 @@ VMRT_LARGE_BSS constinit window g_more_windows[kMaxWindows - kBootWindows]{};
 namespace {
 spinlock g_region_lock;  // guards window kinds and slot assignment (not lookups)
 // Windows [0, g_windows_used) have been handed out at least once; the rest are free and
-// never read before their first use: a read of a never-written page of the table maps the
-// host's zero page and the write that follows faults a second time (boot's first window
-// took two faults on one page) [region lock].
+// never read before their first use: a read of a never-written page of g_more_windows maps
+// the host's zero page and the write that follows faults a second time (boot's first window
+// took two faults on one page while the table was one array in .lbss) [region lock].
 std::size_t g_windows_used;
 // The host reservation the region was cut from: the alignment slop at its ends stays
 // reserved (PROT_NONE, never touched) rather than unmapped, two system calls fewer in

@@ -12,10 +12,6 @@
 #include "vm/vm_host_layout.h"
 #include "vm/vm_sys.h"
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
-
 namespace vmrt::sys {
 
 namespace {
