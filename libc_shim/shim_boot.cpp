@@ -59,10 +59,16 @@ VMRT_FORK_PARENT_TEXT void atfork_prepare() {
   count(C_FORKS);
   thread_start_fork_prepare();
   runtime_fork_prepare();
+  if (runtime_fork_quiet()) rt::fork_populate_count_quiet_parent();
 }
 // Both sides first make the pages every fork writes writable in one call (each was a
-// copy-on-write fault: runtime/rt_populate.h).
+// copy-on-write fault: runtime/rt_populate.h).  After a quiet fork (runtime_fork_quiet) the
+// parent writes no fork data: its static TLS alone, which the program's mallocs write.
 VMRT_FORK_PARENT_TEXT void atfork_parent() {
+  if (runtime_fork_quiet()) {
+    rt::fork_populate_written(rt::fork_side::quiet_parent);
+    return;
+  }
   rt::fork_populate_written(rt::fork_side::parent);
   runtime_fork_parent();
 }
@@ -73,12 +79,19 @@ VMRT_FORK_PARENT_TEXT void atfork_parent() {
 // cache would serve those allocations from the heap, so with a heap of vmrt frames (which
 // may fault) kmem's fast paths are held meanwhile.  A heap of host memory faults as the
 // host's own: the cache may serve them, and the child writes no kmem page for the hold.
+// After a quiet fork the child starts no thread and allocates nothing while it sets
+// itself up: the boot state is not touched (its page is written only when something
+// changes: runtime/boot.cpp, fork_can_be_quiet).
 VMRT_FORK_CHILD_TEXT void atfork_child() {
   rt::fork_populate_written(rt::fork_side::child);
   thread_fork_child();
+  const bool hold = g_fork_child_hold;
+  if (runtime_fork_quiet() && !hold) {
+    runtime_fork_child();
+    return;
+  }
   g_boot_tid.store(current_tid(), std::memory_order_release);
   g_boot_state.store(BOOT_BOOTING, std::memory_order_release);
-  const bool hold = g_fork_child_hold;
   if (hold) kmem::fast_paths_hold(kHoldForkChild, true);
   runtime_fork_child();
   g_boot_state.store(BOOT_READY, std::memory_order_release);

@@ -363,8 +363,8 @@ VMRT_EXPORT VMRT_FORK_TEXT pid_t fork(void) noexcept {
     return -1;
   }
   pid_t pid = shim::stack_in_frames() ? shim::fork_off_frames() : __fork();
+  if (pid != 0) vmrt::runtime_fork_returned(pid);  // a failed quiet fork is not counted
   if (pid > 0) {
-    vmrt::runtime_fork_returned(pid);
     int fe = vmrt::runtime_fork_error();
     if (fe != 0) {
       while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {

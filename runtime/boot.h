@@ -136,11 +136,16 @@ int runtime_fork_reserve();
 void runtime_fork_prepare();
 void runtime_fork_parent();
 void runtime_fork_child();
+// The last fork of this thread was quiet (runtime/boot.cpp, fork_can_be_quiet): one thread,
+// nothing handed to the child, no lock taken, nothing of vmrt's written after it.  Valid
+// from runtime_fork_prepare to the fork's return, on both sides.
+bool runtime_fork_quiet();
 // After fork() returned a pid in the parent: 0, or the errno the fork must fail with
 // (the child could not be set up and has exited).  Per thread.
 int runtime_fork_error();
-// After fork() returned in the parent (pid > 0): counts a lazy fork (no frame was in use,
-// so the parent did not wait for the child to sign in) as a host fork.  Per thread.
+// After fork() returned in the parent (pid > 0, or -1 when it failed): counts a lazy fork
+// (no frame was in use, so the parent did not wait for the child to sign in) as a host fork;
+// a quiet fork was counted before it, and is taken back when it failed.  Per thread.
 void runtime_fork_returned(pid_t pid);
 
 // Address space vmrt itself holds (region, direct map, page tables and arrays, stage 0

@@ -1887,6 +1887,6 @@ VMRT_FORK_PARENT_TEXT void pmap_linux_fork_prepare() { g_lock.lock(); }
 VMRT_FORK_PARENT_TEXT void pmap_linux_fork_parent() { g_lock.unlock(); }
 VMRT_FORK_CHILD_TEXT void pmap_linux_fork_child(bool replaced) {
   g_lock.reset();
-  g_replaced = replaced;
+  if (g_replaced != replaced) g_replaced = replaced;  // written only when it changes (see reset)
 }
 }  // namespace vmrt::rt

@@ -80,12 +80,12 @@ bool turned_off() {
 inline std::uintptr_t page_down(std::uintptr_t a) { return a & ~(std::uintptr_t{PAGE_SIZE} - 1); }
 inline std::uintptr_t page_up(std::uintptr_t a) { return page_down(a + PAGE_SIZE - 1); }
 
-// Populate [lo, hi) (advice: MADV_POPULATE_WRITE or _READ); false when the host refused
-// the advice (EINVAL: too old).
-VMRT_FORK_TEXT bool populate(std::uintptr_t lo, std::uintptr_t hi, int advice) {
+// Populate [lo, hi) (advice: MADV_POPULATE_WRITE or _READ) and count its pages unless told
+// not to (counted already); false when the host refused the advice (EINVAL: too old).
+VMRT_FORK_TEXT bool populate(std::uintptr_t lo, std::uintptr_t hi, int advice, bool count = true) {
   if (hi <= lo) return true;
   if (sys::inline_syscall(SYS_madvise, static_cast<long>(lo), static_cast<long>(hi - lo), advice) == 0) {
-    rt_count(RC_FORK_POPULATED, (hi - lo) >> PAGE_SHIFT);
+    if (count) rt_count(RC_FORK_POPULATED, (hi - lo) >> PAGE_SHIFT);
     return true;
   }
   return false;
@@ -166,28 +166,40 @@ bool populate_heap(void* addr, std::size_t bytes) {
   return true;
 }
 
+// The calling thread's static TLS, page-rounded: false when it is not to be populated.
+// x86-64: each module's block lies below the thread pointer, the thread descriptor at and
+// above it.  t_critical is in this object's block, so the block lies within g_tls_bytes
+// below it; libc's TLS and the descriptor follow up to the pointer.
+VMRT_FORK_TEXT bool static_tls(std::uintptr_t* lo, std::uintptr_t* hi) {
+  const std::uintptr_t tp = reinterpret_cast<std::uintptr_t>(__builtin_thread_pointer());
+  const std::uintptr_t mine = tp - static_cast<std::uintptr_t>(g_tls_off);
+  if (g_tls_bytes == 0 || g_tls_off <= 0) return false;
+  *lo = page_down(mine > g_tls_bytes ? mine - g_tls_bytes : 0);
+  *hi = page_up(tp + kThreadDescriptorBytes);
+  // A thread whose stack (and so TLS) the program placed in vmrt's region is left alone:
+  // populating there is a vmrt fault, which in the child no handler serves yet and in the
+  // parent needs the VM lock this thread still holds.
+  return *hi - *lo <= kMaxTlsPages * PAGE_SIZE && !region_contains(*lo) && !region_contains(*hi - 1);
+}
+
+VMRT_FORK_PARENT_TEXT void fork_populate_count_quiet_parent() {
+  std::uintptr_t lo, hi;
+  if (!g_refused && static_tls(&lo, &hi)) rt_count(RC_FORK_POPULATED, (hi - lo) >> PAGE_SHIFT);
+}
+
 VMRT_FORK_TEXT void fork_populate_written(fork_side side) {
   if (g_refused) return;
-  if (__start_vmrt_fork_data != nullptr && __stop_vmrt_fork_data != nullptr &&
+  if (side != fork_side::quiet_parent && __start_vmrt_fork_data != nullptr && __stop_vmrt_fork_data != nullptr &&
       !populate(page_down(reinterpret_cast<std::uintptr_t>(__start_vmrt_fork_data)),
                 page_up(reinterpret_cast<std::uintptr_t>(__stop_vmrt_fork_data)), MADV_POPULATE_WRITE)) {
     g_refused = true;
     return;
   }
   if (side == fork_side::child) (void)populate(g_ro_lo, g_ro_hi, MADV_POPULATE_READ);
-  // Static TLS (x86-64): each module's block lies below the thread pointer, the thread
-  // descriptor at and above it.  t_critical is in this object's block, so the block lies
-  // within g_tls_bytes below it; libc's TLS and the descriptor follow up to the pointer.
-  const std::uintptr_t tp = reinterpret_cast<std::uintptr_t>(__builtin_thread_pointer());
-  const std::uintptr_t mine = tp - static_cast<std::uintptr_t>(g_tls_off);
-  if (g_tls_bytes == 0 || g_tls_off <= 0) return;
-  const std::uintptr_t lo = page_down(mine > g_tls_bytes ? mine - g_tls_bytes : 0);
-  const std::uintptr_t hi = page_up(tp + kThreadDescriptorBytes);
-  // A thread whose stack (and so TLS) the program placed in vmrt's region is left alone:
-  // populating there is a vmrt fault, which in the child no handler serves yet and in the
-  // parent needs the VM lock this thread still holds.
-  if (hi - lo > kMaxTlsPages * PAGE_SIZE || region_contains(lo) || region_contains(hi - 1)) return;
-  (void)populate(lo, hi, MADV_POPULATE_WRITE);
+  std::uintptr_t lo, hi;
+  // The quiet parent's pages were counted before the fork: the counter is on the fork data
+  // page, which that parent does not write after it.
+  if (static_tls(&lo, &hi)) (void)populate(lo, hi, MADV_POPULATE_WRITE, side != fork_side::quiet_parent);
 }
 
 }  // namespace vmrt::rt

@@ -10,7 +10,8 @@
 //   - after a host fork, in the parent and in the child: vmrt's fork data page (its fork
 //     handlers' locks, counters and state: VMRT_FORK_DATA) and the forking thread's static
 //     TLS (vmrt's thread cache and critical-section depth next to libc's errno and thread
-//     descriptor), each a copy-on-write fault; in the child also the read-only data again
+//     descriptor), each a copy-on-write fault (the parent of a quiet fork, which writes no
+//     fork data after it: its TLS alone); in the child also the read-only data again
 //     (a fork copies no page-table entry of a file mapping without private pages, so the
 //     first malloc in every child faulted on the size-class table) — .rodata only, not the
 //     unwind tables after it in the same segment (10 pages, not 26);
@@ -28,12 +29,17 @@
 
 namespace vmrt::rt {
 
-enum class fork_side : unsigned char { parent, child };
+// quiet_parent: the parent of a quiet fork (runtime/boot.cpp, fork_can_be_quiet), which
+// writes no fork data after it: its static TLS alone (the program's next malloc writes it).
+enum class fork_side : unsigned char { parent, child, quiet_parent };
 
 // Make the fork data page and the calling thread's static TLS writable now, and in the child
 // map the read-only data.  First thing in the fork parent and child handlers, before any
 // write there.  No lock, no malloc.
 void fork_populate_written(fork_side side);
+// Before a quiet fork (in its prepare handler): counts the pages the parent's
+// fork_populate_written(quiet_parent) will populate, which counts nothing itself.
+void fork_populate_count_quiet_parent();
 
 // Make [addr, addr + bytes) of the host-memory heap writable now: pages kmem is about to
 // write (the first chunk; the next single pages of a fresh batch).  False when the host

@@ -68,7 +68,7 @@ bool critical_defer(int sig, const siginfo_t* si, void* uc) {
 }
 
 VMRT_FORK_CHILD_TEXT void critical_fork_child() {
-  t_critical.depth = 0;
+  if (t_critical.depth != 0) t_critical.depth = 0;  // written only where set (a copy-on-write fault)
   if (t_critical.owed != 0) critical_settle();  // nothing pending in a new process
 }
 

@@ -699,7 +699,10 @@ vm_object* vm_heap_object() { return g_object; }
 
 vm_heap_backing vm_heap_get_backing() { return g_backing; }
 
-VMRT_FORK_PARENT_TEXT bool vm_heap_is_paged() { return vm_heap_exists() && g_backing == VM_HEAP_PAGED; }
+// No lock: g_backing is set with g_map at init and never again (VM_HEAP_HOST, 0, until then),
+// so PAGED means the heap exists.  Every fork asks (runtime_fork_prepare): taking the VM lock
+// here wrote its word and the thread's critical-section depth at each one.
+VMRT_FORK_PARENT_TEXT bool vm_heap_is_paged() { return g_backing == VM_HEAP_PAGED; }
 
 vm_map* vm_heap_map() { return g_map; }
 

@@ -156,11 +156,13 @@ std::uint64_t vm_lock_acquisitions() { return g_acquisitions.load(std::memory_or
 
 VMRT_FORK_CHILD_TEXT void vm_lock_fork_child_reset() {
   // Only the forking thread survives in the child, and it held the lock only to keep the
-  // VM quiescent across fork (runtime_fork_prepare): nothing is mid-operation.
-  g_owner.store(0, std::memory_order_relaxed);
-  g_owner_tid.store(0, std::memory_order_relaxed);
-  t_tid = 0;  // the forking thread has a new id in the child
-  g_state.store(0, std::memory_order_release);
+  // VM quiescent across fork (runtime_fork_prepare): nothing is mid-operation.  Written
+  // only where set: a quiet fork took no lock (runtime_fork_prepare), and every page a
+  // fork child writes is a copy-on-write fault.
+  if (g_owner.load(std::memory_order_relaxed) != 0) g_owner.store(0, std::memory_order_relaxed);
+  if (g_owner_tid.load(std::memory_order_relaxed) != 0) g_owner_tid.store(0, std::memory_order_relaxed);
+  if (t_tid != 0) t_tid = 0;  // the forking thread has a new id in the child
+  if (g_state.load(std::memory_order_relaxed) != 0) g_state.store(0, std::memory_order_release);
 }
 
 }  // namespace vmrt
