@@ -788,6 +788,7 @@ void usage(FILE* f) {
                "DIR/vmstat/*.txt.  Ends with `metric NAME VALUE` lines (vmrt against jemalloc).\n"
                "\n"
                "  --quick          11 reps of the workloads at scale 0.15, 5 of the applications at 0.1\n"
+               "                   (11 of those whose rep takes under 3 s: sqlite, python)\n"
                "                   (under 3 minutes on two cores; fewer reps when the machine is loaded)\n"
                "  --tiny           1 rep at scale 0.02 (a few seconds; the smoke test)\n"
                "  (default)        5 reps at scale 1\n"
@@ -1055,6 +1056,15 @@ int main(int argc, char** argv) {
   const double cutoff_s = quick ? 165.0 : 1e9;
   bool cut = false;
   const int all_reps = std::max(reps, worker_reps);
+  // An application whose first rep (all allocators) took under kCheapAppSeconds gets the
+  // workers' reps: at 5 reps quick's sqlite row (~0.2 s a run) swung 0.82x-1.19x jemalloc
+  // between runs with interquartile ranges of 20-30%, the suite's worst row by noise alone;
+  // the servers (4-5 s a rep) keep reps.
+  constexpr double kCheapAppSeconds = 3.0;
+  auto reps_of = [&](size_t t, int r) {
+    if (tasks[t].kind == task_kind::worker) return worker_reps;
+    return r >= 1 && wall_s[t] < kCheapAppSeconds * r ? std::max(reps, worker_reps) : reps;
+  };
   for (int r = 0; r < all_reps && !cut; ++r) {
     double el = double(now_ns() - t_start) / 1e9;
     // The next rep is estimated from the last (the workers' reps after the applications'
@@ -1066,7 +1076,7 @@ int main(int argc, char** argv) {
     reps_done = r + 1;
     const std::uint64_t rep_t0 = now_ns();
     for (size_t t = 0; t < NT; ++t) {
-      if (r >= (tasks[t].kind == task_kind::worker ? worker_reps : reps)) continue;
+      if (r >= reps_of(t, r)) continue;
       if (r >= 1 && double(now_ns() - t_start) / 1e9 > cutoff_s) {
         std::printf("  (quick: rep %d cut short before %s at %.0f s, to stay within the time budget)\n", r,
                     tasks[t].name.c_str(), double(now_ns() - t_start) / 1e9);
@@ -1193,12 +1203,13 @@ int main(int argc, char** argv) {
     }
 
   // Table.
-  std::printf("\nMedians of %d interleaved runs (applications %d)%s. time: the workload's own clock (workers) or wall time (apps);\n"
+  std::printf("\nMedians of %d interleaved runs (applications %d; those under %.0f s a rep as many as the workers)%s.\n"
+              "time: the workload's own clock (workers) or wall time (apps);\n"
               "RSS: peak RSS of the process under test (wait4). x%s: ratio to %s (lower is better for both).\n"
               "frag: (peak RSS - empty-worker RSS) / peak bytes requested; for vmrt also HighUse / requested.\n"
               "+-: the time's interquartile range over its median (4 reps or more): a ratio closer to 1 than\n"
               "    the two rows' spreads is within this machine's run-to-run noise.\n",
-              reps_done, std::min(reps_done, reps), cut ? " (the last cut short: its later workloads have one fewer)" : "", baseline.c_str(),
+              reps_done, std::min(reps_done, reps), kCheapAppSeconds, cut ? " (the last cut short: its later workloads have one fewer)" : "", baseline.c_str(),
               baseline.c_str());
   for (size_t t = 0; t < NT; ++t) {
     const task& tk = tasks[t];
