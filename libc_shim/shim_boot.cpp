@@ -59,7 +59,6 @@ VMRT_FORK_PARENT_TEXT void atfork_prepare() {
   count(C_FORKS);
   thread_start_fork_prepare();
   runtime_fork_prepare();
-  if (runtime_fork_quiet()) rt::fork_populate_count_quiet_parent();
 }
 // Both sides first make the pages every fork writes writable in one call (each was a
 // copy-on-write fault: runtime/rt_populate.h).  After a quiet fork (runtime_fork_quiet) the

@@ -61,6 +61,7 @@
 #include "runtime/rt_vslock.h"
 #include "runtime/rt_vslock_keep.h"
 #include "runtime/trap.h"
+#include "vm/vm_fork_store.h"
 #include "vm/vm_heap.h"
 #include "vm/vm_sys.h"
 
@@ -390,10 +391,7 @@ VMRT_EXPORT int pthread_detach(pthread_t t) noexcept {
   return rc;
 }
 
-// Written only when it changes: every page a fork child writes is a copy-on-write fault.
-VMRT_FORK_CHILD_TEXT void vmrt::shim::thread_fork_child() {
-  if (g_program_threads.load(std::memory_order_relaxed) != 1) g_program_threads.store(1, std::memory_order_relaxed);
-}
+VMRT_FORK_CHILD_TEXT void vmrt::shim::thread_fork_child() { fork_store(g_program_threads, 1); }
 
 VMRT_FORK_PARENT_TEXT void vmrt::shim::thread_start_fork_prepare() {
   if (hold_needed()) (void)ctype_data();

@@ -31,6 +31,7 @@
 #include "runtime/rt_mlockall.h"
 #include "runtime/rt_mmap.h"
 #include "runtime/rt_pageout.h"
+#include "runtime/rt_populate.h"
 #include "runtime/rt_stats.h"
 #include "runtime/rt_vma_budget.h"
 #include "runtime/runtime_internal.h"
@@ -49,6 +50,7 @@
 #include "vm/vm_sys.h"
 #include "vm/vm_tables.h"
 #include "vm/vmspace.h"
+#include "vm/vm_fork_store.h"
 
 namespace vmrt {
 namespace {
@@ -588,16 +590,9 @@ VMRT_FORK_DATA bool g_fork_ready;
 // the parent does not wait for it (physmem_fork_child_unused; the lazy fork).
 thread_local __attribute__((tls_model("initial-exec"))) bool g_fork_lazy;
 VMRT_FORK_DATA int g_fork_errno;  // why not [held locks]
-// Set in prepare by the forking thread: a quiet fork (fork_can_be_quiet).  Each of these
-// per-fork variables is written only when its value changes: a page the parent writes
-// after one fork is a fault at its next (the fork left it write-protected), and one it
-// writes while the child lives is a copy.
+// Set in prepare by the forking thread: a quiet fork (fork_can_be_quiet).  It and the other
+// per-fork variables are stored with fork_store (vm/vm_fork_store.h).
 thread_local __attribute__((tls_model("initial-exec"))) bool t_fork_quiet;
-
-template <class T, class V>
-VMRT_FORK_TEXT inline void set_if_changed(T& var, V value) {
-  if (var != value) var = value;
-}
 
 // A quiet fork: the forking thread is the process's only thread (glibc's
 // __libc_single_threaded: no program thread was ever started, and vmrt has none of its
@@ -690,15 +685,18 @@ VMRT_FORK_PARENT_TEXT bool runtime_fork_quiet() { return t_fork_quiet; }
 
 VMRT_FORK_PARENT_TEXT void runtime_fork_prepare() {
   const bool quiet = fork_can_be_quiet();
-  set_if_changed(t_fork_quiet, quiet);
+  fork_store(t_fork_quiet, quiet);
   if (quiet) {
     kmem::fork_prepare();  // takes nothing either: one thread
-    set_if_changed(t_fork_error, 0);
+    fork_store(t_fork_error, 0);
+    // The counters before the fork, whose page the parent then does not write after it: the
+    // TLS pages the shim's parent handler populates, and this fork (runtime_fork_returned).
+    rt::fork_populate_count_quiet_parent();
     if (!g_vm_up) return;
-    set_if_changed(g_fork_lazy, true);
-    set_if_changed(g_fork_errno, 0);
-    set_if_changed(g_fork_ready, true);
-    rt::rt_count(rt::RC_HOST_FORKS);  // before the fork: runtime_fork_returned
+    fork_store(g_fork_lazy, true);
+    fork_store(g_fork_errno, 0);
+    fork_store(g_fork_ready, true);
+    rt::rt_count(rt::RC_HOST_FORKS);
     return;
   }
   rt::fork_pages pages;

@@ -26,6 +26,7 @@
 #include "runtime/rt_vma_budget.h"
 #include "runtime/spinlock.h"
 #include "vm/vm_fds.h"
+#include "vm/vm_fork_store.h"
 #include "vm/vm_page.h"
 #include "vm/vm_stats.h"
 
@@ -1887,6 +1888,6 @@ VMRT_FORK_PARENT_TEXT void pmap_linux_fork_prepare() { g_lock.lock(); }
 VMRT_FORK_PARENT_TEXT void pmap_linux_fork_parent() { g_lock.unlock(); }
 VMRT_FORK_CHILD_TEXT void pmap_linux_fork_child(bool replaced) {
   g_lock.reset();
-  if (g_replaced != replaced) g_replaced = replaced;  // written only when it changes (see reset)
+  fork_store(g_replaced, replaced);
 }
 }  // namespace vmrt::rt

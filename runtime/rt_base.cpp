@@ -20,6 +20,7 @@
 #include "vm/vm_assert.h"
 #include "vm/vm_sys.h"
 #include "vm/vm_types.h"
+#include "vm/vm_fork_store.h"
 
 namespace vmrt::rt {
 
@@ -223,11 +224,9 @@ bool start_machine_thread(void* (*fn)(void*), void* arg, std::size_t stack, cons
 
 unsigned machine_thread_count() { return g_machine_threads.load(std::memory_order_relaxed); }
 VMRT_FORK_CHILD_TEXT void machine_threads_fork_child() {
-  // Written only where set (every page a fork child writes is a copy-on-write fault): a
-  // process that never started one writes nothing here.
-  if (g_machine_threads.load(std::memory_order_relaxed) != 0) g_machine_threads.store(0, std::memory_order_relaxed);
-  for (machine_stack& m : g_stacks)  // their threads stayed in the parent
-    if (m.busy.load(std::memory_order_relaxed)) m.busy.store(false, std::memory_order_relaxed);
+  // A process that never started one writes nothing here (vm/vm_fork_store.h).
+  fork_store(g_machine_threads, 0);
+  for (machine_stack& m : g_stacks) fork_store(m.busy, false);  // their threads stayed in the parent
 }
 bool creating_machine_thread() { return t_creating_machine; }
 

@@ -37,7 +37,7 @@ enum class fork_side : unsigned char { parent, child, quiet_parent };
 // map the read-only data.  First thing in the fork parent and child handlers, before any
 // write there.  No lock, no malloc.
 void fork_populate_written(fork_side side);
-// Before a quiet fork (in its prepare handler): counts the pages the parent's
+// Before a quiet fork (runtime_fork_prepare): counts the pages the parent's
 // fork_populate_written(quiet_parent) will populate, which counts nothing itself.
 void fork_populate_count_quiet_parent();
 

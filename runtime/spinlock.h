@@ -9,6 +9,7 @@
 #include <signal.h>
 
 #include "vm/vm_critical.h"
+#include "vm/vm_fork_store.h"
 
 namespace vmrt::rt {
 
@@ -29,9 +30,7 @@ struct spinlock {
   }
   // After fork, in the child: a lock nobody held is not written (every page a fork child
   // writes is a copy-on-write fault).
-  void reset() {
-    if (v.load(std::memory_order_relaxed) != 0) v.store(0, std::memory_order_relaxed);
-  }
+  void reset() { fork_store(v, 0); }
 };
 
 struct spin_guard {

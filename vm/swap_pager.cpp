@@ -14,6 +14,7 @@
 #include "vm/pmap.h"
 #include "vm/vm_fail.h"
 #include "vm/vm_fds.h"
+#include "vm/vm_fork_store.h"
 #include "vm/vm_lock.h"
 #include "vm/vm_object.h"
 #include "vm/vm_page.h"
@@ -667,7 +668,7 @@ bool merge_frozen() {
 VMRT_FORK_PARENT_TEXT bool swap_pager_fork_prepare() {
   VM_LOCK_ASSERT();
   if (g_nslots == 0) return true;  // no swap: nothing of this file's is touched
-  if (g_fork_drop != -1) g_fork_drop = -1;  // not written when clear: a copy-on-write fault per fork
+  fork_store(g_fork_drop, -1);  // not written when clear: a copy-on-write fault per fork
   if (g_own < 0) return true;
   if (g_dev[g_own].live == 0) {  // nothing of ours on it: the parent keeps it, the child closes it
     g_fork_drop = g_own;
@@ -682,7 +683,7 @@ VMRT_FORK_PARENT_TEXT bool swap_pager_fork_prepare() {
 }
 
 VMRT_FORK_PARENT_TEXT void swap_pager_fork_parent() {
-  if (g_nslots != 0 && g_fork_drop != -1) g_fork_drop = -1;  // not written when clear (see prepare)
+  if (g_nslots != 0) fork_store(g_fork_drop, -1);  // not written when clear (see prepare)
 }
 
 VMRT_FORK_CHILD_TEXT void swap_pager_fork_child() {
@@ -691,8 +692,7 @@ VMRT_FORK_CHILD_TEXT void swap_pager_fork_child() {
   // swap (perf record -e page-faults -d of bash's command substitutions).  Without swap
   // nothing here is looked at either: each page a child reads costs it too.
   if (g_nslots == 0) return;
-  for (swap_device& d : g_dev)
-    if (d.io != 0) d.io = 0;
+  for (swap_device& d : g_dev) fork_store(d.io, 0);
   if (g_fork_drop >= 0) {
     vm_fd_close(g_dev[g_fork_drop].fh);
     g_dev[g_fork_drop] = swap_device{};

@@ -6,6 +6,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "vm/vm_fork_store.h"
 #include "vm/vm_stats.h"
 #include "vm/vm_types.h"
 
@@ -68,7 +69,7 @@ bool critical_defer(int sig, const siginfo_t* si, void* uc) {
 }
 
 VMRT_FORK_CHILD_TEXT void critical_fork_child() {
-  if (t_critical.depth != 0) t_critical.depth = 0;  // written only where set (a copy-on-write fault)
+  fork_store(t_critical.depth, 0);
   if (t_critical.owed != 0) critical_settle();  // nothing pending in a new process
 }
 

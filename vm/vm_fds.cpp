@@ -15,6 +15,7 @@
 // entry is left.
 #include "vm/vm_fds.h"
 
+#include "vm/vm_fork_store.h"
 #include "vm/vm_sys.h"
 #include "vm/vm_types.h"
 
@@ -265,15 +266,14 @@ int vm_fd_move(int fd) {
 
 VMRT_FORK_CHILD_TEXT void vm_fd_fork_child() {
   // Written only where set: this page is a copy-on-write fault in the child otherwise.
-  for (std::atomic<int>& u : g_uses)
-    if (u.load(std::memory_order_relaxed) != 0) u.store(0, std::memory_order_relaxed);
-  if (g_moving.load(std::memory_order_relaxed)) g_moving.store(false, std::memory_order_relaxed);
-  if (t_tid != 0) t_tid = 0;  // the forking thread has a new id in the child
+  for (std::atomic<int>& u : g_uses) fork_store(u, 0);
+  fork_store(g_moving, false);
+  fork_store(t_tid, 0);  // the forking thread has a new id in the child
   if (g_pid.load(std::memory_order_relaxed) != 0)
     g_pid.store(static_cast<int>(sys::inline_syscall(SYS_getpid)), std::memory_order_relaxed);
   if (g_had_waiters.load(std::memory_order_relaxed))
     for (waiter& w : g_waiters)
-      if (w.tid.load(std::memory_order_relaxed) != 0) w.tid.store(0, std::memory_order_relaxed);
+      fork_store(w.tid, 0);
 }
 
 }  // namespace vmrt

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "vm/vm_critical.h"
+#include "vm/vm_fork_store.h"
 #include "vm/vm_stats.h"
 #include "vm/vm_sys.h"
 #include "vm/vm_types.h"
@@ -156,13 +157,12 @@ std::uint64_t vm_lock_acquisitions() { return g_acquisitions.load(std::memory_or
 
 VMRT_FORK_CHILD_TEXT void vm_lock_fork_child_reset() {
   // Only the forking thread survives in the child, and it held the lock only to keep the
-  // VM quiescent across fork (runtime_fork_prepare): nothing is mid-operation.  Written
-  // only where set: a quiet fork took no lock (runtime_fork_prepare), and every page a
-  // fork child writes is a copy-on-write fault.
-  if (g_owner.load(std::memory_order_relaxed) != 0) g_owner.store(0, std::memory_order_relaxed);
-  if (g_owner_tid.load(std::memory_order_relaxed) != 0) g_owner_tid.store(0, std::memory_order_relaxed);
-  if (t_tid != 0) t_tid = 0;  // the forking thread has a new id in the child
-  if (g_state.load(std::memory_order_relaxed) != 0) g_state.store(0, std::memory_order_release);
+  // VM quiescent across fork (runtime_fork_prepare): nothing is mid-operation.  A quiet
+  // fork took no lock (runtime_fork_prepare): nothing is written then (vm_fork_store.h).
+  fork_store(g_owner, 0);
+  fork_store(g_owner_tid, 0);
+  fork_store(t_tid, 0);  // the forking thread has a new id in the child
+  fork_store(g_state, 0, std::memory_order_release);
 }
 
 }  // namespace vmrt

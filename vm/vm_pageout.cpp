@@ -19,6 +19,7 @@
 #include "vm/vm_radix.h"
 #include "vm/vm_stats.h"
 #include "vm/vm_swapout.h"
+#include "vm/vm_fork_store.h"
 
 namespace vmrt {
 namespace {
@@ -362,7 +363,7 @@ frame_t vm_pageout_reclaim(frame_t want, bool may_unlock, bool inactive_only) {
 
 VMRT_FORK_CHILD_TEXT void vm_pageout_fork_child() {
   // Written only when set: every page a fork child writes is a copy-on-write fault.
-  if (g_daemon_asleep.load(std::memory_order_relaxed)) g_daemon_asleep.store(false, std::memory_order_relaxed);
+  fork_store(g_daemon_asleep, false);
   if (!vm_pageout_enabled()) return;
   vm_lock_guard g;
   // Busy pages exist only while pager I/O runs with the VM lock dropped; fork holds the
