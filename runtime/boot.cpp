@@ -691,7 +691,7 @@ VMRT_FORK_PARENT_TEXT void runtime_fork_prepare() {
     fork_store(t_fork_error, 0);
     // The counters before the fork, whose page the parent then does not write after it: the
     // TLS pages the shim's parent handler populates, and this fork (runtime_fork_returned).
-    rt::fork_populate_count_quiet_parent();
+    rt::fork_populate_count_quiet_parent(1);
     if (!g_vm_up) return;
     fork_store(g_fork_lazy, true);
     fork_store(g_fork_errno, 0);
@@ -774,6 +774,12 @@ VMRT_FORK_PARENT_TEXT void runtime_fork_parent() {
 }
 
 VMRT_FORK_CHILD_TEXT void runtime_fork_child() {
+  // The counts a quiet fork made before it are the parent's, not this child's (whose fork data
+  // page is written anyway: rt_signal's table owner).
+  if (t_fork_quiet) {
+    rt::fork_populate_count_quiet_parent(-1);
+    if (g_vm_up) rt::rt_count(rt::RC_HOST_FORKS, -1);
+  }
   vm_fd_fork_child();  // first: what follows may use a kept descriptor
   rt::machine_threads_fork_child();  // the parent's are not the child's; it starts its own
   if (g_vm_up) {

@@ -182,9 +182,9 @@ VMRT_FORK_TEXT bool static_tls(std::uintptr_t* lo, std::uintptr_t* hi) {
   return *hi - *lo <= kMaxTlsPages * PAGE_SIZE && !region_contains(*lo) && !region_contains(*hi - 1);
 }
 
-VMRT_FORK_PARENT_TEXT void fork_populate_count_quiet_parent() {
+VMRT_FORK_TEXT void fork_populate_count_quiet_parent(int sign) {
   std::uintptr_t lo, hi;
-  if (!g_refused && static_tls(&lo, &hi)) rt_count(RC_FORK_POPULATED, (hi - lo) >> PAGE_SHIFT);
+  if (!g_refused && static_tls(&lo, &hi)) rt_count(RC_FORK_POPULATED, sign * static_cast<std::int64_t>((hi - lo) >> PAGE_SHIFT));
 }
 
 VMRT_FORK_TEXT void fork_populate_written(fork_side side) {

@@ -37,9 +37,10 @@ enum class fork_side : unsigned char { parent, child, quiet_parent };
 // map the read-only data.  First thing in the fork parent and child handlers, before any
 // write there.  No lock, no malloc.
 void fork_populate_written(fork_side side);
-// Before a quiet fork (runtime_fork_prepare): counts the pages the parent's
-// fork_populate_written(quiet_parent) will populate, which counts nothing itself.
-void fork_populate_count_quiet_parent();
+// Before a quiet fork (runtime_fork_prepare, sign 1): counts the pages the parent's
+// fork_populate_written(quiet_parent) will populate, which counts nothing itself; in the
+// child (sign -1) takes back the count it inherited for them.
+void fork_populate_count_quiet_parent(int sign);
 
 // Make [addr, addr + bytes) of the host-memory heap writable now: pages kmem is about to
 // write (the first chunk; the next single pages of a fresh batch).  False when the host
