@@ -163,34 +163,41 @@ VMRT_FORK_TEXT struct sigaction kernel_action(const struct sigaction* act) {
   return k;
 }
 
+// The kernel's action alone, set or asked (no table write): *old reports the recorded
+// handler where the kernel's answer is the trampoline.
+VMRT_FORK_TEXT int kernel_only(int sig, const struct sigaction* act, struct sigaction* old) {
+  void* const ours = reinterpret_cast<void*>(trampoline);
+  struct sigaction kold{};
+  int r = __sigaction(sig, act, &kold);
+  if (r == 0 && old != nullptr) {
+    if (kernel_direct(sig) || reinterpret_cast<void*>(kold.sa_sigaction) != ours) {
+      *old = kold;
+    } else {
+      struct sigaction rec{};
+      if (!read_recorded(sig, &rec)) {
+        spin_guard g(g_lock);
+        rec = recorded(sig);
+      }
+      *old = rt_signal_reported(kold, ours, rec);
+    }
+  }
+  return r;
+}
+
 }  // namespace
 
 VMRT_FORK_TEXT int rt_signal_action(int sig, const struct sigaction* act, struct sigaction* old) {
   void* const ours = reinterpret_cast<void*>(trampoline);
   // SIG_DFL, SIG_IGN and queries are the kernel's alone (no table write, no lock: a vfork
-  // child resetting its handlers before exec never touches the parent's table).  A query
-  // whose kernel answer is the trampoline reports the recorded handler.
-  if (kernel_direct(sig) || act == nullptr || !is_function(act) || !rt_signal_tables_ours()) {
-    struct sigaction kold{};
-    int r = __sigaction(sig, act, &kold);
-    if (r == 0 && old != nullptr) {
-      if (kernel_direct(sig) || reinterpret_cast<void*>(kold.sa_sigaction) != ours) {
-        *old = kold;
-      } else {
-        struct sigaction rec{};
-        if (!read_recorded(sig, &rec)) {
-          spin_guard g(g_lock);
-          rec = recorded(sig);
-        }
-        *old = rt_signal_reported(kold, ours, rec);
-      }
-    }
-    return r;
-  }
+  // child resetting its handlers before exec never touches the parent's table).
+  if (kernel_direct(sig) || act == nullptr || !is_function(act)) return kernel_only(sig, act, old);
   // The handler the table holds already (a shell sets its SIGINT/SIGCHLD handlers again in
   // every child and after every fork): only the kernel call, no table or lock write, which
   // were a copy-on-write fault in the parent and in the child of every fork.  Checked again
-  // after the kernel call: a concurrent change in between goes the locked way below.
+  // after the kernel call: a concurrent change in between goes the locked way below.  A
+  // vfork child may take this way too (it writes nothing the parent reads), so the getpid
+  // that tells one apart is asked only of a change (git and bash set the same handlers again
+  // and again: a system call each).
   struct sigaction rec{};
   if (recorded_as(sig, act, &rec)) {
     const struct sigaction k = kernel_action(act);
@@ -202,6 +209,8 @@ VMRT_FORK_TEXT int rt_signal_action(int sig, const struct sigaction* act, struct
       return 0;
     }
   }
+  // A vfork child changing a handler: its own kernel action, never the parent's table.
+  if (!rt_signal_tables_ours()) return kernel_only(sig, act, old);
   // A handler function: recorded first (a signal delivered to the trampoline at once finds
   // it), then the kernel is given the trampoline with the program's mask and flags.
   // g_lock is a critical section (vm_critical.h): a program handler that calls sigaction
