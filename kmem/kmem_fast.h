@@ -60,7 +60,7 @@ namespace vmrt::kmem::detail {
   B.head = reinterpret_cast<void*>(next);
   ++B.room;
   w[1] = 0;  // clear the free marker
-  ++tc->calls(t, indx);
+  count_bucket_malloc(tc, t, indx);
   type_delta& d = tc->td[t];
   const std::int64_t m = d.memuse + B.size;
   d.memuse = m;

@@ -131,21 +131,43 @@ static_assert(kMagazineMax <= 0xffff, "chain counts fit 16 bits");
 struct tcache {
   tc_bucket b[kNumIndx];          // owner only (reports: rd())
   type_delta td[M_LAST];
-  // Bucket mallocs per type and bucket: one increment on the fast path gives the
-  // type's calls, the bucket's kb_calls and the type's size mask.  Reached through calls():
-  // the rows are in row_of order, the shim's types first, so that a libc malloc's counter
-  // lies right after the buckets and type records it writes too (the cache spans 5 KiB of
-  // the TLS block; each page of it a process touches is a fault, a fork child's included).
-  std::uint64_t acnt[M_LAST][kNumIndx];
+  // Bucket mallocs per class, in rows: one for each of the shim's types (M_LIBC, M_CXX),
+  // where the fast path's one increment gives the type's calls, the bucket's kb_calls and
+  // the type's size mask; and one row the VM's own types share, whose bucket mallocs count
+  // in their type_delta as well (calls, mask: count_bucket_malloc).  A row for every type
+  // made the cache 5 KiB of the static TLS block, a page more than three rows: a page every
+  // process touches and every fork copies on both sides (a shell's $(...) child and its
+  // parent write their TLS at once).  The shim's rows come first, right after the buckets
+  // and type records a libc malloc writes too.
+  static constexpr unsigned kCallRows = 3;
+  static constexpr unsigned kSharedRow = 2;
+  std::uint64_t acnt[kCallRows][kNumIndx];
   tcache* next;  // threads list (threads lock)
   tcache* prev;
 
-  static constexpr unsigned row_of(unsigned t) { return (t + M_LAST - M_LIBC) % M_LAST; }
-  std::uint64_t& calls(unsigned t, unsigned indx) { return acnt[row_of(t)][indx]; }
-  const std::uint64_t& calls(unsigned t, unsigned indx) const { return acnt[row_of(t)][indx]; }
+  static constexpr bool own_row(unsigned t) { return t == M_LIBC || t == M_CXX; }
+  static constexpr unsigned row_of(unsigned t) { return t == M_LIBC ? 0 : t == M_CXX ? 1 : kSharedRow; }
 };
-static_assert(tcache::row_of(M_LIBC) == 0 && tcache::row_of(M_CXX) == 1 && tcache::row_of(M_LIBC - 1) == M_LAST - 1,
-              "the shim's types own the first rows of acnt");
+static_assert(tcache::row_of(M_LIBC) == 0 && tcache::row_of(M_CXX) == 1 && tcache::row_of(M_TEMP) == tcache::kSharedRow &&
+                  tcache::kSharedRow + 1 == tcache::kCallRows,
+              "the shim's types own the first rows of acnt, the others share the last");
+
+// => the owning thread.  Counts a bucket malloc of type t, class indx: its row's count, and
+// for a type without a row of its own, its calls and size band in its type_delta.
+[[gnu::always_inline]] inline void count_bucket_malloc(tcache* tc, unsigned t, unsigned indx) {
+  ++tc->acnt[tcache::row_of(t)][indx];
+  if (!tcache::own_row(t)) {
+    type_delta& d = tc->td[t];
+    ++d.calls;
+    d.mask |= std::uint32_t{1} << kClasses.band[indx];
+  }
+}
+// => the owning thread.  Takes back count_bucket_malloc (a malloc that failed after it); the
+// size band stays set.
+inline void uncount_bucket_malloc(tcache* tc, unsigned t, unsigned indx) {
+  --tc->acnt[tcache::row_of(t)][indx];
+  if (!tcache::own_row(t)) --tc->td[t].calls;
+}
 
 // ---- buckets ---------------------------------------------------------------------------
 // A list of clusters, linked through their kmemusage records.
@@ -542,18 +564,20 @@ namespace vmrt::kmem::detail {
 // Racy readers' views of another thread's deltas (see type_delta).
 inline std::uint64_t tc_type_calls(const tcache* tc, unsigned t) {
   std::uint64_t c = rd(tc->td[t].calls);
-  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) c += rd(tc->calls(t, i));
+  if (tcache::own_row(t))
+    for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) c += rd(tc->acnt[tcache::row_of(t)][i]);
   return c;
 }
 inline std::uint32_t tc_type_mask(const tcache* tc, unsigned t) {
   std::uint32_t m = rd(tc->td[t].mask);
-  for (unsigned i = kMinBucket; i <= kMaxBucket; ++i)
-    if (rd(tc->calls(t, i)) != 0) m |= std::uint32_t{1} << kClasses.band[i];
+  if (tcache::own_row(t))
+    for (unsigned i = kMinBucket; i <= kMaxBucket; ++i)
+      if (rd(tc->acnt[tcache::row_of(t)][i]) != 0) m |= std::uint32_t{1} << kClasses.band[i];
   return m;
 }
 inline std::uint64_t tc_bucket_calls(const tcache* tc, unsigned i) {
   std::uint64_t c = 0;
-  for (unsigned t = 0; t < M_LAST; ++t) c += rd(tc->calls(t, i));
+  for (unsigned r = 0; r < tcache::kCallRows; ++r) c += rd(tc->acnt[r][i]);
   return c;
 }
 

@@ -331,12 +331,6 @@ void tcache_flush_stats(tcache* tc) {
     std::int64_t memuse = d.memuse;
     std::int64_t peak = d.peak;
     if (calls == 0 && d.frees == 0 && memuse == 0) continue;
-    for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) {
-      std::uint64_t c = tc->calls(t, i);
-      if (c == 0) continue;
-      g.classes[i].kb.kb_calls.fetch_add(c, std::memory_order_relaxed);
-      __atomic_store_n(&tc->calls(t, i), 0, __ATOMIC_RELAXED);
-    }
     ks.calls.fetch_add(calls, std::memory_order_relaxed);
     ks.inuse.fetch_add(inuse, std::memory_order_relaxed);
     std::int64_t before = ks.memuse.fetch_add(memuse, std::memory_order_relaxed);
@@ -351,6 +345,14 @@ void tcache_flush_stats(tcache* tc) {
     __atomic_store_n(&d.peak, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&d.mask, 0, __ATOMIC_RELAXED);
   }
+  // The bucket counts, after the types' (whose calls and masks the shim's rows gave).
+  for (unsigned r = 0; r < tcache::kCallRows; ++r)
+    for (unsigned i = kMinBucket; i <= kMaxBucket; ++i) {
+      const std::uint64_t c = tc->acnt[r][i];
+      if (c == 0) continue;
+      g.classes[i].kb.kb_calls.fetch_add(c, std::memory_order_relaxed);
+      __atomic_store_n(&tc->acnt[r][i], 0, __ATOMIC_RELAXED);
+    }
 }
 
 void depot_drain_all() {

@@ -104,7 +104,7 @@ bool account_alloc(tcache* tc, malloc_type t, unsigned indx, std::size_t bytes, 
   if (tc != nullptr) {
     type_delta& d = tc->td[t];
     if (indx <= kMaxBucket) {
-      ++tc->calls(t, indx);
+      count_bucket_malloc(tc, t, indx);
     } else {
       ++d.calls;
       d.mask |= mask_bit(bytes);
@@ -144,7 +144,7 @@ void account_free(tcache* tc, malloc_type t, std::size_t bytes, unsigned indx = 
     type_delta& d = tc->td[t];
     d.memuse -= b;
     if (!undo) ++d.frees;
-    else if (indx <= kMaxBucket) --tc->calls(t, indx);
+    else if (indx <= kMaxBucket) uncount_bucket_malloc(tc, t, indx);
     else --d.calls;
     return;
   }

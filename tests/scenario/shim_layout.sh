@@ -51,4 +51,15 @@ gsize=$(sec .got 4)
 # PLT from objects not compiled with the project's flags (crtbeginS.o, libgcc's unwinder).
 nplt=$(objdump -d --no-show-raw-insn "$SO" | awk '/call.*@plt>/ {n++} END {print n + 0}')
 [ "$nplt" -le 60 ] || fail "$nplt calls through the PLT (at most 60: crtbeginS.o's and libgcc's)"
-note "ok: PLT on the hot text's first page, kmem's tables on two pages, fini array with the GOT, $nplt PLT calls"
+
+# The shim's static TLS, kmem's thread cache most of it: every process writes its static
+# TLS block (glibc's 2304-byte thread descriptor, libc's block, the program's and the
+# shim's), and every fork copies the pages of it on both sides (a shell's $(...) child and
+# its parent write theirs at once; the fork handlers populate them).  The cache's bucket
+# counters had a row for each of the 8 malloc types (5080 bytes of TLS, 3 pages populated
+# per fork for bash); the shim's two types have rows, the VM's own share one (3160 bytes,
+# 2 pages: kmem/kmem_internal.h, tcache).
+tls=$(awk '$1 == "TLS" {print $6}' <<<"$PHDRS")
+[ -n "$tls" ] || fail "no PT_TLS segment in $SO"
+[ $((tls)) -le 3584 ] || fail "the shim's static TLS is $((tls)) bytes (at most 3584: a page more of every process's TLS block, copied by every fork)"
+note "ok: PLT on the hot text's first page, kmem's tables on two pages, fini array with the GOT, $nplt PLT calls, $((tls)) bytes of TLS"
