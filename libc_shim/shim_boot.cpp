@@ -56,9 +56,11 @@ VMRT_FORK_TEXT long current_tid() { return vmrt::sys::inline_syscall(SYS_gettid)
 // pthread_atfork handlers: every kmem/VM lock is taken before the host fork and
 // released (parent) or reinitialised with fresh state (child) after it.
 VMRT_FORK_PARENT_TEXT void atfork_prepare() {
-  count(C_FORKS);
   thread_start_fork_prepare();
   runtime_fork_prepare();
+  // A quiet fork is counted by the runtime, in the thread's TLS (the fork data page is not
+  // written: runtime/rt_stats.h, pending_forks); report_counters adds those.
+  if (!runtime_fork_quiet()) count(C_FORKS);
 }
 // Both sides first make the pages every fork writes writable in one call (each was a
 // copy-on-write fault: runtime/rt_populate.h).  After a quiet fork (runtime_fork_quiet) the

@@ -58,6 +58,7 @@
 #include "libc_shim/shim_signal.h"
 #include "libc_shim/shim_thread.h"
 #include "runtime/rt_base.h"
+#include "runtime/rt_stats.h"
 #include "runtime/rt_vslock.h"
 #include "runtime/rt_vslock_keep.h"
 #include "runtime/trap.h"
@@ -316,6 +317,7 @@ constexpr std::size_t kCtypeDataBytes = 512;
 VMRT_EXPORT int pthread_create(pthread_t* t, const pthread_attr_t* attr, void* (*fn)(void*), void* arg) noexcept {
   if (g_create == nullptr) resolve_create();
   if (vmrt::rt::creating_machine_thread()) return g_create(t, attr, fn, arg);  // vmrt's own
+  vmrt::rt::rt_fold_pending_forks();  // no quiet fork after this: counted where all threads see it
   unsigned faults = vmrt::shim::faults_blocked();
   bool hold = hold_needed();
   std::size_t stack_size = 0;

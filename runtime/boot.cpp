@@ -613,6 +613,14 @@ VMRT_FORK_PARENT_TEXT bool fork_can_be_quiet() {
          !rt::g_cow_live.load(std::memory_order_relaxed) && !vm_heap_is_paged();
 }
 
+// Takes back what runtime_fork_prepare counted for a quiet fork: in the parent when the
+// fork failed, in the child (the fork is its parent's).
+VMRT_FORK_TEXT void quiet_fork_uncount() {
+  rt::pending_forks& p = rt::t_pending_forks;
+  p.populated -= rt::fork_populate_quiet_pages();
+  if (g_vm_up) --p.forks;
+}
+
 // Each end closed and forgotten separately, and only when open: a lazy fork has no pipe,
 // and its child then neither writes here nor reads the two -1s from .rodata (the compiler
 // merges `a = b = -1` into one 8-byte store of a constant there: a page fault in every
@@ -663,10 +671,10 @@ VMRT_FORK_PARENT_TEXT int runtime_fork_reserve() {
 VMRT_FORK_PARENT_TEXT int runtime_fork_error() { return t_fork_error; }
 
 VMRT_FORK_PARENT_TEXT void runtime_fork_returned(pid_t pid) {
-  // A quiet fork was counted in prepare, before the fork (the counter's page is then not
-  // written after it); a failed one is taken back.
+  // A quiet fork was counted in prepare, in the thread's pending counts (rt_stats.h); a
+  // failed one is taken back.
   if (t_fork_quiet) {
-    if (pid < 0 && g_vm_up) rt::rt_count(rt::RC_HOST_FORKS, -1);
+    if (pid < 0) quiet_fork_uncount();
     return;
   }
   if (pid > 0 && g_vm_up && g_fork_lazy) rt::rt_count(rt::RC_HOST_FORKS);
@@ -689,16 +697,17 @@ VMRT_FORK_PARENT_TEXT void runtime_fork_prepare() {
   if (quiet) {
     kmem::fork_prepare();  // takes nothing either: one thread
     fork_store(t_fork_error, 0);
-    // The counters before the fork, whose page the parent then does not write after it: the
-    // TLS pages the shim's parent handler populates, and this fork (runtime_fork_returned).
-    rt::fork_populate_count_quiet_parent(1);
+    // Counted before the fork, in the thread's TLS (no counter on the fork data page is
+    // written): the TLS pages the shim's parent handler populates, and the fork.
+    rt::t_pending_forks.populated += rt::fork_populate_quiet_pages();
     if (!g_vm_up) return;
     fork_store(g_fork_lazy, true);
     fork_store(g_fork_errno, 0);
     fork_store(g_fork_ready, true);
-    rt::rt_count(rt::RC_HOST_FORKS);
+    ++rt::t_pending_forks.forks;
     return;
   }
+  rt::rt_fold_pending_forks();
   rt::fork_pages pages;
   pages.n = 0;
   // A child that still pulls frames from its own parent (copy-on-write) takes them all
@@ -774,12 +783,8 @@ VMRT_FORK_PARENT_TEXT void runtime_fork_parent() {
 }
 
 VMRT_FORK_CHILD_TEXT void runtime_fork_child() {
-  // The counts a quiet fork made before it are the parent's, not this child's (whose fork data
-  // page is written anyway: rt_signal's table owner).
-  if (t_fork_quiet) {
-    rt::fork_populate_count_quiet_parent(-1);
-    if (g_vm_up) rt::rt_count(rt::RC_HOST_FORKS, -1);
-  }
+  // The counts a quiet fork made before it are the parent's, not this child's.
+  if (t_fork_quiet) quiet_fork_uncount();
   vm_fd_fork_child();  // first: what follows may use a kept descriptor
   rt::machine_threads_fork_child();  // the parent's are not the child's; it starts its own
   if (g_vm_up) {

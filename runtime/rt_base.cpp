@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "runtime/rt_creds.h"
+#include "runtime/rt_stats.h"
 #include "vm/vm_fail.h"
 #include "vm/vm_assert.h"
 #include "vm/vm_sys.h"
@@ -171,6 +172,7 @@ int create_on(pthread_t* t, machine_start* s, std::size_t bytes) {
 }  // namespace
 
 bool start_machine_thread(void* (*fn)(void*), void* arg, std::size_t stack, const char* name, bool wait_marked) {
+  rt_fold_pending_forks();  // no quiet fork after this: counted where all threads see it
   machine_start* s = claim_start();
   s->fn = fn;
   s->arg = arg;

@@ -182,9 +182,9 @@ VMRT_FORK_TEXT bool static_tls(std::uintptr_t* lo, std::uintptr_t* hi) {
   return *hi - *lo <= kMaxTlsPages * PAGE_SIZE && !region_contains(*lo) && !region_contains(*hi - 1);
 }
 
-VMRT_FORK_TEXT void fork_populate_count_quiet_parent(int sign) {
+VMRT_FORK_TEXT std::uint32_t fork_populate_quiet_pages() {
   std::uintptr_t lo, hi;
-  if (!g_refused && static_tls(&lo, &hi)) rt_count(RC_FORK_POPULATED, sign * static_cast<std::int64_t>((hi - lo) >> PAGE_SHIFT));
+  return !g_refused && static_tls(&lo, &hi) ? static_cast<std::uint32_t>((hi - lo) >> PAGE_SHIFT) : 0;
 }
 
 VMRT_FORK_TEXT void fork_populate_written(fork_side side) {
@@ -197,8 +197,8 @@ VMRT_FORK_TEXT void fork_populate_written(fork_side side) {
   }
   if (side == fork_side::child) (void)populate(g_ro_lo, g_ro_hi, MADV_POPULATE_READ);
   std::uintptr_t lo, hi;
-  // The quiet parent's pages were counted before the fork: the counter is on the fork data
-  // page, which that parent does not write after it.
+  // The quiet parent's pages were counted before the fork, in its TLS (rt_stats.h,
+  // pending_forks): the counter is on the fork data page, which that parent does not write.
   if (static_tls(&lo, &hi)) (void)populate(lo, hi, MADV_POPULATE_WRITE, side != fork_side::quiet_parent);
 }
 

@@ -26,6 +26,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace vmrt::rt {
 
@@ -37,10 +38,9 @@ enum class fork_side : unsigned char { parent, child, quiet_parent };
 // map the read-only data.  First thing in the fork parent and child handlers, before any
 // write there.  No lock, no malloc.
 void fork_populate_written(fork_side side);
-// Before a quiet fork (runtime_fork_prepare, sign 1): counts the pages the parent's
-// fork_populate_written(quiet_parent) will populate, which counts nothing itself; in the
-// child (sign -1) takes back the count it inherited for them.
-void fork_populate_count_quiet_parent(int sign);
+// The pages the parent's fork_populate_written(quiet_parent) populates, which counts
+// nothing itself: a quiet fork counts them before it (rt_stats.h, pending_forks).
+std::uint32_t fork_populate_quiet_pages();
 
 // Make [addr, addr + bytes) of the host-memory heap writable now: pages kmem is about to
 // write (the first chunk; the next single pages of a fresh batch).  False when the host

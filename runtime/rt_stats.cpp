@@ -10,6 +10,16 @@
 namespace vmrt::rt {
 
 VMRT_FORK_DATA std::atomic<std::int64_t> g_rt_counters[RC_COUNT];
+thread_local pending_forks t_pending_forks __attribute__((tls_model("initial-exec")));
+
+void rt_fold_pending_forks() {
+  pending_forks& p = t_pending_forks;
+  if (p.forks == 0 && p.populated == 0) return;  // nothing written: a report in a fork child
+  rt_count(RC_HOST_FORKS, p.forks);
+  rt_count(RC_QUIET_FORKS, p.forks);
+  rt_count(RC_FORK_POPULATED, p.populated);
+  p = pending_forks{};
+}
 
 void rt_host_vmas_add(std::int64_t delta) {
   std::int64_t now = g_rt_counters[RC_HOST_VMAS].fetch_add(delta, std::memory_order_relaxed) + delta;
@@ -21,6 +31,7 @@ void rt_host_vmas_add(std::int64_t delta) {
 }
 
 bool rt_counter_by_name(const char* name, std::int64_t* out) {
+  rt_fold_pending_forks();
   for (unsigned i = 0; i < RC_COUNT; ++i) {
     if (std::strcmp(kRtCounters[i].name, name) == 0) {
       *out = rt_get(static_cast<rt_counter>(i));
@@ -31,6 +42,7 @@ bool rt_counter_by_name(const char* name, std::int64_t* out) {
 }
 
 void rt_report_counters(int fd) {
+  rt_fold_pending_forks();
   vm_fd_out<512> o(fd);
   // Which vmrt produced the report: version, then the git revision it was built from.
   o.str_r(VMRT_VERSION, kVmstatColumn).str(" vmrt version (git ").str(VMRT_GIT_REVISION).str(")\n");

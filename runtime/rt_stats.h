@@ -44,6 +44,7 @@ enum rt_counter : unsigned {
   RC_CHAINED_SIGNALS,    // signals passed on to the program's previous handler
   RC_ALTSTACKS,          // alternate signal stacks installed
   RC_HOST_FORKS,         // host fork() children that got their own physmem
+  RC_QUIET_FORKS,        // ... of them taken quietly (one thread: no lock, no fork data written)
   RC_FORK_FRAMES_COPIED, // frames copied into a fork child's physmem
   RC_PAGES_ZEROED,       // frames zeroed through the direct map
   RC_PAGES_RELEASED,     // frames given back to the host (hole punched)
@@ -111,6 +112,7 @@ inline constexpr rt_counter_info kRtCounters[RC_COUNT] = {
     {"chained signals", V_COUNTER_COUNT},
     {"alternate signal stacks", V_COUNTER_COUNT},
     {"host forks", V_COUNTER_COUNT},
+    {"host forks taken quietly (one thread, no lock)", V_COUNTER_COUNT},
     {"fork frames copied", V_COUNTER_COUNT},
     {"frames zeroed", V_COUNTER_COUNT},
     {"frames released to host", V_COUNTER_COUNT},
@@ -159,6 +161,22 @@ inline void rt_count(rt_counter c, std::int64_t n = 1) {
   if (kRtMirror.m[c] != V_COUNTER_COUNT) vm_stat_add(kRtMirror.m[c], n);
 }
 inline std::int64_t rt_get(rt_counter c) { return g_rt_counters[c].load(std::memory_order_relaxed); }
+
+// A quiet fork's counts (runtime/boot.cpp, fork_can_be_quiet): the fork (RC_HOST_FORKS,
+// RC_QUIET_FORKS) and the TLS pages its parent handler populates (RC_FORK_POPULATED), kept
+// in the forking thread's TLS until rt_fold_pending_forks adds them to the counters.  The
+// counters are on the fork data page, which the parent then wrote in every prepare: a
+// copy-on-write fault a fork (the page was shared with the last child), where its TLS is
+// written after the fork anyway.  Only a process with one thread forks quietly; it folds
+// before it starts a second (the shim's pthread_create, start_machine_thread), before a
+// fork that is not quiet, and a report or a read by name folds first.
+struct pending_forks {
+  std::uint32_t forks;      // quiet forks made
+  std::uint32_t populated;  // TLS pages their parent handlers populated
+};
+extern thread_local pending_forks t_pending_forks __attribute__((tls_model("initial-exec")));
+// => the calling thread; no lock.  Adds its pending quiet-fork counts to the counters.
+void rt_fold_pending_forks();
 // Adjust the host VMA estimate by delta and keep the peak.
 void rt_host_vmas_add(std::int64_t delta);
 

@@ -11,6 +11,10 @@
  *   fork_quiet threads   the same after a second thread was started and joined (a fork that
  *                        takes the locks: not quiet; whether the parent or the child copies
  *                        the fork data page first is a race)
+ *   fork_quiet twice     the pages copied across a second fork while the first fork's child
+ *                        still lives: the second fork's prepare handler writes before it,
+ *                        so a page it writes there is copied from the first child's share
+ *                        (the fork counters were, one page a fork; now in the thread's TLS)
  * Prints "skip: ..." where pagemap hides frame numbers (no CAP_SYS_ADMIN).
  * The shim's data: the writable segments (its data and .bss, less RELRO) of the object that
  * defines malloc. */
@@ -138,7 +142,22 @@ int main(int argc, char** argv) {
   }
   own_all(g_before);
   frames(pm, g_before);
-  int fds[2];
+  int fds[2], first[2] = {-1, -1};
+  pid_t c1 = -1;
+  if (argc > 1 && strcmp(argv[1], "twice") == 0) {
+    /* A first fork whose child waits: every page of the shim's data is then shared with it,
+     * and the frames are taken after this fork, before the measured one. */
+    if (pipe(first) != 0) { perror("pipe"); return 1; }
+    c1 = fork();
+    if (c1 < 0) { perror("fork"); return 1; }
+    if (c1 == 0) {
+      char b;
+      close(first[1]);
+      (void)!read(first[0], &b, 1);
+      _exit(0);
+    }
+    frames(pm, g_before);
+  }
   if (pipe(fds) != 0) { perror("pipe"); return 1; }
   c = fork();
   if (c < 0) { perror("fork"); return 1; }
@@ -157,6 +176,13 @@ int main(int argc, char** argv) {
   close(fds[1]);
   int st;
   waitpid(c, &st, 0);
+  if (c1 > 0) {
+    int st1;
+    close(first[0]);
+    close(first[1]);
+    waitpid(c1, &st1, 0);
+    if (!WIFEXITED(st1) || WEXITSTATUS(st1) != 0) return 1;
+  }
   printf("copied %ld\n", copied());
   return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 1;
 }
