@@ -144,6 +144,7 @@ int main(int argc, char** argv) {
   frames(pm, g_before);
   int fds[2], first[2] = {-1, -1};
   pid_t c1 = -1;
+  if (pipe(fds) != 0) { perror("pipe"); return 1; }
   if (argc > 1 && strcmp(argv[1], "twice") == 0) {
     /* A first fork whose child waits: every page of the shim's data is then shared with it,
      * and the frames are taken after this fork, before the measured one. */
@@ -152,13 +153,14 @@ int main(int argc, char** argv) {
     if (c1 < 0) { perror("fork"); return 1; }
     if (c1 == 0) {
       char b;
+      close(fds[0]); /* the measured fork's pipe: its child sees EOF when the parent closes */
+      close(fds[1]);
       close(first[1]);
       (void)!read(first[0], &b, 1);
       _exit(0);
     }
     frames(pm, g_before);
   }
-  if (pipe(fds) != 0) { perror("pipe"); return 1; }
   c = fork();
   if (c < 0) { perror("fork"); return 1; }
   if (c == 0) {
