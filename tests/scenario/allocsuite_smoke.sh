@@ -10,9 +10,11 @@ need sqlite3
 SUITE=$BUILD/bin/allocsuite
 [ -x "$SUITE" ] || fail "allocsuite not built: $SUITE"
 OUT=$TMP/out
-# Two allocators and a subset of the workloads keep it to a few seconds; one real
-# program (sqlite3, always installed by scripts/setup.sh) stands for the apps.
-WORKLOADS=small_churn,prodcons,mixed_server,larson,cache_scratch,xmalloc,symbolic,large_blocks,realloc_big,malloc64_probe,sqlite
+# Two allocators and a subset of the workloads keep it to a few seconds; two real
+# programs (sqlite3, and gcc building a generated program: both always installed by
+# scripts/setup.sh) stand for the apps.
+need gcc
+WORKLOADS=small_churn,prodcons,mixed_server,larson,cache_scratch,xmalloc,symbolic,large_blocks,realloc_big,malloc64_probe,sqlite,gcc
 "$SUITE" --tiny --allocators glibc,vmrt --baseline glibc --only "$WORKLOADS" --out "$OUT" >"$TMP/log" 2>&1 || {
   tail -40 "$TMP/log" >&2
   fail "allocsuite --tiny failed"
@@ -52,6 +54,14 @@ grep '^small_churn,vmrt,' "$CSV" | grep -q 'HighUse' || fail "vmrt row has no vm
 awk -F, '$1 == "small_churn" && $2 == "glibc" { exit !($9 > 0.5 && $9 < 50) }' "$CSV" ||
   fail "small_churn frag not sane: $(grep '^small_churn,glibc,' "$CSV")"
 ls "$OUT"/vmstat/small_churn.txt >/dev/null || fail "no vmrt report file"
+# A build's summary is the report of its largest process, named, out of all it ran (the
+# driver, cc1, as, collect2, ld: each appended one); the program it built ran and its
+# result (output and the binary's hash) matched glibc's build (the mismatch check below).
+grep '^gcc,vmrt,' "$CSV" | grep -Eq '[a-z0-9]+ of [0-9]+ processes: HighUse' ||
+  fail "gcc row's vmstat summary names no process: $(grep '^gcc,vmrt,' "$CSV")"
+n_reports=$(grep -c '^==== vmrt statistics' "$OUT"/vmstat/gcc.txt || true)
+[ "$n_reports" -ge 5 ] || fail "gcc's statistics run left $n_reports reports (the driver, cc1, as, collect2 and ld each write one)"
+grep '^gcc,glibc,' "$CSV" | grep -q ' #[0-9a-f]\{8\}' || fail "gcc row has no binary hash: $(grep '^gcc,glibc,' "$CSV")"
 # ... taken from one more run, not measured: the measured runs carry no VMRT_STATS report
 # (its work at exit added ~0.3 MiB to vmrt's peak RSS on the small rows).
 grep '^[a-z_0-9]*,vmrt,[0-9]' "$OUT/runs.csv" | grep -q 'HighUse' &&
