@@ -82,7 +82,7 @@ VMRT_FORK_PARENT_TEXT void atfork_parent() {
 // host's own: the cache may serve them, and the child writes no kmem page for the hold.
 // After a quiet fork the child starts no thread and allocates nothing while it sets
 // itself up: the boot state is not touched (its page is written only when something
-// changes: runtime/boot.cpp, fork_can_be_quiet).
+// changes: runtime/rt_fork.cpp, fork_can_be_quiet).
 VMRT_FORK_CHILD_TEXT void atfork_child() {
   rt::fork_populate_written(rt::fork_side::child);
   thread_fork_child();

@@ -30,7 +30,7 @@
 
 namespace vmrt::rt {
 
-// quiet_parent: the parent of a quiet fork (runtime/boot.cpp, fork_can_be_quiet), which
+// quiet_parent: the parent of a quiet fork (runtime/rt_fork.cpp, fork_can_be_quiet), which
 // writes no fork data after it: its static TLS alone (the program's next malloc writes it).
 enum class fork_side : unsigned char { parent, child, quiet_parent };
 

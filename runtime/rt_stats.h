@@ -162,7 +162,7 @@ inline void rt_count(rt_counter c, std::int64_t n = 1) {
 }
 inline std::int64_t rt_get(rt_counter c) { return g_rt_counters[c].load(std::memory_order_relaxed); }
 
-// A quiet fork's counts (runtime/boot.cpp, fork_can_be_quiet): the fork (RC_HOST_FORKS,
+// A quiet fork's counts (runtime/rt_fork.cpp, fork_can_be_quiet): the fork (RC_HOST_FORKS,
 // RC_QUIET_FORKS) and the TLS pages its parent handler populates (RC_FORK_POPULATED), kept
 // in the forking thread's TLS until rt_fold_pending_forks adds them to the counters.  The
 // counters are on the fork data page, which the parent then wrote in every prepare: a

@@ -6,6 +6,15 @@
 namespace vmrt {
 
 struct vmspace;
+namespace rt {
+struct window;
+}
+
+// Set at boot (boot.cpp) and read by every host fork (rt_fork.cpp): the VM machine is up
+// (false: stage 0, kmem over host pages, no vmspaces), and the process window, whose
+// vmspace holds the heap.  On the fork data page (VMRT_FORK_DATA) / read-mostly.
+extern bool g_vm_up __attribute__((visibility("hidden")));
+extern rt::window* g_process_window __attribute__((visibility("hidden")));
 
 // True when the VM machine is up (false: stage 0 fallback, no vmspaces).
 bool runtime_vm_up();

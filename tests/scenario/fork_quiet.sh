@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A single-threaded process's fork is quiet (runtime/boot.cpp, fork_can_be_quiet): no lock is
+# A single-threaded process's fork is quiet (runtime/rt_fork.cpp, fork_can_be_quiet): no lock is
 # taken, as glibc's own fork takes its malloc and stdio locks only in a process with threads,
 # so the parent writes no page of the shim's data after the fork.  Each page it wrote there
 # was a copy while the child lived: with the thread's static TLS, the fork data page (the
