@@ -762,10 +762,11 @@ run_result run_program(const task& t, const allocator& a, int rep) {
 // A gcc build: the compiler driver, cc1, as, collect2 and ld, all under the allocator,
 // building a generated C program.  Each file holds `funcs` functions over an array of
 // linked records (snprintf into them, a switch of seven cases, table lookups, loops, and
-// a call down a chain that -O2 inlines); main calls every file's run_N.  cc1 makes ~320K
-// mallocs (140 MB) compiling a 40-function file: the C compiler of a build, where the
-// allocator is a part of the time, not most of it.  The program the build makes must print
-// what glibc's printed and be byte-identical to it (gcc is deterministic).
+// a call down a chain that -O2 inlines), in unsigned arithmetic (no overflow is left
+// undefined); main calls every file's run_N.  cc1 makes ~320K mallocs (140 MB) compiling
+// a 40-function file: the C compiler of a build, where the allocator is a part of the
+// time, not most of it.  The program the build makes must print what glibc's printed and
+// be byte-identical to it (gcc is deterministic).
 struct gcc_build {
   std::vector<std::string> argv;  // gcc -O2 -o prog main.c f0.c ...
   std::string prog;
@@ -785,18 +786,18 @@ std::string gcc_source_file(unsigned file, unsigned funcs) {
     std::string chain = i > 0 && i % 3 != 0 ? "acc += f_" + f + "_" + std::to_string(i - 1) + "(x + 1, s) & 255;" : "";
     std::snprintf(buf, sizeof buf,
                   "\nstatic int tab_%s_%u[16] = {%s};\n"
-                  "int f_%s_%u(int x, const char* s) {\n"
-                  "  struct rec%s r[8]; int acc = %u;\n"
+                  "unsigned f_%s_%u(int x, const char* s) {\n"
+                  "  struct rec%s r[8]; unsigned acc = %u;\n"
                   "  for (int i = 0; i < 8; i++) { r[i].k = x * %u + i; r[i].v = r[i].k * 0.5;"
                   " snprintf(r[i].name, sizeof r[i].name, \"n%%d_%%s\", i, s); r[i].next = i ? &r[i-1] : 0; }\n"
                   "  for (struct rec%s* p = &r[7]; p; p = p->next) {\n"
                   "    switch ((p->k + %u) %% 7) {\n"
-                  "      case 0: acc += p->k * %u; break;\n"
-                  "      case 1: acc ^= (int)strlen(p->name) << %u; break;\n"
+                  "      case 0: acc += (unsigned)p->k * %u; break;\n"
+                  "      case 1: acc ^= (unsigned)strlen(p->name) << %u; break;\n"
                   "      case 2: acc -= tab_%s_%u[p->k %% 16]; break;\n"
-                  "      case 3: acc += (int)(p->v * %u.25); break;\n"
+                  "      case 3: acc += (unsigned)(p->v * %u.25); break;\n"
                   "      case 4: if (acc & 1) acc = acc * 3 + 1; else acc /= 2; break;\n"
-                  "      case 5: for (int j = 0; j < (p->k & 15); j++) acc += j * tab_%s_%u[j %% 16]; break;\n"
+                  "      case 5: for (int j = 0; j < (p->k & 15); j++) acc += (unsigned)(j * tab_%s_%u[j %% 16]); break;\n"
                   "      default: acc = ~acc + %u;\n"
                   "    }\n"
                   "  }\n"
@@ -807,7 +808,7 @@ std::string gcc_source_file(unsigned file, unsigned funcs) {
                   f.c_str(), i, i % 7, f.c_str(), i, i, chain.c_str());
     o += buf;
   }
-  o += "\nint run_" + f + "(int x) {\n  int s = 0;\n";
+  o += "\nunsigned run_" + f + "(int x) {\n  unsigned s = 0;\n";
   for (unsigned i = 0; i < funcs; ++i) o += "  s += f_" + f + "_" + std::to_string(i) + "(x + " + std::to_string(i) + ", \"u\");\n";
   o += "  return s;\n}\n";
   return o;
@@ -827,15 +828,15 @@ const gcc_build* gcc_sources() {
   b.prog = dir + "/prog";
   b.argv = {"/usr/bin/gcc", "-O2", "-o", b.prog, dir + "/main.c"};
   std::string main_c = "#include <stdio.h>\n";
-  for (unsigned f = 0; f < files; ++f) main_c += "int run_" + std::to_string(f) + "(int);\n";
-  main_c += "int main(void) {\n  long t = 0;\n";
+  for (unsigned f = 0; f < files; ++f) main_c += "unsigned run_" + std::to_string(f) + "(int);\n";
+  main_c += "int main(void) {\n  unsigned long t = 0;\n";
   for (unsigned f = 0; f < files; ++f) {
     const std::string path = dir + "/f" + std::to_string(f) + ".c";
     if (!write_file(path, gcc_source_file(f, funcs))) return nullptr;
     b.argv.push_back(path);
     main_c += "  t += run_" + std::to_string(f) + "(" + std::to_string(f) + ");\n";
   }
-  main_c += "  printf(\"%ld\\n\", t);\n  return 0;\n}\n";
+  main_c += "  printf(\"%lu\\n\", t);\n  return 0;\n}\n";
   ok = write_file(dir + "/main.c", main_c);
   return ok ? &b : nullptr;
 }
