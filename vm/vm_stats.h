@@ -122,6 +122,7 @@ enum vm_counter : unsigned {
   V_SWAP_FORK_FROZEN,     // "swap devices shared at host fork": frozen, read by both sides
   V_PD_WAKEUPS,           // "pageout daemon wakeups"
   V_PD_PASSES,            // "pageout passes": reclaim runs (daemon and direct)
+  V_PD_BACKOFFS,          // "pageout daemon back-offs": a pass freed nothing, the daemon waits for a change
   V_PD_DIRECT,            // "direct reclaims": an allocation reclaimed pages itself
   V_PD_FREED,             // "pages freed by pageout"
   V_PD_CLEAN_FREED,       // "clean pages freed without a write": their swap copy is current
@@ -287,6 +288,7 @@ inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
     {V_SWAP_FORK_FROZEN, "swap devices shared at host fork"},
     {V_PD_WAKEUPS, "pageout daemon wakeups"},
     {V_PD_PASSES, "pageout passes"},
+    {V_PD_BACKOFFS, "pageout daemon back-offs"},
     {V_PD_DIRECT, "direct reclaims"},
     {V_PD_FREED, "pages freed by pageout"},
     {V_PD_CLEAN_FREED, "clean pages freed without a write"},
