@@ -11,7 +11,9 @@
 // the daemon drops the VM lock while it writes, so faults on other pages go on.
 //
 // Two callers.  The daemon (a host thread the machine starts) sleeps until free frames fall
-// below the free target, then reclaims up to the target with the lock dropped during I/O.
+// below the free target, then reclaims up to the target with the lock dropped during I/O;
+// after a pass that freed nothing it waits (20 ms, doubled up to 1 s) until something that
+// could make a page takeable changes.
 // An allocation that finds no frame reclaims directly (vm_fault, in the faulting thread).
 //
 // Without a swap device nothing is laundered: only clean pages could be freed, and there
