@@ -13,26 +13,19 @@
 #include <cstring>
 #include <fcntl.h>
 #include <sys/resource.h>
-#include <sys/single_threaded.h>
 #include <sys/syscall.h>
 #include <sys/sysinfo.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "kmem/kmem.h"
 #include "runtime/kmem_vm_source.h"
 #include "runtime/physmem.h"
-#include "runtime/physmem_cow.h"
 #include "runtime/pmap_linux.h"
 #include "runtime/region.h"
 #include "runtime/rt_base.h"
 #include "runtime/rt_maps.h"
-#include "runtime/rt_brk.h"
-#include "runtime/rt_fork_prefault.h"
-#include "runtime/rt_mlockall.h"
 #include "runtime/rt_mmap.h"
 #include "runtime/rt_pageout.h"
-#include "runtime/rt_populate.h"
 #include "runtime/rt_stats.h"
 #include "runtime/rt_vma_budget.h"
 #include "runtime/runtime_internal.h"
@@ -40,18 +33,13 @@
 #include "vm/pmap.h"
 #include "vm/vm_heap.h"
 #include "vm/vm_kern.h"
-#include "vm/vm_critical.h"
-#include "vm/vm_fds.h"
 #include "vm/vm_lock.h"
-#include "vm/swap_pager.h"
 #include "vm/vm_page.h"
-#include "vm/vm_pageout.h"
 #include "vm/vm_pdpolicy.h"
 #include "vm/vm_stats.h"
 #include "vm/vm_sys.h"
 #include "vm/vm_tables.h"
 #include "vm/vmspace.h"
-#include "vm/vm_fork_store.h"
 
 namespace vmrt {
 
