@@ -39,9 +39,11 @@ constexpr unsigned kEvictBatch = kPagerMaxRun;
 // The free minimum is this fraction of the free target (vm_pageout_daemon_loop).
 constexpr frame_t kFreeMinDiv = 4;
 // The daemon's back-off after a pass that freed nothing, doubled while passes stay
-// fruitless and nothing changed, up to the cap (fruitless_since, vm_pageout_daemon_loop).
+// fruitless and nothing changed, up to the cap (reclaim_state, vm_pageout_daemon_loop).
 constexpr long kBackoffFirstNs = 20L * 1000 * 1000;
 constexpr long kBackoffMaxNs = 1000L * 1000 * 1000;
+// An idle daemon looks again this often even unwoken (a wakeup can race its going to sleep).
+constexpr long kIdleRecheckNs = 1000L * 1000 * 1000;
 
 frame_t free_min() { return g_free_target / kFreeMinDiv; }
 
@@ -401,9 +403,19 @@ namespace {
 // nothing to take (every page dirty with no swap to write it to, or referenced, or wired)
 // finds nothing again until one of these moves, or until pages age or new ones read as
 // zeros, which the back-off's cap leaves room for.
-std::int64_t reclaim_state() {
-  return vm_stat_get(V_SWAP_SLOTS) - vm_stat_get(V_SWAP_SLOTS_USED) + 3 * vm_stat_get(V_MADV_FREE_PAGES) +
-         5 * vm_stat_get(V_WIRE_COUNT) + 7 * vm_stat_get(V_VNODE_PAGEINS);
+struct reclaim_state {
+  std::int64_t swap_free = vm_stat_get(V_SWAP_SLOTS) - vm_stat_get(V_SWAP_SLOTS_USED);
+  std::int64_t lazily_freed = vm_stat_get(V_MADV_FREE_PAGES);
+  std::int64_t wired = vm_stat_get(V_WIRE_COUNT);
+  std::int64_t file_pageins = vm_stat_get(V_VNODE_PAGEINS);
+  bool operator==(const reclaim_state&) const = default;
+};
+
+// The daemon's sleep on its wake word (vm_pageout_wakeup_if_short bumps it): until woken,
+// or `ns` at most, or at once when the word is no longer w.
+void daemon_wait(std::uint32_t w, long ns) {
+  timespec ts{ns / 1000000000L, ns % 1000000000L};
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&g_wake), FUTEX_WAIT_PRIVATE, w, &ts, nullptr, 0);
 }
 
 }  // namespace
@@ -417,16 +429,16 @@ void vm_pageout_wakeup_if_short() {
 
 void vm_pageout_daemon_loop() {
   // A fruitless pass is not repeated at once: with memory nearly all dirty and no swap
-  // (--physmem 64M --swap 0, 99.8 % in use) every allocation's wakeup started another pass
-  // of the whole budget, 139 passes and 74 M pages looked at in 9 s, each under the VM lock
-  // and clearing references the program then faulted back in: refilling freed blocks took
-  // 3.7 s where it takes 0.007 s with memory to spare.  After one, the daemon waits
+  // (--physmem 64M --swap 0, 99.8 % in use) the daemon started another pass of the whole
+  // budget 20 ms after each fruitless one, 139 passes and 74 M pages looked at in 9 s, each
+  // under the VM lock and clearing references the program then faulted back in: refilling
+  // freed blocks took 3.7 s where it takes 0.007 s with memory to spare.  After one, the daemon waits
   // kBackoffFirstNs, doubled up to kBackoffMaxNs while passes stay fruitless and
   // reclaim_state has not moved; a pass that frees anything, or a moved state, starts over.
   // (Allocations do not wake it meanwhile: it is not asleep for vm_pageout_wakeup_if_short,
   // and a fault that finds no frame reclaims for itself.)
   long backoff_ns = 0;
-  std::int64_t fruitless_state = 0;
+  reclaim_state fruitless;
   for (;;) {
     std::uint32_t w = g_wake.load(std::memory_order_acquire);
     bool short_now;
@@ -437,8 +449,7 @@ void vm_pageout_daemon_loop() {
     if (!short_now) {
       g_daemon_asleep.store(true, std::memory_order_relaxed);
       // Sleep until woken (or a second: targets may be missed by racing wakeups).
-      timespec ts{1, 0};
-      ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&g_wake), FUTEX_WAIT_PRIVATE, w, &ts, nullptr, 0);
+      daemon_wait(w, kIdleRecheckNs);
       g_daemon_asleep.store(false, std::memory_order_relaxed);
       continue;
     }
@@ -449,8 +460,7 @@ void vm_pageout_daemon_loop() {
     bool refused = vm_fail_armed() && vm_fail_eval(FP_PAGEOUT, 0, 0, &delay);
     vm_fail_delay(delay);
     if (refused) {
-      timespec ts{0, 20 * 1000 * 1000};
-      ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&g_wake), FUTEX_WAIT_PRIVATE, g_wake.load(), &ts, nullptr, 0);
+      daemon_wait(g_wake.load(), kBackoffFirstNs);
       continue;
     }
     vm_lock_guard g;
@@ -473,15 +483,14 @@ void vm_pageout_daemon_loop() {
     }
     // Nothing could be freed (all referenced or dirty with nowhere to write, or the store is
     // full): back off until the state moves, longer each time it has not.
-    const std::int64_t state = reclaim_state();
-    backoff_ns = backoff_ns == 0 || state != fruitless_state ? kBackoffFirstNs
-                 : backoff_ns >= kBackoffMaxNs / 2           ? kBackoffMaxNs
-                                                             : 2 * backoff_ns;
-    fruitless_state = state;
+    const reclaim_state state;
+    backoff_ns = backoff_ns == 0 || state != fruitless ? kBackoffFirstNs
+                 : backoff_ns >= kBackoffMaxNs / 2    ? kBackoffMaxNs
+                                                      : 2 * backoff_ns;
+    fruitless = state;
     vm_stat_inc(V_PD_BACKOFFS);
     vm_lock_release();
-    timespec ts{backoff_ns / 1000000000L, backoff_ns % 1000000000L};
-    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&g_wake), FUTEX_WAIT_PRIVATE, g_wake.load(), &ts, nullptr, 0);
+    daemon_wait(g_wake.load(), backoff_ns);
     vm_lock_acquire();
   }
 }
