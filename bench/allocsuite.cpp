@@ -768,9 +768,12 @@ run_result run_program(const task& t, const allocator& a, int rep) {
 // time, not most of it.  The program the build makes must print what glibc's printed and
 // be byte-identical to it (gcc is deterministic).
 struct gcc_build {
-  std::vector<std::string> argv;  // gcc -O2 -o prog main.c f0.c ...
+  std::vector<std::string> argv;     // gcc -O2 -o prog main.c f0.c ...
   std::string prog;
+  std::vector<std::string> written;  // every file made for the build, prog last
+  bool made = false, ok = false;
 };
+gcc_build g_gcc;
 
 std::string gcc_source_file(unsigned file, unsigned funcs) {
   const std::string f = std::to_string(file);
@@ -817,10 +820,9 @@ std::string gcc_source_file(unsigned file, unsigned funcs) {
 // Written once per suite run into DIR/gcc: at app scale S, round(4 S) files (at least
 // one) of 40 S functions (at least 8), and main.c.  Null when a file cannot be written.
 const gcc_build* gcc_sources() {
-  static gcc_build b;
-  static bool made = false, ok = false;
-  if (made) return ok ? &b : nullptr;
-  made = true;
+  gcc_build& b = g_gcc;
+  if (b.made) return b.ok ? &b : nullptr;
+  b.made = true;
   const std::string dir = g_cfg.tmpdir + "/gcc";
   if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return nullptr;
   const unsigned files = std::max(1u, unsigned(std::lround(4 * g_cfg.app_scale)));
@@ -832,20 +834,23 @@ const gcc_build* gcc_sources() {
   main_c += "int main(void) {\n  unsigned long t = 0;\n";
   for (unsigned f = 0; f < files; ++f) {
     const std::string path = dir + "/f" + std::to_string(f) + ".c";
+    b.written.push_back(path);
     if (!write_file(path, gcc_source_file(f, funcs))) return nullptr;
     b.argv.push_back(path);
     main_c += "  t += run_" + std::to_string(f) + "(" + std::to_string(f) + ");\n";
   }
   main_c += "  printf(\"%lu\\n\", t);\n  return 0;\n}\n";
-  ok = write_file(dir + "/main.c", main_c);
-  return ok ? &b : nullptr;
+  b.written.push_back(dir + "/main.c");
+  b.written.push_back(b.prog);
+  b.ok = write_file(dir + "/main.c", main_c);
+  return b.ok ? &b : nullptr;
 }
 
+// The build's files and directory, when a run made them.
 void gcc_sources_remove() {
-  const std::string dir = g_cfg.tmpdir + "/gcc";
-  for (unsigned f = 0; f < 64; ++f) unlink((dir + "/f" + std::to_string(f) + ".c").c_str());
-  for (const char* n : {"main.c", "prog"}) unlink((dir + "/" + n).c_str());
-  rmdir(dir.c_str());
+  if (!g_gcc.made) return;
+  for (const std::string& f : g_gcc.written) unlink(f.c_str());
+  rmdir((g_cfg.tmpdir + "/gcc").c_str());
 }
 
 run_result run_gcc(const task& t, const allocator& a, int rep) {
