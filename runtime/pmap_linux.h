@@ -31,8 +31,8 @@
 // Write protection (userfaultfd with write protection on shmem): a page of the API's
 // vmspaces mapped read-only while its entry allows writes (copy-on-write) is mapped
 // writable with its PTE write-protected through the userfaultfd, so a kernel-mode write
-// (read(2) into the page) waits for the handler instead of getting EFAULT (pmap_linux.cpp,
-// "userfaultfd write protection").  Elsewhere, and under sigsegv, such a page is
+// (read(2) into the page) waits for the handler instead of getting EFAULT
+// (pmap_linux_wp.cpp).  Elsewhere, and under sigsegv, such a page is
 // mprotect'ed read-only and a kernel-mode write to it gets EFAULT.
 //
 // Locking: one spinlock (the pmap lock) guards PTEs, reservations, pv lists and
@@ -120,7 +120,7 @@ bool pmap_linux_cow_capable();
 // Parent, fork set-up, pmap lock held: write-protect through the userfaultfd every writable,
 // unwired resident page of the heap [heap_lo, heap_hi) (a write, user or kernel mode, waits
 // for the handler, which pushes: pmap_linux_cow_write); push every other resident frame at
-// once (the VM's own memory, wired pages, the program's own mappings: see pmap_linux.cpp).
+// once (the VM's own memory, wired pages, the program's own mappings: see pmap_linux_fork.cpp).
 // False when the host refused a registration (the caller copies instead).
 bool pmap_linux_cow_protect(vaddr_t heap_lo, vaddr_t heap_hi);
 // Parent, fork set-up, pmap lock held: the pages glibc's fork writes after vmrt's handler

@@ -42,7 +42,7 @@ std::size_t host_resident(const void* p, std::size_t npages) {
 }
 
 // Does the host have swap?  Then mincore cannot see swapped-out host pages and the heap
-// copies a moved range whole (pmap_linux.cpp, g_host_swap): residency is not exact.
+// copies a moved range whole (pmap_linux_host.cpp, g_host_swap): residency is not exact.
 bool host_has_swap() {
   FILE* f = std::fopen("/proc/swaps", "r");
   if (f == nullptr) return true;
