@@ -1,4 +1,5 @@
-// rt_mmap.h — the program's own anonymous mappings, served by vmrt (the shim's mmap family).
+// rt_mmap.h — the program's own mappings (anonymous and of regular files), served by vmrt (the
+// shim's mmap family; rt_mmap.cpp, and rt_mremap.cpp for mremap).
 //
 // VMRT_MMAP=vmrt.  Linux's answers come from Linux itself where they depend on its VMAs:
 // each mapping of the area is host memory made by the same call at the same place, so
@@ -21,8 +22,8 @@
 //
 // Each call either answers (mm_handled: the result and errno are Linux's for the same
 // call) or passes (mm_host: the caller makes the host call unchanged):
-//   - file mappings (the vnode pager is future work), exotic flags (MAP_GROWSDOWN,
-//     MAP_HUGETLB, MAP_LOCKED, MAP_32BIT, MAP_SHARED_VALIDATE, MAP_SYNC, ...), and calls
+//   - mappings of what is not a regular file (devices, /dev/zero, pipes), exotic flags
+//     (MAP_GROWSDOWN, MAP_HUGETLB, MAP_LOCKED, MAP_32BIT, MAP_SHARED_VALIDATE, MAP_SYNC, ...), and calls
 //     whose arguments the host refuses anyway — the host answers them identically (placed
 //     in the area with MAP_FIXED, or moved there by mremap, the map adopts them);
 //   - ranges wholly outside the mmap area (the heap, the host's own mappings);
