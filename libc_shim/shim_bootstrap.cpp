@@ -14,7 +14,7 @@ namespace vmrt::shim {
 namespace {
 
 // Offsets [0, kBootstrapStaticSize) lie in g_static, the rest in g_extra.
-VMRT_LARGE_BSS alignas(4096) unsigned char g_static[kBootstrapStaticSize];
+alignas(4096) VMRT_LARGE_BSS unsigned char g_static[kBootstrapStaticSize];
 std::atomic<unsigned char*> g_extra{nullptr};  // mapped by the first block that lies there
 std::atomic<std::size_t> g_used{0};            // bump offset; lock-free CAS
 

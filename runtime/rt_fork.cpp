@@ -155,7 +155,9 @@ constexpr int kForkPrefaultTries = 8;
 
 VMRT_FORK_PARENT_TEXT bool runtime_fork_quiet() { return t_fork_quiet; }
 
-VMRT_FORK_PARENT_TEXT void runtime_fork_prepare() {
+// The VM lock is taken here and let go in runtime_fork_parent or runtime_fork_child (across the
+// host fork), which the analysis cannot follow from one function to another.
+VMRT_FORK_PARENT_TEXT void runtime_fork_prepare() VMRT_NO_THREAD_SAFETY_ANALYSIS {
   const bool quiet = fork_can_be_quiet();
   fork_store(t_fork_quiet, quiet);
   if (quiet) {
@@ -217,7 +219,7 @@ VMRT_FORK_PARENT_TEXT void runtime_fork_prepare() {
   g_fork_ready = g_fork_errno == 0;
 }
 
-VMRT_FORK_PARENT_TEXT void runtime_fork_parent() {
+VMRT_FORK_PARENT_TEXT void runtime_fork_parent() VMRT_NO_THREAD_SAFETY_ANALYSIS {  // see runtime_fork_prepare
   if (t_fork_quiet) return;  // nothing was taken (runtime_fork_prepare)
   if (g_vm_up) {
     bool child_ok = g_fork_lazy && g_fork_ready;  // nothing to wait for (counted by runtime_fork_returned)
@@ -246,7 +248,7 @@ VMRT_FORK_PARENT_TEXT void runtime_fork_parent() {
   rt::trap_fork_parent();
 }
 
-VMRT_FORK_CHILD_TEXT void runtime_fork_child() {
+VMRT_FORK_CHILD_TEXT void runtime_fork_child() VMRT_NO_THREAD_SAFETY_ANALYSIS {  // see runtime_fork_prepare
   // The counts a quiet fork made before it are the parent's, not this child's.
   if (t_fork_quiet) quiet_fork_uncount();
   vm_fd_fork_child();  // first: what follows may use a kept descriptor

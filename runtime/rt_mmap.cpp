@@ -70,7 +70,7 @@ constexpr int kMapType = 0x0f;  // MAP_TYPE
 inline vm_prot_t vm_prot_of(int prot) { return static_cast<vm_prot_t>(prot & kProtRWX); }
 
 // Does [s, e) hold host memory entries?  => VM lock held.
-bool has_host_memory(vaddr_t s, vaddr_t e) {
+bool has_host_memory(vaddr_t s, vaddr_t e) VMRT_REQUIRES(g_vm_lock) {
   vm_map_entry* ent;
   if (!vm_map_lookup_entry(g_map, s, &ent)) ent = ent->next;
   for (; !vm_map_is_end(g_map, ent) && ent->start < e; ent = ent->next)
@@ -79,7 +79,7 @@ bool has_host_memory(vaddr_t s, vaddr_t e) {
 }
 
 // The bytes of [s, e) whose entries are charged to the commit.  => VM lock held.
-vsize_t charged_bytes(vaddr_t s, vaddr_t e) {
+vsize_t charged_bytes(vaddr_t s, vaddr_t e) VMRT_REQUIRES(g_vm_lock) {
   vsize_t n = 0;
   vm_map_entry* ent;
   if (!vm_map_lookup_entry(g_map, s, &ent)) ent = ent->next;
@@ -91,7 +91,7 @@ vsize_t charged_bytes(vaddr_t s, vaddr_t e) {
 }  // namespace
 
 // vm_map_delete of [s, e), giving its charge back.  => VM lock held.
-void delete_locked(vaddr_t s, vaddr_t e) {
+void delete_locked(vaddr_t s, vaddr_t e) VMRT_REQUIRES(g_vm_lock) {
   vsize_t c = charged_bytes(s, e);
   vm_map_delete(g_map, s, e);
   if (c != 0) vm_commit_uncharge(c);
@@ -99,7 +99,7 @@ void delete_locked(vaddr_t s, vaddr_t e) {
 
 // Drop [s, e) of the area: entries (pageable pages and their swap copies with them, their
 // commit charge) and host memory.  => VM lock held.
-void remove_locked(vaddr_t s, vaddr_t e) {
+void remove_locked(vaddr_t s, vaddr_t e) VMRT_REQUIRES(g_vm_lock) {
   if (s >= e) return;
   bool host = has_host_memory(s, e);
   delete_locked(s, e);
@@ -125,7 +125,7 @@ bool paged_anon() {
 // Writable memory is charged to the commit first (strict, as Linux's overcommit_memory=2:
 // the program's mmap fails with ENOMEM rather than a later touch finding neither a frame
 // nor a swap slot); KERN_RESOURCE_SHORTAGE when it does not fit.
-kern_return_t insert_paged_locked(vaddr_t s, vaddr_t e, vm_prot_t prot, vm_inherit_t inh) {
+kern_return_t insert_paged_locked(vaddr_t s, vaddr_t e, vm_prot_t prot, vm_inherit_t inh) VMRT_REQUIRES(g_vm_lock) {
   bool charge = (prot & VM_PROT_WRITE) != 0;
   if (charge && vm_commit_charge(e - s) != KERN_SUCCESS) return KERN_RESOURCE_SHORTAGE;
   auto ef = static_cast<std::uint16_t>(MAP_ENTRY_COW | MAP_ENTRY_ZERO_SINGLE | (charge ? MAP_ENTRY_CHARGED : 0));
@@ -141,7 +141,7 @@ kern_return_t insert_paged_locked(vaddr_t s, vaddr_t e, vm_prot_t prot, vm_inher
 // vm_fault.  Writable memory is charged to the commit, as Linux charges private file
 // mappings.  => VM lock held.
 kern_return_t insert_paged_file_locked(vaddr_t s, vaddr_t e, vm_prot_t prot, vm_inherit_t inh, vm_object* obj,
-                                       vm_ooffset_t off) {
+                                       vm_ooffset_t off) VMRT_REQUIRES(g_vm_lock) {
   bool charge = (prot & VM_PROT_WRITE) != 0;
   if (charge && vm_commit_charge(e - s) != KERN_SUCCESS) return KERN_RESOURCE_SHORTAGE;
   auto ef = static_cast<std::uint16_t>(MAP_ENTRY_COW | MAP_ENTRY_NEEDS_COPY | (charge ? MAP_ENTRY_CHARGED : 0));
@@ -178,7 +178,8 @@ bool file_position(const vm_map_entry* ent, vaddr_t x, vm_object** obj, vm_ooffs
 // file's pages past the mapping's end were mapped, past the file's end a SIGBUS: the paged
 // differential, seeds 1 and 2).
 //  => VM lock held.
-kern_return_t insert_tail_locked(const vm_map_entry* last, vaddr_t from, vaddr_t s, vaddr_t e) {
+kern_return_t insert_tail_locked(const vm_map_entry* last, vaddr_t from, vaddr_t s, vaddr_t e)
+    VMRT_REQUIRES(g_vm_lock) {
   VMRT_ASSERT(from > last->start && from <= last->end);
   vm_object* obj;
   vm_ooffset_t off;
@@ -205,7 +206,7 @@ namespace {
 // Linux's walks that go on past holes (madvise, msync): f(piece start, piece end) for each
 // entry piece of [s, e) in order until f returns false; *hole = [s, e) has one.
 //  => VM lock held.
-template <class F> void walk_over_holes(vaddr_t s, vaddr_t e, bool* hole, F&& f) {
+template <class F> void walk_over_holes(vaddr_t s, vaddr_t e, bool* hole, F&& f) VMRT_REQUIRES(g_vm_lock) {
   *hole = false;
   vaddr_t x = s;
   while (x < e) {
@@ -229,9 +230,9 @@ template <class F> void walk_over_holes(vaddr_t s, vaddr_t e, bool* hole, F&& f)
 // before the host maps something over the range: the pmap puts a reservation back where it
 // removes resident pages, which must happen before the host's mapping arrives, not after.
 //  => VM lock held.
-void remove_paged_locked(vaddr_t s, vaddr_t e) {
+void remove_paged_locked(vaddr_t s, vaddr_t e) VMRT_REQUIRES(g_vm_lock) {
   bool hole;
-  walk_over_holes(s, e, &hole, [](vaddr_t x, vaddr_t y) {
+  walk_over_holes(s, e, &hole, [](vaddr_t x, vaddr_t y) VMRT_REQUIRES(g_vm_lock) {
     vm_map_entry* ent;
     VMRT_ASSERT(vm_map_lookup_entry(g_map, x, &ent));
     if (vm_backed(ent)) delete_locked(x, y);
@@ -243,7 +244,7 @@ namespace {
 
 // Merge the entries around [s, e) again after an attribute change (Linux merges the VMAs).
 //  => VM lock held.
-void simplify_locked(vaddr_t s, vaddr_t e) {
+void simplify_locked(vaddr_t s, vaddr_t e) VMRT_REQUIRES(g_vm_lock) {
   vm_map_entry* ent;
   if (!vm_map_lookup_entry(g_map, s, &ent)) ent = ent->next;
   while (!vm_map_is_end(g_map, ent) && ent->start <= e) {
@@ -260,13 +261,14 @@ void simplify_locked(vaddr_t s, vaddr_t e) {
 // A file mapping's entry maps the file's vnode object (obj, taken with a reference of the
 // entry's own) and its identity is the file offset.
 inline vm_inherit_t inherit_of(bool shared) { return shared ? VM_INHERIT_SHARE : VM_INHERIT_COPY; }
-kern_return_t insert_locked(vaddr_t s, vaddr_t e, int prot, vm_inherit_t inh, vm_ooffset_t ident, vm_object* obj) {
+kern_return_t insert_locked(vaddr_t s, vaddr_t e, int prot, vm_inherit_t inh, vm_ooffset_t ident, vm_object* obj)
+    VMRT_REQUIRES(g_vm_lock) {
   if (obj != nullptr) vm_object_reference(obj);
   kern_return_t kr = noted(vm_map_insert(g_map, obj, ident, s, e, vm_prot_of(prot), VM_PROT_ALL, MAP_ENTRY_HOSTMEM, inh));
   if (kr != KERN_SUCCESS && obj != nullptr) vm_object_deallocate(obj);
   return kr;
 }
-kern_return_t insert_locked(vaddr_t s, vaddr_t e, int prot, bool shared, vm_ooffset_t ident) {
+kern_return_t insert_locked(vaddr_t s, vaddr_t e, int prot, bool shared, vm_ooffset_t ident) VMRT_REQUIRES(g_vm_lock) {
   return insert_locked(s, e, prot, inherit_of(shared), ident);
 }
 
@@ -331,7 +333,7 @@ vm_map_entry* last_fit(vm_map_entry* x, vaddr_t limit, vsize_t len) {
 // the area that holds them.  New mappings then sit right below the ones made before them,
 // as natively, so the neighbours Linux merges with (or not) are the same.  False: no room.
 //  => VM lock held.
-bool findspace_topdown(vsize_t n, vaddr_t* out) {
+bool findspace_topdown(vsize_t n, vaddr_t* out) VMRT_REQUIRES(g_vm_lock) {
   // The gap below g_hi: from the end of the last entry that starts below it (the heap, the
   // map's last entry, lies above the area).
   vm_map_entry* below;
@@ -416,7 +418,7 @@ static bool served_file(int flags, int fd, file_id* id) {
 // the old mapping, as on Linux: the map follows the host; a place vmrt chose (placed: it was
 // free) gets its reservation back.  => VM lock held.
 static mm_route host_map_here(vaddr_t a, vsize_t n, int prot, int flags, int hf, int fd, off_t off, const file_id* fid,
-                              bool placed, mm_answer* out) {
+                              bool placed, mm_answer* out) VMRT_REQUIRES(g_vm_lock) {
   if ((hf & MAP_FIXED) != 0) remove_paged_locked(a, a + n);
   void* r = vmrt::sys::mmap(reinterpret_cast<void*>(a), n, prot, hf, fd, off);
   if (r == MAP_FAILED) {
@@ -485,7 +487,7 @@ constexpr std::uint64_t kPagedFileMax = std::uint64_t{1} << 36;
 // again), then the file's vnode object gets its store and the entry maps it copy-on-write.
 //  => VM lock held.
 static mm_route map_file_paged(vaddr_t a, vsize_t n, int prot, int flags, int fd, off_t off, const file_id* fid,
-                               mm_answer* out) {
+                               mm_answer* out) VMRT_REQUIRES(g_vm_lock) {
   if ((flags & MAP_FIXED) == 0 && !vm_map_range_free(g_map, a, a + n)) return fail(out, EEXIST);  // FIXED_NOREPLACE
   void* probe = vmrt::sys::mmap(nullptr, n, prot, flags & ~(MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_POPULATE), fd, off);
   if (probe == MAP_FAILED) return fail(out, errno);
@@ -667,7 +669,7 @@ mm_route mm_mprotect(void* addr, std::size_t len, int prot, mm_answer* out) {
   vm_prot_t vp = vm_prot_of(prot);
   // Piece by piece, the host first, then the map (what was changed before a hole or a
   // refusal stays changed, as in Linux).
-  bool whole = walk(a, a + n, [&](vaddr_t s, vaddr_t e, vm_map_entry* ent) {
+  bool whole = walk(a, a + n, [&](vaddr_t s, vaddr_t e, vm_map_entry* ent) VMRT_REQUIRES(g_vm_lock) {
     if (vm_backed(ent)) {
       // Made writable: charged now (Linux charges a private mapping when it becomes
       // writable, and keeps the charge when it stops being so).
@@ -700,8 +702,8 @@ mm_route mm_mprotect(void* addr, std::size_t len, int prot, mm_answer* out) {
 
 // Set the inheritance of each piece of [s, e), all mapped, to want(piece start, entry), then
 // merge again.  mm_fork_child reads it in the host's child.  => VM lock held.
-template <class F> static void set_inheritance(vaddr_t s, vaddr_t e, F&& want) {
-  walk(s, e, [&](vaddr_t x, vaddr_t y, vm_map_entry* ent) {
+template <class F> static void set_inheritance(vaddr_t s, vaddr_t e, F&& want) VMRT_REQUIRES(g_vm_lock) {
+  walk(s, e, [&](vaddr_t x, vaddr_t y, vm_map_entry* ent) VMRT_REQUIRES(g_vm_lock) {
     vm_inherit_t w = want(x, ent);
     if (ent->inheritance == w) return true;
     vm_map_clip_start(g_map, ent, x);
@@ -723,7 +725,7 @@ template <class F> static void set_inheritance(vaddr_t s, vaddr_t e, F&& want) {
 // MADV_WIPEONFORK are for anonymous memory only (EINVAL), MADV_REMOVE needs a shared
 // writable mapping (EACCES), after refusing locked memory (EINVAL: madvise_remove tests
 // VM_LOCKED first).
-static int advise_paged(vaddr_t s, vaddr_t e, int advice, bool file) {
+static int advise_paged(vaddr_t s, vaddr_t e, int advice, bool file) VMRT_REQUIRES(g_vm_lock) {
   if (file && (advice == MADV_FREE || advice == MADV_WIPEONFORK)) return EINVAL;
   if (advice == MADV_REMOVE) {
     bool locked = false;
@@ -802,7 +804,7 @@ mm_route mm_madvise(void* addr, std::size_t len, int advice, mm_answer* out) {
   int err = 0;
   bool hole = false;
   // Linux applies the advice to every mapped piece and reports a hole at the end.
-  walk_over_holes(a, a + n, &hole, [&](vaddr_t x, vaddr_t e) {
+  walk_over_holes(a, a + n, &hole, [&](vaddr_t x, vaddr_t e) VMRT_REQUIRES(g_vm_lock) {
     vm_map_entry* ent;
     VMRT_ASSERT(vm_map_lookup_entry(g_map, x, &ent));
     if (vm_backed(ent)) {
@@ -935,7 +937,7 @@ mm_route mm_msync(void* addr, std::size_t len, int flags, mm_answer* out) {
   // mapping with MS_INVALIDATE stops the walk (EBUSY); the host answers for each piece.
   bool hole = false, any_file = false;
   int err = 0;
-  walk_over_holes(a, a + n, &hole, [&](vaddr_t x, vaddr_t e) {
+  walk_over_holes(a, a + n, &hole, [&](vaddr_t x, vaddr_t e) VMRT_REQUIRES(g_vm_lock) {
     vm_map_entry* ent;
     VMRT_ASSERT(vm_map_lookup_entry(g_map, x, &ent));
     if (vm_backed(ent)) {  // anonymous memory (or a private file mapping's copies): nothing to write back
@@ -986,8 +988,8 @@ mm_route mm_mlock(const void* addr, std::size_t len, bool lock, mm_answer* out) 
   bool any_paged = false;
   walk(a, a + n, [&](vaddr_t, vaddr_t, vm_map_entry* ent) { return !(any_paged = vm_backed(ent)); });
   // The pageable pieces of [x, y) locked as Linux flags VM_LOCKED without populating.
-  auto lock_lazily = [](vaddr_t x, vaddr_t y) {
-    walk(x, y, [](vaddr_t s, vaddr_t e, vm_map_entry* ent) {
+  auto lock_lazily = [](vaddr_t x, vaddr_t y) VMRT_REQUIRES(g_vm_lock) {
+    walk(x, y, [](vaddr_t s, vaddr_t e, vm_map_entry* ent) VMRT_REQUIRES(g_vm_lock) {
       if (vm_backed(ent)) vm_map_lock_lazy_locked(g_map, s, e);
       return true;
     });
@@ -999,7 +1001,7 @@ mm_route mm_mlock(const void* addr, std::size_t len, bool lock, mm_answer* out) 
     }
     int err = 0;
     vaddr_t stop = a + n;  // where locking stopped (the rest is locked lazily)
-    walk(a, a + n, [&](vaddr_t s, vaddr_t e, vm_map_entry* ent) {
+    walk(a, a + n, [&](vaddr_t s, vaddr_t e, vm_map_entry* ent) VMRT_REQUIRES(g_vm_lock) {
       if (!vm_backed(ent)) {
         if (vmrt::sys::mlock(reinterpret_cast<void*>(s), e - s) != 0) err = errno;
         stop = e;
@@ -1022,7 +1024,7 @@ mm_route mm_mlock(const void* addr, std::size_t len, bool lock, mm_answer* out) 
   }
   if (any_paged) {  // munlock: what precedes the first hole, then ENOMEM at it
     int err = 0;
-    bool whole = walk(a, a + n, [&](vaddr_t s, vaddr_t e, vm_map_entry* ent) {
+    bool whole = walk(a, a + n, [&](vaddr_t s, vaddr_t e, vm_map_entry* ent) VMRT_REQUIRES(g_vm_lock) {
       if (!vm_backed(ent)) {
         if (vmrt::sys::munlock(reinterpret_cast<void*>(s), e - s) != 0) err = errno;
         return err == 0;

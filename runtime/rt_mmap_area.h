@@ -51,7 +51,7 @@ inline bool vm_backed(const vm_map_entry* x) { return (x->eflags & MAP_ENTRY_HOS
 // at the first hole (returns false: ENOMEM in Linux's walks) or when f returns false.
 // Each piece is looked up by address, so f may clip, merge or replace entries.
 //  => VM lock held.
-template <class F> bool walk(vaddr_t s, vaddr_t e, F&& f) {
+template <class F> bool walk(vaddr_t s, vaddr_t e, F&& f) VMRT_REQUIRES(g_vm_lock) {
   vaddr_t a = s;
   while (a < e) {
     vm_map_entry* ent;
@@ -64,7 +64,7 @@ template <class F> bool walk(vaddr_t s, vaddr_t e, F&& f) {
 }
 
 // Call f(hole start, hole end) for each hole (no entry) of [s, e).  => VM lock held.
-template <class F> void for_each_hole(vaddr_t s, vaddr_t e, F&& f) {
+template <class F> void for_each_hole(vaddr_t s, vaddr_t e, F&& f) VMRT_REQUIRES(g_vm_lock) {
   vaddr_t x = s;
   while (x < e) {
     vm_map_entry* ent;
@@ -80,40 +80,41 @@ template <class F> void for_each_hole(vaddr_t s, vaddr_t e, F&& f) {
 }
 
 // vm_map_delete of [s, e), giving its charge back.  => VM lock held.
-void delete_locked(vaddr_t s, vaddr_t e);
+void delete_locked(vaddr_t s, vaddr_t e) VMRT_REQUIRES(g_vm_lock);
 // Drop [s, e) of the area: entries (pageable pages and their swap copies with them, their
 // commit charge) and host memory.  => VM lock held.
-void remove_locked(vaddr_t s, vaddr_t e);
+void remove_locked(vaddr_t s, vaddr_t e) VMRT_REQUIRES(g_vm_lock);
 // Drop the pageable pieces of [s, e) before the host maps something over the range.
 //  => VM lock held.
-void remove_paged_locked(vaddr_t s, vaddr_t e);
+void remove_paged_locked(vaddr_t s, vaddr_t e) VMRT_REQUIRES(g_vm_lock);
 // Insert pageable private anonymous memory [s, e), charged to the commit when writable;
 // KERN_RESOURCE_SHORTAGE when it does not fit.  => VM lock held.
-kern_return_t insert_paged_locked(vaddr_t s, vaddr_t e, vm_prot_t prot, vm_inherit_t inh);
+kern_return_t insert_paged_locked(vaddr_t s, vaddr_t e, vm_prot_t prot, vm_inherit_t inh) VMRT_REQUIRES(g_vm_lock);
 // Insert pageable private file memory [s, e) over the vnode object obj from byte off.
 //  => VM lock held.
 kern_return_t insert_paged_file_locked(vaddr_t s, vaddr_t e, vm_prot_t prot, vm_inherit_t inh, vm_object* obj,
-                                       vm_ooffset_t off);
+                                       vm_ooffset_t off) VMRT_REQUIRES(g_vm_lock);
 // The file position of address x of a pageable entry: the vnode object at the bottom of its
 // chain and the byte offset there.  False when the entry maps no file.  => VM lock held.
-bool file_position(const vm_map_entry* ent, vaddr_t x, vm_object** obj, vm_ooffset_t* off);
+bool file_position(const vm_map_entry* ent, vaddr_t x, vm_object** obj, vm_ooffset_t* off) VMRT_REQUIRES(g_vm_lock);
 // Pageable memory [s, e) that continues the entry `last` after a grown range's old end
 // `from` (an mremap growth).  => VM lock held.
-kern_return_t insert_tail_locked(const vm_map_entry* last, vaddr_t from, vaddr_t s, vaddr_t e);
+kern_return_t insert_tail_locked(const vm_map_entry* last, vaddr_t from, vaddr_t s, vaddr_t e) VMRT_REQUIRES(g_vm_lock);
 // A new mapping's identity (its entries' offset): its address when private, a range of its
 // own when shared.  => VM lock held.
-vm_ooffset_t new_identity(vaddr_t s, bool shared);
+vm_ooffset_t new_identity(vaddr_t s, bool shared) VMRT_REQUIRES(g_vm_lock);
 // Insert the entry for new host memory [s, e) named `ident` (a file mapping's: obj, the
 // file's vnode object, referenced by the entry).  => VM lock held.
-kern_return_t insert_locked(vaddr_t s, vaddr_t e, int prot, vm_inherit_t inh, vm_ooffset_t ident, vm_object* obj = nullptr);
-kern_return_t insert_locked(vaddr_t s, vaddr_t e, int prot, bool shared, vm_ooffset_t ident);
+kern_return_t insert_locked(vaddr_t s, vaddr_t e, int prot, vm_inherit_t inh, vm_ooffset_t ident, vm_object* obj = nullptr)
+    VMRT_REQUIRES(g_vm_lock);
+kern_return_t insert_locked(vaddr_t s, vaddr_t e, int prot, bool shared, vm_ooffset_t ident) VMRT_REQUIRES(g_vm_lock);
 // After a host call that may have unmapped part of [s, e) of the area, the pages the host
 // no longer maps leave the map and become the area's reservation again.  => VM lock held.
-void resync_unmapped(vaddr_t s, vaddr_t e);
+void resync_unmapped(vaddr_t s, vaddr_t e) VMRT_REQUIRES(g_vm_lock);
 // Is [s, s + n) one VMA of the host's?
 bool host_one_vma(vaddr_t s, vsize_t n);
 // Where Linux's default (top-down) layout would put n bytes.  False: no room.
 //  => VM lock held.
-bool findspace_topdown(vsize_t n, vaddr_t* out);
+bool findspace_topdown(vsize_t n, vaddr_t* out) VMRT_REQUIRES(g_vm_lock);
 
 }  // namespace vmrt::rt::mma

@@ -50,7 +50,8 @@ VMRT_LARGE_BSS static move_piece g_pieces[kMaxMovePieces];  // [VM lock]
 // then the map follows what the host did: the destination holds the moved pieces (a
 // growth's tail continues the last one), the old range what the host left there.
 //  => VM lock held; [o, o + on) inside the area and starting in an entry.
-static mm_route host_move_in_area(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn, int hflags, mm_answer* out) {
+static mm_route host_move_in_area(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn, int hflags, mm_answer* out)
+    VMRT_REQUIRES(g_vm_lock) {
   bool dontunmap = (hflags & MREMAP_DONTUNMAP) != 0;
   unsigned np = 0;
   vsize_t moved = nn < on ? nn : on;
@@ -122,7 +123,7 @@ static mm_route host_move_in_area(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn
 // map leaves the map and is reserved again (what the host unmapped, and the holes a move
 // of several mappings brings along).  => VM lock held.
 static mm_route host_mremap_into_area(void* old_addr, std::size_t old_len, std::size_t new_len, int flags, vaddr_t na,
-                                      vsize_t nn, mm_answer* out) {
+                                      vsize_t nn, mm_answer* out) VMRT_REQUIRES(g_vm_lock) {
   if ((flags & MREMAP_FIXED) != 0) {
     // The host checks the source before it unmaps the destination: no mapping at old_addr
     // (mincore: ENOMEM) leaves the destination's pageable memory alone.
@@ -164,11 +165,11 @@ static mm_route host_mremap_into_area(void* old_addr, std::size_t old_len, std::
 // Does [o, o + on) start in pageable memory?  Is it one pageable mapping as Linux would
 // see it (entries of one protection and inheritance without a gap: Linux merges such
 // VMAs)?  => VM lock held.
-static bool starts_paged(vaddr_t o) {
+static bool starts_paged(vaddr_t o) VMRT_REQUIRES(g_vm_lock) {
   vm_map_entry* ent;
   return vm_map_lookup_entry(g_map, o, &ent) && vm_backed(ent);
 }
-static bool one_paged_mapping(vaddr_t o, vsize_t on) {
+static bool one_paged_mapping(vaddr_t o, vsize_t on) VMRT_REQUIRES(g_vm_lock) {
   vm_map_entry* first;
   if (!vm_map_lookup_entry(g_map, o, &first)) return false;
   bool one = true;
@@ -190,7 +191,7 @@ static bool one_paged_mapping(vaddr_t o, vsize_t on) {
 // How a moved range is locked (mlock): its pages wired, locked lazily (flagged, nothing
 // populated: MAP_ENTRY_LOCKED_LAZY), or not.  The destination gets the same after the move.
 enum class move_lock { none, lazy, wired };
-static move_lock move_lock_of(vaddr_t s, vaddr_t e) {
+static move_lock move_lock_of(vaddr_t s, vaddr_t e) VMRT_REQUIRES(g_vm_lock) {
   move_lock l = move_lock::none;
   walk(s, e, [&](vaddr_t, vaddr_t, vm_map_entry* ent) {
     if (ent->wired_count != 0) l = (ent->eflags & MAP_ENTRY_LOCKED_LAZY) != 0 ? move_lock::lazy : move_lock::wired;
@@ -198,7 +199,7 @@ static move_lock move_lock_of(vaddr_t s, vaddr_t e) {
   });
   return l;
 }
-static void move_lock_apply(vaddr_t s, vaddr_t e, move_lock l) {
+static void move_lock_apply(vaddr_t s, vaddr_t e, move_lock l) VMRT_REQUIRES(g_vm_lock) {
   if (l == move_lock::wired) (void)vm_map_wire_locked(g_map, s, e);  // mlocked memory stays locked
   else if (l == move_lock::lazy) vm_map_lock_lazy_locked(g_map, s, e);
 }
@@ -212,7 +213,8 @@ struct old_piece {
 };
 VMRT_LARGE_BSS static old_piece g_old[kMaxMovePieces];  // [VM lock]
 
-static mm_route paged_move(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn, bool dontunmap, mm_answer* out) {
+static mm_route paged_move(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn, bool dontunmap, mm_answer* out)
+    VMRT_REQUIRES(g_vm_lock) {
   remove_locked(dst, dst + nn);
   if (nn < on) {  // what does not move goes first, while its pages are this range's alone
     remove_locked(o + nn, o + on);
@@ -225,7 +227,7 @@ static mm_route paged_move(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn, bool 
   const move_lock locked = move_lock_of(o, o + on);
   unsigned nold = 0;
   if (dontunmap)
-    walk(o, o + on, [&](vaddr_t s, vaddr_t e, vm_map_entry* ent) {
+    walk(o, o + on, [&](vaddr_t s, vaddr_t e, vm_map_entry* ent) VMRT_REQUIRES(g_vm_lock) {
       if (nold == kMaxMovePieces) return false;  // the rest: anonymous, as the last piece
       old_piece& p = g_old[nold++];
       p = {s, e, ent->protection, ent->inheritance, nullptr, 0};
@@ -266,7 +268,8 @@ static mm_route paged_move(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn, bool 
 // paged differential's last differences, 2026-12-04: vmrt refused every such move, ENOMEM.)
 //  => VM lock held (dropped while a page is read back from swap); [o, o + on) one pageable
 //     mapping; [dst, dst + nn) outside the area, not overlapping it.
-static mm_route paged_move_out(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn, bool dontunmap, mm_answer* out) {
+static mm_route paged_move_out(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn, bool dontunmap, mm_answer* out)
+    VMRT_REQUIRES(g_vm_lock) {
   // Never over vmrt's own memory (its region: the heap, kmem; its table arena): the copy is
   // written with the VM lock held.
   if ((dst < region_base() + region_size() && dst + nn > region_base()) ||
@@ -275,7 +278,7 @@ static mm_route paged_move_out(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn, b
   vm_map_entry* ent;
   // The page of va in the VM: resident (returned), in swap (*paged), or neither (a file's
   // page is read from the file below, without a fault: the mapping may be PROT_NONE).
-  auto page_of = [](vaddr_t va, bool* paged) -> vm_page* {
+  auto page_of = [](vaddr_t va, bool* paged) VMRT_REQUIRES(g_vm_lock) -> vm_page* {
     *paged = false;
     vm_map_entry* e;
     if (!vm_map_lookup_entry(g_map, va, &e) || e->object == nullptr) return nullptr;
@@ -340,7 +343,7 @@ static mm_route paged_move_out(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn, b
 // mmap_linux_rules, case 2).  False when a piece is not pageable or there are too many
 // (the caller says EFAULT, as an older kernel).  => VM lock held; [o, o + on) starts in an
 // entry and does not overlap the destination.
-static bool paged_move_pieces(vaddr_t o, vsize_t on, vaddr_t dst, mm_answer* out) {
+static bool paged_move_pieces(vaddr_t o, vsize_t on, vaddr_t dst, mm_answer* out) VMRT_REQUIRES(g_vm_lock) {
   unsigned n = 0;
   bool ok = true;
   for (vaddr_t x = o; x < o + on;) {

@@ -6,6 +6,7 @@
 # luajit: a JIT that maps executable memory (scenario mmap_programs).
 # postgresql: a server that forks a backend per connection (scenario qa_postgres).
 # gdb: a scenario case that hangs prints every thread's stack before it is stopped (tests/scenario/lib, `watched`).
+# clang: the locking contracts are checked by its thread safety analysis (test lint.thread_safety).
 set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config man-db groff-base
@@ -16,7 +17,7 @@ PACKAGES=(
   bash perl tcl coreutils findutils sed tar gzip libc6-dev
   redis-server redis-tools memcached gnuplot-nox
   valgrind
-  luajit gdb
+  luajit gdb clang
   postgresql-15 postgresql-client-15
 )
 missing=()

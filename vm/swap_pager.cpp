@@ -315,7 +315,7 @@ vm_pager_result swp_get_pages(vm_object* obj, vm_page* const* pages, unsigned n,
   std::uint64_t delay = 0;  // fault injection's sleep=: a slow device, slept without the VM lock
   bool fail_read = vm_fail_armed() && vm_fail_eval(FP_PAGER_READ, std::size_t{n} * PAGE_SIZE, 0, &delay);
   bool corrupt = vm_fail_armed() && vm_fail_eval(FP_SWAP_CORRUPT, std::size_t{n} * PAGE_SIZE);
-  if (may_unlock) vm_lock_release();
+  vm_lock_drop_if(may_unlock);
   vm_fail_delay(delay);
   std::uint64_t ops_done = 0, pages_done = 0;
   for (unsigned k = 0; k < n;) {
@@ -359,7 +359,7 @@ vm_pager_result swp_get_pages(vm_object* obj, vm_page* const* pages, unsigned n,
     pages_done += j - k;
     k = j;
   }
-  if (may_unlock) vm_lock_acquire();
+  vm_lock_retake_if(may_unlock);
   for (unsigned k = 0; k < n; ++k) {
     if (!io[k]) continue;
     g_dev[dev[k]].io--;
@@ -438,7 +438,7 @@ void swp_put_pages(vm_object* obj, vm_page* const* pages, unsigned n, unsigned f
   }
   const int own_fh = own >= 0 ? g_dev[own].fh : -1;
   if (own >= 0) g_dev[own].io++;  // a fork may freeze it meanwhile: it stays open
-  if (may_unlock) vm_lock_release();
+  vm_lock_drop_if(may_unlock);
   vm_fail_delay(delay);
   std::uint64_t ops_done = 0;
   for (unsigned k = 0; k < n;) {
@@ -459,7 +459,7 @@ void swp_put_pages(vm_object* obj, vm_page* const* pages, unsigned n, unsigned f
     ++ops_done;
     k = j;
   }
-  if (may_unlock) vm_lock_acquire();
+  vm_lock_retake_if(may_unlock);
   if (own >= 0) {
     g_dev[own].io--;
     device_settle(static_cast<unsigned>(own));

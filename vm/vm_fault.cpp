@@ -43,7 +43,7 @@ vm_object* chain_bottom(vm_object* o) {
 }
 
 // Grow a GROWS_DOWN entry down to va if va is within reach.  True when grown.
-bool grow_stack(vm_map* map, vm_map_entry* below, vaddr_t va) {
+bool grow_stack(vm_map* map, vm_map_entry* below, vaddr_t va) VMRT_REQUIRES(g_vm_lock) {
   vm_map_entry* st = below->next;
   if (vm_map_is_end(map, st) || (st->eflags & MAP_ENTRY_GROWS_DOWN) == 0) return false;
   if (va + kStackGrowMax < st->start) return false;
@@ -457,7 +457,7 @@ kern_return_t page_in(const vm_map_entry* e, vm_pindex_t pindex, const vm_chain_
 // shadow chain, read from a pager or wait for a busy page (both end in KERN_RESTART),
 // copy-on-write, zero fill, enter.
 kern_return_t fault_once(vm_map* map, vaddr_t va, vm_fault_type type, unsigned flags, vaddr_t populate_end,
-                         vm_fault_result* res) {
+                         vm_fault_result* res) VMRT_REQUIRES(g_vm_lock) {
   va = trunc_page(va);
   vm_map_entry* e;
   if (!vm_map_lookup_entry(map, va, &e)) {

@@ -14,7 +14,7 @@ namespace vmrt {
 namespace {
 
 // The entry mapping va in map, one submap level followed (as vm_fault does); null when none.
-vm_map_entry* entry_at(vm_map* map, vaddr_t va) {
+vm_map_entry* entry_at(vm_map* map, vaddr_t va) VMRT_REQUIRES(g_vm_lock) {
   vm_map_entry* e;
   if (!vm_map_lookup_entry(map, va, &e)) return nullptr;
   if ((e->eflags & MAP_ENTRY_IS_SUBMAP) != 0 && (!vm_map_lookup_entry(e->submap, va, &e) ||

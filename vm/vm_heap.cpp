@@ -304,7 +304,7 @@ void move_pages_locked(vaddr_t from, vaddr_t to, vsize_t len) {
 }
 
 // Call f(a, b) for each dirty range piece inside [s, e).  => VM lock held.
-template <class F> void for_each_dirty(vaddr_t s, vaddr_t e, F&& f) {
+template <class F> void for_each_dirty(vaddr_t s, vaddr_t e, F&& f) VMRT_REQUIRES(g_vm_lock) {
   vm_map_entry* d;
   if (!vm_map_lookup_entry(g_dirty, s, &d)) d = d->next;
   for (; !vm_map_is_end(g_dirty, d) && d->start < e; d = d->next) f(d->start > s ? d->start : s, d->end < e ? d->end : e);
@@ -320,7 +320,7 @@ constexpr vsize_t kCleanInPlaceMax = vsize_t{256} << 10;
 // program's freed data and the host keeps their pages, so no host call is made and the
 // caller's first writes there fault nothing in.  True when a dirty piece lay inside.
 //  => VM lock held.
-bool clean_locked(vaddr_t s, vaddr_t e, bool zero) {
+bool clean_locked(vaddr_t s, vaddr_t e, bool zero) VMRT_REQUIRES(g_vm_lock) {
   if (g_dirty_bytes == 0) return false;
   const pmap_ops* ops = pmap_machine_ops();
   bool any = false;
@@ -349,7 +349,7 @@ VMRT_LARGE_BSS vm_span g_discard_batch[kDiscardBatch];  // [VM lock]
 
 // Discard every dirty range (coalesced: one release per run of frames; host memory in
 // batches of kDiscardBatch ranges per host call).  => VM lock held.
-void flush_dirty_locked() {
+void flush_dirty_locked() VMRT_REQUIRES(g_vm_lock) {
   if (g_dirty_bytes == 0) return;
   if (host_backed()) {
     std::size_t n = 0;
@@ -375,7 +375,7 @@ void flush_dirty_locked() {
 // Record [s, e) as allocated and populate its windows; it reads as zeros when `zero`
 // (else see clean_locked), and *dirty (when given) tells whether it held freed data.
 //  => VM lock held; [s, e) free in g_ranges.  On failure nothing is recorded.
-kern_return_t take_locked(vaddr_t s, vaddr_t e, bool zero = true, bool* dirty = nullptr) {
+kern_return_t take_locked(vaddr_t s, vaddr_t e, bool zero = true, bool* dirty = nullptr) VMRT_REQUIRES(g_vm_lock) {
   // HOST: the heap's memory is charged to physmem all the same, by what is handed out
   // (VMRT_PHYSMEM bounds a program whatever the backing): the ranges allocated plus the
   // frames the VM uses never exceed physmem.
@@ -406,7 +406,7 @@ kern_return_t take_locked(vaddr_t s, vaddr_t e, bool zero = true, bool* dirty = 
 
 // [s, e) is freed: it joins the dirty ranges (discarded when they grow past kDirtyMax), or
 // is discarded at once when no range record is left.  => VM lock held.
-void give_back_locked(vaddr_t s, vaddr_t e) {
+void give_back_locked(vaddr_t s, vaddr_t e) VMRT_REQUIRES(g_vm_lock) {
   vm_map_delete(g_ranges, s, e);
   g_allocated -= e - s;
   if (paged()) {  // no dirty ranges: pages that may be paged out are dropped at once
@@ -433,7 +433,7 @@ static_assert(kGrowthSlotMax % kWindow == 0 && kGrowthRoom >= 2);
 
 // Where to move a range growing to newsize: a slot as above, else first fit.
 //  => VM lock held.  False when the arena has no room.
-bool find_growth_space_locked(vsize_t newsize, vaddr_t* va) {
+bool find_growth_space_locked(vsize_t newsize, vaddr_t* va) VMRT_REQUIRES(g_vm_lock) {
   vsize_t slot = kWindow;
   while (slot < kGrowthSlotMax && slot / kGrowthRoom < newsize) slot <<= 1;
   vaddr_t half = window_of(g_base + (g_end - g_base) / 2);
@@ -706,7 +706,7 @@ VMRT_FORK_PARENT_TEXT bool vm_heap_is_paged() { return g_backing == VM_HEAP_PAGE
 
 vm_map* vm_heap_map() { return g_map; }
 
-bool vm_heap_frame_unused(frame_t f) {
+bool vm_heap_frame_unused(frame_t f) VMRT_REQUIRES(g_vm_lock) {
   if (g_object == nullptr || host_backed() || g_dirty_bytes == 0 || f >= vm_page_array_size) return false;
   const vm_page* m = vm_page_from_frame(f);
   if (m->object != g_object) return false;

@@ -39,6 +39,7 @@
 // signal handler.  No malloc.
 #pragma once
 
+#include "vm/vm_thread_safety.h"
 #include "vm/vm_types.h"
 
 namespace vmrt {
@@ -109,7 +110,7 @@ vsize_t vm_heap_trim();
 // Is frame f a heap page whose contents nobody needs (inside a freed range waiting to be
 // discarded)?  A host fork child need not copy it.  (Always false under VM_HEAP_HOST.)  => VM lock held, or the process
 // single-threaded (host fork child).
-bool vm_heap_frame_unused(frame_t f);
+bool vm_heap_frame_unused(frame_t f) VMRT_REQUIRES(g_vm_lock);
 
 // mlockall (runtime/rt_mlockall) under VM_HEAP_HOST: the next populated window at or after
 // `from` ([*w, *we)); false when there is none (or the heap is not host memory).  And the

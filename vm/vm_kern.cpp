@@ -97,7 +97,7 @@ kern_return_t kmem_fill_locked(vm_pindex_t p0, vsize_t n) {
 
 // A wired map entry for the free range [va, va + size) (merged with wired neighbours).
 //  => VM lock held.
-kern_return_t kmem_insert_entry_locked(vaddr_t va, vsize_t size) {
+kern_return_t kmem_insert_entry_locked(vaddr_t va, vsize_t size) VMRT_REQUIRES(g_vm_lock) {
   vm_map* map = g_kmem_map;
   vm_object_reference(g_kmem_object);
   vm_map_entry* e = nullptr;
@@ -136,7 +136,7 @@ kern_return_t kmem_enter_locked(vaddr_t va, vsize_t size) {
 
 // Map the free range [va, va + size) of kmem_map as wired kernel memory.
 //  => VM lock held.  On failure nothing is left behind (frames freed, entry removed).
-kern_return_t kmem_wire_range_locked(vaddr_t va, vsize_t size) {
+kern_return_t kmem_wire_range_locked(vaddr_t va, vsize_t size) VMRT_REQUIRES(g_vm_lock) {
   kern_return_t kr = kmem_fill_locked(atop(va - g_kmem_map->min), atop(size));
   if (kr == KERN_SUCCESS) kr = kmem_insert_entry_locked(va, size);
   if (kr != KERN_SUCCESS) {

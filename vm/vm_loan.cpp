@@ -111,7 +111,7 @@ vm_page* visible(const vm_map_entry* e, vaddr_t va) {
 }
 
 // Entries of [s, t) of map: every one flagged with `flag`?  => [s, t) covered.
-bool all_flagged(vm_map* map, vaddr_t s, vaddr_t t, std::uint16_t flag) {
+bool all_flagged(vm_map* map, vaddr_t s, vaddr_t t, std::uint16_t flag) VMRT_REQUIRES(g_vm_lock) {
   vm_map_entry* e;
   if (!vm_map_lookup_entry(map, s, &e)) return false;
   for (; !vm_map_is_end(map, e) && e->start < t; e = e->next)
@@ -120,7 +120,7 @@ bool all_flagged(vm_map* map, vaddr_t s, vaddr_t t, std::uint16_t flag) {
 }
 
 // Flag the entries of [s, t) of map (clipped there by the extract).
-void flag_range(vm_map* map, vaddr_t s, vaddr_t t, std::uint16_t flag, bool read_only) {
+void flag_range(vm_map* map, vaddr_t s, vaddr_t t, std::uint16_t flag, bool read_only) VMRT_REQUIRES(g_vm_lock) {
   vm_map_entry* e;
   VMRT_ASSERT(vm_map_lookup_entry(map, s, &e));
   for (; !vm_map_is_end(map, e) && e->start < t; e = e->next) {

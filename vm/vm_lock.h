@@ -17,15 +17,17 @@
 #include <cstdint>
 #include <sys/types.h>
 
+#include "vm/vm_thread_safety.h"
+
 namespace vmrt {
 
 // Acquire the VM lock.  => spins briefly, then sleeps on a futex.  Panics on recursion.
-void vm_lock_acquire();
+void vm_lock_acquire() VMRT_ACQUIRE(g_vm_lock);
 // Try once; true when acquired.  False also when the caller already holds it.  The stack
 // hooks (below) are not run: for callers on a stack of their own.
-bool vm_lock_try();
+bool vm_lock_try() VMRT_TRY_ACQUIRE(true, g_vm_lock);
 // Release the VM lock.  => the caller holds it (asserted).
-void vm_lock_release();
+void vm_lock_release() VMRT_RELEASE(g_vm_lock);
 // True when the calling thread holds the VM lock.
 bool vm_lock_owned();
 // The kernel thread id of the holder, 0 when free (racy: for diagnostics).
@@ -61,11 +63,22 @@ void vm_lock_set_stack_hooks(const vm_lock_stack_hooks* hooks);
 // progress in that thread.
 void vm_lock_fork_child_reset();
 
+// Pager I/O with the lock dropped when the caller allows it (may_unlock): let go of the VM
+// lock when `drop`, and take it again after the I/O.  The analysis cannot follow a
+// conditional release, so to it the lock stays held across the pair: code between them must
+// touch no VM state (it does not: buffers and descriptors only).
+inline void vm_lock_drop_if(bool drop) VMRT_REQUIRES(g_vm_lock) VMRT_NO_THREAD_SAFETY_ANALYSIS {
+  if (drop) vm_lock_release();
+}
+inline void vm_lock_retake_if(bool drop) VMRT_REQUIRES(g_vm_lock) VMRT_NO_THREAD_SAFETY_ANALYSIS {
+  if (drop) vm_lock_acquire();
+}
+
 // Scoped acquisition.
-class vm_lock_guard {
+class VMRT_SCOPED_CAPABILITY vm_lock_guard {
  public:
-  vm_lock_guard() { vm_lock_acquire(); }
-  ~vm_lock_guard() { vm_lock_release(); }
+  vm_lock_guard() VMRT_ACQUIRE(g_vm_lock) { vm_lock_acquire(); }
+  ~vm_lock_guard() VMRT_RELEASE() { vm_lock_release(); }
   vm_lock_guard(const vm_lock_guard&) = delete;
   vm_lock_guard& operator=(const vm_lock_guard&) = delete;
 };
@@ -73,5 +86,16 @@ class vm_lock_guard {
 }  // namespace vmrt
 
 #include "vm/vm_assert.h"
-#define VM_LOCK_ASSERT() VMRT_ASSERT(::vmrt::vm_lock_owned())
+
+namespace vmrt {
+// Tells the analysis the VM lock is held from here on; checks nothing (VM_LOCK_ASSERT does).
+inline void vm_lock_assume_held() VMRT_ASSERT_CAPABILITY(g_vm_lock) {}
+}  // namespace vmrt
+// The caller holds the VM lock: checked at run time (the message names the caller's line),
+// and the analysis takes the lock as held from there on.
+#define VM_LOCK_ASSERT()                   \
+  do {                                     \
+    VMRT_ASSERT(::vmrt::vm_lock_owned());  \
+    ::vmrt::vm_lock_assume_held();         \
+  } while (0)
 #define VM_LOCK_ASSERT_NOT() VMRT_ASSERT(!::vmrt::vm_lock_owned())

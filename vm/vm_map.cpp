@@ -434,7 +434,7 @@ void vm_map_entry_unwire(vm_map_entry* e) {
 
 namespace {
 
-void entry_delete(vm_map* map, vm_map_entry* e) {
+void entry_delete(vm_map* map, vm_map_entry* e) VMRT_REQUIRES(g_vm_lock) {
   vsize_t len = e->end - e->start;
   if ((e->eflags & MAP_ENTRY_IS_SUBMAP) == 0) {
     if (e->object != nullptr && map->pm != nullptr) pmap_remove(map->pm, e->start, e->end);

@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "vm/pmap.h"
+#include "vm/vm_thread_safety.h"
 #include "vm/vm_types.h"
 
 namespace vmrt {
@@ -95,23 +96,23 @@ struct vm_map {
 
 // Everything below => VM lock held.
 
-void vm_map_init(vm_map* map, vaddr_t min, vaddr_t max, pmap* pm);
+void vm_map_init(vm_map* map, vaddr_t min, vaddr_t max, pmap* pm) VMRT_REQUIRES(g_vm_lock);
 // Allocate and initialise a map from the map zone (submaps).  Null when out of items.
-vm_map* vm_map_create(pmap* pm, vaddr_t min, vaddr_t max);
+vm_map* vm_map_create(pmap* pm, vaddr_t min, vaddr_t max) VMRT_REQUIRES(g_vm_lock);
 // Remove every entry, unregister.  Frees the map only if it came from vm_map_create.
-void vm_map_deinit(vm_map* map);
-void vm_map_free(vm_map* map);
+void vm_map_deinit(vm_map* map) VMRT_REQUIRES(g_vm_lock);
+void vm_map_free(vm_map* map) VMRT_REQUIRES(g_vm_lock);
 
 inline vm_map_entry* vm_map_first(vm_map* m) { return m->header.next; }
 inline bool vm_map_is_end(const vm_map* m, const vm_map_entry* e) { return e == &m->header; }
 
 // Find the entry containing addr: true and *out = it; false and *out = the entry before
 // addr (the header when none).
-bool vm_map_lookup_entry(vm_map* map, vaddr_t addr, vm_map_entry** out);
+bool vm_map_lookup_entry(vm_map* map, vaddr_t addr, vm_map_entry** out) VMRT_REQUIRES(g_vm_lock);
 // Is [start, end) free of entries?
-bool vm_map_range_free(vm_map* map, vaddr_t start, vaddr_t end);
+bool vm_map_range_free(vm_map* map, vaddr_t start, vaddr_t end) VMRT_REQUIRES(g_vm_lock);
 // Are all of [start, end) covered by entries (no holes)?
-bool vm_map_range_covered(vm_map* map, vaddr_t start, vaddr_t end);
+bool vm_map_range_covered(vm_map* map, vaddr_t start, vaddr_t end) VMRT_REQUIRES(g_vm_lock);
 
 // Insert a new entry for [start, end) mapping object at offset.  The caller's reference
 // on object is consumed.  Coalesces with the previous entry when possible (same
@@ -119,32 +120,33 @@ bool vm_map_range_covered(vm_map* map, vaddr_t start, vaddr_t end);
 //  => range inside the map and free; KERN_NO_SPACE otherwise; KERN_RESOURCE_SHORTAGE.
 kern_return_t vm_map_insert(vm_map* map, vm_object* object, vm_ooffset_t offset, vaddr_t start, vaddr_t end,
                             vm_prot_t prot, vm_prot_t maxprot, std::uint16_t eflags, vm_inherit_t inherit,
-                            vm_map_entry** out = nullptr);
+                            vm_map_entry** out = nullptr) VMRT_REQUIRES(g_vm_lock);
 // Insert a submap entry [start, end) -> submap.
-kern_return_t vm_map_submap(vm_map* map, vaddr_t start, vaddr_t end, vm_map* submap);
+kern_return_t vm_map_submap(vm_map* map, vaddr_t start, vaddr_t end, vm_map* submap) VMRT_REQUIRES(g_vm_lock);
 
 // First fit: the lowest address >= hint (and >= min) with [addr, addr+len) free and
 // addr aligned to `align` (power of two >= PAGE_SIZE).  KERN_NO_SPACE when none.
-kern_return_t vm_map_findspace(vm_map* map, vaddr_t hint, vsize_t len, vsize_t align, vaddr_t* out);
+kern_return_t vm_map_findspace(vm_map* map, vaddr_t hint, vsize_t len, vsize_t align, vaddr_t* out)
+    VMRT_REQUIRES(g_vm_lock);
 
 // Split e so that it starts (clip_start) / ends (clip_end) at addr.
-void vm_map_clip_start(vm_map* map, vm_map_entry* e, vaddr_t addr);
-void vm_map_clip_end(vm_map* map, vm_map_entry* e, vaddr_t addr);
+void vm_map_clip_start(vm_map* map, vm_map_entry* e, vaddr_t addr) VMRT_REQUIRES(g_vm_lock);
+void vm_map_clip_end(vm_map* map, vm_map_entry* e, vaddr_t addr) VMRT_REQUIRES(g_vm_lock);
 // Merge e with its neighbours when they are compatible; returns the surviving entry.
-vm_map_entry* vm_map_simplify_entry(vm_map* map, vm_map_entry* e);
+vm_map_entry* vm_map_simplify_entry(vm_map* map, vm_map_entry* e) VMRT_REQUIRES(g_vm_lock);
 // Remove [start, end): mappings removed from the pmap, wiring undone, object references
 // dropped (pages of private objects nobody else sees are freed), reservation set to NONE.
-void vm_map_delete(vm_map* map, vaddr_t start, vaddr_t end);
+void vm_map_delete(vm_map* map, vaddr_t start, vaddr_t end) VMRT_REQUIRES(g_vm_lock);
 
 // Consistency checker: sorted, non-overlapping, inside bounds, list == tree, AVL
 // balance, gap augmentation, counts, object ranges, object invariants (resident
 // counts, shadow chains).  Writes the first violation to fd; false on violation.
-bool vm_map_check(vm_map* map, int fd);
+bool vm_map_check(vm_map* map, int fd) VMRT_REQUIRES(g_vm_lock);
 // Registry of every map (for whole-system checks).
-vm_map* vm_map_first_map();
+vm_map* vm_map_first_map() VMRT_REQUIRES(g_vm_lock);
 
 // Unwire the pages an entry wired (mlock) — the entry's wired_count is left to the caller.
-void vm_map_entry_unwire(vm_map_entry* e);
+void vm_map_entry_unwire(vm_map_entry* e) VMRT_REQUIRES(g_vm_lock);
 
 // Move the entries of [src, src + len) to [dst, dst + len), which must be free: the
 // objects go along with their pages, resident or paged out, and nothing is copied (UVM's
@@ -152,16 +154,16 @@ void vm_map_entry_unwire(vm_map_entry* e);
 // The old range is left empty.  Wiring is not carried (the caller wires again).
 //  => VM lock held; [src, src + len) covered, no submaps.  KERN_SUCCESS, or the insert's
 //     status with nothing moved.
-kern_return_t vm_map_move(vm_map* map, vaddr_t src, vaddr_t dst, vsize_t len);
+kern_return_t vm_map_move(vm_map* map, vaddr_t src, vaddr_t dst, vsize_t len) VMRT_REQUIRES(g_vm_lock);
 // The general form (page transfer between address spaces, Cranor's UVM dissertation): the
 // entries of [src, src + len) of `from` move to [dst, dst + len) of `to` (from == to is
 // vm_map_move) with their objects; not a byte is copied, not a page is looked at.  Loans
 // of the old range end (vm_loan.h); the moved entries belong to no loan.
 //  => as vm_map_move.
-kern_return_t vm_map_transfer(vm_map* from, vaddr_t src, vm_map* to, vaddr_t dst, vsize_t len);
+kern_return_t vm_map_transfer(vm_map* from, vaddr_t src, vm_map* to, vaddr_t dst, vsize_t len) VMRT_REQUIRES(g_vm_lock);
 
 // Report helpers.
-unsigned vm_map_entry_resident(vm_map_entry* e, unsigned* private_resident);
+unsigned vm_map_entry_resident(vm_map_entry* e, unsigned* private_resident) VMRT_REQUIRES(g_vm_lock);
 
 // The map-level bodies of vm_mprotect (one entry, already clipped: its protection, its
 // resident mappings lowered, the reservation), vm_madvise, vm_mincore, vm_mlock and
@@ -172,9 +174,9 @@ unsigned vm_map_entry_resident(vm_map_entry* e, unsigned* private_resident);
 //     vm_map_advise_locked (holes skipped).  Statuses as the vm_* calls'.  Wiring and
 //     populating fault pages in and may sleep for page-ins; COLD and PAGEOUT may drop the
 //     lock for pager I/O (vm_pageout_range): a caller walking the map looks entries up again.
-void vm_map_entry_protect(vm_map* map, vm_map_entry* x, vm_prot_t prot);
-kern_return_t vm_map_advise_locked(vm_map* map, vaddr_t s, vaddr_t t, vm_advice_t advice);
-void vm_map_incore_locked(vm_map* map, vaddr_t s, vaddr_t t, std::uint8_t* vec);
+void vm_map_entry_protect(vm_map* map, vm_map_entry* x, vm_prot_t prot) VMRT_REQUIRES(g_vm_lock);
+kern_return_t vm_map_advise_locked(vm_map* map, vaddr_t s, vaddr_t t, vm_advice_t advice) VMRT_REQUIRES(g_vm_lock);
+void vm_map_incore_locked(vm_map* map, vaddr_t s, vaddr_t t, std::uint8_t* vec) VMRT_REQUIRES(g_vm_lock);
 // MADV_WILLNEED on a program's pageable memory, as Linux serves it on anonymous memory:
 // the pages of [s, t) that are paged out (held by a pager, not resident) are read back now,
 // a cluster per read (each page-in continues the last one's stream, so it reads ahead);
@@ -182,16 +184,16 @@ void vm_map_incore_locked(vm_map* map, vaddr_t s, vaddr_t t, std::uint8_t* vec);
 // them too).  Submap entries are walked into.  Best effort: a page that cannot be read or
 // has no frame stops the walk quietly (the touch will fault as it would have).
 //  => VM lock held, dropped during each read; holes skipped.  Returns page-ins started.
-std::uint64_t vm_map_willneed_locked(vm_map* map, vaddr_t s, vaddr_t t);
+std::uint64_t vm_map_willneed_locked(vm_map* map, vaddr_t s, vaddr_t t) VMRT_REQUIRES(g_vm_lock);
 // mlock/munlock of [s, t).  Wiring populates and wires entry by entry; one that cannot be
 // populated (KERN_PAGER_ABSENT: a file page past the end; KERN_MEMORY_ERROR; a shortage) is
 // left locked lazily with every entry after it, as Linux leaves VM_LOCKED on a range whose
 // populating failed.  => VM lock held; [s, t) mapped.
-kern_return_t vm_map_wire_locked(vm_map* map, vaddr_t s, vaddr_t t);
-void vm_map_unwire_locked(vm_map* map, vaddr_t s, vaddr_t t);
+kern_return_t vm_map_wire_locked(vm_map* map, vaddr_t s, vaddr_t t) VMRT_REQUIRES(g_vm_lock);
+void vm_map_unwire_locked(vm_map* map, vaddr_t s, vaddr_t t) VMRT_REQUIRES(g_vm_lock);
 // Lock the entries of [s, t) that are not locked, without populating them
 // (MAP_ENTRY_LOCKED_LAZY).  => VM lock held; holes skipped.
-void vm_map_lock_lazy_locked(vm_map* map, vaddr_t s, vaddr_t t);
-kern_return_t vm_map_populate_locked(vm_map* map, vaddr_t s, vaddr_t t);
+void vm_map_lock_lazy_locked(vm_map* map, vaddr_t s, vaddr_t t) VMRT_REQUIRES(g_vm_lock);
+kern_return_t vm_map_populate_locked(vm_map* map, vaddr_t s, vaddr_t t) VMRT_REQUIRES(g_vm_lock);
 
 }  // namespace vmrt

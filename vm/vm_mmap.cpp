@@ -28,7 +28,7 @@ bool range_of(vaddr_t addr, vsize_t len, vaddr_t* s, vaddr_t* e) {
 
 // => vm lock held.  [*s, *t) as range_of(addr, len); true when it does not overflow,
 //    lies inside the map and has no hole.
-bool mapped_range(vm_map* map, vaddr_t addr, vsize_t len, vaddr_t* s, vaddr_t* t) {
+bool mapped_range(vm_map* map, vaddr_t addr, vsize_t len, vaddr_t* s, vaddr_t* t) VMRT_REQUIRES(g_vm_lock) {
   return range_of(addr, len, s, t) && *s >= map->min && *t <= map->max && vm_map_range_covered(map, *s, *t);
 }
 
@@ -39,7 +39,7 @@ inline vm_prot_t effective_prot(const vm_map_entry* e, vm_prot_t p) {
 // Make [start, end) resident (entry by entry), faulting with `type` or the entry's
 // natural access.  Failures stop silently (MAP_POPULATE / WILLNEED are best effort)
 // unless wire, where the status is returned.
-kern_return_t populate(vm_map* map, vaddr_t start, vaddr_t end, bool wire) {
+kern_return_t populate(vm_map* map, vaddr_t start, vaddr_t end, bool wire) VMRT_REQUIRES(g_vm_lock) {
   vaddr_t va = start;
   while (va < end) {
     vm_map_entry* e;
@@ -72,7 +72,7 @@ kern_return_t populate(vm_map* map, vaddr_t start, vaddr_t end, bool wire) {
 
 // Clip entries to [s, t) and call fn(entry) on each (covered range assumed).
 template <class Fn>
-void for_each_clipped(vm_map* map, vaddr_t s, vaddr_t t, Fn fn) {
+void for_each_clipped(vm_map* map, vaddr_t s, vaddr_t t, Fn fn) VMRT_REQUIRES(g_vm_lock) {
   vm_map_entry* e;
   if (vm_map_lookup_entry(map, s, &e)) vm_map_clip_start(map, e, s);
   else e = e->next;
@@ -84,7 +84,7 @@ void for_each_clipped(vm_map* map, vaddr_t s, vaddr_t t, Fn fn) {
 }
 
 // Merge entries around [s, t) after attribute changes.
-void simplify_range(vm_map* map, vaddr_t s, vaddr_t t) {
+void simplify_range(vm_map* map, vaddr_t s, vaddr_t t) VMRT_REQUIRES(g_vm_lock) {
   vm_map_entry* e;
   if (!vm_map_lookup_entry(map, s, &e)) e = e->next;
   if (!vm_map_is_end(map, e) && e->prev != &map->header) e = e->prev;
@@ -173,7 +173,7 @@ kern_return_t vm_mprotect(vmspace* vs, vaddr_t addr, vsize_t len, vm_prot_t prot
     if (e->eflags & MAP_ENTRY_IS_SUBMAP) return KERN_INVALID_ADDRESS;
     if ((prot & ~e->max_protection) != 0) return KERN_NO_ACCESS;
   }
-  for_each_clipped(map, s, t, [&](vm_map_entry* x) { vm_map_entry_protect(map, x, prot); });
+  for_each_clipped(map, s, t, [&](vm_map_entry* x) VMRT_REQUIRES(g_vm_lock) { vm_map_entry_protect(map, x, prot); });
   simplify_range(map, s, t);
   return KERN_SUCCESS;
 }
@@ -201,7 +201,7 @@ kern_return_t vm_madvise(vmspace* vs, vaddr_t addr, vsize_t len, vm_advice_t adv
   return holes ? KERN_INVALID_ADDRESS : KERN_SUCCESS;
 }
 
-std::uint64_t vm_map_willneed_locked(vm_map* map, vaddr_t s, vaddr_t t) {
+std::uint64_t vm_map_willneed_locked(vm_map* map, vaddr_t s, vaddr_t t) VMRT_REQUIRES(g_vm_lock) {
   std::uint64_t started = 0;
   vaddr_t va = trunc_page(s);
   while (va < t) {
@@ -410,7 +410,7 @@ kern_return_t vm_map_wire_locked(vm_map* map, vaddr_t s, vaddr_t t) {
     return KERN_RESOURCE_SHORTAGE;
   }
   kern_return_t kr = KERN_SUCCESS;
-  for_each_clipped(map, s, t, [&](vm_map_entry* x) {
+  for_each_clipped(map, s, t, [&](vm_map_entry* x) VMRT_REQUIRES(g_vm_lock) {
     if (!unwired(x)) return;
     if (kr != KERN_SUCCESS) {  // after a failure: locked, not populated
       lock_lazily(x);
@@ -446,7 +446,7 @@ kern_return_t vm_munlock(vmspace* vs, vaddr_t addr, vsize_t len) {
 }
 
 void vm_map_unwire_locked(vm_map* map, vaddr_t s, vaddr_t t) {
-  for_each_clipped(map, s, t, [&](vm_map_entry* x) {
+  for_each_clipped(map, s, t, [&](vm_map_entry* x) VMRT_REQUIRES(g_vm_lock) {
     if (x->wired_count == 0) return;
     vm_map_entry_unwire(x);
     x->wired_count = 0;

@@ -8,6 +8,7 @@
 // few (DESIGN.md: vm.max_map_count).
 #pragma once
 
+#include "vm/vm_thread_safety.h"
 #include "vm/vm_types.h"
 
 namespace vmrt {
@@ -148,7 +149,7 @@ void vm_page_unwire(vm_page* m);
 // vm_page_sleep; one wait channel for all pages: busy pages are few and short-lived).
 // vm_page_busy_sleep: => VM lock held; drops it, sleeps, retakes it.  The caller restarts
 // whatever it was doing (everything may have changed).
-void vm_page_busy_sleep();
+void vm_page_busy_sleep() VMRT_REQUIRES(g_vm_lock);
 // Clear PG_BUSY on m (=> VM lock held) and wake every sleeper (after the last one of a run).
 void vm_page_unbusy(vm_page* m);
 void vm_page_busy_wakeup();

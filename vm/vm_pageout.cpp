@@ -234,7 +234,7 @@ constexpr unsigned kRangeIoWaits = 64;
 // drop the VM lock (every entry is looked up again by address after each page), and the
 // walk drops it to wait for pager I/O in flight (kRangeIoWaits).  Returns the sum of f's
 // results.  => VM lock held.
-template <class F> frame_t for_each_own_page(vm_map* map, vaddr_t s, vaddr_t t, F&& f) {
+template <class F> frame_t for_each_own_page(vm_map* map, vaddr_t s, vaddr_t t, F&& f) VMRT_REQUIRES(g_vm_lock) {
   frame_t done = 0;
   unsigned waits = 0;
   vaddr_t va = s;

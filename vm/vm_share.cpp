@@ -14,7 +14,8 @@ namespace {
 
 // Where the destination goes: *d = dst, or the first free range; then the common checks.
 //  => VM lock held.
-kern_return_t place(vm_map* fm, vaddr_t src, vsize_t len, vm_map* tm, vaddr_t dst, vaddr_t* d) {
+kern_return_t place(vm_map* fm, vaddr_t src, vsize_t len, vm_map* tm, vaddr_t dst, vaddr_t* d)
+    VMRT_REQUIRES(g_vm_lock) {
   if (!page_aligned(src) || !page_aligned(dst) || !page_aligned(len) || len == 0) return KERN_INVALID_ARGUMENT;
   *d = dst;
   if (dst == 0) {

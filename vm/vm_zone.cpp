@@ -21,7 +21,7 @@ char* g_chunk_end = nullptr;
 // of ~20-60 us in a fresh process on these guests, a host mapping a fork duplicates, and a
 // 2 MiB neighbourhood of host page tables of its own).  Its first page, which boot writes,
 // is populated at load (VMRT_BOOT_BSS).  Taken by the first run [VM lock].
-VMRT_BOOT_BSS alignas(4096) char g_first_chunk[kZoneSlabBytes];
+alignas(4096) VMRT_BOOT_BSS char g_first_chunk[kZoneSlabBytes];
 bool g_first_taken = false;
 
 // A slab's worth of host memory; null when the host refuses.

@@ -93,7 +93,7 @@ bool same_shape(const vm_map_entry* a, const vm_map_entry* b, vaddr_t delta) {
 }
 
 // The entry of m at addr with b's shape (delta: m's addresses minus b's), or null.
-vm_map_entry* twin(vm_map* m, const vm_map_entry* b, vaddr_t delta) {
+vm_map_entry* twin(vm_map* m, const vm_map_entry* b, vaddr_t delta) VMRT_REQUIRES(g_vm_lock) {
   vm_map_entry* a;
   if (!vm_map_lookup_entry(m, b->start + delta, &a)) return nullptr;
   return same_shape(a, b, delta) ? a : nullptr;
@@ -179,7 +179,7 @@ bool revert_entry(vm_map* m, vm_map_entry* e, vm_map_entry* s, vmspace_revert_st
 // Copy img's entry s into m at s + delta (a free range): the same object, copy-on-write
 // for private memory, as vmspace_fork's VM_INHERIT_COPY does.
 //  => VM lock held.  KERN_SUCCESS or the insert's status (nothing inserted then).
-kern_return_t copy_entry(vm_map* m, vm_map* im, vm_map_entry* s, vaddr_t delta) {
+kern_return_t copy_entry(vm_map* m, vm_map* im, vm_map_entry* s, vaddr_t delta) VMRT_REQUIRES(g_vm_lock) {
   vm_object* obj = s->object;
   std::uint16_t fl = s->eflags;
   if (obj != nullptr) {

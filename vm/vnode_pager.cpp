@@ -96,14 +96,14 @@ vm_pager_result vn_get_pages(vm_object* obj, vm_page* const* pages, unsigned n, 
     VMRT_ASSERT(pages[k]->flags & PG_BUSY);
     bufs[k] = ops->page_address(pages[k]);
   }
-  if (may_unlock) vm_lock_release();
+  vm_lock_drop_if(may_unlock);
   std::uint64_t read = 0;
   for (unsigned k = 0; k < n; ++k) {
     bool ok = v != nullptr && copy_from_store(v, pages[k]->pindex, bufs[k]);
     rtvals[k] = ok ? VM_PAGER_OK : VM_PAGER_ABSENT;
     read += ok ? 1 : 0;
   }
-  if (may_unlock) vm_lock_acquire();
+  vm_lock_retake_if(may_unlock);
   vm_stat_inc(V_VNODE_PAGEIN_OPS);
   vm_stat_add(V_VNODE_PAGEINS, static_cast<std::int64_t>(read));
   for (unsigned k = 0; k < n; ++k)
