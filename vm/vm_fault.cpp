@@ -32,7 +32,7 @@ static_assert(kFaultWindow[VM_ADVICE_SEQUENTIAL].behind + kFaultWindow[VM_ADVICE
 inline vaddr_t entry_va(const vm_map_entry* e, vm_pindex_t pindex) { return e->start + ptoa(pindex) - e->offset; }
 
 // Is pindex (of the first object) visible nowhere in the chain (neither resident nor stored)?
-inline bool chain_absent(vm_object* first, vm_pindex_t p) {
+inline bool chain_absent(vm_object* first, vm_pindex_t p) VMRT_REQUIRES(g_vm_lock) {
   vm_chain_hit hit;
   return vm_object_chain_find(first, p, &hit) == CHAIN_ABSENT;
 }
@@ -314,7 +314,7 @@ void fill_gaps(vm_map* map, const vm_map_entry* e, vm_object* first, vm_pindex_t
 
 // Page at q when it is resident in the chain and held by first (in_first) or by a backing
 // object (!in_first); null otherwise.
-vm_page* resident_of_class(vm_object* first, vm_pindex_t q, bool in_first) {
+vm_page* resident_of_class(vm_object* first, vm_pindex_t q, bool in_first) VMRT_REQUIRES(g_vm_lock) {
   vm_object* owner = nullptr;
   vm_page* m = vm_object_chain_lookup(first, q, &owner);
   if (m == nullptr || (owner == first) != in_first || (m->flags & PG_BUSY)) return nullptr;
@@ -328,7 +328,7 @@ static_assert(kFreeableBlockPages <= kFaultMaxRun, "the block fits in g_run");
 // Read fault on a resident page: map it and the contiguous run of neighbours (within the
 // advice window) that are resident in the same kind of object, with one enter.
 kern_return_t map_resident_run(vm_map* map, vm_map_entry* e, vm_object* first, vm_pindex_t pindex, bool in_first,
-                               vm_prot_t prot, vm_fault_result* r) {
+                               vm_prot_t prot, vm_fault_result* r) VMRT_REQUIRES(g_vm_lock) {
   vm_pindex_t lo, hi;
   fault_window_of(e, pindex, &lo, &hi);
   // Memory given back with MADV_FREE is taken back a range at a time (an allocator reusing
@@ -348,7 +348,7 @@ kern_return_t map_resident_run(vm_map* map, vm_map_entry* e, vm_object* first, v
   VMRT_ASSERT(hi - lo <= kFaultMaxRun);
   vm_pindex_t rs = pindex, re = pindex + 1;
   // (Pages read around a random fault are left for their own faults: a hit or a miss each.)
-  auto joins = [&](vm_pindex_t q) {
+  auto joins = [&](vm_pindex_t q) VMRT_REQUIRES(g_vm_lock) {
     vm_page* m = resident_of_class(first, q, in_first);
     return m != nullptr && (m->flags & PG_READAROUND) == 0;
   };
@@ -376,7 +376,7 @@ namespace {
 //  => VM lock held; dropped during the read (the pages are busy, the object referenced).
 //     KERN_RESOURCE_SHORTAGE when no frame; KERN_MEMORY_ERROR when the faulting page could not
 //     be read back intact (I/O error, checksum mismatch).
-kern_return_t page_in(const vm_map_entry* e, vm_pindex_t pindex, const vm_chain_hit& hit) {
+kern_return_t page_in(const vm_map_entry* e, vm_pindex_t pindex, const vm_chain_hit& hit) VMRT_REQUIRES(g_vm_lock) {
   vm_object* obj = hit.owner;
   const vm_pindex_t p = hit.pindex;
   // Read-ahead only pays along a stream: a fault that continues where the entry's last

@@ -1,6 +1,7 @@
 // vm_fault.h — resolving a page fault (FreeBSD vm_fault.c).
 #pragma once
 
+#include "vm/vm_thread_safety.h"
 #include "vm/vm_types.h"
 
 namespace vmrt {
@@ -42,13 +43,13 @@ enum vm_fault_flags : unsigned {
 //     With POPULATE, pages [va, populate_end) within
 //     the entry that are not resident are made resident (as far as one window allows).
 kern_return_t vm_fault_locked(vm_map* map, vaddr_t va, vm_fault_type type, unsigned flags, vaddr_t populate_end,
-                              vm_fault_result* res);
+                              vm_fault_result* res) VMRT_REQUIRES(g_vm_lock);
 
 // Swap read-around (vm_fault.cpp): the pageout code reports each page it takes, so that a
 // page read around a random fault and never used counts as a miss and narrows the window.
 //  => VM lock held.
 struct vm_page;
-void vm_fault_readaround_miss(vm_page* m);
+void vm_fault_readaround_miss(vm_page* m) VMRT_REQUIRES(g_vm_lock);
 
 // Largest run one fault makes resident (fault-around and populate).
 inline constexpr unsigned kFaultMaxRun = 512;

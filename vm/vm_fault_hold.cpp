@@ -26,7 +26,7 @@ vm_map_entry* entry_at(vm_map* map, vaddr_t va) VMRT_REQUIRES(g_vm_lock) {
 // The resident page the kernel's access at va would reach through e: for a write only a
 // page of e's own object (a backing page is copy-on-write), for a read the first page of
 // the shadow chain.  Null when there is none, or it is busy.
-vm_page* visible_page(const vm_map_entry* e, vaddr_t va, vm_prot_t access) {
+vm_page* visible_page(const vm_map_entry* e, vaddr_t va, vm_prot_t access) VMRT_REQUIRES(g_vm_lock) {
   if (e->object == nullptr) return nullptr;
   vm_pindex_t pindex = atop(va - e->start + e->offset);
   vm_object* owner = nullptr;

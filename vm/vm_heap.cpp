@@ -125,7 +125,7 @@ inline vaddr_t window_end(vaddr_t w) {
 }
 
 // Unmap the window at w and free its pages.  => VM lock held.
-void unpopulate_window_locked(vaddr_t w) {
+void unpopulate_window_locked(vaddr_t w) VMRT_REQUIRES(g_vm_lock) {
   vaddr_t we = window_end(w);
   if (host_backed()) {
     pmap_machine_ops()->host_unmap(g_map->pm, w, we);
@@ -151,7 +151,7 @@ void unpopulate_window_locked(vaddr_t w) {
 // are frames for: a window short of frames is given back whole, so a window is always
 // populated whole or not at all).
 //  => VM lock held.  KERN_RESOURCE_SHORTAGE when out of frames (windows populated so far stay).
-kern_return_t populate_locked(vaddr_t s, vaddr_t e) {
+kern_return_t populate_locked(vaddr_t s, vaddr_t e) VMRT_REQUIRES(g_vm_lock) {
   for (vaddr_t w = window_of(s); w < e; w = window_end(w)) {
     if (window_populated(w)) continue;
     if (host_backed()) {
@@ -230,7 +230,7 @@ template <class F> void for_each_frame_run(vaddr_t s, vaddr_t e, F&& f) {
 // Discard the contents of [s, e): the frames give their host memory back and read as
 // zeros; the pages stay resident and mapped (no host mapping changes).
 //  => VM lock held.
-void discard_locked(vaddr_t s, vaddr_t e) {
+void discard_locked(vaddr_t s, vaddr_t e) VMRT_REQUIRES(g_vm_lock) {
   const pmap_ops* ops = pmap_machine_ops();
   if (host_backed()) {
     vm_span one{s, e};
@@ -288,7 +288,7 @@ namespace {
 // PAGED: move the pages of [from, from + len) to [to, to + len) (which holds none) without
 // copying: resident pages are renamed, stored copies move in the pager.  The old addresses'
 // mappings go; the new ones fault the pages in lazily.  => VM lock held.
-void move_pages_locked(vaddr_t from, vaddr_t to, vsize_t len) {
+void move_pages_locked(vaddr_t from, vaddr_t to, vsize_t len) VMRT_REQUIRES(g_vm_lock) {
   if (g_map->pm != nullptr) {
     pmap_remove(g_map->pm, from, from + len);
     pmap_remove(g_map->pm, to, to + len);
@@ -324,7 +324,7 @@ bool clean_locked(vaddr_t s, vaddr_t e, bool zero) VMRT_REQUIRES(g_vm_lock) {
   if (g_dirty_bytes == 0) return false;
   const pmap_ops* ops = pmap_machine_ops();
   bool any = false;
-  for_each_dirty(s, e, [&](vaddr_t a, vaddr_t b) {
+  for_each_dirty(s, e, [&](vaddr_t a, vaddr_t b) VMRT_REQUIRES(g_vm_lock) {
     any = true;
     if (!zero) {
       vm_stat_add(V_HEAP_DIRTY_REUSED, static_cast<std::int64_t>(atop(b - a)));
@@ -366,7 +366,7 @@ void flush_dirty_locked() VMRT_REQUIRES(g_vm_lock) {
     if (n != 0) flush();
     vm_stat_add(V_HEAP_DISCARDED, static_cast<std::int64_t>(pages));
   } else {
-    for_each_dirty(g_base, g_end, [](vaddr_t a, vaddr_t b) { discard_locked(a, b); });
+    for_each_dirty(g_base, g_end, [](vaddr_t a, vaddr_t b) VMRT_REQUIRES(g_vm_lock) { discard_locked(a, b); });
   }
   vm_map_delete(g_dirty, g_base, g_end);
   g_dirty_bytes = 0;

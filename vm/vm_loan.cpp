@@ -105,7 +105,7 @@ bool names(const loan_rec* r, const vm_map* map, vaddr_t s, vaddr_t t, vaddr_t* 
 }
 
 // The resident page e shows at va (null when none).
-vm_page* visible(const vm_map_entry* e, vaddr_t va) {
+vm_page* visible(const vm_map_entry* e, vaddr_t va) VMRT_REQUIRES(g_vm_lock) {
   if (e->object == nullptr) return nullptr;
   return vm_object_chain_lookup(e->object, atop(va - e->start + e->offset), nullptr);
 }

@@ -18,7 +18,7 @@ namespace {
 // Copy a COW entry's pages into a fresh object (FreeBSD vm_fault_copy_entry): wired
 // memory is never shared copy-on-write, and shared memory copied must stay shared in the
 // source.  => VM lock held; KERN_RESOURCE_SHORTAGE when out of frames or objects.
-kern_return_t copy_entry_pages(vm_map_entry* src, vm_object** out) {
+kern_return_t copy_entry_pages(vm_map_entry* src, vm_object** out) VMRT_REQUIRES(g_vm_lock) {
   vm_pindex_t n = atop(src->end - src->start);
   vm_object* obj = vm_object_allocate(OBJT_DEFAULT, n);
   if (obj == nullptr) return KERN_RESOURCE_SHORTAGE;

@@ -284,7 +284,7 @@ kern_return_t vm_map_advise_locked(vm_map* map, vaddr_t s, vaddr_t t, vm_advice_
       // a page used again before that keeps its data.  Elsewhere FREE is served like
       // DONTNEED (eager: an object shared or shadowing older contents would show those
       // contents, not zeros, once a lazily freed page went).
-      for_each_clipped(map, s, t, [&](vm_map_entry* x) {
+      for_each_clipped(map, s, t, [&](vm_map_entry* x) VMRT_REQUIRES(g_vm_lock) {
         if ((x->eflags & MAP_ENTRY_IS_SUBMAP) || x->object == nullptr) return;
         pmap_remove(map->pm, x->start, x->end);
         if ((x->eflags & MAP_ENTRY_COW) == 0) return;

@@ -17,6 +17,7 @@
 
 #include "vm/vm_pager.h"
 #include "vm/vm_radix.h"
+#include "vm/vm_thread_safety.h"
 #include "vm/vm_types.h"
 
 namespace vmrt {
@@ -63,23 +64,23 @@ struct vm_object {
 };
 
 // Allocate an object of `size` pages, ref_count 1.  => VM lock held.  Null when out of zone items.
-vm_object* vm_object_allocate(vm_object_type type, vm_pindex_t size);
+vm_object* vm_object_allocate(vm_object_type type, vm_pindex_t size) VMRT_REQUIRES(g_vm_lock);
 // Add a reference.
-void vm_object_reference(vm_object* obj);
+void vm_object_reference(vm_object* obj) VMRT_REQUIRES(g_vm_lock);
 // Drop a reference.  At zero the object terminates (pages freed, backing object
 // dereferenced, iteratively).  When the count drops to one and the remaining holder is
 // a single anonymous shadow, that shadow is collapsed into it (the fork-and-reap case).
-void vm_object_deallocate(vm_object* obj);
+void vm_object_deallocate(vm_object* obj) VMRT_REQUIRES(g_vm_lock);
 // Shadow: *obj/*offset (bytes) describe what an entry maps, `length` bytes.  Replace
 // them with a new anonymous object in front of the old one (the entry's reference is
 // transferred to the shadow's backing pointer); *offset becomes 0.
 //  => KERN_RESOURCE_SHORTAGE when out of objects.
-kern_return_t vm_object_shadow(vm_object** obj, vm_ooffset_t* offset, vsize_t length);
+kern_return_t vm_object_shadow(vm_object** obj, vm_ooffset_t* offset, vsize_t length) VMRT_REQUIRES(g_vm_lock);
 // Collapse / bypass obj's backing chain as far as possible.  Counted.
-void vm_object_collapse(vm_object* obj);
+void vm_object_collapse(vm_object* obj) VMRT_REQUIRES(g_vm_lock);
 // Free resident pages in [start, end) pindexes.  unmap: remove their mappings from
 // every pmap first (pmap page_protect NONE); skip only when the caller removed them.
-void vm_object_page_remove(vm_object* obj, vm_pindex_t start, vm_pindex_t end, bool unmap);
+void vm_object_page_remove(vm_object* obj, vm_pindex_t start, vm_pindex_t end, bool unmap) VMRT_REQUIRES(g_vm_lock);
 // MADV_FREE, lazily (FreeBSD's vm_object_madvise / vm_page_advise): the resident pages of
 // [start, end) become PG_FREEABLE and go to the inactive queue, their swap copies and the
 // swap copies of the range's paged-out pages are freed (those read zeros again).  A page
@@ -88,7 +89,7 @@ void vm_object_page_remove(vm_object* obj, vm_pindex_t start, vm_pindex_t end, b
 // marked.
 //  => VM lock held; obj anonymous, without backing object, mapped only by the caller's
 //     entry, whose translations of the range the caller removed (every use then faults).
-std::uint64_t vm_object_madvise_free(vm_object* obj, vm_pindex_t start, vm_pindex_t end);
+std::uint64_t vm_object_madvise_free(vm_object* obj, vm_pindex_t start, vm_pindex_t end) VMRT_REQUIRES(g_vm_lock);
 // What obj's shadow chain shows at pindex: the first object that holds the page, resident
 // or stored by its pager (a stored copy in a shadow hides the backing objects' pages).
 enum vm_chain_state : std::uint8_t { CHAIN_ABSENT, CHAIN_RESIDENT, CHAIN_STORED };
@@ -97,16 +98,16 @@ struct vm_chain_hit {
   vm_pindex_t pindex;   // its index there
   vm_page* m;           // the resident page (CHAIN_RESIDENT), else null
 };
-vm_chain_state vm_object_chain_find(vm_object* obj, vm_pindex_t pindex, vm_chain_hit* hit);
+vm_chain_state vm_object_chain_find(vm_object* obj, vm_pindex_t pindex, vm_chain_hit* hit) VMRT_REQUIRES(g_vm_lock);
 // The resident page visible at pindex through obj's shadow chain.  *owner gets the object
 // that holds it.  Null when the chain shows no page there, or only a stored one (not
 // resident: a pager must read it first).
-vm_page* vm_object_chain_lookup(vm_object* obj, vm_pindex_t pindex, vm_object** owner);
+vm_page* vm_object_chain_lookup(vm_object* obj, vm_pindex_t pindex, vm_object** owner) VMRT_REQUIRES(g_vm_lock);
 // Depth of the shadow chain (1 = no backing object).
-unsigned vm_object_chain_depth(const vm_object* obj);
+unsigned vm_object_chain_depth(const vm_object* obj) VMRT_REQUIRES(g_vm_lock);
 // Extend an anonymous object by `extra` pages when it is only mapped once (no shadows,
 // no backing, one reference): used to coalesce adjacent anonymous mappings.
-bool vm_object_coalesce(vm_object* obj, vm_pindex_t cur_size_used, vm_pindex_t extra);
+bool vm_object_coalesce(vm_object* obj, vm_pindex_t cur_size_used, vm_pindex_t extra) VMRT_REQUIRES(g_vm_lock);
 
 // Tunables (tests flip them to exercise other paths).
 struct vm_object_tunables {
@@ -115,10 +116,10 @@ struct vm_object_tunables {
 extern vm_object_tunables g_vm_object_tunables;
 
 // Iterate every live object (checker).
-vm_object* vm_object_first();
-inline vm_object* vm_object_next(const vm_object* o) { return o->all_next; }
+vm_object* vm_object_first() VMRT_REQUIRES(g_vm_lock);
+inline vm_object* vm_object_next(const vm_object* o) VMRT_REQUIRES(g_vm_lock) { return o->all_next; }
 // Check one object's invariants (resident count, pages' back pointers, acyclic chain,
 // shadow_count).  Writes the first violation to fd; returns false on violation.
-bool vm_object_check(const vm_object* obj, int fd);
+bool vm_object_check(const vm_object* obj, int fd) VMRT_REQUIRES(g_vm_lock);
 
 }  // namespace vmrt

@@ -74,7 +74,7 @@ bool cluster_mate(const vm_page* m) {
 
 // Launder the dirty victim m and its cluster; returns frames freed (0 when the swap device
 // refused: the pages go back to the queues).  => VM lock held; may drop it (may_unlock).
-frame_t launder(vm_page* m, bool may_unlock, bool* store_full) {
+frame_t launder(vm_page* m, bool may_unlock, bool* store_full) VMRT_REQUIRES(g_vm_lock) {
   vm_object* obj = m->object;
   vm_page* run[kPagerMaxRun];
   // Gather the run [lo, hi) of cluster mates around m's index.
@@ -128,7 +128,8 @@ frame_t launder(vm_page* m, bool may_unlock, bool* store_full) {
 // laundry in clusters: launder_first).  Returns frames freed (0: kept, back on the active
 // queue: nowhere to launder to, or the store refused it; or deferred).
 //  => VM lock held; may drop it (may_unlock).
-frame_t evict(vm_page* m, bool no_store, bool may_unlock, bool* store_full, bool defer = false) {
+frame_t evict(vm_page* m, bool no_store, bool may_unlock, bool* store_full, bool defer = false)
+    VMRT_REQUIRES(g_vm_lock) {
   if (m->flags & kNoWrite) {
     const vm_counter counter = (m->flags & PG_FREEABLE) ? V_PD_FREEABLE_FREED : V_PD_CLEAN_FREED;
     vm_pdpolicy_dequeue(m);
@@ -168,7 +169,7 @@ frame_t evict(vm_page* m, bool no_store, bool may_unlock, bool* store_full, bool
 // A laundry page referenced since it was chosen goes back to the active queue unwritten.
 // Returns frames freed; the laundry's head page leaves the laundry either way.
 //  => VM lock held, laundry not empty; may drop the lock (may_unlock).
-frame_t launder_first(bool may_unlock, bool* store_full) {
+frame_t launder_first(bool may_unlock, bool* store_full) VMRT_REQUIRES(g_vm_lock) {
   vm_page* m = vm_pdpolicy_laundry_first();
   if (!pageable(m) || (m->flags & kNoWrite) || referenced(m)) {
     vm_pdpolicy_activate(m);
@@ -195,7 +196,8 @@ bool range_entry(const vm_map_entry* e) {
 // the chain shows it (not hidden by a copy, resident or stored, above it).  Null when there
 // is none; *shared is set when the search stopped at an object referenced more than once.
 //  => VM lock held.
-vm_page* next_own_page(const vm_map_entry* e, vaddr_t va, vaddr_t end, vaddr_t* at, bool* shared) {
+vm_page* next_own_page(const vm_map_entry* e, vaddr_t va, vaddr_t end, vaddr_t* at, bool* shared)
+    VMRT_REQUIRES(g_vm_lock) {
   vm_object* top = e->object;
   const vm_pindex_t lo = atop(va - e->start + e->offset), hi = atop(end - e->start + e->offset);
   vm_page* best = nullptr;
@@ -291,7 +293,8 @@ frame_t vm_pageout_range(vm_map* map, vaddr_t s, vaddr_t t, vm_pageout_range_op 
   });
   pmap_update();  // the reference clears' PTE drops, as one batch
   if (op == VM_PAGEOUT_RANGE_COLD) return cooled;
-  frame_t freed = for_each_own_page(map, s, t, [may_unlock](vm_page* m) { return vm_pageout_evict(m, may_unlock); });
+  frame_t freed = for_each_own_page(map, s, t, [may_unlock](vm_page* m)
+      VMRT_REQUIRES(g_vm_lock) { return vm_pageout_evict(m, may_unlock); });
   vm_page_free_flush();
   return freed;
 }

@@ -21,6 +21,7 @@
 #pragma once
 
 #include "vm/vm_pdpolicy.h"
+#include "vm/vm_thread_safety.h"
 #include "vm/vm_types.h"
 
 namespace vmrt {
@@ -38,13 +39,13 @@ frame_t vm_pageout_free_target();
 // pages already on the inactive queue are taken (vm_pdpolicy_select_victim).
 //  => VM lock held.  May drop it during the pager's I/O when may_unlock (everything may
 //     have changed on return); otherwise the I/O runs with the lock held.
-frame_t vm_pageout_reclaim(frame_t want, bool may_unlock, bool inactive_only = false);
+frame_t vm_pageout_reclaim(frame_t want, bool may_unlock, bool inactive_only = false) VMRT_REQUIRES(g_vm_lock);
 
 // Take the page m now, whatever the policy says (whole-vmspace swapout, vm_swapout.h):
 // freed if clean or all zeros, laundered with its dirty inactive neighbours if dirty.
 // Returns frames freed (0: m is not pageable, or nothing could take it).
 //  => VM lock held; may drop it during the write (may_unlock).
-frame_t vm_pageout_evict(vm_page* m, bool may_unlock);
+frame_t vm_pageout_evict(vm_page* m, bool may_unlock) VMRT_REQUIRES(g_vm_lock);
 
 // What vm_pageout_range does to each page it visits.
 enum vm_pageout_range_op : std::uint8_t {
@@ -69,7 +70,8 @@ enum vm_pageout_range_op : std::uint8_t {
 //     for pager I/O in flight (a page passed over for its object's second reference may
 //     be the I/O's).  The walk goes on by address, looking entries up again; the map must
 //     stay alive (the caller's).
-frame_t vm_pageout_range(vm_map* map, vaddr_t s, vaddr_t t, vm_pageout_range_op op, bool may_unlock);
+frame_t vm_pageout_range(vm_map* map, vaddr_t s, vaddr_t t, vm_pageout_range_op op, bool may_unlock)
+    VMRT_REQUIRES(g_vm_lock);
 
 // Is pager I/O in progress with the VM lock dropped (a laundering write frees its frames
 // when it ends)?  => any context.

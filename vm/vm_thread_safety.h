@@ -6,10 +6,11 @@
 // check runs as the test lint.thread_safety (scripts/check_thread_safety.sh: every source of
 // vm/, kmem/, runtime/ and libc_shim/ through clang -fsyntax-only -Werror=thread-safety).
 //
-// What is annotated so far: the VM lock (vm_lock.h), the map (vm_map.h) and every function
-// that calls it, the mmap area's helpers (runtime/rt_mmap_area.h), vm_page_busy_sleep.  Still
-// in comments only: the other "=> VM lock held" contracts (vm_object.h, vm_page.h, vm_fault.h,
-// vm_pageout.h, pmap.h) and the fields marked "[VM lock]" (VMRT_GUARDED_BY).
+// What is annotated so far: the VM lock (vm_lock.h); the map (vm_map.h), objects (vm_object.h),
+// vm_fault_locked, the pageout entry points (vm_pageout.h), the mmap area's helpers
+// (runtime/rt_mmap_area.h), vm_page_busy_sleep, and every function and lambda that calls them.
+// Still in comments only: the page, pmap and pager contracts (vm_page.h, pmap.h, vm_pager.h)
+// and the fields marked "[VM lock]" (VMRT_GUARDED_BY).
 #pragma once
 
 #if defined(__clang__)

@@ -42,7 +42,8 @@ constexpr vm_pindex_t kPrefaultSparse = 8;
 // Residency as the VM sees it (mincore, object counts) is unchanged: only translations are
 // added.  A host refusal only ends the prefault.
 //  => VM lock held; pm's reservation for [cs, ce) already set.
-void fork_prefault(pmap* pm, vm_object* obj, vm_ooffset_t offset, vaddr_t cs, vaddr_t ce, vm_prot_t prot) {
+void fork_prefault(pmap* pm, vm_object* obj, vm_ooffset_t offset, vaddr_t cs, vaddr_t ce, vm_prot_t prot)
+    VMRT_REQUIRES(g_vm_lock) {
   prot = static_cast<vm_prot_t>(prot & ~VM_PROT_WRITE);
   if (pm == nullptr || obj == nullptr || (prot & VM_PROT_READ) == 0) return;
   const vm_pindex_t p0 = atop(offset), n = atop(ce - cs);

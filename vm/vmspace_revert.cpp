@@ -113,7 +113,7 @@ bool plain(vm_map* m) {
 // served this way: busy, or the image's page is only on swap; the caller drops instead.
 //  => VM lock held; priv has no pager copies (its pages are its only contents).
 bool copy_back(vm_object* priv, vm_pindex_t p0, vm_pindex_t npages, vm_object* base, vm_pindex_t b0,
-               std::uint64_t* copied) {
+               std::uint64_t* copied) VMRT_REQUIRES(g_vm_lock) {
   const pmap_ops* ops = pmap_machine_ops();
   for (vm_page* m = vm_radix_lookup_ge(&priv->rtree, p0); m != nullptr && m->pindex < p0 + npages;
        m = vm_radix_lookup_ge(&priv->rtree, m->pindex + 1)) {
@@ -137,7 +137,7 @@ bool copy_back(vm_object* priv, vm_pindex_t p0, vm_pindex_t npages, vm_object* b
 // s's object are dropped with the translations of their pages.  False when s's object is
 // not in e's chain at the same place (e is rebuilt instead); nothing changed then.
 //  => VM lock held.
-bool revert_entry(vm_map* m, vm_map_entry* e, vm_map_entry* s, vmspace_revert_stats* st) {
+bool revert_entry(vm_map* m, vm_map_entry* e, vm_map_entry* s, vmspace_revert_stats* st) VMRT_REQUIRES(g_vm_lock) {
   const bool cow = (s->eflags & MAP_ENTRY_COW) != 0 && s->object != nullptr;
   if (cow && (s->eflags & MAP_ENTRY_NEEDS_COPY) == 0) return false;  // the image writes its object itself
   if (e->object == s->object) {
