@@ -18,7 +18,6 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 
 #include "runtime/physmem.h"
 #include "runtime/pmap_linux.h"
@@ -293,11 +292,7 @@ std::size_t clean_run_end(std::size_t p, std::size_t end);
 // VMA boundaries among the page boundaries lo..hi (boundary p lies between p-1 and p): the
 // region's estimate of its host VMAs moves by the difference before and after a change.
 std::int64_t breaks(std::size_t lo, std::size_t hi);
-// An entry point's range: page aligned and inside the pmap's window.
-inline void check_range(const pmap* pm, vaddr_t sva, vaddr_t eva) {
-  RT_ASSERT(page_aligned(sva) && page_aligned(eva) && sva <= eva, "pmap range not page aligned");
-  RT_ASSERT(sva >= pm->min && eva <= pm->max, "pmap range outside its window");
-}
+void check_range(const pmap* pm, vaddr_t sva, vaddr_t eva);
 
 // ---- reservations and frame runs (pmap_linux.cpp) ----------------------------------------
 // Host: make pages [i, i+n) reserved with reservation `resv` (no PTE changes); a refusal of
@@ -335,10 +330,7 @@ bool wp_register_protect(std::size_t i, std::size_t n);
 // False, nothing marked, when the host refused: the caller mprotects.  => pmap lock held.
 bool wp_apply(std::size_t i, std::size_t n, vm_prot_t prot);
 // Pages [i, i + n) got a new VMA: nothing of the old registration remains.  => pmap lock held.
-// (Inline: every frame run entered and every reservation restored passes here.)
-inline void wp_forget(std::size_t i, std::size_t n) {
-  if (g_wp_marks != 0) std::memset(g_wp + i, 0, n);
-}
+void wp_forget(std::size_t i, std::size_t n);
 // Give resident pages [i, i + n) the host protection `prot`: write-protected through the
 // userfaultfd where wanted, else mprotect.  0, or mprotect's errno.  => pmap lock held.
 int protect_resident(std::size_t i, std::size_t n, vm_prot_t prot);

@@ -5,6 +5,7 @@
 // Locking: "=> VM lock held" below means the caller holds it.
 #pragma once
 
+#include <climits>
 #include <cstddef>
 #include <cstdint>
 
