@@ -40,9 +40,9 @@ std::size_t g_bytes;
 // Identity of the current physmem memfd (its mappings are found by it in /proc/self/maps).
 std::uint64_t g_dev, g_ino;
 // The next fork child's memfd, reserved by the parent [VM lock]; -1 when none.
-VMRT_FORK_DATA int g_next_fd = -1;
+VMRT_FORK_DATA int g_next_fd VMRT_GUARDED_BY(g_vm_lock) = -1;
 // The fork in progress shares frames copy-on-write (physmem_cow) [VM lock].
-VMRT_FORK_DATA bool g_fork_cow;
+VMRT_FORK_DATA bool g_fork_cow VMRT_GUARDED_BY(g_vm_lock);
 // No memfd of this process's own is behind the direct map: it is a PROT_NONE reservation
 // until this process hands out its first frame (physmem_first_use).  True from boot, and in
 // a fork child whose parent had handed out no frame.
@@ -119,7 +119,7 @@ void punch(frame_t f, std::size_t n) {
 // Call f(first, count) for each run of frames in use below the allocation high-water mark
 // (vm_phys_bump: no frame above it was ever handed out).  Stops at the first false.
 //  => VM lock held (or the fork child's only thread).
-template <class F> bool for_each_used_run(F&& f) {
+template <class F> bool for_each_used_run(F&& f) VMRT_REQUIRES(g_vm_lock) {
   frame_t end = vm_phys_bump();
   if (end > g_nframes) end = g_nframes;
   frame_t i = 0;
@@ -279,7 +279,7 @@ std::size_t physmem_host_bytes() {
 
 // ---- fork --------------------------------------------------------------------------------
 
-VMRT_FORK_PARENT_TEXT bool physmem_in_use() { return vm_phys_bump() != 0; }
+VMRT_FORK_PARENT_TEXT bool physmem_in_use() { return vm_phys_bump_unlocked() != 0; }
 
 VMRT_FORK_CHILD_TEXT void physmem_fork_child_unused() {
   if (g_unbacked) return;  // already a reservation (a child of a child)
@@ -322,10 +322,10 @@ bool physmem_first_use() {
 }
 
 namespace {
-fork_setup reserve_copy();
+fork_setup reserve_copy() VMRT_REQUIRES(g_vm_lock);
 }  // namespace
 
-fork_setup physmem_fork_reserve() {
+fork_setup physmem_fork_reserve() VMRT_REQUIRES(g_vm_lock) {
   if (g_next_fd < 0) {
     g_next_fd = make_memfd(g_bytes);
     if (g_next_fd < 0) {
@@ -338,7 +338,7 @@ fork_setup physmem_fork_reserve() {
   return reserve_copy();
 }
 
-fork_setup physmem_fork_share(const vaddr_t* pages, std::size_t npages) {
+fork_setup physmem_fork_share(const vaddr_t* pages, std::size_t npages) VMRT_REQUIRES(g_vm_lock) {
   g_fork_cow = false;
   if (physmem_cow_wanted(1) && physmem_cow_prepare(g_next_fd)) {
     g_fork_cow = true;
@@ -361,10 +361,10 @@ fork_setup physmem_fork_share(const vaddr_t* pages, std::size_t npages) {
 
 namespace {
 
-fork_setup reserve_copy() {
+fork_setup reserve_copy() VMRT_REQUIRES(g_vm_lock) {
   // Host memory for every frame in use, obtained now: a shortage fails the fork in the
   // parent instead of leaving a child without memory.  Ranges already allocated cost a walk.
-  bool ok = for_each_used_run([](frame_t f, std::size_t n) {
+  bool ok = for_each_used_run([](frame_t f, std::size_t n) VMRT_REQUIRES(g_vm_lock) {
     off_t off = static_cast<off_t>(static_cast<std::size_t>(f) << PAGE_SHIFT);
     int rc;
     while ((rc = ::fallocate(g_next_fd, 0, off, static_cast<off_t>(n << PAGE_SHIFT))) != 0 && errno == EINTR) {
@@ -380,7 +380,7 @@ fork_setup reserve_copy() {
 
 }  // namespace
 
-VMRT_FORK_PARENT_TEXT void physmem_fork_release() {
+VMRT_FORK_PARENT_TEXT void physmem_fork_release() VMRT_REQUIRES(g_vm_lock) {
   if (g_next_fd >= 0) ::close(g_next_fd);
   g_next_fd = -1;
 }
@@ -405,7 +405,7 @@ void remap_line(const maps_line& l, void* arg) {
 
 }  // namespace
 
-bool physmem_fork_child() {
+bool physmem_fork_child() VMRT_REQUIRES(g_vm_lock) {
   int nfd = g_next_fd;
   g_next_fd = -1;
   if (nfd < 0) {
@@ -427,6 +427,7 @@ bool physmem_fork_child() {
     keep = reinterpret_cast<std::uintptr_t>(physmem_cow_source_view());
   }
   bool ok = g_fork_cow || fsize_room([&copied, nfd] {
+    vm_lock_assume_held();  // run here, in the fork child's only thread, under the fork's lock
     return for_each_used_run([&copied, nfd](frame_t f, std::size_t n) {
     const char* src = physmem_frame(f);
     std::size_t len = n << PAGE_SHIFT;

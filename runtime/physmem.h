@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "vm/vm_thread_safety.h"
 #include "vm/vm_types.h"
 
 namespace vmrt::rt {
@@ -57,29 +58,30 @@ static_assert(sizeof(kForkSetupNames) / sizeof(kForkSetupNames[0]) == 4);
 // exists and has host memory for every frame in use below the allocation high-water mark
 // (fallocate), so the child only copies and remaps.  Idempotent: a memfd reserved
 // earlier is kept and topped up.  No malloc.
-fork_setup physmem_fork_reserve();
+fork_setup physmem_fork_reserve() VMRT_REQUIRES(g_vm_lock);
 // Parent, fork set-up (VM and pmap locks held), after physmem_fork_reserve: share the
 // frames in use copy-on-write with the child (runtime/physmem_cow.h) when the trap backend
 // allows, else obtain host memory for the copy as physmem_fork_reserve does without it.
 // `pages` (rt_fork_prefault) are written by glibc's fork after vmrt's handler: they are
 // given to the child at once and stay writable.
-fork_setup physmem_fork_share(const vaddr_t* pages, std::size_t npages);
+fork_setup physmem_fork_share(const vaddr_t* pages, std::size_t npages) VMRT_REQUIRES(g_vm_lock);
 // Parent after fork() (or when the fork is abandoned): close the reserved memfd.
-void physmem_fork_release();
+void physmem_fork_release() VMRT_REQUIRES(g_vm_lock);
 // Child, single-threaded, VM lock state inherited: copy every frame in use into the
 // reserved memfd (pwrite from the direct map: no extra mapping, so nothing is charged to
 // RLIMIT_AS), replace every mapping of the old memfd in this process (the direct map and
 // every pmap mapping, found in /proc/self/maps) by the same range of the new one with the
 // same protection, and close the memfd.  False (with a message) when any step failed:
 // the child must not run (runtime_fork_child exits it).  No malloc.
-bool physmem_fork_child();
+bool physmem_fork_child() VMRT_REQUIRES(g_vm_lock);
 
 // Lazy fork: a process that has handed out no frame (vm_phys_bump() == 0) forks without
 // any of the above: the child maps a PROT_NONE reservation over the direct map (unless it
 // still is one: physmem_fork_child_unused) and makes its own memfd when it hands out its first frame
 // (physmem_first_use, vm_phys's first-use hook).  Most forking programs (shells, git, make)
 // never use a frame: the heap is host memory unless VMRT_HEAP says otherwise.
-//  => VM lock held (or the fork child's only thread).
+//  => no lock needed: a hint (vm_phys_bump_unlocked); exact with the VM lock held or in the
+//     fork child's only thread.
 bool physmem_in_use();
 void physmem_fork_child_unused();
 // vm_phys's first-use hook: a process with no memfd of its own behind the direct map (at

@@ -155,7 +155,7 @@ void drop_child(unsigned k) {
 // Push every pending frame to child k (it will not be asked again) and drop its record.
 void complete_child(unsigned k) {
   cow_child& c = g_children[k];
-  frame_t end = vm_phys_bump();
+  frame_t end = vm_phys_bump_unlocked();  // no frame above the bump at the fork was pending
   for (frame_t f = 0; f < end && c.rec->pending.load(std::memory_order_relaxed) != 0; ++f) push_one(c, f);
   drop_child(k);
 }
@@ -234,7 +234,7 @@ bool physmem_cow_wanted(std::size_t used) {
   return used != 0 && g_allowed && pmap_linux_uffd() >= 0 && pmap_linux_cow_capable();
 }
 
-bool physmem_cow_prepare(int child_fd) {
+bool physmem_cow_prepare(int child_fd) VMRT_REQUIRES(g_vm_lock) {
   reap_children();
   if (g_nchildren == kCowChildren) complete_child(0);
   void* rec = vmrt::sys::mmap(nullptr, record_bytes(), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -395,7 +395,7 @@ bool physmem_cow_pending(frame_t f) {
 
 void physmem_cow_complete_source() {
   if (g_source == nullptr) return;
-  frame_t end = vm_phys_bump();
+  frame_t end = vm_phys_bump_unlocked();  // no frame above the bump at the fork is pending
   for (frame_t f = 0; f < end && g_source->pending.load(std::memory_order_relaxed) != 0; ++f) pull_one(f, true);
 }
 

@@ -44,6 +44,7 @@
 #include <cstdint>
 #include <sys/types.h>
 
+#include "vm/vm_thread_safety.h"
 #include "vm/vm_types.h"
 
 namespace vmrt::rt {
@@ -65,7 +66,7 @@ bool physmem_cow_wanted(std::size_t used);
 // Make the record and the child view for a child whose memfd is `child_fd`, mark every frame
 // in use PENDING and write-protect every writable mapping of them (pmap_linux_cow_protect).
 // False (nothing changed) when the host refused memory or a mapping: the caller copies.
-bool physmem_cow_prepare(int child_fd);
+bool physmem_cow_prepare(int child_fd) VMRT_REQUIRES(g_vm_lock);
 // After fork(): the new record belongs to `pid` (> 0); pid <= 0: the fork failed, the
 // record goes.
 void physmem_cow_parent(pid_t pid);

@@ -563,7 +563,7 @@ void op_clear_modify(vm_page* m) {
 // 45-350 us on these guests, with the pmap lock held).  Until then an access is missed (no
 // fault): the reference clear counts from the drop, at the end of the daemon's pass (or of
 // a drop-behind run) at the latest.
-bool op_ts_referenced(vm_page* m) {
+bool op_ts_referenced(vm_page* m) VMRT_REQUIRES(g_vm_lock) {
   bool full = false;
   {
     spin_guard g(g_lock);
@@ -621,7 +621,7 @@ void op_zero_pages(vm_page* m, vsize_t n) { physmem_zero(vm_page_frame(m), n); }
 void op_release_pages(vm_page* m, vsize_t n) { physmem_release(vm_page_frame(m), n); }
 
 // The spans op_update hands to the host [VM lock].
-VMRT_LARGE_BSS vm_span g_zap_spans[kZapPending];
+VMRT_LARGE_BSS vm_span g_zap_spans[kZapPending] VMRT_GUARDED_BY(g_vm_lock);
 
 }  // namespace
 
@@ -629,7 +629,7 @@ VMRT_LARGE_BSS vm_span g_zap_spans[kZapPending];
 // outside the pmap lock (the VM lock the caller holds keeps every mapping in place; a
 // userfaultfd handler meanwhile takes the pmap lock only to continue a page already
 // dropped).  => VM lock held.
-void op_update() {
+void op_update() VMRT_REQUIRES(g_vm_lock) {
   std::size_t n = 0;
   {
     spin_guard g(g_lock);

@@ -306,7 +306,7 @@ bool host_reserve_grouped(std::size_t i, std::size_t j, bool may_fail = false);
 // (never expected: the range is shmem) ends tracking: pages are then unmapped the old way.
 void register_frames(std::size_t i, std::size_t n);
 // Drop the PTEs of the pending Z_ZAPPED pages.  => VM lock held.
-void op_update();
+void op_update() VMRT_REQUIRES(g_vm_lock);
 
 // ---- userfaultfd write protection (pmap_linux_wp.cpp) ------------------------------------
 extern std::uint8_t* g_wp;      // per page, mapped when write protection is first used [pmap lock]

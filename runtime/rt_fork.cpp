@@ -98,7 +98,7 @@ VMRT_FORK_TEXT void close_fork_pipe() {
 }
 
 // Everything the child needs, under the VM lock.  0 or the errno fork() must fail with.
-int fork_reserve_locked() {
+int fork_reserve_locked() VMRT_REQUIRES(g_vm_lock) {
   rt::fork_setup st = rt::physmem_fork_reserve();
   if (st != rt::fork_setup::ok) return st == rt::fork_setup::no_descriptor ? EAGAIN : ENOMEM;  // EFBIG too: fork(2) has no such error
   if (g_fork_pipe[0] < 0 && rt::fd_with_room(pipe_make, g_fork_pipe) < 0) {

@@ -52,7 +52,7 @@ namespace mma {
 
 vm_map* g_map;
 vaddr_t g_lo, g_hi;
-VMRT_FORK_DATA bool g_area_used;
+VMRT_FORK_DATA bool g_area_used VMRT_GUARDED_BY(g_vm_lock);
 
 namespace {
 
@@ -189,7 +189,7 @@ kern_return_t insert_tail_locked(const vm_map_entry* last, vaddr_t from, vaddr_t
 }
 
 namespace {
-std::uint64_t g_shared_names;  // [VM lock]
+std::uint64_t g_shared_names VMRT_GUARDED_BY(g_vm_lock);  // [VM lock]
 constexpr unsigned kSharedNameShift = 40;  // 1 TiB per shared mapping: more than the area
 }  // namespace
 // A mapping's identity, kept in its entries' offset (vm_map merges host memory entries
@@ -278,7 +278,7 @@ kern_return_t insert_locked(vaddr_t s, vaddr_t e, int prot, bool shared, vm_ooff
 //  => VM lock held.
 constexpr vsize_t kResyncChunk = 4096;  // pages per mincore call
 void resync_unmapped(vaddr_t s, vaddr_t e) {
-  VMRT_LARGE_BSS static unsigned char vec[kResyncChunk];  // [VM lock]
+  VMRT_LARGE_BSS static unsigned char vec[kResyncChunk] VMRT_GUARDED_BY(g_vm_lock);  // [VM lock]
   unsigned char v;
   vaddr_t run = 0;
   bool in_run = false;
@@ -833,7 +833,7 @@ mm_route mm_madvise(void* addr, std::size_t len, int advice, mm_answer* out) {
 }
 
 VMRT_FORK_CHILD_TEXT void mm_fork_child() {
-  if (!g_area_used) return;  // nothing was ever mapped in the area
+  if (!VMRT_ONLY_THREAD_READ(g_area_used)) return;  // nothing was ever mapped in the area
   vm_lock_guard g;
   // What the host did not give the child (MADV_DONTFORK memory, whoever mapped it) is a
   // hole in it: the map forgets it and the area reserves the hole again.

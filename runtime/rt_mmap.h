@@ -39,6 +39,7 @@
 #include <cstddef>
 #include <sys/types.h>
 
+#include "vm/vm_thread_safety.h"
 #include "vm/vm_types.h"
 
 namespace vmrt {

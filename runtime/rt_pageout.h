@@ -4,6 +4,8 @@
 
 #include <cstddef>
 
+#include "vm/vm_thread_safety.h"
+
 namespace vmrt::rt {
 
 // Paging on: open the swap device (`swap_bytes` > 0; `swap_file` null: a private temporary

@@ -41,23 +41,23 @@ struct swap_device {
   std::uint64_t live = 0;  // our slots on it
   unsigned io = 0;         // transfers running on it with the VM lock dropped
 };
-swap_device g_dev[kMaxDevices];  // [VM lock]
-int g_own = -1;                  // the device new pageouts go to; -1 until the next one is made [VM lock]
-int g_fork_drop = -1;            // an empty own device the fork child closes [VM lock]
-std::uint8_t* g_slot_dev;        // the device each used slot is on [VM lock]
+swap_device g_dev[kMaxDevices] VMRT_GUARDED_BY(g_vm_lock);  // [VM lock]
+int g_own VMRT_GUARDED_BY(g_vm_lock) = -1;                  // the device new pageouts go to; -1 until the next one is made [VM lock]
+int g_fork_drop VMRT_GUARDED_BY(g_vm_lock) = -1;            // an empty own device the fork child closes [VM lock]
+std::uint8_t* g_slot_dev VMRT_GUARDED_BY(g_vm_lock);        // the device each used slot is on [VM lock]
 static_assert(kMaxDevices <= 256, "a device index is one byte per slot");
 // [constant after init]; 0: no swap, and the fork handlers touch nothing else (fork data).
 VMRT_FORK_DATA std::uint64_t g_nslots = 0;
-std::uint64_t* g_bitmap;       // one bit per slot, set = in use [VM lock]
+std::uint64_t* g_bitmap VMRT_GUARDED_BY(g_vm_lock);       // one bit per slot, set = in use [VM lock]
 // XXH3-128 of the page in each slot [written by its owner]: checked on every page-in, and
 // compared at pageout with the page's own to find a page unchanged since it was read (128
 // bits: a page taken for unchanged is freed without a write, so a false match would lose
 // the program's data; at 2^-128 per page it is not a concern, where 64 bits would be
 // merely unlikely).
 XXH128_hash_t* g_sum;
-std::uint64_t g_used = 0;      // [VM lock]
-std::uint64_t g_zero = 0;      // records that say "zero" [VM lock]
-std::uint64_t g_cursor = 0;    // next-fit start [VM lock]
+std::uint64_t g_used VMRT_GUARDED_BY(g_vm_lock) = 0;      // [VM lock]
+std::uint64_t g_zero VMRT_GUARDED_BY(g_vm_lock) = 0;      // records that say "zero" [VM lock]
+std::uint64_t g_cursor VMRT_GUARDED_BY(g_vm_lock) = 0;    // next-fit start [VM lock]
 // The device is opened O_DIRECT: pageouts do not stay in the host's page cache, host RAM
 // the physmem limit does not see.  paging_bench random / seq at twice 64M (the vmrt
 // process's peak host charge, page cache included; time; one run each): cached 348 / 340
@@ -67,20 +67,20 @@ std::uint64_t g_cursor = 0;    // next-fit start [VM lock]
 // 77 / 68 MiB, 36.4 / 8.7 s.  A file system that refuses O_DIRECT (tmpfs before Linux 6.6,
 // whose cache is the store anyway) is used cached.
 
-inline bool slot_used(std::uint64_t s) { return (g_bitmap[s / 64] >> (s % 64)) & 1; }
-inline void slot_mark(std::uint64_t s, bool used) {
+inline bool slot_used(std::uint64_t s) VMRT_REQUIRES(g_vm_lock) { return (g_bitmap[s / 64] >> (s % 64)) & 1; }
+inline void slot_mark(std::uint64_t s, bool used) VMRT_REQUIRES(g_vm_lock) {
   std::uint64_t m = std::uint64_t{1} << (s % 64);
   if (used) g_bitmap[s / 64] |= m;
   else g_bitmap[s / 64] &= ~m;
 }
-void update_gauges() {
+void update_gauges() VMRT_REQUIRES(g_vm_lock) {
   vm_stat_set(V_SWAP_SLOTS_USED, static_cast<std::int64_t>(g_used));
   vm_stat_set(V_SWAP_SLOTS, static_cast<std::int64_t>(g_nslots));
 }
 
 // A run of n free slots, next fit; true with *first set.  Marks them used, on the own
 // device (which must exist: own_device).  => VM lock held.
-bool slots_alloc(std::uint64_t n, std::uint64_t* first) {
+bool slots_alloc(std::uint64_t n, std::uint64_t* first) VMRT_REQUIRES(g_vm_lock) {
   if (n == 0 || g_nslots - g_used < n) return false;
   std::uint64_t s = g_cursor < g_nslots ? g_cursor : 0;
   std::uint64_t looked = 0, run = 0, start = s;
@@ -119,14 +119,14 @@ bool slots_alloc(std::uint64_t n, std::uint64_t* first) {
 
 // Close device d once nothing of ours is on it and no transfer uses it (never the own
 // device, which takes the next pageouts).  => VM lock held.
-void device_settle(unsigned d) {
+void device_settle(unsigned d) VMRT_REQUIRES(g_vm_lock) {
   swap_device& dev = g_dev[d];
   if (static_cast<int>(d) == g_own || dev.fh < 0 || dev.live != 0 || dev.io != 0) return;
   vm_fd_close(dev.fh);
   dev.fh = -1;
 }
 
-void slot_free(std::uint64_t s) {
+void slot_free(std::uint64_t s) VMRT_REQUIRES(g_vm_lock) {
   VMRT_ASSERT(s < g_nslots && slot_used(s));
   slot_mark(s, false);
   g_used--;
@@ -146,13 +146,13 @@ inline bool rec_is_slot(const vm_page* r) { return (rec(r) & 1) != 0; }
 inline std::uint64_t rec_slot(const vm_page* r) { return rec(r) >> 2; }
 
 // Release what record r holds.  => VM lock held.
-void record_release(vm_page* r) {
+void record_release(vm_page* r) VMRT_REQUIRES(g_vm_lock) {
   if (rec_is_slot(r)) slot_free(rec_slot(r));
   else g_zero--;
 }
 
 // Replace obj's record at pindex with r (null: remove).  False when out of radix nodes.
-bool record_set(vm_object* obj, vm_pindex_t pindex, vm_page* r) {
+bool record_set(vm_object* obj, vm_pindex_t pindex, vm_page* r) VMRT_REQUIRES(g_vm_lock) {
   vm_page* old = vm_radix_lookup(&obj->pager_meta, pindex);
   if (old != nullptr) {
     if (r != nullptr) vm_radix_replace(&obj->pager_meta, pindex, r);
@@ -204,7 +204,7 @@ int open_private_file(std::uint64_t bytes) {
 
 // The own device, made on first use after boot's or a fork's; -1 when the host refuses a file
 // (errno says why).  => VM lock held.
-int own_device() {
+int own_device() VMRT_REQUIRES(g_vm_lock) {
   if (g_own >= 0) return g_own;
   for (unsigned d = 0; d < kMaxDevices; ++d) {
     if (g_dev[d].fh >= 0) continue;
@@ -578,6 +578,7 @@ kern_return_t swap_pager_init(const char* path, const char* dir, std::uint64_t b
     vm_fd_close(fh);
     return KERN_RESOURCE_SHORTAGE;
   }
+  vm_lock_guard g;
   g_bitmap = static_cast<std::uint64_t*>(p);
   g_sum = reinterpret_cast<XXH128_hash_t*>(static_cast<char*>(p) + bm);
   g_slot_dev = reinterpret_cast<std::uint8_t*>(static_cast<char*>(p) + bm + sums);
@@ -591,7 +592,7 @@ kern_return_t swap_pager_init(const char* path, const char* dir, std::uint64_t b
 
 bool swap_pager_active() { return g_nslots != 0; }
 
-void swap_pager_get_info(swap_pager_info* out) {
+void swap_pager_get_info(swap_pager_info* out) VMRT_REQUIRES(g_vm_lock) {
   out->slots = g_nslots;
   out->used = g_used;
   out->zero_pages = g_zero;
@@ -614,7 +615,7 @@ namespace {
 // Runs when the device table is full: after kMaxDevices - 1 forks that each found new pages
 // on the own device.  False when fewer than two are idle, or the host refuses the file or a
 // copy (nothing changed).  => VM lock held; no own device.
-bool merge_frozen() {
+bool merge_frozen() VMRT_REQUIRES(g_vm_lock) {
   VMRT_ASSERT(g_own < 0);
   bool merged[kMaxDevices];
   unsigned n = 0, to = kMaxDevices;  // the merged file takes the first merged device's entry
@@ -682,11 +683,11 @@ VMRT_FORK_PARENT_TEXT bool swap_pager_fork_prepare() {
   return merge_frozen();
 }
 
-VMRT_FORK_PARENT_TEXT void swap_pager_fork_parent() {
+VMRT_FORK_PARENT_TEXT void swap_pager_fork_parent() VMRT_REQUIRES(g_vm_lock) {
   if (g_nslots != 0) fork_store(g_fork_drop, -1);  // not written when clear (see prepare)
 }
 
-VMRT_FORK_CHILD_TEXT void swap_pager_fork_child() {
+VMRT_FORK_CHILD_TEXT void swap_pager_fork_child() VMRT_REQUIRES(g_vm_lock) {
   // Only the forking thread lives on: no transfer runs here.  Written only where set: the
   // device table's page was a copy-on-write fault in every fork child of a process without
   // swap (perf record -e page-faults -d of bash's command substitutions).  Without swap

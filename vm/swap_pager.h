@@ -19,6 +19,7 @@
 
 #include <cstdint>
 
+#include "vm/vm_thread_safety.h"
 #include "vm/vm_types.h"
 
 namespace vmrt {
@@ -28,7 +29,7 @@ struct vm_object;
 // Open the swap device: `path` (created if absent; its previous contents are ignored), or
 // with path null a private unlinked file in `dir` ($TMPDIR, else /var/tmp when dir is
 // null).  `bytes` is rounded down to whole pages (at least one cluster).
-//  => boot: no paging in progress.  KERN_INVALID_ARGUMENT for a size below one cluster,
+//  => boot: no paging in progress; takes the VM lock.  KERN_INVALID_ARGUMENT for a size below one cluster,
 //     KERN_FAILURE when the file cannot be made (errno says why).
 kern_return_t swap_pager_init(const char* path, const char* dir, std::uint64_t bytes);
 // Is a swap device configured?
@@ -40,7 +41,7 @@ struct swap_pager_info {
   std::uint64_t zero_pages;  // stored pages that took no slot (read as zeros)
   int fd;                    // the device new pageouts go to, -1 until made (tests corrupt it)
 };
-void swap_pager_get_info(swap_pager_info* out);
+void swap_pager_get_info(swap_pager_info* out) VMRT_REQUIRES(g_vm_lock);
 
 // The slot that holds obj's page at pindex; -1 when none (not stored, or stored as zeros).
 //  => VM lock held.
@@ -54,7 +55,7 @@ std::int64_t swap_pager_slot_of(vm_object* obj, vm_pindex_t pindex);
 // are open, prepare first merges the idle frozen ones into one (copy_file_range).  False when
 // that merge failed: fork should fail.
 bool swap_pager_fork_prepare();
-void swap_pager_fork_parent();
-void swap_pager_fork_child();
+void swap_pager_fork_parent() VMRT_REQUIRES(g_vm_lock);
+void swap_pager_fork_child() VMRT_REQUIRES(g_vm_lock);
 
 }  // namespace vmrt

@@ -24,7 +24,7 @@
 namespace vmrt {
 namespace {
 
-VMRT_LARGE_BSS vm_page* g_run[kFaultMaxRun];  // fault-around page buffer [VM lock]
+VMRT_LARGE_BSS vm_page* g_run[kFaultMaxRun] VMRT_GUARDED_BY(g_vm_lock);  // fault-around page buffer [VM lock]
 
 static_assert(kFaultWindow[VM_ADVICE_NORMAL].behind + kFaultWindow[VM_ADVICE_NORMAL].ahead + 1 <= kFaultMaxRun);
 static_assert(kFaultWindow[VM_ADVICE_SEQUENTIAL].behind + kFaultWindow[VM_ADVICE_SEQUENTIAL].ahead + 1 <= kFaultMaxRun);
@@ -189,9 +189,9 @@ constexpr unsigned kRaRecent = kRaTimely * kPagerMaxRun;  // pages read around i
 static_assert((kRaMin & (kRaMin - 1)) == 0 && (kRaMax & (kRaMax - 1)) == 0 && (kRaStart & (kRaStart - 1)) == 0);
 static_assert(kRaMin <= kRaStart && kRaStart <= kRaMax && kRaMax <= kPagerMaxRun);
 static_assert((kRaRecent & (kRaRecent - 1)) == 0, "the ring index wraps by mask");
-unsigned g_ra_window = kRaStart;  // [VM lock]
-int g_ra_credit = 0;              // [VM lock]
-std::uint32_t g_pagein_seq = 0;   // page-ins so far [VM lock]
+unsigned g_ra_window VMRT_GUARDED_BY(g_vm_lock) = kRaStart;  // [VM lock]
+int g_ra_credit VMRT_GUARDED_BY(g_vm_lock) = 0;              // [VM lock]
+std::uint32_t g_pagein_seq VMRT_GUARDED_BY(g_vm_lock) = 0;   // page-ins so far [VM lock]
 
 // The pages read around lately, with the page-in that read each (a ring, newest at
 // g_ra_next - 1): vm_page has no room for a stamp.  [VM lock]
@@ -199,17 +199,17 @@ struct ra_recent {
   const vm_page* m;
   std::uint32_t seq;
 };
-VMRT_LARGE_BSS ra_recent g_ra_ring[kRaRecent];
-unsigned g_ra_next = 0;
+VMRT_LARGE_BSS ra_recent g_ra_ring[kRaRecent] VMRT_GUARDED_BY(g_vm_lock);
+unsigned g_ra_next VMRT_GUARDED_BY(g_vm_lock) = 0;
 
-void ra_note(const vm_page* m) {
+void ra_note(const vm_page* m) VMRT_REQUIRES(g_vm_lock) {
   g_ra_ring[g_ra_next++ & (kRaRecent - 1)] = ra_recent{m, g_pagein_seq};
 }
 
 // True when m was read around within the last kRaTimely page-ins.  Scans newest first and
 // stops at the first entry too old (an entry left by an earlier read of the same frame is
 // older than the one of its current read, so never the one found).  => VM lock held.
-bool ra_timely(const vm_page* m) {
+bool ra_timely(const vm_page* m) VMRT_REQUIRES(g_vm_lock) {
   for (unsigned k = 1; k <= kRaRecent; ++k) {
     const ra_recent& r = g_ra_ring[(g_ra_next - k) & (kRaRecent - 1)];
     if (r.m == nullptr || g_pagein_seq - r.seq > kRaTimely) return false;
@@ -218,7 +218,7 @@ bool ra_timely(const vm_page* m) {
   return false;
 }
 
-void ra_adjust(int delta) {
+void ra_adjust(int delta) VMRT_REQUIRES(g_vm_lock) {
   g_ra_credit += delta;
   const int w = static_cast<int>(g_ra_window);
   if (g_ra_credit >= 2 * w) {
@@ -232,7 +232,7 @@ void ra_adjust(int delta) {
 
 // m was read around and is now used (hit, or late hit when not within kRaTimely page-ins
 // of its read) or taken (miss): counted once, the window adjusted.  => VM lock held.
-void ra_settle(vm_page* m, bool used) {
+void ra_settle(vm_page* m, bool used) VMRT_REQUIRES(g_vm_lock) {
   if ((m->flags & PG_READAROUND) == 0) return;
   m->flags &= static_cast<std::uint16_t>(~PG_READAROUND);
   if (used && ra_timely(m)) {
@@ -253,7 +253,7 @@ vm_zero_dense_probe g_zero_dense_probe = nullptr;
 // pindex between the nearest held pages, and fill_gaps the block's other gaps.  True when
 // widened.
 //  => VM lock held.
-bool dense_block(const vm_map_entry* e, vm_object* first, vm_pindex_t pindex, vm_pindex_t* lo, vm_pindex_t* hi) {
+bool dense_block(const vm_map_entry* e, vm_object* first, vm_pindex_t pindex, vm_pindex_t* lo, vm_pindex_t* hi) VMRT_REQUIRES(g_vm_lock) {
   const vm_pindex_t e_first = atop(e->offset), e_end = e_first + atop(e->end - e->start);
   vm_pindex_t b = pindex & ~vm_pindex_t{kZeroBlock - 1}, be = b + kZeroBlock;
   if (b < e_first) b = e_first;

@@ -25,7 +25,7 @@ constexpr vsize_t kWindow = ptoa(VM_RESERV_NPAGES);  // one reservation: 2 MiB
 
 vm_map* g_map = nullptr;      // the vmspace's map holding the heap entry [constant after init]
 vm_heap_backing g_backing;    // [constant after init]
-vm_map* g_ranges = nullptr;   // allocated ranges, no pmap (a range allocator) [VM lock]
+vm_map* g_ranges VMRT_GUARDED_BY(g_vm_lock) = nullptr;   // allocated ranges, no pmap (a range allocator) [VM lock]
 vm_object* g_object = nullptr;  // FRAMES: the heap entry's object, pindex = (va - base) / PAGE_SIZE
 vaddr_t g_base, g_end;        // [constant after init]
 // Where the windows are counted from: the 2 MiB boundary at or below g_base.  A heap of
@@ -37,10 +37,10 @@ vaddr_t g_base, g_end;        // [constant after init]
 // start, the first two straddled three chunks: two table pages written in every process).
 // [constant after init]
 vaddr_t g_wbase;
-vm_map* g_dirty = nullptr;    // freed ranges not yet discarded, no pmap [VM lock]
-vsize_t g_dirty_bytes;        // their size (an upper bound of the host memory they hold) [VM lock]
-vsize_t g_allocated;          // bytes in allocated ranges [VM lock]
-vsize_t g_charged_maps;       // bytes of the program's pageable mmaps charged (vm_commit_charge) [VM lock]
+vm_map* g_dirty VMRT_GUARDED_BY(g_vm_lock) = nullptr;    // freed ranges not yet discarded, no pmap [VM lock]
+vsize_t g_dirty_bytes VMRT_GUARDED_BY(g_vm_lock);        // their size (an upper bound of the host memory they hold) [VM lock]
+vsize_t g_allocated VMRT_GUARDED_BY(g_vm_lock);          // bytes in allocated ranges [VM lock]
+vsize_t g_charged_maps VMRT_GUARDED_BY(g_vm_lock);       // bytes of the program's pageable mmaps charged (vm_commit_charge) [VM lock]
 
 // Freed ranges keep their host memory until this much has been freed (jemalloc's dirty
 // pages): a range handed out again soon (first fit reuses the holes a program just freed)
@@ -52,12 +52,12 @@ vsize_t g_charged_maps;       // bytes of the program's pageable mmaps charged (
 constexpr vsize_t kDirtyMin = vsize_t{1} << 20;
 constexpr vsize_t kDirtyMax = vsize_t{16} << 20;
 static_assert(kDirtyMin <= kDirtyMax);
-inline vsize_t dirty_limit() {
+inline vsize_t dirty_limit() VMRT_REQUIRES(g_vm_lock) {
   vsize_t q = g_allocated / 4;
   return q < kDirtyMin ? kDirtyMin : q > kDirtyMax ? kDirtyMax : q;
 }
-std::int64_t g_windows;       // populated windows [VM lock]
-unsigned g_future_lock;       // pmap host flags that lock windows populated from now on (mlockall MCL_FUTURE) [VM lock]
+std::int64_t g_windows VMRT_GUARDED_BY(g_vm_lock);       // populated windows [VM lock]
+unsigned g_future_lock VMRT_GUARDED_BY(g_vm_lock);       // pmap host flags that lock windows populated from now on (mlockall MCL_FUTURE) [VM lock]
 
 // HOST: which windows are populated, one bit each [VM lock].  A heap of up to kSmallHeap
 // (the shim's default is 16 GiB) uses the small bitmap in the bss; a larger one, up to the
@@ -70,7 +70,7 @@ constexpr std::size_t kMaxWindows = kMaxHeap / kWindow;
 constexpr vsize_t kSmallHeap = vsize_t{64} << 30;
 constexpr std::size_t kSmallWindows = kSmallHeap / kWindow;
 static_assert(kMaxWindows % 64 == 0 && kSmallWindows % 64 == 0 && kSmallHeap <= kMaxHeap);
-VMRT_LARGE_BSS std::uint64_t g_populated_small[kSmallWindows / 64];
+VMRT_LARGE_BSS std::uint64_t g_populated_small[kSmallWindows / 64] VMRT_GUARDED_BY(g_vm_lock);
 // Set by vm_heap_init_at (a static initializer to g_populated_small would be a relocation,
 // a copy-on-write fault of its page in every process at load).  [constant after init]
 std::uint64_t* g_populated;
@@ -78,7 +78,7 @@ std::uint64_t* g_populated;
 // not read: a read of a never-written page of the bitmap maps the host's zero page and the
 // write that follows faults a second time (a process's first heap window took two faults on
 // the bitmap's page) [VM lock].
-std::size_t g_populated_words;
+std::size_t g_populated_words VMRT_GUARDED_BY(g_vm_lock);
 
 inline bool host_backed() { return g_backing == VM_HEAP_HOST; }
 inline bool paged() { return g_backing == VM_HEAP_PAGED; }
@@ -88,11 +88,11 @@ inline std::size_t window_index(vaddr_t w) { return (w - g_wbase) / kWindow; }
 // The bitmap's first word (the heap's first 128 MiB, all most processes use) is apart, in
 // .bss, which the load-time populate makes the process's own: in the bitmap's page it was a
 // page fault in every process.  Word 0 of g_populated is unused.  [VM lock]
-std::uint64_t g_populated_word0;
+std::uint64_t g_populated_word0 VMRT_GUARDED_BY(g_vm_lock);
 inline std::uint64_t& word_ref(std::size_t i) { return i == 0 ? g_populated_word0 : g_populated[i]; }
-inline std::uint64_t populated_word(std::size_t i) { return i < g_populated_words ? word_ref(i) : 0; }
-inline bool bit_test(vaddr_t w) { return (populated_word(window_index(w) / 64) >> (window_index(w) % 64)) & 1; }
-inline void bit_set(vaddr_t w, bool v) {
+inline std::uint64_t populated_word(std::size_t i) VMRT_REQUIRES(g_vm_lock) { return i < g_populated_words ? word_ref(i) : 0; }
+inline bool bit_test(vaddr_t w) VMRT_REQUIRES(g_vm_lock) { return (populated_word(window_index(w) / 64) >> (window_index(w) % 64)) & 1; }
+inline void bit_set(vaddr_t w, bool v) VMRT_REQUIRES(g_vm_lock) {
   const std::size_t i = window_index(w) / 64;
   const std::uint64_t m = std::uint64_t{1} << (window_index(w) % 64);
   if (v) {
@@ -114,7 +114,7 @@ inline vaddr_t window_of(vaddr_t va) {
 // Is the window starting at w populated?  A window is populated whole (FRAMES: one
 // superpage fault) and dropped whole (trim), so (FRAMES) its first page says.
 //  => VM lock held.
-bool window_populated(vaddr_t w) {
+bool window_populated(vaddr_t w) VMRT_REQUIRES(g_vm_lock) {
   if (bitmap_windows()) return bit_test(w);
   return vm_page_lookup(g_object, pindex_of(w)) != nullptr;
 }
@@ -256,7 +256,7 @@ void discard_locked(vaddr_t s, vaddr_t e) VMRT_REQUIRES(g_vm_lock) {
 }
 
 // PAGED: the pages the heap may hand out: frames not wired (kmem, mlock) plus swap slots.
-vm_pindex_t commit_limit() {
+vm_pindex_t commit_limit() VMRT_REQUIRES(g_vm_lock) {
   swap_pager_info si{};
   swap_pager_get_info(&si);
   std::int64_t wired = vm_stat_get(V_WIRE_COUNT);
@@ -345,7 +345,7 @@ bool clean_locked(vaddr_t s, vaddr_t e, bool zero) VMRT_REQUIRES(g_vm_lock) {
 // a madvise each cost one TLB shootdown each — on these 2-vCPU guests 250-350 us; one
 // process_madvise for 1,000 ranges costs 7-13 ms in all (bench/medium_bench).
 constexpr std::size_t kDiscardBatch = 256;
-VMRT_LARGE_BSS vm_span g_discard_batch[kDiscardBatch];  // [VM lock]
+VMRT_LARGE_BSS vm_span g_discard_batch[kDiscardBatch] VMRT_GUARDED_BY(g_vm_lock);  // [VM lock]
 
 // Discard every dirty range (coalesced: one release per run of frames; host memory in
 // batches of kDiscardBatch ranges per host call).  => VM lock held.
@@ -358,7 +358,7 @@ void flush_dirty_locked() VMRT_REQUIRES(g_vm_lock) {
       pmap_machine_ops()->host_discard(g_discard_batch, n);
       n = 0;
     };
-    for_each_dirty(g_base, g_end, [&](vaddr_t a, vaddr_t b) {
+    for_each_dirty(g_base, g_end, [&](vaddr_t a, vaddr_t b) VMRT_REQUIRES(g_vm_lock) {
       g_discard_batch[n++] = {a, b};
       pages += atop(b - a);
       if (n == kDiscardBatch) flush();

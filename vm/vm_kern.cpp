@@ -13,14 +13,14 @@
 namespace vmrt {
 namespace {
 
-vm_map* g_kmem_map = nullptr;        // the submap [VM lock]
-vm_object* g_kmem_object = nullptr;  // backs every kmem page, pindex = (va - base) / PAGE_SIZE [VM lock]
+vm_map* g_kmem_map VMRT_GUARDED_BY(g_vm_lock) = nullptr;        // the submap [VM lock]
+vm_object* g_kmem_object VMRT_GUARDED_BY(g_vm_lock) = nullptr;  // backs every kmem page, pindex = (va - base) / PAGE_SIZE [VM lock]
 constexpr vsize_t kKmemBatch = 512;
-VMRT_LARGE_BSS vm_page* g_batch[kKmemBatch];        // pmap_enter page list [VM lock]
+VMRT_LARGE_BSS vm_page* g_batch[kKmemBatch] VMRT_GUARDED_BY(g_vm_lock);        // pmap_enter page list [VM lock]
 constexpr vsize_t kKmemSubmapAlign = vsize_t{2} << 20;
 
 // Free the kmem pages of [s, t) (unwired, frames released).
-void free_pages(vaddr_t s, vaddr_t t) {
+void free_pages(vaddr_t s, vaddr_t t) VMRT_REQUIRES(g_vm_lock) {
   vm_pindex_t p0 = atop(s - g_kmem_map->min), p1 = atop(t - g_kmem_map->min);
   vm_pindex_t key = p0;
   vsize_t n = 0;
@@ -37,8 +37,8 @@ void free_pages(vaddr_t s, vaddr_t t) {
 
 }  // namespace
 
-vm_object* kmem_object() { return g_kmem_object; }
-vm_map* kmem_map() { return g_kmem_map; }
+vm_object* kmem_object() VMRT_REQUIRES(g_vm_lock) { return g_kmem_object; }
+vm_map* kmem_map() VMRT_REQUIRES(g_vm_lock) { return g_kmem_map; }
 
 kern_return_t kmem_submap_init(vmspace* kernel_vs, vsize_t size, vaddr_t* base) {
   size = round_page(size);
@@ -76,7 +76,7 @@ namespace {
 // if possible, else the largest runs available.
 //  => VM lock held.  On failure the pages inserted so far stay: the caller frees the range
 //     with free_pages.
-kern_return_t kmem_fill_locked(vm_pindex_t p0, vsize_t n) {
+kern_return_t kmem_fill_locked(vm_pindex_t p0, vsize_t n) VMRT_REQUIRES(g_vm_lock) {
   vsize_t done = 0;
   while (done < n) {
     vsize_t want = n - done;
@@ -118,7 +118,7 @@ kern_return_t kmem_insert_entry_locked(vaddr_t va, vsize_t size) VMRT_REQUIRES(g
 
 // Enter the kmem pages of [va, va + size) (all present) into the pmap, a batch at a time.
 //  => VM lock held.  On failure the range is left unmapped.
-kern_return_t kmem_enter_locked(vaddr_t va, vsize_t size) {
+kern_return_t kmem_enter_locked(vaddr_t va, vsize_t size) VMRT_REQUIRES(g_vm_lock) {
   vm_map* map = g_kmem_map;
   vsize_t n = atop(size);
   vm_pindex_t p0 = atop(va - map->min);
@@ -153,7 +153,7 @@ kern_return_t kmem_wire_range_locked(vaddr_t va, vsize_t size) VMRT_REQUIRES(g_v
 
 // Rename the n kmem pages at pindex `from` to pindex `to` (ranges do not overlap).
 //  => VM lock held.  False (and every page back at `from`) when the radix tree is short.
-bool kmem_rename_locked(vm_pindex_t from, vm_pindex_t to, vsize_t n) {
+bool kmem_rename_locked(vm_pindex_t from, vm_pindex_t to, vsize_t n) VMRT_REQUIRES(g_vm_lock) {
   for (vsize_t k = 0; k < n; ++k) {
     vm_page* m = vm_page_lookup(g_kmem_object, from + k);
     VMRT_ASSERT(m != nullptr);

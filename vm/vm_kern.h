@@ -6,6 +6,7 @@
 // program and the host kernel can use them without ever faulting into vmrt.
 #pragma once
 
+#include "vm/vm_thread_safety.h"
 #include "vm/vm_types.h"
 
 namespace vmrt {
@@ -38,6 +39,6 @@ void kmem_free_wired(vaddr_t addr, vsize_t size);
 struct vm_object;
 struct vm_map;
 vm_object* kmem_object();
-vm_map* kmem_map();
+vm_map* kmem_map() VMRT_REQUIRES(g_vm_lock);
 
 }  // namespace vmrt

@@ -20,27 +20,27 @@ namespace {
 // One loan: the lender's range, the borrower's view of it, and the pages still on loan
 // (keyed by frame: a page keeps its frame when a collapse renames it into another object).
 struct loan_rec {
-  loan_rec* next;     // [VM lock]
-  loan_rec* prev;     // [VM lock]
-  vm_map* lender;     // [VM lock]
-  vaddr_t lstart;     // [VM lock]
-  vm_map* borrower;   // [VM lock]
-  vaddr_t bstart;     // [VM lock]
-  vsize_t len;        // [VM lock]
-  vm_radix pages;     // frame -> vm_page* on loan [VM lock]
-  std::uint64_t npages;  // pages in `pages` [VM lock]
+  loan_rec* next VMRT_GUARDED_BY(g_vm_lock);     // [VM lock]
+  loan_rec* prev VMRT_GUARDED_BY(g_vm_lock);     // [VM lock]
+  vm_map* lender VMRT_GUARDED_BY(g_vm_lock);     // [VM lock]
+  vaddr_t lstart VMRT_GUARDED_BY(g_vm_lock);     // [VM lock]
+  vm_map* borrower VMRT_GUARDED_BY(g_vm_lock);   // [VM lock]
+  vaddr_t bstart VMRT_GUARDED_BY(g_vm_lock);     // [VM lock]
+  vsize_t len VMRT_GUARDED_BY(g_vm_lock);        // [VM lock]
+  vm_radix pages VMRT_GUARDED_BY(g_vm_lock);     // frame -> vm_page* on loan [VM lock]
+  std::uint64_t npages VMRT_GUARDED_BY(g_vm_lock);  // pages in `pages` [VM lock]
 };
 
 vm_zone g_loan_zone = VM_ZONE_INIT("VM LOAN", sizeof(loan_rec), 0);
-loan_rec* g_loans;       // every live loan [VM lock]
-unsigned g_nloans;       // [VM lock]
-vm_radix g_loan_counts;  // frame -> tagged count (count << 1 | 1) for PG_LOANED pages [VM lock]
+loan_rec* g_loans VMRT_GUARDED_BY(g_vm_lock);       // every live loan [VM lock]
+unsigned g_nloans VMRT_GUARDED_BY(g_vm_lock);       // [VM lock]
+vm_radix g_loan_counts VMRT_GUARDED_BY(g_vm_lock);  // frame -> tagged count (count << 1 | 1) for PG_LOANED pages [VM lock]
 
 constexpr vm_page* count_word(std::uint64_t n) { return reinterpret_cast<vm_page*>((n << 1) | 1); }
 inline std::uint64_t count_of(const vm_page* w) { return reinterpret_cast<std::uintptr_t>(w) >> 1; }
 
 // One more loan holds m.  False when out of radix nodes (m not loaned).
-bool page_lend(loan_rec* r, vm_page* m) {
+bool page_lend(loan_rec* r, vm_page* m) VMRT_REQUIRES(g_vm_lock) {
   frame_t f = vm_page_frame(m);
   if (vm_radix_lookup(&r->pages, f) != nullptr) return true;
   vm_page* w = vm_radix_lookup(&g_loan_counts, f);
@@ -61,7 +61,7 @@ bool page_lend(loan_rec* r, vm_page* m) {
   return true;
 }
 
-void rec_free(loan_rec* r) {
+void rec_free(loan_rec* r) VMRT_REQUIRES(g_vm_lock) {
   VMRT_ASSERT(r->npages == 0 && vm_radix_is_empty(&r->pages));
   if (r->prev != nullptr) r->prev->next = r->next;
   else g_loans = r->next;
@@ -72,7 +72,7 @@ void rec_free(loan_rec* r) {
 }
 
 // r gives m back.  The record goes with its last page; returns true then.
-bool page_return(loan_rec* r, vm_page* m) {
+bool page_return(loan_rec* r, vm_page* m) VMRT_REQUIRES(g_vm_lock) {
   frame_t f = vm_page_frame(m);
   if (vm_radix_remove(&r->pages, f) == nullptr) return false;
   vm_page* w = vm_radix_lookup(&g_loan_counts, f);
@@ -92,7 +92,7 @@ bool page_return(loan_rec* r, vm_page* m) {
 }
 
 // Does r name [s, t) of map on either side?  *base: that side's start.
-bool names(const loan_rec* r, const vm_map* map, vaddr_t s, vaddr_t t, vaddr_t* base) {
+bool names(const loan_rec* r, const vm_map* map, vaddr_t s, vaddr_t t, vaddr_t* base) VMRT_REQUIRES(g_vm_lock) {
   if (r->lender == map && s < r->lstart + r->len && t > r->lstart) {
     *base = r->lstart;
     return true;

@@ -17,8 +17,8 @@ vm_object_tunables g_vm_object_tunables;
 namespace {
 
 vm_zone g_object_zone = VM_ZONE_INIT("VM OBJECT", sizeof(vm_object), 0);
-vm_object* g_all_objects = nullptr;  // [VM lock]
-std::uint64_t g_next_id = 1;         // [VM lock]
+vm_object* g_all_objects VMRT_GUARDED_BY(g_vm_lock) = nullptr;  // [VM lock]
+std::uint64_t g_next_id VMRT_GUARDED_BY(g_vm_lock) = 1;         // [VM lock]
 
 void shadow_link(vm_object* backing, vm_object* shadow) {
   shadow->shadow_prev = nullptr;
@@ -37,7 +37,7 @@ void shadow_unlink(vm_object* backing, vm_object* shadow) {
   VMRT_ASSERT(backing->shadow_count >= 0);
 }
 
-void object_free(vm_object* obj) {
+void object_free(vm_object* obj) VMRT_REQUIRES(g_vm_lock) {
   VMRT_ASSERT(obj->resident_page_count == 0 && obj->shadow_count == 0);
   vm_radix_reclaim_all(&obj->rtree);
   if (obj->all_prev != nullptr) obj->all_prev->all_next = obj->all_next;
@@ -61,7 +61,7 @@ void object_terminate_pages(vm_object* obj) {
 }
 
 // Move obj's backing object's pages up into obj and drop it.  => b->ref_count == 1.
-void collapse_into(vm_object* obj, vm_object* b) {
+void collapse_into(vm_object* obj, vm_object* b) VMRT_REQUIRES(g_vm_lock) {
   vm_pindex_t off = obj->backing_offset;
   vm_pindex_t key = 0;
   for (;;) {

@@ -30,15 +30,15 @@ namespace {
 // Frames freed but not yet given back: one contiguous run [g_pend_first, +g_pend_n).
 frame_t g_pend_first = 0;
 frame_t g_pend_n = 0;
-vm_free_mode g_pend_mode = VM_FREE_CACHE;  // how the pending run goes back [VM lock]
+vm_free_mode g_pend_mode VMRT_GUARDED_BY(g_vm_lock) = VM_FREE_CACHE;  // how the pending run goes back [VM lock]
 
 constexpr frame_t kMaxPendingRun = 1024;
 
 // The free-frame cache (vm_page.h) [VM lock]
-frame_t g_cache_limit = 0;  // most frames kept host-resident while free
-frame_t g_cached = 0;       // free frames not PG_ZERO (host-resident, contents unknown)
+frame_t g_cache_limit VMRT_GUARDED_BY(g_vm_lock) = 0;  // most frames kept host-resident while free
+frame_t g_cached VMRT_GUARDED_BY(g_vm_lock) = 0;       // free frames not PG_ZERO (host-resident, contents unknown)
 
-void update_cache_stat() { vm_stat_set(V_FRAME_CACHE, static_cast<std::int64_t>(g_cached)); }
+void update_cache_stat() VMRT_REQUIRES(g_vm_lock) { vm_stat_set(V_FRAME_CACHE, static_cast<std::int64_t>(g_cached)); }
 
 // Release frames [f0, f0 + n) (free, not mapped) to the host: they read as zeros after.
 void release_run(frame_t f0, frame_t n) {
@@ -50,14 +50,14 @@ void release_run(frame_t f0, frame_t n) {
   for (frame_t k = 0; k < n; ++k) vm_page_array[f0 + k].flags |= PG_ZERO;
 }
 
-void update_free_stat() {
+void update_free_stat() VMRT_REQUIRES(g_vm_lock) {
   vm_stat_set(V_FREE_COUNT, static_cast<std::int64_t>(vm_page_free_count()));
 }
 
 // Give the pending run back: the part the free-frame cache has room for stays host-resident
 // (not PG_ZERO, counted in g_cached); the rest is released to the host (PG_ZERO).  Then
 // every frame goes to its reservation or the buddy allocator.
-void flush_pending() {
+void flush_pending() VMRT_REQUIRES(g_vm_lock) {
   if (g_pend_n == 0) return;
   frame_t f0 = g_pend_first, n = g_pend_n;
   g_pend_n = 0;
@@ -84,7 +84,7 @@ void flush_pending() {
 }
 
 // Prepare an allocated record for an owner.
-void page_init(vm_page* m, unsigned flags) {
+void page_init(vm_page* m, unsigned flags) VMRT_REQUIRES(g_vm_lock) {
   if ((m->flags & PG_ZERO) == 0) {  // a cached frame leaves the cache
     VMRT_ASSERT(g_cached > 0);
     g_cached--;
@@ -159,6 +159,7 @@ vsize_t alloc_frames(vm_object* obj, vm_pindex_t pindex, vsize_t n, unsigned fla
 
 kern_return_t vm_page_startup(frame_t nframes) {
   VMRT_ASSERT(nframes > 0);
+  vm_lock_guard g;
   std::size_t bytes = (static_cast<std::size_t>(nframes) * sizeof(vm_page) + 4095) & ~std::size_t{4095};
   void* p = vmrt::sys::table_map(bytes);
   if (p == nullptr) return KERN_RESOURCE_SHORTAGE;
@@ -175,7 +176,7 @@ kern_return_t vm_page_startup(frame_t nframes) {
   return KERN_SUCCESS;
 }
 
-frame_t vm_page_free_count() {
+frame_t vm_page_free_count() VMRT_REQUIRES(g_vm_lock) {
   return vm_phys_free_count() + static_cast<frame_t>(vm_reserv_free_frames()) + g_pend_n;
 }
 
@@ -185,8 +186,8 @@ void vm_page_cache_set_limit(frame_t frames) {
   if (g_cached > frames) vm_page_cache_trim(frames);
 }
 
-frame_t vm_page_cache_limit() { return g_cache_limit; }
-frame_t vm_page_cache_count() { return g_cached; }
+frame_t vm_page_cache_limit() VMRT_REQUIRES(g_vm_lock) { return g_cache_limit; }
+frame_t vm_page_cache_count() VMRT_REQUIRES(g_vm_lock) { return g_cached; }
 
 namespace {
 struct trim_ctx {
@@ -195,7 +196,7 @@ struct trim_ctx {
 };
 
 // Release the non-PG_ZERO runs of free frames [f, f + n) while the cache is above target.
-void trim_block(frame_t f, frame_t n, void* arg) {
+void trim_block(frame_t f, frame_t n, void* arg) VMRT_REQUIRES(g_vm_lock) {
   auto* c = static_cast<trim_ctx*>(arg);
   frame_t k = 0;
   while (k < n && g_cached > c->target) {
@@ -224,7 +225,7 @@ frame_t vm_page_cache_trim(frame_t target) {
   return c.released;
 }
 
-bool vm_page_frame_free(frame_t f) {
+bool vm_page_frame_free(frame_t f) VMRT_REQUIRES(g_vm_lock) {
   if (f >= vm_page_array_size) return false;
   if (f >= vm_phys_bump()) return true;
   if (g_pend_n != 0 && f >= g_pend_first && f - g_pend_first < g_pend_n) return true;
@@ -439,7 +440,7 @@ void vm_page_dequeue(vm_page* m) {
   vm_pdpolicy_dequeue(m);
 }
 
-std::uint64_t vm_page_queue_count(vm_page_queue q) {
+std::uint64_t vm_page_queue_count(vm_page_queue q) VMRT_REQUIRES(g_vm_lock) {
   if (q == PQ_ACTIVE) return vm_pdpolicy_active_count();
   if (q == PQ_INACTIVE) return vm_pdpolicy_inactive_count();
   if (q == PQ_LAUNDRY) return vm_pdpolicy_laundry_count();

@@ -162,10 +162,10 @@ inline constexpr std::uint8_t ACT_MAX = 64;
 void vm_page_activate(vm_page* m);
 void vm_page_deactivate(vm_page* m);
 void vm_page_dequeue(vm_page* m);
-std::uint64_t vm_page_queue_count(vm_page_queue q);
+std::uint64_t vm_page_queue_count(vm_page_queue q) VMRT_REQUIRES(g_vm_lock);
 
 // Frames: total and free (buddy + never used + reserved-but-unpopulated).
-frame_t vm_page_free_count();
+frame_t vm_page_free_count() VMRT_REQUIRES(g_vm_lock);
 
 // ---- the free-frame cache (like a kernel's free list of real RAM, jemalloc's dirty pages) --
 // A freed frame normally stays host-resident: its host memory is not given back, so reusing
@@ -179,12 +179,12 @@ frame_t vm_page_free_count();
 // Set the limit (frames); trims when the cache is above it.
 void vm_page_cache_set_limit(frame_t frames);
 frame_t vm_page_cache_limit();
-frame_t vm_page_cache_count();
+frame_t vm_page_cache_count() VMRT_REQUIRES(g_vm_lock);
 // Release cached frames to the host until at most `target` remain.  Returns how many were
 // released.  => VM lock held (O(free blocks)).
 frame_t vm_page_cache_trim(frame_t target);
 // Is frame f free (buddy, never used, unpopulated in a reservation, or pending release)?
 // => VM lock held, or the process single-threaded (host fork child).
-bool vm_page_frame_free(frame_t f);
+bool vm_page_frame_free(frame_t f) VMRT_REQUIRES(g_vm_lock);
 
 }  // namespace vmrt

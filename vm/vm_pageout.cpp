@@ -423,7 +423,7 @@ void daemon_wait(std::uint32_t w, long ns) {
 
 }  // namespace
 
-void vm_pageout_wakeup_if_short() {
+void vm_pageout_wakeup_if_short() VMRT_REQUIRES(g_vm_lock) {
   if (!vm_pageout_enabled() || !g_daemon_asleep.load(std::memory_order_relaxed)) return;
   if (vm_page_free_count() >= g_free_target) return;
   g_wake.fetch_add(1, std::memory_order_release);

@@ -81,7 +81,7 @@ void vm_pager_io_enter();
 void vm_pager_io_exit();
 
 // Wake the daemon when free frames are below the target.  => any context (a futex wake).
-void vm_pageout_wakeup_if_short();
+void vm_pageout_wakeup_if_short() VMRT_REQUIRES(g_vm_lock);
 
 // Host fork child: pager I/O that was in flight in the parent's other threads never ends
 // here.  Pages being written out are whole: they become ordinary pages again; pages being

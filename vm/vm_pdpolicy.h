@@ -18,6 +18,7 @@
 
 #include <cstdint>
 
+#include "vm/vm_thread_safety.h"
 #include "vm/vm_types.h"
 
 namespace vmrt {
@@ -76,7 +77,7 @@ const char* vm_pdpolicy_name(vm_pdpolicy_kind kind);
 bool vm_pdpolicy_parse(const char* name, vm_pdpolicy_kind* out);
 // Forget every queued page (the page array was just described anew), zero the queue gauges.
 // Kind and env stay.
-void vm_pdpolicy_reset();
+void vm_pdpolicy_reset() VMRT_REQUIRES(g_vm_lock);
 // The inactive target in percent of queued pages (1..90; PDPOL_INACTIVE_PCT_DEFAULT at start).
 void vm_pdpolicy_set_inactive_pct(unsigned pct);
 unsigned vm_pdpolicy_inactive_pct();
@@ -93,7 +94,7 @@ void vm_pdpolicy_deactivate(vm_page* m);
 // then activates it like any other page.
 void vm_pdpolicy_launder(vm_page* m);
 // The laundry's oldest page (null when empty); it stays queued.
-vm_page* vm_pdpolicy_laundry_first();
+vm_page* vm_pdpolicy_laundry_first() VMRT_REQUIRES(g_vm_lock);
 // m leaves the queues (wired, freed, busy for I/O).  A page on no queue is left alone.
 void vm_pdpolicy_dequeue(vm_page* m);
 // Is m on one of the policy's queues?
@@ -110,11 +111,11 @@ bool vm_pdpolicy_queued(const vm_page* m);
 // queue): the pages already judged cold or dropped behind a stream, which cost no reference
 // clears of pages in use (each clear is a host PTE drop, and a fault if the page is used).
 //  => *scanned (optional) gets how many pages were looked at.
-vm_page* vm_pdpolicy_select_victim(unsigned max_scan, unsigned* scanned, bool inactive_only = false);
+vm_page* vm_pdpolicy_select_victim(unsigned max_scan, unsigned* scanned, bool inactive_only = false) VMRT_REQUIRES(g_vm_lock);
 
 // Queue lengths, for vmstat and the daemon's targets.
-std::uint64_t vm_pdpolicy_active_count();
+std::uint64_t vm_pdpolicy_active_count() VMRT_REQUIRES(g_vm_lock);
 std::uint64_t vm_pdpolicy_inactive_count();
-std::uint64_t vm_pdpolicy_laundry_count();
+std::uint64_t vm_pdpolicy_laundry_count() VMRT_REQUIRES(g_vm_lock);
 
 }  // namespace vmrt

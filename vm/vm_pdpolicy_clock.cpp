@@ -56,9 +56,9 @@ struct page_queue {
 };
 
 // [VM lock]
-page_queue g_active = {nullptr, nullptr, 0};
-page_queue g_inactive = {nullptr, nullptr, 0};
-page_queue g_laundry = {nullptr, nullptr, 0};
+page_queue g_active VMRT_GUARDED_BY(g_vm_lock) = {nullptr, nullptr, 0};
+page_queue g_inactive VMRT_GUARDED_BY(g_vm_lock) = {nullptr, nullptr, 0};
+page_queue g_laundry VMRT_GUARDED_BY(g_vm_lock) = {nullptr, nullptr, 0};
 vm_pdpolicy_kind g_kind = PDPOL_CLOCK;
 const vm_pdpolicy_env* g_env = nullptr;
 unsigned g_inactive_pct = PDPOL_INACTIVE_PCT_DEFAULT;
@@ -144,7 +144,7 @@ std::uint8_t act_up(std::uint8_t a, std::uint8_t by) {
 }
 
 // Is the inactive queue below its target share of the queued pages?
-bool inactive_short() {
+bool inactive_short() VMRT_REQUIRES(g_vm_lock) {
   if (g_kind == PDPOL_CLOCK1) return false;
   std::uint64_t total = g_active.count + g_inactive.count;
   return g_inactive.count * 100 < static_cast<std::uint64_t>(g_inactive_pct) * total;
@@ -152,7 +152,7 @@ bool inactive_short() {
 
 // Age the active head (PDPOL_CLOCK, PDPOL_2Q, PDPOL_CLOCK_NOAGE): see the file comment.
 //  => active not empty.
-void age_active_head() {
+void age_active_head() VMRT_REQUIRES(g_vm_lock) {
   vm_page* m = g_active.head;
   vm_stat_inc(V_PDPOL_SCANNED);
   remove(m);
@@ -210,7 +210,7 @@ bool vm_pdpolicy_parse(const char* name, vm_pdpolicy_kind* out) {
   return false;
 }
 
-void vm_pdpolicy_reset() {
+void vm_pdpolicy_reset() VMRT_REQUIRES(g_vm_lock) {
   g_active = page_queue{nullptr, nullptr, 0};
   g_inactive = page_queue{nullptr, nullptr, 0};
   g_laundry = page_queue{nullptr, nullptr, 0};
@@ -283,7 +283,7 @@ void vm_pdpolicy_launder(vm_page* m) {
   insert_tail(m, PQ_LAUNDRY);
 }
 
-vm_page* vm_pdpolicy_laundry_first() { return g_laundry.head; }
+vm_page* vm_pdpolicy_laundry_first() VMRT_REQUIRES(g_vm_lock) { return g_laundry.head; }
 
 void vm_pdpolicy_dequeue(vm_page* m) {
   if (on_policy_queue(m)) remove(m);
@@ -294,7 +294,7 @@ bool vm_pdpolicy_queued(const vm_page* m) { return on_policy_queue(m); }
 // The scan: first refill the inactive queue (age active pages while it is short, with at
 // most half of max_scan), then take the inactive head (the active head, for PDPOL_CLOCK1,
 // once inactive is empty) until an unreferenced page turns up or max_scan looks are spent.
-vm_page* vm_pdpolicy_select_victim(unsigned max_scan, unsigned* scanned, bool inactive_only) {
+vm_page* vm_pdpolicy_select_victim(unsigned max_scan, unsigned* scanned, bool inactive_only) VMRT_REQUIRES(g_vm_lock) {
   unsigned n = 0;
   vm_page* victim = nullptr;
   unsigned refill = inactive_only ? 0 : max_scan / 2;
@@ -348,8 +348,8 @@ vm_page* vm_pdpolicy_select_victim(unsigned max_scan, unsigned* scanned, bool in
   return victim;
 }
 
-std::uint64_t vm_pdpolicy_active_count() { return g_active.count; }
-std::uint64_t vm_pdpolicy_inactive_count() { return g_inactive.count; }
-std::uint64_t vm_pdpolicy_laundry_count() { return g_laundry.count; }
+std::uint64_t vm_pdpolicy_active_count() VMRT_REQUIRES(g_vm_lock) { return g_active.count; }
+std::uint64_t vm_pdpolicy_inactive_count() VMRT_REQUIRES(g_vm_lock) { return g_inactive.count; }
+std::uint64_t vm_pdpolicy_laundry_count() VMRT_REQUIRES(g_vm_lock) { return g_laundry.count; }
 
 }  // namespace vmrt

@@ -10,17 +10,17 @@ namespace vmrt {
 namespace {
 
 struct free_list {
-  vm_page* head;  // doubly linked through q_next / q_prev [VM lock]
-  frame_t count;  // blocks [VM lock]
+  vm_page* head VMRT_GUARDED_BY(g_vm_lock);  // doubly linked through q_next / q_prev [VM lock]
+  frame_t count VMRT_GUARDED_BY(g_vm_lock);  // blocks [VM lock]
 };
 
-free_list g_free[VM_NFREEORDER];  // [VM lock]
+free_list g_free[VM_NFREEORDER] VMRT_GUARDED_BY(g_vm_lock);  // [VM lock]
 frame_t g_nframes = 0;            // [constant after init]
-VMRT_FORK_DATA frame_t g_bump = 0;  // first never-used frame [VM lock]; read by every fork
-frame_t g_free_frames = 0;        // frames in the lists [VM lock]
+VMRT_FORK_DATA frame_t g_bump VMRT_GUARDED_BY(g_vm_lock) = 0;  // first never-used frame [VM lock]; read by every fork
+frame_t g_free_frames VMRT_GUARDED_BY(g_vm_lock) = 0;        // frames in the lists [VM lock]
 bool (*g_first_use)() = nullptr;  // vm_phys_set_first_use_hook [set at boot]
 
-void list_push(unsigned order, vm_page* m) {
+void list_push(unsigned order, vm_page* m) VMRT_REQUIRES(g_vm_lock) {
   free_list& fl = g_free[order];
   m->q_prev = nullptr;
   m->q_next = fl.head;
@@ -32,7 +32,7 @@ void list_push(unsigned order, vm_page* m) {
   g_free_frames += frame_t{1} << order;
 }
 
-void list_unlink(unsigned order, vm_page* m) {
+void list_unlink(unsigned order, vm_page* m) VMRT_REQUIRES(g_vm_lock) {
   free_list& fl = g_free[order];
   if (m->q_prev != nullptr) m->q_prev->q_next = m->q_next;
   else fl.head = m->q_next;
@@ -51,7 +51,7 @@ void init_records(frame_t f, frame_t n) {
 
 // Carve [g_bump, g_bump + n) from the never-used region, aligned to `align` frames; the
 // skipped prefix goes to the buddy lists.
-vm_page* bump_carve(frame_t n, frame_t align) {
+vm_page* bump_carve(frame_t n, frame_t align) VMRT_REQUIRES(g_vm_lock) {
   frame_t start = (g_bump + align - 1) & ~(align - 1);
   if (start < g_bump || start > g_nframes || g_nframes - start < n) return nullptr;
   if (g_bump == 0 && g_first_use != nullptr && !g_first_use()) return nullptr;
@@ -74,7 +74,7 @@ unsigned ceil_order(frame_t n) {
 
 }  // namespace
 
-void vm_phys_init(frame_t nframes) {
+void vm_phys_init(frame_t nframes) VMRT_REQUIRES(g_vm_lock) {
   std::memset(g_free, 0, sizeof g_free);
   g_nframes = nframes;
   g_bump = 0;
@@ -141,11 +141,14 @@ void vm_phys_free_run(frame_t f, frame_t n) {
   }
 }
 
-frame_t vm_phys_free_count() { return g_free_frames + (g_nframes - g_bump); }
-VMRT_FORK_PARENT_TEXT frame_t vm_phys_bump() { return g_bump; }
+frame_t vm_phys_free_count() VMRT_REQUIRES(g_vm_lock) { return g_free_frames + (g_nframes - g_bump); }
+VMRT_FORK_PARENT_TEXT frame_t vm_phys_bump() VMRT_REQUIRES(g_vm_lock) { return g_bump; }
+VMRT_FORK_PARENT_TEXT frame_t vm_phys_bump_unlocked() VMRT_NO_THREAD_SAFETY_ANALYSIS {
+  return __atomic_load_n(&g_bump, __ATOMIC_RELAXED);
+}
 void vm_phys_set_first_use_hook(bool (*hook)()) { g_first_use = hook; }
 
-bool vm_phys_frame_in_free_block(frame_t f) {
+bool vm_phys_frame_in_free_block(frame_t f) VMRT_REQUIRES(g_vm_lock) {
   if (f >= g_bump) return true;
   for (unsigned o = 0; o < VM_NFREEORDER; ++o) {
     frame_t h = f & ~((frame_t{1} << o) - 1);
@@ -155,12 +158,12 @@ bool vm_phys_frame_in_free_block(frame_t f) {
   return false;
 }
 
-void vm_phys_foreach_free_block(void (*fn)(frame_t first, frame_t n, void* arg), void* arg) {
+void vm_phys_foreach_free_block(void (*fn)(frame_t first, frame_t n, void* arg), void* arg) VMRT_REQUIRES(g_vm_lock) {
   for (unsigned o = 0; o < VM_NFREEORDER; ++o)
     for (vm_page* m = g_free[o].head; m != nullptr; m = m->q_next) fn(vm_page_frame(m), frame_t{1} << o, arg);
 }
 
-bool vm_phys_frame_is_free(frame_t f) {
+bool vm_phys_frame_is_free(frame_t f) VMRT_REQUIRES(g_vm_lock) {
   if (f >= g_bump) return true;
   return vm_page_array[f].queue == PQ_FREE;
 }

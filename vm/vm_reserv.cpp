@@ -17,12 +17,12 @@ namespace {
 
 vm_reserv* g_reserv = nullptr;      // one per 512-frame block [constant pointer]
 std::uint64_t g_nreserv = 0;        // records
-vm_reserv* g_lru_head = nullptr;    // partially populated, most recent first [VM lock]
+vm_reserv* g_lru_head VMRT_GUARDED_BY(g_vm_lock) = nullptr;    // partially populated, most recent first [VM lock]
 vm_reserv* g_lru_tail = nullptr;
-std::uint64_t g_active = 0;         // [VM lock]
-std::uint64_t g_free_in_reserv = 0; // unpopulated frames of active reservations [VM lock]
+std::uint64_t g_active VMRT_GUARDED_BY(g_vm_lock) = 0;         // [VM lock]
+std::uint64_t g_free_in_reserv VMRT_GUARDED_BY(g_vm_lock) = 0; // unpopulated frames of active reservations [VM lock]
 
-void lru_unlink(vm_reserv* rv) {
+void lru_unlink(vm_reserv* rv) VMRT_REQUIRES(g_vm_lock) {
   if (!rv->on_lru) return;
   if (rv->lru_prev != nullptr) rv->lru_prev->lru_next = rv->lru_next;
   else g_lru_head = rv->lru_next;
@@ -32,7 +32,7 @@ void lru_unlink(vm_reserv* rv) {
   rv->on_lru = false;
 }
 
-void lru_push_head(vm_reserv* rv) {
+void lru_push_head(vm_reserv* rv) VMRT_REQUIRES(g_vm_lock) {
   lru_unlink(rv);
   rv->lru_prev = nullptr;
   rv->lru_next = g_lru_head;
@@ -62,7 +62,7 @@ vm_reserv* find(vm_object* obj, vm_pindex_t pindex) {
   return nullptr;
 }
 
-vm_reserv* create(vm_object* obj, vm_pindex_t base) {
+vm_reserv* create(vm_object* obj, vm_pindex_t base) VMRT_REQUIRES(g_vm_lock) {
   vm_page* m = vm_phys_alloc(VM_RESERV_ORDER);
   if (m == nullptr) return nullptr;
   frame_t f = vm_page_frame(m);
@@ -82,7 +82,7 @@ vm_reserv* create(vm_object* obj, vm_pindex_t base) {
   return rv;
 }
 
-void release_whole(vm_reserv* rv) {
+void release_whole(vm_reserv* rv) VMRT_REQUIRES(g_vm_lock) {
   lru_unlink(rv);
   for (vm_pindex_t k = 0; k < VM_RESERV_NPAGES; ++k) vm_page_array[rv->first + k].reserv = 0;
   rv->inuse = false;
@@ -95,7 +95,7 @@ void release_whole(vm_reserv* rv) {
 
 }  // namespace
 
-bool vm_reserv_init(frame_t nframes) {
+bool vm_reserv_init(frame_t nframes) VMRT_REQUIRES(g_vm_lock) {
   g_nreserv = (nframes + VM_RESERV_NPAGES - 1) / VM_RESERV_NPAGES;
   std::size_t bytes = (g_nreserv * sizeof(vm_reserv) + 4095) & ~std::size_t{4095};
   if (bytes == 0) bytes = 4096;
@@ -203,7 +203,7 @@ bool vm_reserv_frame_free(frame_t f) {
   return !pop_test(rv, static_cast<unsigned>(f - rv->first));
 }
 
-void vm_reserv_foreach_free_run(void (*fn)(frame_t first, frame_t n, void* arg), void* arg) {
+void vm_reserv_foreach_free_run(void (*fn)(frame_t first, frame_t n, void* arg), void* arg) VMRT_REQUIRES(g_vm_lock) {
   // Every partially populated reservation is on the LRU; full ones have no free frame.
   for (vm_reserv* rv = g_lru_head; rv != nullptr; rv = rv->lru_next) {
     unsigned k = 0;
@@ -220,7 +220,7 @@ void vm_reserv_foreach_free_run(void (*fn)(frame_t first, frame_t n, void* arg),
   }
 }
 
-std::uint64_t vm_reserv_active() { return g_active; }
-std::uint64_t vm_reserv_free_frames() { return g_free_in_reserv; }
+std::uint64_t vm_reserv_active() VMRT_REQUIRES(g_vm_lock) { return g_active; }
+std::uint64_t vm_reserv_free_frames() VMRT_REQUIRES(g_vm_lock) { return g_free_in_reserv; }
 
 }  // namespace vmrt

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 
+#include "vm/vm_thread_safety.h"
 #include "vm/vm_types.h"
 
 namespace vmrt {
@@ -39,7 +40,7 @@ struct vm_reserv {
 };
 
 // Map the reservation array for nframes frames.  False when the host refuses.
-bool vm_reserv_init(frame_t nframes);
+bool vm_reserv_init(frame_t nframes) VMRT_REQUIRES(g_vm_lock);
 // Should obj's pages at pindex come from a reservation?  (anonymous, window fully inside obj)
 bool vm_reserv_eligible(const vm_object* obj, vm_pindex_t pindex);
 // Take up to n frames for obj at pindex.. (stopping at the window end or at a populated
@@ -58,10 +59,10 @@ bool vm_reserv_reclaim_one();
 // Is frame f (m->reserv != 0) an unpopulated frame of an active reservation?
 bool vm_reserv_frame_free(frame_t f);
 // Call fn(first, n, arg) for every run of unpopulated frames of active reservations.
-void vm_reserv_foreach_free_run(void (*fn)(frame_t first, frame_t n, void* arg), void* arg);
+void vm_reserv_foreach_free_run(void (*fn)(frame_t first, frame_t n, void* arg), void* arg) VMRT_REQUIRES(g_vm_lock);
 // Counts: active reservations, frames reserved but unpopulated.
 std::uint64_t vm_reserv_active();
-std::uint64_t vm_reserv_free_frames();
+std::uint64_t vm_reserv_free_frames() VMRT_REQUIRES(g_vm_lock);
 vm_reserv* vm_reserv_of(const vm_page* m);
 
 }  // namespace vmrt

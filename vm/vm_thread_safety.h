@@ -8,9 +8,14 @@
 //
 // What is annotated so far: the VM lock (vm_lock.h); the map (vm_map.h), objects (vm_object.h),
 // vm_fault_locked, the pageout entry points (vm_pageout.h), the mmap area's helpers
-// (runtime/rt_mmap_area.h), vm_page_busy_sleep, and every function and lambda that calls them.
-// Still in comments only: the page, pmap and pager contracts (vm_page.h, pmap.h, vm_pager.h)
-// and the fields marked "[VM lock]" (VMRT_GUARDED_BY).
+// (runtime/rt_mmap_area.h), vm_page_busy_sleep, and every function and lambda that calls them;
+// every file-scope variable and file-local record field marked "[VM lock]" is
+// VMRT_GUARDED_BY(g_vm_lock) (the heap's ranges and bitmap, the buddy lists, reservations,
+// the frame cache, the page queues, swap slots, vnodes, loans, zones, fault read-ahead
+// state, the fork's physmem state), so every function that touches one says
+// VMRT_REQUIRES(g_vm_lock) or takes the lock.
+// Still in comments only: the fields of the map's, objects' and pages' records (vm_map.h,
+// vm_object.h, vm_page.h: "[VM lock]"), and the pmap and pager contracts (pmap.h, vm_pager.h).
 #pragma once
 
 #if defined(__clang__)
@@ -31,6 +36,10 @@
 // For the few functions whose locking the analysis cannot follow (a lock taken in one
 // function and let go in another: the fork handlers); each says why where it is used.
 #define VMRT_NO_THREAD_SAFETY_ANALYSIS VMRT_TSA(no_thread_safety_analysis)
+// Read guarded variable v without its lock where no other thread can exist: a fork child's
+// only thread before it starts any, which must not take the lock just to look (the lock's
+// page would be written in every child).  The analysis cannot know that; the caller says so.
+#define VMRT_ONLY_THREAD_READ(v) ([&]() VMRT_NO_THREAD_SAFETY_ANALYSIS { return (v); }())
 
 namespace vmrt {
 // The VM lock (vm_lock.h) as the analysis names it: contracts say VMRT_REQUIRES(g_vm_lock).

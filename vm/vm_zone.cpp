@@ -11,18 +11,18 @@
 
 namespace vmrt {
 namespace {
-vm_zone* g_zones = nullptr;  // registry [VM lock]
+vm_zone* g_zones VMRT_GUARDED_BY(g_vm_lock) = nullptr;  // registry [VM lock]
 // The chunk the runs smaller than a slab are carved from, shared by every zone: the part
 // not yet handed out, [g_chunk, g_chunk_end) [VM lock].
-char* g_chunk = nullptr;
-char* g_chunk_end = nullptr;
+char* g_chunk VMRT_GUARDED_BY(g_vm_lock) = nullptr;
+char* g_chunk_end VMRT_GUARDED_BY(g_vm_lock) = nullptr;
 // The first chunk is static: zero pages in .lbss, reserved with the rest of the library's
 // image, so every process carves its boot zones without an mmap of its own (a system call
 // of ~20-60 us in a fresh process on these guests, a host mapping a fork duplicates, and a
 // 2 MiB neighbourhood of host page tables of its own).  Its first page, which boot writes,
 // is populated at load (VMRT_BOOT_BSS).  Taken by the first run [VM lock].
 alignas(4096) VMRT_BOOT_BSS char g_first_chunk[kZoneSlabBytes];
-bool g_first_taken = false;
+bool g_first_taken VMRT_GUARDED_BY(g_vm_lock) = false;
 
 // A slab's worth of host memory; null when the host refuses.
 char* map_slab() {
@@ -33,7 +33,7 @@ char* map_slab() {
 // Host memory for `bytes` of a run: from the shared chunk when the run is smaller than a slab
 // (a new chunk when what is left is too short: the rest is dropped), else a slab of its own.
 // Null when the host refuses.  => VM lock held.
-char* run_memory(std::size_t bytes) {
+char* run_memory(std::size_t bytes) VMRT_REQUIRES(g_vm_lock) {
   if (bytes >= kZoneSlabBytes) return map_slab();
   if (static_cast<std::size_t>(g_chunk_end - g_chunk) < bytes) {
     char* c = g_first_taken ? map_slab() : g_first_chunk;
@@ -49,7 +49,7 @@ char* run_memory(std::size_t bytes) {
 
 // A new run to carve from (what was left of the last one, less than an item, is dropped):
 // kZoneFirstItems items the first time, twice as many each next time, at most a slab.
-bool zone_grow(vm_zone* z) {
+bool zone_grow(vm_zone* z) VMRT_REQUIRES(g_vm_lock) {
   const std::size_t per_slab = kZoneSlabBytes / z->size;
   VMRT_ASSERT(per_slab >= 1);
   std::size_t n = per_slab;

@@ -30,21 +30,21 @@ struct vnode {
   std::uint64_t old_bytes;
   bool named;              // its name holds what is known of it (given, or asked of the name source)
 };
-VMRT_LARGE_BSS vnode g_vnodes[kVnodeMax];  // [VM lock]
+VMRT_LARGE_BSS vnode g_vnodes[kVnodeMax] VMRT_GUARDED_BY(g_vm_lock);  // [VM lock]
 // The names, apart: the shim names a vnode only when a report asks (vnode_set_name_source),
 // so they are rarely written, and inside the vnode (304 bytes, 64 without) a program that
 // maps 14 files (git) wrote a second page of the table [VM lock].
-VMRT_LARGE_BSS char g_vnode_names[kVnodeMax][kVnodeNameMax];
+VMRT_LARGE_BSS char g_vnode_names[kVnodeMax][kVnodeNameMax] VMRT_GUARDED_BY(g_vm_lock);
 inline char* name_of(const vnode* v) { return g_vnode_names[v - g_vnodes]; }
 // Slots [0, g_vnodes_used) have been used: lookups scan only those (the table is 19 pages;
 // scanning all of it touched them in every process that maps a file).
-unsigned g_vnodes_used;  // [VM lock]
+unsigned g_vnodes_used VMRT_GUARDED_BY(g_vm_lock);  // [VM lock]
 vnode_name_fn g_name_source;  // vnode_set_name_source [set at boot]
 
 // The slots ever used.
-std::span<vnode> used_vnodes() { return {g_vnodes, g_vnodes_used}; }
+std::span<vnode> used_vnodes() VMRT_REQUIRES(g_vm_lock) { return {g_vnodes, g_vnodes_used}; }
 
-vnode* vnode_of(const vm_object* obj) {
+vnode* vnode_of(const vm_object* obj) VMRT_REQUIRES(g_vm_lock) {
   if (obj == nullptr || obj->type != OBJT_VNODE) return nullptr;
   for (vnode& v : used_vnodes())
     if (v.obj == obj) return &v;
@@ -76,7 +76,7 @@ void drop_store(vnode* v) {
 // ---- pager operations --------------------------------------------------------------------
 
 // The file holds every page before its end: clustering may read any run of them.
-bool vn_has_page(vm_object* obj, vm_pindex_t pindex, unsigned* before, unsigned* after) {
+bool vn_has_page(vm_object* obj, vm_pindex_t pindex, unsigned* before, unsigned* after) VMRT_REQUIRES(g_vm_lock) {
   vm_pindex_t n = store_pages(vnode_of(obj));
   if (pindex >= n) return false;
   if (before != nullptr && *before > pindex) *before = static_cast<unsigned>(pindex);
@@ -119,9 +119,9 @@ void vn_put_pages(vm_object*, vm_page* const*, unsigned n, unsigned, bool, vm_pa
 void vn_free_range(vm_object*, vm_pindex_t, vm_pindex_t) {}  // the file keeps its pages
 void vn_collapse(vm_object*, vm_object*, vm_pindex_t) {}     // a vnode object is never a shadow
 void vn_move(vm_object*, vm_pindex_t, vm_pindex_t, vm_pindex_t) {}
-bool vn_has_any(vm_object* obj, vm_pindex_t start, vm_pindex_t) { return start < store_pages(vnode_of(obj)); }
+bool vn_has_any(vm_object* obj, vm_pindex_t start, vm_pindex_t) VMRT_REQUIRES(g_vm_lock) { return start < store_pages(vnode_of(obj)); }
 
-void vn_dealloc(vm_object* obj) {
+void vn_dealloc(vm_object* obj) VMRT_REQUIRES(g_vm_lock) {
   vnode* v = vnode_of(obj);
   if (v == nullptr) return;
   drop_store(v);
@@ -171,7 +171,7 @@ vm_object* vnode_object_get(std::uint64_t dev, std::uint64_t ino, const char* na
 
 void vnode_set_name_source(vnode_name_fn fn) { g_name_source = fn; }
 
-const char* vnode_object_name(const vm_object* obj) {
+const char* vnode_object_name(const vm_object* obj) VMRT_REQUIRES(g_vm_lock) {
   vnode* v = vnode_of(obj);  // the table's slot: its name is filled in here
   if (v == nullptr) return "";
   char* name = name_of(v);
@@ -202,9 +202,9 @@ int vnode_object_attach_store(vm_object* obj, int fd, std::uint64_t bytes) {
   return 0;
 }
 
-vm_pindex_t vnode_object_pages(const vm_object* obj) { return store_pages(vnode_of(obj)); }
+vm_pindex_t vnode_object_pages(const vm_object* obj) VMRT_REQUIRES(g_vm_lock) { return store_pages(vnode_of(obj)); }
 
-bool vnode_object_read_page(const vm_object* obj, vm_pindex_t pindex, void* buf) {
+bool vnode_object_read_page(const vm_object* obj, vm_pindex_t pindex, void* buf) VMRT_REQUIRES(g_vm_lock) {
   return copy_from_store(vnode_of(obj), pindex, buf);
 }
 

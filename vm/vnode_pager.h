@@ -31,6 +31,7 @@
 #include <cstdint>
 
 #include "vm/vm_pager.h"
+#include "vm/vm_thread_safety.h"
 #include "vm/vm_types.h"
 
 namespace vmrt {
@@ -54,7 +55,7 @@ vm_object* vnode_object_get(std::uint64_t dev, std::uint64_t ino, const char* na
 // obj's path ("" when obj is no vnode object of the table, or no name is known): the one
 // given when it was made, else the one the name source finds the first time it is asked.
 //  => VM lock held; may read the host's list of mappings (the name source).
-const char* vnode_object_name(const vm_object* obj);
+const char* vnode_object_name(const vm_object* obj) VMRT_REQUIRES(g_vm_lock);
 
 // Where a vnode object made without a name finds one when it is first asked for it
 // (procstat -v): the runtime looks file (dev, ino) up in the host's list of this process's
@@ -75,10 +76,10 @@ int vnode_object_attach_store(vm_object* obj, int fd, std::uint64_t bytes);
 inline constexpr std::uint64_t kVnodeStoreMin = std::uint64_t{64} << 20;
 
 // Pages the store spans (0: no store).  => VM lock held.
-vm_pindex_t vnode_object_pages(const vm_object* obj);
+vm_pindex_t vnode_object_pages(const vm_object* obj) VMRT_REQUIRES(g_vm_lock);
 // Copy page pindex of obj's file into buf (PAGE_SIZE bytes) from its store: false past the
 // file's end (or cut by a truncation since).  => VM lock held; obj a vnode object.
-bool vnode_object_read_page(const vm_object* obj, vm_pindex_t pindex, void* buf);
+bool vnode_object_read_page(const vm_object* obj, vm_pindex_t pindex, void* buf) VMRT_REQUIRES(g_vm_lock);
 
 extern const vm_pager_ops kVnodePagerOps;
 
