@@ -317,7 +317,7 @@ namespace {
 
 // Rightmost entry of the subtree x that starts at or below limit with a gap of at least
 // len before it (the map's tree keeps the largest gap of each subtree).  => VM lock held.
-vm_map_entry* last_fit(vm_map_entry* x, vaddr_t limit, vsize_t len) {
+vm_map_entry* last_fit(vm_map_entry* x, vaddr_t limit, vsize_t len) VMRT_REQUIRES(g_vm_lock) {
   if (x == nullptr || x->max_free < len) return nullptr;
   if (x->start <= limit) {
     vm_map_entry* r = last_fit(x->right, limit, len);
@@ -729,7 +729,7 @@ static int advise_paged(vaddr_t s, vaddr_t e, int advice, bool file) VMRT_REQUIR
   if (file && (advice == MADV_FREE || advice == MADV_WIPEONFORK)) return EINVAL;
   if (advice == MADV_REMOVE) {
     bool locked = false;
-    walk(s, e, [&](vaddr_t, vaddr_t, vm_map_entry* ent) { return !(locked = ent->wired_count != 0); });
+    walk(s, e, [&](vaddr_t, vaddr_t, vm_map_entry* ent) VMRT_REQUIRES(g_vm_lock) { return !(locked = ent->wired_count != 0); });
     return file && !locked ? EACCES : EINVAL;
   }
   vm_advice_t va;
@@ -751,7 +751,7 @@ static int advise_paged(vaddr_t s, vaddr_t e, int advice, bool file) VMRT_REQUIR
     case MADV_WIPEONFORK:
     case MADV_KEEPONFORK: {
       vm_inherit_t want = advice == MADV_WIPEONFORK ? VM_INHERIT_ZERO : VM_INHERIT_COPY;
-      set_inheritance(s, e, [want](vaddr_t, const vm_map_entry* ent) {
+      set_inheritance(s, e, [want](vaddr_t, const vm_map_entry* ent) VMRT_REQUIRES(g_vm_lock) {
         return ent->inheritance == VM_INHERIT_NONE ? VM_INHERIT_NONE : want;  // DONTFORK stays
       });
       return 0;
@@ -986,7 +986,7 @@ mm_route mm_mlock(const void* addr, std::size_t len, bool lock, mm_answer* out) 
   // EFAULT: populate_vma_page_range forces access only on accessible mappings), what came
   // before it locked and faulted in.
   bool any_paged = false;
-  walk(a, a + n, [&](vaddr_t, vaddr_t, vm_map_entry* ent) { return !(any_paged = vm_backed(ent)); });
+  walk(a, a + n, [&](vaddr_t, vaddr_t, vm_map_entry* ent) VMRT_REQUIRES(g_vm_lock) { return !(any_paged = vm_backed(ent)); });
   // The pageable pieces of [x, y) locked as Linux flags VM_LOCKED without populating.
   auto lock_lazily = [](vaddr_t x, vaddr_t y) VMRT_REQUIRES(g_vm_lock) {
     walk(x, y, [](vaddr_t s, vaddr_t e, vm_map_entry* ent) VMRT_REQUIRES(g_vm_lock) {

@@ -45,7 +45,7 @@ inline mm_route fail(mm_answer* out, int err) { return answer(out, -1, err); }
 
 // Is the entry pageable memory of the VM (a copy-on-write entry whose pages vm_fault
 // provides and the pageout daemon may take) rather than host memory?
-inline bool vm_backed(const vm_map_entry* x) { return (x->eflags & MAP_ENTRY_HOSTMEM) == 0; }
+inline bool vm_backed(const vm_map_entry* x) VMRT_REQUIRES(g_vm_lock) { return (x->eflags & MAP_ENTRY_HOSTMEM) == 0; }
 
 // Call f(piece start, piece end, entry) for each entry piece of [s, e) in order; stops
 // at the first hole (returns false: ENOMEM in Linux's walks) or when f returns false.

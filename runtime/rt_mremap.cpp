@@ -173,7 +173,7 @@ static bool one_paged_mapping(vaddr_t o, vsize_t on) VMRT_REQUIRES(g_vm_lock) {
   vm_map_entry* first;
   if (!vm_map_lookup_entry(g_map, o, &first)) return false;
   bool one = true;
-  bool whole = walk(o, o + on, [&](vaddr_t, vaddr_t, vm_map_entry* ent) {
+  bool whole = walk(o, o + on, [&](vaddr_t, vaddr_t, vm_map_entry* ent) VMRT_REQUIRES(g_vm_lock) {
     one = vm_backed(ent) && ent->protection == first->protection && ent->inheritance == first->inheritance;
     return one;
   });
@@ -193,7 +193,7 @@ static bool one_paged_mapping(vaddr_t o, vsize_t on) VMRT_REQUIRES(g_vm_lock) {
 enum class move_lock { none, lazy, wired };
 static move_lock move_lock_of(vaddr_t s, vaddr_t e) VMRT_REQUIRES(g_vm_lock) {
   move_lock l = move_lock::none;
-  walk(s, e, [&](vaddr_t, vaddr_t, vm_map_entry* ent) {
+  walk(s, e, [&](vaddr_t, vaddr_t, vm_map_entry* ent) VMRT_REQUIRES(g_vm_lock) {
     if (ent->wired_count != 0) l = (ent->eflags & MAP_ENTRY_LOCKED_LAZY) != 0 ? move_lock::lazy : move_lock::wired;
     return l != move_lock::wired;
   });

@@ -255,7 +255,7 @@ bool device_io(int fh, bool write, std::uint64_t s, void* const* bufs, unsigned 
 
 // ---- pager operations --------------------------------------------------------------------
 
-bool swp_has_page(vm_object* obj, vm_pindex_t pindex, unsigned* before, unsigned* after) {
+bool swp_has_page(vm_object* obj, vm_pindex_t pindex, unsigned* before, unsigned* after) VMRT_REQUIRES(g_vm_lock) {
   if (vm_radix_lookup(&obj->pager_meta, pindex) == nullptr) return false;
   if (before != nullptr) {
     unsigned b = 0;
@@ -272,7 +272,7 @@ bool swp_has_page(vm_object* obj, vm_pindex_t pindex, unsigned* before, unsigned
 
 // The run of neighbours stored in the slots right before and after pindex's slot (one
 // laundering write put them there), at most *before / *after of them.
-bool swp_cluster(vm_object* obj, vm_pindex_t pindex, unsigned* before, unsigned* after) {
+bool swp_cluster(vm_object* obj, vm_pindex_t pindex, unsigned* before, unsigned* after) VMRT_REQUIRES(g_vm_lock) {
   vm_page* r = vm_radix_lookup(&obj->pager_meta, pindex);
   if (r == nullptr) return false;
   if (!rec_is_slot(r)) {

@@ -29,7 +29,7 @@ VMRT_LARGE_BSS vm_page* g_run[kFaultMaxRun] VMRT_GUARDED_BY(g_vm_lock);  // faul
 static_assert(kFaultWindow[VM_ADVICE_NORMAL].behind + kFaultWindow[VM_ADVICE_NORMAL].ahead + 1 <= kFaultMaxRun);
 static_assert(kFaultWindow[VM_ADVICE_SEQUENTIAL].behind + kFaultWindow[VM_ADVICE_SEQUENTIAL].ahead + 1 <= kFaultMaxRun);
 
-inline vaddr_t entry_va(const vm_map_entry* e, vm_pindex_t pindex) { return e->start + ptoa(pindex) - e->offset; }
+inline vaddr_t entry_va(const vm_map_entry* e, vm_pindex_t pindex) VMRT_REQUIRES(g_vm_lock) { return e->start + ptoa(pindex) - e->offset; }
 
 // Is pindex (of the first object) visible nowhere in the chain (neither resident nor stored)?
 inline bool chain_absent(vm_object* first, vm_pindex_t p) VMRT_REQUIRES(g_vm_lock) {
@@ -37,7 +37,7 @@ inline bool chain_absent(vm_object* first, vm_pindex_t p) VMRT_REQUIRES(g_vm_loc
   return vm_object_chain_find(first, p, &hit) == CHAIN_ABSENT;
 }
 
-vm_object* chain_bottom(vm_object* o) {
+vm_object* chain_bottom(vm_object* o) VMRT_REQUIRES(g_vm_lock) {
   while (o->backing_object != nullptr) o = o->backing_object;
   return o;
 }
@@ -78,14 +78,14 @@ kern_return_t enter(vm_map* map, vaddr_t va, vm_page* const* pages, vsize_t n, v
   return pmap_enter(map->pm, va, pages, n, prot);
 }
 
-inline const fault_window& window_of(const vm_map_entry* e) {
+inline const fault_window& window_of(const vm_map_entry* e) VMRT_REQUIRES(g_vm_lock) {
   return kFaultWindow[e->advice < VM_ADVICE_COUNT ? e->advice : VM_ADVICE_NORMAL];
 }
 
 // The fault window [*lo, *hi) around pindex for entry e (advice), clamped to the entry;
 // `ahead` overrides the advice's ahead pages when nonzero.
 void fault_window_of(const vm_map_entry* e, vm_pindex_t pindex, vm_pindex_t* lo, vm_pindex_t* hi,
-                     unsigned ahead = 0) {
+                     unsigned ahead = 0) VMRT_REQUIRES(g_vm_lock) {
   vm_pindex_t e_first = atop(e->offset);
   vm_pindex_t e_end = e_first + atop(e->end - e->start);
   const fault_window& w = window_of(e);
@@ -97,7 +97,7 @@ void fault_window_of(const vm_map_entry* e, vm_pindex_t pindex, vm_pindex_t* lo,
 // Ahead window of a fault at pindex: the stream's doubled window when the fault continues
 // the entry's sequential stream, else `base`; recorded in e->ra_pages.  base == 0 (random
 // advice) never grows.
-unsigned stream_ahead(vm_map_entry* e, vm_pindex_t pindex, unsigned base, unsigned max) {
+unsigned stream_ahead(vm_map_entry* e, vm_pindex_t pindex, unsigned base, unsigned max) VMRT_REQUIRES(g_vm_lock) {
   unsigned ra = base;
   if (base != 0 && pindex == e->next_pindex && e->ra_pages != 0) {
     ra = 2u * e->ra_pages;
@@ -118,7 +118,7 @@ unsigned stream_ahead(vm_map_entry* e, vm_pindex_t pindex, unsigned base, unsign
 // MADV_SEQUENTIAL (drop_behind), and a page-in that continues a stream (page_in: FreeBSD
 // drops behind once its read-ahead window is at its largest).
 //  => VM lock held; paging on.
-void drop_behind_run(const vm_map_entry* e, vm_pindex_t pindex) {
+void drop_behind_run(const vm_map_entry* e, vm_pindex_t pindex) VMRT_REQUIRES(g_vm_lock) {
   vm_object* obj = e->object;
   const vm_pindex_t first = atop(e->offset);
   if (pindex < first + 2 * kPagerMaxRun) return;
@@ -134,7 +134,7 @@ void drop_behind_run(const vm_map_entry* e, vm_pindex_t pindex) {
   pmap_update();
 }
 
-void drop_behind(vm_map_entry* e, vm_pindex_t pindex) {
+void drop_behind(vm_map_entry* e, vm_pindex_t pindex) VMRT_REQUIRES(g_vm_lock) {
   if (e->advice != VM_ADVICE_SEQUENTIAL || !vm_pageout_enabled() || e->object == nullptr) return;
   drop_behind_run(e, pindex);
 }
@@ -149,7 +149,7 @@ void drop_behind(vm_map_entry* e, vm_pindex_t pindex) {
 // reads its data more often than it writes it: bash's ${#a} over a 40 MB string under
 // 16M paged every page it read out again, 159 k pages re-laundered).
 //  => VM lock held; the page is resident in obj and not busy.
-void drop_swap_copy(vm_object* obj, vm_page* m, bool write) {
+void drop_swap_copy(vm_object* obj, vm_page* m, bool write) VMRT_REQUIRES(g_vm_lock) {
   if (write && (m->flags & PG_SWAPKEPT)) {  // the kept copy goes stale now
     vm_pager_free_range(obj, m->pindex, m->pindex + 1);
     m->flags &= static_cast<std::uint16_t>(~PG_SWAPKEPT);
@@ -284,7 +284,7 @@ bool dense_block(const vm_map_entry* e, vm_object* first, vm_pindex_t pindex, vm
 // stored, with zero pages, one enter a gap: the rest of a dense block whose gap around the
 // fault was just filled.  Stops at the first shortage (nothing is owed: they are extra).
 //  => VM lock held; g_run is reused.
-void fill_gaps(vm_map* map, const vm_map_entry* e, vm_object* first, vm_pindex_t lo, vm_pindex_t hi, vm_prot_t prot) {
+void fill_gaps(vm_map* map, const vm_map_entry* e, vm_object* first, vm_pindex_t lo, vm_pindex_t hi, vm_prot_t prot) VMRT_REQUIRES(g_vm_lock) {
   vm_pindex_t q = lo;
   while (q < hi) {
     while (q < hi && vm_page_lookup(first, q) != nullptr) ++q;

@@ -17,24 +17,24 @@ vm_zone g_entry_zone = VM_ZONE_INIT("VM MAP ENTRY", sizeof(vm_map_entry), 0);
 vm_zone g_map_zone = VM_ZONE_INIT("VM MAP", sizeof(vm_map), 0);
 vm_map* g_all_maps VMRT_GUARDED_BY(g_vm_lock) = nullptr;  // [VM lock]
 
-inline int h(const vm_map_entry* x) { return x != nullptr ? x->height : 0; }
-inline vsize_t mf(const vm_map_entry* x) { return x != nullptr ? x->max_free : 0; }
-inline vsize_t gap_before(const vm_map_entry* e) { return e->start - e->prev->end; }
+inline int h(const vm_map_entry* x) VMRT_REQUIRES(g_vm_lock) { return x != nullptr ? x->height : 0; }
+inline vsize_t mf(const vm_map_entry* x) VMRT_REQUIRES(g_vm_lock) { return x != nullptr ? x->max_free : 0; }
+inline vsize_t gap_before(const vm_map_entry* e) VMRT_REQUIRES(g_vm_lock) { return e->start - e->prev->end; }
 template <class T>
 inline T max2(T a, T b) { return a > b ? a : b; }
 
-void update(vm_map_entry* x) {
+void update(vm_map_entry* x) VMRT_REQUIRES(g_vm_lock) {
   x->height = 1 + max2(h(x->left), h(x->right));
   x->max_free = max2(gap_before(x), max2(mf(x->left), mf(x->right)));
 }
 
-void replace_child(vm_map* map, vm_map_entry* p, vm_map_entry* old, vm_map_entry* nw) {
+void replace_child(vm_map* map, vm_map_entry* p, vm_map_entry* old, vm_map_entry* nw) VMRT_REQUIRES(g_vm_lock) {
   if (p == nullptr) map->root = nw;
   else if (p->left == old) p->left = nw;
   else p->right = nw;
 }
 
-vm_map_entry* rotate_left(vm_map* map, vm_map_entry* x) {
+vm_map_entry* rotate_left(vm_map* map, vm_map_entry* x) VMRT_REQUIRES(g_vm_lock) {
   vm_map_entry* y = x->right;
   x->right = y->left;
   if (y->left != nullptr) y->left->parent = x;
@@ -47,7 +47,7 @@ vm_map_entry* rotate_left(vm_map* map, vm_map_entry* x) {
   return y;
 }
 
-vm_map_entry* rotate_right(vm_map* map, vm_map_entry* x) {
+vm_map_entry* rotate_right(vm_map* map, vm_map_entry* x) VMRT_REQUIRES(g_vm_lock) {
   vm_map_entry* y = x->left;
   x->left = y->right;
   if (y->right != nullptr) y->right->parent = x;
@@ -61,7 +61,7 @@ vm_map_entry* rotate_right(vm_map* map, vm_map_entry* x) {
 }
 
 // Walk from x to the root, recomputing heights and gaps and rebalancing.
-void fixup(vm_map* map, vm_map_entry* x) {
+void fixup(vm_map* map, vm_map_entry* x) VMRT_REQUIRES(g_vm_lock) {
   while (x != nullptr) {
     update(x);
     int bf = h(x->left) - h(x->right);
@@ -77,7 +77,7 @@ void fixup(vm_map* map, vm_map_entry* x) {
 }
 
 // Link e after prev in the list and into the tree.
-void link_after(vm_map* map, vm_map_entry* prev, vm_map_entry* e) {
+void link_after(vm_map* map, vm_map_entry* prev, vm_map_entry* e) VMRT_REQUIRES(g_vm_lock) {
   e->prev = prev;
   e->next = prev->next;
   prev->next->prev = e;
@@ -102,7 +102,7 @@ void link_after(vm_map* map, vm_map_entry* prev, vm_map_entry* e) {
   vm_stat_inc(V_MAP_ENTRIES);
 }
 
-void unlink(vm_map* map, vm_map_entry* e) {
+void unlink(vm_map* map, vm_map_entry* e) VMRT_REQUIRES(g_vm_lock) {
   vm_map_entry* next = e->next;
   e->prev->next = e->next;
   e->next->prev = e->prev;
@@ -143,7 +143,7 @@ void unlink(vm_map* map, vm_map_entry* e) {
 vm_map_entry* entry_alloc() { return vm_zone_new<vm_map_entry>(&g_entry_zone); }
 void entry_free(vm_map_entry* e) { vm_zone_free(&g_entry_zone, e); }
 
-bool mergeable(const vm_map_entry* a, const vm_map_entry* b) {
+bool mergeable(const vm_map_entry* a, const vm_map_entry* b) VMRT_REQUIRES(g_vm_lock) {
   if (a->end != b->start) return false;
   if (((a->eflags | b->eflags) & (MAP_ENTRY_IS_SUBMAP | MAP_ENTRY_NOCOALESCE)) != 0) return false;
   if (a->object != b->object) return false;
@@ -157,7 +157,7 @@ bool mergeable(const vm_map_entry* a, const vm_map_entry* b) {
 }
 
 // Leftmost entry with start > s whose gap_before >= len.
-vm_map_entry* first_fit(vm_map_entry* x, vaddr_t s, vsize_t len) {
+vm_map_entry* first_fit(vm_map_entry* x, vaddr_t s, vsize_t len) VMRT_REQUIRES(g_vm_lock) {
   if (x == nullptr || x->max_free < len) return nullptr;
   if (x->start > s) {
     vm_map_entry* r = first_fit(x->left, s, len);
@@ -554,7 +554,7 @@ struct check_ctx {
 
 // Returns the subtree's height, or -1 on violation (ctx.failure set).
 int check_tree(check_ctx& c, const vm_map* map, const vm_map_entry* x, const vm_map_entry* parent,
-               const vm_map_entry** inorder_cursor, std::uint32_t* count) {
+               const vm_map_entry** inorder_cursor, std::uint32_t* count) VMRT_REQUIRES(g_vm_lock) {
   if (x == nullptr) return 0;
   if (x->parent != parent) {
     c.failure = "tree parent pointer is wrong";
@@ -601,7 +601,7 @@ bool vm_map_check(vm_map* map, int fd) {
   VM_LOCK_ASSERT();
   vm_fd_out<> o(fd);
   check_ctx c{&o};
-  auto fail = [&](const char* what, const vm_map_entry* e) {
+  auto fail = [&](const char* what, const vm_map_entry* e) VMRT_REQUIRES(g_vm_lock) {
     o.str("vm_map_check: map ").hex(reinterpret_cast<std::uintptr_t>(map)).str(": ").str(what);
     if (e != nullptr && e != &map->header) o.str(" at entry [").hex(e->start).str(", ").hex(e->end).str(")");
     o.ch('\n');

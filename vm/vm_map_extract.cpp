@@ -43,7 +43,7 @@ kern_return_t copy_entry_pages(vm_map_entry* src, vm_object** out) VMRT_REQUIRES
 }
 
 // Lower the source's resident mappings of e to read-only (its next write faults).
-void write_protect(vm_map* src, const vm_map_entry* e) {
+void write_protect(vm_map* src, const vm_map_entry* e) VMRT_REQUIRES(g_vm_lock) {
   if (src->pm != nullptr && (e->protection & VM_PROT_WRITE))
     pmap_protect(src->pm, e->start, e->end, static_cast<vm_prot_t>(e->protection & ~VM_PROT_WRITE));
 }

@@ -32,7 +32,7 @@ bool mapped_range(vm_map* map, vaddr_t addr, vsize_t len, vaddr_t* s, vaddr_t* t
   return range_of(addr, len, s, t) && *s >= map->min && *t <= map->max && vm_map_range_covered(map, *s, *t);
 }
 
-inline vm_prot_t effective_prot(const vm_map_entry* e, vm_prot_t p) {
+inline vm_prot_t effective_prot(const vm_map_entry* e, vm_prot_t p) VMRT_REQUIRES(g_vm_lock) {
   return (e->eflags & MAP_ENTRY_NEEDS_COPY) ? static_cast<vm_prot_t>(p & ~VM_PROT_WRITE) : p;
 }
 
@@ -270,7 +270,7 @@ kern_return_t vm_map_advise_locked(vm_map* map, vaddr_t s, vaddr_t t, vm_advice_
     case VM_ADVICE_NORMAL:
     case VM_ADVICE_RANDOM:
     case VM_ADVICE_SEQUENTIAL:
-      for_each_clipped(map, s, t, [&](vm_map_entry* x) { x->advice = advice; });
+      for_each_clipped(map, s, t, [&](vm_map_entry* x) VMRT_REQUIRES(g_vm_lock) { x->advice = advice; });
       simplify_range(map, s, t);
       break;
     case VM_ADVICE_WILLNEED:
@@ -364,7 +364,7 @@ kern_return_t vm_minherit(vmspace* vs, vaddr_t addr, vsize_t len, vm_inherit_t i
   vm_lock_guard g;
   vm_map* map = &vs->map;
   if (!mapped_range(map, addr, len, &s, &t)) return KERN_INVALID_ADDRESS;
-  for_each_clipped(map, s, t, [&](vm_map_entry* x) { x->inheritance = inherit; });
+  for_each_clipped(map, s, t, [&](vm_map_entry* x) VMRT_REQUIRES(g_vm_lock) { x->inheritance = inherit; });
   simplify_range(map, s, t);
   return KERN_SUCCESS;
 }
@@ -388,9 +388,9 @@ constexpr vm_pindex_t kMaxWiredDivisor = 3;
 
 namespace {
 // An entry with no page wired: unlocked, or locked lazily.
-bool unwired(const vm_map_entry* x) { return x->wired_count == 0 || (x->eflags & MAP_ENTRY_LOCKED_LAZY) != 0; }
+bool unwired(const vm_map_entry* x) VMRT_REQUIRES(g_vm_lock) { return x->wired_count == 0 || (x->eflags & MAP_ENTRY_LOCKED_LAZY) != 0; }
 // Lock x without wiring a page of it (MAP_ENTRY_LOCKED_LAZY).
-void lock_lazily(vm_map_entry* x) {
+void lock_lazily(vm_map_entry* x) VMRT_REQUIRES(g_vm_lock) {
   x->wired_count = 1;
   x->eflags |= MAP_ENTRY_LOCKED_LAZY;
 }
@@ -456,7 +456,7 @@ void vm_map_unwire_locked(vm_map* map, vaddr_t s, vaddr_t t) {
 }
 
 void vm_map_lock_lazy_locked(vm_map* map, vaddr_t s, vaddr_t t) {
-  for_each_clipped(map, s, t, [&](vm_map_entry* x) {
+  for_each_clipped(map, s, t, [&](vm_map_entry* x) VMRT_REQUIRES(g_vm_lock) {
     if (x->wired_count == 0 && (x->eflags & MAP_ENTRY_IS_SUBMAP) == 0) lock_lazily(x);
   });
   simplify_range(map, s, t);

@@ -20,7 +20,7 @@ vm_zone g_object_zone = VM_ZONE_INIT("VM OBJECT", sizeof(vm_object), 0);
 vm_object* g_all_objects VMRT_GUARDED_BY(g_vm_lock) = nullptr;  // [VM lock]
 std::uint64_t g_next_id VMRT_GUARDED_BY(g_vm_lock) = 1;         // [VM lock]
 
-void shadow_link(vm_object* backing, vm_object* shadow) {
+void shadow_link(vm_object* backing, vm_object* shadow) VMRT_REQUIRES(g_vm_lock) {
   shadow->shadow_prev = nullptr;
   shadow->shadow_next = backing->shadow_head;
   if (backing->shadow_head != nullptr) backing->shadow_head->shadow_prev = shadow;
@@ -28,7 +28,7 @@ void shadow_link(vm_object* backing, vm_object* shadow) {
   backing->shadow_count++;
 }
 
-void shadow_unlink(vm_object* backing, vm_object* shadow) {
+void shadow_unlink(vm_object* backing, vm_object* shadow) VMRT_REQUIRES(g_vm_lock) {
   if (shadow->shadow_prev != nullptr) shadow->shadow_prev->shadow_next = shadow->shadow_next;
   else backing->shadow_head = shadow->shadow_next;
   if (shadow->shadow_next != nullptr) shadow->shadow_next->shadow_prev = shadow->shadow_prev;
@@ -100,13 +100,13 @@ void collapse_into(vm_object* obj, vm_object* b) VMRT_REQUIRES(g_vm_lock) {
 }
 
 // Does obj show something of its own (resident or stored) at pindex?
-bool shows(vm_object* obj, vm_pindex_t pindex) {
+bool shows(vm_object* obj, vm_pindex_t pindex) VMRT_REQUIRES(g_vm_lock) {
   return vm_radix_lookup(&obj->rtree, pindex) != nullptr || vm_pager_has_page(obj, pindex);
 }
 
 // Can obj skip b?  Every b page inside obj's window, resident or stored, must be shadowed
 // by obj.
-bool can_bypass(vm_object* obj, vm_object* b) {
+bool can_bypass(vm_object* obj, vm_object* b) VMRT_REQUIRES(g_vm_lock) {
   vm_pindex_t off = obj->backing_offset;
   vm_pindex_t key = off;
   for (;;) {

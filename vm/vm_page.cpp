@@ -125,7 +125,7 @@ void zero_pages(vm_page** pages, vsize_t n, bool release) {
 }
 
 // Allocate up to n frames, contiguous when possible, not tied to an object.
-vsize_t alloc_frames(vm_object* obj, vm_pindex_t pindex, vsize_t n, unsigned flags, vm_page** out) {
+vsize_t alloc_frames(vm_object* obj, vm_pindex_t pindex, vsize_t n, unsigned flags, vm_page** out) VMRT_REQUIRES(g_vm_lock) {
   vsize_t got = 0;
   bool reclaimed_all = false;
   while (got < n) {

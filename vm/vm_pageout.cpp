@@ -54,7 +54,7 @@ bool referenced(vm_page* m) {
 constexpr vm_pdpolicy_env kEnv{referenced};
 
 // Can the pageout daemon take m at all?
-bool pageable(const vm_page* m) {
+bool pageable(const vm_page* m) VMRT_REQUIRES(g_vm_lock) {
   // (Anonymous pages, and the vnode pager's file pages: clean, freed without a write.)
   return m->object != nullptr && ((m->object->flags & OBJ_ANON) != 0 || m->object->type == OBJT_VNODE) && m->wire_count == 0 &&
          (m->flags & (PG_BUSY | PG_FICTITIOUS | PG_LOANED)) == 0;  // a loaned page stays (vm_loan.h)
@@ -67,7 +67,7 @@ constexpr std::uint16_t kNoWrite = PG_SWAPCOPY | PG_FREEABLE;
 
 // Would m join a laundering cluster?  Dirty (no current copy), pageable, and cold (inactive,
 // or waiting in the laundry).
-bool cluster_mate(const vm_page* m) {
+bool cluster_mate(const vm_page* m) VMRT_REQUIRES(g_vm_lock) {
   return m != nullptr && pageable(m) && (m->flags & kNoWrite) == 0 &&
          (m->queue == PQ_INACTIVE || m->queue == PQ_LAUNDRY);
 }
@@ -182,7 +182,7 @@ frame_t launder_first(bool may_unlock, bool* store_full) VMRT_REQUIRES(g_vm_lock
 // ---- the pages of a range (vm_pageout_range) ---------------------------------------------
 
 // May vm_pageout_range visit e's pages at all?
-bool range_entry(const vm_map_entry* e) {
+bool range_entry(const vm_map_entry* e) VMRT_REQUIRES(g_vm_lock) {
   return (e->eflags & (MAP_ENTRY_IS_SUBMAP | MAP_ENTRY_HOSTMEM)) == 0 && e->wired_count == 0 && e->object != nullptr &&
          e->object->type != OBJT_DEVICE;
 }

@@ -37,25 +37,25 @@ constexpr vm_pager_ops kDeadPager = none_pager("dead", "--");
 const vm_pager_ops* const kPagerOps[] = {&kDefaultPager, &kSwapPagerOps, &kVnodePagerOps, &kDevicePager, &kDeadPager};
 static_assert(sizeof kPagerOps / sizeof kPagerOps[0] == OBJT_COUNT);
 
-const vm_pager_ops* vm_pager_of(const vm_object* obj) { return kPagerOps[obj->type]; }
+const vm_pager_ops* vm_pager_of(const vm_object* obj) VMRT_REQUIRES(g_vm_lock) { return kPagerOps[obj->type]; }
 
-const vm_pager_ops* vm_pager_for_put(const vm_object* obj) {
+const vm_pager_ops* vm_pager_for_put(const vm_object* obj) VMRT_REQUIRES(g_vm_lock) {
   return obj->type == OBJT_DEFAULT && (obj->flags & OBJ_ANON) ? &kSwapPagerOps : vm_pager_of(obj);
 }
 
-bool vm_pager_has_page(vm_object* obj, vm_pindex_t pindex, unsigned* before, unsigned* after) {
+bool vm_pager_has_page(vm_object* obj, vm_pindex_t pindex, unsigned* before, unsigned* after) VMRT_REQUIRES(g_vm_lock) {
   return obj->type == OBJT_DEFAULT ? false : vm_pager_of(obj)->has_page(obj, pindex, before, after);
 }
 
-void vm_pager_free_range(vm_object* obj, vm_pindex_t start, vm_pindex_t end) {
+void vm_pager_free_range(vm_object* obj, vm_pindex_t start, vm_pindex_t end) VMRT_REQUIRES(g_vm_lock) {
   if (obj->type != OBJT_DEFAULT) vm_pager_of(obj)->free_range(obj, start, end);
 }
 
-void vm_pager_move(vm_object* obj, vm_pindex_t from, vm_pindex_t to, vm_pindex_t n) {
+void vm_pager_move(vm_object* obj, vm_pindex_t from, vm_pindex_t to, vm_pindex_t n) VMRT_REQUIRES(g_vm_lock) {
   if (obj->type != OBJT_DEFAULT) vm_pager_of(obj)->move(obj, from, to, n);
 }
 
-bool vm_pager_has_any(vm_object* obj, vm_pindex_t start, vm_pindex_t end) {
+bool vm_pager_has_any(vm_object* obj, vm_pindex_t start, vm_pindex_t end) VMRT_REQUIRES(g_vm_lock) {
   return obj->type != OBJT_DEFAULT && vm_pager_of(obj)->has_any(obj, start, end);
 }
 

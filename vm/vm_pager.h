@@ -22,6 +22,7 @@
 
 #include <cstdint>
 
+#include "vm/vm_thread_safety.h"
 #include "vm/vm_types.h"
 
 namespace vmrt {
@@ -91,18 +92,18 @@ struct vm_pager_ops {
 };
 
 // The pager of each object type (vm_object_type order).
-const vm_pager_ops* vm_pager_of(const vm_object* obj);
+const vm_pager_ops* vm_pager_of(const vm_object* obj) VMRT_REQUIRES(g_vm_lock);
 extern const vm_pager_ops* const kPagerOps[];
 
 // The pager that takes obj's pages out: its own, or for an anonymous object that has never
 // been paged out (still OBJT_DEFAULT) the swap pager, which makes it a swap object.
-const vm_pager_ops* vm_pager_for_put(const vm_object* obj);
+const vm_pager_ops* vm_pager_for_put(const vm_object* obj) VMRT_REQUIRES(g_vm_lock);
 
 // Convenience wrappers (FreeBSD names).
-bool vm_pager_has_page(vm_object* obj, vm_pindex_t pindex, unsigned* before = nullptr, unsigned* after = nullptr);
-void vm_pager_free_range(vm_object* obj, vm_pindex_t start, vm_pindex_t end);
-bool vm_pager_has_any(vm_object* obj, vm_pindex_t start, vm_pindex_t end);
-void vm_pager_move(vm_object* obj, vm_pindex_t from, vm_pindex_t to, vm_pindex_t n);
+bool vm_pager_has_page(vm_object* obj, vm_pindex_t pindex, unsigned* before = nullptr, unsigned* after = nullptr) VMRT_REQUIRES(g_vm_lock);
+void vm_pager_free_range(vm_object* obj, vm_pindex_t start, vm_pindex_t end) VMRT_REQUIRES(g_vm_lock);
+bool vm_pager_has_any(vm_object* obj, vm_pindex_t start, vm_pindex_t end) VMRT_REQUIRES(g_vm_lock);
+void vm_pager_move(vm_object* obj, vm_pindex_t from, vm_pindex_t to, vm_pindex_t n) VMRT_REQUIRES(g_vm_lock);
 
 // The swap pager's operations (swap_pager.cpp); the table in vm_pager.cpp points at them.
 extern const vm_pager_ops kSwapPagerOps;

@@ -42,12 +42,12 @@ void lru_push_head(vm_reserv* rv) VMRT_REQUIRES(g_vm_lock) {
   rv->on_lru = true;
 }
 
-inline bool pop_test(const vm_reserv* rv, unsigned i) { return (rv->popmap[i / 64] >> (i % 64)) & 1; }
-inline void pop_set(vm_reserv* rv, unsigned i) { rv->popmap[i / 64] |= std::uint64_t{1} << (i % 64); }
-inline void pop_clear(vm_reserv* rv, unsigned i) { rv->popmap[i / 64] &= ~(std::uint64_t{1} << (i % 64)); }
+inline bool pop_test(const vm_reserv* rv, unsigned i) VMRT_REQUIRES(g_vm_lock) { return (rv->popmap[i / 64] >> (i % 64)) & 1; }
+inline void pop_set(vm_reserv* rv, unsigned i) VMRT_REQUIRES(g_vm_lock) { rv->popmap[i / 64] |= std::uint64_t{1} << (i % 64); }
+inline void pop_clear(vm_reserv* rv, unsigned i) VMRT_REQUIRES(g_vm_lock) { rv->popmap[i / 64] &= ~(std::uint64_t{1} << (i % 64)); }
 
 // The reservation for (obj, window of pindex), found through a resident neighbour.
-vm_reserv* find(vm_object* obj, vm_pindex_t pindex) {
+vm_reserv* find(vm_object* obj, vm_pindex_t pindex) VMRT_REQUIRES(g_vm_lock) {
   vm_pindex_t base = pindex & ~(VM_RESERV_NPAGES - 1);
   vm_page* m = vm_radix_lookup_le(&obj->rtree, pindex);
   if (m != nullptr && m->pindex >= base && m->reserv != 0) {
@@ -110,7 +110,7 @@ bool vm_reserv_init(frame_t nframes) VMRT_REQUIRES(g_vm_lock) {
 
 vm_reserv* vm_reserv_of(const vm_page* m) { return &g_reserv[vm_page_frame(m) >> VM_RESERV_ORDER]; }
 
-bool vm_reserv_eligible(const vm_object* obj, vm_pindex_t pindex) {
+bool vm_reserv_eligible(const vm_object* obj, vm_pindex_t pindex) VMRT_REQUIRES(g_vm_lock) {
   if ((obj->flags & OBJ_ANON) == 0) return false;
   vm_pindex_t base = pindex & ~(VM_RESERV_NPAGES - 1);
   return base + VM_RESERV_NPAGES <= obj->size;
@@ -155,7 +155,7 @@ void vm_reserv_free_page(vm_page* m) {
   }
 }
 
-void vm_reserv_rename(vm_page* m, const vm_object* old_obj, vm_pindex_t old_pindex) {
+void vm_reserv_rename(vm_page* m, const vm_object* old_obj, vm_pindex_t old_pindex) VMRT_REQUIRES(g_vm_lock) {
   if (m->reserv == 0) return;
   vm_reserv* rv = vm_reserv_of(m);
   if (!rv->inuse || rv->object != old_obj) return;
@@ -197,7 +197,7 @@ bool vm_reserv_reclaim_one() {
   return true;
 }
 
-bool vm_reserv_frame_free(frame_t f) {
+bool vm_reserv_frame_free(frame_t f) VMRT_REQUIRES(g_vm_lock) {
   const vm_reserv* rv = &g_reserv[f >> VM_RESERV_ORDER];
   if (!rv->inuse) return false;
   return !pop_test(rv, static_cast<unsigned>(f - rv->first));

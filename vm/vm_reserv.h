@@ -28,21 +28,21 @@ inline constexpr vm_pindex_t VM_RESERV_NPAGES = vm_pindex_t{1} << VM_RESERV_ORDE
 static_assert(VM_RESERV_NPAGES * 4096 == 2u << 20, "a reservation is one 2 MiB superpage");
 
 struct vm_reserv {
-  vm_object* object;          // owner window's object; null when not in use [VM lock]
-  vm_pindex_t pindex;         // first pindex of the window [VM lock]
+  vm_object* object VMRT_GUARDED_BY(g_vm_lock);          // owner window's object; null when not in use [VM lock]
+  vm_pindex_t pindex VMRT_GUARDED_BY(g_vm_lock);         // first pindex of the window [VM lock]
   frame_t first;              // first frame [constant]
-  std::uint16_t popcnt;       // populated frames [VM lock]
-  bool inuse;                 // reservation active [VM lock]
-  bool on_lru;                // on the partially-populated LRU [VM lock]
-  std::uint64_t popmap[VM_RESERV_NPAGES / 64];  // populated frames [VM lock]
-  vm_reserv* lru_next;        // partially populated, most recent first [VM lock]
-  vm_reserv* lru_prev;        // [VM lock]
+  std::uint16_t popcnt VMRT_GUARDED_BY(g_vm_lock);       // populated frames [VM lock]
+  bool inuse VMRT_GUARDED_BY(g_vm_lock);                 // reservation active [VM lock]
+  bool on_lru VMRT_GUARDED_BY(g_vm_lock);                // on the partially-populated LRU [VM lock]
+  std::uint64_t popmap[VM_RESERV_NPAGES / 64] VMRT_GUARDED_BY(g_vm_lock);  // populated frames [VM lock]
+  vm_reserv* lru_next VMRT_GUARDED_BY(g_vm_lock);        // partially populated, most recent first [VM lock]
+  vm_reserv* lru_prev VMRT_GUARDED_BY(g_vm_lock);        // [VM lock]
 };
 
 // Map the reservation array for nframes frames.  False when the host refuses.
 bool vm_reserv_init(frame_t nframes) VMRT_REQUIRES(g_vm_lock);
 // Should obj's pages at pindex come from a reservation?  (anonymous, window fully inside obj)
-bool vm_reserv_eligible(const vm_object* obj, vm_pindex_t pindex);
+bool vm_reserv_eligible(const vm_object* obj, vm_pindex_t pindex) VMRT_REQUIRES(g_vm_lock);
 // Take up to n frames for obj at pindex.. (stopping at the window end or at a populated
 // frame) from the window's reservation, creating it when needed.  Returns how many
 // frames, written as page records to out (not yet inserted into obj).  0 when there is
@@ -53,11 +53,11 @@ vsize_t vm_reserv_alloc_run(vm_object* obj, vm_pindex_t pindex, vsize_t n, vm_pa
 void vm_reserv_free_page(vm_page* m);
 // Page m changes identity (collapse / move-up): keep the reservation with the window
 // when the shift is a multiple of the window, else detach it from the old window.
-void vm_reserv_rename(vm_page* m, const vm_object* old_obj, vm_pindex_t old_pindex);
+void vm_reserv_rename(vm_page* m, const vm_object* old_obj, vm_pindex_t old_pindex) VMRT_REQUIRES(g_vm_lock);
 // Break the least recently used partially populated reservation.  False if none.
 bool vm_reserv_reclaim_one();
 // Is frame f (m->reserv != 0) an unpopulated frame of an active reservation?
-bool vm_reserv_frame_free(frame_t f);
+bool vm_reserv_frame_free(frame_t f) VMRT_REQUIRES(g_vm_lock);
 // Call fn(first, n, arg) for every run of unpopulated frames of active reservations.
 void vm_reserv_foreach_free_run(void (*fn)(frame_t first, frame_t n, void* arg), void* arg) VMRT_REQUIRES(g_vm_lock);
 // Counts: active reservations, frames reserved but unpopulated.

@@ -34,14 +34,14 @@ std::uint64_t g_window_freed VMRT_GUARDED_BY(g_vm_lock);   // frames the daemon 
 // May a swapout take the pages of e's object?  Anonymous memory that only e maps: an
 // object shared with another vmspace (copy-on-write after a fork, a shared mapping) is
 // still in use by someone else, and the pageout daemon ages it as usual.
-bool own_anon(const vm_map_entry* e) {
+bool own_anon(const vm_map_entry* e) VMRT_REQUIRES(g_vm_lock) {
   if (e->eflags & (MAP_ENTRY_IS_SUBMAP | MAP_ENTRY_HOSTMEM)) return false;
   const vm_object* o = e->object;
   return e->wired_count == 0 && o != nullptr && (o->flags & OBJ_ANON) != 0 && o->ref_count == 1;
 }
 
 // Does vs hold any resident page a swapout could take?  => VM lock held.
-bool has_own_pages(vmspace* vs) {
+bool has_own_pages(vmspace* vs) VMRT_REQUIRES(g_vm_lock) {
   for (vm_map_entry* e = vm_map_first(&vs->map); !vm_map_is_end(&vs->map, e); e = e->next)
     if (own_anon(e) && e->object->resident_page_count != 0) return true;
   return false;
@@ -193,7 +193,7 @@ frame_t vm_swapout_direct() {
   return swap_out_idle();
 }
 
-void vm_swapout_get_info(const vmspace* vs, vm_swapout_info* out) {
+void vm_swapout_get_info(const vmspace* vs, vm_swapout_info* out) VMRT_REQUIRES(g_vm_lock) {
   std::uint64_t now = vm_swapout_clock(), lr = last_run(vs);
   out->swapped = vs->swapped;
   out->idle_ms = now > lr && lr != kNotStamped ? now - lr : 0;

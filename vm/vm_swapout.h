@@ -18,6 +18,7 @@
 
 #include <cstdint>
 
+#include "vm/vm_thread_safety.h"
 #include "vm/vm_types.h"
 
 namespace vmrt {
@@ -60,6 +61,6 @@ struct vm_swapout_info {
   std::uint64_t swapins;     // first faults after a swapout
   std::uint64_t pages_out;   // pages freed by its swapouts
 };
-void vm_swapout_get_info(const vmspace* vs, vm_swapout_info* out);
+void vm_swapout_get_info(const vmspace* vs, vm_swapout_info* out) VMRT_REQUIRES(g_vm_lock);
 
 }  // namespace vmrt

@@ -12,10 +12,11 @@
 // every file-scope variable and file-local record field marked "[VM lock]" is
 // VMRT_GUARDED_BY(g_vm_lock) (the heap's ranges and bitmap, the buddy lists, reservations,
 // the frame cache, the page queues, swap slots, vnodes, loans, zones, fault read-ahead
-// state, the fork's physmem state), so every function that touches one says
+// state, the fork's physmem state), and so is every such field of the map's entries, maps,
+// objects, reservations, zones and vmspaces; every function that touches one says
 // VMRT_REQUIRES(g_vm_lock) or takes the lock.
-// Still in comments only: the fields of the map's, objects' and pages' records (vm_map.h,
-// vm_object.h, vm_page.h: "[VM lock]"), and the pmap and pager contracts (pmap.h, vm_pager.h).
+// Still in comments only: the page records' fields (vm_page.h: "[VM lock]"), and the pmap's
+// own lock and the pager contracts (pmap.h, vm_pager.h).
 #pragma once
 
 #if defined(__clang__)

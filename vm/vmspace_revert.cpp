@@ -33,7 +33,7 @@ struct chain_link {
 
 // e's chain, top first, into out[kMaxChain].  Returns the number of links (0: no object),
 // or kMaxChain + 1 when deeper.
-unsigned chain_of(const vm_map_entry* e, chain_link* out) {
+unsigned chain_of(const vm_map_entry* e, chain_link* out) VMRT_REQUIRES(g_vm_lock) {
   unsigned n = 0;
   vm_pindex_t p = atop(e->offset);
   for (vm_object* o = e->object; o != nullptr; o = o->backing_object) {
@@ -85,7 +85,7 @@ bool common_link(const chain_link* a, unsigned na, const chain_link* b, unsigned
 }
 
 // Do a (in one map) and b (in another, delta below) cover the same pages the same way?
-bool same_shape(const vm_map_entry* a, const vm_map_entry* b, vaddr_t delta) {
+bool same_shape(const vm_map_entry* a, const vm_map_entry* b, vaddr_t delta) VMRT_REQUIRES(g_vm_lock) {
   return a->start == b->start + delta && a->end == b->end + delta && a->protection == b->protection &&
          a->max_protection == b->max_protection && a->inheritance == b->inheritance &&
          (a->eflags & ~kShapeIgnored) == (b->eflags & ~kShapeIgnored) && a->wired_count == 0 &&
@@ -99,7 +99,7 @@ vm_map_entry* twin(vm_map* m, const vm_map_entry* b, vaddr_t delta) VMRT_REQUIRE
   return same_shape(a, b, delta) ? a : nullptr;
 }
 
-bool plain(vm_map* m) {
+bool plain(vm_map* m) VMRT_REQUIRES(g_vm_lock) {
   for (vm_map_entry* e = vm_map_first(m); !vm_map_is_end(m, e); e = e->next)
     if (e->eflags & kUnsupported) return false;
   return true;
