@@ -43,6 +43,7 @@
 #include <cstdint>
 
 #include "vm/pmap.h"
+#include "vm/vm_thread_safety.h"
 
 namespace vmrt::rt {
 
@@ -117,12 +118,12 @@ void pmap_linux_host_unpunch(vaddr_t sva, vaddr_t eva);
 // ---- copy-on-write host fork of frames (runtime/physmem_cow.h) -----------------------------
 // Write protection through the userfaultfd on shmem is there: a fork may share frames.
 bool pmap_linux_cow_capable();
-// Parent, fork set-up, pmap lock held: write-protect through the userfaultfd every writable,
+// Parent, fork set-up, VM and pmap locks held: write-protect through the userfaultfd every writable,
 // unwired resident page of the heap [heap_lo, heap_hi) (a write, user or kernel mode, waits
 // for the handler, which pushes: pmap_linux_cow_write); push every other resident frame at
 // once (the VM's own memory, wired pages, the program's own mappings: see pmap_linux_fork.cpp).
 // False when the host refused a registration (the caller copies instead).
-bool pmap_linux_cow_protect(vaddr_t heap_lo, vaddr_t heap_hi);
+bool pmap_linux_cow_protect(vaddr_t heap_lo, vaddr_t heap_hi) VMRT_REQUIRES(g_vm_lock);
 // Parent, fork set-up, pmap lock held: the pages glibc's fork writes after vmrt's handler
 // (rt_fork_prefault): pushed now and writable again, so the forking thread never waits.
 void pmap_linux_cow_release(const vaddr_t* pages, std::size_t n);

@@ -12,6 +12,7 @@
 #include "runtime/rt_maps.h"
 #include "vm/vm_fds.h"
 #include "vm/vm_fork_store.h"
+#include "vm/vm_lock.h"
 
 namespace vmrt::rt::pml {
 
@@ -200,7 +201,7 @@ bool pmap_linux_cow_capable() {  // set once at trap start: no lock (fork set-up
   return g_uffd_wp && g_wp != nullptr && g_uffd.load(std::memory_order_relaxed) >= 0;
 }
 
-bool pmap_linux_cow_protect(vaddr_t heap_lo, vaddr_t heap_hi) {
+bool pmap_linux_cow_protect(vaddr_t heap_lo, vaddr_t heap_hi) VMRT_REQUIRES(g_vm_lock) {
   bool ok = true;
   // The forking thread's static TLS and descriptor, when the program placed its stack in
   // vmrt's memory: written by this very code (errno) and by the kernel (rseq) until the fork
@@ -213,12 +214,13 @@ bool pmap_linux_cow_protect(vaddr_t heap_lo, vaddr_t heap_hi) {
   // rt_vslock_keep.h); and the program's own mappings, among them glibc's thread stacks, whose
   // descriptor the kernel clears at the thread's exit, when no userfaultfd handler is waited
   // for (a write-protected one would leave pthread_join asleep).
-  auto shared = [heap_lo, heap_hi, tls_lo, tls_hi](std::size_t q) {
+  auto shared = [heap_lo, heap_hi, tls_lo, tls_hi](std::size_t q) VMRT_REQUIRES(g_vm_lock) {
     vaddr_t va = va_of(q);
     return va >= heap_lo && va < heap_hi && (va < tls_lo || va >= tls_hi) &&
            (mprot(g_bits[q]) & VM_PROT_WRITE) != 0 && vm_page_from_frame(g_pte[q].frame1 - 1)->wire_count == 0;
   };
   for_each_resident_run(0, g_npages, [&ok, &shared](std::size_t i, std::size_t j) {
+    vm_lock_assume_held();  // as by the caller: the walk's lambda cannot say so
     std::size_t p = i;
     while (p < j && ok) {
       if (!shared(p)) {

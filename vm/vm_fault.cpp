@@ -63,7 +63,7 @@ bool grow_stack(vm_map* map, vm_map_entry* below, vaddr_t va) VMRT_REQUIRES(g_vm
 // Pages mapped writable are in use again: an MADV_FREE'd page among them keeps its data
 // from now on (the host has no dirty bit to tell a later write; vm_page.h, PG_FREEABLE).
 //  => VM lock held.
-void reuse_freeable(vm_page* const* pages, vsize_t n, vm_prot_t prot) {
+void reuse_freeable(vm_page* const* pages, vsize_t n, vm_prot_t prot) VMRT_REQUIRES(g_vm_lock) {
   if ((prot & VM_PROT_WRITE) == 0) return;
   for (vsize_t k = 0; k < n; ++k) {
     if ((pages[k]->flags & PG_FREEABLE) == 0) continue;
@@ -72,7 +72,7 @@ void reuse_freeable(vm_page* const* pages, vsize_t n, vm_prot_t prot) {
   }
 }
 
-kern_return_t enter(vm_map* map, vaddr_t va, vm_page* const* pages, vsize_t n, vm_prot_t prot) {
+kern_return_t enter(vm_map* map, vaddr_t va, vm_page* const* pages, vsize_t n, vm_prot_t prot) VMRT_REQUIRES(g_vm_lock) {
   if (map->pm == nullptr) return KERN_SUCCESS;
   reuse_freeable(pages, n, prot);
   return pmap_enter(map->pm, va, pages, n, prot);

@@ -211,7 +211,7 @@ kern_return_t populate_locked(vaddr_t s, vaddr_t e) VMRT_REQUIRES(g_vm_lock) {
 // A populated window is one reservation (page i at frame first + i), so runs are followed
 // through the page array, and the radix tree is searched only between runs.
 //  => VM lock held.
-template <class F> void for_each_frame_run(vaddr_t s, vaddr_t e, F&& f) {
+template <class F> void for_each_frame_run(vaddr_t s, vaddr_t e, F&& f) VMRT_REQUIRES(g_vm_lock) {
   vm_pindex_t p = pindex_of(s), pe = pindex_of(e);
   vm_page* m = vm_radix_lookup_ge(&g_object->rtree, p);
   while (m != nullptr && m->pindex < pe) {
@@ -246,7 +246,7 @@ void discard_locked(vaddr_t s, vaddr_t e) VMRT_REQUIRES(g_vm_lock) {
     return;
   }
   std::int64_t n_all = 0;
-  for_each_frame_run(s, e, [&](vm_page* m, vsize_t n) {
+  for_each_frame_run(s, e, [&](vm_page* m, vsize_t n) VMRT_REQUIRES(g_vm_lock) {
     if (ops->release_pages != nullptr) ops->release_pages(m, n);
     else std::memset(ops->page_address(m), 0, ptoa(n));
     for (vsize_t k = 0; k < n; ++k) m[k].flags &= static_cast<std::uint16_t>(~PG_DIRTY);
@@ -572,7 +572,7 @@ kern_return_t vm_heap_resize(vaddr_t addr, vsize_t oldsize, vsize_t newsize, vad
     copied = oldsize < kWindow || g_future_lock != 0 || ops->host_move == nullptr || !ops->host_move(va, addr, oldsize);
     if (copied) ops->host_copy_resident(va, addr, oldsize);
   } else if (paged()) move_pages_locked(addr, va, oldsize);
-  else for_each_frame_run(addr, addr + oldsize, [&](vm_page* src, vsize_t n) {
+  else for_each_frame_run(addr, addr + oldsize, [&](vm_page* src, vsize_t n) VMRT_REQUIRES(g_vm_lock) {
     vm_page* dst = vm_page_lookup(g_object, pindex_of(va) + (src->pindex - pindex_of(addr)));
     VMRT_ASSERT(dst != nullptr);
     // The destination's pages are frame-contiguous within a window; copy per window piece.

@@ -50,7 +50,7 @@ void object_free(vm_object* obj) VMRT_REQUIRES(g_vm_lock) {
 }
 
 // Free every page of obj (no mapping can remain: nobody references obj).
-void object_terminate_pages(vm_object* obj) {
+void object_terminate_pages(vm_object* obj) VMRT_REQUIRES(g_vm_lock) {
   for (;;) {
     vm_page* m = vm_radix_lookup_ge(&obj->rtree, 0);
     if (m == nullptr) break;

@@ -41,7 +41,7 @@ frame_t g_cached VMRT_GUARDED_BY(g_vm_lock) = 0;       // free frames not PG_ZER
 void update_cache_stat() VMRT_REQUIRES(g_vm_lock) { vm_stat_set(V_FRAME_CACHE, static_cast<std::int64_t>(g_cached)); }
 
 // Release frames [f0, f0 + n) (free, not mapped) to the host: they read as zeros after.
-void release_run(frame_t f0, frame_t n) {
+void release_run(frame_t f0, frame_t n) VMRT_REQUIRES(g_vm_lock) {
   const pmap_ops* ops = pmap_machine_ops();
   if (ops == nullptr || ops->release_pages == nullptr) return;
   ops->release_pages(&vm_page_array[f0], n);
@@ -105,7 +105,7 @@ void page_init(vm_page* m, unsigned flags) VMRT_REQUIRES(g_vm_lock) {
 
 // Zero pages that are not known-zero, in contiguous runs; clear PG_ZERO.  `release`: give
 // their host memory back instead of writing zeros (VM_ALLOC_ZERO_RELEASE).
-void zero_pages(vm_page** pages, vsize_t n, bool release) {
+void zero_pages(vm_page** pages, vsize_t n, bool release) VMRT_REQUIRES(g_vm_lock) {
   const pmap_ops* ops = pmap_machine_ops();
   vsize_t k = 0;
   while (k < n) {

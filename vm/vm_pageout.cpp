@@ -285,7 +285,7 @@ frame_t vm_pageout_range(vm_map* map, vaddr_t s, vaddr_t t, vm_pageout_range_op 
   // mates (one write for up to kPagerMaxRun pages instead of one per page).  A page waiting
   // in the laundry is already on its way out and stays there.
   const pmap_ops* ops = pmap_machine_ops();
-  frame_t cooled = for_each_own_page(map, s, t, [ops](vm_page* m) -> frame_t {
+  frame_t cooled = for_each_own_page(map, s, t, [ops](vm_page* m) VMRT_REQUIRES(g_vm_lock) -> frame_t {
     if (m->queue == PQ_LAUNDRY) return 0;
     if (ops != nullptr && ops->ts_referenced != nullptr) ops->ts_referenced(m);
     vm_page_deactivate(m);

@@ -85,20 +85,20 @@ unsigned vm_pdpolicy_inactive_pct();
 // ---- events from the mechanism ---------------------------------------------------------
 // m was just allocated for an object, or referenced through a fault: queue it as active
 // (or age it up if it already is).  Wired pages (wire_count != 0) are never queued.
-void vm_pdpolicy_activate(vm_page* m);
+void vm_pdpolicy_activate(vm_page* m) VMRT_REQUIRES(g_vm_lock);
 // m is unlikely to be needed soon (MADV_DONTNEED / FREE / drop-behind): move it where it is
 // taken first.
-void vm_pdpolicy_deactivate(vm_page* m);
+void vm_pdpolicy_deactivate(vm_page* m) VMRT_REQUIRES(g_vm_lock);
 // m, a victim the scan returned, is dirty: it waits at the tail of the laundry queue until
 // the mechanism writes it with its neighbours (FreeBSD's PQ_LAUNDRY).  A fault on it before
 // then activates it like any other page.
-void vm_pdpolicy_launder(vm_page* m);
+void vm_pdpolicy_launder(vm_page* m) VMRT_REQUIRES(g_vm_lock);
 // The laundry's oldest page (null when empty); it stays queued.
 vm_page* vm_pdpolicy_laundry_first() VMRT_REQUIRES(g_vm_lock);
 // m leaves the queues (wired, freed, busy for I/O).  A page on no queue is left alone.
-void vm_pdpolicy_dequeue(vm_page* m);
+void vm_pdpolicy_dequeue(vm_page* m) VMRT_REQUIRES(g_vm_lock);
 // Is m on one of the policy's queues?
-bool vm_pdpolicy_queued(const vm_page* m);
+bool vm_pdpolicy_queued(const vm_page* m) VMRT_REQUIRES(g_vm_lock);
 
 // ---- the scan ----------------------------------------------------------------------------
 // The next page to reclaim: scans at most `max_scan` queued pages, giving referenced ones

@@ -90,7 +90,7 @@ void gauge(vm_page_queue q, std::int64_t d) {
   vm_stat_add(q == PQ_ACTIVE ? V_ACTIVE_COUNT : q == PQ_INACTIVE ? V_INACTIVE_COUNT : V_LAUNDRY_COUNT, d);
 }
 
-void insert_tail(vm_page* m, vm_page_queue q) {
+void insert_tail(vm_page* m, vm_page_queue q) VMRT_REQUIRES(g_vm_lock) {
   page_queue& pq = queue_of(q);
   m->q_next = nullptr;
   m->q_prev = pq.tail;
@@ -102,7 +102,7 @@ void insert_tail(vm_page* m, vm_page_queue q) {
   gauge(q, 1);
 }
 
-void insert_head(vm_page* m, vm_page_queue q) {
+void insert_head(vm_page* m, vm_page_queue q) VMRT_REQUIRES(g_vm_lock) {
   page_queue& pq = queue_of(q);
   m->q_prev = nullptr;
   m->q_next = pq.head;
@@ -115,7 +115,7 @@ void insert_head(vm_page* m, vm_page_queue q) {
 }
 
 // Take m off its queue (=> m is on PQ_ACTIVE, PQ_INACTIVE or PQ_LAUNDRY).
-void remove(vm_page* m) {
+void remove(vm_page* m) VMRT_REQUIRES(g_vm_lock) {
   vm_page_queue q = static_cast<vm_page_queue>(m->queue);
   page_queue& pq = queue_of(q);
   VMRT_ASSERT(pq.count > 0);
@@ -129,7 +129,7 @@ void remove(vm_page* m) {
   gauge(q, -1);
 }
 
-bool on_policy_queue(const vm_page* m) {
+bool on_policy_queue(const vm_page* m) VMRT_REQUIRES(g_vm_lock) {
   return m->queue == PQ_ACTIVE || m->queue == PQ_INACTIVE || m->queue == PQ_LAUNDRY;
 }
 
@@ -226,7 +226,7 @@ void vm_pdpolicy_set_inactive_pct(unsigned pct) {
 
 unsigned vm_pdpolicy_inactive_pct() { return g_inactive_pct; }
 
-void vm_pdpolicy_activate(vm_page* m) {
+void vm_pdpolicy_activate(vm_page* m) VMRT_REQUIRES(g_vm_lock) {
   if (m->wire_count != 0) return;
   switch (g_kind) {
     case PDPOL_CLOCK1:
@@ -270,14 +270,14 @@ void vm_pdpolicy_activate(vm_page* m) {
   }
 }
 
-void vm_pdpolicy_deactivate(vm_page* m) {
+void vm_pdpolicy_deactivate(vm_page* m) VMRT_REQUIRES(g_vm_lock) {
   if (m->wire_count != 0) return;
   if (on_policy_queue(m)) remove(m);
   m->act_count = 0;
   insert_head(m, PQ_INACTIVE);  // taken first (FreeBSD vm_page_deactivate_noreuse)
 }
 
-void vm_pdpolicy_launder(vm_page* m) {
+void vm_pdpolicy_launder(vm_page* m) VMRT_REQUIRES(g_vm_lock) {
   if (m->wire_count != 0) return;
   if (on_policy_queue(m)) remove(m);
   insert_tail(m, PQ_LAUNDRY);
@@ -285,11 +285,11 @@ void vm_pdpolicy_launder(vm_page* m) {
 
 vm_page* vm_pdpolicy_laundry_first() VMRT_REQUIRES(g_vm_lock) { return g_laundry.head; }
 
-void vm_pdpolicy_dequeue(vm_page* m) {
+void vm_pdpolicy_dequeue(vm_page* m) VMRT_REQUIRES(g_vm_lock) {
   if (on_policy_queue(m)) remove(m);
 }
 
-bool vm_pdpolicy_queued(const vm_page* m) { return on_policy_queue(m); }
+bool vm_pdpolicy_queued(const vm_page* m) VMRT_REQUIRES(g_vm_lock) { return on_policy_queue(m); }
 
 // The scan: first refill the inactive queue (age active pages while it is short, with at
 // most half of max_scan), then take the inactive head (the active head, for PDPOL_CLOCK1,

@@ -44,7 +44,7 @@ void list_unlink(unsigned order, vm_page* m) VMRT_REQUIRES(g_vm_lock) {
 }
 
 // Initialise never-used records [f, f + n): zeroed frames, PQ_NONE.
-void init_records(frame_t f, frame_t n) {
+void init_records(frame_t f, frame_t n) VMRT_REQUIRES(g_vm_lock) {
   std::memset(&vm_page_array[f], 0, sizeof(vm_page) * n);
   for (frame_t k = 0; k < n; ++k) vm_page_array[f + k].flags = PG_ZERO;
 }

@@ -13,10 +13,9 @@
 // VMRT_GUARDED_BY(g_vm_lock) (the heap's ranges and bitmap, the buddy lists, reservations,
 // the frame cache, the page queues, swap slots, vnodes, loans, zones, fault read-ahead
 // state, the fork's physmem state), and so is every such field of the map's entries, maps,
-// objects, reservations, zones and vmspaces; every function that touches one says
+// objects, pages, reservations, zones and vmspaces; every function that touches one says
 // VMRT_REQUIRES(g_vm_lock) or takes the lock.
-// Still in comments only: the page records' fields (vm_page.h: "[VM lock]"), and the pmap's
-// own lock and the pager contracts (pmap.h, vm_pager.h).
+// Still in comments only: the pmap's own lock ("[pmap lock]", "=> pmap lock held").
 #pragma once
 
 #if defined(__clang__)
