@@ -39,9 +39,9 @@ frame_t g_nframes;
 std::size_t g_bytes;
 // Identity of the current physmem memfd (its mappings are found by it in /proc/self/maps).
 std::uint64_t g_dev, g_ino;
-// The next fork child's memfd, reserved by the parent [VM lock]; -1 when none.
+// The next fork child's memfd, reserved by the parent; -1 when none.
 VMRT_FORK_DATA int g_next_fd VMRT_GUARDED_BY(g_vm_lock) = -1;
-// The fork in progress shares frames copy-on-write (physmem_cow) [VM lock].
+// The fork in progress shares frames copy-on-write (physmem_cow).
 VMRT_FORK_DATA bool g_fork_cow VMRT_GUARDED_BY(g_vm_lock);
 // No memfd of this process's own is behind the direct map: it is a PROT_NONE reservation
 // until this process hands out its first frame (physmem_first_use).  True from boot, and in

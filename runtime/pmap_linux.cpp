@@ -620,7 +620,7 @@ void op_copy_resident(vm_page* dst, vm_page* src, vsize_t n) {
 void op_zero_pages(vm_page* m, vsize_t n) { physmem_zero(vm_page_frame(m), n); }
 void op_release_pages(vm_page* m, vsize_t n) { physmem_release(vm_page_frame(m), n); }
 
-// The spans op_update hands to the host [VM lock].
+// The spans op_update hands to the host.
 VMRT_LARGE_BSS vm_span g_zap_spans[kZapPending] VMRT_GUARDED_BY(g_vm_lock);
 
 }  // namespace

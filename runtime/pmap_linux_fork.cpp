@@ -220,7 +220,7 @@ bool pmap_linux_cow_protect(vaddr_t heap_lo, vaddr_t heap_hi) VMRT_REQUIRES(g_vm
            (mprot(g_bits[q]) & VM_PROT_WRITE) != 0 && vm_page_from_frame(g_pte[q].frame1 - 1)->wire_count == 0;
   };
   for_each_resident_run(0, g_npages, [&ok, &shared](std::size_t i, std::size_t j) {
-    vm_lock_assume_held();  // as by the caller: the walk's lambda cannot say so
+    VM_LOCK_ASSERT();  // the caller's, which the walk's lambda cannot inherit
     std::size_t p = i;
     while (p < j && ok) {
       if (!shared(p)) {

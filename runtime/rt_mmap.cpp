@@ -189,7 +189,7 @@ kern_return_t insert_tail_locked(const vm_map_entry* last, vaddr_t from, vaddr_t
 }
 
 namespace {
-std::uint64_t g_shared_names VMRT_GUARDED_BY(g_vm_lock);  // [VM lock]
+std::uint64_t g_shared_names VMRT_GUARDED_BY(g_vm_lock);
 constexpr unsigned kSharedNameShift = 40;  // 1 TiB per shared mapping: more than the area
 }  // namespace
 // A mapping's identity, kept in its entries' offset (vm_map merges host memory entries
@@ -278,7 +278,7 @@ kern_return_t insert_locked(vaddr_t s, vaddr_t e, int prot, bool shared, vm_ooff
 //  => VM lock held.
 constexpr vsize_t kResyncChunk = 4096;  // pages per mincore call
 void resync_unmapped(vaddr_t s, vaddr_t e) {
-  VMRT_LARGE_BSS static unsigned char vec[kResyncChunk] VMRT_GUARDED_BY(g_vm_lock);  // [VM lock]
+  VMRT_LARGE_BSS static unsigned char vec[kResyncChunk] VMRT_GUARDED_BY(g_vm_lock);
   unsigned char v;
   vaddr_t run = 0;
   bool in_run = false;
@@ -729,7 +729,9 @@ static int advise_paged(vaddr_t s, vaddr_t e, int advice, bool file) VMRT_REQUIR
   if (file && (advice == MADV_FREE || advice == MADV_WIPEONFORK)) return EINVAL;
   if (advice == MADV_REMOVE) {
     bool locked = false;
-    walk(s, e, [&](vaddr_t, vaddr_t, vm_map_entry* ent) VMRT_REQUIRES(g_vm_lock) { return !(locked = ent->wired_count != 0); });
+    walk(s, e, [&](vaddr_t, vaddr_t, vm_map_entry* ent) VMRT_REQUIRES(g_vm_lock) {
+      return !(locked = ent->wired_count != 0);
+    });
     return file && !locked ? EACCES : EINVAL;
   }
   vm_advice_t va;
@@ -986,7 +988,8 @@ mm_route mm_mlock(const void* addr, std::size_t len, bool lock, mm_answer* out) 
   // EFAULT: populate_vma_page_range forces access only on accessible mappings), what came
   // before it locked and faulted in.
   bool any_paged = false;
-  walk(a, a + n, [&](vaddr_t, vaddr_t, vm_map_entry* ent) VMRT_REQUIRES(g_vm_lock) { return !(any_paged = vm_backed(ent)); });
+  walk(a, a + n,
+       [&](vaddr_t, vaddr_t, vm_map_entry* ent) VMRT_REQUIRES(g_vm_lock) { return !(any_paged = vm_backed(ent)); });
   // The pageable pieces of [x, y) locked as Linux flags VM_LOCKED without populating.
   auto lock_lazily = [](vaddr_t x, vaddr_t y) VMRT_REQUIRES(g_vm_lock) {
     walk(x, y, [](vaddr_t s, vaddr_t e, vm_map_entry* ent) VMRT_REQUIRES(g_vm_lock) {

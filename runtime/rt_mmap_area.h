@@ -20,7 +20,7 @@ extern vm_map* g_map;
 extern vaddr_t g_lo, g_hi;
 // Set by the first entry the area's calls insert, never cleared: until then a fork
 // child has nothing of the area to look at (mm_fork_child), and looking (the map, its
-// entries) costs a child pages it would not touch otherwise.  [VM lock]
+// entries) costs a child pages it would not touch otherwise.
 extern bool g_area_used VMRT_GUARDED_BY(g_vm_lock);
 inline kern_return_t noted(kern_return_t kr) VMRT_REQUIRES(g_vm_lock) {
   if (kr == KERN_SUCCESS && !g_area_used) g_area_used = true;

@@ -41,7 +41,7 @@ struct move_piece {
   vm_object* obj;  // a file mapping's vnode object (not referenced: the old entries hold it until the move)
 };
 constexpr unsigned kMaxMovePieces = 256;
-VMRT_LARGE_BSS static move_piece g_pieces[kMaxMovePieces] VMRT_GUARDED_BY(g_vm_lock);  // [VM lock]
+VMRT_LARGE_BSS static move_piece g_pieces[kMaxMovePieces] VMRT_GUARDED_BY(g_vm_lock);
 
 // The host moves [o, o + on) to [dst, dst + nn) (MREMAP_FIXED in hflags; dst inside the
 // area) with the area's holes in the old range made real holes for the call, so the host
@@ -211,7 +211,7 @@ struct old_piece {
   vm_object* file;  // the vnode object of a private file mapping (held by the moved entries), else null
   vm_ooffset_t off;
 };
-VMRT_LARGE_BSS static old_piece g_old[kMaxMovePieces] VMRT_GUARDED_BY(g_vm_lock);  // [VM lock]
+VMRT_LARGE_BSS static old_piece g_old[kMaxMovePieces] VMRT_GUARDED_BY(g_vm_lock);
 
 static mm_route paged_move(vaddr_t o, vsize_t on, vaddr_t dst, vsize_t nn, bool dontunmap, mm_answer* out)
     VMRT_REQUIRES(g_vm_lock) {

@@ -49,7 +49,8 @@ a0 = [a for a in a0 if not a.endswith((".cpp", ".cc"))] + ["-x", "c++", "-"]
 r = subprocess.run([clang] + a0 + flags, cwd=d0, input=probe, capture_output=True, text=True)
 if (r.returncode == 0 or "calling function 'vm_map_lookup_entry' requires holding mutex 'g_vm_lock'" not in r.stderr
         or "reading variable 'nentries' requires holding mutex 'g_vm_lock'" not in r.stderr):
-    sys.stderr.write("check_thread_safety: the analysis let a lookup or a field read without the VM lock through:\n" + r.stderr)
+    sys.stderr.write("check_thread_safety: the analysis let a lookup or a field read without the VM lock "
+                     "through:\n" + r.stderr)
     sys.exit(1)
 bad = 0
 with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as ex:

@@ -41,23 +41,23 @@ struct swap_device {
   std::uint64_t live = 0;  // our slots on it
   unsigned io = 0;         // transfers running on it with the VM lock dropped
 };
-swap_device g_dev[kMaxDevices] VMRT_GUARDED_BY(g_vm_lock);  // [VM lock]
-int g_own VMRT_GUARDED_BY(g_vm_lock) = -1;                  // the device new pageouts go to; -1 until the next one is made [VM lock]
-int g_fork_drop VMRT_GUARDED_BY(g_vm_lock) = -1;            // an empty own device the fork child closes [VM lock]
-std::uint8_t* g_slot_dev VMRT_GUARDED_BY(g_vm_lock);        // the device each used slot is on [VM lock]
+swap_device g_dev[kMaxDevices] VMRT_GUARDED_BY(g_vm_lock);
+int g_own VMRT_GUARDED_BY(g_vm_lock) = -1;            // the device new pageouts go to; -1 until the next is made
+int g_fork_drop VMRT_GUARDED_BY(g_vm_lock) = -1;      // an empty own device the fork child closes
+std::uint8_t* g_slot_dev VMRT_GUARDED_BY(g_vm_lock);  // the device each used slot is on
 static_assert(kMaxDevices <= 256, "a device index is one byte per slot");
 // [constant after init]; 0: no swap, and the fork handlers touch nothing else (fork data).
 VMRT_FORK_DATA std::uint64_t g_nslots = 0;
-std::uint64_t* g_bitmap VMRT_GUARDED_BY(g_vm_lock);       // one bit per slot, set = in use [VM lock]
+std::uint64_t* g_bitmap VMRT_GUARDED_BY(g_vm_lock);  // one bit per slot, set = in use
 // XXH3-128 of the page in each slot [written by its owner]: checked on every page-in, and
 // compared at pageout with the page's own to find a page unchanged since it was read (128
 // bits: a page taken for unchanged is freed without a write, so a false match would lose
 // the program's data; at 2^-128 per page it is not a concern, where 64 bits would be
 // merely unlikely).
 XXH128_hash_t* g_sum;
-std::uint64_t g_used VMRT_GUARDED_BY(g_vm_lock) = 0;      // [VM lock]
-std::uint64_t g_zero VMRT_GUARDED_BY(g_vm_lock) = 0;      // records that say "zero" [VM lock]
-std::uint64_t g_cursor VMRT_GUARDED_BY(g_vm_lock) = 0;    // next-fit start [VM lock]
+std::uint64_t g_used VMRT_GUARDED_BY(g_vm_lock) = 0;
+std::uint64_t g_zero VMRT_GUARDED_BY(g_vm_lock) = 0;    // records that say "zero"
+std::uint64_t g_cursor VMRT_GUARDED_BY(g_vm_lock) = 0;  // next-fit start
 // The device is opened O_DIRECT: pageouts do not stay in the host's page cache, host RAM
 // the physmem limit does not see.  paging_bench random / seq at twice 64M (the vmrt
 // process's peak host charge, page cache included; time; one run each): cached 348 / 340

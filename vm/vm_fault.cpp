@@ -24,12 +24,14 @@
 namespace vmrt {
 namespace {
 
-VMRT_LARGE_BSS vm_page* g_run[kFaultMaxRun] VMRT_GUARDED_BY(g_vm_lock);  // fault-around page buffer [VM lock]
+VMRT_LARGE_BSS vm_page* g_run[kFaultMaxRun] VMRT_GUARDED_BY(g_vm_lock);  // fault-around page buffer
 
 static_assert(kFaultWindow[VM_ADVICE_NORMAL].behind + kFaultWindow[VM_ADVICE_NORMAL].ahead + 1 <= kFaultMaxRun);
 static_assert(kFaultWindow[VM_ADVICE_SEQUENTIAL].behind + kFaultWindow[VM_ADVICE_SEQUENTIAL].ahead + 1 <= kFaultMaxRun);
 
-inline vaddr_t entry_va(const vm_map_entry* e, vm_pindex_t pindex) VMRT_REQUIRES(g_vm_lock) { return e->start + ptoa(pindex) - e->offset; }
+inline vaddr_t entry_va(const vm_map_entry* e, vm_pindex_t pindex) VMRT_REQUIRES(g_vm_lock) {
+  return e->start + ptoa(pindex) - e->offset;
+}
 
 // Is pindex (of the first object) visible nowhere in the chain (neither resident nor stored)?
 inline bool chain_absent(vm_object* first, vm_pindex_t p) VMRT_REQUIRES(g_vm_lock) {
@@ -72,7 +74,8 @@ void reuse_freeable(vm_page* const* pages, vsize_t n, vm_prot_t prot) VMRT_REQUI
   }
 }
 
-kern_return_t enter(vm_map* map, vaddr_t va, vm_page* const* pages, vsize_t n, vm_prot_t prot) VMRT_REQUIRES(g_vm_lock) {
+kern_return_t enter(vm_map* map, vaddr_t va, vm_page* const* pages, vsize_t n, vm_prot_t prot)
+    VMRT_REQUIRES(g_vm_lock) {
   if (map->pm == nullptr) return KERN_SUCCESS;
   reuse_freeable(pages, n, prot);
   return pmap_enter(map->pm, va, pages, n, prot);
@@ -189,12 +192,12 @@ constexpr unsigned kRaRecent = kRaTimely * kPagerMaxRun;  // pages read around i
 static_assert((kRaMin & (kRaMin - 1)) == 0 && (kRaMax & (kRaMax - 1)) == 0 && (kRaStart & (kRaStart - 1)) == 0);
 static_assert(kRaMin <= kRaStart && kRaStart <= kRaMax && kRaMax <= kPagerMaxRun);
 static_assert((kRaRecent & (kRaRecent - 1)) == 0, "the ring index wraps by mask");
-unsigned g_ra_window VMRT_GUARDED_BY(g_vm_lock) = kRaStart;  // [VM lock]
-int g_ra_credit VMRT_GUARDED_BY(g_vm_lock) = 0;              // [VM lock]
-std::uint32_t g_pagein_seq VMRT_GUARDED_BY(g_vm_lock) = 0;   // page-ins so far [VM lock]
+unsigned g_ra_window VMRT_GUARDED_BY(g_vm_lock) = kRaStart;
+int g_ra_credit VMRT_GUARDED_BY(g_vm_lock) = 0;
+std::uint32_t g_pagein_seq VMRT_GUARDED_BY(g_vm_lock) = 0;  // page-ins so far
 
 // The pages read around lately, with the page-in that read each (a ring, newest at
-// g_ra_next - 1): vm_page has no room for a stamp.  [VM lock]
+// g_ra_next - 1): vm_page has no room for a stamp.
 struct ra_recent {
   const vm_page* m;
   std::uint32_t seq;
@@ -253,7 +256,8 @@ vm_zero_dense_probe g_zero_dense_probe = nullptr;
 // pindex between the nearest held pages, and fill_gaps the block's other gaps.  True when
 // widened.
 //  => VM lock held.
-bool dense_block(const vm_map_entry* e, vm_object* first, vm_pindex_t pindex, vm_pindex_t* lo, vm_pindex_t* hi) VMRT_REQUIRES(g_vm_lock) {
+bool dense_block(const vm_map_entry* e, vm_object* first, vm_pindex_t pindex, vm_pindex_t* lo, vm_pindex_t* hi)
+    VMRT_REQUIRES(g_vm_lock) {
   const vm_pindex_t e_first = atop(e->offset), e_end = e_first + atop(e->end - e->start);
   vm_pindex_t b = pindex & ~vm_pindex_t{kZeroBlock - 1}, be = b + kZeroBlock;
   if (b < e_first) b = e_first;
@@ -284,7 +288,8 @@ bool dense_block(const vm_map_entry* e, vm_object* first, vm_pindex_t pindex, vm
 // stored, with zero pages, one enter a gap: the rest of a dense block whose gap around the
 // fault was just filled.  Stops at the first shortage (nothing is owed: they are extra).
 //  => VM lock held; g_run is reused.
-void fill_gaps(vm_map* map, const vm_map_entry* e, vm_object* first, vm_pindex_t lo, vm_pindex_t hi, vm_prot_t prot) VMRT_REQUIRES(g_vm_lock) {
+void fill_gaps(vm_map* map, const vm_map_entry* e, vm_object* first, vm_pindex_t lo, vm_pindex_t hi, vm_prot_t prot)
+    VMRT_REQUIRES(g_vm_lock) {
   vm_pindex_t q = lo;
   while (q < hi) {
     while (q < hi && vm_page_lookup(first, q) != nullptr) ++q;

@@ -25,7 +25,7 @@ constexpr vsize_t kWindow = ptoa(VM_RESERV_NPAGES);  // one reservation: 2 MiB
 
 vm_map* g_map = nullptr;      // the vmspace's map holding the heap entry [constant after init]
 vm_heap_backing g_backing;    // [constant after init]
-vm_map* g_ranges VMRT_GUARDED_BY(g_vm_lock) = nullptr;   // allocated ranges, no pmap (a range allocator) [VM lock]
+vm_map* g_ranges VMRT_GUARDED_BY(g_vm_lock) = nullptr;  // allocated ranges, no pmap (a range allocator)
 vm_object* g_object = nullptr;  // FRAMES: the heap entry's object, pindex = (va - base) / PAGE_SIZE
 vaddr_t g_base, g_end;        // [constant after init]
 // Where the windows are counted from: the 2 MiB boundary at or below g_base.  A heap of
@@ -37,10 +37,10 @@ vaddr_t g_base, g_end;        // [constant after init]
 // start, the first two straddled three chunks: two table pages written in every process).
 // [constant after init]
 vaddr_t g_wbase;
-vm_map* g_dirty VMRT_GUARDED_BY(g_vm_lock) = nullptr;    // freed ranges not yet discarded, no pmap [VM lock]
-vsize_t g_dirty_bytes VMRT_GUARDED_BY(g_vm_lock);        // their size (an upper bound of the host memory they hold) [VM lock]
-vsize_t g_allocated VMRT_GUARDED_BY(g_vm_lock);          // bytes in allocated ranges [VM lock]
-vsize_t g_charged_maps VMRT_GUARDED_BY(g_vm_lock);       // bytes of the program's pageable mmaps charged (vm_commit_charge) [VM lock]
+vm_map* g_dirty VMRT_GUARDED_BY(g_vm_lock) = nullptr;  // freed ranges not yet discarded, no pmap
+vsize_t g_dirty_bytes VMRT_GUARDED_BY(g_vm_lock);       // their size (an upper bound of the host memory they hold)
+vsize_t g_allocated VMRT_GUARDED_BY(g_vm_lock);         // bytes in allocated ranges
+vsize_t g_charged_maps VMRT_GUARDED_BY(g_vm_lock);      // the program's pageable mmaps charged (vm_commit_charge)
 
 // Freed ranges keep their host memory until this much has been freed (jemalloc's dirty
 // pages): a range handed out again soon (first fit reuses the holes a program just freed)
@@ -56,10 +56,11 @@ inline vsize_t dirty_limit() VMRT_REQUIRES(g_vm_lock) {
   vsize_t q = g_allocated / 4;
   return q < kDirtyMin ? kDirtyMin : q > kDirtyMax ? kDirtyMax : q;
 }
-std::int64_t g_windows VMRT_GUARDED_BY(g_vm_lock);       // populated windows [VM lock]
-unsigned g_future_lock VMRT_GUARDED_BY(g_vm_lock);       // pmap host flags that lock windows populated from now on (mlockall MCL_FUTURE) [VM lock]
+std::int64_t g_windows VMRT_GUARDED_BY(g_vm_lock);  // populated windows
+// Pmap host flags that lock windows populated from now on (mlockall MCL_FUTURE).
+unsigned g_future_lock VMRT_GUARDED_BY(g_vm_lock);
 
-// HOST: which windows are populated, one bit each [VM lock].  A heap of up to kSmallHeap
+// HOST: which windows are populated, one bit each.  A heap of up to kSmallHeap
 // (the shim's default is 16 GiB) uses the small bitmap in the bss; a larger one, up to the
 // largest (16 TiB: 1 MiB of bits), a table of its own (vm/vm_tables.h) mapped at init.  The
 // whole 1 MiB in the bss cost nothing in pages but pushed the shim's image past 2 MiB, which
@@ -77,7 +78,7 @@ std::uint64_t* g_populated;
 // Words [0, g_populated_words) of g_populated have been written; the rest are zero and are
 // not read: a read of a never-written page of the bitmap maps the host's zero page and the
 // write that follows faults a second time (a process's first heap window took two faults on
-// the bitmap's page) [VM lock].
+// the bitmap's page).
 std::size_t g_populated_words VMRT_GUARDED_BY(g_vm_lock);
 
 inline bool host_backed() { return g_backing == VM_HEAP_HOST; }
@@ -87,11 +88,15 @@ inline bool bitmap_windows() { return g_backing != VM_HEAP_FRAMES; }
 inline std::size_t window_index(vaddr_t w) { return (w - g_wbase) / kWindow; }
 // The bitmap's first word (the heap's first 128 MiB, all most processes use) is apart, in
 // .bss, which the load-time populate makes the process's own: in the bitmap's page it was a
-// page fault in every process.  Word 0 of g_populated is unused.  [VM lock]
+// page fault in every process.  Word 0 of g_populated is unused.
 std::uint64_t g_populated_word0 VMRT_GUARDED_BY(g_vm_lock);
 inline std::uint64_t& word_ref(std::size_t i) { return i == 0 ? g_populated_word0 : g_populated[i]; }
-inline std::uint64_t populated_word(std::size_t i) VMRT_REQUIRES(g_vm_lock) { return i < g_populated_words ? word_ref(i) : 0; }
-inline bool bit_test(vaddr_t w) VMRT_REQUIRES(g_vm_lock) { return (populated_word(window_index(w) / 64) >> (window_index(w) % 64)) & 1; }
+inline std::uint64_t populated_word(std::size_t i) VMRT_REQUIRES(g_vm_lock) {
+  return i < g_populated_words ? word_ref(i) : 0;
+}
+inline bool bit_test(vaddr_t w) VMRT_REQUIRES(g_vm_lock) {
+  return (populated_word(window_index(w) / 64) >> (window_index(w) % 64)) & 1;
+}
 inline void bit_set(vaddr_t w, bool v) VMRT_REQUIRES(g_vm_lock) {
   const std::size_t i = window_index(w) / 64;
   const std::uint64_t m = std::uint64_t{1} << (window_index(w) % 64);
@@ -345,7 +350,7 @@ bool clean_locked(vaddr_t s, vaddr_t e, bool zero) VMRT_REQUIRES(g_vm_lock) {
 // a madvise each cost one TLB shootdown each — on these 2-vCPU guests 250-350 us; one
 // process_madvise for 1,000 ranges costs 7-13 ms in all (bench/medium_bench).
 constexpr std::size_t kDiscardBatch = 256;
-VMRT_LARGE_BSS vm_span g_discard_batch[kDiscardBatch] VMRT_GUARDED_BY(g_vm_lock);  // [VM lock]
+VMRT_LARGE_BSS vm_span g_discard_batch[kDiscardBatch] VMRT_GUARDED_BY(g_vm_lock);
 
 // Discard every dirty range (coalesced: one release per run of frames; host memory in
 // batches of kDiscardBatch ranges per host call).  => VM lock held.

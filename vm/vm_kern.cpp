@@ -13,10 +13,11 @@
 namespace vmrt {
 namespace {
 
-vm_map* g_kmem_map VMRT_GUARDED_BY(g_vm_lock) = nullptr;        // the submap [VM lock]
-vm_object* g_kmem_object VMRT_GUARDED_BY(g_vm_lock) = nullptr;  // backs every kmem page, pindex = (va - base) / PAGE_SIZE [VM lock]
+vm_map* g_kmem_map VMRT_GUARDED_BY(g_vm_lock) = nullptr;  // the submap
+// Backs every kmem page, pindex = (va - base) / PAGE_SIZE.
+vm_object* g_kmem_object VMRT_GUARDED_BY(g_vm_lock) = nullptr;
 constexpr vsize_t kKmemBatch = 512;
-VMRT_LARGE_BSS vm_page* g_batch[kKmemBatch] VMRT_GUARDED_BY(g_vm_lock);        // pmap_enter page list [VM lock]
+VMRT_LARGE_BSS vm_page* g_batch[kKmemBatch] VMRT_GUARDED_BY(g_vm_lock);  // pmap_enter page list
 constexpr vsize_t kKmemSubmapAlign = vsize_t{2} << 20;
 
 // Free the kmem pages of [s, t) (unwired, frames released).

@@ -20,21 +20,21 @@ namespace {
 // One loan: the lender's range, the borrower's view of it, and the pages still on loan
 // (keyed by frame: a page keeps its frame when a collapse renames it into another object).
 struct loan_rec {
-  loan_rec* next VMRT_GUARDED_BY(g_vm_lock);     // [VM lock]
-  loan_rec* prev VMRT_GUARDED_BY(g_vm_lock);     // [VM lock]
-  vm_map* lender VMRT_GUARDED_BY(g_vm_lock);     // [VM lock]
-  vaddr_t lstart VMRT_GUARDED_BY(g_vm_lock);     // [VM lock]
-  vm_map* borrower VMRT_GUARDED_BY(g_vm_lock);   // [VM lock]
-  vaddr_t bstart VMRT_GUARDED_BY(g_vm_lock);     // [VM lock]
-  vsize_t len VMRT_GUARDED_BY(g_vm_lock);        // [VM lock]
-  vm_radix pages VMRT_GUARDED_BY(g_vm_lock);     // frame -> vm_page* on loan [VM lock]
-  std::uint64_t npages VMRT_GUARDED_BY(g_vm_lock);  // pages in `pages` [VM lock]
+  loan_rec* next VMRT_GUARDED_BY(g_vm_lock);
+  loan_rec* prev VMRT_GUARDED_BY(g_vm_lock);
+  vm_map* lender VMRT_GUARDED_BY(g_vm_lock);
+  vaddr_t lstart VMRT_GUARDED_BY(g_vm_lock);
+  vm_map* borrower VMRT_GUARDED_BY(g_vm_lock);
+  vaddr_t bstart VMRT_GUARDED_BY(g_vm_lock);
+  vsize_t len VMRT_GUARDED_BY(g_vm_lock);
+  vm_radix pages VMRT_GUARDED_BY(g_vm_lock);        // frame -> vm_page* on loan
+  std::uint64_t npages VMRT_GUARDED_BY(g_vm_lock);  // pages in `pages`
 };
 
 vm_zone g_loan_zone = VM_ZONE_INIT("VM LOAN", sizeof(loan_rec), 0);
-loan_rec* g_loans VMRT_GUARDED_BY(g_vm_lock);       // every live loan [VM lock]
-unsigned g_nloans VMRT_GUARDED_BY(g_vm_lock);       // [VM lock]
-vm_radix g_loan_counts VMRT_GUARDED_BY(g_vm_lock);  // frame -> tagged count (count << 1 | 1) for PG_LOANED pages [VM lock]
+loan_rec* g_loans VMRT_GUARDED_BY(g_vm_lock);       // every live loan
+unsigned g_nloans VMRT_GUARDED_BY(g_vm_lock);
+vm_radix g_loan_counts VMRT_GUARDED_BY(g_vm_lock);  // frame -> tagged count (count << 1 | 1) for PG_LOANED pages
 
 constexpr vm_page* count_word(std::uint64_t n) { return reinterpret_cast<vm_page*>((n << 1) | 1); }
 inline std::uint64_t count_of(const vm_page* w) { return reinterpret_cast<std::uintptr_t>(w) >> 1; }

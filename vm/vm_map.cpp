@@ -15,7 +15,7 @@ namespace {
 
 vm_zone g_entry_zone = VM_ZONE_INIT("VM MAP ENTRY", sizeof(vm_map_entry), 0);
 vm_zone g_map_zone = VM_ZONE_INIT("VM MAP", sizeof(vm_map), 0);
-vm_map* g_all_maps VMRT_GUARDED_BY(g_vm_lock) = nullptr;  // [VM lock]
+vm_map* g_all_maps VMRT_GUARDED_BY(g_vm_lock) = nullptr;
 
 inline int h(const vm_map_entry* x) VMRT_REQUIRES(g_vm_lock) { return x != nullptr ? x->height : 0; }
 inline vsize_t mf(const vm_map_entry* x) VMRT_REQUIRES(g_vm_lock) { return x != nullptr ? x->max_free : 0; }

@@ -52,46 +52,49 @@ enum vm_map_entry_flags : std::uint16_t {
 inline constexpr std::uint16_t kMapEntryLoanFlags = MAP_ENTRY_LENDER | MAP_ENTRY_BORROWER;
 
 struct vm_map_entry {
-  vm_map_entry* prev VMRT_GUARDED_BY(g_vm_lock);          // list order [VM lock]
-  vm_map_entry* next VMRT_GUARDED_BY(g_vm_lock);          // [VM lock]
-  vm_map_entry* left VMRT_GUARDED_BY(g_vm_lock);          // AVL tree [VM lock]
-  vm_map_entry* right VMRT_GUARDED_BY(g_vm_lock);         // [VM lock]
-  vm_map_entry* parent VMRT_GUARDED_BY(g_vm_lock);        // [VM lock]
-  vsize_t max_free VMRT_GUARDED_BY(g_vm_lock);            // largest gap_before() in this subtree [VM lock]
-  int height VMRT_GUARDED_BY(g_vm_lock);                  // AVL height (leaf 1) [VM lock]
-  vaddr_t start VMRT_GUARDED_BY(g_vm_lock);               // [VM lock]
-  vaddr_t end VMRT_GUARDED_BY(g_vm_lock);                 // [VM lock]
-  vm_object* object VMRT_GUARDED_BY(g_vm_lock);           // null until first fault for anonymous memory [VM lock]
-  vm_map* submap VMRT_GUARDED_BY(g_vm_lock);              // with MAP_ENTRY_IS_SUBMAP [VM lock]
-  vm_ooffset_t offset VMRT_GUARDED_BY(g_vm_lock);  // byte offset of start in object; MAP_ENTRY_HOSTMEM: the
-                               // mapping's identity (entries merge only when contiguous) [VM lock]
-  vm_prot_t protection VMRT_GUARDED_BY(g_vm_lock);        // [VM lock]
-  vm_prot_t max_protection VMRT_GUARDED_BY(g_vm_lock);    // [VM lock]
-  vm_inherit_t inheritance VMRT_GUARDED_BY(g_vm_lock);    // [VM lock]
-  vm_advice_t advice VMRT_GUARDED_BY(g_vm_lock);          // NORMAL / RANDOM / SEQUENTIAL [VM lock]
-  std::uint16_t eflags VMRT_GUARDED_BY(g_vm_lock);        // vm_map_entry_flags [VM lock]
-  std::uint16_t wired_count VMRT_GUARDED_BY(g_vm_lock);   // mlock / kmem wiring [VM lock]
-  vm_pindex_t next_pindex VMRT_GUARDED_BY(g_vm_lock);  // where the last fault's run ended: sequential detection
-                               // (FreeBSD next_read) [VM lock]
-  std::uint16_t ra_pages VMRT_GUARDED_BY(g_vm_lock);  // ahead window of the current sequential stream: doubles on
-                               // each fault at next_pindex, reset by any other (FreeBSD nera)
-                               // [VM lock]
-  std::uint16_t zero_stream VMRT_GUARDED_BY(g_vm_lock);  // pages the current sequential run of zero-fill faults has
-                               // filled (saturating; reset off the stream) [VM lock]
+  vm_map_entry* prev VMRT_GUARDED_BY(g_vm_lock);         // list order
+  vm_map_entry* next VMRT_GUARDED_BY(g_vm_lock);
+  vm_map_entry* left VMRT_GUARDED_BY(g_vm_lock);         // AVL tree
+  vm_map_entry* right VMRT_GUARDED_BY(g_vm_lock);
+  vm_map_entry* parent VMRT_GUARDED_BY(g_vm_lock);
+  vsize_t max_free VMRT_GUARDED_BY(g_vm_lock);           // largest gap_before() in this subtree
+  int height VMRT_GUARDED_BY(g_vm_lock);                 // AVL height (leaf 1)
+  vaddr_t start VMRT_GUARDED_BY(g_vm_lock);
+  vaddr_t end VMRT_GUARDED_BY(g_vm_lock);
+  vm_object* object VMRT_GUARDED_BY(g_vm_lock);          // null until first fault for anonymous memory
+  vm_map* submap VMRT_GUARDED_BY(g_vm_lock);             // with MAP_ENTRY_IS_SUBMAP
+  vm_ooffset_t offset VMRT_GUARDED_BY(g_vm_lock);        // byte offset of start in object; MAP_ENTRY_HOSTMEM:
+                                                         // the mapping's identity (entries merge only when
+                                                         // contiguous)
+  vm_prot_t protection VMRT_GUARDED_BY(g_vm_lock);
+  vm_prot_t max_protection VMRT_GUARDED_BY(g_vm_lock);
+  vm_inherit_t inheritance VMRT_GUARDED_BY(g_vm_lock);
+  vm_advice_t advice VMRT_GUARDED_BY(g_vm_lock);         // NORMAL / RANDOM / SEQUENTIAL
+  std::uint16_t eflags VMRT_GUARDED_BY(g_vm_lock);       // vm_map_entry_flags
+  std::uint16_t wired_count VMRT_GUARDED_BY(g_vm_lock);  // mlock / kmem wiring
+  vm_pindex_t next_pindex VMRT_GUARDED_BY(g_vm_lock);    // where the last fault's run ended: sequential
+                                                         // detection (FreeBSD next_read)
+  std::uint16_t ra_pages VMRT_GUARDED_BY(g_vm_lock);     // ahead window of the current sequential stream:
+                                                         // doubles on each fault at next_pindex, reset by
+                                                         // any other (FreeBSD nera)
+  std::uint16_t zero_stream VMRT_GUARDED_BY(g_vm_lock);  // pages the current sequential run of zero-fill
+                                                         // faults has filled (saturating; reset off the
+                                                         // stream)
 };
 
 struct vm_map {
-  vm_map_entry header;  // sentinel: header.end == min, header.start == max [VM lock]
-  vm_map_entry* root VMRT_GUARDED_BY(g_vm_lock);   // [VM lock]
-  vaddr_t min;          // [constant]
-  vaddr_t max;          // [constant]
-  std::uint32_t nentries VMRT_GUARDED_BY(g_vm_lock);  // [VM lock]
-  vsize_t size VMRT_GUARDED_BY(g_vm_lock);         // bytes mapped [VM lock]
-  vm_map_entry* hint VMRT_GUARDED_BY(g_vm_lock);   // last looked-up entry [VM lock]
-  pmap* pm;             // translations of this map [constant]
-  vm_map* all_next VMRT_GUARDED_BY(g_vm_lock);     // every map [VM lock]
-  vm_map* all_prev VMRT_GUARDED_BY(g_vm_lock);     // [VM lock]
-  std::uint64_t timestamp VMRT_GUARDED_BY(g_vm_lock);  // bumped on every change [VM lock]
+  vm_map_entry header;                                 // sentinel: header.end == min, header.start == max
+                                                       // (its fields are the VM lock's)
+  vm_map_entry* root VMRT_GUARDED_BY(g_vm_lock);
+  vaddr_t min;                                         // [constant]
+  vaddr_t max;                                         // [constant]
+  std::uint32_t nentries VMRT_GUARDED_BY(g_vm_lock);
+  vsize_t size VMRT_GUARDED_BY(g_vm_lock);             // bytes mapped
+  vm_map_entry* hint VMRT_GUARDED_BY(g_vm_lock);       // last looked-up entry
+  pmap* pm;                                            // translations of this map [constant]
+  vm_map* all_next VMRT_GUARDED_BY(g_vm_lock);         // every map
+  vm_map* all_prev VMRT_GUARDED_BY(g_vm_lock);
+  std::uint64_t timestamp VMRT_GUARDED_BY(g_vm_lock);  // bumped on every change
 };
 
 // Everything below => VM lock held.

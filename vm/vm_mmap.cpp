@@ -388,7 +388,9 @@ constexpr vm_pindex_t kMaxWiredDivisor = 3;
 
 namespace {
 // An entry with no page wired: unlocked, or locked lazily.
-bool unwired(const vm_map_entry* x) VMRT_REQUIRES(g_vm_lock) { return x->wired_count == 0 || (x->eflags & MAP_ENTRY_LOCKED_LAZY) != 0; }
+bool unwired(const vm_map_entry* x) VMRT_REQUIRES(g_vm_lock) {
+  return x->wired_count == 0 || (x->eflags & MAP_ENTRY_LOCKED_LAZY) != 0;
+}
 // Lock x without wiring a page of it (MAP_ENTRY_LOCKED_LAZY).
 void lock_lazily(vm_map_entry* x) VMRT_REQUIRES(g_vm_lock) {
   x->wired_count = 1;

@@ -17,8 +17,8 @@ vm_object_tunables g_vm_object_tunables;
 namespace {
 
 vm_zone g_object_zone = VM_ZONE_INIT("VM OBJECT", sizeof(vm_object), 0);
-vm_object* g_all_objects VMRT_GUARDED_BY(g_vm_lock) = nullptr;  // [VM lock]
-std::uint64_t g_next_id VMRT_GUARDED_BY(g_vm_lock) = 1;         // [VM lock]
+vm_object* g_all_objects VMRT_GUARDED_BY(g_vm_lock) = nullptr;
+std::uint64_t g_next_id VMRT_GUARDED_BY(g_vm_lock) = 1;
 
 void shadow_link(vm_object* backing, vm_object* shadow) VMRT_REQUIRES(g_vm_lock) {
   shadow->shadow_prev = nullptr;

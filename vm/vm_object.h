@@ -44,23 +44,23 @@ enum vm_object_flags : std::uint16_t {
 
 
 struct vm_object {
-  vm_radix rtree VMRT_GUARDED_BY(g_vm_lock);                   // resident pages by pindex [VM lock]
-  vm_pindex_t size VMRT_GUARDED_BY(g_vm_lock);                 // pages [VM lock]
-  std::uint64_t resident_page_count VMRT_GUARDED_BY(g_vm_lock);// [VM lock]
-  int ref_count VMRT_GUARDED_BY(g_vm_lock);                    // map entries + shadows + explicit holders [VM lock]
-  int shadow_count VMRT_GUARDED_BY(g_vm_lock);                 // objects whose backing_object is this one [VM lock]
-  vm_object* backing_object VMRT_GUARDED_BY(g_vm_lock);        // [VM lock]
-  vm_pindex_t backing_offset VMRT_GUARDED_BY(g_vm_lock);       // in pages: our pindex p is backing's p + backing_offset [VM lock]
-  vm_object_type type VMRT_GUARDED_BY(g_vm_lock);              // [VM lock]
-  std::uint16_t flags VMRT_GUARDED_BY(g_vm_lock);              // vm_object_flags [VM lock]
-  std::uint64_t id;                 // for reports [constant]
-  vm_object* shadow_head VMRT_GUARDED_BY(g_vm_lock);           // first object shadowing this one [VM lock]
-  vm_object* shadow_next VMRT_GUARDED_BY(g_vm_lock);           // siblings in backing_object's shadow list [VM lock]
-  vm_object* shadow_prev VMRT_GUARDED_BY(g_vm_lock);           // [VM lock]
-  vm_object* all_next VMRT_GUARDED_BY(g_vm_lock);              // global list [VM lock]
-  vm_object* all_prev VMRT_GUARDED_BY(g_vm_lock);              // [VM lock]
-  vm_radix pager_meta VMRT_GUARDED_BY(g_vm_lock);              // the pager's per-index records (swap: slot per pindex) [VM lock]
-  int check_refs VMRT_GUARDED_BY(g_vm_lock);                   // scratch for vm_map_check: references seen [VM lock]
+  vm_radix rtree VMRT_GUARDED_BY(g_vm_lock);              // resident pages by pindex
+  vm_pindex_t size VMRT_GUARDED_BY(g_vm_lock);            // pages
+  std::uint64_t resident_page_count VMRT_GUARDED_BY(g_vm_lock);
+  int ref_count VMRT_GUARDED_BY(g_vm_lock);               // map entries + shadows + explicit holders
+  int shadow_count VMRT_GUARDED_BY(g_vm_lock);            // objects whose backing_object is this one
+  vm_object* backing_object VMRT_GUARDED_BY(g_vm_lock);
+  vm_pindex_t backing_offset VMRT_GUARDED_BY(g_vm_lock);  // in pages: our pindex p is backing's p + backing_offset
+  vm_object_type type VMRT_GUARDED_BY(g_vm_lock);
+  std::uint16_t flags VMRT_GUARDED_BY(g_vm_lock);         // vm_object_flags
+  std::uint64_t id;                                       // for reports [constant]
+  vm_object* shadow_head VMRT_GUARDED_BY(g_vm_lock);      // first object shadowing this one
+  vm_object* shadow_next VMRT_GUARDED_BY(g_vm_lock);      // siblings in backing_object's shadow list
+  vm_object* shadow_prev VMRT_GUARDED_BY(g_vm_lock);
+  vm_object* all_next VMRT_GUARDED_BY(g_vm_lock);         // global list
+  vm_object* all_prev VMRT_GUARDED_BY(g_vm_lock);
+  vm_radix pager_meta VMRT_GUARDED_BY(g_vm_lock);         // the pager's per-index records (swap: slot per pindex)
+  int check_refs VMRT_GUARDED_BY(g_vm_lock);              // scratch for vm_map_check: references seen
 };
 
 // Allocate an object of `size` pages, ref_count 1.  => VM lock held.  Null when out of zone items.

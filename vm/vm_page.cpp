@@ -30,11 +30,11 @@ namespace {
 // Frames freed but not yet given back: one contiguous run [g_pend_first, +g_pend_n).
 frame_t g_pend_first = 0;
 frame_t g_pend_n = 0;
-vm_free_mode g_pend_mode VMRT_GUARDED_BY(g_vm_lock) = VM_FREE_CACHE;  // how the pending run goes back [VM lock]
+vm_free_mode g_pend_mode VMRT_GUARDED_BY(g_vm_lock) = VM_FREE_CACHE;  // how the pending run goes back
 
 constexpr frame_t kMaxPendingRun = 1024;
 
-// The free-frame cache (vm_page.h) [VM lock]
+// The free-frame cache (vm_page.h).
 frame_t g_cache_limit VMRT_GUARDED_BY(g_vm_lock) = 0;  // most frames kept host-resident while free
 frame_t g_cached VMRT_GUARDED_BY(g_vm_lock) = 0;       // free frames not PG_ZERO (host-resident, contents unknown)
 
@@ -125,7 +125,8 @@ void zero_pages(vm_page** pages, vsize_t n, bool release) VMRT_REQUIRES(g_vm_loc
 }
 
 // Allocate up to n frames, contiguous when possible, not tied to an object.
-vsize_t alloc_frames(vm_object* obj, vm_pindex_t pindex, vsize_t n, unsigned flags, vm_page** out) VMRT_REQUIRES(g_vm_lock) {
+vsize_t alloc_frames(vm_object* obj, vm_pindex_t pindex, vsize_t n, unsigned flags, vm_page** out)
+    VMRT_REQUIRES(g_vm_lock) {
   vsize_t got = 0;
   bool reclaimed_all = false;
   while (got < n) {

@@ -55,18 +55,19 @@ enum vm_page_queue : std::uint8_t {
 };
 
 struct vm_page {
-  // Queue linkage (free buddy queue, or active/inactive/laundry) [VM lock]
+  // Queue linkage (free buddy queue, or active/inactive/laundry)
   vm_page* q_next VMRT_GUARDED_BY(g_vm_lock);
   vm_page* q_prev VMRT_GUARDED_BY(g_vm_lock);
-  vm_object* object VMRT_GUARDED_BY(g_vm_lock);    // owning object, null when free [VM lock]
-  vm_pindex_t pindex VMRT_GUARDED_BY(g_vm_lock);   // index in the owning object [VM lock]
-  void* md;             // machine-dependent data: the pmap's pv list [pmap lock]
-  std::uint16_t flags VMRT_GUARDED_BY(g_vm_lock);  // vm_page_flags [VM lock]
-  std::uint16_t wire_count VMRT_GUARDED_BY(g_vm_lock);  // wirings (mlock, kmem) [VM lock]
-  std::uint8_t queue VMRT_GUARDED_BY(g_vm_lock);   // vm_page_queue [VM lock]
-  std::uint8_t order VMRT_GUARDED_BY(g_vm_lock);   // buddy order while PQ_FREE [VM lock]
-  std::uint8_t act_count VMRT_GUARDED_BY(g_vm_lock);  // the replacement policy's activity count (vm_pdpolicy_clock.cpp) [VM lock]
-  std::uint8_t reserv VMRT_GUARDED_BY(g_vm_lock);  // nonzero while part of a vm_reserv reservation [VM lock]
+  vm_object* object VMRT_GUARDED_BY(g_vm_lock);         // owning object, null when free
+  vm_pindex_t pindex VMRT_GUARDED_BY(g_vm_lock);        // index in the owning object
+  void* md;                                             // machine-dependent data: the pmap's pv list [pmap lock]
+  std::uint16_t flags VMRT_GUARDED_BY(g_vm_lock);       // vm_page_flags
+  std::uint16_t wire_count VMRT_GUARDED_BY(g_vm_lock);  // wirings (mlock, kmem)
+  std::uint8_t queue VMRT_GUARDED_BY(g_vm_lock);        // vm_page_queue
+  std::uint8_t order VMRT_GUARDED_BY(g_vm_lock);        // buddy order while PQ_FREE
+  std::uint8_t act_count VMRT_GUARDED_BY(g_vm_lock);    // the replacement policy's activity count
+                                                        // (vm_pdpolicy_clock.cpp)
+  std::uint8_t reserv VMRT_GUARDED_BY(g_vm_lock);       // nonzero while part of a vm_reserv reservation
 };
 
 // The page array and its size, set by vm_page_startup.

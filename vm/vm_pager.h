@@ -100,7 +100,8 @@ extern const vm_pager_ops* const kPagerOps[];
 const vm_pager_ops* vm_pager_for_put(const vm_object* obj) VMRT_REQUIRES(g_vm_lock);
 
 // Convenience wrappers (FreeBSD names).
-bool vm_pager_has_page(vm_object* obj, vm_pindex_t pindex, unsigned* before = nullptr, unsigned* after = nullptr) VMRT_REQUIRES(g_vm_lock);
+bool vm_pager_has_page(vm_object* obj, vm_pindex_t pindex, unsigned* before = nullptr, unsigned* after = nullptr)
+    VMRT_REQUIRES(g_vm_lock);
 void vm_pager_free_range(vm_object* obj, vm_pindex_t start, vm_pindex_t end) VMRT_REQUIRES(g_vm_lock);
 bool vm_pager_has_any(vm_object* obj, vm_pindex_t start, vm_pindex_t end) VMRT_REQUIRES(g_vm_lock);
 void vm_pager_move(vm_object* obj, vm_pindex_t from, vm_pindex_t to, vm_pindex_t n) VMRT_REQUIRES(g_vm_lock);

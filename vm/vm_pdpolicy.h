@@ -111,7 +111,8 @@ bool vm_pdpolicy_queued(const vm_page* m) VMRT_REQUIRES(g_vm_lock);
 // queue): the pages already judged cold or dropped behind a stream, which cost no reference
 // clears of pages in use (each clear is a host PTE drop, and a fault if the page is used).
 //  => *scanned (optional) gets how many pages were looked at.
-vm_page* vm_pdpolicy_select_victim(unsigned max_scan, unsigned* scanned, bool inactive_only = false) VMRT_REQUIRES(g_vm_lock);
+vm_page* vm_pdpolicy_select_victim(unsigned max_scan, unsigned* scanned, bool inactive_only = false)
+    VMRT_REQUIRES(g_vm_lock);
 
 // Queue lengths, for vmstat and the daemon's targets.
 std::uint64_t vm_pdpolicy_active_count() VMRT_REQUIRES(g_vm_lock);

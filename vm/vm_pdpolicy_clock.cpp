@@ -55,10 +55,10 @@ struct page_queue {
   std::uint64_t count;
 };
 
-// [VM lock]
 page_queue g_active VMRT_GUARDED_BY(g_vm_lock) = {nullptr, nullptr, 0};
 page_queue g_inactive VMRT_GUARDED_BY(g_vm_lock) = {nullptr, nullptr, 0};
 page_queue g_laundry VMRT_GUARDED_BY(g_vm_lock) = {nullptr, nullptr, 0};
+// [VM lock]
 vm_pdpolicy_kind g_kind = PDPOL_CLOCK;
 const vm_pdpolicy_env* g_env = nullptr;
 unsigned g_inactive_pct = PDPOL_INACTIVE_PCT_DEFAULT;

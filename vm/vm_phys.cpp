@@ -10,14 +10,14 @@ namespace vmrt {
 namespace {
 
 struct free_list {
-  vm_page* head VMRT_GUARDED_BY(g_vm_lock);  // doubly linked through q_next / q_prev [VM lock]
-  frame_t count VMRT_GUARDED_BY(g_vm_lock);  // blocks [VM lock]
+  vm_page* head VMRT_GUARDED_BY(g_vm_lock);  // doubly linked through q_next / q_prev
+  frame_t count VMRT_GUARDED_BY(g_vm_lock);  // blocks
 };
 
-free_list g_free[VM_NFREEORDER] VMRT_GUARDED_BY(g_vm_lock);  // [VM lock]
+free_list g_free[VM_NFREEORDER] VMRT_GUARDED_BY(g_vm_lock);
 frame_t g_nframes = 0;            // [constant after init]
-VMRT_FORK_DATA frame_t g_bump VMRT_GUARDED_BY(g_vm_lock) = 0;  // first never-used frame [VM lock]; read by every fork
-frame_t g_free_frames VMRT_GUARDED_BY(g_vm_lock) = 0;        // frames in the lists [VM lock]
+VMRT_FORK_DATA frame_t g_bump VMRT_GUARDED_BY(g_vm_lock) = 0;  // first never-used frame; read by every fork
+frame_t g_free_frames VMRT_GUARDED_BY(g_vm_lock) = 0;          // frames in the lists
 bool (*g_first_use)() = nullptr;  // vm_phys_set_first_use_hook [set at boot]
 
 void list_push(unsigned order, vm_page* m) VMRT_REQUIRES(g_vm_lock) {

@@ -17,10 +17,10 @@ namespace {
 
 vm_reserv* g_reserv = nullptr;      // one per 512-frame block [constant pointer]
 std::uint64_t g_nreserv = 0;        // records
-vm_reserv* g_lru_head VMRT_GUARDED_BY(g_vm_lock) = nullptr;    // partially populated, most recent first [VM lock]
+vm_reserv* g_lru_head VMRT_GUARDED_BY(g_vm_lock) = nullptr;  // partially populated, most recent first
 vm_reserv* g_lru_tail = nullptr;
-std::uint64_t g_active VMRT_GUARDED_BY(g_vm_lock) = 0;         // [VM lock]
-std::uint64_t g_free_in_reserv VMRT_GUARDED_BY(g_vm_lock) = 0; // unpopulated frames of active reservations [VM lock]
+std::uint64_t g_active VMRT_GUARDED_BY(g_vm_lock) = 0;
+std::uint64_t g_free_in_reserv VMRT_GUARDED_BY(g_vm_lock) = 0;  // unpopulated frames of active reservations
 
 void lru_unlink(vm_reserv* rv) VMRT_REQUIRES(g_vm_lock) {
   if (!rv->on_lru) return;
@@ -42,9 +42,15 @@ void lru_push_head(vm_reserv* rv) VMRT_REQUIRES(g_vm_lock) {
   rv->on_lru = true;
 }
 
-inline bool pop_test(const vm_reserv* rv, unsigned i) VMRT_REQUIRES(g_vm_lock) { return (rv->popmap[i / 64] >> (i % 64)) & 1; }
-inline void pop_set(vm_reserv* rv, unsigned i) VMRT_REQUIRES(g_vm_lock) { rv->popmap[i / 64] |= std::uint64_t{1} << (i % 64); }
-inline void pop_clear(vm_reserv* rv, unsigned i) VMRT_REQUIRES(g_vm_lock) { rv->popmap[i / 64] &= ~(std::uint64_t{1} << (i % 64)); }
+inline bool pop_test(const vm_reserv* rv, unsigned i) VMRT_REQUIRES(g_vm_lock) {
+  return (rv->popmap[i / 64] >> (i % 64)) & 1;
+}
+inline void pop_set(vm_reserv* rv, unsigned i) VMRT_REQUIRES(g_vm_lock) {
+  rv->popmap[i / 64] |= std::uint64_t{1} << (i % 64);
+}
+inline void pop_clear(vm_reserv* rv, unsigned i) VMRT_REQUIRES(g_vm_lock) {
+  rv->popmap[i / 64] &= ~(std::uint64_t{1} << (i % 64));
+}
 
 // The reservation for (obj, window of pindex), found through a resident neighbour.
 vm_reserv* find(vm_object* obj, vm_pindex_t pindex) VMRT_REQUIRES(g_vm_lock) {

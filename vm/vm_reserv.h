@@ -28,15 +28,15 @@ inline constexpr vm_pindex_t VM_RESERV_NPAGES = vm_pindex_t{1} << VM_RESERV_ORDE
 static_assert(VM_RESERV_NPAGES * 4096 == 2u << 20, "a reservation is one 2 MiB superpage");
 
 struct vm_reserv {
-  vm_object* object VMRT_GUARDED_BY(g_vm_lock);          // owner window's object; null when not in use [VM lock]
-  vm_pindex_t pindex VMRT_GUARDED_BY(g_vm_lock);         // first pindex of the window [VM lock]
-  frame_t first;              // first frame [constant]
-  std::uint16_t popcnt VMRT_GUARDED_BY(g_vm_lock);       // populated frames [VM lock]
-  bool inuse VMRT_GUARDED_BY(g_vm_lock);                 // reservation active [VM lock]
-  bool on_lru VMRT_GUARDED_BY(g_vm_lock);                // on the partially-populated LRU [VM lock]
-  std::uint64_t popmap[VM_RESERV_NPAGES / 64] VMRT_GUARDED_BY(g_vm_lock);  // populated frames [VM lock]
-  vm_reserv* lru_next VMRT_GUARDED_BY(g_vm_lock);        // partially populated, most recent first [VM lock]
-  vm_reserv* lru_prev VMRT_GUARDED_BY(g_vm_lock);        // [VM lock]
+  vm_object* object VMRT_GUARDED_BY(g_vm_lock);     // owner window's object; null when not in use
+  vm_pindex_t pindex VMRT_GUARDED_BY(g_vm_lock);    // first pindex of the window
+  frame_t first;                                    // first frame [constant]
+  std::uint16_t popcnt VMRT_GUARDED_BY(g_vm_lock);  // populated frames
+  bool inuse VMRT_GUARDED_BY(g_vm_lock);            // reservation active
+  bool on_lru VMRT_GUARDED_BY(g_vm_lock);           // on the partially-populated LRU
+  std::uint64_t popmap[VM_RESERV_NPAGES / 64] VMRT_GUARDED_BY(g_vm_lock);  // populated frames
+  vm_reserv* lru_next VMRT_GUARDED_BY(g_vm_lock);   // partially populated, most recent first
+  vm_reserv* lru_prev VMRT_GUARDED_BY(g_vm_lock);
 };
 
 // Map the reservation array for nframes frames.  False when the host refuses.

@@ -24,12 +24,12 @@ constexpr frame_t kFloorDiv = 4;          // the floor: a quarter of the free ta
 // A vmspace's last_run before anything stamped it (vm_swapout_attach).
 constexpr std::uint64_t kNotStamped = 0;
 
-vmspace* g_all VMRT_GUARDED_BY(g_vm_lock);                 // every vmspace, newest first [VM lock]
-unsigned g_severe VMRT_GUARDED_BY(g_vm_lock);              // consecutive severe passes [VM lock]
-std::uint64_t g_last_swapout VMRT_GUARDED_BY(g_vm_lock);   // vm_swapout_clock() of the last swapout [VM lock]
-std::int64_t g_pageins_seen VMRT_GUARDED_BY(g_vm_lock);    // V_FAULT_PAGEIN at the start of the period [VM lock]
-std::uint64_t g_window_start VMRT_GUARDED_BY(g_vm_lock);   // vm_swapout_clock() when the period began [VM lock]
-std::uint64_t g_window_freed VMRT_GUARDED_BY(g_vm_lock);   // frames the daemon freed in the period [VM lock]
+vmspace* g_all VMRT_GUARDED_BY(g_vm_lock);                // every vmspace, newest first
+unsigned g_severe VMRT_GUARDED_BY(g_vm_lock);             // consecutive severe passes
+std::uint64_t g_last_swapout VMRT_GUARDED_BY(g_vm_lock);  // vm_swapout_clock() of the last swapout
+std::int64_t g_pageins_seen VMRT_GUARDED_BY(g_vm_lock);   // V_FAULT_PAGEIN at the start of the period
+std::uint64_t g_window_start VMRT_GUARDED_BY(g_vm_lock);  // vm_swapout_clock() when the period began
+std::uint64_t g_window_freed VMRT_GUARDED_BY(g_vm_lock);  // frames the daemon freed in the period
 
 // May a swapout take the pages of e's object?  Anonymous memory that only e maps: an
 // object shared with another vmspace (copy-on-write after a fork, a shared mapping) is

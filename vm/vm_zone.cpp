@@ -11,16 +11,16 @@
 
 namespace vmrt {
 namespace {
-vm_zone* g_zones VMRT_GUARDED_BY(g_vm_lock) = nullptr;  // registry [VM lock]
+vm_zone* g_zones VMRT_GUARDED_BY(g_vm_lock) = nullptr;  // registry
 // The chunk the runs smaller than a slab are carved from, shared by every zone: the part
-// not yet handed out, [g_chunk, g_chunk_end) [VM lock].
+// not yet handed out, [g_chunk, g_chunk_end).
 char* g_chunk VMRT_GUARDED_BY(g_vm_lock) = nullptr;
 char* g_chunk_end VMRT_GUARDED_BY(g_vm_lock) = nullptr;
 // The first chunk is static: zero pages in .lbss, reserved with the rest of the library's
 // image, so every process carves its boot zones without an mmap of its own (a system call
 // of ~20-60 us in a fresh process on these guests, a host mapping a fork duplicates, and a
 // 2 MiB neighbourhood of host page tables of its own).  Its first page, which boot writes,
-// is populated at load (VMRT_BOOT_BSS).  Taken by the first run [VM lock].
+// is populated at load (VMRT_BOOT_BSS).  Taken by the first run.
 alignas(4096) VMRT_BOOT_BSS char g_first_chunk[kZoneSlabBytes];
 bool g_first_taken VMRT_GUARDED_BY(g_vm_lock) = false;
 

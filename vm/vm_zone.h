@@ -35,20 +35,20 @@ struct vm_zone_item {
 };
 
 struct vm_zone {
-  vm_name<16> name;         // constant (in place: a pointer was a relocation the loader wrote
-                            // into a page of .data in every process, vm/vm_types.h)
-  std::size_t size;         // item size, rounded to kZoneAlign [constant]
-  std::size_t limit;        // max items (0 = none) [constant]
-  vm_zone_item* free_list VMRT_GUARDED_BY(g_vm_lock);  // items given back [VM lock]
-  char* carve VMRT_GUARDED_BY(g_vm_lock);              // the newest run's part never handed out: [carve, carve_end) [VM lock]
+  vm_name<16> name;                                    // constant (in place: a pointer was a relocation the loader
+                                                       // wrote into a page of .data in every process, vm/vm_types.h)
+  std::size_t size;                                    // item size, rounded to kZoneAlign [constant]
+  std::size_t limit;                                   // max items (0 = none) [constant]
+  vm_zone_item* free_list VMRT_GUARDED_BY(g_vm_lock);  // items given back
+  char* carve VMRT_GUARDED_BY(g_vm_lock);              // the newest run's part never handed out: [carve, carve_end)
   char* carve_end;
-  std::uint64_t used VMRT_GUARDED_BY(g_vm_lock);       // items allocated now [VM lock]
-  std::uint64_t nfree VMRT_GUARDED_BY(g_vm_lock);      // items free: on free_list or still to carve [VM lock]
-  std::uint64_t requests VMRT_GUARDED_BY(g_vm_lock);   // allocations ever [VM lock]
-  std::uint64_t fails VMRT_GUARDED_BY(g_vm_lock);      // failed allocations [VM lock]
-  std::uint64_t runs VMRT_GUARDED_BY(g_vm_lock);       // runs taken (the first ones from the shared chunk) [VM lock]
-  vm_zone* next_zone VMRT_GUARDED_BY(g_vm_lock);       // registry [VM lock]
-  bool registered VMRT_GUARDED_BY(g_vm_lock);          // [VM lock]
+  std::uint64_t used VMRT_GUARDED_BY(g_vm_lock);       // items allocated now
+  std::uint64_t nfree VMRT_GUARDED_BY(g_vm_lock);      // items free: on free_list or still to carve
+  std::uint64_t requests VMRT_GUARDED_BY(g_vm_lock);   // allocations ever
+  std::uint64_t fails VMRT_GUARDED_BY(g_vm_lock);      // failed allocations
+  std::uint64_t runs VMRT_GUARDED_BY(g_vm_lock);       // runs taken (the first ones from the shared chunk)
+  vm_zone* next_zone VMRT_GUARDED_BY(g_vm_lock);       // registry
+  bool registered VMRT_GUARDED_BY(g_vm_lock);
 };
 
 // A statically defined zone: `vm_zone z = VM_ZONE_INIT("name", sizeof(T), limit);`

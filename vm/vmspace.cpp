@@ -26,9 +26,9 @@ vmspace_tunables g_vmspace_tunables;
 namespace {
 
 vm_zone g_vmspace_zone = VM_ZONE_INIT("VMSPACE", sizeof(vmspace), 0);
-std::uint64_t g_vmspace_ids VMRT_GUARDED_BY(g_vm_lock) = 1;  // [VM lock]
+std::uint64_t g_vmspace_ids VMRT_GUARDED_BY(g_vm_lock) = 1;
 
-VMRT_LARGE_BSS vm_page* g_prefault_run[kFaultMaxRun] VMRT_GUARDED_BY(g_vm_lock);  // [VM lock]
+VMRT_LARGE_BSS vm_page* g_prefault_run[kFaultMaxRun] VMRT_GUARDED_BY(g_vm_lock);
 
 // Entries sparser than this (pages in the entry per resident page in the chain) are not
 // prefaulted: the walk would cost more than the faults it saves.

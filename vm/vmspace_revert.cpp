@@ -47,7 +47,8 @@ unsigned chain_of(const vm_map_entry* e, chain_link* out) VMRT_REQUIRES(g_vm_loc
 // Remove pm's translations of o's resident pages in [p, p + npages), the entry's first
 // page being at va.  Consecutive pages go in one pmap_remove.  Returns the pages seen.
 //  => VM lock held.
-std::uint64_t unmap_resident(pmap* pm, vm_object* o, vm_pindex_t p, vm_pindex_t npages, vaddr_t va) VMRT_REQUIRES(g_vm_lock) {
+std::uint64_t unmap_resident(pmap* pm, vm_object* o, vm_pindex_t p, vm_pindex_t npages, vaddr_t va)
+    VMRT_REQUIRES(g_vm_lock) {
   std::uint64_t seen = 0;
   vaddr_t rs = 0, re = 0;  // the pending run
   for (vm_page* m = vm_radix_lookup_ge(&o->rtree, p); m != nullptr && m->pindex < p + npages;
@@ -65,7 +66,8 @@ std::uint64_t unmap_resident(pmap* pm, vm_object* o, vm_pindex_t p, vm_pindex_t 
 }
 
 // Remove the translations of every page the links [0, k) hold for the entry at [va, va + len).
-std::uint64_t unmap_private(pmap* pm, const chain_link* links, unsigned k, vaddr_t va, vsize_t len) VMRT_REQUIRES(g_vm_lock) {
+std::uint64_t unmap_private(pmap* pm, const chain_link* links, unsigned k, vaddr_t va, vsize_t len)
+    VMRT_REQUIRES(g_vm_lock) {
   std::uint64_t n = 0;
   for (unsigned i = 0; i < k; ++i) n += unmap_resident(pm, links[i].o, links[i].p, atop(len), va);
   return n;

@@ -30,15 +30,15 @@ struct vnode {
   std::uint64_t old_bytes;
   bool named;              // its name holds what is known of it (given, or asked of the name source)
 };
-VMRT_LARGE_BSS vnode g_vnodes[kVnodeMax] VMRT_GUARDED_BY(g_vm_lock);  // [VM lock]
+VMRT_LARGE_BSS vnode g_vnodes[kVnodeMax] VMRT_GUARDED_BY(g_vm_lock);
 // The names, apart: the shim names a vnode only when a report asks (vnode_set_name_source),
 // so they are rarely written, and inside the vnode (304 bytes, 64 without) a program that
-// maps 14 files (git) wrote a second page of the table [VM lock].
+// maps 14 files (git) wrote a second page of the table.
 VMRT_LARGE_BSS char g_vnode_names[kVnodeMax][kVnodeNameMax] VMRT_GUARDED_BY(g_vm_lock);
 inline char* name_of(const vnode* v) { return g_vnode_names[v - g_vnodes]; }
 // Slots [0, g_vnodes_used) have been used: lookups scan only those (the table is 19 pages;
 // scanning all of it touched them in every process that maps a file).
-unsigned g_vnodes_used VMRT_GUARDED_BY(g_vm_lock);  // [VM lock]
+unsigned g_vnodes_used VMRT_GUARDED_BY(g_vm_lock);
 vnode_name_fn g_name_source;  // vnode_set_name_source [set at boot]
 
 // The slots ever used.
@@ -119,7 +119,9 @@ void vn_put_pages(vm_object*, vm_page* const*, unsigned n, unsigned, bool, vm_pa
 void vn_free_range(vm_object*, vm_pindex_t, vm_pindex_t) {}  // the file keeps its pages
 void vn_collapse(vm_object*, vm_object*, vm_pindex_t) {}     // a vnode object is never a shadow
 void vn_move(vm_object*, vm_pindex_t, vm_pindex_t, vm_pindex_t) {}
-bool vn_has_any(vm_object* obj, vm_pindex_t start, vm_pindex_t) VMRT_REQUIRES(g_vm_lock) { return start < store_pages(vnode_of(obj)); }
+bool vn_has_any(vm_object* obj, vm_pindex_t start, vm_pindex_t) VMRT_REQUIRES(g_vm_lock) {
+  return start < store_pages(vnode_of(obj));
+}
 
 void vn_dealloc(vm_object* obj) VMRT_REQUIRES(g_vm_lock) {
   vnode* v = vnode_of(obj);
