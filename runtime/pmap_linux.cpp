@@ -129,8 +129,6 @@ std::int64_t breaks(std::size_t lo, std::size_t hi) {
   return n;
 }
 
-namespace {
-
 void pv_link(std::size_t i, frame_t f) {
   vm_page* m = vm_page_from_frame(f);
   std::uintptr_t v = md(m);
@@ -152,6 +150,8 @@ void pv_unlink(std::size_t i) {
   }
   g_pte[i].next1 = 0;
 }
+
+namespace {
 
 // The host refused a new mapping over pages [i, i+n) (its mapping limit: replacing part of
 // a VMA splits it).  Make them a reservation without a new VMA: inaccessible (PROT_NONE)
@@ -318,7 +318,18 @@ void protect_run(std::size_t i, std::size_t j, vm_prot_t prot) {
   rt_host_vmas_add(breaks(i, j) - before);
 }
 
-kern_return_t enter_run(std::size_t i, std::size_t n, frame_t f0, vm_prot_t prot, bool populate) {
+// A second mapping of frames [f0, f0 + n)'s pages at pages [i, i + n), made from the direct
+// map (mremap with old size 0 duplicates a shared mapping): no file descriptor involved, so
+// nothing the program does with its descriptors can redirect it.  It comes read/write.
+void* map_frames(std::size_t i, std::size_t n, frame_t f0) {
+  void* r = vmrt::sys::mremap(physmem_frame(f0), 0, n << PAGE_SHIFT, MREMAP_MAYMOVE | MREMAP_FIXED,
+                              reinterpret_cast<void*>(va_of(i)));
+  rt_count(RC_HOST_MMAP);
+  return r;
+}
+
+kern_return_t enter_run(std::size_t i, std::size_t n, frame_t f0, vm_prot_t prot, bool populate)
+    VMRT_REQUIRES(g_vm_lock) {
   // Copy-on-write host fork: a child has the frames' bytes before it maps (and populates)
   // them; a parent gives its children theirs before it maps them writable.
   physmem_cow_touch(f0, n, (prot & VM_PROT_WRITE) != 0);
@@ -338,12 +349,15 @@ kern_return_t enter_run(std::size_t i, std::size_t n, frame_t f0, vm_prot_t prot
       if (protect_resident(i, n, prot) != 0) return KERN_RESOURCE_SHORTAGE;
     }
   } else {
-    // A second mapping of the frames' pages, made from the direct map (mremap with old size 0
-    // duplicates a shared mapping): no file descriptor involved, so nothing the program does
-    // with its descriptors can redirect it.  It comes read/write; lower it when needed.
-    void* r = vmrt::sys::mremap(physmem_frame(f0), 0, n << PAGE_SHIFT, MREMAP_MAYMOVE | MREMAP_FIXED,
-                       reinterpret_cast<void*>(va_of(i)));
-    rt_count(RC_HOST_MMAP);
+    // A second mapping of the frames' pages (map_frames); lower its protection when needed.
+    // Near the host's mapping limit, other chunks give VMAs back first; a refusal all the
+    // same (mappings vmrt does not count) gets one forced sweep and a second try.
+    if (vma_budget_pmap_excess(2) > 0) (void)vma_make_room(i, n, false);
+    void* r = map_frames(i, n, f0);
+    if (r == MAP_FAILED && errno == ENOMEM) {
+      (void)vma_make_room(i, n, true);
+      r = map_frames(i, n, f0);
+    }
     if (r != MAP_FAILED) wp_forget(i, n);
     if (r != MAP_FAILED && prot != (PROT_READ | PROT_WRITE)) {
       if (vmrt::sys::mprotect(r, n << PAGE_SHIFT, prot) != 0) {
@@ -368,7 +382,10 @@ kern_return_t enter_run(std::size_t i, std::size_t n, frame_t f0, vm_prot_t prot
         store_bits(i + k, static_cast<std::uint8_t>(g_bits[i + k] & B_RESV));
         --g_chunk[(i + k) >> kChunkShift];
       }
-      host_reserve_grouped(i, i + n);
+      if (!host_reserve_grouped(i, i + n, true)) {
+        (void)vma_make_room(i, n, true);
+        host_reserve_grouped(i, i + n);
+      }
       rt_host_vmas_add(breaks(i, i + n) - before);
       return KERN_RESOURCE_SHORTAGE;
     }
@@ -416,7 +433,8 @@ namespace {
 
 // ---- pmap_ops ----------------------------------------------------------------------
 
-kern_return_t enter_pages(pmap* pm, vaddr_t va, vm_page* const* pages, vsize_t n, vm_prot_t prot, bool populate) {
+kern_return_t enter_pages(pmap* pm, vaddr_t va, vm_page* const* pages, vsize_t n, vm_prot_t prot, bool populate)
+    VMRT_REQUIRES(g_vm_lock) {
   check_range(pm, va, va + n * PAGE_SIZE);
   RT_ASSERT(prot != VM_PROT_NONE, "pmap_enter with VM_PROT_NONE");
   spin_guard g(g_lock);
@@ -434,14 +452,16 @@ kern_return_t enter_pages(pmap* pm, vaddr_t va, vm_page* const* pages, vsize_t n
   return KERN_SUCCESS;
 }
 
-kern_return_t op_enter(pmap* pm, vaddr_t va, vm_page* const* pages, vsize_t n, vm_prot_t prot) {
+kern_return_t op_enter(pmap* pm, vaddr_t va, vm_page* const* pages, vsize_t n, vm_prot_t prot)
+    VMRT_REQUIRES(g_vm_lock) {
   return enter_pages(pm, va, pages, n, prot, true);
 }
 
 // Lazy: mapped, host page tables left empty.  A first access is a host minor fault on the
 // shmem mapping, resolved by the host (a write to a read-only entry is a protection fault:
 // SIGSEGV into vm_fault, never a userfaultfd event: the range is no longer registered).
-kern_return_t op_enter_lazy(pmap* pm, vaddr_t va, vm_page* const* pages, vsize_t n, vm_prot_t prot) {
+kern_return_t op_enter_lazy(pmap* pm, vaddr_t va, vm_page* const* pages, vsize_t n, vm_prot_t prot)
+    VMRT_REQUIRES(g_vm_lock) {
   return enter_pages(pm, va, pages, n, prot, false);
 }
 

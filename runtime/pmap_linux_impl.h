@@ -294,6 +294,11 @@ std::size_t clean_run_end(std::size_t p, std::size_t end);
 std::int64_t breaks(std::size_t lo, std::size_t hi);
 void check_range(const pmap* pm, vaddr_t sva, vaddr_t eva);
 
+// Link region page i into frame f's pv list / take it out of its frame's list (frame1 is
+// not changed).  => pmap lock held.
+void pv_link(std::size_t i, frame_t f);
+void pv_unlink(std::size_t i);
+
 // ---- reservations and frame runs (pmap_linux.cpp) ----------------------------------------
 // Host: make pages [i, i+n) reserved with reservation `resv` (no PTE changes); a refusal of
 // the host stops the process (host_reserve) or is returned (host_reserve_try: false).
@@ -307,6 +312,14 @@ bool host_reserve_grouped(std::size_t i, std::size_t j, bool may_fail = false);
 void register_frames(std::size_t i, std::size_t n);
 // Drop the PTEs of the pending Z_ZAPPED pages.  => VM lock held.
 void op_update() VMRT_REQUIRES(g_vm_lock);
+
+// ---- the host's mapping limit (pmap_linux_vmas.cpp) --------------------------------------
+// Before frames are mapped at pages [i, i + n) with a new host mapping: when the process is
+// past the pmap's share of vm.max_map_count (rt_vma_budget.h), give host VMAs back from
+// other chunks.  `force` (the host has just refused a mapping): sweep even after a fruitless
+// sweep, and give back down to the same target.  True when the share has room now.
+//  => pmap lock and VM lock held.  Never sleeps; unmaps pages of other chunks.
+bool vma_make_room(std::size_t i, std::size_t n, bool force) VMRT_REQUIRES(g_vm_lock);
 
 // ---- userfaultfd write protection (pmap_linux_wp.cpp) ------------------------------------
 extern std::uint8_t* g_wp;      // per page, mapped when write protection is first used [pmap lock]

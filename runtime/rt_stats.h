@@ -58,6 +58,9 @@ enum rt_counter : unsigned {
   RC_VMA_REFUSED,        // program mappings refused (ENOMEM) within vmrt's headroom of vm.max_map_count
   RC_VMA_RECOUNTS,       // /proc/self/maps counted again (boot, and near the mapping limit)
   RC_RESERVE_IN_PLACE,   // unmaps done in place (mprotect + discard) when the host refused a new mapping
+  RC_VMA_SWEEPS,         // sweeps giving frame mappings' VMAs back near the mapping limit (pmap_linux_vmas)
+  RC_VMA_GIVEN_BACK,     // ... host VMAs they gave back
+  RC_VMA_PAGES_UNMAPPED, // ... resident pages they unmapped (faulted back in at the next access)
   RC_BRK_GROWS,          // program brk/sbrk calls that grew the data segment (rt_brk)
   RC_BRK_SHRINKS,        // ... that shrank it
   RC_BRK_REFUSED,        // ... refused (a mapping in the way, or the host's limits)
@@ -126,6 +129,9 @@ inline constexpr rt_counter_info kRtCounters[RC_COUNT] = {
     {"program mappings refused near the host's mapping limit", V_COUNTER_COUNT},
     {"host VMA recounts", V_COUNTER_COUNT},
     {"unmaps done in place at the host's mapping limit", V_COUNTER_COUNT},
+    {"sweeps giving host VMAs back near the mapping limit", V_COUNTER_COUNT},
+    {"host VMAs given back by them", V_COUNTER_COUNT},
+    {"resident pages they unmapped (faulted back in)", V_COUNTER_COUNT},
     {"data segment grows (brk)", V_COUNTER_COUNT},
     {"data segment shrinks (brk)", V_COUNTER_COUNT},
     {"data segment changes refused (brk)", V_COUNTER_COUNT},

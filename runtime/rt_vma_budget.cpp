@@ -129,6 +129,18 @@ bool vma_budget_allows(unsigned n) {
   return false;
 }
 
+std::int64_t vma_budget_pmap_excess(unsigned n) {
+  const std::int64_t est = estimate() + n;
+  if (!g_limit_known.load(std::memory_order_acquire)) {
+    if (est <= kReadLimitAt) return est - kReadLimitAt - 1;
+    know_limit();
+  }
+  const auto limit = static_cast<std::int64_t>(g_limit.load(std::memory_order_relaxed));
+  std::int64_t share = limit - 2 * static_cast<std::int64_t>(g_headroom.load(std::memory_order_relaxed));
+  if (share < limit / 4) share = limit / 4;  // a tiny limit (the headroom is half of it)
+  return est - share;
+}
+
 void vma_budget_note_outside() { g_outside.fetch_add(1, std::memory_order_relaxed); }
 
 std::size_t vma_budget_limit() {

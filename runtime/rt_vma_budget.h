@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace vmrt::rt {
 
@@ -35,6 +36,13 @@ void vma_budget_init();
 // May the program's call add up to `n` host VMAs?  False: refuse it with ENOMEM (counted).
 // Callable with or without the VM lock; never maps or mallocs.
 bool vma_budget_allows(unsigned n);
+
+// How far the process is past the pmap's share of the limit with `n` more VMAs: the estimate
+// less (limit - 2 x headroom), so that the program's refusals (one headroom below the limit)
+// and vmrt's own splits (the last headroom) keep their room while frame mappings give VMAs
+// back (runtime/pmap_linux_vmas.cpp).  <= 0 when within it.  Lock-free; no system call
+// (far from the limit not even the first read of the limit).
+std::int64_t vma_budget_pmap_excess(unsigned n);
 
 // A program mapping the host makes outside the region (not in the region's count).
 void vma_budget_note_outside();
