@@ -4,6 +4,7 @@
 # tcmalloc; valgrind records bench/pdpolicy_sim's reference strings.  Scenario tests: real programs from Debian run under vmrun (libpython3.11-testsuite
 # may upgrade the python3.11 packages to the same release's newest security update).
 # luajit: a JIT that maps executable memory (scenario mmap_programs).
+# openjdk-17-jdk-headless: a Java VM, its JIT and its own SIGSEGV handling (scenario java_jit).
 # postgresql: a server that forks a backend per connection (scenario qa_postgres).
 # gdb: a scenario case that hangs prints every thread's stack before it is stopped (tests/scenario/lib, `watched`).
 # clang: the locking contracts are checked by its thread safety analysis (test lint.thread_safety).
@@ -18,6 +19,7 @@ PACKAGES=(
   redis-server redis-tools memcached gnuplot-nox
   valgrind
   luajit gdb clang
+  openjdk-17-jdk-headless
   postgresql-15 postgresql-client-15
 )
 missing=()
