@@ -36,7 +36,7 @@ std::size_t g_npages;
 vaddr_t g_base;
 std::atomic<int> g_uffd{-1};
 VMRT_FORK_DATA spinlock g_lock;
-bool g_uffd_minor;
+bool g_uffd_minor VMRT_GUARDED_BY(g_lock);
 bool g_paging;
 
 namespace {
@@ -51,14 +51,14 @@ std::atomic<bool> g_populate{true};
 
 // Z_ZAPPED pages whose PTE drop op_ts_referenced deferred, in the order cleared; op_update
 // drops them (a page no longer Z_ZAPPED by then is skipped: its VMA was replaced, or
-// stale_run dropped it) [pmap lock].
+// stale_run dropped it).
 constexpr std::size_t kZapPending = 512;
-VMRT_LARGE_BSS std::uint32_t g_zap_pending[kZapPending];
-std::size_t g_zap_npending;
+VMRT_LARGE_BSS std::uint32_t g_zap_pending[kZapPending] VMRT_GUARDED_BY(g_lock);
+std::size_t g_zap_npending VMRT_GUARDED_BY(g_lock);
 
 }  // namespace
 
-std::size_t clean_run_end(std::size_t p, std::size_t end) {
+std::size_t clean_run_end(std::size_t p, std::size_t end) VMRT_REQUIRES(g_lock) {
   constexpr std::size_t kGroup = kChunkPages << kGroupShift;
   while ((p & kChunkMask) == 0 && p + kChunkPages <= end) {
     if ((p & (kGroup - 1)) == 0 && p + kGroup <= end && g_dirty_group[p >> (kChunkShift + kGroupShift)] == 0) {
@@ -75,7 +75,8 @@ namespace {
 
 // Set entries [i, e) of one per-page table to v.  Zeros are not written into a clean
 // chunk (they are there already, perhaps in pages never touched).
-void fill_table(std::uint8_t (chunk_tables::*t)[kChunkPages], std::size_t i, std::size_t e, std::uint8_t v) {
+void fill_table(std::uint8_t (chunk_tables::*t)[kChunkPages], std::size_t i, std::size_t e, std::uint8_t v)
+    VMRT_REQUIRES(g_lock) {
   while (i < e) {
     const std::size_t c = i >> kChunkShift, o = i & kChunkMask, n = e - i < kChunkPages - o ? e - i : kChunkPages - o;
     if (v != 0 || chunk_dirty(c)) std::memset(&(block_of(c)->*t)[o], v, n);
@@ -89,7 +90,7 @@ void fill_table(std::uint8_t (chunk_tables::*t)[kChunkPages], std::size_t i, std
 // a never-touched page of g_hostmem, g_bits and g_zap — three host page faults for one
 // mapping in every process whose first mmap lands there (perf record -e page-faults -d,
 // git add: 4 of the 10 faults its index mapping cost).
-bool joined(std::size_t p) {
+bool joined(std::size_t p) VMRT_REQUIRES(g_lock) {
   const bool da = chunk_dirty((p - 1) >> kChunkShift), db = chunk_dirty(p >> kChunkShift);
   const std::uint8_t ha = hostmem_of(p - 1), hb = hostmem_of(p);
   if (!da && !db && ha == 0 && hb == 0) return true;
@@ -108,7 +109,7 @@ bool joined(std::size_t p) {
 }  // namespace
 
 // VMA boundaries among the page boundaries lo..hi (boundary p lies between p-1 and p).
-std::int64_t breaks(std::size_t lo, std::size_t hi) {
+std::int64_t breaks(std::size_t lo, std::size_t hi) VMRT_REQUIRES(g_lock) {
   if (lo < 1) lo = 1;
   if (hi > g_npages - 1) hi = g_npages - 1;
   std::int64_t n = 0;
@@ -129,14 +130,14 @@ std::int64_t breaks(std::size_t lo, std::size_t hi) {
   return n;
 }
 
-void pv_link(std::size_t i, frame_t f) {
+void pv_link(std::size_t i, frame_t f) VMRT_REQUIRES(g_lock) {
   vm_page* m = vm_page_from_frame(f);
   std::uintptr_t v = md(m);
   g_pte[i].next1 = static_cast<std::uint32_t>(v & MD_IDX);
   set_md(m, (v & ~MD_IDX) | (i + 1));
 }
 
-void pv_unlink(std::size_t i) {
+void pv_unlink(std::size_t i) VMRT_REQUIRES(g_lock) {
   vm_page* m = vm_page_from_frame(g_pte[i].frame1 - 1);
   std::uintptr_t v = md(m);
   std::uint32_t head = static_cast<std::uint32_t>(v & MD_IDX);
@@ -173,10 +174,10 @@ bool reserve_in_place(std::size_t i, std::size_t n) {
 
 }  // namespace
 
-void host_reserve(std::size_t i, std::size_t n, vm_prot_t resv) {
+void host_reserve(std::size_t i, std::size_t n, vm_prot_t resv) VMRT_REQUIRES(g_lock) {
   RT_ASSERT(host_reserve_try(i, n, resv), "cannot restore a reservation in the region (the host's mapping limit, vm.max_map_count)");
 }
-bool host_reserve_try(std::size_t i, std::size_t n, vm_prot_t resv) {
+bool host_reserve_try(std::size_t i, std::size_t n, vm_prot_t resv) VMRT_REQUIRES(g_lock) {
   int uffd = g_uffd.load(std::memory_order_relaxed);
   // Under userfaultfd the reservation is accessible anonymous memory registered for missing
   // faults.  It is made PROT_NONE first and opened only once registered: between the mmap
@@ -215,7 +216,7 @@ bool host_reserve_try(std::size_t i, std::size_t n, vm_prot_t resv) {
   return true;
 }
 
-void register_frames(std::size_t i, std::size_t n) {
+void register_frames(std::size_t i, std::size_t n) VMRT_REQUIRES(g_lock) {
   uffdio_register reg{};
   reg.range.start = va_of(i);
   reg.range.len = n << PAGE_SHIFT;
@@ -239,7 +240,7 @@ void zap_run(std::size_t i, std::size_t j) {
 // no page in the cache (never written since it was released) gets one through the direct
 // map first.  EEXIST: another thread's fault mapped it meanwhile.
 //  => pmap lock held; page p is mapped.
-void continue_page(std::size_t p) {
+void continue_page(std::size_t p) VMRT_REQUIRES(g_lock) {
   physmem_cow_touch(g_pte[p].frame1 - 1, 1, false);  // a fork child's pending frame: its bytes first
   uffdio_continue c{};
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -258,7 +259,7 @@ void continue_page(std::size_t p) {
 
 }  // namespace
 
-bool host_reserve_grouped(std::size_t i, std::size_t j, bool may_fail) {
+bool host_reserve_grouped(std::size_t i, std::size_t j, bool may_fail) VMRT_REQUIRES(g_lock) {
   bool uffd = g_uffd.load(std::memory_order_relaxed) >= 0;
   while (i < j) {
     std::size_t k = i + 1;
@@ -280,7 +281,7 @@ bool host_reserve_grouped(std::size_t i, std::size_t j, bool may_fail) {
 namespace {
 
 // Drop the resident pages [i, j) (all mapped) and restore their reservations.
-void remove_run(std::size_t i, std::size_t j) {
+void remove_run(std::size_t i, std::size_t j) VMRT_REQUIRES(g_lock) {
   std::int64_t before = breaks(i, j);
   for (std::size_t p = i; p < j; ++p) {
     RT_ASSERT((g_bits[p] & B_MAPPED) != 0, "remove_run over a non-resident page");
@@ -296,7 +297,7 @@ void remove_run(std::size_t i, std::size_t j) {
 
 // Take resident pages [i, j) from the program without replacing their VMA (tracking()):
 // they become Z_STALE.  No VMA changes, so no instant without a mapping.
-void stale_run(std::size_t i, std::size_t j) {
+void stale_run(std::size_t i, std::size_t j) VMRT_REQUIRES(g_lock) {
   zap_run(i, j);  // zapped pages too: one call, and no trust in the flag for what follows
   for (std::size_t p = i; p < j; ++p) {
     RT_ASSERT((g_bits[p] & B_MAPPED) != 0, "stale_run over a non-resident page");
@@ -309,7 +310,7 @@ void stale_run(std::size_t i, std::size_t j) {
 }
 
 // Change the protection of resident pages [i, j) to `prot` on the host and in the bits.
-void protect_run(std::size_t i, std::size_t j, vm_prot_t prot) {
+void protect_run(std::size_t i, std::size_t j, vm_prot_t prot) VMRT_REQUIRES(g_lock) {
   std::int64_t before = breaks(i, j);
   int err = protect_resident(i, j - i, prot);
   RT_ASSERT(err == 0, "mprotect of resident pages failed (host VMA limit?)");
@@ -329,7 +330,7 @@ void* map_frames(std::size_t i, std::size_t n, frame_t f0) {
 }
 
 kern_return_t enter_run(std::size_t i, std::size_t n, frame_t f0, vm_prot_t prot, bool populate)
-    VMRT_REQUIRES(g_vm_lock) {
+    VMRT_REQUIRES(g_vm_lock, g_lock) {
   // Copy-on-write host fork: a child has the frames' bytes before it maps (and populates)
   // them; a parent gives its children theirs before it maps them writable.
   physmem_cow_touch(f0, n, (prot & VM_PROT_WRITE) != 0);
@@ -468,7 +469,9 @@ kern_return_t op_enter_lazy(pmap* pm, vaddr_t va, vm_page* const* pages, vsize_t
 void op_remove(pmap* pm, vaddr_t sva, vaddr_t eva) {
   check_range(pm, sva, eva);
   spin_guard g(g_lock);
-  for_each_resident_run(idx_of(sva), idx_of(eva), [](std::size_t i, std::size_t j) { remove_run(i, j); });
+  for_each_resident_run(idx_of(sva), idx_of(eva), [](std::size_t i, std::size_t j) VMRT_REQUIRES(g_lock) {
+    remove_run(i, j);
+  });
 }
 
 void op_protect(pmap* pm, vaddr_t sva, vaddr_t eva, vm_prot_t prot) {
@@ -478,7 +481,7 @@ void op_protect(pmap* pm, vaddr_t sva, vaddr_t eva, vm_prot_t prot) {
   }
   check_range(pm, sva, eva);
   spin_guard g(g_lock);
-  for_each_resident_run(idx_of(sva), idx_of(eva), [prot](std::size_t i, std::size_t j) {
+  for_each_resident_run(idx_of(sva), idx_of(eva), [prot](std::size_t i, std::size_t j) VMRT_REQUIRES(g_lock) {
     // Sub-runs whose new protection (old & prot) differs from the old, grouped by new.
     std::size_t p = i;
     while (p < j) {
@@ -545,7 +548,7 @@ void op_reserve(pmap* pm, vaddr_t sva, vaddr_t eva, vm_prot_t prot) {
 }
 
 // page_protect with the pmap lock held.
-void page_protect_locked(vm_page* m, vm_prot_t prot) {
+void page_protect_locked(vm_page* m, vm_prot_t prot) VMRT_REQUIRES(g_lock) {
   std::uint32_t cur = static_cast<std::uint32_t>(md(m) & MD_IDX);
   while (cur != 0) {
     std::size_t p = cur - 1;
@@ -782,9 +785,11 @@ bool pmap_linux_init(vaddr_t center) {
 namespace {
 // Tracking just began: frames mapped before it were never registered.
 //  => pmap lock held.
-void track_existing() {
+void track_existing() VMRT_REQUIRES(g_lock) {
   if (!tracking()) return;
-  for_each_resident_run(0, g_npages, [](std::size_t i, std::size_t j) { register_frames(i, j - i); });
+  for_each_resident_run(0, g_npages, [](std::size_t i, std::size_t j) VMRT_REQUIRES(g_lock) {
+    register_frames(i, j - i);
+  });
 }
 }  // namespace
 
@@ -831,26 +836,28 @@ bool pmap_linux_uffd_resolve(vaddr_t va, vm_prot_t access) {
 }
 int pmap_linux_uffd() { return g_uffd.load(std::memory_order_acquire); }
 
-bool pmap_linux_allows(vaddr_t va, vm_prot_t access) {
+// The four lock-free hints (pmap_linux.h) read the tables without the pmap lock, by relaxed
+// atomic loads of bytes every writer stores atomically (store_bits): not for the analysis.
+bool pmap_linux_allows(vaddr_t va, vm_prot_t access) VMRT_NO_THREAD_SAFETY_ANALYSIS {
   if (!region_contains(va)) return false;
   std::uint8_t b = __atomic_load_n(&g_bits[idx_of(va)], __ATOMIC_RELAXED);
   return (b & B_MAPPED) != 0 && (mprot(b) & access) == access;
 }
 
-bool pmap_linux_ready(vaddr_t va, vm_prot_t access) {
+bool pmap_linux_ready(vaddr_t va, vm_prot_t access) VMRT_NO_THREAD_SAFETY_ANALYSIS {
   if (!pmap_linux_allows(va, access)) return false;
   std::size_t p = idx_of(va);
   if (g_tables != nullptr && __atomic_load_n(&g_zap[p], __ATOMIC_RELAXED) == Z_ZAPPED) return false;
   return (access & VM_PROT_WRITE) == 0 || g_wp == nullptr || __atomic_load_n(&g_wp[p], __ATOMIC_RELAXED) == 0;
 }
 
-bool pmap_linux_serves_write(vaddr_t va) {
+bool pmap_linux_serves_write(vaddr_t va) VMRT_NO_THREAD_SAFETY_ANALYSIS {
   if (!region_contains(va)) return false;
   const std::size_t p = idx_of(va);
   return (bits_of(p) & B_RESV & VM_PROT_WRITE) != 0 && hostmem_of(p) == 0;
 }
 
-vm_prot_t pmap_linux_reservation(vaddr_t va) {
+vm_prot_t pmap_linux_reservation(vaddr_t va) VMRT_NO_THREAD_SAFETY_ANALYSIS {
   if (!region_contains(va)) return VM_PROT_NONE;
   return __atomic_load_n(&g_bits[idx_of(va)], __ATOMIC_RELAXED) & B_RESV;
 }

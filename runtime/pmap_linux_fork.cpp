@@ -32,7 +32,7 @@ constexpr std::size_t kContinueAround = 32;
 
 // May page q, mapped in the fork child, get its host PTE now?  Its frame is in the child's
 // memfd (not pending), ts_referenced has not taken it (Z_NONE), and it is mapped.
-bool continue_ok(std::size_t q) {
+bool continue_ok(std::size_t q) VMRT_REQUIRES(g_lock) {
   return (g_bits[q] & B_MAPPED) != 0 && g_zap[q] == Z_NONE && !physmem_cow_pending(g_pte[q].frame1 - 1);
 }
 
@@ -55,7 +55,7 @@ void continue_run(std::size_t i, std::size_t j, bool wp) {
 // Fork child, a fault at page p whose frame is pending: pull it and the pages after it in its
 // frame run (resident, not zapped), and map those neighbours' PTEs at once under tracking
 // (their first access would otherwise be a minor fault each).  => pmap lock held.
-void cow_pull_around(std::size_t p) {
+void cow_pull_around(std::size_t p) VMRT_REQUIRES(g_lock) {
   std::size_t q = p + 1;
   while (q < g_npages && q - p < kCowPullAround && (g_bits[q] & B_MAPPED) != 0 && g_zap[q] == Z_NONE &&
          g_pte[q].frame1 == g_pte[q - 1].frame1 + 1 && physmem_cow_pending(g_pte[q].frame1 - 1))
@@ -72,7 +72,7 @@ void cow_pull_around(std::size_t p) {
 
 // After the fault at p: the fork child's neighbours of p that continue_ok allows, mapped in
 // runs (the program touches its heap's first pages together).  => pmap lock held.
-void continue_around(std::size_t p) {
+void continue_around(std::size_t p) VMRT_REQUIRES(g_lock) {
   const std::size_t lo = p > kContinueAround ? p - kContinueAround : 0;
   const std::size_t hi = p + kContinueAround + 1 < g_npages ? p + kContinueAround + 1 : g_npages;
   std::size_t i = lo;
@@ -102,8 +102,9 @@ void uffd_register(int uffd, vaddr_t lo, vaddr_t hi) {
 
 // A fork child's private anonymous region mapping: registered again, except host memory.
 // Under tracking, frame mappings too (the parent's physmem mappings were replaced by the
-// child's, unregistered): they may be zapped or stale.
-void rereg_line(const maps_line& l, void* arg) {
+// child's, unregistered): they may be zapped or stale.  Reads the tables without the pmap
+// lock: the fork child's only thread, before it starts any.
+void rereg_line(const maps_line& l, void* arg) VMRT_NO_THREAD_SAFETY_ANALYSIS {
   int uffd = *static_cast<int*>(arg);
   if (!region_contains(l.lo)) return;
   if (l.shared && l.inode != 0 && (tracking() || g_cow_live.load(std::memory_order_acquire))) {
@@ -182,7 +183,9 @@ struct boot_arg {
   int fd;
   bool ok;
 };
-void boot_line(const maps_line& l, void* arg) {
+// A frame mapping of the fork child's region, for pmap_linux_cow_register_boot.  Reads the
+// tables without the pmap lock: the child's only thread, in its set-up.
+void boot_line(const maps_line& l, void* arg) VMRT_NO_THREAD_SAFETY_ANALYSIS {
   boot_arg* a = static_cast<boot_arg*>(arg);
   if (!l.shared || l.inode == 0 || !region_contains(l.lo)) return;
   std::size_t p = idx_of(l.lo), e = idx_of(l.hi);
@@ -197,11 +200,14 @@ void boot_line(const maps_line& l, void* arg) {
 
 }  // namespace
 
-bool pmap_linux_cow_capable() {  // set once at trap start: no lock (fork set-up holds it)
+// Set once at trap start, read without the lock (fork set-up holds it; the values never
+// change after): not for the analysis.
+bool pmap_linux_cow_capable() VMRT_NO_THREAD_SAFETY_ANALYSIS {
   return g_uffd_wp && g_wp != nullptr && g_uffd.load(std::memory_order_relaxed) >= 0;
 }
 
 bool pmap_linux_cow_protect(vaddr_t heap_lo, vaddr_t heap_hi) VMRT_REQUIRES(g_vm_lock) {
+  pmap_lock_held_by_fork();
   bool ok = true;
   // The forking thread's static TLS and descriptor, when the program placed its stack in
   // vmrt's memory: written by this very code (errno) and by the kernel (rseq) until the fork
@@ -214,12 +220,12 @@ bool pmap_linux_cow_protect(vaddr_t heap_lo, vaddr_t heap_hi) VMRT_REQUIRES(g_vm
   // rt_vslock_keep.h); and the program's own mappings, among them glibc's thread stacks, whose
   // descriptor the kernel clears at the thread's exit, when no userfaultfd handler is waited
   // for (a write-protected one would leave pthread_join asleep).
-  auto shared = [heap_lo, heap_hi, tls_lo, tls_hi](std::size_t q) VMRT_REQUIRES(g_vm_lock) {
+  auto shared = [heap_lo, heap_hi, tls_lo, tls_hi](std::size_t q) VMRT_REQUIRES(g_vm_lock, g_lock) {
     vaddr_t va = va_of(q);
     return va >= heap_lo && va < heap_hi && (va < tls_lo || va >= tls_hi) &&
            (mprot(g_bits[q]) & VM_PROT_WRITE) != 0 && vm_page_from_frame(g_pte[q].frame1 - 1)->wire_count == 0;
   };
-  for_each_resident_run(0, g_npages, [&ok, &shared](std::size_t i, std::size_t j) {
+  for_each_resident_run(0, g_npages, [&ok, &shared](std::size_t i, std::size_t j) VMRT_REQUIRES(g_lock) {
     VM_LOCK_ASSERT();  // the caller's, which the walk's lambda cannot inherit
     std::size_t p = i;
     while (p < j && ok) {
@@ -238,6 +244,7 @@ bool pmap_linux_cow_protect(vaddr_t heap_lo, vaddr_t heap_hi) VMRT_REQUIRES(g_vm
 }
 
 void pmap_linux_cow_release(const vaddr_t* pages, std::size_t n) {
+  pmap_lock_held_by_fork();
   for (std::size_t k = 0; k < n; ++k) {
     if (!region_contains(pages[k])) continue;
     std::size_t p = idx_of(pages[k]);
@@ -278,7 +285,8 @@ bool pmap_linux_cow_write(vaddr_t va) {
   return true;
 }
 
-bool pmap_linux_cow_fault(vaddr_t va) {
+// Lock-free: the fork child's only thread, in a SIGBUS handler (pmap_linux.h).
+bool pmap_linux_cow_fault(vaddr_t va) VMRT_NO_THREAD_SAFETY_ANALYSIS {
   if (!region_contains(va)) return false;
   std::size_t p = idx_of(va);
   std::uint32_t f1 = g_pte[p].frame1;  // resident or stale: the frame its VMA maps
@@ -294,9 +302,10 @@ bool pmap_linux_cow_register_boot(int fd) {
   return maps_scan(boot_line, &a) && a.ok;
 }
 
-// The pmap lock across a host fork: taken before, let go in the parent, reset in the child.
-VMRT_FORK_PARENT_TEXT void pmap_linux_fork_prepare() { g_lock.lock(); }
-VMRT_FORK_PARENT_TEXT void pmap_linux_fork_parent() { g_lock.unlock(); }
+// The pmap lock across a host fork: taken before, let go in the parent, reset in the child
+// (taken in one function and let go in another: not for the analysis to follow).
+VMRT_FORK_PARENT_TEXT void pmap_linux_fork_prepare() VMRT_NO_THREAD_SAFETY_ANALYSIS { g_lock.lock(); }
+VMRT_FORK_PARENT_TEXT void pmap_linux_fork_parent() VMRT_NO_THREAD_SAFETY_ANALYSIS { g_lock.unlock(); }
 VMRT_FORK_CHILD_TEXT void pmap_linux_fork_child(bool replaced) {
   g_lock.reset();
   fork_store(g_replaced, replaced);

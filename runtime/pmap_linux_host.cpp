@@ -28,7 +28,7 @@ void check_pages(vaddr_t sva, vaddr_t eva) {
 // Mark pages [i, e) with code h (0: not host memory).  A whole chunk is marked in its
 // dense record (g_uniform) without its table; a part of a uniform chunk first writes the
 // chunk's code into its table.  => pmap lock held.
-void set_hostmem(std::size_t i, std::size_t e, std::uint8_t h) {
+void set_hostmem(std::size_t i, std::size_t e, std::uint8_t h) VMRT_REQUIRES(g_lock) {
   while (i < e) {
     const std::size_t c = i >> kChunkShift, o = i & kChunkMask, n = e - i < kChunkPages - o ? e - i : kChunkPages - o;
     const std::uint8_t u = chunk_uniform(c);
@@ -53,7 +53,7 @@ void set_hostmem(std::size_t i, std::size_t e, std::uint8_t h) {
 
 namespace {
 
-kern_return_t host_map_locked(vaddr_t sva, vaddr_t eva, vm_prot_t prot, unsigned flags) {
+kern_return_t host_map_locked(vaddr_t sva, vaddr_t eva, vm_prot_t prot, unsigned flags) VMRT_REQUIRES(g_lock) {
   std::size_t i = idx_of(sva), e = idx_of(eva);
   for (std::size_t p = i; p < e; ++p) {
     if (std::size_t q = clean_run_end(p, e); q != p) {
@@ -105,7 +105,7 @@ kern_return_t op_host_map(pmap* pm, vaddr_t sva, vaddr_t eva, vm_prot_t prot, un
 namespace {
 
 // Host memory [i, e) back to an empty reservation.  => pmap lock held.
-void host_unmap_locked(std::size_t i, std::size_t e) {
+void host_unmap_locked(std::size_t i, std::size_t e) VMRT_REQUIRES(g_lock) {
   std::int64_t before = breaks(i, e);
   std::int64_t bytes = 0;
   for (std::size_t p = i; p < e; ++p) bytes += hostmem_of(p) != 0 ? static_cast<std::int64_t>(PAGE_SIZE) : 0;
@@ -257,7 +257,7 @@ void op_host_copy_resident(vaddr_t dst, vaddr_t src, vsize_t len) {
 namespace {
 
 // Is every page of [i, e) private host memory of protection prot?  => pmap lock held.
-bool private_host(std::size_t i, std::size_t e, std::uint8_t* prot) {
+bool private_host(std::size_t i, std::size_t e, std::uint8_t* prot) VMRT_REQUIRES(g_lock) {
   const std::uint8_t h = hostmem_of(i);
   if ((h & (H_HOST | H_SHARED)) != H_HOST) return false;
   for (std::size_t p = i + 1; p < e; ++p)
@@ -303,6 +303,7 @@ bool op_host_move(vaddr_t dst, vaddr_t src, vsize_t len) {
 // Only chunks of host memory are asked about (mincore per chunk): a large heap whose
 // windows are mostly unpopulated costs a scan of g_hostmem.
 vsize_t op_host_resident(vaddr_t sva, vaddr_t eva) {
+  spin_guard g(g_lock);  // (it read the tables without it: procstat and the vmstat report)
   vsize_t n = 0;
   constexpr vsize_t kBatch = std::size_t{1} << kChunkShift;
   unsigned char vec[kBatch];
@@ -357,6 +358,7 @@ void pmap_linux_host_adopt(vaddr_t sva, vaddr_t eva, vm_prot_t prot, bool shared
 
 bool pmap_linux_host_shared(vaddr_t va) {
   check_pages(va, va + PAGE_SIZE);
+  spin_guard g(g_lock);
   return (hostmem_of(idx_of(va)) & H_SHARED) != 0;
 }
 

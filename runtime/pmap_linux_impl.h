@@ -12,7 +12,9 @@
 //                        registrations and its first faults
 //
 // Locking: the pmap lock (g_lock) guards every table here; "=> pmap lock held" below means
-// the caller holds it.  The userfaultfd thread reads g_bits without it, as a hint.
+// the caller holds it, and the declaration says VMRT_REQUIRES(g_lock) for the analysis
+// (vm/vm_thread_safety.h).  The userfaultfd thread reads g_bits without it, as a hint
+// (pmap_linux_allows and its kin, marked as such).
 #pragma once
 
 #include <atomic>
@@ -33,6 +35,14 @@
 #endif
 
 namespace vmrt::rt::pml {
+
+// The pmap lock, a capability for the analysis (runtime/spinlock.h): the tables' accessors
+// below say VMRT_REQUIRES(g_lock), as do the functions that use them.
+extern spinlock g_lock;
+// Tells the analysis that the pmap lock is held where it cannot see it taken: the fork's
+// prepare handler took it in another function (pmap_linux_fork_prepare, until the parent or
+// child handler).  Checks nothing at run time.
+inline void pmap_lock_held_by_fork() VMRT_ASSERT_CAPABILITY(g_lock) {}
 
 // Software PTE, one per region page [pmap lock].
 struct pte {
@@ -112,7 +122,7 @@ inline chunk_tables* block_of(std::size_t c) {
 // Page p's entry of one table, as the arrays they were: g_bits[p], g_pte[p].frame1.
 template <class T, std::size_t Off>
 struct page_table {
-  T& operator[](std::size_t p) const {
+  T& operator[](std::size_t p) const VMRT_REQUIRES(g_lock) {
     return reinterpret_cast<T*>(reinterpret_cast<char*>(block_of(p >> kChunkShift)) + Off)[p & kChunkMask];
   }
 };
@@ -142,7 +152,9 @@ extern chunk_counts* g_counts;
 // Chunk c's field of g_counts, as the arrays they were: g_chunk[c], g_dirty[c].
 template <class T, std::size_t Off>
 struct chunk_field {
-  T& operator[](std::size_t c) const { return *reinterpret_cast<T*>(reinterpret_cast<char*>(&g_counts[slot_of(c)]) + Off); }
+  T& operator[](std::size_t c) const VMRT_REQUIRES(g_lock) {
+    return *reinterpret_cast<T*>(reinterpret_cast<char*>(&g_counts[slot_of(c)]) + Off);
+  }
 };
 constexpr chunk_field<std::uint16_t, offsetof(chunk_counts, resident)> g_chunk{};
 constexpr chunk_field<std::uint8_t, offsetof(chunk_counts, dirty)> g_dirty{};
@@ -167,7 +179,6 @@ extern bool g_host_swap;
 extern std::size_t g_npages;
 extern vaddr_t g_base;
 extern std::atomic<int> g_uffd;  // the userfaultfd's vm_fds handle (vm/vm_fds.h): its number may move
-extern spinlock g_lock;
 
 // Reference tracking without a window (userfaultfd with minor faults on shmem, paging on).
 // Frame mappings are registered with the userfaultfd for missing and minor faults, so a
@@ -184,34 +195,44 @@ extern spinlock g_lock;
 // pageout daemon ran.  Anything that replaces the VMA (enter, reserve) clears the state.
 enum : std::uint8_t { Z_NONE = 0, Z_ZAPPED = 1, Z_STALE = 2 };
 constexpr page_table<std::uint8_t, offsetof(chunk_tables, zap)> g_zap{};  // per page [pmap lock]
-extern bool g_uffd_minor;    // the userfaultfd reports minor faults on shmem [pmap lock]
+extern bool g_uffd_minor VMRT_GUARDED_BY(g_lock);  // the userfaultfd reports minor faults on shmem
 extern bool g_paging;        // the pageout daemon exists: pages are taken behind the program's back
-inline bool tracking() { return g_uffd_minor && g_paging && g_uffd.load(std::memory_order_relaxed) >= 0; }
+inline bool tracking() VMRT_REQUIRES(g_lock) {
+  return g_uffd_minor && g_paging && g_uffd.load(std::memory_order_relaxed) >= 0;
+}
 
 // Every store of a non-zero value into g_bits goes through here (clearing stores may not).
 // The userfaultfd thread reads g_bits without the lock (pmap_linux_allows/reservation: a
 // hint), so every store is atomic (relaxed); writers hold the pmap lock.
-inline void store_bits(std::size_t p, std::uint8_t v) { __atomic_store_n(&g_bits[p], v, __ATOMIC_RELAXED); }
-inline void mark_dirty(std::size_t chunk) {
+inline void store_bits(std::size_t p, std::uint8_t v) VMRT_REQUIRES(g_lock) {
+  __atomic_store_n(&g_bits[p], v, __ATOMIC_RELAXED);
+}
+inline void mark_dirty(std::size_t chunk) VMRT_REQUIRES(g_lock) {
   g_dirty[chunk] = 1;
   g_dirty_group[chunk >> kGroupShift] = 1;
 }
-inline bool chunk_dirty(std::size_t chunk) { return g_dirty_group[chunk >> kGroupShift] != 0 && g_dirty[chunk] != 0; }
-inline std::uint8_t chunk_uniform(std::size_t chunk) {
+inline bool chunk_dirty(std::size_t chunk) VMRT_REQUIRES(g_lock) {
+  return g_dirty_group[chunk >> kGroupShift] != 0 && g_dirty[chunk] != 0;
+}
+inline std::uint8_t chunk_uniform(std::size_t chunk) VMRT_REQUIRES(g_lock) {
   return g_dirty_group[chunk >> kGroupShift] != 0 ? __atomic_load_n(&g_uniform[chunk], __ATOMIC_ACQUIRE) : 0;
 }
 // Nothing in the chunk: every table byte zero and no uniform host memory.
-inline bool chunk_clean(std::size_t chunk) { return !chunk_dirty(chunk) && chunk_uniform(chunk) == 0; }
+inline bool chunk_clean(std::size_t chunk) VMRT_REQUIRES(g_lock) {
+  return !chunk_dirty(chunk) && chunk_uniform(chunk) == 0;
+}
 // Page p's bits and host-memory code, without reading a clean chunk's table (its bytes are
 // zero): a read of a never-written table page maps the host's zero page, and the write that
 // follows then faults a second time (a program's first mapping took two faults on one table
 // page).  => pmap lock held (or the userfaultfd thread's racy hint, as g_bits itself).
-inline std::uint8_t bits_of(std::size_t p) { return chunk_dirty(p >> kChunkShift) ? g_bits[p] : 0; }
-inline std::uint8_t hostmem_of(std::size_t p) {
+inline std::uint8_t bits_of(std::size_t p) VMRT_REQUIRES(g_lock) {
+  return chunk_dirty(p >> kChunkShift) ? g_bits[p] : 0;
+}
+inline std::uint8_t hostmem_of(std::size_t p) VMRT_REQUIRES(g_lock) {
   if (const std::uint8_t u = chunk_uniform(p >> kChunkShift); u != 0) return u;
   return chunk_dirty(p >> kChunkShift) ? g_hostmem[p] : 0;
 }
-inline void set_bits(std::size_t p, std::uint8_t v) {
+inline void set_bits(std::size_t p, std::uint8_t v) VMRT_REQUIRES(g_lock) {
   store_bits(p, v);
   if (v != 0) mark_dirty(p >> kChunkShift);
 }
@@ -219,8 +240,8 @@ inline void set_bits(std::size_t p, std::uint8_t v) {
 inline std::size_t idx_of(vaddr_t va) { return (va - g_base) >> PAGE_SHIFT; }
 inline vaddr_t va_of(std::size_t i) { return g_base + (i << PAGE_SHIFT); }
 inline vm_prot_t mprot(std::uint8_t b) { return static_cast<vm_prot_t>((b & B_MPROT) >> B_MPROT_SHIFT); }
-inline std::uintptr_t md(const vm_page* m) { return reinterpret_cast<std::uintptr_t>(m->md); }
-inline void set_md(vm_page* m, std::uintptr_t v) { m->md = reinterpret_cast<void*>(v); }
+inline std::uintptr_t md(const vm_page* m) VMRT_REQUIRES(g_lock) { return reinterpret_cast<std::uintptr_t>(m->md); }
+inline void set_md(vm_page* m, std::uintptr_t v) VMRT_REQUIRES(g_lock) { m->md = reinterpret_cast<void*>(v); }
 
 // The host protection a non-resident page has (for the VMA estimate).
 inline int host_resv(std::uint8_t b) {
@@ -229,7 +250,7 @@ inline int host_resv(std::uint8_t b) {
 }
 
 // Call f(i, j) for each maximal run of resident pages inside [i, e).  => pmap lock held.
-template <class F> void for_each_resident_run(std::size_t i, std::size_t e, F&& f) {
+template <class F> void for_each_resident_run(std::size_t i, std::size_t e, F&& f) VMRT_REQUIRES(g_lock) {
   constexpr std::size_t kGroupPages = kChunkPages << kGroupShift;
   while (i < e) {
     // A group never marked holds no resident page: 8 GiB in one step, where the walk over
@@ -288,28 +309,28 @@ template <class F> void for_each_host_resident(frame_t f0, vsize_t n, F&& f) {
 // ---- the tables (pmap_linux.cpp) ---------------------------------------------------------
 // The end of the run of whole clean chunks that starts at page p, at most `end`: p itself
 // when p does not start a whole clean chunk.  A clean group is crossed in one step.
-std::size_t clean_run_end(std::size_t p, std::size_t end);
+std::size_t clean_run_end(std::size_t p, std::size_t end) VMRT_REQUIRES(g_lock);
 // VMA boundaries among the page boundaries lo..hi (boundary p lies between p-1 and p): the
 // region's estimate of its host VMAs moves by the difference before and after a change.
-std::int64_t breaks(std::size_t lo, std::size_t hi);
+std::int64_t breaks(std::size_t lo, std::size_t hi) VMRT_REQUIRES(g_lock);
 void check_range(const pmap* pm, vaddr_t sva, vaddr_t eva);
 
 // Link region page i into frame f's pv list / take it out of its frame's list (frame1 is
 // not changed).  => pmap lock held.
-void pv_link(std::size_t i, frame_t f);
-void pv_unlink(std::size_t i);
+void pv_link(std::size_t i, frame_t f) VMRT_REQUIRES(g_lock);
+void pv_unlink(std::size_t i) VMRT_REQUIRES(g_lock);
 
 // ---- reservations and frame runs (pmap_linux.cpp) ----------------------------------------
 // Host: make pages [i, i+n) reserved with reservation `resv` (no PTE changes); a refusal of
 // the host stops the process (host_reserve) or is returned (host_reserve_try: false).
-void host_reserve(std::size_t i, std::size_t n, vm_prot_t resv);
-bool host_reserve_try(std::size_t i, std::size_t n, vm_prot_t resv);
+void host_reserve(std::size_t i, std::size_t n, vm_prot_t resv) VMRT_REQUIRES(g_lock);
+bool host_reserve_try(std::size_t i, std::size_t n, vm_prot_t resv) VMRT_REQUIRES(g_lock);
 // Host: restore reservations over [i, j), grouped by reservation (sigsegv: one call).
 // False (may_fail only) when the host refused one.
-bool host_reserve_grouped(std::size_t i, std::size_t j, bool may_fail = false);
+bool host_reserve_grouped(std::size_t i, std::size_t j, bool may_fail = false) VMRT_REQUIRES(g_lock);
 // Register frame mappings [i, i+n) for missing and minor faults (tracking()).  A refusal
 // (never expected: the range is shmem) ends tracking: pages are then unmapped the old way.
-void register_frames(std::size_t i, std::size_t n);
+void register_frames(std::size_t i, std::size_t n) VMRT_REQUIRES(g_lock);
 // Drop the PTEs of the pending Z_ZAPPED pages.  => VM lock held.
 void op_update() VMRT_REQUIRES(g_vm_lock);
 
@@ -319,38 +340,38 @@ void op_update() VMRT_REQUIRES(g_vm_lock);
 // other chunks.  `force` (the host has just refused a mapping): sweep even after a fruitless
 // sweep, and give back down to the same target.  True when the share has room now.
 //  => pmap lock and VM lock held.  Never sleeps; unmaps pages of other chunks.
-bool vma_make_room(std::size_t i, std::size_t n, bool force) VMRT_REQUIRES(g_vm_lock);
+bool vma_make_room(std::size_t i, std::size_t n, bool force) VMRT_REQUIRES(g_vm_lock, g_lock);
 
 // ---- userfaultfd write protection (pmap_linux_wp.cpp) ------------------------------------
-extern std::uint8_t* g_wp;      // per page, mapped when write protection is first used [pmap lock]
-extern bool g_uffd_wp;          // the userfaultfd has write protection on shmem [pmap lock]
-extern std::size_t g_wp_marks;  // pages with g_wp set, ever (0: nothing to look at) [pmap lock]
+extern std::uint8_t* g_wp VMRT_GUARDED_BY(g_lock);    // per page, mapped when write protection is first used
+extern bool g_uffd_wp VMRT_GUARDED_BY(g_lock);        // the userfaultfd has write protection on shmem
+extern std::size_t g_wp_marks VMRT_GUARDED_BY(g_lock);  // pages with g_wp set, ever (0: nothing to look at)
 // Pages [g_wp_lo, g_wp_hi) hold every g_wp mark ever set: scans look there only (the array
 // covers the whole region; reading all of it is a page fault per 4096 region pages).
-extern std::size_t g_wp_lo, g_wp_hi;
+extern std::size_t g_wp_lo VMRT_GUARDED_BY(g_lock), g_wp_hi VMRT_GUARDED_BY(g_lock);
 // Page p is write-protected for a fork's copy-on-write (a continue maps it back so).
-inline bool wp_marked(std::size_t p) { return g_wp_marks != 0 && g_wp[p] != 0; }
+inline bool wp_marked(std::size_t p) VMRT_REQUIRES(g_lock) { return g_wp_marks != 0 && g_wp[p] != 0; }
 // Should resident pages [i, i + n), about to be mapped with `prot`, be write-protected through
 // the userfaultfd rather than mprotect'ed?  => pmap lock held.
-bool wp_wanted(std::size_t i, std::size_t n, vm_prot_t prot);
+bool wp_wanted(std::size_t i, std::size_t n, vm_prot_t prot) VMRT_REQUIRES(g_lock);
 // Set (protect) or clear the uffd-wp bit of pages [i, i + n)'s PTEs: 0, or -1 with errno.
 int wp_ioctl(std::size_t i, std::size_t n, bool protect);
 // Register resident pages [i, i + n) for write protection (keeping missing and minor faults
 // under tracking), write-protect their PTEs and mark them.  False, nothing marked, when the
 // host refused.  => pmap lock held.
-bool wp_register_protect(std::size_t i, std::size_t n);
+bool wp_register_protect(std::size_t i, std::size_t n) VMRT_REQUIRES(g_lock);
 // Map resident pages [i, i + n) as `prot` (read-only) with writes caught by the userfaultfd.
 // False, nothing marked, when the host refused: the caller mprotects.  => pmap lock held.
-bool wp_apply(std::size_t i, std::size_t n, vm_prot_t prot);
+bool wp_apply(std::size_t i, std::size_t n, vm_prot_t prot) VMRT_REQUIRES(g_lock);
 // Pages [i, i + n) got a new VMA: nothing of the old registration remains.  => pmap lock held.
-void wp_forget(std::size_t i, std::size_t n);
+void wp_forget(std::size_t i, std::size_t n) VMRT_REQUIRES(g_lock);
 // Give resident pages [i, i + n) the host protection `prot`: write-protected through the
 // userfaultfd where wanted, else mprotect.  0, or mprotect's errno.  => pmap lock held.
-int protect_resident(std::size_t i, std::size_t n, vm_prot_t prot);
+int protect_resident(std::size_t i, std::size_t n, vm_prot_t prot) VMRT_REQUIRES(g_lock);
 
 // ---- host memory (pmap_linux_host.cpp) ---------------------------------------------------
 // Mark pages [i, e) with host-memory code h (0: not host memory).  => pmap lock held.
-void set_hostmem(std::size_t i, std::size_t e, std::uint8_t h);
+void set_hostmem(std::size_t i, std::size_t e, std::uint8_t h) VMRT_REQUIRES(g_lock);
 // Discard the spans' pages (MADV_DONTNEED, batched), the host calls counted in `calls`.
 void discard_spans(const vm_span* spans, std::size_t n, rt_counter calls);
 // The pmap_ops entries of host memory.
@@ -369,9 +390,9 @@ vsize_t op_host_resident(vaddr_t sva, vaddr_t eva);
 extern bool g_replaced;
 // Fork child, a fault at page p whose frame is pending: pull it and the pages after it in
 // its frame run.  => pmap lock held.
-void cow_pull_around(std::size_t p);
+void cow_pull_around(std::size_t p) VMRT_REQUIRES(g_lock);
 // After a minor fault at p in a fork child: map p's neighbours whose frames the child has.
 //  => pmap lock held.
-void continue_around(std::size_t p);
+void continue_around(std::size_t p) VMRT_REQUIRES(g_lock);
 
 }  // namespace vmrt::rt::pml

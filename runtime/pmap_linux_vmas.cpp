@@ -42,15 +42,15 @@ constexpr std::int64_t kMinBreaks = 4;
 // and each sweep reads the tables of every chunk in use.
 constexpr unsigned kFruitlessPause = 256;
 
-std::size_t g_hand;        // the next chunk to look at [pmap lock]
-unsigned g_pause;          // sweeps skipped before the next try [pmap lock]
-bool g_said_full;          // the "nothing left to give back" message was printed [pmap lock]
+std::size_t g_hand VMRT_GUARDED_BY(g_lock);  // the next chunk to look at
+unsigned g_pause VMRT_GUARDED_BY(g_lock);     // sweeps skipped before the next try
+bool g_said_full VMRT_GUARDED_BY(g_lock);     // the "nothing left to give back" message was printed
 
 enum class sweep_kind { stale, resident };
 
 // May page p be left to the fault path?  Stale and never-resident pages always; resident ones
 // in the second sweep, unless wired; host memory never.  => pmap lock and VM lock held.
-bool forgettable(std::size_t p, sweep_kind kind) VMRT_REQUIRES(g_vm_lock) {
+bool forgettable(std::size_t p, sweep_kind kind) VMRT_REQUIRES(g_vm_lock, g_lock) {
   if (hostmem_of(p) != 0) return false;
   const std::uint8_t b = bits_of(p);
   if ((b & B_MAPPED) == 0) return true;
@@ -59,7 +59,7 @@ bool forgettable(std::size_t p, sweep_kind kind) VMRT_REQUIRES(g_vm_lock) {
 }
 
 // Does page p's host VMA map a frame (resident, or stale)?  => pmap lock held.
-bool holds_frame(std::size_t p) {
+bool holds_frame(std::size_t p) VMRT_REQUIRES(g_lock) {
   return chunk_dirty(p >> kChunkShift) && ((g_bits[p] & B_MAPPED) != 0 || g_zap[p] == Z_STALE);
 }
 
@@ -67,7 +67,7 @@ bool holds_frame(std::size_t p) {
 // their objects), stale ones forget their old frame.  Each group of one reservation is
 // replaced only when the host accepts the new mapping; false when it refused one (the rest
 // is left as it was).  => pmap lock and VM lock held.
-bool forget_run(std::size_t a, std::size_t e) VMRT_REQUIRES(g_vm_lock) {
+bool forget_run(std::size_t a, std::size_t e) VMRT_REQUIRES(g_vm_lock, g_lock) {
   const std::int64_t before = breaks(a, e);
   bool ok = true;
   std::size_t p = a;
@@ -103,7 +103,7 @@ bool forget_run(std::size_t a, std::size_t e) VMRT_REQUIRES(g_vm_lock) {
 
 // Sweep chunk c: every maximal run of forgettable pages that has a VMA boundary inside gets
 // one reservation.  False when the host refused.  => pmap lock and VM lock held.
-bool sweep_chunk(std::size_t c, sweep_kind kind) VMRT_REQUIRES(g_vm_lock) {
+bool sweep_chunk(std::size_t c, sweep_kind kind) VMRT_REQUIRES(g_vm_lock, g_lock) {
   const std::size_t lo = c << kChunkShift, hi = lo + kChunkPages;
   std::size_t p = lo;
   while (p < hi) {
@@ -124,7 +124,7 @@ bool sweep_chunk(std::size_t c, sweep_kind kind) VMRT_REQUIRES(g_vm_lock) {
 
 // One turn of the hand over every chunk in use (skipping the chunks of [xi, xe)), until the
 // excess is at most `target`.  False when the host refused a mapping.
-bool sweep(sweep_kind kind, std::size_t xi, std::size_t xe, std::int64_t target) VMRT_REQUIRES(g_vm_lock) {
+bool sweep(sweep_kind kind, std::size_t xi, std::size_t xe, std::int64_t target) VMRT_REQUIRES(g_vm_lock, g_lock) {
   const std::size_t nchunks = g_npages >> kChunkShift;
   constexpr std::size_t kGroupChunks = std::size_t{1} << kGroupShift;
   // The chunks of the run being mapped and their neighbours: the caller counts the VMA

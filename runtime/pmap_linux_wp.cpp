@@ -26,14 +26,14 @@ namespace vmrt::rt::pml {
 //   g_wp[p] = 1: the page's VMA is registered for write protection and its PTE may carry the
 //   uffd-wp bit.  Cleared when the VMA is replaced (enter of other frames, a reservation,
 //   a window reset) or the protection is removed (wp_clear).
-std::uint8_t* g_wp;
-bool g_uffd_wp;
-std::size_t g_wp_marks;
-std::size_t g_wp_lo = SIZE_MAX, g_wp_hi;
+std::uint8_t* g_wp VMRT_GUARDED_BY(g_lock);
+bool g_uffd_wp VMRT_GUARDED_BY(g_lock);
+std::size_t g_wp_marks VMRT_GUARDED_BY(g_lock);
+std::size_t g_wp_lo VMRT_GUARDED_BY(g_lock) = SIZE_MAX, g_wp_hi VMRT_GUARDED_BY(g_lock);
 
 namespace {
 
-void wp_mark(std::size_t p) {
+void wp_mark(std::size_t p) VMRT_REQUIRES(g_lock) {
   g_wp_marks += g_wp[p] == 0;
   g_wp[p] = 1;
   if (p < g_wp_lo) g_wp_lo = p;
@@ -42,7 +42,7 @@ void wp_mark(std::size_t p) {
 
 }  // namespace
 
-bool wp_wanted(std::size_t i, std::size_t n, vm_prot_t prot) {
+bool wp_wanted(std::size_t i, std::size_t n, vm_prot_t prot) VMRT_REQUIRES(g_lock) {
   if (!g_uffd_wp || g_wp == nullptr || prot == VM_PROT_NONE || (prot & VM_PROT_WRITE) != 0) return false;
   window* w = window_lookup(va_of(i));
   if (w == nullptr || w->kind != WK_API) return false;
@@ -63,7 +63,7 @@ int wp_ioctl(std::size_t i, std::size_t n, bool protect) {
   return vm_fd_ioctl(g_uffd.load(std::memory_order_relaxed), UFFDIO_WRITEPROTECT, &wp);
 }
 
-bool wp_register_protect(std::size_t i, std::size_t n) {
+bool wp_register_protect(std::size_t i, std::size_t n) VMRT_REQUIRES(g_lock) {
   uffdio_register reg{};
   reg.range.start = va_of(i);
   reg.range.len = n << PAGE_SHIFT;
@@ -80,7 +80,7 @@ bool wp_register_protect(std::size_t i, std::size_t n) {
 // write-protected, then the VMA opened for writing (the host keeps a write-protected PTE
 // read-only through mprotect).  False, nothing marked, when the host refused: the caller
 // mprotects as before.  => pmap lock held.
-bool wp_apply(std::size_t i, std::size_t n, vm_prot_t prot) {
+bool wp_apply(std::size_t i, std::size_t n, vm_prot_t prot) VMRT_REQUIRES(g_lock) {
   if (!wp_register_protect(i, n)) return false;
   int rc = vmrt::sys::mprotect(reinterpret_cast<void*>(va_of(i)), n << PAGE_SHIFT, prot | VM_PROT_WRITE);
   rt_count(RC_HOST_MPROTECT);
@@ -91,7 +91,7 @@ namespace {
 
 // Pages [i, i + n) keep their VMA and lose any write protection through the userfaultfd.
 //  => pmap lock held.
-void wp_clear(std::size_t i, std::size_t n) {
+void wp_clear(std::size_t i, std::size_t n) VMRT_REQUIRES(g_lock) {
   if (g_wp_marks == 0) return;
   for (std::size_t p = i; p < i + n;) {
     if (g_wp[p] == 0) {
@@ -107,7 +107,7 @@ void wp_clear(std::size_t i, std::size_t n) {
 
 }  // namespace
 
-void wp_forget(std::size_t i, std::size_t n) {
+void wp_forget(std::size_t i, std::size_t n) VMRT_REQUIRES(g_lock) {
   if (g_wp_marks != 0) std::memset(g_wp + i, 0, n);
 }
 
@@ -115,7 +115,7 @@ void wp_forget(std::size_t i, std::size_t n) {
 // userfaultfd where wanted, else mprotect (a write-protected PTE stays so through mprotect:
 // raising to writable clears the write protection first).  0, or mprotect's errno.
 //  => pmap lock held.
-int protect_resident(std::size_t i, std::size_t n, vm_prot_t prot) {
+int protect_resident(std::size_t i, std::size_t n, vm_prot_t prot) VMRT_REQUIRES(g_lock) {
   if (wp_wanted(i, n, prot) && wp_apply(i, n, prot)) return 0;
   if ((prot & VM_PROT_WRITE) != 0) wp_clear(i, n);
   int rc = vmrt::sys::mprotect(reinterpret_cast<void*>(va_of(i)), n << PAGE_SHIFT, prot);

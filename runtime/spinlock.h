@@ -10,13 +10,14 @@
 
 #include "vm/vm_critical.h"
 #include "vm/vm_fork_store.h"
+#include "vm/vm_thread_safety.h"
 
 namespace vmrt::rt {
 
-struct spinlock {
+struct VMRT_CAPABILITY("mutex") spinlock {
   std::atomic<int> v{0};
   // A critical section (vm/vm_critical.h): no program signal handler runs while it is held.
-  void lock() {
+  void lock() VMRT_ACQUIRE() {
     critical_enter();
     for (unsigned spins = 0;; ++spins) {
       if (v.load(std::memory_order_relaxed) == 0 && v.exchange(1, std::memory_order_acquire) == 0) return;
@@ -24,7 +25,7 @@ struct spinlock {
       else __builtin_ia32_pause();
     }
   }
-  void unlock() {
+  void unlock() VMRT_RELEASE() {
     v.store(0, std::memory_order_release);
     critical_exit();
   }
@@ -33,26 +34,26 @@ struct spinlock {
   void reset() { fork_store(v, 0); }
 };
 
-struct spin_guard {
+struct VMRT_SCOPED_CAPABILITY spin_guard {
   spinlock& l;
-  explicit spin_guard(spinlock& s) : l(s) { l.lock(); }
-  ~spin_guard() { l.unlock(); }
+  explicit spin_guard(spinlock& s) VMRT_ACQUIRE(s) : l(s) { l.lock(); }
+  ~spin_guard() VMRT_RELEASE() { l.unlock(); }
   spin_guard(const spin_guard&) = delete;
   spin_guard& operator=(const spin_guard&) = delete;
 };
 
 // A spinlock taken with every signal blocked, for data vmrt's own fault handler (not owed:
 // SIGSEGV/SIGBUS) may also lock (trap.cpp's chained handlers): it never finds it held.
-struct spin_guard_nosig {
+struct VMRT_SCOPED_CAPABILITY spin_guard_nosig {
   sigset_t old;
   spinlock& l;
-  explicit spin_guard_nosig(spinlock& s) : l(s) {
+  explicit spin_guard_nosig(spinlock& s) VMRT_ACQUIRE(s) : l(s) {
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     l.lock();
   }
-  ~spin_guard_nosig() {
+  ~spin_guard_nosig() VMRT_RELEASE() {
     l.unlock();
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
   }

@@ -39,18 +39,21 @@ def check(u):
     r = subprocess.run([clang] + args + flags, cwd=d, capture_output=True, text=True)
     return r.returncode, r.stderr
 # First a probe the analysis must refuse (a map lookup and a read of a map's field, both
-# without the VM lock): a clang, or a set of flags, that lets them through would pass every
-# unit and prove nothing.
+# without the VM lock; a read of the pmap's page tables without the pmap lock): a clang, or a
+# set of flags, that lets them through would pass every unit and prove nothing.
 probe = ("#include \"vm/vm_map.h\"\n"
+         "#include \"runtime/pmap_linux_impl.h\"\n"
          "void probe(vmrt::vm_map* m) { vmrt::vm_map_entry* e; (void)vmrt::vm_map_lookup_entry(m, 0, &e); }\n"
-         "unsigned probe_field(const vmrt::vm_map* m) { return m->nentries; }\n")
+         "unsigned probe_field(const vmrt::vm_map* m) { return m->nentries; }\n"
+         "unsigned probe_pmap(std::size_t p) { return vmrt::rt::pml::g_bits[p]; }\n")
 d0, a0 = units[0]
 a0 = [a for a in a0 if not a.endswith((".cpp", ".cc"))] + ["-x", "c++", "-"]
 r = subprocess.run([clang] + a0 + flags, cwd=d0, input=probe, capture_output=True, text=True)
 if (r.returncode == 0 or "calling function 'vm_map_lookup_entry' requires holding mutex 'g_vm_lock'" not in r.stderr
-        or "reading variable 'nentries' requires holding mutex 'g_vm_lock'" not in r.stderr):
-    sys.stderr.write("check_thread_safety: the analysis let a lookup or a field read without the VM lock "
-                     "through:\n" + r.stderr)
+        or "reading variable 'nentries' requires holding mutex 'g_vm_lock'" not in r.stderr
+        or "calling function 'operator[]' requires holding mutex 'g_lock'" not in r.stderr):
+    sys.stderr.write("check_thread_safety: the analysis let a lookup or a field read without the VM lock, "
+                     "or a page-table read without the pmap lock, through:\n" + r.stderr)
     sys.exit(1)
 bad = 0
 with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as ex:

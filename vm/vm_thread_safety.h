@@ -15,7 +15,9 @@
 // state, the fork's physmem state), and so is every such field of the map's entries, maps,
 // objects, pages, reservations, zones and vmspaces; every function that touches one says
 // VMRT_REQUIRES(g_vm_lock) or takes the lock.
-// Still in comments only: the pmap's own lock ("[pmap lock]", "=> pmap lock held").
+// The pmap's own spinlock (runtime/pmap_linux_impl.h, g_lock) is a capability as well
+// (runtime/spinlock.h): its tables' accessors and the functions that use them say
+// VMRT_REQUIRES(g_lock).
 #pragma once
 
 #if defined(__clang__)
