@@ -42,9 +42,9 @@ constexpr std::int64_t kMinBreaks = 4;
 // and each sweep reads the tables of every chunk in use.
 constexpr unsigned kFruitlessPause = 256;
 
-std::size_t g_hand VMRT_GUARDED_BY(g_lock);  // the next chunk to look at
-unsigned g_pause VMRT_GUARDED_BY(g_lock);     // sweeps skipped before the next try
-bool g_said_full VMRT_GUARDED_BY(g_lock);     // the "nothing left to give back" message was printed
+VMRT_COLD_BSS std::size_t g_hand VMRT_GUARDED_BY(g_lock);  // the next chunk to look at
+VMRT_COLD_BSS unsigned g_pause VMRT_GUARDED_BY(g_lock);     // sweeps skipped before the next try
+VMRT_COLD_BSS bool g_said_full VMRT_GUARDED_BY(g_lock);     // the "nothing left to give back" message was printed
 
 enum class sweep_kind { stale, resident };
 
