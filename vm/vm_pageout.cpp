@@ -122,6 +122,13 @@ frame_t launder(vm_page* m, bool may_unlock, bool* store_full) VMRT_REQUIRES(g_v
   return freed;
 }
 
+// Can m go without a store to write it to?  Clean, or reading as zeros in an object with
+// nothing behind it (evict checks the zeros again once the page is unmapped: this read,
+// while the program may still write, only picks the candidates).  => VM lock held.
+bool goes_without_store(const vm_page* m) VMRT_REQUIRES(g_vm_lock) {
+  return (m->flags & kNoWrite) != 0 || (m->object->backing_object == nullptr && vm_page_reads_zero(m));
+}
+
 // Take the pageable page m (off its queue or not): a clean page is freed, a page that
 // reads as zeros in an object with nothing behind it is freed, a dirty one is laundered
 // with its cluster, or with `defer` only put on the laundry queue (the caller writes the
@@ -352,6 +359,13 @@ frame_t vm_pageout_reclaim(frame_t want, bool may_unlock, bool inactive_only) {
       }
       if (!pageable(m)) {  // busy, wired or not anonymous: not now
         if (m->wire_count == 0 && m->object != nullptr) vm_pdpolicy_activate(m);
+        continue;
+      }
+      if (no_store && !goes_without_store(m)) {
+        // Nowhere to write it and it holds data: it stays, mapped.  (Unmapped with the
+        // batch, it was kept all the same and faulted back in at the program's next touch.)
+        vm_pdpolicy_activate(m);
+        vm_stat_inc(V_PD_KEPT_NO_STORE);
         continue;
       }
       batch[nb++] = m;
