@@ -129,6 +129,10 @@ bool goes_without_store(const vm_page* m) VMRT_REQUIRES(g_vm_lock) {
   return (m->flags & kNoWrite) != 0 || (m->object->backing_object == nullptr && vm_page_reads_zero(m));
 }
 
+// A page the daemon may take now with no store: pageable and needing no write.
+//  => VM lock held (the policy calls it during its scan).
+bool takeable_now(const vm_page* m) VMRT_REQUIRES(g_vm_lock) { return pageable(m) && goes_without_store(m); }
+
 // Take the pageable page m (off its queue or not): a clean page is freed, a page that
 // reads as zeros in an object with nothing behind it is freed, a dirty one is laundered
 // with its cluster, or with `defer` only put on the laundry queue (the caller writes the
@@ -148,8 +152,11 @@ frame_t evict(vm_page* m, bool no_store, bool may_unlock, bool* store_full, bool
   }
   // A dirty page that reads as zeros in an object with nothing behind it is what a
   // zero-fill fault would make again: it goes without a write or a record (fault-around
-  // leaves such pages; a program's calloc'd memory too).
-  if (m->object->backing_object == nullptr) {
+  // leaves such pages; a program's calloc'd memory too).  With nowhere to launder to, a page
+  // is unmapped for the check only when it reads as zeros while still mapped: one that holds
+  // data stays mapped (a whole-vmspace swapout at --swap 0 unmapped every page of the
+  // program this way, kept them all, and the program faulted each back in).
+  if (m->object->backing_object == nullptr && (!no_store || vm_page_reads_zero(m))) {
     vm_page_unmap_all(m);  // first: a write after the check must fault
     if (vm_page_reads_zero(m)) {
       vm_pdpolicy_dequeue(m);
@@ -337,6 +344,9 @@ frame_t vm_pageout_reclaim(frame_t want, bool may_unlock, bool inactive_only) {
   // back to the queues and the scan goes on for clean pages.
   bool store_full = false;
   const bool no_store = !swap_pager_active();
+  // With no store only pages that can go without a write are looked for, with no aging and
+  // no reference clears (vm_pdpolicy_select_takeable): one look at every queued page.
+  if (no_store) budget = queued + kScanChunk;
   bool drained = false;  // the policy has nothing left to look at
   while (freed < want && budget > 0 && !drained) {
     // Victims are taken a batch at a time and unmapped together: one host call and TLB
@@ -348,7 +358,8 @@ frame_t vm_pageout_reclaim(frame_t want, bool may_unlock, bool inactive_only) {
     unsigned nb = 0;
     while (nb < kEvictBatch && freed + nb < want && budget > 0) {
       unsigned scanned = 0;
-      vm_page* m = vm_pdpolicy_select_victim(kScanChunk, &scanned, inactive_only);
+      vm_page* m = no_store ? vm_pdpolicy_select_takeable(kScanChunk, &scanned, takeable_now)
+                            : vm_pdpolicy_select_victim(kScanChunk, &scanned, inactive_only);
       budget = budget > scanned ? budget - scanned : 0;
       if (m == nullptr) {
         if (scanned == 0) {
@@ -359,13 +370,6 @@ frame_t vm_pageout_reclaim(frame_t want, bool may_unlock, bool inactive_only) {
       }
       if (!pageable(m)) {  // busy, wired or not anonymous: not now
         if (m->wire_count == 0 && m->object != nullptr) vm_pdpolicy_activate(m);
-        continue;
-      }
-      if (no_store && !goes_without_store(m)) {
-        // Nowhere to write it and it holds data: it stays, mapped.  (Unmapped with the
-        // batch, it was kept all the same and faulted back in at the program's next touch.)
-        vm_pdpolicy_activate(m);
-        vm_stat_inc(V_PD_KEPT_NO_STORE);
         continue;
       }
       batch[nb++] = m;

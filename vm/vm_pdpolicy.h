@@ -114,6 +114,17 @@ bool vm_pdpolicy_queued(const vm_page* m) VMRT_REQUIRES(g_vm_lock);
 vm_page* vm_pdpolicy_select_victim(unsigned max_scan, unsigned* scanned, bool inactive_only = false)
     VMRT_REQUIRES(g_vm_lock);
 
+// With nowhere to write pages (no swap device): the next queued page `can_go` accepts,
+// looked for without aging or clearing references.  A page that holds data cannot go
+// whatever its age, and each reference clear is a host PTE drop and, for a page in use, a
+// fault (72 k of them in scenario paging_hard_limit's 3 s hold).  Looks at most `max_scan`
+// pages, the inactive queue's then the active queue's, each from its head; a page refused
+// goes to its queue's tail, so the next call goes on where this one stopped.  The page
+// returned is taken off the queues as select_victim's.  Null when none within max_scan.
+//  => *scanned (optional) gets how many pages were looked at.
+vm_page* vm_pdpolicy_select_takeable(unsigned max_scan, unsigned* scanned, bool (*can_go)(const vm_page*))
+    VMRT_REQUIRES(g_vm_lock);
+
 // Queue lengths, for vmstat and the daemon's targets.
 std::uint64_t vm_pdpolicy_active_count() VMRT_REQUIRES(g_vm_lock);
 std::uint64_t vm_pdpolicy_inactive_count();

@@ -348,6 +348,36 @@ vm_page* vm_pdpolicy_select_victim(unsigned max_scan, unsigned* scanned, bool in
   return victim;
 }
 
+vm_page* vm_pdpolicy_select_takeable(unsigned max_scan, unsigned* scanned, bool (*can_go)(const vm_page*))
+    VMRT_REQUIRES(g_vm_lock) {
+  unsigned n = 0;
+  vm_page* taken = nullptr;
+  for (const vm_page_queue q : {PQ_INACTIVE, PQ_ACTIVE}) {
+    page_queue& pq = queue_of(q);
+    // One look at each page at most: refused pages go round to the tail.
+    for (std::uint64_t left = pq.count; left > 0 && n < max_scan && taken == nullptr; --left) {
+      vm_page* m = pq.head;
+      ++n;
+      vm_stat_inc(V_PDPOL_SCANNED);
+      remove(m);
+      if (can_go(m)) {
+        taken = m;
+        break;
+      }
+      insert_tail(m, q);
+    }
+    if (taken != nullptr || n >= max_scan) break;
+  }
+  if (taken != nullptr) {
+    taken->act_count = 0;
+    vm_stat_inc(V_PDPOL_VICTIMS);
+  } else {
+    vm_stat_inc(V_PDPOL_NO_VICTIM);
+  }
+  if (scanned != nullptr) *scanned = n;
+  return taken;
+}
+
 std::uint64_t vm_pdpolicy_active_count() VMRT_REQUIRES(g_vm_lock) { return g_active.count; }
 std::uint64_t vm_pdpolicy_inactive_count() VMRT_REQUIRES(g_vm_lock) { return g_inactive.count; }
 std::uint64_t vm_pdpolicy_laundry_count() VMRT_REQUIRES(g_vm_lock) { return g_laundry.count; }

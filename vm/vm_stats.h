@@ -139,7 +139,6 @@ enum vm_counter : unsigned {
                             // than kRaTimely page-ins after their read (vm_fault.cpp)
   V_PD_LAUNDERED,         // "pages laundered": written to swap, then freed
   V_PD_ZERO_FREED,        // "zero pages freed by pageout": read as zeros, nothing behind them
-  V_PD_KEPT_NO_STORE,     // "victims kept mapped (no swap, holding data)": nowhere to write them
   V_PD_REDIRTIED,         // "pageouts abandoned": the page died or was wired during the write
   V_PD_LAUNDRY_WRITES,    // "laundry writes": cluster writes of laundered pages
   V_PD_LAUNDRY_REACT,     // "laundry pages reactivated": referenced while waiting for the write
@@ -302,7 +301,6 @@ inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
     {V_FAULT_READAROUND_LATE, "read-around late hits"},
     {V_PD_LAUNDERED, "pages laundered"},
     {V_PD_ZERO_FREED, "zero pages freed by pageout"},
-    {V_PD_KEPT_NO_STORE, "victims kept mapped (no swap, holding data)"},
     {V_PD_REDIRTIED, "pageouts abandoned"},
     {V_PD_LAUNDRY_WRITES, "laundry writes"},
     {V_PD_LAUNDRY_REACT, "laundry pages reactivated"},
