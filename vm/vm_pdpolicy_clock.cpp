@@ -294,6 +294,20 @@ bool vm_pdpolicy_queued(const vm_page* m) VMRT_REQUIRES(g_vm_lock) { return on_p
 // The scan: first refill the inactive queue (age active pages while it is short, with at
 // most half of max_scan), then take the inactive head (the active head, for PDPOL_CLOCK1,
 // once inactive is empty) until an unreferenced page turns up or max_scan looks are spent.
+namespace {
+// The end of a scan that looked at n pages: the page chosen (or none) counted, *scanned set.
+vm_page* scan_result(vm_page* chosen, unsigned n, unsigned* scanned) VMRT_REQUIRES(g_vm_lock) {
+  if (chosen != nullptr) {
+    chosen->act_count = 0;
+    vm_stat_inc(V_PDPOL_VICTIMS);
+  } else {
+    vm_stat_inc(V_PDPOL_NO_VICTIM);
+  }
+  if (scanned != nullptr) *scanned = n;
+  return chosen;
+}
+}  // namespace
+
 vm_page* vm_pdpolicy_select_victim(unsigned max_scan, unsigned* scanned, bool inactive_only) VMRT_REQUIRES(g_vm_lock) {
   unsigned n = 0;
   vm_page* victim = nullptr;
@@ -338,14 +352,7 @@ vm_page* vm_pdpolicy_select_victim(unsigned max_scan, unsigned* scanned, bool in
     }
     victim = m;
   }
-  if (victim != nullptr) {
-    victim->act_count = 0;
-    vm_stat_inc(V_PDPOL_VICTIMS);
-  } else {
-    vm_stat_inc(V_PDPOL_NO_VICTIM);
-  }
-  if (scanned != nullptr) *scanned = n;
-  return victim;
+  return scan_result(victim, n, scanned);
 }
 
 vm_page* vm_pdpolicy_select_takeable(unsigned max_scan, unsigned* scanned, bool (*can_go)(const vm_page*))
@@ -368,14 +375,7 @@ vm_page* vm_pdpolicy_select_takeable(unsigned max_scan, unsigned* scanned, bool 
     }
     if (taken != nullptr || n >= max_scan) break;
   }
-  if (taken != nullptr) {
-    taken->act_count = 0;
-    vm_stat_inc(V_PDPOL_VICTIMS);
-  } else {
-    vm_stat_inc(V_PDPOL_NO_VICTIM);
-  }
-  if (scanned != nullptr) *scanned = n;
-  return taken;
+  return scan_result(taken, n, scanned);
 }
 
 std::uint64_t vm_pdpolicy_active_count() VMRT_REQUIRES(g_vm_lock) { return g_active.count; }
