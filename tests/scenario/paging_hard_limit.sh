@@ -8,7 +8,8 @@
 # s, 0.007 s with memory to spare).  Now a fruitless pass makes the daemon wait,
 # 20 ms doubled up to 1 s while nothing that could make a page takeable changes (vmstat -s
 # "pageout daemon back-offs").  The program's memory stays intact and malloc at the limit
-# is still NULL + ENOMEM.  Counts, not times: passes over a 3 s hold, under both backends.
+# is still NULL + ENOMEM.  Counts, not times: back-offs and pages looked at over a 3 s hold,
+# under both backends.
 # And the pages the daemon cannot take are left alone (below).
 source "$(dirname "$0")/lib/scenario_lib.bash" "$1"
 need cc
@@ -69,11 +70,15 @@ for trap in userfaultfd sigsegv; do
   backoffs=$(count "pageout daemon back-offs")
   [ -n "$passes" ] || fail "$trap: no pageout counters in the report"
   note "$trap: $out; $passes pageout passes, ${backoffs:-no} back-offs, $(count "pages scanned by policy") pages scanned"
-  # The daemon was short all along and found nothing: its passes stay within what the
-  # doubling allows in 3 s (two reclaim calls a wake-up, ~9 wake-ups), plus the direct
-  # reclaims of the fill's last faults (17-19 here), and it backed off.  Without the
-  # back-off: 79-107.
-  [ "$passes" -le 40 ] || fail "$trap: $passes pageout passes in a 3 s hold at the limit (${backoffs:-no} back-offs)"
+  # The daemon was short all along and found nothing it could take but zero pages: it
+  # backed off, and its work stayed bounded.  The work is the pages its passes looked at:
+  # with no store a pass looks once at each queued page (~16 k here) and takes only what
+  # needs no write, so the passes are cheap and their number varies with the load (17-34
+  # on an idle machine, 72 beside scenario paging in a CI run, all within 0.3-0.4 M pages
+  # looked at).  When passes aged every page, 17-19 of them looked at 8.6 M pages; before
+  # the back-off, 79-107 such passes.
+  scanned=$(count "pages scanned by policy")
+  [ "${scanned:-0}" -le 2000000 ] || fail "$trap: $scanned pages scanned by the pageout daemon in a 3 s hold at the limit ($passes passes, ${backoffs:-no} back-offs)"
   [ "${backoffs:-0}" -ge 3 ] || fail "$trap: the daemon never backed off (${backoffs:-no} back-offs, $passes passes)"
   # With nowhere to write, the daemon looks only for pages that can go without a write
   # (clean, lazily freed, reading as zeros), with no aging and no reference clears, and a
