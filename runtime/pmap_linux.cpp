@@ -425,6 +425,11 @@ kern_return_t enter_run(std::size_t i, std::size_t n, frame_t f0, vm_prot_t prot
 
 }  // namespace
 
+void check_range(const pmap* pm, vaddr_t sva, vaddr_t eva) {
+  RT_ASSERT(page_aligned(sva) && page_aligned(eva) && sva <= eva, "pmap range not page aligned");
+  RT_ASSERT(sva >= pm->min && eva <= pm->max, "pmap range outside its window");
+}
+
 namespace {
 
 // ---- pmap_ops ----------------------------------------------------------------------

@@ -20,7 +20,6 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 
 #include "runtime/physmem.h"
 #include "runtime/pmap_linux.h"
@@ -314,13 +313,7 @@ std::size_t clean_run_end(std::size_t p, std::size_t end) VMRT_REQUIRES(g_lock);
 // VMA boundaries among the page boundaries lo..hi (boundary p lies between p-1 and p): the
 // region's estimate of its host VMAs moves by the difference before and after a change.
 std::int64_t breaks(std::size_t lo, std::size_t hi) VMRT_REQUIRES(g_lock);
-// A pmap call's range: page aligned, inside the pmap's window.  Inline: out of line it sat
-// in the cold text, and boot's first host mapping faulted its page in, in every process
-// (perf record -e page-faults -d: the one fault in the shim's text after _init).
-inline void check_range(const pmap* pm, vaddr_t sva, vaddr_t eva) {
-  RT_ASSERT(page_aligned(sva) && page_aligned(eva) && sva <= eva, "pmap range not page aligned");
-  RT_ASSERT(sva >= pm->min && eva <= pm->max, "pmap range outside its window");
-}
+void check_range(const pmap* pm, vaddr_t sva, vaddr_t eva);
 
 // Link region page i into frame f's pv list / take it out of its frame's list (frame1 is
 // not changed).  => pmap lock held.
@@ -371,10 +364,7 @@ bool wp_register_protect(std::size_t i, std::size_t n) VMRT_REQUIRES(g_lock);
 // False, nothing marked, when the host refused: the caller mprotects.  => pmap lock held.
 bool wp_apply(std::size_t i, std::size_t n, vm_prot_t prot) VMRT_REQUIRES(g_lock);
 // Pages [i, i + n) got a new VMA: nothing of the old registration remains.  => pmap lock held.
-// Inline, as check_range: its callers are in the hot text.
-inline void wp_forget(std::size_t i, std::size_t n) VMRT_REQUIRES(g_lock) {
-  if (g_wp_marks != 0) std::memset(g_wp + i, 0, n);
-}
+void wp_forget(std::size_t i, std::size_t n) VMRT_REQUIRES(g_lock);
 // Give resident pages [i, i + n) the host protection `prot`: write-protected through the
 // userfaultfd where wanted, else mprotect.  0, or mprotect's errno.  => pmap lock held.
 int protect_resident(std::size_t i, std::size_t n, vm_prot_t prot) VMRT_REQUIRES(g_lock);

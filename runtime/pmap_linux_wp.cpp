@@ -107,6 +107,10 @@ void wp_clear(std::size_t i, std::size_t n) VMRT_REQUIRES(g_lock) {
 
 }  // namespace
 
+void wp_forget(std::size_t i, std::size_t n) VMRT_REQUIRES(g_lock) {
+  if (g_wp_marks != 0) std::memset(g_wp + i, 0, n);
+}
+
 // Give resident pages [i, i + n) the host protection `prot`: write-protected through the
 // userfaultfd where wanted, else mprotect (a write-protected PTE stays so through mprotect:
 // raising to writable clears the write protection first).  0, or mprotect's errno.
