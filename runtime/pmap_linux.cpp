@@ -260,22 +260,11 @@ void continue_page(std::size_t p) VMRT_REQUIRES(g_lock) {
 }  // namespace
 
 bool host_reserve_grouped(std::size_t i, std::size_t j, bool may_fail) VMRT_REQUIRES(g_lock) {
-  bool uffd = g_uffd.load(std::memory_order_relaxed) >= 0;
-  while (i < j) {
-    std::size_t k = i + 1;
-    vm_prot_t r = g_bits[i] & B_RESV;
-    if (uffd)
-      while (k < j && (g_bits[k] & B_RESV) == r) ++k;
-    else
-      k = j;
-    if (may_fail) {
-      if (!host_reserve_try(i, k - i, r)) return false;
-    } else {
-      host_reserve(i, k - i, r);
-    }
-    i = k;
-  }
-  return true;
+  return for_each_resv_group(i, j, [may_fail](std::size_t p, std::size_t q, vm_prot_t r) VMRT_REQUIRES(g_lock) {
+    if (may_fail) return host_reserve_try(p, q - p, r);
+    host_reserve(p, q - p, r);
+    return true;
+  });
 }
 
 namespace {
@@ -353,7 +342,7 @@ kern_return_t enter_run(std::size_t i, std::size_t n, frame_t f0, vm_prot_t prot
     // A second mapping of the frames' pages (map_frames); lower its protection when needed.
     // Near the host's mapping limit, other chunks give VMAs back first; a refusal all the
     // same (mappings vmrt does not count) gets one forced sweep and a second try.
-    if (vma_budget_pmap_excess(2) > 0) (void)vma_make_room(i, n, false);
+    (void)vma_make_room(i, n, false);
     void* r = map_frames(i, n, f0);
     if (r == MAP_FAILED && errno == ENOMEM) {
       (void)vma_make_room(i, n, true);

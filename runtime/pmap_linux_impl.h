@@ -328,6 +328,21 @@ bool host_reserve_try(std::size_t i, std::size_t n, vm_prot_t resv) VMRT_REQUIRE
 // Host: restore reservations over [i, j), grouped by reservation (sigsegv: one call).
 // False (may_fail only) when the host refused one.
 bool host_reserve_grouped(std::size_t i, std::size_t j, bool may_fail = false) VMRT_REQUIRES(g_lock);
+// The groups host_reserve_grouped restores [i, j) in: runs of one reservation (sigsegv: all
+// of [i, j), whose host state is PROT_NONE whatever the reservation).  Calls f(p, q, resv)
+// for each group [p, q) in order; stops at the first f that returns false, and returns false
+// then.  => pmap lock held.
+template <class F> bool for_each_resv_group(std::size_t i, std::size_t j, F&& f) VMRT_REQUIRES(g_lock) {
+  const bool uffd = g_uffd.load(std::memory_order_relaxed) >= 0;
+  while (i < j) {
+    const vm_prot_t r = g_bits[i] & B_RESV;
+    std::size_t k = i + 1;
+    while (k < j && (!uffd || (g_bits[k] & B_RESV) == r)) ++k;
+    if (!f(i, k, r)) return false;
+    i = k;
+  }
+  return true;
+}
 // Register frame mappings [i, i+n) for missing and minor faults (tracking()).  A refusal
 // (never expected: the range is shmem) ends tracking: pages are then unmapped the old way.
 void register_frames(std::size_t i, std::size_t n) VMRT_REQUIRES(g_lock);

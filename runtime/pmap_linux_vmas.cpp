@@ -64,25 +64,14 @@ bool holds_frame(std::size_t p) VMRT_REQUIRES(g_lock) {
 }
 
 // Put reservations back over [a, e): its resident pages are unmapped (their pages stay in
-// their objects), stale ones forget their old frame.  Each group of one reservation is
-// replaced only when the host accepts the new mapping; false when it refused one (the rest
-// is left as it was).  => pmap lock and VM lock held.
+// their objects), stale ones forget their old frame.  Each group of one reservation
+// (for_each_resv_group) is replaced only when the host accepts the new mapping; false when
+// it refused one (the rest is left as it was).  => pmap lock and VM lock held.
 bool forget_run(std::size_t a, std::size_t e) VMRT_REQUIRES(g_vm_lock, g_lock) {
   const std::int64_t before = breaks(a, e);
-  bool ok = true;
-  std::size_t p = a;
-  while (p < e) {
-    // Grouped by reservation, as host_reserve_grouped (sigsegv: the host state is PROT_NONE
-    // whatever the reservation, one call).
-    const vm_prot_t r = g_bits[p] & B_RESV;
-    std::size_t q = p + 1;
-    const bool uffd = g_uffd.load(std::memory_order_relaxed) >= 0;
-    while (q < e && (!uffd || (g_bits[q] & B_RESV) == r)) ++q;
+  const bool ok = for_each_resv_group(a, e, [](std::size_t p, std::size_t q, vm_prot_t r) VMRT_REQUIRES(g_lock) {
     // The host first: a refusal leaves the tables describing what the host still maps.
-    if (!host_reserve_try(p, q - p, r)) {
-      ok = false;
-      break;
-    }
+    if (!host_reserve_try(p, q - p, r)) return false;
     for (std::size_t k = p; k < q; ++k) {
       const std::uint8_t b = g_bits[k];
       if ((b & B_MAPPED) != 0) {
@@ -93,8 +82,8 @@ bool forget_run(std::size_t a, std::size_t e) VMRT_REQUIRES(g_vm_lock, g_lock) {
       g_pte[k].frame1 = 0;
       store_bits(k, static_cast<std::uint8_t>(b & B_RESV));
     }
-    p = q;
-  }
+    return true;
+  });
   const std::int64_t gained = before - breaks(a, e);
   rt_host_vmas_add(-gained);
   if (gained > 0) rt_count(RC_VMA_GIVEN_BACK, gained);

@@ -362,7 +362,7 @@ vm_page* vm_pdpolicy_select_takeable(unsigned max_scan, unsigned* scanned, bool 
   for (const vm_page_queue q : {PQ_INACTIVE, PQ_ACTIVE}) {
     page_queue& pq = queue_of(q);
     // One look at each page at most: refused pages go round to the tail.
-    for (std::uint64_t left = pq.count; left > 0 && n < max_scan && taken == nullptr; --left) {
+    for (std::uint64_t left = pq.count; left > 0 && n < max_scan; --left) {
       vm_page* m = pq.head;
       ++n;
       vm_stat_inc(V_PDPOL_SCANNED);
