@@ -11,7 +11,8 @@
 // the daemon drops the VM lock while it writes, so faults on other pages go on.
 //
 // Two callers.  The daemon (a host thread the machine starts) sleeps until free frames fall
-// below the free target, then reclaims up to the target with the lock dropped during I/O;
+// below its wake threshold (halfway between the free minimum, a quarter of the target, and
+// the free target), then reclaims up to the target with the lock dropped during I/O;
 // after a pass that freed nothing it waits (20 ms, doubled up to 1 s) until something that
 // could make a page takeable changes.
 // An allocation that finds no frame reclaims directly (vm_fault, in the faulting thread).
@@ -29,7 +30,7 @@ namespace vmrt {
 struct vm_map;
 
 // Turn paging on: policy `kind` gets the pmap's reference emulation, the daemon its targets
-// (free_target frames: the daemon wakes below it and reclaims up to it).
+// (free_target frames: the daemon reclaims up to it, woken some way below it).
 //  => boot, after swap_pager_init; VM lock not held.
 void vm_pageout_init(vm_pdpolicy_kind kind, frame_t free_target);
 bool vm_pageout_enabled();
