@@ -64,6 +64,7 @@
 #include <unistd.h>
 
 #include "libc_shim/shim_boot.h"
+#include "libc_shim/shim_next.h"
 #include "runtime/kmem_vm_source.h"
 #include "runtime/runtime_internal.h"
 #include "runtime/boot.h"
@@ -271,8 +272,8 @@ execvpe_fn g_execvpe;
 fexecve_fn g_fexecve;
 
 __attribute__((constructor)) void resolve_exec() {
-  g_execvpe = reinterpret_cast<execvpe_fn>(::dlsym(RTLD_NEXT, "execvpe"));
-  g_fexecve = reinterpret_cast<fexecve_fn>(::dlsym(RTLD_NEXT, "fexecve"));
+  const next_entry entries[] = {{next_slot(g_execvpe), "execvpe"}, {next_slot(g_fexecve), "fexecve"}};
+  next_symbols(entries, 2);
 }
 
 int sys_execve(const char* path, char* const argv[], char* const envp[]) {

@@ -74,7 +74,7 @@ using create_fn = int (*)(pthread_t*, const pthread_attr_t*, void* (*)(void*), v
 create_fn g_create;
 
 __attribute__((constructor)) void resolve_create() {
-  g_create = reinterpret_cast<create_fn>(::dlsym(RTLD_NEXT, "pthread_create"));
+  g_create = reinterpret_cast<create_fn>(vmrt::shim::next_address("pthread_create"));
 }
 
 // The global locale's LC_CTYPE data, as of the last pthread_create that could ask glibc

@@ -480,38 +480,42 @@ VMRT_FORK_TEXT void flush_streams_at_exit() {
   if (rt::vslock_needed()) own_flush_all();
 }
 
+// Every slot in one pass over the objects' hash tables (shim_next.h).
 __attribute__((constructor)) void resolve_next() {
-  NEXT(read, "read");
-  NEXT(write, "write");
-  NEXT(pread, "pread64");
-  NEXT(pwrite, "pwrite64");
-  NEXT(readv, "readv");
-  NEXT(writev, "writev");
-  NEXT(preadv, "preadv64");
-  NEXT(pwritev, "pwritev64");
-  NEXT(preadv2, "preadv64v2");
-  NEXT(pwritev2, "pwritev64v2");
-  NEXT(recv, "recv");
-  NEXT(recvfrom, "recvfrom");
-  NEXT(recvmsg, "recvmsg");
-  NEXT(send, "send");
-  NEXT(sendto, "sendto");
-  NEXT(sendmsg, "sendmsg");
-  NEXT(getdents64, "getdents64");
-  NEXT(fwrite, "fwrite");
-  NEXT(fread, "fread");
-  NEXT(fputs, "fputs");
-  NEXT(puts, "puts");
-  NEXT(fgets, "fgets");
-  NEXT(fflush, "fflush");
-  NEXT(fwrite_unlocked, "fwrite_unlocked");
-  NEXT(fread_unlocked, "fread_unlocked");
-  NEXT(fputs_unlocked, "fputs_unlocked");
-  NEXT(fgets_unlocked, "fgets_unlocked");
-  NEXT(fflush_unlocked, "fflush_unlocked");
-  NEXT(fclose, "fclose");
-  NEXT(vfprintf, "vfprintf");
-  NEXT(vfprintf_chk, "__vfprintf_chk");
+  const next_entry entries[] = {
+      {next_slot(g_next.read), "read"},
+      {next_slot(g_next.write), "write"},
+      {next_slot(g_next.pread), "pread64"},
+      {next_slot(g_next.pwrite), "pwrite64"},
+      {next_slot(g_next.readv), "readv"},
+      {next_slot(g_next.writev), "writev"},
+      {next_slot(g_next.preadv), "preadv64"},
+      {next_slot(g_next.pwritev), "pwritev64"},
+      {next_slot(g_next.preadv2), "preadv64v2"},
+      {next_slot(g_next.pwritev2), "pwritev64v2"},
+      {next_slot(g_next.recv), "recv"},
+      {next_slot(g_next.recvfrom), "recvfrom"},
+      {next_slot(g_next.recvmsg), "recvmsg"},
+      {next_slot(g_next.send), "send"},
+      {next_slot(g_next.sendto), "sendto"},
+      {next_slot(g_next.sendmsg), "sendmsg"},
+      {next_slot(g_next.getdents64), "getdents64"},
+      {next_slot(g_next.fwrite), "fwrite"},
+      {next_slot(g_next.fread), "fread"},
+      {next_slot(g_next.fputs), "fputs"},
+      {next_slot(g_next.puts), "puts"},
+      {next_slot(g_next.fgets), "fgets"},
+      {next_slot(g_next.fflush), "fflush"},
+      {next_slot(g_next.fwrite_unlocked), "fwrite_unlocked"},
+      {next_slot(g_next.fread_unlocked), "fread_unlocked"},
+      {next_slot(g_next.fputs_unlocked), "fputs_unlocked"},
+      {next_slot(g_next.fgets_unlocked), "fgets_unlocked"},
+      {next_slot(g_next.fflush_unlocked), "fflush_unlocked"},
+      {next_slot(g_next.fclose), "fclose"},
+      {next_slot(g_next.vfprintf), "vfprintf"},
+      {next_slot(g_next.vfprintf_chk), "__vfprintf_chk"},
+  };
+  next_symbols(entries, sizeof entries / sizeof entries[0]);
   (void)::atexit(flush_streams_at_exit);
 }
 
