@@ -14,7 +14,6 @@
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
-#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include "kmem/kmem.h"
@@ -54,16 +53,6 @@ rt::window* g_kernel_window;
 vaddr_t g_kmem_base;
 
 using rt::say;
-
-// The host's RAM in bytes (4 GiB when the host will not say).  The system call itself, not
-// sysconf(_SC_PHYS_PAGES): sysconf's dispatch table in libc's read-only data was a page
-// fault in every process (perf record -e page-faults -d), for the same sysinfo(2) call.
-std::size_t host_ram() {
-  struct sysinfo si {};
-  if (sys::inline_syscall(SYS_sysinfo, reinterpret_cast<long>(&si)) != 0 || si.totalram == 0)
-    return std::size_t{4} << 30;
-  return static_cast<std::size_t>(si.totalram) * (si.mem_unit != 0 ? si.mem_unit : 1);
-}
 
 // Limits of each size variable: a value outside [min, max] is refused (message, default).
 constexpr size_limits kRegionLimits = kRegionSizeLimits;
@@ -271,7 +260,7 @@ void fit_limits(runtime_config* c, bool region_set, bool physmem_set, bool kmem_
 runtime_config runtime_config_from_env() {
   runtime_config c{};
   c.region_size = kDefaultRegionSize;
-  std::size_t ram = host_ram();
+  std::size_t ram = rt::host_memory_info().ram;
   c.physmem_size = ram < (std::size_t{64} << 30) ? ram : (std::size_t{64} << 30);
   c.kmem_size = std::size_t{16} << 30;
   c.trap = trap_backend::automatic;
@@ -354,6 +343,7 @@ vmspace* window_vmspace(std::size_t size, rt::window_kind kind, rt::window** out
 
 // Bring up the VM machine.  False (with a message) at the first failure.
 bool boot_vm(const runtime_config& cfg) {
+  vmrt::sys::table_arena_limits_known(cfg.as_limit == 0, cfg.data_limit == 0);
   if (!rt::region_reserve(cfg.region_size)) return false;
   // The kernel window holds kmem_map (the VM's own wired malloc, kept small: the program's
   // malloc lives in the process heap); the process window holds the heap.

@@ -9,7 +9,6 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include "runtime/physmem_cow.h"
@@ -722,14 +721,6 @@ const pmap_ops g_pmap_linux_ops = {
     op_update,      op_host_move,   op_page_unmap_run, op_host_discard_sparse,
 };
 
-// Does the host have swap?  sysinfo(2)'s totalswap: the sum of what /proc/swaps lists, for
-// one system call instead of an open, a read and a close of a proc file in every process.
-static bool host_has_swap() {
-  struct sysinfo si {};
-  if (sys::inline_syscall(SYS_sysinfo, reinterpret_cast<long>(&si)) != 0) return true;  // cannot tell: assume it has
-  return si.totalswap != 0;
-}
-
 bool pmap_linux_init(vaddr_t center) {
   g_base = region_base();
   g_npages = region_size() >> PAGE_SHIFT;
@@ -766,7 +757,7 @@ bool pmap_linux_init(vaddr_t center) {
   // every process: written now (a zero), one fault, where a read mapped the host's zero
   // page and the write then faulted again.
   __atomic_store_n(&g_dirty_group[0], std::uint8_t{0}, __ATOMIC_RELAXED);
-  g_host_swap = host_has_swap();
+  g_host_swap = host_memory_info().swap;
   rt_host_vmas_add(1);  // the region reservation itself
   return true;
 }

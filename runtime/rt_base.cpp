@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,6 +41,25 @@ constexpr errno_entry kErrnoNames[] = {{EPERM, "EPERM"},   {ENOMEM, "ENOMEM"}, {
                                        {ENOSYS, "ENOSYS"}, {EAGAIN, "EAGAIN"}, {ENOENT, "ENOENT"}, {EIO, "EIO"}};
 static_assert(sizeof(kErrnoNames) / sizeof(kErrnoNames[0]) == 12);
 }  // namespace
+
+// The system call itself, not sysconf(_SC_PHYS_PAGES): sysconf's dispatch table in libc's
+// read-only data was a page fault in every process (perf record -e page-faults -d).  A fork
+// child keeps its parent's answer.
+host_memory host_memory_info() {
+  static std::atomic<int> asked{0};  // 0 not yet, 1 answered
+  static host_memory cached;
+  if (asked.load(std::memory_order_acquire) == 0) {
+    struct sysinfo si {};
+    host_memory h{std::size_t{4} << 30, true};
+    if (sys::inline_syscall(SYS_sysinfo, reinterpret_cast<long>(&si)) == 0) {
+      if (si.totalram != 0) h.ram = static_cast<std::size_t>(si.totalram) * (si.mem_unit != 0 ? si.mem_unit : 1);
+      h.swap = si.totalswap != 0;
+    }
+    cached = h;  // two threads racing here write the same answer
+    asked.store(1, std::memory_order_release);
+  }
+  return cached;
+}
 
 const char* errno_name(int e) {
   for (const errno_entry& x : kErrnoNames)

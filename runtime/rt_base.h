@@ -20,6 +20,16 @@ void say(const char* a, const char* b = "", const char* c = "");
 // already holds.
 const char* errno_name(int e);
 
+// The host's memory as sysinfo(2) tells it, asked once per process: its RAM in bytes (4 GiB
+// when the host will not say) and whether it has swap (assumed so when it will not say).
+// Boot needs both (the physmem default, the pmap's choice of how to take pages): one call,
+// where two cost ~5 us each (sysinfo sums the block devices' page counts).  Lock-free.
+struct host_memory {
+  std::size_t ram;
+  bool swap;
+};
+host_memory host_memory_info();
+
 // Start a detached machine thread (the userfaultfd handler, the pageout daemon) running
 // fn(arg) with every signal blocked, named `name`.  False when the host refuses.  Returns
 // once the thread is marked as vmrt's (rt_creds.h), unless `wait_marked` is false (the

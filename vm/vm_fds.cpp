@@ -59,7 +59,9 @@ struct waiter {
   std::atomic<unsigned> gen;
   std::atomic<int> fd;
 };
-constinit waiter g_waiters[kVmFdWaitersMax] = {};
+// Only the userfaultfd handler threads sleep in a use: out of .bss (VMRT_COLD_BSS), which
+// holds what every process's boot writes.
+VMRT_COLD_BSS constinit waiter g_waiters[kVmFdWaitersMax] = {};
 VMRT_FORK_DATA constinit std::atomic<bool> g_had_waiters{false};  // a fork child looks at them
 // The calling thread's kernel id, cached (a waiting use is taken once per wait).
 constinit thread_local __attribute__((tls_model("initial-exec"))) int t_tid = 0;

@@ -61,7 +61,12 @@ struct carve_guard {
 inline std::uintptr_t hot_at() { return g_base + kArenaSpan + kHotOffset; }
 inline std::size_t page_round(std::size_t bytes) { return bytes == 0 ? kPage : (bytes + kPage - 1) & ~(kPage - 1); }
 
+// Set by table_arena_limits_known: 0 unknown (ask the host), else 1 + unlimited.
+std::atomic<int> g_as_known{0}, g_data_known{0};
+
 bool unlimited(int resource) {
+  const int known = (resource == RLIMIT_AS ? g_as_known : g_data_known).load(std::memory_order_acquire);
+  if (known != 0) return known == 2;
   rlimit r{};
   if (::syscall(SYS_prlimit64, 0, resource, nullptr, &r) != 0) return false;
   return r.rlim_cur == RLIM_INFINITY;
@@ -148,6 +153,11 @@ std::size_t blocks_resident(std::uintptr_t lo, std::uintptr_t hi) {
 }
 
 }  // namespace
+
+void table_arena_limits_known(bool as_unlimited, bool data_unlimited) {
+  g_as_known.store(as_unlimited ? 2 : 1, std::memory_order_release);
+  g_data_known.store(data_unlimited ? 2 : 1, std::memory_order_release);
+}
 
 void* table_map(std::size_t bytes, unsigned flags) {
   bytes = page_round(bytes);

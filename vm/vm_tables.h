@@ -57,6 +57,11 @@ void* table_map(std::size_t bytes, unsigned flags = TABLE_LAZY);
 // the host refuses.
 bool table_map_split(std::size_t below, std::size_t above, void** below_end, void** above_start);
 
+// The process's soft RLIMIT_AS and RLIMIT_DATA as boot read them (true: unlimited): the
+// arena's opening then asks the host no more (two prlimit calls in every process).  Before
+// the first table_map; without it the arena reads them itself when it opens.
+void table_arena_limits_known(bool as_unlimited, bool data_unlimited);
+
 // => any thread.  Gives back a table from table_map (same size): its memory returns to
 // the host; inside the arena its address space stays reserved (never handed out again).
 // 0, or -1 with errno.

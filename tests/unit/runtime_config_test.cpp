@@ -2,11 +2,19 @@
 // that the runtime and vmrun share: what is accepted, what is refused and how it is said.
 #include <doctest/doctest.h>
 
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <string>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "runtime/boot.h"
+#include "runtime/rt_base.h"
 #include "runtime/rt_config.h"
 
 using namespace vmrt;
@@ -124,4 +132,34 @@ TEST_CASE("the runtime reads the table: an explicit region sizes the default kme
   CHECK(c.physmem_size != std::size_t{512} << 10);
   CHECK(c.trap == trap_backend::userfaultfd);
   CHECK(c.stats_fd == 7);
+}
+
+// The host's memory is asked of sysinfo(2) once per process (runtime/rt_base.h): boot's two
+// readers (the physmem default, the pmap's host-swap check) made a call each.  A child
+// primes the answer, then forbids sysinfo (seccomp kills at the call): asking again, and
+// reading the configuration (its physmem default is the host's RAM), make no further call.
+TEST_CASE("host memory: one sysinfo call a process") {
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    const rt::host_memory first = rt::host_memory_info();
+    if (first.ram == 0) _exit(10);
+    sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_sysinfo, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    sock_fprog prog = {static_cast<unsigned short>(sizeof f / sizeof f[0]), f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) _exit(11);
+    const rt::host_memory again = rt::host_memory_info();
+    if (again.ram != first.ram || again.swap != first.swap) _exit(12);
+    (void)runtime_config_from_env();
+    _exit(0);
+  }
+  int st = 0;
+  REQUIRE(waitpid(pid, &st, 0) == pid);
+  INFO("child status " << st);
+  CHECK(WIFEXITED(st));
+  CHECK(WEXITSTATUS(st) == 0);
 }
