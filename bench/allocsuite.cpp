@@ -1322,6 +1322,41 @@ int main(int argc, char** argv) {
         }
   }
 
+  // Paired comparison of two allocators' times on one workload, round by round (the reps are
+  // interleaved: round i of each ran under the same load), by the exact sign test: under "no
+  // difference" each round is a fair coin, so k or more slower rounds of n has probability
+  // P(X >= k), X ~ Binomial(n, 1/2).  Below 5 % one way: slower (or faster) beyond this
+  // machine's noise; otherwise a tie.  11 rounds need 9 one way; 5 need all 5; under 5 rounds
+  // nothing can be told apart.  A median ratio of 1.02 is then either a tie or a real 2 %.
+  enum class verdict : std::uint8_t { none, tie, slower, faster };
+  auto tail_half = [](int k, int n) {  // P(X >= k), X ~ Binomial(n, 1/2)
+    double p = 0, c = 1;                // c = C(n, i)
+    for (int i = 0; i <= n; ++i) {
+      if (i >= k) p += c;
+      c = c * double(n - i) / double(i + 1);
+    }
+    return p / std::ldexp(1.0, n);
+  };
+  auto compare = [&](size_t t, size_t k, size_t base) {
+    const auto& a = results[t][k];
+    const auto& b = results[t][base];
+    const size_t n = std::min(a.size(), b.size());
+    int slower = 0, faster = 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (a[i].ms > b[i].ms) ++slower;
+      else if (a[i].ms < b[i].ms) ++faster;
+    }
+    const int m = slower + faster;
+    if (k == base || m < 5) return verdict::none;
+    if (tail_half(slower, m) < 0.05) return verdict::slower;
+    if (tail_half(faster, m) < 0.05) return verdict::faster;
+    return verdict::tie;
+  };
+  auto verdict_mark = [](verdict v) { return v == verdict::slower ? ">" : v == verdict::faster ? "<" : v == verdict::tie ? "~" : " "; };
+  auto verdict_name = [](verdict v) {
+    return v == verdict::slower ? "slower" : v == verdict::faster ? "faster" : v == verdict::tie ? "tie" : "";
+  };
+
   // Medians.
   struct cell {
     bool ok = false;
@@ -1381,7 +1416,9 @@ int main(int argc, char** argv) {
               "RSS: peak RSS of the process under test (wait4). x%s: ratio to %s (lower is better for both).\n"
               "frag: (peak RSS - empty-worker RSS) / peak bytes requested; for vmrt also HighUse / requested.\n"
               "+-: the time's interquartile range over its median (4 reps or more): a ratio closer to 1 than\n"
-              "    the two rows' spreads is within this machine's run-to-run noise.\n",
+              "    the two rows' spreads is within this machine's run-to-run noise.\n"
+              "x base is followed by the rounds' verdict against the baseline (exact sign test over the\n"
+              "    interleaved rounds, 5%% one-sided; 5 rounds or more): > slower, < faster, ~ a tie.\n",
               reps_done, std::min(reps_done, reps), kCheapAppSeconds, cut ? " (the last cut short: its later workloads have one fewer)" : "", baseline.c_str(),
               baseline.c_str());
   for (size_t t = 0; t < NT; ++t) {
@@ -1410,15 +1447,16 @@ int main(int argc, char** argv) {
         notes += "]";
       }
       std::string spread = std::isnan(c.spread) ? "" : fmt(100 * c.spread, "%.0f") + "%";
-      std::printf("  %-10s %10.2f %6s %7.2f %10.1f %7.2f %6s  %s\n", als[k].name.c_str(), c.ms, spread.c_str(), c.ms / b.ms,
-                  c.rss_kb / 1024, c.rss_kb / b.rss_kb, fmt(c.frag, "%.2f").c_str(), notes.c_str());
+      const verdict v = b.ok ? compare(t, k, size_t(ibase)) : verdict::none;
+      std::printf("  %-10s %10.2f %6s %6.2f%s %10.1f %7.2f %6s  %s\n", als[k].name.c_str(), c.ms, spread.c_str(), c.ms / b.ms,
+                  verdict_mark(v), c.rss_kb / 1024, c.rss_kb / b.rss_kb, fmt(c.frag, "%.2f").c_str(), notes.c_str());
     }
   }
 
   // CSV.
   std::string csv =
       "workload,allocator,status,reps,time_ms,time_vs_" + baseline + ",peak_rss_mib,rss_vs_" + baseline +
-      ",frag,bucket_frag,rps,malloc64_added_kb,result,vmstat,error,time_spread\n";
+      ",frag,bucket_frag,rps,malloc64_added_kb,result,vmstat,error,time_spread,time_verdict_vs_" + baseline + "\n";
   for (size_t t = 0; t < NT; ++t)
     for (size_t k = 0; k < NA; ++k) {
       const cell& c = med[t][k];
@@ -1427,7 +1465,8 @@ int main(int argc, char** argv) {
              std::to_string(results[t][k].size()) + "," + fmt(c.ms) + "," + fmt(c.ms / b.ms) + "," +
              fmt(c.rss_kb / 1024) + "," + fmt(c.rss_kb / b.rss_kb) + "," + fmt(c.frag) + "," + fmt(c.bucket_frag) + "," +
              fmt(c.rps, "%.0f") + "," + (c.extra >= 0 ? std::to_string(c.extra) : "") + "," + csv_quote(c.result) + "," +
-             csv_quote(c.vmstat) + "," + csv_quote(c.error) + "," + fmt(c.spread) + "\n";
+             csv_quote(c.vmstat) + "," + csv_quote(c.error) + "," + fmt(c.spread) + "," +
+             verdict_name(c.ok && b.ok ? compare(t, k, size_t(ibase)) : verdict::none) + "\n";
     }
   write_file(g_cfg.outdir + "/results.csv", csv);
   write_file(g_cfg.outdir + "/runs.csv", runs_csv);
@@ -1550,6 +1589,21 @@ int main(int argc, char** argv) {
   bench::print_metric("metric geomean_time_vs_jemalloc", geomean(tj));
   bench::print_metric("metric geomean_rss_vs_jemalloc", geomean(rj));
   bench::print_metric("metric worst_time_vs_jemalloc", tj.empty() ? NAN : *std::max_element(tj.begin(), tj.end()));
+  // The rows the sign test tells apart (vmrt against jemalloc, workloads in the summary): a
+  // worst ratio above 1 on a row that is a tie is this machine's noise, not a slower vmrt.
+  if (ivm >= 0 && ije >= 0) {
+    int slower = 0, faster = 0, ties = 0;
+    for (size_t t = 0; t < NT; ++t) {
+      if (!tasks[t].in_summary || !med[t][size_t(ivm)].ok || !med[t][size_t(ije)].ok) continue;
+      const verdict v = compare(t, size_t(ivm), size_t(ije));
+      slower += v == verdict::slower;
+      faster += v == verdict::faster;
+      ties += v == verdict::tie;
+    }
+    bench::print_metric("metric time_rows_slower_than_jemalloc", double(slower));
+    bench::print_metric("metric time_rows_faster_than_jemalloc", double(faster));
+    bench::print_metric("metric time_rows_tied_with_jemalloc", double(ties));
+  }
   bench::print_metric("metric worst_rss_vs_jemalloc", rj.empty() ? NAN : *std::max_element(rj.begin(), rj.end()));
   for (auto& [name, v] : pow2_metrics) bench::print_metric(name, v);
 

@@ -23,15 +23,23 @@ WORKLOADS=small_churn,prodcons,mixed_server,larson,cache_scratch,xmalloc,symboli
 CSV=$OUT/results.csv
 [ -s "$CSV" ] || fail "no results.csv"
 [ -s "$OUT/runs.csv" ] || fail "no runs.csv"
-head -1 "$CSV" | grep -q '^workload,allocator,status,reps,time_ms,time_vs_glibc,peak_rss_mib,rss_vs_glibc,frag.*,time_spread$' ||
+head -1 "$CSV" | grep -q '^workload,allocator,status,reps,time_ms,time_vs_glibc,peak_rss_mib,rss_vs_glibc,frag.*,time_spread,time_verdict_vs_glibc$' ||
   fail "results.csv header wrong: $(head -1 "$CSV")"
-# The spread needs 4 repetitions: --tiny's one leaves the column empty, and the table says so.
-awk -F, 'NR > 1 && $NF != "" { bad = 1 } END { exit bad }' "$CSV" || fail "time_spread given for a single repetition"
+# The spread needs 4 repetitions and the sign test's verdict 5: --tiny's one leaves both
+# columns empty, and the table says what they are.
+awk -F, 'NR > 1 && ($(NF - 1) != "" || $NF != "") { bad = 1 } END { exit bad }' "$CSV" ||
+  fail "time_spread or a verdict given for a single repetition"
 grep -q '^+-: the time' "$TMP/log" || fail "the table does not explain its +- column"
-# With 4 repetitions each row has one: a number, at least 0.
-"$SUITE" --tiny --reps 4 --allocators glibc --only small_churn --out "$TMP/spread" >"$TMP/log4" 2>&1 || fail "allocsuite --reps 4 failed"
-awk -F, 'NR == 2 { exit !($NF != "" && $NF + 0 >= 0) }' "$TMP/spread/results.csv" ||
-  fail "no time_spread with 4 repetitions: $(sed -n 2p "$TMP/spread/results.csv")"
+grep -q '^x base is followed by the rounds. verdict' "$TMP/log" || fail "the table does not explain its verdict marks"
+# With 5 repetitions each row has a spread (a number, at least 0) and vmrt's a verdict
+# against the baseline (none for the baseline itself), marked after its ratio in the table.
+"$SUITE" --tiny --reps 5 --allocators glibc,vmrt --baseline glibc --only small_churn --out "$TMP/spread" >"$TMP/log5" 2>&1 ||
+  fail "allocsuite --reps 5 failed"
+awk -F, 'NR > 1 { if (!($(NF - 1) != "" && $(NF - 1) + 0 >= 0)) bad = 1 }
+         $2 == "glibc" && $NF != "" { bad = 1 }
+         $2 == "vmrt" && $NF !~ /^(slower|faster|tie)$/ { bad = 1 } END { exit bad }' "$TMP/spread/results.csv" ||
+  fail "spread or verdict wrong with 5 repetitions: $(cat "$TMP/spread/results.csv")"
+grep -Eq '^  vmrt +[0-9.]+ +[0-9]+% +[0-9.]+[<>~] ' "$TMP/log5" || fail "no verdict mark in vmrt's row: $(grep '^  vmrt' "$TMP/log5")"
 
 # One row per (workload, allocator); every row ok, time and RSS positive; the baseline's
 # own ratios are exactly 1.
