@@ -5,6 +5,7 @@
 # may upgrade the python3.11 packages to the same release's newest security update).
 # luajit: a JIT that maps executable memory (scenario mmap_programs).
 # openjdk-17-jdk-headless: a Java VM, its JIT and its own SIGSEGV handling (scenario java_jit).
+# nodejs: V8's JIT, worker threads and WebAssembly (scenario node_workers).
 # postgresql: a server that forks a backend per connection (scenario qa_postgres).
 # gdb: a scenario case that hangs prints every thread's stack before it is stopped (tests/scenario/lib, `watched`).
 # clang: the locking contracts are checked by its thread safety analysis (test lint.thread_safety).
