@@ -8,18 +8,15 @@
 #  - `--physmem 64M` with 96 MiB of them: the heap and V8's mappings page through swap.
 source "$(dirname "$0")/lib/scenario_lib.bash" "$1"
 need node
-JS=$(dirname "$0")/src/node_work.js
+# By its absolute path: the workflow runs in an empty $WORK.
+JS=$(cd "$(dirname "$0")/src" && pwd)/node_work.js
 run() { watched 300 "$@" node "$JS" "$MIB"; }
 
-MIB=64
-native=$(run) || fail "native run: status $?"
-echo "$native" | grep -q '^wasm 8355840$' || fail "native run: no WebAssembly result: $native"
-for opts in "" "--trap sigsegv"; do
-  # shellcheck disable=SC2086
-  got=$(run "$VMRUN" $opts -- 2>"$TMP/err") || fail "vmrun $opts: status $?: $(head -5 "$TMP/err")"
-  [ "$got" = "$native" ] || fail "vmrun $opts: output differs from native:
-$(diff <(echo "$native") <(echo "$got"))"
-done
+write_workflow <<EOF2
+node "$JS" 64
+EOF2
+compare_both_traps
+grep -q '^wasm 8355840$' "$TMP/native.out" || fail "native run: no WebAssembly result: $(cat "$TMP/native.out")"
 note "ok: V8's JIT, workers, a SharedArrayBuffer, zlib and WebAssembly under both trap backends"
 
 MIB=96
