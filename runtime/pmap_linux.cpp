@@ -754,9 +754,12 @@ bool pmap_linux_init(vaddr_t center) {
   g_hot_tables = static_cast<chunk_tables*>(h);
   g_tables = static_cast<chunk_tables*>(t);
   // The groups' page is read by the first reservation and written by the first mapping of
-  // every process: written now (a zero), one fault, where a read mapped the host's zero
-  // page and the write then faulted again.
+  // every process: written now (a zero), where a read mapped the host's zero page and the
+  // write then faulted again (it is populated with the window table, vm_tables.cpp, when
+  // the host allows: then no fault at all).  The heap's first chunk's tables, which the
+  // heap's first mapping writes in every process, populated in one call too.
   __atomic_store_n(&g_dirty_group[0], std::uint8_t{0}, __ATOMIC_RELAXED);
+  if (g_fold != 0) vmrt::sys::table_populate(&g_hot_tables[0], 1);
   g_host_swap = host_memory_info().swap;
   rt_host_vmas_add(1);  // the region reservation itself
   return true;

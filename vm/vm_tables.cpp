@@ -163,17 +163,37 @@ void* table_map(std::size_t bytes, unsigned flags) {
   bytes = page_round(bytes);
   if (!arena_open()) return map_alone(bytes, flags);
   std::uintptr_t a = 0;
+  bool hot_front = false;
   {
     carve_guard g;
     if ((flags & TABLE_HOT) != 0 && bytes <= kHotBytes - g_hot_next) {
       a = hot_at() + g_hot_next;
+      hot_front = g_hot_next == 0;
       g_hot_next += bytes;
     } else if (bytes <= g_floor - g_next) {
       a = g_base + g_next;
       g_next += bytes;
     }
   }
-  return a == 0 ? map_alone(bytes, flags) : map_at(a, bytes, flags);
+  if (a == 0) return map_alone(bytes, flags);
+  // The hot block's first table, populated (the window table): its call also makes the
+  // page on either side of it writable, which boot writes next in every process: below, the
+  // last page of the split table's lower half (kmem's codes of the heap's first pages),
+  // above, the front of the next hot table (the pmap's per-chunk records).  Each was a page
+  // fault of its own (perf record -e page-faults -d of a one-malloc program).
+  if (hot_front && g_writable && (flags & TABLE_POPULATE) != 0) {
+    (void)madvise(reinterpret_cast<void*>(a - kPage), bytes + 2 * kPage, MADV_POPULATE_WRITE);
+    g_inside.fetch_add(bytes, std::memory_order_relaxed);
+    return reinterpret_cast<void*>(a);
+  }
+  return map_at(a, bytes, flags);
+}
+
+void table_populate(const void* p, std::size_t bytes) {
+  const auto a = reinterpret_cast<std::uintptr_t>(p) & ~(kPage - 1);
+  const std::size_t n = page_round(reinterpret_cast<std::uintptr_t>(p) + bytes - a);
+  if (g_writable && table_in_arena(reinterpret_cast<const void*>(a), n))
+    (void)madvise(reinterpret_cast<void*>(a), n, MADV_POPULATE_WRITE);
 }
 
 bool table_map_split(std::size_t below, std::size_t above, void** below_end, void** above_start) {

@@ -48,6 +48,12 @@ enum table_flags : unsigned {
 // errno set, when the host refuses.
 void* table_map(std::size_t bytes, unsigned flags = TABLE_LAZY);
 
+// => any thread; may sleep (page allocation).  Make the pages holding [p, p + bytes) of a
+// table in the arena resident and writable now (MADV_POPULATE_WRITE): a page boot is about
+// to write, in one call instead of a page fault.  Nothing outside the arena, nor when the
+// host refuses (the pages then fault in as they are written).
+void table_populate(const void* p, std::size_t bytes);
+
 // => any thread; may sleep (as table_map).  A table in two halves around the arena's hot block:
 // [*below_end - below, *below_end) ends where the block begins and [*above_start,
 // *above_start + above) starts where it ends (kmem: its page codes, stored downward from
