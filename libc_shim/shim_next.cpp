@@ -3,12 +3,11 @@
 
 #include <dlfcn.h>
 
+#include "runtime/rt_base.h"
 #include "runtime/rt_dynsym.h"
 
 namespace vmrt::shim {
 namespace {
-
-extern "C" const char __ehdr_start[];  // the shim's ELF header: its load address (the linker's)
 
 // The shim's own link map: where the lookup starts (RTLD_NEXT from here).  Found in the
 // loader's list (a walk of a few entries) each time: the few calls at load need no cache.

@@ -8,6 +8,11 @@
 
 #include "vm/vm_out.h"
 
+// This object's ELF header, which the linker defines: its load address (the loaded
+// objects' list names an object by it, rt_dynsym.h; the load-time populate reads the
+// program headers after it, rt_populate.cpp).
+extern "C" __attribute__((visibility("hidden"))) const char __ehdr_start[];
+
 namespace vmrt::rt {
 
 // Write "vmrt: assertion failed: <what> (<msg>) at file:line" to fd 2 and abort.

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "runtime/region.h"
+#include "runtime/rt_base.h"
 #include "runtime/rt_stats.h"
 #include "vm/vm_critical.h"
 #include "vm/vm_sys.h"
@@ -20,7 +21,6 @@
 // identifier); weak, so a program linking the runtime without the section still links.
 extern "C" __attribute__((weak, visibility("hidden"))) char __start_vmrt_fork_data[];
 extern "C" __attribute__((weak, visibility("hidden"))) char __stop_vmrt_fork_data[];
-extern "C" __attribute__((visibility("hidden"))) const char __ehdr_start[];
 // The end of the hot text (libc_shim/hot_text.ld): what a short-lived process runs, first in
 // the text.  Weak: a link without the script populates all of the code.
 extern "C" __attribute__((weak, visibility("hidden"))) char __vmrt_hot_text_end[];

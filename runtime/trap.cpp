@@ -44,9 +44,6 @@
 // interpose sigaction() (to route SIGSEGV/SIGBUS through trap_sigaction), so vmrt's
 // own installs must not go through that symbol.
 extern "C" int __sigaction(int sig, const struct sigaction* act, struct sigaction* old);
-// The ELF header of the object this is linked into (the linker defines it): its load
-// address, printed by panics so that a pc can be turned into a source line.
-extern "C" __attribute__((visibility("hidden"))) const char __ehdr_start[];
 
 namespace vmrt::rt {
 
