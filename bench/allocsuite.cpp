@@ -1362,6 +1362,7 @@ int main(int argc, char** argv) {
     bool ok = false;
     double ms = NAN, rss_kb = NAN, rps = NAN, frag = NAN, bucket_frag = NAN, cpu_ms = NAN;
     double spread = NAN;  // the time's interquartile range over its median (run-to-run noise)
+    verdict vs_base = verdict::none;  // the rounds against the baseline's (compare)
     long long extra = -1;
     std::string result, vmstat, error;
   };
@@ -1383,6 +1384,7 @@ int main(int argc, char** argv) {
       }
       c.ok = true;
       c.ms = median(ms);
+      if (failed[t][size_t(ibase)].empty()) c.vs_base = compare(t, k, size_t(ibase));
       if (ms.size() >= 4) {
         std::vector<double> sorted = ms;
         std::sort(sorted.begin(), sorted.end());
@@ -1447,9 +1449,8 @@ int main(int argc, char** argv) {
         notes += "]";
       }
       std::string spread = std::isnan(c.spread) ? "" : fmt(100 * c.spread, "%.0f") + "%";
-      const verdict v = b.ok ? compare(t, k, size_t(ibase)) : verdict::none;
       std::printf("  %-10s %10.2f %6s %6.2f%s %10.1f %7.2f %6s  %s\n", als[k].name.c_str(), c.ms, spread.c_str(), c.ms / b.ms,
-                  verdict_mark(v), c.rss_kb / 1024, c.rss_kb / b.rss_kb, fmt(c.frag, "%.2f").c_str(), notes.c_str());
+                  verdict_mark(c.vs_base), c.rss_kb / 1024, c.rss_kb / b.rss_kb, fmt(c.frag, "%.2f").c_str(), notes.c_str());
     }
   }
 
@@ -1466,7 +1467,7 @@ int main(int argc, char** argv) {
              fmt(c.rss_kb / 1024) + "," + fmt(c.rss_kb / b.rss_kb) + "," + fmt(c.frag) + "," + fmt(c.bucket_frag) + "," +
              fmt(c.rps, "%.0f") + "," + (c.extra >= 0 ? std::to_string(c.extra) : "") + "," + csv_quote(c.result) + "," +
              csv_quote(c.vmstat) + "," + csv_quote(c.error) + "," + fmt(c.spread) + "," +
-             verdict_name(c.ok && b.ok ? compare(t, k, size_t(ibase)) : verdict::none) + "\n";
+             verdict_name(c.vs_base) + "\n";
     }
   write_file(g_cfg.outdir + "/results.csv", csv);
   write_file(g_cfg.outdir + "/runs.csv", runs_csv);

@@ -18,12 +18,6 @@ const link_map* shim_object() {
 
 }  // namespace
 
-void* next_address(const char* name) {
-  void* p = nullptr;
-  rt::dynsym_next(shim_object(), &name, &p, 1);
-  return p != nullptr ? p : ::dlsym(RTLD_NEXT, name);
-}
-
 void next_symbols(const next_entry* entries, std::size_t n) {
   constexpr std::size_t kBatch = 48;
   const char* names[kBatch];
@@ -39,6 +33,13 @@ void next_symbols(const next_entry* entries, std::size_t n) {
       if (p != nullptr) __atomic_store_n(slot, p, __ATOMIC_RELEASE);
     }
   }
+}
+
+void* next_address(const char* name) {
+  void* p = nullptr;
+  const next_entry e{&p, name};
+  next_symbols(&e, 1);
+  return p;
 }
 
 }  // namespace vmrt::shim

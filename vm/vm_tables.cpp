@@ -183,8 +183,7 @@ void* table_map(std::size_t bytes, unsigned flags) {
   // fault of its own (perf record -e page-faults -d of a one-malloc program).
   if (hot_front && g_writable && (flags & TABLE_POPULATE) != 0) {
     (void)madvise(reinterpret_cast<void*>(a - kPage), bytes + 2 * kPage, MADV_POPULATE_WRITE);
-    g_inside.fetch_add(bytes, std::memory_order_relaxed);
-    return reinterpret_cast<void*>(a);
+    flags &= ~unsigned{TABLE_POPULATE};  // done, with its neighbours
   }
   return map_at(a, bytes, flags);
 }
