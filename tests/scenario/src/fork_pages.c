@@ -19,6 +19,7 @@
  *                               `list` also prints each referenced mapping to stderr.
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <link.h>
 #include <signal.h>
 #include <stdio.h>
@@ -99,10 +100,18 @@ int main(int argc, char** argv) {
   dl_iterate_phdr(find_shim, NULL);
   if (split && g_shim_hi != 0) split_pages();
   long shim = 0, anon = 0, stack = 0, total = 0;
+  /* A page's Referenced in smaps is its page-table accessed bit or its page's own
+   * "referenced" flag.  The flag is the page's, so a child sees it set by whatever set it in
+   * the parent: a read(2) through the page cache, or a populate call (MADV_POPULATE_WRITE
+   * marks what it maps accessed).  Cleared in the parent just before each fork, so that the
+   * child's count is what it touched itself (the accessed bits a fork copies are clear). */
+  int refs = open("/proc/self/clear_refs", O_WRONLY);
+  if (refs < 0) { perror("/proc/self/clear_refs"); return 1; }
   /* The first forks warm what every later one shares; the last one is counted. */
   for (int round = 0; round < 4; ++round) {
     int up[2], down[2], fds[2];
     if (pipe(up) || pipe(down) || pipe(fds)) { perror("pipe"); return 1; }
+    if (write(refs, "1", 1) != 1) { perror("clear_refs"); return 1; }
     pid_t pid = fork();
     if (pid < 0) { perror("fork"); return 1; }
     if (pid == 0) {
