@@ -120,7 +120,7 @@ enum vm_counter : unsigned {
   V_SWAP_SLOTS_USED,      // "swap slots in use" (gauge)
   V_SWAP_FORK_COPIES,     // "swap slots copied at host fork": merging frozen devices
   V_SWAP_FORK_FROZEN,     // "swap devices shared at host fork": frozen, read by both sides
-  V_PD_WAKEUPS,           // "pageout daemon wakeups"
+  V_PD_WAKEUPS,           // "pageout daemon wakeups": runs of passes, each to the free target
   V_PD_PASSES,            // "pageout passes": reclaim runs (daemon and direct)
   V_PD_BACKOFFS,          // "pageout daemon back-offs": a pass freed nothing, the daemon waits for a change
   V_PD_DIRECT,            // "direct reclaims": an allocation reclaimed pages itself
