@@ -10,7 +10,7 @@
 namespace vmrt::rt {
 
 VMRT_FORK_DATA std::atomic<std::int64_t> g_rt_counters[RC_COUNT];
-thread_local pending_forks t_pending_forks __attribute__((tls_model("initial-exec")));
+__thread pending_forks t_pending_forks __attribute__((tls_model("initial-exec")));
 
 void rt_fold_pending_forks() {
   pending_forks& p = t_pending_forks;

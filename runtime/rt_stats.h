@@ -180,7 +180,7 @@ struct pending_forks {
   std::uint32_t forks;      // quiet forks made
   std::uint32_t populated;  // TLS pages their parent handlers populated
 };
-extern thread_local pending_forks t_pending_forks __attribute__((tls_model("initial-exec")));
+extern __thread pending_forks t_pending_forks __attribute__((tls_model("initial-exec")));
 // => the calling thread; no lock.  Adds its pending quiet-fork counts to the counters.
 void rt_fold_pending_forks();
 // Adjust the host VMA estimate by delta and keep the peak.
