@@ -560,7 +560,7 @@ void runtime_report_host(int fd) {
   o.u(c.in_range, kVmstatColumn).str(" host VMAs in region (/proc/self/maps)\n");
   o.u(c.total, kVmstatColumn).str(" host VMAs in process (/proc/self/maps)\n");
   o.u(rt::physmem_host_bytes() >> 10, kVmstatColumn).str(" KiB of host memory in physmem\n");
-  o.u(sys::table_bytes_inside() >> 10, kVmstatColumn).str(" KiB of VM tables in the table arena\n");
+  o.u(sys::table_bytes_inside() >> 10, kVmstatColumn).str(" KiB of VM tables laid out in the table arena (address space)\n");
   o.u(sys::table_bytes_outside() >> 10, kVmstatColumn).str(" KiB of VM tables outside the table arena\n");
   o.u(sys::table_arena_blocks_resident(), kVmstatColumn).str(" 2 MiB blocks of the table arena in use\n");
   o.u(sys::table_host_calls(), kVmstatColumn).str(" host mappings made for VM tables\n");
