@@ -62,4 +62,15 @@ nplt=$(objdump -d --no-show-raw-insn "$SO" | awk '/call.*@plt>/ {n++} END {print
 tls=$(awk '$1 == "TLS" {print $6}' <<<"$PHDRS")
 [ -n "$tls" ] || fail "no PT_TLS segment in $SO"
 [ $((tls)) -le 3584 ] || fail "the shim's static TLS is $((tls)) bytes (at most 3584: a page more of every process's TLS block, copied by every fork)"
-note "ok: PLT on the hot text's first page, kmem's tables on two pages, fini array with the GOT, $nplt PLT calls, $((tls)) bytes of TLS"
+# Every process's loader looks up each symbol the shim's relocations name, through every
+# loaded object.  The shim's calls to functions it exports itself (malloc, free, read, mmap,
+# sigaction, ...) are bound at link time (-Bsymbolic-functions): none of its relocations
+# names a function it defines (38 did before, 140 relocations by name in all).
+own=$(nm -D --defined-only "$SO" | awk '$2 ~ /^[TtWi]$/ {sub(/@.*/, "", $3); print $3}' | sort -u)
+named=$(readelf -rW "$SO" | awk '$3 ~ /GLOB_DAT|JUMP_SLOT|R_X86_64_64/ && NF >= 5 {sub(/@.*/, "", $5); print $5}' | sort -u)
+[ -n "$own" ] && [ -n "$named" ] || fail "no dynamic symbols or no relocations by name read from $SO"
+self=$(comm -12 <(echo "$own") <(echo "$named") | tr '\n' ' ')
+[ -z "$self" ] || fail "relocations the loader resolves to the shim's own functions: $self"
+nnamed=$(readelf -rW "$SO" | awk '$3 ~ /GLOB_DAT|JUMP_SLOT|R_X86_64_64/ {n++} END {print n + 0}')
+[ "$nnamed" -le 110 ] || fail "$nnamed relocations by name (at most 110: a symbol lookup each in every process)"
+note "ok: PLT on the hot text's first page, kmem's tables on two pages, fini array with the GOT, $nplt PLT calls, $((tls)) bytes of TLS, $nnamed relocations by name, none to the shim's own functions"
