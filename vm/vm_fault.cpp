@@ -183,9 +183,14 @@ void drop_swap_copy(vm_object* obj, vm_page* m, bool write) VMRT_REQUIRES(g_vm_l
 // as hits kept the window at 8-16 and wrote 6x as many pages out); the window doubles when
 // the credit reaches twice the window and halves when it falls as far below.  So a copy
 // between two buffers, a backward walk and the interleaved streams of one map entry (which
-// the stream test cannot see) read whole clusters, and a random walk reads little more than
-// its page.
-constexpr unsigned kRaMin = 2, kRaMax = kPagerMaxRun, kRaStart = 8;
+// the stream test cannot see) read whole clusters, and a random walk reads its page alone.
+// At a window of one page nothing is read around, so nothing could widen it again: there a
+// page-in next to the one before it (same object, the page before or after) counts as the
+// hit read-around would have made (Linux's swapin_nr_pages probes adjacent offsets the same
+// way).  A floor of two pages instead read one page for nothing at every random page-in:
+// half of what it read, each displacing a page in use (a random walk over 200 MB through
+// 128M: 2.0 pages read per page-in, 1 by 1 now).
+constexpr unsigned kRaMin = 1, kRaMax = kPagerMaxRun, kRaStart = 8;
 constexpr int kRaHitCredit = 2;
 constexpr std::uint32_t kRaTimely = 8;                    // page-ins within which a use is a hit
 constexpr unsigned kRaRecent = kRaTimely * kPagerMaxRun;  // pages read around in that time, at most
@@ -195,6 +200,9 @@ static_assert((kRaRecent & (kRaRecent - 1)) == 0, "the ring index wraps by mask"
 unsigned g_ra_window VMRT_GUARDED_BY(g_vm_lock) = kRaStart;
 int g_ra_credit VMRT_GUARDED_BY(g_vm_lock) = 0;
 std::uint32_t g_pagein_seq VMRT_GUARDED_BY(g_vm_lock) = 0;  // page-ins so far
+// The faulting page of the last page-in read around (compared, never dereferenced).
+const vm_object* g_ra_last_obj VMRT_GUARDED_BY(g_vm_lock) = nullptr;
+vm_pindex_t g_ra_last_pindex VMRT_GUARDED_BY(g_vm_lock) = 0;
 
 // The pages read around lately, with the page-in that read each (a ring, newest at
 // g_ra_next - 1): vm_page has no room for a stamp.
@@ -231,6 +239,17 @@ void ra_adjust(int delta) VMRT_REQUIRES(g_vm_lock) {
     if (g_ra_window > kRaMin) g_ra_window /= 2;
     g_ra_credit = 0;
   }
+}
+
+// A page-in of page p of obj off a stream: at a window of one page, a page-in next to the
+// last one is a hit read-around would have made (above).  => VM lock held.
+void ra_probe(const vm_object* obj, vm_pindex_t p) VMRT_REQUIRES(g_vm_lock) {
+  if (g_ra_window == 1 && obj == g_ra_last_obj && (p + 1 == g_ra_last_pindex || p == g_ra_last_pindex + 1)) {
+    vm_stat_inc(V_FAULT_READAROUND_PROBES);
+    ra_adjust(kRaHitCredit);
+  }
+  g_ra_last_obj = obj;
+  g_ra_last_pindex = p;
 }
 
 // m was read around and is now used (hit, or late hit when not within kRaTimely page-ins
@@ -393,6 +412,7 @@ kern_return_t page_in(const vm_map_entry* e, vm_pindex_t pindex, const vm_chain_
   // page, as far as the page's swap cluster reaches (swap read-around, above).
   const vm_pager_ops* pgr = vm_pager_of(obj);
   bool around = !stream && e->advice != VM_ADVICE_RANDOM && pgr->cluster != nullptr;
+  if (around) ra_probe(obj, p);
   unsigned before = around ? static_cast<unsigned>(p & (g_ra_window - 1)) : 0;
   unsigned after = stream ? kPagerMaxRun - 1 : around ? g_ra_window - 1 - before : 0;
   if (pindex - e_first < before) before = static_cast<unsigned>(pindex - e_first);

@@ -137,6 +137,8 @@ enum vm_counter : unsigned {
   V_FAULT_READAROUND_MISSES,  // "read-around misses": read-around pages paged out unused
   V_FAULT_READAROUND_LATE,  // "read-around late hits": read-around pages first faulted on more
                             // than kRaTimely page-ins after their read (vm_fault.cpp)
+  V_FAULT_READAROUND_PROBES,  // "read-around probe hits": at a window of one page, page-ins next
+                              // to the one before (vm_fault.cpp, ra_probe)
   V_PD_LAUNDERED,         // "pages laundered": written to swap, then freed
   V_PD_ZERO_FREED,        // "zero pages freed by pageout": read as zeros, nothing behind them
   V_PD_REDIRTIED,         // "pageouts abandoned": the page died or was wired during the write
@@ -299,6 +301,7 @@ inline constexpr vm_counter_desc kVmCounters[V_COUNTER_COUNT] = {
     {V_FAULT_READAROUND_HITS, "read-around hits"},
     {V_FAULT_READAROUND_MISSES, "read-around misses"},
     {V_FAULT_READAROUND_LATE, "read-around late hits"},
+    {V_FAULT_READAROUND_PROBES, "read-around probe hits"},
     {V_PD_LAUNDERED, "pages laundered"},
     {V_PD_ZERO_FREED, "zero pages freed by pageout"},
     {V_PD_REDIRTIED, "pageouts abandoned"},

@@ -323,6 +323,52 @@ TEST_CASE("random access over a working set just above physmem keeps every byte"
   vmrt_vmspace_destroy(vs);
 }
 
+TEST_CASE("a random walk over twice physmem reads each page alone") {
+  // The read-around window shrinks to one page on a random walk, where a page-in then reads
+  // its page alone.  Before, the window stopped at two pages and each page-in read a
+  // neighbour that displaced a page in use and was mostly never used (a walk over 200 MB
+  // through 128M read 2.0 pages per page-in).  The second half of the walk is judged: the
+  // window is global, and the first half brings it down from wherever earlier cases left it.
+  const size_t n = 8192;  // 32 MiB through 16 MiB
+  vmrt_vmspace* vs = new_vmspace();
+  char* p = map_filled(vs, n, 15);
+  std::uint64_t x = 7;
+  size_t bad = 0;
+  auto walk = [&](size_t touches) {
+    for (size_t k = 0; k < touches; ++k) {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      size_t i = static_cast<size_t>((x >> 33) % n);
+      auto* w = reinterpret_cast<const std::uint64_t*>(p + i * kPage);
+      bad += w[0] != word(i, 15) || w[511] != ~word(i, 15);
+    }
+  };
+  walk(n);
+  const since in_c("swap pager pages paged in"), pageins_c("page-in faults"), around_c("pages read around a random fault");
+  walk(n);
+  CHECK(bad == 0);
+  const long long in = in_c(), pageins = pageins_c(), around = around_c();
+  MESSAGE("second half of the walk: " << pageins << " page-ins read " << in << " pages (" << around << " around)");
+  CHECK(pageins > static_cast<long long>(n / 4));
+  CHECK(around < pageins / 8);
+  CHECK(in < pageins + pageins / 4);  // (a page-in that continues the last fault reads ahead)
+  // At one page nothing is read around, so no hit could widen the window again: a page-in
+  // next to the last one counts as one (a probe hit).  A backward scan then reads whole
+  // swap clusters again (without the probe: one read per page).
+  const since probes_c("read-around probe hits"), in2_c("swap pager pages paged in"), ops_c("swap pager pageins");
+  for (size_t i = n; i-- > 0;) {
+    auto* w = reinterpret_cast<const std::uint64_t*>(p + i * kPage);
+    bad += w[0] != word(i, 15) || w[511] != ~word(i, 15);
+  }
+  CHECK(bad == 0);
+  const long long probes = probes_c(), in2 = in2_c(), ops = ops_c();
+  MESSAGE("backward scan after it: " << in2 << " pages in by " << ops << " reads, " << probes << " probe hits");
+  CHECK(probes >= 1);
+  CHECK(in2 > static_cast<long long>(n / 4));
+  CHECK(ops < in2 / 4);
+  CHECK(bad_pages(p, n, 15) == 0);
+  vmrt_vmspace_destroy(vs);
+}
+
 TEST_CASE("pages only read after a page-in are not written again; a backward scan reads whole swap clusters") {
   // A read fault maps a paged-in page writable (the host has no dirty bit) and used to drop
   // its swap copy, so every page a program only read was laundered again at its next
@@ -337,6 +383,7 @@ TEST_CASE("pages only read after a page-in are not written again; a backward sca
   char* p = map_filled(vs, n, 13);
   const since out_c("swap pager pages paged out"), in_c("swap pager pages paged in"), ops_c("swap pager pageins");
   const since same_c("pages unchanged at pageout (no write)"), hits_c("read-around hits");
+  const since probes_c("read-around probe hits");
   size_t bad = 0;
   const int passes = 2;
   for (int pass = 0; pass < passes; ++pass)
@@ -345,9 +392,11 @@ TEST_CASE("pages only read after a page-in are not written again; a backward sca
       bad += w[0] != word(i, 13) || w[511] != ~word(i, 13);
     }
   CHECK(bad == 0);
-  const long long out = out_c(), in = in_c(), ops = ops_c(), same = same_c(), hits = hits_c();
+  const long long out = out_c(), in = in_c(), ops = ops_c(), same = same_c(), hits = hits_c(), probes = probes_c();
+  // (The case before leaves the read-around window at one page, reading nothing around: the
+  // scan's adjacent page-ins (probe hits) widen it again.)
   MESSAGE(passes << " backward read passes over " << n << " pages: " << in << " pages in by " << ops << " reads ("
-                 << hits << " read-around hits), " << out << " pages out, " << same << " unchanged pages freed unwritten");
+                 << hits << " read-around hits, " << probes << " probe hits), " << out << " pages out, " << same << " unchanged pages freed unwritten");
   CHECK(in > static_cast<long long>(n / 2));
   CHECK(same > in / 2);
   // The fill's pages resident at the start (up to physmem, 4096) go out once; before, every
