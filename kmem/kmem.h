@@ -96,6 +96,13 @@ struct kmem_page_source {
   // allocation that kmem is about to write resident now, in one call where each first
   // write would be a page fault.  Failure is not an error.  Never sleeps.
   void (*populate_pages)(void* ctx, void* addr, std::size_t npages);
+  // Optional (null: never short).  A count the source moves each time it runs short of
+  // memory (a pager reclaiming its frames).  When it has moved, kmem gives back at once what
+  // it keeps for the decay time (the large cache, the free-run pool, the page cache, the
+  // spare medium span) and keeps nothing for a decay time after the last move: freed memory
+  // kept for reuse would otherwise be written to swap as if it held data.  Lock-free; never
+  // sleeps.
+  std::uint32_t (*shortages)(void* ctx);
 };
 
 // A page source over a private host reservation (mmap), for tests and for
@@ -214,6 +221,8 @@ struct kmem_counters {
   std::uint64_t large_cache_hits;      // large mallocs served from the cache
   std::uint64_t large_cache_sweeps;    // sweeps of the cache for sparse runs
   std::uint64_t large_cache_discarded; // resident pages of sparse cached runs given back
+  std::uint64_t shortage_releases;     // times the source's shortage count moved (kmem_page_source::shortages)
+  std::uint64_t shortage_pages;        // pages kept for reuse given back at those times
   std::uint64_t medium_blocks;         // live blocks > MAXALLOCSAVE packed in spans (kmem_medium.cpp)
   std::uint64_t medium_bytes;          // their bytes (256-byte granules)
   std::uint64_t medium_spans;          // 8 MiB spans they are cut from

@@ -43,9 +43,30 @@ void source_free_locked(std::uintptr_t a, std::size_t npages) {
   g.pages_from_source -= npages;
 }
 
+bool keep_freed_locked() {
+  if (g.decay_ticks == 0) return false;
+  if (g.src->shortages == nullptr) return true;
+  const std::uint32_t n = g.src->shortages(g.src->ctx);
+  const std::uint16_t now = coarse_ticks();
+  if (n != g.short_seen) {
+    g.short_seen = n;
+    g.short_stamp = now;
+    g.short_now = true;
+    ++g.short_releases;
+    const std::size_t bytes = page_cache_flush_locked() + lcache_expire_locked(0, true) + medium_trim_locked();
+    g.short_pages += bytes >> kPageShift;
+  } else if (g.short_now && static_cast<std::uint16_t>(now - g.short_stamp) >= g.decay_ticks) {
+    g.short_now = false;
+  }
+  return !g.short_now;
+}
+
 // => pages lock held.  Allocates npages (aligned) from the source, flushing the
-// page cache and retrying once when the arena is full.  Null when exhausted.
+// page cache and retrying once when the arena is full.  Null when exhausted.  (A source
+// short of memory first gets back what kmem keeps: a program that only allocates after
+// the shortage began would otherwise never free into keep_freed_locked to see it.)
 void* source_alloc_locked(std::size_t npages, std::size_t align_pages, bool* zeroed) {
+  if (g.src->shortages != nullptr) (void)keep_freed_locked();
   auto get = [&] {
     if (zeroed != nullptr && g.src->alloc_pages_any != nullptr)
       return g.src->alloc_pages_any(g.src->ctx, npages, align_pages, zeroed);
@@ -440,7 +461,7 @@ void cluster_detach(unsigned indx, std::uint32_t pg) {
 // cache (single pages) or the source.
 void cluster_give(std::uint32_t pg, std::uint32_t npg, bool to_source) {
   kmem_guard guard(g.pages_lock);
-  if (!to_source && g.decay_ticks != 0) {
+  if (!to_source && keep_freed_locked()) {
     pool_put_locked(pg, npg);
   } else if (npg == 1 && !to_source && g.page_cache_n < kPageCacheMax) {
     page_cache_push_locked(pg);

@@ -307,6 +307,11 @@ struct alignas(64) kmem_globals {
   std::uint64_t lcache_in = 0;               // pages_lock: pages of freed blocks cached since the last sweep
   std::uint64_t lcache_sweeps = 0;           // pages_lock: sweeps for sparse runs
   std::uint64_t lcache_discarded = 0;        // pages_lock: resident pages of sparse runs given back
+  std::uint32_t short_seen = 0;              // pages_lock: the source's shortage count last seen
+  std::uint16_t short_stamp = 0;             // pages_lock: coarse_ticks() when it last moved
+  bool short_now = false;                    // pages_lock: within a decay time of that move
+  std::uint64_t short_releases = 0;          // pages_lock: moves seen
+  std::uint64_t short_pages = 0;             // pages_lock: pages given back at them
 
   // Threads (threads lock).
   kmem_lock threads_lock;
@@ -490,6 +495,10 @@ std::uint16_t coarse_ticks();
 // alloc_pages_any), *zeroed telling which.
 void* source_alloc_locked(std::size_t npages, std::size_t align_pages, bool* zeroed = nullptr);
 void source_free_locked(std::uintptr_t a, std::size_t npages);
+// May freed pages be kept for reuse (the decay time) now?  False without decay, and while
+// the source is short of memory (kmem_page_source::shortages): a move of its count gives
+// back everything kept at once.  => pages lock held.
+bool keep_freed_locked();
 // Medium blocks (kmem_medium.cpp), over MAXALLOCSAVE up to kMediumMax, packed at 256-byte
 // granularity.  medium_alloc: null when the arena is exhausted; *fresh when the block reads
 // as zeros.  medium_free: a block validated live (its granules from its page record).

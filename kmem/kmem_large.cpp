@@ -232,7 +232,7 @@ void large_free(std::uintptr_t a, std::uint32_t npages) {
   ku->ku_pagecnt = 0;
   --g.large_blocks;
   g.large_pages -= npages;
-  if (g.decay_ticks != 0 && npages <= kLargeCacheMaxPages) {
+  if (npages <= kLargeCacheMaxPages && keep_freed_locked()) {
     lcache_put_locked(a, npages);
     return;
   }
@@ -293,7 +293,7 @@ void large_shrink(std::uintptr_t a, std::uint32_t old_pages, std::uint32_t new_p
   usage_of(a)->ku_pagecnt = new_pages;
   g.large_pages -= old_pages - new_pages;
   std::uintptr_t rest = a + (std::uintptr_t{new_pages} << kPageShift);
-  if (g.decay_ticks != 0) {  // the cut-off tail is cached like a freed block
+  if (keep_freed_locked()) {  // the cut-off tail is cached like a freed block
     kmemusage* ku = usage_of(rest);
     set_large_state(ku, KU_FREED_LARGE);
     ku->ku_pagecnt = 0;

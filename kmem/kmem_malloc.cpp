@@ -826,6 +826,8 @@ bool get_kmem_counters(kmem_counters* out) {
     out->large_cache_hits = g.lcache_hits;
     out->large_cache_sweeps = g.lcache_sweeps;
     out->large_cache_discarded = g.lcache_discarded;
+    out->shortage_releases = g.short_releases;
+    out->shortage_pages = g.short_pages;
     out->medium_blocks = g.medium_blocks;
     out->medium_bytes = g.medium_granules << kGranShift;
     out->medium_spans = medium_spans_locked();

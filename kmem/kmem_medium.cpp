@@ -138,7 +138,7 @@ void span_empty(medium_span* s) {
     span_give_back(g_spare);
     g_spare = nullptr;
   }
-  if (g.decay_ticks == 0) {
+  if (!keep_freed_locked()) {
     span_give_back(s);
     return;
   }

@@ -132,6 +132,9 @@ void report_vmstat_m(int fd) {
                 {c.large_cache_hits, 0, " mallocs served; "},
                 {c.large_cache_sweeps, 0, " sweeps gave back "},
                 {c.large_cache_discarded, 0, " resident pages of sparse runs\n"}});
+  o.str("kmem: memory shortages of the page source ");
+  put_cells(o, {{c.shortage_releases, 0, " seen, "},
+                {c.shortage_pages, 0, " pages kept for reuse given back at them\n"}});
   o.str("kmem: thread caches ");
   put_cells(o, {{c.live_thread_caches, 0, " live, "},
                 {c.exited_thread_caches, 0, " exited; magazines "},

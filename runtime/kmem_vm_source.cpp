@@ -8,6 +8,7 @@
 #include "vm/pmap.h"
 #include "vm/vm_heap.h"
 #include "vm/vm_kern.h"
+#include "vm/vm_stats.h"
 
 namespace vmrt::rt {
 
@@ -104,6 +105,15 @@ std::size_t heap_discard_sparse(void*, void* addr, std::size_t npages, std::size
   return vm_heap_discard_sparse(reinterpret_cast<vaddr_t>(addr), npages * PAGE_SIZE, max_resident);
 }
 
+// The heap's shortage count (kmem_page_source::shortages): the pageout daemon's wakeups and
+// the faults that reclaimed for themselves.  It moves only under paging, where kmem then
+// gives back the freed memory it keeps for reuse (python building a 400 K-entry dict under
+// --physmem 64M: the large cache kept the dict's old tables, 15 MB, which the pageout
+// daemon wrote to swap — 1.7 K pages in, 2.7 K out, 1.47 s; now none, 1.0 s, native 0.9).
+std::uint32_t heap_shortages(void*) {
+  return static_cast<std::uint32_t>(vm_stat_get(V_PD_WAKEUPS) + vm_stat_get(V_PD_DIRECT));
+}
+
 }  // namespace
 
 const kmem::kmem_page_source* kmem_heap_source(vaddr_t base, vsize_t size) {
@@ -116,6 +126,7 @@ const kmem::kmem_page_source* kmem_heap_source(vaddr_t base, vsize_t size) {
   g_heap_src.alloc_pages_any = heap_alloc_pages_any;
   g_heap_src.discard_sparse = heap_discard_sparse;
   g_heap_src.populate_pages = heap_populate_pages;
+  g_heap_src.shortages = heap_shortages;
   g_heap_src.ctx = nullptr;
   return &g_heap_src;
 }

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <thread>
 #include <unistd.h>
 
 #include "kmem/kmem.h"
@@ -76,6 +77,50 @@ TEST_CASE("the large cache decays, is bounded, and does not split huge blocks fo
   REQUIRE(again != nullptr);
   CHECK(src->pages_out.load() - out0 <= static_cast<long>(3 * kBig / 4096) + 64);
   REQUIRE(free(again, M_TEST) == KMEM_OK);
+  trim();
+}
+
+TEST_CASE("a memory shortage of the page source gives back what kmem keeps for reuse") {
+  // Under paging the freed memory kmem keeps for the decay time is memory the pageout
+  // daemon would write to swap as if it held data (python building a dict under
+  // --physmem 64M: the dict's old tables, 15 MB, paged out and in).  A move of the
+  // source's shortage count gives it back at once, and for a decay time after it nothing
+  // freed is kept.
+  auto* src = boot();
+  REQUIRE(src != nullptr);
+  trim();
+  char* a = static_cast<char*>(malloc(kBig, M_TEST, M_NOWAIT));
+  char* b = static_cast<char*>(malloc(kBig, M_TEST, M_NOWAIT));
+  char* c = static_cast<char*>(malloc(kBig, M_TEST, M_NOWAIT));
+  REQUIRE((a != nullptr && b != nullptr && c != nullptr));
+  std::memset(a, 1, kBig);
+  std::memset(b, 2, kBig);
+  std::memset(c, 3, kBig);
+  kmem_counters k0{};
+  REQUIRE(get_kmem_counters(&k0));
+  const long out0 = src->pages_out.load();
+  REQUIRE(free(a, M_TEST) == KMEM_OK);
+  CHECK(src->pages_out.load() == out0);  // cached, as without a shortage
+  src->shortages.fetch_add(1);
+  REQUIRE(free(b, M_TEST) == KMEM_OK);   // the move is seen: a's run and b go back
+  CHECK(src->pages_out.load() <= out0 - 2 * long{kBig >> 12});
+  kmem_counters k1{};
+  REQUIRE(get_kmem_counters(&k1));
+  CHECK(k1.shortage_releases == k0.shortage_releases + 1);
+  CHECK(k1.shortage_pages >= k0.shortage_pages + (kBig >> 12));
+  CHECK(k1.large_cache_pages == 0);
+  // Within the decay time after the move nothing is kept either.
+  const long out1 = src->pages_out.load();
+  REQUIRE(free(c, M_TEST) == KMEM_OK);
+  CHECK(src->pages_out.load() == out1 - long{kBig >> 12});
+  // Once a decay time has passed with no move, freed blocks are cached again.
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  char* d = static_cast<char*>(malloc(kBig, M_TEST, M_NOWAIT));
+  REQUIRE(d != nullptr);
+  d[0] = 4;
+  const long out2 = src->pages_out.load();
+  REQUIRE(free(d, M_TEST) == KMEM_OK);
+  CHECK(src->pages_out.load() == out2);
   trim();
 }
 

@@ -20,8 +20,13 @@ struct counting_source {
   std::atomic<long> discard_calls{0};
   std::atomic<long> populate_calls{0};
   std::atomic<long> populated_pages{0};
+  std::atomic<std::uint32_t> shortages{0};  // moved by a test: the source runs short of memory
   vmrt::kmem::kmem_page_source pub;
 };
+
+inline std::uint32_t counting_shortages(void* ctx) {
+  return static_cast<counting_source*>(ctx)->shortages.load(std::memory_order_relaxed);
+}
 
 inline void* counting_alloc(void* ctx, std::size_t n, std::size_t align, bool wait) {
   auto* c = static_cast<counting_source*>(ctx);
@@ -77,6 +82,7 @@ inline counting_source* boot(bool diagnostics, unsigned decay_ms = 1000, std::si
     src.pub = {src.inner->base, src.inner->size, counting_alloc, counting_free, &src};
     src.pub.discard_sparse = counting_discard_sparse;
     src.pub.populate_pages = counting_populate;
+    src.pub.shortages = counting_shortages;
     vmrt::kmem::kmem_config cfg;
     cfg.diagnostics = diagnostics;
     cfg.decay_ms = decay_ms;

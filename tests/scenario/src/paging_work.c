@@ -30,7 +30,11 @@
  *                        (a bad slot), never read as other data (zeros).  Natively: 0 SIGBUS
  *   willneed MB          the malloc'd buffer and an mmap'd one of MB/2 are filled, pushed
  *                        out by filling a third of MB, then madvise(MADV_WILLNEED)'d (the
- *                        paged-out pages are read back then) and checked */
+ *                        paged-out pages are read back then) and checked
+ *   grow MB              (instead of the common buffer) a table doubled from 1 MiB up to
+ *                        MB/2 as a hash table grows (calloc twice the size, copy, fill the
+ *                        rest, free the old one: MB/2 freed in all), then MB/4 of 512-byte
+ *                        blocks filled, and everything checked */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -48,13 +52,16 @@
 
 static uint64_t word(size_t i, unsigned salt) { return (i * 2654435761u) ^ ((uint64_t)salt << 40) ^ 0x5a5a5a5a5aull; }
 
-static void fill(unsigned char* p, size_t pages, unsigned salt) {
-  for (size_t i = 0; i < pages; i++) {
+/* Pages [from, to) of p get the pattern of their index. */
+static void fill_range(unsigned char* p, size_t from, size_t to, unsigned salt) {
+  for (size_t i = from; i < to; i++) {
     uint64_t* w = (uint64_t*)(p + i * 4096);
     w[0] = word(i, salt);
     w[511] = ~word(i, salt);
   }
 }
+
+static void fill(unsigned char* p, size_t pages, unsigned salt) { fill_range(p, 0, pages, salt); }
 
 static size_t check(const unsigned char* p, size_t pages, unsigned salt, int random) {
   size_t bad = 0;
@@ -134,6 +141,32 @@ int main(int argc, char** argv) {
   if (argc < 3) return 2;
   size_t bytes = (size_t)atol(argv[2]) << 20, pages = bytes / 4096;
   if (!strcmp(argv[1], "forks") && setlocale(LC_ALL, "") == NULL) { fprintf(stderr, "setlocale failed\n"); return 1; }
+  if (!strcmp(argv[1], "grow")) {
+    size_t n = 256; /* pages */
+    unsigned char* t = calloc(n, 4096);
+    if (t == NULL) { perror("calloc"); return 1; }
+    fill(t, n, 3);
+    while (2 * n <= pages / 2) {
+      unsigned char* u = calloc(2 * n, 4096);
+      if (u == NULL) { perror("calloc"); return 1; }
+      memcpy(u, t, n * 4096);
+      fill_range(u, n, 2 * n, 3);
+      free(t);
+      t = u;
+      n *= 2;
+    }
+    size_t nb = bytes / 4 / 512;
+    unsigned char** b = malloc(nb * sizeof *b);
+    if (b == NULL) { perror("malloc"); return 1; }
+    for (size_t i = 0; i < nb; ++i) {
+      if ((b[i] = malloc(512)) == NULL) { perror("malloc"); return 1; }
+      memset(b[i], (int)(i % 251), 512);
+    }
+    size_t bad = check(t, n, 3, 0);
+    for (size_t i = 0; i < nb; ++i) bad += b[i][0] != (unsigned char)(i % 251) || b[i][511] != (unsigned char)(i % 251);
+    printf("grow %zu MB: table of %zu pages, %zu blocks: %zu bad\n", bytes >> 20, n, nb, bad);
+    return bad != 0;
+  }
   unsigned char* p = calloc(1, bytes);
   if (p == NULL) { perror("calloc"); return 1; }
   fill(p, pages, 1);
