@@ -83,6 +83,22 @@ inline std::vector<std::string> split_list(const std::string& list) {
   return v;
 }
 
+// The path execv needs for a command name: name itself when it holds a '/', else the first
+// executable PATH entry/name (as a shell finds it); "" when there is none.
+inline std::string find_in_path(const std::string& name) {
+  if (name.find('/') != std::string::npos) return access(name.c_str(), X_OK) == 0 ? name : std::string();
+  const char* env = std::getenv("PATH");
+  const std::string path = env != nullptr ? env : "/usr/bin:/bin";
+  for (size_t i = 0; i <= path.size();) {
+    size_t j = path.find(':', i);
+    if (j == std::string::npos) j = path.size();
+    std::string p = (j > i ? path.substr(i, j - i) : std::string(".")) + "/" + name;
+    if (access(p.c_str(), X_OK) == 0) return p;
+    i = j + 1;
+  }
+  return std::string();
+}
+
 // The whole content of a file ("" when it cannot be read).
 inline std::string read_file(const std::string& path) {
   std::string s;

@@ -28,6 +28,13 @@
 //   paging_bench [--quick] [--limit SIZE] [--reps N] [--ratios LIST] [--modes LIST]
 //                [--vmrt-cgroup] [--vmrt-cg-physmem SIZE] [--no-host] [--swap-dir DIR]
 //                [--timeout SEC] [--trap MODE]
+//   paging_bench [--limit SIZE] [--reps N] [...] -- PROGRAM [ARGS...]
+// With a program after `--`, the sweep is replaced by that one program, run on both sides
+// as it is (so any program can be compared under the same limit): time = the process's
+// wall time (fork to reaped), pages in/out as above (vmrt's summed over every process of
+// the run, its reports going to a file of their own), and every run must exit 0 and print
+// the same bytes on stdout (their XXH64 is the checksum).  The host's swap file is then
+// 8 x LIMIT, at least 1 GiB (vmrun's own default).
 // --quick: 1 rep, LIMIT 16M unless given, 2 passes, pages / 2 touches (a smoke run, < 60 s:
 // with 1 x pages touches it took 58 s at load 5-8).
 // The host's memory cgroup (v1 at least) sometimes OOM-kills a process that is swapping
@@ -55,6 +62,9 @@
 #include <sys/swap.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#define XXH_INLINE_ALL  // header-only, as vm/swap_pager.cpp
+#include <xxhash.h>
 
 #include "bench/bench_common.h"
 
@@ -143,8 +153,10 @@ long long keyed(const std::string& text, const std::string& key) {
   return -1;
 }
 
-// The number before " <label>" on a line of its own (vmstat -s style, right-aligned); -1.
-long long counter_line(const std::string& text, const std::string& label) {
+// The number before " <label>" on a line of its own (vmstat -s style, right-aligned): of the
+// last report in text, or with sum the total over every report (one per process); -1 when
+// none has it.
+long long counter_line(const std::string& text, const std::string& label, bool sum = false) {
   size_t at = 0;
   long long v = -1;
   while ((at = text.find(label, at)) != std::string::npos) {
@@ -154,7 +166,7 @@ long long counter_line(const std::string& text, const std::string& label) {
       b = b == std::string::npos ? 0 : b + 1;
       char* stop = nullptr;
       long long x = std::strtoll(text.c_str() + b, &stop, 10);
-      if (stop != nullptr && stop <= text.c_str() + at) v = x;  // the last report wins
+      if (stop != nullptr && stop <= text.c_str() + at) v = sum && v >= 0 ? v + x : x;
     }
     at = end;
   }
@@ -431,9 +443,13 @@ struct config {
   std::string ratios = "0.5,1,2,4", modes = "seq,random", swap_dir = "/var/tmp", trap;
   int timeout_s = 600;
   std::string workload, vmrun;
+  std::vector<std::string> program;  // after `--`: this program instead of the sweep
 };
 
+constexpr const char* kProgramMode = "program";
+
 std::vector<std::string> workload_args(const config& c, const std::string& mode, std::uint64_t mb) {
+  if (mode == kProgramMode) return c.program;
   std::uint64_t pages = mb * kMiB / 4096;
   if (mode == "seq") return {c.workload, mode, std::to_string(mb), c.quick ? "2" : "3"};
   return {c.workload, mode, std::to_string(mb), std::to_string(c.quick ? pages / 2 : 2 * pages), "42"};
@@ -494,6 +510,19 @@ run_result run_one(const config& c, cgroup_host& cg, const swap_host& sw, side s
       return r;
     }
   }
+  // A program's stdout is its own: vmrt's reports go to a file (kept open across the exec).
+  const bool program = mode == kProgramMode;
+  char stats_path[] = "/tmp/paging_bench_stats.XXXXXX";
+  int stats_fd = -1;
+  if (program && sd != side::host) {
+    stats_fd = mkstemp(stats_path);
+    if (stats_fd < 0) {
+      r.error = std::string("mkstemp: ") + std::strerror(errno);
+      return r;
+    }
+    unlink(stats_path);
+  }
+  const std::string stats_fd_text = std::to_string(stats_fd < 0 ? 1 : stats_fd);
   std::string vmstat0 = bench::read_file("/proc/vmstat");
   const char* procs_path = nullptr;
   std::string procs = std::string(g_cgroup) + "/cgroup.procs";
@@ -505,7 +534,8 @@ run_result run_one(const config& c, cgroup_host& cg, const swap_host& sw, side s
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (vm) {
           setenv("VMRT_STATS", "1", 1);
-          setenv("VMRT_STATS_FD", "1", 1);  // the reports follow the workload's line on stdout
+          // (the workload's: the reports follow its line on stdout)
+          setenv("VMRT_STATS_FD", stats_fd_text.c_str(), 1);
         }
         if (procs_path != nullptr) {
           char pid[32];
@@ -528,6 +558,18 @@ run_result run_one(const config& c, cgroup_host& cg, const swap_host& sw, side s
     r.host_pagein = keyed(vmstat1, "pswpin") - keyed(vmstat0, "pswpin");
     r.host_pageout = keyed(vmstat1, "pswpout") - keyed(vmstat0, "pswpout");
   }
+  std::string stats = cr.out;
+  if (stats_fd >= 0) {
+    stats.clear();
+    char buf[65536];
+    for (off_t off = 0;;) {
+      ssize_t n = pread(stats_fd, buf, sizeof buf, off);
+      if (n <= 0) break;
+      stats.append(buf, size_t(n));
+      off += n;
+    }
+    close(stats_fd);
+  }
   std::string err = bench::exit_error(cr, c.timeout_s);
   if (!err.empty()) {
     if (in_cgroup && WIFEXITED(cr.status) && WEXITSTATUS(cr.status) == 126) err = "could not join the cgroup";
@@ -538,10 +580,18 @@ run_result run_one(const config& c, cgroup_host& cg, const swap_host& sw, side s
     r.error = err;
     return r;
   }
-  parse_workload(cr.out, r);
+  if (program) {
+    char sum[32];
+    std::snprintf(sum, sizeof sum, "%016llx", (unsigned long long)XXH64(cr.out.data(), cr.out.size(), 0));
+    r.checksum = sum;
+    r.ms = cr.process_ms;
+    r.ok = true;
+  } else {
+    parse_workload(cr.out, r);
+  }
   if (vm) {
-    r.pagein = counter_line(cr.out, " swap pager pages paged in");
-    r.pageout = counter_line(cr.out, " swap pager pages paged out");
+    r.pagein = counter_line(stats, " swap pager pages paged in", program);
+    r.pageout = counter_line(stats, " swap pager pages paged out", program);
   } else {
     r.pagein = r.host_pagein;
     r.pageout = r.host_pageout;
@@ -556,11 +606,14 @@ struct point {
   std::map<side, std::vector<run_result>> runs;
 };
 
+// "-" for the program's point (it has no working-set ratio or size).
 std::string ratio_label(double r) {
+  if (r <= 0) return "-";
   char b[32];
   std::snprintf(b, sizeof b, "%g", r);
   return b;
 }
+std::string mb_label(std::uint64_t mb) { return mb == 0 ? "-" : std::to_string(mb); }
 
 // Median of a field over the successful runs; NaN when none.
 template <class F>
@@ -582,7 +635,7 @@ void usage() {
   std::fprintf(stderr,
                "usage: paging_bench [--quick] [--limit SIZE] [--reps N] [--ratios LIST] [--modes seq,random]\n"
                "                    [--vmrt-cgroup] [--vmrt-cg-physmem SIZE] [--no-host] [--swap-dir DIR]\n"
-               "                    [--timeout SEC] [--trap MODE]\n");
+               "                    [--timeout SEC] [--trap MODE] [-- PROGRAM [ARGS...]]\n");
 }
 
 }  // namespace
@@ -616,6 +669,10 @@ int main(int argc, char** argv) {
       c.timeout_s = std::atoi(bench::option_value(argc, argv, i, kProg));
     } else if (a == "--trap") {
       c.trap = bench::option_value(argc, argv, i, kProg);
+    } else if (a == "--") {
+      c.program.assign(argv + i + 1, argv + argc);
+      if (c.program.empty()) return usage(), kExitUsage;
+      break;
     } else {
       usage();
       return kExitUsage;
@@ -632,6 +689,14 @@ int main(int argc, char** argv) {
   std::string bin = bench::dir_of(bench::self_exe());
   c.workload = bin + "/paging_workload";
   c.vmrun = bin + "/vmrun";
+  if (!c.program.empty()) {  // execv takes a path: look the program up in PATH as a shell would
+    std::string found = bench::find_in_path(c.program[0]);
+    if (found.empty()) {
+      std::fprintf(stderr, "%s: %s: not found\n", kProg, c.program[0].c_str());
+      return kExitUsage;
+    }
+    c.program[0] = c.workload = found;
+  }
   for (const std::string& p : {c.workload, c.vmrun})
     if (access(p.c_str(), X_OK) != 0) {
       std::fprintf(stderr, "%s: %s missing (cmake --build build --target paging_bench vmrun vmrt_malloc)\n", kProg,
@@ -640,7 +705,8 @@ int main(int argc, char** argv) {
     }
 
   std::vector<point> points;
-  for (const std::string& m : bench::split_list(c.modes)) {
+  if (!c.program.empty()) points.push_back({kProgramMode, 0, 0, {}});
+  for (const std::string& m : bench::split_list(c.program.empty() ? c.modes : std::string())) {
     if (m != "seq" && m != "random") {
       std::fprintf(stderr, "%s: unknown mode %s\n", kProg, m.c_str());
       return kExitUsage;
@@ -671,6 +737,7 @@ int main(int argc, char** argv) {
     std::uint64_t max_mb = 0;
     for (const point& p : points) max_mb = std::max(max_mb, p.mb);
     std::uint64_t bytes = std::max(4 * c.limit, max_mb * kMiB) + 64 * kMiB;
+    if (!c.program.empty()) bytes = std::max(8 * c.limit, std::uint64_t{1024} * kMiB);  // vmrun's default swap
     sw = setup_swap(c.swap_dir, bytes);
     if (!sw.usable) skip = sw.why;
   }
@@ -704,13 +771,13 @@ int main(int argc, char** argv) {
       for (side sd : order) {
         run_result r = run_one(c, cg, sw, sd, p.mode, p.mb);
         for (int retry = 0; !r.ok && r.oom && retry < 2; ++retry) {
-          std::printf("  rep %d %-6s r=%-5s %4llu MB %-7s OOM-killed in the cgroup, retrying\n", rep + 1,
-                      p.mode.c_str(), ratio_label(p.ratio).c_str(), (unsigned long long)p.mb, kSideName[int(sd)]);
+          std::printf("  rep %d %-6s r=%-5s %4s MB %-7s OOM-killed in the cgroup, retrying\n", rep + 1,
+                      p.mode.c_str(), ratio_label(p.ratio).c_str(), mb_label(p.mb).c_str(), kSideName[int(sd)]);
           ++oom_retries;
           r = run_one(c, cg, sw, sd, p.mode, p.mb);
         }
-        std::printf("  rep %d %-6s r=%-5s %4llu MB %-7s %s", rep + 1, p.mode.c_str(), ratio_label(p.ratio).c_str(),
-                    (unsigned long long)p.mb, kSideName[int(sd)], r.ok ? "" : "FAILED: ");
+        std::printf("  rep %d %-6s r=%-5s %4s MB %-7s %s", rep + 1, p.mode.c_str(), ratio_label(p.ratio).c_str(),
+                    mb_label(p.mb).c_str(), kSideName[int(sd)], r.ok ? "" : "FAILED: ");
         if (r.ok)
           std::printf("%9.1f ms  in %lld out %lld  checksum %s%s\n", r.ms, r.pagein, r.pageout, r.checksum.c_str(),
                       std::isnan(r.peak_mb) ? "" : ("  cgroup peak " + fmt(r.peak_mb, "%.1f") + " MiB").c_str());
@@ -740,9 +807,10 @@ int main(int argc, char** argv) {
 
   bool host = skip.empty();
   if (host) std::printf("host OOM kills retried: %d\n", oom_retries);
-  std::printf("\nmedians of %d rep(s); time = the workload's own (malloc to last check); pages in/out: host = "
-              "/proc/vmstat pswpin/pswpout, vmrt = its swap pager's%s\n",
-              c.reps, host ? "; host peak / vmrt peak = the cgroup's peak charge (MiB, page cache included: the host's limited, "
+  std::printf("\nmedians of %d rep(s); time = %s; pages in/out: host = /proc/vmstat pswpin/pswpout, vmrt = its swap "
+              "pager's%s\n",
+              c.reps, c.program.empty() ? "the workload's own (malloc to last check)" : "the program's wall time (all of it)",
+              host ? "; host peak / vmrt peak = the cgroup's peak charge (MiB, page cache included: the host's limited, "
                      "vmrt's unlimited)" : "");
   std::printf("%-6s %5s %6s | %10s %10s %9s | %9s %9s | %9s %9s", "mode", "W/L", "W MB", "host ms", "vmrt ms",
               "host/vmrt", "host in", "host out", "vmrt in", "vmrt out");
@@ -761,8 +829,8 @@ int main(int argc, char** argv) {
     double hout = med(get(side::host), [](const run_result& r) { return r.pageout; });
     double vin = med(get(side::vmrt), [](const run_result& r) { return r.pagein; });
     double vout = med(get(side::vmrt), [](const run_result& r) { return r.pageout; });
-    std::printf("%-6s %5s %6llu | %10s %10s %9s | %9s %9s | %9s %9s", p.mode.c_str(), ratio_label(p.ratio).c_str(),
-                (unsigned long long)p.mb, fmt(hm, "%.1f").c_str(), fmt(vm, "%.1f").c_str(),
+    std::printf("%-6s %5s %6s | %10s %10s %9s | %9s %9s | %9s %9s", p.mode.c_str(), ratio_label(p.ratio).c_str(),
+                mb_label(p.mb).c_str(), fmt(hm, "%.1f").c_str(), fmt(vm, "%.1f").c_str(),
                 fmt(hm / vm, "%.2fx").c_str(), fmt(hin, "%.0f").c_str(), fmt(hout, "%.0f").c_str(),
                 fmt(vin, "%.0f").c_str(), fmt(vout, "%.0f").c_str());
     double cm = NAN, cin = NAN, cout = NAN;
@@ -793,7 +861,7 @@ int main(int argc, char** argv) {
       auto it = p.runs.find(sd);
       return it == p.runs.end() ? std::vector<run_result>() : it->second;
     };
-    std::string n = "metric paging_" + p.mode + "_r" + ratio_label(p.ratio);
+    std::string n = "metric paging_" + p.mode + (p.mode == kProgramMode ? "" : "_r" + ratio_label(p.ratio));
     double hm = med(get(side::host), [](const run_result& r) { return r.ms; });
     double vm = med(get(side::vmrt), [](const run_result& r) { return r.ms; });
     if (host) bench::print_metric(n + "_ratio", hm / vm);
