@@ -47,6 +47,7 @@ bool keep_freed_locked() {
   if (g.decay_ticks == 0) return false;
   if (g.src->shortages == nullptr) return true;
   const std::uint32_t n = g.src->shortages(g.src->ctx);
+  if (n == g.short_seen && !g.short_now) return true;  // the usual case: no clock read
   const std::uint16_t now = coarse_ticks();
   if (n != g.short_seen) {
     g.short_seen = n;
