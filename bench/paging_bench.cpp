@@ -559,15 +559,8 @@ run_result run_one(const config& c, cgroup_host& cg, const swap_host& sw, side s
     r.host_pageout = keyed(vmstat1, "pswpout") - keyed(vmstat0, "pswpout");
   }
   std::string stats = cr.out;
-  if (stats_fd >= 0) {
-    stats.clear();
-    char buf[65536];
-    for (off_t off = 0;;) {
-      ssize_t n = pread(stats_fd, buf, sizeof buf, off);
-      if (n <= 0) break;
-      stats.append(buf, size_t(n));
-      off += n;
-    }
+  if (stats_fd >= 0) {  // (unlinked: read through the descriptor)
+    stats = bench::read_file("/proc/self/fd/" + stats_fd_text);
     close(stats_fd);
   }
   std::string err = bench::exit_error(cr, c.timeout_s);

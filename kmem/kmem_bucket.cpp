@@ -56,7 +56,7 @@ bool keep_freed_locked() {
     ++g.short_releases;
     const std::size_t bytes = page_cache_flush_locked() + lcache_expire_locked(0, true) + medium_trim_locked();
     g.short_pages += bytes >> kPageShift;
-  } else if (g.short_now && static_cast<std::uint16_t>(now - g.short_stamp) >= g.decay_ticks) {
+  } else if (static_cast<std::uint16_t>(now - g.short_stamp) >= g.decay_ticks) {  // (short_now here)
     g.short_now = false;
   }
   return !g.short_now;
@@ -67,7 +67,7 @@ bool keep_freed_locked() {
 // short of memory first gets back what kmem keeps: a program that only allocates after
 // the shortage began would otherwise never free into keep_freed_locked to see it.)
 void* source_alloc_locked(std::size_t npages, std::size_t align_pages, bool* zeroed) {
-  if (g.src->shortages != nullptr) (void)keep_freed_locked();
+  (void)keep_freed_locked();
   auto get = [&] {
     if (zeroed != nullptr && g.src->alloc_pages_any != nullptr)
       return g.src->alloc_pages_any(g.src->ctx, npages, align_pages, zeroed);

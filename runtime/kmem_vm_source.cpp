@@ -109,7 +109,8 @@ std::size_t heap_discard_sparse(void*, void* addr, std::size_t npages, std::size
 // the faults that reclaimed for themselves.  It moves only under paging, where kmem then
 // gives back the freed memory it keeps for reuse (python building a 400 K-entry dict under
 // --physmem 64M: the large cache kept the dict's old tables, 15 MB, which the pageout
-// daemon wrote to swap — 1.7 K pages in, 2.7 K out, 1.47 s; now none, 1.0 s, native 0.9).
+// daemon wrote to swap — 1.4-1.6 K pages in, 2.6 K out, 1.3-2.3 s; now 360 in, 405 out,
+// 1.0-1.2 s, 0.9 s natively without a limit).
 std::uint32_t heap_shortages(void*) {
   return static_cast<std::uint32_t>(vm_stat_get(V_PD_WAKEUPS) + vm_stat_get(V_PD_DIRECT));
 }
